@@ -1,0 +1,130 @@
+/* libmamba: train and run Mamba (selective state-space) models in C.
+ *
+ * The public API. Handles are opaque; every call that can fail returns 0 on
+ * success and -1 on failure, with a one-line reason in mb_error_last().
+ * Tensors cross this boundary as host arrays in row-major (B, L, ...) order. */
+#ifndef MAMBA_H
+#define MAMBA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MB_VERSION "0.1.0"
+#define MB_IGNORE_INDEX (-100) /* targets equal to this add nothing to the loss */
+
+typedef struct mb_ctx mb_ctx;     /* a device: "cpu", "cuda", "cuda:N" */
+typedef struct mb_model mb_model; /* parameters, gradients and activation buffers */
+typedef struct mb_state mb_state; /* recurrent state: conv and SSM state per layer */
+typedef struct mb_optim mb_optim; /* AdamW moments, schedule and step count */
+
+/* Reason for the last failure on this thread. */
+const char *mb_error_last(void);
+
+/* ---- context ------------------------------------------------------------ */
+mb_ctx *mb_ctx_create(const char *device);
+void mb_ctx_free(mb_ctx *ctx);
+const char *mb_ctx_name(const mb_ctx *ctx);
+void mb_ctx_set_threads(mb_ctx *ctx, int n_threads); /* CPU; 0 = all cores */
+
+/* ---- model configuration: mamba_ssm's MambaConfig ----------------------- */
+typedef enum { MB_INIT_S4D_REAL = 0, MB_INIT_S4D_LIN = 1 } mb_ssm_init;
+
+typedef struct {
+    int d_model;
+    int n_layer;
+    int vocab_size;
+    int d_state;     /* N */
+    int d_conv;      /* K */
+    int expand;      /* d_inner = expand * d_model */
+    int dt_rank;     /* 0 = ceil(d_model / 16) */
+    mb_ssm_init init; /* S4D-Real (real A) or S4D-Lin (complex A) */
+    int rms_norm;    /* 1: RMSNorm, 0: LayerNorm */
+    int tie_embeddings;
+    int pad_vocab_size_multiple;
+    float norm_eps;
+    float dt_min, dt_max, dt_init_floor; /* dt initialization range */
+} mb_config;
+
+/* mamba_ssm's defaults (d_model 2560, n_layer 64, vocab 50277, N 16, K 4,
+ * expand 2, RMSNorm, tied, pad to 8); override what you need. */
+void mb_config_default(mb_config *cfg);
+/* Resolve derived fields (dt_rank) and check ranges; -1 with a reason. */
+int mb_config_check(mb_config *cfg);
+int mb_config_vocab_padded(const mb_config *cfg);
+int mb_config_d_inner(const mb_config *cfg);
+
+/* ---- model -------------------------------------------------------------- */
+mb_model *mb_model_create(mb_ctx *ctx, const mb_config *cfg, uint64_t seed);
+void mb_model_free(mb_model *m);
+const mb_config *mb_model_config(const mb_model *m);
+size_t mb_model_num_params(const mb_model *m);
+/* Keep only each layer's input during forward and recompute the layer inside
+ * backward: activation memory of one layer instead of all. */
+void mb_model_set_recompute(mb_model *m, int on);
+
+/* Checkpoints: safetensors with mamba_ssm's tensor names and the config as
+ * JSON under __metadata__["config"]. Written to a temporary file, flushed,
+ * then renamed over `path`. */
+int mb_model_save(const mb_model *m, const char *path);
+mb_model *mb_model_load(mb_ctx *ctx, const char *path);
+
+typedef struct {
+    double loss_sum; /* natural-log cross-entropy summed over counted targets */
+    int64_t count;   /* targets not equal to MB_IGNORE_INDEX */
+    int64_t correct; /* counted targets where the argmax was right */
+} mb_loss_stats;
+
+/* Forward over tokens (B, L). logits (B, L, vocab_padded) is optional. With
+ * targets (B, L) it also fills stats (targets may be NULL). */
+int mb_model_forward(mb_model *m, const int32_t *tokens, int B, int L,
+                     const int32_t *targets, float *logits, mb_loss_stats *stats);
+/* Forward, mean cross-entropy over counted targets, backward: gradients are
+ * added to the model's gradient buffer (zeroed by mb_optim_step). */
+int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t *targets,
+                              int B, int L, mb_loss_stats *stats);
+void mb_model_zero_grad(mb_model *m);
+
+/* ---- recurrent inference -------------------------------------------------
+ * A state holds, per layer, the last d_conv-1 conv inputs and the SSM state.
+ * mb_model_step consumes one token per sequence; mb_model_forward_chunk
+ * consumes L tokens per sequence starting from the state and leaves the
+ * state at the chunk's end, so a long sequence can be fed in pieces and
+ * gives the same logits as fed whole. */
+mb_state *mb_state_create(mb_model *m, int B);
+void mb_state_reset(mb_state *s);
+void mb_state_free(mb_state *s);
+int mb_model_step(mb_model *m, mb_state *s, const int32_t *tokens, float *logits);
+int mb_model_forward_chunk(mb_model *m, mb_state *s, const int32_t *tokens, int L,
+                           float *logits);
+
+/* ---- optimizer: AdamW, linear warmup + cosine decay, norm clipping ------- */
+typedef struct {
+    float lr;           /* peak learning rate */
+    float min_lr;       /* floor of the cosine decay */
+    float beta1, beta2, eps;
+    float weight_decay; /* decoupled; never on norms, biases, A_log, A_imag, D */
+    float grad_clip;    /* max global L2 norm; 0 = off */
+    int64_t warmup_steps;
+    int64_t total_steps; /* cosine reaches min_lr here; 0 = constant after warmup */
+} mb_optim_config;
+
+void mb_optim_config_default(mb_optim_config *oc);
+mb_optim *mb_optim_create(mb_model *m, const mb_optim_config *oc);
+void mb_optim_free(mb_optim *o);
+/* Clip, update with the scheduled rate, zero the gradients, count the step.
+ * grad_norm and lr (optional) report the pre-clip norm and the rate used. */
+int mb_optim_step(mb_optim *o, float *grad_norm, float *lr);
+int64_t mb_optim_step_count(const mb_optim *o);
+float mb_optim_lr_at(const mb_optim_config *oc, int64_t step);
+/* Optimizer state (moments, step) in a second safetensors file. */
+int mb_optim_save(const mb_optim *o, const char *path);
+int mb_optim_load(mb_optim *o, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,71 @@
+/* Internal core of libmamba: context, errors, arenas, random numbers.
+ * Everything above (ops, nn, models, train) includes this; nothing here
+ * knows about models. */
+#ifndef MB_CORE_H
+#define MB_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "mamba.h"
+
+#if defined(__GNUC__)
+#define MB_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define MB_PRINTF(a, b)
+#endif
+
+/* ---- errors --------------------------------------------------------------
+ * Library calls return 0 on success and -1 on failure; the message of the
+ * last failure on this thread is kept for mb_error_last(). */
+int mb_error_set(const char *fmt, ...) MB_PRINTF(1, 2); /* always returns -1 */
+void mb_error_clear(void);
+
+/* Allocation that reports failure through mb_error_set. */
+void *mb_malloc(size_t bytes, const char *what);
+void *mb_calloc(size_t n, size_t size, const char *what);
+
+/* ---- context ------------------------------------------------------------- */
+typedef enum { MB_DEV_CPU = 0, MB_DEV_CUDA = 1 } mb_device_kind;
+
+struct mb_ctx {
+    mb_device_kind kind;
+    int device_index;   /* cuda:N */
+    int n_threads;      /* CPU threads for OpenMP regions */
+    int allow_tf32;     /* CUDA only: GEMMs in TF32 when set */
+    void *cuda;         /* backend state (stream, cuBLAS handle), NULL on CPU */
+};
+
+/* ---- arenas --------------------------------------------------------------
+ * A bump allocator over one block, sized once per shape: a step takes its
+ * scratch from here and never calls malloc. */
+typedef struct {
+    char *base;
+    size_t cap;
+    size_t used;
+    size_t peak;
+    mb_device_kind kind;
+} mb_arena;
+
+int mb_arena_init(mb_arena *a, mb_ctx *ctx, size_t cap);
+void mb_arena_free(mb_arena *a);
+/* 64-byte aligned; NULL (and an error) when the arena is too small, which
+ * is a sizing bug, not a condition to recover from. */
+void *mb_arena_alloc(mb_arena *a, size_t bytes);
+float *mb_arena_floats(mb_arena *a, size_t n);
+static inline void mb_arena_reset(mb_arena *a) { a->used = 0; }
+static inline size_t mb_align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* ---- random numbers ------------------------------------------------------
+ * xoshiro256** seeded through splitmix64: fast, portable and identical on
+ * every platform, so a seed names one run everywhere. */
+typedef struct { uint64_t s[4]; } mb_rng;
+
+void mb_rng_seed(mb_rng *r, uint64_t seed);
+uint64_t mb_rng_u64(mb_rng *r);
+double mb_rng_uniform(mb_rng *r);             /* [0, 1) */
+double mb_rng_normal(mb_rng *r);              /* N(0, 1) */
+uint32_t mb_rng_below(mb_rng *r, uint32_t n); /* [0, n), unbiased */
+
+#endif

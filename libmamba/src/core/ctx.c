@@ -1,0 +1,73 @@
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "core/core.h"
+
+mb_ctx *mb_ctx_create(const char *device)
+{
+    if (!device || !*device) device = "cpu";
+    mb_ctx *ctx = mb_calloc(1, sizeof *ctx, "context");
+    if (!ctx) return NULL;
+    if (strcmp(device, "cpu") == 0) {
+        ctx->kind = MB_DEV_CPU;
+        mb_ctx_set_threads(ctx, 0);
+        return ctx;
+    }
+    if (strncmp(device, "cuda", 4) == 0 && (device[4] == '\0' || device[4] == ':')) {
+        int index = 0;
+        if (device[4] == ':') {
+            char *end;
+            long v = strtol(device + 5, &end, 10);
+            if (end == device + 5 || *end || v < 0 || v > 1024) {
+                free(ctx);
+                mb_error_set("bad device '%s' (expected cpu, cuda or cuda:N)", device);
+                return NULL;
+            }
+            index = (int)v;
+        }
+#ifdef MB_HAVE_CUDA
+        extern int mb_cuda_ctx_init(mb_ctx * ctx, int index);
+        ctx->kind = MB_DEV_CUDA;
+        ctx->device_index = index;
+        mb_ctx_set_threads(ctx, 0);
+        if (mb_cuda_ctx_init(ctx, index) != 0) {
+            free(ctx);
+            return NULL;
+        }
+        return ctx;
+#else
+        (void)index;
+        free(ctx);
+        mb_error_set("device '%s': this libmamba was built without CUDA (MAMBA_CUDA=OFF)", device);
+        return NULL;
+#endif
+    }
+    free(ctx);
+    mb_error_set("bad device '%s' (expected cpu, cuda or cuda:N)", device);
+    return NULL;
+}
+
+void mb_ctx_free(mb_ctx *ctx)
+{
+    if (!ctx) return;
+#ifdef MB_HAVE_CUDA
+    extern void mb_cuda_ctx_free(mb_ctx * ctx);
+    if (ctx->kind == MB_DEV_CUDA) mb_cuda_ctx_free(ctx);
+#endif
+    free(ctx);
+}
+
+const char *mb_ctx_name(const mb_ctx *ctx) { return ctx->kind == MB_DEV_CPU ? "cpu" : "cuda"; }
+
+void mb_ctx_set_threads(mb_ctx *ctx, int n_threads)
+{
+#ifdef _OPENMP
+    if (n_threads <= 0) n_threads = omp_get_max_threads();
+#else
+    n_threads = 1;
+#endif
+    ctx->n_threads = n_threads;
+}

@@ -1,0 +1,56 @@
+/* The Mamba mixer (mamba_ssm's Mamba module): in_proj -> causal conv1d ->
+ * SiLU -> x_proj -> dt_proj -> selective scan (D skip, z gate) -> out_proj. */
+#ifndef MB_MIXER_H
+#define MB_MIXER_H
+
+#include "nn/params.h"
+#include "ops/ops.h"
+
+typedef struct {
+    int d_model, d_inner, d_state, d_conv, dt_rank, is_complex;
+    int n_bc;     /* floats per B (and per C) row: N, or 2N when complex */
+    int xdbl_dim; /* dt_rank + 2 * n_bc: x_proj's output width */
+    /* indices into the owning model's parameter table (-1 when absent) */
+    int p_in_proj, p_conv_w, p_conv_b, p_x_proj, p_dt_w, p_dt_b, p_A_log, p_A_imag, p_D, p_out_proj;
+} mb_mixer;
+
+/* What forward keeps for backward, over M = B*L rows. */
+typedef struct {
+    float *xz;    /* (M, 2*Di): x | z from in_proj */
+    float *xconv; /* (M, Di): conv output before SiLU */
+    float *xc;    /* (M, Di): after SiLU, the scan's u */
+    float *xdbl;  /* (M, xdbl_dim): dt | B | C */
+    float *delta; /* (M, Di): dt_proj(dt) without its bias (the scan adds it) */
+    float *ys;    /* (M, Di): scan output, gated by silu(z) */
+    float *A;     /* (Di, N): -exp(A_log) */
+} mb_mixer_acts;
+
+/* Recurrent state of one mixer for B sequences. */
+typedef struct {
+    float *conv; /* (B, K-1, Di): the last conv inputs */
+    float *ssm;  /* (B, Di, N) or (B, Di, N, 2) */
+} mb_mixer_state;
+
+/* Register the mixer's tensors under `prefix` (e.g. "backbone.layers.3.mixer"). */
+int mb_mixer_register(mb_mixer *mx, mb_params *ps, const char *prefix, const mb_config *cfg);
+/* mamba_ssm's initialization, written into host memory `data` laid out as ps. */
+void mb_mixer_init_weights(const mb_mixer *mx, const mb_params *ps, float *data,
+                           const mb_config *cfg, mb_rng *rng);
+
+size_t mb_mixer_acts_floats(const mb_mixer *mx, int M);
+void mb_mixer_acts_bind(mb_mixer_acts *a, const mb_mixer *mx, float *buf, int M);
+size_t mb_mixer_state_floats(const mb_mixer *mx, int B);
+void mb_mixer_state_bind(mb_mixer_state *s, const mb_mixer *mx, float *buf, int B);
+/* Scratch (bytes) forward and backward need beyond the acts. */
+size_t mb_mixer_workspace(mb_ctx *ctx, const mb_mixer *mx, int B, int L);
+
+/* out (M, d_model) = mixer(u). With st, the conv and the scan start from the
+ * state and leave it at the end of the L steps (L = 1 is the recurrent step). */
+int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
+                 const float *u, float *out, mb_mixer_acts *a, mb_mixer_state *st, mb_arena *ws);
+/* du = du_beta * du + d mixer / du; parameter gradients accumulated. */
+int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
+                 const float *u, const mb_mixer_acts *a, const float *dout, float *du,
+                 float du_beta, mb_arena *ws);
+
+#endif

@@ -1,0 +1,47 @@
+/* A model's parameters: one contiguous buffer with a table of (name, shape,
+ * offset). Gradients and optimizer moments mirror the same layout, so one
+ * pass over `count` floats serves the optimizer, clipping, all-reduce and
+ * checkpoint I/O. */
+#ifndef MB_PARAMS_H
+#define MB_PARAMS_H
+
+#include "core/core.h"
+
+#define MB_PARAM_NAME_MAX 96
+#define MB_PARAM_MAX_DIMS 4
+
+typedef struct {
+    char name[MB_PARAM_NAME_MAX]; /* mamba_ssm state_dict name */
+    int ndim;
+    int64_t shape[MB_PARAM_MAX_DIMS];
+    size_t offset; /* in floats, into data / grad */
+    size_t numel;
+    int decay;     /* 1: AdamW weight decay applies */
+} mb_param;
+
+typedef struct {
+    mb_param *items;
+    int n, cap;
+    size_t total;  /* floats in the buffer (each tensor 16-float aligned) */
+    float *data;   /* device memory of the owning context */
+    float *grad;
+} mb_params;
+
+/* Register a tensor; returns its index or -1. Shapes are fixed before
+ * mb_params_alloc. */
+int mb_params_add(mb_params *ps, const char *name, int decay, int ndim, const int64_t *shape);
+int mb_params_alloc(mb_params *ps, mb_ctx *ctx);
+void mb_params_free(mb_params *ps, mb_ctx *ctx);
+int mb_params_find(const mb_params *ps, const char *name);
+static inline float *mb_param_data(const mb_params *ps, int i) { return ps->data + ps->items[i].offset; }
+static inline float *mb_param_grad(const mb_params *ps, int i) { return ps->grad + ps->items[i].offset; }
+
+/* Device buffers: plain malloc on the CPU, cudaMalloc on a GPU. */
+float *mb_dev_alloc_floats(mb_ctx *ctx, size_t n, const char *what);
+void mb_dev_free(mb_ctx *ctx, void *p);
+/* Copies between host and the context's device (plain memcpy on the CPU). */
+int mb_dev_upload(mb_ctx *ctx, void *dst, const void *src, size_t bytes);
+int mb_dev_download(mb_ctx *ctx, void *dst, const void *src, size_t bytes);
+int mb_dev_zero(mb_ctx *ctx, void *dst, size_t bytes);
+
+#endif

@@ -1,0 +1,105 @@
+/* The one place where an op picks its backend. A context can only be CUDA
+ * when the library was built with MAMBA_CUDA (mb_ctx_create refuses it
+ * otherwise), so the CPU branch is the fallthrough. */
+#include "ops/ops.h"
+
+#ifdef MB_HAVE_CUDA
+#define MB_ON_CUDA(ctx) ((ctx)->kind == MB_DEV_CUDA)
+#else
+#define MB_ON_CUDA(ctx) 0
+#define MB_NO_CUDA_IMPL
+#endif
+
+#ifdef MB_NO_CUDA_IMPL
+/* Never called: MB_ON_CUDA is constant 0. Declared so each dispatcher below
+ * reads the same with and without the CUDA backend. */
+#define DISPATCH_VOID(name, ...) name##_cpu(__VA_ARGS__)
+#define DISPATCH_RET(name, ...) return name##_cpu(__VA_ARGS__)
+#else
+#define DISPATCH_VOID(name, ...) \
+    do { if (MB_ON_CUDA(ctx)) name##_cuda(__VA_ARGS__); else name##_cpu(__VA_ARGS__); } while (0)
+#define DISPATCH_RET(name, ...) \
+    do { if (MB_ON_CUDA(ctx)) return name##_cuda(__VA_ARGS__); return name##_cpu(__VA_ARGS__); } while (0)
+#endif
+
+void mb_gemm(MB_OPS_GEMM_ARGS)
+{
+    DISPATCH_VOID(mb_gemm, ctx, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void mb_colsum_acc(mb_ctx *ctx, int M, int N, const float *x, int ldx, float *out)
+{
+    DISPATCH_VOID(mb_colsum_acc, ctx, M, N, x, ldx, out);
+}
+
+void mb_conv1d_fwd(MB_OPS_CONV_FWD_ARGS)
+{
+    DISPATCH_VOID(mb_conv1d_fwd, ctx, B, L, D, K, x, ldx, w, bias, prev, y, ldy);
+}
+
+void mb_conv1d_bwd(MB_OPS_CONV_BWD_ARGS)
+{
+    DISPATCH_VOID(mb_conv1d_bwd, ctx, B, L, D, K, x, ldx, w, prev, dy, lddy, dx, lddx, dw, dbias,
+                  dprev);
+}
+
+void mb_conv1d_state_update(MB_OPS_CONV_STATE_ARGS)
+{
+    DISPATCH_VOID(mb_conv1d_state_update, ctx, B, L, D, K, x, ldx, prev);
+}
+
+void mb_act_fwd(MB_OPS_ACT_FWD_ARGS) { DISPATCH_VOID(mb_act_fwd, ctx, act, M, N, x, ldx, y, ldy); }
+
+void mb_act_bwd(MB_OPS_ACT_BWD_ARGS)
+{
+    DISPATCH_VOID(mb_act_bwd, ctx, act, M, N, x, ldx, dy, lddy, dx, lddx);
+}
+
+void mb_axpby(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y)
+{
+    DISPATCH_VOID(mb_axpby, ctx, n, a, x, b, y);
+}
+
+double mb_sumsq(mb_ctx *ctx, size_t n, const float *x) { DISPATCH_RET(mb_sumsq, ctx, n, x); }
+
+size_t mb_count_nonfinite(mb_ctx *ctx, size_t n, const float *x)
+{
+    DISPATCH_RET(mb_count_nonfinite, ctx, n, x);
+}
+
+void mb_rmsnorm_fwd(MB_OPS_RMS_FWD_ARGS) { DISPATCH_VOID(mb_rmsnorm_fwd, ctx, M, C, x, w, eps, y, rstd); }
+
+void mb_rmsnorm_bwd(MB_OPS_RMS_BWD_ARGS)
+{
+    DISPATCH_VOID(mb_rmsnorm_bwd, ctx, M, C, x, w, rstd, dy, dx, dx_beta, dw);
+}
+
+void mb_layernorm_fwd(MB_OPS_LN_FWD_ARGS)
+{
+    DISPATCH_VOID(mb_layernorm_fwd, ctx, M, C, x, w, b, eps, y, mean, rstd);
+}
+
+void mb_layernorm_bwd(MB_OPS_LN_BWD_ARGS)
+{
+    DISPATCH_VOID(mb_layernorm_bwd, ctx, M, C, x, w, mean, rstd, dy, dx, dx_beta, dw, db);
+}
+
+void mb_embed_fwd(MB_OPS_EMB_FWD_ARGS) { DISPATCH_VOID(mb_embed_fwd, ctx, M, C, tokens, W, y); }
+
+void mb_embed_bwd(MB_OPS_EMB_BWD_ARGS) { DISPATCH_VOID(mb_embed_bwd, ctx, M, C, tokens, dy, dW); }
+
+void mb_xent(MB_OPS_XENT_ARGS)
+{
+    DISPATCH_VOID(mb_xent, ctx, M, V, logits, targets, ignore_index, grad_scale, dlogits, stats);
+}
+
+void mb_adamw(MB_OPS_ADAMW_ARGS)
+{
+    DISPATCH_VOID(mb_adamw, ctx, n, p, g, m, v, lr, beta1, beta2, eps, wd, bc1, bc2);
+}
+
+size_t mb_scan_workspace(mb_ctx *ctx, const mb_scan_params *p) { DISPATCH_RET(mb_scan_workspace, ctx, p); }
+
+void mb_scan_fwd(MB_OPS_SCAN_FWD_ARGS) { DISPATCH_VOID(mb_scan_fwd, ctx, p, y, hT, ws); }
+
+void mb_scan_bwd(MB_OPS_SCAN_BWD_ARGS) { DISPATCH_VOID(mb_scan_bwd, ctx, p, dy, dhT, g, ws); }

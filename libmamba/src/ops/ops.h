@@ -1,0 +1,186 @@
+/* Stateless kernels. Each op family has a CPU reference (ops/NAME.c, the
+ * *_cpu functions) and, with MAMBA_CUDA, a CUDA version (ops/NAME.cu, the
+ * *_cuda functions) with the same signature; mb_NAME in ops/dispatch.c picks
+ * one by the context's device. Pointers are device pointers of that context.
+ *
+ * Conventions:
+ * - activations are row-major (rows, channels); `ld*` is a row stride in
+ *   floats, so a view into a wider tensor (the x or z half of in_proj's
+ *   output) needs no copy;
+ * - parameter gradients (dw, dbias, dA, ...) are ACCUMULATED (+=);
+ * - input gradients are OVERWRITTEN, except where a `beta` argument says
+ *   dx = beta * dx + grad (beta 0 or 1). */
+#ifndef MB_OPS_H
+#define MB_OPS_H
+
+#include "core/core.h"
+
+/* ---- GEMM (row-major) ----------------------------------------------------
+ * C (M, N) = alpha * op(A) @ op(B) + beta * C, op(X) = X or X^T. */
+#define MB_OPS_GEMM_ARGS mb_ctx *ctx, int transA, int transB, int M, int N, int K, float alpha, \
+    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc
+void mb_gemm(MB_OPS_GEMM_ARGS);
+void mb_gemm_cpu(MB_OPS_GEMM_ARGS);
+
+/* Linear layer on top of mb_gemm: y (M, out) = x (M, in) @ W^T (W: out x in) + bias. */
+void mb_linear_fwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx,
+                   const float *W, const float *bias, float *y, int ldy);
+/* dx = dx_beta * dx + dy @ W (dx may be NULL); dW += dy^T @ x; dbias += colsum(dy). */
+void mb_linear_bwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const float *W,
+                   const float *dy, int lddy, float *dx, int lddx, float dx_beta, float *dW,
+                   float *dbias);
+/* Column sums: out[j] += sum_i x[i, j]. */
+void mb_colsum_acc(mb_ctx *ctx, int M, int N, const float *x, int ldx, float *out);
+void mb_colsum_acc_cpu(mb_ctx *ctx, int M, int N, const float *x, int ldx, float *out);
+
+/* ---- causal depthwise conv1d over (B, L, D) -------------------------------
+ * y[b,t,d] = bias[d] + sum_k w[d,k] * x[b, t-(K-1)+k, d], where positions
+ * before t = 0 read `prev` (B, K-1, D: the K-1 inputs that preceded this
+ * chunk) or zeros when prev is NULL. w is mamba_ssm's (D, 1, K) weight. */
+#define MB_OPS_CONV_FWD_ARGS mb_ctx *ctx, int B, int L, int D, int K, const float *x, int ldx, \
+    const float *w, const float *bias, const float *prev, float *y, int ldy
+void mb_conv1d_fwd(MB_OPS_CONV_FWD_ARGS);
+void mb_conv1d_fwd_cpu(MB_OPS_CONV_FWD_ARGS);
+/* dx overwritten; dw (D, K) and dbias (D, may be NULL) accumulated; dprev
+ * (B, K-1, D) overwritten when not NULL. */
+#define MB_OPS_CONV_BWD_ARGS mb_ctx *ctx, int B, int L, int D, int K, const float *x, int ldx, \
+    const float *w, const float *prev, const float *dy, int lddy, float *dx, int lddx, \
+    float *dw, float *dbias, float *dprev
+void mb_conv1d_bwd(MB_OPS_CONV_BWD_ARGS);
+void mb_conv1d_bwd_cpu(MB_OPS_CONV_BWD_ARGS);
+/* prev (B, K-1, D) <- the last K-1 inputs of [prev; x]: the state after the chunk. */
+#define MB_OPS_CONV_STATE_ARGS mb_ctx *ctx, int B, int L, int D, int K, const float *x, int ldx, \
+    float *prev
+void mb_conv1d_state_update(MB_OPS_CONV_STATE_ARGS);
+void mb_conv1d_state_update_cpu(MB_OPS_CONV_STATE_ARGS);
+
+/* ---- elementwise ---------------------------------------------------------
+ * All act on (M, N) views with row strides; y may alias x. */
+/* SILU: x sigmoid(x). SOFTPLUS: log(1 + e^x), = x above 20 as torch does.
+ * NEGEXP: -exp(x), which maps A_log to A. */
+typedef enum { MB_ACT_SILU = 0, MB_ACT_SOFTPLUS = 1, MB_ACT_NEGEXP = 2 } mb_act;
+#define MB_OPS_ACT_FWD_ARGS mb_ctx *ctx, mb_act act, int M, int N, const float *x, int ldx, \
+    float *y, int ldy
+void mb_act_fwd(MB_OPS_ACT_FWD_ARGS);
+void mb_act_fwd_cpu(MB_OPS_ACT_FWD_ARGS);
+/* dx = dy * act'(x); dx may alias dy. */
+#define MB_OPS_ACT_BWD_ARGS mb_ctx *ctx, mb_act act, int M, int N, const float *x, int ldx, \
+    const float *dy, int lddy, float *dx, int lddx
+void mb_act_bwd(MB_OPS_ACT_BWD_ARGS);
+void mb_act_bwd_cpu(MB_OPS_ACT_BWD_ARGS);
+/* y = a * x + b * y over n contiguous floats. */
+void mb_axpby(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y);
+void mb_axpby_cpu(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y);
+/* Sum of squares (accumulated in double), returned on the host. */
+double mb_sumsq(mb_ctx *ctx, size_t n, const float *x);
+double mb_sumsq_cpu(mb_ctx *ctx, size_t n, const float *x);
+/* Number of non-finite values (NaN or Inf) among n floats. */
+size_t mb_count_nonfinite(mb_ctx *ctx, size_t n, const float *x);
+size_t mb_count_nonfinite_cpu(mb_ctx *ctx, size_t n, const float *x);
+
+/* ---- norms over the last axis of (M, C) -----------------------------------
+ * RMSNorm: y = x / sqrt(mean(x^2) + eps) * w. LayerNorm: y = (x - mean) *
+ * rstd * w + b. rstd (and mean) (M) are saved for backward. */
+#define MB_OPS_RMS_FWD_ARGS mb_ctx *ctx, int M, int C, const float *x, const float *w, float eps, \
+    float *y, float *rstd
+void mb_rmsnorm_fwd(MB_OPS_RMS_FWD_ARGS);
+void mb_rmsnorm_fwd_cpu(MB_OPS_RMS_FWD_ARGS);
+/* dx = dx_beta * dx + grad; dw accumulated. */
+#define MB_OPS_RMS_BWD_ARGS mb_ctx *ctx, int M, int C, const float *x, const float *w, \
+    const float *rstd, const float *dy, float *dx, float dx_beta, float *dw
+void mb_rmsnorm_bwd(MB_OPS_RMS_BWD_ARGS);
+void mb_rmsnorm_bwd_cpu(MB_OPS_RMS_BWD_ARGS);
+#define MB_OPS_LN_FWD_ARGS mb_ctx *ctx, int M, int C, const float *x, const float *w, \
+    const float *b, float eps, float *y, float *mean, float *rstd
+void mb_layernorm_fwd(MB_OPS_LN_FWD_ARGS);
+void mb_layernorm_fwd_cpu(MB_OPS_LN_FWD_ARGS);
+#define MB_OPS_LN_BWD_ARGS mb_ctx *ctx, int M, int C, const float *x, const float *w, \
+    const float *mean, const float *rstd, const float *dy, float *dx, float dx_beta, float *dw, \
+    float *db
+void mb_layernorm_bwd(MB_OPS_LN_BWD_ARGS);
+void mb_layernorm_bwd_cpu(MB_OPS_LN_BWD_ARGS);
+
+/* ---- embedding -----------------------------------------------------------
+ * y (M, C) = W[tokens]; backward dW[tokens[i]] += dy[i]. Tokens are checked
+ * by the caller. */
+#define MB_OPS_EMB_FWD_ARGS mb_ctx *ctx, int M, int C, const int32_t *tokens, const float *W, \
+    float *y
+void mb_embed_fwd(MB_OPS_EMB_FWD_ARGS);
+void mb_embed_fwd_cpu(MB_OPS_EMB_FWD_ARGS);
+#define MB_OPS_EMB_BWD_ARGS mb_ctx *ctx, int M, int C, const int32_t *tokens, const float *dy, \
+    float *dW
+void mb_embed_bwd(MB_OPS_EMB_BWD_ARGS);
+void mb_embed_bwd_cpu(MB_OPS_EMB_BWD_ARGS);
+
+/* ---- softmax cross-entropy -----------------------------------------------
+ * Over rows of logits (M, V). Rows whose target is ignore_index count for
+ * nothing. Adds the natural-log loss sum, the count and the argmax hits to
+ * *stats. When dlogits is not NULL it gets grad_scale * (softmax - onehot)
+ * for counted rows and 0 for ignored ones; dlogits may alias logits. */
+#define MB_OPS_XENT_ARGS mb_ctx *ctx, int M, int V, const float *logits, const int32_t *targets, \
+    int ignore_index, float grad_scale, float *dlogits, mb_loss_stats *stats
+void mb_xent(MB_OPS_XENT_ARGS);
+void mb_xent_cpu(MB_OPS_XENT_ARGS);
+
+/* ---- AdamW (torch.optim.AdamW's update) -----------------------------------
+ * p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+ * p -= lr/bc1 * m / (sqrt(v / bc2) + eps), with bc = 1 - beta^step. */
+#define MB_OPS_ADAMW_ARGS mb_ctx *ctx, size_t n, float *p, const float *g, float *m, float *v, \
+    float lr, float beta1, float beta2, float eps, float wd, float bc1, float bc2
+void mb_adamw(MB_OPS_ADAMW_ARGS);
+void mb_adamw_cpu(MB_OPS_ADAMW_ARGS);
+
+/* ---- selective scan ------------------------------------------------------
+ * For each batch b and channel d, with N states (complex when is_complex):
+ *   delta_t = softplus(delta[t] + delta_bias) (or as given)
+ *   h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t
+ *   y_t = C_t . h_t (complex: 2 Re(C_t . h_t)) + D u_t,   out = y * silu(z)
+ * A is real -exp(A_log) (D, N); complex A = A + i A_imag. B and C are (B, L,
+ * N) rows, or (B, L, 2N) with (re, im) interleaved when complex. States are
+ * (B, D, N), complex (B, D, N, 2). */
+typedef struct {
+    int batch, seqlen, dim, dstate; /* B, L, D, N */
+    int is_complex;
+    const float *u;     int64_t ld_u;     /* (B, L, D) */
+    const float *delta; int64_t ld_delta; /* (B, L, D) */
+    const float *A;                       /* (D, N) real part */
+    const float *A_imag;                  /* (D, N), complex only */
+    const float *Bm;    int64_t ld_B;     /* (B, L, N or 2N) */
+    const float *Cm;    int64_t ld_C;
+    const float *Dskip;                   /* (D) or NULL */
+    const float *z;     int64_t ld_z;     /* (B, L, D) or NULL */
+    const float *delta_bias;              /* (D) or NULL */
+    int delta_softplus;
+    const float *h0;                      /* initial state or NULL (zeros) */
+} mb_scan_params;
+
+typedef struct {
+    float *du;     int64_t ld_du;     /* overwritten */
+    float *ddelta; int64_t ld_ddelta; /* overwritten; w.r.t. the delta input */
+    float *dA;                        /* (D, N) accumulated */
+    float *dA_imag;                   /* (D, N) accumulated, complex only */
+    float *dB;     int64_t ld_dB;     /* overwritten */
+    float *dC;     int64_t ld_dC;     /* overwritten */
+    float *dD;                        /* (D) accumulated, when Dskip */
+    float *dz;     int64_t ld_dz;     /* overwritten, when z */
+    float *ddelta_bias;               /* (D) accumulated, when delta_bias */
+    float *dh0;                       /* overwritten when not NULL */
+} mb_scan_grads;
+
+/* Scratch the scan needs (bytes), to size arenas once per shape. */
+size_t mb_scan_workspace(mb_ctx *ctx, const mb_scan_params *p);
+size_t mb_scan_workspace_cpu(mb_ctx *ctx, const mb_scan_params *p);
+/* y (B, L, D) contiguous; hT (final state) when not NULL. hT may alias h0:
+ * that is the recurrent step (seqlen 1). */
+#define MB_OPS_SCAN_FWD_ARGS mb_ctx *ctx, const mb_scan_params *p, float *y, float *hT, \
+    mb_arena *ws
+void mb_scan_fwd(MB_OPS_SCAN_FWD_ARGS);
+void mb_scan_fwd_cpu(MB_OPS_SCAN_FWD_ARGS);
+/* dy (B, L, D) contiguous; dhT, the gradient reaching the final state, or
+ * NULL. Recomputes the states; never stores all of them. */
+#define MB_OPS_SCAN_BWD_ARGS mb_ctx *ctx, const mb_scan_params *p, const float *dy, \
+    const float *dhT, const mb_scan_grads *g, mb_arena *ws
+void mb_scan_bwd(MB_OPS_SCAN_BWD_ARGS);
+void mb_scan_bwd_cpu(MB_OPS_SCAN_BWD_ARGS);
+
+#endif

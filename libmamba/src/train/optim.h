@@ -1,0 +1,13 @@
+#ifndef MB_OPTIM_H
+#define MB_OPTIM_H
+
+#include "models/lm.h"
+
+struct mb_optim {
+    mb_model *model;
+    mb_optim_config cfg;
+    int64_t step;   /* updates done so far */
+    float *m, *v;   /* device, mirroring model->params */
+};
+
+#endif

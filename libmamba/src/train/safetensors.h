@@ -1,0 +1,60 @@
+/* safetensors files: 8-byte little-endian header length, a JSON header
+ * {"__metadata__": {str: str}, name: {"dtype", "shape", "data_offsets"}},
+ * then the raw tensor bytes. Reading validates everything before any
+ * tensor is used; writing goes to PATH.tmp, is flushed, then renamed. */
+#ifndef MB_SAFETENSORS_H
+#define MB_SAFETENSORS_H
+
+#include "core/core.h"
+
+typedef enum { MB_ST_F32 = 0, MB_ST_F16, MB_ST_BF16, MB_ST_F64, MB_ST_I32, MB_ST_I64 } mb_st_dtype;
+
+#define MB_ST_MAX_DIMS 8
+
+typedef struct {
+    char *name;
+    mb_st_dtype dtype;
+    int ndim;
+    int64_t shape[MB_ST_MAX_DIMS];
+    size_t numel;
+    uint64_t begin, end; /* byte offsets into the data section */
+} mb_st_tensor;
+
+typedef struct mb_st_file mb_st_file;
+
+/* Open and validate: errors read "PATH: what went wrong" (truncated file,
+ * bad header length or JSON, unknown dtype, shape/offset mismatch, offsets
+ * outside the file, overlapping tensors). */
+mb_st_file *mb_st_open(const char *path);
+void mb_st_close(mb_st_file *f);
+const char *mb_st_path(const mb_st_file *f);
+int mb_st_count(const mb_st_file *f);
+const mb_st_tensor *mb_st_get(const mb_st_file *f, int i);
+const mb_st_tensor *mb_st_find(const mb_st_file *f, const char *name);
+/* __metadata__ value, or NULL when absent. */
+const char *mb_st_metadata(const mb_st_file *f, const char *key);
+/* Read a tensor converted to float32 (from F32, F16, BF16 or F64) into
+ * host memory dst of n floats (n must equal numel); refuses NaN or Inf:
+ * "PATH: tensor NAME: non-finite value". */
+int mb_st_read_f32(mb_st_file *f, const mb_st_tensor *t, float *dst, size_t n);
+/* Integer tensors (I32 or I64) into int64. */
+int mb_st_read_i64(mb_st_file *f, const mb_st_tensor *t, int64_t *dst, size_t n);
+
+/* Writer: tensors are float32 host arrays, or int32 when is_i32. */
+typedef struct {
+    const char *name;
+    int ndim;
+    int64_t shape[MB_ST_MAX_DIMS];
+    const void *data;
+    int is_i32;
+} mb_st_entry;
+
+/* meta: NULL-terminated list of key, value, key, value, ..., NULL (or NULL). */
+int mb_st_write(const char *path, const mb_st_entry *entries, int n, const char *const *meta);
+
+/* Model config <-> mamba_ssm's config.json fields (+ "arch": "mamba-lm").
+ * Unknown fields are ignored; missing ones take mamba_ssm defaults. */
+char *mb_config_to_json(const mb_config *cfg); /* malloc'd */
+int mb_config_from_json(const char *json, mb_config *cfg);
+
+#endif

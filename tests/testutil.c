@@ -1,0 +1,108 @@
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+uint64_t mb_test_seed(void)
+{
+    static uint64_t seed;
+    static int done;
+    if (!done) {
+        const char *env = getenv("MB_TEST_SEED");
+        seed = env ? strtoull(env, NULL, 10)
+                   : (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid();
+        printf("# MB_TEST_SEED=%llu\n", (unsigned long long)seed);
+        done = 1;
+    }
+    return seed;
+}
+
+void mb_test_fill(mb_rng *r, float *x, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)mb_rng_uniform(r);
+}
+
+void mb_test_fill_normal(mb_rng *r, float *x, size_t n, float std)
+{
+    for (size_t i = 0; i < n; i++) x[i] = std * (float)mb_rng_normal(r);
+}
+
+double mb_test_rel_err(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+        if (!isfinite(a[i])) return INFINITY;
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+double mb_test_max_abs(const float *a, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i]));
+    return m;
+}
+
+double mb_test_dot(const float *x, const float *w, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * (double)w[i];
+    return s;
+}
+
+double mb_test_grad_check(const char *what, mb_test_loss_fn f, void *ud, float *x,
+                          const float *g, size_t n, size_t max_checks, double eps)
+{
+    size_t checks = n < max_checks ? n : max_checks;
+    double num = 0, den = 0;
+    for (size_t c = 0; c < checks; c++) {
+        size_t i = checks == n ? c : (size_t)((double)c * (double)n / (double)checks);
+        float orig = x[i];
+        /* the step must be exactly representable so the difference is true */
+        volatile float xp = orig + (float)(eps * fmax(1.0, fabs(orig)));
+        volatile float xm = orig - (float)(eps * fmax(1.0, fabs(orig)));
+        x[i] = xp;
+        double fp = f(ud);
+        x[i] = xm;
+        double fm = f(ud);
+        x[i] = orig;
+        double fd = (fp - fm) / ((double)xp - (double)xm);
+        double d = fd - (double)g[i];
+        num += d * d;
+        den += fd * fd;
+    }
+    double err = den > 0 ? sqrt(num / den) : sqrt(num);
+    printf("# grad check %-32s n=%-7zu checked=%-5zu rel err %.3e\n", what, n, checks, err);
+    return err;
+}
+
+void *mb_test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)sz + 1);
+    if (buf && fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[sz] = 0;
+        if (len) *len = (size_t)sz;
+    }
+    return buf;
+}
+
+void mb_test_tmp_path(char *buf, size_t cap, const char *name)
+{
+    snprintf(buf, cap, "/tmp/mbtest_%d_%s", (int)getpid(), name);
+}

@@ -1,0 +1,38 @@
+/* Helpers shared by the cmocka suites. */
+#ifndef MB_TESTUTIL_H
+#define MB_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/core.h"
+
+/* Fresh random inputs: seeded from MB_TEST_SEED when set, else from the
+ * clock, and printed, so a failure can be replayed. */
+uint64_t mb_test_seed(void);
+void mb_test_fill(mb_rng *r, float *x, size_t n, float lo, float hi);
+void mb_test_fill_normal(mb_rng *r, float *x, size_t n, float std);
+/* ||a - b|| / ||b|| in double. */
+double mb_test_rel_err(const float *a, const float *b, size_t n);
+double mb_test_max_abs(const float *a, size_t n);
+/* sum_i w[i] * x[i] in double: a scalar loss with random weights. */
+double mb_test_dot(const float *x, const float *w, size_t n);
+
+/* Finite-difference gradient check of a scalar loss f(ud) in double with
+ * respect to x[0..n): central differences with step eps * max(1, |x_i|)
+ * at up to max_checks indices (spread evenly; all when n is smaller).
+ * Returns ||g_fd - g||/||g_fd|| over the checked entries and prints it
+ * with `what`. */
+typedef double (*mb_test_loss_fn)(void *ud);
+double mb_test_grad_check(const char *what, mb_test_loss_fn f, void *ud, float *x,
+                          const float *g, size_t n, size_t max_checks, double eps);
+
+/* Read a whole file into a malloc'd buffer (NULL if missing). */
+void *mb_test_read_file(const char *path, size_t *len);
+/* A temporary path under /tmp unique to this process. */
+void mb_test_tmp_path(char *buf, size_t cap, const char *name);
+
+#endif
