@@ -11,6 +11,8 @@
 #include "mamba.h"
 
 #if defined(__GNUC__)
+#define MB_PI 3.14159265358979323846
+
 #define MB_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define MB_PRINTF(a, b)

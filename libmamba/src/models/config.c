@@ -1,0 +1,57 @@
+#include "core/core.h"
+
+void mb_config_default(mb_config *c)
+{
+    /* mamba_ssm's MambaConfig defaults and its Mamba module's dt init. */
+    c->d_model = 2560;
+    c->n_layer = 64;
+    c->vocab_size = 50277;
+    c->d_state = 16;
+    c->d_conv = 4;
+    c->expand = 2;
+    c->dt_rank = 0;
+    c->init = MB_INIT_S4D_REAL;
+    c->rms_norm = 1;
+    c->tie_embeddings = 1;
+    c->pad_vocab_size_multiple = 8;
+    c->norm_eps = 1e-5f;
+    c->dt_min = 1e-3f;
+    c->dt_max = 1e-1f;
+    c->dt_init_floor = 1e-4f;
+}
+
+int mb_config_check(mb_config *c)
+{
+    if (c->dt_rank <= 0) c->dt_rank = (c->d_model + 15) / 16;
+    if (c->d_model < 1 || c->d_model > (1 << 16))
+        return mb_error_set("config: d_model %d out of range [1, 65536]", c->d_model);
+    if (c->n_layer < 1 || c->n_layer > 1024)
+        return mb_error_set("config: n_layer %d out of range [1, 1024]", c->n_layer);
+    if (c->vocab_size < 1 || c->vocab_size > (1 << 24))
+        return mb_error_set("config: vocab_size %d out of range", c->vocab_size);
+    if (c->d_state < 1 || c->d_state > 256)
+        return mb_error_set("config: d_state %d out of range [1, 256]", c->d_state);
+    if (c->d_conv < 1 || c->d_conv > 64)
+        return mb_error_set("config: d_conv %d out of range [1, 64]", c->d_conv);
+    if (c->expand < 1 || c->expand > 16)
+        return mb_error_set("config: expand %d out of range [1, 16]", c->expand);
+    if (c->dt_rank > (1 << 16)) return mb_error_set("config: dt_rank %d too large", c->dt_rank);
+    if (c->init != MB_INIT_S4D_REAL && c->init != MB_INIT_S4D_LIN)
+        return mb_error_set("config: unknown ssm init");
+    if (c->pad_vocab_size_multiple < 1 || c->pad_vocab_size_multiple > 4096)
+        return mb_error_set("config: pad_vocab_size_multiple %d out of range",
+                            c->pad_vocab_size_multiple);
+    if (!(c->norm_eps > 0 && c->norm_eps < 1))
+        return mb_error_set("config: norm epsilon out of range");
+    if (!(c->dt_min > 0 && c->dt_max >= c->dt_min && c->dt_init_floor >= 0))
+        return mb_error_set("config: bad dt range");
+    return 0;
+}
+
+int mb_config_vocab_padded(const mb_config *c)
+{
+    int m = c->pad_vocab_size_multiple > 0 ? c->pad_vocab_size_multiple : 1;
+    return (c->vocab_size + m - 1) / m * m;
+}
+
+int mb_config_d_inner(const mb_config *c) { return c->expand * c->d_model; }

@@ -1,0 +1,321 @@
+/* Selective scan, CPU reference. See ops.h for the maths.
+ *
+ * Work is split into tasks of (batch, block of SCAN_DBLK channels); a task
+ * walks the sequence once with its states in a small local array, so the
+ * (B, L, D, N) states never exist in memory. Backward stores the states
+ * only every SCAN_CHUNK steps and recomputes the chunk it is working on.
+ *
+ * Complex states use (re, im) pairs. With G = dL/dRe + i dL/dIm as the
+ * gradient of a complex quantity, h_t = a_t h_{t-1} + w_t gives
+ * G_{t-1} += conj(a_t) G_t, G_a = G_t conj(h_{t-1}), G_w = G_t, and a real
+ * parameter p feeding a complex q gets Re(G_q conj(dq/dp)). */
+#include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "ops/ops.h"
+
+#define SCAN_DBLK 8
+#define SCAN_CHUNK 64
+#define SCAN_MAX_STATE 512 /* floats per channel: N (real) or 2N (complex), N <= 256 */
+
+static inline float scan_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
+static inline float scan_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
+
+static inline int scan_threads(mb_ctx *ctx)
+{
+#ifdef _OPENMP
+    return ctx->n_threads > 0 ? ctx->n_threads : 1;
+#else
+    (void)ctx;
+    return 1;
+#endif
+}
+
+static inline int scan_thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* floats of state per channel */
+static inline int scan_sf(const mb_scan_params *p) { return p->is_complex ? 2 * p->dstate : p->dstate; }
+
+/* delta after bias and softplus, and the pre-softplus value for backward */
+static inline float scan_delta(const mb_scan_params *p, const float *drow, int d, float *pre)
+{
+    float v = drow[d] + (p->delta_bias ? p->delta_bias[d] : 0.f);
+    if (pre) *pre = v;
+    return p->delta_softplus ? scan_softplus(v) : v;
+}
+
+/* One step for one channel: h <- a h + dt B x, returns C . h (2 Re for complex). */
+static inline float scan_step_channel(const mb_scan_params *p, int d, float dt, float x,
+                                      const float *Bt, const float *Ct, float *h)
+{
+    const int N = p->dstate;
+    const float *Ad = p->A + (size_t)d * N;
+    float acc = 0.f;
+    if (!p->is_complex) {
+        float dtx = dt * x;
+        for (int n = 0; n < N; n++) {
+            h[n] = expf(dt * Ad[n]) * h[n] + dtx * Bt[n];
+            acc += Ct[n] * h[n];
+        }
+        return acc;
+    }
+    const float *Ai = p->A_imag + (size_t)d * N;
+    float dtx = dt * x;
+    for (int n = 0; n < N; n++) {
+        float mag = expf(dt * Ad[n]);
+        float ar = mag * cosf(dt * Ai[n]), ai = mag * sinf(dt * Ai[n]);
+        float hr = h[2 * n], hi = h[2 * n + 1];
+        float nr = ar * hr - ai * hi + dtx * Bt[2 * n];
+        float ni = ar * hi + ai * hr + dtx * Bt[2 * n + 1];
+        h[2 * n] = nr;
+        h[2 * n + 1] = ni;
+        acc += Ct[2 * n] * nr - Ct[2 * n + 1] * ni;
+    }
+    return 2.f * acc;
+}
+
+static inline float scan_silu(float z) { return z * scan_sigmoid(z); }
+
+size_t mb_scan_workspace_cpu(mb_ctx *ctx, const mb_scan_params *p)
+{
+    size_t sf = (size_t)scan_sf(p), L = (size_t)p->seqlen;
+    size_t nck = (L + SCAN_CHUNK - 1) / SCAN_CHUNK;
+    size_t per_thread = mb_align64(L * 2 * sf * sizeof(float)) +           /* dB, dC partials */
+                        mb_align64(nck * SCAN_DBLK * sf * sizeof(float)) + /* chunk states */
+                        mb_align64(SCAN_CHUNK * SCAN_DBLK * sf * sizeof(float));
+    return (size_t)scan_threads(ctx) * per_thread + mb_align64((size_t)scan_threads(ctx) * 3 * sizeof(float *));
+}
+
+void mb_scan_fwd_cpu(mb_ctx *ctx, const mb_scan_params *p, float *y, float *hT, mb_arena *ws)
+{
+    (void)ws;
+    const int Bn = p->batch, L = p->seqlen, D = p->dim, sf = scan_sf(p);
+    const int nblk = (D + SCAN_DBLK - 1) / SCAN_DBLK;
+    const long ntask = (long)Bn * nblk;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(scan_threads(ctx)) if (ntask > 1)
+    for (long task = 0; task < ntask; task++) {
+        const int b = (int)(task / nblk), d0 = (int)(task % nblk) * SCAN_DBLK;
+        const int nd = D - d0 < SCAN_DBLK ? D - d0 : SCAN_DBLK;
+        float h[SCAN_DBLK * SCAN_MAX_STATE];
+        for (int j = 0; j < nd; j++) {
+            float *hj = h + (size_t)j * sf;
+            if (p->h0) memcpy(hj, p->h0 + ((size_t)b * D + d0 + j) * sf, sf * sizeof(float));
+            else memset(hj, 0, sf * sizeof(float));
+        }
+        for (int t = 0; t < L; t++) {
+            const size_t row = (size_t)b * L + t;
+            const float *ut = p->u + row * p->ld_u, *dlt = p->delta + row * p->ld_delta;
+            const float *Bt = p->Bm + row * p->ld_B, *Ct = p->Cm + row * p->ld_C;
+            const float *zt = p->z ? p->z + row * p->ld_z : NULL;
+            float *yt = y + row * D;
+            for (int j = 0; j < nd; j++) {
+                const int d = d0 + j;
+                float dt = scan_delta(p, dlt, d, NULL);
+                float out = scan_step_channel(p, d, dt, ut[d], Bt, Ct, h + (size_t)j * sf);
+                if (p->Dskip) out += p->Dskip[d] * ut[d];
+                if (zt) out *= scan_silu(zt[d]);
+                yt[d] = out;
+            }
+        }
+        if (hT)
+            for (int j = 0; j < nd; j++)
+                memcpy(hT + ((size_t)b * D + d0 + j) * sf, h + (size_t)j * sf, sf * sizeof(float));
+    }
+}
+
+/* Backward of one step for one channel. h is h_t, hp is h_{t-1}, G the
+ * adjoint of h_t on entry and of h_{t-1} on exit. Adds to dBt, dCt (this
+ * thread's partials) and dA rows; returns d(dt) and writes dx. */
+static inline float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grads *g, int d,
+                                     float dt, float x, float dyf, const float *Bt,
+                                     const float *Ct, const float *h, const float *hp, float *G,
+                                     float *dBt, float *dCt, float *dx_out)
+{
+    const int N = p->dstate;
+    const float *Ad = p->A + (size_t)d * N;
+    float *dAd = g->dA + (size_t)d * N;
+    float ddt = 0.f, dx = 0.f;
+    if (!p->is_complex) {
+        for (int n = 0; n < N; n++) {
+            dCt[n] += dyf * h[n];
+            float Gn = G[n] + dyf * Ct[n];
+            float a = expf(dt * Ad[n]);
+            float da = Gn * hp[n];
+            ddt += da * Ad[n] * a + Gn * Bt[n] * x;
+            dAd[n] += da * dt * a;
+            dBt[n] += Gn * dt * x;
+            dx += Gn * Bt[n];
+            G[n] = a * Gn;
+        }
+        *dx_out = dx * dt;
+        return ddt;
+    }
+    const float *Ai = p->A_imag + (size_t)d * N;
+    float *dAi = g->dA_imag + (size_t)d * N;
+    for (int n = 0; n < N; n++) {
+        const float hr = h[2 * n], hi = h[2 * n + 1], pr = hp[2 * n], pi = hp[2 * n + 1];
+        const float Cr = Ct[2 * n], Ci = Ct[2 * n + 1], Br = Bt[2 * n], Bi = Bt[2 * n + 1];
+        /* y = 2 (Cr hr - Ci hi): */
+        dCt[2 * n] += 2.f * dyf * hr;
+        dCt[2 * n + 1] -= 2.f * dyf * hi;
+        const float Gr = G[2 * n] + 2.f * dyf * Cr, Gi = G[2 * n + 1] - 2.f * dyf * Ci;
+        const float mag = expf(dt * Ad[n]);
+        const float ar = mag * cosf(dt * Ai[n]), ai = mag * sinf(dt * Ai[n]);
+        /* G_a = G conj(h_{t-1}) */
+        const float gar = Gr * pr + Gi * pi, gai = Gi * pr - Gr * pi;
+        /* da/d(dt) = A a; Re(G_a conj(A a)) with A a = (Ar ar - Ai ai) + i (Ar ai + Ai ar) */
+        const float Aar = Ad[n] * ar - Ai[n] * ai, Aai = Ad[n] * ai + Ai[n] * ar;
+        ddt += gar * Aar + gai * Aai;
+        /* da/dAr = dt a, da/dAi = i dt a */
+        dAd[n] += dt * (gar * ar + gai * ai);
+        dAi[n] += dt * (gai * ar - gar * ai);
+        /* w = dt x B: dt and x see Re(G conj(B)) */
+        const float gb = Gr * Br + Gi * Bi;
+        ddt += gb * x;
+        dx += gb;
+        dBt[2 * n] += Gr * dt * x;
+        dBt[2 * n + 1] += Gi * dt * x;
+        /* G_{t-1} = conj(a) G */
+        G[2 * n] = ar * Gr + ai * Gi;
+        G[2 * n + 1] = ar * Gi - ai * Gr;
+    }
+    *dx_out = dx * dt;
+    return ddt;
+}
+
+void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const float *dy, const float *dhT,
+                     const mb_scan_grads *g, mb_arena *ws)
+{
+    const int Bn = p->batch, L = p->seqlen, D = p->dim, sf = scan_sf(p);
+    const int nblk = (D + SCAN_DBLK - 1) / SCAN_DBLK;
+    const int nck = (L + SCAN_CHUNK - 1) / SCAN_CHUNK;
+    const int nthr = scan_threads(ctx);
+    size_t mark = ws->used;
+    float **part = (float **)mb_arena_alloc(ws, (size_t)nthr * 3 * sizeof(float *));
+    if (!part) return;
+    for (int i = 0; i < nthr; i++) {
+        part[3 * i] = mb_arena_floats(ws, (size_t)L * 2 * sf);
+        part[3 * i + 1] = mb_arena_floats(ws, (size_t)nck * SCAN_DBLK * sf);
+        part[3 * i + 2] = mb_arena_floats(ws, (size_t)SCAN_CHUNK * SCAN_DBLK * sf);
+        if (!part[3 * i + 2]) return;
+    }
+
+    for (int b = 0; b < Bn; b++) {
+        for (int i = 0; i < nthr; i++) memset(part[3 * i], 0, (size_t)L * 2 * sf * sizeof(float));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr) if (nblk > 1)
+        for (int blk = 0; blk < nblk; blk++) {
+            const int tid = scan_thread_id();
+            float *dBC = part[3 * tid], *ck = part[3 * tid + 1], *hs = part[3 * tid + 2];
+            const int d0 = blk * SCAN_DBLK, nd = D - d0 < SCAN_DBLK ? D - d0 : SCAN_DBLK;
+            float h[SCAN_DBLK * SCAN_MAX_STATE], G[SCAN_DBLK * SCAN_MAX_STATE];
+            /* pass 1: states at chunk starts */
+            for (int j = 0; j < nd; j++) {
+                float *hj = h + (size_t)j * sf;
+                if (p->h0) memcpy(hj, p->h0 + ((size_t)b * D + d0 + j) * sf, sf * sizeof(float));
+                else memset(hj, 0, sf * sizeof(float));
+                if (dhT) memcpy(G + (size_t)j * sf, dhT + ((size_t)b * D + d0 + j) * sf, sf * sizeof(float));
+                else memset(G + (size_t)j * sf, 0, sf * sizeof(float));
+            }
+            for (int t = 0; t < L; t++) {
+                if (t % SCAN_CHUNK == 0)
+                    memcpy(ck + (size_t)(t / SCAN_CHUNK) * SCAN_DBLK * sf, h, (size_t)nd * sf * sizeof(float));
+                const size_t row = (size_t)b * L + t;
+                const float *ut = p->u + row * p->ld_u, *dlt = p->delta + row * p->ld_delta;
+                const float *Bt = p->Bm + row * p->ld_B, *Ct = p->Cm + row * p->ld_C;
+                for (int j = 0; j < nd; j++) {
+                    float dt = scan_delta(p, dlt, d0 + j, NULL);
+                    scan_step_channel(p, d0 + j, dt, ut[d0 + j], Bt, Ct, h + (size_t)j * sf);
+                }
+            }
+            /* pass 2: chunks from last to first, states recomputed per chunk */
+            for (int c = nck - 1; c >= 0; c--) {
+                const int t0 = c * SCAN_CHUNK, t1 = t0 + SCAN_CHUNK < L ? t0 + SCAN_CHUNK : L;
+                memcpy(h, ck + (size_t)c * SCAN_DBLK * sf, (size_t)nd * sf * sizeof(float));
+                for (int t = t0; t < t1; t++) {
+                    const size_t row = (size_t)b * L + t;
+                    const float *ut = p->u + row * p->ld_u, *dlt = p->delta + row * p->ld_delta;
+                    const float *Bt = p->Bm + row * p->ld_B, *Ct = p->Cm + row * p->ld_C;
+                    for (int j = 0; j < nd; j++) {
+                        float dt = scan_delta(p, dlt, d0 + j, NULL);
+                        scan_step_channel(p, d0 + j, dt, ut[d0 + j], Bt, Ct, h + (size_t)j * sf);
+                    }
+                    memcpy(hs + (size_t)(t - t0) * SCAN_DBLK * sf, h, (size_t)nd * sf * sizeof(float));
+                }
+                for (int t = t1 - 1; t >= t0; t--) {
+                    const size_t row = (size_t)b * L + t;
+                    const float *ut = p->u + row * p->ld_u, *dlt = p->delta + row * p->ld_delta;
+                    const float *Bt = p->Bm + row * p->ld_B, *Ct = p->Cm + row * p->ld_C;
+                    const float *zt = p->z ? p->z + row * p->ld_z : NULL;
+                    const float *hcur = hs + (size_t)(t - t0) * SCAN_DBLK * sf;
+                    const float *hprev = t > t0 ? hcur - (size_t)SCAN_DBLK * sf
+                                                : ck + (size_t)c * SCAN_DBLK * sf;
+                    float *dBt = dBC + (size_t)t * 2 * sf, *dCt = dBt + sf;
+                    for (int j = 0; j < nd; j++) {
+                        const int d = d0 + j;
+                        const float x = ut[d];
+                        float pre, dt = scan_delta(p, dlt, d, &pre);
+                        float dyf = dy[row * D + d];
+                        if (zt) {
+                            /* recompute the ungated output for the z gradient */
+                            const float *hj = hcur + (size_t)j * sf;
+                            float acc = 0.f;
+                            if (!p->is_complex)
+                                for (int n = 0; n < p->dstate; n++) acc += Ct[n] * hj[n];
+                            else {
+                                for (int n = 0; n < p->dstate; n++)
+                                    acc += Ct[2 * n] * hj[2 * n] - Ct[2 * n + 1] * hj[2 * n + 1];
+                                acc *= 2.f;
+                            }
+                            float yfull = acc + (p->Dskip ? p->Dskip[d] * x : 0.f);
+                            float sg = scan_sigmoid(zt[d]);
+                            g->dz[row * g->ld_dz + d] = dyf * yfull * sg * (1.f + zt[d] * (1.f - sg));
+                            dyf *= zt[d] * sg;
+                        }
+                        float dx = 0.f;
+                        if (p->Dskip) {
+                            g->dD[d] += dyf * x;
+                            dx += dyf * p->Dskip[d];
+                        }
+                        float dxs;
+                        float ddt = scan_bwd_channel(p, g, d, dt, x, dyf, Bt, Ct,
+                                                     hcur + (size_t)j * sf, hprev + (size_t)j * sf,
+                                                     G + (size_t)j * sf, dBt, dCt, &dxs);
+                        g->du[row * g->ld_du + d] = dx + dxs;
+                        if (p->delta_softplus) ddt *= pre > 20.f ? 1.f : scan_sigmoid(pre);
+                        g->ddelta[row * g->ld_ddelta + d] = ddt;
+                        if (p->delta_bias) g->ddelta_bias[d] += ddt;
+                    }
+                }
+            }
+            if (g->dh0)
+                for (int j = 0; j < nd; j++)
+                    memcpy(g->dh0 + ((size_t)b * D + d0 + j) * sf, G + (size_t)j * sf, sf * sizeof(float));
+        }
+        /* reduce the per-thread dB, dC partials of this batch row */
+#pragma omp parallel for num_threads(nthr) if ((long)L * sf > 4096)
+        for (int t = 0; t < L; t++) {
+            const size_t row = (size_t)b * L + t;
+            float *dBr = g->dB + row * g->ld_dB, *dCr = g->dC + row * g->ld_dC;
+            for (int k = 0; k < sf; k++) {
+                float sb = 0.f, sc = 0.f;
+                for (int i = 0; i < nthr; i++) {
+                    sb += part[3 * i][(size_t)t * 2 * sf + k];
+                    sc += part[3 * i][(size_t)t * 2 * sf + sf + k];
+                }
+                dBr[k] = sb;
+                dCr[k] = sc;
+            }
+        }
+    }
+    ws->used = mark;
+}

@@ -1,0 +1,210 @@
+/* Selective scan on the CPU: gradients by finite differences, every option
+ * on; pieces with the state carried equal the whole; the recurrent step
+ * equals the parallel forward. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "testutil.h"
+
+typedef struct {
+    mb_ctx *ctx;
+    mb_arena ws;
+    int B, L, D, N, cplx, R, sf, nbc, ldbc;
+    float *u, *delta, *A, *Ai, *xdbl, *Dsk, *z, *bias, *h0; /* inputs */
+    float *y, *hT, *wy, *wh;                                /* outputs, loss weights */
+    int use_opts;                                           /* D, z, bias, softplus, h0 */
+} scan_case;
+
+static mb_scan_params sc_params(const scan_case *s)
+{
+    mb_scan_params p = {
+        .batch = s->B, .seqlen = s->L, .dim = s->D, .dstate = s->N, .is_complex = s->cplx,
+        .u = s->u, .ld_u = s->D, .delta = s->delta, .ld_delta = s->D, .A = s->A,
+        .A_imag = s->cplx ? s->Ai : NULL,
+        /* B and C live inside a wider (dt | B | C) row, as in the mixer */
+        .Bm = s->xdbl + s->R, .ld_B = s->ldbc, .Cm = s->xdbl + s->R + s->nbc, .ld_C = s->ldbc,
+        .Dskip = s->use_opts ? s->Dsk : NULL,
+        .z = s->use_opts ? s->z : NULL, .ld_z = s->D,
+        .delta_bias = s->use_opts ? s->bias : NULL,
+        .delta_softplus = s->use_opts,
+        .h0 = s->use_opts ? s->h0 : NULL,
+    };
+    return p;
+}
+
+static double sc_loss(void *ud)
+{
+    scan_case *s = ud;
+    mb_scan_params p = sc_params(s);
+    mb_scan_fwd(s->ctx, &p, s->y, s->hT, &s->ws);
+    size_t ny = (size_t)s->B * s->L * s->D, nh = (size_t)s->B * s->D * s->sf;
+    return mb_test_dot(s->y, s->wy, ny) + mb_test_dot(s->hT, s->wh, nh);
+}
+
+static void sc_setup(scan_case *s, int cplx, int use_opts, int B, int L, int D, int N)
+{
+    memset(s, 0, sizeof *s);
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 17 * cplx + use_opts);
+    s->ctx = mb_ctx_create("cpu");
+    s->B = B, s->L = L, s->D = D, s->N = N, s->cplx = cplx, s->use_opts = use_opts;
+    s->R = 3;
+    s->sf = cplx ? 2 * N : N;
+    s->nbc = s->sf;
+    s->ldbc = s->R + 2 * s->nbc + 1; /* a spare column: strides are not widths */
+    size_t M = (size_t)B * L;
+    s->u = malloc(M * D * 4), s->delta = malloc(M * D * 4), s->z = malloc(M * D * 4);
+    s->A = malloc((size_t)D * N * 4), s->Ai = malloc((size_t)D * N * 4);
+    s->xdbl = malloc(M * s->ldbc * 4);
+    s->Dsk = malloc(D * 4), s->bias = malloc(D * 4);
+    s->h0 = malloc((size_t)B * D * s->sf * 4), s->hT = malloc((size_t)B * D * s->sf * 4);
+    s->wh = malloc((size_t)B * D * s->sf * 4);
+    s->y = malloc(M * D * 4), s->wy = malloc(M * D * 4);
+    mb_test_fill(&r, s->u, M * D, -1, 1);
+    /* with softplus the raw delta is a pre-activation; without, a step size */
+    if (use_opts) mb_test_fill(&r, s->delta, M * D, -3.f, 0.5f);
+    else mb_test_fill(&r, s->delta, M * D, 0.01f, 0.5f);
+    mb_test_fill(&r, s->z, M * D, -2, 2);
+    mb_test_fill(&r, s->A, (size_t)D * N, -2.f, -0.3f);
+    mb_test_fill(&r, s->Ai, (size_t)D * N, -3.f, 3.f);
+    mb_test_fill(&r, s->xdbl, M * s->ldbc, -1, 1);
+    mb_test_fill(&r, s->Dsk, D, -1, 1);
+    mb_test_fill(&r, s->bias, D, -1, 0.5f);
+    mb_test_fill(&r, s->h0, (size_t)B * D * s->sf, -1, 1);
+    mb_test_fill(&r, s->wy, M * D, -1, 1);
+    mb_test_fill(&r, s->wh, (size_t)B * D * s->sf, -1, 1);
+    mb_scan_params p = sc_params(s);
+    assert_int_equal(mb_arena_init(&s->ws, s->ctx, mb_scan_workspace(s->ctx, &p)), 0);
+}
+
+static void sc_free(scan_case *s)
+{
+    free(s->u), free(s->delta), free(s->z), free(s->A), free(s->Ai), free(s->xdbl);
+    free(s->Dsk), free(s->bias), free(s->h0), free(s->hT), free(s->wh), free(s->y), free(s->wy);
+    mb_arena_free(&s->ws);
+    mb_ctx_free(s->ctx);
+}
+
+static void grad_check(int cplx, int use_opts)
+{
+    scan_case s;
+    sc_setup(&s, cplx, use_opts, 2, 70, 11, 3); /* L crosses a backward chunk, D a block */
+    size_t M = (size_t)s.B * s.L, D = s.D, N = s.N, nh = (size_t)s.B * D * s.sf;
+    float *du = calloc(M * D, 4), *ddelta = calloc(M * D, 4), *dz = calloc(M * D, 4);
+    float *dA = calloc(D * N, 4), *dAi = calloc(D * N, 4), *dD = calloc(D, 4), *dbias = calloc(D, 4);
+    float *dxdbl = calloc(M * s.ldbc, 4), *dh0 = calloc(nh, 4);
+    mb_scan_params p = sc_params(&s);
+    mb_scan_grads g = {.du = du, .ld_du = D, .ddelta = ddelta, .ld_ddelta = D, .dA = dA,
+                       .dA_imag = cplx ? dAi : NULL, .dB = dxdbl + s.R, .ld_dB = s.ldbc,
+                       .dC = dxdbl + s.R + s.nbc, .ld_dC = s.ldbc, .dD = dD, .dz = dz,
+                       .ld_dz = D, .ddelta_bias = dbias, .dh0 = use_opts ? dh0 : NULL};
+    mb_scan_bwd(s.ctx, &p, s.wy, s.wh, &g, &s.ws);
+    assert_true(s.ws.used == 0);
+    const double tol = 2e-3, eps = 1e-3;
+    char what[64];
+#define CHECK(name, x, gx, n)                                                           \
+    do {                                                                                \
+        snprintf(what, sizeof what, "%s %s%s", cplx ? "complex" : "real", name,         \
+                 use_opts ? "" : " (plain)");                                           \
+        assert_true(mb_test_grad_check(what, sc_loss, &s, x, gx, n, 80, eps) < tol);   \
+    } while (0)
+    CHECK("du", s.u, du, M * D);
+    CHECK("ddelta", s.delta, ddelta, M * D);
+    CHECK("dA", s.A, dA, D * N);
+    if (cplx) CHECK("dA_imag", s.Ai, dAi, D * N);
+    /* B, C and the unused dt columns: dt and spare columns must get zero */
+    for (size_t i = 0; i < M; i++) dxdbl[i * s.ldbc + s.ldbc - 1] = 0.f;
+    CHECK("dB,dC", s.xdbl, dxdbl, M * s.ldbc);
+    if (use_opts) {
+        CHECK("dD", s.Dsk, dD, D);
+        CHECK("dz", s.z, dz, M * D);
+        CHECK("ddelta_bias", s.bias, dbias, D);
+        CHECK("dh0", s.h0, dh0, nh);
+    }
+#undef CHECK
+    free(du), free(ddelta), free(dz), free(dA), free(dAi), free(dD), free(dbias), free(dxdbl), free(dh0);
+    sc_free(&s);
+}
+
+static void test_grad_real(void **st) { (void)st; grad_check(0, 1); }
+static void test_grad_complex(void **st) { (void)st; grad_check(1, 1); }
+static void test_grad_real_plain(void **st) { (void)st; grad_check(0, 0); }
+static void test_grad_complex_plain(void **st) { (void)st; grad_check(1, 0); }
+
+/* view of rows [t0, t0+len) of every (B, L, *) input as a (B, len) problem:
+ * copies, since rows of different batches are L apart */
+static void sub_rows(const float *src, float *dst, int B, int L, int t0, int len, int w)
+{
+    for (int b = 0; b < B; b++)
+        memcpy(dst + (size_t)b * len * w, src + ((size_t)b * L + t0) * w, (size_t)len * w * 4);
+}
+
+static void pieces(int cplx)
+{
+    scan_case s;
+    sc_setup(&s, cplx, 1, 3, 150, 13, 4);
+    const int B = s.B, L = s.L, D = s.D, sf = s.sf, cut = 61;
+    size_t nh = (size_t)B * D * sf;
+    /* whole */
+    mb_scan_params p = sc_params(&s);
+    float *y_whole = malloc((size_t)B * L * D * 4), *h_whole = malloc(nh * 4);
+    mb_scan_fwd(s.ctx, &p, y_whole, h_whole, &s.ws);
+    /* two pieces, state carried */
+    float *y_piece = malloc((size_t)B * L * D * 4), *h = malloc(nh * 4);
+    float *tmp_y = malloc((size_t)B * L * D * 4);
+    float *pu = malloc((size_t)B * L * D * 4), *pd = malloc((size_t)B * L * D * 4);
+    float *pz = malloc((size_t)B * L * D * 4), *px = malloc((size_t)B * L * s.ldbc * 4);
+    memcpy(h, s.h0, nh * 4);
+    int t0 = 0;
+    int lens[2] = {cut, L - cut};
+    for (int k = 0; k < 2; k++) {
+        int len = lens[k];
+        sub_rows(s.u, pu, B, L, t0, len, D);
+        sub_rows(s.delta, pd, B, L, t0, len, D);
+        sub_rows(s.z, pz, B, L, t0, len, D);
+        sub_rows(s.xdbl, px, B, L, t0, len, s.ldbc);
+        mb_scan_params q = p;
+        q.seqlen = len, q.u = pu, q.delta = pd, q.z = pz, q.Bm = px + s.R, q.Cm = px + s.R + s.nbc;
+        q.h0 = h;
+        mb_scan_fwd(s.ctx, &q, tmp_y, h, &s.ws); /* hT aliases h0 */
+        for (int b = 0; b < B; b++)
+            memcpy(y_piece + ((size_t)b * L + t0) * D, tmp_y + (size_t)b * len * D, (size_t)len * D * 4);
+        t0 += len;
+    }
+    double ey = mb_test_rel_err(y_piece, y_whole, (size_t)B * L * D), eh = mb_test_rel_err(h, h_whole, nh);
+    printf("# %s two pieces vs whole: y %.2e, final state %.2e\n", cplx ? "complex" : "real", ey, eh);
+    assert_true(ey == 0.0 && eh == 0.0); /* same arithmetic in the same order */
+    /* recurrent steps, one token at a time */
+    memcpy(h, s.h0, nh * 4);
+    for (int t = 0; t < L; t++) {
+        sub_rows(s.u, pu, B, L, t, 1, D);
+        sub_rows(s.delta, pd, B, L, t, 1, D);
+        sub_rows(s.z, pz, B, L, t, 1, D);
+        sub_rows(s.xdbl, px, B, L, t, 1, s.ldbc);
+        mb_scan_params q = p;
+        q.seqlen = 1, q.u = pu, q.delta = pd, q.z = pz, q.Bm = px + s.R, q.Cm = px + s.R + s.nbc;
+        q.h0 = h;
+        mb_scan_fwd(s.ctx, &q, tmp_y, h, &s.ws);
+        for (int b = 0; b < B; b++) memcpy(y_piece + ((size_t)b * L + t) * D, tmp_y + (size_t)b * D, D * 4);
+    }
+    ey = mb_test_rel_err(y_piece, y_whole, (size_t)B * L * D), eh = mb_test_rel_err(h, h_whole, nh);
+    printf("# %s step by step vs whole: y %.2e, final state %.2e\n", cplx ? "complex" : "real", ey, eh);
+    assert_true(ey == 0.0 && eh == 0.0);
+    free(y_whole), free(h_whole), free(y_piece), free(h), free(tmp_y), free(pu), free(pd), free(pz), free(px);
+    sc_free(&s);
+}
+
+static void test_pieces_real(void **st) { (void)st; pieces(0); }
+static void test_pieces_complex(void **st) { (void)st; pieces(1); }
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grad_real),        cmocka_unit_test(test_grad_complex),
+        cmocka_unit_test(test_grad_real_plain),  cmocka_unit_test(test_grad_complex_plain),
+        cmocka_unit_test(test_pieces_real),      cmocka_unit_test(test_pieces_complex),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
