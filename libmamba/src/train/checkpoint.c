@@ -1,0 +1,269 @@
+/* Model checkpoints and optimizer state as safetensors files.
+ *
+ * A model file holds every tensor of the parameter table under its
+ * mamba_ssm name, in table order, and the config as JSON in
+ * __metadata__["config"]. Optimizer state goes to a second file: "m.NAME"
+ * and "v.NAME" per parameter plus the step. Loading reads and checks
+ * everything into host memory before anything the caller sees changes. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/optim.h"
+#include "train/safetensors.h"
+
+/* ---- host staging ---------------------------------------------------------
+ * On the CPU the device buffer is host memory and is used in place; on a GPU
+ * the whole buffer is staged through one host copy. */
+
+static const float *mb_host_view(mb_ctx *ctx, const float *dev, size_t n, float **owned,
+                                 const char *path)
+{
+    *owned = NULL;
+    if (ctx->kind == MB_DEV_CPU) return dev;
+    float *h = mb_malloc(n * sizeof(float), "checkpoint staging");
+    if (!h) return NULL;
+    if (mb_dev_download(ctx, h, dev, n * sizeof(float))) {
+        free(h);
+        mb_error_set("%s: cannot copy tensors from the device", path);
+        return NULL;
+    }
+    *owned = h;
+    return h;
+}
+
+/* Prefix the current error with the path, unless it already starts with it. */
+static int mb_error_prefix(const char *path)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", mb_error_last());
+    if (strncmp(msg, path, strlen(path)) == 0) return -1;
+    return mb_error_set("%s: %s", path, msg);
+}
+
+static void mb_fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape)
+{
+    size_t len = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < ndim && len < cap; d++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (len < cap) snprintf(buf + len, cap - len, "]");
+}
+
+/* Find NAME in the file and check its shape against the table entry. */
+static const mb_st_tensor *mb_ckpt_tensor(mb_st_file *f, const char *name, const mb_param *p)
+{
+    const mb_st_tensor *t = mb_st_find(f, name);
+    if (!t) {
+        mb_error_set("%s: missing tensor %s", mb_st_path(f), name);
+        return NULL;
+    }
+    int same = t->ndim == p->ndim;
+    for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+    if (!same) {
+        char got[160], want[160];
+        mb_fmt_shape(got, sizeof got, t->ndim, t->shape);
+        mb_fmt_shape(want, sizeof want, p->ndim, p->shape);
+        mb_error_set("%s: tensor %s has shape %s, expected %s", mb_st_path(f), name, got, want);
+        return NULL;
+    }
+    return t;
+}
+
+/* Read "PREFIXNAME" for every parameter into dst laid out as the table. */
+static int mb_ckpt_read_all(mb_st_file *f, const mb_params *ps, const char *prefix, float *dst)
+{
+    char name[MB_PARAM_NAME_MAX + 16];
+    for (int i = 0; i < ps->n; i++) {
+        const mb_param *p = &ps->items[i];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        const mb_st_tensor *t = mb_ckpt_tensor(f, name, p);
+        if (!t || mb_st_read_f32(f, t, dst + p->offset, p->numel)) return -1;
+    }
+    return 0;
+}
+
+static void mb_ckpt_entry(mb_st_entry *e, const char *name, const mb_param *p, const float *base)
+{
+    memset(e, 0, sizeof *e);
+    e->name = name;
+    e->ndim = p->ndim;
+    for (int d = 0; d < p->ndim; d++) e->shape[d] = p->shape[d];
+    e->data = base + p->offset;
+}
+
+/* ---- model ---------------------------------------------------------------- */
+
+int mb_model_save(const mb_model *m, const char *path)
+{
+    const mb_params *ps = &m->params;
+    float *owned = NULL;
+    const float *host = mb_host_view(m->ctx, ps->data, ps->total, &owned, path);
+    char *config = mb_config_to_json(&m->cfg);
+    mb_st_entry *entries = mb_calloc((size_t)ps->n, sizeof *entries, "checkpoint entries");
+    int rc = -1;
+    if (host && config && entries) {
+        for (int i = 0; i < ps->n; i++) mb_ckpt_entry(&entries[i], ps->items[i].name, &ps->items[i], host);
+        const char *meta[] = {"config", config, NULL};
+        rc = mb_st_write(path, entries, ps->n, meta);
+    } else {
+        mb_error_prefix(path);
+    }
+    free(entries);
+    free(config);
+    free(owned);
+    return rc;
+}
+
+static int mb_model_read_config(mb_st_file *f, mb_config *cfg)
+{
+    const char *json = mb_st_metadata(f, "config");
+    if (!json)
+        return mb_error_set("%s: no \"config\" in __metadata__ (not a libmamba checkpoint?)",
+                            mb_st_path(f));
+    if (mb_config_from_json(json, cfg)) return mb_error_prefix(mb_st_path(f));
+    return 0;
+}
+
+static int mb_model_read_params(mb_st_file *f, mb_model *m)
+{
+    mb_params *ps = &m->params;
+    if (m->ctx->kind == MB_DEV_CPU) return mb_ckpt_read_all(f, ps, "", ps->data);
+    /* calloc: the alignment padding between tensors stays zero on the device */
+    float *host = mb_calloc(ps->total, sizeof(float), "checkpoint staging");
+    int rc = !host ? mb_error_prefix(mb_st_path(f)) : mb_ckpt_read_all(f, ps, "", host);
+    if (!rc && mb_dev_upload(m->ctx, ps->data, host, ps->total * sizeof(float)))
+        rc = mb_error_prefix(mb_st_path(f));
+    free(host);
+    return rc;
+}
+
+mb_model *mb_model_load(mb_ctx *ctx, const char *path)
+{
+    mb_st_file *f = mb_st_open(path);
+    if (!f) return NULL;
+    mb_config cfg;
+    mb_model *m = NULL;
+    if (mb_model_read_config(f, &cfg) == 0) {
+        m = mb_model_alloc(ctx, &cfg);
+        if (!m) mb_error_prefix(path);
+    }
+    if (m && mb_model_read_params(f, m)) {
+        mb_model_free(m);
+        m = NULL;
+    }
+    mb_st_close(f);
+    return m;
+}
+
+/* ---- optimizer state ------------------------------------------------------ */
+
+static char *mb_optim_config_json(const mb_optim_config *oc)
+{
+    char lr[48], min_lr[48], b1[48], b2[48], eps[48], wd[48], clip[48];
+    mb_fmt_float(lr, sizeof lr, oc->lr);
+    mb_fmt_float(min_lr, sizeof min_lr, oc->min_lr);
+    mb_fmt_float(b1, sizeof b1, oc->beta1);
+    mb_fmt_float(b2, sizeof b2, oc->beta2);
+    mb_fmt_float(eps, sizeof eps, oc->eps);
+    mb_fmt_float(wd, sizeof wd, oc->weight_decay);
+    mb_fmt_float(clip, sizeof clip, oc->grad_clip);
+    const char *fmt = "{\"lr\":%s,\"min_lr\":%s,\"beta1\":%s,\"beta2\":%s,\"eps\":%s,"
+                      "\"weight_decay\":%s,\"grad_clip\":%s,\"warmup_steps\":%lld,"
+                      "\"total_steps\":%lld}";
+    char *s = mb_malloc(512, "optimizer config");
+    if (s)
+        snprintf(s, 512, fmt, lr, min_lr, b1, b2, eps, wd, clip, (long long)oc->warmup_steps,
+                 (long long)oc->total_steps);
+    return s;
+}
+
+/* Entries "m.NAME" then "v.NAME"; the names live in one block `names`. */
+static int mb_optim_entries(const mb_params *ps, const float *m, const float *v,
+                            mb_st_entry *entries, char *names)
+{
+    const size_t stride = MB_PARAM_NAME_MAX + 4;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < ps->n; i++) {
+            char *name = names + ((size_t)k * (size_t)ps->n + (size_t)i) * stride;
+            snprintf(name, stride, "%c.%s", k ? 'v' : 'm', ps->items[i].name);
+            mb_ckpt_entry(&entries[k * ps->n + i], name, &ps->items[i], k ? v : m);
+        }
+    return 2 * ps->n;
+}
+
+int mb_optim_save(const mb_optim *o, const char *path)
+{
+    const mb_params *ps = &o->model->params;
+    mb_ctx *ctx = o->model->ctx;
+    float *own_m = NULL, *own_v = NULL;
+    const float *m = mb_host_view(ctx, o->m, ps->total, &own_m, path);
+    const float *v = m ? mb_host_view(ctx, o->v, ps->total, &own_v, path) : NULL;
+    mb_st_entry *entries = mb_calloc(2 * (size_t)ps->n, sizeof *entries, "optimizer entries");
+    char *names = mb_malloc(2 * (size_t)ps->n * (MB_PARAM_NAME_MAX + 4), "optimizer names");
+    char *oc = mb_optim_config_json(&o->cfg);
+    int rc = -1;
+    if (m && v && entries && names && oc) {
+        char step[32], total[32];
+        snprintf(step, sizeof step, "%lld", (long long)o->step);
+        snprintf(total, sizeof total, "%zu", ps->total);
+        const char *meta[] = {"step", step, "param_total", total, "optim_config", oc, NULL};
+        rc = mb_st_write(path, entries, mb_optim_entries(ps, m, v, entries, names), meta);
+    } else {
+        mb_error_prefix(path);
+    }
+    free(oc);
+    free(names);
+    free(entries);
+    free(own_m);
+    free(own_v);
+    return rc;
+}
+
+static int mb_optim_read_step(mb_st_file *f, int64_t *step)
+{
+    const char *s = mb_st_metadata(f, "step");
+    if (!s) return mb_error_set("%s: no \"step\" in __metadata__ (not optimizer state?)",
+                                mb_st_path(f));
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno || v < 0)
+        return mb_error_set("%s: bad step '%s' in __metadata__", mb_st_path(f), s);
+    *step = v;
+    return 0;
+}
+
+/* A file for a larger model could carry every tensor this one needs: count
+ * the moment tensors too, so that is refused rather than half-applied. */
+static int mb_optim_check_count(mb_st_file *f, const mb_params *ps)
+{
+    int n_m = 0;
+    for (int i = 0; i < mb_st_count(f); i++) n_m += strncmp(mb_st_get(f, i)->name, "m.", 2) == 0;
+    if (n_m != ps->n)
+        return mb_error_set("%s: optimizer state has %d moment tensors, the model has %d "
+                            "parameters", mb_st_path(f), n_m, ps->n);
+    return 0;
+}
+
+int mb_optim_load(mb_optim *o, const char *path)
+{
+    const mb_params *ps = &o->model->params;
+    mb_ctx *ctx = o->model->ctx;
+    mb_st_file *f = mb_st_open(path);
+    if (!f) return -1;
+    int64_t step = 0;
+    float *m = mb_calloc(ps->total, sizeof(float), "optimizer staging");
+    float *v = m ? mb_calloc(ps->total, sizeof(float), "optimizer staging") : NULL;
+    int rc = !m || !v ? mb_error_prefix(path) : 0;
+    if (!rc && (mb_optim_read_step(f, &step) || mb_optim_check_count(f, ps) ||
+                mb_ckpt_read_all(f, ps, "m.", m) || mb_ckpt_read_all(f, ps, "v.", v)))
+        rc = -1;
+    if (!rc && (mb_dev_upload(ctx, o->m, m, ps->total * sizeof(float)) ||
+                mb_dev_upload(ctx, o->v, v, ps->total * sizeof(float))))
+        rc = mb_error_prefix(path);
+    if (!rc) o->step = step;
+    free(m);
+    free(v);
+    mb_st_close(f);
+    return rc;
+}

@@ -1,0 +1,330 @@
+/* The mixer and the whole LM on the CPU: gradients by finite differences,
+ * recompute mode equal to stored activations, recurrent step and chunked
+ * forward equal to the parallel forward, initialization as mamba_ssm. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/lm.h"
+#include "testutil.h"
+
+static mb_config tiny_config(int cplx, int rms, int tied)
+{
+    mb_config c;
+    mb_config_default(&c);
+    c.d_model = 8;
+    c.n_layer = 2;
+    c.vocab_size = 7;
+    c.d_state = 3;
+    c.expand = 2;
+    c.init = cplx ? MB_INIT_S4D_LIN : MB_INIT_S4D_REAL;
+    c.rms_norm = rms;
+    c.tie_embeddings = tied;
+    return c;
+}
+
+/* Perturb every weight so the check does not sit at the initialization's
+ * special values (D = 1, norms = 1, zero biases). */
+static void jitter(mb_model *m, mb_rng *r, float amount)
+{
+    for (size_t i = 0; i < m->params.total; i++)
+        m->params.data[i] += amount * (float)(2 * mb_rng_uniform(r) - 1);
+    /* Steps of 1e-3..1e-1 (the init) leave A_log and dt with gradients too
+     * small to tell from float32 rounding in a finite difference: use
+     * delta = softplus(bias) of 0.3..1 instead. */
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        float *b = mb_param_data(&m->params, m->mixers[l].p_dt_b);
+        for (int i = 0; i < m->mixers[l].d_inner; i++) b[i] = -1.f + (float)mb_rng_uniform(r);
+    }
+}
+
+/* ---- mixer ----------------------------------------------------------------
+ * Finite differences of an fp32 forward: the loss carries ~1e-8 of rounding,
+ * so a step of 1e-2 keeps that noise at ~1e-6 of the derivative while the
+ * truncation error stays ~1e-4 relative. The float64 reference gradients in
+ * test_golden check the same code to 1e-5 and more. */
+#define MIXER_EPS 1e-2
+#define MIXER_TOL 5e-3
+
+/* Finite-difference check of one tensor unless its gradients are too small
+ * for fp32 to resolve (rms under `floor`, a few hundred times the noise a
+ * step of 1e-2 leaves): those are checked against float64 reference
+ * gradients in test_golden. Returns the error, or 0 when left to golden. */
+static double fd_tensor(const char *what, mb_test_loss_fn f, void *ud, float *x, const float *g,
+                        size_t n, size_t checks, double floor)
+{
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
+    double rms = sqrt(ss / (double)n);
+    if (rms < floor) {
+        printf("# grad check %-32s rms %.1e under the fp32 floor %.0e: float64 check in test_golden\n",
+               what, rms, floor);
+        return 0;
+    }
+    return mb_test_grad_check(what, f, ud, x, g, n, checks, MIXER_EPS);
+}
+typedef struct {
+    mb_model *m;
+    int B, L;
+    float *u, *out, *w;
+    mb_mixer_acts a;
+    float *abuf;
+    mb_arena ws;
+} mixer_case;
+
+static double mixer_loss(void *ud)
+{
+    mixer_case *c = ud;
+    mb_mixer *mx = &c->m->mixers[0];
+    mb_mixer_fwd(c->m->ctx, mx, &c->m->params, c->B, c->L, c->u, c->out, &c->a, NULL, &c->ws);
+    return mb_test_dot(c->out, c->w, (size_t)c->B * c->L * mx->d_model);
+}
+
+static void mixer_grad(int cplx)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + (uint64_t)cplx);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_config(cplx, 1, 1);
+    mixer_case c = {.m = mb_model_create(ctx, &cfg, 3), .B = 2, .L = 19};
+    assert_non_null(c.m);
+    jitter(c.m, &r, 0.2f);
+    mb_mixer *mx = &c.m->mixers[0];
+    const size_t M = (size_t)c.B * c.L, d = mx->d_model;
+    c.u = malloc(M * d * 4), c.out = malloc(M * d * 4), c.w = malloc(M * d * 4);
+    float *du = malloc(M * d * 4);
+    mb_test_fill(&r, c.u, M * d, -1, 1);
+    mb_test_fill(&r, c.w, M * d, -1, 1);
+    c.abuf = malloc(mb_mixer_acts_floats(mx, (int)M) * 4);
+    mb_mixer_acts_bind(&c.a, mx, c.abuf, (int)M);
+    assert_int_equal(mb_arena_init(&c.ws, ctx, mb_mixer_workspace(ctx, mx, c.B, c.L)), 0);
+
+    mixer_loss(&c);
+    mb_model_zero_grad(c.m);
+    assert_int_equal(mb_mixer_bwd(ctx, mx, &c.m->params, c.B, c.L, c.u, &c.a, c.w, du, 0.f, &c.ws), 0);
+    char what[96];
+    snprintf(what, sizeof what, "%s mixer du", cplx ? "complex" : "real");
+    assert_true(mb_test_grad_check(what, mixer_loss, &c, c.u, du, M * d, 60, MIXER_EPS) < MIXER_TOL);
+    const int idx[] = {mx->p_in_proj, mx->p_conv_w, mx->p_conv_b, mx->p_x_proj, mx->p_dt_w,
+                       mx->p_dt_b, mx->p_A_log, mx->p_A_imag, mx->p_D, mx->p_out_proj};
+    for (size_t k = 0; k < sizeof idx / sizeof idx[0]; k++) {
+        if (idx[k] < 0) continue;
+        const mb_param *p = &c.m->params.items[idx[k]];
+        snprintf(what, sizeof what, "%s %s", cplx ? "complex" : "real", strstr(p->name, "mixer."));
+        assert_true(fd_tensor(what, mixer_loss, &c, mb_param_data(&c.m->params, idx[k]),
+                              mb_param_grad(&c.m->params, idx[k]), p->numel, 60, 1e-4) < MIXER_TOL);
+    }
+    free(c.u), free(c.out), free(c.w), free(du), free(c.abuf);
+    mb_arena_free(&c.ws);
+    mb_model_free(c.m);
+    mb_ctx_free(ctx);
+}
+
+static void test_mixer_grad_real(void **s) { (void)s; mixer_grad(0); }
+static void test_mixer_grad_complex(void **s) { (void)s; mixer_grad(1); }
+
+/* ---- whole model ---------------------------------------------------------- */
+typedef struct {
+    mb_model *m;
+    int B, L;
+    int32_t *tok, *tgt;
+} model_case;
+
+static double model_loss(void *ud)
+{
+    model_case *c = ud;
+    mb_loss_stats st = {0};
+    assert_int_equal(mb_model_forward(c->m, c->tok, c->B, c->L, c->tgt, NULL, &st), 0);
+    return st.loss_sum / (double)st.count;
+}
+
+static void make_tokens(mb_rng *r, model_case *c, int vocab)
+{
+    size_t M = (size_t)c->B * c->L;
+    c->tok = malloc(M * sizeof(int32_t));
+    c->tgt = malloc(M * sizeof(int32_t));
+    for (size_t i = 0; i < M; i++) {
+        c->tok[i] = (int32_t)mb_rng_below(r, (uint32_t)vocab);
+        c->tgt[i] = i % 5 == 2 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(r, (uint32_t)vocab);
+    }
+}
+
+static void model_grad(int cplx, int rms, int tied)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 100 + 4 * cplx + 2 * rms + tied);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_config(cplx, rms, tied);
+    model_case c = {.m = mb_model_create(ctx, &cfg, 5), .B = 2, .L = 13};
+    assert_non_null(c.m);
+    jitter(c.m, &r, 0.2f);
+    make_tokens(&r, &c, cfg.vocab_size);
+    mb_loss_stats st = {0};
+    mb_model_zero_grad(c.m);
+    assert_int_equal(mb_model_forward_backward(c.m, c.tok, c.tgt, c.B, c.L, &st), 0);
+    float *g = malloc(c.m->params.total * 4);
+    memcpy(g, c.m->params.grad, c.m->params.total * 4);
+    double worst = 0;
+    for (int i = 0; i < c.m->params.n; i++) {
+        const mb_param *p = &c.m->params.items[i];
+        char what[160];
+        snprintf(what, sizeof what, "%s%s%s %s", cplx ? "C" : "R", rms ? "rms" : "ln",
+                 tied ? "/tied" : "/untied", p->name + (strncmp(p->name, "backbone.", 9) ? 0 : 9));
+        /* the mean cross-entropy has ~1e-7 of rounding: a higher floor */
+        worst = fmax(worst, fd_tensor(what, model_loss, &c, c.m->params.data + p->offset,
+                                      g + p->offset, p->numel, 24, 3e-4));
+    }
+    printf("# worst whole-model gradient error %.3e\n", worst);
+    assert_true(worst < 5e-3);
+    /* recompute mode: the same gradients (the same arithmetic, recomputed;
+     * BLAS may round a GEMM on other addresses differently in the last bit) */
+    mb_model_set_recompute(c.m, 1);
+    mb_model_zero_grad(c.m);
+    mb_loss_stats st2 = {0};
+    assert_int_equal(mb_model_forward_backward(c.m, c.tok, c.tgt, c.B, c.L, &st2), 0);
+    assert_true(st2.loss_sum == st.loss_sum);
+    double erc = mb_test_rel_err(c.m->params.grad, g, c.m->params.total);
+    printf("# recompute vs stored activations: gradient rel err %.2e\n", erc);
+    assert_true(erc < 1e-6);
+    free(g), free(c.tok), free(c.tgt);
+    mb_model_free(c.m);
+    mb_ctx_free(ctx);
+}
+
+static void test_model_grad_real(void **s) { (void)s; model_grad(0, 1, 1); }
+static void test_model_grad_complex_untied(void **s) { (void)s; model_grad(1, 1, 0); }
+static void test_model_grad_layernorm(void **s) { (void)s; model_grad(0, 0, 0); }
+
+/* ---- recurrent step and chunks == parallel forward ----------------------- */
+static void step_vs_forward(int cplx)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 200 + (uint64_t)cplx);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_config(cplx, 1, 1);
+    cfg.d_model = 16;
+    cfg.n_layer = 3;
+    model_case c = {.m = mb_model_create(ctx, &cfg, 9), .B = 3, .L = 41};
+    assert_non_null(c.m);
+    jitter(c.m, &r, 0.1f);
+    make_tokens(&r, &c, cfg.vocab_size);
+    const int V = c.m->vocab_padded, B = c.B, L = c.L;
+    float *ref = malloc((size_t)B * L * V * 4), *got = malloc((size_t)B * L * V * 4);
+    float *tmp = malloc((size_t)B * L * V * 4);
+    int32_t *col = malloc((size_t)B * L * sizeof(int32_t));
+    assert_int_equal(mb_model_forward(c.m, c.tok, B, L, NULL, ref, NULL), 0);
+
+    mb_state *st = mb_state_create(c.m, B);
+    assert_non_null(st);
+    for (int t = 0; t < L; t++) {
+        for (int b = 0; b < B; b++) col[b] = c.tok[b * L + t];
+        assert_int_equal(mb_model_step(c.m, st, col, tmp), 0);
+        for (int b = 0; b < B; b++) memcpy(got + ((size_t)b * L + t) * V, tmp + (size_t)b * V, V * 4);
+    }
+    double e_step = mb_test_rel_err(got, ref, (size_t)B * L * V);
+    /* three uneven chunks, the state carried */
+    mb_state_reset(st);
+    const int cuts[4] = {0, 7, 30, L};
+    for (int k = 0; k < 3; k++) {
+        int len = cuts[k + 1] - cuts[k];
+        for (int b = 0; b < B; b++) memcpy(col + (size_t)b * len, c.tok + (size_t)b * L + cuts[k], len * 4);
+        assert_int_equal(mb_model_forward_chunk(c.m, st, col, len, tmp), 0);
+        for (int b = 0; b < B; b++)
+            memcpy(got + ((size_t)b * L + cuts[k]) * V, tmp + (size_t)b * len * V, (size_t)len * V * 4);
+    }
+    double e_chunk = mb_test_rel_err(got, ref, (size_t)B * L * V);
+    printf("# %s step vs forward %.2e, chunks vs forward %.2e\n", cplx ? "complex" : "real", e_step, e_chunk);
+    /* GEMMs over different row counts may block differently: not bitwise */
+    assert_true(e_step < 1e-6);
+    assert_true(e_chunk < 1e-6);
+    mb_state_free(st);
+    free(ref), free(got), free(tmp), free(col), free(c.tok), free(c.tgt);
+    mb_model_free(c.m);
+    mb_ctx_free(ctx);
+}
+
+static void test_step_real(void **s) { (void)s; step_vs_forward(0); }
+static void test_step_complex(void **s) { (void)s; step_vs_forward(1); }
+
+/* ---- initialization as mamba_ssm ----------------------------------------- */
+static void test_init(void **s)
+{
+    (void)s;
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_config(0, 1, 1);
+    cfg.d_model = 64;
+    cfg.n_layer = 4;
+    cfg.d_state = 16;
+    mb_model *m = mb_model_create(ctx, &cfg, 1);
+    assert_non_null(m);
+    mb_params *ps = &m->params;
+    mb_mixer *mx = &m->mixers[1];
+    assert_int_equal(mx->dt_rank, 4); /* ceil(64 / 16) */
+    float *alog = mb_param_data(ps, mx->p_A_log), *D = mb_param_data(ps, mx->p_D);
+    for (int i = 0; i < mx->d_inner; i++) {
+        assert_true(D[i] == 1.f);
+        for (int n = 0; n < 16; n++) assert_float_equal(alog[i * 16 + n], logf(n + 1.f), 1e-6);
+    }
+    /* softplus(dt bias) in [dt_min, dt_max] */
+    float *dtb = mb_param_data(ps, mx->p_dt_b);
+    for (int i = 0; i < mx->d_inner; i++) {
+        double dt = log1p(exp(dtb[i]));
+        assert_true(dt >= 1e-3 * 0.999 && dt <= 0.1 * 1.001);
+    }
+    /* out_proj bound 1/sqrt(d_inner)/sqrt(n_layer); embedding std 0.02 */
+    double bound = 1 / sqrt(128.0) / 2.0, mx_abs = 0, ss = 0;
+    const mb_param *po = &ps->items[mx->p_out_proj];
+    for (size_t i = 0; i < po->numel; i++) mx_abs = fmax(mx_abs, fabs(ps->data[po->offset + i]));
+    assert_true(mx_abs <= bound && mx_abs > 0.9 * bound);
+    const mb_param *pe = &ps->items[m->p_embed];
+    for (size_t i = 0; i < pe->numel; i++) ss += (double)ps->data[pe->offset + i] * ps->data[pe->offset + i];
+    double std = sqrt(ss / pe->numel);
+    printf("# embedding std %.4f (0.02), out_proj max |w| %.4f (bound %.4f)\n", std, mx_abs, bound);
+    assert_true(fabs(std - 0.02) < 0.002);
+    mb_model_free(m);
+    /* S4D-Lin: A = -1/2 + i pi n */
+    cfg.init = MB_INIT_S4D_LIN;
+    m = mb_model_create(ctx, &cfg, 1);
+    mx = &m->mixers[0];
+    alog = mb_param_data(&m->params, mx->p_A_log);
+    float *aim = mb_param_data(&m->params, mx->p_A_imag);
+    assert_int_equal(m->params.items[mx->p_x_proj].shape[0], 4 + 4 * 16);
+    for (int n = 0; n < 16; n++) {
+        assert_float_equal(-expf(alog[n]), -0.5f, 1e-6);
+        assert_float_equal(aim[n], (float)(MB_PI * n), 1e-5);
+    }
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+}
+
+/* bad tokens are refused with a reason, not read out of bounds */
+static void test_bad_tokens(void **s)
+{
+    (void)s;
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_config(0, 1, 1);
+    mb_model *m = mb_model_create(ctx, &cfg, 1);
+    int32_t tok[4] = {1, 2, 7, 0}, tgt[4] = {1, 1, 1, 1};
+    assert_int_equal(mb_model_forward(m, tok, 1, 4, NULL, NULL, NULL), -1);
+    assert_non_null(strstr(mb_error_last(), "outside the vocabulary"));
+    tok[2] = 3;
+    tgt[1] = -5;
+    assert_int_equal(mb_model_forward_backward(m, tok, tgt, 1, 4, NULL), -1);
+    assert_non_null(strstr(mb_error_last(), "target -5"));
+    assert_null(mb_ctx_create("tpu"));
+    assert_non_null(strstr(mb_error_last(), "bad device"));
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mixer_grad_real),   cmocka_unit_test(test_mixer_grad_complex),
+        cmocka_unit_test(test_model_grad_real),   cmocka_unit_test(test_model_grad_complex_untied),
+        cmocka_unit_test(test_model_grad_layernorm), cmocka_unit_test(test_step_real),
+        cmocka_unit_test(test_step_complex),      cmocka_unit_test(test_init),
+        cmocka_unit_test(test_bad_tokens),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
