@@ -32,6 +32,11 @@ void mb_colsum_acc(mb_ctx *ctx, int M, int N, const float *x, int ldx, float *ou
     DISPATCH_VOID(mb_colsum_acc, ctx, M, N, x, ldx, out);
 }
 
+void mb_bias_add(mb_ctx *ctx, int M, int N, const float *bias, float *y, int ldy)
+{
+    DISPATCH_VOID(mb_bias_add, ctx, M, N, bias, y, ldy);
+}
+
 void mb_conv1d_fwd(MB_OPS_CONV_FWD_ARGS)
 {
     DISPATCH_VOID(mb_conv1d_fwd, ctx, B, L, D, K, x, ldx, w, bias, prev, y, ldy);

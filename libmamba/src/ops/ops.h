@@ -21,6 +21,9 @@
     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc
 void mb_gemm(MB_OPS_GEMM_ARGS);
 void mb_gemm_cpu(MB_OPS_GEMM_ARGS);
+/* The built-in cache-blocked GEMM (OpenMP): what mb_gemm_cpu runs without
+ * OpenBLAS. Always compiled, so the suite checks it on every build. */
+void mb_gemm_blocked_cpu(MB_OPS_GEMM_ARGS);
 
 /* Linear layer on top of mb_gemm: y (M, out) = x (M, in) @ W^T (W: out x in) + bias. */
 void mb_linear_fwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx,
@@ -32,6 +35,9 @@ void mb_linear_bwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx,
 /* Column sums: out[j] += sum_i x[i, j]. */
 void mb_colsum_acc(mb_ctx *ctx, int M, int N, const float *x, int ldx, float *out);
 void mb_colsum_acc_cpu(mb_ctx *ctx, int M, int N, const float *x, int ldx, float *out);
+/* y (M, N) += bias (N) broadcast over the rows. */
+void mb_bias_add(mb_ctx *ctx, int M, int N, const float *bias, float *y, int ldy);
+void mb_bias_add_cpu(mb_ctx *ctx, int M, int N, const float *bias, float *y, int ldy);
 
 /* ---- causal depthwise conv1d over (B, L, D) -------------------------------
  * y[b,t,d] = bias[d] + sum_k w[d,k] * x[b, t-(K-1)+k, d], where positions

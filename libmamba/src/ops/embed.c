@@ -1,0 +1,43 @@
+/* Token embedding: a row gather forward, a scatter-add backward. */
+#include <string.h>
+
+#include "ops/ops.h"
+
+enum { MB_EMB_CB = 32 }; /* columns per backward task */
+#define MB_EMB_PAR_MIN (1 << 15)
+
+void mb_embed_fwd_cpu(MB_OPS_EMB_FWD_ARGS)
+{
+    double work = (double)M * C;
+    (void)work;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_EMB_PAR_MIN) schedule(static)
+#else
+    (void)ctx;
+#endif
+    for (int i = 0; i < M; i++)
+        memcpy(y + (size_t)i * C, W + (size_t)tokens[i] * C, (size_t)C * sizeof *W);
+}
+
+/* A repeated token sends several rows to one dW row, so rows cannot be split
+ * over threads; columns can: each task owns a block of columns for every
+ * token and adds the rows in order, which is also deterministic. */
+void mb_embed_bwd_cpu(MB_OPS_EMB_BWD_ARGS)
+{
+    int nb = (C + MB_EMB_CB - 1) / MB_EMB_CB;
+    double work = (double)M * C;
+    (void)work;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_EMB_PAR_MIN) schedule(static)
+#else
+    (void)ctx;
+#endif
+    for (int blk = 0; blk < nb; blk++) {
+        int c0 = blk * MB_EMB_CB, n = C - c0 < MB_EMB_CB ? C - c0 : MB_EMB_CB;
+        for (int i = 0; i < M; i++) {
+            const float *src = dy + (size_t)i * C + c0;
+            float *dst = dW + (size_t)tokens[i] * C + c0;
+            for (int j = 0; j < n; j++) dst[j] += src[j];
+        }
+    }
+}

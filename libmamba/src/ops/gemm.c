@@ -1,0 +1,182 @@
+/* GEMM and column sums on the CPU. With OpenBLAS (MB_HAVE_CBLAS) mb_gemm_cpu
+ * is cblas_sgemm; mb_gemm_blocked_cpu, our own cache-blocked loops, is
+ * always compiled so the suite can check it on a build that has OpenBLAS. */
+#include <string.h>
+#ifdef MB_HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+#include "ops/ops.h"
+
+/* An MR x NR block of C lives in registers across a KC-long slice of K.
+ * Both operands are packed on the stack so the inner loop reads contiguous
+ * memory whatever the transposes: a KC x NC block of op(B) (16 KiB, in
+ * NR-column panels) shared by all rows of an MC x NC tile of C, and one
+ * MR-row strip of op(A) (2 KiB) shared by all its panels. Tiles of C are the
+ * unit of parallel work. */
+enum {
+    MB_GEMM_MR = 4,
+    MB_GEMM_NR = 8,
+    MB_GEMM_MC = 64,
+    MB_GEMM_NC = 32,
+    MB_GEMM_KC = 128,
+};
+/* Below this many multiply-adds a parallel region costs more than it saves. */
+#define MB_GEMM_PAR_MIN (1 << 18)
+#define MB_COLSUM_PAR_MIN (1 << 15)
+enum { MB_COLSUM_CB = 32 };
+
+/* op(A)(i, k) = A[i*sai + k*sak] and op(B)(k, j) = B[k*sbk + j*sbj]: the
+ * transposes become strides, so one set of loops serves all four cases. */
+typedef struct {
+    const float *A;
+    size_t sai, sak;
+    const float *B;
+    size_t sbk, sbj;
+} gemm_operands;
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+
+static void scale_rows(float *C, int ldc, int m, int n, float beta)
+{
+    if (beta == 1.0f) return;
+    for (int i = 0; i < m; i++) {
+        float *c = C + (size_t)i * ldc;
+        /* beta 0 overwrites: C may hold garbage (NaN) that 0 * C would keep */
+        if (beta == 0.0f)
+            memset(c, 0, (size_t)n * sizeof *c);
+        else
+            for (int j = 0; j < n; j++) c[j] *= beta;
+    }
+}
+
+/* Bp[k][j] = op(B)(k0 + k, j0 + j), zero-padded to NR columns so the
+ * micro-kernel never needs a column edge case. */
+static void pack_b(const gemm_operands *op, int k0, int j0, int kc, int nr, float *Bp)
+{
+    for (int k = 0; k < kc; k++) {
+        const float *b = op->B + (size_t)(k0 + k) * op->sbk + (size_t)j0 * op->sbj;
+        float *dst = Bp + (size_t)k * MB_GEMM_NR;
+        int j = 0;
+        for (; j < nr; j++) dst[j] = b[(size_t)j * op->sbj];
+        for (; j < MB_GEMM_NR; j++) dst[j] = 0.0f;
+    }
+}
+
+/* Ap[k][r] = op(A)(i0 + r, k0 + k), zero-padded to MR rows. */
+static void pack_a(const gemm_operands *op, int i0, int k0, int mr, int kc, float *Ap)
+{
+    for (int k = 0; k < kc; k++) {
+        const float *a = op->A + (size_t)i0 * op->sai + (size_t)(k0 + k) * op->sak;
+        float *dst = Ap + (size_t)k * MB_GEMM_MR;
+        int r = 0;
+        for (; r < mr; r++) dst[r] = a[(size_t)r * op->sai];
+        for (; r < MB_GEMM_MR; r++) dst[r] = 0.0f;
+    }
+}
+
+/* C[0:mr, 0:nr] += alpha * Ap @ Bp over kc. The fixed trip counts let the
+ * compiler keep acc in vector registers; padding makes them always full. */
+static void micro_kernel(int kc, const float *Ap, const float *Bp, int mr, int nr, float alpha,
+                         float *C, int ldc)
+{
+    float acc[MB_GEMM_MR][MB_GEMM_NR] = {{0}};
+    for (int k = 0; k < kc; k++) {
+        const float *a = Ap + (size_t)k * MB_GEMM_MR, *b = Bp + (size_t)k * MB_GEMM_NR;
+        for (int r = 0; r < MB_GEMM_MR; r++)
+            for (int j = 0; j < MB_GEMM_NR; j++) acc[r][j] += a[r] * b[j];
+    }
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) C[(size_t)r * ldc + j] += alpha * acc[r][j];
+}
+
+/* One MC x NC tile of C at (i0, j0): scale by beta, then add alpha op(A) op(B)
+ * one KC slice at a time. */
+static void gemm_tile(const gemm_operands *op, int i0, int j0, int m, int n, int K, float alpha,
+                      float beta, float *C, int ldc)
+{
+    float Bp[MB_GEMM_KC * MB_GEMM_NC];
+    float Ap[MB_GEMM_MR * MB_GEMM_KC];
+    float *Ct = C + (size_t)i0 * ldc + j0;
+    scale_rows(Ct, ldc, m, n, beta);
+    for (int k0 = 0; k0 < K; k0 += MB_GEMM_KC) {
+        int kc = min_int(MB_GEMM_KC, K - k0);
+        for (int jr = 0; jr < n; jr += MB_GEMM_NR)
+            pack_b(op, k0, j0 + jr, kc, min_int(MB_GEMM_NR, n - jr), Bp + (size_t)jr * kc);
+        for (int ir = 0; ir < m; ir += MB_GEMM_MR) {
+            int mr = min_int(MB_GEMM_MR, m - ir);
+            pack_a(op, i0 + ir, k0, mr, kc, Ap);
+            for (int jr = 0; jr < n; jr += MB_GEMM_NR)
+                micro_kernel(kc, Ap, Bp + (size_t)jr * kc, mr, min_int(MB_GEMM_NR, n - jr), alpha,
+                             Ct + (size_t)ir * ldc + jr, ldc);
+        }
+    }
+}
+
+void mb_gemm_blocked_cpu(MB_OPS_GEMM_ARGS)
+{
+    if (M <= 0 || N <= 0) return;
+    /* alpha 0 or an empty K leaves only C = beta C; A and B are not read */
+    if (alpha == 0.0f || K < 0) K = 0;
+    gemm_operands op = {
+        .A = A, .sai = transA ? 1 : (size_t)lda, .sak = transA ? (size_t)lda : 1,
+        .B = B, .sbk = transB ? 1 : (size_t)ldb, .sbj = transB ? (size_t)ldb : 1,
+    };
+    int mt = (M + MB_GEMM_MC - 1) / MB_GEMM_MC;
+    int nt = (N + MB_GEMM_NC - 1) / MB_GEMM_NC;
+    int tiles = mt * nt;
+    double work = (double)M * N * (K + 1);
+    (void)work;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_GEMM_PAR_MIN) schedule(static)
+#else
+    (void)ctx;
+#endif
+    for (int t = 0; t < tiles; t++) {
+        int i0 = (t / nt) * MB_GEMM_MC, j0 = (t % nt) * MB_GEMM_NC;
+        gemm_tile(&op, i0, j0, min_int(MB_GEMM_MC, M - i0), min_int(MB_GEMM_NC, N - j0), K,
+                  alpha, beta, C, ldc);
+    }
+}
+
+void mb_gemm_cpu(MB_OPS_GEMM_ARGS)
+{
+#ifdef MB_HAVE_CBLAS
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        /* BLAS would also do this, but insists on lda >= max(1, K) */
+        mb_gemm_blocked_cpu(ctx, transA, transB, M, N, 0, 0.0f, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* OpenBLAS runs its own thread pool; with beta 0 it stores zeros first,
+     * so NaN garbage in C does not survive (the suite checks it). */
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#else
+    mb_gemm_blocked_cpu(ctx, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+void mb_colsum_acc_cpu(mb_ctx *ctx, int M, int N, const float *x, int ldx, float *out)
+{
+    if (M <= 0 || N <= 0) return;
+    int nb = (N + MB_COLSUM_CB - 1) / MB_COLSUM_CB;
+    double work = (double)M * N;
+    (void)work;
+    /* Each task owns a block of columns and walks all rows: no two threads
+     * touch one output, and the sum order does not depend on the threads. */
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_COLSUM_PAR_MIN) schedule(static)
+#else
+    (void)ctx;
+#endif
+    for (int blk = 0; blk < nb; blk++) {
+        int j0 = blk * MB_COLSUM_CB, n = min_int(MB_COLSUM_CB, N - j0);
+        double acc[MB_COLSUM_CB] = {0};
+        for (int i = 0; i < M; i++) {
+            const float *r = x + (size_t)i * ldx + j0;
+            for (int j = 0; j < n; j++) acc[j] += r[j];
+        }
+        for (int j = 0; j < n; j++) out[j0 + j] = (float)(out[j0 + j] + acc[j]);
+    }
+}

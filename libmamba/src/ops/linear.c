@@ -1,0 +1,38 @@
+/* Linear layer as composites of the dispatched ops, so it runs on any
+ * device; only the bias broadcast is a kernel of its own (mb_bias_add). */
+#include "ops/ops.h"
+
+#define MB_BIAS_PAR_MIN (1 << 15)
+
+void mb_linear_fwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx,
+                   const float *W, const float *bias, float *y, int ldy)
+{
+    /* y = x @ W^T; beta 0, so y may start as garbage */
+    mb_gemm(ctx, 0, 1, M, out, in, 1.0f, x, ldx, W, in, 0.0f, y, ldy);
+    if (bias) mb_bias_add(ctx, M, out, bias, y, ldy);
+}
+
+void mb_linear_bwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const float *W,
+                   const float *dy, int lddy, float *dx, int lddx, float dx_beta, float *dW,
+                   float *dbias)
+{
+    if (dx) mb_gemm(ctx, 0, 0, M, in, out, 1.0f, dy, lddy, W, in, dx_beta, dx, lddx);
+    /* dW (out, in) += dy^T (out, M) @ x (M, in) */
+    if (dW) mb_gemm(ctx, 1, 0, out, in, M, 1.0f, dy, lddy, x, ldx, 1.0f, dW, in);
+    if (dbias) mb_colsum_acc(ctx, M, out, dy, lddy, dbias);
+}
+
+void mb_bias_add_cpu(mb_ctx *ctx, int M, int N, const float *bias, float *y, int ldy)
+{
+    double work = (double)M * N;
+    (void)work;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_BIAS_PAR_MIN) schedule(static)
+#else
+    (void)ctx;
+#endif
+    for (int i = 0; i < M; i++) {
+        float *r = y + (size_t)i * ldy;
+        for (int j = 0; j < N; j++) r[j] += bias[j];
+    }
+}

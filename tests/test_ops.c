@@ -1,0 +1,1034 @@
+/* CPU ops against naive float64 references (forward) and finite differences
+ * (backward), on fresh random inputs each run (MB_TEST_SEED replays one).
+ *
+ * Backward checks use the scalar loss sum(wt * out) with random wt: the
+ * analytic gradient is the op's backward with dy = wt. Accumulated
+ * parameter gradients start from random values and the check uses the
+ * difference, so accumulation (not overwrite) is tested at the same time.
+ * Strided views get padding that must come out untouched. */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/ops.h"
+#include "testutil.h"
+
+#define FWD_TOL 1e-5
+#define FD_TOL 1e-3
+#ifndef FD_EPS
+#define FD_EPS 1e-3
+#endif
+#define FD_CHECKS 300
+
+static mb_ctx *g_ctx;
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static void seed_rng(mb_rng *r, uint64_t tag)
+{
+    mb_rng_seed(r, mb_test_seed() ^ (tag * 0x9E3779B97F4A7C15ull));
+}
+
+static float *new_uniform(mb_rng *r, size_t n, float lo, float hi)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    assert_non_null(x);
+    mb_test_fill(r, x, n, lo, hi);
+    return x;
+}
+
+static float *new_const(size_t n, float v)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++) x[i] = v;
+    return x;
+}
+
+static float *new_copy(const float *src, size_t n)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    assert_non_null(x);
+    memcpy(x, src, n * sizeof *x);
+    return x;
+}
+
+static double *new_doubles(size_t n)
+{
+    double *x = calloc(n ? n : 1, sizeof *x);
+    assert_non_null(x);
+    return x;
+}
+
+/* ||a - ref|| / ||ref|| over the (M, N) view of a (row stride lda); ref is
+ * contiguous. */
+static double view_err(const float *a, int lda, const double *ref, int M, int N)
+{
+    double num = 0, den = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double v = a[(size_t)i * lda + j];
+            if (!isfinite(v)) return INFINITY;
+            double d = v - ref[(size_t)i * N + j];
+            num += d * d;
+            den += ref[(size_t)i * N + j] * ref[(size_t)i * N + j];
+        }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static void check_fwd(const char *what, double err)
+{
+    printf("# fwd        %-40s rel err %.3e\n", what, err);
+    assert_true(err < FWD_TOL);
+}
+
+static void check_fd(double err) { assert_true(err < FD_TOL); }
+
+/* The padding columns [N, ld) of M rows equal those of ref (a copy made
+ * before the call); with NaN fill, NaN counts as equal. */
+static void check_pad(const float *a, const float *ref, int M, int N, int ld)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = N; j < ld; j++) {
+            float x = a[(size_t)i * ld + j], y = ref[(size_t)i * ld + j];
+            assert_true(x == y || (isnan(x) && isnan(y)));
+        }
+}
+
+/* Padding columns [N, ld) of M rows set to v. */
+static void set_pad(float *a, int M, int N, int ld, float v)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = N; j < ld; j++) a[(size_t)i * ld + j] = v;
+}
+
+/* sum wt * y over the (M, N) view of y; wt contiguous. */
+static double dot_view(const float *y, int ldy, const float *wt, int M, int N)
+{
+    double s = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) s += (double)y[(size_t)i * ldy + j] * wt[(size_t)i * N + j];
+    return s;
+}
+
+/* (M, N) view with stride lds copied into a zeroed buffer with stride ldd: an
+ * analytic gradient laid out like the input it belongs to. */
+static float *restride(const float *src, int lds, int M, int N, int ldd)
+{
+    float *dst = new_const((size_t)M * ldd, 0.0f);
+    for (int i = 0; i < M; i++)
+        memcpy(dst + (size_t)i * ldd, src + (size_t)i * lds, (size_t)N * sizeof *dst);
+    return dst;
+}
+
+/* a - b elementwise into a new buffer: what an accumulating op added. */
+static float *new_diff(const float *a, const float *b, size_t n)
+{
+    float *d = new_const(n, 0.0f);
+    for (size_t i = 0; i < n; i++) d[i] = a[i] - b[i];
+    return d;
+}
+
+/* ---- GEMM ---------------------------------------------------------------- */
+
+typedef void (*gemm_fn)(MB_OPS_GEMM_ARGS);
+
+static double op_at(const float *X, int ld, int trans, int r, int c)
+{
+    return trans ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
+}
+
+static void gemm_case(mb_rng *r, gemm_fn fn, const char *name, int tA, int tB, int M, int N,
+                      int K, float alpha, float beta)
+{
+    int arows = tA ? K : M, acols = tA ? M : K, lda = acols + 3;
+    int brows = tB ? N : K, bcols = tB ? K : N, ldb = bcols + 5;
+    int ldc = N + 2;
+    float *A = new_uniform(r, (size_t)arows * lda, -1, 1);
+    float *B = new_uniform(r, (size_t)brows * ldb, -1, 1);
+    /* beta 0 must overwrite NaN garbage: fill C (pads too) with NaN */
+    float *C = beta == 0.0f ? new_const((size_t)M * ldc, NAN)
+                            : new_uniform(r, (size_t)M * ldc, -1, 1);
+    float *C0 = new_copy(C, (size_t)M * ldc);
+    double *ref = new_doubles((size_t)M * N);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) s += op_at(A, lda, tA, i, k) * op_at(B, ldb, tB, k, j);
+            ref[(size_t)i * N + j] =
+                alpha * s + (beta == 0.0f ? 0.0 : (double)beta * C0[(size_t)i * ldc + j]);
+        }
+    fn(g_ctx, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    char what[128];
+    snprintf(what, sizeof what, "%s %c%c %dx%dx%d beta=%g", name, tA ? 'T' : 'N',
+             tB ? 'T' : 'N', M, N, K, beta);
+    check_fwd(what, view_err(C, ldc, ref, M, N));
+    check_pad(C, C0, M, N, ldc);
+    free(A), free(B), free(C), free(C0), free(ref);
+}
+
+static void gemm_suite(gemm_fn fn, const char *name, uint64_t tag)
+{
+    mb_rng r;
+    seed_rng(&r, tag);
+    /* odd sizes; the last spans several MC/NC tiles and KC slices and is big
+     * enough to run in parallel */
+    static const int sizes[][3] = {{37, 29, 45}, {1, 67, 13}, {5, 1, 70}, {150, 141, 300}};
+    for (int tA = 0; tA < 2; tA++)
+        for (int tB = 0; tB < 2; tB++)
+            for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+                gemm_case(&r, fn, name, tA, tB, sizes[s][0], sizes[s][1], sizes[s][2], 0.7f, 0.0f);
+                gemm_case(&r, fn, name, tA, tB, sizes[s][0], sizes[s][1], sizes[s][2], 1.0f, 1.0f);
+            }
+    /* degenerate: K = 0 and alpha = 0 leave beta * C */
+    gemm_case(&r, fn, name, 0, 1, 7, 9, 0, 1.0f, 0.0f);
+    gemm_case(&r, fn, name, 1, 0, 7, 9, 0, 1.0f, 0.5f);
+    gemm_case(&r, fn, name, 0, 0, 7, 9, 11, 0.0f, 0.0f);
+}
+
+static void test_gemm(void **state)
+{
+    (void)state;
+    gemm_suite(mb_gemm, "gemm", 1);
+}
+
+static void test_gemm_blocked(void **state)
+{
+    (void)state;
+    gemm_suite(mb_gemm_blocked_cpu, "gemm_blocked", 2);
+}
+
+static void test_colsum_bias(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 3);
+    const int M = 301, N = 133, ld = N + 4; /* 301 x 133 runs in parallel */
+    float *x = new_uniform(&r, (size_t)M * ld, -1, 1);
+    float *out = new_uniform(&r, N, -1, 1);
+    double *ref = new_doubles(N);
+    for (int j = 0; j < N; j++) {
+        ref[j] = out[j];
+        for (int i = 0; i < M; i++) ref[j] += x[(size_t)i * ld + j];
+    }
+    mb_colsum_acc(g_ctx, M, N, x, ld, out);
+    check_fwd("colsum_acc 301x133", view_err(out, N, ref, 1, N));
+
+    float *bias = new_uniform(&r, N, -1, 1);
+    float *y0 = new_copy(x, (size_t)M * ld);
+    double *yref = new_doubles((size_t)M * N);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++)
+            yref[(size_t)i * N + j] = (double)x[(size_t)i * ld + j] + bias[j];
+    mb_bias_add(g_ctx, M, N, bias, x, ld);
+    check_fwd("bias_add 301x133", view_err(x, ld, yref, M, N));
+    check_pad(x, y0, M, N, ld);
+    free(x), free(out), free(ref), free(bias), free(y0), free(yref);
+}
+
+/* ---- linear -------------------------------------------------------------- */
+
+typedef struct {
+    int M, in, out, ldx, ldy;
+    float *x, *W, *bias, *y, *wt;
+} lin_case;
+
+static double lin_loss(void *ud)
+{
+    lin_case *c = ud;
+    mb_linear_fwd(g_ctx, c->M, c->in, c->out, c->x, c->ldx, c->W, c->bias, c->y, c->ldy);
+    return dot_view(c->y, c->ldy, c->wt, c->M, c->out);
+}
+
+static void linear_fwd_case(mb_rng *r, lin_case *c, int with_bias)
+{
+    float *bias = c->bias;
+    if (!with_bias) c->bias = NULL;
+    double *ref = new_doubles((size_t)c->M * c->out);
+    for (int i = 0; i < c->M; i++)
+        for (int o = 0; o < c->out; o++) {
+            double s = c->bias ? c->bias[o] : 0.0;
+            for (int k = 0; k < c->in; k++)
+                s += (double)c->x[(size_t)i * c->ldx + k] * c->W[(size_t)o * c->in + k];
+            ref[(size_t)i * c->out + o] = s;
+        }
+    mb_test_fill(r, c->y, (size_t)c->M * c->ldy, -1, 1);
+    for (int i = 0; i < c->M; i++) /* garbage in the view must not leak in */
+        for (int o = 0; o < c->out; o++) c->y[(size_t)i * c->ldy + o] = NAN;
+    float *y0 = new_copy(c->y, (size_t)c->M * c->ldy);
+    mb_linear_fwd(g_ctx, c->M, c->in, c->out, c->x, c->ldx, c->W, c->bias, c->y, c->ldy);
+    check_fwd(with_bias ? "linear_fwd bias" : "linear_fwd no bias",
+              view_err(c->y, c->ldy, ref, c->M, c->out));
+    check_pad(c->y, y0, c->M, c->out, c->ldy);
+    c->bias = bias;
+    free(ref), free(y0);
+}
+
+static void test_linear(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 4);
+    lin_case c = {.M = 23, .in = 31, .out = 19};
+    c.ldx = c.in + 5;
+    c.ldy = c.out + 7;
+    int lddx = c.in + 2, lddy = c.out + 3;
+    c.x = new_uniform(&r, (size_t)c.M * c.ldx, -1, 1);
+    c.W = new_uniform(&r, (size_t)c.out * c.in, -1, 1);
+    c.bias = new_uniform(&r, c.out, -1, 1);
+    c.y = new_const((size_t)c.M * c.ldy, 0.0f);
+    c.wt = new_uniform(&r, (size_t)c.M * c.out, -1, 1);
+    linear_fwd_case(&r, &c, 1);
+    linear_fwd_case(&r, &c, 0);
+
+    float *dy = restride(c.wt, c.out, c.M, c.out, lddy);
+    set_pad(dy, c.M, c.out, lddy, NAN); /* must not be read */
+    float *dx = new_const((size_t)c.M * lddx, NAN);
+    set_pad(dx, c.M, c.in, lddx, 0.0f);
+    float *dW0 = new_uniform(&r, (size_t)c.out * c.in, -1, 1);
+    float *db0 = new_uniform(&r, c.out, -1, 1);
+    float *dW = new_copy(dW0, (size_t)c.out * c.in), *db = new_copy(db0, c.out);
+    mb_linear_bwd(g_ctx, c.M, c.in, c.out, c.x, c.ldx, c.W, dy, lddy, dx, lddx, 0.0f, dW, db);
+    float *gx = restride(dx, lddx, c.M, c.in, c.ldx);
+    float *gW = new_diff(dW, dW0, (size_t)c.out * c.in), *gb = new_diff(db, db0, c.out);
+    check_fd(mb_test_grad_check("linear dx", lin_loss, &c, c.x, gx, (size_t)c.M * c.ldx,
+                                FD_CHECKS, FD_EPS));
+    check_fd(mb_test_grad_check("linear dW (accumulated)", lin_loss, &c, c.W, gW,
+                                (size_t)c.out * c.in, FD_CHECKS, FD_EPS));
+    check_fd(mb_test_grad_check("linear dbias (accumulated)", lin_loss, &c, c.bias, gb, c.out,
+                                FD_CHECKS, FD_EPS));
+
+    /* dx_beta 1 adds onto what is there; dx NULL is allowed */
+    float *dx1 = new_uniform(&r, (size_t)c.M * lddx, -1, 1);
+    float *dx1_0 = new_copy(dx1, (size_t)c.M * lddx);
+    mb_linear_bwd(g_ctx, c.M, c.in, c.out, c.x, c.ldx, c.W, dy, lddy, dx1, lddx, 1.0f, NULL,
+                  NULL);
+    double *ref = new_doubles((size_t)c.M * c.in);
+    for (int i = 0; i < c.M; i++)
+        for (int k = 0; k < c.in; k++)
+            ref[(size_t)i * c.in + k] =
+                (double)dx1_0[(size_t)i * lddx + k] + dx[(size_t)i * lddx + k];
+    check_fwd("linear_bwd dx_beta=1", view_err(dx1, lddx, ref, c.M, c.in));
+    check_pad(dx1, dx1_0, c.M, c.in, lddx);
+    /* with dx NULL, dW still accumulates: a second pass adds gW again */
+    float *dW1 = new_copy(dW, (size_t)c.out * c.in);
+    mb_linear_bwd(g_ctx, c.M, c.in, c.out, c.x, c.ldx, c.W, dy, lddy, NULL, lddx, 0.0f, dW, NULL);
+    float *gW2 = new_diff(dW, dW1, (size_t)c.out * c.in);
+    check_fwd("linear_bwd dx=NULL, dW accumulates again",
+              mb_test_rel_err(gW2, gW, (size_t)c.out * c.in));
+    free(dW1), free(gW2);
+
+    free(c.x), free(c.W), free(c.bias), free(c.y), free(c.wt), free(dy), free(dx), free(dW0);
+    free(db0), free(dW), free(db), free(gx), free(gW), free(gb), free(dx1), free(dx1_0);
+    free(ref);
+}
+
+/* ---- conv1d -------------------------------------------------------------- */
+
+typedef struct {
+    int B, L, D, K, ldx, ldy;
+    float *x, *w, *bias, *prev, *y, *wt;
+} conv_case;
+
+/* Input of [prev; x] at position s in double (zeros before prev or without). */
+static double conv_in(const conv_case *c, int b, int s, int d)
+{
+    if (s >= 0) return c->x[((size_t)b * c->L + s) * c->ldx + d];
+    if (!c->prev || s < -(c->K - 1)) return 0.0;
+    return c->prev[((size_t)b * (c->K - 1) + (size_t)(c->K - 1 + s)) * c->D + d];
+}
+
+static double conv_loss(void *ud)
+{
+    conv_case *c = ud;
+    mb_conv1d_fwd(g_ctx, c->B, c->L, c->D, c->K, c->x, c->ldx, c->w, c->bias, c->prev, c->y,
+                  c->ldy);
+    return dot_view(c->y, c->ldy, c->wt, c->B * c->L, c->D);
+}
+
+static void conv_fwd_check(conv_case *c, const char *what)
+{
+    int rows = c->B * c->L;
+    double *ref = new_doubles((size_t)rows * c->D);
+    for (int b = 0; b < c->B; b++)
+        for (int t = 0; t < c->L; t++)
+            for (int d = 0; d < c->D; d++) {
+                double s = c->bias ? c->bias[d] : 0.0;
+                for (int k = 0; k < c->K; k++)
+                    s += (double)c->w[(size_t)d * c->K + k] * conv_in(c, b, t - (c->K - 1) + k, d);
+                ref[((size_t)b * c->L + t) * c->D + d] = s;
+            }
+    for (size_t i = 0; i < (size_t)rows * c->ldy; i++) c->y[i] = NAN;
+    set_pad(c->y, rows, c->D, c->ldy, -7.0f);
+    float *y0 = new_copy(c->y, (size_t)rows * c->ldy);
+    mb_conv1d_fwd(g_ctx, c->B, c->L, c->D, c->K, c->x, c->ldx, c->w, c->bias, c->prev, c->y,
+                  c->ldy);
+    check_fwd(what, view_err(c->y, c->ldy, ref, rows, c->D));
+    check_pad(c->y, y0, rows, c->D, c->ldy);
+    free(ref), free(y0);
+}
+
+static void conv_new(mb_rng *r, conv_case *c, int B, int L, int D, int K)
+{
+    *c = (conv_case){.B = B, .L = L, .D = D, .K = K, .ldx = D + 3, .ldy = D + 5};
+    c->x = new_uniform(r, (size_t)B * L * c->ldx, -1, 1);
+    c->w = new_uniform(r, (size_t)D * K, -1, 1);
+    c->bias = new_uniform(r, D, -1, 1);
+    c->prev = K > 1 ? new_uniform(r, (size_t)B * (K - 1) * D, -1, 1) : NULL;
+    c->y = new_const((size_t)B * L * c->ldy, 0.0f);
+    c->wt = new_uniform(r, (size_t)B * L * D, -1, 1);
+}
+
+static void conv_free(conv_case *c)
+{
+    free(c->x), free(c->w), free(c->bias), free(c->prev), free(c->y), free(c->wt);
+}
+
+static void conv_bwd_check(mb_rng *r, conv_case *c, int K)
+{
+    int rows = c->B * c->L, D = c->D, lddx = D + 1, lddy = D + 6;
+    size_t np = (size_t)c->B * (K - 1) * D;
+    float *dy = restride(c->wt, D, rows, D, lddy);
+    set_pad(dy, rows, D, lddy, NAN);
+    float *dx = new_const((size_t)rows * lddx, NAN);
+    set_pad(dx, rows, D, lddx, 0.0f);
+    float *dw0 = new_uniform(r, (size_t)D * K, -1, 1), *db0 = new_uniform(r, D, -1, 1);
+    float *dw = new_copy(dw0, (size_t)D * K), *db = new_copy(db0, D);
+    float *dprev = np ? new_const(np, NAN) : NULL;
+    mb_conv1d_bwd(g_ctx, c->B, c->L, D, K, c->x, c->ldx, c->w, c->prev, dy, lddy, dx, lddx, dw,
+                  db, dprev);
+    float *gx = restride(dx, lddx, rows, D, c->ldx);
+    float *gw = new_diff(dw, dw0, (size_t)D * K), *gb = new_diff(db, db0, D);
+    char what[64];
+    snprintf(what, sizeof what, "conv1d dx K=%d", K);
+    check_fd(mb_test_grad_check(what, conv_loss, c, c->x, gx, (size_t)rows * c->ldx, FD_CHECKS,
+                                FD_EPS));
+    snprintf(what, sizeof what, "conv1d dw K=%d (accumulated)", K);
+    check_fd(mb_test_grad_check(what, conv_loss, c, c->w, gw, (size_t)D * K, FD_CHECKS, FD_EPS));
+    snprintf(what, sizeof what, "conv1d dbias K=%d (accumulated)", K);
+    check_fd(mb_test_grad_check(what, conv_loss, c, c->bias, gb, D, FD_CHECKS, FD_EPS));
+    if (np) {
+        snprintf(what, sizeof what, "conv1d dprev K=%d", K);
+        check_fd(mb_test_grad_check(what, conv_loss, c, c->prev, dprev, np, FD_CHECKS, FD_EPS));
+    }
+    /* without prev or dbias: the zeros before t = 0 contribute nothing */
+    float *saved = c->prev;
+    c->prev = NULL;
+    memcpy(dw, dw0, (size_t)D * K * sizeof *dw);
+    mb_conv1d_bwd(g_ctx, c->B, c->L, D, K, c->x, c->ldx, c->w, NULL, dy, lddy, dx, lddx, dw, NULL,
+                  NULL);
+    free(gx), free(gw);
+    gx = restride(dx, lddx, rows, D, c->ldx);
+    gw = new_diff(dw, dw0, (size_t)D * K);
+    snprintf(what, sizeof what, "conv1d dx K=%d no prev", K);
+    check_fd(mb_test_grad_check(what, conv_loss, c, c->x, gx, (size_t)rows * c->ldx, FD_CHECKS,
+                                FD_EPS));
+    snprintf(what, sizeof what, "conv1d dw K=%d no prev", K);
+    check_fd(mb_test_grad_check(what, conv_loss, c, c->w, gw, (size_t)D * K, FD_CHECKS, FD_EPS));
+    c->prev = saved;
+    free(dy), free(dx), free(dw0), free(db0), free(dw), free(db), free(dprev), free(gx), free(gw);
+    free(gb);
+}
+
+/* A chunk split at `split` with the state carried equals the whole, and the
+ * carried state is the last K-1 inputs of [prev; x]. */
+static void conv_chunk_check(conv_case *c, int split)
+{
+    int B = c->B, L = c->L, D = c->D, K = c->K;
+    size_t np = (size_t)B * (K - 1) * D;
+    float *whole = new_const((size_t)B * L * c->ldy, 0.0f);
+    mb_conv1d_fwd(g_ctx, B, L, D, K, c->x, c->ldx, c->w, c->bias, c->prev, whole, c->ldy);
+    /* chunks are (B, len, D) tensors of their own: copy the rows out */
+    int lens[2] = {split, L - split}, offs[2] = {0, split};
+    float *state = np ? new_copy(c->prev, np) : NULL;
+    double max_err = 0, state_err = 0;
+    for (int part = 0; part < 2; part++) {
+        int len = lens[part];
+        float *xc = new_const((size_t)B * len * c->ldx + 1, 0.0f);
+        float *yc = new_const((size_t)B * len * c->ldy + 1, 0.0f);
+        for (int b = 0; b < B; b++)
+            memcpy(xc + (size_t)b * len * c->ldx,
+                   c->x + ((size_t)b * L + offs[part]) * c->ldx,
+                   (size_t)len * c->ldx * sizeof *xc);
+        mb_conv1d_fwd(g_ctx, B, len, D, K, xc, c->ldx, c->w, c->bias, state, yc, c->ldy);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < len; t++)
+                for (int d = 0; d < D; d++) {
+                    double a = yc[((size_t)b * len + t) * c->ldy + d];
+                    double e = whole[((size_t)b * L + offs[part] + t) * c->ldy + d];
+                    max_err = fmax(max_err, fabs(a - e));
+                }
+        if (np) mb_conv1d_state_update(g_ctx, B, len, D, K, xc, c->ldx, state);
+        free(xc), free(yc);
+    }
+    for (int b = 0; b < B && np; b++)
+        for (int r = 0; r < K - 1; r++)
+            for (int d = 0; d < D; d++) {
+                double e = conv_in(c, b, L - (K - 1) + r, d);
+                double a = state[((size_t)b * (K - 1) + r) * D + d];
+                state_err = fmax(state_err, fabs(a - e));
+            }
+    printf("# chunk      conv1d K=%d split %2d+%-2d           max |chunked - whole| %.3e, "
+           "state %.3e\n", K, split, L - split, max_err, state_err);
+    assert_true(max_err < 1e-6);
+    assert_true(state_err == 0.0);
+    free(whole), free(state);
+}
+
+static void test_conv1d(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 5);
+    static const int Ks[] = {1, 2, 4, 5};
+    for (size_t i = 0; i < sizeof Ks / sizeof Ks[0]; i++) {
+        int K = Ks[i];
+        conv_case c;
+        char what[64];
+        conv_new(&r, &c, 3, 13, 37, K);
+        snprintf(what, sizeof what, "conv1d K=%d prev+bias", K);
+        conv_fwd_check(&c, what);
+        float *prev = c.prev, *bias = c.bias;
+        c.prev = NULL;
+        c.bias = NULL;
+        snprintf(what, sizeof what, "conv1d K=%d no prev, no bias", K);
+        conv_fwd_check(&c, what);
+        c.prev = prev;
+        c.bias = bias;
+        conv_bwd_check(&r, &c, K);
+        static const int splits[] = {1, 2, 6, 12};
+        for (size_t s = 0; s < sizeof splits / sizeof splits[0]; s++) conv_chunk_check(&c, splits[s]);
+        conv_free(&c);
+    }
+    /* big enough to run in parallel, more channels than one block */
+    conv_case c;
+    conv_new(&r, &c, 2, 64, 301, 4);
+    conv_fwd_check(&c, "conv1d K=4 2x64x301 (parallel)");
+    conv_bwd_check(&r, &c, 4);
+    conv_chunk_check(&c, 17);
+    conv_free(&c);
+}
+
+/* ---- activations and vector ops ----------------------------------------- */
+
+static const char *act_name[] = {"silu", "softplus", "negexp"};
+
+static double act_ref(mb_act a, double x)
+{
+    switch (a) {
+    case MB_ACT_SILU: return x / (1.0 + exp(-x));
+    case MB_ACT_SOFTPLUS: return x > 20.0 ? x : log1p(exp(x));
+    case MB_ACT_NEGEXP: return -exp(x);
+    }
+    return NAN;
+}
+
+typedef struct {
+    mb_act act;
+    int M, N, ldx, ldy;
+    float *x, *y, *wt;
+} act_case;
+
+static double act_loss(void *ud)
+{
+    act_case *c = ud;
+    mb_act_fwd(g_ctx, c->act, c->M, c->N, c->x, c->ldx, c->y, c->ldy);
+    return dot_view(c->y, c->ldy, c->wt, c->M, c->N);
+}
+
+static void act_check(mb_rng *r, mb_act act)
+{
+    act_case c = {.act = act, .M = 19, .N = 43, .ldx = 47, .ldy = 50};
+    /* NEGEXP maps A_log, which stays modest; the others cover softplus's
+     * x > 20 branch too */
+    float lo = act == MB_ACT_NEGEXP ? -6.0f : -30.0f, hi = act == MB_ACT_NEGEXP ? 3.0f : 30.0f;
+    size_t nx = (size_t)c.M * c.ldx;
+    c.x = new_uniform(r, nx, lo, hi);
+    c.y = new_const((size_t)c.M * c.ldy, NAN);
+    c.wt = new_uniform(r, (size_t)c.M * c.N, -1, 1);
+    double *ref = new_doubles((size_t)c.M * c.N);
+    for (int i = 0; i < c.M; i++)
+        for (int j = 0; j < c.N; j++)
+            ref[(size_t)i * c.N + j] = act_ref(act, c.x[(size_t)i * c.ldx + j]);
+    float *y0 = new_copy(c.y, (size_t)c.M * c.ldy);
+    mb_act_fwd(g_ctx, act, c.M, c.N, c.x, c.ldx, c.y, c.ldy);
+    char what[64];
+    snprintf(what, sizeof what, "act %s", act_name[act]);
+    check_fwd(what, view_err(c.y, c.ldy, ref, c.M, c.N));
+    check_pad(c.y, y0, c.M, c.N, c.ldy);
+    /* in place: y aliases x */
+    float *xi = new_copy(c.x, nx);
+    mb_act_fwd(g_ctx, act, c.M, c.N, xi, c.ldx, xi, c.ldx);
+    snprintf(what, sizeof what, "act %s in place", act_name[act]);
+    check_fwd(what, view_err(xi, c.ldx, ref, c.M, c.N));
+    check_pad(xi, c.x, c.M, c.N, c.ldx);
+
+    /* FD away from softplus's threshold kink (its jump there is 2e-9) */
+    if (act != MB_ACT_NEGEXP) mb_test_fill(r, c.x, nx, -8.0f, 8.0f);
+    int lddy = c.N + 1;
+    float *dy = restride(c.wt, c.N, c.M, c.N, lddy);
+    float *dx = new_const((size_t)c.M * c.ldx, 0.0f);
+    mb_act_bwd(g_ctx, act, c.M, c.N, c.x, c.ldx, dy, lddy, dx, c.ldx);
+    snprintf(what, sizeof what, "act %s dx", act_name[act]);
+    check_fd(mb_test_grad_check(what, act_loss, &c, c.x, dx, nx, FD_CHECKS, FD_EPS));
+    /* dx aliases dy */
+    mb_act_bwd(g_ctx, act, c.M, c.N, c.x, c.ldx, dy, lddy, dy, lddy);
+    float *g = restride(dy, lddy, c.M, c.N, c.ldx);
+    double err = mb_test_rel_err(g, dx, nx);
+    printf("# alias      act %-36s rel err %.3e\n", act_name[act], err);
+    assert_true(err == 0.0);
+    /* the > 20 branch: identity forward, gradient dy */
+    if (act == MB_ACT_SOFTPLUS) {
+        float x = 25.0f, y, d = 3.0f;
+        mb_act_fwd(g_ctx, act, 1, 1, &x, 1, &y, 1);
+        mb_act_bwd(g_ctx, act, 1, 1, &x, 1, &d, 1, &d, 1);
+        assert_true(y == 25.0f && d == 3.0f);
+    }
+    free(c.x), free(c.y), free(c.wt), free(ref), free(y0), free(xi), free(dy), free(dx), free(g);
+}
+
+static void test_act(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 6);
+    act_check(&r, MB_ACT_SILU);
+    act_check(&r, MB_ACT_SOFTPLUS);
+    act_check(&r, MB_ACT_NEGEXP);
+}
+
+static void test_vector_ops(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 7);
+    const size_t n = 100003; /* above the parallel threshold, odd */
+    float *x = new_uniform(&r, n, -2, 2), *y = new_uniform(&r, n, -2, 2);
+    double *ref = new_doubles(n);
+    for (size_t i = 0; i < n; i++) ref[i] = 0.75 * x[i] - 1.5 * (double)y[i];
+    mb_axpby(g_ctx, n, 0.75f, x, -1.5f, y);
+    check_fwd("axpby", view_err(y, (int)n, ref, 1, (int)n));
+    float *z = new_const(n, NAN); /* b = 0 overwrites */
+    for (size_t i = 0; i < n; i++) ref[i] = 0.75 * x[i];
+    mb_axpby(g_ctx, n, 0.75f, x, 0.0f, z);
+    check_fwd("axpby b=0 over NaN", view_err(z, (int)n, ref, 1, (int)n));
+
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    double got = mb_sumsq(g_ctx, n, x);
+    check_fwd("sumsq", fabs(got - ss) / ss);
+    assert_true(mb_sumsq(g_ctx, 0, x) == 0.0);
+    assert_true(fabs(mb_sumsq(g_ctx, 5, x) - ((double)x[0] * x[0] + (double)x[1] * x[1] +
+                                              (double)x[2] * x[2] + (double)x[3] * x[3] +
+                                              (double)x[4] * x[4])) < 1e-12);
+
+    assert_int_equal(mb_count_nonfinite(g_ctx, n, x), 0);
+    x[17] = NAN;
+    x[n - 1] = INFINITY;
+    x[50000] = -INFINITY;
+    x[3] = FLT_MAX;
+    x[4] = -0.0f;
+    assert_int_equal(mb_count_nonfinite(g_ctx, n, x), 3);
+    assert_int_equal(mb_count_nonfinite(g_ctx, 18, x), 1);
+    free(x), free(y), free(z), free(ref);
+}
+
+/* ---- norms --------------------------------------------------------------- */
+
+typedef struct {
+    int layer; /* 0 RMSNorm, 1 LayerNorm */
+    int M, C;
+    float eps;
+    float *x, *w, *b, *y, *mean, *rstd, *wt;
+} norm_case;
+
+static void norm_run(norm_case *c)
+{
+    if (c->layer)
+        mb_layernorm_fwd(g_ctx, c->M, c->C, c->x, c->w, c->b, c->eps, c->y, c->mean, c->rstd);
+    else
+        mb_rmsnorm_fwd(g_ctx, c->M, c->C, c->x, c->w, c->eps, c->y, c->rstd);
+}
+
+static double norm_loss(void *ud)
+{
+    norm_case *c = ud;
+    norm_run(c);
+    return dot_view(c->y, c->C, c->wt, c->M, c->C);
+}
+
+static void norm_fwd_check(norm_case *c, const char *name)
+{
+    int M = c->M, C = c->C;
+    double *ref = new_doubles((size_t)M * C), *rref = new_doubles(M), *mref = new_doubles(M);
+    for (int i = 0; i < M; i++) {
+        const float *x = c->x + (size_t)i * C;
+        double mu = 0, v = 0;
+        if (c->layer) {
+            for (int j = 0; j < C; j++) mu += x[j];
+            mu /= C;
+        }
+        for (int j = 0; j < C; j++) v += (x[j] - mu) * (x[j] - mu);
+        double rs = 1.0 / sqrt(v / C + c->eps);
+        rref[i] = rs;
+        mref[i] = mu;
+        for (int j = 0; j < C; j++)
+            ref[(size_t)i * C + j] = (x[j] - mu) * rs * c->w[j] + (c->layer ? c->b[j] : 0.0);
+    }
+    for (size_t i = 0; i < (size_t)M * C; i++) c->y[i] = NAN;
+    norm_run(c);
+    char what[64];
+    snprintf(what, sizeof what, "%s %dx%d", name, M, C);
+    check_fwd(what, view_err(c->y, C, ref, M, C));
+    snprintf(what, sizeof what, "%s %dx%d saved rstd", name, M, C);
+    check_fwd(what, view_err(c->rstd, M, rref, 1, M));
+    if (c->layer) {
+        /* the mean is near 0 for these inputs: compare against its scale */
+        double e = 0;
+        for (int i = 0; i < M; i++) e = fmax(e, fabs(c->mean[i] - mref[i]) / (fabs(mref[i]) + 1));
+        snprintf(what, sizeof what, "%s %dx%d saved mean", name, M, C);
+        check_fwd(what, e);
+    }
+    free(ref), free(rref), free(mref);
+}
+
+static void norm_check(mb_rng *r, int layer, int M, int C)
+{
+    const char *name = layer ? "layernorm" : "rmsnorm";
+    norm_case c = {.layer = layer, .M = M, .C = C, .eps = 1e-5f};
+    size_t n = (size_t)M * C;
+    c.x = new_uniform(r, n, -1.5f, 2.5f); /* nonzero mean on purpose */
+    c.w = new_uniform(r, C, 0.5f, 1.5f);
+    c.b = new_uniform(r, C, -0.5f, 0.5f);
+    c.y = new_const(n, 0.0f);
+    c.mean = new_const(M, 0.0f);
+    c.rstd = new_const(M, 0.0f);
+    c.wt = new_uniform(r, n, -1, 1);
+    norm_fwd_check(&c, name);
+
+    float *dy = new_copy(c.wt, n), *dx = new_const(n, NAN);
+    float *dw0 = new_uniform(r, C, -1, 1), *db0 = new_uniform(r, C, -1, 1);
+    float *dw = new_copy(dw0, C), *db = new_copy(db0, C);
+    if (layer)
+        mb_layernorm_bwd(g_ctx, M, C, c.x, c.w, c.mean, c.rstd, dy, dx, 0.0f, dw, db);
+    else
+        mb_rmsnorm_bwd(g_ctx, M, C, c.x, c.w, c.rstd, dy, dx, 0.0f, dw);
+    float *gw = new_diff(dw, dw0, C), *gb = new_diff(db, db0, C);
+    char what[64];
+    snprintf(what, sizeof what, "%s %dx%d dx", name, M, C);
+    check_fd(mb_test_grad_check(what, norm_loss, &c, c.x, dx, n, FD_CHECKS, FD_EPS));
+    snprintf(what, sizeof what, "%s %dx%d dw (accumulated)", name, M, C);
+    check_fd(mb_test_grad_check(what, norm_loss, &c, c.w, gw, C, FD_CHECKS, FD_EPS));
+    if (layer) {
+        snprintf(what, sizeof what, "%s %dx%d db (accumulated)", name, M, C);
+        check_fd(mb_test_grad_check(what, norm_loss, &c, c.b, gb, C, FD_CHECKS, FD_EPS));
+    }
+    norm_run(&c); /* restore the saved stats after the FD probes */
+
+    /* dx_beta 1 adds; dx may alias dy (dw is taken before dx is written) */
+    float *dx1 = new_uniform(r, n, -1, 1), *dx1_0 = new_copy(dx1, n);
+    if (layer)
+        mb_layernorm_bwd(g_ctx, M, C, c.x, c.w, c.mean, c.rstd, dy, dx1, 1.0f, NULL, NULL);
+    else
+        mb_rmsnorm_bwd(g_ctx, M, C, c.x, c.w, c.rstd, dy, dx1, 1.0f, NULL);
+    double *ref = new_doubles(n);
+    for (size_t i = 0; i < n; i++) ref[i] = (double)dx1_0[i] + dx[i];
+    snprintf(what, sizeof what, "%s %dx%d dx_beta=1", name, M, C);
+    check_fwd(what, view_err(dx1, C, ref, M, C));
+    memcpy(dw, dw0, C * sizeof *dw);
+    memcpy(db, db0, C * sizeof *db);
+    if (layer)
+        mb_layernorm_bwd(g_ctx, M, C, c.x, c.w, c.mean, c.rstd, dy, dy, 0.0f, dw, db);
+    else
+        mb_rmsnorm_bwd(g_ctx, M, C, c.x, c.w, c.rstd, dy, dy, 0.0f, dw);
+    float *gw2 = new_diff(dw, dw0, C);
+    double e = mb_test_rel_err(dy, dx, n) + mb_test_rel_err(gw2, gw, C);
+    printf("# alias      %-40s rel err %.3e\n", layer ? "layernorm dx=dy" : "rmsnorm dx=dy", e);
+    assert_true(e < 1e-6);
+    free(c.x), free(c.w), free(c.b), free(c.y), free(c.mean), free(c.rstd), free(c.wt), free(dy);
+    free(dx), free(dw0), free(db0), free(dw), free(db), free(gw), free(gb), free(dx1);
+    free(dx1_0), free(ref), free(gw2);
+}
+
+static void test_norms(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 8);
+    norm_check(&r, 0, 17, 67);
+    norm_check(&r, 1, 17, 67);
+    /* parallel: rows split for dx, column blocks for dw/db */
+    norm_check(&r, 0, 257, 131);
+    norm_check(&r, 1, 257, 131);
+}
+
+/* ---- embedding ----------------------------------------------------------- */
+
+typedef struct {
+    int M, C;
+    const int32_t *tok;
+    float *W, *y, *wt;
+} emb_case;
+
+static double emb_loss(void *ud)
+{
+    emb_case *c = ud;
+    mb_embed_fwd(g_ctx, c->M, c->C, c->tok, c->W, c->y);
+    return dot_view(c->y, c->C, c->wt, c->M, c->C);
+}
+
+static void emb_check(mb_rng *r, int V, int M, int C)
+{
+    int32_t *tok = malloc((size_t)M * sizeof *tok);
+    assert_non_null(tok);
+    for (int i = 0; i < M; i++) tok[i] = (int32_t)mb_rng_below(r, (uint32_t)V); /* repeats */
+    emb_case c = {.M = M, .C = C, .tok = tok};
+    c.W = new_uniform(r, (size_t)V * C, -1, 1);
+    c.y = new_const((size_t)M * C, NAN);
+    c.wt = new_uniform(r, (size_t)M * C, -1, 1);
+    double *ref = new_doubles((size_t)M * C);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < C; j++) ref[(size_t)i * C + j] = c.W[(size_t)tok[i] * C + j];
+    mb_embed_fwd(g_ctx, M, C, tok, c.W, c.y);
+    char what[64];
+    snprintf(what, sizeof what, "embed %d tokens x %d", M, C);
+    check_fwd(what, view_err(c.y, C, ref, M, C));
+
+    float *dW0 = new_uniform(r, (size_t)V * C, -1, 1), *dW = new_copy(dW0, (size_t)V * C);
+    mb_embed_bwd(g_ctx, M, C, tok, c.wt, dW);
+    float *g = new_diff(dW, dW0, (size_t)V * C);
+    snprintf(what, sizeof what, "embed dW %dx%d (accumulated)", V, C);
+    check_fd(mb_test_grad_check(what, emb_loss, &c, c.W, g, (size_t)V * C, FD_CHECKS, FD_EPS));
+    free(tok), free(c.W), free(c.y), free(c.wt), free(ref), free(dW0), free(dW), free(g);
+}
+
+static void test_embed(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 9);
+    emb_check(&r, 29, 50, 37);
+    emb_check(&r, 50, 700, 77); /* parallel over column blocks */
+}
+
+/* ---- cross-entropy ------------------------------------------------------- */
+
+typedef struct {
+    int M, V;
+    float *logits;
+    const int32_t *tgt;
+} xent_case;
+
+static double xent_loss(void *ud)
+{
+    xent_case *c = ud;
+    mb_loss_stats st = {0};
+    mb_xent(g_ctx, c->M, c->V, c->logits, c->tgt, MB_IGNORE_INDEX, 1.0f, NULL, &st);
+    return st.loss_sum;
+}
+
+static void xent_check(mb_rng *r, int M, int V)
+{
+    int32_t *tgt = malloc((size_t)M * sizeof *tgt);
+    assert_non_null(tgt);
+    float *logits = new_uniform(r, (size_t)M * V, -4, 4);
+    int64_t count = 0, correct = 0;
+    double loss = 0;
+    for (int i = 0; i < M; i++) {
+        tgt[i] = i % 5 == 2 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(r, (uint32_t)V);
+        if (i % 3 == 0 && tgt[i] >= 0) logits[(size_t)i * V + tgt[i]] += 6.0f; /* some hits */
+    }
+    for (int i = 0; i < M; i++) {
+        if (tgt[i] == MB_IGNORE_INDEX) continue;
+        const float *x = logits + (size_t)i * V;
+        int am = 0;
+        double mx = x[0], s = 0;
+        for (int j = 1; j < V; j++)
+            if (x[j] > mx) mx = x[j], am = j;
+        for (int j = 0; j < V; j++) s += exp(x[j] - mx);
+        loss += mx + log(s) - x[tgt[i]];
+        count++;
+        correct += am == tgt[i];
+    }
+    /* stats are added to */
+    mb_loss_stats st = {.loss_sum = 10.0, .count = 3, .correct = 1};
+    float *dl = new_const((size_t)M * V, NAN);
+    const float scale = 0.37f;
+    mb_xent(g_ctx, M, V, logits, tgt, MB_IGNORE_INDEX, scale, dl, &st);
+    char what[64];
+    snprintf(what, sizeof what, "xent loss %dx%d", M, V);
+    check_fwd(what, fabs((st.loss_sum - 10.0) - loss) / loss);
+    assert_int_equal(st.count, count + 3);
+    assert_int_equal(st.correct, correct + 1);
+    assert_true(correct > 0);
+    for (int i = 0; i < M; i++)
+        if (tgt[i] == MB_IGNORE_INDEX)
+            for (int j = 0; j < V; j++) assert_true(dl[(size_t)i * V + j] == 0.0f);
+
+    xent_case c = {.M = M, .V = V, .logits = logits, .tgt = tgt};
+    float *g = new_copy(dl, (size_t)M * V);
+    for (size_t i = 0; i < (size_t)M * V; i++) g[i] /= scale;
+    snprintf(what, sizeof what, "xent dlogits %dx%d", M, V);
+    check_fd(mb_test_grad_check(what, xent_loss, &c, logits, g, (size_t)M * V, FD_CHECKS, FD_EPS));
+
+    /* in place: dlogits aliases logits */
+    float *inplace = new_copy(logits, (size_t)M * V);
+    mb_loss_stats st2 = {0};
+    mb_xent(g_ctx, M, V, inplace, tgt, MB_IGNORE_INDEX, scale, inplace, &st2);
+    double e = mb_test_rel_err(inplace, dl, (size_t)M * V);
+    printf("# alias      xent dlogits=logits %dx%-21d rel err %.3e\n", M, V, e);
+    assert_true(e == 0.0);
+    assert_true(fabs(st2.loss_sum - (st.loss_sum - 10.0)) <= 1e-12 * (loss + 10.0));
+    assert_int_equal(st2.count, count);
+    free(tgt), free(logits), free(dl), free(g), free(inplace);
+}
+
+static void test_xent(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 10);
+    xent_check(&r, 19, 53);
+    xent_check(&r, 130, 517); /* parallel */
+    /* all ignored: nothing counted, all-zero gradient */
+    int32_t tgt[3] = {MB_IGNORE_INDEX, MB_IGNORE_INDEX, MB_IGNORE_INDEX};
+    float lg[3 * 4] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    mb_loss_stats st = {0};
+    mb_xent(g_ctx, 3, 4, lg, tgt, MB_IGNORE_INDEX, 1.0f, lg, &st);
+    assert_true(st.loss_sum == 0.0 && st.count == 0 && st.correct == 0);
+    for (int i = 0; i < 12; i++) assert_true(lg[i] == 0.0f);
+}
+
+/* ---- AdamW --------------------------------------------------------------- */
+
+static void test_adamw(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 11);
+    const size_t n = 70001; /* above the parallel threshold */
+    const double lr = 3e-3, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
+    float *p = new_uniform(&r, n, -1, 1), *m = new_const(n, 0), *v = new_const(n, 0);
+    float *g = new_const(n, 0);
+    double *pr = new_doubles(n), *mr = new_doubles(n), *vr = new_doubles(n);
+    for (size_t i = 0; i < n; i++) pr[i] = p[i];
+    for (int step = 1; step <= 5; step++) {
+        mb_test_fill_normal(&r, g, n, step == 3 ? 1e-4f : 1.0f); /* tiny grads: eps matters */
+        double bc1 = 1 - pow(b1, step), bc2 = 1 - pow(b2, step);
+        for (size_t i = 0; i < n; i++) {
+            pr[i] *= 1 - lr * wd;
+            mr[i] = b1 * mr[i] + (1 - b1) * g[i];
+            vr[i] = b2 * vr[i] + (1 - b2) * (double)g[i] * g[i];
+            pr[i] -= lr / bc1 * mr[i] / (sqrt(vr[i] / bc2) + eps);
+        }
+        mb_adamw(g_ctx, n, p, g, m, v, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd,
+                 (float)bc1, (float)bc2);
+    }
+    check_fwd("adamw p after 5 steps", view_err(p, (int)n, pr, 1, (int)n));
+    check_fwd("adamw m after 5 steps", view_err(m, (int)n, mr, 1, (int)n));
+    check_fwd("adamw v after 5 steps", view_err(v, (int)n, vr, 1, (int)n));
+    /* the update itself, not just p (p barely moves relative to its size) */
+    double num = 0, den = 0;
+    float *p2 = new_copy(p, n);
+    double *pr2 = new_doubles(n);
+    mb_test_fill_normal(&r, g, n, 1.0f);
+    double bc1 = 1 - pow(b1, 6), bc2 = 1 - pow(b2, 6);
+    for (size_t i = 0; i < n; i++) {
+        double pi = p[i], mi = b1 * m[i] + (1 - b1) * g[i];
+        double vi = b2 * v[i] + (1 - b2) * (double)g[i] * g[i];
+        pr2[i] = pi * (1 - lr * wd) - lr / bc1 * mi / (sqrt(vi / bc2) + eps);
+    }
+    mb_adamw(g_ctx, n, p2, g, m, v, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd,
+             (float)bc1, (float)bc2);
+    for (size_t i = 0; i < n; i++) {
+        double du = ((double)p2[i] - p[i]) - (pr2[i] - p[i]);
+        num += du * du;
+        den += (pr2[i] - p[i]) * (pr2[i] - p[i]);
+    }
+    /* p2 - p is a float difference of numbers near 1: its own error is about
+     * 6e-8 / lr, so this one is checked to 1e-4 */
+    double e = sqrt(num / den);
+    printf("# fwd        %-40s rel err %.3e\n", "adamw step delta (vs float rounding)", e);
+    assert_true(e < 1e-4);
+    free(p), free(m), free(v), free(g), free(pr), free(mr), free(vr), free(p2), free(pr2);
+}
+
+/* ---- thread-count invariance -------------------------------------------- */
+
+/* Reductions are split into fixed chunks or column blocks, so one thread and
+ * many give bit-identical results. */
+static void test_threads_deterministic(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 12);
+    int nt = g_ctx->n_threads;
+    const int M = 300, C = 211;
+    size_t n = (size_t)M * C;
+    float *x = new_uniform(&r, n, -1, 1), *dy = new_uniform(&r, n, -1, 1);
+    float *w = new_uniform(&r, C, 0.5f, 1.5f), *y = new_const(n, 0), *rs = new_const(M, 0);
+    int32_t *tgt = malloc(M * sizeof *tgt);
+    assert_non_null(tgt);
+    for (int i = 0; i < M; i++) tgt[i] = (int32_t)mb_rng_below(&r, C);
+    double ss[2];
+    mb_loss_stats st[2];
+    memset(st, 0, sizeof st);
+    float *dw[2], *cs[2], *dx[2];
+    for (int pass = 0; pass < 2; pass++) {
+        mb_ctx_set_threads(g_ctx, pass == 0 ? 1 : (nt > 1 ? nt : 4));
+        ss[pass] = mb_sumsq(g_ctx, n, x);
+        mb_xent(g_ctx, M, C, x, tgt, MB_IGNORE_INDEX, 1.0f, NULL, &st[pass]);
+        mb_rmsnorm_fwd(g_ctx, M, C, x, w, 1e-5f, y, rs);
+        dw[pass] = new_const(C, 0);
+        dx[pass] = new_const(n, 0);
+        mb_rmsnorm_bwd(g_ctx, M, C, x, w, rs, dy, dx[pass], 0.0f, dw[pass]);
+        cs[pass] = new_const(C, 0);
+        mb_colsum_acc(g_ctx, M, C, dy, C, cs[pass]);
+    }
+    mb_ctx_set_threads(g_ctx, nt);
+    assert_true(ss[0] == ss[1]);
+    assert_true(st[0].loss_sum == st[1].loss_sum);
+    assert_memory_equal(dw[0], dw[1], C * sizeof(float));
+    assert_memory_equal(dx[0], dx[1], n * sizeof(float));
+    assert_memory_equal(cs[0], cs[1], C * sizeof(float));
+    free(x), free(dy), free(w), free(y), free(rs), free(tgt);
+    for (int p = 0; p < 2; p++) free(dw[p]), free(cs[p]), free(dx[p]);
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    (void)state;
+    mb_test_seed();
+    g_ctx = mb_ctx_create("cpu");
+    return g_ctx ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    mb_ctx_free(g_ctx);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_gemm_blocked),
+        cmocka_unit_test(test_colsum_bias),
+        cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_conv1d),
+        cmocka_unit_test(test_act),
+        cmocka_unit_test(test_vector_ops),
+        cmocka_unit_test(test_norms),
+        cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_xent),
+        cmocka_unit_test(test_adamw),
+        cmocka_unit_test(test_threads_deterministic),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
