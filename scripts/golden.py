@@ -1,0 +1,657 @@
+#!/usr/bin/env python3
+"""Independent float64 golden reference for libmamba (NumPy only).
+
+Writes small safetensors fixtures under tests/fixtures/ that tests/test_golden.c
+checks libmamba's CPU ops and model against. The maths follows DESIGN.md and
+mamba_ssm's reference implementations (selective_scan_ref, causal conv1d via
+F.conv1d with left padding, Mamba.forward's slow path, MambaLMHeadModel); it
+is written from those definitions, not from libmamba's C code.
+
+Inputs are stored as F32 and the reference is computed in float64 from
+exactly those float32-rounded values; expected outputs are stored as F64,
+token ids as I32. Deterministic: fixed seed, re-runnable.
+
+Reference gradients (grad.* tensors) come from a hand-written float64 reverse
+mode of the same maths, cross-checked in this script against float64 central
+finite differences of the forward functions above (five-point stencil, two
+step sizes; the script fails if they disagree beyond 1e-7 per tensor; they
+agree to ~3e-8 at worst, ~1e-11 for the scans). Finite differences are not
+what is stored because their cancellation noise (~1e-15 / step absolute on
+an O(1) loss) is not small against the small gradients of dt_proj, A_log
+and A_imag (a 2-point difference at step 1e-6 is off by ~1e-5 relative
+there), while the float64 reverse mode has only float64 rounding (~1e-13).
+Scan fixtures: loss = sum(wy * y) + sum(wh * hT) (all options), grad.X for
+every input X. LM *_expected files: targets (-100 ignored), the mean
+cross-entropy `loss`, and grad.NAME for every parameter of the checkpoint.
+The gradient-test draws (wy, wh, targets) come from a second generator, so
+the forward fixtures are byte-identical to those made before they existed.
+
+    python3 scripts/golden.py            # writes tests/fixtures/*.safetensors
+"""
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT_DIR = os.path.join(ROOT, "tests", "fixtures")
+
+SEED = 20240611
+
+
+# --------------------------------------------------------------------------
+# safetensors writer (our own: 8-byte LE header length, JSON header padded
+# with spaces to a multiple of 8, raw little-endian data)
+
+_DTYPES = {np.dtype("float32"): "F32", np.dtype("float64"): "F64",
+           np.dtype("int32"): "I32", np.dtype("int64"): "I64"}
+
+
+def write_safetensors(path, tensors, metadata=None):
+    """tensors: list of (name, ndarray) in file order; metadata: dict str->str."""
+    header = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    blobs = []
+    off = 0
+    for name, arr in tensors:
+        arr = np.ascontiguousarray(arr)
+        dt = _DTYPES[arr.dtype]
+        data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": dt, "shape": list(arr.shape),
+                        "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    hjson = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    hjson += b" " * ((-len(hjson)) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(hjson)))
+        f.write(hjson)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+    return os.path.getsize(path)
+
+
+def f32(x):
+    """Round to float32 (what gets stored); the float64 maths uses this value."""
+    return np.asarray(x, dtype=np.float64).astype(np.float32)
+
+
+def up(x32):
+    return x32.astype(np.float64)
+
+
+# --------------------------------------------------------------------------
+# maths (float64)
+
+def softplus(x):
+    # torch.nn.functional.softplus, beta 1, threshold 20
+    return np.where(x > 20.0, x, np.log1p(np.exp(np.minimum(x, 20.0))))
+
+
+def silu(x):
+    return x / (1.0 + np.exp(-x))
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
+                   delta_softplus=False, h0=None):
+    """mamba_ssm selective_scan_ref semantics, activations in (B, L, D) layout.
+
+    u, delta, z: (Bt, L, Dm); A: (Dm, N) real or complex; B, C: (Bt, L, N),
+    complex when A is complex; D, delta_bias: (Dm,); h0: (Bt, Dm, N).
+    Returns out (Bt, L, Dm) float64 and the last state (Bt, Dm, N)."""
+    Bt, L, Dm = u.shape
+    N = A.shape[1]
+    delta = delta.copy()
+    if delta_bias is not None:
+        delta = delta + delta_bias[None, None, :]
+    if delta_softplus:
+        delta = softplus(delta)
+    cplx = np.iscomplexobj(A)
+    h = np.zeros((Bt, Dm, N), dtype=np.complex128 if cplx else np.float64)
+    if h0 is not None:
+        h = h + h0
+    y = np.zeros((Bt, L, Dm))
+    for t in range(L):
+        dt = delta[:, t, :][:, :, None]                    # (Bt, Dm, 1)
+        dA = np.exp(dt * A[None, :, :])                     # (Bt, Dm, N)
+        dBu = dt * B[:, t, None, :] * u[:, t, :][:, :, None]
+        h = dA * h + dBu
+        yt = np.sum(h * C[:, t, None, :], axis=2)          # no conjugation
+        if cplx:
+            yt = 2.0 * yt.real
+        y[:, t, :] = yt
+    if D is not None:
+        y = y + u * D[None, None, :]
+    if z is not None:
+        y = y * silu(z)
+    return y, h
+
+
+def causal_conv1d(x, w, bias, prev=None):
+    """x (Bt, L, D); w (D, 1, K); bias (D,); prev (Bt, K-1, D) or None (zeros).
+    y[b,t,d] = bias[d] + sum_k w[d,0,k] * x[b, t-(K-1)+k, d]."""
+    Bt, L, Dm = x.shape
+    K = w.shape[2]
+    if prev is None:
+        prev = np.zeros((Bt, K - 1, Dm))
+    xp = np.concatenate([prev, x], axis=1)               # (Bt, K-1+L, D)
+    y = np.zeros((Bt, L, Dm)) + bias[None, None, :]
+    for k in range(K):
+        y += w[None, None, :, 0, k] * xp[:, k:k + L, :]
+    return y
+
+
+def rmsnorm(x, w, eps=1e-5):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def cplx_from_interleaved(a):
+    return a[..., 0::2] + 1j * a[..., 1::2]
+
+
+def interleave(c):
+    out = np.empty(c.shape[:-1] + (2 * c.shape[-1],))
+    out[..., 0::2] = c.real
+    out[..., 1::2] = c.imag
+    return out
+
+
+# --------------------------------------------------------------------------
+# reverse mode (float64), written from the forward maths above.
+#
+# Complex convention: for a real loss f and a complex quantity w = a + ib the
+# gradient is G_w = df/da + i df/db (so df = Re(conj(G_w) dw)). Then for
+# w = p*q (holomorphic) G_p = conj(q) G_w, for w = exp(s) G_s = conj(w) G_w,
+# and for w = r*c with r real, df/dr = Re(conj(G_w) c). Stored (re, im)
+# pairs get (Re G, Im G), which is what perturbing the stored floats gives.
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def dsilu(x):
+    s = sigmoid(x)
+    return s * (1.0 + x * (1.0 - s))
+
+
+def dsoftplus(x):
+    # torch's softplus backward: 1 above the threshold, else sigmoid
+    return np.where(x > 20.0, 1.0, sigmoid(np.minimum(x, 20.0)))
+
+
+def selective_scan_bwd(u, delta, A, B, C, D, z, delta_bias, h0, gy, ghT):
+    """Gradients of sum(gy * out) + <ghT, hT> for selective_scan with all
+    options (D, z, delta_bias, softplus; h0 may be None = zeros). ghT is
+    complex (G convention above) when A is. Returns a dict keyed like the
+    inputs: u, delta (w.r.t. the raw delta input), A (complex when A is),
+    B, C (complex when A is), D, z, delta_bias, h0."""
+    Bt, L, Dm = u.shape
+    N = A.shape[1]
+    cplx = np.iscomplexobj(A)
+    c = 2.0 if cplx else 1.0
+    conj = np.conj if cplx else (lambda a: a)
+    dpre = delta + delta_bias[None, None, :]
+    dl = softplus(dpre)
+    h = np.zeros((Bt, Dm, N), dtype=np.complex128 if cplx else np.float64)
+    if h0 is not None:
+        h = h + h0
+    hs, dAs = [h], []
+    ycore = np.zeros((Bt, L, Dm))
+    for t in range(L):
+        dA = np.exp(dl[:, t, :, None] * A[None, :, :])
+        h = dA * h + dl[:, t, :, None] * B[:, t, None, :] * u[:, t, :, None]
+        hs.append(h)
+        dAs.append(dA)
+        ycore[:, t, :] = c * np.real(np.sum(h * C[:, t, None, :], axis=2))
+    y1 = ycore + u * D[None, None, :]
+    gz = gy * y1 * dsilu(z)
+    gy1 = gy * silu(z)
+    gD = np.sum(gy1 * u, axis=(0, 1))
+    gu = gy1 * D[None, None, :]
+    gdl = np.zeros((Bt, L, Dm))
+    gA = np.zeros(A.shape, dtype=A.dtype)
+    gB = np.zeros(B.shape, dtype=B.dtype)
+    gC = np.zeros(C.shape, dtype=C.dtype)
+    Gh = np.array(ghT, dtype=h.dtype, copy=True)
+    for t in range(L - 1, -1, -1):
+        g = gy1[:, t, :, None]                                # (Bt, Dm, 1)
+        Ct, Bt_ = C[:, t, None, :], B[:, t, None, :]          # (Bt, 1, N)
+        dlt, ut = dl[:, t, :, None], u[:, t, :, None]         # (Bt, Dm, 1)
+        Gh = Gh + c * g * conj(Ct)                            # y_t = c Re(h_t . C_t)
+        gC[:, t, :] = c * np.sum(g * conj(hs[t + 1]), axis=1)
+        # h_t = exp(dl A) h_{t-1} + dl B u
+        Gs = conj(dAs[t]) * Gh * conj(hs[t])                  # w.r.t. s = dl * A
+        gA += np.sum(dlt * Gs, axis=0)
+        r = np.real(conj(Gh) * Bt_)                           # w.r.t. the real dl*u
+        gdl[:, t, :] += np.sum(np.real(conj(Gs) * A[None, :, :]), axis=2) + \
+            np.sum(r * ut, axis=2)
+        gu[:, t, :] += np.sum(r * dlt, axis=2)
+        gB[:, t, :] = np.sum(Gh * (dlt * ut), axis=1)
+        Gh = conj(dAs[t]) * Gh
+    gdpre = gdl * dsoftplus(dpre)
+    return {"u": gu, "delta": gdpre, "A": gA, "B": gB, "C": gC, "D": gD, "z": gz,
+            "delta_bias": np.sum(gdpre, axis=(0, 1)), "h0": Gh}
+
+
+def causal_conv1d_bwd(x, w, gy):
+    """Zero history. Returns (gx, gw (D, 1, K), gbias)."""
+    Bt, L, Dm = x.shape
+    K = w.shape[2]
+    xp = np.concatenate([np.zeros((Bt, K - 1, Dm)), x], axis=1)
+    gxp = np.zeros_like(xp)
+    gw = np.zeros(w.shape)
+    for k in range(K):
+        gw[:, 0, k] = np.sum(gy * xp[:, k:k + L, :], axis=(0, 1))
+        gxp[:, k:k + L, :] += w[None, None, :, 0, k] * gy
+    return gxp[:, K - 1:, :], gw, np.sum(gy, axis=(0, 1))
+
+
+def rmsnorm_bwd(x, w, gy, eps=1e-5):
+    """y = x r w, r = (mean(x^2) + eps)^-1/2. Returns (gx, gw)."""
+    C = x.shape[-1]
+    r = 1.0 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)
+    gw = np.sum(gy * x * r, axis=tuple(range(x.ndim - 1)))
+    q = gy * w
+    gx = r * q - r ** 3 * x * np.sum(q * x, axis=-1, keepdims=True) / C
+    return gx, gw
+
+
+def xent_mean(logits, targets, ignore=-100):
+    """Mean over counted targets of -log softmax(logits)[target] (all padded
+    vocab entries take part) and its gradient w.r.t. logits."""
+    Vp = logits.shape[-1]
+    lg = logits.reshape(-1, Vp)
+    tg = targets.reshape(-1)
+    keep = tg != ignore
+    n = int(np.sum(keep))
+    mx = np.max(lg, axis=1, keepdims=True)
+    e = np.exp(lg - mx)
+    se = np.sum(e, axis=1, keepdims=True)
+    lse = (mx + np.log(se))[:, 0]
+    rows = np.nonzero(keep)[0]
+    loss = float(np.sum(lse[rows] - lg[rows, tg[rows]])) / n
+    g = e / se
+    g[rows, tg[rows]] -= 1.0
+    g[~keep] = 0.0
+    return loss, (g / n).reshape(logits.shape)
+
+
+# --------------------------------------------------------------------------
+# float64 finite differences, to check the reverse mode
+
+def fd_check(what, f, arrays, grads, rng, max_entries=24, rel_step=1e-3, tol=1e-7):
+    """Five-point central differences of the scalar f() w.r.t. entries of the
+    float64 arrays (perturbed in place, restored), at steps h and h/2 with
+    h = rel_step * max(1, |x|): truncation O(h^4) ~1e-12, cancellation
+    ~1e-15 / h absolute, which limits the LM's small-gradient tensors
+    (dt_proj, A_log, x_proj) to ~1e-8 relative (a 2-point difference at
+    h = 1e-6 would give ~1e-5 there). Per tensor, over the checked entries:
+    ||fd(h) - fd(h/2)|| / ||fd|| and ||analytic - fd|| / ||fd|| (fd(h/2) as
+    the reference), asserted below tol. Small tensors are checked whole,
+    larger ones at max_entries random entries plus their largest one."""
+    worst_an, worst_st = 0.0, 0.0
+    for name, arr in arrays:
+        g = grads[name]
+        if arr.size <= max_entries:
+            idx = np.arange(arr.size)
+        else:
+            idx = np.unique(np.concatenate([
+                rng.choice(arr.size, max_entries, replace=False),
+                [int(np.argmax(np.abs(g)))]]))
+        fd1, fd2, an = [], [], []
+        for i in idx:
+            x0 = arr.flat[i]
+            base = max(1.0, abs(x0))
+            vals = []
+            for h in (rel_step * base, 0.5 * rel_step * base):
+                fs = []
+                for k in (2, 1, -1, -2):
+                    arr.flat[i] = x0 + k * h
+                    fs.append(f())
+                arr.flat[i] = x0
+                vals.append((-fs[0] + 8.0 * fs[1] - 8.0 * fs[2] + fs[3]) / (12.0 * h))
+            fd1.append(vals[0])
+            fd2.append(vals[1])
+            an.append(g.flat[i])
+        fd1, fd2, an = np.array(fd1), np.array(fd2), np.array(an)
+        nrm = max(np.linalg.norm(fd2), 1e-300)
+        e_st = np.linalg.norm(fd1 - fd2) / nrm
+        e_an = np.linalg.norm(an - fd2) / nrm
+        worst_an, worst_st = max(worst_an, e_an), max(worst_st, e_st)
+        if not (e_an < tol and e_st < tol):
+            raise SystemExit("%s: grad.%s analytic vs finite differences %.2e, steps %.2e "
+                             "(%d entries)" % (what, name, e_an, e_st, len(idx)))
+    print("  %-14s fd check: analytic vs fd worst %.1e, fd(h) vs fd(h/2) worst %.1e "
+          "(%d tensors)" % (what, worst_an, worst_st, len(arrays)))
+    return worst_an
+
+
+# --------------------------------------------------------------------------
+# a. selective scan
+
+def scan_inputs(t, is_complex):
+    """float64 scan arguments from the stored (real, interleaved) tensors."""
+    u, delta, Dsk, z, db = (t[k] for k in ("u", "delta", "Dskip", "z", "delta_bias"))
+    if is_complex:
+        A = t["A"] + 1j * t["A_imag"]
+        Bm, Cm = cplx_from_interleaved(t["B"]), cplx_from_interleaved(t["C"])
+        h0 = t["h0"][..., 0] + 1j * t["h0"][..., 1]
+    else:
+        A, Bm, Cm, h0 = t["A"], t["B"], t["C"], t["h0"]
+    return u, delta, A, Bm, Cm, Dsk, z, db, h0
+
+
+def make_scan(rng, is_complex, rng_g, rng_fd):
+    Bt, L, Dm, N = 2, 37, 6, 4
+    nB = 2 * N if is_complex else N
+    t = {}
+    t["u"] = f32(rng.standard_normal((Bt, L, Dm)))
+    # positive so the plain (no softplus, no bias) option set stays stable;
+    # with the bias the softplus argument spans both signs
+    t["delta"] = f32(rng.uniform(0.01, 0.6, (Bt, L, Dm)))
+    t["A"] = f32(-rng.uniform(0.5, 4.0, (Dm, N)))
+    if is_complex:
+        t["A_imag"] = f32(rng.uniform(-6.0, 6.0, (Dm, N)))
+    t["B"] = f32(rng.standard_normal((Bt, L, nB)))
+    t["C"] = f32(rng.standard_normal((Bt, L, nB)))
+    t["Dskip"] = f32(rng.standard_normal(Dm))
+    t["z"] = f32(rng.standard_normal((Bt, L, Dm)))
+    t["delta_bias"] = f32(rng.uniform(-3.0, 0.5, Dm))
+    t["h0"] = f32(rng.standard_normal((Bt, Dm, N, 2) if is_complex else (Bt, Dm, N)))
+
+    t64 = {k: up(v) for k, v in t.items()}
+    u, delta, A, Bm, Cm, Dsk, z, db, h0 = scan_inputs(t64, is_complex)
+
+    y, hT = selective_scan(u, delta, A, Bm, Cm, D=Dsk, z=z, delta_bias=db,
+                           delta_softplus=True, h0=h0)
+    yp, hTp = selective_scan(u, delta, A, Bm, Cm)
+    if is_complex:
+        hT = np.stack([hT.real, hT.imag], axis=-1)
+        hTp = np.stack([hTp.real, hTp.imag], axis=-1)
+    order = ["u", "delta", "A"] + (["A_imag"] if is_complex else []) + \
+        ["B", "C", "Dskip", "z", "delta_bias", "h0"]
+    tensors = [(k, t[k]) for k in order]
+    tensors += [("y", y), ("hT", hT), ("y_plain", yp), ("hT_plain", hTp)]
+
+    # gradients of loss = sum(wy * y) + sum(wh * hT) (all-options y, hT as
+    # stored); weights from the separate generator so the draws above (and
+    # the files' forward values) stay as they were
+    wy = f32(rng_g.standard_normal(y.shape))
+    wh = f32(rng_g.standard_normal(hT.shape))
+    wy64, wh64 = up(wy), up(wh)
+    ghT = wh64[..., 0] + 1j * wh64[..., 1] if is_complex else wh64
+    g = selective_scan_bwd(u, delta, A, Bm, Cm, Dsk, z, db, h0, wy64, ghT)
+    grads = {"u": g["u"], "delta": g["delta"], "Dskip": g["D"], "z": g["z"],
+             "delta_bias": g["delta_bias"]}
+    if is_complex:
+        grads.update({"A": g["A"].real, "A_imag": g["A"].imag, "B": interleave(g["B"]),
+                      "C": interleave(g["C"]),
+                      "h0": np.stack([g["h0"].real, g["h0"].imag], axis=-1)})
+    else:
+        grads.update({"A": g["A"], "B": g["B"], "C": g["C"], "h0": g["h0"]})
+
+    def loss():
+        a = scan_inputs(t64, is_complex)
+        yy, hh = selective_scan(a[0], a[1], a[2], a[3], a[4], D=a[5], z=a[6], delta_bias=a[7],
+                                delta_softplus=True, h0=a[8])
+        if is_complex:
+            hh = np.stack([hh.real, hh.imag], axis=-1)
+        return float(np.sum(wy64 * yy) + np.sum(wh64 * hh))
+
+    tag = "scan_" + ("complex" if is_complex else "real")
+    fd_check(tag, loss, [(k, t64[k]) for k in order], grads, rng_fd)
+    tensors += [("wy", wy), ("wh", wh)]
+    tensors += [("grad." + k, grads[k]) for k in order]
+
+    meta = {"what": "selective scan, %s; y/hT: all options (D, z, delta_bias, softplus, h0); "
+                    "y_plain/hT_plain: none of them; grad.X: float64 gradient w.r.t. input X of "
+                    "loss = sum(wy * y) + sum(wh * hT) (all options)"
+                    % ("complex" if is_complex else "real"),
+            "batch": str(Bt), "seqlen": str(L), "dim": str(Dm), "dstate": str(N),
+            "is_complex": "1" if is_complex else "0"}
+    return tensors, meta
+
+
+# --------------------------------------------------------------------------
+# b. causal depthwise conv1d
+
+def make_conv(rng):
+    Bt, L, Dm, K = 2, 9, 5, 4
+    x = f32(rng.standard_normal((Bt, L, Dm)))
+    w = f32(rng.uniform(-0.5, 0.5, (Dm, 1, K)))
+    b = f32(rng.uniform(-0.5, 0.5, Dm))
+    prev = f32(rng.standard_normal((Bt, K - 1, Dm)))
+    y = causal_conv1d(up(x), up(w), up(b))
+    yprev = causal_conv1d(up(x), up(w), up(b), up(prev))
+    tensors = [("x", x), ("weight", w), ("bias", b), ("prev", prev),
+               ("y", y), ("y_prev", yprev)]
+    meta = {"what": "causal depthwise conv1d, no activation; y: zero history; "
+                    "y_prev: history prev (B, K-1, D)",
+            "batch": str(Bt), "seqlen": str(L), "dim": str(Dm), "kernel": str(K)}
+    return tensors, meta
+
+
+# --------------------------------------------------------------------------
+# c. tiny language models
+
+# layer dict key -> state_dict name after "backbone.layers.{i}."
+LAYER_NAMES = {"norm": "norm.weight", "in_proj": "mixer.in_proj.weight",
+               "conv_w": "mixer.conv1d.weight", "conv_b": "mixer.conv1d.bias",
+               "x_proj": "mixer.x_proj.weight", "dt_w": "mixer.dt_proj.weight",
+               "dt_b": "mixer.dt_proj.bias", "A_log": "mixer.A_log", "A_imag": "mixer.A_imag",
+               "D": "mixer.D", "out_proj": "mixer.out_proj.weight"}
+
+
+def lm_mixer(L, u, dims):
+    Di, R, nBC, is_complex = dims
+    xz = u @ L["in_proj"].T                               # (Bt, L, 2Di)
+    x, z = xz[..., :Di], xz[..., Di:]
+    x = silu(causal_conv1d(x, L["conv_w"], L["conv_b"]))
+    xdbl = x @ L["x_proj"].T                              # (Bt, L, R + 2 nBC)
+    dtr = xdbl[..., :R]
+    Bm = xdbl[..., R:R + nBC]
+    Cm = xdbl[..., R + nBC:R + 2 * nBC]
+    delta = dtr @ L["dt_w"].T                             # bias goes in the scan
+    A = -np.exp(L["A_log"])
+    if is_complex:
+        A = A + 1j * L["A_imag"]
+        Bm, Cm = cplx_from_interleaved(Bm), cplx_from_interleaved(Cm)
+    y, _ = selective_scan(x, delta, A, Bm, Cm, D=L["D"], z=z,
+                          delta_bias=L["dt_b"], delta_softplus=True)
+    return y @ L["out_proj"].T
+
+
+def lm_logits(emb, layers, norm_f, head, tokens, dims):
+    h = emb[tokens]                                       # (Bt, L, d)
+    for L in layers:
+        h = h + lm_mixer(L, rmsnorm(h, L["norm"]), dims)
+    h = rmsnorm(h, norm_f)
+    return h @ head.T                                     # (Bt, L, Vp)
+
+
+def lm_mixer_bwd(L, u, gout, dims):
+    """Reverse mode of lm_mixer: (gradient w.r.t. u, {layer key: gradient})."""
+    Di, R, nBC, is_complex = dims
+    d = u.shape[-1]
+    xz = u @ L["in_proj"].T
+    x, z = xz[..., :Di], xz[..., Di:]
+    xc = causal_conv1d(x, L["conv_w"], L["conv_b"])
+    xs = silu(xc)
+    xdbl = xs @ L["x_proj"].T
+    dtr = xdbl[..., :R]
+    Bm = xdbl[..., R:R + nBC]
+    Cm = xdbl[..., R + nBC:R + 2 * nBC]
+    delta = dtr @ L["dt_w"].T
+    A = -np.exp(L["A_log"])
+    if is_complex:
+        A = A + 1j * L["A_imag"]
+        Bm, Cm = cplx_from_interleaved(Bm), cplx_from_interleaved(Cm)
+    y, hT = selective_scan(xs, delta, A, Bm, Cm, D=L["D"], z=z,
+                           delta_bias=L["dt_b"], delta_softplus=True)
+    G = {}
+    G["out_proj"] = gout.reshape(-1, d).T @ y.reshape(-1, Di)
+    gy = gout @ L["out_proj"]
+    g = selective_scan_bwd(xs, delta, A, Bm, Cm, L["D"], z, L["dt_b"], None, gy,
+                           np.zeros(hT.shape, hT.dtype))
+    G["D"], G["dt_b"] = g["D"], g["delta_bias"]
+    G["A_log"] = np.real(g["A"]) * -np.exp(L["A_log"])
+    if is_complex:
+        G["A_imag"] = np.imag(g["A"])
+        gB, gC = interleave(g["B"]), interleave(g["C"])
+    else:
+        gB, gC = g["B"], g["C"]
+    gdelta = g["delta"]
+    G["dt_w"] = gdelta.reshape(-1, Di).T @ dtr.reshape(-1, R)
+    gxdbl = np.concatenate([gdelta @ L["dt_w"], gB, gC], axis=-1)
+    G["x_proj"] = gxdbl.reshape(-1, gxdbl.shape[-1]).T @ xs.reshape(-1, Di)
+    gxs = g["u"] + gxdbl @ L["x_proj"]
+    gx, G["conv_w"], G["conv_b"] = causal_conv1d_bwd(x, L["conv_w"], gxs * dsilu(xc))
+    gxz = np.concatenate([gx, g["z"]], axis=-1)
+    G["in_proj"] = gxz.reshape(-1, 2 * Di).T @ u.reshape(-1, d)
+    return gxz @ L["in_proj"], G
+
+
+def lm_loss_grads(emb, layers, norm_f, head, tied, tokens, targets, dims):
+    """Mean cross-entropy and its gradients: (loss, {state_dict name: grad})."""
+    hs, xns = [emb[tokens]], []
+    for L in layers:
+        xns.append(rmsnorm(hs[-1], L["norm"]))
+        hs.append(hs[-1] + lm_mixer(L, xns[-1], dims))
+    hf = rmsnorm(hs[-1], norm_f)
+    logits = hf @ head.T
+    loss, glog = xent_mean(logits, targets)
+    d = hf.shape[-1]
+    G = {}
+    ghead = glog.reshape(-1, glog.shape[-1]).T @ hf.reshape(-1, d)
+    gh, G["backbone.norm_f.weight"] = rmsnorm_bwd(hs[-1], norm_f, glog @ head)
+    for i in range(len(layers) - 1, -1, -1):
+        gxn, GL = lm_mixer_bwd(layers[i], xns[i], gh, dims)
+        gx, GL["norm"] = rmsnorm_bwd(hs[i], layers[i]["norm"], gxn)
+        gh = gh + gx
+        for k, v in GL.items():
+            G["backbone.layers.%d.%s" % (i, LAYER_NAMES[k])] = v
+    gemb = np.zeros(emb.shape)
+    np.add.at(gemb, tokens.reshape(-1), gh.reshape(-1, d))
+    if tied:
+        gemb += ghead
+    else:
+        G["lm_head.weight"] = ghead
+    G["backbone.embedding.weight"] = gemb
+    return loss, G
+
+
+def make_lm(rng, is_complex, tied, rng_g, rng_fd):
+    d, n_layer, vocab, N, K, E = 16, 2, 11, 4, 4, 2
+    R = math.ceil(d / 16)
+    Di = E * d
+    mult = 8
+    Vp = (vocab + mult - 1) // mult * mult
+    cfg = {"d_model": d, "n_layer": n_layer, "vocab_size": vocab,
+           "ssm_cfg": {"d_state": N, "d_conv": K, "expand": E, "dt_rank": "auto",
+                       "init": "s4d-lin" if is_complex else "s4d-real"},
+           "rms_norm": True, "tie_embeddings": tied,
+           "pad_vocab_size_multiple": mult, "arch": "mamba-lm"}
+    nBC = 2 * N if is_complex else N  # floats per B (and per C) row
+    dims = (Di, R, nBC, is_complex)
+
+    P = []    # (name, float32 array), file order
+    W = {}    # name -> the float64 array the maths uses (shared, perturbed in place)
+
+    def add(name, arr):
+        a = f32(arr)
+        P.append((name, a))
+        W[name] = up(a)
+        return W[name]
+
+    emb = add("backbone.embedding.weight", rng.standard_normal((Vp, d)))
+    layers = []
+    for i in range(n_layer):
+        pre = "backbone.layers.%d." % i
+        L = {}
+        L["norm"] = add(pre + "norm.weight", rng.uniform(0.7, 1.3, d))
+        L["in_proj"] = add(pre + "mixer.in_proj.weight",
+                           rng.standard_normal((2 * Di, d)) / math.sqrt(d))
+        L["conv_w"] = add(pre + "mixer.conv1d.weight", rng.uniform(-0.5, 0.5, (Di, 1, K)))
+        L["conv_b"] = add(pre + "mixer.conv1d.bias", rng.uniform(-0.5, 0.5, Di))
+        L["x_proj"] = add(pre + "mixer.x_proj.weight",
+                          rng.standard_normal((R + 2 * nBC, Di)) / math.sqrt(Di))
+        L["dt_w"] = add(pre + "mixer.dt_proj.weight", rng.uniform(-1, 1, (Di, R)) / math.sqrt(R))
+        # softplus(bias) log-uniform in [1e-3, 0.3]: bias = inverse softplus
+        dt = np.exp(rng.uniform(math.log(1e-3), math.log(0.3), Di))
+        L["dt_b"] = add(pre + "mixer.dt_proj.bias", dt + np.log(-np.expm1(-dt)))
+        # A = -exp(A_log) in [-4, -0.5]
+        L["A_log"] = add(pre + "mixer.A_log", np.log(rng.uniform(0.5, 4.0, (Di, N))))
+        if is_complex:
+            L["A_imag"] = add(pre + "mixer.A_imag", rng.uniform(-3.0, 3.0, (Di, N)))
+        L["D"] = add(pre + "mixer.D", rng.uniform(0.5, 1.5, Di))
+        L["out_proj"] = add(pre + "mixer.out_proj.weight",
+                            rng.standard_normal((d, Di)) / math.sqrt(Di))
+        layers.append(L)
+    norm_f = add("backbone.norm_f.weight", rng.uniform(0.7, 1.3, d))
+    if tied:
+        head = emb
+    else:
+        head = add("lm_head.weight", rng.standard_normal((Vp, d)) / 2.0)
+
+    Bt, Lseq = 2, 23
+    tokens = rng.integers(0, vocab, (Bt, Lseq)).astype(np.int32)
+    logits = lm_logits(emb, layers, norm_f, head, tokens, dims)
+
+    # targets from the separate generator (the draws above stay as they were):
+    # about one position in five ignored
+    targets = rng_g.integers(0, vocab, (Bt, Lseq)).astype(np.int32)
+    targets[rng_g.random((Bt, Lseq)) < 0.2] = -100
+    assert np.any(targets != -100)
+    loss, G = lm_loss_grads(emb, layers, norm_f, head, tied, tokens, targets, dims)
+    assert sorted(G) == sorted(W), (sorted(G), sorted(W))
+
+    def fd_loss():
+        return xent_mean(lm_logits(emb, layers, norm_f, head, tokens, dims), targets)[0]
+
+    assert abs(fd_loss() - loss) <= 1e-14 * abs(loss)
+    tag = "lm_" + ("complex" if is_complex else "real")
+    fd_check(tag, fd_loss, [(name, W[name]) for name, _ in P], G, rng_fd)
+
+    meta = {"config": json.dumps(cfg), "format": "pt"}
+    expected = [("tokens", tokens), ("logits", logits), ("targets", targets),
+                ("loss", np.array([loss]))]
+    expected += [("grad." + name, G[name]) for name, _ in P]
+    emeta = {"what": "tokens (B, L) and float64 logits (B, L, vocab_padded) of the "
+                     "checkpoint next to this file; targets (B, L) (-100: ignored); loss: "
+                     "mean over counted targets of -log softmax(logits)[target] (softmax over "
+                     "all vocab_padded entries); grad.NAME: float64 gradient of loss w.r.t. "
+                     "parameter NAME (tied: the embedding's includes the head's)"}
+    return P, meta, expected, emeta
+
+
+def main():
+    os.makedirs(OUT_DIR, exist_ok=True)
+    rng = np.random.default_rng(SEED)
+    rng_g = np.random.default_rng(SEED + 1)    # gradient-test draws (weights, targets)
+    rng_fd = np.random.default_rng(SEED + 2)   # which entries the fd check visits
+    sizes = {}
+
+    def w(name, tensors, meta):
+        sizes[name] = write_safetensors(os.path.join(OUT_DIR, name), tensors, meta)
+
+    w("scan_real.safetensors", *make_scan(rng, False, rng_g, rng_fd))
+    w("scan_complex.safetensors", *make_scan(rng, True, rng_g, rng_fd))
+    w("conv.safetensors", *make_conv(rng))
+    for tag, cplx, tied in (("real", False, True), ("complex", True, False)):
+        P, meta, exp, emeta = make_lm(rng, cplx, tied, rng_g, rng_fd)
+        w("lm_%s.safetensors" % tag, P, meta)
+        w("lm_%s_expected.safetensors" % tag, exp, emeta)
+    for k, v in sizes.items():
+        print("%-34s %7d bytes" % (k, v))
+        assert v < 100_000, k
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
