@@ -13,6 +13,13 @@
 #if defined(__GNUC__)
 #define MB_PI 3.14159265358979323846
 
+/* OpenMP pragmas that vanish (without warnings) in builds without OpenMP. */
+#ifdef _OPENMP
+#define MB_OMP(x) _Pragma(#x)
+#else
+#define MB_OMP(x)
+#endif
+
 #define MB_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define MB_PRINTF(a, b)

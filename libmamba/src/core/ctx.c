@@ -6,6 +6,10 @@
 
 #include "core/core.h"
 
+#ifdef MB_HAVE_CBLAS
+#include <cblas.h>
+#endif
+
 mb_ctx *mb_ctx_create(const char *device)
 {
     if (!device || !*device) device = "cpu";
@@ -70,4 +74,11 @@ void mb_ctx_set_threads(mb_ctx *ctx, int n_threads)
     n_threads = 1;
 #endif
     ctx->n_threads = n_threads;
+#ifdef MB_HAVE_CBLAS
+    /* An OpenMP build of OpenBLAS shares our thread pool. A pthreads build
+     * brings a second pool that fights ours for the same cores (measured:
+     * training ran at half speed on 2 cores), so it gets one thread; Debian's
+     * libopenblas0-openmp avoids the trade. */
+    openblas_set_num_threads(openblas_get_parallel() == 2 ? n_threads : 1);
+#endif
 }

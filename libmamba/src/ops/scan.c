@@ -99,10 +99,11 @@ size_t mb_scan_workspace_cpu(mb_ctx *ctx, const mb_scan_params *p)
 void mb_scan_fwd_cpu(mb_ctx *ctx, const mb_scan_params *p, float *y, float *hT, mb_arena *ws)
 {
     (void)ws;
+    (void)ctx; /* only read by the OpenMP clauses */
     const int Bn = p->batch, L = p->seqlen, D = p->dim, sf = scan_sf(p);
     const int nblk = (D + SCAN_DBLK - 1) / SCAN_DBLK;
     const long ntask = (long)Bn * nblk;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(scan_threads(ctx)) if (ntask > 1)
+MB_OMP(omp parallel for schedule(dynamic, 1) num_threads(scan_threads(ctx)) if (ntask > 1))
     for (long task = 0; task < ntask; task++) {
         const int b = (int)(task / nblk), d0 = (int)(task % nblk) * SCAN_DBLK;
         const int nd = D - d0 < SCAN_DBLK ? D - d0 : SCAN_DBLK;
@@ -212,7 +213,7 @@ void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const float *dy, cons
 
     for (int b = 0; b < Bn; b++) {
         for (int i = 0; i < nthr; i++) memset(part[3 * i], 0, (size_t)L * 2 * sf * sizeof(float));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthr) if (nblk > 1)
+MB_OMP(omp parallel for schedule(dynamic, 1) num_threads(nthr) if (nblk > 1))
         for (int blk = 0; blk < nblk; blk++) {
             const int tid = scan_thread_id();
             float *dBC = part[3 * tid], *ck = part[3 * tid + 1], *hs = part[3 * tid + 2];
@@ -302,7 +303,7 @@ void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const float *dy, cons
                     memcpy(g->dh0 + ((size_t)b * D + d0 + j) * sf, G + (size_t)j * sf, sf * sizeof(float));
         }
         /* reduce the per-thread dB, dC partials of this batch row */
-#pragma omp parallel for num_threads(nthr) if ((long)L * sf > 4096)
+MB_OMP(omp parallel for num_threads(nthr) if ((long)L * sf > 4096))
         for (int t = 0; t < L; t++) {
             const size_t row = (size_t)b * L + t;
             float *dBr = g->dB + row * g->ld_dB, *dCr = g->dC + row * g->ld_dC;
