@@ -10,6 +10,10 @@
 
 #include "mamba.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #if defined(__GNUC__)
 #define MB_PI 3.14159265358979323846
 
@@ -43,8 +47,14 @@ struct mb_ctx {
     int device_index;   /* cuda:N */
     int n_threads;      /* CPU threads for OpenMP regions */
     int allow_tf32;     /* CUDA only: GEMMs in TF32 when set */
+    int failed;         /* sticky: a device call failed (the reason is in mb_error_last) */
     void *cuda;         /* backend state (stream, cuBLAS handle), NULL on CPU */
 };
+
+/* 0 while no device call has failed on this context; ops return void and a
+ * CUDA failure inside one marks the context, so callers check once per
+ * forward, backward or step. */
+static inline int mb_ctx_check(const mb_ctx *ctx) { return ctx->failed ? -1 : 0; }
 
 /* ---- arenas --------------------------------------------------------------
  * A bump allocator over one block, sized once per shape: a step takes its
@@ -77,4 +87,7 @@ double mb_rng_uniform(mb_rng *r);             /* [0, 1) */
 double mb_rng_normal(mb_rng *r);              /* N(0, 1) */
 uint32_t mb_rng_below(mb_rng *r, uint32_t n); /* [0, n), unbiased */
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -326,8 +326,8 @@ int mb_model_forward(mb_model *m, const int32_t *tokens, int B, int L, const int
     const size_t M = (size_t)B * L;
     if (logits && mb_dev_download(m->ctx, logits, m->logits, M * m->vocab_padded * sizeof(float)))
         return -1;
-    if (targets) return lm_loss(m, targets, (int)M, 0, stats);
-    return 0;
+    if (targets && lm_loss(m, targets, (int)M, 0, stats)) return -1;
+    return mb_ctx_check(m->ctx);
 }
 
 int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t *targets, int B,
@@ -358,7 +358,7 @@ int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t 
                     m->dh, 1.f);
     }
     mb_embed_bwd(m->ctx, M, d, m->tok_dev, m->dh, mb_param_grad(ps, m->p_embed));
-    return 0;
+    return mb_ctx_check(m->ctx);
 }
 
 /* ---- recurrent inference --------------------------------------------------
@@ -476,9 +476,10 @@ int mb_model_forward_chunk(mb_model *m, mb_state *st, const int32_t *tokens, int
         hn = t;
     }
     lm_head_fwd(m, M, h, s->hf, s->mean, s->rstd, s->logits);
-    if (logits)
-        return mb_dev_download(m->ctx, logits, s->logits, (size_t)M * m->vocab_padded * sizeof(float));
-    return 0;
+    if (logits &&
+        mb_dev_download(m->ctx, logits, s->logits, (size_t)M * m->vocab_padded * sizeof(float)))
+        return -1;
+    return mb_ctx_check(m->ctx);
 }
 
 int mb_model_step(mb_model *m, mb_state *st, const int32_t *tokens, float *logits)

@@ -15,6 +15,10 @@
 
 #include "core/core.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- GEMM (row-major) ----------------------------------------------------
  * C (M, N) = alpha * op(A) @ op(B) + beta * C, op(X) = X or X^T. */
 #define MB_OPS_GEMM_ARGS mb_ctx *ctx, int transA, int transB, int M, int N, int K, float alpha, \
@@ -188,5 +192,35 @@ void mb_scan_fwd_cpu(MB_OPS_SCAN_FWD_ARGS);
     const float *dhT, const mb_scan_grads *g, mb_arena *ws
 void mb_scan_bwd(MB_OPS_SCAN_BWD_ARGS);
 void mb_scan_bwd_cpu(MB_OPS_SCAN_BWD_ARGS);
+
+/* ---- the CUDA versions (ops/NAME.cu), same signatures --------------------- */
+#ifdef MB_HAVE_CUDA
+void mb_gemm_cuda(MB_OPS_GEMM_ARGS);
+void mb_colsum_acc_cuda(mb_ctx *ctx, int M, int N, const float *x, int ldx, float *out);
+void mb_bias_add_cuda(mb_ctx *ctx, int M, int N, const float *bias, float *y, int ldy);
+void mb_conv1d_fwd_cuda(MB_OPS_CONV_FWD_ARGS);
+void mb_conv1d_bwd_cuda(MB_OPS_CONV_BWD_ARGS);
+void mb_conv1d_state_update_cuda(MB_OPS_CONV_STATE_ARGS);
+void mb_act_fwd_cuda(MB_OPS_ACT_FWD_ARGS);
+void mb_act_bwd_cuda(MB_OPS_ACT_BWD_ARGS);
+void mb_axpby_cuda(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y);
+double mb_sumsq_cuda(mb_ctx *ctx, size_t n, const float *x);
+size_t mb_count_nonfinite_cuda(mb_ctx *ctx, size_t n, const float *x);
+void mb_rmsnorm_fwd_cuda(MB_OPS_RMS_FWD_ARGS);
+void mb_rmsnorm_bwd_cuda(MB_OPS_RMS_BWD_ARGS);
+void mb_layernorm_fwd_cuda(MB_OPS_LN_FWD_ARGS);
+void mb_layernorm_bwd_cuda(MB_OPS_LN_BWD_ARGS);
+void mb_embed_fwd_cuda(MB_OPS_EMB_FWD_ARGS);
+void mb_embed_bwd_cuda(MB_OPS_EMB_BWD_ARGS);
+void mb_xent_cuda(MB_OPS_XENT_ARGS);
+void mb_adamw_cuda(MB_OPS_ADAMW_ARGS);
+size_t mb_scan_workspace_cuda(mb_ctx *ctx, const mb_scan_params *p);
+void mb_scan_fwd_cuda(MB_OPS_SCAN_FWD_ARGS);
+void mb_scan_bwd_cuda(MB_OPS_SCAN_BWD_ARGS);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

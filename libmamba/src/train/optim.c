@@ -88,5 +88,5 @@ int mb_optim_step(mb_optim *o, float *grad_norm, float *lr_out)
     }
     mb_model_zero_grad(m);
     o->step++;
-    return 0;
+    return mb_ctx_check(ctx);
 }
