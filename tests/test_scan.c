@@ -196,6 +196,92 @@ static void pieces(int cplx)
     sc_free(&s);
 }
 
+/* Backward in two pieces: the second piece's dh0 is the first piece's dhT,
+ * and the gradients of the pieces are the whole's. */
+static void backward_pieces(int cplx)
+{
+    scan_case s;
+    sc_setup(&s, cplx, 1, 2, 130, 9, 3);
+    const int B = s.B, L = s.L, D = s.D, sf = s.sf, cut = 77;
+    const size_t nh = (size_t)B * D * sf, M = (size_t)B * L;
+    mb_scan_params p = sc_params(&s);
+    float *du = malloc(M * D * 4), *dd = malloc(M * D * 4), *dz = malloc(M * D * 4);
+    float *dx = calloc(M * s.ldbc, 4), *dA = calloc((size_t)D * s.N, 4), *dAi = calloc((size_t)D * s.N, 4);
+    float *dD = calloc(D, 4), *db = calloc(D, 4), *dh0 = malloc(nh * 4);
+    mb_scan_grads g = {.du = du, .ld_du = D, .ddelta = dd, .ld_ddelta = D, .dA = dA,
+                       .dA_imag = cplx ? dAi : NULL, .dB = dx + s.R, .ld_dB = s.ldbc,
+                       .dC = dx + s.R + s.nbc, .ld_dC = s.ldbc, .dD = dD, .dz = dz, .ld_dz = D,
+                       .ddelta_bias = db, .dh0 = dh0};
+    mb_scan_bwd(s.ctx, &p, s.wy, s.wh, &g, &s.ws);
+    /* pieces: forward of the first piece gives the second's h0 */
+    float *pu[2], *pd[2], *pz[2], *px[2], *pw[2], *h_mid = malloc(nh * 4), *ytmp = malloc(M * D * 4);
+    int t0s[2] = {0, cut}, lens[2] = {cut, L - cut};
+    mb_scan_params q[2];
+    for (int k = 0; k < 2; k++) {
+        int len = lens[k];
+        pu[k] = malloc((size_t)B * len * D * 4), pd[k] = malloc((size_t)B * len * D * 4);
+        pz[k] = malloc((size_t)B * len * D * 4), px[k] = malloc((size_t)B * len * s.ldbc * 4);
+        pw[k] = malloc((size_t)B * len * D * 4);
+        sub_rows(s.u, pu[k], B, L, t0s[k], len, D);
+        sub_rows(s.delta, pd[k], B, L, t0s[k], len, D);
+        sub_rows(s.z, pz[k], B, L, t0s[k], len, D);
+        sub_rows(s.xdbl, px[k], B, L, t0s[k], len, s.ldbc);
+        sub_rows(s.wy, pw[k], B, L, t0s[k], len, D);
+        q[k] = p;
+        q[k].seqlen = len, q[k].u = pu[k], q[k].delta = pd[k], q[k].z = pz[k];
+        q[k].Bm = px[k] + s.R, q[k].Cm = px[k] + s.R + s.nbc;
+    }
+    q[1].h0 = h_mid;
+    mb_scan_fwd(s.ctx, &q[0], ytmp, h_mid, &s.ws);
+    float *gd[2][3], *gx[2], *gdh[2];
+    float *dA2 = calloc((size_t)D * s.N, 4), *dAi2 = calloc((size_t)D * s.N, 4), *dD2 = calloc(D, 4), *db2 = calloc(D, 4);
+    for (int k = 1; k >= 0; k--) {
+        int len = lens[k];
+        for (int j = 0; j < 3; j++) gd[k][j] = malloc((size_t)B * len * D * 4);
+        gx[k] = calloc((size_t)B * len * s.ldbc, 4);
+        gdh[k] = malloc(nh * 4);
+        mb_scan_grads gk = {.du = gd[k][0], .ld_du = D, .ddelta = gd[k][1], .ld_ddelta = D, .dA = dA2,
+                            .dA_imag = cplx ? dAi2 : NULL, .dB = gx[k] + s.R, .ld_dB = s.ldbc,
+                            .dC = gx[k] + s.R + s.nbc, .ld_dC = s.ldbc, .dD = dD2, .dz = gd[k][2],
+                            .ld_dz = D, .ddelta_bias = db2, .dh0 = gdh[k]};
+        /* the second piece gets the whole's dhT; the first gets the second's dh0 */
+        mb_scan_bwd(s.ctx, &q[k], pw[k], k == 1 ? s.wh : gdh[1], &gk, &s.ws);
+    }
+    double worst = 0;
+    for (int k = 0; k < 2; k++) {
+        float *whole = malloc((size_t)B * lens[k] * D * 4);
+        float *srcs[3] = {du, dd, dz};
+        for (int j = 0; j < 3; j++) {
+            sub_rows(srcs[j], whole, B, L, t0s[k], lens[k], D);
+            worst = fmax(worst, mb_test_rel_err(gd[k][j], whole, (size_t)B * lens[k] * D));
+        }
+        free(whole);
+        whole = malloc((size_t)B * lens[k] * s.ldbc * 4);
+        sub_rows(dx, whole, B, L, t0s[k], lens[k], s.ldbc);
+        worst = fmax(worst, mb_test_rel_err(gx[k], whole, (size_t)B * lens[k] * s.ldbc));
+        free(whole);
+    }
+    worst = fmax(worst, mb_test_rel_err(gdh[0], dh0, nh));
+    worst = fmax(worst, mb_test_rel_err(dA2, dA, (size_t)D * s.N));
+    worst = fmax(worst, mb_test_rel_err(dD2, dD, D));
+    worst = fmax(worst, mb_test_rel_err(db2, db, D));
+    if (cplx) worst = fmax(worst, mb_test_rel_err(dAi2, dAi, (size_t)D * s.N));
+    printf("# %s backward in two pieces vs whole: worst rel err %.2e\n", cplx ? "complex" : "real", worst);
+    /* per-element gradients are the same arithmetic; dA, dD and the bias
+     * sum the pieces in another order */
+    assert_true(worst < 1e-6);
+    for (int k = 0; k < 2; k++) {
+        free(pu[k]), free(pd[k]), free(pz[k]), free(px[k]), free(pw[k]), free(gx[k]), free(gdh[k]);
+        for (int j = 0; j < 3; j++) free(gd[k][j]);
+    }
+    free(du), free(dd), free(dz), free(dx), free(dA), free(dAi), free(dD), free(db), free(dh0);
+    free(h_mid), free(ytmp), free(dA2), free(dAi2), free(dD2), free(db2);
+    sc_free(&s);
+}
+
+static void test_backward_pieces_real(void **st) { (void)st; backward_pieces(0); }
+static void test_backward_pieces_complex(void **st) { (void)st; backward_pieces(1); }
+
 static void test_pieces_real(void **st) { (void)st; pieces(0); }
 static void test_pieces_complex(void **st) { (void)st; pieces(1); }
 
@@ -205,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_grad_real),        cmocka_unit_test(test_grad_complex),
         cmocka_unit_test(test_grad_real_plain),  cmocka_unit_test(test_grad_complex_plain),
         cmocka_unit_test(test_pieces_real),      cmocka_unit_test(test_pieces_complex),
+        cmocka_unit_test(test_backward_pieces_real), cmocka_unit_test(test_backward_pieces_complex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,195 @@
+/* The fused CUDA scan against the CPU reference on fresh random inputs:
+ * forward (y, final state) and every gradient, real and complex, one chunk
+ * and many (the two-level scan), channel counts that leave warps partly
+ * empty, N below, at and above 16. Outputs are poisoned (NaN) before every
+ * GPU run so an unwritten element cannot pass. Exit 77 without a GPU. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/params.h"
+#include "ops/ops.h"
+#include "testutil.h"
+
+static mb_ctx *cpu, *gpu;
+
+typedef struct {
+    const char *name;
+    int B, L, D, N, cplx, opts, ldpad;
+} shape;
+
+/* per-element outputs: fp32 in a different order (chunk carries use
+ * exp(A sum dt) for the product of the steps' decays); the sums over
+ * channels (dB, dC) and over time (dA, dD, bias) add in another order with
+ * atomics: their error grows with the number of terms, ~sqrt(B L) * 1e-7 */
+#define TOL_ELEM 1e-5
+#define TOL_SUM 1e-4
+
+static float *up(const float *h, size_t n)
+{
+    float *d = mb_dev_alloc_floats(gpu, n, "test");
+    assert_non_null(d);
+    assert_int_equal(mb_dev_upload(gpu, d, h, n * 4), 0);
+    return d;
+}
+
+static float *poisoned(size_t n)
+{
+    float *d = mb_dev_alloc_floats(gpu, n, "test");
+    assert_non_null(d);
+    assert_int_equal(cudaMemset(d, 0xFF, n * 4), cudaSuccess); /* NaN */
+    return d;
+}
+
+static float *down(const float *d, size_t n)
+{
+    float *h = malloc(n * 4);
+    assert_int_equal(mb_dev_download(gpu, h, d, n * 4), 0);
+    return h;
+}
+
+static void compare(const char *what, const shape *s, const float *got, const float *ref, size_t n,
+                    double tol)
+{
+    double e = mb_test_rel_err(got, ref, n);
+    printf("# %-26s %-9s %-14s rel err %.2e\n", s->name, s->cplx ? "complex" : "real", what, e);
+    assert_true(e < tol);
+}
+
+static void run_shape(const shape *s)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() ^ (uint64_t)(s->B * 7919 + s->L * 31 + s->D + s->N * 3 + s->cplx));
+    const size_t M = (size_t)s->B * s->L, D = s->D, N = s->N;
+    const int sf = s->cplx ? 2 * s->N : s->N;
+    const int ldbc = 2 * sf + s->ldpad; /* B and C inside one wider row */
+    const size_t nh = (size_t)s->B * D * sf;
+    float *u = malloc(M * D * 4), *dl = malloc(M * D * 4), *z = malloc(M * D * 4), *dy = malloc(M * D * 4);
+    float *bc = malloc(M * ldbc * 4), *A = malloc(D * N * 4), *Ai = malloc(D * N * 4);
+    float *Dk = malloc(D * 4), *bias = malloc(D * 4), *h0 = malloc(nh * 4), *dhT = malloc(nh * 4);
+    mb_test_fill(&r, u, M * D, -1, 1);
+    if (s->opts) mb_test_fill(&r, dl, M * D, -4.f, 0.5f);
+    else mb_test_fill(&r, dl, M * D, 0.001f, 0.3f);
+    mb_test_fill(&r, z, M * D, -2, 2);
+    mb_test_fill(&r, dy, M * D, -1, 1);
+    mb_test_fill(&r, bc, M * ldbc, -1, 1);
+    mb_test_fill(&r, A, D * N, -3.f, -0.2f);
+    mb_test_fill(&r, Ai, D * N, -6.f, 6.f);
+    mb_test_fill(&r, Dk, D, -1, 1);
+    mb_test_fill(&r, bias, D, -3, 0.5f);
+    mb_test_fill(&r, h0, nh, -1, 1);
+    mb_test_fill(&r, dhT, nh, -1, 1);
+    mb_scan_params p = {.batch = s->B, .seqlen = s->L, .dim = s->D, .dstate = s->N, .is_complex = s->cplx,
+                        .u = u, .ld_u = D, .delta = dl, .ld_delta = D, .A = A, .A_imag = s->cplx ? Ai : NULL,
+                        .Bm = bc, .ld_B = ldbc, .Cm = bc + sf, .ld_C = ldbc,
+                        .Dskip = s->opts ? Dk : NULL, .z = s->opts ? z : NULL, .ld_z = D,
+                        .delta_bias = s->opts ? bias : NULL, .delta_softplus = s->opts,
+                        .h0 = s->opts ? h0 : NULL};
+    /* CPU reference */
+    float *y = malloc(M * D * 4), *hT = malloc(nh * 4);
+    float *du = malloc(M * D * 4), *ddl = malloc(M * D * 4), *dz = malloc(M * D * 4);
+    float *dbc = calloc(M * ldbc, 4), *dA = calloc(D * N, 4), *dAi = calloc(D * N, 4);
+    float *dD = calloc(D, 4), *db = calloc(D, 4), *dh0 = malloc(nh * 4);
+    mb_scan_grads g = {.du = du, .ld_du = D, .ddelta = ddl, .ld_ddelta = D, .dA = dA,
+                       .dA_imag = s->cplx ? dAi : NULL, .dB = dbc, .ld_dB = ldbc, .dC = dbc + sf,
+                       .ld_dC = ldbc, .dD = dD, .dz = dz, .ld_dz = D, .ddelta_bias = db,
+                       .dh0 = s->opts ? dh0 : NULL};
+    mb_arena ws;
+    assert_int_equal(mb_arena_init(&ws, cpu, mb_scan_workspace(cpu, &p)), 0);
+    mb_scan_fwd(cpu, &p, y, hT, &ws);
+    mb_scan_bwd(cpu, &p, dy, s->opts ? dhT : NULL, &g, &ws);
+    mb_arena_free(&ws);
+
+    /* GPU */
+    mb_scan_params q = p;
+    q.u = up(u, M * D), q.delta = up(dl, M * D), q.A = up(A, D * N), q.A_imag = s->cplx ? up(Ai, D * N) : NULL;
+    float *bc_d = up(bc, M * ldbc);
+    q.Bm = bc_d, q.Cm = bc_d + sf;
+    q.Dskip = s->opts ? up(Dk, D) : NULL, q.z = s->opts ? up(z, M * D) : NULL;
+    q.delta_bias = s->opts ? up(bias, D) : NULL, q.h0 = s->opts ? up(h0, nh) : NULL;
+    float *y_d = poisoned(M * D), *hT_d = poisoned(nh), *dy_d = up(dy, M * D), *dhT_d = up(dhT, nh);
+    float zeros_host = 0.f;
+    (void)zeros_host;
+    mb_scan_grads gg = {.du = poisoned(M * D), .ld_du = D, .ddelta = poisoned(M * D), .ld_ddelta = D,
+                        .dA = up(calloc(D * N, 4), D * N), .dA_imag = s->cplx ? up(calloc(D * N, 4), D * N) : NULL,
+                        .dB = poisoned(M * ldbc), .ld_dB = ldbc, .dD = up(calloc(D, 4), D),
+                        .dz = poisoned(M * D), .ld_dz = D, .ddelta_bias = up(calloc(D, 4), D),
+                        .dh0 = s->opts ? poisoned(nh) : NULL};
+    gg.dC = gg.dB + sf, gg.ld_dC = ldbc;
+    mb_arena wsg;
+    assert_int_equal(mb_arena_init(&wsg, gpu, mb_scan_workspace(gpu, &q)), 0);
+    mb_scan_fwd(gpu, &q, y_d, hT_d, &wsg);
+    mb_scan_bwd(gpu, &q, dy_d, s->opts ? dhT_d : NULL, &gg, &wsg);
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+    if (mb_ctx_check(gpu)) fail_msg("%s", mb_error_last());
+
+    float *t;
+    compare("y", s, t = down(y_d, M * D), y, M * D, TOL_ELEM), free(t);
+    compare("final state", s, t = down(hT_d, nh), hT, nh, TOL_ELEM), free(t);
+    compare("du", s, t = down(gg.du, M * D), du, M * D, TOL_ELEM), free(t);
+    compare("ddelta", s, t = down(gg.ddelta, M * D), ddl, M * D, TOL_ELEM), free(t);
+    /* dB, dC live in the first 2 sf columns of each row; the pad columns
+     * were poisoned and must stay untouched (NaN) */
+    float *gbc = down(gg.dB, M * ldbc);
+    for (size_t i = 0; i < M; i++)
+        for (int k = 2 * sf; k < ldbc; k++) {
+            assert_true(isnan(gbc[i * ldbc + k]));
+            gbc[i * ldbc + k] = dbc[i * ldbc + k] = 0.f;
+        }
+    compare("dB, dC", s, gbc, dbc, M * ldbc, TOL_SUM), free(gbc);
+    compare("dA", s, t = down(gg.dA, D * N), dA, D * N, TOL_SUM), free(t);
+    if (s->cplx) compare("dA_imag", s, t = down(gg.dA_imag, D * N), dAi, D * N, TOL_SUM), free(t);
+    if (s->opts) {
+        compare("dz", s, t = down(gg.dz, M * D), dz, M * D, TOL_ELEM), free(t);
+        compare("dD", s, t = down(gg.dD, D), dD, D, TOL_SUM), free(t);
+        compare("ddelta_bias", s, t = down(gg.ddelta_bias, D), db, D, TOL_SUM), free(t);
+        compare("dh0", s, t = down(gg.dh0, nh), dh0, nh, TOL_ELEM), free(t);
+    }
+    mb_arena_free(&wsg);
+    /* device buffers of the test are left to process exit */
+    free(u), free(dl), free(z), free(dy), free(bc), free(A), free(Ai), free(Dk), free(bias), free(h0), free(dhT);
+    free(y), free(hT), free(du), free(ddl), free(dz), free(dbc), free(dA), free(dAi), free(dD), free(db), free(dh0);
+}
+
+static void test_shapes(void **st)
+{
+    (void)st;
+    const int small = getenv("MB_GPU_TEST_SMALL") != NULL;
+    const shape shapes[] = {
+        /* one chunk: B * D fills the GPU on its own */
+        {"one chunk", 4, 300, 1100, 16, 0, 1, 3},
+        /* many chunks: small B * D, long L, L not a multiple of the chunk */
+        {"chunked", 1, small ? 3000 : 20000, 70, 16, 0, 1, 0},
+        {"chunked plain", 2, small ? 2000 : 9000, 33, 16, 0, 0, 1},
+        {"N 5, partial warp", 3, 700, 45, 5, 0, 1, 2},
+        {"N 40", 1, small ? 600 : 2500, 40, 40, 0, 1, 0},
+    };
+    const int n = sizeof shapes / sizeof shapes[0];
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < 2; c++) {
+            shape s = shapes[i];
+            s.cplx = c;
+            run_shape(&s);
+        }
+}
+
+int main(void)
+{
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+        printf("# no GPU: skipped\n");
+        return 77;
+    }
+    cpu = mb_ctx_create("cpu");
+    gpu = mb_ctx_create("cuda");
+    if (!gpu) {
+        printf("# cuda context: %s\n", mb_error_last());
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_shapes)};
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    mb_ctx_free(gpu);
+    mb_ctx_free(cpu);
+    return rc;
+}
