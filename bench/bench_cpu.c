@@ -92,10 +92,11 @@ static void bench_scan(mb_ctx *ctx, int B, int D, int L, int N, int cplx, double
         tf[i] = t1 - t0;
         tb[i] = t2 - t0;
     }
-    /* fewest bytes: forward reads u, delta, z, B, C and writes y; backward
-     * also reads dy and writes du, ddelta, dz, dB, dC */
+    /* fewest bytes: forward reads u, delta, z, B, C and writes y; backward,
+     * a separate call, reads u, delta, z, B, C, dy again and writes du,
+     * ddelta, dz, dB, dC */
     double fwd_bytes = 4.0 * (4.0 * M * D + 2.0 * M * nbc);
-    double bwd_bytes = fwd_bytes + 4.0 * (5.0 * M * D + 4.0 * M * nbc);
+    double bwd_bytes = fwd_bytes + 4.0 * (8.0 * M * D + 4.0 * M * nbc);
     double f = median(tf, reps), fb = median(tb, reps);
     printf("| %2d | %5d | %7d | %2d | %-7s | %9.2f | %6.1fx | %9.2f | %6.1fx | %10.3g |\n", B, D, L, N,
            cplx ? "complex" : "real", 1e3 * f, f / (fwd_bytes / bw), 1e3 * fb, fb / (bwd_bytes / bw),

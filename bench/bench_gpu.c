@@ -1,0 +1,486 @@
+/* GPU benchmarks: device copy bandwidth, the selective scan against its
+ * memory floor, and training steps of the DNA model at long contexts with
+ * their peak device memory. Prints markdown tables; no pass/fail.
+ *   bench_gpu [--quick]     quick: fewer repetitions, no L = 2^20 cases
+ * Exit status: 0 when every table was printed (rows that failed say why in
+ * the row), 1 on a failure outside a row, 77 when there is no CUDA device,
+ * 0 with "built without CUDA" in a build without the CUDA backend.
+ *
+ * Timing: the library runs on its own stream, which this file cannot see, so
+ * every timed region is cudaDeviceSynchronize .. work .. cudaDeviceSynchronize
+ * read with a host monotonic clock, after a warm-up. The copy bandwidth is
+ * timed with events on a stream of our own. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
+#include <stdio.h>
+
+#ifndef MB_HAVE_CUDA
+int main(void)
+{
+    printf("bench_gpu: built without CUDA (configure with -DMAMBA_CUDA=ON and the CUDA sources)\n");
+    return 0;
+}
+#else
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cuda_runtime.h>
+
+#include "models/lm.h"
+#include "nn/params.h"
+#include "ops/ops.h"
+#include "train/optim.h"
+
+/* Any failing CUDA call outside a table row ends the program: the numbers
+ * after it would mean nothing. */
+#define CK(call)                                                                                  \
+    do {                                                                                          \
+        cudaError_t e_ = (call);                                                                  \
+        if (e_ != cudaSuccess) {                                                                  \
+            fprintf(stderr, "bench_gpu: %s:%d: %s: %s\n", __FILE__, __LINE__, #call,              \
+                    cudaGetErrorString(e_));                                                      \
+            exit(1);                                                                              \
+        }                                                                                         \
+    } while (0)
+
+/* Inside a row: a CUDA failure (or a library failure that marked the
+ * context) becomes the row's reason. */
+static int row_fail(char *why, size_t n, const char *what, cudaError_t e)
+{
+    const char *lib = mb_error_last();
+    if (e != cudaSuccess)
+        snprintf(why, n, "%s: %s%s(CUDA: %s)", what, lib ? lib : "", lib && *lib ? " " : "",
+                 cudaGetErrorString(e));
+    else snprintf(why, n, "%s: %s", what, lib && *lib ? lib : "unknown error");
+    return -1;
+}
+
+/* After a synchronize, the device's error state and the context's sticky flag. */
+static int sync_ok(mb_ctx *ctx, char *why, size_t n, const char *what)
+{
+    cudaError_t e = cudaDeviceSynchronize();
+    if (e == cudaSuccess) e = cudaGetLastError();
+    if (e != cudaSuccess || mb_ctx_check(ctx)) return row_fail(why, n, what, e);
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+/* Device memory in use now (whole device), after returning what the default
+ * memory pool keeps cached so freed buffers don't count. */
+static size_t dev_used(void)
+{
+    CK(cudaDeviceSynchronize());
+    int dev;
+    CK(cudaGetDevice(&dev));
+    cudaMemPool_t pool;
+    CK(cudaDeviceGetDefaultMemPool(&pool, dev));
+    CK(cudaMemPoolTrimTo(pool, 0));
+    size_t free_b, total_b;
+    CK(cudaMemGetInfo(&free_b, &total_b));
+    return total_b - free_b;
+}
+
+/* ---- (a) copy bandwidth ------------------------------------------------- */
+
+/* Device-to-device copy of 1 GiB, bytes read + written per second: the
+ * yardstick of the memory floor. */
+static double copy_bandwidth(int reps)
+{
+    const size_t n = (size_t)1 << 30;
+    void *a, *b;
+    CK(cudaMalloc(&a, n));
+    CK(cudaMalloc(&b, n));
+    CK(cudaMemset(a, 0x5a, n));
+    CK(cudaMemset(b, 0xa5, n));
+    cudaStream_t s;
+    cudaEvent_t e0, e1;
+    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    CK(cudaDeviceSynchronize());
+    CK(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, s)); /* warm-up */
+    double t[32];
+    for (int i = 0; i < reps; i++) {
+        CK(cudaEventRecord(e0, s));
+        CK(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, s));
+        CK(cudaEventRecord(e1, s));
+        CK(cudaEventSynchronize(e1));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        t[i] = 1e-3 * ms;
+    }
+    CK(cudaGetLastError());
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+    CK(cudaStreamDestroy(s));
+    CK(cudaFree(a));
+    CK(cudaFree(b));
+    return 2.0 * (double)n / median(t, reps);
+}
+
+/* ---- (b) selective scan ------------------------------------------------- */
+
+/* Random data for the device: a pool of uniforms drawn once, mapped to
+ * [lo, hi) and uploaded chunk by chunk from a rotating offset, so a 2 GiB
+ * tensor costs an upload, not half a billion draws. Never zeros. */
+#define POOL_N ((size_t)1 << 22)
+#define CHUNK_N ((size_t)1 << 22)
+static float *g_pool, *g_chunk;
+static size_t g_pool_pos;
+
+static int dev_fill(mb_ctx *ctx, float *dst, size_t n, float lo, float hi)
+{
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < CHUNK_N ? n - done : CHUNK_N;
+        for (size_t i = 0; i < k; i++) {
+            g_chunk[i] = lo + (hi - lo) * g_pool[g_pool_pos];
+            if (++g_pool_pos == POOL_N) g_pool_pos = 0;
+        }
+        g_pool_pos = (g_pool_pos + 7919) % POOL_N; /* next chunk starts elsewhere */
+        if (mb_dev_upload(ctx, dst + done, g_chunk, k * sizeof(float))) return -1;
+        /* the host chunk is rewritten next: make sure the copy has read it */
+        if (cudaDeviceSynchronize() != cudaSuccess) return -1;
+        done += k;
+    }
+    return 0;
+}
+
+typedef struct {
+    float *u, *dl, *z, *Bm, *Cm, *y, *dy, *A, *Ai, *Dk, *bias;
+    float *du, *dd, *dz, *dB, *dC, *dA, *dAi, *dD, *db;
+} scan_bufs;
+
+static void scan_bufs_free(mb_ctx *ctx, scan_bufs *s)
+{
+    float **p = (float **)s;
+    for (size_t i = 0; i < sizeof *s / sizeof(float *); i++)
+        if (p[i]) mb_dev_free(ctx, p[i]);
+    memset(s, 0, sizeof *s);
+}
+
+/* Fewest bytes: forward reads u, delta, z (B L D each), B, C (B L N, or 2N
+ * complex) and writes y. Backward, a separate call, reads u, delta, z, B, C
+ * and dy and writes du, ddelta, dz, dB, dC. Same accounting as bench_cpu.c. */
+static double scan_fwd_bytes(double MD, double MN) { return 4.0 * (4.0 * MD + 2.0 * MN); }
+static double scan_fb_bytes(double MD, double MN)
+{
+    return scan_fwd_bytes(MD, MN) + 4.0 * (8.0 * MD + 4.0 * MN);
+}
+
+/* One (B, D, L, N) shape: buffers are made once (B and C wide enough for
+ * complex; real uses the first B L N floats of them, contiguous) and timed
+ * with real, then complex A. One row each. */
+static int time_scan(mb_ctx *ctx, scan_bufs *s, int B, int D, int L, int N, int cplx, double bw,
+                     int reps)
+{
+    char why[256] = "";
+    const size_t M = (size_t)B * L, nbc = cplx ? 2 * (size_t)N : (size_t)N;
+    mb_arena ws;
+    memset(&ws, 0, sizeof ws);
+    int ok = -1, n_rep = 0;
+    double f = 0, fb = 0;
+
+    mb_scan_params p = {.batch = B, .seqlen = L, .dim = D, .dstate = N, .is_complex = cplx,
+                        .u = s->u, .ld_u = D, .delta = s->dl, .ld_delta = D, .A = s->A,
+                        .A_imag = cplx ? s->Ai : NULL, .Bm = s->Bm, .ld_B = (int64_t)nbc,
+                        .Cm = s->Cm, .ld_C = (int64_t)nbc, .Dskip = s->Dk, .z = s->z, .ld_z = D,
+                        .delta_bias = s->bias, .delta_softplus = 1, .h0 = NULL};
+    mb_scan_grads g = {.du = s->du, .ld_du = D, .ddelta = s->dd, .ld_ddelta = D, .dA = s->dA,
+                       .dA_imag = cplx ? s->dAi : NULL, .dB = s->dB, .ld_dB = (int64_t)nbc,
+                       .dC = s->dC, .ld_dC = (int64_t)nbc, .dD = s->dD, .dz = s->dz, .ld_dz = D,
+                       .ddelta_bias = s->db, .dh0 = NULL};
+    size_t wsb = mb_scan_workspace(ctx, &p);
+    if (mb_arena_init(&ws, ctx, wsb ? wsb : 64)) {
+        row_fail(why, sizeof why, "workspace", cudaGetLastError());
+        goto done;
+    }
+
+    /* warm-up: module load, first launches */
+    if (sync_ok(ctx, why, sizeof why, "setup")) goto done;
+    double w0 = now_s();
+    mb_arena_reset(&ws);
+    mb_scan_fwd(ctx, &p, s->y, NULL, &ws);
+    mb_arena_reset(&ws);
+    mb_scan_bwd(ctx, &p, s->dy, NULL, &g, &ws);
+    if (sync_ok(ctx, why, sizeof why, "warm-up")) goto done;
+    double tw = now_s() - w0;
+    /* keep one row under ~10 s: fewer repetitions (3 at least) when a pass is slow */
+    n_rep = reps;
+    if (tw * n_rep > 10.0) n_rep = (int)(10.0 / tw) < 3 ? 3 : (int)(10.0 / tw);
+
+    double tf[32], tb[32];
+    for (int i = 0; i < n_rep; i++) {
+        if (sync_ok(ctx, why, sizeof why, "sync")) goto done;
+        double t0 = now_s();
+        mb_arena_reset(&ws);
+        mb_scan_fwd(ctx, &p, s->y, NULL, &ws);
+        if (sync_ok(ctx, why, sizeof why, "forward")) goto done;
+        double t1 = now_s();
+        mb_arena_reset(&ws);
+        mb_scan_bwd(ctx, &p, s->dy, NULL, &g, &ws);
+        if (sync_ok(ctx, why, sizeof why, "backward")) goto done;
+        double t2 = now_s();
+        tf[i] = t1 - t0;
+        tb[i] = t2 - t0;
+    }
+    f = median(tf, n_rep);
+    fb = median(tb, n_rep);
+    ok = 0;
+
+done:;
+    const char *kind = cplx ? "complex" : "real";
+    if (ok == 0) {
+        const double MD = (double)M * D, MN = (double)M * nbc;
+        double ff = scan_fwd_bytes(MD, MN) / bw, fbf = scan_fb_bytes(MD, MN) / bw;
+        printf("| %2d | %5d | %7d | %2d | %-7s | %9.3f | %8.3f | %6.1fx | %9.3f | %8.3f | %6.1fx | %10.3g | %2d |\n",
+               B, D, L, N, kind, 1e3 * f, 1e3 * ff, f / ff, 1e3 * fb, 1e3 * fbf, fb / fbf,
+               (double)M / f, n_rep);
+    } else {
+        printf("| %2d | %5d | %7d | %2d | %-7s | failed: %s |\n", B, D, L, N, kind, why);
+        (void)cudaGetLastError(); /* clear what can be cleared */
+    }
+    mb_arena_free(&ws);
+    return ok;
+}
+
+/* A fresh context per shape, so a failure (out of memory) that marks the
+ * context does not fail the shapes after it. */
+static int bench_scan(int B, int D, int L, int N, double bw, int reps)
+{
+    char why[256] = "";
+    mb_ctx *ctx = mb_ctx_create("cuda");
+    if (!ctx) {
+        for (int c = 0; c < 2; c++)
+            printf("| %2d | %5d | %7d | %2d | %-7s | failed: context: %s |\n", B, D, L, N,
+                   c ? "complex" : "real", mb_error_last());
+        return -1;
+    }
+    const size_t M = (size_t)B * L;
+    const size_t MD = M * D, MN = M * 2 * (size_t)N, DN = (size_t)D * N;
+    scan_bufs s;
+    memset(&s, 0, sizeof s);
+    int ok = 0;
+
+    struct { float **p; size_t n; float lo, hi; } al[] = {
+        {&s.u, MD, -1, 1},   {&s.dl, MD, -4, 0},  {&s.z, MD, -1, 1},   {&s.Bm, MN, -1, 1},
+        {&s.Cm, MN, -1, 1},  {&s.y, MD, 0, 0},    {&s.dy, MD, -1, 1},  {&s.A, DN, -3, -0.5f},
+        {&s.Ai, DN, 0, 10},  {&s.Dk, D, -1, 1},   {&s.bias, D, -4, -2}, {&s.du, MD, 0, 0},
+        {&s.dd, MD, 0, 0},   {&s.dz, MD, 0, 0},   {&s.dB, MN, 0, 0},   {&s.dC, MN, 0, 0},
+        {&s.dA, DN, 0, 0},   {&s.dAi, DN, 0, 0},  {&s.dD, D, 0, 0},    {&s.db, D, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof al / sizeof al[0] && ok == 0; i++) {
+        *al[i].p = mb_dev_alloc_floats(ctx, al[i].n, "bench buffer");
+        if (!*al[i].p) {
+            ok = row_fail(why, sizeof why, "alloc", cudaGetLastError());
+            break;
+        }
+        /* inputs random (never zeros); outputs and accumulators zeroed */
+        int err = al[i].lo == al[i].hi ? mb_dev_zero(ctx, *al[i].p, al[i].n * sizeof(float))
+                                       : dev_fill(ctx, *al[i].p, al[i].n, al[i].lo, al[i].hi);
+        if (err) ok = row_fail(why, sizeof why, "upload", cudaGetLastError());
+    }
+    if (ok == 0) {
+        for (int c = 0; c < 2; c++) ok |= time_scan(ctx, &s, B, D, L, N, c, bw, reps);
+    } else {
+        for (int c = 0; c < 2; c++)
+            printf("| %2d | %5d | %7d | %2d | %-7s | failed: %s |\n", B, D, L, N,
+                   c ? "complex" : "real", why);
+        (void)cudaGetLastError();
+    }
+    scan_bufs_free(ctx, &s);
+    mb_ctx_free(ctx);
+    return ok;
+}
+
+/* ---- (c) training steps ------------------------------------------------- */
+
+/* The DNA model of DESIGN.md (d_model 256, 8 layers, vocab 16, real A) with
+ * per-layer recomputation: median step (forward, backward, AdamW) over
+ * `reps` steps after one warm-up, and the peak device memory above what was
+ * in use before the model existed. A fresh context per row, so a failed
+ * size (out of memory) does not poison the next one. */
+static int bench_train(const char *name, int d_model, int n_layer, int vocab, int B, int L,
+                       int cplx, int reps)
+{
+    char why[256] = "";
+    int ok = -1, n_rep = reps < 16 ? reps : 16;
+    double step = 0;
+    size_t peak = 0, nparams = 0;
+    mb_model *m = NULL;
+    mb_optim *o = NULL;
+    int32_t *tok = NULL, *tgt = NULL;
+    mb_ctx *ctx = mb_ctx_create("cuda");
+    if (!ctx) {
+        snprintf(why, sizeof why, "context: %s", mb_error_last());
+        goto done;
+    }
+    size_t base = dev_used();
+
+    mb_config cfg;
+    mb_config_default(&cfg);
+    cfg.d_model = d_model;
+    cfg.n_layer = n_layer;
+    cfg.vocab_size = vocab;
+    cfg.init = cplx ? MB_INIT_S4D_LIN : MB_INIT_S4D_REAL;
+    m = mb_model_create(ctx, &cfg, 1);
+    if (!m) {
+        row_fail(why, sizeof why, "model", cudaGetLastError());
+        goto done;
+    }
+    mb_model_set_recompute(m, 1);
+    nparams = mb_model_num_params(m);
+    mb_optim_config oc;
+    mb_optim_config_default(&oc);
+    o = mb_optim_create(m, &oc);
+    if (!o) {
+        row_fail(why, sizeof why, "optimizer", cudaGetLastError());
+        goto done;
+    }
+    tok = malloc(sizeof(int32_t) * (size_t)B * L);
+    tgt = malloc(sizeof(int32_t) * (size_t)B * L);
+    if (!tok || !tgt) {
+        snprintf(why, sizeof why, "host out of memory");
+        goto done;
+    }
+    mb_rng r;
+    mb_rng_seed(&r, 2);
+    for (size_t i = 0; i < (size_t)B * L; i++) {
+        tok[i] = (int32_t)mb_rng_below(&r, (uint32_t)vocab);
+        tgt[i] = (int32_t)mb_rng_below(&r, (uint32_t)vocab);
+    }
+    {
+        size_t u = dev_used();
+        if (u > base && u - base > peak) peak = u - base;
+    }
+    double t[16];
+    for (int i = -1; i < n_rep; i++) {
+        if (sync_ok(ctx, why, sizeof why, "sync")) goto done;
+        double t0 = now_s();
+        mb_loss_stats st = {0};
+        if (mb_model_forward_backward(m, tok, tgt, B, L, &st)) {
+            row_fail(why, sizeof why, "forward_backward", cudaGetLastError());
+            goto done;
+        }
+        if (mb_optim_step(o, NULL, NULL)) {
+            row_fail(why, sizeof why, "optim_step", cudaGetLastError());
+            goto done;
+        }
+        if (sync_ok(ctx, why, sizeof why, "step")) goto done;
+        if (i >= 0) t[i] = now_s() - t0;
+        /* a warm-up step over 20 s: time one step only, to stay inside the run */
+        else if (now_s() - t0 > 20.0) n_rep = 1;
+        size_t u = dev_used();
+        if (u > base && u - base > peak) peak = u - base;
+    }
+    step = median(t, n_rep);
+    ok = 0;
+
+done:
+    if (ok == 0)
+        printf("| %-22s | %8zu | %3d | %7d | %-7s | %9.1f | %10.0f | %10.2f | %d |\n", name,
+               nparams, B, L, cplx ? "complex" : "real", 1e3 * step, (double)B * L / step,
+               (double)peak / (1 << 30), n_rep);
+    else
+        printf("| %-22s | %8zu | %3d | %7d | %-7s | failed: %s | | %10.2f | |\n", name, nparams, B,
+               L, cplx ? "complex" : "real", why, (double)peak / (1 << 30));
+    (void)cudaGetLastError();
+    free(tok);
+    free(tgt);
+    mb_optim_free(o);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) quick = 1;
+        else {
+            fprintf(stderr, "usage: bench_gpu [--quick]\n");
+            return 2;
+        }
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0); /* rows appear as they finish, even through a pipe */
+    const int reps = quick ? 3 : 10;
+
+    int n_dev = 0;
+    cudaError_t e = cudaGetDeviceCount(&n_dev);
+    if (e != cudaSuccess || n_dev == 0) {
+        printf("bench_gpu: no CUDA device (%s)\n", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+        return 77;
+    }
+    struct cudaDeviceProp prop;
+    int drv = 0, rt = 0;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    CK(cudaDriverGetVersion(&drv));
+    CK(cudaRuntimeGetVersion(&rt));
+    double bw = copy_bandwidth(reps);
+    printf("GPU: %s, sm_%d%d, %d SMs, L2 %d MB, %.1f GiB; driver %d, runtime %d\n", prop.name,
+           prop.major, prop.minor, prop.multiProcessorCount, prop.l2CacheSize >> 20,
+           (double)prop.totalGlobalMem / (1 << 30), drv, rt);
+    printf("copy bandwidth (1 GiB device to device, median of %d): %.1f GB/s (read + write)\n\n",
+           reps, bw / 1e9);
+
+    int failed = 0;
+    g_pool = malloc(POOL_N * sizeof(float));
+    g_chunk = malloc(CHUNK_N * sizeof(float));
+    if (!g_pool || !g_chunk) {
+        fprintf(stderr, "bench_gpu: host out of memory\n");
+        return 1;
+    }
+    mb_rng r;
+    mb_rng_seed(&r, 1);
+    for (size_t i = 0; i < POOL_N; i++) g_pool[i] = (float)mb_rng_uniform(&r);
+
+    printf("Selective scan, fp32, all options (D, z, delta bias + softplus, no h0); median of up "
+           "to %d\n", reps);
+    printf("floor = fewest bytes (as bench_cpu) / copy bandwidth; host clock around "
+           "cudaDeviceSynchronize\n\n");
+    printf("| B  |     D |       L |  N | A       |  fwd (ms) |    floor | /floor |  f+b (ms) |    floor | /floor |  fwd tok/s |  n |\n");
+    printf("|----|-------|---------|----|---------|-----------|----------|--------|-----------|----------|--------|------------|----|\n");
+    const int shapes[][4] = {{8, 1536, 2048, 16}, {1, 512, 1048576, 16}, {16, 128, 16384, 16}};
+    for (int sh = 0; sh < 3; sh++) {
+        if (quick && shapes[sh][2] >= (1 << 20)) continue;
+        failed |= bench_scan(shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3], bw, reps) != 0;
+    }
+    free(g_pool);
+    free(g_chunk);
+    (void)dev_used(); /* return the scan's memory before the next baseline */
+
+    const int treps = 3;
+    printf("\nTraining step (forward, backward, AdamW), fp32, per-layer recompute; median of n = %d "
+           "steps after 1 warm-up (1 when the warm-up took over 20 s)\n", treps);
+    printf("peak = most device memory in use after a step, less what was in use before the model "
+           "(DESIGN.md budget at L = 2^20: 16 GiB)\n\n");
+    printf("| model                  |   params |   B |       L | A       | step (ms) |   tokens/s | peak (GiB) | n |\n");
+    printf("|------------------------|----------|-----|---------|---------|-----------|------------|------------|---|\n");
+    const int lens[] = {1 << 17, 1 << 20};
+    for (int i = 0; i < 2; i++) {
+        if (quick && lens[i] >= (1 << 20)) continue;
+        failed |= bench_train("dna d256 x8 vocab 16", 256, 8, 16, 1, lens[i], 0, treps) != 0;
+    }
+    printf("\nbench_gpu: %s\n", failed ? "some rows failed (reasons in the rows)" : "all rows ran");
+    return 0;
+}
+#endif

@@ -1,0 +1,231 @@
+/* Internal to the CUDA backend: the per-context state, error checking, and
+ * device helpers shared by the kernels in the ops .cu files. Included only by .cu
+ * files (the parts below __CUDACC__ need nvcc).
+ *
+ * Error convention: ops return void. A failed CUDA or cuBLAS call (or a
+ * failed launch) marks the context (ctx->failed, sticky) and sets
+ * "cuda: <call>: <reason> (file:line)" through mb_error_set; only the first
+ * failure on a context writes the message, so the original reason survives
+ * the cascade of failures a broken context produces. The op then returns.
+ *
+ * Set MB_CUDA_SYNC=1 in the environment to synchronize after every launch:
+ * slow, but an asynchronous fault is then reported at the kernel that made
+ * it instead of at some later call. */
+#ifndef MB_CUDA_UTIL_H
+#define MB_CUDA_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "core/core.h"
+
+/* Device scratch for reductions (partial sums): one op at a time uses it,
+ * in stream order, so it needs no allocator. */
+#define MB_CUDA_SCRATCH_BYTES ((size_t)4 << 20)
+/* Pinned host scratch: reduction results that go to the host. */
+#define MB_CUDA_HOST_SCRATCH_BYTES ((size_t)64 << 10)
+/* cuBLAS workspace, given to the handle so that cuBLAS never allocates
+ * behind our back (and GEMMs can be captured in a CUDA graph); 32 MiB is
+ * what NVIDIA recommends for Hopper. */
+#define MB_CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
+
+typedef struct {
+    int device;            /* cuda:N */
+    int sm_count;
+    cudaStream_t stream;   /* non-blocking; every op of the context runs on it */
+    cublasHandle_t cublas; /* bound to stream */
+    int tf32;              /* the math mode the handle is in now (1: TF32) */
+    void *cublas_ws;
+    void *scratch;         /* device, MB_CUDA_SCRATCH_BYTES */
+    void *host;            /* pinned host, MB_CUDA_HOST_SCRATCH_BYTES */
+    int sync_debug;        /* MB_CUDA_SYNC=1 */
+} mb_cuda_state;
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Record a failure on ctx (ctx->failed = 1; message only if it is the
+ * first). Returns -1. */
+int mb_cuda_fail(mb_ctx *ctx, const char *call, const char *reason, const char *file, int line);
+/* 0 when err is cudaSuccess, else mb_cuda_fail. */
+int mb_cuda_check_(mb_ctx *ctx, cudaError_t err, const char *call, const char *file, int line);
+int mb_cublas_check_(mb_ctx *ctx, cublasStatus_t st, const char *call, const char *file, int line);
+/* After a launch: cudaGetLastError (and a stream sync under MB_CUDA_SYNC). */
+int mb_cuda_launched_(mb_ctx *ctx, const char *kernel, const char *file, int line);
+/* The context's state with its device made current on this thread, or NULL
+ * (context marked failed) when that cannot be done. Every op starts here. */
+mb_cuda_state *mb_cuda_enter(mb_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+/* Expression forms: 0 on success, -1 (context marked) on failure. */
+#define MB_CUDA_OK(ctx, call) mb_cuda_check_((ctx), (call), #call, __FILE__, __LINE__)
+#define MB_CUBLAS_OK(ctx, call) mb_cublas_check_((ctx), (call), #call, __FILE__, __LINE__)
+#define MB_CUDA_LAUNCHED(ctx, kernel) mb_cuda_launched_((ctx), (kernel), __FILE__, __LINE__)
+
+/* Statement forms that return from the calling function on failure; the
+ * _RET forms return `ret` (functions with a value). */
+#define MB_CUDA_CHECK(ctx, call) \
+    do { if (MB_CUDA_OK(ctx, call)) return; } while (0)
+#define MB_CUDA_CHECK_RET(ctx, call, ret) \
+    do { if (MB_CUDA_OK(ctx, call)) return (ret); } while (0)
+#define MB_CUBLAS_CHECK(ctx, call) \
+    do { if (MB_CUBLAS_OK(ctx, call)) return; } while (0)
+#define MB_CUBLAS_CHECK_RET(ctx, call, ret) \
+    do { if (MB_CUBLAS_OK(ctx, call)) return (ret); } while (0)
+/* After every <<<...>>>: MB_LAUNCH_CHECK(ctx, "kernel name"). */
+#define MB_LAUNCH_CHECK(ctx, kernel) \
+    do { if (MB_CUDA_LAUNCHED(ctx, kernel)) return; } while (0)
+#define MB_LAUNCH_CHECK_RET(ctx, kernel, ret) \
+    do { if (MB_CUDA_LAUNCHED(ctx, kernel)) return (ret); } while (0)
+
+#ifdef __CUDACC__
+
+/* ---- launch geometry ------------------------------------------------------
+ * Kernels loop with grid strides, so grids are capped: a cap never changes a
+ * result, only how the work is spread. */
+#define MB_CUDA_MAX_BLOCKS 8192u  /* 1D grids: ~8 waves of 256 threads on an H100 */
+#define MB_CUDA_MAX_GRID_Y 65535u
+
+static inline unsigned mb_cuda_blocks(int64_t n, int threads, unsigned cap)
+{
+    int64_t b = (n + threads - 1) / threads;
+    if (b < 1) b = 1;
+    return b > (int64_t)cap ? cap : (unsigned)b;
+}
+
+/* 2D elementwise kernels over (rows, cols) views: 32 x 8 threads, a warp
+ * along a row (128 contiguous bytes), grid-stride loops both ways. */
+#define MB_TILE_X 32
+#define MB_TILE_Y 8
+static inline dim3 mb_cuda_grid2d(int64_t rows, int64_t cols)
+{
+    return dim3(mb_cuda_blocks(cols, MB_TILE_X, 65535u),
+                mb_cuda_blocks(rows, MB_TILE_Y, MB_CUDA_MAX_GRID_Y));
+}
+
+/* ---- warp and block reductions -------------------------------------------
+ * XOR butterflies: every lane ends with the same value (a + b == b + a
+ * exactly, so the lanes' trees agree bit for bit). Blocks must be whole
+ * warps. */
+template <typename T> __device__ __forceinline__ T mb_warp_sum(T v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* Sum over a 1D block; every thread gets the result. sh holds 32 T. Safe to
+ * call repeatedly (the leading barrier protects sh from the previous use). */
+template <typename T> __device__ __forceinline__ T mb_block_sum(T v, T *sh)
+{
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    const int nw = (blockDim.x + 31) >> 5;
+    v = mb_warp_sum(v);
+    __syncthreads();
+    if (lane == 0) sh[wid] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : T(0);
+    return mb_warp_sum(v);
+}
+
+/* ---- two-pass column reduction ---------------------------------------------
+ * out_q[c] += sum over rows r of f(r, c)_q, for q < f.nq (at most MAXQ), as
+ * dw, dbias and column sums need: no float atomics, and the summation order
+ * depends only on the shape, so results are reproducible run to run.
+ *
+ * Pass 1: a block of 32 x 8 threads owns 32 columns of one chunk of rows;
+ * each thread accumulates (in double) every 8th row of the chunk, the 8 are
+ * added in a fixed order and the block writes its partials to the scratch,
+ * laid out [chunk][q][column]. Pass 2: one thread per (q, column) adds the
+ * chunks' partials in chunk order and calls f.store(q, c, sum) (which does
+ * out = float(out + sum), as the CPU reference). Columns beyond what the
+ * scratch holds are done in segments.
+ *
+ * F provides: int nq; __device__ void load(int64_t r, int c, double *acc)
+ * const (adds row r's terms for column c into acc[0..nq)) ; __device__ void
+ * store(int q, int c, double s) const. */
+template <int MAXQ, class F>
+__global__ void mb_colred_pass1(F f, int64_t rows, int col0, int ncols, int64_t rows_per_chunk,
+                                double *part)
+{
+    __shared__ double sh[MAXQ][MB_TILE_Y][MB_TILE_X + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int c = blockIdx.x * MB_TILE_X + tx;
+    const int64_t r0 = (int64_t)blockIdx.y * rows_per_chunk;
+    const int64_t r1 = r0 + rows_per_chunk < rows ? r0 + rows_per_chunk : rows;
+    double acc[MAXQ];
+#pragma unroll
+    for (int q = 0; q < MAXQ; q++) acc[q] = 0.0;
+    if (c < ncols)
+        for (int64_t r = r0 + ty; r < r1; r += MB_TILE_Y) f.load(r, col0 + c, acc);
+#pragma unroll
+    for (int q = 0; q < MAXQ; q++) sh[q][ty][tx] = acc[q];
+    __syncthreads();
+    if (ty == 0 && c < ncols) {
+#pragma unroll
+        for (int q = 0; q < MAXQ; q++) {
+            if (q >= f.nq) break;
+            double s = 0.0;
+#pragma unroll
+            for (int k = 0; k < MB_TILE_Y; k++) s += sh[q][k][tx];
+            part[((size_t)blockIdx.y * f.nq + q) * ncols + c] = s;
+        }
+    }
+}
+
+template <class F>
+__global__ void mb_colred_pass2(F f, int col0, int ncols, int nchunks, const double *part)
+{
+    const int64_t total = (int64_t)f.nq * ncols;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int q = (int)(i / ncols), c = (int)(i - (int64_t)q * ncols);
+        double s = 0.0;
+        for (int k = 0; k < nchunks; k++) s += part[((size_t)k * f.nq + q) * ncols + c];
+        f.store(q, col0 + c, s);
+    }
+}
+
+/* Runs both passes over rows x cols; 0 or -1 (context marked). */
+template <int MAXQ, class F>
+static int mb_colred_run(mb_ctx *ctx, mb_cuda_state *st, const F &f, int64_t rows, int cols)
+{
+    if (rows <= 0 || cols <= 0) return 0; /* adds nothing */
+    const int64_t cap = (int64_t)(MB_CUDA_SCRATCH_BYTES / sizeof(double));
+    const int nq = f.nq;
+    double *part = (double *)st->scratch;
+    int64_t seg = cap / nq;
+    if (seg > cols) seg = cols;
+    for (int col0 = 0; col0 < cols; col0 += (int)seg) {
+        const int nc = (int)(cols - col0 < seg ? cols - col0 : seg);
+        const int64_t colblocks = (nc + MB_TILE_X - 1) / MB_TILE_X;
+        /* about 1024 blocks in all, chunks of at least 64 rows (8 per
+         * thread), as many chunks as the scratch holds */
+        int64_t nchunks = 1024 / colblocks;
+        const int64_t by_rows = (rows + 63) / 64, by_scratch = cap / ((int64_t)nq * nc);
+        if (nchunks > by_rows) nchunks = by_rows;
+        if (nchunks > by_scratch) nchunks = by_scratch;
+        if (nchunks > (int64_t)MB_CUDA_MAX_GRID_Y) nchunks = MB_CUDA_MAX_GRID_Y;
+        if (nchunks < 1) nchunks = 1;
+        const int64_t rpc = (rows + nchunks - 1) / nchunks;
+        nchunks = (rows + rpc - 1) / rpc;
+        mb_colred_pass1<MAXQ, F><<<dim3((unsigned)colblocks, (unsigned)nchunks),
+                                   dim3(MB_TILE_X, MB_TILE_Y), 0, st->stream>>>(
+            f, rows, col0, nc, rpc, part);
+        if (MB_CUDA_LAUNCHED(ctx, "colred_pass1")) return -1;
+        mb_colred_pass2<F><<<mb_cuda_blocks((int64_t)nq * nc, 256, MB_CUDA_MAX_BLOCKS), 256, 0,
+                             st->stream>>>(f, col0, nc, (int)nchunks, part);
+        if (MB_CUDA_LAUNCHED(ctx, "colred_pass2")) return -1;
+    }
+    return 0;
+}
+
+#endif /* __CUDACC__ */
+#endif

@@ -1,0 +1,47 @@
+/* Token embedding on the GPU: a row gather forward, a scatter-add backward
+ * (atomicAdd: a repeated token sends several rows to one dW row, so the
+ * order of those additions, and the last bits of dW, may vary run to run). */
+#include "core/cuda_util.h"
+#include "ops/ops.h"
+
+static __global__ void embed_fwd_kernel(int M, int C, const int32_t *tokens, const float *W,
+                                        float *y)
+{
+    for (int i = blockIdx.y * MB_TILE_Y + threadIdx.y; i < M; i += gridDim.y * MB_TILE_Y) {
+        const float *src = W + (int64_t)tokens[i] * C;
+        float *dst = y + (int64_t)i * C;
+        for (int j = blockIdx.x * MB_TILE_X + threadIdx.x; j < C; j += gridDim.x * MB_TILE_X)
+            dst[j] = src[j];
+    }
+}
+
+static __global__ void embed_bwd_kernel(int M, int C, const int32_t *tokens, const float *dy,
+                                        float *dW)
+{
+    for (int i = blockIdx.y * MB_TILE_Y + threadIdx.y; i < M; i += gridDim.y * MB_TILE_Y) {
+        float *dst = dW + (int64_t)tokens[i] * C;
+        const float *src = dy + (int64_t)i * C;
+        for (int j = blockIdx.x * MB_TILE_X + threadIdx.x; j < C; j += gridDim.x * MB_TILE_X)
+            atomicAdd(dst + j, src[j]);
+    }
+}
+
+extern "C" void mb_embed_fwd_cuda(MB_OPS_EMB_FWD_ARGS)
+{
+    if (M <= 0 || C <= 0) return;
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return;
+    embed_fwd_kernel<<<mb_cuda_grid2d(M, C), dim3(MB_TILE_X, MB_TILE_Y), 0, st->stream>>>(
+        M, C, tokens, W, y);
+    MB_LAUNCH_CHECK(ctx, "embed_fwd_kernel");
+}
+
+extern "C" void mb_embed_bwd_cuda(MB_OPS_EMB_BWD_ARGS)
+{
+    if (M <= 0 || C <= 0) return;
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return;
+    embed_bwd_kernel<<<mb_cuda_grid2d(M, C), dim3(MB_TILE_X, MB_TILE_Y), 0, st->stream>>>(
+        M, C, tokens, dy, dW);
+    MB_LAUNCH_CHECK(ctx, "embed_bwd_kernel");
+}

@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# GPU validation and benchmark run, for a lent CUDA machine (H100) that has
+# nvcc, CMake, ninja, cuBLAS and compute-sanitizer but no cmocka/cJSON and no
+# network. Run from anywhere inside the repository, with .deps/ carried:
+#
+#   bash scripts/gpu_check.sh          full: build, GPU + CPU suites, sanitizers, benchmark
+#   bash scripts/gpu_check.sh quick    no sanitizers, bench_gpu --quick
+#
+# Stages (each has a time cap; a failing stage is recorded and the run goes on):
+#   env        unpack .deps/*.deb (dpkg -x) into $DEPS_PREFIX (default /opt/deps),
+#              print the GPU, toolchain and where OpenBLAS lives
+#   configure  cmake -G Ninja, Release, sm_90, MAMBA_CUDA=ON, MAMBA_APPS=ON  (60 s)
+#   build      all targets, all cores, keep going past errors            (240 s)
+#   test_gpu   ctest -L gpu                                              (120 s)
+#   test_cpu   ctest -L cpu -E test_learn                                (120 s)
+#   memcheck   each tests/gpu_test_* under compute-sanitizer memcheck    (120 s)
+#   racecheck  each tests/gpu_test_* under compute-sanitizer racecheck   (120 s)
+#   bench      build-gpu/bench/bench_gpu [--quick]                       (150 s)
+# A whole run stays inside $GPU_CHECK_BUDGET seconds (default 540): a stage
+# gets at most what is left, less what the benchmark needs, and is SKIPPED
+# when too little is left.
+#
+# Under the sanitizers the GPU suites run with MB_GPU_TEST_SMALL=1 in their
+# environment: a suite may read it and shrink its problem sizes (the
+# sanitizers slow kernels 10-100x). Exit code 77 from a suite means "no GPU".
+#
+# Output: everything goes to stdout and $OUT/gpu_check.log; each stage also
+# to its own log in $OUT (1_env.log .. 6_bench.log) and the closing table to
+# $OUT/summary.txt: 8 files at most. The last lines printed are the summary
+# table (stage, status, seconds). Exit 0 when no stage failed or timed out.
+set -uo pipefail
+
+MODE=${1:-full}
+case "$MODE" in
+full | quick) ;;
+*)
+    echo "usage: $0 [quick]" >&2
+    exit 2
+    ;;
+esac
+
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$PWD
+OUT=${OUT:-$ROOT/gpu-check-out}
+mkdir -p "$OUT"
+DEPS_PREFIX=${DEPS_PREFIX:-/opt/deps}
+BUILD=${BUILD_DIR:-build-gpu}
+BUDGET=${GPU_CHECK_BUDGET:-540}
+BENCH_CAP=150
+NPROC=$(nproc 2>/dev/null || echo 4)
+export PATH="$PATH:/usr/local/cuda/bin"
+BLAS_LIST=$(mktemp /tmp/gpu_check_blas.XXXXXX)
+trap 'rm -f "$BLAS_LIST" "$BLAS_LIST.bench"' EXIT
+
+now() { date +%s.%N; }
+T_START=$(now)
+elapsed() { awk -v a="$T_START" -v b="$(now)" 'BEGIN { printf "%d", b - a }'; }
+
+STAGES=()
+STATUS=()
+SECS=()
+record() { # name status seconds
+    STAGES+=("$1")
+    STATUS+=("$2")
+    SECS+=("$3")
+    echo "=== [$1] $2 in ${3}s (run at ${4:-?}s)"
+}
+
+# stage NAME CAP RESERVE LOG COMMAND: run COMMAND (a bash string) under a
+# timeout of min(CAP, budget left - RESERVE); its output also goes to
+# $OUT/LOG. STAGE_DEADLINE (epoch seconds) tells the command when it is cut.
+stage() {
+    local name=$1 cap=$2 reserve=$3 log=$4 cmd=$5
+    local left=$((BUDGET - $(elapsed) - reserve))
+    local to=$((cap < left ? cap : left))
+    if ((to < 10)); then
+        echo "=== [$name] not run: ${left}s of the budget left" | tee -a "$OUT/$log"
+        record "$name" "SKIP(time)" 0 "$(elapsed)"
+        return
+    fi
+    echo | tee -a "$OUT/$log"
+    echo "=== [$name] start at $(elapsed)s, timeout ${to}s: $cmd" | tee -a "$OUT/$log"
+    local t0 rc st
+    t0=$(now)
+    STAGE_DEADLINE=$(awk -v a="$t0" -v t="$to" 'BEGIN { printf "%d", a + t - 5 }') \
+        timeout -k 10 "$to" bash -c "$cmd" 2>&1 | tee -a "$OUT/$log"
+    rc=${PIPESTATUS[0]}
+    case $rc in
+    0) st=PASS ;;
+    77) st=SKIP ;;
+    124 | 137) st=TIMEOUT ;;
+    *) st="FAIL($rc)" ;;
+    esac
+    record "$name" "$st" "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%d", b - a }')" \
+        "$(elapsed)"
+}
+
+# Every tests/gpu_test_* binary under one compute-sanitizer tool, each with
+# what is left before STAGE_DEADLINE. 0: all clean; 77: nothing ran (none
+# built, or every suite said "no GPU").
+sanitize_all() {
+    local tool=$1 san bins=() fails=0 skips=0
+    san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer \
+        /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
+    if [ -z "$san" ]; then
+        echo "compute-sanitizer not found"
+        return 1
+    fi
+    for b in "$BUILD"/tests/gpu_test_*; do
+        [ -x "$b" ] && [ -f "$b" ] && bins+=("$b")
+    done
+    if [ ${#bins[@]} -eq 0 ]; then
+        echo "no $BUILD/tests/gpu_test_* binaries"
+        return 77
+    fi
+    for b in "${bins[@]}"; do
+        local left=$((STAGE_DEADLINE - $(date +%s)))
+        if ((left < 5)); then
+            echo "--- $tool $(basename "$b"): NOT RUN (stage time used up)"
+            fails=$((fails + 1))
+            continue
+        fi
+        echo "--- $tool $(basename "$b") (timeout ${left}s, MB_GPU_TEST_SMALL=1)"
+        local t0=$SECONDS rc
+        (cd "$BUILD/tests" && MB_GPU_TEST_SMALL=1 timeout -k 5 "$left" \
+            "$san" --tool "$tool" --error-exitcode 1 --print-limit 30 "./$(basename "$b")")
+        rc=$?
+        case $rc in
+        0) echo "--- $tool $(basename "$b"): clean ($((SECONDS - t0))s)" ;;
+        77) echo "--- $tool $(basename "$b"): skipped (no GPU)" && skips=$((skips + 1)) ;;
+        124 | 137) echo "--- $tool $(basename "$b"): TIMEOUT" && fails=$((fails + 1)) ;;
+        *) echo "--- $tool $(basename "$b"): FAILED rc=$rc" && fails=$((fails + 1)) ;;
+        esac
+    done
+    echo "--- $tool: ${#bins[@]} binaries, $fails failed or not run, $skips skipped"
+    [ $fails -eq 0 ] || return 1
+    [ $skips -lt ${#bins[@]} ] || return 77
+}
+export -f sanitize_all
+export BUILD
+
+env_stage() {
+    echo "gpu_check: mode $MODE, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), host $(hostname), $NPROC cores"
+    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo 'unknown (no .git)')"
+    local rc=0 n=0
+    # cmocka and cJSON for the build: unpacked, never installed into /
+    mkdir -p "$DEPS_PREFIX"
+    for deb in .deps/*.deb; do
+        [ -f "$deb" ] || continue
+        if dpkg -x "$deb" "$DEPS_PREFIX"; then n=$((n + 1)); else
+            echo "dpkg -x $deb failed"
+            rc=1
+        fi
+    done
+    echo "unpacked $n packages from .deps/ into $DEPS_PREFIX"
+    [ "$n" -gt 0 ] || {
+        echo "no .deps/*.deb: was .deps carried?"
+        rc=1
+    }
+    ls "$DEPS_PREFIX/usr/include/cmocka.h" "$DEPS_PREFIX/usr/include/cjson/cJSON.h" \
+        "$DEPS_PREFIX"/usr/lib/x86_64-linux-gnu/lib{cmocka,cjson}.so 2>&1 || rc=1
+
+    echo "--- nvidia-smi"
+    nvidia-smi 2>&1 || rc=1
+    nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total,clocks.sm,clocks.mem,temperature.gpu,power.draw \
+        --format=csv 2>&1
+    echo "--- nvcc"
+    nvcc --version 2>&1 || rc=1
+    echo "--- cmake, ninja, cc"
+    cmake --version 2>&1 | head -1 || rc=1
+    echo "ninja $(ninja --version 2>&1)"
+    cc --version 2>&1 | head -1
+    echo "--- compute-sanitizer"
+    (command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null ||
+        echo "not found") 2>&1
+    echo "--- OpenBLAS"
+    ldconfig -p 2>/dev/null | grep -i -E 'openblas|libcblas' || echo "ldconfig: no OpenBLAS"
+    # the usual places, not Python's packages (their OpenBLAS builds rename the symbols)
+    timeout 30 find /usr/include /usr/local/include /usr/lib /usr/lib64 /usr/local/lib /opt -xdev \
+        \( -name site-packages -o -name dist-packages -o -path '/usr/local/cuda*' -o \
+        -path "$DEPS_PREFIX" \) -prune -o \( -name cblas.h -o -name 'libopenblas*.so*' \) -print \
+        2>/dev/null >"$BLAS_LIST"
+    head -20 "$BLAS_LIST"
+    return $rc
+}
+
+# OpenBLAS for the CPU GEMMs, when the image has its cblas.h and library
+# somewhere CMake would not look; otherwise CMake searches as usual and falls
+# back to the built-in GEMMs.
+openblas_args() {
+    local h l
+    h=$(grep '/cblas\.h$' "$BLAS_LIST" 2>/dev/null | while read -r f; do
+        grep -q openblas_get_parallel "$f" && echo "$f"
+    done | head -1)
+    l=$(ldconfig -p 2>/dev/null | awk '/libopenblas\.so( |\.0 )/ { print $NF }' | head -1)
+    [ -z "$l" ] && l=$(grep -E '/libopenblas\.so(\.0)?$' "$BLAS_LIST" 2>/dev/null | head -1)
+    if [ -n "$h" ] && [ -n "$l" ]; then
+        echo "-DMB_CBLAS_INCLUDE=$(dirname "$h") -DMB_OPENBLAS_LIB=$l"
+    fi
+}
+
+main() {
+    local t0
+    t0=$(now)
+    env_stage 2>&1 | tee -a "$OUT/1_env.log"
+    local rc=${PIPESTATUS[0]}
+    record env "$([ "$rc" -eq 0 ] && echo PASS || echo "FAIL($rc)")" \
+        "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%d", b - a }')" "$(elapsed)"
+
+    export CMAKE_PREFIX_PATH="$DEPS_PREFIX/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+    export CPATH="$DEPS_PREFIX/usr/include${CPATH:+:$CPATH}"
+    export LIBRARY_PATH="$DEPS_PREFIX/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}"
+    export LD_LIBRARY_PATH="$DEPS_PREFIX/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    local blas
+    blas=$(openblas_args)
+    echo "OpenBLAS for cmake: ${blas:-left to the CMake search}" | tee -a "$OUT/2_build.log"
+    if ! ls libmamba/src/*/*.cu >/dev/null 2>&1; then
+        echo "WARNING: no libmamba/src/*/*.cu in this tree: the build is CPU-only, no GPU suite" |
+            tee -a "$OUT/2_build.log"
+    fi
+
+    local cfg="cmake -S . -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90"
+    cfg+=" -DMAMBA_CUDA=ON -DMAMBA_APPS=ON $blas"
+    # MB_HAVE_CUDA is a compile definition of the library's object files;
+    # when it does not reach bench/ and tests/ (nothing links mamba_obj),
+    # bench_gpu and the GPU suites would build as their no-CUDA stubs:
+    # detect that and add it for every C file.
+    local fix='if ninja -C '$BUILD' -t commands bench/bench_gpu 2>/dev/null | grep -q "\.cu\.o"; then
+        if ! ninja -C '$BUILD' -t commands bench/bench_gpu | grep "bench_gpu\.c" | grep -q MB_HAVE_CUDA; then
+            echo "WARNING: MB_HAVE_CUDA does not reach bench/ and tests/ (libmamba/CMakeLists.txt sets it on mamba_obj only); reconfiguring with CMAKE_C_FLAGS=-DMB_HAVE_CUDA=1"
+            '"$cfg"' -DCMAKE_C_FLAGS=-DMB_HAVE_CUDA=1 >/dev/null || exit 1
+        fi
+    fi'
+    stage configure 60 $((BENCH_CAP + 60)) 2_build.log "$cfg && $fix"
+    stage build 240 $((BENCH_CAP + 30)) 2_build.log \
+        "cmake --build $BUILD -j $NPROC -- -k 0 && { ls -l $BUILD/bench/bench_gpu $BUILD/tests/gpu_test_* 2>&1 || true; }"
+    stage test_gpu 120 "$BENCH_CAP" 3_test_gpu.log \
+        "ctest --test-dir $BUILD -L gpu --output-on-failure --no-tests=error --stop-time \"\$(date -d @\$((STAGE_DEADLINE - 3)) +%H:%M:%S)\""
+    stage test_cpu 120 "$BENCH_CAP" 4_test_cpu.log \
+        "ctest --test-dir $BUILD -L cpu -E test_learn --output-on-failure --no-tests=error --stop-time \"\$(date -d @\$((STAGE_DEADLINE - 3)) +%H:%M:%S)\""
+    # a bench_gpu built without CUDA prints so and exits 0: count that as a failure
+    local bench qarg=""
+    [ "$MODE" = quick ] && qarg=--quick
+    bench="set -o pipefail; $BUILD/bench/bench_gpu $qarg"
+    bench+=" | tee $BLAS_LIST.bench && ! grep -q 'built without CUDA' $BLAS_LIST.bench"
+    if [ "$MODE" = quick ]; then
+        record memcheck "SKIP(quick)" 0 "$(elapsed)"
+        record racecheck "SKIP(quick)" 0 "$(elapsed)"
+    else
+        stage memcheck 120 "$BENCH_CAP" 5_sanitizer.log "sanitize_all memcheck"
+        stage racecheck 120 "$BENCH_CAP" 5_sanitizer.log "sanitize_all racecheck"
+    fi
+    stage bench "$BENCH_CAP" 0 6_bench.log "$bench"
+
+    # keep the stage logs under the 16 MiB limit of a returned file (gpu_check.log
+    # is still open here; what goes into it is bounded: sanitizers print 30 errors)
+    for f in "$OUT"/[0-9]_*.log; do
+        [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt $((15 << 20)) ] && truncate -s 15M "$f"
+    done
+
+    local bad=0 i gpu
+    {
+        echo
+        gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+        echo "==== gpu_check summary: mode $MODE, ${gpu:-no GPU seen}, total $(elapsed)s"
+        printf '| %-10s | %-12s | %5s |\n' stage status s
+        printf '|%s|%s|%s|\n' ------------ -------------- -------
+        for i in "${!STAGES[@]}"; do
+            printf '| %-10s | %-12s | %5s |\n' "${STAGES[$i]}" "${STATUS[$i]}" "${SECS[$i]}"
+        done
+    } | tee "$OUT/summary.txt"
+    for i in "${!STATUS[@]}"; do
+        case "${STATUS[$i]}" in FAIL* | TIMEOUT) bad=$((bad + 1)) ;; esac
+    done
+    echo "gpu_check: $bad stage(s) failed or timed out; logs in \$OUT" | tee -a "$OUT/summary.txt"
+    [ $bad -eq 0 ]
+}
+
+main 2>&1 | tee "$OUT/gpu_check.log"
+exit "${PIPESTATUS[0]}"

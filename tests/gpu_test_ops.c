@@ -1,0 +1,915 @@
+/* CUDA ops against the CPU reference on fresh random inputs (MB_TEST_SEED
+ * replays a run). Each case builds its inputs on the host, runs the op on a
+ * CPU context and on a CUDA context (inputs uploaded with mb_dev_upload),
+ * and compares ||gpu - cpu|| / ||cpu||.
+ *
+ * Outputs that an op overwrites are poisoned with NaN (all bits set) on both
+ * sides before the call, on the GPU with cudaMemset(0xFF): an element the
+ * kernel forgets stays NaN and fails the check. Strided views carry padding
+ * columns that must come back bit for bit as they went in. Accumulated
+ * outputs (dw += ...) start from the same random values on both sides.
+ *
+ * Exit code 77 (ctest: skipped) where there is no GPU. */
+#include <cuda_runtime.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/params.h"
+#include "ops/ops.h"
+#include "testutil.h"
+
+/* fp32 against fp32: the two sides round differently (FMA contraction on
+ * the GPU, other summation orders), each by a few units of 2^-24 per
+ * element, which leaves relative errors of about 1e-7. */
+#define TOL 1e-5
+
+static mb_ctx *g_cpu, *g_gpu;
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static void seed_rng(mb_rng *r, uint64_t tag)
+{
+    mb_rng_seed(r, mb_test_seed() ^ (tag * 0x9E3779B97F4A7C15ull));
+}
+
+static void *xmalloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    assert_non_null(p);
+    return p;
+}
+
+static float *h_uniform(mb_rng *r, size_t n, float lo, float hi)
+{
+    float *x = xmalloc(n * sizeof *x);
+    mb_test_fill(r, x, n, lo, hi);
+    return x;
+}
+
+static float *h_normal(mb_rng *r, size_t n, float std)
+{
+    float *x = xmalloc(n * sizeof *x);
+    mb_test_fill_normal(r, x, n, std);
+    return x;
+}
+
+/* NaN with all bits set: what cudaMemset(0xFF) leaves on the GPU. */
+static float *h_nan(size_t n)
+{
+    float *x = xmalloc(n * sizeof *x);
+    memset(x, 0xFF, n * sizeof *x);
+    return x;
+}
+
+static float *h_copy(const float *src, size_t n)
+{
+    float *x = xmalloc(n * sizeof *x);
+    memcpy(x, src, n * sizeof *x);
+    return x;
+}
+
+static void gpu_ok(void)
+{
+    if (mb_ctx_check(g_gpu)) printf("# GPU context failed: %s\n", mb_error_last());
+    assert_int_equal(mb_ctx_check(g_gpu), 0);
+}
+
+static void *d_alloc(size_t bytes)
+{
+    void *d = mb_dev_alloc_floats(g_gpu, (bytes + 3) / 4, "test buffer");
+    if (!d) printf("# %s\n", mb_error_last());
+    assert_non_null(d);
+    return d;
+}
+
+/* A device copy of n floats (or n * 4 bytes of anything). */
+static void *d_from(const void *h, size_t n)
+{
+    void *d = d_alloc(n * 4);
+    assert_int_equal(mb_dev_upload(g_gpu, d, h, n * 4), 0);
+    return d;
+}
+
+/* n floats of NaN (all bits set). The memset runs on the legacy stream, not
+ * on the context's: wait for it before the op. */
+static void d_poison(void *d, size_t n)
+{
+    assert_int_equal(cudaMemset(d, 0xFF, n * 4), cudaSuccess);
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+}
+
+static float *d_new_nan(size_t n)
+{
+    float *d = d_alloc(n * 4);
+    d_poison(d, n);
+    return d;
+}
+
+/* The device buffer's n floats, on the host. */
+static float *h_from(const void *d, size_t n)
+{
+    float *h = xmalloc(n * sizeof *h);
+    gpu_ok();
+    assert_int_equal(mb_dev_download(g_gpu, h, d, n * 4), 0);
+    return h;
+}
+
+static void d_free(void *d) { mb_dev_free(g_gpu, d); }
+
+/* ||a - ref|| / ||ref|| over the (M, N) views of two buffers with row
+ * stride ld; infinite when a holds a non-finite value the reference does
+ * not. */
+static double view_err(const float *a, const float *ref, int64_t M, int64_t N, int64_t ld)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double x = a[i * ld + j], y = ref[i * ld + j];
+            if (!isfinite(x) && isfinite(y)) return INFINITY;
+            num += (x - y) * (x - y);
+            den += y * y;
+        }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static void check(const char *what, double err, double tol)
+{
+    printf("# %-58s rel err %.3e (tol %.0e)\n", what, err, tol);
+    assert_true(err < tol);
+}
+
+/* Padding columns [N, ld) of M rows: bit for bit as in ref. */
+static void check_pad(const float *a, const float *ref, int64_t M, int64_t N, int64_t ld)
+{
+    if (ld == N) return;
+    for (int64_t i = 0; i < M; i++)
+        assert_memory_equal(a + i * ld + N, ref + i * ld + N, (size_t)(ld - N) * sizeof *a);
+}
+
+/* A view compared, and its padding checked against what went in. */
+static void check_view(const char *what, const float *gpu, const float *cpu, const float *before,
+                       int64_t M, int64_t N, int64_t ld, double tol)
+{
+    check(what, view_err(gpu, cpu, M, N, ld), tol);
+    check_pad(gpu, before, M, N, ld);
+}
+
+/* Bound for sums of K products of values in [-1, 1] done in fp32 in two
+ * different orders. A sequential fp32 sum of K random-sign terms has a
+ * relative error of about 2^-24 sqrt(K/3) against the result's size (the
+ * partial sums grow like sqrt(i) and each add rounds by ~2^-24/sqrt(3) of
+ * them), blocked sums less; two independent sides differ by sqrt(2) times
+ * that. With a 3x margin, never below TOL: K = 1031 -> TOL, K = 4099 ->
+ * TOL, K = 70001 -> 3.9e-5. */
+static double tol_sum(int64_t K)
+{
+    double t = 3.0 * ldexp(1.0, -24) * sqrt(2.0 * (double)K / 3.0);
+    return t > TOL ? t : TOL;
+}
+
+/* ---- context -------------------------------------------------------------- */
+
+static void test_context(void **state)
+{
+    (void)state;
+    /* a device that is not there: a clear message */
+    mb_ctx *bad = mb_ctx_create("cuda:99");
+    assert_null(bad);
+    printf("# cuda:99 -> %s\n", mb_error_last());
+    assert_non_null(strstr(mb_error_last(), "cuda:99: no such device (found"));
+    /* an impossible allocation fails cleanly and leaves the context usable */
+    void *huge = mb_dev_alloc_floats(g_gpu, (size_t)1 << 48, "huge");
+    assert_null(huge);
+    printf("# 1 PiB allocation -> %s\n", mb_error_last());
+    assert_non_null(strstr(mb_error_last(), "out of device memory allocating"));
+    assert_int_equal(mb_ctx_check(g_gpu), 0);
+    float one = 1.0f, back = 0.0f;
+    float *d = d_from(&one, 1);
+    mb_axpby(g_gpu, 1, 2.0f, d, 0.0f, d);
+    assert_int_equal(mb_dev_download(g_gpu, &back, d, sizeof back), 0);
+    gpu_ok();
+    assert_true(back == 2.0f);
+    /* zeroing */
+    assert_int_equal(mb_dev_zero(g_gpu, d, sizeof back), 0);
+    assert_int_equal(mb_dev_download(g_gpu, &back, d, sizeof back), 0);
+    assert_true(back == 0.0f);
+    d_free(d);
+}
+
+/* ---- GEMM ------------------------------------------------------------------ */
+
+static void gemm_case(mb_rng *r, int tA, int tB, int M, int N, int K, float alpha, float beta,
+                      int tf32, double tol)
+{
+    int arows = tA ? K : M, acols = tA ? M : K, lda = acols + 3;
+    int brows = tB ? N : K, bcols = tB ? K : N, ldb = bcols + 5;
+    int ldc = N + 2;
+    size_t na = (size_t)arows * lda, nb = (size_t)brows * ldb, nc = (size_t)M * ldc;
+    float *A = h_uniform(r, na, -1, 1), *B = h_uniform(r, nb, -1, 1);
+    /* beta 0 must overwrite NaN garbage */
+    float *C0 = beta == 0.0f ? h_nan(nc) : h_uniform(r, nc, -1, 1);
+    float *Cc = h_copy(C0, nc);
+    mb_gemm(g_cpu, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, Cc, ldc);
+    float *dA = d_from(A, na), *dB = d_from(B, nb), *dC = d_from(C0, nc);
+    g_gpu->allow_tf32 = tf32;
+    mb_gemm(g_gpu, tA, tB, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
+    g_gpu->allow_tf32 = 0;
+    float *Cg = h_from(dC, nc);
+    char what[128];
+    snprintf(what, sizeof what, "gemm%s %c%c %dx%dx%d alpha=%g beta=%g", tf32 ? " TF32" : "",
+             tA ? 'T' : 'N', tB ? 'T' : 'N', M, N, K, alpha, beta);
+    check_view(what, Cg, Cc, C0, M, N, ldc, tol);
+    free(A), free(B), free(C0), free(Cc), free(Cg);
+    d_free(dA), d_free(dB), d_free(dC);
+}
+
+static void test_gemm(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 101);
+    static const int sizes[][3] = {
+        {37, 29, 45}, {1, 67, 13}, {5, 1, 70}, {150, 141, 300}, {300, 257, 1031}};
+    for (int tA = 0; tA < 2; tA++)
+        for (int tB = 0; tB < 2; tB++)
+            for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+                const int *z = sizes[s];
+                gemm_case(&r, tA, tB, z[0], z[1], z[2], 0.7f, 0.0f, 0, tol_sum(z[2]));
+                gemm_case(&r, tA, tB, z[0], z[1], z[2], 1.0f, 1.0f, 0, tol_sum(z[2]));
+            }
+    /* dW-like: a long sum over tokens, accumulated */
+    gemm_case(&r, 1, 0, 64, 48, 70001, 1.0f, 1.0f, 0, tol_sum(70001));
+    /* degenerate: K = 0 and alpha = 0 leave beta * C (zeros for beta 0) */
+    gemm_case(&r, 0, 1, 7, 9, 0, 1.0f, 0.0f, 0, TOL);
+    gemm_case(&r, 1, 0, 7, 9, 0, 1.0f, 0.5f, 0, TOL);
+    gemm_case(&r, 0, 0, 7, 9, 11, 0.0f, 0.0f, 0, TOL);
+    gemm_case(&r, 0, 0, 7, 9, 11, 0.0f, 1.0f, 0, TOL);
+    /* TF32 keeps 10 mantissa bits: rounded to nearest, each input moves by
+     * up to 2^-11 of itself, so each product carries ~2^-11 sqrt(2/3) = 4e-4
+     * of random relative error and so does the sum of K random-sign
+     * products; truncated inputs would add a bias of at most ~1e-3 (every
+     * product shrinks). 3e-3 bounds both. Then the flag goes back to 0 and
+     * the same product must be full fp32 again (the handle's math mode
+     * follows the flag per call). */
+    gemm_case(&r, 0, 1, 256, 192, 1024, 1.0f, 0.0f, 1, 3e-3);
+    gemm_case(&r, 0, 1, 256, 192, 1024, 1.0f, 0.0f, 0, tol_sum(1024));
+}
+
+/* ---- linear: bias broadcast, column sums, the composite layer ---------------- */
+
+static void colsum_case(mb_rng *r, int M, int N, int ld)
+{
+    size_t nx = (size_t)M * ld;
+    float *x = h_uniform(r, nx, -1, 1), *out0 = h_uniform(r, (size_t)N, -1, 1);
+    float *oc = h_copy(out0, (size_t)N);
+    mb_colsum_acc(g_cpu, M, N, x, ld, oc);
+    float *dx = d_from(x, nx), *dout = d_from(out0, (size_t)N);
+    mb_colsum_acc(g_gpu, M, N, dx, ld, dout);
+    float *og = h_from(dout, (size_t)N);
+    char what[96];
+    /* both sides add in double and round once */
+    snprintf(what, sizeof what, "colsum_acc %dx%d ld %d (accumulated)", M, N, ld);
+    check(what, view_err(og, oc, 1, N, N), TOL);
+    free(x), free(out0), free(oc), free(og);
+    d_free(dx), d_free(dout);
+}
+
+static void test_linear(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 102);
+    colsum_case(&r, 301, 133, 137);
+    colsum_case(&r, 1, 5, 5);
+    colsum_case(&r, 100003, 77, 80); /* many row chunks */
+    colsum_case(&r, 3, 600001, 600001); /* more columns than the scratch: segments */
+
+    {   /* bias_add over a strided view: pads untouched */
+        const int M = 301, N = 133, ld = 137;
+        size_t ny = (size_t)M * ld;
+        float *y0 = h_uniform(&r, ny, -1, 1), *bias = h_uniform(&r, (size_t)N, -1, 1);
+        float *yc = h_copy(y0, ny);
+        mb_bias_add(g_cpu, M, N, bias, yc, ld);
+        float *dy = d_from(y0, ny), *db = d_from(bias, (size_t)N);
+        mb_bias_add(g_gpu, M, N, db, dy, ld);
+        float *yg = h_from(dy, ny);
+        check_view("bias_add 301x133 ld 137", yg, yc, y0, M, N, ld, TOL);
+        free(y0), free(bias), free(yc), free(yg);
+        d_free(dy), d_free(db);
+    }
+
+    /* the layer, composed of the dispatched ops */
+    static const int shapes[][3] = {{23, 31, 19}, {4099, 256, 96}};
+    for (int s = 0; s < 2; s++) {
+        const int M = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
+        const int ldx = in + 5, ldy = out + 7, lddx = in + 2, lddy = out + 3;
+        size_t nx = (size_t)M * ldx, ny = (size_t)M * ldy, ndx = (size_t)M * lddx,
+               ndy = (size_t)M * lddy, nw = (size_t)out * in;
+        float *x = h_uniform(&r, nx, -1, 1), *W = h_uniform(&r, nw, -1, 1);
+        float *bias = h_uniform(&r, (size_t)out, -1, 1), *dy = h_uniform(&r, ndy, -1, 1);
+        float *dW0 = h_uniform(&r, nw, -1, 1), *db0 = h_uniform(&r, (size_t)out, -1, 1);
+        float *dx1 = h_uniform(&r, ndx, -1, 1);
+        float *d_x = d_from(x, nx), *d_W = d_from(W, nw), *d_b = d_from(bias, (size_t)out);
+        float *d_dy = d_from(dy, ndy);
+        char what[96];
+
+        float *y0 = h_nan(ny), *yc = h_copy(y0, ny);
+        mb_linear_fwd(g_cpu, M, in, out, x, ldx, W, bias, yc, ldy);
+        float *d_y = d_new_nan(ny);
+        mb_linear_fwd(g_gpu, M, in, out, d_x, ldx, d_W, d_b, d_y, ldy);
+        float *yg = h_from(d_y, ny);
+        snprintf(what, sizeof what, "linear_fwd %dx%d->%d bias", M, in, out);
+        check_view(what, yg, yc, y0, M, out, ldy, tol_sum(in));
+
+        /* dx overwritten (beta 0), dW and dbias accumulated */
+        float *dx0 = h_nan(ndx), *dxc = h_copy(dx0, ndx);
+        float *dWc = h_copy(dW0, nw), *dbc = h_copy(db0, (size_t)out);
+        mb_linear_bwd(g_cpu, M, in, out, x, ldx, W, dy, lddy, dxc, lddx, 0.0f, dWc, dbc);
+        float *d_dx = d_new_nan(ndx), *d_dW = d_from(dW0, nw), *d_db = d_from(db0, (size_t)out);
+        mb_linear_bwd(g_gpu, M, in, out, d_x, ldx, d_W, d_dy, lddy, d_dx, lddx, 0.0f, d_dW, d_db);
+        float *dxg = h_from(d_dx, ndx), *dWg = h_from(d_dW, nw), *dbg = h_from(d_db, (size_t)out);
+        snprintf(what, sizeof what, "linear_bwd %dx%d->%d dx", M, in, out);
+        check_view(what, dxg, dxc, dx0, M, in, lddx, tol_sum(out));
+        snprintf(what, sizeof what, "linear_bwd %dx%d->%d dW (accumulated)", M, in, out);
+        check(what, view_err(dWg, dWc, 1, (int64_t)nw, (int64_t)nw), tol_sum(M));
+        snprintf(what, sizeof what, "linear_bwd %dx%d->%d dbias (accumulated)", M, in, out);
+        check(what, view_err(dbg, dbc, 1, out, out), TOL);
+
+        /* dx_beta 1 adds onto dx; dW, dbias NULL */
+        float *dx1c = h_copy(dx1, ndx);
+        mb_linear_bwd(g_cpu, M, in, out, x, ldx, W, dy, lddy, dx1c, lddx, 1.0f, NULL, NULL);
+        float *d_dx1 = d_from(dx1, ndx);
+        mb_linear_bwd(g_gpu, M, in, out, d_x, ldx, d_W, d_dy, lddy, d_dx1, lddx, 1.0f, NULL,
+                      NULL);
+        float *dx1g = h_from(d_dx1, ndx);
+        snprintf(what, sizeof what, "linear_bwd %dx%d->%d dx_beta=1", M, in, out);
+        check_view(what, dx1g, dx1c, dx1, M, in, lddx, tol_sum(out));
+
+        free(x), free(W), free(bias), free(dy), free(dW0), free(db0), free(dx1), free(y0);
+        free(yc), free(yg), free(dx0), free(dxc), free(dWc), free(dbc), free(dxg), free(dWg);
+        free(dbg), free(dx1c), free(dx1g);
+        d_free(d_x), d_free(d_W), d_free(d_b), d_free(d_dy), d_free(d_y), d_free(d_dx);
+        d_free(d_dW), d_free(d_db), d_free(d_dx1);
+    }
+}
+
+/* ---- conv1d ------------------------------------------------------------------ */
+
+static void conv_case(mb_rng *r, int B, int L, int D, int K, int with_prev, int with_bias)
+{
+    const int ldx = D + 3, ldy = D + 5, lddx = D + 1, lddy = D + 6;
+    const int64_t rows = (int64_t)B * L;
+    size_t nx = (size_t)rows * ldx, ny = (size_t)rows * ldy, ndx = (size_t)rows * lddx;
+    size_t ndy = (size_t)rows * lddy, nw = (size_t)D * K, np = (size_t)B * (K - 1) * D;
+    int use_prev = with_prev && K > 1;
+    float *x = h_uniform(r, nx, -1, 1), *w = h_uniform(r, nw, -1, 1);
+    float *bias = h_uniform(r, (size_t)D, -1, 1), *prev = h_uniform(r, np, -1, 1);
+    float *dy = h_uniform(r, ndy, -1, 1);
+    float *dw0 = h_uniform(r, nw, -1, 1), *db0 = h_uniform(r, (size_t)D, -1, 1);
+    float *d_x = d_from(x, nx), *d_w = d_from(w, nw), *d_bias = d_from(bias, (size_t)D);
+    float *d_prev = d_from(prev, np), *d_dy = d_from(dy, ndy);
+    const float *cp = use_prev ? prev : NULL, *gp = use_prev ? d_prev : NULL;
+    char tag[64], what[128];
+    snprintf(tag, sizeof tag, "B%d L%d D%d K%d%s%s", B, L, D, K, use_prev ? " prev" : "",
+             with_bias ? " bias" : "");
+
+    /* forward */
+    float *y0 = h_nan(ny), *yc = h_copy(y0, ny);
+    mb_conv1d_fwd(g_cpu, B, L, D, K, x, ldx, w, with_bias ? bias : NULL, cp, yc, ldy);
+    float *d_y = d_new_nan(ny);
+    mb_conv1d_fwd(g_gpu, B, L, D, K, d_x, ldx, d_w, with_bias ? d_bias : NULL, gp, d_y, ldy);
+    float *yg = h_from(d_y, ny);
+    snprintf(what, sizeof what, "conv1d_fwd %s", tag);
+    check_view(what, yg, yc, y0, rows, D, ldy, TOL);
+
+    /* backward: dx, dprev overwritten; dw, dbias accumulated (sums over B L
+     * in double on both sides) */
+    float *dx0 = h_nan(ndx), *dxc = h_copy(dx0, ndx), *dpc = h_nan(np);
+    float *dwc = h_copy(dw0, nw), *dbc = h_copy(db0, (size_t)D);
+    mb_conv1d_bwd(g_cpu, B, L, D, K, x, ldx, w, cp, dy, lddy, dxc, lddx, dwc,
+                  with_bias ? dbc : NULL, use_prev ? dpc : NULL);
+    float *d_dx = d_new_nan(ndx), *d_dp = d_new_nan(np);
+    float *d_dw = d_from(dw0, nw), *d_db = d_from(db0, (size_t)D);
+    mb_conv1d_bwd(g_gpu, B, L, D, K, d_x, ldx, d_w, gp, d_dy, lddy, d_dx, lddx, d_dw,
+                  with_bias ? d_db : NULL, use_prev ? d_dp : NULL);
+    float *dxg = h_from(d_dx, ndx), *dwg = h_from(d_dw, nw), *dbg = h_from(d_db, (size_t)D);
+    float *dpg = h_from(d_dp, np);
+    snprintf(what, sizeof what, "conv1d_bwd dx %s", tag);
+    check_view(what, dxg, dxc, dx0, rows, D, lddx, TOL);
+    snprintf(what, sizeof what, "conv1d_bwd dw (accumulated) %s", tag);
+    check(what, view_err(dwg, dwc, 1, (int64_t)nw, (int64_t)nw), TOL);
+    snprintf(what, sizeof what, "conv1d_bwd dbias (accumulated) %s", tag);
+    check(what, view_err(dbg, dbc, 1, D, D), TOL); /* untouched when not asked */
+    if (use_prev) {
+        snprintf(what, sizeof what, "conv1d_bwd dprev %s", tag);
+        check(what, view_err(dpg, dpc, 1, (int64_t)np, (int64_t)np), TOL);
+    }
+
+    /* state update: plain copies, so exactly equal */
+    if (K > 1) {
+        float *sc = h_copy(prev, np);
+        mb_conv1d_state_update(g_cpu, B, L, D, K, x, ldx, sc);
+        float *d_s = d_from(prev, np);
+        mb_conv1d_state_update(g_gpu, B, L, D, K, d_x, ldx, d_s);
+        float *sg = h_from(d_s, np);
+        snprintf(what, sizeof what, "conv1d_state_update %s (exact)", tag);
+        printf("# %-58s %s\n", what, memcmp(sg, sc, np * 4) ? "DIFFERS" : "equal");
+        assert_memory_equal(sg, sc, np * 4);
+        free(sc), free(sg);
+        d_free(d_s);
+    }
+
+    free(x), free(w), free(bias), free(prev), free(dy), free(dw0), free(db0), free(y0), free(yc);
+    free(yg), free(dx0), free(dxc), free(dpc), free(dwc), free(dbc), free(dxg), free(dwg);
+    free(dbg), free(dpg);
+    d_free(d_x), d_free(d_w), d_free(d_bias), d_free(d_prev), d_free(d_dy), d_free(d_y);
+    d_free(d_dx), d_free(d_dp), d_free(d_dw), d_free(d_db);
+}
+
+static void test_conv1d(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 103);
+    /* K 9 and 12 take two tap groups in the dw reduction */
+    static const int Ks[] = {1, 2, 4, 5, 9, 12};
+    for (size_t i = 0; i < sizeof Ks / sizeof Ks[0]; i++) {
+        conv_case(&r, 3, 13, 37, Ks[i], 1, 1);
+        conv_case(&r, 3, 13, 37, Ks[i], 0, 0);
+    }
+    conv_case(&r, 2, 2, 37, 5, 1, 1);     /* L < K-1: the state keeps old rows */
+    conv_case(&r, 4, 1, 64, 4, 1, 1);     /* one generation step */
+    conv_case(&r, 2, 4099, 301, 4, 1, 1); /* many row chunks in dw */
+}
+
+/* ---- activations and vector ops ------------------------------------------------ */
+
+static const char *act_name[] = {"silu", "softplus", "negexp"};
+
+static void act_case(mb_rng *r, mb_act act, int M, int N, int ldx, int ldy)
+{
+    /* NEGEXP maps A_log, which stays modest; the others cover softplus's
+     * x > 20 branch too */
+    float lo = act == MB_ACT_NEGEXP ? -6.0f : -30.0f, hi = act == MB_ACT_NEGEXP ? 3.0f : 30.0f;
+    const int lddy = N + 1, lddx = ldx;
+    size_t nx = (size_t)M * ldx, ny = (size_t)M * ldy, ndy = (size_t)M * lddy;
+    float *x = h_uniform(r, nx, lo, hi), *dy = h_uniform(r, ndy, -1, 1);
+    float *d_x = d_from(x, nx), *d_dy = d_from(dy, ndy);
+    char what[96];
+
+    float *y0 = h_nan(ny), *yc = h_copy(y0, ny);
+    mb_act_fwd(g_cpu, act, M, N, x, ldx, yc, ldy);
+    float *d_y = d_new_nan(ny);
+    mb_act_fwd(g_gpu, act, M, N, d_x, ldx, d_y, ldy);
+    float *yg = h_from(d_y, ny);
+    snprintf(what, sizeof what, "act_fwd %s %dx%d", act_name[act], M, N);
+    check_view(what, yg, yc, y0, M, N, ldy, TOL);
+
+    /* in place: y aliases x */
+    float *xi = h_copy(x, nx);
+    mb_act_fwd(g_cpu, act, M, N, xi, ldx, xi, ldx);
+    float *d_xi = d_from(x, nx);
+    mb_act_fwd(g_gpu, act, M, N, d_xi, ldx, d_xi, ldx);
+    float *xig = h_from(d_xi, nx);
+    snprintf(what, sizeof what, "act_fwd %s %dx%d in place", act_name[act], M, N);
+    check_view(what, xig, xi, x, M, N, ldx, TOL);
+
+    /* backward, dx overwritten */
+    size_t ndx = (size_t)M * lddx;
+    float *dx0 = h_nan(ndx), *dxc = h_copy(dx0, ndx);
+    mb_act_bwd(g_cpu, act, M, N, x, ldx, dy, lddy, dxc, lddx);
+    float *d_dx = d_new_nan(ndx);
+    mb_act_bwd(g_gpu, act, M, N, d_x, ldx, d_dy, lddy, d_dx, lddx);
+    float *dxg = h_from(d_dx, ndx);
+    snprintf(what, sizeof what, "act_bwd %s %dx%d", act_name[act], M, N);
+    check_view(what, dxg, dxc, dx0, M, N, lddx, TOL);
+
+    /* dx aliases dy */
+    float *dyc = h_copy(dy, ndy);
+    mb_act_bwd(g_cpu, act, M, N, x, ldx, dyc, lddy, dyc, lddy);
+    mb_act_bwd(g_gpu, act, M, N, d_x, ldx, d_dy, lddy, d_dy, lddy);
+    float *dyg = h_from(d_dy, ndy);
+    snprintf(what, sizeof what, "act_bwd %s %dx%d dx = dy", act_name[act], M, N);
+    check_view(what, dyg, dyc, dy, M, N, lddy, TOL);
+
+    free(x), free(dy), free(y0), free(yc), free(yg), free(xi), free(xig), free(dx0), free(dxc);
+    free(dxg), free(dyc), free(dyg);
+    d_free(d_x), d_free(d_dy), d_free(d_y), d_free(d_xi), d_free(d_dx);
+}
+
+static void test_act(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 104);
+    for (int a = 0; a < 3; a++) {
+        act_case(&r, (mb_act)a, 19, 43, 47, 50);
+        act_case(&r, (mb_act)a, 1000, 1024, 1024, 1024);
+    }
+}
+
+static void test_vector_ops(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 105);
+    char what[96];
+    {
+        const size_t n = 100003;
+        float *x = h_uniform(&r, n, -2, 2), *y = h_uniform(&r, n, -2, 2);
+        float *d_x = d_from(x, n), *d_y = d_from(y, n);
+        float *yc = h_copy(y, n);
+        mb_axpby(g_cpu, n, 0.75f, x, -1.5f, yc);
+        mb_axpby(g_gpu, n, 0.75f, d_x, -1.5f, d_y);
+        float *yg = h_from(d_y, n);
+        check("axpby a=0.75 b=-1.5", view_err(yg, yc, 1, (int64_t)n, (int64_t)n), TOL);
+        /* b = 0 overwrites NaN */
+        float *zc = h_nan(n), *d_z = d_new_nan(n);
+        mb_axpby(g_cpu, n, 0.75f, x, 0.0f, zc);
+        mb_axpby(g_gpu, n, 0.75f, d_x, 0.0f, d_z);
+        float *zg = h_from(d_z, n);
+        check("axpby b=0 over NaN", view_err(zg, zc, 1, (int64_t)n, (int64_t)n), TOL);
+        /* y = b y through a = 0 and x = y, as gradient clipping calls it */
+        mb_axpby(g_cpu, n, 0.0f, yc, 0.3f, yc);
+        mb_axpby(g_gpu, n, 0.0f, d_y, 0.3f, d_y);
+        free(yg);
+        yg = h_from(d_y, n);
+        check("axpby a=0 x=y (scale in place)", view_err(yg, yc, 1, (int64_t)n, (int64_t)n), TOL);
+        free(x), free(y), free(yc), free(yg), free(zc), free(zg);
+        d_free(d_x), d_free(d_y), d_free(d_z);
+    }
+    {
+        /* 10M: both sides sum exact double squares in double, the CPU in 64
+         * sequential chunks, the GPU in trees: each within n * 2^-53 = 1e-9
+         * of the truth at the very worst */
+        const size_t n = 10000019;
+        float *x = h_normal(&r, n, 1.0f);
+        float *d_x = d_from(x, n);
+        double sc = mb_sumsq(g_cpu, n, x), sg = mb_sumsq(g_gpu, n, d_x);
+        gpu_ok();
+        snprintf(what, sizeof what, "sumsq n=%zu (%.6f)", n, sc);
+        check(what, fabs(sg - sc) / sc, 1e-9);
+        assert_true(mb_sumsq(g_gpu, 0, d_x) == 0.0);
+        double s5 = 0;
+        for (int i = 0; i < 5; i++) s5 += (double)x[i] * x[i];
+        assert_true(fabs(mb_sumsq(g_gpu, 5, d_x) - s5) <= 1e-15 * s5);
+
+        assert_int_equal(mb_count_nonfinite(g_gpu, n, d_x), 0);
+        size_t bad[] = {17, 5000000, n - 1, 123457, 9999999};
+        float vals[] = {NAN, INFINITY, -INFINITY, -NAN, INFINITY};
+        for (int i = 0; i < 5; i++) x[bad[i]] = vals[i];
+        x[3] = FLT_MAX;
+        x[4] = -0.0f;
+        x[5] = FLT_MIN / 2; /* subnormal: finite */
+        d_free(d_x);
+        d_x = d_from(x, n);
+        size_t kc = mb_count_nonfinite(g_cpu, n, x), kg = mb_count_nonfinite(g_gpu, n, d_x);
+        gpu_ok();
+        printf("# count_nonfinite n=%zu: cpu %zu gpu %zu\n", n, kc, kg);
+        assert_int_equal(kc, 5);
+        assert_int_equal(kg, kc);
+        assert_int_equal(mb_count_nonfinite(g_gpu, 18, d_x), 1);
+        assert_int_equal(mb_count_nonfinite(g_gpu, 0, d_x), 0);
+        free(x);
+        d_free(d_x);
+    }
+}
+
+/* ---- norms ---------------------------------------------------------------------- */
+
+/* Inputs around `offset` (LayerNorm with |mean| >> std); w, b may be left
+ * out. Backward runs on the CPU's saved statistics on both sides. */
+static void norm_case(mb_rng *r, int layer, int M, int C, float offset, int with_w)
+{
+    const char *name = layer ? "layernorm" : "rmsnorm";
+    const float eps = 1e-5f;
+    size_t n = (size_t)M * C;
+    float *x = h_uniform(r, n, offset - 1, offset + 1), *dy = h_uniform(r, n, -1, 1);
+    float *w = h_uniform(r, (size_t)C, 0.5f, 1.5f), *b = h_uniform(r, (size_t)C, -0.5f, 0.5f);
+    float *dw0 = h_uniform(r, (size_t)C, -1, 1), *db0 = h_uniform(r, (size_t)C, -1, 1);
+    float *dx1 = h_uniform(r, n, -1, 1);
+    const float *cw = with_w ? w : NULL, *cb = with_w ? b : NULL;
+    float *d_x = d_from(x, n), *d_dy = d_from(dy, n), *d_w = d_from(w, (size_t)C);
+    float *d_b = d_from(b, (size_t)C);
+    const float *gw = with_w ? d_w : NULL, *gb = with_w ? d_b : NULL;
+    char tag[64], what[128];
+    snprintf(tag, sizeof tag, "%s %dx%d%s%s", name, M, C, with_w ? "" : " no w/b",
+             offset != 0.0f ? " offset" : "");
+
+    /* forward */
+    float *yc = h_nan(n), *rc = h_nan((size_t)M), *mc = h_nan((size_t)M);
+    float *d_y = d_new_nan(n), *d_r = d_new_nan((size_t)M), *d_m = d_new_nan((size_t)M);
+    if (layer) {
+        mb_layernorm_fwd(g_cpu, M, C, x, cw, cb, eps, yc, mc, rc);
+        mb_layernorm_fwd(g_gpu, M, C, d_x, gw, gb, eps, d_y, d_m, d_r);
+    } else {
+        mb_rmsnorm_fwd(g_cpu, M, C, x, cw, eps, yc, rc);
+        mb_rmsnorm_fwd(g_gpu, M, C, d_x, gw, eps, d_y, d_r);
+    }
+    float *yg = h_from(d_y, n), *rg = h_from(d_r, (size_t)M), *mg = h_from(d_m, (size_t)M);
+    snprintf(what, sizeof what, "%s fwd y", tag);
+    check(what, view_err(yg, yc, 1, (int64_t)n, (int64_t)n), TOL);
+    snprintf(what, sizeof what, "%s fwd saved rstd", tag);
+    check(what, view_err(rg, rc, 1, M, M), TOL);
+    if (layer) {
+        /* the mean may be near 0: measured against its scale plus the std */
+        double e = 0;
+        for (int i = 0; i < M; i++)
+            e = fmax(e, fabs((double)mg[i] - mc[i]) / (fabs((double)mc[i]) + 1.0 / rc[i]));
+        snprintf(what, sizeof what, "%s fwd saved mean (max, vs |mean| + std)", tag);
+        check(what, e, TOL);
+    }
+    /* the CPU's statistics for the backward, on both sides */
+    float *d_rc = d_from(rc, (size_t)M), *d_mc = d_from(mc, (size_t)M);
+
+    /* backward: dx overwritten, dw (db) accumulated */
+    float *dxc = h_nan(n), *dwc = h_copy(dw0, (size_t)C), *dbc = h_copy(db0, (size_t)C);
+    float *d_dx = d_new_nan(n), *d_dw = d_from(dw0, (size_t)C), *d_db = d_from(db0, (size_t)C);
+    if (layer) {
+        mb_layernorm_bwd(g_cpu, M, C, x, cw, mc, rc, dy, dxc, 0.0f, dwc, dbc);
+        mb_layernorm_bwd(g_gpu, M, C, d_x, gw, d_mc, d_rc, d_dy, d_dx, 0.0f, d_dw, d_db);
+    } else {
+        mb_rmsnorm_bwd(g_cpu, M, C, x, cw, rc, dy, dxc, 0.0f, dwc);
+        mb_rmsnorm_bwd(g_gpu, M, C, d_x, gw, d_rc, d_dy, d_dx, 0.0f, d_dw);
+    }
+    float *dxg = h_from(d_dx, n), *dwg = h_from(d_dw, (size_t)C), *dbg = h_from(d_db, (size_t)C);
+    snprintf(what, sizeof what, "%s bwd dx", tag);
+    check(what, view_err(dxg, dxc, 1, (int64_t)n, (int64_t)n), TOL);
+    snprintf(what, sizeof what, "%s bwd dw (accumulated)", tag);
+    check(what, view_err(dwg, dwc, 1, C, C), TOL);
+    if (layer) {
+        snprintf(what, sizeof what, "%s bwd db (accumulated)", tag);
+        check(what, view_err(dbg, dbc, 1, C, C), TOL);
+    }
+
+    /* dx_beta 1 adds onto dx; dw, db NULL */
+    float *dx1c = h_copy(dx1, n), *d_dx1 = d_from(dx1, n);
+    if (layer) {
+        mb_layernorm_bwd(g_cpu, M, C, x, cw, mc, rc, dy, dx1c, 1.0f, NULL, NULL);
+        mb_layernorm_bwd(g_gpu, M, C, d_x, gw, d_mc, d_rc, d_dy, d_dx1, 1.0f, NULL, NULL);
+    } else {
+        mb_rmsnorm_bwd(g_cpu, M, C, x, cw, rc, dy, dx1c, 1.0f, NULL);
+        mb_rmsnorm_bwd(g_gpu, M, C, d_x, gw, d_rc, d_dy, d_dx1, 1.0f, NULL);
+    }
+    float *dx1g = h_from(d_dx1, n);
+    snprintf(what, sizeof what, "%s bwd dx_beta=1", tag);
+    check(what, view_err(dx1g, dx1c, 1, (int64_t)n, (int64_t)n), TOL);
+
+    /* dx aliases dy; dw still sees the original dy */
+    float *d_dw2 = d_from(dw0, (size_t)C), *d_db2 = d_from(db0, (size_t)C);
+    float *d_dya = d_from(dy, n);
+    if (layer)
+        mb_layernorm_bwd(g_gpu, M, C, d_x, gw, d_mc, d_rc, d_dya, d_dya, 0.0f, d_dw2, d_db2);
+    else
+        mb_rmsnorm_bwd(g_gpu, M, C, d_x, gw, d_rc, d_dya, d_dya, 0.0f, d_dw2);
+    float *dag = h_from(d_dya, n), *dw2g = h_from(d_dw2, (size_t)C);
+    float *db2g = h_from(d_db2, (size_t)C);
+    snprintf(what, sizeof what, "%s bwd dx = dy", tag);
+    check(what, view_err(dag, dxc, 1, (int64_t)n, (int64_t)n), TOL);
+    snprintf(what, sizeof what, "%s bwd dx = dy: dw", tag);
+    check(what, view_err(dw2g, dwc, 1, C, C), TOL);
+    if (layer) {
+        snprintf(what, sizeof what, "%s bwd dx = dy: db", tag);
+        check(what, view_err(db2g, dbc, 1, C, C), TOL);
+    }
+
+    free(x), free(dy), free(w), free(b), free(dw0), free(db0), free(dx1), free(yc), free(rc);
+    free(mc), free(yg), free(rg), free(mg), free(dxc), free(dwc), free(dbc), free(dxg);
+    free(dwg), free(dbg), free(dx1c), free(dx1g), free(dag), free(dw2g);
+    free(db2g);
+    d_free(d_x), d_free(d_dy), d_free(d_w), d_free(d_b), d_free(d_y), d_free(d_r), d_free(d_m);
+    d_free(d_rc), d_free(d_mc), d_free(d_dx), d_free(d_dw), d_free(d_db), d_free(d_dx1);
+    d_free(d_dw2), d_free(d_db2), d_free(d_dya);
+}
+
+static void test_norms(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 106);
+    for (int layer = 0; layer < 2; layer++) {
+        norm_case(&r, layer, 17, 67, 0.0f, 1);
+        norm_case(&r, layer, 17, 67, 0.0f, 0);
+        norm_case(&r, layer, 257, 131, 0.0f, 1);
+        norm_case(&r, layer, 2048, 2560, 0.0f, 1); /* long rows */
+        norm_case(&r, layer, 70001, 64, 0.0f, 1);  /* many row chunks in dw */
+    }
+    norm_case(&r, 1, 64, 1024, 50.0f, 1); /* |mean| = 50 x std */
+}
+
+/* ---- embedding ------------------------------------------------------------------ */
+
+static void embed_case(mb_rng *r, int V, int M, int C)
+{
+    size_t nw = (size_t)V * C, ny = (size_t)M * C;
+    int32_t *tok = xmalloc((size_t)M * sizeof *tok);
+    for (int i = 0; i < M; i++) tok[i] = (int32_t)mb_rng_below(r, (uint32_t)V); /* repeats */
+    float *W = h_uniform(r, nw, -1, 1), *dy = h_uniform(r, ny, -1, 1);
+    float *dW0 = h_uniform(r, nw, -1, 1);
+    int32_t *d_tok = d_from(tok, (size_t)M);
+    float *d_W = d_from(W, nw), *d_dy = d_from(dy, ny);
+    char what[96];
+
+    float *yc = h_nan(ny), *d_y = d_new_nan(ny);
+    mb_embed_fwd(g_cpu, M, C, tok, W, yc);
+    mb_embed_fwd(g_gpu, M, C, d_tok, d_W, d_y);
+    float *yg = h_from(d_y, ny);
+    snprintf(what, sizeof what, "embed_fwd %d tokens x %d (exact)", M, C);
+    check(what, view_err(yg, yc, 1, (int64_t)ny, (int64_t)ny), 1e-30);
+
+    /* atomics on the GPU, float adds in token order on the CPU: M/V terms
+     * per row in different orders (here <= 1250 terms of size 1: ~1e-6) */
+    float *dWc = h_copy(dW0, nw), *d_dW = d_from(dW0, nw);
+    mb_embed_bwd(g_cpu, M, C, tok, dy, dWc);
+    mb_embed_bwd(g_gpu, M, C, d_tok, d_dy, d_dW);
+    float *dWg = h_from(d_dW, nw);
+    snprintf(what, sizeof what, "embed_bwd dW %dx%d, %d tokens (accumulated)", V, C, M);
+    check(what, view_err(dWg, dWc, 1, (int64_t)nw, (int64_t)nw), TOL);
+
+    free(tok), free(W), free(dy), free(dW0), free(yc), free(yg), free(dWc), free(dWg);
+    d_free(d_tok), d_free(d_W), d_free(d_dy), d_free(d_y), d_free(d_dW);
+}
+
+static void test_embed(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 107);
+    embed_case(&r, 29, 50, 37);
+    embed_case(&r, 50, 700, 77);
+    embed_case(&r, 16, 20000, 256);
+}
+
+/* ---- cross-entropy -------------------------------------------------------------- */
+
+static void xent_case(mb_rng *r, int M, int V, int all_ignored)
+{
+    size_t n = (size_t)M * V;
+    int32_t *tgt = xmalloc((size_t)M * sizeof *tgt);
+    float *logits = h_uniform(r, n, -4, 4);
+    for (int i = 0; i < M; i++) {
+        tgt[i] = (all_ignored || i % 5 == 2) ? MB_IGNORE_INDEX
+                                             : (int32_t)mb_rng_below(r, (uint32_t)V);
+        if (i % 3 == 0 && tgt[i] >= 0) logits[(size_t)i * V + tgt[i]] += 6.0f; /* some hits */
+    }
+    const float scale = 0.37f;
+    float *d_logits = d_from(logits, n);
+    int32_t *d_tgt = d_from(tgt, (size_t)M);
+    char what[128];
+
+    /* stats are added to what is there */
+    mb_loss_stats sc = {.loss_sum = 10.0, .count = 3, .correct = 1}, sg = sc;
+    float *dlc = h_nan(n), *d_dl = d_new_nan(n);
+    mb_xent(g_cpu, M, V, logits, tgt, MB_IGNORE_INDEX, scale, dlc, &sc);
+    mb_xent(g_gpu, M, V, d_logits, d_tgt, MB_IGNORE_INDEX, scale, d_dl, &sg);
+    float *dlg = h_from(d_dl, n);
+    gpu_ok();
+    /* per row: float exps summed in double against double exps, ~1e-7 of a
+     * loss of a few nats */
+    double lc = sc.loss_sum - 10.0, lg = sg.loss_sum - 10.0;
+    printf("# xent %dx%d: loss cpu %.9f gpu %.9f, count %lld/%lld, correct %lld/%lld\n", M, V,
+           lc, lg, (long long)sc.count, (long long)sg.count, (long long)sc.correct,
+           (long long)sg.correct);
+    snprintf(what, sizeof what, "xent %dx%d loss_sum", M, V);
+    check(what, lc != 0.0 ? fabs(lg - lc) / fabs(lc) : fabs(lg - lc), 1e-6);
+    assert_int_equal(sg.count, sc.count);
+    assert_int_equal(sg.correct, sc.correct);
+    if (!all_ignored) assert_true(sc.correct > 1);
+    snprintf(what, sizeof what, "xent %dx%d dlogits", M, V);
+    check(what, view_err(dlg, dlc, 1, (int64_t)n, (int64_t)n), TOL);
+    for (int i = 0; i < M; i++)
+        if (tgt[i] == MB_IGNORE_INDEX)
+            for (int j = 0; j < V; j++) assert_true(dlg[(size_t)i * V + j] == 0.0f);
+
+    /* in place (dlogits = logits): the same bits as out of place */
+    float *d_in = d_from(logits, n);
+    mb_loss_stats s2 = {0};
+    mb_xent(g_gpu, M, V, d_in, d_tgt, MB_IGNORE_INDEX, scale, d_in, &s2);
+    float *ing = h_from(d_in, n);
+    printf("# xent %dx%d dlogits = logits: %s\n", M, V,
+           memcmp(ing, dlg, n * 4) ? "DIFFERS" : "same bits");
+    assert_memory_equal(ing, dlg, n * 4);
+    assert_true(fabs(s2.loss_sum - lg) <= 1e-12 * (fabs(lg) + 10.0)); /* lg went through + 10 */
+    assert_int_equal(s2.count, sg.count - 3);
+    /* stats only */
+    mb_loss_stats s3 = {0};
+    mb_xent(g_gpu, M, V, d_logits, d_tgt, MB_IGNORE_INDEX, scale, NULL, &s3);
+    gpu_ok();
+    assert_true(s3.loss_sum == s2.loss_sum);
+    assert_int_equal(s3.correct, s2.correct);
+
+    free(tgt), free(logits), free(dlc), free(dlg), free(ing);
+    d_free(d_logits), d_free(d_tgt), d_free(d_dl), d_free(d_in);
+}
+
+static void test_xent(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 108);
+    xent_case(&r, 19, 53, 0);     /* a warp per row */
+    xent_case(&r, 130, 517, 0);
+    xent_case(&r, 3000, 1024, 0); /* the largest V with a warp per row */
+    xent_case(&r, 20000, 16, 0);  /* many short rows */
+    xent_case(&r, 300, 2000, 0);  /* a block per row */
+    xent_case(&r, 64, 50280, 0);  /* a GPT-2-sized vocabulary */
+    xent_case(&r, 5, 7, 1);       /* all ignored: nothing counted, zero gradient */
+}
+
+/* ---- AdamW ---------------------------------------------------------------------- */
+
+static void test_adamw(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 109);
+    const size_t n = 1000003;
+    const double lr = 3e-3, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
+    float *p = h_uniform(&r, n, -1, 1), *m = xmalloc(n * 4), *v = xmalloc(n * 4);
+    memset(m, 0, n * 4);
+    memset(v, 0, n * 4);
+    float *g = xmalloc(n * 4);
+    float *d_p = d_from(p, n), *d_m = d_from(m, n), *d_v = d_from(v, n), *d_g = d_alloc(n * 4);
+    for (int step = 1; step <= 5; step++) {
+        mb_test_fill_normal(&r, g, n, step == 3 ? 1e-4f : 1.0f); /* tiny grads: eps matters */
+        assert_int_equal(mb_dev_upload(g_gpu, d_g, g, n * 4), 0);
+        float bc1 = (float)(1 - pow(b1, step)), bc2 = (float)(1 - pow(b2, step));
+        mb_adamw(g_cpu, n, p, g, m, v, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd,
+                 bc1, bc2);
+        mb_adamw(g_gpu, n, d_p, d_g, d_m, d_v, (float)lr, (float)b1, (float)b2, (float)eps,
+                 (float)wd, bc1, bc2);
+    }
+    float *pg = h_from(d_p, n), *mg = h_from(d_m, n), *vg = h_from(d_v, n);
+    check("adamw p after 5 steps", view_err(pg, p, 1, (int64_t)n, (int64_t)n), TOL);
+    check("adamw m after 5 steps", view_err(mg, m, 1, (int64_t)n, (int64_t)n), TOL);
+    check("adamw v after 5 steps", view_err(vg, v, 1, (int64_t)n, (int64_t)n), TOL);
+
+    /* the update itself, from the same state on both sides: p barely moves
+     * against its size, and p*decay - step*u may be one fused multiply-add
+     * on the GPU, so the two deltas differ by up to an ulp of p (6e-8)
+     * against a delta of about lr (3e-3): 1e-4 */
+    assert_int_equal(mb_dev_upload(g_gpu, d_p, p, n * 4), 0);
+    assert_int_equal(mb_dev_upload(g_gpu, d_m, m, n * 4), 0);
+    assert_int_equal(mb_dev_upload(g_gpu, d_v, v, n * 4), 0);
+    mb_test_fill_normal(&r, g, n, 1.0f);
+    assert_int_equal(mb_dev_upload(g_gpu, d_g, g, n * 4), 0);
+    float bc1 = (float)(1 - pow(b1, 6)), bc2 = (float)(1 - pow(b2, 6));
+    float *pc6 = h_copy(p, n);
+    mb_adamw(g_cpu, n, pc6, g, m, v, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, bc1,
+             bc2);
+    mb_adamw(g_gpu, n, d_p, d_g, d_m, d_v, (float)lr, (float)b1, (float)b2, (float)eps,
+             (float)wd, bc1, bc2);
+    float *pg6 = h_from(d_p, n);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double dc = (double)pc6[i] - p[i], dg = (double)pg6[i] - p[i];
+        num += (dg - dc) * (dg - dc);
+        den += dc * dc;
+    }
+    check("adamw step delta (vs float rounding of p)", sqrt(num / den), 1e-4);
+    free(p), free(m), free(v), free(g), free(pg), free(mg), free(vg), free(pc6), free(pg6);
+    d_free(d_p), d_free(d_m), d_free(d_v), d_free(d_g);
+}
+
+/* ---- main ----------------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    (void)state;
+    mb_test_seed();
+    g_cpu = mb_ctx_create("cpu");
+    return g_cpu ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    mb_ctx_free(g_cpu);
+    mb_ctx_free(g_gpu);
+    return 0;
+}
+
+int main(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+        printf("# no GPU: skipped\n");
+        return 77;
+    }
+    g_gpu = mb_ctx_create("cuda");
+    if (!g_gpu) {
+        printf("# no GPU: skipped (%s)\n", mb_error_last());
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_context), cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_linear),  cmocka_unit_test(test_conv1d),
+        cmocka_unit_test(test_act),     cmocka_unit_test(test_vector_ops),
+        cmocka_unit_test(test_norms),   cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_xent),    cmocka_unit_test(test_adamw),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
