@@ -180,12 +180,16 @@ static void test_context(void **state)
     assert_null(bad);
     printf("# cuda:99 -> %s\n", mb_error_last());
     assert_non_null(strstr(mb_error_last(), "cuda:99: no such device (found"));
-    /* an impossible allocation fails cleanly and leaves the context usable */
-    void *huge = mb_dev_alloc_floats(g_gpu, (size_t)1 << 48, "huge");
-    assert_null(huge);
-    printf("# 1 PiB allocation -> %s\n", mb_error_last());
-    assert_non_null(strstr(mb_error_last(), "out of device memory allocating"));
-    assert_int_equal(mb_ctx_check(g_gpu), 0);
+    /* an impossible allocation fails cleanly and leaves the context usable;
+     * compute-sanitizer counts the deliberate cudaMalloc failure as an API
+     * error, so its runs (MB_GPU_TEST_SMALL) leave this to the plain run */
+    if (!getenv("MB_GPU_TEST_SMALL")) {
+        void *huge = mb_dev_alloc_floats(g_gpu, (size_t)1 << 48, "huge");
+        assert_null(huge);
+        printf("# 1 PiB allocation -> %s\n", mb_error_last());
+        assert_non_null(strstr(mb_error_last(), "out of device memory allocating"));
+        assert_int_equal(mb_ctx_check(g_gpu), 0);
+    }
     float one = 1.0f, back = 0.0f;
     float *d = d_from(&one, 1);
     mb_axpby(g_gpu, 1, 2.0f, d, 0.0f, d);

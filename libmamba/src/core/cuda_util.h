@@ -109,6 +109,14 @@ static inline dim3 mb_cuda_grid2d(int64_t rows, int64_t cols)
     return dim3(mb_cuda_blocks(cols, MB_TILE_X, 65535u),
                 mb_cuda_blocks(rows, MB_TILE_Y, MB_CUDA_MAX_GRID_Y));
 }
+/* Their loops, in 64 bits (an int plus a grid stride could wrap near
+ * INT_MAX). */
+#define MB_FOR_ROWS(i, M) \
+    for (int64_t i = (int64_t)blockIdx.y * MB_TILE_Y + threadIdx.y; i < (M); \
+         i += (int64_t)gridDim.y * MB_TILE_Y)
+#define MB_FOR_COLS(j, N) \
+    for (int64_t j = (int64_t)blockIdx.x * MB_TILE_X + threadIdx.x; j < (N); \
+         j += (int64_t)gridDim.x * MB_TILE_X)
 
 /* ---- warp and block reductions -------------------------------------------
  * XOR butterflies: every lane ends with the same value (a + b == b + a

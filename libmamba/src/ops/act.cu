@@ -40,10 +40,10 @@ template <int ACT> static __device__ __forceinline__ float act_bwd(float x, floa
 template <int ACT>
 static __global__ void act_fwd_kernel(int M, int N, const float *x, int ldx, float *y, int ldy)
 {
-    for (int i = blockIdx.y * MB_TILE_Y + threadIdx.y; i < M; i += gridDim.y * MB_TILE_Y) {
+    MB_FOR_ROWS(i, M) {
         const float *xr = x + (int64_t)i * ldx;
         float *yr = y + (int64_t)i * ldy;
-        for (int j = blockIdx.x * MB_TILE_X + threadIdx.x; j < N; j += gridDim.x * MB_TILE_X)
+        MB_FOR_COLS(j, N)
             yr[j] = act_fwd<ACT>(xr[j]);
     }
 }
@@ -52,10 +52,10 @@ template <int ACT>
 static __global__ void act_bwd_kernel(int M, int N, const float *x, int ldx, const float *dy,
                                       int lddy, float *dx, int lddx)
 {
-    for (int i = blockIdx.y * MB_TILE_Y + threadIdx.y; i < M; i += gridDim.y * MB_TILE_Y) {
+    MB_FOR_ROWS(i, M) {
         const float *xr = x + (int64_t)i * ldx, *dyr = dy + (int64_t)i * lddy;
         float *dxr = dx + (int64_t)i * lddx;
-        for (int j = blockIdx.x * MB_TILE_X + threadIdx.x; j < N; j += gridDim.x * MB_TILE_X)
+        MB_FOR_COLS(j, N)
             dxr[j] = act_bwd<ACT>(xr[j], dyr[j]);
     }
 }

@@ -13,11 +13,10 @@ static __global__ void conv_fwd_kernel(int64_t rows, int L, int D, int K, const 
                                        int ldx, const float *w, const float *bias,
                                        const float *prev, float *y, int ldy)
 {
-    for (int64_t row = blockIdx.y * MB_TILE_Y + threadIdx.y; row < rows;
-         row += (int64_t)gridDim.y * MB_TILE_Y) {
+    MB_FOR_ROWS(row, rows) {
         const int64_t b = row / L;
         const int t = (int)(row - b * L);
-        for (int d = blockIdx.x * MB_TILE_X + threadIdx.x; d < D; d += gridDim.x * MB_TILE_X) {
+        MB_FOR_COLS(d, D) {
             const float *wd = w + (int64_t)d * K;
             float acc = bias ? bias[d] : 0.0f;
             for (int k = 0; k < K; k++) {
@@ -51,11 +50,10 @@ extern "C" void mb_conv1d_fwd_cuda(MB_OPS_CONV_FWD_ARGS)
 static __global__ void conv_dx_kernel(int64_t rows, int L, int D, int K, const float *w,
                                       const float *dy, int lddy, float *dx, int lddx)
 {
-    for (int64_t row = blockIdx.y * MB_TILE_Y + threadIdx.y; row < rows;
-         row += (int64_t)gridDim.y * MB_TILE_Y) {
+    MB_FOR_ROWS(row, rows) {
         const int64_t b = row / L;
         const int s = (int)(row - b * L);
-        for (int d = blockIdx.x * MB_TILE_X + threadIdx.x; d < D; d += gridDim.x * MB_TILE_X) {
+        MB_FOR_COLS(d, D) {
             const float *wd = w + (int64_t)d * K;
             float acc = 0.0f;
             for (int k = 0; k < K; k++) {
@@ -72,11 +70,10 @@ static __global__ void conv_dx_kernel(int64_t rows, int L, int D, int K, const f
 static __global__ void conv_dprev_kernel(int64_t prows, int L, int D, int K, const float *w,
                                          const float *dy, int lddy, float *dprev)
 {
-    for (int64_t pr = blockIdx.y * MB_TILE_Y + threadIdx.y; pr < prows;
-         pr += (int64_t)gridDim.y * MB_TILE_Y) {
+    MB_FOR_ROWS(pr, prows) {
         const int64_t b = pr / (K - 1);
         const int r = (int)(pr - b * (K - 1));
-        for (int d = blockIdx.x * MB_TILE_X + threadIdx.x; d < D; d += gridDim.x * MB_TILE_X) {
+        MB_FOR_COLS(d, D) {
             const float *wd = w + (int64_t)d * K;
             float acc = 0.0f;
             for (int k = 0; k <= r; k++) {

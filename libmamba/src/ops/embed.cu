@@ -7,10 +7,10 @@
 static __global__ void embed_fwd_kernel(int M, int C, const int32_t *tokens, const float *W,
                                         float *y)
 {
-    for (int i = blockIdx.y * MB_TILE_Y + threadIdx.y; i < M; i += gridDim.y * MB_TILE_Y) {
+    MB_FOR_ROWS(i, M) {
         const float *src = W + (int64_t)tokens[i] * C;
         float *dst = y + (int64_t)i * C;
-        for (int j = blockIdx.x * MB_TILE_X + threadIdx.x; j < C; j += gridDim.x * MB_TILE_X)
+        MB_FOR_COLS(j, C)
             dst[j] = src[j];
     }
 }
@@ -18,10 +18,10 @@ static __global__ void embed_fwd_kernel(int M, int C, const int32_t *tokens, con
 static __global__ void embed_bwd_kernel(int M, int C, const int32_t *tokens, const float *dy,
                                         float *dW)
 {
-    for (int i = blockIdx.y * MB_TILE_Y + threadIdx.y; i < M; i += gridDim.y * MB_TILE_Y) {
+    MB_FOR_ROWS(i, M) {
         float *dst = dW + (int64_t)tokens[i] * C;
         const float *src = dy + (int64_t)i * C;
-        for (int j = blockIdx.x * MB_TILE_X + threadIdx.x; j < C; j += gridDim.x * MB_TILE_X)
+        MB_FOR_COLS(j, C)
             atomicAdd(dst + j, src[j]);
     }
 }

@@ -11,9 +11,9 @@
 /* C = beta C over an (M, N) view; beta 0 stores zeros (C may be garbage). */
 static __global__ void gemm_scale_kernel(int M, int N, float beta, float *C, int ldc)
 {
-    for (int i = blockIdx.y * MB_TILE_Y + threadIdx.y; i < M; i += gridDim.y * MB_TILE_Y) {
+    MB_FOR_ROWS(i, M) {
         float *c = C + (int64_t)i * ldc;
-        for (int j = blockIdx.x * MB_TILE_X + threadIdx.x; j < N; j += gridDim.x * MB_TILE_X)
+        MB_FOR_COLS(j, N)
             c[j] = beta == 0.0f ? 0.0f : beta * c[j];
     }
 }

@@ -5,9 +5,9 @@
 
 static __global__ void bias_add_kernel(int M, int N, const float *bias, float *y, int ldy)
 {
-    for (int i = blockIdx.y * MB_TILE_Y + threadIdx.y; i < M; i += gridDim.y * MB_TILE_Y) {
+    MB_FOR_ROWS(i, M) {
         float *r = y + (int64_t)i * ldy;
-        for (int j = blockIdx.x * MB_TILE_X + threadIdx.x; j < N; j += gridDim.x * MB_TILE_X)
+        MB_FOR_COLS(j, N)
             r[j] += bias[j];
     }
 }

@@ -46,8 +46,11 @@ struct scan_args {
     float *du, *ddelta, *dA, *dAi, *dB, *dC, *dD, *dz, *dbias, *dh0;
 };
 
-__device__ __forceinline__ float scan_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
-__device__ __forceinline__ float scan_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
+/* __expf (ex2.approx) is a few ulp, far inside the 1e-5 the tests hold the
+ * scan to, and a third of expf's instructions in the innermost loop (the
+ * kernels are instruction-bound: Nsight Compute, H100) */
+__device__ __forceinline__ float scan_softplus(float x) { return x > 20.f ? x : log1pf(__expf(x)); }
+__device__ __forceinline__ float scan_sigmoid(float x) { return 1.f / (1.f + __expf(-x)); }
 
 __device__ __forceinline__ float scan_dt(const scan_args &a, size_t row, int d, float bias, float *pre)
 {
@@ -60,7 +63,7 @@ __device__ __forceinline__ float scan_dt(const scan_args &a, size_t row, int d, 
 template <bool CPLX>
 __device__ __forceinline__ void scan_decay(float dt, float Ar, float Aim, float *ar, float *ai)
 {
-    float mag = expf(dt * Ar);
+    float mag = __expf(dt * Ar);
     if (CPLX) {
         float s, c;
         sincosf(dt * Aim, &s, &c);
@@ -85,14 +88,14 @@ __device__ __forceinline__ float scan_step(int N, float dt, float x, const float
             scan_decay<CPLX>(dt, Ar[n], CPLX ? Aim[n] : 0.f, &ar, &ai);
             if (CPLX) {
                 float hr = h[2 * n], hi = h[2 * n + 1];
-                float nr = ar * hr - ai * hi + dtx * __ldg(Bt + 2 * n);
-                float ni = ar * hi + ai * hr + dtx * __ldg(Bt + 2 * n + 1);
+                float nr = ar * hr - ai * hi + dtx * Bt[2 * n];
+                float ni = ar * hi + ai * hr + dtx * Bt[2 * n + 1];
                 h[2 * n] = nr;
                 h[2 * n + 1] = ni;
-                if (want_y) acc += __ldg(Ct + 2 * n) * nr - __ldg(Ct + 2 * n + 1) * ni;
+                if (want_y) acc += Ct[2 * n] * nr - Ct[2 * n + 1] * ni;
             } else {
-                h[n] = ar * h[n] + dtx * __ldg(Bt + n);
-                if (want_y) acc += __ldg(Ct + n) * h[n];
+                h[n] = ar * h[n] + dtx * Bt[n];
+                if (want_y) acc += Ct[n] * h[n];
             }
         }
     }
@@ -109,32 +112,60 @@ __device__ __forceinline__ void scan_load_A(const scan_args &a, int d, float *Ar
     }
 }
 
+/* B and C rows of SCAN_TILE steps, staged in shared memory by the whole
+ * block: one coalesced load instead of 2N uniform loads per thread and step
+ * (those loads kept the load/store pipe the busiest unit). Row s holds B at
+ * [0, sf) and C at [HS, HS + sf). All threads of the block must call it. */
+#define SCAN_TILE 32
+template <int HS>
+__device__ __forceinline__ void scan_load_tile(const scan_args &a, int b, int tt, int nt, float *sbc)
+{
+    const int sf = a.cplx ? 2 * a.N : a.N;
+    __syncthreads(); /* the previous tile is consumed */
+    for (int i = threadIdx.x; i < nt * 2 * sf; i += blockDim.x) {
+        const int s = i / (2 * sf), k = i % (2 * sf);
+        const size_t row = (size_t)b * a.L + tt + s;
+        sbc[s * 2 * HS + (k < sf ? k : HS + k - sf)] =
+            k < sf ? __ldg(a.Bm + row * a.ld_B + k) : __ldg(a.Cm + row * a.ld_C + k - sf);
+    }
+    __syncthreads();
+}
+
 /* ---- forward ------------------------------------------------------------ */
 
 /* chunk end state from zero, and sum(dt), for chunk blockIdx.y */
 template <int NS, bool CPLX>
 __global__ void scan_fwd_local(scan_args a, float *hloc, float *ssum)
 {
-    const int d = blockIdx.x * SCAN_THREADS + threadIdx.x, c = blockIdx.y, b = blockIdx.z;
-    if (d >= a.D) return;
+    constexpr int HS = CPLX ? 2 * NS : NS;
+    __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
+    const int d0 = blockIdx.x * SCAN_THREADS + threadIdx.x, c = blockIdx.y, b = blockIdx.z;
+    const bool live = d0 < a.D; /* the others still help stage the tiles */
+    const int d = live ? d0 : a.D - 1;
     const int sf = CPLX ? 2 * a.N : a.N;
-    float Ar[NS], Aim[NS], h[CPLX ? 2 * NS : NS];
+    float Ar[NS], Aim[NS], h[HS];
     scan_load_A<NS, CPLX>(a, d, Ar, Aim);
 #pragma unroll
-    for (int k = 0; k < (CPLX ? 2 * NS : NS); k++) h[k] = 0.f;
+    for (int k = 0; k < HS; k++) h[k] = 0.f;
     const float bias = a.bias ? a.bias[d] : 0.f;
     const int t0 = c * a.T, t1 = min(a.L, t0 + a.T);
     float S = 0.f;
-    for (int t = t0; t < t1; t++) {
-        const size_t row = (size_t)b * a.L + t;
-        float dt = scan_dt(a, row, d, bias, NULL);
-        S += dt;
-        scan_step<NS, CPLX>(a.N, dt, a.u[row * a.ld_u + d], a.Bm + row * a.ld_B, a.Cm, Ar, Aim, h, 0);
+    for (int tt = t0; tt < t1; tt += SCAN_TILE) {
+        const int nt = min(SCAN_TILE, t1 - tt);
+        scan_load_tile<HS>(a, b, tt, nt, sbc);
+        for (int s = 0; s < nt; s++) {
+            const size_t row = (size_t)b * a.L + tt + s;
+            float dt = scan_dt(a, row, d, bias, NULL);
+            S += dt;
+            scan_step<NS, CPLX>(a.N, dt, a.u[row * a.ld_u + d], sbc + s * 2 * HS, sbc + s * 2 * HS + HS,
+                                Ar, Aim, h, 0);
+        }
     }
+    if (!live) return;
     const size_t o = ((size_t)b * a.nc + c) * a.D + d;
     ssum[o] = S;
 #pragma unroll
-    for (int k = 0; k < (CPLX ? 2 * NS : NS); k++)
+    for (int k = 0; k < HS; k++)
         if (k < sf) hloc[o * sf + k] = h[k];
 }
 
@@ -171,10 +202,12 @@ __global__ void scan_fwd_carry(scan_args a, float *hloc, const float *ssum)
 template <int NS, bool CPLX>
 __global__ void scan_fwd_out(scan_args a, const float *hstart, float *y, float *hT)
 {
-    const int d = blockIdx.x * SCAN_THREADS + threadIdx.x, c = blockIdx.y, b = blockIdx.z;
-    if (d >= a.D) return;
-    const int sf = CPLX ? 2 * a.N : a.N;
     constexpr int HS = CPLX ? 2 * NS : NS;
+    __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
+    const int d0 = blockIdx.x * SCAN_THREADS + threadIdx.x, c = blockIdx.y, b = blockIdx.z;
+    const bool live = d0 < a.D;
+    const int d = live ? d0 : a.D - 1;
+    const int sf = CPLX ? 2 * a.N : a.N;
     float Ar[NS], Aim[NS], h[HS];
     scan_load_A<NS, CPLX>(a, d, Ar, Aim);
     const float *src = hstart ? hstart + (((size_t)b * a.nc + c) * a.D + d) * sf
@@ -183,19 +216,23 @@ __global__ void scan_fwd_out(scan_args a, const float *hstart, float *y, float *
     for (int k = 0; k < HS; k++) h[k] = (src && k < sf) ? src[k] : 0.f;
     const float bias = a.bias ? a.bias[d] : 0.f, Dd = a.Dsk ? a.Dsk[d] : 0.f;
     const int t0 = c * a.T, t1 = min(a.L, t0 + a.T);
-    for (int t = t0; t < t1; t++) {
-        const size_t row = (size_t)b * a.L + t;
-        const float x = a.u[row * a.ld_u + d];
-        float dt = scan_dt(a, row, d, bias, NULL);
-        float out = scan_step<NS, CPLX>(a.N, dt, x, a.Bm + row * a.ld_B, a.Cm + row * a.ld_C, Ar, Aim, h, 1);
-        out += Dd * x;
-        if (a.z) {
-            float zv = a.z[row * a.ld_z + d];
-            out *= zv * scan_sigmoid(zv);
+    for (int tt = t0; tt < t1; tt += SCAN_TILE) {
+        const int nt = min(SCAN_TILE, t1 - tt);
+        scan_load_tile<HS>(a, b, tt, nt, sbc);
+        for (int s = 0; s < nt; s++) {
+            const size_t row = (size_t)b * a.L + tt + s;
+            const float x = a.u[row * a.ld_u + d];
+            float dt = scan_dt(a, row, d, bias, NULL);
+            float out = scan_step<NS, CPLX>(a.N, dt, x, sbc + s * 2 * HS, sbc + s * 2 * HS + HS, Ar, Aim, h, 1);
+            out += Dd * x;
+            if (a.z) {
+                float zv = a.z[row * a.ld_z + d];
+                out *= zv * scan_sigmoid(zv);
+            }
+            if (live) y[row * a.D + d] = out;
         }
-        y[row * a.D + d] = out;
     }
-    if (hT && c == a.nc - 1)
+    if (live && hT && c == a.nc - 1)
 #pragma unroll
         for (int k = 0; k < HS; k++)
             if (k < sf) hT[((size_t)b * a.D + d) * sf + k] = h[k];
@@ -219,37 +256,45 @@ __device__ __forceinline__ float scan_gate_bwd(const scan_args &a, size_t row, i
 template <int NS, bool CPLX>
 __global__ void scan_bwd_local(scan_args a, float *gloc)
 {
-    const int d = blockIdx.x * SCAN_THREADS + threadIdx.x, c = blockIdx.y, b = blockIdx.z;
-    if (d >= a.D) return;
-    const int sf = CPLX ? 2 * a.N : a.N;
     constexpr int HS = CPLX ? 2 * NS : NS;
+    __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
+    const int d0 = blockIdx.x * SCAN_THREADS + threadIdx.x, c = blockIdx.y, b = blockIdx.z;
+    const bool live = d0 < a.D;
+    const int d = live ? d0 : a.D - 1;
+    const int sf = CPLX ? 2 * a.N : a.N;
     float Ar[NS], Aim[NS], G[HS];
     scan_load_A<NS, CPLX>(a, d, Ar, Aim);
 #pragma unroll
     for (int k = 0; k < HS; k++) G[k] = 0.f;
     const float bias = a.bias ? a.bias[d] : 0.f;
     const int t0 = c * a.T, t1 = min(a.L, t0 + a.T);
-    for (int t = t1 - 1; t >= t0; t--) {
-        const size_t row = (size_t)b * a.L + t;
-        float dt = scan_dt(a, row, d, bias, NULL);
-        float dyf = scan_gate_bwd(a, row, d, a.dy[row * a.D + d], 0.f, 0);
-        const float *Ct = a.Cm + row * a.ld_C;
+    /* tiles from the chunk's end backward */
+    for (int te = t1; te > t0; te -= SCAN_TILE) {
+        const int tt = max(t0, te - SCAN_TILE), nt = te - tt;
+        scan_load_tile<HS>(a, b, tt, nt, sbc);
+        for (int s = nt - 1; s >= 0; s--) {
+            const size_t row = (size_t)b * a.L + tt + s;
+            float dt = scan_dt(a, row, d, bias, NULL);
+            float dyf = scan_gate_bwd(a, row, d, a.dy[row * a.D + d], 0.f, 0);
+            const float *Ct = sbc + s * 2 * HS + HS;
 #pragma unroll
-        for (int n = 0; n < NS; n++) {
-            if (n < a.N) {
-                float ar, ai;
-                scan_decay<CPLX>(dt, Ar[n], Aim[n], &ar, &ai);
-                if (CPLX) {
-                    float gr = G[2 * n] + 2.f * dyf * __ldg(Ct + 2 * n);
-                    float gi = G[2 * n + 1] - 2.f * dyf * __ldg(Ct + 2 * n + 1);
-                    G[2 * n] = ar * gr + ai * gi;
-                    G[2 * n + 1] = ar * gi - ai * gr;
-                } else {
-                    G[n] = ar * (G[n] + dyf * __ldg(Ct + n));
+            for (int n = 0; n < NS; n++) {
+                if (n < a.N) {
+                    float ar, ai;
+                    scan_decay<CPLX>(dt, Ar[n], Aim[n], &ar, &ai);
+                    if (CPLX) {
+                        float gr = G[2 * n] + 2.f * dyf * Ct[2 * n];
+                        float gi = G[2 * n + 1] - 2.f * dyf * Ct[2 * n + 1];
+                        G[2 * n] = ar * gr + ai * gi;
+                        G[2 * n + 1] = ar * gi - ai * gr;
+                    } else {
+                        G[n] = ar * (G[n] + dyf * Ct[n]);
+                    }
                 }
             }
         }
     }
+    if (!live) return;
     const size_t o = ((size_t)b * a.nc + c) * a.D + d;
 #pragma unroll
     for (int k = 0; k < HS; k++)
@@ -321,6 +366,8 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
     const int sf = CPLX ? 2 * a.N : a.N;
     constexpr int HS = CPLX ? 2 * NS : NS;
     constexpr int V = (2 * HS + 31) / 32 * 32; /* dB then dC values, padded */
+    static_assert(SCAN_SUB == SCAN_TILE, "a sub-chunk is one staged tile");
+    __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
     float Ar[NS], Aim[NS];
     scan_load_A<NS, CPLX>(a, d, Ar, Aim);
     const float bias = a.bias ? a.bias[d] : 0.f, Dd = a.Dsk ? a.Dsk[d] : 0.f;
@@ -339,10 +386,12 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
 #pragma unroll
         for (int k = 0; k < HS; k++) ck[s][k] = h[k];
         const int ta = t0 + s * SCAN_SUB, tb = min(t1, ta + SCAN_SUB);
+        scan_load_tile<HS>(a, b, ta, tb - ta, sbc);
         for (int t = ta; t < tb; t++) {
             const size_t row = (size_t)b * a.L + t;
             float dt = scan_dt(a, row, d, bias, NULL);
-            scan_step<NS, CPLX>(a.N, dt, a.u[row * a.ld_u + d], a.Bm + row * a.ld_B, a.Cm, Ar, Aim, h, 0);
+            const float *st = sbc + (t - ta) * 2 * HS;
+            scan_step<NS, CPLX>(a.N, dt, a.u[row * a.ld_u + d], st, st + HS, Ar, Aim, h, 0);
         }
     }
     const float *e = ein ? ein + o * sf : a.dhT ? a.dhT + ((size_t)b * a.D + d) * sf : NULL;
@@ -356,17 +405,19 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
         const int ta = t0 + s * SCAN_SUB, tb = min(t1, ta + SCAN_SUB);
 #pragma unroll
         for (int k = 0; k < HS; k++) h[k] = ck[s][k];
+        scan_load_tile<HS>(a, b, ta, tb - ta, sbc);
         for (int t = ta; t < tb; t++) {
 #pragma unroll
             for (int k = 0; k < HS; k++) hs[t - ta][k] = h[k]; /* state before step t */
             const size_t row = (size_t)b * a.L + t;
             float dt = scan_dt(a, row, d, bias, NULL);
-            scan_step<NS, CPLX>(a.N, dt, a.u[row * a.ld_u + d], a.Bm + row * a.ld_B, a.Cm, Ar, Aim, h, 0);
+            const float *st = sbc + (t - ta) * 2 * HS;
+            scan_step<NS, CPLX>(a.N, dt, a.u[row * a.ld_u + d], st, st + HS, Ar, Aim, h, 0);
         }
         /* h is now the state after step tb-1 */
         for (int t = tb - 1; t >= ta; t--) {
             const size_t row = (size_t)b * a.L + t;
-            const float *Bt = a.Bm + row * a.ld_B, *Ct = a.Cm + row * a.ld_C;
+            const float *Bt = sbc + (t - ta) * 2 * HS, *Ct = Bt + HS;
             const float x = a.u[row * a.ld_u + d];
             float pre, dt = scan_dt(a, row, d, bias, &pre);
             const float *hp = hs[t - ta];
@@ -375,8 +426,8 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
 #pragma unroll
             for (int n = 0; n < NS; n++)
                 if (n < a.N) {
-                    if (CPLX) yfull += __ldg(Ct + 2 * n) * h[2 * n] - __ldg(Ct + 2 * n + 1) * h[2 * n + 1];
-                    else yfull += __ldg(Ct + n) * h[n];
+                    if (CPLX) yfull += Ct[2 * n] * h[2 * n] - Ct[2 * n + 1] * h[2 * n + 1];
+                    else yfull += Ct[n] * h[n];
                 }
             if (CPLX) yfull *= 2.f;
             yfull += Dd * x;
@@ -394,8 +445,8 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
                     scan_decay<CPLX>(dt, Ar[n], Aim[n], &ar, &ai);
                     if (CPLX) {
                         const float hr = h[2 * n], hi = h[2 * n + 1], pr = hp[2 * n], pi = hp[2 * n + 1];
-                        const float Cr = __ldg(Ct + 2 * n), Ci = __ldg(Ct + 2 * n + 1);
-                        const float Br = __ldg(Bt + 2 * n), Bi = __ldg(Bt + 2 * n + 1);
+                        const float Cr = Ct[2 * n], Ci = Ct[2 * n + 1];
+                        const float Br = Bt[2 * n], Bi = Bt[2 * n + 1];
                         vals[HS + 2 * n] = 2.f * dyf * hr;
                         vals[HS + 2 * n + 1] = -2.f * dyf * hi;
                         const float Gr = G[2 * n] + 2.f * dyf * Cr, Gi = G[2 * n + 1] - 2.f * dyf * Ci;
@@ -412,7 +463,7 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
                         G[2 * n] = ar * Gr + ai * Gi;
                         G[2 * n + 1] = ar * Gi - ai * Gr;
                     } else {
-                        const float Cn = __ldg(Ct + n), Bn = __ldg(Bt + n);
+                        const float Cn = Ct[n], Bn = Bt[n];
                         vals[HS + n] = dyf * h[n];
                         const float Gn = G[n] + dyf * Cn;
                         const float da = Gn * hp[n];
