@@ -103,7 +103,7 @@ static void mixer_grad(int cplx)
 
     mixer_loss(&c);
     mb_model_zero_grad(c.m);
-    assert_int_equal(mb_mixer_bwd(ctx, mx, &c.m->params, c.B, c.L, c.u, &c.a, c.w, du, 0.f, &c.ws), 0);
+    assert_int_equal(mb_mixer_bwd(ctx, mx, &c.m->params, c.B, c.L, c.u, &c.a, c.w, du, 0.f, &c.ws, NULL, NULL), 0);
     char what[96];
     snprintf(what, sizeof what, "%s mixer du", cplx ? "complex" : "real");
     assert_true(mb_test_grad_check(what, mixer_loss, &c, c.u, du, M * d, 60, MIXER_EPS) < MIXER_TOL);
@@ -201,6 +201,48 @@ static void model_grad(int cplx, int rms, int tied)
 static void test_model_grad_real(void **s) { (void)s; model_grad(0, 1, 1); }
 static void test_model_grad_complex_untied(void **s) { (void)s; model_grad(1, 1, 0); }
 static void test_model_grad_layernorm(void **s) { (void)s; model_grad(0, 0, 0); }
+
+/* ---- recompute over chunks of the sequence == plain backward ------------- */
+static void chunked_recompute(int cplx)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 300 + (uint64_t)cplx);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_config(cplx, 1, 0);
+    cfg.n_layer = 3;
+    model_case c = {.m = mb_model_create(ctx, &cfg, 11), .B = 2, .L = 50};
+    assert_non_null(c.m);
+    jitter(c.m, &r, 0.2f);
+    make_tokens(&r, &c, cfg.vocab_size);
+    const size_t n = c.m->params.total;
+    mb_loss_stats s0 = {0}, s1 = {0}, s2 = {0};
+    mb_model_zero_grad(c.m);
+    assert_int_equal(mb_model_forward_backward(c.m, c.tok, c.tgt, c.B, c.L, &s0), 0);
+    float *g0 = malloc(n * 4);
+    memcpy(g0, c.m->params.grad, n * 4);
+    mb_model_set_recompute(c.m, 1);
+    /* 16-token chunks: 16 + 16 + 16 + 2, the last shorter than the conv */
+    mb_model_set_recompute_chunk(c.m, 16);
+    mb_model_zero_grad(c.m);
+    assert_int_equal(mb_model_forward_backward(c.m, c.tok, c.tgt, c.B, c.L, &s1), 0);
+    double e1 = mb_test_rel_err(c.m->params.grad, g0, n);
+    mb_model_set_recompute_chunk(c.m, 7);
+    mb_model_zero_grad(c.m);
+    assert_int_equal(mb_model_forward_backward(c.m, c.tok, c.tgt, c.B, c.L, &s2), 0);
+    double e2 = mb_test_rel_err(c.m->params.grad, g0, n);
+    printf("# %s chunked recompute vs plain: loss %.9f %.9f %.9f, gradients rel err %.2e (16), %.2e (7)\n",
+           cplx ? "complex" : "real", s0.loss_sum, s1.loss_sum, s2.loss_sum, e1, e2);
+    /* the same sums in another grouping (states carried across chunks) */
+    assert_true(fabs(s1.loss_sum - s0.loss_sum) < 1e-5 * fabs(s0.loss_sum));
+    assert_true(fabs(s2.loss_sum - s0.loss_sum) < 1e-5 * fabs(s0.loss_sum));
+    assert_true(e1 < 1e-5 && e2 < 1e-5);
+    free(g0), free(c.tok), free(c.tgt);
+    mb_model_free(c.m);
+    mb_ctx_free(ctx);
+}
+
+static void test_chunked_recompute_real(void **s) { (void)s; chunked_recompute(0); }
+static void test_chunked_recompute_complex(void **s) { (void)s; chunked_recompute(1); }
 
 /* ---- recurrent step and chunks == parallel forward ----------------------- */
 static void step_vs_forward(int cplx)
@@ -331,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_model_grad_real),   cmocka_unit_test(test_model_grad_complex_untied),
         cmocka_unit_test(test_model_grad_layernorm), cmocka_unit_test(test_step_real),
         cmocka_unit_test(test_step_complex),      cmocka_unit_test(test_init),
+        cmocka_unit_test(test_chunked_recompute_real), cmocka_unit_test(test_chunked_recompute_complex),
         cmocka_unit_test(test_bad_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

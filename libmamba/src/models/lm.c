@@ -56,6 +56,7 @@ mb_model *mb_model_alloc(mb_ctx *ctx, const mb_config *cfg_in)
     m->ctx = ctx;
     m->cfg = cfg;
     m->vocab_padded = mb_config_vocab_padded(&cfg);
+    m->rc_chunk = 65536; /* recompute: layer passes over 64 Ki tokens at a time */
     m->p_norm_w = mb_calloc((size_t)cfg.n_layer, sizeof(int), "model");
     m->p_norm_b = mb_calloc((size_t)cfg.n_layer, sizeof(int), "model");
     m->mixers = mb_calloc((size_t)cfg.n_layer, sizeof(mb_mixer), "model");
@@ -108,6 +109,15 @@ void mb_model_set_recompute(mb_model *m, int on)
 {
     if (!!on != m->recompute) lm_acts_free(m); /* buffer layout changes */
     m->recompute = !!on;
+}
+
+void mb_model_set_recompute_chunk(mb_model *m, int tokens)
+{
+    tokens = tokens < 0 ? 0 : tokens;
+    /* a chunk must hold the conv's K-1 inputs that the next one reads */
+    if (tokens > 0 && tokens < m->cfg.d_conv) tokens = m->cfg.d_conv;
+    if (tokens != m->rc_chunk) lm_acts_free(m);
+    m->rc_chunk = tokens;
 }
 
 static void lm_init_weights(mb_model *m, float *host, uint64_t seed)
@@ -223,20 +233,34 @@ static int lm_check_tokens(const mb_model *m, const int32_t *t, size_t n, const 
 
 /* ---- training forward / backward ----------------------------------------- */
 
+/* Recompute over chunks of the sequence: each layer pass sees one chunk of
+ * one sequence (B = 1) at a time, with the conv and SSM states carried
+ * forward and their gradients carried backward, so a layer's activations
+ * and scratch are sized for rc_chunk tokens, not B * L. */
+static int lm_chunked(const mb_model *m, int L) { return m->recompute && m->rc_chunk > 0 && L > m->rc_chunk; }
+
 static int lm_acts_ensure(mb_model *m, int B, int L)
 {
     if (m->act_B == B && m->act_L == L) return 0;
     lm_acts_free(m);
     const mb_config *c = &m->cfg;
-    const int nl = c->n_layer, nx = m->recompute ? 1 : nl;
+    const int nl = c->n_layer, nx = m->recompute ? 1 : nl, chunked = lm_chunked(m, L);
     const size_t M = (size_t)B * L, d = c->d_model, Vp = m->vocab_padded;
-    const size_t per_acts = mb_mixer_acts_floats(&m->mixers[0], (int)M);
-    size_t total = (size_t)(nl + 1) * AL(M * d)            /* h */
-                   + (size_t)nx * (AL(M * d) + 2 * AL(M)) /* xn, mean, rstd */
-                   + (size_t)nx * per_acts                /* mixer acts */
-                   + AL(M * d) + 2 * AL(M)                /* hf, mean_f, rstd_f */
-                   + AL(M * Vp)                           /* logits */
-                   + 3 * AL(M * d);                       /* dh, dxn, recompute output */
+    /* rows one layer pass works on: everything, or one chunk */
+    const size_t Mx = chunked ? (size_t)m->rc_chunk : M;
+    const int nch = chunked ? (L + m->rc_chunk - 1) / m->rc_chunk : 1;
+    const mb_mixer *mx = &m->mixers[0];
+    const size_t per_acts = mb_mixer_acts_floats(mx, (int)Mx);
+    const size_t st1 = mb_mixer_state_floats(mx, 1);
+    const size_t sf = (size_t)(mx->is_complex ? 2 : 1) * mx->d_state;
+    const size_t carry = chunked ? 2 * AL((size_t)mx->d_inner * sf) + 2 * AL((size_t)(mx->d_conv - 1) * mx->d_inner) : 0;
+    size_t total = (size_t)(nl + 1) * AL(M * d)             /* h */
+                   + (size_t)nx * (AL(Mx * d) + 2 * AL(Mx)) /* xn, mean, rstd */
+                   + (size_t)nx * per_acts                  /* mixer acts */
+                   + AL(M * d) + 2 * AL(M)                  /* hf (then its gradient), mean_f, rstd_f */
+                   + AL(M * Vp)                             /* logits */
+                   + AL(M * d) + 2 * AL(Mx * d)             /* dh; dxn, recompute output */
+                   + (chunked ? ((size_t)nl * B * nch + 1) * st1 + carry : 0);
     m->act_buf = mb_dev_alloc_floats(m->ctx, total, "activations");
     m->tok_dev = (int32_t *)mb_dev_alloc_floats(m->ctx, 2 * AL(M), "tokens");
     m->h = calloc((size_t)nl + 1, sizeof(float *));
@@ -244,7 +268,7 @@ static int lm_acts_ensure(mb_model *m, int B, int L)
     m->mean = calloc((size_t)nx, sizeof(float *));
     m->rstd = calloc((size_t)nx, sizeof(float *));
     m->acts = calloc((size_t)nx, sizeof(mb_mixer_acts));
-    size_t wsz = mb_mixer_workspace(m->ctx, &m->mixers[0], B, L);
+    size_t wsz = chunked ? mb_mixer_workspace(m->ctx, mx, 1, m->rc_chunk) : mb_mixer_workspace(m->ctx, mx, B, L);
     if (!m->act_buf || !m->tok_dev || !m->h || !m->xn || !m->mean || !m->rstd || !m->acts ||
         mb_arena_init(&m->ws, m->ctx, wsz)) {
         lm_acts_free(m);
@@ -255,12 +279,12 @@ static int lm_acts_ensure(mb_model *m, int B, int L)
     for (int l = 0; l <= nl; l++, p += AL(M * d)) m->h[l] = p;
     for (int l = 0; l < nx; l++) {
         m->xn[l] = p;
-        p += AL(M * d);
+        p += AL(Mx * d);
         m->mean[l] = p;
-        p += AL(M);
+        p += AL(Mx);
         m->rstd[l] = p;
-        p += AL(M);
-        mb_mixer_acts_bind(&m->acts[l], &m->mixers[0], p, (int)M);
+        p += AL(Mx);
+        mb_mixer_acts_bind(&m->acts[l], mx, p, (int)Mx);
         p += per_acts;
     }
     m->hf = p;
@@ -274,29 +298,70 @@ static int lm_acts_ensure(mb_model *m, int B, int L)
     m->dh = p;
     p += AL(M * d);
     m->dxn = p;
+    p += AL(Mx * d);
+    m->rec_out = p;
+    p += AL(Mx * d);
+    m->nch = nch;
+    if (chunked) {
+        m->saved = p;
+        p += (size_t)nl * B * nch * st1;
+        mb_mixer_state_bind(&m->work, mx, p, 1);
+        p += st1;
+        m->dssm[0] = p, p += AL((size_t)mx->d_inner * sf);
+        m->dssm[1] = p, p += AL((size_t)mx->d_inner * sf);
+        m->dconv[0] = p, p += AL((size_t)(mx->d_conv - 1) * mx->d_inner);
+        m->dconv[1] = p;
+    }
     m->act_B = B;
     m->act_L = L;
     return 0;
 }
 
-/* the third (M, d) scratch after dh and dxn: mixer output while recomputing */
-static float *lm_recompute_out(mb_model *m)
+/* the state of layer l, sequence b, entering chunk k */
+static mb_mixer_state lm_saved_state(mb_model *m, int l, int b, int k)
 {
-    return m->dxn + AL((size_t)m->act_B * m->act_L * m->cfg.d_model);
+    const mb_mixer *mx = &m->mixers[l];
+    size_t st1 = mb_mixer_state_floats(mx, 1);
+    mb_mixer_state s;
+    mb_mixer_state_bind(&s, mx, m->saved + (((size_t)l * m->act_B + b) * m->nch + k) * st1, 1);
+    return s;
+}
+
+static void lm_state_copy(mb_model *m, const mb_mixer_state *src, mb_mixer_state *dst)
+{
+    const mb_mixer *mx = &m->mixers[0];
+    /* a state is one block: conv then ssm (mb_mixer_state_bind) */
+    mb_axpby(m->ctx, mb_mixer_state_floats(mx, 1), 1.f, src->conv, 0.f, dst->conv);
 }
 
 static int lm_forward_train(mb_model *m, const int32_t *tokens, int B, int L)
 {
     if (B < 1 || L < 1) return mb_error_set("empty batch (B=%d, L=%d)", B, L);
     if (lm_check_tokens(m, tokens, (size_t)B * L, "token", 0) || lm_acts_ensure(m, B, L)) return -1;
-    const int M = B * L;
+    const int M = B * L, d = m->cfg.d_model;
     mb_dev_upload(m->ctx, m->tok_dev, tokens, (size_t)M * sizeof(int32_t));
-    mb_embed_fwd(m->ctx, M, m->cfg.d_model, m->tok_dev, mb_param_data(&m->params, m->p_embed), m->h[0]);
+    mb_embed_fwd(m->ctx, M, d, m->tok_dev, mb_param_data(&m->params, m->p_embed), m->h[0]);
+    const int chunked = lm_chunked(m, L);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         int x = m->recompute ? 0 : l;
-        if (lm_layer_fwd(m, l, B, L, m->h[l], m->h[l + 1], m->xn[x], m->mean[x], m->rstd[x],
-                         &m->acts[x], NULL, &m->ws))
-            return -1;
+        if (!chunked) {
+            if (lm_layer_fwd(m, l, B, L, m->h[l], m->h[l + 1], m->xn[x], m->mean[x], m->rstd[x],
+                             &m->acts[x], NULL, &m->ws))
+                return -1;
+            continue;
+        }
+        for (int b = 0; b < B; b++) {
+            mb_dev_zero(m->ctx, m->work.conv, mb_mixer_state_floats(&m->mixers[l], 1) * sizeof(float));
+            for (int k = 0; k < m->nch; k++) {
+                const size_t r0 = (size_t)b * L + (size_t)k * m->rc_chunk;
+                const int len = L - k * m->rc_chunk < m->rc_chunk ? L - k * m->rc_chunk : m->rc_chunk;
+                mb_mixer_state saved = lm_saved_state(m, l, b, k);
+                lm_state_copy(m, &m->work, &saved);
+                if (lm_layer_fwd(m, l, 1, len, m->h[l] + r0 * d, m->h[l + 1] + r0 * d, m->xn[0],
+                                 m->mean[0], m->rstd[0], &m->acts[0], &m->work, &m->ws))
+                    return -1;
+            }
+        }
     }
     lm_head_fwd(m, M, m->h[m->cfg.n_layer], m->hf, m->mean_f, m->rstd_f, m->logits);
     return 0;
@@ -330,6 +395,40 @@ int mb_model_forward(mb_model *m, const int32_t *tokens, int B, int L, const int
     return mb_ctx_check(m->ctx);
 }
 
+/* Backward of layer l over chunks of each sequence, last to first: the
+ * chunk's forward is recomputed from its saved entering state, then its
+ * backward runs with the SSM-state and conv-input gradients of the chunk
+ * after it, and hands its own to the chunk before. */
+static int lm_layer_bwd_chunked(mb_model *m, int l, int B, int L)
+{
+    const int d = m->cfg.d_model;
+    const mb_mixer *mx = &m->mixers[l];
+    const size_t sf = (size_t)(mx->is_complex ? 2 : 1) * mx->d_state;
+    for (int b = 0; b < B; b++) {
+        int cur = 0;
+        mb_dev_zero(m->ctx, m->dssm[0], (size_t)mx->d_inner * sf * sizeof(float));
+        mb_dev_zero(m->ctx, m->dconv[0], (size_t)(mx->d_conv - 1) * mx->d_inner * sizeof(float));
+        for (int k = m->nch - 1; k >= 0; k--) {
+            const size_t r0 = (size_t)b * L + (size_t)k * m->rc_chunk;
+            const int len = L - k * m->rc_chunk < m->rc_chunk ? L - k * m->rc_chunk : m->rc_chunk;
+            mb_mixer_state saved = lm_saved_state(m, l, b, k);
+            lm_state_copy(m, &saved, &m->work);
+            if (lm_layer_fwd(m, l, 1, len, m->h[l] + r0 * d, m->rec_out, m->xn[0], m->mean[0],
+                             m->rstd[0], &m->acts[0], &m->work, &m->ws))
+                return -1;
+            mb_mixer_carry carry = {.dssm_in = m->dssm[cur], .dssm_out = m->dssm[1 - cur],
+                                    .dconv_in = m->dconv[cur], .dconv_out = m->dconv[1 - cur]};
+            if (mb_mixer_bwd(m->ctx, mx, &m->params, 1, len, m->xn[0], &m->acts[0],
+                             m->dh + r0 * d, m->dxn, 0.f, &m->ws, &saved, &carry))
+                return -1;
+            lm_norm_bwd(m, len, m->p_norm_w[l], m->p_norm_b[l], m->h[l] + r0 * d, m->mean[0],
+                        m->rstd[0], m->dxn, m->dh + r0 * d, 1.f);
+            cur = 1 - cur;
+        }
+    }
+    return 0;
+}
+
 int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t *targets, int B,
                               int L, mb_loss_stats *stats)
 {
@@ -338,20 +437,26 @@ int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t 
     const mb_config *c = &m->cfg;
     const int M = B * L, d = c->d_model;
     mb_params *ps = &m->params;
-    /* head: logits now hold dlogits */
+    /* head: logits now hold dlogits; the gradient of hf replaces hf (read
+     * for the weight gradient first) */
     mb_linear_bwd(m->ctx, M, d, m->vocab_padded, m->hf, d, lm_head_weight(m), m->logits,
-                  m->vocab_padded, m->dxn, d, 0.f,
+                  m->vocab_padded, m->hf, d, 0.f,
                   mb_param_grad(ps, m->p_lm_head >= 0 ? m->p_lm_head : m->p_embed), NULL);
-    lm_norm_bwd(m, M, m->p_norm_f_w, m->p_norm_f_b, m->h[c->n_layer], m->mean_f, m->rstd_f, m->dxn,
+    lm_norm_bwd(m, M, m->p_norm_f_w, m->p_norm_f_b, m->h[c->n_layer], m->mean_f, m->rstd_f, m->hf,
                 m->dh, 0.f);
+    const int chunked = lm_chunked(m, L);
     for (int l = c->n_layer - 1; l >= 0; l--) {
+        if (chunked) {
+            if (lm_layer_bwd_chunked(m, l, B, L)) return -1;
+            continue;
+        }
         int x = m->recompute ? 0 : l;
         if (m->recompute &&
-            lm_layer_fwd(m, l, B, L, m->h[l], lm_recompute_out(m), m->xn[0], m->mean[0],
-                         m->rstd[0], &m->acts[0], NULL, &m->ws))
+            lm_layer_fwd(m, l, B, L, m->h[l], m->rec_out, m->xn[0], m->mean[0], m->rstd[0],
+                         &m->acts[0], NULL, &m->ws))
             return -1;
         if (mb_mixer_bwd(m->ctx, &m->mixers[l], ps, B, L, m->xn[x], &m->acts[x], m->dh, m->dxn,
-                         0.f, &m->ws))
+                         0.f, &m->ws, NULL, NULL))
             return -1;
         /* the residual passes dh through; the norm path adds to it */
         lm_norm_bwd(m, M, m->p_norm_w[l], m->p_norm_b[l], m->h[l], m->mean[x], m->rstd[x], m->dxn,

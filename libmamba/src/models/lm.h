@@ -26,7 +26,12 @@ struct mb_model {
     mb_mixer_acts *acts; /* per layer, or one shared when recompute */
     float *hf, *rstd_f, *mean_f; /* final norm */
     float *logits;       /* (M, Vp) */
-    float *dh, *dxn;     /* backward: residual gradient and norm-output gradient (M, d) */
+    float *dh;           /* backward: residual gradient (M, d) */
+    float *dxn, *rec_out; /* norm-output gradient, recomputed mixer output (rows of one pass) */
+    int rc_chunk, nch;   /* recompute: tokens per chunk (0 = whole), chunks per sequence */
+    float *saved;        /* chunked recompute: state entering each (layer, sequence, chunk) */
+    mb_mixer_state work; /* chunked recompute: the state being advanced */
+    float *dssm[2], *dconv[2]; /* chunked recompute: boundary gradients, in and out */
     int32_t *tok_dev, *tgt_dev;
     mb_arena ws;         /* op scratch */
 };

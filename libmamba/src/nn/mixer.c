@@ -184,8 +184,10 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
 
 int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
                  const float *u, const mb_mixer_acts *a, const float *dout, float *du,
-                 float du_beta, mb_arena *ws)
+                 float du_beta, mb_arena *ws, const mb_mixer_state *st0,
+                 const mb_mixer_carry *carry)
 {
+    if (carry && B != 1) return mb_error_set("internal: chunked mixer backward needs B = 1");
     const int M = B * L, d = mx->d_model, Di = mx->d_inner, R = mx->dt_rank, N = mx->d_state;
     size_t mark = ws->used;
     float *dys = mb_arena_floats(ws, (size_t)M * Di);
@@ -200,7 +202,7 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
                   0.f, mb_param_grad(ps, mx->p_out_proj), NULL);
 
     mb_dev_zero(ctx, dA, (size_t)Di * N * sizeof(float));
-    mb_scan_params sp = mixer_scan_params(mx, ps, B, L, a, NULL);
+    mb_scan_params sp = mixer_scan_params(mx, ps, B, L, a, st0 ? st0->ssm : NULL);
     mb_scan_grads sg = {
         .du = dxc, .ld_du = Di,
         .ddelta = ddelta, .ld_ddelta = Di,
@@ -211,9 +213,9 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
         .dD = mb_param_grad(ps, mx->p_D),
         .dz = dxz + Di, .ld_dz = 2 * Di,
         .ddelta_bias = mb_param_grad(ps, mx->p_dt_b),
-        .dh0 = NULL,
+        .dh0 = carry ? carry->dssm_out : NULL,
     };
-    mb_scan_bwd(ctx, &sp, dys, NULL, &sg, ws);
+    mb_scan_bwd(ctx, &sp, dys, carry ? carry->dssm_in : NULL, &sg, ws);
     /* A = -exp(A_log): dA_log = dA * A */
     mb_act_bwd(ctx, MB_ACT_NEGEXP, Di, N, mb_param_data(ps, mx->p_A_log), N, dA, N, dA, N);
     mb_axpby(ctx, (size_t)Di * N, 1.f, dA, 1.f, mb_param_grad(ps, mx->p_A_log));
@@ -224,9 +226,19 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     mb_linear_bwd(ctx, M, Di, mx->xdbl_dim, a->xc, Di, mb_param_data(ps, mx->p_x_proj), dxdbl,
                   mx->xdbl_dim, dxc, Di, 1.f, mb_param_grad(ps, mx->p_x_proj), NULL);
     mb_act_bwd(ctx, MB_ACT_SILU, M, Di, a->xconv, Di, dxc, Di, dxc, Di);
-    mb_conv1d_bwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w), NULL,
-                  dxc, Di, dxz, 2 * Di, mb_param_grad(ps, mx->p_conv_w),
-                  mb_param_grad(ps, mx->p_conv_b), NULL);
+    mb_conv1d_bwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
+                  st0 ? st0->conv : NULL, dxc, Di, dxz, 2 * Di, mb_param_grad(ps, mx->p_conv_w),
+                  mb_param_grad(ps, mx->p_conv_b), carry ? carry->dconv_out : NULL);
+    /* the next chunk's conv read this chunk's last K-1 inputs */
+    if (carry)
+        for (int k = 0; k < mx->d_conv - 1; k++) {
+            /* only the last chunk can be shorter than K-1, and nothing
+             * follows it (its incoming gradient is zero) */
+            int row = L - (mx->d_conv - 1) + k;
+            if (row >= 0)
+                mb_axpby(ctx, (size_t)Di, 1.f, carry->dconv_in + (size_t)k * Di, 1.f,
+                         dxz + (size_t)row * 2 * Di);
+        }
     mb_linear_bwd(ctx, M, d, 2 * Di, u, d, mb_param_data(ps, mx->p_in_proj), dxz, 2 * Di, du, d,
                   du_beta, mb_param_grad(ps, mx->p_in_proj), NULL);
     ws->used = mark;

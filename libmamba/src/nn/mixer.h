@@ -48,9 +48,23 @@ size_t mb_mixer_workspace(mb_ctx *ctx, const mb_mixer *mx, int B, int L);
  * state and leave it at the end of the L steps (L = 1 is the recurrent step). */
 int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
                  const float *u, float *out, mb_mixer_acts *a, mb_mixer_state *st, mb_arena *ws);
-/* du = du_beta * du + d mixer / du; parameter gradients accumulated. */
+/* Gradients that cross a boundary when a sequence is processed in chunks
+ * (B = 1): into the SSM state and into the K-1 conv inputs before the
+ * chunk. `in` comes from the chunk after this one (zeros for the last);
+ * `out` goes to the chunk before. */
+typedef struct {
+    const float *dssm_in;  /* (Di, N[, 2]): dL/d(final state) */
+    float *dssm_out;       /* dL/d(initial state) */
+    const float *dconv_in; /* (K-1, Di): dL/d(this chunk's last K-1 conv inputs) from the next */
+    float *dconv_out;      /* (K-1, Di): dL/d(the K-1 conv inputs before this chunk) */
+} mb_mixer_carry;
+
+/* du = du_beta * du + d mixer / du; parameter gradients accumulated. When
+ * the forward started from a state, st0 is that state (unchanged) and
+ * carry (B = 1) passes the boundary gradients; both NULL otherwise. */
 int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
                  const float *u, const mb_mixer_acts *a, const float *dout, float *du,
-                 float du_beta, mb_arena *ws);
+                 float du_beta, mb_arena *ws, const mb_mixer_state *st0,
+                 const mb_mixer_carry *carry);
 
 #endif

@@ -16,10 +16,12 @@ void mb_linear_bwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx,
                    const float *dy, int lddy, float *dx, int lddx, float dx_beta, float *dW,
                    float *dbias)
 {
-    if (dx) mb_gemm(ctx, 0, 0, M, in, out, 1.0f, dy, lddy, W, in, dx_beta, dx, lddx);
-    /* dW (out, in) += dy^T (out, M) @ x (M, in) */
+    /* dW (out, in) += dy^T (out, M) @ x (M, in), before dx: dx may then
+     * overwrite x (the LM puts the gradient of its final norm's output in
+     * place of that output) */
     if (dW) mb_gemm(ctx, 1, 0, out, in, M, 1.0f, dy, lddy, x, ldx, 1.0f, dW, in);
     if (dbias) mb_colsum_acc(ctx, M, out, dy, lddy, dbias);
+    if (dx) mb_gemm(ctx, 0, 0, M, in, out, 1.0f, dy, lddy, W, in, dx_beta, dx, lddx);
 }
 
 void mb_bias_add_cpu(mb_ctx *ctx, int M, int N, const float *bias, float *y, int ldy)

@@ -32,7 +32,8 @@ void mb_gemm_blocked_cpu(MB_OPS_GEMM_ARGS);
 /* Linear layer on top of mb_gemm: y (M, out) = x (M, in) @ W^T (W: out x in) + bias. */
 void mb_linear_fwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx,
                    const float *W, const float *bias, float *y, int ldy);
-/* dx = dx_beta * dx + dy @ W (dx may be NULL); dW += dy^T @ x; dbias += colsum(dy). */
+/* dx = dx_beta * dx + dy @ W (dx may be NULL, and may be x itself when in == ldx ==
+ * lddx and dx_beta is 0); dW += dy^T @ x; dbias += colsum(dy). */
 void mb_linear_bwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const float *W,
                    const float *dy, int lddy, float *dx, int lddx, float dx_beta, float *dW,
                    float *dbias);
