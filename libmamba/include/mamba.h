@@ -67,7 +67,7 @@ size_t mb_model_num_params(const mb_model *m);
 void mb_model_set_recompute(mb_model *m, int on);
 /* With recompute, layer passes run over chunks of this many tokens of one
  * sequence, states carried, so activation memory follows the chunk, not
- * B * L (default 65536; 0 = whole sequences). Gradients are the same. */
+ * B * L (default 131072; 0 = whole sequences). Gradients are the same. */
 void mb_model_set_recompute_chunk(mb_model *m, int tokens);
 
 /* Checkpoints: safetensors with mamba_ssm's tensor names and the config as

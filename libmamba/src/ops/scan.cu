@@ -34,6 +34,7 @@
 #define SCAN_SUB 32        /* backward sub-chunk: states kept per thread */
 #define SCAN_TMIN 64       /* shortest chunk worth a carry */
 #define SCAN_TMAX 1024
+#define SCAN_NC_MAX 256   /* longest carry, where SCAN_TMAX allows */
 
 struct scan_args {
     int B, L, D, N, cplx, softplus;
@@ -184,6 +185,7 @@ __global__ void scan_fwd_carry(scan_args a, float *hloc, const float *ssum)
         Hr = a.h0[((size_t)b * a.D + d) * sf + k];
         if (CPLX) Hi = a.h0[((size_t)b * a.D + d) * sf + k + 1];
     }
+#pragma unroll 8
     for (int c = 0; c < a.nc; c++) {
         const size_t o = ((size_t)b * a.nc + c) * a.D + d;
         float lr = hloc[o * sf + k], li = CPLX ? hloc[o * sf + k + 1] : 0.f;
@@ -316,6 +318,7 @@ __global__ void scan_bwd_carry(scan_args a, float *gloc, const float *ssum)
         Er = a.dhT[((size_t)b * a.D + d) * sf + k];
         if (CPLX) Ei = a.dhT[((size_t)b * a.D + d) * sf + k + 1];
     }
+#pragma unroll 8
     for (int c = a.nc - 1; c >= 0; c--) {
         const size_t o = ((size_t)b * a.nc + c) * a.D + d;
         float lr = gloc[o * sf + k], li = CPLX ? gloc[o * sf + k + 1] : 0.f;
@@ -531,6 +534,9 @@ static int scan_chunk_len(const mb_scan_params *p, int sm_count)
     const int64_t bd = (int64_t)p->batch * p->dim;
     int64_t nc = (want_threads + bd - 1) / bd;
     int64_t T = ((int64_t)p->seqlen + nc - 1) / nc;
+    /* the carry walks the chunks one after another with only B*D*N
+     * threads: keep it to SCAN_NC_MAX chunks where the length allows */
+    if (T < (p->seqlen + SCAN_NC_MAX - 1) / SCAN_NC_MAX) T = (p->seqlen + SCAN_NC_MAX - 1) / SCAN_NC_MAX;
     int t = SCAN_TMIN;
     while (t < T && t < SCAN_TMAX) t *= 2;
     if (t >= p->seqlen) t = p->seqlen; /* one chunk: no carry at all */

@@ -1,0 +1,155 @@
+/* The whole LM on the GPU against the CPU: loss and every gradient of a
+ * training step (plain, recompute, and recompute over chunks of the
+ * sequence), an AdamW update, and the recurrent step against the parallel
+ * forward. Exit 77 without a GPU. */
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/optim.h"
+#include "testutil.h"
+
+static mb_ctx *cpu, *gpu;
+
+static mb_config small(int cplx)
+{
+    mb_config c;
+    mb_config_default(&c);
+    c.d_model = 48;
+    c.n_layer = 3;
+    c.vocab_size = 11;
+    c.d_state = 16;
+    c.init = cplx ? MB_INIT_S4D_LIN : MB_INIT_S4D_REAL;
+    c.tie_embeddings = !cplx;
+    return c;
+}
+
+/* the same weights on both devices */
+static void copy_weights(mb_model *dst, const mb_model *src_cpu)
+{
+    assert_int_equal(mb_dev_upload(dst->ctx, dst->params.data, src_cpu->params.data,
+                                   src_cpu->params.total * 4), 0);
+}
+
+static void step_matches(int cplx, int recompute, int chunk)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + (uint64_t)(cplx * 10 + recompute * 3 + chunk));
+    mb_config cfg = small(cplx);
+    mb_model *mc = mb_model_create(cpu, &cfg, 5), *mg = mb_model_create(gpu, &cfg, 5);
+    assert_non_null(mc);
+    assert_non_null(mg);
+    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
+    copy_weights(mg, mc);
+    mb_model_set_recompute(mg, recompute);
+    if (recompute) mb_model_set_recompute_chunk(mg, chunk);
+    /* under the sanitizers (MB_GPU_TEST_SMALL) a shorter sequence */
+    const int B = 2, L = getenv("MB_GPU_TEST_SMALL") ? 80 : 300;
+    int32_t *tok = malloc(sizeof(int32_t) * B * L), *tgt = malloc(sizeof(int32_t) * B * L);
+    for (int i = 0; i < B * L; i++) {
+        tok[i] = (int32_t)mb_rng_below(&r, 11);
+        tgt[i] = i % 7 == 3 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(&r, 11);
+    }
+    mb_loss_stats sc = {0}, sg = {0};
+    mb_model_zero_grad(mc);
+    mb_model_zero_grad(mg);
+    assert_int_equal(mb_model_forward_backward(mc, tok, tgt, B, L, &sc), 0);
+    if (mb_model_forward_backward(mg, tok, tgt, B, L, &sg)) fail_msg("%s", mb_error_last());
+    const size_t n = mc->params.total;
+    float *g = malloc(n * 4);
+    assert_int_equal(mb_dev_download(gpu, g, mg->params.grad, n * 4), 0);
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < mc->params.n; i++) {
+        const mb_param *p = &mc->params.items[i];
+        double e = mb_test_rel_err(g + p->offset, mc->params.grad + p->offset, p->numel);
+        if (e > worst) worst = e, worst_name = p->name;
+    }
+    double el = fabs(sg.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
+    printf("# %s %s: loss rel err %.2e, count %lld/%lld, worst gradient %s %.2e\n",
+           cplx ? "complex" : "real", recompute ? (chunk ? "recompute in chunks" : "recompute") : "plain",
+           el, (long long)sg.count, (long long)sc.count, worst_name, worst);
+    assert_true(sg.count == sc.count && sg.correct == sc.correct);
+    assert_true(el < 1e-5);
+    /* each tensor's gradient sums over B*L rows in another order (cuBLAS,
+     * atomics in the scan): fp32 rounding of long sums, ~1e-6 measured */
+    assert_true(worst < 1e-4);
+
+    /* one AdamW step from those gradients */
+    mb_optim_config oc;
+    mb_optim_config_default(&oc);
+    mb_optim *oc_c = mb_optim_create(mc, &oc), *oc_g = mb_optim_create(mg, &oc);
+    assert_int_equal(mb_optim_step(oc_c, NULL, NULL), 0);
+    assert_int_equal(mb_optim_step(oc_g, NULL, NULL), 0);
+    float *w = malloc(n * 4);
+    assert_int_equal(mb_dev_download(gpu, w, mg->params.data, n * 4), 0);
+    double ew = mb_test_rel_err(w, mc->params.data, n);
+    printf("#   weights after one AdamW step: rel err %.2e\n", ew);
+    assert_true(ew < 1e-5);
+    mb_optim_free(oc_c), mb_optim_free(oc_g);
+    free(g), free(w), free(tok), free(tgt);
+    mb_model_free(mc), mb_model_free(mg);
+}
+
+static void test_step_real(void **s) { (void)s; step_matches(0, 0, 0); }
+static void test_step_complex(void **s) { (void)s; step_matches(1, 0, 0); }
+static void test_step_recompute(void **s) { (void)s; step_matches(0, 1, 0); }
+static void test_step_recompute_chunks(void **s) { (void)s; step_matches(0, 1, 32); }
+static void test_step_recompute_chunks_complex(void **s) { (void)s; step_matches(1, 1, 37); }
+
+/* recurrent step on the GPU == parallel forward on the GPU */
+static void test_recurrent(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 99);
+    mb_config cfg = small(1);
+    mb_model *m = mb_model_create(gpu, &cfg, 3);
+    assert_non_null(m);
+    const int B = 3, L = 40, V = mb_config_vocab_padded(&cfg);
+    int32_t *tok = malloc(sizeof(int32_t) * B * L), col[3];
+    for (int i = 0; i < B * L; i++) tok[i] = (int32_t)mb_rng_below(&r, 11);
+    float *ref = malloc((size_t)B * L * V * 4), *got = malloc((size_t)B * L * V * 4), tmp[3 * 16];
+    assert_int_equal(mb_model_forward(m, tok, B, L, NULL, ref, NULL), 0);
+    mb_state *st = mb_state_create(m, B);
+    assert_non_null(st);
+    for (int t = 0; t < L; t++) {
+        for (int b = 0; b < B; b++) col[b] = tok[b * L + t];
+        assert_int_equal(mb_model_step(m, st, col, tmp), 0);
+        for (int b = 0; b < B; b++) memcpy(got + ((size_t)b * L + t) * V, tmp + b * V, V * 4);
+    }
+    double e = mb_test_rel_err(got, ref, (size_t)B * L * V);
+    printf("# GPU step by step vs parallel forward: rel err %.2e\n", e);
+    assert_true(e < 1e-5);
+    mb_state_free(st);
+    free(tok), free(ref), free(got);
+    mb_model_free(m);
+}
+
+int main(void)
+{
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+        printf("# no GPU: skipped\n");
+        return 77;
+    }
+    cpu = mb_ctx_create("cpu");
+    gpu = mb_ctx_create("cuda");
+    if (!gpu) {
+        printf("# cuda context: %s\n", mb_error_last());
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_step_real),
+        cmocka_unit_test(test_step_complex),
+        cmocka_unit_test(test_step_recompute),
+        cmocka_unit_test(test_step_recompute_chunks),
+        cmocka_unit_test(test_step_recompute_chunks_complex),
+        cmocka_unit_test(test_recurrent),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    mb_ctx_free(gpu);
+    mb_ctx_free(cpu);
+    return rc;
+}
