@@ -14,7 +14,7 @@
 #   test_gpu   ctest -L gpu                                              (120 s)
 #   test_cpu   ctest -L cpu -E test_learn                                (120 s)
 #   memcheck   each tests/gpu_test_* under compute-sanitizer memcheck    (120 s)
-#   racecheck  each tests/gpu_test_* under compute-sanitizer racecheck   (120 s)
+#   racecheck  each tests/gpu_test_* under compute-sanitizer racecheck   (200 s)
 #   bench      build-gpu/bench/bench_gpu [--quick]                       (150 s)
 # A whole run stays inside $GPU_CHECK_BUDGET seconds (default 540): a stage
 # gets at most what is left, less what the benchmark needs, and is SKIPPED
@@ -248,7 +248,7 @@ main() {
         record racecheck "SKIP(quick)" 0 "$(elapsed)"
     else
         stage memcheck 120 "$BENCH_CAP" 5_sanitizer.log "sanitize_all memcheck"
-        stage racecheck 120 "$BENCH_CAP" 5_sanitizer.log "sanitize_all racecheck"
+        stage racecheck 200 "$BENCH_CAP" 5_sanitizer.log "sanitize_all racecheck"
     fi
     stage bench "$BENCH_CAP" 0 6_bench.log "$bench"
 

@@ -45,7 +45,7 @@ static void step_matches(int cplx, int recompute, int chunk)
     mb_model_set_recompute(mg, recompute);
     if (recompute) mb_model_set_recompute_chunk(mg, chunk);
     /* under the sanitizers (MB_GPU_TEST_SMALL) a shorter sequence */
-    const int B = 2, L = getenv("MB_GPU_TEST_SMALL") ? 80 : 300;
+    const int B = 2, L = getenv("MB_GPU_TEST_SMALL") ? 60 : 300;
     int32_t *tok = malloc(sizeof(int32_t) * B * L), *tgt = malloc(sizeof(int32_t) * B * L);
     for (int i = 0; i < B * L; i++) {
         tok[i] = (int32_t)mb_rng_below(&r, 11);
@@ -95,8 +95,8 @@ static void step_matches(int cplx, int recompute, int chunk)
 static void test_step_real(void **s) { (void)s; step_matches(0, 0, 0); }
 static void test_step_complex(void **s) { (void)s; step_matches(1, 0, 0); }
 static void test_step_recompute(void **s) { (void)s; step_matches(0, 1, 0); }
-static void test_step_recompute_chunks(void **s) { (void)s; step_matches(0, 1, 32); }
-static void test_step_recompute_chunks_complex(void **s) { (void)s; step_matches(1, 1, 37); }
+static void test_step_recompute_chunks(void **s) { (void)s; step_matches(0, 1, 24); }
+static void test_step_recompute_chunks_complex(void **s) { (void)s; step_matches(1, 1, 29); }
 
 /* recurrent step on the GPU == parallel forward on the GPU */
 static void test_recurrent(void **s)
