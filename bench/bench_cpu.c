@@ -9,25 +9,7 @@
 #include "models/lm.h"
 #include "ops/ops.h"
 #include "train/optim.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
+#include "bench_util.h"
 
 static void fill(float *x, size_t n, float lo, float hi, mb_rng *r)
 {
@@ -43,15 +25,15 @@ static double copy_bandwidth(void)
     memset(b, 2, n);
     double t[5];
     for (int i = 0; i < 5; i++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         memcpy(b, a, n);
-        t[i] = now_s() - t0;
+        t[i] = bench_now_s() - t0;
     }
     volatile char sink = b[n / 2];
     (void)sink;
     free(a);
     free(b);
-    return 2.0 * (double)n / median(t, 5);
+    return 2.0 * (double)n / bench_median(t, 5);
 }
 
 static void bench_scan(mb_ctx *ctx, int B, int D, int L, int N, int cplx, double bw, int reps)
@@ -84,11 +66,11 @@ static void bench_scan(mb_ctx *ctx, int B, int D, int L, int N, int cplx, double
     double tf[16], tb[16];
     mb_scan_fwd(ctx, &p, y, NULL, &ws); /* warm up */
     for (int i = 0; i < reps; i++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         mb_scan_fwd(ctx, &p, y, NULL, &ws);
-        double t1 = now_s();
+        double t1 = bench_now_s();
         mb_scan_bwd(ctx, &p, y, NULL, &g, &ws);
-        double t2 = now_s();
+        double t2 = bench_now_s();
         tf[i] = t1 - t0;
         tb[i] = t2 - t0;
     }
@@ -97,7 +79,7 @@ static void bench_scan(mb_ctx *ctx, int B, int D, int L, int N, int cplx, double
      * ddelta, dz, dB, dC */
     double fwd_bytes = 4.0 * (4.0 * M * D + 2.0 * M * nbc);
     double bwd_bytes = fwd_bytes + 4.0 * (8.0 * M * D + 4.0 * M * nbc);
-    double f = median(tf, reps), fb = median(tb, reps);
+    double f = bench_median(tf, reps), fb = bench_median(tb, reps);
     printf("| %2d | %5d | %7d | %2d | %-7s | %9.2f | %6.1fx | %9.2f | %6.1fx | %10.3g |\n", B, D, L, N,
            cplx ? "complex" : "real", 1e3 * f, f / (fwd_bytes / bw), 1e3 * fb, fb / (bwd_bytes / bw),
            (double)M / f);
@@ -128,15 +110,15 @@ static void bench_train(mb_ctx *ctx, const char *name, int d_model, int n_layer,
     }
     double t[16];
     for (int i = -1; i < reps; i++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         mb_loss_stats st = {0};
         if (mb_model_forward_backward(m, tok, tgt, B, L, &st) || mb_optim_step(o, NULL, NULL)) {
             fprintf(stderr, "bench: %s\n", mb_error_last());
             exit(1);
         }
-        if (i >= 0) t[i] = now_s() - t0;
+        if (i >= 0) t[i] = bench_now_s() - t0;
     }
-    double s = median(t, reps);
+    double s = bench_median(t, reps);
     printf("| %-22s | %8zu | %3d | %6d | %-7s | %9.1f | %9.0f |\n", name, mb_model_num_params(m), B, L,
            cplx ? "complex" : "real", 1e3 * s, (double)B * L / s);
     free(tok);

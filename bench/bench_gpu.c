@@ -31,6 +31,7 @@ int main(void)
 #include "nn/params.h"
 #include "ops/ops.h"
 #include "train/optim.h"
+#include "bench_util.h"
 
 /* Any failing CUDA call outside a table row ends the program: the numbers
  * after it would mean nothing. */
@@ -63,25 +64,6 @@ static int sync_ok(mb_ctx *ctx, char *why, size_t n, const char *what)
     if (e == cudaSuccess) e = cudaGetLastError();
     if (e != cudaSuccess || mb_ctx_check(ctx)) return row_fail(why, n, what, e);
     return 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
 }
 
 /* Device memory in use now (whole device), after returning what the default
@@ -134,7 +116,7 @@ static double copy_bandwidth(int reps)
     CK(cudaStreamDestroy(s));
     CK(cudaFree(a));
     CK(cudaFree(b));
-    return 2.0 * (double)n / median(t, reps);
+    return 2.0 * (double)n / bench_median(t, reps);
 }
 
 /* ---- (b) selective scan ------------------------------------------------- */
@@ -216,13 +198,13 @@ static int time_scan(mb_ctx *ctx, scan_bufs *s, int B, int D, int L, int N, int 
 
     /* warm-up: module load, first launches */
     if (sync_ok(ctx, why, sizeof why, "setup")) goto done;
-    double w0 = now_s();
+    double w0 = bench_now_s();
     mb_arena_reset(&ws);
     mb_scan_fwd(ctx, &p, s->y, NULL, &ws);
     mb_arena_reset(&ws);
     mb_scan_bwd(ctx, &p, s->dy, NULL, &g, &ws);
     if (sync_ok(ctx, why, sizeof why, "warm-up")) goto done;
-    double tw = now_s() - w0;
+    double tw = bench_now_s() - w0;
     /* keep one row under ~10 s: fewer repetitions (3 at least) when a pass is slow */
     n_rep = reps;
     if (tw * n_rep > 10.0) n_rep = (int)(10.0 / tw) < 3 ? 3 : (int)(10.0 / tw);
@@ -230,20 +212,20 @@ static int time_scan(mb_ctx *ctx, scan_bufs *s, int B, int D, int L, int N, int 
     double tf[32], tb[32];
     for (int i = 0; i < n_rep; i++) {
         if (sync_ok(ctx, why, sizeof why, "sync")) goto done;
-        double t0 = now_s();
+        double t0 = bench_now_s();
         mb_arena_reset(&ws);
         mb_scan_fwd(ctx, &p, s->y, NULL, &ws);
         if (sync_ok(ctx, why, sizeof why, "forward")) goto done;
-        double t1 = now_s();
+        double t1 = bench_now_s();
         mb_arena_reset(&ws);
         mb_scan_bwd(ctx, &p, s->dy, NULL, &g, &ws);
         if (sync_ok(ctx, why, sizeof why, "backward")) goto done;
-        double t2 = now_s();
+        double t2 = bench_now_s();
         tf[i] = t1 - t0;
         tb[i] = t2 - t0;
     }
-    f = median(tf, n_rep);
-    fb = median(tb, n_rep);
+    f = bench_median(tf, n_rep);
+    fb = bench_median(tb, n_rep);
     ok = 0;
 
 done:;
@@ -374,7 +356,7 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
     double t[16];
     for (int i = -1; i < n_rep; i++) {
         if (sync_ok(ctx, why, sizeof why, "sync")) goto done;
-        double t0 = now_s();
+        double t0 = bench_now_s();
         mb_loss_stats st = {0};
         if (mb_model_forward_backward(m, tok, tgt, B, L, &st)) {
             row_fail(why, sizeof why, "forward_backward", cudaGetLastError());
@@ -385,13 +367,13 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
             goto done;
         }
         if (sync_ok(ctx, why, sizeof why, "step")) goto done;
-        if (i >= 0) t[i] = now_s() - t0;
+        if (i >= 0) t[i] = bench_now_s() - t0;
         /* a warm-up step over 20 s: time one step only, to stay inside the run */
-        else if (now_s() - t0 > 20.0) n_rep = 1;
+        else if (bench_now_s() - t0 > 20.0) n_rep = 1;
         size_t u = dev_used();
         if (u > base && u - base > peak) peak = u - base;
     }
-    step = median(t, n_rep);
+    step = bench_median(t, n_rep);
     ok = 0;
 
 done:
