@@ -749,15 +749,29 @@ static void test_embed(void **state)
 
 /* ---- cross-entropy -------------------------------------------------------------- */
 
-static void xent_case(mb_rng *r, int M, int V, int all_ignored)
+/* ties: logits rounded to integers in [-2, 1] (every 7th row all equal),
+ * and every 4th row's target is the first of its tied maxima: the argmax
+ * must break ties as the CPU does (first index) for the hits to agree */
+static void xent_case(mb_rng *r, int M, int V, int all_ignored, int ties)
 {
     size_t n = (size_t)M * V;
     int32_t *tgt = xmalloc((size_t)M * sizeof *tgt);
     float *logits = h_uniform(r, n, -4, 4);
+    if (ties)
+        for (size_t i = 0; i < n; i++)
+            logits[i] = (i / (size_t)V) % 7 == 0 ? 0.5f : floorf(logits[i] * 0.5f);
     for (int i = 0; i < M; i++) {
         tgt[i] = (all_ignored || i % 5 == 2) ? MB_IGNORE_INDEX
                                              : (int32_t)mb_rng_below(r, (uint32_t)V);
-        if (i % 3 == 0 && tgt[i] >= 0) logits[(size_t)i * V + tgt[i]] += 6.0f; /* some hits */
+        if (!ties && i % 3 == 0 && tgt[i] >= 0)
+            logits[(size_t)i * V + tgt[i]] += 6.0f; /* some hits */
+        if (ties && i % 4 == 1 && tgt[i] >= 0) { /* the first of the tied maxima: a hit */
+            const float *x = logits + (size_t)i * V;
+            int am = 0;
+            for (int j = 1; j < V; j++)
+                if (x[j] > x[am]) am = j;
+            tgt[i] = am;
+        }
     }
     const float scale = 0.37f;
     float *d_logits = d_from(logits, n);
@@ -774,15 +788,15 @@ static void xent_case(mb_rng *r, int M, int V, int all_ignored)
     /* per row: float exps summed in double against double exps, ~1e-7 of a
      * loss of a few nats */
     double lc = sc.loss_sum - 10.0, lg = sg.loss_sum - 10.0;
-    printf("# xent %dx%d: loss cpu %.9f gpu %.9f, count %lld/%lld, correct %lld/%lld\n", M, V,
-           lc, lg, (long long)sc.count, (long long)sg.count, (long long)sc.correct,
-           (long long)sg.correct);
-    snprintf(what, sizeof what, "xent %dx%d loss_sum", M, V);
+    printf("# xent %dx%d%s: loss cpu %.9f gpu %.9f, count %lld/%lld, correct %lld/%lld\n", M, V,
+           ties ? " ties" : "", lc, lg, (long long)sc.count, (long long)sg.count,
+           (long long)sc.correct, (long long)sg.correct);
+    snprintf(what, sizeof what, "xent %dx%d%s loss_sum", M, V, ties ? " ties" : "");
     check(what, lc != 0.0 ? fabs(lg - lc) / fabs(lc) : fabs(lg - lc), 1e-6);
     assert_int_equal(sg.count, sc.count);
     assert_int_equal(sg.correct, sc.correct);
     if (!all_ignored) assert_true(sc.correct > 1);
-    snprintf(what, sizeof what, "xent %dx%d dlogits", M, V);
+    snprintf(what, sizeof what, "xent %dx%d%s dlogits", M, V, ties ? " ties" : "");
     check(what, view_err(dlg, dlc, 1, (int64_t)n, (int64_t)n), TOL);
     for (int i = 0; i < M; i++)
         if (tgt[i] == MB_IGNORE_INDEX)
@@ -814,13 +828,15 @@ static void test_xent(void **state)
     (void)state;
     mb_rng r;
     seed_rng(&r, 108);
-    xent_case(&r, 19, 53, 0);     /* a warp per row */
-    xent_case(&r, 130, 517, 0);
-    xent_case(&r, 3000, 1024, 0); /* the largest V with a warp per row */
-    xent_case(&r, 20000, 16, 0);  /* many short rows */
-    xent_case(&r, 300, 2000, 0);  /* a block per row */
-    xent_case(&r, 64, 50280, 0);  /* a GPT-2-sized vocabulary */
-    xent_case(&r, 5, 7, 1);       /* all ignored: nothing counted, zero gradient */
+    xent_case(&r, 19, 53, 0, 0);     /* a warp per row */
+    xent_case(&r, 130, 517, 0, 0);
+    xent_case(&r, 3000, 1024, 0, 0); /* the largest V with a warp per row */
+    xent_case(&r, 20000, 16, 0, 0);  /* many short rows */
+    xent_case(&r, 300, 2000, 0, 0);  /* a block per row */
+    xent_case(&r, 64, 50280, 0, 0);  /* a GPT-2-sized vocabulary */
+    xent_case(&r, 5, 7, 1, 0);       /* all ignored: nothing counted, zero gradient */
+    xent_case(&r, 700, 300, 0, 1);   /* exact ties, a warp per row */
+    xent_case(&r, 70, 3000, 0, 1);   /* exact ties, a block per row */
 }
 
 /* ---- AdamW ---------------------------------------------------------------------- */
