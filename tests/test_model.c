@@ -390,6 +390,12 @@ static void test_bad_tokens(void **s)
     assert_non_null(strstr(mb_error_last(), "target -5"));
     assert_null(mb_ctx_create("tpu"));
     assert_non_null(strstr(mb_error_last(), "bad device"));
+    /* TF32 is a CUDA switch: on the CPU it changes nothing */
+    float ref[4 * 16], tf[4 * 16];
+    assert_int_equal(mb_model_forward(m, tok, 1, 4, NULL, ref, NULL), 0);
+    mb_ctx_set_tf32(ctx, 1);
+    assert_int_equal(mb_model_forward(m, tok, 1, 4, NULL, tf, NULL), 0);
+    assert_memory_equal(ref, tf, 4 * (size_t)m->vocab_padded * sizeof(float));
     mb_model_free(m);
     mb_ctx_free(ctx);
 }

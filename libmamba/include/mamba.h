@@ -29,6 +29,9 @@ mb_ctx *mb_ctx_create(const char *device);
 void mb_ctx_free(mb_ctx *ctx);
 const char *mb_ctx_name(const mb_ctx *ctx);
 void mb_ctx_set_threads(mb_ctx *ctx, int n_threads); /* CPU; 0 = all cores */
+/* CUDA: let cuBLAS run fp32 GEMMs on TF32 tensor cores (about 1e-3 relative
+ * error instead of 1e-6). Off by default; no effect on the CPU. */
+void mb_ctx_set_tf32(mb_ctx *ctx, int on);
 
 /* ---- model configuration: mamba_ssm's MambaConfig ----------------------- */
 typedef enum { MB_INIT_S4D_REAL = 0, MB_INIT_S4D_LIN = 1 } mb_ssm_init;

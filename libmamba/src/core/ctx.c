@@ -64,6 +64,8 @@ void mb_ctx_free(mb_ctx *ctx)
     free(ctx);
 }
 
+void mb_ctx_set_tf32(mb_ctx *ctx, int on) { ctx->allow_tf32 = !!on; }
+
 const char *mb_ctx_name(const mb_ctx *ctx) { return ctx->kind == MB_DEV_CPU ? "cpu" : "cuda"; }
 
 void mb_ctx_set_threads(mb_ctx *ctx, int n_threads)
