@@ -301,7 +301,7 @@ static int bench_scan(int B, int D, int L, int N, double bw, int reps)
  * in use before the model existed. A fresh context per row, so a failed
  * size (out of memory) does not poison the next one. */
 static int bench_train(const char *name, int d_model, int n_layer, int vocab, int B, int L,
-                       int cplx, int reps)
+                       int cplx, int tf32, int reps)
 {
     char why[256] = "";
     int ok = -1, n_rep = reps < 16 ? reps : 16;
@@ -315,6 +315,7 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
         snprintf(why, sizeof why, "context: %s", mb_error_last());
         goto done;
     }
+    mb_ctx_set_tf32(ctx, tf32);
     size_t base = dev_used();
 
     mb_config cfg;
@@ -460,7 +461,9 @@ int main(int argc, char **argv)
     const int lens[] = {1 << 17, 1 << 20};
     for (int i = 0; i < 2; i++) {
         if (quick && lens[i] >= (1 << 20)) continue;
-        failed |= bench_train("dna d256 x8 vocab 16", 256, 8, 16, 1, lens[i], 0, treps) != 0;
+        failed |= bench_train("dna d256 x8 vocab 16", 256, 8, 16, 1, lens[i], 0, 0, treps) != 0;
+        /* the same with TF32 GEMMs (mb_ctx_set_tf32), the explicit option */
+        failed |= bench_train("dna d256 x8 tf32", 256, 8, 16, 1, lens[i], 0, 1, treps) != 0;
     }
     printf("\nbench_gpu: %s\n", failed ? "some rows failed (reasons in the rows)" : "all rows ran");
     return 0;
