@@ -66,16 +66,8 @@ __device__ __forceinline__ void scan_decay(float dt, float Ar, float Aim, float 
 {
     float mag = __expf(dt * Ar);
     if (CPLX) {
-        /* the angle reduced to [-pi, pi] first (2 pi in two parts): sincosf
-         * then always takes its short path, and the long reduction it keeps
-         * for large angles (with a local-memory table) never runs. The
-         * hardware __sincosf was faster still but its ~4e-7 error per step
-         * accumulates in slowly decaying states (5e-6 measured). */
-        const float x = dt * Aim, k = rintf(x * 0.159154943091895336f);
-        float r = fmaf(-k, 6.28318548202514648f, x);
-        r = fmaf(-k, -1.74845553e-7f, r);
         float s, c;
-        sincosf(r, &s, &c);
+        sincosf(dt * Aim, &s, &c);
         *ar = mag * c;
         *ai = mag * s;
     } else {
