@@ -170,29 +170,35 @@ __global__ void scan_fwd_local(scan_args a, float *hloc, float *ssum)
         if (k < sf) hloc[o * sf + k] = h[k];
 }
 
-/* Sequential over chunks, one thread per (b, d, state): replaces each
- * chunk's local end state with the true state entering the chunk. */
-template <bool CPLX>
-__global__ void scan_fwd_carry(scan_args a, float *hloc, const float *ssum)
+/* Sequential over chunks, one thread per (b, d, state). Forward: replaces
+ * each chunk's local end state with the true state entering the chunk,
+ * H <- Q H + local (Q = exp(A sum dt), the chunk's decay), from h0.
+ * Reverse: replaces each chunk's local adjoint with the true adjoint
+ * reaching its last state from the right, E <- local + conj(Q) E, from dhT. */
+template <bool CPLX, bool REV>
+__global__ void scan_carry(scan_args a, float *loc, const float *ssum)
 {
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (int64_t)a.B * a.D * a.N) return;
     const int n = (int)(i % a.N), d = (int)((i / a.N) % a.D), b = (int)(i / ((int64_t)a.N * a.D));
     const int sf = CPLX ? 2 * a.N : a.N, k = CPLX ? 2 * n : n;
     const float Ar = a.A[(size_t)d * a.N + n], Aim = CPLX ? a.Ai[(size_t)d * a.N + n] : 0.f;
+    const float *init = REV ? a.dhT : a.h0;
     float Hr = 0.f, Hi = 0.f;
-    if (a.h0) {
-        Hr = a.h0[((size_t)b * a.D + d) * sf + k];
-        if (CPLX) Hi = a.h0[((size_t)b * a.D + d) * sf + k + 1];
+    if (init) {
+        Hr = init[((size_t)b * a.D + d) * sf + k];
+        if (CPLX) Hi = init[((size_t)b * a.D + d) * sf + k + 1];
     }
 #pragma unroll 8
-    for (int c = 0; c < a.nc; c++) {
+    for (int j = 0; j < a.nc; j++) {
+        const int c = REV ? a.nc - 1 - j : j;
         const size_t o = ((size_t)b * a.nc + c) * a.D + d;
-        float lr = hloc[o * sf + k], li = CPLX ? hloc[o * sf + k + 1] : 0.f;
-        hloc[o * sf + k] = Hr;
-        if (CPLX) hloc[o * sf + k + 1] = Hi;
+        float lr = loc[o * sf + k], li = CPLX ? loc[o * sf + k + 1] : 0.f;
+        loc[o * sf + k] = Hr;
+        if (CPLX) loc[o * sf + k + 1] = Hi;
         float qr, qi;
         scan_decay<CPLX>(ssum[o], Ar, Aim, &qr, &qi);
+        if (REV) qi = -qi;
         float nr = qr * Hr - qi * Hi + lr, ni = qr * Hi + qi * Hr + li;
         Hr = nr;
         Hi = ni;
@@ -301,36 +307,6 @@ __global__ void scan_bwd_local(scan_args a, float *gloc)
 #pragma unroll
     for (int k = 0; k < HS; k++)
         if (k < sf) gloc[o * sf + k] = G[k];
-}
-
-/* Reverse over chunks: replaces each chunk's local adjoint with the true
- * adjoint reaching its last state from the right (dhT for the last). */
-template <bool CPLX>
-__global__ void scan_bwd_carry(scan_args a, float *gloc, const float *ssum)
-{
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (int64_t)a.B * a.D * a.N) return;
-    const int n = (int)(i % a.N), d = (int)((i / a.N) % a.D), b = (int)(i / ((int64_t)a.N * a.D));
-    const int sf = CPLX ? 2 * a.N : a.N, k = CPLX ? 2 * n : n;
-    const float Ar = a.A[(size_t)d * a.N + n], Aim = CPLX ? a.Ai[(size_t)d * a.N + n] : 0.f;
-    float Er = 0.f, Ei = 0.f;
-    if (a.dhT) {
-        Er = a.dhT[((size_t)b * a.D + d) * sf + k];
-        if (CPLX) Ei = a.dhT[((size_t)b * a.D + d) * sf + k + 1];
-    }
-#pragma unroll 8
-    for (int c = a.nc - 1; c >= 0; c--) {
-        const size_t o = ((size_t)b * a.nc + c) * a.D + d;
-        float lr = gloc[o * sf + k], li = CPLX ? gloc[o * sf + k + 1] : 0.f;
-        gloc[o * sf + k] = Er;
-        if (CPLX) gloc[o * sf + k + 1] = Ei;
-        float qr, qi;
-        scan_decay<CPLX>(ssum[o], Ar, Aim, &qr, &qi);
-        /* E <- loc + conj(Q) E */
-        float nr = lr + qr * Er + qi * Ei, ni = li + qr * Ei - qi * Er;
-        Er = nr;
-        Ei = ni;
-    }
 }
 
 /* Sum v[0..V) over the 32 lanes of the warp, leaving the total of value j
@@ -607,9 +583,9 @@ extern "C" void mb_scan_fwd_cuda(mb_ctx *ctx, const mb_scan_params *p, float *y,
         SCAN_DISPATCH(a.N, a.cplx, LOCAL);
 #undef LOCAL
         MB_LAUNCH_CHECK(ctx, "scan_fwd_local");
-        if (a.cplx) scan_fwd_carry<true><<<cgrid, 256, 0, st>>>(a, hstart, ssum);
-        else scan_fwd_carry<false><<<cgrid, 256, 0, st>>>(a, hstart, ssum);
-        MB_LAUNCH_CHECK(ctx, "scan_fwd_carry");
+        if (a.cplx) scan_carry<true, false><<<cgrid, 256, 0, st>>>(a, hstart, ssum);
+        else scan_carry<false, false><<<cgrid, 256, 0, st>>>(a, hstart, ssum);
+        MB_LAUNCH_CHECK(ctx, "scan_carry");
     }
 #define OUT(NS, C) scan_fwd_out<NS, C><<<grid, blk, 0, st>>>(a, hstart, y, hT)
     SCAN_DISPATCH(a.N, a.cplx, OUT);
@@ -656,11 +632,11 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const flo
 #undef LOCALS
         MB_LAUNCH_CHECK(ctx, "scan_bwd locals");
         if (a.cplx) {
-            scan_fwd_carry<true><<<cgrid, 256, 0, st>>>(a, hstart, ssum);
-            scan_bwd_carry<true><<<cgrid, 256, 0, st>>>(a, gin, ssum);
+            scan_carry<true, false><<<cgrid, 256, 0, st>>>(a, hstart, ssum);
+            scan_carry<true, true><<<cgrid, 256, 0, st>>>(a, gin, ssum);
         } else {
-            scan_fwd_carry<false><<<cgrid, 256, 0, st>>>(a, hstart, ssum);
-            scan_bwd_carry<false><<<cgrid, 256, 0, st>>>(a, gin, ssum);
+            scan_carry<false, false><<<cgrid, 256, 0, st>>>(a, hstart, ssum);
+            scan_carry<false, true><<<cgrid, 256, 0, st>>>(a, gin, ssum);
         }
         MB_LAUNCH_CHECK(ctx, "scan_bwd carries");
     }
