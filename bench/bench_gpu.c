@@ -10,7 +10,6 @@
  * every timed region is cudaDeviceSynchronize .. work .. cudaDeviceSynchronize
  * read with a host monotonic clock, after a warm-up. The copy bandwidth is
  * timed with events on a stream of our own. */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
 #include <stdio.h>
 
 #ifndef MB_HAVE_CUDA

@@ -54,11 +54,8 @@ void mb_act_fwd_cpu(MB_OPS_ACT_FWD_ARGS)
 {
     double work = (double)M * N;
     (void)work;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_ACT_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_ACT_PAR_MIN) schedule(static))
     for (int i = 0; i < M; i++) act_fwd_row(act, N, x + (size_t)i * ldx, y + (size_t)i * ldy);
 }
 
@@ -66,11 +63,8 @@ void mb_act_bwd_cpu(MB_OPS_ACT_BWD_ARGS)
 {
     double work = (double)M * N;
     (void)work;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_ACT_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_ACT_PAR_MIN) schedule(static))
     for (int i = 0; i < M; i++)
         act_bwd_row(act, N, x + (size_t)i * ldx, dy + (size_t)i * lddy, dx + (size_t)i * lddx);
 }
@@ -81,17 +75,12 @@ void mb_axpby_cpu(mb_ctx *ctx, size_t n, float a, const float *x, float b, float
     (void)nn;
     /* b 0 overwrites, as BLAS does: y may be uninitialized */
     if (b == 0.0f) {
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (n > MB_ACT_PAR_MIN) schedule(static)
-#else
-        (void)ctx;
-#endif
+        (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (n > MB_ACT_PAR_MIN) schedule(static))
         for (ptrdiff_t i = 0; i < nn; i++) y[i] = a * x[i];
         return;
     }
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (n > MB_ACT_PAR_MIN) schedule(static)
-#endif
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (n > MB_ACT_PAR_MIN) schedule(static))
     for (ptrdiff_t i = 0; i < nn; i++) y[i] = a * x[i] + b * y[i];
 }
 
@@ -101,11 +90,8 @@ double mb_sumsq_cpu(mb_ctx *ctx, size_t n, const float *x)
 {
     double part[MB_RED_CHUNKS];
     int nc = (int)red_chunks(n);
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (nc > 1) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (nc > 1) schedule(static))
     for (int c = 0; c < nc; c++) {
         size_t lo = n * (size_t)c / (size_t)nc, hi = n * (size_t)(c + 1) / (size_t)nc;
         double s = 0.0;
@@ -130,11 +116,8 @@ size_t mb_count_nonfinite_cpu(mb_ctx *ctx, size_t n, const float *x)
 {
     size_t part[MB_RED_CHUNKS];
     int nc = (int)red_chunks(n);
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (nc > 1) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (nc > 1) schedule(static))
     for (int c = 0; c < nc; c++) {
         size_t lo = n * (size_t)c / (size_t)nc, hi = n * (size_t)(c + 1) / (size_t)nc;
         size_t k = 0;

@@ -15,11 +15,8 @@ void mb_adamw_cpu(MB_OPS_ADAMW_ARGS)
     const float c1 = 1.0f - beta1, c2 = 1.0f - beta2;
     ptrdiff_t nn = (ptrdiff_t)n;
     (void)nn;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (n > MB_ADAMW_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (n > MB_ADAMW_PAR_MIN) schedule(static))
     for (ptrdiff_t i = 0; i < nn; i++) {
         float gi = g[i];
         float mi = beta1 * m[i] + c1 * gi;

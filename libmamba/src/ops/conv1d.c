@@ -45,11 +45,8 @@ void mb_conv1d_fwd_cpu(MB_OPS_CONV_FWD_ARGS)
     int tasks = B * nb;
     double work = (double)B * L * D * K;
     (void)work;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) schedule(static))
     for (int task = 0; task < tasks; task++) {
         int b = task / nb, d0 = (task % nb) * MB_CONV_DB;
         conv_fwd_block(b, d0, min_int(MB_CONV_DB, D - d0), L, D, K, x, ldx, w, bias, prev, y, ldy);
@@ -129,11 +126,8 @@ void mb_conv1d_bwd_cpu(MB_OPS_CONV_BWD_ARGS)
     (void)work;
     /* A task owns a block of channels across all batches: dw and dbias need
      * a sum over (b, t), and this way no two threads share an output. */
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) schedule(static))
     for (int blk = 0; blk < nb; blk++) {
         int d0 = blk * MB_CONV_DB, n = min_int(MB_CONV_DB, D - d0);
         for (int b = 0; b < B; b++) {
@@ -149,11 +143,8 @@ void mb_conv1d_state_update_cpu(MB_OPS_CONV_STATE_ARGS)
     if (K <= 1 || B <= 0 || L <= 0) return;
     double work = (double)B * (K - 1) * D;
     (void)work;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) schedule(static))
     for (int b = 0; b < B; b++) {
         float *st = prev + (size_t)b * (K - 1) * D;
         /* Row r takes position L-(K-1)+r of [prev; x]. When that is still in

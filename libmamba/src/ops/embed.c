@@ -10,11 +10,8 @@ void mb_embed_fwd_cpu(MB_OPS_EMB_FWD_ARGS)
 {
     double work = (double)M * C;
     (void)work;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_EMB_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_EMB_PAR_MIN) schedule(static))
     for (int i = 0; i < M; i++)
         memcpy(y + (size_t)i * C, W + (size_t)tokens[i] * C, (size_t)C * sizeof *W);
 }
@@ -27,11 +24,8 @@ void mb_embed_bwd_cpu(MB_OPS_EMB_BWD_ARGS)
     int nb = (C + MB_EMB_CB - 1) / MB_EMB_CB;
     double work = (double)M * C;
     (void)work;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_EMB_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_EMB_PAR_MIN) schedule(static))
     for (int blk = 0; blk < nb; blk++) {
         int c0 = blk * MB_EMB_CB, n = C - c0 < MB_EMB_CB ? C - c0 : MB_EMB_CB;
         for (int i = 0; i < M; i++) {

@@ -127,11 +127,8 @@ void mb_gemm_blocked_cpu(MB_OPS_GEMM_ARGS)
     int tiles = mt * nt;
     double work = (double)M * N * (K + 1);
     (void)work;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_GEMM_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_GEMM_PAR_MIN) schedule(static))
     for (int t = 0; t < tiles; t++) {
         int i0 = (t / nt) * MB_GEMM_MC, j0 = (t % nt) * MB_GEMM_NC;
         gemm_tile(&op, i0, j0, min_int(MB_GEMM_MC, M - i0), min_int(MB_GEMM_NC, N - j0), K,
@@ -165,11 +162,8 @@ void mb_colsum_acc_cpu(mb_ctx *ctx, int M, int N, const float *x, int ldx, float
     (void)work;
     /* Each task owns a block of columns and walks all rows: no two threads
      * touch one output, and the sum order does not depend on the threads. */
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_COLSUM_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_COLSUM_PAR_MIN) schedule(static))
     for (int blk = 0; blk < nb; blk++) {
         int j0 = blk * MB_COLSUM_CB, n = min_int(MB_COLSUM_CB, N - j0);
         double acc[MB_COLSUM_CB] = {0};

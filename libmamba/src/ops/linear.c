@@ -28,11 +28,8 @@ void mb_bias_add_cpu(mb_ctx *ctx, int M, int N, const float *bias, float *y, int
 {
     double work = (double)M * N;
     (void)work;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_BIAS_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_BIAS_PAR_MIN) schedule(static))
     for (int i = 0; i < M; i++) {
         float *r = y + (size_t)i * ldy;
         for (int j = 0; j < N; j++) r[j] += bias[j];

@@ -36,11 +36,8 @@ void mb_rmsnorm_fwd_cpu(MB_OPS_RMS_FWD_ARGS)
 {
     double work = (double)M * C;
     (void)work;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static))
     for (int i = 0; i < M; i++)
         rms_fwd_row(C, x + (size_t)i * C, w, eps, y + (size_t)i * C, rstd + i);
 }
@@ -77,20 +74,15 @@ void mb_rmsnorm_bwd_cpu(MB_OPS_RMS_BWD_ARGS)
     (void)work;
     /* dw first: after it, dx may overwrite dy (or x) in place */
     if (dw) {
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static)
-#endif
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static))
         for (int blk = 0; blk < nb; blk++) {
             int c0 = blk * MB_NORM_CB;
             rms_dw_block(c0, min_int(MB_NORM_CB, C - c0), M, C, x, rstd, dy, dw);
         }
     }
     if (!dx) return;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static))
     for (int i = 0; i < M; i++)
         rms_bwd_row(C, x + (size_t)i * C, w, rstd[i], dy + (size_t)i * C, dx + (size_t)i * C,
                     dx_beta);
@@ -117,11 +109,8 @@ void mb_layernorm_fwd_cpu(MB_OPS_LN_FWD_ARGS)
 {
     double work = (double)M * C;
     (void)work;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static))
     for (int i = 0; i < M; i++)
         ln_fwd_row(C, x + (size_t)i * C, w, b, eps, y + (size_t)i * C, mean + i, rstd + i);
 }
@@ -168,20 +157,15 @@ void mb_layernorm_bwd_cpu(MB_OPS_LN_BWD_ARGS)
     (void)work;
     /* dw, db first: after them, dx may overwrite dy (or x) in place */
     if (dw || db) {
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static)
-#endif
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static))
         for (int blk = 0; blk < nb; blk++) {
             int c0 = blk * MB_NORM_CB;
             ln_dwdb_block(c0, min_int(MB_NORM_CB, C - c0), M, C, x, mean, rstd, dy, dw, db);
         }
     }
     if (!dx) return;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static))
     for (int i = 0; i < M; i++)
         ln_bwd_row(C, x + (size_t)i * C, w, mean[i], rstd[i], dy + (size_t)i * C,
                    dx + (size_t)i * C, dx_beta);

@@ -65,11 +65,8 @@ void mb_xent_cpu(MB_OPS_XENT_ARGS)
     int nc = M < MB_XENT_CHUNKS ? M : MB_XENT_CHUNKS;
     double work = (double)M * V;
     (void)work;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(ctx->n_threads) if (work > MB_XENT_PAR_MIN) schedule(static)
-#else
-    (void)ctx;
-#endif
+    (void)ctx; /* read by the OpenMP clause only */
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_XENT_PAR_MIN) schedule(static))
     for (int c = 0; c < nc; c++) {
         int lo = (int)((int64_t)M * c / nc), hi = (int)((int64_t)M * (c + 1) / nc);
         xent_rows(lo, hi, V, logits, targets, ignore_index, grad_scale, dlogits, part + c);
