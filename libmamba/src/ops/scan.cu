@@ -2,21 +2,29 @@
  *
  * One thread owns one (batch, channel) and keeps its N states in registers;
  * neighbouring threads are neighbouring channels, so every load of u, delta,
- * z and dy is a coalesced row segment of the (B, L, D) activations and a
- * row of B or C is one broadcast per warp. The states never go to device
- * memory. To fill the GPU when B*D is small, the sequence is cut into nc
- * chunks of T steps, processed in parallel by a two-level scan:
+ * z and dy is a coalesced row segment of the (B, L, D) activations, fetched
+ * one step ahead, and rows of B and C are staged per 32-step tile in shared
+ * memory. The states never go to device memory. To fill the GPU when B*D is small, the sequence is
+ * cut into nc chunks of T steps, processed in parallel by a two-level scan:
  *
  *   forward:  local  per chunk from a zero state: the end state and sum(dt)
  *             carry  per (b, d, state), sequentially over chunks: the true
  *                    state entering each chunk (decay over a chunk is
  *                    exp(A sum(dt)), exactly the product of its steps)
  *             output per chunk from its true entering state: y (and hT)
- *   backward: the same carry for the states; an adjoint "local" and "carry"
- *             in reverse time for dL/dh entering each chunk from its right;
- *             then per chunk: the states are recomputed (start states of
- *             SUB-step sub-chunks kept in local memory, each sub-chunk's
- *             states recomputed once more) and walked backward.
+ *   backward: chunks of one tile (32 steps), so a chunk's states fit in one
+ *             per-thread array. One "locals" pass gives each chunk's end
+ *             state from zero AND its adjoint from a zero adjoint: the
+ *             adjoint leaving a chunk is sum_t conj(P_t) c_t with P_t the
+ *             running product of the decays, so both walk forward in time
+ *             and share each exp. Two carries (states forward, adjoints in
+ *             reverse), then per chunk: recompute and keep its 32 states,
+ *             walk them backward.
+ *
+ * Decays are exp2(dt * A log2(e)) on the MUFU unit (ex2.approx.ftz, a few
+ * ulp, far inside the 1e-5 the tests hold the scan to); A is scaled once per
+ * thread. The common d_state 16 is compiled with N fixed, so the per-state
+ * loops carry no predicates; other N up to 64 take the generic path.
  *
  * dB and dC sum over channels: a warp reduce-scatters its 32 channels'
  * contributions with shuffles and each lane adds one value with an atomic;
@@ -31,14 +39,16 @@
 #include "ops/ops.h"
 
 #define SCAN_THREADS 128
-#define SCAN_SUB 32        /* backward sub-chunk: states kept per thread */
-#define SCAN_TMIN 64       /* shortest chunk worth a carry */
+#define SCAN_TILE 32       /* steps of B/C staged at once; the backward chunk */
+#define SCAN_TMIN 64       /* shortest forward chunk worth a carry */
 #define SCAN_TMAX 1024
-#define SCAN_NC_MAX 256   /* longest carry, where SCAN_TMAX allows */
+#define SCAN_NC_MAX 256    /* longest forward carry, where SCAN_TMAX allows */
+#define SCAN_LOG2E 1.4426950408889634f
+#define SCAN_LN2 0.6931471805599453f
 
 struct scan_args {
     int B, L, D, N, cplx, softplus;
-    int T, nc; /* chunk length and count */
+    int T, nc, dblk; /* chunk length and count, blocks across D */
     int64_t ld_u, ld_delta, ld_B, ld_C, ld_z;
     const float *u, *delta, *A, *Ai, *Bm, *Cm, *Dsk, *z, *bias, *h0;
     /* backward */
@@ -47,24 +57,42 @@ struct scan_args {
     float *du, *ddelta, *dA, *dAi, *dB, *dC, *dD, *dz, *dbias, *dh0;
 };
 
-/* __expf (ex2.approx) is a few ulp, far inside the 1e-5 the tests hold the
- * scan to, and a third of expf's instructions in the innermost loop (the
- * kernels are instruction-bound: Nsight Compute, H100) */
+/* N as the kernels see it: a constant for the common d_state 16 */
+template <int NS>
+__device__ __forceinline__ int scan_n(const scan_args &a) { return NS == 16 ? 16 : a.N; }
+
+__device__ __forceinline__ float scan_exp2(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
 __device__ __forceinline__ float scan_softplus(float x) { return x > 20.f ? x : log1pf(__expf(x)); }
 __device__ __forceinline__ float scan_sigmoid(float x) { return 1.f / (1.f + __expf(-x)); }
 
-__device__ __forceinline__ float scan_dt(const scan_args &a, size_t row, int d, float bias, float *pre)
+/* One channel's inputs at one step, fetched a step ahead so that their
+ * latency overlaps the previous step's work. v is delta + bias (before the
+ * softplus); dy only where asked. */
+struct scan_in {
+    float x, v, z, dy;
+};
+__device__ __forceinline__ scan_in scan_fetch(const scan_args &a, size_t row, int d, float bias, bool want_dy)
 {
-    float v = a.delta[row * a.ld_delta + d] + bias;
-    if (pre) *pre = v;
-    return a.softplus ? scan_softplus(v) : v;
+    scan_in r;
+    r.x = a.u[row * a.ld_u + d];
+    r.v = a.delta[row * a.ld_delta + d] + bias;
+    r.z = a.z ? a.z[row * a.ld_z + d] : 0.f;
+    r.dy = want_dy ? a.dy[row * a.D + d] : 0.f;
+    return r;
 }
+__device__ __forceinline__ float scan_dt(const scan_args &a, float v) { return a.softplus ? scan_softplus(v) : v; }
 
-/* decay factor of one state: a = exp(dt A) (complex: times e^{i dt Ai}) */
+/* decay factor of one state: a = exp(dt A) (complex: times e^{i dt Ai});
+ * A2 is A log2(e) */
 template <bool CPLX>
-__device__ __forceinline__ void scan_decay(float dt, float Ar, float Aim, float *ar, float *ai)
+__device__ __forceinline__ void scan_decay(float dt, float A2, float Aim, float *ar, float *ai)
 {
-    float mag = __expf(dt * Ar);
+    float mag = scan_exp2(dt * A2);
     if (CPLX) {
         float s, c;
         sincosf(dt * Aim, &s, &c);
@@ -76,17 +104,38 @@ __device__ __forceinline__ void scan_decay(float dt, float Ar, float Aim, float 
     }
 }
 
+/* a row of HS floats from shared memory into registers: 16-byte loads when
+ * the row is a whole number of float4 (rows are 16-byte aligned) */
+template <int HS>
+__device__ __forceinline__ void scan_row(const float *src, float *dst)
+{
+    if (HS % 4 == 0 && HS <= 16) {
+#pragma unroll
+        for (int j = 0; j < HS / 4; j++) {
+            const float4 v = reinterpret_cast<const float4 *>(src)[j];
+            dst[4 * j] = v.x, dst[4 * j + 1] = v.y, dst[4 * j + 2] = v.z, dst[4 * j + 3] = v.w;
+        }
+    } else {
+#pragma unroll
+        for (int k = 0; k < HS; k++) dst[k] = src[k];
+    }
+}
+
 /* h <- a h + dt x B_t for all states; returns C_t . h (complex: 2 Re). */
 template <int NS, bool CPLX>
-__device__ __forceinline__ float scan_step(int N, float dt, float x, const float *Bt, const float *Ct,
-                                           const float *Ar, const float *Aim, float *h, int want_y)
+__device__ __forceinline__ float scan_step(int N, float dt, float x, const float *Bs, const float *Cs,
+                                           const float *A2, const float *Aim, float *h, int want_y)
 {
+    constexpr int HS = CPLX ? 2 * NS : NS;
+    float Bt[HS], Ct[HS];
+    scan_row<HS>(Bs, Bt);
+    if (want_y) scan_row<HS>(Cs, Ct);
     float acc = 0.f, dtx = dt * x;
 #pragma unroll
     for (int n = 0; n < NS; n++) {
         if (n < N) {
             float ar, ai;
-            scan_decay<CPLX>(dt, Ar[n], CPLX ? Aim[n] : 0.f, &ar, &ai);
+            scan_decay<CPLX>(dt, A2[n], CPLX ? Aim[n] : 0.f, &ar, &ai);
             if (CPLX) {
                 float hr = h[2 * n], hi = h[2 * n + 1];
                 float nr = ar * hr - ai * hi + dtx * Bt[2 * n];
@@ -103,13 +152,15 @@ __device__ __forceinline__ float scan_step(int N, float dt, float x, const float
     return CPLX ? 2.f * acc : acc;
 }
 
+/* A2 = A log2(e) (the exp2 argument), Aim = imaginary part */
 template <int NS, bool CPLX>
-__device__ __forceinline__ void scan_load_A(const scan_args &a, int d, float *Ar, float *Aim)
+__device__ __forceinline__ void scan_load_A(const scan_args &a, int d, float *A2, float *Aim)
 {
+    const int N = scan_n<NS>(a);
 #pragma unroll
     for (int n = 0; n < NS; n++) {
-        Ar[n] = n < a.N ? a.A[(size_t)d * a.N + n] : 0.f;
-        Aim[n] = (CPLX && n < a.N) ? a.Ai[(size_t)d * a.N + n] : 0.f;
+        A2[n] = n < N ? a.A[(size_t)d * N + n] * SCAN_LOG2E : 0.f;
+        Aim[n] = (CPLX && n < N) ? a.Ai[(size_t)d * N + n] : 0.f;
     }
 }
 
@@ -117,261 +168,345 @@ __device__ __forceinline__ void scan_load_A(const scan_args &a, int d, float *Ar
  * block: one coalesced load instead of 2N uniform loads per thread and step
  * (those loads kept the load/store pipe the busiest unit). Row s holds B at
  * [0, sf) and C at [HS, HS + sf). All threads of the block must call it. */
-#define SCAN_TILE 32
-template <int HS>
+template <int NS, bool CPLX>
 __device__ __forceinline__ void scan_load_tile(const scan_args &a, int b, int tt, int nt, float *sbc)
 {
-    const int sf = a.cplx ? 2 * a.N : a.N;
+    constexpr int HS = CPLX ? 2 * NS : NS;
+    const int sf = CPLX ? 2 * scan_n<NS>(a) : scan_n<NS>(a);
     __syncthreads(); /* the previous tile is consumed */
-    for (int i = threadIdx.x; i < nt * 2 * sf; i += blockDim.x) {
-        const int s = i / (2 * sf), k = i % (2 * sf);
+    for (int i = threadIdx.x; i < nt * sf; i += blockDim.x) {
+        const int s = i / sf, k = i - s * sf;
         const size_t row = (size_t)b * a.L + tt + s;
-        sbc[s * 2 * HS + (k < sf ? k : HS + k - sf)] =
-            k < sf ? __ldg(a.Bm + row * a.ld_B + k) : __ldg(a.Cm + row * a.ld_C + k - sf);
+        sbc[s * 2 * HS + k] = __ldg(a.Bm + row * a.ld_B + k);
+        sbc[s * 2 * HS + HS + k] = __ldg(a.Cm + row * a.ld_C + k);
     }
     __syncthreads();
 }
 
+/* which (b, chunk, channel) a thread owns: blocks run across D fastest, so
+ * the blocks sharing a tile of B and C are neighbours in time */
+struct scan_pos {
+    int b, c, d;
+    bool live; /* d < D; the others still help stage tiles and shuffle */
+};
+__device__ __forceinline__ scan_pos scan_where(const scan_args &a)
+{
+    scan_pos q;
+    const int db = blockIdx.x % a.dblk;
+    q.c = blockIdx.x / a.dblk;
+    q.b = blockIdx.y;
+    const int d0 = db * SCAN_THREADS + threadIdx.x;
+    q.live = d0 < a.D;
+    q.d = q.live ? d0 : a.D - 1;
+    return q;
+}
+
 /* ---- forward ------------------------------------------------------------ */
 
-/* chunk end state from zero, and sum(dt), for chunk blockIdx.y */
+/* chunk end state from zero, and sum(dt) */
 template <int NS, bool CPLX>
-__global__ void scan_fwd_local(scan_args a, float *hloc, float *ssum)
+__global__ void __launch_bounds__(SCAN_THREADS) scan_fwd_local(scan_args a, float *hloc, float *ssum)
 {
     constexpr int HS = CPLX ? 2 * NS : NS;
     __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
-    const int d0 = blockIdx.x * SCAN_THREADS + threadIdx.x, c = blockIdx.y, b = blockIdx.z;
-    const bool live = d0 < a.D; /* the others still help stage the tiles */
-    const int d = live ? d0 : a.D - 1;
-    const int sf = CPLX ? 2 * a.N : a.N;
-    float Ar[NS], Aim[NS], h[HS];
-    scan_load_A<NS, CPLX>(a, d, Ar, Aim);
+    const scan_pos q = scan_where(a);
+    const int N = scan_n<NS>(a), sf = CPLX ? 2 * N : N, d = q.d;
+    float A2[NS], Aim[NS], h[HS];
+    scan_load_A<NS, CPLX>(a, d, A2, Aim);
 #pragma unroll
     for (int k = 0; k < HS; k++) h[k] = 0.f;
     const float bias = a.bias ? a.bias[d] : 0.f;
-    const int t0 = c * a.T, t1 = min(a.L, t0 + a.T);
+    const int t0 = q.c * a.T, t1 = min(a.L, t0 + a.T);
     float S = 0.f;
-    for (int tt = t0; tt < t1; tt += SCAN_TILE) {
-        const int nt = min(SCAN_TILE, t1 - tt);
-        scan_load_tile<HS>(a, b, tt, nt, sbc);
-        for (int s = 0; s < nt; s++) {
-            const size_t row = (size_t)b * a.L + tt + s;
-            float dt = scan_dt(a, row, d, bias, NULL);
-            S += dt;
-            scan_step<NS, CPLX>(a.N, dt, a.u[row * a.ld_u + d], sbc + s * 2 * HS, sbc + s * 2 * HS + HS,
-                                Ar, Aim, h, 0);
-        }
+    const size_t row0 = (size_t)q.b * a.L;
+    scan_in cur = scan_fetch(a, row0 + t0, d, bias, false);
+    for (int t = t0; t < t1; t++) {
+        const int s = (t - t0) & (SCAN_TILE - 1); /* chunks start on tile boundaries */
+        if (s == 0) scan_load_tile<NS, CPLX>(a, q.b, t, min(SCAN_TILE, t1 - t), sbc);
+        const scan_in nx = scan_fetch(a, row0 + min(t + 1, t1 - 1), d, bias, false);
+        const float dt = scan_dt(a, cur.v);
+        S += dt;
+        scan_step<NS, CPLX>(N, dt, cur.x, sbc + s * 2 * HS, sbc + s * 2 * HS + HS, A2, Aim, h, 0);
+        cur = nx;
     }
-    if (!live) return;
-    const size_t o = ((size_t)b * a.nc + c) * a.D + d;
+    if (!q.live) return;
+    const size_t o = ((size_t)q.b * a.nc + q.c) * a.D + d;
     ssum[o] = S;
 #pragma unroll
     for (int k = 0; k < HS; k++)
         if (k < sf) hloc[o * sf + k] = h[k];
 }
 
-/* Sequential over chunks, one thread per (b, d, state). Forward: replaces
- * each chunk's local end state with the true state entering the chunk,
- * H <- Q H + local (Q = exp(A sum dt), the chunk's decay), from h0.
- * Reverse: replaces each chunk's local adjoint with the true adjoint
- * reaching its last state from the right, E <- local + conj(Q) E, from dhT. */
-template <bool CPLX, bool REV>
-__global__ void scan_carry(scan_args a, float *loc, const float *ssum)
+/* Sequential over chunks, one thread per (b, d, state, group of chunks).
+ * Forward: replaces each chunk's local end state with the true state
+ * entering the chunk, H <- Q H + local (Q = exp(A sum dt), the chunk's decay,
+ * exactly the product of its steps), from h0. Reverse: replaces each chunk's
+ * local adjoint with the true adjoint reaching its last state from the
+ * right, E <- local + conj(Q) E, from dhT.
+ *
+ * Long carries (2^15 chunks at L = 2^20) are split in groups of gs chunks:
+ * SUMMARY walks a group from zero and leaves its composite (and its sum of
+ * dt, so Q of a group is exp(A S) too) in gloc/gsum; a plain carry over the
+ * groups turns those into the true values entering each group; APPLY walks
+ * each group again from there, writing back. MODE 0 is the one-level carry.
+ * Loads are batched ahead of the dependent chain: the stores into loc would
+ * otherwise keep the compiler from hoisting them. */
+#define SCAN_CARRY_BATCH 8
+enum { SCAN_CARRY_FULL = 0, SCAN_CARRY_SUMMARY = 1, SCAN_CARRY_APPLY = 2 };
+template <bool CPLX, bool REV, int MODE>
+__global__ void scan_carry(scan_args a, float *loc, const float *ssum, float *gloc, float *gsum, int gs)
 {
+    const int ng = MODE == SCAN_CARRY_FULL ? 1 : (a.nc + gs - 1) / gs;
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (int64_t)a.B * a.D * a.N) return;
-    const int n = (int)(i % a.N), d = (int)((i / a.N) % a.D), b = (int)(i / ((int64_t)a.N * a.D));
+    if (i >= (int64_t)a.B * a.D * a.N * ng) return;
+    const int n = (int)(i % a.N), d = (int)((i / a.N) % a.D);
+    const int64_t bg = i / ((int64_t)a.N * a.D);
+    const int g = (int)(bg % ng), b = (int)(bg / ng);
     const int sf = CPLX ? 2 * a.N : a.N, k = CPLX ? 2 * n : n;
-    const float Ar = a.A[(size_t)d * a.N + n], Aim = CPLX ? a.Ai[(size_t)d * a.N + n] : 0.f;
-    const float *init = REV ? a.dhT : a.h0;
-    float Hr = 0.f, Hi = 0.f;
-    if (init) {
-        Hr = init[((size_t)b * a.D + d) * sf + k];
-        if (CPLX) Hi = init[((size_t)b * a.D + d) * sf + k + 1];
+    const float A2 = a.A[(size_t)d * a.N + n] * SCAN_LOG2E, Aim = CPLX ? a.Ai[(size_t)d * a.N + n] : 0.f;
+    const int c0 = MODE == SCAN_CARRY_FULL ? 0 : g * gs;
+    const int cnt = MODE == SCAN_CARRY_FULL ? a.nc : min(gs, a.nc - c0);
+    float Hr = 0.f, Hi = 0.f, S = 0.f;
+    const float *init = NULL;
+    if (MODE == SCAN_CARRY_FULL) {
+        const float *p = REV ? a.dhT : a.h0;
+        if (p) init = p + ((size_t)b * a.D + d) * sf + k;
+    } else if (MODE == SCAN_CARRY_APPLY) {
+        init = gloc + (((size_t)b * ng + g) * a.D + d) * sf + k;
     }
-#pragma unroll 8
-    for (int j = 0; j < a.nc; j++) {
-        const int c = REV ? a.nc - 1 - j : j;
-        const size_t o = ((size_t)b * a.nc + c) * a.D + d;
-        float lr = loc[o * sf + k], li = CPLX ? loc[o * sf + k + 1] : 0.f;
-        loc[o * sf + k] = Hr;
-        if (CPLX) loc[o * sf + k + 1] = Hi;
-        float qr, qi;
-        scan_decay<CPLX>(ssum[o], Ar, Aim, &qr, &qi);
-        if (REV) qi = -qi;
-        float nr = qr * Hr - qi * Hi + lr, ni = qr * Hi + qi * Hr + li;
-        Hr = nr;
-        Hi = ni;
+    if (init) {
+        Hr = init[0];
+        if (CPLX) Hi = init[1];
+    }
+    for (int j0 = 0; j0 < cnt; j0 += SCAN_CARRY_BATCH) {
+        float lr[SCAN_CARRY_BATCH], li[SCAN_CARRY_BATCH], sm[SCAN_CARRY_BATCH];
+        size_t off[SCAN_CARRY_BATCH];
+#pragma unroll
+        for (int u = 0; u < SCAN_CARRY_BATCH; u++) {
+            const int j = min(j0 + u, cnt - 1); /* past the end: re-read, unused */
+            const int c = c0 + (REV ? cnt - 1 - j : j);
+            const size_t o = ((size_t)b * a.nc + c) * a.D + d;
+            off[u] = o * sf + k;
+            lr[u] = loc[off[u]];
+            li[u] = CPLX ? loc[off[u] + 1] : 0.f;
+            sm[u] = ssum[o];
+        }
+#pragma unroll
+        for (int u = 0; u < SCAN_CARRY_BATCH; u++) {
+            if (j0 + u >= cnt) break;
+            if (MODE != SCAN_CARRY_SUMMARY) {
+                loc[off[u]] = Hr;
+                if (CPLX) loc[off[u] + 1] = Hi;
+            }
+            S += sm[u];
+            float qr, qi;
+            scan_decay<CPLX>(sm[u], A2, Aim, &qr, &qi);
+            if (REV) qi = -qi;
+            const float nr = qr * Hr - qi * Hi + lr[u], ni = qr * Hi + qi * Hr + li[u];
+            Hr = nr;
+            Hi = ni;
+        }
+    }
+    if (MODE == SCAN_CARRY_SUMMARY) {
+        const size_t o = ((size_t)b * ng + g) * a.D + d;
+        gloc[o * sf + k] = Hr;
+        if (CPLX) gloc[o * sf + k + 1] = Hi;
+        if (n == 0) gsum[o] = S;
     }
 }
 
-/* y over chunk blockIdx.y from its entering state (hstart, or h0 / zeros
- * when there is a single chunk); the last chunk writes hT. */
+/* y over one chunk from its entering state (hstart, or h0 / zeros when
+ * there is a single chunk); the last chunk writes hT. */
 template <int NS, bool CPLX>
-__global__ void scan_fwd_out(scan_args a, const float *hstart, float *y, float *hT)
+__global__ void __launch_bounds__(SCAN_THREADS) scan_fwd_out(scan_args a, const float *hstart, float *y, float *hT)
 {
     constexpr int HS = CPLX ? 2 * NS : NS;
     __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
-    const int d0 = blockIdx.x * SCAN_THREADS + threadIdx.x, c = blockIdx.y, b = blockIdx.z;
-    const bool live = d0 < a.D;
-    const int d = live ? d0 : a.D - 1;
-    const int sf = CPLX ? 2 * a.N : a.N;
-    float Ar[NS], Aim[NS], h[HS];
-    scan_load_A<NS, CPLX>(a, d, Ar, Aim);
-    const float *src = hstart ? hstart + (((size_t)b * a.nc + c) * a.D + d) * sf
-                              : (a.h0 ? a.h0 + ((size_t)b * a.D + d) * sf : NULL);
+    const scan_pos q = scan_where(a);
+    const int N = scan_n<NS>(a), sf = CPLX ? 2 * N : N, d = q.d;
+    float A2[NS], Aim[NS], h[HS];
+    scan_load_A<NS, CPLX>(a, d, A2, Aim);
+    const float *src = hstart ? hstart + (((size_t)q.b * a.nc + q.c) * a.D + d) * sf
+                              : (a.h0 ? a.h0 + ((size_t)q.b * a.D + d) * sf : NULL);
 #pragma unroll
     for (int k = 0; k < HS; k++) h[k] = (src && k < sf) ? src[k] : 0.f;
     const float bias = a.bias ? a.bias[d] : 0.f, Dd = a.Dsk ? a.Dsk[d] : 0.f;
-    const int t0 = c * a.T, t1 = min(a.L, t0 + a.T);
-    for (int tt = t0; tt < t1; tt += SCAN_TILE) {
-        const int nt = min(SCAN_TILE, t1 - tt);
-        scan_load_tile<HS>(a, b, tt, nt, sbc);
-        for (int s = 0; s < nt; s++) {
-            const size_t row = (size_t)b * a.L + tt + s;
-            const float x = a.u[row * a.ld_u + d];
-            float dt = scan_dt(a, row, d, bias, NULL);
-            float out = scan_step<NS, CPLX>(a.N, dt, x, sbc + s * 2 * HS, sbc + s * 2 * HS + HS, Ar, Aim, h, 1);
-            out += Dd * x;
-            if (a.z) {
-                float zv = a.z[row * a.ld_z + d];
-                out *= zv * scan_sigmoid(zv);
-            }
-            if (live) y[row * a.D + d] = out;
-        }
+    const int t0 = q.c * a.T, t1 = min(a.L, t0 + a.T);
+    const size_t row0 = (size_t)q.b * a.L;
+    scan_in cur = scan_fetch(a, row0 + t0, d, bias, false);
+    for (int t = t0; t < t1; t++) {
+        const int s = (t - t0) & (SCAN_TILE - 1);
+        if (s == 0) scan_load_tile<NS, CPLX>(a, q.b, t, min(SCAN_TILE, t1 - t), sbc);
+        const scan_in nx = scan_fetch(a, row0 + min(t + 1, t1 - 1), d, bias, false);
+        const float dt = scan_dt(a, cur.v);
+        float out = scan_step<NS, CPLX>(N, dt, cur.x, sbc + s * 2 * HS, sbc + s * 2 * HS + HS, A2, Aim, h, 1);
+        out += Dd * cur.x;
+        if (a.z) out *= cur.z * scan_sigmoid(cur.z);
+        if (q.live) y[(row0 + t) * a.D + d] = out;
+        cur = nx;
     }
-    if (live && hT && c == a.nc - 1)
+    if (q.live && hT && q.c == a.nc - 1)
 #pragma unroll
         for (int k = 0; k < HS; k++)
-            if (k < sf) hT[((size_t)b * a.D + d) * sf + k] = h[k];
+            if (k < sf) hT[((size_t)q.b * a.D + d) * sf + k] = h[k];
 }
 
 /* ---- backward ----------------------------------------------------------- */
 
 /* gradient of y w.r.t. the scan output before the gate, and dz */
-__device__ __forceinline__ float scan_gate_bwd(const scan_args &a, size_t row, int d, float dyv,
+__device__ __forceinline__ float scan_gate_bwd(const scan_args &a, size_t row, int d, float dyv, float zv,
                                                float yfull, int write_dz)
 {
     if (!a.z) return dyv;
-    const float zv = a.z[row * a.ld_z + d], sg = scan_sigmoid(zv);
+    const float sg = scan_sigmoid(zv);
     if (write_dz) a.dz[row * a.ld_dz + d] = dyv * yfull * sg * (1.f + zv * (1.f - sg));
     return dyv * zv * sg;
 }
 
-/* Adjoint entering each chunk from its right, from a zero adjoint: walk the
- * chunk backward adding C dyf (the y path) and multiplying by conj(a). The
- * gate needs only dy and z here (not y), so no states are needed. */
+/* Per chunk, in one forward walk: the end state from a zero state, sum(dt),
+ * and the adjoint leaving the chunk at its start from a zero adjoint at its
+ * end. That adjoint obeys G_{t-1} = conj(a_t) (G_t + c_t), c_t the y path
+ * (C_t dyf_t; complex 2 conj(C_t) dyf_t), so from zero it is
+ * sum_t conj(P_t) c_t with P_t = a_t0 ... a_t: computable forward, with the
+ * same decays as the states. The gate needs only dy and z, not y. */
 template <int NS, bool CPLX>
-__global__ void scan_bwd_local(scan_args a, float *gloc)
+__global__ void __launch_bounds__(SCAN_THREADS)
+scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
 {
     constexpr int HS = CPLX ? 2 * NS : NS;
     __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
-    const int d0 = blockIdx.x * SCAN_THREADS + threadIdx.x, c = blockIdx.y, b = blockIdx.z;
-    const bool live = d0 < a.D;
-    const int d = live ? d0 : a.D - 1;
-    const int sf = CPLX ? 2 * a.N : a.N;
-    float Ar[NS], Aim[NS], G[HS];
-    scan_load_A<NS, CPLX>(a, d, Ar, Aim);
+    const scan_pos q = scan_where(a);
+    const int N = scan_n<NS>(a), sf = CPLX ? 2 * N : N, d = q.d;
+    float A2[NS], Aim[NS], h[HS], P[HS], G[HS];
+    scan_load_A<NS, CPLX>(a, d, A2, Aim);
 #pragma unroll
-    for (int k = 0; k < HS; k++) G[k] = 0.f;
+    for (int k = 0; k < HS; k++) {
+        h[k] = G[k] = 0.f;
+        P[k] = (!CPLX || k % 2 == 0) ? 1.f : 0.f;
+    }
     const float bias = a.bias ? a.bias[d] : 0.f;
-    const int t0 = c * a.T, t1 = min(a.L, t0 + a.T);
-    /* tiles from the chunk's end backward */
-    for (int te = t1; te > t0; te -= SCAN_TILE) {
-        const int tt = max(t0, te - SCAN_TILE), nt = te - tt;
-        scan_load_tile<HS>(a, b, tt, nt, sbc);
-        for (int s = nt - 1; s >= 0; s--) {
-            const size_t row = (size_t)b * a.L + tt + s;
-            float dt = scan_dt(a, row, d, bias, NULL);
-            float dyf = scan_gate_bwd(a, row, d, a.dy[row * a.D + d], 0.f, 0);
-            const float *Ct = sbc + s * 2 * HS + HS;
+    const int t0 = q.c * a.T, t1 = min(a.L, t0 + a.T);
+    float S = 0.f;
+    const size_t row0 = (size_t)q.b * a.L;
+    scan_in cur = scan_fetch(a, row0 + t0, d, bias, true);
+    for (int t = t0; t < t1; t++) {
+        const int s = (t - t0) & (SCAN_TILE - 1);
+        if (s == 0) scan_load_tile<NS, CPLX>(a, q.b, t, min(SCAN_TILE, t1 - t), sbc);
+        const scan_in nx = scan_fetch(a, row0 + min(t + 1, t1 - 1), d, bias, true);
+        {
+            const float dt = scan_dt(a, cur.v), dtx = dt * cur.x;
+            const float dyf = scan_gate_bwd(a, row0 + t, d, cur.dy, cur.z, 0.f, 0);
+            S += dt;
+            float Bt[HS], Ct[HS];
+            scan_row<HS>(sbc + s * 2 * HS, Bt);
+            scan_row<HS>(sbc + s * 2 * HS + HS, Ct);
 #pragma unroll
             for (int n = 0; n < NS; n++) {
-                if (n < a.N) {
+                if (n < N) {
                     float ar, ai;
-                    scan_decay<CPLX>(dt, Ar[n], Aim[n], &ar, &ai);
+                    scan_decay<CPLX>(dt, A2[n], Aim[n], &ar, &ai);
                     if (CPLX) {
-                        float gr = G[2 * n] + 2.f * dyf * Ct[2 * n];
-                        float gi = G[2 * n + 1] - 2.f * dyf * Ct[2 * n + 1];
-                        G[2 * n] = ar * gr + ai * gi;
-                        G[2 * n + 1] = ar * gi - ai * gr;
+                        const float hr = h[2 * n], hi = h[2 * n + 1];
+                        h[2 * n] = ar * hr - ai * hi + dtx * Bt[2 * n];
+                        h[2 * n + 1] = ar * hi + ai * hr + dtx * Bt[2 * n + 1];
+                        /* P <- P conj(a): conj(P_t), kept directly */
+                        const float pr = P[2 * n], pi = P[2 * n + 1];
+                        const float npr = pr * ar + pi * ai, npi = pi * ar - pr * ai;
+                        P[2 * n] = npr;
+                        P[2 * n + 1] = npi;
+                        const float cr = 2.f * dyf * Ct[2 * n], ci = -2.f * dyf * Ct[2 * n + 1];
+                        G[2 * n] += npr * cr - npi * ci;
+                        G[2 * n + 1] += npr * ci + npi * cr;
                     } else {
-                        G[n] = ar * (G[n] + dyf * Ct[n]);
+                        h[n] = ar * h[n] + dtx * Bt[n];
+                        P[n] *= ar;
+                        G[n] += P[n] * (dyf * Ct[n]);
                     }
                 }
             }
         }
+        cur = nx;
     }
-    if (!live) return;
-    const size_t o = ((size_t)b * a.nc + c) * a.D + d;
+    if (!q.live) return;
+    const size_t o = ((size_t)q.b * a.nc + q.c) * a.D + d;
+    ssum[o] = S;
 #pragma unroll
     for (int k = 0; k < HS; k++)
-        if (k < sf) gloc[o * sf + k] = G[k];
+        if (k < sf) {
+            hloc[o * sf + k] = h[k];
+            gloc[o * sf + k] = G[k];
+        }
 }
 
 /* Sum v[0..V) over the 32 lanes of the warp, leaving the total of value j
  * on lane j % 32 in out[j / 32]: a butterfly reduce-scatter, 31 shuffles per
- * 32 values. All indices are compile-time, so v stays in registers. */
+ * 32 values. Each level is its own template instance so that every index is
+ * a compile-time constant and v stays in registers (with a loop over the
+ * levels nvcc kept v in local memory). */
+template <int HALF>
+__device__ __forceinline__ void warp_rs_level(float *w, int lane)
+{
+    const bool upper = (lane & HALF) != 0;
+#pragma unroll
+    for (int k = 0; k < HALF; k++) {
+        const float send = upper ? w[k] : w[k + HALF];
+        const float keep = upper ? w[k + HALF] : w[k];
+        w[k] = keep + __shfl_xor_sync(0xffffffffu, send, HALF);
+    }
+}
+
 template <int V>
 __device__ __forceinline__ void warp_reduce_scatter(float *v, float *out, int lane)
 {
 #pragma unroll
     for (int g = 0; g < V / 32; g++) {
         float *w = v + 32 * g;
-#pragma unroll
-        for (int half = 16; half >= 1; half >>= 1) {
-            const bool upper = (lane & half) != 0;
-#pragma unroll
-            for (int k = 0; k < half; k++) {
-                float send = upper ? w[k] : w[k + half];
-                float keep = upper ? w[k + half] : w[k];
-                w[k] = keep + __shfl_xor_sync(0xffffffffu, send, half);
-            }
-        }
+        warp_rs_level<16>(w, lane);
+        warp_rs_level<8>(w, lane);
+        warp_rs_level<4>(w, lane);
+        warp_rs_level<2>(w, lane);
+        warp_rs_level<1>(w, lane);
         out[g] = w[0];
     }
 }
 
+/* One chunk of at most SCAN_TILE steps: recompute its states from the true
+ * entering state (kept per step in hs), then walk them backward from the
+ * true adjoint entering from the right. */
 template <int NS, bool CPLX>
 __global__ void __launch_bounds__(SCAN_THREADS)
 scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
 {
-    const int d0 = blockIdx.x * SCAN_THREADS + threadIdx.x, c = blockIdx.y, b = blockIdx.z;
+    const scan_pos q = scan_where(a);
     const int lane = threadIdx.x & 31;
     /* threads past D still walk the chunk with zeros: the warp's
      * reduce-scatter needs all 32 lanes */
-    const bool live = d0 < a.D;
-    const int d = live ? d0 : a.D - 1;
-    const int sf = CPLX ? 2 * a.N : a.N;
+    const bool live = q.live;
+    const int N = scan_n<NS>(a), sf = CPLX ? 2 * N : N, d = q.d, b = q.b;
     constexpr int HS = CPLX ? 2 * NS : NS;
     constexpr int V = (2 * HS + 31) / 32 * 32; /* dB then dC values, padded */
-    static_assert(SCAN_SUB == SCAN_TILE, "a sub-chunk is one staged tile");
     __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
-    float Ar[NS], Aim[NS];
-    scan_load_A<NS, CPLX>(a, d, Ar, Aim);
+    float A2[NS], Aim[NS];
+    scan_load_A<NS, CPLX>(a, d, A2, Aim);
     const float bias = a.bias ? a.bias[d] : 0.f, Dd = a.Dsk ? a.Dsk[d] : 0.f;
-    const int t0 = c * a.T, t1 = min(a.L, t0 + a.T);
-    const size_t o = ((size_t)b * a.nc + c) * a.D + d;
+    const int ta = q.c * a.T, tb = min(a.L, ta + a.T);
+    const size_t o = ((size_t)b * a.nc + q.c) * a.D + d;
 
-    /* start states of the sub-chunks, then per sub-chunk its step states */
-    float ck[(SCAN_TMAX / SCAN_SUB)][HS];
-    float hs[SCAN_SUB][HS];
+    float hs[SCAN_TILE][HS]; /* state before each step */
     float h[HS], G[HS];
     const float *src = hstart ? hstart + o * sf : (a.h0 ? a.h0 + ((size_t)b * a.D + d) * sf : NULL);
 #pragma unroll
     for (int k = 0; k < HS; k++) h[k] = (src && k < sf) ? src[k] : 0.f;
-    const int nsub = (t1 - t0 + SCAN_SUB - 1) / SCAN_SUB;
-    for (int s = 0; s < nsub; s++) {
+    scan_load_tile<NS, CPLX>(a, b, ta, tb - ta, sbc);
+    const size_t row0 = (size_t)b * a.L;
+    scan_in cur = scan_fetch(a, row0 + ta, d, bias, false);
+    for (int t = ta; t < tb; t++) {
 #pragma unroll
-        for (int k = 0; k < HS; k++) ck[s][k] = h[k];
-        const int ta = t0 + s * SCAN_SUB, tb = min(t1, ta + SCAN_SUB);
-        scan_load_tile<HS>(a, b, ta, tb - ta, sbc);
-        for (int t = ta; t < tb; t++) {
-            const size_t row = (size_t)b * a.L + t;
-            float dt = scan_dt(a, row, d, bias, NULL);
-            const float *st = sbc + (t - ta) * 2 * HS;
-            scan_step<NS, CPLX>(a.N, dt, a.u[row * a.ld_u + d], st, st + HS, Ar, Aim, h, 0);
-        }
+        for (int k = 0; k < HS; k++) hs[t - ta][k] = h[k];
+        const scan_in nx = scan_fetch(a, row0 + min(t + 1, tb - 1), d, bias, false);
+        const float *st = sbc + (t - ta) * 2 * HS;
+        scan_step<NS, CPLX>(N, scan_dt(a, cur.v), cur.x, st, st + HS, A2, Aim, h, 0);
+        cur = nx;
     }
     const float *e = ein ? ein + o * sf : a.dhT ? a.dhT + ((size_t)b * a.D + d) * sf : NULL;
 #pragma unroll
@@ -380,114 +515,106 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
 #pragma unroll
     for (int n = 0; n < NS; n++) dA_acc[n] = dAi_acc[n] = 0.f;
 
-    for (int s = nsub - 1; s >= 0; s--) {
-        const int ta = t0 + s * SCAN_SUB, tb = min(t1, ta + SCAN_SUB);
+    /* h is now the state after step tb-1 */
+    cur = scan_fetch(a, row0 + tb - 1, d, bias, true);
+    for (int t = tb - 1; t >= ta; t--) {
+        const size_t row = row0 + t;
+        const scan_in nx = scan_fetch(a, row0 + max(t - 1, ta), d, bias, true);
+        float Bt[HS], Ct[HS];
+        scan_row<HS>(sbc + (t - ta) * 2 * HS, Bt);
+        scan_row<HS>(sbc + (t - ta) * 2 * HS + HS, Ct);
+        const float x = cur.x, pre = cur.v, dt = scan_dt(a, pre);
+        const float dtx = dt * x;
+        const float *hp = hs[t - ta];
+        /* ungated output for dz: C . h_t (+ 2 Re), + D x */
+        float yfull = 0.f;
 #pragma unroll
-        for (int k = 0; k < HS; k++) h[k] = ck[s][k];
-        scan_load_tile<HS>(a, b, ta, tb - ta, sbc);
-        for (int t = ta; t < tb; t++) {
+        for (int n = 0; n < NS; n++)
+            if (n < N) {
+                if (CPLX) yfull += Ct[2 * n] * h[2 * n] - Ct[2 * n + 1] * h[2 * n + 1];
+                else yfull += Ct[n] * h[n];
+            }
+        if (CPLX) yfull *= 2.f;
+        yfull += Dd * x;
+        const float dyv = live ? cur.dy : 0.f;
+        const float dyf = scan_gate_bwd(a, row, d, dyv, cur.z, yfull, live);
+        /* ddt = sum_n (dL/da_n) (da_n/ddt) + (sum_n G_n B_n) x; the A part is
+         * gathered against A log2(e) and scaled by ln 2 once */
+        float dx = dyf * Dd, ddtA = 0.f, ddtI = 0.f, gb = 0.f;
+        dD_acc += dyf * x;
+        float vals[V];
 #pragma unroll
-            for (int k = 0; k < HS; k++) hs[t - ta][k] = h[k]; /* state before step t */
-            const size_t row = (size_t)b * a.L + t;
-            float dt = scan_dt(a, row, d, bias, NULL);
-            const float *st = sbc + (t - ta) * 2 * HS;
-            scan_step<NS, CPLX>(a.N, dt, a.u[row * a.ld_u + d], st, st + HS, Ar, Aim, h, 0);
-        }
-        /* h is now the state after step tb-1 */
-        for (int t = tb - 1; t >= ta; t--) {
-            const size_t row = (size_t)b * a.L + t;
-            const float *Bt = sbc + (t - ta) * 2 * HS, *Ct = Bt + HS;
-            const float x = a.u[row * a.ld_u + d];
-            float pre, dt = scan_dt(a, row, d, bias, &pre);
-            const float *hp = hs[t - ta];
-            /* ungated output for dz: C . h_t (+ 2 Re), + D x */
-            float yfull = 0.f;
+        for (int k = 0; k < V; k++) vals[k] = 0.f;
 #pragma unroll
-            for (int n = 0; n < NS; n++)
-                if (n < a.N) {
-                    if (CPLX) yfull += Ct[2 * n] * h[2 * n] - Ct[2 * n + 1] * h[2 * n + 1];
-                    else yfull += Ct[n] * h[n];
+        for (int n = 0; n < NS; n++) {
+            if (n < N) {
+                float ar, ai;
+                scan_decay<CPLX>(dt, A2[n], Aim[n], &ar, &ai);
+                if (CPLX) {
+                    const float hr = h[2 * n], hi = h[2 * n + 1], pr = hp[2 * n], pi = hp[2 * n + 1];
+                    const float Cr = Ct[2 * n], Ci = Ct[2 * n + 1];
+                    const float Br = Bt[2 * n], Bi = Bt[2 * n + 1];
+                    vals[HS + 2 * n] = 2.f * dyf * hr;
+                    vals[HS + 2 * n + 1] = -2.f * dyf * hi;
+                    const float Gr = G[2 * n] + 2.f * dyf * Cr, Gi = G[2 * n + 1] - 2.f * dyf * Ci;
+                    const float gar = Gr * pr + Gi * pi, gai = Gi * pr - Gr * pi;
+                    const float q1 = gar * ar + gai * ai, q2 = gai * ar - gar * ai;
+                    ddtA += A2[n] * q1;
+                    ddtI += Aim[n] * q2;
+                    dA_acc[n] += dt * q1;
+                    dAi_acc[n] += dt * q2;
+                    gb += Gr * Br + Gi * Bi;
+                    vals[2 * n] = Gr * dtx;
+                    vals[2 * n + 1] = Gi * dtx;
+                    G[2 * n] = ar * Gr + ai * Gi;
+                    G[2 * n + 1] = ar * Gi - ai * Gr;
+                } else {
+                    vals[HS + n] = dyf * h[n];
+                    const float Gn = G[n] + dyf * Ct[n];
+                    const float qa = Gn * hp[n] * ar;
+                    ddtA += A2[n] * qa;
+                    dA_acc[n] += dt * qa;
+                    vals[n] = Gn * dtx;
+                    gb += Gn * Bt[n];
+                    G[n] = ar * Gn;
                 }
-            if (CPLX) yfull *= 2.f;
-            yfull += Dd * x;
-            const float dyv = live ? a.dy[row * a.D + d] : 0.f;
-            const float dyf = scan_gate_bwd(a, row, d, dyv, yfull, live);
-            float dx = dyf * Dd, ddt = 0.f, gb = 0.f;
-            dD_acc += dyf * x;
-            float vals[V];
+            }
+        }
+        dx += gb * dt;
+        float ddt = SCAN_LN2 * ddtA + ddtI + gb * x;
+        if (a.softplus) ddt *= pre > 20.f ? 1.f : scan_sigmoid(pre);
+        dbias_acc += ddt;
+        if (live) {
+            a.du[row * a.ld_du + d] = dx;
+            a.ddelta[row * a.ld_ddelta + d] = ddt;
+        }
+        if (!live)
 #pragma unroll
             for (int k = 0; k < V; k++) vals[k] = 0.f;
+        float red[V / 32];
+        warp_reduce_scatter<V>(vals, red, lane);
 #pragma unroll
-            for (int n = 0; n < NS; n++) {
-                if (n < a.N) {
-                    float ar, ai;
-                    scan_decay<CPLX>(dt, Ar[n], Aim[n], &ar, &ai);
-                    if (CPLX) {
-                        const float hr = h[2 * n], hi = h[2 * n + 1], pr = hp[2 * n], pi = hp[2 * n + 1];
-                        const float Cr = Ct[2 * n], Ci = Ct[2 * n + 1];
-                        const float Br = Bt[2 * n], Bi = Bt[2 * n + 1];
-                        vals[HS + 2 * n] = 2.f * dyf * hr;
-                        vals[HS + 2 * n + 1] = -2.f * dyf * hi;
-                        const float Gr = G[2 * n] + 2.f * dyf * Cr, Gi = G[2 * n + 1] - 2.f * dyf * Ci;
-                        const float gar = Gr * pr + Gi * pi, gai = Gi * pr - Gr * pi;
-                        const float Aar = Ar[n] * ar - Aim[n] * ai, Aai = Ar[n] * ai + Aim[n] * ar;
-                        ddt += gar * Aar + gai * Aai;
-                        dA_acc[n] += dt * (gar * ar + gai * ai);
-                        dAi_acc[n] += dt * (gai * ar - gar * ai);
-                        const float g = Gr * Br + Gi * Bi;
-                        ddt += g * x;
-                        gb += g;
-                        vals[2 * n] = Gr * dt * x;
-                        vals[2 * n + 1] = Gi * dt * x;
-                        G[2 * n] = ar * Gr + ai * Gi;
-                        G[2 * n + 1] = ar * Gi - ai * Gr;
-                    } else {
-                        const float Cn = Ct[n], Bn = Bt[n];
-                        vals[HS + n] = dyf * h[n];
-                        const float Gn = G[n] + dyf * Cn;
-                        const float da = Gn * hp[n];
-                        ddt += da * Ar[n] * ar + Gn * Bn * x;
-                        dA_acc[n] += da * dt * ar;
-                        vals[n] = Gn * dt * x;
-                        gb += Gn * Bn;
-                        G[n] = ar * Gn;
-                    }
-                }
-            }
-            dx += gb * dt;
-            if (a.softplus) ddt *= pre > 20.f ? 1.f : scan_sigmoid(pre);
-            dbias_acc += ddt;
-            if (live) {
-                a.du[row * a.ld_du + d] = dx;
-                a.ddelta[row * a.ld_ddelta + d] = ddt;
-            }
-            if (!live)
-#pragma unroll
-                for (int k = 0; k < V; k++) vals[k] = 0.f;
-            float red[V / 32];
-            warp_reduce_scatter<V>(vals, red, lane);
-#pragma unroll
-            for (int g = 0; g < V / 32; g++) {
-                const int j = 32 * g + lane; /* value index: dB for j < HS, dC after */
-                if (j < HS && j < sf) atomicAdd(a.dB + row * a.ld_dB + j, red[g]);
-                else if (j >= HS && j - HS < sf) atomicAdd(a.dC + row * a.ld_dC + (j - HS), red[g]);
-            }
-            /* step back: h_{t-1} */
-#pragma unroll
-            for (int k = 0; k < HS; k++) h[k] = hp[k];
+        for (int g = 0; g < V / 32; g++) {
+            const int j = 32 * g + lane; /* value index: dB for j < HS, dC after */
+            if (j < HS && j < sf) atomicAdd(a.dB + row * a.ld_dB + j, red[g]);
+            else if (j >= HS && j - HS < sf) atomicAdd(a.dC + row * a.ld_dC + (j - HS), red[g]);
         }
+        /* step back: h_{t-1} */
+#pragma unroll
+        for (int k = 0; k < HS; k++) h[k] = hp[k];
+        cur = nx;
     }
     if (!live) return;
     /* the adjoint leaving the first chunk is dL/dh0 */
-    if (a.dh0 && c == 0)
+    if (a.dh0 && q.c == 0)
 #pragma unroll
         for (int k = 0; k < HS; k++)
             if (k < sf) a.dh0[((size_t)b * a.D + d) * sf + k] = G[k];
 #pragma unroll
     for (int n = 0; n < NS; n++)
-        if (n < a.N) {
-            atomicAdd(a.dA + (size_t)d * a.N + n, dA_acc[n]);
-            if (CPLX) atomicAdd(a.dAi + (size_t)d * a.N + n, dAi_acc[n]);
+        if (n < N) {
+            atomicAdd(a.dA + (size_t)d * N + n, dA_acc[n]);
+            if (CPLX) atomicAdd(a.dAi + (size_t)d * N + n, dAi_acc[n]);
         }
     if (a.Dsk) atomicAdd(a.dD + d, dD_acc);
     if (a.bias) atomicAdd(a.dbias + d, dbias_acc);
@@ -502,7 +629,7 @@ __global__ void scan_zero_rows(float *x, int64_t ld, int64_t rows, int width)
 
 /* ---- host side ---------------------------------------------------------- */
 
-/* chunk length: enough chunks to fill the GPU with one thread per
+/* forward chunk length: enough chunks to fill the GPU with one thread per
  * (b, d, chunk), each chunk as long as possible to keep the carry short */
 static int scan_chunk_len(const mb_scan_params *p, int sm_count)
 {
@@ -519,27 +646,52 @@ static int scan_chunk_len(const mb_scan_params *p, int sm_count)
     return t < 1 ? 1 : t;
 }
 
-static scan_args scan_make_args(const mb_scan_params *p, int sm_count)
+/* T = 0: the forward's chunk length; else that length (the backward's) */
+static scan_args scan_make_args(const mb_scan_params *p, int sm_count, int T)
 {
     scan_args a = {};
     a.B = p->batch, a.L = p->seqlen, a.D = p->dim, a.N = p->dstate, a.cplx = p->is_complex;
     a.softplus = p->delta_softplus;
-    a.T = scan_chunk_len(p, sm_count);
+    a.T = T > 0 ? (T < a.L ? T : a.L) : scan_chunk_len(p, sm_count);
+    if (a.T < 1) a.T = 1;
     a.nc = (a.L + a.T - 1) / a.T;
+    a.dblk = (a.D + SCAN_THREADS - 1) / SCAN_THREADS;
     a.u = p->u, a.ld_u = p->ld_u, a.delta = p->delta, a.ld_delta = p->ld_delta;
     a.A = p->A, a.Ai = p->A_imag, a.Bm = p->Bm, a.ld_B = p->ld_B, a.Cm = p->Cm, a.ld_C = p->ld_C;
     a.Dsk = p->Dskip, a.z = p->z, a.ld_z = p->ld_z, a.bias = p->delta_bias, a.h0 = p->h0;
     return a;
 }
 
+/* carries longer than this are done in groups of SCAN_CARRY_GROUP chunks */
+#define SCAN_CARRY_GROUP 64
+static int scan_carry_groups(const scan_args &a)
+{
+    return a.nc > 4 * SCAN_CARRY_GROUP ? (a.nc + SCAN_CARRY_GROUP - 1) / SCAN_CARRY_GROUP : 0;
+}
+
+/* scratch of a grouped carry: composites and sums of dt per group */
+static size_t scan_carry_ws(const scan_args &a)
+{
+    const size_t ng = (size_t)scan_carry_groups(a), sf = (size_t)(a.cplx ? 2 : 1) * a.N;
+    return ng ? mb_align64((size_t)a.B * ng * a.D * sf * 4) + mb_align64((size_t)a.B * ng * a.D * 4) : 0;
+}
+
+/* per-chunk scratch of a two-level scan: states (and adjoints) at chunk
+ * boundaries, sum(dt) per chunk */
+static size_t scan_ws_bytes(const scan_args *a, int with_adjoints)
+{
+    if (a->nc <= 1) return 0;
+    const size_t sf = (size_t)(a->cplx ? 2 : 1) * a->N, n = (size_t)a->B * a->nc * a->D;
+    return mb_align64(n * sf * 4) * (with_adjoints ? 2 : 1) + mb_align64(n * 4);
+}
+
 extern "C" size_t mb_scan_workspace_cuda(mb_ctx *ctx, const mb_scan_params *p)
 {
     const mb_cuda_state *cs = (const mb_cuda_state *)ctx->cuda;
-    scan_args a = scan_make_args(p, cs ? cs->sm_count : 0);
-    if (a.nc <= 1) return 64;
-    const size_t sf = (size_t)(p->is_complex ? 2 : 1) * p->dstate, n = (size_t)a.B * a.nc * a.D;
-    /* states entering chunks, adjoints leaving them, sum(dt) per chunk */
-    return mb_align64(n * sf * 4) * 2 + mb_align64(n * 4) + 256;
+    const int sm = cs ? cs->sm_count : 0;
+    const scan_args f = scan_make_args(p, sm, 0), b = scan_make_args(p, sm, SCAN_TILE);
+    const size_t wf = scan_ws_bytes(&f, 0) + scan_carry_ws(f), wb = scan_ws_bytes(&b, 1) + scan_carry_ws(b);
+    return (wf > wb ? wf : wb) + 256;
 }
 
 static int scan_check(mb_ctx *ctx, const mb_scan_params *p)
@@ -548,25 +700,77 @@ static int scan_check(mb_ctx *ctx, const mb_scan_params *p)
         ctx->failed = 1;
         return mb_error_set("cuda scan: d_state %d is above the GPU kernels' 64", p->dstate);
     }
+    if (p->batch > 65535) {
+        ctx->failed = 1;
+        return mb_error_set("cuda scan: batch %d is above 65535", p->batch);
+    }
     return 0;
 }
 
+/* d_state 16 with N fixed at compile time; any other N up to 64 generic */
 #define SCAN_DISPATCH(NSV, CPLXV, ...)                                          \
     do {                                                                        \
-        if ((NSV) <= 16) {                                                      \
+        if ((NSV) == 16) {                                                      \
             if (CPLXV) { __VA_ARGS__(16, true); } else { __VA_ARGS__(16, false); } \
         } else {                                                                \
             if (CPLXV) { __VA_ARGS__(64, true); } else { __VA_ARGS__(64, false); } \
         }                                                                       \
     } while (0)
 
+template <bool CPLX, bool REV>
+static void scan_carry_run(const scan_args &a, float *loc, const float *ssum, float *gloc, float *gsum,
+                           cudaStream_t st)
+{
+    const int ng = scan_carry_groups(a);
+    const int64_t per = (int64_t)a.B * a.D * a.N;
+    if (!ng) {
+        scan_carry<CPLX, REV, SCAN_CARRY_FULL><<<(unsigned)((per + 255) / 256), 256, 0, st>>>(a, loc, ssum, NULL,
+                                                                                            NULL, 0);
+        return;
+    }
+    const unsigned gg = (unsigned)((per * ng + 255) / 256);
+    scan_carry<CPLX, REV, SCAN_CARRY_SUMMARY><<<gg, 256, 0, st>>>(a, loc, ssum, gloc, gsum, SCAN_CARRY_GROUP);
+    scan_args top = a; /* the groups as chunks */
+    top.nc = ng;
+    scan_carry<CPLX, REV, SCAN_CARRY_FULL><<<(unsigned)((per + 255) / 256), 256, 0, st>>>(top, gloc, gsum, NULL,
+                                                                                        NULL, 0);
+    scan_carry<CPLX, REV, SCAN_CARRY_APPLY><<<gg, 256, 0, st>>>(a, loc, ssum, gloc, gsum, SCAN_CARRY_GROUP);
+}
+
+/* loc: per-chunk values in, true values out; needs scan_carry_ws bytes of ws */
+static int scan_carry_launch(mb_ctx *ctx, const scan_args &a, float *loc, const float *ssum, int rev,
+                             mb_arena *ws, cudaStream_t st)
+{
+    float *gloc = NULL, *gsum = NULL;
+    const int ng = scan_carry_groups(a);
+    const size_t mark = ws->used;
+    if (ng) {
+        const size_t sf = (size_t)(a.cplx ? 2 : 1) * a.N, n = (size_t)a.B * ng * a.D;
+        gloc = (float *)mb_arena_alloc(ws, n * sf * 4);
+        gsum = (float *)mb_arena_alloc(ws, n * 4);
+        if (!gloc || !gsum) {
+            ctx->failed = 1;
+            return -1;
+        }
+    }
+    if (a.cplx) {
+        if (rev) scan_carry_run<true, true>(a, loc, ssum, gloc, gsum, st);
+        else scan_carry_run<true, false>(a, loc, ssum, gloc, gsum, st);
+    } else {
+        if (rev) scan_carry_run<false, true>(a, loc, ssum, gloc, gsum, st);
+        else scan_carry_run<false, false>(a, loc, ssum, gloc, gsum, st);
+    }
+    ws->used = mark;
+    return 0;
+}
+
 extern "C" void mb_scan_fwd_cuda(mb_ctx *ctx, const mb_scan_params *p, float *y, float *hT, mb_arena *ws)
 {
     mb_cuda_state *cs = mb_cuda_enter(ctx);
     if (!cs || ctx->failed || scan_check(ctx, p)) return;
     cudaStream_t st = cs->stream;
-    scan_args a = scan_make_args(p, cs->sm_count);
-    const dim3 blk(SCAN_THREADS), grid((a.D + SCAN_THREADS - 1) / SCAN_THREADS, a.nc, a.B);
+    scan_args a = scan_make_args(p, cs->sm_count, 0);
+    const dim3 blk(SCAN_THREADS), grid((unsigned)a.dblk * a.nc, a.B);
     float *hstart = NULL;
     size_t mark = ws->used;
     if (a.nc > 1) {
@@ -577,14 +781,11 @@ extern "C" void mb_scan_fwd_cuda(mb_ctx *ctx, const mb_scan_params *p, float *y,
             ctx->failed = 1;
             return;
         }
-        const int64_t nthr = (int64_t)a.B * a.D * a.N;
-        const unsigned cgrid = (unsigned)((nthr + 255) / 256);
 #define LOCAL(NS, C) scan_fwd_local<NS, C><<<grid, blk, 0, st>>>(a, hstart, ssum)
         SCAN_DISPATCH(a.N, a.cplx, LOCAL);
 #undef LOCAL
         MB_LAUNCH_CHECK(ctx, "scan_fwd_local");
-        if (a.cplx) scan_carry<true, false><<<cgrid, 256, 0, st>>>(a, hstart, ssum);
-        else scan_carry<false, false><<<cgrid, 256, 0, st>>>(a, hstart, ssum);
+        if (scan_carry_launch(ctx, a, hstart, ssum, 0, ws, st)) return;
         MB_LAUNCH_CHECK(ctx, "scan_carry");
     }
 #define OUT(NS, C) scan_fwd_out<NS, C><<<grid, blk, 0, st>>>(a, hstart, y, hT)
@@ -600,7 +801,7 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const flo
     mb_cuda_state *cs = mb_cuda_enter(ctx);
     if (!cs || ctx->failed || scan_check(ctx, p)) return;
     cudaStream_t st = cs->stream;
-    scan_args a = scan_make_args(p, cs->sm_count);
+    scan_args a = scan_make_args(p, cs->sm_count, SCAN_TILE);
     a.dy = dy, a.dhT = dhT;
     a.du = g->du, a.ld_du = g->ld_du, a.ddelta = g->ddelta, a.ld_ddelta = g->ld_ddelta;
     a.dA = g->dA, a.dAi = g->dA_imag, a.dB = g->dB, a.ld_dB = g->ld_dB, a.dC = g->dC, a.ld_dC = g->ld_dC;
@@ -611,11 +812,9 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const flo
     scan_zero_rows<<<zgrid, 256, 0, st>>>(a.dB, a.ld_dB, rows, sf);
     scan_zero_rows<<<zgrid, 256, 0, st>>>(a.dC, a.ld_dC, rows, sf);
     MB_LAUNCH_CHECK(ctx, "scan_zero_rows");
-    const dim3 blk(SCAN_THREADS), grid((a.D + SCAN_THREADS - 1) / SCAN_THREADS, a.nc, a.B);
+    const dim3 blk(SCAN_THREADS), grid((unsigned)a.dblk * a.nc, a.B);
     float *hstart = NULL, *gin = NULL;
     size_t mark = ws->used;
-    const int64_t nthr = (int64_t)a.B * a.D * a.N;
-    const unsigned cgrid = (unsigned)((nthr + 255) / 256);
     if (a.nc > 1) {
         const size_t n = (size_t)a.B * a.nc * a.D;
         hstart = (float *)mb_arena_alloc(ws, n * sf * 4);
@@ -625,19 +824,13 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const flo
             ctx->failed = 1;
             return;
         }
-#define LOCALS(NS, C)                                                         \
-    scan_fwd_local<NS, C><<<grid, blk, 0, st>>>(a, hstart, ssum);             \
-    scan_bwd_local<NS, C><<<grid, blk, 0, st>>>(a, gin)
+#define LOCALS(NS, C) scan_bwd_locals<NS, C><<<grid, blk, 0, st>>>(a, hstart, ssum, gin)
         SCAN_DISPATCH(a.N, a.cplx, LOCALS);
 #undef LOCALS
-        MB_LAUNCH_CHECK(ctx, "scan_bwd locals");
-        if (a.cplx) {
-            scan_carry<true, false><<<cgrid, 256, 0, st>>>(a, hstart, ssum);
-            scan_carry<true, true><<<cgrid, 256, 0, st>>>(a, gin, ssum);
-        } else {
-            scan_carry<false, false><<<cgrid, 256, 0, st>>>(a, hstart, ssum);
-            scan_carry<false, true><<<cgrid, 256, 0, st>>>(a, gin, ssum);
-        }
+        MB_LAUNCH_CHECK(ctx, "scan_bwd_locals");
+        if (scan_carry_launch(ctx, a, hstart, ssum, 0, ws, st) ||
+            scan_carry_launch(ctx, a, gin, ssum, 1, ws, st))
+            return;
         MB_LAUNCH_CHECK(ctx, "scan_bwd carries");
     }
 #define CHUNK(NS, C) scan_bwd_chunk<NS, C><<<grid, blk, 0, st>>>(a, hstart, gin)
