@@ -1,7 +1,8 @@
 /* The whole LM on the GPU against the CPU: loss and every gradient of a
  * training step (plain, recompute, and recompute over chunks of the
  * sequence), an AdamW update, and the recurrent step against the parallel
- * forward. Exit 77 without a GPU. */
+ * forward; the classification head's training step and the pooled chunk
+ * forward likewise. Exit 77 without a GPU. */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdlib.h>
@@ -127,6 +128,108 @@ static void test_recurrent(void **s)
     mb_model_free(m);
 }
 
+/* ---- classification head ---------------------------------------------------
+ * classify_backward on the GPU against the CPU with the same weights: loss,
+ * stats, every gradient, and the probabilities of classify. */
+static void classify_matches(int cplx, int recompute, int chunk)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 500 + (uint64_t)(cplx * 10 + recompute * 3 + chunk));
+    mb_config cfg = small(cplx);
+    cfg.n_classes = 5;
+    mb_model *mc = mb_model_create(cpu, &cfg, 7), *mg = mb_model_create(gpu, &cfg, 7);
+    assert_non_null(mc);
+    assert_non_null(mg);
+    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
+    copy_weights(mg, mc);
+    mb_model_set_recompute(mg, recompute);
+    if (recompute) mb_model_set_recompute_chunk(mg, chunk);
+    const int B = 3, L = getenv("MB_GPU_TEST_SMALL") ? 60 : 300, C = cfg.n_classes;
+    int32_t *tok = malloc(sizeof(int32_t) * B * L);
+    for (int i = 0; i < B * L; i++) tok[i] = (int32_t)mb_rng_below(&r, 11);
+    const int32_t lab[3] = {1, MB_IGNORE_INDEX, 4};
+    mb_loss_stats sc = {0}, sg = {0};
+    mb_model_zero_grad(mc);
+    mb_model_zero_grad(mg);
+    assert_int_equal(mb_model_classify_backward(mc, tok, lab, B, L, &sc), 0);
+    if (mb_model_classify_backward(mg, tok, lab, B, L, &sg)) fail_msg("%s", mb_error_last());
+    const size_t n = mc->params.total;
+    float *g = malloc(n * 4);
+    assert_int_equal(mb_dev_download(gpu, g, mg->params.grad, n * 4), 0);
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < mc->params.n; i++) {
+        const mb_param *p = &mc->params.items[i];
+        double e = mb_test_rel_err(g + p->offset, mc->params.grad + p->offset, p->numel);
+        if (e > worst) worst = e, worst_name = p->name;
+    }
+    double el = fabs(sg.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
+    float pc[3 * 5], pg[3 * 5];
+    assert_int_equal(mb_model_classify(mc, tok, B, L, NULL, pc, NULL), 0);
+    if (mb_model_classify(mg, tok, B, L, NULL, pg, NULL)) fail_msg("%s", mb_error_last());
+    double ep = mb_test_rel_err(pg, pc, (size_t)B * C);
+    printf("# classify %s %s: loss rel err %.2e, count %lld/%lld, worst gradient %s %.2e, probs %.2e\n",
+           cplx ? "complex" : "real", recompute ? (chunk ? "recompute in chunks" : "recompute") : "plain",
+           el, (long long)sg.count, (long long)sc.count, worst_name, worst, ep);
+    assert_true(sg.count == 2 && sc.count == 2 && sg.correct == sc.correct);
+    assert_true(el < 1e-5);
+    /* as the LM step above: long sums in another order */
+    assert_true(worst < 1e-4);
+    assert_true(ep < 1e-5);
+    free(g), free(tok);
+    mb_model_free(mc), mb_model_free(mg);
+}
+
+static void test_classify_plain(void **s) { (void)s; classify_matches(0, 0, 0); }
+static void test_classify_complex(void **s) { (void)s; classify_matches(1, 0, 0); }
+static void test_classify_recompute(void **s) { (void)s; classify_matches(0, 1, 0); }
+static void test_classify_recompute_chunks(void **s) { (void)s; classify_matches(1, 1, 37); }
+
+/* forward_chunk_pooled on the GPU against the CPU: the pooled sums and the
+ * logits of uneven chunks, then the head on the pooled means */
+static void test_chunk_pooled(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 600);
+    mb_config cfg = small(1);
+    cfg.n_classes = 3;
+    mb_model *mc = mb_model_create(cpu, &cfg, 4), *mg = mb_model_create(gpu, &cfg, 4);
+    assert_non_null(mc);
+    assert_non_null(mg);
+    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
+    copy_weights(mg, mc);
+    const int B = 2, L = 150, d = cfg.d_model, V = mb_config_vocab_padded(&cfg);
+    int32_t *tok = malloc(sizeof(int32_t) * B * L), *col = malloc(sizeof(int32_t) * B * L);
+    for (int i = 0; i < B * L; i++) tok[i] = (int32_t)mb_rng_below(&r, 11);
+    mb_state *stc = mb_state_create(mc, B), *stg = mb_state_create(mg, B);
+    assert_non_null(stc);
+    assert_non_null(stg);
+    float *hc = calloc((size_t)B * d, 4), *hg = calloc((size_t)B * d, 4);
+    float *lc = malloc((size_t)B * L * V * 4), *lg = malloc((size_t)B * L * V * 4);
+    const int cuts[4] = {0, 1, 64, L};
+    double el = 0;
+    for (int k = 0; k < 3; k++) {
+        const int len = cuts[k + 1] - cuts[k];
+        for (int b = 0; b < B; b++) memcpy(col + (size_t)b * len, tok + (size_t)b * L + cuts[k], len * 4);
+        assert_int_equal(mb_model_forward_chunk_pooled(mc, stc, col, len, lc, hc), 0);
+        if (mb_model_forward_chunk_pooled(mg, stg, col, len, lg, hg)) fail_msg("%s", mb_error_last());
+        el = fmax(el, mb_test_rel_err(lg, lc, (size_t)B * len * V));
+    }
+    double eh = mb_test_rel_err(hg, hc, (size_t)B * d);
+    for (int i = 0; i < B * d; i++) hc[i] /= (float)L, hg[i] /= (float)L;
+    float pc[2 * 3], pg[2 * 3];
+    assert_int_equal(mb_model_classify_pooled(mc, hc, B, pc), 0);
+    if (mb_model_classify_pooled(mg, hg, B, pg)) fail_msg("%s", mb_error_last());
+    double ep = mb_test_rel_err(pg, pc, (size_t)B * 3);
+    printf("# forward_chunk_pooled GPU vs CPU: logits %.2e, pooled sums %.2e, head probs %.2e\n", el,
+           eh, ep);
+    assert_true(el < 1e-5 && eh < 1e-5 && ep < 1e-5);
+    mb_state_free(stc), mb_state_free(stg);
+    free(tok), free(col), free(hc), free(hg), free(lc), free(lg);
+    mb_model_free(mc), mb_model_free(mg);
+}
+
 int main(void)
 {
     int count = 0;
@@ -147,6 +250,11 @@ int main(void)
         cmocka_unit_test(test_step_recompute_chunks),
         cmocka_unit_test(test_step_recompute_chunks_complex),
         cmocka_unit_test(test_recurrent),
+        cmocka_unit_test(test_classify_plain),
+        cmocka_unit_test(test_classify_complex),
+        cmocka_unit_test(test_classify_recompute),
+        cmocka_unit_test(test_classify_recompute_chunks),
+        cmocka_unit_test(test_chunk_pooled),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mb_ctx_free(gpu);

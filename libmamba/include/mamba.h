@@ -50,10 +50,16 @@ typedef struct {
     int pad_vocab_size_multiple;
     float norm_eps;
     float dt_min, dt_max, dt_init_floor; /* dt initialization range */
+    /* Sequence classification head over the mean-pooled final hidden state:
+     * classifier.weight (n_classes, d_model) and classifier.bias (n_classes).
+     * 0 = no head (a plain LM). mb_model_create draws the head from a stream
+     * of its own: the backbone is the LM's of the same seed. */
+    int n_classes;
 } mb_config;
 
 /* mamba_ssm's defaults (d_model 2560, n_layer 64, vocab 50277, N 16, K 4,
- * expand 2, RMSNorm, tied, pad to 8); override what you need. */
+ * expand 2, RMSNorm, tied, pad to 8, no classification head); override what
+ * you need. */
 void mb_config_default(mb_config *cfg);
 /* Resolve derived fields (dt_rank) and check ranges; -1 with a reason. */
 int mb_config_check(mb_config *cfg);
@@ -100,13 +106,47 @@ void mb_model_zero_grad(mb_model *m);
  * mb_model_step consumes one token per sequence; mb_model_forward_chunk
  * consumes L tokens per sequence starting from the state and leaves the
  * state at the chunk's end, so a long sequence can be fed in pieces and
- * gives the same logits as fed whole. */
+ * gives the same logits as fed whole. logits (B, L, vocab padded) may be
+ * NULL: the state still advances, and the LM head is skipped. */
 mb_state *mb_state_create(mb_model *m, int B);
 void mb_state_reset(mb_state *s);
 void mb_state_free(mb_state *s);
 int mb_model_step(mb_model *m, mb_state *s, const int32_t *tokens, float *logits);
 int mb_model_forward_chunk(mb_model *m, mb_state *s, const int32_t *tokens, int L,
                            float *logits);
+/* As mb_model_forward_chunk (logits may be NULL: the LM head is then not
+ * computed), and ADDS to hsum (B, d_model) the sum over the chunk's L
+ * positions of the final normed hidden state (the LM head's input). Summed
+ * over a record's chunks and divided by its length, that is the mean-pooled
+ * embedding the classification head reads, in constant memory. */
+int mb_model_forward_chunk_pooled(mb_model *m, mb_state *s, const int32_t *tokens, int L,
+                                  float *logits, float *hsum);
+
+/* ---- sequence classification ---------------------------------------------
+ * With cfg.n_classes > 0: probs = softmax(classifier(mean over positions of
+ * the final normed hidden state)). Labels are in [0, n_classes), or
+ * MB_IGNORE_INDEX for a sequence that adds nothing to the loss. Calls on a
+ * model without a head fail with "model has no classification head". */
+
+/* Load a checkpoint as a classifier. n_classes 0: whatever head the file
+ * has (none included). n_classes > 0 on a file without a head (a pretrained
+ * LM): the head is added, weight normal(0, 0.02) drawn from `seed`, bias 0.
+ * A file whose head has another nonzero count is refused. */
+mb_model *mb_model_load_classifier(mb_ctx *ctx, const char *path, int n_classes, uint64_t seed);
+/* Forward over tokens (B, L). probs (B, n_classes) is optional; with labels
+ * (B) it also fills stats (labels may be NULL). The LM head is not run.
+ * Runs on the training activation buffers of (B, L); records too long for
+ * them go through mb_model_forward_chunk_pooled and mb_model_classify_pooled. */
+int mb_model_classify(mb_model *m, const int32_t *tokens, int B, int L, const int32_t *labels,
+                      float *probs, mb_loss_stats *stats);
+/* Forward, mean cross-entropy over the counted labels, backward into every
+ * parameter: gradients are added to the gradient buffer as in
+ * mb_model_forward_backward (recompute and its chunks apply). */
+int mb_model_classify_backward(mb_model *m, const int32_t *tokens, const int32_t *labels, int B,
+                               int L, mb_loss_stats *stats);
+/* The head and softmax on pooled vectors (B, d_model) given by the caller
+ * (e.g. hsum / length from mb_model_forward_chunk_pooled): probs (B, n_classes). */
+int mb_model_classify_pooled(mb_model *m, const float *pooled, int B, float *probs);
 
 /* ---- optimizer: AdamW, linear warmup + cosine decay, norm clipping ------- */
 typedef struct {

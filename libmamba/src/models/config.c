@@ -18,6 +18,7 @@ void mb_config_default(mb_config *c)
     c->dt_min = 1e-3f;
     c->dt_max = 1e-1f;
     c->dt_init_floor = 1e-4f;
+    c->n_classes = 0; /* ours: no classification head */
 }
 
 int mb_config_check(mb_config *c)
@@ -45,6 +46,8 @@ int mb_config_check(mb_config *c)
         return mb_error_set("config: norm epsilon out of range");
     if (!(c->dt_min > 0 && c->dt_max >= c->dt_min && c->dt_init_floor >= 0))
         return mb_error_set("config: bad dt range");
+    if (c->n_classes < 0 || c->n_classes > (1 << 20))
+        return mb_error_set("config: n_classes %d out of range [0, 1048576]", c->n_classes);
     return 0;
 }
 

@@ -44,7 +44,8 @@ static int lm_register(mb_model *m)
         if (m->p_lm_head < 0) return -1;
     }
     if (m->p_embed < 0 || m->p_norm_f_w < 0 || (!c->rms_norm && m->p_norm_f_b < 0)) return -1;
-    return 0;
+    /* last in the table: an LM checkpoint's tensors keep their order */
+    return mb_cls_register(m);
 }
 
 mb_model *mb_model_alloc(mb_ctx *ctx, const mb_config *cfg_in)
@@ -59,6 +60,7 @@ mb_model *mb_model_alloc(mb_ctx *ctx, const mb_config *cfg_in)
     /* recompute: layer passes over 128 Ki tokens at a time (L = 2^20 on the
      * DNA model: 12.8 GiB peak at 64 Ki, fewer launches at 128 Ki) */
     m->rc_chunk = 131072;
+    m->p_cls_w = m->p_cls_b = -1;
     m->p_norm_w = mb_calloc((size_t)cfg.n_layer, sizeof(int), "model");
     m->p_norm_b = mb_calloc((size_t)cfg.n_layer, sizeof(int), "model");
     m->mixers = mb_calloc((size_t)cfg.n_layer, sizeof(mb_mixer), "model");
@@ -91,6 +93,7 @@ void mb_model_free(mb_model *m)
 {
     if (!m) return;
     lm_acts_free(m);
+    mb_cls_free(m);
     mb_params_free(&m->params, m->ctx);
     free(m->p_norm_w);
     free(m->p_norm_b);
@@ -144,6 +147,7 @@ static void lm_init_weights(mb_model *m, float *host, uint64_t seed)
         for (size_t i = 0; i < ps->items[m->p_lm_head].numel; i++)
             hw[i] = (float)((2.0 * mb_rng_uniform(&rng) - 1.0) * bound);
     }
+    mb_cls_init_weights(m, host, seed);
 }
 
 mb_model *mb_model_create(mb_ctx *ctx, const mb_config *cfg, uint64_t seed)
@@ -212,13 +216,15 @@ static const float *lm_head_weight(const mb_model *m)
     return mb_param_data(&m->params, m->p_lm_head >= 0 ? m->p_lm_head : m->p_embed);
 }
 
-/* final norm and head: logits (M, Vp) */
+/* final norm into hf, then the head into logits (M, Vp) unless logits is
+ * NULL (classification and pooling read hf only) */
 static void lm_head_fwd(mb_model *m, int M, const float *h, float *hf, float *mean, float *rstd,
                         float *logits)
 {
     lm_norm_fwd(m, M, m->p_norm_f_w, m->p_norm_f_b, h, hf, mean, rstd);
-    mb_linear_fwd(m->ctx, M, m->cfg.d_model, m->vocab_padded, hf, m->cfg.d_model,
-                  lm_head_weight(m), NULL, logits, m->vocab_padded);
+    if (logits)
+        mb_linear_fwd(m->ctx, M, m->cfg.d_model, m->vocab_padded, hf, m->cfg.d_model,
+                      lm_head_weight(m), NULL, logits, m->vocab_padded);
 }
 
 static int lm_check_tokens(const mb_model *m, const int32_t *t, size_t n, const char *what,
@@ -336,7 +342,7 @@ static void lm_state_copy(mb_model *m, const mb_mixer_state *src, mb_mixer_state
     mb_axpby(m->ctx, mb_mixer_state_floats(mx, 1), 1.f, src->conv, 0.f, dst->conv);
 }
 
-static int lm_forward_train(mb_model *m, const int32_t *tokens, int B, int L)
+int mb_lm_forward_train(mb_model *m, const int32_t *tokens, int B, int L, int lm_head)
 {
     if (B < 1 || L < 1) return mb_error_set("empty batch (B=%d, L=%d)", B, L);
     if (lm_check_tokens(m, tokens, (size_t)B * L, "token", 0) || lm_acts_ensure(m, B, L)) return -1;
@@ -365,7 +371,8 @@ static int lm_forward_train(mb_model *m, const int32_t *tokens, int B, int L)
             }
         }
     }
-    lm_head_fwd(m, M, m->h[m->cfg.n_layer], m->hf, m->mean_f, m->rstd_f, m->logits);
+    lm_head_fwd(m, M, m->h[m->cfg.n_layer], m->hf, m->mean_f, m->rstd_f,
+                lm_head ? m->logits : NULL);
     return 0;
 }
 
@@ -389,7 +396,7 @@ static int lm_loss(mb_model *m, const int32_t *targets, int M, int want_grad, mb
 int mb_model_forward(mb_model *m, const int32_t *tokens, int B, int L, const int32_t *targets,
                      float *logits, mb_loss_stats *stats)
 {
-    if (lm_forward_train(m, tokens, B, L)) return -1;
+    if (mb_lm_forward_train(m, tokens, B, L, 1)) return -1;
     const size_t M = (size_t)B * L;
     if (logits && mb_dev_download(m->ctx, logits, m->logits, M * m->vocab_padded * sizeof(float)))
         return -1;
@@ -435,15 +442,24 @@ int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t 
                               int L, mb_loss_stats *stats)
 {
     if (!targets) return mb_error_set("forward_backward needs targets");
-    if (lm_forward_train(m, tokens, B, L) || lm_loss(m, targets, B * L, 1, stats)) return -1;
-    const mb_config *c = &m->cfg;
-    const int M = B * L, d = c->d_model;
-    mb_params *ps = &m->params;
+    if (mb_lm_forward_train(m, tokens, B, L, 1) || lm_loss(m, targets, B * L, 1, stats)) return -1;
+    const int M = B * L, d = m->cfg.d_model;
     /* head: logits now hold dlogits; the gradient of hf replaces hf (read
      * for the weight gradient first) */
     mb_linear_bwd(m->ctx, M, d, m->vocab_padded, m->hf, d, lm_head_weight(m), m->logits,
                   m->vocab_padded, m->hf, d, 0.f,
-                  mb_param_grad(ps, m->p_lm_head >= 0 ? m->p_lm_head : m->p_embed), NULL);
+                  mb_param_grad(&m->params, m->p_lm_head >= 0 ? m->p_lm_head : m->p_embed), NULL);
+    return mb_lm_backward_from_hf(m, B, L);
+}
+
+int mb_lm_backward_from_hf(mb_model *m, int B, int L)
+{
+    const mb_config *c = &m->cfg;
+    const int M = B * L, d = c->d_model;
+    mb_params *ps = &m->params;
+    if (m->act_B != B || m->act_L != L)
+        return mb_error_set("internal: backward of %d x %d after a forward of %d x %d", B, L,
+                            m->act_B, m->act_L);
     lm_norm_bwd(m, M, m->p_norm_f_w, m->p_norm_f_b, m->h[c->n_layer], m->mean_f, m->rstd_f, m->hf,
                 m->dh, 0.f);
     const int chunked = lm_chunked(m, L);
@@ -477,6 +493,7 @@ typedef struct {
     float *buf;              /* activations for (B, cap_L) */
     int32_t *tok;
     float *h0, *h1, *xn, *mean, *rstd, *hf, *logits;
+    float *hsum;             /* (B, d): pooled sums on their way to the caller */
     mb_mixer_acts acts;
     mb_arena ws;
 } lm_state;
@@ -499,7 +516,8 @@ static int lm_state_bufs(lm_state *s, int L)
     mb_model *m = s->pub.model;
     const size_t M = (size_t)s->pub.B * L, d = m->cfg.d_model;
     const size_t per_acts = mb_mixer_acts_floats(&m->mixers[0], (int)M);
-    size_t total = 4 * AL(M * d) + 2 * AL(M) + per_acts + AL(M * m->vocab_padded);
+    size_t total = 4 * AL(M * d) + 2 * AL(M) + per_acts + AL(M * m->vocab_padded) +
+                   AL((size_t)s->pub.B * d);
     s->buf = mb_dev_alloc_floats(m->ctx, total, "inference activations");
     s->tok = (int32_t *)mb_dev_alloc_floats(m->ctx, AL(M), "tokens");
     if (!s->buf || !s->tok || mb_arena_init(&s->ws, m->ctx, mb_mixer_workspace(m->ctx, &m->mixers[0], s->pub.B, L))) {
@@ -515,6 +533,8 @@ static int lm_state_bufs(lm_state *s, int L)
     s->rstd = p, p += AL(M);
     mb_mixer_acts_bind(&s->acts, &m->mixers[0], p, (int)M);
     p += per_acts;
+    s->hsum = p;
+    p += AL((size_t)s->pub.B * d);
     s->logits = p;
     s->cap_L = L;
     return 0;
@@ -565,7 +585,10 @@ void mb_state_free(mb_state *st)
     free(s);
 }
 
-int mb_model_forward_chunk(mb_model *m, mb_state *st, const int32_t *tokens, int L, float *logits)
+/* The chunk forward behind mb_model_forward_chunk(_pooled): the LM head
+ * runs only for logits; hsum (host) gets the chunk's sums of hf added. */
+static int lm_chunk_fwd(mb_model *m, mb_state *st, const int32_t *tokens, int L, float *logits,
+                        float *hsum)
 {
     lm_state *s = (lm_state *)st;
     if (st->model != m) return mb_error_set("state belongs to another model");
@@ -582,11 +605,32 @@ int mb_model_forward_chunk(mb_model *m, mb_state *st, const int32_t *tokens, int
         h = hn;
         hn = t;
     }
-    lm_head_fwd(m, M, h, s->hf, s->mean, s->rstd, s->logits);
+    /* the state is advanced already: norm_f and the head only for outputs */
+    if (logits || hsum) lm_head_fwd(m, M, h, s->hf, s->mean, s->rstd, logits ? s->logits : NULL);
     if (logits &&
         mb_dev_download(m->ctx, logits, s->logits, (size_t)M * m->vocab_padded * sizeof(float)))
         return -1;
+    if (hsum) {
+        /* the caller's running sums go through the device and come back
+         * with this chunk added: no host scratch */
+        const size_t bytes = (size_t)B * m->cfg.d_model * sizeof(float);
+        if (mb_dev_upload(m->ctx, s->hsum, hsum, bytes)) return -1;
+        mb_cls_pool_sum(m, B, L, s->hf, s->hsum);
+        if (mb_dev_download(m->ctx, hsum, s->hsum, bytes)) return -1;
+    }
     return mb_ctx_check(m->ctx);
+}
+
+int mb_model_forward_chunk(mb_model *m, mb_state *st, const int32_t *tokens, int L, float *logits)
+{
+    return lm_chunk_fwd(m, st, tokens, L, logits, NULL);
+}
+
+int mb_model_forward_chunk_pooled(mb_model *m, mb_state *st, const int32_t *tokens, int L,
+                                  float *logits, float *hsum)
+{
+    if (!hsum) return mb_error_set("forward_chunk_pooled needs hsum");
+    return lm_chunk_fwd(m, st, tokens, L, logits, hsum);
 }
 
 int mb_model_step(mb_model *m, mb_state *st, const int32_t *tokens, float *logits)

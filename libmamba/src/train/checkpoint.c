@@ -1,7 +1,8 @@
 /* Model checkpoints and optimizer state as safetensors files.
  *
  * A model file holds every tensor of the parameter table under its
- * mamba_ssm name, in table order, and the config as JSON in
+ * mamba_ssm name (a classification head, ours, as classifier.weight and
+ * classifier.bias), in table order, and the config as JSON in
  * __metadata__["config"]. Optimizer state goes to a second file: "m.NAME"
  * and "v.NAME" per parameter plus the step. Loading reads and checks
  * everything into host memory before anything the caller sees changes. */
@@ -69,17 +70,27 @@ static const mb_st_tensor *mb_ckpt_tensor(mb_st_file *f, const char *name, const
     return t;
 }
 
-/* Read "PREFIXNAME" for every parameter into dst laid out as the table. */
-static int mb_ckpt_read_all(mb_st_file *f, const mb_params *ps, const char *prefix, float *dst)
+/* Read "PREFIXNAME" for every parameter but those of index `skip` (n_skip of
+ * them) into dst laid out as the table. */
+static int mb_ckpt_read_except(mb_st_file *f, const mb_params *ps, const char *prefix, float *dst,
+                               const int *skip, int n_skip)
 {
     char name[MB_PARAM_NAME_MAX + 16];
     for (int i = 0; i < ps->n; i++) {
+        int skipped = 0;
+        for (int k = 0; k < n_skip; k++) skipped |= skip[k] == i;
+        if (skipped) continue;
         const mb_param *p = &ps->items[i];
         snprintf(name, sizeof name, "%s%s", prefix, p->name);
         const mb_st_tensor *t = mb_ckpt_tensor(f, name, p);
         if (!t || mb_st_read_f32(f, t, dst + p->offset, p->numel)) return -1;
     }
     return 0;
+}
+
+static int mb_ckpt_read_all(mb_st_file *f, const mb_params *ps, const char *prefix, float *dst)
+{
+    return mb_ckpt_read_except(f, ps, prefix, dst, NULL, 0);
 }
 
 static void mb_ckpt_entry(mb_st_entry *e, const char *name, const mb_param *p, const float *base)
@@ -124,35 +135,65 @@ static int mb_model_read_config(mb_st_file *f, mb_config *cfg)
     return 0;
 }
 
-static int mb_model_read_params(mb_st_file *f, mb_model *m)
+/* With new_head, the classification head is not in the file (it was added
+ * to a headless checkpoint): it is initialized from seed instead. */
+static int mb_model_read_params(mb_st_file *f, mb_model *m, int new_head, uint64_t seed)
 {
     mb_params *ps = &m->params;
-    if (m->ctx->kind == MB_DEV_CPU) return mb_ckpt_read_all(f, ps, "", ps->data);
-    /* calloc: the alignment padding between tensors stays zero on the device */
-    float *host = mb_calloc(ps->total, sizeof(float), "checkpoint staging");
-    int rc = !host ? mb_error_prefix(mb_st_path(f)) : mb_ckpt_read_all(f, ps, "", host);
-    if (!rc && mb_dev_upload(m->ctx, ps->data, host, ps->total * sizeof(float)))
+    const int skip[2] = {m->p_cls_w, m->p_cls_b};
+    const int n_skip = new_head ? 2 : 0;
+    float *host = ps->data, *owned = NULL;
+    if (m->ctx->kind != MB_DEV_CPU) {
+        /* calloc: the alignment padding between tensors stays zero on the device */
+        host = owned = mb_calloc(ps->total, sizeof(float), "checkpoint staging");
+        if (!owned) return mb_error_prefix(mb_st_path(f));
+    }
+    int rc = mb_ckpt_read_except(f, ps, "", host, skip, n_skip);
+    if (!rc && new_head) mb_cls_init_weights(m, host, seed);
+    if (!rc && owned && mb_dev_upload(m->ctx, ps->data, host, ps->total * sizeof(float)))
         rc = mb_error_prefix(mb_st_path(f));
-    free(host);
+    free(owned);
     return rc;
 }
 
-mb_model *mb_model_load(mb_ctx *ctx, const char *path)
+/* n_classes < 0: the plain load (the file's config as it is); else as
+ * mb_model_load_classifier. */
+static mb_model *mb_model_load_as(mb_ctx *ctx, const char *path, int n_classes, uint64_t seed)
 {
     mb_st_file *f = mb_st_open(path);
     if (!f) return NULL;
     mb_config cfg;
     mb_model *m = NULL;
-    if (mb_model_read_config(f, &cfg) == 0) {
+    int new_head = 0, ok = mb_model_read_config(f, &cfg) == 0;
+    if (ok && n_classes > 0 && cfg.n_classes == 0) {
+        cfg.n_classes = n_classes;
+        new_head = 1;
+    } else if (ok && n_classes > 0 && cfg.n_classes != n_classes) {
+        mb_error_set("%s: the checkpoint's classification head has %d classes, not the %d "
+                     "asked for", path, cfg.n_classes, n_classes);
+        ok = 0;
+    }
+    if (ok) {
         m = mb_model_alloc(ctx, &cfg);
         if (!m) mb_error_prefix(path);
     }
-    if (m && mb_model_read_params(f, m)) {
+    if (m && mb_model_read_params(f, m, new_head, seed)) {
         mb_model_free(m);
         m = NULL;
     }
     mb_st_close(f);
     return m;
+}
+
+mb_model *mb_model_load(mb_ctx *ctx, const char *path) { return mb_model_load_as(ctx, path, -1, 0); }
+
+mb_model *mb_model_load_classifier(mb_ctx *ctx, const char *path, int n_classes, uint64_t seed)
+{
+    if (n_classes < 0) {
+        mb_error_set("%s: n_classes must not be negative (got %d)", path, n_classes);
+        return NULL;
+    }
+    return mb_model_load_as(ctx, path, n_classes, seed);
 }
 
 /* ---- optimizer state ------------------------------------------------------ */

@@ -1,5 +1,6 @@
 /* The model config as mamba_ssm's MambaConfig JSON (what config.json holds),
- * plus "arch": "mamba-lm" so other model kinds can share the file format.
+ * plus "arch": "mamba-lm" so other model kinds can share the file format, and
+ * "n_classes" when the model has a classification head.
  *
  * Reading is lenient about what does not change the network (unknown
  * fields, fused_add_norm, residual_in_fp32, dt_init) and strict about what
@@ -71,6 +72,9 @@ char *mb_config_to_json(const mb_config *c)
         ok &= mb_json_add_int(root, "pad_vocab_size_multiple", c->pad_vocab_size_multiple);
         ok &= mb_json_add_bool(root, "tie_embeddings", c->tie_embeddings);
         ok &= mb_json_add_float(root, "norm_epsilon", c->norm_eps);
+        /* ours, and only when there is a head: an LM's config stays
+         * exactly mamba_ssm's fields plus "arch" */
+        if (c->n_classes > 0) ok &= mb_json_add_int(root, "n_classes", c->n_classes);
         ok &= cJSON_AddStringToObject(root, "arch", "mamba-lm") != NULL;
     }
     char *s = ok ? cJSON_PrintUnformatted(root) : NULL;
@@ -225,7 +229,8 @@ static int mb_cfg_read(const cJSON *root, mb_config *c)
         mb_cfg_bool(root, "", "fused_add_norm", &fused_add_norm) ||
         mb_cfg_int(root, "", "pad_vocab_size_multiple", &c->pad_vocab_size_multiple) ||
         mb_cfg_bool(root, "", "tie_embeddings", &c->tie_embeddings) ||
-        mb_cfg_float(root, "", "norm_epsilon", &c->norm_eps))
+        mb_cfg_float(root, "", "norm_epsilon", &c->norm_eps) ||
+        mb_cfg_int(root, "", "n_classes", &c->n_classes))
         return -1;
     return 0;
 }
