@@ -17,6 +17,8 @@
 #   memcheck   each tests/gpu_test_* under compute-sanitizer memcheck    (120 s)
 #   racecheck  each tests/gpu_test_* under compute-sanitizer racecheck   (200 s)
 #   bench      build-gpu/bench/bench_gpu [--quick]                       (150 s)
+#   dna        scripts/gpu_dna.sh: mamba-dna pretrain (1M context), score,
+#              classify on the genome set, when data/genomes/out is here (330 s)
 # A whole run stays inside $GPU_CHECK_BUDGET seconds (default 540): a stage
 # gets at most what is left, less what the benchmark needs, and is SKIPPED
 # when too little is left.
@@ -26,8 +28,9 @@
 # sanitizers slow kernels 10-100x). Exit code 77 from a suite means "no GPU".
 #
 # Output: everything goes to stdout and $OUT/gpu_check.log; each stage also
-# to its own log in $OUT (1_env.log .. 6_bench.log) and the closing table to
-# $OUT/summary.txt: 8 files at most. The last lines printed are the summary
+# to its own log (1_env.log .. 7_dna.log; at the end 1-5 are packed into
+# stage_logs.tar.gz), gpu_dna.sh's metrics to dna_metrics.jsonl, and the
+# closing table to $OUT/summary.txt. The last lines printed are the summary
 # table (stage, status, seconds). Exit 0 when no stage failed or timed out.
 set -uo pipefail
 
@@ -269,12 +272,21 @@ main() {
         stage racecheck 200 "$BENCH_CAP" 5_sanitizer.log "sanitize_all racecheck"
     fi
     stage bench "$BENCH_CAP" 0 6_bench.log "$bench"
+    # the tools on the GPU, when the genome set was carried along
+    if [ -f data/genomes/out/manifest.tsv ] && [ "$MODE" != quick ]; then
+        stage dna 330 0 7_dna.log "bash scripts/gpu_dna.sh $BUILD"
+    else
+        record dna "SKIP(no genomes)" 0 "$(elapsed)"
+    fi
 
     # keep the stage logs under the 16 MiB limit of a returned file (gpu_check.log
     # is still open here; what goes into it is bounded: sanitizers print 30 errors)
     for f in "$OUT"/[0-9]_*.log; do
         [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt $((15 << 20)) ] && truncate -s 15M "$f"
     done
+    # a lent machine returns few files: the early stages' logs (all of it is
+    # in gpu_check.log too) go into one archive; bench and dna stay readable
+    (cd "$OUT" && set -- [1-5]_*.log && [ -f "$1" ] && tar czf stage_logs.tar.gz "$@" && rm -f "$@")
 
     local bad=0 i gpu
     {

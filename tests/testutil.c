@@ -1,6 +1,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,4 +107,36 @@ void *mb_test_read_file(const char *path, size_t *len)
 void mb_test_tmp_path(char *buf, size_t cap, const char *name)
 {
     snprintf(buf, cap, "/tmp/mbtest_%d_%s", (int)getpid(), name);
+}
+
+static void sh_slurp(const char *path, char *buf, size_t cap)
+{
+    if (!buf || !cap) return;
+    buf[0] = '\0';
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+int mb_test_sh(const char *cmd, char *out, size_t outcap, char *err, size_t errcap)
+{
+    char po[256], pe[256];
+    mb_test_tmp_path(po, sizeof po, "sh_out");
+    mb_test_tmp_path(pe, sizeof pe, "sh_err");
+    size_t n = strlen(cmd) + 2 * sizeof po + 16;
+    char *line = malloc(n);
+    if (!line) return -1;
+    snprintf(line, n, "%s >%s 2>%s", cmd, po, pe);
+    int st = system(line);
+    free(line);
+    sh_slurp(po, out, outcap);
+    sh_slurp(pe, err, errcap);
+    remove(po);
+    remove(pe);
+    if (st == -1) return -1;
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return -1;
 }

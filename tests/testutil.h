@@ -34,5 +34,10 @@ double mb_test_grad_check(const char *what, mb_test_loss_fn f, void *ud, float *
 void *mb_test_read_file(const char *path, size_t *len);
 /* A temporary path under /tmp unique to this process. */
 void mb_test_tmp_path(char *buf, size_t cap, const char *name);
+/* Runs a shell command line, its stdout and stderr captured into out and
+ * err (NUL-terminated, cut at cap; either may be NULL). Returns the exit
+ * status, 128 + N when killed by signal N (a crash), -1 when it could not
+ * run. For the tools' command-line tests. */
+int mb_test_sh(const char *cmd, char *out, size_t outcap, char *err, size_t errcap);
 
 #endif

@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "mamba.h"
+#include "mb_cli.h"
 #include "selcopy_task.h"
 
 #define PROG "mamba-selcopy"
@@ -48,22 +48,10 @@ static void usage(FILE *f)
 
 static int parse_int(const char *opt, const char *s, int lo, int hi, int *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, PROG ": error: %s expects an integer in [%d, %d], got '%s'\n", opt, lo, hi, s);
-        return -1;
-    }
+    int64_t v;
+    if (mb_cli_parse_int(PROG, opt, s, lo, hi, &v)) return -1;
     *out = (int)v;
     return 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 int main(int argc, char **argv)
@@ -106,12 +94,9 @@ int main(int argc, char **argv)
         case O_STEPS: bad = parse_int("--steps", optarg, 1, 1 << 30, &steps); break;
         case O_BATCH: bad = parse_int("--batch", optarg, 1, 1 << 16, &batch); break;
         case O_LR: {
-            char *end;
-            lr = strtof(optarg, &end);
-            if (end == optarg || *end || !(lr > 0 && lr < 1)) {
-                fprintf(stderr, PROG ": error: --lr expects a number in (0, 1), got '%s'\n", optarg);
-                bad = 1;
-            }
+            double v;
+            bad = mb_cli_parse_real(PROG, "--lr", optarg, 1e-9, 1.0, &v);
+            lr = (float)v;
             break;
         }
         case O_SEED: bad = parse_int("--seed", optarg, 0, 2147483647, &seed); break;
@@ -160,7 +145,7 @@ int main(int argc, char **argv)
             cfg.init == MB_INIT_S4D_LIN ? "complex" : "real", task.n_memorize, task.span, task.n_symbols);
 
     uint64_t data_seed = (uint64_t)seed * 7919u + 1;
-    double t0 = now_s(), t_last = t0;
+    double t0 = mb_cli_now(), t_last = t0;
     mb_loss_stats win = {0};
     int rc = 0;
     for (int step = 1; step <= steps && rc == 0; step++) {
@@ -169,7 +154,7 @@ int main(int argc, char **argv)
         rc = mb_model_forward_backward(m, tok, tgt, batch, T, &win);
         if (rc == 0) rc = mb_optim_step(opt, &gn, &lr_now);
         if (rc == 0 && (step % 50 == 0 || step == steps)) {
-            double t = now_s(), el = t - t0;
+            double t = mb_cli_now(), el = t - t0;
             double loss = win.loss_sum / (double)win.count, acc = (double)win.correct / (double)win.count;
             double tps = 50.0 * batch * T / (t - t_last);
             fprintf(stderr, "step %5d/%d  loss %.4f  acc %5.1f%%  lr %.2e  %7.0f tok/s  ETA %.0fs\n",
@@ -188,7 +173,7 @@ int main(int argc, char **argv)
     if (rc != 0) fprintf(stderr, PROG ": error: %s\n", mb_error_last());
     else
         printf("selective copying: accuracy %.2f%% on %d fresh sequences (chance %.1f%%), %.1fs\n",
-               100 * acc, eval_batches * batch, 100.0 / task.n_symbols, now_s() - t0);
+               100 * acc, eval_batches * batch, 100.0 / task.n_symbols, mb_cli_now() - t0);
     if (logf) fclose(logf);
     free(tok);
     free(tgt);

@@ -1,0 +1,354 @@
+/* Shared command-line plumbing of the tools: see mb_cli.h. */
+#include "mb_cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void mb_cli_error(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: error: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void mb_cli_warn(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: warning: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int mb_cli_parse_int(const char *prog, const char *opt, const char *s, int64_t lo, int64_t hi,
+                     int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    /* 1k, 64k, 1M (powers of two: the sizes people type for sequence lengths) */
+    if (!errno && end != s && (*end == 'k' || *end == 'K' || *end == 'M') && end[1] == '\0') {
+        const long long mul = *end == 'M' ? 1LL << 20 : 1LL << 10;
+        if (v > LLONG_MAX / mul || v < LLONG_MIN / mul) errno = ERANGE;
+        else v *= mul;
+        end++;
+    }
+    if (errno || end == s || *end || v < lo || v > hi) {
+        mb_cli_error(prog, "%s expects an integer in [%lld, %lld], got '%s'", opt, (long long)lo,
+                     (long long)hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int mb_cli_parse_real(const char *prog, const char *opt, const char *s, double lo, double hi,
+                      double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        mb_cli_error(prog, "%s expects a number in [%g, %g], got '%s'", opt, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+double mb_cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void mb_cli_duration(double s, char *buf, size_t n)
+{
+    if (!(s >= 0) || s > 1e9) {
+        snprintf(buf, n, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t < 60) snprintf(buf, n, "%lds", t);
+    else if (t < 3600) snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else if (t < 86400) snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else snprintf(buf, n, "%ldd%02ldh", t / 86400, (t / 3600) % 24);
+}
+
+/* ---- shared training flags ------------------------------------------------ */
+
+enum {
+    O_DM = MB_CLI_OPT_BASE, O_NL, O_DS, O_EX, O_INIT, O_STEPS, O_BATCH, O_SEQ, O_LR, O_WARM, O_WD,
+    O_CLIP, O_DEV, O_THR, O_TF32, O_SEED, O_LOG, O_RESUME, O_OUT, O_SAVE
+};
+
+const struct option mb_cli_train_options[] = {
+    {"d-model", 1, 0, O_DM}, {"n-layer", 1, 0, O_NL}, {"d-state", 1, 0, O_DS},
+    {"expand", 1, 0, O_EX}, {"init", 1, 0, O_INIT}, {"steps", 1, 0, O_STEPS},
+    {"batch", 1, 0, O_BATCH}, {"seq-len", 1, 0, O_SEQ}, {"lr", 1, 0, O_LR},
+    {"warmup", 1, 0, O_WARM}, {"weight-decay", 1, 0, O_WD}, {"grad-clip", 1, 0, O_CLIP},
+    {"device", 1, 0, O_DEV}, {"threads", 1, 0, O_THR}, {"tf32", 0, 0, O_TF32},
+    {"seed", 1, 0, O_SEED}, {"log", 1, 0, O_LOG}, {"resume", 0, 0, O_RESUME},
+    {"out", 1, 0, O_OUT}, {"save-every", 1, 0, O_SAVE}, {0, 0, 0, 0}};
+
+void mb_cli_train_default(mb_cli_train *t)
+{
+    memset(t, 0, sizeof *t);
+    mb_config_default(&t->cfg);
+    t->cfg.d_model = 128;
+    t->cfg.n_layer = 4;
+    t->steps = 1000;
+    t->batch = 8;
+    t->seq_len = 1024;
+    t->lr = 2e-3;
+    t->warmup_frac = 0.05;
+    t->weight_decay = 0.1;
+    t->grad_clip = 1.0;
+    t->device = "cpu";
+    t->seed = 1;
+}
+
+void mb_cli_train_help(FILE *f, const mb_cli_train *d)
+{
+    fprintf(f,
+            "model (ignored with --resume: the checkpoint's own):\n"
+            "  --d-model N        width of the residual stream [%d]\n"
+            "  --n-layer N        Mamba blocks [%d]\n"
+            "  --d-state N        SSM state size per channel [%d]\n"
+            "  --expand N         inner width = expand * d-model [%d]\n"
+            "  --init real|complex  S4D-Real or S4D-Lin (complex) A [%s]\n"
+            "training:\n"
+            "  --steps N          optimizer steps [%lld]\n"
+            "  --batch N          sequences per step [%lld]\n"
+            "  --seq-len N        tokens per sequence; 64k, 1M accepted [%lld]\n"
+            "  --lr X             peak learning rate: linear warmup, cosine to lr/10 [%g]\n"
+            "  --warmup F         warmup, as a fraction of the steps [%g]\n"
+            "  --weight-decay X   AdamW decoupled decay (not on norms, biases, A, D) [%g]\n"
+            "  --grad-clip X      clip the gradient's global L2 norm, 0 = off [%g]\n"
+            "  --seed N           seed of the weights and of the data order [%lld]\n"
+            "  --out MODEL        checkpoint (safetensors); optimizer state in MODEL.optim\n"
+            "  --save-every N     also checkpoint every N steps, 0 = only at the end [%lld]\n"
+            "  --resume           continue the run saved in --out (weights, optimizer, step)\n"
+            "  --log FILE         append JSON-lines metrics to FILE\n"
+            "device:\n"
+            "  --device D         cpu, cuda or cuda:N [%s]\n"
+            "  --threads N        CPU threads, 0 = all cores [%lld]\n"
+            "  --tf32             GPU: TF32 tensor cores for the GEMMs (faster, ~1e-3 error)\n",
+            d->cfg.d_model, d->cfg.n_layer, d->cfg.d_state, d->cfg.expand,
+            d->cfg.init == MB_INIT_S4D_LIN ? "complex" : "real", (long long)d->steps,
+            (long long)d->batch, (long long)d->seq_len, d->lr, d->warmup_frac, d->weight_decay,
+            d->grad_clip, (long long)d->seed, (long long)d->save_every, d->device,
+            (long long)d->threads);
+}
+
+static int set_cfg_int(const char *prog, const char *opt, const char *arg, int64_t lo, int64_t hi,
+                       int *dst, mb_cli_train *t)
+{
+    int64_t v;
+    if (mb_cli_parse_int(prog, opt, arg, lo, hi, &v)) return -1;
+    *dst = (int)v;
+    t->set_model = 1;
+    return 1;
+}
+
+int mb_cli_train_option(mb_cli_train *t, const char *prog, int c, const char *arg)
+{
+    switch (c) {
+    case O_DM: return set_cfg_int(prog, "--d-model", arg, 1, 1 << 16, &t->cfg.d_model, t);
+    case O_NL: return set_cfg_int(prog, "--n-layer", arg, 1, 1024, &t->cfg.n_layer, t);
+    case O_DS: return set_cfg_int(prog, "--d-state", arg, 1, 256, &t->cfg.d_state, t);
+    case O_EX: return set_cfg_int(prog, "--expand", arg, 1, 16, &t->cfg.expand, t);
+    case O_INIT:
+        if (strcmp(arg, "real") == 0) t->cfg.init = MB_INIT_S4D_REAL;
+        else if (strcmp(arg, "complex") == 0) t->cfg.init = MB_INIT_S4D_LIN;
+        else {
+            mb_cli_error(prog, "--init expects real or complex, got '%s'", arg);
+            return -1;
+        }
+        t->set_model = 1;
+        return 1;
+    case O_STEPS: return mb_cli_parse_int(prog, "--steps", arg, 1, INT64_C(1) << 40, &t->steps) ? -1 : 1;
+    case O_BATCH: return mb_cli_parse_int(prog, "--batch", arg, 1, 1 << 20, &t->batch) ? -1 : 1;
+    case O_SEQ: return mb_cli_parse_int(prog, "--seq-len", arg, 2, INT64_C(1) << 30, &t->seq_len) ? -1 : 1;
+    case O_LR: return mb_cli_parse_real(prog, "--lr", arg, 1e-9, 1.0, &t->lr) ? -1 : 1;
+    case O_WARM: return mb_cli_parse_real(prog, "--warmup", arg, 0.0, 1.0, &t->warmup_frac) ? -1 : 1;
+    case O_WD: return mb_cli_parse_real(prog, "--weight-decay", arg, 0.0, 10.0, &t->weight_decay) ? -1 : 1;
+    case O_CLIP: return mb_cli_parse_real(prog, "--grad-clip", arg, 0.0, 1e6, &t->grad_clip) ? -1 : 1;
+    case O_DEV: t->device = arg; return 1;
+    case O_THR: return mb_cli_parse_int(prog, "--threads", arg, 0, 4096, &t->threads) ? -1 : 1;
+    case O_TF32: t->tf32 = 1; return 1;
+    case O_SEED: return mb_cli_parse_int(prog, "--seed", arg, 0, INT64_MAX, &t->seed) ? -1 : 1;
+    case O_LOG: t->log = arg; return 1;
+    case O_RESUME: t->resume = 1; return 1;
+    case O_OUT: t->out = arg; return 1;
+    case O_SAVE: return mb_cli_parse_int(prog, "--save-every", arg, 0, INT64_C(1) << 40, &t->save_every) ? -1 : 1;
+    default: return 0;
+    }
+}
+
+struct option *mb_cli_options_join(const struct option *own)
+{
+    size_t a = 0, b = 0;
+    while (own[a].name) a++;
+    while (mb_cli_train_options[b].name) b++;
+    struct option *o = calloc(a + b + 1, sizeof *o);
+    if (!o) return NULL;
+    memcpy(o, own, a * sizeof *o);
+    memcpy(o + a, mb_cli_train_options, (b + 1) * sizeof *o);
+    return o;
+}
+
+char *mb_cli_optim_path(const char *model_path)
+{
+    size_t n = strlen(model_path);
+    char *p = malloc(n + 7);
+    if (p) {
+        memcpy(p, model_path, n);
+        memcpy(p + n, ".optim", 7);
+    }
+    return p;
+}
+
+mb_ctx *mb_cli_ctx(const char *prog, const mb_cli_train *t)
+{
+    mb_ctx *ctx = mb_ctx_create(t->device);
+    if (!ctx) {
+        mb_cli_error(prog, "--device %s: %s", t->device, mb_error_last());
+        return NULL;
+    }
+    mb_ctx_set_threads(ctx, (int)t->threads);
+    if (t->tf32) mb_ctx_set_tf32(ctx, 1);
+    return ctx;
+}
+
+void mb_cli_optim_config(const mb_cli_train *t, mb_optim_config *oc)
+{
+    mb_optim_config_default(oc);
+    oc->lr = (float)t->lr;
+    oc->min_lr = (float)(t->lr / 10);
+    oc->weight_decay = (float)t->weight_decay;
+    oc->grad_clip = (float)t->grad_clip;
+    oc->warmup_steps = (int64_t)(t->warmup_frac * (double)t->steps);
+    oc->total_steps = t->steps;
+}
+
+FILE *mb_cli_log_open(const char *prog, const char *path, int *failed)
+{
+    if (!path) return NULL;
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        mb_cli_error(prog, "%s: %s", path, strerror(errno));
+        *failed = 1;
+        return NULL;
+    }
+    setvbuf(f, NULL, _IOLBF, 0); /* a line per record, readable while the run goes on */
+    return f;
+}
+
+int mb_cli_write_error(const char *prog, const char *path)
+{
+    const int e = errno ? errno : EIO;
+    mb_cli_error(prog, "%s: write error (%s)", path ? path : "stdout", strerror(e));
+    return -1;
+}
+
+int mb_cli_outfile_open(const char *prog, mb_cli_outfile *o, const char *path)
+{
+    memset(o, 0, sizeof *o);
+    const size_t n = strlen(path);
+    o->path = malloc(n + 1);
+    o->tmp = malloc(n + 12);
+    if (!o->path || !o->tmp) {
+        mb_cli_error(prog, "out of memory");
+        mb_cli_outfile_discard(o);
+        return -1;
+    }
+    memcpy(o->path, path, n + 1);
+    memcpy(o->tmp, path, n);
+    memcpy(o->tmp + n, ".tmpXXXXXX", 11);
+    const int fd = mkstemp(o->tmp);
+    if (fd < 0) {
+        mb_cli_error(prog, "%s: cannot create a file in its directory (%s)", path, strerror(errno));
+        free(o->tmp);
+        o->tmp = NULL;
+        mb_cli_outfile_discard(o);
+        return -1;
+    }
+    /* mkstemp makes it 0600; a finished output gets what a new file gets */
+    const mode_t um = umask(0);
+    umask(um);
+    (void)fchmod(fd, 0666 & ~um);
+    if (!(o->f = fdopen(fd, "wb"))) {
+        mb_cli_error(prog, "%s: %s", path, strerror(errno));
+        close(fd);
+        mb_cli_outfile_discard(o);
+        return -1;
+    }
+    return 0;
+}
+
+int mb_cli_outfile_commit(const char *prog, mb_cli_outfile *o)
+{
+    errno = 0;
+    int bad = fflush(o->f) != 0 || ferror(o->f) || fsync(fileno(o->f)) != 0;
+    const int e = errno;
+    bad = fclose(o->f) != 0 || bad;
+    o->f = NULL;
+    if (bad) {
+        errno = e ? e : errno;
+        mb_cli_write_error(prog, o->path);
+        mb_cli_outfile_discard(o);
+        return -1;
+    }
+    if (rename(o->tmp, o->path) != 0) {
+        mb_cli_error(prog, "%s: cannot rename the finished file into place (%s)", o->path, strerror(errno));
+        mb_cli_outfile_discard(o);
+        return -1;
+    }
+    free(o->tmp);
+    o->tmp = NULL;
+    mb_cli_outfile_discard(o);
+    return 0;
+}
+
+void mb_cli_outfile_discard(mb_cli_outfile *o)
+{
+    if (o->f) fclose(o->f);
+    if (o->tmp) unlink(o->tmp);
+    free(o->tmp);
+    free(o->path);
+    memset(o, 0, sizeof *o);
+}
+
+static volatile sig_atomic_t g_interrupted;
+
+static void on_signal(int sig)
+{
+    if (g_interrupted) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    g_interrupted = 1;
+}
+
+void mb_cli_catch_interrupt(void)
+{
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+}
+
+int mb_cli_interrupted(void) { return g_interrupted != 0; }

@@ -1,0 +1,52 @@
+/* Helpers the mamba-dna subcommands share (dna_cmd.h). */
+#include "dna_cmd.h"
+
+#include <string.h>
+
+dna_set *dna_cmd_open_set(const char *const *paths, int n, const char *reference)
+{
+    char err[512];
+    dna_src_opts o;
+    dna_src_opts_default(&o);
+    o.reference = reference;
+    dna_set *s = dna_set_open(paths, n, &o, err, sizeof err);
+    if (!s) mb_cli_error(DNA_PROG, "%s", err);
+    return s;
+}
+
+void dna_cmd_config(mb_config *cfg)
+{
+    cfg->vocab_size = DNA_TOK_VOCAB;
+    cfg->pad_vocab_size_multiple = DNA_TOK_VOCAB_PADDED;
+}
+
+mb_model *dna_cmd_load_model(mb_ctx *ctx, const char *path, int n_classes, uint64_t seed)
+{
+    mb_model *m = n_classes ? mb_model_load_classifier(ctx, path, n_classes, seed) : mb_model_load(ctx, path);
+    if (!m) {
+        /* the library's messages name the file already */
+        const char *e = mb_error_last();
+        if (strstr(e, path)) mb_cli_error(DNA_PROG, "%s", e);
+        else mb_cli_error(DNA_PROG, "%s: %s", path, e);
+        return NULL;
+    }
+    const mb_config *c = mb_model_config(m);
+    if (c->vocab_size != DNA_TOK_VOCAB) {
+        mb_cli_error(DNA_PROG, "%s: not a mamba-dna model (vocabulary of %d tokens, the DNA tokenizer has %d)",
+                     path, c->vocab_size, DNA_TOK_VOCAB);
+        mb_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+int64_t dna_cmd_targets(const int32_t *w, int64_t L, int32_t *tgt)
+{
+    int64_t n = 0;
+    for (int64_t t = 0; t < L; t++) {
+        const int32_t y = w[t + 1];
+        tgt[t] = dna_is_base(y) ? y : MB_IGNORE_INDEX;
+        n += dna_is_base(y);
+    }
+    return n;
+}

@@ -1,0 +1,46 @@
+/* mamba-dna's subcommands and what they share: opening inputs, loading a
+ * DNA checkpoint, the language-model targets of a window, and bits-per-base
+ * accounting. Each subcommand lives in its own dna_<cmd>.c and returns the
+ * process exit code (0 ok, 1 failure, 2 usage). */
+#ifndef DNA_CMD_H
+#define DNA_CMD_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dna_seq.h"
+#include "dna_tok.h"
+#include "mamba.h"
+#include "mb_cli.h"
+
+#define DNA_PROG "mamba-dna"
+#define DNA_DEFAULT_MODEL "mamba-dna.safetensors"
+
+int dna_cmd_pretrain(int argc, char **argv);
+int dna_cmd_score(int argc, char **argv);
+int dna_cmd_classify(int argc, char **argv);
+int dna_cmd_embed(int argc, char **argv);
+
+/* The inputs as one set; prints "mamba-dna: error: FILE: what" on failure.
+ * reference: CRAM reference or NULL. */
+dna_set *dna_cmd_open_set(const char *const *paths, int n, const char *reference);
+
+/* The model config of a DNA language model: vocab 12 padded to 16. */
+void dna_cmd_config(mb_config *cfg);
+
+/* Loads a mamba-dna checkpoint on ctx (n_classes as mb_model_load_classifier:
+ * 0 keeps what the file has). Refuses, with one error line, a file that is
+ * not a checkpoint, another tool's model, or a vocabulary that is not the
+ * DNA tokenizer's. */
+mb_model *dna_cmd_load_model(mb_ctx *ctx, const char *path, int n_classes, uint64_t seed);
+
+/* Next-base targets of a window w[0..L]: tgt[t] = w[t + 1], or
+ * MB_IGNORE_INDEX where that base is not A, C, G or T (N, [UNK]): bits per
+ * base count real bases only. Returns how many targets count. */
+int64_t dna_cmd_targets(const int32_t *w, int64_t L, int32_t *tgt);
+
+static inline int dna_is_base(int32_t t) { return t >= DNA_TOK_A && t <= DNA_TOK_T; }
+
+#define DNA_LN2 0.69314718055994530942
+
+#endif

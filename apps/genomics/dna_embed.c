@@ -1,0 +1,311 @@
+/* mamba-dna embed: the mean over positions of a model's final normed hidden
+ * state (the input of its LM head, and what a classification head reads),
+ * per record or per window, in constant memory: chunks with the recurrent
+ * state carried, each chunk's hidden states summed by
+ * mb_model_forward_chunk_pooled. Written as a TSV, or a float32 .npy with
+ * a TSV of the rows beside it. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dna_cmd.h"
+#include "dna_pool.h"
+
+#define EM_CHUNK_DEFAULT 65536
+#define EM_NPY_HEADER 128 /* bytes before the data: magic, version, length, dict, padding */
+
+typedef struct {
+    mb_cli_train t; /* only device, threads and tf32 are used */
+    const char *model, *reference, *out;
+    const char **fasta;
+    int n_fasta;
+    int64_t window, stride, chunk; /* window 0: whole records */
+    int npy;
+} em_opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " DNA_PROG " embed --model M --fasta F [options]\n"
+            "\n"
+            "Embeddings of sequences under the mamba-dna model M: the mean over positions\n"
+            "of the final normed hidden state (d_model values, the input of the LM head and\n"
+            "of a classification head), per record of F or, with --window, per window.\n"
+            "Computed in constant memory: chunks of --chunk bases, state carried across.\n"
+            "\n"
+            "Output, one row per record or window, in file order:\n"
+            "  tsv: name  start  end  dim0 .. dim<d-1>   (a header line; start and end\n"
+            "       0-based, half open; values %%.6g)\n"
+            "  npy: a float32 NumPy array (rows, d_model) in --out, and its rows' name,\n"
+            "       start, end in --out.rows.tsv\n"
+            "An empty record gives a row of nan.\n"
+            "\n"
+            "options:\n"
+            "  --model M          mamba-dna checkpoint (required)\n"
+            "  --fasta F          FASTA (plain, gzip, bgzip + .fai), BAM or CRAM (required;\n"
+            "                     repeatable: the records of every file, in order)\n"
+            "  --reference FA     reference for CRAM inputs\n"
+            "  --window W         windows of W bases instead of whole records; a record\n"
+            "                     shorter than W gives one row for all of it [off]\n"
+            "  --stride S         a window starts every S bases; a last window that would\n"
+            "                     run past the record's end is dropped [W]\n"
+            "  --out FILE         write FILE (through a temporary file in its directory,\n"
+            "                     renamed when complete) [stdout, tsv only]\n"
+            "  --format tsv|npy   output format [tsv]\n"
+            "  --chunk N          tokens per forward pass; 64k, 1M accepted [%d]\n"
+            "  --device D         cpu, cuda or cuda:N [cpu]\n"
+            "  --threads N        CPU threads, 0 = all cores [0]\n"
+            "  --tf32             GPU: TF32 tensor cores for the GEMMs (faster, ~1e-3 error)\n"
+            "\n"
+            "Progress goes to stderr (at most a line every 5 s).\n"
+            "Example: " DNA_PROG " embed --model m.safetensors --fasta genome.fa.gz --window 4096 \\\n"
+            "           --format npy --out emb.npy\n",
+            EM_CHUNK_DEFAULT);
+}
+
+/* ---- output --------------------------------------------------------------- */
+
+typedef struct {
+    const char *path;     /* NULL: stdout */
+    mb_cli_outfile main;  /* path (tsv or npy), when given */
+    mb_cli_outfile names; /* npy: path.rows.tsv */
+    FILE *f, *rows;       /* where rows go: stdout or main.f; names.f */
+    int npy, d;
+    int64_t nrows;
+    float *buf; /* npy: one row */
+} em_out;
+
+/* The npy header, EM_NPY_HEADER bytes: written with 0 rows first, again
+ * with the count at the end. */
+static int em_npy_header(FILE *f, int64_t rows, int d)
+{
+    char h[EM_NPY_HEADER];
+    memset(h, ' ', sizeof h);
+    memcpy(h, "\x93NUMPY\x01\x00", 8);
+    const int hl = EM_NPY_HEADER - 10;
+    h[8] = (char)(hl & 0xff);
+    h[9] = (char)(hl >> 8);
+    char dict[EM_NPY_HEADER];
+    const int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %d), }",
+                           (long long)rows, d);
+    if (n < 0 || n >= hl) return -1;
+    memcpy(h + 10, dict, (size_t)n);
+    h[EM_NPY_HEADER - 1] = '\n';
+    return fwrite(h, 1, sizeof h, f) == sizeof h ? 0 : -1;
+}
+
+static void em_out_discard(em_out *o)
+{
+    mb_cli_outfile_discard(&o->main);
+    mb_cli_outfile_discard(&o->names);
+    free(o->buf);
+    memset(o, 0, sizeof *o);
+}
+
+static int em_out_open(em_out *o, const char *path, int npy, int d)
+{
+    memset(o, 0, sizeof *o);
+    o->path = path;
+    o->npy = npy;
+    o->d = d;
+    o->f = stdout;
+    if (path) {
+        if (mb_cli_outfile_open(DNA_PROG, &o->main, path)) return -1;
+        o->f = o->main.f;
+        if (npy) {
+            const size_t n = strlen(path);
+            char *rp = malloc(n + 10);
+            if (!rp || !(o->buf = malloc(sizeof(float) * (size_t)d))) {
+                free(rp);
+                mb_cli_error(DNA_PROG, "out of memory");
+                em_out_discard(o);
+                return -1;
+            }
+            memcpy(rp, path, n);
+            memcpy(rp + n, ".rows.tsv", 10);
+            const int r = mb_cli_outfile_open(DNA_PROG, &o->names, rp);
+            free(rp);
+            if (r) {
+                em_out_discard(o);
+                return -1;
+            }
+            o->rows = o->names.f;
+        }
+    }
+    FILE *names = npy ? o->rows : o->f;
+    int bad = fputs("name\tstart\tend", names) < 0;
+    if (!npy)
+        for (int k = 0; k < d && !bad; k++) bad = fprintf(names, "\tdim%d", k) < 0;
+    bad = bad || fputc('\n', names) == EOF;
+    if (npy) bad = bad || em_npy_header(o->f, 0, d);
+    if (bad || ferror(o->f) || ferror(names)) {
+        mb_cli_write_error(DNA_PROG, o->path);
+        em_out_discard(o);
+        return -1;
+    }
+    return 0;
+}
+
+/* One row: its mean hidden state is sum / n (nan when n is 0). */
+static int em_out_row(em_out *o, const char *name, int64_t start, int64_t end, const double *sum)
+{
+    const double n = (double)(end - start);
+    FILE *names = o->npy ? o->rows : o->f;
+    int bad = fprintf(names, "%s\t%lld\t%lld", name, (long long)start, (long long)end) < 0;
+    if (o->npy) {
+        for (int k = 0; k < o->d; k++) {
+            const float x = n > 0 ? (float)(sum[k] / n) : NAN;
+            uint32_t u;
+            memcpy(&u, &x, sizeof u);
+            unsigned char le[4] = {(unsigned char)u, (unsigned char)(u >> 8), (unsigned char)(u >> 16),
+                                   (unsigned char)(u >> 24)};
+            memcpy(&o->buf[k], le, sizeof le);
+        }
+        bad = bad || fwrite(o->buf, sizeof(float), (size_t)o->d, o->f) != (size_t)o->d;
+    } else {
+        for (int k = 0; k < o->d && !bad; k++)
+            bad = n > 0 ? fprintf(o->f, "\t%.6g", sum[k] / n) < 0 : fputs("\tnan", o->f) < 0;
+    }
+    bad = bad || fputc('\n', names) == EOF || ferror(o->f) || ferror(names);
+    if (bad) return mb_cli_write_error(DNA_PROG, o->npy && ferror(names) ? o->names.path : o->path);
+    o->nrows++;
+    return 0;
+}
+
+static int em_out_close(em_out *o)
+{
+    if (!o->path) {
+        errno = 0;
+        int bad = fflush(stdout) != 0 || ferror(stdout);
+        em_out_discard(o);
+        return bad ? mb_cli_write_error(DNA_PROG, NULL) : 0;
+    }
+    if (o->npy && (fseek(o->f, 0, SEEK_SET) != 0 || em_npy_header(o->f, o->nrows, o->d))) {
+        mb_cli_write_error(DNA_PROG, o->path);
+        em_out_discard(o);
+        return -1;
+    }
+    /* the rows file first: the .npy appears only once both are complete */
+    if ((o->npy && mb_cli_outfile_commit(DNA_PROG, &o->names)) || mb_cli_outfile_commit(DNA_PROG, &o->main)) {
+        em_out_discard(o);
+        return -1;
+    }
+    em_out_discard(o);
+    return 0;
+}
+
+/* ---- the embeddings -------------------------------------------------------- */
+
+typedef struct {
+    em_out *out;
+    dna_set *set;
+} em_sink;
+
+static int em_row(void *ud, int64_t rec, int64_t start, int64_t end, const double *sum)
+{
+    em_sink *k = ud;
+    return em_out_row(k->out, dna_set_name(k->set, rec), start, end, sum);
+}
+
+/* ---- the command ------------------------------------------------------------ */
+
+int dna_cmd_embed(int argc, char **argv)
+{
+    em_opts o = {0};
+    mb_cli_train_default(&o.t);
+    o.chunk = EM_CHUNK_DEFAULT;
+    o.stride = -1;
+    enum { O_MODEL = 256, O_FASTA, O_REF, O_WINDOW, O_STRIDE, O_OUT, O_FORMAT, O_CHUNK, O_DEV, O_THR, O_TF32 };
+    static const struct option opts[] = {
+        {"model", 1, 0, O_MODEL}, {"fasta", 1, 0, O_FASTA}, {"reference", 1, 0, O_REF},
+        {"window", 1, 0, O_WINDOW}, {"stride", 1, 0, O_STRIDE}, {"out", 1, 0, O_OUT},
+        {"format", 1, 0, O_FORMAT}, {"chunk", 1, 0, O_CHUNK}, {"device", 1, 0, O_DEV},
+        {"threads", 1, 0, O_THR}, {"tf32", 0, 0, O_TF32}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    o.fasta = calloc((size_t)argc + 1, sizeof(char *));
+    if (!o.fasta) {
+        mb_cli_error(DNA_PROG, "out of memory");
+        return 1;
+    }
+    int c, bad = 0;
+    optind = 1;
+    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL: o.model = optarg; break;
+        case O_FASTA: o.fasta[o.n_fasta++] = optarg; break;
+        case O_REF: o.reference = optarg; break;
+        case O_WINDOW: bad = mb_cli_parse_int(DNA_PROG, "--window", optarg, 1, INT64_C(1) << 40, &o.window); break;
+        case O_STRIDE: bad = mb_cli_parse_int(DNA_PROG, "--stride", optarg, 1, INT64_C(1) << 40, &o.stride); break;
+        case O_OUT: o.out = optarg; break;
+        case O_FORMAT:
+            if (strcmp(optarg, "tsv") == 0) o.npy = 0;
+            else if (strcmp(optarg, "npy") == 0) o.npy = 1;
+            else {
+                mb_cli_error(DNA_PROG, "--format expects tsv or npy, got '%s'", optarg);
+                bad = 1;
+            }
+            break;
+        case O_CHUNK: bad = mb_cli_parse_int(DNA_PROG, "--chunk", optarg, 1, INT64_C(1) << 24, &o.chunk); break;
+        case O_DEV: o.t.device = optarg; break;
+        case O_THR: bad = mb_cli_parse_int(DNA_PROG, "--threads", optarg, 0, 4096, &o.t.threads); break;
+        case O_TF32: o.t.tf32 = 1; break;
+        case 'h':
+            usage(stdout);
+            free(o.fasta);
+            return 0;
+        default: bad = 1;
+        }
+    }
+    if (!bad && optind < argc) {
+        mb_cli_error(DNA_PROG, "embed: unexpected argument '%s' (inputs go after --fasta)", argv[optind]);
+        bad = 1;
+    }
+    if (!bad && (!o.model || !o.n_fasta)) {
+        mb_cli_error(DNA_PROG, "embed needs --model and --fasta");
+        bad = 1;
+    }
+    if (!bad && o.stride > 0 && !o.window) {
+        mb_cli_error(DNA_PROG, "--stride goes with --window");
+        bad = 1;
+    }
+    if (!bad && o.npy && !o.out) {
+        mb_cli_error(DNA_PROG, "--format npy needs --out FILE");
+        bad = 1;
+    }
+    if (bad) {
+        fprintf(stderr, "Try '" DNA_PROG " embed --help'.\n");
+        free(o.fasta);
+        return 2;
+    }
+    if (o.stride < 0) o.stride = o.window;
+
+    int rc = 1;
+    dna_set *set = NULL;
+    mb_model *m = NULL;
+    em_out out = {0};
+    int out_open = 0;
+    mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.t);
+    if (!ctx || !(m = dna_cmd_load_model(ctx, o.model, 0, 0))) goto done;
+    if (!(set = dna_cmd_open_set(o.fasta, o.n_fasta, o.reference))) goto done;
+    if (em_out_open(&out, o.out, o.npy, mb_model_config(m)->d_model)) goto done;
+    out_open = 1;
+    mb_cli_catch_interrupt();
+    const dna_pool_opts po = {.window = o.window, .stride = o.stride, .chunk = o.chunk};
+    em_sink sink = {.out = &out, .set = set};
+    if (dna_pool_run(m, o.model, set, &po, "embed", em_row, &sink)) goto done;
+    if (mb_cli_interrupted()) {
+        mb_cli_error(DNA_PROG, "interrupted%s", o.out ? "; nothing written" : "");
+        rc = 130;
+        goto done;
+    }
+    out_open = 0;
+    if (em_out_close(&out)) goto done;
+    rc = 0;
+done:
+    if (out_open) em_out_discard(&out);
+    dna_set_close(set);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+    free(o.fasta);
+    return rc;
+}

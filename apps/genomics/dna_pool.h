@@ -1,0 +1,33 @@
+/* Mean-pooled final hidden states of a model over the records, or over
+ * windows of the records, of a set, in constant memory: chunks with the
+ * recurrent state carried (mb_model_forward_chunk_pooled), whole windows
+ * that fit one pass batched. embed writes them; classify predict puts the
+ * classification head on them. */
+#ifndef DNA_POOL_H
+#define DNA_POOL_H
+
+#include <stdint.h>
+
+#include "dna_seq.h"
+#include "mamba.h"
+
+typedef struct {
+    int64_t window; /* 0: whole records */
+    int64_t stride; /* a window starts every stride bases */
+    int64_t chunk;  /* most tokens one forward pass holds */
+} dna_pool_opts;
+
+/* One row: sum (d_model values) of the hidden states over rec[start, end);
+ * its mean is sum / (end - start) (an empty record has end == start).
+ * Returns 0, or -1 after printing an error (the run stops). */
+typedef int (*dna_pool_row_fn)(void *ud, int64_t rec, int64_t start, int64_t end, const double *sum);
+
+/* Rows in file order: one per record, or per window of every record (a
+ * record shorter than the window gives one row for all of it; a last
+ * window that would pass the record's end is dropped). Progress on stderr
+ * at most every 5 s ("mamba-dna WHAT: rows, bases, bases/s"); returns 0
+ * early on Ctrl-C (mb_cli_interrupted). Errors: one line printed, -1. */
+int dna_pool_run(mb_model *m, const char *model_path, dna_set *set, const dna_pool_opts *o, const char *what,
+                 dna_pool_row_fn row, void *ud);
+
+#endif

@@ -1,0 +1,459 @@
+/* mamba-dna pretrain: next-base pretraining from FASTA / BAM / CRAM files,
+ * on random windows (reverse-complement augmented), validated in bits per
+ * base on a held-out part against order-0 and order-k baselines fitted on
+ * the same training part. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dna_cmd.h"
+#include "dna_kmer.h"
+
+typedef struct {
+    mb_cli_train t;
+    const char **val_files;
+    int n_val;
+    const char *val_bed, *reference;
+    double val_frac, seq_warmup;
+    int rc_aug, kmer, force;
+    int64_t val_every, val_tokens, stop_after;
+} pt_opts;
+
+static void usage(FILE *f, const mb_cli_train *d)
+{
+    fprintf(f,
+            "usage: " DNA_PROG " pretrain [options] FILE...\n"
+            "\n"
+            "Next-base pretraining of a Mamba language model on the sequences of FILE...\n"
+            "(FASTA plain / gzip / bgzip + .fai, BAM, CRAM): random windows of --seq-len\n"
+            "bases, reverse-complemented half of the time, windows mostly N skipped. A\n"
+            "held-out part is scored in bits per base every --val-every steps, next to an\n"
+            "order-0 and an order-k Markov baseline fitted on the training part.\n"
+            "Progress on stderr; Ctrl-C saves a checkpoint and stops (--resume goes on).\n"
+            "\n"
+            "data:\n"
+            "  --val FILE         held-out file (repeatable): its whole records validate\n"
+            "                     (e.g. held-out strains); FILE... all train\n"
+            "  --val-bed BED      else: validate on these intervals of FILE..., train on the rest\n"
+            "  --val-frac F       else: the last F of every record validates [0.05]\n"
+            "  --val-every N      validate every N steps [steps / 10]\n"
+            "  --val-tokens N     bases scored per validation [max(64k, seq-len)]\n"
+            "  --kmer K           order of the Markov baseline, 0..%d [5]\n"
+            "  --no-rc            no reverse-complement augmentation\n"
+            "  --seq-warmup F     sequence-length warmup (HyenaDNA): over the first F of the\n"
+            "                     steps, start at seq-len/2^k (>= 64), doubling, with the batch\n"
+            "                     scaled to keep the tokens per step [0 = off]\n"
+            "  --reference FA     reference for CRAM inputs\n"
+            "  --force            overwrite an existing --out without --resume\n"
+            "  --stop-after N     stop after step N with a checkpoint, as Ctrl-C would (to\n"
+            "                     train in slices, e.g. under a batch system's time limit)\n",
+            DNA_KMER_MAX);
+    mb_cli_train_help(f, d);
+    fprintf(f, "\nDefaults: --out " DNA_DEFAULT_MODEL ".\n"
+               "Example: " DNA_PROG " pretrain --steps 300 --out m.safetensors genome.fa.gz\n");
+}
+
+/* window length and batch at a step under the sequence-length warmup: the
+ * first `frac` of the steps is cut in equal stages, L doubling at each */
+static void pt_shape(const pt_opts *o, int64_t step, int64_t *L, int64_t *B)
+{
+    *L = o->t.seq_len;
+    *B = o->t.batch;
+    if (o->seq_warmup <= 0) return;
+    int stages = 0;
+    while ((o->t.seq_len >> (stages + 1)) >= 64 && stages < 10) stages++;
+    const int64_t wsteps = (int64_t)(o->seq_warmup * (double)o->t.steps);
+    if (stages == 0 || wsteps <= 0 || step > wsteps) return;
+    const int64_t per = (wsteps + stages - 1) / stages;
+    const int s = (int)((step - 1) / per); /* 0 .. stages-1 */
+    *L = o->t.seq_len >> (stages - s);
+    *B = o->t.batch << (stages - s);
+}
+
+typedef struct {
+    int32_t *w;   /* n windows of len + 1 tokens */
+    int64_t n, len;
+    double base_bits[2]; /* order 0, order k */
+    int64_t bases;
+} pt_val;
+
+/* Mean bits per base of the model over the validation windows, through
+ * recurrent chunks (its own state buffers: the training shapes stay). */
+static int pt_validate(mb_model *m, const pt_val *v, int64_t bmax, double *bpb)
+{
+    const int Vp = mb_config_vocab_padded(mb_model_config(m));
+    const int64_t chunk = v->len < 8192 ? v->len : 8192;
+    const int64_t B = v->n < bmax ? v->n : bmax;
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)(B * chunk));
+    float *lg = malloc(sizeof(float) * (size_t)(B * chunk * Vp));
+    mb_state *st = mb_state_create(m, (int)B);
+    double nats = 0;
+    int64_t cnt = 0;
+    int rc = (tok && lg && st) ? 0 : -1;
+    for (int64_t w0 = 0; rc == 0 && w0 < v->n; w0 += B) {
+        const int64_t nb = v->n - w0 < B ? v->n - w0 : B;
+        mb_state_reset(st);
+        for (int64_t t0 = 0; rc == 0 && t0 < v->len; t0 += chunk) {
+            const int64_t c = v->len - t0 < chunk ? v->len - t0 : chunk;
+            /* the state holds B rows: unused rows run on copies of row 0 */
+            for (int64_t b = 0; b < B; b++)
+                memcpy(tok + b * c, v->w + (w0 + (b < nb ? b : 0)) * (v->len + 1) + t0, sizeof(int32_t) * c);
+            rc = mb_model_forward_chunk(m, st, tok, (int)c, lg);
+            for (int64_t b = 0; rc == 0 && b < nb; b++) {
+                const int32_t *w = v->w + (w0 + b) * (v->len + 1);
+                for (int64_t t = 0; t < c; t++) {
+                    const int32_t y = w[t0 + t + 1];
+                    if (!dna_is_base(y)) continue;
+                    const float *z = lg + (b * c + t) * Vp;
+                    float mx = z[0];
+                    for (int k = 1; k < Vp; k++) mx = z[k] > mx ? z[k] : mx;
+                    double s = 0;
+                    for (int k = 0; k < Vp; k++) s += exp((double)z[k] - mx);
+                    nats += log(s) + mx - z[y];
+                    cnt++;
+                }
+            }
+        }
+    }
+    mb_state_free(st);
+    free(tok);
+    free(lg);
+    if (rc == 0) *bpb = cnt ? nats / cnt / DNA_LN2 : NAN;
+    return rc;
+}
+
+static int pt_save(const pt_opts *o, mb_model *m, mb_optim *opt, const char *optim_path)
+{
+    if (mb_model_save(m, o->t.out) || mb_optim_save(opt, optim_path)) {
+        mb_cli_error(DNA_PROG, "%s: %s", o->t.out, mb_error_last());
+        return -1;
+    }
+    return 0;
+}
+
+int dna_cmd_pretrain(int argc, char **argv)
+{
+    pt_opts o = {0};
+    mb_cli_train_default(&o.t);
+    dna_cmd_config(&o.t.cfg);
+    o.t.out = DNA_DEFAULT_MODEL;
+    o.val_frac = DNA_VAL_FRAC_DEFAULT;
+    o.rc_aug = 1;
+    o.kmer = 5;
+    o.val_every = -1;
+    o.val_tokens = -1;
+    const mb_cli_train defaults = o.t;
+    enum { O_VAL = 256, O_VBED, O_VFRAC, O_VEVERY, O_VTOK, O_KMER, O_NORC, O_SWARM, O_REF, O_FORCE, O_STOP };
+    static const struct option own[] = {
+        {"val", 1, 0, O_VAL}, {"val-bed", 1, 0, O_VBED}, {"val-frac", 1, 0, O_VFRAC},
+        {"val-every", 1, 0, O_VEVERY}, {"val-tokens", 1, 0, O_VTOK}, {"kmer", 1, 0, O_KMER},
+        {"no-rc", 0, 0, O_NORC}, {"seq-warmup", 1, 0, O_SWARM}, {"reference", 1, 0, O_REF},
+        {"force", 0, 0, O_FORCE}, {"stop-after", 1, 0, O_STOP}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    struct option *opts = mb_cli_options_join(own);
+    o.val_files = calloc((size_t)argc + 1, sizeof(char *));
+    if (!opts || !o.val_files) {
+        mb_cli_error(DNA_PROG, "out of memory");
+        return 1;
+    }
+    int c, bad = 0;
+    int64_t v;
+    optind = 1;
+    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const int r = mb_cli_train_option(&o.t, DNA_PROG, c, optarg);
+        if (r) {
+            bad = r < 0;
+            continue;
+        }
+        switch (c) {
+        case O_VAL: o.val_files[o.n_val++] = optarg; break;
+        case O_VBED: o.val_bed = optarg; break;
+        case O_VFRAC: bad = mb_cli_parse_real(DNA_PROG, "--val-frac", optarg, 0.0, 0.9, &o.val_frac); break;
+        case O_VEVERY: bad = mb_cli_parse_int(DNA_PROG, "--val-every", optarg, 1, INT64_C(1) << 40, &o.val_every); break;
+        case O_VTOK: bad = mb_cli_parse_int(DNA_PROG, "--val-tokens", optarg, 2, INT64_C(1) << 34, &o.val_tokens); break;
+        case O_KMER:
+            bad = mb_cli_parse_int(DNA_PROG, "--kmer", optarg, 0, DNA_KMER_MAX, &v);
+            o.kmer = (int)v;
+            break;
+        case O_NORC: o.rc_aug = 0; break;
+        case O_SWARM: bad = mb_cli_parse_real(DNA_PROG, "--seq-warmup", optarg, 0.0, 1.0, &o.seq_warmup); break;
+        case O_REF: o.reference = optarg; break;
+        case O_FORCE: o.force = 1; break;
+        case O_STOP: bad = mb_cli_parse_int(DNA_PROG, "--stop-after", optarg, 1, INT64_C(1) << 40, &o.stop_after); break;
+        case 'h':
+            usage(stdout, &defaults);
+            free(opts);
+            free(o.val_files);
+            return 0;
+        default: bad = 1;
+        }
+    }
+    free(opts);
+    if (!bad && optind >= argc) {
+        mb_cli_error(DNA_PROG, "pretrain needs at least one FASTA, BAM or CRAM file");
+        bad = 1;
+    }
+    if (!bad && o.val_bed && o.n_val) {
+        mb_cli_error(DNA_PROG, "--val and --val-bed are exclusive");
+        bad = 1;
+    }
+    if (bad) {
+        fprintf(stderr, "Try '" DNA_PROG " pretrain --help'.\n");
+        free(o.val_files);
+        return 2;
+    }
+    if (o.val_every < 0) o.val_every = o.t.steps >= 10 ? o.t.steps / 10 : 1;
+    if (o.val_tokens < 0) o.val_tokens = o.t.seq_len > 65536 ? o.t.seq_len : 65536;
+    if (!o.t.resume && !o.force && access(o.t.out, F_OK) == 0) {
+        mb_cli_error(DNA_PROG, "%s exists: --resume continues it, --force starts over", o.t.out);
+        free(o.val_files);
+        return 1;
+    }
+
+    int rc = 1;
+    char err[512];
+    dna_set *set = NULL, *vset = NULL;
+    dna_split sp = {0}, vsp = {0};
+    dna_sampler *smp = NULL, *vsmp = NULL;
+    dna_kmer *km = NULL;
+    pt_val val = {0};
+    mb_ctx *ctx = NULL;
+    mb_model *m = NULL;
+    mb_optim *opt = NULL;
+    FILE *logf = NULL;
+    int32_t *win = NULL, *tok = NULL, *tgt = NULL;
+    char *optim_path = mb_cli_optim_path(o.t.out);
+    int log_failed = 0;
+
+    /* the model first (new, or the checkpoint to resume): a wrong
+     * checkpoint fails before any data is read */
+    if (!(ctx = mb_cli_ctx(DNA_PROG, &o.t))) goto done;
+    if (o.t.resume) {
+        if (!(m = dna_cmd_load_model(ctx, o.t.out, 0, 0))) goto done;
+        if (o.t.set_model) mb_cli_warn(DNA_PROG, "--resume: the model flags are ignored (the checkpoint's are kept)");
+    } else {
+        mb_config cfg = o.t.cfg;
+        if (mb_config_check(&cfg) || !(m = mb_model_create(ctx, &cfg, (uint64_t)o.t.seed))) {
+            mb_cli_error(DNA_PROG, "model: %s", mb_error_last());
+            goto done;
+        }
+    }
+    mb_optim_config oc;
+    mb_cli_optim_config(&o.t, &oc);
+    if (!(opt = mb_optim_create(m, &oc))) {
+        mb_cli_error(DNA_PROG, "optimizer: %s", mb_error_last());
+        goto done;
+    }
+    if (o.t.resume && mb_optim_load(opt, optim_path)) {
+        mb_cli_error(DNA_PROG, "%s: %s", optim_path, mb_error_last());
+        goto done;
+    }
+    /* data: the training part, and the held-out part */
+    if (!(set = dna_cmd_open_set((const char *const *)argv + optind, argc - optind, o.reference))) goto done;
+    const dna_ivals *train_iv, *val_iv;
+    dna_set *valset;
+    if (o.n_val) {
+        if (!(vset = dna_cmd_open_set(o.val_files, o.n_val, o.reference))) goto done;
+        if (dna_split_fraction(set, 0.0, &sp, err, sizeof err) ||
+            dna_split_fraction(vset, 1.0, &vsp, err, sizeof err)) {
+            mb_cli_error(DNA_PROG, "%s", err);
+            goto done;
+        }
+        train_iv = &sp.train, val_iv = &vsp.val, valset = vset;
+    } else {
+        if (o.val_bed ? dna_split_bed(set, o.val_bed, &sp, err, sizeof err)
+                      : dna_split_fraction(set, o.val_frac, &sp, err, sizeof err)) {
+            mb_cli_error(DNA_PROG, "%s", err);
+            goto done;
+        }
+        train_iv = &sp.train, val_iv = &sp.val, valset = set;
+    }
+    if (!(smp = dna_sampler_create(set, train_iv, o.t.seq_len + 1, err, sizeof err))) {
+        mb_cli_error(DNA_PROG, "training windows: %s", err);
+        goto done;
+    }
+    /* validation windows: fixed for the run (a seed of their own), as long
+     * as the held-out intervals allow */
+    const int64_t vlong = dna_ivals_longest(val_iv, NULL);
+    if (vlong < 2) {
+        mb_cli_error(DNA_PROG, "no held-out sequence to validate on (see --val, --val-bed, --val-frac)");
+        goto done;
+    }
+    val.len = vlong - 1 < o.t.seq_len ? vlong - 1 : o.t.seq_len;
+    if (val.len < o.t.seq_len)
+        fprintf(stderr, DNA_PROG ": validation windows of %lld bases: the longest held-out interval is %lld\n",
+                (long long)val.len, (long long)vlong);
+    val.n = o.val_tokens / val.len > 0 ? o.val_tokens / val.len : 1;
+    if (!(vsmp = dna_sampler_create(valset, val_iv, val.len + 1, err, sizeof err)) ||
+        !(val.w = malloc(sizeof(int32_t) * (size_t)(val.n * (val.len + 1))))) {
+        mb_cli_error(DNA_PROG, "validation windows: %s", vsmp ? "out of memory" : err);
+        goto done;
+    }
+    uint64_t vrng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)o.t.seed;
+    for (int64_t i = 0; i < val.n; i++)
+        if (dna_sampler_draw(vsmp, &vrng, 0, val.w + i * (val.len + 1), NULL, err, sizeof err)) {
+            mb_cli_error(DNA_PROG, "validation windows: %s", err);
+            goto done;
+        }
+    /* the baselines, on the same targets the model is scored on */
+    if (!(km = dna_kmer_fit(set, train_iv, o.kmer, err, sizeof err))) {
+        mb_cli_error(DNA_PROG, "baseline: %s", err);
+        goto done;
+    }
+    for (int oi = 0; oi < 2; oi++) {
+        double bits = 0;
+        int64_t n = 0;
+        for (int64_t i = 0; i < val.n; i++)
+            dna_kmer_eval(km, oi ? o.kmer : 0, val.w + i * (val.len + 1), val.len, &bits, &n);
+        val.base_bits[oi] = n ? bits / n : NAN;
+        val.bases = n;
+    }
+    fprintf(stderr, DNA_PROG ": training on %lld bases of %lld records, validating on %lld bases "
+                    "(%lld windows of %lld)\n",
+            (long long)train_iv->bases, (long long)dna_set_nrec(set), (long long)val.bases,
+            (long long)val.n, (long long)val.len);
+    fprintf(stderr, DNA_PROG ": baselines on the validation bases: order-0 %.4f bits/base, order-%d %.4f\n",
+            val.base_bits[0], o.kmer, val.base_bits[1]);
+
+    int64_t step = mb_optim_step_count(opt);
+    if (step >= o.t.steps) {
+        fprintf(stderr, DNA_PROG ": %s is already at step %lld of %lld: nothing to do\n", o.t.out,
+                (long long)step, (long long)o.t.steps);
+        rc = 0;
+        goto done;
+    }
+    /* long windows: keep one layer's activations (over 128k-token chunks) */
+    int64_t L, B;
+    pt_shape(&o, o.t.steps, &L, &B);
+    if (B * L > 65536) mb_model_set_recompute(m, 1);
+    const mb_config *mc = mb_model_config(m);
+    fprintf(stderr, DNA_PROG ": %zu parameters (d_model %d, %d layers, d_state %d, %s A) on %s%s\n",
+            mb_model_num_params(m), mc->d_model, mc->n_layer, mc->d_state,
+            mc->init == MB_INIT_S4D_LIN ? "complex" : "real", mb_ctx_name(ctx),
+            step ? ", resuming" : "");
+    if (!(logf = mb_cli_log_open(DNA_PROG, o.t.log, &log_failed)) && log_failed) goto done;
+    if (logf)
+        fprintf(logf, "{\"event\": \"start\", \"step\": %lld, \"steps\": %lld, \"seq_len\": %lld, "
+                      "\"batch\": %lld, \"params\": %zu, \"device\": \"%s\", \"val_bases\": %lld, "
+                      "\"baseline_order0_bpb\": %.6f, \"baseline_order%d_bpb\": %.6f}\n",
+                (long long)step, (long long)o.t.steps, (long long)o.t.seq_len, (long long)o.t.batch,
+                mb_model_num_params(m), mb_ctx_name(ctx), (long long)val.bases, val.base_bits[0],
+                o.kmer, val.base_bits[1]);
+
+    /* the most tokens a step holds, over the warmup stages */
+    int64_t maxtok = 0;
+    for (int64_t s = 1; s <= o.t.steps; s += (o.t.steps + 63) / 64) {
+        pt_shape(&o, s, &L, &B);
+        maxtok = B * L > maxtok ? B * L : maxtok;
+    }
+    pt_shape(&o, o.t.steps, &L, &B);
+    maxtok = B * L > maxtok ? B * L : maxtok;
+    win = malloc(sizeof(int32_t) * (size_t)(o.t.seq_len + 1));
+    tok = malloc(sizeof(int32_t) * (size_t)maxtok);
+    tgt = malloc(sizeof(int32_t) * (size_t)maxtok);
+    if (!win || !tok || !tgt) {
+        mb_cli_error(DNA_PROG, "out of memory for %lld tokens a step", (long long)maxtok);
+        goto done;
+    }
+    mb_cli_catch_interrupt();
+    const double t0 = mb_cli_now();
+    double t_last = t0, last_val = NAN, t_print = t0;
+    const int64_t step0 = step;
+    mb_loss_stats acc = {0};
+    int64_t acc_tok = 0;
+    rc = 0;
+    const int64_t last = o.stop_after && o.stop_after < o.t.steps ? o.stop_after : o.t.steps;
+    while (step < last && !mb_cli_interrupted()) {
+        step++;
+        pt_shape(&o, step, &L, &B);
+        /* the data order is a function of (seed, step): a resumed run sees
+         * what an uninterrupted one would have */
+        uint64_t rng = (uint64_t)o.t.seed * 0x9e3779b97f4a7c15ULL + (uint64_t)step;
+        dna_rng_next(&rng);
+        for (int64_t b = 0; b < B; b++) {
+            dna_window wd;
+            if (dna_sampler_draw(smp, &rng, o.rc_aug, win, &wd, err, sizeof err)) {
+                mb_cli_error(DNA_PROG, "%s", err);
+                rc = 1;
+                break;
+            }
+            /* windows of the full length, cut to this stage's L */
+            memcpy(tok + b * L, win, sizeof(int32_t) * (size_t)L);
+            dna_cmd_targets(win, L, tgt + b * L);
+        }
+        if (rc) break;
+        float gn = 0, lr = 0;
+        if (mb_model_forward_backward(m, tok, tgt, (int)B, (int)L, &acc) || mb_optim_step(opt, &gn, &lr)) {
+            mb_cli_error(DNA_PROG, "step %lld: %s", (long long)step, mb_error_last());
+            rc = 1;
+            break;
+        }
+        acc_tok += B * L;
+        const int do_val = step % o.val_every == 0 || step == o.t.steps || step == last;
+        const double now = mb_cli_now();
+        if (do_val || now - t_print >= 5.0 || step == step0 + 1) {
+            if (do_val && pt_validate(m, &val, o.t.batch, &last_val)) {
+                mb_cli_error(DNA_PROG, "validation: %s", mb_error_last());
+                rc = 1;
+                break;
+            }
+            const double tps = acc_tok / (now - t_last);
+            const double train_bpb = acc.count ? acc.loss_sum / acc.count / DNA_LN2 : NAN;
+            char eta[32];
+            mb_cli_duration((now - t0) / (double)(step - step0) * (double)(o.t.steps - step), eta, sizeof eta);
+            fprintf(stderr, "step %lld/%lld  L %lld  train %.4f bits/base", (long long)step,
+                    (long long)o.t.steps, (long long)L, train_bpb);
+            if (do_val) fprintf(stderr, "  val %.4f", last_val);
+            fprintf(stderr, "  lr %.2e  %.0f tok/s  ETA %s\n", lr, tps, eta);
+            if (logf) {
+                fprintf(logf, "{\"step\": %lld, \"seq_len\": %lld, \"batch\": %lld, \"train_bpb\": %.6f, "
+                              "\"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f",
+                        (long long)step, (long long)L, (long long)B, train_bpb, lr, gn, tps);
+                if (do_val) fprintf(logf, ", \"val_bpb\": %.6f", last_val);
+                fprintf(logf, "}\n");
+            }
+            memset(&acc, 0, sizeof acc);
+            acc_tok = 0;
+            t_last = t_print = now;
+        }
+        if (o.t.save_every && step % o.t.save_every == 0 && step < o.t.steps && pt_save(&o, m, opt, optim_path)) {
+            rc = 1;
+            break;
+        }
+    }
+    if (rc == 0) {
+        if (pt_save(&o, m, opt, optim_path)) rc = 1;
+        else if (mb_cli_interrupted() || step < o.t.steps)
+            fprintf(stderr, DNA_PROG ": %s at step %lld; saved %s (--resume continues)\n",
+                    mb_cli_interrupted() ? "interrupted" : "stopped", (long long)step, o.t.out);
+        else
+            printf("pretrain: %lld steps, validation %.4f bits/base (order-0 %.4f, order-%d %.4f), "
+                   "model %s, %.1fs\n",
+                   (long long)step, last_val, val.base_bits[0], o.kmer, val.base_bits[1], o.t.out,
+                   mb_cli_now() - t0);
+        if (logf && rc == 0)
+            fprintf(logf, "{\"event\": \"end\", \"step\": %lld, \"val_bpb\": %.6f, \"interrupted\": %s}\n",
+                    (long long)step, last_val, mb_cli_interrupted() ? "true" : "false");
+    }
+    if (mb_cli_interrupted() && rc == 0) rc = 130; /* the shell's code for Ctrl-C; saved */
+done:
+    if (logf) fclose(logf);
+    free(win);
+    free(tok);
+    free(tgt);
+    free(val.w);
+    free(optim_path);
+    dna_kmer_free(km);
+    dna_sampler_free(smp);
+    dna_sampler_free(vsmp);
+    dna_split_free(&sp);
+    dna_split_free(&vsp);
+    dna_set_close(vset);
+    dna_set_close(set);
+    mb_optim_free(opt);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+    free(o.val_files);
+    return rc;
+}

@@ -1,0 +1,145 @@
+/* Random training windows over an interval list, and the small generator
+ * behind them (libmamba's own is internal to the library). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dna_err.h"
+#include "dna_seq.h"
+#include "dna_tok.h"
+
+uint64_t dna_rng_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint64_t dna_rng_below(uint64_t *state, uint64_t n)
+{
+    if (n <= 1) return 0;
+    /* values below 2^64 mod n would make the low residues more likely:
+     * draw again (probability < n / 2^64) */
+    const uint64_t reject_below = (0 - n) % n;
+    uint64_t x;
+    do x = dna_rng_next(state);
+    while (x < reject_below);
+    return x % n;
+}
+
+/* The file a record comes from, to start a message with. */
+static const char *path_of(const dna_set *set, int64_t rec)
+{
+    const dna_src *src = dna_set_src(set, dna_set_file_of(set, rec));
+    return src ? dna_src_path(src) : "(inputs)";
+}
+
+struct dna_sampler {
+    dna_set *set;
+    int64_t len;
+    int64_t n;        /* intervals that hold a window */
+    dna_ival *iv;     /* those intervals */
+    uint64_t *cum;    /* cum[i] = window starts in iv[0..i] */
+    uint64_t total;   /* = cum[n - 1] */
+};
+
+void dna_sampler_free(dna_sampler *sm)
+{
+    if (!sm) return;
+    free(sm->iv);
+    free(sm->cum);
+    free(sm);
+}
+
+dna_sampler *dna_sampler_create(dna_set *set, const dna_ivals *iv, int64_t len, char *err,
+                                size_t errlen)
+{
+    if (len <= 0) {
+        dna_errf(err, errlen, "(sampler)", "window length %lld must be positive", (long long)len);
+        return NULL;
+    }
+    if (iv->n == 0) {
+        dna_errf(err, errlen, "(sampler)", "the split has no intervals to draw windows from");
+        return NULL;
+    }
+    dna_sampler *sm = calloc(1, sizeof *sm);
+    if (!sm) goto oom;
+    sm->set = set;
+    sm->len = len;
+    sm->iv = malloc((size_t)iv->n * sizeof *sm->iv);
+    sm->cum = malloc((size_t)iv->n * sizeof *sm->cum);
+    if (!sm->iv || !sm->cum) goto oom;
+    uint64_t total = 0;
+    for (int64_t i = 0; i < iv->n; i++) {
+        const int64_t ilen = iv->v[i].end - iv->v[i].start;
+        if (ilen < len) continue;
+        total += (uint64_t)(ilen - len + 1);
+        sm->iv[sm->n] = iv->v[i];
+        sm->cum[sm->n] = total;
+        sm->n++;
+    }
+    if (sm->n == 0) {
+        int64_t at;
+        const int64_t longest = dna_ivals_longest(iv, &at);
+        const dna_ival *l = &iv->v[at];
+        dna_errf(err, errlen, path_of(set, l->rec),
+                 "no window of %lld bases fits in the split: its longest interval is %lld bases "
+                 "(%s:%lld-%lld); use a shorter sequence length or a larger held-out part",
+                 (long long)len, (long long)longest, dna_set_name(set, l->rec),
+                 (long long)l->start, (long long)l->end);
+        dna_sampler_free(sm);
+        return NULL;
+    }
+    sm->total = total;
+    return sm;
+oom:
+    dna_sampler_free(sm);
+    dna_errf(err, errlen, "(sampler)", "out of memory");
+    return NULL;
+}
+
+int dna_sampler_draw(dna_sampler *sm, uint64_t *rng, int rc_aug, int32_t *tokens, dna_window *w,
+                     char *err, size_t errlen)
+{
+    int64_t rec = -1, start = -1;
+    for (int t = 0; t < DNA_SAMPLE_MAX_TRIES; t++) {
+        const uint64_t u = dna_rng_below(rng, sm->total);
+        /* first interval whose cumulative count exceeds u */
+        int64_t lo = 0, hi = sm->n - 1;
+        while (lo < hi) {
+            int64_t mid = lo + (hi - lo) / 2;
+            if (sm->cum[mid] > u)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        const uint64_t before = lo ? sm->cum[lo - 1] : 0;
+        rec = sm->iv[lo].rec;
+        start = sm->iv[lo].start + (int64_t)(u - before);
+        if (dna_set_fetch(sm->set, rec, start, sm->len, tokens, err, errlen)) return -1;
+        /* more than half unknown: nothing to learn there */
+        if (2 * dna_tok_count_n(tokens, (size_t)sm->len) > (size_t)sm->len) continue;
+        int rc = 0;
+        if (rc_aug && (dna_rng_next(rng) >> 63)) {
+            dna_tok_revcomp(tokens, (size_t)sm->len);
+            rc = 1;
+        }
+        if (w) *w = (dna_window){rec, start, sm->len, rc};
+        return 0;
+    }
+    return dna_errf(err, errlen, path_of(sm->set, rec),
+                    "%d windows of %lld bases in a row were more than half N (the last at "
+                    "%s:%lld): the split is mostly unknown bases",
+                    DNA_SAMPLE_MAX_TRIES, (long long)sm->len, dna_set_name(sm->set, rec),
+                    (long long)start);
+}
+
+int dna_sample_window(dna_set *set, const dna_ivals *iv, int64_t len, uint64_t *rng, int rc_aug,
+                      int32_t *tokens, dna_window *w, char *err, size_t errlen)
+{
+    dna_sampler *sm = dna_sampler_create(set, iv, len, err, errlen);
+    if (!sm) return -1;
+    int r = dna_sampler_draw(sm, rng, rc_aug, tokens, w, err, errlen);
+    dna_sampler_free(sm);
+    return r;
+}

@@ -1,0 +1,636 @@
+/* mamba-dna score: the log-likelihood of every record of a FASTA / BAM /
+ * CRAM under a mamba-dna language model, exactly and in constant memory
+ * (chunks with the recurrent state carried); or, with --vcf, the
+ * log-likelihood ratio of a window around each variant with the alternate
+ * allele against the reference one, written as a VCF (or a TSV). */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <htslib/hts.h>
+#include <htslib/vcf.h>
+
+#include "dna_cmd.h"
+#include "dna_vcf.h"
+
+#define SC_CHUNK_DEFAULT 65536
+#define SC_WINDOW_DEFAULT 1024
+#define SC_BATCH_DEFAULT 16
+#define SC_PROGRESS_S 5.0
+
+typedef struct {
+    mb_cli_train t; /* only device, threads and tf32 are used */
+    const char *model, *reference, *vcf;
+    const char **fasta;
+    int n_fasta;
+    int64_t chunk, window, batch;
+    int tsv, set_vcf_flag; /* set_vcf_flag: a flag that needs --vcf was given */
+} sc_opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " DNA_PROG " score --model M --fasta F [options]\n"
+            "\n"
+            "Log-likelihood of every record of F under the mamba-dna language model M, as a\n"
+            "TSV on stdout with one row per record, in file order:\n"
+            "  name  length  log_likelihood  bits_per_base  perplexity\n"
+            "log_likelihood is the natural-log sum over positions t >= 2 of\n"
+            "log p(x_t | x_1..x_{t-1}): every token of the record but the first (N and\n"
+            "other letters count like bases), no special token added, p being the softmax\n"
+            "over all of the model's (padded) vocabulary, as in training.\n"
+            "bits_per_base = -log_likelihood / ln 2 / (length - 1) and perplexity =\n"
+            "exp(-log_likelihood / (length - 1)); a record shorter than 2 bases gives\n"
+            "0, nan, nan. Records of any length are scored exactly in constant memory:\n"
+            "chunks of --chunk bases with the recurrent state carried across.\n"
+            "\n"
+            "With --vcf V, variants instead: for each record of V, a window of --window\n"
+            "bases around it is read from F (starting window/2 bases before POS, widened\n"
+            "to hold all of REF, clipped to the contig), scored as it is and with ALT in\n"
+            "place of REF, and LLR = ll(alt) - ll(ref) is written: V's records on stdout as\n"
+            "a VCF with INFO/MAMBA_LLR added (or a TSV with --tsv). REF must match F.\n"
+            "Only the first ALT of a record is scored. Records with a symbolic ALT (<DEL>,\n"
+            "breakends, *) or none are passed through without MAMBA_LLR and counted on\n"
+            "stderr. An indel changes the window's length: its LLR compares log-likelihoods\n"
+            "of windows of different lengths (a sum over one more or fewer bases).\n"
+            "\n"
+            "input:\n"
+            "  --model M          mamba-dna checkpoint (required)\n"
+            "  --fasta F          FASTA (plain, gzip, bgzip + .fai), BAM or CRAM (required;\n"
+            "                     repeatable: the records of every file, in order)\n"
+            "  --reference FA     reference for CRAM inputs\n"
+            "  --chunk N          tokens per forward pass (--vcf: over all the batch's\n"
+            "                     windows); 64k, 1M accepted [%d]\n"
+            "variants:\n"
+            "  --vcf V            score the variants of V (VCF or BCF, plain or bgzip) on F;\n"
+            "                     a file, not stdin: every record is checked against F\n"
+            "                     before anything is scored or written\n"
+            "  --window W         bases per window around a variant [%d]\n"
+            "  --batch N          variants per forward pass (two windows each) [%d]\n"
+            "  --tsv              a TSV instead of the VCF, one row per scored variant:\n"
+            "                     contig pos id ref alt ll_ref ll_alt llr (pos 1-based)\n"
+            "device:\n"
+            "  --device D         cpu, cuda or cuda:N [cpu]\n"
+            "  --threads N        CPU threads, 0 = all cores [0]\n"
+            "  --tf32             GPU: TF32 tensor cores for the GEMMs (faster, ~1e-3 error)\n"
+            "\n"
+            "Progress goes to stderr (at most a line every 5 s); stdout gets only the output.\n"
+            "Examples:\n"
+            "  " DNA_PROG " score --model m.safetensors --fasta genome.fa.gz > scores.tsv\n"
+            "  " DNA_PROG " score --model m.safetensors --fasta ref.fa --vcf calls.vcf.gz > llr.vcf\n",
+            SC_CHUNK_DEFAULT, SC_WINDOW_DEFAULT, SC_BATCH_DEFAULT);
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+/* log softmax(z)[y] over all Vp logits, in double. */
+static double sc_logp(const float *z, int Vp, int32_t y)
+{
+    float mx = z[0];
+    for (int k = 1; k < Vp; k++) mx = z[k] > mx ? z[k] : mx;
+    double s = 0;
+    for (int k = 0; k < Vp; k++) s += exp((double)z[k] - mx);
+    return (double)z[y] - mx - log(s);
+}
+
+/* One error line for a failed write to stdout; -1. */
+static int sc_write_error(void) { return mb_cli_write_error(DNA_PROG, NULL); }
+
+/* Progress on stderr, at most a line every SC_PROGRESS_S seconds. */
+typedef struct {
+    double t0, last;
+    int64_t items, bases;
+} sc_progress;
+
+static void sc_progress_tick(sc_progress *p, const char *what, int64_t total)
+{
+    const double now = mb_cli_now();
+    if (now - p->last < SC_PROGRESS_S) return;
+    p->last = now;
+    fprintf(stderr, DNA_PROG " score: %lld/%lld %s, %lld bases, %.0f bases/s\n", (long long)p->items,
+            (long long)total, what, (long long)p->bases, p->bases / (now - p->t0));
+}
+
+/* A model, a state of B rows and the buffers of one forward pass of B rows
+ * by up to `cols` columns, with each row's last logits kept so the next
+ * chunk's first token is predicted. */
+typedef struct {
+    mb_model *m;
+    mb_state *st;
+    int B, Vp;
+    int64_t cols;
+    int32_t *tok; /* (B, cols) */
+    float *lg;    /* (B, cols, Vp) */
+    float *prev;  /* (B, Vp) */
+} sc_runner;
+
+static void sc_runner_free(sc_runner *r)
+{
+    mb_state_free(r->st);
+    free(r->tok);
+    free(r->lg);
+    free(r->prev);
+    memset(r, 0, sizeof *r);
+}
+
+static int sc_runner_init(sc_runner *r, mb_model *m, int B, int64_t cols)
+{
+    memset(r, 0, sizeof *r);
+    r->m = m;
+    r->B = B;
+    r->cols = cols;
+    r->Vp = mb_config_vocab_padded(mb_model_config(m));
+    const size_t n = (size_t)B * (size_t)cols;
+    r->tok = malloc(n * sizeof *r->tok);
+    r->lg = malloc(n * (size_t)r->Vp * sizeof *r->lg);
+    r->prev = malloc((size_t)B * (size_t)r->Vp * sizeof *r->prev);
+    if (!r->tok || !r->lg || !r->prev) {
+        sc_runner_free(r);
+        mb_cli_error(DNA_PROG, "out of memory for %d x %lld tokens a forward pass", B, (long long)cols);
+        return -1;
+    }
+    if (!(r->st = mb_state_create(m, B))) {
+        mb_cli_error(DNA_PROG, "recurrent state: %s", mb_error_last());
+        sc_runner_free(r);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs the n columns in r->tok (rows of n tokens, laid out (B, n)) from the
+ * current state. Column t holds position start + t of each row; for the
+ * first nrows rows, ll[b] gets log p of every token at a position in
+ * [1, len[b]), predicted by the logits of the position before (the kept
+ * ones for column 0). mb_error_last() says why on -1. */
+static int sc_runner_run(sc_runner *r, int64_t n, int64_t start, const int32_t *const *rows,
+                         const int64_t *len, int nrows, double *ll)
+{
+    if (mb_model_forward_chunk(r->m, r->st, r->tok, (int)n, r->lg)) return -1;
+    const int Vp = r->Vp;
+    for (int b = 0; b < nrows; b++) {
+        const int32_t *tk = rows ? rows[b] : r->tok + (size_t)b * n; /* rows: whole rows, else this chunk */
+        const int64_t off = rows ? 0 : start;
+        const float *lb = r->lg + (size_t)b * n * Vp;
+        double s = 0;
+        for (int64_t t = 0; t < n; t++) {
+            const int64_t pos = start + t;
+            if (pos < 1 || pos >= len[b]) continue;
+            const float *z = t ? lb + (t - 1) * Vp : r->prev + (size_t)b * Vp;
+            s += sc_logp(z, Vp, tk[pos - off]);
+        }
+        ll[b] += s;
+        memcpy(r->prev + (size_t)b * Vp, lb + (n - 1) * Vp, sizeof(float) * Vp);
+    }
+    return 0;
+}
+
+/* ---- per-record scores ---------------------------------------------------- */
+
+static int sc_row(const char *name, int64_t len, double ll)
+{
+    int n;
+    if (len < 2) n = printf("%s\t%lld\t0\tnan\tnan\n", name, (long long)len);
+    else
+        n = printf("%s\t%lld\t%.6f\t%.6f\t%.6f\n", name, (long long)len, ll,
+                   -ll / DNA_LN2 / (double)(len - 1), exp(-ll / (double)(len - 1)));
+    return n < 0 || ferror(stdout) ? sc_write_error() : 0;
+}
+
+static int sc_records(const sc_opts *o, mb_model *m, dna_set *set)
+{
+    sc_runner r;
+    if (sc_runner_init(&r, m, 1, o->chunk)) return 1;
+    int rc = 1;
+    char err[512];
+    if (printf("name\tlength\tlog_likelihood\tbits_per_base\tperplexity\n") < 0 || ferror(stdout)) {
+        sc_write_error();
+        goto done;
+    }
+    const int64_t nrec = dna_set_nrec(set);
+    sc_progress pg = {mb_cli_now(), mb_cli_now(), 0, 0};
+    dna_iter it;
+    dna_iter_init(&it, set, NULL, o->chunk);
+    dna_chunk c;
+    double ll = 0;
+    int k;
+    while ((k = dna_iter_next(&it, r.tok, &c, err, sizeof err)) == 1) {
+        const int64_t len = dna_set_len(set, c.rec);
+        if (c.first) {
+            mb_state_reset(r.st);
+            ll = 0;
+        }
+        if (c.len > 0 && sc_runner_run(&r, c.len, c.start, NULL, &len, 1, &ll)) {
+            mb_cli_error(DNA_PROG, "%s: record '%s': %s", o->model, dna_set_name(set, c.rec), mb_error_last());
+            goto done;
+        }
+        pg.bases += c.len;
+        if (c.last) {
+            if (sc_row(dna_set_name(set, c.rec), len, ll)) goto done;
+            pg.items++;
+        }
+        sc_progress_tick(&pg, "records", nrec);
+    }
+    if (k < 0) {
+        mb_cli_error(DNA_PROG, "%s", err);
+        goto done;
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        sc_write_error();
+        goto done;
+    }
+    rc = 0;
+done:
+    sc_runner_free(&r);
+    return rc;
+}
+
+/* ---- variants ------------------------------------------------------------ */
+
+/* The reference window of a variant and the same with ALT in place of REF
+ * (dna_vcf_locate has checked that REF lies inside the record). */
+static int sc_windows(dna_set *set, int64_t rec, const dna_variant *v, int64_t W, int32_t *ref_w,
+                      int64_t *ref_n, int32_t *alt_w, int64_t *alt_n, char *err, size_t errlen)
+{
+    const int64_t len = dna_set_len(set, rec);
+    const int64_t nref = (int64_t)strlen(v->ref), nalt = (int64_t)strlen(v->alt);
+    int64_t s = v->pos - W / 2, e = s + W;
+    if (e < v->pos + nref) e = v->pos + nref;
+    if (s < 0) s = 0;
+    if (e > len) e = len;
+    if (dna_set_fetch(set, rec, s, e - s, ref_w, err, errlen)) return -1;
+    const int64_t left = v->pos - s, right = e - v->pos - nref;
+    memcpy(alt_w, ref_w, sizeof(int32_t) * (size_t)left);
+    dna_tok_encode(v->alt, (size_t)nalt, alt_w + left);
+    memcpy(alt_w + left + nalt, ref_w + left + nref, sizeof(int32_t) * (size_t)right);
+    *ref_n = e - s;
+    *alt_n = left + nalt + right;
+    return 0;
+}
+
+/* The VCF being rewritten: a reader of its own over the same file, walked
+ * in step with dna_vcf's record numbers, and the output on stdout. */
+typedef struct {
+    htsFile *in, *out;
+    bcf_hdr_t *hdr;
+    bcf1_t *rec;
+    int64_t nread;
+    int had_llr; /* the input already had MAMBA_LLR: stale values are removed */
+    const char *path;
+} sc_vcfout;
+
+static void sc_vcfout_close(sc_vcfout *w)
+{
+    if (w->rec) bcf_destroy(w->rec);
+    if (w->hdr) bcf_hdr_destroy(w->hdr);
+    if (w->in) hts_close(w->in);
+    if (w->out) hts_close(w->out);
+    memset(w, 0, sizeof *w);
+}
+
+static int sc_vcfout_open(sc_vcfout *w, const char *path, int64_t W)
+{
+    memset(w, 0, sizeof *w);
+    w->path = path;
+    if (!(w->in = bcf_open(path, "r")) || !(w->hdr = bcf_hdr_read(w->in)) || !(w->rec = bcf_init())) {
+        mb_cli_error(DNA_PROG, "%s: cannot reopen the VCF to copy its records", path);
+        return -1;
+    }
+    const int id = bcf_hdr_id2int(w->hdr, BCF_DT_ID, "MAMBA_LLR");
+    if (id >= 0 && bcf_hdr_idinfo_exists(w->hdr, BCF_HL_INFO, id)) {
+        if (bcf_hdr_id2type(w->hdr, BCF_HL_INFO, id) != BCF_HT_REAL) {
+            mb_cli_error(DNA_PROG, "%s: has an INFO/MAMBA_LLR that is not a Float", path);
+            return -1;
+        }
+        w->had_llr = 1;
+    } else {
+        char line[512];
+        snprintf(line, sizeof line,
+                 "##INFO=<ID=MAMBA_LLR,Number=1,Type=Float,Description=\"mamba-dna score: "
+                 "log-likelihood ratio ll(alt) - ll(ref), natural log, of a %lld-base window "
+                 "around the variant (first ALT allele)\">",
+                 (long long)W);
+        if (bcf_hdr_append(w->hdr, line) || bcf_hdr_sync(w->hdr)) {
+            mb_cli_error(DNA_PROG, "%s: cannot add INFO/MAMBA_LLR to the header", path);
+            return -1;
+        }
+    }
+    if (!(w->out = hts_open("-", "w"))) {
+        mb_cli_error(DNA_PROG, "stdout: cannot open for writing (%s)", strerror(errno ? errno : EIO));
+        return -1;
+    }
+    if (bcf_hdr_write(w->out, w->hdr) < 0) return sc_write_error();
+    return 0;
+}
+
+/* Copies records up to record number `index` (1-based; INT64_MAX: to the
+ * end), that one with MAMBA_LLR = llr when has_llr. */
+static int sc_vcfout_upto(sc_vcfout *w, int64_t index, int has_llr, float llr)
+{
+    while (w->nread < index) {
+        const int r = bcf_read(w->in, w->hdr, w->rec);
+        if (r == -1 && index == INT64_MAX) return 0;
+        if (r < 0) {
+            mb_cli_error(DNA_PROG, "%s: record %lld: truncated or malformed", w->path, (long long)w->nread + 1);
+            return -1;
+        }
+        w->nread++;
+        int u = 0;
+        if (w->nread == index && has_llr) u = bcf_update_info_float(w->hdr, w->rec, "MAMBA_LLR", &llr, 1);
+        else if (w->had_llr) u = bcf_update_info_float(w->hdr, w->rec, "MAMBA_LLR", NULL, 0);
+        if (u < 0) {
+            mb_cli_error(DNA_PROG, "%s: record %lld: cannot set INFO/MAMBA_LLR", w->path, (long long)w->nread);
+            return -1;
+        }
+        if (bcf_write(w->out, w->hdr, w->rec) < 0) return sc_write_error();
+    }
+    return 0;
+}
+
+/* A batch of variants: two windows each (reference, alternate). */
+typedef struct {
+    int64_t index, pos;
+    char *contig, *id, *ref, *alt; /* --tsv only */
+} sc_var;
+
+typedef struct {
+    const sc_opts *o;
+    sc_runner r;
+    int nb;          /* variants a batch holds */
+    int64_t wcap;    /* tokens a window can hold */
+    int32_t *win;    /* 2 * nb windows of wcap */
+    const int32_t **rows;
+    int64_t *wlen;
+    double *ll;
+    sc_var *v;
+    int n;           /* variants in the batch */
+    sc_vcfout out;   /* VCF output (not --tsv) */
+    int64_t scored;
+} sc_vbatch;
+
+static void sc_var_clear(sc_var *v)
+{
+    free(v->contig);
+    free(v->id);
+    free(v->ref);
+    free(v->alt);
+    memset(v, 0, sizeof *v);
+}
+
+/* Scores the batch's windows (right-padded to the longest: the model is
+ * causal, so padding after a window changes nothing in it) and writes the
+ * variants out. */
+static int sc_vbatch_flush(sc_vbatch *vb)
+{
+    if (!vb->n) return 0;
+    sc_runner *r = &vb->r;
+    const int nw = 2 * vb->n;
+    int64_t L = 0;
+    for (int i = 0; i < nw; i++) {
+        vb->ll[i] = 0;
+        L = vb->wlen[i] > L ? vb->wlen[i] : L;
+    }
+    mb_state_reset(r->st);
+    for (int64_t c0 = 0; c0 < L; c0 += r->cols) {
+        const int64_t n = L - c0 < r->cols ? L - c0 : r->cols;
+        for (int b = 0; b < r->B; b++)
+            for (int64_t t = 0; t < n; t++)
+                r->tok[(size_t)b * n + t] =
+                    b < nw && c0 + t < vb->wlen[b] ? vb->rows[b][c0 + t] : DNA_TOK_N;
+        if (sc_runner_run(r, n, c0, vb->rows, vb->wlen, nw, vb->ll)) {
+            mb_cli_error(DNA_PROG, "%s: %s", vb->o->model, mb_error_last());
+            return -1;
+        }
+    }
+    for (int i = 0; i < vb->n; i++) {
+        const double lr = vb->ll[2 * i], la = vb->ll[2 * i + 1];
+        if (vb->o->tsv) {
+            const sc_var *v = &vb->v[i];
+            if (printf("%s\t%lld\t%s\t%s\t%s\t%.6f\t%.6f\t%.6f\n", v->contig, (long long)v->pos + 1, v->id,
+                       v->ref, v->alt, lr, la, la - lr) < 0 ||
+                ferror(stdout))
+                return sc_write_error();
+        } else if (sc_vcfout_upto(&vb->out, vb->v[i].index, 1, (float)(la - lr))) {
+            return -1;
+        }
+        sc_var_clear(&vb->v[i]);
+    }
+    vb->scored += vb->n;
+    vb->n = 0;
+    return 0;
+}
+
+static char *sc_strdup(const char *s)
+{
+    const size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+static int sc_variants(const sc_opts *o, mb_model *m, dna_set *set)
+{
+    char err[512];
+    int rc = 1, k;
+    dna_variant var;
+    sc_vbatch vb = {0};
+    vb.o = o;
+
+    /* every record checked first (contig, REF against the FASTA), so that a
+     * bad one stops the run before anything is written or computed */
+    dna_vcf *v = dna_vcf_open(o->vcf, err, sizeof err);
+    if (!v) {
+        mb_cli_error(DNA_PROG, "%s", err);
+        return 1;
+    }
+    int64_t maxref = 1, maxalt = 1;
+    while ((k = dna_vcf_next(v, &var, err, sizeof err)) == 1) {
+        if (dna_vcf_locate(v, set, &var, 1, err, sizeof err) < 0) break;
+        const int64_t nr = (int64_t)strlen(var.ref), na = (int64_t)strlen(var.alt);
+        maxref = nr > maxref ? nr : maxref;
+        maxalt = na > maxalt ? na : maxalt;
+    }
+    if (k != 0) {
+        mb_cli_error(DNA_PROG, "%s", err);
+        dna_vcf_close(v);
+        return 1;
+    }
+    const dna_vcf_counts counts = *dna_vcf_get_counts(v);
+    dna_vcf_close(v);
+    if (!(v = dna_vcf_open(o->vcf, err, sizeof err))) {
+        mb_cli_error(DNA_PROG, "%s", err);
+        return 1;
+    }
+
+    vb.nb = (int)(o->batch < counts.returned ? o->batch : (counts.returned > 0 ? counts.returned : 1));
+    vb.wcap = o->window + maxref + maxalt;
+    const int nw = 2 * vb.nb;
+    int64_t cols = o->chunk / nw;
+    if (cols < 1) cols = 1;
+    vb.win = malloc(sizeof(int32_t) * (size_t)nw * (size_t)vb.wcap);
+    vb.rows = calloc((size_t)nw, sizeof *vb.rows);
+    vb.wlen = calloc((size_t)nw, sizeof *vb.wlen);
+    vb.ll = calloc((size_t)nw, sizeof *vb.ll);
+    vb.v = calloc((size_t)vb.nb, sizeof *vb.v);
+    if (!vb.win || !vb.rows || !vb.wlen || !vb.ll || !vb.v) {
+        mb_cli_error(DNA_PROG, "out of memory for %d windows of %lld bases", nw, (long long)vb.wcap);
+        goto done;
+    }
+    for (int i = 0; i < nw; i++) vb.rows[i] = vb.win + (size_t)i * vb.wcap;
+    if (sc_runner_init(&vb.r, m, nw, cols)) goto done;
+    if (o->tsv) {
+        if (printf("contig\tpos\tid\tref\talt\tll_ref\tll_alt\tllr\n") < 0 || ferror(stdout)) {
+            sc_write_error();
+            goto done;
+        }
+    } else if (sc_vcfout_open(&vb.out, o->vcf, o->window)) {
+        goto done;
+    }
+
+    sc_progress pg = {mb_cli_now(), mb_cli_now(), 0, 0};
+    while ((k = dna_vcf_next(v, &var, err, sizeof err)) == 1) {
+        const int64_t rec = dna_vcf_locate(v, set, &var, 1, err, sizeof err);
+        const int i = vb.n;
+        if (rec < 0 || sc_windows(set, rec, &var, o->window, vb.win + (size_t)(2 * i) * vb.wcap, &vb.wlen[2 * i],
+                                  vb.win + (size_t)(2 * i + 1) * vb.wcap, &vb.wlen[2 * i + 1], err, sizeof err)) {
+            k = -1;
+            break;
+        }
+        sc_var *sv = &vb.v[i];
+        sv->index = var.index;
+        sv->pos = var.pos;
+        if (o->tsv && (!(sv->contig = sc_strdup(var.contig)) || !(sv->id = sc_strdup(var.id)) ||
+                       !(sv->ref = sc_strdup(var.ref)) || !(sv->alt = sc_strdup(var.alt)))) {
+            sc_var_clear(sv);
+            mb_cli_error(DNA_PROG, "out of memory");
+            goto done;
+        }
+        pg.bases += vb.wlen[2 * i] + vb.wlen[2 * i + 1];
+        pg.items++;
+        if (++vb.n == vb.nb) {
+            if (sc_vbatch_flush(&vb)) goto done;
+            sc_progress_tick(&pg, "variants", counts.returned);
+        }
+    }
+    if (k < 0) {
+        mb_cli_error(DNA_PROG, "%s", err);
+        goto done;
+    }
+    if (sc_vbatch_flush(&vb)) goto done;
+    if (o->tsv) {
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            sc_write_error();
+            goto done;
+        }
+    } else {
+        if (sc_vcfout_upto(&vb.out, INT64_MAX, 0, 0.f)) goto done;
+        htsFile *out = vb.out.out;
+        vb.out.out = NULL;
+        if (hts_close(out) != 0) {
+            sc_write_error();
+            goto done;
+        }
+    }
+    fprintf(stderr, DNA_PROG " score: %lld of %lld VCF records scored", (long long)vb.scored,
+            (long long)counts.records);
+    if (counts.symbolic) fprintf(stderr, "; %lld skipped (symbolic ALT)", (long long)counts.symbolic);
+    if (counts.no_alt) fprintf(stderr, "; %lld skipped (no ALT)", (long long)counts.no_alt);
+    fprintf(stderr, "\n");
+    rc = 0;
+done:
+    for (int i = 0; vb.v && i < vb.nb; i++) sc_var_clear(&vb.v[i]);
+    sc_vcfout_close(&vb.out);
+    sc_runner_free(&vb.r);
+    free(vb.win);
+    free(vb.rows);
+    free(vb.wlen);
+    free(vb.ll);
+    free(vb.v);
+    dna_vcf_close(v);
+    return rc;
+}
+
+/* ---- the command ---------------------------------------------------------- */
+
+int dna_cmd_score(int argc, char **argv)
+{
+    sc_opts o = {0};
+    mb_cli_train_default(&o.t);
+    o.chunk = SC_CHUNK_DEFAULT;
+    o.window = SC_WINDOW_DEFAULT;
+    o.batch = SC_BATCH_DEFAULT;
+    enum { O_MODEL = 256, O_FASTA, O_REF, O_CHUNK, O_VCF, O_WINDOW, O_BATCH, O_TSV, O_DEV, O_THR, O_TF32 };
+    static const struct option opts[] = {
+        {"model", 1, 0, O_MODEL}, {"fasta", 1, 0, O_FASTA}, {"reference", 1, 0, O_REF},
+        {"chunk", 1, 0, O_CHUNK}, {"vcf", 1, 0, O_VCF}, {"window", 1, 0, O_WINDOW},
+        {"batch", 1, 0, O_BATCH}, {"tsv", 0, 0, O_TSV}, {"device", 1, 0, O_DEV},
+        {"threads", 1, 0, O_THR}, {"tf32", 0, 0, O_TF32}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    o.fasta = calloc((size_t)argc + 1, sizeof(char *));
+    if (!o.fasta) {
+        mb_cli_error(DNA_PROG, "out of memory");
+        return 1;
+    }
+    int c, bad = 0;
+    optind = 1;
+    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL: o.model = optarg; break;
+        case O_FASTA: o.fasta[o.n_fasta++] = optarg; break;
+        case O_REF: o.reference = optarg; break;
+        case O_CHUNK: bad = mb_cli_parse_int(DNA_PROG, "--chunk", optarg, 1, INT64_C(1) << 24, &o.chunk); break;
+        case O_VCF: o.vcf = optarg; break;
+        case O_WINDOW:
+            bad = mb_cli_parse_int(DNA_PROG, "--window", optarg, 1, INT64_C(1) << 24, &o.window);
+            o.set_vcf_flag = 1;
+            break;
+        case O_BATCH:
+            bad = mb_cli_parse_int(DNA_PROG, "--batch", optarg, 1, 4096, &o.batch);
+            o.set_vcf_flag = 1;
+            break;
+        case O_TSV: o.tsv = o.set_vcf_flag = 1; break;
+        case O_DEV: o.t.device = optarg; break;
+        case O_THR: bad = mb_cli_parse_int(DNA_PROG, "--threads", optarg, 0, 4096, &o.t.threads); break;
+        case O_TF32: o.t.tf32 = 1; break;
+        case 'h':
+            usage(stdout);
+            free(o.fasta);
+            return 0;
+        default: bad = 1;
+        }
+    }
+    if (!bad && optind < argc) {
+        mb_cli_error(DNA_PROG, "score: unexpected argument '%s' (inputs go after --fasta)", argv[optind]);
+        bad = 1;
+    }
+    if (!bad && (!o.model || !o.n_fasta)) {
+        mb_cli_error(DNA_PROG, "score needs --model and --fasta");
+        bad = 1;
+    }
+    if (!bad && o.set_vcf_flag && !o.vcf) {
+        mb_cli_error(DNA_PROG, "--window, --batch and --tsv go with --vcf");
+        bad = 1;
+    }
+    if (!bad && o.vcf && strcmp(o.vcf, "-") == 0) {
+        mb_cli_error(DNA_PROG, "--vcf needs a file (it is read twice), not stdin");
+        bad = 1;
+    }
+    if (bad) {
+        fprintf(stderr, "Try '" DNA_PROG " score --help'.\n");
+        free(o.fasta);
+        return 2;
+    }
+
+    int rc = 1;
+    dna_set *set = NULL;
+    mb_model *m = NULL;
+    mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.t);
+    if (!ctx || !(m = dna_cmd_load_model(ctx, o.model, 0, 0))) goto done;
+    if (!(set = dna_cmd_open_set(o.fasta, o.n_fasta, o.reference))) goto done;
+    rc = o.vcf ? sc_variants(&o, m, set) : sc_records(&o, m, set);
+done:
+    dna_set_close(set);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+    free(o.fasta);
+    return rc;
+}

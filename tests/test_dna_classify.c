@@ -1,0 +1,529 @@
+/* mamba-dna classify, through the tool itself: fine-tuning a tiny language
+ * model (made here, not pretrained) on three synthetic species
+ * (data/genomics/classify/, order-2 Markov chains of GC 0.25 / 0.50 / 0.75)
+ * reaches >= 0.9 validation accuracy on held-out files and prints the
+ * confusion matrix with the class names; predict writes the TSV (exact
+ * header, probabilities summing to 1, predicted = argmax, mostly right,
+ * one row per window with --window) and its probabilities equal
+ * mb_model_classify on the same tokens; regions from a TSV train; --resume
+ * continues from the saved step; every bad input is one error line, exit 1,
+ * nothing written or damaged; usage errors exit 2. */
+/* strdup, access: POSIX (the project compiles as strict C11) */
+#define _POSIX_C_SOURCE 200809L
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dna_cmd.h"
+#include "testutil.h"
+
+#ifdef MB_DNA_BIN
+#define CDIR MB_DATA_DIR "/genomics/classify/"
+#define GDIR MB_DATA_DIR "/genomics/"
+#define CAP (1 << 20)
+#define TRAIN_CLASSES                                                                         \
+    " --class alpha=" CDIR "alpha_train.fa --class beta=" CDIR "beta_train.fa --class gamma=" CDIR \
+    "gamma_train.fa"
+#define VAL_CLASSES                                                                                   \
+    " --val-class alpha=" CDIR "alpha_heldout.fa --val-class beta=" CDIR                              \
+    "beta_heldout.fa --val-class gamma=" CDIR "gamma_heldout.fa"
+#define HELDOUT " --fasta " CDIR "alpha_heldout.fa --fasta " CDIR "beta_heldout.fa --fasta " CDIR "gamma_heldout.fa"
+#define SMALL " --seq-len 128 --batch 8 --lr 5e-3 --threads 2"
+
+static char *g_out, *g_err;
+static char g_pre[256], g_other[256], g_cls[256];
+static int g_trained; /* g_cls holds the classifier of test_train */
+
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...)
+{
+    char args[4096], cmd[4400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s classify %s", MB_DNA_BIN, args);
+    const int rc = mb_test_sh(cmd, g_out, CAP, g_err, CAP);
+    assert_true(rc >= 0 && rc < 128); /* never a crash */
+    return rc;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* stderr is exactly one line "mamba-dna: error: ..." holding `what`. */
+static void assert_one_error(const char *what)
+{
+    if (lines(g_err) != 1 || strncmp(g_err, "mamba-dna: error: ", 18) != 0 || !strstr(g_err, what)) {
+        fprintf(stderr, "# expected one error line with '%s', got: [%s]\n", what, g_err);
+        fail();
+    }
+}
+
+static void remove_outputs(const char *model)
+{
+    char p[300];
+    remove(model);
+    snprintf(p, sizeof p, "%s.optim", model);
+    remove(p);
+    snprintf(p, sizeof p, "%s.classes", model);
+    remove(p);
+}
+
+/* Splits a line at its tabs (in place); returns the field count. */
+static int split_tabs(char *s, char **f, int max)
+{
+    int n = 0;
+    f[n++] = s;
+    for (; *s && n < max; s++)
+        if (*s == '\t') {
+            *s = '\0';
+            f[n++] = s + 1;
+        }
+    return n;
+}
+
+/* ---- setup: a tiny mamba-dna LM and a 10-token LM --------------------------------- */
+
+static int setup(void **st)
+{
+    (void)st;
+    g_out = malloc(CAP);
+    g_err = malloc(CAP);
+    mb_test_tmp_path(g_pre, sizeof g_pre, "cls_pre.safetensors");
+    mb_test_tmp_path(g_other, sizeof g_other, "cls_other.safetensors");
+    mb_test_tmp_path(g_cls, sizeof g_cls, "cls_trained.safetensors");
+    remove_outputs(g_cls);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    if (!g_out || !g_err || !ctx) return -1;
+    mb_config cfg;
+    mb_config_default(&cfg);
+    dna_cmd_config(&cfg);
+    cfg.d_model = 32, cfg.n_layer = 2;
+    mb_model *m = mb_model_create(ctx, &cfg, 7);
+    int bad = !m || mb_model_save(m, g_pre);
+    mb_model_free(m);
+    mb_config_default(&cfg);
+    cfg.d_model = 16, cfg.n_layer = 1, cfg.vocab_size = 10;
+    m = mb_model_create(ctx, &cfg, 1);
+    bad = bad || !m || mb_model_save(m, g_other);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+    return bad ? -1 : 0;
+}
+
+static int teardown(void **st)
+{
+    (void)st;
+    remove(g_pre);
+    remove(g_other);
+    remove_outputs(g_cls);
+    free(g_out);
+    free(g_err);
+    return 0;
+}
+
+/* ---- train on the separable task, then predict ------------------------------------ */
+
+static void test_train(void **st)
+{
+    (void)st;
+    char logp[256];
+    mb_test_tmp_path(logp, sizeof logp, "cls_train.jsonl");
+    remove(logp);
+    const double t0 = now_s();
+    assert_int_equal(run("train --model %s --out %s" TRAIN_CLASSES VAL_CLASSES SMALL
+                         " --steps 100 --val-every 50 --log %s", g_pre, g_cls, logp), 0);
+    const double dt = now_s() - t0;
+    double acc, chance;
+    int nwin;
+    const char *p = strstr(g_out, "validation accuracy ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "validation accuracy %lf on %d windows (chance %lf)", &acc, &nwin, &chance), 3);
+    printf("# 3 synthetic species, 100 steps at L 128 in %.1fs: held-out accuracy %.4f on %d windows "
+           "(chance %.4f)\n", dt, acc, nwin, chance);
+    printf("%s", strstr(g_out, "true\\pred"));
+    assert_true(acc >= 0.9);
+    assert_int_equal(nwin, 96);
+    assert_true(fabs(chance - 1.0 / 3) < 1e-3);
+    /* the confusion matrix, with the names; its rows sum to the windows */
+    const char *hdr = strstr(g_out, "true\\pred");
+    assert_non_null(hdr);
+    char a[16], b[16], c[16], corner[16];
+    assert_int_equal(sscanf(hdr, "%15s %15s %15s %15s", corner, a, b, c), 4);
+    assert_string_equal(a, "alpha");
+    assert_string_equal(b, "beta");
+    assert_string_equal(c, "gamma");
+    const char *row = strchr(hdr, '\n') + 1;
+    int total = 0, diag = 0;
+    for (int r = 0; r < 3; r++) {
+        char name[16];
+        int v[3];
+        assert_int_equal(sscanf(row, "%15s %d %d %d", name, &v[0], &v[1], &v[2]), 4);
+        assert_string_equal(name, r == 0 ? "alpha" : r == 1 ? "beta" : "gamma");
+        total += v[0] + v[1] + v[2];
+        diag += v[r];
+        row = strchr(row, '\n') + 1;
+    }
+    assert_int_equal(total, 96);
+    assert_true(fabs((double)diag / total - acc) < 1e-3);
+    /* the log has the validation accuracy; the class names are saved */
+    size_t n;
+    char *log = mb_test_read_file(logp, &n);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "\"val_acc\""));
+    assert_non_null(strstr(log, "\"confusion\""));
+    assert_non_null(strstr(log, "\"classes\": [\"alpha\", \"beta\", \"gamma\"]"));
+    assert_non_null(strstr(log, "\"event\": \"end\""));
+    free(log);
+    char cp[300];
+    snprintf(cp, sizeof cp, "%s.classes", g_cls);
+    char *names = mb_test_read_file(cp, &n);
+    assert_non_null(names);
+    assert_string_equal(names, "alpha\nbeta\ngamma\n");
+    free(names);
+    remove(logp);
+    g_trained = 1;
+}
+
+/* Checks every row of a predict TSV; returns the rows, and how many were
+ * predicted as the species their record name starts with. */
+static int check_rows(char *tsv, int *right)
+{
+    char *save = NULL, *line = strtok_r(tsv, "\n", &save);
+    assert_non_null(line);
+    assert_string_equal(line, "name\tstart\tend\tpredicted\tp_alpha\tp_beta\tp_gamma");
+    int rows = 0;
+    *right = 0;
+    while ((line = strtok_r(NULL, "\n", &save))) {
+        char *f[16];
+        assert_int_equal(split_tabs(line, f, 16), 7);
+        double p[3], sum = 0;
+        int best = 0;
+        for (int k = 0; k < 3; k++) {
+            p[k] = atof(f[4 + k]);
+            assert_true(p[k] >= 0 && p[k] <= 1);
+            sum += p[k];
+            best = p[k] > p[best] ? k : best;
+        }
+        assert_true(fabs(sum - 1) < 1e-4);
+        const char *names[3] = {"alpha", "beta", "gamma"};
+        assert_string_equal(f[3], names[best]);
+        *right += strncmp(f[0], f[3], strlen(f[3])) == 0;
+        assert_true(atol(f[2]) > atol(f[1]));
+        rows++;
+    }
+    return rows;
+}
+
+static void test_predict(void **st)
+{
+    (void)st;
+    if (!g_trained) skip();
+    /* per record: 12 held-out records of 700 bases */
+    assert_int_equal(run("predict --model %s --threads 2" HELDOUT, g_cls), 0);
+    int right;
+    int rows = check_rows(g_out, &right);
+    printf("# per record: %d of %d held-out records right\n", right, rows);
+    assert_int_equal(rows, 12);
+    assert_true(right >= 10);
+    /* per window: 700 bases, W 128, stride 100: starts 0..500, 6 a record */
+    assert_int_equal(run("predict --model %s --window 128 --stride 100 --fasta %sbeta_heldout.fa", g_cls, CDIR), 0);
+    rows = check_rows(g_out, &right);
+    assert_int_equal(rows, 4 * 6);
+    /* the default stride is the window: starts 0..512, 5 a record */
+    assert_int_equal(run("predict --model %s --window 128 --fasta %sgamma_heldout.fa", g_cls, CDIR), 0);
+    rows = check_rows(g_out, &right);
+    assert_int_equal(rows, 4 * 5);
+    printf("# per window (128): %d of %d right\n", right, rows);
+    assert_true(right >= 16);
+    /* a record shorter than the window: one row for all of it */
+    assert_int_equal(run("predict --model %s --window 5000 --fasta %salpha_heldout.fa", g_cls, CDIR), 0);
+    assert_int_equal(check_rows(g_out, &right), 4);
+}
+
+/* predict's probabilities for a record (whole, and in chunks of 100 with
+ * the state carried) against mb_model_classify on its tokens */
+static void test_predict_equals_library(void **st)
+{
+    (void)st;
+    if (!g_trained) skip();
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_model *m = mb_model_load_classifier(ctx, g_cls, 0, 0);
+    assert_non_null(m);
+    assert_int_equal(mb_model_config(m)->n_classes, 3);
+    const char *path = CDIR "beta_heldout.fa";
+    char err[256];
+    dna_set *set = dna_set_open(&path, 1, NULL, err, sizeof err);
+    assert_non_null(set);
+    const int64_t rec = 2, len = dna_set_len(set, rec);
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)len);
+    assert_int_equal(dna_set_fetch(set, rec, 0, len, tok, err, sizeof err), 0);
+    float probs[3];
+    assert_int_equal(mb_model_classify(m, tok, 1, (int)len, NULL, probs, NULL), 0);
+    for (int chunked = 0; chunked < 2; chunked++) {
+        assert_int_equal(run("predict --model %s --fasta %s%s", g_cls, path, chunked ? " --chunk 100" : ""), 0);
+        char *save = NULL, *line = strtok_r(g_out, "\n", &save);
+        for (int64_t r = 0; r <= rec; r++) line = strtok_r(NULL, "\n", &save);
+        assert_non_null(line);
+        char *f[16];
+        assert_int_equal(split_tabs(line, f, 16), 7);
+        assert_string_equal(f[0], dna_set_name(set, rec));
+        double worst = 0;
+        for (int k = 0; k < 3; k++) worst = fmax(worst, fabs(atof(f[4 + k]) - probs[k]));
+        printf("# %s%s: predict against mb_model_classify: max |dp| %.2g\n", f[0], chunked ? " (chunks of 100)" : "",
+               worst);
+        assert_true(worst < 1e-4);
+    }
+    free(tok);
+    dna_set_close(set);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+}
+
+/* ---- regions from a TSV ---------------------------------------------------------------- */
+
+static void test_tsv(void **st)
+{
+    (void)st;
+    char out[256], cp[300];
+    mb_test_tmp_path(out, sizeof out, "cls_tsv.safetensors");
+    remove_outputs(out);
+    assert_int_equal(run("train --model %s --out %s --tsv %sregions.tsv --fasta %salpha_train.fa "
+                         "--fasta %sbeta_train.fa "
+                         "--fasta %sgamma_train.fa" HELDOUT " --val-tsv %sval_regions.tsv" SMALL " --steps 30 "
+                         "--val-windows 8",
+                         g_pre, out, CDIR, CDIR, CDIR, CDIR, CDIR), 0);
+    double acc;
+    const char *p = strstr(g_out, "validation accuracy ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "validation accuracy %lf", &acc), 1);
+    printf("# regions TSV, 30 steps: held-out accuracy %.4f\n", acc);
+    assert_true(acc > 0.5);
+    /* classes in the order of first appearance */
+    snprintf(cp, sizeof cp, "%s.classes", out);
+    size_t n;
+    char *names = mb_test_read_file(cp, &n);
+    assert_non_null(names);
+    assert_string_equal(names, "alpha\nbeta\ngamma\n");
+    free(names);
+    remove_outputs(out);
+    /* --val-frac on regions: the last part of each region validates */
+    assert_int_equal(run("train --model %s --out %s --tsv %sregions.tsv --fasta %salpha_train.fa "
+                         "--fasta %sbeta_train.fa "
+                         "--fasta %sgamma_train.fa --val-frac 0.2" SMALL " --steps 4 --val-windows 4",
+                         g_pre, out, CDIR, CDIR, CDIR, CDIR), 0);
+    assert_non_null(strstr(g_out, "on 12 windows"));
+    remove_outputs(out);
+}
+
+/* ---- resume ---------------------------------------------------------------------------- */
+
+static void test_resume(void **st)
+{
+    (void)st;
+    char out[256], logp[256];
+    mb_test_tmp_path(out, sizeof out, "cls_resume.safetensors");
+    mb_test_tmp_path(logp, sizeof logp, "cls_resume.jsonl");
+    remove_outputs(out);
+    remove(logp);
+    const char *common = TRAIN_CLASSES SMALL " --val-windows 4 --val-every 5";
+    assert_int_equal(run("train --model %s --out %s %s --steps 10 --log %s", g_pre, out, common, logp), 0);
+    assert_non_null(strstr(g_out, "classify: 10 steps"));
+    /* without --resume or --force the checkpoint is kept */
+    size_t n0, n1;
+    void *before = mb_test_read_file(out, &n0);
+    assert_non_null(before);
+    assert_int_equal(run("train --model %s --out %s %s --steps 20", g_pre, out, common), 1);
+    assert_one_error("exists");
+    void *after = mb_test_read_file(out, &n1);
+    assert_true(n0 == n1 && memcmp(before, after, n0) == 0);
+    free(after);
+    /* --resume goes on from step 10 (--model not needed) */
+    assert_int_equal(run("train --out %s %s --steps 20 --resume --log %s", out, common, logp), 0);
+    assert_non_null(strstr(g_err, "resuming"));
+    assert_non_null(strstr(g_err, "step 11/20"));
+    assert_null(strstr(g_err, "step 1/20"));
+    assert_non_null(strstr(g_out, "classify: 20 steps"));
+    size_t n;
+    char *log = mb_test_read_file(logp, &n);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "{\"step\": 20,"));
+    assert_non_null(strstr(log, "\"event\": \"start\", \"step\": 10,"));
+    free(log);
+    /* a finished run only validates */
+    assert_int_equal(run("train --out %s %s --steps 20 --resume", out, common), 0);
+    assert_non_null(strstr(g_err, "validating only"));
+    assert_non_null(strstr(g_out, "validation accuracy"));
+    /* other classes than the run's: refused, the checkpoint untouched */
+    free(before);
+    before = mb_test_read_file(out, &n0);
+    assert_int_equal(run("train --out %s --class alpha=%salpha_train.fa --class gamma=%sgamma_train.fa "
+                         "--class beta=%sbeta_train.fa" SMALL " --steps 30 --resume", out, CDIR, CDIR, CDIR), 1);
+    assert_one_error(".classes");
+    after = mb_test_read_file(out, &n1);
+    assert_true(n0 == n1 && memcmp(before, after, n0) == 0);
+    free(before);
+    free(after);
+    remove_outputs(out);
+    remove(logp);
+}
+
+/* ---- bad inputs ------------------------------------------------------------------------- */
+
+/* train fails with one error line naming `needle`, exit 1, nothing written */
+static void expect_train_fail(const char *args, const char *needle)
+{
+    char out[256];
+    mb_test_tmp_path(out, sizeof out, "cls_bad.safetensors");
+    remove_outputs(out);
+    const int rc = run("train --out %s %s" SMALL " --steps 2", out, args);
+    printf("# %s -> %d: %s", needle, rc, g_err);
+    assert_int_equal(rc, 1);
+    assert_one_error(needle);
+    assert_true(access(out, F_OK) != 0);
+    char p[300];
+    snprintf(p, sizeof p, "%s.classes", out);
+    assert_true(access(p, F_OK) != 0);
+    snprintf(p, sizeof p, "%s.optim", out);
+    assert_true(access(p, F_OK) != 0);
+}
+
+static void test_bad_inputs(void **st)
+{
+    (void)st;
+    char a[2048];
+    const char *beta = " --class beta=" CDIR "beta_train.fa";
+    snprintf(a, sizeof a, "--model %s --class alpha=%snosuch.fa%s", g_pre, CDIR, beta);
+    expect_train_fail(a, "nosuch.fa");
+    snprintf(a, sizeof a, "--model %s --class alpha=%salpha_train.fa,%sempty.fa%s", g_pre, CDIR, GDIR, beta);
+    expect_train_fail(a, "empty.fa");
+    snprintf(a, sizeof a, "--model %s --class alpha=%salpha_train.fa%s --val-class beta=%sempty.fa", g_pre, CDIR,
+             beta, GDIR);
+    expect_train_fail(a, "empty.fa");
+    snprintf(a, sizeof a, "--model %s --class alpha=%salpha_train.fa%s --val-class delta=%salpha_heldout.fa", g_pre,
+             CDIR, beta, CDIR);
+    expect_train_fail(a, "alpha_heldout.fa");
+    /* not a checkpoint; a checkpoint of another model kind */
+    snprintf(a, sizeof a, "--model %stiny.fa --class alpha=%salpha_train.fa%s", GDIR, CDIR, beta);
+    expect_train_fail(a, "tiny.fa");
+    snprintf(a, sizeof a, "--model %s --class alpha=%salpha_train.fa%s", g_other, CDIR, beta);
+    expect_train_fail(a, "not a mamba-dna model");
+    assert_non_null(strstr(g_err, g_other));
+    snprintf(a, sizeof a, "--model %s/nosuch.safetensors --class alpha=%salpha_train.fa%s", GDIR, CDIR, beta);
+    expect_train_fail(a, "nosuch.safetensors");
+    /* regions: outside the record, an unknown record, bad syntax, too short, and a label only once */
+    const char *fa = "--fasta " CDIR "alpha_train.fa --fasta " CDIR "beta_train.fa";
+    const char *bad[] = {"bad_outside.tsv:3", "bad_chrom.tsv:2", "bad_syntax.tsv:2", "bad_short.tsv:2"};
+    for (int i = 0; i < 4; i++) {
+        char f[64];
+        snprintf(f, sizeof f, "%s", bad[i]);
+        *strchr(f, ':') = '\0';
+        snprintf(a, sizeof a, "--model %s --tsv %s%s %s", g_pre, CDIR, f, fa);
+        expect_train_fail(a, bad[i]);
+    }
+    snprintf(a, sizeof a, "--model %s --tsv %sval_regions.tsv --fasta %salpha_heldout.fa --fasta %sbeta_heldout.fa "
+                          "--fasta %sgamma_heldout.fa --val-tsv %sregions.tsv",
+             g_pre, CDIR, CDIR, CDIR, CDIR, CDIR);
+    expect_train_fail(a, "classify/regions.tsv:3"); /* its records are not in the --fasta files */
+    /* sequences shorter than --seq-len: one line (no notes before it), nothing written */
+    char out[256];
+    mb_test_tmp_path(out, sizeof out, "cls_long.safetensors");
+    remove_outputs(out);
+    assert_int_equal(run("train --model %s --out %s" TRAIN_CLASSES " --val-class alpha=%salpha_heldout.fa "
+                         "--seq-len 5000 --steps 1 --threads 2", g_pre, out, CDIR), 1);
+    assert_one_error("alpha_train.fa: class 'alpha': no training sequence is --seq-len 5000 bases long");
+    assert_true(access(out, F_OK) != 0);
+    /* --resume on a language model of another kind: refused, left intact */
+    size_t n0, n1;
+    void *before = mb_test_read_file(g_other, &n0);
+    assert_int_equal(run("train --out %s --resume --class alpha=%salpha_train.fa%s" SMALL " --steps 2", g_other,
+                         CDIR, beta), 1);
+    assert_one_error("not a mamba-dna model");
+    void *after = mb_test_read_file(g_other, &n1);
+    assert_true(n0 == n1 && memcmp(before, after, n0) == 0);
+    free(before);
+    free(after);
+    /* predict: a model without a head, not a checkpoint, a bad FASTA */
+    assert_int_equal(run("predict --model %s --fasta %salpha_heldout.fa", g_pre, CDIR), 1);
+    assert_one_error("no classification head");
+    assert_non_null(strstr(g_err, g_pre));
+    assert_string_equal(g_out, "");
+    assert_int_equal(run("predict --model %stiny.fa --fasta %salpha_heldout.fa", GDIR, CDIR), 1);
+    assert_one_error("tiny.fa");
+    assert_int_equal(run("predict --model %s --fasta %s", g_other, GDIR "tiny.fa"), 1);
+    assert_one_error("not a mamba-dna model");
+    if (g_trained) {
+        assert_int_equal(run("predict --model %s --fasta %snoheader.fa", g_cls, GDIR), 1);
+        assert_one_error("noheader.fa");
+        assert_int_equal(run("predict --model %s --fasta %snosuch.fa", g_cls, CDIR), 1);
+        assert_one_error("nosuch.fa");
+    }
+}
+
+static void test_usage(void **st)
+{
+    (void)st;
+    const char *try_line = "Try 'mamba-dna classify --help'.";
+    assert_int_equal(run("%s", ""), 2);
+    assert_non_null(strstr(g_err, try_line));
+    assert_int_equal(run("frobnicate"), 2);
+    assert_non_null(strstr(g_err, try_line));
+    assert_int_equal(run("train --model %s --out x.safetensors --class a=" CDIR "alpha_train.fa", g_pre), 2);
+    assert_non_null(strstr(g_err, "two classes"));
+    assert_non_null(strstr(g_err, try_line));
+    assert_int_equal(run("train --model %s --class a=x --class b=y", g_pre), 2);
+    assert_non_null(strstr(g_err, "--out"));
+    assert_int_equal(run("train --out x --class a=x --class b=y"), 2);
+    assert_non_null(strstr(g_err, "--model"));
+    assert_int_equal(run("train --model m --out x --class noequals --class b=y"), 2);
+    assert_int_equal(run("train --model m --out x --tsv r.tsv"), 2);
+    assert_non_null(strstr(g_err, "--fasta"));
+    assert_int_equal(run("train --model m --out x --class a=x --class b=y --val-frac 0.1 --val-class a=z"), 2);
+    assert_int_equal(run("train --model m --out x --class a=x --class b=y --steps zero"), 2);
+    assert_non_null(strstr(g_err, "--steps"));
+    assert_int_equal(run("predict --model m"), 2);
+    assert_int_equal(run("predict --model m --fasta f --stride 5"), 2);
+    assert_int_equal(run("predict --model m --fasta f --window 0"), 2);
+    assert_int_equal(run("--help"), 0);
+    assert_non_null(strstr(g_out, "--val-class"));
+    assert_non_null(strstr(g_out, "--window"));
+    assert_int_equal(run("train --help"), 0);
+    assert_non_null(strstr(g_out, "--tsv"));
+    assert_non_null(strstr(g_out, "--seq-len"));
+    assert_int_equal(run("predict --help"), 0);
+    assert_non_null(strstr(g_out, "--stride"));
+}
+#endif
+
+int main(void)
+{
+#ifndef MB_DNA_BIN
+    printf("mamba-dna is not built (MAMBA_APPS off or no htslib): nothing to test\n");
+    return 77;
+#else
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage),   cmocka_unit_test(test_train),
+        cmocka_unit_test(test_predict), cmocka_unit_test(test_predict_equals_library),
+        cmocka_unit_test(test_tsv),     cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_bad_inputs),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+#endif
+}

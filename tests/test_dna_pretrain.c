@@ -1,0 +1,217 @@
+/* mamba-dna pretrain, through the tool itself: a tiny CPU pretrain learns a
+ * synthetic genome (data/genomics/markov.fa, an order-3 Markov chain of 0.53
+ * bits/base) well below 2 bits/base and below its order-0 baseline; a run
+ * stopped and resumed equals an uninterrupted one; every bad input is one
+ * error line and exit 1 with nothing written; usage errors exit 2. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dna_cmd.h"
+#include "testutil.h"
+
+#ifdef MB_DNA_BIN
+#define DATA MB_DATA_DIR "/genomics/"
+#define SMALL " --d-model 32 --n-layer 2 --seq-len 128 --batch 8 --lr 5e-3 --threads 2"
+
+static char g_out[1 << 16], g_err[1 << 16];
+
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(cmd, sizeof cmd, "%s ", MB_DNA_BIN);
+    vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+    va_end(ap);
+    int rc = mb_test_sh(cmd, g_out, sizeof g_out, g_err, sizeof g_err);
+    assert_true(rc < 128); /* never a crash */
+    return rc;
+}
+
+static int lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* "validation X bits/base (order-0 Y, ..." from the closing line */
+static void final_bpb(const char *out, double *val, double *order0)
+{
+    const char *p = strstr(out, "validation ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "validation %lf bits/base (order-0 %lf", val, order0), 2);
+}
+
+static void test_learns(void **st)
+{
+    (void)st;
+    char model[256], logp[256];
+    mb_test_tmp_path(model, sizeof model, "learn.safetensors");
+    mb_test_tmp_path(logp, sizeof logp, "learn.jsonl");
+    remove(model), remove(logp);
+    assert_int_equal(run("pretrain" SMALL " --steps 100 --val-frac 0.1 --out %s --log %s %smarkov.fa",
+                         model, logp, DATA), 0);
+    double v, o0;
+    final_bpb(g_out, &v, &o0);
+    printf("markov.fa: validation %.4f bits/base, order-0 baseline %.4f\n", v, o0);
+    assert_true(v < 1.2);      /* well below the 2 bits of a uniform guess */
+    assert_true(v < o0 - 0.5); /* and far below the base composition */
+    assert_true(access(model, F_OK) == 0);
+    size_t n;
+    char *log = mb_test_read_file(logp, &n);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "\"val_bpb\""));
+    assert_non_null(strstr(log, "\"baseline_order0_bpb\""));
+    assert_non_null(strstr(log, "\"event\": \"end\""));
+    free(log);
+    /* a second run into the same --out must not clobber it */
+    assert_int_equal(run("pretrain" SMALL " --steps 5 --out %s %smarkov.fa", model, DATA), 1);
+    assert_non_null(strstr(g_err, "exists"));
+    assert_int_equal(lines(g_err), 1);
+    char optim[300];
+    snprintf(optim, sizeof optim, "%s.optim", model);
+    remove(model), remove(optim), remove(logp);
+}
+
+static double field_after(const char *s, const char *key)
+{
+    const char *p = strstr(s, key);
+    assert_non_null(p);
+    return atof(p + strlen(key));
+}
+
+static void test_resume_equals_whole(void **st)
+{
+    (void)st;
+    char a[256], b[256], ao[300], bo[300];
+    mb_test_tmp_path(a, sizeof a, "whole.safetensors");
+    mb_test_tmp_path(b, sizeof b, "sliced.safetensors");
+    snprintf(ao, sizeof ao, "%s.optim", a);
+    snprintf(bo, sizeof bo, "%s.optim", b);
+    remove(a), remove(b), remove(ao), remove(bo);
+    const char *common = "pretrain" SMALL " --threads 1 --steps 16 --val-every 16 --val-tokens 2048";
+    assert_int_equal(run("%s --out %s %smarkov.fa", common, a, DATA), 0);
+    double whole, o0;
+    final_bpb(g_out, &whole, &o0);
+    assert_int_equal(run("%s --stop-after 7 --out %s %smarkov.fa", common, b, DATA), 0);
+    assert_non_null(strstr(g_err, "stopped at step 7"));
+    assert_int_equal(run("%s --resume --out %s %smarkov.fa", common, b, DATA), 0);
+    double sliced;
+    final_bpb(g_out, &sliced, &o0);
+    printf("16 steps whole: %.6f bits/base; 7 + 9 resumed: %.6f\n", whole, sliced);
+    assert_true(fabs(whole - sliced) < 1e-4);
+    /* the step counter came back: a finished run has nothing left to do */
+    assert_int_equal(run("%s --resume --out %s %smarkov.fa", common, b, DATA), 0);
+    assert_non_null(strstr(g_err, "nothing to do"));
+    (void)field_after;
+    remove(a), remove(b), remove(ao), remove(bo);
+}
+
+/* one error line naming the file, exit 1, no checkpoint written */
+static void expect_fail(const char *args, const char *needle)
+{
+    char model[256];
+    mb_test_tmp_path(model, sizeof model, "bad.safetensors");
+    remove(model);
+    int rc = run("pretrain" SMALL " --steps 2 --out %s %s", model, args);
+    printf("%s -> rc %d: %s", args, rc, g_err);
+    assert_int_equal(rc, 1);
+    assert_int_equal(lines(g_err), 1);
+    assert_true(strncmp(g_err, "mamba-dna: error: ", 18) == 0);
+    assert_non_null(strstr(g_err, needle));
+    assert_true(access(model, F_OK) != 0);
+}
+
+static void test_bad_inputs(void **st)
+{
+    (void)st;
+    expect_fail(DATA "no-such-file.fa", "no-such-file.fa");
+    expect_fail(DATA "empty.fa", "empty.fa");
+    expect_fail(DATA "noheader.fa", "noheader.fa");
+    expect_fail(DATA "truncated.fa.gz", "truncated.fa.gz");
+    expect_fail(DATA "corrupt.bam", "corrupt.bam");
+    expect_fail("--val-bed " DATA "badchrom.bed " DATA "tiny.fa", "badchrom.bed");
+    /* a checkpoint of another model kind: a language model of 10 tokens */
+    char other[256], oo[300];
+    mb_test_tmp_path(other, sizeof other, "other.safetensors");
+    snprintf(oo, sizeof oo, "%s.optim", other);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg;
+    mb_config_default(&cfg);
+    cfg.d_model = 16, cfg.n_layer = 1, cfg.vocab_size = 10;
+    mb_model *m = mb_model_create(ctx, &cfg, 1);
+    assert_non_null(m);
+    assert_int_equal(mb_model_save(m, other), 0);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+    size_t n0, n1;
+    void *before = mb_test_read_file(other, &n0);
+    int rc = run("pretrain" SMALL " --steps 2 --resume --out %s %smarkov.fa", other, DATA);
+    assert_int_equal(rc, 1);
+    assert_int_equal(lines(g_err), 1);
+    assert_non_null(strstr(g_err, "not a mamba-dna model"));
+    void *after = mb_test_read_file(other, &n1);
+    assert_true(n0 == n1 && memcmp(before, after, n0) == 0); /* left intact */
+    free(before), free(after);
+    /* a file that is not a checkpoint at all */
+    char fake[256];
+    mb_test_tmp_path(fake, sizeof fake, "fake.safetensors");
+    FILE *f = fopen(fake, "w");
+    fputs(">not a model\nACGT\n", f);
+    fclose(f);
+    assert_int_equal(run("pretrain" SMALL " --steps 2 --resume --out %s %smarkov.fa", fake, DATA), 1);
+    assert_int_equal(lines(g_err), 1);
+    assert_non_null(strstr(g_err, fake));
+    remove(other), remove(oo), remove(fake);
+}
+
+static void test_usage(void **st)
+{
+    (void)st;
+    assert_int_equal(run("pretrain"), 2);
+    assert_int_equal(run("pretrain --steps zero " DATA "tiny.fa"), 2);
+    assert_non_null(strstr(g_err, "--steps"));
+    assert_int_equal(run("pretrain --init banana " DATA "tiny.fa"), 2);
+    assert_int_equal(run("frobnicate"), 2);
+    assert_int_equal(run("pretrain --help"), 0);
+    assert_non_null(strstr(g_out, "--seq-len"));
+    assert_int_equal(run("--help"), 0);
+    assert_non_null(strstr(g_out, "pretrain"));
+}
+
+static void test_seq_warmup(void **st)
+{
+    (void)st;
+    char model[256], optim[300];
+    mb_test_tmp_path(model, sizeof model, "warm.safetensors");
+    snprintf(optim, sizeof optim, "%s.optim", model);
+    remove(model);
+    /* L 128: stages of 64 then 128 over the first half of 8 steps */
+    assert_int_equal(run("pretrain" SMALL " --steps 8 --seq-warmup 0.5 --val-every 1 --val-tokens 512 "
+                         "--out %s %smarkov.fa", model, DATA), 0);
+    assert_non_null(strstr(g_err, "L 64 "));
+    assert_non_null(strstr(g_err, "L 128 "));
+    remove(model), remove(optim);
+}
+#endif
+
+int main(void)
+{
+#ifndef MB_DNA_BIN
+    printf("mamba-dna is not built (MAMBA_APPS off or no htslib): nothing to test\n");
+    return 77;
+#else
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage),         cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_seq_warmup),    cmocka_unit_test(test_resume_equals_whole),
+        cmocka_unit_test(test_learns),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+#endif
+}
