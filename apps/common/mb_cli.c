@@ -258,6 +258,22 @@ FILE *mb_cli_log_open(const char *prog, const char *path, int *failed)
     return f;
 }
 
+int mb_cli_lib_error(const char *prog, const char *path)
+{
+    const char *e = mb_error_last();
+    if (path && !strstr(e, path)) mb_cli_error(prog, "%s: %s", path, e);
+    else mb_cli_error(prog, "%s", e);
+    return -1;
+}
+
+int mb_cli_check_writable(const char *prog, const char *path)
+{
+    mb_cli_outfile o;
+    if (mb_cli_outfile_open(prog, &o, path)) return -1;
+    mb_cli_outfile_discard(&o);
+    return 0;
+}
+
 int mb_cli_write_error(const char *prog, const char *path)
 {
     const int e = errno ? errno : EIO;

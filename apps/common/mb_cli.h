@@ -97,6 +97,13 @@ int mb_cli_outfile_commit(const char *prog, mb_cli_outfile *o);
 /* Removes the temporary file (nothing at `path` changes). Safe to call on
  * a closed or zeroed outfile. */
 void mb_cli_outfile_discard(mb_cli_outfile *o);
+/* "PROG: error: PATH: <mb_error_last()>", without repeating PATH when the
+ * library's message already names it; returns -1. */
+int mb_cli_lib_error(const char *prog, const char *path);
+/* Whether a file can be created beside PATH (tried, then removed), so a
+ * long run finds an unwritable output before its work, not after; prints
+ * the error line. 0 or -1. */
+int mb_cli_check_writable(const char *prog, const char *path);
 /* "PROG: error: PATH: write error (<errno text>)"; returns -1. */
 int mb_cli_write_error(const char *prog, const char *path);
 

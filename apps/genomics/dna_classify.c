@@ -746,10 +746,8 @@ typedef struct {
 /* The model (atomically), its optimizer, and the first time CLS.classes. */
 static int cl_save(cl_saver *s, mb_model *m, mb_optim *opt)
 {
-    if (mb_model_save(m, s->out) || mb_optim_save(opt, s->optim_path)) {
-        mb_cli_error(DNA_PROG, "%s: %s", s->out, mb_error_last());
-        return -1;
-    }
+    if (mb_model_save(m, s->out)) return mb_cli_lib_error(DNA_PROG, s->out);
+    if (mb_optim_save(opt, s->optim_path)) return mb_cli_lib_error(DNA_PROG, s->optim_path);
     if (s->classes.f && mb_cli_outfile_commit(DNA_PROG, &s->classes)) return -1;
     return 0;
 }
@@ -1082,7 +1080,7 @@ static int cl_train(int argc, char **argv)
         goto done;
     }
     if (o.t.resume && mb_optim_load(opt, sv.optim_path)) {
-        mb_cli_error(DNA_PROG, "%s: %s", sv.optim_path, mb_error_last());
+        mb_cli_lib_error(DNA_PROG, sv.optim_path);
         goto done;
     }
     int64_t nval;

@@ -24,10 +24,7 @@ mb_model *dna_cmd_load_model(mb_ctx *ctx, const char *path, int n_classes, uint6
 {
     mb_model *m = n_classes ? mb_model_load_classifier(ctx, path, n_classes, seed) : mb_model_load(ctx, path);
     if (!m) {
-        /* the library's messages name the file already */
-        const char *e = mb_error_last();
-        if (strstr(e, path)) mb_cli_error(DNA_PROG, "%s", e);
-        else mb_cli_error(DNA_PROG, "%s: %s", path, e);
+        mb_cli_lib_error(DNA_PROG, path);
         return NULL;
     }
     const mb_config *c = mb_model_config(m);

@@ -126,10 +126,8 @@ static int pt_validate(mb_model *m, const pt_val *v, int64_t bmax, double *bpb)
 
 static int pt_save(const pt_opts *o, mb_model *m, mb_optim *opt, const char *optim_path)
 {
-    if (mb_model_save(m, o->t.out) || mb_optim_save(opt, optim_path)) {
-        mb_cli_error(DNA_PROG, "%s: %s", o->t.out, mb_error_last());
-        return -1;
-    }
+    if (mb_model_save(m, o->t.out)) return mb_cli_lib_error(DNA_PROG, o->t.out);
+    if (mb_optim_save(opt, optim_path)) return mb_cli_lib_error(DNA_PROG, optim_path);
     return 0;
 }
 
@@ -226,8 +224,12 @@ int dna_cmd_pretrain(int argc, char **argv)
     char *optim_path = mb_cli_optim_path(o.t.out);
     int log_failed = 0;
 
-    /* the model first (new, or the checkpoint to resume): a wrong
-     * checkpoint fails before any data is read */
+    /* outputs first: an unwritable --out or --log fails before any work */
+    if (!optim_path || mb_cli_check_writable(DNA_PROG, o.t.out) || mb_cli_check_writable(DNA_PROG, optim_path))
+        goto done;
+    if (!(logf = mb_cli_log_open(DNA_PROG, o.t.log, &log_failed)) && log_failed) goto done;
+    /* the model (new, or the checkpoint to resume): a wrong checkpoint
+     * fails before any data is read */
     if (!(ctx = mb_cli_ctx(DNA_PROG, &o.t))) goto done;
     if (o.t.resume) {
         if (!(m = dna_cmd_load_model(ctx, o.t.out, 0, 0))) goto done;
@@ -246,7 +248,7 @@ int dna_cmd_pretrain(int argc, char **argv)
         goto done;
     }
     if (o.t.resume && mb_optim_load(opt, optim_path)) {
-        mb_cli_error(DNA_PROG, "%s: %s", optim_path, mb_error_last());
+        mb_cli_lib_error(DNA_PROG, optim_path);
         goto done;
     }
     /* data: the training part, and the held-out part */
@@ -332,7 +334,6 @@ int dna_cmd_pretrain(int argc, char **argv)
             mb_model_num_params(m), mc->d_model, mc->n_layer, mc->d_state,
             mc->init == MB_INIT_S4D_LIN ? "complex" : "real", mb_ctx_name(ctx),
             step ? ", resuming" : "");
-    if (!(logf = mb_cli_log_open(DNA_PROG, o.t.log, &log_failed)) && log_failed) goto done;
     if (logf)
         fprintf(logf, "{\"event\": \"start\", \"step\": %lld, \"steps\": %lld, \"seq_len\": %lld, "
                       "\"batch\": %lld, \"params\": %zu, \"device\": \"%s\", \"val_bases\": %lld, "
