@@ -12,6 +12,25 @@
 #include <time.h>
 #include <unistd.h>
 
+int mb_cli_errf(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return -1;
+    int n = snprintf(err, errlen, "%s: ", path ? path : "(no file)");
+    if (n < 0) {
+        err[0] = '\0';
+        return -1;
+    }
+    if ((size_t)n < errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    for (char *c = err; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';
+    return -1;
+}
+
 void mb_cli_error(const char *prog, const char *fmt, ...)
 {
     va_list ap;

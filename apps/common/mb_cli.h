@@ -14,6 +14,13 @@
 
 #include "mamba.h"
 
+/* For input layers that report rather than print: writes "PATH: <fmt>"
+ * into err (when err is not NULL and errlen > 0; cut to fit), newlines
+ * turned into spaces so the message stays one line whatever the path or a
+ * library's text holds, and returns -1. */
+int mb_cli_errf(char *err, size_t errlen, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* Prints "PROG: error: <fmt>" and a newline on stderr. */
 void mb_cli_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mb_cli_warn(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -6,7 +6,7 @@
 #include <htslib/kseq.h>
 #include <htslib/kstring.h>
 
-#include "dna_err.h"
+#include "mb_cli.h"
 #include "dna_load.h"
 #include "dna_tok.h"
 
@@ -46,7 +46,7 @@ int dna_fasta_stream(htsFile *fp, const char *path, dna_store *st, char *err, si
             size_t b = a;
             while (b < n && s[b] != ' ' && s[b] != '\t') b++;
             if (b == a) {
-                dna_errf(err, errlen, path, "line %lld: FASTA header without a name",
+                mb_cli_errf(err, errlen, path, "line %lld: FASTA header without a name",
                          (long long)lineno);
                 goto done;
             }
@@ -55,7 +55,7 @@ int dna_fasta_stream(htsFile *fp, const char *path, dna_store *st, char *err, si
             continue; /* old-style FASTA comment */
         } else {
             if (st->nrec == 0) {
-                dna_errf(err, errlen, path,
+                mb_cli_errf(err, errlen, path,
                          "no FASTA header ('>') before sequence (line %lld)", (long long)lineno);
                 goto done;
             }
@@ -64,21 +64,21 @@ int dna_fasta_stream(htsFile *fp, const char *path, dna_store *st, char *err, si
     }
     if (r < -1) {
         if (compressed)
-            dna_errf(err, errlen, path, "truncated or corrupt gzip file (after %lld lines)",
+            mb_cli_errf(err, errlen, path, "truncated or corrupt gzip file (after %lld lines)",
                      (long long)lineno);
         else
-            dna_errf(err, errlen, path, "read error after %lld lines", (long long)lineno);
+            mb_cli_errf(err, errlen, path, "read error after %lld lines", (long long)lineno);
         goto done;
     }
     if (st->nrec == 0) {
-        dna_errf(err, errlen, path, "no sequences (no '>' record in the file)");
+        mb_cli_errf(err, errlen, path, "no sequences (no '>' record in the file)");
         goto done;
     }
     dna_store_shrink(st);
     rc = 0;
     goto done;
 oom:
-    dna_errf(err, errlen, path, "out of memory after %lld bases", (long long)st->ntok);
+    mb_cli_errf(err, errlen, path, "out of memory after %lld bases", (long long)st->ntok);
 done:
     free(line.s);
     return rc;

@@ -7,7 +7,7 @@
 
 #include <htslib/sam.h>
 
-#include "dna_err.h"
+#include "mb_cli.h"
 #include "dna_load.h"
 #include "dna_tok.h"
 
@@ -42,12 +42,12 @@ int dna_reads_load(htsFile *fp, const char *path, const dna_src_opts *o, dna_sto
     *skipped = 0;
 
     if (fmt == cram && o->reference && hts_set_fai_filename(fp, o->reference) != 0) {
-        dna_errf(err, errlen, path, "cannot use '%s' as the CRAM reference", o->reference);
+        mb_cli_errf(err, errlen, path, "cannot use '%s' as the CRAM reference", o->reference);
         goto done;
     }
     hdr = sam_hdr_read(fp);
     if (!hdr) {
-        dna_errf(err, errlen, path, "not a valid %s file (cannot read its header)", kind);
+        mb_cli_errf(err, errlen, path, "not a valid %s file (cannot read its header)", kind);
         goto done;
     }
     b = bam_init1();
@@ -72,17 +72,17 @@ int dna_reads_load(htsFile *fp, const char *path, const dna_src_opts *o, dna_sto
     }
     if (r < -1) {
         if (fmt == cram)
-            dna_errf(err, errlen, path,
+            mb_cli_errf(err, errlen, path,
                      "cannot decode CRAM record %lld (corrupt file, or the reference is "
                      "missing or wrong: give it with --reference)",
                      (long long)nread + 1);
         else
-            dna_errf(err, errlen, path, "truncated or corrupt %s file (after %lld records)", kind,
+            mb_cli_errf(err, errlen, path, "truncated or corrupt %s file (after %lld records)", kind,
                      (long long)nread);
         goto done;
     }
     if (st->nrec == 0) {
-        dna_errf(err, errlen, path, "no sequences (%lld records, none a primary read with bases)",
+        mb_cli_errf(err, errlen, path, "no sequences (%lld records, none a primary read with bases)",
                  (long long)nread);
         goto done;
     }
@@ -90,7 +90,7 @@ int dna_reads_load(htsFile *fp, const char *path, const dna_src_opts *o, dna_sto
     rc = 0;
     goto done;
 oom:
-    dna_errf(err, errlen, path, "out of memory after %lld reads", (long long)st->nrec);
+    mb_cli_errf(err, errlen, path, "out of memory after %lld reads", (long long)st->nrec);
 done:
     bam_destroy1(b);
     sam_hdr_destroy(hdr);

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dna_err.h"
+#include "mb_cli.h"
 #include "dna_seq.h"
 #include "dna_tok.h"
 
@@ -55,11 +55,11 @@ dna_sampler *dna_sampler_create(dna_set *set, const dna_ivals *iv, int64_t len, 
                                 size_t errlen)
 {
     if (len <= 0) {
-        dna_errf(err, errlen, "(sampler)", "window length %lld must be positive", (long long)len);
+        mb_cli_errf(err, errlen, "(sampler)", "window length %lld must be positive", (long long)len);
         return NULL;
     }
     if (iv->n == 0) {
-        dna_errf(err, errlen, "(sampler)", "the split has no intervals to draw windows from");
+        mb_cli_errf(err, errlen, "(sampler)", "the split has no intervals to draw windows from");
         return NULL;
     }
     dna_sampler *sm = calloc(1, sizeof *sm);
@@ -82,7 +82,7 @@ dna_sampler *dna_sampler_create(dna_set *set, const dna_ivals *iv, int64_t len, 
         int64_t at;
         const int64_t longest = dna_ivals_longest(iv, &at);
         const dna_ival *l = &iv->v[at];
-        dna_errf(err, errlen, path_of(set, l->rec),
+        mb_cli_errf(err, errlen, path_of(set, l->rec),
                  "no window of %lld bases fits in the split: its longest interval is %lld bases "
                  "(%s:%lld-%lld); use a shorter sequence length or a larger held-out part",
                  (long long)len, (long long)longest, dna_set_name(set, l->rec),
@@ -94,7 +94,7 @@ dna_sampler *dna_sampler_create(dna_set *set, const dna_ivals *iv, int64_t len, 
     return sm;
 oom:
     dna_sampler_free(sm);
-    dna_errf(err, errlen, "(sampler)", "out of memory");
+    mb_cli_errf(err, errlen, "(sampler)", "out of memory");
     return NULL;
 }
 
@@ -127,7 +127,7 @@ int dna_sampler_draw(dna_sampler *sm, uint64_t *rng, int rc_aug, int32_t *tokens
         if (w) *w = (dna_window){rec, start, sm->len, rc};
         return 0;
     }
-    return dna_errf(err, errlen, path_of(sm->set, rec),
+    return mb_cli_errf(err, errlen, path_of(sm->set, rec),
                     "%d windows of %lld bases in a row were more than half N (the last at "
                     "%s:%lld): the split is mostly unknown bases",
                     DNA_SAMPLE_MAX_TRIES, (long long)sm->len, dna_set_name(sm->set, rec),

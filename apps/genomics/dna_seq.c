@@ -8,7 +8,7 @@
 #include <htslib/faidx.h>
 #include <htslib/hts.h>
 
-#include "dna_err.h"
+#include "mb_cli.h"
 #include "dna_load.h"
 #include "dna_seq.h"
 #include "dna_store.h"
@@ -72,21 +72,21 @@ static int try_faidx(dna_src *s, int compression, dna_index_mode mode, char *err
          * lengths, a read-only folder): streaming still works. A present
          * index that does not load is the user's to fix. */
         if (!have) return 0;
-        return dna_errf(err, errlen, s->path,
+        return mb_cli_errf(err, errlen, s->path,
                         "cannot load its FASTA index (%s.fai%s): rebuild it with samtools faidx "
                         "or remove it",
                         s->path, compression == bgzf ? ", .gzi" : "");
     }
     int n = faidx_nseq(s->fai);
-    if (n <= 0) return dna_errf(err, errlen, s->path, "no sequences (its .fai index is empty)");
+    if (n <= 0) return mb_cli_errf(err, errlen, s->path, "no sequences (its .fai index is empty)");
     s->fai_name = malloc((size_t)n * sizeof *s->fai_name);
     s->fai_len = malloc((size_t)n * sizeof *s->fai_len);
-    if (!s->fai_name || !s->fai_len) return dna_errf(err, errlen, s->path, "out of memory");
+    if (!s->fai_name || !s->fai_len) return mb_cli_errf(err, errlen, s->path, "out of memory");
     for (int i = 0; i < n; i++) {
         s->fai_name[i] = faidx_iseq(s->fai, i);
         s->fai_len[i] = s->fai_name[i] ? fai_record_len(s->fai, s->fai_name[i]) : -1;
         if (s->fai_len[i] < 0)
-            return dna_errf(err, errlen, s->path, "record %d of its .fai index is unreadable",
+            return mb_cli_errf(err, errlen, s->path, "record %d of its .fai index is unreadable",
                             i + 1);
     }
     s->nrec = n;
@@ -111,9 +111,9 @@ static int has_suffix(const char *s, const char *suf)
 /* Content htslib does not recognise: say what the name promised. */
 static int bad_content(const char *path, char *err, size_t errlen)
 {
-    if (has_suffix(path, ".bam")) return dna_errf(err, errlen, path, "not a valid BAM file");
-    if (has_suffix(path, ".cram")) return dna_errf(err, errlen, path, "not a valid CRAM file");
-    return dna_errf(err, errlen, path, "not a FASTA, BAM or CRAM file (unrecognised content)");
+    if (has_suffix(path, ".bam")) return mb_cli_errf(err, errlen, path, "not a valid BAM file");
+    if (has_suffix(path, ".cram")) return mb_cli_errf(err, errlen, path, "not a valid CRAM file");
+    return mb_cli_errf(err, errlen, path, "not a FASTA, BAM or CRAM file (unrecognised content)");
 }
 
 dna_src *dna_src_open(const char *path, const dna_src_opts *o, char *err, size_t errlen)
@@ -124,13 +124,13 @@ dna_src *dna_src_open(const char *path, const dna_src_opts *o, char *err, size_t
         o = &def;
     }
     if (!path || !*path) {
-        dna_errf(err, errlen, "(empty path)", "no file name given");
+        mb_cli_errf(err, errlen, "(empty path)", "no file name given");
         return NULL;
     }
     dna_src *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(path))) {
         free(s);
-        dna_errf(err, errlen, path, "out of memory");
+        mb_cli_errf(err, errlen, path, "out of memory");
         return NULL;
     }
 
@@ -142,7 +142,7 @@ dna_src *dna_src_open(const char *path, const dna_src_opts *o, char *err, size_t
         if (e == ENOEXEC || e == 0)
             bad_content(path, err, errlen);
         else
-            dna_errf(err, errlen, path, "%s", strerror(e));
+            mb_cli_errf(err, errlen, path, "%s", strerror(e));
         goto fail;
     }
     const htsFormat *f = hts_get_format(fp);
@@ -152,7 +152,7 @@ dna_src *dna_src_open(const char *path, const dna_src_opts *o, char *err, size_t
 
     switch (f->format) {
     case empty_format:
-        dna_errf(err, errlen, path, "no sequences (empty file)");
+        mb_cli_errf(err, errlen, path, "no sequences (empty file)");
         goto fail;
     case fasta_format: {
         int compression = f->compression;
@@ -161,7 +161,7 @@ dna_src *dna_src_open(const char *path, const dna_src_opts *o, char *err, size_t
             int r = hts_close(fp);
             fp = NULL;
             if (r != 0) {
-                dna_errf(err, errlen, path, "read error");
+                mb_cli_errf(err, errlen, path, "read error");
                 goto fail;
             }
             r = try_faidx(s, compression, o->index_mode, err, errlen);
@@ -170,7 +170,7 @@ dna_src *dna_src_open(const char *path, const dna_src_opts *o, char *err, size_t
             errno = 0;
             fp = hts_open(path, "r");
             if (!fp) {
-                dna_errf(err, errlen, path, "%s", errno ? strerror(errno) : "cannot reopen");
+                mb_cli_errf(err, errlen, path, "%s", errno ? strerror(errno) : "cannot reopen");
                 goto fail;
             }
         }
@@ -198,13 +198,13 @@ dna_src *dna_src_open(const char *path, const dna_src_opts *o, char *err, size_t
         if (dna_fasta_stream(fp, path, &s->mem, err, errlen)) goto fail;
         break;
     default:
-        dna_errf(err, errlen, path, "is %s, not a FASTA, BAM or CRAM file", s->format);
+        mb_cli_errf(err, errlen, path, "is %s, not a FASTA, BAM or CRAM file", s->format);
         goto fail;
     }
     s->nrec = s->mem.nrec;
     if (hts_close(fp) != 0) {
         fp = NULL;
-        dna_errf(err, errlen, path, "read error (at close)");
+        mb_cli_errf(err, errlen, path, "read error (at close)");
         goto fail;
     }
     return s;
@@ -250,11 +250,11 @@ int dna_src_fetch(dna_src *s, int64_t rec, int64_t start, int64_t len, int32_t *
                   size_t errlen)
 {
     if (rec < 0 || rec >= s->nrec)
-        return dna_errf(err, errlen, s->path, "no record %lld (it has %lld)", (long long)rec,
+        return mb_cli_errf(err, errlen, s->path, "no record %lld (it has %lld)", (long long)rec,
                         (long long)s->nrec);
     const int64_t n = dna_src_len(s, rec);
     if (start < 0 || len < 0 || start > n || len > n - start)
-        return dna_errf(err, errlen, s->path, "range %lld-%lld is outside '%s' (length %lld)",
+        return mb_cli_errf(err, errlen, s->path, "range %lld-%lld is outside '%s' (length %lld)",
                         (long long)start, (long long)(start + len), dna_src_name(s, rec),
                         (long long)n);
     if (len == 0) return 0;
@@ -270,7 +270,7 @@ int dna_src_fetch(dna_src *s, int64_t rec, int64_t start, int64_t len, int32_t *
                                   (hts_pos_t)(start + len - 1), &got);
     if (!seq || got != len) {
         free(seq);
-        return dna_errf(err, errlen, s->path,
+        return mb_cli_errf(err, errlen, s->path,
                         "cannot read %s:%lld-%lld (truncated file, or a stale .fai index?)",
                         s->fai_name[rec], (long long)start, (long long)(start + len));
     }

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dna_err.h"
+#include "mb_cli.h"
 #include "dna_seq.h"
 
 typedef struct {
@@ -45,7 +45,7 @@ dna_set *dna_set_open(const char *const *paths, int npaths, const dna_src_opts *
                       size_t errlen)
 {
     if (npaths <= 0) {
-        dna_errf(err, errlen, "(inputs)", "no input files given");
+        mb_cli_errf(err, errlen, "(inputs)", "no input files given");
         return NULL;
     }
     dna_set *set = calloc(1, sizeof *set);
@@ -73,7 +73,7 @@ dna_set *dna_set_open(const char *const *paths, int npaths, const dna_src_opts *
     return set;
 
 oom:
-    dna_errf(err, errlen, npaths > 0 ? paths[0] : "(inputs)", "out of memory");
+    mb_cli_errf(err, errlen, npaths > 0 ? paths[0] : "(inputs)", "out of memory");
 fail:
     dna_set_close(set);
     return NULL;
@@ -139,7 +139,7 @@ int dna_set_fetch(dna_set *set, int64_t rec, int64_t start, int64_t len, int32_t
                   size_t errlen)
 {
     if (rec < 0 || rec >= dna_set_nrec(set))
-        return dna_errf(err, errlen, "(inputs)", "no record %lld (there are %lld)",
+        return mb_cli_errf(err, errlen, "(inputs)", "no record %lld (there are %lld)",
                         (long long)rec, (long long)dna_set_nrec(set));
     int i = src_of(set, rec);
     return dna_src_fetch(set->src[i], rec - set->base[i], start, len, out, err, errlen);

@@ -9,7 +9,7 @@
 #include <htslib/kseq.h>
 #include <htslib/kstring.h>
 
-#include "dna_err.h"
+#include "mb_cli.h"
 #include "dna_seq.h"
 
 static int push(dna_ivals *iv, int64_t *cap, int64_t rec, int64_t start, int64_t end)
@@ -49,7 +49,7 @@ int dna_split_fraction(const dna_set *set, double frac, dna_split *out, char *er
 {
     memset(out, 0, sizeof *out);
     if (!(frac >= 0.0 && frac <= 1.0)) /* also refuses NaN */
-        return dna_errf(err, errlen, "(split)", "validation fraction %g is not in [0, 1]", frac);
+        return mb_cli_errf(err, errlen, "(split)", "validation fraction %g is not in [0, 1]", frac);
     int64_t ct = 0, cv = 0;
     for (int64_t r = 0; r < dna_set_nrec(set); r++) {
         const int64_t len = dna_set_len(set, r);
@@ -61,7 +61,7 @@ int dna_split_fraction(const dna_set *set, double frac, dna_split *out, char *er
     return 0;
 oom:
     dna_split_free(out);
-    return dna_errf(err, errlen, "(split)", "out of memory");
+    return mb_cli_errf(err, errlen, "(split)", "out of memory");
 }
 
 /* ---- from a BED ---------------------------------------------------------- */
@@ -109,12 +109,12 @@ static int read_bed(const dna_set *set, const char *path, dna_ivals *val, char *
     htsFile *fp = hts_open(path, "r");
     if (!fp) {
         int e = errno;
-        return dna_errf(err, errlen, path, "%s",
+        return mb_cli_errf(err, errlen, path, "%s",
                         e && e != ENOEXEC ? strerror(e) : "not a BED file (unrecognised content)");
     }
     if (hts_get_format(fp)->category != unknown_category &&
         hts_get_format(fp)->format != bed) {
-        dna_errf(err, errlen, path, "not a BED file");
+        mb_cli_errf(err, errlen, path, "not a BED file");
         goto done;
     }
     while ((r = hts_getline(fp, KS_SEP_LINE, &line)) >= 0) {
@@ -126,44 +126,44 @@ static int read_bed(const dna_set *set, const char *path, dna_ivals *val, char *
             continue;
         int64_t beg, end;
         if (nf < 3 || parse_pos(f[1], &beg) || parse_pos(f[2], &end)) {
-            dna_errf(err, errlen, path, "line %lld: expected chrom, start, end (0-based integers)",
+            mb_cli_errf(err, errlen, path, "line %lld: expected chrom, start, end (0-based integers)",
                      (long long)lineno);
             goto done;
         }
         const int64_t rec = dna_set_find(set, f[0]);
         if (rec == -1) {
-            dna_errf(err, errlen, path, "line %lld: contig '%s' not in the inputs",
+            mb_cli_errf(err, errlen, path, "line %lld: contig '%s' not in the inputs",
                      (long long)lineno, f[0]);
             goto done;
         }
         if (rec == -2) {
-            dna_errf(err, errlen, path, "line %lld: contig '%s' is in the inputs more than once",
+            mb_cli_errf(err, errlen, path, "line %lld: contig '%s' is in the inputs more than once",
                      (long long)lineno, f[0]);
             goto done;
         }
         const int64_t len = dna_set_len(set, rec);
         if (beg > end || end > len) {
-            dna_errf(err, errlen, path, "line %lld: interval %lld-%lld is not inside '%s' (0-%lld)",
+            mb_cli_errf(err, errlen, path, "line %lld: interval %lld-%lld is not inside '%s' (0-%lld)",
                      (long long)lineno, (long long)beg, (long long)end, f[0], (long long)len);
             goto done;
         }
         if (end > beg && push(val, &cap, rec, beg, end)) {
-            dna_errf(err, errlen, path, "out of memory");
+            mb_cli_errf(err, errlen, path, "out of memory");
             goto done;
         }
     }
     if (r < -1) {
-        dna_errf(err, errlen, path, "read error after line %lld", (long long)lineno);
+        mb_cli_errf(err, errlen, path, "read error after line %lld", (long long)lineno);
         goto done;
     }
     if (val->n == 0) {
-        dna_errf(err, errlen, path, "no intervals");
+        mb_cli_errf(err, errlen, path, "no intervals");
         goto done;
     }
     rc = 0;
 done:
     free(line.s);
-    if (hts_close(fp) != 0 && rc == 0) rc = dna_errf(err, errlen, path, "read error (at close)");
+    if (hts_close(fp) != 0 && rc == 0) rc = mb_cli_errf(err, errlen, path, "read error (at close)");
     return rc;
 }
 
@@ -210,5 +210,5 @@ int dna_split_bed(const dna_set *set, const char *bed_path, dna_split *out, char
     return 0;
 oom:
     dna_split_free(out);
-    return dna_errf(err, errlen, bed_path, "out of memory");
+    return mb_cli_errf(err, errlen, bed_path, "out of memory");
 }

@@ -1,0 +1,28 @@
+/* The files under a folder, recursively, in a fixed order (internal to
+ * audio_set.c; its own file because it is the only POSIX-directory code). */
+#ifndef AUDIO_WALK_H
+#define AUDIO_WALK_H
+
+#include <stdint.h>
+
+#include "audio_set.h"
+
+typedef struct {
+    char *path; /* as it can be opened: root + "/" + rel */
+    char *rel;  /* relative to the root ("a/b.wav"); the basename for a file root */
+} audio_walk_entry;
+
+typedef struct {
+    audio_walk_entry *v;
+    int64_t n, cap;
+} audio_walk_list;
+
+/* Every non-hidden regular file under root (or root itself when it is a
+ * file), depth first, each folder's entries in strcmp order. Folders that
+ * cannot be listed are reported through warn and counted in *skipped.
+ * -1 when root cannot be opened or memory runs out. */
+int audio_walk(const char *root, audio_walk_list *out, audio_warn_fn warn, void *ud,
+               int64_t *skipped, char *err, size_t errlen);
+void audio_walk_free(audio_walk_list *l);
+
+#endif
