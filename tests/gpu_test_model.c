@@ -230,6 +230,102 @@ static void test_chunk_pooled(void **s)
     mb_model_free(mc), mb_model_free(mg);
 }
 
+/* ---- the SaShiMi U-Net ------------------------------------------------------
+ * forward_backward on the GPU against the CPU with the same weights (loss,
+ * stats, every gradient), and the recurrent step on the GPU against the
+ * GPU's parallel forward. */
+static mb_config small_sashimi(int cplx, int mlp)
+{
+    mb_config c;
+    mb_config_sashimi_default(&c);
+    c.d_model = 32;
+    c.n_layer = 2;
+    c.vocab_size = 11;
+    c.init = cplx ? MB_INIT_S4D_LIN : MB_INIT_S4D_REAL;
+    c.mlp = mlp;
+    return c;
+}
+
+static void sashimi_matches(int cplx, int mlp)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 700 + (uint64_t)(cplx * 2 + mlp));
+    mb_config cfg = small_sashimi(cplx, mlp);
+    mb_model *mc = mb_model_create(cpu, &cfg, 5), *mg = mb_model_create(gpu, &cfg, 5);
+    assert_non_null(mc);
+    assert_non_null(mg);
+    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
+    copy_weights(mg, mc);
+    const int B = 2, L = getenv("MB_GPU_TEST_SMALL") ? 64 : 320;
+    int32_t *tok = malloc(sizeof(int32_t) * B * L), *tgt = malloc(sizeof(int32_t) * B * L);
+    for (int i = 0; i < B * L; i++) {
+        tok[i] = (int32_t)mb_rng_below(&r, 11);
+        tgt[i] = i % 7 == 3 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(&r, 11);
+    }
+    mb_loss_stats sc = {0}, sg = {0};
+    mb_model_zero_grad(mc);
+    mb_model_zero_grad(mg);
+    assert_int_equal(mb_model_forward_backward(mc, tok, tgt, B, L, &sc), 0);
+    if (mb_model_forward_backward(mg, tok, tgt, B, L, &sg)) fail_msg("%s", mb_error_last());
+    const size_t n = mc->params.total;
+    float *g = malloc(n * 4);
+    assert_int_equal(mb_dev_download(gpu, g, mg->params.grad, n * 4), 0);
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < mc->params.n; i++) {
+        const mb_param *p = &mc->params.items[i];
+        double e = mb_test_rel_err(g + p->offset, mc->params.grad + p->offset, p->numel);
+        if (e > worst) worst = e, worst_name = p->name;
+    }
+    double el = fabs(sg.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
+    printf("# sashimi %s%s: loss rel err %.2e, count %lld/%lld, worst gradient %s %.2e\n",
+           cplx ? "complex" : "real", mlp ? " + mlp" : "", el, (long long)sg.count,
+           (long long)sc.count, worst_name, worst);
+    assert_true(sg.count == sc.count && sg.correct == sc.correct);
+    assert_true(el < 1e-5);
+    /* as the LM's: long sums in another order */
+    assert_true(worst < 1e-4);
+    free(g), free(tok), free(tgt);
+    mb_model_free(mc), mb_model_free(mg);
+}
+
+static void test_sashimi_real(void **s) { (void)s; sashimi_matches(0, 0); }
+static void test_sashimi_complex_mlp(void **s) { (void)s; sashimi_matches(1, 1); }
+
+static void test_sashimi_recurrent(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 799);
+    mb_config cfg = small_sashimi(1, 1);
+    mb_model *m = mb_model_create(gpu, &cfg, 3);
+    assert_non_null(m);
+    /* three coarse periods of 16 (two under the sanitizers: a step is many
+     * small launches, each instrumented) */
+    const int B = 2, L = getenv("MB_GPU_TEST_SMALL") ? 32 : 48, V = mb_config_vocab_padded(&cfg);
+    int32_t *tok = malloc(sizeof(int32_t) * B * L), col[2];
+    for (int i = 0; i < B * L; i++) tok[i] = (int32_t)mb_rng_below(&r, 11);
+    float *ref = malloc((size_t)B * L * V * 4), *got = malloc((size_t)B * L * V * 4), tmp[2 * 16];
+    assert_int_equal(mb_model_forward(m, tok, B, L, NULL, ref, NULL), 0);
+    mb_state *st = mb_state_create(m, B);
+    assert_non_null(st);
+    double worst = 0;
+    for (int t = 0; t < L; t++) {
+        for (int b = 0; b < B; b++) col[b] = tok[b * L + t];
+        if (mb_model_step(m, st, col, tmp)) fail_msg("%s", mb_error_last());
+        for (int b = 0; b < B; b++) {
+            memcpy(got + ((size_t)b * L + t) * V, tmp + b * V, V * 4);
+            worst = fmax(worst, mb_test_rel_err(tmp + b * V, ref + ((size_t)b * L + t) * V, V));
+        }
+    }
+    double e = mb_test_rel_err(got, ref, (size_t)B * L * V);
+    printf("# sashimi GPU step vs parallel forward: rel err %.2e (worst position %.2e)\n", e, worst);
+    assert_true(worst < 1e-5);
+    mb_state_free(st);
+    free(tok), free(ref), free(got);
+    mb_model_free(m);
+}
+
 int main(void)
 {
     int count = 0;
@@ -255,6 +351,9 @@ int main(void)
         cmocka_unit_test(test_classify_recompute),
         cmocka_unit_test(test_classify_recompute_chunks),
         cmocka_unit_test(test_chunk_pooled),
+        cmocka_unit_test(test_sashimi_real),
+        cmocka_unit_test(test_sashimi_complex_mlp),
+        cmocka_unit_test(test_sashimi_recurrent),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mb_ctx_free(gpu);

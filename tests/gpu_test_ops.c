@@ -451,7 +451,7 @@ static void test_conv1d(void **state)
 
 /* ---- activations and vector ops ------------------------------------------------ */
 
-static const char *act_name[] = {"silu", "softplus", "negexp"};
+static const char *act_name[] = {"silu", "softplus", "negexp", "gelu"};
 
 static void act_case(mb_rng *r, mb_act act, int M, int N, int ldx, int ldy)
 {
@@ -509,10 +509,35 @@ static void test_act(void **state)
     (void)state;
     mb_rng r;
     seed_rng(&r, 104);
-    for (int a = 0; a < 3; a++) {
+    for (int a = 0; a < 4; a++) {
         act_case(&r, (mb_act)a, 19, 43, 47, 50);
         act_case(&r, (mb_act)a, 1000, 1024, 1024, 1024);
     }
+}
+
+/* the row shift (UpPool's causal shift, its adjoint, strided copies) */
+static void test_shift_rows(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 105);
+    const int B = 3, L = 37, C = 45, lds = 50, ldd = 47;
+    const size_t ns = (size_t)B * L * lds, nd = (size_t)B * L * ldd;
+    float *src = h_uniform(&r, ns, -1, 1), *d_src = d_from(src, ns);
+    for (int shift = -1; shift <= 1; shift++) {
+        float *before = h_nan(nd), *cpu = h_copy(before, nd);
+        mb_shift_rows(g_cpu, B, L, C, shift, src, lds, cpu, ldd);
+        float *d_dst = d_new_nan(nd);
+        mb_shift_rows(g_gpu, B, L, C, shift, d_src, lds, d_dst, ldd);
+        float *gpu = h_from(d_dst, nd);
+        char what[64];
+        snprintf(what, sizeof what, "shift_rows %+d", shift);
+        check_view(what, gpu, cpu, before, (int64_t)B * L, C, ldd, 1e-12);
+        free(before), free(cpu), free(gpu);
+        d_free(d_dst);
+    }
+    free(src);
+    d_free(d_src);
 }
 
 static void test_vector_ops(void **state)
@@ -928,6 +953,7 @@ int main(void)
         cmocka_unit_test(test_context), cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_linear),  cmocka_unit_test(test_conv1d),
         cmocka_unit_test(test_act),     cmocka_unit_test(test_vector_ops),
+        cmocka_unit_test(test_shift_rows),
         cmocka_unit_test(test_norms),   cmocka_unit_test(test_embed),
         cmocka_unit_test(test_xent),    cmocka_unit_test(test_adamw),
     };

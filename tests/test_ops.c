@@ -513,7 +513,7 @@ static void test_conv1d(void **state)
 
 /* ---- activations and vector ops ----------------------------------------- */
 
-static const char *act_name[] = {"silu", "softplus", "negexp"};
+static const char *act_name[] = {"silu", "softplus", "negexp", "gelu"};
 
 static double act_ref(mb_act a, double x)
 {
@@ -521,6 +521,7 @@ static double act_ref(mb_act a, double x)
     case MB_ACT_SILU: return x / (1.0 + exp(-x));
     case MB_ACT_SOFTPLUS: return x > 20.0 ? x : log1p(exp(x));
     case MB_ACT_NEGEXP: return -exp(x);
+    case MB_ACT_GELU: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
     }
     return NAN;
 }
@@ -597,6 +598,44 @@ static void test_act(void **state)
     act_check(&r, MB_ACT_SILU);
     act_check(&r, MB_ACT_SOFTPLUS);
     act_check(&r, MB_ACT_NEGEXP);
+    act_check(&r, MB_ACT_GELU);
+}
+
+/* ---- row shift within sequences (the UpPool's causal shift) ---------------- */
+static void test_shift_rows(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 61);
+    const int B = 3, L = 5, C = 7, lds = 9, ldd = 11;
+    float *src = new_uniform(&r, (size_t)B * L * lds, -1, 1);
+    for (int shift = -2; shift <= 2; shift++) {
+        float *dst = new_const((size_t)B * L * ldd, NAN);
+        mb_shift_rows(g_ctx, B, L, C, shift, src, lds, dst, ldd);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < L; t++)
+                for (int j = 0; j < ldd; j++) {
+                    float got = dst[((size_t)b * L + t) * ldd + j];
+                    int ts = t - shift;
+                    if (j >= C)
+                        assert_true(isnan(got)); /* padding untouched */
+                    else if (ts < 0 || ts >= L)
+                        assert_true(got == 0.0f);
+                    else
+                        assert_true(got == src[((size_t)b * L + ts) * lds + j]);
+                }
+        free(dst);
+    }
+    /* +1 and -1 are each other's adjoint: <S x, y> == <x, S^T y> */
+    float *x = new_uniform(&r, (size_t)B * L * C, -1, 1), *y = new_uniform(&r, (size_t)B * L * C, -1, 1);
+    float *sx = new_const((size_t)B * L * C, 0), *sty = new_const((size_t)B * L * C, 0);
+    mb_shift_rows(g_ctx, B, L, C, 1, x, C, sx, C);
+    mb_shift_rows(g_ctx, B, L, C, -1, y, C, sty, C);
+    double a = 0, b2 = 0;
+    for (size_t i = 0; i < (size_t)B * L * C; i++) a += (double)sx[i] * y[i], b2 += (double)x[i] * sty[i];
+    printf("# shift adjoint: %.9f %.9f\n", a, b2);
+    assert_true(fabs(a - b2) < 1e-5);
+    free(src), free(x), free(y), free(sx), free(sty);
 }
 
 static void test_vector_ops(void **state)
@@ -1023,6 +1062,7 @@ int main(void)
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_conv1d),
         cmocka_unit_test(test_act),
+        cmocka_unit_test(test_shift_rows),
         cmocka_unit_test(test_vector_ops),
         cmocka_unit_test(test_norms),
         cmocka_unit_test(test_embed),

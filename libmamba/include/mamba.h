@@ -35,6 +35,10 @@ void mb_ctx_set_tf32(mb_ctx *ctx, int on);
 
 /* ---- model configuration: mamba_ssm's MambaConfig ----------------------- */
 typedef enum { MB_INIT_S4D_REAL = 0, MB_INIT_S4D_LIN = 1 } mb_ssm_init;
+/* Which network: the residual LM (mamba_ssm's MambaLMHeadModel), or the
+ * SaShiMi U-Net of Mamba blocks (Goel et al. 2022, "It's Raw!"). */
+typedef enum { MB_ARCH_LM = 0, MB_ARCH_SASHIMI = 1 } mb_arch;
+#define MB_MAX_POOL 4
 
 typedef struct {
     int d_model;
@@ -55,12 +59,37 @@ typedef struct {
      * 0 = no head (a plain LM). mb_model_create draws the head from a stream
      * of its own: the backbone is the LM's of the same seed. */
     int n_classes;
+
+    /* ---- the SaShiMi U-Net (arch MB_ARCH_SASHIMI); ignored by the LM ----
+     * embedding (vocab, d_model) -> for each stage s < n_pool: n_layer
+     * blocks at width D_s, then DownPool (reshape (L, D_s) to (L/p_s,
+     * p_s*D_s), linear to D_{s+1} = pool_expand * D_s) -> n_layer center
+     * blocks at the coarsest rate (plus a residual around them) -> for each
+     * stage back up: UpPool (linear D_{s+1} -> p_s*D_s, shifted right by one
+     * coarse step so the network stays causal, reshaped back to (L, D_s)),
+     * plus the skip (the DownPool's input), then n_layer blocks (plus a
+     * residual around them) -> RMSNorm -> untied head (vocab padded).
+     * A block is h = h + mixer(RMSNorm(h)), followed with mlp by
+     * h = h + W2 gelu(W1 RMSNorm(h) + b1) + b2 (hidden 2 * width). L must
+     * be a multiple of prod(pool). The mixers' dt_rank is ceil(D_s / 16)
+     * per stage (dt_rank must be left "auto"). Needs rms_norm, no
+     * classification head; tie_embeddings is ignored (always untied). */
+    mb_arch arch;
+    int n_pool;              /* stages joined by pooling, 1..MB_MAX_POOL */
+    int pool[MB_MAX_POOL];   /* pooling factor of each stage, >= 2 */
+    int pool_expand;         /* width factor per stage (default 2) */
+    int mlp;                 /* 1: an MLP block after each Mamba block */
 } mb_config;
 
 /* mamba_ssm's defaults (d_model 2560, n_layer 64, vocab 50277, N 16, K 4,
  * expand 2, RMSNorm, tied, pad to 8, no classification head); override what
  * you need. */
 void mb_config_default(mb_config *cfg);
+/* The small SaShiMi of issue 5 on top of mb_config_default: arch
+ * MB_ARCH_SASHIMI, d_model 64, n_layer 2 (blocks per stage and direction),
+ * vocab 256 (8-bit audio), pools {4, 4}, expand 2, d_state 16, untied head,
+ * no MLP blocks. */
+void mb_config_sashimi_default(mb_config *cfg);
 /* Resolve derived fields (dt_rank) and check ranges; -1 with a reason. */
 int mb_config_check(mb_config *cfg);
 int mb_config_vocab_padded(const mb_config *cfg);
@@ -73,7 +102,7 @@ const mb_config *mb_model_config(const mb_model *m);
 size_t mb_model_num_params(const mb_model *m);
 /* Keep only each layer's input during forward and recompute the layer inside
  * backward: activation memory of one layer instead of all. */
-void mb_model_set_recompute(mb_model *m, int on);
+void mb_model_set_recompute(mb_model *m, int on); /* ignored by sashimi models */
 /* With recompute, layer passes run over chunks of this many tokens of one
  * sequence, states carried, so activation memory follows the chunk, not
  * B * L (default 131072; 0 = whole sequences). Gradients are the same. */
@@ -114,6 +143,13 @@ void mb_state_free(mb_state *s);
 int mb_model_step(mb_model *m, mb_state *s, const int32_t *tokens, float *logits);
 int mb_model_forward_chunk(mb_model *m, mb_state *s, const int32_t *tokens, int L,
                            float *logits);
+/* SaShiMi models (cfg.arch MB_ARCH_SASHIMI) have a state too: per block its
+ * mixer state, per pooling the DownPool's buffer of p fine inputs and the
+ * UpPool's p up-projected rows of the last completed coarse step, so every
+ * stage steps at its own rate (step t gives the parallel forward's logits
+ * at position t). mb_model_forward_chunk on them runs the steps one after
+ * the other; mb_model_forward_chunk_pooled and the classification calls
+ * refuse them. */
 /* As mb_model_forward_chunk (logits may be NULL: the LM head is then not
  * computed), and ADDS to hsum (B, d_model) the sum over the chunk's L
  * positions of the final normed hidden state (the LM head's input). Summed

@@ -77,6 +77,7 @@ static int cls_ensure(mb_model *m, int B)
 
 static int cls_check(const mb_model *m, int B)
 {
+    if (m->sa) return mb_error_set("classification needs a mamba-lm model, not a sashimi-mamba one");
     if (m->p_cls_w < 0) return mb_error_set("model has no classification head");
     if (B < 1) return mb_error_set("empty batch (B=%d)", B);
     return 0;

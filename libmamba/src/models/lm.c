@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "models/lm.h"
+#include "models/sashimi.h"
 
 #define AL(n) (((n) + 15) & ~(size_t)15)
 
@@ -50,6 +51,7 @@ static int lm_register(mb_model *m)
 
 mb_model *mb_model_alloc(mb_ctx *ctx, const mb_config *cfg_in)
 {
+    if (cfg_in->arch == MB_ARCH_SASHIMI) return mb_sashimi_alloc(ctx, cfg_in);
     mb_config cfg = *cfg_in;
     if (mb_config_check(&cfg)) return NULL;
     mb_model *m = mb_calloc(1, sizeof *m, "model");
@@ -92,6 +94,7 @@ static void lm_acts_free(mb_model *m)
 void mb_model_free(mb_model *m)
 {
     if (!m) return;
+    mb_sashimi_free(m);
     lm_acts_free(m);
     mb_cls_free(m);
     mb_params_free(&m->params, m->ctx);
@@ -112,12 +115,15 @@ size_t mb_model_num_params(const mb_model *m)
 
 void mb_model_set_recompute(mb_model *m, int on)
 {
+    /* sashimi keeps every activation: audio crops are short */
+    if (m->sa) return;
     if (!!on != m->recompute) lm_acts_free(m); /* buffer layout changes */
     m->recompute = !!on;
 }
 
 void mb_model_set_recompute_chunk(mb_model *m, int tokens)
 {
+    if (m->sa) return;
     tokens = tokens < 0 ? 0 : tokens;
     /* a chunk must hold the conv's K-1 inputs that the next one reads */
     if (tokens > 0 && tokens < m->cfg.d_conv) tokens = m->cfg.d_conv;
@@ -159,7 +165,10 @@ mb_model *mb_model_create(mb_ctx *ctx, const mb_config *cfg, uint64_t seed)
         mb_model_free(m);
         return NULL;
     }
-    lm_init_weights(m, host, seed);
+    if (m->sa)
+        mb_sashimi_init_weights(m, host, seed);
+    else
+        lm_init_weights(m, host, seed);
     int rc = mb_dev_upload(ctx, m->params.data, host, m->params.total * sizeof(float));
     free(host);
     if (rc) {
@@ -344,6 +353,7 @@ static void lm_state_copy(mb_model *m, const mb_mixer_state *src, mb_mixer_state
 
 int mb_lm_forward_train(mb_model *m, const int32_t *tokens, int B, int L, int lm_head)
 {
+    if (m->sa) return mb_error_set("this call needs a mamba-lm model, not a sashimi-mamba one");
     if (B < 1 || L < 1) return mb_error_set("empty batch (B=%d, L=%d)", B, L);
     if (lm_check_tokens(m, tokens, (size_t)B * L, "token", 0) || lm_acts_ensure(m, B, L)) return -1;
     const int M = B * L, d = m->cfg.d_model;
@@ -396,6 +406,7 @@ static int lm_loss(mb_model *m, const int32_t *targets, int M, int want_grad, mb
 int mb_model_forward(mb_model *m, const int32_t *tokens, int B, int L, const int32_t *targets,
                      float *logits, mb_loss_stats *stats)
 {
+    if (m->sa) return mb_sashimi_forward(m, tokens, B, L, targets, logits, stats);
     if (mb_lm_forward_train(m, tokens, B, L, 1)) return -1;
     const size_t M = (size_t)B * L;
     if (logits && mb_dev_download(m->ctx, logits, m->logits, M * m->vocab_padded * sizeof(float)))
@@ -441,6 +452,7 @@ static int lm_layer_bwd_chunked(mb_model *m, int l, int B, int L)
 int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t *targets, int B,
                               int L, mb_loss_stats *stats)
 {
+    if (m->sa) return mb_sashimi_forward_backward(m, tokens, targets, B, L, stats);
     if (!targets) return mb_error_set("forward_backward needs targets");
     if (mb_lm_forward_train(m, tokens, B, L, 1) || lm_loss(m, targets, B * L, 1, stats)) return -1;
     const int M = B * L, d = m->cfg.d_model;
@@ -457,6 +469,7 @@ int mb_lm_backward_from_hf(mb_model *m, int B, int L)
     const mb_config *c = &m->cfg;
     const int M = B * L, d = c->d_model;
     mb_params *ps = &m->params;
+    if (m->sa) return mb_error_set("this call needs a mamba-lm model, not a sashimi-mamba one");
     if (m->act_B != B || m->act_L != L)
         return mb_error_set("internal: backward of %d x %d after a forward of %d x %d", B, L,
                             m->act_B, m->act_L);
@@ -542,6 +555,7 @@ static int lm_state_bufs(lm_state *s, int L)
 
 mb_state *mb_state_create(mb_model *m, int B)
 {
+    if (m->sa) return mb_sashimi_state_create(m, B);
     if (B < 1) {
         mb_error_set("state batch must be >= 1 (got %d)", B);
         return NULL;
@@ -570,6 +584,10 @@ mb_state *mb_state_create(mb_model *m, int B)
 void mb_state_reset(mb_state *st)
 {
     mb_model *m = st->model;
+    if (m->sa) {
+        mb_sashimi_state_reset(st);
+        return;
+    }
     size_t total = 0;
     for (int l = 0; l < m->cfg.n_layer; l++) total += mb_mixer_state_floats(&m->mixers[l], st->B);
     mb_dev_zero(m->ctx, st->buf, total * sizeof(float));
@@ -578,6 +596,10 @@ void mb_state_reset(mb_state *st)
 void mb_state_free(mb_state *st)
 {
     if (!st) return;
+    if (st->model->sa) {
+        mb_sashimi_state_free(st);
+        return;
+    }
     lm_state *s = (lm_state *)st;
     lm_state_bufs_free(s);
     mb_dev_free(st->model->ctx, st->buf);
@@ -592,6 +614,11 @@ static int lm_chunk_fwd(mb_model *m, mb_state *st, const int32_t *tokens, int L,
 {
     lm_state *s = (lm_state *)st;
     if (st->model != m) return mb_error_set("state belongs to another model");
+    if (m->sa) {
+        if (hsum)
+            return mb_error_set("pooled chunks need a mamba-lm model, not a sashimi-mamba one");
+        return mb_sashimi_forward_chunk(m, st, tokens, L, logits);
+    }
     if (L < 1) return mb_error_set("empty chunk");
     const int B = st->B, M = B * L;
     if (lm_check_tokens(m, tokens, (size_t)M, "token", 0) || lm_state_bufs(s, L)) return -1;
@@ -635,5 +662,9 @@ int mb_model_forward_chunk_pooled(mb_model *m, mb_state *st, const int32_t *toke
 
 int mb_model_step(mb_model *m, mb_state *st, const int32_t *tokens, float *logits)
 {
+    if (m->sa) {
+        if (st->model != m) return mb_error_set("state belongs to another model");
+        return mb_sashimi_step(m, st, tokens, logits);
+    }
     return mb_model_forward_chunk(m, st, tokens, 1, logits);
 }

@@ -8,6 +8,8 @@
 
 #include "nn/mixer.h"
 
+struct mb_sashimi; /* models/sashimi.h */
+
 struct mb_model {
     mb_ctx *ctx;
     mb_config cfg;
@@ -47,6 +49,11 @@ struct mb_model {
     float *dpooled;       /* (B, d): its gradient */
     float *cls_logits;    /* (B, n_classes), then their gradient */
     int32_t *cls_lab;     /* (B) labels */
+
+    /* cfg.arch MB_ARCH_SASHIMI: the U-Net (models/sashimi.c), which uses
+     * p_embed, p_norm_f_w and p_lm_head of the fields above and none of the
+     * LM's layers or buffers; NULL for the LM. */
+    struct mb_sashimi *sa;
 };
 
 /* Register tensors and allocate the parameter buffers (weights zeroed). */

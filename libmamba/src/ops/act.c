@@ -11,6 +11,9 @@ enum { MB_RED_CHUNKS = 64 };
 
 /* torch.nn.functional.softplus's default threshold */
 #define MB_SOFTPLUS_THRESHOLD 20.0f
+/* GELU, exact (erf) form as torch.nn.GELU() */
+#define MB_INV_SQRT2 0.70710678118654752f
+#define MB_INV_SQRT_2PI 0.39894228040143268f
 
 static inline float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -27,6 +30,9 @@ static void act_fwd_row(mb_act act, int N, const float *x, float *y)
         break;
     case MB_ACT_NEGEXP:
         for (int j = 0; j < N; j++) y[j] = -expf(x[j]);
+        break;
+    case MB_ACT_GELU:
+        for (int j = 0; j < N; j++) y[j] = 0.5f * x[j] * (1.0f + erff(x[j] * MB_INV_SQRT2));
         break;
     }
 }
@@ -46,6 +52,13 @@ static void act_bwd_row(mb_act act, int N, const float *x, const float *dy, floa
         break;
     case MB_ACT_NEGEXP:
         for (int j = 0; j < N; j++) dx[j] = dy[j] * -expf(x[j]);
+        break;
+    case MB_ACT_GELU:
+        for (int j = 0; j < N; j++) {
+            float cdf = 0.5f * (1.0f + erff(x[j] * MB_INV_SQRT2));
+            float pdf = expf(-0.5f * x[j] * x[j]) * MB_INV_SQRT_2PI;
+            dx[j] = dy[j] * (cdf + x[j] * pdf);
+        }
         break;
     }
 }

@@ -15,6 +15,9 @@
 
 /* torch.nn.functional.softplus's default threshold */
 #define MB_SOFTPLUS_THRESHOLD 20.0f
+/* GELU, exact (erf) form as torch.nn.GELU() */
+#define MB_INV_SQRT2 0.70710678118654752f
+#define MB_INV_SQRT_2PI 0.39894228040143268f
 
 static __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -22,6 +25,7 @@ template <int ACT> static __device__ __forceinline__ float act_fwd(float x)
 {
     if (ACT == MB_ACT_SILU) return x * sigmoid_f(x);
     if (ACT == MB_ACT_SOFTPLUS) return x > MB_SOFTPLUS_THRESHOLD ? x : log1pf(expf(x));
+    if (ACT == MB_ACT_GELU) return 0.5f * x * (1.0f + erff(x * MB_INV_SQRT2));
     return -expf(x); /* MB_ACT_NEGEXP */
 }
 
@@ -32,6 +36,11 @@ template <int ACT> static __device__ __forceinline__ float act_bwd(float x, floa
         return dy * (s * (1.0f + x * (1.0f - s)));
     }
     if (ACT == MB_ACT_SOFTPLUS) return x > MB_SOFTPLUS_THRESHOLD ? dy : dy * sigmoid_f(x);
+    if (ACT == MB_ACT_GELU) {
+        const float cdf = 0.5f * (1.0f + erff(x * MB_INV_SQRT2));
+        const float pdf = expf(-0.5f * x * x) * MB_INV_SQRT_2PI;
+        return dy * (cdf + x * pdf);
+    }
     return dy * -expf(x); /* MB_ACT_NEGEXP */
 }
 
@@ -76,6 +85,9 @@ extern "C" void mb_act_fwd_cuda(MB_OPS_ACT_FWD_ARGS)
     case MB_ACT_NEGEXP:
         act_fwd_kernel<MB_ACT_NEGEXP><<<grid, blk, 0, st->stream>>>(M, N, x, ldx, y, ldy);
         break;
+    case MB_ACT_GELU:
+        act_fwd_kernel<MB_ACT_GELU><<<grid, blk, 0, st->stream>>>(M, N, x, ldx, y, ldy);
+        break;
     default:
         mb_cuda_fail(ctx, "mb_act_fwd", "unknown activation", __FILE__, __LINE__);
         return;
@@ -101,6 +113,10 @@ extern "C" void mb_act_bwd_cuda(MB_OPS_ACT_BWD_ARGS)
     case MB_ACT_NEGEXP:
         act_bwd_kernel<MB_ACT_NEGEXP><<<grid, blk, 0, st->stream>>>(M, N, x, ldx, dy, lddy, dx,
                                                                      lddx);
+        break;
+    case MB_ACT_GELU:
+        act_bwd_kernel<MB_ACT_GELU><<<grid, blk, 0, st->stream>>>(M, N, x, ldx, dy, lddy, dx,
+                                                                   lddx);
         break;
     default:
         mb_cuda_fail(ctx, "mb_act_bwd", "unknown activation", __FILE__, __LINE__);

@@ -65,6 +65,11 @@ void mb_axpby(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y)
     DISPATCH_VOID(mb_axpby, ctx, n, a, x, b, y);
 }
 
+void mb_shift_rows(MB_OPS_SHIFT_ARGS)
+{
+    DISPATCH_VOID(mb_shift_rows, ctx, B, L, C, shift, src, lds, dst, ldd);
+}
+
 double mb_sumsq(mb_ctx *ctx, size_t n, const float *x) { DISPATCH_RET(mb_sumsq, ctx, n, x); }
 
 size_t mb_count_nonfinite(mb_ctx *ctx, size_t n, const float *x)

@@ -68,8 +68,9 @@ void mb_conv1d_state_update_cpu(MB_OPS_CONV_STATE_ARGS);
 /* ---- elementwise ---------------------------------------------------------
  * All act on (M, N) views with row strides; y may alias x. */
 /* SILU: x sigmoid(x). SOFTPLUS: log(1 + e^x), = x above 20 as torch does.
- * NEGEXP: -exp(x), which maps A_log to A. */
-typedef enum { MB_ACT_SILU = 0, MB_ACT_SOFTPLUS = 1, MB_ACT_NEGEXP = 2 } mb_act;
+ * NEGEXP: -exp(x), which maps A_log to A. GELU: x Phi(x), the exact (erf)
+ * form of torch.nn.GELU(). */
+typedef enum { MB_ACT_SILU = 0, MB_ACT_SOFTPLUS = 1, MB_ACT_NEGEXP = 2, MB_ACT_GELU = 3 } mb_act;
 #define MB_OPS_ACT_FWD_ARGS mb_ctx *ctx, mb_act act, int M, int N, const float *x, int ldx, \
     float *y, int ldy
 void mb_act_fwd(MB_OPS_ACT_FWD_ARGS);
@@ -82,6 +83,15 @@ void mb_act_bwd_cpu(MB_OPS_ACT_BWD_ARGS);
 /* y = a * x + b * y over n contiguous floats. */
 void mb_axpby(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y);
 void mb_axpby_cpu(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y);
+/* Rows shifted within each of B sequences of L rows of C floats:
+ * dst[b, t] = src[b, t - shift] where 0 <= t - shift < L, zeros elsewhere.
+ * Row (b, t) is at (b*L + t) * lds in src and (b*L + t) * ldd in dst; src
+ * and dst must not overlap. shift 0 is a strided copy (a column slice),
+ * +1 the UpPool's causal shift, -1 its backward. */
+#define MB_OPS_SHIFT_ARGS mb_ctx *ctx, int B, int L, int C, int shift, const float *src, \
+    int lds, float *dst, int ldd
+void mb_shift_rows(MB_OPS_SHIFT_ARGS);
+void mb_shift_rows_cpu(MB_OPS_SHIFT_ARGS);
 /* Sum of squares (accumulated in double), returned on the host. */
 double mb_sumsq(mb_ctx *ctx, size_t n, const float *x);
 double mb_sumsq_cpu(mb_ctx *ctx, size_t n, const float *x);
@@ -205,6 +215,7 @@ void mb_conv1d_state_update_cuda(MB_OPS_CONV_STATE_ARGS);
 void mb_act_fwd_cuda(MB_OPS_ACT_FWD_ARGS);
 void mb_act_bwd_cuda(MB_OPS_ACT_BWD_ARGS);
 void mb_axpby_cuda(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y);
+void mb_shift_rows_cuda(MB_OPS_SHIFT_ARGS);
 double mb_sumsq_cuda(mb_ctx *ctx, size_t n, const float *x);
 size_t mb_count_nonfinite_cuda(mb_ctx *ctx, size_t n, const float *x);
 void mb_rmsnorm_fwd_cuda(MB_OPS_RMS_FWD_ARGS);

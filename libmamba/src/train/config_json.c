@@ -75,7 +75,19 @@ char *mb_config_to_json(const mb_config *c)
         /* ours, and only when there is a head: an LM's config stays
          * exactly mamba_ssm's fields plus "arch" */
         if (c->n_classes > 0) ok &= mb_json_add_int(root, "n_classes", c->n_classes);
-        ok &= cJSON_AddStringToObject(root, "arch", "mamba-lm") != NULL;
+        if (c->arch == MB_ARCH_SASHIMI) {
+            /* ours: the U-Net's shape (mamba.h) */
+            cJSON *pool = cJSON_AddArrayToObject(root, "pool");
+            ok &= pool != NULL;
+            for (int s = 0; ok && s < c->n_pool; s++) {
+                cJSON *v = cJSON_CreateNumber(c->pool[s]);
+                ok &= v != NULL && cJSON_AddItemToArray(pool, v);
+            }
+            ok &= mb_json_add_int(root, "pool_expand", c->pool_expand);
+            ok &= mb_json_add_bool(root, "mlp", c->mlp);
+        }
+        ok &= cJSON_AddStringToObject(root, "arch", c->arch == MB_ARCH_SASHIMI ? "sashimi-mamba"
+                                                                              : "mamba-lm") != NULL;
     }
     char *s = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
@@ -212,12 +224,39 @@ static int mb_cfg_read_blocks(const cJSON *root)
     return 0;
 }
 
+/* "pool": [p0, p1, ...], "pool_expand", "mlp" of a sashimi-mamba config */
+static int mb_cfg_read_sashimi(const cJSON *root, mb_config *c)
+{
+    const cJSON *pool = cJSON_GetObjectItemCaseSensitive(root, "pool");
+    if (!cJSON_IsArray(pool)) return mb_error_set("config: a sashimi-mamba config needs \"pool\": an array of pooling factors");
+    int n = cJSON_GetArraySize(pool);
+    if (n < 1 || n > MB_MAX_POOL)
+        return mb_error_set("config: pool has %d factors, expected 1 to %d", n, MB_MAX_POOL);
+    c->arch = MB_ARCH_SASHIMI;
+    c->n_pool = n;
+    for (int s = 0; s < n; s++) {
+        const cJSON *v = cJSON_GetArrayItem(pool, s);
+        double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+        if (!(d >= 0 && d <= 1e6) || d != floor(d))
+            return mb_error_set("config: pool[%d] must be an integer", s);
+        c->pool[s] = (int)d;
+    }
+    return mb_cfg_int(root, "", "pool_expand", &c->pool_expand) ||
+                   mb_cfg_bool(root, "", "mlp", &c->mlp)
+               ? -1
+               : 0;
+}
+
 static int mb_cfg_read(const cJSON *root, mb_config *c)
 {
     const char *arch = NULL;
     if (mb_cfg_string(root, "", "arch", &arch)) return -1;
-    if (arch && strcmp(arch, "mamba-lm") != 0)
-        return mb_error_set("checkpoint is a '%s' model, not a mamba-lm", arch);
+    if (arch && strcmp(arch, "sashimi-mamba") == 0) {
+        if (mb_cfg_read_sashimi(root, c)) return -1;
+    } else if (arch && strcmp(arch, "mamba-lm") != 0) {
+        return mb_error_set("checkpoint is a '%s' model, not a mamba-lm (nor a sashimi-mamba)",
+                            arch);
+    }
     /* kernel choices in mamba_ssm: type-checked, but they do not change the maths in fp32 */
     int residual_in_fp32 = 1, fused_add_norm = 0;
     if (mb_cfg_read_blocks(root) || mb_cfg_read_ssm(root, c) ||

@@ -1,0 +1,509 @@
+/* The SaShiMi U-Net of Mamba blocks on the CPU: gradients of every tensor
+ * by finite differences, the pooling modules alone, causality, the
+ * recurrent step (each stage at its own rate) against the parallel
+ * forward, checkpoints, errors, and a tiny model that learns. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/sashimi.h"
+#include "train/optim.h"
+#include "testutil.h"
+
+static mb_config tiny_sashimi(int cplx, int mlp)
+{
+    mb_config c;
+    mb_config_sashimi_default(&c);
+    c.d_model = 8;
+    c.n_layer = 1;
+    c.vocab_size = 16;
+    c.d_state = 3;
+    c.pool[0] = 2;
+    c.pool[1] = 2;
+    c.init = cplx ? MB_INIT_S4D_LIN : MB_INIT_S4D_REAL;
+    c.mlp = mlp;
+    return c;
+}
+
+/* every weight perturbed (away from init's 1s and 0s), and dt biases giving
+ * delta of 0.3..1 so A_log and dt gradients are large enough for fp32
+ * differences (as test_model does) */
+static void jitter(mb_model *m, mb_rng *r, float amount)
+{
+    for (size_t i = 0; i < m->params.total; i++)
+        m->params.data[i] += amount * (float)(2 * mb_rng_uniform(r) - 1);
+    const struct mb_sashimi *sa = m->sa;
+    for (int k = 0; k < (2 * sa->S + 1) * sa->n; k++) {
+        const mb_mixer *mx = &sa->layers[k].mixer;
+        float *b = mb_param_data(&m->params, mx->p_dt_b);
+        for (int i = 0; i < mx->d_inner; i++) b[i] = -1.f + (float)mb_rng_uniform(r);
+    }
+}
+
+/* Finite differences of one tensor at up to `checks` entries, each at eps
+ * and eps/2: their disagreement estimates the difference's own error
+ * (rounding, curvature) and only what exceeds three times it counts.
+ * Tensors whose gradient rms is under `floor` are too small for fp32 and
+ * skipped (the mixer's own float64 check is test_golden's). */
+static double fd_tensor(const char *what, mb_test_loss_fn f, void *ud, float *x, const float *g,
+                        size_t n, size_t checks, double floor, double eps)
+{
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
+    if (sqrt(ss / (double)n) < floor) {
+        printf("# grad check %-40s rms %.1e under the fp32 floor\n", what, sqrt(ss / (double)n));
+        return 0;
+    }
+    if (checks > n) checks = n;
+    double num = 0, den = 0;
+    for (size_t c = 0; c < checks; c++) {
+        size_t i = checks == n ? c : (size_t)((double)c * (double)n / (double)checks);
+        double fd[2];
+        for (int k = 0; k < 2; k++) {
+            float orig = x[i];
+            double h = (k ? eps / 2 : eps) * fmax(1.0, fabs(orig));
+            volatile float xp = orig + (float)h, xm = orig - (float)h;
+            x[i] = xp;
+            double fp = f(ud);
+            x[i] = xm;
+            double fm = f(ud);
+            x[i] = orig;
+            fd[k] = (fp - fm) / ((double)xp - (double)xm);
+        }
+        double err = fabs(fd[0] - g[i]), allow = 3 * fabs(fd[0] - fd[1]);
+        num += fmax(0.0, err - allow) * fmax(0.0, err - allow);
+        den += fd[0] * fd[0];
+    }
+    double e = den > 0 ? sqrt(num / den) : sqrt(num);
+    printf("# grad check %-40s n=%-5zu checked=%-3zu rel err %.3e\n", what, n, checks, e);
+    return e;
+}
+
+typedef struct {
+    mb_model *m;
+    int B, L;
+    int32_t *tok, *tgt;
+} model_case;
+
+static double model_loss(void *ud)
+{
+    model_case *c = ud;
+    mb_loss_stats st = {0};
+    assert_int_equal(mb_model_forward(c->m, c->tok, c->B, c->L, c->tgt, NULL, &st), 0);
+    return st.loss_sum / (double)st.count;
+}
+
+static void make_tokens(mb_rng *r, model_case *c, int vocab)
+{
+    size_t M = (size_t)c->B * c->L;
+    c->tok = malloc(M * sizeof(int32_t));
+    c->tgt = malloc(M * sizeof(int32_t));
+    for (size_t i = 0; i < M; i++) {
+        c->tok[i] = (int32_t)mb_rng_below(r, (uint32_t)vocab);
+        c->tgt[i] = i % 5 == 2 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(r, (uint32_t)vocab);
+    }
+}
+
+/* ---- whole U-Net: every tensor ---------------------------------------------- */
+static void model_grad(int cplx, int mlp)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 10 + 2 * cplx + mlp);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_sashimi(cplx, mlp);
+    model_case c = {.m = mb_model_create(ctx, &cfg, 5), .B = 2, .L = 16};
+    assert_non_null(c.m);
+    jitter(c.m, &r, 0.2f);
+    make_tokens(&r, &c, cfg.vocab_size);
+    mb_loss_stats st = {0};
+    mb_model_zero_grad(c.m);
+    assert_int_equal(mb_model_forward_backward(c.m, c.tok, c.tgt, c.B, c.L, &st), 0);
+    float *g = malloc(c.m->params.total * 4);
+    memcpy(g, c.m->params.grad, c.m->params.total * 4);
+    double worst = 0;
+    int checked = 0;
+    for (int i = 0; i < c.m->params.n; i++) {
+        const mb_param *p = &c.m->params.items[i];
+        char what[160];
+        snprintf(what, sizeof what, "%s%s %s", cplx ? "C" : "R", mlp ? "+mlp" : "", p->name);
+        double e = fd_tensor(what, model_loss, &c, c.m->params.data + p->offset, g + p->offset,
+                             p->numel, 16, 3e-4, 3e-3);
+        worst = fmax(worst, e);
+        checked++;
+    }
+    /* the same bound as test_model's whole LM: a wiring error is O(1) */
+    printf("# %s%s sashimi: %d tensors, worst gradient error %.3e\n", cplx ? "complex" : "real",
+           mlp ? " + mlp" : "", checked, worst);
+    assert_true(worst < 3e-2);
+    free(g), free(c.tok), free(c.tgt);
+    mb_model_free(c.m);
+    mb_ctx_free(ctx);
+}
+
+static void test_grad_real(void **s) { (void)s; model_grad(0, 0); }
+static void test_grad_complex(void **s) { (void)s; model_grad(1, 0); }
+static void test_grad_real_mlp(void **s) { (void)s; model_grad(0, 1); }
+static void test_grad_complex_mlp(void **s) { (void)s; model_grad(1, 1); }
+
+/* ---- the pooling modules alone ------------------------------------------------ */
+typedef struct {
+    mb_ctx *ctx;
+    mb_params ps;
+    mb_pool p;
+    int up, B, L; /* L: fine length */
+    float *x, *y, *tmp, *w;
+} pool_case;
+
+static double pool_loss(void *ud)
+{
+    pool_case *c = ud;
+    size_t ny;
+    if (c->up) {
+        mb_uppool_fwd(c->ctx, &c->p, &c->ps, c->B, c->L / c->p.pool, c->x, c->tmp, c->y);
+        ny = (size_t)c->B * c->L * c->p.d_fine;
+    } else {
+        mb_downpool_fwd(c->ctx, &c->p, &c->ps, c->B, c->L, c->x, c->y);
+        ny = (size_t)c->B * (c->L / c->p.pool) * c->p.d_coarse;
+    }
+    return mb_test_dot(c->y, c->w, ny);
+}
+
+static void pool_grad(int up)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 40 + up);
+    pool_case c = {.ctx = mb_ctx_create("cpu"), .up = up, .B = 2, .L = 12};
+    const int d = 5, p = 3, dc = 7;
+    int rc = up ? mb_uppool_register(&c.p, &c.ps, "up.0.pool", d, p, dc)
+                : mb_downpool_register(&c.p, &c.ps, "down.0.pool", d, p, dc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(mb_params_alloc(&c.ps, c.ctx), 0);
+    mb_test_fill(&r, c.ps.data, c.ps.total, -1, 1);
+    const int Lc = c.L / p;
+    const size_t nx = up ? (size_t)c.B * Lc * dc : (size_t)c.B * c.L * d;
+    const size_t ny = up ? (size_t)c.B * c.L * d : (size_t)c.B * Lc * dc;
+    c.x = malloc(nx * 4), c.y = malloc(ny * 4), c.w = malloc(ny * 4), c.tmp = malloc(ny * 4);
+    float *dx = malloc(nx * 4), *tmp2 = malloc(ny * 4);
+    mb_test_fill(&r, c.x, nx, -1, 1);
+    mb_test_fill(&r, c.w, ny, -1, 1);
+    pool_loss(&c);
+    if (up) {
+        /* the shift: coarse step 0's rows are zeros, step k's are the
+         * projection of step k-1 */
+        for (int b = 0; b < c.B; b++)
+            for (int j = 0; j < p * d; j++) assert_true(c.y[(size_t)b * c.L * d + j] == 0.f);
+        mb_uppool_bwd(c.ctx, &c.p, &c.ps, c.B, Lc, c.x, c.w, tmp2, dx, 0.f);
+    } else {
+        mb_downpool_bwd(c.ctx, &c.p, &c.ps, c.B, c.L, c.x, c.w, dx, 0.f);
+    }
+    const char *nm = up ? "UpPool" : "DownPool";
+    char what[64];
+    snprintf(what, sizeof what, "%s input", nm);
+    assert_true(mb_test_grad_check(what, pool_loss, &c, c.x, dx, nx, 200, 1e-3) < 1e-3);
+    snprintf(what, sizeof what, "%s weight", nm);
+    assert_true(mb_test_grad_check(what, pool_loss, &c, mb_param_data(&c.ps, c.p.p_w),
+                                   mb_param_grad(&c.ps, c.p.p_w), c.ps.items[c.p.p_w].numel, 200,
+                                   1e-3) < 1e-3);
+    snprintf(what, sizeof what, "%s bias", nm);
+    assert_true(mb_test_grad_check(what, pool_loss, &c, mb_param_data(&c.ps, c.p.p_b),
+                                   mb_param_grad(&c.ps, c.p.p_b), c.ps.items[c.p.p_b].numel, 200,
+                                   1e-3) < 1e-3);
+    if (up) {
+        /* the last coarse step feeds nothing: its input gets no gradient */
+        for (int b = 0; b < c.B; b++)
+            for (int j = 0; j < dc; j++) assert_true(dx[((size_t)b * Lc + Lc - 1) * dc + j] == 0.f);
+    }
+    free(c.x), free(c.y), free(c.w), free(c.tmp), free(dx), free(tmp2);
+    mb_params_free(&c.ps, c.ctx);
+    mb_ctx_free(c.ctx);
+}
+
+static void test_downpool_grad(void **s) { (void)s; pool_grad(0); }
+static void test_uppool_grad(void **s) { (void)s; pool_grad(1); }
+
+/* ---- causality: token t changes no logit before t ----------------------------- */
+static void test_causal(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 50);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_sashimi(0, 1);
+    cfg.pool[1] = 3;
+    model_case c = {.m = mb_model_create(ctx, &cfg, 7), .B = 1, .L = 24};
+    assert_non_null(c.m);
+    jitter(c.m, &r, 0.1f);
+    make_tokens(&r, &c, cfg.vocab_size);
+    const int V = c.m->vocab_padded, L = c.L;
+    float *ref = malloc((size_t)L * V * 4), *got = malloc((size_t)L * V * 4);
+    assert_int_equal(mb_model_forward(c.m, c.tok, 1, L, NULL, ref, NULL), 0);
+    for (int t = 0; t < L; t++) {
+        int32_t old = c.tok[t];
+        c.tok[t] = (old + 1 + (int32_t)mb_rng_below(&r, 15)) % 16;
+        assert_int_equal(mb_model_forward(c.m, c.tok, 1, L, NULL, got, NULL), 0);
+        c.tok[t] = old;
+        double before = 0, at = 0;
+        for (size_t i = 0; i < (size_t)t * V; i++) before = fmax(before, fabs(got[i] - ref[i]));
+        for (size_t i = (size_t)t * V; i < (size_t)(t + 1) * V; i++) at = fmax(at, fabs(got[i] - ref[i]));
+        if (before != 0 || at == 0)
+            fail_msg("token %d: logits before it moved by %.3e, at it by %.3e", t, before, at);
+    }
+    printf("# changing token t moves no logit before t (all %d positions), and moves t's\n", L);
+    free(ref), free(got), free(c.tok), free(c.tgt);
+    mb_model_free(c.m);
+    mb_ctx_free(ctx);
+}
+
+/* ---- recurrent step == parallel forward ---------------------------------------- */
+static void step_vs_forward(int cplx, int mlp, int p0, int p1)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 60 + 2 * cplx + mlp);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_sashimi(cplx, mlp);
+    cfg.d_model = 16;
+    cfg.n_layer = 2;
+    cfg.pool[0] = p0;
+    cfg.pool[1] = p1;
+    const int period = p0 * p1;
+    model_case c = {.m = mb_model_create(ctx, &cfg, 9), .B = 2, .L = 4 * period};
+    assert_non_null(c.m);
+    jitter(c.m, &r, 0.1f);
+    make_tokens(&r, &c, cfg.vocab_size);
+    const int V = c.m->vocab_padded, B = c.B, L = c.L;
+    const size_t n = (size_t)B * L * V;
+    float *ref = malloc(n * 4), *got = malloc(n * 4), *tmp = malloc(n * 4);
+    int32_t *col = malloc((size_t)B * L * sizeof(int32_t));
+    assert_int_equal(mb_model_forward(c.m, c.tok, B, L, NULL, ref, NULL), 0);
+    mb_state *st = mb_state_create(c.m, B);
+    assert_non_null(st);
+    double worst_pos = 0;
+    for (int t = 0; t < L; t++) {
+        for (int b = 0; b < B; b++) col[b] = c.tok[b * L + t];
+        assert_int_equal(mb_model_step(c.m, st, col, tmp), 0);
+        for (int b = 0; b < B; b++) {
+            float *dst = got + ((size_t)b * L + t) * V;
+            memcpy(dst, tmp + (size_t)b * V, V * 4);
+            double e = mb_test_rel_err(dst, ref + ((size_t)b * L + t) * V, V);
+            worst_pos = fmax(worst_pos, e);
+        }
+    }
+    double e_step = mb_test_rel_err(got, ref, n);
+    /* uneven chunks (steps inside) after a reset give the same again */
+    mb_state_reset(st);
+    const int cuts[4] = {0, 3, period + 1, L};
+    for (int k = 0; k < 3; k++) {
+        int len = cuts[k + 1] - cuts[k];
+        for (int b = 0; b < B; b++) memcpy(col + (size_t)b * len, c.tok + (size_t)b * L + cuts[k], len * 4);
+        assert_int_equal(mb_model_forward_chunk(c.m, st, col, len, tmp), 0);
+        for (int b = 0; b < B; b++)
+            memcpy(got + ((size_t)b * L + cuts[k]) * V, tmp + (size_t)b * len * V, (size_t)len * V * 4);
+    }
+    double e_chunk = mb_test_rel_err(got, ref, n);
+    printf("# %s%s pools {%d, %d}: step vs forward %.2e (worst position %.2e), chunks %.2e\n",
+           cplx ? "complex" : "real", mlp ? " + mlp" : "", p0, p1, e_step, worst_pos, e_chunk);
+    assert_true(worst_pos < 1e-5);
+    assert_true(e_chunk < 1e-5);
+    mb_state_free(st);
+    free(ref), free(got), free(tmp), free(col), free(c.tok), free(c.tgt);
+    mb_model_free(c.m);
+    mb_ctx_free(ctx);
+}
+
+static void test_step_real(void **s) { (void)s; step_vs_forward(0, 0, 2, 2); }
+static void test_step_complex_mlp(void **s) { (void)s; step_vs_forward(1, 1, 4, 2); }
+static void test_step_real_mlp(void **s) { (void)s; step_vs_forward(0, 1, 3, 4); }
+
+/* ---- checkpoints and errors ------------------------------------------------------ */
+static void test_save_load(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 70);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_sashimi(1, 1);
+    cfg.pool[1] = 4;
+    cfg.pool_expand = 3;
+    cfg.n_pool = 2;
+    model_case c = {.m = mb_model_create(ctx, &cfg, 3), .B = 2, .L = 16};
+    assert_non_null(c.m);
+    jitter(c.m, &r, 0.1f);
+    make_tokens(&r, &c, cfg.vocab_size);
+    /* the documented names */
+    const char *names[] = {"backbone.embedding.weight", "down.0.layers.0.norm.weight",
+                           "down.0.layers.0.mixer.in_proj.weight", "down.0.layers.0.mlp.fc1.weight",
+                           "down.1.pool.linear.weight", "center.layers.0.mixer.A_imag",
+                           "up.1.pool.linear.bias", "up.0.layers.0.mlp_norm.weight",
+                           "norm_f.weight", "lm_head.weight"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (mb_params_find(&c.m->params, names[i]) < 0) fail_msg("no tensor %s", names[i]);
+    const mb_param *dp = &c.m->params.items[mb_params_find(&c.m->params, "down.1.pool.linear.weight")];
+    assert_true(dp->shape[0] == 8 * 9 && dp->shape[1] == 4 * 8 * 3);
+    char path[256];
+    mb_test_tmp_path(path, sizeof path, "sashimi.safetensors");
+    assert_int_equal(mb_model_save(c.m, path), 0);
+    mb_model *m2 = mb_model_load(ctx, path);
+    if (!m2) fail_msg("%s", mb_error_last());
+    const mb_config *c2 = mb_model_config(m2);
+    assert_int_equal(c2->arch, MB_ARCH_SASHIMI);
+    assert_int_equal(c2->n_pool, 2);
+    assert_int_equal(c2->pool[0], 2);
+    assert_int_equal(c2->pool[1], 4);
+    assert_int_equal(c2->pool_expand, 3);
+    assert_int_equal(c2->mlp, 1);
+    assert_int_equal(c2->init, MB_INIT_S4D_LIN);
+    assert_int_equal(mb_model_num_params(m2), mb_model_num_params(c.m));
+    const size_t n = (size_t)c.B * c.L * c.m->vocab_padded;
+    float *a = malloc(n * 4), *b = malloc(n * 4);
+    assert_int_equal(mb_model_forward(c.m, c.tok, c.B, c.L, NULL, a, NULL), 0);
+    assert_int_equal(mb_model_forward(m2, c.tok, c.B, c.L, NULL, b, NULL), 0);
+    assert_memory_equal(a, b, n * 4);
+    /* an optimizer over it works as for the LM */
+    mb_optim_config oc;
+    mb_optim_config_default(&oc);
+    mb_optim *o = mb_optim_create(m2, &oc);
+    assert_non_null(o);
+    assert_int_equal(mb_model_forward_backward(m2, c.tok, c.tgt, c.B, c.L, NULL), 0);
+    float gn = 0;
+    assert_int_equal(mb_optim_step(o, &gn, NULL), 0);
+    assert_true(gn > 0 && isfinite(gn));
+    mb_optim_free(o);
+    /* LM-only calls refuse it, in one line */
+    int32_t lab[2] = {0, 1};
+    assert_int_equal(mb_model_classify(m2, c.tok, c.B, c.L, lab, NULL, NULL), -1);
+    assert_non_null(strstr(mb_error_last(), "needs a mamba-lm model"));
+    assert_null(mb_model_load_classifier(ctx, path, 3, 1));
+    assert_non_null(strstr(mb_error_last(), "no classification head"));
+    mb_state *st = mb_state_create(m2, 2);
+    float hs[2 * 8] = {0};
+    assert_int_equal(mb_model_forward_chunk_pooled(m2, st, c.tok, 1, NULL, hs), -1);
+    assert_non_null(strstr(mb_error_last(), "mamba-lm"));
+    mb_state_free(st);
+    /* recompute is ignored (sashimi keeps its activations): forward still runs */
+    mb_model_set_recompute(m2, 1);
+    assert_int_equal(mb_model_forward(m2, c.tok, c.B, c.L, NULL, b, NULL), 0);
+    remove(path);
+    free(a), free(b), free(c.tok), free(c.tgt);
+    mb_model_free(m2);
+    mb_model_free(c.m);
+    mb_ctx_free(ctx);
+}
+
+static void test_errors(void **s)
+{
+    (void)s;
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_sashimi(0, 0);
+    mb_model *m = mb_model_create(ctx, &cfg, 1);
+    assert_non_null(m);
+    int32_t tok[12] = {0};
+    /* L must be a multiple of prod(pool) = 4 */
+    assert_int_equal(mb_model_forward(m, tok, 1, 6, NULL, NULL, NULL), -1);
+    printf("# %s\n", mb_error_last());
+    assert_non_null(strstr(mb_error_last(), "sequence length 6 is not a multiple of 4"));
+    assert_null(strchr(mb_error_last(), '\n'));
+    tok[3] = 16;
+    assert_int_equal(mb_model_forward(m, tok, 1, 8, NULL, NULL, NULL), -1);
+    assert_non_null(strstr(mb_error_last(), "outside the vocabulary"));
+    mb_model_free(m);
+    static const struct {
+        int n_pool, p0, expand, rms, dt_rank;
+        const char *want;
+    } bad[] = {
+        {0, 2, 2, 1, 0, "n_pool 0 out of range"},
+        {5, 2, 2, 1, 0, "n_pool 5 out of range"},
+        {2, 1, 2, 1, 0, "pool[0] is 1"},
+        {2, 2, 0, 1, 0, "pool_expand 0 out of range"},
+        {2, 2, 2, 0, 0, "need rms_norm"},
+        {2, 2, 2, 1, 7, "dt_rank \"auto\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mb_config c = tiny_sashimi(0, 0);
+        c.n_pool = bad[i].n_pool;
+        c.pool[0] = bad[i].p0;
+        c.pool_expand = bad[i].expand;
+        c.rms_norm = bad[i].rms;
+        c.dt_rank = bad[i].dt_rank;
+        assert_null(mb_model_create(ctx, &c, 1));
+        printf("# %s\n", mb_error_last());
+        assert_non_null(strstr(mb_error_last(), bad[i].want));
+        assert_null(strchr(mb_error_last(), '\n'));
+    }
+    /* an LM still loads as an LM (arch defaults to mamba-lm) */
+    mb_config lc;
+    mb_config_default(&lc);
+    lc.d_model = 8, lc.n_layer = 1, lc.vocab_size = 5;
+    mb_model *lm = mb_model_create(ctx, &lc, 1);
+    char path[256];
+    mb_test_tmp_path(path, sizeof path, "lm.safetensors");
+    assert_int_equal(mb_model_save(lm, path), 0);
+    mb_model *l2 = mb_model_load(ctx, path);
+    assert_non_null(l2);
+    assert_int_equal(mb_model_config(l2)->arch, MB_ARCH_LM);
+    assert_null(l2->sa);
+    remove(path);
+    mb_model_free(lm), mb_model_free(l2);
+    mb_ctx_free(ctx);
+}
+
+/* ---- a tiny model learns a repeating pattern ------------------------------------ */
+static void test_learns(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, 1234);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_sashimi(0, 0);
+    cfg.d_model = 16;
+    mb_model *m = mb_model_create(ctx, &cfg, 2);
+    assert_non_null(m);
+    mb_optim_config oc;
+    mb_optim_config_default(&oc);
+    oc.lr = 5e-3f;
+    oc.warmup_steps = 20;
+    oc.weight_decay = 0.f;
+    mb_optim *o = mb_optim_create(m, &oc);
+    /* a fixed random pattern of period 7 (no multiple of the pooling), at a
+     * random phase per sequence: after the first period, every token is
+     * determined by the context */
+    int32_t pat[7];
+    for (int i = 0; i < 7; i++) pat[i] = (int32_t)mb_rng_below(&r, 16);
+    const int B = 8, L = 32, steps = 250;
+    int32_t tok[8 * 32], tgt[8 * 32];
+    double first = 0, last = 0;
+    for (int it = 0; it < steps; it++) {
+        for (int b = 0; b < B; b++) {
+            int ph = (int)mb_rng_below(&r, 7);
+            for (int t = 0; t < L; t++) {
+                tok[b * L + t] = pat[(ph + t) % 7];
+                tgt[b * L + t] = t < 7 ? MB_IGNORE_INDEX : pat[(ph + t + 1) % 7];
+            }
+        }
+        mb_loss_stats st = {0};
+        assert_int_equal(mb_model_forward_backward(m, tok, tgt, B, L, &st), 0);
+        assert_int_equal(mb_optim_step(o, NULL, NULL), 0);
+        double loss = st.loss_sum / (double)st.count;
+        if (it == 0) first = loss;
+        if (it >= steps - 10) last += loss / 10;
+    }
+    printf("# sashimi learns a period-7 pattern: loss %.3f -> %.3f (uniform %.3f)\n", first, last,
+           log(16.0));
+    assert_true(last < 0.25 * log(16.0));
+    mb_optim_free(o);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_downpool_grad),  cmocka_unit_test(test_uppool_grad),
+        cmocka_unit_test(test_grad_real),      cmocka_unit_test(test_grad_complex),
+        cmocka_unit_test(test_grad_real_mlp),  cmocka_unit_test(test_grad_complex_mlp),
+        cmocka_unit_test(test_causal),         cmocka_unit_test(test_step_real),
+        cmocka_unit_test(test_step_complex_mlp), cmocka_unit_test(test_step_real_mlp),
+        cmocka_unit_test(test_save_load),      cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_learns),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
