@@ -15,10 +15,12 @@
 #   test_gpu   ctest -L gpu                                              (120 s)
 #   test_cpu   ctest -L cpu -E test_learn                                (120 s)
 #   memcheck   each tests/gpu_test_* under compute-sanitizer memcheck    (120 s)
-#   racecheck  each tests/gpu_test_* under compute-sanitizer racecheck   (200 s)
+#   racecheck  each tests/gpu_test_* under compute-sanitizer racecheck   (300 s)
 #   bench      build-gpu/bench/bench_gpu [--quick]                       (150 s)
 #   dna        scripts/gpu_dna.sh: mamba-dna pretrain (1M context), score,
 #              classify on the genome set, when data/genomes/out is here (330 s)
+#   audio      scripts/gpu_audio.sh: bench_audio on the GPU, mamba-audio
+#              train / generate / eval on the bundled digits             (200 s)
 # A whole run stays inside $GPU_CHECK_BUDGET seconds (default 540): a stage
 # gets at most what is left, less what the benchmark needs, and is SKIPPED
 # when too little is left.
@@ -28,7 +30,7 @@
 # sanitizers slow kernels 10-100x). Exit code 77 from a suite means "no GPU".
 #
 # Output: everything goes to stdout and $OUT/gpu_check.log; each stage also
-# to its own log (1_env.log .. 7_dna.log; at the end 1-5 are packed into
+# to its own log (1_env.log .. 8_audio.log; at the end 1-5 are packed into
 # stage_logs.tar.gz), gpu_dna.sh's metrics to dna_metrics.jsonl, and the
 # closing table to $OUT/summary.txt. The last lines printed are the summary
 # table (stage, status, seconds). Exit 0 when no stage failed or timed out.
@@ -269,7 +271,7 @@ main() {
         record racecheck "SKIP($MODE)" 0 "$(elapsed)"
     else
         stage memcheck 120 "$BENCH_CAP" 5_sanitizer.log "sanitize_all memcheck"
-        stage racecheck 200 "$BENCH_CAP" 5_sanitizer.log "sanitize_all racecheck"
+        stage racecheck 300 "$BENCH_CAP" 5_sanitizer.log "sanitize_all racecheck"
     fi
     stage bench "$BENCH_CAP" 0 6_bench.log "$bench"
     # the tools on the GPU, when the genome set was carried along
@@ -277,6 +279,9 @@ main() {
         stage dna 330 0 7_dna.log "bash scripts/gpu_dna.sh $BUILD"
     else
         record dna "SKIP(no genomes)" 0 "$(elapsed)"
+    fi
+    if [ "$MODE" != quick ]; then
+        stage audio 200 0 8_audio.log "bash scripts/gpu_audio.sh $BUILD"
     fi
 
     # keep the stage logs under the 16 MiB limit of a returned file (gpu_check.log

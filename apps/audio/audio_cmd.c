@@ -1,0 +1,158 @@
+/* What the mamba-audio commands share (audio_cmd.h). */
+#include "audio_cmd.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *meta_path(const char *model)
+{
+    const size_t n = strlen(model);
+    char *p = malloc(n + 7);
+    if (p) {
+        memcpy(p, model, n);
+        memcpy(p + n, ".audio", 7);
+    }
+    return p;
+}
+
+int audio_meta_read(const char *model, audio_meta *m)
+{
+    m->rate = AUDIO_RATE_DEFAULT;
+    m->quant = AUDIO_Q_MULAW;
+    char *path = meta_path(model);
+    if (!path) {
+        mb_cli_error(AUDIO_PROG, "out of memory");
+        return -1;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        free(path);
+        return 0; /* a bare checkpoint: the defaults */
+    }
+    char key[32], val[32];
+    int rc = 0, line = 0;
+    while (rc == 0 && fscanf(f, "%31s %31s", key, val) == 2) {
+        line++;
+        char *end;
+        if (strcmp(key, "rate") == 0) {
+            long r = strtol(val, &end, 10);
+            if (*end || r < 1000 || r > 384000) rc = -1;
+            else m->rate = (int)r;
+        } else if (strcmp(key, "quant") == 0) {
+            if (audio_quant_parse(val, &m->quant)) rc = -1;
+        } else rc = -1;
+    }
+    if (rc == 0 && !feof(f)) rc = -1;
+    if (rc) mb_cli_error(AUDIO_PROG, "%s: bad line %d (expected 'rate N' or 'quant mulaw|linear')", path, line + 1);
+    fclose(f);
+    free(path);
+    return rc;
+}
+
+int audio_meta_write(const char *model, const audio_meta *m, mb_cli_outfile *of)
+{
+    char *path = meta_path(model);
+    if (!path) {
+        mb_cli_error(AUDIO_PROG, "out of memory");
+        return -1;
+    }
+    const int r = mb_cli_outfile_open(AUDIO_PROG, of, path);
+    free(path);
+    if (r) return -1;
+    if (fprintf(of->f, "rate %d\nquant %s\n", m->rate, audio_quant_name(m->quant)) < 0) {
+        mb_cli_write_error(AUDIO_PROG, of->path);
+        mb_cli_outfile_discard(of);
+        return -1;
+    }
+    return 0;
+}
+
+mb_model *audio_cmd_load_model(mb_ctx *ctx, const char *path)
+{
+    mb_model *m = mb_model_load(ctx, path);
+    if (!m) {
+        mb_cli_lib_error(AUDIO_PROG, path);
+        return NULL;
+    }
+    const mb_config *c = mb_model_config(m);
+    if (c->arch != MB_ARCH_SASHIMI || c->vocab_size != AUDIO_NCLASS) {
+        mb_cli_error(AUDIO_PROG, "%s: not a mamba-audio model (a %s of %d tokens, not a SaShiMi U-Net of %d "
+                                 "sample classes)",
+                     path, c->arch == MB_ARCH_SASHIMI ? "SaShiMi U-Net" : "language model", c->vocab_size,
+                     AUDIO_NCLASS);
+        mb_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void print_warning(const char *line, void *ud)
+{
+    (void)ud;
+    mb_cli_warn(AUDIO_PROG, "%s", line);
+}
+
+audio_set *audio_cmd_load_set(const char *path, const audio_set_opts *o)
+{
+    char err[512];
+    audio_set *s = audio_set_load(path, o, print_warning, NULL, err, sizeof err);
+    if (!s) mb_cli_error(AUDIO_PROG, "%s", err);
+    return s;
+}
+
+int audio_cmd_nll(mb_model *m, const audio_set *set, const audio_window *w, int64_t nw, int64_t B, int64_t L,
+                  double *bits, int64_t *count)
+{
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)(B * L));
+    int32_t *tgt = malloc(sizeof(int32_t) * (size_t)(B * L));
+    uint8_t *buf = malloc((size_t)L + 1);
+    double nats = 0;
+    int64_t cnt = 0;
+    int rc = 0;
+    if (!tok || !tgt || !buf) {
+        mb_cli_error(AUDIO_PROG, "out of memory");
+        rc = -1;
+    }
+    for (int64_t w0 = 0; rc == 0 && w0 < nw; w0 += B) {
+        for (int64_t b = 0; b < B; b++) {
+            const int64_t k = w0 + b < nw ? w0 + b : w0; /* repeats fill the last pass */
+            audio_set_window_fetch(set, &w[k], buf);
+            for (int64_t t = 0; t < L; t++) {
+                tok[b * L + t] = buf[t];
+                /* padding predicts nothing; repeats are not counted */
+                tgt[b * L + t] = (t + 1 >= w[k].pad && w0 + b < nw) ? buf[t + 1] : MB_IGNORE_INDEX;
+            }
+        }
+        mb_loss_stats st = {0};
+        if (mb_model_forward(m, tok, (int)B, (int)L, tgt, NULL, &st)) {
+            mb_cli_lib_error(AUDIO_PROG, NULL);
+            rc = -1;
+            break;
+        }
+        nats += st.loss_sum;
+        cnt += st.count;
+    }
+    free(tok);
+    free(tgt);
+    free(buf);
+    if (rc == 0) {
+        *bits = cnt ? nats / (double)cnt / AUDIO_LN2 : NAN;
+        *count = cnt;
+    }
+    return rc;
+}
+
+double audio_cmd_unigram_bits(const int64_t fit[AUDIO_NCLASS], const int64_t eval[AUDIO_NCLASS])
+{
+    double tot = 0, bits = 0;
+    int64_t n = 0;
+    for (int c = 0; c < AUDIO_NCLASS; c++) tot += (double)fit[c];
+    for (int c = 0; c < AUDIO_NCLASS; c++) {
+        if (!eval[c]) continue;
+        bits -= (double)eval[c] * log2(((double)fit[c] + 1.0) / (tot + AUDIO_NCLASS));
+        n += eval[c];
+    }
+    return n ? bits / (double)n : NAN;
+}

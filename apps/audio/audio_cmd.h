@@ -1,0 +1,58 @@
+/* mamba-audio's commands and what they share: the model's audio settings
+ * (sample rate, quantizer) kept beside its checkpoint, loading a
+ * mamba-audio checkpoint, a dataset with its warnings printed, and the NLL
+ * of a model over fixed windows. Each command lives in audio_<cmd>.c and
+ * returns the process exit code (0 ok, 1 failure, 2 usage). */
+#ifndef AUDIO_CMD_H
+#define AUDIO_CMD_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "audio_io.h"
+#include "audio_quant.h"
+#include "audio_set.h"
+#include "mamba.h"
+#include "mb_cli.h"
+
+#define AUDIO_PROG "mamba-audio"
+#define AUDIO_DEFAULT_MODEL "mamba-audio.safetensors"
+#define AUDIO_LN2 0.69314718055994530942
+
+int audio_cmd_train(int argc, char **argv);
+int audio_cmd_generate(int argc, char **argv);
+int audio_cmd_eval(int argc, char **argv);
+
+/* What a waveform model needs besides its weights: written as MODEL.audio
+ * ("rate 16000", "quant mulaw" lines) when the model is saved. */
+typedef struct {
+    int rate;
+    audio_quant quant;
+} audio_meta;
+
+/* MODEL.audio into m (defaults 16 kHz mu-law when the file is missing);
+ * -1 after an error line when it exists but does not parse. */
+int audio_meta_read(const char *model, audio_meta *m);
+/* Opens MODEL.audio's temporary file and writes it; commit it with
+ * mb_cli_outfile_commit once the model is saved. -1 after an error line. */
+int audio_meta_write(const char *model, const audio_meta *m, mb_cli_outfile *of);
+
+/* A mamba-audio checkpoint on ctx: refuses (one error line) what is not a
+ * checkpoint or is another tool's model (not a SaShiMi U-Net of 256 classes). */
+mb_model *audio_cmd_load_model(mb_ctx *ctx, const char *path);
+
+/* A folder (or one file) as a dataset; each skipped file is printed as
+ * "mamba-audio: warning: FILE: what"; NULL after an error line. */
+audio_set *audio_cmd_load_set(const char *path, const audio_set_opts *o);
+
+/* Mean NLL in bits per sample of m over windows of L + 1 classes (input L,
+ * next-sample targets; padding is not scored), B windows a forward pass
+ * (the last pass padded with repeats). -1 after an error line. */
+int audio_cmd_nll(mb_model *m, const audio_set *set, const audio_window *w, int64_t nw, int64_t B, int64_t L,
+                  double *bits, int64_t *count);
+
+/* Bits per sample of the samples counted in `eval` under the unigram
+ * distribution of `fit` (add-one smoothing): the baseline to beat. */
+double audio_cmd_unigram_bits(const int64_t fit[AUDIO_NCLASS], const int64_t eval[AUDIO_NCLASS]);
+
+#endif

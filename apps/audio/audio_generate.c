@@ -1,0 +1,226 @@
+/* mamba-audio generate: autoregressive audio from a trained model in
+ * recurrent step mode (constant time and memory per sample; the pooled
+ * stages step at their own rate), several clips at once, optionally
+ * continuing a recording. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audio_cmd.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " AUDIO_PROG " generate --model MODEL --out OUT.wav [options]\n"
+            "\n"
+            "Generates audio one sample at a time with a model from '" AUDIO_PROG " train', in\n"
+            "recurrent step mode: constant time and memory per sample. --n clips are made at\n"
+            "once (a batch); each is written as a 16-bit PCM WAV at the model's rate: OUT.wav\n"
+            "for one clip, OUT_1.wav .. OUT_N.wav for several. With --prompt, each clip\n"
+            "starts with that recording (at the model's rate, quantized as in training) and\n"
+            "continues it; the written file holds the prompt and the continuation.\n"
+            "\n"
+            "options:\n"
+            "  --model MODEL      checkpoint from '" AUDIO_PROG " train' (required)\n"
+            "  --out OUT.wav      output path (required)\n"
+            "  --n N              clips generated at once [1]\n"
+            "  --seconds S        length of each continuation [2]\n"
+            "  --temperature T    divides the logits; lower is more conservative [1]\n"
+            "  --top-p P          nucleus sampling: only the most likely classes holding P\n"
+            "                     of the probability [1 = off]\n"
+            "  --prompt WAV       continue this recording (any format libsndfile reads)\n"
+            "  --seed N           seed of the sampling [1]\n"
+            "  --device D         cpu, cuda or cuda:N [cpu]\n"
+            "  --threads N        CPU threads, 0 = all cores [0]\n"
+            "\n"
+            "Example: " AUDIO_PROG " generate --model digits.safetensors --n 4 --seconds 1 --out digit.wav\n");
+}
+
+/* one class from softmax(z / T) over the first V entries, restricted to the
+ * nucleus holding top_p of the probability */
+static int sample_class(const float *z, int V, double T, double top_p, uint64_t *rng, double *p, int *idx)
+{
+    double mx = -INFINITY;
+    for (int k = 0; k < V; k++) mx = z[k] > mx ? z[k] : mx;
+    double s = 0;
+    for (int k = 0; k < V; k++) s += (p[k] = exp(((double)z[k] - mx) / T));
+    for (int k = 0; k < V; k++) p[k] /= s;
+    int n = V;
+    if (top_p < 1.0) {
+        for (int k = 0; k < V; k++) idx[k] = k;
+        /* a partial selection sort: only the nucleus is ordered */
+        double cum = 0;
+        n = 0;
+        while (n < V && cum < top_p) {
+            int best = n;
+            for (int k = n + 1; k < V; k++) best = p[idx[k]] > p[idx[best]] ? k : best;
+            const int tmp = idx[n];
+            idx[n] = idx[best], idx[best] = tmp;
+            cum += p[idx[n++]];
+        }
+        const double u = (double)(audio_rng_next(rng) >> 11) * 0x1.0p-53 * cum;
+        double c = 0;
+        for (int k = 0; k < n; k++)
+            if ((c += p[idx[k]]) > u) return idx[k];
+        return idx[n - 1];
+    }
+    const double u = (double)(audio_rng_next(rng) >> 11) * 0x1.0p-53;
+    double c = 0;
+    for (int k = 0; k < V; k++)
+        if ((c += p[k]) > u) return k;
+    return V - 1;
+}
+
+/* OUT.wav -> OUT_3.wav (before the extension, or at the end) */
+static char *clip_path(const char *out, int i)
+{
+    const size_t n = strlen(out);
+    const char *dot = strrchr(out, '.'), *slash = strrchr(out, '/');
+    const size_t stem = (dot && (!slash || dot > slash)) ? (size_t)(dot - out) : n;
+    char *p = malloc(n + 24);
+    if (p) snprintf(p, n + 24, "%.*s_%d%s", (int)stem, out, i, out + stem);
+    return p;
+}
+
+int audio_cmd_generate(int argc, char **argv)
+{
+    mb_cli_train t;
+    mb_cli_train_default(&t);
+    const char *model = NULL, *out = NULL, *prompt = NULL;
+    int64_t n = 1;
+    double seconds = 2, temp = 1, top_p = 1;
+    enum { O_MODEL = 256, O_OUT, O_N, O_SEC, O_TEMP, O_TOPP, O_PROMPT, O_SEED, O_DEV, O_THR };
+    static const struct option opts[] = {
+        {"model", 1, 0, O_MODEL}, {"out", 1, 0, O_OUT}, {"n", 1, 0, O_N}, {"seconds", 1, 0, O_SEC},
+        {"temperature", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP}, {"prompt", 1, 0, O_PROMPT},
+        {"seed", 1, 0, O_SEED}, {"device", 1, 0, O_DEV}, {"threads", 1, 0, O_THR},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int c, bad = 0;
+    optind = 1;
+    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL: model = optarg; break;
+        case O_OUT: out = optarg; break;
+        case O_N: bad = mb_cli_parse_int(AUDIO_PROG, "--n", optarg, 1, 4096, &n); break;
+        case O_SEC: bad = mb_cli_parse_real(AUDIO_PROG, "--seconds", optarg, 0.0, 86400.0, &seconds); break;
+        case O_TEMP: bad = mb_cli_parse_real(AUDIO_PROG, "--temperature", optarg, 1e-3, 100.0, &temp); break;
+        case O_TOPP: bad = mb_cli_parse_real(AUDIO_PROG, "--top-p", optarg, 1e-6, 1.0, &top_p); break;
+        case O_PROMPT: prompt = optarg; break;
+        case O_SEED: bad = mb_cli_parse_int(AUDIO_PROG, "--seed", optarg, 0, INT64_MAX, &t.seed); break;
+        case O_DEV: t.device = optarg; break;
+        case O_THR: bad = mb_cli_parse_int(AUDIO_PROG, "--threads", optarg, 0, 4096, &t.threads); break;
+        case 'h': usage(stdout); return 0;
+        default: bad = 1;
+        }
+    }
+    if (!bad && optind < argc) {
+        mb_cli_error(AUDIO_PROG, "generate: unexpected argument '%s'", argv[optind]);
+        bad = 1;
+    }
+    if (!bad && (!model || !out)) {
+        mb_cli_error(AUDIO_PROG, "generate needs --model and --out");
+        bad = 1;
+    }
+    if (bad) {
+        fprintf(stderr, "Try '" AUDIO_PROG " generate --help'.\n");
+        return 2;
+    }
+
+    int rc = 1;
+    char err[512];
+    audio_meta meta;
+    mb_ctx *ctx = NULL;
+    mb_model *m = NULL;
+    mb_state *st = NULL;
+    float *pf = NULL, *lg = NULL, *wav = NULL;
+    uint8_t *pc = NULL, *cls = NULL;
+    int32_t *tok = NULL;
+    double *p = NULL;
+    int *idx = NULL;
+    char **paths = calloc((size_t)n, sizeof(char *));
+    int64_t np = 0;
+    if (!paths) goto oom;
+    /* every output path must be writable before any work */
+    for (int64_t i = 0; i < n; i++) {
+        paths[i] = n == 1 ? strdup(out) : clip_path(out, (int)i + 1);
+        if (!paths[i]) goto oom;
+        if (mb_cli_check_writable(AUDIO_PROG, paths[i])) goto done;
+    }
+    if (!(ctx = mb_cli_ctx(AUDIO_PROG, &t)) || !(m = audio_cmd_load_model(ctx, model)) || audio_meta_read(model, &meta))
+        goto done;
+    if (prompt) {
+        if (audio_read(prompt, meta.rate, &pf, &np, NULL, err, sizeof err)) {
+            mb_cli_error(AUDIO_PROG, "%s", err);
+            goto done;
+        }
+        if (!(pc = malloc((size_t)np + 1))) goto oom;
+        audio_encode_buf(meta.quant, pf, np, pc);
+    }
+    const int64_t gen = (int64_t)llround(seconds * meta.rate), total = np + gen;
+    const int V = AUDIO_NCLASS, Vp = mb_config_vocab_padded(mb_model_config(m));
+    if (!(st = mb_state_create(m, (int)n))) {
+        mb_cli_error(AUDIO_PROG, "recurrent state: %s", mb_error_last());
+        goto done;
+    }
+    if (!(lg = malloc(sizeof(float) * (size_t)(n * Vp))) || !(tok = malloc(sizeof(int32_t) * (size_t)n)) ||
+        !(cls = malloc((size_t)(n * (total > 0 ? total : 1)))) || !(p = malloc(sizeof(double) * V)) ||
+        !(idx = malloc(sizeof(int) * V)) || !(wav = malloc(sizeof(float) * (size_t)(total > 0 ? total : 1))))
+        goto oom;
+    uint64_t rng = (uint64_t)t.seed * 0x9e3779b97f4a7c15ULL + 0x5eed;
+    mb_cli_catch_interrupt();
+    const double t0 = mb_cli_now();
+    double t_print = t0;
+    /* the first input is silence: what precedes a recording */
+    for (int64_t b = 0; b < n; b++) tok[b] = AUDIO_SILENCE;
+    int64_t s = 0;
+    for (; s < total && !mb_cli_interrupted(); s++) {
+        if (mb_model_step(m, st, tok, lg)) {
+            mb_cli_lib_error(AUDIO_PROG, model);
+            goto done;
+        }
+        for (int64_t b = 0; b < n; b++) {
+            const int y = s < np ? pc[s] : sample_class(lg + b * Vp, V, temp, top_p, &rng, p, idx);
+            cls[b * total + s] = (uint8_t)y;
+            tok[b] = y;
+        }
+        const double now = mb_cli_now();
+        if (now - t_print >= 5.0) {
+            const double sps = (double)(s + 1) / (now - t0);
+            char eta[32];
+            mb_cli_duration((double)(total - s - 1) / sps, eta, sizeof eta);
+            fprintf(stderr, "sample %lld/%lld  %.0f samples/s a clip (x%lld clips), %.3fx real time  ETA %s\n",
+                    (long long)(s + 1), (long long)total, sps, (long long)n, sps / meta.rate, eta);
+            t_print = now;
+        }
+    }
+    if (mb_cli_interrupted()) {
+        mb_cli_error(AUDIO_PROG, "interrupted at sample %lld of %lld; nothing written", (long long)s, (long long)total);
+        rc = 130;
+        goto done;
+    }
+    const double secs = mb_cli_now() - t0;
+    for (int64_t b = 0; b < n; b++) {
+        audio_decode_buf(meta.quant, cls + b * total, total, wav);
+        if (audio_write_wav(paths[b], wav, total, meta.rate, err, sizeof err)) {
+            mb_cli_error(AUDIO_PROG, "%s", err);
+            goto done;
+        }
+    }
+    const double sps = secs > 0 ? (double)total / secs : 0;
+    printf("generate: %lld clip%s of %.2f s at %d Hz (%s), %.0f samples/s a clip, %.0f in all, %.3fx real time "
+           "a clip: %s%s\n",
+           (long long)n, n > 1 ? "s" : "", (double)total / meta.rate, meta.rate, audio_quant_name(meta.quant), sps,
+           sps * (double)n, sps / meta.rate, paths[0], n > 1 ? " ..." : "");
+    rc = 0;
+    goto done;
+oom:
+    mb_cli_error(AUDIO_PROG, "out of memory");
+done:
+    for (int64_t i = 0; paths && i < n; i++) free(paths[i]);
+    free(paths);
+    free(pf), free(pc), free(cls), free(lg), free(tok), free(p), free(idx), free(wav);
+    mb_state_free(st);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+    return rc;
+}

@@ -1,0 +1,373 @@
+/* mamba-audio train: a SaShiMi U-Net of Mamba blocks on random crops of a
+ * folder of audio, 8-bit classes, validated in bits per sample on held-out
+ * files against the unigram baseline. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audio_cmd.h"
+
+typedef struct {
+    mb_cli_train t;
+    const char *data;
+    audio_set_opts so;
+    int64_t val_every, val_windows;
+    int force;
+} tr_opts;
+
+static void usage(FILE *f, const mb_cli_train *d)
+{
+    fprintf(f,
+            "usage: " AUDIO_PROG " train --data DIR [options]\n"
+            "\n"
+            "Trains a SaShiMi U-Net of Mamba blocks (Goel et al. 2022, with Mamba in place\n"
+            "of S4) to predict the next sample of the audio in DIR: every file libsndfile\n"
+            "reads (WAV, FLAC, OGG, ...), found recursively, mixed to mono, resampled to\n"
+            "--rate and quantized to 256 classes (8-bit mu-law by default). Files that\n"
+            "cannot be read are named in a warning each and skipped. A share of the files\n"
+            "(--val-frac, chosen by a hash of their path) is held out and scored in bits\n"
+            "per sample every --val-every steps, next to the unigram baseline (the entropy\n"
+            "of the training classes). Progress on stderr; Ctrl-C saves and stops.\n"
+            "\n"
+            "data:\n"
+            "  --data DIR         folder (or one file) of audio (required)\n"
+            "  --rate HZ          sample rate of the model [%d]\n"
+            "  --quant Q          mulaw or linear (8-bit) [mulaw]\n"
+            "  --val-frac F       share of files held out [%g]\n"
+            "  --val-every N      validate every N steps [steps / 10]\n"
+            "  --val-windows N    at most N windows of --seq-len scored per validation [64]\n"
+            "U-Net:\n"
+            "  --pool P,P         pooling factors of the stages [4,4]\n"
+            "  --pool-expand E    width factor per stage [2]\n"
+            "  --mlp              an MLP block after each Mamba block\n"
+            "  --force            overwrite an existing --out without --resume\n",
+            AUDIO_RATE_DEFAULT, AUDIO_VAL_FRAC_DEFAULT);
+    mb_cli_train_help(f, d);
+    fprintf(f, "\n--seq-len must be a multiple of the product of the pooling factors.\n"
+               "Defaults: --out " AUDIO_DEFAULT_MODEL " (its sample rate and quantizer in MODEL.audio).\n"
+               "Example: " AUDIO_PROG " train --data data/audio/digits --steps 300 --out digits.safetensors\n");
+}
+
+static int parse_pools(const char *s, mb_config *cfg)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p && n < MB_MAX_POOL) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 2 || v > 64) return -1;
+        cfg->pool[n++] = (int)v;
+        if (*end == ',') end++;
+        else if (*end) return -1;
+        p = end;
+    }
+    if (*p || n == 0) return -1;
+    cfg->n_pool = n;
+    return 0;
+}
+
+int audio_cmd_train(int argc, char **argv)
+{
+    tr_opts o = {0};
+    mb_cli_train_default(&o.t);
+    mb_config_sashimi_default(&o.t.cfg);
+    o.t.steps = 1000;
+    o.t.batch = 4;
+    o.t.seq_len = 8192;
+    o.t.lr = 2e-3;
+    o.t.out = AUDIO_DEFAULT_MODEL;
+    audio_set_opts_default(&o.so);
+    o.val_every = -1;
+    o.val_windows = 64;
+    const mb_cli_train defaults = o.t;
+    enum { O_DATA = 256, O_RATE, O_QUANT, O_VFRAC, O_VEVERY, O_VWIN, O_POOL, O_PEXP, O_MLP, O_FORCE };
+    static const struct option own[] = {
+        {"data", 1, 0, O_DATA}, {"rate", 1, 0, O_RATE}, {"quant", 1, 0, O_QUANT},
+        {"val-frac", 1, 0, O_VFRAC}, {"val-every", 1, 0, O_VEVERY}, {"val-windows", 1, 0, O_VWIN},
+        {"pool", 1, 0, O_POOL}, {"pool-expand", 1, 0, O_PEXP}, {"mlp", 0, 0, O_MLP},
+        {"force", 0, 0, O_FORCE}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    struct option *opts = mb_cli_options_join(own);
+    if (!opts) {
+        mb_cli_error(AUDIO_PROG, "out of memory");
+        return 1;
+    }
+    int c, bad = 0;
+    int64_t v;
+    optind = 1;
+    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const int r = mb_cli_train_option(&o.t, AUDIO_PROG, c, optarg);
+        if (r) {
+            bad = r < 0;
+            continue;
+        }
+        switch (c) {
+        case O_DATA: o.data = optarg; break;
+        case O_RATE:
+            bad = mb_cli_parse_int(AUDIO_PROG, "--rate", optarg, 1000, 384000, &v);
+            o.so.rate = (int)v;
+            break;
+        case O_QUANT:
+            if (audio_quant_parse(optarg, &o.so.quant)) {
+                mb_cli_error(AUDIO_PROG, "--quant expects mulaw or linear, got '%s'", optarg);
+                bad = 1;
+            }
+            break;
+        case O_VFRAC: bad = mb_cli_parse_real(AUDIO_PROG, "--val-frac", optarg, 0.0, 0.9, &o.so.val_frac); break;
+        case O_VEVERY: bad = mb_cli_parse_int(AUDIO_PROG, "--val-every", optarg, 1, INT64_C(1) << 40, &o.val_every); break;
+        case O_VWIN: bad = mb_cli_parse_int(AUDIO_PROG, "--val-windows", optarg, 1, 1 << 20, &o.val_windows); break;
+        case O_POOL:
+            if (parse_pools(optarg, &o.t.cfg)) {
+                mb_cli_error(AUDIO_PROG, "--pool expects factors >= 2 separated by commas (at most %d), got '%s'",
+                             MB_MAX_POOL, optarg);
+                bad = 1;
+            }
+            o.t.set_model = 1;
+            break;
+        case O_PEXP:
+            bad = mb_cli_parse_int(AUDIO_PROG, "--pool-expand", optarg, 1, 8, &v);
+            o.t.cfg.pool_expand = (int)v;
+            o.t.set_model = 1;
+            break;
+        case O_MLP: o.t.cfg.mlp = 1, o.t.set_model = 1; break;
+        case O_FORCE: o.force = 1; break;
+        case 'h':
+            usage(stdout, &defaults);
+            free(opts);
+            return 0;
+        default: bad = 1;
+        }
+    }
+    free(opts);
+    if (!bad && optind < argc) {
+        mb_cli_error(AUDIO_PROG, "train: unexpected argument '%s' (the data go after --data)", argv[optind]);
+        bad = 1;
+    }
+    if (!bad && !o.data) {
+        mb_cli_error(AUDIO_PROG, "train needs --data DIR");
+        bad = 1;
+    }
+    int64_t P = 1;
+    for (int i = 0; i < o.t.cfg.n_pool; i++) P *= o.t.cfg.pool[i];
+    if (!bad && !o.t.resume && o.t.seq_len % P) {
+        mb_cli_error(AUDIO_PROG, "--seq-len %lld is not a multiple of the pooling factors' product %lld",
+                     (long long)o.t.seq_len, (long long)P);
+        bad = 1;
+    }
+    if (bad) {
+        fprintf(stderr, "Try '" AUDIO_PROG " train --help'.\n");
+        return 2;
+    }
+    if (o.val_every < 0) o.val_every = o.t.steps >= 10 ? o.t.steps / 10 : 1;
+    if (!o.t.resume && !o.force && access(o.t.out, F_OK) == 0) {
+        mb_cli_error(AUDIO_PROG, "%s exists: --resume continues it, --force starts over", o.t.out);
+        return 1;
+    }
+
+    int rc = 1, log_failed = 0;
+    char *optim_path = mb_cli_optim_path(o.t.out);
+    mb_cli_outfile metaf = {0};
+    audio_set *set = NULL;
+    audio_window *vw = NULL;
+    int64_t nvw = 0;
+    mb_ctx *ctx = NULL;
+    mb_model *m = NULL;
+    mb_optim *opt = NULL;
+    FILE *logf = NULL;
+    uint8_t *crop = NULL;
+    int32_t *tok = NULL, *tgt = NULL;
+    char err[512];
+
+    /* outputs first: an unwritable --out or --log fails before any work */
+    if (!optim_path || mb_cli_check_writable(AUDIO_PROG, o.t.out) || mb_cli_check_writable(AUDIO_PROG, optim_path))
+        goto done;
+    if (!(logf = mb_cli_log_open(AUDIO_PROG, o.t.log, &log_failed)) && log_failed) goto done;
+    if (!(ctx = mb_cli_ctx(AUDIO_PROG, &o.t))) goto done;
+    audio_meta meta = {o.so.rate, o.so.quant};
+    if (o.t.resume) {
+        if (!(m = audio_cmd_load_model(ctx, o.t.out)) || audio_meta_read(o.t.out, &meta)) goto done;
+        if (o.t.set_model) mb_cli_warn(AUDIO_PROG, "--resume: the model flags are ignored (the checkpoint's are kept)");
+        o.so.rate = meta.rate, o.so.quant = meta.quant;
+        const mb_config *mc = mb_model_config(m);
+        P = 1;
+        for (int i = 0; i < mc->n_pool; i++) P *= mc->pool[i];
+        if (o.t.seq_len % P) {
+            mb_cli_error(AUDIO_PROG, "--seq-len %lld is not a multiple of %s's pooling product %lld",
+                         (long long)o.t.seq_len, o.t.out, (long long)P);
+            goto done;
+        }
+    } else {
+        mb_config cfg = o.t.cfg;
+        if (mb_config_check(&cfg) || !(m = mb_model_create(ctx, &cfg, (uint64_t)o.t.seed))) {
+            mb_cli_error(AUDIO_PROG, "model: %s", mb_error_last());
+            goto done;
+        }
+    }
+    mb_optim_config oc;
+    mb_cli_optim_config(&o.t, &oc);
+    if (!(opt = mb_optim_create(m, &oc))) {
+        mb_cli_error(AUDIO_PROG, "optimizer: %s", mb_error_last());
+        goto done;
+    }
+    if (o.t.resume && mb_optim_load(opt, optim_path)) {
+        mb_cli_lib_error(AUDIO_PROG, optim_path);
+        goto done;
+    }
+    if (!o.t.resume && audio_meta_write(o.t.out, &meta, &metaf)) goto done;
+
+    /* the data, the held-out windows and the baseline */
+    if (!(set = audio_cmd_load_set(o.data, &o.so))) goto done;
+    const int64_t L = o.t.seq_len, B = o.t.batch;
+    if (audio_set_split_files(set, AUDIO_SPLIT_VAL) > 0 &&
+        audio_set_windows(set, AUDIO_SPLIT_VAL, L + 1, o.val_windows, &vw, &nvw, err, sizeof err)) {
+        mb_cli_error(AUDIO_PROG, "%s", err);
+        goto done;
+    }
+    int64_t htr[AUDIO_NCLASS] = {0}, hva[AUDIO_NCLASS] = {0};
+    audio_set_hist(set, AUDIO_SPLIT_TRAIN, htr);
+    audio_set_hist(set, AUDIO_SPLIT_VAL, hva);
+    const double h_train = audio_entropy_bits(htr);
+    const double uni_val = nvw ? audio_cmd_unigram_bits(htr, hva) : NAN;
+    fprintf(stderr, AUDIO_PROG ": %lld training files (%.1f s), %lld held out (%.1f s) at %d Hz, %s; unigram "
+                    "entropy %.3f bits/sample (on the held-out files %.3f)\n",
+            (long long)audio_set_split_files(set, AUDIO_SPLIT_TRAIN),
+            (double)audio_set_samples(set, AUDIO_SPLIT_TRAIN) / o.so.rate,
+            (long long)audio_set_split_files(set, AUDIO_SPLIT_VAL),
+            (double)audio_set_samples(set, AUDIO_SPLIT_VAL) / o.so.rate, o.so.rate, audio_quant_name(o.so.quant),
+            h_train, uni_val);
+    int64_t step = mb_optim_step_count(opt);
+    if (step >= o.t.steps) {
+        fprintf(stderr, AUDIO_PROG ": %s is already at step %lld of %lld: nothing to do\n", o.t.out,
+                (long long)step, (long long)o.t.steps);
+        rc = 0;
+        goto done;
+    }
+    const mb_config *mc = mb_model_config(m);
+    fprintf(stderr, AUDIO_PROG ": %zu parameters (d_model %d, %d blocks a stage, pools", mb_model_num_params(m),
+            mc->d_model, mc->n_layer);
+    for (int i = 0; i < mc->n_pool; i++) fprintf(stderr, "%s%d", i ? "," : " ", mc->pool[i]);
+    fprintf(stderr, ", %s A) on %s%s\n", mc->init == MB_INIT_S4D_LIN ? "complex" : "real", mb_ctx_name(ctx),
+            step ? ", resuming" : "");
+    if (logf)
+        fprintf(logf, "{\"event\": \"start\", \"step\": %lld, \"steps\": %lld, \"seq_len\": %lld, \"batch\": %lld, "
+                      "\"params\": %zu, \"device\": \"%s\", \"rate\": %d, \"quant\": \"%s\", "
+                      "\"unigram_train_bits\": %.6f, \"unigram_val_bits\": %.6f}\n",
+                (long long)step, (long long)o.t.steps, (long long)L, (long long)B, mb_model_num_params(m),
+                mb_ctx_name(ctx), o.so.rate, audio_quant_name(o.so.quant), h_train, uni_val);
+
+    crop = malloc((size_t)L + 1);
+    tok = malloc(sizeof(int32_t) * (size_t)(B * L));
+    tgt = malloc(sizeof(int32_t) * (size_t)(B * L));
+    if (!crop || !tok || !tgt) {
+        mb_cli_error(AUDIO_PROG, "out of memory for %lld samples a step", (long long)(B * L));
+        goto done;
+    }
+    mb_cli_catch_interrupt();
+    const double t0 = mb_cli_now();
+    double t_last = t0, t_print = t0, last_val = NAN;
+    const int64_t step0 = step;
+    mb_loss_stats acc = {0};
+    int64_t acc_n = 0;
+    rc = 0;
+    while (step < o.t.steps && !mb_cli_interrupted()) {
+        step++;
+        /* crops are a function of (seed, step): a resumed run sees what an
+         * uninterrupted one would have */
+        uint64_t rng = (uint64_t)o.t.seed * 0x9e3779b97f4a7c15ULL + (uint64_t)step;
+        audio_rng_next(&rng);
+        for (int64_t b = 0; b < B; b++) {
+            int64_t start = 0;
+            if (audio_set_crop(set, AUDIO_SPLIT_TRAIN, L + 1, &rng, crop, NULL, &start)) {
+                mb_cli_error(AUDIO_PROG, "%s: no training audio", o.data);
+                rc = 1;
+                break;
+            }
+            const int64_t pad = start < 0 ? -start : 0;
+            for (int64_t t = 0; t < L; t++) {
+                tok[b * L + t] = crop[t];
+                tgt[b * L + t] = t + 1 >= pad ? crop[t + 1] : MB_IGNORE_INDEX;
+            }
+        }
+        if (rc) break;
+        float gn = 0, lr = 0;
+        if (mb_model_forward_backward(m, tok, tgt, (int)B, (int)L, &acc) || mb_optim_step(opt, &gn, &lr)) {
+            mb_cli_error(AUDIO_PROG, "step %lld: %s", (long long)step, mb_error_last());
+            rc = 1;
+            break;
+        }
+        acc_n += B * L;
+        const int do_val = nvw && (step % o.val_every == 0 || step == o.t.steps);
+        const double now = mb_cli_now();
+        if (do_val || now - t_print >= 5.0 || step == step0 + 1 || step == o.t.steps) {
+            int64_t cnt;
+            if (do_val && audio_cmd_nll(m, set, vw, nvw, B, L, &last_val, &cnt)) {
+                rc = 1;
+                break;
+            }
+            const double sps = acc_n / (now - t_last);
+            const double train_bits = acc.count ? acc.loss_sum / acc.count / AUDIO_LN2 : NAN;
+            char eta[32];
+            mb_cli_duration((now - t0) / (double)(step - step0) * (double)(o.t.steps - step), eta, sizeof eta);
+            fprintf(stderr, "step %lld/%lld  train %.4f bits/sample", (long long)step, (long long)o.t.steps,
+                    train_bits);
+            if (do_val) fprintf(stderr, "  val %.4f", last_val);
+            fprintf(stderr, "  lr %.2e  %.0f samples/s  ETA %s\n", lr, sps, eta);
+            if (logf) {
+                fprintf(logf, "{\"step\": %lld, \"train_bits\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, "
+                              "\"samples_per_s\": %.1f",
+                        (long long)step, train_bits, lr, gn, sps);
+                if (do_val) fprintf(logf, ", \"val_bits\": %.6f", last_val);
+                fprintf(logf, "}\n");
+            }
+            memset(&acc, 0, sizeof acc);
+            acc_n = 0;
+            t_last = t_print = now;
+        }
+        if (o.t.save_every && step % o.t.save_every == 0 && step < o.t.steps) {
+            if (mb_model_save(m, o.t.out) || mb_optim_save(opt, optim_path)) {
+                mb_cli_lib_error(AUDIO_PROG, o.t.out);
+                rc = 1;
+                break;
+            }
+            if (metaf.f && mb_cli_outfile_commit(AUDIO_PROG, &metaf)) {
+                rc = 1;
+                break;
+            }
+        }
+    }
+    if (rc == 0) {
+        if (mb_model_save(m, o.t.out)) {
+            mb_cli_lib_error(AUDIO_PROG, o.t.out);
+            rc = 1;
+        } else if (mb_optim_save(opt, optim_path)) {
+            mb_cli_lib_error(AUDIO_PROG, optim_path);
+            rc = 1;
+        } else if (metaf.f && mb_cli_outfile_commit(AUDIO_PROG, &metaf)) rc = 1;
+    }
+    if (rc == 0) {
+        if (mb_cli_interrupted())
+            fprintf(stderr, AUDIO_PROG ": interrupted at step %lld; saved %s (--resume continues)\n",
+                    (long long)step, o.t.out);
+        else
+            printf("train: %lld steps, validation %.4f bits/sample (unigram baseline %.4f, uniform 8), model %s, "
+                   "%.1fs\n",
+                   (long long)step, last_val, uni_val, o.t.out, mb_cli_now() - t0);
+        if (logf)
+            fprintf(logf, "{\"event\": \"end\", \"step\": %lld, \"val_bits\": %.6f, \"interrupted\": %s}\n",
+                    (long long)step, last_val, mb_cli_interrupted() ? "true" : "false");
+        if (mb_cli_interrupted()) rc = 130;
+    }
+done:
+    mb_cli_outfile_discard(&metaf);
+    if (logf) fclose(logf);
+    free(crop);
+    free(tok);
+    free(tgt);
+    free(vw);
+    free(optim_path);
+    audio_set_free(set);
+    mb_optim_free(opt);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+    return rc;
+}

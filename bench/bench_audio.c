@@ -1,0 +1,125 @@
+/* The SaShiMi U-Net of mamba-audio: training samples/s and generation speed
+ * (recurrent steps: samples/s and real-time factor at 16 kHz) at batch 1
+ * and 64, on the CPU or a GPU, through the public API only (what the tool
+ * does). Prints markdown tables; no pass/fail.
+ *   bench_audio [--device cpu|cuda] [--quick]
+ * Timing: host monotonic clock; every generation step returns its logits to
+ * the host (as the tool's sampling needs), so each step is complete when
+ * timed; the training step is timed over forward_backward + AdamW, and the
+ * next call's upload waits for it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "mamba.h"
+
+static int train_row(mb_ctx *ctx, const mb_config *cfg, int B, int L, int reps)
+{
+    mb_model *m = mb_model_create(ctx, cfg, 1);
+    mb_optim_config oc;
+    mb_optim_config_default(&oc);
+    mb_optim *o = m ? mb_optim_create(m, &oc) : NULL;
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)B * L), *tgt = malloc(sizeof(int32_t) * (size_t)B * L);
+    int rc = -1;
+    if (!m || !o || !tok || !tgt) goto done;
+    uint64_t s = 7;
+    for (size_t i = 0; i < (size_t)B * L; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        tok[i] = (int32_t)(s >> 56);
+        tgt[i] = (int32_t)((s >> 48) & 255);
+    }
+    double t[16];
+    for (int i = -1; i < reps; i++) {
+        const double t0 = bench_now_s();
+        mb_loss_stats st = {0};
+        if (mb_model_forward_backward(m, tok, tgt, B, L, &st) || mb_optim_step(o, NULL, NULL)) goto done;
+        /* the loss reached the host: the step is complete */
+        if (i >= 0) t[i] = bench_now_s() - t0;
+    }
+    const double step = bench_median(t, reps);
+    printf("| train  | %6d | %7d | %9.2f ms | %12.0f samples/s |                |\n", B, L, step * 1e3,
+           (double)B * L / step);
+    rc = 0;
+done:
+    if (rc) printf("| train  | %6d | %7d | failed: %s |\n", B, L, mb_error_last());
+    free(tok), free(tgt);
+    mb_optim_free(o);
+    mb_model_free(m);
+    return rc;
+}
+
+static int gen_row(mb_ctx *ctx, const mb_config *cfg, int B, int steps)
+{
+    mb_model *m = mb_model_create(ctx, cfg, 1);
+    mb_state *st = m ? mb_state_create(m, B) : NULL;
+    const int Vp = mb_config_vocab_padded(cfg);
+    float *lg = malloc(sizeof(float) * (size_t)B * Vp);
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)B);
+    int rc = -1;
+    if (!m || !st || !lg || !tok) goto done;
+    for (int b = 0; b < B; b++) tok[b] = 128;
+    /* a coarse period of warm-up (every stage has stepped), then the timing */
+    for (int i = 0; i < 64; i++)
+        if (mb_model_step(m, st, tok, lg)) goto done;
+    const double t0 = bench_now_s();
+    for (int i = 0; i < steps; i++) {
+        if (mb_model_step(m, st, tok, lg)) goto done;
+        /* the argmax as the next input: a data dependency like sampling's */
+        for (int b = 0; b < B; b++) {
+            int best = 0;
+            for (int k = 1; k < 256; k++) best = lg[b * Vp + k] > lg[b * Vp + best] ? k : best;
+            tok[b] = best;
+        }
+    }
+    const double sec = bench_now_s() - t0, sps = steps / sec;
+    printf("| step   | %6d |       1 | %9.3f ms | %12.0f samples/s | %8.3fx (%s) |\n", B, sec / steps * 1e3,
+           sps * B, sps / 16000.0, sps >= 16000.0 ? "real time" : "slower");
+    rc = 0;
+done:
+    if (rc) printf("| step   | %6d |       1 | failed: %s |\n", B, mb_error_last());
+    free(lg), free(tok);
+    mb_state_free(st);
+    mb_model_free(m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dev = "cpu";
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) dev = argv[++i];
+        else if (strcmp(argv[i], "--quick") == 0) quick = 1;
+        else {
+            fprintf(stderr, "usage: bench_audio [--device cpu|cuda] [--quick]\n");
+            return 2;
+        }
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    mb_ctx *ctx = mb_ctx_create(dev);
+    if (!ctx) {
+        printf("bench_audio: %s: %s\n", dev, mb_error_last());
+        return strncmp(dev, "cuda", 4) == 0 ? 77 : 1;
+    }
+    mb_config cfg;
+    mb_config_sashimi_default(&cfg);
+    mb_model *probe = mb_model_create(ctx, &cfg, 1);
+    printf("SaShiMi U-Net of mamba-audio (defaults: d_model %d, %d blocks a stage, pools %d,%d, expand %d, "
+           "d_state %d, real A), %zu parameters, on %s, fp32\n",
+           cfg.d_model, cfg.n_layer, cfg.pool[0], cfg.pool[1], cfg.pool_expand, cfg.d_state,
+           probe ? mb_model_num_params(probe) : (size_t)0, mb_ctx_name(ctx));
+    mb_model_free(probe);
+    printf("train: forward + backward + AdamW, median of %d; step: one sample per stream (recurrent), "
+           "real-time factor per stream at 16 kHz\n\n", quick ? 3 : 5);
+    printf("| what   |  batch |       L |      time    |             throughput |    per stream  |\n");
+    printf("|--------|--------|---------|--------------|------------------------|----------------|\n");
+    const int on_gpu = strncmp(dev, "cuda", 4) == 0;
+    int bad = 0;
+    bad |= train_row(ctx, &cfg, on_gpu ? 16 : 2, on_gpu ? 16384 : 4096, quick ? 3 : 5) != 0;
+    bad |= gen_row(ctx, &cfg, 1, quick ? 500 : 4000) != 0;
+    bad |= gen_row(ctx, &cfg, 64, quick ? 100 : (on_gpu ? 4000 : 400)) != 0;
+    mb_ctx_free(ctx);
+    printf("\nbench_audio: %s\n", bad ? "some rows failed" : "all rows ran");
+    return 0;
+}
