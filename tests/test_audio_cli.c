@@ -25,14 +25,10 @@ static char g_model[256];
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int run(const char *fmt, ...)
 {
-    char cmd[4096];
     va_list ap;
     va_start(ap, fmt);
-    int n = snprintf(cmd, sizeof cmd, "%s ", MB_AUDIO_BIN);
-    vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
+    const int rc = mb_test_toolv(MB_AUDIO_BIN, g_out, sizeof g_out, g_err, sizeof g_err, fmt, ap);
     va_end(ap);
-    int rc = mb_test_sh(cmd, g_out, sizeof g_out, g_err, sizeof g_err);
-    assert_true(rc < 128); /* never a crash */
     return rc;
 }
 

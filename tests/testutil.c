@@ -140,3 +140,15 @@ int mb_test_sh(const char *cmd, char *out, size_t outcap, char *err, size_t errc
     if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
     return -1;
 }
+
+int mb_test_toolv(const char *bin, char *out, size_t outcap, char *err, size_t errcap, const char *fmt,
+                  va_list ap)
+{
+    char args[4096], cmd[4608];
+    vsnprintf(args, sizeof args, fmt, ap);
+    snprintf(cmd, sizeof cmd, "( %s %s )", bin, args);
+    const int rc = mb_test_sh(cmd, out, outcap, err, errcap);
+    if (rc >= 128) fprintf(stderr, "# %s %s: killed by signal %d\n", bin, args, rc - 128);
+    assert_true(rc >= 0 && rc < 128);
+    return rc;
+}

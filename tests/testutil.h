@@ -39,5 +39,11 @@ void mb_test_tmp_path(char *buf, size_t cap, const char *name);
  * status, 128 + N when killed by signal N (a crash), -1 when it could not
  * run. For the tools' command-line tests. */
 int mb_test_sh(const char *cmd, char *out, size_t outcap, char *err, size_t errcap);
+/* Runs "BIN ARGS" (ARGS from fmt, in a subshell so that a redirection in
+ * them wins over the capture) through mb_test_sh, and fails the test when
+ * the tool was killed by a signal (a crash is never an acceptable answer).
+ * Returns the exit status. */
+int mb_test_toolv(const char *bin, char *out, size_t outcap, char *err, size_t errcap, const char *fmt,
+                  va_list ap);
 
 #endif
