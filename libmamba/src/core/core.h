@@ -87,6 +87,24 @@ double mb_rng_uniform(mb_rng *r);             /* [0, 1) */
 double mb_rng_normal(mb_rng *r);              /* N(0, 1) */
 uint32_t mb_rng_below(mb_rng *r, uint32_t n); /* [0, n), unbiased */
 
+/* ---- CUDA graphs (core/cuda.cu; CUDA contexts only) -----------------------
+ * For work replayed many times with the same pointers (a generation step):
+ * capture the context's stream once, replay it with one launch. Pinned
+ * host buffers let the copies in and out be part of the graph. */
+#ifdef MB_HAVE_CUDA
+int mb_cuda_graph_begin(mb_ctx *ctx);
+/* Ends the capture; *exec receives the instantiated graph (NULL and -1, the
+ * context marked failed, when something in the capture failed: a bug). */
+int mb_cuda_graph_end(mb_ctx *ctx, void **exec);
+int mb_cuda_graph_launch(mb_ctx *ctx, void *exec);
+void mb_cuda_graph_free(void *exec);
+void *mb_cuda_host_alloc(mb_ctx *ctx, size_t bytes);
+void mb_cuda_host_free(void *p);
+/* On the stream, not waited for (a graph can hold it). */
+int mb_cuda_copy_async(mb_ctx *ctx, void *dst, const void *src, size_t bytes);
+int mb_cuda_sync(mb_ctx *ctx);
+#endif
+
 #ifdef __cplusplus
 }
 #endif

@@ -177,6 +177,71 @@ extern "C" void mb_cuda_release(void *p)
     if (cudaFree(p) != cudaSuccess) (void)cudaGetLastError();
 }
 
+/* ---- graphs ---------------------------------------------------------------- */
+
+extern "C" int mb_cuda_graph_begin(mb_ctx *ctx)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return -1;
+    /* thread-local: another thread's unrelated CUDA calls do not break it */
+    return MB_CUDA_OK(ctx, cudaStreamBeginCapture(st->stream, cudaStreamCaptureModeThreadLocal));
+}
+
+extern "C" int mb_cuda_graph_end(mb_ctx *ctx, void **exec)
+{
+    *exec = NULL;
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return -1;
+    cudaGraph_t g = NULL;
+    /* an op that failed inside the capture has marked the context already */
+    const int bad = MB_CUDA_OK(ctx, cudaStreamEndCapture(st->stream, &g)) || ctx->failed;
+    cudaGraphExec_t x = NULL;
+    const int bad_i = bad || MB_CUDA_OK(ctx, cudaGraphInstantiate(&x, g, 0));
+    if (g) cudaGraphDestroy(g);
+    if (bad_i) return -1;
+    *exec = (void *)x;
+    return 0;
+}
+
+extern "C" int mb_cuda_graph_launch(mb_ctx *ctx, void *exec)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return -1;
+    return MB_CUDA_OK(ctx, cudaGraphLaunch((cudaGraphExec_t)exec, st->stream));
+}
+
+extern "C" void mb_cuda_graph_free(void *exec)
+{
+    if (exec) cudaGraphExecDestroy((cudaGraphExec_t)exec);
+}
+
+extern "C" void *mb_cuda_host_alloc(mb_ctx *ctx, size_t bytes)
+{
+    void *p = NULL;
+    if (!mb_cuda_enter(ctx) || MB_CUDA_OK(ctx, cudaMallocHost(&p, bytes ? bytes : 1))) return NULL;
+    return p;
+}
+
+extern "C" void mb_cuda_host_free(void *p)
+{
+    if (p && cudaFreeHost(p) != cudaSuccess) (void)cudaGetLastError();
+}
+
+extern "C" int mb_cuda_copy_async(mb_ctx *ctx, void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return 0;
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return -1;
+    return MB_CUDA_OK(ctx, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, st->stream));
+}
+
+extern "C" int mb_cuda_sync(mb_ctx *ctx)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return -1;
+    return MB_CUDA_OK(ctx, cudaStreamSynchronize(st->stream));
+}
+
 extern "C" int mb_cuda_copy(mb_ctx *ctx, void *dst, const void *src, size_t bytes, int to_device)
 {
     (void)to_device; /* cudaMemcpyDefault: the pointers say where they live (UVA) */

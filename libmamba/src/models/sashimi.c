@@ -11,6 +11,7 @@
 #include "models/sashimi.h"
 
 #define AL(n) (((n) + 15) & ~(size_t)15)
+#define SA_GRAPH_MAX 256 /* step graphs per state: periods above this run eagerly */
 
 /* stacks in forward order: down 0..S-1, center, up S-1..0 */
 static int sa_level(const struct mb_sashimi *sa, int k) { return k <= sa->S ? k : 2 * sa->S - k; }
@@ -525,6 +526,15 @@ typedef struct {
     int64_t pos[MB_MAX_POOL];
     int32_t *col; /* host: one column of a chunk */
     float *lg;    /* host: one step's logits */
+    /* CUDA: a step is many small launches, so each is captured once as a
+     * graph and replayed. Which levels step, and where in the pool
+     * buffers, depends only on pos[0] modulo the product of the pooling
+     * factors (period): one graph per phase, with the tokens and logits
+     * going through pinned buffers inside it. */
+    int period;
+    void *graph[SA_GRAPH_MAX];
+    int32_t *pin_tok;
+    float *pin_lg;
 } sa_state;
 
 mb_state *mb_sashimi_state_create(mb_model *m, int B)
@@ -564,6 +574,21 @@ mb_state *mb_sashimi_state_create(mb_model *m, int B)
         s->poolbuf[l] = p, p += n;
         s->upbuf[l] = p, p += n;
     }
+#ifdef MB_HAVE_CUDA
+    if (m->ctx->kind == MB_DEV_CUDA) {
+        int64_t P = 1;
+        for (int l = 0; l < sa->S; l++) P *= m->cfg.pool[l];
+        if (P <= SA_GRAPH_MAX) {
+            s->period = (int)P;
+            s->pin_tok = mb_cuda_host_alloc(m->ctx, (size_t)B * sizeof(int32_t));
+            s->pin_lg = mb_cuda_host_alloc(m->ctx, (size_t)B * m->vocab_padded * sizeof(float));
+            if (!s->pin_tok || !s->pin_lg) {
+                mb_sashimi_state_free(&s->pub);
+                return NULL;
+            }
+        }
+    }
+#endif
     mb_sashimi_state_reset(&s->pub);
     return &s->pub;
 }
@@ -579,6 +604,11 @@ void mb_sashimi_state_free(mb_state *st)
 {
     if (!st) return;
     sa_state *s = (sa_state *)st;
+#ifdef MB_HAVE_CUDA
+    for (int i = 0; i < SA_GRAPH_MAX; i++) mb_cuda_graph_free(s->graph[i]);
+    mb_cuda_host_free(s->pin_tok);
+    mb_cuda_host_free(s->pin_lg);
+#endif
     sa_acts_free(st->model->ctx, &s->act);
     mb_dev_free(st->model->ctx, st->buf);
     free(st->layers);
@@ -624,26 +654,83 @@ static int sa_level_step(mb_model *m, sa_state *s, int l)
     return 0;
 }
 
-int mb_sashimi_step(mb_model *m, mb_state *st, const int32_t *tokens, float *logits)
+/* The device work of one step: a->tok in, a->logits out (when want) */
+static int sa_step_body(mb_model *m, sa_state *s, int want)
 {
-    sa_state *s = (sa_state *)st;
-    if (st->model != m) return mb_error_set("state belongs to another model");
-    const int B = st->B, d = m->cfg.d_model;
-    if (sa_check_tokens(m, tokens, (size_t)B, "token", 0)) return -1;
     mb_sa_acts *a = &s->act;
     mb_ctx *ctx = m->ctx;
     const mb_params *ps = &m->params;
-    if (mb_dev_upload(ctx, a->tok, tokens, (size_t)B * sizeof(int32_t))) return -1;
+    const int B = s->pub.B, d = m->cfg.d_model;
     mb_embed_fwd(ctx, B, d, a->tok, mb_param_data(ps, m->p_embed), a->x[0]);
     if (sa_level_step(m, s, 0)) return -1;
-    if (logits) {
+    if (want) {
         mb_rmsnorm_fwd(ctx, B, d, a->y[0], mb_param_data(ps, m->p_norm_f_w), m->cfg.norm_eps, a->hf,
                        a->rstd_f);
         mb_linear_fwd(ctx, B, d, m->vocab_padded, a->hf, d, mb_param_data(ps, m->p_lm_head), NULL,
                       a->logits, m->vocab_padded);
-        if (mb_dev_download(ctx, logits, a->logits, (size_t)B * m->vocab_padded * sizeof(float)))
+    }
+    return 0;
+}
+
+#ifdef MB_HAVE_CUDA
+/* What sa_level_step does to pos[], without the work (a replayed graph) */
+static void sa_advance(mb_model *m, sa_state *s)
+{
+    for (int l = 0; l < m->sa->S; l++) {
+        const int p = m->cfg.pool[l], j = (int)(s->pos[l]++ % p);
+        if (j != p - 1) break;
+    }
+}
+
+/* A step on the GPU through the graph of its phase: the first visit of a
+ * phase runs eagerly (lazy initializations happen outside any capture),
+ * the second is captured, later ones replay it. */
+static int sa_step_graph(mb_model *m, sa_state *s, const int32_t *tokens, float *logits)
+{
+    mb_sa_acts *a = &s->act;
+    mb_ctx *ctx = m->ctx;
+    const int B = s->pub.B;
+    const size_t nlg = (size_t)B * m->vocab_padded * sizeof(float);
+    const int phase = (int)(s->pos[0] % s->period);
+    memcpy(s->pin_tok, tokens, (size_t)B * sizeof(int32_t));
+    if (s->graph[phase]) {
+        if (mb_cuda_graph_launch(ctx, s->graph[phase])) return -1;
+        sa_advance(m, s);
+    } else {
+        const int capture = s->pos[0] >= s->period;
+        if (capture && mb_cuda_graph_begin(ctx)) return -1;
+        if (mb_cuda_copy_async(ctx, a->tok, s->pin_tok, (size_t)B * sizeof(int32_t)) || sa_step_body(m, s, 1) ||
+            mb_cuda_copy_async(ctx, s->pin_lg, a->logits, nlg)) {
+            if (capture) {
+                void *g;
+                (void)mb_cuda_graph_end(ctx, &g);
+            }
+            return -1;
+        }
+        if (capture && (mb_cuda_graph_end(ctx, &s->graph[phase]) || mb_cuda_graph_launch(ctx, s->graph[phase])))
             return -1;
     }
+    if (mb_cuda_sync(ctx)) return -1;
+    if (logits) memcpy(logits, s->pin_lg, nlg);
+    return mb_ctx_check(ctx);
+}
+#endif
+
+int mb_sashimi_step(mb_model *m, mb_state *st, const int32_t *tokens, float *logits)
+{
+    sa_state *s = (sa_state *)st;
+    if (st->model != m) return mb_error_set("state belongs to another model");
+    const int B = st->B;
+    if (sa_check_tokens(m, tokens, (size_t)B, "token", 0)) return -1;
+#ifdef MB_HAVE_CUDA
+    if (s->period) return sa_step_graph(m, s, tokens, logits);
+#endif
+    mb_sa_acts *a = &s->act;
+    mb_ctx *ctx = m->ctx;
+    if (mb_dev_upload(ctx, a->tok, tokens, (size_t)B * sizeof(int32_t))) return -1;
+    if (sa_step_body(m, s, logits != NULL)) return -1;
+    if (logits && mb_dev_download(ctx, logits, a->logits, (size_t)B * m->vocab_padded * sizeof(float)))
+        return -1;
     return mb_ctx_check(ctx);
 }
 
