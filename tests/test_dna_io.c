@@ -15,6 +15,7 @@
 #include "dna_seq.h"
 #include "dna_tok.h"
 #include "dna_vcf.h"
+#include "mb_cli.h"
 #include "testutil.h"
 
 #define DIR MB_DATA_DIR "/genomics/"
@@ -586,13 +587,13 @@ static void test_rng(void **state)
 {
     (void)state;
     uint64_t s = 0;
-    assert_true(dna_rng_next(&s) == 0xE220A8397B1DCDAFull);
-    assert_true(dna_rng_next(&s) == 0x6E789E6AA1B965F4ull);
+    assert_true(mb_cli_rng_next(&s) == 0xE220A8397B1DCDAFull);
+    assert_true(mb_cli_rng_next(&s) == 0x6E789E6AA1B965F4ull);
     s = 7;
     int hist[3] = {0, 0, 0};
-    for (int i = 0; i < 3000; i++) hist[dna_rng_below(&s, 3)]++;
+    for (int i = 0; i < 3000; i++) hist[mb_cli_rng_below(&s, 3)]++;
     for (int i = 0; i < 3; i++) assert_in_range(hist[i], 850, 1150);
-    assert_int_equal(dna_rng_below(&s, 1), 0);
+    assert_int_equal(mb_cli_rng_below(&s, 1), 0);
 }
 
 /* ---- VCF ------------------------------------------------------------------- */

@@ -58,13 +58,13 @@ static int sample_class(const float *z, int V, double T, double top_p, uint64_t 
             idx[n] = idx[best], idx[best] = tmp;
             cum += p[idx[n++]];
         }
-        const double u = (double)(audio_rng_next(rng) >> 11) * 0x1.0p-53 * cum;
+        const double u = (double)(mb_cli_rng_next(rng) >> 11) * 0x1.0p-53 * cum;
         double c = 0;
         for (int k = 0; k < n; k++)
             if ((c += p[idx[k]]) > u) return idx[k];
         return idx[n - 1];
     }
-    const double u = (double)(audio_rng_next(rng) >> 11) * 0x1.0p-53;
+    const double u = (double)(mb_cli_rng_next(rng) >> 11) * 0x1.0p-53;
     double c = 0;
     for (int k = 0; k < V; k++)
         if ((c += p[k]) > u) return k;

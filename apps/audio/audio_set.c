@@ -37,26 +37,6 @@ void audio_set_opts_default(audio_set_opts *o)
     o->val_frac = AUDIO_VAL_FRAC_DEFAULT;
 }
 
-/* ---- random numbers ------------------------------------------------------ */
-
-uint64_t audio_rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-uint64_t audio_rng_below(uint64_t *state, uint64_t n)
-{
-    /* reject the top partial copy of [0, n) so every value is equally likely */
-    const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    for (;;) {
-        uint64_t r = audio_rng_next(state);
-        if (r < limit) return r % n;
-    }
-}
-
 /* ---- the split ----------------------------------------------------------- */
 
 /* FNV-1a over the relative path, then splitmix64's finalizer (FNV alone is
@@ -69,7 +49,7 @@ static double name_hash(const char *s)
         h *= 0x100000001B3ull;
     }
     uint64_t st = h;
-    return (double)(audio_rng_next(&st) >> 11) * 0x1.0p-53;
+    return (double)(mb_cli_rng_next(&st) >> 11) * 0x1.0p-53;
 }
 
 static void assign_split(audio_set *s, double val_frac)
@@ -239,7 +219,7 @@ int audio_set_crop(const audio_set *s, audio_split split, int64_t len, uint64_t 
     if (sp->n == 0 || sp->samples <= 0 || len < 1) return -1;
     /* a sample of the split, uniformly; its file is the first whose running
      * total passes it (binary search) */
-    const int64_t r = (int64_t)audio_rng_below(rng, (uint64_t)sp->samples);
+    const int64_t r = (int64_t)mb_cli_rng_below(rng, (uint64_t)sp->samples);
     int64_t lo = 0, hi = sp->n - 1;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
@@ -251,7 +231,7 @@ int audio_set_crop(const audio_set *s, audio_split split, int64_t len, uint64_t 
     const afile *f = &s->files[sp->idx[lo]];
     int64_t st;
     if (f->len >= len) {
-        st = (int64_t)audio_rng_below(rng, (uint64_t)(f->len - len + 1));
+        st = (int64_t)mb_cli_rng_below(rng, (uint64_t)(f->len - len + 1));
         memcpy(out, f->data + st, (size_t)len);
     } else {
         const int64_t pad = len - f->len;

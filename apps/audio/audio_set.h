@@ -73,14 +73,6 @@ int64_t audio_set_samples(const audio_set *s, audio_split split);
  * audio_entropy_bits of the training histogram). */
 void audio_set_hist(const audio_set *s, audio_split split, int64_t hist[AUDIO_NCLASS]);
 
-/* ---- random numbers ------------------------------------------------------ */
-
-/* splitmix64: any seed (0 too) is fine and the stream is the same on
- * every platform, so a seed replays the crops of a run. */
-uint64_t audio_rng_next(uint64_t *state);
-/* Uniform in [0, n) without modulo bias; n > 0. */
-uint64_t audio_rng_below(uint64_t *state, uint64_t n);
-
 /* ---- training crops ------------------------------------------------------ */
 
 /* One random crop of len classes into out[0..len): a file of the split

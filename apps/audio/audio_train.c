@@ -274,7 +274,7 @@ int audio_cmd_train(int argc, char **argv)
         /* crops are a function of (seed, step): a resumed run sees what an
          * uninterrupted one would have */
         uint64_t rng = (uint64_t)o.t.seed * 0x9e3779b97f4a7c15ULL + (uint64_t)step;
-        audio_rng_next(&rng);
+        mb_cli_rng_next(&rng);
         for (int64_t b = 0; b < B; b++) {
             int64_t start = 0;
             if (audio_set_crop(set, AUDIO_SPLIT_TRAIN, L + 1, &rng, crop, NULL, &start)) {

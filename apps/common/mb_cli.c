@@ -107,6 +107,26 @@ void mb_cli_duration(double s, char *buf, size_t n)
     else snprintf(buf, n, "%ldd%02ldh", t / 86400, (t / 3600) % 24);
 }
 
+uint64_t mb_cli_rng_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint64_t mb_cli_rng_below(uint64_t *state, uint64_t n)
+{
+    if (n <= 1) return 0;
+    /* values below 2^64 mod n would make the low residues more likely:
+     * draw again (probability < n / 2^64) */
+    const uint64_t reject_below = (0 - n) % n;
+    uint64_t x;
+    do x = mb_cli_rng_next(state);
+    while (x < reject_below);
+    return x % n;
+}
+
 /* ---- shared training flags ------------------------------------------------ */
 
 enum {

@@ -36,6 +36,14 @@ double mb_cli_now(void); /* monotonic seconds */
 /* "42s", "3m05s", "2h07m", "3d04h" */
 void mb_cli_duration(double seconds, char *buf, size_t n);
 
+/* ---- random numbers for data order ----------------------------------------
+ * splitmix64: one uint64_t of state, every seed (0 included) is fine, and
+ * the stream is the same on every platform, so a seed replays the windows
+ * and crops of a run. */
+uint64_t mb_cli_rng_next(uint64_t *state);
+/* Uniform in [0, n) without modulo bias; n > 0. */
+uint64_t mb_cli_rng_below(uint64_t *state, uint64_t n);
+
 /* ---- the flags every training tool shares -------------------------------- */
 
 typedef struct {

@@ -1141,9 +1141,9 @@ static int cl_train(int argc, char **argv)
         /* the data order is a function of (seed, step): a resumed run sees
          * what an uninterrupted one would have */
         uint64_t rng = (uint64_t)o.t.seed * 0x9e3779b97f4a7c15ULL + (uint64_t)step;
-        dna_rng_next(&rng);
+        mb_cli_rng_next(&rng);
         for (int64_t b = 0; b < B && rc == 0; b++) {
-            const int k = (int)dna_rng_below(&rng, (uint64_t)C);
+            const int k = (int)mb_cli_rng_below(&rng, (uint64_t)C);
             lab[b] = k;
             if (dna_sampler_draw(d.cls[k].smp, &rng, o.rc_aug, tok + b * L, NULL, err, sizeof err)) {
                 mb_cli_error(DNA_PROG, "%s", err);

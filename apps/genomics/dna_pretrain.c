@@ -371,7 +371,7 @@ int dna_cmd_pretrain(int argc, char **argv)
         /* the data order is a function of (seed, step): a resumed run sees
          * what an uninterrupted one would have */
         uint64_t rng = (uint64_t)o.t.seed * 0x9e3779b97f4a7c15ULL + (uint64_t)step;
-        dna_rng_next(&rng);
+        mb_cli_rng_next(&rng);
         for (int64_t b = 0; b < B; b++) {
             dna_window wd;
             if (dna_sampler_draw(smp, &rng, o.rc_aug, win, &wd, err, sizeof err)) {

@@ -7,26 +7,6 @@
 #include "dna_seq.h"
 #include "dna_tok.h"
 
-uint64_t dna_rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-uint64_t dna_rng_below(uint64_t *state, uint64_t n)
-{
-    if (n <= 1) return 0;
-    /* values below 2^64 mod n would make the low residues more likely:
-     * draw again (probability < n / 2^64) */
-    const uint64_t reject_below = (0 - n) % n;
-    uint64_t x;
-    do x = dna_rng_next(state);
-    while (x < reject_below);
-    return x % n;
-}
-
 /* The file a record comes from, to start a message with. */
 static const char *path_of(const dna_set *set, int64_t rec)
 {
@@ -103,7 +83,7 @@ int dna_sampler_draw(dna_sampler *sm, uint64_t *rng, int rc_aug, int32_t *tokens
 {
     int64_t rec = -1, start = -1;
     for (int t = 0; t < DNA_SAMPLE_MAX_TRIES; t++) {
-        const uint64_t u = dna_rng_below(rng, sm->total);
+        const uint64_t u = mb_cli_rng_below(rng, sm->total);
         /* first interval whose cumulative count exceeds u */
         int64_t lo = 0, hi = sm->n - 1;
         while (lo < hi) {
@@ -120,7 +100,7 @@ int dna_sampler_draw(dna_sampler *sm, uint64_t *rng, int rc_aug, int32_t *tokens
         /* more than half unknown: nothing to learn there */
         if (2 * dna_tok_count_n(tokens, (size_t)sm->len) > (size_t)sm->len) continue;
         int rc = 0;
-        if (rc_aug && (dna_rng_next(rng) >> 63)) {
+        if (rc_aug && (mb_cli_rng_next(rng) >> 63)) {
             dna_tok_revcomp(tokens, (size_t)sm->len);
             rc = 1;
         }

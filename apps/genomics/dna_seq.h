@@ -145,14 +145,6 @@ void dna_split_free(dna_split *sp);
 /* Longest interval (its index in *idx when idx is not NULL; -1 if none). */
 int64_t dna_ivals_longest(const dna_ivals *iv, int64_t *idx);
 
-/* ---- random numbers ------------------------------------------------------ */
-
-/* splitmix64: one uint64_t of state, every seed (0 included) is fine, and
- * the stream is the same on every platform, so a seed replays a run. */
-uint64_t dna_rng_next(uint64_t *state);
-/* Uniform in [0, n) without modulo bias; n > 0. */
-uint64_t dna_rng_below(uint64_t *state, uint64_t n);
-
 /* ---- random windows ------------------------------------------------------ */
 
 typedef struct {
