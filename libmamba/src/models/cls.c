@@ -136,18 +136,7 @@ static int cls_probs(mb_model *m, int B, float *probs)
  * logits become the gradient of the mean loss. */
 static int cls_loss(mb_model *m, const int32_t *labels, int B, int want_grad, mb_loss_stats *stats)
 {
-    int64_t count = 0;
-    for (int b = 0; b < B; b++) count += labels[b] != MB_IGNORE_INDEX;
-    if (mb_dev_upload(m->ctx, m->cls_lab, labels, (size_t)B * sizeof(int32_t))) return -1;
-    mb_loss_stats s = {0};
-    mb_xent(m->ctx, B, m->cfg.n_classes, m->cls_logits, m->cls_lab, MB_IGNORE_INDEX,
-            count ? 1.f / (float)count : 0.f, want_grad ? m->cls_logits : NULL, &s);
-    if (stats) {
-        stats->loss_sum += s.loss_sum;
-        stats->count += s.count;
-        stats->correct += s.correct;
-    }
-    return 0;
+    return mb_lm_xent_mean(m->ctx, labels, m->cls_lab, B, m->cfg.n_classes, m->cls_logits, want_grad, stats);
 }
 
 int mb_model_classify(mb_model *m, const int32_t *tokens, int B, int L, const int32_t *labels,

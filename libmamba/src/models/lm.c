@@ -236,8 +236,7 @@ static void lm_head_fwd(mb_model *m, int M, const float *h, float *hf, float *me
                       lm_head_weight(m), NULL, logits, m->vocab_padded);
 }
 
-static int lm_check_tokens(const mb_model *m, const int32_t *t, size_t n, const char *what,
-                           int allow_ignore)
+int mb_lm_check_tokens(const mb_model *m, const int32_t *t, size_t n, const char *what, int allow_ignore)
 {
     for (size_t i = 0; i < n; i++) {
         if (allow_ignore && t[i] == MB_IGNORE_INDEX) continue;
@@ -355,7 +354,7 @@ int mb_lm_forward_train(mb_model *m, const int32_t *tokens, int B, int L, int lm
 {
     if (m->sa) return mb_error_set("this call needs a mamba-lm model, not a sashimi-mamba one");
     if (B < 1 || L < 1) return mb_error_set("empty batch (B=%d, L=%d)", B, L);
-    if (lm_check_tokens(m, tokens, (size_t)B * L, "token", 0) || lm_acts_ensure(m, B, L)) return -1;
+    if (mb_lm_check_tokens(m, tokens, (size_t)B * L, "token", 0) || lm_acts_ensure(m, B, L)) return -1;
     const int M = B * L, d = m->cfg.d_model;
     mb_dev_upload(m->ctx, m->tok_dev, tokens, (size_t)M * sizeof(int32_t));
     mb_embed_fwd(m->ctx, M, d, m->tok_dev, mb_param_data(&m->params, m->p_embed), m->h[0]);
@@ -386,21 +385,27 @@ int mb_lm_forward_train(mb_model *m, const int32_t *tokens, int B, int L, int lm
     return 0;
 }
 
-static int lm_loss(mb_model *m, const int32_t *targets, int M, int want_grad, mb_loss_stats *stats)
+int mb_lm_xent_mean(mb_ctx *ctx, const int32_t *targets, int32_t *tgt_dev, int M, int V, float *logits,
+                    int want_grad, mb_loss_stats *stats)
 {
-    if (lm_check_tokens(m, targets, (size_t)M, "target", 1)) return -1;
     int64_t count = 0;
     for (int i = 0; i < M; i++) count += targets[i] != MB_IGNORE_INDEX;
-    mb_dev_upload(m->ctx, m->tgt_dev, targets, (size_t)M * sizeof(int32_t));
+    if (mb_dev_upload(ctx, tgt_dev, targets, (size_t)M * sizeof(int32_t))) return -1;
     mb_loss_stats s = {0};
-    mb_xent(m->ctx, M, m->vocab_padded, m->logits, m->tgt_dev, MB_IGNORE_INDEX,
-            count ? 1.f / (float)count : 0.f, want_grad ? m->logits : NULL, &s);
+    mb_xent(ctx, M, V, logits, tgt_dev, MB_IGNORE_INDEX, count ? 1.f / (float)count : 0.f,
+            want_grad ? logits : NULL, &s);
     if (stats) {
         stats->loss_sum += s.loss_sum;
         stats->count += s.count;
         stats->correct += s.correct;
     }
     return 0;
+}
+
+static int lm_loss(mb_model *m, const int32_t *targets, int M, int want_grad, mb_loss_stats *stats)
+{
+    if (mb_lm_check_tokens(m, targets, (size_t)M, "target", 1)) return -1;
+    return mb_lm_xent_mean(m->ctx, targets, m->tgt_dev, M, m->vocab_padded, m->logits, want_grad, stats);
 }
 
 int mb_model_forward(mb_model *m, const int32_t *tokens, int B, int L, const int32_t *targets,
@@ -621,7 +626,7 @@ static int lm_chunk_fwd(mb_model *m, mb_state *st, const int32_t *tokens, int L,
     }
     if (L < 1) return mb_error_set("empty chunk");
     const int B = st->B, M = B * L;
-    if (lm_check_tokens(m, tokens, (size_t)M, "token", 0) || lm_state_bufs(s, L)) return -1;
+    if (mb_lm_check_tokens(m, tokens, (size_t)M, "token", 0) || lm_state_bufs(s, L)) return -1;
     mb_dev_upload(m->ctx, s->tok, tokens, (size_t)M * sizeof(int32_t));
     float *h = s->h0, *hn = s->h1;
     mb_embed_fwd(m->ctx, M, m->cfg.d_model, s->tok, mb_param_data(&m->params, m->p_embed), h);

@@ -68,6 +68,16 @@ int mb_lm_forward_train(mb_model *m, const int32_t *tokens, int B, int L, int lm
  * set) and the embedding. Parameter gradients are accumulated. */
 int mb_lm_backward_from_hf(mb_model *m, int B, int L);
 
+/* Tokens (or, with allow_ignore, targets that may be MB_IGNORE_INDEX) in
+ * [0, vocab_size); -1 with "WHAT n at position i is outside ..." if not. */
+int mb_lm_check_tokens(const mb_model *m, const int32_t *t, size_t n, const char *what, int allow_ignore);
+/* Mean cross-entropy of logits (M, V) over the host targets that are not
+ * MB_IGNORE_INDEX (uploaded to tgt_dev), added to stats; with want_grad the
+ * logits become the gradient of that mean. Shared by the LM, the
+ * classification head and the U-Net. */
+int mb_lm_xent_mean(mb_ctx *ctx, const int32_t *targets, int32_t *tgt_dev, int M, int V, float *logits,
+                    int want_grad, mb_loss_stats *stats);
+
 /* models/cls.c: the classification head. */
 int mb_cls_register(mb_model *m);
 /* classifier.weight normal(0, 0.02) from a stream of its own derived from

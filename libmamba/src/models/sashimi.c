@@ -376,18 +376,6 @@ static void sa_residual(mb_ctx *ctx, size_t n, const float *out, const float *in
 
 /* ---- training forward / backward ------------------------------------------ */
 
-static int sa_check_tokens(const mb_model *m, const int32_t *t, size_t n, const char *what,
-                           int allow_ignore)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (allow_ignore && t[i] == MB_IGNORE_INDEX) continue;
-        if (t[i] < 0 || t[i] >= m->cfg.vocab_size)
-            return mb_error_set("%s %d at position %zu is outside the vocabulary [0, %d)", what,
-                                (int)t[i], i, m->cfg.vocab_size);
-    }
-    return 0;
-}
-
 static int sa_pool_prod(const mb_config *c)
 {
     int p = 1;
@@ -404,7 +392,7 @@ static int sa_forward_train(mb_model *m, const int32_t *tokens, int B, int L)
     if (L % prod)
         return mb_error_set("sequence length %d is not a multiple of %d, the product of the "
                             "sashimi pooling factors", L, prod);
-    if (sa_check_tokens(m, tokens, (size_t)B * L, "token", 0)) return -1;
+    if (mb_lm_check_tokens(m, tokens, (size_t)B * L, "token", 0)) return -1;
     if (a->B != B || a->L != L || !a->buf) {
         sa_acts_free(m->ctx, a);
         if (sa_acts_init(m, a, B, L, 1)) return -1;
@@ -444,19 +432,8 @@ static int sa_forward_train(mb_model *m, const int32_t *tokens, int B, int L)
 static int sa_loss(mb_model *m, const int32_t *targets, int M, int want_grad, mb_loss_stats *stats)
 {
     mb_sa_acts *a = &m->sa->act;
-    if (sa_check_tokens(m, targets, (size_t)M, "target", 1)) return -1;
-    int64_t count = 0;
-    for (int i = 0; i < M; i++) count += targets[i] != MB_IGNORE_INDEX;
-    mb_dev_upload(m->ctx, a->tgt, targets, (size_t)M * sizeof(int32_t));
-    mb_loss_stats s = {0};
-    mb_xent(m->ctx, M, m->vocab_padded, a->logits, a->tgt, MB_IGNORE_INDEX,
-            count ? 1.f / (float)count : 0.f, want_grad ? a->logits : NULL, &s);
-    if (stats) {
-        stats->loss_sum += s.loss_sum;
-        stats->count += s.count;
-        stats->correct += s.correct;
-    }
-    return 0;
+    if (mb_lm_check_tokens(m, targets, (size_t)M, "target", 1)) return -1;
+    return mb_lm_xent_mean(m->ctx, targets, a->tgt, M, m->vocab_padded, a->logits, want_grad, stats);
 }
 
 int mb_sashimi_forward(mb_model *m, const int32_t *tokens, int B, int L, const int32_t *targets,
@@ -721,7 +698,7 @@ int mb_sashimi_step(mb_model *m, mb_state *st, const int32_t *tokens, float *log
     sa_state *s = (sa_state *)st;
     if (st->model != m) return mb_error_set("state belongs to another model");
     const int B = st->B;
-    if (sa_check_tokens(m, tokens, (size_t)B, "token", 0)) return -1;
+    if (mb_lm_check_tokens(m, tokens, (size_t)B, "token", 0)) return -1;
 #ifdef MB_HAVE_CUDA
     if (s->period) return sa_step_graph(m, s, tokens, logits);
 #endif
@@ -741,7 +718,7 @@ int mb_sashimi_forward_chunk(mb_model *m, mb_state *st, const int32_t *tokens, i
     if (st->model != m) return mb_error_set("state belongs to another model");
     if (L < 1) return mb_error_set("empty chunk");
     const int B = st->B, Vp = m->vocab_padded;
-    if (sa_check_tokens(m, tokens, (size_t)B * L, "token", 0)) return -1;
+    if (mb_lm_check_tokens(m, tokens, (size_t)B * L, "token", 0)) return -1;
     for (int t = 0; t < L; t++) {
         for (int b = 0; b < B; b++) s->col[b] = tokens[(size_t)b * L + t];
         if (mb_sashimi_step(m, st, s->col, logits ? s->lg : NULL)) return -1;
