@@ -1239,11 +1239,8 @@ done:
  * ================================================================================= */
 
 typedef struct {
-    mb_cli_train t; /* only device, threads and tf32 are used */
-    const char *model, *reference;
-    const char **fasta;
-    int n_fasta;
-    int64_t window, stride, chunk; /* window 0: whole records */
+    dna_infer_opts in;
+    int64_t window, stride; /* window 0: whole records */
 } pr_opts;
 
 static void cl_predict_usage(FILE *f)
@@ -1317,56 +1314,37 @@ static int pr_row(void *ud, int64_t rec, int64_t start, int64_t end, const doubl
 static int cl_predict(int argc, char **argv)
 {
     pr_opts o = {0};
-    mb_cli_train_default(&o.t);
-    o.t.threads = 0;
-    o.chunk = CL_CHUNK_DEFAULT;
+    if (dna_infer_init(&o.in, argc, CL_CHUNK_DEFAULT)) return 1;
     o.stride = -1;
-    enum { O_MODEL = 256, O_FASTA, O_REF, O_WINDOW, O_STRIDE, O_CHUNK, O_DEV, O_THR, O_TF32 };
+    enum { O_WINDOW = 256, O_STRIDE };
     static const struct option opts[] = {
-        {"model", 1, 0, O_MODEL}, {"fasta", 1, 0, O_FASTA}, {"reference", 1, 0, O_REF},
-        {"window", 1, 0, O_WINDOW}, {"stride", 1, 0, O_STRIDE}, {"chunk", 1, 0, O_CHUNK},
-        {"device", 1, 0, O_DEV}, {"threads", 1, 0, O_THR}, {"tf32", 0, 0, O_TF32},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    o.fasta = calloc((size_t)argc + 1, sizeof(char *));
-    if (!o.fasta) {
-        mb_cli_error(DNA_PROG, "out of memory");
-        return 1;
-    }
+        DNA_INFER_OPTIONS, {"window", 1, 0, O_WINDOW}, {"stride", 1, 0, O_STRIDE}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
     while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const int r = dna_infer_option(&o.in, c, optarg);
+        if (r) {
+            bad = r < 0;
+            continue;
+        }
         switch (c) {
-        case O_MODEL: o.model = optarg; break;
-        case O_FASTA: o.fasta[o.n_fasta++] = optarg; break;
-        case O_REF: o.reference = optarg; break;
         case O_WINDOW: bad = mb_cli_parse_int(DNA_PROG, "--window", optarg, 1, INT64_C(1) << 40, &o.window) != 0; break;
         case O_STRIDE: bad = mb_cli_parse_int(DNA_PROG, "--stride", optarg, 1, INT64_C(1) << 40, &o.stride) != 0; break;
-        case O_CHUNK: bad = mb_cli_parse_int(DNA_PROG, "--chunk", optarg, 1, INT64_C(1) << 24, &o.chunk) != 0; break;
-        case O_DEV: o.t.device = optarg; break;
-        case O_THR: bad = mb_cli_parse_int(DNA_PROG, "--threads", optarg, 0, 4096, &o.t.threads) != 0; break;
-        case O_TF32: o.t.tf32 = 1; break;
         case 'h':
             cl_predict_usage(stdout);
-            free(o.fasta);
+            dna_infer_free(&o.in);
             return 0;
         default: bad = 1;
         }
     }
-    if (!bad && optind < argc) {
-        mb_cli_error(DNA_PROG, "classify predict: unexpected argument '%s' (inputs go after --fasta)", argv[optind]);
-        bad = 1;
-    }
-    if (!bad && (!o.model || !o.n_fasta)) {
-        mb_cli_error(DNA_PROG, "classify predict needs --model and --fasta");
-        bad = 1;
-    }
+    if (!bad && dna_infer_check(&o.in, "classify predict", argc, argv)) bad = 1;
     if (!bad && o.stride > 0 && !o.window) {
         mb_cli_error(DNA_PROG, "--stride goes with --window");
         bad = 1;
     }
     if (bad) {
         fprintf(stderr, CL_TRY);
-        free(o.fasta);
+        dna_infer_free(&o.in);
         return 2;
     }
     if (o.stride < 0) o.stride = o.window;
@@ -1376,14 +1354,14 @@ static int cl_predict(int argc, char **argv)
     mb_model *m = NULL;
     cl_names names = {0};
     pr_run r = {0};
-    mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.t);
-    if (!ctx || !(m = dna_cmd_load_model(ctx, o.model, 0, 0))) goto done;
+    mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.in.t);
+    if (!ctx || !(m = dna_cmd_load_model(ctx, o.in.model, 0, 0))) goto done;
     const int C = mb_model_config(m)->n_classes;
     if (C <= 0) {
-        mb_cli_error(DNA_PROG, "%s: no classification head: train one with '" DNA_PROG " classify train'", o.model);
+        mb_cli_error(DNA_PROG, "%s: no classification head: train one with '" DNA_PROG " classify train'", o.in.model);
         goto done;
     }
-    const int got = cl_classes_read(o.model, C, &names);
+    const int got = cl_classes_read(o.in.model, C, &names);
     if (got < 0) goto done;
     for (int k = 0; got == 0 && k < C; k++) {
         char nm[32];
@@ -1393,7 +1371,7 @@ static int cl_predict(int argc, char **argv)
             goto done;
         }
     }
-    if (!(set = dna_cmd_open_set(o.fasta, o.n_fasta, o.reference))) goto done;
+    if (!(set = dna_cmd_open_set(o.in.fasta, o.in.n_fasta, o.in.reference))) goto done;
     r.m = m;
     r.set = set;
     r.names = &names;
@@ -1411,8 +1389,8 @@ static int cl_predict(int argc, char **argv)
         mb_cli_write_error(DNA_PROG, NULL);
         goto done;
     }
-    const dna_pool_opts po = {.window = o.window, .stride = o.stride, .chunk = o.chunk};
-    if (dna_pool_run(m, o.model, set, &po, "classify", pr_row, &r)) goto done;
+    const dna_pool_opts po = {.window = o.window, .stride = o.stride, .chunk = o.in.chunk};
+    if (dna_pool_run(m, o.in.model, set, &po, "classify", pr_row, &r)) goto done;
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mb_cli_write_error(DNA_PROG, NULL);
         goto done;
@@ -1425,7 +1403,7 @@ done:
     dna_set_close(set);
     mb_model_free(m);
     mb_ctx_free(ctx);
-    free(o.fasta);
+    dna_infer_free(&o.in);
     return rc;
 }
 

@@ -1,6 +1,7 @@
 /* Helpers the mamba-dna subcommands share (dna_cmd.h). */
 #include "dna_cmd.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 dna_set *dna_cmd_open_set(const char *const *paths, int n, const char *reference)
@@ -46,4 +47,50 @@ int64_t dna_cmd_targets(const int32_t *w, int64_t L, int32_t *tgt)
         n += dna_is_base(y);
     }
     return n;
+}
+
+int dna_infer_init(dna_infer_opts *o, int argc, int64_t chunk)
+{
+    memset(o, 0, sizeof *o);
+    mb_cli_train_default(&o->t);
+    o->chunk = chunk;
+    o->fasta = calloc((size_t)argc + 1, sizeof(char *));
+    if (!o->fasta) {
+        mb_cli_error(DNA_PROG, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+void dna_infer_free(dna_infer_opts *o)
+{
+    free(o->fasta);
+    o->fasta = NULL;
+}
+
+int dna_infer_option(dna_infer_opts *o, int c, const char *arg)
+{
+    switch (c) {
+    case DNA_O_MODEL: o->model = arg; return 1;
+    case DNA_O_FASTA: o->fasta[o->n_fasta++] = arg; return 1;
+    case DNA_O_REF: o->reference = arg; return 1;
+    case DNA_O_CHUNK: return mb_cli_parse_int(DNA_PROG, "--chunk", arg, 1, INT64_C(1) << 24, &o->chunk) ? -1 : 1;
+    case DNA_O_DEV: o->t.device = arg; return 1;
+    case DNA_O_THR: return mb_cli_parse_int(DNA_PROG, "--threads", arg, 0, 4096, &o->t.threads) ? -1 : 1;
+    case DNA_O_TF32: o->t.tf32 = 1; return 1;
+    default: return 0;
+    }
+}
+
+int dna_infer_check(const dna_infer_opts *o, const char *cmd, int argc, char **argv)
+{
+    if (optind < argc) {
+        mb_cli_error(DNA_PROG, "%s: unexpected argument '%s' (inputs go after --fasta)", cmd, argv[optind]);
+        return -1;
+    }
+    if (!o->model || !o->n_fasta) {
+        mb_cli_error(DNA_PROG, "%s needs --model and --fasta", cmd);
+        return -1;
+    }
+    return 0;
 }

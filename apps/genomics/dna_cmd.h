@@ -21,6 +21,34 @@ int dna_cmd_score(int argc, char **argv);
 int dna_cmd_classify(int argc, char **argv);
 int dna_cmd_embed(int argc, char **argv);
 
+/* ---- the flags of the commands that run a model over inputs -------------
+ * score, embed and classify predict: --model, --fasta (repeatable),
+ * --reference, --chunk, --device, --threads, --tf32. */
+typedef struct {
+    mb_cli_train t; /* only device, threads and tf32 are used */
+    const char *model, *reference;
+    const char **fasta;
+    int n_fasta;
+    int64_t chunk; /* tokens a forward pass */
+} dna_infer_opts;
+
+enum { DNA_O_MODEL = 0x2000, DNA_O_FASTA, DNA_O_REF, DNA_O_CHUNK, DNA_O_DEV, DNA_O_THR, DNA_O_TF32 };
+#define DNA_INFER_OPTIONS                                                                          \
+    {"model", 1, 0, DNA_O_MODEL}, {"fasta", 1, 0, DNA_O_FASTA}, {"reference", 1, 0, DNA_O_REF},    \
+        {"chunk", 1, 0, DNA_O_CHUNK}, {"device", 1, 0, DNA_O_DEV}, {"threads", 1, 0, DNA_O_THR},   \
+        {"tf32", 0, 0, DNA_O_TF32}
+
+/* Defaults (chunk given), room for every --fasta of argv; -1 after an
+ * error line. */
+int dna_infer_init(dna_infer_opts *o, int argc, int64_t chunk);
+void dna_infer_free(dna_infer_opts *o);
+/* 1: one of the flags above (taken), 0: not one of them, -1: a bad value
+ * (the error is printed). */
+int dna_infer_option(dna_infer_opts *o, int c, const char *arg);
+/* After getopt: no stray arguments, --model and --fasta given; -1 after
+ * the error line (a usage error). */
+int dna_infer_check(const dna_infer_opts *o, const char *cmd, int argc, char **argv);
+
 /* The inputs as one set; prints "mamba-dna: error: FILE: what" on failure.
  * reference: CRAM reference or NULL. */
 dna_set *dna_cmd_open_set(const char *const *paths, int n, const char *reference);

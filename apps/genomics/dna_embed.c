@@ -16,11 +16,9 @@
 #define EM_NPY_HEADER 128 /* bytes before the data: magic, version, length, dict, padding */
 
 typedef struct {
-    mb_cli_train t; /* only device, threads and tf32 are used */
-    const char *model, *reference, *out;
-    const char **fasta;
-    int n_fasta;
-    int64_t window, stride, chunk; /* window 0: whole records */
+    dna_infer_opts in;
+    const char *out;
+    int64_t window, stride; /* window 0: whole records */
     int npy;
 } em_opts;
 
@@ -213,27 +211,21 @@ static int em_row(void *ud, int64_t rec, int64_t start, int64_t end, const doubl
 int dna_cmd_embed(int argc, char **argv)
 {
     em_opts o = {0};
-    mb_cli_train_default(&o.t);
-    o.chunk = EM_CHUNK_DEFAULT;
+    if (dna_infer_init(&o.in, argc, EM_CHUNK_DEFAULT)) return 1;
     o.stride = -1;
-    enum { O_MODEL = 256, O_FASTA, O_REF, O_WINDOW, O_STRIDE, O_OUT, O_FORMAT, O_CHUNK, O_DEV, O_THR, O_TF32 };
+    enum { O_WINDOW = 256, O_STRIDE, O_OUT, O_FORMAT };
     static const struct option opts[] = {
-        {"model", 1, 0, O_MODEL}, {"fasta", 1, 0, O_FASTA}, {"reference", 1, 0, O_REF},
-        {"window", 1, 0, O_WINDOW}, {"stride", 1, 0, O_STRIDE}, {"out", 1, 0, O_OUT},
-        {"format", 1, 0, O_FORMAT}, {"chunk", 1, 0, O_CHUNK}, {"device", 1, 0, O_DEV},
-        {"threads", 1, 0, O_THR}, {"tf32", 0, 0, O_TF32}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    o.fasta = calloc((size_t)argc + 1, sizeof(char *));
-    if (!o.fasta) {
-        mb_cli_error(DNA_PROG, "out of memory");
-        return 1;
-    }
+        DNA_INFER_OPTIONS, {"window", 1, 0, O_WINDOW}, {"stride", 1, 0, O_STRIDE}, {"out", 1, 0, O_OUT},
+        {"format", 1, 0, O_FORMAT}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
     while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const int r = dna_infer_option(&o.in, c, optarg);
+        if (r) {
+            bad = r < 0;
+            continue;
+        }
         switch (c) {
-        case O_MODEL: o.model = optarg; break;
-        case O_FASTA: o.fasta[o.n_fasta++] = optarg; break;
-        case O_REF: o.reference = optarg; break;
         case O_WINDOW: bad = mb_cli_parse_int(DNA_PROG, "--window", optarg, 1, INT64_C(1) << 40, &o.window); break;
         case O_STRIDE: bad = mb_cli_parse_int(DNA_PROG, "--stride", optarg, 1, INT64_C(1) << 40, &o.stride); break;
         case O_OUT: o.out = optarg; break;
@@ -245,25 +237,14 @@ int dna_cmd_embed(int argc, char **argv)
                 bad = 1;
             }
             break;
-        case O_CHUNK: bad = mb_cli_parse_int(DNA_PROG, "--chunk", optarg, 1, INT64_C(1) << 24, &o.chunk); break;
-        case O_DEV: o.t.device = optarg; break;
-        case O_THR: bad = mb_cli_parse_int(DNA_PROG, "--threads", optarg, 0, 4096, &o.t.threads); break;
-        case O_TF32: o.t.tf32 = 1; break;
         case 'h':
             usage(stdout);
-            free(o.fasta);
+            dna_infer_free(&o.in);
             return 0;
         default: bad = 1;
         }
     }
-    if (!bad && optind < argc) {
-        mb_cli_error(DNA_PROG, "embed: unexpected argument '%s' (inputs go after --fasta)", argv[optind]);
-        bad = 1;
-    }
-    if (!bad && (!o.model || !o.n_fasta)) {
-        mb_cli_error(DNA_PROG, "embed needs --model and --fasta");
-        bad = 1;
-    }
+    if (!bad && dna_infer_check(&o.in, "embed", argc, argv)) bad = 1;
     if (!bad && o.stride > 0 && !o.window) {
         mb_cli_error(DNA_PROG, "--stride goes with --window");
         bad = 1;
@@ -274,7 +255,7 @@ int dna_cmd_embed(int argc, char **argv)
     }
     if (bad) {
         fprintf(stderr, "Try '" DNA_PROG " embed --help'.\n");
-        free(o.fasta);
+        dna_infer_free(&o.in);
         return 2;
     }
     if (o.stride < 0) o.stride = o.window;
@@ -284,15 +265,15 @@ int dna_cmd_embed(int argc, char **argv)
     mb_model *m = NULL;
     em_out out = {0};
     int out_open = 0;
-    mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.t);
-    if (!ctx || !(m = dna_cmd_load_model(ctx, o.model, 0, 0))) goto done;
-    if (!(set = dna_cmd_open_set(o.fasta, o.n_fasta, o.reference))) goto done;
+    mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.in.t);
+    if (!ctx || !(m = dna_cmd_load_model(ctx, o.in.model, 0, 0))) goto done;
+    if (!(set = dna_cmd_open_set(o.in.fasta, o.in.n_fasta, o.in.reference))) goto done;
     if (em_out_open(&out, o.out, o.npy, mb_model_config(m)->d_model)) goto done;
     out_open = 1;
     mb_cli_catch_interrupt();
-    const dna_pool_opts po = {.window = o.window, .stride = o.stride, .chunk = o.chunk};
+    const dna_pool_opts po = {.window = o.window, .stride = o.stride, .chunk = o.in.chunk};
     em_sink sink = {.out = &out, .set = set};
-    if (dna_pool_run(m, o.model, set, &po, "embed", em_row, &sink)) goto done;
+    if (dna_pool_run(m, o.in.model, set, &po, "embed", em_row, &sink)) goto done;
     if (mb_cli_interrupted()) {
         mb_cli_error(DNA_PROG, "interrupted%s", o.out ? "; nothing written" : "");
         rc = 130;
@@ -306,6 +287,6 @@ done:
     dna_set_close(set);
     mb_model_free(m);
     mb_ctx_free(ctx);
-    free(o.fasta);
+    dna_infer_free(&o.in);
     return rc;
 }

@@ -20,11 +20,9 @@
 #define SC_PROGRESS_S 5.0
 
 typedef struct {
-    mb_cli_train t; /* only device, threads and tf32 are used */
-    const char *model, *reference, *vcf;
-    const char **fasta;
-    int n_fasta;
-    int64_t chunk, window, batch;
+    dna_infer_opts in;
+    const char *vcf;
+    int64_t window, batch;
     int tsv, set_vcf_flag; /* set_vcf_flag: a flag that needs --vcf was given */
 } sc_opts;
 
@@ -200,7 +198,7 @@ static int sc_row(const char *name, int64_t len, double ll)
 static int sc_records(const sc_opts *o, mb_model *m, dna_set *set)
 {
     sc_runner r;
-    if (sc_runner_init(&r, m, 1, o->chunk)) return 1;
+    if (sc_runner_init(&r, m, 1, o->in.chunk)) return 1;
     int rc = 1;
     char err[512];
     if (printf("name\tlength\tlog_likelihood\tbits_per_base\tperplexity\n") < 0 || ferror(stdout)) {
@@ -210,7 +208,7 @@ static int sc_records(const sc_opts *o, mb_model *m, dna_set *set)
     const int64_t nrec = dna_set_nrec(set);
     sc_progress pg = {mb_cli_now(), mb_cli_now(), 0, 0};
     dna_iter it;
-    dna_iter_init(&it, set, NULL, o->chunk);
+    dna_iter_init(&it, set, NULL, o->in.chunk);
     dna_chunk c;
     double ll = 0;
     int k;
@@ -221,7 +219,7 @@ static int sc_records(const sc_opts *o, mb_model *m, dna_set *set)
             ll = 0;
         }
         if (c.len > 0 && sc_runner_run(&r, c.len, c.start, NULL, &len, 1, &ll)) {
-            mb_cli_error(DNA_PROG, "%s: record '%s': %s", o->model, dna_set_name(set, c.rec), mb_error_last());
+            mb_cli_error(DNA_PROG, "%s: record '%s': %s", o->in.model, dna_set_name(set, c.rec), mb_error_last());
             goto done;
         }
         pg.bases += c.len;
@@ -398,7 +396,7 @@ static int sc_vbatch_flush(sc_vbatch *vb)
                 r->tok[(size_t)b * n + t] =
                     b < nw && c0 + t < vb->wlen[b] ? vb->rows[b][c0 + t] : DNA_TOK_N;
         if (sc_runner_run(r, n, c0, vb->rows, vb->wlen, nw, vb->ll)) {
-            mb_cli_error(DNA_PROG, "%s: %s", vb->o->model, mb_error_last());
+            mb_cli_error(DNA_PROG, "%s: %s", vb->o->in.model, mb_error_last());
             return -1;
         }
     }
@@ -465,7 +463,7 @@ static int sc_variants(const sc_opts *o, mb_model *m, dna_set *set)
     vb.nb = (int)(o->batch < counts.returned ? o->batch : (counts.returned > 0 ? counts.returned : 1));
     vb.wcap = o->window + maxref + maxalt;
     const int nw = 2 * vb.nb;
-    int64_t cols = o->chunk / nw;
+    int64_t cols = o->in.chunk / nw;
     if (cols < 1) cols = 1;
     vb.win = malloc(sizeof(int32_t) * (size_t)nw * (size_t)vb.wcap);
     vb.rows = calloc((size_t)nw, sizeof *vb.rows);
@@ -555,29 +553,22 @@ done:
 int dna_cmd_score(int argc, char **argv)
 {
     sc_opts o = {0};
-    mb_cli_train_default(&o.t);
-    o.chunk = SC_CHUNK_DEFAULT;
+    if (dna_infer_init(&o.in, argc, SC_CHUNK_DEFAULT)) return 1;
     o.window = SC_WINDOW_DEFAULT;
     o.batch = SC_BATCH_DEFAULT;
-    enum { O_MODEL = 256, O_FASTA, O_REF, O_CHUNK, O_VCF, O_WINDOW, O_BATCH, O_TSV, O_DEV, O_THR, O_TF32 };
+    enum { O_VCF = 256, O_WINDOW, O_BATCH, O_TSV };
     static const struct option opts[] = {
-        {"model", 1, 0, O_MODEL}, {"fasta", 1, 0, O_FASTA}, {"reference", 1, 0, O_REF},
-        {"chunk", 1, 0, O_CHUNK}, {"vcf", 1, 0, O_VCF}, {"window", 1, 0, O_WINDOW},
-        {"batch", 1, 0, O_BATCH}, {"tsv", 0, 0, O_TSV}, {"device", 1, 0, O_DEV},
-        {"threads", 1, 0, O_THR}, {"tf32", 0, 0, O_TF32}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
-    o.fasta = calloc((size_t)argc + 1, sizeof(char *));
-    if (!o.fasta) {
-        mb_cli_error(DNA_PROG, "out of memory");
-        return 1;
-    }
+        DNA_INFER_OPTIONS, {"vcf", 1, 0, O_VCF}, {"window", 1, 0, O_WINDOW}, {"batch", 1, 0, O_BATCH},
+        {"tsv", 0, 0, O_TSV}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
     while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const int r = dna_infer_option(&o.in, c, optarg);
+        if (r) {
+            bad = r < 0;
+            continue;
+        }
         switch (c) {
-        case O_MODEL: o.model = optarg; break;
-        case O_FASTA: o.fasta[o.n_fasta++] = optarg; break;
-        case O_REF: o.reference = optarg; break;
-        case O_CHUNK: bad = mb_cli_parse_int(DNA_PROG, "--chunk", optarg, 1, INT64_C(1) << 24, &o.chunk); break;
         case O_VCF: o.vcf = optarg; break;
         case O_WINDOW:
             bad = mb_cli_parse_int(DNA_PROG, "--window", optarg, 1, INT64_C(1) << 24, &o.window);
@@ -588,24 +579,14 @@ int dna_cmd_score(int argc, char **argv)
             o.set_vcf_flag = 1;
             break;
         case O_TSV: o.tsv = o.set_vcf_flag = 1; break;
-        case O_DEV: o.t.device = optarg; break;
-        case O_THR: bad = mb_cli_parse_int(DNA_PROG, "--threads", optarg, 0, 4096, &o.t.threads); break;
-        case O_TF32: o.t.tf32 = 1; break;
         case 'h':
             usage(stdout);
-            free(o.fasta);
+            dna_infer_free(&o.in);
             return 0;
         default: bad = 1;
         }
     }
-    if (!bad && optind < argc) {
-        mb_cli_error(DNA_PROG, "score: unexpected argument '%s' (inputs go after --fasta)", argv[optind]);
-        bad = 1;
-    }
-    if (!bad && (!o.model || !o.n_fasta)) {
-        mb_cli_error(DNA_PROG, "score needs --model and --fasta");
-        bad = 1;
-    }
+    if (!bad && dna_infer_check(&o.in, "score", argc, argv)) bad = 1;
     if (!bad && o.set_vcf_flag && !o.vcf) {
         mb_cli_error(DNA_PROG, "--window, --batch and --tsv go with --vcf");
         bad = 1;
@@ -616,21 +597,21 @@ int dna_cmd_score(int argc, char **argv)
     }
     if (bad) {
         fprintf(stderr, "Try '" DNA_PROG " score --help'.\n");
-        free(o.fasta);
+        dna_infer_free(&o.in);
         return 2;
     }
 
     int rc = 1;
     dna_set *set = NULL;
     mb_model *m = NULL;
-    mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.t);
-    if (!ctx || !(m = dna_cmd_load_model(ctx, o.model, 0, 0))) goto done;
-    if (!(set = dna_cmd_open_set(o.fasta, o.n_fasta, o.reference))) goto done;
+    mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.in.t);
+    if (!ctx || !(m = dna_cmd_load_model(ctx, o.in.model, 0, 0))) goto done;
+    if (!(set = dna_cmd_open_set(o.in.fasta, o.in.n_fasta, o.in.reference))) goto done;
     rc = o.vcf ? sc_variants(&o, m, set) : sc_records(&o, m, set);
 done:
     dna_set_close(set);
     mb_model_free(m);
     mb_ctx_free(ctx);
-    free(o.fasta);
+    dna_infer_free(&o.in);
     return rc;
 }
