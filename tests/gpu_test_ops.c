@@ -729,6 +729,94 @@ static void test_norms(void **state)
     norm_case(&r, 1, 64, 1024, 50.0f, 1); /* |mean| = 50 x std */
 }
 
+/* ---- fused block step ----------------------------------------------------------
+ * mb_block_step on the GPU against its CPU reference over `steps` steps with
+ * the states carried: the output of each step and both states at the end.
+ * Shapes cover the float4 and scalar GEMV paths (d % 4), d_state as a power
+ * of two <= 32 (lane-group reduction), above 32 and odd (shared atomics),
+ * real and complex, RMSNorm and LayerNorm, one row and many. */
+static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R, int cplx, int ln,
+                            int steps)
+{
+    const int nbc = cplx ? 2 * N : N, xd = R + 2 * nbc;
+    mb_block_step_params p = {.batch = B, .d_model = d, .d_inner = Di, .d_state = N, .d_conv = K,
+                              .dt_rank = R, .is_complex = cplx, .eps = 1e-5f};
+    /* weights at the scale of mamba_ssm's init so activations stay O(1) */
+    float *nw = h_uniform(r, d, 0.5f, 1.5f), *nb = h_uniform(r, d, -0.2f, 0.2f);
+    float *in_proj = h_uniform(r, (size_t)2 * Di * d, -1.f / sqrtf(d), 1.f / sqrtf(d));
+    float *conv_w = h_uniform(r, (size_t)Di * K, -0.5f, 0.5f), *conv_b = h_uniform(r, Di, -0.2f, 0.2f);
+    float *x_proj = h_uniform(r, (size_t)xd * Di, -1.f / sqrtf(Di), 1.f / sqrtf(Di));
+    float *dt_w = h_uniform(r, (size_t)Di * R, -1.f / sqrtf(R), 1.f / sqrtf(R));
+    float *dt_b = h_uniform(r, Di, -3.f, 0.f);
+    float *A_log = h_uniform(r, (size_t)Di * N, -1.f, 2.5f), *A_imag = h_uniform(r, (size_t)Di * N, 0.f, 10.f);
+    float *D = h_uniform(r, Di, 0.5f, 1.5f);
+    float *out_proj = h_uniform(r, (size_t)d * Di, -1.f / sqrtf(Di), 1.f / sqrtf(Di));
+    const size_t ncs = (size_t)B * (K - 1) * Di, nss = (size_t)B * Di * nbc, nh = (size_t)B * d;
+    float *cs = h_uniform(r, ncs + 1, -1, 1), *ss = h_uniform(r, nss, -1, 1);
+    float *d_nw = d_from(nw, d), *d_nb = d_from(nb, d), *d_in = d_from(in_proj, (size_t)2 * Di * d);
+    float *d_cw = d_from(conv_w, (size_t)Di * K), *d_cb = d_from(conv_b, Di);
+    float *d_xp = d_from(x_proj, (size_t)xd * Di), *d_dtw = d_from(dt_w, (size_t)Di * R);
+    float *d_dtb = d_from(dt_b, Di), *d_Al = d_from(A_log, (size_t)Di * N);
+    float *d_Ai = d_from(A_imag, (size_t)Di * N), *d_D = d_from(D, Di);
+    float *d_op = d_from(out_proj, (size_t)d * Di);
+    float *d_cs = d_from(cs, ncs + 1), *d_ss = d_from(ss, nss);
+    mb_block_step_params pc = p, pg = p;
+    pc.norm_w = nw, pc.norm_b = ln ? nb : NULL, pc.in_proj = in_proj, pc.conv_w = conv_w;
+    pc.conv_b = conv_b, pc.x_proj = x_proj, pc.dt_w = dt_w, pc.dt_b = dt_b, pc.A_log = A_log;
+    pc.A_imag = cplx ? A_imag : NULL, pc.D = D, pc.out_proj = out_proj, pc.conv_state = cs;
+    pc.ssm_state = ss;
+    pg.norm_w = d_nw, pg.norm_b = ln ? d_nb : NULL, pg.in_proj = d_in, pg.conv_w = d_cw;
+    pg.conv_b = d_cb, pg.x_proj = d_xp, pg.dt_w = d_dtw, pg.dt_b = d_dtb, pg.A_log = d_Al;
+    pg.A_imag = cplx ? d_Ai : NULL, pg.D = d_D, pg.out_proj = d_op, pg.conv_state = d_cs;
+    pg.ssm_state = d_ss;
+    mb_arena ws;
+    assert_int_equal(mb_arena_init(&ws, g_cpu, mb_block_step_scratch_floats(&p) * 4 + 64), 0);
+    char what[128];
+    snprintf(what, sizeof what, "block_step B=%d d=%d Di=%d N=%d K=%d R=%d %s %s", B, d, Di, N, K, R,
+             cplx ? "complex" : "real", ln ? "layernorm" : "rmsnorm");
+    double worst = 0;
+    for (int t = 0; t < steps; t++) {
+        float *h = h_uniform(r, nh, -2, 2), *d_h = d_from(h, nh);
+        float *oc = h_nan(nh), *d_o = d_new_nan(nh);
+        mb_block_step(g_cpu, &pc, h, oc, &ws);
+        assert_int_equal(mb_ctx_check(g_cpu), 0);
+        mb_block_step(g_gpu, &pg, d_h, d_o, NULL);
+        float *og = h_from(d_o, nh);
+        double e = view_err(og, oc, 1, (int64_t)nh, (int64_t)nh);
+        if (e > worst) worst = e;
+        free(h), free(oc), free(og);
+        d_free(d_h), d_free(d_o);
+    }
+    check(what, worst, tol_sum(d > Di ? d : Di));
+    /* the states after the steps; the float past the conv state is a
+     * guard the kernel must not touch */
+    float *csg = h_from(d_cs, ncs + 1), *ssg = h_from(d_ss, nss);
+    check("  conv state after the steps", view_err(csg, cs, 1, (int64_t)ncs, (int64_t)ncs), TOL);
+    assert_memory_equal(csg + ncs, cs + ncs, sizeof(float));
+    check("  ssm state after the steps", view_err(ssg, ss, 1, (int64_t)nss, (int64_t)nss), tol_sum(Di));
+    free(csg), free(ssg);
+    mb_arena_free(&ws);
+    free(nw), free(nb), free(in_proj), free(conv_w), free(conv_b), free(x_proj), free(dt_w);
+    free(dt_b), free(A_log), free(A_imag), free(D), free(out_proj), free(cs), free(ss);
+    d_free(d_nw), d_free(d_nb), d_free(d_in), d_free(d_cw), d_free(d_cb), d_free(d_xp);
+    d_free(d_dtw), d_free(d_dtb), d_free(d_Al), d_free(d_Ai), d_free(d_D), d_free(d_op);
+    d_free(d_cs), d_free(d_ss);
+}
+
+static void test_block_step(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 120);
+    block_step_case(&r, 1, 64, 128, 16, 4, 4, 0, 0, 5);    /* the audio U-Net's outer blocks */
+    block_step_case(&r, 1, 64, 128, 16, 4, 4, 1, 0, 5);    /* S4D-Lin */
+    block_step_case(&r, 3, 256, 512, 16, 4, 16, 0, 1, 3);  /* the DNA model's width, LayerNorm */
+    block_step_case(&r, 64, 128, 256, 16, 4, 8, 0, 0, 2); /* generation at batch 64 */
+    block_step_case(&r, 2, 18, 37, 5, 3, 2, 1, 1, 4);      /* odd sizes: scalar loads, atomics */
+    block_step_case(&r, 2, 32, 64, 64, 2, 3, 0, 0, 3);     /* N > 32 */
+    block_step_case(&r, 1, 16, 32, 8, 1, 1, 0, 0, 3);      /* K = 1: no conv state */
+}
+
 /* ---- embedding ------------------------------------------------------------------ */
 
 static void embed_case(mb_rng *r, int V, int M, int C)
@@ -955,6 +1043,7 @@ int main(void)
         cmocka_unit_test(test_act),     cmocka_unit_test(test_vector_ops),
         cmocka_unit_test(test_shift_rows),
         cmocka_unit_test(test_norms),   cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_block_step),
         cmocka_unit_test(test_xent),    cmocka_unit_test(test_adamw),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -273,12 +273,12 @@ static void test_chunked_recompute_real(void **s) { (void)s; chunked_recompute(0
 static void test_chunked_recompute_complex(void **s) { (void)s; chunked_recompute(1); }
 
 /* ---- recurrent step and chunks == parallel forward ----------------------- */
-static void step_vs_forward(int cplx)
+static void step_vs_forward(int cplx, int rms)
 {
     mb_rng r;
-    mb_rng_seed(&r, mb_test_seed() + 200 + (uint64_t)cplx);
+    mb_rng_seed(&r, mb_test_seed() + 200 + (uint64_t)cplx + 2 * (uint64_t)rms);
     mb_ctx *ctx = mb_ctx_create("cpu");
-    mb_config cfg = tiny_config(cplx, 1, 1);
+    mb_config cfg = tiny_config(cplx, rms, 1);
     cfg.d_model = 16;
     cfg.n_layer = 3;
     model_case c = {.m = mb_model_create(ctx, &cfg, 9), .B = 3, .L = 41};
@@ -310,7 +310,8 @@ static void step_vs_forward(int cplx)
             memcpy(got + ((size_t)b * L + cuts[k]) * V, tmp + (size_t)b * len * V, (size_t)len * V * 4);
     }
     double e_chunk = mb_test_rel_err(got, ref, (size_t)B * L * V);
-    printf("# %s step vs forward %.2e, chunks vs forward %.2e\n", cplx ? "complex" : "real", e_step, e_chunk);
+    printf("# %s %s step vs forward %.2e, chunks vs forward %.2e\n", cplx ? "complex" : "real",
+           rms ? "rmsnorm" : "layernorm", e_step, e_chunk);
     /* GEMMs over different row counts may block differently: not bitwise */
     assert_true(e_step < 1e-6);
     assert_true(e_chunk < 1e-6);
@@ -320,8 +321,11 @@ static void step_vs_forward(int cplx)
     mb_ctx_free(ctx);
 }
 
-static void test_step_real(void **s) { (void)s; step_vs_forward(0); }
-static void test_step_complex(void **s) { (void)s; step_vs_forward(1); }
+/* the step is one fused op per block (ops/block_step.c): RMSNorm and
+ * LayerNorm, real and complex, with d_state 3 */
+static void test_step_real(void **s) { (void)s; step_vs_forward(0, 1); }
+static void test_step_complex(void **s) { (void)s; step_vs_forward(1, 1); }
+static void test_step_layernorm(void **s) { (void)s; step_vs_forward(0, 0); }
 
 /* ---- initialization as mamba_ssm ----------------------------------------- */
 static void test_init(void **s)
@@ -406,7 +410,8 @@ int main(void)
         cmocka_unit_test(test_mixer_grad_real),   cmocka_unit_test(test_mixer_grad_complex),
         cmocka_unit_test(test_model_grad_real),   cmocka_unit_test(test_model_grad_complex_untied),
         cmocka_unit_test(test_model_grad_layernorm), cmocka_unit_test(test_step_real),
-        cmocka_unit_test(test_step_complex),      cmocka_unit_test(test_init),
+        cmocka_unit_test(test_step_complex),
+        cmocka_unit_test(test_step_layernorm),      cmocka_unit_test(test_init),
         cmocka_unit_test(test_chunked_recompute_real), cmocka_unit_test(test_chunked_recompute_complex),
         cmocka_unit_test(test_bad_tokens),
     };

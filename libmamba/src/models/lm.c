@@ -631,7 +631,15 @@ static int lm_chunk_fwd(mb_model *m, mb_state *st, const int32_t *tokens, int L,
     float *h = s->h0, *hn = s->h1;
     mb_embed_fwd(m->ctx, M, m->cfg.d_model, s->tok, mb_param_data(&m->params, m->p_embed), h);
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        if (lm_layer_fwd(m, l, B, L, h, hn, s->xn, s->mean, s->rstd, &s->acts, &st->layers[l], &s->ws))
+        /* one token: the fused step (training never comes here: it keeps
+         * the activations that only the unfused path writes) */
+        if (L == 1 ? mb_mixer_block_step(m->ctx, &m->mixers[l], &m->params, B,
+                                         mb_param_data(&m->params, m->p_norm_w[l]),
+                                         m->cfg.rms_norm ? NULL
+                                                         : mb_param_data(&m->params, m->p_norm_b[l]),
+                                         m->cfg.norm_eps, h, hn, &st->layers[l], &s->ws)
+                   : lm_layer_fwd(m, l, B, L, h, hn, s->xn, s->mean, s->rstd, &s->acts,
+                                  &st->layers[l], &s->ws))
             return -1;
         float *t = h;
         h = hn;

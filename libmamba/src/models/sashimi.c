@@ -303,9 +303,15 @@ static int sa_layer_fwd(mb_model *m, const mb_sa_layer *ly, int B, int L, const 
     const mb_params *ps = &m->params;
     const int M = B * L, D = ly->width;
     const float eps = m->cfg.norm_eps;
-    mb_rmsnorm_fwd(ctx, M, D, in, mb_param_data(ps, ly->p_norm), eps, b->xn, b->rstd);
-    if (mb_mixer_fwd(ctx, &ly->mixer, ps, B, L, b->xn, b->mid, &b->acts, st, ws)) return -1;
-    mb_axpby(ctx, (size_t)M * D, 1.f, in, 1.f, b->mid);
+    if (L == 1 && st) {
+        if (mb_mixer_block_step(ctx, &ly->mixer, ps, B, mb_param_data(ps, ly->p_norm), NULL, eps,
+                                in, b->mid, st, ws))
+            return -1;
+    } else {
+        mb_rmsnorm_fwd(ctx, M, D, in, mb_param_data(ps, ly->p_norm), eps, b->xn, b->rstd);
+        if (mb_mixer_fwd(ctx, &ly->mixer, ps, B, L, b->xn, b->mid, &b->acts, st, ws)) return -1;
+        mb_axpby(ctx, (size_t)M * D, 1.f, in, 1.f, b->mid);
+    }
     if (ly->p_mlp_norm < 0) return 0;
     mb_rmsnorm_fwd(ctx, M, D, b->mid, mb_param_data(ps, ly->p_mlp_norm), eps, b->xn2, b->rstd2);
     mb_linear_fwd(ctx, M, D, 2 * D, b->xn2, D, mb_param_data(ps, ly->p_fc1_w),

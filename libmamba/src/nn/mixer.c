@@ -155,7 +155,15 @@ size_t mb_mixer_workspace(mb_ctx *ctx, const mb_mixer *mx, int B, int L)
                            .is_complex = mx->is_complex};
     size_t bwd = (AL(M * Di) * 3 + AL(M * 2 * Di) + AL(M * mx->xdbl_dim) + AL(Di * mx->d_state)) *
                  sizeof(float) + 64 * 8;
-    return bwd + mb_scan_workspace(ctx, &dims);
+    size_t need = bwd + mb_scan_workspace(ctx, &dims);
+    if (L == 1) {
+        mb_block_step_params bp = {.batch = B, .d_model = mx->d_model, .d_inner = mx->d_inner,
+                                   .d_state = mx->d_state, .dt_rank = mx->dt_rank,
+                                   .is_complex = mx->is_complex};
+        size_t step = mb_block_step_scratch_floats(&bp) * sizeof(float) + 64;
+        if (step > need) need = step;
+    }
+    return need;
 }
 
 int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
@@ -180,6 +188,28 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     ws->used = mark;
     mb_linear_fwd(ctx, M, Di, d, a->ys, Di, mb_param_data(ps, mx->p_out_proj), NULL, out, d);
     return 0;
+}
+
+int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
+                        const float *norm_w, const float *norm_b, float eps, const float *h,
+                        float *out, mb_mixer_state *st, mb_arena *ws)
+{
+    mb_block_step_params bp = {
+        .batch = B, .d_model = mx->d_model, .d_inner = mx->d_inner, .d_state = mx->d_state,
+        .d_conv = mx->d_conv, .dt_rank = mx->dt_rank, .is_complex = mx->is_complex, .eps = eps,
+        .norm_w = norm_w, .norm_b = norm_b,
+        .in_proj = mb_param_data(ps, mx->p_in_proj),
+        .conv_w = mb_param_data(ps, mx->p_conv_w),
+        .conv_b = mx->p_conv_b >= 0 ? mb_param_data(ps, mx->p_conv_b) : NULL,
+        .x_proj = mb_param_data(ps, mx->p_x_proj),
+        .dt_w = mb_param_data(ps, mx->p_dt_w), .dt_b = mb_param_data(ps, mx->p_dt_b),
+        .A_log = mb_param_data(ps, mx->p_A_log),
+        .A_imag = mx->is_complex ? mb_param_data(ps, mx->p_A_imag) : NULL,
+        .D = mb_param_data(ps, mx->p_D), .out_proj = mb_param_data(ps, mx->p_out_proj),
+        .conv_state = st->conv, .ssm_state = st->ssm,
+    };
+    mb_block_step(ctx, &bp, h, out, ws);
+    return mb_ctx_check(ctx);
 }
 
 int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,

@@ -48,6 +48,13 @@ size_t mb_mixer_workspace(mb_ctx *ctx, const mb_mixer *mx, int B, int L);
  * state and leave it at the end of the L steps (L = 1 is the recurrent step). */
 int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
                  const float *u, float *out, mb_mixer_acts *a, mb_mixer_state *st, mb_arena *ws);
+/* The recurrent step of the residual block around the mixer, out = h +
+ * mixer(norm(h)) for B rows (RMSNorm, or LayerNorm when norm_b is given),
+ * the state advanced: one fused op (mb_block_step) instead of the dozen a
+ * mb_mixer_fwd at L = 1 would launch. out must not alias h. */
+int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
+                        const float *norm_w, const float *norm_b, float eps, const float *h,
+                        float *out, mb_mixer_state *st, mb_arena *ws);
 /* Gradients that cross a boundary when a sequence is processed in chunks
  * (B = 1): into the SSM state and into the K-1 conv inputs before the
  * chunk. `in` comes from the chunk after this one (zeros for the last);

@@ -113,3 +113,5 @@ size_t mb_scan_workspace(mb_ctx *ctx, const mb_scan_params *p) { DISPATCH_RET(mb
 void mb_scan_fwd(MB_OPS_SCAN_FWD_ARGS) { DISPATCH_VOID(mb_scan_fwd, ctx, p, y, hT, ws); }
 
 void mb_scan_bwd(MB_OPS_SCAN_BWD_ARGS) { DISPATCH_VOID(mb_scan_bwd, ctx, p, dy, dhT, g, ws); }
+
+void mb_block_step(MB_OPS_BLOCK_STEP_ARGS) { DISPATCH_VOID(mb_block_step, ctx, p, h, out, ws); }

@@ -204,6 +204,33 @@ void mb_scan_fwd_cpu(MB_OPS_SCAN_FWD_ARGS);
 void mb_scan_bwd(MB_OPS_SCAN_BWD_ARGS);
 void mb_scan_bwd_cpu(MB_OPS_SCAN_BWD_ARGS);
 
+/* ---- one recurrent step of a residual Mamba block (generation) -----------
+ * For each of B rows h (B, d_model), with Di = d_inner:
+ *   xn = norm(h): RMSNorm, or LayerNorm when norm_b is not NULL
+ *   x | z = in_proj xn;  x goes into the conv state (B, K-1, Di), which
+ *   shifts by one; xc = silu(conv over [state; x] + conv_b)
+ *   dt | B | C = x_proj xc;  delta = softplus(dt_proj dt + dt_b)
+ *   one scan step from ssm_state (B, Di, N[, 2]) with A = -exp(A_log)
+ *   (+ i A_imag), y = (C . h + D xc) silu(z)
+ *   out = h + out_proj y
+ * exactly the maths of norm + mb_mixer_fwd (L = 1, with the state) + the
+ * residual add, in one call: one kernel on the GPU, where a step of a small
+ * model is otherwise a dozen launches of tiny work. out must not alias h.
+ * The CPU version takes mb_block_step_scratch_floats floats from ws. */
+typedef struct {
+    int batch, d_model, d_inner, d_state, d_conv, dt_rank, is_complex;
+    float eps;
+    const float *norm_w, *norm_b;
+    const float *in_proj, *conv_w, *conv_b, *x_proj, *dt_w, *dt_b, *A_log, *A_imag, *D,
+        *out_proj;
+    float *conv_state, *ssm_state; /* updated in place */
+} mb_block_step_params;
+#define MB_OPS_BLOCK_STEP_ARGS mb_ctx *ctx, const mb_block_step_params *p, const float *h, \
+    float *out, mb_arena *ws
+void mb_block_step(MB_OPS_BLOCK_STEP_ARGS);
+void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS);
+size_t mb_block_step_scratch_floats(const mb_block_step_params *p);
+
 /* ---- the CUDA versions (ops/NAME.cu), same signatures --------------------- */
 #ifdef MB_HAVE_CUDA
 void mb_gemm_cuda(MB_OPS_GEMM_ARGS);
@@ -229,6 +256,7 @@ void mb_adamw_cuda(MB_OPS_ADAMW_ARGS);
 size_t mb_scan_workspace_cuda(mb_ctx *ctx, const mb_scan_params *p);
 void mb_scan_fwd_cuda(MB_OPS_SCAN_FWD_ARGS);
 void mb_scan_bwd_cuda(MB_OPS_SCAN_BWD_ARGS);
+void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS);
 #endif
 
 #ifdef __cplusplus
