@@ -1,16 +1,57 @@
 #!/usr/bin/env bash
-# Profile the scan kernels on a lent GPU: the quick validation run, then
-# Nsight Compute on the first launches of each scan kernel (the
-# (8, 1536, 2048) real shape of bench_gpu), written to $OUT/ncu.txt.
-#   bash scripts/gpu_profile.sh        (carry .deps)
+# Profile on a lent GPU (carry .deps):
+#   bash scripts/gpu_profile.sh [scan]  the quick validation run, then Nsight
+#       Compute on the first launches of each scan kernel (the (8, 1536, 2048)
+#       real shape of bench_gpu), into $OUT/ncu.txt
+#   bash scripts/gpu_profile.sh step    the U-Net's batch-1 generation step:
+#       every kernel of 40 steps after the warm-up, timed one by one by Nsight
+#       Compute, summed per kernel name (what a step spends, launch gaps aside),
+#       into $OUT/ncu_step.csv; reuses build-gpu when it is there
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-bash scripts/gpu_check.sh quick
+WHAT=${1:-scan}
 OUT=${OUT:-$PWD/gpu-check-out}
-NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+mkdir -p "$OUT"
+NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
 export LD_LIBRARY_PATH="/opt/deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
-timeout 240 "$NCU" --kernel-name regex:'scan_(fwd_local|fwd_out|bwd_local|bwd_chunk)' --launch-count 4 \
-    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
-    --section MemoryWorkloadAnalysis build-gpu/bench/bench_gpu --quick > "$OUT/ncu.txt" 2>&1
-echo "ncu rc=$?"
-grep -E "scan_|Duration|Achieved Occupancy|Theoretical Occupancy|Registers Per|Memory Throughput|Compute \(SM\) Throughput|Stall|Warp Cycles Per Issued|Block Limit" "$OUT/ncu.txt" | head -80
+case "$WHAT" in
+scan)
+    bash scripts/gpu_check.sh quick
+    timeout 240 "$NCU" --kernel-name regex:'scan_(fwd_local|fwd_out|bwd_local|bwd_chunk)' --launch-count 4 \
+        --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+        --section MemoryWorkloadAnalysis build-gpu/bench/bench_gpu --quick >"$OUT/ncu.txt" 2>&1
+    echo "ncu rc=$?"
+    grep -E "scan_|Duration|Achieved Occupancy|Theoretical Occupancy|Registers Per|Memory Throughput|Compute \(SM\) Throughput|Stall|Warp Cycles Per Issued|Block Limit" "$OUT/ncu.txt" | head -80
+    ;;
+step)
+    [ -x build-gpu/bench/bench_audio ] || bash scripts/gpu_check.sh quick >/dev/null 2>&1
+    cmake --build build-gpu --target bench_audio >/dev/null || exit 1
+    build-gpu/bench/bench_audio --device cuda --step-only --quick
+    # warm-up (64 steps) and the first steps of the timed loop skipped
+    timeout 300 "$NCU" --launch-skip 1500 --launch-count 600 --metrics gpu__time_duration.sum \
+        --csv --page raw build-gpu/bench/bench_audio --device cuda --step-only --quick \
+        >"$OUT/ncu_step.csv" 2>"$OUT/ncu_step.err"
+    echo "ncu rc=$?"
+    python3 - "$OUT/ncu_step.csv" <<'PY'
+import csv, sys, collections
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 5]
+head = rows[0]
+ki, ti = head.index("Kernel Name"), head.index("gpu__time_duration.sum")
+tot, cnt = collections.Counter(), collections.Counter()
+for r in rows[2:]:
+    try: t = float(r[ti])
+    except ValueError: continue
+    k = r[ki].split("(")[0][:60]
+    tot[k] += t; cnt[k] += 1
+n = sum(cnt.values()); s = sum(tot.values())
+print(f"{n} kernels, {s/1e3:.1f} us of kernel time (units of the csv: ns assumed)")
+print("| kernel | launches | total us | mean us |")
+for k, t in tot.most_common():
+    print(f"| {k} | {cnt[k]} | {t/1e3:.1f} | {t/cnt[k]/1e3:.2f} |")
+PY
+    ;;
+*)
+    echo "usage: $0 [scan|step]" >&2
+    exit 2
+    ;;
+esac
