@@ -4,8 +4,9 @@
 #       Compute on the first launches of each scan kernel (the (8, 1536, 2048)
 #       real shape of bench_gpu), into $OUT/ncu.txt
 #   bash scripts/gpu_profile.sh step    the U-Net's batch-1 generation step:
-#       every kernel of 40 steps after the warm-up, timed one by one by Nsight
-#       Compute, summed per kernel name (what a step spends, launch gaps aside),
+#       every kernel of ~40 steps after the warm-up, timed one by one by Nsight
+#       Compute with warm caches and free clocks (as in the real loop), summed
+#       per kernel and grid: what a step spends in kernels, launch gaps aside;
 #       into $OUT/ncu_step.csv; reuses build-gpu when it is there
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -29,25 +30,27 @@ step)
     build-gpu/bench/bench_audio --device cuda --step-only --quick
     # warm-up (64 steps) and the first steps of the timed loop skipped
     timeout 300 "$NCU" --launch-skip 1500 --launch-count 600 --metrics gpu__time_duration.sum \
-        --csv --page raw build-gpu/bench/bench_audio --device cuda --step-only --quick \
+        --cache-control none --clock-control none --csv --page raw build-gpu/bench/bench_audio --device cuda --step-only --quick \
         >"$OUT/ncu_step.csv" 2>"$OUT/ncu_step.err"
     echo "ncu rc=$?"
     python3 - "$OUT/ncu_step.csv" <<'PY'
 import csv, sys, collections
-rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 5]
-head = rows[0]
-ki, ti = head.index("Kernel Name"), head.index("gpu__time_duration.sum")
+rows = list(csv.reader(open(sys.argv[1])))
+i0 = next(i for i, r in enumerate(rows) if r and r[0] == "ID")  # the program's output comes first
+head = rows[i0]
+ki, ti, gi, bi = (head.index(k) for k in ("Kernel Name", "gpu__time_duration.sum", "Grid Size", "Block Size"))
+unit = rows[i0 + 1][ti]
 tot, cnt = collections.Counter(), collections.Counter()
-for r in rows[2:]:
-    try: t = float(r[ti])
-    except ValueError: continue
-    k = r[ki].split("(")[0][:60]
+for r in rows[i0 + 2:]:
+    try: t = float(r[ti].replace(",", ""))
+    except (ValueError, IndexError): continue
+    k = r[ki].split("(")[0][:48] + " " + r[gi] + "x" + r[bi]
     tot[k] += t; cnt[k] += 1
-n = sum(cnt.values()); s = sum(tot.values())
-print(f"{n} kernels, {s/1e3:.1f} us of kernel time (units of the csv: ns assumed)")
-print("| kernel | launches | total us | mean us |")
+scale = {"ns": 1e-3, "us": 1.0, "usecond": 1.0, "nsecond": 1e-3}.get(unit, 1e-3)
+print(f"{sum(cnt.values())} kernels, {sum(tot.values()) * scale:.1f} us in kernels (unit {unit})")
+print("| kernel grid x block | launches | total us | mean us |")
 for k, t in tot.most_common():
-    print(f"| {k} | {cnt[k]} | {t/1e3:.1f} | {t/cnt[k]/1e3:.2f} |")
+    print(f"| {k} | {cnt[k]} | {t * scale:.1f} | {t * scale / cnt[k]:.2f} |")
 PY
     ;;
 *)

@@ -73,6 +73,18 @@ static __device__ void bs_gemv_auto(int n, int k, const float *W, const float *x
     else bs_gemv<float>(n, k, W, x, y, add);
 }
 
+/* Ask L1 for `bytes` from p, all lanes of the block together, without
+ * waiting: the phases below then find their operands one L1 hit away
+ * instead of a dependent L2 round trip each (a step is a chain of a dozen
+ * such phases, and at batch 1 that latency is what a step costs). */
+static __device__ __forceinline__ void bs_prefetch(const void *p, size_t bytes)
+{
+    if (!p) return;
+    const char *c = static_cast<const char *>(p);
+    for (size_t off = (size_t)threadIdx.x * 128; off < bytes; off += (size_t)blockDim.x * 128)
+        asm volatile("prefetch.global.L1 [%0];" ::"l"(c + off));
+}
+
 /* Shared memory, in floats, each part rounded to 4 so float4 reads stay aligned. */
 static __host__ __device__ int bs_round4(int n) { return (n + 3) & ~3; }
 static __host__ __device__ int bs_smem_floats(int d, int Di, int xd)
@@ -80,7 +92,7 @@ static __host__ __device__ int bs_smem_floats(int d, int Di, int xd)
     return bs_round4(d) + bs_round4(2 * Di) + bs_round4(xd) + 2 * bs_round4(Di) + 64;
 }
 
-static __global__ void __launch_bounds__(BS_THREADS)
+static __global__ void __launch_bounds__(BS_THREADS, 1)
 block_step_kernel(const mb_block_step_params p, const float *__restrict__ h, float *__restrict__ out)
 {
     extern __shared__ float4 bs_sh4[];
@@ -95,6 +107,25 @@ block_step_kernel(const mb_block_step_params p, const float *__restrict__ h, flo
     float *y = dl + bs_round4(Di);        /* (Di): gated scan output */
     float *red = y + bs_round4(Di);       /* (64): reductions */
     const float *hr = h + (size_t)b * d;
+
+    /* everything this row reads, when it fits in L1 beside the shared
+     * memory (the small U-Net's blocks: ~150 KB); for wider blocks the
+     * matrices stream from L2 and only the small operands are fetched early */
+    const size_t wbytes = ((size_t)2 * Di * d + (size_t)xd * Di + (size_t)d * Di) * sizeof(float);
+    if (wbytes <= (128u << 10)) {
+        bs_prefetch(p.in_proj, (size_t)2 * Di * d * sizeof(float));
+        bs_prefetch(p.x_proj, (size_t)xd * Di * sizeof(float));
+        bs_prefetch(p.out_proj, (size_t)d * Di * sizeof(float));
+    }
+    bs_prefetch(p.conv_state + (size_t)b * (K - 1) * Di, (size_t)(K - 1) * Di * sizeof(float));
+    bs_prefetch(p.ssm_state + (size_t)b * Di * sf, (size_t)Di * sf * sizeof(float));
+    bs_prefetch(p.conv_w, (size_t)Di * K * sizeof(float));
+    bs_prefetch(p.conv_b, (size_t)Di * sizeof(float));
+    bs_prefetch(p.dt_w, (size_t)Di * R * sizeof(float));
+    bs_prefetch(p.dt_b, (size_t)Di * sizeof(float));
+    bs_prefetch(p.A_log, (size_t)Di * N * sizeof(float));
+    bs_prefetch(p.A_imag, (size_t)Di * N * sizeof(float));
+    bs_prefetch(p.D, (size_t)Di * sizeof(float));
 
     /* norm */
     float mean = 0.f;
