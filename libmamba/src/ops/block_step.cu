@@ -1,15 +1,22 @@
 /* One recurrent step of a residual Mamba block on the GPU: the maths of
  * ops/block_step.c in ONE kernel, one thread block per row.
  *
- * Why one block per row: at batch 1 a step is a chain of matrix-vector
- * products over a few hundred KB of weights, each too small to fill the
- * GPU; as separate launches (norm, in_proj, conv, x_proj, dt_proj, scan,
- * out_proj, residual) the launch and drain gaps cost more than the work.
- * Here everything between the weights lives in shared memory and the
- * phases are separated by block barriers. The weights are read with float4
- * loads, several rows in flight per lane group, so one SM keeps enough
- * bytes in flight to run near its share of L2 bandwidth; at larger batch
- * the blocks of different rows read the same weights from L2. */
+ * Why: at batch 1 a step is a chain of small matrix-vector products and
+ * per-channel updates; as separate launches (norm, in_proj, conv, x_proj,
+ * dt_proj, scan, out_proj, residual) launch gaps cost more than the work.
+ * Here the phases are separated by block barriers, with everything between
+ * them in shared memory.
+ *
+ * Within the kernel the enemy is latency, not bandwidth: profiled, the first
+ * version spent ~27k cycles on a 64-wide block, a dozen dependent trips to
+ * L2 (each phase waiting for its operands). So every operand that fits is
+ * staged into shared memory at the start with cp.async, all in flight at
+ * once, while the norm runs: the small per-channel tensors and the row's
+ * states first, then the three matrices as far as the shared memory goes
+ * (all of them for the audio U-Net's 64-wide blocks). What does not fit is
+ * read from global memory where it is used. */
+#include <cuda_pipeline.h>
+
 #include "core/cuda_util.h"
 #include "ops/ops.h"
 
@@ -26,11 +33,11 @@ static __device__ __forceinline__ float bs_dot(float4 a, float4 b)
 static __device__ __forceinline__ float bs_dot(float a, float b) { return a * b; }
 
 /* y[i] = W[i, :] . x (+ add[i]) for i < n; W (n, k) row-major in global
- * memory, x in shared memory, both read as T (float4 when k % 4 == 0).
+ * or shared memory, x in shared memory, both read as T (float4 when k % 4 == 0).
  * A group of g lanes (a power of two, at most 32, at most the row's
  * length in T) shares a row; each group keeps BS_ROWS rows in flight. */
 template <typename T>
-static __device__ void bs_gemv(int n, int k, const float *__restrict__ W, const float *x, float *y,
+static __device__ void bs_gemv(int n, int k, const float *W, const float *x, float *y,
                                const float *__restrict__ add)
 {
     const int q = k / (int)(sizeof(T) / sizeof(float));
@@ -55,7 +62,7 @@ static __device__ void bs_gemv(int n, int k, const float *__restrict__ W, const 
         for (int j = sub; j < q; j += g) {
             const T xv = x4[j];
 #pragma unroll
-            for (int u = 0; u < BS_ROWS; u++) acc[u] += bs_dot(__ldg(row[u] + j), xv);
+            for (int u = 0; u < BS_ROWS; u++) acc[u] += bs_dot(row[u][j], xv);
         }
 #pragma unroll
         for (int u = 0; u < BS_ROWS; u++) {
@@ -73,27 +80,58 @@ static __device__ void bs_gemv_auto(int n, int k, const float *W, const float *x
     else bs_gemv<float>(n, k, W, x, y, add);
 }
 
-/* Ask L1 for `bytes` from p, all lanes of the block together, without
- * waiting: the phases below then find their operands one L1 hit away
- * instead of a dependent L2 round trip each (a step is a chain of a dozen
- * such phases, and at batch 1 that latency is what a step costs). */
-static __device__ __forceinline__ void bs_prefetch(const void *p, size_t bytes)
-{
-    if (!p) return;
-    const char *c = static_cast<const char *>(p);
-    for (size_t off = (size_t)threadIdx.x * 128; off < bytes; off += (size_t)blockDim.x * 128)
-        asm volatile("prefetch.global.L1 [%0];" ::"l"(c + off));
-}
-
-/* Shared memory, in floats, each part rounded to 4 so float4 reads stay aligned. */
+/* Shared memory, in floats, each part rounded to 4 so float4 reads stay
+ * aligned: the work area, then the staged operands. */
 static __host__ __device__ int bs_round4(int n) { return (n + 3) & ~3; }
-static __host__ __device__ int bs_smem_floats(int d, int Di, int xd)
+static __host__ __device__ int bs_work_floats(int d, int Di, int xd)
 {
     return bs_round4(d) + bs_round4(2 * Di) + bs_round4(xd) + 2 * bs_round4(Di) + 64;
 }
 
+/* Operands that may be staged, in the order they are considered. */
+enum { BS_CONV_ST, BS_SSM_ST, BS_CONV_W, BS_CONV_B, BS_DT_W, BS_DT_B, BS_A_LOG, BS_A_IMAG, BS_D,
+       BS_IN_PROJ, BS_OUT_PROJ, BS_X_PROJ, BS_NOPS };
+typedef struct {
+    int off[BS_NOPS]; /* floats after the work area, -1: read from global memory */
+    int work, total;  /* floats */
+} bs_plan;
+
+/* Where operand i of row b comes from, and how many floats it has. */
+static __host__ __device__ const float *bs_src(const mb_block_step_params &p, int i, int b, int *n)
+{
+    const int Di = p.d_inner, N = p.d_state, K = p.d_conv, R = p.dt_rank;
+    const int sf = p.is_complex ? 2 * N : N, xd = R + 2 * sf;
+    switch (i) {
+    case BS_CONV_ST: *n = (K - 1) * Di; return p.conv_state + (size_t)b * (K - 1) * Di;
+    case BS_SSM_ST: *n = Di * sf; return p.ssm_state + (size_t)b * Di * sf;
+    case BS_CONV_W: *n = Di * K; return p.conv_w;
+    case BS_CONV_B: *n = Di; return p.conv_b;
+    case BS_DT_W: *n = Di * R; return p.dt_w;
+    case BS_DT_B: *n = Di; return p.dt_b;
+    case BS_A_LOG: *n = Di * N; return p.A_log;
+    case BS_A_IMAG: *n = Di * N; return p.A_imag;
+    case BS_D: *n = Di; return p.D;
+    case BS_IN_PROJ: *n = 2 * Di * p.d_model; return p.in_proj;
+    case BS_OUT_PROJ: *n = p.d_model * Di; return p.out_proj;
+    default: *n = xd * Di; return p.x_proj;
+    }
+}
+
+/* n floats global -> shared without waiting (cp.async), 16 bytes at a
+ * time where both ends allow it */
+static __device__ __forceinline__ void bs_stage(float *dst, const float *src, int n)
+{
+    if ((reinterpret_cast<uintptr_t>(src) & 15) == 0 && (n & 3) == 0) {
+        for (int i = threadIdx.x * 4; i < n; i += blockDim.x * 4)
+            __pipeline_memcpy_async(dst + i, src + i, 16);
+    } else {
+        for (int i = threadIdx.x; i < n; i += blockDim.x) __pipeline_memcpy_async(dst + i, src + i, 4);
+    }
+}
+
 static __global__ void __launch_bounds__(BS_THREADS, 1)
-block_step_kernel(const mb_block_step_params p, const float *__restrict__ h, float *__restrict__ out)
+block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float *__restrict__ h,
+                  float *__restrict__ out)
 {
     extern __shared__ float4 bs_sh4[];
     const int d = p.d_model, Di = p.d_inner, N = p.d_state, K = p.d_conv, R = p.dt_rank;
@@ -106,28 +144,25 @@ block_step_kernel(const mb_block_step_params p, const float *__restrict__ h, flo
     float *dl = xdbl + bs_round4(xd);     /* (Di): delta */
     float *y = dl + bs_round4(Di);        /* (Di): gated scan output */
     float *red = y + bs_round4(Di);       /* (64): reductions */
+    float *stage = sh + plan.work;
     const float *hr = h + (size_t)b * d;
 
-    /* everything this row reads, when it fits in L1 beside the shared
-     * memory (the small U-Net's blocks: ~150 KB); for wider blocks the
-     * matrices stream from L2 and only the small operands are fetched early */
-    const size_t wbytes = ((size_t)2 * Di * d + (size_t)xd * Di + (size_t)d * Di) * sizeof(float);
-    if (wbytes <= (128u << 10)) {
-        bs_prefetch(p.in_proj, (size_t)2 * Di * d * sizeof(float));
-        bs_prefetch(p.x_proj, (size_t)xd * Di * sizeof(float));
-        bs_prefetch(p.out_proj, (size_t)d * Di * sizeof(float));
+#pragma unroll
+    for (int i = 0; i < BS_NOPS; i++) {
+        int n;
+        const float *g = bs_src(p, i, b, &n);
+        if (g && plan.off[i] >= 0) bs_stage(stage + plan.off[i], g, n);
     }
-    bs_prefetch(p.conv_state + (size_t)b * (K - 1) * Di, (size_t)(K - 1) * Di * sizeof(float));
-    bs_prefetch(p.ssm_state + (size_t)b * Di * sf, (size_t)Di * sf * sizeof(float));
-    bs_prefetch(p.conv_w, (size_t)Di * K * sizeof(float));
-    bs_prefetch(p.conv_b, (size_t)Di * sizeof(float));
-    bs_prefetch(p.dt_w, (size_t)Di * R * sizeof(float));
-    bs_prefetch(p.dt_b, (size_t)Di * sizeof(float));
-    bs_prefetch(p.A_log, (size_t)Di * N * sizeof(float));
-    bs_prefetch(p.A_imag, (size_t)Di * N * sizeof(float));
-    bs_prefetch(p.D, (size_t)Di * sizeof(float));
+    __pipeline_commit();
+    /* operand i: its staged copy, or global memory (recomputed where used
+     * rather than held: registers are what this kernel is short of) */
+    auto src = [&](int i) -> const float * {
+        int n;
+        const float *g = bs_src(p, i, b, &n);
+        return g && plan.off[i] >= 0 ? stage + plan.off[i] : g;
+    };
 
-    /* norm */
+    /* norm, while the staging is in flight */
     float mean = 0.f;
     if (p.norm_b) {
         float s = 0.f;
@@ -139,35 +174,34 @@ block_step_kernel(const mb_block_step_params p, const float *__restrict__ h, flo
     const float rstd = rsqrtf(mb_block_sum(ss, red) / (float)d + p.eps);
     for (int i = tid; i < d; i += nt)
         xn[i] = (hr[i] - mean) * rstd * p.norm_w[i] + (p.norm_b ? p.norm_b[i] : 0.f);
+    __pipeline_wait_prior(0);
     __syncthreads();
 
-    bs_gemv_auto(2 * Di, d, p.in_proj, xn, xz, NULL);
+    bs_gemv_auto(2 * Di, d, src(BS_IN_PROJ), xn, xz, NULL);
     __syncthreads();
 
-    /* conv over [state; x], state shifted by one, SiLU in place of x */
+    /* conv over [state; x], SiLU in place of x; the state (read from its
+     * staged copy when there is one) shifts by one in global memory */
+    const float *csr = src(BS_CONV_ST);
     float *cs = p.conv_state + (size_t)b * (K - 1) * Di;
     for (int c = tid; c < Di; c += nt) {
-        const float *w = p.conv_w + (size_t)c * K;
+        const float *w = src(BS_CONV_W) + (size_t)c * K;
         const float xv = xz[c];
-        float acc = p.conv_b ? p.conv_b[c] : 0.f;
-        float prev = K > 1 ? cs[c] : 0.f;
-        for (int k = 0; k < K - 1; k++) {
-            acc += w[k] * prev;
-            const float next = k + 1 < K - 1 ? cs[(size_t)(k + 1) * Di + c] : xv;
-            cs[(size_t)k * Di + c] = next;
-            prev = next;
-        }
+        float acc = src(BS_CONV_B) ? src(BS_CONV_B)[c] : 0.f;
+        for (int k = 0; k < K - 1; k++) acc += w[k] * csr[(size_t)k * Di + c];
         acc += w[K - 1] * xv;
+        /* in order: when csr is cs itself, row k+1 is read before it is written */
+        for (int k = 0; k < K - 1; k++) cs[(size_t)k * Di + c] = k + 1 < K - 1 ? csr[(size_t)(k + 1) * Di + c] : xv;
         xz[c] = acc * bs_sigmoid(acc);
     }
     __syncthreads();
 
-    bs_gemv_auto(xd, Di, p.x_proj, xz, xdbl, NULL);
+    bs_gemv_auto(xd, Di, src(BS_X_PROJ), xz, xdbl, NULL);
     __syncthreads();
 
     for (int c = tid; c < Di; c += nt) {
-        const float *w = p.dt_w + (size_t)c * R;
-        float v = p.dt_b[c];
+        const float *w = src(BS_DT_W) + (size_t)c * R;
+        float v = src(BS_DT_B)[c];
         for (int r = 0; r < R; r++) v += w[r] * xdbl[r];
         dl[c] = bs_softplus(v);
     }
@@ -179,6 +213,7 @@ block_step_kernel(const mb_block_step_params p, const float *__restrict__ h, flo
         for (int c = tid; c < Di; c += nt) y[c] = 0.f;
     __syncthreads();
     const float *Bt = xdbl + R, *Ct = Bt + nbc;
+    const float *hsr = src(BS_SSM_ST), *Alog = src(BS_A_LOG), *Aim = src(BS_A_IMAG), *Dv = src(BS_D);
     float *hs = p.ssm_state + (size_t)b * Di * sf;
     for (int base = 0; base < Di * N; base += nt) {
         const int idx = base + tid;
@@ -187,21 +222,20 @@ block_step_kernel(const mb_block_step_params p, const float *__restrict__ h, flo
         float part = 0.f;
         if (ok) {
             const float dt = dl[c], dtx = dt * xz[c];
-            const float A = -expf(p.A_log[(size_t)c * N + n]);
+            const float A = -expf(Alog[idx]);
             if (!p.is_complex) {
-                float *hp = hs + (size_t)c * N + n;
-                const float hv = expf(dt * A) * *hp + dtx * Bt[n];
-                *hp = hv;
+                const float hv = expf(dt * A) * hsr[idx] + dtx * Bt[n];
+                hs[idx] = hv;
                 part = Ct[n] * hv;
             } else {
-                float2 *hp = reinterpret_cast<float2 *>(hs + ((size_t)c * N + n) * 2);
-                const float2 hv = *hp;
+                const float hre = hsr[2 * idx], him = hsr[2 * idx + 1];
                 float sn, cn;
-                sincosf(dt * p.A_imag[(size_t)c * N + n], &sn, &cn);
+                sincosf(dt * Aim[idx], &sn, &cn);
                 const float mag = expf(dt * A), ar = mag * cn, ai = mag * sn;
-                const float nr = ar * hv.x - ai * hv.y + dtx * Bt[2 * n];
-                const float ni = ar * hv.y + ai * hv.x + dtx * Bt[2 * n + 1];
-                *hp = make_float2(nr, ni);
+                const float nr = ar * hre - ai * him + dtx * Bt[2 * n];
+                const float ni = ar * him + ai * hre + dtx * Bt[2 * n + 1];
+                hs[2 * idx] = nr;
+                hs[2 * idx + 1] = ni;
                 part = 2.f * (Ct[2 * n] * nr - Ct[2 * n + 1] * ni);
             }
         }
@@ -209,7 +243,7 @@ block_step_kernel(const mb_block_step_params p, const float *__restrict__ h, flo
             for (int o = N >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o, N);
             if (ok && n == 0) {
                 const float zc = xz[Di + c];
-                y[c] = (part + p.D[c] * xz[c]) * zc * bs_sigmoid(zc);
+                y[c] = (part + Dv[c] * xz[c]) * zc * bs_sigmoid(zc);
             }
         } else if (ok) {
             atomicAdd(&y[c], part);
@@ -219,12 +253,32 @@ block_step_kernel(const mb_block_step_params p, const float *__restrict__ h, flo
     if (!seg) {
         for (int c = tid; c < Di; c += nt) {
             const float zc = xz[Di + c];
-            y[c] = (y[c] + p.D[c] * xz[c]) * zc * bs_sigmoid(zc);
+            y[c] = (y[c] + Dv[c] * xz[c]) * zc * bs_sigmoid(zc);
         }
         __syncthreads();
     }
 
-    bs_gemv_auto(d, Di, p.out_proj, y, out + (size_t)b * d, hr);
+    bs_gemv_auto(d, Di, src(BS_OUT_PROJ), y, out + (size_t)b * d, hr);
+}
+
+/* Which operands go to shared memory: the small ones and the states in
+ * order while they fit, then each matrix that still fits. */
+static bs_plan bs_make_plan(const mb_block_step_params *p, int max_floats)
+{
+    const int nbc = p->is_complex ? 2 * p->d_state : p->d_state;
+    bs_plan pl;
+    pl.work = bs_round4(bs_work_floats(p->d_model, p->d_inner, p->dt_rank + 2 * nbc));
+    int used = 0;
+    for (int i = 0; i < BS_NOPS; i++) {
+        int n;
+        const float *g = bs_src(*p, i, 0, &n);
+        pl.off[i] = -1;
+        if (!g || n == 0 || pl.work + used + bs_round4(n) > max_floats) continue;
+        pl.off[i] = used;
+        used += bs_round4(n);
+    }
+    pl.total = pl.work + used;
+    return pl;
 }
 
 extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
@@ -233,22 +287,23 @@ extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
     if (p->batch <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
-    const int nbc = p->is_complex ? 2 * p->d_state : p->d_state;
-    const size_t smem =
-        (size_t)bs_smem_floats(p->d_model, p->d_inner, p->dt_rank + 2 * nbc) * sizeof(float);
-    if (smem > (48u << 10)) {
-        /* big models: opt in to more than the default 48 KB per block */
-        int optin = 0;
-        MB_CUDA_CHECK(ctx, cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin,
-                                                  st->device));
-        if (smem > (size_t)optin) {
-            mb_cuda_fail(ctx, "block_step_kernel", "model too wide for the fused step's shared memory",
-                         __FILE__, __LINE__);
-            return;
-        }
-        MB_CUDA_CHECK(ctx, cudaFuncSetAttribute(block_step_kernel,
-                                                cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    /* the block's shared memory may go past the default 48 KB up to what
+     * the device allows; raised once per device */
+    static int optin[64];
+    const int dev = st->device < 64 ? st->device : 63;
+    if (!optin[dev]) {
+        int v = 0;
+        MB_CUDA_CHECK(ctx, cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, st->device));
+        v -= 1024; /* what the runtime reserves per block */
+        MB_CUDA_CHECK(ctx, cudaFuncSetAttribute(block_step_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, v));
+        optin[dev] = v;
     }
-    block_step_kernel<<<p->batch, BS_THREADS, smem, st->stream>>>(*p, h, out);
+    const bs_plan pl = bs_make_plan(p, optin[dev] / (int)sizeof(float));
+    if ((size_t)pl.work * sizeof(float) > (size_t)optin[dev]) {
+        mb_cuda_fail(ctx, "block_step_kernel", "model too wide for the fused step's shared memory",
+                     __FILE__, __LINE__);
+        return;
+    }
+    block_step_kernel<<<p->batch, BS_THREADS, (size_t)pl.total * sizeof(float), st->stream>>>(*p, pl, h, out);
     MB_LAUNCH_CHECK(ctx, "block_step_kernel");
 }
