@@ -25,7 +25,7 @@ scan)
     grep -E "scan_|Duration|Achieved Occupancy|Theoretical Occupancy|Registers Per|Memory Throughput|Compute \(SM\) Throughput|Stall|Warp Cycles Per Issued|Block Limit" "$OUT/ncu.txt" | head -80
     ;;
 step)
-    [ -x build-gpu/bench/bench_audio ] || bash scripts/gpu_check.sh quick >/dev/null 2>&1
+    [ -x build-gpu/bench/bench_audio ] || bash scripts/gpu_check.sh build >/dev/null 2>&1
     cmake --build build-gpu --target bench_audio >/dev/null || exit 1
     build-gpu/bench/bench_audio --device cuda --step-only --quick
     # warm-up (64 steps) and the first steps of the timed loop skipped
