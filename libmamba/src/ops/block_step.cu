@@ -33,51 +33,60 @@ static __device__ __forceinline__ float bs_dot(float4 a, float4 b)
 static __device__ __forceinline__ float bs_dot(float a, float b) { return a * b; }
 
 /* y[i] = W[i, :] . x (+ add[i]) for i < n; W (n, k) row-major in global
- * or shared memory, x in shared memory, both read as T (float4 when k % 4 == 0).
- * A group of g lanes (a power of two, at most 32, at most the row's
- * length in T) shares a row; each group keeps BS_ROWS rows in flight. */
-template <typename T>
-static __device__ void bs_gemv(int n, int k, const float *W, const float *x, float *y,
-                               const float *__restrict__ add)
+ * or shared memory, x in shared memory, both read as T (float4 when k % 4
+ * == 0). A group of G lanes (a power of two, at most 32 and at most the
+ * row's length in T) shares a row; each group keeps BS_ROWS rows in flight.
+ * G is a template argument so that the reduction unrolls: with it a run-time
+ * loop, index and address arithmetic were most of the kernel's instructions. */
+template <typename T, int G>
+static __device__ __forceinline__ void bs_gemv(int n, int q, const float *W, const float *x, float *y,
+                                               const float *__restrict__ add)
 {
-    const int q = k / (int)(sizeof(T) / sizeof(float));
-    int g = 32;
-    while (g > q) g >>= 1;
-    const int lane = threadIdx.x & 31, sub = lane & (g - 1);
-    const int groups = (blockDim.x >> 5) * (32 / g);
-    const int grp = (threadIdx.x >> 5) * (32 / g) + lane / g;
-    const T *W4 = reinterpret_cast<const T *>(W);
+    const int lane = threadIdx.x & 31, sub = lane & (G - 1);
+    const int groups = (blockDim.x >> 5) * (32 / G);
+    const int grp = (threadIdx.x >> 5) * (32 / G) + lane / G;
     const T *x4 = reinterpret_cast<const T *>(x);
-    /* every lane runs the same number of rounds: the shuffles below need
-     * the whole warp */
+    const int stride = groups * q; /* from one of a group's rows to its next */
+    /* every lane runs the same number of rounds: the shuffles need the
+     * whole warp */
     for (int base = 0; base < n; base += groups * BS_ROWS) {
+        const int r0 = base + grp;
+        const T *w0 = reinterpret_cast<const T *>(W) + (size_t)r0 * q;
         float acc[BS_ROWS];
-        const T *row[BS_ROWS];
 #pragma unroll
-        for (int u = 0; u < BS_ROWS; u++) {
-            int r = base + u * groups + grp;
-            row[u] = W4 + (size_t)(r < n ? r : n - 1) * q; /* clamped: read, discarded */
-            acc[u] = 0.f;
-        }
-        for (int j = sub; j < q; j += g) {
+        for (int u = 0; u < BS_ROWS; u++) acc[u] = 0.f;
+        for (int j = sub; j < q; j += G) {
             const T xv = x4[j];
 #pragma unroll
-            for (int u = 0; u < BS_ROWS; u++) acc[u] += bs_dot(row[u][j], xv);
+            for (int u = 0; u < BS_ROWS; u++)
+                if (r0 + u * groups < n) acc[u] += bs_dot(w0[u * stride + j], xv);
         }
 #pragma unroll
         for (int u = 0; u < BS_ROWS; u++) {
-            for (int o = g >> 1; o > 0; o >>= 1) acc[u] += __shfl_xor_sync(0xffffffffu, acc[u], o, g);
-            const int r = base + u * groups + grp;
+#pragma unroll
+            for (int o = G >> 1; o > 0; o >>= 1) acc[u] += __shfl_xor_sync(0xffffffffu, acc[u], o);
+            const int r = r0 + u * groups;
             if (sub == 0 && r < n) y[r] = acc[u] + (add ? add[r] : 0.f);
         }
     }
 }
 
+template <typename T>
+static __device__ void bs_gemv_q(int n, int q, const float *W, const float *x, float *y, const float *add)
+{
+    if (q >= 32) bs_gemv<T, 32>(n, q, W, x, y, add);
+    else if (q >= 16) bs_gemv<T, 16>(n, q, W, x, y, add);
+    else if (q >= 8) bs_gemv<T, 8>(n, q, W, x, y, add);
+    else if (q >= 4) bs_gemv<T, 4>(n, q, W, x, y, add);
+    else if (q >= 2) bs_gemv<T, 2>(n, q, W, x, y, add);
+    else bs_gemv<T, 1>(n, q, W, x, y, add);
+}
+
 static __device__ void bs_gemv_auto(int n, int k, const float *W, const float *x, float *y,
                                     const float *add)
 {
-    if (k % 4 == 0) bs_gemv<float4>(n, k, W, x, y, add);
-    else bs_gemv<float>(n, k, W, x, y, add);
+    if (k % 4 == 0) bs_gemv_q<float4>(n, k / 4, W, x, y, add);
+    else bs_gemv_q<float>(n, k, W, x, y, add);
 }
 
 /* Shared memory, in floats, each part rounded to 4 so float4 reads stay
@@ -209,6 +218,7 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
      * channel sit in N neighbouring lanes when N is a power of two <= 32,
      * and go through shared atomics otherwise */
     const bool seg = N <= 32 && (N & (N - 1)) == 0;
+    const int lgN = 31 - __clz(N);
     if (!seg)
         for (int c = tid; c < Di; c += nt) y[c] = 0.f;
     __syncthreads();
@@ -218,7 +228,7 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     for (int base = 0; base < Di * N; base += nt) {
         const int idx = base + tid;
         const bool ok = idx < Di * N;
-        const int c = ok ? idx / N : 0, n = idx - c * N;
+        const int c = !ok ? 0 : seg ? idx >> lgN : idx / N, n = idx - c * N;
         float part = 0.f;
         if (ok) {
             const float dt = dl[c], dtx = dt * xz[c];
