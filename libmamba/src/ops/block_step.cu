@@ -23,7 +23,18 @@
 #include "ops/ops.h"
 
 #define BS_THREADS 256
-#define BS_CLUSTER 8 /* blocks per row (portable cluster size) */
+#define BS_CLUSTER 8 /* blocks per row from Hopper on (the portable cluster size) */
+
+/* Clusters exist from sm_90; compiled for an older GPU the kernel runs with
+ * one block per row (the host launches gridDim.x = 1 there) and the cluster
+ * operations become the block's own. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define BS_CLUSTER_ATTR
+#define BS_HAVE_CLUSTER 0
+#else
+#define BS_CLUSTER_ATTR __cluster_dims__(BS_CLUSTER, 1, 1)
+#define BS_HAVE_CLUSTER 1
+#endif
 #define BS_ROWS 8 /* rows in flight per lane group in the GEMVs */
 
 static __device__ __forceinline__ float bs_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
@@ -101,7 +112,7 @@ static __host__ __device__ int bs_round4(int n) { return (n + 3) & ~3; }
 
 /* The channel slice of each block: a multiple of 4 channels, so float4
  * reads of column slices stay aligned when d_inner is. */
-static __host__ __device__ int bs_slice(int Di) { return bs_round4((Di + BS_CLUSTER - 1) / BS_CLUSTER); }
+static __host__ __device__ int bs_slice(int Di, int ncl) { return bs_round4((Di + ncl - 1) / ncl); }
 
 /* A block's work area in shared memory, in floats, each part rounded to 4. */
 static __host__ __device__ int bs_work_floats(int d, int Dc, int xd)
@@ -170,16 +181,44 @@ static __device__ __forceinline__ void bs_stage(float *dst, const bs_slab &s)
 
 namespace cg = cooperative_groups;
 
-static __global__ void __cluster_dims__(BS_CLUSTER, 1, 1) __launch_bounds__(BS_THREADS)
+static __device__ __forceinline__ void bs_cluster_sync()
+{
+#if BS_HAVE_CLUSTER
+    cg::this_cluster().sync();
+#else
+    __syncthreads();
+#endif
+}
+
+/* p (this block's shared memory) as seen in block r of the cluster */
+static __device__ __forceinline__ const float *bs_remote(float *p, int r)
+{
+#if BS_HAVE_CLUSTER
+    return cg::this_cluster().map_shared_rank(p, r);
+#else
+    (void)r;
+    return p;
+#endif
+}
+
+static __device__ __forceinline__ int bs_rank()
+{
+#if BS_HAVE_CLUSTER
+    return (int)cg::this_cluster().block_rank();
+#else
+    return 0;
+#endif
+}
+
+static __global__ void BS_CLUSTER_ATTR __launch_bounds__(BS_THREADS, 1)
 block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float *__restrict__ h,
                   float *__restrict__ out)
 {
     extern __shared__ float4 bs_sh4[];
-    cg::cluster_group cluster = cg::this_cluster();
     const int d = p.d_model, Di = p.d_inner, N = p.d_state, K = p.d_conv, R = p.dt_rank;
     const int nbc = p.is_complex ? 2 * N : N, sf = nbc, xd = R + 2 * nbc;
-    const int rank = (int)cluster.block_rank(), b = blockIdx.y, tid = threadIdx.x, nt = blockDim.x;
-    const int Dc = bs_slice(Di), c0 = rank * Dc;
+    const int rank = bs_rank(), ncl = gridDim.x, b = blockIdx.y, tid = threadIdx.x, nt = blockDim.x;
+    const int Dc = bs_slice(Di, ncl), c0 = rank * Dc;
     const int nc = Di - c0 < Dc ? (Di - c0 > 0 ? Di - c0 : 0) : Dc; /* this block's channels */
     float *sh = reinterpret_cast<float *>(bs_sh4);
     float *xn = sh;                       /* (d) */
@@ -252,10 +291,10 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     if (nc > 0) bs_gemv_auto(xd, nc, ldx, xw, xz, xdp, NULL);
     else
         for (int j = tid; j < xd; j += nt) xdp[j] = 0.f;
-    cluster.sync();
+    bs_cluster_sync();
     for (int j = tid; j < xd; j += nt) {
         float v = 0.f;
-        for (int r = 0; r < BS_CLUSTER; r++) v += cluster.map_shared_rank(xdp, r)[j];
+        for (int r = 0; r < ncl; r++) v += bs_remote(xdp, r)[j];
         xdbl[j] = v;
     }
     __syncthreads();
@@ -329,22 +368,22 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     if (nc > 0) bs_gemv_auto(d, nc, ldo, ow, y, op, NULL);
     else
         for (int i = tid; i < d; i += nt) op[i] = 0.f;
-    cluster.sync();
-    const int per = (d + BS_CLUSTER - 1) / BS_CLUSTER;
+    bs_cluster_sync();
+    const int per = (d + ncl - 1) / ncl;
     for (int i = rank * per + tid; i < d && i < (rank + 1) * per; i += nt) {
         float v = hr[i];
-        for (int r = 0; r < BS_CLUSTER; r++) v += cluster.map_shared_rank(op, r)[i];
+        for (int r = 0; r < ncl; r++) v += bs_remote(op, r)[i];
         out[(size_t)b * d + i] = v;
     }
     /* no block may leave while others read its shared memory */
-    cluster.sync();
+    bs_cluster_sync();
 }
 
 /* Which slices go to shared memory: the small ones and the states in order
  * while they fit, then each matrix slice that still fits. */
-static bs_plan bs_make_plan(const mb_block_step_params *p, int max_floats)
+static bs_plan bs_make_plan(const mb_block_step_params *p, int ncl, int max_floats)
 {
-    const int nbc = p->is_complex ? 2 * p->d_state : p->d_state, Dc = bs_slice(p->d_inner);
+    const int nbc = p->is_complex ? 2 * p->d_state : p->d_state, Dc = bs_slice(p->d_inner, ncl);
     bs_plan pl;
     pl.work = bs_round4(bs_work_floats(p->d_model, Dc, p->dt_rank + 2 * nbc));
     int used = 0;
@@ -368,10 +407,15 @@ extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
     if (!st) return;
     /* the blocks' shared memory may go past the default 48 KB, up to what
      * the device allows; raised once per device */
-    static int optin[64];
+    static int optin[64], arch[64];
     const int dev = st->device < 64 ? st->device : 63;
     if (!optin[dev]) {
         int v = 0;
+        /* the machine code the device runs (an sm_75 build also runs on an
+         * H100, without clusters) */
+        cudaFuncAttributes fa;
+        MB_CUDA_CHECK(ctx, cudaFuncGetAttributes(&fa, block_step_kernel));
+        arch[dev] = fa.binaryVersion;
         MB_CUDA_CHECK(ctx, cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, st->device));
         v -= 1024; /* what the runtime reserves per block */
         MB_CUDA_CHECK(ctx, cudaFuncSetAttribute(block_step_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, v));
@@ -380,13 +424,14 @@ extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
     /* staging beyond 64 KB a block buys little and keeps a second cluster
      * off the SM at larger batch */
     const int cap = optin[dev] < (64 << 10) ? optin[dev] : (64 << 10);
-    const bs_plan pl = bs_make_plan(p, cap / (int)sizeof(float));
+    const int ncl = arch[dev] >= 90 ? BS_CLUSTER : 1;
+    const bs_plan pl = bs_make_plan(p, ncl, cap / (int)sizeof(float));
     if ((size_t)pl.work * sizeof(float) > (size_t)optin[dev]) {
         mb_cuda_fail(ctx, "block_step_kernel", "model too wide for the fused step's shared memory",
                      __FILE__, __LINE__);
         return;
     }
-    const dim3 grid(BS_CLUSTER, (unsigned)p->batch);
+    const dim3 grid((unsigned)ncl, (unsigned)p->batch);
     block_step_kernel<<<grid, BS_THREADS, (size_t)pl.total * sizeof(float), st->stream>>>(*p, pl, h, out);
     MB_LAUNCH_CHECK(ctx, "block_step_kernel");
 }
