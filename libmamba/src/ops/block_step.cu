@@ -35,7 +35,7 @@
 #define BS_CLUSTER_ATTR __cluster_dims__(BS_CLUSTER, 1, 1)
 #define BS_HAVE_CLUSTER 1
 #endif
-#define BS_ROWS 8 /* rows in flight per lane group in the GEMVs */
+#define BS_ROWS 4 /* rows in flight per lane group in the GEMVs */
 
 static __device__ __forceinline__ float bs_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
 static __device__ __forceinline__ float bs_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
@@ -51,11 +51,16 @@ static __device__ __forceinline__ float bs_dot(float a, float b) { return a * b;
  * (float4 when k, ldw and W allow it). A group of G lanes (a power of two,
  * at most 32 and at most the row's length in T) shares a row; each group
  * keeps BS_ROWS rows in flight. G is a template argument so that the
- * reduction unrolls: as a run-time loop, it and its index arithmetic were
- * most of the kernel's instructions. */
+ * reduction unrolls; only three widths, and not inlined, because code size
+ * is what this kernel is short of: profiled, a version with every variant
+ * inlined (15k instructions, more than the SM's instruction cache) spent
+ * most of its time waiting for instructions. For the same reason no loop
+ * of the kernel is unrolled beyond what the arithmetic needs: each launch
+ * runs on SMs whose instruction caches are cold, and every distinct line
+ * of code executed is a trip to L2. */
 template <typename T, int G>
-static __device__ __forceinline__ void bs_gemv(int n, int q, int ldq, const float *W, const float *x,
-                                               float *y, const float *__restrict__ add)
+static __device__ __noinline__ void bs_gemv(int n, int q, int ldq, const float *W, const float *x,
+                                            float *y, const float *__restrict__ add)
 {
     const int lane = threadIdx.x & 31, sub = lane & (G - 1);
     const int groups = (blockDim.x >> 5) * (32 / G);
@@ -64,12 +69,14 @@ static __device__ __forceinline__ void bs_gemv(int n, int q, int ldq, const floa
     const int stride = groups * ldq; /* from one of a group's rows to its next */
     /* every lane runs the same number of rounds: the shuffles need the
      * whole warp */
+#pragma unroll 1
     for (int base = 0; base < n; base += groups * BS_ROWS) {
         const int r0 = base + grp;
         const T *w0 = reinterpret_cast<const T *>(W) + (size_t)r0 * ldq;
         float acc[BS_ROWS];
 #pragma unroll
         for (int u = 0; u < BS_ROWS; u++) acc[u] = 0.f;
+#pragma unroll 1
         for (int j = sub; j < q; j += G) {
             const T xv = x4[j];
 #pragma unroll
@@ -91,10 +98,7 @@ static __device__ void bs_gemv_q(int n, int q, int ldq, const float *W, const fl
                                  const float *add)
 {
     if (q >= 32) bs_gemv<T, 32>(n, q, ldq, W, x, y, add);
-    else if (q >= 16) bs_gemv<T, 16>(n, q, ldq, W, x, y, add);
     else if (q >= 8) bs_gemv<T, 8>(n, q, ldq, W, x, y, add);
-    else if (q >= 4) bs_gemv<T, 4>(n, q, ldq, W, x, y, add);
-    else if (q >= 2) bs_gemv<T, 2>(n, q, ldq, W, x, y, add);
     else bs_gemv<T, 1>(n, q, ldq, W, x, y, add);
 }
 
@@ -135,7 +139,8 @@ typedef struct {
     int rows, cols, ld;
 } bs_slab;
 
-static __host__ __device__ bs_slab bs_operand(const mb_block_step_params &p, int i, int b, int c0, int nc)
+static __host__ __device__ __noinline__ bs_slab bs_operand(const mb_block_step_params &p, int i, int b,
+                                                           int c0, int nc)
 {
     const int d = p.d_model, Di = p.d_inner, N = p.d_state, K = p.d_conv, R = p.dt_rank;
     const int sf = p.is_complex ? 2 * N : N, xd = R + 2 * sf;
@@ -166,12 +171,14 @@ static __device__ __forceinline__ void bs_stage(float *dst, const bs_slab &s)
     const bool v4 = (reinterpret_cast<uintptr_t>(s.g) & 15) == 0 && (s.cols & 3) == 0 && (s.ld & 3) == 0;
     if (v4) {
         const int q = s.cols / 4, n = s.rows * q;
+#pragma unroll 1
         for (int i = threadIdx.x; i < n; i += blockDim.x) {
             const int r = i / q, c = (i - r * q) * 4;
             __pipeline_memcpy_async(dst + r * s.cols + c, s.g + (size_t)r * s.ld + c, 16);
         }
     } else {
         const int n = s.rows * s.cols;
+#pragma unroll 1
         for (int i = threadIdx.x; i < n; i += blockDim.x) {
             const int r = i / s.cols, c = i - r * s.cols;
             __pipeline_memcpy_async(dst + i, s.g + (size_t)r * s.ld + c, 4);
@@ -232,31 +239,40 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     float *stage = sh + plan.work;
     const float *hr = h + (size_t)b * d;
 
-#pragma unroll
+    /* each operand's source: its staged copy (compact) or global memory,
+     * with its row stride; one table for the block, so the phases below
+     * need no per-operand code */
+    __shared__ const float *src_p[BS_NOPS];
+    __shared__ int src_ld[BS_NOPS];
+    #pragma unroll 1
     for (int i = 0; i < BS_NOPS; i++) {
         const bs_slab s = bs_operand(p, i, b, c0, nc);
-        if (s.g && plan.off[i] >= 0) bs_stage(stage + plan.off[i], s);
+        const bool st = s.g && plan.off[i] >= 0;
+        if (st) bs_stage(stage + plan.off[i], s);
+        if (tid == 0) {
+            src_p[i] = st ? stage + plan.off[i] : s.g;
+            src_ld[i] = st ? s.cols : s.ld;
+        }
     }
     __pipeline_commit();
-    /* operand i: its staged copy (compact) or global memory, and its row
-     * stride; recomputed where used rather than held in registers */
     auto src = [&](int i, int *ld) -> const float * {
-        const bs_slab s = bs_operand(p, i, b, c0, nc);
-        const bool st = s.g && plan.off[i] >= 0;
-        if (ld) *ld = st ? s.cols : s.ld;
-        return st ? stage + plan.off[i] : s.g;
+        if (ld) *ld = src_ld[i];
+        return src_p[i];
     };
 
     /* norm (every block needs all of xn), while the staging is in flight */
     float mean = 0.f;
     if (p.norm_b) {
         float sum = 0.f;
+        #pragma unroll 1
         for (int i = tid; i < d; i += nt) sum += hr[i];
         mean = mb_block_sum(sum, red) / (float)d;
     }
     float ss = 0.f;
+    #pragma unroll 1
     for (int i = tid; i < d; i += nt) ss += (hr[i] - mean) * (hr[i] - mean);
     const float rstd = rsqrtf(mb_block_sum(ss, red) / (float)d + p.eps);
+    #pragma unroll 1
     for (int i = tid; i < d; i += nt)
         xn[i] = (hr[i] - mean) * rstd * p.norm_w[i] + (p.norm_b ? p.norm_b[i] : 0.f);
     __pipeline_wait_prior(0);
@@ -272,13 +288,16 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     int ldcs;
     const float *csr = src(BS_CONV_ST, &ldcs), *cw = src(BS_CONV_W, NULL), *cb = src(BS_CONV_B, NULL);
     float *cs = p.conv_state + (size_t)b * (K - 1) * Di + c0;
+    #pragma unroll 1
     for (int c = tid; c < nc; c += nt) {
         const float *w = cw + (size_t)c * K;
         const float xv = xz[c];
         float acc = cb ? cb[c] : 0.f;
+        #pragma unroll 1
         for (int k = 0; k < K - 1; k++) acc += w[k] * csr[(size_t)k * ldcs + c];
         acc += w[K - 1] * xv;
         /* in order: when csr is cs itself, row k+1 is read before it is written */
+        #pragma unroll 1
         for (int k = 0; k < K - 1; k++)
             cs[(size_t)k * Di + c] = k + 1 < K - 1 ? csr[(size_t)(k + 1) * ldcs + c] : xv;
         xz[c] = acc * bs_sigmoid(acc);
@@ -290,19 +309,24 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     const float *xw = src(BS_X_PROJ, &ldx);
     if (nc > 0) bs_gemv_auto(xd, nc, ldx, xw, xz, xdp, NULL);
     else
+        #pragma unroll 1
         for (int j = tid; j < xd; j += nt) xdp[j] = 0.f;
     bs_cluster_sync();
+    #pragma unroll 1
     for (int j = tid; j < xd; j += nt) {
         float v = 0.f;
+        #pragma unroll 1
         for (int r = 0; r < ncl; r++) v += bs_remote(xdp, r)[j];
         xdbl[j] = v;
     }
     __syncthreads();
 
     const float *dtw = src(BS_DT_W, NULL), *dtb = src(BS_DT_B, NULL);
+    #pragma unroll 1
     for (int c = tid; c < nc; c += nt) {
         const float *w = dtw + (size_t)c * R;
         float v = dtb[c];
+        #pragma unroll 1
         for (int r = 0; r < R; r++) v += w[r] * xdbl[r];
         dl[c] = bs_softplus(v);
     }
@@ -312,12 +336,14 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     const bool seg = N <= 32 && (N & (N - 1)) == 0;
     const int lgN = 31 - __clz(N);
     if (!seg)
+        #pragma unroll 1
         for (int c = tid; c < nc; c += nt) y[c] = 0.f;
     __syncthreads();
     const float *Bt = xdbl + R, *Ct = Bt + nbc;
     const float *hsr = src(BS_SSM_ST, NULL), *Alog = src(BS_A_LOG, NULL), *Aim = src(BS_A_IMAG, NULL);
     const float *Dv = src(BS_D, NULL);
     float *hs = p.ssm_state + ((size_t)b * Di + c0) * sf;
+    #pragma unroll 1
     for (int base = 0; base < nc * N; base += nt) {
         const int idx = base + tid;
         const bool ok = idx < nc * N;
@@ -354,6 +380,7 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     }
     __syncthreads();
     if (!seg) {
+        #pragma unroll 1
         for (int c = tid; c < nc; c += nt) {
             const float zc = xz[Dc + c];
             y[c] = (y[c] + Dv[c] * xz[c]) * zc * bs_sigmoid(zc);
@@ -367,11 +394,14 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     const float *ow = src(BS_OUT_PROJ, &ldo);
     if (nc > 0) bs_gemv_auto(d, nc, ldo, ow, y, op, NULL);
     else
+        #pragma unroll 1
         for (int i = tid; i < d; i += nt) op[i] = 0.f;
     bs_cluster_sync();
     const int per = (d + ncl - 1) / ncl;
+    #pragma unroll 1
     for (int i = rank * per + tid; i < d && i < (rank + 1) * per; i += nt) {
         float v = hr[i];
+        #pragma unroll 1
         for (int r = 0; r < ncl; r++) v += bs_remote(op, r)[i];
         out[(size_t)b * d + i] = v;
     }
