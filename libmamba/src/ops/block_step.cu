@@ -127,62 +127,59 @@ static __host__ __device__ int bs_work_floats(int d, int Dc, int xd)
 /* Operands a block may stage (its slices), in the order considered. */
 enum { BS_CONV_ST, BS_SSM_ST, BS_CONV_W, BS_CONV_B, BS_DT_W, BS_DT_B, BS_A_LOG, BS_A_IMAG, BS_D,
        BS_IN_X, BS_IN_Z, BS_OUT_PROJ, BS_X_PROJ, BS_NOPS };
-typedef struct {
-    int off[BS_NOPS]; /* floats after the work area, -1: read from global memory */
-    int work, total;  /* floats */
-} bs_plan;
 
-/* Operand i's slice for row b and channels [c0, c0 + nc): rows x cols
- * floats, rows ld apart in global memory (staged copies are compact). */
+/* Operand i as the host describes it to the kernel: for row b and the
+ * channels [c0, c0 + nc), its slice starts at g + b * bstride + c0 * cmul
+ * and is `rows` rows of nc * cpc floats, rows ld apart (staged copies are
+ * compact). Worked out once on the host: as device code, per operand and
+ * per block, it cost more instructions than the block's share of the maths. */
 typedef struct {
     const float *g;
-    int rows, cols, ld;
-} bs_slab;
+    long long bstride;
+    int cmul, cpc, rows, ld;
+    int off; /* floats after the work area where it is staged, -1: not staged */
+} bs_opnd;
 
-static __host__ __device__ __noinline__ bs_slab bs_operand(const mb_block_step_params &p, int i, int b,
-                                                           int c0, int nc)
+typedef struct {
+    bs_opnd op[BS_NOPS];
+    int work, total; /* floats */
+} bs_plan;
+
+static bs_opnd bs_describe(const mb_block_step_params *p, int i)
 {
-    const int d = p.d_model, Di = p.d_inner, N = p.d_state, K = p.d_conv, R = p.dt_rank;
-    const int sf = p.is_complex ? 2 * N : N, xd = R + 2 * sf;
-    bs_slab s;
+    const int d = p->d_model, Di = p->d_inner, N = p->d_state, K = p->d_conv, R = p->dt_rank;
+    const int sf = p->is_complex ? 2 * N : N, xd = R + 2 * sf;
+    bs_opnd o = {NULL, 0, 0, 0, 1, 0, -1};
     switch (i) {
-    case BS_CONV_ST: s = {p.conv_state + (size_t)b * (K - 1) * Di + c0, K - 1, nc, Di}; break;
-    case BS_SSM_ST: s = {p.ssm_state + ((size_t)b * Di + c0) * sf, 1, nc * sf, 0}; break;
-    case BS_CONV_W: s = {p.conv_w + (size_t)c0 * K, 1, nc * K, 0}; break;
-    case BS_CONV_B: s = {p.conv_b ? p.conv_b + c0 : NULL, 1, nc, 0}; break;
-    case BS_DT_W: s = {p.dt_w + (size_t)c0 * R, 1, nc * R, 0}; break;
-    case BS_DT_B: s = {p.dt_b + c0, 1, nc, 0}; break;
-    case BS_A_LOG: s = {p.A_log + (size_t)c0 * N, 1, nc * N, 0}; break;
-    case BS_A_IMAG: s = {p.A_imag ? p.A_imag + (size_t)c0 * N : NULL, 1, nc * N, 0}; break;
-    case BS_D: s = {p.D + c0, 1, nc, 0}; break;
-    case BS_IN_X: s = {p.in_proj + (size_t)c0 * d, 1, nc * d, 0}; break;
-    case BS_IN_Z: s = {p.in_proj + ((size_t)Di + c0) * d, 1, nc * d, 0}; break;
-    case BS_OUT_PROJ: s = {p.out_proj + c0, d, nc, Di}; break;
-    default: s = {p.x_proj + c0, xd, nc, Di}; break;
+    case BS_CONV_ST: o = {p->conv_state, (long long)(K - 1) * Di, 1, 1, K - 1, Di, -1}; break;
+    case BS_SSM_ST: o = {p->ssm_state, (long long)Di * sf, sf, sf, 1, 0, -1}; break;
+    case BS_CONV_W: o = {p->conv_w, 0, K, K, 1, 0, -1}; break;
+    case BS_CONV_B: o = {p->conv_b, 0, 1, 1, 1, 0, -1}; break;
+    case BS_DT_W: o = {p->dt_w, 0, R, R, 1, 0, -1}; break;
+    case BS_DT_B: o = {p->dt_b, 0, 1, 1, 1, 0, -1}; break;
+    case BS_A_LOG: o = {p->A_log, 0, N, N, 1, 0, -1}; break;
+    case BS_A_IMAG: o = {p->A_imag, 0, N, N, 1, 0, -1}; break;
+    case BS_D: o = {p->D, 0, 1, 1, 1, 0, -1}; break;
+    case BS_IN_X: o = {p->in_proj, 0, d, d, 1, 0, -1}; break;
+    case BS_IN_Z: o = {p->in_proj + (size_t)Di * d, 0, d, d, 1, 0, -1}; break;
+    case BS_OUT_PROJ: o = {p->out_proj, 0, 1, 1, d, Di, -1}; break;
+    default: o = {p->x_proj, 0, 1, 1, xd, Di, -1}; break;
     }
-    if (nc <= 0) s.g = NULL;
-    return s;
+    if (o.rows == 0) o.g = NULL; /* d_conv 1: no conv state */
+    return o;
 }
 
-/* a slab global -> shared (compact) without waiting (cp.async), 16 bytes
- * at a time where both ends allow it */
-static __device__ __forceinline__ void bs_stage(float *dst, const bs_slab &s)
+/* rows x cols floats (rows ld apart) global -> shared (compact), without
+ * waiting (cp.async), 16 bytes at a time where both ends allow it */
+static __device__ __forceinline__ void bs_stage(float *dst, const float *g, int rows, int cols, int ld)
 {
-    const bool v4 = (reinterpret_cast<uintptr_t>(s.g) & 15) == 0 && (s.cols & 3) == 0 && (s.ld & 3) == 0;
-    if (v4) {
-        const int q = s.cols / 4, n = s.rows * q;
+    const bool v4 = (reinterpret_cast<uintptr_t>(g) & 15) == 0 && (cols & 3) == 0 && (ld & 3) == 0;
+    const int w = v4 ? 4 : 1, q = cols / w, n = rows * q;
 #pragma unroll 1
-        for (int i = threadIdx.x; i < n; i += blockDim.x) {
-            const int r = i / q, c = (i - r * q) * 4;
-            __pipeline_memcpy_async(dst + r * s.cols + c, s.g + (size_t)r * s.ld + c, 16);
-        }
-    } else {
-        const int n = s.rows * s.cols;
-#pragma unroll 1
-        for (int i = threadIdx.x; i < n; i += blockDim.x) {
-            const int r = i / s.cols, c = i - r * s.cols;
-            __pipeline_memcpy_async(dst + i, s.g + (size_t)r * s.ld + c, 4);
-        }
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const int r = i / q, c = (i - r * q) * w;
+        if (v4) __pipeline_memcpy_async(dst + r * cols + c, g + (size_t)r * ld + c, 16);
+        else __pipeline_memcpy_async(dst + r * cols + c, g + (size_t)r * ld + c, 4);
     }
 }
 
@@ -244,14 +241,15 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
      * need no per-operand code */
     __shared__ const float *src_p[BS_NOPS];
     __shared__ int src_ld[BS_NOPS];
-    #pragma unroll 1
+#pragma unroll 1
     for (int i = 0; i < BS_NOPS; i++) {
-        const bs_slab s = bs_operand(p, i, b, c0, nc);
-        const bool st = s.g && plan.off[i] >= 0;
-        if (st) bs_stage(stage + plan.off[i], s);
+        const bs_opnd &o = plan.op[i];
+        const float *g = o.g ? o.g + b * o.bstride + (long long)c0 * o.cmul : NULL;
+        const bool st = g && o.off >= 0 && nc > 0;
+        if (st) bs_stage(stage + o.off, g, o.rows, nc * o.cpc, o.ld);
         if (tid == 0) {
-            src_p[i] = st ? stage + plan.off[i] : s.g;
-            src_ld[i] = st ? s.cols : s.ld;
+            src_p[i] = st ? stage + o.off : g;
+            src_ld[i] = st ? nc * o.cpc : o.ld;
         }
     }
     __pipeline_commit();
@@ -411,6 +409,8 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
 
 /* Which slices go to shared memory: the small ones and the states in order
  * while they fit, then each matrix slice that still fits. */
+/* Which slices go to shared memory: the small ones and the states in order
+ * while they fit, then each matrix slice that still fits. */
 static bs_plan bs_make_plan(const mb_block_step_params *p, int ncl, int max_floats)
 {
     const int nbc = p->is_complex ? 2 * p->d_state : p->d_state, Dc = bs_slice(p->d_inner, ncl);
@@ -418,11 +418,10 @@ static bs_plan bs_make_plan(const mb_block_step_params *p, int ncl, int max_floa
     pl.work = bs_round4(bs_work_floats(p->d_model, Dc, p->dt_rank + 2 * nbc));
     int used = 0;
     for (int i = 0; i < BS_NOPS; i++) {
-        const bs_slab s = bs_operand(*p, i, 0, 0, Dc);
-        const int n = bs_round4(s.rows * s.cols);
-        pl.off[i] = -1;
-        if (!s.g || n == 0 || pl.work + used + n > max_floats) continue;
-        pl.off[i] = used;
+        pl.op[i] = bs_describe(p, i);
+        const int n = bs_round4(pl.op[i].rows * Dc * pl.op[i].cpc);
+        if (!pl.op[i].g || n == 0 || pl.work + used + n > max_floats) continue;
+        pl.op[i].off = used;
         used += n;
     }
     pl.total = pl.work + used;
