@@ -1,41 +1,27 @@
 /* One recurrent step of a residual Mamba block on the GPU: the maths of
- * ops/block_step.c in ONE kernel, a cluster of BS_CLUSTER thread blocks per
- * row, each block owning a slice of the d_inner channels.
+ * ops/block_step.c in ONE kernel, one thread block per row.
  *
  * Why: at batch 1 a step is a chain of small matrix-vector products and
  * per-channel updates; as separate launches (norm, in_proj, conv, x_proj,
  * dt_proj, scan, out_proj, residual) launch gaps cost more than the work.
- * Here the phases are separated by barriers, with everything between them
- * in shared memory. Profiled on an H100, one block per row was bound by the
- * latency of its instruction chain on one SM (~15 us for a 64-wide block at
- * 1.6 instructions a cycle); a cluster splits that chain over 8 SMs. The two
- * reductions over channels (x_proj's and out_proj's inputs) go through
- * distributed shared memory: each block writes its partial sums, the
- * cluster synchronizes, each block adds what it needs from all the others.
+ * Here the phases are separated by block barriers, with everything between
+ * them in shared memory.
  *
- * Each block stages its slices of the operands (weights, the row's states)
- * into shared memory with cp.async at the start, all in flight at once while
- * the norm runs; what does not fit is read from global memory where used. */
-#include <cooperative_groups.h>
+ * Within the kernel the enemy is latency, not bandwidth: profiled, the first
+ * version spent ~27k cycles on a 64-wide block, a dozen dependent trips to
+ * L2 (each phase waiting for its operands). So every operand that fits is
+ * staged into shared memory at the start with cp.async, all in flight at
+ * once, while the norm runs: the small per-channel tensors and the row's
+ * states first, then the three matrices as far as the shared memory goes
+ * (all of them for the audio U-Net's 64-wide blocks). What does not fit is
+ * read from global memory where it is used. */
 #include <cuda_pipeline.h>
 
 #include "core/cuda_util.h"
 #include "ops/ops.h"
 
-#define BS_THREADS 256
-#define BS_CLUSTER 8 /* blocks per row from Hopper on (the portable cluster size) */
-
-/* Clusters exist from sm_90; compiled for an older GPU the kernel runs with
- * one block per row (the host launches gridDim.x = 1 there) and the cluster
- * operations become the block's own. */
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
-#define BS_CLUSTER_ATTR
-#define BS_HAVE_CLUSTER 0
-#else
-#define BS_CLUSTER_ATTR __cluster_dims__(BS_CLUSTER, 1, 1)
-#define BS_HAVE_CLUSTER 1
-#endif
-#define BS_ROWS 4 /* rows in flight per lane group in the GEMVs */
+#define BS_THREADS 512
+#define BS_ROWS 8 /* rows in flight per lane group in the GEMVs */
 
 static __device__ __forceinline__ float bs_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
 static __device__ __forceinline__ float bs_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
@@ -46,37 +32,30 @@ static __device__ __forceinline__ float bs_dot(float4 a, float4 b)
 }
 static __device__ __forceinline__ float bs_dot(float a, float b) { return a * b; }
 
-/* y[i] = W[i, 0:k] . x (+ add[i]) for i < n; W row-major with rows ldw
- * floats apart, in global or shared memory; x in shared memory. Read as T
- * (float4 when k, ldw and W allow it). A group of G lanes (a power of two,
- * at most 32 and at most the row's length in T) shares a row; each group
- * keeps BS_ROWS rows in flight. G is a template argument so that the
- * reduction unrolls; only three widths, and not inlined, because code size
- * is what this kernel is short of: profiled, a version with every variant
- * inlined (15k instructions, more than the SM's instruction cache) spent
- * most of its time waiting for instructions. For the same reason no loop
- * of the kernel is unrolled beyond what the arithmetic needs: each launch
- * runs on SMs whose instruction caches are cold, and every distinct line
- * of code executed is a trip to L2. */
+/* y[i] = W[i, :] . x (+ add[i]) for i < n; W (n, k) row-major in global
+ * or shared memory, x in shared memory, both read as T (float4 when k % 4
+ * == 0). A group of G lanes (a power of two, at most 32 and at most the
+ * row's length in T) shares a row; each group keeps BS_ROWS rows in flight.
+ * G is a template argument so that the reduction unrolls: with it a run-time
+ * loop, index and address arithmetic were most of the kernel's instructions. */
 template <typename T, int G>
-static __device__ __noinline__ void bs_gemv(int n, int q, int ldq, const float *W, const float *x,
-                                            float *y, const float *__restrict__ add)
+static __device__ __forceinline__ void bs_gemv(int n, int q, const float *W, const float *x, float *y,
+                                               const float *__restrict__ add)
 {
     const int lane = threadIdx.x & 31, sub = lane & (G - 1);
-    const int groups = (blockDim.x >> 5) * (32 / G);
+    const int groups = (BS_THREADS >> 5) * (32 / G);
     const int grp = (threadIdx.x >> 5) * (32 / G) + lane / G;
     const T *x4 = reinterpret_cast<const T *>(x);
-    const int stride = groups * ldq; /* from one of a group's rows to its next */
+    const int stride = groups * q; /* from one of a group's rows to its next */
     /* every lane runs the same number of rounds: the shuffles need the
      * whole warp */
 #pragma unroll 1
     for (int base = 0; base < n; base += groups * BS_ROWS) {
         const int r0 = base + grp;
-        const T *w0 = reinterpret_cast<const T *>(W) + (size_t)r0 * ldq;
+        const T *w0 = reinterpret_cast<const T *>(W) + (size_t)r0 * q;
         float acc[BS_ROWS];
 #pragma unroll
         for (int u = 0; u < BS_ROWS; u++) acc[u] = 0.f;
-#pragma unroll 1
         for (int j = sub; j < q; j += G) {
             const T xv = x4[j];
 #pragma unroll
@@ -94,237 +73,157 @@ static __device__ __noinline__ void bs_gemv(int n, int q, int ldq, const float *
 }
 
 template <typename T>
-static __device__ void bs_gemv_q(int n, int q, int ldq, const float *W, const float *x, float *y,
-                                 const float *add)
+static __device__ void bs_gemv_q(int n, int q, const float *W, const float *x, float *y, const float *add)
 {
-    if (q >= 32) bs_gemv<T, 32>(n, q, ldq, W, x, y, add);
-    else if (q >= 8) bs_gemv<T, 8>(n, q, ldq, W, x, y, add);
-    else bs_gemv<T, 1>(n, q, ldq, W, x, y, add);
+    if (q >= 32) bs_gemv<T, 32>(n, q, W, x, y, add);
+    else if (q >= 16) bs_gemv<T, 16>(n, q, W, x, y, add);
+    else if (q >= 8) bs_gemv<T, 8>(n, q, W, x, y, add);
+    else if (q >= 4) bs_gemv<T, 4>(n, q, W, x, y, add);
+    else if (q >= 2) bs_gemv<T, 2>(n, q, W, x, y, add);
+    else bs_gemv<T, 1>(n, q, W, x, y, add);
 }
 
-static __device__ void bs_gemv_auto(int n, int k, int ldw, const float *W, const float *x, float *y,
+static __device__ void bs_gemv_auto(int n, int k, const float *W, const float *x, float *y,
                                     const float *add)
 {
-    if (n <= 0 || k <= 0) return;
-    if ((k | ldw) % 4 == 0 && (reinterpret_cast<uintptr_t>(W) & 15) == 0)
-        bs_gemv_q<float4>(n, k / 4, ldw / 4, W, x, y, add);
-    else
-        bs_gemv_q<float>(n, k, ldw, W, x, y, add);
+    if (k % 4 == 0) bs_gemv_q<float4>(n, k / 4, W, x, y, add);
+    else bs_gemv_q<float>(n, k, W, x, y, add);
 }
 
+/* Shared memory, in floats, each part rounded to 4 so float4 reads stay
+ * aligned: the work area, then the staged operands. */
 static __host__ __device__ int bs_round4(int n) { return (n + 3) & ~3; }
-
-/* The channel slice of each block: a multiple of 4 channels, so float4
- * reads of column slices stay aligned when d_inner is. */
-static __host__ __device__ int bs_slice(int Di, int ncl) { return bs_round4((Di + ncl - 1) / ncl); }
-
-/* A block's work area in shared memory, in floats, each part rounded to 4. */
-static __host__ __device__ int bs_work_floats(int d, int Dc, int xd)
+static __host__ __device__ int bs_work_floats(int d, int Di, int xd)
 {
-    return bs_round4(d) + 2 * Dc + 2 * bs_round4(xd) + 2 * Dc + bs_round4(d) + 64;
+    return bs_round4(d) + bs_round4(2 * Di) + bs_round4(xd) + 2 * bs_round4(Di) + 64;
 }
 
-/* Operands a block may stage (its slices), in the order considered. */
+/* Operands that may be staged, in the order they are considered. */
 enum { BS_CONV_ST, BS_SSM_ST, BS_CONV_W, BS_CONV_B, BS_DT_W, BS_DT_B, BS_A_LOG, BS_A_IMAG, BS_D,
-       BS_IN_X, BS_IN_Z, BS_OUT_PROJ, BS_X_PROJ, BS_NOPS };
-
-/* Operand i as the host describes it to the kernel: for row b and the
- * channels [c0, c0 + nc), its slice starts at g + b * bstride + c0 * cmul
- * and is `rows` rows of nc * cpc floats, rows ld apart (staged copies are
- * compact). Worked out once on the host: as device code, per operand and
- * per block, it cost more instructions than the block's share of the maths. */
+       BS_IN_PROJ, BS_OUT_PROJ, BS_X_PROJ, BS_NOPS };
 typedef struct {
-    const float *g;
-    long long bstride;
-    int cmul, cpc, rows, ld;
-    int off; /* floats after the work area where it is staged, -1: not staged */
-} bs_opnd;
-
-typedef struct {
-    bs_opnd op[BS_NOPS];
-    int work, total; /* floats */
+    int off[BS_NOPS]; /* floats after the work area, -1: read from global memory */
+    int work, total;  /* floats */
 } bs_plan;
 
-static bs_opnd bs_describe(const mb_block_step_params *p, int i)
+/* Where operand i of row b comes from, and how many floats it has. */
+static __host__ __device__ const float *bs_src(const mb_block_step_params &p, int i, int b, int *n)
 {
-    const int d = p->d_model, Di = p->d_inner, N = p->d_state, K = p->d_conv, R = p->dt_rank;
-    const int sf = p->is_complex ? 2 * N : N, xd = R + 2 * sf;
-    bs_opnd o = {NULL, 0, 0, 0, 1, 0, -1};
+    const int Di = p.d_inner, N = p.d_state, K = p.d_conv, R = p.dt_rank;
+    const int sf = p.is_complex ? 2 * N : N, xd = R + 2 * sf;
     switch (i) {
-    case BS_CONV_ST: o = {p->conv_state, (long long)(K - 1) * Di, 1, 1, K - 1, Di, -1}; break;
-    case BS_SSM_ST: o = {p->ssm_state, (long long)Di * sf, sf, sf, 1, 0, -1}; break;
-    case BS_CONV_W: o = {p->conv_w, 0, K, K, 1, 0, -1}; break;
-    case BS_CONV_B: o = {p->conv_b, 0, 1, 1, 1, 0, -1}; break;
-    case BS_DT_W: o = {p->dt_w, 0, R, R, 1, 0, -1}; break;
-    case BS_DT_B: o = {p->dt_b, 0, 1, 1, 1, 0, -1}; break;
-    case BS_A_LOG: o = {p->A_log, 0, N, N, 1, 0, -1}; break;
-    case BS_A_IMAG: o = {p->A_imag, 0, N, N, 1, 0, -1}; break;
-    case BS_D: o = {p->D, 0, 1, 1, 1, 0, -1}; break;
-    case BS_IN_X: o = {p->in_proj, 0, d, d, 1, 0, -1}; break;
-    case BS_IN_Z: o = {p->in_proj + (size_t)Di * d, 0, d, d, 1, 0, -1}; break;
-    case BS_OUT_PROJ: o = {p->out_proj, 0, 1, 1, d, Di, -1}; break;
-    default: o = {p->x_proj, 0, 1, 1, xd, Di, -1}; break;
+    case BS_CONV_ST: *n = (K - 1) * Di; return p.conv_state + (size_t)b * (K - 1) * Di;
+    case BS_SSM_ST: *n = Di * sf; return p.ssm_state + (size_t)b * Di * sf;
+    case BS_CONV_W: *n = Di * K; return p.conv_w;
+    case BS_CONV_B: *n = Di; return p.conv_b;
+    case BS_DT_W: *n = Di * R; return p.dt_w;
+    case BS_DT_B: *n = Di; return p.dt_b;
+    case BS_A_LOG: *n = Di * N; return p.A_log;
+    case BS_A_IMAG: *n = Di * N; return p.A_imag;
+    case BS_D: *n = Di; return p.D;
+    case BS_IN_PROJ: *n = 2 * Di * p.d_model; return p.in_proj;
+    case BS_OUT_PROJ: *n = p.d_model * Di; return p.out_proj;
+    default: *n = xd * Di; return p.x_proj;
     }
-    if (o.rows == 0) o.g = NULL; /* d_conv 1: no conv state */
-    return o;
 }
 
-/* rows x cols floats (rows ld apart) global -> shared (compact), without
- * waiting (cp.async), 16 bytes at a time where both ends allow it */
-static __device__ __forceinline__ void bs_stage(float *dst, const float *g, int rows, int cols, int ld)
+/* n floats global -> shared without waiting (cp.async), 16 bytes at a
+ * time where both ends allow it */
+static __device__ __forceinline__ void bs_stage(float *dst, const float *src, int n)
 {
-    const bool v4 = (reinterpret_cast<uintptr_t>(g) & 15) == 0 && (cols & 3) == 0 && (ld & 3) == 0;
-    const int w = v4 ? 4 : 1, q = cols / w, n = rows * q;
+    if ((reinterpret_cast<uintptr_t>(src) & 15) == 0 && (n & 3) == 0) {
 #pragma unroll 1
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const int r = i / q, c = (i - r * q) * w;
-        if (v4) __pipeline_memcpy_async(dst + r * cols + c, g + (size_t)r * ld + c, 16);
-        else __pipeline_memcpy_async(dst + r * cols + c, g + (size_t)r * ld + c, 4);
+        for (int i = threadIdx.x * 4; i < n; i += BS_THREADS * 4)
+            __pipeline_memcpy_async(dst + i, src + i, 16);
+    } else {
+#pragma unroll 1
+        for (int i = threadIdx.x; i < n; i += BS_THREADS) __pipeline_memcpy_async(dst + i, src + i, 4);
     }
 }
 
-namespace cg = cooperative_groups;
-
-static __device__ __forceinline__ void bs_cluster_sync()
-{
-#if BS_HAVE_CLUSTER
-    cg::this_cluster().sync();
-#else
-    __syncthreads();
-#endif
-}
-
-/* p (this block's shared memory) as seen in block r of the cluster */
-static __device__ __forceinline__ const float *bs_remote(float *p, int r)
-{
-#if BS_HAVE_CLUSTER
-    return cg::this_cluster().map_shared_rank(p, r);
-#else
-    (void)r;
-    return p;
-#endif
-}
-
-static __device__ __forceinline__ int bs_rank()
-{
-#if BS_HAVE_CLUSTER
-    return (int)cg::this_cluster().block_rank();
-#else
-    return 0;
-#endif
-}
-
-static __global__ void BS_CLUSTER_ATTR __launch_bounds__(BS_THREADS, 1)
+/* DM, DI, NS, KC, RK: d_model, d_inner, d_state, d_conv, dt_rank fixed at
+ * compile time, or 0 for "from p". Profiled, the general kernel spent 70% of
+ * its instructions on index, address and loop arithmetic over run-time
+ * sizes (a block's step is a serial chain of ~2.7k instructions per warp at
+ * ~10 cycles each); with the sizes known, loops unroll and that folds away.
+ * The widths of the audio U-Net's levels and of the DNA model have their
+ * own instances (mb_block_step_cuda picks); any other shape runs the
+ * general one. */
+template <int DM, int DI, int NS, int KC, int RK>
+static __global__ void __launch_bounds__(BS_THREADS, 1)
 block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float *__restrict__ h,
                   float *__restrict__ out)
 {
     extern __shared__ float4 bs_sh4[];
-    const int d = p.d_model, Di = p.d_inner, N = p.d_state, K = p.d_conv, R = p.dt_rank;
+    const int d = DM ? DM : p.d_model, Di = DI ? DI : p.d_inner, N = NS ? NS : p.d_state;
+    const int K = KC ? KC : p.d_conv, R = RK ? RK : p.dt_rank;
     const int nbc = p.is_complex ? 2 * N : N, sf = nbc, xd = R + 2 * nbc;
-    const int rank = bs_rank(), ncl = gridDim.x, b = blockIdx.y, tid = threadIdx.x, nt = blockDim.x;
-    const int Dc = bs_slice(Di, ncl), c0 = rank * Dc;
-    const int nc = Di - c0 < Dc ? (Di - c0 > 0 ? Di - c0 : 0) : Dc; /* this block's channels */
+    const int b = blockIdx.x, tid = threadIdx.x, nt = BS_THREADS;
     float *sh = reinterpret_cast<float *>(bs_sh4);
     float *xn = sh;                       /* (d) */
-    float *xz = xn + bs_round4(d);        /* (2 Dc): x, then xc in its place | z */
-    float *xdp = xz + 2 * Dc;             /* (xd): this block's part of dt | B | C */
-    float *xdbl = xdp + bs_round4(xd);    /* (xd): the cluster's sum */
-    float *dl = xdbl + bs_round4(xd);     /* (Dc): delta */
-    float *y = dl + Dc;                   /* (Dc): gated scan output */
-    float *op = y + Dc;                   /* (d): this block's part of out_proj */
-    float *red = op + bs_round4(d);       /* (64): reductions */
+    float *xz = xn + bs_round4(d);        /* (2 Di): x, then xc in its place | z */
+    float *xdbl = xz + bs_round4(2 * Di); /* (xd): dt | B | C */
+    float *dl = xdbl + bs_round4(xd);     /* (Di): delta */
+    float *y = dl + bs_round4(Di);        /* (Di): gated scan output */
+    float *red = y + bs_round4(Di);       /* (64): reductions */
     float *stage = sh + plan.work;
     const float *hr = h + (size_t)b * d;
 
-    /* each operand's source: its staged copy (compact) or global memory,
-     * with its row stride; one table for the block, so the phases below
-     * need no per-operand code */
-    __shared__ const float *src_p[BS_NOPS];
-    __shared__ int src_ld[BS_NOPS];
-#pragma unroll 1
+#pragma unroll
     for (int i = 0; i < BS_NOPS; i++) {
-        const bs_opnd &o = plan.op[i];
-        const float *g = o.g ? o.g + b * o.bstride + (long long)c0 * o.cmul : NULL;
-        const bool st = g && o.off >= 0 && nc > 0;
-        if (st) bs_stage(stage + o.off, g, o.rows, nc * o.cpc, o.ld);
-        if (tid == 0) {
-            src_p[i] = st ? stage + o.off : g;
-            src_ld[i] = st ? nc * o.cpc : o.ld;
-        }
+        int n;
+        const float *g = bs_src(p, i, b, &n);
+        if (g && plan.off[i] >= 0) bs_stage(stage + plan.off[i], g, n);
     }
     __pipeline_commit();
-    auto src = [&](int i, int *ld) -> const float * {
-        if (ld) *ld = src_ld[i];
-        return src_p[i];
+    /* operand i: its staged copy, or global memory (recomputed where used
+     * rather than held: registers are what this kernel is short of) */
+    auto src = [&](int i) -> const float * {
+        int n;
+        const float *g = bs_src(p, i, b, &n);
+        return g && plan.off[i] >= 0 ? stage + plan.off[i] : g;
     };
 
-    /* norm (every block needs all of xn), while the staging is in flight */
+    /* norm, while the staging is in flight */
     float mean = 0.f;
     if (p.norm_b) {
-        float sum = 0.f;
-        #pragma unroll 1
-        for (int i = tid; i < d; i += nt) sum += hr[i];
-        mean = mb_block_sum(sum, red) / (float)d;
+        float s = 0.f;
+        for (int i = tid; i < d; i += nt) s += hr[i];
+        mean = mb_block_sum(s, red) / (float)d;
     }
     float ss = 0.f;
-    #pragma unroll 1
     for (int i = tid; i < d; i += nt) ss += (hr[i] - mean) * (hr[i] - mean);
     const float rstd = rsqrtf(mb_block_sum(ss, red) / (float)d + p.eps);
-    #pragma unroll 1
     for (int i = tid; i < d; i += nt)
         xn[i] = (hr[i] - mean) * rstd * p.norm_w[i] + (p.norm_b ? p.norm_b[i] : 0.f);
     __pipeline_wait_prior(0);
     __syncthreads();
 
-    /* in_proj rows of this block's channels: x and z */
-    bs_gemv_auto(nc, d, d, src(BS_IN_X, NULL), xn, xz, NULL);
-    bs_gemv_auto(nc, d, d, src(BS_IN_Z, NULL), xn, xz + Dc, NULL);
+    bs_gemv_auto(2 * Di, d, src(BS_IN_PROJ), xn, xz, NULL);
     __syncthreads();
 
     /* conv over [state; x], SiLU in place of x; the state (read from its
      * staged copy when there is one) shifts by one in global memory */
-    int ldcs;
-    const float *csr = src(BS_CONV_ST, &ldcs), *cw = src(BS_CONV_W, NULL), *cb = src(BS_CONV_B, NULL);
-    float *cs = p.conv_state + (size_t)b * (K - 1) * Di + c0;
-    #pragma unroll 1
-    for (int c = tid; c < nc; c += nt) {
-        const float *w = cw + (size_t)c * K;
+    const float *csr = src(BS_CONV_ST);
+    float *cs = p.conv_state + (size_t)b * (K - 1) * Di;
+    for (int c = tid; c < Di; c += nt) {
+        const float *w = src(BS_CONV_W) + (size_t)c * K;
         const float xv = xz[c];
-        float acc = cb ? cb[c] : 0.f;
-        #pragma unroll 1
-        for (int k = 0; k < K - 1; k++) acc += w[k] * csr[(size_t)k * ldcs + c];
+        float acc = src(BS_CONV_B) ? src(BS_CONV_B)[c] : 0.f;
+        for (int k = 0; k < K - 1; k++) acc += w[k] * csr[(size_t)k * Di + c];
         acc += w[K - 1] * xv;
         /* in order: when csr is cs itself, row k+1 is read before it is written */
-        #pragma unroll 1
-        for (int k = 0; k < K - 1; k++)
-            cs[(size_t)k * Di + c] = k + 1 < K - 1 ? csr[(size_t)(k + 1) * ldcs + c] : xv;
+        for (int k = 0; k < K - 1; k++) cs[(size_t)k * Di + c] = k + 1 < K - 1 ? csr[(size_t)(k + 1) * Di + c] : xv;
         xz[c] = acc * bs_sigmoid(acc);
     }
     __syncthreads();
 
-    /* x_proj over this block's channels, then the sum over the cluster */
-    int ldx;
-    const float *xw = src(BS_X_PROJ, &ldx);
-    if (nc > 0) bs_gemv_auto(xd, nc, ldx, xw, xz, xdp, NULL);
-    else
-        #pragma unroll 1
-        for (int j = tid; j < xd; j += nt) xdp[j] = 0.f;
-    bs_cluster_sync();
-    #pragma unroll 1
-    for (int j = tid; j < xd; j += nt) {
-        float v = 0.f;
-        #pragma unroll 1
-        for (int r = 0; r < ncl; r++) v += bs_remote(xdp, r)[j];
-        xdbl[j] = v;
-    }
+    bs_gemv_auto(xd, Di, src(BS_X_PROJ), xz, xdbl, NULL);
     __syncthreads();
 
-    const float *dtw = src(BS_DT_W, NULL), *dtb = src(BS_DT_B, NULL);
-    #pragma unroll 1
-    for (int c = tid; c < nc; c += nt) {
-        const float *w = dtw + (size_t)c * R;
-        float v = dtb[c];
-        #pragma unroll 1
+    for (int c = tid; c < Di; c += nt) {
+        const float *w = src(BS_DT_W) + (size_t)c * R;
+        float v = src(BS_DT_B)[c];
         for (int r = 0; r < R; r++) v += w[r] * xdbl[r];
         dl[c] = bs_softplus(v);
     }
@@ -334,17 +233,15 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     const bool seg = N <= 32 && (N & (N - 1)) == 0;
     const int lgN = 31 - __clz(N);
     if (!seg)
-        #pragma unroll 1
-        for (int c = tid; c < nc; c += nt) y[c] = 0.f;
+        for (int c = tid; c < Di; c += nt) y[c] = 0.f;
     __syncthreads();
     const float *Bt = xdbl + R, *Ct = Bt + nbc;
-    const float *hsr = src(BS_SSM_ST, NULL), *Alog = src(BS_A_LOG, NULL), *Aim = src(BS_A_IMAG, NULL);
-    const float *Dv = src(BS_D, NULL);
-    float *hs = p.ssm_state + ((size_t)b * Di + c0) * sf;
-    #pragma unroll 1
-    for (int base = 0; base < nc * N; base += nt) {
+    const float *hsr = src(BS_SSM_ST), *Alog = src(BS_A_LOG), *Aim = src(BS_A_IMAG), *Dv = src(BS_D);
+    float *hs = p.ssm_state + (size_t)b * Di * sf;
+#pragma unroll 1
+    for (int base = 0; base < Di * N; base += nt) {
         const int idx = base + tid;
-        const bool ok = idx < nc * N;
+        const bool ok = idx < Di * N;
         const int c = !ok ? 0 : seg ? idx >> lgN : idx / N, n = idx - c * N;
         float part = 0.f;
         if (ok) {
@@ -369,7 +266,7 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
         if (seg) {
             for (int o = N >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o, N);
             if (ok && n == 0) {
-                const float zc = xz[Dc + c];
+                const float zc = xz[Di + c];
                 y[c] = (part + Dv[c] * xz[c]) * zc * bs_sigmoid(zc);
             }
         } else if (ok) {
@@ -378,54 +275,57 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     }
     __syncthreads();
     if (!seg) {
-        #pragma unroll 1
-        for (int c = tid; c < nc; c += nt) {
-            const float zc = xz[Dc + c];
+        for (int c = tid; c < Di; c += nt) {
+            const float zc = xz[Di + c];
             y[c] = (y[c] + Dv[c] * xz[c]) * zc * bs_sigmoid(zc);
         }
         __syncthreads();
     }
 
-    /* out_proj over this block's channels; block r then adds up its share
-     * of the outputs from every block, with the residual */
-    int ldo;
-    const float *ow = src(BS_OUT_PROJ, &ldo);
-    if (nc > 0) bs_gemv_auto(d, nc, ldo, ow, y, op, NULL);
-    else
-        #pragma unroll 1
-        for (int i = tid; i < d; i += nt) op[i] = 0.f;
-    bs_cluster_sync();
-    const int per = (d + ncl - 1) / ncl;
-    #pragma unroll 1
-    for (int i = rank * per + tid; i < d && i < (rank + 1) * per; i += nt) {
-        float v = hr[i];
-        #pragma unroll 1
-        for (int r = 0; r < ncl; r++) v += bs_remote(op, r)[i];
-        out[(size_t)b * d + i] = v;
-    }
-    /* no block may leave while others read its shared memory */
-    bs_cluster_sync();
+    bs_gemv_auto(d, Di, src(BS_OUT_PROJ), y, out + (size_t)b * d, hr);
 }
 
-/* Which slices go to shared memory: the small ones and the states in order
- * while they fit, then each matrix slice that still fits. */
-/* Which slices go to shared memory: the small ones and the states in order
- * while they fit, then each matrix slice that still fits. */
-static bs_plan bs_make_plan(const mb_block_step_params *p, int ncl, int max_floats)
+/* Which operands go to shared memory: the small ones and the states in
+ * order while they fit, then each matrix that still fits. */
+static bs_plan bs_make_plan(const mb_block_step_params *p, int max_floats)
 {
-    const int nbc = p->is_complex ? 2 * p->d_state : p->d_state, Dc = bs_slice(p->d_inner, ncl);
+    const int nbc = p->is_complex ? 2 * p->d_state : p->d_state;
     bs_plan pl;
-    pl.work = bs_round4(bs_work_floats(p->d_model, Dc, p->dt_rank + 2 * nbc));
+    pl.work = bs_round4(bs_work_floats(p->d_model, p->d_inner, p->dt_rank + 2 * nbc));
     int used = 0;
     for (int i = 0; i < BS_NOPS; i++) {
-        pl.op[i] = bs_describe(p, i);
-        const int n = bs_round4(pl.op[i].rows * Dc * pl.op[i].cpc);
-        if (!pl.op[i].g || n == 0 || pl.work + used + n > max_floats) continue;
-        pl.op[i].off = used;
-        used += n;
+        int n;
+        const float *g = bs_src(*p, i, 0, &n);
+        pl.off[i] = -1;
+        if (!g || n == 0 || pl.work + used + bs_round4(n) > max_floats) continue;
+        pl.off[i] = used;
+        used += bs_round4(n);
     }
     pl.total = pl.work + used;
     return pl;
+}
+
+typedef void (*bs_kernel_fn)(const mb_block_step_params, const bs_plan, const float *, float *);
+
+/* The instance for p's sizes: a fixed-size one where there is one. */
+static bs_kernel_fn bs_pick(const mb_block_step_params *p, int *slot)
+{
+    static const struct {
+        int d, Di, N, K, R;
+        bs_kernel_fn fn;
+    } fixed[] = {
+        {64, 128, 16, 4, 4, block_step_kernel<64, 128, 16, 4, 4>},     /* U-Net level 0 */
+        {128, 256, 16, 4, 8, block_step_kernel<128, 256, 16, 4, 8>},   /* level 1 */
+        {256, 512, 16, 4, 16, block_step_kernel<256, 512, 16, 4, 16>}, /* level 2, the DNA model */
+    };
+    for (int i = 0; i < (int)(sizeof fixed / sizeof fixed[0]); i++)
+        if (p->d_model == fixed[i].d && p->d_inner == fixed[i].Di && p->d_state == fixed[i].N &&
+            p->d_conv == fixed[i].K && p->dt_rank == fixed[i].R) {
+            *slot = i + 1;
+            return fixed[i].fn;
+        }
+    *slot = 0;
+    return block_step_kernel<0, 0, 0, 0, 0>;
 }
 
 extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
@@ -434,33 +334,25 @@ extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
     if (p->batch <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
-    /* the blocks' shared memory may go past the default 48 KB, up to what
-     * the device allows; raised once per device */
-    static int optin[64], arch[64];
+    int slot;
+    const bs_kernel_fn fn = bs_pick(p, &slot);
+    /* the block's shared memory may go past the default 48 KB up to what
+     * the device allows; raised once per device and instance */
+    static int optin[64][4];
     const int dev = st->device < 64 ? st->device : 63;
-    if (!optin[dev]) {
+    if (!optin[dev][slot]) {
         int v = 0;
-        /* the machine code the device runs (an sm_75 build also runs on an
-         * H100, without clusters) */
-        cudaFuncAttributes fa;
-        MB_CUDA_CHECK(ctx, cudaFuncGetAttributes(&fa, block_step_kernel));
-        arch[dev] = fa.binaryVersion;
         MB_CUDA_CHECK(ctx, cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, st->device));
         v -= 1024; /* what the runtime reserves per block */
-        MB_CUDA_CHECK(ctx, cudaFuncSetAttribute(block_step_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, v));
-        optin[dev] = v;
+        MB_CUDA_CHECK(ctx, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, v));
+        optin[dev][slot] = v;
     }
-    /* staging beyond 64 KB a block buys little and keeps a second cluster
-     * off the SM at larger batch */
-    const int cap = optin[dev] < (64 << 10) ? optin[dev] : (64 << 10);
-    const int ncl = arch[dev] >= 90 ? BS_CLUSTER : 1;
-    const bs_plan pl = bs_make_plan(p, ncl, cap / (int)sizeof(float));
-    if ((size_t)pl.work * sizeof(float) > (size_t)optin[dev]) {
+    const bs_plan pl = bs_make_plan(p, optin[dev][slot] / (int)sizeof(float));
+    if ((size_t)pl.work * sizeof(float) > (size_t)optin[dev][slot]) {
         mb_cuda_fail(ctx, "block_step_kernel", "model too wide for the fused step's shared memory",
                      __FILE__, __LINE__);
         return;
     }
-    const dim3 grid((unsigned)ncl, (unsigned)p->batch);
-    block_step_kernel<<<grid, BS_THREADS, (size_t)pl.total * sizeof(float), st->stream>>>(*p, pl, h, out);
+    fn<<<p->batch, BS_THREADS, (size_t)pl.total * sizeof(float), st->stream>>>(*p, pl, h, out);
     MB_LAUNCH_CHECK(ctx, "block_step_kernel");
 }
