@@ -600,12 +600,14 @@ void mb_sashimi_state_free(mb_state *st)
     free(s);
 }
 
-/* One step of level l from act.x[l] into act.y[l]. A pooled level runs its
- * down stack, files the result in the DownPool's buffer, reads this fine
+/* One step of level l from act.x[l]; returns where its output is: the last
+ * up block's buffer, with the residual added in place (a step keeps no
+ * activations, and a copy into act.y[l] would be one more launch). A
+ * pooled level runs its down stack, files the result in the DownPool's buffer, reads this fine
  * step's slice of the UpPool's projection (of the coarse step completed
  * before the current one), and when the buffer is full runs the coarser
  * level once and projects its output for the next coarse step. */
-static int sa_level_step(mb_model *m, sa_state *s, int l)
+static const float *sa_level_step(mb_model *m, sa_state *s, int l)
 {
     struct mb_sashimi *sa = m->sa;
     mb_sa_acts *a = &s->act;
@@ -614,27 +616,27 @@ static int sa_level_step(mb_model *m, sa_state *s, int l)
     const size_t n = (size_t)B * sa->width[l];
     mb_mixer_state *st = s->pub.layers;
     if (l == S) {
-        const float *c = sa_stack_fwd(m, a, S, B, 1, a->x[S], st + (size_t)S * sa->n);
-        if (!c) return -1;
-        sa_residual(ctx, n, c, a->x[S], a->y[S]);
-        return 0;
+        float *c = (float *)sa_stack_fwd(m, a, S, B, 1, a->x[S], st + (size_t)S * sa->n);
+        if (c) mb_axpby(ctx, n, 1.f, a->x[S], 1.f, c);
+        return c;
     }
     const int p = m->cfg.pool[l], j = (int)(s->pos[l] % p);
     const float *dn = sa_stack_fwd(m, a, l, B, 1, a->x[l], st + (size_t)l * sa->n);
-    if (!dn) return -1;
+    if (!dn) return NULL;
     mb_downpool_step_push(ctx, &sa->down[l], B, j, dn, s->poolbuf[l]);
     mb_uppool_step_read(ctx, &sa->up[l], B, j, s->upbuf[l], a->u[l]);
     if (j == p - 1) {
         mb_downpool_step_emit(ctx, &sa->down[l], &m->params, B, s->poolbuf[l], a->x[l + 1]);
-        if (sa_level_step(m, s, l + 1)) return -1;
-        mb_uppool_step_load(ctx, &sa->up[l], &m->params, B, a->y[l + 1], s->upbuf[l]);
+        const float *yc = sa_level_step(m, s, l + 1);
+        if (!yc) return NULL;
+        mb_uppool_step_load(ctx, &sa->up[l], &m->params, B, yc, s->upbuf[l]);
     }
     mb_axpby(ctx, n, 1.f, dn, 1.f, a->u[l]);
-    const float *o = sa_stack_fwd(m, a, 2 * S - l, B, 1, a->u[l], st + (size_t)(2 * S - l) * sa->n);
-    if (!o) return -1;
-    sa_residual(ctx, n, o, a->u[l], a->y[l]);
+    float *o = (float *)sa_stack_fwd(m, a, 2 * S - l, B, 1, a->u[l], st + (size_t)(2 * S - l) * sa->n);
+    if (!o) return NULL;
+    mb_axpby(ctx, n, 1.f, a->u[l], 1.f, o);
     s->pos[l]++;
-    return 0;
+    return o;
 }
 
 /* The device work of one step: a->tok in, a->logits out (when want) */
@@ -645,9 +647,10 @@ static int sa_step_body(mb_model *m, sa_state *s, int want)
     const mb_params *ps = &m->params;
     const int B = s->pub.B, d = m->cfg.d_model;
     mb_embed_fwd(ctx, B, d, a->tok, mb_param_data(ps, m->p_embed), a->x[0]);
-    if (sa_level_step(m, s, 0)) return -1;
+    const float *y = sa_level_step(m, s, 0);
+    if (!y) return -1;
     if (want) {
-        mb_rmsnorm_fwd(ctx, B, d, a->y[0], mb_param_data(ps, m->p_norm_f_w), m->cfg.norm_eps, a->hf,
+        mb_rmsnorm_fwd(ctx, B, d, y, mb_param_data(ps, m->p_norm_f_w), m->cfg.norm_eps, a->hf,
                        a->rstd_f);
         mb_linear_fwd(ctx, B, d, m->vocab_padded, a->hf, d, mb_param_data(ps, m->p_lm_head), NULL,
                       a->logits, m->vocab_padded);
