@@ -92,21 +92,15 @@ static void bench_train(mb_ctx *ctx, const char *name, int d_model, int n_layer,
                         int L, int cplx, int reps)
 {
     mb_config cfg;
-    mb_config_default(&cfg);
-    cfg.d_model = d_model;
-    cfg.n_layer = n_layer;
-    cfg.vocab_size = vocab;
-    cfg.init = cplx ? MB_INIT_S4D_LIN : MB_INIT_S4D_REAL;
+    bench_model_config(&cfg, d_model, n_layer, vocab, cplx);
     mb_model *m = mb_model_create(ctx, &cfg, 1);
     mb_optim_config oc;
     mb_optim_config_default(&oc);
     mb_optim *o = mb_optim_create(m, &oc);
-    int32_t *tok = malloc(sizeof(int32_t) * (size_t)B * L), *tgt = malloc(sizeof(int32_t) * (size_t)B * L);
-    mb_rng r;
-    mb_rng_seed(&r, 2);
-    for (size_t i = 0; i < (size_t)B * L; i++) {
-        tok[i] = (int32_t)mb_rng_below(&r, (uint32_t)vocab);
-        tgt[i] = (int32_t)mb_rng_below(&r, (uint32_t)vocab);
+    int32_t *tok, *tgt;
+    if (bench_tokens((size_t)B * L, vocab, 2, &tok, &tgt)) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
     }
     double t[16];
     for (int i = -1; i < reps; i++) {

@@ -319,11 +319,7 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
     size_t base = dev_used();
 
     mb_config cfg;
-    mb_config_default(&cfg);
-    cfg.d_model = d_model;
-    cfg.n_layer = n_layer;
-    cfg.vocab_size = vocab;
-    cfg.init = cplx ? MB_INIT_S4D_LIN : MB_INIT_S4D_REAL;
+    bench_model_config(&cfg, d_model, n_layer, vocab, cplx);
     m = mb_model_create(ctx, &cfg, 1);
     if (!m) {
         row_fail(why, sizeof why, "model", cudaGetLastError());
@@ -338,17 +334,9 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
         row_fail(why, sizeof why, "optimizer", cudaGetLastError());
         goto done;
     }
-    tok = malloc(sizeof(int32_t) * (size_t)B * L);
-    tgt = malloc(sizeof(int32_t) * (size_t)B * L);
-    if (!tok || !tgt) {
+    if (bench_tokens((size_t)B * L, vocab, 2, &tok, &tgt)) {
         snprintf(why, sizeof why, "host out of memory");
         goto done;
-    }
-    mb_rng r;
-    mb_rng_seed(&r, 2);
-    for (size_t i = 0; i < (size_t)B * L; i++) {
-        tok[i] = (int32_t)mb_rng_below(&r, (uint32_t)vocab);
-        tgt[i] = (int32_t)mb_rng_below(&r, (uint32_t)vocab);
     }
     {
         size_t u = dev_used();

@@ -2,8 +2,11 @@
 #ifndef MB_BENCH_UTIL_H
 #define MB_BENCH_UTIL_H
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+
+#include "core/core.h"
 
 static inline double bench_now_s(void)
 {
@@ -23,6 +26,38 @@ static inline double bench_median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
     return v[n / 2];
+}
+
+/* The training tables' model: mamba_ssm's defaults with this width, depth,
+ * vocabulary and A. The DNA model of DESIGN.md is bench_model_config(cfg,
+ * 256, 8, 16, 0), trained with per-layer recompute. */
+static inline void bench_model_config(mb_config *cfg, int d_model, int n_layer, int vocab, int cplx)
+{
+    mb_config_default(cfg);
+    cfg->d_model = d_model;
+    cfg->n_layer = n_layer;
+    cfg->vocab_size = vocab;
+    cfg->init = cplx ? MB_INIT_S4D_LIN : MB_INIT_S4D_REAL;
+}
+
+/* n random tokens and targets in [0, vocab) from `seed` (malloc'd; 0, or
+ * -1 when out of memory with both NULL). */
+static inline int bench_tokens(size_t n, int vocab, uint64_t seed, int32_t **tok, int32_t **tgt)
+{
+    *tok = malloc(sizeof(int32_t) * n);
+    *tgt = malloc(sizeof(int32_t) * n);
+    if (!*tok || !*tgt) {
+        free(*tok), free(*tgt);
+        *tok = *tgt = NULL;
+        return -1;
+    }
+    mb_rng r;
+    mb_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) {
+        (*tok)[i] = (int32_t)mb_rng_below(&r, (uint32_t)vocab);
+        (*tgt)[i] = (int32_t)mb_rng_below(&r, (uint32_t)vocab);
+    }
+    return 0;
 }
 
 #endif

@@ -48,6 +48,8 @@ esac
 
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
 OUT=${OUT:-$ROOT/gpu-check-out}
 mkdir -p "$OUT"
 DEPS_PREFIX=${DEPS_PREFIX:-/opt/deps}
@@ -59,48 +61,8 @@ export PATH="$PATH:/usr/local/cuda/bin"
 BLAS_LIST=$(mktemp /tmp/gpu_check_blas.XXXXXX)
 trap 'rm -f "$BLAS_LIST" "$BLAS_LIST.bench"' EXIT
 
-now() { date +%s.%N; }
-T_START=$(now)
-elapsed() { awk -v a="$T_START" -v b="$(now)" 'BEGIN { printf "%d", b - a }'; }
-
-STAGES=()
-STATUS=()
-SECS=()
-record() { # name status seconds
-    STAGES+=("$1")
-    STATUS+=("$2")
-    SECS+=("$3")
-    echo "=== [$1] $2 in ${3}s (run at ${4:-?}s)"
-}
-
-# stage NAME CAP RESERVE LOG COMMAND: run COMMAND (a bash string) under a
-# timeout of min(CAP, budget left - RESERVE); its output also goes to
-# $OUT/LOG. STAGE_DEADLINE (epoch seconds) tells the command when it is cut.
-stage() {
-    local name=$1 cap=$2 reserve=$3 log=$4 cmd=$5
-    local left=$((BUDGET - $(elapsed) - reserve))
-    local to=$((cap < left ? cap : left))
-    if ((to < 10)); then
-        echo "=== [$name] not run: ${left}s of the budget left" | tee -a "$OUT/$log"
-        record "$name" "SKIP(time)" 0 "$(elapsed)"
-        return
-    fi
-    echo | tee -a "$OUT/$log"
-    echo "=== [$name] start at $(elapsed)s, timeout ${to}s: $cmd" | tee -a "$OUT/$log"
-    local t0 rc st
-    t0=$(now)
-    STAGE_DEADLINE=$(awk -v a="$t0" -v t="$to" 'BEGIN { printf "%d", a + t - 5 }') \
-        timeout -k 10 "$to" bash -c "$cmd" 2>&1 | tee -a "$OUT/$log"
-    rc=${PIPESTATUS[0]}
-    case $rc in
-    0) st=PASS ;;
-    77) st=SKIP ;;
-    124 | 137) st=TIMEOUT ;;
-    *) st="FAIL($rc)" ;;
-    esac
-    record "$name" "$st" "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%d", b - a }')" \
-        "$(elapsed)"
-}
+# now, elapsed, record, stage and stages_summary: scripts/stages.sh
+source scripts/stages.sh
 
 # Every tests/gpu_test_* binary under one compute-sanitizer tool, each with
 # what is left before STAGE_DEADLINE. 0: all clean; 77: nothing ran (none
@@ -149,33 +111,11 @@ export BUILD
 env_stage() {
     echo "gpu_check: mode $MODE, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), host $(hostname), $NPROC cores"
     echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo 'unknown (no .git)')"
-    local rc=0 n=0
+    local rc=0
     # cmocka and cJSON for the build: unpacked, never installed into /
-    mkdir -p "$DEPS_PREFIX"
-    for deb in .deps/*.deb; do
-        [ -f "$deb" ] || continue
-        if dpkg -x "$deb" "$DEPS_PREFIX"; then n=$((n + 1)); else
-            echo "dpkg -x $deb failed"
-            rc=1
-        fi
-    done
-    echo "unpacked $n packages from .deps/ into $DEPS_PREFIX"
-    # Shared libraries the machine already has stay the machine's: only the
-    # missing ones (htslib and its codecs, cmocka, cJSON, ...) come from
-    # .deps, so nothing of the system's is shadowed.
-    local so kept=0 pruned=0
-    for so in "$DEPS_PREFIX"/usr/lib/x86_64-linux-gnu/lib*.so.* "$DEPS_PREFIX"/lib/x86_64-linux-gnu/lib*.so.*; do
-        [ -e "$so" ] || continue
-        if ldconfig -p 2>/dev/null | grep -qE "^[[:space:]]+$(basename "$so") "; then
-            rm -f "$so"
-            pruned=$((pruned + 1))
-        else kept=$((kept + 1)); fi
-    done
-    echo "shared libraries from .deps: $kept used, $pruned left to the system's copies"
-    # pkg-config files name /usr: point them at the prefix
-    find "$DEPS_PREFIX" -name '*.pc' -path '*pkgconfig*' -exec sed -i "s|=/usr|=$DEPS_PREFIX/usr|" {} +
+    deps_unpack "$DEPS_PREFIX" .deps/*.deb || rc=1
     command -v pkg-config >/dev/null || echo "pkg-config: from .deps ($DEPS_PREFIX/usr/bin)"
-    [ "$n" -gt 0 ] || {
+    [ "$DEPS_UNPACKED" -gt 0 ] || {
         echo "no .deps/*.deb: was .deps carried?"
         rc=1
     }
@@ -222,19 +162,9 @@ openblas_args() {
 }
 
 main() {
-    local t0
-    t0=$(now)
-    env_stage 2>&1 | tee -a "$OUT/1_env.log"
-    local rc=${PIPESTATUS[0]}
-    record env "$([ "$rc" -eq 0 ] && echo PASS || echo "FAIL($rc)")" \
-        "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%d", b - a }')" "$(elapsed)"
+    stage_func env 1_env.log env_stage
 
-    export CMAKE_PREFIX_PATH="$DEPS_PREFIX/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
-    export CPATH="$DEPS_PREFIX/usr/include${CPATH:+:$CPATH}"
-    export LIBRARY_PATH="$DEPS_PREFIX/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}"
-    export LD_LIBRARY_PATH="$DEPS_PREFIX/usr/lib/x86_64-linux-gnu:$DEPS_PREFIX/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    export PKG_CONFIG_PATH="$DEPS_PREFIX/usr/lib/x86_64-linux-gnu/pkgconfig:$DEPS_PREFIX/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-    command -v pkg-config >/dev/null || export PATH="$PATH:$DEPS_PREFIX/usr/bin"
+    deps_env "$DEPS_PREFIX"
     local blas
     blas=$(openblas_args)
     echo "OpenBLAS for cmake: ${blas:-left to the CMake search}" | tee -a "$OUT/2_build.log"
@@ -298,22 +228,7 @@ main() {
     # in gpu_check.log too) go into one archive; bench and dna stay readable
     (cd "$OUT" && set -- [1-5]_*.log && [ -f "$1" ] && tar czf stage_logs.tar.gz "$@" && rm -f "$@")
 
-    local bad=0 i gpu
-    {
-        echo
-        gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
-        echo "==== gpu_check summary: mode $MODE, ${gpu:-no GPU seen}, total $(elapsed)s"
-        printf '| %-10s | %-12s | %5s |\n' stage status s
-        printf '|%s|%s|%s|\n' ------------ -------------- -------
-        for i in "${!STAGES[@]}"; do
-            printf '| %-10s | %-12s | %5s |\n' "${STAGES[$i]}" "${STATUS[$i]}" "${SECS[$i]}"
-        done
-    } | tee "$OUT/summary.txt"
-    for i in "${!STATUS[@]}"; do
-        case "${STATUS[$i]}" in FAIL* | TIMEOUT) bad=$((bad + 1)) ;; esac
-    done
-    echo "gpu_check: $bad stage(s) failed or timed out; logs in \$OUT" | tee -a "$OUT/summary.txt"
-    [ $bad -eq 0 ]
+    stages_summary "gpu_check summary: mode $MODE" gpu_check
 }
 
 main 2>&1 | tee "$OUT/gpu_check.log"

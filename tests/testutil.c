@@ -1,3 +1,5 @@
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, opendir */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,4 +153,76 @@ int mb_test_toolv(const char *bin, char *out, size_t outcap, char *err, size_t e
     if (rc >= 128) fprintf(stderr, "# %s %s: killed by signal %d\n", bin, args, rc - 128);
     assert_true(rc >= 0 && rc < 128);
     return rc;
+}
+
+/* ---- the tools' data-parallel runs -------------------------------------- */
+
+int mb_test_count(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+int mb_test_json_values(const char *log, const char *key, double *v, int cap)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\": ", key);
+    int n = 0;
+    for (const char *p = log; n < cap && (p = strstr(p, k)); p += strlen(k)) v[n++] = atof(p + strlen(k));
+    return n;
+}
+
+double mb_test_json_max_diff(const char *a, const char *b, const char *key, int expect)
+{
+    double va[64], vb[64];
+    const int na = mb_test_json_values(a, key, va, 64), nb = mb_test_json_values(b, key, vb, 64);
+    assert_int_equal(na, expect);
+    assert_int_equal(nb, expect);
+    double d = 0;
+    for (int i = 0; i < na; i++) d = fmax(d, fabs(va[i] - vb[i]));
+    return d;
+}
+
+void mb_test_mkdtemp(char *buf, size_t cap, const char *name)
+{
+    snprintf(buf, cap, "/tmp/mbtest_%s_XXXXXX", name);
+    assert_non_null(mkdtemp(buf));
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(a, b); }
+
+void mb_test_listing(const char *dir, char *buf, size_t cap)
+{
+    char names[16][256];
+    int n = 0;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) && n < 16)
+        if (e->d_name[0] != '.') snprintf(names[n++], sizeof names[0], "%s", e->d_name);
+    closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], cmp_names);
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        strncat(buf, names[i], cap - strlen(buf) - 1);
+        if (i + 1 < n) strncat(buf, " ", cap - strlen(buf) - 1);
+    }
+}
+
+void mb_test_rmtree(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+void mb_test_one_error(int rc, int want_rc, const char *err, const char *prog, const char *needle)
+{
+    char tag[64];
+    snprintf(tag, sizeof tag, "%s: error:", prog);
+    printf("# rc %d: %s", rc, err);
+    assert_int_equal(rc, want_rc);
+    assert_int_equal(mb_test_count(err, tag), 1);
+    assert_non_null(strstr(err, needle));
 }

@@ -46,4 +46,26 @@ int mb_test_sh(const char *cmd, char *out, size_t outcap, char *err, size_t errc
 int mb_test_toolv(const char *bin, char *out, size_t outcap, char *err, size_t errcap, const char *fmt,
                   va_list ap);
 
+/* ---- the tools' data-parallel runs (test_dna_dist, test_audio_dist) ---- */
+
+/* How many times needle occurs in s. */
+int mb_test_count(const char *s, const char *needle);
+/* The values of "KEY": X over the lines of a JSON-lines log, in order;
+ * returns how many (at most cap). */
+int mb_test_json_values(const char *log, const char *key, double *v, int cap);
+/* max |a_i - b_i| over KEY's values in two logs; each must hold `expect`
+ * of them (at most 64). */
+double mb_test_json_max_diff(const char *a, const char *b, const char *key, int expect);
+/* A new empty folder /tmp/mbtest_NAME_XXXXXX; its path into buf. */
+void mb_test_mkdtemp(char *buf, size_t cap, const char *name);
+/* The names in dir (not those starting with a dot), sorted, joined by
+ * single spaces ("" for an empty folder). */
+void mb_test_listing(const char *dir, char *buf, size_t cap);
+/* rm -rf dir. */
+void mb_test_rmtree(const char *dir);
+/* A failed run of a job: exit status want_rc, and in err exactly one line
+ * with "PROG: error:" (mpirun adds its own notice about the exit code: that
+ * is not the tool's), holding needle. */
+void mb_test_one_error(int rc, int want_rc, const char *err, const char *prog, const char *needle);
+
 #endif

@@ -1,6 +1,8 @@
 /* mamba-audio train: a SaShiMi U-Net of Mamba blocks on random crops of a
  * folder of audio, 8-bit classes, validated in bits per sample on held-out
- * files against the unigram baseline. */
+ * files against the unigram baseline. Under mpirun, data-parallel
+ * (mb_cli.h): each rank trains its rows of the global batch and scores its
+ * share of the held-out windows; rank 0 prints and writes. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,9 @@ static void usage(FILE *f, const mb_cli_train *d)
             "(--val-frac, chosen by a hash of their path) is held out and scored in bits\n"
             "per sample every --val-every steps, next to the unigram baseline (the entropy\n"
             "of the training classes). Progress on stderr; Ctrl-C saves and stops.\n"
+            "Data parallel: 'mpirun -np N " AUDIO_PROG " train ...' trains one model on N\n"
+            "processes (--device cuda: one GPU each); --batch is the global batch, a\n"
+            "multiple of N, so the run matches one process with that --batch.\n"
             "\n"
             "data:\n"
             "  --data DIR         folder (or one file) of audio (required)\n"
@@ -67,7 +72,27 @@ static int parse_pools(const char *s, mb_config *cfg)
     return 0;
 }
 
-int audio_cmd_train(int argc, char **argv)
+/* Bits per sample over every rank's share of the held-out windows, B rows a
+ * pass (a collective: every rank calls it at the same steps); the run's
+ * exit code, 0 when it went. */
+static int tr_validate(mb_model *m, const audio_set *set, const audio_window *vw, int64_t nvw, int64_t B,
+                       int64_t L, double *bits)
+{
+    int64_t first, n, cnt = 0;
+    mb_cli_dist_share(nvw, &first, &n);
+    double b = 0;
+    mb_cli_sync s = {{0}, 0, 0};
+    const int rc = n > 0 && audio_cmd_nll(m, set, vw + first, n, B, L, &b, &cnt) ? 1 : 0;
+    if (cnt > 0) {
+        s.sum[0] = b * (double)cnt;
+        s.sum[1] = (double)cnt;
+    }
+    const int arc = mb_cli_dist_sync(rc, &s);
+    if (arc == 0) *bits = s.sum[1] > 0 ? s.sum[0] / s.sum[1] : NAN;
+    return arc;
+}
+
+static int train(int argc, char **argv)
 {
     tr_opts o = {0};
     mb_cli_train_default(&o.t);
@@ -154,17 +179,15 @@ int audio_cmd_train(int argc, char **argv)
                      (long long)o.t.seq_len, (long long)P);
         bad = 1;
     }
+    if (!bad && mb_cli_dist_check_batch(AUDIO_PROG, o.t.batch)) bad = 1;
     if (bad) {
         fprintf(stderr, "Try '" AUDIO_PROG " train --help'.\n");
         return 2;
     }
     if (o.val_every < 0) o.val_every = o.t.steps >= 10 ? o.t.steps / 10 : 1;
-    if (!o.t.resume && !o.force && access(o.t.out, F_OK) == 0) {
-        mb_cli_error(AUDIO_PROG, "%s exists: --resume continues it, --force starts over", o.t.out);
-        return 1;
-    }
 
-    int rc = 1, log_failed = 0;
+    int rc = 1, log_failed = 0, synced = 0, stop = 0;
+    const int rank0 = mb_cli_rank() == 0;
     char *optim_path = mb_cli_optim_path(o.t.out);
     mb_cli_outfile metaf = {0};
     audio_set *set = NULL;
@@ -178,10 +201,16 @@ int audio_cmd_train(int argc, char **argv)
     int32_t *tok = NULL, *tgt = NULL;
     char err[512];
 
-    /* outputs first: an unwritable --out or --log fails before any work */
-    if (!optim_path || mb_cli_check_writable(AUDIO_PROG, o.t.out) || mb_cli_check_writable(AUDIO_PROG, optim_path))
+    if (!o.t.resume && !o.force && access(o.t.out, F_OK) == 0) {
+        mb_cli_error(AUDIO_PROG, "%s exists: --resume continues it, --force starts over", o.t.out);
         goto done;
-    if (!(logf = mb_cli_log_open(AUDIO_PROG, o.t.log, &log_failed)) && log_failed) goto done;
+    }
+    /* outputs first: an unwritable --out or --log fails before any work
+     * (rank 0's: the other ranks write nothing) */
+    if (!optim_path) goto done;
+    if (rank0 && (mb_cli_check_writable(AUDIO_PROG, o.t.out) || mb_cli_check_writable(AUDIO_PROG, optim_path)))
+        goto done;
+    if (rank0 && !(logf = mb_cli_log_open(AUDIO_PROG, o.t.log, &log_failed)) && log_failed) goto done;
     if (!(ctx = mb_cli_ctx(AUDIO_PROG, &o.t))) goto done;
     audio_meta meta = {o.so.rate, o.so.quant};
     if (o.t.resume) {
@@ -213,7 +242,7 @@ int audio_cmd_train(int argc, char **argv)
         mb_cli_lib_error(AUDIO_PROG, optim_path);
         goto done;
     }
-    if (!o.t.resume && audio_meta_write(o.t.out, &meta, &metaf)) goto done;
+    if (rank0 && !o.t.resume && audio_meta_write(o.t.out, &meta, &metaf)) goto done;
 
     /* the data, the held-out windows and the baseline */
     if (!(set = audio_cmd_load_set(o.data, &o.so))) goto done;
@@ -235,6 +264,12 @@ int audio_cmd_train(int argc, char **argv)
             (long long)audio_set_split_files(set, AUDIO_SPLIT_VAL),
             (double)audio_set_samples(set, AUDIO_SPLIT_VAL) / o.so.rate, o.so.rate, audio_quant_name(o.so.quant),
             h_train, uni_val);
+    /* every rank has its model and data: from here on the ranks move
+     * together, and a failure on one of them is agreed on at a sync */
+    synced = 1;
+    if ((rc = mb_cli_dist_agree(0))) goto done;
+    synced = 0;
+    rc = 1;
     int64_t step = mb_optim_step_count(opt);
     if (step >= o.t.steps) {
         fprintf(stderr, AUDIO_PROG ": %s is already at step %lld of %lld: nothing to do\n", o.t.out,
@@ -242,12 +277,20 @@ int audio_cmd_train(int argc, char **argv)
         rc = 0;
         goto done;
     }
+    /* the same weights on every rank; a failure here leaves the others in
+     * a collective: it ends the job */
+    if (mb_model_set_dist(m, mb_cli_dist())) {
+        rc = mb_cli_dist_fatal(AUDIO_PROG, "data parallel");
+        goto done;
+    }
+    int64_t row0, rows; /* this rank's rows of the global batch */
+    mb_cli_dist_rows(B, &row0, &rows);
     const mb_config *mc = mb_model_config(m);
     fprintf(stderr, AUDIO_PROG ": %zu parameters (d_model %d, %d blocks a stage, pools", mb_model_num_params(m),
             mc->d_model, mc->n_layer);
     for (int i = 0; i < mc->n_pool; i++) fprintf(stderr, "%s%d", i ? "," : " ", mc->pool[i]);
-    fprintf(stderr, ", %s A) on %s%s\n", mc->init == MB_INIT_S4D_LIN ? "complex" : "real", mb_ctx_name(ctx),
-            step ? ", resuming" : "");
+    fprintf(stderr, ", %s A) on %s%s%s\n", mc->init == MB_INIT_S4D_LIN ? "complex" : "real", mb_ctx_name(ctx),
+            mb_cli_ranks() > 1 ? " and the other ranks (data parallel)" : "", step ? ", resuming" : "");
     if (logf)
         fprintf(logf, "{\"event\": \"start\", \"step\": %lld, \"steps\": %lld, \"seq_len\": %lld, \"batch\": %lld, "
                       "\"params\": %zu, \"device\": \"%s\", \"rate\": %d, \"quant\": \"%s\", "
@@ -256,10 +299,10 @@ int audio_cmd_train(int argc, char **argv)
                 mb_ctx_name(ctx), o.so.rate, audio_quant_name(o.so.quant), h_train, uni_val);
 
     crop = malloc((size_t)L + 1);
-    tok = malloc(sizeof(int32_t) * (size_t)(B * L));
-    tgt = malloc(sizeof(int32_t) * (size_t)(B * L));
+    tok = malloc(sizeof(int32_t) * (size_t)(rows * L));
+    tgt = malloc(sizeof(int32_t) * (size_t)(rows * L));
     if (!crop || !tok || !tgt) {
-        mb_cli_error(AUDIO_PROG, "out of memory for %lld samples a step", (long long)(B * L));
+        mb_cli_error(AUDIO_PROG, "out of memory for %lld samples a step", (long long)(rows * L));
         goto done;
     }
     mb_cli_catch_interrupt();
@@ -269,13 +312,13 @@ int audio_cmd_train(int argc, char **argv)
     mb_loss_stats acc = {0};
     int64_t acc_n = 0;
     rc = 0;
-    while (step < o.t.steps && !mb_cli_interrupted()) {
+    while (step < o.t.steps && !stop) {
         step++;
-        /* crops are a function of (seed, step): a resumed run sees what an
-         * uninterrupted one would have */
-        uint64_t rng = (uint64_t)o.t.seed * 0x9e3779b97f4a7c15ULL + (uint64_t)step;
-        mb_cli_rng_next(&rng);
-        for (int64_t b = 0; b < B; b++) {
+        /* this rank's crops; they are a function of (seed, step, row): a
+         * resumed run sees what an uninterrupted one would have, and P
+         * ranks what one process would */
+        for (int64_t i = 0; i < rows; i++) {
+            uint64_t rng = mb_cli_rng_row(o.t.seed, step, row0 + i);
             int64_t start = 0;
             if (audio_set_crop(set, AUDIO_SPLIT_TRAIN, L + 1, &rng, crop, NULL, &start)) {
                 mb_cli_error(AUDIO_PROG, "%s: no training audio", o.data);
@@ -284,24 +327,35 @@ int audio_cmd_train(int argc, char **argv)
             }
             const int64_t pad = start < 0 ? -start : 0;
             for (int64_t t = 0; t < L; t++) {
-                tok[b * L + t] = crop[t];
-                tgt[b * L + t] = t + 1 >= pad ? crop[t + 1] : MB_IGNORE_INDEX;
+                tok[i * L + t] = crop[t];
+                tgt[i * L + t] = t + 1 >= pad ? crop[t + 1] : MB_IGNORE_INDEX;
             }
         }
-        if (rc) break;
+        mb_loss_stats st = {0};
+        if (rc == 0 && mb_model_forward_backward(m, tok, tgt, (int)rows, (int)L, &st)) {
+            mb_cli_error(AUDIO_PROG, "step %lld: %s", (long long)step, mb_error_last());
+            rc = 1;
+        }
+        /* the step's loss over every rank, rank 0's choice to print, a
+         * Ctrl-C on any rank; a failure on any rank stops them all here */
+        const int do_val = nvw && (step % o.val_every == 0 || step == o.t.steps);
+        const double now = mb_cli_now();
+        int print = 0;
+        if ((rc = mb_cli_dist_step(rc, &st, do_val || now - t_print >= 5.0 || step == step0 + 1 || step == o.t.steps,
+                                   opt, &acc, &print, &stop))) {
+            synced = 1;
+            break;
+        }
         float gn = 0, lr = 0;
-        if (mb_model_forward_backward(m, tok, tgt, (int)B, (int)L, &acc) || mb_optim_step(opt, &gn, &lr)) {
+        if (mb_optim_step(opt, &gn, &lr)) {
             mb_cli_error(AUDIO_PROG, "step %lld: %s", (long long)step, mb_error_last());
             rc = 1;
             break;
         }
         acc_n += B * L;
-        const int do_val = nvw && (step % o.val_every == 0 || step == o.t.steps);
-        const double now = mb_cli_now();
-        if (do_val || now - t_print >= 5.0 || step == step0 + 1 || step == o.t.steps) {
-            int64_t cnt;
-            if (do_val && audio_cmd_nll(m, set, vw, nvw, B, L, &last_val, &cnt)) {
-                rc = 1;
+        if (print) {
+            if (do_val && (rc = tr_validate(m, set, vw, nvw, rows, L, &last_val))) {
+                synced = 1;
                 break;
             }
             const double sps = acc_n / (now - t_last);
@@ -323,7 +377,7 @@ int audio_cmd_train(int argc, char **argv)
             acc_n = 0;
             t_last = t_print = now;
         }
-        if (o.t.save_every && step % o.t.save_every == 0 && step < o.t.steps) {
+        if (rank0 && o.t.save_every && step % o.t.save_every == 0 && step < o.t.steps) {
             if (mb_model_save(m, o.t.out) || mb_optim_save(opt, optim_path)) {
                 mb_cli_lib_error(AUDIO_PROG, o.t.out);
                 rc = 1;
@@ -335,7 +389,7 @@ int audio_cmd_train(int argc, char **argv)
             }
         }
     }
-    if (rc == 0) {
+    if (rc == 0 && rank0) {
         if (mb_model_save(m, o.t.out)) {
             mb_cli_lib_error(AUDIO_PROG, o.t.out);
             rc = 1;
@@ -345,7 +399,7 @@ int audio_cmd_train(int argc, char **argv)
         } else if (metaf.f && mb_cli_outfile_commit(AUDIO_PROG, &metaf)) rc = 1;
     }
     if (rc == 0) {
-        if (mb_cli_interrupted())
+        if (stop)
             fprintf(stderr, AUDIO_PROG ": interrupted at step %lld; saved %s (--resume continues)\n",
                     (long long)step, o.t.out);
         else
@@ -354,10 +408,13 @@ int audio_cmd_train(int argc, char **argv)
                    (long long)step, last_val, uni_val, o.t.out, mb_cli_now() - t0);
         if (logf)
             fprintf(logf, "{\"event\": \"end\", \"step\": %lld, \"val_bits\": %.6f, \"interrupted\": %s}\n",
-                    (long long)step, last_val, mb_cli_interrupted() ? "true" : "false");
-        if (mb_cli_interrupted()) rc = 130;
+                    (long long)step, last_val, stop ? "true" : "false");
+        if (stop) rc = 130;
     }
 done:
+    /* a rank that has not met the others since it failed (or finished)
+     * meets them now: one error line in all, one exit code */
+    if (!synced) rc = mb_cli_dist_agree(rc);
     mb_cli_outfile_discard(&metaf);
     if (logf) fclose(logf);
     free(crop);
@@ -369,5 +426,13 @@ done:
     mb_optim_free(opt);
     mb_model_free(m);
     mb_ctx_free(ctx);
+    return rc;
+}
+
+int audio_cmd_train(int argc, char **argv)
+{
+    if (mb_cli_dist_start(AUDIO_PROG)) return 1;
+    const int rc = train(argc, argv);
+    mb_cli_dist_stop();
     return rc;
 }

@@ -37,6 +37,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "train") == 0) return audio_cmd_train(argc - 1, argv + 1);
+    /* the rest would run whole in every process mpirun started, each
+     * writing the same outputs */
+    if (mb_cli_single_process(AUDIO_PROG, cmd)) return 1;
     if (strcmp(cmd, "generate") == 0) return audio_cmd_generate(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0) return audio_cmd_eval(argc - 1, argv + 1);
     mb_cli_error(AUDIO_PROG, "unknown command '%s'", cmd);

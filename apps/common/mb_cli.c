@@ -2,6 +2,7 @@
 #include "mb_cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -31,13 +32,29 @@ int mb_cli_errf(char *err, size_t errlen, const char *path, const char *fmt, ...
     return -1;
 }
 
+/* ---- the group of a data-parallel run (see mb_cli.h) ----------------------- */
+
+static mb_dist *g_dist;
+static int g_rank, g_ranks = 1;
+static FILE *g_stderr;        /* ranks > 0: the real stderr (fd 2 goes to /dev/null) */
+static char g_held[1024];     /* ranks > 0: the first error line, held for mb_cli_dist_sync */
+static double *g_sync;        /* mb_cli_dist_sync's vector, ranks + MB_CLI_SYNC_N + 2 */
+
 void mb_cli_error(const char *prog, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: error: ", prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    if (g_rank != 0) {
+        /* rank 0 reports; this one speaks only if it alone failed */
+        if (!g_held[0]) {
+            const int n = snprintf(g_held, sizeof g_held, "%s: error: ", prog);
+            if (n > 0 && (size_t)n < sizeof g_held) vsnprintf(g_held + n, sizeof g_held - (size_t)n, fmt, ap);
+        }
+    } else {
+        fprintf(stderr, "%s: error: ", prog);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    }
     va_end(ap);
 }
 
@@ -125,6 +142,17 @@ uint64_t mb_cli_rng_below(uint64_t *state, uint64_t n)
     do x = mb_cli_rng_next(state);
     while (x < reject_below);
     return x % n;
+}
+
+uint64_t mb_cli_rng_row(int64_t seed, int64_t step, int64_t row)
+{
+    uint64_t st = (uint64_t)seed * 0x9e3779b97f4a7c15ULL + (uint64_t)step;
+    mb_cli_rng_next(&st);
+    /* a second splitmix round over (step stream, row): rows get unrelated
+     * streams, and neighbouring steps' rows do not overlap */
+    st ^= (uint64_t)row * 0xd1b54a32d192ed03ULL;
+    mb_cli_rng_next(&st);
+    return st;
 }
 
 /* ---- shared training flags ------------------------------------------------ */
@@ -263,9 +291,17 @@ char *mb_cli_optim_path(const char *model_path)
 
 mb_ctx *mb_cli_ctx(const char *prog, const mb_cli_train *t)
 {
-    mb_ctx *ctx = mb_ctx_create(t->device);
+    /* under mpirun, plain "cuda" is one GPU a process: the rank within the
+     * node picks it (cuda:N given explicitly is taken as it is) */
+    char dev[32];
+    const char *name = t->device;
+    if (g_ranks > 1 && strcmp(name, "cuda") == 0) {
+        snprintf(dev, sizeof dev, "cuda:%d", mb_dist_local_rank(g_dist));
+        name = dev;
+    }
+    mb_ctx *ctx = mb_ctx_create(name);
     if (!ctx) {
-        mb_cli_error(prog, "--device %s: %s", t->device, mb_error_last());
+        mb_cli_error(prog, "--device %s: %s", name, mb_error_last());
         return NULL;
     }
     mb_ctx_set_threads(ctx, (int)t->threads);
@@ -407,3 +443,153 @@ void mb_cli_catch_interrupt(void)
 }
 
 int mb_cli_interrupted(void) { return g_interrupted != 0; }
+
+/* ---- data-parallel training ------------------------------------------------ */
+
+int mb_cli_dist_start(const char *prog)
+{
+    if (g_dist) return 0;
+    if (!(g_dist = mb_dist_init(NULL, NULL))) {
+        /* the same failure on every rank: the launcher's rank 0 says it */
+        int r = 0;
+        mb_dist_launched(&r);
+        if (r == 0) mb_cli_error(prog, "%s", mb_error_last());
+        return 1;
+    }
+    g_rank = mb_dist_rank(g_dist);
+    g_ranks = mb_dist_size(g_dist);
+    g_held[0] = '\0';
+    if (!(g_sync = malloc(sizeof(double) * (size_t)(g_ranks + MB_CLI_SYNC_N + 2)))) {
+        mb_cli_error(prog, "out of memory");
+        mb_cli_dist_stop();
+        return 1;
+    }
+    if (g_rank != 0) {
+        /* progress, summaries and warnings are rank 0's: the others write to
+         * /dev/null, keeping the real stderr for a failure only they see */
+        fflush(stdout);
+        fflush(stderr);
+        const int fd = dup(STDERR_FILENO), nul = open("/dev/null", O_WRONLY);
+        if (fd >= 0) g_stderr = fdopen(fd, "w");
+        if (nul >= 0) {
+            dup2(nul, STDOUT_FILENO);
+            dup2(nul, STDERR_FILENO);
+            close(nul);
+        }
+    }
+    return 0;
+}
+
+void mb_cli_dist_stop(void)
+{
+    mb_dist_finalize(g_dist);
+    g_dist = NULL;
+    free(g_sync);
+    g_sync = NULL;
+    g_rank = 0;
+    g_ranks = 1;
+    if (g_stderr) fclose(g_stderr);
+    g_stderr = NULL;
+}
+
+mb_dist *mb_cli_dist(void) { return g_dist; }
+int mb_cli_rank(void) { return g_rank; }
+int mb_cli_ranks(void) { return g_ranks; }
+
+int mb_cli_dist_check_batch(const char *prog, int64_t batch)
+{
+    if (batch % g_ranks == 0) return 0;
+    mb_cli_error(prog, "--batch %lld does not split over %d ranks: the batch is the global one, give a "
+                       "multiple of %d",
+                 (long long)batch, g_ranks, g_ranks);
+    return -1;
+}
+
+void mb_cli_dist_rows(int64_t batch, int64_t *row0, int64_t *rows)
+{
+    *rows = batch / g_ranks;
+    *row0 = (int64_t)g_rank * *rows;
+}
+
+void mb_cli_dist_share(int64_t n, int64_t *first, int64_t *count)
+{
+    const int64_t a = n * g_rank / g_ranks, b = n * (g_rank + 1) / g_ranks;
+    *first = a;
+    *count = b - a;
+}
+
+/* ranks > 0 report on the stderr mb_cli_dist_start kept aside */
+static FILE *err_stream(void) { return g_stderr ? g_stderr : stderr; }
+
+int mb_cli_dist_sync(int rc, mb_cli_sync *s)
+{
+    if (g_ranks == 1) return rc;
+    /* [rc of each rank][sums][rank 0's print][stop] */
+    const int P = g_ranks, n = P + MB_CLI_SYNC_N + 2;
+    double *v = g_sync;
+    memset(v, 0, sizeof(double) * (size_t)n);
+    v[g_rank] = rc;
+    for (int i = 0; s && i < MB_CLI_SYNC_N; i++) v[P + i] = s->sum[i];
+    if (s && g_rank == 0) v[P + MB_CLI_SYNC_N] = s->print;
+    if (s) v[P + MB_CLI_SYNC_N + 1] = s->stop;
+    if (mb_dist_sum(g_dist, v, n)) {
+        fprintf(err_stream(), "error: rank %d: %s\n", g_rank, mb_error_last());
+        mb_dist_abort(g_dist, 1);
+    }
+    if (s) {
+        for (int i = 0; i < MB_CLI_SYNC_N; i++) s->sum[i] = v[P + i];
+        s->print = v[P + MB_CLI_SYNC_N] != 0;
+        s->stop = v[P + MB_CLI_SYNC_N + 1] != 0;
+    }
+    int first = -1;
+    for (int r = 0; r < P && first < 0; r++)
+        if (v[r] != 0) first = r;
+    if (first < 0) return 0;
+    /* rank 0 printed its line when it failed; else the first failing rank
+     * prints the line it held (130: interrupted, saved: no error) */
+    if (first == g_rank && g_rank != 0 && rc != 130) {
+        if (g_held[0]) fprintf(err_stream(), "%s\n", g_held);
+        else fprintf(err_stream(), "error: rank %d failed (exit %d)\n", g_rank, rc);
+        fflush(err_stream());
+    }
+    return (int)v[first];
+}
+
+int mb_cli_dist_agree(int rc) { return mb_cli_dist_sync(rc, NULL); }
+
+int mb_cli_dist_step(int rc, const mb_loss_stats *st, int print, mb_optim *opt, mb_loss_stats *acc,
+                     int *print_out, int *stop)
+{
+    mb_cli_sync s = {{st->loss_sum, (double)st->count}, print, mb_cli_interrupted()};
+    if ((rc = mb_cli_dist_sync(rc, &s))) return rc;
+    acc->loss_sum += s.sum[0];
+    acc->count += (int64_t)s.sum[1];
+    if (s.sum[1] > 0) mb_optim_set_share(opt, (double)st->count / s.sum[1]);
+    *print_out = s.print;
+    *stop = s.stop;
+    return 0;
+}
+
+int mb_cli_dist_fatal(const char *prog, const char *what)
+{
+    if (g_ranks == 1) {
+        mb_cli_error(prog, "%s: %s", what, mb_error_last());
+        return 1;
+    }
+    fprintf(err_stream(), "%s: error: rank %d: %s: %s\n", prog, g_rank, what, mb_error_last());
+    fflush(err_stream());
+    mb_dist_abort(g_dist, 1);
+    return 1;
+}
+
+int mb_cli_single_process(const char *prog, const char *cmd)
+{
+    int r = 0;
+    const int n = mb_dist_launched(&r);
+    if (n <= 1) return 0;
+    if (r == 0)
+        mb_cli_error(prog, "%s runs as one process, but mpirun started %d: only the training commands run "
+                           "data-parallel",
+                     cmd, n);
+    return -1;
+}

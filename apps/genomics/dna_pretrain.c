@@ -1,7 +1,9 @@
 /* mamba-dna pretrain: next-base pretraining from FASTA / BAM / CRAM files,
  * on random windows (reverse-complement augmented), validated in bits per
  * base on a held-out part against order-0 and order-k baselines fitted on
- * the same training part. */
+ * the same training part. Under mpirun, data-parallel (mb_cli.h): each rank
+ * trains its rows of the global batch and scores its share of the
+ * validation windows; rank 0 prints and writes. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -32,6 +34,9 @@ static void usage(FILE *f, const mb_cli_train *d)
             "held-out part is scored in bits per base every --val-every steps, next to an\n"
             "order-0 and an order-k Markov baseline fitted on the training part.\n"
             "Progress on stderr; Ctrl-C saves a checkpoint and stops (--resume goes on).\n"
+            "Data parallel: 'mpirun -np N " DNA_PROG " pretrain ...' trains one model on N\n"
+            "processes (--device cuda: one GPU each); --batch is the global batch, a\n"
+            "multiple of N, so the run matches one process with that --batch.\n"
             "\n"
             "data:\n"
             "  --val FILE         held-out file (repeatable): its whole records validate\n"
@@ -79,21 +84,25 @@ typedef struct {
     int64_t bases;
 } pt_val;
 
-/* Mean bits per base of the model over the validation windows, through
- * recurrent chunks (its own state buffers: the training shapes stay). */
-static int pt_validate(mb_model *m, const pt_val *v, int64_t bmax, double *bpb)
+/* Nats and counted bases of the model over validation windows [first,
+ * first + n), through recurrent chunks (its own state buffers: the
+ * training shapes stay); a rank scores its share, the sums are added. */
+static int pt_validate(mb_model *m, const pt_val *v, int64_t first, int64_t n, int64_t bmax,
+                       double *nats_out, double *cnt_out)
 {
+    *nats_out = *cnt_out = 0;
+    if (n <= 0) return 0;
     const int Vp = mb_config_vocab_padded(mb_model_config(m));
     const int64_t chunk = v->len < 8192 ? v->len : 8192;
-    const int64_t B = v->n < bmax ? v->n : bmax;
+    const int64_t B = n < bmax ? n : bmax;
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)(B * chunk));
     float *lg = malloc(sizeof(float) * (size_t)(B * chunk * Vp));
     mb_state *st = mb_state_create(m, (int)B);
     double nats = 0;
     int64_t cnt = 0;
     int rc = (tok && lg && st) ? 0 : -1;
-    for (int64_t w0 = 0; rc == 0 && w0 < v->n; w0 += B) {
-        const int64_t nb = v->n - w0 < B ? v->n - w0 : B;
+    for (int64_t w0 = first; rc == 0 && w0 < first + n; w0 += B) {
+        const int64_t nb = first + n - w0 < B ? first + n - w0 : B;
         mb_state_reset(st);
         for (int64_t t0 = 0; rc == 0 && t0 < v->len; t0 += chunk) {
             const int64_t c = v->len - t0 < chunk ? v->len - t0 : chunk;
@@ -120,7 +129,24 @@ static int pt_validate(mb_model *m, const pt_val *v, int64_t bmax, double *bpb)
     mb_state_free(st);
     free(tok);
     free(lg);
-    if (rc == 0) *bpb = cnt ? nats / cnt / DNA_LN2 : NAN;
+    *nats_out = nats;
+    *cnt_out = (double)cnt;
+    return rc;
+}
+
+/* Bits per base over every rank's share of the windows (a collective: every
+ * rank calls it at the same steps); the run's exit code, 0 when it went. */
+static int pt_validate_all(mb_model *m, const pt_val *v, int64_t bmax, double *bpb)
+{
+    int64_t first, n;
+    mb_cli_dist_share(v->n, &first, &n);
+    mb_cli_sync s = {{0}, 0, 0};
+    int rc = 0;
+    if (pt_validate(m, v, first, n, bmax, &s.sum[0], &s.sum[1])) {
+        mb_cli_error(DNA_PROG, "validation: %s", mb_error_last());
+        rc = 1;
+    }
+    if ((rc = mb_cli_dist_sync(rc, &s)) == 0) *bpb = s.sum[1] > 0 ? s.sum[0] / s.sum[1] / DNA_LN2 : NAN;
     return rc;
 }
 
@@ -131,7 +157,7 @@ static int pt_save(const pt_opts *o, mb_model *m, mb_optim *opt, const char *opt
     return 0;
 }
 
-int dna_cmd_pretrain(int argc, char **argv)
+static int pretrain(int argc, char **argv)
 {
     pt_opts o = {0};
     mb_cli_train_default(&o.t);
@@ -196,6 +222,7 @@ int dna_cmd_pretrain(int argc, char **argv)
         mb_cli_error(DNA_PROG, "--val and --val-bed are exclusive");
         bad = 1;
     }
+    if (!bad && mb_cli_dist_check_batch(DNA_PROG, o.t.batch)) bad = 1;
     if (bad) {
         fprintf(stderr, "Try '" DNA_PROG " pretrain --help'.\n");
         free(o.val_files);
@@ -203,13 +230,8 @@ int dna_cmd_pretrain(int argc, char **argv)
     }
     if (o.val_every < 0) o.val_every = o.t.steps >= 10 ? o.t.steps / 10 : 1;
     if (o.val_tokens < 0) o.val_tokens = o.t.seq_len > 65536 ? o.t.seq_len : 65536;
-    if (!o.t.resume && !o.force && access(o.t.out, F_OK) == 0) {
-        mb_cli_error(DNA_PROG, "%s exists: --resume continues it, --force starts over", o.t.out);
-        free(o.val_files);
-        return 1;
-    }
 
-    int rc = 1;
+    int rc = 1, synced = 0;
     char err[512];
     dna_set *set = NULL, *vset = NULL;
     dna_split sp = {0}, vsp = {0};
@@ -222,12 +244,19 @@ int dna_cmd_pretrain(int argc, char **argv)
     FILE *logf = NULL;
     int32_t *win = NULL, *tok = NULL, *tgt = NULL;
     char *optim_path = mb_cli_optim_path(o.t.out);
-    int log_failed = 0;
+    int log_failed = 0, stop = 0;
+    const int rank0 = mb_cli_rank() == 0, P = mb_cli_ranks();
 
-    /* outputs first: an unwritable --out or --log fails before any work */
-    if (!optim_path || mb_cli_check_writable(DNA_PROG, o.t.out) || mb_cli_check_writable(DNA_PROG, optim_path))
+    if (!o.t.resume && !o.force && access(o.t.out, F_OK) == 0) {
+        mb_cli_error(DNA_PROG, "%s exists: --resume continues it, --force starts over", o.t.out);
         goto done;
-    if (!(logf = mb_cli_log_open(DNA_PROG, o.t.log, &log_failed)) && log_failed) goto done;
+    }
+    /* outputs first: an unwritable --out or --log fails before any work
+     * (rank 0's: the other ranks write nothing) */
+    if (!optim_path) goto done;
+    if (rank0 && (mb_cli_check_writable(DNA_PROG, o.t.out) || mb_cli_check_writable(DNA_PROG, optim_path)))
+        goto done;
+    if (rank0 && !(logf = mb_cli_log_open(DNA_PROG, o.t.log, &log_failed)) && log_failed) goto done;
     /* the model (new, or the checkpoint to resume): a wrong checkpoint
      * fails before any data is read */
     if (!(ctx = mb_cli_ctx(DNA_PROG, &o.t))) goto done;
@@ -318,6 +347,12 @@ int dna_cmd_pretrain(int argc, char **argv)
     fprintf(stderr, DNA_PROG ": baselines on the validation bases: order-0 %.4f bits/base, order-%d %.4f\n",
             val.base_bits[0], o.kmer, val.base_bits[1]);
 
+    /* every rank has its model and data: from here on the ranks move
+     * together, and a failure on one of them is agreed on at a sync */
+    synced = 1;
+    if ((rc = mb_cli_dist_agree(0))) goto done;
+    synced = 0;
+    rc = 1;
     int64_t step = mb_optim_step_count(opt);
     if (step >= o.t.steps) {
         fprintf(stderr, DNA_PROG ": %s is already at step %lld of %lld: nothing to do\n", o.t.out,
@@ -325,15 +360,22 @@ int dna_cmd_pretrain(int argc, char **argv)
         rc = 0;
         goto done;
     }
-    /* long windows: keep one layer's activations (over 128k-token chunks) */
+    /* the same weights on every rank; a failure here leaves the others in
+     * a collective: it ends the job */
+    if (mb_model_set_dist(m, mb_cli_dist())) {
+        rc = mb_cli_dist_fatal(DNA_PROG, "data parallel");
+        goto done;
+    }
+    /* long windows: keep one layer's activations (over 128k-token chunks);
+     * a rank holds its rows of the batch */
     int64_t L, B;
     pt_shape(&o, o.t.steps, &L, &B);
-    if (B * L > 65536) mb_model_set_recompute(m, 1);
+    if (B / P * L > 65536) mb_model_set_recompute(m, 1);
     const mb_config *mc = mb_model_config(m);
-    fprintf(stderr, DNA_PROG ": %zu parameters (d_model %d, %d layers, d_state %d, %s A) on %s%s\n",
+    fprintf(stderr, DNA_PROG ": %zu parameters (d_model %d, %d layers, d_state %d, %s A) on %s%s%s\n",
             mb_model_num_params(m), mc->d_model, mc->n_layer, mc->d_state,
             mc->init == MB_INIT_S4D_LIN ? "complex" : "real", mb_ctx_name(ctx),
-            step ? ", resuming" : "");
+            P > 1 ? " and the other ranks (data parallel)" : "", step ? ", resuming" : "");
     if (logf)
         fprintf(logf, "{\"event\": \"start\", \"step\": %lld, \"steps\": %lld, \"seq_len\": %lld, "
                       "\"batch\": %lld, \"params\": %zu, \"device\": \"%s\", \"val_bases\": %lld, "
@@ -342,14 +384,15 @@ int dna_cmd_pretrain(int argc, char **argv)
                 mb_model_num_params(m), mb_ctx_name(ctx), (long long)val.bases, val.base_bits[0],
                 o.kmer, val.base_bits[1]);
 
-    /* the most tokens a step holds, over the warmup stages */
+    /* the most tokens a step holds on a rank, over the warmup stages (the
+     * tokens of a step stay the same while B doubles as L halves) */
     int64_t maxtok = 0;
     for (int64_t s = 1; s <= o.t.steps; s += (o.t.steps + 63) / 64) {
         pt_shape(&o, s, &L, &B);
-        maxtok = B * L > maxtok ? B * L : maxtok;
+        maxtok = B / P * L > maxtok ? B / P * L : maxtok;
     }
     pt_shape(&o, o.t.steps, &L, &B);
-    maxtok = B * L > maxtok ? B * L : maxtok;
+    maxtok = B / P * L > maxtok ? B / P * L : maxtok;
     win = malloc(sizeof(int32_t) * (size_t)(o.t.seq_len + 1));
     tok = malloc(sizeof(int32_t) * (size_t)maxtok);
     tgt = malloc(sizeof(int32_t) * (size_t)maxtok);
@@ -365,38 +408,50 @@ int dna_cmd_pretrain(int argc, char **argv)
     int64_t acc_tok = 0;
     rc = 0;
     const int64_t last = o.stop_after && o.stop_after < o.t.steps ? o.stop_after : o.t.steps;
-    while (step < last && !mb_cli_interrupted()) {
+    while (step < last && !stop) {
         step++;
         pt_shape(&o, step, &L, &B);
-        /* the data order is a function of (seed, step): a resumed run sees
-         * what an uninterrupted one would have */
-        uint64_t rng = (uint64_t)o.t.seed * 0x9e3779b97f4a7c15ULL + (uint64_t)step;
-        mb_cli_rng_next(&rng);
-        for (int64_t b = 0; b < B; b++) {
-            dna_window wd;
-            if (dna_sampler_draw(smp, &rng, o.rc_aug, win, &wd, err, sizeof err)) {
+        /* this rank's rows of the global batch; the data order is a function
+         * of (seed, step, row): a resumed run sees what an uninterrupted one
+         * would have, and P ranks what one process would */
+        int64_t row0, rows;
+        mb_cli_dist_rows(B, &row0, &rows);
+        for (int64_t i = 0; i < rows && rc == 0; i++) {
+            uint64_t rng = mb_cli_rng_row(o.t.seed, step, row0 + i);
+            if (dna_sampler_draw(smp, &rng, o.rc_aug, win, NULL, err, sizeof err)) {
                 mb_cli_error(DNA_PROG, "%s", err);
                 rc = 1;
                 break;
             }
             /* windows of the full length, cut to this stage's L */
-            memcpy(tok + b * L, win, sizeof(int32_t) * (size_t)L);
-            dna_cmd_targets(win, L, tgt + b * L);
+            memcpy(tok + i * L, win, sizeof(int32_t) * (size_t)L);
+            dna_cmd_targets(win, L, tgt + i * L);
         }
-        if (rc) break;
+        mb_loss_stats st = {0};
+        if (rc == 0 && mb_model_forward_backward(m, tok, tgt, (int)rows, (int)L, &st)) {
+            mb_cli_error(DNA_PROG, "step %lld: %s", (long long)step, mb_error_last());
+            rc = 1;
+        }
+        /* the step's loss over every rank, rank 0's choice to print, a
+         * Ctrl-C on any rank; a failure on any rank stops them all here */
+        const int do_val = step % o.val_every == 0 || step == o.t.steps || step == last;
+        const double now = mb_cli_now();
+        int print = 0;
+        if ((rc = mb_cli_dist_step(rc, &st, do_val || now - t_print >= 5.0 || step == step0 + 1, opt, &acc,
+                                   &print, &stop))) {
+            synced = 1;
+            break;
+        }
         float gn = 0, lr = 0;
-        if (mb_model_forward_backward(m, tok, tgt, (int)B, (int)L, &acc) || mb_optim_step(opt, &gn, &lr)) {
+        if (mb_optim_step(opt, &gn, &lr)) {
             mb_cli_error(DNA_PROG, "step %lld: %s", (long long)step, mb_error_last());
             rc = 1;
             break;
         }
         acc_tok += B * L;
-        const int do_val = step % o.val_every == 0 || step == o.t.steps || step == last;
-        const double now = mb_cli_now();
-        if (do_val || now - t_print >= 5.0 || step == step0 + 1) {
-            if (do_val && pt_validate(m, &val, o.t.batch, &last_val)) {
-                mb_cli_error(DNA_PROG, "validation: %s", mb_error_last());
-                rc = 1;
+        if (print) {
+            if (do_val && (rc = pt_validate_all(m, &val, o.t.batch / P, &last_val))) {
+                synced = 1;
                 break;
             }
             const double tps = acc_tok / (now - t_last);
@@ -418,16 +473,17 @@ int dna_cmd_pretrain(int argc, char **argv)
             acc_tok = 0;
             t_last = t_print = now;
         }
-        if (o.t.save_every && step % o.t.save_every == 0 && step < o.t.steps && pt_save(&o, m, opt, optim_path)) {
+        if (rank0 && o.t.save_every && step % o.t.save_every == 0 && step < o.t.steps &&
+            pt_save(&o, m, opt, optim_path)) {
             rc = 1;
             break;
         }
     }
     if (rc == 0) {
-        if (pt_save(&o, m, opt, optim_path)) rc = 1;
-        else if (mb_cli_interrupted() || step < o.t.steps)
+        if (rank0 && pt_save(&o, m, opt, optim_path)) rc = 1;
+        else if (stop || step < o.t.steps)
             fprintf(stderr, DNA_PROG ": %s at step %lld; saved %s (--resume continues)\n",
-                    mb_cli_interrupted() ? "interrupted" : "stopped", (long long)step, o.t.out);
+                    stop ? "interrupted" : "stopped", (long long)step, o.t.out);
         else
             printf("pretrain: %lld steps, validation %.4f bits/base (order-0 %.4f, order-%d %.4f), "
                    "model %s, %.1fs\n",
@@ -435,10 +491,13 @@ int dna_cmd_pretrain(int argc, char **argv)
                    mb_cli_now() - t0);
         if (logf && rc == 0)
             fprintf(logf, "{\"event\": \"end\", \"step\": %lld, \"val_bpb\": %.6f, \"interrupted\": %s}\n",
-                    (long long)step, last_val, mb_cli_interrupted() ? "true" : "false");
+                    (long long)step, last_val, stop ? "true" : "false");
     }
-    if (mb_cli_interrupted() && rc == 0) rc = 130; /* the shell's code for Ctrl-C; saved */
+    if (stop && rc == 0) rc = 130; /* the shell's code for Ctrl-C; saved */
 done:
+    /* a rank that has not met the others since it failed (or finished)
+     * meets them now: one error line in all, one exit code */
+    if (!synced) rc = mb_cli_dist_agree(rc);
     if (logf) fclose(logf);
     free(win);
     free(tok);
@@ -456,5 +515,13 @@ done:
     mb_model_free(m);
     mb_ctx_free(ctx);
     free(o.val_files);
+    return rc;
+}
+
+int dna_cmd_pretrain(int argc, char **argv)
+{
+    if (mb_cli_dist_start(DNA_PROG)) return 1;
+    const int rc = pretrain(argc, argv);
+    mb_cli_dist_stop();
     return rc;
 }

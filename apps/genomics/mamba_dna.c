@@ -43,6 +43,9 @@ int main(int argc, char **argv)
     }
     /* the subcommand parses argv[1..]: its name stands in for argv[0] */
     if (strcmp(cmd, "pretrain") == 0) return dna_cmd_pretrain(argc - 1, argv + 1);
+    /* the rest would run whole in every process mpirun started, each
+     * writing the same outputs */
+    if (mb_cli_single_process(DNA_PROG, cmd)) return 1;
     if (strcmp(cmd, "score") == 0) return dna_cmd_score(argc - 1, argv + 1);
     if (strcmp(cmd, "classify") == 0) return dna_cmd_classify(argc - 1, argv + 1);
     if (strcmp(cmd, "embed") == 0) return dna_cmd_embed(argc - 1, argv + 1);

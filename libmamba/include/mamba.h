@@ -20,6 +20,7 @@ typedef struct mb_ctx mb_ctx;     /* a device: "cpu", "cuda", "cuda:N" */
 typedef struct mb_model mb_model; /* parameters, gradients and activation buffers */
 typedef struct mb_state mb_state; /* recurrent state: conv and SSM state per layer */
 typedef struct mb_optim mb_optim; /* AdamW moments, schedule and step count */
+typedef struct mb_dist mb_dist;   /* the group of processes of a data-parallel run */
 
 /* Reason for the last failure on this thread. */
 const char *mb_error_last(void);
@@ -206,6 +207,56 @@ float mb_optim_lr_at(const mb_optim_config *oc, int64_t step);
 /* Optimizer state (moments, step) in a second safetensors file. */
 int mb_optim_save(const mb_optim *o, const char *path);
 int mb_optim_load(mb_optim *o, const char *path);
+
+/* ---- data-parallel training ----------------------------------------------
+ * One process per device, started by mpirun: every rank holds the whole
+ * model, runs forward and backward on its own rows of the global batch, and
+ * mb_optim_step averages the gradients over the ranks (MPI_Allreduce on the
+ * CPU, NCCL all-reduce on the context's stream on a GPU) before clipping,
+ * so every rank takes the same step and the reported norm is the global
+ * one. A one-rank group (no mpirun, or a build without MPI) costs nothing.
+ *
+ * mb_dist_init joins the job mpirun started (MPI_Init), or gives a one-rank
+ * group when the process was not started by mpirun. NULL, with the reason,
+ * when mpirun started several processes but this build has no MPI. argc and
+ * argv may be NULL. Call mb_dist_finalize after freeing the models that use
+ * the group (it ends MPI when mb_dist_init started it). */
+mb_dist *mb_dist_init(int *argc, char ***argv);
+/* How many processes mpirun started, read from the environment (Open MPI,
+ * MPICH / Intel MPI's Hydra, PMIx launchers) without MPI: N >= 1, -1 when
+ * launched but the count is not said, 0 when not launched; *rank (may be
+ * NULL) gets the launcher's rank of this process (0 when not said). For
+ * a tool to print a failure of mb_dist_init once, or to refuse a command
+ * that does not run data-parallel. */
+int mb_dist_launched(int *rank);
+void mb_dist_finalize(mb_dist *d);
+int mb_dist_rank(const mb_dist *d);
+int mb_dist_size(const mb_dist *d);
+int mb_dist_local_rank(const mb_dist *d); /* rank among the processes of this node */
+/* Host collectives over every rank; each rank must make the same calls in
+ * the same order. mb_dist_sum: v[0..n) summed in place (loss sums, counts,
+ * validation metrics); mb_dist_bcast: rank 0's bytes to every rank. */
+int mb_dist_sum(mb_dist *d, double *v, int n);
+int mb_dist_bcast(mb_dist *d, void *buf, size_t bytes);
+int mb_dist_barrier(mb_dist *d);
+/* Ends every process of the job with `code` (MPI_Abort): for a failure on
+ * one rank that the others, waiting in a collective, would never learn of.
+ * With one rank, exit(code). */
+void mb_dist_abort(mb_dist *d, int code);
+/* Makes m data-parallel over d (after the model is on its device, before
+ * training): on a CUDA context with NCCL built in it creates the NCCL
+ * communicator for the context's device (collective), and it broadcasts
+ * rank 0's parameters, so every rank starts from the same weights (a
+ * resumed checkpoint included). d == NULL detaches. A failure on one rank
+ * leaves the others waiting: end the job (mb_dist_abort). */
+int mb_model_set_dist(mb_model *m, mb_dist *d);
+/* Each rank's gradient is the mean over its own counted targets, so the
+ * average over the ranks is the global batch's gradient only when every
+ * rank counts as many. When they may differ (ignored targets), tell the
+ * optimizer this rank's share, its count / the global count, before the
+ * step: the gradients are then summed with these weights. For the next
+ * step only; ignored with one rank. */
+void mb_optim_set_share(mb_optim *o, double share);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@ struct mb_model {
     int *p_norm_w, *p_norm_b;                       /* per layer */
     mb_mixer *mixers;                               /* per layer */
     int recompute;
+    mb_dist *dist;       /* data-parallel group (mb_model_set_dist), NULL = one process */
 
     /* Activation buffers, sized for (act_B, act_L) the first time a shape is
      * seen and reused after: a step allocates nothing. */

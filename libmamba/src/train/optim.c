@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "train/dist.h"
 #include "train/optim.h"
 
 void mb_optim_config_default(mb_optim_config *oc)
@@ -41,6 +42,7 @@ mb_optim *mb_optim_create(mb_model *m, const mb_optim_config *oc)
     if (!o) return NULL;
     o->model = m;
     o->cfg = *oc;
+    o->share = -1;
     o->m = mb_dev_alloc_floats(m->ctx, m->params.total, "AdamW moments");
     o->v = mb_dev_alloc_floats(m->ctx, m->params.total, "AdamW moments");
     if (!o->m || !o->v || mb_dev_zero(m->ctx, o->m, m->params.total * sizeof(float)) ||
@@ -66,6 +68,15 @@ int mb_optim_step(mb_optim *o, float *grad_norm, float *lr_out)
     mb_model *m = o->model;
     mb_ctx *ctx = m->ctx;
     mb_params *ps = &m->params;
+    /* data parallel: every rank's gradient becomes the global batch's, so
+     * the clipping below sees the global norm and every rank takes the
+     * same step (nothing happens with one rank) */
+    const double share = o->share;
+    o->share = -1;
+    if (m->dist && mb_dist_grad_reduce(m->dist, ctx, ps->grad, ps->total, share)) {
+        mb_model_zero_grad(m);
+        return -1;
+    }
     double norm = sqrt(mb_sumsq(ctx, ps->total, ps->grad));
     if (grad_norm) *grad_norm = (float)norm;
     if (!isfinite(norm)) {

@@ -1,0 +1,70 @@
+# Debian packages carried to a lent GPU machine, which has no network: .deps/
+# (cmocka, cJSON, htslib, libsndfile, pkg-config, ...; scripts/gpu_check.sh)
+# and .deps/mpi/ (Open MPI, for scripts/gpu_dist.sh where the machine has no
+# mpirun). They are unpacked with dpkg -x into a prefix, never into /.
+# Sourced, not run:
+#
+#   source scripts/deps.sh
+#   deps_unpack PREFIX DEB...   unpack; 1 when a package failed; sets DEPS_UNPACKED
+#                               (DEPS_KEEP: a regex of library names always kept)
+#   deps_env PREFIX             compilers, CMake, pkg-config and the loader look there
+#   deps_mpi PREFIX             Open MPI from PREFIX (after deps_unpack of .deps/mpi)
+
+deps_unpack() {
+    local prefix=$1 rc=0 n=0 deb
+    shift
+    mkdir -p "$prefix"
+    for deb in "$@"; do
+        [ -f "$deb" ] || continue
+        if dpkg -x "$deb" "$prefix"; then n=$((n + 1)); else
+            echo "dpkg -x $deb failed"
+            rc=1
+        fi
+    done
+    echo "unpacked $n packages into $prefix"
+    DEPS_UNPACKED=$n
+    # Shared libraries the machine already has stay the machine's: only the
+    # missing ones come from the packages, so nothing of the system's is
+    # shadowed. DEPS_KEEP names those that must stay together (Open MPI's
+    # libraries with its mpirun, whatever else the machine holds).
+    local so kept=0 pruned=0
+    for so in "$prefix"/usr/lib/x86_64-linux-gnu/lib*.so.* "$prefix"/lib/x86_64-linux-gnu/lib*.so.*; do
+        [ -e "$so" ] || continue
+        if [ -n "${DEPS_KEEP:-}" ] && [[ $(basename "$so") =~ $DEPS_KEEP ]]; then
+            kept=$((kept + 1))
+        elif ldconfig -p 2>/dev/null | grep -qE "^[[:space:]]+$(basename "$so") "; then
+            rm -f "$so"
+            pruned=$((pruned + 1))
+        else kept=$((kept + 1)); fi
+    done
+    echo "shared libraries from the packages: $kept used, $pruned left to the system's copies"
+    # pkg-config files name /usr: point them at the prefix (once: the
+    # rewritten ones no longer match)
+    find "$prefix" -name '*.pc' -path '*pkgconfig*' -exec sed -i "s|=/usr|=$prefix/usr|" {} +
+    return $rc
+}
+
+deps_env() {
+    local p=$1
+    export CMAKE_PREFIX_PATH="$p/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+    export CPATH="$p/usr/include${CPATH:+:$CPATH}"
+    export LIBRARY_PATH="$p/usr/lib/x86_64-linux-gnu${LIBRARY_PATH:+:$LIBRARY_PATH}"
+    export LD_LIBRARY_PATH="$p/usr/lib/x86_64-linux-gnu:$p/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export PKG_CONFIG_PATH="$p/usr/lib/x86_64-linux-gnu/pkgconfig:$p/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+    command -v pkg-config >/dev/null || export PATH="$PATH:$p/usr/bin"
+}
+
+# Debian's packages reach mpirun and mpicc through update-alternatives links
+# that dpkg -x does not make: the .openmpi names are used. Open MPI finds its
+# components and help files under OPAL_PREFIX; PMIx (a separate library)
+# its plugins through the component path. Sets MPIRUN and MPI_CMAKE (the
+# cmake flags that name this MPI).
+deps_mpi() {
+    local p=$1 l=$1/usr/lib/x86_64-linux-gnu
+    export OPAL_PREFIX="$p/usr"
+    export PATH="$p/usr/bin:$PATH"
+    export LD_LIBRARY_PATH="$l:$l/openmpi/lib:$l/pmix2/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export PMIX_MCA_mca_base_component_path="$l/pmix2/lib/pmix"
+    MPIRUN="$p/usr/bin/mpirun.openmpi"
+    MPI_CMAKE="-DMPI_C_COMPILER=$p/usr/bin/mpicc.openmpi -DMPIEXEC_EXECUTABLE=$MPIRUN"
+}
