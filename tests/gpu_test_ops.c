@@ -770,7 +770,7 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
     pg.A_imag = cplx ? d_Ai : NULL, pg.D = d_D, pg.out_proj = d_op, pg.conv_state = d_cs;
     pg.ssm_state = d_ss;
     mb_arena ws;
-    assert_int_equal(mb_arena_init(&ws, g_cpu, mb_block_step_scratch_floats(&p) * 4 + 64), 0);
+    assert_int_equal(mb_arena_init(&ws, g_cpu, mb_block_step_workspace(g_cpu, &p)), 0);
     char what[128];
     snprintf(what, sizeof what, "block_step B=%d d=%d Di=%d N=%d K=%d R=%d %s %s", B, d, Di, N, K, R,
              cplx ? "complex" : "real", ln ? "layernorm" : "rmsnorm");

@@ -160,7 +160,7 @@ size_t mb_mixer_workspace(mb_ctx *ctx, const mb_mixer *mx, int B, int L)
         mb_block_step_params bp = {.batch = B, .d_model = mx->d_model, .d_inner = mx->d_inner,
                                    .d_state = mx->d_state, .dt_rank = mx->dt_rank,
                                    .is_complex = mx->is_complex};
-        size_t step = mb_block_step_scratch_floats(&bp) * sizeof(float) + 64;
+        size_t step = mb_block_step_workspace(ctx, &bp);
         if (step > need) need = step;
     }
     return need;

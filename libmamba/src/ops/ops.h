@@ -216,7 +216,8 @@ void mb_scan_bwd_cpu(MB_OPS_SCAN_BWD_ARGS);
  * exactly the maths of norm + mb_mixer_fwd (L = 1, with the state) + the
  * residual add, in one call: one kernel on the GPU, where a step of a small
  * model is otherwise a dozen launches of tiny work. out must not alias h.
- * The CPU version takes mb_block_step_scratch_floats floats from ws. */
+ * The CPU version (the composition of the CPU ops) takes
+ * mb_block_step_workspace bytes from ws; the GPU one needs none. */
 typedef struct {
     int batch, d_model, d_inner, d_state, d_conv, dt_rank, is_complex;
     float eps;
@@ -229,7 +230,7 @@ typedef struct {
     float *out, mb_arena *ws
 void mb_block_step(MB_OPS_BLOCK_STEP_ARGS);
 void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS);
-size_t mb_block_step_scratch_floats(const mb_block_step_params *p);
+size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p);
 
 /* ---- the CUDA versions (ops/NAME.cu), same signatures --------------------- */
 #ifdef MB_HAVE_CUDA
