@@ -292,12 +292,13 @@ static void sashimi_matches(int cplx, int mlp)
 static void test_sashimi_real(void **s) { (void)s; sashimi_matches(0, 0); }
 static void test_sashimi_complex_mlp(void **s) { (void)s; sashimi_matches(1, 1); }
 
-static void test_sashimi_recurrent(void **s)
+/* mlp 0 runs the fused step paths (embedding read by the first block, the
+ * pool exchange in the down stack's last block); mlp 1 the unfused ones */
+static void sashimi_recurrent(int cplx, int mlp)
 {
-    (void)s;
     mb_rng r;
     mb_rng_seed(&r, mb_test_seed() + 799);
-    mb_config cfg = small_sashimi(1, 1);
+    mb_config cfg = small_sashimi(cplx, mlp);
     mb_model *m = mb_model_create(gpu, &cfg, 3);
     assert_non_null(m);
     /* three coarse periods of 16 (two under the sanitizers: a step is many
@@ -319,12 +320,16 @@ static void test_sashimi_recurrent(void **s)
         }
     }
     double e = mb_test_rel_err(got, ref, (size_t)B * L * V);
-    printf("# sashimi GPU step vs parallel forward: rel err %.2e (worst position %.2e)\n", e, worst);
+    printf("# sashimi %s%s GPU step vs parallel forward: rel err %.2e (worst position %.2e)\n",
+           cplx ? "complex" : "real", mlp ? " + mlp" : "", e, worst);
     assert_true(worst < 1e-5);
     mb_state_free(st);
     free(tok), free(ref), free(got);
     mb_model_free(m);
 }
+
+static void test_sashimi_recurrent(void **s) { (void)s; sashimi_recurrent(1, 1); }
+static void test_sashimi_recurrent_fused(void **s) { (void)s; sashimi_recurrent(0, 0); }
 
 int main(void)
 {
@@ -353,7 +358,7 @@ int main(void)
         cmocka_unit_test(test_chunk_pooled),
         cmocka_unit_test(test_sashimi_real),
         cmocka_unit_test(test_sashimi_complex_mlp),
-        cmocka_unit_test(test_sashimi_recurrent),
+        cmocka_unit_test(test_sashimi_recurrent), cmocka_unit_test(test_sashimi_recurrent_fused),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mb_ctx_free(gpu);

@@ -736,7 +736,7 @@ static void test_norms(void **state)
  * of two <= 32 (lane-group reduction), above 32 and odd (shared atomics),
  * real and complex, RMSNorm and LayerNorm, one row and many. */
 static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R, int cplx, int ln,
-                            int steps)
+                            int steps, int io)
 {
     const int nbc = cplx ? 2 * N : N, xd = R + 2 * nbc;
     mb_block_step_params p = {.batch = B, .d_model = d, .d_inner = Di, .d_state = N, .d_conv = K,
@@ -774,20 +774,48 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
     char what[128];
     snprintf(what, sizeof what, "block_step B=%d d=%d Di=%d N=%d K=%d R=%d %s %s", B, d, Di, N, K, R,
              cplx ? "complex" : "real", ln ? "layernorm" : "rmsnorm");
-    double worst = 0;
+    /* io: rows from an embedding table, out with a row stride, and out2 =
+     * out + add2 with strides of their own (the U-Net's fused step); the
+     * padding between rows must come back untouched (NaN as poisoned) */
+    const int V = 11, ldo = io ? 3 * d : d, ld2 = io ? d + 5 : d, lda = io ? 2 * d : d;
+    float *emb = io ? h_uniform(r, (size_t)V * d, -2, 2) : NULL;
+    float *d_emb = io ? d_from(emb, (size_t)V * d) : NULL;
+    if (io) {
+        snprintf(what + strlen(what), sizeof what - strlen(what), " io");
+        pc.ld_out = pg.ld_out = ldo, pc.ld_out2 = pg.ld_out2 = ld2, pc.ld_add2 = pg.ld_add2 = lda;
+    }
+    double worst = 0, worst2 = 0;
     for (int t = 0; t < steps; t++) {
-        float *h = h_uniform(r, nh, -2, 2), *d_h = d_from(h, nh);
-        float *oc = h_nan(nh), *d_o = d_new_nan(nh);
+        const size_t no = (size_t)B * ldo, n2 = (size_t)B * ld2, na = (size_t)B * lda;
+        float *h = io ? NULL : h_uniform(r, nh, -2, 2), *d_h = io ? NULL : d_from(h, nh);
+        int32_t *tok = xmalloc((size_t)B * sizeof *tok);
+        for (int b = 0; b < B; b++) tok[b] = (int32_t)mb_rng_below(r, (uint32_t)V);
+        int32_t *d_tok = d_from(tok, (size_t)B);
+        float *add2 = h_uniform(r, na, -1, 1), *d_add2 = d_from(add2, na);
+        float *oc = h_nan(no), *d_o = d_new_nan(no), *o2c = h_nan(n2), *d_o2 = d_new_nan(n2);
+        if (io) {
+            pc.tokens = tok, pc.embed = emb, pc.out2 = o2c, pc.add2 = add2;
+            pg.tokens = d_tok, pg.embed = d_emb, pg.out2 = d_o2, pg.add2 = d_add2;
+        }
         mb_block_step(g_cpu, &pc, h, oc, &ws);
         assert_int_equal(mb_ctx_check(g_cpu), 0);
         mb_block_step(g_gpu, &pg, d_h, d_o, NULL);
-        float *og = h_from(d_o, nh);
-        double e = view_err(og, oc, 1, (int64_t)nh, (int64_t)nh);
+        float *og = h_from(d_o, no), *o2g = h_from(d_o2, n2);
+        double e = view_err(og, oc, B, d, ldo);
+        check_pad(og, oc, B, d, ldo);
         if (e > worst) worst = e;
-        free(h), free(oc), free(og);
-        d_free(d_h), d_free(d_o);
+        if (io) {
+            e = view_err(o2g, o2c, B, d, ld2);
+            check_pad(o2g, o2c, B, d, ld2);
+            if (e > worst2) worst2 = e;
+        }
+        free(h), free(tok), free(add2), free(oc), free(og), free(o2c), free(o2g);
+        d_free(d_h), d_free(d_tok), d_free(d_add2), d_free(d_o), d_free(d_o2);
     }
     check(what, worst, tol_sum(d > Di ? d : Di));
+    if (io) check("  out2 = out + add2", worst2, tol_sum(d > Di ? d : Di));
+    free(emb);
+    d_free(d_emb);
     /* the states after the steps; the float past the conv state is a
      * guard the kernel must not touch */
     float *csg = h_from(d_cs, ncs + 1), *ssg = h_from(d_ss, nss);
@@ -808,13 +836,14 @@ static void test_block_step(void **state)
     (void)state;
     mb_rng r;
     seed_rng(&r, 120);
-    block_step_case(&r, 1, 64, 128, 16, 4, 4, 0, 0, 5);    /* the audio U-Net's outer blocks */
-    block_step_case(&r, 1, 64, 128, 16, 4, 4, 1, 0, 5);    /* S4D-Lin */
-    block_step_case(&r, 3, 256, 512, 16, 4, 16, 0, 1, 3);  /* the DNA model's width, LayerNorm */
-    block_step_case(&r, 64, 128, 256, 16, 4, 8, 0, 0, 2); /* generation at batch 64 */
-    block_step_case(&r, 2, 18, 37, 5, 3, 2, 1, 1, 4);      /* odd sizes: scalar loads, atomics */
-    block_step_case(&r, 2, 32, 64, 64, 2, 3, 0, 0, 3);     /* N > 32 */
-    block_step_case(&r, 1, 16, 32, 8, 1, 1, 0, 0, 3);      /* K = 1: no conv state */
+    block_step_case(&r, 1, 64, 128, 16, 4, 4, 0, 0, 5, 0);    /* the audio U-Net's outer blocks */
+    block_step_case(&r, 2, 64, 128, 16, 4, 4, 0, 0, 3, 1);    /* the same, fused pool exchange */
+    block_step_case(&r, 1, 64, 128, 16, 4, 4, 1, 0, 5, 0);    /* S4D-Lin */
+    block_step_case(&r, 3, 256, 512, 16, 4, 16, 0, 1, 3, 0);  /* the DNA model's width, LayerNorm */
+    block_step_case(&r, 64, 128, 256, 16, 4, 8, 0, 0, 2, 0); /* generation at batch 64 */
+    block_step_case(&r, 2, 18, 37, 5, 3, 2, 1, 1, 4, 1);      /* odd sizes: scalar loads, atomics */
+    block_step_case(&r, 2, 32, 64, 64, 2, 3, 0, 0, 3, 0);     /* N > 32 */
+    block_step_case(&r, 1, 16, 32, 8, 1, 1, 0, 0, 3, 0);      /* K = 1: no conv state */
 }
 
 /* ---- embedding ------------------------------------------------------------------ */

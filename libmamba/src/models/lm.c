@@ -637,7 +637,7 @@ static int lm_chunk_fwd(mb_model *m, mb_state *st, const int32_t *tokens, int L,
                                          mb_param_data(&m->params, m->p_norm_w[l]),
                                          m->cfg.rms_norm ? NULL
                                                          : mb_param_data(&m->params, m->p_norm_b[l]),
-                                         m->cfg.norm_eps, h, hn, &st->layers[l], &s->ws)
+                                         m->cfg.norm_eps, h, hn, &st->layers[l], &s->ws, NULL)
                    : lm_layer_fwd(m, l, B, L, h, hn, s->xn, s->mean, s->rstd, &s->acts,
                                   &st->layers[l], &s->ws))
             return -1;

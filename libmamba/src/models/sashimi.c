@@ -296,16 +296,21 @@ void mb_sashimi_free(mb_model *m)
 
 /* ---- blocks ----------------------------------------------------------------- */
 
+/* A block over (B, L) rows; with st and L = 1, its recurrent step, where io
+ * (or NULL) says where the step reads and writes beyond its own buffers and
+ * out (or NULL) replaces b->out (blocks without an MLP only). */
 static int sa_layer_fwd(mb_model *m, const mb_sa_layer *ly, int B, int L, const float *in,
-                        mb_sa_layer_bufs *b, mb_mixer_state *st, mb_arena *ws)
+                        mb_sa_layer_bufs *b, mb_mixer_state *st, mb_arena *ws,
+                        const mb_block_io *io, float *out)
 {
     mb_ctx *ctx = m->ctx;
     const mb_params *ps = &m->params;
     const int M = B * L, D = ly->width;
     const float eps = m->cfg.norm_eps;
+    if (out && ly->p_mlp_norm >= 0) return mb_error_set("internal: a block with an MLP writes its own output");
     if (L == 1 && st) {
         if (mb_mixer_block_step(ctx, &ly->mixer, ps, B, mb_param_data(ps, ly->p_norm), NULL, eps,
-                                in, b->mid, st, ws))
+                                in, out ? out : b->mid, st, ws, io))
             return -1;
     } else {
         mb_rmsnorm_fwd(ctx, M, D, in, mb_param_data(ps, ly->p_norm), eps, b->xn, b->rstd);
@@ -347,17 +352,30 @@ static int sa_layer_bwd(mb_model *m, const mb_sa_layer *ly, int B, int L, const 
     return 0;
 }
 
-/* stack k over (B, L) rows from `in`; returns its output (the last block's) */
+/* stack k over (B, L) rows from `in`; returns its output (the last block's).
+ * In a step, first (or NULL) is the first block's io (its rows from the
+ * embedding), and last / last_out (or NULL) the last block's io and output. */
 static const float *sa_stack_fwd(mb_model *m, mb_sa_acts *a, int k, int B, int L, const float *in,
-                                 mb_mixer_state *st)
+                                 mb_mixer_state *st, const mb_block_io *first,
+                                 const mb_block_io *last, float *last_out)
 {
     struct mb_sashimi *sa = m->sa;
     const mb_sa_layer *ly = sa_stack(sa, k);
     mb_sa_layer_bufs *b = a->lb + (size_t)k * sa->n;
     const float *h = in;
     for (int i = 0; i < sa->n; i++) {
-        if (sa_layer_fwd(m, &ly[i], B, L, h, &b[i], st ? &st[i] : NULL, &a->ws)) return NULL;
-        h = b[i].out;
+        mb_block_io io = {0};
+        const int is_first = i == 0 && first, is_last = i == sa->n - 1 && last;
+        if (is_first) io.tokens = first->tokens, io.embed = first->embed;
+        if (is_last) {
+            io.ld_out = last->ld_out, io.out2 = last->out2, io.add2 = last->add2;
+            io.ld_out2 = last->ld_out2, io.ld_add2 = last->ld_add2;
+        }
+        float *out = is_last ? last_out : NULL;
+        if (sa_layer_fwd(m, &ly[i], B, L, h, &b[i], st ? &st[i] : NULL, &a->ws,
+                         is_first || is_last ? &io : NULL, out))
+            return NULL;
+        h = out ? out : b[i].out;
     }
     return h;
 }
@@ -412,11 +430,11 @@ static int sa_forward_train(mb_model *m, const int32_t *tokens, int B, int L)
     Ls[0] = L;
     for (int s = 0; s < S; s++) Ls[s + 1] = Ls[s] / m->cfg.pool[s];
     for (int s = 0; s < S; s++) {
-        const float *dn = sa_stack_fwd(m, a, s, B, Ls[s], a->x[s], NULL);
+        const float *dn = sa_stack_fwd(m, a, s, B, Ls[s], a->x[s], NULL, NULL, NULL, NULL);
         if (!dn) return -1;
         mb_downpool_fwd(ctx, &sa->down[s], ps, B, Ls[s], dn, a->x[s + 1]);
     }
-    const float *c = sa_stack_fwd(m, a, S, B, Ls[S], a->x[S], NULL);
+    const float *c = sa_stack_fwd(m, a, S, B, Ls[S], a->x[S], NULL, NULL, NULL, NULL);
     if (!c) return -1;
     sa_residual(ctx, (size_t)a->rows[S] * sa->width[S], c, a->x[S], a->y[S]);
     for (int s = S - 1; s >= 0; s--) {
@@ -424,7 +442,7 @@ static int sa_forward_train(mb_model *m, const int32_t *tokens, int B, int L)
         mb_uppool_fwd(ctx, &sa->up[s], ps, B, Ls[s + 1], a->y[s + 1], a->tmp, a->u[s]);
         /* the skip: the DownPool's input, the down stack's output */
         mb_axpby(ctx, n, 1.f, a->lb[((size_t)s + 1) * sa->n - 1].out, 1.f, a->u[s]);
-        const float *o = sa_stack_fwd(m, a, 2 * S - s, B, Ls[s], a->u[s], NULL);
+        const float *o = sa_stack_fwd(m, a, 2 * S - s, B, Ls[s], a->u[s], NULL, NULL, NULL, NULL);
         if (!o) return -1;
         sa_residual(ctx, n, o, a->u[s], a->y[s]);
     }
@@ -616,23 +634,36 @@ static const float *sa_level_step(mb_model *m, sa_state *s, int l)
     const size_t n = (size_t)B * sa->width[l];
     mb_mixer_state *st = s->pub.layers;
     if (l == S) {
-        float *c = (float *)sa_stack_fwd(m, a, S, B, 1, a->x[S], st + (size_t)S * sa->n);
+        float *c = (float *)sa_stack_fwd(m, a, S, B, 1, a->x[S], st + (size_t)S * sa->n, NULL, NULL,
+                                         NULL);
         if (c) mb_axpby(ctx, n, 1.f, a->x[S], 1.f, c);
         return c;
     }
-    const int p = m->cfg.pool[l], j = (int)(s->pos[l] % p);
-    const float *dn = sa_stack_fwd(m, a, l, B, 1, a->x[l], st + (size_t)l * sa->n);
+    const int p = m->cfg.pool[l], j = (int)(s->pos[l] % p), D = sa->width[l];
+    /* level 0's first block reads the embedding table; without MLP blocks,
+     * the down stack's last block writes its output into the DownPool
+     * buffer's slot j and the skip sum (with the UpPool's slice j) into
+     * u[l] itself: three launches fewer than push, read and add */
+    const int fuse = !m->cfg.mlp;
+    const mb_block_io tok = {.tokens = a->tok, .embed = mb_param_data(&m->params, m->p_embed)};
+    const mb_block_io pool = {.ld_out = p * D, .out2 = a->u[l], .ld_out2 = D,
+                              .add2 = s->upbuf[l] + (size_t)j * D, .ld_add2 = p * D};
+    const float *dn = sa_stack_fwd(m, a, l, B, 1, a->x[l], st + (size_t)l * sa->n, l ? NULL : &tok,
+                                   fuse ? &pool : NULL, fuse ? s->poolbuf[l] + (size_t)j * D : NULL);
     if (!dn) return NULL;
-    mb_downpool_step_push(ctx, &sa->down[l], B, j, dn, s->poolbuf[l]);
-    mb_uppool_step_read(ctx, &sa->up[l], B, j, s->upbuf[l], a->u[l]);
+    if (!fuse) {
+        mb_downpool_step_push(ctx, &sa->down[l], B, j, dn, s->poolbuf[l]);
+        mb_uppool_step_read(ctx, &sa->up[l], B, j, s->upbuf[l], a->u[l]);
+    }
     if (j == p - 1) {
         mb_downpool_step_emit(ctx, &sa->down[l], &m->params, B, s->poolbuf[l], a->x[l + 1]);
         const float *yc = sa_level_step(m, s, l + 1);
         if (!yc) return NULL;
         mb_uppool_step_load(ctx, &sa->up[l], &m->params, B, yc, s->upbuf[l]);
     }
-    mb_axpby(ctx, n, 1.f, dn, 1.f, a->u[l]);
-    float *o = (float *)sa_stack_fwd(m, a, 2 * S - l, B, 1, a->u[l], st + (size_t)(2 * S - l) * sa->n);
+    if (!fuse) mb_axpby(ctx, n, 1.f, dn, 1.f, a->u[l]);
+    float *o = (float *)sa_stack_fwd(m, a, 2 * S - l, B, 1, a->u[l], st + (size_t)(2 * S - l) * sa->n,
+                                     NULL, NULL, NULL);
     if (!o) return NULL;
     mb_axpby(ctx, n, 1.f, a->u[l], 1.f, o);
     s->pos[l]++;
@@ -646,7 +677,7 @@ static int sa_step_body(mb_model *m, sa_state *s, int want)
     mb_ctx *ctx = m->ctx;
     const mb_params *ps = &m->params;
     const int B = s->pub.B, d = m->cfg.d_model;
-    mb_embed_fwd(ctx, B, d, a->tok, mb_param_data(ps, m->p_embed), a->x[0]);
+    /* no embedding launch: level 0's first block reads the table */
     const float *y = sa_level_step(m, s, 0);
     if (!y) return -1;
     if (want) {

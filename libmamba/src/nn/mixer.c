@@ -192,7 +192,7 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
 
 int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
                         const float *norm_w, const float *norm_b, float eps, const float *h,
-                        float *out, mb_mixer_state *st, mb_arena *ws)
+                        float *out, mb_mixer_state *st, mb_arena *ws, const mb_block_io *io)
 {
     mb_block_step_params bp = {
         .batch = B, .d_model = mx->d_model, .d_inner = mx->d_inner, .d_state = mx->d_state,
@@ -208,6 +208,10 @@ int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, in
         .D = mb_param_data(ps, mx->p_D), .out_proj = mb_param_data(ps, mx->p_out_proj),
         .conv_state = st->conv, .ssm_state = st->ssm,
     };
+    if (io) {
+        bp.tokens = io->tokens, bp.embed = io->embed, bp.ld_out = io->ld_out;
+        bp.out2 = io->out2, bp.add2 = io->add2, bp.ld_out2 = io->ld_out2, bp.ld_add2 = io->ld_add2;
+    }
     mb_block_step(ctx, &bp, h, out, ws);
     return mb_ctx_check(ctx);
 }

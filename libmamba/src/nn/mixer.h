@@ -52,9 +52,18 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
  * mixer(norm(h)) for B rows (RMSNorm, or LayerNorm when norm_b is given),
  * the state advanced: one fused op (mb_block_step) instead of the dozen a
  * mb_mixer_fwd at L = 1 would launch. out must not alias h. */
+typedef struct {
+    const int32_t *tokens; /* rows from the embedding table instead of h */
+    const float *embed;
+    int ld_out;            /* out's row stride (0: d_model) */
+    float *out2;           /* also out2 = out + add2 */
+    const float *add2;
+    int ld_out2, ld_add2;
+} mb_block_io;
+/* io: the optional inputs and outputs of mb_block_step_params, or NULL. */
 int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
                         const float *norm_w, const float *norm_b, float eps, const float *h,
-                        float *out, mb_mixer_state *st, mb_arena *ws);
+                        float *out, mb_mixer_state *st, mb_arena *ws, const mb_block_io *io);
 /* Gradients that cross a boundary when a sequence is processed in chunks
  * (B = 1): into the SSM state and into the K-1 conv inputs before the
  * chunk. `in` comes from the chunk after this one (zeros for the last);

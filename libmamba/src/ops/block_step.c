@@ -7,7 +7,7 @@
  * once, in the ops it is made of. */
 #include "ops/ops.h"
 
-#define BS_NBUF 11 /* arena buffers taken below */
+#define BS_NBUF 12 /* arena buffers taken below */
 
 size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p)
 {
@@ -15,7 +15,7 @@ size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p)
     const size_t nbc = (size_t)(p->is_complex ? 2 : 1) * p->d_state, xd = (size_t)p->dt_rank + 2 * nbc;
     mb_scan_params dims = {.batch = p->batch, .seqlen = 1, .dim = p->d_inner, .dstate = p->d_state,
                            .is_complex = p->is_complex};
-    const size_t floats = B * (d + 2 + 2 * Di + 4 * Di + xd) + Di * (size_t)p->d_state;
+    const size_t floats = B * (2 * d + 2 + 2 * Di + 4 * Di + xd) + Di * (size_t)p->d_state;
     return floats * sizeof(float) + BS_NBUF * 64 + mb_scan_workspace_cpu(ctx, &dims);
 }
 
@@ -29,9 +29,15 @@ void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS)
     float *xconv = mb_arena_floats(ws, (size_t)B * Di), *xc = mb_arena_floats(ws, (size_t)B * Di);
     float *xdbl = mb_arena_floats(ws, (size_t)B * xd), *delta = mb_arena_floats(ws, (size_t)B * Di);
     float *y = mb_arena_floats(ws, (size_t)B * Di), *A = mb_arena_floats(ws, (size_t)Di * N);
-    if (!xn || !mean || !rstd || !xz || !xconv || !xc || !xdbl || !delta || !y || !A) {
+    float *he = p->tokens ? mb_arena_floats(ws, (size_t)B * d) : NULL;
+    if (!xn || !mean || !rstd || !xz || !xconv || !xc || !xdbl || !delta || !y || !A ||
+        (p->tokens && !he)) {
         ctx->failed = 1; /* a sizing bug: the arena said why */
         return;
+    }
+    if (p->tokens) {
+        mb_embed_fwd_cpu(ctx, B, d, p->tokens, p->embed, he);
+        h = he;
     }
     if (p->norm_b) mb_layernorm_fwd_cpu(ctx, B, d, h, p->norm_w, p->norm_b, p->eps, xn, mean, rstd);
     else mb_rmsnorm_fwd_cpu(ctx, B, d, h, p->norm_w, p->eps, xn, rstd);
@@ -51,7 +57,15 @@ void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS)
         .h0 = p->ssm_state,
     };
     mb_scan_fwd_cpu(ctx, &sp, y, p->ssm_state, ws);
-    mb_gemm_cpu(ctx, 0, 1, B, d, Di, 1.f, y, Di, p->out_proj, Di, 0.f, out, d);
-    mb_axpby_cpu(ctx, (size_t)B * d, 1.f, h, 1.f, out);
+    const int ldo = p->ld_out ? p->ld_out : d;
+    mb_gemm_cpu(ctx, 0, 1, B, d, Di, 1.f, y, Di, p->out_proj, Di, 0.f, out, ldo);
+    for (int b = 0; b < B; b++) {
+        float *o = out + (size_t)b * ldo;
+        mb_axpby_cpu(ctx, (size_t)d, 1.f, h + (size_t)b * d, 1.f, o);
+        if (!p->out2) continue;
+        float *o2 = p->out2 + (size_t)b * (p->ld_out2 ? p->ld_out2 : d);
+        mb_axpby_cpu(ctx, (size_t)d, 1.f, o, 0.f, o2);
+        mb_axpby_cpu(ctx, (size_t)d, 1.f, p->add2 + (size_t)b * (p->ld_add2 ? p->ld_add2 : d), 1.f, o2);
+    }
     ws->used = mark;
 }

@@ -170,7 +170,8 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     float *y = dl + bs_round4(Di);        /* (Di): gated scan output */
     float *red = y + bs_round4(Di);       /* (64): reductions */
     float *stage = sh + plan.work;
-    const float *hr = h + (size_t)b * d;
+    /* the row: h's, or the embedding of the row's token */
+    const float *hr = p.tokens ? p.embed + (size_t)p.tokens[b] * d : h + (size_t)b * d;
 
 #pragma unroll
     for (int i = 0; i < BS_NOPS; i++) {
@@ -285,7 +286,15 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
         __syncthreads();
     }
 
-    bs_gemv_auto(d, Di, src(BS_OUT_PROJ), y, out + (size_t)b * d, hr);
+    float *orow = out + (size_t)b * (p.ld_out ? p.ld_out : d);
+    bs_gemv_auto(d, Di, src(BS_OUT_PROJ), y, orow, hr);
+    if (p.out2) {
+        /* the block's own writes to orow are visible to it after the barrier */
+        __syncthreads();
+        float *o2 = p.out2 + (size_t)b * (p.ld_out2 ? p.ld_out2 : d);
+        const float *a2 = p.add2 + (size_t)b * (p.ld_add2 ? p.ld_add2 : d);
+        for (int i = tid; i < d; i += nt) o2[i] = orow[i] + a2[i];
+    }
 }
 
 /* Which operands go to shared memory: the small ones and the states in

@@ -215,7 +215,8 @@ void mb_scan_bwd_cpu(MB_OPS_SCAN_BWD_ARGS);
  *   out = h + out_proj y
  * exactly the maths of norm + mb_mixer_fwd (L = 1, with the state) + the
  * residual add, in one call: one kernel on the GPU, where a step of a small
- * model is otherwise a dozen launches of tiny work. out must not alias h.
+ * model is otherwise a dozen launches of tiny work. out and out2 must not
+ * alias h, add2 or each other.
  * The CPU version (the composition of the CPU ops) takes
  * mb_block_step_workspace bytes from ws; the GPU one needs none. */
 typedef struct {
@@ -225,6 +226,18 @@ typedef struct {
     const float *in_proj, *conv_w, *conv_b, *x_proj, *dt_w, *dt_b, *A_log, *A_imag, *D,
         *out_proj;
     float *conv_state, *ssm_state; /* updated in place */
+    /* Optional, for the U-Net's step (zeros: off). tokens: the rows are
+     * embed[tokens[b]] (d_model wide) instead of h, which may be NULL, so a
+     * step's first block reads the embedding table itself. ld_out: out's
+     * row stride (0: d_model). out2: also out2 = out + add2 (rows ld_out2
+     * and ld_add2 apart, 0: d_model): a DownPool buffer slot and the skip
+     * sum written by the pass that makes the down stack's output. */
+    const int32_t *tokens;
+    const float *embed;
+    int ld_out;
+    float *out2;
+    const float *add2;
+    int ld_out2, ld_add2;
 } mb_block_step_params;
 #define MB_OPS_BLOCK_STEP_ARGS mb_ctx *ctx, const mb_block_step_params *p, const float *h, \
     float *out, mb_arena *ws
