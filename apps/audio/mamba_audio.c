@@ -1,7 +1,6 @@
 /* mamba-audio: SaShiMi U-Nets of Mamba blocks on raw waveforms, from the
  * terminal. One binary, one command per file (audio_<cmd>.c). */
 #include <stdio.h>
-#include <string.h>
 
 #include "audio_cmd.h"
 
@@ -23,26 +22,10 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-        usage(stdout);
-        return 0;
-    }
-    if (strcmp(cmd, "--version") == 0) {
-        printf(AUDIO_PROG " (libmamba %s)\n", MB_VERSION);
-        return 0;
-    }
-    if (strcmp(cmd, "train") == 0) return audio_cmd_train(argc - 1, argv + 1);
-    /* the rest would run whole in every process mpirun started, each
-     * writing the same outputs */
-    if (mb_cli_single_process(AUDIO_PROG, cmd)) return 1;
-    if (strcmp(cmd, "generate") == 0) return audio_cmd_generate(argc - 1, argv + 1);
-    if (strcmp(cmd, "eval") == 0) return audio_cmd_eval(argc - 1, argv + 1);
-    mb_cli_error(AUDIO_PROG, "unknown command '%s'", cmd);
-    fprintf(stderr, "Try '" AUDIO_PROG " --help'.\n");
-    return 2;
+    static const mb_cli_command cmds[] = {
+        {"train", audio_cmd_train, 1},
+        {"generate", audio_cmd_generate, 0},
+        {"eval", audio_cmd_eval, 0},
+    };
+    return mb_cli_main(AUDIO_PROG, argc, argv, usage, cmds, (int)(sizeof cmds / sizeof cmds[0]));
 }

@@ -185,10 +185,20 @@ int mb_cli_dist_step(int rc, const mb_loss_stats *st, int print, mb_optim *opt, 
  * number and ends the whole job with exit code 1. Returns (1) only with
  * one rank. */
 int mb_cli_dist_fatal(const char *prog, const char *what);
-/* For the commands that do not run data-parallel: launched by mpirun with
- * several processes, prints "CMD runs as one process ..." once and returns
- * -1. */
-int mb_cli_single_process(const char *prog, const char *cmd);
+/* A tool's commands: the name, the entry point (it parses argv[1..], the
+ * command's name standing in for argv[0]), and whether it runs
+ * data-parallel under mpirun (the others would run whole in every process,
+ * each writing the same outputs, so they refuse several processes). */
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    int parallel;
+} mb_cli_command;
+/* The tools' main: no command prints usage to stderr (exit 2); -h, --help
+ * or help to stdout (0); --version; else the command named by argv[1], or
+ * "unknown command" (2). */
+int mb_cli_main(const char *prog, int argc, char **argv, void (*usage)(FILE *f), const mb_cli_command *cmds,
+                int ncmds);
 
 /* Ctrl-C (SIGINT) and SIGTERM set a flag instead of killing the process, so
  * a training loop can save a checkpoint and stop cleanly; a second signal

@@ -1,7 +1,6 @@
 /* mamba-dna: Mamba language models of DNA, from the terminal. One binary,
  * one subcommand per job (dna_<cmd>.c). */
 #include <stdio.h>
-#include <string.h>
 
 #include "dna_cmd.h"
 #include "htslib/hts.h"
@@ -26,30 +25,13 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    static const mb_cli_command cmds[] = {
+        {"pretrain", dna_cmd_pretrain, 1},
+        {"score", dna_cmd_score, 0},
+        {"classify", dna_cmd_classify, 0},
+        {"embed", dna_cmd_embed, 0},
+    };
     /* htslib's own "[E::...]" lines would come on top of ours */
     hts_set_log_level(HTS_LOG_OFF);
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-        usage(stdout);
-        return 0;
-    }
-    if (strcmp(cmd, "--version") == 0) {
-        printf(DNA_PROG " (libmamba %s)\n", MB_VERSION);
-        return 0;
-    }
-    /* the subcommand parses argv[1..]: its name stands in for argv[0] */
-    if (strcmp(cmd, "pretrain") == 0) return dna_cmd_pretrain(argc - 1, argv + 1);
-    /* the rest would run whole in every process mpirun started, each
-     * writing the same outputs */
-    if (mb_cli_single_process(DNA_PROG, cmd)) return 1;
-    if (strcmp(cmd, "score") == 0) return dna_cmd_score(argc - 1, argv + 1);
-    if (strcmp(cmd, "classify") == 0) return dna_cmd_classify(argc - 1, argv + 1);
-    if (strcmp(cmd, "embed") == 0) return dna_cmd_embed(argc - 1, argv + 1);
-    mb_cli_error(DNA_PROG, "unknown command '%s'", cmd);
-    fprintf(stderr, "Try '" DNA_PROG " --help'.\n");
-    return 2;
+    return mb_cli_main(DNA_PROG, argc, argv, usage, cmds, (int)(sizeof cmds / sizeof cmds[0]));
 }
