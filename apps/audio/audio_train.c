@@ -225,23 +225,10 @@ static int train(int argc, char **argv)
                          (long long)o.t.seq_len, o.t.out, (long long)P);
             goto done;
         }
-    } else {
-        mb_config cfg = o.t.cfg;
-        if (mb_config_check(&cfg) || !(m = mb_model_create(ctx, &cfg, (uint64_t)o.t.seed))) {
-            mb_cli_error(AUDIO_PROG, "model: %s", mb_error_last());
-            goto done;
-        }
-    }
-    mb_optim_config oc;
-    mb_cli_optim_config(&o.t, &oc);
-    if (!(opt = mb_optim_create(m, &oc))) {
-        mb_cli_error(AUDIO_PROG, "optimizer: %s", mb_error_last());
+    } else if (!(m = mb_cli_model_new(AUDIO_PROG, ctx, &o.t))) {
         goto done;
     }
-    if (o.t.resume && mb_optim_load(opt, optim_path)) {
-        mb_cli_lib_error(AUDIO_PROG, optim_path);
-        goto done;
-    }
+    if (!(opt = mb_cli_optim(AUDIO_PROG, m, &o.t, optim_path))) goto done;
     if (rank0 && !o.t.resume && audio_meta_write(o.t.out, &meta, &metaf)) goto done;
 
     /* the data, the held-out windows and the baseline */

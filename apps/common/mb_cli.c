@@ -309,15 +309,35 @@ mb_ctx *mb_cli_ctx(const char *prog, const mb_cli_train *t)
     return ctx;
 }
 
-void mb_cli_optim_config(const mb_cli_train *t, mb_optim_config *oc)
+mb_model *mb_cli_model_new(const char *prog, mb_ctx *ctx, const mb_cli_train *t)
 {
-    mb_optim_config_default(oc);
-    oc->lr = (float)t->lr;
-    oc->min_lr = (float)(t->lr / 10);
-    oc->weight_decay = (float)t->weight_decay;
-    oc->grad_clip = (float)t->grad_clip;
-    oc->warmup_steps = (int64_t)(t->warmup_frac * (double)t->steps);
-    oc->total_steps = t->steps;
+    mb_config cfg = t->cfg;
+    mb_model *m = mb_config_check(&cfg) ? NULL : mb_model_create(ctx, &cfg, (uint64_t)t->seed);
+    if (!m) mb_cli_error(prog, "model: %s", mb_error_last());
+    return m;
+}
+
+mb_optim *mb_cli_optim(const char *prog, mb_model *m, const mb_cli_train *t, const char *optim_path)
+{
+    mb_optim_config oc;
+    mb_optim_config_default(&oc);
+    oc.lr = (float)t->lr;
+    oc.min_lr = (float)(t->lr / 10);
+    oc.weight_decay = (float)t->weight_decay;
+    oc.grad_clip = (float)t->grad_clip;
+    oc.warmup_steps = (int64_t)(t->warmup_frac * (double)t->steps);
+    oc.total_steps = t->steps;
+    mb_optim *o = mb_optim_create(m, &oc);
+    if (!o) {
+        mb_cli_error(prog, "optimizer: %s", mb_error_last());
+        return NULL;
+    }
+    if (t->resume && mb_optim_load(o, optim_path)) {
+        mb_cli_lib_error(prog, optim_path);
+        mb_optim_free(o);
+        return NULL;
+    }
+    return o;
 }
 
 FILE *mb_cli_log_open(const char *prog, const char *path, int *failed)

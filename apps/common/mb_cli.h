@@ -92,8 +92,12 @@ char *mb_cli_optim_path(const char *model_path);
 
 /* Context for --device / --threads / --tf32 (NULL after an error line). */
 mb_ctx *mb_cli_ctx(const char *prog, const mb_cli_train *t);
-/* Optimizer settings of the shared flags for a run of t->steps steps. */
-void mb_cli_optim_config(const mb_cli_train *t, mb_optim_config *oc);
+/* A new model of the shared flags' config (t->cfg, seeded by t->seed); NULL
+ * after an error line. */
+mb_model *mb_cli_model_new(const char *prog, mb_ctx *ctx, const mb_cli_train *t);
+/* AdamW with the shared flags' settings for a run of t->steps steps, its
+ * state read from optim_path when t->resume; NULL after an error line. */
+mb_optim *mb_cli_optim(const char *prog, mb_model *m, const mb_cli_train *t, const char *optim_path);
 
 /* --log: opened for appending (NULL when t->log is NULL; exits through an
  * error line when it cannot be opened: *failed set). */

@@ -1073,16 +1073,7 @@ static int cl_train(int argc, char **argv)
     const int in_place = o.t.resume ? cl_check_resumed_classes(&o, &d) : 0;
     if (in_place < 0 || (!in_place && cl_classes_write_tmp(o.t.out, &d.names, &sv.classes))) goto done;
     if (o.t.set_model) mb_cli_warn(DNA_PROG, "the model flags are ignored: the model is the checkpoint's");
-    mb_optim_config oc;
-    mb_cli_optim_config(&o.t, &oc);
-    if (!(opt = mb_optim_create(m, &oc))) {
-        mb_cli_error(DNA_PROG, "optimizer: %s", mb_error_last());
-        goto done;
-    }
-    if (o.t.resume && mb_optim_load(opt, sv.optim_path)) {
-        mb_cli_lib_error(DNA_PROG, sv.optim_path);
-        goto done;
-    }
+    if (!(opt = mb_cli_optim(DNA_PROG, m, &o.t, sv.optim_path))) goto done;
     int64_t nval;
     if (cl_setup_windows(&o, &d, &nval)) goto done;
     const int C = d.C;
@@ -1240,7 +1231,7 @@ done:
 
 typedef struct {
     dna_infer_opts in;
-    int64_t window, stride; /* window 0: whole records */
+    dna_pool_opts pool; /* --window, --stride */
 } pr_opts;
 
 static void cl_predict_usage(FILE *f)
@@ -1315,10 +1306,9 @@ static int cl_predict(int argc, char **argv)
 {
     pr_opts o = {0};
     if (dna_infer_init(&o.in, argc, CL_CHUNK_DEFAULT)) return 1;
-    o.stride = -1;
-    enum { O_WINDOW = 256, O_STRIDE };
+    dna_pool_opts_init(&o.pool);
     static const struct option opts[] = {
-        DNA_INFER_OPTIONS, {"window", 1, 0, O_WINDOW}, {"stride", 1, 0, O_STRIDE}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        DNA_INFER_OPTIONS, DNA_POOL_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
     while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -1327,9 +1317,8 @@ static int cl_predict(int argc, char **argv)
             bad = r < 0;
             continue;
         }
+        if (dna_pool_option(&o.pool, c, optarg, &bad)) continue;
         switch (c) {
-        case O_WINDOW: bad = mb_cli_parse_int(DNA_PROG, "--window", optarg, 1, INT64_C(1) << 40, &o.window) != 0; break;
-        case O_STRIDE: bad = mb_cli_parse_int(DNA_PROG, "--stride", optarg, 1, INT64_C(1) << 40, &o.stride) != 0; break;
         case 'h':
             cl_predict_usage(stdout);
             dna_infer_free(&o.in);
@@ -1338,16 +1327,12 @@ static int cl_predict(int argc, char **argv)
         }
     }
     if (!bad && dna_infer_check(&o.in, "classify predict", argc, argv)) bad = 1;
-    if (!bad && o.stride > 0 && !o.window) {
-        mb_cli_error(DNA_PROG, "--stride goes with --window");
-        bad = 1;
-    }
+    if (!bad && dna_pool_check(&o.pool)) bad = 1;
     if (bad) {
         fprintf(stderr, CL_TRY);
         dna_infer_free(&o.in);
         return 2;
     }
-    if (o.stride < 0) o.stride = o.window;
 
     int rc = 1;
     dna_set *set = NULL;
@@ -1389,8 +1374,8 @@ static int cl_predict(int argc, char **argv)
         mb_cli_write_error(DNA_PROG, NULL);
         goto done;
     }
-    const dna_pool_opts po = {.window = o.window, .stride = o.stride, .chunk = o.in.chunk};
-    if (dna_pool_run(m, o.in.model, set, &po, "classify", pr_row, &r)) goto done;
+    o.pool.chunk = o.in.chunk;
+    if (dna_pool_run(m, o.in.model, set, &o.pool, "classify", pr_row, &r)) goto done;
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mb_cli_write_error(DNA_PROG, NULL);
         goto done;

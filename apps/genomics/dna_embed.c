@@ -18,7 +18,7 @@
 typedef struct {
     dna_infer_opts in;
     const char *out;
-    int64_t window, stride; /* window 0: whole records */
+    dna_pool_opts pool; /* --window, --stride */
     int npy;
 } em_opts;
 
@@ -212,10 +212,10 @@ int dna_cmd_embed(int argc, char **argv)
 {
     em_opts o = {0};
     if (dna_infer_init(&o.in, argc, EM_CHUNK_DEFAULT)) return 1;
-    o.stride = -1;
-    enum { O_WINDOW = 256, O_STRIDE, O_OUT, O_FORMAT };
+    dna_pool_opts_init(&o.pool);
+    enum { O_OUT = 256, O_FORMAT };
     static const struct option opts[] = {
-        DNA_INFER_OPTIONS, {"window", 1, 0, O_WINDOW}, {"stride", 1, 0, O_STRIDE}, {"out", 1, 0, O_OUT},
+        DNA_INFER_OPTIONS, DNA_POOL_OPTIONS, {"out", 1, 0, O_OUT},
         {"format", 1, 0, O_FORMAT}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
@@ -225,9 +225,8 @@ int dna_cmd_embed(int argc, char **argv)
             bad = r < 0;
             continue;
         }
+        if (dna_pool_option(&o.pool, c, optarg, &bad)) continue;
         switch (c) {
-        case O_WINDOW: bad = mb_cli_parse_int(DNA_PROG, "--window", optarg, 1, INT64_C(1) << 40, &o.window); break;
-        case O_STRIDE: bad = mb_cli_parse_int(DNA_PROG, "--stride", optarg, 1, INT64_C(1) << 40, &o.stride); break;
         case O_OUT: o.out = optarg; break;
         case O_FORMAT:
             if (strcmp(optarg, "tsv") == 0) o.npy = 0;
@@ -245,10 +244,7 @@ int dna_cmd_embed(int argc, char **argv)
         }
     }
     if (!bad && dna_infer_check(&o.in, "embed", argc, argv)) bad = 1;
-    if (!bad && o.stride > 0 && !o.window) {
-        mb_cli_error(DNA_PROG, "--stride goes with --window");
-        bad = 1;
-    }
+    if (!bad && dna_pool_check(&o.pool)) bad = 1;
     if (!bad && o.npy && !o.out) {
         mb_cli_error(DNA_PROG, "--format npy needs --out FILE");
         bad = 1;
@@ -258,7 +254,6 @@ int dna_cmd_embed(int argc, char **argv)
         dna_infer_free(&o.in);
         return 2;
     }
-    if (o.stride < 0) o.stride = o.window;
 
     int rc = 1;
     dna_set *set = NULL;
@@ -271,9 +266,9 @@ int dna_cmd_embed(int argc, char **argv)
     if (em_out_open(&out, o.out, o.npy, mb_model_config(m)->d_model)) goto done;
     out_open = 1;
     mb_cli_catch_interrupt();
-    const dna_pool_opts po = {.window = o.window, .stride = o.stride, .chunk = o.in.chunk};
+    o.pool.chunk = o.in.chunk;
     em_sink sink = {.out = &out, .set = set};
-    if (dna_pool_run(m, o.in.model, set, &po, "embed", em_row, &sink)) goto done;
+    if (dna_pool_run(m, o.in.model, set, &o.pool, "embed", em_row, &sink)) goto done;
     if (mb_cli_interrupted()) {
         mb_cli_error(DNA_PROG, "interrupted%s", o.out ? "; nothing written" : "");
         rc = 130;

@@ -188,3 +188,30 @@ done:
     free(r.bstart);
     return rc;
 }
+
+void dna_pool_opts_init(dna_pool_opts *o)
+{
+    o->window = 0;
+    o->stride = -1; /* unset: the window */
+    o->chunk = 0;
+}
+
+int dna_pool_option(dna_pool_opts *o, int c, const char *arg, int *bad)
+{
+    const int64_t max = INT64_C(1) << 40;
+    switch (c) {
+    case DNA_POOL_O_WINDOW: *bad = mb_cli_parse_int(DNA_PROG, "--window", arg, 1, max, &o->window) != 0; return 1;
+    case DNA_POOL_O_STRIDE: *bad = mb_cli_parse_int(DNA_PROG, "--stride", arg, 1, max, &o->stride) != 0; return 1;
+    default: return 0;
+    }
+}
+
+int dna_pool_check(dna_pool_opts *o)
+{
+    if (o->stride > 0 && !o->window) {
+        mb_cli_error(DNA_PROG, "--stride goes with --window");
+        return -1;
+    }
+    if (o->stride < 0) o->stride = o->window;
+    return 0;
+}

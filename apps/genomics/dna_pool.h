@@ -17,6 +17,17 @@ typedef struct {
     int64_t chunk;  /* most tokens one forward pass holds */
 } dna_pool_opts;
 
+/* --window and --stride, the options of the commands over dna_pool_run
+ * (embed, classify predict): getopt entries, their parsing (1 when c was
+ * one of them, *bad set by a bad value; 0 otherwise) and the check after
+ * parsing (--stride needs --window; the stride defaults to the window;
+ * -1 after an error line). Start from dna_pool_opts_init. */
+enum { DNA_POOL_O_WINDOW = 0x2100, DNA_POOL_O_STRIDE };
+#define DNA_POOL_OPTIONS {"window", 1, 0, DNA_POOL_O_WINDOW}, {"stride", 1, 0, DNA_POOL_O_STRIDE}
+void dna_pool_opts_init(dna_pool_opts *o);
+int dna_pool_option(dna_pool_opts *o, int c, const char *arg, int *bad);
+int dna_pool_check(dna_pool_opts *o);
+
 /* One row: sum (d_model values) of the hidden states over rec[start, end);
  * its mean is sum / (end - start) (an empty record has end == start).
  * Returns 0, or -1 after printing an error (the run stops). */

@@ -263,23 +263,10 @@ static int pretrain(int argc, char **argv)
     if (o.t.resume) {
         if (!(m = dna_cmd_load_model(ctx, o.t.out, 0, 0))) goto done;
         if (o.t.set_model) mb_cli_warn(DNA_PROG, "--resume: the model flags are ignored (the checkpoint's are kept)");
-    } else {
-        mb_config cfg = o.t.cfg;
-        if (mb_config_check(&cfg) || !(m = mb_model_create(ctx, &cfg, (uint64_t)o.t.seed))) {
-            mb_cli_error(DNA_PROG, "model: %s", mb_error_last());
-            goto done;
-        }
-    }
-    mb_optim_config oc;
-    mb_cli_optim_config(&o.t, &oc);
-    if (!(opt = mb_optim_create(m, &oc))) {
-        mb_cli_error(DNA_PROG, "optimizer: %s", mb_error_last());
+    } else if (!(m = mb_cli_model_new(DNA_PROG, ctx, &o.t))) {
         goto done;
     }
-    if (o.t.resume && mb_optim_load(opt, optim_path)) {
-        mb_cli_lib_error(DNA_PROG, optim_path);
-        goto done;
-    }
+    if (!(opt = mb_cli_optim(DNA_PROG, m, &o.t, optim_path))) goto done;
     /* data: the training part, and the held-out part */
     if (!(set = dna_cmd_open_set((const char *const *)argv + optind, argc - optind, o.reference))) goto done;
     const dna_ivals *train_iv, *val_iv;
