@@ -69,47 +69,6 @@ static double cls_loss(void *ud)
     return st.loss_sum / (double)st.count;
 }
 
-/* Central differences at a few entries of one tensor, each taken at two
- * steps (h and h/2): how much those disagree estimates the difference's own
- * error (fp32 rounding of the loss, curvature), and only what the analytic
- * gradient misses beyond three times that counts. A wiring error (a missing
- * path, a wrong buffer) is O(1), far above. Tensors whose gradient rms is
- * under `floor` cannot be resolved in fp32 and are reported, not checked;
- * returns -1 for them, else the relative error. */
-static double fd_check(const char *what, cls_case *c, float *x, const float *g, size_t n,
-                       size_t checks, double floor, double eps)
-{
-    double ss = 0;
-    for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
-    if (sqrt(ss / (double)n) < floor) {
-        printf("# grad check %-40s rms %.1e under the fp32 floor %.0e: not checked\n", what,
-               sqrt(ss / (double)n), floor);
-        return -1;
-    }
-    checks = checks < n ? checks : n;
-    double num = 0, den = 0;
-    for (size_t k = 0; k < checks; k++) {
-        size_t i = checks == n ? k : (size_t)((double)k * (double)n / (double)checks);
-        double fd[2];
-        for (int s = 0; s < 2; s++) {
-            const float orig = x[i];
-            const double h = (s ? eps / 2 : eps) * fmax(1.0, fabs(orig));
-            volatile float xp = orig + (float)h, xm = orig - (float)h;
-            x[i] = xp;
-            double fp = cls_loss(c);
-            x[i] = xm;
-            double fm = cls_loss(c);
-            x[i] = orig;
-            fd[s] = (fp - fm) / ((double)xp - (double)xm);
-        }
-        double err = fabs(fd[0] - g[i]), excess = fmax(0.0, err - 3 * fabs(fd[0] - fd[1]));
-        num += excess * excess;
-        den += fd[0] * fd[0];
-    }
-    double e = den > 0 ? sqrt(num / den) : sqrt(num);
-    printf("# grad check %-40s n=%-5zu checked=%-3zu rel err %.3e\n", what, n, checks, e);
-    return e;
-}
 
 static void classify_grad(int cplx, int rms, int tied)
 {
@@ -142,8 +101,8 @@ static void classify_grad(int cplx, int rms, int tied)
         char what[160];
         snprintf(what, sizeof what, "%s%s%s %s", cplx ? "C" : "R", rms ? "rms" : "ln",
                  tied ? "/tied" : "/untied", p->name + (strncmp(p->name, "backbone.", 9) ? 0 : 9));
-        double e = fd_check(what, &c, m->params.data + p->offset, g + p->offset, p->numel, 24,
-                            3e-4, 1e-2);
+        double e = mb_test_fd_tensor(what, cls_loss, &c, m->params.data + p->offset, g + p->offset,
+                                     p->numel, 24, 3e-4, 1e-2);
         /* an untied LM head is not on the classifier's path: exactly zero */
         if (i == m->p_lm_head) assert_true(mb_test_max_abs(g + p->offset, p->numel) == 0);
         if (e < 0) continue;

@@ -45,54 +45,10 @@ static void jitter(mb_model *m, mb_rng *r, float amount)
  * test_golden check the same code to 1e-5 and more. */
 #define MIXER_EPS 1e-2
 /* measured up to ~8e-3 over seeds on dt_proj (the smallest gradients that
- * pass the floor below); wiring errors give O(1) */
+ * pass mb_test_fd_tensor's floor; those under it are test_golden's, against
+ * float64 gradients); wiring errors give O(1) */
 #define MIXER_TOL 1e-2
 
-/* Finite-difference check of one tensor unless its gradients are too small
- * for fp32 to resolve (rms under `floor`, a few hundred times the noise a
- * step of 1e-2 leaves): those are checked against float64 reference
- * gradients in test_golden. Each entry is differenced at eps and eps/2; how
- * much the two disagree estimates the difference's own error (rounding and
- * curvature), and only what exceeds three times that counts against the
- * analytic gradient. A wiring error is O(1) and far beyond it. Returns the
- * remaining relative error, or 0 when left to golden. */
-static double fd_tensor(const char *what, mb_test_loss_fn f, void *ud, float *x, const float *g,
-                        size_t n, size_t checks, double floor, double eps)
-{
-    double ss = 0;
-    for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
-    double rms = sqrt(ss / (double)n);
-    if (rms < floor) {
-        printf("# grad check %-32s rms %.1e under the fp32 floor %.0e: float64 check in test_golden\n",
-               what, rms, floor);
-        return 0;
-    }
-    if (checks > n) checks = n;
-    double num = 0, den = 0, raw = 0;
-    for (size_t c = 0; c < checks; c++) {
-        size_t i = checks == n ? c : (size_t)((double)c * (double)n / (double)checks);
-        double fd[2];
-        for (int k = 0; k < 2; k++) {
-            float orig = x[i];
-            double h = (k ? eps / 2 : eps) * fmax(1.0, fabs(orig));
-            volatile float xp = orig + (float)h, xm = orig - (float)h;
-            x[i] = xp;
-            double fp = f(ud);
-            x[i] = xm;
-            double fm = f(ud);
-            x[i] = orig;
-            fd[k] = (fp - fm) / ((double)xp - (double)xm);
-        }
-        double err = fabs(fd[0] - g[i]), allow = 3 * fabs(fd[0] - fd[1]);
-        raw += err * err;
-        num += fmax(0.0, err - allow) * fmax(0.0, err - allow);
-        den += fd[0] * fd[0];
-    }
-    double e = den > 0 ? sqrt(num / den) : sqrt(num), er = den > 0 ? sqrt(raw / den) : sqrt(raw);
-    printf("# grad check %-32s n=%-6zu checked=%-4zu rel err %.3e (%.3e before the fd's own error)\n",
-           what, n, checks, e, er);
-    return e;
-}
 typedef struct {
     mb_model *m;
     int B, L;
@@ -141,8 +97,9 @@ static void mixer_grad(int cplx)
         if (idx[k] < 0) continue;
         const mb_param *p = &c.m->params.items[idx[k]];
         snprintf(what, sizeof what, "%s %s", cplx ? "complex" : "real", strstr(p->name, "mixer."));
-        assert_true(fd_tensor(what, mixer_loss, &c, mb_param_data(&c.m->params, idx[k]),
-                              mb_param_grad(&c.m->params, idx[k]), p->numel, 60, 1e-4, MIXER_EPS) < MIXER_TOL);
+        assert_true(mb_test_fd_tensor(what, mixer_loss, &c, mb_param_data(&c.m->params, idx[k]),
+                                      mb_param_grad(&c.m->params, idx[k]), p->numel, 60, 1e-4,
+                                      MIXER_EPS) < MIXER_TOL);
     }
     free(c.u), free(c.out), free(c.w), free(du), free(c.abuf);
     mb_arena_free(&c.ws);
@@ -154,30 +111,6 @@ static void test_mixer_grad_real(void **s) { (void)s; mixer_grad(0); }
 static void test_mixer_grad_complex(void **s) { (void)s; mixer_grad(1); }
 
 /* ---- whole model ---------------------------------------------------------- */
-typedef struct {
-    mb_model *m;
-    int B, L;
-    int32_t *tok, *tgt;
-} model_case;
-
-static double model_loss(void *ud)
-{
-    model_case *c = ud;
-    mb_loss_stats st = {0};
-    assert_int_equal(mb_model_forward(c->m, c->tok, c->B, c->L, c->tgt, NULL, &st), 0);
-    return st.loss_sum / (double)st.count;
-}
-
-static void make_tokens(mb_rng *r, model_case *c, int vocab)
-{
-    size_t M = (size_t)c->B * c->L;
-    c->tok = malloc(M * sizeof(int32_t));
-    c->tgt = malloc(M * sizeof(int32_t));
-    for (size_t i = 0; i < M; i++) {
-        c->tok[i] = (int32_t)mb_rng_below(r, (uint32_t)vocab);
-        c->tgt[i] = i % 5 == 2 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(r, (uint32_t)vocab);
-    }
-}
 
 static void model_grad(int cplx, int rms, int tied)
 {
@@ -185,10 +118,10 @@ static void model_grad(int cplx, int rms, int tied)
     mb_rng_seed(&r, mb_test_seed() + 100 + 4 * cplx + 2 * rms + tied);
     mb_ctx *ctx = mb_ctx_create("cpu");
     mb_config cfg = tiny_config(cplx, rms, tied);
-    model_case c = {.m = mb_model_create(ctx, &cfg, 5), .B = 2, .L = 13};
+    mb_test_model_case c = {.m = mb_model_create(ctx, &cfg, 5), .B = 2, .L = 13};
     assert_non_null(c.m);
     jitter(c.m, &r, 0.2f);
-    make_tokens(&r, &c, cfg.vocab_size);
+    mb_test_make_tokens(&r, &c, cfg.vocab_size);
     mb_loss_stats st = {0};
     mb_model_zero_grad(c.m);
     assert_int_equal(mb_model_forward_backward(c.m, c.tok, c.tgt, c.B, c.L, &st), 0);
@@ -201,8 +134,8 @@ static void model_grad(int cplx, int rms, int tied)
         snprintf(what, sizeof what, "%s%s%s %s", cplx ? "C" : "R", rms ? "rms" : "ln",
                  tied ? "/tied" : "/untied", p->name + (strncmp(p->name, "backbone.", 9) ? 0 : 9));
         /* the mean cross-entropy has ~1e-7 of rounding: a higher floor */
-        worst = fmax(worst, fd_tensor(what, model_loss, &c, c.m->params.data + p->offset,
-                                      g + p->offset, p->numel, 24, 3e-4, 3e-3));
+        worst = fmax(worst, mb_test_fd_tensor(what, mb_test_model_loss, &c, c.m->params.data + p->offset,
+                                              g + p->offset, p->numel, 24, 3e-4, 3e-3));
     }
     /* Measured 4e-3..1.1e-2 over seeds: fp32 rounding of the logits on one
      * side, curvature over the step on the other (the tied embedding). This
@@ -238,10 +171,10 @@ static void chunked_recompute(int cplx)
     mb_ctx *ctx = mb_ctx_create("cpu");
     mb_config cfg = tiny_config(cplx, 1, 0);
     cfg.n_layer = 3;
-    model_case c = {.m = mb_model_create(ctx, &cfg, 11), .B = 2, .L = 50};
+    mb_test_model_case c = {.m = mb_model_create(ctx, &cfg, 11), .B = 2, .L = 50};
     assert_non_null(c.m);
     jitter(c.m, &r, 0.2f);
-    make_tokens(&r, &c, cfg.vocab_size);
+    mb_test_make_tokens(&r, &c, cfg.vocab_size);
     const size_t n = c.m->params.total;
     mb_loss_stats s0 = {0}, s1 = {0}, s2 = {0};
     mb_model_zero_grad(c.m);
@@ -281,10 +214,10 @@ static void step_vs_forward(int cplx, int rms)
     mb_config cfg = tiny_config(cplx, rms, 1);
     cfg.d_model = 16;
     cfg.n_layer = 3;
-    model_case c = {.m = mb_model_create(ctx, &cfg, 9), .B = 3, .L = 41};
+    mb_test_model_case c = {.m = mb_model_create(ctx, &cfg, 9), .B = 3, .L = 41};
     assert_non_null(c.m);
     jitter(c.m, &r, 0.1f);
-    make_tokens(&r, &c, cfg.vocab_size);
+    mb_test_make_tokens(&r, &c, cfg.vocab_size);
     const int V = c.m->vocab_padded, B = c.B, L = c.L;
     float *ref = malloc((size_t)B * L * V * 4), *got = malloc((size_t)B * L * V * 4);
     float *tmp = malloc((size_t)B * L * V * 4);

@@ -40,69 +40,6 @@ static void jitter(mb_model *m, mb_rng *r, float amount)
     }
 }
 
-/* Finite differences of one tensor at up to `checks` entries, each at eps
- * and eps/2: their disagreement estimates the difference's own error
- * (rounding, curvature) and only what exceeds three times it counts.
- * Tensors whose gradient rms is under `floor` are too small for fp32 and
- * skipped (the mixer's own float64 check is test_golden's). */
-static double fd_tensor(const char *what, mb_test_loss_fn f, void *ud, float *x, const float *g,
-                        size_t n, size_t checks, double floor, double eps)
-{
-    double ss = 0;
-    for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
-    if (sqrt(ss / (double)n) < floor) {
-        printf("# grad check %-40s rms %.1e under the fp32 floor\n", what, sqrt(ss / (double)n));
-        return 0;
-    }
-    if (checks > n) checks = n;
-    double num = 0, den = 0;
-    for (size_t c = 0; c < checks; c++) {
-        size_t i = checks == n ? c : (size_t)((double)c * (double)n / (double)checks);
-        double fd[2];
-        for (int k = 0; k < 2; k++) {
-            float orig = x[i];
-            double h = (k ? eps / 2 : eps) * fmax(1.0, fabs(orig));
-            volatile float xp = orig + (float)h, xm = orig - (float)h;
-            x[i] = xp;
-            double fp = f(ud);
-            x[i] = xm;
-            double fm = f(ud);
-            x[i] = orig;
-            fd[k] = (fp - fm) / ((double)xp - (double)xm);
-        }
-        double err = fabs(fd[0] - g[i]), allow = 3 * fabs(fd[0] - fd[1]);
-        num += fmax(0.0, err - allow) * fmax(0.0, err - allow);
-        den += fd[0] * fd[0];
-    }
-    double e = den > 0 ? sqrt(num / den) : sqrt(num);
-    printf("# grad check %-40s n=%-5zu checked=%-3zu rel err %.3e\n", what, n, checks, e);
-    return e;
-}
-
-typedef struct {
-    mb_model *m;
-    int B, L;
-    int32_t *tok, *tgt;
-} model_case;
-
-static double model_loss(void *ud)
-{
-    model_case *c = ud;
-    mb_loss_stats st = {0};
-    assert_int_equal(mb_model_forward(c->m, c->tok, c->B, c->L, c->tgt, NULL, &st), 0);
-    return st.loss_sum / (double)st.count;
-}
-
-static void make_tokens(mb_rng *r, model_case *c, int vocab)
-{
-    size_t M = (size_t)c->B * c->L;
-    c->tok = malloc(M * sizeof(int32_t));
-    c->tgt = malloc(M * sizeof(int32_t));
-    for (size_t i = 0; i < M; i++) {
-        c->tok[i] = (int32_t)mb_rng_below(r, (uint32_t)vocab);
-        c->tgt[i] = i % 5 == 2 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(r, (uint32_t)vocab);
-    }
-}
 
 /* ---- whole U-Net: every tensor ---------------------------------------------- */
 static void model_grad(int cplx, int mlp)
@@ -111,10 +48,10 @@ static void model_grad(int cplx, int mlp)
     mb_rng_seed(&r, mb_test_seed() + 10 + 2 * cplx + mlp);
     mb_ctx *ctx = mb_ctx_create("cpu");
     mb_config cfg = tiny_sashimi(cplx, mlp);
-    model_case c = {.m = mb_model_create(ctx, &cfg, 5), .B = 2, .L = 16};
+    mb_test_model_case c = {.m = mb_model_create(ctx, &cfg, 5), .B = 2, .L = 16};
     assert_non_null(c.m);
     jitter(c.m, &r, 0.2f);
-    make_tokens(&r, &c, cfg.vocab_size);
+    mb_test_make_tokens(&r, &c, cfg.vocab_size);
     mb_loss_stats st = {0};
     mb_model_zero_grad(c.m);
     assert_int_equal(mb_model_forward_backward(c.m, c.tok, c.tgt, c.B, c.L, &st), 0);
@@ -126,8 +63,8 @@ static void model_grad(int cplx, int mlp)
         const mb_param *p = &c.m->params.items[i];
         char what[160];
         snprintf(what, sizeof what, "%s%s %s", cplx ? "C" : "R", mlp ? "+mlp" : "", p->name);
-        double e = fd_tensor(what, model_loss, &c, c.m->params.data + p->offset, g + p->offset,
-                             p->numel, 16, 3e-4, 3e-3);
+        double e = mb_test_fd_tensor(what, mb_test_model_loss, &c, c.m->params.data + p->offset,
+                                     g + p->offset, p->numel, 16, 3e-4, 3e-3);
         worst = fmax(worst, e);
         checked++;
     }
@@ -230,10 +167,10 @@ static void test_causal(void **s)
     mb_ctx *ctx = mb_ctx_create("cpu");
     mb_config cfg = tiny_sashimi(0, 1);
     cfg.pool[1] = 3;
-    model_case c = {.m = mb_model_create(ctx, &cfg, 7), .B = 1, .L = 24};
+    mb_test_model_case c = {.m = mb_model_create(ctx, &cfg, 7), .B = 1, .L = 24};
     assert_non_null(c.m);
     jitter(c.m, &r, 0.1f);
-    make_tokens(&r, &c, cfg.vocab_size);
+    mb_test_make_tokens(&r, &c, cfg.vocab_size);
     const int V = c.m->vocab_padded, L = c.L;
     float *ref = malloc((size_t)L * V * 4), *got = malloc((size_t)L * V * 4);
     assert_int_equal(mb_model_forward(c.m, c.tok, 1, L, NULL, ref, NULL), 0);
@@ -266,10 +203,10 @@ static void step_vs_forward(int cplx, int mlp, int p0, int p1)
     cfg.pool[0] = p0;
     cfg.pool[1] = p1;
     const int period = p0 * p1;
-    model_case c = {.m = mb_model_create(ctx, &cfg, 9), .B = 2, .L = 4 * period};
+    mb_test_model_case c = {.m = mb_model_create(ctx, &cfg, 9), .B = 2, .L = 4 * period};
     assert_non_null(c.m);
     jitter(c.m, &r, 0.1f);
-    make_tokens(&r, &c, cfg.vocab_size);
+    mb_test_make_tokens(&r, &c, cfg.vocab_size);
     const int V = c.m->vocab_padded, B = c.B, L = c.L;
     const size_t n = (size_t)B * L * V;
     float *ref = malloc(n * 4), *got = malloc(n * 4), *tmp = malloc(n * 4);
@@ -325,10 +262,10 @@ static void test_save_load(void **s)
     cfg.pool[1] = 4;
     cfg.pool_expand = 3;
     cfg.n_pool = 2;
-    model_case c = {.m = mb_model_create(ctx, &cfg, 3), .B = 2, .L = 16};
+    mb_test_model_case c = {.m = mb_model_create(ctx, &cfg, 3), .B = 2, .L = 16};
     assert_non_null(c.m);
     jitter(c.m, &r, 0.1f);
-    make_tokens(&r, &c, cfg.vocab_size);
+    mb_test_make_tokens(&r, &c, cfg.vocab_size);
     /* the documented names */
     const char *names[] = {"backbone.embedding.weight", "down.0.layers.0.norm.weight",
                            "down.0.layers.0.mixer.in_proj.weight", "down.0.layers.0.mlp.fc1.weight",

@@ -226,3 +226,61 @@ void mb_test_one_error(int rc, int want_rc, const char *err, const char *prog, c
     assert_int_equal(mb_test_count(err, tag), 1);
     assert_non_null(strstr(err, needle));
 }
+
+double mb_test_fd_tensor(const char *what, mb_test_loss_fn f, void *ud, float *x, const float *g,
+                         size_t n, size_t checks, double floor, double eps)
+{
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += (double)g[i] * g[i];
+    const double rms = sqrt(ss / (double)n);
+    if (rms < floor) {
+        printf("# grad check %-40s rms %.1e under the fp32 floor %.0e: not checked\n", what, rms, floor);
+        return -1;
+    }
+    if (checks > n) checks = n;
+    double num = 0, den = 0, raw = 0;
+    for (size_t c = 0; c < checks; c++) {
+        const size_t i = checks == n ? c : (size_t)((double)c * (double)n / (double)checks);
+        double fd[2];
+        for (int k = 0; k < 2; k++) {
+            const float orig = x[i];
+            const double h = (k ? eps / 2 : eps) * fmax(1.0, fabs(orig));
+            volatile float xp = orig + (float)h, xm = orig - (float)h;
+            x[i] = xp;
+            const double fp = f(ud);
+            x[i] = xm;
+            const double fm = f(ud);
+            x[i] = orig;
+            fd[k] = (fp - fm) / ((double)xp - (double)xm);
+        }
+        const double err = fabs(fd[0] - g[i]), excess = fmax(0.0, err - 3 * fabs(fd[0] - fd[1]));
+        raw += err * err;
+        num += excess * excess;
+        den += fd[0] * fd[0];
+    }
+    const double e = den > 0 ? sqrt(num / den) : sqrt(num), er = den > 0 ? sqrt(raw / den) : sqrt(raw);
+    printf("# grad check %-40s n=%-6zu checked=%-4zu rel err %.3e (%.3e before the fd's own error)\n", what, n,
+           checks, e, er);
+    return e;
+}
+
+void mb_test_make_tokens(mb_rng *r, mb_test_model_case *c, int vocab)
+{
+    const size_t M = (size_t)c->B * c->L;
+    c->tok = malloc(M * sizeof(int32_t));
+    c->tgt = malloc(M * sizeof(int32_t));
+    assert_non_null(c->tok);
+    assert_non_null(c->tgt);
+    for (size_t i = 0; i < M; i++) {
+        c->tok[i] = (int32_t)mb_rng_below(r, (uint32_t)vocab);
+        c->tgt[i] = i % 5 == 2 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(r, (uint32_t)vocab);
+    }
+}
+
+double mb_test_model_loss(void *ud)
+{
+    mb_test_model_case *c = ud;
+    mb_loss_stats st = {0};
+    assert_int_equal(mb_model_forward(c->m, c->tok, c->B, c->L, c->tgt, NULL, &st), 0);
+    return st.loss_sum / (double)st.count;
+}

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "core/core.h"
+#include "mamba.h"
 
 /* Fresh random inputs: seeded from MB_TEST_SEED when set, else from the
  * clock, and printed, so a failure can be replayed. */
@@ -29,6 +30,27 @@ double mb_test_dot(const float *x, const float *w, size_t n);
 typedef double (*mb_test_loss_fn)(void *ud);
 double mb_test_grad_check(const char *what, mb_test_loss_fn f, void *ud, float *x,
                           const float *g, size_t n, size_t max_checks, double eps);
+
+/* One tensor's gradient g against central differences of f at up to
+ * `checks` entries of x, each taken at steps eps and eps/2: how much the
+ * two disagree estimates the difference's own error (fp32 rounding of the
+ * loss, curvature), and only what the analytic gradient misses beyond
+ * three times that counts (a wiring error is O(1), far above). A tensor
+ * whose gradient rms is under `floor` cannot be resolved in fp32: reported,
+ * not checked, -1. Else the relative error, printed with `what`. */
+double mb_test_fd_tensor(const char *what, mb_test_loss_fn f, void *ud, float *x, const float *g,
+                         size_t n, size_t checks, double floor, double eps);
+
+/* A model and a batch of random tokens and targets (every 5th target
+ * ignored) for the whole-model checks; mb_test_model_loss is the mean
+ * cross-entropy of mb_model_forward on it (an mb_test_loss_fn). */
+typedef struct {
+    mb_model *m;
+    int B, L;
+    int32_t *tok, *tgt;
+} mb_test_model_case;
+void mb_test_make_tokens(mb_rng *r, mb_test_model_case *c, int vocab);
+double mb_test_model_loss(void *ud);
 
 /* Read a whole file into a malloc'd buffer (NULL if missing). */
 void *mb_test_read_file(const char *path, size_t *len);
