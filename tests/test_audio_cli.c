@@ -32,13 +32,6 @@ static int run(const char *fmt, ...)
     return rc;
 }
 
-static int lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
-
 static void rm_model(const char *path)
 {
     char p[300];
@@ -133,15 +126,15 @@ static void test_bad_inputs(void **st)
     mb_test_tmp_path(d, sizeof d, "emptydir");
     assert_int_equal(mkdir(d, 0700) == 0 || access(d, F_OK) == 0, 1);
     assert_int_equal(run("train" SMALL " --steps 1 --data %s --out %s", d, out), 1);
-    assert_int_equal(lines(g_err), 1);
+    assert_int_equal(mb_test_count(g_err, "\n"), 1);
     expect_fail("no readable audio");
     rmdir(d);
     /* an unwritable output: fails before any work */
     assert_int_equal(run("train" SMALL " --steps 1 --data %sdigits --out /nonexistent-dir/m.safetensors", DATA), 1);
-    assert_int_equal(lines(g_err), 1);
+    assert_int_equal(mb_test_count(g_err, "\n"), 1);
     expect_fail("/nonexistent-dir/m.safetensors");
     assert_int_equal(run("generate --model %s --out /nonexistent-dir/x.wav", g_model), 1);
-    assert_int_equal(lines(g_err), 1);
+    assert_int_equal(mb_test_count(g_err, "\n"), 1);
     /* a DNA (language model) checkpoint given to mamba-audio, untouched */
     char lm[256];
     mb_test_tmp_path(lm, sizeof lm, "dna.safetensors");
@@ -157,7 +150,7 @@ static void test_bad_inputs(void **st)
     size_t n0, n1;
     void *before = mb_test_read_file(lm, &n0);
     assert_int_equal(run("generate --model %s --out %s.wav", lm, out), 1);
-    assert_int_equal(lines(g_err), 1);
+    assert_int_equal(mb_test_count(g_err, "\n"), 1);
     expect_fail("not a mamba-audio model");
     assert_int_equal(run("train" SMALL " --steps 1 --resume --data %sdigits --out %s", DATA, lm), 1);
     expect_fail("not a mamba-audio model");
@@ -170,7 +163,7 @@ static void test_bad_inputs(void **st)
     expect_fail("exists");
     /* a prompt that is not audio */
     assert_int_equal(run("generate --model %s --prompt %sfixtures/bad/notaudio.wav --out %s.wav", g_model, DATA, out), 1);
-    assert_int_equal(lines(g_err), 1);
+    assert_int_equal(mb_test_count(g_err, "\n"), 1);
     expect_fail("notaudio.wav");
 }
 

@@ -56,21 +56,8 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
-
 /* stderr is exactly one line "mamba-dna: error: ..." holding `what`. */
-static void assert_one_error(const char *what)
-{
-    if (lines(g_err) != 1 || strncmp(g_err, "mamba-dna: error: ", 18) != 0 || !strstr(g_err, what)) {
-        fprintf(stderr, "# expected one error line with '%s', got: [%s]\n", what, g_err);
-        fail();
-    }
-}
+static void assert_one_error(const char *what) { mb_test_error_line(g_err, "mamba-dna", what); }
 
 static void remove_outputs(const char *model)
 {

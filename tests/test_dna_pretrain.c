@@ -29,13 +29,6 @@ static int run(const char *fmt, ...)
     return rc;
 }
 
-static int lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
-
 /* "validation X bits/base (order-0 Y, ..." from the closing line */
 static void final_bpb(const char *out, double *val, double *order0)
 {
@@ -69,7 +62,7 @@ static void test_learns(void **st)
     /* a second run into the same --out must not clobber it */
     assert_int_equal(run("pretrain" SMALL " --steps 5 --out %s %smarkov.fa", model, DATA), 1);
     assert_non_null(strstr(g_err, "exists"));
-    assert_int_equal(lines(g_err), 1);
+    assert_int_equal(mb_test_count(g_err, "\n"), 1);
     char optim[300];
     snprintf(optim, sizeof optim, "%s.optim", model);
     remove(model), remove(optim), remove(logp);
@@ -118,7 +111,7 @@ static void expect_fail(const char *args, const char *needle)
     int rc = run("pretrain" SMALL " --steps 2 --out %s %s", model, args);
     printf("%s -> rc %d: %s", args, rc, g_err);
     assert_int_equal(rc, 1);
-    assert_int_equal(lines(g_err), 1);
+    assert_int_equal(mb_test_count(g_err, "\n"), 1);
     assert_true(strncmp(g_err, "mamba-dna: error: ", 18) == 0);
     assert_non_null(strstr(g_err, needle));
     assert_true(access(model, F_OK) != 0);
@@ -150,7 +143,7 @@ static void test_bad_inputs(void **st)
     void *before = mb_test_read_file(other, &n0);
     int rc = run("pretrain" SMALL " --steps 2 --resume --out %s %smarkov.fa", other, DATA);
     assert_int_equal(rc, 1);
-    assert_int_equal(lines(g_err), 1);
+    assert_int_equal(mb_test_count(g_err, "\n"), 1);
     assert_non_null(strstr(g_err, "not a mamba-dna model"));
     void *after = mb_test_read_file(other, &n1);
     assert_true(n0 == n1 && memcmp(before, after, n0) == 0); /* left intact */
@@ -162,7 +155,7 @@ static void test_bad_inputs(void **st)
     fputs(">not a model\nACGT\n", f);
     fclose(f);
     assert_int_equal(run("pretrain" SMALL " --steps 2 --resume --out %s %smarkov.fa", fake, DATA), 1);
-    assert_int_equal(lines(g_err), 1);
+    assert_int_equal(mb_test_count(g_err, "\n"), 1);
     assert_non_null(strstr(g_err, fake));
     remove(other), remove(oo), remove(fake);
 }

@@ -66,14 +66,7 @@ static int tool(const char *fmt, ...)
     } while (0)
 
 /* stderr is exactly one line "mamba-dna: error: ..." that contains `what`. */
-static void assert_one_error(const char *what)
-{
-    const char *nl = strchr(g_err, '\n');
-    if (!nl || nl[1] != '\0' || strncmp(g_err, "mamba-dna: error: ", 18) != 0 || !strstr(g_err, what)) {
-        fprintf(stderr, "# expected one error line with '%s', got: [%s]\n", what, g_err);
-        fail();
-    }
-}
+static void assert_one_error(const char *what) { mb_test_error_line(g_err, "mamba-dna", what); }
 
 /* Splits s in place at `sep`; returns the number of fields (at most max). */
 static int split(char *s, char sep, char **f, int max)

@@ -164,6 +164,16 @@ int mb_test_count(const char *s, const char *needle)
     return n;
 }
 
+void mb_test_error_line(const char *err, const char *prog, const char *needle)
+{
+    const size_t np = strlen(prog), ne = strlen(err);
+    if (mb_test_count(err, "\n") != 1 || ne == 0 || err[ne - 1] != '\n' || strncmp(err, prog, np) != 0 ||
+        strncmp(err + np, ": error: ", 9) != 0 || !strstr(err, needle)) {
+        fprintf(stderr, "# expected one line '%s: error: ...%s...', got: [%s]\n", prog, needle, err);
+        fail();
+    }
+}
+
 int mb_test_json_values(const char *log, const char *key, double *v, int cap)
 {
     char k[64];

@@ -70,8 +70,11 @@ int mb_test_toolv(const char *bin, char *out, size_t outcap, char *err, size_t e
 
 /* ---- the tools' data-parallel runs (test_dna_dist, test_audio_dist) ---- */
 
-/* How many times needle occurs in s. */
+/* How many times needle occurs in s (lines: "\n"). */
 int mb_test_count(const char *s, const char *needle);
+/* err is exactly one line, "PROG: error: ...", holding needle (a tool's
+ * answer to bad input); the test fails otherwise, showing err. */
+void mb_test_error_line(const char *err, const char *prog, const char *needle);
 /* The values of "KEY": X over the lines of a JSON-lines log, in order;
  * returns how many (at most cap). */
 int mb_test_json_values(const char *log, const char *key, double *v, int cap);
