@@ -3,11 +3,11 @@
  * and 64, on the CPU or a GPU, through the public API only (what the tool
  * does). Prints markdown tables; no pass/fail.
  *   bench_audio [--device cpu|cuda] [--quick] [--step-only]
- * (--step-only: the batch-1 generation row alone, for profilers)
- * Timing: host monotonic clock; every generation step returns its logits to
- * the host (as the tool's sampling needs), so each step is complete when
- * timed; the training step is timed over forward_backward + AdamW, and the
- * next call's upload waits for it. */
+ * (--step-only: the batch-1 sampled generation row alone, for profilers)
+ * Timing: host monotonic clock; a "step" row returns the logits to the host
+ * every step and a "sample" call returns its draws, so the work is complete
+ * when timed; the training step is timed over forward_backward + AdamW, and
+ * the next call's upload waits for it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,21 +50,36 @@ done:
     return rc;
 }
 
-static int gen_row(mb_ctx *ctx, const mb_config *cfg, int B, int steps)
+/* Generation at batch B: "step" is mb_model_step with the logits to the
+ * host every sample and the argmax as the next input (what a program that
+ * draws on its own does); "sample" is mb_model_sample, the draws on the
+ * device (what mamba-audio generate does), in calls of 4096 draws. */
+static int gen_row(mb_ctx *ctx, const mb_config *cfg, int B, int steps, int sample)
 {
     mb_model *m = mb_model_create(ctx, cfg, 1);
     mb_state *st = m ? mb_state_create(m, B) : NULL;
-    const int Vp = mb_config_vocab_padded(cfg);
+    const int Vp = mb_config_vocab_padded(cfg), chunk = 4096;
     float *lg = malloc(sizeof(float) * (size_t)B * Vp);
-    int32_t *tok = malloc(sizeof(int32_t) * (size_t)B);
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)B), *out = malloc(sizeof(int32_t) * (size_t)B * chunk);
+    const mb_sampler sp = {.temperature = 1.f, .top_p = 1.f, .seed = 1};
+    const char *what = sample ? "sample" : "step  ";
     int rc = -1;
-    if (!m || !st || !lg || !tok) goto done;
+    if (!m || !st || !lg || !tok || !out) goto done;
     for (int b = 0; b < B; b++) tok[b] = 128;
-    /* a coarse period of warm-up (every stage has stepped), then the timing */
+    /* warm-up: a few coarse periods (every stage has stepped, graphs are
+     * captured), then the timing */
     for (int i = 0; i < 64; i++)
-        if (mb_model_step(m, st, tok, lg)) goto done;
+        if (sample ? mb_model_sample(m, st, tok, 1, &sp, out) : mb_model_step(m, st, tok, lg)) goto done;
+    if (sample && mb_model_sample(m, st, tok, 64, &sp, out)) goto done;
     const double t0 = bench_now_s();
-    for (int i = 0; i < steps; i++) {
+    for (int i = 0; i < steps;) {
+        if (sample) {
+            const int k = steps - i < chunk ? steps - i : chunk;
+            if (mb_model_sample(m, st, tok, k, &sp, out)) goto done;
+            for (int b = 0; b < B; b++) tok[b] = out[(size_t)b * k + k - 1];
+            i += k;
+            continue;
+        }
         if (mb_model_step(m, st, tok, lg)) goto done;
         /* the argmax as the next input: a data dependency like sampling's */
         for (int b = 0; b < B; b++) {
@@ -72,14 +87,15 @@ static int gen_row(mb_ctx *ctx, const mb_config *cfg, int B, int steps)
             for (int k = 1; k < 256; k++) best = lg[b * Vp + k] > lg[b * Vp + best] ? k : best;
             tok[b] = best;
         }
+        i++;
     }
     const double sec = bench_now_s() - t0, sps = steps / sec;
-    printf("| step   | %6d |       1 | %9.3f ms | %12.0f samples/s | %8.3fx (%s) |\n", B, sec / steps * 1e3,
+    printf("| %s | %6d |       1 | %9.3f ms | %12.0f samples/s | %8.3fx (%s) |\n", what, B, sec / steps * 1e3,
            sps * B, sps / 16000.0, sps >= 16000.0 ? "real time" : "slower");
     rc = 0;
 done:
-    if (rc) printf("| step   | %6d |       1 | failed: %s |\n", B, mb_error_last());
-    free(lg), free(tok);
+    if (rc) printf("| %s | %6d |       1 | failed: %s |\n", what, B, mb_error_last());
+    free(lg), free(tok), free(out);
     mb_state_free(st);
     mb_model_free(m);
     return rc;
@@ -119,11 +135,13 @@ int main(int argc, char **argv)
     const int on_gpu = strncmp(dev, "cuda", 4) == 0;
     int bad = 0;
     if (step_only) {
-        bad |= gen_row(ctx, &cfg, 1, quick ? 100 : 4000) != 0;
+        bad |= gen_row(ctx, &cfg, 1, quick ? 100 : 16000, 1) != 0;
     } else {
         bad |= train_row(ctx, &cfg, on_gpu ? 16 : 2, on_gpu ? 16384 : 4096, quick ? 3 : 5) != 0;
-        bad |= gen_row(ctx, &cfg, 1, quick ? 500 : 4000) != 0;
-        bad |= gen_row(ctx, &cfg, 64, quick ? 100 : (on_gpu ? 4000 : 400)) != 0;
+        for (int sample = 0; sample < 2; sample++) {
+            bad |= gen_row(ctx, &cfg, 1, quick ? 500 : (on_gpu ? 16000 : 4000), sample) != 0;
+            bad |= gen_row(ctx, &cfg, 64, quick ? 100 : (on_gpu ? 4000 : 400), sample) != 0;
+        }
     }
     mb_ctx_free(ctx);
     printf("\nbench_audio: %s\n", bad ? "some rows failed" : "all rows ran");

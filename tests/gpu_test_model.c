@@ -331,6 +331,30 @@ static void sashimi_recurrent(int cplx, int mlp)
 static void test_sashimi_recurrent(void **s) { (void)s; sashimi_recurrent(1, 1); }
 static void test_sashimi_recurrent_fused(void **s) { (void)s; sashimi_recurrent(0, 0); }
 
+/* generation with the draws on the GPU (a period's steps and draws per
+ * graph) against the CPU replaying it with the same weights, and a run cut
+ * mid-period into two calls (eager steps up to the next period, then
+ * graphs) against the whole run */
+static void test_sashimi_sample(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 811);
+    mb_config cfg = small_sashimi(0, 0);
+    mb_model *mc = mb_model_create(cpu, &cfg, 6), *mg = mb_model_create(gpu, &cfg, 6);
+    assert_non_null(mc);
+    assert_non_null(mg);
+    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
+    copy_weights(mg, mc);
+    const int n = getenv("MB_GPU_TEST_SMALL") ? 40 : 80;
+    const mb_sampler sp[2] = {{.temperature = 1.f, .top_p = 1.f, .seed = 11}, {.temperature = 0.8f, .top_p = 0.9f, .seed = 12}};
+    int off = 0;
+    off += mb_test_sample_replay(mg, mc, 1, n, &sp[0], 1e-5);
+    off += mb_test_sample_replay(mg, mc, 3, n, &sp[1], 1e-5);
+    assert_true(off <= 1);
+    mb_model_free(mc), mb_model_free(mg);
+}
+
 int main(void)
 {
     int count = 0;
@@ -359,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_sashimi_real),
         cmocka_unit_test(test_sashimi_complex_mlp),
         cmocka_unit_test(test_sashimi_recurrent), cmocka_unit_test(test_sashimi_recurrent_fused),
+        cmocka_unit_test(test_sashimi_sample),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mb_ctx_free(gpu);

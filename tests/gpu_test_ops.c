@@ -846,6 +846,87 @@ static void test_block_step(void **state)
     block_step_case(&r, 1, 16, 32, 8, 1, 1, 0, 0, 3, 0);      /* K = 1: no conv state */
 }
 
+/* ---- the head of a generation step and its draw ---------------------------------
+ * The kernel against the CPU op over several draws (counts advancing): the
+ * logits, the drawn classes (the same, or within 1e-5 of a class boundary:
+ * float against double), the ring and the counts. */
+static void head_sample_case(mb_rng *r, int B, int d, int V, int ln, float T, float top_p, int draws)
+{
+    const int ld = V + 3, H = 5;
+    float *nw = h_uniform(r, d, 0.5f, 1.5f), *nb = h_uniform(r, d, -0.3f, 0.3f);
+    float *head = h_uniform(r, (size_t)V * d, -2.f / sqrtf(d), 2.f / sqrtf(d));
+    float *d_nw = d_from(nw, d), *d_nb = d_from(nb, d), *d_head = d_from(head, (size_t)V * d);
+    const mb_sample_cfg cfg = {.seed = 1234 + (uint64_t)V, .temperature = T, .top_p = top_p};
+    mb_sample_cfg *d_cfg = d_from(&cfg, sizeof cfg / 4);
+    int64_t *count = xmalloc(sizeof(int64_t) * B);
+    for (int b = 0; b < B; b++) count[b] = 3 * b;
+    int64_t *d_count = d_from(count, 2 * (size_t)B);
+    int32_t *next = xmalloc(sizeof(int32_t) * B), *hist = xmalloc(sizeof(int32_t) * B * H);
+    for (int i = 0; i < B * H; i++) hist[i] = -1;
+    int32_t *d_next = d_alloc(sizeof(int32_t) * B), *d_hist = d_from(hist, (size_t)B * H);
+    mb_head_sample_params pc = {.batch = B, .d_model = d, .vocab = V, .ld_logits = ld, .eps = 1e-5f,
+                                .norm_w = nw, .norm_b = ln ? nb : NULL, .head = head, .cfg = &cfg,
+                                .count = count, .next = next, .hist = hist, .hist_len = H};
+    mb_head_sample_params pg = pc;
+    pg.norm_w = d_nw, pg.norm_b = ln ? d_nb : NULL, pg.head = d_head, pg.cfg = d_cfg;
+    pg.count = d_count, pg.next = d_next, pg.hist = d_hist;
+    mb_arena ws;
+    assert_int_equal(mb_arena_init(&ws, g_cpu, mb_head_sample_workspace(g_cpu, &pc)), 0);
+    void *scratch = xmalloc(mb_sample_scratch_bytes(V));
+    double worst = 0;
+    int off = 0;
+    for (int t = 0; t < draws; t++) {
+        const size_t nh = (size_t)B * d, nl = (size_t)B * ld;
+        float *y = h_uniform(r, nh, -2, 2), *d_y = d_from(y, nh);
+        float *lc = h_nan(nl), *d_l = d_new_nan(nl);
+        pc.logits = lc, pg.logits = d_l;
+        int64_t c0[64];
+        for (int b = 0; b < B; b++) c0[b] = count[b];
+        mb_head_sample(g_cpu, &pc, y, &ws);
+        assert_int_equal(mb_ctx_check(g_cpu), 0);
+        mb_head_sample(g_gpu, &pg, d_y, NULL);
+        float *lg = h_from(d_l, nl);
+        worst = fmax(worst, view_err(lg, lc, B, V, ld));
+        check_pad(lg, lc, B, V, ld);
+        int32_t *ng = (int32_t *)h_from(d_next, (size_t)B), *hg = (int32_t *)h_from(d_hist, (size_t)B * H);
+        int64_t *cg = (int64_t *)h_from(d_count, 2 * (size_t)B);
+        for (int b = 0; b < B; b++) {
+            assert_true(cg[b] == c0[b] + 1 && count[b] == c0[b] + 1);
+            assert_int_equal(hg[b * H + c0[b] % H], ng[b]);
+            if (ng[b] == next[b]) continue;
+            /* a boundary case: nudging u by 1e-5 gives the GPU's class */
+            const double u = (mb_sample_bits(cfg.seed, c0[b], b) + 0.5) * 0x1.0p-23;
+            const float *z = lc + (size_t)b * ld;
+            if (mb_sample_pick(z, V, T, top_p, u * (1 - 1e-5), scratch) != ng[b] &&
+                mb_sample_pick(z, V, T, top_p, u * (1 + 1e-5), scratch) != ng[b])
+                fail_msg("draw %d row %d: GPU %d, CPU %d", t, b, ng[b], next[b]);
+            off++;
+            next[b] = ng[b];
+        }
+        free(y), free(lc), free(lg), free(ng), free(hg), free(cg);
+        d_free(d_y), d_free(d_l);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "head_sample B=%d d=%d V=%d %s T %.2f top_p %.2f (%d draws, %d on a boundary)",
+             B, d, V, ln ? "layernorm" : "rmsnorm", T, top_p, draws * B, off);
+    check(what, worst, tol_sum(d));
+    assert_true(off <= 1);
+    mb_arena_free(&ws);
+    free(nw), free(nb), free(head), free(count), free(next), free(hist), free(scratch);
+    d_free(d_nw), d_free(d_nb), d_free(d_head), d_free(d_cfg), d_free(d_count), d_free(d_next), d_free(d_hist);
+}
+
+static void test_head_sample(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 130);
+    head_sample_case(&r, 1, 64, 256, 0, 1.f, 1.f, 40);   /* the audio U-Net at batch 1 */
+    head_sample_case(&r, 64, 64, 256, 0, 0.9f, 0.95f, 4); /* batch 64, nucleus */
+    head_sample_case(&r, 3, 37, 300, 1, 0.5f, 0.5f, 10);  /* odd sizes, LayerNorm, more than a class a thread */
+    head_sample_case(&r, 2, 16, 5, 0, 2.f, 0.3f, 20);     /* tiny vocabulary */
+}
+
 /* ---- embedding ------------------------------------------------------------------ */
 
 static void embed_case(mb_rng *r, int V, int M, int C)
@@ -1072,7 +1153,7 @@ int main(void)
         cmocka_unit_test(test_act),     cmocka_unit_test(test_vector_ops),
         cmocka_unit_test(test_shift_rows),
         cmocka_unit_test(test_norms),   cmocka_unit_test(test_embed),
-        cmocka_unit_test(test_block_step),
+        cmocka_unit_test(test_block_step), cmocka_unit_test(test_head_sample),
         cmocka_unit_test(test_xent),    cmocka_unit_test(test_adamw),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -260,6 +260,24 @@ static void test_step_real(void **s) { (void)s; step_vs_forward(0, 1); }
 static void test_step_complex(void **s) { (void)s; step_vs_forward(1, 1); }
 static void test_step_layernorm(void **s) { (void)s; step_vs_forward(0, 0); }
 
+/* generation with draws (mb_model_sample): the LM's host-side draws against
+ * a replay of its own steps, and cut into two calls */
+static void test_sample(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 90);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_config(0, 0, 0);
+    mb_model *m = mb_model_create(ctx, &cfg, 4);
+    assert_non_null(m);
+    jitter(m, &r, 0.5f);
+    const mb_sampler sp[2] = {{.temperature = 1.f, .top_p = 1.f, .seed = 5}, {.temperature = 0.7f, .top_p = 0.8f, .seed = 6}};
+    for (int i = 0; i < 2; i++) assert_int_equal(mb_test_sample_replay(m, m, 3, 40, &sp[i], 0), 0);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+}
+
 /* ---- initialization as mamba_ssm ----------------------------------------- */
 static void test_init(void **s)
 {
@@ -346,7 +364,7 @@ int main(void)
         cmocka_unit_test(test_step_complex),
         cmocka_unit_test(test_step_layernorm),      cmocka_unit_test(test_init),
         cmocka_unit_test(test_chunked_recompute_real), cmocka_unit_test(test_chunked_recompute_complex),
-        cmocka_unit_test(test_bad_tokens),
+        cmocka_unit_test(test_bad_tokens),          cmocka_unit_test(test_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

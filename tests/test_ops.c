@@ -1038,6 +1038,144 @@ static void test_threads_deterministic(void **state)
 
 /* ---- main ---------------------------------------------------------------- */
 
+/* ---- sampling -------------------------------------------------------------
+ * The rule of ops.h: the probabilities the test expects are computed here
+ * without a sort (each class's mass ranked above it, O(V^2)), the way the
+ * GPU kernel decides the nucleus; mb_sample_pick sorts. */
+static void sample_expect(const float *z, int V, double T, double top_p, double *p)
+{
+    double mx = -INFINITY, tot = 0, kept = 0;
+    for (int k = 0; k < V; k++) mx = fmax(mx, z[k]);
+    double *q = malloc(sizeof(double) * V);
+    assert_non_null(q);
+    for (int k = 0; k < V; k++) tot += (q[k] = exp((z[k] - mx) / T));
+    for (int k = 0; k < V; k++) {
+        double above = 0;
+        for (int j = 0; j < V; j++)
+            if (q[j] > q[k] || (q[j] == q[k] && j < k)) above += q[j];
+        p[k] = top_p >= 1 || above < top_p * tot ? q[k] : 0;
+        kept += p[k];
+    }
+    for (int k = 0; k < V; k++) p[k] /= kept;
+    free(q);
+}
+
+/* u on a grid of n points picks each class a number of times within one of
+ * n * p: the pick is the inverse of the distribution's CDF */
+static void sample_grid_check(const float *z, int V, double T, double top_p)
+{
+    const int n = 20000;
+    double *p = malloc(sizeof(double) * V);
+    int *cnt = calloc((size_t)V, sizeof(int));
+    void *scratch = malloc(mb_sample_scratch_bytes(V));
+    assert_true(p && cnt && scratch);
+    sample_expect(z, V, T, top_p, p);
+    for (int i = 0; i < n; i++) {
+        const int k = mb_sample_pick(z, V, T, top_p, (i + 0.5) / n, scratch);
+        assert_true(k >= 0 && k < V);
+        cnt[k]++;
+    }
+    double worst = 0;
+    for (int k = 0; k < V; k++) worst = fmax(worst, fabs(cnt[k] - n * p[k]));
+    printf("# sample     pick V %3d T %.2f top_p %.2f: worst |count - n p| %.2f of n %d\n", V, T, top_p, worst, n);
+    assert_true(worst <= 1.0 + 1e-6 * n);
+    free(p), free(cnt), free(scratch);
+}
+
+static void test_sample(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 31);
+    float *z = new_uniform(&r, 256, -3, 3);
+    const double T[3] = {1.0, 0.5, 1.7}, P[3] = {1.0, 0.9, 0.3};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) sample_grid_check(z, i == 2 ? 37 : 256, T[i], P[j]);
+    /* ties rank by index: 8 equal logits, nucleus 0.5 = classes 0..3 */
+    float eq[8] = {0};
+    sample_grid_check(eq, 8, 1.0, 0.5);
+    void *scratch = malloc(mb_sample_scratch_bytes(256));
+    for (int i = 0; i < 100; i++) assert_true(mb_sample_pick(eq, 8, 1.0, 0.5, i / 100.0, scratch) < 4);
+    /* a tiny nucleus or temperature: the most likely class */
+    int am = 0;
+    for (int k = 1; k < 256; k++) am = z[k] > z[am] ? k : am;
+    z[am] += 0.1f; /* so that exp(-0.1 / 1e-3) of the runner-up is 0 */
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(mb_sample_pick(z, 256, 1.0, 1e-6, (i + 0.5) / 50.0, scratch), am);
+        assert_int_equal(mb_sample_pick(z, 256, 1e-3, 1.0, (i + 0.5) / 50.0, scratch), am);
+    }
+    free(scratch);
+
+    /* the generator: uniform over 16 bins (each within 6 sigma of n/16),
+     * mean 1/2, and rows, counts and seeds all change the draw */
+    const int n = 160000;
+    int bins[16] = {0}, same_row = 0, same_seed = 0;
+    double mean = 0;
+    for (int i = 0; i < n; i++) {
+        const uint32_t b = mb_sample_bits(7, i, 0);
+        assert_true(b < (1u << 23));
+        bins[b >> 19]++;
+        mean += (b + 0.5) * 0x1.0p-23;
+        same_row += b == mb_sample_bits(7, i, 1);
+        same_seed += b == mb_sample_bits(8, i, 0);
+    }
+    mean /= n;
+    const double sd = sqrt(n / 16.0 * (15.0 / 16.0));
+    for (int i = 0; i < 16; i++) assert_true(fabs(bins[i] - n / 16.0) < 6 * sd);
+    printf("# sample     bits: mean %.5f, equal across rows %d, seeds %d of %d\n", mean, same_row, same_seed, n);
+    assert_true(fabs(mean - 0.5) < 0.005);
+    assert_true(same_row < 10 && same_seed < 10);
+
+    /* the head + draw op: logits against a float64 norm and head, the draw
+     * against mb_sample_pick on them, ring, counts and next input */
+    for (int ln = 0; ln < 2; ln++) {
+        const int B = 3, d = 10, V = 7, ld = 8, H = 4;
+        float *y = new_uniform(&r, (size_t)B * d, -2, 2), *w = new_uniform(&r, d, 0.5, 1.5);
+        float *bias = new_uniform(&r, d, -0.5, 0.5), *head = new_uniform(&r, (size_t)V * d, -1, 1);
+        float *lg = new_const((size_t)B * ld, NAN);
+        int32_t next[3], hist[3 * 4];
+        int64_t count[3] = {5, 6, 11};
+        const mb_sample_cfg cfg = {.seed = 99, .temperature = 0.8f, .top_p = 0.7f};
+        mb_head_sample_params hp = {.batch = B, .d_model = d, .vocab = V, .ld_logits = ld, .eps = 1e-5f,
+                                    .norm_w = w, .norm_b = ln ? bias : NULL, .head = head, .logits = lg,
+                                    .cfg = &cfg, .count = count, .next = next, .hist = hist, .hist_len = H};
+        mb_arena ws;
+        assert_int_equal(mb_arena_init(&ws, g_ctx, mb_head_sample_workspace(g_ctx, &hp)), 0);
+        for (int i = 0; i < B * H; i++) hist[i] = -1;
+        mb_head_sample(g_ctx, &hp, y, &ws);
+        double worst = 0;
+        for (int b = 0; b < B; b++) {
+            const float *yr = y + (size_t)b * d;
+            double mu = 0, var = 0, xn[10];
+            if (ln)
+                for (int i = 0; i < d; i++) mu += yr[i] / (double)d;
+            for (int i = 0; i < d; i++) var += (yr[i] - mu) * (yr[i] - mu) / d;
+            for (int i = 0; i < d; i++) xn[i] = (yr[i] - mu) / sqrt(var + 1e-5) * w[i] + (ln ? bias[i] : 0);
+            for (int k = 0; k < V; k++) {
+                double ref = 0;
+                for (int i = 0; i < d; i++) ref += head[(size_t)k * d + i] * xn[i];
+                worst = fmax(worst, fabs(lg[(size_t)b * ld + k] - ref) / (fabs(ref) + 1e-3));
+            }
+            assert_true(isnan(lg[(size_t)b * ld + V])); /* past vocab: untouched */
+            const int64_t c0 = b == 0 ? 5 : b == 1 ? 6 : 11;
+            const double u = (mb_sample_bits(99, c0, b) + 0.5) * 0x1.0p-23;
+            void *sc = malloc(mb_sample_scratch_bytes(V));
+            const int want = mb_sample_pick(lg + (size_t)b * ld, V, 0.8, 0.7, u, sc);
+            free(sc);
+            assert_int_equal(next[b], want);
+            assert_int_equal(hist[b * H + c0 % H], want);
+            assert_int_equal(count[b], c0 + 1);
+            for (int i = 0; i < H; i++)
+                if (i != c0 % H) assert_int_equal(hist[b * H + i], -1);
+        }
+        printf("# sample     head %s logits vs float64: worst rel err %.2e\n", ln ? "layernorm" : "rmsnorm", worst);
+        assert_true(worst < 1e-5);
+        mb_arena_free(&ws);
+        free(y), free(w), free(bias), free(head), free(lg);
+    }
+    free(z);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1068,6 +1206,7 @@ int main(void)
         cmocka_unit_test(test_embed),
         cmocka_unit_test(test_xent),
         cmocka_unit_test(test_adamw),
+        cmocka_unit_test(test_sample),
         cmocka_unit_test(test_threads_deterministic),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

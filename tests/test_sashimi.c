@@ -252,6 +252,45 @@ static void test_step_complex_mlp(void **s) { (void)s; step_vs_forward(1, 1, 4, 
 static void test_step_real_mlp(void **s) { (void)s; step_vs_forward(0, 1, 3, 4); }
 
 /* ---- checkpoints and errors ------------------------------------------------------ */
+/* generation with draws (mb_model_sample): on the CPU the draws of the
+ * fused head op against a replay of mb_model_step and mb_sample_pick (the
+ * same logits: exact), a run cut into two calls, and the argument checks */
+static void test_sample(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 77);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_sashimi(0, 0);
+    cfg.pool[0] = 4;
+    mb_model *m = mb_model_create(ctx, &cfg, 8);
+    assert_non_null(m);
+    jitter(m, &r, 0.3f);
+    const mb_sampler sp[2] = {{.temperature = 1.f, .top_p = 1.f, .seed = 1}, {.temperature = 0.8f, .top_p = 0.6f, .seed = 2}};
+    for (int i = 0; i < 2; i++) assert_int_equal(mb_test_sample_replay(m, m, 2, 45, &sp[i], 0), 0);
+
+    mb_state *st = mb_state_create(m, 2);
+    assert_non_null(st);
+    int32_t tok[2] = {1, 2}, out[2 * 4];
+    mb_sampler bad = sp[0];
+    bad.temperature = 0.f;
+    assert_int_equal(mb_model_sample(m, st, tok, 4, &bad, out), -1);
+    assert_non_null(strstr(mb_error_last(), "temperature"));
+    bad = sp[0], bad.top_p = 0.f;
+    assert_int_equal(mb_model_sample(m, st, tok, 4, &bad, out), -1);
+    assert_non_null(strstr(mb_error_last(), "top_p"));
+    bad.top_p = 1.5f;
+    assert_int_equal(mb_model_sample(m, st, tok, 4, &bad, out), -1);
+    tok[1] = cfg.vocab_size;
+    assert_int_equal(mb_model_sample(m, st, tok, 4, &sp[0], out), -1);
+    assert_int_equal(mb_model_sample(m, st, tok, 0, &sp[0], out), -1); /* tokens checked first */
+    tok[1] = 2;
+    assert_int_equal(mb_model_sample(m, st, tok, 0, &sp[0], out), 0);
+    mb_state_free(st);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+}
+
 static void test_save_load(void **s)
 {
     (void)s;
@@ -440,7 +479,7 @@ int main(void)
         cmocka_unit_test(test_causal),         cmocka_unit_test(test_step_real),
         cmocka_unit_test(test_step_complex_mlp), cmocka_unit_test(test_step_real_mlp),
         cmocka_unit_test(test_save_load),      cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_learns),
+        cmocka_unit_test(test_learns),         cmocka_unit_test(test_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "ops/ops.h"
 
 uint64_t mb_test_seed(void)
 {
@@ -293,4 +294,65 @@ double mb_test_model_loss(void *ud)
     mb_loss_stats st = {0};
     assert_int_equal(mb_model_forward(c->m, c->tok, c->B, c->L, c->tgt, NULL, &st), 0);
     return st.loss_sum / (double)st.count;
+}
+
+int mb_test_sample_replay(mb_model *m, mb_model *ref, int B, int n, const mb_sampler *sp, double rel_tol)
+{
+    const mb_config *cfg = mb_model_config(m);
+    const int V = cfg->vocab_size, Vp = mb_config_vocab_padded(cfg), k = n / 3;
+    int32_t *tok = malloc(sizeof(int32_t) * B), *cur = malloc(sizeof(int32_t) * B);
+    int32_t *got = malloc(sizeof(int32_t) * (size_t)B * n), *cut = malloc(sizeof(int32_t) * (size_t)B * n);
+    float *lg = malloc(sizeof(float) * (size_t)B * Vp);
+    void *scratch = malloc(mb_sample_scratch_bytes(V));
+    assert_true(tok && cur && got && cut && lg && scratch && k >= 1);
+    for (int b = 0; b < B; b++) tok[b] = (int32_t)((b * 7 + 3) % V);
+    mb_state *st = mb_state_create(m, B);
+    assert_non_null(st);
+    if (mb_model_sample(m, st, tok, n, sp, got)) fail_msg("sample: %s", mb_error_last());
+    for (size_t i = 0; i < (size_t)B * n; i++) assert_true(got[i] >= 0 && got[i] < V);
+
+    /* in two calls after a reset: the second starts from the first's last draws */
+    mb_state_reset(st);
+    int32_t *part = malloc(sizeof(int32_t) * (size_t)B * n);
+    assert_non_null(part);
+    if (mb_model_sample(m, st, tok, k, sp, part)) fail_msg("sample: %s", mb_error_last());
+    for (int b = 0; b < B; b++) {
+        memcpy(cut + (size_t)b * n, part + (size_t)b * k, sizeof(int32_t) * k);
+        cur[b] = part[(size_t)b * k + k - 1];
+    }
+    if (mb_model_sample(m, st, cur, n - k, sp, part)) fail_msg("sample: %s", mb_error_last());
+    for (int b = 0; b < B; b++) memcpy(cut + (size_t)b * n + k, part + (size_t)b * (n - k), sizeof(int32_t) * (n - k));
+    assert_memory_equal(cut, got, sizeof(int32_t) * (size_t)B * n);
+    free(part);
+    mb_state_free(st);
+
+    /* the replay: ref's steps through the drawn classes */
+    mb_state *rs = mb_state_create(ref, B);
+    assert_non_null(rs);
+    memcpy(cur, tok, sizeof(int32_t) * B);
+    int off = 0, distinct = 0;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(mb_model_step(ref, rs, cur, lg), 0);
+        for (int b = 0; b < B; b++) {
+            const double u = (mb_sample_bits(sp->seed, i, b) + 0.5) * 0x1.0p-23;
+            const int want = mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_p, u, scratch);
+            const int have = got[(size_t)b * n + i];
+            distinct += i && have != got[(size_t)b * n + i - 1];
+            if (want != have) {
+                const int lo = mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_p, u * (1 - rel_tol), scratch);
+                const int hi = mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_p, fmin(u * (1 + rel_tol), 1 - 0x1.0p-30), scratch);
+                if (lo != have && hi != have)
+                    fail_msg("draw %d of row %d: %d, the replay draws %d (u %.9f)", i, b, have, want, u);
+                off++;
+            }
+            cur[b] = have;
+        }
+    }
+    printf("# sample %d rows x %d draws (T %.2f, top_p %.2f): %d changes of class, %d draws on a boundary\n", B, n,
+           sp->temperature, sp->top_p, distinct, off);
+    /* a run that never changes class would not test much */
+    assert_true(distinct > n / 4);
+    mb_state_free(rs);
+    free(tok), free(cur), free(got), free(cut), free(lg), free(scratch);
+    return off;
 }

@@ -52,6 +52,15 @@ typedef struct {
 void mb_test_make_tokens(mb_rng *r, mb_test_model_case *c, int vocab);
 double mb_test_model_loss(void *ud);
 
+/* mb_model_sample on m (B rows, n draws from random first tokens) against
+ * a replay: ref (m itself, or a model with the same weights on another
+ * device) steps through the drawn classes and mb_sample_pick draws from its
+ * logits with the same random numbers. Also: the run cut into two calls
+ * draws the same classes. Draws that differ from the replay must be within
+ * rel_tol of a class boundary (moving u by that factor gives the drawn
+ * class); how many there are is returned (0 means every draw agreed). */
+int mb_test_sample_replay(mb_model *m, mb_model *ref, int B, int n, const mb_sampler *sp, double rel_tol);
+
 /* Read a whole file into a malloc'd buffer (NULL if missing). */
 void *mb_test_read_file(const char *path, size_t *len);
 /* A temporary path under /tmp unique to this process. */

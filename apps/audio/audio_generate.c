@@ -8,6 +8,8 @@
 
 #include "audio_cmd.h"
 
+#define GEN_CHUNK 4096 /* samples a clip between progress checks */
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -34,41 +36,6 @@ static void usage(FILE *f)
             "  --threads N        CPU threads, 0 = all cores [0]\n"
             "\n"
             "Example: " AUDIO_PROG " generate --model digits.safetensors --n 4 --seconds 1 --out digit.wav\n");
-}
-
-/* one class from softmax(z / T) over the first V entries, restricted to the
- * nucleus holding top_p of the probability */
-static int sample_class(const float *z, int V, double T, double top_p, uint64_t *rng, double *p, int *idx)
-{
-    double mx = -INFINITY;
-    for (int k = 0; k < V; k++) mx = z[k] > mx ? z[k] : mx;
-    double s = 0;
-    for (int k = 0; k < V; k++) s += (p[k] = exp(((double)z[k] - mx) / T));
-    for (int k = 0; k < V; k++) p[k] /= s;
-    int n = V;
-    if (top_p < 1.0) {
-        for (int k = 0; k < V; k++) idx[k] = k;
-        /* a partial selection sort: only the nucleus is ordered */
-        double cum = 0;
-        n = 0;
-        while (n < V && cum < top_p) {
-            int best = n;
-            for (int k = n + 1; k < V; k++) best = p[idx[k]] > p[idx[best]] ? k : best;
-            const int tmp = idx[n];
-            idx[n] = idx[best], idx[best] = tmp;
-            cum += p[idx[n++]];
-        }
-        const double u = (double)(mb_cli_rng_next(rng) >> 11) * 0x1.0p-53 * cum;
-        double c = 0;
-        for (int k = 0; k < n; k++)
-            if ((c += p[idx[k]]) > u) return idx[k];
-        return idx[n - 1];
-    }
-    const double u = (double)(mb_cli_rng_next(rng) >> 11) * 0x1.0p-53;
-    double c = 0;
-    for (int k = 0; k < V; k++)
-        if ((c += p[k]) > u) return k;
-    return V - 1;
 }
 
 /* OUT.wav -> OUT_3.wav (before the extension, or at the end) */
@@ -132,11 +99,9 @@ int audio_cmd_generate(int argc, char **argv)
     mb_ctx *ctx = NULL;
     mb_model *m = NULL;
     mb_state *st = NULL;
-    float *pf = NULL, *lg = NULL, *wav = NULL;
+    float *pf = NULL, *wav = NULL;
     uint8_t *pc = NULL, *cls = NULL;
-    int32_t *tok = NULL;
-    double *p = NULL;
-    int *idx = NULL;
+    int32_t *tok = NULL, *drawn = NULL;
     char **paths = calloc((size_t)n, sizeof(char *));
     int64_t np = 0;
     if (!paths) goto oom;
@@ -157,39 +122,53 @@ int audio_cmd_generate(int argc, char **argv)
         audio_encode_buf(meta.quant, pf, np, pc);
     }
     const int64_t gen = (int64_t)llround(seconds * meta.rate), total = np + gen;
-    const int V = AUDIO_NCLASS, Vp = mb_config_vocab_padded(mb_model_config(m));
     if (!(st = mb_state_create(m, (int)n))) {
         mb_cli_error(AUDIO_PROG, "recurrent state: %s", mb_error_last());
         goto done;
     }
-    if (!(lg = malloc(sizeof(float) * (size_t)(n * Vp))) || !(tok = malloc(sizeof(int32_t) * (size_t)n)) ||
-        !(cls = malloc((size_t)(n * (total > 0 ? total : 1)))) || !(p = malloc(sizeof(double) * V)) ||
-        !(idx = malloc(sizeof(int) * V)) || !(wav = malloc(sizeof(float) * (size_t)(total > 0 ? total : 1))))
+    if (!(tok = malloc(sizeof(int32_t) * (size_t)n)) || !(drawn = malloc(sizeof(int32_t) * (size_t)n * GEN_CHUNK)) ||
+        !(cls = malloc((size_t)(n * (total > 0 ? total : 1)))) ||
+        !(wav = malloc(sizeof(float) * (size_t)(total > 0 ? total : 1))))
         goto oom;
-    uint64_t rng = (uint64_t)t.seed * 0x9e3779b97f4a7c15ULL + 0x5eed;
+    const mb_sampler sp = {.temperature = (float)temp, .top_p = (float)top_p, .seed = (uint64_t)t.seed};
     mb_cli_catch_interrupt();
     const double t0 = mb_cli_now();
     double t_print = t0;
-    /* the first input is silence: what precedes a recording */
+    /* the first input is silence: what precedes a recording; then the
+     * prompt, one step a sample (its logits are not needed), then the
+     * draws, on the device where the model is, in chunks between which
+     * progress is printed and Ctrl-C is noticed */
     for (int64_t b = 0; b < n; b++) tok[b] = AUDIO_SILENCE;
     int64_t s = 0;
-    for (; s < total && !mb_cli_interrupted(); s++) {
-        if (mb_model_step(m, st, tok, lg)) {
+    for (; s < np && !mb_cli_interrupted(); s++) {
+        if (s > 0)
+            for (int64_t b = 0; b < n; b++) tok[b] = pc[s - 1];
+        if (mb_model_step(m, st, tok, NULL)) {
+            mb_cli_lib_error(AUDIO_PROG, model);
+            goto done;
+        }
+        for (int64_t b = 0; b < n; b++) cls[b * total + s] = pc[s];
+    }
+    if (np > 0)
+        for (int64_t b = 0; b < n; b++) tok[b] = pc[np - 1];
+    while (s < total && !mb_cli_interrupted()) {
+        const int k = (int)(total - s < GEN_CHUNK ? total - s : GEN_CHUNK);
+        if (mb_model_sample(m, st, tok, k, &sp, drawn)) {
             mb_cli_lib_error(AUDIO_PROG, model);
             goto done;
         }
         for (int64_t b = 0; b < n; b++) {
-            const int y = s < np ? pc[s] : sample_class(lg + b * Vp, V, temp, top_p, &rng, p, idx);
-            cls[b * total + s] = (uint8_t)y;
-            tok[b] = y;
+            for (int i = 0; i < k; i++) cls[b * total + s + i] = (uint8_t)drawn[b * k + i];
+            tok[b] = drawn[b * k + k - 1];
         }
+        s += k;
         const double now = mb_cli_now();
         if (now - t_print >= 5.0) {
-            const double sps = (double)(s + 1) / (now - t0);
+            const double sps = (double)s / (now - t0);
             char eta[32];
-            mb_cli_duration((double)(total - s - 1) / sps, eta, sizeof eta);
+            mb_cli_duration((double)(total - s) / sps, eta, sizeof eta);
             fprintf(stderr, "sample %lld/%lld  %.0f samples/s a clip (x%lld clips), %.3fx real time  ETA %s\n",
-                    (long long)(s + 1), (long long)total, sps, (long long)n, sps / meta.rate, eta);
+                    (long long)s, (long long)total, sps, (long long)n, sps / meta.rate, eta);
             t_print = now;
         }
     }
@@ -218,7 +197,7 @@ oom:
 done:
     for (int64_t i = 0; paths && i < n; i++) free(paths[i]);
     free(paths);
-    free(pf), free(pc), free(cls), free(lg), free(tok), free(p), free(idx), free(wav);
+    free(pf), free(pc), free(cls), free(tok), free(drawn), free(wav);
     mb_state_free(st);
     mb_model_free(m);
     mb_ctx_free(ctx);

@@ -144,6 +144,25 @@ void mb_state_free(mb_state *s);
 int mb_model_step(mb_model *m, mb_state *s, const int32_t *tokens, float *logits);
 int mb_model_forward_chunk(mb_model *m, mb_state *s, const int32_t *tokens, int L,
                            float *logits);
+/* Generation: n recurrent steps where each step's input is the class drawn
+ * from the previous step's logits. tokens (B) are the first inputs; out
+ * (B, n) row-major receives the drawn classes. The draw: softmax(logits /
+ * temperature) over the model's vocab_size classes, restricted with top_p < 1
+ * to the nucleus (the fewest most likely classes holding top_p of the
+ * probability), with a random number that depends only on (seed, row, the
+ * number of draws the state has made since it was created or reset): a run
+ * cut into several calls draws what one call would, and the CPU can replay
+ * a GPU run (their logits differ in the last bits, so a draw within ~1e-6
+ * of a class boundary can fall on its neighbour). On a GPU a SaShiMi model
+ * runs the steps and the draws on the device, a pooling period per graph,
+ * with no host round trip per sample. */
+typedef struct {
+    float temperature; /* > 0; 1 = the model's distribution */
+    float top_p;       /* (0, 1]; 1 = no nucleus cut */
+    uint64_t seed;
+} mb_sampler;
+int mb_model_sample(mb_model *m, mb_state *s, const int32_t *tokens, int n, const mb_sampler *sp,
+                    int32_t *out);
 /* SaShiMi models (cfg.arch MB_ARCH_SASHIMI) have a state too: per block its
  * mixer state, per pooling the DownPool's buffer of p fine inputs and the
  * UpPool's p up-projected rows of the last completed coarse step, so every

@@ -107,6 +107,10 @@ extern "C" int mb_cuda_ctx_init(mb_ctx *ctx, int index)
         if (MB_CUDA_OK(ctx, cudaDeviceGetAttribute(&st->sm_count, cudaDevAttrMultiProcessorCount,
                                                    index)))
             break;
+        int major = 0;
+        if (MB_CUDA_OK(ctx, cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, index))) break;
+        const char *pdl = getenv("MB_CUDA_PDL");
+        st->pdl = major >= 9 && !(pdl && strcmp(pdl, "0") == 0);
         if (MB_CUDA_OK(ctx, cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking))) break;
         if (MB_CUDA_OK(ctx, cudaMalloc(&st->scratch, MB_CUDA_SCRATCH_BYTES))) break;
         if (MB_CUDA_OK(ctx, cudaMalloc(&st->cublas_ws, MB_CUBLAS_WORKSPACE_BYTES))) break;

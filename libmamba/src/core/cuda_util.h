@@ -42,6 +42,7 @@ typedef struct {
     void *scratch;         /* device, MB_CUDA_SCRATCH_BYTES */
     void *host;            /* pinned host, MB_CUDA_HOST_SCRATCH_BYTES */
     int sync_debug;        /* MB_CUDA_SYNC=1 */
+    int pdl;               /* programmatic dependent launch: cc 9.0+, unless MB_CUDA_PDL=0 */
 } mb_cuda_state;
 
 #ifdef __cplusplus
@@ -86,6 +87,43 @@ mb_cuda_state *mb_cuda_enter(mb_ctx *ctx);
     do { if (MB_CUDA_LAUNCHED(ctx, kernel)) return (ret); } while (0)
 
 #ifdef __CUDACC__
+
+/* ---- programmatic dependent launch ------------------------------------------
+ * (compute capability 9.0+.) A kernel launched by mb_cuda_launch on a
+ * context with pdl may start while the kernel before it on the stream is
+ * still running, so that its prologue (staging weights into shared memory,
+ * the launch itself) overlaps that kernel's tail: at batch 1 a generation
+ * step is a chain of one-block kernels, each mostly latency. It must call
+ * mb_pdl_wait() before it touches anything an earlier kernel may write;
+ * what it reads before must be written by nothing in the step (the
+ * weights: a step always starts with the tokens' upload, after any
+ * optimizer step). mb_pdl_wait also lets the next kernel start, so at most
+ * one kernel runs ahead. Graph capture keeps these edges. MB_CUDA_PDL=0
+ * turns it off (for comparisons). */
+static __device__ __forceinline__ void mb_pdl_wait(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    cudaGridDependencySynchronize();
+    cudaTriggerProgrammaticLaunchCompletion();
+#endif
+}
+
+template <typename... K, typename... A>
+static inline cudaError_t mb_cuda_launch(const mb_cuda_state *st, void (*fn)(K...), dim3 grid, dim3 block,
+                                         size_t smem, A... args)
+{
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st->stream;
+    cfg.attrs = at;
+    cfg.numAttrs = st->pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, fn, args...);
+}
 
 /* ---- launch geometry ------------------------------------------------------
  * Kernels loop with grid strides, so grids are capped: a cap never changes a
@@ -141,6 +179,26 @@ template <typename T> __device__ __forceinline__ T mb_block_sum(T v, T *sh)
     __syncthreads();
     v = lane < nw ? sh[lane] : T(0);
     return mb_warp_sum(v);
+}
+
+/* Max over a warp and over a 1D block, as the sums above (max is exact, so
+ * every order agrees). */
+template <typename T> __device__ __forceinline__ T mb_warp_max(T v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+template <typename T> __device__ __forceinline__ T mb_block_max(T v, T *sh, T lowest)
+{
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
+    const int nw = (blockDim.x + 31) >> 5;
+    v = mb_warp_max(v);
+    __syncthreads();
+    if (lane == 0) sh[wid] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : lowest;
+    return mb_warp_max(v);
 }
 
 /* ---- two-pass column reduction ---------------------------------------------

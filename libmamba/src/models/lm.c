@@ -589,6 +589,7 @@ mb_state *mb_state_create(mb_model *m, int B)
 void mb_state_reset(mb_state *st)
 {
     mb_model *m = st->model;
+    st->drawn = 0;
     if (m->sa) {
         mb_sashimi_state_reset(st);
         return;
@@ -680,4 +681,43 @@ int mb_model_step(mb_model *m, mb_state *st, const int32_t *tokens, float *logit
         return mb_sashimi_step(m, st, tokens, logits);
     }
     return mb_model_forward_chunk(m, st, tokens, 1, logits);
+}
+
+static int sample_check(const mb_model *m, const mb_state *st, int n, const mb_sampler *sp)
+{
+    if (st->model != m) return mb_error_set("state belongs to another model");
+    if (n < 0) return mb_error_set("sample: n must be >= 0 (got %d)", n);
+    if (!sp || !(sp->temperature > 0.f) || !isfinite(sp->temperature))
+        return mb_error_set("sample: temperature must be > 0");
+    if (!(sp->top_p > 0.f && sp->top_p <= 1.f)) return mb_error_set("sample: top_p must be in (0, 1]");
+    return 0;
+}
+
+/* The LM's generation: its steps, and the draws on the host by the same
+ * rule the device kernels follow (mb_sample_pick). */
+int mb_model_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, const mb_sampler *sp,
+                    int32_t *out)
+{
+    if (sample_check(m, st, n, sp)) return -1;
+    if (m->sa) return mb_sashimi_sample(m, st, tokens, n, sp, out);
+    const int B = st->B, Vp = m->vocab_padded, V = m->cfg.vocab_size;
+    float *lg = mb_calloc((size_t)B * Vp, sizeof(float), "sampling");
+    int32_t *cur = mb_calloc((size_t)B, sizeof(int32_t), "sampling");
+    void *scratch = mb_calloc(1, mb_sample_scratch_bytes(V), "sampling");
+    int rc = -1;
+    if (!lg || !cur || !scratch) goto done;
+    memcpy(cur, tokens, (size_t)B * sizeof(int32_t));
+    for (int i = 0; i < n; i++) {
+        if (mb_model_step(m, st, cur, lg)) goto done;
+        for (int b = 0; b < B; b++) {
+            const double u = (mb_sample_bits(sp->seed, st->drawn, b) + 0.5) * 0x1.0p-23;
+            cur[b] = mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_p, u, scratch);
+            out[(size_t)b * n + i] = cur[b];
+        }
+        st->drawn++;
+    }
+    rc = 0;
+done:
+    free(lg), free(cur), free(scratch);
+    return rc;
 }

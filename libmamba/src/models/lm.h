@@ -94,6 +94,7 @@ struct mb_state {
     int B;
     float *buf;             /* device */
     mb_mixer_state *layers; /* n_layer */
+    int64_t drawn;          /* draws of mb_model_sample since create / reset */
 };
 
 #endif

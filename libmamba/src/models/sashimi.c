@@ -12,6 +12,7 @@
 
 #define AL(n) (((n) + 15) & ~(size_t)15)
 #define SA_GRAPH_MAX 256 /* step graphs per state: periods above this run eagerly */
+#define SA_SLOTS 64      /* launches whose drawn classes wait in pinned memory for one sync */
 
 /* stacks in forward order: down 0..S-1, center, up S-1..0 */
 static int sa_level(const struct mb_sashimi *sa, int k) { return k <= sa->S ? k : 2 * sa->S - k; }
@@ -267,6 +268,12 @@ static int sa_acts_init(const mb_model *m, mb_sa_acts *a, int B, int L, int trai
         size_t w = mb_mixer_workspace(m->ctx, &ly[0].mixer, B, train ? Ll : 1);
         wsz = w > wsz ? w : wsz;
         if (l < sa->S) Ll /= m->cfg.pool[l];
+    }
+    if (!train) {
+        /* a step's head with its draw (mb_sashimi_sample) */
+        const mb_head_sample_params hp = {.batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size};
+        const size_t w = mb_head_sample_workspace(m->ctx, &hp);
+        wsz = w > wsz ? w : wsz;
     }
     a->lb = mb_calloc((size_t)(2 * sa->S + 1) * sa->n, sizeof *a->lb, "sashimi activations");
     sa_cursor c = {NULL, 0};
@@ -536,6 +543,17 @@ typedef struct {
     void *graph[SA_GRAPH_MAX];
     int32_t *pin_tok;
     float *pin_lg;
+    /* Sampling (mb_sashimi_sample): the draw's settings and per-row counts
+     * in device memory, where captured graphs read them; the ring of drawn
+     * classes (hist_len: the period on a GPU); a graph of a whole period of
+     * steps and draws; on the host, the counts' upload buffer and, on a GPU,
+     * SA_SLOTS pinned copies of the ring, one per launch until collected. */
+    float *sbuf;
+    mb_sample_cfg *scfg;
+    int64_t *scount, *hcount;
+    int32_t *shist, *pin_hist;
+    int hist_len;
+    void *pgraph;
 } sa_state;
 
 mb_state *mb_sashimi_state_create(mb_model *m, int B)
@@ -559,7 +577,8 @@ mb_state *mb_sashimi_state_create(mb_model *m, int B)
     s->pub.layers = mb_calloc((size_t)nl, sizeof(mb_mixer_state), "state");
     s->col = mb_calloc((size_t)B, sizeof(int32_t), "state");
     s->lg = mb_calloc((size_t)B * m->vocab_padded, sizeof(float), "state");
-    if (!s->pub.buf || !s->pub.layers || !s->col || !s->lg || sa_acts_init(m, &s->act, B, 1, 0)) {
+    s->hcount = mb_calloc((size_t)B, sizeof(int64_t), "state");
+    if (!s->pub.buf || !s->pub.layers || !s->col || !s->lg || !s->hcount || sa_acts_init(m, &s->act, B, 1, 0)) {
         mb_sashimi_state_free(&s->pub);
         return NULL;
     }
@@ -583,13 +602,26 @@ mb_state *mb_sashimi_state_create(mb_model *m, int B)
             s->period = (int)P;
             s->pin_tok = mb_cuda_host_alloc(m->ctx, (size_t)B * sizeof(int32_t));
             s->pin_lg = mb_cuda_host_alloc(m->ctx, (size_t)B * m->vocab_padded * sizeof(float));
-            if (!s->pin_tok || !s->pin_lg) {
+            s->hist_len = (int)P;
+            s->pin_hist = mb_cuda_host_alloc(m->ctx, (size_t)SA_SLOTS * B * P * sizeof(int32_t));
+            if (!s->pin_tok || !s->pin_lg || !s->pin_hist) {
                 mb_sashimi_state_free(&s->pub);
                 return NULL;
             }
         }
     }
 #endif
+    /* the ring only on a GPU: on the CPU the drawn classes are read from
+     * the next step's input, which is host memory there */
+    const size_t nhist = s->hist_len ? AL((size_t)B * s->hist_len) : 0;
+    s->sbuf = mb_dev_alloc_floats(m->ctx, 16 + AL(2 * (size_t)B) + nhist, "sampling state");
+    if (!s->sbuf) {
+        mb_sashimi_state_free(&s->pub);
+        return NULL;
+    }
+    s->scfg = (mb_sample_cfg *)s->sbuf;
+    s->scount = (int64_t *)(s->sbuf + 16);
+    s->shist = nhist ? (int32_t *)(s->sbuf + 16 + AL(2 * (size_t)B)) : NULL;
     mb_sashimi_state_reset(&s->pub);
     return &s->pub;
 }
@@ -599,6 +631,7 @@ void mb_sashimi_state_reset(mb_state *st)
     sa_state *s = (sa_state *)st;
     mb_dev_zero(st->model->ctx, st->buf, s->state_floats * sizeof(float));
     memset(s->pos, 0, sizeof s->pos);
+    st->drawn = 0;
 }
 
 void mb_sashimi_state_free(mb_state *st)
@@ -607,9 +640,13 @@ void mb_sashimi_state_free(mb_state *st)
     sa_state *s = (sa_state *)st;
 #ifdef MB_HAVE_CUDA
     for (int i = 0; i < SA_GRAPH_MAX; i++) mb_cuda_graph_free(s->graph[i]);
+    mb_cuda_graph_free(s->pgraph);
     mb_cuda_host_free(s->pin_tok);
     mb_cuda_host_free(s->pin_lg);
+    mb_cuda_host_free(s->pin_hist);
 #endif
+    mb_dev_free(st->model->ctx, s->sbuf);
+    free(s->hcount);
     sa_acts_free(st->model->ctx, &s->act);
     mb_dev_free(st->model->ctx, st->buf);
     free(st->layers);
@@ -618,9 +655,9 @@ void mb_sashimi_state_free(mb_state *st)
     free(s);
 }
 
-/* One step of level l from act.x[l]; returns where its output is: the last
- * up block's buffer, with the residual added in place (a step keeps no
- * activations, and a copy into act.y[l] would be one more launch). A
+/* One step of level l from act.x[l]; returns where its output is (act.y[l],
+ * or with MLP blocks the last up block's buffer with the residual added in
+ * place: a step keeps no activations). A
  * pooled level runs its down stack, files the result in the DownPool's buffer, reads this fine
  * step's slice of the UpPool's projection (of the coarse step completed
  * before the current one), and when the buffer is full runs the coarser
@@ -633,10 +670,15 @@ static const float *sa_level_step(mb_model *m, sa_state *s, int l)
     const int B = s->pub.B, S = sa->S;
     const size_t n = (size_t)B * sa->width[l];
     mb_mixer_state *st = s->pub.layers;
+    /* without MLP blocks, a stack's last block also writes the level's
+     * residual sum, y = its output + the stack's input (one launch fewer) */
+    const int fuse = !m->cfg.mlp;
     if (l == S) {
-        float *c = (float *)sa_stack_fwd(m, a, S, B, 1, a->x[S], st + (size_t)S * sa->n, NULL, NULL,
-                                         NULL);
-        if (c) mb_axpby(ctx, n, 1.f, a->x[S], 1.f, c);
+        const mb_block_io res = {.out2 = a->y[S], .add2 = a->x[S]};
+        float *c = (float *)sa_stack_fwd(m, a, S, B, 1, a->x[S], st + (size_t)S * sa->n, NULL,
+                                         fuse ? &res : NULL, NULL);
+        if (!c || fuse) return c ? a->y[S] : NULL;
+        mb_axpby(ctx, n, 1.f, a->x[S], 1.f, c);
         return c;
     }
     const int p = m->cfg.pool[l], j = (int)(s->pos[l] % p), D = sa->width[l];
@@ -644,7 +686,6 @@ static const float *sa_level_step(mb_model *m, sa_state *s, int l)
      * the down stack's last block writes its output into the DownPool
      * buffer's slot j and the skip sum (with the UpPool's slice j) into
      * u[l] itself: three launches fewer than push, read and add */
-    const int fuse = !m->cfg.mlp;
     const mb_block_io tok = {.tokens = a->tok, .embed = mb_param_data(&m->params, m->p_embed)};
     const mb_block_io pool = {.ld_out = p * D, .out2 = a->u[l], .ld_out2 = D,
                               .add2 = s->upbuf[l] + (size_t)j * D, .ld_add2 = p * D};
@@ -662,12 +703,13 @@ static const float *sa_level_step(mb_model *m, sa_state *s, int l)
         mb_uppool_step_load(ctx, &sa->up[l], &m->params, B, yc, s->upbuf[l]);
     }
     if (!fuse) mb_axpby(ctx, n, 1.f, dn, 1.f, a->u[l]);
+    const mb_block_io res = {.out2 = a->y[l], .add2 = a->u[l]};
     float *o = (float *)sa_stack_fwd(m, a, 2 * S - l, B, 1, a->u[l], st + (size_t)(2 * S - l) * sa->n,
-                                     NULL, NULL, NULL);
+                                     NULL, fuse ? &res : NULL, NULL);
     if (!o) return NULL;
-    mb_axpby(ctx, n, 1.f, a->u[l], 1.f, o);
+    if (!fuse) mb_axpby(ctx, n, 1.f, a->u[l], 1.f, o);
     s->pos[l]++;
-    return o;
+    return fuse ? a->y[l] : o;
 }
 
 /* The device work of one step: a->tok in, a->logits out (when want) */
@@ -748,6 +790,108 @@ int mb_sashimi_step(mb_model *m, mb_state *st, const int32_t *tokens, float *log
     if (sa_step_body(m, s, logits != NULL)) return -1;
     if (logits && mb_dev_download(ctx, logits, a->logits, (size_t)B * m->vocab_padded * sizeof(float)))
         return -1;
+    return mb_ctx_check(ctx);
+}
+
+/* ---- sampled generation ---------------------------------------------------- */
+
+/* A step and its draw: the next input lands in act.tok (device) */
+static int sa_sample_step(mb_model *m, sa_state *s, const mb_head_sample_params *hp)
+{
+    const float *y = sa_level_step(m, s, 0);
+    if (!y) return -1;
+    mb_head_sample(m->ctx, hp, y, &s->act.ws);
+    return 0;
+}
+
+#ifdef MB_HAVE_CUDA
+/* On the GPU: where the phase is 0 and a whole period is left, one launch
+ * of the period's graph (captured on the first such launch after a period
+ * has run eagerly, so lazy initializations happen outside any capture);
+ * otherwise one step run eagerly. After each launch the ring of drawn
+ * classes is copied to a pinned slot without waiting; the host waits only
+ * when the slots are full or the run is done. */
+static int sa_sample_graph(mb_model *m, sa_state *s, const mb_head_sample_params *hp, int n, int32_t *out)
+{
+    mb_ctx *ctx = m->ctx;
+    const int B = s->pub.B, H = s->hist_len, P = s->period;
+    const size_t ring = (size_t)B * H;
+    struct {
+        int64_t t0;
+        int i0, k;
+    } rec[SA_SLOTS];
+    int nrec = 0;
+    for (int i = 0; i < n;) {
+        int k = 1;
+        if (s->pos[0] % P == 0 && n - i >= P && (s->pgraph || s->pos[0] >= P)) {
+            k = P;
+            if (s->pgraph) {
+                if (mb_cuda_graph_launch(ctx, s->pgraph)) return -1;
+                for (int j = 0; j < P; j++) sa_advance(m, s);
+            } else {
+                /* the capture advances pos[] as the eager run would; the
+                 * launch that follows does the work once */
+                if (mb_cuda_graph_begin(ctx)) return -1;
+                for (int j = 0; j < P; j++)
+                    if (sa_sample_step(m, s, hp)) {
+                        void *g;
+                        (void)mb_cuda_graph_end(ctx, &g);
+                        return -1;
+                    }
+                if (mb_cuda_graph_end(ctx, &s->pgraph) || mb_cuda_graph_launch(ctx, s->pgraph)) return -1;
+            }
+        } else if (sa_sample_step(m, s, hp)) {
+            return -1;
+        }
+        if (mb_cuda_copy_async(ctx, s->pin_hist + (size_t)nrec * ring, s->shist, ring * sizeof(int32_t)))
+            return -1;
+        rec[nrec].t0 = s->pub.drawn, rec[nrec].i0 = i, rec[nrec].k = k;
+        nrec++;
+        s->pub.drawn += k;
+        i += k;
+        if (nrec < SA_SLOTS && i < n) continue;
+        if (mb_cuda_sync(ctx) || mb_ctx_check(ctx)) return -1;
+        for (int r = 0; r < nrec; r++)
+            for (int b = 0; b < B; b++)
+                for (int j = 0; j < rec[r].k; j++)
+                    out[(size_t)b * n + rec[r].i0 + j] =
+                        s->pin_hist[(size_t)r * ring + (size_t)b * H + (rec[r].t0 + j) % H];
+        nrec = 0;
+    }
+    return 0;
+}
+#endif
+
+int mb_sashimi_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, const mb_sampler *sp,
+                      int32_t *out)
+{
+    sa_state *s = (sa_state *)st;
+    mb_sa_acts *a = &s->act;
+    mb_ctx *ctx = m->ctx;
+    const int B = st->B;
+    if (mb_lm_check_tokens(m, tokens, (size_t)B, "token", 0)) return -1;
+    if (n == 0) return 0;
+    const mb_sample_cfg cfg = {.seed = sp->seed, .temperature = sp->temperature, .top_p = sp->top_p};
+    for (int b = 0; b < B; b++) s->hcount[b] = st->drawn;
+    if (mb_dev_upload(ctx, s->scfg, &cfg, sizeof cfg) ||
+        mb_dev_upload(ctx, s->scount, s->hcount, (size_t)B * sizeof(int64_t)) ||
+        mb_dev_upload(ctx, a->tok, tokens, (size_t)B * sizeof(int32_t)))
+        return -1;
+    const mb_head_sample_params hp = {
+        .batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size, .eps = m->cfg.norm_eps,
+        .norm_w = mb_param_data(&m->params, m->p_norm_f_w), .head = mb_param_data(&m->params, m->p_lm_head),
+        .cfg = s->scfg, .count = s->scount, .next = a->tok, .hist = s->shist, .hist_len = s->hist_len};
+#ifdef MB_HAVE_CUDA
+    if (s->period) return sa_sample_graph(m, s, &hp, n, out);
+#endif
+    for (int i = 0; i < n; i++) {
+        if (sa_sample_step(m, s, &hp) || mb_ctx_check(ctx)) return -1;
+        /* a CUDA context without a period graph (a period above
+         * SA_GRAPH_MAX) reads the classes back one step at a time */
+        if (mb_dev_download(ctx, s->col, a->tok, (size_t)B * sizeof(int32_t))) return -1;
+        for (int b = 0; b < B; b++) out[(size_t)b * n + i] = s->col[b];
+        st->drawn++;
+    }
     return mb_ctx_check(ctx);
 }
 

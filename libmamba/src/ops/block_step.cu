@@ -21,6 +21,7 @@
 #include <cuda_pipeline.h>
 
 #include "core/cuda_util.h"
+#include "ops/gemv.cuh"
 #include "ops/ops.h"
 
 #define BS_THREADS 512
@@ -29,68 +30,10 @@
 static __device__ __forceinline__ float bs_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
 static __device__ __forceinline__ float bs_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
 
-static __device__ __forceinline__ float bs_dot(float4 a, float4 b)
+static __device__ __forceinline__ void bs_gemv_auto(int n, int k, const float *W, const float *x, float *y,
+                                                    const float *add)
 {
-    return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
-}
-static __device__ __forceinline__ float bs_dot(float a, float b) { return a * b; }
-
-/* y[i] = W[i, :] . x (+ add[i]) for i < n; W (n, k) row-major in global
- * or shared memory, x in shared memory, both read as T (float4 when k % 4
- * == 0). A group of G lanes (a power of two, at most 32 and at most the
- * row's length in T) shares a row; each group keeps BS_ROWS rows in flight.
- * G is a template argument so that the reduction unrolls: with it a run-time
- * loop, index and address arithmetic were most of the kernel's instructions. */
-template <typename T, int G>
-static __device__ __forceinline__ void bs_gemv(int n, int q, const float *W, const float *x, float *y,
-                                               const float *__restrict__ add)
-{
-    const int lane = threadIdx.x & 31, sub = lane & (G - 1);
-    const int groups = (BS_THREADS >> 5) * (32 / G);
-    const int grp = (threadIdx.x >> 5) * (32 / G) + lane / G;
-    const T *x4 = reinterpret_cast<const T *>(x);
-    const int stride = groups * q; /* from one of a group's rows to its next */
-    /* every lane runs the same number of rounds: the shuffles need the
-     * whole warp */
-#pragma unroll 1
-    for (int base = 0; base < n; base += groups * BS_ROWS) {
-        const int r0 = base + grp;
-        const T *w0 = reinterpret_cast<const T *>(W) + (size_t)r0 * q;
-        float acc[BS_ROWS];
-#pragma unroll
-        for (int u = 0; u < BS_ROWS; u++) acc[u] = 0.f;
-        for (int j = sub; j < q; j += G) {
-            const T xv = x4[j];
-#pragma unroll
-            for (int u = 0; u < BS_ROWS; u++)
-                if (r0 + u * groups < n) acc[u] += bs_dot(w0[u * stride + j], xv);
-        }
-#pragma unroll
-        for (int u = 0; u < BS_ROWS; u++) {
-#pragma unroll
-            for (int o = G >> 1; o > 0; o >>= 1) acc[u] += __shfl_xor_sync(0xffffffffu, acc[u], o);
-            const int r = r0 + u * groups;
-            if (sub == 0 && r < n) y[r] = acc[u] + (add ? add[r] : 0.f);
-        }
-    }
-}
-
-template <typename T>
-static __device__ void bs_gemv_q(int n, int q, const float *W, const float *x, float *y, const float *add)
-{
-    if (q >= 32) bs_gemv<T, 32>(n, q, W, x, y, add);
-    else if (q >= 16) bs_gemv<T, 16>(n, q, W, x, y, add);
-    else if (q >= 8) bs_gemv<T, 8>(n, q, W, x, y, add);
-    else if (q >= 4) bs_gemv<T, 4>(n, q, W, x, y, add);
-    else if (q >= 2) bs_gemv<T, 2>(n, q, W, x, y, add);
-    else bs_gemv<T, 1>(n, q, W, x, y, add);
-}
-
-static __device__ void bs_gemv_auto(int n, int k, const float *W, const float *x, float *y,
-                                    const float *add)
-{
-    if (k % 4 == 0) bs_gemv_q<float4>(n, k / 4, W, x, y, add);
-    else bs_gemv_q<float>(n, k, W, x, y, add);
+    mb_gemv_block_auto<BS_THREADS, BS_ROWS>(n, k, W, x, y, add);
 }
 
 /* Shared memory, in floats, each part rounded to 4 so float4 reads stay
@@ -170,16 +113,26 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     float *y = dl + bs_round4(Di);        /* (Di): gated scan output */
     float *red = y + bs_round4(Di);       /* (64): reductions */
     float *stage = sh + plan.work;
-    /* the row: h's, or the embedding of the row's token */
-    const float *hr = p.tokens ? p.embed + (size_t)p.tokens[b] * d : h + (size_t)b * d;
 
+    /* the weights first: nothing in a step writes them, so their staging
+     * may overlap the previous kernel (mb_pdl_wait); then, once that
+     * kernel is done, the row's states */
 #pragma unroll
-    for (int i = 0; i < BS_NOPS; i++) {
+    for (int i = BS_CONV_W; i < BS_NOPS; i++) {
+        int n;
+        const float *g = bs_src(p, i, b, &n);
+        if (g && plan.off[i] >= 0) bs_stage(stage + plan.off[i], g, n);
+    }
+    mb_pdl_wait();
+#pragma unroll
+    for (int i = BS_CONV_ST; i <= BS_SSM_ST; i++) {
         int n;
         const float *g = bs_src(p, i, b, &n);
         if (g && plan.off[i] >= 0) bs_stage(stage + plan.off[i], g, n);
     }
     __pipeline_commit();
+    /* the row: h's, or the embedding of the row's token */
+    const float *hr = p.tokens ? p.embed + (size_t)p.tokens[b] * d : h + (size_t)b * d;
     /* operand i: its staged copy, or global memory (recomputed where used
      * rather than held: registers are what this kernel is short of) */
     auto src = [&](int i) -> const float * {
@@ -365,6 +318,7 @@ extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
                      __FILE__, __LINE__);
         return;
     }
-    fn<<<p->batch, BS_THREADS, (size_t)pl.total * sizeof(float), st->stream>>>(*p, pl, h, out);
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fn, dim3(p->batch), dim3(BS_THREADS), (size_t)pl.total * sizeof(float),
+                                      *p, pl, h, out));
     MB_LAUNCH_CHECK(ctx, "block_step_kernel");
 }

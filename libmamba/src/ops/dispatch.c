@@ -115,3 +115,5 @@ void mb_scan_fwd(MB_OPS_SCAN_FWD_ARGS) { DISPATCH_VOID(mb_scan_fwd, ctx, p, y, h
 void mb_scan_bwd(MB_OPS_SCAN_BWD_ARGS) { DISPATCH_VOID(mb_scan_bwd, ctx, p, dy, dhT, g, ws); }
 
 void mb_block_step(MB_OPS_BLOCK_STEP_ARGS) { DISPATCH_VOID(mb_block_step, ctx, p, h, out, ws); }
+
+void mb_head_sample(MB_OPS_HEAD_SAMPLE_ARGS) { DISPATCH_VOID(mb_head_sample, ctx, p, y, ws); }

@@ -245,6 +245,75 @@ void mb_block_step(MB_OPS_BLOCK_STEP_ARGS);
 void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS);
 size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p);
 
+/* ---- sampling -------------------------------------------------------------
+ * The draw of a class from a step's logits, on the device so that a run of
+ * steps needs no round trip through the host. The rule (one definition; the
+ * CPU computes it in double, the GPU in float, so only a random number within
+ * ~1e-6 of a class boundary can fall differently):
+ *   q_k = exp((z_k - max z) / temperature) over the first `vocab` classes;
+ *   with top_p < 1, class k is kept iff the mass of the classes ranked above
+ *   it (by q descending, then index ascending) is < top_p * sum q; the
+ *   nucleus: the fewest most likely classes holding top_p;
+ *   u = (mb_sample_bits(seed, count, row) + 0.5) * 2^-23, in (0, 1);
+ *   the class is the first k (index order) whose running sum of kept q
+ *   passes u * (sum of kept q).
+ * count is per row and advances by one per draw: what the draw is depends
+ * only on (seed, count, row), so a run cut into pieces draws as one run. */
+typedef struct {
+    uint64_t seed;
+    float temperature, top_p;
+} mb_sample_cfg;
+#ifdef __CUDACC__
+#define MB_HOSTDEV __host__ __device__
+#else
+#define MB_HOSTDEV
+#endif
+/* splitmix64's finalizer: the counter-based generator of the draws (no state
+ * to carry, the same integers on the host and the device) */
+static inline MB_HOSTDEV uint64_t mb_sample_mix(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+/* 23 random bits; u = (bits + 0.5) * 2^-23 is exact in float and double and
+ * never 0 (a u of 0 would pick the first class of nonzero probability, however
+ * small) */
+static inline MB_HOSTDEV uint32_t mb_sample_bits(uint64_t seed, int64_t count, int row)
+{
+    const uint64_t h = mb_sample_mix(mb_sample_mix(mb_sample_mix(seed) ^ (uint64_t)count) ^ (uint64_t)(uint32_t)row);
+    return (uint32_t)(h >> 41);
+}
+/* The rule above for one row of logits (z: vocab floats) and a given u, in
+ * double; scratch holds mb_sample_scratch_bytes(vocab) (the nucleus needs
+ * the classes ranked). */
+size_t mb_sample_scratch_bytes(int vocab);
+int mb_sample_pick(const float *z, int vocab, double temperature, double top_p, double u, void *scratch);
+
+/* The head of a generation step with its draw: y's rows normed (RMSNorm, or
+ * LayerNorm with norm_b), logits = head @ that (only the first vocab rows of
+ * head), the class drawn by the rule above into next[b] (the next step's
+ * input) and, with hist, into hist[b * hist_len + count[b] % hist_len];
+ * count[b] is then advanced. cfg and count are device memory (they live
+ * there so that a captured graph replays with the values of the moment).
+ * logits (rows ld_logits apart) may be NULL. The CPU version takes
+ * mb_head_sample_workspace bytes from ws; the GPU one needs none. */
+typedef struct {
+    int batch, d_model, vocab, ld_logits;
+    float eps;
+    const float *norm_w, *norm_b, *head;
+    float *logits;
+    const mb_sample_cfg *cfg;
+    int64_t *count;
+    int32_t *next, *hist;
+    int hist_len;
+} mb_head_sample_params;
+#define MB_OPS_HEAD_SAMPLE_ARGS mb_ctx *ctx, const mb_head_sample_params *p, const float *y, mb_arena *ws
+void mb_head_sample(MB_OPS_HEAD_SAMPLE_ARGS);
+void mb_head_sample_cpu(MB_OPS_HEAD_SAMPLE_ARGS);
+size_t mb_head_sample_workspace(mb_ctx *ctx, const mb_head_sample_params *p);
+
 /* ---- the CUDA versions (ops/NAME.cu), same signatures --------------------- */
 #ifdef MB_HAVE_CUDA
 void mb_gemm_cuda(MB_OPS_GEMM_ARGS);
@@ -271,6 +340,7 @@ size_t mb_scan_workspace_cuda(mb_ctx *ctx, const mb_scan_params *p);
 void mb_scan_fwd_cuda(MB_OPS_SCAN_FWD_ARGS);
 void mb_scan_bwd_cuda(MB_OPS_SCAN_BWD_ARGS);
 void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS);
+void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS);
 #endif
 
 #ifdef __cplusplus

@@ -1,0 +1,76 @@
+/* Matrix-vector products inside one thread block, for the fused step
+ * kernels (ops/block_step.cu, ops/sample.cu): at batch 1 a step is a chain
+ * of small GEMVs between block barriers, and these are their one
+ * implementation.
+ *
+ * y[i] = W[i, :] . x (+ add[i]) for i < n; W (n, k) row-major in global or
+ * shared memory, x in shared memory, both read as T (float4 when k % 4 ==
+ * 0). A group of G lanes (a power of two, at most 32 and at most the row's
+ * length in T) shares a row; each group keeps ROWS rows in flight; NT is the
+ * block's thread count. G and NT are template arguments so that the
+ * reduction unrolls: with them at run time, index and address arithmetic
+ * were most of the step kernel's instructions. */
+#ifndef MB_GEMV_CUH
+#define MB_GEMV_CUH
+
+static __device__ __forceinline__ float mb_gemv_dot(float4 a, float4 b)
+{
+    return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+}
+static __device__ __forceinline__ float mb_gemv_dot(float a, float b) { return a * b; }
+
+template <typename T, int G, int NT, int ROWS>
+static __device__ __forceinline__ void mb_gemv_block(int n, int q, const float *W, const float *x, float *y,
+                                                     const float *__restrict__ add)
+{
+    const int lane = threadIdx.x & 31, sub = lane & (G - 1);
+    const int groups = (NT >> 5) * (32 / G);
+    const int grp = (threadIdx.x >> 5) * (32 / G) + lane / G;
+    const T *x4 = reinterpret_cast<const T *>(x);
+    const int stride = groups * q; /* from one of a group's rows to its next */
+    /* every lane runs the same number of rounds: the shuffles need the
+     * whole warp */
+#pragma unroll 1
+    for (int base = 0; base < n; base += groups * ROWS) {
+        const int r0 = base + grp;
+        const T *w0 = reinterpret_cast<const T *>(W) + (size_t)r0 * q;
+        float acc[ROWS];
+#pragma unroll
+        for (int u = 0; u < ROWS; u++) acc[u] = 0.f;
+        for (int j = sub; j < q; j += G) {
+            const T xv = x4[j];
+#pragma unroll
+            for (int u = 0; u < ROWS; u++)
+                if (r0 + u * groups < n) acc[u] += mb_gemv_dot(w0[u * stride + j], xv);
+        }
+#pragma unroll
+        for (int u = 0; u < ROWS; u++) {
+#pragma unroll
+            for (int o = G >> 1; o > 0; o >>= 1) acc[u] += __shfl_xor_sync(0xffffffffu, acc[u], o);
+            const int r = r0 + u * groups;
+            if (sub == 0 && r < n) y[r] = acc[u] + (add ? add[r] : 0.f);
+        }
+    }
+}
+
+/* the lane group as wide as the row allows */
+template <typename T, int NT, int ROWS>
+static __device__ void mb_gemv_block_q(int n, int q, const float *W, const float *x, float *y, const float *add)
+{
+    if (q >= 32) mb_gemv_block<T, 32, NT, ROWS>(n, q, W, x, y, add);
+    else if (q >= 16) mb_gemv_block<T, 16, NT, ROWS>(n, q, W, x, y, add);
+    else if (q >= 8) mb_gemv_block<T, 8, NT, ROWS>(n, q, W, x, y, add);
+    else if (q >= 4) mb_gemv_block<T, 4, NT, ROWS>(n, q, W, x, y, add);
+    else if (q >= 2) mb_gemv_block<T, 2, NT, ROWS>(n, q, W, x, y, add);
+    else mb_gemv_block<T, 1, NT, ROWS>(n, q, W, x, y, add);
+}
+
+/* float4 reads when k allows (W's rows and x 16-byte aligned then) */
+template <int NT, int ROWS>
+static __device__ void mb_gemv_block_auto(int n, int k, const float *W, const float *x, float *y, const float *add)
+{
+    if (k % 4 == 0) mb_gemv_block_q<float4, NT, ROWS>(n, k / 4, W, x, y, add);
+    else mb_gemv_block_q<float, NT, ROWS>(n, k, W, x, y, add);
+}
+
+#endif

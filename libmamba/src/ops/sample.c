@@ -1,0 +1,98 @@
+/* The draw of a generation step, CPU version: the rule of ops.h in double
+ * (mb_sample_pick, also what the library's host-side sampling and the tests'
+ * replays use), and the head + draw op as the composition of the CPU ops the
+ * step's logits come from, so that on the CPU a sampled run sees exactly the
+ * logits mb_model_step returns. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "ops/ops.h"
+
+typedef struct {
+    double q;
+    int k;
+} sample_item;
+
+size_t mb_sample_scratch_bytes(int vocab) { return (size_t)(vocab > 0 ? vocab : 1) * sizeof(sample_item); }
+
+/* by q descending, then index ascending: the rank order of the rule */
+static int item_cmp(const void *a, const void *b)
+{
+    const sample_item *x = a, *y = b;
+    if (x->q != y->q) return x->q > y->q ? -1 : 1;
+    return (x->k > y->k) - (x->k < y->k);
+}
+
+int mb_sample_pick(const float *z, int vocab, double temperature, double top_p, double u, void *scratch)
+{
+    sample_item *it = scratch;
+    double mx = -INFINITY;
+    for (int k = 0; k < vocab; k++) mx = z[k] > mx ? z[k] : mx;
+    double total = 0;
+    for (int k = 0; k < vocab; k++) {
+        it[k].q = exp(((double)z[k] - mx) / temperature);
+        it[k].k = k;
+        total += it[k].q;
+    }
+    /* kept: q where the class is in the nucleus, else 0 (in place, then
+     * back in index order) */
+    if (top_p < 1.0) {
+        qsort(it, (size_t)vocab, sizeof *it, item_cmp);
+        double above = 0;
+        for (int i = 0; i < vocab; i++) {
+            const double q = it[i].q;
+            if (!(above < top_p * total)) it[i].q = 0;
+            above += q;
+        }
+        /* the ranks out again: index order is what the draw walks */
+        for (int i = 0; i < vocab; i++) {
+            while (it[i].k != i) {
+                const sample_item t = it[it[i].k];
+                it[it[i].k] = it[i];
+                it[i] = t;
+            }
+        }
+    }
+    double kept = 0;
+    int last = 0;
+    for (int k = 0; k < vocab; k++)
+        if (it[k].q > 0) kept += it[k].q, last = k;
+    const double target = u * kept;
+    double c = 0;
+    for (int k = 0; k < vocab; k++)
+        if (it[k].q > 0 && (c += it[k].q) > target) return k;
+    return last; /* only when rounding puts target at the very end */
+}
+
+size_t mb_head_sample_workspace(mb_ctx *ctx, const mb_head_sample_params *p)
+{
+    (void)ctx;
+    const size_t B = (size_t)p->batch;
+    return (B * p->d_model + 2 * B + B * p->vocab) * sizeof(float) + mb_sample_scratch_bytes(p->vocab) + 4 * 64;
+}
+
+void mb_head_sample_cpu(MB_OPS_HEAD_SAMPLE_ARGS)
+{
+    const int B = p->batch, d = p->d_model, V = p->vocab;
+    const size_t mark = ws->used;
+    float *xn = mb_arena_floats(ws, (size_t)B * d), *mean = mb_arena_floats(ws, B);
+    float *rstd = mb_arena_floats(ws, B);
+    float *lg = p->logits ? p->logits : mb_arena_floats(ws, (size_t)B * V);
+    void *scratch = mb_arena_alloc(ws, mb_sample_scratch_bytes(V));
+    if (!xn || !mean || !rstd || !lg || !scratch) {
+        ctx->failed = 1; /* a sizing bug: the arena said why */
+        return;
+    }
+    const int ld = p->logits ? p->ld_logits : V;
+    if (p->norm_b) mb_layernorm_fwd_cpu(ctx, B, d, y, p->norm_w, p->norm_b, p->eps, xn, mean, rstd);
+    else mb_rmsnorm_fwd_cpu(ctx, B, d, y, p->norm_w, p->eps, xn, rstd);
+    mb_gemm_cpu(ctx, 0, 1, B, V, d, 1.f, xn, d, p->head, d, 0.f, lg, ld);
+    for (int b = 0; b < B; b++) {
+        const double u = (mb_sample_bits(p->cfg->seed, p->count[b], b) + 0.5) * 0x1.0p-23;
+        const int k = mb_sample_pick(lg + (size_t)b * ld, V, p->cfg->temperature, p->cfg->top_p, u, scratch);
+        p->next[b] = k;
+        if (p->hist) p->hist[(size_t)b * p->hist_len + p->count[b] % p->hist_len] = k;
+        p->count[b]++;
+    }
+    ws->used = mark;
+}
