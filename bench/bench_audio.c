@@ -2,8 +2,9 @@
  * (recurrent steps: samples/s and real-time factor at 16 kHz) at batch 1
  * and 64, on the CPU or a GPU, through the public API only (what the tool
  * does). Prints markdown tables; no pass/fail.
- *   bench_audio [--device cpu|cuda] [--quick] [--step-only]
- * (--step-only: the batch-1 sampled generation row alone, for profilers)
+ *   bench_audio [--device cpu|cuda] [--quick] [--step-only [--batch N]]
+ * (--step-only: the sampled generation row alone at batch N, default 1, for
+ * profilers)
  * Timing: host monotonic clock; a "step" row returns the logits to the host
  * every step and a "sample" call returns its draws, so the work is complete
  * when timed; the training step is timed over forward_backward + AdamW, and
@@ -104,13 +105,14 @@ done:
 int main(int argc, char **argv)
 {
     const char *dev = "cpu";
-    int quick = 0, step_only = 0;
+    int quick = 0, step_only = 0, batch = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) dev = argv[++i];
         else if (strcmp(argv[i], "--quick") == 0) quick = 1;
         else if (strcmp(argv[i], "--step-only") == 0) step_only = 1;
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) batch = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_audio [--device cpu|cuda] [--quick] [--step-only]\n");
+            fprintf(stderr, "usage: bench_audio [--device cpu|cuda] [--quick] [--step-only [--batch N]]\n");
             return 2;
         }
     }
@@ -135,7 +137,11 @@ int main(int argc, char **argv)
     const int on_gpu = strncmp(dev, "cuda", 4) == 0;
     int bad = 0;
     if (step_only) {
-        bad |= gen_row(ctx, &cfg, 1, quick ? 100 : 16000, 1) != 0;
+        if (batch < 1 || batch > 4096) {
+            fprintf(stderr, "bench_audio: --batch must be in [1, 4096]\n");
+            return 2;
+        }
+        bad |= gen_row(ctx, &cfg, batch, quick ? 100 : 16000, 1) != 0;
     } else {
         bad |= train_row(ctx, &cfg, on_gpu ? 16 : 2, on_gpu ? 16384 : 4096, quick ? 3 : 5) != 0;
         for (int sample = 0; sample < 2; sample++) {

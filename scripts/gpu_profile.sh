@@ -3,7 +3,8 @@
 #   bash scripts/gpu_profile.sh [scan]  the quick validation run, then Nsight
 #       Compute on the first launches of each scan kernel (the (8, 1536, 2048)
 #       real shape of bench_gpu), into $OUT/ncu.txt
-#   bash scripts/gpu_profile.sh step    the U-Net's batch-1 generation step:
+#   bash scripts/gpu_profile.sh step [B]  the U-Net's generation step (sampled,
+#       at batch B, default 1):
 #       every kernel of ~40 steps after the warm-up, timed one by one by Nsight
 #       Compute with warm caches and free clocks (as in the real loop), summed
 #       per kernel and grid: what a step spends in kernels, launch gaps aside;
@@ -27,10 +28,11 @@ scan)
 step)
     [ -x build-gpu/bench/bench_audio ] || bash scripts/gpu_check.sh build >/dev/null 2>&1
     cmake --build build-gpu --target bench_audio >/dev/null || exit 1
-    build-gpu/bench/bench_audio --device cuda --step-only --quick
+    SB=${2:-1}
+    build-gpu/bench/bench_audio --device cuda --step-only --batch "$SB"
     # warm-up (64 steps) and the first steps of the timed loop skipped
     timeout 300 "$NCU" --launch-skip 1500 --launch-count 600 --metrics gpu__time_duration.sum \
-        --cache-control none --clock-control none --csv --page raw build-gpu/bench/bench_audio --device cuda --step-only --quick \
+        --cache-control none --clock-control none --csv --page raw build-gpu/bench/bench_audio --device cuda --step-only --batch "$SB" --quick \
         >"$OUT/ncu_step.csv" 2>"$OUT/ncu_step.err"
     echo "ncu rc=$?"
     python3 - "$OUT/ncu_step.csv" <<'PY'

@@ -306,10 +306,14 @@ static void test_linear(void **state)
     }
 
     /* the layer, composed of the dispatched ops */
-    static const int shapes[][3] = {{23, 31, 19}, {4099, 256, 96}};
-    for (int s = 0; s < 2; s++) {
-        const int M = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
-        const int ldx = in + 5, ldy = out + 7, lddx = in + 2, lddy = out + 3;
+    /* and for at most MB_LINEAR_FEW_ROWS rows the forward's own kernel:
+     * float4 and scalar loads, with and without bias */
+    static const int shapes[][3] = {{23, 31, 19}, {4099, 256, 96}, {1, 64, 256}, {8, 256, 128},
+                                    {16, 37, 19}, {5, 128, 512}, {2, 36, 9}};
+    for (int s = 0; s < 7; s++) {
+        const int M = shapes[s][0], in = shapes[s][1], out = shapes[s][2], with_bias = s < 2 || s % 2 == 0;
+        /* odd shapes: rows 16-byte aligned (float4 loads) or not */
+        const int ldx = in + (s % 2 ? 4 : 5), ldy = out + 7, lddx = in + 2, lddy = out + 3;
         size_t nx = (size_t)M * ldx, ny = (size_t)M * ldy, ndx = (size_t)M * lddx,
                ndy = (size_t)M * lddy, nw = (size_t)out * in;
         float *x = h_uniform(&r, nx, -1, 1), *W = h_uniform(&r, nw, -1, 1);
@@ -321,11 +325,11 @@ static void test_linear(void **state)
         char what[96];
 
         float *y0 = h_nan(ny), *yc = h_copy(y0, ny);
-        mb_linear_fwd(g_cpu, M, in, out, x, ldx, W, bias, yc, ldy);
+        mb_linear_fwd(g_cpu, M, in, out, x, ldx, W, with_bias ? bias : NULL, yc, ldy);
         float *d_y = d_new_nan(ny);
-        mb_linear_fwd(g_gpu, M, in, out, d_x, ldx, d_W, d_b, d_y, ldy);
+        mb_linear_fwd(g_gpu, M, in, out, d_x, ldx, d_W, with_bias ? d_b : NULL, d_y, ldy);
         float *yg = h_from(d_y, ny);
-        snprintf(what, sizeof what, "linear_fwd %dx%d->%d bias", M, in, out);
+        snprintf(what, sizeof what, "linear_fwd %dx%d->%d%s", M, in, out, with_bias ? " bias" : "");
         check_view(what, yg, yc, y0, M, out, ldy, tol_sum(in));
 
         /* dx overwritten (beta 0), dW and dbias accumulated */

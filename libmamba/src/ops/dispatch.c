@@ -117,3 +117,14 @@ void mb_scan_bwd(MB_OPS_SCAN_BWD_ARGS) { DISPATCH_VOID(mb_scan_bwd, ctx, p, dy, 
 void mb_block_step(MB_OPS_BLOCK_STEP_ARGS) { DISPATCH_VOID(mb_block_step, ctx, p, h, out, ws); }
 
 void mb_head_sample(MB_OPS_HEAD_SAMPLE_ARGS) { DISPATCH_VOID(mb_head_sample, ctx, p, y, ws); }
+
+void mb_linear_fwd(MB_OPS_LINEAR_FWD_ARGS)
+{
+#ifdef MB_HAVE_CUDA
+    if (MB_ON_CUDA(ctx) && M <= MB_LINEAR_FEW_ROWS) {
+        mb_linear_few_fwd_cuda(ctx, M, in, out, x, ldx, W, bias, y, ldy);
+        return;
+    }
+#endif
+    mb_linear_fwd_ops(ctx, M, in, out, x, ldx, W, bias, y, ldy);
+}

@@ -4,8 +4,8 @@
 
 #define MB_BIAS_PAR_MIN (1 << 15)
 
-void mb_linear_fwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx,
-                   const float *W, const float *bias, float *y, int ldy)
+void mb_linear_fwd_ops(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx,
+                       const float *W, const float *bias, float *y, int ldy)
 {
     /* y = x @ W^T; beta 0, so y may start as garbage */
     mb_gemm(ctx, 0, 1, M, out, in, 1.0f, x, ldx, W, in, 0.0f, y, ldy);

@@ -1,5 +1,6 @@
-/* The bias broadcast and column sums (dbias) of the linear layer on the GPU;
- * the layer itself (ops/linear.c) is GEMMs through the dispatcher. */
+/* The bias broadcast and column sums (dbias) of the linear layer on the GPU,
+ * and the layer itself for a few rows; otherwise the layer (ops/linear.c)
+ * is GEMMs through the dispatcher. */
 #include "core/cuda_util.h"
 #include "ops/ops.h"
 
@@ -42,4 +43,79 @@ extern "C" void mb_colsum_acc_cuda(mb_ctx *ctx, int M, int N, const float *x, in
     if (!st) return;
     colsum_f f = {1, x, ldx, out};
     mb_colred_run<1>(ctx, st, f, M, N);
+}
+
+/* y = x W^T + bias for M <= MR rows: a warp per output column, its lanes
+ * along in (W's row read once, coalesced; x's few rows are the same for
+ * every warp, so they come from L1), MR accumulators a lane. V: float4
+ * loads (in, ldx and the pointers allow them). The step's projections are
+ * a few microseconds of work; what matters is one launch with no split-K
+ * pass, and the programmatic launch that overlaps it with the kernel
+ * before. */
+template <int MR, bool V>
+static __global__ void __launch_bounds__(256)
+linear_few_kernel(int M, int in, int out, const float *__restrict__ x, int ldx, const float *__restrict__ W,
+                  const float *__restrict__ bias, float *__restrict__ y, int ldy)
+{
+    mb_pdl_wait();
+    const int n = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+    if (n >= out) return; /* whole warps */
+    const float *w = W + (size_t)n * in;
+    float acc[MR];
+#pragma unroll
+    for (int m = 0; m < MR; m++) acc[m] = 0.f;
+    if (V) {
+        const float4 *w4 = reinterpret_cast<const float4 *>(w);
+        for (int k = lane; k < in / 4; k += 32) {
+            const float4 wv = w4[k];
+#pragma unroll
+            for (int m = 0; m < MR; m++)
+                if (m < M) {
+                    const float4 xv = reinterpret_cast<const float4 *>(x + (size_t)m * ldx)[k];
+                    acc[m] += wv.x * xv.x + wv.y * xv.y + wv.z * xv.z + wv.w * xv.w;
+                }
+        }
+    } else {
+        for (int k = lane; k < in; k += 32) {
+            const float wv = w[k];
+#pragma unroll
+            for (int m = 0; m < MR; m++)
+                if (m < M) acc[m] += wv * x[(size_t)m * ldx + k];
+        }
+    }
+    const float bn = bias ? bias[n] : 0.f;
+#pragma unroll
+    for (int m = 0; m < MR; m++) {
+        const float v = mb_warp_sum(acc[m]);
+        if (lane == m % 32 && m < M) y[(size_t)m * ldy + n] = v + bn;
+    }
+}
+
+template <int MR>
+static cudaError_t linear_few_launch(const mb_cuda_state *st, bool vec, int M, int in, int out, const float *x,
+                                     int ldx, const float *W, const float *bias, float *y, int ldy)
+{
+    const int threads = 256, blocks = (int)(((int64_t)out * 32 + threads - 1) / threads);
+    if (vec)
+        return mb_cuda_launch(st, linear_few_kernel<MR, true>, dim3(blocks), dim3(threads), 0, M, in, out, x, ldx,
+                              W, bias, y, ldy);
+    return mb_cuda_launch(st, linear_few_kernel<MR, false>, dim3(blocks), dim3(threads), 0, M, in, out, x, ldx, W,
+                          bias, y, ldy);
+}
+
+extern "C" void mb_linear_few_fwd_cuda(MB_OPS_LINEAR_FWD_ARGS)
+{
+    if (M <= 0 || out <= 0) return;
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return;
+    const bool vec = in % 4 == 0 && ldx % 4 == 0 && (reinterpret_cast<uintptr_t>(x) & 15) == 0 &&
+                     (reinterpret_cast<uintptr_t>(W) & 15) == 0;
+    cudaError_t err;
+    if (M == 1) err = linear_few_launch<1>(st, vec, M, in, out, x, ldx, W, bias, y, ldy);
+    else if (M <= 2) err = linear_few_launch<2>(st, vec, M, in, out, x, ldx, W, bias, y, ldy);
+    else if (M <= 4) err = linear_few_launch<4>(st, vec, M, in, out, x, ldx, W, bias, y, ldy);
+    else if (M <= 8) err = linear_few_launch<8>(st, vec, M, in, out, x, ldx, W, bias, y, ldy);
+    else err = linear_few_launch<16>(st, vec, M, in, out, x, ldx, W, bias, y, ldy);
+    MB_CUDA_CHECK(ctx, err);
+    MB_LAUNCH_CHECK(ctx, "linear_few_kernel");
 }

@@ -29,9 +29,17 @@ void mb_gemm_cpu(MB_OPS_GEMM_ARGS);
  * OpenBLAS. Always compiled, so the suite checks it on every build. */
 void mb_gemm_blocked_cpu(MB_OPS_GEMM_ARGS);
 
-/* Linear layer on top of mb_gemm: y (M, out) = x (M, in) @ W^T (W: out x in) + bias. */
-void mb_linear_fwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx,
-                   const float *W, const float *bias, float *y, int ldy);
+/* Linear layer: y (M, out) = x (M, in) @ W^T (W: out x in) + bias.
+ * mb_linear_fwd_ops is the composition of mb_gemm and mb_bias_add (any
+ * device); mb_linear_fwd runs it, except on a GPU for at most
+ * MB_LINEAR_FEW_ROWS rows (the recurrent step's pool projections and heads),
+ * where one kernel does the product and the bias: there cuBLAS picks
+ * split-K kernels that took 25-50 us for a few microseconds of work. */
+#define MB_LINEAR_FEW_ROWS 16
+#define MB_OPS_LINEAR_FWD_ARGS mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, \
+    const float *W, const float *bias, float *y, int ldy
+void mb_linear_fwd(MB_OPS_LINEAR_FWD_ARGS);
+void mb_linear_fwd_ops(MB_OPS_LINEAR_FWD_ARGS);
 /* dx = dx_beta * dx + dy @ W (dx may be NULL, and may be x itself when in == ldx ==
  * lddx and dx_beta is 0); dW += dy^T @ x; dbias += colsum(dy). */
 void mb_linear_bwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const float *W,
@@ -319,6 +327,7 @@ size_t mb_head_sample_workspace(mb_ctx *ctx, const mb_head_sample_params *p);
 void mb_gemm_cuda(MB_OPS_GEMM_ARGS);
 void mb_colsum_acc_cuda(mb_ctx *ctx, int M, int N, const float *x, int ldx, float *out);
 void mb_bias_add_cuda(mb_ctx *ctx, int M, int N, const float *bias, float *y, int ldy);
+void mb_linear_few_fwd_cuda(MB_OPS_LINEAR_FWD_ARGS); /* M <= MB_LINEAR_FEW_ROWS */
 void mb_conv1d_fwd_cuda(MB_OPS_CONV_FWD_ARGS);
 void mb_conv1d_bwd_cuda(MB_OPS_CONV_BWD_ARGS);
 void mb_conv1d_state_update_cuda(MB_OPS_CONV_STATE_ARGS);
