@@ -630,6 +630,84 @@ def make_lm(rng, is_complex, tied, rng_g, rng_fd):
     return P, meta, expected, emeta
 
 
+# --------------------------------------------------------------------------
+# d. the draw of a generation step (mb_sample_bits, mb_sample_pick): the
+# counter-based generator in Python integers and the rule in float64 by
+# sorting (stable, so equal probabilities rank by index), as ops.h states it
+
+M64 = (1 << 64) - 1
+
+
+def mix64(z):
+    z = (z + 0x9E3779B97F4A7C15) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def sample_bits(seed, count, row):
+    return mix64(mix64(mix64(seed) ^ (count & M64)) ^ (row & 0xFFFFFFFF)) >> 41
+
+
+def sample_pick(z, T, top_p, u):
+    """The class and its margin: how far (relative to the kept mass) u's
+    target and every nucleus cut are from flipping."""
+    q = np.exp((z - z.max()) / T)
+    tot = q.sum()
+    margin = 1.0
+    if top_p < 1:
+        order = np.argsort(-q, kind="stable")
+        above = np.concatenate([[0.0], np.cumsum(q[order])[:-1]])
+        keep = np.zeros(len(z), bool)
+        keep[order] = above < top_p * tot
+        margin = np.min(np.abs(above - top_p * tot)) / tot
+        w = np.where(keep, q, 0.0)
+    else:
+        w = q
+    c = np.cumsum(w)
+    target = u * c[-1]
+    k = int(np.searchsorted(c, target, side="right"))
+    lo = c[k - 1] if k > 0 else 0.0
+    margin = min(margin, (c[k] - target) / c[-1], (target - lo) / c[-1])
+    return k, margin
+
+
+def make_sample(rng):
+    """Cases with every margin above 1e-6, so float32 logits read back and a
+    float64 rule elsewhere must give the same class."""
+    R, VMAX = 48, 256
+    Ts = [1.0, 0.5, 1.7, 0.05]
+    Ps = [1.0, 0.9, 0.5, 0.1]
+    logits = np.zeros((R, VMAX), np.float32)
+    vocab = np.zeros(R, np.int32)
+    temp = np.zeros(R, np.float32)
+    top_p = np.zeros(R, np.float32)
+    seed = np.zeros(R, np.int64)
+    count = np.zeros(R, np.int64)
+    row = np.zeros(R, np.int32)
+    bits = np.zeros(R, np.int64)
+    cls = np.zeros(R, np.int32)
+    r = 0
+    while r < R:
+        V = (256, 37, 5)[r % 3]
+        z = f32(rng.normal(0.0, 2.0, V))
+        T = float(np.float32(Ts[(r // 3) % 4]))
+        P = float(np.float32(Ps[(r // 12) % 4]))
+        sd = int(rng.integers(0, 1 << 62))
+        ct = int(rng.integers(0, 1 << 40))
+        rw = int(rng.integers(0, 200))
+        b = sample_bits(sd, ct, rw)
+        k, margin = sample_pick(up(z), T, P, (b + 0.5) * 2.0 ** -23)
+        if margin < 1e-6:
+            continue
+        logits[r, :V] = z
+        vocab[r], temp[r], top_p[r], seed[r], count[r], row[r], bits[r], cls[r] = V, T, P, sd, ct, rw, b, k
+        r += 1
+    meta = {"what": "draws of mb_sample_pick: u = (bits + 0.5) * 2^-23, bits = sample_bits(seed, count, row)"}
+    return [("logits", logits), ("vocab", vocab), ("temperature", temp), ("top_p", top_p), ("seed", seed),
+            ("count", count), ("row", row), ("bits", bits), ("class", cls)], meta
+
+
 def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     rng = np.random.default_rng(SEED)
@@ -647,6 +725,7 @@ def main():
         P, meta, exp, emeta = make_lm(rng, cplx, tied, rng_g, rng_fd)
         w("lm_%s.safetensors" % tag, P, meta)
         w("lm_%s_expected.safetensors" % tag, exp, emeta)
+    w("sample.safetensors", *make_sample(np.random.default_rng(SEED + 3)))
     for k, v in sizes.items():
         print("%-34s %7d bytes" % (k, v))
         assert v < 100_000, k

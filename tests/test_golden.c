@@ -625,6 +625,46 @@ static void test_lm_real_grad_recompute(void **state) { (void)state; run_lm_grad
 static void test_lm_complex_grad(void **state) { (void)state; run_lm_grad("complex", 0, 0); }
 static void test_lm_complex_grad_recompute(void **state) { (void)state; run_lm_grad("complex", 0, 1); }
 
+/* ---- the draw of a generation step ----------------------------------------
+ * mb_sample_bits against the generator in Python integers, mb_sample_pick
+ * against the rule in float64 by sorting (cases chosen with every margin
+ * above 1e-6: the class is exact). */
+static int64_t *read_i64(mb_st_file *f, const char *name, size_t want)
+{
+    const mb_st_tensor *t = mb_st_find(f, name);
+    if (!t) fail_msg("%s: no tensor %s", mb_st_path(f), name);
+    if (t->numel != want) fail_msg("%s: %s has %zu values, want %zu", mb_st_path(f), name, t->numel, want);
+    int64_t *v = malloc((want ? want : 1) * sizeof(int64_t));
+    assert_non_null(v);
+    assert_int_equal(mb_st_read_i64(f, t, v, want), 0);
+    return v;
+}
+
+static void test_sample(void **state)
+{
+    (void)state;
+    mb_st_file *f = open_fixture("sample.safetensors");
+    int64_t shape[2];
+    float *z = read_tensor(f, "logits", NULL, shape, 2);
+    const size_t R = (size_t)shape[0], V = (size_t)shape[1];
+    float *T = read_expect(f, "temperature", R), *P = read_expect(f, "top_p", R);
+    int64_t *seed = read_i64(f, "seed", R), *count = read_i64(f, "count", R), *bits = read_i64(f, "bits", R);
+    int32_t *vocab = read_i32(f, "vocab", R), *row = read_i32(f, "row", R), *cls = read_i32(f, "class", R);
+    void *scratch = malloc(mb_sample_scratch_bytes((int)V));
+    assert_non_null(scratch);
+    int nucleus = 0;
+    for (size_t r = 0; r < R; r++) {
+        const uint32_t b = mb_sample_bits((uint64_t)seed[r], count[r], row[r]);
+        assert_int_equal(b, bits[r]);
+        const int k = mb_sample_pick(z + r * V, vocab[r], T[r], P[r], (b + 0.5) * 0x1.0p-23, scratch);
+        if (k != cls[r]) fail_msg("case %zu (V %d, T %g, top_p %g): class %d, the reference %d", r, vocab[r], T[r], P[r], k, cls[r]);
+        nucleus += P[r] < 1.f;
+    }
+    printf("# golden sample: %zu draws (%d with a nucleus) and their random bits exact\n", R, nucleus);
+    free(z), free(T), free(P), free(seed), free(count), free(bits), free(vocab), free(row), free(cls), free(scratch);
+    mb_st_close(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -643,6 +683,7 @@ int main(void)
         cmocka_unit_test(test_lm_real_grad_recompute),
         cmocka_unit_test(test_lm_complex_grad),
         cmocka_unit_test(test_lm_complex_grad_recompute),
+        cmocka_unit_test(test_sample),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
