@@ -91,6 +91,23 @@ static void test_generate(void **st)
         assert_int_equal(info.channels, 1);
         free(x);
     }
+    /* the same seed makes the same clips (the run is the same draws),
+     * another seed others; the clips of a batch differ (a high temperature,
+     * so that the draws are not all the most likely class) */
+    const char *hot = "generate --model %s --n 2 --seconds 0.05 --temperature 2 --seed %d --out %s";
+    size_t l1 = 0, l2 = 0, l3 = 0;
+    assert_int_equal(run(hot, g_model, 3, out), 0);
+    char *a1 = mb_test_read_file(c1, &l1), *a2 = mb_test_read_file(c2, &l2);
+    assert_true(a1 && a2 && l1 == l2);
+    assert_true(memcmp(a1, a2, l1) != 0);
+    assert_int_equal(run(hot, g_model, 3, out), 0);
+    char *b1 = mb_test_read_file(c1, &l3);
+    assert_true(b1 && l3 == l1 && memcmp(a1, b1, l1) == 0);
+    free(b1);
+    assert_int_equal(run(hot, g_model, 4, out), 0);
+    b1 = mb_test_read_file(c1, &l3);
+    assert_true(b1 && l3 == l1 && memcmp(a1, b1, l1) != 0);
+    free(a1), free(a2), free(b1);
     /* a prompt: the file holds the prompt and the continuation */
     assert_int_equal(run("generate --model %s --seconds 0.01 --prompt %sfixtures/good/sine440_44k_stereo.wav --out %s",
                          g_model, DATA, out), 0);
