@@ -128,6 +128,24 @@ static void test_recurrent(void **s)
     mb_model_free(m);
 }
 
+/* the LM's generation with draws (host-side draws on the GPU's logits)
+ * against the CPU replaying it with the same weights */
+static void test_lm_sample(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 98);
+    mb_config cfg = small(0);
+    mb_model *mc = mb_model_create(cpu, &cfg, 4), *mg = mb_model_create(gpu, &cfg, 4);
+    assert_non_null(mc);
+    assert_non_null(mg);
+    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
+    copy_weights(mg, mc);
+    const mb_sampler sp = {.temperature = 0.9f, .top_p = 0.95f, .seed = 21};
+    assert_true(mb_test_sample_replay(mg, mc, 3, 30, &sp, 1e-5) <= 1);
+    mb_model_free(mc), mb_model_free(mg);
+}
+
 /* ---- classification head ---------------------------------------------------
  * classify_backward on the GPU against the CPU with the same weights: loss,
  * stats, every gradient, and the probabilities of classify. */
@@ -375,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_step_recompute_chunks),
         cmocka_unit_test(test_step_recompute_chunks_complex),
         cmocka_unit_test(test_recurrent),
+        cmocka_unit_test(test_lm_sample),
         cmocka_unit_test(test_classify_plain),
         cmocka_unit_test(test_classify_complex),
         cmocka_unit_test(test_classify_recompute),
