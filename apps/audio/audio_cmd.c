@@ -138,7 +138,7 @@ int audio_cmd_nll(mb_model *m, const audio_set *set, const audio_window *w, int6
     free(tgt);
     free(buf);
     if (rc == 0) {
-        *bits = cnt ? nats / (double)cnt / AUDIO_LN2 : NAN;
+        *bits = cnt ? nats / (double)cnt / MB_CLI_LN2 : NAN;
         *count = cnt;
     }
     return rc;

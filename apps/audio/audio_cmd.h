@@ -17,7 +17,6 @@
 
 #define AUDIO_PROG "mamba-audio"
 #define AUDIO_DEFAULT_MODEL "mamba-audio.safetensors"
-#define AUDIO_LN2 0.69314718055994530942
 
 int audio_cmd_train(int argc, char **argv);
 int audio_cmd_generate(int argc, char **argv);

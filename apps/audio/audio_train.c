@@ -92,6 +92,66 @@ static int tr_validate(mb_model *m, const audio_set *set, const audio_window *vw
     return arc;
 }
 
+/* what the shared training loop (mb_cli_train_loop) calls back into */
+typedef struct {
+    const char *data, *out, *optim_path;
+    const audio_set *set;
+    const audio_window *vw;
+    int64_t nvw, seed, L, B;
+    mb_model *m;
+    mb_optim *opt;
+    mb_cli_outfile *metaf;
+    uint8_t *crop; /* L + 1 */
+} tr_run;
+
+/* this rank's crops of a step: a function of (seed, step, row), so a
+ * resumed run sees what an uninterrupted one would have, and P ranks what
+ * one process would */
+static int tr_batch(void *ud, int64_t step, int32_t *tok, int32_t *tgt, int64_t *rows, int64_t *L, int64_t *B)
+{
+    tr_run *t = ud;
+    int64_t row0;
+    mb_cli_dist_rows(t->B, &row0, rows);
+    *L = t->L, *B = t->B;
+    for (int64_t i = 0; i < *rows; i++) {
+        uint64_t rng = mb_cli_rng_row(t->seed, step, row0 + i);
+        int64_t start = 0;
+        if (audio_set_crop(t->set, AUDIO_SPLIT_TRAIN, t->L + 1, &rng, t->crop, NULL, &start)) {
+            mb_cli_error(AUDIO_PROG, "%s: no training audio", t->data);
+            return 1;
+        }
+        const int64_t pad = start < 0 ? -start : 0;
+        for (int64_t k = 0; k < t->L; k++) {
+            tok[i * t->L + k] = t->crop[k];
+            tgt[i * t->L + k] = k + 1 >= pad ? t->crop[k + 1] : MB_IGNORE_INDEX;
+        }
+    }
+    return 0;
+}
+
+static int tr_val(void *ud, int64_t rows, int64_t L, double *bits)
+{
+    tr_run *t = ud;
+    return tr_validate(t->m, t->set, t->vw, t->nvw, rows, L, bits);
+}
+
+/* the checkpoint: model, optimizer state, and (a new run) the audio
+ * metadata beside the model */
+static int tr_save(void *ud)
+{
+    tr_run *t = ud;
+    if (mb_model_save(t->m, t->out)) {
+        mb_cli_lib_error(AUDIO_PROG, t->out);
+        return 1;
+    }
+    if (mb_optim_save(t->opt, t->optim_path)) {
+        mb_cli_lib_error(AUDIO_PROG, t->optim_path);
+        return 1;
+    }
+    if (t->metaf->f && mb_cli_outfile_commit(AUDIO_PROG, t->metaf)) return 1;
+    return 0;
+}
+
 static int train(int argc, char **argv)
 {
     tr_opts o = {0};
@@ -186,7 +246,7 @@ static int train(int argc, char **argv)
     }
     if (o.val_every < 0) o.val_every = o.t.steps >= 10 ? o.t.steps / 10 : 1;
 
-    int rc = 1, log_failed = 0, synced = 0, stop = 0;
+    int rc = 1, log_failed = 0, synced = 0;
     const int rank0 = mb_cli_rank() == 0;
     char *optim_path = mb_cli_optim_path(o.t.out);
     mb_cli_outfile metaf = {0};
@@ -270,11 +330,11 @@ static int train(int argc, char **argv)
         rc = mb_cli_dist_fatal(AUDIO_PROG, "data parallel");
         goto done;
     }
-    int64_t row0, rows; /* this rank's rows of the global batch */
+    int64_t row0, rows; /* this rank's rows of the global batch: the buffers' size */
     mb_cli_dist_rows(B, &row0, &rows);
     const mb_config *mc = mb_model_config(m);
-    fprintf(stderr, AUDIO_PROG ": %zu parameters (d_model %d, %d blocks a stage, pools", mb_model_num_params(m),
-            mc->d_model, mc->n_layer);
+    fprintf(stderr, AUDIO_PROG ": %zu parameters (d_model %d, %d block%s a stage, pools", mb_model_num_params(m),
+            mc->d_model, mc->n_layer, mc->n_layer == 1 ? "" : "s");
     for (int i = 0; i < mc->n_pool; i++) fprintf(stderr, "%s%d", i ? "," : " ", mc->pool[i]);
     fprintf(stderr, ", %s A) on %s%s%s\n", mc->init == MB_INIT_S4D_LIN ? "complex" : "real", mb_ctx_name(ctx),
             mb_cli_ranks() > 1 ? " and the other ranks (data parallel)" : "", step ? ", resuming" : "");
@@ -292,111 +352,29 @@ static int train(int argc, char **argv)
         mb_cli_error(AUDIO_PROG, "out of memory for %lld samples a step", (long long)(rows * L));
         goto done;
     }
-    mb_cli_catch_interrupt();
-    const double t0 = mb_cli_now();
-    double t_last = t0, t_print = t0, last_val = NAN;
-    const int64_t step0 = step;
-    mb_loss_stats acc = {0};
-    int64_t acc_n = 0;
-    rc = 0;
-    while (step < o.t.steps && !stop) {
-        step++;
-        /* this rank's crops; they are a function of (seed, step, row): a
-         * resumed run sees what an uninterrupted one would have, and P
-         * ranks what one process would */
-        for (int64_t i = 0; i < rows; i++) {
-            uint64_t rng = mb_cli_rng_row(o.t.seed, step, row0 + i);
-            int64_t start = 0;
-            if (audio_set_crop(set, AUDIO_SPLIT_TRAIN, L + 1, &rng, crop, NULL, &start)) {
-                mb_cli_error(AUDIO_PROG, "%s: no training audio", o.data);
-                rc = 1;
-                break;
-            }
-            const int64_t pad = start < 0 ? -start : 0;
-            for (int64_t t = 0; t < L; t++) {
-                tok[i * L + t] = crop[t];
-                tgt[i * L + t] = t + 1 >= pad ? crop[t + 1] : MB_IGNORE_INDEX;
-            }
-        }
-        mb_loss_stats st = {0};
-        if (rc == 0 && mb_model_forward_backward(m, tok, tgt, (int)rows, (int)L, &st)) {
-            mb_cli_error(AUDIO_PROG, "step %lld: %s", (long long)step, mb_error_last());
-            rc = 1;
-        }
-        /* the step's loss over every rank, rank 0's choice to print, a
-         * Ctrl-C on any rank; a failure on any rank stops them all here */
-        const int do_val = nvw && (step % o.val_every == 0 || step == o.t.steps);
-        const double now = mb_cli_now();
-        int print = 0;
-        if ((rc = mb_cli_dist_step(rc, &st, do_val || now - t_print >= 5.0 || step == step0 + 1 || step == o.t.steps,
-                                   opt, &acc, &print, &stop))) {
-            synced = 1;
-            break;
-        }
-        float gn = 0, lr = 0;
-        if (mb_optim_step(opt, &gn, &lr)) {
-            mb_cli_error(AUDIO_PROG, "step %lld: %s", (long long)step, mb_error_last());
-            rc = 1;
-            break;
-        }
-        acc_n += B * L;
-        if (print) {
-            if (do_val && (rc = tr_validate(m, set, vw, nvw, rows, L, &last_val))) {
-                synced = 1;
-                break;
-            }
-            const double sps = acc_n / (now - t_last);
-            const double train_bits = acc.count ? acc.loss_sum / acc.count / AUDIO_LN2 : NAN;
-            char eta[32];
-            mb_cli_duration((now - t0) / (double)(step - step0) * (double)(o.t.steps - step), eta, sizeof eta);
-            fprintf(stderr, "step %lld/%lld  train %.4f bits/sample", (long long)step, (long long)o.t.steps,
-                    train_bits);
-            if (do_val) fprintf(stderr, "  val %.4f", last_val);
-            fprintf(stderr, "  lr %.2e  %.0f samples/s  ETA %s\n", lr, sps, eta);
-            if (logf) {
-                fprintf(logf, "{\"step\": %lld, \"train_bits\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, "
-                              "\"samples_per_s\": %.1f",
-                        (long long)step, train_bits, lr, gn, sps);
-                if (do_val) fprintf(logf, ", \"val_bits\": %.6f", last_val);
-                fprintf(logf, "}\n");
-            }
-            memset(&acc, 0, sizeof acc);
-            acc_n = 0;
-            t_last = t_print = now;
-        }
-        if (rank0 && o.t.save_every && step % o.t.save_every == 0 && step < o.t.steps) {
-            if (mb_model_save(m, o.t.out) || mb_optim_save(opt, optim_path)) {
-                mb_cli_lib_error(AUDIO_PROG, o.t.out);
-                rc = 1;
-                break;
-            }
-            if (metaf.f && mb_cli_outfile_commit(AUDIO_PROG, &metaf)) {
-                rc = 1;
-                break;
-            }
-        }
-    }
-    if (rc == 0 && rank0) {
-        if (mb_model_save(m, o.t.out)) {
-            mb_cli_lib_error(AUDIO_PROG, o.t.out);
-            rc = 1;
-        } else if (mb_optim_save(opt, optim_path)) {
-            mb_cli_lib_error(AUDIO_PROG, optim_path);
-            rc = 1;
-        } else if (metaf.f && mb_cli_outfile_commit(AUDIO_PROG, &metaf)) rc = 1;
-    }
+    tr_run tr = {.data = o.data, .out = o.t.out, .optim_path = optim_path, .set = set, .vw = vw, .nvw = nvw,
+                 .seed = o.t.seed, .L = L, .B = B, .m = m, .opt = opt, .metaf = &metaf, .crop = crop};
+    mb_cli_train_run run = {
+        .prog = AUDIO_PROG, .m = m, .opt = opt, .log = logf, .steps = o.t.steps, .last = o.t.steps,
+        .val_every = nvw ? o.val_every : 0, .save_every = o.t.save_every, .unit = "bits/sample",
+        .rate_unit = "samples/s", .key_train = "train_bits", .key_val = "val_bits", .key_rate = "samples_per_s",
+        .ud = &tr, .batch = tr_batch, .validate = tr_val, .save = tr_save, .step = step};
+    rc = mb_cli_train_loop(&run, tok, tgt);
+    synced = run.synced;
+    step = run.step;
+    if (rc == 0 && rank0) rc = tr_save(&tr);
     if (rc == 0) {
-        if (stop)
+        if (run.stop)
             fprintf(stderr, AUDIO_PROG ": interrupted at step %lld; saved %s (--resume continues)\n",
                     (long long)step, o.t.out);
         else
             printf("train: %lld steps, validation %.4f bits/sample (unigram baseline %.4f, uniform 8), model %s, "
                    "%.1fs\n",
-                   (long long)step, last_val, uni_val, o.t.out, mb_cli_now() - t0);
+                   (long long)step, run.last_val, uni_val, o.t.out, mb_cli_now() - run.t0);
         if (logf)
             fprintf(logf, "{\"event\": \"end\", \"step\": %lld, \"val_bits\": %.6f, \"interrupted\": %s}\n",
-                    (long long)step, last_val, stop ? "true" : "false");
-        if (stop) rc = 130;
+                    (long long)step, run.last_val, run.stop ? "true" : "false");
+        if (run.stop) rc = 130;
     }
 done:
     /* a rank that has not met the others since it failed (or finished)

@@ -602,6 +602,77 @@ int mb_cli_dist_fatal(const char *prog, const char *what)
     return 1;
 }
 
+int mb_cli_train_loop(mb_cli_train_run *r, int32_t *tok, int32_t *tgt)
+{
+    mb_cli_catch_interrupt();
+    r->t0 = mb_cli_now();
+    r->last_val = NAN;
+    r->stop = r->synced = 0;
+    double t_last = r->t0, t_print = r->t0;
+    const int64_t step0 = r->step;
+    mb_loss_stats acc = {0};
+    int64_t acc_tok = 0;
+    int rc = 0;
+    while (r->step < r->last && !r->stop) {
+        const int64_t step = ++r->step;
+        int64_t rows = 0, L = 0, B = 0;
+        rc = r->batch(r->ud, step, tok, tgt, &rows, &L, &B);
+        mb_loss_stats st = {0};
+        if (rc == 0 && mb_model_forward_backward(r->m, tok, tgt, (int)rows, (int)L, &st)) {
+            mb_cli_error(r->prog, "step %lld: %s", (long long)step, mb_error_last());
+            rc = 1;
+        }
+        /* the step's loss over every rank, rank 0's choice to print, a
+         * Ctrl-C on any rank; a failure on any rank stops them all here */
+        const int do_val = r->val_every && (step % r->val_every == 0 || step == r->steps || step == r->last);
+        const double now = mb_cli_now();
+        int print = 0;
+        if ((rc = mb_cli_dist_step(rc, &st, do_val || now - t_print >= 5.0 || step == step0 + 1 || step == r->steps,
+                                   r->opt, &acc, &print, &r->stop))) {
+            r->synced = 1;
+            break;
+        }
+        float gn = 0, lr = 0;
+        if (mb_optim_step(r->opt, &gn, &lr)) {
+            mb_cli_error(r->prog, "step %lld: %s", (long long)step, mb_error_last());
+            rc = 1;
+            break;
+        }
+        acc_tok += B * L;
+        if (print) {
+            if (do_val && (rc = r->validate(r->ud, rows, L, &r->last_val))) {
+                r->synced = 1;
+                break;
+            }
+            const double rate = acc_tok / (now - t_last);
+            const double train = acc.count ? acc.loss_sum / acc.count / MB_CLI_LN2 : NAN;
+            char eta[32], shape[48] = "";
+            mb_cli_duration((now - r->t0) / (double)(step - step0) * (double)(r->steps - step), eta, sizeof eta);
+            if (r->show_shape) snprintf(shape, sizeof shape, "  L %lld", (long long)L);
+            fprintf(stderr, "step %lld/%lld%s  train %.4f %s", (long long)step, (long long)r->steps, shape, train,
+                    r->unit);
+            if (do_val) fprintf(stderr, "  val %.4f", r->last_val);
+            fprintf(stderr, "  lr %.2e  %.0f %s  ETA %s\n", lr, rate, r->rate_unit, eta);
+            if (r->log) {
+                fprintf(r->log, "{\"step\": %lld", (long long)step);
+                if (r->show_shape) fprintf(r->log, ", \"seq_len\": %lld, \"batch\": %lld", (long long)L, (long long)B);
+                fprintf(r->log, ", \"%s\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"%s\": %.1f", r->key_train,
+                        train, lr, gn, r->key_rate, rate);
+                if (do_val) fprintf(r->log, ", \"%s\": %.6f", r->key_val, r->last_val);
+                fprintf(r->log, "}\n");
+            }
+            memset(&acc, 0, sizeof acc);
+            acc_tok = 0;
+            t_last = t_print = now;
+        }
+        if (mb_cli_rank() == 0 && r->save_every && step % r->save_every == 0 && step < r->steps && r->save(r->ud)) {
+            rc = 1;
+            break;
+        }
+    }
+    return rc;
+}
+
 /* launched by mpirun with several processes: one line from rank 0, -1 */
 static int cli_single_process(const char *prog, const char *cmd)
 {

@@ -14,6 +14,8 @@
 
 #include "mamba.h"
 
+#define MB_CLI_LN2 0.69314718055994530942 /* nats to bits */
+
 /* For input layers that report rather than print: writes "PATH: <fmt>"
  * into err (when err is not NULL and errlen > 0; cut to fit), newlines
  * turned into spaces so the message stays one line whatever the path or a
@@ -189,6 +191,48 @@ int mb_cli_dist_step(int rc, const mb_loss_stats *st, int print, mb_optim *opt, 
  * number and ends the whole job with exit code 1. Returns (1) only with
  * one rank. */
 int mb_cli_dist_fatal(const char *prog, const char *what);
+/* ---- the training loop -------------------------------------------------------
+ * What every training command does each step once its model, optimizer,
+ * data and log are ready (mamba-dna pretrain, mamba-audio train): this
+ * rank's rows of the step's batch (the caller's), forward and backward, the
+ * step's sync over the ranks, AdamW; on rank 0's decision to print (every
+ * 5 s, the first step, a validation, the last) the progress line on stderr
+ * and a JSON line in the log, after the validation where one is due (every
+ * val_every steps and at the last); a checkpoint every save_every steps.
+ * mb_cli_train_loop returns after step `last`, an interrupt or a failure
+ * (its line printed); the caller writes the final checkpoint and the
+ * closing lines, which differ between the tools. */
+typedef struct {
+    const char *prog;
+    mb_model *m;
+    mb_optim *opt;
+    FILE *log;            /* NULL: no JSON lines */
+    int64_t steps, last;  /* the run's length; the step to stop after (<= steps) */
+    int64_t val_every;    /* 0: no validation */
+    int64_t save_every;   /* 0: only the caller's final checkpoint */
+    /* the progress line's units and the log's keys: "bits/sample",
+     * "samples/s", "train_bits", "val_bits", "samples_per_s" */
+    const char *unit, *rate_unit, *key_train, *key_val, *key_rate;
+    int show_shape;       /* the step's L in the line, seq_len and batch in the log */
+    void *ud;
+    /* this rank's rows of step's batch into tok and tgt ((*rows, *L) each;
+     * *B rows in all): 0, or 1 after the error line */
+    int (*batch)(void *ud, int64_t step, int32_t *tok, int32_t *tgt, int64_t *rows, int64_t *L, int64_t *B);
+    /* the validation, a collective (mb_cli_dist_sync's code), in bits a
+     * token; rows and L: the step's */
+    int (*validate)(void *ud, int64_t rows, int64_t L, double *bits);
+    /* the checkpoint (rank 0): 0, or 1 after the error line */
+    int (*save)(void *ud);
+    /* in: the optimizer's step count; out: the last step taken */
+    int64_t step;
+    /* out: the last validation (NaN: none), the start time, whether a
+     * rank was interrupted, whether the ranks have agreed on the result
+     * (then they must not sync again) */
+    double last_val, t0;
+    int stop, synced;
+} mb_cli_train_run;
+int mb_cli_train_loop(mb_cli_train_run *r, int32_t *tok, int32_t *tgt);
+
 /* A tool's commands: the name, the entry point (it parses argv[1..], the
  * command's name standing in for argv[0]), and whether it runs
  * data-parallel under mpirun (the others would run whole in every process,

@@ -69,6 +69,5 @@ int64_t dna_cmd_targets(const int32_t *w, int64_t L, int32_t *tgt);
 
 static inline int dna_is_base(int32_t t) { return t >= DNA_TOK_A && t <= DNA_TOK_T; }
 
-#define DNA_LN2 0.69314718055994530942
 
 #endif

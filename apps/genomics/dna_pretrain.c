@@ -146,7 +146,7 @@ static int pt_validate_all(mb_model *m, const pt_val *v, int64_t bmax, double *b
         mb_cli_error(DNA_PROG, "validation: %s", mb_error_last());
         rc = 1;
     }
-    if ((rc = mb_cli_dist_sync(rc, &s)) == 0) *bpb = s.sum[1] > 0 ? s.sum[0] / s.sum[1] / DNA_LN2 : NAN;
+    if ((rc = mb_cli_dist_sync(rc, &s)) == 0) *bpb = s.sum[1] > 0 ? s.sum[0] / s.sum[1] / MB_CLI_LN2 : NAN;
     return rc;
 }
 
@@ -155,6 +155,53 @@ static int pt_save(const pt_opts *o, mb_model *m, mb_optim *opt, const char *opt
     if (mb_model_save(m, o->t.out)) return mb_cli_lib_error(DNA_PROG, o->t.out);
     if (mb_optim_save(opt, optim_path)) return mb_cli_lib_error(DNA_PROG, optim_path);
     return 0;
+}
+
+/* what the shared training loop (mb_cli_train_loop) calls back into */
+typedef struct {
+    const pt_opts *o;
+    const pt_val *val;
+    dna_sampler *smp;
+    int32_t *win; /* seq_len + 1 */
+    mb_model *m;
+    mb_optim *opt;
+    const char *optim_path;
+} pt_run;
+
+/* this rank's rows of a step's batch; the data order is a function of
+ * (seed, step, row): a resumed run sees what an uninterrupted one would
+ * have, and P ranks what one process would */
+static int pt_batch(void *ud, int64_t step, int32_t *tok, int32_t *tgt, int64_t *rows, int64_t *L, int64_t *B)
+{
+    pt_run *t = ud;
+    char err[512];
+    int64_t row0;
+    pt_shape(t->o, step, L, B);
+    mb_cli_dist_rows(*B, &row0, rows);
+    for (int64_t i = 0; i < *rows; i++) {
+        uint64_t rng = mb_cli_rng_row(t->o->t.seed, step, row0 + i);
+        if (dna_sampler_draw(t->smp, &rng, t->o->rc_aug, t->win, NULL, err, sizeof err)) {
+            mb_cli_error(DNA_PROG, "%s", err);
+            return 1;
+        }
+        /* windows of the full length, cut to this stage's L */
+        memcpy(tok + i * *L, t->win, sizeof(int32_t) * (size_t)*L);
+        dna_cmd_targets(t->win, *L, tgt + i * *L);
+    }
+    return 0;
+}
+
+static int pt_val_cb(void *ud, int64_t rows, int64_t L, double *bits)
+{
+    (void)rows, (void)L; /* the held-out windows have their own length */
+    pt_run *t = ud;
+    return pt_validate_all(t->m, t->val, t->o->t.batch / mb_cli_ranks(), bits);
+}
+
+static int pt_save_cb(void *ud)
+{
+    pt_run *t = ud;
+    return pt_save(t->o, t->m, t->opt, t->optim_path) ? 1 : 0;
 }
 
 static int pretrain(int argc, char **argv)
@@ -244,7 +291,7 @@ static int pretrain(int argc, char **argv)
     FILE *logf = NULL;
     int32_t *win = NULL, *tok = NULL, *tgt = NULL;
     char *optim_path = mb_cli_optim_path(o.t.out);
-    int log_failed = 0, stop = 0;
+    int log_failed = 0;
     const int rank0 = mb_cli_rank() == 0, P = mb_cli_ranks();
 
     if (!o.t.resume && !o.force && access(o.t.out, F_OK) == 0) {
@@ -387,100 +434,31 @@ static int pretrain(int argc, char **argv)
         mb_cli_error(DNA_PROG, "out of memory for %lld tokens a step", (long long)maxtok);
         goto done;
     }
-    mb_cli_catch_interrupt();
-    const double t0 = mb_cli_now();
-    double t_last = t0, last_val = NAN, t_print = t0;
-    const int64_t step0 = step;
-    mb_loss_stats acc = {0};
-    int64_t acc_tok = 0;
-    rc = 0;
-    const int64_t last = o.stop_after && o.stop_after < o.t.steps ? o.stop_after : o.t.steps;
-    while (step < last && !stop) {
-        step++;
-        pt_shape(&o, step, &L, &B);
-        /* this rank's rows of the global batch; the data order is a function
-         * of (seed, step, row): a resumed run sees what an uninterrupted one
-         * would have, and P ranks what one process would */
-        int64_t row0, rows;
-        mb_cli_dist_rows(B, &row0, &rows);
-        for (int64_t i = 0; i < rows && rc == 0; i++) {
-            uint64_t rng = mb_cli_rng_row(o.t.seed, step, row0 + i);
-            if (dna_sampler_draw(smp, &rng, o.rc_aug, win, NULL, err, sizeof err)) {
-                mb_cli_error(DNA_PROG, "%s", err);
-                rc = 1;
-                break;
-            }
-            /* windows of the full length, cut to this stage's L */
-            memcpy(tok + i * L, win, sizeof(int32_t) * (size_t)L);
-            dna_cmd_targets(win, L, tgt + i * L);
-        }
-        mb_loss_stats st = {0};
-        if (rc == 0 && mb_model_forward_backward(m, tok, tgt, (int)rows, (int)L, &st)) {
-            mb_cli_error(DNA_PROG, "step %lld: %s", (long long)step, mb_error_last());
-            rc = 1;
-        }
-        /* the step's loss over every rank, rank 0's choice to print, a
-         * Ctrl-C on any rank; a failure on any rank stops them all here */
-        const int do_val = step % o.val_every == 0 || step == o.t.steps || step == last;
-        const double now = mb_cli_now();
-        int print = 0;
-        if ((rc = mb_cli_dist_step(rc, &st, do_val || now - t_print >= 5.0 || step == step0 + 1, opt, &acc,
-                                   &print, &stop))) {
-            synced = 1;
-            break;
-        }
-        float gn = 0, lr = 0;
-        if (mb_optim_step(opt, &gn, &lr)) {
-            mb_cli_error(DNA_PROG, "step %lld: %s", (long long)step, mb_error_last());
-            rc = 1;
-            break;
-        }
-        acc_tok += B * L;
-        if (print) {
-            if (do_val && (rc = pt_validate_all(m, &val, o.t.batch / P, &last_val))) {
-                synced = 1;
-                break;
-            }
-            const double tps = acc_tok / (now - t_last);
-            const double train_bpb = acc.count ? acc.loss_sum / acc.count / DNA_LN2 : NAN;
-            char eta[32];
-            mb_cli_duration((now - t0) / (double)(step - step0) * (double)(o.t.steps - step), eta, sizeof eta);
-            fprintf(stderr, "step %lld/%lld  L %lld  train %.4f bits/base", (long long)step,
-                    (long long)o.t.steps, (long long)L, train_bpb);
-            if (do_val) fprintf(stderr, "  val %.4f", last_val);
-            fprintf(stderr, "  lr %.2e  %.0f tok/s  ETA %s\n", lr, tps, eta);
-            if (logf) {
-                fprintf(logf, "{\"step\": %lld, \"seq_len\": %lld, \"batch\": %lld, \"train_bpb\": %.6f, "
-                              "\"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f",
-                        (long long)step, (long long)L, (long long)B, train_bpb, lr, gn, tps);
-                if (do_val) fprintf(logf, ", \"val_bpb\": %.6f", last_val);
-                fprintf(logf, "}\n");
-            }
-            memset(&acc, 0, sizeof acc);
-            acc_tok = 0;
-            t_last = t_print = now;
-        }
-        if (rank0 && o.t.save_every && step % o.t.save_every == 0 && step < o.t.steps &&
-            pt_save(&o, m, opt, optim_path)) {
-            rc = 1;
-            break;
-        }
-    }
+    pt_run pr = {.o = &o, .val = &val, .smp = smp, .win = win, .m = m, .opt = opt, .optim_path = optim_path};
+    mb_cli_train_run run = {
+        .prog = DNA_PROG, .m = m, .opt = opt, .log = logf, .steps = o.t.steps,
+        .last = o.stop_after && o.stop_after < o.t.steps ? o.stop_after : o.t.steps, .val_every = o.val_every,
+        .save_every = o.t.save_every, .unit = "bits/base", .rate_unit = "tok/s", .key_train = "train_bpb",
+        .key_val = "val_bpb", .key_rate = "tokens_per_s", .show_shape = 1, .ud = &pr, .batch = pt_batch,
+        .validate = pt_val_cb, .save = pt_save_cb, .step = step};
+    rc = mb_cli_train_loop(&run, tok, tgt);
+    synced = run.synced;
+    step = run.step;
     if (rc == 0) {
         if (rank0 && pt_save(&o, m, opt, optim_path)) rc = 1;
-        else if (stop || step < o.t.steps)
+        else if (run.stop || step < o.t.steps)
             fprintf(stderr, DNA_PROG ": %s at step %lld; saved %s (--resume continues)\n",
-                    stop ? "interrupted" : "stopped", (long long)step, o.t.out);
+                    run.stop ? "interrupted" : "stopped", (long long)step, o.t.out);
         else
             printf("pretrain: %lld steps, validation %.4f bits/base (order-0 %.4f, order-%d %.4f), "
                    "model %s, %.1fs\n",
-                   (long long)step, last_val, val.base_bits[0], o.kmer, val.base_bits[1], o.t.out,
-                   mb_cli_now() - t0);
+                   (long long)step, run.last_val, val.base_bits[0], o.kmer, val.base_bits[1], o.t.out,
+                   mb_cli_now() - run.t0);
         if (logf && rc == 0)
             fprintf(logf, "{\"event\": \"end\", \"step\": %lld, \"val_bpb\": %.6f, \"interrupted\": %s}\n",
-                    (long long)step, last_val, stop ? "true" : "false");
+                    (long long)step, run.last_val, run.stop ? "true" : "false");
     }
-    if (stop && rc == 0) rc = 130; /* the shell's code for Ctrl-C; saved */
+    if (run.stop && rc == 0) rc = 130; /* the shell's code for Ctrl-C; saved */
 done:
     /* a rank that has not met the others since it failed (or finished)
      * meets them now: one error line in all, one exit code */

@@ -191,7 +191,7 @@ static int sc_row(const char *name, int64_t len, double ll)
     if (len < 2) n = printf("%s\t%lld\t0\tnan\tnan\n", name, (long long)len);
     else
         n = printf("%s\t%lld\t%.6f\t%.6f\t%.6f\n", name, (long long)len, ll,
-                   -ll / DNA_LN2 / (double)(len - 1), exp(-ll / (double)(len - 1)));
+                   -ll / MB_CLI_LN2 / (double)(len - 1), exp(-ll / (double)(len - 1)));
     return n < 0 || ferror(stdout) ? sc_write_error() : 0;
 }
 
