@@ -26,11 +26,37 @@ static mb_config small(int cplx)
     return c;
 }
 
-/* the same weights on both devices */
-static void copy_weights(mb_model *dst, const mb_model *src_cpu)
+/* A model on each device with the same weights: cfg's initialization from
+ * seed, every weight then moved by 0.05 N(0, 1) (away from the
+ * initialization's special values) on the CPU and copied to the GPU. */
+static void model_pair(const mb_config *cfg, uint64_t seed, mb_rng *r, mb_model **mc, mb_model **mg)
 {
-    assert_int_equal(mb_dev_upload(dst->ctx, dst->params.data, src_cpu->params.data,
-                                   src_cpu->params.total * 4), 0);
+    *mc = mb_model_create(cpu, cfg, seed);
+    *mg = mb_model_create(gpu, cfg, seed);
+    assert_non_null(*mc);
+    assert_non_null(*mg);
+    mb_params *ps = &(*mc)->params;
+    for (size_t i = 0; i < ps->total; i++) ps->data[i] += 0.05f * (float)mb_rng_normal(r);
+    assert_int_equal(mb_dev_upload(gpu, (*mg)->params.data, ps->data, ps->total * 4), 0);
+}
+
+/* The GPU model's gradients against the CPU model's: the worst relative
+ * error of a tensor, and its name. */
+static double grad_worst(const mb_model *mc, const mb_model *mg, const char **name)
+{
+    const size_t n = mc->params.total;
+    float *g = malloc(n * 4);
+    assert_non_null(g);
+    assert_int_equal(mb_dev_download(gpu, g, mg->params.grad, n * 4), 0);
+    double worst = 0;
+    *name = "";
+    for (int i = 0; i < mc->params.n; i++) {
+        const mb_param *p = &mc->params.items[i];
+        const double e = mb_test_rel_err(g + p->offset, mc->params.grad + p->offset, p->numel);
+        if (e > worst) worst = e, *name = p->name;
+    }
+    free(g);
+    return worst;
 }
 
 static void step_matches(int cplx, int recompute, int chunk)
@@ -38,11 +64,8 @@ static void step_matches(int cplx, int recompute, int chunk)
     mb_rng r;
     mb_rng_seed(&r, mb_test_seed() + (uint64_t)(cplx * 10 + recompute * 3 + chunk));
     mb_config cfg = small(cplx);
-    mb_model *mc = mb_model_create(cpu, &cfg, 5), *mg = mb_model_create(gpu, &cfg, 5);
-    assert_non_null(mc);
-    assert_non_null(mg);
-    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
-    copy_weights(mg, mc);
+    mb_model *mc, *mg;
+    model_pair(&cfg, 5, &r, &mc, &mg);
     mb_model_set_recompute(mg, recompute);
     if (recompute) mb_model_set_recompute_chunk(mg, chunk);
     /* under the sanitizers (MB_GPU_TEST_SMALL) a shorter sequence */
@@ -57,16 +80,8 @@ static void step_matches(int cplx, int recompute, int chunk)
     mb_model_zero_grad(mg);
     assert_int_equal(mb_model_forward_backward(mc, tok, tgt, B, L, &sc), 0);
     if (mb_model_forward_backward(mg, tok, tgt, B, L, &sg)) fail_msg("%s", mb_error_last());
-    const size_t n = mc->params.total;
-    float *g = malloc(n * 4);
-    assert_int_equal(mb_dev_download(gpu, g, mg->params.grad, n * 4), 0);
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < mc->params.n; i++) {
-        const mb_param *p = &mc->params.items[i];
-        double e = mb_test_rel_err(g + p->offset, mc->params.grad + p->offset, p->numel);
-        if (e > worst) worst = e, worst_name = p->name;
-    }
+    const char *worst_name;
+    const double worst = grad_worst(mc, mg, &worst_name);
     double el = fabs(sg.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
     printf("# %s %s: loss rel err %.2e, count %lld/%lld, worst gradient %s %.2e\n",
            cplx ? "complex" : "real", recompute ? (chunk ? "recompute in chunks" : "recompute") : "plain",
@@ -83,13 +98,14 @@ static void step_matches(int cplx, int recompute, int chunk)
     mb_optim *oc_c = mb_optim_create(mc, &oc), *oc_g = mb_optim_create(mg, &oc);
     assert_int_equal(mb_optim_step(oc_c, NULL, NULL), 0);
     assert_int_equal(mb_optim_step(oc_g, NULL, NULL), 0);
+    const size_t n = mc->params.total;
     float *w = malloc(n * 4);
     assert_int_equal(mb_dev_download(gpu, w, mg->params.data, n * 4), 0);
     double ew = mb_test_rel_err(w, mc->params.data, n);
     printf("#   weights after one AdamW step: rel err %.2e\n", ew);
     assert_true(ew < 1e-5);
     mb_optim_free(oc_c), mb_optim_free(oc_g);
-    free(g), free(w), free(tok), free(tgt);
+    free(w), free(tok), free(tgt);
     mb_model_free(mc), mb_model_free(mg);
 }
 
@@ -136,11 +152,8 @@ static void test_lm_sample(void **s)
     mb_rng r;
     mb_rng_seed(&r, mb_test_seed() + 98);
     mb_config cfg = small(0);
-    mb_model *mc = mb_model_create(cpu, &cfg, 4), *mg = mb_model_create(gpu, &cfg, 4);
-    assert_non_null(mc);
-    assert_non_null(mg);
-    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
-    copy_weights(mg, mc);
+    mb_model *mc, *mg;
+    model_pair(&cfg, 4, &r, &mc, &mg);
     const mb_sampler sp = {.temperature = 0.9f, .top_p = 0.95f, .seed = 21};
     assert_true(mb_test_sample_replay(mg, mc, 3, 30, &sp, 1e-5) <= 1);
     mb_model_free(mc), mb_model_free(mg);
@@ -155,11 +168,8 @@ static void classify_matches(int cplx, int recompute, int chunk)
     mb_rng_seed(&r, mb_test_seed() + 500 + (uint64_t)(cplx * 10 + recompute * 3 + chunk));
     mb_config cfg = small(cplx);
     cfg.n_classes = 5;
-    mb_model *mc = mb_model_create(cpu, &cfg, 7), *mg = mb_model_create(gpu, &cfg, 7);
-    assert_non_null(mc);
-    assert_non_null(mg);
-    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
-    copy_weights(mg, mc);
+    mb_model *mc, *mg;
+    model_pair(&cfg, 7, &r, &mc, &mg);
     mb_model_set_recompute(mg, recompute);
     if (recompute) mb_model_set_recompute_chunk(mg, chunk);
     const int B = 3, L = getenv("MB_GPU_TEST_SMALL") ? 60 : 300, C = cfg.n_classes;
@@ -171,16 +181,8 @@ static void classify_matches(int cplx, int recompute, int chunk)
     mb_model_zero_grad(mg);
     assert_int_equal(mb_model_classify_backward(mc, tok, lab, B, L, &sc), 0);
     if (mb_model_classify_backward(mg, tok, lab, B, L, &sg)) fail_msg("%s", mb_error_last());
-    const size_t n = mc->params.total;
-    float *g = malloc(n * 4);
-    assert_int_equal(mb_dev_download(gpu, g, mg->params.grad, n * 4), 0);
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < mc->params.n; i++) {
-        const mb_param *p = &mc->params.items[i];
-        double e = mb_test_rel_err(g + p->offset, mc->params.grad + p->offset, p->numel);
-        if (e > worst) worst = e, worst_name = p->name;
-    }
+    const char *worst_name;
+    const double worst = grad_worst(mc, mg, &worst_name);
     double el = fabs(sg.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
     float pc[3 * 5], pg[3 * 5];
     assert_int_equal(mb_model_classify(mc, tok, B, L, NULL, pc, NULL), 0);
@@ -194,7 +196,7 @@ static void classify_matches(int cplx, int recompute, int chunk)
     /* as the LM step above: long sums in another order */
     assert_true(worst < 1e-4);
     assert_true(ep < 1e-5);
-    free(g), free(tok);
+    free(tok);
     mb_model_free(mc), mb_model_free(mg);
 }
 
@@ -212,11 +214,8 @@ static void test_chunk_pooled(void **s)
     mb_rng_seed(&r, mb_test_seed() + 600);
     mb_config cfg = small(1);
     cfg.n_classes = 3;
-    mb_model *mc = mb_model_create(cpu, &cfg, 4), *mg = mb_model_create(gpu, &cfg, 4);
-    assert_non_null(mc);
-    assert_non_null(mg);
-    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
-    copy_weights(mg, mc);
+    mb_model *mc, *mg;
+    model_pair(&cfg, 4, &r, &mc, &mg);
     const int B = 2, L = 150, d = cfg.d_model, V = mb_config_vocab_padded(&cfg);
     int32_t *tok = malloc(sizeof(int32_t) * B * L), *col = malloc(sizeof(int32_t) * B * L);
     for (int i = 0; i < B * L; i++) tok[i] = (int32_t)mb_rng_below(&r, 11);
@@ -269,11 +268,8 @@ static void sashimi_matches(int cplx, int mlp)
     mb_rng r;
     mb_rng_seed(&r, mb_test_seed() + 700 + (uint64_t)(cplx * 2 + mlp));
     mb_config cfg = small_sashimi(cplx, mlp);
-    mb_model *mc = mb_model_create(cpu, &cfg, 5), *mg = mb_model_create(gpu, &cfg, 5);
-    assert_non_null(mc);
-    assert_non_null(mg);
-    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
-    copy_weights(mg, mc);
+    mb_model *mc, *mg;
+    model_pair(&cfg, 5, &r, &mc, &mg);
     const int B = 2, L = getenv("MB_GPU_TEST_SMALL") ? 64 : 320;
     int32_t *tok = malloc(sizeof(int32_t) * B * L), *tgt = malloc(sizeof(int32_t) * B * L);
     for (int i = 0; i < B * L; i++) {
@@ -285,16 +281,8 @@ static void sashimi_matches(int cplx, int mlp)
     mb_model_zero_grad(mg);
     assert_int_equal(mb_model_forward_backward(mc, tok, tgt, B, L, &sc), 0);
     if (mb_model_forward_backward(mg, tok, tgt, B, L, &sg)) fail_msg("%s", mb_error_last());
-    const size_t n = mc->params.total;
-    float *g = malloc(n * 4);
-    assert_int_equal(mb_dev_download(gpu, g, mg->params.grad, n * 4), 0);
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < mc->params.n; i++) {
-        const mb_param *p = &mc->params.items[i];
-        double e = mb_test_rel_err(g + p->offset, mc->params.grad + p->offset, p->numel);
-        if (e > worst) worst = e, worst_name = p->name;
-    }
+    const char *worst_name;
+    const double worst = grad_worst(mc, mg, &worst_name);
     double el = fabs(sg.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
     printf("# sashimi %s%s: loss rel err %.2e, count %lld/%lld, worst gradient %s %.2e\n",
            cplx ? "complex" : "real", mlp ? " + mlp" : "", el, (long long)sg.count,
@@ -303,7 +291,7 @@ static void sashimi_matches(int cplx, int mlp)
     assert_true(el < 1e-5);
     /* as the LM's: long sums in another order */
     assert_true(worst < 1e-4);
-    free(g), free(tok), free(tgt);
+    free(tok), free(tgt);
     mb_model_free(mc), mb_model_free(mg);
 }
 
@@ -359,11 +347,8 @@ static void test_sashimi_sample(void **s)
     mb_rng r;
     mb_rng_seed(&r, mb_test_seed() + 811);
     mb_config cfg = small_sashimi(0, 0);
-    mb_model *mc = mb_model_create(cpu, &cfg, 6), *mg = mb_model_create(gpu, &cfg, 6);
-    assert_non_null(mc);
-    assert_non_null(mg);
-    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
-    copy_weights(mg, mc);
+    mb_model *mc, *mg;
+    model_pair(&cfg, 6, &r, &mc, &mg);
     const int n = getenv("MB_GPU_TEST_SMALL") ? 40 : 80;
     const mb_sampler sp[2] = {{.temperature = 1.f, .top_p = 1.f, .seed = 11}, {.temperature = 0.8f, .top_p = 0.9f, .seed = 12}};
     int off = 0;
