@@ -21,7 +21,7 @@
 #include <cuda_pipeline.h>
 
 #include "core/cuda_util.h"
-#include "ops/gemv.cuh"
+#include "ops/fused.cuh"
 #include "ops/ops.h"
 
 #define BS_THREADS 512
@@ -142,17 +142,7 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     };
 
     /* norm, while the staging is in flight */
-    float mean = 0.f;
-    if (p.norm_b) {
-        float s = 0.f;
-        for (int i = tid; i < d; i += nt) s += hr[i];
-        mean = mb_block_sum(s, red) / (float)d;
-    }
-    float ss = 0.f;
-    for (int i = tid; i < d; i += nt) ss += (hr[i] - mean) * (hr[i] - mean);
-    const float rstd = rsqrtf(mb_block_sum(ss, red) / (float)d + p.eps);
-    for (int i = tid; i < d; i += nt)
-        xn[i] = (hr[i] - mean) * rstd * p.norm_w[i] + (p.norm_b ? p.norm_b[i] : 0.f);
+    mb_norm_row_block<BS_THREADS>(d, hr, p.norm_w, p.norm_b, p.eps, red, xn);
     __pipeline_wait_prior(0);
     __syncthreads();
 

@@ -14,7 +14,7 @@
  * is kept when that mass is below top_p of the total; the same set as
  * sorting and cutting (mb_sample_pick), without a sort's barriers. */
 #include "core/cuda_util.h"
-#include "ops/gemv.cuh"
+#include "ops/fused.cuh"
 #include "ops/ops.h"
 
 #define HS_THREADS 256
@@ -57,17 +57,7 @@ head_sample_kernel(const mb_head_sample_params p, const float *__restrict__ y)
     const float *yr = y + (size_t)b * d;
 
     mb_pdl_wait(); /* y, count and the previous draw come from kernels before */
-    float mean = 0.f;
-    if (p.norm_b) {
-        float s = 0.f;
-        for (int i = tid; i < d; i += HS_THREADS) s += yr[i];
-        mean = mb_block_sum(s, red) / (float)d;
-    }
-    float ss = 0.f;
-    for (int i = tid; i < d; i += HS_THREADS) ss += (yr[i] - mean) * (yr[i] - mean);
-    const float rstd = rsqrtf(mb_block_sum(ss, red) / (float)d + p.eps);
-    for (int i = tid; i < d; i += HS_THREADS)
-        xn[i] = (yr[i] - mean) * rstd * p.norm_w[i] + (p.norm_b ? p.norm_b[i] : 0.f);
+    mb_norm_row_block<HS_THREADS>(d, yr, p.norm_w, p.norm_b, p.eps, red, xn);
     __syncthreads();
     mb_gemv_block_auto<HS_THREADS, 4>(V, d, p.head, xn, q, NULL);
     __syncthreads();

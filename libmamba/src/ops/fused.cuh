@@ -1,17 +1,19 @@
-/* Matrix-vector products inside one thread block, for the fused step
- * kernels (ops/block_step.cu, ops/sample.cu): at batch 1 a step is a chain
- * of small GEMVs between block barriers, and these are their one
+/* Building blocks of the fused kernels that give one thread block to a row
+ * (ops/block_step.cu, ops/sample.cu): at batch 1 a step is a chain of small
+ * GEMVs and norms between block barriers, and these are their one
  * implementation.
  *
- * y[i] = W[i, :] . x (+ add[i]) for i < n; W (n, k) row-major in global or
- * shared memory, x in shared memory, both read as T (float4 when k % 4 ==
- * 0). A group of G lanes (a power of two, at most 32 and at most the row's
- * length in T) shares a row; each group keeps ROWS rows in flight; NT is the
- * block's thread count. G and NT are template arguments so that the
- * reduction unrolls: with them at run time, index and address arithmetic
- * were most of the step kernel's instructions. */
-#ifndef MB_GEMV_CUH
-#define MB_GEMV_CUH
+ * GEMV: y[i] = W[i, :] . x (+ add[i]) for i < n; W (n, k) row-major in
+ * global or shared memory, x in shared memory, both read as T (float4 when
+ * k % 4 == 0). A group of G lanes (a power of two, at most 32 and at most
+ * the row's length in T) shares a row; each group keeps ROWS rows in
+ * flight; NT is the block's thread count. G and NT are template arguments
+ * so that the reduction unrolls: with them at run time, index and address
+ * arithmetic were most of the step kernel's instructions. */
+#ifndef MB_FUSED_CUH
+#define MB_FUSED_CUH
+
+#include "core/cuda_util.h"
 
 static __device__ __forceinline__ float mb_gemv_dot(float4 a, float4 b)
 {
@@ -71,6 +73,26 @@ static __device__ void mb_gemv_block_auto(int n, int k, const float *W, const fl
 {
     if (k % 4 == 0) mb_gemv_block_q<float4, NT, ROWS>(n, k / 4, W, x, y, add);
     else mb_gemv_block_q<float, NT, ROWS>(n, k, W, x, y, add);
+}
+
+/* The row x (d floats) normed into xn (shared memory): RMSNorm, or
+ * LayerNorm with b; red holds 32 floats for the block sums. Every thread
+ * of the block calls it; xn is complete after the next barrier. */
+template <int NT>
+static __device__ __forceinline__ void mb_norm_row_block(int d, const float *x, const float *w, const float *b,
+                                                         float eps, float *red, float *xn)
+{
+    const int tid = threadIdx.x;
+    float mean = 0.f;
+    if (b) {
+        float s = 0.f;
+        for (int i = tid; i < d; i += NT) s += x[i];
+        mean = mb_block_sum(s, red) / (float)d;
+    }
+    float ss = 0.f;
+    for (int i = tid; i < d; i += NT) ss += (x[i] - mean) * (x[i] - mean);
+    const float rstd = rsqrtf(mb_block_sum(ss, red) / (float)d + eps);
+    for (int i = tid; i < d; i += NT) xn[i] = (x[i] - mean) * rstd * w[i] + (b ? b[i] : 0.f);
 }
 
 #endif
