@@ -8,7 +8,8 @@
 # 1. bench_audio --device cuda: training samples/s, generation samples/s and
 #    real-time factor at batch 1 and 64
 # 2. mamba-audio train on the digits (held-out clips against the unigram)
-# 3. mamba-audio generate: 8 clips of 1 s, then eval
+# 3. mamba-audio generate: 8 clips of 1 s, 64 of 10 s, one continuing a
+#    recording (--prompt), then eval
 # Output on stdout/stderr; metrics in $OUT/audio_metrics.jsonl.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -31,6 +32,10 @@ if [ -x "$AUD" ]; then
     run "$AUD" train --device cuda --data data/audio/digits --seq-len 8192 --batch 16 --steps 400 \
         --val-every 100 --lr 2e-3 --out "$W/digits.safetensors" --log "$OUT/audio_metrics.jsonl"
     run "$AUD" generate --device cuda --model "$W/digits.safetensors" --n 8 --seconds 1 --out "$W/gen.wav"
+    # 64 clips of 10 s, then one continuing a recording (steps through the prompt, then draws)
+    run "$AUD" generate --device cuda --model "$W/digits.safetensors" --n 64 --seconds 10 --out "$W/gen64.wav"
+    run "$AUD" generate --device cuda --model "$W/digits.safetensors" --seconds 2 --top-p 0.95 \
+        --prompt "$(ls data/audio/digits/*.flac | head -1)" --out "$W/cont.wav"
     run "$AUD" eval --device cuda --model "$W/digits.safetensors" --data data/audio/digits
 else
     echo "gpu_audio: $AUD not built (libsndfile/libsamplerate missing?)"
