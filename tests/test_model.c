@@ -274,6 +274,17 @@ static void test_sample(void **s)
     jitter(m, &r, 0.5f);
     const mb_sampler sp[2] = {{.temperature = 1.f, .top_p = 1.f, .seed = 5}, {.temperature = 0.7f, .top_p = 0.8f, .seed = 6}};
     for (int i = 0; i < 2; i++) assert_int_equal(mb_test_sample_replay(m, m, 3, 40, &sp[i], 0), 0);
+    /* the first tokens are checked, also for n = 0 */
+    mb_state *st = mb_state_create(m, 2);
+    assert_non_null(st);
+    int32_t tok[2] = {1, cfg.vocab_size}, out[2];
+    assert_int_equal(mb_model_sample(m, st, tok, 0, &sp[0], out), -1);
+    assert_non_null(strstr(mb_error_last(), "token"));
+    tok[1] = 0;
+    assert_int_equal(mb_model_sample(m, st, tok, 0, &sp[0], out), 0);
+    assert_int_equal(mb_model_sample(m, st, tok, 1, &sp[0], out), 0);
+    assert_true(out[0] >= 0 && out[0] < cfg.vocab_size && out[1] >= 0 && out[1] < cfg.vocab_size);
+    mb_state_free(st);
     mb_model_free(m);
     mb_ctx_free(ctx);
 }

@@ -701,6 +701,8 @@ int mb_model_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, con
     if (sample_check(m, st, n, sp)) return -1;
     if (m->sa) return mb_sashimi_sample(m, st, tokens, n, sp, out);
     const int B = st->B, Vp = m->vocab_padded, V = m->cfg.vocab_size;
+    if (mb_lm_check_tokens(m, tokens, (size_t)B, "token", 0)) return -1;
+    if (n == 0) return 0;
     float *lg = mb_calloc((size_t)B * Vp, sizeof(float), "sampling");
     int32_t *cur = mb_calloc((size_t)B, sizeof(int32_t), "sampling");
     void *scratch = mb_calloc(1, mb_sample_scratch_bytes(V), "sampling");
