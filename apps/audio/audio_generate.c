@@ -8,7 +8,8 @@
 
 #include "audio_cmd.h"
 
-#define GEN_CHUNK 4096 /* samples a clip between progress checks */
+#define GEN_CHUNK 4096 /* the most samples a clip between progress checks */
+#define GEN_CHUNK_S 0.25 /* and the time a call aims at: Ctrl-C is noticed between calls */
 
 static void usage(FILE *f)
 {
@@ -128,7 +129,15 @@ int audio_cmd_generate(int argc, char **argv)
         mb_cli_error(AUDIO_PROG, "recurrent state: %s", mb_error_last());
         goto done;
     }
-    if (!(tok = malloc(sizeof(int32_t) * (size_t)n)) || !(drawn = malloc(sizeof(int32_t) * (size_t)n * GEN_CHUNK)) ||
+    /* calls of whole pooling periods (a call that ends inside one makes the
+     * next start with single steps), sized to take about GEN_CHUNK_S:
+     * thousands of samples on a GPU, far fewer for many clips on a CPU */
+    const mb_config *mc = mb_model_config(m);
+    int64_t period = 1;
+    for (int i = 0; i < mc->n_pool; i++) period *= mc->pool[i];
+    const int64_t most = period > GEN_CHUNK ? period : GEN_CHUNK / period * period;
+    int64_t chunk = period;
+    if (!(tok = malloc(sizeof(int32_t) * (size_t)n)) || !(drawn = malloc(sizeof(int32_t) * (size_t)(n * most))) ||
         !(cls = malloc((size_t)(n * (total > 0 ? total : 1)))) ||
         !(wav = malloc(sizeof(float) * (size_t)(total > 0 ? total : 1))))
         goto oom;
@@ -154,7 +163,8 @@ int audio_cmd_generate(int argc, char **argv)
     if (np > 0)
         for (int64_t b = 0; b < n; b++) tok[b] = pc[np - 1];
     while (s < total && !mb_cli_interrupted()) {
-        const int k = (int)(total - s < GEN_CHUNK ? total - s : GEN_CHUNK);
+        const int k = (int)(total - s < chunk ? total - s : chunk);
+        const double tc = mb_cli_now();
         if (mb_model_sample(m, st, tok, k, &sp, drawn)) {
             mb_cli_lib_error(AUDIO_PROG, model);
             goto done;
@@ -165,6 +175,11 @@ int audio_cmd_generate(int argc, char **argv)
         }
         s += k;
         const double now = mb_cli_now();
+        if (now > tc) {
+            const double fit = GEN_CHUNK_S / ((now - tc) / k);
+            chunk = fit < (double)most ? (int64_t)fit / period * period : most;
+            chunk = chunk < period ? period : chunk;
+        }
         if (now - t_print >= 5.0) {
             const double sps = (double)s / (now - t0);
             char eta[32];
