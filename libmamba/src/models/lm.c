@@ -698,11 +698,10 @@ static int sample_check(const mb_model *m, const mb_state *st, int n, const mb_s
 int mb_model_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, const mb_sampler *sp,
                     int32_t *out)
 {
-    if (sample_check(m, st, n, sp)) return -1;
+    if (sample_check(m, st, n, sp) || mb_lm_check_tokens(m, tokens, (size_t)st->B, "token", 0)) return -1;
+    if (n == 0) return 0;
     if (m->sa) return mb_sashimi_sample(m, st, tokens, n, sp, out);
     const int B = st->B, Vp = m->vocab_padded, V = m->cfg.vocab_size;
-    if (mb_lm_check_tokens(m, tokens, (size_t)B, "token", 0)) return -1;
-    if (n == 0) return 0;
     float *lg = mb_calloc((size_t)B * Vp, sizeof(float), "sampling");
     int32_t *cur = mb_calloc((size_t)B, sizeof(int32_t), "sampling");
     void *scratch = mb_calloc(1, mb_sample_scratch_bytes(V), "sampling");

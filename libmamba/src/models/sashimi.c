@@ -631,7 +631,6 @@ void mb_sashimi_state_reset(mb_state *st)
     sa_state *s = (sa_state *)st;
     mb_dev_zero(st->model->ctx, st->buf, s->state_floats * sizeof(float));
     memset(s->pos, 0, sizeof s->pos);
-    st->drawn = 0;
 }
 
 void mb_sashimi_state_free(mb_state *st)
@@ -741,12 +740,42 @@ static void sa_advance(mb_model *m, sa_state *s)
     }
 }
 
+/* Device work of a step (or of several): run once on the stream or, with
+ * graph, captured into *graph and then launched. The capture advances pos[]
+ * as the eager run would; the launch that follows does the work once. */
+typedef int (*sa_work_fn)(mb_model *m, sa_state *s, const void *arg);
+static int sa_run(mb_model *m, sa_state *s, void **graph, sa_work_fn work, const void *arg)
+{
+    mb_ctx *ctx = m->ctx;
+    if (graph && mb_cuda_graph_begin(ctx)) return -1;
+    if (work(m, s, arg)) {
+        if (graph) {
+            void *g;
+            (void)mb_cuda_graph_end(ctx, &g);
+        }
+        return -1;
+    }
+    if (graph && (mb_cuda_graph_end(ctx, graph) || mb_cuda_graph_launch(ctx, *graph))) return -1;
+    return 0;
+}
+
+/* a step whose tokens and logits go through the pinned buffers */
+static int sa_step_pinned(mb_model *m, sa_state *s, const void *arg)
+{
+    (void)arg;
+    mb_sa_acts *a = &s->act;
+    const size_t B = (size_t)s->pub.B;
+    return mb_cuda_copy_async(m->ctx, a->tok, s->pin_tok, B * sizeof(int32_t)) || sa_step_body(m, s, 1) ||
+                   mb_cuda_copy_async(m->ctx, s->pin_lg, a->logits, B * m->vocab_padded * sizeof(float))
+               ? -1
+               : 0;
+}
+
 /* A step on the GPU through the graph of its phase: the first visit of a
  * phase runs eagerly (lazy initializations happen outside any capture),
  * the second is captured, later ones replay it. */
 static int sa_step_graph(mb_model *m, sa_state *s, const int32_t *tokens, float *logits)
 {
-    mb_sa_acts *a = &s->act;
     mb_ctx *ctx = m->ctx;
     const int B = s->pub.B;
     const size_t nlg = (size_t)B * m->vocab_padded * sizeof(float);
@@ -755,19 +784,8 @@ static int sa_step_graph(mb_model *m, sa_state *s, const int32_t *tokens, float 
     if (s->graph[phase]) {
         if (mb_cuda_graph_launch(ctx, s->graph[phase])) return -1;
         sa_advance(m, s);
-    } else {
-        const int capture = s->pos[0] >= s->period;
-        if (capture && mb_cuda_graph_begin(ctx)) return -1;
-        if (mb_cuda_copy_async(ctx, a->tok, s->pin_tok, (size_t)B * sizeof(int32_t)) || sa_step_body(m, s, 1) ||
-            mb_cuda_copy_async(ctx, s->pin_lg, a->logits, nlg)) {
-            if (capture) {
-                void *g;
-                (void)mb_cuda_graph_end(ctx, &g);
-            }
-            return -1;
-        }
-        if (capture && (mb_cuda_graph_end(ctx, &s->graph[phase]) || mb_cuda_graph_launch(ctx, s->graph[phase])))
-            return -1;
+    } else if (sa_run(m, s, s->pos[0] >= s->period ? &s->graph[phase] : NULL, sa_step_pinned, NULL)) {
+        return -1;
     }
     if (mb_cuda_sync(ctx)) return -1;
     if (logits) memcpy(logits, s->pin_lg, nlg);
@@ -795,16 +813,25 @@ int mb_sashimi_step(mb_model *m, mb_state *st, const int32_t *tokens, float *log
 
 /* ---- sampled generation ---------------------------------------------------- */
 
-/* A step and its draw: the next input lands in act.tok (device) */
-static int sa_sample_step(mb_model *m, sa_state *s, const mb_head_sample_params *hp)
+/* A step and its draw (arg: the head's mb_head_sample_params): the next
+ * input lands in act.tok (device) */
+static int sa_sample_step(mb_model *m, sa_state *s, const void *arg)
 {
     const float *y = sa_level_step(m, s, 0);
     if (!y) return -1;
-    mb_head_sample(m->ctx, hp, y, &s->act.ws);
+    mb_head_sample(m->ctx, (const mb_head_sample_params *)arg, y, &s->act.ws);
     return 0;
 }
 
 #ifdef MB_HAVE_CUDA
+/* a whole pooling period of steps and draws */
+static int sa_sample_period(mb_model *m, sa_state *s, const void *arg)
+{
+    for (int j = 0; j < s->period; j++)
+        if (sa_sample_step(m, s, arg)) return -1;
+    return 0;
+}
+
 /* On the GPU: where the phase is 0 and a whole period is left, one launch
  * of the period's graph (captured on the first such launch after a period
  * has run eagerly, so lazy initializations happen outside any capture);
@@ -828,19 +855,10 @@ static int sa_sample_graph(mb_model *m, sa_state *s, const mb_head_sample_params
             if (s->pgraph) {
                 if (mb_cuda_graph_launch(ctx, s->pgraph)) return -1;
                 for (int j = 0; j < P; j++) sa_advance(m, s);
-            } else {
-                /* the capture advances pos[] as the eager run would; the
-                 * launch that follows does the work once */
-                if (mb_cuda_graph_begin(ctx)) return -1;
-                for (int j = 0; j < P; j++)
-                    if (sa_sample_step(m, s, hp)) {
-                        void *g;
-                        (void)mb_cuda_graph_end(ctx, &g);
-                        return -1;
-                    }
-                if (mb_cuda_graph_end(ctx, &s->pgraph) || mb_cuda_graph_launch(ctx, s->pgraph)) return -1;
+            } else if (sa_run(m, s, &s->pgraph, sa_sample_period, hp)) {
+                return -1;
             }
-        } else if (sa_sample_step(m, s, hp)) {
+        } else if (sa_run(m, s, NULL, sa_sample_step, hp)) {
             return -1;
         }
         if (mb_cuda_copy_async(ctx, s->pin_hist + (size_t)nrec * ring, s->shist, ring * sizeof(int32_t)))
@@ -869,8 +887,6 @@ int mb_sashimi_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, c
     mb_sa_acts *a = &s->act;
     mb_ctx *ctx = m->ctx;
     const int B = st->B;
-    if (mb_lm_check_tokens(m, tokens, (size_t)B, "token", 0)) return -1;
-    if (n == 0) return 0;
     const mb_sample_cfg cfg = {.seed = sp->seed, .temperature = sp->temperature, .top_p = sp->top_p};
     for (int b = 0; b < B; b++) s->hcount[b] = st->drawn;
     if (mb_dev_upload(ctx, s->scfg, &cfg, sizeof cfg) ||

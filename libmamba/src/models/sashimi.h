@@ -72,7 +72,8 @@ mb_state *mb_sashimi_state_create(mb_model *m, int B);
 void mb_sashimi_state_reset(mb_state *s);
 void mb_sashimi_state_free(mb_state *s);
 int mb_sashimi_step(mb_model *m, mb_state *s, const int32_t *tokens, float *logits);
-/* mb_model_sample for SaShiMi models (arguments checked by the caller) */
+/* mb_model_sample for SaShiMi models (arguments and tokens checked by the
+ * caller; n >= 1) */
 int mb_sashimi_sample(mb_model *m, mb_state *s, const int32_t *tokens, int n, const mb_sampler *sp,
                       int32_t *out);
 int mb_sashimi_forward_chunk(mb_model *m, mb_state *s, const int32_t *tokens, int L,

@@ -38,10 +38,9 @@ static __device__ __forceinline__ void bs_gemv_auto(int n, int k, const float *W
 
 /* Shared memory, in floats, each part rounded to 4 so float4 reads stay
  * aligned: the work area, then the staged operands. */
-static __host__ __device__ int bs_round4(int n) { return (n + 3) & ~3; }
 static __host__ __device__ int bs_work_floats(int d, int Di, int xd)
 {
-    return bs_round4(d) + bs_round4(2 * Di) + bs_round4(xd) + 2 * bs_round4(Di) + 64;
+    return mb_round4(d) + mb_round4(2 * Di) + mb_round4(xd) + 2 * mb_round4(Di) + 64;
 }
 
 /* Operands that may be staged, in the order they are considered. */
@@ -107,29 +106,26 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     const int b = blockIdx.x, tid = threadIdx.x, nt = BS_THREADS;
     float *sh = reinterpret_cast<float *>(bs_sh4);
     float *xn = sh;                       /* (d) */
-    float *xz = xn + bs_round4(d);        /* (2 Di): x, then xc in its place | z */
-    float *xdbl = xz + bs_round4(2 * Di); /* (xd): dt | B | C */
-    float *dl = xdbl + bs_round4(xd);     /* (Di): delta */
-    float *y = dl + bs_round4(Di);        /* (Di): gated scan output */
-    float *red = y + bs_round4(Di);       /* (64): reductions */
+    float *xz = xn + mb_round4(d);        /* (2 Di): x, then xc in its place | z */
+    float *xdbl = xz + mb_round4(2 * Di); /* (xd): dt | B | C */
+    float *dl = xdbl + mb_round4(xd);     /* (Di): delta */
+    float *y = dl + mb_round4(Di);        /* (Di): gated scan output */
+    float *red = y + mb_round4(Di);       /* (64): reductions */
     float *stage = sh + plan.work;
 
     /* the weights first: nothing in a step writes them, so their staging
      * may overlap the previous kernel (mb_pdl_wait); then, once that
      * kernel is done, the row's states */
-#pragma unroll
-    for (int i = BS_CONV_W; i < BS_NOPS; i++) {
+    auto stage_op = [&](int i) {
         int n;
         const float *g = bs_src(p, i, b, &n);
         if (g && plan.off[i] >= 0) bs_stage(stage + plan.off[i], g, n);
-    }
+    };
+#pragma unroll
+    for (int i = BS_CONV_W; i < BS_NOPS; i++) stage_op(i);
     mb_pdl_wait();
-#pragma unroll
-    for (int i = BS_CONV_ST; i <= BS_SSM_ST; i++) {
-        int n;
-        const float *g = bs_src(p, i, b, &n);
-        if (g && plan.off[i] >= 0) bs_stage(stage + plan.off[i], g, n);
-    }
+    stage_op(BS_CONV_ST);
+    stage_op(BS_SSM_ST);
     __pipeline_commit();
     /* the row: h's, or the embedding of the row's token */
     const float *hr = p.tokens ? p.embed + (size_t)p.tokens[b] * d : h + (size_t)b * d;
@@ -246,15 +242,15 @@ static bs_plan bs_make_plan(const mb_block_step_params *p, int max_floats)
 {
     const int nbc = p->is_complex ? 2 * p->d_state : p->d_state;
     bs_plan pl;
-    pl.work = bs_round4(bs_work_floats(p->d_model, p->d_inner, p->dt_rank + 2 * nbc));
+    pl.work = mb_round4(bs_work_floats(p->d_model, p->d_inner, p->dt_rank + 2 * nbc));
     int used = 0;
     for (int i = 0; i < BS_NOPS; i++) {
         int n;
         const float *g = bs_src(*p, i, 0, &n);
         pl.off[i] = -1;
-        if (!g || n == 0 || pl.work + used + bs_round4(n) > max_floats) continue;
+        if (!g || n == 0 || pl.work + used + mb_round4(n) > max_floats) continue;
         pl.off[i] = used;
-        used += bs_round4(n);
+        used += mb_round4(n);
     }
     pl.total = pl.work + used;
     return pl;

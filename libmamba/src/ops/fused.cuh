@@ -15,6 +15,10 @@
 
 #include "core/cuda_util.h"
 
+/* n rounded up to whole float4s: the parts of a kernel's shared memory stay
+ * 16-byte aligned */
+static __host__ __device__ __forceinline__ int mb_round4(int n) { return (n + 3) & ~3; }
+
 static __device__ __forceinline__ float mb_gemv_dot(float4 a, float4 b)
 {
     return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;

@@ -13,7 +13,12 @@ typedef struct {
     int k;
 } sample_item;
 
-size_t mb_sample_scratch_bytes(int vocab) { return (size_t)(vocab > 0 ? vocab : 1) * sizeof(sample_item); }
+/* scratch: the kept weights in index order, then the classes to rank */
+size_t mb_sample_scratch_bytes(int vocab)
+{
+    const size_t v = (size_t)(vocab > 0 ? vocab : 1);
+    return v * sizeof(double) + v * sizeof(sample_item);
+}
 
 /* by q descending, then index ascending: the rank order of the rule */
 static int item_cmp(const void *a, const void *b)
@@ -25,42 +30,29 @@ static int item_cmp(const void *a, const void *b)
 
 int mb_sample_pick(const float *z, int vocab, double temperature, double top_p, double u, void *scratch)
 {
-    sample_item *it = scratch;
+    double *w = scratch; /* q, then 0 where the class is outside the nucleus */
+    sample_item *it = (sample_item *)(w + vocab);
     double mx = -INFINITY;
     for (int k = 0; k < vocab; k++) mx = z[k] > mx ? z[k] : mx;
     double total = 0;
-    for (int k = 0; k < vocab; k++) {
-        it[k].q = exp(((double)z[k] - mx) / temperature);
-        it[k].k = k;
-        total += it[k].q;
-    }
-    /* kept: q where the class is in the nucleus, else 0 (in place, then
-     * back in index order) */
+    for (int k = 0; k < vocab; k++) total += (w[k] = exp(((double)z[k] - mx) / temperature));
     if (top_p < 1.0) {
+        for (int k = 0; k < vocab; k++) it[k].q = w[k], it[k].k = k;
         qsort(it, (size_t)vocab, sizeof *it, item_cmp);
         double above = 0;
         for (int i = 0; i < vocab; i++) {
-            const double q = it[i].q;
-            if (!(above < top_p * total)) it[i].q = 0;
-            above += q;
-        }
-        /* the ranks out again: index order is what the draw walks */
-        for (int i = 0; i < vocab; i++) {
-            while (it[i].k != i) {
-                const sample_item t = it[it[i].k];
-                it[it[i].k] = it[i];
-                it[i] = t;
-            }
+            if (!(above < top_p * total)) w[it[i].k] = 0;
+            above += it[i].q;
         }
     }
     double kept = 0;
     int last = 0;
     for (int k = 0; k < vocab; k++)
-        if (it[k].q > 0) kept += it[k].q, last = k;
+        if (w[k] > 0) kept += w[k], last = k;
     const double target = u * kept;
     double c = 0;
     for (int k = 0; k < vocab; k++)
-        if (it[k].q > 0 && (c += it[k].q) > target) return k;
+        if (w[k] > 0 && (c += w[k]) > target) return k;
     return last; /* only when rounding puts target at the very end */
 }
 

@@ -19,8 +19,6 @@
 
 #define HS_THREADS 256
 
-static __host__ __device__ int hs_round4(int n) { return (n + 3) & ~3; }
-
 /* exclusive prefix sum over the block (every thread passes one value and
  * gets the sum of the values of the threads before it); sh holds 32 */
 static __device__ float hs_block_exclusive(float v, float *sh, float *total)
@@ -52,8 +50,8 @@ head_sample_kernel(const mb_head_sample_params p, const float *__restrict__ y)
     __shared__ int pick;
     float *xn = reinterpret_cast<float *>(hs_sh4); /* (d) */
     const int d = p.d_model, V = p.vocab, b = blockIdx.x, tid = threadIdx.x;
-    float *q = xn + hs_round4(d);                  /* (V): logits, then exp */
-    float *w = q + hs_round4(V);                   /* (V): kept exp (nucleus) */
+    float *q = xn + mb_round4(d);                  /* (V): logits, then exp */
+    float *w = q + mb_round4(V);                   /* (V): kept exp (nucleus) */
     const float *yr = y + (size_t)b * d;
 
     mb_pdl_wait(); /* y, count and the previous draw come from kernels before */
@@ -117,7 +115,7 @@ extern "C" void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS)
     if (p->batch <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
-    const size_t sh = (size_t)(hs_round4(p->d_model) + 2 * hs_round4(p->vocab)) * sizeof(float);
+    const size_t sh = (size_t)(mb_round4(p->d_model) + 2 * mb_round4(p->vocab)) * sizeof(float);
     if (sh > 48 * 1024) {
         mb_cuda_fail(ctx, "head_sample_kernel", "vocabulary too large for the fused draw", __FILE__, __LINE__);
         return;
