@@ -102,6 +102,34 @@ done:
     return rc;
 }
 
+/* A recording fed to a state (mamba-audio generate --prompt): one
+ * mb_model_forward_chunk of L samples a stream, without logits, from a
+ * state on a period's edge (whole periods go through the parallel forward
+ * from the state). */
+static int prompt_row(mb_ctx *ctx, const mb_config *cfg, int B, int L)
+{
+    mb_model *m = mb_model_create(ctx, cfg, 1);
+    mb_state *st = m ? mb_state_create(m, B) : NULL;
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)B * L);
+    int rc = -1;
+    if (!m || !st || !tok) goto done;
+    for (size_t i = 0; i < (size_t)B * L; i++) tok[i] = (int32_t)((i * 37 + i / 91) % 256);
+    /* warm-up: the same call once (its buffers are made at the first) */
+    if (mb_model_forward_chunk(m, st, tok, L, NULL)) goto done;
+    const double t0 = bench_now_s();
+    if (mb_model_forward_chunk(m, st, tok, L, NULL)) goto done;
+    const double sec = bench_now_s() - t0, sps = L / sec;
+    printf("| prompt | %6d | %7d | %9.2f ms | %12.0f samples/s | %8.3fx (%s) |\n", B, L, sec * 1e3, sps * B,
+           sps / 16000.0, sps >= 16000.0 ? "real time" : "slower");
+    rc = 0;
+done:
+    if (rc) printf("| prompt | %6d | %7d | failed: %s |\n", B, L, mb_error_last());
+    free(tok);
+    mb_state_free(st);
+    mb_model_free(m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *dev = "cpu";
@@ -131,7 +159,8 @@ int main(int argc, char **argv)
            probe ? mb_model_num_params(probe) : (size_t)0, mb_ctx_name(ctx));
     mb_model_free(probe);
     printf("train: forward + backward + AdamW, median of %d; step: one sample per stream (recurrent), "
-           "real-time factor per stream at 16 kHz\n\n", quick ? 3 : 5);
+           "real-time factor per stream at 16 kHz; prompt: L samples a stream fed to a state in one "
+           "mb_model_forward_chunk\n\n", quick ? 3 : 5);
     printf("| what   |  batch |       L |      time    |             throughput |    per stream  |\n");
     printf("|--------|--------|---------|--------------|------------------------|----------------|\n");
     const int on_gpu = strncmp(dev, "cuda", 4) == 0;
@@ -148,6 +177,8 @@ int main(int argc, char **argv)
             bad |= gen_row(ctx, &cfg, 1, quick ? 500 : (on_gpu ? 16000 : 4000), sample) != 0;
             bad |= gen_row(ctx, &cfg, 64, quick ? 100 : (on_gpu ? 4000 : 400), sample) != 0;
         }
+        bad |= prompt_row(ctx, &cfg, 1, quick ? 4096 : (on_gpu ? 160000 : 32768)) != 0;
+        bad |= prompt_row(ctx, &cfg, 64, quick ? 256 : (on_gpu ? 16384 : 1024)) != 0;
     }
     mb_ctx_free(ctx);
     printf("\nbench_audio: %s\n", bad ? "some rows failed" : "all rows ran");

@@ -299,7 +299,11 @@ static void test_sashimi_real(void **s) { (void)s; sashimi_matches(0, 0); }
 static void test_sashimi_complex_mlp(void **s) { (void)s; sashimi_matches(1, 1); }
 
 /* mlp 0 runs the fused step paths (embedding read by the first block, the
- * pool exchange in the down stack's last block); mlp 1 the unfused ones */
+ * pool exchange in the down stack's last block); mlp 1 the unfused ones.
+ * After the steps (their graphs captured), the same state goes on through
+ * mb_model_forward_chunk (whole periods by the parallel forward from the
+ * state, then steps) and single steps again (the graphs replayed on the
+ * state the chunk left), all against the parallel forward of the whole. */
 static void sashimi_recurrent(int cplx, int mlp)
 {
     mb_rng r;
@@ -307,30 +311,44 @@ static void sashimi_recurrent(int cplx, int mlp)
     mb_config cfg = small_sashimi(cplx, mlp);
     mb_model *m = mb_model_create(gpu, &cfg, 3);
     assert_non_null(m);
-    /* three coarse periods of 16 (two under the sanitizers: a step is many
-     * small launches, each instrumented) */
+    /* three coarse periods of 16 by steps (two under the sanitizers: a step
+     * is many small launches, each instrumented), then 59 positions in a
+     * chunk (3 periods in parallel, 11 steps), then 5 steps */
     const int B = 2, L = getenv("MB_GPU_TEST_SMALL") ? 32 : 48, V = mb_config_vocab_padded(&cfg);
-    int32_t *tok = malloc(sizeof(int32_t) * B * L), col[2];
-    for (int i = 0; i < B * L; i++) tok[i] = (int32_t)mb_rng_below(&r, 11);
-    float *ref = malloc((size_t)B * L * V * 4), *got = malloc((size_t)B * L * V * 4), tmp[2 * 16];
-    assert_int_equal(mb_model_forward(m, tok, B, L, NULL, ref, NULL), 0);
+    const int Lc = 59, Lt = L + Lc + 5;
+    int32_t *tok = malloc(sizeof(int32_t) * B * Lt), *ctok = malloc(sizeof(int32_t) * B * Lc), col[2];
+    for (int i = 0; i < B * Lt; i++) tok[i] = (int32_t)mb_rng_below(&r, 11);
+    float *ref = malloc((size_t)B * Lt * V * 4), *got = malloc((size_t)B * Lt * V * 4), tmp[2 * 16];
+    float *cl = malloc((size_t)B * Lc * V * 4);
+    assert_true(tok && ctok && ref && got && cl);
+    assert_int_equal(mb_model_forward(m, tok, B, Lt, NULL, ref, NULL), 0);
     mb_state *st = mb_state_create(m, B);
     assert_non_null(st);
-    double worst = 0;
-    for (int t = 0; t < L; t++) {
-        for (int b = 0; b < B; b++) col[b] = tok[b * L + t];
-        if (mb_model_step(m, st, col, tmp)) fail_msg("%s", mb_error_last());
-        for (int b = 0; b < B; b++) {
-            memcpy(got + ((size_t)b * L + t) * V, tmp + b * V, V * 4);
-            worst = fmax(worst, mb_test_rel_err(tmp + b * V, ref + ((size_t)b * L + t) * V, V));
+    for (int t = 0; t < Lt; t++) {
+        if (t == L) {
+            for (int b = 0; b < B; b++) memcpy(ctok + (size_t)b * Lc, tok + (size_t)b * Lt + L, Lc * 4);
+            if (mb_model_forward_chunk(m, st, ctok, Lc, cl)) fail_msg("%s", mb_error_last());
+            for (int b = 0; b < B; b++)
+                memcpy(got + ((size_t)b * Lt + L) * V, cl + (size_t)b * Lc * V, (size_t)Lc * V * 4);
+            t += Lc - 1;
+            continue;
         }
+        for (int b = 0; b < B; b++) col[b] = tok[b * Lt + t];
+        if (mb_model_step(m, st, col, tmp)) fail_msg("%s", mb_error_last());
+        for (int b = 0; b < B; b++) memcpy(got + ((size_t)b * Lt + t) * V, tmp + b * V, V * 4);
     }
-    double e = mb_test_rel_err(got, ref, (size_t)B * L * V);
-    printf("# sashimi %s%s GPU step vs parallel forward: rel err %.2e (worst position %.2e)\n",
-           cplx ? "complex" : "real", mlp ? " + mlp" : "", e, worst);
-    assert_true(worst < 1e-5);
+    double worst[3] = {0, 0, 0}; /* steps, chunk, steps after it */
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < Lt; t++) {
+            const size_t o = ((size_t)b * Lt + t) * V;
+            const int k = t < L ? 0 : t < L + Lc ? 1 : 2;
+            worst[k] = fmax(worst[k], mb_test_rel_err(got + o, ref + o, V));
+        }
+    printf("# sashimi %s%s GPU vs parallel forward, worst position: steps %.2e, chunk %.2e, steps after it %.2e\n",
+           cplx ? "complex" : "real", mlp ? " + mlp" : "", worst[0], worst[1], worst[2]);
+    for (int k = 0; k < 3; k++) assert_true(worst[k] < 1e-5);
     mb_state_free(st);
-    free(tok), free(ref), free(got);
+    free(tok), free(ctok), free(ref), free(got), free(cl);
     mb_model_free(m);
 }
 

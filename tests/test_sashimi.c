@@ -96,7 +96,7 @@ static double pool_loss(void *ud)
     pool_case *c = ud;
     size_t ny;
     if (c->up) {
-        mb_uppool_fwd(c->ctx, &c->p, &c->ps, c->B, c->L / c->p.pool, c->x, c->tmp, c->y);
+        mb_uppool_fwd(c->ctx, &c->p, &c->ps, c->B, c->L / c->p.pool, c->x, c->tmp, c->y, NULL);
         ny = (size_t)c->B * c->L * c->p.d_fine;
     } else {
         mb_downpool_fwd(c->ctx, &c->p, &c->ps, c->B, c->L, c->x, c->y);
@@ -203,7 +203,7 @@ static void step_vs_forward(int cplx, int mlp, int p0, int p1)
     cfg.pool[0] = p0;
     cfg.pool[1] = p1;
     const int period = p0 * p1;
-    mb_test_model_case c = {.m = mb_model_create(ctx, &cfg, 9), .B = 2, .L = 4 * period};
+    mb_test_model_case c = {.m = mb_model_create(ctx, &cfg, 9), .B = 2, .L = 5 * period};
     assert_non_null(c.m);
     jitter(c.m, &r, 0.1f);
     mb_test_make_tokens(&r, &c, cfg.vocab_size);
@@ -226,10 +226,13 @@ static void step_vs_forward(int cplx, int mlp, int p0, int p1)
         }
     }
     double e_step = mb_test_rel_err(got, ref, n);
-    /* uneven chunks (steps inside) after a reset give the same again */
+    /* uneven chunks after a reset give the same again: a chunk takes
+     * single steps to a period's edge, whole periods by the parallel
+     * forward from the state, then steps again; here steps only (the first
+     * two), steps + a period + steps, steps, and a lone aligned period */
     mb_state_reset(st);
-    const int cuts[4] = {0, 3, period + 1, L};
-    for (int k = 0; k < 3; k++) {
+    const int cuts[6] = {0, 3, period + 1, 3 * period + 2, 4 * period, L};
+    for (int k = 0; k < 5; k++) {
         int len = cuts[k + 1] - cuts[k];
         for (int b = 0; b < B; b++) memcpy(col + (size_t)b * len, c.tok + (size_t)b * L + cuts[k], len * 4);
         assert_int_equal(mb_model_forward_chunk(c.m, st, col, len, tmp), 0);
@@ -243,6 +246,37 @@ static void step_vs_forward(int cplx, int mlp, int p0, int p1)
     assert_true(e_chunk < 1e-5);
     mb_state_free(st);
     free(ref), free(got), free(tmp), free(col), free(c.tok), free(c.tgt);
+    mb_model_free(c.m);
+    mb_ctx_free(ctx);
+}
+
+/* A chunk longer than one parallel piece holds (4096 rows on the CPU):
+ * pieces one after another, the last one short, each from the state the
+ * one before left, against the parallel forward over the whole sequence */
+static void test_chunk_pieces(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 66);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_sashimi(0, 0);
+    mb_test_model_case c = {.m = mb_model_create(ctx, &cfg, 9), .B = 1, .L = 2 * 4096 + 8};
+    assert_non_null(c.m);
+    jitter(c.m, &r, 0.1f);
+    mb_test_make_tokens(&r, &c, cfg.vocab_size);
+    const size_t V = (size_t)c.m->vocab_padded, n = (size_t)c.L * V;
+    float *ref = malloc(n * 4), *got = malloc(n * 4);
+    assert_true(ref && got);
+    assert_int_equal(mb_model_forward(c.m, c.tok, 1, c.L, NULL, ref, NULL), 0);
+    mb_state *st = mb_state_create(c.m, 1);
+    assert_non_null(st);
+    assert_int_equal(mb_model_forward_chunk(c.m, st, c.tok, 3, got), 0);
+    assert_int_equal(mb_model_forward_chunk(c.m, st, c.tok + 3, c.L - 3, got + 3 * V), 0);
+    const double e = mb_test_rel_err(got, ref, n);
+    printf("# one chunk of %d positions in pieces vs the parallel forward: %.2e\n", c.L - 3, e);
+    assert_true(e < 1e-5);
+    mb_state_free(st);
+    free(ref), free(got), free(c.tok), free(c.tgt);
     mb_model_free(c.m);
     mb_ctx_free(ctx);
 }
@@ -476,7 +510,7 @@ int main(void)
         cmocka_unit_test(test_downpool_grad),  cmocka_unit_test(test_uppool_grad),
         cmocka_unit_test(test_grad_real),      cmocka_unit_test(test_grad_complex),
         cmocka_unit_test(test_grad_real_mlp),  cmocka_unit_test(test_grad_complex_mlp),
-        cmocka_unit_test(test_causal),         cmocka_unit_test(test_step_real),
+        cmocka_unit_test(test_causal),         cmocka_unit_test(test_step_real), cmocka_unit_test(test_chunk_pieces),
         cmocka_unit_test(test_step_complex_mlp), cmocka_unit_test(test_step_real_mlp),
         cmocka_unit_test(test_save_load),      cmocka_unit_test(test_errors),
         cmocka_unit_test(test_learns),         cmocka_unit_test(test_sample),

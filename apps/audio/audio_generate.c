@@ -129,8 +129,8 @@ int audio_cmd_generate(int argc, char **argv)
         mb_cli_error(AUDIO_PROG, "recurrent state: %s", mb_error_last());
         goto done;
     }
-    /* calls of whole pooling periods (a call that ends inside one makes the
-     * next start with single steps), sized to take about GEN_CHUNK_S:
+    /* calls that end on a pooling period's edge (one that ends inside a
+     * period makes the next start with single steps), sized to take about GEN_CHUNK_S:
      * thousands of samples on a GPU, far fewer for many clips on a CPU */
     const mb_config *mc = mb_model_config(m);
     int64_t period = 1;
@@ -146,32 +146,38 @@ int audio_cmd_generate(int argc, char **argv)
     const double t0 = mb_cli_now();
     double t_print = t0;
     /* the first input is silence: what precedes a recording; then the
-     * prompt, one step a sample (its logits are not needed), then the
-     * draws, on the device where the model is, in chunks between which
-     * progress is printed and Ctrl-C is noticed */
+     * prompt (by mb_model_forward_chunk: whole pooling periods at once,
+     * without logits), then the draws, on the device where the model is,
+     * in calls between which progress is printed and Ctrl-C is noticed */
     for (int64_t b = 0; b < n; b++) tok[b] = AUDIO_SILENCE;
     int64_t s = 0;
-    for (; s < np && !mb_cli_interrupted(); s++) {
-        if (s > 0)
-            for (int64_t b = 0; b < n; b++) tok[b] = pc[s - 1];
-        if (mb_model_step(m, st, tok, NULL)) {
-            mb_cli_lib_error(AUDIO_PROG, model);
-            goto done;
-        }
-        for (int64_t b = 0; b < n; b++) cls[b * total + s] = pc[s];
-    }
-    if (np > 0)
-        for (int64_t b = 0; b < n; b++) tok[b] = pc[np - 1];
     while (s < total && !mb_cli_interrupted()) {
-        const int k = (int)(total - s < chunk ? total - s : chunk);
+        /* calls end on a period's edge (s counts the steps taken) */
+        const int64_t left = s < np ? np - s : total - s, want = chunk - s % period;
+        const int k = (int)(left < want ? left : want);
         const double tc = mb_cli_now();
-        if (mb_model_sample(m, st, tok, k, &sp, drawn)) {
-            mb_cli_lib_error(AUDIO_PROG, model);
-            goto done;
-        }
-        for (int64_t b = 0; b < n; b++) {
-            for (int i = 0; i < k; i++) cls[b * total + s + i] = (uint8_t)drawn[b * k + i];
-            tok[b] = drawn[b * k + k - 1];
+        if (s < np) {
+            /* prompt sample i is the input of position i + 1 */
+            for (int64_t b = 0; b < n; b++)
+                for (int i = 0; i < k; i++) {
+                    drawn[b * k + i] = s + i ? pc[s + i - 1] : AUDIO_SILENCE;
+                    cls[b * total + s + i] = pc[s + i];
+                }
+            if (mb_model_forward_chunk(m, st, drawn, k, NULL)) {
+                mb_cli_lib_error(AUDIO_PROG, model);
+                goto done;
+            }
+            if (s + k == np)
+                for (int64_t b = 0; b < n; b++) tok[b] = pc[np - 1];
+        } else {
+            if (mb_model_sample(m, st, tok, k, &sp, drawn)) {
+                mb_cli_lib_error(AUDIO_PROG, model);
+                goto done;
+            }
+            for (int64_t b = 0; b < n; b++) {
+                for (int i = 0; i < k; i++) cls[b * total + s + i] = (uint8_t)drawn[b * k + i];
+                tok[b] = drawn[b * k + k - 1];
+            }
         }
         s += k;
         const double now = mb_cli_now();

@@ -252,8 +252,9 @@ static void sa_acts_free(mb_ctx *ctx, mb_sa_acts *a)
     memset(a, 0, sizeof *a);
 }
 
-/* train: rows B * L_l per level (L_l = L / prod(pool[0..l))), kept for
- * backward; else one step: B rows everywhere (L is 1). */
+/* L > 1 (a multiple of the pooling factors' product): rows B * L_l per
+ * level (L_l = L / prod(pool[0..l))); train: also the backward's buffers.
+ * L = 1: one step, B rows at every level. */
 static int sa_acts_init(const mb_model *m, mb_sa_acts *a, int B, int L, int train)
 {
     const struct mb_sashimi *sa = m->sa;
@@ -263,13 +264,14 @@ static int sa_acts_init(const mb_model *m, mb_sa_acts *a, int B, int L, int trai
     int Ll = L;
     size_t wsz = 0;
     for (int l = 0; l <= sa->S; l++) {
-        a->rows[l] = train ? B * Ll : B;
+        const int Lr = L > 1 ? Ll : 1;
+        a->rows[l] = B * Lr;
         const mb_sa_layer *ly = sa_stack(sa, l);
-        size_t w = mb_mixer_workspace(m->ctx, &ly[0].mixer, B, train ? Ll : 1);
+        size_t w = mb_mixer_workspace(m->ctx, &ly[0].mixer, B, Lr);
         wsz = w > wsz ? w : wsz;
         if (l < sa->S) Ll /= m->cfg.pool[l];
     }
-    if (!train) {
+    if (L == 1) {
         /* a step's head with its draw (mb_sashimi_sample) */
         const mb_head_sample_params hp = {.batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size};
         const size_t w = mb_head_sample_workspace(m->ctx, &hp);
@@ -414,11 +416,60 @@ static int sa_pool_prod(const mb_config *c)
     return p;
 }
 
+/* The U-Net over (B, L) from the tokens in a->tok (L a multiple of the
+ * pooling factors' product), into a's buffers (sized for at least B * L
+ * rows). With st (every block's mixer state) and upbuf (each UpPool's
+ * projection of the coarse step completed before, see the step below), the
+ * rows continue a recurrent state and leave it at their end, which is what
+ * L steps would do: each mixer starts from its state, and each UpPool's
+ * first coarse step reads upbuf instead of zeros, which then keeps the
+ * chunk's last projection (the DownPools' buffers need nothing: the chunk
+ * starts and ends on a period's edge). Training passes NULLs. head: also
+ * the final norm and the logits. */
+static int sa_forward_levels(mb_model *m, mb_sa_acts *a, int B, int L, mb_mixer_state *st,
+                             float *const *upbuf, int head)
+{
+    struct mb_sashimi *sa = m->sa;
+    mb_ctx *ctx = m->ctx;
+    const mb_params *ps = &m->params;
+    const int S = sa->S, d = m->cfg.d_model, M0 = B * L;
+    mb_embed_fwd(ctx, M0, d, a->tok, mb_param_data(ps, m->p_embed), a->x[0]);
+    int Ls[MB_MAX_POOL + 1];
+    Ls[0] = L;
+    for (int s = 0; s < S; s++) Ls[s + 1] = Ls[s] / m->cfg.pool[s];
+#define SA_ST(k) (st ? st + (size_t)(k) * sa->n : NULL)
+    for (int s = 0; s < S; s++) {
+        const float *dn = sa_stack_fwd(m, a, s, B, Ls[s], a->x[s], SA_ST(s), NULL, NULL, NULL);
+        if (!dn) return -1;
+        mb_downpool_fwd(ctx, &sa->down[s], ps, B, Ls[s], dn, a->x[s + 1]);
+    }
+    const float *c = sa_stack_fwd(m, a, S, B, Ls[S], a->x[S], SA_ST(S), NULL, NULL, NULL);
+    if (!c) return -1;
+    sa_residual(ctx, (size_t)B * Ls[S] * sa->width[S], c, a->x[S], a->y[S]);
+    for (int s = S - 1; s >= 0; s--) {
+        const size_t n = (size_t)B * Ls[s] * sa->width[s];
+        mb_uppool_fwd(ctx, &sa->up[s], ps, B, Ls[s + 1], a->y[s + 1], a->tmp, a->u[s],
+                      upbuf ? upbuf[s] : NULL);
+        /* the skip: the DownPool's input, the down stack's output */
+        mb_axpby(ctx, n, 1.f, a->lb[((size_t)s + 1) * sa->n - 1].out, 1.f, a->u[s]);
+        const float *o = sa_stack_fwd(m, a, 2 * S - s, B, Ls[s], a->u[s], SA_ST(2 * S - s), NULL, NULL, NULL);
+        if (!o) return -1;
+        sa_residual(ctx, n, o, a->u[s], a->y[s]);
+    }
+#undef SA_ST
+    if (!head) return 0;
+    mb_rmsnorm_fwd(ctx, M0, d, a->y[0], mb_param_data(ps, m->p_norm_f_w), m->cfg.norm_eps, a->hf,
+                   a->rstd_f);
+    mb_linear_fwd(ctx, M0, d, m->vocab_padded, a->hf, d, mb_param_data(ps, m->p_lm_head), NULL,
+                  a->logits, m->vocab_padded);
+    return 0;
+}
+
 static int sa_forward_train(mb_model *m, const int32_t *tokens, int B, int L)
 {
     struct mb_sashimi *sa = m->sa;
     mb_sa_acts *a = &sa->act;
-    const int prod = sa_pool_prod(&m->cfg), S = sa->S, d = m->cfg.d_model;
+    const int prod = sa_pool_prod(&m->cfg);
     if (B < 1 || L < 1) return mb_error_set("empty batch (B=%d, L=%d)", B, L);
     if (L % prod)
         return mb_error_set("sequence length %d is not a multiple of %d, the product of the "
@@ -428,36 +479,8 @@ static int sa_forward_train(mb_model *m, const int32_t *tokens, int B, int L)
         sa_acts_free(m->ctx, a);
         if (sa_acts_init(m, a, B, L, 1)) return -1;
     }
-    mb_ctx *ctx = m->ctx;
-    const mb_params *ps = &m->params;
-    const int M0 = B * L;
-    mb_dev_upload(ctx, a->tok, tokens, (size_t)M0 * sizeof(int32_t));
-    mb_embed_fwd(ctx, M0, d, a->tok, mb_param_data(ps, m->p_embed), a->x[0]);
-    int Ls[MB_MAX_POOL + 1];
-    Ls[0] = L;
-    for (int s = 0; s < S; s++) Ls[s + 1] = Ls[s] / m->cfg.pool[s];
-    for (int s = 0; s < S; s++) {
-        const float *dn = sa_stack_fwd(m, a, s, B, Ls[s], a->x[s], NULL, NULL, NULL, NULL);
-        if (!dn) return -1;
-        mb_downpool_fwd(ctx, &sa->down[s], ps, B, Ls[s], dn, a->x[s + 1]);
-    }
-    const float *c = sa_stack_fwd(m, a, S, B, Ls[S], a->x[S], NULL, NULL, NULL, NULL);
-    if (!c) return -1;
-    sa_residual(ctx, (size_t)a->rows[S] * sa->width[S], c, a->x[S], a->y[S]);
-    for (int s = S - 1; s >= 0; s--) {
-        const size_t n = (size_t)a->rows[s] * sa->width[s];
-        mb_uppool_fwd(ctx, &sa->up[s], ps, B, Ls[s + 1], a->y[s + 1], a->tmp, a->u[s]);
-        /* the skip: the DownPool's input, the down stack's output */
-        mb_axpby(ctx, n, 1.f, a->lb[((size_t)s + 1) * sa->n - 1].out, 1.f, a->u[s]);
-        const float *o = sa_stack_fwd(m, a, 2 * S - s, B, Ls[s], a->u[s], NULL, NULL, NULL, NULL);
-        if (!o) return -1;
-        sa_residual(ctx, n, o, a->u[s], a->y[s]);
-    }
-    mb_rmsnorm_fwd(ctx, M0, d, a->y[0], mb_param_data(ps, m->p_norm_f_w), m->cfg.norm_eps, a->hf,
-                   a->rstd_f);
-    mb_linear_fwd(ctx, M0, d, m->vocab_padded, a->hf, d, mb_param_data(ps, m->p_lm_head), NULL,
-                  a->logits, m->vocab_padded);
-    return 0;
+    if (mb_dev_upload(m->ctx, a->tok, tokens, (size_t)B * L * sizeof(int32_t))) return -1;
+    return sa_forward_levels(m, a, B, L, NULL, NULL, 1);
 }
 
 static int sa_loss(mb_model *m, const int32_t *targets, int M, int want_grad, mb_loss_stats *stats)
@@ -534,6 +557,10 @@ typedef struct {
     int64_t pos[MB_MAX_POOL];
     int32_t *col; /* host: one column of a chunk */
     float *lg;    /* host: one step's logits */
+    /* mb_model_forward_chunk's parallel pieces: activations for (B,
+     * pre_len) rows, made at the first chunk long enough to use them */
+    mb_sa_acts pre;
+    int pre_len;
     /* CUDA: a step is many small launches, so each is captured once as a
      * graph and replayed. Which levels step, and where in the pool
      * buffers, depends only on pos[0] modulo the product of the pooling
@@ -647,6 +674,7 @@ void mb_sashimi_state_free(mb_state *st)
     mb_dev_free(st->model->ctx, s->sbuf);
     free(s->hcount);
     sa_acts_free(st->model->ctx, &s->act);
+    sa_acts_free(st->model->ctx, &s->pre);
     mb_dev_free(st->model->ctx, st->buf);
     free(st->layers);
     free(s->col);
@@ -911,21 +939,74 @@ int mb_sashimi_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, c
     return mb_ctx_check(ctx);
 }
 
+/* ---- chunks: steps up to a period's edge, whole periods in parallel ----------- */
+
+/* Rows (B times positions) one parallel piece of a chunk holds: its
+ * activations take ~25 KB a row with the default model, so ~100 MB on a
+ * CPU, where a piece already keeps the cores busy, and ~1.6 GB on a GPU,
+ * where the rows are its parallelism. */
+#define SA_PIECE_ROWS_CPU (1 << 12)
+#define SA_PIECE_ROWS_GPU (1 << 16)
+
+static int sa_chunk_step(mb_model *m, sa_state *s, const int32_t *tokens, int L, int t, float *logits)
+{
+    const int B = s->pub.B, Vp = m->vocab_padded;
+    for (int b = 0; b < B; b++) s->col[b] = tokens[(size_t)b * L + t];
+    if (mb_sashimi_step(m, &s->pub, s->col, logits ? s->lg : NULL)) return -1;
+    if (logits)
+        for (int b = 0; b < B; b++)
+            memcpy(logits + ((size_t)b * L + t) * Vp, s->lg + (size_t)b * Vp, (size_t)Vp * sizeof(float));
+    return 0;
+}
+
+/* positions t .. t+len-1 of tokens (B, L) by the parallel forward from the
+ * state (len: whole periods, at most pre_len; the state on a period's edge) */
+static int sa_chunk_piece(mb_model *m, sa_state *s, const int32_t *tokens, int L, int t, int len, float *logits)
+{
+    mb_ctx *ctx = m->ctx;
+    mb_sa_acts *a = &s->pre;
+    const int B = s->pub.B, Vp = m->vocab_padded;
+    for (int b = 0; b < B; b++)
+        if (mb_dev_upload(ctx, a->tok + (size_t)b * len, tokens + (size_t)b * L + t, (size_t)len * sizeof(int32_t)))
+            return -1;
+    if (sa_forward_levels(m, a, B, len, s->pub.layers, s->upbuf, logits != NULL)) return -1;
+    int64_t n = len;
+    for (int l = 0; l < m->sa->S; l++) {
+        s->pos[l] += n;
+        n /= m->cfg.pool[l];
+    }
+    if (logits)
+        for (int b = 0; b < B; b++)
+            if (mb_dev_download(ctx, logits + ((size_t)b * L + t) * Vp, a->logits + (size_t)b * len * Vp,
+                                (size_t)len * Vp * sizeof(float)))
+                return -1;
+    return mb_ctx_check(ctx);
+}
+
 int mb_sashimi_forward_chunk(mb_model *m, mb_state *st, const int32_t *tokens, int L,
                              float *logits)
 {
     sa_state *s = (sa_state *)st;
     if (st->model != m) return mb_error_set("state belongs to another model");
     if (L < 1) return mb_error_set("empty chunk");
-    const int B = st->B, Vp = m->vocab_padded;
+    const int B = st->B, P = sa_pool_prod(&m->cfg);
     if (mb_lm_check_tokens(m, tokens, (size_t)B * L, "token", 0)) return -1;
-    for (int t = 0; t < L; t++) {
-        for (int b = 0; b < B; b++) s->col[b] = tokens[(size_t)b * L + t];
-        if (mb_sashimi_step(m, st, s->col, logits ? s->lg : NULL)) return -1;
-        if (logits)
-            for (int b = 0; b < B; b++)
-                memcpy(logits + ((size_t)b * L + t) * Vp, s->lg + (size_t)b * Vp,
-                       (size_t)Vp * sizeof(float));
+    int t = 0;
+    /* single steps up to the next period's edge (or to the end) */
+    for (; t < L && (s->pos[0] % P || L - t < P); t++)
+        if (sa_chunk_step(m, s, tokens, L, t, logits)) return -1;
+    if (L - t >= P && !s->pre.buf) {
+        const int budget = m->ctx->kind == MB_DEV_CUDA ? SA_PIECE_ROWS_GPU : SA_PIECE_ROWS_CPU;
+        const int most = budget / B / P * P;
+        s->pre_len = most > P ? most : P;
+        if (sa_acts_init(m, &s->pre, B, s->pre_len, 0)) return -1;
     }
+    while (L - t >= P) {
+        const int whole = (L - t) / P * P, len = whole < s->pre_len ? whole : s->pre_len;
+        if (sa_chunk_piece(m, s, tokens, L, t, len, logits)) return -1;
+        t += len;
+    }
+    for (; t < L; t++)
+        if (sa_chunk_step(m, s, tokens, L, t, logits)) return -1;
     return 0;
 }

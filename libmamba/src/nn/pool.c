@@ -58,12 +58,19 @@ void mb_downpool_bwd(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B, 
 }
 
 void mb_uppool_fwd(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B, int Lc,
-                   const float *z, float *tmp, float *y)
+                   const float *z, float *tmp, float *y, float *carry)
 {
     const int out = p->pool * p->d_fine;
+    const size_t seq = (size_t)Lc * out; /* one sequence's projection */
     mb_linear_fwd(ctx, B * Lc, p->d_coarse, out, z, p->d_coarse, mb_param_data(ps, p->p_w),
                   mb_param_data(ps, p->p_b), tmp, out);
     mb_shift_rows(ctx, B, Lc, out, 1, tmp, out, y, out);
+    if (!carry) return;
+    /* each sequence's first coarse step gets the carried row, and the
+     * carry becomes the sequence's last projection (as L = 1 reads: rows
+     * B apart, and whole sequences seq floats apart) */
+    mb_shift_rows(ctx, B, 1, out, 0, carry, out, y, (int)seq);
+    mb_shift_rows(ctx, B, 1, out, 0, tmp + seq - out, (int)seq, carry, out);
 }
 
 void mb_uppool_bwd(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B, int Lc,

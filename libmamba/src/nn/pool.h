@@ -42,9 +42,12 @@ void mb_downpool_fwd(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B, 
 void mb_downpool_bwd(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B, int L,
                      const float *x, const float *dy, float *dx, float dx_beta);
 /* z (B*Lc, d_coarse) -> y (B*Lc*pool, d_fine); tmp (B*Lc*pool*d_fine floats)
- * holds the unshifted projection. */
+ * holds the unshifted projection. carry (B, pool*d_fine), or NULL for
+ * zeros: what the first coarse step of each sequence reads (the projection
+ * of the coarse step before, when the rows continue a recurrent state); it
+ * is then overwritten with each sequence's last projection. */
 void mb_uppool_fwd(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B, int Lc,
-                   const float *z, float *tmp, float *y);
+                   const float *z, float *tmp, float *y, float *carry);
 /* dz = dz_beta * dz + d/dz from dy (B*Lc*pool, d_fine); tmp as in forward. */
 void mb_uppool_bwd(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B, int Lc,
                    const float *z, const float *dy, float *tmp, float *dz, float dz_beta);
