@@ -568,6 +568,12 @@ typedef struct {
      * going through pinned buffers inside it. */
     int period;
     void *graph[SA_GRAPH_MAX];
+    /* a phase's graph is captured at its second visit by steps, a period's
+     * at the period after one run eagerly by draws: the first runs do the
+     * lazy initializations (never inside a capture), and a chunk's parallel
+     * pieces advance pos[] without visiting any phase */
+    unsigned char seen[SA_GRAPH_MAX];
+    int64_t eager_draws;
     int32_t *pin_tok;
     float *pin_lg;
     /* Sampling (mb_sashimi_sample): the draw's settings and per-row counts
@@ -812,9 +818,10 @@ static int sa_step_graph(mb_model *m, sa_state *s, const int32_t *tokens, float 
     if (s->graph[phase]) {
         if (mb_cuda_graph_launch(ctx, s->graph[phase])) return -1;
         sa_advance(m, s);
-    } else if (sa_run(m, s, s->pos[0] >= s->period ? &s->graph[phase] : NULL, sa_step_pinned, NULL)) {
+    } else if (sa_run(m, s, s->seen[phase] ? &s->graph[phase] : NULL, sa_step_pinned, NULL)) {
         return -1;
     }
+    s->seen[phase] = 1;
     if (mb_cuda_sync(ctx)) return -1;
     if (logits) memcpy(logits, s->pin_lg, nlg);
     return mb_ctx_check(ctx);
@@ -861,8 +868,9 @@ static int sa_sample_period(mb_model *m, sa_state *s, const void *arg)
 }
 
 /* On the GPU: where the phase is 0 and a whole period is left, one launch
- * of the period's graph (captured on the first such launch after a period
- * has run eagerly, so lazy initializations happen outside any capture);
+ * of the period's graph (captured on the first such launch after a period's
+ * worth of draws has run eagerly, so lazy initializations happen outside
+ * any capture);
  * otherwise one step run eagerly. After each launch the ring of drawn
  * classes is copied to a pinned slot without waiting; the host waits only
  * when the slots are full or the run is done. */
@@ -878,7 +886,7 @@ static int sa_sample_graph(mb_model *m, sa_state *s, const mb_head_sample_params
     int nrec = 0;
     for (int i = 0; i < n;) {
         int k = 1;
-        if (s->pos[0] % P == 0 && n - i >= P && (s->pgraph || s->pos[0] >= P)) {
+        if (s->pos[0] % P == 0 && n - i >= P && (s->pgraph || s->eager_draws >= P)) {
             k = P;
             if (s->pgraph) {
                 if (mb_cuda_graph_launch(ctx, s->pgraph)) return -1;
@@ -888,6 +896,8 @@ static int sa_sample_graph(mb_model *m, sa_state *s, const mb_head_sample_params
             }
         } else if (sa_run(m, s, NULL, sa_sample_step, hp)) {
             return -1;
+        } else {
+            s->eager_draws++;
         }
         if (mb_cuda_copy_async(ctx, s->pin_hist + (size_t)nrec * ring, s->shist, ring * sizeof(int32_t)))
             return -1;
