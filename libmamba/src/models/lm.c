@@ -705,8 +705,17 @@ int mb_model_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, con
     float *lg = mb_calloc((size_t)B * Vp, sizeof(float), "sampling");
     int32_t *cur = mb_calloc((size_t)B, sizeof(int32_t), "sampling");
     void *scratch = mb_calloc(1, mb_sample_scratch_bytes(V), "sampling");
+    /* on the CPU each layer's A = -exp(A_log) once for the run */
+    const int cpu = m->ctx->kind == MB_DEV_CPU;
+    size_t nA = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++) nA += (size_t)m->mixers[l].d_inner * m->mixers[l].d_state;
+    float *A = cpu ? mb_calloc(nA, sizeof(float), "sampling") : NULL;
     int rc = -1;
-    if (!lg || !cur || !scratch) goto done;
+    if (!lg || !cur || !scratch || (cpu && !A)) goto done;
+    for (size_t l = 0, off = 0; cpu && l < (size_t)m->cfg.n_layer; l++) {
+        mb_mixer_state_pin_A(m->ctx, &m->mixers[l], &m->params, &st->layers[l], A + off);
+        off += (size_t)m->mixers[l].d_inner * m->mixers[l].d_state;
+    }
     memcpy(cur, tokens, (size_t)B * sizeof(int32_t));
     for (int i = 0; i < n; i++) {
         if (mb_model_step(m, st, cur, lg)) goto done;
@@ -719,6 +728,7 @@ int mb_model_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, con
     }
     rc = 0;
 done:
-    free(lg), free(cur), free(scratch);
+    for (int l = 0; l < m->cfg.n_layer; l++) st->layers[l].A = NULL;
+    free(lg), free(cur), free(scratch), free(A);
     return rc;
 }

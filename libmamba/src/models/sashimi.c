@@ -918,6 +918,28 @@ static int sa_sample_graph(mb_model *m, sa_state *s, const mb_head_sample_params
 }
 #endif
 
+/* On the CPU, each block's A = -exp(A_log) once for a call's run of steps
+ * (host memory; NULL on failure, the reason set) */
+static float *sa_pin_A(mb_model *m, sa_state *s)
+{
+    const struct mb_sashimi *sa = m->sa;
+    const int nl = (2 * sa->S + 1) * sa->n;
+    size_t total = 0;
+    for (int i = 0; i < nl; i++) total += (size_t)sa->layers[i].mixer.d_inner * sa->layers[i].mixer.d_state;
+    float *buf = mb_calloc(total, sizeof(float), "sampling"), *p = buf;
+    for (int i = 0; buf && i < nl; i++) {
+        mb_mixer_state_pin_A(m->ctx, &sa->layers[i].mixer, &m->params, &s->pub.layers[i], p);
+        p += (size_t)sa->layers[i].mixer.d_inner * sa->layers[i].mixer.d_state;
+    }
+    return buf;
+}
+
+static void sa_unpin_A(mb_model *m, sa_state *s, float *buf)
+{
+    for (int i = 0; i < (2 * m->sa->S + 1) * m->sa->n; i++) s->pub.layers[i].A = NULL;
+    free(buf);
+}
+
 int mb_sashimi_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, const mb_sampler *sp,
                       int32_t *out)
 {
@@ -938,15 +960,19 @@ int mb_sashimi_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, c
 #ifdef MB_HAVE_CUDA
     if (s->period) return sa_sample_graph(m, s, &hp, n, out);
 #endif
-    for (int i = 0; i < n; i++) {
-        if (sa_sample_step(m, s, &hp) || mb_ctx_check(ctx)) return -1;
+    float *A = NULL;
+    if (ctx->kind == MB_DEV_CPU && !(A = sa_pin_A(m, s))) return -1;
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
         /* a CUDA context without a period graph (a period above
          * SA_GRAPH_MAX) reads the classes back one step at a time */
-        if (mb_dev_download(ctx, s->col, a->tok, (size_t)B * sizeof(int32_t))) return -1;
-        for (int b = 0; b < B; b++) out[(size_t)b * n + i] = s->col[b];
-        st->drawn++;
+        rc = sa_sample_step(m, s, &hp) || mb_ctx_check(ctx) ||
+             mb_dev_download(ctx, s->col, a->tok, (size_t)B * sizeof(int32_t));
+        for (int b = 0; b < B && !rc; b++) out[(size_t)b * n + i] = s->col[b];
+        st->drawn += !rc;
     }
-    return mb_ctx_check(ctx);
+    sa_unpin_A(m, s, A);
+    return rc ? -1 : mb_ctx_check(ctx);
 }
 
 /* ---- chunks: steps up to a period's edge, whole periods in parallel ----------- */

@@ -124,6 +124,7 @@ void mb_mixer_state_bind(mb_mixer_state *s, const mb_mixer *mx, float *buf, int 
 {
     s->conv = buf;
     s->ssm = buf + AL((size_t)B * (mx->d_conv - 1) * mx->d_inner);
+    s->A = NULL;
 }
 
 static mb_scan_params mixer_scan_params(const mb_mixer *mx, const mb_params *ps, int B, int L,
@@ -190,6 +191,14 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     return 0;
 }
 
+void mb_mixer_state_pin_A(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, mb_mixer_state *st,
+                          float *buf)
+{
+    mb_act_fwd(ctx, MB_ACT_NEGEXP, mx->d_inner, mx->d_state, mb_param_data(ps, mx->p_A_log), mx->d_state, buf,
+               mx->d_state);
+    st->A = buf;
+}
+
 int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
                         const float *norm_w, const float *norm_b, float eps, const float *h,
                         float *out, mb_mixer_state *st, mb_arena *ws, const mb_block_io *io)
@@ -206,7 +215,7 @@ int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, in
         .A_log = mb_param_data(ps, mx->p_A_log),
         .A_imag = mx->is_complex ? mb_param_data(ps, mx->p_A_imag) : NULL,
         .D = mb_param_data(ps, mx->p_D), .out_proj = mb_param_data(ps, mx->p_out_proj),
-        .conv_state = st->conv, .ssm_state = st->ssm,
+        .conv_state = st->conv, .ssm_state = st->ssm, .A = st->A,
     };
     if (io) {
         bp.tokens = io->tokens, bp.embed = io->embed, bp.ld_out = io->ld_out;

@@ -29,6 +29,9 @@ typedef struct {
 typedef struct {
     float *conv; /* (B, K-1, Di): the last conv inputs */
     float *ssm;  /* (B, Di, N) or (B, Di, N, 2) */
+    /* NULL, or during one call's run of steps on the CPU, -exp(A_log)
+     * computed once for the run (mb_mixer_state_pin_A) */
+    const float *A;
 } mb_mixer_state;
 
 /* Register the mixer's tensors under `prefix` (e.g. "backbone.layers.3.mixer"). */
@@ -60,6 +63,12 @@ typedef struct {
     const float *add2;
     int ld_out2, ld_add2;
 } mb_block_io;
+/* For a run of steps within one call on the CPU: A = -exp(A_log) into buf
+ * (d_inner * d_state floats) and bound to st, so each step skips that exp.
+ * The caller sets st->A back to NULL at the call's end: weights may change
+ * between calls. */
+void mb_mixer_state_pin_A(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, mb_mixer_state *st,
+                          float *buf);
 /* io: the optional inputs and outputs of mb_block_step_params, or NULL. */
 int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
                         const float *norm_w, const float *norm_b, float eps, const float *h,

@@ -28,9 +28,9 @@ void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS)
     float *rstd = mb_arena_floats(ws, B), *xz = mb_arena_floats(ws, (size_t)B * 2 * Di);
     float *xconv = mb_arena_floats(ws, (size_t)B * Di), *xc = mb_arena_floats(ws, (size_t)B * Di);
     float *xdbl = mb_arena_floats(ws, (size_t)B * xd), *delta = mb_arena_floats(ws, (size_t)B * Di);
-    float *y = mb_arena_floats(ws, (size_t)B * Di), *A = mb_arena_floats(ws, (size_t)Di * N);
+    float *y = mb_arena_floats(ws, (size_t)B * Di), *Aw = p->A ? NULL : mb_arena_floats(ws, (size_t)Di * N);
     float *he = p->tokens ? mb_arena_floats(ws, (size_t)B * d) : NULL;
-    if (!xn || !mean || !rstd || !xz || !xconv || !xc || !xdbl || !delta || !y || !A ||
+    if (!xn || !mean || !rstd || !xz || !xconv || !xc || !xdbl || !delta || !y || (!p->A && !Aw) ||
         (p->tokens && !he)) {
         ctx->failed = 1; /* a sizing bug: the arena said why */
         return;
@@ -48,7 +48,8 @@ void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS)
     mb_gemm_cpu(ctx, 0, 1, B, xd, Di, 1.f, xc, Di, p->x_proj, Di, 0.f, xdbl, xd);
     /* dt_proj without its bias: the scan adds it before the softplus */
     mb_gemm_cpu(ctx, 0, 1, B, Di, R, 1.f, xdbl, xd, p->dt_w, R, 0.f, delta, Di);
-    mb_act_fwd_cpu(ctx, MB_ACT_NEGEXP, Di, N, p->A_log, N, A, N);
+    if (Aw) mb_act_fwd_cpu(ctx, MB_ACT_NEGEXP, Di, N, p->A_log, N, Aw, N);
+    const float *A = p->A ? p->A : Aw;
     mb_scan_params sp = {
         .batch = B, .seqlen = 1, .dim = Di, .dstate = N, .is_complex = p->is_complex,
         .u = xc, .ld_u = Di, .delta = delta, .ld_delta = Di, .A = A, .A_imag = p->A_imag,

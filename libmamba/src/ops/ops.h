@@ -233,6 +233,10 @@ typedef struct {
     const float *norm_w, *norm_b;
     const float *in_proj, *conv_w, *conv_b, *x_proj, *dt_w, *dt_b, *A_log, *A_imag, *D,
         *out_proj;
+    /* Optional, CPU: -exp(A_log) (Di, N) already computed (for a run of
+     * steps in one call), so the step skips that exp; the CUDA kernel
+     * always reads A_log. */
+    const float *A;
     float *conv_state, *ssm_state; /* updated in place */
     /* Optional, for the U-Net's step (zeros: off). tokens: the rows are
      * embed[tokens[b]] (d_model wide) instead of h, which may be NULL, so a
