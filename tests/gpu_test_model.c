@@ -312,8 +312,9 @@ static void sashimi_recurrent(int cplx, int mlp)
     mb_model *m = mb_model_create(gpu, &cfg, 3);
     assert_non_null(m);
     /* three coarse periods of 16 by steps (two under the sanitizers: a step
-     * is many small launches, each instrumented), then 59 positions in a
-     * chunk (3 periods in parallel, 11 steps), then 5 steps */
+     * is many small launches, each instrumented), then 59 positions in two
+     * chunks (one period, whose center level is one row a sequence; then two
+     * periods in parallel and 11 steps), then 5 steps */
     const int B = 2, L = getenv("MB_GPU_TEST_SMALL") ? 32 : 48, V = mb_config_vocab_padded(&cfg);
     const int Lc = 59, Lt = L + Lc + 5;
     int32_t *tok = malloc(sizeof(int32_t) * B * Lt), *ctok = malloc(sizeof(int32_t) * B * Lc), col[2];
@@ -326,10 +327,13 @@ static void sashimi_recurrent(int cplx, int mlp)
     assert_non_null(st);
     for (int t = 0; t < Lt; t++) {
         if (t == L) {
-            for (int b = 0; b < B; b++) memcpy(ctok + (size_t)b * Lc, tok + (size_t)b * Lt + L, Lc * 4);
-            if (mb_model_forward_chunk(m, st, ctok, Lc, cl)) fail_msg("%s", mb_error_last());
-            for (int b = 0; b < B; b++)
-                memcpy(got + ((size_t)b * Lt + L) * V, cl + (size_t)b * Lc * V, (size_t)Lc * V * 4);
+            for (int c0 = 0, c1 = 16; c0 < Lc; c0 = c1, c1 = Lc) {
+                const int len = c1 - c0;
+                for (int b = 0; b < B; b++) memcpy(ctok + (size_t)b * len, tok + (size_t)b * Lt + L + c0, len * 4);
+                if (mb_model_forward_chunk(m, st, ctok, len, cl)) fail_msg("%s", mb_error_last());
+                for (int b = 0; b < B; b++)
+                    memcpy(got + ((size_t)b * Lt + L + c0) * V, cl + (size_t)b * len * V, (size_t)len * V * 4);
+            }
             t += Lc - 1;
             continue;
         }

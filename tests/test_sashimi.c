@@ -250,9 +250,11 @@ static void step_vs_forward(int cplx, int mlp, int p0, int p1)
     mb_ctx_free(ctx);
 }
 
-/* A chunk longer than one parallel piece holds (4096 rows on the CPU):
- * pieces one after another, the last one short, each from the state the
- * one before left, against the parallel forward over the whole sequence */
+/* Chunks of growing lengths (the pieces' activations grow: to the chunk,
+ * doubled, then to the CPU's 4096 rows) and a last one longer than one
+ * piece holds: pieces one after another, the last one short, each from
+ * the state the one before left, against the parallel forward over the
+ * whole sequence */
 static void test_chunk_pieces(void **s)
 {
     (void)s;
@@ -270,10 +272,11 @@ static void test_chunk_pieces(void **s)
     assert_int_equal(mb_model_forward(c.m, c.tok, 1, c.L, NULL, ref, NULL), 0);
     mb_state *st = mb_state_create(c.m, 1);
     assert_non_null(st);
-    assert_int_equal(mb_model_forward_chunk(c.m, st, c.tok, 3, got), 0);
-    assert_int_equal(mb_model_forward_chunk(c.m, st, c.tok + 3, c.L - 3, got + 3 * V), 0);
+    const int cuts[6] = {0, 3, 20, 60, 104, c.L};
+    for (int k = 0; k < 5; k++)
+        assert_int_equal(mb_model_forward_chunk(c.m, st, c.tok + cuts[k], cuts[k + 1] - cuts[k], got + cuts[k] * V), 0);
     const double e = mb_test_rel_err(got, ref, n);
-    printf("# one chunk of %d positions in pieces vs the parallel forward: %.2e\n", c.L - 3, e);
+    printf("# chunks of 3, 17, 40, 44 and %d positions vs the parallel forward: %.2e\n", c.L - 104, e);
     assert_true(e < 1e-5);
     mb_state_free(st);
     free(ref), free(got), free(c.tok), free(c.tgt);

@@ -169,10 +169,11 @@ int mb_model_sample(mb_model *m, mb_state *s, const int32_t *tokens, int n, cons
  * stage steps at its own rate (step t gives the parallel forward's logits
  * at position t). mb_model_forward_chunk on them takes single steps up to
  * the next edge of a pooling period (the product of the pooling factors),
- * whole periods by the parallel forward from the state (in pieces of a few
- * thousand rows on a CPU, 65536 on a GPU, whose activations the state keeps
- * from its first long chunk on), then single steps to the chunk's end; the
- * logits are those of the steps, up to rounding. mb_model_forward_chunk_pooled
+ * whole periods by the parallel forward from the state (in pieces of at
+ * most 4096 rows, batch times positions, on a CPU and 65536 on a GPU; the
+ * state keeps their activations, sized to the longest chunk so far), then
+ * single steps to the chunk's end; the logits are those of the steps, up
+ * to rounding. mb_model_forward_chunk_pooled
  * and the classification calls refuse them. */
 /* As mb_model_forward_chunk (logits may be NULL: the LM head is then not
  * computed), and ADDS to hsum (B, d_model) the sum over the chunk's L

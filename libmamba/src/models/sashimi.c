@@ -558,7 +558,7 @@ typedef struct {
     int32_t *col; /* host: one column of a chunk */
     float *lg;    /* host: one step's logits */
     /* mb_model_forward_chunk's parallel pieces: activations for (B,
-     * pre_len) rows, made at the first chunk long enough to use them */
+     * pre_len) positions (0: none yet) */
     mb_sa_acts pre;
     int pre_len;
     /* CUDA: a step is many small launches, so each is captured once as a
@@ -1031,11 +1031,17 @@ int mb_sashimi_forward_chunk(mb_model *m, mb_state *st, const int32_t *tokens, i
     /* single steps up to the next period's edge (or to the end) */
     for (; t < L && (s->pos[0] % P || L - t < P); t++)
         if (sa_chunk_step(m, s, tokens, L, t, logits)) return -1;
-    if (L - t >= P && !s->pre.buf) {
-        const int budget = m->ctx->kind == MB_DEV_CUDA ? SA_PIECE_ROWS_GPU : SA_PIECE_ROWS_CPU;
-        const int most = budget / B / P * P;
-        s->pre_len = most > P ? most : P;
-        if (sa_acts_init(m, &s->pre, B, s->pre_len, 0)) return -1;
+    /* the pieces' activations: as long as this chunk's whole periods, at
+     * most the budget; grown (at least doubled) when a longer chunk comes */
+    const int budget = m->ctx->kind == MB_DEV_CUDA ? SA_PIECE_ROWS_GPU : SA_PIECE_ROWS_CPU;
+    const int most = budget / B / P * P > P ? budget / B / P * P : P, whole = (L - t) / P * P;
+    const int want = whole < most ? whole : most;
+    if (want > s->pre_len) {
+        const int len = want > 2 * s->pre_len ? want : (2 * s->pre_len < most ? 2 * s->pre_len : most);
+        sa_acts_free(m->ctx, &s->pre);
+        s->pre_len = 0;
+        if (sa_acts_init(m, &s->pre, B, len, 0)) return -1;
+        s->pre_len = len;
     }
     while (L - t >= P) {
         const int whole = (L - t) / P * P, len = whole < s->pre_len ? whole : s->pre_len;
