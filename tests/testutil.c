@@ -264,7 +264,10 @@ double mb_test_fd_tensor(const char *what, mb_test_loss_fn f, void *ud, float *x
             x[i] = orig;
             fd[k] = (fp - fm) / ((double)xp - (double)xm);
         }
-        const double err = fabs(fd[0] - g[i]), excess = fmax(0.0, err - 3 * fabs(fd[0] - fd[1]));
+        /* the loss's rounding makes each difference noisy (~5e-6 in these
+         * suites, floor / 60), which two step sizes do not always reveal:
+         * their noises can agree by chance; floor / 16 (~4 of it) is allowed */
+        const double err = fabs(fd[0] - g[i]), excess = fmax(0.0, err - 3 * fabs(fd[0] - fd[1]) - floor / 16);
         raw += err * err;
         num += excess * excess;
         den += fd[0] * fd[0];

@@ -35,9 +35,10 @@ double mb_test_grad_check(const char *what, mb_test_loss_fn f, void *ud, float *
  * `checks` entries of x, each taken at steps eps and eps/2: how much the
  * two disagree estimates the difference's own error (fp32 rounding of the
  * loss, curvature), and only what the analytic gradient misses beyond
- * three times that counts (a wiring error is O(1), far above). A tensor
- * whose gradient rms is under `floor` cannot be resolved in fp32: reported,
- * not checked, -1. Else the relative error, printed with `what`. */
+ * three times that and floor / 16 counts (a wiring error is
+ * O(1), far above). A tensor whose gradient rms is under `floor` cannot be
+ * resolved in fp32: reported, not checked, -1. Else the relative error,
+ * printed with `what`. */
 double mb_test_fd_tensor(const char *what, mb_test_loss_fn f, void *ud, float *x, const float *g,
                          size_t n, size_t checks, double floor, double eps);
 
