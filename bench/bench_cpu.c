@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "models/lm.h"
+#include "models/model.h"
 #include "ops/ops.h"
 #include "train/optim.h"
 #include "bench_util.h"

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/lm.h"
+#include "models/model.h"
 #include "train/dist.h"
 #include "train/optim.h"
 #include "bench_util.h"

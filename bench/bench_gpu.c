@@ -27,7 +27,7 @@ int main(void)
 
 #include <cuda_runtime.h>
 
-#include "models/lm.h"
+#include "models/model.h"
 #include "nn/params.h"
 #include "ops/ops.h"
 #include "train/optim.h"

@@ -1008,8 +1008,8 @@ static void xent_case(mb_rng *r, int M, int V, int all_ignored, int ties)
     /* stats are added to what is there */
     mb_loss_stats sc = {.loss_sum = 10.0, .count = 3, .correct = 1}, sg = sc;
     float *dlc = h_nan(n), *d_dl = d_new_nan(n);
-    mb_xent(g_cpu, M, V, logits, tgt, MB_IGNORE_INDEX, scale, dlc, &sc);
-    mb_xent(g_gpu, M, V, d_logits, d_tgt, MB_IGNORE_INDEX, scale, d_dl, &sg);
+    mb_xent(g_cpu, M, V, logits, tgt, MB_IGNORE_INDEX, scale, dlc, NULL, &sc);
+    mb_xent(g_gpu, M, V, d_logits, d_tgt, MB_IGNORE_INDEX, scale, d_dl, NULL, &sg);
     float *dlg = h_from(d_dl, n);
     gpu_ok();
     /* per row: float exps summed in double against double exps, ~1e-7 of a
@@ -1032,7 +1032,7 @@ static void xent_case(mb_rng *r, int M, int V, int all_ignored, int ties)
     /* in place (dlogits = logits): the same bits as out of place */
     float *d_in = d_from(logits, n);
     mb_loss_stats s2 = {0};
-    mb_xent(g_gpu, M, V, d_in, d_tgt, MB_IGNORE_INDEX, scale, d_in, &s2);
+    mb_xent(g_gpu, M, V, d_in, d_tgt, MB_IGNORE_INDEX, scale, d_in, NULL, &s2);
     float *ing = h_from(d_in, n);
     printf("# xent %dx%d dlogits = logits: %s\n", M, V,
            memcmp(ing, dlg, n * 4) ? "DIFFERS" : "same bits");
@@ -1041,7 +1041,7 @@ static void xent_case(mb_rng *r, int M, int V, int all_ignored, int ties)
     assert_int_equal(s2.count, sg.count - 3);
     /* stats only */
     mb_loss_stats s3 = {0};
-    mb_xent(g_gpu, M, V, d_logits, d_tgt, MB_IGNORE_INDEX, scale, NULL, &s3);
+    mb_xent(g_gpu, M, V, d_logits, d_tgt, MB_IGNORE_INDEX, scale, NULL, NULL, &s3);
     gpu_ok();
     assert_true(s3.loss_sum == s2.loss_sum);
     assert_int_equal(s3.correct, s2.correct);

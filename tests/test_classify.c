@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "models/lm.h"
+#include "models/model.h"
 #include "train/optim.h"
 #include "train/safetensors.h"
 #include "testutil.h"
@@ -36,12 +36,9 @@ static void jitter(mb_model *m, mb_rng *r, float amount)
 {
     for (size_t i = 0; i < m->params.total; i++)
         m->params.data[i] += amount * (float)(2 * mb_rng_uniform(r) - 1);
-    for (int l = 0; l < m->cfg.n_layer; l++) {
-        float *b = mb_param_data(&m->params, m->mixers[l].p_dt_b);
-        for (int i = 0; i < m->mixers[l].d_inner; i++) b[i] = -1.f + (float)mb_rng_uniform(r);
-    }
-    if (m->p_cls_w >= 0) {
-        const mb_param *w = &m->params.items[m->p_cls_w];
+    mb_test_set_dt_bias(m, r);
+    if (m->cls.p_w >= 0) {
+        const mb_param *w = &m->params.items[m->cls.p_w];
         for (size_t i = 0; i < w->numel; i++) m->params.data[w->offset + i] = (float)mb_rng_normal(r);
     }
 }
@@ -104,10 +101,12 @@ static void classify_grad(int cplx, int rms, int tied)
         double e = mb_test_fd_tensor(what, cls_loss, &c, m->params.data + p->offset, g + p->offset,
                                      p->numel, 24, 3e-4, 1e-2);
         /* an untied LM head is not on the classifier's path: exactly zero */
-        if (i == m->p_lm_head) assert_true(mb_test_max_abs(g + p->offset, p->numel) == 0);
+        if (i == mb_params_find(&m->params, "lm_head.weight")) assert_true(mb_test_max_abs(g + p->offset, p->numel) == 0);
         if (e < 0) continue;
         checked++;
-        ends_checked += i == m->p_cls_w || i == m->p_cls_b || i == m->p_norm_f_w || i == m->p_embed;
+        ends_checked += i == m->cls.p_w || i == m->cls.p_b ||
+                        i == mb_params_find(&m->params, "backbone.norm_f.weight") ||
+                        i == mb_params_find(&m->params, "backbone.embedding.weight");
         worst = fmax(worst, e);
     }
     printf("# worst classifier gradient error %.3e over %d of %d tensors\n", worst, checked,
@@ -124,7 +123,7 @@ static void classify_grad(int cplx, int rms, int tied)
      * mb_lm_backward_from_hf, the LM's own backward, which test_golden
      * checks against float64; recompute below must match them too. */
     assert_int_equal(ends_checked, 4);
-    assert_true(3 * checked >= 2 * (m->params.n - (m->p_lm_head >= 0)));
+    assert_true(3 * checked >= 2 * (m->params.n - (mb_params_find(&m->params, "lm_head.weight") >= 0)));
 
     /* recompute: the same arithmetic again */
     mb_model_set_recompute(m, 1);
@@ -175,7 +174,7 @@ static void test_grad_layernorm(void **s) { (void)s; classify_grad(0, 0, 0); }
 static void head_ref(const mb_model *m, const double *x, double *p)
 {
     const int d = m->cfg.d_model, C = m->cfg.n_classes;
-    const float *W = mb_param_data(&m->params, m->p_cls_w), *bias = mb_param_data(&m->params, m->p_cls_b);
+    const float *W = mb_param_data(&m->params, m->cls.p_w), *bias = mb_param_data(&m->params, m->cls.p_b);
     double mx = -INFINITY, s = 0;
     for (int k = 0; k < C; k++) {
         p[k] = bias[k];
@@ -203,10 +202,12 @@ static void pooled_paths(int cplx)
     /* the reference: norm_f's output of the training forward, averaged here */
     float *ref_logits = malloc((size_t)B * L * V * 4);
     assert_int_equal(mb_model_forward(m, tok, B, L, NULL, ref_logits, NULL), 0);
+    mb_fwd_out o; /* the forward's hf: the architecture's own, on the CPU */
+    assert_int_equal(m->arch->forward(m, m->tok_dev, B, L, 0, &o), 0);
     double *mean = calloc((size_t)B * d, sizeof(double));
     for (int b = 0; b < B; b++)
         for (int t = 0; t < L; t++)
-            for (int j = 0; j < d; j++) mean[b * d + j] += m->hf[((size_t)b * L + t) * d + j] / (double)L;
+            for (int j = 0; j < d; j++) mean[b * d + j] += o.hf[((size_t)b * L + t) * d + j] / (double)L;
 
     /* the chunked path: three uneven chunks, sums added into hsum, which
      * starts at 1 to see that it adds */
@@ -321,27 +322,27 @@ static void test_checkpoints(void **s)
     mb_config cfg = tiny(1, 0, 0, 3);
     mb_model *m = mb_model_create(ctx, &cfg, 21);
     assert_non_null(m);
-    assert_int_equal(m->p_cls_w, mb_params_find(&m->params, "classifier.weight"));
-    assert_int_equal(m->p_cls_b, mb_params_find(&m->params, "classifier.bias"));
-    assert_true(m->p_cls_w >= 0 && m->p_cls_b >= 0);
-    assert_int_equal(m->params.items[m->p_cls_w].shape[0], 3);
-    assert_int_equal(m->params.items[m->p_cls_w].shape[1], 8);
-    assert_int_equal(m->params.items[m->p_cls_b].shape[0], 3);
-    assert_int_equal(m->params.items[m->p_cls_w].decay, 1);
-    assert_int_equal(m->params.items[m->p_cls_b].decay, 0);
+    assert_int_equal(m->cls.p_w, mb_params_find(&m->params, "classifier.weight"));
+    assert_int_equal(m->cls.p_b, mb_params_find(&m->params, "classifier.bias"));
+    assert_true(m->cls.p_w >= 0 && m->cls.p_b >= 0);
+    assert_int_equal(m->params.items[m->cls.p_w].shape[0], 3);
+    assert_int_equal(m->params.items[m->cls.p_w].shape[1], 8);
+    assert_int_equal(m->params.items[m->cls.p_b].shape[0], 3);
+    assert_int_equal(m->params.items[m->cls.p_w].decay, 1);
+    assert_int_equal(m->params.items[m->cls.p_b].decay, 0);
     /* the initialization: weight normal(0, 0.02), bias 0 */
-    const mb_param *pw = &m->params.items[m->p_cls_w];
+    const mb_param *pw = &m->params.items[m->cls.p_w];
     double ss = 0;
     for (size_t i = 0; i < pw->numel; i++) ss += (double)m->params.data[pw->offset + i] * m->params.data[pw->offset + i];
     printf("# classifier.weight rms %.4f (0.02 over %zu draws)\n", sqrt(ss / pw->numel), pw->numel);
     assert_true(sqrt(ss / pw->numel) > 0.01 && sqrt(ss / pw->numel) < 0.035);
-    assert_true(mb_test_max_abs(mb_param_data(&m->params, m->p_cls_b), 3) == 0);
+    assert_true(mb_test_max_abs(mb_param_data(&m->params, m->cls.p_b), 3) == 0);
     /* the backbone is the LM's of the same seed */
     mb_config lm_cfg = cfg;
     lm_cfg.n_classes = 0;
     mb_model *lm = mb_model_create(ctx, &lm_cfg, 21);
     assert_non_null(lm);
-    assert_int_equal(lm->p_cls_w, -1);
+    assert_int_equal(lm->cls.p_w, -1);
     assert_int_equal(lm->params.n, m->params.n - 2);
     for (int i = 0; i < lm->params.n; i++) assert_params_equal(lm, i, m, i);
 
@@ -403,9 +404,9 @@ static void test_checkpoints(void **s)
     c4.n_classes = 4;
     mb_model *fresh = mb_model_create(ctx, &c4, 33);
     assert_non_null(fresh);
-    assert_params_equal(fresh, fresh->p_cls_w, m2, m2->p_cls_w);
-    assert_params_equal(fresh, fresh->p_cls_b, m2, m2->p_cls_b);
-    assert_true(mb_test_max_abs(mb_param_data(&m2->params, m2->p_cls_w), 4 * 8) > 0);
+    assert_params_equal(fresh, fresh->cls.p_w, m2, m2->cls.p_w);
+    assert_params_equal(fresh, fresh->cls.p_b, m2, m2->cls.p_b);
+    assert_true(mb_test_max_abs(mb_param_data(&m2->params, m2->cls.p_w), 4 * 8) > 0);
     mb_model_free(fresh);
     /* it trains (the new head gets gradients and moves) and saves as a classifier */
     mb_optim_config oc;
@@ -414,11 +415,11 @@ static void test_checkpoints(void **s)
     assert_non_null(o);
     const int32_t lab[2] = {3, 0};
     float w0[4 * 8];
-    memcpy(w0, mb_param_data(&m2->params, m2->p_cls_w), sizeof w0);
+    memcpy(w0, mb_param_data(&m2->params, m2->cls.p_w), sizeof w0);
     assert_int_equal(mb_model_classify_backward(m2, tok, lab, B, L, NULL), 0);
-    assert_true(mb_test_max_abs(mb_param_grad(&m2->params, m2->p_cls_b), 4) > 0);
+    assert_true(mb_test_max_abs(mb_param_grad(&m2->params, m2->cls.p_b), 4) > 0);
     assert_int_equal(mb_optim_step(o, NULL, NULL), 0);
-    assert_true(memcmp(w0, mb_param_data(&m2->params, m2->p_cls_w), sizeof w0) != 0);
+    assert_true(memcmp(w0, mb_param_data(&m2->params, m2->cls.p_w), sizeof w0) != 0);
     assert_int_equal(mb_model_save(m2, path), 0);
     mb_model *m3 = mb_model_load(ctx, path);
     assert_non_null(m3);
@@ -431,7 +432,7 @@ static void test_checkpoints(void **s)
     m2 = mb_model_load_classifier(ctx, lm_path, 0, 1);
     assert_non_null(m2);
     assert_int_equal(m2->cfg.n_classes, 0);
-    assert_int_equal(m2->p_cls_w, -1);
+    assert_int_equal(m2->cls.p_w, -1);
     mb_model_free(m2);
 
     unlink(path);

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/lm.h"
+#include "models/model.h"
 #include "nn/params.h"
 #include "testutil.h"
 #include "train/dist.h"

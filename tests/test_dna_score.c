@@ -24,7 +24,7 @@
 #include "dna_cmd.h"
 #include "dna_seq.h"
 #include "dna_tok.h"
-#include "models/lm.h"
+#include "models/model.h"
 #include "testutil.h"
 
 #define DIR MB_DATA_DIR "/genomics/"
@@ -642,7 +642,7 @@ static int setup(void **state)
     /* an embedding (and tied head) of N(0, 1) entries: logits that matter */
     mb_rng r;
     mb_rng_seed(&r, 11);
-    const mb_param *e = &g_m->params.items[g_m->p_embed];
+    const mb_param *e = mb_test_param(g_m, "backbone.embedding.weight");
     for (size_t i = 0; i < e->numel; i++) g_m->params.data[e->offset + i] = (float)mb_rng_normal(&r);
     mb_test_tmp_path(g_model, sizeof g_model, "score_model.safetensors");
     if (mb_model_save(g_m, g_model)) return -1;

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "models/lm.h"
+#include "models/model.h"
 #include "ops/ops.h"
 #include "train/safetensors.h"
 

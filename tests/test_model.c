@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/lm.h"
+#include "models/model.h"
 #include "testutil.h"
 
 static mb_config tiny_config(int cplx, int rms, int tied)
@@ -32,10 +32,7 @@ static void jitter(mb_model *m, mb_rng *r, float amount)
     /* Steps of 1e-3..1e-1 (the init) leave A_log and dt with gradients too
      * small to tell from float32 rounding in a finite difference: use
      * delta = softplus(bias) of 0.3..1 instead. */
-    for (int l = 0; l < m->cfg.n_layer; l++) {
-        float *b = mb_param_data(&m->params, m->mixers[l].p_dt_b);
-        for (int i = 0; i < m->mixers[l].d_inner; i++) b[i] = -1.f + (float)mb_rng_uniform(r);
-    }
+    mb_test_set_dt_bias(m, r);
 }
 
 /* ---- mixer ----------------------------------------------------------------
@@ -49,8 +46,11 @@ static void jitter(mb_model *m, mb_rng *r, float amount)
  * float64 gradients); wiring errors give O(1) */
 #define MIXER_TOL 1e-2
 
+/* The mixer alone: its own parameter table, not a model's. */
 typedef struct {
-    mb_model *m;
+    mb_ctx *ctx;
+    mb_params ps;
+    mb_mixer mx;
     int B, L;
     float *u, *out, *w;
     mb_mixer_acts a;
@@ -61,9 +61,8 @@ typedef struct {
 static double mixer_loss(void *ud)
 {
     mixer_case *c = ud;
-    mb_mixer *mx = &c->m->mixers[0];
-    mb_mixer_fwd(c->m->ctx, mx, &c->m->params, c->B, c->L, c->u, c->out, &c->a, NULL, &c->ws);
-    return mb_test_dot(c->out, c->w, (size_t)c->B * c->L * mx->d_model);
+    mb_mixer_fwd(c->ctx, &c->mx, &c->ps, c->B, c->L, c->u, c->out, &c->a, NULL, &c->ws);
+    return mb_test_dot(c->out, c->w, (size_t)c->B * c->L * c->mx.d_model);
 }
 
 static void mixer_grad(int cplx)
@@ -72,22 +71,32 @@ static void mixer_grad(int cplx)
     mb_rng_seed(&r, mb_test_seed() + (uint64_t)cplx);
     mb_ctx *ctx = mb_ctx_create("cpu");
     mb_config cfg = tiny_config(cplx, 1, 1);
-    mixer_case c = {.m = mb_model_create(ctx, &cfg, 3), .B = 2, .L = 19};
-    assert_non_null(c.m);
-    jitter(c.m, &r, 0.2f);
-    mb_mixer *mx = &c.m->mixers[0];
+    assert_int_equal(mb_config_check(&cfg), 0);
+    mixer_case c = {.ctx = ctx, .B = 2, .L = 19};
+    mb_mixer *mx = &c.mx;
+    assert_int_equal(mb_mixer_register(mx, &c.ps, "backbone.layers.0.mixer", &cfg), 0);
+    assert_int_equal(mb_params_alloc(&c.ps, ctx), 0);
+    mb_mixer_init_weights(mx, &c.ps, c.ps.data, &cfg, &r);
+    /* as jitter() does for a model: off the init's special values, delta
+     * of 0.3..0.7 */
+    for (size_t i = 0; i < c.ps.total; i++) c.ps.data[i] += 0.2f * (float)(2 * mb_rng_uniform(&r) - 1);
+    float *dtb = mb_param_data(&c.ps, mx->p_dt_b);
+    for (int i = 0; i < mx->d_inner; i++) dtb[i] = -1.f + (float)mb_rng_uniform(&r);
     const size_t M = (size_t)c.B * c.L, d = mx->d_model;
     c.u = malloc(M * d * 4), c.out = malloc(M * d * 4), c.w = malloc(M * d * 4);
     float *du = malloc(M * d * 4);
     mb_test_fill(&r, c.u, M * d, -1, 1);
     mb_test_fill(&r, c.w, M * d, -1, 1);
-    c.abuf = malloc(mb_mixer_acts_floats(mx, (int)M) * 4);
-    mb_mixer_acts_bind(&c.a, mx, c.abuf, (int)M);
+    mb_carve cv = {NULL, 0};
+    mb_mixer_acts_carve(&c.a, mx, (int)M, &cv);
+    c.abuf = malloc(cv.n * 4);
+    cv = (mb_carve){c.abuf, 0};
+    mb_mixer_acts_carve(&c.a, mx, (int)M, &cv);
     assert_int_equal(mb_arena_init(&c.ws, ctx, mb_mixer_workspace(ctx, mx, c.B, c.L)), 0);
 
     mixer_loss(&c);
-    mb_model_zero_grad(c.m);
-    assert_int_equal(mb_mixer_bwd(ctx, mx, &c.m->params, c.B, c.L, c.u, &c.a, c.w, du, 0.f, &c.ws, NULL, NULL), 0);
+    memset(c.ps.grad, 0, c.ps.total * 4);
+    assert_int_equal(mb_mixer_bwd(ctx, mx, &c.ps, c.B, c.L, c.u, &c.a, c.w, du, 0.f, &c.ws, NULL, NULL), 0);
     char what[96];
     snprintf(what, sizeof what, "%s mixer du", cplx ? "complex" : "real");
     assert_true(mb_test_grad_check(what, mixer_loss, &c, c.u, du, M * d, 60, MIXER_EPS) < MIXER_TOL);
@@ -95,15 +104,15 @@ static void mixer_grad(int cplx)
                        mx->p_dt_b, mx->p_A_log, mx->p_A_imag, mx->p_D, mx->p_out_proj};
     for (size_t k = 0; k < sizeof idx / sizeof idx[0]; k++) {
         if (idx[k] < 0) continue;
-        const mb_param *p = &c.m->params.items[idx[k]];
+        const mb_param *p = &c.ps.items[idx[k]];
         snprintf(what, sizeof what, "%s %s", cplx ? "complex" : "real", strstr(p->name, "mixer."));
-        assert_true(mb_test_fd_tensor(what, mixer_loss, &c, mb_param_data(&c.m->params, idx[k]),
-                                      mb_param_grad(&c.m->params, idx[k]), p->numel, 60, 1e-4,
+        assert_true(mb_test_fd_tensor(what, mixer_loss, &c, mb_param_data(&c.ps, idx[k]),
+                                      mb_param_grad(&c.ps, idx[k]), p->numel, 60, 1e-4,
                                       MIXER_EPS) < MIXER_TOL);
     }
     free(c.u), free(c.out), free(c.w), free(du), free(c.abuf);
     mb_arena_free(&c.ws);
-    mb_model_free(c.m);
+    mb_params_free(&c.ps, ctx);
     mb_ctx_free(ctx);
 }
 
@@ -301,25 +310,26 @@ static void test_init(void **s)
     mb_model *m = mb_model_create(ctx, &cfg, 1);
     assert_non_null(m);
     mb_params *ps = &m->params;
-    mb_mixer *mx = &m->mixers[1];
-    assert_int_equal(mx->dt_rank, 4); /* ceil(64 / 16) */
-    float *alog = mb_param_data(ps, mx->p_A_log), *D = mb_param_data(ps, mx->p_D);
-    for (int i = 0; i < mx->d_inner; i++) {
+    const int Di = 128;
+    assert_int_equal(mb_test_param(m, "backbone.layers.1.mixer.dt_proj.weight")->shape[1], 4); /* ceil(64 / 16) */
+    float *alog = mb_test_param_data(m, "backbone.layers.1.mixer.A_log");
+    float *D = mb_test_param_data(m, "backbone.layers.1.mixer.D");
+    for (int i = 0; i < Di; i++) {
         assert_true(D[i] == 1.f);
         for (int n = 0; n < 16; n++) assert_float_equal(alog[i * 16 + n], logf(n + 1.f), 1e-6);
     }
     /* softplus(dt bias) in [dt_min, dt_max] */
-    float *dtb = mb_param_data(ps, mx->p_dt_b);
-    for (int i = 0; i < mx->d_inner; i++) {
+    float *dtb = mb_test_param_data(m, "backbone.layers.1.mixer.dt_proj.bias");
+    for (int i = 0; i < Di; i++) {
         double dt = log1p(exp(dtb[i]));
         assert_true(dt >= 1e-3 * 0.999 && dt <= 0.1 * 1.001);
     }
     /* out_proj bound 1/sqrt(d_inner)/sqrt(n_layer); embedding std 0.02 */
     double bound = 1 / sqrt(128.0) / 2.0, mx_abs = 0, ss = 0;
-    const mb_param *po = &ps->items[mx->p_out_proj];
+    const mb_param *po = mb_test_param(m, "backbone.layers.1.mixer.out_proj.weight");
     for (size_t i = 0; i < po->numel; i++) mx_abs = fmax(mx_abs, fabs(ps->data[po->offset + i]));
     assert_true(mx_abs <= bound && mx_abs > 0.9 * bound);
-    const mb_param *pe = &ps->items[m->p_embed];
+    const mb_param *pe = mb_test_param(m, "backbone.embedding.weight");
     for (size_t i = 0; i < pe->numel; i++) ss += (double)ps->data[pe->offset + i] * ps->data[pe->offset + i];
     double std = sqrt(ss / pe->numel);
     printf("# embedding std %.4f (0.02), out_proj max |w| %.4f (bound %.4f)\n", std, mx_abs, bound);
@@ -328,10 +338,9 @@ static void test_init(void **s)
     /* S4D-Lin: A = -1/2 + i pi n */
     cfg.init = MB_INIT_S4D_LIN;
     m = mb_model_create(ctx, &cfg, 1);
-    mx = &m->mixers[0];
-    alog = mb_param_data(&m->params, mx->p_A_log);
-    float *aim = mb_param_data(&m->params, mx->p_A_imag);
-    assert_int_equal(m->params.items[mx->p_x_proj].shape[0], 4 + 4 * 16);
+    alog = mb_test_param_data(m, "backbone.layers.0.mixer.A_log");
+    float *aim = mb_test_param_data(m, "backbone.layers.0.mixer.A_imag");
+    assert_int_equal(mb_test_param(m, "backbone.layers.0.mixer.x_proj.weight")->shape[0], 4 + 4 * 16);
     for (int n = 0; n < 16; n++) {
         assert_float_equal(-expf(alog[n]), -0.5f, 1e-6);
         assert_float_equal(aim[n], (float)(MB_PI * n), 1e-5);

@@ -864,7 +864,7 @@ static double xent_loss(void *ud)
 {
     xent_case *c = ud;
     mb_loss_stats st = {0};
-    mb_xent(g_ctx, c->M, c->V, c->logits, c->tgt, MB_IGNORE_INDEX, 1.0f, NULL, &st);
+    mb_xent(g_ctx, c->M, c->V, c->logits, c->tgt, MB_IGNORE_INDEX, 1.0f, NULL, NULL, &st);
     return st.loss_sum;
 }
 
@@ -895,7 +895,7 @@ static void xent_check(mb_rng *r, int M, int V)
     mb_loss_stats st = {.loss_sum = 10.0, .count = 3, .correct = 1};
     float *dl = new_const((size_t)M * V, NAN);
     const float scale = 0.37f;
-    mb_xent(g_ctx, M, V, logits, tgt, MB_IGNORE_INDEX, scale, dl, &st);
+    mb_xent(g_ctx, M, V, logits, tgt, MB_IGNORE_INDEX, scale, dl, NULL, &st);
     char what[64];
     snprintf(what, sizeof what, "xent loss %dx%d", M, V);
     check_fwd(what, fabs((st.loss_sum - 10.0) - loss) / loss);
@@ -915,7 +915,7 @@ static void xent_check(mb_rng *r, int M, int V)
     /* in place: dlogits aliases logits */
     float *inplace = new_copy(logits, (size_t)M * V);
     mb_loss_stats st2 = {0};
-    mb_xent(g_ctx, M, V, inplace, tgt, MB_IGNORE_INDEX, scale, inplace, &st2);
+    mb_xent(g_ctx, M, V, inplace, tgt, MB_IGNORE_INDEX, scale, inplace, NULL, &st2);
     double e = mb_test_rel_err(inplace, dl, (size_t)M * V);
     printf("# alias      xent dlogits=logits %dx%-21d rel err %.3e\n", M, V, e);
     assert_true(e == 0.0);
@@ -935,7 +935,7 @@ static void test_xent(void **state)
     int32_t tgt[3] = {MB_IGNORE_INDEX, MB_IGNORE_INDEX, MB_IGNORE_INDEX};
     float lg[3 * 4] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
     mb_loss_stats st = {0};
-    mb_xent(g_ctx, 3, 4, lg, tgt, MB_IGNORE_INDEX, 1.0f, lg, &st);
+    mb_xent(g_ctx, 3, 4, lg, tgt, MB_IGNORE_INDEX, 1.0f, lg, NULL, &st);
     assert_true(st.loss_sum == 0.0 && st.count == 0 && st.correct == 0);
     for (int i = 0; i < 12; i++) assert_true(lg[i] == 0.0f);
 }
@@ -1018,7 +1018,7 @@ static void test_threads_deterministic(void **state)
     for (int pass = 0; pass < 2; pass++) {
         mb_ctx_set_threads(g_ctx, pass == 0 ? 1 : (nt > 1 ? nt : 4));
         ss[pass] = mb_sumsq(g_ctx, n, x);
-        mb_xent(g_ctx, M, C, x, tgt, MB_IGNORE_INDEX, 1.0f, NULL, &st[pass]);
+        mb_xent(g_ctx, M, C, x, tgt, MB_IGNORE_INDEX, 1.0f, NULL, NULL, &st[pass]);
         mb_rmsnorm_fwd(g_ctx, M, C, x, w, 1e-5f, y, rs);
         dw[pass] = new_const(C, 0);
         dx[pass] = new_const(n, 0);

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/sashimi.h"
+#include "models/model.h"
+#include "nn/pool.h"
 #include "train/optim.h"
 #include "testutil.h"
 
@@ -32,12 +33,7 @@ static void jitter(mb_model *m, mb_rng *r, float amount)
 {
     for (size_t i = 0; i < m->params.total; i++)
         m->params.data[i] += amount * (float)(2 * mb_rng_uniform(r) - 1);
-    const struct mb_sashimi *sa = m->sa;
-    for (int k = 0; k < (2 * sa->S + 1) * sa->n; k++) {
-        const mb_mixer *mx = &sa->layers[k].mixer;
-        float *b = mb_param_data(&m->params, mx->p_dt_b);
-        for (int i = 0; i < mx->d_inner; i++) b[i] = -1.f + (float)mb_rng_uniform(r);
-    }
+    mb_test_set_dt_bias(m, r);
 }
 
 
@@ -381,17 +377,10 @@ static void test_save_load(void **s)
     assert_int_equal(mb_optim_step(o, &gn, NULL), 0);
     assert_true(gn > 0 && isfinite(gn));
     mb_optim_free(o);
-    /* LM-only calls refuse it, in one line */
+    /* no head: the classification calls refuse it, in one line */
     int32_t lab[2] = {0, 1};
     assert_int_equal(mb_model_classify(m2, c.tok, c.B, c.L, lab, NULL, NULL), -1);
-    assert_non_null(strstr(mb_error_last(), "needs a mamba-lm model"));
-    assert_null(mb_model_load_classifier(ctx, path, 3, 1));
     assert_non_null(strstr(mb_error_last(), "no classification head"));
-    mb_state *st = mb_state_create(m2, 2);
-    float hs[2 * 8] = {0};
-    assert_int_equal(mb_model_forward_chunk_pooled(m2, st, c.tok, 1, NULL, hs), -1);
-    assert_non_null(strstr(mb_error_last(), "mamba-lm"));
-    mb_state_free(st);
     /* recompute is ignored (sashimi keeps its activations): forward still runs */
     mb_model_set_recompute(m2, 1);
     assert_int_equal(mb_model_forward(m2, c.tok, c.B, c.L, NULL, b, NULL), 0);
@@ -399,6 +388,96 @@ static void test_save_load(void **s)
     free(a), free(b), free(c.tok), free(c.tgt);
     mb_model_free(m2);
     mb_model_free(c.m);
+    mb_ctx_free(ctx);
+}
+
+/* ---- the classification head on the U-Net ------------------------------------
+ * The facade's head reads the final norm's output of any architecture: on
+ * the U-Net, probabilities from the training forward equal those of pooled
+ * chunks (steps up to a period's edge, then whole periods in parallel), and
+ * the classification backward matches finite differences on the head and
+ * through the whole network. */
+typedef struct {
+    mb_model *m;
+    int B, L;
+    const int32_t *tok, *lab;
+} unet_cls_case;
+
+static double unet_cls_loss(void *ud)
+{
+    unet_cls_case *c = ud;
+    mb_loss_stats st = {0};
+    assert_int_equal(mb_model_classify(c->m, c->tok, c->B, c->L, c->lab, NULL, &st), 0);
+    return st.loss_sum / (double)st.count;
+}
+
+static void test_classify(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 60);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_sashimi(1, 1);
+    cfg.n_classes = 3;
+    mb_model *m = mb_model_create(ctx, &cfg, 4);
+    assert_non_null(m);
+    jitter(m, &r, 0.2f);
+    /* the head's 0.02 init gives the backbone gradients under fp32's
+     * resolution: an O(1) head instead */
+    const mb_param *w = mb_test_param(m, "classifier.weight");
+    for (size_t i = 0; i < w->numel; i++) m->params.data[w->offset + i] = (float)mb_rng_normal(&r);
+    const int B = 3, L = 16, C = 3, d = cfg.d_model;
+    mb_test_model_case tc = {.m = m, .B = B, .L = L};
+    mb_test_make_tokens(&r, &tc, cfg.vocab_size);
+    const int32_t lab[3] = {2, MB_IGNORE_INDEX, 0};
+
+    /* probabilities: training forward against pooled chunks of 5 and 11
+     * (pools {2, 2}: steps, a parallel piece of 8, steps) */
+    float probs[9], probs2[9], hsum[3 * 8] = {0}, pooled[3 * 8];
+    int32_t part[3 * 11];
+    assert_int_equal(mb_model_classify(m, tc.tok, B, L, NULL, probs, NULL), 0);
+    mb_state *st = mb_state_create(m, B);
+    assert_non_null(st);
+    for (int t0 = 0; t0 < L; t0 = t0 ? L : 5) {
+        const int len = t0 ? L - t0 : 5;
+        for (int b = 0; b < B; b++) memcpy(part + b * len, tc.tok + b * L + t0, (size_t)len * 4);
+        assert_int_equal(mb_model_forward_chunk_pooled(m, st, part, len, NULL, hsum), 0);
+    }
+    for (int i = 0; i < B * d; i++) pooled[i] = hsum[i] / (float)L;
+    assert_int_equal(mb_model_classify_pooled(m, pooled, B, probs2), 0);
+    double diff = 0;
+    for (int i = 0; i < B * C; i++) diff = fmax(diff, fabs(probs[i] - probs2[i]));
+    printf("# U-Net classifier: pooled chunks vs training forward, probabilities within %.2e\n", diff);
+    assert_true(diff < 1e-5);
+    mb_state_free(st);
+
+    /* the backward, by finite differences on a few tensors along the path */
+    mb_model_zero_grad(m);
+    mb_loss_stats ls = {0};
+    assert_int_equal(mb_model_classify_backward(m, tc.tok, lab, B, L, &ls), 0);
+    assert_int_equal(ls.count, 2);
+    unet_cls_case c = {m, B, L, tc.tok, lab};
+    const char *names[] = {"classifier.weight", "classifier.bias", "norm_f.weight",
+                           "up.0.layers.0.mlp.fc2.weight", "center.layers.0.mixer.in_proj.weight",
+                           "down.0.pool.linear.weight", "backbone.embedding.weight"};
+    double worst = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const mb_param *p = mb_test_param(m, names[i]);
+        char what[96];
+        snprintf(what, sizeof what, "U-Net classifier %s", names[i]);
+        const double e = mb_test_fd_tensor(what, unet_cls_loss, &c, m->params.data + p->offset,
+                                           m->params.grad + p->offset, p->numel, 16, 3e-4, 1e-2);
+        /* each of these is far above fp32's noise: resolved, not skipped */
+        assert_true(e >= 0);
+        worst = fmax(worst, e);
+    }
+    /* the LM head is not on the classifier's path */
+    const mb_param *h = mb_test_param(m, "lm_head.weight");
+    assert_true(mb_test_max_abs(m->params.grad + h->offset, h->numel) == 0);
+    printf("# U-Net classifier gradients: worst %.3e\n", worst);
+    assert_true(worst < 3e-2);
+    free(tc.tok), free(tc.tgt);
+    mb_model_free(m);
     mb_ctx_free(ctx);
 }
 
@@ -453,7 +532,7 @@ static void test_errors(void **s)
     mb_model *l2 = mb_model_load(ctx, path);
     assert_non_null(l2);
     assert_int_equal(mb_model_config(l2)->arch, MB_ARCH_LM);
-    assert_null(l2->sa);
+    assert_true(l2->arch == &mb_arch_lm);
     remove(path);
     mb_model_free(lm), mb_model_free(l2);
     mb_ctx_free(ctx);
@@ -515,7 +594,7 @@ int main(void)
         cmocka_unit_test(test_grad_real_mlp),  cmocka_unit_test(test_grad_complex_mlp),
         cmocka_unit_test(test_causal),         cmocka_unit_test(test_step_real), cmocka_unit_test(test_chunk_pieces),
         cmocka_unit_test(test_step_complex_mlp), cmocka_unit_test(test_step_real_mlp),
-        cmocka_unit_test(test_save_load),      cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_save_load),      cmocka_unit_test(test_errors), cmocka_unit_test(test_classify),
         cmocka_unit_test(test_learns),         cmocka_unit_test(test_sample),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -128,6 +128,34 @@ static void grad_check(int cplx, int use_opts)
     sc_free(&s);
 }
 
+/* A scratch arena too small for the backward is a sizing bug, and it must
+ * not pass for success: the context is marked failed with the arena's
+ * reason, instead of returning with the gradients unwritten. */
+static void test_backward_small_arena(void **st)
+{
+    (void)st;
+    scan_case s;
+    sc_setup(&s, 0, 1, 2, 70, 11, 3);
+    mb_arena_free(&s.ws);
+    assert_int_equal(mb_arena_init(&s.ws, s.ctx, 64), 0);
+    size_t M = (size_t)s.B * s.L, D = s.D;
+    float *du = calloc(M * D, 4), *ddelta = calloc(M * D, 4), *dz = calloc(M * D, 4), *dA = calloc(D * s.N, 4);
+    float *dD = calloc(D, 4), *dbias = calloc(D, 4), *dxdbl = calloc(M * s.ldbc, 4);
+    mb_scan_params p = sc_params(&s);
+    mb_scan_grads g = {.du = du, .ld_du = D, .ddelta = ddelta, .ld_ddelta = D, .dA = dA, .dB = dxdbl + s.R,
+                       .ld_dB = s.ldbc, .dC = dxdbl + s.R + s.nbc, .ld_dC = s.ldbc, .dD = dD, .dz = dz,
+                       .ld_dz = D, .ddelta_bias = dbias};
+    assert_int_equal(mb_ctx_check(s.ctx), 0);
+    mb_scan_bwd(s.ctx, &p, s.wy, NULL, &g, &s.ws);
+    assert_int_equal(mb_ctx_check(s.ctx), -1);
+    printf("# %s\n", mb_error_last());
+    assert_non_null(strstr(mb_error_last(), "arena"));
+    assert_non_null(strstr(mb_error_last(), "scan backward"));
+    assert_true(s.ws.used == 0); /* nothing left taken */
+    free(du), free(ddelta), free(dz), free(dA), free(dD), free(dbias), free(dxdbl);
+    sc_free(&s);
+}
+
 static void test_grad_real(void **st) { (void)st; grad_check(0, 1); }
 static void test_grad_complex(void **st) { (void)st; grad_check(1, 1); }
 static void test_grad_real_plain(void **st) { (void)st; grad_check(0, 0); }
@@ -289,6 +317,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grad_real),        cmocka_unit_test(test_grad_complex),
+        cmocka_unit_test(test_backward_small_arena),
         cmocka_unit_test(test_grad_real_plain),  cmocka_unit_test(test_grad_complex_plain),
         cmocka_unit_test(test_pieces_real),      cmocka_unit_test(test_pieces_complex),
         cmocka_unit_test(test_backward_pieces_real), cmocka_unit_test(test_backward_pieces_complex),

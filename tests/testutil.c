@@ -363,3 +363,28 @@ int mb_test_sample_replay(mb_model *m, mb_model *ref, int B, int n, const mb_sam
     free(tok), free(cur), free(got), free(cut), free(lg), free(scratch);
     return off;
 }
+
+void mb_test_set_dt_bias(mb_model *m, mb_rng *r)
+{
+    static const char suffix[] = "dt_proj.bias";
+    const size_t ns = sizeof suffix - 1;
+    for (int i = 0; i < m->params.n; i++) {
+        const mb_param *p = &m->params.items[i];
+        const size_t n = strlen(p->name);
+        if (n < ns || strcmp(p->name + n - ns, suffix) != 0) continue;
+        float *b = m->params.data + p->offset;
+        for (size_t j = 0; j < p->numel; j++) b[j] = -1.f + (float)mb_rng_uniform(r);
+    }
+}
+
+const mb_param *mb_test_param(const mb_model *m, const char *name)
+{
+    const int i = mb_params_find(&m->params, name);
+    if (i < 0) fail_msg("the model has no parameter %s", name);
+    return &m->params.items[i];
+}
+
+float *mb_test_param_data(const mb_model *m, const char *name)
+{
+    return m->params.data + mb_test_param(m, name)->offset;
+}

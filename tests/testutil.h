@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "core/core.h"
+#include "models/model.h"
 #include "mamba.h"
 
 /* Fresh random inputs: seeded from MB_TEST_SEED when set, else from the
@@ -41,6 +42,15 @@ double mb_test_grad_check(const char *what, mb_test_loss_fn f, void *ud, float *
  * printed with `what`. */
 double mb_test_fd_tensor(const char *what, mb_test_loss_fn f, void *ud, float *x, const float *g,
                          size_t n, size_t checks, double floor, double eps);
+
+/* Every mixer's dt_proj.bias (table order) drawn in [-1, 0), so delta =
+ * softplus(bias) is 0.3..0.7: there A_log's and dt's gradients are large
+ * enough for an fp32 finite difference (the init's 1e-3..1e-1 leaves them
+ * under float rounding). */
+void mb_test_set_dt_bias(mb_model *m, mb_rng *r);
+/* The parameter NAME of m (the test fails when there is none). */
+const mb_param *mb_test_param(const mb_model *m, const char *name);
+float *mb_test_param_data(const mb_model *m, const char *name);
 
 /* A model and a batch of random tokens and targets (every 5th target
  * ignored) for the whole-model checks; mb_test_model_loss is the mean

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,6 +34,26 @@ void mb_ctx_set_threads(mb_ctx *ctx, int n_threads); /* CPU; 0 = all cores */
 /* CUDA: let cuBLAS run fp32 GEMMs on TF32 tensor cores (about 1e-3 relative
  * error instead of 1e-6). Off by default; no effect on the CPU. */
 void mb_ctx_set_tf32(mb_ctx *ctx, int on);
+
+/* ---- files written whole or not at all -----------------------------------
+ * An output is written to a temporary file beside its final path, then
+ * flushed, synced and renamed over the path: readers never see half a file,
+ * and a failed write leaves the previous file as it was. Checkpoints are
+ * written this way; the tools write every output through it. */
+typedef struct mb_outfile mb_outfile;
+/* Creates the temporary file (PATH.tmpXXXXXX, with the permissions a new
+ * file gets); NULL with "PATH: cannot create a file in its directory
+ * (reason)". */
+mb_outfile *mb_outfile_open(const char *path);
+FILE *mb_outfile_fp(mb_outfile *o); /* write through stdio ... */
+int mb_outfile_fd(mb_outfile *o);   /* ... or the descriptor (not both) */
+const char *mb_outfile_path(const mb_outfile *o);
+/* Flush, sync, close, rename into place, sync the directory; frees o.
+ * -1 with "PATH: write error (reason)" or "PATH: cannot rename ...": the
+ * temporary file is then removed and PATH is untouched. */
+int mb_outfile_commit(mb_outfile *o);
+/* Removes the temporary file and frees o (NULL is fine): PATH is untouched. */
+void mb_outfile_discard(mb_outfile *o);
 
 /* ---- model configuration: mamba_ssm's MambaConfig ----------------------- */
 typedef enum { MB_INIT_S4D_REAL = 0, MB_INIT_S4D_LIN = 1 } mb_ssm_init;
@@ -69,12 +90,13 @@ typedef struct {
      * stage back up: UpPool (linear D_{s+1} -> p_s*D_s, shifted right by one
      * coarse step so the network stays causal, reshaped back to (L, D_s)),
      * plus the skip (the DownPool's input), then n_layer blocks (plus a
-     * residual around them) -> RMSNorm -> untied head (vocab padded).
+     * residual around them) -> RMSNorm -> untied head (vocab padded), and
+     * with n_classes the classification head on the mean of that norm.
      * A block is h = h + mixer(RMSNorm(h)), followed with mlp by
      * h = h + W2 gelu(W1 RMSNorm(h) + b1) + b2 (hidden 2 * width). L must
      * be a multiple of prod(pool). The mixers' dt_rank is ceil(D_s / 16)
-     * per stage (dt_rank must be left "auto"). Needs rms_norm, no
-     * classification head; tie_embeddings is ignored (always untied). */
+     * per stage (dt_rank must be left "auto"). Needs rms_norm;
+     * tie_embeddings is ignored (always untied). */
     mb_arch arch;
     int n_pool;              /* stages joined by pooling, 1..MB_MAX_POOL */
     int pool[MB_MAX_POOL];   /* pooling factor of each stage, >= 2 */
@@ -93,11 +115,19 @@ void mb_config_default(mb_config *cfg);
 void mb_config_sashimi_default(mb_config *cfg);
 /* Resolve derived fields (dt_rank) and check ranges; -1 with a reason. */
 int mb_config_check(mb_config *cfg);
+/* Whether ctx's kernels can run a model of cfg (the GPU scan takes d_state
+ * up to 64, the CPU up to 256): 0, or -1 with a reason. mb_model_create and
+ * mb_model_load check this before allocating anything. */
+int mb_ctx_check_config(mb_ctx *ctx, const mb_config *cfg);
 int mb_config_vocab_padded(const mb_config *cfg);
 int mb_config_d_inner(const mb_config *cfg);
 
 /* ---- model -------------------------------------------------------------- */
 mb_model *mb_model_create(mb_ctx *ctx, const mb_config *cfg, uint64_t seed);
+/* Frees the model. States made from it (mb_state_create) still alive are
+ * not freed here: the model's memory is kept until the last of them is
+ * freed (mb_state_free), so the two may be freed in either order; nothing
+ * may be called on the model after this. */
 void mb_model_free(mb_model *m);
 const mb_config *mb_model_config(const mb_model *m);
 size_t mb_model_num_params(const mb_model *m);
@@ -173,8 +203,8 @@ int mb_model_sample(mb_model *m, mb_state *s, const int32_t *tokens, int n, cons
  * most 4096 rows, batch times positions, on a CPU and 65536 on a GPU; the
  * state keeps their activations, sized to the longest chunk so far), then
  * single steps to the chunk's end; the logits are those of the steps, up
- * to rounding. mb_model_forward_chunk_pooled
- * and the classification calls refuse them. */
+ * to rounding. Pooled chunks and the classification head work on them as
+ * on the LM (the head reads the final norm's output at the finest rate). */
 /* As mb_model_forward_chunk (logits may be NULL: the LM head is then not
  * computed), and ADDS to hsum (B, d_model) the sum over the chunk's L
  * positions of the final normed hidden state (the LM head's input). Summed
@@ -182,6 +212,23 @@ int mb_model_sample(mb_model *m, mb_state *s, const int32_t *tokens, int n, cons
  * embedding the classification head reads, in constant memory. */
 int mb_model_forward_chunk_pooled(mb_model *m, mb_state *s, const int32_t *tokens, int L,
                                   float *logits, float *hsum);
+/* What mb_model_forward_chunk_ex returns beside the state it advances, all
+ * host memory and optional (NULL: not wanted): */
+typedef struct {
+    /* (B, L): the next-token targets; MB_IGNORE_INDEX for positions not to
+     * score. With them, logprob (B, L) gets log softmax(logits)[target]
+     * over the padded vocabulary, as the training loss takes it (0 where
+     * ignored), and stats their sum, count and argmax hits (added). */
+    const int32_t *targets;
+    double *logprob;
+    mb_loss_stats *stats;
+    float *logits; /* (B, L, vocab padded) */
+    float *hsum;   /* (B, d_model): pooled sums ADDED, as _pooled */
+} mb_chunk_out;
+/* A chunk of L tokens per sequence from the state, with what scoring needs
+ * computed on the device (no softmax on the host, no logits downloaded
+ * unless asked for). */
+int mb_model_forward_chunk_ex(mb_model *m, mb_state *s, const int32_t *tokens, int L, mb_chunk_out *out);
 
 /* ---- sequence classification ---------------------------------------------
  * With cfg.n_classes > 0: probs = softmax(classifier(mean over positions of

@@ -2,35 +2,19 @@
 
 #include "core/core.h"
 
-#ifdef MB_HAVE_CUDA
-extern void *mb_cuda_alloc(mb_ctx *ctx, size_t bytes);
-extern void mb_cuda_release(void *p);
-#endif
-
 int mb_arena_init(mb_arena *a, mb_ctx *ctx, size_t cap)
 {
     a->used = a->peak = 0;
     a->cap = mb_align64(cap);
-    a->kind = ctx->kind;
-#ifdef MB_HAVE_CUDA
-    if (ctx->kind == MB_DEV_CUDA) {
-        a->base = mb_cuda_alloc(ctx, a->cap);
-        return a->base ? 0 : -1;
-    }
-#endif
-    a->base = aligned_alloc(64, a->cap ? a->cap : 64);
-    if (!a->base) return mb_error_set("out of memory: arena of %zu bytes", a->cap);
-    return 0;
+    a->ctx = ctx;
+    a->base = mb_dev_alloc(ctx, a->cap, "op scratch");
+    return a->base ? 0 : -1;
 }
 
 void mb_arena_free(mb_arena *a)
 {
     if (!a->base) return;
-#ifdef MB_HAVE_CUDA
-    if (a->kind == MB_DEV_CUDA) mb_cuda_release(a->base);
-    else
-#endif
-        free(a->base);
+    mb_dev_free(a->ctx, a->base);
     a->base = NULL;
     a->cap = a->used = 0;
 }

@@ -14,16 +14,17 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
 #define MB_PI 3.14159265358979323846
 
-/* OpenMP pragmas that vanish (without warnings) in builds without OpenMP. */
+/* OpenMP pragmas that vanish (without warnings) in builds without OpenMP.
+ * _Pragma is C99: any compiler that opens parallel regions takes it. */
 #ifdef _OPENMP
 #define MB_OMP(x) _Pragma(#x)
 #else
 #define MB_OMP(x)
 #endif
 
+#if defined(__GNUC__)
 #define MB_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define MB_PRINTF(a, b)
@@ -55,6 +56,9 @@ struct mb_ctx {
  * CUDA failure inside one marks the context, so callers check once per
  * forward, backward or step. */
 static inline int mb_ctx_check(const mb_ctx *ctx) { return ctx->failed ? -1 : 0; }
+/* For ops, which return void: record the reason (unless an earlier failure
+ * already holds the message) and mark the context failed. Returns -1. */
+int mb_ctx_fail(mb_ctx *ctx, const char *fmt, ...) MB_PRINTF(2, 3);
 
 /* ---- arenas --------------------------------------------------------------
  * A bump allocator over one block, sized once per shape: a step takes its
@@ -64,13 +68,14 @@ typedef struct {
     size_t cap;
     size_t used;
     size_t peak;
-    mb_device_kind kind;
+    mb_ctx *ctx; /* whose memory base is */
 } mb_arena;
 
 int mb_arena_init(mb_arena *a, mb_ctx *ctx, size_t cap);
 void mb_arena_free(mb_arena *a);
 /* 64-byte aligned; NULL (and an error) when the arena is too small, which
- * is a sizing bug, not a condition to recover from. */
+ * is a sizing bug, not a condition to recover from: an op that gets NULL
+ * marks its context failed (mb_ctx_fail), so the caller's check reports it. */
 void *mb_arena_alloc(mb_arena *a, size_t bytes);
 float *mb_arena_floats(mb_arena *a, size_t n);
 static inline void mb_arena_reset(mb_arena *a) { a->used = 0; }
@@ -87,25 +92,28 @@ double mb_rng_uniform(mb_rng *r);             /* [0, 1) */
 double mb_rng_normal(mb_rng *r);              /* N(0, 1) */
 uint32_t mb_rng_below(mb_rng *r, uint32_t n); /* [0, n), unbiased */
 
-/* ---- CUDA graphs (core/cuda.cu; CUDA contexts only) -----------------------
- * For work replayed many times with the same pointers (a generation step):
- * capture the context's stream once, replay it with one launch. Pinned
- * host buffers let the copies in and out be part of the graph. */
-#ifdef MB_HAVE_CUDA
-int mb_cuda_graph_begin(mb_ctx *ctx);
-/* Ends the capture; *exec receives the instantiated graph (NULL and -1, the
- * context marked failed, when something in the capture failed: a bug). */
-int mb_cuda_graph_end(mb_ctx *ctx, void **exec);
-int mb_cuda_graph_launch(mb_ctx *ctx, void *exec);
-void mb_cuda_graph_free(void *exec);
-void *mb_cuda_host_alloc(mb_ctx *ctx, size_t bytes);
-void mb_cuda_host_free(void *p);
-/* On the stream, not waited for (a graph can hold it). */
-int mb_cuda_copy_async(mb_ctx *ctx, void *dst, const void *src, size_t bytes);
-int mb_cuda_sync(mb_ctx *ctx);
-#endif
+/* ---- activation layouts ----------------------------------------------------
+ * One way to lay out a block of buffers: a function hands out its buffers
+ * from a cursor twice, first with base NULL to count (every pointer it gets
+ * is NULL), then over the block allocated for that count. Each buffer
+ * starts 16 floats (64 bytes) after a multiple: vector loads stay aligned. */
+typedef struct {
+    float *base; /* NULL: counting */
+    size_t n;    /* floats handed out so far */
+} mb_carve;
+
+static inline size_t mb_carve_round(size_t n) { return (n + 15) & ~(size_t)15; }
+static inline float *mb_carve_take(mb_carve *c, size_t n)
+{
+    float *p = c->base ? c->base + c->n : NULL;
+    c->n += mb_carve_round(n);
+    return p;
+}
 
 #ifdef __cplusplus
 }
 #endif
+/* device memory, copies, pinned memory, graphs: core/device.h */
+#include "core/device.h"
+
 #endif

@@ -33,7 +33,6 @@ mb_ctx *mb_ctx_create(const char *device)
             index = (int)v;
         }
 #ifdef MB_HAVE_CUDA
-        extern int mb_cuda_ctx_init(mb_ctx * ctx, int index);
         ctx->kind = MB_DEV_CUDA;
         ctx->device_index = index;
         mb_ctx_set_threads(ctx, 0);
@@ -58,7 +57,6 @@ void mb_ctx_free(mb_ctx *ctx)
 {
     if (!ctx) return;
 #ifdef MB_HAVE_CUDA
-    extern void mb_cuda_ctx_free(mb_ctx * ctx);
     if (ctx->kind == MB_DEV_CUDA) mb_cuda_ctx_free(ctx);
 #endif
     free(ctx);

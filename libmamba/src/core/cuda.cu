@@ -1,6 +1,5 @@
-/* The CUDA side of a context: device, stream, cuBLAS handle, scratch, and
- * device memory for arenas and parameter buffers (core/arena.c and
- * nn/params.c call these). */
+/* The CUDA side of a context: device, stream, cuBLAS handle, scratch; and
+ * the backend of core/device.c (device and pinned memory, copies, graphs). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,9 +245,9 @@ extern "C" int mb_cuda_sync(mb_ctx *ctx)
     return MB_CUDA_OK(ctx, cudaStreamSynchronize(st->stream));
 }
 
-extern "C" int mb_cuda_copy(mb_ctx *ctx, void *dst, const void *src, size_t bytes, int to_device)
+extern "C" int mb_cuda_copy(mb_ctx *ctx, void *dst, const void *src, size_t bytes)
 {
-    (void)to_device; /* cudaMemcpyDefault: the pointers say where they live (UVA) */
+    /* cudaMemcpyDefault: the pointers say where they live (UVA) */
     if (!bytes) return 0;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return -1;

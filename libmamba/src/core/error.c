@@ -6,12 +6,33 @@
 
 static _Thread_local char mb_errbuf[1024];
 
+/* Formatted through a local buffer: the arguments may include the last
+ * message itself (mb_error_last()), to be wrapped in a new one. */
+static void error_vset(const char *fmt, va_list ap)
+{
+    char buf[sizeof mb_errbuf];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    memcpy(mb_errbuf, buf, sizeof buf);
+}
+
 int mb_error_set(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(mb_errbuf, sizeof mb_errbuf, fmt, ap);
+    error_vset(fmt, ap);
     va_end(ap);
+    return -1;
+}
+
+int mb_ctx_fail(mb_ctx *ctx, const char *fmt, ...)
+{
+    if (!ctx->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        error_vset(fmt, ap);
+        va_end(ap);
+    }
+    ctx->failed = 1;
     return -1;
 }
 

@@ -1,4 +1,6 @@
-#include "core/core.h"
+#include <stdio.h>
+
+#include "models/model.h"
 
 void mb_config_default(mb_config *c)
 {
@@ -42,33 +44,6 @@ void mb_config_sashimi_default(mb_config *c)
     c->mlp = 0;
 }
 
-static int mb_config_check_sashimi(mb_config *c)
-{
-    if (c->n_pool < 1 || c->n_pool > MB_MAX_POOL)
-        return mb_error_set("config: sashimi n_pool %d out of range [1, %d]", c->n_pool,
-                            MB_MAX_POOL);
-    if (c->pool_expand < 1 || c->pool_expand > 16)
-        return mb_error_set("config: sashimi pool_expand %d out of range [1, 16]", c->pool_expand);
-    int64_t width = c->d_model, prod = 1;
-    for (int s = 0; s < c->n_pool; s++) {
-        if (c->pool[s] < 2 || c->pool[s] > 256)
-            return mb_error_set("config: sashimi pool[%d] is %d: pooling factors must be in "
-                                "[2, 256]", s, c->pool[s]);
-        width *= c->pool_expand;
-        prod *= c->pool[s];
-    }
-    if (width > (1 << 16) || prod > (1 << 20))
-        return mb_error_set("config: sashimi too deep (width %lld, pooling %lld)",
-                            (long long)width, (long long)prod);
-    if (c->mlp != 0 && c->mlp != 1) return mb_error_set("config: sashimi mlp must be 0 or 1");
-    if (!c->rms_norm) return mb_error_set("config: sashimi models need rms_norm");
-    if (c->n_classes) return mb_error_set("config: sashimi models have no classification head");
-    if (c->dt_rank != (c->d_model + 15) / 16)
-        return mb_error_set("config: sashimi models take dt_rank \"auto\" (per stage)");
-    c->tie_embeddings = 0;
-    return 0;
-}
-
 int mb_config_check(mb_config *c)
 {
     if (c->dt_rank <= 0) c->dt_rank = (c->d_model + 15) / 16;
@@ -96,8 +71,15 @@ int mb_config_check(mb_config *c)
         return mb_error_set("config: bad dt range");
     if (c->n_classes < 0 || c->n_classes > (1 << 20))
         return mb_error_set("config: n_classes %d out of range [0, 1048576]", c->n_classes);
-    if (c->arch == MB_ARCH_SASHIMI) return mb_config_check_sashimi(c);
-    if (c->arch != MB_ARCH_LM) return mb_error_set("config: unknown arch %d", (int)c->arch);
+    const mb_arch_ops *arch = mb_arch_get(c->arch);
+    if (!arch) return mb_error_set("config: unknown arch %d", (int)c->arch);
+    return arch->check ? arch->check(c) : 0;
+}
+
+int mb_ctx_check_config(mb_ctx *ctx, const mb_config *cfg)
+{
+    /* the batch is checked per call: 1 stands for "any" here */
+    if (mb_scan_supported(ctx, cfg->d_state, 1)) return mb_error_set("%s: %s", mb_ctx_name(ctx), mb_error_last());
     return 0;
 }
 

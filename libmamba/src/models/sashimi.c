@@ -1,24 +1,97 @@
-/* The SaShiMi U-Net of Mamba blocks: parallel forward and backward over
- * (B, L) with every activation kept (audio sequences are short: no
- * recompute), and the recurrent step where each stage steps at its own
- * rate. Everything is a composition of the dispatched ops, so it runs
- * unchanged on every backend. */
+/* The SaShiMi U-Net of Mamba blocks (cfg.arch MB_ARCH_SASHIMI; mamba.h
+ * describes the network): parallel forward and backward over (B, L) with
+ * every activation kept (audio crops are short: no recompute), and the
+ * recurrent step where each stage steps at its own rate. Built from the nn
+ * modules (embedding, residual Mamba and MLP blocks, pools, head), so it
+ * runs unchanged on every backend.
+ *
+ * Tensor names (S = n_pool stages, n = n_layer, s = 0 is the finest):
+ *   backbone.embedding.weight               (vocab padded, d_model)
+ *   down.{s}.layers.{i}.norm.weight          block i of stage s going down
+ *   down.{s}.layers.{i}.mixer.*              mamba_ssm's mixer names
+ *   down.{s}.layers.{i}.mlp_norm.weight      with mlp only, and
+ *   down.{s}.layers.{i}.mlp.fc1.{weight,bias}   (2 D_s, D_s), (2 D_s)
+ *   down.{s}.layers.{i}.mlp.fc2.{weight,bias}   (D_s, 2 D_s), (D_s)
+ *   down.{s}.pool.linear.{weight,bias}       (D_{s+1}, p_s D_s), (D_{s+1})
+ *   center.layers.{i}.*                      at width D_S
+ *   up.{s}.pool.linear.{weight,bias}         (p_s D_s, D_{s+1}), (p_s D_s)
+ *   up.{s}.layers.{i}.*
+ *   norm_f.weight, lm_head.weight            (d_model), (vocab padded, d_model)
+ * in that order (down 0..S-1, center, up S-1..0). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "models/sashimi.h"
+#include "models/model.h"
+#include "nn/embedding.h"
+#include "nn/mlp.h"
+#include "nn/pool.h"
 
-#define AL(n) (((n) + 15) & ~(size_t)15)
 #define SA_GRAPH_MAX 256 /* step graphs per state: periods above this run eagerly */
 #define SA_SLOTS 64      /* launches whose drawn classes wait in pinned memory for one sync */
 
-/* stacks in forward order: down 0..S-1, center, up S-1..0 */
-static int sa_level(const struct mb_sashimi *sa, int k) { return k <= sa->S ? k : 2 * sa->S - k; }
-static mb_sa_layer *sa_stack(const struct mb_sashimi *sa, int k) { return sa->layers + (size_t)k * sa->n; }
+/* A block of the U-Net: the residual Mamba block, then with cfg.mlp the
+ * residual MLP block. */
+typedef struct {
+    mb_layer blk;
+    int has_mlp;
+    mb_mlp mlp;
+} sa_layer;
 
-/* the config a stage's mixer sees: its width, dt_rank auto for that width */
+/* What a block's forward keeps (rows of one level). */
+typedef struct {
+    mb_layer_acts la;
+    float *mid;      /* the Mamba block's output */
+    mb_mlp_acts ma;
+    float *out;      /* the block's output: the MLP block's, or mid */
+} sa_layer_bufs;
+
+/* Activations of the whole U-Net for rows[lvl] rows per level: a training
+ * shape (B*L_lvl rows), a chunk's piece, or one step (B rows at every
+ * level). */
+typedef struct {
+    int B, L, train;
+    int rows[MB_MAX_POOL + 1];
+    float *buf;                   /* device */
+    int32_t *tok;                 /* the tokens (device): the facade's in training, else own_tok */
+    int32_t *own_tok;
+    float *x[MB_MAX_POOL + 1];    /* level input: embedding, or the DownPool's output */
+    float *u[MB_MAX_POOL];        /* up stack input: UpPool + skip */
+    float *y[MB_MAX_POOL + 1];    /* level output */
+    float *dY[MB_MAX_POOL + 1], *dU[MB_MAX_POOL + 1]; /* backward */
+    float *tmp;                   /* UpPool's unshifted projection */
+    mb_lm_head_acts hacts;        /* norm_f's output hf */
+    float *logits;
+    float *dxn, *dg;              /* backward scratch of one block */
+    sa_layer_bufs *lb;            /* (2S+1) * n blocks, stack order */
+    mb_arena ws;
+} sa_acts;
+
+typedef struct {
+    int S, n;
+    int width[MB_MAX_POOL + 1];   /* D_lvl */
+    mb_embedding embed;
+    sa_layer *layers;             /* stack k (down 0..S-1, center S, up S-1..0 as k = S+1..2S) */
+    mb_pool down[MB_MAX_POOL], up[MB_MAX_POOL];
+    mb_lm_head head;
+    sa_acts act;                  /* training activations, sized per (B, L) */
+} sa_net;
+
+static sa_net *net(const mb_model *m) { return (sa_net *)m->net; }
+
+/* stacks in forward order: down 0..S-1, center, up S-1..0 */
+static int sa_level(const sa_net *sa, int k) { return k <= sa->S ? k : 2 * sa->S - k; }
+static sa_layer *sa_stack(const sa_net *sa, int k) { return sa->layers + (size_t)k * sa->n; }
+
+static int sa_pool_prod(const mb_config *c)
+{
+    int p = 1;
+    for (int s = 0; s < c->n_pool; s++) p *= c->pool[s];
+    return p;
+}
+
+/* the config a stage's blocks see: its width, dt_rank auto for that width */
 static mb_config sa_stage_cfg(const mb_config *c, int width)
 {
     mb_config s = *c;
@@ -27,45 +100,50 @@ static mb_config sa_stage_cfg(const mb_config *c, int width)
     return s;
 }
 
-/* ---- parameters ----------------------------------------------------------- */
-
-static int sa_add(mb_params *ps, const char *prefix, const char *name, int decay, int ndim,
-                  int64_t a, int64_t b)
+static int sa_check(mb_config *c)
 {
-    char full[MB_PARAM_NAME_MAX];
-    int64_t shape[2] = {a, b};
-    if (snprintf(full, sizeof full, "%s.%s", prefix, name) >= (int)sizeof full)
-        return mb_error_set("internal: parameter name too long");
-    return mb_params_add(ps, full, decay, ndim, shape);
+    if (c->n_pool < 1 || c->n_pool > MB_MAX_POOL)
+        return mb_error_set("config: sashimi n_pool %d out of range [1, %d]", c->n_pool, MB_MAX_POOL);
+    if (c->pool_expand < 1 || c->pool_expand > 16)
+        return mb_error_set("config: sashimi pool_expand %d out of range [1, 16]", c->pool_expand);
+    int64_t width = c->d_model, prod = 1;
+    for (int s = 0; s < c->n_pool; s++) {
+        if (c->pool[s] < 2 || c->pool[s] > 256)
+            return mb_error_set("config: sashimi pool[%d] is %d: pooling factors must be in [2, 256]", s,
+                                c->pool[s]);
+        width *= c->pool_expand;
+        prod *= c->pool[s];
+    }
+    if (width > (1 << 16) || prod > (1 << 20))
+        return mb_error_set("config: sashimi too deep (width %lld, pooling %lld)", (long long)width, (long long)prod);
+    if (c->mlp != 0 && c->mlp != 1) return mb_error_set("config: sashimi mlp must be 0 or 1");
+    if (!c->rms_norm) return mb_error_set("config: sashimi models need rms_norm");
+    if (c->dt_rank != (c->d_model + 15) / 16)
+        return mb_error_set("config: sashimi models take dt_rank \"auto\" (per stage)");
+    c->tie_embeddings = 0;
+    return 0;
 }
 
-static int sa_layer_register(mb_model *m, mb_sa_layer *ly, const char *prefix, int width)
+/* ---- parameters ----------------------------------------------------------- */
+
+static int sa_layer_register(mb_model *m, sa_layer *ly, const char *prefix, int width)
 {
     mb_params *ps = &m->params;
-    mb_config sc = sa_stage_cfg(&m->cfg, width);
-    char mp[MB_PARAM_NAME_MAX + 8];
-    ly->width = width;
-    ly->p_mlp_norm = ly->p_fc1_w = ly->p_fc1_b = ly->p_fc2_w = ly->p_fc2_b = -1;
-    ly->p_norm = sa_add(ps, prefix, "norm.weight", 0, 1, width, 0);
-    snprintf(mp, sizeof mp, "%s.mixer", prefix);
-    if (ly->p_norm < 0 || mb_mixer_register(&ly->mixer, ps, mp, &sc)) return -1;
-    if (!m->cfg.mlp) return 0;
-    ly->p_mlp_norm = sa_add(ps, prefix, "mlp_norm.weight", 0, 1, width, 0);
-    ly->p_fc1_w = sa_add(ps, prefix, "mlp.fc1.weight", 1, 2, 2 * width, width);
-    ly->p_fc1_b = sa_add(ps, prefix, "mlp.fc1.bias", 0, 1, 2 * width, 0);
-    ly->p_fc2_w = sa_add(ps, prefix, "mlp.fc2.weight", 1, 2, width, 2 * width);
-    ly->p_fc2_b = sa_add(ps, prefix, "mlp.fc2.bias", 0, 1, width, 0);
-    return ly->p_mlp_norm < 0 || ly->p_fc1_w < 0 || ly->p_fc1_b < 0 || ly->p_fc2_w < 0 ||
-                   ly->p_fc2_b < 0
-               ? -1
-               : 0;
+    const mb_config sc = sa_stage_cfg(&m->cfg, width);
+    char np[MB_PARAM_NAME_MAX + 16], mp[MB_PARAM_NAME_MAX + 16];
+    if (mb_layer_register(&ly->blk, ps, prefix, &sc)) return -1;
+    ly->has_mlp = m->cfg.mlp;
+    if (!ly->has_mlp) return 0;
+    snprintf(np, sizeof np, "%s.mlp_norm", prefix);
+    snprintf(mp, sizeof mp, "%s.mlp", prefix);
+    return mb_mlp_register(&ly->mlp, ps, np, mp, width, m->cfg.norm_eps);
 }
 
 static int sa_stack_register(mb_model *m, int k)
 {
-    struct mb_sashimi *sa = m->sa;
+    sa_net *sa = net(m);
     char prefix[MB_PARAM_NAME_MAX];
-    mb_sa_layer *ly = sa_stack(sa, k);
+    sa_layer *ly = sa_stack(sa, k);
     for (int i = 0; i < sa->n; i++) {
         if (k < sa->S)
             snprintf(prefix, sizeof prefix, "down.%d.layers.%d", k, i);
@@ -78,20 +156,24 @@ static int sa_stack_register(mb_model *m, int k)
     return 0;
 }
 
-static int sa_register(mb_model *m)
+static int sa_build(mb_model *m)
 {
-    struct mb_sashimi *sa = m->sa;
     const mb_config *c = &m->cfg;
     mb_params *ps = &m->params;
+    sa_net *sa = mb_calloc(1, sizeof *sa, "sashimi");
+    if (!sa) return -1;
+    m->net = sa;
+    sa->S = c->n_pool;
+    sa->n = c->n_layer;
+    sa->width[0] = c->d_model;
+    for (int s = 0; s < sa->S; s++) sa->width[s + 1] = sa->width[s] * c->pool_expand;
+    if (!(sa->layers = mb_calloc((size_t)(2 * sa->S + 1) * sa->n, sizeof(sa_layer), "sashimi"))) return -1;
     char prefix[32];
-    int64_t shape[2] = {m->vocab_padded, c->d_model};
-    m->p_embed = mb_params_add(ps, "backbone.embedding.weight", 1, 2, shape);
-    if (m->p_embed < 0) return -1;
+    if (mb_embedding_register(&sa->embed, ps, "backbone.embedding.weight", m->vocab_padded, c->d_model)) return -1;
     for (int s = 0; s < sa->S; s++) {
         snprintf(prefix, sizeof prefix, "down.%d.pool", s);
         if (sa_stack_register(m, s) ||
-            mb_downpool_register(&sa->down[s], ps, prefix, sa->width[s], c->pool[s],
-                                 sa->width[s + 1]))
+            mb_downpool_register(&sa->down[s], ps, prefix, sa->width[s], c->pool[s], sa->width[s + 1]))
             return -1;
     }
     if (sa_stack_register(m, sa->S)) return -1;
@@ -101,206 +183,133 @@ static int sa_register(mb_model *m)
             sa_stack_register(m, 2 * sa->S - s))
             return -1;
     }
-    shape[0] = c->d_model;
-    m->p_norm_f_w = mb_params_add(ps, "norm_f.weight", 0, 1, shape);
-    shape[0] = m->vocab_padded;
-    m->p_lm_head = mb_params_add(ps, "lm_head.weight", 1, 2, shape);
-    return m->p_norm_f_w < 0 || m->p_lm_head < 0 ? -1 : 0;
+    return mb_lm_head_register(&sa->head, ps, "norm_f", "lm_head.weight", -1, c->d_model, m->vocab_padded, 1,
+                               c->norm_eps);
 }
 
-mb_model *mb_sashimi_alloc(mb_ctx *ctx, const mb_config *cfg_in)
+static void sa_init_weights(mb_model *m, float *host, uint64_t seed)
 {
-    mb_config cfg = *cfg_in;
-    if (mb_config_check(&cfg)) return NULL;
-    mb_model *m = mb_calloc(1, sizeof *m, "model");
-    if (!m) return NULL;
-    m->ctx = ctx;
-    m->cfg = cfg;
-    m->vocab_padded = mb_config_vocab_padded(&cfg);
-    m->p_cls_w = m->p_cls_b = m->p_norm_f_b = -1;
-    struct mb_sashimi *sa = m->sa = mb_calloc(1, sizeof *sa, "sashimi");
-    if (!sa) {
-        mb_model_free(m);
-        return NULL;
-    }
-    sa->S = cfg.n_pool;
-    sa->n = cfg.n_layer;
-    sa->width[0] = cfg.d_model;
-    for (int s = 0; s < sa->S; s++) sa->width[s + 1] = sa->width[s] * cfg.pool_expand;
-    sa->layers = mb_calloc((size_t)(2 * sa->S + 1) * sa->n, sizeof(mb_sa_layer), "sashimi");
-    if (!sa->layers || sa_register(m) || mb_params_alloc(&m->params, ctx)) {
-        mb_model_free(m);
-        return NULL;
-    }
-    return m;
-}
-
-static void fill_uniform(float *x, size_t n, double bound, mb_rng *rng)
-{
-    for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * mb_rng_uniform(rng) - 1.0) * bound);
-}
-
-static void fill_const(float *x, size_t n, float v)
-{
-    for (size_t i = 0; i < n; i++) x[i] = v;
-}
-
-void mb_sashimi_init_weights(mb_model *m, float *host, uint64_t seed)
-{
-    struct mb_sashimi *sa = m->sa;
+    sa_net *sa = net(m);
     const mb_params *ps = &m->params;
-#define P(idx) (host + ps->items[idx].offset)
-#define NUMEL(idx) (ps->items[idx].numel)
     mb_rng rng;
     mb_rng_seed(&rng, seed);
-    for (size_t i = 0; i < NUMEL(m->p_embed); i++) P(m->p_embed)[i] = (float)(0.02 * mb_rng_normal(&rng));
+    mb_embedding_init_weights(&sa->embed, ps, host, &rng);
     for (int k = 0; k <= 2 * sa->S; k++) {
-        mb_sa_layer *ly = sa_stack(sa, k);
+        const sa_layer *ly = sa_stack(sa, k);
         for (int i = 0; i < sa->n; i++) {
-            mb_config sc = sa_stage_cfg(&m->cfg, ly[i].width);
-            fill_const(P(ly[i].p_norm), NUMEL(ly[i].p_norm), 1.f);
-            mb_mixer_init_weights(&ly[i].mixer, ps, host, &sc, &rng);
-            if (ly[i].p_mlp_norm < 0) continue;
-            const double b1 = 1.0 / sqrt((double)ly[i].width), b2 = 1.0 / sqrt(2.0 * ly[i].width);
-            fill_const(P(ly[i].p_mlp_norm), NUMEL(ly[i].p_mlp_norm), 1.f);
-            fill_uniform(P(ly[i].p_fc1_w), NUMEL(ly[i].p_fc1_w), b1, &rng);
-            fill_uniform(P(ly[i].p_fc1_b), NUMEL(ly[i].p_fc1_b), b1, &rng);
-            fill_uniform(P(ly[i].p_fc2_w), NUMEL(ly[i].p_fc2_w), b2, &rng);
-            fill_uniform(P(ly[i].p_fc2_b), NUMEL(ly[i].p_fc2_b), b2, &rng);
+            const mb_config sc = sa_stage_cfg(&m->cfg, ly[i].blk.width);
+            mb_layer_init_weights(&ly[i].blk, ps, host, &sc, &rng);
+            if (ly[i].has_mlp) mb_mlp_init_weights(&ly[i].mlp, ps, host, &rng);
         }
     }
     for (int s = 0; s < sa->S; s++) {
         mb_pool_init_weights(&sa->down[s], ps, host, &rng);
         mb_pool_init_weights(&sa->up[s], ps, host, &rng);
     }
-    fill_const(P(m->p_norm_f_w), NUMEL(m->p_norm_f_w), 1.f);
-    fill_uniform(P(m->p_lm_head), NUMEL(m->p_lm_head), 1.0 / sqrt((double)m->cfg.d_model), &rng);
-#undef P
-#undef NUMEL
+    mb_lm_head_init_weights(&sa->head, ps, host, &rng);
 }
 
 /* ---- activation buffers --------------------------------------------------- */
 
 typedef struct {
-    float *base;
-    size_t n;
-} sa_cursor;
+    const mb_model *m;
+    sa_acts *a;
+} sa_layout_arg;
 
-/* a counting pass (base NULL) sizes the block, a second one hands it out */
-static float *take(sa_cursor *c, size_t n)
+static void sa_layout(mb_carve *c, void *arg)
 {
-    float *p = c->base ? c->base + c->n : NULL;
-    c->n += AL(n);
-    return p;
-}
-
-static void sa_layout(const mb_model *m, mb_sa_acts *a, sa_cursor *c, int train)
-{
-    const struct mb_sashimi *sa = m->sa;
-    const int S = sa->S;
+    const sa_layout_arg *la = arg;
+    const mb_model *m = la->m;
+    sa_acts *a = la->a;
+    const sa_net *sa = net(m);
+    const int S = sa->S, train = a->train;
     size_t maxrd = 0, tmp = 0;
     for (int l = 0; l <= S; l++) {
         const size_t RD = (size_t)a->rows[l] * sa->width[l];
         maxrd = RD > maxrd ? RD : maxrd;
-        a->x[l] = take(c, RD);
-        a->y[l] = take(c, RD);
-        if (l < S) a->u[l] = take(c, RD);
-        a->dY[l] = train ? take(c, RD) : NULL;
-        a->dU[l] = train ? take(c, RD) : NULL;
+        a->x[l] = mb_carve_take(c, RD);
+        a->y[l] = mb_carve_take(c, RD);
+        if (l < S) a->u[l] = mb_carve_take(c, RD);
+        a->dY[l] = train ? mb_carve_take(c, RD) : NULL;
+        a->dU[l] = train ? mb_carve_take(c, RD) : NULL;
         if (l < S) {
-            size_t t = (size_t)a->rows[l + 1] * m->cfg.pool[l] * sa->width[l];
+            const size_t t = (size_t)a->rows[l + 1] * m->cfg.pool[l] * sa->width[l];
             tmp = t > tmp ? t : tmp;
         }
     }
-    a->tmp = take(c, tmp);
-    const size_t R0 = (size_t)a->rows[0];
-    a->hf = take(c, R0 * sa->width[0]);
-    a->rstd_f = take(c, R0);
-    a->logits = take(c, R0 * m->vocab_padded);
-    a->dxn = train ? take(c, maxrd) : NULL;
-    a->dg = train && m->cfg.mlp ? take(c, 2 * maxrd) : NULL;
+    a->tmp = mb_carve_take(c, tmp);
+    mb_lm_head_acts_carve(&a->hacts, &sa->head, a->rows[0], c);
+    a->logits = mb_carve_take(c, (size_t)a->rows[0] * m->vocab_padded);
+    a->dxn = train ? mb_carve_take(c, maxrd) : NULL;
+    a->dg = train && m->cfg.mlp ? mb_carve_take(c, 2 * maxrd) : NULL;
     for (int k = 0; k <= 2 * S; k++) {
-        const int l = sa_level(sa, k), R = a->rows[l];
-        const size_t RD = (size_t)R * sa->width[l];
-        const mb_sa_layer *ly = sa_stack(sa, k);
+        const int R = a->rows[sa_level(sa, k)];
+        const sa_layer *ly = sa_stack(sa, k);
         for (int i = 0; i < sa->n; i++) {
-            mb_sa_layer_bufs *b = &a->lb[k * sa->n + i];
-            b->xn = take(c, RD);
-            b->rstd = take(c, (size_t)R);
-            float *ab = take(c, mb_mixer_acts_floats(&ly[i].mixer, R));
-            if (ab) mb_mixer_acts_bind(&b->acts, &ly[i].mixer, ab, R);
-            b->mid = take(c, RD);
-            b->xn2 = b->rstd2 = b->a1 = b->g1 = NULL;
+            sa_layer_bufs *b = &a->lb[k * sa->n + i];
+            mb_layer_acts_carve(&b->la, &ly[i].blk, R, c);
+            b->mid = mb_carve_take(c, (size_t)R * ly[i].blk.width);
             b->out = b->mid;
-            if (m->cfg.mlp) {
-                b->xn2 = take(c, RD);
-                b->rstd2 = take(c, (size_t)R);
-                b->a1 = take(c, 2 * RD);
-                b->g1 = take(c, 2 * RD);
-                b->out = take(c, RD);
-            }
+            if (!ly[i].has_mlp) continue;
+            mb_mlp_acts_carve(&b->ma, &ly[i].mlp, R, c);
+            b->out = mb_carve_take(c, (size_t)R * ly[i].blk.width);
         }
     }
 }
 
-static void sa_acts_free(mb_ctx *ctx, mb_sa_acts *a)
+static void sa_acts_free(mb_ctx *ctx, sa_acts *a)
 {
     mb_dev_free(ctx, a->buf);
-    mb_dev_free(ctx, a->tok);
+    mb_dev_free(ctx, a->own_tok);
     free(a->lb);
     mb_arena_free(&a->ws);
     memset(a, 0, sizeof *a);
 }
 
 /* L > 1 (a multiple of the pooling factors' product): rows B * L_l per
- * level (L_l = L / prod(pool[0..l))); train: also the backward's buffers.
- * L = 1: one step, B rows at every level. */
-static int sa_acts_init(const mb_model *m, mb_sa_acts *a, int B, int L, int train)
+ * level (L_l = L / prod(pool[0..l))); train: also the backward's buffers,
+ * and the tokens are the facade's. L = 1: one step, B rows at every level. */
+static int sa_acts_init(const mb_model *m, sa_acts *a, int B, int L, int train)
 {
-    const struct mb_sashimi *sa = m->sa;
+    const sa_net *sa = net(m);
     memset(a, 0, sizeof *a);
     a->B = B;
     a->L = L;
+    a->train = train;
     int Ll = L;
     size_t wsz = 0;
     for (int l = 0; l <= sa->S; l++) {
         const int Lr = L > 1 ? Ll : 1;
         a->rows[l] = B * Lr;
-        const mb_sa_layer *ly = sa_stack(sa, l);
-        size_t w = mb_mixer_workspace(m->ctx, &ly[0].mixer, B, Lr);
+        const size_t w = mb_layer_workspace(m->ctx, &sa_stack(sa, l)[0].blk, B, Lr);
         wsz = w > wsz ? w : wsz;
         if (l < sa->S) Ll /= m->cfg.pool[l];
     }
     if (L == 1) {
-        /* a step's head with its draw (mb_sashimi_sample) */
+        /* a step's head with its draw (sa_sample) */
         const mb_head_sample_params hp = {.batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size};
         const size_t w = mb_head_sample_workspace(m->ctx, &hp);
         wsz = w > wsz ? w : wsz;
     }
+    sa_layout_arg arg = {m, a};
     a->lb = mb_calloc((size_t)(2 * sa->S + 1) * sa->n, sizeof *a->lb, "sashimi activations");
-    sa_cursor c = {NULL, 0};
-    if (a->lb) sa_layout(m, a, &c, train);
-    const size_t R0 = (size_t)a->rows[0];
-    a->buf = a->lb ? mb_dev_alloc_floats(m->ctx, c.n, "activations") : NULL;
-    a->tok = a->buf ? (int32_t *)mb_dev_alloc_floats(m->ctx, 2 * AL(R0), "tokens") : NULL;
-    if (!a->buf || !a->tok || mb_arena_init(&a->ws, m->ctx, wsz)) {
+    a->buf = a->lb ? mb_dev_carve(m->ctx, sa_layout, &arg, "activations") : NULL;
+    if (a->buf && !train)
+        a->tok = a->own_tok = mb_dev_alloc(m->ctx, mb_carve_round((size_t)a->rows[0]) * sizeof(int32_t), "tokens");
+    if (!a->buf || (!train && !a->own_tok) || mb_arena_init(&a->ws, m->ctx, wsz)) {
         sa_acts_free(m->ctx, a);
         return mb_error_set("out of memory for activations of batch %d x length %d", B, L);
     }
-    a->tgt = a->tok + AL(R0);
-    c.base = a->buf;
-    c.n = 0;
-    sa_layout(m, a, &c, train);
     return 0;
 }
 
-void mb_sashimi_free(mb_model *m)
+static void sa_destroy(mb_model *m)
 {
-    if (!m->sa) return;
-    sa_acts_free(m->ctx, &m->sa->act);
-    free(m->sa->layers);
-    free(m->sa);
-    m->sa = NULL;
+    sa_net *sa = net(m);
+    sa_acts_free(m->ctx, &sa->act);
+    free(sa->layers);
+    free(sa);
+    m->net = NULL;
 }
 
 /* ---- blocks ----------------------------------------------------------------- */
@@ -308,69 +317,41 @@ void mb_sashimi_free(mb_model *m)
 /* A block over (B, L) rows; with st and L = 1, its recurrent step, where io
  * (or NULL) says where the step reads and writes beyond its own buffers and
  * out (or NULL) replaces b->out (blocks without an MLP only). */
-static int sa_layer_fwd(mb_model *m, const mb_sa_layer *ly, int B, int L, const float *in,
-                        mb_sa_layer_bufs *b, mb_mixer_state *st, mb_arena *ws,
-                        const mb_block_io *io, float *out)
+static int sa_layer_fwd(mb_model *m, const sa_layer *ly, int B, int L, const float *in, sa_layer_bufs *b,
+                        mb_mixer_state *st, mb_arena *ws, const mb_block_io *io, float *out)
 {
     mb_ctx *ctx = m->ctx;
     const mb_params *ps = &m->params;
-    const int M = B * L, D = ly->width;
-    const float eps = m->cfg.norm_eps;
-    if (out && ly->p_mlp_norm >= 0) return mb_error_set("internal: a block with an MLP writes its own output");
+    if (out && ly->has_mlp) return mb_error_set("internal: a block with an MLP writes its own output");
     if (L == 1 && st) {
-        if (mb_mixer_block_step(ctx, &ly->mixer, ps, B, mb_param_data(ps, ly->p_norm), NULL, eps,
-                                in, out ? out : b->mid, st, ws, io))
-            return -1;
-    } else {
-        mb_rmsnorm_fwd(ctx, M, D, in, mb_param_data(ps, ly->p_norm), eps, b->xn, b->rstd);
-        if (mb_mixer_fwd(ctx, &ly->mixer, ps, B, L, b->xn, b->mid, &b->acts, st, ws)) return -1;
-        mb_axpby(ctx, (size_t)M * D, 1.f, in, 1.f, b->mid);
+        if (mb_layer_step(ctx, &ly->blk, ps, B, in, out ? out : b->mid, st, ws, io)) return -1;
+    } else if (mb_layer_fwd(ctx, &ly->blk, ps, B, L, in, b->mid, &b->la, st, ws)) {
+        return -1;
     }
-    if (ly->p_mlp_norm < 0) return 0;
-    mb_rmsnorm_fwd(ctx, M, D, b->mid, mb_param_data(ps, ly->p_mlp_norm), eps, b->xn2, b->rstd2);
-    mb_linear_fwd(ctx, M, D, 2 * D, b->xn2, D, mb_param_data(ps, ly->p_fc1_w),
-                  mb_param_data(ps, ly->p_fc1_b), b->a1, 2 * D);
-    mb_act_fwd(ctx, MB_ACT_GELU, M, 2 * D, b->a1, 2 * D, b->g1, 2 * D);
-    mb_linear_fwd(ctx, M, 2 * D, D, b->g1, 2 * D, mb_param_data(ps, ly->p_fc2_w),
-                  mb_param_data(ps, ly->p_fc2_b), b->out, D);
-    mb_axpby(ctx, (size_t)M * D, 1.f, b->mid, 1.f, b->out);
+    if (ly->has_mlp) mb_mlp_fwd(ctx, &ly->mlp, ps, B * L, b->mid, b->out, &b->ma);
     return 0;
 }
 
 /* dh holds d(out) and is left holding d(in) */
-static int sa_layer_bwd(mb_model *m, const mb_sa_layer *ly, int B, int L, const float *in,
-                        const mb_sa_layer_bufs *b, float *dh, mb_sa_acts *a)
+static int sa_layer_bwd(mb_model *m, const sa_layer *ly, int B, int L, const float *in, const sa_layer_bufs *b,
+                        float *dh, sa_acts *a)
 {
     mb_ctx *ctx = m->ctx;
     const mb_params *ps = &m->params;
-    const int M = B * L, D = ly->width;
-    if (ly->p_mlp_norm >= 0) {
-        mb_linear_bwd(ctx, M, 2 * D, D, b->g1, 2 * D, mb_param_data(ps, ly->p_fc2_w), dh, D, a->dg,
-                      2 * D, 0.f, mb_param_grad(ps, ly->p_fc2_w), mb_param_grad(ps, ly->p_fc2_b));
-        mb_act_bwd(ctx, MB_ACT_GELU, M, 2 * D, b->a1, 2 * D, a->dg, 2 * D, a->dg, 2 * D);
-        mb_linear_bwd(ctx, M, D, 2 * D, b->xn2, D, mb_param_data(ps, ly->p_fc1_w), a->dg, 2 * D,
-                      a->dxn, D, 0.f, mb_param_grad(ps, ly->p_fc1_w), mb_param_grad(ps, ly->p_fc1_b));
-        mb_rmsnorm_bwd(ctx, M, D, b->mid, mb_param_data(ps, ly->p_mlp_norm), b->rstd2, a->dxn, dh,
-                       1.f, mb_param_grad(ps, ly->p_mlp_norm));
-    }
-    if (mb_mixer_bwd(ctx, &ly->mixer, ps, B, L, b->xn, &b->acts, dh, a->dxn, 0.f, &a->ws, NULL,
-                     NULL))
-        return -1;
-    mb_rmsnorm_bwd(ctx, M, D, in, mb_param_data(ps, ly->p_norm), b->rstd, a->dxn, dh, 1.f,
-                   mb_param_grad(ps, ly->p_norm));
-    return 0;
+    if (ly->has_mlp) mb_mlp_bwd(ctx, &ly->mlp, ps, B * L, b->mid, &b->ma, dh, a->dg, a->dxn);
+    return mb_layer_bwd(ctx, &ly->blk, ps, B, L, in, &b->la, dh, a->dxn, &a->ws, NULL, NULL);
 }
 
 /* stack k over (B, L) rows from `in`; returns its output (the last block's).
  * In a step, first (or NULL) is the first block's io (its rows from the
  * embedding), and last / last_out (or NULL) the last block's io and output. */
-static const float *sa_stack_fwd(mb_model *m, mb_sa_acts *a, int k, int B, int L, const float *in,
-                                 mb_mixer_state *st, const mb_block_io *first,
-                                 const mb_block_io *last, float *last_out)
+static const float *sa_stack_fwd(mb_model *m, sa_acts *a, int k, int B, int L, const float *in,
+                                 mb_mixer_state *st, const mb_block_io *first, const mb_block_io *last,
+                                 float *last_out)
 {
-    struct mb_sashimi *sa = m->sa;
-    const mb_sa_layer *ly = sa_stack(sa, k);
-    mb_sa_layer_bufs *b = a->lb + (size_t)k * sa->n;
+    const sa_net *sa = net(m);
+    const sa_layer *ly = sa_stack(sa, k);
+    sa_layer_bufs *b = a->lb + (size_t)k * sa->n;
     const float *h = in;
     for (int i = 0; i < sa->n; i++) {
         mb_block_io io = {0};
@@ -381,19 +362,19 @@ static const float *sa_stack_fwd(mb_model *m, mb_sa_acts *a, int k, int B, int L
             io.ld_out2 = last->ld_out2, io.ld_add2 = last->ld_add2;
         }
         float *out = is_last ? last_out : NULL;
-        if (sa_layer_fwd(m, &ly[i], B, L, h, &b[i], st ? &st[i] : NULL, &a->ws,
-                         is_first || is_last ? &io : NULL, out))
+        if (sa_layer_fwd(m, &ly[i], B, L, h, &b[i], st ? &st[i] : NULL, &a->ws, is_first || is_last ? &io : NULL,
+                         out))
             return NULL;
         h = out ? out : b[i].out;
     }
     return h;
 }
 
-static int sa_stack_bwd(mb_model *m, mb_sa_acts *a, int k, int B, int L, const float *in, float *dh)
+static int sa_stack_bwd(mb_model *m, sa_acts *a, int k, int B, int L, const float *in, float *dh)
 {
-    struct mb_sashimi *sa = m->sa;
-    const mb_sa_layer *ly = sa_stack(sa, k);
-    const mb_sa_layer_bufs *b = a->lb + (size_t)k * sa->n;
+    const sa_net *sa = net(m);
+    const sa_layer *ly = sa_stack(sa, k);
+    const sa_layer_bufs *b = a->lb + (size_t)k * sa->n;
     for (int i = sa->n - 1; i >= 0; i--)
         if (sa_layer_bwd(m, &ly[i], B, L, i ? b[i - 1].out : in, &b[i], dh, a)) return -1;
     return 0;
@@ -409,12 +390,8 @@ static void sa_residual(mb_ctx *ctx, size_t n, const float *out, const float *in
 
 /* ---- training forward / backward ------------------------------------------ */
 
-static int sa_pool_prod(const mb_config *c)
-{
-    int p = 1;
-    for (int s = 0; s < c->n_pool; s++) p *= c->pool[s];
-    return p;
-}
+/* What the end of a forward computes. */
+enum { SA_HEAD_NONE = 0, SA_HEAD_HF = 1, SA_HEAD_LOGITS = 2 };
 
 /* The U-Net over (B, L) from the tokens in a->tok (L a multiple of the
  * pooling factors' product), into a's buffers (sized for at least B * L
@@ -424,16 +401,16 @@ static int sa_pool_prod(const mb_config *c)
  * L steps would do: each mixer starts from its state, and each UpPool's
  * first coarse step reads upbuf instead of zeros, which then keeps the
  * chunk's last projection (the DownPools' buffers need nothing: the chunk
- * starts and ends on a period's edge). Training passes NULLs. head: also
- * the final norm and the logits. */
-static int sa_forward_levels(mb_model *m, mb_sa_acts *a, int B, int L, mb_mixer_state *st,
-                             float *const *upbuf, int head)
+ * starts and ends on a period's edge). Training passes NULLs. head: what
+ * of the final norm and the logits to compute. */
+static int sa_forward_levels(mb_model *m, sa_acts *a, int B, int L, mb_mixer_state *st, float *const *upbuf,
+                             int head)
 {
-    struct mb_sashimi *sa = m->sa;
+    const sa_net *sa = net(m);
     mb_ctx *ctx = m->ctx;
     const mb_params *ps = &m->params;
-    const int S = sa->S, d = m->cfg.d_model, M0 = B * L;
-    mb_embed_fwd(ctx, M0, d, a->tok, mb_param_data(ps, m->p_embed), a->x[0]);
+    const int S = sa->S, M0 = B * L;
+    mb_embedding_fwd(ctx, &sa->embed, ps, M0, a->tok, a->x[0]);
     int Ls[MB_MAX_POOL + 1];
     Ls[0] = L;
     for (int s = 0; s < S; s++) Ls[s + 1] = Ls[s] / m->cfg.pool[s];
@@ -448,8 +425,7 @@ static int sa_forward_levels(mb_model *m, mb_sa_acts *a, int B, int L, mb_mixer_
     sa_residual(ctx, (size_t)B * Ls[S] * sa->width[S], c, a->x[S], a->y[S]);
     for (int s = S - 1; s >= 0; s--) {
         const size_t n = (size_t)B * Ls[s] * sa->width[s];
-        mb_uppool_fwd(ctx, &sa->up[s], ps, B, Ls[s + 1], a->y[s + 1], a->tmp, a->u[s],
-                      upbuf ? upbuf[s] : NULL);
+        mb_uppool_fwd(ctx, &sa->up[s], ps, B, Ls[s + 1], a->y[s + 1], a->tmp, a->u[s], upbuf ? upbuf[s] : NULL);
         /* the skip: the DownPool's input, the down stack's output */
         mb_axpby(ctx, n, 1.f, a->lb[((size_t)s + 1) * sa->n - 1].out, 1.f, a->u[s]);
         const float *o = sa_stack_fwd(m, a, 2 * S - s, B, Ls[s], a->u[s], SA_ST(2 * S - s), NULL, NULL, NULL);
@@ -457,69 +433,44 @@ static int sa_forward_levels(mb_model *m, mb_sa_acts *a, int B, int L, mb_mixer_
         sa_residual(ctx, n, o, a->u[s], a->y[s]);
     }
 #undef SA_ST
-    if (!head) return 0;
-    mb_rmsnorm_fwd(ctx, M0, d, a->y[0], mb_param_data(ps, m->p_norm_f_w), m->cfg.norm_eps, a->hf,
-                   a->rstd_f);
-    mb_linear_fwd(ctx, M0, d, m->vocab_padded, a->hf, d, mb_param_data(ps, m->p_lm_head), NULL,
-                  a->logits, m->vocab_padded);
+    if (head != SA_HEAD_NONE)
+        mb_lm_head_fwd(ctx, &sa->head, ps, M0, a->y[0], &a->hacts, head == SA_HEAD_LOGITS ? a->logits : NULL);
     return 0;
 }
 
-static int sa_forward_train(mb_model *m, const int32_t *tokens, int B, int L)
+static int sa_forward(mb_model *m, const int32_t *tok, int B, int L, int want_logits, mb_fwd_out *out)
 {
-    struct mb_sashimi *sa = m->sa;
-    mb_sa_acts *a = &sa->act;
+    sa_acts *a = &net(m)->act;
     const int prod = sa_pool_prod(&m->cfg);
-    if (B < 1 || L < 1) return mb_error_set("empty batch (B=%d, L=%d)", B, L);
     if (L % prod)
-        return mb_error_set("sequence length %d is not a multiple of %d, the product of the "
-                            "sashimi pooling factors", L, prod);
-    if (mb_lm_check_tokens(m, tokens, (size_t)B * L, "token", 0)) return -1;
+        return mb_error_set("sequence length %d is not a multiple of %d, the product of the sashimi pooling factors",
+                            L, prod);
     if (a->B != B || a->L != L || !a->buf) {
         sa_acts_free(m->ctx, a);
         if (sa_acts_init(m, a, B, L, 1)) return -1;
     }
-    if (mb_dev_upload(m->ctx, a->tok, tokens, (size_t)B * L * sizeof(int32_t))) return -1;
-    return sa_forward_levels(m, a, B, L, NULL, NULL, 1);
+    a->tok = (int32_t *)tok;
+    if (sa_forward_levels(m, a, B, L, NULL, NULL, want_logits ? SA_HEAD_LOGITS : SA_HEAD_HF)) return -1;
+    out->hf = a->hacts.hf;
+    out->logits = want_logits ? a->logits : NULL;
+    return 0;
 }
 
-static int sa_loss(mb_model *m, const int32_t *targets, int M, int want_grad, mb_loss_stats *stats)
+static int sa_backward(mb_model *m, int B, int L, int from_logits)
 {
-    mb_sa_acts *a = &m->sa->act;
-    if (mb_lm_check_tokens(m, targets, (size_t)M, "target", 1)) return -1;
-    return mb_lm_xent_mean(m->ctx, targets, a->tgt, M, m->vocab_padded, a->logits, want_grad, stats);
-}
-
-int mb_sashimi_forward(mb_model *m, const int32_t *tokens, int B, int L, const int32_t *targets,
-                       float *logits, mb_loss_stats *stats)
-{
-    if (sa_forward_train(m, tokens, B, L)) return -1;
-    const size_t M = (size_t)B * L;
-    if (logits &&
-        mb_dev_download(m->ctx, logits, m->sa->act.logits, M * m->vocab_padded * sizeof(float)))
-        return -1;
-    if (targets && sa_loss(m, targets, (int)M, 0, stats)) return -1;
-    return mb_ctx_check(m->ctx);
-}
-
-int mb_sashimi_forward_backward(mb_model *m, const int32_t *tokens, const int32_t *targets, int B,
-                                int L, mb_loss_stats *stats)
-{
-    if (!targets) return mb_error_set("forward_backward needs targets");
-    if (sa_forward_train(m, tokens, B, L) || sa_loss(m, targets, B * L, 1, stats)) return -1;
-    struct mb_sashimi *sa = m->sa;
-    mb_sa_acts *a = &sa->act;
+    const sa_net *sa = net(m);
+    sa_acts *a = &net(m)->act;
     mb_ctx *ctx = m->ctx;
-    mb_params *ps = &m->params;
-    const int S = sa->S, d = m->cfg.d_model, M0 = B * L;
+    const mb_params *ps = &m->params;
+    const int S = sa->S, M0 = B * L;
+    if (a->B != B || a->L != L)
+        return mb_error_set("internal: backward of %d x %d after a forward of %d x %d", B, L, a->B, a->L);
     int Ls[MB_MAX_POOL + 1];
     Ls[0] = L;
     for (int s = 0; s < S; s++) Ls[s + 1] = Ls[s] / m->cfg.pool[s];
     /* head (logits hold dlogits), then norm_f into dY[0] */
-    mb_linear_bwd(ctx, M0, d, m->vocab_padded, a->hf, d, mb_param_data(ps, m->p_lm_head),
-                  a->logits, m->vocab_padded, a->hf, d, 0.f, mb_param_grad(ps, m->p_lm_head), NULL);
-    mb_rmsnorm_bwd(ctx, M0, d, a->y[0], mb_param_data(ps, m->p_norm_f_w), a->rstd_f, a->hf,
-                   a->dY[0], 0.f, mb_param_grad(ps, m->p_norm_f_w));
+    if (from_logits) mb_lm_head_bwd_logits(ctx, &sa->head, ps, M0, &a->hacts, a->logits);
+    mb_lm_head_bwd_norm(ctx, &sa->head, ps, M0, a->y[0], &a->hacts, a->dY[0]);
     /* up the levels: y_s = up(u_s) + u_s, u_s = UpPool(y_{s+1}) + skip_s */
     for (int s = 0; s < S; s++) {
         const size_t n = (size_t)a->rows[s] * sa->width[s];
@@ -527,8 +478,7 @@ int mb_sashimi_forward_backward(mb_model *m, const int32_t *tokens, const int32_
         if (sa_stack_bwd(m, a, 2 * S - s, B, Ls[s], a->u[s], a->dU[s])) return -1;
         mb_axpby(ctx, n, 1.f, a->dY[s], 1.f, a->dU[s]);
         /* dU[s] is now d(u_s): the skip's gradient, and the UpPool's */
-        mb_uppool_bwd(ctx, &sa->up[s], ps, B, Ls[s + 1], a->y[s + 1], a->dU[s], a->tmp, a->dY[s + 1],
-                      0.f);
+        mb_uppool_bwd(ctx, &sa->up[s], ps, B, Ls[s + 1], a->y[s + 1], a->dU[s], a->tmp, a->dY[s + 1], 0.f);
     }
     const size_t nS = (size_t)a->rows[S] * sa->width[S];
     mb_axpby(ctx, nS, 1.f, a->dY[S], 0.f, a->dU[S]);
@@ -536,36 +486,37 @@ int mb_sashimi_forward_backward(mb_model *m, const int32_t *tokens, const int32_
     mb_axpby(ctx, nS, 1.f, a->dY[S], 1.f, a->dU[S]);
     /* and down again: x_{s+1} = DownPool(dn_s), dn_s = down(x_s) */
     for (int s = S - 1; s >= 0; s--) {
-        mb_downpool_bwd(ctx, &sa->down[s], ps, B, Ls[s], a->lb[((size_t)s + 1) * sa->n - 1].out,
-                        a->dU[s + 1], a->dU[s], 1.f);
+        mb_downpool_bwd(ctx, &sa->down[s], ps, B, Ls[s], a->lb[((size_t)s + 1) * sa->n - 1].out, a->dU[s + 1],
+                        a->dU[s], 1.f);
         if (sa_stack_bwd(m, a, s, B, Ls[s], a->x[s], a->dU[s])) return -1;
     }
-    mb_embed_bwd(ctx, M0, d, a->tok, a->dU[0], mb_param_grad(ps, m->p_embed));
+    mb_embedding_bwd(ctx, &sa->embed, ps, M0, a->tok, a->dU[0]);
     return mb_ctx_check(ctx);
 }
 
 /* ---- recurrent step ----------------------------------------------------------
- * pub.buf holds every block's mixer state, then per stage the DownPool's
- * buffer of fine inputs and the UpPool's projection of the last completed
- * coarse step (both (B, p*D_s)); reset zeroes all of it. pos[s] counts the
- * steps level s has taken. */
+ * buf holds every block's mixer state, then per stage the DownPool's buffer
+ * of fine inputs and the UpPool's projection of the last completed coarse
+ * step (both (B, p*D_s)); reset zeroes all of it. pos[s] counts the steps
+ * level s has taken. */
 typedef struct {
     struct mb_state pub;
-    mb_sa_acts act;
+    float *buf;             /* device */
     size_t state_floats;
+    mb_mixer_state *layers; /* every block's, stack order */
+    sa_acts act;
     float *poolbuf[MB_MAX_POOL], *upbuf[MB_MAX_POOL];
     int64_t pos[MB_MAX_POOL];
     int32_t *col; /* host: one column of a chunk */
-    float *lg;    /* host: one step's logits */
     /* mb_model_forward_chunk's parallel pieces: activations for (B,
      * pre_len) positions (0: none yet) */
-    mb_sa_acts pre;
+    sa_acts pre;
     int pre_len;
-    /* CUDA: a step is many small launches, so each is captured once as a
-     * graph and replayed. Which levels step, and where in the pool
-     * buffers, depends only on pos[0] modulo the product of the pooling
-     * factors (period): one graph per phase, with the tokens and logits
-     * going through pinned buffers inside it. */
+    /* Where the device has graphs (a GPU): a step is many small launches,
+     * so each is captured once as a graph and replayed. Which levels step,
+     * and where in the pool buffers, depends only on pos[0] modulo the
+     * product of the pooling factors (period): one graph per phase, with
+     * the tokens and logits going through pinned buffers inside it. */
     int period;
     void *graph[SA_GRAPH_MAX];
     /* a phase's graph is captured at its second visit by steps, a period's
@@ -576,11 +527,12 @@ typedef struct {
     int64_t eager_draws;
     int32_t *pin_tok;
     float *pin_lg;
-    /* Sampling (mb_sashimi_sample): the draw's settings and per-row counts
-     * in device memory, where captured graphs read them; the ring of drawn
-     * classes (hist_len: the period on a GPU); a graph of a whole period of
-     * steps and draws; on the host, the counts' upload buffer and, on a GPU,
-     * SA_SLOTS pinned copies of the ring, one per launch until collected. */
+    /* Sampling (sa_sample): the draw's settings and per-row counts in
+     * device memory, where captured graphs read them; the ring of drawn
+     * classes (hist_len: the period, with graphs); a graph of a whole
+     * period of steps and draws; on the host, the counts' upload buffer
+     * and, with graphs, SA_SLOTS pinned copies of the ring, one per launch
+     * until collected. */
     float *sbuf;
     mb_sample_cfg *scfg;
     int64_t *scount, *hcount;
@@ -589,127 +541,118 @@ typedef struct {
     void *pgraph;
 } sa_state;
 
-mb_state *mb_sashimi_state_create(mb_model *m, int B)
+static void sa_state_free(mb_state *st)
 {
-    struct mb_sashimi *sa = m->sa;
-    if (B < 1) {
-        mb_error_set("state batch must be >= 1 (got %d)", B);
-        return NULL;
-    }
+    sa_state *s = (sa_state *)st;
+    mb_ctx *ctx = st->model->ctx;
+    for (int i = 0; i < SA_GRAPH_MAX; i++) mb_dev_graph_free(ctx, s->graph[i]);
+    mb_dev_graph_free(ctx, s->pgraph);
+    mb_host_free(ctx, s->pin_tok);
+    mb_host_free(ctx, s->pin_lg);
+    mb_host_free(ctx, s->pin_hist);
+    mb_dev_free(ctx, s->sbuf);
+    free(s->hcount);
+    sa_acts_free(ctx, &s->act);
+    sa_acts_free(ctx, &s->pre);
+    mb_dev_free(ctx, s->buf);
+    free(s->layers);
+    free(s->col);
+    free(s);
+}
+
+static mb_state *sa_state_create(mb_model *m, int B)
+{
+    const sa_net *sa = net(m);
+    mb_ctx *ctx = m->ctx;
     sa_state *s = mb_calloc(1, sizeof *s, "state");
     if (!s) return NULL;
-    s->pub.model = m;
-    s->pub.B = B;
+    mb_state_base_init(&s->pub, m, B);
+    /* the fused step is how the U-Net steps: its widths must fit it */
+    for (int l = 0; l <= sa->S; l++)
+        if (!mb_layer_step_fits(ctx, &sa_stack(sa, l)[0].blk)) {
+            mb_error_set("the U-Net steps through the fused block step, and this device's shared memory "
+                         "cannot hold it at width %d", sa->width[l]);
+            mb_state_free(&s->pub);
+            return NULL;
+        }
     const int nl = (2 * sa->S + 1) * sa->n;
     size_t total = 0;
     for (int k = 0; k <= 2 * sa->S; k++)
-        for (int i = 0; i < sa->n; i++) total += mb_mixer_state_floats(&sa_stack(sa, k)[i].mixer, B);
-    for (int l = 0; l < sa->S; l++) total += 2 * AL((size_t)B * m->cfg.pool[l] * sa->width[l]);
+        for (int i = 0; i < sa->n; i++) total += mb_mixer_state_floats(&sa_stack(sa, k)[i].blk.mixer, B);
+    for (int l = 0; l < sa->S; l++) total += 2 * mb_carve_round((size_t)B * m->cfg.pool[l] * sa->width[l]);
     s->state_floats = total;
-    s->pub.buf = mb_dev_alloc_floats(m->ctx, total, "recurrent state");
-    s->pub.layers = mb_calloc((size_t)nl, sizeof(mb_mixer_state), "state");
+    s->buf = mb_dev_alloc_floats(ctx, total, "recurrent state");
+    s->layers = mb_calloc((size_t)nl, sizeof(mb_mixer_state), "state");
     s->col = mb_calloc((size_t)B, sizeof(int32_t), "state");
-    s->lg = mb_calloc((size_t)B * m->vocab_padded, sizeof(float), "state");
     s->hcount = mb_calloc((size_t)B, sizeof(int64_t), "state");
-    if (!s->pub.buf || !s->pub.layers || !s->col || !s->lg || !s->hcount || sa_acts_init(m, &s->act, B, 1, 0)) {
-        mb_sashimi_state_free(&s->pub);
+    if (!s->buf || !s->layers || !s->col || !s->hcount || sa_acts_init(m, &s->act, B, 1, 0)) {
+        mb_state_free(&s->pub);
         return NULL;
     }
-    float *p = s->pub.buf;
+    mb_carve c = {s->buf, 0};
     for (int k = 0; k <= 2 * sa->S; k++)
-        for (int i = 0; i < sa->n; i++) {
-            const mb_mixer *mx = &sa_stack(sa, k)[i].mixer;
-            mb_mixer_state_bind(&s->pub.layers[k * sa->n + i], mx, p, B);
-            p += mb_mixer_state_floats(mx, B);
-        }
+        for (int i = 0; i < sa->n; i++)
+            mb_mixer_state_carve(&s->layers[k * sa->n + i], &sa_stack(sa, k)[i].blk.mixer, B, &c);
     for (int l = 0; l < sa->S; l++) {
-        const size_t n = AL((size_t)B * m->cfg.pool[l] * sa->width[l]);
-        s->poolbuf[l] = p, p += n;
-        s->upbuf[l] = p, p += n;
+        const size_t n = (size_t)B * m->cfg.pool[l] * sa->width[l];
+        s->poolbuf[l] = mb_carve_take(&c, n);
+        s->upbuf[l] = mb_carve_take(&c, n);
     }
-#ifdef MB_HAVE_CUDA
-    if (m->ctx->kind == MB_DEV_CUDA) {
-        int64_t P = 1;
-        for (int l = 0; l < sa->S; l++) P *= m->cfg.pool[l];
-        if (P <= SA_GRAPH_MAX) {
-            s->period = (int)P;
-            s->pin_tok = mb_cuda_host_alloc(m->ctx, (size_t)B * sizeof(int32_t));
-            s->pin_lg = mb_cuda_host_alloc(m->ctx, (size_t)B * m->vocab_padded * sizeof(float));
-            s->hist_len = (int)P;
-            s->pin_hist = mb_cuda_host_alloc(m->ctx, (size_t)SA_SLOTS * B * P * sizeof(int32_t));
-            if (!s->pin_tok || !s->pin_lg || !s->pin_hist) {
-                mb_sashimi_state_free(&s->pub);
-                return NULL;
-            }
+    const int P = sa_pool_prod(&m->cfg);
+    if (mb_dev_graphs(ctx) && P <= SA_GRAPH_MAX) {
+        s->period = P;
+        s->hist_len = P;
+        s->pin_tok = mb_host_alloc(ctx, (size_t)B * sizeof(int32_t), "step tokens");
+        s->pin_lg = mb_host_alloc(ctx, (size_t)B * m->vocab_padded * sizeof(float), "step logits");
+        s->pin_hist = mb_host_alloc(ctx, (size_t)SA_SLOTS * B * P * sizeof(int32_t), "drawn classes");
+        if (!s->pin_tok || !s->pin_lg || !s->pin_hist) {
+            mb_state_free(&s->pub);
+            return NULL;
         }
     }
-#endif
-    /* the ring only on a GPU: on the CPU the drawn classes are read from
-     * the next step's input, which is host memory there */
-    const size_t nhist = s->hist_len ? AL((size_t)B * s->hist_len) : 0;
-    s->sbuf = mb_dev_alloc_floats(m->ctx, 16 + AL(2 * (size_t)B) + nhist, "sampling state");
+    /* the ring only with graphs: otherwise the drawn classes are read from
+     * the next step's input after every step */
+    const size_t nhist = s->hist_len ? mb_carve_round((size_t)B * s->hist_len) : 0;
+    s->sbuf = mb_dev_alloc_floats(ctx, 16 + mb_carve_round(2 * (size_t)B) + nhist, "sampling state");
     if (!s->sbuf) {
-        mb_sashimi_state_free(&s->pub);
+        mb_state_free(&s->pub);
         return NULL;
     }
     s->scfg = (mb_sample_cfg *)s->sbuf;
     s->scount = (int64_t *)(s->sbuf + 16);
-    s->shist = nhist ? (int32_t *)(s->sbuf + 16 + AL(2 * (size_t)B)) : NULL;
-    mb_sashimi_state_reset(&s->pub);
+    s->shist = nhist ? (int32_t *)(s->sbuf + 16 + mb_carve_round(2 * (size_t)B)) : NULL;
     return &s->pub;
 }
 
-void mb_sashimi_state_reset(mb_state *st)
+static void sa_state_reset(mb_state *st)
 {
     sa_state *s = (sa_state *)st;
-    mb_dev_zero(st->model->ctx, st->buf, s->state_floats * sizeof(float));
+    mb_dev_zero(st->model->ctx, s->buf, s->state_floats * sizeof(float));
     memset(s->pos, 0, sizeof s->pos);
-}
-
-void mb_sashimi_state_free(mb_state *st)
-{
-    if (!st) return;
-    sa_state *s = (sa_state *)st;
-#ifdef MB_HAVE_CUDA
-    for (int i = 0; i < SA_GRAPH_MAX; i++) mb_cuda_graph_free(s->graph[i]);
-    mb_cuda_graph_free(s->pgraph);
-    mb_cuda_host_free(s->pin_tok);
-    mb_cuda_host_free(s->pin_lg);
-    mb_cuda_host_free(s->pin_hist);
-#endif
-    mb_dev_free(st->model->ctx, s->sbuf);
-    free(s->hcount);
-    sa_acts_free(st->model->ctx, &s->act);
-    sa_acts_free(st->model->ctx, &s->pre);
-    mb_dev_free(st->model->ctx, st->buf);
-    free(st->layers);
-    free(s->col);
-    free(s->lg);
-    free(s);
 }
 
 /* One step of level l from act.x[l]; returns where its output is (act.y[l],
  * or with MLP blocks the last up block's buffer with the residual added in
- * place: a step keeps no activations). A
- * pooled level runs its down stack, files the result in the DownPool's buffer, reads this fine
- * step's slice of the UpPool's projection (of the coarse step completed
- * before the current one), and when the buffer is full runs the coarser
- * level once and projects its output for the next coarse step. */
+ * place: a step keeps no activations). A pooled level runs its down stack,
+ * files the result in the DownPool's buffer, reads this fine step's slice
+ * of the UpPool's projection (of the coarse step completed before the
+ * current one), and when the buffer is full runs the coarser level once and
+ * projects its output for the next coarse step. */
 static const float *sa_level_step(mb_model *m, sa_state *s, int l)
 {
-    struct mb_sashimi *sa = m->sa;
-    mb_sa_acts *a = &s->act;
+    const sa_net *sa = net(m);
+    sa_acts *a = &s->act;
     mb_ctx *ctx = m->ctx;
     const int B = s->pub.B, S = sa->S;
     const size_t n = (size_t)B * sa->width[l];
-    mb_mixer_state *st = s->pub.layers;
+    mb_mixer_state *st = s->layers;
     /* without MLP blocks, a stack's last block also writes the level's
      * residual sum, y = its output + the stack's input (one launch fewer) */
     const int fuse = !m->cfg.mlp;
     if (l == S) {
         const mb_block_io res = {.out2 = a->y[S], .add2 = a->x[S]};
-        float *c = (float *)sa_stack_fwd(m, a, S, B, 1, a->x[S], st + (size_t)S * sa->n, NULL,
-                                         fuse ? &res : NULL, NULL);
+        float *c = (float *)sa_stack_fwd(m, a, S, B, 1, a->x[S], st + (size_t)S * sa->n, NULL, fuse ? &res : NULL,
+                                         NULL);
         if (!c || fuse) return c ? a->y[S] : NULL;
         mb_axpby(ctx, n, 1.f, a->x[S], 1.f, c);
         return c;
@@ -719,9 +662,9 @@ static const float *sa_level_step(mb_model *m, sa_state *s, int l)
      * the down stack's last block writes its output into the DownPool
      * buffer's slot j and the skip sum (with the UpPool's slice j) into
      * u[l] itself: three launches fewer than push, read and add */
-    const mb_block_io tok = {.tokens = a->tok, .embed = mb_param_data(&m->params, m->p_embed)};
-    const mb_block_io pool = {.ld_out = p * D, .out2 = a->u[l], .ld_out2 = D,
-                              .add2 = s->upbuf[l] + (size_t)j * D, .ld_add2 = p * D};
+    const mb_block_io tok = {.tokens = a->tok, .embed = mb_param_data(&m->params, sa->embed.p_w)};
+    const mb_block_io pool = {.ld_out = p * D, .out2 = a->u[l], .ld_out2 = D, .add2 = s->upbuf[l] + (size_t)j * D,
+                              .ld_add2 = p * D};
     const float *dn = sa_stack_fwd(m, a, l, B, 1, a->x[l], st + (size_t)l * sa->n, l ? NULL : &tok,
                                    fuse ? &pool : NULL, fuse ? s->poolbuf[l] + (size_t)j * D : NULL);
     if (!dn) return NULL;
@@ -737,148 +680,132 @@ static const float *sa_level_step(mb_model *m, sa_state *s, int l)
     }
     if (!fuse) mb_axpby(ctx, n, 1.f, dn, 1.f, a->u[l]);
     const mb_block_io res = {.out2 = a->y[l], .add2 = a->u[l]};
-    float *o = (float *)sa_stack_fwd(m, a, 2 * S - l, B, 1, a->u[l], st + (size_t)(2 * S - l) * sa->n,
-                                     NULL, fuse ? &res : NULL, NULL);
+    float *o = (float *)sa_stack_fwd(m, a, 2 * S - l, B, 1, a->u[l], st + (size_t)(2 * S - l) * sa->n, NULL,
+                                     fuse ? &res : NULL, NULL);
     if (!o) return NULL;
     if (!fuse) mb_axpby(ctx, n, 1.f, a->u[l], 1.f, o);
     s->pos[l]++;
     return fuse ? a->y[l] : o;
 }
 
-/* The device work of one step: a->tok in, a->logits out (when want) */
-static int sa_step_body(mb_model *m, sa_state *s, int want)
+/* The device work of one step: act.tok in; with head, norm_f's output
+ * (act.hacts.hf) and, with SA_HEAD_LOGITS, the logits (act.logits) out. */
+static int sa_step_body(mb_model *m, sa_state *s, int head)
 {
-    mb_sa_acts *a = &s->act;
-    mb_ctx *ctx = m->ctx;
-    const mb_params *ps = &m->params;
-    const int B = s->pub.B, d = m->cfg.d_model;
+    sa_acts *a = &s->act;
     /* no embedding launch: level 0's first block reads the table */
     const float *y = sa_level_step(m, s, 0);
     if (!y) return -1;
-    if (want) {
-        mb_rmsnorm_fwd(ctx, B, d, y, mb_param_data(ps, m->p_norm_f_w), m->cfg.norm_eps, a->hf,
-                       a->rstd_f);
-        mb_linear_fwd(ctx, B, d, m->vocab_padded, a->hf, d, mb_param_data(ps, m->p_lm_head), NULL,
-                      a->logits, m->vocab_padded);
-    }
+    if (head != SA_HEAD_NONE)
+        mb_lm_head_fwd(m->ctx, &net(m)->head, &m->params, s->pub.B, y, &a->hacts,
+                       head == SA_HEAD_LOGITS ? a->logits : NULL);
     return 0;
 }
 
-#ifdef MB_HAVE_CUDA
 /* What sa_level_step does to pos[], without the work (a replayed graph) */
 static void sa_advance(mb_model *m, sa_state *s)
 {
-    for (int l = 0; l < m->sa->S; l++) {
+    for (int l = 0; l < net(m)->S; l++) {
         const int p = m->cfg.pool[l], j = (int)(s->pos[l]++ % p);
         if (j != p - 1) break;
     }
 }
 
-/* Device work of a step (or of several): run once on the stream or, with
- * graph, captured into *graph and then launched. The capture advances pos[]
- * as the eager run would; the launch that follows does the work once. */
-typedef int (*sa_work_fn)(mb_model *m, sa_state *s, const void *arg);
-static int sa_run(mb_model *m, sa_state *s, void **graph, sa_work_fn work, const void *arg)
-{
-    mb_ctx *ctx = m->ctx;
-    if (graph && mb_cuda_graph_begin(ctx)) return -1;
-    if (work(m, s, arg)) {
-        if (graph) {
-            void *g;
-            (void)mb_cuda_graph_end(ctx, &g);
-        }
-        return -1;
-    }
-    if (graph && (mb_cuda_graph_end(ctx, graph) || mb_cuda_graph_launch(ctx, *graph))) return -1;
-    return 0;
-}
+/* the work of mb_dev_run: a model, its state and what the work reads */
+typedef struct {
+    mb_model *m;
+    sa_state *s;
+    const mb_head_sample_params *hp;
+} sa_work;
 
 /* a step whose tokens and logits go through the pinned buffers */
-static int sa_step_pinned(mb_model *m, sa_state *s, const void *arg)
+static int sa_step_pinned(void *arg)
 {
-    (void)arg;
-    mb_sa_acts *a = &s->act;
+    const sa_work *w = arg;
+    mb_model *m = w->m;
+    sa_state *s = w->s;
     const size_t B = (size_t)s->pub.B;
-    return mb_cuda_copy_async(m->ctx, a->tok, s->pin_tok, B * sizeof(int32_t)) || sa_step_body(m, s, 1) ||
-                   mb_cuda_copy_async(m->ctx, s->pin_lg, a->logits, B * m->vocab_padded * sizeof(float))
+    return mb_dev_copy_async(m->ctx, s->act.tok, s->pin_tok, B * sizeof(int32_t)) ||
+                   sa_step_body(m, s, SA_HEAD_LOGITS) ||
+                   mb_dev_copy_async(m->ctx, s->pin_lg, s->act.logits, B * m->vocab_padded * sizeof(float))
                ? -1
                : 0;
 }
 
-/* A step on the GPU through the graph of its phase: the first visit of a
- * phase runs eagerly (lazy initializations happen outside any capture),
- * the second is captured, later ones replay it. */
+/* A step through the graph of its phase: the first visit of a phase runs
+ * eagerly (lazy initializations happen outside any capture), the second is
+ * captured, later ones replay it. Leaves act.hacts.hf and act.logits on the
+ * device too. */
 static int sa_step_graph(mb_model *m, sa_state *s, const int32_t *tokens, float *logits)
 {
     mb_ctx *ctx = m->ctx;
     const int B = s->pub.B;
-    const size_t nlg = (size_t)B * m->vocab_padded * sizeof(float);
     const int phase = (int)(s->pos[0] % s->period);
+    sa_work w = {m, s, NULL};
     memcpy(s->pin_tok, tokens, (size_t)B * sizeof(int32_t));
     if (s->graph[phase]) {
-        if (mb_cuda_graph_launch(ctx, s->graph[phase])) return -1;
+        if (mb_dev_graph_launch(ctx, s->graph[phase])) return -1;
         sa_advance(m, s);
-    } else if (sa_run(m, s, s->seen[phase] ? &s->graph[phase] : NULL, sa_step_pinned, NULL)) {
+    } else if (mb_dev_run(ctx, s->seen[phase] ? &s->graph[phase] : NULL, sa_step_pinned, &w)) {
         return -1;
     }
     s->seen[phase] = 1;
-    if (mb_cuda_sync(ctx)) return -1;
-    if (logits) memcpy(logits, s->pin_lg, nlg);
+    if (mb_dev_sync(ctx)) return -1;
+    if (logits) memcpy(logits, s->pin_lg, (size_t)B * m->vocab_padded * sizeof(float));
     return mb_ctx_check(ctx);
 }
-#endif
 
-int mb_sashimi_step(mb_model *m, mb_state *st, const int32_t *tokens, float *logits)
+/* A step: tokens (host) in, logits (host, or NULL) out; act.hacts.hf and
+ * act.logits are left on the device when head asks for them. */
+static int sa_step_head(mb_model *m, sa_state *s, const int32_t *tokens, float *logits, int head)
 {
-    sa_state *s = (sa_state *)st;
-    if (st->model != m) return mb_error_set("state belongs to another model");
-    const int B = st->B;
-    if (mb_lm_check_tokens(m, tokens, (size_t)B, "token", 0)) return -1;
-#ifdef MB_HAVE_CUDA
     if (s->period) return sa_step_graph(m, s, tokens, logits);
-#endif
-    mb_sa_acts *a = &s->act;
     mb_ctx *ctx = m->ctx;
-    if (mb_dev_upload(ctx, a->tok, tokens, (size_t)B * sizeof(int32_t))) return -1;
-    if (sa_step_body(m, s, logits != NULL)) return -1;
-    if (logits && mb_dev_download(ctx, logits, a->logits, (size_t)B * m->vocab_padded * sizeof(float)))
+    const int B = s->pub.B;
+    if (mb_dev_upload(ctx, s->act.tok, tokens, (size_t)B * sizeof(int32_t)) || sa_step_body(m, s, head)) return -1;
+    if (logits && mb_dev_download(ctx, logits, s->act.logits, (size_t)B * m->vocab_padded * sizeof(float)))
         return -1;
     return mb_ctx_check(ctx);
+}
+
+static int sa_step(mb_model *m, mb_state *st, const int32_t *tokens, float *logits)
+{
+    return sa_step_head(m, (sa_state *)st, tokens, logits, logits ? SA_HEAD_LOGITS : SA_HEAD_NONE);
 }
 
 /* ---- sampled generation ---------------------------------------------------- */
 
-/* A step and its draw (arg: the head's mb_head_sample_params): the next
- * input lands in act.tok (device) */
-static int sa_sample_step(mb_model *m, sa_state *s, const void *arg)
+/* A step and its draw: the next input lands in act.tok (device) */
+static int sa_sample_step(void *arg)
 {
-    const float *y = sa_level_step(m, s, 0);
+    const sa_work *w = arg;
+    const float *y = sa_level_step(w->m, w->s, 0);
     if (!y) return -1;
-    mb_head_sample(m->ctx, (const mb_head_sample_params *)arg, y, &s->act.ws);
+    mb_head_sample(w->m->ctx, w->hp, y, &w->s->act.ws);
     return 0;
 }
 
-#ifdef MB_HAVE_CUDA
 /* a whole pooling period of steps and draws */
-static int sa_sample_period(mb_model *m, sa_state *s, const void *arg)
+static int sa_sample_period(void *arg)
 {
-    for (int j = 0; j < s->period; j++)
-        if (sa_sample_step(m, s, arg)) return -1;
+    const sa_work *w = arg;
+    for (int j = 0; j < w->s->period; j++)
+        if (sa_sample_step(arg)) return -1;
     return 0;
 }
 
-/* On the GPU: where the phase is 0 and a whole period is left, one launch
+/* With graphs: where the phase is 0 and a whole period is left, one launch
  * of the period's graph (captured on the first such launch after a period's
  * worth of draws has run eagerly, so lazy initializations happen outside
- * any capture);
- * otherwise one step run eagerly. After each launch the ring of drawn
- * classes is copied to a pinned slot without waiting; the host waits only
- * when the slots are full or the run is done. */
+ * any capture); otherwise one step run eagerly. After each launch the ring
+ * of drawn classes is copied to a pinned slot without waiting; the host
+ * waits only when the slots are full or the run is done. */
 static int sa_sample_graph(mb_model *m, sa_state *s, const mb_head_sample_params *hp, int n, int32_t *out)
 {
     mb_ctx *ctx = m->ctx;
     const int B = s->pub.B, H = s->hist_len, P = s->period;
     const size_t ring = (size_t)B * H;
+    sa_work w = {m, s, hp};
     struct {
         int64_t t0;
         int i0, k;
@@ -889,24 +816,23 @@ static int sa_sample_graph(mb_model *m, sa_state *s, const mb_head_sample_params
         if (s->pos[0] % P == 0 && n - i >= P && (s->pgraph || s->eager_draws >= P)) {
             k = P;
             if (s->pgraph) {
-                if (mb_cuda_graph_launch(ctx, s->pgraph)) return -1;
+                if (mb_dev_graph_launch(ctx, s->pgraph)) return -1;
                 for (int j = 0; j < P; j++) sa_advance(m, s);
-            } else if (sa_run(m, s, &s->pgraph, sa_sample_period, hp)) {
+            } else if (mb_dev_run(ctx, &s->pgraph, sa_sample_period, &w)) {
                 return -1;
             }
-        } else if (sa_run(m, s, NULL, sa_sample_step, hp)) {
+        } else if (mb_dev_run(ctx, NULL, sa_sample_step, &w)) {
             return -1;
         } else {
             s->eager_draws++;
         }
-        if (mb_cuda_copy_async(ctx, s->pin_hist + (size_t)nrec * ring, s->shist, ring * sizeof(int32_t)))
-            return -1;
+        if (mb_dev_copy_async(ctx, s->pin_hist + (size_t)nrec * ring, s->shist, ring * sizeof(int32_t))) return -1;
         rec[nrec].t0 = s->pub.drawn, rec[nrec].i0 = i, rec[nrec].k = k;
         nrec++;
         s->pub.drawn += k;
         i += k;
         if (nrec < SA_SLOTS && i < n) continue;
-        if (mb_cuda_sync(ctx) || mb_ctx_check(ctx)) return -1;
+        if (mb_dev_sync(ctx) || mb_ctx_check(ctx)) return -1;
         for (int r = 0; r < nrec; r++)
             for (int b = 0; b < B; b++)
                 for (int j = 0; j < rec[r].k; j++)
@@ -916,37 +842,40 @@ static int sa_sample_graph(mb_model *m, sa_state *s, const mb_head_sample_params
     }
     return 0;
 }
-#endif
 
-/* On the CPU, each block's A = -exp(A_log) once for a call's run of steps
- * (host memory; NULL on failure, the reason set) */
+/* Where device memory is host memory, each block's A = -exp(A_log) once
+ * for a call's run of steps (NULL on failure, the reason set) */
 static float *sa_pin_A(mb_model *m, sa_state *s)
 {
-    const struct mb_sashimi *sa = m->sa;
+    const sa_net *sa = net(m);
     const int nl = (2 * sa->S + 1) * sa->n;
     size_t total = 0;
-    for (int i = 0; i < nl; i++) total += (size_t)sa->layers[i].mixer.d_inner * sa->layers[i].mixer.d_state;
+    for (int i = 0; i < nl; i++) total += (size_t)sa->layers[i].blk.mixer.d_inner * sa->layers[i].blk.mixer.d_state;
     float *buf = mb_calloc(total, sizeof(float), "sampling"), *p = buf;
     for (int i = 0; buf && i < nl; i++) {
-        mb_mixer_state_pin_A(m->ctx, &sa->layers[i].mixer, &m->params, &s->pub.layers[i], p);
-        p += (size_t)sa->layers[i].mixer.d_inner * sa->layers[i].mixer.d_state;
+        const mb_mixer *mx = &sa->layers[i].blk.mixer;
+        mb_mixer_state_pin_A(m->ctx, mx, &m->params, &s->layers[i], p);
+        p += (size_t)mx->d_inner * mx->d_state;
     }
     return buf;
 }
 
 static void sa_unpin_A(mb_model *m, sa_state *s, float *buf)
 {
-    for (int i = 0; i < (2 * m->sa->S + 1) * m->sa->n; i++) s->pub.layers[i].A = NULL;
+    for (int i = 0; i < (2 * net(m)->S + 1) * net(m)->n; i++) s->layers[i].A = NULL;
     free(buf);
 }
 
-int mb_sashimi_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, const mb_sampler *sp,
-                      int32_t *out)
+static int sa_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, const mb_sampler *sp, int32_t *out)
 {
     sa_state *s = (sa_state *)st;
-    mb_sa_acts *a = &s->act;
+    sa_acts *a = &s->act;
+    const sa_net *sa = net(m);
     mb_ctx *ctx = m->ctx;
     const int B = st->B;
+    if (!mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size))
+        return mb_error_set("sample: a vocabulary of %d is too large for this device's fused draw",
+                            m->cfg.vocab_size);
     const mb_sample_cfg cfg = {.seed = sp->seed, .temperature = sp->temperature, .top_p = sp->top_p};
     for (int b = 0; b < B; b++) s->hcount[b] = st->drawn;
     if (mb_dev_upload(ctx, s->scfg, &cfg, sizeof cfg) ||
@@ -955,18 +884,17 @@ int mb_sashimi_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, c
         return -1;
     const mb_head_sample_params hp = {
         .batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size, .eps = m->cfg.norm_eps,
-        .norm_w = mb_param_data(&m->params, m->p_norm_f_w), .head = mb_param_data(&m->params, m->p_lm_head),
+        .norm_w = mb_param_data(&m->params, sa->head.norm.p_w), .head = mb_param_data(&m->params, sa->head.p_w),
         .cfg = s->scfg, .count = s->scount, .next = a->tok, .hist = s->shist, .hist_len = s->hist_len};
-#ifdef MB_HAVE_CUDA
     if (s->period) return sa_sample_graph(m, s, &hp, n, out);
-#endif
     float *A = NULL;
-    if (ctx->kind == MB_DEV_CPU && !(A = sa_pin_A(m, s))) return -1;
+    if (mb_dev_host_memory(ctx) && !(A = sa_pin_A(m, s))) return -1;
+    sa_work w = {m, s, &hp};
     int rc = 0;
     for (int i = 0; i < n && !rc; i++) {
-        /* a CUDA context without a period graph (a period above
-         * SA_GRAPH_MAX) reads the classes back one step at a time */
-        rc = sa_sample_step(m, s, &hp) || mb_ctx_check(ctx) ||
+        /* without a period graph (none on this device, or a period above
+         * SA_GRAPH_MAX) the classes come back one step at a time */
+        rc = sa_sample_step(&w) || mb_ctx_check(ctx) ||
              mb_dev_download(ctx, s->col, a->tok, (size_t)B * sizeof(int32_t));
         for (int b = 0; b < B && !rc; b++) out[(size_t)b * n + i] = s->col[b];
         st->drawn += !rc;
@@ -978,62 +906,57 @@ int mb_sashimi_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, c
 /* ---- chunks: steps up to a period's edge, whole periods in parallel ----------- */
 
 /* Rows (B times positions) one parallel piece of a chunk holds: its
- * activations take ~25 KB a row with the default model, so ~100 MB on a
- * CPU, where a piece already keeps the cores busy, and ~1.6 GB on a GPU,
- * where the rows are its parallelism. */
-#define SA_PIECE_ROWS_CPU (1 << 12)
-#define SA_PIECE_ROWS_GPU (1 << 16)
+ * activations take ~25 KB a row with the default model, so ~100 MB where
+ * device memory is host memory, and a piece already keeps the cores busy,
+ * and ~1.6 GB on a GPU, where the rows are its parallelism. */
+#define SA_PIECE_ROWS_HOST (1 << 12)
+#define SA_PIECE_ROWS_DEVICE (1 << 16)
 
-static int sa_chunk_step(mb_model *m, sa_state *s, const int32_t *tokens, int L, int t, float *logits)
+/* position t of tokens (B, L) by one step, its outputs emitted */
+static int sa_chunk_step(mb_model *m, sa_state *s, const int32_t *tokens, const mb_chunk_req *r, int t)
 {
-    const int B = s->pub.B, Vp = m->vocab_padded;
+    const int B = s->pub.B, L = r->L;
+    const int head = mb_chunk_req_logits(r) ? SA_HEAD_LOGITS : mb_chunk_req_hf(r) ? SA_HEAD_HF : SA_HEAD_NONE;
     for (int b = 0; b < B; b++) s->col[b] = tokens[(size_t)b * L + t];
-    if (mb_sashimi_step(m, &s->pub, s->col, logits ? s->lg : NULL)) return -1;
-    if (logits)
-        for (int b = 0; b < B; b++)
-            memcpy(logits + ((size_t)b * L + t) * Vp, s->lg + (size_t)b * Vp, (size_t)Vp * sizeof(float));
-    return 0;
+    if (sa_step_head(m, s, s->col, NULL, head)) return -1;
+    if (head == SA_HEAD_NONE) return 0;
+    return mb_chunk_emit(m, &s->pub, r, t, 1, s->act.hacts.hf, head == SA_HEAD_LOGITS ? s->act.logits : NULL);
 }
 
 /* positions t .. t+len-1 of tokens (B, L) by the parallel forward from the
  * state (len: whole periods, at most pre_len; the state on a period's edge) */
-static int sa_chunk_piece(mb_model *m, sa_state *s, const int32_t *tokens, int L, int t, int len, float *logits)
+static int sa_chunk_piece(mb_model *m, sa_state *s, const int32_t *tokens, const mb_chunk_req *r, int t, int len)
 {
     mb_ctx *ctx = m->ctx;
-    mb_sa_acts *a = &s->pre;
-    const int B = s->pub.B, Vp = m->vocab_padded;
+    sa_acts *a = &s->pre;
+    const int B = s->pub.B, L = r->L;
+    const int head = mb_chunk_req_logits(r) ? SA_HEAD_LOGITS : mb_chunk_req_hf(r) ? SA_HEAD_HF : SA_HEAD_NONE;
     for (int b = 0; b < B; b++)
         if (mb_dev_upload(ctx, a->tok + (size_t)b * len, tokens + (size_t)b * L + t, (size_t)len * sizeof(int32_t)))
             return -1;
-    if (sa_forward_levels(m, a, B, len, s->pub.layers, s->upbuf, logits != NULL)) return -1;
+    if (sa_forward_levels(m, a, B, len, s->layers, s->upbuf, head)) return -1;
     int64_t n = len;
-    for (int l = 0; l < m->sa->S; l++) {
+    for (int l = 0; l < net(m)->S; l++) {
         s->pos[l] += n;
         n /= m->cfg.pool[l];
     }
-    if (logits)
-        for (int b = 0; b < B; b++)
-            if (mb_dev_download(ctx, logits + ((size_t)b * L + t) * Vp, a->logits + (size_t)b * len * Vp,
-                                (size_t)len * Vp * sizeof(float)))
-                return -1;
+    if (head != SA_HEAD_NONE &&
+        mb_chunk_emit(m, &s->pub, r, t, len, a->hacts.hf, head == SA_HEAD_LOGITS ? a->logits : NULL))
+        return -1;
     return mb_ctx_check(ctx);
 }
 
-int mb_sashimi_forward_chunk(mb_model *m, mb_state *st, const int32_t *tokens, int L,
-                             float *logits)
+static int sa_chunk(mb_model *m, mb_state *st, const int32_t *tokens, int L, const mb_chunk_req *r)
 {
     sa_state *s = (sa_state *)st;
-    if (st->model != m) return mb_error_set("state belongs to another model");
-    if (L < 1) return mb_error_set("empty chunk");
     const int B = st->B, P = sa_pool_prod(&m->cfg);
-    if (mb_lm_check_tokens(m, tokens, (size_t)B * L, "token", 0)) return -1;
     int t = 0;
     /* single steps up to the next period's edge (or to the end) */
     for (; t < L && (s->pos[0] % P || L - t < P); t++)
-        if (sa_chunk_step(m, s, tokens, L, t, logits)) return -1;
+        if (sa_chunk_step(m, s, tokens, r, t)) return -1;
     /* the pieces' activations: as long as this chunk's whole periods, at
      * most the budget; grown (at least doubled) when a longer chunk comes */
-    const int budget = m->ctx->kind == MB_DEV_CUDA ? SA_PIECE_ROWS_GPU : SA_PIECE_ROWS_CPU;
+    const int budget = mb_dev_host_memory(m->ctx) ? SA_PIECE_ROWS_HOST : SA_PIECE_ROWS_DEVICE;
     const int most = budget / B / P * P > P ? budget / B / P * P : P, whole = (L - t) / P * P;
     const int want = whole < most ? whole : most;
     if (want > s->pre_len) {
@@ -1044,11 +967,28 @@ int mb_sashimi_forward_chunk(mb_model *m, mb_state *st, const int32_t *tokens, i
         s->pre_len = len;
     }
     while (L - t >= P) {
-        const int whole = (L - t) / P * P, len = whole < s->pre_len ? whole : s->pre_len;
-        if (sa_chunk_piece(m, s, tokens, L, t, len, logits)) return -1;
+        const int whole_left = (L - t) / P * P, len = whole_left < s->pre_len ? whole_left : s->pre_len;
+        if (sa_chunk_piece(m, s, tokens, r, t, len)) return -1;
         t += len;
     }
     for (; t < L; t++)
-        if (sa_chunk_step(m, s, tokens, L, t, logits)) return -1;
+        if (sa_chunk_step(m, s, tokens, r, t)) return -1;
     return 0;
 }
+
+const mb_arch_ops mb_arch_sashimi = {
+    .name = "sashimi-mamba",
+    .check = sa_check,
+    .build = sa_build,
+    .destroy = sa_destroy,
+    .init_weights = sa_init_weights,
+    .set_recompute = NULL, /* every activation kept: audio crops are short */
+    .forward = sa_forward,
+    .backward = sa_backward,
+    .state_create = sa_state_create,
+    .state_reset = sa_state_reset,
+    .state_free = sa_state_free,
+    .step = sa_step,
+    .chunk = sa_chunk,
+    .sample = sa_sample,
+};

@@ -88,43 +88,32 @@ void mb_mixer_init_weights(const mb_mixer *mx, const mb_params *ps, float *data,
 #undef NUMEL
 }
 
-#define AL(n) (((n) + 15) & ~(size_t)15) /* keep sub-buffers 64-byte aligned */
-
-size_t mb_mixer_acts_floats(const mb_mixer *mx, int M)
+void mb_mixer_acts_carve(mb_mixer_acts *a, const mb_mixer *mx, int M, mb_carve *c)
 {
-    size_t Di = mx->d_inner, m = (size_t)M;
-    return AL(m * 2 * Di) + 4 * AL(m * Di) + AL(m * mx->xdbl_dim) + AL(Di * mx->d_state);
+    const size_t Di = mx->d_inner, m = (size_t)M;
+    a->xz = mb_carve_take(c, m * 2 * Di);
+    a->xconv = mb_carve_take(c, m * Di);
+    a->xc = mb_carve_take(c, m * Di);
+    a->xdbl = mb_carve_take(c, m * mx->xdbl_dim);
+    a->delta = mb_carve_take(c, m * Di);
+    a->ys = mb_carve_take(c, m * Di);
+    a->A = mb_carve_take(c, Di * mx->d_state);
 }
 
-void mb_mixer_acts_bind(mb_mixer_acts *a, const mb_mixer *mx, float *buf, int M)
+void mb_mixer_state_carve(mb_mixer_state *s, const mb_mixer *mx, int B, mb_carve *c)
 {
-    size_t Di = mx->d_inner, m = (size_t)M;
-    a->xz = buf;
-    buf += AL(m * 2 * Di);
-    a->xconv = buf;
-    buf += AL(m * Di);
-    a->xc = buf;
-    buf += AL(m * Di);
-    a->xdbl = buf;
-    buf += AL(m * mx->xdbl_dim);
-    a->delta = buf;
-    buf += AL(m * Di);
-    a->ys = buf;
-    buf += AL(m * Di);
-    a->A = buf;
+    const size_t sf = mx->is_complex ? 2 * mx->d_state : mx->d_state;
+    s->conv = mb_carve_take(c, (size_t)B * (mx->d_conv - 1) * mx->d_inner);
+    s->ssm = mb_carve_take(c, (size_t)B * mx->d_inner * sf);
+    s->A = NULL;
 }
 
 size_t mb_mixer_state_floats(const mb_mixer *mx, int B)
 {
-    size_t sf = mx->is_complex ? 2 * mx->d_state : mx->d_state;
-    return AL((size_t)B * (mx->d_conv - 1) * mx->d_inner) + AL((size_t)B * mx->d_inner * sf);
-}
-
-void mb_mixer_state_bind(mb_mixer_state *s, const mb_mixer *mx, float *buf, int B)
-{
-    s->conv = buf;
-    s->ssm = buf + AL((size_t)B * (mx->d_conv - 1) * mx->d_inner);
-    s->A = NULL;
+    mb_carve c = {NULL, 0};
+    mb_mixer_state s;
+    mb_mixer_state_carve(&s, mx, B, &c);
+    return c.n;
 }
 
 static mb_scan_params mixer_scan_params(const mb_mixer *mx, const mb_params *ps, int B, int L,
@@ -154,8 +143,9 @@ size_t mb_mixer_workspace(mb_ctx *ctx, const mb_mixer *mx, int B, int L)
     /* the scan only reads the dims and flags when sizing */
     mb_scan_params dims = {.batch = B, .seqlen = L, .dim = mx->d_inner, .dstate = mx->d_state,
                            .is_complex = mx->is_complex};
-    size_t bwd = (AL(M * Di) * 3 + AL(M * 2 * Di) + AL(M * mx->xdbl_dim) + AL(Di * mx->d_state)) *
-                 sizeof(float) + 64 * 8;
+    /* mb_mixer_bwd's six buffers, each rounded to 64 bytes */
+    size_t bwd = (mb_align64(M * Di * 4) * 3 + mb_align64(M * 2 * Di * 4) + mb_align64(M * mx->xdbl_dim * 4) +
+                  mb_align64(Di * mx->d_state * 4)) + 64 * 8;
     size_t need = bwd + mb_scan_workspace(ctx, &dims);
     if (L == 1) {
         mb_block_step_params bp = {.batch = B, .d_model = mx->d_model, .d_inner = mx->d_inner,

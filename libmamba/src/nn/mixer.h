@@ -40,10 +40,11 @@ int mb_mixer_register(mb_mixer *mx, mb_params *ps, const char *prefix, const mb_
 void mb_mixer_init_weights(const mb_mixer *mx, const mb_params *ps, float *data,
                            const mb_config *cfg, mb_rng *rng);
 
-size_t mb_mixer_acts_floats(const mb_mixer *mx, int M);
-void mb_mixer_acts_bind(mb_mixer_acts *a, const mb_mixer *mx, float *buf, int M);
+/* Lay out the acts for M rows, the state for B sequences (core.h's carve;
+ * a state is its conv part then its SSM part, in one run of floats). */
+void mb_mixer_acts_carve(mb_mixer_acts *a, const mb_mixer *mx, int M, mb_carve *c);
+void mb_mixer_state_carve(mb_mixer_state *s, const mb_mixer *mx, int B, mb_carve *c);
 size_t mb_mixer_state_floats(const mb_mixer *mx, int B);
-void mb_mixer_state_bind(mb_mixer_state *s, const mb_mixer *mx, float *buf, int B);
 /* Scratch (bytes) forward and backward need beyond the acts. */
 size_t mb_mixer_workspace(mb_ctx *ctx, const mb_mixer *mx, int B, int L);
 

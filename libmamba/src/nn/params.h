@@ -36,12 +36,4 @@ int mb_params_find(const mb_params *ps, const char *name);
 static inline float *mb_param_data(const mb_params *ps, int i) { return ps->data + ps->items[i].offset; }
 static inline float *mb_param_grad(const mb_params *ps, int i) { return ps->grad + ps->items[i].offset; }
 
-/* Device buffers: plain malloc on the CPU, cudaMalloc on a GPU. */
-float *mb_dev_alloc_floats(mb_ctx *ctx, size_t n, const char *what);
-void mb_dev_free(mb_ctx *ctx, void *p);
-/* Copies between host and the context's device (plain memcpy on the CPU). */
-int mb_dev_upload(mb_ctx *ctx, void *dst, const void *src, size_t bytes);
-int mb_dev_download(mb_ctx *ctx, void *dst, const void *src, size_t bytes);
-int mb_dev_zero(mb_ctx *ctx, void *dst, size_t bytes);
-
 #endif

@@ -32,7 +32,7 @@ void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS)
     float *he = p->tokens ? mb_arena_floats(ws, (size_t)B * d) : NULL;
     if (!xn || !mean || !rstd || !xz || !xconv || !xc || !xdbl || !delta || !y || (!p->A && !Aw) ||
         (p->tokens && !he)) {
-        ctx->failed = 1; /* a sizing bug: the arena said why */
+        mb_ctx_fail(ctx, "%s", mb_error_last()); /* a sizing bug: the arena said why */
         return;
     }
     if (p->tokens) {

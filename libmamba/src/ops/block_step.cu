@@ -279,6 +279,35 @@ static bs_kernel_fn bs_pick(const mb_block_step_params *p, int *slot)
     return block_step_kernel<0, 0, 0, 0, 0>;
 }
 
+/* the largest dynamic shared memory a block of fn may have on the
+ * context's device (raised once per device and instance from the default
+ * 48 KB); 0 after a failure */
+static int bs_optin(mb_ctx *ctx, const mb_cuda_state *st, bs_kernel_fn fn, int slot)
+{
+    static int optin[64][4];
+    const int dev = st->device < 64 ? st->device : 63;
+    if (!optin[dev][slot]) {
+        int v = 0;
+        if (MB_CUDA_OK(ctx, cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, st->device)))
+            return 0;
+        v -= 1024; /* what the runtime reserves per block */
+        if (MB_CUDA_OK(ctx, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, v))) return 0;
+        optin[dev][slot] = v;
+    }
+    return optin[dev][slot];
+}
+
+extern "C" int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *p)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return 0;
+    int slot;
+    const bs_kernel_fn fn = bs_pick(p, &slot);
+    const int nbc = p->is_complex ? 2 * p->d_state : p->d_state;
+    const size_t work = (size_t)mb_round4(bs_work_floats(p->d_model, p->d_inner, p->dt_rank + 2 * nbc));
+    return work * sizeof(float) <= (size_t)bs_optin(ctx, st, fn, slot);
+}
+
 extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
 {
     (void)ws;
@@ -288,18 +317,11 @@ extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
     int slot;
     const bs_kernel_fn fn = bs_pick(p, &slot);
     /* the block's shared memory may go past the default 48 KB up to what
-     * the device allows; raised once per device and instance */
-    static int optin[64][4];
-    const int dev = st->device < 64 ? st->device : 63;
-    if (!optin[dev][slot]) {
-        int v = 0;
-        MB_CUDA_CHECK(ctx, cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, st->device));
-        v -= 1024; /* what the runtime reserves per block */
-        MB_CUDA_CHECK(ctx, cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, v));
-        optin[dev][slot] = v;
-    }
-    const bs_plan pl = bs_make_plan(p, optin[dev][slot] / (int)sizeof(float));
-    if ((size_t)pl.work * sizeof(float) > (size_t)optin[dev][slot]) {
+     * the device allows */
+    const int optin = bs_optin(ctx, st, fn, slot);
+    if (!optin) return;
+    const bs_plan pl = bs_make_plan(p, optin / (int)sizeof(float));
+    if ((size_t)pl.work * sizeof(float) > (size_t)optin) {
         mb_cuda_fail(ctx, "block_step_kernel", "model too wide for the fused step's shared memory",
                      __FILE__, __LINE__);
         return;

@@ -6,7 +6,7 @@
 #ifdef MB_HAVE_CUDA
 #define MB_ON_CUDA(ctx) ((ctx)->kind == MB_DEV_CUDA)
 #else
-#define MB_ON_CUDA(ctx) 0
+#define MB_ON_CUDA(ctx) ((void)(ctx), 0)
 #define MB_NO_CUDA_IMPL
 #endif
 
@@ -100,7 +100,7 @@ void mb_embed_bwd(MB_OPS_EMB_BWD_ARGS) { DISPATCH_VOID(mb_embed_bwd, ctx, M, C, 
 
 void mb_xent(MB_OPS_XENT_ARGS)
 {
-    DISPATCH_VOID(mb_xent, ctx, M, V, logits, targets, ignore_index, grad_scale, dlogits, stats);
+    DISPATCH_VOID(mb_xent, ctx, M, V, logits, targets, ignore_index, grad_scale, dlogits, row_loss, stats);
 }
 
 void mb_adamw(MB_OPS_ADAMW_ARGS)
@@ -127,4 +127,33 @@ void mb_linear_fwd(MB_OPS_LINEAR_FWD_ARGS)
     }
 #endif
     mb_linear_fwd_ops(ctx, M, in, out, x, ldx, W, bias, y, ldy);
+}
+
+int mb_scan_supported(mb_ctx *ctx, int d_state, int batch)
+{
+    if (!MB_ON_CUDA(ctx)) return 0;
+    if (d_state > MB_SCAN_CUDA_MAX_DSTATE)
+        return mb_error_set("d_state %d is above the GPU scan's %d (the CPU runs up to 256)", d_state,
+                            MB_SCAN_CUDA_MAX_DSTATE);
+    if (batch > MB_SCAN_CUDA_MAX_BATCH)
+        return mb_error_set("batch %d is above the GPU scan's %d sequences", batch, MB_SCAN_CUDA_MAX_BATCH);
+    return 0;
+}
+
+int mb_block_step_fits(mb_ctx *ctx, const mb_block_step_params *p)
+{
+#ifdef MB_HAVE_CUDA
+    if (MB_ON_CUDA(ctx)) return mb_block_step_fits_cuda(ctx, p);
+#endif
+    (void)ctx;
+    (void)p;
+    return 1;
+}
+
+int mb_head_sample_fits(mb_ctx *ctx, int d_model, int vocab)
+{
+    if (!MB_ON_CUDA(ctx)) return 1;
+    /* the kernel stages the normed row and two vocab-wide rows */
+    const size_t r4 = (size_t)((d_model + 3) & ~3) + 2 * (size_t)((vocab + 3) & ~3);
+    return r4 * sizeof(float) <= MB_HEAD_SAMPLE_CUDA_SMEM;
 }

@@ -144,10 +144,12 @@ void mb_embed_bwd_cpu(MB_OPS_EMB_BWD_ARGS);
 /* ---- softmax cross-entropy -----------------------------------------------
  * Over rows of logits (M, V). Rows whose target is ignore_index count for
  * nothing. Adds the natural-log loss sum, the count and the argmax hits to
- * *stats. When dlogits is not NULL it gets grad_scale * (softmax - onehot)
- * for counted rows and 0 for ignored ones; dlogits may alias logits. */
+ * *stats (may be NULL). When dlogits is not NULL it gets grad_scale *
+ * (softmax - onehot) for counted rows and 0 for ignored ones; dlogits may
+ * alias logits. row_loss (M, device, may be NULL) gets each row's loss,
+ * -log softmax(logits)[target] (0 for ignored rows). */
 #define MB_OPS_XENT_ARGS mb_ctx *ctx, int M, int V, const float *logits, const int32_t *targets, \
-    int ignore_index, float grad_scale, float *dlogits, mb_loss_stats *stats
+    int ignore_index, float grad_scale, float *dlogits, double *row_loss, mb_loss_stats *stats
 void mb_xent(MB_OPS_XENT_ARGS);
 void mb_xent_cpu(MB_OPS_XENT_ARGS);
 
@@ -326,6 +328,21 @@ void mb_head_sample(MB_OPS_HEAD_SAMPLE_ARGS);
 void mb_head_sample_cpu(MB_OPS_HEAD_SAMPLE_ARGS);
 size_t mb_head_sample_workspace(mb_ctx *ctx, const mb_head_sample_params *p);
 
+/* ---- what the backend's kernels support ------------------------------------
+ * So that a model the kernels cannot run is refused with a clear reason
+ * before any work, instead of failing inside a kernel. The CPU ops take any
+ * size the config allows. */
+#define MB_SCAN_CUDA_MAX_DSTATE 64   /* the CUDA scan keeps N states per thread */
+#define MB_SCAN_CUDA_MAX_BATCH 65535 /* its grid's y dimension */
+#define MB_HEAD_SAMPLE_CUDA_SMEM (48 * 1024)
+/* 0, or -1 with "...: d_state N is above the GPU scan's 64" and the like. */
+int mb_scan_supported(mb_ctx *ctx, int d_state, int batch);
+/* Whether the fused block step (mb_block_step) can run these sizes (its
+ * work area must fit the device's shared memory; always on the CPU). */
+int mb_block_step_fits(mb_ctx *ctx, const mb_block_step_params *p);
+/* Whether the fused head + draw (mb_head_sample) can run these sizes. */
+int mb_head_sample_fits(mb_ctx *ctx, int d_model, int vocab);
+
 /* ---- the CUDA versions (ops/NAME.cu), same signatures --------------------- */
 #ifdef MB_HAVE_CUDA
 void mb_gemm_cuda(MB_OPS_GEMM_ARGS);
@@ -353,6 +370,7 @@ size_t mb_scan_workspace_cuda(mb_ctx *ctx, const mb_scan_params *p);
 void mb_scan_fwd_cuda(MB_OPS_SCAN_FWD_ARGS);
 void mb_scan_bwd_cuda(MB_OPS_SCAN_BWD_ARGS);
 void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS);
+int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *p);
 void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS);
 #endif
 

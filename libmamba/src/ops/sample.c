@@ -72,7 +72,7 @@ void mb_head_sample_cpu(MB_OPS_HEAD_SAMPLE_ARGS)
     float *lg = p->logits ? p->logits : mb_arena_floats(ws, (size_t)B * V);
     void *scratch = mb_arena_alloc(ws, mb_sample_scratch_bytes(V));
     if (!xn || !mean || !rstd || !lg || !scratch) {
-        ctx->failed = 1; /* a sizing bug: the arena said why */
+        mb_ctx_fail(ctx, "%s", mb_error_last()); /* a sizing bug: the arena said why */
         return;
     }
     const int ld = p->logits ? p->ld_logits : V;

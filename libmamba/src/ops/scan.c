@@ -202,13 +202,22 @@ void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const float *dy, cons
     const int nck = (L + SCAN_CHUNK - 1) / SCAN_CHUNK;
     const int nthr = scan_threads(ctx);
     size_t mark = ws->used;
+    /* a scratch arena too small is a sizing bug: fail the context loudly
+     * rather than return with the gradients unwritten */
     float **part = (float **)mb_arena_alloc(ws, (size_t)nthr * 3 * sizeof(float *));
-    if (!part) return;
+    if (!part) {
+        mb_ctx_fail(ctx, "%s (scan backward)", mb_error_last());
+        return;
+    }
     for (int i = 0; i < nthr; i++) {
         part[3 * i] = mb_arena_floats(ws, (size_t)L * 2 * sf);
         part[3 * i + 1] = mb_arena_floats(ws, (size_t)nck * SCAN_DBLK * sf);
         part[3 * i + 2] = mb_arena_floats(ws, (size_t)SCAN_CHUNK * SCAN_DBLK * sf);
-        if (!part[3 * i + 2]) return;
+        if (!part[3 * i] || !part[3 * i + 1] || !part[3 * i + 2]) {
+            ws->used = mark;
+            mb_ctx_fail(ctx, "%s (scan backward)", mb_error_last());
+            return;
+        }
     }
 
     for (int b = 0; b < Bn; b++) {

@@ -696,14 +696,11 @@ extern "C" size_t mb_scan_workspace_cuda(mb_ctx *ctx, const mb_scan_params *p)
 
 static int scan_check(mb_ctx *ctx, const mb_scan_params *p)
 {
-    if (p->dstate > 64) {
-        ctx->failed = 1;
-        return mb_error_set("cuda scan: d_state %d is above the GPU kernels' 64", p->dstate);
-    }
-    if (p->batch > 65535) {
-        ctx->failed = 1;
-        return mb_error_set("cuda scan: batch %d is above 65535", p->batch);
-    }
+    /* models are refused before any work (mb_scan_supported); this is
+     * the kernels' own guard */
+    if (p->dstate > MB_SCAN_CUDA_MAX_DSTATE || p->batch > MB_SCAN_CUDA_MAX_BATCH)
+        return mb_ctx_fail(ctx, "cuda scan: d_state %d or batch %d above the kernels' %d and %d", p->dstate,
+                           p->batch, MB_SCAN_CUDA_MAX_DSTATE, MB_SCAN_CUDA_MAX_BATCH);
     return 0;
 }
 

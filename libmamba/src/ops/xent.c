@@ -21,7 +21,7 @@ typedef struct {
 /* One counted row: its loss and argmax hit into *part, and dx when asked.
  * Everything read from x is read before dx (which may be x) is written. */
 static void xent_row(int V, const float *x, int target, float grad_scale, float *dx,
-                     xent_part *part)
+                     double *row_loss, xent_part *part)
 {
     float mx = x[0];
     int am = 0;
@@ -34,6 +34,7 @@ static void xent_row(int V, const float *x, int target, float grad_scale, float 
     for (int j = 0; j < V; j++) s += exp((double)x[j] - mx);
     double lse = mx + log(s);
     part->loss += lse - x[target];
+    if (row_loss) *row_loss = lse - x[target];
     part->count += 1;
     part->correct += am == target;
     if (!dx) return;
@@ -44,17 +45,19 @@ static void xent_row(int V, const float *x, int target, float grad_scale, float 
 }
 
 static void xent_rows(int lo, int hi, int V, const float *logits, const int32_t *targets,
-                      int ignore_index, float grad_scale, float *dlogits, xent_part *part)
+                      int ignore_index, float grad_scale, float *dlogits, double *row_loss,
+                      xent_part *part)
 {
     for (int i = lo; i < hi; i++) {
         const float *x = logits + (size_t)i * V;
         float *dx = dlogits ? dlogits + (size_t)i * V : NULL;
         if (targets[i] == ignore_index) {
+            if (row_loss) row_loss[i] = 0.0;
             if (dx)
                 for (int j = 0; j < V; j++) dx[j] = 0.0f;
             continue;
         }
-        xent_row(V, x, targets[i], grad_scale, dx, part);
+        xent_row(V, x, targets[i], grad_scale, dx, row_loss ? row_loss + i : NULL, part);
     }
 }
 
@@ -69,9 +72,9 @@ void mb_xent_cpu(MB_OPS_XENT_ARGS)
 MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_XENT_PAR_MIN) schedule(static))
     for (int c = 0; c < nc; c++) {
         int lo = (int)((int64_t)M * c / nc), hi = (int)((int64_t)M * (c + 1) / nc);
-        xent_rows(lo, hi, V, logits, targets, ignore_index, grad_scale, dlogits, part + c);
+        xent_rows(lo, hi, V, logits, targets, ignore_index, grad_scale, dlogits, row_loss, part + c);
     }
-    for (int c = 0; c < nc; c++) {
+    for (int c = 0; stats && c < nc; c++) {
         stats->loss_sum += part[c].loss;
         stats->count += part[c].count;
         stats->correct += part[c].correct;

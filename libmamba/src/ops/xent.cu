@@ -86,7 +86,7 @@ template <bool WARP> static __device__ __forceinline__ void group_barrier()
 template <bool WARP>
 static __global__ void xent_kernel(int M, int V, const float *logits, const int32_t *targets,
                                    int ignore_index, float grad_scale, float *dlogits,
-                                   double *part_loss, unsigned long long *part_cnt,
+                                   double *row_loss, double *part_loss, unsigned long long *part_cnt,
                                    unsigned long long *part_hit)
 {
     __shared__ float shv[32];
@@ -108,6 +108,7 @@ static __global__ void xent_kernel(int M, int V, const float *logits, const int3
         /* out-of-range targets (the caller checks them) count as ignored
          * rather than read out of bounds */
         if (tgt == ignore_index || tgt < 0 || tgt >= V) {
+            if (row_loss && tid == 0) row_loss[row] = 0.0;
             if (dx)
                 for (int j = tid; j < V; j += gsize) dx[j] = 0.0f;
             continue;
@@ -128,6 +129,7 @@ static __global__ void xent_kernel(int M, int V, const float *logits, const int3
         const double lse = (double)mx + log(s);
         if (tid == 0) {
             loss += lse - (double)x[tgt];
+            if (row_loss) row_loss[row] = lse - (double)x[tgt];
             cnt += 1;
             hit += a.i == tgt;
         }
@@ -163,11 +165,11 @@ extern "C" void mb_xent_cuda(MB_OPS_XENT_ARGS)
     unsigned long long *part_hit = part_cnt + XENT_MAX_BLOCKS;
     if (warp)
         xent_kernel<true><<<nb, XENT_THREADS, 0, st->stream>>>(
-            M, V, logits, targets, ignore_index, grad_scale, dlogits, part_loss, part_cnt,
+            M, V, logits, targets, ignore_index, grad_scale, dlogits, row_loss, part_loss, part_cnt,
             part_hit);
     else
         xent_kernel<false><<<nb, XENT_THREADS, 0, st->stream>>>(
-            M, V, logits, targets, ignore_index, grad_scale, dlogits, part_loss, part_cnt,
+            M, V, logits, targets, ignore_index, grad_scale, dlogits, row_loss, part_loss, part_cnt,
             part_hit);
     MB_LAUNCH_CHECK(ctx, "xent_kernel");
     if (!stats) return;

@@ -140,7 +140,7 @@ static int mb_model_read_config(mb_st_file *f, mb_config *cfg)
 static int mb_model_read_params(mb_st_file *f, mb_model *m, int new_head, uint64_t seed)
 {
     mb_params *ps = &m->params;
-    const int skip[2] = {m->p_cls_w, m->p_cls_b};
+    const int skip[2] = {m->cls.p_w, m->cls.p_b};
     const int n_skip = new_head ? 2 : 0;
     float *host = ps->data, *owned = NULL;
     if (m->ctx->kind != MB_DEV_CPU) {
@@ -149,7 +149,7 @@ static int mb_model_read_params(mb_st_file *f, mb_model *m, int new_head, uint64
         if (!owned) return mb_error_prefix(mb_st_path(f));
     }
     int rc = mb_ckpt_read_except(f, ps, "", host, skip, n_skip);
-    if (!rc && new_head) mb_cls_init_weights(m, host, seed);
+    if (!rc && new_head) mb_cls_head_init_weights(&m->cls, ps, host, seed);
     if (!rc && owned && mb_dev_upload(m->ctx, ps->data, host, ps->total * sizeof(float)))
         rc = mb_error_prefix(mb_st_path(f));
     free(owned);

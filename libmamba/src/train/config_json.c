@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "models/model.h"
 #include "train/safetensors.h"
 
 /* ---- writing ------------------------------------------------------------- */
@@ -86,8 +87,7 @@ char *mb_config_to_json(const mb_config *c)
             ok &= mb_json_add_int(root, "pool_expand", c->pool_expand);
             ok &= mb_json_add_bool(root, "mlp", c->mlp);
         }
-        ok &= cJSON_AddStringToObject(root, "arch", c->arch == MB_ARCH_SASHIMI ? "sashimi-mamba"
-                                                                              : "mamba-lm") != NULL;
+        ok &= cJSON_AddStringToObject(root, "arch", mb_arch_get(c->arch)->name) != NULL;
     }
     char *s = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
@@ -249,14 +249,12 @@ static int mb_cfg_read_sashimi(const cJSON *root, mb_config *c)
 
 static int mb_cfg_read(const cJSON *root, mb_config *c)
 {
-    const char *arch = NULL;
-    if (mb_cfg_string(root, "", "arch", &arch)) return -1;
-    if (arch && strcmp(arch, "sashimi-mamba") == 0) {
-        if (mb_cfg_read_sashimi(root, c)) return -1;
-    } else if (arch && strcmp(arch, "mamba-lm") != 0) {
-        return mb_error_set("checkpoint is a '%s' model, not a mamba-lm (nor a sashimi-mamba)",
-                            arch);
-    }
+    const char *name = NULL;
+    if (mb_cfg_string(root, "", "arch", &name)) return -1;
+    mb_arch arch = MB_ARCH_LM; /* mamba_ssm's own config.json has no "arch" */
+    if (name && mb_arch_from_name(name, &arch))
+        return mb_error_set("checkpoint is a '%s' model, not a mamba-lm (nor a sashimi-mamba)", name);
+    if (arch == MB_ARCH_SASHIMI && mb_cfg_read_sashimi(root, c)) return -1;
     /* kernel choices in mamba_ssm: type-checked, but they do not change the maths in fp32 */
     int residual_in_fp32 = 1, fused_add_norm = 0;
     if (mb_cfg_read_blocks(root) || mb_cfg_read_ssm(root, c) ||

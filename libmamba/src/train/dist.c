@@ -19,7 +19,7 @@
 #include <mpi.h>
 #endif
 
-#include "models/lm.h"
+#include "models/model.h"
 #include "nn/params.h"
 #include "ops/ops.h"
 #include "train/dist.h"

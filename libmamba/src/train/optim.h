@@ -1,7 +1,7 @@
 #ifndef MB_OPTIM_H
 #define MB_OPTIM_H
 
-#include "models/lm.h"
+#include "models/model.h"
 
 struct mb_optim {
     mb_model *model;

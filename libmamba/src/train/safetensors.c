@@ -657,24 +657,7 @@ static int mb_st_write_body(FILE *fp, const mb_sbuf *hdr, const mb_st_entry *ent
     for (int i = 0; i < n; i++)
         if (sizes[i] && fwrite(entries[i].data, 1, (size_t)sizes[i], fp) != (size_t)sizes[i])
             return -1;
-    if (fflush(fp) != 0) return -1;
-    return fsync(fileno(fp));
-}
-
-/* After the rename, make the directory entry itself durable. Best effort:
- * the file is already complete either way. */
-static void mb_sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? mb_strdup(path, "path") : NULL;
-    if (slash && !dir) return;
-    if (dir) dir[slash - path == 0 ? 1 : slash - path] = '\0';
-    int fd = open(dir ? dir : ".", O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
+    return 0; /* mb_outfile_commit flushes and syncs */
 }
 
 int mb_st_write(const char *path, const mb_st_entry *entries, int n, const char *const *meta)
@@ -682,30 +665,20 @@ int mb_st_write(const char *path, const mb_st_entry *entries, int n, const char 
     if (n < 0) return mb_error_set("%s: cannot write: %d tensors", path, n);
     mb_sbuf hdr = {0};
     uint64_t *sizes = mb_calloc((size_t)n, sizeof *sizes, "tensor sizes");
-    size_t tmp_cap = strlen(path) + 32;
-    char *tmp = mb_malloc(tmp_cap, "path");
-    int rc = !sizes || !tmp ? -1 : mb_st_build_header(path, entries, n, meta, &hdr, sizes);
-    if (!rc) {
-        snprintf(tmp, tmp_cap, "%s.tmp.%ld", path, (long)getpid());
-        FILE *fp = fopen(tmp, "wb");
-        int err = 0;
-        if (!fp) {
-            err = errno;
+    int rc = !sizes ? -1 : mb_st_build_header(path, entries, n, meta, &hdr, sizes);
+    mb_outfile *o = rc ? NULL : mb_outfile_open(path);
+    if (!rc && !o) rc = -1;
+    if (o) {
+        errno = 0;
+        if (mb_st_write_body(mb_outfile_fp(o), &hdr, entries, n, sizes)) {
+            rc = mb_error_set("%s: write error (%s)", path, strerror(errno ? errno : EIO));
+            mb_outfile_discard(o);
         } else {
-            errno = 0;
-            if (mb_st_write_body(fp, &hdr, entries, n, sizes)) err = errno ? errno : EIO;
-            if (fclose(fp) != 0 && !err) err = errno ? errno : EIO;
-            if (!err && rename(tmp, path) != 0) err = errno;
-            if (err) remove(tmp);
+            rc = mb_outfile_commit(o);
         }
-        if (err)
-            rc = mb_error_set("%s: cannot write: %s", path, strerror(err));
-        else
-            mb_sync_parent_dir(path);
     }
     free(hdr.s);
     free(sizes);
-    free(tmp);
     return rc;
 }
 

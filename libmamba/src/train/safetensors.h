@@ -2,8 +2,9 @@
  * {"__metadata__": {str: str}, name: {"dtype", "shape", "data_offsets"}},
  * then the raw tensor bytes (little-endian). Reading validates the whole
  * header against the file size before any tensor is used, and reads tensor
- * bytes on demand; writing goes to PATH.tmp.PID, is fsync'd, then renamed
- * over PATH, so PATH is either the old file or the complete new one. */
+ * bytes on demand; writing goes through mb_outfile (a temporary file beside
+ * PATH, synced, then renamed over it), so PATH is either the old file or the
+ * complete new one. */
 #ifndef MB_SAFETENSORS_H
 #define MB_SAFETENSORS_H
 
@@ -55,7 +56,8 @@ typedef struct {
 
 /* meta: NULL-terminated list of key, value, key, value, ..., NULL (or NULL).
  * __metadata__ comes first, with "format": "pt" unless meta gives "format";
- * tensors follow in the order given. Errors: "PATH: cannot write: reason". */
+ * tensors follow in the order given. Errors: "PATH: cannot create a file in
+ * its directory (reason)", "PATH: write error (reason)". */
 int mb_st_write(const char *path, const mb_st_entry *entries, int n, const char *const *meta);
 
 /* The shortest decimal that reads back as x ("null" if not finite), for

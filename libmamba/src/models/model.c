@@ -1,0 +1,358 @@
+/* The mb_model / mb_state facade: what every architecture shares (checks,
+ * token buffers, the loss, chunk outputs, state bookkeeping) and the table
+ * that sends the rest to the architecture's functions. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/model.h"
+
+/* ---- the architectures ------------------------------------------------------- */
+
+static const struct {
+    mb_arch id;
+    const mb_arch_ops *ops;
+} archs[] = {
+    {MB_ARCH_LM, &mb_arch_lm},
+    {MB_ARCH_SASHIMI, &mb_arch_sashimi},
+};
+
+const mb_arch_ops *mb_arch_get(mb_arch arch)
+{
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (archs[i].id == arch) return archs[i].ops;
+    return NULL;
+}
+
+int mb_arch_from_name(const char *name, mb_arch *arch)
+{
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (strcmp(archs[i].ops->name, name) == 0) {
+            *arch = archs[i].id;
+            return 0;
+        }
+    return -1;
+}
+
+/* ---- model ------------------------------------------------------------------ */
+
+static void model_release(mb_model *m)
+{
+    if (m->arch && m->net) m->arch->destroy(m);
+    mb_dev_free(m->ctx, m->tok_dev);
+    mb_dev_free(m->ctx, m->cls_buf);
+    mb_dev_free(m->ctx, m->cls_lab);
+    mb_params_free(&m->params, m->ctx);
+    free(m);
+}
+
+void mb_model_free(mb_model *m)
+{
+    if (!m) return;
+    /* a state still alive keeps the model's memory until it goes */
+    if (m->n_states > 0) {
+        m->freed = 1;
+        return;
+    }
+    model_release(m);
+}
+
+mb_model *mb_model_alloc(mb_ctx *ctx, const mb_config *cfg_in)
+{
+    mb_config cfg = *cfg_in;
+    if (mb_config_check(&cfg) || mb_ctx_check_config(ctx, &cfg)) return NULL;
+    mb_model *m = mb_calloc(1, sizeof *m, "model");
+    if (!m) return NULL;
+    m->ctx = ctx;
+    m->cfg = cfg;
+    m->vocab_padded = mb_config_vocab_padded(&cfg);
+    m->arch = mb_arch_get(cfg.arch);
+    m->has_cls = cfg.n_classes > 0;
+    m->cls.p_w = m->cls.p_b = -1;
+    /* the classification head last in the table: a checkpoint's backbone
+     * tensors keep their order with or without it */
+    if (m->arch->build(m) || (m->has_cls && mb_cls_head_register(&m->cls, &m->params, cfg.d_model, cfg.n_classes)) ||
+        mb_params_alloc(&m->params, ctx)) {
+        model_release(m);
+        return NULL;
+    }
+    return m;
+}
+
+mb_model *mb_model_create(mb_ctx *ctx, const mb_config *cfg, uint64_t seed)
+{
+    mb_model *m = mb_model_alloc(ctx, cfg);
+    if (!m) return NULL;
+    float *host = mb_calloc(m->params.total, sizeof(float), "initial weights");
+    if (!host) {
+        mb_model_free(m);
+        return NULL;
+    }
+    m->arch->init_weights(m, host, seed);
+    if (m->has_cls) mb_cls_head_init_weights(&m->cls, &m->params, host, seed);
+    const int rc = mb_dev_upload(ctx, m->params.data, host, m->params.total * sizeof(float));
+    free(host);
+    if (rc) {
+        mb_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+const mb_config *mb_model_config(const mb_model *m) { return &m->cfg; }
+
+size_t mb_model_num_params(const mb_model *m)
+{
+    size_t n = 0;
+    for (int i = 0; i < m->params.n; i++) n += m->params.items[i].numel;
+    return n;
+}
+
+void mb_model_set_recompute(mb_model *m, int on)
+{
+    if (m->arch->set_recompute) m->arch->set_recompute(m, !!on, -1);
+}
+
+void mb_model_set_recompute_chunk(mb_model *m, int tokens)
+{
+    if (m->arch->set_recompute) m->arch->set_recompute(m, -1, tokens < 0 ? 0 : tokens);
+}
+
+void mb_model_zero_grad(mb_model *m) { mb_dev_zero(m->ctx, m->params.grad, m->params.total * sizeof(float)); }
+
+/* ---- checks and the loss ------------------------------------------------------ */
+
+int mb_model_check_tokens(const mb_model *m, const int32_t *t, size_t n, const char *what, int allow_ignore)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (allow_ignore && t[i] == MB_IGNORE_INDEX) continue;
+        if (t[i] < 0 || t[i] >= m->cfg.vocab_size)
+            return mb_error_set("%s %d at position %zu is outside the vocabulary [0, %d)", what, (int)t[i], i,
+                                m->cfg.vocab_size);
+    }
+    return 0;
+}
+
+int mb_model_xent_mean(mb_ctx *ctx, const int32_t *targets, int32_t *tgt_dev, int M, int V, float *logits,
+                       int want_grad, mb_loss_stats *stats)
+{
+    int64_t count = 0;
+    for (int i = 0; i < M; i++) count += targets[i] != MB_IGNORE_INDEX;
+    if (mb_dev_upload(ctx, tgt_dev, targets, (size_t)M * sizeof(int32_t))) return -1;
+    mb_loss_stats s = {0};
+    mb_xent(ctx, M, V, logits, tgt_dev, MB_IGNORE_INDEX, count ? 1.f / (float)count : 0.f,
+            want_grad ? logits : NULL, NULL, &s);
+    if (stats) {
+        stats->loss_sum += s.loss_sum;
+        stats->count += s.count;
+        stats->correct += s.correct;
+    }
+    return 0;
+}
+
+int mb_model_io_ensure(mb_model *m, size_t M)
+{
+    if (M <= (size_t)m->io_rows) return 0;
+    if (M > INT32_MAX / 2) return mb_error_set("batch of %zu tokens is too large", M);
+    mb_dev_free(m->ctx, m->tok_dev);
+    m->tok_dev = m->tgt_dev = NULL;
+    m->io_rows = 0;
+    const size_t n = mb_carve_round(M);
+    m->tok_dev = mb_dev_alloc(m->ctx, 2 * n * sizeof(int32_t), "tokens");
+    if (!m->tok_dev) return -1;
+    m->tgt_dev = m->tok_dev + n;
+    m->io_rows = (int)M;
+    return 0;
+}
+
+/* The checks before a training forward; the tokens then on the device. */
+static int model_fwd_begin(mb_model *m, const int32_t *tokens, const int32_t *targets, int B, int L)
+{
+    if (B < 1 || L < 1) return mb_error_set("empty batch (B=%d, L=%d)", B, L);
+    const size_t M = (size_t)B * L;
+    if (mb_scan_supported(m->ctx, m->cfg.d_state, B) || mb_model_check_tokens(m, tokens, M, "token", 0) ||
+        (targets && mb_model_check_tokens(m, targets, M, "target", 1)) || mb_model_io_ensure(m, M))
+        return -1;
+    return mb_dev_upload(m->ctx, m->tok_dev, tokens, M * sizeof(int32_t));
+}
+
+int mb_model_forward(mb_model *m, const int32_t *tokens, int B, int L, const int32_t *targets, float *logits,
+                     mb_loss_stats *stats)
+{
+    mb_fwd_out o;
+    if (model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o)) return -1;
+    const size_t M = (size_t)B * L;
+    if (logits && mb_dev_download(m->ctx, logits, o.logits, M * m->vocab_padded * sizeof(float))) return -1;
+    if (targets && mb_model_xent_mean(m->ctx, targets, m->tgt_dev, (int)M, m->vocab_padded, o.logits, 0, stats))
+        return -1;
+    return mb_ctx_check(m->ctx);
+}
+
+int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t *targets, int B, int L,
+                              mb_loss_stats *stats)
+{
+    if (!targets) return mb_error_set("forward_backward needs targets");
+    mb_fwd_out o;
+    if (model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o) ||
+        mb_model_xent_mean(m->ctx, targets, m->tgt_dev, B * L, m->vocab_padded, o.logits, 1, stats) ||
+        m->arch->backward(m, B, L, 1))
+        return -1;
+    return mb_ctx_check(m->ctx);
+}
+
+/* ---- states and recurrent inference ------------------------------------------ */
+
+void mb_state_base_init(mb_state *s, mb_model *m, int B)
+{
+    s->model = m;
+    s->B = B;
+    m->n_states++;
+}
+
+static void emit_free(mb_state *s)
+{
+    mb_ctx *ctx = s->model->ctx;
+    mb_dev_free(ctx, s->emit_tgt_dev);
+    mb_dev_free(ctx, s->emit_loss_dev);
+    free(s->emit_tgt);
+    free(s->emit_loss);
+    s->emit_tgt = s->emit_tgt_dev = NULL;
+    s->emit_loss = s->emit_loss_dev = NULL;
+    s->emit_rows = 0;
+}
+
+void mb_state_base_free(mb_state *s)
+{
+    emit_free(s);
+    mb_dev_free(s->model->ctx, s->hsum_dev);
+    s->hsum_dev = NULL;
+}
+
+mb_state *mb_state_create(mb_model *m, int B)
+{
+    if (B < 1) {
+        mb_error_set("state batch must be >= 1 (got %d)", B);
+        return NULL;
+    }
+    if (mb_scan_supported(m->ctx, m->cfg.d_state, B)) return NULL;
+    mb_state *s = m->arch->state_create(m, B);
+    if (s) mb_state_reset(s);
+    return s;
+}
+
+void mb_state_reset(mb_state *s)
+{
+    s->drawn = 0;
+    s->model->arch->state_reset(s);
+}
+
+void mb_state_free(mb_state *s)
+{
+    if (!s) return;
+    mb_model *m = s->model;
+    mb_state_base_free(s);
+    m->arch->state_free(s);
+    if (--m->n_states == 0 && m->freed) model_release(m);
+}
+
+int mb_model_step(mb_model *m, mb_state *s, const int32_t *tokens, float *logits)
+{
+    if (s->model != m) return mb_error_set("state belongs to another model");
+    if (mb_model_check_tokens(m, tokens, (size_t)s->B, "token", 0)) return -1;
+    return m->arch->step(m, s, tokens, logits);
+}
+
+static int emit_ensure(mb_state *s, size_t rows)
+{
+    if (rows <= (size_t)s->emit_rows) return 0;
+    emit_free(s);
+    mb_ctx *ctx = s->model->ctx;
+    s->emit_tgt = mb_malloc(rows * sizeof(int32_t), "chunk targets");
+    s->emit_loss = mb_malloc(rows * sizeof(double), "chunk log-likelihoods");
+    s->emit_tgt_dev = mb_dev_alloc(ctx, rows * sizeof(int32_t), "chunk targets");
+    s->emit_loss_dev = mb_dev_alloc(ctx, rows * sizeof(double), "chunk log-likelihoods");
+    if (!s->emit_tgt || !s->emit_loss || !s->emit_tgt_dev || !s->emit_loss_dev) {
+        emit_free(s);
+        return -1;
+    }
+    s->emit_rows = (int)rows;
+    return 0;
+}
+
+int mb_chunk_emit(mb_model *m, mb_state *s, const mb_chunk_req *r, int t0, int len, const float *hf,
+                  const float *logits)
+{
+    mb_ctx *ctx = m->ctx;
+    const int B = s->B, L = r->L, Vp = m->vocab_padded, d = m->cfg.d_model;
+    const mb_chunk_out *o = &r->out;
+    if (o->logits)
+        for (int b = 0; b < B; b++)
+            if (mb_dev_download(ctx, o->logits + ((size_t)b * L + t0) * Vp, logits + (size_t)b * len * Vp,
+                                (size_t)len * Vp * sizeof(float)))
+                return -1;
+    if (o->targets) {
+        const size_t rows = (size_t)B * len;
+        if (emit_ensure(s, rows)) return -1;
+        for (int b = 0; b < B; b++)
+            memcpy(s->emit_tgt + (size_t)b * len, o->targets + (size_t)b * L + t0, (size_t)len * sizeof(int32_t));
+        if (mb_dev_upload(ctx, s->emit_tgt_dev, s->emit_tgt, rows * sizeof(int32_t))) return -1;
+        mb_xent(ctx, (int)rows, Vp, logits, s->emit_tgt_dev, MB_IGNORE_INDEX, 0.f, NULL,
+                o->logprob ? s->emit_loss_dev : NULL, o->stats);
+        if (o->logprob) {
+            if (mb_dev_download(ctx, s->emit_loss, s->emit_loss_dev, rows * sizeof(double))) return -1;
+            /* the loss is -log p; an ignored row's 0 stays 0 */
+            for (int b = 0; b < B; b++)
+                for (int j = 0; j < len; j++)
+                    o->logprob[(size_t)b * L + t0 + j] = -s->emit_loss[(size_t)b * len + j];
+        }
+    }
+    if (o->hsum) mb_cls_pool_sum(ctx, d, B, len, hf, s->hsum_dev);
+    return mb_ctx_check(ctx);
+}
+
+int mb_model_forward_chunk_ex(mb_model *m, mb_state *s, const int32_t *tokens, int L, mb_chunk_out *out)
+{
+    if (s->model != m) return mb_error_set("state belongs to another model");
+    if (L < 1) return mb_error_set("empty chunk");
+    const size_t n = (size_t)s->B * L;
+    if (mb_model_check_tokens(m, tokens, n, "token", 0) ||
+        (out->targets && mb_model_check_tokens(m, out->targets, n, "target", 1)))
+        return -1;
+    const mb_chunk_req r = {*out, L};
+    const size_t hbytes = (size_t)s->B * m->cfg.d_model * sizeof(float);
+    if (out->hsum) {
+        /* the caller's running sums go through the device and come back
+         * with this chunk's added */
+        if (!s->hsum_dev && !(s->hsum_dev = mb_dev_alloc(m->ctx, hbytes, "pooled sums"))) return -1;
+        if (mb_dev_upload(m->ctx, s->hsum_dev, out->hsum, hbytes)) return -1;
+    }
+    if (m->arch->chunk(m, s, tokens, L, &r)) return -1;
+    if (out->hsum && mb_dev_download(m->ctx, out->hsum, s->hsum_dev, hbytes)) return -1;
+    return mb_ctx_check(m->ctx);
+}
+
+int mb_model_forward_chunk(mb_model *m, mb_state *s, const int32_t *tokens, int L, float *logits)
+{
+    mb_chunk_out o = {.logits = logits};
+    return mb_model_forward_chunk_ex(m, s, tokens, L, &o);
+}
+
+int mb_model_forward_chunk_pooled(mb_model *m, mb_state *s, const int32_t *tokens, int L, float *logits,
+                                  float *hsum)
+{
+    if (!hsum) return mb_error_set("forward_chunk_pooled needs hsum");
+    mb_chunk_out o = {.logits = logits, .hsum = hsum};
+    return mb_model_forward_chunk_ex(m, s, tokens, L, &o);
+}
+
+int mb_model_sample(mb_model *m, mb_state *s, const int32_t *tokens, int n, const mb_sampler *sp, int32_t *out)
+{
+    if (s->model != m) return mb_error_set("state belongs to another model");
+    if (n < 0) return mb_error_set("sample: n must be >= 0 (got %d)", n);
+    if (!sp || !(sp->temperature > 0.f) || !isfinite(sp->temperature))
+        return mb_error_set("sample: temperature must be > 0");
+    if (!(sp->top_p > 0.f && sp->top_p <= 1.f)) return mb_error_set("sample: top_p must be in (0, 1]");
+    if (mb_model_check_tokens(m, tokens, (size_t)s->B, "token", 0)) return -1;
+    if (n == 0) return 0;
+    return m->arch->sample(m, s, tokens, n, sp, out);
+}

@@ -1,0 +1,146 @@
+/* The mb_model / mb_state facade (models/model.c) and the table of
+ * architectures behind it.
+ *
+ * A model is a parameter table, a config and an architecture: a table of
+ * functions (mb_arch_ops) over the architecture's own struct (m->net).
+ * What every architecture shares lives here: token and target checks, the
+ * buffers tokens and targets are uploaded to, the cross-entropy, the
+ * classification head on the mean-pooled final hidden state (models/
+ * classify.c), checkpoints (train/checkpoint.c), the optimizer and data
+ * parallelism (train/). Each architecture is one file (models/lm.c,
+ * models/sashimi.c) that includes this header and never another
+ * architecture's. Adding one: a file with its mb_arch_ops, an mb_arch
+ * value, and a line in model.c's table. */
+#ifndef MB_MODEL_H
+#define MB_MODEL_H
+
+#include "nn/head.h"
+#include "nn/layer.h"
+
+/* What a training forward leaves in the architecture's buffers (device). */
+typedef struct {
+    float *hf;     /* (B*L, d_model): the final norm's output, the heads' input; the
+                    * classification backward writes its gradient here */
+    float *logits; /* (B*L, vocab padded) when asked for; the LM backward reads
+                    * their gradient here */
+} mb_fwd_out;
+
+/* A chunk's outputs (mb_model_forward_chunk_ex's request) and L. */
+typedef struct {
+    mb_chunk_out out;
+    int L;
+} mb_chunk_req;
+
+/* A chunk computes logits for these requests, hf for pooled sums */
+static inline int mb_chunk_req_logits(const mb_chunk_req *r)
+{
+    return r->out.logits || r->out.targets;
+}
+static inline int mb_chunk_req_hf(const mb_chunk_req *r) { return r->out.hsum != NULL; }
+
+typedef struct {
+    const char *name; /* the checkpoint's "arch" */
+    /* arch-specific config checks (mb_config_check has done the common ones) */
+    int (*check)(mb_config *c);
+    /* Register every tensor in checkpoint order (the classification head
+     * follows, registered by the facade) and set m->net; the facade then
+     * allocates the parameters. */
+    int (*build)(mb_model *m);
+    void (*destroy)(mb_model *m);
+    /* the initialization from seed into host memory laid out as m->params
+     * (the classification head's is the facade's) */
+    void (*init_weights)(mb_model *m, float *host, uint64_t seed);
+    /* mb_model_set_recompute(_chunk); NULL: the architecture keeps every
+     * activation and ignores them */
+    void (*set_recompute)(mb_model *m, int on, int chunk_tokens);
+    /* Training forward over device tokens (B, L), checked; logits only when
+     * asked (classification reads hf alone). The buffers stay valid until
+     * the next forward. */
+    int (*forward)(mb_model *m, const int32_t *tokens, int B, int L, int logits, mb_fwd_out *out);
+    /* Backward of the last forward: from the gradient of the logits left
+     * in out.logits (from_logits), or of hf left in out.hf. Parameter
+     * gradients are accumulated. */
+    int (*backward)(mb_model *m, int B, int L, int from_logits);
+    /* Recurrent inference: the state is the architecture's struct with a
+     * struct mb_state first; tokens are checked by the facade. */
+    mb_state *(*state_create)(mb_model *m, int B);
+    void (*state_reset)(mb_state *s);
+    void (*state_free)(mb_state *s);
+    int (*step)(mb_model *m, mb_state *s, const int32_t *tokens, float *logits);
+    /* L tokens (B, L) from the state; each piece of positions computed
+     * goes to mb_chunk_emit. */
+    int (*chunk)(mb_model *m, mb_state *s, const int32_t *tokens, int L, const mb_chunk_req *r);
+    /* n >= 1 draws (mamba.h's rule); s->drawn advanced by the facade? no:
+     * by the architecture, which knows how many it made */
+    int (*sample)(mb_model *m, mb_state *s, const int32_t *tokens, int n, const mb_sampler *sp,
+                  int32_t *out);
+} mb_arch_ops;
+
+extern const mb_arch_ops mb_arch_lm;      /* models/lm.c */
+extern const mb_arch_ops mb_arch_sashimi; /* models/sashimi.c */
+
+/* The table: NULL for an unknown value. */
+const mb_arch_ops *mb_arch_get(mb_arch arch);
+/* "mamba-lm" -> MB_ARCH_LM ...; -1 for an unknown name */
+int mb_arch_from_name(const char *name, mb_arch *arch);
+
+struct mb_model {
+    mb_ctx *ctx;
+    mb_config cfg;
+    int vocab_padded;
+    mb_params params;
+    mb_dist *dist;          /* data-parallel group (mb_model_set_dist), NULL = one process */
+    const mb_arch_ops *arch;
+    void *net;              /* the architecture's struct */
+    int has_cls;            /* cfg.n_classes > 0: */
+    mb_cls_head cls;        /* the classification head, last in the table */
+
+    /* Tokens and targets of a training forward, for up to io_rows rows,
+     * grown when a larger batch comes (a step of a seen shape allocates
+     * nothing). */
+    int io_rows;
+    int32_t *tok_dev, *tgt_dev;
+    /* The classification head's buffers, for up to cls_B sequences */
+    int cls_B;
+    float *cls_buf, *pooled, *dpooled, *cls_logits;
+    int32_t *cls_lab;
+    /* live states: mb_model_free waits for the last one (mamba.h) */
+    int n_states, freed;
+};
+
+/* The part of a state every architecture has; theirs extend it. */
+struct mb_state {
+    mb_model *model;
+    int B;
+    int64_t drawn; /* draws of mb_model_sample since create / reset */
+    /* mb_chunk_emit's buffers, for pieces of up to emit_rows rows */
+    int emit_rows;
+    int32_t *emit_tgt, *emit_tgt_dev;
+    double *emit_loss, *emit_loss_dev;
+    float *hsum_dev; /* (B, d_model): the running pooled sums of a chunk call */
+};
+
+/* Allocate a model of cfg: the architecture's tensors, the classification
+ * head, the parameter and gradient buffers (zeros). */
+mb_model *mb_model_alloc(mb_ctx *ctx, const mb_config *cfg);
+/* Tokens (or, with allow_ignore, targets that may be MB_IGNORE_INDEX) in
+ * [0, vocab_size); -1 with "WHAT n at position i is outside ..." if not. */
+int mb_model_check_tokens(const mb_model *m, const int32_t *t, size_t n, const char *what, int allow_ignore);
+/* Mean cross-entropy over the counted (not MB_IGNORE_INDEX) host targets
+ * of logits (M, V) on the device, uploaded to tgt_dev; added to stats; with
+ * want_grad the logits become the gradient of that mean. */
+int mb_model_xent_mean(mb_ctx *ctx, const int32_t *targets, int32_t *tgt_dev, int M, int V, float *logits,
+                       int want_grad, mb_loss_stats *stats);
+/* The facade's token buffers for M rows. */
+int mb_model_io_ensure(mb_model *m, size_t M);
+/* For architectures: the state's base fields (after the architecture
+ * allocated its struct with mb_state first) and their release. */
+void mb_state_base_init(mb_state *s, mb_model *m, int B);
+void mb_state_base_free(mb_state *s);
+/* A chunk's piece of positions [t0, t0+len) of each of the B sequences:
+ * device hf and logits ((B*len) rows, sequence-major; either may be NULL
+ * when the request does not need it) into the request's outputs. */
+int mb_chunk_emit(mb_model *m, mb_state *s, const mb_chunk_req *r, int t0, int len, const float *hf,
+                  const float *logits);
+
+#endif

@@ -1,0 +1,69 @@
+#include <stdio.h>
+
+#include "nn/layer.h"
+
+int mb_layer_register(mb_layer *ly, mb_params *ps, const char *prefix, const mb_config *cfg)
+{
+    char name[MB_PARAM_NAME_MAX];
+    ly->width = cfg->d_model;
+    if (snprintf(name, sizeof name, "%s.norm", prefix) >= (int)sizeof name)
+        return mb_error_set("internal: parameter name too long");
+    if (mb_norm_register(&ly->norm, ps, name, cfg->d_model, cfg->rms_norm, cfg->norm_eps)) return -1;
+    snprintf(name, sizeof name, "%s.mixer", prefix);
+    return mb_mixer_register(&ly->mixer, ps, name, cfg);
+}
+
+void mb_layer_init_weights(const mb_layer *ly, const mb_params *ps, float *host, const mb_config *cfg,
+                           mb_rng *rng)
+{
+    mb_norm_init_weights(&ly->norm, ps, host);
+    mb_mixer_init_weights(&ly->mixer, ps, host, cfg, rng);
+}
+
+void mb_layer_acts_carve(mb_layer_acts *a, const mb_layer *ly, int M, mb_carve *c)
+{
+    a->xn = mb_carve_take(c, (size_t)M * ly->width);
+    mb_norm_acts_carve(&a->norm, &ly->norm, M, c);
+    mb_mixer_acts_carve(&a->mix, &ly->mixer, M, c);
+}
+
+size_t mb_layer_workspace(mb_ctx *ctx, const mb_layer *ly, int B, int L)
+{
+    return mb_mixer_workspace(ctx, &ly->mixer, B, L);
+}
+
+int mb_layer_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, int L, const float *in,
+                 float *out, mb_layer_acts *a, mb_mixer_state *st, mb_arena *ws)
+{
+    const int M = B * L;
+    mb_norm_fwd(ctx, &ly->norm, ps, M, in, a->xn, &a->norm);
+    if (mb_mixer_fwd(ctx, &ly->mixer, ps, B, L, a->xn, out, &a->mix, st, ws)) return -1;
+    mb_axpby(ctx, (size_t)M * ly->width, 1.f, in, 1.f, out);
+    return 0;
+}
+
+int mb_layer_bwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, int L, const float *in,
+                 const mb_layer_acts *a, float *dh, float *dxn, mb_arena *ws, const mb_mixer_state *st0,
+                 const mb_mixer_carry *carry)
+{
+    if (mb_mixer_bwd(ctx, &ly->mixer, ps, B, L, a->xn, &a->mix, dh, dxn, 0.f, ws, st0, carry)) return -1;
+    mb_norm_bwd(ctx, &ly->norm, ps, B * L, in, &a->norm, dxn, dh, 1.f);
+    return 0;
+}
+
+int mb_layer_step(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, const float *h, float *out,
+                  mb_mixer_state *st, mb_arena *ws, const mb_block_io *io)
+{
+    return mb_mixer_block_step(ctx, &ly->mixer, ps, B, mb_param_data(ps, ly->norm.p_w),
+                               ly->norm.p_b >= 0 ? mb_param_data(ps, ly->norm.p_b) : NULL, ly->norm.eps, h,
+                               out, st, ws, io);
+}
+
+int mb_layer_step_fits(mb_ctx *ctx, const mb_layer *ly)
+{
+    const mb_mixer *mx = &ly->mixer;
+    const mb_block_step_params bp = {.batch = 1, .d_model = mx->d_model, .d_inner = mx->d_inner,
+                                     .d_state = mx->d_state, .d_conv = mx->d_conv, .dt_rank = mx->dt_rank,
+                                     .is_complex = mx->is_complex};
+    return mb_block_step_fits(ctx, &bp);
+}

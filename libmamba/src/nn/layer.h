@@ -1,0 +1,49 @@
+/* The residual Mamba block (mamba_ssm's Block around its Mamba mixer):
+ * out = h + mixer(norm(h)). Tensors PREFIX.norm.* and PREFIX.mixer.*; the
+ * width is cfg->d_model, the mixer's sizes the rest of cfg. Every
+ * architecture builds its stacks from these. */
+#ifndef MB_LAYER_H
+#define MB_LAYER_H
+
+#include "nn/mixer.h"
+#include "nn/norm.h"
+
+typedef struct {
+    int width;
+    mb_norm norm;
+    mb_mixer mixer;
+} mb_layer;
+
+/* What forward keeps for backward over M rows. */
+typedef struct {
+    float *xn; /* (M, width): the norm's output, the mixer's input */
+    mb_norm_acts norm;
+    mb_mixer_acts mix;
+} mb_layer_acts;
+
+int mb_layer_register(mb_layer *ly, mb_params *ps, const char *prefix, const mb_config *cfg);
+/* the norm's ones, then the mixer's draws from rng (mamba_ssm's init) */
+void mb_layer_init_weights(const mb_layer *ly, const mb_params *ps, float *host, const mb_config *cfg,
+                           mb_rng *rng);
+void mb_layer_acts_carve(mb_layer_acts *a, const mb_layer *ly, int M, mb_carve *c);
+/* op scratch (bytes) forward, backward and the step need for (B, L) */
+size_t mb_layer_workspace(mb_ctx *ctx, const mb_layer *ly, int B, int L);
+
+/* out (B*L, width) = in + mixer(norm(in)); out must not alias in. With st,
+ * the mixer starts from the state and leaves it at the end of the rows. */
+int mb_layer_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, int L, const float *in,
+                 float *out, mb_layer_acts *a, mb_mixer_state *st, mb_arena *ws);
+/* dh holds d(out) and is left holding d(in): the residual passes it
+ * through and the norm path adds to it. dxn: scratch (B*L, width). st0 and
+ * carry as mb_mixer_bwd (chunks of one sequence), else NULL. */
+int mb_layer_bwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, int L, const float *in,
+                 const mb_layer_acts *a, float *dh, float *dxn, mb_arena *ws, const mb_mixer_state *st0,
+                 const mb_mixer_carry *carry);
+/* One recurrent step for B rows, the state advanced: the fused op. io (or
+ * NULL): mb_block_io's extra inputs and outputs. */
+int mb_layer_step(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, const float *h, float *out,
+                  mb_mixer_state *st, mb_arena *ws, const mb_block_io *io);
+/* Whether this context's fused step runs the layer (mb_block_step_fits). */
+int mb_layer_step_fits(mb_ctx *ctx, const mb_layer *ly);
+
+#endif
