@@ -2,7 +2,8 @@
  * training step (plain, recompute, and recompute over chunks of the
  * sequence), an AdamW update, and the recurrent step against the parallel
  * forward; the classification head's training step and the pooled chunk
- * forward likewise. Exit 77 without a GPU. */
+ * forward likewise; the U-Net's; scoring chunks; what the GPU refuses.
+ * Exit 77 without a GPU. */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdlib.h>
@@ -382,6 +383,117 @@ static void test_sashimi_sample(void **s)
     mb_model_free(mc), mb_model_free(mg);
 }
 
+/* ---- what the GPU's kernels take: refused before any work ------------------- */
+static void test_capabilities(void **s)
+{
+    (void)s;
+    mb_config cfg = small(0);
+    cfg.d_state = 128; /* the CPU runs it; the GPU scan keeps at most 64 states a channel */
+    assert_int_equal(mb_ctx_check_config(cpu, &cfg), 0);
+    assert_int_equal(mb_ctx_check_config(gpu, &cfg), -1);
+    printf("# %s\n", mb_error_last());
+    assert_non_null(strstr(mb_error_last(), "d_state 128"));
+    assert_null(mb_model_create(gpu, &cfg, 1));
+    assert_non_null(strstr(mb_error_last(), "d_state 128"));
+    assert_int_equal(mb_ctx_check(gpu), 0); /* nothing ran, nothing failed */
+    cfg.d_state = 64;
+    mb_model *m = mb_model_create(gpu, &cfg, 1);
+    assert_non_null(m);
+    /* a batch beyond the scan's grid: one line before any work */
+    int32_t *tok = calloc(70000, sizeof(int32_t));
+    assert_int_equal(mb_model_forward(m, tok, 70000, 1, NULL, NULL, NULL), -1);
+    assert_non_null(strstr(mb_error_last(), "batch 70000"));
+    free(tok);
+    assert_int_equal(mb_ctx_check(gpu), 0);
+    mb_model_free(m);
+}
+
+/* ---- scoring chunks: per-token log-likelihoods on the GPU against the CPU's,
+ * the LM's and the U-Net's (its steps through graphs, and parallel pieces) */
+static void chunk_scores_match(const mb_config *cfg, int B, int L, const int *cuts, int ncut)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 900 + (uint64_t)cfg->arch);
+    mb_model *mc, *mg;
+    model_pair(cfg, 8, &r, &mc, &mg);
+    int32_t *tok = malloc(sizeof(int32_t) * B * L), *tgt = malloc(sizeof(int32_t) * B * L);
+    int32_t *ptok = malloc(sizeof(int32_t) * B * L), *ptgt = malloc(sizeof(int32_t) * B * L);
+    double *lc = malloc(8 * (size_t)B * L), *lg = malloc(8 * (size_t)B * L);
+    for (int i = 0; i < B * L; i++) {
+        tok[i] = (int32_t)mb_rng_below(&r, (uint32_t)cfg->vocab_size);
+        tgt[i] = i % 5 == 2 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(&r, (uint32_t)cfg->vocab_size);
+    }
+    mb_state *sc = mb_state_create(mc, B), *sg = mb_state_create(mg, B);
+    assert_non_null(sc);
+    assert_non_null(sg);
+    mb_loss_stats stc = {0}, stg = {0};
+    double worst = 0;
+    for (int k = 0; k < ncut; k++) {
+        const int t0 = cuts[k], len = (k + 1 < ncut ? cuts[k + 1] : L) - t0;
+        for (int b = 0; b < B; b++) {
+            memcpy(ptok + (size_t)b * len, tok + (size_t)b * L + t0, (size_t)len * 4);
+            memcpy(ptgt + (size_t)b * len, tgt + (size_t)b * L + t0, (size_t)len * 4);
+        }
+        mb_chunk_out oc = {.targets = ptgt, .logprob = lc, .stats = &stc};
+        mb_chunk_out og = {.targets = ptgt, .logprob = lg, .stats = &stg};
+        assert_int_equal(mb_model_forward_chunk_ex(mc, sc, ptok, len, &oc), 0);
+        if (mb_model_forward_chunk_ex(mg, sg, ptok, len, &og)) fail_msg("%s", mb_error_last());
+        for (int i = 0; i < B * len; i++) worst = fmax(worst, fabs(lg[i] - lc[i]));
+    }
+    const double es = fabs(stg.loss_sum - stc.loss_sum) / fabs(stc.loss_sum);
+    printf("# %s chunk scores GPU vs CPU: log-likelihoods within %.2e, sum %.2e, count %lld/%lld\n",
+           mc->arch->name, worst, es, (long long)stg.count, (long long)stc.count);
+    assert_true(stg.count == stc.count && stg.correct == stc.correct);
+    assert_true(worst < 1e-4 && es < 1e-5);
+    mb_state_free(sc), mb_state_free(sg);
+    free(tok), free(tgt), free(ptok), free(ptgt), free(lc), free(lg);
+    mb_model_free(mc), mb_model_free(mg);
+}
+
+static void test_chunk_scores(void **s)
+{
+    (void)s;
+    const mb_config lm = small(1);
+    const int lcuts[3] = {0, 1, 77};
+    chunk_scores_match(&lm, 2, 150, lcuts, 3);
+    mb_config sa = small_sashimi(1, 1);
+    sa.n_classes = 0;
+    /* pools {4, 4}: 3 steps, then whole periods in a piece, then steps; a
+     * second chunk starts mid-period */
+    const int scuts[3] = {0, 3, 70};
+    chunk_scores_match(&sa, 2, 100, scuts, 3);
+}
+
+/* the classification head on the U-Net: its training step on the GPU
+ * against the CPU */
+static void test_sashimi_classify(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 950);
+    mb_config cfg = small_sashimi(0, 1);
+    cfg.n_classes = 4;
+    mb_model *mc, *mg;
+    model_pair(&cfg, 9, &r, &mc, &mg);
+    const int B = 3, L = 64;
+    int32_t *tok = malloc(sizeof(int32_t) * B * L);
+    for (int i = 0; i < B * L; i++) tok[i] = (int32_t)mb_rng_below(&r, 11);
+    const int32_t lab[3] = {3, 0, MB_IGNORE_INDEX};
+    mb_loss_stats sc = {0}, sg = {0};
+    mb_model_zero_grad(mc);
+    mb_model_zero_grad(mg);
+    assert_int_equal(mb_model_classify_backward(mc, tok, lab, B, L, &sc), 0);
+    if (mb_model_classify_backward(mg, tok, lab, B, L, &sg)) fail_msg("%s", mb_error_last());
+    const char *name;
+    const double worst = grad_worst(mc, mg, &name);
+    const double el = fabs(sg.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
+    printf("# U-Net classifier GPU vs CPU: loss %.2e, worst gradient %s %.2e\n", el, name, worst);
+    assert_true(sg.count == 2 && sc.count == 2);
+    assert_true(el < 1e-5 && worst < 1e-4);
+    free(tok);
+    mb_model_free(mc), mb_model_free(mg);
+}
+
 int main(void)
 {
     int count = 0;
@@ -412,6 +524,9 @@ int main(void)
         cmocka_unit_test(test_sashimi_complex_mlp),
         cmocka_unit_test(test_sashimi_recurrent), cmocka_unit_test(test_sashimi_recurrent_fused),
         cmocka_unit_test(test_sashimi_sample),
+        cmocka_unit_test(test_capabilities),
+        cmocka_unit_test(test_chunk_scores),
+        cmocka_unit_test(test_sashimi_classify),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mb_ctx_free(gpu);

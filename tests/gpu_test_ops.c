@@ -1045,6 +1045,23 @@ static void xent_case(mb_rng *r, int M, int V, int all_ignored, int ties)
     gpu_ok();
     assert_true(s3.loss_sum == s2.loss_sum);
     assert_int_equal(s3.correct, s2.correct);
+    /* each row's loss, against the CPU's */
+    double *rc = malloc((size_t)M * sizeof(double)), *rg = malloc((size_t)M * sizeof(double));
+    double *d_rows = NULL;
+    assert_int_equal(cudaMalloc((void **)&d_rows, (size_t)M * sizeof(double)), cudaSuccess);
+    mb_xent(g_cpu, M, V, logits, tgt, MB_IGNORE_INDEX, scale, NULL, rc, NULL);
+    mb_xent(g_gpu, M, V, d_logits, d_tgt, MB_IGNORE_INDEX, scale, NULL, d_rows, NULL);
+    gpu_ok();
+    assert_int_equal(cudaMemcpy(rg, d_rows, (size_t)M * sizeof(double), cudaMemcpyDeviceToHost), cudaSuccess);
+    double rworst = 0;
+    for (int i = 0; i < M; i++) {
+        if (tgt[i] == MB_IGNORE_INDEX) assert_true(rg[i] == 0.0);
+        rworst = fmax(rworst, fabs(rg[i] - rc[i]) / fmax(1.0, fabs(rc[i])));
+    }
+    snprintf(what, sizeof what, "xent %dx%d%s row losses", M, V, ties ? " ties" : "");
+    check(what, rworst, 1e-6);
+    cudaFree(d_rows);
+    free(rc), free(rg);
 
     free(tgt), free(logits), free(dlc), free(dlg), free(ing);
     d_free(d_logits), d_free(d_tgt), d_free(d_dl), d_free(d_in);

@@ -879,6 +879,7 @@ static void xent_check(mb_rng *r, int M, int V)
         tgt[i] = i % 5 == 2 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(r, (uint32_t)V);
         if (i % 3 == 0 && tgt[i] >= 0) logits[(size_t)i * V + tgt[i]] += 6.0f; /* some hits */
     }
+    double *row_ref = calloc((size_t)M, sizeof(double));
     for (int i = 0; i < M; i++) {
         if (tgt[i] == MB_IGNORE_INDEX) continue;
         const float *x = logits + (size_t)i * V;
@@ -887,7 +888,8 @@ static void xent_check(mb_rng *r, int M, int V)
         for (int j = 1; j < V; j++)
             if (x[j] > mx) mx = x[j], am = j;
         for (int j = 0; j < V; j++) s += exp(x[j] - mx);
-        loss += mx + log(s) - x[tgt[i]];
+        row_ref[i] = mx + log(s) - x[tgt[i]];
+        loss += row_ref[i];
         count++;
         correct += am == tgt[i];
     }
@@ -921,6 +923,16 @@ static void xent_check(mb_rng *r, int M, int V)
     assert_true(e == 0.0);
     assert_true(fabs(st2.loss_sum - (st.loss_sum - 10.0)) <= 1e-12 * (loss + 10.0));
     assert_int_equal(st2.count, count);
+
+    /* each row's loss (0 where ignored), without stats or a gradient */
+    double *rows = malloc((size_t)M * sizeof(double));
+    for (int i = 0; i < M; i++) rows[i] = NAN;
+    mb_xent(g_ctx, M, V, logits, tgt, MB_IGNORE_INDEX, 1.f, NULL, rows, NULL);
+    double worst = 0;
+    for (int i = 0; i < M; i++) worst = fmax(worst, fabs(rows[i] - row_ref[i]) / fmax(1.0, fabs(row_ref[i])));
+    printf("# xent row losses %dx%d: worst rel err %.3e\n", M, V, worst);
+    assert_true(worst < 1e-12);
+    free(rows), free(row_ref);
     free(tgt), free(logits), free(dl), free(g), free(inplace);
 }
 
