@@ -26,7 +26,10 @@
  * O(0.1..1) terms). Measured worst, OpenBLAS or the built-in GEMM, 1..8
  * threads: scans 3.9e-7 (real grad.delta_bias), LM real 5.8e-7
  * (layers.1 dt_proj.bias), LM complex 7.1e-7 (layers.0 D; layers.1
- * dt_proj.weight without OpenBLAS); the loss ~1e-8. 5e-6 is ~7x the worst:
+ * dt_proj.weight without OpenBLAS); the loss ~1e-8. The U-Nets (up to
+ * 111 tensors, 5 or 10 blocks, widths 8..32): 1.6e-6 (complex + mlp,
+ * down.1 dt_proj.weight) with OpenBLAS, 1.35e-6 without; the loss 4e-8.
+ * 5e-6 is ~7x the LM's worst and 3x the U-Net's:
  * room for other summation orders, while a real error is far above it (a
  * missing term, a wrong sign, factor or conjugation: 1e-1..1; even A off
  * by 1e-4 relative moves the scan gradients by ~1e-4). */
@@ -625,6 +628,178 @@ static void test_lm_real_grad_recompute(void **state) { (void)state; run_lm_grad
 static void test_lm_complex_grad(void **state) { (void)state; run_lm_grad("complex", 0, 0); }
 static void test_lm_complex_grad_recompute(void **state) { (void)state; run_lm_grad("complex", 0, 1); }
 
+/* ---- the SaShiMi U-Net ----------------------------------------------------
+ * Four tiny U-Nets (d_model 8, pools {2, 2}, pool_expand 2: widths 8, 16,
+ * 32, the center's mixers with dt_rank 2; real and complex A, with and
+ * without MLP blocks; sashimi_real has 2 blocks per stack) written by
+ * scripts/golden.py with the config as mb_model_save writes it. */
+
+typedef struct {
+    const char *tag;
+    int is_complex, mlp, n_layer, d_state;
+} sa_fixture;
+
+static const sa_fixture SA_REAL = {"real", 0, 0, 2, 3};
+static const sa_fixture SA_COMPLEX = {"complex", 1, 0, 1, 4};
+static const sa_fixture SA_REAL_MLP = {"real_mlp", 0, 1, 1, 4};
+static const sa_fixture SA_COMPLEX_MLP = {"complex_mlp", 1, 1, 1, 3};
+
+static mb_model *load_sashimi(const sa_fixture *fx)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sashimi_%s.safetensors", MB_FIXTURE_DIR, fx->tag);
+    mb_model *m = mb_model_load(g_ctx, path);
+    if (!m) fail_msg("mb_model_load(%s): %s", path, mb_error_last());
+    const mb_config *cfg = mb_model_config(m);
+    assert_int_equal(cfg->arch, MB_ARCH_SASHIMI);
+    assert_int_equal(cfg->d_model, 8);
+    assert_int_equal(cfg->n_layer, fx->n_layer);
+    assert_int_equal(cfg->vocab_size, 11);
+    assert_int_equal(mb_config_vocab_padded(cfg), 16);
+    assert_int_equal(cfg->d_state, fx->d_state);
+    assert_int_equal(cfg->d_conv, 4);
+    assert_int_equal(cfg->expand, 2);
+    assert_int_equal(cfg->init, fx->is_complex ? MB_INIT_S4D_LIN : MB_INIT_S4D_REAL);
+    assert_int_equal(cfg->n_pool, 2);
+    assert_int_equal(cfg->pool[0], 2);
+    assert_int_equal(cfg->pool[1], 2);
+    assert_int_equal(cfg->pool_expand, 2);
+    assert_int_equal(cfg->mlp, fx->mlp);
+    assert_int_equal(cfg->rms_norm, 1);
+    /* the center's mixers (width 32) have dt_rank ceil(32 / 16) = 2 */
+    int k = 0;
+    while (k < m->params.n && strcmp(m->params.items[k].name, "center.layers.0.mixer.dt_proj.weight")) k++;
+    assert_true(k < m->params.n);
+    assert_int_equal(m->params.items[k].shape[1], 2);
+    return m;
+}
+
+static void run_sashimi(const sa_fixture *fx, lm_mode mode)
+{
+    char name[128];
+    mb_model *m = load_sashimi(fx);
+    snprintf(name, sizeof name, "sashimi_%s_expected.safetensors", fx->tag);
+    mb_st_file *f = open_fixture(name);
+    const mb_st_tensor *tt = mb_st_find(f, "tokens");
+    if (!tt) fail_msg("%s: no tensor tokens", mb_st_path(f));
+    assert_int_equal(tt->ndim, 2);
+    const int Bt = (int)tt->shape[0], L = (int)tt->shape[1];
+    int32_t *tok = read_i32(f, "tokens", tt->numel);
+    int64_t sl[3];
+    size_t n;
+    float *ref = read_tensor(f, "logits", &n, sl, 3);
+    const int Vp = (int)sl[2];
+    assert_int_equal(sl[0], Bt);
+    assert_int_equal(sl[1], L);
+    assert_int_equal(mb_config_vocab_padded(mb_model_config(m)), Vp);
+    float *out = calloc(n, sizeof(float));
+    int32_t *tk = malloc((size_t)Bt * L * sizeof(int32_t));
+    float *lg = malloc((size_t)Bt * L * Vp * sizeof(float));
+    assert_true(out && tk && lg);
+    const char *mname = "";
+    if (mode == LM_FORWARD) {
+        mname = "mb_model_forward";
+        if (mb_model_forward(m, tok, Bt, L, NULL, out, NULL) != 0)
+            fail_msg("mb_model_forward: %s", mb_error_last());
+    } else {
+        mb_state *s = mb_state_create(m, Bt);
+        if (!s) fail_msg("mb_state_create: %s", mb_error_last());
+        /* steps: one position at a time. chunks: 7 = a period (4) by the
+         * parallel forward + 3 steps, then 9 = 1 step to the period's edge
+         * + 2 periods in parallel from the carried state */
+        const int c0 = mode == LM_STEP ? 1 : 7;
+        mname = mode == LM_STEP ? "mb_model_step" : "mb_model_forward_chunk 7+9";
+        assert_true(L == 16);
+        for (int start = 0; start < L;) {
+            const int cl = mode == LM_STEP ? 1 : (start == 0 ? c0 : L - c0);
+            for (int b = 0; b < Bt; b++)
+                memcpy(tk + (size_t)b * cl, tok + (size_t)b * L + start, (size_t)cl * sizeof(int32_t));
+            const int rc = mode == LM_STEP ? mb_model_step(m, s, tk, lg) : mb_model_forward_chunk(m, s, tk, cl, lg);
+            if (rc != 0) fail_msg("%s start=%d len=%d: %s", mname, start, cl, mb_error_last());
+            for (int b = 0; b < Bt; b++)
+                memcpy(out + ((size_t)b * L + start) * Vp, lg + (size_t)b * cl * Vp, (size_t)cl * Vp * sizeof(float));
+            start += cl;
+        }
+        mb_state_free(s);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "sashimi_%s logits, %s", fx->tag, mname);
+    const double e = check(what, out, ref, n);
+    assert_true(e < GOLDEN_TOL);
+    free(out), free(tk), free(lg), free(ref), free(tok);
+    mb_st_close(f);
+    mb_model_free(m);
+}
+
+/* mb_model_forward_backward: the loss and every parameter's gradient */
+static void run_sashimi_grad(const sa_fixture *fx)
+{
+    char name[160], what[192];
+    mb_model *m = load_sashimi(fx);
+    snprintf(name, sizeof name, "sashimi_%s_expected.safetensors", fx->tag);
+    mb_st_file *f = open_fixture(name);
+    const mb_st_tensor *tt = mb_st_find(f, "tokens");
+    if (!tt) fail_msg("%s: no tensor tokens", mb_st_path(f));
+    const int Bt = (int)tt->shape[0], L = (int)tt->shape[1];
+    const size_t M = (size_t)Bt * L;
+    int32_t *tok = read_i32(f, "tokens", M), *tgt = read_i32(f, "targets", M);
+    int64_t counted = 0;
+    for (size_t i = 0; i < M; i++) counted += tgt[i] != MB_IGNORE_INDEX;
+    assert_true(counted > 0 && counted < (int64_t)M);
+
+    mb_model_zero_grad(m);
+    mb_loss_stats st = {0};
+    if (mb_model_forward_backward(m, tok, tgt, Bt, L, &st) != 0)
+        fail_msg("mb_model_forward_backward: %s", mb_error_last());
+    assert_int_equal(st.count, counted);
+    double *loss_ref = read_f64(f, "loss", 1, NULL, 0);
+    const double loss = st.loss_sum / (double)st.count;
+    const double e_loss = fabs(loss - loss_ref[0]) / fabs(loss_ref[0]);
+    printf("# golden sashimi_%s loss: %.9f, ref %.9f, rel err %.3e\n", fx->tag, loss, loss_ref[0], e_loss);
+
+    const mb_params *ps = &m->params;
+    float *grad = malloc(ps->total * sizeof(float));
+    assert_non_null(grad);
+    assert_int_equal(mb_dev_download(g_ctx, grad, ps->grad, ps->total * sizeof(float)), 0);
+    int n_ref = 0;
+    for (int i = 0; i < mb_st_count(f); i++) n_ref += strncmp(mb_st_get(f, i)->name, "grad.", 5) == 0;
+    assert_int_equal(n_ref, ps->n);
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < ps->n; i++) {
+        const mb_param *it = &ps->items[i];
+        snprintf(name, sizeof name, "grad.%s", it->name);
+        double *ref = read_f64(f, name, it->numel, it->shape, it->ndim);
+        snprintf(what, sizeof what, "sashimi_%s %s", fx->tag, it->name);
+        const double e = check_grad(what, grad + it->offset, ref, it->numel);
+        if (e > worst || e != e) {
+            worst = e;
+            worst_name = it->name;
+        }
+        free(ref);
+    }
+    printf("# golden sashimi_%s gradients (%d tensors): worst rel err %.3e (%s), bound %.0e\n", fx->tag, ps->n,
+           worst, worst_name, GOLDEN_GRAD_TOL);
+    assert_true(e_loss < GOLDEN_GRAD_TOL);
+    assert_true(worst < GOLDEN_GRAD_TOL);
+    free(grad), free(loss_ref), free(tok), free(tgt);
+    mb_st_close(f);
+    mb_model_free(m);
+}
+
+#define SA_TESTS(NAME, FX)                                                                       \
+    static void test_sashimi_##NAME##_forward(void **s) { (void)s; run_sashimi(&FX, LM_FORWARD); } \
+    static void test_sashimi_##NAME##_step(void **s) { (void)s; run_sashimi(&FX, LM_STEP); }       \
+    static void test_sashimi_##NAME##_chunk(void **s) { (void)s; run_sashimi(&FX, LM_CHUNK); }     \
+    static void test_sashimi_##NAME##_grad(void **s) { (void)s; run_sashimi_grad(&FX); }
+SA_TESTS(real, SA_REAL)
+SA_TESTS(complex, SA_COMPLEX)
+SA_TESTS(real_mlp, SA_REAL_MLP)
+SA_TESTS(complex_mlp, SA_COMPLEX_MLP)
+#define SA_UNIT(NAME)                                                                            \
+    cmocka_unit_test(test_sashimi_##NAME##_forward), cmocka_unit_test(test_sashimi_##NAME##_step), \
+        cmocka_unit_test(test_sashimi_##NAME##_chunk), cmocka_unit_test(test_sashimi_##NAME##_grad)
+
 /* ---- the draw of a generation step ----------------------------------------
  * mb_sample_bits against the generator in Python integers, mb_sample_pick
  * against the rule in float64 by sorting (cases chosen with every margin
@@ -684,6 +859,10 @@ int main(void)
         cmocka_unit_test(test_lm_complex_grad),
         cmocka_unit_test(test_lm_complex_grad_recompute),
         cmocka_unit_test(test_sample),
+        SA_UNIT(real),
+        SA_UNIT(complex),
+        SA_UNIT(real_mlp),
+        SA_UNIT(complex_mlp),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -53,20 +53,25 @@ static void model_grad(int cplx, int mlp)
     assert_int_equal(mb_model_forward_backward(c.m, c.tok, c.tgt, c.B, c.L, &st), 0);
     float *g = malloc(c.m->params.total * 4);
     memcpy(g, c.m->params.grad, c.m->params.total * 4);
-    double worst = 0;
-    int checked = 0;
+    mb_test_fd_tally t = {0};
     for (int i = 0; i < c.m->params.n; i++) {
         const mb_param *p = &c.m->params.items[i];
         char what[160];
         snprintf(what, sizeof what, "%s%s %s", cplx ? "C" : "R", mlp ? "+mlp" : "", p->name);
-        double e = mb_test_fd_tensor(what, mb_test_model_loss, &c, c.m->params.data + p->offset,
-                                     g + p->offset, p->numel, 16, 3e-4, 3e-3);
-        worst = fmax(worst, e);
-        checked++;
+        mb_test_fd_tensor(what, mb_test_model_loss, &c, c.m->params.data + p->offset, g + p->offset, p->numel, 16,
+                          3e-4, 3e-3, &t);
     }
+    /* every tensor is checked, entry by entry or (dt_proj, A_log, ... whose
+     * entries sit under fp32's noise) as a whole; one left unresolved must
+     * be a small-gradient mixer tensor, which test_golden checks against
+     * float64 in all four U-Net variants */
+    static const char *const small[] = {"mixer.dt_proj.weight", "mixer.dt_proj.bias", "mixer.A_log",
+                                        "mixer.A_imag", "mixer.x_proj.weight", NULL};
+    char what[64];
+    snprintf(what, sizeof what, "%s%s sashimi", cplx ? "complex" : "real", mlp ? " + mlp" : "");
+    const double worst = mb_test_fd_tally_check(&t, what, c.m->params.n, small,
+                                                "test_golden's float64 sashimi_* gradients", 2);
     /* the same bound as test_model's whole LM: a wiring error is O(1) */
-    printf("# %s%s sashimi: %d tensors, worst gradient error %.3e\n", cplx ? "complex" : "real",
-           mlp ? " + mlp" : "", checked, worst);
     assert_true(worst < 3e-2);
     free(g), free(c.tok), free(c.tgt);
     mb_model_free(c.m);
@@ -465,9 +470,9 @@ static void test_classify(void **s)
         const mb_param *p = mb_test_param(m, names[i]);
         char what[96];
         snprintf(what, sizeof what, "U-Net classifier %s", names[i]);
+        /* no tally: each of these must be resolved, or the test fails */
         const double e = mb_test_fd_tensor(what, unet_cls_loss, &c, m->params.data + p->offset,
-                                           m->params.grad + p->offset, p->numel, 16, 3e-4, 1e-2);
-        /* each of these is far above fp32's noise: resolved, not skipped */
+                                           m->params.grad + p->offset, p->numel, 16, 3e-4, 1e-2, NULL);
         assert_true(e >= 0);
         worst = fmax(worst, e);
     }

@@ -32,16 +32,46 @@ typedef double (*mb_test_loss_fn)(void *ud);
 double mb_test_grad_check(const char *what, mb_test_loss_fn f, void *ud, float *x,
                           const float *g, size_t n, size_t max_checks, double eps);
 
-/* One tensor's gradient g against central differences of f at up to
- * `checks` entries of x, each taken at steps eps and eps/2: how much the
- * two disagree estimates the difference's own error (fp32 rounding of the
- * loss, curvature), and only what the analytic gradient misses beyond
- * three times that and floor / 16 counts (a wiring error is
- * O(1), far above). A tensor whose gradient rms is under `floor` cannot be
- * resolved in fp32: reported, not checked, -1. Else the relative error,
- * printed with `what`. */
+/* One tensor's gradient g against central differences of f, for a loss
+ * computed in fp32 (its rounding makes each difference noisy; `floor` is
+ * the gradient rms that is ~60 of that noise at step eps, e.g. 3e-4 for a
+ * mean cross-entropy at 3e-3).
+ * 1. Entry by entry at up to `checks` entries of x, each at steps eps and
+ *    eps/2: how much the two disagree estimates the difference's own error
+ *    (rounding of the loss, curvature), and only what the analytic gradient
+ *    misses beyond three times that and floor / 16 counts (a wiring error is
+ *    O(1), far above). Used when the gradient's rms, or the differences',
+ *    reaches floor.
+ * 2. Else as a whole: directional derivatives along the gradient and along
+ *    a randomly reweighted copy, at a step that moves every entry at once
+ *    (signal rms sqrt(n), noise down by the larger step), the same slack.
+ *    Resolved when the signal is 60 noises up and the two steps agree;
+ *    a zero gradient whose loss does not move at all is "exactly zero".
+ * Returns the relative error, or -1 when not resolvable in fp32 (printed).
+ * With tally, the outcome is counted there (mb_test_fd_tally_check judges
+ * the unresolved ones); without, an unresolvable tensor fails the test. */
+typedef enum {
+    MB_TEST_FD_UNRESOLVED = 0,
+    MB_TEST_FD_ENTRIES = 1,
+    MB_TEST_FD_WHOLE = 2,
+    MB_TEST_FD_ZERO = 3
+} mb_test_fd_how;
+typedef struct {
+    int n, entries, whole, zero, unresolved;
+    double worst;
+    char worst_name[160];
+    char names[4096]; /* the unresolved tensors, ", " between */
+} mb_test_fd_tally;
 double mb_test_fd_tensor(const char *what, mb_test_loss_fn f, void *ud, float *x, const float *g,
-                         size_t n, size_t checks, double floor, double eps);
+                         size_t n, size_t checks, double floor, double eps, mb_test_fd_tally *tally);
+/* Prints the tally and asserts: every one of the n_params tensors was
+ * offered, at most max_unresolved were unresolved, and each of those ends
+ * with one of `covered` (NULL-terminated name suffixes: kinds whose
+ * gradients test_golden checks against float64 for this architecture,
+ * named by `golden` in the line). Returns the worst resolved error. The
+ * `what` strings given to mb_test_fd_tensor must end with the tensor name. */
+double mb_test_fd_tally_check(const mb_test_fd_tally *t, const char *what, int n_params,
+                              const char *const *covered, const char *golden, int max_unresolved);
 
 /* Every mixer's dt_proj.bias (table order) drawn in [-1, 0), so delta =
  * softplus(bias) is 0.3..0.7: there A_log's and dt's gradients are large
