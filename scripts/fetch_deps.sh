@@ -4,7 +4,7 @@
 # the build's libraries (cmocka, cJSON, htslib, libsndfile, libsamplerate),
 # what their shared libraries load that such a machine may not have, and
 # pkg-config. Run here, on a Debian machine with apt, before the first
-# `bash scripts/gpu_check.sh` of a session; the packages total ~10 MB.
+# `bash scripts/gpu_check.sh` of a session; the packages total ~12 MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .deps
@@ -15,6 +15,9 @@ PKGS=(
     libsndfile1 libsndfile1-dev libflac12 libmp3lame0 libmpg123-0 libogg0 libopus0 libvorbis0a libvorbisenc2
     libsamplerate0 libsamplerate0-dev
     pkg-config pkgconf pkgconf-bin libpkgconf3
+    # the .pc files htslib's and sndfile's name under Requires.private:
+    # pkg-config refuses a package whose requirements it cannot find
+    liblzma-dev zlib1g-dev libflac-dev libogg-dev libvorbis-dev libopus-dev libmpg123-dev
 )
 apt-get download "${PKGS[@]}" >/dev/null
 ls *.deb | wc -l | xargs echo ".deps: packages"
