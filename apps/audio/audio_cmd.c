@@ -1,21 +1,11 @@
 /* What the mamba-audio commands share (audio_cmd.h). */
 #include "audio_cmd.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static char *meta_path(const char *model)
-{
-    const size_t n = strlen(model);
-    char *p = malloc(n + 7);
-    if (p) {
-        memcpy(p, model, n);
-        memcpy(p + n, ".audio", 7);
-    }
-    return p;
-}
+static char *meta_path(const char *model) { return mb_cli_path_suffix(model, ".audio"); }
 
 int audio_meta_read(const char *model, audio_meta *m)
 {
@@ -51,22 +41,21 @@ int audio_meta_read(const char *model, audio_meta *m)
     return rc;
 }
 
-int audio_meta_write(const char *model, const audio_meta *m, mb_cli_outfile *of)
+mb_outfile *audio_meta_write(const char *model, const audio_meta *m)
 {
     char *path = meta_path(model);
     if (!path) {
         mb_cli_error(AUDIO_PROG, "out of memory");
-        return -1;
+        return NULL;
     }
-    const int r = mb_cli_outfile_open(AUDIO_PROG, of, path);
+    mb_outfile *of = mb_cli_outfile_open(AUDIO_PROG, path);
     free(path);
-    if (r) return -1;
-    if (fprintf(of->f, "rate %d\nquant %s\n", m->rate, audio_quant_name(m->quant)) < 0) {
-        mb_cli_write_error(AUDIO_PROG, of->path);
-        mb_cli_outfile_discard(of);
-        return -1;
+    if (of && fprintf(mb_outfile_fp(of), "rate %d\nquant %s\n", m->rate, audio_quant_name(m->quant)) < 0) {
+        mb_cli_write_error(AUDIO_PROG, mb_outfile_path(of));
+        mb_outfile_discard(of);
+        return NULL;
     }
-    return 0;
+    return of;
 }
 
 mb_model *audio_cmd_load_model(mb_ctx *ctx, const char *path)

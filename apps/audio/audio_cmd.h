@@ -32,9 +32,10 @@ typedef struct {
 /* MODEL.audio into m (defaults 16 kHz mu-law when the file is missing);
  * -1 after an error line when it exists but does not parse. */
 int audio_meta_read(const char *model, audio_meta *m);
-/* Opens MODEL.audio's temporary file and writes it; commit it with
- * mb_cli_outfile_commit once the model is saved. -1 after an error line. */
-int audio_meta_write(const char *model, const audio_meta *m, mb_cli_outfile *of);
+/* MODEL.audio written to its temporary file, to be committed
+ * (mb_cli_outfile_commit) once the model is saved; NULL after an error
+ * line. */
+mb_outfile *audio_meta_write(const char *model, const audio_meta *m);
 
 /* A mamba-audio checkpoint on ctx: refuses (one error line) what is not a
  * checkpoint or is another tool's model (not a SaShiMi U-Net of 256 classes). */

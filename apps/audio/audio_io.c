@@ -1,12 +1,8 @@
 #include "audio_io.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <samplerate.h>
 #include <sndfile.h>
@@ -233,10 +229,16 @@ done:
 
 /* ---- writing ------------------------------------------------------------- */
 
-/* Not mb_cli_outfile (apps/common): it prints its errors on stderr under a
- * program name, while this layer hands every error back as a line in err
- * (for the tool to print, and for the tests to check); the steps are the
- * same: mkstemp beside the target, write, fsync, rename. */
+/* Through the library's mb_outfile (a temporary file beside path, renamed
+ * over it when complete); its errors, which name the path, are handed back
+ * in err like every error of this layer (for the tool to print, and for the
+ * tests to check). */
+static int wav_lib_error(char *err, size_t errlen)
+{
+    if (err && errlen) snprintf(err, errlen, "%s", mb_error_last());
+    return -1;
+}
+
 int audio_write_wav(const char *path, const float *x, int64_t n, int rate, char *err, size_t errlen)
 {
     if (rate <= 0) return mb_cli_errf(err, errlen, path, "bad sample rate %d Hz", rate);
@@ -246,36 +248,20 @@ int audio_write_wav(const char *path, const float *x, int64_t n, int rate, char 
         return mb_cli_errf(err, errlen, path, "%lld samples are too many for a WAV file",
                           (long long)n);
 
-    const size_t len = strlen(path);
-    char *tmp = malloc(len + 12);
-    if (!tmp) return mb_cli_errf(err, errlen, path, "out of memory");
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmpXXXXXX", 11);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        mb_cli_errf(err, errlen, path, "cannot create a file in its directory (%s)",
-                   strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    /* mkstemp makes it 0600; a finished output gets what a new file gets */
-    const mode_t um = umask(0);
-    umask(um);
-    if (fchmod(fd, 0666 & ~um) != 0) {
-        mb_cli_errf(err, errlen, path, "cannot set the permissions (%s)", strerror(errno));
-        goto fail;
-    }
-
+    mb_outfile *o = mb_outfile_open(path);
+    if (!o) return wav_lib_error(err, errlen);
     SF_INFO si;
     memset(&si, 0, sizeof si);
     si.samplerate = rate;
     si.channels = 1;
     si.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16;
-    /* close_desc false: the descriptor stays ours, to fsync before rename */
-    SNDFILE *f = sf_open_fd(fd, SFM_WRITE, &si, SF_FALSE);
+    /* close_desc false: the descriptor stays the outfile's, synced and
+     * closed by mb_outfile_commit */
+    SNDFILE *f = sf_open_fd(mb_outfile_fd(o), SFM_WRITE, &si, SF_FALSE);
     if (!f) {
         mb_cli_errf(err, errlen, path, "cannot write a WAV (%s)", sf_strerror(NULL));
-        goto fail;
+        mb_outfile_discard(o);
+        return -1;
     }
     /* Our own conversion to 16 bits (not libsndfile's float path), so the
      * scale, the rounding and the clamping are the ones documented. */
@@ -290,36 +276,17 @@ int audio_write_wav(const char *path, const float *x, int64_t n, int rate, char 
         if (sf_write_short(f, buf, (sf_count_t)k) != (sf_count_t)k) {
             mb_cli_errf(err, errlen, path, "write error (%s)", sf_strerror(f));
             sf_close(f);
-            goto fail;
+            mb_outfile_discard(o);
+            return -1;
         }
         i += k;
     }
     /* sf_close writes the final chunk sizes into the header */
-    int e = sf_close(f);
+    const int e = sf_close(f);
     if (e != 0) {
         mb_cli_errf(err, errlen, path, "write error (%s)", sf_error_number(e));
-        goto fail;
+        mb_outfile_discard(o);
+        return -1;
     }
-    if (fsync(fd) != 0) {
-        mb_cli_errf(err, errlen, path, "write error (%s)", strerror(errno));
-        goto fail;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        mb_cli_errf(err, errlen, path, "write error (%s)", strerror(errno));
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        mb_cli_errf(err, errlen, path, "cannot rename the finished file into place (%s)",
-                   strerror(errno));
-        goto fail;
-    }
-    free(tmp);
-    return 0;
-fail:
-    if (fd >= 0) close(fd);
-    unlink(tmp);
-    free(tmp);
-    return -1;
+    return mb_outfile_commit(o) ? wav_lib_error(err, errlen) : 0;
 }

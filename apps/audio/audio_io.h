@@ -36,9 +36,9 @@ int audio_read(const char *path, int rate, float **out, int64_t *n, audio_src_in
 
 /* Writes x[0..n) as a mono 16-bit PCM WAV at `rate` Hz: samples clamped to
  * [-1, 1] (NaN written as 0) and rounded to x * 32767. The file is written
- * beside `path` under a temporary name, synced, and renamed over `path`
- * only when complete, so a failed write leaves any earlier file as it was
- * and nothing else behind. */
+ * through mb_outfile: beside `path` under a temporary name, synced, and
+ * renamed over `path` only when complete, so a failed write leaves any
+ * earlier file as it was and nothing else behind. */
 int audio_write_wav(const char *path, const float *x, int64_t n, int rate, char *err,
                     size_t errlen);
 

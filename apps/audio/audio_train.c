@@ -54,6 +54,13 @@ static void usage(FILE *f, const mb_cli_train *d)
                "Example: " AUDIO_PROG " train --data data/audio/digits --steps 300 --out digits.safetensors\n");
 }
 
+static int64_t pool_product(const mb_config *cfg)
+{
+    int64_t P = 1;
+    for (int i = 0; i < cfg->n_pool; i++) P *= cfg->pool[i];
+    return P;
+}
+
 static int parse_pools(const char *s, mb_config *cfg)
 {
     int n = 0;
@@ -72,100 +79,22 @@ static int parse_pools(const char *s, mb_config *cfg)
     return 0;
 }
 
-/* Bits per sample over every rank's share of the held-out windows, B rows a
- * pass (a collective: every rank calls it at the same steps); the run's
- * exit code, 0 when it went. */
-static int tr_validate(mb_model *m, const audio_set *set, const audio_window *vw, int64_t nvw, int64_t B,
-                       int64_t L, double *bits)
+/* The flags; -1 to go on, else the exit code (0 after --help, 2 after a
+ * usage error line, 1 out of memory). */
+static int tr_parse(tr_opts *o, int argc, char **argv)
 {
-    int64_t first, n, cnt = 0;
-    mb_cli_dist_share(nvw, &first, &n);
-    double b = 0;
-    mb_cli_sync s = {{0}, 0, 0};
-    const int rc = n > 0 && audio_cmd_nll(m, set, vw + first, n, B, L, &b, &cnt) ? 1 : 0;
-    if (cnt > 0) {
-        s.sum[0] = b * (double)cnt;
-        s.sum[1] = (double)cnt;
-    }
-    const int arc = mb_cli_dist_sync(rc, &s);
-    if (arc == 0) *bits = s.sum[1] > 0 ? s.sum[0] / s.sum[1] : NAN;
-    return arc;
-}
-
-/* what the shared training loop (mb_cli_train_loop) calls back into */
-typedef struct {
-    const char *data, *out, *optim_path;
-    const audio_set *set;
-    const audio_window *vw;
-    int64_t nvw, seed, L, B;
-    mb_model *m;
-    mb_optim *opt;
-    mb_cli_outfile *metaf;
-    uint8_t *crop; /* L + 1 */
-} tr_run;
-
-/* this rank's crops of a step: a function of (seed, step, row), so a
- * resumed run sees what an uninterrupted one would have, and P ranks what
- * one process would */
-static int tr_batch(void *ud, int64_t step, int32_t *tok, int32_t *tgt, int64_t *rows, int64_t *L, int64_t *B)
-{
-    tr_run *t = ud;
-    int64_t row0;
-    mb_cli_dist_rows(t->B, &row0, rows);
-    *L = t->L, *B = t->B;
-    for (int64_t i = 0; i < *rows; i++) {
-        uint64_t rng = mb_cli_rng_row(t->seed, step, row0 + i);
-        int64_t start = 0;
-        if (audio_set_crop(t->set, AUDIO_SPLIT_TRAIN, t->L + 1, &rng, t->crop, NULL, &start)) {
-            mb_cli_error(AUDIO_PROG, "%s: no training audio", t->data);
-            return 1;
-        }
-        const int64_t pad = start < 0 ? -start : 0;
-        for (int64_t k = 0; k < t->L; k++) {
-            tok[i * t->L + k] = t->crop[k];
-            tgt[i * t->L + k] = k + 1 >= pad ? t->crop[k + 1] : MB_IGNORE_INDEX;
-        }
-    }
-    return 0;
-}
-
-static int tr_val(void *ud, int64_t rows, int64_t L, double *bits)
-{
-    tr_run *t = ud;
-    return tr_validate(t->m, t->set, t->vw, t->nvw, rows, L, bits);
-}
-
-/* the checkpoint: model, optimizer state, and (a new run) the audio
- * metadata beside the model */
-static int tr_save(void *ud)
-{
-    tr_run *t = ud;
-    if (mb_model_save(t->m, t->out)) {
-        mb_cli_lib_error(AUDIO_PROG, t->out);
-        return 1;
-    }
-    if (mb_optim_save(t->opt, t->optim_path)) {
-        mb_cli_lib_error(AUDIO_PROG, t->optim_path);
-        return 1;
-    }
-    if (t->metaf->f && mb_cli_outfile_commit(AUDIO_PROG, t->metaf)) return 1;
-    return 0;
-}
-
-static int train(int argc, char **argv)
-{
-    tr_opts o = {0};
-    mb_cli_train_default(&o.t);
-    mb_config_sashimi_default(&o.t.cfg);
-    o.t.steps = 1000;
-    o.t.batch = 4;
-    o.t.seq_len = 8192;
-    o.t.lr = 2e-3;
-    o.t.out = AUDIO_DEFAULT_MODEL;
-    audio_set_opts_default(&o.so);
-    o.val_every = -1;
-    o.val_windows = 64;
-    const mb_cli_train defaults = o.t;
+    memset(o, 0, sizeof *o);
+    mb_cli_train_default(&o->t);
+    mb_config_sashimi_default(&o->t.cfg);
+    o->t.steps = 1000;
+    o->t.batch = 4;
+    o->t.seq_len = 8192;
+    o->t.lr = 2e-3;
+    o->t.out = AUDIO_DEFAULT_MODEL;
+    audio_set_opts_default(&o->so);
+    o->val_every = -1;
+    o->val_windows = 64;
+    const mb_cli_train defaults = o->t;
     enum { O_DATA = 256, O_RATE, O_QUANT, O_VFRAC, O_VEVERY, O_VWIN, O_POOL, O_PEXP, O_MLP, O_FORCE };
     static const struct option own[] = {
         {"data", 1, 0, O_DATA}, {"rate", 1, 0, O_RATE}, {"quant", 1, 0, O_QUANT},
@@ -181,41 +110,41 @@ static int train(int argc, char **argv)
     int64_t v;
     optind = 1;
     while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        const int r = mb_cli_train_option(&o.t, AUDIO_PROG, c, optarg);
+        const int r = mb_cli_train_option(&o->t, AUDIO_PROG, c, optarg);
         if (r) {
             bad = r < 0;
             continue;
         }
         switch (c) {
-        case O_DATA: o.data = optarg; break;
+        case O_DATA: o->data = optarg; break;
         case O_RATE:
             bad = mb_cli_parse_int(AUDIO_PROG, "--rate", optarg, 1000, 384000, &v);
-            o.so.rate = (int)v;
+            o->so.rate = (int)v;
             break;
         case O_QUANT:
-            if (audio_quant_parse(optarg, &o.so.quant)) {
+            if (audio_quant_parse(optarg, &o->so.quant)) {
                 mb_cli_error(AUDIO_PROG, "--quant expects mulaw or linear, got '%s'", optarg);
                 bad = 1;
             }
             break;
-        case O_VFRAC: bad = mb_cli_parse_real(AUDIO_PROG, "--val-frac", optarg, 0.0, 0.9, &o.so.val_frac); break;
-        case O_VEVERY: bad = mb_cli_parse_int(AUDIO_PROG, "--val-every", optarg, 1, INT64_C(1) << 40, &o.val_every); break;
-        case O_VWIN: bad = mb_cli_parse_int(AUDIO_PROG, "--val-windows", optarg, 1, 1 << 20, &o.val_windows); break;
+        case O_VFRAC: bad = mb_cli_parse_real(AUDIO_PROG, "--val-frac", optarg, 0.0, 0.9, &o->so.val_frac); break;
+        case O_VEVERY: bad = mb_cli_parse_int(AUDIO_PROG, "--val-every", optarg, 1, INT64_C(1) << 40, &o->val_every); break;
+        case O_VWIN: bad = mb_cli_parse_int(AUDIO_PROG, "--val-windows", optarg, 1, 1 << 20, &o->val_windows); break;
         case O_POOL:
-            if (parse_pools(optarg, &o.t.cfg)) {
+            if (parse_pools(optarg, &o->t.cfg)) {
                 mb_cli_error(AUDIO_PROG, "--pool expects factors >= 2 separated by commas (at most %d), got '%s'",
                              MB_MAX_POOL, optarg);
                 bad = 1;
             }
-            o.t.set_model = 1;
+            o->t.set_model = 1;
             break;
         case O_PEXP:
             bad = mb_cli_parse_int(AUDIO_PROG, "--pool-expand", optarg, 1, 8, &v);
-            o.t.cfg.pool_expand = (int)v;
-            o.t.set_model = 1;
+            o->t.cfg.pool_expand = (int)v;
+            o->t.set_model = 1;
             break;
-        case O_MLP: o.t.cfg.mlp = 1, o.t.set_model = 1; break;
-        case O_FORCE: o.force = 1; break;
+        case O_MLP: o->t.cfg.mlp = 1, o->t.set_model = 1; break;
+        case O_FORCE: o->force = 1; break;
         case 'h':
             usage(stdout, &defaults);
             free(opts);
@@ -228,169 +157,278 @@ static int train(int argc, char **argv)
         mb_cli_error(AUDIO_PROG, "train: unexpected argument '%s' (the data go after --data)", argv[optind]);
         bad = 1;
     }
-    if (!bad && !o.data) {
+    if (!bad && !o->data) {
         mb_cli_error(AUDIO_PROG, "train needs --data DIR");
         bad = 1;
     }
-    int64_t P = 1;
-    for (int i = 0; i < o.t.cfg.n_pool; i++) P *= o.t.cfg.pool[i];
-    if (!bad && !o.t.resume && o.t.seq_len % P) {
+    const int64_t P = pool_product(&o->t.cfg);
+    if (!bad && !o->t.resume && o->t.seq_len % P) {
         mb_cli_error(AUDIO_PROG, "--seq-len %lld is not a multiple of the pooling factors' product %lld",
-                     (long long)o.t.seq_len, (long long)P);
+                     (long long)o->t.seq_len, (long long)P);
         bad = 1;
     }
-    if (!bad && mb_cli_dist_check_batch(AUDIO_PROG, o.t.batch)) bad = 1;
+    if (!bad && mb_cli_dist_check_batch(AUDIO_PROG, o->t.batch)) bad = 1;
     if (bad) {
         fprintf(stderr, "Try '" AUDIO_PROG " train --help'.\n");
         return 2;
     }
-    if (o.val_every < 0) o.val_every = o.t.steps >= 10 ? o.t.steps / 10 : 1;
+    if (o->val_every < 0) o->val_every = o->t.steps >= 10 ? o->t.steps / 10 : 1;
+    return -1;
+}
 
-    int rc = 1, log_failed = 0, synced = 0;
-    const int rank0 = mb_cli_rank() == 0;
-    char *optim_path = mb_cli_optim_path(o.t.out);
-    mb_cli_outfile metaf = {0};
-    audio_set *set = NULL;
-    audio_window *vw = NULL;
-    int64_t nvw = 0;
-    mb_ctx *ctx = NULL;
-    mb_model *m = NULL;
-    mb_optim *opt = NULL;
-    FILE *logf = NULL;
-    uint8_t *crop = NULL;
-    int32_t *tok = NULL, *tgt = NULL;
-    char err[512];
+/* What a run holds; the shared training loop calls back into it. */
+typedef struct {
+    const tr_opts *o;
+    audio_set_opts so; /* the data's: the checkpoint's rate and quantizer on --resume */
+    char *optim_path;
+    mb_outfile *metaf; /* MODEL.audio of a new run, committed at the first save */
+    audio_set *set;
+    audio_window *vw;  /* held-out windows */
+    int64_t nvw;
+    double h_train, uni_val; /* unigram baselines, bits per sample */
+    mb_ctx *ctx;
+    mb_model *m;
+    mb_optim *opt;
+    FILE *logf;
+    int64_t rows; /* this rank's rows of the global batch */
+    uint8_t *crop; /* L + 1 */
+    int32_t *tok, *tgt;
+} tr_run;
 
-    if (!o.t.resume && !o.force && access(o.t.out, F_OK) == 0) {
-        mb_cli_error(AUDIO_PROG, "%s exists: --resume continues it, --force starts over", o.t.out);
-        goto done;
+static void tr_free(tr_run *t)
+{
+    mb_outfile_discard(t->metaf);
+    if (t->logf) fclose(t->logf);
+    free(t->crop);
+    free(t->tok);
+    free(t->tgt);
+    free(t->vw);
+    free(t->optim_path);
+    audio_set_free(t->set);
+    mb_optim_free(t->opt);
+    mb_model_free(t->m);
+    mb_ctx_free(t->ctx);
+}
+
+/* Outputs first: an existing --out without --resume or --force, an
+ * unwritable --out or --log fail before any work (rank 0's: the other
+ * ranks write nothing). */
+static int tr_open_outputs(tr_run *t)
+{
+    const tr_opts *o = t->o;
+    int log_failed = 0;
+    if (!o->t.resume && !o->force && access(o->t.out, F_OK) == 0) {
+        mb_cli_error(AUDIO_PROG, "%s exists: --resume continues it, --force starts over", o->t.out);
+        return -1;
     }
-    /* outputs first: an unwritable --out or --log fails before any work
-     * (rank 0's: the other ranks write nothing) */
-    if (!optim_path) goto done;
-    if (rank0 && (mb_cli_check_writable(AUDIO_PROG, o.t.out) || mb_cli_check_writable(AUDIO_PROG, optim_path)))
-        goto done;
-    if (rank0 && !(logf = mb_cli_log_open(AUDIO_PROG, o.t.log, &log_failed)) && log_failed) goto done;
-    if (!(ctx = mb_cli_ctx(AUDIO_PROG, &o.t))) goto done;
-    audio_meta meta = {o.so.rate, o.so.quant};
-    if (o.t.resume) {
-        if (!(m = audio_cmd_load_model(ctx, o.t.out)) || audio_meta_read(o.t.out, &meta)) goto done;
-        if (o.t.set_model) mb_cli_warn(AUDIO_PROG, "--resume: the model flags are ignored (the checkpoint's are kept)");
-        o.so.rate = meta.rate, o.so.quant = meta.quant;
-        const mb_config *mc = mb_model_config(m);
-        P = 1;
-        for (int i = 0; i < mc->n_pool; i++) P *= mc->pool[i];
-        if (o.t.seq_len % P) {
+    if (!(t->optim_path = mb_cli_optim_path(o->t.out))) {
+        mb_cli_error(AUDIO_PROG, "out of memory");
+        return -1;
+    }
+    if (mb_cli_rank() != 0) return 0;
+    if (mb_cli_check_writable(AUDIO_PROG, o->t.out) || mb_cli_check_writable(AUDIO_PROG, t->optim_path)) return -1;
+    if (!(t->logf = mb_cli_log_open(AUDIO_PROG, o->t.log, &log_failed)) && log_failed) return -1;
+    return 0;
+}
+
+/* The model: a new one of the flags, or the checkpoint to resume with its
+ * audio settings; its optimizer; a new run's MODEL.audio. */
+static int tr_open_model(tr_run *t)
+{
+    const tr_opts *o = t->o;
+    t->so = o->so;
+    if (!(t->ctx = mb_cli_ctx(AUDIO_PROG, &o->t))) return -1;
+    audio_meta meta = {o->so.rate, o->so.quant};
+    if (o->t.resume) {
+        if (!(t->m = audio_cmd_load_model(t->ctx, o->t.out)) || audio_meta_read(o->t.out, &meta)) return -1;
+        if (o->t.set_model) mb_cli_warn(AUDIO_PROG, "--resume: the model flags are ignored (the checkpoint's are kept)");
+        t->so.rate = meta.rate, t->so.quant = meta.quant;
+        const int64_t P = pool_product(mb_model_config(t->m));
+        if (o->t.seq_len % P) {
             mb_cli_error(AUDIO_PROG, "--seq-len %lld is not a multiple of %s's pooling product %lld",
-                         (long long)o.t.seq_len, o.t.out, (long long)P);
-            goto done;
+                         (long long)o->t.seq_len, o->t.out, (long long)P);
+            return -1;
         }
-    } else if (!(m = mb_cli_model_new(AUDIO_PROG, ctx, &o.t))) {
-        goto done;
+    } else if (!(t->m = mb_cli_model_new(AUDIO_PROG, t->ctx, &o->t))) {
+        return -1;
     }
-    if (!(opt = mb_cli_optim(AUDIO_PROG, m, &o.t, optim_path))) goto done;
-    if (rank0 && !o.t.resume && audio_meta_write(o.t.out, &meta, &metaf)) goto done;
+    if (!(t->opt = mb_cli_optim(AUDIO_PROG, t->m, &o->t, t->optim_path))) return -1;
+    if (mb_cli_rank() == 0 && !o->t.resume && !(t->metaf = audio_meta_write(o->t.out, &meta))) return -1;
+    return 0;
+}
 
-    /* the data, the held-out windows and the baseline */
-    if (!(set = audio_cmd_load_set(o.data, &o.so))) goto done;
-    const int64_t L = o.t.seq_len, B = o.t.batch;
-    if (audio_set_split_files(set, AUDIO_SPLIT_VAL) > 0 &&
-        audio_set_windows(set, AUDIO_SPLIT_VAL, L + 1, o.val_windows, &vw, &nvw, err, sizeof err)) {
+/* The data, the held-out windows and the unigram baselines. */
+static int tr_open_data(tr_run *t)
+{
+    const tr_opts *o = t->o;
+    char err[512];
+    if (!(t->set = audio_cmd_load_set(o->data, &t->so))) return -1;
+    if (audio_set_split_files(t->set, AUDIO_SPLIT_VAL) > 0 &&
+        audio_set_windows(t->set, AUDIO_SPLIT_VAL, o->t.seq_len + 1, o->val_windows, &t->vw, &t->nvw, err,
+                          sizeof err)) {
         mb_cli_error(AUDIO_PROG, "%s", err);
-        goto done;
+        return -1;
     }
     int64_t htr[AUDIO_NCLASS] = {0}, hva[AUDIO_NCLASS] = {0};
-    audio_set_hist(set, AUDIO_SPLIT_TRAIN, htr);
-    audio_set_hist(set, AUDIO_SPLIT_VAL, hva);
-    const double h_train = audio_entropy_bits(htr);
-    const double uni_val = nvw ? audio_cmd_unigram_bits(htr, hva) : NAN;
+    audio_set_hist(t->set, AUDIO_SPLIT_TRAIN, htr);
+    audio_set_hist(t->set, AUDIO_SPLIT_VAL, hva);
+    t->h_train = audio_entropy_bits(htr);
+    t->uni_val = t->nvw ? audio_cmd_unigram_bits(htr, hva) : NAN;
+    const int rate = t->so.rate;
     fprintf(stderr, AUDIO_PROG ": %lld training files (%.1f s), %lld held out (%.1f s) at %d Hz, %s; unigram "
                     "entropy %.3f bits/sample (on the held-out files %.3f)\n",
-            (long long)audio_set_split_files(set, AUDIO_SPLIT_TRAIN),
-            (double)audio_set_samples(set, AUDIO_SPLIT_TRAIN) / o.so.rate,
-            (long long)audio_set_split_files(set, AUDIO_SPLIT_VAL),
-            (double)audio_set_samples(set, AUDIO_SPLIT_VAL) / o.so.rate, o.so.rate, audio_quant_name(o.so.quant),
-            h_train, uni_val);
+            (long long)audio_set_split_files(t->set, AUDIO_SPLIT_TRAIN),
+            (double)audio_set_samples(t->set, AUDIO_SPLIT_TRAIN) / rate,
+            (long long)audio_set_split_files(t->set, AUDIO_SPLIT_VAL),
+            (double)audio_set_samples(t->set, AUDIO_SPLIT_VAL) / rate, rate, audio_quant_name(t->so.quant),
+            t->h_train, t->uni_val);
+    return 0;
+}
+
+/* The model on every rank (the same weights: a failure ends the job), the
+ * run's first lines, and this rank's buffers. 0, or the exit code. */
+static int tr_start(tr_run *t, int64_t step)
+{
+    const tr_opts *o = t->o;
+    const int64_t L = o->t.seq_len, B = o->t.batch;
+    if (mb_model_set_dist(t->m, mb_cli_dist())) return mb_cli_dist_fatal(AUDIO_PROG, "data parallel");
+    int64_t row0;
+    mb_cli_dist_rows(B, &row0, &t->rows);
+    const mb_config *mc = mb_model_config(t->m);
+    fprintf(stderr, AUDIO_PROG ": %zu parameters (d_model %d, %d block%s a stage, pools", mb_model_num_params(t->m),
+            mc->d_model, mc->n_layer, mc->n_layer == 1 ? "" : "s");
+    for (int i = 0; i < mc->n_pool; i++) fprintf(stderr, "%s%d", i ? "," : " ", mc->pool[i]);
+    fprintf(stderr, ", %s A) on %s%s%s\n", mc->init == MB_INIT_S4D_LIN ? "complex" : "real", mb_ctx_name(t->ctx),
+            mb_cli_ranks() > 1 ? " and the other ranks (data parallel)" : "", step ? ", resuming" : "");
+    if (t->logf)
+        fprintf(t->logf, "{\"event\": \"start\", \"step\": %lld, \"steps\": %lld, \"seq_len\": %lld, \"batch\": %lld, "
+                         "\"params\": %zu, \"device\": \"%s\", \"rate\": %d, \"quant\": \"%s\", "
+                         "\"unigram_train_bits\": %.6f, \"unigram_val_bits\": %.6f}\n",
+                (long long)step, (long long)o->t.steps, (long long)L, (long long)B, mb_model_num_params(t->m),
+                mb_ctx_name(t->ctx), t->so.rate, audio_quant_name(t->so.quant), t->h_train, t->uni_val);
+    t->crop = malloc((size_t)L + 1);
+    t->tok = malloc(sizeof(int32_t) * (size_t)(t->rows * L));
+    t->tgt = malloc(sizeof(int32_t) * (size_t)(t->rows * L));
+    if (!t->crop || !t->tok || !t->tgt) {
+        mb_cli_error(AUDIO_PROG, "out of memory for %lld samples a step", (long long)(t->rows * L));
+        return 1;
+    }
+    return 0;
+}
+
+/* A step on this rank: its crops are a function of (seed, step, row), so a
+ * resumed run sees what an uninterrupted one would have, and P ranks what
+ * one process would. */
+static int tr_step(void *ud, int64_t step, mb_cli_step *out)
+{
+    tr_run *t = ud;
+    const int64_t L = t->o->t.seq_len;
+    int64_t row0, rows;
+    mb_cli_dist_rows(t->o->t.batch, &row0, &rows);
+    for (int64_t i = 0; i < rows; i++) {
+        uint64_t rng = mb_cli_rng_row(t->o->t.seed, step, row0 + i);
+        int64_t start = 0;
+        if (audio_set_crop(t->set, AUDIO_SPLIT_TRAIN, L + 1, &rng, t->crop, NULL, &start)) {
+            mb_cli_error(AUDIO_PROG, "%s: no training audio", t->o->data);
+            return 1;
+        }
+        const int64_t pad = start < 0 ? -start : 0;
+        for (int64_t k = 0; k < L; k++) {
+            t->tok[i * L + k] = t->crop[k];
+            t->tgt[i * L + k] = k + 1 >= pad ? t->crop[k + 1] : MB_IGNORE_INDEX;
+        }
+    }
+    out->L = L, out->B = t->o->t.batch, out->items = out->B * L;
+    return mb_model_forward_backward(t->m, t->tok, t->tgt, (int)rows, (int)L, &out->loss) ? -1 : 0;
+}
+
+/* Bits per sample over every rank's share of the held-out windows, this
+ * rank's rows a pass (a collective: every rank calls it at the same steps);
+ * the run's exit code, 0 when it went. */
+static int tr_validate(void *ud, double *bits)
+{
+    tr_run *t = ud;
+    int64_t first, n, cnt = 0;
+    mb_cli_dist_share(t->nvw, &first, &n);
+    double b = 0;
+    mb_cli_sync s = {{0}, 0, 0};
+    const int rc = n > 0 && audio_cmd_nll(t->m, t->set, t->vw + first, n, t->rows, t->o->t.seq_len, &b, &cnt) ? 1 : 0;
+    if (cnt > 0) {
+        s.sum[0] = b * (double)cnt;
+        s.sum[1] = (double)cnt;
+    }
+    const int arc = mb_cli_dist_sync(rc, &s);
+    if (arc == 0) *bits = s.sum[1] > 0 ? s.sum[0] / s.sum[1] : NAN;
+    return arc;
+}
+
+/* The checkpoint: model, optimizer state, and (a new run, the first time)
+ * the audio metadata beside the model. */
+static int tr_save(void *ud)
+{
+    tr_run *t = ud;
+    if (mb_model_save(t->m, t->o->t.out)) {
+        mb_cli_lib_error(AUDIO_PROG, t->o->t.out);
+        return 1;
+    }
+    if (mb_optim_save(t->opt, t->optim_path)) {
+        mb_cli_lib_error(AUDIO_PROG, t->optim_path);
+        return 1;
+    }
+    mb_outfile *meta = t->metaf;
+    t->metaf = NULL;
+    return meta && mb_cli_outfile_commit(AUDIO_PROG, meta) ? 1 : 0;
+}
+
+/* The training steps through the shared loop, then the final checkpoint
+ * and the closing lines. The exit code. */
+static int tr_train(tr_run *t, int64_t step, int *synced)
+{
+    const tr_opts *o = t->o;
+    mb_cli_train_run run = {
+        .prog = AUDIO_PROG, .opt = t->opt, .log = t->logf, .steps = o->t.steps, .last = o->t.steps,
+        .val_every = t->nvw ? o->val_every : 0, .save_every = o->t.save_every, .unit = "bits/sample",
+        .key_train = "train_bits", .key_val = "val_bits", .rate_unit = "samples/s", .key_rate = "samples_per_s",
+        .ud = t, .train_step = tr_step, .validate = tr_validate, .save = tr_save, .step = step};
+    int rc = mb_cli_train_loop(&run);
+    *synced = run.synced;
+    rc = mb_cli_train_finish(&run, rc, o->t.out);
+    if (rc == 0)
+        printf("train: %lld steps, validation %.4f bits/sample (unigram baseline %.4f, uniform 8), model %s, "
+               "%.1fs\n",
+               (long long)run.step, run.last_val, t->uni_val, o->t.out, mb_cli_now() - run.t0);
+    if (t->logf && (rc == 0 || rc == 130))
+        fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_bits\": %.6f, \"interrupted\": %s}\n",
+                (long long)run.step, run.last_val, run.stop ? "true" : "false");
+    return rc;
+}
+
+static int train(int argc, char **argv)
+{
+    tr_opts o;
+    int rc = tr_parse(&o, argc, argv);
+    if (rc >= 0) return rc;
+    tr_run t = {.o = &o};
+    int synced = 0;
+    rc = 1;
+    if (tr_open_outputs(&t) || tr_open_model(&t) || tr_open_data(&t)) goto done;
     /* every rank has its model and data: from here on the ranks move
      * together, and a failure on one of them is agreed on at a sync */
     synced = 1;
     if ((rc = mb_cli_dist_agree(0))) goto done;
     synced = 0;
-    rc = 1;
-    int64_t step = mb_optim_step_count(opt);
+    const int64_t step = mb_optim_step_count(t.opt);
     if (step >= o.t.steps) {
         fprintf(stderr, AUDIO_PROG ": %s is already at step %lld of %lld: nothing to do\n", o.t.out,
                 (long long)step, (long long)o.t.steps);
-        rc = 0;
         goto done;
     }
-    /* the same weights on every rank; a failure here leaves the others in
-     * a collective: it ends the job */
-    if (mb_model_set_dist(m, mb_cli_dist())) {
-        rc = mb_cli_dist_fatal(AUDIO_PROG, "data parallel");
-        goto done;
-    }
-    int64_t row0, rows; /* this rank's rows of the global batch: the buffers' size */
-    mb_cli_dist_rows(B, &row0, &rows);
-    const mb_config *mc = mb_model_config(m);
-    fprintf(stderr, AUDIO_PROG ": %zu parameters (d_model %d, %d block%s a stage, pools", mb_model_num_params(m),
-            mc->d_model, mc->n_layer, mc->n_layer == 1 ? "" : "s");
-    for (int i = 0; i < mc->n_pool; i++) fprintf(stderr, "%s%d", i ? "," : " ", mc->pool[i]);
-    fprintf(stderr, ", %s A) on %s%s%s\n", mc->init == MB_INIT_S4D_LIN ? "complex" : "real", mb_ctx_name(ctx),
-            mb_cli_ranks() > 1 ? " and the other ranks (data parallel)" : "", step ? ", resuming" : "");
-    if (logf)
-        fprintf(logf, "{\"event\": \"start\", \"step\": %lld, \"steps\": %lld, \"seq_len\": %lld, \"batch\": %lld, "
-                      "\"params\": %zu, \"device\": \"%s\", \"rate\": %d, \"quant\": \"%s\", "
-                      "\"unigram_train_bits\": %.6f, \"unigram_val_bits\": %.6f}\n",
-                (long long)step, (long long)o.t.steps, (long long)L, (long long)B, mb_model_num_params(m),
-                mb_ctx_name(ctx), o.so.rate, audio_quant_name(o.so.quant), h_train, uni_val);
-
-    crop = malloc((size_t)L + 1);
-    tok = malloc(sizeof(int32_t) * (size_t)(rows * L));
-    tgt = malloc(sizeof(int32_t) * (size_t)(rows * L));
-    if (!crop || !tok || !tgt) {
-        mb_cli_error(AUDIO_PROG, "out of memory for %lld samples a step", (long long)(rows * L));
-        goto done;
-    }
-    tr_run tr = {.data = o.data, .out = o.t.out, .optim_path = optim_path, .set = set, .vw = vw, .nvw = nvw,
-                 .seed = o.t.seed, .L = L, .B = B, .m = m, .opt = opt, .metaf = &metaf, .crop = crop};
-    mb_cli_train_run run = {
-        .prog = AUDIO_PROG, .m = m, .opt = opt, .log = logf, .steps = o.t.steps, .last = o.t.steps,
-        .val_every = nvw ? o.val_every : 0, .save_every = o.t.save_every, .unit = "bits/sample",
-        .rate_unit = "samples/s", .key_train = "train_bits", .key_val = "val_bits", .key_rate = "samples_per_s",
-        .ud = &tr, .batch = tr_batch, .validate = tr_val, .save = tr_save, .step = step};
-    rc = mb_cli_train_loop(&run, tok, tgt);
-    synced = run.synced;
-    step = run.step;
-    if (rc == 0 && rank0) rc = tr_save(&tr);
-    if (rc == 0) {
-        if (run.stop)
-            fprintf(stderr, AUDIO_PROG ": interrupted at step %lld; saved %s (--resume continues)\n",
-                    (long long)step, o.t.out);
-        else
-            printf("train: %lld steps, validation %.4f bits/sample (unigram baseline %.4f, uniform 8), model %s, "
-                   "%.1fs\n",
-                   (long long)step, run.last_val, uni_val, o.t.out, mb_cli_now() - run.t0);
-        if (logf)
-            fprintf(logf, "{\"event\": \"end\", \"step\": %lld, \"val_bits\": %.6f, \"interrupted\": %s}\n",
-                    (long long)step, run.last_val, run.stop ? "true" : "false");
-        if (run.stop) rc = 130;
-    }
+    if ((rc = tr_start(&t, step)) == 0) rc = tr_train(&t, step, &synced);
 done:
     /* a rank that has not met the others since it failed (or finished)
      * meets them now: one error line in all, one exit code */
     if (!synced) rc = mb_cli_dist_agree(rc);
-    mb_cli_outfile_discard(&metaf);
-    if (logf) fclose(logf);
-    free(crop);
-    free(tok);
-    free(tgt);
-    free(vw);
-    free(optim_path);
-    audio_set_free(set);
-    mb_optim_free(opt);
-    mb_model_free(m);
-    mb_ctx_free(ctx);
+    tr_free(&t);
     return rc;
 }
 

@@ -66,9 +66,9 @@ static void usage(FILE *f)
 
 typedef struct {
     const char *path;     /* NULL: stdout */
-    mb_cli_outfile main;  /* path (tsv or npy), when given */
-    mb_cli_outfile names; /* npy: path.rows.tsv */
-    FILE *f, *rows;       /* where rows go: stdout or main.f; names.f */
+    mb_outfile *main;     /* path (tsv or npy), when given */
+    mb_outfile *names;    /* npy: path.rows.tsv */
+    FILE *f, *rows;       /* where rows go: stdout or main's; names' */
     int npy, d;
     int64_t nrows;
     float *buf; /* npy: one row */
@@ -95,8 +95,8 @@ static int em_npy_header(FILE *f, int64_t rows, int d)
 
 static void em_out_discard(em_out *o)
 {
-    mb_cli_outfile_discard(&o->main);
-    mb_cli_outfile_discard(&o->names);
+    mb_outfile_discard(o->main);
+    mb_outfile_discard(o->names);
     free(o->buf);
     memset(o, 0, sizeof *o);
 }
@@ -109,26 +109,23 @@ static int em_out_open(em_out *o, const char *path, int npy, int d)
     o->d = d;
     o->f = stdout;
     if (path) {
-        if (mb_cli_outfile_open(DNA_PROG, &o->main, path)) return -1;
-        o->f = o->main.f;
+        if (!(o->main = mb_cli_outfile_open(DNA_PROG, path))) return -1;
+        o->f = mb_outfile_fp(o->main);
         if (npy) {
-            const size_t n = strlen(path);
-            char *rp = malloc(n + 10);
+            char *rp = mb_cli_path_suffix(path, ".rows.tsv");
             if (!rp || !(o->buf = malloc(sizeof(float) * (size_t)d))) {
                 free(rp);
                 mb_cli_error(DNA_PROG, "out of memory");
                 em_out_discard(o);
                 return -1;
             }
-            memcpy(rp, path, n);
-            memcpy(rp + n, ".rows.tsv", 10);
-            const int r = mb_cli_outfile_open(DNA_PROG, &o->names, rp);
+            o->names = mb_cli_outfile_open(DNA_PROG, rp);
             free(rp);
-            if (r) {
+            if (!o->names) {
                 em_out_discard(o);
                 return -1;
             }
-            o->rows = o->names.f;
+            o->rows = mb_outfile_fp(o->names);
         }
     }
     FILE *names = npy ? o->rows : o->f;
@@ -166,7 +163,7 @@ static int em_out_row(em_out *o, const char *name, int64_t start, int64_t end, c
             bad = n > 0 ? fprintf(o->f, "\t%.6g", sum[k] / n) < 0 : fputs("\tnan", o->f) < 0;
     }
     bad = bad || fputc('\n', names) == EOF || ferror(o->f) || ferror(names);
-    if (bad) return mb_cli_write_error(DNA_PROG, o->npy && ferror(names) ? o->names.path : o->path);
+    if (bad) return mb_cli_write_error(DNA_PROG, o->npy && ferror(names) ? mb_outfile_path(o->names) : o->path);
     o->nrows++;
     return 0;
 }
@@ -184,13 +181,15 @@ static int em_out_close(em_out *o)
         em_out_discard(o);
         return -1;
     }
-    /* the rows file first: the .npy appears only once both are complete */
-    if ((o->npy && mb_cli_outfile_commit(DNA_PROG, &o->names)) || mb_cli_outfile_commit(DNA_PROG, &o->main)) {
-        em_out_discard(o);
-        return -1;
-    }
+    /* the rows file first: the .npy appears only once both are complete
+     * (a commit frees its outfile, failed or not) */
+    mb_outfile *names = o->names, *body = o->main;
+    o->names = o->main = NULL;
+    int bad = names && mb_cli_outfile_commit(DNA_PROG, names);
+    if (bad) mb_outfile_discard(body);
+    else bad = mb_cli_outfile_commit(DNA_PROG, body);
     em_out_discard(o);
-    return 0;
+    return bad ? -1 : 0;
 }
 
 /* ---- the embeddings -------------------------------------------------------- */

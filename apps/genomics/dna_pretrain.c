@@ -21,6 +21,8 @@ typedef struct {
     double val_frac, seq_warmup;
     int rc_aug, kmer, force;
     int64_t val_every, val_tokens, stop_after;
+    const char *const *files; /* the training inputs (FILE...) */
+    int n_files;
 } pt_opts;
 
 static void usage(FILE *f, const mb_cli_train *d)
@@ -77,145 +79,20 @@ static void pt_shape(const pt_opts *o, int64_t step, int64_t *L, int64_t *B)
     *B = o->t.batch << (stages - s);
 }
 
-typedef struct {
-    int32_t *w;   /* n windows of len + 1 tokens */
-    int64_t n, len;
-    double base_bits[2]; /* order 0, order k */
-    int64_t bases;
-} pt_val;
-
-/* Nats and counted bases of the model over validation windows [first,
- * first + n), through recurrent chunks (its own state buffers: the
- * training shapes stay); a rank scores its share, the sums are added. */
-static int pt_validate(mb_model *m, const pt_val *v, int64_t first, int64_t n, int64_t bmax,
-                       double *nats_out, double *cnt_out)
+/* The flags; -1 to go on, else the exit code (0 after --help, 2 after a
+ * usage error line, 1 out of memory). o->val_files is the caller's to free. */
+static int pt_parse(pt_opts *o, int argc, char **argv)
 {
-    *nats_out = *cnt_out = 0;
-    if (n <= 0) return 0;
-    const int Vp = mb_config_vocab_padded(mb_model_config(m));
-    const int64_t chunk = v->len < 8192 ? v->len : 8192;
-    const int64_t B = n < bmax ? n : bmax;
-    int32_t *tok = malloc(sizeof(int32_t) * (size_t)(B * chunk));
-    float *lg = malloc(sizeof(float) * (size_t)(B * chunk * Vp));
-    mb_state *st = mb_state_create(m, (int)B);
-    double nats = 0;
-    int64_t cnt = 0;
-    int rc = (tok && lg && st) ? 0 : -1;
-    for (int64_t w0 = first; rc == 0 && w0 < first + n; w0 += B) {
-        const int64_t nb = first + n - w0 < B ? first + n - w0 : B;
-        mb_state_reset(st);
-        for (int64_t t0 = 0; rc == 0 && t0 < v->len; t0 += chunk) {
-            const int64_t c = v->len - t0 < chunk ? v->len - t0 : chunk;
-            /* the state holds B rows: unused rows run on copies of row 0 */
-            for (int64_t b = 0; b < B; b++)
-                memcpy(tok + b * c, v->w + (w0 + (b < nb ? b : 0)) * (v->len + 1) + t0, sizeof(int32_t) * c);
-            rc = mb_model_forward_chunk(m, st, tok, (int)c, lg);
-            for (int64_t b = 0; rc == 0 && b < nb; b++) {
-                const int32_t *w = v->w + (w0 + b) * (v->len + 1);
-                for (int64_t t = 0; t < c; t++) {
-                    const int32_t y = w[t0 + t + 1];
-                    if (!dna_is_base(y)) continue;
-                    const float *z = lg + (b * c + t) * Vp;
-                    float mx = z[0];
-                    for (int k = 1; k < Vp; k++) mx = z[k] > mx ? z[k] : mx;
-                    double s = 0;
-                    for (int k = 0; k < Vp; k++) s += exp((double)z[k] - mx);
-                    nats += log(s) + mx - z[y];
-                    cnt++;
-                }
-            }
-        }
-    }
-    mb_state_free(st);
-    free(tok);
-    free(lg);
-    *nats_out = nats;
-    *cnt_out = (double)cnt;
-    return rc;
-}
-
-/* Bits per base over every rank's share of the windows (a collective: every
- * rank calls it at the same steps); the run's exit code, 0 when it went. */
-static int pt_validate_all(mb_model *m, const pt_val *v, int64_t bmax, double *bpb)
-{
-    int64_t first, n;
-    mb_cli_dist_share(v->n, &first, &n);
-    mb_cli_sync s = {{0}, 0, 0};
-    int rc = 0;
-    if (pt_validate(m, v, first, n, bmax, &s.sum[0], &s.sum[1])) {
-        mb_cli_error(DNA_PROG, "validation: %s", mb_error_last());
-        rc = 1;
-    }
-    if ((rc = mb_cli_dist_sync(rc, &s)) == 0) *bpb = s.sum[1] > 0 ? s.sum[0] / s.sum[1] / MB_CLI_LN2 : NAN;
-    return rc;
-}
-
-static int pt_save(const pt_opts *o, mb_model *m, mb_optim *opt, const char *optim_path)
-{
-    if (mb_model_save(m, o->t.out)) return mb_cli_lib_error(DNA_PROG, o->t.out);
-    if (mb_optim_save(opt, optim_path)) return mb_cli_lib_error(DNA_PROG, optim_path);
-    return 0;
-}
-
-/* what the shared training loop (mb_cli_train_loop) calls back into */
-typedef struct {
-    const pt_opts *o;
-    const pt_val *val;
-    dna_sampler *smp;
-    int32_t *win; /* seq_len + 1 */
-    mb_model *m;
-    mb_optim *opt;
-    const char *optim_path;
-} pt_run;
-
-/* this rank's rows of a step's batch; the data order is a function of
- * (seed, step, row): a resumed run sees what an uninterrupted one would
- * have, and P ranks what one process would */
-static int pt_batch(void *ud, int64_t step, int32_t *tok, int32_t *tgt, int64_t *rows, int64_t *L, int64_t *B)
-{
-    pt_run *t = ud;
-    char err[512];
-    int64_t row0;
-    pt_shape(t->o, step, L, B);
-    mb_cli_dist_rows(*B, &row0, rows);
-    for (int64_t i = 0; i < *rows; i++) {
-        uint64_t rng = mb_cli_rng_row(t->o->t.seed, step, row0 + i);
-        if (dna_sampler_draw(t->smp, &rng, t->o->rc_aug, t->win, NULL, err, sizeof err)) {
-            mb_cli_error(DNA_PROG, "%s", err);
-            return 1;
-        }
-        /* windows of the full length, cut to this stage's L */
-        memcpy(tok + i * *L, t->win, sizeof(int32_t) * (size_t)*L);
-        dna_cmd_targets(t->win, *L, tgt + i * *L);
-    }
-    return 0;
-}
-
-static int pt_val_cb(void *ud, int64_t rows, int64_t L, double *bits)
-{
-    (void)rows, (void)L; /* the held-out windows have their own length */
-    pt_run *t = ud;
-    return pt_validate_all(t->m, t->val, t->o->t.batch / mb_cli_ranks(), bits);
-}
-
-static int pt_save_cb(void *ud)
-{
-    pt_run *t = ud;
-    return pt_save(t->o, t->m, t->opt, t->optim_path) ? 1 : 0;
-}
-
-static int pretrain(int argc, char **argv)
-{
-    pt_opts o = {0};
-    mb_cli_train_default(&o.t);
-    dna_cmd_config(&o.t.cfg);
-    o.t.out = DNA_DEFAULT_MODEL;
-    o.val_frac = DNA_VAL_FRAC_DEFAULT;
-    o.rc_aug = 1;
-    o.kmer = 5;
-    o.val_every = -1;
-    o.val_tokens = -1;
-    const mb_cli_train defaults = o.t;
+    memset(o, 0, sizeof *o);
+    mb_cli_train_default(&o->t);
+    dna_cmd_config(&o->t.cfg);
+    o->t.out = DNA_DEFAULT_MODEL;
+    o->val_frac = DNA_VAL_FRAC_DEFAULT;
+    o->rc_aug = 1;
+    o->kmer = 5;
+    o->val_every = -1;
+    o->val_tokens = -1;
+    const mb_cli_train defaults = o->t;
     enum { O_VAL = 256, O_VBED, O_VFRAC, O_VEVERY, O_VTOK, O_KMER, O_NORC, O_SWARM, O_REF, O_FORCE, O_STOP };
     static const struct option own[] = {
         {"val", 1, 0, O_VAL}, {"val-bed", 1, 0, O_VBED}, {"val-frac", 1, 0, O_VFRAC},
@@ -223,39 +100,39 @@ static int pretrain(int argc, char **argv)
         {"no-rc", 0, 0, O_NORC}, {"seq-warmup", 1, 0, O_SWARM}, {"reference", 1, 0, O_REF},
         {"force", 0, 0, O_FORCE}, {"stop-after", 1, 0, O_STOP}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     struct option *opts = mb_cli_options_join(own);
-    o.val_files = calloc((size_t)argc + 1, sizeof(char *));
-    if (!opts || !o.val_files) {
+    o->val_files = calloc((size_t)argc + 1, sizeof(char *));
+    if (!opts || !o->val_files) {
         mb_cli_error(DNA_PROG, "out of memory");
+        free(opts);
         return 1;
     }
     int c, bad = 0;
     int64_t v;
     optind = 1;
     while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        const int r = mb_cli_train_option(&o.t, DNA_PROG, c, optarg);
+        const int r = mb_cli_train_option(&o->t, DNA_PROG, c, optarg);
         if (r) {
             bad = r < 0;
             continue;
         }
         switch (c) {
-        case O_VAL: o.val_files[o.n_val++] = optarg; break;
-        case O_VBED: o.val_bed = optarg; break;
-        case O_VFRAC: bad = mb_cli_parse_real(DNA_PROG, "--val-frac", optarg, 0.0, 0.9, &o.val_frac); break;
-        case O_VEVERY: bad = mb_cli_parse_int(DNA_PROG, "--val-every", optarg, 1, INT64_C(1) << 40, &o.val_every); break;
-        case O_VTOK: bad = mb_cli_parse_int(DNA_PROG, "--val-tokens", optarg, 2, INT64_C(1) << 34, &o.val_tokens); break;
+        case O_VAL: o->val_files[o->n_val++] = optarg; break;
+        case O_VBED: o->val_bed = optarg; break;
+        case O_VFRAC: bad = mb_cli_parse_real(DNA_PROG, "--val-frac", optarg, 0.0, 0.9, &o->val_frac); break;
+        case O_VEVERY: bad = mb_cli_parse_int(DNA_PROG, "--val-every", optarg, 1, INT64_C(1) << 40, &o->val_every); break;
+        case O_VTOK: bad = mb_cli_parse_int(DNA_PROG, "--val-tokens", optarg, 2, INT64_C(1) << 34, &o->val_tokens); break;
         case O_KMER:
             bad = mb_cli_parse_int(DNA_PROG, "--kmer", optarg, 0, DNA_KMER_MAX, &v);
-            o.kmer = (int)v;
+            o->kmer = (int)v;
             break;
-        case O_NORC: o.rc_aug = 0; break;
-        case O_SWARM: bad = mb_cli_parse_real(DNA_PROG, "--seq-warmup", optarg, 0.0, 1.0, &o.seq_warmup); break;
-        case O_REF: o.reference = optarg; break;
-        case O_FORCE: o.force = 1; break;
-        case O_STOP: bad = mb_cli_parse_int(DNA_PROG, "--stop-after", optarg, 1, INT64_C(1) << 40, &o.stop_after); break;
+        case O_NORC: o->rc_aug = 0; break;
+        case O_SWARM: bad = mb_cli_parse_real(DNA_PROG, "--seq-warmup", optarg, 0.0, 1.0, &o->seq_warmup); break;
+        case O_REF: o->reference = optarg; break;
+        case O_FORCE: o->force = 1; break;
+        case O_STOP: bad = mb_cli_parse_int(DNA_PROG, "--stop-after", optarg, 1, INT64_C(1) << 40, &o->stop_after); break;
         case 'h':
             usage(stdout, &defaults);
             free(opts);
-            free(o.val_files);
             return 0;
         default: bad = 1;
         }
@@ -265,220 +142,387 @@ static int pretrain(int argc, char **argv)
         mb_cli_error(DNA_PROG, "pretrain needs at least one FASTA, BAM or CRAM file");
         bad = 1;
     }
-    if (!bad && o.val_bed && o.n_val) {
+    if (!bad && o->val_bed && o->n_val) {
         mb_cli_error(DNA_PROG, "--val and --val-bed are exclusive");
         bad = 1;
     }
-    if (!bad && mb_cli_dist_check_batch(DNA_PROG, o.t.batch)) bad = 1;
+    if (!bad && mb_cli_dist_check_batch(DNA_PROG, o->t.batch)) bad = 1;
     if (bad) {
         fprintf(stderr, "Try '" DNA_PROG " pretrain --help'.\n");
-        free(o.val_files);
         return 2;
     }
-    if (o.val_every < 0) o.val_every = o.t.steps >= 10 ? o.t.steps / 10 : 1;
-    if (o.val_tokens < 0) o.val_tokens = o.t.seq_len > 65536 ? o.t.seq_len : 65536;
+    if (o->val_every < 0) o->val_every = o->t.steps >= 10 ? o->t.steps / 10 : 1;
+    if (o->val_tokens < 0) o->val_tokens = o->t.seq_len > 65536 ? o->t.seq_len : 65536;
+    o->files = (const char *const *)argv + optind;
+    o->n_files = argc - optind;
+    return -1;
+}
 
-    int rc = 1, synced = 0;
-    char err[512];
-    dna_set *set = NULL, *vset = NULL;
-    dna_split sp = {0}, vsp = {0};
-    dna_sampler *smp = NULL, *vsmp = NULL;
-    dna_kmer *km = NULL;
-    pt_val val = {0};
-    mb_ctx *ctx = NULL;
-    mb_model *m = NULL;
-    mb_optim *opt = NULL;
-    FILE *logf = NULL;
-    int32_t *win = NULL, *tok = NULL, *tgt = NULL;
-    char *optim_path = mb_cli_optim_path(o.t.out);
-    int log_failed = 0;
-    const int rank0 = mb_cli_rank() == 0, P = mb_cli_ranks();
+/* The held-out windows, fixed for the run, and the baselines on them. */
+typedef struct {
+    int32_t *w;   /* n windows of len + 1 tokens */
+    int64_t n, len;
+    double base_bits[2]; /* order 0, order k */
+    int64_t bases;
+} pt_val;
 
-    if (!o.t.resume && !o.force && access(o.t.out, F_OK) == 0) {
-        mb_cli_error(DNA_PROG, "%s exists: --resume continues it, --force starts over", o.t.out);
-        goto done;
-    }
-    /* outputs first: an unwritable --out or --log fails before any work
-     * (rank 0's: the other ranks write nothing) */
-    if (!optim_path) goto done;
-    if (rank0 && (mb_cli_check_writable(DNA_PROG, o.t.out) || mb_cli_check_writable(DNA_PROG, optim_path)))
-        goto done;
-    if (rank0 && !(logf = mb_cli_log_open(DNA_PROG, o.t.log, &log_failed)) && log_failed) goto done;
-    /* the model (new, or the checkpoint to resume): a wrong checkpoint
-     * fails before any data is read */
-    if (!(ctx = mb_cli_ctx(DNA_PROG, &o.t))) goto done;
-    if (o.t.resume) {
-        if (!(m = dna_cmd_load_model(ctx, o.t.out, 0, 0))) goto done;
-        if (o.t.set_model) mb_cli_warn(DNA_PROG, "--resume: the model flags are ignored (the checkpoint's are kept)");
-    } else if (!(m = mb_cli_model_new(DNA_PROG, ctx, &o.t))) {
-        goto done;
-    }
-    if (!(opt = mb_cli_optim(DNA_PROG, m, &o.t, optim_path))) goto done;
-    /* data: the training part, and the held-out part */
-    if (!(set = dna_cmd_open_set((const char *const *)argv + optind, argc - optind, o.reference))) goto done;
+/* What a run holds; the shared training loop calls back into it. */
+typedef struct {
+    const pt_opts *o;
+    char *optim_path;
+    FILE *logf;
+    mb_ctx *ctx;
+    mb_model *m;
+    mb_optim *opt;
+    dna_set *set, *vset;      /* the training files; --val's */
+    dna_split sp, vsp;        /* their splits */
     const dna_ivals *train_iv, *val_iv;
-    dna_set *valset;
-    if (o.n_val) {
-        if (!(vset = dna_cmd_open_set(o.val_files, o.n_val, o.reference))) goto done;
-        if (dna_split_fraction(set, 0.0, &sp, err, sizeof err) ||
-            dna_split_fraction(vset, 1.0, &vsp, err, sizeof err)) {
+    dna_set *valset;          /* the set val_iv is in */
+    dna_sampler *smp;         /* training windows */
+    pt_val val;
+    int32_t *win, *tok, *tgt; /* one window (seq_len + 1); a step's rows */
+} pt_run;
+
+static void pt_free(pt_run *t)
+{
+    if (t->logf) fclose(t->logf);
+    free(t->win);
+    free(t->tok);
+    free(t->tgt);
+    free(t->val.w);
+    free(t->optim_path);
+    dna_sampler_free(t->smp);
+    dna_split_free(&t->sp);
+    dna_split_free(&t->vsp);
+    dna_set_close(t->vset);
+    dna_set_close(t->set);
+    mb_optim_free(t->opt);
+    mb_model_free(t->m);
+    mb_ctx_free(t->ctx);
+}
+
+/* Outputs first: an existing --out without --resume or --force, an
+ * unwritable --out or --log fail before any work (rank 0's: the other
+ * ranks write nothing). */
+static int pt_open_outputs(pt_run *t)
+{
+    const pt_opts *o = t->o;
+    int log_failed = 0;
+    if (!o->t.resume && !o->force && access(o->t.out, F_OK) == 0) {
+        mb_cli_error(DNA_PROG, "%s exists: --resume continues it, --force starts over", o->t.out);
+        return -1;
+    }
+    if (!(t->optim_path = mb_cli_optim_path(o->t.out))) {
+        mb_cli_error(DNA_PROG, "out of memory");
+        return -1;
+    }
+    if (mb_cli_rank() != 0) return 0;
+    if (mb_cli_check_writable(DNA_PROG, o->t.out) || mb_cli_check_writable(DNA_PROG, t->optim_path)) return -1;
+    if (!(t->logf = mb_cli_log_open(DNA_PROG, o->t.log, &log_failed)) && log_failed) return -1;
+    return 0;
+}
+
+/* The model (new, or the checkpoint to resume) and its optimizer: a wrong
+ * checkpoint fails before any data is read. */
+static int pt_open_model(pt_run *t)
+{
+    const pt_opts *o = t->o;
+    if (!(t->ctx = mb_cli_ctx(DNA_PROG, &o->t))) return -1;
+    if (o->t.resume) {
+        if (!(t->m = dna_cmd_load_model(t->ctx, o->t.out, 0, 0))) return -1;
+        if (o->t.set_model) mb_cli_warn(DNA_PROG, "--resume: the model flags are ignored (the checkpoint's are kept)");
+    } else if (!(t->m = mb_cli_model_new(DNA_PROG, t->ctx, &o->t))) {
+        return -1;
+    }
+    return (t->opt = mb_cli_optim(DNA_PROG, t->m, &o->t, t->optim_path)) ? 0 : -1;
+}
+
+/* The training part and the held-out part (--val files, --val-bed
+ * intervals, or the last --val-frac of every record), and the sampler of
+ * the training windows. */
+static int pt_open_data(pt_run *t)
+{
+    const pt_opts *o = t->o;
+    char err[512];
+    if (!(t->set = dna_cmd_open_set(o->files, o->n_files, o->reference))) return -1;
+    if (o->n_val) {
+        if (!(t->vset = dna_cmd_open_set(o->val_files, o->n_val, o->reference))) return -1;
+        if (dna_split_fraction(t->set, 0.0, &t->sp, err, sizeof err) ||
+            dna_split_fraction(t->vset, 1.0, &t->vsp, err, sizeof err)) {
             mb_cli_error(DNA_PROG, "%s", err);
-            goto done;
+            return -1;
         }
-        train_iv = &sp.train, val_iv = &vsp.val, valset = vset;
+        t->train_iv = &t->sp.train, t->val_iv = &t->vsp.val, t->valset = t->vset;
     } else {
-        if (o.val_bed ? dna_split_bed(set, o.val_bed, &sp, err, sizeof err)
-                      : dna_split_fraction(set, o.val_frac, &sp, err, sizeof err)) {
+        if (o->val_bed ? dna_split_bed(t->set, o->val_bed, &t->sp, err, sizeof err)
+                       : dna_split_fraction(t->set, o->val_frac, &t->sp, err, sizeof err)) {
             mb_cli_error(DNA_PROG, "%s", err);
-            goto done;
+            return -1;
         }
-        train_iv = &sp.train, val_iv = &sp.val, valset = set;
+        t->train_iv = &t->sp.train, t->val_iv = &t->sp.val, t->valset = t->set;
     }
-    if (!(smp = dna_sampler_create(set, train_iv, o.t.seq_len + 1, err, sizeof err))) {
+    if (!(t->smp = dna_sampler_create(t->set, t->train_iv, o->t.seq_len + 1, err, sizeof err))) {
         mb_cli_error(DNA_PROG, "training windows: %s", err);
-        goto done;
+        return -1;
     }
-    /* validation windows: fixed for the run (a seed of their own), as long
-     * as the held-out intervals allow */
-    const int64_t vlong = dna_ivals_longest(val_iv, NULL);
+    return 0;
+}
+
+/* The validation windows: fixed for the run (a seed of their own), as long
+ * as the held-out intervals allow. */
+static int pt_draw_val(pt_run *t)
+{
+    const pt_opts *o = t->o;
+    pt_val *val = &t->val;
+    char err[512];
+    const int64_t vlong = dna_ivals_longest(t->val_iv, NULL);
     if (vlong < 2) {
         mb_cli_error(DNA_PROG, "no held-out sequence to validate on (see --val, --val-bed, --val-frac)");
-        goto done;
+        return -1;
     }
-    val.len = vlong - 1 < o.t.seq_len ? vlong - 1 : o.t.seq_len;
-    if (val.len < o.t.seq_len)
+    val->len = vlong - 1 < o->t.seq_len ? vlong - 1 : o->t.seq_len;
+    if (val->len < o->t.seq_len)
         fprintf(stderr, DNA_PROG ": validation windows of %lld bases: the longest held-out interval is %lld\n",
-                (long long)val.len, (long long)vlong);
-    val.n = o.val_tokens / val.len > 0 ? o.val_tokens / val.len : 1;
-    if (!(vsmp = dna_sampler_create(valset, val_iv, val.len + 1, err, sizeof err)) ||
-        !(val.w = malloc(sizeof(int32_t) * (size_t)(val.n * (val.len + 1))))) {
+                (long long)val->len, (long long)vlong);
+    val->n = o->val_tokens / val->len > 0 ? o->val_tokens / val->len : 1;
+    dna_sampler *vsmp = dna_sampler_create(t->valset, t->val_iv, val->len + 1, err, sizeof err);
+    int rc = 0;
+    if (!vsmp || !(val->w = malloc(sizeof(int32_t) * (size_t)(val->n * (val->len + 1))))) {
         mb_cli_error(DNA_PROG, "validation windows: %s", vsmp ? "out of memory" : err);
-        goto done;
+        rc = -1;
     }
-    uint64_t vrng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)o.t.seed;
-    for (int64_t i = 0; i < val.n; i++)
-        if (dna_sampler_draw(vsmp, &vrng, 0, val.w + i * (val.len + 1), NULL, err, sizeof err)) {
+    uint64_t vrng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->t.seed;
+    for (int64_t i = 0; rc == 0 && i < val->n; i++)
+        if (dna_sampler_draw(vsmp, &vrng, 0, val->w + i * (val->len + 1), NULL, err, sizeof err)) {
             mb_cli_error(DNA_PROG, "validation windows: %s", err);
-            goto done;
+            rc = -1;
         }
-    /* the baselines, on the same targets the model is scored on */
-    if (!(km = dna_kmer_fit(set, train_iv, o.kmer, err, sizeof err))) {
+    dna_sampler_free(vsmp);
+    return rc;
+}
+
+/* The order-0 and order-k baselines, fitted on the training part and
+ * scored on the targets the model is scored on; the data's lines. */
+static int pt_baselines(pt_run *t)
+{
+    const pt_opts *o = t->o;
+    pt_val *val = &t->val;
+    char err[512];
+    dna_kmer *km = dna_kmer_fit(t->set, t->train_iv, o->kmer, err, sizeof err);
+    if (!km) {
         mb_cli_error(DNA_PROG, "baseline: %s", err);
-        goto done;
+        return -1;
     }
     for (int oi = 0; oi < 2; oi++) {
         double bits = 0;
         int64_t n = 0;
-        for (int64_t i = 0; i < val.n; i++)
-            dna_kmer_eval(km, oi ? o.kmer : 0, val.w + i * (val.len + 1), val.len, &bits, &n);
-        val.base_bits[oi] = n ? bits / n : NAN;
-        val.bases = n;
+        for (int64_t i = 0; i < val->n; i++)
+            dna_kmer_eval(km, oi ? o->kmer : 0, val->w + i * (val->len + 1), val->len, &bits, &n);
+        val->base_bits[oi] = n ? bits / n : NAN;
+        val->bases = n;
     }
+    dna_kmer_free(km);
     fprintf(stderr, DNA_PROG ": training on %lld bases of %lld records, validating on %lld bases "
                     "(%lld windows of %lld)\n",
-            (long long)train_iv->bases, (long long)dna_set_nrec(set), (long long)val.bases,
-            (long long)val.n, (long long)val.len);
+            (long long)t->train_iv->bases, (long long)dna_set_nrec(t->set), (long long)val->bases,
+            (long long)val->n, (long long)val->len);
     fprintf(stderr, DNA_PROG ": baselines on the validation bases: order-0 %.4f bits/base, order-%d %.4f\n",
-            val.base_bits[0], o.kmer, val.base_bits[1]);
+            val->base_bits[0], o->kmer, val->base_bits[1]);
+    return 0;
+}
 
+/* The model on every rank (the same weights: a failure ends the job),
+ * recompute for long windows, the run's first lines, and this rank's
+ * buffers. 0, or the exit code. */
+static int pt_start(pt_run *t, int64_t step)
+{
+    const pt_opts *o = t->o;
+    const int P = mb_cli_ranks();
+    if (mb_model_set_dist(t->m, mb_cli_dist())) return mb_cli_dist_fatal(DNA_PROG, "data parallel");
+    /* long windows: keep one layer's activations (over 128k-token chunks);
+     * a rank holds its rows of the batch */
+    int64_t L, B;
+    pt_shape(o, o->t.steps, &L, &B);
+    if (B / P * L > 65536) mb_model_set_recompute(t->m, 1);
+    const mb_config *mc = mb_model_config(t->m);
+    fprintf(stderr, DNA_PROG ": %zu parameters (d_model %d, %d layers, d_state %d, %s A) on %s%s%s\n",
+            mb_model_num_params(t->m), mc->d_model, mc->n_layer, mc->d_state,
+            mc->init == MB_INIT_S4D_LIN ? "complex" : "real", mb_ctx_name(t->ctx),
+            P > 1 ? " and the other ranks (data parallel)" : "", step ? ", resuming" : "");
+    if (t->logf)
+        fprintf(t->logf, "{\"event\": \"start\", \"step\": %lld, \"steps\": %lld, \"seq_len\": %lld, "
+                         "\"batch\": %lld, \"params\": %zu, \"device\": \"%s\", \"val_bases\": %lld, "
+                         "\"baseline_order0_bpb\": %.6f, \"baseline_order%d_bpb\": %.6f}\n",
+                (long long)step, (long long)o->t.steps, (long long)o->t.seq_len, (long long)o->t.batch,
+                mb_model_num_params(t->m), mb_ctx_name(t->ctx), (long long)t->val.bases, t->val.base_bits[0],
+                o->kmer, t->val.base_bits[1]);
+    /* the most tokens a step holds on a rank, over the warmup stages (the
+     * tokens of a step stay the same while B doubles as L halves) */
+    int64_t maxtok = 0;
+    for (int64_t s = 1; s <= o->t.steps; s += (o->t.steps + 63) / 64) {
+        pt_shape(o, s, &L, &B);
+        maxtok = B / P * L > maxtok ? B / P * L : maxtok;
+    }
+    pt_shape(o, o->t.steps, &L, &B);
+    maxtok = B / P * L > maxtok ? B / P * L : maxtok;
+    t->win = malloc(sizeof(int32_t) * (size_t)(o->t.seq_len + 1));
+    t->tok = malloc(sizeof(int32_t) * (size_t)maxtok);
+    t->tgt = malloc(sizeof(int32_t) * (size_t)maxtok);
+    if (!t->win || !t->tok || !t->tgt) {
+        mb_cli_error(DNA_PROG, "out of memory for %lld tokens a step", (long long)maxtok);
+        return 1;
+    }
+    return 0;
+}
+
+/* A step on this rank: its rows of the step's batch, forward and backward.
+ * The data order is a function of (seed, step, row): a resumed run sees
+ * what an uninterrupted one would have, and P ranks what one process
+ * would. */
+static int pt_step(void *ud, int64_t step, mb_cli_step *out)
+{
+    pt_run *t = ud;
+    char err[512];
+    int64_t L, B, row0, rows;
+    pt_shape(t->o, step, &L, &B);
+    mb_cli_dist_rows(B, &row0, &rows);
+    for (int64_t i = 0; i < rows; i++) {
+        uint64_t rng = mb_cli_rng_row(t->o->t.seed, step, row0 + i);
+        if (dna_sampler_draw(t->smp, &rng, t->o->rc_aug, t->win, NULL, err, sizeof err)) {
+            mb_cli_error(DNA_PROG, "%s", err);
+            return 1;
+        }
+        /* windows of the full length, cut to this stage's L */
+        memcpy(t->tok + i * L, t->win, sizeof(int32_t) * (size_t)L);
+        dna_cmd_targets(t->win, L, t->tgt + i * L);
+    }
+    out->L = L, out->B = B, out->items = B * L;
+    return mb_model_forward_backward(t->m, t->tok, t->tgt, (int)rows, (int)L, &out->loss) ? -1 : 0;
+}
+
+/* The model's loss over validation windows [first, first + n) into *st,
+ * through recurrent chunks (a state of its own: the training shapes stay),
+ * the log-likelihoods computed on the device. */
+static int pt_score_windows(mb_model *m, const pt_val *v, int64_t first, int64_t n, int64_t bmax,
+                            mb_loss_stats *st)
+{
+    if (n <= 0) return 0;
+    const int64_t chunk = v->len < 8192 ? v->len : 8192;
+    const int64_t B = n < bmax ? n : bmax;
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)(B * chunk));
+    int32_t *tgt = malloc(sizeof(int32_t) * (size_t)(B * chunk));
+    mb_state *s = tok && tgt ? mb_state_create(m, (int)B) : NULL;
+    int rc = s ? 0 : -1;
+    for (int64_t w0 = first; rc == 0 && w0 < first + n; w0 += B) {
+        const int64_t nb = first + n - w0 < B ? first + n - w0 : B;
+        mb_state_reset(s);
+        for (int64_t t0 = 0; rc == 0 && t0 < v->len; t0 += chunk) {
+            const int64_t c = v->len - t0 < chunk ? v->len - t0 : chunk;
+            /* the state holds B rows: unused rows run on copies of row 0,
+             * their targets ignored */
+            for (int64_t b = 0; b < B; b++) {
+                const int32_t *w = v->w + (w0 + (b < nb ? b : 0)) * (v->len + 1) + t0;
+                memcpy(tok + b * c, w, sizeof(int32_t) * (size_t)c);
+                if (b < nb) dna_cmd_targets(w, c, tgt + b * c);
+                else
+                    for (int64_t k = 0; k < c; k++) tgt[b * c + k] = MB_IGNORE_INDEX;
+            }
+            mb_chunk_out out = {.targets = tgt, .stats = st};
+            rc = mb_model_forward_chunk_ex(m, s, tok, (int)c, &out);
+        }
+    }
+    mb_state_free(s);
+    free(tok);
+    free(tgt);
+    return rc;
+}
+
+/* Bits per base over every rank's share of the windows (a collective: every
+ * rank calls it at the same steps); the run's exit code, 0 when it went. */
+static int pt_validate(void *ud, double *bpb)
+{
+    pt_run *t = ud;
+    int64_t first, n;
+    mb_cli_dist_share(t->val.n, &first, &n);
+    mb_loss_stats st = {0};
+    int rc = 0;
+    if (pt_score_windows(t->m, &t->val, first, n, t->o->t.batch / mb_cli_ranks(), &st)) {
+        mb_cli_error(DNA_PROG, "validation: %s", mb_error_last());
+        rc = 1;
+    }
+    mb_cli_sync s = {{st.loss_sum, (double)st.count}, 0, 0};
+    if ((rc = mb_cli_dist_sync(rc, &s)) == 0) *bpb = s.sum[1] > 0 ? s.sum[0] / s.sum[1] / MB_CLI_LN2 : NAN;
+    return rc;
+}
+
+static int pt_save(void *ud)
+{
+    pt_run *t = ud;
+    if (mb_model_save(t->m, t->o->t.out)) {
+        mb_cli_lib_error(DNA_PROG, t->o->t.out);
+        return 1;
+    }
+    if (mb_optim_save(t->opt, t->optim_path)) {
+        mb_cli_lib_error(DNA_PROG, t->optim_path);
+        return 1;
+    }
+    return 0;
+}
+
+/* The training steps through the shared loop, then the final checkpoint
+ * and the closing lines. The exit code. */
+static int pt_train(pt_run *t, int64_t step, int *synced)
+{
+    const pt_opts *o = t->o;
+    mb_cli_train_run run = {
+        .prog = DNA_PROG, .opt = t->opt, .log = t->logf, .steps = o->t.steps,
+        .last = o->stop_after && o->stop_after < o->t.steps ? o->stop_after : o->t.steps,
+        .val_every = o->val_every, .save_every = o->t.save_every, .show_shape = 1, .unit = "bits/base",
+        .key_train = "train_bpb", .key_val = "val_bpb", .rate_unit = "tok/s", .key_rate = "tokens_per_s",
+        .ud = t, .train_step = pt_step, .validate = pt_validate, .save = pt_save, .step = step};
+    int rc = mb_cli_train_loop(&run);
+    *synced = run.synced;
+    rc = mb_cli_train_finish(&run, rc, o->t.out);
+    if (rc == 0 && run.step == o->t.steps)
+        printf("pretrain: %lld steps, validation %.4f bits/base (order-0 %.4f, order-%d %.4f), model %s, %.1fs\n",
+               (long long)run.step, run.last_val, t->val.base_bits[0], o->kmer, t->val.base_bits[1], o->t.out,
+               mb_cli_now() - run.t0);
+    if (t->logf && (rc == 0 || rc == 130))
+        fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_bpb\": %.6f, \"interrupted\": %s}\n",
+                (long long)run.step, run.last_val, run.stop ? "true" : "false");
+    return rc;
+}
+
+static int pretrain(int argc, char **argv)
+{
+    pt_opts o;
+    int rc = pt_parse(&o, argc, argv);
+    if (rc >= 0) {
+        free(o.val_files);
+        return rc;
+    }
+    pt_run t = {.o = &o};
+    int synced = 0;
+    rc = 1;
+    if (pt_open_outputs(&t) || pt_open_model(&t) || pt_open_data(&t) || pt_draw_val(&t) || pt_baselines(&t))
+        goto done;
     /* every rank has its model and data: from here on the ranks move
      * together, and a failure on one of them is agreed on at a sync */
     synced = 1;
     if ((rc = mb_cli_dist_agree(0))) goto done;
     synced = 0;
-    rc = 1;
-    int64_t step = mb_optim_step_count(opt);
+    const int64_t step = mb_optim_step_count(t.opt);
     if (step >= o.t.steps) {
         fprintf(stderr, DNA_PROG ": %s is already at step %lld of %lld: nothing to do\n", o.t.out,
                 (long long)step, (long long)o.t.steps);
-        rc = 0;
         goto done;
     }
-    /* the same weights on every rank; a failure here leaves the others in
-     * a collective: it ends the job */
-    if (mb_model_set_dist(m, mb_cli_dist())) {
-        rc = mb_cli_dist_fatal(DNA_PROG, "data parallel");
-        goto done;
-    }
-    /* long windows: keep one layer's activations (over 128k-token chunks);
-     * a rank holds its rows of the batch */
-    int64_t L, B;
-    pt_shape(&o, o.t.steps, &L, &B);
-    if (B / P * L > 65536) mb_model_set_recompute(m, 1);
-    const mb_config *mc = mb_model_config(m);
-    fprintf(stderr, DNA_PROG ": %zu parameters (d_model %d, %d layers, d_state %d, %s A) on %s%s%s\n",
-            mb_model_num_params(m), mc->d_model, mc->n_layer, mc->d_state,
-            mc->init == MB_INIT_S4D_LIN ? "complex" : "real", mb_ctx_name(ctx),
-            P > 1 ? " and the other ranks (data parallel)" : "", step ? ", resuming" : "");
-    if (logf)
-        fprintf(logf, "{\"event\": \"start\", \"step\": %lld, \"steps\": %lld, \"seq_len\": %lld, "
-                      "\"batch\": %lld, \"params\": %zu, \"device\": \"%s\", \"val_bases\": %lld, "
-                      "\"baseline_order0_bpb\": %.6f, \"baseline_order%d_bpb\": %.6f}\n",
-                (long long)step, (long long)o.t.steps, (long long)o.t.seq_len, (long long)o.t.batch,
-                mb_model_num_params(m), mb_ctx_name(ctx), (long long)val.bases, val.base_bits[0],
-                o.kmer, val.base_bits[1]);
-
-    /* the most tokens a step holds on a rank, over the warmup stages (the
-     * tokens of a step stay the same while B doubles as L halves) */
-    int64_t maxtok = 0;
-    for (int64_t s = 1; s <= o.t.steps; s += (o.t.steps + 63) / 64) {
-        pt_shape(&o, s, &L, &B);
-        maxtok = B / P * L > maxtok ? B / P * L : maxtok;
-    }
-    pt_shape(&o, o.t.steps, &L, &B);
-    maxtok = B / P * L > maxtok ? B / P * L : maxtok;
-    win = malloc(sizeof(int32_t) * (size_t)(o.t.seq_len + 1));
-    tok = malloc(sizeof(int32_t) * (size_t)maxtok);
-    tgt = malloc(sizeof(int32_t) * (size_t)maxtok);
-    if (!win || !tok || !tgt) {
-        mb_cli_error(DNA_PROG, "out of memory for %lld tokens a step", (long long)maxtok);
-        goto done;
-    }
-    pt_run pr = {.o = &o, .val = &val, .smp = smp, .win = win, .m = m, .opt = opt, .optim_path = optim_path};
-    mb_cli_train_run run = {
-        .prog = DNA_PROG, .m = m, .opt = opt, .log = logf, .steps = o.t.steps,
-        .last = o.stop_after && o.stop_after < o.t.steps ? o.stop_after : o.t.steps, .val_every = o.val_every,
-        .save_every = o.t.save_every, .unit = "bits/base", .rate_unit = "tok/s", .key_train = "train_bpb",
-        .key_val = "val_bpb", .key_rate = "tokens_per_s", .show_shape = 1, .ud = &pr, .batch = pt_batch,
-        .validate = pt_val_cb, .save = pt_save_cb, .step = step};
-    rc = mb_cli_train_loop(&run, tok, tgt);
-    synced = run.synced;
-    step = run.step;
-    if (rc == 0) {
-        if (rank0 && pt_save(&o, m, opt, optim_path)) rc = 1;
-        else if (run.stop || step < o.t.steps)
-            fprintf(stderr, DNA_PROG ": %s at step %lld; saved %s (--resume continues)\n",
-                    run.stop ? "interrupted" : "stopped", (long long)step, o.t.out);
-        else
-            printf("pretrain: %lld steps, validation %.4f bits/base (order-0 %.4f, order-%d %.4f), "
-                   "model %s, %.1fs\n",
-                   (long long)step, run.last_val, val.base_bits[0], o.kmer, val.base_bits[1], o.t.out,
-                   mb_cli_now() - run.t0);
-        if (logf && rc == 0)
-            fprintf(logf, "{\"event\": \"end\", \"step\": %lld, \"val_bpb\": %.6f, \"interrupted\": %s}\n",
-                    (long long)step, run.last_val, run.stop ? "true" : "false");
-    }
-    if (run.stop && rc == 0) rc = 130; /* the shell's code for Ctrl-C; saved */
+    if ((rc = pt_start(&t, step)) == 0) rc = pt_train(&t, step, &synced);
 done:
     /* a rank that has not met the others since it failed (or finished)
      * meets them now: one error line in all, one exit code */
     if (!synced) rc = mb_cli_dist_agree(rc);
-    if (logf) fclose(logf);
-    free(win);
-    free(tok);
-    free(tgt);
-    free(val.w);
-    free(optim_path);
-    dna_kmer_free(km);
-    dna_sampler_free(smp);
-    dna_sampler_free(vsmp);
-    dna_split_free(&sp);
-    dna_split_free(&vsp);
-    dna_set_close(vset);
-    dna_set_close(set);
-    mb_optim_free(opt);
-    mb_model_free(m);
-    mb_ctx_free(ctx);
+    pt_free(&t);
     free(o.val_files);
     return rc;
 }

@@ -2,7 +2,9 @@
  * CRAM under a mamba-dna language model, exactly and in constant memory
  * (chunks with the recurrent state carried); or, with --vcf, the
  * log-likelihood ratio of a window around each variant with the alternate
- * allele against the reference one, written as a VCF (or a TSV). */
+ * allele against the reference one, written as a VCF (or a TSV). The
+ * per-token log-likelihoods come from the device (mb_model_forward_chunk_ex);
+ * no logits are downloaded. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -82,16 +84,6 @@ static void usage(FILE *f)
 
 /* ---- helpers ------------------------------------------------------------- */
 
-/* log softmax(z)[y] over all Vp logits, in double. */
-static double sc_logp(const float *z, int Vp, int32_t y)
-{
-    float mx = z[0];
-    for (int k = 1; k < Vp; k++) mx = z[k] > mx ? z[k] : mx;
-    double s = 0;
-    for (int k = 0; k < Vp; k++) s += exp((double)z[k] - mx);
-    return (double)z[y] - mx - log(s);
-}
-
 /* One error line for a failed write to stdout; -1. */
 static int sc_write_error(void) { return mb_cli_write_error(DNA_PROG, NULL); }
 
@@ -111,24 +103,23 @@ static void sc_progress_tick(sc_progress *p, const char *what, int64_t total)
 }
 
 /* A model, a state of B rows and the buffers of one forward pass of B rows
- * by up to `cols` columns, with each row's last logits kept so the next
- * chunk's first token is predicted. */
+ * by up to `cols` columns: the tokens, their next-token targets, and the
+ * log-likelihoods of the targets, computed on the device. */
 typedef struct {
     mb_model *m;
     mb_state *st;
-    int B, Vp;
+    int B;
     int64_t cols;
-    int32_t *tok; /* (B, cols) */
-    float *lg;    /* (B, cols, Vp) */
-    float *prev;  /* (B, Vp) */
+    int32_t *tok, *tgt; /* (B, cols) */
+    double *lp;         /* (B, cols) */
 } sc_runner;
 
 static void sc_runner_free(sc_runner *r)
 {
     mb_state_free(r->st);
     free(r->tok);
-    free(r->lg);
-    free(r->prev);
+    free(r->tgt);
+    free(r->lp);
     memset(r, 0, sizeof *r);
 }
 
@@ -138,12 +129,11 @@ static int sc_runner_init(sc_runner *r, mb_model *m, int B, int64_t cols)
     r->m = m;
     r->B = B;
     r->cols = cols;
-    r->Vp = mb_config_vocab_padded(mb_model_config(m));
     const size_t n = (size_t)B * (size_t)cols;
     r->tok = malloc(n * sizeof *r->tok);
-    r->lg = malloc(n * (size_t)r->Vp * sizeof *r->lg);
-    r->prev = malloc((size_t)B * (size_t)r->Vp * sizeof *r->prev);
-    if (!r->tok || !r->lg || !r->prev) {
+    r->tgt = malloc(n * sizeof *r->tgt);
+    r->lp = malloc(n * sizeof *r->lp);
+    if (!r->tok || !r->tgt || !r->lp) {
         sc_runner_free(r);
         mb_cli_error(DNA_PROG, "out of memory for %d x %lld tokens a forward pass", B, (long long)cols);
         return -1;
@@ -156,29 +146,19 @@ static int sc_runner_init(sc_runner *r, mb_model *m, int B, int64_t cols)
     return 0;
 }
 
-/* Runs the n columns in r->tok (rows of n tokens, laid out (B, n)) from the
- * current state. Column t holds position start + t of each row; for the
- * first nrows rows, ll[b] gets log p of every token at a position in
- * [1, len[b]), predicted by the logits of the position before (the kept
- * ones for column 0). mb_error_last() says why on -1. */
-static int sc_runner_run(sc_runner *r, int64_t n, int64_t start, const int32_t *const *rows,
-                         const int64_t *len, int nrows, double *ll)
+/* Runs the n columns of r->tok with their targets r->tgt (rows of n, laid
+ * out (B, n)) from the current state, and adds to ll[b] of the first nrows
+ * rows the log-likelihood of their counted targets (MB_IGNORE_INDEX ones
+ * count 0). mb_error_last() says why on -1. */
+static int sc_runner_run(sc_runner *r, int64_t n, int nrows, double *ll)
 {
-    if (mb_model_forward_chunk(r->m, r->st, r->tok, (int)n, r->lg)) return -1;
-    const int Vp = r->Vp;
+    mb_chunk_out out = {.targets = r->tgt, .logprob = r->lp};
+    if (mb_model_forward_chunk_ex(r->m, r->st, r->tok, (int)n, &out)) return -1;
     for (int b = 0; b < nrows; b++) {
-        const int32_t *tk = rows ? rows[b] : r->tok + (size_t)b * n; /* rows: whole rows, else this chunk */
-        const int64_t off = rows ? 0 : start;
-        const float *lb = r->lg + (size_t)b * n * Vp;
+        const double *lp = r->lp + (size_t)b * n;
         double s = 0;
-        for (int64_t t = 0; t < n; t++) {
-            const int64_t pos = start + t;
-            if (pos < 1 || pos >= len[b]) continue;
-            const float *z = t ? lb + (t - 1) * Vp : r->prev + (size_t)b * Vp;
-            s += sc_logp(z, Vp, tk[pos - off]);
-        }
+        for (int64_t t = 0; t < n; t++) s += lp[t];
         ll[b] += s;
-        memcpy(r->prev + (size_t)b * Vp, lb + (n - 1) * Vp, sizeof(float) * Vp);
     }
     return 0;
 }
@@ -195,12 +175,20 @@ static int sc_row(const char *name, int64_t len, double ll)
     return n < 0 || ferror(stdout) ? sc_write_error() : 0;
 }
 
+/* Every record in chunks of --chunk tokens. The chunk after the current one
+ * is read first: its first token is the target of the current one's last
+ * position, so the chunks are those of a forward over the whole record. */
 static int sc_records(const sc_opts *o, mb_model *m, dna_set *set)
 {
     sc_runner r;
     if (sc_runner_init(&r, m, 1, o->in.chunk)) return 1;
     int rc = 1;
     char err[512];
+    int32_t *ahead = malloc(sizeof(int32_t) * (size_t)o->in.chunk);
+    if (!ahead) {
+        mb_cli_error(DNA_PROG, "out of memory");
+        goto done;
+    }
     if (printf("name\tlength\tlog_likelihood\tbits_per_base\tperplexity\n") < 0 || ferror(stdout)) {
         sc_write_error();
         goto done;
@@ -209,25 +197,34 @@ static int sc_records(const sc_opts *o, mb_model *m, dna_set *set)
     sc_progress pg = {mb_cli_now(), mb_cli_now(), 0, 0};
     dna_iter it;
     dna_iter_init(&it, set, NULL, o->in.chunk);
-    dna_chunk c;
+    dna_chunk c, next;
     double ll = 0;
-    int k;
-    while ((k = dna_iter_next(&it, r.tok, &c, err, sizeof err)) == 1) {
-        const int64_t len = dna_set_len(set, c.rec);
+    int k = dna_iter_next(&it, r.tok, &c, err, sizeof err);
+    while (k == 1) {
+        const int kn = dna_iter_next(&it, ahead, &next, err, sizeof err);
         if (c.first) {
             mb_state_reset(r.st);
             ll = 0;
         }
-        if (c.len > 0 && sc_runner_run(&r, c.len, c.start, NULL, &len, 1, &ll)) {
-            mb_cli_error(DNA_PROG, "%s: record '%s': %s", o->in.model, dna_set_name(set, c.rec), mb_error_last());
-            goto done;
+        if (c.len > 0) {
+            for (int64_t t = 0; t + 1 < c.len; t++) r.tgt[t] = r.tok[t + 1];
+            r.tgt[c.len - 1] = kn == 1 && !c.last && next.len > 0 ? ahead[0] : MB_IGNORE_INDEX;
+            if (sc_runner_run(&r, c.len, 1, &ll)) {
+                mb_cli_error(DNA_PROG, "%s: record '%s': %s", o->in.model, dna_set_name(set, c.rec),
+                             mb_error_last());
+                goto done;
+            }
         }
         pg.bases += c.len;
         if (c.last) {
-            if (sc_row(dna_set_name(set, c.rec), len, ll)) goto done;
+            if (sc_row(dna_set_name(set, c.rec), dna_set_len(set, c.rec), ll)) goto done;
             pg.items++;
         }
         sc_progress_tick(&pg, "records", nrec);
+        int32_t *tok = r.tok;
+        r.tok = ahead, ahead = tok;
+        c = next;
+        k = kn;
     }
     if (k < 0) {
         mb_cli_error(DNA_PROG, "%s", err);
@@ -239,6 +236,7 @@ static int sc_records(const sc_opts *o, mb_model *m, dna_set *set)
     }
     rc = 0;
 done:
+    free(ahead);
     sc_runner_free(&r);
     return rc;
 }
@@ -362,6 +360,7 @@ typedef struct {
     double *ll;
     sc_var *v;
     int n;           /* variants in the batch */
+    int64_t bases;   /* in the windows of every variant added */
     sc_vcfout out;   /* VCF output (not --tsv) */
     int64_t scored;
 } sc_vbatch;
@@ -391,11 +390,14 @@ static int sc_vbatch_flush(sc_vbatch *vb)
     mb_state_reset(r->st);
     for (int64_t c0 = 0; c0 < L; c0 += r->cols) {
         const int64_t n = L - c0 < r->cols ? L - c0 : r->cols;
-        for (int b = 0; b < r->B; b++)
-            for (int64_t t = 0; t < n; t++)
-                r->tok[(size_t)b * n + t] =
-                    b < nw && c0 + t < vb->wlen[b] ? vb->rows[b][c0 + t] : DNA_TOK_N;
-        if (sc_runner_run(r, n, c0, vb->rows, vb->wlen, nw, vb->ll)) {
+        for (int b = 0; b < r->B; b++) {
+            const int64_t len = b < nw ? vb->wlen[b] : 0;
+            for (int64_t t = 0, pos = c0; t < n; t++, pos++) {
+                r->tok[(size_t)b * n + t] = pos < len ? vb->rows[b][pos] : DNA_TOK_N;
+                r->tgt[(size_t)b * n + t] = pos + 1 < len ? vb->rows[b][pos + 1] : MB_IGNORE_INDEX;
+            }
+        }
+        if (sc_runner_run(r, n, nw, vb->ll)) {
             mb_cli_error(DNA_PROG, "%s: %s", vb->o->in.model, mb_error_last());
             return -1;
         }
@@ -426,109 +428,134 @@ static char *sc_strdup(const char *s)
     return d;
 }
 
+/* The first pass: every record checked (contig, REF against the FASTA), so
+ * that a bad one stops the run before anything is written or computed; the
+ * longest REF and ALT, and the counts. */
+static int sc_vcf_check(const char *path, dna_set *set, int64_t *maxref, int64_t *maxalt, dna_vcf_counts *counts)
+{
+    char err[512];
+    dna_vcf *v = dna_vcf_open(path, err, sizeof err);
+    if (!v) {
+        mb_cli_error(DNA_PROG, "%s", err);
+        return -1;
+    }
+    dna_variant var;
+    int k;
+    *maxref = *maxalt = 1;
+    while ((k = dna_vcf_next(v, &var, err, sizeof err)) == 1) {
+        if (dna_vcf_locate(v, set, &var, 1, err, sizeof err) < 0) break;
+        const int64_t nr = (int64_t)strlen(var.ref), na = (int64_t)strlen(var.alt);
+        *maxref = nr > *maxref ? nr : *maxref;
+        *maxalt = na > *maxalt ? na : *maxalt;
+    }
+    if (k != 0) mb_cli_error(DNA_PROG, "%s", err);
+    else *counts = *dna_vcf_get_counts(v);
+    dna_vcf_close(v);
+    return k != 0 ? -1 : 0;
+}
+
+static void sc_vbatch_free(sc_vbatch *vb)
+{
+    for (int i = 0; vb->v && i < vb->nb; i++) sc_var_clear(&vb->v[i]);
+    sc_vcfout_close(&vb->out);
+    sc_runner_free(&vb->r);
+    free(vb->win);
+    free(vb->rows);
+    free(vb->wlen);
+    free(vb->ll);
+    free(vb->v);
+}
+
+/* Batches of up to --batch variants (n of them in all) whose windows hold
+ * up to --window + maxref + maxalt bases, and the output's header. */
+static int sc_vbatch_init(sc_vbatch *vb, const sc_opts *o, mb_model *m, int64_t n, int64_t maxref, int64_t maxalt)
+{
+    memset(vb, 0, sizeof *vb);
+    vb->o = o;
+    vb->nb = (int)(o->batch < n ? o->batch : (n > 0 ? n : 1));
+    vb->wcap = o->window + maxref + maxalt;
+    const int nw = 2 * vb->nb;
+    const int64_t cols = o->in.chunk / nw > 0 ? o->in.chunk / nw : 1;
+    vb->win = malloc(sizeof(int32_t) * (size_t)nw * (size_t)vb->wcap);
+    vb->rows = calloc((size_t)nw, sizeof *vb->rows);
+    vb->wlen = calloc((size_t)nw, sizeof *vb->wlen);
+    vb->ll = calloc((size_t)nw, sizeof *vb->ll);
+    vb->v = calloc((size_t)vb->nb, sizeof *vb->v);
+    if (!vb->win || !vb->rows || !vb->wlen || !vb->ll || !vb->v) {
+        mb_cli_error(DNA_PROG, "out of memory for %d windows of %lld bases", nw, (long long)vb->wcap);
+        return -1;
+    }
+    for (int i = 0; i < nw; i++) vb->rows[i] = vb->win + (size_t)i * vb->wcap;
+    if (sc_runner_init(&vb->r, m, nw, cols)) return -1;
+    if (!o->tsv) return sc_vcfout_open(&vb->out, o->vcf, o->window);
+    if (printf("contig\tpos\tid\tref\talt\tll_ref\tll_alt\tllr\n") < 0 || ferror(stdout)) return sc_write_error();
+    return 0;
+}
+
+/* A variant's two windows (and, for --tsv, its fields) into the batch;
+ * scored when the batch is full. */
+static int sc_vbatch_add(sc_vbatch *vb, dna_set *set, int64_t rec, const dna_variant *var)
+{
+    char err[512];
+    const int i = vb->n;
+    int32_t *ref = vb->win + (size_t)(2 * i) * vb->wcap, *alt = ref + vb->wcap;
+    if (sc_windows(set, rec, var, vb->o->window, ref, &vb->wlen[2 * i], alt, &vb->wlen[2 * i + 1], err, sizeof err)) {
+        mb_cli_error(DNA_PROG, "%s", err);
+        return -1;
+    }
+    vb->bases += vb->wlen[2 * i] + vb->wlen[2 * i + 1];
+    sc_var *sv = &vb->v[i];
+    sv->index = var->index;
+    sv->pos = var->pos;
+    if (vb->o->tsv && (!(sv->contig = sc_strdup(var->contig)) || !(sv->id = sc_strdup(var->id)) ||
+                       !(sv->ref = sc_strdup(var->ref)) || !(sv->alt = sc_strdup(var->alt)))) {
+        sc_var_clear(sv);
+        mb_cli_error(DNA_PROG, "out of memory");
+        return -1;
+    }
+    return ++vb->n == vb->nb ? sc_vbatch_flush(vb) : 0;
+}
+
+/* The last batch, the rest of the VCF's records, stdout flushed. */
+static int sc_vbatch_finish(sc_vbatch *vb)
+{
+    if (sc_vbatch_flush(vb)) return -1;
+    if (vb->o->tsv) return fflush(stdout) != 0 || ferror(stdout) ? sc_write_error() : 0;
+    if (sc_vcfout_upto(&vb->out, INT64_MAX, 0, 0.f)) return -1;
+    htsFile *out = vb->out.out;
+    vb->out.out = NULL;
+    return hts_close(out) != 0 ? sc_write_error() : 0;
+}
+
 static int sc_variants(const sc_opts *o, mb_model *m, dna_set *set)
 {
     char err[512];
-    int rc = 1, k;
-    dna_variant var;
-    sc_vbatch vb = {0};
-    vb.o = o;
-
-    /* every record checked first (contig, REF against the FASTA), so that a
-     * bad one stops the run before anything is written or computed */
+    int64_t maxref, maxalt;
+    dna_vcf_counts counts;
+    if (sc_vcf_check(o->vcf, set, &maxref, &maxalt, &counts)) return 1;
     dna_vcf *v = dna_vcf_open(o->vcf, err, sizeof err);
     if (!v) {
         mb_cli_error(DNA_PROG, "%s", err);
         return 1;
     }
-    int64_t maxref = 1, maxalt = 1;
+    int rc = 1, k;
+    sc_vbatch vb;
+    if (sc_vbatch_init(&vb, o, m, counts.returned, maxref, maxalt)) goto done;
+    sc_progress pg = {mb_cli_now(), mb_cli_now(), 0, 0};
+    dna_variant var;
     while ((k = dna_vcf_next(v, &var, err, sizeof err)) == 1) {
-        if (dna_vcf_locate(v, set, &var, 1, err, sizeof err) < 0) break;
-        const int64_t nr = (int64_t)strlen(var.ref), na = (int64_t)strlen(var.alt);
-        maxref = nr > maxref ? nr : maxref;
-        maxalt = na > maxalt ? na : maxalt;
+        const int64_t rec = dna_vcf_locate(v, set, &var, 1, err, sizeof err);
+        if (rec < 0) break;
+        if (sc_vbatch_add(&vb, set, rec, &var)) goto done;
+        pg.items++;
+        pg.bases = vb.bases;
+        if (vb.n == 0) sc_progress_tick(&pg, "variants", counts.returned); /* a batch was scored */
     }
     if (k != 0) {
         mb_cli_error(DNA_PROG, "%s", err);
-        dna_vcf_close(v);
-        return 1;
-    }
-    const dna_vcf_counts counts = *dna_vcf_get_counts(v);
-    dna_vcf_close(v);
-    if (!(v = dna_vcf_open(o->vcf, err, sizeof err))) {
-        mb_cli_error(DNA_PROG, "%s", err);
-        return 1;
-    }
-
-    vb.nb = (int)(o->batch < counts.returned ? o->batch : (counts.returned > 0 ? counts.returned : 1));
-    vb.wcap = o->window + maxref + maxalt;
-    const int nw = 2 * vb.nb;
-    int64_t cols = o->in.chunk / nw;
-    if (cols < 1) cols = 1;
-    vb.win = malloc(sizeof(int32_t) * (size_t)nw * (size_t)vb.wcap);
-    vb.rows = calloc((size_t)nw, sizeof *vb.rows);
-    vb.wlen = calloc((size_t)nw, sizeof *vb.wlen);
-    vb.ll = calloc((size_t)nw, sizeof *vb.ll);
-    vb.v = calloc((size_t)vb.nb, sizeof *vb.v);
-    if (!vb.win || !vb.rows || !vb.wlen || !vb.ll || !vb.v) {
-        mb_cli_error(DNA_PROG, "out of memory for %d windows of %lld bases", nw, (long long)vb.wcap);
         goto done;
     }
-    for (int i = 0; i < nw; i++) vb.rows[i] = vb.win + (size_t)i * vb.wcap;
-    if (sc_runner_init(&vb.r, m, nw, cols)) goto done;
-    if (o->tsv) {
-        if (printf("contig\tpos\tid\tref\talt\tll_ref\tll_alt\tllr\n") < 0 || ferror(stdout)) {
-            sc_write_error();
-            goto done;
-        }
-    } else if (sc_vcfout_open(&vb.out, o->vcf, o->window)) {
-        goto done;
-    }
-
-    sc_progress pg = {mb_cli_now(), mb_cli_now(), 0, 0};
-    while ((k = dna_vcf_next(v, &var, err, sizeof err)) == 1) {
-        const int64_t rec = dna_vcf_locate(v, set, &var, 1, err, sizeof err);
-        const int i = vb.n;
-        if (rec < 0 || sc_windows(set, rec, &var, o->window, vb.win + (size_t)(2 * i) * vb.wcap, &vb.wlen[2 * i],
-                                  vb.win + (size_t)(2 * i + 1) * vb.wcap, &vb.wlen[2 * i + 1], err, sizeof err)) {
-            k = -1;
-            break;
-        }
-        sc_var *sv = &vb.v[i];
-        sv->index = var.index;
-        sv->pos = var.pos;
-        if (o->tsv && (!(sv->contig = sc_strdup(var.contig)) || !(sv->id = sc_strdup(var.id)) ||
-                       !(sv->ref = sc_strdup(var.ref)) || !(sv->alt = sc_strdup(var.alt)))) {
-            sc_var_clear(sv);
-            mb_cli_error(DNA_PROG, "out of memory");
-            goto done;
-        }
-        pg.bases += vb.wlen[2 * i] + vb.wlen[2 * i + 1];
-        pg.items++;
-        if (++vb.n == vb.nb) {
-            if (sc_vbatch_flush(&vb)) goto done;
-            sc_progress_tick(&pg, "variants", counts.returned);
-        }
-    }
-    if (k < 0) {
-        mb_cli_error(DNA_PROG, "%s", err);
-        goto done;
-    }
-    if (sc_vbatch_flush(&vb)) goto done;
-    if (o->tsv) {
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            sc_write_error();
-            goto done;
-        }
-    } else {
-        if (sc_vcfout_upto(&vb.out, INT64_MAX, 0, 0.f)) goto done;
-        htsFile *out = vb.out.out;
-        vb.out.out = NULL;
-        if (hts_close(out) != 0) {
-            sc_write_error();
-            goto done;
-        }
-    }
+    if (sc_vbatch_finish(&vb)) goto done;
     fprintf(stderr, DNA_PROG " score: %lld of %lld VCF records scored", (long long)vb.scored,
             (long long)counts.records);
     if (counts.symbolic) fprintf(stderr, "; %lld skipped (symbolic ALT)", (long long)counts.symbolic);
@@ -536,14 +563,7 @@ static int sc_variants(const sc_opts *o, mb_model *m, dna_set *set)
     fprintf(stderr, "\n");
     rc = 0;
 done:
-    for (int i = 0; vb.v && i < vb.nb; i++) sc_var_clear(&vb.v[i]);
-    sc_vcfout_close(&vb.out);
-    sc_runner_free(&vb.r);
-    free(vb.win);
-    free(vb.rows);
-    free(vb.wlen);
-    free(vb.ll);
-    free(vb.v);
+    sc_vbatch_free(&vb);
     dna_vcf_close(v);
     return rc;
 }

@@ -1,0 +1,81 @@
+/* Error lines of the tools: see mb_cli_error.h. */
+#include "mb_cli_error.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mamba.h"
+
+static int g_hold;         /* this process is a rank other than 0 */
+static char g_held[1024];  /* its first error line */
+
+int mb_cli_errf(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+    if (!err || errlen == 0) return -1;
+    int n = snprintf(err, errlen, "%s: ", path ? path : "(no file)");
+    if (n < 0) {
+        err[0] = '\0';
+        return -1;
+    }
+    if ((size_t)n < errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    for (char *c = err; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';
+    return -1;
+}
+
+void mb_cli_error(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (g_hold) {
+        if (!g_held[0]) {
+            const int n = snprintf(g_held, sizeof g_held, "%s: error: ", prog);
+            if (n > 0 && (size_t)n < sizeof g_held) vsnprintf(g_held + n, sizeof g_held - (size_t)n, fmt, ap);
+        }
+    } else {
+        fprintf(stderr, "%s: error: ", prog);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    }
+    va_end(ap);
+}
+
+void mb_cli_warn(const char *prog, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: warning: ", prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int mb_cli_lib_error(const char *prog, const char *path)
+{
+    const char *e = mb_error_last();
+    if (path && !strstr(e, path)) mb_cli_error(prog, "%s: %s", path, e);
+    else mb_cli_error(prog, "%s", e);
+    return -1;
+}
+
+int mb_cli_write_error(const char *prog, const char *path)
+{
+    const int e = errno ? errno : EIO;
+    mb_cli_error(prog, "%s: write error (%s)", path ? path : "stdout", strerror(e));
+    return -1;
+}
+
+void mb_cli_error_hold(int on)
+{
+    g_hold = on;
+    g_held[0] = '\0';
+}
+
+const char *mb_cli_error_held(void) { return g_held; }

@@ -1,0 +1,160 @@
+/* mamba-dna classify, the files of one subcommand and what they share:
+ *   dna_classify.c          the subcommand: train or predict
+ *   dna_classify_names.c    class names, MODEL.classes beside the checkpoint
+ *   dna_classify_labels.c   the classes as given: --class NAME=FILE..., region TSVs
+ *   dna_classify_data.c     the classes' training intervals, samplers and
+ *                           fixed validation windows
+ *   dna_classify_eval.c     validation accuracy and the confusion matrix
+ *   dna_classify_train.c    classify train (through the shared training loop)
+ *   dna_classify_predict.c  classify predict
+ * Errors are printed as one line (mb_cli_error) by the function that finds
+ * them; functions return -1 after it. */
+#ifndef DNA_CLASSIFY_H
+#define DNA_CLASSIFY_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dna_cmd.h"
+
+#define CL_VAL_FRAC_DEFAULT 0.1
+#define CL_VAL_WINDOWS_DEFAULT 32
+#define CL_LR_DEFAULT 1e-3
+#define CL_CHUNK_DEFAULT 65536
+#define CL_RECOMPUTE_TOKENS 65536 /* recompute above this many tokens a step */
+#define CL_VAL_TOKENS 65536       /* tokens per validation forward pass */
+#define CL_MAX_BATCH 32           /* windows per forward pass in predict / validation */
+#define CL_TRY "Try '" DNA_PROG " classify --help'.\n"
+
+int cl_train(int argc, char **argv);
+int cl_predict(int argc, char **argv);
+void cl_train_usage(FILE *f, const mb_cli_train *defaults);
+void cl_predict_usage(FILE *f);
+
+/* ---- class names (dna_classify_names.c) ----------------------------------- */
+
+typedef struct {
+    char **v;
+    int n, cap;
+} cl_names;
+
+void cl_names_free(cl_names *c);
+int cl_names_find(const cl_names *c, const char *s); /* -1: not there */
+/* The index of s, added at the end when new; -1 when out of memory. */
+int cl_names_add(cl_names *c, const char *s);
+/* "a, b, c" for messages (cut to fit). */
+const char *cl_names_list(const cl_names *c, char *buf, size_t n);
+/* A class name goes into a TSV header and a file of one name a line: not
+ * empty, no tab or line break. */
+int cl_name_ok(const char *s);
+/* MODEL.classes into out: 1 when read, 0 when there is none, -1 (error
+ * line) when unreadable or not C names. */
+int cl_classes_read(const char *model, int C, cl_names *out);
+/* The names written to MODEL.classes's temporary file, to be committed
+ * (mb_cli_outfile_commit) once the model is saved; NULL after an error
+ * line. */
+mb_outfile *cl_classes_write(const char *model, const cl_names *names);
+/* s as a JSON string. */
+void cl_json_str(FILE *f, const char *s);
+
+/* ---- the classes as given (dna_classify_labels.c) ------------------------- */
+
+/* The files of --class / --val-class: file i belongs to class cls[i]. */
+typedef struct {
+    int *cls;
+    char **path;
+    int n, cap;
+} cl_files;
+
+void cl_files_free(cl_files *f);
+/* The files of class c, in the order given (a malloc'd array of borrowed
+ * strings; *n set; NULL when out of memory). */
+const char **cl_files_of(const cl_files *f, int c, int *n);
+/* NAME=FILE[,FILE...] of option opt: the name into names (added when new: a
+ * class given twice gets the files of both), each file into files. -1
+ * after a usage error line. */
+int cl_parse_class(const char *opt, const char *arg, cl_names *names, cl_files *files);
+
+typedef struct {
+    int64_t rec, start, end; /* 0-based, half open */
+    int cls;
+} cl_region;
+
+typedef struct {
+    cl_region *v;
+    int64_t n, cap;
+} cl_regions;
+
+/* The REGION<TAB>LABEL lines of path over the records of set. Labels are
+ * class names: with add_new a new one becomes a class (in the order of
+ * first appearance), else it must be one of names. Regions shorter than
+ * min_len are refused. '#' lines, blank lines and a first line
+ * "region<TAB>label" are skipped; columns after the label are ignored. */
+int cl_read_tsv(const char *path, dna_set *set, cl_names *names, int add_new, int64_t min_len, cl_regions *out);
+/* The regions of class c as intervals, sorted and merged where they
+ * overlap or touch. part 0: whole regions; 1: all but the last frac of
+ * each; 2: the last floor(frac * length) bases of each (dna_split_fraction's
+ * rule, per region). -1: out of memory (no line). */
+int cl_regions_ivals(const cl_regions *rg, int c, int part, double frac, dna_ivals *out);
+
+/* ---- the options of classify train ---------------------------------------- */
+
+typedef struct {
+    mb_cli_train t;
+    const char *model, *tsv, *val_tsv, *reference;
+    const char **fasta;
+    int n_fasta;
+    double val_frac;
+    int set_val_frac, rc_aug, force;
+    int64_t val_every, val_windows;
+} cl_opts;
+
+/* ---- the classes' data (dna_classify_data.c) ------------------------------ */
+
+typedef struct {
+    dna_set *tset, *vset;     /* borrowed from cl_data.sets */
+    dna_split a, b;           /* hold the intervals below */
+    const dna_ivals *tiv;     /* training intervals (in tset) */
+    const dna_ivals *viv;     /* validation intervals (in vset); NULL: none */
+    const char *src;          /* a file to name in messages */
+    dna_sampler *smp;         /* training windows */
+    dna_window *vw;           /* validation windows */
+    int64_t nv, vlen;
+} cl_class;
+
+typedef struct {
+    cl_names names, vnames; /* training classes; the --val-class names */
+    cl_files files, vfiles; /* --class / --val-class files */
+    int C;
+    cl_class *cls;
+    dna_set **sets; /* owned */
+    int nsets;
+} cl_data;
+
+void cl_data_free(cl_data *d);
+/* The training classes and their training / validation intervals, from
+ * the options. */
+int cl_setup_data(const cl_opts *o, cl_data *d);
+/* Samplers of the training windows; the fixed validation windows (*nval in
+ * all). */
+int cl_setup_windows(const cl_opts *o, cl_data *d, int64_t *nval);
+
+/* ---- validation (dna_classify_eval.c) ------------------------------------- */
+
+typedef struct {
+    int C;
+    int64_t *conf; /* (C, C): rows true class, columns predicted */
+    int64_t n, correct;
+    double loss; /* summed cross-entropy, nats */
+} cl_eval;
+
+/* Classifies every validation window of d, at most bmax windows a pass. */
+int cl_validate(mb_model *m, cl_data *d, int64_t bmax, cl_eval *ev);
+double cl_eval_acc(const cl_eval *ev);
+/* The share of the most frequent true class: what always guessing it gets. */
+double cl_eval_chance(const cl_eval *ev);
+void cl_print_confusion(FILE *f, const cl_names *names, const cl_eval *ev);
+/* ', "confusion": [[...], ...]' for a JSON line. */
+void cl_log_confusion(FILE *f, const cl_eval *ev);
+
+#endif

@@ -1,0 +1,170 @@
+/* mamba-dna classify predict: each class's probability per record or
+ * window of a FASTA, the head on the mean final hidden state (dna_pool.c),
+ * in constant memory (dna_classify.h). */
+#include <stdlib.h>
+
+#include "dna_classify.h"
+#include "dna_pool.h"
+
+typedef struct {
+    dna_infer_opts in;
+    dna_pool_opts pool; /* --window, --stride */
+} pr_opts;
+
+void cl_predict_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " DNA_PROG " classify predict --model CLS --fasta F [options]\n"
+            "\n"
+            "Class probabilities under the classifier CLS (from '" DNA_PROG " classify train')\n"
+            "per record of F or, with --window, per window, as a TSV on stdout (a header line,\n"
+            "then a row per record or window in file order):\n"
+            "  name  start  end  predicted  p_<class1> .. p_<classN>\n"
+            "start and end are 0-based, half open; predicted is the class of the highest\n"
+            "probability (%%.6g values). The class names are read from CLS.classes (class0 ..\n"
+            "when it is missing). A row is the head applied to the mean final hidden state\n"
+            "over its bases, computed in constant memory: chunks of --chunk bases with the\n"
+            "recurrent state carried, so records of any length are classified whole. An\n"
+            "empty record gives NA and nan.\n"
+            "\n"
+            "options:\n"
+            "  --model CLS        classifier checkpoint (required)\n"
+            "  --fasta F          FASTA (plain, gzip, bgzip + .fai), BAM or CRAM (required;\n"
+            "                     repeatable: the records of every file, in order)\n"
+            "  --reference FA     reference for CRAM inputs\n"
+            "  --window W         windows of W bases instead of whole records (train's\n"
+            "                     --seq-len is the natural choice); a record shorter than W\n"
+            "                     gives one row for all of it [off]\n"
+            "  --stride S         a window starts every S bases; a last window that would run\n"
+            "                     past the record's end is dropped [W]\n"
+            "  --chunk N          tokens per forward pass; 64k, 1M accepted [%d]\n"
+            "  --device D         cpu, cuda or cuda:N [cpu]\n"
+            "  --threads N        CPU threads, 0 = all cores [0]\n"
+            "  --tf32             GPU: TF32 tensor cores for the GEMMs (faster, ~1e-3 error)\n"
+            "\n"
+            "Example: " DNA_PROG " classify predict --model cls.safetensors --fasta reads.fa.gz\n",
+            CL_CHUNK_DEFAULT);
+}
+
+typedef struct {
+    mb_model *m;
+    dna_set *set;
+    const cl_names *names;
+    int d, C;
+    float *pooled, *probs;
+} pr_run;
+
+/* One output row; p NULL: an empty record (NA, nan). */
+static int pr_print(pr_run *r, int64_t rec, int64_t start, int64_t end, const float *p)
+{
+    int best = 0;
+    for (int j = 1; p && j < r->C; j++) best = p[j] > p[best] ? j : best;
+    int bad = printf("%s\t%lld\t%lld\t%s", dna_set_name(r->set, rec), (long long)start, (long long)end,
+                     p ? r->names->v[best] : "NA") < 0;
+    for (int j = 0; j < r->C && !bad; j++) bad = p ? printf("\t%.6g", p[j]) < 0 : fputs("\tnan", stdout) < 0;
+    if (bad || putchar('\n') == EOF || ferror(stdout)) return mb_cli_write_error(DNA_PROG, NULL);
+    return 0;
+}
+
+/* the head on the mean hidden state of a row (dna_pool_row_fn) */
+static int pr_row(void *ud, int64_t rec, int64_t start, int64_t end, const double *sum)
+{
+    pr_run *r = ud;
+    if (end == start) return pr_print(r, rec, start, end, NULL);
+    for (int k = 0; k < r->d; k++) r->pooled[k] = (float)(sum[k] / (double)(end - start));
+    if (mb_model_classify_pooled(r->m, r->pooled, 1, r->probs)) {
+        mb_cli_error(DNA_PROG, "record '%s': %s", dna_set_name(r->set, rec), mb_error_last());
+        return -1;
+    }
+    return pr_print(r, rec, start, end, r->probs);
+}
+
+int cl_predict(int argc, char **argv)
+{
+    pr_opts o = {0};
+    if (dna_infer_init(&o.in, argc, CL_CHUNK_DEFAULT)) return 1;
+    dna_pool_opts_init(&o.pool);
+    static const struct option opts[] = {
+        DNA_INFER_OPTIONS, DNA_POOL_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int c, bad = 0;
+    optind = 1;
+    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const int r = dna_infer_option(&o.in, c, optarg);
+        if (r) {
+            bad = r < 0;
+            continue;
+        }
+        if (dna_pool_option(&o.pool, c, optarg, &bad)) continue;
+        switch (c) {
+        case 'h':
+            cl_predict_usage(stdout);
+            dna_infer_free(&o.in);
+            return 0;
+        default: bad = 1;
+        }
+    }
+    if (!bad && dna_infer_check(&o.in, "classify predict", argc, argv)) bad = 1;
+    if (!bad && dna_pool_check(&o.pool)) bad = 1;
+    if (bad) {
+        fprintf(stderr, CL_TRY);
+        dna_infer_free(&o.in);
+        return 2;
+    }
+
+    int rc = 1;
+    dna_set *set = NULL;
+    mb_model *m = NULL;
+    cl_names names = {0};
+    pr_run r = {0};
+    mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.in.t);
+    if (!ctx || !(m = dna_cmd_load_model(ctx, o.in.model, 0, 0))) goto done;
+    const int C = mb_model_config(m)->n_classes;
+    if (C <= 0) {
+        mb_cli_error(DNA_PROG, "%s: no classification head: train one with '" DNA_PROG " classify train'", o.in.model);
+        goto done;
+    }
+    const int got = cl_classes_read(o.in.model, C, &names);
+    if (got < 0) goto done;
+    for (int k = 0; got == 0 && k < C; k++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "class%d", k);
+        if (cl_names_add(&names, nm) < 0) {
+            mb_cli_error(DNA_PROG, "out of memory");
+            goto done;
+        }
+    }
+    if (!(set = dna_cmd_open_set(o.in.fasta, o.in.n_fasta, o.in.reference))) goto done;
+    r.m = m;
+    r.set = set;
+    r.names = &names;
+    r.d = mb_model_config(m)->d_model;
+    r.C = C;
+    r.pooled = malloc(sizeof(float) * (size_t)r.d);
+    r.probs = malloc(sizeof(float) * (size_t)C);
+    if (!r.pooled || !r.probs) {
+        mb_cli_error(DNA_PROG, "out of memory");
+        goto done;
+    }
+    int bad_out = printf("name\tstart\tend\tpredicted") < 0;
+    for (int k = 0; k < C && !bad_out; k++) bad_out = printf("\tp_%s", names.v[k]) < 0;
+    if (bad_out || putchar('\n') == EOF) {
+        mb_cli_write_error(DNA_PROG, NULL);
+        goto done;
+    }
+    o.pool.chunk = o.in.chunk;
+    if (dna_pool_run(m, o.in.model, set, &o.pool, "classify", pr_row, &r)) goto done;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        mb_cli_write_error(DNA_PROG, NULL);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(r.pooled);
+    free(r.probs);
+    cl_names_free(&names);
+    dna_set_close(set);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+    dna_infer_free(&o.in);
+    return rc;
+}

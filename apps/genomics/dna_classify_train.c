@@ -1,0 +1,434 @@
+/* mamba-dna classify train: fine-tunes a pretrained language model with a
+ * fresh classification head on the classes' random windows (classes
+ * balanced), through the shared training loop (mb_cli_loop.h), validating
+ * on fixed held-out windows (dna_classify.h). One process: the windows of a
+ * step are drawn in order from one stream, so the command does not run
+ * data-parallel. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dna_classify.h"
+
+void cl_train_usage(FILE *f, const mb_cli_train *d)
+{
+    fprintf(f,
+            "usage: " DNA_PROG " classify train --model PRETRAINED --out CLS\n"
+            "           (--class NAME=FILE[,FILE...]... | --tsv REGIONS.tsv --fasta F...) [options]\n"
+            "\n"
+            "Fine-tunes the mamba-dna language model PRETRAINED (from '" DNA_PROG " pretrain')\n"
+            "with a fresh classification head: the mean over positions of the final hidden\n"
+            "state, then a linear layer, trained with the whole backbone on random windows of\n"
+            "--seq-len bases, the class drawn uniformly for each window (classes balanced),\n"
+            "reverse-complemented half of the time, windows mostly N skipped. The accuracy on\n"
+            "a fixed set of held-out windows is reported every --val-every steps; at the end\n"
+            "the accuracy and the confusion matrix (rows: true class, columns: predicted) go\n"
+            "to stdout. The classifier is saved to CLS, its optimizer to CLS.optim and the\n"
+            "class names, one a line, to CLS.classes. Progress on stderr; Ctrl-C saves and\n"
+            "stops (--resume goes on).\n"
+            "\n"
+            "classes (one of):\n"
+            "  --class NAME=FILE[,FILE...]  the sequences of class NAME (FASTA, BAM, CRAM);\n"
+            "                     repeatable, the classes in the order given\n"
+            "  --tsv REGIONS.tsv  lines REGION<TAB>LABEL over the records of the --fasta files:\n"
+            "                     REGION is CHROM (the whole record) or CHROM:START-END\n"
+            "                     (1-based, inclusive); the classes are the labels, in order\n"
+            "                     of first appearance. Regions must be at least --seq-len long.\n"
+            "                     '#' lines and a header line 'region<TAB>label' are skipped\n"
+            "  --fasta F          the files REGIONS.tsv (and --val-tsv) refer to (repeatable)\n"
+            "validation (one of):\n"
+            "  --val-class NAME=FILE[,FILE...]  held-out files of class NAME (e.g. whole\n"
+            "                     held-out strains), repeatable; the training files then train\n"
+            "                     whole\n"
+            "  --val-tsv V.tsv    held-out regions of the --fasta files, labelled as in --tsv\n"
+            "  --val-frac F       else: the last F of every training record (of every region\n"
+            "                     with --tsv) validates, the rest trains [%g]\n"
+            "  --val-windows N    validation windows per class, drawn once (a fixed seed), not\n"
+            "                     reverse-complemented; as long as --seq-len, or as the longest\n"
+            "                     held-out interval of the class when that is shorter [%d]\n"
+            "  --val-every N      validate every N steps [steps / 10]\n"
+            "other:\n"
+            "  --model PRETRAINED mamba-dna checkpoint to start from (a language model, or a\n"
+            "                     classifier with a head of as many classes); not needed with\n"
+            "                     --resume\n"
+            "  --no-rc            no reverse-complement augmentation\n"
+            "  --reference FA     reference for CRAM inputs\n"
+            "  --force            overwrite an existing --out without --resume\n",
+            CL_VAL_FRAC_DEFAULT, CL_VAL_WINDOWS_DEFAULT);
+    mb_cli_train_help(f, d);
+    fprintf(f, "The model flags (--d-model ... --init) do not apply: the model is PRETRAINED's.\n"
+               "With batch * seq-len above %d tokens, layers are recomputed in backward.\n"
+               "\n"
+               "Example: " DNA_PROG " classify train --model pre.safetensors --out cls.safetensors \\\n"
+               "           --class ecoli=ecoli.fa.gz --class saureus=sa1.fa.gz,sa2.fa.gz \\\n"
+               "           --val-class ecoli=ecoli_val.fa.gz --val-class saureus=sa_val.fa.gz \\\n"
+               "           --seq-len 4096 --steps 2000\n",
+               CL_RECOMPUTE_TOKENS);
+}
+
+/* The flags into o, the classes given by --class / --val-class into d; -1
+ * to go on, else the exit code (0 after --help, 2 after a usage error line,
+ * 1 out of memory). o->fasta is the caller's to free. */
+static int cl_parse(cl_opts *o, cl_data *d, int argc, char **argv)
+{
+    memset(o, 0, sizeof *o);
+    mb_cli_train_default(&o->t);
+    o->t.out = NULL;
+    o->t.lr = CL_LR_DEFAULT;
+    o->val_frac = CL_VAL_FRAC_DEFAULT;
+    o->val_windows = CL_VAL_WINDOWS_DEFAULT;
+    o->val_every = -1;
+    o->rc_aug = 1;
+    const mb_cli_train defaults = o->t;
+    enum {
+        O_MODEL = 256, O_CLASS, O_TSV, O_FASTA, O_VCLASS, O_VTSV, O_VFRAC, O_VWIN, O_VEVERY, O_NORC, O_REF, O_FORCE
+    };
+    static const struct option own[] = {
+        {"model", 1, 0, O_MODEL}, {"class", 1, 0, O_CLASS}, {"tsv", 1, 0, O_TSV}, {"fasta", 1, 0, O_FASTA},
+        {"val-class", 1, 0, O_VCLASS}, {"val-tsv", 1, 0, O_VTSV}, {"val-frac", 1, 0, O_VFRAC},
+        {"val-windows", 1, 0, O_VWIN}, {"val-every", 1, 0, O_VEVERY}, {"no-rc", 0, 0, O_NORC},
+        {"reference", 1, 0, O_REF}, {"force", 0, 0, O_FORCE}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    struct option *opts = mb_cli_options_join(own);
+    o->fasta = calloc((size_t)argc + 1, sizeof(char *));
+    if (!opts || !o->fasta) {
+        mb_cli_error(DNA_PROG, "out of memory");
+        free(opts);
+        return 1;
+    }
+    int c, bad = 0;
+    optind = 1;
+    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const int r = mb_cli_train_option(&o->t, DNA_PROG, c, optarg);
+        if (r) {
+            bad = r < 0;
+            continue;
+        }
+        switch (c) {
+        case O_MODEL: o->model = optarg; break;
+        case O_CLASS: bad = cl_parse_class("--class", optarg, &d->names, &d->files) != 0; break;
+        case O_TSV: o->tsv = optarg; break;
+        case O_FASTA: o->fasta[o->n_fasta++] = optarg; break;
+        case O_VCLASS: bad = cl_parse_class("--val-class", optarg, &d->vnames, &d->vfiles) != 0; break;
+        case O_VTSV: o->val_tsv = optarg; break;
+        case O_VFRAC:
+            bad = mb_cli_parse_real(DNA_PROG, "--val-frac", optarg, 0.001, 0.9, &o->val_frac) != 0;
+            o->set_val_frac = 1;
+            break;
+        case O_VWIN: bad = mb_cli_parse_int(DNA_PROG, "--val-windows", optarg, 1, 1 << 20, &o->val_windows) != 0; break;
+        case O_VEVERY:
+            bad = mb_cli_parse_int(DNA_PROG, "--val-every", optarg, 1, INT64_C(1) << 40, &o->val_every) != 0;
+            break;
+        case O_NORC: o->rc_aug = 0; break;
+        case O_REF: o->reference = optarg; break;
+        case O_FORCE: o->force = 1; break;
+        case 'h':
+            cl_train_usage(stdout, &defaults);
+            free(opts);
+            return 0;
+        default: bad = 1;
+        }
+    }
+    free(opts);
+    const char *why = NULL;
+    if (!bad && optind < argc) {
+        mb_cli_error(DNA_PROG, "classify train: unexpected argument '%s' (inputs go after --class, --tsv or "
+                               "--fasta)", argv[optind]);
+        bad = 1;
+    }
+    if (bad) why = "";
+    else if (!d->files.n && !o->tsv) why = "classify train needs --class NAME=FILE... or --tsv REGIONS.tsv";
+    else if (d->files.n && o->tsv) why = "--class and --tsv are exclusive";
+    else if (d->files.n && d->names.n < 2) why = "classify train needs at least two classes";
+    else if (o->tsv && !o->n_fasta) why = "--tsv needs --fasta (the files its regions are in)";
+    else if (o->val_tsv && !o->n_fasta) why = "--val-tsv needs --fasta (the files its regions are in)";
+    else if (o->n_fasta && !o->tsv && !o->val_tsv) why = "--fasta goes with --tsv or --val-tsv";
+    else if ((d->vfiles.n > 0) + (o->val_tsv != NULL) + o->set_val_frac > 1)
+        why = "--val-class, --val-tsv and --val-frac are exclusive";
+    else if (!o->t.out) why = "classify train needs --out CLS";
+    else if (!o->model && !o->t.resume) why = "classify train needs --model PRETRAINED (or --resume)";
+    if (why) {
+        if (*why) mb_cli_error(DNA_PROG, "%s", why);
+        fprintf(stderr, CL_TRY);
+        return 2;
+    }
+    if (o->val_every < 0) o->val_every = o->t.steps >= 10 ? o->t.steps / 10 : 1;
+    return -1;
+}
+
+/* What a run holds; the shared training loop calls back into it. */
+typedef struct {
+    const cl_opts *o;
+    cl_data *d;
+    char *optim_path;
+    /* CLS.classes: written to a temporary file before training (which also
+     * finds an --out directory we cannot write to before any work), renamed
+     * into place at the first save; NULL once in place */
+    mb_outfile *classes;
+    mb_ctx *ctx;
+    mb_model *m;
+    mb_optim *opt;
+    FILE *logf;
+    int64_t nval;     /* validation windows over the classes */
+    int32_t *tok, *lab; /* a step's windows and labels */
+    cl_eval ev;       /* the last validation */
+    int have_val;
+} cl_run;
+
+static void cl_run_free(cl_run *t)
+{
+    if (t->logf) fclose(t->logf);
+    free(t->tok);
+    free(t->lab);
+    free(t->ev.conf);
+    mb_outfile_discard(t->classes);
+    free(t->optim_path);
+    mb_optim_free(t->opt);
+    mb_model_free(t->m);
+    mb_ctx_free(t->ctx);
+}
+
+/* The checkpoint to train: PRETRAINED with a fresh head of C classes, or
+ * --out to resume (whose head must have C classes). */
+static mb_model *cl_load(mb_ctx *ctx, const cl_opts *o, int C)
+{
+    if (o->t.resume) return dna_cmd_load_model(ctx, o->t.out, C, 0);
+    return dna_cmd_load_model(ctx, o->model, C, (uint64_t)o->t.seed);
+}
+
+/* Resuming: the classes saved beside --out must be the ones given. 1: they
+ * are, 0: there is no CLS.classes, -1: an error line. */
+static int cl_check_resumed_classes(const cl_opts *o, const cl_data *d)
+{
+    cl_names saved = {0};
+    const int r = cl_classes_read(o->t.out, d->C, &saved);
+    if (r < 0) {
+        cl_names_free(&saved);
+        return -1;
+    }
+    if (r == 0) {
+        mb_cli_warn(DNA_PROG, "%s.classes not found: the class names are not checked (it is written at the "
+                              "next save)", o->t.out);
+        return 0;
+    }
+    for (int c = 0; c < d->C; c++)
+        if (strcmp(saved.v[c], d->names.v[c]) != 0) {
+            char a[256], b[256];
+            mb_cli_error(DNA_PROG, "%s.classes: the run being resumed has the classes %s, not %s (in this order)",
+                         o->t.out, cl_names_list(&saved, a, sizeof a), cl_names_list(&d->names, b, sizeof b));
+            cl_names_free(&saved);
+            return -1;
+        }
+    cl_names_free(&saved);
+    return 1;
+}
+
+/* The model and the classes' data. With --class the classes are known: a
+ * wrong checkpoint fails before any data is read; with --tsv they come
+ * from the file. Then CLS.classes (checked on --resume, else written to
+ * its temporary file) and the optimizer. */
+static int cl_open_model_and_data(cl_run *t)
+{
+    const cl_opts *o = t->o;
+    cl_data *d = t->d;
+    if (!(t->optim_path = mb_cli_optim_path(o->t.out))) {
+        mb_cli_error(DNA_PROG, "out of memory");
+        return -1;
+    }
+    if (!(t->ctx = mb_cli_ctx(DNA_PROG, &o->t))) return -1;
+    if (!o->tsv && !(t->m = cl_load(t->ctx, o, d->names.n))) return -1;
+    if (cl_setup_data(o, d)) return -1;
+    if (!t->m && !(t->m = cl_load(t->ctx, o, d->C))) return -1;
+    const int in_place = o->t.resume ? cl_check_resumed_classes(o, d) : 0;
+    if (in_place < 0 || (!in_place && !(t->classes = cl_classes_write(o->t.out, &d->names)))) return -1;
+    if (o->t.set_model) mb_cli_warn(DNA_PROG, "the model flags are ignored: the model is the checkpoint's");
+    return (t->opt = mb_cli_optim(DNA_PROG, t->m, &o->t, t->optim_path)) ? 0 : -1;
+}
+
+/* The buffers, the run's first lines, recompute for long steps, the log
+ * and its first line. */
+static int cl_start(cl_run *t, int64_t step)
+{
+    const cl_opts *o = t->o;
+    const cl_data *d = t->d;
+    const int C = d->C;
+    const int64_t B = o->t.batch, L = o->t.seq_len;
+    int log_failed = 0;
+    t->ev.C = C;
+    if (!(t->ev.conf = calloc((size_t)C * C, sizeof *t->ev.conf))) {
+        mb_cli_error(DNA_PROG, "out of memory");
+        return -1;
+    }
+    t->tok = malloc(sizeof(int32_t) * (size_t)(B * L));
+    t->lab = malloc(sizeof(int32_t) * (size_t)B);
+    if (!t->tok || !t->lab) {
+        mb_cli_error(DNA_PROG, "out of memory for %lld tokens a step", (long long)(B * L));
+        return -1;
+    }
+    for (int k = 0; k < C; k++)
+        fprintf(stderr, DNA_PROG ": class %d '%s': %lld training bases, %lld validation windows of %lld\n", k,
+                d->names.v[k], (long long)d->cls[k].tiv->bases, (long long)d->cls[k].nv, (long long)d->cls[k].vlen);
+    if (B * L > CL_RECOMPUTE_TOKENS) mb_model_set_recompute(t->m, 1);
+    const mb_config *mc = mb_model_config(t->m);
+    fprintf(stderr, DNA_PROG ": %zu parameters (d_model %d, %d layers, head of %d classes) on %s%s\n",
+            mb_model_num_params(t->m), mc->d_model, mc->n_layer, mc->n_classes, mb_ctx_name(t->ctx),
+            step ? ", resuming" : "");
+    if (!(t->logf = mb_cli_log_open(DNA_PROG, o->t.log, &log_failed)) && log_failed) return -1;
+    if (t->logf) {
+        fprintf(t->logf, "{\"event\": \"start\", \"step\": %lld, \"steps\": %lld, \"seq_len\": %lld, \"batch\": %lld, "
+                         "\"params\": %zu, \"device\": ",
+                (long long)step, (long long)o->t.steps, (long long)L, (long long)B, mb_model_num_params(t->m));
+        cl_json_str(t->logf, mb_ctx_name(t->ctx));
+        fputs(", \"classes\": [", t->logf);
+        for (int k = 0; k < C; k++) {
+            if (k) fputs(", ", t->logf);
+            cl_json_str(t->logf, d->names.v[k]);
+        }
+        fprintf(t->logf, "], \"val_windows\": %lld}\n", (long long)t->nval);
+    }
+    return 0;
+}
+
+/* A step: B windows, the class of each drawn uniformly, then forward and
+ * backward of the head's cross-entropy. The data order is a function of
+ * (seed, step): a resumed run sees what an uninterrupted one would have. */
+static int cl_step(void *ud, int64_t step, mb_cli_step *out)
+{
+    cl_run *t = ud;
+    const cl_data *d = t->d;
+    const int64_t B = t->o->t.batch, L = t->o->t.seq_len;
+    char err[512];
+    uint64_t rng = mb_cli_rng_step(t->o->t.seed, step);
+    for (int64_t b = 0; b < B; b++) {
+        const int k = (int)mb_cli_rng_below(&rng, (uint64_t)d->C);
+        t->lab[b] = k;
+        if (dna_sampler_draw(d->cls[k].smp, &rng, t->o->rc_aug, t->tok + b * L, NULL, err, sizeof err)) {
+            mb_cli_error(DNA_PROG, "%s", err);
+            return 1;
+        }
+    }
+    out->L = L, out->B = B, out->items = B;
+    return mb_model_classify_backward(t->m, t->tok, t->lab, (int)B, (int)L, &out->loss) ? -1 : 0;
+}
+
+/* The held-out windows' accuracy (one process: the collective is trivial). */
+static int cl_step_validate(void *ud, double *acc)
+{
+    cl_run *t = ud;
+    const int rc = cl_validate(t->m, t->d, t->o->t.batch, &t->ev) ? 1 : 0;
+    if (rc == 0) {
+        *acc = cl_eval_acc(&t->ev);
+        t->have_val = 1;
+    }
+    return mb_cli_dist_agree(rc);
+}
+
+/* The model (atomically), its optimizer, and the first time CLS.classes. */
+static int cl_save(void *ud)
+{
+    cl_run *t = ud;
+    if (mb_model_save(t->m, t->o->t.out)) {
+        mb_cli_lib_error(DNA_PROG, t->o->t.out);
+        return 1;
+    }
+    if (mb_optim_save(t->opt, t->optim_path)) {
+        mb_cli_lib_error(DNA_PROG, t->optim_path);
+        return 1;
+    }
+    mb_outfile *classes = t->classes;
+    t->classes = NULL;
+    return classes && mb_cli_outfile_commit(DNA_PROG, classes) ? 1 : 0;
+}
+
+/* The progress fields: the training loss in nats and the batch accuracy;
+ * the validation accuracy, with its loss and confusion matrix in the log. */
+static void cl_fields_train(void *ud, const mb_loss_stats *acc, FILE *f, int json)
+{
+    (void)ud;
+    const double loss = acc->count ? acc->loss_sum / (double)acc->count : NAN;
+    const double tacc = acc->count ? (double)acc->correct / (double)acc->count : NAN;
+    if (json) fprintf(f, ", \"train_loss\": %.6f, \"train_acc\": %.6f", loss, tacc);
+    else fprintf(f, "  loss %.4f  acc %.3f", loss, tacc);
+}
+
+static void cl_fields_val(void *ud, double val, FILE *f, int json)
+{
+    const cl_run *t = ud;
+    if (!json) {
+        fprintf(f, "  val acc %.4f", val);
+        return;
+    }
+    fprintf(f, ", \"val_acc\": %.6f, \"val_loss\": %.6f, \"val_windows\": %lld", val,
+            t->ev.n ? t->ev.loss / (double)t->ev.n : NAN, (long long)t->ev.n);
+    cl_log_confusion(f, &t->ev);
+}
+
+/* The summary on stdout: steps, model, and the last validation. */
+static int cl_report(const cl_run *t, int64_t step, double secs)
+{
+    const char *out = t->o->t.out;
+    printf("classify: %lld steps, model %s (class names in %s.classes), %.1fs\n", (long long)step, out, out, secs);
+    if (t->have_val) {
+        printf("classify: validation accuracy %.4f on %lld windows (chance %.4f)\n", cl_eval_acc(&t->ev),
+               (long long)t->ev.n, cl_eval_chance(&t->ev));
+        cl_print_confusion(stdout, &t->d->names, &t->ev);
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        mb_cli_error(DNA_PROG, "stdout: write error");
+        return 1;
+    }
+    return 0;
+}
+
+/* The training steps through the shared loop (none when the checkpoint
+ * is already at --steps: then a validation only), the final checkpoint and
+ * the closing lines. The exit code. */
+static int cl_run_steps(cl_run *t, int64_t step)
+{
+    const cl_opts *o = t->o;
+    const double t0 = mb_cli_now();
+    if (step >= o->t.steps) {
+        fprintf(stderr, DNA_PROG ": %s is already at step %lld of %lld: validating only\n", o->t.out,
+                (long long)step, (long long)o->t.steps);
+        if (cl_validate(t->m, t->d, o->t.batch, &t->ev)) return 1;
+        t->have_val = 1;
+    }
+    mb_cli_train_run run = {
+        .prog = DNA_PROG, .opt = t->opt, .log = t->logf, .steps = o->t.steps, .last = o->t.steps,
+        .val_every = o->val_every, .save_every = o->t.save_every, .rate_unit = "windows/s",
+        .key_rate = "windows_per_s", .rate_digits = 1, .ud = t, .train_step = cl_step,
+        .validate = cl_step_validate, .save = cl_save, .fields_train = cl_fields_train,
+        .fields_val = cl_fields_val, .step = step};
+    int rc = mb_cli_train_loop(&run);
+    rc = mb_cli_train_finish(&run, rc, o->t.out);
+    if (rc == 0) rc = cl_report(t, run.step, mb_cli_now() - t0);
+    if (t->logf && (rc == 0 || rc == 130))
+        fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_acc\": %.6f, \"interrupted\": %s}\n",
+                (long long)run.step, t->have_val ? cl_eval_acc(&t->ev) : NAN, rc == 130 ? "true" : "false");
+    return rc;
+}
+
+int cl_train(int argc, char **argv)
+{
+    cl_opts o;
+    cl_data d = {0};
+    int rc = cl_parse(&o, &d, argc, argv);
+    if (rc < 0 && !o.t.resume && !o.force && access(o.t.out, F_OK) == 0) {
+        mb_cli_error(DNA_PROG, "%s exists: --resume continues it, --force starts over", o.t.out);
+        rc = 1;
+    }
+    if (rc >= 0) {
+        free(o.fasta);
+        cl_data_free(&d);
+        return rc;
+    }
+    cl_run t = {.o = &o, .d = &d};
+    rc = 1;
+    if (cl_open_model_and_data(&t) == 0 && cl_setup_windows(&o, &d, &t.nval) == 0 &&
+        cl_start(&t, mb_optim_step_count(t.opt)) == 0)
+        rc = cl_run_steps(&t, mb_optim_step_count(t.opt));
+    cl_run_free(&t);
+    cl_data_free(&d);
+    free(o.fasta);
+    return rc;
+}

@@ -1,0 +1,448 @@
+/* The tools' shared plumbing (apps/common, mb_cli.h): the training loop with
+ * a tool's own progress fields, its print cadence, validations and
+ * checkpoints, an early stop, a failed step's error line and Ctrl-C; the
+ * output files over mb_outfile and their error lines; and mamba-selcopy,
+ * the smallest tool on the loop, end to end.
+ *
+ * The loop runs a tiny LM (d_model 8, one layer) on a fixed batch; stderr is
+ * captured into a file around each call. */
+/* dup, dup2, open: POSIX (the project compiles as strict C11) */
+#define _POSIX_C_SOURCE 200809L
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mb_cli.h"
+#include "testutil.h"
+
+#define PROG "test-cli"
+#define ROWS 2
+#define COLS 8
+
+static mb_ctx *g_ctx;
+static char g_err[1 << 16], g_out[1 << 16];
+
+/* ---- stderr into g_err --------------------------------------------------- */
+
+static int g_saved = -1;
+static char g_cap_path[256];
+
+static void capture_begin(void)
+{
+    mb_test_tmp_path(g_cap_path, sizeof g_cap_path, "cli_stderr.txt");
+    fflush(stderr);
+    g_saved = dup(STDERR_FILENO);
+    const int fd = open(g_cap_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(g_saved >= 0 && fd >= 0);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+}
+
+static void capture_end(void)
+{
+    fflush(stderr);
+    dup2(g_saved, STDERR_FILENO);
+    close(g_saved);
+    size_t n = 0;
+    char *s = mb_test_read_file(g_cap_path, &n);
+    assert_non_null(s);
+    n = n < sizeof g_err - 1 ? n : sizeof g_err - 1;
+    memcpy(g_err, s, n);
+    g_err[n] = '\0';
+    free(s);
+    remove(g_cap_path);
+}
+
+/* ---- a run for the loop to call back into -------------------------------- */
+
+typedef struct {
+    mb_model *m;
+    int32_t tok[ROWS * COLS], tgt[ROWS * COLS];
+    int64_t fail_at;   /* a step whose forward gets a bad token (0: none) */
+    int64_t interrupt_at; /* a step that raises SIGINT (0: none) */
+    int steps, vals, saves;
+} loop_case;
+
+static int case_step(void *ud, int64_t step, mb_cli_step *out)
+{
+    loop_case *c = ud;
+    c->steps++;
+    if (step == c->interrupt_at) raise(SIGINT);
+    int32_t tok[ROWS * COLS];
+    memcpy(tok, c->tok, sizeof tok);
+    if (step == c->fail_at) tok[3] = 1000; /* outside the vocabulary: the library refuses it */
+    out->L = COLS, out->B = ROWS, out->items = ROWS * COLS;
+    return mb_model_forward_backward(c->m, tok, c->tgt, ROWS, COLS, &out->loss) ? -1 : 0;
+}
+
+static int case_validate(void *ud, double *val)
+{
+    loop_case *c = ud;
+    *val = 0.25 * ++c->vals;
+    return mb_cli_dist_agree(0);
+}
+
+static int case_save(void *ud)
+{
+    loop_case *c = ud;
+    c->saves++;
+    return 0;
+}
+
+static void case_fields_train(void *ud, const mb_loss_stats *acc, FILE *f, int json)
+{
+    (void)ud;
+    if (json) fprintf(f, ", \"my_count\": %lld, \"my_hits\": %lld", (long long)acc->count, (long long)acc->correct);
+    else fprintf(f, "  count %lld", (long long)acc->count);
+}
+
+static void case_fields_val(void *ud, double val, FILE *f, int json)
+{
+    (void)ud;
+    if (json) fprintf(f, ", \"my_val\": %.2f", val);
+    else fprintf(f, "  my val %.2f", val);
+}
+
+static void case_init(loop_case *c)
+{
+    memset(c, 0, sizeof *c);
+    mb_config cfg;
+    mb_config_default(&cfg);
+    cfg.d_model = 8, cfg.n_layer = 1, cfg.vocab_size = 8, cfg.d_state = 4;
+    c->m = mb_model_create(g_ctx, &cfg, 7);
+    assert_non_null(c->m);
+    for (int i = 0; i < ROWS * COLS; i++) {
+        c->tok[i] = (i * 5 + 1) % 8;
+        c->tgt[i] = i % 4 == 3 ? MB_IGNORE_INDEX : (i * 3 + 2) % 8; /* some targets ignored */
+    }
+}
+
+static mb_optim *case_optim(loop_case *c, int64_t steps)
+{
+    mb_optim_config oc;
+    mb_optim_config_default(&oc);
+    oc.total_steps = steps;
+    mb_optim *o = mb_optim_create(c->m, &oc);
+    assert_non_null(o);
+    return o;
+}
+
+static char *read_text(const char *path)
+{
+    size_t n;
+    char *s = mb_test_read_file(path, &n);
+    assert_non_null(s);
+    char *t = realloc(s, n + 1);
+    assert_non_null(t);
+    t[n] = '\0';
+    return t;
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+/* print_every: lines at its multiples and the last step only; a validation
+ * at every val_every-th step and the last, in the line and the log through
+ * the tool's fields; checkpoints every save_every steps before the last,
+ * and mb_cli_train_finish's. */
+static void test_loop_fields(void **state)
+{
+    (void)state;
+    loop_case c;
+    case_init(&c);
+    mb_optim *opt = case_optim(&c, 7);
+    char logp[256];
+    mb_test_tmp_path(logp, sizeof logp, "cli_loop.jsonl");
+    FILE *log = fopen(logp, "w");
+    assert_non_null(log);
+    mb_cli_train_run r = {.prog = PROG, .opt = opt, .log = log, .steps = 7, .last = 7, .val_every = 3,
+                          .save_every = 2, .print_every = 3, .rate_unit = "things/s", .key_rate = "things_per_s",
+                          .rate_digits = 2, .ud = &c, .train_step = case_step, .validate = case_validate,
+                          .save = case_save, .fields_train = case_fields_train, .fields_val = case_fields_val};
+    capture_begin();
+    int rc = mb_cli_train_loop(&r);
+    assert_int_equal(c.saves, 3); /* steps 2, 4, 6 */
+    rc = mb_cli_train_finish(&r, rc, "x.st");
+    capture_end();
+    fclose(log);
+    assert_int_equal(rc, 0);
+    assert_int_equal(r.step, 7);
+    assert_int_equal(c.steps, 7);
+    assert_int_equal(c.vals, 3); /* steps 3, 6, 7 */
+    assert_int_equal(c.saves, 4);
+    assert_int_equal(mb_optim_step_count(opt), 7);
+    /* three lines, the tool's fields in them, no closing line of an early stop */
+    assert_int_equal(mb_test_count(g_err, "\n"), 3);
+    assert_non_null(strstr(g_err, "step 3/7  count 36  my val 0.25  lr "));
+    assert_non_null(strstr(g_err, "step 6/7  count 36  my val 0.50  lr "));
+    assert_non_null(strstr(g_err, "step 7/7  count 12  my val 0.75  lr "));
+    assert_non_null(strstr(g_err, " things/s  ETA "));
+    assert_null(strstr(g_err, "stopped"));
+    char *text = read_text(logp);
+    double v[8];
+    assert_int_equal(mb_test_json_values(text, "step", v, 8), 3);
+    assert_true(v[0] == 3 && v[1] == 6 && v[2] == 7);
+    assert_int_equal(mb_test_json_values(text, "my_count", v, 8), 3);
+    assert_true(v[0] == 36 && v[1] == 36 && v[2] == 12); /* 12 counted targets a step, summed between lines */
+    assert_int_equal(mb_test_json_values(text, "my_hits", v, 8), 3);
+    assert_int_equal(mb_test_json_values(text, "my_val", v, 8), 3);
+    assert_true(v[0] == 0.25 && v[2] == 0.75);
+    assert_int_equal(mb_test_json_values(text, "grad_norm", v, 8), 3);
+    assert_int_equal(mb_test_json_values(text, "things_per_s", v, 8), 3);
+    assert_true(v[0] > 0);
+    assert_null(strstr(text, "seq_len"));
+    /* the log's order: step, the tool's training fields, lr, grad norm, rate, validation */
+    assert_true(strstr(text, "\"my_hits\"") < strstr(text, "\"lr\"") &&
+                strstr(text, "\"things_per_s\"") < strstr(text, "\"my_val\""));
+    free(text);
+    remove(logp);
+    mb_optim_free(opt);
+    mb_model_free(c.m);
+}
+
+/* The default fields (bits per counted target) with the step's shape; every
+ * 5 s means the first step and the validations here; a run stopped at
+ * `last` is saved and says so. */
+static void test_loop_default_and_stop(void **state)
+{
+    (void)state;
+    loop_case c;
+    case_init(&c);
+    mb_optim *opt = case_optim(&c, 10);
+    char logp[256];
+    mb_test_tmp_path(logp, sizeof logp, "cli_stop.jsonl");
+    FILE *log = fopen(logp, "w");
+    assert_non_null(log);
+    mb_cli_train_run r = {.prog = PROG, .opt = opt, .log = log, .steps = 10, .last = 4, .val_every = 2,
+                          .show_shape = 1, .unit = "bits/tok", .key_train = "train_b", .key_val = "val_b",
+                          .rate_unit = "tok/s", .key_rate = "tokens_per_s", .ud = &c, .train_step = case_step,
+                          .validate = case_validate, .save = case_save};
+    capture_begin();
+    int rc = mb_cli_train_loop(&r);
+    rc = mb_cli_train_finish(&r, rc, "x.st");
+    capture_end();
+    fclose(log);
+    assert_int_equal(rc, 0);
+    assert_int_equal(r.step, 4);
+    assert_int_equal(c.vals, 2);
+    assert_int_equal(c.saves, 1); /* no --save-every: finish's only */
+    assert_non_null(strstr(g_err, "step 1/10  L 8  train "));
+    assert_non_null(strstr(g_err, " bits/tok  lr "));
+    assert_non_null(strstr(g_err, "step 2/10  L 8  train "));
+    assert_non_null(strstr(g_err, " bits/tok  val 0.5000  lr "));
+    assert_null(strstr(g_err, "step 3/10"));
+    assert_non_null(strstr(g_err, "step 4/10"));
+    assert_non_null(strstr(g_err, PROG ": stopped at step 4; saved x.st (--resume continues)\n"));
+    char *text = read_text(logp);
+    double v[8];
+    assert_int_equal(mb_test_json_values(text, "seq_len", v, 8), 3);
+    assert_int_equal(mb_test_json_values(text, "batch", v, 8), 3);
+    assert_true(v[0] == ROWS);
+    assert_int_equal(mb_test_json_values(text, "val_b", v, 8), 2);
+    assert_int_equal(mb_test_json_values(text, "train_b", v, 8), 3);
+    /* the first step's bits: its mean cross-entropy over ln 2, about the
+     * uniform 3 bits of an untrained model of 8 (padded) classes */
+    assert_true(v[0] > 2.5 && v[0] < 3.5);
+    free(text);
+    remove(logp);
+    mb_optim_free(opt);
+    mb_model_free(c.m);
+}
+
+/* A step whose forward fails: one error line naming the step, exit 1,
+ * nothing saved. */
+static void test_loop_step_error(void **state)
+{
+    (void)state;
+    loop_case c;
+    case_init(&c);
+    c.fail_at = 2;
+    mb_optim *opt = case_optim(&c, 5);
+    mb_cli_train_run r = {.prog = PROG, .opt = opt, .steps = 5, .last = 5, .unit = "b", .key_train = "t",
+                          .key_val = "v", .rate_unit = "x/s", .key_rate = "x", .ud = &c, .train_step = case_step,
+                          .save = case_save};
+    capture_begin();
+    int rc = mb_cli_train_loop(&r);
+    rc = mb_cli_train_finish(&r, rc, "x.st");
+    capture_end();
+    assert_int_equal(rc, 1);
+    assert_int_equal(r.step, 2);
+    assert_int_equal(c.saves, 0);
+    assert_int_equal(mb_optim_step_count(opt), 1);
+    /* step 1's progress line, then the error */
+    const char *e = strstr(g_err, PROG ": error: ");
+    assert_non_null(e);
+    mb_test_error_line(e, PROG, "step 2: ");
+    mb_optim_free(opt);
+    mb_model_free(c.m);
+}
+
+/* Ctrl-C during a step: the loop ends after it, saves, says so, 130. (Last:
+ * the flag stays set for the rest of the process.) */
+static void test_loop_interrupt(void **state)
+{
+    (void)state;
+    loop_case c;
+    case_init(&c);
+    c.interrupt_at = 3;
+    mb_optim *opt = case_optim(&c, 9);
+    mb_cli_train_run r = {.prog = PROG, .opt = opt, .steps = 9, .last = 9, .unit = "b", .key_train = "t",
+                          .key_val = "v", .rate_unit = "x/s", .key_rate = "x", .ud = &c, .train_step = case_step,
+                          .save = case_save};
+    capture_begin();
+    int rc = mb_cli_train_loop(&r);
+    rc = mb_cli_train_finish(&r, rc, "x.st");
+    capture_end();
+    assert_int_equal(rc, 130);
+    assert_int_equal(r.step, 3);
+    assert_true(r.stop);
+    assert_int_equal(c.saves, 1);
+    assert_non_null(strstr(g_err, PROG ": interrupted at step 3; saved x.st (--resume continues)\n"));
+    mb_optim_free(opt);
+    mb_model_free(c.m);
+}
+
+/* ---- output files ---------------------------------------------------------- */
+
+static void test_outfile(void **state)
+{
+    (void)state;
+    char dir[256], path[320], bad[320];
+    mb_test_mkdtemp(dir, sizeof dir, "cli_out");
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    snprintf(bad, sizeof bad, "%s/no/such/dir/out.txt", dir);
+    /* a path beside a checkpoint */
+    char *p = mb_cli_optim_path(path), *q = mb_cli_path_suffix(path, ".classes");
+    assert_true(strlen(p) == strlen(path) + 6 && strcmp(p + strlen(path), ".optim") == 0);
+    assert_string_equal(q + strlen(path), ".classes");
+    free(p), free(q);
+    /* an unwritable directory: one line, nothing left behind */
+    capture_begin();
+    mb_outfile *o = mb_cli_outfile_open(PROG, bad);
+    const int w = mb_cli_check_writable(PROG, bad);
+    capture_end();
+    assert_null(o);
+    assert_int_equal(w, -1);
+    assert_int_equal(mb_test_count(g_err, "\n"), 2);
+    char *second = strchr(g_err, '\n') + 1;
+    second[-1] = '\0';
+    mb_test_error_line(second, PROG, "no/such/dir/out.txt: cannot create a file in its directory (");
+    /* written whole, or the old file stays */
+    FILE *f = fopen(path, "w");
+    fputs("old\n", f);
+    fclose(f);
+    assert_int_equal(mb_cli_check_writable(PROG, path), 0);
+    assert_non_null(o = mb_cli_outfile_open(PROG, path));
+    fputs("new\n", mb_outfile_fp(o));
+    char listing[512];
+    mb_test_listing(dir, listing, sizeof listing);
+    assert_non_null(strstr(listing, "out.txt.tmp")); /* the temporary beside it */
+    char *text = read_text(path);
+    assert_string_equal(text, "old\n");
+    free(text);
+    assert_int_equal(mb_cli_outfile_commit(PROG, o), 0);
+    text = read_text(path);
+    assert_string_equal(text, "new\n");
+    free(text);
+    mb_test_listing(dir, listing, sizeof listing);
+    assert_string_equal(listing, "out.txt");
+    /* discarded: the old one stays, the temporary goes */
+    assert_non_null(o = mb_cli_outfile_open(PROG, path));
+    fputs("half", mb_outfile_fp(o));
+    mb_outfile_discard(o);
+    text = read_text(path);
+    assert_string_equal(text, "new\n");
+    free(text);
+    mb_test_listing(dir, listing, sizeof listing);
+    assert_string_equal(listing, "out.txt");
+    mb_test_rmtree(dir);
+}
+
+/* ---- mamba-selcopy ----------------------------------------------------------- */
+
+#ifdef MB_SELCOPY_BIN
+static int selcopy(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int selcopy(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    const int rc = mb_test_toolv(MB_SELCOPY_BIN, g_out, sizeof g_out, g_err, sizeof g_err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+#endif
+
+/* Through the loop: a line every 50 steps and at the last, the log's keys,
+ * the accuracy line; bad flags and an unwritable log are one error line. */
+static void test_selcopy_tool(void **state)
+{
+    (void)state;
+#ifndef MB_SELCOPY_BIN
+    fprintf(stderr, "# mamba-selcopy is not built (MAMBA_APPS=OFF): skipped\n");
+    skip();
+#else
+    char logp[256], model[256];
+    mb_test_tmp_path(logp, sizeof logp, "selcopy.jsonl");
+    mb_test_tmp_path(model, sizeof model, "selcopy.safetensors");
+    remove(logp), remove(model);
+    const char *small = "--span 8 --memorize 2 --symbols 4 --d-model 16 --n-layer 1 --batch 8 --eval 2 --threads 1";
+    assert_int_equal(selcopy("%s --steps 60 --log %s --out %s", small, logp, model), 0);
+    assert_non_null(strstr(g_out, "selective copying: accuracy "));
+    assert_non_null(strstr(g_out, " on 16 fresh sequences (chance 25.0%)"));
+    assert_int_equal(mb_test_count(g_err, "step "), 2);
+    assert_non_null(strstr(g_err, "step 50/60  loss "));
+    assert_non_null(strstr(g_err, "step 60/60  loss "));
+    assert_non_null(strstr(g_err, " tok/s  ETA "));
+    assert_true(access(model, F_OK) == 0);
+    char *text = read_text(logp);
+    double v[4];
+    assert_int_equal(mb_test_json_values(text, "step", v, 4), 2);
+    assert_true(v[0] == 50 && v[1] == 60);
+    assert_int_equal(mb_test_json_values(text, "loss", v, 4), 2);
+    assert_int_equal(mb_test_json_values(text, "accuracy", v, 4), 2);
+    assert_true(v[0] >= 0 && v[0] <= 1);
+    assert_int_equal(mb_test_json_values(text, "tokens_per_s", v, 4), 2);
+    assert_true(v[0] > 0 && v[1] > 0);
+    free(text);
+    remove(logp), remove(model);
+
+    assert_int_equal(selcopy("--steps 0"), 2); /* usage: the error line, then where to look */
+    assert_true(strncmp(g_err, "mamba-selcopy: error: --steps expects an integer", 48) == 0);
+    assert_non_null(strstr(g_err, "\nTry 'mamba-selcopy --help'.\n"));
+    assert_int_equal(mb_test_count(g_err, "\n"), 2);
+    assert_int_equal(selcopy("%s --steps 5 --log /nonexistent/dir/x.jsonl", small), 1);
+    mb_test_error_line(g_err, "mamba-selcopy", "/nonexistent/dir/x.jsonl: ");
+    assert_int_equal(selcopy("%s --steps 5 --device nosuch", small), 1);
+    mb_test_error_line(g_err, "mamba-selcopy", "--device nosuch");
+#endif
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    g_ctx = mb_ctx_create("cpu");
+    if (!g_ctx) return -1;
+    mb_ctx_set_threads(g_ctx, 1);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    mb_ctx_free(g_ctx);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_loop_fields),    cmocka_unit_test(test_loop_default_and_stop),
+        cmocka_unit_test(test_loop_step_error), cmocka_unit_test(test_outfile),
+        cmocka_unit_test(test_selcopy_tool),    cmocka_unit_test(test_loop_interrupt), /* last: see there */
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
