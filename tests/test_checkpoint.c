@@ -1159,6 +1159,8 @@ static void test_optim_roundtrip(void **state)
         c2.n_layer = others[k].n_layer;
         mb_model *model2 = mb_model_alloc(cpu(), &c2);
         assert_non_null(model2);
+        /* the same run (else the run check refuses it first: below) */
+        model2->run_id = model->run_id;
         mb_optim *o3 = hand_optim(model2, NULL);
         o3->step = 5;
         assert_int_equal(mb_optim_load(o3, path), -1);
@@ -1180,6 +1182,189 @@ static void test_optim_roundtrip(void **state)
     unlink(path);
 }
 
+/* ---- a checkpoint's two files belong together (issue 13, finding 2) ------------
+ * The optimizer state carries the model's run id and a CRC of the weights
+ * it was saved with; resuming with another run's state, or with the state
+ * of an earlier save (the model file replaced after it: a kill between the
+ * two renames, a failed write of the .optim), is refused in one line. */
+static void test_optim_tie(void **state)
+{
+    (void)state;
+    char mpath[256], opath[256];
+    mb_test_tmp_path(mpath, sizeof mpath, "tie.safetensors");
+    mb_test_tmp_path(opath, sizeof opath, "tie.safetensors.optim");
+    mb_rng rng;
+    mb_rng_seed(&rng, mb_test_seed() + 14);
+    mb_config c = small_config(0, 1, 1);
+    mb_model *a = random_model(&c, &rng);
+    mb_optim *oa = hand_optim(a, &rng);
+    oa->step = 7;
+    assert_int_equal(mb_model_save(a, mpath), 0);
+    assert_int_equal(mb_optim_save(oa, opath), 0);
+    /* the pair as saved resumes */
+    mb_model *r = mb_model_load(cpu(), mpath);
+    assert_non_null(r);
+    assert_true(mb_model_run_id(r) == mb_model_run_id(a));
+    mb_optim *or_ = hand_optim(r, NULL);
+    assert_int_equal(mb_optim_load(or_, opath), 0);
+    assert_int_equal(or_->step, 7);
+    hand_optim_free(or_);
+    /* the model file of a later save, the .optim of the earlier one */
+    mb_param_data(&a->params, 3)[0] += 0.5f;
+    assert_int_equal(mb_model_save(a, mpath), 0);
+    mb_model *r2 = mb_model_load(cpu(), mpath);
+    mb_optim *o2 = hand_optim(r2, NULL);
+    o2->step = 99;
+    assert_int_equal(mb_optim_load(o2, opath), -1);
+    assert_error(opath, "optimizer state saved with other weights than the model's");
+    assert_int_equal(o2->step, 99);
+    hand_optim_free(o2);
+    mb_model_free(r2);
+    /* another run's state, of the same shapes */
+    mb_model *b = random_model(&c, &rng);
+    assert_true(mb_model_run_id(b) != mb_model_run_id(a));
+    mb_optim *ob = hand_optim(b, NULL);
+    assert_int_equal(mb_optim_load(ob, opath), -1);
+    assert_error(opath, "optimizer state of another run");
+    hand_optim_free(ob);
+    mb_model_free(b);
+    /* a file of before the tie (no run_id, no weights_crc32) still loads */
+    mb_st_file *f = mb_st_open(opath);
+    assert_non_null(f);
+    const int n = mb_st_count(f);
+    mb_st_entry *e = calloc((size_t)n, sizeof *e);
+    float *buf = malloc(r->params.total * 2 * sizeof(float));
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        const mb_st_tensor *t = mb_st_get(f, i);
+        assert_int_equal(mb_st_read_f32(f, t, buf + off, t->numel), 0);
+        e[i] = (mb_st_entry){t->name, t->ndim, {0}, buf + off, 0};
+        for (int d = 0; d < t->ndim; d++) e[i].shape[d] = t->shape[d];
+        off += t->numel;
+    }
+    const char *meta[] = {"step", mb_st_metadata(f, "step"), "param_total", mb_st_metadata(f, "param_total"), NULL};
+    char old[300];
+    snprintf(old, sizeof old, "%s.old", opath);
+    assert_int_equal(mb_st_write(old, e, n, meta), 0);
+    mb_st_close(f);
+    mb_optim *o3 = hand_optim(r, NULL);
+    assert_int_equal(mb_optim_load(o3, old), 0);
+    assert_int_equal(o3->step, 7);
+    hand_optim_free(o3);
+    free(e), free(buf);
+    remove(old), remove(mpath), remove(opath);
+    mb_model_free(r);
+    hand_optim_free(oa);
+    mb_model_free(a);
+}
+
+/* ---- damaged files and diverged models (findings 3, 5) -------------------------- */
+static void test_checksums_and_nonfinite(void **state)
+{
+    (void)state;
+    char path[256];
+    mb_test_tmp_path(path, sizeof path, "crc.safetensors");
+    mb_rng rng;
+    mb_rng_seed(&rng, mb_test_seed() + 15);
+    mb_config c = small_config(1, 0, 1);
+    mb_model *m = random_model(&c, &rng);
+    assert_int_equal(mb_model_save(m, path), 0);
+    mb_st_file *f = mb_st_open(path);
+    const mb_st_tensor *t = mb_st_find(f, "backbone.layers.1.mixer.x_proj.weight");
+    assert_non_null(t);
+    assert_true(t->has_crc);
+    /* one exponent bit flipped in the middle of a tensor: the value stays
+     * finite (a weight of ~1e38, say), only the checksum sees it */
+    uint64_t pos = t->begin + (t->end - t->begin) / 2;
+    pos -= pos % 4;
+    size_t len;
+    unsigned char *bytes = mb_test_read_file(path, &len);
+    assert_non_null(bytes);
+    uint64_t hl = 0;
+    for (int i = 0; i < 8; i++) hl |= (uint64_t)bytes[i] << (8 * i);
+    mb_st_close(f);
+    bytes[8 + hl + pos + 3] ^= 0x20; /* a bit of the exponent (little-endian: byte 3) */
+    float v;
+    memcpy(&v, bytes + 8 + hl + pos, 4);
+    assert_true(isfinite(v));
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s.bad", path);
+    FILE *w = fopen(bad, "wb");
+    fwrite(bytes, 1, len, w);
+    fclose(w);
+    free(bytes);
+    assert_null(mb_model_load(cpu(), bad));
+    assert_error(bad, "tensor backbone.layers.1.mixer.x_proj.weight: checksum mismatch (the file is damaged)");
+    remove(bad);
+    /* a diverged model does not replace the good file */
+    size_t good_len;
+    void *good = mb_test_read_file(path, &good_len);
+    mb_param_data(&m->params, 5)[2] = NAN;
+    mb_param_data(&m->params, 7)[0] = INFINITY;
+    assert_int_equal(mb_model_save(m, path), -1);
+    assert_error(path, "not written: the model has 2 non-finite weights");
+    assert_file_equals(path, good, good_len);
+    assert_no_temp_left(path);
+    free(good);
+    remove(path);
+    mb_model_free(m);
+}
+
+/* ---- the file's tensors checked before the model is allocated (finding 8) --------
+ * A small file whose config claims d_model 1024 x 48 layers: refused for
+ * its tensors without allocating that model (under an address-space limit
+ * that the claimed model could not fit in); and a loaded model has no
+ * gradient buffers until training asks for them. */
+static void test_shapes_before_alloc(void **state)
+{
+    (void)state;
+    char path[256];
+    mb_test_tmp_path(path, sizeof path, "liar.safetensors");
+    mb_rng rng;
+    mb_rng_seed(&rng, mb_test_seed() + 16);
+    mb_config c = small_config(0, 1, 1);
+    mb_model *m = random_model(&c, &rng);
+    assert_null(m->params.grad); /* never trained */
+    entry_list l = model_entries(m, 0);
+    mb_config big = c;
+    big.d_model = 1024, big.n_layer = 48, big.vocab_size = 50277;
+    char *config = mb_config_to_json(&big);
+    const char *meta[] = {"config", config, NULL};
+    assert_int_equal(mb_st_write(path, l.e, l.n, meta), 0);
+    free(config);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_AS, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)1 << 31; /* 2 GiB: the claimed model's weights alone are ~2.5 GB */
+    assert_int_equal(setrlimit(RLIMIT_AS, &lim), 0);
+    mb_model *l2 = mb_model_load(cpu(), path);
+    assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
+    assert_null(l2);
+    printf("# refused: %s\n", mb_error_last());
+    assert_error(path, "tensor backbone.embedding.weight has shape");
+    /* a model loaded for inference has no gradients; training makes them */
+    char good[256];
+    mb_test_tmp_path(good, sizeof good, "good.safetensors");
+    assert_int_equal(mb_model_save(m, good), 0);
+    mb_model *g = mb_model_load(cpu(), good);
+    assert_non_null(g);
+    assert_null(g->params.grad);
+    mb_state *st = mb_state_create(g, 1);
+    int32_t tok[4] = {1, 2, 3, 4};
+    assert_int_equal(mb_model_forward_chunk(g, st, tok, 4, NULL), 0);
+    assert_int_equal(mb_model_forward(g, tok, 1, 4, NULL, NULL, NULL), 0);
+    assert_null(g->params.grad);
+    int32_t tgt[4] = {2, 3, 4, 5};
+    assert_int_equal(mb_model_forward_backward(g, tok, tgt, 1, 4, NULL), 0);
+    assert_non_null(g->params.grad);
+    mb_state_free(st);
+    mb_model_free(g);
+    remove(good);
+    free(l.e);
+    remove(path);
+    mb_model_free(m);
+}
+
 int main(void)
 {
     mb_test_seed();
@@ -1199,6 +1384,9 @@ int main(void)
         cmocka_unit_test(test_model_truncated),
         cmocka_unit_test(test_model_save_failures),
         cmocka_unit_test(test_optim_roundtrip),
+        cmocka_unit_test(test_optim_tie),
+        cmocka_unit_test(test_checksums_and_nonfinite),
+        cmocka_unit_test(test_shapes_before_alloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -110,6 +110,24 @@ static void test_outfile(void **s)
     const mode_t um = umask(0);
     umask(um);
     assert_int_equal(st.st_mode & 0777, 0666 & ~um);
+    /* a kill mid-write leaves PATH.tmpXXXXXX: the sweep removes exactly
+     * those (not PATH, not other names that start alike) */
+    char left[300], other[300], other2[300];
+    snprintf(left, sizeof left, "%s.tmpAb3xYz", path);
+    snprintf(other, sizeof other, "%s.tmpAb3xY", path);   /* five characters */
+    snprintf(other2, sizeof other2, "%s.tmp_b3xYz", path); /* not mkstemp's alphabet */
+    const char *made[3] = {left, other, other2};
+    for (int i = 0; i < 3; i++) {
+        FILE *t = fopen(made[i], "w");
+        assert_non_null(t);
+        fclose(t);
+    }
+    assert_int_equal(mb_outfile_sweep(path), 1);
+    assert_int_equal(access(left, F_OK), -1);
+    assert_int_equal(access(other, F_OK), 0);
+    assert_int_equal(access(other2, F_OK), 0);
+    assert_int_equal(access(path, F_OK), 0);
+    remove(other), remove(other2);
     /* a directory that does not exist: one line naming the path */
     char bad[300];
     snprintf(bad, sizeof bad, "%s.nodir/x", path);

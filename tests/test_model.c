@@ -75,7 +75,7 @@ static void mixer_grad(int cplx)
     mixer_case c = {.ctx = ctx, .B = 2, .L = 19};
     mb_mixer *mx = &c.mx;
     assert_int_equal(mb_mixer_register(mx, &c.ps, "backbone.layers.0.mixer", &cfg), 0);
-    assert_int_equal(mb_params_alloc(&c.ps, ctx), 0);
+    assert_int_equal(mb_params_alloc(&c.ps, ctx, 1), 0);
     mb_mixer_init_weights(mx, &c.ps, c.ps.data, &cfg, &r);
     /* as jitter() does for a model: off the init's special values, delta
      * of 0.3..0.7 */

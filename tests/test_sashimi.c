@@ -115,7 +115,7 @@ static void pool_grad(int up)
     int rc = up ? mb_uppool_register(&c.p, &c.ps, "up.0.pool", d, p, dc)
                 : mb_downpool_register(&c.p, &c.ps, "down.0.pool", d, p, dc);
     assert_int_equal(rc, 0);
-    assert_int_equal(mb_params_alloc(&c.ps, c.ctx), 0);
+    assert_int_equal(mb_params_alloc(&c.ps, c.ctx, 1), 0);
     mb_test_fill(&r, c.ps.data, c.ps.total, -1, 1);
     const int Lc = c.L / p;
     const size_t nx = up ? (size_t)c.B * Lc * dc : (size_t)c.B * c.L * d;

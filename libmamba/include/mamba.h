@@ -54,6 +54,11 @@ const char *mb_outfile_path(const mb_outfile *o);
 int mb_outfile_commit(mb_outfile *o);
 /* Removes the temporary file and frees o (NULL is fine): PATH is untouched. */
 void mb_outfile_discard(mb_outfile *o);
+/* Removes temporary files of PATH left behind by a process that was killed
+ * mid-write (PATH.tmpXXXXXX, nothing else); the number removed, or -1. For
+ * a program that owns PATH (a training run over its checkpoint): another
+ * program writing PATH at the same moment would lose its write. */
+int mb_outfile_sweep(const char *path);
 
 /* ---- model configuration: mamba_ssm's MambaConfig ----------------------- */
 typedef enum { MB_INIT_S4D_REAL = 0, MB_INIT_S4D_LIN = 1 } mb_ssm_init;
@@ -130,6 +135,10 @@ mb_model *mb_model_create(mb_ctx *ctx, const mb_config *cfg, uint64_t seed);
  * may be called on the model after this. */
 void mb_model_free(mb_model *m);
 const mb_config *mb_model_config(const mb_model *m);
+/* The training run these weights belong to: random for a new model, the
+ * file's for a loaded checkpoint (a new one for a file without it). Saved
+ * with the model and its optimizer state, which mb_optim_load matches. */
+uint64_t mb_model_run_id(const mb_model *m);
 size_t mb_model_num_params(const mb_model *m);
 /* Keep only each layer's input during forward and recompute the layer inside
  * backward: activation memory of one layer instead of all. */
@@ -140,8 +149,12 @@ void mb_model_set_recompute(mb_model *m, int on); /* ignored by sashimi models *
 void mb_model_set_recompute_chunk(mb_model *m, int tokens);
 
 /* Checkpoints: safetensors with mamba_ssm's tensor names and the config as
- * JSON under __metadata__["config"]. Written to a temporary file, flushed,
- * then renamed over `path`. */
+ * JSON under __metadata__["config"], the run id, and each tensor's CRC-32
+ * (verified on load: a damaged file is refused). Written to a temporary
+ * file, flushed, then renamed over `path`. A model with non-finite weights
+ * is not saved (-1: a diverged run never replaces a good checkpoint). A
+ * file's tensors are checked against its config before the model's memory
+ * is allocated. */
 int mb_model_save(const mb_model *m, const char *path);
 mb_model *mb_model_load(mb_ctx *ctx, const char *path);
 
@@ -275,7 +288,10 @@ void mb_optim_free(mb_optim *o);
 int mb_optim_step(mb_optim *o, float *grad_norm, float *lr);
 int64_t mb_optim_step_count(const mb_optim *o);
 float mb_optim_lr_at(const mb_optim_config *oc, int64_t step);
-/* Optimizer state (moments, step) in a second safetensors file. */
+/* Optimizer state (moments, step) in a second safetensors file, tied to
+ * the model: it records the model's run id and a CRC-32 of the weights it
+ * was saved with, and mb_optim_load refuses state of another run or of
+ * other weights (a save cut between the model file and this one). */
 int mb_optim_save(const mb_optim *o, const char *path);
 int mb_optim_load(mb_optim *o, const char *path);
 

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,4 +117,42 @@ int mb_outfile_commit(mb_outfile *o)
 void mb_outfile_discard(mb_outfile *o)
 {
     if (o) outfile_free(o);
+}
+
+int mb_outfile_sweep(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    const size_t nb = strlen(base), nd = slash ? (size_t)(slash - path) : 0;
+    char *dir = mb_malloc(nd + 2, "path");
+    if (!dir) return -1;
+    if (slash) memcpy(dir, path, nd ? nd : 1), dir[nd ? nd : 1] = '\0';
+    else strcpy(dir, ".");
+    DIR *d = opendir(dir);
+    if (!d) {
+        mb_error_set("%s: cannot list its directory (%s)", path, strerror(errno));
+        free(dir);
+        return -1;
+    }
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        /* exactly BASE.tmp and mkstemp's six characters: nothing else */
+        const char *n = e->d_name;
+        if (strlen(n) != nb + 10 || strncmp(n, base, nb) != 0 || strncmp(n + nb, ".tmp", 4) != 0) continue;
+        int ok = 1;
+        for (int i = 0; i < 6 && ok; i++) {
+            const char c = n[nb + 4 + i];
+            ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        }
+        if (!ok) continue;
+        const size_t np = nd + 1 + strlen(n) + 1;
+        char *full = malloc(np);
+        if (!full) continue;
+        snprintf(full, np, "%s/%s", dir, n);
+        removed += unlink(full) == 0;
+        free(full);
+    }
+    closedir(d);
+    free(dir);
+    return removed;
 }

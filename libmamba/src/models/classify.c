@@ -101,7 +101,8 @@ int mb_model_classify_backward(mb_model *m, const int32_t *tokens, const int32_t
 {
     if (!labels) return mb_error_set("classify_backward needs labels");
     mb_fwd_out o;
-    if (cls_check(m, B) || cls_check_labels(m, labels, B) || cls_ensure(m, B) || cls_forward(m, tokens, B, L, &o) ||
+    if (cls_check(m, B) || cls_check_labels(m, labels, B) || mb_params_grad_ensure(&m->params, m->ctx) ||
+        cls_ensure(m, B) || cls_forward(m, tokens, B, L, &o) ||
         mb_model_xent_mean(m->ctx, labels, m->cls_lab, B, m->cfg.n_classes, m->cls_logits, 1, stats))
         return -1;
     const int d = m->cfg.d_model;

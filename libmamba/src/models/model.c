@@ -2,8 +2,10 @@
  * token buffers, the loss, chunk outputs, state bookkeeping) and the table
  * that sends the rest to the architecture's functions. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "models/model.h"
 
@@ -57,7 +59,23 @@ void mb_model_free(mb_model *m)
     model_release(m);
 }
 
-mb_model *mb_model_alloc(mb_ctx *ctx, const mb_config *cfg_in)
+/* A run id for a fresh model: what ties a checkpoint's optimizer state to
+ * its weights' run (train/checkpoint.c). Not a seed: two runs of one seed
+ * are still two runs. */
+static uint64_t model_new_run_id(const mb_model *m)
+{
+    static _Thread_local uint64_t counter;
+    uint64_t z = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)clock() ^ (uint64_t)(uintptr_t)m ^
+                 (++counter << 32);
+    for (int i = 0; i < 2; i++) {
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        z ^= z >> 31;
+    }
+    return z ? z : 1;
+}
+
+mb_model *mb_model_build(mb_ctx *ctx, const mb_config *cfg_in)
 {
     mb_config cfg = *cfg_in;
     if (mb_config_check(&cfg) || mb_ctx_check_config(ctx, &cfg)) return NULL;
@@ -69,10 +87,23 @@ mb_model *mb_model_alloc(mb_ctx *ctx, const mb_config *cfg_in)
     m->arch = mb_arch_get(cfg.arch);
     m->has_cls = cfg.n_classes > 0;
     m->cls.p_w = m->cls.p_b = -1;
+    m->run_id = model_new_run_id(m);
     /* the classification head last in the table: a checkpoint's backbone
      * tensors keep their order with or without it */
-    if (m->arch->build(m) || (m->has_cls && mb_cls_head_register(&m->cls, &m->params, cfg.d_model, cfg.n_classes)) ||
-        mb_params_alloc(&m->params, ctx)) {
+    if (m->arch->build(m) ||
+        (m->has_cls && mb_cls_head_register(&m->cls, &m->params, cfg.d_model, cfg.n_classes))) {
+        model_release(m);
+        return NULL;
+    }
+    return m;
+}
+
+int mb_model_alloc_params(mb_model *m) { return mb_params_alloc(&m->params, m->ctx, 0); }
+
+mb_model *mb_model_alloc(mb_ctx *ctx, const mb_config *cfg)
+{
+    mb_model *m = mb_model_build(ctx, cfg);
+    if (m && mb_model_alloc_params(m)) {
         model_release(m);
         return NULL;
     }
@@ -118,7 +149,17 @@ void mb_model_set_recompute_chunk(mb_model *m, int tokens)
     if (m->arch->set_recompute) m->arch->set_recompute(m, -1, tokens < 0 ? 0 : tokens);
 }
 
-void mb_model_zero_grad(mb_model *m) { mb_dev_zero(m->ctx, m->params.grad, m->params.total * sizeof(float)); }
+void mb_model_zero_grad(mb_model *m)
+{
+    /* training is what asks: the gradients come into being zeroed */
+    if (!m->params.grad) {
+        (void)mb_params_grad_ensure(&m->params, m->ctx);
+        return;
+    }
+    mb_dev_zero(m->ctx, m->params.grad, m->params.total * sizeof(float));
+}
+
+uint64_t mb_model_run_id(const mb_model *m) { return m->run_id; }
 
 /* ---- checks and the loss ------------------------------------------------------ */
 
@@ -193,7 +234,7 @@ int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t 
 {
     if (!targets) return mb_error_set("forward_backward needs targets");
     mb_fwd_out o;
-    if (model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o) ||
+    if (mb_params_grad_ensure(&m->params, m->ctx) || model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o) ||
         mb_model_xent_mean(m->ctx, targets, m->tgt_dev, B * L, m->vocab_padded, o.logits, 1, stats) ||
         m->arch->backward(m, B, L, 1))
         return -1;

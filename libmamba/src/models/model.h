@@ -104,6 +104,7 @@ struct mb_model {
     int cls_B;
     float *cls_buf, *pooled, *dpooled, *cls_logits;
     int32_t *cls_lab;
+    uint64_t run_id;        /* the training run these weights belong to (mb_model_run_id) */
     /* live states: mb_model_free waits for the last one (mamba.h) */
     int n_states, freed;
 };
@@ -120,8 +121,12 @@ struct mb_state {
     float *hsum_dev; /* (B, d_model): the running pooled sums of a chunk call */
 };
 
-/* Allocate a model of cfg: the architecture's tensors, the classification
- * head, the parameter and gradient buffers (zeros). */
+/* A model of cfg: the architecture's tensors and the classification head
+ * registered in the table, nothing allocated (so a checkpoint's shapes can
+ * be checked first); then its parameters (zeros; gradients come when
+ * training asks, mb_params_grad_ensure). mb_model_alloc: both. */
+mb_model *mb_model_build(mb_ctx *ctx, const mb_config *cfg);
+int mb_model_alloc_params(mb_model *m);
 mb_model *mb_model_alloc(mb_ctx *ctx, const mb_config *cfg);
 /* Tokens (or, with allow_ignore, targets that may be MB_IGNORE_INDEX) in
  * [0, vocab_size); -1 with "WHAT n at position i is outside ..." if not. */

@@ -31,12 +31,18 @@ int mb_params_add(mb_params *ps, const char *name, int decay, int ndim, const in
     return ps->n++;
 }
 
-int mb_params_alloc(mb_params *ps, mb_ctx *ctx)
+int mb_params_alloc(mb_params *ps, mb_ctx *ctx, int with_grad)
 {
     ps->data = mb_dev_alloc_floats(ctx, ps->total, "parameters");
+    if (!ps->data || mb_dev_zero(ctx, ps->data, ps->total * sizeof(float))) return -1;
+    return with_grad ? mb_params_grad_ensure(ps, ctx) : 0;
+}
+
+int mb_params_grad_ensure(mb_params *ps, mb_ctx *ctx)
+{
+    if (ps->grad) return 0;
     ps->grad = mb_dev_alloc_floats(ctx, ps->total, "gradients");
-    if (!ps->data || !ps->grad) return -1;
-    if (mb_dev_zero(ctx, ps->data, ps->total * sizeof(float))) return -1;
+    if (!ps->grad) return -1;
     return mb_dev_zero(ctx, ps->grad, ps->total * sizeof(float));
 }
 

@@ -24,13 +24,16 @@ typedef struct {
     int n, cap;
     size_t total;  /* floats in the buffer (each tensor 16-float aligned) */
     float *data;   /* device memory of the owning context */
-    float *grad;
+    float *grad;   /* NULL until training needs it */
 } mb_params;
 
 /* Register a tensor; returns its index or -1. Shapes are fixed before
  * mb_params_alloc. */
 int mb_params_add(mb_params *ps, const char *name, int decay, int ndim, const int64_t *shape);
-int mb_params_alloc(mb_params *ps, mb_ctx *ctx);
+/* The parameters (zeros); their gradients too with with_grad, else when
+ * first needed (mb_params_grad_ensure): inference never allocates them. */
+int mb_params_alloc(mb_params *ps, mb_ctx *ctx, int with_grad);
+int mb_params_grad_ensure(mb_params *ps, mb_ctx *ctx);
 void mb_params_free(mb_params *ps, mb_ctx *ctx);
 int mb_params_find(const mb_params *ps, const char *name);
 static inline float *mb_param_data(const mb_params *ps, int i) { return ps->data + ps->items[i].offset; }

@@ -7,6 +7,7 @@
  * and "v.NAME" per parameter plus the step. Loading reads and checks
  * everything into host memory before anything the caller sees changes. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,9 +105,25 @@ static void mb_ckpt_entry(mb_st_entry *e, const char *name, const mb_param *p, c
 
 /* ---- model ---------------------------------------------------------------- */
 
+/* CRC-32 of the model's weights, tensor by tensor in table order (the
+ * bytes a checkpoint stores, without the alignment padding): what the
+ * optimizer's state records, to be matched on resume. */
+static uint32_t mb_weights_crc(const mb_params *ps, const float *host)
+{
+    uint32_t crc = 0;
+    for (int i = 0; i < ps->n; i++)
+        crc = mb_crc32(crc, host + ps->items[i].offset, ps->items[i].numel * sizeof(float));
+    return crc;
+}
+
 int mb_model_save(const mb_model *m, const char *path)
 {
     const mb_params *ps = &m->params;
+    /* a diverged model never replaces a checkpoint: the last good one stays */
+    const size_t bad = mb_count_nonfinite(m->ctx, ps->total, ps->data);
+    if (mb_ctx_check(m->ctx)) return mb_error_prefix(path);
+    if (bad)
+        return mb_error_set("%s: not written: the model has %zu non-finite weights (a diverged run?)", path, bad);
     float *owned = NULL;
     const float *host = mb_host_view(m->ctx, ps->data, ps->total, &owned, path);
     char *config = mb_config_to_json(&m->cfg);
@@ -114,7 +131,9 @@ int mb_model_save(const mb_model *m, const char *path)
     int rc = -1;
     if (host && config && entries) {
         for (int i = 0; i < ps->n; i++) mb_ckpt_entry(&entries[i], ps->items[i].name, &ps->items[i], host);
-        const char *meta[] = {"config", config, NULL};
+        char run[32];
+        snprintf(run, sizeof run, "%016llx", (unsigned long long)m->run_id);
+        const char *meta[] = {"config", config, "run_id", run, NULL};
         rc = mb_st_write(path, entries, ps->n, meta);
     } else {
         mb_error_prefix(path);
@@ -132,6 +151,33 @@ static int mb_model_read_config(mb_st_file *f, mb_config *cfg)
         return mb_error_set("%s: no \"config\" in __metadata__ (not a libmamba checkpoint?)",
                             mb_st_path(f));
     if (mb_config_from_json(json, cfg)) return mb_error_prefix(mb_st_path(f));
+    return 0;
+}
+
+/* "run_id" of our files: 16 hex digits; absent (0) in others' */
+static int mb_ckpt_read_run_id(mb_st_file *f, uint64_t *id)
+{
+    const char *s = mb_st_metadata(f, "run_id");
+    *id = 0;
+    if (!s) return 0;
+    char *end = NULL;
+    errno = 0;
+    const unsigned long long v = strtoull(s, &end, 16);
+    if (strlen(s) != 16 || *end || errno) return mb_error_set("%s: bad run_id '%s' in __metadata__", mb_st_path(f), s);
+    *id = v;
+    return 0;
+}
+
+/* Every tensor the model needs is in the file with its shape, before any
+ * memory is given to the model: a small file whose config claims a large
+ * model is refused for its tensors, not after allocating that model. */
+static int mb_ckpt_check_shapes(mb_st_file *f, const mb_params *ps, const int *skip, int n_skip)
+{
+    for (int i = 0; i < ps->n; i++) {
+        int skipped = 0;
+        for (int k = 0; k < n_skip; k++) skipped |= skip[k] == i;
+        if (!skipped && !mb_ckpt_tensor(f, ps->items[i].name, &ps->items[i])) return -1;
+    }
     return 0;
 }
 
@@ -173,14 +219,25 @@ static mb_model *mb_model_load_as(mb_ctx *ctx, const char *path, int n_classes, 
                      "asked for", path, cfg.n_classes, n_classes);
         ok = 0;
     }
+    uint64_t run_id = 0;
+    if (ok && mb_ckpt_read_run_id(f, &run_id)) ok = 0;
     if (ok) {
-        m = mb_model_alloc(ctx, &cfg);
+        m = mb_model_build(ctx, &cfg);
         if (!m) mb_error_prefix(path);
     }
-    if (m && mb_model_read_params(f, m, new_head, seed)) {
-        mb_model_free(m);
-        m = NULL;
+    if (m) {
+        const int skip[2] = {m->cls.p_w, m->cls.p_b};
+        int rc = mb_ckpt_check_shapes(f, &m->params, skip, new_head ? 2 : 0);
+        if (!rc && mb_model_alloc_params(m)) rc = mb_error_prefix(path);
+        if (!rc) rc = mb_model_read_params(f, m, new_head, seed);
+        if (rc) {
+            mb_model_free(m);
+            m = NULL;
+        }
     }
+    /* the file's run goes on (a fresh id for files without one, and for a
+     * classifier given a new head: a new run) */
+    if (m && run_id && !new_head) m->run_id = run_id;
     mb_st_close(f);
     return m;
 }
@@ -243,11 +300,18 @@ int mb_optim_save(const mb_optim *o, const char *path)
     char *names = mb_malloc(2 * (size_t)ps->n * (MB_PARAM_NAME_MAX + 4), "optimizer names");
     char *oc = mb_optim_config_json(&o->cfg);
     int rc = -1;
-    if (m && v && entries && names && oc) {
-        char step[32], total[32];
+    /* what ties this state to the model's checkpoint: the run, and the
+     * weights the moments were computed for */
+    float *own_w = NULL;
+    const float *w = m && v ? mb_host_view(ctx, ps->data, ps->total, &own_w, path) : NULL;
+    if (m && v && w && entries && names && oc) {
+        char step[32], total[32], run[32], wcrc[16];
         snprintf(step, sizeof step, "%lld", (long long)o->step);
         snprintf(total, sizeof total, "%zu", ps->total);
-        const char *meta[] = {"step", step, "param_total", total, "optim_config", oc, NULL};
+        snprintf(run, sizeof run, "%016llx", (unsigned long long)o->model->run_id);
+        snprintf(wcrc, sizeof wcrc, "%08x", (unsigned)mb_weights_crc(ps, w));
+        const char *meta[] = {"step", step, "param_total", total, "optim_config", oc, "run_id", run,
+                              "weights_crc32", wcrc, NULL};
         rc = mb_st_write(path, entries, mb_optim_entries(ps, m, v, entries, names), meta);
     } else {
         mb_error_prefix(path);
@@ -257,6 +321,7 @@ int mb_optim_save(const mb_optim *o, const char *path)
     free(entries);
     free(own_m);
     free(own_v);
+    free(own_w);
     return rc;
 }
 
@@ -286,6 +351,35 @@ static int mb_optim_check_count(mb_st_file *f, const mb_params *ps)
     return 0;
 }
 
+/* The state must be this model's: the same run, computed for the weights
+ * the model has now. A save cut between the model file and this one, a
+ * failed write of this one, or another run's file of the same shapes would
+ * otherwise resume silently into a different run. Files without the keys
+ * (written before they existed) are taken as they are. */
+static int mb_optim_check_tie(mb_st_file *f, const mb_model *model)
+{
+    uint64_t run = 0;
+    if (mb_ckpt_read_run_id(f, &run)) return -1;
+    if (run && model->run_id && run != model->run_id)
+        return mb_error_set("%s: optimizer state of another run (run %016llx, the model's is %016llx)",
+                            mb_st_path(f), (unsigned long long)run, (unsigned long long)model->run_id);
+    const char *s = mb_st_metadata(f, "weights_crc32");
+    if (!s) return 0;
+    char *end = NULL;
+    const unsigned long want = strtoul(s, &end, 16);
+    if (strlen(s) != 8 || *end) return mb_error_set("%s: bad weights_crc32 '%s' in __metadata__", mb_st_path(f), s);
+    const mb_params *ps = &model->params;
+    float *owned = NULL;
+    const float *w = mb_host_view(model->ctx, ps->data, ps->total, &owned, mb_st_path(f));
+    if (!w) return -1;
+    const uint32_t got = mb_weights_crc(ps, w);
+    free(owned);
+    if (got != (uint32_t)want)
+        return mb_error_set("%s: optimizer state saved with other weights than the model's (the two files "
+                            "of a checkpoint are from different saves)", mb_st_path(f));
+    return 0;
+}
+
 int mb_optim_load(mb_optim *o, const char *path)
 {
     const mb_params *ps = &o->model->params;
@@ -297,7 +391,8 @@ int mb_optim_load(mb_optim *o, const char *path)
     float *v = m ? mb_calloc(ps->total, sizeof(float), "optimizer staging") : NULL;
     int rc = !m || !v ? mb_error_prefix(path) : 0;
     if (!rc && (mb_optim_read_step(f, &step) || mb_optim_check_count(f, ps) ||
-                mb_ckpt_read_all(f, ps, "m.", m) || mb_ckpt_read_all(f, ps, "v.", v)))
+                mb_ckpt_read_all(f, ps, "m.", m) || mb_ckpt_read_all(f, ps, "v.", v) ||
+                mb_optim_check_tie(f, o->model)))
         rc = -1;
     if (!rc && (mb_dev_upload(ctx, o->m, m, ps->total * sizeof(float)) ||
                 mb_dev_upload(ctx, o->v, v, ps->total * sizeof(float))))

@@ -38,6 +38,7 @@ mb_optim *mb_optim_create(mb_model *m, const mb_optim_config *oc)
                      oc->lr, oc->beta1, oc->beta2, oc->eps, oc->weight_decay, oc->grad_clip);
         return NULL;
     }
+    if (mb_params_grad_ensure(&m->params, m->ctx)) return NULL;
     mb_optim *o = mb_calloc(1, sizeof *o, "optimizer");
     if (!o) return NULL;
     o->model = m;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <zlib.h>
 
 #include "train/safetensors.h"
 
@@ -201,6 +202,19 @@ static int mb_st_parse_tensor(mb_st_file *f, mb_st_tensor *t, const cJSON *j)
     return mb_st_parse_offsets(f, t, cJSON_GetObjectItemCaseSensitive(j, "data_offsets"));
 }
 
+uint32_t mb_crc32(uint32_t crc, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    /* zlib takes uInt lengths */
+    while (n > 0) {
+        const uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = (uint32_t)crc32(crc, b, k);
+        b += k;
+        n -= k;
+    }
+    return crc;
+}
+
 static int mb_st_parse_metadata(mb_st_file *f, const cJSON *j)
 {
     if (f->meta_keys)
@@ -276,6 +290,29 @@ static int mb_st_check_table(mb_st_file *f)
     return rc;
 }
 
+/* "crc32" in __metadata__: a JSON object of tensor name -> 8 hex digits
+ * (mb_st_write's); each named tensor keeps its value for the reads */
+static int mb_st_parse_crc(mb_st_file *f)
+{
+    const char *json = mb_st_metadata(f, "crc32");
+    if (!json) return 0;
+    cJSON *root = cJSON_Parse(json);
+    int rc = root && cJSON_IsObject(root) ? 0 : mb_error_set("%s: bad crc32 in __metadata__", f->path);
+    const cJSON *kv;
+    for (kv = rc ? NULL : root->child; kv && !rc; kv = kv->next) {
+        mb_st_tensor *t = (mb_st_tensor *)mb_st_find(f, kv->string);
+        const char *v = cJSON_IsString(kv) ? kv->valuestring : NULL;
+        char *end = NULL;
+        const unsigned long x = v ? strtoul(v, &end, 16) : 0;
+        if (!t || !v || strlen(v) != 8 || *end)
+            rc = mb_error_set("%s: bad crc32 in __metadata__ (entry %s)", f->path, kv->string);
+        else
+            t->crc = (uint32_t)x, t->has_crc = 1;
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
 static int mb_st_parse_header(mb_st_file *f, const char *text, size_t len)
 {
     const char *end = NULL;
@@ -299,7 +336,7 @@ static int mb_st_parse_header(mb_st_file *f, const char *text, size_t len)
             rc = mb_st_parse_tensor(f, &f->tensors[f->n++], j);
     }
     cJSON_Delete(root);
-    return rc ? -1 : mb_st_check_table(f);
+    return rc || mb_st_check_table(f) ? -1 : mb_st_parse_crc(f);
 }
 
 static int mb_st_read_header(mb_st_file *f)
@@ -454,16 +491,24 @@ static int mb_st_stream(mb_st_file *f, const mb_st_tensor *t, void *dst, mb_st_c
     unsigned char *buf = mb_malloc(MB_ST_CHUNK, "read buffer");
     if (!buf) return -1;
     int rc = 0;
+    uint32_t crc = 0;
     for (size_t done = 0; done < t->numel && !rc;) {
         size_t count = t->numel - done < per_chunk ? t->numel - done : per_chunk;
-        if (fread(buf, esize, count, f->fp) != count)
+        if (fread(buf, esize, count, f->fp) != count) {
             rc = mb_error_set("%s: tensor %s: cannot read: %s", f->path, t->name,
                               ferror(f->fp) ? strerror(errno) : "file shrank while reading");
-        else
+        } else {
+            /* the bytes as stored, before any conversion */
+            if (t->has_crc) crc = mb_crc32(crc, buf, count * esize);
             rc = conv(f, t, buf, count, done, dst);
+        }
         done += count;
     }
     free(buf);
+    /* a damaged value can still be finite (one flipped exponent bit):
+     * the checksum is what catches it */
+    if (!rc && t->has_crc && crc != t->crc)
+        rc = mb_error_set("%s: tensor %s: checksum mismatch (the file is damaged)", f->path, t->name);
     return rc;
 }
 
@@ -584,11 +629,14 @@ static int mb_st_check_meta(const char *path, const char *const *meta, int *has_
                 return mb_error_set("%s: cannot write: metadata key %s given twice", path,
                                     meta[i]);
         *has_format |= strcmp(meta[i], "format") == 0;
+        if (strcmp(meta[i], "crc32") == 0)
+            return mb_error_set("%s: cannot write: metadata key crc32 is the writer's own", path);
     }
     return 0;
 }
 
-static void mb_st_header_meta(mb_sbuf *b, const char *const *meta, int has_format)
+static void mb_st_header_meta(mb_sbuf *b, const char *const *meta, int has_format, const mb_st_entry *entries,
+                              int n, const uint64_t *sizes)
 {
     mb_sbuf_str(b, "{\"__metadata__\":{");
     int first = 1;
@@ -596,6 +644,24 @@ static void mb_st_header_meta(mb_sbuf *b, const char *const *meta, int has_forma
         mb_sbuf_str(b, "\"format\":\"pt\"");
         first = 0;
     }
+    /* "crc32": a JSON object as a string value (metadata values are strings) */
+    mb_sbuf crcs = {0};
+    mb_sbuf_put(&crcs, "{", 1);
+    for (int i = 0; i < n; i++) {
+        char hex[16];
+        snprintf(hex, sizeof hex, "%08x", (unsigned)mb_crc32(0, entries[i].data, (size_t)sizes[i]));
+        if (i) mb_sbuf_put(&crcs, ",", 1);
+        mb_sbuf_json_str(&crcs, entries[i].name);
+        mb_sbuf_put(&crcs, ":", 1);
+        mb_sbuf_json_str(&crcs, hex);
+    }
+    mb_sbuf_put(&crcs, "}", 1);
+    if (!first) mb_sbuf_put(b, ",", 1);
+    mb_sbuf_str(b, "\"crc32\":");
+    if (crcs.oom) b->oom = 1;
+    else mb_sbuf_json_str(b, crcs.s);
+    free(crcs.s);
+    first = 0;
     for (int i = 0; meta && meta[i]; i += 2) {
         if (!first) mb_sbuf_put(b, ",", 1);
         mb_sbuf_json_str(b, meta[i]);
@@ -636,7 +702,7 @@ static int mb_st_build_header(const char *path, const mb_st_entry *entries, int 
                 return mb_error_set("%s: cannot write: tensor %s given twice", path,
                                     entries[i].name);
     }
-    mb_st_header_meta(b, meta, has_format);
+    mb_st_header_meta(b, meta, has_format, entries, n, sizes);
     for (int i = 0; i < n; i++) {
         mb_st_header_entry(b, &entries[i], off, sizes[i]);
         off += sizes[i];

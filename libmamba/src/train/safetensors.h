@@ -21,6 +21,8 @@ typedef struct {
     int64_t shape[MB_ST_MAX_DIMS];
     size_t numel;
     uint64_t begin, end; /* byte offsets into the data section */
+    int has_crc;         /* the file's "crc32" metadata names this tensor: */
+    uint32_t crc;        /* CRC-32 (zlib's) of its bytes as stored */
 } mb_st_tensor;
 
 typedef struct mb_st_file mb_st_file;
@@ -40,7 +42,9 @@ const char *mb_st_metadata(const mb_st_file *f, const char *key);
 /* Read a tensor converted to float32 (from F32, F16, BF16 or F64) into
  * host memory dst of n floats (n must equal numel); refuses NaN or Inf
  * (F64 beyond float range included): "PATH: tensor NAME: non-finite value
- * at index I". On failure dst may be partly written. */
+ * at index I". A tensor with a checksum in the file (our writer puts one on
+ * every tensor) is checked against it: "PATH: tensor NAME: checksum
+ * mismatch (the file is damaged)". On failure dst may be partly written. */
 int mb_st_read_f32(mb_st_file *f, const mb_st_tensor *t, float *dst, size_t n);
 /* Integer tensors (I32 or I64) into int64. */
 int mb_st_read_i64(mb_st_file *f, const mb_st_tensor *t, int64_t *dst, size_t n);
@@ -55,10 +59,13 @@ typedef struct {
 } mb_st_entry;
 
 /* meta: NULL-terminated list of key, value, key, value, ..., NULL (or NULL).
- * __metadata__ comes first, with "format": "pt" unless meta gives "format";
- * tensors follow in the order given. Errors: "PATH: cannot create a file in
+ * __metadata__ comes first, with "format": "pt" unless meta gives "format",
+ * and "crc32": {"NAME": "8 hex digits", ...}, each tensor's CRC-32 as
+ * written (corruption shows on load); tensors follow in the order given. Errors: "PATH: cannot create a file in
  * its directory (reason)", "PATH: write error (reason)". */
 int mb_st_write(const char *path, const mb_st_entry *entries, int n, const char *const *meta);
+/* zlib's CRC-32 of n bytes continued from crc (0 to start), any length. */
+uint32_t mb_crc32(uint32_t crc, const void *p, size_t n);
 
 /* The shortest decimal that reads back as x ("null" if not finite), for
  * float fields in JSON: 1e-3f prints 0.001, not 0.0010000000474974513. */
