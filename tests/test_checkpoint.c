@@ -641,6 +641,36 @@ static void test_config_json_mamba_ssm(void **state)
     assert_int_equal(c.pad_vocab_size_multiple, 16);
 }
 
+/* mamba_ssm's Mamba(bias=True, conv_bias=False): read, written, and the
+ * tensors a model of it has */
+static void test_config_json_biases(void **state)
+{
+    (void)state;
+    mb_config c;
+    mb_config_default(&c);
+    assert_int_equal(mb_config_from_json("{\"d_model\": 16, \"n_layer\": 1, \"vocab_size\": 9, "
+                                         "\"ssm_cfg\": {\"bias\": true, \"conv_bias\": false}}", &c), 0);
+    assert_int_equal(c.bias, 1);
+    assert_int_equal(c.conv_bias, 0);
+    char *json = mb_config_to_json(&c);
+    mb_config c2;
+    assert_int_equal(mb_config_from_json(json, &c2), 0);
+    assert_int_equal(c2.bias, 1);
+    assert_int_equal(c2.conv_bias, 0);
+    free(json);
+    mb_model *m = mb_model_alloc(cpu(), &c);
+    assert_non_null(m);
+    assert_true(mb_params_find(&m->params, "backbone.layers.0.mixer.in_proj.bias") >= 0);
+    assert_true(mb_params_find(&m->params, "backbone.layers.0.mixer.out_proj.bias") >= 0);
+    assert_true(mb_params_find(&m->params, "backbone.layers.0.mixer.conv1d.bias") < 0);
+    mb_model_free(m);
+    /* the default config's JSON says nothing of them: mamba_ssm's own */
+    mb_config_default(&c);
+    json = mb_config_to_json(&c);
+    assert_null(strstr(json, "bias"));
+    free(json);
+}
+
 static void test_config_json_refusals(void **state)
 {
     (void)state;
@@ -671,8 +701,7 @@ static void test_config_json_refusals(void **state)
         {"{\"ssm_cfg\": {\"dt_rank\": \"big\"}}", "ssm_cfg.dt_rank must be an integer or"},
         {"{\"ssm_cfg\": {\"dt_rank\": -2}}", "ssm_cfg.dt_rank must be positive"},
         {"{\"ssm_cfg\": {\"d_state\": 2.5}}", "ssm_cfg.d_state must be an integer"},
-        {"{\"ssm_cfg\": {\"bias\": true}}", "ssm_cfg.bias is true"},
-        {"{\"ssm_cfg\": {\"conv_bias\": false}}", "ssm_cfg.conv_bias is false"},
+        {"{\"ssm_cfg\": {\"bias\": 1}}", "ssm_cfg.bias must be true or false"},
         {"{\"ssm_cfg\": {\"dt_min\": 0.5, \"dt_max\": 0.1}}", "bad dt range"},
         {"{\"d_model\": 16", "not valid JSON"},
         {"", "not valid JSON"},
@@ -1378,6 +1407,7 @@ int main(void)
         cmocka_unit_test(test_config_json_roundtrip),
         cmocka_unit_test(test_config_json_mamba_ssm),
         cmocka_unit_test(test_config_json_refusals),
+        cmocka_unit_test(test_config_json_biases),
         cmocka_unit_test(test_model_roundtrip),
         cmocka_unit_test(test_model_extra_tensors),
         cmocka_unit_test(test_model_refusals),

@@ -8,10 +8,16 @@
 #include "models/model.h"
 #include "testutil.h"
 
+/* 1: the models below have mamba_ssm's bias=True, conv_bias=False (the
+ * tests named *_biases set it around their run) */
+static int g_biases;
+
 static mb_config tiny_config(int cplx, int rms, int tied)
 {
     mb_config c;
     mb_config_default(&c);
+    c.bias = g_biases;
+    c.conv_bias = !g_biases;
     c.d_model = 8;
     c.n_layer = 2;
     c.vocab_size = 7;
@@ -281,6 +287,23 @@ static void step_vs_forward(int cplx, int rms)
 
 /* the step is one fused op per block (ops/block_step.c): RMSNorm and
  * LayerNorm, real and complex, with d_state 3 */
+/* projection biases on, conv bias off: every gradient (the biases
+ * included) by finite differences, and the step (unfused: the fused op has
+ * no biases) against the parallel forward */
+static void test_model_grad_biases(void **s)
+{
+    (void)s;
+    g_biases = 1;
+    model_grad(1, 1, 0);
+    g_biases = 0;
+}
+static void test_step_biases(void **s)
+{
+    (void)s;
+    g_biases = 1;
+    step_vs_forward(0, 1);
+    g_biases = 0;
+}
 static void test_step_real(void **s) { (void)s; step_vs_forward(0, 1); }
 static void test_step_complex(void **s) { (void)s; step_vs_forward(1, 1); }
 static void test_step_layernorm(void **s) { (void)s; step_vs_forward(0, 0); }
@@ -507,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_chunked_recompute_real), cmocka_unit_test(test_chunked_recompute_complex),
         cmocka_unit_test(test_bad_tokens),          cmocka_unit_test(test_sample),
         cmocka_unit_test(test_chunk_scores),
+        cmocka_unit_test(test_model_grad_biases), cmocka_unit_test(test_step_biases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -79,6 +79,8 @@ typedef struct {
     int rms_norm;    /* 1: RMSNorm, 0: LayerNorm */
     int tie_embeddings;
     int pad_vocab_size_multiple;
+    int bias;        /* in_proj and out_proj biases (mamba_ssm's ssm_cfg bias; default 0) */
+    int conv_bias;   /* conv1d bias (default 1) */
     float norm_eps;
     float dt_min, dt_max, dt_init_floor; /* dt initialization range */
     /* Sequence classification head over the mean-pooled final hidden state:

@@ -16,6 +16,8 @@ void mb_config_default(mb_config *c)
     c->rms_norm = 1;
     c->tie_embeddings = 1;
     c->pad_vocab_size_multiple = 8;
+    c->bias = 0;
+    c->conv_bias = 1;
     c->norm_eps = 1e-5f;
     c->dt_min = 1e-3f;
     c->dt_max = 1e-1f;
@@ -71,6 +73,8 @@ int mb_config_check(mb_config *c)
         return mb_error_set("config: bad dt range");
     if (c->n_classes < 0 || c->n_classes > (1 << 20))
         return mb_error_set("config: n_classes %d out of range [0, 1048576]", c->n_classes);
+    if ((c->bias != 0 && c->bias != 1) || (c->conv_bias != 0 && c->conv_bias != 1))
+        return mb_error_set("config: bias and conv_bias must be 0 or 1");
     const mb_arch_ops *arch = mb_arch_get(c->arch);
     if (!arch) return mb_error_set("config: unknown arch %d", (int)c->arch);
     return arch->check ? arch->check(c) : 0;

@@ -118,6 +118,9 @@ static int sa_check(mb_config *c)
         return mb_error_set("config: sashimi too deep (width %lld, pooling %lld)", (long long)width, (long long)prod);
     if (c->mlp != 0 && c->mlp != 1) return mb_error_set("config: sashimi mlp must be 0 or 1");
     if (!c->rms_norm) return mb_error_set("config: sashimi models need rms_norm");
+    /* the U-Net steps through the fused block step, which has no projection biases */
+    if (c->bias || !c->conv_bias)
+        return mb_error_set("config: sashimi models take the default biases (no projection bias, a conv bias)");
     if (c->dt_rank != (c->d_model + 15) / 16)
         return mb_error_set("config: sashimi models take dt_rank \"auto\" (per stage)");
     c->tie_embeddings = 0;

@@ -62,6 +62,7 @@ int mb_layer_step(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, c
 int mb_layer_step_fits(mb_ctx *ctx, const mb_layer *ly)
 {
     const mb_mixer *mx = &ly->mixer;
+    if (mx->p_in_bias >= 0) return 0; /* the fused op has no projection biases */
     const mb_block_step_params bp = {.batch = 1, .d_model = mx->d_model, .d_inner = mx->d_inner,
                                      .d_state = mx->d_state, .d_conv = mx->d_conv, .dt_rank = mx->dt_rank,
                                      .is_complex = mx->is_complex};

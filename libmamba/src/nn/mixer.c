@@ -31,8 +31,9 @@ int mb_mixer_register(mb_mixer *mx, mb_params *ps, const char *prefix, const mb_
     const int64_t d = mx->d_model, Di = mx->d_inner, N = mx->d_state;
     /* Weight decay on matrices only: never on biases, A_log, A_imag or D. */
     mx->p_in_proj = mixer_add(ps, prefix, "in_proj.weight", 1, 2, 2 * Di, d, 0);
+    mx->p_in_bias = cfg->bias ? mixer_add(ps, prefix, "in_proj.bias", 0, 1, 2 * Di, 0, 0) : -1;
     mx->p_conv_w = mixer_add(ps, prefix, "conv1d.weight", 1, 3, Di, 1, mx->d_conv);
-    mx->p_conv_b = mixer_add(ps, prefix, "conv1d.bias", 0, 1, Di, 0, 0);
+    mx->p_conv_b = cfg->conv_bias ? mixer_add(ps, prefix, "conv1d.bias", 0, 1, Di, 0, 0) : -1;
     mx->p_x_proj = mixer_add(ps, prefix, "x_proj.weight", 1, 2, mx->xdbl_dim, Di, 0);
     mx->p_dt_w = mixer_add(ps, prefix, "dt_proj.weight", 1, 2, Di, mx->dt_rank, 0);
     mx->p_dt_b = mixer_add(ps, prefix, "dt_proj.bias", 0, 1, Di, 0, 0);
@@ -40,9 +41,10 @@ int mb_mixer_register(mb_mixer *mx, mb_params *ps, const char *prefix, const mb_
     mx->p_A_imag = mx->is_complex ? mixer_add(ps, prefix, "A_imag", 0, 2, Di, N, 0) : -1;
     mx->p_D = mixer_add(ps, prefix, "D", 0, 1, Di, 0, 0);
     mx->p_out_proj = mixer_add(ps, prefix, "out_proj.weight", 1, 2, d, Di, 0);
-    if (mx->p_in_proj < 0 || mx->p_conv_w < 0 || mx->p_conv_b < 0 || mx->p_x_proj < 0 ||
-        mx->p_dt_w < 0 || mx->p_dt_b < 0 || mx->p_A_log < 0 || mx->p_D < 0 ||
-        mx->p_out_proj < 0 || (mx->is_complex && mx->p_A_imag < 0))
+    mx->p_out_bias = cfg->bias ? mixer_add(ps, prefix, "out_proj.bias", 0, 1, d, 0, 0) : -1;
+    if (mx->p_in_proj < 0 || mx->p_conv_w < 0 || (cfg->conv_bias && mx->p_conv_b < 0) || mx->p_x_proj < 0 ||
+        mx->p_dt_w < 0 || mx->p_dt_b < 0 || mx->p_A_log < 0 || mx->p_D < 0 || mx->p_out_proj < 0 ||
+        (mx->is_complex && mx->p_A_imag < 0) || (cfg->bias && (mx->p_in_bias < 0 || mx->p_out_bias < 0)))
         return -1;
     return 0;
 }
@@ -61,7 +63,11 @@ void mb_mixer_init_weights(const mb_mixer *mx, const mb_params *ps, float *data,
     /* nn.Linear / nn.Conv1d defaults: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)) */
     fill_uniform(P(mx->p_in_proj), NUMEL(mx->p_in_proj), 1.0 / sqrt((double)mx->d_model), rng);
     fill_uniform(P(mx->p_conv_w), NUMEL(mx->p_conv_w), 1.0 / sqrt((double)mx->d_conv), rng);
-    fill_uniform(P(mx->p_conv_b), NUMEL(mx->p_conv_b), 1.0 / sqrt((double)mx->d_conv), rng);
+    if (mx->p_conv_b >= 0) fill_uniform(P(mx->p_conv_b), NUMEL(mx->p_conv_b), 1.0 / sqrt((double)mx->d_conv), rng);
+    /* the projections' biases start at zero (mamba_ssm's _init_weights),
+     * without a draw: a model without them draws the same weights */
+    if (mx->p_in_bias >= 0) memset(P(mx->p_in_bias), 0, NUMEL(mx->p_in_bias) * sizeof(float));
+    if (mx->p_out_bias >= 0) memset(P(mx->p_out_bias), 0, NUMEL(mx->p_out_bias) * sizeof(float));
     fill_uniform(P(mx->p_x_proj), NUMEL(mx->p_x_proj), 1.0 / sqrt((double)Di), rng);
     /* dt_proj: weight U(+-dt_rank^-0.5); bias = softplus^-1(dt), dt log-uniform
      * in [dt_min, dt_max], floored */
@@ -116,6 +122,10 @@ size_t mb_mixer_state_floats(const mb_mixer *mx, int B)
     return c.n;
 }
 
+/* an optional tensor (a bias the config may leave out): NULL when absent */
+static float *mixer_opt(const mb_params *ps, int i) { return i >= 0 ? mb_param_data(ps, i) : NULL; }
+static float *mixer_opt_grad(const mb_params *ps, int i) { return i >= 0 ? mb_param_grad(ps, i) : NULL; }
+
 static mb_scan_params mixer_scan_params(const mb_mixer *mx, const mb_params *ps, int B, int L,
                                         const mb_mixer_acts *a, const float *h0)
 {
@@ -163,9 +173,10 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     const int M = B * L, d = mx->d_model, Di = mx->d_inner, R = mx->dt_rank;
     mb_act_fwd(ctx, MB_ACT_NEGEXP, Di, mx->d_state, mb_param_data(ps, mx->p_A_log), mx->d_state,
                a->A, mx->d_state);
-    mb_linear_fwd(ctx, M, d, 2 * Di, u, d, mb_param_data(ps, mx->p_in_proj), NULL, a->xz, 2 * Di);
+    mb_linear_fwd(ctx, M, d, 2 * Di, u, d, mb_param_data(ps, mx->p_in_proj), mixer_opt(ps, mx->p_in_bias), a->xz,
+                  2 * Di);
     mb_conv1d_fwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
-                  mb_param_data(ps, mx->p_conv_b), st ? st->conv : NULL, a->xconv, Di);
+                  mixer_opt(ps, mx->p_conv_b), st ? st->conv : NULL, a->xconv, Di);
     if (st) mb_conv1d_state_update(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, st->conv);
     mb_act_fwd(ctx, MB_ACT_SILU, M, Di, a->xconv, Di, a->xc, Di);
     mb_linear_fwd(ctx, M, Di, mx->xdbl_dim, a->xc, Di, mb_param_data(ps, mx->p_x_proj), NULL,
@@ -177,7 +188,7 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     size_t mark = ws->used;
     mb_scan_fwd(ctx, &sp, a->ys, st ? st->ssm : NULL, ws);
     ws->used = mark;
-    mb_linear_fwd(ctx, M, Di, d, a->ys, Di, mb_param_data(ps, mx->p_out_proj), NULL, out, d);
+    mb_linear_fwd(ctx, M, Di, d, a->ys, Di, mb_param_data(ps, mx->p_out_proj), mixer_opt(ps, mx->p_out_bias), out, d);
     return 0;
 }
 
@@ -193,13 +204,15 @@ int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, in
                         const float *norm_w, const float *norm_b, float eps, const float *h,
                         float *out, mb_mixer_state *st, mb_arena *ws, const mb_block_io *io)
 {
+    if (mx->p_in_bias >= 0)
+        return mb_error_set("internal: the fused block step has no projection biases (mb_layer_step_fits)");
     mb_block_step_params bp = {
         .batch = B, .d_model = mx->d_model, .d_inner = mx->d_inner, .d_state = mx->d_state,
         .d_conv = mx->d_conv, .dt_rank = mx->dt_rank, .is_complex = mx->is_complex, .eps = eps,
         .norm_w = norm_w, .norm_b = norm_b,
         .in_proj = mb_param_data(ps, mx->p_in_proj),
         .conv_w = mb_param_data(ps, mx->p_conv_w),
-        .conv_b = mx->p_conv_b >= 0 ? mb_param_data(ps, mx->p_conv_b) : NULL,
+        .conv_b = mixer_opt(ps, mx->p_conv_b),
         .x_proj = mb_param_data(ps, mx->p_x_proj),
         .dt_w = mb_param_data(ps, mx->p_dt_w), .dt_b = mb_param_data(ps, mx->p_dt_b),
         .A_log = mb_param_data(ps, mx->p_A_log),
@@ -232,7 +245,7 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     if (!dys || !dxz || !dxc || !dxdbl || !ddelta || !dA) return -1;
 
     mb_linear_bwd(ctx, M, Di, d, a->ys, Di, mb_param_data(ps, mx->p_out_proj), dout, d, dys, Di,
-                  0.f, mb_param_grad(ps, mx->p_out_proj), NULL);
+                  0.f, mb_param_grad(ps, mx->p_out_proj), mixer_opt_grad(ps, mx->p_out_bias));
 
     mb_dev_zero(ctx, dA, (size_t)Di * N * sizeof(float));
     mb_scan_params sp = mixer_scan_params(mx, ps, B, L, a, st0 ? st0->ssm : NULL);
@@ -261,7 +274,7 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     mb_act_bwd(ctx, MB_ACT_SILU, M, Di, a->xconv, Di, dxc, Di, dxc, Di);
     mb_conv1d_bwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
                   st0 ? st0->conv : NULL, dxc, Di, dxz, 2 * Di, mb_param_grad(ps, mx->p_conv_w),
-                  mb_param_grad(ps, mx->p_conv_b), carry ? carry->dconv_out : NULL);
+                  mixer_opt_grad(ps, mx->p_conv_b), carry ? carry->dconv_out : NULL);
     /* the next chunk's conv read this chunk's last K-1 inputs */
     if (carry)
         for (int k = 0; k < mx->d_conv - 1; k++) {
@@ -273,7 +286,7 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
                          dxz + (size_t)row * 2 * Di);
         }
     mb_linear_bwd(ctx, M, d, 2 * Di, u, d, mb_param_data(ps, mx->p_in_proj), dxz, 2 * Di, du, d,
-                  du_beta, mb_param_grad(ps, mx->p_in_proj), NULL);
+                  du_beta, mb_param_grad(ps, mx->p_in_proj), mixer_opt_grad(ps, mx->p_in_bias));
     ws->used = mark;
     return 0;
 }

@@ -12,6 +12,7 @@ typedef struct {
     int xdbl_dim; /* dt_rank + 2 * n_bc: x_proj's output width */
     /* indices into the owning model's parameter table (-1 when absent) */
     int p_in_proj, p_conv_w, p_conv_b, p_x_proj, p_dt_w, p_dt_b, p_A_log, p_A_imag, p_D, p_out_proj;
+    int p_in_bias, p_out_bias; /* cfg->bias only; p_conv_b -1 without cfg->conv_bias */
 } mb_mixer;
 
 /* What forward keeps for backward, over M = B*L rows. */

@@ -52,6 +52,9 @@ static int mb_config_add_ssm(cJSON *root, const mb_config *c)
     ok &= mb_json_add_float(ssm, "dt_init_floor", c->dt_init_floor);
     ok &= cJSON_AddStringToObject(ssm, "init", c->init == MB_INIT_S4D_LIN ? "s4d-lin"
                                                                            : "s4d-real") != NULL;
+    /* mamba_ssm's Mamba arguments, written when not its defaults */
+    if (c->bias) ok &= mb_json_add_bool(ssm, "bias", 1);
+    if (!c->conv_bias) ok &= mb_json_add_bool(ssm, "conv_bias", 0);
     return ok;
 }
 
@@ -172,21 +175,15 @@ static int mb_cfg_init(const cJSON *ssm, mb_config *c)
 }
 
 /* mamba_ssm's Mamba1 module options that change which tensors exist. */
-static int mb_cfg_ssm_structure(const cJSON *ssm)
+static int mb_cfg_ssm_structure(const cJSON *ssm, mb_config *c)
 {
     const char *layer = NULL;
-    int bias = 0, conv_bias = 1;
-    if (mb_cfg_string(ssm, "ssm_cfg.", "layer", &layer) ||
-        mb_cfg_bool(ssm, "ssm_cfg.", "bias", &bias) ||
-        mb_cfg_bool(ssm, "ssm_cfg.", "conv_bias", &conv_bias))
+    if (mb_cfg_string(ssm, "ssm_cfg.", "layer", &layer) || mb_cfg_bool(ssm, "ssm_cfg.", "bias", &c->bias) ||
+        mb_cfg_bool(ssm, "ssm_cfg.", "conv_bias", &c->conv_bias))
         return -1;
     if (layer && strcmp(layer, "Mamba1") != 0)
         return mb_error_set("config: ssm_cfg.layer is '%s': only Mamba1 layers are supported",
                             layer);
-    if (bias) return mb_error_set("config: ssm_cfg.bias is true: projection biases are not supported");
-    if (!conv_bias)
-        return mb_error_set("config: ssm_cfg.conv_bias is false: a conv1d without bias is not "
-                            "supported");
     return 0;
 }
 
@@ -196,7 +193,7 @@ static int mb_cfg_read_ssm(const cJSON *root, mb_config *c)
     if (!ssm) return 0;
     if (!cJSON_IsObject(ssm)) return mb_error_set("config: ssm_cfg must be an object");
     const char *p = "ssm_cfg.";
-    if (mb_cfg_ssm_structure(ssm) || mb_cfg_int(ssm, p, "d_state", &c->d_state) ||
+    if (mb_cfg_ssm_structure(ssm, c) || mb_cfg_int(ssm, p, "d_state", &c->d_state) ||
         mb_cfg_int(ssm, p, "d_conv", &c->d_conv) || mb_cfg_int(ssm, p, "expand", &c->expand) ||
         mb_cfg_dt_rank(ssm, c) || mb_cfg_float(ssm, p, "dt_min", &c->dt_min) ||
         mb_cfg_float(ssm, p, "dt_max", &c->dt_max) ||
