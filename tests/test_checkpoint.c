@@ -839,6 +839,24 @@ static entry_list model_entries(const mb_model *m, int extra)
     return l;
 }
 
+/* Loading is strict (issue 18): torch.save of a tied MambaLMHeadModel also
+ * holds lm_head.weight, equal to the embedding: taken; a tied head that
+ * differs, or any tensor the model does not have (projection biases its
+ * config does not declare, say), is refused by name. */
+static void write_with_extra(const char *path, const mb_model *m, const char *name, int ndim, const int64_t *shape,
+                             const float *data)
+{
+    entry_list l = model_entries(m, 1);
+    l.e[l.n] = (mb_st_entry){name, ndim, {0}, data, 0};
+    for (int d = 0; d < ndim; d++) l.e[l.n].shape[d] = shape[d];
+    l.n++;
+    char *config = mb_config_to_json(&m->cfg);
+    const char *meta[] = {"config", config, NULL};
+    assert_int_equal(mb_st_write(path, l.e, l.n, meta), 0);
+    free(config);
+    free(l.e);
+}
+
 static void test_model_extra_tensors(void **state)
 {
     (void)state;
@@ -848,23 +866,25 @@ static void test_model_extra_tensors(void **state)
     mb_rng_seed(&rng, mb_test_seed() + 11);
     mb_config c = small_config(0, 1, 1);
     mb_model *m = random_model(&c, &rng);
-    /* torch.save of a tied MambaLMHeadModel also holds lm_head.weight; other
-     * unknown tensors are ignored as well */
-    entry_list l = model_entries(m, 2);
     const mb_param *emb = mb_test_param(m, "backbone.embedding.weight");
-    l.e[l.n++] = (mb_st_entry){"lm_head.weight", 2, {emb->shape[0], emb->shape[1]},
-                               m->params.data + emb->offset, 0};
-    static const float junk[3] = {1, 2, 3};
-    l.e[l.n++] = (mb_st_entry){"something.else", 1, {3}, junk, 0};
-    char *config = mb_config_to_json(&m->cfg);
-    const char *meta[] = {"config", config, NULL};
-    assert_int_equal(mb_st_write(path, l.e, l.n, meta), 0);
+    write_with_extra(path, m, "lm_head.weight", 2, emb->shape, m->params.data + emb->offset);
     mb_model *back = mb_model_load(cpu(), path);
     assert_non_null(back);
     assert_params_equal(back, m);
     mb_model_free(back);
-    free(config);
-    free(l.e);
+    /* a "tied" head that is not the embedding */
+    float *other = malloc(emb->numel * sizeof(float));
+    mb_test_fill_normal(&rng, other, emb->numel, 1.f);
+    write_with_extra(path, m, "lm_head.weight", 2, emb->shape, other);
+    assert_null(mb_model_load(cpu(), path));
+    assert_error(path, "lm_head.weight differs from the embedding it is tied to");
+    free(other);
+    /* biases the config does not declare: the model would score without them */
+    const int64_t shp[1] = {64};
+    static float bias[64];
+    write_with_extra(path, m, "backbone.layers.0.mixer.in_proj.bias", 1, shp, bias);
+    assert_null(mb_model_load(cpu(), path));
+    assert_error(path, "unexpected tensor backbone.layers.0.mixer.in_proj.bias (not part of this model");
     mb_model_free(m);
     unlink(path);
 }
@@ -1302,6 +1322,11 @@ static void test_checksums_and_nonfinite(void **state)
     const mb_st_tensor *t = mb_st_find(f, "backbone.layers.1.mixer.x_proj.weight");
     assert_non_null(t);
     assert_true(t->has_crc);
+    /* and the library that wrote it (issue 18) */
+    assert_string_equal(mb_st_metadata(f, "libmamba_version"), MB_VERSION);
+    char ver[32];
+    snprintf(ver, sizeof ver, "%d.%d.%d", MB_VERSION_MAJOR, MB_VERSION_MINOR, MB_VERSION_PATCH);
+    assert_string_equal(ver, MB_VERSION);
     /* one exponent bit flipped in the middle of a tensor: the value stays
      * finite (a weight of ~1e38, say), only the checksum sees it */
     uint64_t pos = t->begin + (t->end - t->begin) / 2;

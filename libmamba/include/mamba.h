@@ -14,7 +14,10 @@
 extern "C" {
 #endif
 
-#define MB_VERSION "0.1.0"
+#define MB_VERSION_MAJOR 0
+#define MB_VERSION_MINOR 2
+#define MB_VERSION_PATCH 0
+#define MB_VERSION "0.2.0" /* the three above; written into every checkpoint */
 #define MB_IGNORE_INDEX (-100) /* targets equal to this add nothing to the loss */
 
 typedef struct mb_ctx mb_ctx;     /* a device: "cpu", "cuda", "cuda:N" */
@@ -158,7 +161,17 @@ void mb_model_set_recompute_chunk(mb_model *m, int tokens);
  * file's tensors are checked against its config before the model's memory
  * is allocated. */
 int mb_model_save(const mb_model *m, const char *path);
+/* path: one of our files; or a folder: transformers' save_pretrained of a
+ * Mamba LM (config.json with model_type "mamba", model.safetensors or its
+ * shards), or mamba_ssm's with model.safetensors. Loading is strict: a
+ * tensor missing, of another shape, or one the model does not have is
+ * refused by name. */
 mb_model *mb_model_load(mb_ctx *ctx, const char *path);
+/* A folder transformers loads with MambaForCausalLM.from_pretrained (and
+ * mb_model_load reads back): config.json and model.safetensors, created or
+ * replaced in dir. The residual LM with real A and RMSNorm, no
+ * classification head; transformers' vocab_size is our padded vocabulary. */
+int mb_model_save_hf(const mb_model *m, const char *dir);
 
 typedef struct {
     double loss_sum; /* natural-log cross-entropy summed over counted targets */

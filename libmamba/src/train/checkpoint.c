@@ -1,3 +1,4 @@
+#define _POSIX_C_SOURCE 200809L
 /* Model checkpoints and optimizer state as safetensors files.
  *
  * A model file holds every tensor of the parameter table under its
@@ -7,11 +8,15 @@
  * and "v.NAME" per parameter plus the step. Loading reads and checks
  * everything into host memory before anything the caller sees changes. */
 #include <errno.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "train/optim.h"
+#include "train/hf.h"
+#include "train/model_src.h"
 #include "train/safetensors.h"
 
 /* ---- host staging ---------------------------------------------------------
@@ -22,7 +27,7 @@ static const float *mb_host_view(mb_ctx *ctx, const float *dev, size_t n, float 
                                  const char *path)
 {
     *owned = NULL;
-    if (ctx->kind == MB_DEV_CPU) return dev;
+    if (mb_dev_host_memory(ctx)) return dev;
     float *h = mb_malloc(n * sizeof(float), "checkpoint staging");
     if (!h) return NULL;
     if (mb_dev_download(ctx, h, dev, n * sizeof(float))) {
@@ -51,6 +56,18 @@ static void mb_fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape)
     if (len < cap) snprintf(buf + len, cap - len, "]");
 }
 
+static int mb_ckpt_same_shape(const mb_st_tensor *t, const mb_param *p)
+{
+    int same = t->ndim == p->ndim;
+    for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+    if (same) return 1;
+    char got[160], want[160];
+    mb_fmt_shape(got, sizeof got, t->ndim, t->shape);
+    mb_fmt_shape(want, sizeof want, p->ndim, p->shape);
+    mb_error_set("tensor %s has shape %s, expected %s", t->name, got, want);
+    return 0;
+}
+
 /* Find NAME in the file and check its shape against the table entry. */
 static const mb_st_tensor *mb_ckpt_tensor(mb_st_file *f, const char *name, const mb_param *p)
 {
@@ -59,28 +76,19 @@ static const mb_st_tensor *mb_ckpt_tensor(mb_st_file *f, const char *name, const
         mb_error_set("%s: missing tensor %s", mb_st_path(f), name);
         return NULL;
     }
-    int same = t->ndim == p->ndim;
-    for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
-    if (!same) {
-        char got[160], want[160];
-        mb_fmt_shape(got, sizeof got, t->ndim, t->shape);
-        mb_fmt_shape(want, sizeof want, p->ndim, p->shape);
-        mb_error_set("%s: tensor %s has shape %s, expected %s", mb_st_path(f), name, got, want);
+    if (!mb_ckpt_same_shape(t, p)) {
+        mb_error_set("%s: %s", mb_st_path(f), mb_error_last());
         return NULL;
     }
     return t;
 }
 
-/* Read "PREFIXNAME" for every parameter but those of index `skip` (n_skip of
- * them) into dst laid out as the table. */
-static int mb_ckpt_read_except(mb_st_file *f, const mb_params *ps, const char *prefix, float *dst,
-                               const int *skip, int n_skip)
+/* Read "PREFIXNAME" for every parameter into dst laid out as the table
+ * (optimizer state: one file of ours). */
+static int mb_ckpt_read_all(mb_st_file *f, const mb_params *ps, const char *prefix, float *dst)
 {
     char name[MB_PARAM_NAME_MAX + 16];
     for (int i = 0; i < ps->n; i++) {
-        int skipped = 0;
-        for (int k = 0; k < n_skip; k++) skipped |= skip[k] == i;
-        if (skipped) continue;
         const mb_param *p = &ps->items[i];
         snprintf(name, sizeof name, "%s%s", prefix, p->name);
         const mb_st_tensor *t = mb_ckpt_tensor(f, name, p);
@@ -89,9 +97,16 @@ static int mb_ckpt_read_except(mb_st_file *f, const mb_params *ps, const char *p
     return 0;
 }
 
-static int mb_ckpt_read_all(mb_st_file *f, const mb_params *ps, const char *prefix, float *dst)
+/* A model parameter from the source, its shape checked; NULL with the
+ * reason. */
+static const mb_st_tensor *mb_src_tensor(mb_model_src *s, const mb_param *p, mb_st_file **f)
 {
-    return mb_ckpt_read_except(f, ps, prefix, dst, NULL, 0);
+    const mb_st_tensor *t = mb_model_src_find(s, p->name, f);
+    if (t && !mb_ckpt_same_shape(t, p)) {
+        mb_error_set("%s: %s", s->path, mb_error_last());
+        return NULL;
+    }
+    return t;
 }
 
 static void mb_ckpt_entry(mb_st_entry *e, const char *name, const mb_param *p, const float *base)
@@ -133,7 +148,7 @@ int mb_model_save(const mb_model *m, const char *path)
         for (int i = 0; i < ps->n; i++) mb_ckpt_entry(&entries[i], ps->items[i].name, &ps->items[i], host);
         char run[32];
         snprintf(run, sizeof run, "%016llx", (unsigned long long)m->run_id);
-        const char *meta[] = {"config", config, "run_id", run, NULL};
+        const char *meta[] = {"config", config, "run_id", run, "libmamba_version", MB_VERSION, NULL};
         rc = mb_st_write(path, entries, ps->n, meta);
     } else {
         mb_error_prefix(path);
@@ -142,16 +157,6 @@ int mb_model_save(const mb_model *m, const char *path)
     free(config);
     free(owned);
     return rc;
-}
-
-static int mb_model_read_config(mb_st_file *f, mb_config *cfg)
-{
-    const char *json = mb_st_metadata(f, "config");
-    if (!json)
-        return mb_error_set("%s: no \"config\" in __metadata__ (not a libmamba checkpoint?)",
-                            mb_st_path(f));
-    if (mb_config_from_json(json, cfg)) return mb_error_prefix(mb_st_path(f));
-    return 0;
 }
 
 /* "run_id" of our files: 16 hex digits; absent (0) in others' */
@@ -168,36 +173,102 @@ static int mb_ckpt_read_run_id(mb_st_file *f, uint64_t *id)
     return 0;
 }
 
-/* Every tensor the model needs is in the file with its shape, before any
- * memory is given to the model: a small file whose config claims a large
- * model is refused for its tensors, not after allocating that model. */
-static int mb_ckpt_check_shapes(mb_st_file *f, const mb_params *ps, const int *skip, int n_skip)
+/* ---- transformers' folder ---------------------------------------------------- */
+
+int mb_model_save_hf(const mb_model *m, const char *dir)
+{
+    const mb_config *c = &m->cfg;
+    if (c->arch != MB_ARCH_LM)
+        return mb_error_set("%s: transformers' Mamba is the residual LM, not a %s model", dir, m->arch->name);
+    if (c->init == MB_INIT_S4D_LIN) return mb_error_set("%s: transformers' Mamba has no complex A", dir);
+    if (!c->rms_norm) return mb_error_set("%s: transformers' Mamba has RMSNorm only, not LayerNorm", dir);
+    if (m->has_cls)
+        return mb_error_set("%s: a classification head has no place in transformers' MambaForCausalLM", dir);
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) return mb_error_set("%s: exists and is not a folder", dir);
+    } else if (mkdir(dir, 0777) != 0) {
+        return mb_error_set("%s: cannot create the folder (%s)", dir, strerror(errno));
+    }
+    const mb_params *ps = &m->params;
+    const size_t bad = mb_count_nonfinite(m->ctx, ps->total, ps->data);
+    if (mb_ctx_check(m->ctx)) return mb_error_prefix(dir);
+    if (bad) return mb_error_set("%s: not written: the model has %zu non-finite weights", dir, bad);
+    const size_t nd = strlen(dir) + 32;
+    char *wpath = mb_malloc(nd, "path"), *cpath = mb_malloc(nd, "path");
+    float *owned = NULL;
+    const float *host = wpath && cpath ? mb_host_view(m->ctx, ps->data, ps->total, &owned, dir) : NULL;
+    mb_st_entry *e = mb_calloc((size_t)ps->n, sizeof *e, "checkpoint entries");
+    char (*names)[MB_PARAM_NAME_MAX + 16] = mb_calloc((size_t)ps->n, sizeof *names, "names");
+    char *json = mb_hf_config_write(c, m->vocab_padded);
+    int rc = -1;
+    if (host && e && names && json) {
+        snprintf(wpath, nd, "%s/model.safetensors", dir);
+        snprintf(cpath, nd, "%s/config.json", dir);
+        for (int i = 0; i < ps->n; i++) {
+            const char *hn = mb_hf_name(ps->items[i].name, names[i], sizeof names[i]);
+            if (hn != names[i]) snprintf(names[i], sizeof names[i], "%s", hn);
+            mb_ckpt_entry(&e[i], names[i], &ps->items[i], host);
+        }
+        const char *meta[] = {"libmamba_version", MB_VERSION, NULL};
+        /* the weights first: a folder with a config but no weights does
+         * not load, where new weights beside an old config would */
+        rc = mb_st_write(wpath, e, ps->n, meta);
+        mb_outfile *o = rc ? NULL : mb_outfile_open(cpath);
+        if (!rc && !o) rc = -1;
+        if (o) {
+            if (fputs(json, mb_outfile_fp(o)) < 0 || fputc('\n', mb_outfile_fp(o)) < 0) {
+                rc = mb_error_set("%s: write error (%s)", cpath, strerror(errno ? errno : EIO));
+                mb_outfile_discard(o);
+            } else {
+                rc = mb_outfile_commit(o);
+            }
+        }
+    } else {
+        mb_error_prefix(dir);
+    }
+    free(json), free(names), free(e), free(owned), free(wpath), free(cpath);
+    return rc;
+}
+
+/* Every tensor the model needs is in the source with its shape, before
+ * any memory is given to the model: a small file whose config claims a
+ * large model is refused for its tensors, not after allocating that model.
+ * skip: the classification head's, when it is added, not read. */
+static int mb_ckpt_check_shapes(mb_model_src *s, const mb_params *ps, const int *skip, int n_skip)
 {
     for (int i = 0; i < ps->n; i++) {
         int skipped = 0;
         for (int k = 0; k < n_skip; k++) skipped |= skip[k] == i;
-        if (!skipped && !mb_ckpt_tensor(f, ps->items[i].name, &ps->items[i])) return -1;
+        mb_st_file *f;
+        if (!skipped && !mb_src_tensor(s, &ps->items[i], &f)) return -1;
     }
     return 0;
 }
 
 /* With new_head, the classification head is not in the file (it was added
- * to a headless checkpoint): it is initialized from seed instead. */
-static int mb_model_read_params(mb_st_file *f, mb_model *m, int new_head, uint64_t seed)
+ * to a headless checkpoint): it is initialized from seed instead. Strict:
+ * a tensor of the source the model does not take is refused. */
+static int mb_model_read_params(mb_model_src *s, mb_model *m, int new_head, uint64_t seed)
 {
     mb_params *ps = &m->params;
-    const int skip[2] = {m->cls.p_w, m->cls.p_b};
-    const int n_skip = new_head ? 2 : 0;
     float *host = ps->data, *owned = NULL;
-    if (m->ctx->kind != MB_DEV_CPU) {
+    if (!mb_dev_host_memory(m->ctx)) {
         /* calloc: the alignment padding between tensors stays zero on the device */
         host = owned = mb_calloc(ps->total, sizeof(float), "checkpoint staging");
-        if (!owned) return mb_error_prefix(mb_st_path(f));
+        if (!owned) return mb_error_prefix(s->path);
     }
-    int rc = mb_ckpt_read_except(f, ps, "", host, skip, n_skip);
+    int rc = 0;
+    for (int i = 0; i < ps->n && !rc; i++) {
+        if (new_head && (i == m->cls.p_w || i == m->cls.p_b)) continue;
+        mb_st_file *f;
+        const mb_st_tensor *t = mb_src_tensor(s, &ps->items[i], &f);
+        rc = !t || mb_st_read_f32(f, t, host + ps->items[i].offset, ps->items[i].numel) ? -1 : 0;
+    }
+    if (!rc) rc = mb_model_src_check_all_used(s, ps, host);
     if (!rc && new_head) mb_cls_head_init_weights(&m->cls, ps, host, seed);
     if (!rc && owned && mb_dev_upload(m->ctx, ps->data, host, ps->total * sizeof(float)))
-        rc = mb_error_prefix(mb_st_path(f));
+        rc = mb_error_prefix(s->path);
     free(owned);
     return rc;
 }
@@ -206,30 +277,28 @@ static int mb_model_read_params(mb_st_file *f, mb_model *m, int new_head, uint64
  * mb_model_load_classifier. */
 static mb_model *mb_model_load_as(mb_ctx *ctx, const char *path, int n_classes, uint64_t seed)
 {
-    mb_st_file *f = mb_st_open(path);
-    if (!f) return NULL;
-    mb_config cfg;
+    mb_model_src s;
+    if (mb_model_src_open(&s, path)) return NULL;
+    mb_config cfg = s.cfg;
     mb_model *m = NULL;
-    int new_head = 0, ok = mb_model_read_config(f, &cfg) == 0;
-    if (ok && n_classes > 0 && cfg.n_classes == 0) {
+    int new_head = 0, ok = 1;
+    if (n_classes > 0 && cfg.n_classes == 0) {
         cfg.n_classes = n_classes;
         new_head = 1;
-    } else if (ok && n_classes > 0 && cfg.n_classes != n_classes) {
+    } else if (n_classes > 0 && cfg.n_classes != n_classes) {
         mb_error_set("%s: the checkpoint's classification head has %d classes, not the %d "
                      "asked for", path, cfg.n_classes, n_classes);
         ok = 0;
     }
-    uint64_t run_id = 0;
-    if (ok && mb_ckpt_read_run_id(f, &run_id)) ok = 0;
     if (ok) {
         m = mb_model_build(ctx, &cfg);
         if (!m) mb_error_prefix(path);
     }
     if (m) {
         const int skip[2] = {m->cls.p_w, m->cls.p_b};
-        int rc = mb_ckpt_check_shapes(f, &m->params, skip, new_head ? 2 : 0);
+        int rc = mb_ckpt_check_shapes(&s, &m->params, skip, new_head ? 2 : 0);
         if (!rc && mb_model_alloc_params(m)) rc = mb_error_prefix(path);
-        if (!rc) rc = mb_model_read_params(f, m, new_head, seed);
+        if (!rc) rc = mb_model_read_params(&s, m, new_head, seed);
         if (rc) {
             mb_model_free(m);
             m = NULL;
@@ -237,8 +306,8 @@ static mb_model *mb_model_load_as(mb_ctx *ctx, const char *path, int n_classes, 
     }
     /* the file's run goes on (a fresh id for files without one, and for a
      * classifier given a new head: a new run) */
-    if (m && run_id && !new_head) m->run_id = run_id;
-    mb_st_close(f);
+    if (m && s.run_id && !new_head) m->run_id = s.run_id;
+    mb_model_src_close(&s);
     return m;
 }
 
@@ -311,7 +380,7 @@ int mb_optim_save(const mb_optim *o, const char *path)
         snprintf(run, sizeof run, "%016llx", (unsigned long long)o->model->run_id);
         snprintf(wcrc, sizeof wcrc, "%08x", (unsigned)mb_weights_crc(ps, w));
         const char *meta[] = {"step", step, "param_total", total, "optim_config", oc, "run_id", run,
-                              "weights_crc32", wcrc, NULL};
+                              "weights_crc32", wcrc, "libmamba_version", MB_VERSION, NULL};
         rc = mb_st_write(path, entries, mb_optim_entries(ps, m, v, entries, names), meta);
     } else {
         mb_error_prefix(path);
