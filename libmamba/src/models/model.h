@@ -70,8 +70,8 @@ typedef struct {
     /* L tokens (B, L) from the state; each piece of positions computed
      * goes to mb_chunk_emit. */
     int (*chunk)(mb_model *m, mb_state *s, const int32_t *tokens, int L, const mb_chunk_req *r);
-    /* n >= 1 draws (mamba.h's rule); s->drawn advanced by the facade? no:
-     * by the architecture, which knows how many it made */
+    /* n >= 1 draws (mamba.h's rule), arguments and tokens checked by the
+     * facade; the architecture advances s->drawn by the draws it made */
     int (*sample)(mb_model *m, mb_state *s, const int32_t *tokens, int n, const mb_sampler *sp,
                   int32_t *out);
 } mb_arch_ops;
