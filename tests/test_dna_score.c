@@ -577,6 +577,19 @@ static void test_embed(void **state)
 
 /* ---- errors ------------------------------------------------------------------------ */
 
+/* Any LM whose vocabulary covers the tokenizer's 12 ids scores DNA
+ * (issue 18): a folder transformers saved, vocab_size 16, loads and
+ * scores every record of the fixture; a vocabulary of 10 does not. */
+static void test_score_other_vocab(void **state)
+{
+    (void)state;
+    assert_int_equal(tool("score --model %s/hf/tied --fasta " DIR "tiny.fa", MB_FIXTURE_DIR), 0);
+    assert_true(mb_test_count(g_out, "\n") >= 2); /* the header and a row a record */
+    assert_null(strstr(g_out, "nan"));
+    assert_int_equal(tool("score --model %s --fasta " DIR "tiny.fa", g_bad_model), 1);
+    assert_one_error("does not cover the DNA tokenizer's 12");
+}
+
 static void test_bad_inputs(void **state)
 {
     (void)state;
@@ -687,7 +700,7 @@ int main(void)
         cmocka_unit_test(test_score_direct), cmocka_unit_test(test_score_chunked),
         cmocka_unit_test(test_score_inputs), cmocka_unit_test(test_score_short),
         cmocka_unit_test(test_score_vcf),    cmocka_unit_test(test_embed),
-        cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_bad_inputs), cmocka_unit_test(test_score_other_vocab),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -29,9 +29,12 @@ mb_model *dna_cmd_load_model(mb_ctx *ctx, const char *path, int n_classes, uint6
         return NULL;
     }
     const mb_config *c = mb_model_config(m);
-    if (c->vocab_size != DNA_TOK_VOCAB) {
-        mb_cli_error(DNA_PROG, "%s: not a mamba-dna model (vocabulary of %d tokens, the DNA tokenizer has %d)",
-                     path, c->vocab_size, DNA_TOK_VOCAB);
+    /* any LM whose vocabulary covers the tokenizer's ids (a transformers
+     * model of vocab_size 16 is ours padded): the extra classes are never
+     * inputs or targets, only part of the softmax as in training */
+    if (c->vocab_size < DNA_TOK_VOCAB) {
+        mb_cli_error(DNA_PROG, "%s: not a mamba-dna model (a vocabulary of %d tokens does not cover the DNA "
+                               "tokenizer's %d)", path, c->vocab_size, DNA_TOK_VOCAB);
         mb_model_free(m);
         return NULL;
     }
