@@ -590,6 +590,34 @@ static void test_score_other_vocab(void **state)
     assert_one_error("does not cover the DNA tokenizer's 12");
 }
 
+/* mamba-dna export: the model as a transformers folder and back as one
+ * file, each scoring exactly as the original (the weights are copied) */
+static void test_export(void **state)
+{
+    (void)state;
+    assert_int_equal(tool("score --model %s --fasta " DIR "tiny.fa", g_model), 0);
+    char *want = strdup(g_out), dir[256], back[256];
+    mb_test_tmp_path(dir, sizeof dir, "export_hf");
+    mb_test_tmp_path(back, sizeof back, "export_back.safetensors");
+    assert_int_equal(tool("export --model %s --format hf --out %s", g_model, dir), 0);
+    assert_int_equal(tool("score --model %s --fasta " DIR "tiny.fa", dir), 0);
+    assert_string_equal(g_out, want);
+    assert_int_equal(tool("export --model %s --format safetensors --out %s", dir, back), 0);
+    assert_int_equal(tool("score --model %s --fasta " DIR "tiny.fa", back), 0);
+    assert_string_equal(g_out, want);
+    /* usage and refusals: one line */
+    assert_int_equal(tool("export --model %s --format onnx --out %s", g_model, back), 2);
+    assert_one_error("--format expects hf or safetensors");
+    assert_int_equal(tool("export --model %s --format hf --out %s", g_model, back), 1);
+    assert_one_error("exists and is not a folder");
+    char p[300];
+    snprintf(p, sizeof p, "%s/config.json", dir), remove(p);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir), remove(p);
+    rmdir(dir);
+    remove(back);
+    free(want);
+}
+
 static void test_bad_inputs(void **state)
 {
     (void)state;
@@ -701,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_score_inputs), cmocka_unit_test(test_score_short),
         cmocka_unit_test(test_score_vcf),    cmocka_unit_test(test_embed),
         cmocka_unit_test(test_bad_inputs), cmocka_unit_test(test_score_other_vocab),
+        cmocka_unit_test(test_export),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
