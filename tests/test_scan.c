@@ -156,6 +156,39 @@ static void test_backward_small_arena(void **st)
     sc_free(&s);
 }
 
+/* The backward is reproducible: the same inputs, the same threads, the
+ * same bits (per-thread partial sums in a fixed order). Many blocks of
+ * channels and several threads, so a schedule that hands blocks out by
+ * timing would show. */
+static void test_backward_reproducible(void **st)
+{
+    (void)st;
+    scan_case s;
+    sc_setup(&s, 1, 1, 2, 300, 64, 4);
+    mb_ctx_set_threads(s.ctx, 4);
+    mb_arena_free(&s.ws);
+    mb_scan_params p = sc_params(&s);
+    assert_int_equal(mb_arena_init(&s.ws, s.ctx, mb_scan_workspace(s.ctx, &p)), 0);
+    const size_t M = (size_t)s.B * s.L, D = s.D;
+    float *out[2];
+    for (int r = 0; r < 2; r++) {
+        float *du = calloc(M * D, 4), *ddelta = calloc(M * D, 4), *dz = calloc(M * D, 4);
+        float *dA = calloc(D * s.N, 4), *dAi = calloc(D * s.N, 4), *dD = calloc(D, 4), *dbias = calloc(D, 4);
+        out[r] = calloc(M * s.ldbc, 4);
+        mb_scan_grads g = {.du = du, .ld_du = D, .ddelta = ddelta, .ld_ddelta = D, .dA = dA, .dA_imag = dAi,
+                           .dB = out[r] + s.R, .ld_dB = s.ldbc, .dC = out[r] + s.R + s.nbc, .ld_dC = s.ldbc,
+                           .dD = dD, .dz = dz, .ld_dz = D, .ddelta_bias = dbias};
+        for (int k = 0; k < 20; k++) { /* repeated: a timing-dependent order needs a few tries */
+            memset(out[r], 0, M * s.ldbc * 4);
+            mb_scan_bwd(s.ctx, &p, s.wy, NULL, &g, &s.ws);
+            if (r == 1) assert_memory_equal(out[0], out[1], M * s.ldbc * 4);
+        }
+        free(du), free(ddelta), free(dz), free(dA), free(dAi), free(dD), free(dbias);
+    }
+    free(out[0]), free(out[1]);
+    sc_free(&s);
+}
+
 static void test_grad_real(void **st) { (void)st; grad_check(0, 1); }
 static void test_grad_complex(void **st) { (void)st; grad_check(1, 1); }
 static void test_grad_real_plain(void **st) { (void)st; grad_check(0, 0); }
@@ -317,7 +350,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grad_real),        cmocka_unit_test(test_grad_complex),
-        cmocka_unit_test(test_backward_small_arena),
+        cmocka_unit_test(test_backward_small_arena), cmocka_unit_test(test_backward_reproducible),
         cmocka_unit_test(test_grad_real_plain),  cmocka_unit_test(test_grad_complex_plain),
         cmocka_unit_test(test_pieces_real),      cmocka_unit_test(test_pieces_complex),
         cmocka_unit_test(test_backward_pieces_real), cmocka_unit_test(test_backward_pieces_complex),

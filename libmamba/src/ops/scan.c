@@ -222,7 +222,12 @@ void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const float *dy, cons
 
     for (int b = 0; b < Bn; b++) {
         for (int i = 0; i < nthr; i++) memset(part[3 * i], 0, (size_t)L * 2 * sf * sizeof(float));
-MB_OMP(omp parallel for schedule(dynamic, 1) num_threads(nthr) if (nblk > 1))
+        /* static: a thread's dB, dC partial sums its blocks in the same
+         * order every run (a dynamic schedule hands blocks out by timing,
+         * and the sums, so the gradients' last bits, changed run to run:
+         * a resumed run was not the uninterrupted one). Blocks are equal
+         * work, so nothing is lost. */
+MB_OMP(omp parallel for schedule(static) num_threads(nthr) if (nblk > 1))
         for (int blk = 0; blk < nblk; blk++) {
             const int tid = scan_thread_id();
             float *dBC = part[3 * tid], *ck = part[3 * tid + 1], *hs = part[3 * tid + 2];
