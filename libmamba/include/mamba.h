@@ -29,6 +29,14 @@ typedef struct mb_dist mb_dist;   /* the group of processes of a data-parallel r
 /* Reason for the last failure on this thread. */
 const char *mb_error_last(void);
 
+/* For bindings loaded at run time (Python's ctypes): the version of the
+ * library itself (MB_VERSION when it was built), and sizeof the public
+ * structure `name` ("mb_config", "mb_optim_config", "mb_loss_stats",
+ * "mb_sampler", "mb_chunk_out"; 0 for any other name), to check a mirrored
+ * layout against the library's. */
+const char *mb_version(void);
+size_t mb_struct_size(const char *name);
+
 /* ---- context ------------------------------------------------------------ */
 mb_ctx *mb_ctx_create(const char *device);
 void mb_ctx_free(mb_ctx *ctx);
