@@ -2,8 +2,10 @@
  * bundled spoken digits goes below the unigram entropy of the held-out
  * clips (and far below the 8 bits of a uniform guess); generate writes WAVs
  * of the asked length at the model's rate; eval agrees with train's
- * numbers; every bad input is one error line and exit 1 with nothing
- * written or overwritten; usage errors exit 2. */
+ * numbers; a run's checkpoint sets sit beside the model and its .audio, and
+ * --resume skips a set whose optimizer state is of another save; every bad
+ * input is one error line and exit 1 with nothing written or overwritten;
+ * usage errors exit 2. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,10 +36,12 @@ static int run(const char *fmt, ...)
 
 static void rm_model(const char *path)
 {
-    char p[300];
+    char p[600];
     remove(path);
     snprintf(p, sizeof p, "%s.optim", path), remove(p);
     snprintf(p, sizeof p, "%s.audio", path), remove(p);
+    snprintf(p, sizeof p, "rm -f -- '%s'.step-*", path); /* the checkpoint sets */
+    assert_int_equal(mb_test_sh(p, NULL, 0, NULL, 0), 0);
 }
 
 /* the model the other cases use: trained once */
@@ -70,6 +74,44 @@ static void test_learns(void **st)
     /* eval on the same folder runs and reports a sane number */
     assert_int_equal(run("eval --seq-len 512 --model %s --data %sdigits", g_model, DATA), 0);
     assert_non_null(strstr(g_out, "bits/sample"));
+}
+
+/* The files of a run: the model (the best validation), its .audio, the
+ * newest two sets; a set whose optimizer state is an older save's is
+ * skipped, with a warning, for the one before it. */
+static void test_checkpoints(void **st)
+{
+    (void)st;
+    char dir[64], m[128], p[160], q[160], files[1024];
+    mb_test_mkdtemp(dir, sizeof dir, "audio_ckpt");
+    snprintf(m, sizeof m, "%s/m.st", dir);
+    const char *tiny = "train --rate 1000 --d-model 16 --n-layer 1 --seq-len 256 --batch 2 --threads 1 "
+                       "--val-every 2 --val-windows 2 --save-every 2";
+    assert_int_equal(run("%s --steps 4 --data %sdigits --out %s", tiny, DATA, m), 0);
+    mb_test_listing(dir, files, sizeof files);
+    assert_string_equal(files, "m.st m.st.audio m.st.step-2 m.st.step-2.json m.st.step-2.optim m.st.step-4 "
+                               "m.st.step-4.json m.st.step-4.optim");
+    snprintf(p, sizeof p, "%s.step-2.optim", m);
+    snprintf(q, sizeof q, "%s.step-4.optim", m);
+    size_t n;
+    void *old = mb_test_read_file(p, &n);
+    assert_non_null(old);
+    FILE *f = fopen(q, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(old, 1, n, f), n);
+    fclose(f);
+    free(old);
+    assert_int_equal(run("%s --steps 6 --resume --data %sdigits --out %s", tiny, DATA, m), 0);
+    assert_non_null(strstr(g_err, "mamba-audio: warning: checkpoint of step 4 skipped: "));
+    assert_non_null(strstr(g_err, "optimizer state saved with other weights than the model's"));
+    assert_non_null(strstr(g_err, "m.st.step-2 (step 2)"));
+    assert_non_null(strstr(g_out, "train: 6 steps"));
+    mb_test_listing(dir, files, sizeof files);
+    assert_string_equal(files, "m.st m.st.audio m.st.step-4 m.st.step-4.json m.st.step-4.optim m.st.step-6 "
+                               "m.st.step-6.json m.st.step-6.optim");
+    snprintf(p, sizeof p, "%s/x.wav", dir);
+    assert_int_equal(run("generate --model %s --seconds 0.01 --out %s", m, p), 0);
+    mb_test_rmtree(dir);
 }
 
 static void test_generate(void **st)
@@ -209,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_learns),
         cmocka_unit_test(test_generate),
+        cmocka_unit_test(test_checkpoints),
         cmocka_unit_test(test_bad_inputs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

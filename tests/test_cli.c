@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,7 +66,12 @@ typedef struct {
     int32_t tok[ROWS * COLS], tgt[ROWS * COLS];
     int64_t fail_at;   /* a step whose forward gets a bad token (0: none) */
     int64_t interrupt_at; /* a step that raises SIGINT (0: none) */
-    int steps, vals, saves;
+    int64_t poison_at; /* a step whose gradient gets a NaN (0: none) */
+    const double *val_seq; /* the validations' figures (NULL: 0.25, 0.5, ...) */
+    int steps, vals, saves, bests;
+    int64_t best_steps[16]; /* the steps save_best was called at */
+    mb_cli_ckpt *ck;   /* checkpoint sets to write at save (NULL: counted only) */
+    mb_optim *opt;
 } loop_case;
 
 static int case_step(void *ud, int64_t step, mb_cli_step *out)
@@ -77,13 +83,16 @@ static int case_step(void *ud, int64_t step, mb_cli_step *out)
     memcpy(tok, c->tok, sizeof tok);
     if (step == c->fail_at) tok[3] = 1000; /* outside the vocabulary: the library refuses it */
     out->L = COLS, out->B = ROWS, out->items = ROWS * COLS;
-    return mb_model_forward_backward(c->m, tok, c->tgt, ROWS, COLS, &out->loss) ? -1 : 0;
+    const int rc = mb_model_forward_backward(c->m, tok, c->tgt, ROWS, COLS, &out->loss) ? -1 : 0;
+    if (step == c->poison_at) mb_param_grad(&c->m->params, 0)[1] = NAN; /* a diverging step */
+    return rc;
 }
 
 static int case_validate(void *ud, double *val)
 {
     loop_case *c = ud;
-    *val = 0.25 * ++c->vals;
+    *val = c->val_seq ? c->val_seq[c->vals] : 0.25 * (c->vals + 1);
+    c->vals++;
     return mb_cli_dist_agree(0);
 }
 
@@ -91,6 +100,13 @@ static int case_save(void *ud)
 {
     loop_case *c = ud;
     c->saves++;
+    return c->ck ? mb_cli_ckpt_save(c->ck, c->m, c->opt) : 0;
+}
+
+static int case_save_best(void *ud)
+{
+    loop_case *c = ud;
+    c->best_steps[c->bests++ % 16] = mb_optim_step_count(c->opt);
     return 0;
 }
 
@@ -306,6 +322,134 @@ static void test_loop_interrupt(void **state)
     mb_model_free(c.m);
 }
 
+/* The held-out loss: a lower one is kept (save_best) each time; three
+ * validations without one give one warning; --patience 4 stops the run
+ * after the fourth, saved, with the line; the history is the run's. */
+static void test_loop_best_patience(void **state)
+{
+    (void)state;
+    loop_case c;
+    case_init(&c);
+    /* a validation every 2 steps: steps 2..20 */
+    static const double vals[] = {3.0, 2.0, 2.5, 1.5, 1.6, 1.7, 1.8, 1.9, 1.0, 0.5};
+    c.val_seq = vals;
+    mb_optim *opt = case_optim(&c, 20);
+    c.opt = opt;
+    mb_cli_train_run r = {.prog = PROG, .opt = opt, .steps = 20, .last = 20, .val_every = 2, .print_every = 100,
+                          .unit = "b", .key_train = "t", .key_val = "v", .rate_unit = "x/s", .key_rate = "x", .ud = &c,
+                          .train_step = case_step, .validate = case_validate, .save = case_save,
+                          .save_best = case_save_best, .best_out = "x.st", .patience = 4};
+    capture_begin();
+    int rc = mb_cli_train_loop(&r);
+    rc = mb_cli_train_finish(&r, rc, "x.st");
+    capture_end();
+    printf("%s", g_err);
+    assert_int_equal(rc, 0);
+    assert_true(r.early);
+    assert_int_equal(r.step, 16); /* the best at 8, then 10, 12, 14, 16 */
+    assert_int_equal(c.vals, 8);
+    assert_int_equal(c.bests, 3);
+    assert_true(c.best_steps[0] == 2 && c.best_steps[1] == 4 && c.best_steps[2] == 8);
+    assert_int_equal(c.saves, 1); /* finish's, at the stop */
+    assert_true(r.hist.best_step == 8 && r.hist.best == 1.5 && r.hist.since_best == 4 && r.hist.warned);
+    assert_int_equal(mb_test_count(g_err, "has not improved"), 2); /* the warning, the stop */
+    assert_non_null(strstr(g_err, PROG ": warning: step 14: the held-out loss, 1.8000, has not improved for 3 "
+                                  "validations (best 1.5000 at step 8): the model may be overfitting; x.st holds the "
+                                  "best\n"));
+    assert_non_null(strstr(g_err, PROG ": stopped early at step 16: the held-out loss has not improved for 4 "
+                                  "validations (--patience 4); its best, 1.5000, was at step 8, kept in x.st\n"));
+    /* resumed with that history and patience: nothing to do */
+    loop_case d;
+    case_init(&d);
+    mb_optim *opt2 = case_optim(&d, 20);
+    d.opt = opt2;
+    mb_cli_train_run q = r;
+    q.opt = opt2, q.ud = &d, q.step = 16;
+    capture_begin();
+    rc = mb_cli_train_finish(&q, mb_cli_train_loop(&q), "x.st");
+    capture_end();
+    assert_int_equal(rc, 0);
+    assert_true(q.early);
+    assert_int_equal(d.steps + d.saves + d.vals, 0);
+    assert_non_null(strstr(g_err, PROG ": stopped early at step 16: "));
+    /* with a larger patience it goes on, the best kept until a lower one */
+    case_init(&d);
+    d.opt = opt2;
+    d.val_seq = vals + 8;
+    q = r;
+    q.opt = opt2, q.ud = &d, q.step = 16, q.patience = 0;
+    capture_begin();
+    rc = mb_cli_train_finish(&q, mb_cli_train_loop(&q), "x.st");
+    capture_end();
+    assert_int_equal(rc, 0);
+    assert_false(q.early);
+    assert_int_equal(q.step, 20);
+    assert_int_equal(d.bests, 2); /* 1.0 at 18, 0.5 at 20 */
+    assert_true(q.hist.best_step == 20 && q.hist.best == 0.5);
+    assert_null(strstr(g_err, "has not improved")); /* warned once a run */
+    mb_optim_free(opt2);
+    mb_model_free(d.m);
+    mb_optim_free(opt);
+    mb_model_free(c.m);
+}
+
+/* A step whose gradient is not finite: the library skips its update; the
+ * loop stops with one line naming the last checkpoint set kept, exit 1,
+ * nothing saved after it. A model with non-finite weights is never saved
+ * either: the same line, the sets before it as they were. */
+static void test_loop_diverged(void **state)
+{
+    (void)state;
+    char dir[64], out[128], files[1024];
+    mb_test_mkdtemp(dir, sizeof dir, "cli_div");
+    snprintf(out, sizeof out, "%s/x.st", dir);
+    mb_cli_train t;
+    mb_cli_train_default(&t);
+    t.out = out;
+    mb_cli_ckpt ck;
+    mb_cli_ckpt_init(&ck, PROG, &t);
+    loop_case c;
+    case_init(&c);
+    c.poison_at = 5;
+    c.ck = &ck;
+    mb_optim *opt = case_optim(&c, 9);
+    c.opt = opt;
+    mb_cli_train_run r = {.prog = PROG, .opt = opt, .steps = 9, .last = 9, .save_every = 2, .unit = "b",
+                          .key_train = "t", .key_val = "v", .rate_unit = "x/s", .key_rate = "x", .ud = &c,
+                          .train_step = case_step, .save = case_save, .ck = &ck};
+    capture_begin();
+    int rc = mb_cli_train_loop(&r);
+    rc = mb_cli_train_finish(&r, rc, out);
+    capture_end();
+    assert_int_equal(rc, 1);
+    assert_int_equal(mb_optim_step_count(opt), 4);
+    assert_int_equal(c.saves, 2); /* steps 2 and 4 */
+    const char *e = strstr(g_err, PROG ": error: ");
+    assert_non_null(e);
+    mb_test_error_line(e, PROG, "step 5: the training diverged (its gradient norm is not finite): stopped, nothing "
+                                "saved; the last checkpoint, ");
+    assert_non_null(strstr(e, "x.st.step-4, is kept and --resume continues from it"));
+    mb_test_listing(dir, files, sizeof files);
+    assert_string_equal(files, "x.st x.st.step-2 x.st.step-2.json x.st.step-2.optim x.st.step-4 x.st.step-4.json "
+                               "x.st.step-4.optim");
+    /* weights gone non-finite: refused, one line, the files as they were */
+    mb_param_data(&c.m->params, 1)[0] = INFINITY;
+    mb_param_data(&c.m->params, 2)[3] = NAN;
+    capture_begin();
+    rc = mb_cli_ckpt_save(&ck, c.m, opt);
+    capture_end();
+    assert_int_equal(rc, 1);
+    mb_test_error_line(g_err, PROG, "step 4: the training diverged (2 non-finite weights): stopped, nothing saved; "
+                                    "the last checkpoint, ");
+    mb_test_listing(dir, files, sizeof files);
+    assert_string_equal(files, "x.st x.st.step-2 x.st.step-2.json x.st.step-2.optim x.st.step-4 x.st.step-4.json "
+                               "x.st.step-4.optim");
+    mb_cli_ckpt_free(&ck);
+    mb_optim_free(opt);
+    mb_model_free(c.m);
+    mb_test_rmtree(dir);
+}
+
 /* ---- output files ---------------------------------------------------------- */
 
 static void test_outfile(void **state)
@@ -441,7 +585,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loop_fields),    cmocka_unit_test(test_loop_default_and_stop),
-        cmocka_unit_test(test_loop_step_error), cmocka_unit_test(test_outfile),
+        cmocka_unit_test(test_loop_step_error), cmocka_unit_test(test_loop_best_patience),
+        cmocka_unit_test(test_loop_diverged),   cmocka_unit_test(test_outfile),
         cmocka_unit_test(test_selcopy_tool),    cmocka_unit_test(test_loop_interrupt), /* last: see there */
     };
     return cmocka_run_group_tests(tests, setup, teardown);

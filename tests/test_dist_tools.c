@@ -8,6 +8,8 @@
  *   one start and one end, one summary line, nothing else in the folder;
  * - a run stopped (--stop-after) and resumed on 2 ranks ends where the
  *   uninterrupted one-process run does (mamba-dna);
+ * - the ranks agree on the best model and on an early stop (--patience):
+ *   the step and the best are the one-process run's, rank 0 writes;
  * - a bad input is one error line and exit 1, also when only rank 0 sees
  *   it (an --out it cannot write); a --batch that does not split over the
  *   ranks is a usage error naming both numbers.
@@ -37,7 +39,8 @@ static const tool k_dna = {
     /* tiny.fa: 440 of its 2400 bases are N, which count as no target */
     "pretrain --d-model 32 --n-layer 2 --seq-len 128 --batch 4 --lr 5e-3 --threads 1 --steps 6 "
     "--val-every 1 --val-tokens 1536 --val-frac 0.1 --seed 3",
-    MB_DATA_DIR "/genomics/tiny.fa", 6, "pretrain: 6 steps", "two.jsonl two.st two.st.optim",
+    MB_DATA_DIR "/genomics/tiny.fa", 6, "pretrain: 6 steps",
+    "two.jsonl two.st two.st.step-6 two.st.step-6.json two.st.step-6.optim",
     "train_bpb", "val_bpb", MB_DATA_DIR "/genomics/no-such-file.fa"};
 
 static const tool k_audio = {
@@ -46,7 +49,8 @@ static const tool k_audio = {
      * padded at their start (ignored targets) by different amounts */
     "train --rate 1000 --d-model 32 --n-layer 1 --seq-len 1024 --batch 4 --lr 4e-3 --threads 1 --steps 5 "
     "--val-every 1 --val-windows 6 --seed 5",
-    "--data " MB_DATA_DIR "/audio/digits", 5, "train: 5 steps", "two.jsonl two.st two.st.audio two.st.optim",
+    "--data " MB_DATA_DIR "/audio/digits", 5, "train: 5 steps",
+    "two.jsonl two.st two.st.audio two.st.step-5 two.st.step-5.json two.st.step-5.optim",
     "train_bits", "val_bits", "--data /nonexistent/no-such-dir"};
 
 static char g_out[1 << 16], g_err[1 << 16];
@@ -135,6 +139,44 @@ static void test_resume_two_ranks(void **state)
     mb_test_rmtree(dir);
 }
 
+/* "TEXT N" in s: N (-1 when absent) */
+static long number_after(const char *s, const char *text)
+{
+    const char *p = strstr(s, text);
+    return p ? atol(p + strlen(text)) : -1;
+}
+
+/* Validated on other statistics than it trains on (tiny.fa against
+ * markov.fa), the held-out loss turns up; --patience 3 stops the run 3
+ * validations after its best, on both ranks at once. */
+static void test_early_stop_two_ranks(void **state)
+{
+    const tool *t = *state;
+    static const char *flags = "pretrain --d-model 16 --n-layer 1 --seq-len 64 --batch 4 --threads 1 --val-tokens 512 "
+                               "--lr 1e-2 --steps 60 --val-every 4 --patience 3 --val " MB_DATA_DIR "/genomics/tiny.fa "
+                               MB_DATA_DIR "/genomics/markov.fa";
+    char dir[64], files[1024], want[1024];
+    mb_test_mkdtemp(dir, sizeof dir, "dist5");
+    assert_int_equal(run(t->one, "%s --out %s/one.st", flags, dir), 0);
+    const long stop1 = number_after(g_err, "stopped early at step ");
+    const long best1 = number_after(g_out, "best validation, step ");
+    mb_test_rmtree(dir);
+    mb_test_mkdtemp(dir, sizeof dir, "dist5");
+    assert_int_equal(run(t->two, "%s --out %s/two.st", flags, dir), 0);
+    const long stop2 = number_after(g_err, "stopped early at step ");
+    const long best2 = number_after(g_out, "best validation, step ");
+    printf("# early stop: one process at step %ld (best %ld), 2 ranks at %ld (best %ld)\n", stop1, best1, stop2, best2);
+    assert_true(stop1 > 0 && best1 > 0 && best1 < stop1);
+    assert_true(stop2 == stop1 && best2 == best1);
+    assert_int_equal(mb_test_count(g_err, "stopped early"), 1);
+    assert_int_equal(mb_test_count(g_err, "has not improved for 3 validations (best"), 1);
+    mb_test_listing(dir, files, sizeof files);
+    snprintf(want, sizeof want, "two.st two.st.step-%ld two.st.step-%ld.json two.st.step-%ld.optim", stop2, stop2,
+             stop2);
+    assert_string_equal(files, want);
+    mb_test_rmtree(dir);
+}
+
 static void test_errors(void **state)
 {
     const tool *t = *state;
@@ -163,6 +205,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate(test_two_ranks_equal_one, (void *)&k_dna),
         cmocka_unit_test_prestate(test_resume_two_ranks, (void *)&k_dna),
+        cmocka_unit_test_prestate(test_early_stop_two_ranks, (void *)&k_dna),
         cmocka_unit_test_prestate(test_errors, (void *)&k_dna),
         cmocka_unit_test_prestate(test_two_ranks_equal_one, (void *)&k_audio),
         cmocka_unit_test_prestate(test_errors, (void *)&k_audio),

@@ -61,12 +61,14 @@ static void assert_one_error(const char *what) { mb_test_error_line(g_err, "mamb
 
 static void remove_outputs(const char *model)
 {
-    char p[300];
+    char p[600];
     remove(model);
     snprintf(p, sizeof p, "%s.optim", model);
     remove(p);
     snprintf(p, sizeof p, "%s.classes", model);
     remove(p);
+    snprintf(p, sizeof p, "rm -f -- '%s'.step-*", model); /* the checkpoint sets */
+    assert_int_equal(mb_test_sh(p, NULL, 0, NULL, 0), 0);
 }
 
 /* Splits a line at its tabs (in place); returns the field count. */

@@ -29,6 +29,15 @@ static int run(const char *fmt, ...)
     return rc;
 }
 
+/* a model and what a run keeps beside it: its checkpoint sets, an earlier
+ * version's optimizer state */
+static void remove_run(const char *model)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -f -- '%s' '%s'.optim '%s'.step-*", model, model, model);
+    assert_int_equal(mb_test_sh(cmd, NULL, 0, NULL, 0), 0);
+}
+
 /* "validation X bits/base (order-0 Y, ..." from the closing line */
 static void final_bpb(const char *out, double *val, double *order0)
 {
@@ -63,9 +72,7 @@ static void test_learns(void **st)
     assert_int_equal(run("pretrain" SMALL " --steps 5 --out %s %smarkov.fa", model, DATA), 1);
     assert_non_null(strstr(g_err, "exists"));
     assert_int_equal(mb_test_count(g_err, "\n"), 1);
-    char optim[300];
-    snprintf(optim, sizeof optim, "%s.optim", model);
-    remove(model), remove(optim), remove(logp);
+    remove_run(model), remove(logp);
 }
 
 static double field_after(const char *s, const char *key)
@@ -78,12 +85,10 @@ static double field_after(const char *s, const char *key)
 static void test_resume_equals_whole(void **st)
 {
     (void)st;
-    char a[256], b[256], ao[300], bo[300];
+    char a[256], b[256];
     mb_test_tmp_path(a, sizeof a, "whole.safetensors");
     mb_test_tmp_path(b, sizeof b, "sliced.safetensors");
-    snprintf(ao, sizeof ao, "%s.optim", a);
-    snprintf(bo, sizeof bo, "%s.optim", b);
-    remove(a), remove(b), remove(ao), remove(bo);
+    remove_run(a), remove_run(b);
     const char *common = "pretrain" SMALL " --threads 1 --steps 16 --val-every 16 --val-tokens 2048";
     assert_int_equal(run("%s --out %s %smarkov.fa", common, a, DATA), 0);
     double whole, o0;
@@ -99,7 +104,7 @@ static void test_resume_equals_whole(void **st)
     assert_int_equal(run("%s --resume --out %s %smarkov.fa", common, b, DATA), 0);
     assert_non_null(strstr(g_err, "nothing to do"));
     (void)field_after;
-    remove(a), remove(b), remove(ao), remove(bo);
+    remove_run(a), remove_run(b);
 }
 
 /* one error line naming the file, exit 1, no checkpoint written */
@@ -177,16 +182,15 @@ static void test_usage(void **st)
 static void test_seq_warmup(void **st)
 {
     (void)st;
-    char model[256], optim[300];
+    char model[256];
     mb_test_tmp_path(model, sizeof model, "warm.safetensors");
-    snprintf(optim, sizeof optim, "%s.optim", model);
-    remove(model);
+    remove_run(model);
     /* L 128: stages of 64 then 128 over the first half of 8 steps */
     assert_int_equal(run("pretrain" SMALL " --steps 8 --seq-warmup 0.5 --val-every 1 --val-tokens 512 "
                          "--out %s %smarkov.fa", model, DATA), 0);
     assert_non_null(strstr(g_err, "L 64 "));
     assert_non_null(strstr(g_err, "L 128 "));
-    remove(model), remove(optim);
+    remove_run(model);
 }
 #endif
 

@@ -180,7 +180,7 @@ static int tr_parse(tr_opts *o, int argc, char **argv)
 typedef struct {
     const tr_opts *o;
     audio_set_opts so; /* the data's: the checkpoint's rate and quantizer on --resume */
-    char *optim_path;
+    mb_cli_ckpt ck;    /* the checkpoint sets beside --out */
     mb_outfile *metaf; /* MODEL.audio of a new run, committed at the first save */
     audio_set *set;
     audio_window *vw;  /* held-out windows */
@@ -203,32 +203,39 @@ static void tr_free(tr_run *t)
     free(t->tok);
     free(t->tgt);
     free(t->vw);
-    free(t->optim_path);
+    mb_cli_ckpt_free(&t->ck);
     audio_set_free(t->set);
     mb_optim_free(t->opt);
     mb_model_free(t->m);
     mb_ctx_free(t->ctx);
 }
 
-/* Outputs first: an existing --out without --resume or --force, an
- * unwritable --out or --log fail before any work (rank 0's: the other
- * ranks write nothing). */
+/* Outputs first: an existing --out (or checkpoint of one) without
+ * --resume or --force, an unwritable --out or --log fail before any work
+ * (rank 0's: the other ranks write nothing). A run that owns --out removes
+ * the temporary files a killed one left. */
 static int tr_open_outputs(tr_run *t)
 {
     const tr_opts *o = t->o;
     int log_failed = 0;
-    if (!o->t.resume && !o->force && access(o->t.out, F_OK) == 0) {
-        mb_cli_error(AUDIO_PROG, "%s exists: --resume continues it, --force starts over", o->t.out);
+    char what[4096];
+    static const char *const side[] = {".audio", NULL};
+    if (!o->t.resume && !o->force && mb_cli_ckpt_exists(o->t.out, what, sizeof what)) {
+        mb_cli_error(AUDIO_PROG, "%s exists: --resume continues it, --force starts over", what);
         return -1;
     }
-    if (!(t->optim_path = mb_cli_optim_path(o->t.out))) {
-        mb_cli_error(AUDIO_PROG, "out of memory");
-        return -1;
-    }
+    mb_cli_ckpt_init(&t->ck, AUDIO_PROG, &o->t);
     if (mb_cli_rank() != 0) return 0;
-    if (mb_cli_check_writable(AUDIO_PROG, o->t.out) || mb_cli_check_writable(AUDIO_PROG, t->optim_path)) return -1;
+    if (mb_cli_check_writable(AUDIO_PROG, o->t.out)) return -1;
+    if (o->t.resume || o->force) mb_cli_ckpt_sweep(&t->ck, side);
     if (!(t->logf = mb_cli_log_open(AUDIO_PROG, o->t.log, &log_failed)) && log_failed) return -1;
     return 0;
+}
+
+static mb_model *tr_load(void *ud, mb_ctx *ctx, const char *path)
+{
+    (void)ud;
+    return audio_cmd_load_model(ctx, path);
 }
 
 /* The model: a new one of the flags, or the checkpoint to resume with its
@@ -240,8 +247,10 @@ static int tr_open_model(tr_run *t)
     if (!(t->ctx = mb_cli_ctx(AUDIO_PROG, &o->t))) return -1;
     audio_meta meta = {o->so.rate, o->so.quant};
     if (o->t.resume) {
-        if (!(t->m = audio_cmd_load_model(t->ctx, o->t.out)) || audio_meta_read(o->t.out, &meta)) return -1;
-        if (o->t.set_model) mb_cli_warn(AUDIO_PROG, "--resume: the model flags are ignored (the checkpoint's are kept)");
+        if (mb_cli_ckpt_resume(&t->ck, t->ctx, &o->t, tr_load, t, &t->m, &t->opt) || audio_meta_read(o->t.out, &meta))
+            return -1;
+        if (o->t.set_model)
+            mb_cli_warn(AUDIO_PROG, "--resume: the model flags are ignored (the checkpoint's are kept)");
         t->so.rate = meta.rate, t->so.quant = meta.quant;
         const int64_t P = pool_product(mb_model_config(t->m));
         if (o->t.seq_len % P) {
@@ -252,7 +261,7 @@ static int tr_open_model(tr_run *t)
     } else if (!(t->m = mb_cli_model_new(AUDIO_PROG, t->ctx, &o->t))) {
         return -1;
     }
-    if (!(t->opt = mb_cli_optim(AUDIO_PROG, t->m, &o->t, t->optim_path))) return -1;
+    if (!t->opt && !(t->opt = mb_cli_optim(AUDIO_PROG, t->m, &o->t, NULL))) return -1;
     if (mb_cli_rank() == 0 && !o->t.resume && !(t->metaf = audio_meta_write(o->t.out, &meta))) return -1;
     return 0;
 }
@@ -362,22 +371,27 @@ static int tr_validate(void *ud, double *bits)
     return arc;
 }
 
-/* The checkpoint: model, optimizer state, and (a new run, the first time)
- * the audio metadata beside the model. */
-static int tr_save(void *ud)
+/* A new run's MODEL.audio into place the first time a model is written
+ * (before it: a model never goes without its rate and quantizer) */
+static int tr_commit_meta(tr_run *t)
 {
-    tr_run *t = ud;
-    if (mb_model_save(t->m, t->o->t.out)) {
-        mb_cli_lib_error(AUDIO_PROG, t->o->t.out);
-        return 1;
-    }
-    if (mb_optim_save(t->opt, t->optim_path)) {
-        mb_cli_lib_error(AUDIO_PROG, t->optim_path);
-        return 1;
-    }
     mb_outfile *meta = t->metaf;
     t->metaf = NULL;
     return meta && mb_cli_outfile_commit(AUDIO_PROG, meta) ? 1 : 0;
+}
+
+/* A checkpoint set (rank 0). */
+static int tr_save(void *ud)
+{
+    tr_run *t = ud;
+    return tr_commit_meta(t) || mb_cli_ckpt_save(&t->ck, t->m, t->opt) ? 1 : 0;
+}
+
+/* The lowest held-out loss so far: --out (rank 0). */
+static int tr_save_best(void *ud)
+{
+    tr_run *t = ud;
+    return tr_commit_meta(t) || mb_cli_ckpt_save_best(&t->ck, t->m) ? 1 : 0;
 }
 
 /* The training steps through the shared loop, then the final checkpoint
@@ -389,17 +403,32 @@ static int tr_train(tr_run *t, int64_t step, int *synced)
         .prog = AUDIO_PROG, .opt = t->opt, .log = t->logf, .steps = o->t.steps, .last = o->t.steps,
         .val_every = t->nvw ? o->val_every : 0, .save_every = o->t.save_every, .unit = "bits/sample",
         .key_train = "train_bits", .key_val = "val_bits", .rate_unit = "samples/s", .key_rate = "samples_per_s",
-        .ud = t, .train_step = tr_step, .validate = tr_validate, .save = tr_save, .step = step};
+        .ud = t, .train_step = tr_step, .validate = tr_validate, .save = tr_save, .step = step, .ck = &t->ck,
+        .save_best = tr_save_best, .best_out = o->t.select_last ? NULL : o->t.out, .patience = o->t.patience};
     int rc = mb_cli_train_loop(&run);
     *synced = run.synced;
     rc = mb_cli_train_finish(&run, rc, o->t.out);
-    if (rc == 0)
-        printf("train: %lld steps, validation %.4f bits/sample (unigram baseline %.4f, uniform 8), model %s, "
-               "%.1fs\n",
-               (long long)run.step, run.last_val, t->uni_val, o->t.out, mb_cli_now() - run.t0);
-    if (t->logf && (rc == 0 || rc == 130))
-        fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_bits\": %.6f, \"interrupted\": %s}\n",
-                (long long)run.step, run.last_val, run.stop ? "true" : "false");
+    /* the figure of the model in --out: the best validation's, or the last's */
+    const mb_cli_val_hist *h = &t->ck.hist;
+    const int best = !o->t.select_last && h->best_step > 0;
+    if (rc == 0) {
+        printf("train: %lld steps, validation %.4f bits/sample (unigram baseline %.4f, uniform 8), model %s",
+               (long long)run.step, best ? h->best : run.last_val, t->uni_val, o->t.out);
+        if (best && h->best_step != run.step) {
+            printf(" (the best validation, step %lld; the last step's model", (long long)h->best_step);
+            if (!isnan(run.last_val)) printf(", %.4f,", run.last_val);
+            printf(" is %s.step-%lld)", o->t.out, (long long)run.step);
+        }
+        printf(", %.1fs\n", mb_cli_now() - run.t0);
+    }
+    if (t->logf && (rc == 0 || rc == 130)) {
+        char best_val[64] = "null"; /* none yet */
+        if (h->best_step) snprintf(best_val, sizeof best_val, "%.6f", h->best);
+        fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_bits\": %.6f, \"best_step\": %lld, "
+                         "\"best_val_bits\": %s, \"early_stop\": %s, \"interrupted\": %s}\n",
+                (long long)run.step, run.last_val, (long long)h->best_step, best_val, run.early ? "true" : "false",
+                run.stop ? "true" : "false");
+    }
     return rc;
 }
 

@@ -5,6 +5,7 @@
  *   mb_cli_opts.h   option values, the shared model and training flags
  *   mb_cli_model.h  the context, model and optimizer those flags make
  *   mb_cli_out.h    output files (over mb_outfile), --log, paths beside a model
+ *   mb_cli_ckpt.h   a run's checkpoint sets: --keep, --select, --resume
  *   mb_cli_dist.h   the data-parallel group and its syncs
  *   mb_cli_loop.h   the training loop
  *   mb_cli_main.h   command dispatch, Ctrl-C
@@ -16,6 +17,7 @@
 #ifndef MB_CLI_H
 #define MB_CLI_H
 
+#include "mb_cli_ckpt.h"
 #include "mb_cli_dist.h"
 #include "mb_cli_error.h"
 #include "mb_cli_loop.h"

@@ -10,6 +10,8 @@
 
 static int g_hold;         /* this process is a rank other than 0 */
 static char g_held[1024];  /* its first error line */
+static char *g_cap;        /* mb_cli_error_capture's buffer (NULL: none) */
+static size_t g_cap_n;
 
 int mb_cli_errf(char *err, size_t errlen, const char *path, const char *fmt, ...)
 {
@@ -34,7 +36,9 @@ void mb_cli_error(const char *prog, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    if (g_hold) {
+    if (g_cap) {
+        if (!g_cap[0]) vsnprintf(g_cap, g_cap_n, fmt, ap);
+    } else if (g_hold) {
         if (!g_held[0]) {
             const int n = snprintf(g_held, sizeof g_held, "%s: error: ", prog);
             if (n > 0 && (size_t)n < sizeof g_held) vsnprintf(g_held + n, sizeof g_held - (size_t)n, fmt, ap);
@@ -79,3 +83,10 @@ void mb_cli_error_hold(int on)
 }
 
 const char *mb_cli_error_held(void) { return g_held; }
+
+void mb_cli_error_capture(char *buf, size_t cap)
+{
+    g_cap = buf && cap ? buf : NULL;
+    g_cap_n = cap;
+    if (g_cap) g_cap[0] = '\0';
+}

@@ -33,4 +33,11 @@ void mb_cli_error_hold(int on);
 /* The held line ("" when none). */
 const char *mb_cli_error_held(void);
 
+/* While a capture is on, the first error line's text (without "PROG:
+ * error: ") goes into buf instead of stderr, and later lines are dropped:
+ * for a try whose failure is not the run's (a checkpoint that is skipped
+ * for an older one), so the caller decides whether it becomes a warning or
+ * the error. buf NULL ends the capture. Captures do not nest. */
+void mb_cli_error_capture(char *buf, size_t cap);
+
 #endif

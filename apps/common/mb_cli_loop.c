@@ -2,6 +2,7 @@
 #include "mb_cli_loop.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mb_cli_dist.h"
@@ -66,13 +67,49 @@ static int loop_print_due(const mb_cli_train_run *r, int64_t step, int do_val, d
     return since_print >= LOOP_PRINT_S || step == r->step0 + 1;
 }
 
+mb_cli_val_hist *mb_cli_train_hist(mb_cli_train_run *r) { return r->ck ? &r->ck->hist : &r->hist; }
+
+/* After the validation of step `step`: the lowest held-out loss kept, the
+ * warning, the early stop; the ranks agree on a failed save_best and on
+ * the stop. mb_cli_dist_sync's code. */
+static int loop_after_val(mb_cli_train_run *r, int64_t step)
+{
+    mb_cli_val_hist *h = mb_cli_train_hist(r);
+    const double loss = r->val_loss ? r->val_loss(r->ud, r->last_val) : r->last_val;
+    int rc = 0;
+    if (isfinite(loss) && (h->best_step == 0 || loss < h->best)) {
+        h->best = loss;
+        h->best_step = step;
+        h->since_best = 0;
+        if (r->save_best && mb_cli_rank() == 0) rc = r->save_best(r->ud);
+    } else if (++h->since_best >= MB_CLI_RISING_VALS && !h->warned) {
+        h->warned = 1;
+        char kept[1100] = "";
+        if (r->save_best && r->best_out) snprintf(kept, sizeof kept, "; %s holds the best", r->best_out);
+        mb_cli_warn(r->prog, "step %lld: the held-out loss, %.4f, has not improved for %lld validations (best %.4f "
+                             "at step %lld): the model may be overfitting%s%s",
+                    (long long)step, loss, (long long)h->since_best, h->best, (long long)h->best_step, kept,
+                    r->patience ? "" : "; --patience N stops such a run early");
+    }
+    mb_cli_sync s = {{0}, 0, r->patience > 0 && h->since_best >= r->patience};
+    if ((rc = mb_cli_dist_sync(rc, &s)) == 0 && s.stop) r->early = 1;
+    return rc;
+}
+
 int mb_cli_train_loop(mb_cli_train_run *r)
 {
     mb_cli_catch_interrupt();
     r->t0 = mb_cli_now();
     r->last_val = NAN;
-    r->stop = r->synced = 0;
+    r->stop = r->synced = r->early = 0;
+    r->saved = 0;
     r->step0 = r->step;
+    /* a run that stopped early, resumed with the same patience: done */
+    const mb_cli_val_hist *h = mb_cli_train_hist(r);
+    if (r->patience > 0 && h->since_best >= r->patience) {
+        r->early = 1;
+        return 0;
+    }
     /* the end of the last progress line: the rate counts the steps since,
      * not the validation and the printing */
     double t_last = r->t0;
@@ -100,7 +137,9 @@ int mb_cli_train_loop(mb_cli_train_run *r)
         }
         float gn = 0, lr = 0;
         if (mb_optim_step(r->opt, &gn, &lr)) {
-            mb_cli_error(r->prog, "step %lld: %s", (long long)step, mb_error_last());
+            /* the same norm on every rank: they all stop here */
+            if (!isfinite(gn)) mb_cli_ckpt_diverged(r->ck, r->prog, step, "its gradient norm is not finite");
+            else mb_cli_error(r->prog, "step %lld: %s", (long long)step, mb_error_last());
             rc = 1;
             break;
         }
@@ -115,12 +154,20 @@ int mb_cli_train_loop(mb_cli_train_run *r)
             memset(&acc, 0, sizeof acc);
             items = 0;
             t_last = t_end;
+            /* after the line, so a warning follows the figure it is about */
+            if (do_val && (rc = loop_after_val(r, step))) {
+                r->synced = 1;
+                break;
+            }
         }
-        if (r->save && mb_cli_rank() == 0 && r->save_every && step % r->save_every == 0 && step < r->steps &&
-            r->save(r->ud)) {
-            rc = 1;
-            break;
+        if (r->save && mb_cli_rank() == 0 && r->save_every && step % r->save_every == 0 && step < r->steps) {
+            if (r->save(r->ud)) {
+                rc = 1;
+                break;
+            }
+            r->saved = step;
         }
+        if (r->early) break;
     }
     return rc;
 }
@@ -128,11 +175,26 @@ int mb_cli_train_loop(mb_cli_train_run *r)
 int mb_cli_train_finish(mb_cli_train_run *r, int rc, const char *out)
 {
     if (rc) return rc;
-    if (r->save && mb_cli_rank() == 0 && r->step > r->step0 && r->save(r->ud)) return 1;
-    if (r->stop || r->step < r->steps) {
+    if (r->save && mb_cli_rank() == 0 && r->step > r->step0 && r->step != r->saved) {
+        if (r->save(r->ud)) return 1;
+        r->saved = r->step;
+    }
+    char *set = r->ck && mb_cli_ckpt_newest(r->ck) ? mb_cli_ckpt_path(r->ck->out, mb_cli_ckpt_newest(r->ck), "") : NULL;
+    if (set) out = set;
+    const mb_cli_val_hist *h = mb_cli_train_hist(r);
+    if (r->early) {
+        fprintf(stderr, "%s: stopped early at step %lld: the held-out loss has not improved for %lld validations "
+                        "(--patience %lld)",
+                r->prog, (long long)r->step, (long long)h->since_best, (long long)r->patience);
+        if (h->best_step > 0) fprintf(stderr, "; its best, %.4f, was at step %lld", h->best, (long long)h->best_step);
+        else fputs("; no validation gave a finite loss", stderr);
+        if (h->best_step > 0 && r->save_best && r->best_out) fprintf(stderr, ", kept in %s", r->best_out);
+        fputc('\n', stderr);
+    } else if (r->stop || r->step < r->steps) {
         fprintf(stderr, "%s: %s at step %lld", r->prog, r->stop ? "interrupted" : "stopped", (long long)r->step);
         if (out) fprintf(stderr, "; saved %s (--resume continues)", out);
         fputc('\n', stderr);
     }
+    free(set);
     return r->stop ? 130 : 0; /* 130: the shell's code for Ctrl-C; saved */
 }

@@ -8,9 +8,19 @@
  * 0's decision to print, the validation where one is due (every val_every
  * steps and at the last), then the progress line on stderr and a JSON line
  * in the log; a checkpoint every save_every steps. The loop returns after
- * step `last`, an interrupt or a failure (its line printed);
- * mb_cli_train_finish then writes the final checkpoint and the line of an
- * early stop, and the tool its summary.
+ * step `last`, an interrupt, an early stop or a failure (its line printed);
+ * mb_cli_train_finish then writes the final checkpoint and the line of a
+ * stop before the last step, and the tool its summary.
+ *
+ * After each validation, the held-out loss (the validation's figure, or
+ * val_loss of it) against the lowest so far (mb_cli_val_hist, kept in the
+ * run's checkpoint sets so a resumed run decides as an uninterrupted one):
+ * a new lowest is kept (save_best, rank 0: the tools write --out); after
+ * MB_CLI_RISING_VALS validations without one, a warning, once a run; after
+ * `patience` of them the run stops early, the last step saved as any stop
+ * is. The ranks agree on both through mb_cli_dist_sync. A step whose
+ * gradient norm is not finite (the library skips its update) ends the run:
+ * "step N: the training diverged ...", exit 1, nothing saved.
  *
  * The progress line and the JSON line:
  *   step S/STEPS[  L n]<train fields>[<val fields>]  lr X  RATE unit  ETA t
@@ -26,8 +36,11 @@
 #include <stdio.h>
 
 #include "mamba.h"
+#include "mb_cli_ckpt.h"
 
 #define MB_CLI_LN2 0.69314718055994530942 /* nats to bits */
+/* validations without a lower held-out loss before the warning */
+#define MB_CLI_RISING_VALS 3
 
 /* What a step did, for the loop to sum over the ranks and report. */
 typedef struct {
@@ -67,6 +80,19 @@ typedef struct {
      * pieces of the JSON line */
     void (*fields_train)(void *ud, const mb_loss_stats *acc, FILE *f, int json);
     void (*fields_val)(void *ud, double val, FILE *f, int json);
+    /* ---- held-out loss and checkpoints (optional) ---- */
+    /* the run's checkpoint sets: their history is the loop's, the newest
+     * is named in the lines (NULL: none; the loop keeps `hist` itself) */
+    mb_cli_ckpt *ck;
+    mb_cli_val_hist hist;
+    /* the held-out loss to minimize, from the validation's figure (NULL:
+     * the figure is one, e.g. bits) */
+    double (*val_loss)(void *ud, double val);
+    /* rank 0, at a validation with the lowest held-out loss so far: keep
+     * the weights (0, or 1 after the error line); NULL: none kept */
+    int (*save_best)(void *ud);
+    const char *best_out; /* where save_best keeps them, for the lines */
+    int64_t patience;     /* validations without a lower loss before an early stop; 0: none */
     /* in: the optimizer's step count; out: the last step taken */
     int64_t step;
     /* ---- out ---- */
@@ -75,18 +101,25 @@ typedef struct {
     double t0;       /* when the loop started */
     int stop;        /* a rank was interrupted */
     int synced;      /* the ranks have agreed on the result: they must not sync again */
+    int early;       /* the run stopped early (patience) */
+    int64_t saved;   /* the step of the last checkpoint written (0: none) */
 } mb_cli_train_run;
+
+/* The history the loop works on: the checkpoint sets' or its own. */
+mb_cli_val_hist *mb_cli_train_hist(mb_cli_train_run *r);
 
 /* The loop: 0, or the exit code after the error line (r->synced says
  * whether the ranks have agreed on it). */
 int mb_cli_train_loop(mb_cli_train_run *r);
 
 /* After the loop: with rc 0, the final checkpoint (rank 0, r->save, when a
- * step was taken) and, when the run stopped before its last step, the line
- * "PROG: interrupted|stopped at step N" with "; saved OUT (--resume
- * continues)" when out is given. Returns the exit code: 0 (the run is
- * complete when r->step == r->steps, else it stopped at r->last), 130
- * (interrupted, saved), or rc / 1 after an error line. */
+ * step was taken since the last one) and, when the run stopped before its
+ * last step, the line "PROG: interrupted|stopped at step N" with "; saved
+ * OUT (--resume continues)" when out is given (the newest set's name with
+ * r->ck), or "PROG: stopped early at step N: ..." (patience). Returns the
+ * exit code: 0 (the run is complete when r->step == r->steps or r->early,
+ * else it stopped at r->last), 130 (interrupted, saved), or rc / 1 after an
+ * error line. */
 int mb_cli_train_finish(mb_cli_train_run *r, int rc, const char *out);
 
 #endif

@@ -49,7 +49,7 @@ int mb_cli_parse_real(const char *prog, const char *opt, const char *s, double l
 
 enum {
     O_DM = MB_CLI_OPT_BASE, O_NL, O_DS, O_EX, O_INIT, O_STEPS, O_BATCH, O_SEQ, O_LR, O_WARM, O_WD,
-    O_CLIP, O_DEV, O_THR, O_TF32, O_SEED, O_LOG, O_RESUME, O_OUT, O_SAVE
+    O_CLIP, O_DEV, O_THR, O_TF32, O_SEED, O_LOG, O_RESUME, O_OUT, O_SAVE, O_KEEP, O_SELECT, O_PATIENCE
 };
 
 const struct option mb_cli_train_options[] = {
@@ -59,7 +59,8 @@ const struct option mb_cli_train_options[] = {
     {"warmup", 1, 0, O_WARM}, {"weight-decay", 1, 0, O_WD}, {"grad-clip", 1, 0, O_CLIP},
     {"device", 1, 0, O_DEV}, {"threads", 1, 0, O_THR}, {"tf32", 0, 0, O_TF32},
     {"seed", 1, 0, O_SEED}, {"log", 1, 0, O_LOG}, {"resume", 0, 0, O_RESUME},
-    {"out", 1, 0, O_OUT}, {"save-every", 1, 0, O_SAVE}, {0, 0, 0, 0}};
+    {"out", 1, 0, O_OUT}, {"save-every", 1, 0, O_SAVE}, {"keep", 1, 0, O_KEEP},
+    {"select", 1, 0, O_SELECT}, {"patience", 1, 0, O_PATIENCE}, {0, 0, 0, 0}};
 
 void mb_cli_train_default(mb_cli_train *t)
 {
@@ -76,6 +77,7 @@ void mb_cli_train_default(mb_cli_train *t)
     t->grad_clip = 1.0;
     t->device = "cpu";
     t->seed = 1;
+    t->keep = 2;
 }
 
 void mb_cli_train_help(FILE *f, const mb_cli_train *d)
@@ -96,9 +98,20 @@ void mb_cli_train_help(FILE *f, const mb_cli_train *d)
             "  --weight-decay X   AdamW decoupled decay (not on norms, biases, A, D) [%g]\n"
             "  --grad-clip X      clip the gradient's global L2 norm, 0 = off [%g]\n"
             "  --seed N           seed of the weights and of the data order [%lld]\n"
-            "  --out MODEL        checkpoint (safetensors); optimizer state in MODEL.optim\n"
+            "  --out MODEL        the model (safetensors): the best by held-out loss so far\n"
+            "                     (before the first validation, and without one: the last\n"
+            "                     checkpoint's); checkpoints to resume beside it, each a set\n"
+            "                     MODEL.step-N, MODEL.step-N.optim, MODEL.step-N.json\n"
             "  --save-every N     also checkpoint every N steps, 0 = only at the end [%lld]\n"
-            "  --resume           continue the run saved in --out (weights, optimizer, step)\n"
+            "  --keep K           checkpoint sets kept, the newest K [%lld]\n"
+            "  --select best|last\n"
+            "                     what MODEL holds once validated: the weights of the\n"
+            "                     lowest held-out loss, or the last checkpoint's [best]\n"
+            "  --patience N       stop early after N validations without a better held-out\n"
+            "                     loss, 0 = never [%lld]\n"
+            "  --resume           continue the run saved beside --out from its newest\n"
+            "                     complete checkpoint (an incomplete or mismatched set, e.g.\n"
+            "                     one cut by a kill, is named and the one before it taken)\n"
             "  --log FILE         append JSON-lines metrics to FILE\n"
             "device:\n"
             "  --device D         cpu, cuda or cuda:N [%s]\n"
@@ -107,7 +120,8 @@ void mb_cli_train_help(FILE *f, const mb_cli_train *d)
             d->cfg.d_model, d->cfg.n_layer, d->cfg.d_state, d->cfg.expand,
             d->cfg.init == MB_INIT_S4D_LIN ? "complex" : "real", (long long)d->steps,
             (long long)d->batch, (long long)d->seq_len, d->lr, d->warmup_frac, d->weight_decay,
-            d->grad_clip, (long long)d->seed, (long long)d->save_every, d->device,
+            d->grad_clip, (long long)d->seed, (long long)d->save_every, (long long)d->keep,
+            (long long)d->patience, d->device,
             (long long)d->threads);
 }
 
@@ -152,6 +166,16 @@ int mb_cli_train_option(mb_cli_train *t, const char *prog, int c, const char *ar
     case O_RESUME: t->resume = 1; return 1;
     case O_OUT: t->out = arg; return 1;
     case O_SAVE: return mb_cli_parse_int(prog, "--save-every", arg, 0, INT64_C(1) << 40, &t->save_every) ? -1 : 1;
+    case O_KEEP: return mb_cli_parse_int(prog, "--keep", arg, 1, 1 << 20, &t->keep) ? -1 : 1;
+    case O_PATIENCE: return mb_cli_parse_int(prog, "--patience", arg, 0, INT64_C(1) << 40, &t->patience) ? -1 : 1;
+    case O_SELECT:
+        if (strcmp(arg, "best") == 0) t->select_last = 0;
+        else if (strcmp(arg, "last") == 0) t->select_last = 1;
+        else {
+            mb_cli_error(prog, "--select expects best or last, got '%s'", arg);
+            return -1;
+        }
+        return 1;
     default: return 0;
     }
 }

@@ -31,9 +31,12 @@ typedef struct {
     int tf32;            /* --tf32 (GPU GEMMs in TF32) */
     int64_t seed;        /* --seed */
     const char *log;     /* --log FILE (JSON lines, appended) */
-    int resume;          /* --resume: continue from --out and its .optim */
+    int resume;          /* --resume: continue from the newest complete checkpoint beside --out */
     const char *out;     /* --out MODEL */
     int64_t save_every;  /* --save-every N steps (0 = only at the end) */
+    int64_t keep;        /* --keep K: checkpoint sets kept (the newest K) */
+    int select_last;     /* --select last: --out is the last step's model, not the best */
+    int64_t patience;    /* --patience N: stop after N validations without a better held-out loss (0 = never) */
     int set_model;       /* a model flag was given (warned about on --resume) */
 } mb_cli_train;
 

@@ -24,7 +24,8 @@ void cl_train_usage(FILE *f, const mb_cli_train *d)
             "reverse-complemented half of the time, windows mostly N skipped. The accuracy on\n"
             "a fixed set of held-out windows is reported every --val-every steps; at the end\n"
             "the accuracy and the confusion matrix (rows: true class, columns: predicted) go\n"
-            "to stdout. The classifier is saved to CLS, its optimizer to CLS.optim and the\n"
+            "to stdout. The classifier of the lowest validation loss is saved to CLS, the\n"
+            "checkpoints to resume beside it (CLS.step-N, .optim, .json: see --out) and the\n"
             "class names, one a line, to CLS.classes. Progress on stderr; Ctrl-C saves and\n"
             "stops (--resume goes on).\n"
             "\n"
@@ -160,7 +161,7 @@ static int cl_parse(cl_opts *o, cl_data *d, int argc, char **argv)
 typedef struct {
     const cl_opts *o;
     cl_data *d;
-    char *optim_path;
+    mb_cli_ckpt ck; /* the checkpoint sets beside --out */
     /* CLS.classes: written to a temporary file before training (which also
      * finds an --out directory we cannot write to before any work), renamed
      * into place at the first save; NULL once in place */
@@ -173,6 +174,9 @@ typedef struct {
     int32_t *tok, *lab; /* a step's windows and labels */
     cl_eval ev;       /* the last validation */
     int have_val;
+    cl_eval best_ev;  /* the validation of the model in --out, when it was in this process */
+    int have_best;
+    int load_classes; /* the head the checkpoint to resume must have */
 } cl_run;
 
 static void cl_run_free(cl_run *t)
@@ -181,19 +185,31 @@ static void cl_run_free(cl_run *t)
     free(t->tok);
     free(t->lab);
     free(t->ev.conf);
+    free(t->best_ev.conf);
     mb_outfile_discard(t->classes);
-    free(t->optim_path);
+    mb_cli_ckpt_free(&t->ck);
     mb_optim_free(t->opt);
     mb_model_free(t->m);
     mb_ctx_free(t->ctx);
 }
 
-/* The checkpoint to train: PRETRAINED with a fresh head of C classes, or
- * --out to resume (whose head must have C classes). */
-static mb_model *cl_load(mb_ctx *ctx, const cl_opts *o, int C)
+static mb_model *cl_load_set(void *ud, mb_ctx *ctx, const char *path)
 {
-    if (o->t.resume) return dna_cmd_load_model(ctx, o->t.out, C, 0);
-    return dna_cmd_load_model(ctx, o->model, C, (uint64_t)o->t.seed);
+    const cl_run *t = ud;
+    return dna_cmd_load_model(ctx, path, t->load_classes, 0);
+}
+
+/* The checkpoint to train: PRETRAINED with a fresh head of C classes, or
+ * the newest checkpoint beside --out with its optimizer, to resume (its
+ * head must have C classes). */
+static int cl_load(cl_run *t, int C)
+{
+    const cl_opts *o = t->o;
+    if (o->t.resume) {
+        t->load_classes = C;
+        return mb_cli_ckpt_resume(&t->ck, t->ctx, &o->t, cl_load_set, t, &t->m, &t->opt);
+    }
+    return (t->m = dna_cmd_load_model(t->ctx, o->model, C, (uint64_t)o->t.seed)) ? 0 : -1;
 }
 
 /* Resuming: the classes saved beside --out must be the ones given. 1: they
@@ -231,18 +247,18 @@ static int cl_open_model_and_data(cl_run *t)
 {
     const cl_opts *o = t->o;
     cl_data *d = t->d;
-    if (!(t->optim_path = mb_cli_optim_path(o->t.out))) {
-        mb_cli_error(DNA_PROG, "out of memory");
-        return -1;
-    }
+    static const char *const side[] = {".classes", NULL};
+    mb_cli_ckpt_init(&t->ck, DNA_PROG, &o->t);
+    /* a run that owns --out: the temporary files a killed one left go */
+    if (o->t.resume || o->force) mb_cli_ckpt_sweep(&t->ck, side);
     if (!(t->ctx = mb_cli_ctx(DNA_PROG, &o->t))) return -1;
-    if (!o->tsv && !(t->m = cl_load(t->ctx, o, d->names.n))) return -1;
+    if (!o->tsv && cl_load(t, d->names.n)) return -1;
     if (cl_setup_data(o, d)) return -1;
-    if (!t->m && !(t->m = cl_load(t->ctx, o, d->C))) return -1;
+    if (!t->m && cl_load(t, d->C)) return -1;
     const int in_place = o->t.resume ? cl_check_resumed_classes(o, d) : 0;
     if (in_place < 0 || (!in_place && !(t->classes = cl_classes_write(o->t.out, &d->names)))) return -1;
     if (o->t.set_model) mb_cli_warn(DNA_PROG, "the model flags are ignored: the model is the checkpoint's");
-    return (t->opt = mb_cli_optim(DNA_PROG, t->m, &o->t, t->optim_path)) ? 0 : -1;
+    return t->opt || (t->opt = mb_cli_optim(DNA_PROG, t->m, &o->t, NULL)) ? 0 : -1;
 }
 
 /* The buffers, the run's first lines, recompute for long steps, the log
@@ -323,21 +339,47 @@ static int cl_step_validate(void *ud, double *acc)
     return mb_cli_dist_agree(rc);
 }
 
-/* The model (atomically), its optimizer, and the first time CLS.classes. */
-static int cl_save(void *ud)
+/* CLS.classes into place the first time a model is written (before it:
+ * a CLS never goes without its class names) */
+static int cl_commit_classes(cl_run *t)
 {
-    cl_run *t = ud;
-    if (mb_model_save(t->m, t->o->t.out)) {
-        mb_cli_lib_error(DNA_PROG, t->o->t.out);
-        return 1;
-    }
-    if (mb_optim_save(t->opt, t->optim_path)) {
-        mb_cli_lib_error(DNA_PROG, t->optim_path);
-        return 1;
-    }
     mb_outfile *classes = t->classes;
     t->classes = NULL;
     return classes && mb_cli_outfile_commit(DNA_PROG, classes) ? 1 : 0;
+}
+
+/* A checkpoint set. */
+static int cl_save(void *ud)
+{
+    cl_run *t = ud;
+    return cl_commit_classes(t) || mb_cli_ckpt_save(&t->ck, t->m, t->opt) ? 1 : 0;
+}
+
+/* The lowest validation loss so far: CLS, and its validation for the
+ * summary. */
+static int cl_save_best(void *ud)
+{
+    cl_run *t = ud;
+    const int C = t->ev.C;
+    int64_t *conf = t->best_ev.conf;
+    if (!conf && !(conf = calloc((size_t)C * C, sizeof *conf))) {
+        mb_cli_error(DNA_PROG, "out of memory");
+        return 1;
+    }
+    t->best_ev = t->ev;
+    t->best_ev.conf = conf;
+    memcpy(conf, t->ev.conf, sizeof *conf * (size_t)C * C);
+    t->have_best = 1;
+    return cl_commit_classes(t) || mb_cli_ckpt_save_best(&t->ck, t->m) ? 1 : 0;
+}
+
+/* the held-out loss the best model is chosen by: the mean cross-entropy
+ * (the accuracy moves in steps of a window) */
+static double cl_val_loss(void *ud, double acc)
+{
+    (void)acc;
+    const cl_run *t = ud;
+    return t->ev.n ? t->ev.loss / (double)t->ev.n : NAN;
 }
 
 /* The progress fields: the training loss in nats and the batch accuracy;
@@ -363,15 +405,23 @@ static void cl_fields_val(void *ud, double val, FILE *f, int json)
     cl_log_confusion(f, &t->ev);
 }
 
-/* The summary on stdout: steps, model, and the last validation. */
+/* The summary on stdout: steps, model, and the validation of the model in
+ * CLS (the best's when it was in this process, else the last's, said). */
 static int cl_report(const cl_run *t, int64_t step, double secs)
 {
     const char *out = t->o->t.out;
-    printf("classify: %lld steps, model %s (class names in %s.classes), %.1fs\n", (long long)step, out, out, secs);
-    if (t->have_val) {
-        printf("classify: validation accuracy %.4f on %lld windows (chance %.4f)\n", cl_eval_acc(&t->ev),
-               (long long)t->ev.n, cl_eval_chance(&t->ev));
-        cl_print_confusion(stdout, &t->d->names, &t->ev);
+    const mb_cli_val_hist *h = &t->ck.hist;
+    const int best = !t->o->t.select_last && h->best_step > 0 && h->best_step != step;
+    printf("classify: %lld steps, model %s (class names in %s.classes", (long long)step, out, out);
+    if (best)
+        printf("; the lowest validation loss, step %lld; the last step's model is %s.step-%lld",
+               (long long)h->best_step, out, (long long)step);
+    printf("), %.1fs\n", secs);
+    const cl_eval *ev = best && t->have_best ? &t->best_ev : t->have_val ? &t->ev : NULL;
+    if (ev) {
+        printf("classify: validation accuracy %.4f on %lld windows (chance %.4f)%s\n", cl_eval_acc(ev),
+               (long long)ev->n, cl_eval_chance(ev), best && !t->have_best ? ", the last step's model" : "");
+        cl_print_confusion(stdout, &t->d->names, ev);
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mb_cli_error(DNA_PROG, "stdout: write error");
@@ -398,7 +448,8 @@ static int cl_run_steps(cl_run *t, int64_t step)
         .val_every = o->val_every, .save_every = o->t.save_every, .rate_unit = "windows/s",
         .key_rate = "windows_per_s", .rate_digits = 1, .ud = t, .train_step = cl_step,
         .validate = cl_step_validate, .save = cl_save, .fields_train = cl_fields_train,
-        .fields_val = cl_fields_val, .step = step};
+        .fields_val = cl_fields_val, .step = step, .ck = &t->ck, .val_loss = cl_val_loss, .save_best = cl_save_best,
+        .best_out = o->t.select_last ? NULL : o->t.out, .patience = o->t.patience};
     int rc = mb_cli_train_loop(&run);
     rc = mb_cli_train_finish(&run, rc, o->t.out);
     if (rc == 0) rc = cl_report(t, run.step, mb_cli_now() - t0);
@@ -413,8 +464,9 @@ int cl_train(int argc, char **argv)
     cl_opts o;
     cl_data d = {0};
     int rc = cl_parse(&o, &d, argc, argv);
-    if (rc < 0 && !o.t.resume && !o.force && access(o.t.out, F_OK) == 0) {
-        mb_cli_error(DNA_PROG, "%s exists: --resume continues it, --force starts over", o.t.out);
+    char what[4096];
+    if (rc < 0 && !o.t.resume && !o.force && mb_cli_ckpt_exists(o.t.out, what, sizeof what)) {
+        mb_cli_error(DNA_PROG, "%s exists: --resume continues it, --force starts over", what);
         rc = 1;
     }
     if (rc >= 0) {

@@ -169,7 +169,7 @@ typedef struct {
 /* What a run holds; the shared training loop calls back into it. */
 typedef struct {
     const pt_opts *o;
-    char *optim_path;
+    mb_cli_ckpt ck; /* the checkpoint sets beside --out */
     FILE *logf;
     mb_ctx *ctx;
     mb_model *m;
@@ -190,7 +190,7 @@ static void pt_free(pt_run *t)
     free(t->tok);
     free(t->tgt);
     free(t->val.w);
-    free(t->optim_path);
+    mb_cli_ckpt_free(&t->ck);
     dna_sampler_free(t->smp);
     dna_split_free(&t->sp);
     dna_split_free(&t->vsp);
@@ -201,25 +201,31 @@ static void pt_free(pt_run *t)
     mb_ctx_free(t->ctx);
 }
 
-/* Outputs first: an existing --out without --resume or --force, an
- * unwritable --out or --log fail before any work (rank 0's: the other
- * ranks write nothing). */
+/* Outputs first: an existing --out (or checkpoint of one) without
+ * --resume or --force, an unwritable --out or --log fail before any work
+ * (rank 0's: the other ranks write nothing). A run that owns --out removes
+ * the temporary files a killed one left. */
 static int pt_open_outputs(pt_run *t)
 {
     const pt_opts *o = t->o;
     int log_failed = 0;
-    if (!o->t.resume && !o->force && access(o->t.out, F_OK) == 0) {
-        mb_cli_error(DNA_PROG, "%s exists: --resume continues it, --force starts over", o->t.out);
+    char what[4096];
+    if (!o->t.resume && !o->force && mb_cli_ckpt_exists(o->t.out, what, sizeof what)) {
+        mb_cli_error(DNA_PROG, "%s exists: --resume continues it, --force starts over", what);
         return -1;
     }
-    if (!(t->optim_path = mb_cli_optim_path(o->t.out))) {
-        mb_cli_error(DNA_PROG, "out of memory");
-        return -1;
-    }
+    mb_cli_ckpt_init(&t->ck, DNA_PROG, &o->t);
     if (mb_cli_rank() != 0) return 0;
-    if (mb_cli_check_writable(DNA_PROG, o->t.out) || mb_cli_check_writable(DNA_PROG, t->optim_path)) return -1;
+    if (mb_cli_check_writable(DNA_PROG, o->t.out)) return -1;
+    if (o->t.resume || o->force) mb_cli_ckpt_sweep(&t->ck, NULL);
     if (!(t->logf = mb_cli_log_open(DNA_PROG, o->t.log, &log_failed)) && log_failed) return -1;
     return 0;
+}
+
+static mb_model *pt_load(void *ud, mb_ctx *ctx, const char *path)
+{
+    (void)ud;
+    return dna_cmd_load_model(ctx, path, 0, 0);
 }
 
 /* The model (new, or the checkpoint to resume) and its optimizer: a wrong
@@ -229,12 +235,12 @@ static int pt_open_model(pt_run *t)
     const pt_opts *o = t->o;
     if (!(t->ctx = mb_cli_ctx(DNA_PROG, &o->t))) return -1;
     if (o->t.resume) {
-        if (!(t->m = dna_cmd_load_model(t->ctx, o->t.out, 0, 0))) return -1;
+        if (mb_cli_ckpt_resume(&t->ck, t->ctx, &o->t, pt_load, t, &t->m, &t->opt)) return -1;
         if (o->t.set_model) mb_cli_warn(DNA_PROG, "--resume: the model flags are ignored (the checkpoint's are kept)");
-    } else if (!(t->m = mb_cli_model_new(DNA_PROG, t->ctx, &o->t))) {
-        return -1;
+        return 0;
     }
-    return (t->opt = mb_cli_optim(DNA_PROG, t->m, &o->t, t->optim_path)) ? 0 : -1;
+    if (!(t->m = mb_cli_model_new(DNA_PROG, t->ctx, &o->t))) return -1;
+    return (t->opt = mb_cli_optim(DNA_PROG, t->m, &o->t, NULL)) ? 0 : -1;
 }
 
 /* The training part and the held-out part (--val files, --val-bed
@@ -455,18 +461,18 @@ static int pt_validate(void *ud, double *bpb)
     return rc;
 }
 
+/* a checkpoint set (rank 0) */
 static int pt_save(void *ud)
 {
     pt_run *t = ud;
-    if (mb_model_save(t->m, t->o->t.out)) {
-        mb_cli_lib_error(DNA_PROG, t->o->t.out);
-        return 1;
-    }
-    if (mb_optim_save(t->opt, t->optim_path)) {
-        mb_cli_lib_error(DNA_PROG, t->optim_path);
-        return 1;
-    }
-    return 0;
+    return mb_cli_ckpt_save(&t->ck, t->m, t->opt);
+}
+
+/* the lowest held-out loss so far: --out (rank 0) */
+static int pt_save_best(void *ud)
+{
+    pt_run *t = ud;
+    return mb_cli_ckpt_save_best(&t->ck, t->m);
 }
 
 /* The training steps through the shared loop, then the final checkpoint
@@ -479,17 +485,33 @@ static int pt_train(pt_run *t, int64_t step, int *synced)
         .last = o->stop_after && o->stop_after < o->t.steps ? o->stop_after : o->t.steps,
         .val_every = o->val_every, .save_every = o->t.save_every, .show_shape = 1, .unit = "bits/base",
         .key_train = "train_bpb", .key_val = "val_bpb", .rate_unit = "tok/s", .key_rate = "tokens_per_s",
-        .ud = t, .train_step = pt_step, .validate = pt_validate, .save = pt_save, .step = step};
+        .ud = t, .train_step = pt_step, .validate = pt_validate, .save = pt_save, .step = step, .ck = &t->ck,
+        .save_best = pt_save_best, .best_out = o->t.select_last ? NULL : o->t.out, .patience = o->t.patience};
     int rc = mb_cli_train_loop(&run);
     *synced = run.synced;
     rc = mb_cli_train_finish(&run, rc, o->t.out);
-    if (rc == 0 && run.step == o->t.steps)
-        printf("pretrain: %lld steps, validation %.4f bits/base (order-0 %.4f, order-%d %.4f), model %s, %.1fs\n",
-               (long long)run.step, run.last_val, t->val.base_bits[0], o->kmer, t->val.base_bits[1], o->t.out,
-               mb_cli_now() - run.t0);
-    if (t->logf && (rc == 0 || rc == 130))
-        fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_bpb\": %.6f, \"interrupted\": %s}\n",
-                (long long)run.step, run.last_val, run.stop ? "true" : "false");
+    /* the figure of the model in --out: the best validation's, or the last's */
+    const mb_cli_val_hist *h = &t->ck.hist;
+    const int best = !o->t.select_last && h->best_step > 0;
+    if (rc == 0 && (run.step == o->t.steps || run.early)) {
+        printf("pretrain: %lld steps, validation %.4f bits/base (order-0 %.4f, order-%d %.4f), model %s",
+               (long long)run.step, best ? h->best : run.last_val, t->val.base_bits[0], o->kmer, t->val.base_bits[1],
+               o->t.out);
+        if (best && h->best_step != run.step) {
+            printf(" (the best validation, step %lld; the last step's model", (long long)h->best_step);
+            if (!isnan(run.last_val)) printf(", %.4f,", run.last_val);
+            printf(" is %s.step-%lld)", o->t.out, (long long)run.step);
+        }
+        printf(", %.1fs\n", mb_cli_now() - run.t0);
+    }
+    if (t->logf && (rc == 0 || rc == 130)) {
+        char best_val[64] = "null"; /* none yet */
+        if (h->best_step) snprintf(best_val, sizeof best_val, "%.6f", h->best);
+        fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_bpb\": %.6f, \"best_step\": %lld, "
+                         "\"best_val_bpb\": %s, \"early_stop\": %s, \"interrupted\": %s}\n",
+                (long long)run.step, run.last_val, (long long)h->best_step, best_val, run.early ? "true" : "false",
+                run.stop ? "true" : "false");
+    }
     return rc;
 }
 
