@@ -513,6 +513,65 @@ static void make_tree(const char *root, int nfiles)
     fclose(f);
 }
 
+/* Symbolic links in the folder: a link back to a folder above it (a
+ * loop) is skipped with one warning, a second path to a folder already
+ * walked is not walked again, and a file reached by two paths (a symbolic
+ * or a hard link) is counted once, so the same audio never lands in both
+ * splits. Before, `loop -> .` made 2 files into 64 and `loop -> .` with
+ * `sub/up -> ..` walked 2^32 paths. */
+static void test_walk_links(void **state)
+{
+    (void)state;
+    char dir[256], p[400], q[400];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(p, sizeof p, "%s/a.wav", dir);
+    write_tone(p, 1000, 300, 16000);
+    snprintf(p, sizeof p, "%s/b.wav", dir);
+    write_tone(p, 2000, 500, 16000);
+    snprintf(p, sizeof p, "%s/loop", dir);
+    assert_int_equal(symlink(".", p), 0);
+    warns w = {0};
+    audio_set *s = audio_set_load(dir, NULL, collect, &w, g_err, sizeof g_err);
+    assert_non_null(s);
+    assert_int_equal(audio_set_nfiles(s), 2);
+    assert_int_equal(w.n, 1);
+    assert_one_line_about(w.lines[0], p, "loop");
+    audio_set_free(s);
+
+    /* two loops, a second path to a folder, a symbolic and a hard link to files */
+    snprintf(p, sizeof p, "%s/sub", dir);
+    assert_int_equal(mkdir(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/sub/c.wav", dir);
+    write_tone(p, 1500, 700, 16000);
+    snprintf(p, sizeof p, "%s/sub/up", dir);
+    assert_int_equal(symlink("..", p), 0);
+    snprintf(p, sizeof p, "%s/zalias", dir);
+    assert_int_equal(symlink("sub", p), 0);
+    snprintf(p, sizeof p, "%s/same.wav", dir);
+    assert_int_equal(symlink("a.wav", p), 0);
+    snprintf(p, sizeof p, "%s/b.wav", dir);
+    snprintf(q, sizeof q, "%s/hard.wav", dir);
+    assert_int_equal(link(p, q), 0);
+    memset(&w, 0, sizeof w);
+    s = audio_set_load(dir, NULL, collect, &w, g_err, sizeof g_err);
+    assert_non_null(s);
+    /* entries in byte order: a.wav b.wav hard.wav loop same.wav sub zalias */
+    assert_int_equal(audio_set_nfiles(s), 3);
+    assert_string_equal(audio_set_relpath(s, 0), "a.wav");
+    assert_string_equal(audio_set_relpath(s, 1), "b.wav");
+    assert_string_equal(audio_set_relpath(s, 2), "sub/c.wav");
+    assert_int_equal(audio_set_nskipped(s), 0);
+    assert_int_equal(w.n, 5);
+    const char *const want[5][2] = {{"hard.wav", "b.wav"}, {"loop", "loop"}, {"same.wav", "a.wav"},
+                                    {"sub/up", "loop"}, {"zalias", "sub"}};
+    for (int k = 0; k < 5; k++) {
+        snprintf(p, sizeof p, "%s/%s", dir, want[k][0]);
+        assert_one_line_about(w.lines[k], p, want[k][1]);
+    }
+    audio_set_free(s);
+    remove_tree(dir);
+}
+
 static void test_split(void **state)
 {
     (void)state;
@@ -705,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_write_wav),
         cmocka_unit_test(test_set_fixtures),
         cmocka_unit_test(test_set_errors),
+        cmocka_unit_test(test_walk_links),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_crops_and_windows),
     };

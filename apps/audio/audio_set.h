@@ -36,8 +36,12 @@ typedef struct audio_set audio_set;
  * folder in byte order (so the file order, the split and the crops of a
  * seed do not depend on the file system or the locale), or a single file.
  * Names starting with '.' are left out (editor and OS droppings such as
- * .DS_Store); symbolic links are followed, at most 32 folders deep (a
- * link loop ends there with a warning). Every other entry is tried as
+ * .DS_Store); symbolic links are followed, but no folder or file is read
+ * twice: folders and files are known by (device, inode), a link back to a
+ * folder that holds it (a loop) is skipped with a warning, and a second
+ * path to a folder or file already read (a link, a hard link) is skipped
+ * with a warning, so the same audio is never in both splits. Every other
+ * entry is tried as
  * audio: the ones that fail are reported through warn (may be NULL) and
  * skipped. Fails when `path` cannot be opened, or when no file could be
  * read: "DIR: no readable audio files (N skipped)". o may be NULL
