@@ -29,7 +29,9 @@ typedef struct {
  * result is held in memory, never a second full-length copy. info may be
  * NULL. Fails (nothing allocated) when the file is missing or unreadable,
  * is not audio libsndfile knows, is truncated (fewer frames than its
- * header announces), has no frames, holds a non-finite sample, or its rate
+ * header announces; for MP3, whose header announces none and whose count
+ * libsndfile estimates, when decoding stops with an error before the end
+ * of the stream), has no frames, holds a non-finite sample, or its rate
  * cannot be converted (libsamplerate takes ratios 1/256 to 256). */
 int audio_read(const char *path, int rate, float **out, int64_t *n, audio_src_info *info, char *err,
                size_t errlen);
