@@ -7,6 +7,7 @@
 #include "mb_cli_dist.h"
 #include "mb_cli_error.h"
 #include "mb_cli_main.h"
+#include "mb_cli_out.h"
 #include "mb_cli_time.h"
 
 #define LOOP_PRINT_S 5.0
@@ -69,6 +70,7 @@ static int loop_print_due(const mb_cli_train_run *r, int64_t step, int do_val, d
 int mb_cli_train_loop(mb_cli_train_run *r)
 {
     mb_cli_catch_interrupt();
+    mb_cli_stop_request(0);
     r->t0 = mb_cli_now();
     r->last_val = NAN;
     r->stop = r->synced = 0;
@@ -112,6 +114,9 @@ int mb_cli_train_loop(mb_cli_train_run *r)
             }
             const double t_end = mb_cli_now();
             loop_print(r, step, &st, &acc, do_val, lr, gn, (double)items / (now - t_last), t_end);
+            /* a log line lost (a full disk): its error line now; every rank
+             * stops at the next step's sync, and finish saves and exits 1 */
+            if (mb_cli_log_check(r->prog, r->log)) mb_cli_stop_request(1);
             memset(&acc, 0, sizeof acc);
             items = 0;
             t_last = t_end;
@@ -129,10 +134,14 @@ int mb_cli_train_finish(mb_cli_train_run *r, int rc, const char *out)
 {
     if (rc) return rc;
     if (r->save && mb_cli_rank() == 0 && r->step > r->step0 && r->save(r->ud)) return 1;
+    /* a lost log line was said when it failed: the run stopped for it */
+    const int log_lost = mb_cli_log_check(r->prog, r->log) != 0;
     if (r->stop || r->step < r->steps) {
-        fprintf(stderr, "%s: %s at step %lld", r->prog, r->stop ? "interrupted" : "stopped", (long long)r->step);
+        const int user = r->stop && !mb_cli_stop_requested(); /* a signal, on any rank */
+        fprintf(stderr, "%s: %s at step %lld", r->prog, user ? "interrupted" : "stopped", (long long)r->step);
         if (out) fprintf(stderr, "; saved %s (--resume continues)", out);
         fputc('\n', stderr);
     }
-    return r->stop ? 130 : 0; /* 130: the shell's code for Ctrl-C; saved */
+    if (log_lost) return 1;
+    return r->stop ? MB_CLI_EXIT_INTERRUPTED : 0; /* 130: the shell's code for Ctrl-C; saved */
 }
