@@ -107,6 +107,12 @@ static int resample_into(SRC_STATE *st, double ratio, const float *in, long nin,
 int audio_read(const char *path, int rate, float **out, int64_t *n, audio_src_info *info, char *err,
                size_t errlen)
 {
+    return audio_read_cb(path, rate, out, n, info, NULL, NULL, err, errlen);
+}
+
+int audio_read_cb(const char *path, int rate, float **out, int64_t *n, audio_src_info *info, audio_read_fn fn,
+                  void *ud, char *err, size_t errlen)
+{
     *out = NULL;
     *n = 0;
     if (rate <= 0) return mb_cli_errf(err, errlen, path, "bad target rate %d Hz", rate);
@@ -188,6 +194,10 @@ int audio_read(const char *path, int rate, float **out, int64_t *n, audio_src_in
             mono[i] = (float)s;
         }
         frames += got;
+        if (fn && fn(ud, frames, si.frames > 0 && si.frames < SF_COUNT_MAX ? (int64_t)si.frames : 0)) {
+            mb_cli_errf(err, errlen, path, "interrupted after %lld frames", (long long)frames);
+            goto done;
+        }
         if (same) {
             if (fbuf_reserve(&b, got) != 0) {
                 mb_cli_errf(err, errlen, path, "out of memory");

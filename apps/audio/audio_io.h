@@ -36,6 +36,15 @@ typedef struct {
 int audio_read(const char *path, int rate, float **out, int64_t *n, audio_src_info *info, char *err,
                size_t errlen);
 
+/* Called while a file is read, after each block: frames read so far and
+ * the frames the header announces (an estimate for MP3; 0 when unknown).
+ * Nonzero stops the read: audio_read_cb then fails with "FILE:
+ * interrupted". For progress lines and Ctrl-C on long files. */
+typedef int (*audio_read_fn)(void *ud, int64_t frames, int64_t total);
+/* audio_read with fn (may be NULL) called as it goes. */
+int audio_read_cb(const char *path, int rate, float **out, int64_t *n, audio_src_info *info, audio_read_fn fn,
+                  void *ud, char *err, size_t errlen);
+
 /* Writes x[0..n) as a mono 16-bit PCM WAV at `rate` Hz: samples clamped to
  * [-1, 1] (NaN written as 0) and rounded to x * 32767. The file is written
  * through mb_outfile: beside `path` under a temporary name, synced, and

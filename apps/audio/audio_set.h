@@ -18,10 +18,18 @@
 
 typedef enum { AUDIO_SPLIT_TRAIN = 0, AUDIO_SPLIT_VAL = 1 } audio_split;
 
+/* Called as the files are read: file index (0-based) of nfiles, its path,
+ * and the bytes read of all the files' bytes (the current file's share by
+ * its frames read). Nonzero stops the load ("FILE: interrupted ..."). */
+typedef int (*audio_set_progress_fn)(void *ud, int64_t file, int64_t nfiles, const char *path, double done_bytes,
+                                     double total_bytes);
+
 typedef struct {
     int rate;          /* Hz every file is resampled to (AUDIO_RATE_DEFAULT) */
     audio_quant quant; /* AUDIO_Q_MULAW */
     double val_frac;   /* share of files held out, in [0, 1] (0.1) */
+    audio_set_progress_fn progress; /* NULL: none */
+    void *progress_ud;
 } audio_set_opts;
 
 void audio_set_opts_default(audio_set_opts *o);
@@ -44,7 +52,8 @@ typedef struct audio_set audio_set;
  * entry is tried as
  * audio: the ones that fail are reported through warn (may be NULL) and
  * skipped. Fails when `path` cannot be opened, or when no file could be
- * read: "DIR: no readable audio files (N skipped)". o may be NULL
+ * read: "DIR: no readable audio files (N skipped)", or when o->progress
+ * asks to stop ("DIR: interrupted while reading FILE ..."). o may be NULL
  * (defaults).
  *
  * The split: a file is held out when a hash of its path relative to

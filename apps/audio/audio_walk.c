@@ -105,7 +105,7 @@ static char *join(const char *a, const char *b)
     return s;
 }
 
-static int push(audio_walk_list *l, char *path, char *rel)
+static int push(audio_walk_list *l, char *path, char *rel, int64_t size)
 {
     if (l->n == l->cap) {
         int64_t cap = l->cap ? 2 * l->cap : 64;
@@ -116,6 +116,7 @@ static int push(audio_walk_list *l, char *path, char *rel)
     }
     l->v[l->n].path = path;
     l->v[l->n].rel = rel;
+    l->v[l->n].size = size;
     l->n++;
     return 0;
 }
@@ -214,7 +215,7 @@ static int walk_entry(walk_ctx *w, char *path, char *rel, int depth)
     } else if (!added) {
         warn_line(w, path, "the same %s as %s, read once", S_ISDIR(st.st_mode) ? "folder" : "file", node->path);
     } else if (S_ISREG(st.st_mode)) {
-        if (push(w->out, path, rel) != 0) oom = 1;
+        if (push(w->out, path, rel, (int64_t)st.st_size) != 0) oom = 1;
         else path = rel = NULL; /* the list's now */
     } else if (depth + 1 >= MAX_DEPTH) {
         warn_line(w, path, "folders nested more than %d deep, skipped", MAX_DEPTH);
@@ -283,7 +284,7 @@ int audio_walk(const char *root, audio_walk_list *out, audio_warn_fn warn, void 
         return mb_cli_errf(err, errlen, root, "not a folder or a regular file");
     const char *base = strrchr(root, '/');
     char *path = strdup(root), *rel = strdup(base ? base + 1 : root);
-    if (!path || !rel || push(out, path, rel) != 0) {
+    if (!path || !rel || push(out, path, rel, (int64_t)st.st_size) != 0) {
         free(path);
         free(rel);
         audio_walk_free(out);

@@ -8,8 +8,9 @@
 #include "audio_set.h"
 
 typedef struct {
-    char *path; /* as it can be opened: root + "/" + rel */
-    char *rel;  /* relative to the root ("a/b.wav"); the basename for a file root */
+    char *path;   /* as it can be opened: root + "/" + rel */
+    char *rel;    /* relative to the root ("a/b.wav"); the basename for a file root */
+    int64_t size; /* bytes, for the progress of reading them all */
 } audio_walk_entry;
 
 typedef struct {
