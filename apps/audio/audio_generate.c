@@ -41,7 +41,8 @@ static void usage(FILE *f)
             "  --device D         cpu, cuda or cuda:N [cpu]\n"
             "  --threads N        CPU threads, 0 = all cores [0]\n"
             "\n"
-            "Example: " AUDIO_PROG " generate --model digits.safetensors --n 4 --seconds 1 --out digit.wav\n");
+            "Example (writes digit_1.wav .. digit_4.wav):\n"
+            "  " AUDIO_PROG " generate --model digits.safetensors --n 4 --seconds 1 --out digit.wav\n");
 }
 
 /* OUT.wav -> OUT_3.wav (before the extension, or at the end) */
