@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mb_cli.h"
@@ -297,6 +298,38 @@ static void test_loop_step_error(void **state)
     mb_model_free(c.m);
 }
 
+/* A log that cannot be written (a full disk): the failed line is one
+ * error line naming the log, the run stops at the next step (every rank
+ * there), saves what it has and exits 1 (issue 13, finding 6). */
+static void test_loop_log_full(void **state)
+{
+    (void)state;
+    loop_case c;
+    case_init(&c);
+    mb_optim *opt = case_optim(&c, 10);
+    int failed = 0;
+    FILE *log = mb_cli_log_open(PROG, "/dev/full", &failed);
+    assert_non_null(log);
+    mb_cli_train_run r = {.prog = PROG, .opt = opt, .log = log, .steps = 10, .last = 10, .print_every = 1,
+                          .unit = "b", .key_train = "t", .key_val = "v", .rate_unit = "x/s", .key_rate = "x",
+                          .ud = &c, .train_step = case_step, .save = case_save};
+    capture_begin();
+    int rc = mb_cli_train_loop(&r);
+    rc = mb_cli_train_finish(&r, rc, "x.st");
+    capture_end();
+    printf("# %s", g_err);
+    assert_int_equal(rc, 1);
+    assert_true(r.step >= 1 && r.step <= 2);
+    assert_int_equal(c.saves, 1);
+    assert_int_equal(mb_test_count(g_err, PROG ": error: "), 1);
+    assert_non_null(strstr(g_err, PROG ": error: /dev/full: write error (No space left on device)\n"));
+    assert_non_null(strstr(g_err, "; saved x.st"));
+    /* the log's own check, as the tools make it after their last line */
+    assert_int_equal(mb_cli_log_close(PROG, log), -1);
+    mb_optim_free(opt);
+    mb_model_free(c.m);
+}
+
 /* Ctrl-C during a step: the loop ends after it, saves, says so, 130. (Last:
  * the flag stays set for the rest of the process.) */
 static void test_loop_interrupt(void **state)
@@ -503,6 +536,21 @@ static void test_outfile(void **state)
     free(text);
     mb_test_listing(dir, listing, sizeof listing);
     assert_string_equal(listing, "out.txt");
+    /* a folder named as the output: refused before anything is written
+     * (the rename would fail only at the end of the work) */
+    char sub[320];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    capture_begin();
+    o = mb_cli_outfile_open(PROG, sub);
+    const int ws = mb_cli_check_writable(PROG, sub);
+    capture_end();
+    assert_null(o);
+    assert_int_equal(ws, -1);
+    assert_int_equal(mb_test_count(g_err, PROG ": error: "), 2);
+    assert_int_equal(mb_test_count(g_err, "sub: is a folder"), 2);
+    mb_test_listing(dir, listing, sizeof listing);
+    assert_string_equal(listing, "out.txt sub");
     mb_test_rmtree(dir);
 }
 
@@ -562,6 +610,21 @@ static void test_selcopy_tool(void **state)
     mb_test_error_line(g_err, "mamba-selcopy", "/nonexistent/dir/x.jsonl: ");
     assert_int_equal(selcopy("%s --steps 5 --device nosuch", small), 1);
     mb_test_error_line(g_err, "mamba-selcopy", "--device nosuch");
+    /* issue 13: getopt's own lines off; --version; an --out that is a
+     * folder refused before the work; a log on a full disk */
+    assert_int_equal(selcopy("--frobnicate"), 2);
+    assert_true(strncmp(g_err, "mamba-selcopy: error: unrecognized option '--frobnicate'\n", 56) == 0);
+    assert_int_equal(mb_test_count(g_err, "\n"), 2);
+    assert_int_equal(selcopy("--version"), 0);
+    assert_true(strncmp(g_out, "mamba-selcopy (libmamba ", 24) == 0);
+    char dir[256];
+    mb_test_mkdtemp(dir, sizeof dir, "selcopy");
+    assert_int_equal(selcopy("%s --steps 5 --out %s", small, dir), 1);
+    mb_test_error_line(g_err, "mamba-selcopy", "is a folder");
+    mb_test_rmtree(dir);
+    assert_int_equal(selcopy("%s --steps 60 --log /dev/full", small), 1);
+    assert_int_equal(mb_test_count(g_err, "mamba-selcopy: error: "), 1);
+    assert_non_null(strstr(g_err, "/dev/full: write error"));
 #endif
 }
 
@@ -587,7 +650,8 @@ int main(void)
         cmocka_unit_test(test_loop_fields),    cmocka_unit_test(test_loop_default_and_stop),
         cmocka_unit_test(test_loop_step_error), cmocka_unit_test(test_loop_best_patience),
         cmocka_unit_test(test_loop_diverged),   cmocka_unit_test(test_outfile),
-        cmocka_unit_test(test_selcopy_tool),    cmocka_unit_test(test_loop_interrupt), /* last: see there */
+        cmocka_unit_test(test_selcopy_tool),    cmocka_unit_test(test_loop_log_full),
+        cmocka_unit_test(test_loop_interrupt), /* last: see there */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L /* mkdtemp, opendir */
 #include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,57 @@ int mb_test_toolv(const char *bin, char *out, size_t outcap, char *err, size_t e
     if (rc >= 128) fprintf(stderr, "# %s %s: killed by signal %d\n", bin, args, rc - 128);
     assert_true(rc >= 0 && rc < 128);
     return rc;
+}
+
+/* sleep for ms milliseconds (nanosleep: usleep is not POSIX 2008) */
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int mb_test_signal_run(const char *cmd, const char *ready, int sig, char *out, size_t outcap, char *err,
+                       size_t errcap)
+{
+    char po[256], pe[256], line[4608];
+    mb_test_tmp_path(po, sizeof po, "sig_out");
+    mb_test_tmp_path(pe, sizeof pe, "sig_err");
+    remove(pe);
+    snprintf(line, sizeof line, "exec %s >%s 2>%s", cmd, po, pe);
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", line, (char *)NULL);
+        _exit(127);
+    }
+    /* wait for the ready line (or for the tool to end without it) */
+    int st = 0, ended = 0, seen = 0;
+    for (int t = 0; t < 120 * 20 && !seen && !ended; t++) {
+        char *text = mb_test_read_file(pe, NULL); /* all of it: progress lines can be many */
+        seen = text && strstr(text, ready) != NULL;
+        free(text);
+        if (!seen) {
+            ended = waitpid(pid, &st, WNOHANG) == pid;
+            if (!ended) sleep_ms(50);
+        }
+    }
+    if (seen) kill(pid, sig);
+    for (int t = 0; t < 120 * 20 && !ended; t++) {
+        ended = waitpid(pid, &st, WNOHANG) == pid;
+        if (!ended) sleep_ms(50);
+    }
+    if (!ended) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    sh_slurp(po, out, outcap);
+    sh_slurp(pe, err, errcap);
+    remove(po);
+    remove(pe);
+    if (!seen || !ended) fprintf(stderr, "# %s: %s\n", cmd, !seen ? "never printed the ready line" : "did not end");
+    assert_true(seen && ended);
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
 }
 
 /* ---- the tools' data-parallel runs -------------------------------------- */

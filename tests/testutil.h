@@ -118,6 +118,17 @@ int mb_test_sh(const char *cmd, char *out, size_t outcap, char *err, size_t errc
 int mb_test_toolv(const char *bin, char *out, size_t outcap, char *err, size_t errcap, const char *fmt,
                   va_list ap);
 
+/* Starts the shell command line cmd (stdout and stderr into files), waits
+ * until its stderr holds `ready` (a line the tool prints once its work has
+ * begun), sends it signal sig, and waits for it to end (at most 120 s, then
+ * SIGKILL and the test fails). cmd must end in the tool itself: it is run
+ * as "exec CMD" so that the signal reaches the tool, not a shell. Returns
+ * the exit status (128 + N when killed by signal N); out and err receive
+ * what it wrote (either may be NULL). The test fails when `ready` never
+ * came (the tool ended first). For the tools' answers to SIGINT/SIGTERM. */
+int mb_test_signal_run(const char *cmd, const char *ready, int sig, char *out, size_t outcap, char *err,
+                       size_t errcap);
+
 /* ---- the tools' data-parallel runs (test_dna_dist, test_audio_dist) ---- */
 
 /* How many times needle occurs in s (lines: "\n"). */

@@ -83,16 +83,41 @@ static void print_warning(const char *line, void *ud)
     mb_cli_warn(AUDIO_PROG, "%s", line);
 }
 
+/* Reading the audio: a line when due, with the bytes read of all of them
+ * (a 30-minute file takes tens of seconds); a signal stops the reading. */
+typedef struct {
+    mb_cli_progress pg;
+    const char *root;
+} load_pg;
+
+static int load_progress(void *ud, int64_t file, int64_t nfiles, const char *path, double done, double total)
+{
+    load_pg *p = ud;
+    if (mb_cli_progress_due(&p->pg)) {
+        char eta[48];
+        mb_cli_progress_eta(&p->pg, done, total, eta, sizeof eta);
+        fprintf(stderr, AUDIO_PROG ": reading %s: file %lld/%lld %s, %.0f%% of %.1f MB, %s\n", p->root,
+                (long long)file + 1, (long long)nfiles, path, total > 0 ? 100.0 * done / total : 100.0, total / 1e6,
+                eta);
+    }
+    return mb_cli_interrupted();
+}
+
 audio_set *audio_cmd_load_set(const char *path, const audio_set_opts *o)
 {
     char err[512];
-    audio_set *s = audio_set_load(path, o, print_warning, NULL, err, sizeof err);
+    load_pg pg = {.root = path};
+    mb_cli_progress_start(&pg.pg);
+    audio_set_opts so = *o;
+    so.progress = load_progress;
+    so.progress_ud = &pg;
+    audio_set *s = audio_set_load(path, &so, print_warning, NULL, err, sizeof err);
     if (!s) mb_cli_error(AUDIO_PROG, "%s", err);
     return s;
 }
 
 int audio_cmd_nll(mb_model *m, const audio_set *set, const audio_window *w, int64_t nw, int64_t B, int64_t L,
-                  double *bits, int64_t *count)
+                  double *bits, int64_t *count, mb_cli_progress *pg)
 {
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)(B * L));
     int32_t *tgt = malloc(sizeof(int32_t) * (size_t)(B * L));
@@ -105,6 +130,20 @@ int audio_cmd_nll(mb_model *m, const audio_set *set, const audio_window *w, int6
         rc = -1;
     }
     for (int64_t w0 = 0; rc == 0 && w0 < nw; w0 += B) {
+        if (pg && mb_cli_interrupted()) {
+            mb_cli_error(AUDIO_PROG, "interrupted after %lld of %lld windows; nothing reported", (long long)w0,
+                         (long long)nw);
+            rc = -1;
+            break;
+        }
+        if (pg && mb_cli_progress_due(pg)) {
+            char eta[48];
+            mb_cli_progress_eta(pg, (double)w0, (double)nw, eta, sizeof eta);
+            const double t = mb_cli_progress_elapsed(pg);
+            fprintf(stderr, AUDIO_PROG " eval: %lld/%lld windows of %lld samples (%.0f%%), %.0f samples/s, %s\n",
+                    (long long)w0, (long long)nw, (long long)L, 100.0 * (double)w0 / (double)nw,
+                    t > 0 ? (double)(w0 * L) / t : 0.0, eta);
+        }
         for (int64_t b = 0; b < B; b++) {
             const int64_t k = w0 + b < nw ? w0 + b : w0; /* repeats fill the last pass */
             audio_set_window_fetch(set, &w[k], buf);

@@ -42,14 +42,20 @@ mb_outfile *audio_meta_write(const char *model, const audio_meta *m);
 mb_model *audio_cmd_load_model(mb_ctx *ctx, const char *path);
 
 /* A folder (or one file) as a dataset; each skipped file is printed as
- * "mamba-audio: warning: FILE: what"; NULL after an error line. */
+ * "mamba-audio: warning: FILE: what"; progress lines when the reading
+ * takes long ("mamba-audio: reading DIR: file i/n NAME, % of the bytes,
+ * ETA"); Ctrl-C or SIGTERM stops it. NULL after an error line (the caller
+ * exits 130 when mb_cli_interrupted()). */
 audio_set *audio_cmd_load_set(const char *path, const audio_set_opts *o);
 
 /* Mean NLL in bits per sample of m over windows of L + 1 classes (input L,
  * next-sample targets; padding is not scored), B windows a forward pass
- * (the last pass padded with repeats). -1 after an error line. */
+ * (the last pass padded with repeats). -1 after an error line. With pg
+ * (eval), a progress line when due ("mamba-audio eval: windows i/n, ETA")
+ * and a stop on Ctrl-C or SIGTERM (-1 after its line; mb_cli_interrupted()
+ * tells it apart). */
 int audio_cmd_nll(mb_model *m, const audio_set *set, const audio_window *w, int64_t nw, int64_t B, int64_t L,
-                  double *bits, int64_t *count);
+                  double *bits, int64_t *count, mb_cli_progress *pg);
 
 /* Bits per sample of the samples counted in `eval` under the unigram
  * distribution of `fit` (add-one smoothing): the baseline to beat. */

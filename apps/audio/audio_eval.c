@@ -13,7 +13,10 @@ static void usage(FILE *f)
             "the files are read as in training (mono, the model's rate and quantizer) and\n"
             "cut into windows of --seq-len samples, each scored without the context of the\n"
             "previous one (the start of a window is harder than the middle of a file).\n"
-            "Prints the NLL and the unigram entropy of the same samples (the baseline).\n"
+            "Prints the NLL and the unigram entropy of the same samples (the baseline); a\n"
+            "model whose numbers overflow (an NLL not finite) is an error. Progress on\n"
+            "stderr when reading or scoring takes long (a line every 5 s, with an ETA);\n"
+            "Ctrl-C or SIGTERM stops it (exit 130, nothing reported).\n"
             "\n"
             "options:\n"
             "  --model MODEL      checkpoint from '" AUDIO_PROG " train' (required)\n"
@@ -37,7 +40,7 @@ int audio_cmd_eval(int argc, char **argv)
         {"device", 1, 0, O_DEV}, {"threads", 1, 0, O_THR}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (!bad && (c = mb_cli_getopt(AUDIO_PROG, "eval", argc, argv, opts)) != -1) {
         switch (c) {
         case O_MODEL: model = optarg; break;
         case O_DATA: data = optarg; break;
@@ -46,6 +49,7 @@ int audio_cmd_eval(int argc, char **argv)
         case O_DEV: t.device = optarg; break;
         case O_THR: bad = mb_cli_parse_int(AUDIO_PROG, "--threads", optarg, 0, 4096, &t.threads); break;
         case 'h': usage(stdout); return 0;
+        case MB_CLI_OPT_VERSION: return 0;
         default: bad = 1;
         }
     }
@@ -89,7 +93,14 @@ int audio_cmd_eval(int argc, char **argv)
     const double t0 = mb_cli_now();
     double bits;
     int64_t cnt;
-    if (audio_cmd_nll(m, set, w, nw, t.batch, t.seq_len, &bits, &cnt)) goto done;
+    mb_cli_progress pg;
+    mb_cli_progress_start(&pg);
+    if (audio_cmd_nll(m, set, w, nw, t.batch, t.seq_len, &bits, &cnt, &pg)) goto done;
+    if (!isfinite(bits)) {
+        mb_cli_error(AUDIO_PROG, "%s: the NLL is not finite (%s): the model's numbers overflow", model,
+                     mb_cli_nonfinite(bits));
+        goto done;
+    }
     int64_t h[AUDIO_NCLASS] = {0};
     audio_set_hist(set, AUDIO_SPLIT_TRAIN, h);
     printf("eval: %.4f bits/sample on %lld samples of %lld files (%.1f s at %d Hz, %s); unigram entropy of the "
@@ -98,6 +109,8 @@ int audio_cmd_eval(int argc, char **argv)
            audio_quant_name(meta.quant), audio_entropy_bits(h), mb_cli_now() - t0);
     rc = 0;
 done:
+    /* stopped by a signal (reading or scoring): its line was printed */
+    if (rc == 1 && mb_cli_interrupted()) rc = MB_CLI_EXIT_INTERRUPTED;
     free(w);
     audio_set_free(set);
     mb_model_free(m);

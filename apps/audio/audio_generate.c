@@ -23,6 +23,9 @@ static void usage(FILE *f)
             "starts with that recording (at the model's rate, quantized as in training) and\n"
             "continues it; the written file holds the prompt and the continuation. With\n"
             "--device cuda the draws are made on the GPU too: no round trip per sample.\n"
+            "A model whose numbers overflow (logits not finite) is an error, with nothing\n"
+            "written. Progress on stderr when it takes long; Ctrl-C or SIGTERM stops it\n"
+            "(exit 130, nothing written: the files that were there stay as they were).\n"
             "\n"
             "options:\n"
             "  --model MODEL      checkpoint from '" AUDIO_PROG " train' (required)\n"
@@ -38,7 +41,8 @@ static void usage(FILE *f)
             "  --device D         cpu, cuda or cuda:N [cpu]\n"
             "  --threads N        CPU threads, 0 = all cores [0]\n"
             "\n"
-            "Example: " AUDIO_PROG " generate --model digits.safetensors --n 4 --seconds 1 --out digit.wav\n");
+            "Example (writes digit_1.wav .. digit_4.wav):\n"
+            "  " AUDIO_PROG " generate --model digits.safetensors --n 4 --seconds 1 --out digit.wav\n");
 }
 
 /* OUT.wav -> OUT_3.wav (before the extension, or at the end) */
@@ -50,6 +54,31 @@ static char *clip_path(const char *out, int i)
     char *p = malloc(n + 24);
     if (p) snprintf(p, n + 24, "%.*s_%d%s", (int)stem, out, i, out + stem);
     return p;
+}
+
+/* Whether the model's numbers stayed finite over the whole generation:
+ * the draws never see a nan (the sampler takes the first class of a row of
+ * nan), so one more step's logits are checked. The recurrent state carries
+ * any nan or inf from every earlier step into them. -1 after the line. */
+static int gen_check_finite(mb_model *m, mb_state *st, const int32_t *tok, int n, const char *model)
+{
+    const int Vp = mb_config_vocab_padded(mb_model_config(m));
+    float *lg = malloc(sizeof(float) * (size_t)n * (size_t)Vp);
+    if (!lg) {
+        mb_cli_error(AUDIO_PROG, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    if (mb_model_step(m, st, tok, lg)) rc = mb_cli_lib_error(AUDIO_PROG, model);
+    for (size_t i = 0; rc == 0 && i < (size_t)n * (size_t)Vp; i++)
+        if (!isfinite(lg[i])) {
+            mb_cli_error(AUDIO_PROG, "%s: the logits are not finite (%s): the model's numbers overflow; nothing "
+                                     "written",
+                         model, mb_cli_nonfinite(lg[i]));
+            rc = -1;
+        }
+    free(lg);
+    return rc;
 }
 
 int audio_cmd_generate(int argc, char **argv)
@@ -67,7 +96,7 @@ int audio_cmd_generate(int argc, char **argv)
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (!bad && (c = mb_cli_getopt(AUDIO_PROG, "generate", argc, argv, opts)) != -1) {
         switch (c) {
         case O_MODEL: model = optarg; break;
         case O_OUT: out = optarg; break;
@@ -80,6 +109,7 @@ int audio_cmd_generate(int argc, char **argv)
         case O_DEV: t.device = optarg; break;
         case O_THR: bad = mb_cli_parse_int(AUDIO_PROG, "--threads", optarg, 0, 4096, &t.threads); break;
         case 'h': usage(stdout); return 0;
+        case MB_CLI_OPT_VERSION: return 0;
         default: bad = 1;
         }
     }
@@ -144,7 +174,8 @@ int audio_cmd_generate(int argc, char **argv)
     const mb_sampler sp = {.temperature = (float)temp, .top_p = (float)top_p, .seed = (uint64_t)t.seed};
     mb_cli_catch_interrupt();
     const double t0 = mb_cli_now();
-    double t_print = t0;
+    mb_cli_progress pg;
+    mb_cli_progress_start(&pg);
     /* the first input is silence: what precedes a recording; then the
      * prompt (by mb_model_forward_chunk: whole pooling periods at once,
      * without logits), then the draws, on the device where the model is,
@@ -186,21 +217,21 @@ int audio_cmd_generate(int argc, char **argv)
             chunk = fit < (double)most ? (int64_t)fit / period * period : most;
             chunk = chunk < period ? period : chunk;
         }
-        if (now - t_print >= 5.0) {
-            const double sps = (double)s / (now - t0);
-            char eta[32];
-            mb_cli_duration((double)(total - s) / sps, eta, sizeof eta);
-            fprintf(stderr, "sample %lld/%lld  %.0f samples/s a clip (x%lld clips), %.3fx real time  ETA %s\n",
+        if (mb_cli_progress_due(&pg)) {
+            const double sps = now > t0 ? (double)s / (now - t0) : 0.0;
+            char eta[48];
+            mb_cli_progress_eta(&pg, (double)s, (double)total, eta, sizeof eta);
+            fprintf(stderr, "sample %lld/%lld  %.0f samples/s a clip (x%lld clips), %.3fx real time  %s\n",
                     (long long)s, (long long)total, sps, (long long)n, sps / meta.rate, eta);
-            t_print = now;
         }
     }
     if (mb_cli_interrupted()) {
         mb_cli_error(AUDIO_PROG, "interrupted at sample %lld of %lld; nothing written", (long long)s, (long long)total);
-        rc = 130;
+        rc = MB_CLI_EXIT_INTERRUPTED;
         goto done;
     }
     const double secs = mb_cli_now() - t0;
+    if (total > 0 && gen_check_finite(m, st, tok, (int)n, model)) goto done;
     for (int64_t b = 0; b < n; b++) {
         audio_decode_buf(meta.quant, cls + b * total, total, wav);
         if (audio_write_wav(paths[b], wav, total, meta.rate, err, sizeof err)) {

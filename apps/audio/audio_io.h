@@ -29,10 +29,21 @@ typedef struct {
  * result is held in memory, never a second full-length copy. info may be
  * NULL. Fails (nothing allocated) when the file is missing or unreadable,
  * is not audio libsndfile knows, is truncated (fewer frames than its
- * header announces), has no frames, holds a non-finite sample, or its rate
+ * header announces; for MP3, whose header announces none and whose count
+ * libsndfile estimates, when decoding stops with an error before the end
+ * of the stream), has no frames, holds a non-finite sample, or its rate
  * cannot be converted (libsamplerate takes ratios 1/256 to 256). */
 int audio_read(const char *path, int rate, float **out, int64_t *n, audio_src_info *info, char *err,
                size_t errlen);
+
+/* Called while a file is read, after each block: frames read so far and
+ * the frames the header announces (an estimate for MP3; 0 when unknown).
+ * Nonzero stops the read: audio_read_cb then fails with "FILE:
+ * interrupted". For progress lines and Ctrl-C on long files. */
+typedef int (*audio_read_fn)(void *ud, int64_t frames, int64_t total);
+/* audio_read with fn (may be NULL) called as it goes. */
+int audio_read_cb(const char *path, int rate, float **out, int64_t *n, audio_src_info *info, audio_read_fn fn,
+                  void *ud, char *err, size_t errlen);
 
 /* Writes x[0..n) as a mono 16-bit PCM WAV at `rate` Hz: samples clamped to
  * [-1, 1] (NaN written as 0) and rounded to x * 32767. The file is written

@@ -35,6 +35,23 @@ void audio_set_opts_default(audio_set_opts *o)
     o->rate = AUDIO_RATE_DEFAULT;
     o->quant = AUDIO_Q_MULAW;
     o->val_frac = AUDIO_VAL_FRAC_DEFAULT;
+    o->progress = NULL;
+    o->progress_ud = NULL;
+}
+
+/* The progress of the load, passed to audio_read_cb for each file. */
+typedef struct {
+    const audio_set_opts *o;
+    int64_t file, nfiles;
+    const char *path;
+    double before, size, total; /* bytes of the files before this one; its bytes; all */
+} load_progress;
+
+static int load_progress_frames(void *ud, int64_t frames, int64_t total)
+{
+    const load_progress *p = ud;
+    const double frac = total > 0 && frames < total ? (double)frames / (double)total : 1.0;
+    return p->o->progress(p->o->progress_ud, p->file, p->nfiles, p->path, p->before + frac * p->size, p->total);
 }
 
 /* ---- the split ----------------------------------------------------------- */
@@ -129,11 +146,29 @@ audio_set *audio_set_load(const char *path, const audio_set_opts *o, audio_warn_
     }
     s->rate = o->rate;
     s->quant = o->quant;
+    load_progress lp = {o, 0, wl.n, NULL, 0, 0, 0};
+    for (int64_t i = 0; i < wl.n; i++) lp.total += (double)wl.v[i].size;
     for (int64_t i = 0; i < wl.n; i++) {
         float *x = NULL;
         int64_t n = 0;
         char line[1024];
-        if (audio_read(wl.v[i].path, o->rate, &x, &n, NULL, line, sizeof line) != 0) {
+        lp.file = i, lp.path = wl.v[i].path, lp.size = (double)wl.v[i].size;
+        /* asked before each file too: a folder of many short files */
+        if (o->progress && o->progress(o->progress_ud, i, wl.n, wl.v[i].path, lp.before, lp.total)) {
+            mb_cli_errf(err, errlen, path, "interrupted while reading %s (file %lld of %lld)", wl.v[i].path,
+                        (long long)i + 1, (long long)wl.n);
+            goto fail;
+        }
+        const int rc = audio_read_cb(wl.v[i].path, o->rate, &x, &n, NULL, o->progress ? load_progress_frames : NULL,
+                                     &lp, line, sizeof line);
+        lp.before += lp.size;
+        if (rc != 0 && o->progress && o->progress(o->progress_ud, i, wl.n, wl.v[i].path, lp.before, lp.total)) {
+            /* the read was stopped, not refused: not a skipped file */
+            mb_cli_errf(err, errlen, path, "interrupted while reading %s (file %lld of %lld)", wl.v[i].path,
+                        (long long)i + 1, (long long)wl.n);
+            goto fail;
+        }
+        if (rc != 0) {
             if (warn) warn(line, ud);
             skipped++;
             continue;

@@ -18,10 +18,18 @@
 
 typedef enum { AUDIO_SPLIT_TRAIN = 0, AUDIO_SPLIT_VAL = 1 } audio_split;
 
+/* Called as the files are read: file index (0-based) of nfiles, its path,
+ * and the bytes read of all the files' bytes (the current file's share by
+ * its frames read). Nonzero stops the load ("FILE: interrupted ..."). */
+typedef int (*audio_set_progress_fn)(void *ud, int64_t file, int64_t nfiles, const char *path, double done_bytes,
+                                     double total_bytes);
+
 typedef struct {
     int rate;          /* Hz every file is resampled to (AUDIO_RATE_DEFAULT) */
     audio_quant quant; /* AUDIO_Q_MULAW */
     double val_frac;   /* share of files held out, in [0, 1] (0.1) */
+    audio_set_progress_fn progress; /* NULL: none */
+    void *progress_ud;
 } audio_set_opts;
 
 void audio_set_opts_default(audio_set_opts *o);
@@ -36,11 +44,16 @@ typedef struct audio_set audio_set;
  * folder in byte order (so the file order, the split and the crops of a
  * seed do not depend on the file system or the locale), or a single file.
  * Names starting with '.' are left out (editor and OS droppings such as
- * .DS_Store); symbolic links are followed, at most 32 folders deep (a
- * link loop ends there with a warning). Every other entry is tried as
+ * .DS_Store); symbolic links are followed, but no folder or file is read
+ * twice: folders and files are known by (device, inode), a link back to a
+ * folder that holds it (a loop) is skipped with a warning, and a second
+ * path to a folder or file already read (a link, a hard link) is skipped
+ * with a warning, so the same audio is never in both splits. Every other
+ * entry is tried as
  * audio: the ones that fail are reported through warn (may be NULL) and
  * skipped. Fails when `path` cannot be opened, or when no file could be
- * read: "DIR: no readable audio files (N skipped)". o may be NULL
+ * read: "DIR: no readable audio files (N skipped)", or when o->progress
+ * asks to stop ("DIR: interrupted while reading FILE ..."). o may be NULL
  * (defaults).
  *
  * The split: a file is held out when a hash of its path relative to

@@ -30,7 +30,10 @@ static void usage(FILE *f, const mb_cli_train *d)
             "cannot be read are named in a warning each and skipped. A share of the files\n"
             "(--val-frac, chosen by a hash of their path) is held out and scored in bits\n"
             "per sample every --val-every steps, next to the unigram baseline (the entropy\n"
-            "of the training classes). Progress on stderr; Ctrl-C saves and stops.\n"
+            "of the training classes). Progress on stderr (and while reading the audio,\n"
+            "when that takes long); Ctrl-C or SIGTERM saves and stops, exit 130 (while\n"
+            "reading: nothing written); a --log that cannot be written stops the run the\n"
+            "same way, exit 1.\n"
             "Data parallel: 'mpirun -np N " AUDIO_PROG " train ...' trains one model on N\n"
             "processes (--device cuda: one GPU each); --batch is the global batch, a\n"
             "multiple of N, so the run matches one process with that --batch.\n"
@@ -51,7 +54,10 @@ static void usage(FILE *f, const mb_cli_train *d)
     mb_cli_train_help(f, d);
     fprintf(f, "\n--seq-len must be a multiple of the product of the pooling factors.\n"
                "Defaults: --out " AUDIO_DEFAULT_MODEL " (its sample rate and quantizer in MODEL.audio).\n"
-               "Example: " AUDIO_PROG " train --data data/audio/digits --steps 300 --out digits.safetensors\n");
+               "Example, sized for a CPU (under 3 minutes on two cores; the default U-Net is\n"
+               "GPU-sized, about 40 minutes for these 300 steps on two cores):\n"
+               "  " AUDIO_PROG " train --data data/audio/digits --d-model 32 --n-layer 1 --seq-len 2048 \\\n"
+               "      --lr 4e-3 --steps 300 --out digits.safetensors\n");
 }
 
 static int64_t pool_product(const mb_config *cfg)
@@ -109,7 +115,7 @@ static int tr_parse(tr_opts *o, int argc, char **argv)
     int c, bad = 0;
     int64_t v;
     optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (!bad && (c = mb_cli_getopt(AUDIO_PROG, "train", argc, argv, opts)) != -1) {
         const int r = mb_cli_train_option(&o->t, AUDIO_PROG, c, optarg);
         if (r) {
             bad = r < 0;
@@ -149,6 +155,7 @@ static int tr_parse(tr_opts *o, int argc, char **argv)
             usage(stdout, &defaults);
             free(opts);
             return 0;
+        case MB_CLI_OPT_VERSION: free(opts); return 0;
         default: bad = 1;
         }
     }
@@ -198,7 +205,7 @@ typedef struct {
 static void tr_free(tr_run *t)
 {
     mb_outfile_discard(t->metaf);
-    if (t->logf) fclose(t->logf);
+    if (t->logf) fclose(t->logf); /* after an error: mb_cli_log_close checks it on the way out */
     free(t->crop);
     free(t->tok);
     free(t->tgt);
@@ -210,23 +217,33 @@ static void tr_free(tr_run *t)
     mb_ctx_free(t->ctx);
 }
 
-/* Outputs first: an existing --out (or checkpoint of one) without
- * --resume or --force, an unwritable --out or --log fail before any work
- * (rank 0's: the other ranks write nothing). A run that owns --out removes
- * the temporary files a killed one left. */
+/* Outputs first: an --out or MODEL.audio that cannot be written (a
+ * folder, a missing directory), an existing --out (or checkpoint set of
+ * one) without --resume or --force, an --log that cannot be opened fail
+ * before any work (rank 0 checks and writes; the other ranks write
+ * nothing). A run that owns --out removes the temporary files a killed one
+ * left. */
 static int tr_open_outputs(tr_run *t)
 {
     const tr_opts *o = t->o;
     int log_failed = 0;
     char what[4096];
     static const char *const side[] = {".audio", NULL};
+    char *meta = mb_cli_path_suffix(o->t.out, ".audio");
+    if (!meta) {
+        mb_cli_error(AUDIO_PROG, "out of memory");
+        return -1;
+    }
+    const int bad = mb_cli_rank() == 0 &&
+                    (mb_cli_check_writable(AUDIO_PROG, o->t.out) || mb_cli_check_writable(AUDIO_PROG, meta));
+    free(meta);
+    if (bad) return -1;
     if (!o->t.resume && !o->force && mb_cli_ckpt_exists(o->t.out, what, sizeof what)) {
         mb_cli_error(AUDIO_PROG, "%s exists: --resume continues it, --force starts over", what);
         return -1;
     }
     mb_cli_ckpt_init(&t->ck, AUDIO_PROG, &o->t);
     if (mb_cli_rank() != 0) return 0;
-    if (mb_cli_check_writable(AUDIO_PROG, o->t.out)) return -1;
     if (o->t.resume || o->force) mb_cli_ckpt_sweep(&t->ck, side);
     if (!(t->logf = mb_cli_log_open(AUDIO_PROG, o->t.log, &log_failed)) && log_failed) return -1;
     return 0;
@@ -315,6 +332,7 @@ static int tr_start(tr_run *t, int64_t step)
                          "\"unigram_train_bits\": %.6f, \"unigram_val_bits\": %.6f}\n",
                 (long long)step, (long long)o->t.steps, (long long)L, (long long)B, mb_model_num_params(t->m),
                 mb_ctx_name(t->ctx), t->so.rate, audio_quant_name(t->so.quant), t->h_train, t->uni_val);
+    if (mb_cli_log_check(AUDIO_PROG, t->logf)) return 1;
     t->crop = malloc((size_t)L + 1);
     t->tok = malloc(sizeof(int32_t) * (size_t)(t->rows * L));
     t->tgt = malloc(sizeof(int32_t) * (size_t)(t->rows * L));
@@ -361,7 +379,8 @@ static int tr_validate(void *ud, double *bits)
     mb_cli_dist_share(t->nvw, &first, &n);
     double b = 0;
     mb_cli_sync s = {{0}, 0, 0};
-    const int rc = n > 0 && audio_cmd_nll(t->m, t->set, t->vw + first, n, t->rows, t->o->t.seq_len, &b, &cnt) ? 1 : 0;
+    const int rc =
+        n > 0 && audio_cmd_nll(t->m, t->set, t->vw + first, n, t->rows, t->o->t.seq_len, &b, &cnt, NULL) ? 1 : 0;
     if (cnt > 0) {
         s.sum[0] = b * (double)cnt;
         s.sum[1] = (double)cnt;
@@ -421,15 +440,29 @@ static int tr_train(tr_run *t, int64_t step, int *synced)
         }
         printf(", %.1fs\n", mb_cli_now() - run.t0);
     }
-    if (t->logf && (rc == 0 || rc == 130)) {
+    if (t->logf && (rc == 0 || rc == MB_CLI_EXIT_INTERRUPTED)) {
         char best_val[64] = "null"; /* none yet */
         if (h->best_step) snprintf(best_val, sizeof best_val, "%.6f", h->best);
         fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_bits\": %.6f, \"best_step\": %lld, "
                          "\"best_val_bits\": %s, \"early_stop\": %s, \"interrupted\": %s}\n",
                 (long long)run.step, run.last_val, (long long)h->best_step, best_val, run.early ? "true" : "false",
-                run.stop ? "true" : "false");
+                rc == MB_CLI_EXIT_INTERRUPTED ? "true" : "false");
     }
+    /* the log's last line and its close: a lost line fails the run (the
+     * model is saved) */
+    FILE *log = t->logf;
+    t->logf = NULL;
+    if (mb_cli_log_close(AUDIO_PROG, log) && (rc == 0 || rc == MB_CLI_EXIT_INTERRUPTED)) rc = 1;
     return rc;
+}
+
+/* 0, or after a signal during the loading (the reader polls for it
+ * between blocks, but a short load may have finished) its line and 130. */
+static int tr_interrupted_before(void)
+{
+    if (!mb_cli_interrupted()) return 0;
+    mb_cli_error(AUDIO_PROG, "interrupted before the first step; nothing written");
+    return MB_CLI_EXIT_INTERRUPTED;
 }
 
 static int train(int argc, char **argv)
@@ -442,9 +475,10 @@ static int train(int argc, char **argv)
     rc = 1;
     if (tr_open_outputs(&t) || tr_open_model(&t) || tr_open_data(&t)) goto done;
     /* every rank has its model and data: from here on the ranks move
-     * together, and a failure on one of them is agreed on at a sync */
+     * together, and a failure on one of them is agreed on at a sync; a
+     * signal while loading stops every rank here, nothing written */
     synced = 1;
-    if ((rc = mb_cli_dist_agree(0))) goto done;
+    if ((rc = mb_cli_dist_agree(tr_interrupted_before()))) goto done;
     synced = 0;
     const int64_t step = mb_optim_step_count(t.opt);
     if (step >= o.t.steps) {
@@ -454,6 +488,8 @@ static int train(int argc, char **argv)
     }
     if ((rc = tr_start(&t, step)) == 0) rc = tr_train(&t, step, &synced);
 done:
+    /* a load stopped by a signal said so in its own error line */
+    if (rc == 1 && mb_cli_interrupted()) rc = MB_CLI_EXIT_INTERRUPTED;
     /* a rank that has not met the others since it failed (or finished)
      * meets them now: one error line in all, one exit code */
     if (!synced) rc = mb_cli_dist_agree(rc);

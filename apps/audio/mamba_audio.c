@@ -17,7 +17,11 @@ static void usage(FILE *f)
             "  generate   sample new audio, or continue a recording, to WAV files\n"
             "  eval       bits per sample of a model on a folder\n"
             "\n"
-            "'" AUDIO_PROG " COMMAND --help' explains each one.\n");
+            "'" AUDIO_PROG " COMMAND --help' explains each one; --version on any of them.\n"
+            "\n"
+            "Exit status: 0 done, 1 an error (one line 'mamba-audio: error: FILE: what'),\n"
+            "2 a usage error, 130 stopped by Ctrl-C or SIGTERM (a training run saved,\n"
+            "other outputs left as they were).\n");
 }
 
 int main(int argc, char **argv)

@@ -8,7 +8,8 @@
  *   mb_cli_ckpt.h   a run's checkpoint sets: --keep, --select, --resume
  *   mb_cli_dist.h   the data-parallel group and its syncs
  *   mb_cli_loop.h   the training loop
- *   mb_cli_main.h   command dispatch, Ctrl-C
+ *   mb_cli_main.h   command dispatch, Ctrl-C and SIGTERM, --version
+ *   mb_cli_progress.h  progress lines of long work (not training)
  *   mb_cli_rng.h    random numbers for data order
  *   mb_cli_time.h   clocks and ETAs
  *
@@ -25,6 +26,7 @@
 #include "mb_cli_model.h"
 #include "mb_cli_opts.h"
 #include "mb_cli_out.h"
+#include "mb_cli_progress.h"
 #include "mb_cli_rng.h"
 #include "mb_cli_time.h"
 

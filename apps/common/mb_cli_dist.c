@@ -131,7 +131,8 @@ int mb_cli_dist_agree(int rc) { return mb_cli_dist_sync(rc, NULL); }
 int mb_cli_dist_step(int rc, const mb_loss_stats *st, int print, mb_optim *opt, mb_loss_stats *acc,
                      int *print_out, int *stop)
 {
-    mb_cli_sync s = {{st->loss_sum, (double)st->count, (double)st->correct}, print, mb_cli_interrupted()};
+    mb_cli_sync s = {{st->loss_sum, (double)st->count, (double)st->correct}, print,
+                     mb_cli_interrupted() || mb_cli_stop_requested()};
     if ((rc = mb_cli_dist_sync(rc, &s))) return rc;
     acc->loss_sum += s.sum[0];
     acc->count += (int64_t)s.sum[1];

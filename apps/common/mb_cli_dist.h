@@ -55,7 +55,8 @@ int mb_cli_dist_agree(int rc);
  * loss, count and argmax hits over every rank to *acc, tells the optimizer
  * this rank's share of the counted targets (ignored ones, N bases or
  * padding, differ between ranks: mb_optim_set_share), sets *print_out to
- * rank 0's `print` and *stop when any rank was interrupted. Returns
+ * rank 0's `print` and *stop when any rank was interrupted or asked to
+ * stop (mb_cli_stop_request). Returns
  * mb_cli_dist_sync's code. */
 int mb_cli_dist_step(int rc, const mb_loss_stats *st, int print, mb_optim *opt, mb_loss_stats *acc,
                      int *print_out, int *stop);

@@ -76,6 +76,12 @@ int mb_cli_write_error(const char *prog, const char *path)
     return -1;
 }
 
+const char *mb_cli_nonfinite(double x)
+{
+    if (x != x) return "nan";
+    return x > 0 ? "inf" : "-inf";
+}
+
 void mb_cli_error_hold(int on)
 {
     g_hold = on;

@@ -25,6 +25,10 @@ int mb_cli_lib_error(const char *prog, const char *path);
  * returns -1. */
 int mb_cli_write_error(const char *prog, const char *path);
 
+/* "nan", "inf" or "-inf" for a non-finite x (printf's "%g" may say
+ * "-nan"), for the lines that refuse to write one. */
+const char *mb_cli_nonfinite(double x);
+
 /* A data-parallel rank other than 0 holds its first error line instead of
  * printing it: rank 0 speaks for the job, and a rank's line is printed only
  * when that rank alone failed (mb_cli_dist_sync). on 0 clears the hold and

@@ -8,6 +8,7 @@
 #include "mb_cli_dist.h"
 #include "mb_cli_error.h"
 #include "mb_cli_main.h"
+#include "mb_cli_out.h"
 #include "mb_cli_time.h"
 
 #define LOOP_PRINT_S 5.0
@@ -99,6 +100,7 @@ static int loop_after_val(mb_cli_train_run *r, int64_t step)
 int mb_cli_train_loop(mb_cli_train_run *r)
 {
     mb_cli_catch_interrupt();
+    mb_cli_stop_request(0);
     r->t0 = mb_cli_now();
     r->last_val = NAN;
     r->stop = r->synced = r->early = 0;
@@ -151,6 +153,9 @@ int mb_cli_train_loop(mb_cli_train_run *r)
             }
             const double t_end = mb_cli_now();
             loop_print(r, step, &st, &acc, do_val, lr, gn, (double)items / (now - t_last), t_end);
+            /* a log line lost (a full disk): its error line now; every rank
+             * stops at the next step's sync, and finish saves and exits 1 */
+            if (mb_cli_log_check(r->prog, r->log)) mb_cli_stop_request(1);
             memset(&acc, 0, sizeof acc);
             items = 0;
             t_last = t_end;
@@ -179,6 +184,8 @@ int mb_cli_train_finish(mb_cli_train_run *r, int rc, const char *out)
         if (r->save(r->ud)) return 1;
         r->saved = r->step;
     }
+    /* a lost log line was said when it failed: the run stopped for it */
+    const int log_lost = mb_cli_log_check(r->prog, r->log) != 0;
     char *set = r->ck && mb_cli_ckpt_newest(r->ck) ? mb_cli_ckpt_path(r->ck->out, mb_cli_ckpt_newest(r->ck), "") : NULL;
     if (set) out = set;
     const mb_cli_val_hist *h = mb_cli_train_hist(r);
@@ -191,10 +198,12 @@ int mb_cli_train_finish(mb_cli_train_run *r, int rc, const char *out)
         if (h->best_step > 0 && r->save_best && r->best_out) fprintf(stderr, ", kept in %s", r->best_out);
         fputc('\n', stderr);
     } else if (r->stop || r->step < r->steps) {
-        fprintf(stderr, "%s: %s at step %lld", r->prog, r->stop ? "interrupted" : "stopped", (long long)r->step);
+        const int user = r->stop && !mb_cli_stop_requested(); /* a signal, on any rank */
+        fprintf(stderr, "%s: %s at step %lld", r->prog, user ? "interrupted" : "stopped", (long long)r->step);
         if (out) fprintf(stderr, "; saved %s (--resume continues)", out);
         fputc('\n', stderr);
     }
     free(set);
-    return r->stop ? 130 : 0; /* 130: the shell's code for Ctrl-C; saved */
+    if (log_lost) return 1;
+    return r->stop ? MB_CLI_EXIT_INTERRUPTED : 0; /* 130: the shell's code for Ctrl-C; saved */
 }

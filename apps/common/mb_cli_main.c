@@ -33,18 +33,21 @@ int mb_cli_main(const char *prog, int argc, char **argv, void (*usage)(FILE *f),
         return 0;
     }
     if (strcmp(cmd, "--version") == 0) {
-        printf("%s (libmamba %s)\n", prog, MB_VERSION);
+        mb_cli_version(prog);
         return 0;
     }
     for (int i = 0; i < ncmds; i++) {
         if (strcmp(cmd, cmds[i].name) != 0) continue;
         if (!cmds[i].parallel && cli_single_process(prog, cmd)) return 1;
+        mb_cli_catch_interrupt();
         return cmds[i].run(argc - 1, argv + 1);
     }
     mb_cli_error(prog, "unknown command '%s'", cmd);
     fprintf(stderr, "Try '%s --help'.\n", prog);
     return 2;
 }
+
+void mb_cli_version(const char *prog) { printf("%s (libmamba %s)\n", prog, MB_VERSION); }
 
 static volatile sig_atomic_t g_interrupted;
 
@@ -65,3 +68,8 @@ void mb_cli_catch_interrupt(void)
 }
 
 int mb_cli_interrupted(void) { return g_interrupted != 0; }
+
+static int g_stop_requested;
+
+void mb_cli_stop_request(int on) { g_stop_requested = on != 0; }
+int mb_cli_stop_requested(void) { return g_stop_requested; }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mb_cli_error.h"
+#include "mb_cli_main.h"
 
 int mb_cli_parse_int(const char *prog, const char *opt, const char *s, int64_t lo, int64_t hi,
                      int64_t *out)
@@ -190,4 +191,59 @@ struct option *mb_cli_options_join(const struct option *own)
     memcpy(o, own, a * sizeof *o);
     memcpy(o + a, mb_cli_train_options, (b + 1) * sizeof *o);
     return o;
+}
+
+/* ---- getopt with the tools' messages ---------------------------------------- */
+
+/* The long option of value val ("--NAME"), or NULL. */
+static const char *opt_name_of(const struct option *opts, int val)
+{
+    for (const struct option *o = opts; o->name; o++)
+        if (o->val == val && !o->flag) return o->name;
+    return NULL;
+}
+
+/* How many long options start with the n bytes of s. */
+static int opt_prefix_matches(const struct option *opts, const char *s, size_t n)
+{
+    int k = 0;
+    for (const struct option *o = opts; o->name; o++) k += strncmp(o->name, s, n) == 0;
+    return k;
+}
+
+int mb_cli_getopt(const char *prog, const char *cmd, int argc, char **argv, const struct option *opts)
+{
+    opterr = 0;
+    /* ':' first: a missing value is told apart from an unknown option */
+    const int c = getopt_long(argc, argv, ":h", opts, NULL);
+    if (c != '?' && c != ':') return c;
+    char where[64] = "";
+    if (cmd) snprintf(where, sizeof where, "%s: ", cmd);
+    /* getopt has stepped past the argument at fault */
+    const char *arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    const char *name = optopt ? opt_name_of(opts, optopt) : NULL;
+    if (c == ':') {
+        if (name) mb_cli_error(prog, "%soption '--%s' needs a value", where, name);
+        else mb_cli_error(prog, "%soption '-%c' needs a value", where, optopt);
+        return '?';
+    }
+    if (optopt && name && strncmp(arg, "--", 2) == 0) {
+        mb_cli_error(prog, "%soption '--%s' takes no value", where, name);
+        return '?';
+    }
+    if (optopt) {
+        mb_cli_error(prog, "%sunrecognized option '-%c'", where, optopt);
+        return '?';
+    }
+    /* an unknown or ambiguous long option: "--name" or "--name=value" */
+    const char *eq = strchr(arg, '=');
+    const size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (n == 9 && strncmp(arg, "--version", 9) == 0) {
+        mb_cli_version(prog);
+        return MB_CLI_OPT_VERSION;
+    }
+    if (n > 2 && strncmp(arg, "--", 2) == 0 && opt_prefix_matches(opts, arg + 2, n - 2) > 1)
+        mb_cli_error(prog, "%soption '%.*s' is ambiguous", where, (int)n, arg);
+    else mb_cli_error(prog, "%sunrecognized option '%.*s'", where, (int)n, arg);
+    return '?';
 }

@@ -55,4 +55,15 @@ int mb_cli_train_option(mb_cli_train *t, const char *prog, int c, const char *ar
 /* A tool's option table followed by the shared one (malloc'd; free it). */
 struct option *mb_cli_options_join(const struct option *own);
 
+/* getopt_long over a command's long options (and -h), with the tools' own
+ * messages: getopt's lines are off (opterr = 0), and a bad option is one
+ * line "PROG: error: CMD: unrecognized option '--x'" (or "option '--x'
+ * needs a value", "option '--x' takes no value", "option '--x' is
+ * ambiguous"; CMD NULL for a tool without commands), after which '?' is
+ * returned for the caller's usage exit (2). --version, which no table
+ * lists, prints the version line and returns MB_CLI_OPT_VERSION: the
+ * caller returns 0. Otherwise as getopt_long (the caller sets optind). */
+#define MB_CLI_OPT_VERSION 0xFFF0
+int mb_cli_getopt(const char *prog, const char *cmd, int argc, char **argv, const struct option *opts);
+
 #endif

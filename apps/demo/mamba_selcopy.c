@@ -21,7 +21,7 @@ static void usage(FILE *f)
             "Train a Mamba language model on the selective-copying task (Gu & Dao 2023):\n"
             "data tokens scattered among noise must be copied out, in order, after the\n"
             "noise ends. Prints progress on stderr and the accuracy on fresh sequences;\n"
-            "Ctrl-C stops the training (exit 130, nothing evaluated or saved).\n"
+            "Ctrl-C or SIGTERM stops the training (exit 130, nothing evaluated or saved).\n"
             "\n"
             "task:\n"
             "  --span N          positions the data tokens are scattered over [32]\n"
@@ -43,7 +43,8 @@ static void usage(FILE *f)
             "  --log FILE        append JSON-lines metrics to FILE\n"
             "  --out FILE        save the trained model (safetensors)\n"
             "  --eval N          fresh batches for the final accuracy [64]\n"
-            "  -h, --help        show this help\n");
+            "  -h, --help        show this help\n"
+            "  --version         show the version\n");
 }
 
 typedef struct {
@@ -84,7 +85,7 @@ static int sel_parse(sel_opts *o, int argc, char **argv)
         {"device", 1, 0, O_DEV}, {"threads", 1, 0, O_THR}, {"log", 1, 0, O_LOG},
         {"out", 1, 0, O_OUT}, {"eval", 1, 0, O_EVAL}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
-    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (!bad && (c = mb_cli_getopt(PROG, NULL, argc, argv, opts)) != -1) {
         switch (c) {
         case O_SPAN: bad = parse_int("--span", optarg, 1, 1 << 20, &o->task.span); break;
         case O_MEM: bad = parse_int("--memorize", optarg, 1, 1 << 16, &o->task.n_memorize); break;
@@ -116,6 +117,7 @@ static int sel_parse(sel_opts *o, int argc, char **argv)
         case O_OUT: o->out_path = optarg; break;
         case O_EVAL: bad = parse_int("--eval", optarg, 1, 1 << 20, &o->eval_batches); break;
         case 'h': usage(stdout); return 0;
+        case MB_CLI_OPT_VERSION: return 0;
         default: bad = 1;
         }
     }
@@ -141,7 +143,6 @@ typedef struct {
 
 static void sel_free(sel_run *t)
 {
-    if (t->logf) fclose(t->logf);
     free(t->tok);
     free(t->tgt);
     mb_optim_free(t->opt);
@@ -159,6 +160,9 @@ static int sel_open(sel_run *t)
     dev.device = o->device;
     dev.threads = o->threads;
     int log_failed = 0;
+    /* the outputs before any work: --out is written only at the end */
+    if (o->out_path && mb_cli_check_writable(PROG, o->out_path)) return -1;
+    if (!(t->logf = mb_cli_log_open(PROG, o->log_path, &log_failed)) && log_failed) return -1;
     if (!(t->ctx = mb_cli_ctx(PROG, &dev)) || !(t->m = mb_cli_model_create(PROG, t->ctx, &o->cfg, o->seed)))
         return -1;
     mb_optim_config oc;
@@ -171,7 +175,6 @@ static int sel_open(sel_run *t)
         mb_cli_error(PROG, "optimizer: %s", mb_error_last());
         return -1;
     }
-    if (!(t->logf = mb_cli_log_open(PROG, o->log_path, &log_failed)) && log_failed) return -1;
     const int T = mb_selcopy_len(&o->task);
     t->tok = malloc(sizeof(int32_t) * (size_t)o->batch * T);
     t->tgt = malloc(sizeof(int32_t) * (size_t)o->batch * T);
@@ -225,6 +228,7 @@ static int sel_report(const sel_run *t, double t0)
 
 int main(int argc, char **argv)
 {
+    mb_cli_catch_interrupt(); /* before any output exists: see mb_cli_main.h */
     sel_opts o;
     int rc = sel_parse(&o, argc, argv);
     if (rc >= 0) return rc;
@@ -242,6 +246,8 @@ int main(int argc, char **argv)
         rc = mb_cli_train_finish(&run, mb_cli_train_loop(&run), NULL);
         if (rc == 0) rc = sel_report(&t, run.t0);
     }
+    /* every log line checked; a lost one (said once) fails the run */
+    if (mb_cli_log_close(PROG, t.logf) && (rc == 0 || rc == MB_CLI_EXIT_INTERRUPTED)) rc = 1;
     sel_free(&t);
     return rc;
 }

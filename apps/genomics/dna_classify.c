@@ -38,6 +38,10 @@ int dna_cmd_classify(int argc, char **argv)
     /* the mode parses argv[1..]: its name stands in for argv[0] */
     if (strcmp(mode, "train") == 0) return cl_train(argc - 1, argv + 1);
     if (strcmp(mode, "predict") == 0) return cl_predict(argc - 1, argv + 1);
+    if (strcmp(mode, "--version") == 0) {
+        mb_cli_version(DNA_PROG);
+        return 0;
+    }
     if (strcmp(mode, "-h") == 0 || strcmp(mode, "--help") == 0 || strcmp(mode, "help") == 0) {
         mb_cli_train d;
         mb_cli_train_default(&d);

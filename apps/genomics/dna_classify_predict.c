@@ -1,6 +1,7 @@
 /* mamba-dna classify predict: each class's probability per record or
  * window of a FASTA, the head on the mean final hidden state (dna_pool.c),
  * in constant memory (dna_classify.h). */
+#include <math.h>
 #include <stdlib.h>
 
 #include "dna_classify.h"
@@ -25,7 +26,9 @@ void cl_predict_usage(FILE *f)
             "when it is missing). A row is the head applied to the mean final hidden state\n"
             "over its bases, computed in constant memory: chunks of --chunk bases with the\n"
             "recurrent state carried, so records of any length are classified whole. An\n"
-            "empty record gives NA and nan.\n"
+            "empty record gives NA and nan; a model whose numbers overflow (a probability\n"
+            "not finite) is an error. Progress on stderr when the work takes long (bases\n"
+            "done of the total, ETA); Ctrl-C or SIGTERM stops it (exit 130).\n"
             "\n"
             "options:\n"
             "  --model CLS        classifier checkpoint (required)\n"
@@ -48,6 +51,7 @@ void cl_predict_usage(FILE *f)
 
 typedef struct {
     mb_model *m;
+    const char *model; /* its path, for messages */
     dna_set *set;
     const cl_names *names;
     int d, C;
@@ -76,6 +80,14 @@ static int pr_row(void *ud, int64_t rec, int64_t start, int64_t end, const doubl
         mb_cli_error(DNA_PROG, "record '%s': %s", dna_set_name(r->set, rec), mb_error_last());
         return -1;
     }
+    for (int j = 0; j < r->C; j++)
+        if (!isfinite(r->probs[j])) {
+            mb_cli_error(DNA_PROG, "%s: record '%s' [%lld, %lld): the class probabilities are not finite (%s): the "
+                                   "model's numbers overflow",
+                         r->model, dna_set_name(r->set, rec), (long long)start, (long long)end,
+                         mb_cli_nonfinite(r->probs[j]));
+            return -1;
+        }
     return pr_print(r, rec, start, end, r->probs);
 }
 
@@ -88,7 +100,7 @@ int cl_predict(int argc, char **argv)
         DNA_INFER_OPTIONS, DNA_POOL_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (!bad && (c = mb_cli_getopt(DNA_PROG, "classify predict", argc, argv, opts)) != -1) {
         const int r = dna_infer_option(&o.in, c, optarg);
         if (r) {
             bad = r < 0;
@@ -100,6 +112,7 @@ int cl_predict(int argc, char **argv)
             cl_predict_usage(stdout);
             dna_infer_free(&o.in);
             return 0;
+        case MB_CLI_OPT_VERSION: dna_infer_free(&o.in); return 0;
         default: bad = 1;
         }
     }
@@ -135,6 +148,7 @@ int cl_predict(int argc, char **argv)
     }
     if (!(set = dna_cmd_open_set(o.in.fasta, o.in.n_fasta, o.in.reference))) goto done;
     r.m = m;
+    r.model = o.in.model;
     r.set = set;
     r.names = &names;
     r.d = mb_model_config(m)->d_model;
@@ -153,6 +167,12 @@ int cl_predict(int argc, char **argv)
     }
     o.pool.chunk = o.in.chunk;
     if (dna_pool_run(m, o.in.model, set, &o.pool, "classify", pr_row, &r)) goto done;
+    if (mb_cli_interrupted()) {
+        mb_cli_error(DNA_PROG, "interrupted; the rows above are complete, the rest is missing");
+        fflush(stdout);
+        rc = MB_CLI_EXIT_INTERRUPTED;
+        goto done;
+    }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mb_cli_write_error(DNA_PROG, NULL);
         goto done;

@@ -26,8 +26,9 @@ void cl_train_usage(FILE *f, const mb_cli_train *d)
             "the accuracy and the confusion matrix (rows: true class, columns: predicted) go\n"
             "to stdout. The classifier of the lowest validation loss is saved to CLS, the\n"
             "checkpoints to resume beside it (CLS.step-N, .optim, .json: see --out) and the\n"
-            "class names, one a line, to CLS.classes. Progress on stderr; Ctrl-C saves and\n"
-            "stops (--resume goes on).\n"
+            "class names, one a line, to CLS.classes. Progress on stderr; Ctrl-C or SIGTERM\n"
+            "saves and stops, exit 130 (--resume goes on); a --log that cannot be written\n"
+            "stops the run the same way, exit 1.\n"
             "\n"
             "classes (one of):\n"
             "  --class NAME=FILE[,FILE...]  the sequences of class NAME (FASTA, BAM, CRAM);\n"
@@ -99,7 +100,7 @@ static int cl_parse(cl_opts *o, cl_data *d, int argc, char **argv)
     }
     int c, bad = 0;
     optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (!bad && (c = mb_cli_getopt(DNA_PROG, "classify train", argc, argv, opts)) != -1) {
         const int r = mb_cli_train_option(&o->t, DNA_PROG, c, optarg);
         if (r) {
             bad = r < 0;
@@ -127,6 +128,7 @@ static int cl_parse(cl_opts *o, cl_data *d, int argc, char **argv)
             cl_train_usage(stdout, &defaults);
             free(opts);
             return 0;
+        case MB_CLI_OPT_VERSION: free(opts); return 0;
         default: bad = 1;
         }
     }
@@ -181,7 +183,7 @@ typedef struct {
 
 static void cl_run_free(cl_run *t)
 {
-    if (t->logf) fclose(t->logf);
+    if (t->logf) fclose(t->logf); /* after an error: mb_cli_log_close checks it on the way out */
     free(t->tok);
     free(t->lab);
     free(t->ev.conf);
@@ -239,6 +241,29 @@ static int cl_check_resumed_classes(const cl_opts *o, const cl_data *d)
     return 1;
 }
 
+/* Outputs first: CLS and CLS.classes that cannot be written (a folder, a
+ * missing directory), an existing CLS (or checkpoint set of one) without
+ * --resume or --force, a --log that cannot be opened fail before any work. */
+static int cl_open_outputs(cl_run *t)
+{
+    const cl_opts *o = t->o;
+    int log_failed = 0;
+    char *classes = mb_cli_path_suffix(o->t.out, ".classes"), what[4096];
+    if (!classes) {
+        mb_cli_error(DNA_PROG, "out of memory");
+        return -1;
+    }
+    const int bad = mb_cli_check_writable(DNA_PROG, o->t.out) || mb_cli_check_writable(DNA_PROG, classes);
+    free(classes);
+    if (bad) return -1;
+    if (!o->t.resume && !o->force && mb_cli_ckpt_exists(o->t.out, what, sizeof what)) {
+        mb_cli_error(DNA_PROG, "%s exists: --resume continues it, --force starts over", what);
+        return -1;
+    }
+    if (!(t->logf = mb_cli_log_open(DNA_PROG, o->t.log, &log_failed)) && log_failed) return -1;
+    return 0;
+}
+
 /* The model and the classes' data. With --class the classes are known: a
  * wrong checkpoint fails before any data is read; with --tsv they come
  * from the file. Then CLS.classes (checked on --resume, else written to
@@ -261,15 +286,14 @@ static int cl_open_model_and_data(cl_run *t)
     return t->opt || (t->opt = mb_cli_optim(DNA_PROG, t->m, &o->t, NULL)) ? 0 : -1;
 }
 
-/* The buffers, the run's first lines, recompute for long steps, the log
- * and its first line. */
+/* The buffers, the run's first lines, recompute for long steps, the log's
+ * first line. */
 static int cl_start(cl_run *t, int64_t step)
 {
     const cl_opts *o = t->o;
     const cl_data *d = t->d;
     const int C = d->C;
     const int64_t B = o->t.batch, L = o->t.seq_len;
-    int log_failed = 0;
     t->ev.C = C;
     if (!(t->ev.conf = calloc((size_t)C * C, sizeof *t->ev.conf))) {
         mb_cli_error(DNA_PROG, "out of memory");
@@ -289,7 +313,6 @@ static int cl_start(cl_run *t, int64_t step)
     fprintf(stderr, DNA_PROG ": %zu parameters (d_model %d, %d layers, head of %d classes) on %s%s\n",
             mb_model_num_params(t->m), mc->d_model, mc->n_layer, mc->n_classes, mb_ctx_name(t->ctx),
             step ? ", resuming" : "");
-    if (!(t->logf = mb_cli_log_open(DNA_PROG, o->t.log, &log_failed)) && log_failed) return -1;
     if (t->logf) {
         fprintf(t->logf, "{\"event\": \"start\", \"step\": %lld, \"steps\": %lld, \"seq_len\": %lld, \"batch\": %lld, "
                          "\"params\": %zu, \"device\": ",
@@ -302,7 +325,7 @@ static int cl_start(cl_run *t, int64_t step)
         }
         fprintf(t->logf, "], \"val_windows\": %lld}\n", (long long)t->nval);
     }
-    return 0;
+    return mb_cli_log_check(DNA_PROG, t->logf);
 }
 
 /* A step: B windows, the class of each drawn uniformly, then forward and
@@ -453,9 +476,15 @@ static int cl_run_steps(cl_run *t, int64_t step)
     int rc = mb_cli_train_loop(&run);
     rc = mb_cli_train_finish(&run, rc, o->t.out);
     if (rc == 0) rc = cl_report(t, run.step, mb_cli_now() - t0);
-    if (t->logf && (rc == 0 || rc == 130))
+    if (t->logf && (rc == 0 || rc == MB_CLI_EXIT_INTERRUPTED))
         fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_acc\": %.6f, \"interrupted\": %s}\n",
-                (long long)run.step, t->have_val ? cl_eval_acc(&t->ev) : NAN, rc == 130 ? "true" : "false");
+                (long long)run.step, t->have_val ? cl_eval_acc(&t->ev) : NAN,
+                rc == MB_CLI_EXIT_INTERRUPTED ? "true" : "false");
+    /* the log's last line and its close: a lost line fails the run (the
+     * classifier is saved) */
+    FILE *log = t->logf;
+    t->logf = NULL;
+    if (mb_cli_log_close(DNA_PROG, log) && (rc == 0 || rc == MB_CLI_EXIT_INTERRUPTED)) rc = 1;
     return rc;
 }
 
@@ -464,11 +493,6 @@ int cl_train(int argc, char **argv)
     cl_opts o;
     cl_data d = {0};
     int rc = cl_parse(&o, &d, argc, argv);
-    char what[4096];
-    if (rc < 0 && !o.t.resume && !o.force && mb_cli_ckpt_exists(o.t.out, what, sizeof what)) {
-        mb_cli_error(DNA_PROG, "%s exists: --resume continues it, --force starts over", what);
-        rc = 1;
-    }
     if (rc >= 0) {
         free(o.fasta);
         cl_data_free(&d);
@@ -476,9 +500,17 @@ int cl_train(int argc, char **argv)
     }
     cl_run t = {.o = &o, .d = &d};
     rc = 1;
-    if (cl_open_model_and_data(&t) == 0 && cl_setup_windows(&o, &d, &t.nval) == 0 &&
-        cl_start(&t, mb_optim_step_count(t.opt)) == 0)
-        rc = cl_run_steps(&t, mb_optim_step_count(t.opt));
+    if (cl_open_outputs(&t) == 0 && cl_open_model_and_data(&t) == 0 && cl_setup_windows(&o, &d, &t.nval) == 0) {
+        if (mb_cli_interrupted()) {
+            /* a signal while the data were read: nothing trained, nothing written */
+            mb_cli_error(DNA_PROG, "interrupted before the first step; nothing written");
+            rc = MB_CLI_EXIT_INTERRUPTED;
+        } else if (cl_start(&t, mb_optim_step_count(t.opt)) == 0) {
+            rc = cl_run_steps(&t, mb_optim_step_count(t.opt));
+        }
+    }
+    /* a load stopped by a signal said so in its own error line */
+    if (rc == 1 && mb_cli_interrupted()) rc = MB_CLI_EXIT_INTERRUPTED;
     cl_run_free(&t);
     cl_data_free(&d);
     free(o.fasta);

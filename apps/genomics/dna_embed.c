@@ -37,7 +37,8 @@ static void usage(FILE *f)
             "       0-based, half open; values %%.6g)\n"
             "  npy: a float32 NumPy array (rows, d_model) in --out, and its rows' name,\n"
             "       start, end in --out.rows.tsv\n"
-            "An empty record gives a row of nan.\n"
+            "An empty record gives a row of nan; a model whose numbers overflow (a\n"
+            "hidden state not finite) is an error, with nothing written.\n"
             "\n"
             "options:\n"
             "  --model M          mamba-dna checkpoint (required)\n"
@@ -56,7 +57,9 @@ static void usage(FILE *f)
             "  --threads N        CPU threads, 0 = all cores [0]\n"
             "  --tf32             GPU: TF32 tensor cores for the GEMMs (faster, ~1e-3 error)\n"
             "\n"
-            "Progress goes to stderr (at most a line every 5 s).\n"
+            "Progress goes to stderr when the work takes long (a line every 5 s: bases\n"
+            "done of the total, ETA). Ctrl-C or SIGTERM stops it: exit 130, --out as it\n"
+            "was before.\n"
             "Example: " DNA_PROG " embed --model m.safetensors --fasta genome.fa.gz --window 4096 \\\n"
             "           --format npy --out emb.npy\n",
             EM_CHUNK_DEFAULT);
@@ -192,6 +195,22 @@ static int em_out_close(em_out *o)
     return bad ? -1 : 0;
 }
 
+/* Whether --out (and, for npy, its rows file) can be written: before the
+ * work. -1 after the error line. */
+static int em_check_outputs(const char *path, int npy)
+{
+    if (mb_cli_check_writable(DNA_PROG, path)) return -1;
+    if (!npy) return 0;
+    char *rp = mb_cli_path_suffix(path, ".rows.tsv");
+    if (!rp) {
+        mb_cli_error(DNA_PROG, "out of memory");
+        return -1;
+    }
+    const int rc = mb_cli_check_writable(DNA_PROG, rp);
+    free(rp);
+    return rc;
+}
+
 /* ---- the embeddings -------------------------------------------------------- */
 
 typedef struct {
@@ -218,7 +237,7 @@ int dna_cmd_embed(int argc, char **argv)
         {"format", 1, 0, O_FORMAT}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (!bad && (c = mb_cli_getopt(DNA_PROG, "embed", argc, argv, opts)) != -1) {
         const int r = dna_infer_option(&o.in, c, optarg);
         if (r) {
             bad = r < 0;
@@ -239,6 +258,7 @@ int dna_cmd_embed(int argc, char **argv)
             usage(stdout);
             dna_infer_free(&o.in);
             return 0;
+        case MB_CLI_OPT_VERSION: dna_infer_free(&o.in); return 0;
         default: bad = 1;
         }
     }
@@ -259,18 +279,21 @@ int dna_cmd_embed(int argc, char **argv)
     mb_model *m = NULL;
     em_out out = {0};
     int out_open = 0;
-    mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.in.t);
-    if (!ctx || !(m = dna_cmd_load_model(ctx, o.in.model, 0, 0))) goto done;
+    mb_ctx *ctx = NULL;
+    /* the outputs before any work (a folder named --out, an unwritable
+     * directory), not at the rename after it */
+    if (o.out && em_check_outputs(o.out, o.npy)) goto done;
+    if (!(ctx = mb_cli_ctx(DNA_PROG, &o.in.t)) || !(m = dna_cmd_load_model(ctx, o.in.model, 0, 0))) goto done;
     if (!(set = dna_cmd_open_set(o.in.fasta, o.in.n_fasta, o.in.reference))) goto done;
     if (em_out_open(&out, o.out, o.npy, mb_model_config(m)->d_model)) goto done;
     out_open = 1;
-    mb_cli_catch_interrupt();
     o.pool.chunk = o.in.chunk;
     em_sink sink = {.out = &out, .set = set};
     if (dna_pool_run(m, o.in.model, set, &o.pool, "embed", em_row, &sink)) goto done;
     if (mb_cli_interrupted()) {
-        mb_cli_error(DNA_PROG, "interrupted%s", o.out ? "; nothing written" : "");
-        rc = 130;
+        mb_cli_error(DNA_PROG, "interrupted after %lld rows%s", (long long)out.nrows,
+                     o.out ? "; nothing written (--out as it was)" : "");
+        rc = MB_CLI_EXIT_INTERRUPTED;
         goto done;
     }
     out_open = 0;

@@ -35,6 +35,11 @@ int dna_fasta_stream(htsFile *fp, const char *path, dna_store *st, char *err, si
 
     while ((r = hts_getline(fp, KS_SEP_LINE, &line)) >= 0) {
         lineno++;
+        /* a big unindexed FASTA takes a while: Ctrl-C and SIGTERM stop it */
+        if ((lineno & 0xffff) == 0 && mb_cli_interrupted()) {
+            mb_cli_errf(err, errlen, path, "interrupted while reading it (line %lld)", (long long)lineno);
+            goto done;
+        }
         size_t n = line.l;
         const char *s = line.s;
         if (n > 0 && s[n - 1] == '\r') n--; /* files written on Windows */
@@ -63,7 +68,12 @@ int dna_fasta_stream(htsFile *fp, const char *path, dna_store *st, char *err, si
         }
     }
     if (r < -1) {
-        if (compressed)
+        /* nothing read at all: the stream broke inside its first block
+         * (gzip inflates a block before any line of it is seen) */
+        if (compressed && lineno == 0)
+            mb_cli_errf(err, errlen, path, "truncated or corrupt gzip file: it breaks off in its first "
+                                           "compressed block, before a whole line");
+        else if (compressed)
             mb_cli_errf(err, errlen, path, "truncated or corrupt gzip file (after %lld lines)",
                      (long long)lineno);
         else

@@ -1,12 +1,12 @@
 /* Mean-pooled hidden states over records or windows (dna_pool.h). */
 #include "dna_pool.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dna_cmd.h"
 
-#define POOL_PROGRESS_S 5.0
 #define POOL_MAX_BATCH 32
 
 typedef struct {
@@ -23,17 +23,24 @@ typedef struct {
     double *acc;         /* (d) sum over a record's or window's chunks */
     int64_t *brec, *bstart;
     int nb;
-    int64_t rows, bases;
-    double t0, last;
+    int64_t rows, bases, total; /* total: the bases of every row to come */
+    int64_t rec;                /* the record being read */
+    mb_cli_progress pg;
 } pool_run;
 
+/* Progress: bases done of the total (so one long record shows where it
+ * is), the record, the rate and the ETA. */
 static void pool_progress(pool_run *r)
 {
-    const double now = mb_cli_now();
-    if (now - r->last < POOL_PROGRESS_S) return;
-    r->last = now;
-    fprintf(stderr, DNA_PROG " %s: %lld rows, %lld bases, %.0f bases/s\n", r->what, (long long)r->rows,
-            (long long)r->bases, r->bases / (now - r->t0));
+    if (!mb_cli_progress_due(&r->pg)) return;
+    char eta[48];
+    mb_cli_progress_eta(&r->pg, (double)r->bases, (double)r->total, eta, sizeof eta);
+    const double t = mb_cli_progress_elapsed(&r->pg);
+    fprintf(stderr, DNA_PROG " %s: %lld/%lld bases (%.0f%%), record %lld/%lld %s, %lld rows, %.0f bases/s, %s\n",
+            r->what, (long long)r->bases, (long long)r->total,
+            r->total ? 100.0 * (double)r->bases / (double)r->total : 100.0, (long long)r->rec + 1,
+            (long long)dna_set_nrec(r->set), dna_set_name(r->set, r->rec), (long long)r->rows,
+            t > 0 ? (double)r->bases / t : 0.0, eta);
 }
 
 static int pool_model_error(pool_run *r, int64_t rec)
@@ -44,6 +51,15 @@ static int pool_model_error(pool_run *r, int64_t rec)
 
 static int pool_emit(pool_run *r, int64_t rec, int64_t start, int64_t end)
 {
+    /* a model whose numbers overflow gives nan or inf: an error, not a row */
+    for (int k = 0; k < r->d && end > start; k++)
+        if (!isfinite(r->acc[k])) {
+            mb_cli_error(DNA_PROG, "%s: record '%s' [%lld, %lld): the hidden states are not finite (%s): the "
+                                   "model's numbers overflow",
+                         r->model_path, dna_set_name(r->set, rec), (long long)start, (long long)end,
+                         mb_cli_nonfinite(r->acc[k]));
+            return -1;
+        }
     if (r->row(r->ud, rec, start, end, r->acc)) return -1;
     r->rows++;
     return 0;
@@ -55,6 +71,7 @@ static int pool_single(pool_run *r, int64_t rec, int64_t start, int64_t len)
     char err[512];
     memset(r->acc, 0, sizeof(double) * (size_t)r->d);
     mb_state_reset(r->st1);
+    r->rec = rec;
     for (int64_t p = 0; p < len; p += r->o->chunk) {
         const int64_t n = len - p < r->o->chunk ? len - p : r->o->chunk;
         if (dna_set_fetch(r->set, rec, start + p, n, r->tok, err, sizeof err)) {
@@ -111,6 +128,7 @@ static int pool_records(pool_run *r)
             mb_state_reset(r->st1);
             memset(r->acc, 0, sizeof(double) * (size_t)r->d);
         }
+        r->rec = c.rec;
         if (c.len > 0) {
             memset(r->hs, 0, sizeof(float) * (size_t)r->d);
             if (mb_model_forward_chunk_pooled(r->m, r->st1, r->tok, (int)c.len, NULL, r->hs))
@@ -143,6 +161,7 @@ static int pool_windows(pool_run *r)
                 if (pool_single(r, rec, s, W)) return -1;
                 continue;
             }
+            r->rec = rec;
             r->brec[r->nb] = rec;
             r->bstart[r->nb] = s;
             if (++r->nb == r->B && pool_flush(r)) return -1;
@@ -176,7 +195,14 @@ int dna_pool_run(mb_model *m, const char *model_path, dna_set *set, const dna_po
         mb_cli_error(DNA_PROG, "recurrent state: %s", mb_error_last());
         goto done;
     }
-    r.t0 = r.last = mb_cli_now();
+    /* the bases of every row: whole records, or every window (a record
+     * shorter than the window is one row of all of it) */
+    r.total = o->window ? 0 : dna_set_bases(set);
+    for (int64_t rec = 0; o->window && rec < dna_set_nrec(set); rec++) {
+        const int64_t len = dna_set_len(set, rec);
+        r.total += len < o->window ? len : ((len - o->window) / o->stride + 1) * o->window;
+    }
+    mb_cli_progress_start(&r.pg);
     rc = o->window ? pool_windows(&r) : pool_records(&r);
 done:
     mb_state_free(r.st1);

@@ -35,9 +35,12 @@ typedef int (*dna_pool_row_fn)(void *ud, int64_t rec, int64_t start, int64_t end
 
 /* Rows in file order: one per record, or per window of every record (a
  * record shorter than the window gives one row for all of it; a last
- * window that would pass the record's end is dropped). Progress on stderr
- * at most every 5 s ("mamba-dna WHAT: rows, bases, bases/s"); returns 0
- * early on Ctrl-C (mb_cli_interrupted). Errors: one line printed, -1. */
+ * window that would pass the record's end is dropped). A row whose hidden
+ * states are not finite (a model whose numbers overflow) is an error, not
+ * a row. Progress on stderr when the work takes long (mb_cli_progress.h:
+ * "mamba-dna WHAT: bases done/total (%), record i/n NAME, rows, bases/s,
+ * ETA"); returns 0 early on Ctrl-C or SIGTERM (mb_cli_interrupted: the
+ * caller checks it). Errors: one line printed, -1. */
 int dna_pool_run(mb_model *m, const char *model_path, dna_set *set, const dna_pool_opts *o, const char *what,
                  dna_pool_row_fn row, void *ud);
 

@@ -35,7 +35,9 @@ static void usage(FILE *f, const mb_cli_train *d)
             "bases, reverse-complemented half of the time, windows mostly N skipped. A\n"
             "held-out part is scored in bits per base every --val-every steps, next to an\n"
             "order-0 and an order-k Markov baseline fitted on the training part.\n"
-            "Progress on stderr; Ctrl-C saves a checkpoint and stops (--resume goes on).\n"
+            "Progress on stderr; Ctrl-C or SIGTERM saves a checkpoint and stops, exit 130\n"
+            "(--resume goes on); a --log that cannot be written stops the run the same way,\n"
+            "exit 1.\n"
             "Data parallel: 'mpirun -np N " DNA_PROG " pretrain ...' trains one model on N\n"
             "processes (--device cuda: one GPU each); --batch is the global batch, a\n"
             "multiple of N, so the run matches one process with that --batch.\n"
@@ -109,7 +111,7 @@ static int pt_parse(pt_opts *o, int argc, char **argv)
     int c, bad = 0;
     int64_t v;
     optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (!bad && (c = mb_cli_getopt(DNA_PROG, "pretrain", argc, argv, opts)) != -1) {
         const int r = mb_cli_train_option(&o->t, DNA_PROG, c, optarg);
         if (r) {
             bad = r < 0;
@@ -134,6 +136,7 @@ static int pt_parse(pt_opts *o, int argc, char **argv)
             usage(stdout, &defaults);
             free(opts);
             return 0;
+        case MB_CLI_OPT_VERSION: free(opts); return 0;
         default: bad = 1;
         }
     }
@@ -185,7 +188,7 @@ typedef struct {
 
 static void pt_free(pt_run *t)
 {
-    if (t->logf) fclose(t->logf);
+    if (t->logf) fclose(t->logf); /* after an error: mb_cli_log_close checks it on the way out */
     free(t->win);
     free(t->tok);
     free(t->tgt);
@@ -201,22 +204,23 @@ static void pt_free(pt_run *t)
     mb_ctx_free(t->ctx);
 }
 
-/* Outputs first: an existing --out (or checkpoint of one) without
- * --resume or --force, an unwritable --out or --log fail before any work
- * (rank 0's: the other ranks write nothing). A run that owns --out removes
- * the temporary files a killed one left. */
+/* Outputs first: an --out that cannot be written (a folder, a missing
+ * directory), an existing --out (or checkpoint set of one) without
+ * --resume or --force, an --log that cannot be opened fail before any work
+ * (rank 0 checks and writes; the other ranks write nothing). A run that
+ * owns --out removes the temporary files a killed one left. */
 static int pt_open_outputs(pt_run *t)
 {
     const pt_opts *o = t->o;
     int log_failed = 0;
     char what[4096];
+    if (mb_cli_rank() == 0 && mb_cli_check_writable(DNA_PROG, o->t.out)) return -1;
     if (!o->t.resume && !o->force && mb_cli_ckpt_exists(o->t.out, what, sizeof what)) {
         mb_cli_error(DNA_PROG, "%s exists: --resume continues it, --force starts over", what);
         return -1;
     }
     mb_cli_ckpt_init(&t->ck, DNA_PROG, &o->t);
     if (mb_cli_rank() != 0) return 0;
-    if (mb_cli_check_writable(DNA_PROG, o->t.out)) return -1;
     if (o->t.resume || o->force) mb_cli_ckpt_sweep(&t->ck, NULL);
     if (!(t->logf = mb_cli_log_open(DNA_PROG, o->t.log, &log_failed)) && log_failed) return -1;
     return 0;
@@ -243,6 +247,15 @@ static int pt_open_model(pt_run *t)
     return (t->opt = mb_cli_optim(DNA_PROG, t->m, &o->t, NULL)) ? 0 : -1;
 }
 
+/* The training files for a message: the first, and how many more. */
+static const char *pt_inputs_label(const dna_set *set, char *buf, size_t n)
+{
+    const char *first = dna_src_path(dna_set_src(set, 0));
+    if (dna_set_nsrc(set) > 1) snprintf(buf, n, "%s (and %d more files)", first, dna_set_nsrc(set) - 1);
+    else snprintf(buf, n, "%s", first);
+    return buf;
+}
+
 /* The training part and the held-out part (--val files, --val-bed
  * intervals, or the last --val-frac of every record), and the sampler of
  * the training windows. */
@@ -267,8 +280,15 @@ static int pt_open_data(pt_run *t)
         }
         t->train_iv = &t->sp.train, t->val_iv = &t->sp.val, t->valset = t->set;
     }
+    if (t->train_iv->bases == 0) {
+        char files[512];
+        mb_cli_error(DNA_PROG, "%s: nothing left to train on: every base is held out (%s)",
+                     pt_inputs_label(t->set, files, sizeof files),
+                     o->val_bed ? "--val-bed covers every record" : "see --val-frac");
+        return -1;
+    }
     if (!(t->smp = dna_sampler_create(t->set, t->train_iv, o->t.seq_len + 1, err, sizeof err))) {
-        mb_cli_error(DNA_PROG, "training windows: %s", err);
+        mb_cli_error(DNA_PROG, "%s (training windows)", err);
         return -1;
     }
     return 0;
@@ -294,13 +314,14 @@ static int pt_draw_val(pt_run *t)
     dna_sampler *vsmp = dna_sampler_create(t->valset, t->val_iv, val->len + 1, err, sizeof err);
     int rc = 0;
     if (!vsmp || !(val->w = malloc(sizeof(int32_t) * (size_t)(val->n * (val->len + 1))))) {
-        mb_cli_error(DNA_PROG, "validation windows: %s", vsmp ? "out of memory" : err);
+        if (vsmp) mb_cli_error(DNA_PROG, "out of memory for %lld validation windows", (long long)val->n);
+        else mb_cli_error(DNA_PROG, "%s (validation windows)", err);
         rc = -1;
     }
     uint64_t vrng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->t.seed;
     for (int64_t i = 0; rc == 0 && i < val->n; i++)
         if (dna_sampler_draw(vsmp, &vrng, 0, val->w + i * (val->len + 1), NULL, err, sizeof err)) {
-            mb_cli_error(DNA_PROG, "validation windows: %s", err);
+            mb_cli_error(DNA_PROG, "%s (validation windows)", err);
             rc = -1;
         }
     dna_sampler_free(vsmp);
@@ -362,6 +383,7 @@ static int pt_start(pt_run *t, int64_t step)
                 (long long)step, (long long)o->t.steps, (long long)o->t.seq_len, (long long)o->t.batch,
                 mb_model_num_params(t->m), mb_ctx_name(t->ctx), (long long)t->val.bases, t->val.base_bits[0],
                 o->kmer, t->val.base_bits[1]);
+    if (mb_cli_log_check(DNA_PROG, t->logf)) return 1;
     /* the most tokens a step holds on a rank, over the warmup stages (the
      * tokens of a step stay the same while B doubles as L halves) */
     int64_t maxtok = 0;
@@ -504,15 +526,29 @@ static int pt_train(pt_run *t, int64_t step, int *synced)
         }
         printf(", %.1fs\n", mb_cli_now() - run.t0);
     }
-    if (t->logf && (rc == 0 || rc == 130)) {
+    if (t->logf && (rc == 0 || rc == MB_CLI_EXIT_INTERRUPTED)) {
         char best_val[64] = "null"; /* none yet */
         if (h->best_step) snprintf(best_val, sizeof best_val, "%.6f", h->best);
         fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_bpb\": %.6f, \"best_step\": %lld, "
                          "\"best_val_bpb\": %s, \"early_stop\": %s, \"interrupted\": %s}\n",
                 (long long)run.step, run.last_val, (long long)h->best_step, best_val, run.early ? "true" : "false",
-                run.stop ? "true" : "false");
+                rc == MB_CLI_EXIT_INTERRUPTED ? "true" : "false");
     }
+    /* the log's last line and its close: a lost line fails the run (the
+     * model is saved) */
+    FILE *log = t->logf;
+    t->logf = NULL;
+    if (mb_cli_log_close(DNA_PROG, log) && (rc == 0 || rc == MB_CLI_EXIT_INTERRUPTED)) rc = 1;
     return rc;
+}
+
+/* 0, or after a signal during the loading (the loaders poll for it
+ * between reads, but a short load may have finished) its line and 130. */
+static int pt_interrupted_before(int rc)
+{
+    if (rc || !mb_cli_interrupted()) return rc;
+    mb_cli_error(DNA_PROG, "interrupted before the first step; nothing written");
+    return MB_CLI_EXIT_INTERRUPTED;
 }
 
 static int pretrain(int argc, char **argv)
@@ -529,9 +565,10 @@ static int pretrain(int argc, char **argv)
     if (pt_open_outputs(&t) || pt_open_model(&t) || pt_open_data(&t) || pt_draw_val(&t) || pt_baselines(&t))
         goto done;
     /* every rank has its model and data: from here on the ranks move
-     * together, and a failure on one of them is agreed on at a sync */
+     * together, and a failure on one of them is agreed on at a sync; a
+     * signal while loading stops every rank here, nothing written */
     synced = 1;
-    if ((rc = mb_cli_dist_agree(0))) goto done;
+    if ((rc = mb_cli_dist_agree(pt_interrupted_before(0)))) goto done;
     synced = 0;
     const int64_t step = mb_optim_step_count(t.opt);
     if (step >= o.t.steps) {
@@ -541,6 +578,8 @@ static int pretrain(int argc, char **argv)
     }
     if ((rc = pt_start(&t, step)) == 0) rc = pt_train(&t, step, &synced);
 done:
+    /* a load stopped by a signal said so in its own error line */
+    if (rc == 1 && mb_cli_interrupted()) rc = MB_CLI_EXIT_INTERRUPTED;
     /* a rank that has not met the others since it failed (or finished)
      * meets them now: one error line in all, one exit code */
     if (!synced) rc = mb_cli_dist_agree(rc);

@@ -55,6 +55,11 @@ int dna_reads_load(htsFile *fp, const char *path, const dna_src_opts *o, dna_sto
 
     while ((r = sam_read1(fp, hdr, b)) >= 0) {
         nread++;
+        /* a big BAM takes a while: Ctrl-C and SIGTERM stop it */
+        if ((nread & 0xffff) == 0 && mb_cli_interrupted()) {
+            mb_cli_errf(err, errlen, path, "interrupted while reading it (record %lld)", (long long)nread);
+            goto done;
+        }
         const uint16_t flag = b->core.flag;
         const int64_t n = b->core.l_qseq;
         if ((flag & (BAM_FSECONDARY | BAM_FSUPPLEMENTARY)) || n <= 0) {
@@ -76,6 +81,9 @@ int dna_reads_load(htsFile *fp, const char *path, const dna_src_opts *o, dna_sto
                      "cannot decode CRAM record %lld (corrupt file, or the reference is "
                      "missing or wrong: give it with --reference)",
                      (long long)nread + 1);
+        else if (nread == 0)
+            mb_cli_errf(err, errlen, path, "truncated or corrupt %s file: it breaks off before its first "
+                                           "whole record", kind);
         else
             mb_cli_errf(err, errlen, path, "truncated or corrupt %s file (after %lld records)", kind,
                      (long long)nread);

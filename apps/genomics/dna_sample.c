@@ -1,5 +1,6 @@
 /* Random training windows over an interval list, and the small generator
  * behind them (libmamba's own is internal to the library). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,11 +8,22 @@
 #include "dna_seq.h"
 #include "dna_tok.h"
 
+/* The inputs of a set, to start a message with: the first file's path,
+ * and how many more there are ("a.fa (and 3 more files)"). */
+static const char *set_label(const dna_set *set, char *buf, size_t n)
+{
+    const dna_src *src = dna_set_nsrc(set) > 0 ? dna_set_src(set, 0) : NULL;
+    const char *first = src ? dna_src_path(src) : "the inputs";
+    if (dna_set_nsrc(set) > 1) snprintf(buf, n, "%s (and %d more files)", first, dna_set_nsrc(set) - 1);
+    else snprintf(buf, n, "%s", first);
+    return buf;
+}
+
 /* The file a record comes from, to start a message with. */
-static const char *path_of(const dna_set *set, int64_t rec)
+static const char *path_of(const dna_set *set, int64_t rec, char *buf, size_t n)
 {
     const dna_src *src = dna_set_src(set, dna_set_file_of(set, rec));
-    return src ? dna_src_path(src) : "(inputs)";
+    return src ? dna_src_path(src) : set_label(set, buf, n);
 }
 
 struct dna_sampler {
@@ -34,12 +46,15 @@ void dna_sampler_free(dna_sampler *sm)
 dna_sampler *dna_sampler_create(dna_set *set, const dna_ivals *iv, int64_t len, char *err,
                                 size_t errlen)
 {
+    char label[512];
     if (len <= 0) {
-        mb_cli_errf(err, errlen, "(sampler)", "window length %lld must be positive", (long long)len);
+        mb_cli_errf(err, errlen, set_label(set, label, sizeof label), "window length %lld must be positive",
+                    (long long)len);
         return NULL;
     }
     if (iv->n == 0) {
-        mb_cli_errf(err, errlen, "(sampler)", "the split has no intervals to draw windows from");
+        mb_cli_errf(err, errlen, set_label(set, label, sizeof label),
+                    "no bases to draw windows from: this part of the split is empty");
         return NULL;
     }
     dna_sampler *sm = calloc(1, sizeof *sm);
@@ -62,9 +77,11 @@ dna_sampler *dna_sampler_create(dna_set *set, const dna_ivals *iv, int64_t len, 
         int64_t at;
         const int64_t longest = dna_ivals_longest(iv, &at);
         const dna_ival *l = &iv->v[at];
-        mb_cli_errf(err, errlen, path_of(set, l->rec),
-                 "no window of %lld bases fits in the split: its longest interval is %lld bases "
-                 "(%s:%lld-%lld); use a shorter sequence length or a larger held-out part",
+        /* (not "hold out more": that shrinks the training part's intervals,
+         * and this sampler may be drawing from it) */
+        mb_cli_errf(err, errlen, path_of(set, l->rec, label, sizeof label),
+                 "no window of %lld bases fits: the longest interval is %lld bases "
+                 "(%s:%lld-%lld); use a shorter --seq-len",
                  (long long)len, (long long)longest, dna_set_name(set, l->rec),
                  (long long)l->start, (long long)l->end);
         dna_sampler_free(sm);
@@ -74,7 +91,8 @@ dna_sampler *dna_sampler_create(dna_set *set, const dna_ivals *iv, int64_t len, 
     return sm;
 oom:
     dna_sampler_free(sm);
-    mb_cli_errf(err, errlen, "(sampler)", "out of memory");
+    mb_cli_errf(err, errlen, set_label(set, label, sizeof label), "out of memory for %lld intervals",
+                (long long)iv->n);
     return NULL;
 }
 
@@ -107,7 +125,8 @@ int dna_sampler_draw(dna_sampler *sm, uint64_t *rng, int rc_aug, int32_t *tokens
         if (w) *w = (dna_window){rec, start, sm->len, rc};
         return 0;
     }
-    return mb_cli_errf(err, errlen, path_of(sm->set, rec),
+    char label[512];
+    return mb_cli_errf(err, errlen, path_of(sm->set, rec, label, sizeof label),
                     "%d windows of %lld bases in a row were more than half N (the last at "
                     "%s:%lld): the split is mostly unknown bases",
                     DNA_SAMPLE_MAX_TRIES, (long long)sm->len, dna_set_name(sm->set, rec),

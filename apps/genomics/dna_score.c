@@ -19,7 +19,6 @@
 #define SC_CHUNK_DEFAULT 65536
 #define SC_WINDOW_DEFAULT 1024
 #define SC_BATCH_DEFAULT 16
-#define SC_PROGRESS_S 5.0
 
 typedef struct {
     dna_infer_opts in;
@@ -43,7 +42,8 @@ static void usage(FILE *f)
             "bits_per_base = -log_likelihood / ln 2 / (length - 1) and perplexity =\n"
             "exp(-log_likelihood / (length - 1)); a record shorter than 2 bases gives\n"
             "0, nan, nan. Records of any length are scored exactly in constant memory:\n"
-            "chunks of --chunk bases with the recurrent state carried across.\n"
+            "chunks of --chunk bases with the recurrent state carried across. A model\n"
+            "whose numbers overflow (a log-likelihood not finite) is an error, not a row.\n"
             "\n"
             "With --vcf V, variants instead: for each record of V, a window of --window\n"
             "bases around it is read from F (starting window/2 bases before POS, widened\n"
@@ -75,7 +75,9 @@ static void usage(FILE *f)
             "  --threads N        CPU threads, 0 = all cores [0]\n"
             "  --tf32             GPU: TF32 tensor cores for the GEMMs (faster, ~1e-3 error)\n"
             "\n"
-            "Progress goes to stderr (at most a line every 5 s); stdout gets only the output.\n"
+            "Progress goes to stderr when the work takes long (a line every 5 s: bases or\n"
+            "variants done of the total, ETA); stdout gets only the output. Ctrl-C or\n"
+            "SIGTERM stops it at the next chunk: exit 130, the rows written are complete.\n"
             "Examples:\n"
             "  " DNA_PROG " score --model m.safetensors --fasta genome.fa.gz > scores.tsv\n"
             "  " DNA_PROG " score --model m.safetensors --fasta ref.fa --vcf calls.vcf.gz > llr.vcf\n",
@@ -87,19 +89,36 @@ static void usage(FILE *f)
 /* One error line for a failed write to stdout; -1. */
 static int sc_write_error(void) { return mb_cli_write_error(DNA_PROG, NULL); }
 
-/* Progress on stderr, at most a line every SC_PROGRESS_S seconds. */
+/* Progress on stderr when the work takes long (mb_cli_progress.h). */
 typedef struct {
-    double t0, last;
+    mb_cli_progress pg;
     int64_t items, bases;
 } sc_progress;
 
-static void sc_progress_tick(sc_progress *p, const char *what, int64_t total)
+/* Records: bases done of all the bases (so one long record shows where it
+ * is), the record being scored, the rate, the ETA. */
+static void sc_progress_bases(sc_progress *p, const dna_set *set, int64_t rec, int64_t total)
 {
-    const double now = mb_cli_now();
-    if (now - p->last < SC_PROGRESS_S) return;
-    p->last = now;
-    fprintf(stderr, DNA_PROG " score: %lld/%lld %s, %lld bases, %.0f bases/s\n", (long long)p->items,
-            (long long)total, what, (long long)p->bases, p->bases / (now - p->t0));
+    if (!mb_cli_progress_due(&p->pg)) return;
+    char eta[48];
+    mb_cli_progress_eta(&p->pg, (double)p->bases, (double)total, eta, sizeof eta);
+    const double t = mb_cli_progress_elapsed(&p->pg);
+    fprintf(stderr, DNA_PROG " score: %lld/%lld bases (%.0f%%), record %lld/%lld %s, %.0f bases/s, %s\n",
+            (long long)p->bases, (long long)total, total ? 100.0 * (double)p->bases / (double)total : 100.0,
+            (long long)rec + 1, (long long)dna_set_nrec(set), dna_set_name(set, rec),
+            t > 0 ? (double)p->bases / t : 0.0, eta);
+}
+
+/* Variants: variants done of the total, the rate, the ETA. */
+static void sc_progress_variants(sc_progress *p, int64_t total)
+{
+    if (!mb_cli_progress_due(&p->pg)) return;
+    char eta[48];
+    mb_cli_progress_eta(&p->pg, (double)p->items, (double)total, eta, sizeof eta);
+    const double t = mb_cli_progress_elapsed(&p->pg);
+    fprintf(stderr, DNA_PROG " score: %lld/%lld variants (%.0f%%), %lld bases, %.0f bases/s, %s\n",
+            (long long)p->items, (long long)total, total ? 100.0 * (double)p->items / (double)total : 100.0,
+            (long long)p->bases, t > 0 ? (double)p->bases / t : 0.0, eta);
 }
 
 /* A model, a state of B rows and the buffers of one forward pass of B rows
@@ -165,9 +184,16 @@ static int sc_runner_run(sc_runner *r, int64_t n, int nrows, double *ll)
 
 /* ---- per-record scores ---------------------------------------------------- */
 
-static int sc_row(const char *name, int64_t len, double ll)
+static int sc_row(const char *model, const char *name, int64_t len, double ll)
 {
     int n;
+    /* a model whose numbers overflow: an error, not a row of nan */
+    if (len >= 2 && !isfinite(ll)) {
+        mb_cli_error(DNA_PROG, "%s: record '%s': the log-likelihood is not finite (%s): the model's numbers "
+                               "overflow",
+                     model, name, mb_cli_nonfinite(ll));
+        return -1;
+    }
     if (len < 2) n = printf("%s\t%lld\t0\tnan\tnan\n", name, (long long)len);
     else
         n = printf("%s\t%lld\t%.6f\t%.6f\t%.6f\n", name, (long long)len, ll,
@@ -193,14 +219,25 @@ static int sc_records(const sc_opts *o, mb_model *m, dna_set *set)
         sc_write_error();
         goto done;
     }
-    const int64_t nrec = dna_set_nrec(set);
-    sc_progress pg = {mb_cli_now(), mb_cli_now(), 0, 0};
+    const int64_t total = dna_set_bases(set);
+    sc_progress pg = {.items = 0};
+    mb_cli_progress_start(&pg.pg);
     dna_iter it;
     dna_iter_init(&it, set, NULL, o->in.chunk);
     dna_chunk c, next;
     double ll = 0;
     int k = dna_iter_next(&it, r.tok, &c, err, sizeof err);
     while (k == 1) {
+        if (mb_cli_interrupted()) {
+            /* stdout holds the rows of the records before this one, each whole */
+            mb_cli_error(DNA_PROG, "interrupted in record %lld of %lld ('%s', %lld of %lld bases scored); the rows "
+                                   "above are complete",
+                         (long long)c.rec + 1, (long long)dna_set_nrec(set), dna_set_name(set, c.rec),
+                         (long long)c.start, (long long)dna_set_len(set, c.rec));
+            fflush(stdout);
+            rc = MB_CLI_EXIT_INTERRUPTED;
+            goto done;
+        }
         const int kn = dna_iter_next(&it, ahead, &next, err, sizeof err);
         if (c.first) {
             mb_state_reset(r.st);
@@ -217,10 +254,10 @@ static int sc_records(const sc_opts *o, mb_model *m, dna_set *set)
         }
         pg.bases += c.len;
         if (c.last) {
-            if (sc_row(dna_set_name(set, c.rec), dna_set_len(set, c.rec), ll)) goto done;
+            if (sc_row(o->in.model, dna_set_name(set, c.rec), dna_set_len(set, c.rec), ll)) goto done;
             pg.items++;
         }
-        sc_progress_tick(&pg, "records", nrec);
+        sc_progress_bases(&pg, set, c.rec, total);
         int32_t *tok = r.tok;
         r.tok = ahead, ahead = tok;
         c = next;
@@ -404,6 +441,14 @@ static int sc_vbatch_flush(sc_vbatch *vb)
     }
     for (int i = 0; i < vb->n; i++) {
         const double lr = vb->ll[2 * i], la = vb->ll[2 * i + 1];
+        /* a model whose numbers overflow: an error, not an LLR of nan */
+        if (!isfinite(lr) || !isfinite(la)) {
+            mb_cli_error(DNA_PROG, "%s: %s record %lld: the log-likelihoods are not finite (ref %g, alt %g): the "
+                                   "model's numbers overflow",
+                         vb->o->in.model, vb->o->vcf, (long long)vb->v[i].index, isnan(lr) ? NAN : lr,
+                         isnan(la) ? NAN : la);
+            return -1;
+        }
         if (vb->o->tsv) {
             const sc_var *v = &vb->v[i];
             if (printf("%s\t%lld\t%s\t%s\t%s\t%.6f\t%.6f\t%.6f\n", v->contig, (long long)v->pos + 1, v->id,
@@ -443,6 +488,11 @@ static int sc_vcf_check(const char *path, dna_set *set, int64_t *maxref, int64_t
     int k;
     *maxref = *maxalt = 1;
     while ((k = dna_vcf_next(v, &var, err, sizeof err)) == 1) {
+        if (mb_cli_interrupted()) {
+            mb_cli_error(DNA_PROG, "%s: interrupted while checking its records; nothing scored", path);
+            dna_vcf_close(v);
+            return MB_CLI_EXIT_INTERRUPTED;
+        }
         if (dna_vcf_locate(v, set, &var, 1, err, sizeof err) < 0) break;
         const int64_t nr = (int64_t)strlen(var.ref), na = (int64_t)strlen(var.alt);
         *maxref = nr > *maxref ? nr : *maxref;
@@ -532,7 +582,8 @@ static int sc_variants(const sc_opts *o, mb_model *m, dna_set *set)
     char err[512];
     int64_t maxref, maxalt;
     dna_vcf_counts counts;
-    if (sc_vcf_check(o->vcf, set, &maxref, &maxalt, &counts)) return 1;
+    const int checked = sc_vcf_check(o->vcf, set, &maxref, &maxalt, &counts);
+    if (checked) return checked < 0 ? 1 : checked;
     dna_vcf *v = dna_vcf_open(o->vcf, err, sizeof err);
     if (!v) {
         mb_cli_error(DNA_PROG, "%s", err);
@@ -541,15 +592,24 @@ static int sc_variants(const sc_opts *o, mb_model *m, dna_set *set)
     int rc = 1, k;
     sc_vbatch vb;
     if (sc_vbatch_init(&vb, o, m, counts.returned, maxref, maxalt)) goto done;
-    sc_progress pg = {mb_cli_now(), mb_cli_now(), 0, 0};
+    sc_progress pg = {.items = 0};
+    mb_cli_progress_start(&pg.pg);
     dna_variant var;
     while ((k = dna_vcf_next(v, &var, err, sizeof err)) == 1) {
+        if (vb.n == 0 && mb_cli_interrupted()) {
+            /* between batches: every variant written so far is whole */
+            mb_cli_error(DNA_PROG, "interrupted after %lld of %lld variants; the records above are complete",
+                         (long long)vb.scored, (long long)counts.returned);
+            fflush(stdout);
+            rc = MB_CLI_EXIT_INTERRUPTED;
+            goto done;
+        }
         const int64_t rec = dna_vcf_locate(v, set, &var, 1, err, sizeof err);
         if (rec < 0) break;
         if (sc_vbatch_add(&vb, set, rec, &var)) goto done;
         pg.items++;
         pg.bases = vb.bases;
-        if (vb.n == 0) sc_progress_tick(&pg, "variants", counts.returned); /* a batch was scored */
+        if (vb.n == 0) sc_progress_variants(&pg, counts.returned); /* a batch was scored */
     }
     if (k != 0) {
         mb_cli_error(DNA_PROG, "%s", err);
@@ -582,7 +642,7 @@ int dna_cmd_score(int argc, char **argv)
         {"tsv", 0, 0, O_TSV}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
-    while (!bad && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (!bad && (c = mb_cli_getopt(DNA_PROG, "score", argc, argv, opts)) != -1) {
         const int r = dna_infer_option(&o.in, c, optarg);
         if (r) {
             bad = r < 0;
@@ -603,6 +663,7 @@ int dna_cmd_score(int argc, char **argv)
             usage(stdout);
             dna_infer_free(&o.in);
             return 0;
+        case MB_CLI_OPT_VERSION: dna_infer_free(&o.in); return 0;
         default: bad = 1;
         }
     }

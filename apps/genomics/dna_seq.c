@@ -124,7 +124,7 @@ dna_src *dna_src_open(const char *path, const dna_src_opts *o, char *err, size_t
         o = &def;
     }
     if (!path || !*path) {
-        mb_cli_errf(err, errlen, "(empty path)", "no file name given");
+        mb_cli_errf(err, errlen, "''", "no file name given (an empty argument)");
         return NULL;
     }
     dna_src *s = calloc(1, sizeof *s);
@@ -152,7 +152,14 @@ dna_src *dna_src_open(const char *path, const dna_src_opts *o, char *err, size_t
 
     switch (f->format) {
     case empty_format:
-        mb_cli_errf(err, errlen, path, "no sequences (empty file)");
+        /* htslib saw no content: an empty file, or a compressed one that
+         * breaks off before its first block inflates */
+        if (f->compression != no_compression)
+            mb_cli_errf(err, errlen, path, "truncated or corrupt %s file: it breaks off in its first compressed "
+                                           "block, before any content",
+                        f->compression == bgzf ? "bgzip" : "gzip");
+        else
+            mb_cli_errf(err, errlen, path, "no sequences (empty file)");
         goto fail;
     case fasta_format: {
         int compression = f->compression;

@@ -21,7 +21,11 @@ static void usage(FILE *f)
             "  embed      mean-pooled hidden states per record or window\n"
             "  export     write a model as a transformers folder (or back as one file)\n"
             "\n"
-            "'" DNA_PROG " COMMAND --help' explains each one.\n");
+            "'" DNA_PROG " COMMAND --help' explains each one; --version on any of them.\n"
+            "\n"
+            "Exit status: 0 done, 1 an error (one line 'mamba-dna: error: FILE: what'),\n"
+            "2 a usage error, 130 stopped by Ctrl-C or SIGTERM (a training run saved,\n"
+            "other outputs left as they were).\n");
 }
 
 int main(int argc, char **argv)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rewrites the tiny audio fixtures of tests/test_audio_io.c (data/audio/fixtures/).
-# Needs sox (Debian: sox; its libsox-fmt-base writes FLAC and Ogg Vorbis). The build and the
-# tests never run it. sox runs in its default repeatable mode and without
+# Needs sox (Debian: sox; its libsox-fmt-base writes FLAC and Ogg Vorbis,
+# libsox-fmt-mp3 MP3). The build and the tests never run it. sox runs in its default repeatable mode and without
 # dither (-D), so WAV and FLAC come out the same on every run; Ogg streams
 # carry a random serial number, so tone660_48k.ogg differs byte-wise (not in sound).
 set -euo pipefail
@@ -15,6 +15,11 @@ sox -D -n -r 44100 -c 2 -b 16 good/sine440_44k_stereo.wav synth 0.25 sine 440 vo
 sox -D -n -r 22050 -c 1 -b 16 good/tone1k_22k.flac synth 0.3 sine 1000 vol 0.5
 # Ogg Vorbis: mono, 48 kHz, a 660 Hz sine at 0.5 for 0.3 s.
 sox -D -n -r 48000 -c 1 good/tone660_48k.ogg synth 0.3 sine 660 vol 0.5
+# MP3 (needs libsox-fmt-mp3): mono, 44.1 kHz, a 440 Hz sine at 0.5 for 0.3 s. An MP3
+# header has no frame count: libsndfile estimates one from the file's size (15042
+# here), and mpg123 decodes 14976 frames, all of the stream (LAME's delay and
+# padding included): a complete file whose count is an estimate, not a cut one.
+sox -D -n -r 44100 -c 1 good/tone440_44k.mp3 synth 0.3 sine 440 vol 0.5
 
 # Not audio: text under an audio name.
 printf 'This is a text file, not a WAV.\n' > bad/notaudio.wav

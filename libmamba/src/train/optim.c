@@ -81,10 +81,13 @@ int mb_optim_step(mb_optim *o, float *grad_norm, float *lr_out)
     double norm = sqrt(mb_sumsq(ctx, ps->total, ps->grad));
     if (grad_norm) *grad_norm = (float)norm;
     if (!isfinite(norm)) {
-        /* a poisoned gradient must not reach the weights or the moments */
+        /* a poisoned gradient must not reach the weights or the moments;
+         * the message says what state the caller has, not what it should do
+         * next (a tool stops on it: "update skipped" read as if it went on) */
         mb_model_zero_grad(m);
-        return mb_error_set("non-finite gradient norm at step %lld: update skipped",
-                            (long long)o->step);
+        return mb_error_set("non-finite gradient norm (%s): the weights and the optimizer state are left as they "
+                            "were before this step",
+                            isnan(norm) ? "nan" : "inf");
     }
     if (o->cfg.grad_clip > 0 && norm > o->cfg.grad_clip)
         mb_axpby(ctx, ps->total, 0.f, ps->grad, (float)(o->cfg.grad_clip / (norm + 1e-6)), ps->grad);
