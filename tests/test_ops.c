@@ -200,6 +200,30 @@ static void test_gemm_blocked(void **state)
     gemm_suite(mb_gemm_blocked_cpu, "gemm_blocked", 2);
 }
 
+/* The few-rows product (generation's linear layers): large enough to run
+ * in parallel, against float64, and the same bits on 1 and 2 threads. */
+static void test_gemm_few_rows(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 4);
+    gemm_case(&r, mb_gemm, "gemm few rows", 0, 1, 1, 5003, 771, 1.0f, 0.0f);
+    gemm_case(&r, mb_gemm, "gemm few rows", 0, 1, 8, 777, 1000, 0.7f, 1.0f);
+    gemm_case(&r, mb_gemm, "gemm few rows", 0, 1, 3, 1000, 7, 1.0f, 0.0f); /* K under the lanes */
+    const int M = 5, N = 3001, K = 515;
+    float *A = new_uniform(&r, (size_t)M * K, -1, 1), *W = new_uniform(&r, (size_t)N * K, -1, 1);
+    float *C1 = new_const((size_t)M * N, NAN), *C2 = new_const((size_t)M * N, NAN);
+    mb_ctx *one = mb_ctx_create("cpu");
+    mb_ctx_set_threads(one, 1);
+    mb_ctx_set_threads(g_ctx, 2);
+    mb_gemm_few_rows_cpu(one, M, N, K, 1.f, A, K, W, K, 0.f, C1, N);
+    mb_gemm_few_rows_cpu(g_ctx, M, N, K, 1.f, A, K, W, K, 0.f, C2, N);
+    mb_ctx_set_threads(g_ctx, 0);
+    assert_memory_equal(C1, C2, (size_t)M * N * sizeof(float));
+    mb_ctx_free(one);
+    free(A), free(W), free(C1), free(C2);
+}
+
 static void test_colsum_bias(void **state)
 {
     (void)state;
@@ -1210,7 +1234,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_gemm_blocked),
+        cmocka_unit_test(test_gemm_blocked), cmocka_unit_test(test_gemm_few_rows),
         cmocka_unit_test(test_colsum_bias),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_conv1d),

@@ -136,8 +136,60 @@ MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_GEMM_PAR_MIN) 
     }
 }
 
+/* ---- few rows: C (M, N) = alpha A (M, K) W^T + beta C, W (N, K) ------------
+ * The linear layer's product at generation's batch sizes. Each thread
+ * takes a contiguous slab of W's rows and streams it once, computing all M
+ * dot products of a row while it is in cache: the weights, the whole cost
+ * of a token, are read once by every core. (A one-row sgemm through
+ * OpenBLAS packs W first, reading it twice and writing it once, and a
+ * pthreads OpenBLAS, the one Debian installs, runs on one core of ours.)
+ * A dot product is eight lanes summed then folded in a fixed order: the
+ * same bits whatever the thread count. */
+enum { MB_GEMM_LANES = 8 };
+
+static float dot_lanes(const float *a, const float *w, int K)
+{
+    float s[MB_GEMM_LANES] = {0};
+    int k = 0;
+    for (; k + MB_GEMM_LANES <= K; k += MB_GEMM_LANES)
+        for (int j = 0; j < MB_GEMM_LANES; j++) s[j] += a[k + j] * w[k + j];
+    float t = 0.f;
+    for (; k < K; k++) t += a[k] * w[k];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + t;
+}
+
+void mb_gemm_few_rows_cpu(mb_ctx *ctx, int M, int N, int K, float alpha, const float *A, int lda, const float *W,
+                          int ldw, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    const double work = (double)M * N * K;
+    (void)work;
+    (void)ctx; /* read by the OpenMP clause only */
+    /* blocks of rows: a task's slab of W is long enough to stream */
+    const int nb = (N + 63) / 64;
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_GEMM_PAR_MIN) schedule(static))
+    for (int blk = 0; blk < nb; blk++) {
+        const int n0 = blk * 64, n1 = n0 + 64 < N ? n0 + 64 : N;
+        for (int n = n0; n < n1; n++) {
+            const float *w = W + (size_t)n * ldw;
+            for (int m = 0; m < M; m++) {
+                float *c = C + (size_t)m * ldc + n;
+                const float v = K > 0 && alpha != 0.f ? alpha * dot_lanes(A + (size_t)m * lda, w, K) : 0.f;
+                /* beta 0 overwrites: C may hold garbage (NaN) that 0 * C would keep */
+                *c = beta == 0.f ? v : beta * *c + v;
+            }
+        }
+    }
+}
+
 void mb_gemm_cpu(MB_OPS_GEMM_ARGS)
 {
+    /* generation's products (a few rows against a weight matrix): streamed
+     * on every core rather than through a GEMM built for large M */
+    if (!transA && transB && M <= MB_GEMM_FEW_ROWS) {
+        mb_gemm_few_rows_cpu(ctx, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
 #ifdef MB_HAVE_CBLAS
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {

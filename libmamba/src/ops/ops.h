@@ -28,6 +28,12 @@ void mb_gemm_cpu(MB_OPS_GEMM_ARGS);
 /* The built-in cache-blocked GEMM (OpenMP): what mb_gemm_cpu runs without
  * OpenBLAS. Always compiled, so the suite checks it on every build. */
 void mb_gemm_blocked_cpu(MB_OPS_GEMM_ARGS);
+/* C (M, N) = alpha A (M, K) @ W^T + beta C with W (N, K) row-major: the
+ * linear layer's product for a few rows (generation), each thread streaming
+ * its rows of W once. mb_gemm_cpu takes it for M <= MB_GEMM_FEW_ROWS. */
+#define MB_GEMM_FEW_ROWS 8
+void mb_gemm_few_rows_cpu(mb_ctx *ctx, int M, int N, int K, float alpha, const float *A, int lda, const float *W,
+                          int ldw, float beta, float *C, int ldc);
 
 /* Linear layer: y (M, out) = x (M, in) @ W^T (W: out x in) + bias.
  * mb_linear_fwd_ops is the composition of mb_gemm and mb_bias_add (any

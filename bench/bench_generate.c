@@ -1,0 +1,131 @@
+/* Generation of the LM: sampled tokens a second (mb_model_sample, random
+ * weights, temperature 1, top-p 1) at batch 1 and more, and prefill (a
+ * prompt through mb_model_forward_chunk from the state). The floor of a
+ * batch-1 token is the weights read once (bytes / the device's read
+ * bandwidth, measured here). Prints a table; no pass/fail.
+ *
+ *   bench_generate [--device cpu|cuda] [--quick] [--tokens N]
+ *
+ * Shapes: the DNA model (d256 x 8, vocab 16), the 130m shape (d768 x 24,
+ * vocab 50280), and on a GPU the 2.8b shape (d2560 x 64). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "models/model.h"
+
+/* bytes a second read by a sum over a buffer larger than any cache, on the
+ * CPU: the floor's yardstick for weights streamed once a token. Sixteen
+ * partial sums a thread: one running sum would measure the adder's
+ * latency, not the memory. */
+static double cpu_read_bandwidth(void)
+{
+    const size_t n = (size_t)128 << 20;
+    float *a = malloc(n * sizeof(float));
+    if (!a) return 0;
+    for (size_t i = 0; i < n; i++) a[i] = 1.f;
+    double best = 0;
+    for (int r = 0; r < 4; r++) {
+        const double t0 = bench_now_s();
+        float tot = 0;
+        MB_OMP(omp parallel reduction(+ : tot))
+        {
+            float s[16] = {0};
+            MB_OMP(omp for schedule(static))
+            for (size_t i = 0; i < n; i += 16)
+                for (int j = 0; j < 16; j++) s[j] += a[i + j];
+            for (int j = 0; j < 16; j++) tot += s[j];
+        }
+        const double bw = (double)n * sizeof(float) / (bench_now_s() - t0);
+        if (tot > 0 && bw > best) best = bw;
+    }
+    free(a);
+    return best;
+}
+
+typedef struct {
+    const char *name;
+    int d_model, n_layer, vocab;
+} shape;
+
+static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, double bw)
+{
+    mb_config cfg;
+    bench_model_config(&cfg, sh->d_model, sh->n_layer, sh->vocab, 0);
+    mb_model *m = mb_model_create(ctx, &cfg, 1);
+    if (!m) {
+        printf("| %-22s | %5d | %s |\n", sh->name, B, mb_error_last());
+        return;
+    }
+    mb_state *s = mb_state_create(m, B);
+    int32_t *first = calloc((size_t)B, sizeof(int32_t)), *out = malloc(sizeof(int32_t) * (size_t)B * n_tokens);
+    const double wbytes = (double)mb_model_num_params(m) * sizeof(float);
+    const mb_sampler sp = {.temperature = 1.f, .top_p = 1.f, .seed = 3};
+    if (prefill) {
+        int32_t *tok = NULL, *tgt = NULL;
+        bench_tokens((size_t)B * prefill, cfg.vocab_size, 5, &tok, &tgt);
+        mb_model_forward_chunk(m, s, tok, prefill < 64 ? prefill : 64, NULL); /* warm-up */
+        mb_state_reset(s);
+        const double t0 = bench_now_s();
+        const int rc = mb_model_forward_chunk(m, s, tok, prefill, NULL);
+        const double t = bench_now_s() - t0;
+        printf("| %-22s | %5d | prefill %6d | %9.1f ms | %12.0f tokens/s |              |%s\n", sh->name, B, prefill,
+               1e3 * t, (double)B * prefill / t, rc ? mb_error_last() : "");
+        free(tok), free(tgt);
+    } else {
+        mb_model_sample(m, s, first, 4, &sp, out); /* warm-up: buffers, threads */
+        const double t0 = bench_now_s();
+        const int rc = mb_model_sample(m, s, first, n_tokens, &sp, out);
+        const double t = bench_now_s() - t0, per = t / n_tokens;
+        const double floor = bw > 0 ? wbytes / bw : 0;
+        printf("| %-22s | %5d | sample %7d | %9.3f ms | %12.1f tokens/s | %5.1fx floor |%s\n", sh->name, B, n_tokens,
+               1e3 * per, (double)B / per, floor > 0 ? per / floor : 0.0, rc ? mb_error_last() : "");
+    }
+    free(first), free(out);
+    mb_state_free(s);
+    mb_model_free(m);
+}
+
+int main(int argc, char **argv)
+{
+    const char *device = "cpu";
+    int quick = 0, n_tokens = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
+        else if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) n_tokens = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: bench_generate [--device cpu|cuda] [--quick] [--tokens N]\n");
+            return 2;
+        }
+    }
+    mb_ctx *ctx = mb_ctx_create(device);
+    if (!ctx) {
+        fprintf(stderr, "bench_generate: %s\n", mb_error_last());
+        return 1;
+    }
+    const int gpu = !mb_dev_host_memory(ctx);
+    const double bw = gpu ? 0 : cpu_read_bandwidth();
+    printf("generation on %s%s", device, gpu ? "" : "");
+    if (!gpu) printf(", %d threads, read bandwidth %.1f GB/s", ctx->n_threads, bw / 1e9);
+    printf("; fp32 weights; random weights, temperature 1, top-p 1\n\n");
+    printf("| model                  | batch | what           | per token    | throughput             | floor        |\n");
+    printf("|------------------------|-------|----------------|--------------|------------------------|--------------|\n");
+    const shape dna = {"dna d256 x8 vocab 16", 256, 8, 16}, s130 = {"130m d768 x24 v50280", 768, 24, 50280},
+                s28 = {"2.8b d2560 x64 v50280", 2560, 64, 50280};
+    const int nt = n_tokens ? n_tokens : (quick ? 16 : 64);
+    row(ctx, &dna, 1, nt * 8, 0, bw);
+    row(ctx, &dna, quick ? 8 : 64, nt * 2, 0, bw);
+    row(ctx, &s130, 1, nt, 0, bw);
+    row(ctx, &s130, 8, nt / 2 > 0 ? nt / 2 : 1, 0, bw);
+    if (gpu) row(ctx, &s130, 64, nt, 0, bw);
+    row(ctx, &s130, 1, 0, quick ? 512 : 2048, bw);
+    if (gpu && !quick) {
+        row(ctx, &s28, 1, nt, 0, bw);
+        row(ctx, &s28, 64, nt, 0, bw);
+        row(ctx, &s130, 1, 0, 32768, bw);
+    }
+    mb_ctx_free(ctx);
+    return 0;
+}
