@@ -147,8 +147,50 @@ MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_GEMM_PAR_MIN) 
  * same bits whatever the thread count. */
 enum { MB_GEMM_LANES = 8 };
 
-static float dot_lanes(const float *a, const float *w, int K)
+/* The build targets the baseline x86-64 (SSE2): on a machine with AVX2 or
+ * AVX-512 the loader picks a clone of the few-rows kernel compiled for it
+ * (GCC's target_clones; the arithmetic, eight lanes folded in a fixed
+ * order, is the same in every clone, so the bits are too). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define MB_CPU_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MB_CPU_CLONES
+#endif
+
+#if defined(__GNUC__)
+/* eight lanes as one vector (GCC and clang's vector extension): written so,
+ * the compiler keeps the sums in registers, one per row, instead of
+ * spilling an array of them; SSE2 splits each into two, AVX2 takes it whole */
+typedef float mb_lanes __attribute__((vector_size(MB_GEMM_LANES * sizeof(float))));
+/* static helpers, always inlined: no vector crosses a call, so GCC's note
+ * that such a return's ABI depends on AVX does not apply */
+#pragma GCC diagnostic ignored "-Wpsabi"
+static inline mb_lanes lanes_load(const float *p)
 {
+    mb_lanes v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline float lanes_fold(mb_lanes s, float t)
+{
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + t;
+}
+#else
+typedef struct {
+    float v[MB_GEMM_LANES];
+} mb_lanes_s;
+#endif
+
+static inline float dot_lanes(const float *a, const float *w, int K)
+{
+#if defined(__GNUC__)
+    mb_lanes s = {0};
+    int k = 0;
+    for (; k + MB_GEMM_LANES <= K; k += MB_GEMM_LANES) s += lanes_load(a + k) * lanes_load(w + k);
+    float t = 0.f;
+    for (; k < K; k++) t += a[k] * w[k];
+    return lanes_fold(s, t);
+#else
     float s[MB_GEMM_LANES] = {0};
     int k = 0;
     for (; k + MB_GEMM_LANES <= K; k += MB_GEMM_LANES)
@@ -156,6 +198,53 @@ static float dot_lanes(const float *a, const float *w, int K)
     float t = 0.f;
     for (; k < K; k++) t += a[k] * w[k];
     return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + t;
+#endif
+}
+
+/* Four rows of A against one row of W at once: each load of W serves four
+ * rows' lanes (the loads, not the arithmetic, bound a dot product in
+ * cache). Each row's lanes sum in dot_lanes' order: the same bits. */
+static inline void dot4_lanes(const float *a, size_t lda, const float *w, int K, float *out)
+{
+#if defined(__GNUC__)
+    mb_lanes s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    int k = 0;
+    for (; k + MB_GEMM_LANES <= K; k += MB_GEMM_LANES) {
+        const mb_lanes x = lanes_load(w + k);
+        s0 += lanes_load(a + k) * x;
+        s1 += lanes_load(a + lda + k) * x;
+        s2 += lanes_load(a + 2 * lda + k) * x;
+        s3 += lanes_load(a + 3 * lda + k) * x;
+    }
+    const mb_lanes s[4] = {s0, s1, s2, s3};
+    for (int r = 0; r < 4; r++) {
+        float t = 0.f;
+        for (int kk = k; kk < K; kk++) t += a[r * lda + kk] * w[kk];
+        out[r] = lanes_fold(s[r], t);
+    }
+#else
+    for (int r = 0; r < 4; r++) out[r] = dot_lanes(a + r * lda, w, K);
+#endif
+}
+
+/* rows n0..n1 of the product (one task) */
+MB_CPU_CLONES
+static void few_rows_block(int M, int n0, int n1, int K, float alpha, const float *A, int lda, const float *W, int ldw,
+                           float beta, float *C, int ldc)
+{
+    for (int n = n0; n < n1; n++) {
+        const float *w = W + (size_t)n * ldw;
+        float v[MB_GEMM_FEW_ROWS];
+        int m = 0;
+        for (; m + 4 <= M; m += 4) dot4_lanes(A + (size_t)m * lda, (size_t)lda, w, K, v + m);
+        for (; m < M; m++) v[m] = dot_lanes(A + (size_t)m * lda, w, K);
+        for (m = 0; m < M; m++) {
+            float *c = C + (size_t)m * ldc + n;
+            const float x = K > 0 && alpha != 0.f ? alpha * v[m] : 0.f;
+            /* beta 0 overwrites: C may hold garbage (NaN) that 0 * C would keep */
+            *c = beta == 0.f ? x : beta * *c + x;
+        }
+    }
 }
 
 void mb_gemm_few_rows_cpu(mb_ctx *ctx, int M, int N, int K, float alpha, const float *A, int lda, const float *W,
@@ -170,15 +259,7 @@ void mb_gemm_few_rows_cpu(mb_ctx *ctx, int M, int N, int K, float alpha, const f
 MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_GEMM_PAR_MIN) schedule(static))
     for (int blk = 0; blk < nb; blk++) {
         const int n0 = blk * 64, n1 = n0 + 64 < N ? n0 + 64 : N;
-        for (int n = n0; n < n1; n++) {
-            const float *w = W + (size_t)n * ldw;
-            for (int m = 0; m < M; m++) {
-                float *c = C + (size_t)m * ldc + n;
-                const float v = K > 0 && alpha != 0.f ? alpha * dot_lanes(A + (size_t)m * lda, w, K) : 0.f;
-                /* beta 0 overwrites: C may hold garbage (NaN) that 0 * C would keep */
-                *c = beta == 0.f ? v : beta * *c + v;
-            }
-        }
+        few_rows_block(M, n0, n1, K, alpha, A, lda, W, ldw, beta, C, ldc);
     }
 }
 
