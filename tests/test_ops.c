@@ -1077,7 +1077,8 @@ static void test_threads_deterministic(void **state)
 /* ---- sampling -------------------------------------------------------------
  * The rule of ops.h: the probabilities the test expects are computed here
  * without a sort (each class's mass ranked above it, O(V^2)), the way the
- * GPU kernel decides the nucleus; mb_sample_pick sorts. */
+ * GPU kernel decides the nucleus; mb_sample_pick ranks the likeliest
+ * classes only. */
 static void sample_expect(const float *z, int V, double T, double top_p, double *p)
 {
     double mx = -INFINITY, tot = 0, kept = 0;
@@ -1141,6 +1142,17 @@ static void test_sample(void **state)
         assert_int_equal(mb_sample_pick(z, 256, 1e-3, 1.0, (i + 0.5) / 50.0, scratch), am);
     }
     free(scratch);
+
+    /* a large vocabulary, peaked and flat, and classes far below the rest
+     * (whose q underflows): the nucleus found without sorting the
+     * vocabulary is the rule's (counts on the grid against O(V^2)) */
+    float *big = new_uniform(&r, 3000, -3, 3);
+    sample_grid_check(big, 3000, 1.0, 0.9);
+    for (int k = 0; k < 3000; k++) big[k] *= 8.f; /* peaked */
+    sample_grid_check(big, 3000, 1.0, 0.95);
+    for (int k = 0; k < 3000; k++) big[k] = k % 3 ? -900.f : 0.f; /* q of 0 for two thirds */
+    sample_grid_check(big, 3000, 1.0, 0.999);
+    free(big);
 
     /* the generator: uniform over 16 bins (each within 6 sigma of n/16),
      * mean 1/2, and rows, counts and seeds all change the draw */

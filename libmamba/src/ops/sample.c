@@ -37,13 +37,29 @@ int mb_sample_pick(const float *z, int vocab, double temperature, double top_p, 
     double total = 0;
     for (int k = 0; k < vocab; k++) total += (w[k] = exp(((double)z[k] - mx) / temperature));
     if (top_p < 1.0) {
-        for (int k = 0; k < vocab; k++) it[k].q = w[k], it[k].k = k;
-        qsort(it, (size_t)vocab, sizeof *it, item_cmp);
-        double above = 0;
-        for (int i = 0; i < vocab; i++) {
-            if (!(above < top_p * total)) w[it[i].k] = 0;
-            above += it[i].q;
+        /* Only the classes that can be in the nucleus are ranked: those
+         * with q at least a threshold t, lowered 64-fold until their mass,
+         * summed in rank order, reaches top_p of the total (then every
+         * class below t is ranked after it and falls outside). A peaked
+         * distribution ranks a handful of classes instead of sorting the
+         * vocabulary; the sums, in the same order, give the same nucleus. */
+        const double cut = top_p * total;
+        int c = 0, nkeep = 0;
+        for (double t = 1.0 / 64;; t /= 64) {
+            c = 0;
+            for (int k = 0; k < vocab; k++)
+                if (w[k] >= t || t < 1e-300) it[c].q = w[k], it[c].k = k, c++;
+            qsort(it, (size_t)c, sizeof *it, item_cmp);
+            double above = 0;
+            nkeep = 0;
+            for (int i = 0; i < c; i++) {
+                if (above < cut) nkeep = i + 1; /* the mass ranked above it is under the cut */
+                above += it[i].q;
+            }
+            if (!(above < cut) || c == vocab) break;
         }
+        for (int k = 0; k < vocab; k++) w[k] = 0;
+        for (int i = 0; i < nkeep; i++) w[it[i].k] = it[i].q;
     }
     double kept = 0;
     int last = 0;
