@@ -145,8 +145,10 @@ static void test_recurrent(void **s)
     mb_model_free(m);
 }
 
-/* the LM's generation with draws (host-side draws on the GPU's logits)
- * against the CPU replaying it with the same weights */
+/* the LM's generation with the steps and draws on the device (graphs of
+ * 16 steps after 16 eager ones: 60 draws run both, and a run cut in two
+ * calls replays the graph) against the CPU replaying it with the same
+ * weights */
 static void test_lm_sample(void **s)
 {
     (void)s;
@@ -156,7 +158,49 @@ static void test_lm_sample(void **s)
     mb_model *mc, *mg;
     model_pair(&cfg, 4, &r, &mc, &mg);
     const mb_sampler sp = {.temperature = 0.9f, .top_p = 0.95f, .seed = 21};
-    assert_true(mb_test_sample_replay(mg, mc, 3, 30, &sp, 1e-5) <= 1);
+    assert_true(mb_test_sample_replay(mg, mc, 3, 60, &sp, 1e-5) <= 1);
+    const mb_sampler sk = {.temperature = 1.2f, .top_p = 1.f, .seed = 22, .top_k = 4};
+    assert_true(mb_test_sample_replay(mg, mc, 2, 40, &sk, 1e-5) <= 1);
+    mb_model_free(mc), mb_model_free(mg);
+}
+
+/* A wide LM (d_model 512: the block step's split kernels) with a large
+ * vocabulary (20,000: the head over every SM and the draw from global
+ * memory): steps against the parallel forward, and sampling replayed on
+ * the CPU. */
+static void test_lm_wide(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 97);
+    mb_config cfg = small(0);
+    cfg.d_model = 512;
+    cfg.n_layer = 2;
+    cfg.vocab_size = 20000;
+    mb_model *mc, *mg;
+    model_pair(&cfg, 5, &r, &mc, &mg);
+    const int B = 2, L = 6, V = mb_config_vocab_padded(&cfg);
+    int32_t tok[2 * 6], col[2];
+    for (int i = 0; i < B * L; i++) tok[i] = (int32_t)mb_rng_below(&r, (uint32_t)cfg.vocab_size);
+    float *ref = malloc((size_t)B * L * V * 4), *got = malloc((size_t)B * L * V * 4), *tmp = malloc((size_t)B * V * 4);
+    assert_true(ref && got && tmp);
+    assert_int_equal(mb_model_forward(mg, tok, B, L, NULL, ref, NULL), 0);
+    mb_state *st = mb_state_create(mg, B);
+    assert_non_null(st);
+    for (int t = 0; t < L; t++) {
+        for (int b = 0; b < B; b++) col[b] = tok[b * L + t];
+        assert_int_equal(mb_model_step(mg, st, col, tmp), 0);
+        for (int b = 0; b < B; b++) memcpy(got + ((size_t)b * L + t) * V, tmp + (size_t)b * V, (size_t)V * 4);
+    }
+    const double e = mb_test_rel_err(got, ref, (size_t)B * L * V);
+    printf("# GPU wide LM (split block step) step by step vs parallel forward: rel err %.2e\n", e);
+    assert_true(e < 1e-5);
+    mb_state_free(st);
+    free(ref), free(got), free(tmp);
+    const mb_sampler sp = {.temperature = 1.f, .top_p = 0.9f, .seed = 23, .top_k = 200};
+    assert_true(mb_test_sample_replay(mg, mc, 2, 60, &sp, 1e-5) <= 1);
+    const mb_sampler s1 = {.temperature = 1.f, .top_p = 1.f, .seed = 24};
+    assert_true(mb_test_sample_replay(mg, mc, 1, 20, &s1, 1e-5) <= 1);
     mb_model_free(mc), mb_model_free(mg);
 }
 
@@ -515,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_step_recompute_chunks_complex),
         cmocka_unit_test(test_recurrent),
         cmocka_unit_test(test_lm_sample),
+        cmocka_unit_test(test_lm_wide),
         cmocka_unit_test(test_classify_plain),
         cmocka_unit_test(test_classify_complex),
         cmocka_unit_test(test_classify_recompute),

@@ -739,12 +739,15 @@ static void test_norms(void **state)
  * Shapes cover the float4 and scalar GEMV paths (d % 4), d_state as a power
  * of two <= 32 (lane-group reduction), above 32 and odd (shared atomics),
  * real and complex, RMSNorm and LayerNorm, one row and many. */
+/* which GPU kernels block_step_case runs (MB_STEP_*) */
+static int g_step_path = MB_STEP_AUTO;
+
 static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R, int cplx, int ln,
                             int steps, int io)
 {
     const int nbc = cplx ? 2 * N : N, xd = R + 2 * nbc;
     mb_block_step_params p = {.batch = B, .d_model = d, .d_inner = Di, .d_state = N, .d_conv = K,
-                              .dt_rank = R, .is_complex = cplx, .eps = 1e-5f};
+                              .dt_rank = R, .is_complex = cplx, .eps = 1e-5f, .gpu_path = g_step_path};
     /* weights at the scale of mamba_ssm's init so activations stay O(1) */
     float *nw = h_uniform(r, d, 0.5f, 1.5f), *nb = h_uniform(r, d, -0.2f, 0.2f);
     float *in_proj = h_uniform(r, (size_t)2 * Di * d, -1.f / sqrtf(d), 1.f / sqrtf(d));
@@ -773,11 +776,13 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
     pg.conv_b = d_cb, pg.x_proj = d_xp, pg.dt_w = d_dtw, pg.dt_b = d_dtb, pg.A_log = d_Al;
     pg.A_imag = cplx ? d_Ai : NULL, pg.D = d_D, pg.out_proj = d_op, pg.conv_state = d_cs;
     pg.ssm_state = d_ss;
-    mb_arena ws;
+    mb_arena ws, gws;
     assert_int_equal(mb_arena_init(&ws, g_cpu, mb_block_step_workspace(g_cpu, &p)), 0);
-    char what[128];
-    snprintf(what, sizeof what, "block_step B=%d d=%d Di=%d N=%d K=%d R=%d %s %s", B, d, Di, N, K, R,
-             cplx ? "complex" : "real", ln ? "layernorm" : "rmsnorm");
+    assert_int_equal(mb_arena_init(&gws, g_gpu, mb_block_step_workspace(g_gpu, &p)), 0);
+    char what[160];
+    snprintf(what, sizeof what, "block_step%s B=%d d=%d Di=%d N=%d K=%d R=%d %s %s",
+             g_step_path == MB_STEP_SPLIT ? " split" : g_step_path == MB_STEP_FUSED ? " fused" : "", B, d, Di, N, K,
+             R, cplx ? "complex" : "real", ln ? "layernorm" : "rmsnorm");
     /* io: rows from an embedding table, out with a row stride, and out2 =
      * out + add2 with strides of their own (the U-Net's fused step); the
      * padding between rows must come back untouched (NaN as poisoned) */
@@ -803,7 +808,8 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
         }
         mb_block_step(g_cpu, &pc, h, oc, &ws);
         assert_int_equal(mb_ctx_check(g_cpu), 0);
-        mb_block_step(g_gpu, &pg, d_h, d_o, NULL);
+        mb_block_step(g_gpu, &pg, d_h, d_o, &gws);
+        assert_int_equal(mb_ctx_check(g_gpu), 0);
         float *og = h_from(d_o, no), *o2g = h_from(d_o2, n2);
         double e = view_err(og, oc, B, d, ldo);
         check_pad(og, oc, B, d, ldo);
@@ -828,6 +834,7 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
     check("  ssm state after the steps", view_err(ssg, ss, 1, (int64_t)nss, (int64_t)nss), tol_sum(Di));
     free(csg), free(ssg);
     mb_arena_free(&ws);
+    mb_arena_free(&gws);
     free(nw), free(nb), free(in_proj), free(conv_w), free(conv_b), free(x_proj), free(dt_w);
     free(dt_b), free(A_log), free(A_imag), free(D), free(out_proj), free(cs), free(ss);
     d_free(d_nw), d_free(d_nb), d_free(d_in), d_free(d_cw), d_free(d_cb), d_free(d_xp);
@@ -848,19 +855,38 @@ static void test_block_step(void **state)
     block_step_case(&r, 2, 18, 37, 5, 3, 2, 1, 1, 4, 1);      /* odd sizes: scalar loads, atomics */
     block_step_case(&r, 2, 32, 64, 64, 2, 3, 0, 0, 3, 0);     /* N > 32 */
     block_step_case(&r, 1, 16, 32, 8, 1, 1, 0, 0, 3, 0);      /* K = 1: no conv state */
+    /* the split kernels of wide models: the 130m shape (AUTO picks them),
+     * then forced on the shapes above (batch over a pass's rows, complex,
+     * LayerNorm, odd sizes, d_state 24 and 64, no conv state, io) */
+    block_step_case(&r, 1, 768, 1536, 16, 4, 48, 0, 0, 3, 0);
+    g_step_path = MB_STEP_SPLIT;
+    block_step_case(&r, 6, 256, 512, 16, 4, 16, 1, 1, 3, 0);
+    block_step_case(&r, 2, 64, 128, 16, 4, 4, 0, 0, 3, 1);
+    block_step_case(&r, 2, 18, 37, 5, 3, 2, 1, 1, 4, 1);
+    block_step_case(&r, 3, 40, 80, 24, 4, 3, 0, 0, 3, 0);
+    block_step_case(&r, 2, 32, 64, 64, 2, 3, 0, 0, 3, 0);
+    block_step_case(&r, 1, 16, 32, 8, 1, 1, 0, 0, 3, 0);
+    block_step_case(&r, 64, 128, 256, 16, 4, 8, 0, 0, 2, 0);
+    g_step_path = MB_STEP_FUSED; /* the one-block kernel still runs a wide model */
+    block_step_case(&r, 1, 768, 1536, 16, 4, 48, 0, 0, 2, 0);
+    g_step_path = MB_STEP_AUTO;
 }
 
 /* ---- the head of a generation step and its draw ---------------------------------
  * The kernel against the CPU op over several draws (counts advancing): the
  * logits, the drawn classes (the same, or within 1e-5 of a class boundary:
  * float against double), the ring and the counts. */
-static void head_sample_case(mb_rng *r, int B, int d, int V, int ln, float T, float top_p, int draws)
+/* dup > 0: the head's row k is row k % dup, so the logits tie in runs of
+ * classes and the cuts must rank ties by index */
+static void head_sample_case(mb_rng *r, int B, int d, int V, int ln, float T, int top_k, float top_p, int draws,
+                             int dup)
 {
     const int ld = V + 3, H = 5;
     float *nw = h_uniform(r, d, 0.5f, 1.5f), *nb = h_uniform(r, d, -0.3f, 0.3f);
     float *head = h_uniform(r, (size_t)V * d, -2.f / sqrtf(d), 2.f / sqrtf(d));
+    for (int k = dup; dup > 0 && k < V; k++) memcpy(head + (size_t)k * d, head + (size_t)(k % dup) * d, sizeof(float) * d);
     float *d_nw = d_from(nw, d), *d_nb = d_from(nb, d), *d_head = d_from(head, (size_t)V * d);
-    const mb_sample_cfg cfg = {.seed = 1234 + (uint64_t)V, .temperature = T, .top_p = top_p};
+    const mb_sample_cfg cfg = {.seed = 1234 + (uint64_t)V, .temperature = T, .top_p = top_p, .top_k = top_k};
     mb_sample_cfg *d_cfg = d_from(&cfg, sizeof cfg / 4);
     int64_t *count = xmalloc(sizeof(int64_t) * B);
     for (int b = 0; b < B; b++) count[b] = 3 * b;
@@ -901,8 +927,8 @@ static void head_sample_case(mb_rng *r, int B, int d, int V, int ln, float T, fl
             /* a boundary case: nudging u by 1e-5 gives the GPU's class */
             const double u = (mb_sample_bits(cfg.seed, c0[b], b) + 0.5) * 0x1.0p-23;
             const float *z = lc + (size_t)b * ld;
-            if (mb_sample_pick(z, V, T, top_p, u * (1 - 1e-5), scratch) != ng[b] &&
-                mb_sample_pick(z, V, T, top_p, u * (1 + 1e-5), scratch) != ng[b])
+            if (mb_sample_pick(z, V, T, top_k, top_p, u * (1 - 1e-5), scratch) != ng[b] &&
+                mb_sample_pick(z, V, T, top_k, top_p, u * (1 + 1e-5), scratch) != ng[b])
                 fail_msg("draw %d row %d: GPU %d, CPU %d", t, b, ng[b], next[b]);
             off++;
             next[b] = ng[b];
@@ -910,9 +936,9 @@ static void head_sample_case(mb_rng *r, int B, int d, int V, int ln, float T, fl
         free(y), free(lc), free(lg), free(ng), free(hg), free(cg);
         d_free(d_y), d_free(d_l);
     }
-    char what[128];
-    snprintf(what, sizeof what, "head_sample B=%d d=%d V=%d %s T %.2f top_p %.2f (%d draws, %d on a boundary)",
-             B, d, V, ln ? "layernorm" : "rmsnorm", T, top_p, draws * B, off);
+    char what[160];
+    snprintf(what, sizeof what, "head_sample B=%d d=%d V=%d%s %s T %.2f top_k %d top_p %.2f (%d draws, %d on a boundary)",
+             B, d, V, dup ? " ties" : "", ln ? "layernorm" : "rmsnorm", T, top_k, top_p, draws * B, off);
     check(what, worst, tol_sum(d));
     assert_true(off <= 1);
     mb_arena_free(&ws);
@@ -925,10 +951,23 @@ static void test_head_sample(void **state)
     (void)state;
     mb_rng r;
     seed_rng(&r, 130);
-    head_sample_case(&r, 1, 64, 256, 0, 1.f, 1.f, 40);   /* the audio U-Net at batch 1 */
-    head_sample_case(&r, 64, 64, 256, 0, 0.9f, 0.95f, 4); /* batch 64, nucleus */
-    head_sample_case(&r, 3, 37, 300, 1, 0.5f, 0.5f, 10);  /* odd sizes, LayerNorm, more than a class a thread */
-    head_sample_case(&r, 2, 16, 5, 0, 2.f, 0.3f, 20);     /* tiny vocabulary */
+    head_sample_case(&r, 1, 64, 256, 0, 1.f, 0, 1.f, 40, 0);   /* the audio U-Net at batch 1 */
+    head_sample_case(&r, 64, 64, 256, 0, 0.9f, 0, 0.95f, 4, 0); /* batch 64, nucleus */
+    head_sample_case(&r, 3, 37, 300, 1, 0.5f, 0, 0.5f, 10, 0);  /* odd sizes, LayerNorm, more than a class a thread */
+    head_sample_case(&r, 2, 16, 5, 0, 2.f, 0, 0.3f, 20, 0);     /* tiny vocabulary */
+    head_sample_case(&r, 3, 37, 300, 0, 1.f, 7, 1.f, 10, 0);    /* top-k */
+    head_sample_case(&r, 3, 37, 300, 0, 1.f, 30, 0.6f, 10, 0);  /* top-k, then the nucleus inside it */
+    head_sample_case(&r, 2, 64, 256, 0, 1.f, 1, 1.f, 10, 0);    /* top-k 1: the argmax */
+    head_sample_case(&r, 3, 32, 250, 0, 1.f, 10, 1.f, 10, 7);   /* ties at the top-k cut */
+    head_sample_case(&r, 3, 32, 250, 0, 1.f, 0, 0.3f, 10, 7);   /* ties at the nucleus cut */
+    /* a vocabulary over what one block holds: the logits through global
+     * memory, the head over every SM (the 130m shape's 50,280 classes;
+     * 12,000 under the sanitizers) */
+    const int big = getenv("MB_GPU_TEST_SMALL") ? 12000 : 50280;
+    head_sample_case(&r, 1, 768, big, 0, 1.f, 0, 1.f, 6, 0);
+    head_sample_case(&r, 3, 768, big, 1, 0.8f, 50, 0.9f, 3, 0);
+    head_sample_case(&r, 2, 96, big, 0, 1.f, 0, 0.5f, 3, 0);
+    head_sample_case(&r, 2, 64, big, 0, 1.f, 100, 0.95f, 3, 13);
 }
 
 /* ---- embedding ------------------------------------------------------------------ */

@@ -1079,42 +1079,50 @@ static void test_threads_deterministic(void **state)
  * without a sort (each class's mass ranked above it, O(V^2)), the way the
  * GPU kernel decides the nucleus; mb_sample_pick ranks the likeliest
  * classes only. */
-static void sample_expect(const float *z, int V, double T, double top_p, double *p)
+static void sample_expect(const float *z, int V, double T, int top_k, double top_p, double *p)
 {
     double mx = -INFINITY, tot = 0, kept = 0;
     for (int k = 0; k < V; k++) mx = fmax(mx, z[k]);
     double *q = malloc(sizeof(double) * V);
     assert_non_null(q);
-    for (int k = 0; k < V; k++) tot += (q[k] = exp((z[k] - mx) / T));
+    for (int k = 0; k < V; k++) q[k] = exp((z[k] - mx) / T);
+    /* top-k: the classes with fewer than top_k ranked above them */
+    for (int k = 0; k < V; k++) {
+        int rank = 0;
+        for (int j = 0; j < V; j++) rank += q[j] > q[k] || (q[j] == q[k] && j < k);
+        p[k] = top_k <= 0 || rank < top_k ? q[k] : 0;
+        tot += p[k];
+    }
     for (int k = 0; k < V; k++) {
         double above = 0;
         for (int j = 0; j < V; j++)
-            if (q[j] > q[k] || (q[j] == q[k] && j < k)) above += q[j];
-        p[k] = top_p >= 1 || above < top_p * tot ? q[k] : 0;
-        kept += p[k];
+            if (p[j] > p[k] || (p[j] == p[k] && j < k)) above += p[j];
+        if (top_p < 1 && !(above < top_p * tot)) p[k] = 0;
     }
+    for (int k = 0; k < V; k++) kept += p[k];
     for (int k = 0; k < V; k++) p[k] /= kept;
     free(q);
 }
 
 /* u on a grid of n points picks each class a number of times within one of
  * n * p: the pick is the inverse of the distribution's CDF */
-static void sample_grid_check(const float *z, int V, double T, double top_p)
+static void sample_grid_check(const float *z, int V, double T, int top_k, double top_p)
 {
     const int n = 20000;
     double *p = malloc(sizeof(double) * V);
     int *cnt = calloc((size_t)V, sizeof(int));
     void *scratch = malloc(mb_sample_scratch_bytes(V));
     assert_true(p && cnt && scratch);
-    sample_expect(z, V, T, top_p, p);
+    sample_expect(z, V, T, top_k, top_p, p);
     for (int i = 0; i < n; i++) {
-        const int k = mb_sample_pick(z, V, T, top_p, (i + 0.5) / n, scratch);
+        const int k = mb_sample_pick(z, V, T, top_k, top_p, (i + 0.5) / n, scratch);
         assert_true(k >= 0 && k < V);
         cnt[k]++;
     }
     double worst = 0;
     for (int k = 0; k < V; k++) worst = fmax(worst, fabs(cnt[k] - n * p[k]));
-    printf("# sample     pick V %3d T %.2f top_p %.2f: worst |count - n p| %.2f of n %d\n", V, T, top_p, worst, n);
+    printf("# sample     pick V %3d T %.2f top_k %3d top_p %.2f: worst |count - n p| %.2f of n %d\n", V, T, top_k, top_p,
+           worst, n);
     assert_true(worst <= 1.0 + 1e-6 * n);
     free(p), free(cnt), free(scratch);
 }
@@ -1127,31 +1135,42 @@ static void test_sample(void **state)
     float *z = new_uniform(&r, 256, -3, 3);
     const double T[3] = {1.0, 0.5, 1.7}, P[3] = {1.0, 0.9, 0.3};
     for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++) sample_grid_check(z, i == 2 ? 37 : 256, T[i], P[j]);
+        for (int j = 0; j < 3; j++) sample_grid_check(z, i == 2 ? 37 : 256, T[i], 0, P[j]);
     /* ties rank by index: 8 equal logits, nucleus 0.5 = classes 0..3 */
     float eq[8] = {0};
-    sample_grid_check(eq, 8, 1.0, 0.5);
+    sample_grid_check(eq, 8, 1.0, 0, 0.5);
     void *scratch = malloc(mb_sample_scratch_bytes(256));
-    for (int i = 0; i < 100; i++) assert_true(mb_sample_pick(eq, 8, 1.0, 0.5, i / 100.0, scratch) < 4);
+    for (int i = 0; i < 100; i++) assert_true(mb_sample_pick(eq, 8, 1.0, 0, 0.5, i / 100.0, scratch) < 4);
     /* a tiny nucleus or temperature: the most likely class */
     int am = 0;
     for (int k = 1; k < 256; k++) am = z[k] > z[am] ? k : am;
     z[am] += 0.1f; /* so that exp(-0.1 / 1e-3) of the runner-up is 0 */
     for (int i = 0; i < 50; i++) {
-        assert_int_equal(mb_sample_pick(z, 256, 1.0, 1e-6, (i + 0.5) / 50.0, scratch), am);
-        assert_int_equal(mb_sample_pick(z, 256, 1e-3, 1.0, (i + 0.5) / 50.0, scratch), am);
+        assert_int_equal(mb_sample_pick(z, 256, 1.0, 0, 1e-6, (i + 0.5) / 50.0, scratch), am);
+        assert_int_equal(mb_sample_pick(z, 256, 1e-3, 0, 1.0, (i + 0.5) / 50.0, scratch), am);
     }
+    /* top-k: alone, with a nucleus inside it and outside it, with ties
+     * (8 equal logits, k 3 = classes 0..2), k 1 the most likely class */
+    const int K[3] = {1, 5, 40};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) sample_grid_check(z, 256, 1.0, K[i], P[j]);
+    sample_grid_check(eq, 8, 1.0, 3, 1.0);
+    sample_grid_check(eq, 8, 1.0, 6, 0.5);
+    for (int i = 0; i < 50; i++) assert_int_equal(mb_sample_pick(z, 256, 1.0, 1, 1.0, (i + 0.5) / 50.0, scratch), am);
     free(scratch);
 
     /* a large vocabulary, peaked and flat, and classes far below the rest
      * (whose q underflows): the nucleus found without sorting the
      * vocabulary is the rule's (counts on the grid against O(V^2)) */
     float *big = new_uniform(&r, 3000, -3, 3);
-    sample_grid_check(big, 3000, 1.0, 0.9);
+    sample_grid_check(big, 3000, 1.0, 0, 0.9);
     for (int k = 0; k < 3000; k++) big[k] *= 8.f; /* peaked */
-    sample_grid_check(big, 3000, 1.0, 0.95);
+    sample_grid_check(big, 3000, 1.0, 0, 0.95);
+    sample_grid_check(big, 3000, 1.0, 40, 0.95); /* top-k below the nucleus */
+    sample_grid_check(big, 3000, 1.0, 3, 1.0);
     for (int k = 0; k < 3000; k++) big[k] = k % 3 ? -900.f : 0.f; /* q of 0 for two thirds */
-    sample_grid_check(big, 3000, 1.0, 0.999);
+    sample_grid_check(big, 3000, 1.0, 0, 0.999);
+    sample_grid_check(big, 3000, 1.0, 1500, 0.999); /* top-k above the classes of q > 0 */
     free(big);
 
     /* the generator: uniform over 16 bins (each within 6 sigma of n/16),
@@ -1209,7 +1228,7 @@ static void test_sample(void **state)
             const int64_t c0 = b == 0 ? 5 : b == 1 ? 6 : 11;
             const double u = (mb_sample_bits(99, c0, b) + 0.5) * 0x1.0p-23;
             void *sc = malloc(mb_sample_scratch_bytes(V));
-            const int want = mb_sample_pick(lg + (size_t)b * ld, V, 0.8, 0.7, u, sc);
+            const int want = mb_sample_pick(lg + (size_t)b * ld, V, 0.8, 0, 0.7, u, sc);
             free(sc);
             assert_int_equal(next[b], want);
             assert_int_equal(hist[b * H + c0 % H], want);

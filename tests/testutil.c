@@ -544,15 +544,15 @@ int mb_test_sample_replay(mb_model *m, mb_model *ref, int B, int n, const mb_sam
         assert_int_equal(mb_model_step(ref, rs, cur, lg), 0);
         for (int b = 0; b < B; b++) {
             const double u = (mb_sample_bits(sp->seed, i, b) + 0.5) * 0x1.0p-23;
-            const int want = mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_p, u, scratch);
+            const int want = mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_k, sp->top_p, u, scratch);
             const int have = got[(size_t)b * n + i];
             distinct += i && have != got[(size_t)b * n + i - 1];
             /* a draw had a choice when the nucleus's two ends are different classes */
-            choices += mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_p, 0x1.0p-30, scratch) !=
-                       mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_p, 1 - 0x1.0p-30, scratch);
+            choices += mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_k, sp->top_p, 0x1.0p-30, scratch) !=
+                       mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_k, sp->top_p, 1 - 0x1.0p-30, scratch);
             if (want != have) {
-                const int lo = mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_p, u * (1 - rel_tol), scratch);
-                const int hi = mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_p, fmin(u * (1 + rel_tol), 1 - 0x1.0p-30), scratch);
+                const int lo = mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_k, sp->top_p, u * (1 - rel_tol), scratch);
+                const int hi = mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_k, sp->top_p, fmin(u * (1 + rel_tol), 1 - 0x1.0p-30), scratch);
                 if (lo != have && hi != have)
                     fail_msg("draw %d of row %d: %d, the replay draws %d (u %.9f)", i, b, have, want, u);
                 off++;
@@ -560,9 +560,9 @@ int mb_test_sample_replay(mb_model *m, mb_model *ref, int B, int n, const mb_sam
             cur[b] = have;
         }
     }
-    printf("# sample %d rows x %d draws (T %.2f, top_p %.2f): %d with a choice, %d changes of class, %d draws on a "
+    printf("# sample %d rows x %d draws (T %.2f, top_k %d, top_p %.2f): %d with a choice, %d changes of class, %d draws on a "
            "boundary\n",
-           B, n, sp->temperature, sp->top_p, choices, distinct, off);
+           B, n, sp->temperature, sp->top_k, sp->top_p, choices, distinct, off);
     /* draws whose nucleus is one class test only the argmax: most must have had a choice */
     assert_true(choices > B * n / 2);
     mb_state_free(rs);

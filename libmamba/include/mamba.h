@@ -213,9 +213,10 @@ int mb_model_forward_chunk(mb_model *m, mb_state *s, const int32_t *tokens, int 
 /* Generation: n recurrent steps where each step's input is the class drawn
  * from the previous step's logits. tokens (B) are the first inputs; out
  * (B, n) row-major receives the drawn classes. The draw: softmax(logits /
- * temperature) over the model's vocab_size classes, restricted with top_p < 1
- * to the nucleus (the fewest most likely classes holding top_p of the
- * probability), with a random number that depends only on (seed, row, the
+ * temperature) over the model's vocab_size classes, restricted with
+ * 0 < top_k < vocab_size to the top_k most likely classes, then with
+ * top_p < 1 to the nucleus (the fewest most likely classes holding top_p of
+ * what is left; ties rank by class index), with a random number that depends only on (seed, row, the
  * number of draws the state has made since it was created or reset): a run
  * cut into several calls draws what one call would, and the CPU can replay
  * a GPU run (their logits differ in the last bits, so a draw within ~1e-6
@@ -226,6 +227,7 @@ typedef struct {
     float temperature; /* > 0; 1 = the model's distribution */
     float top_p;       /* (0, 1]; 1 = no nucleus cut */
     uint64_t seed;
+    int top_k;         /* >= 0; 0 = no cut */
 } mb_sampler;
 int mb_model_sample(mb_model *m, mb_state *s, const int32_t *tokens, int n, const mb_sampler *sp,
                     int32_t *out);

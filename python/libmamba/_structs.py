@@ -71,7 +71,7 @@ class LossStats(ctypes.Structure):
 class Sampler(ctypes.Structure):
     """mb_sampler: temperature, nucleus and the seed of the draws."""
 
-    _fields_ = [("temperature", c_float), ("top_p", c_float), ("seed", c_uint64)]
+    _fields_ = [("temperature", c_float), ("top_p", c_float), ("seed", c_uint64), ("top_k", c_int)]
 
 
 class ChunkOut(ctypes.Structure):

@@ -244,7 +244,7 @@ class Model:
 
         return State(self, batch)
 
-    def generate(self, prompt, n, temperature=1.0, top_p=1.0, seed=0):
+    def generate(self, prompt, n, temperature=1.0, top_p=1.0, seed=0, top_k=0):
         """Continue ``prompt`` (L >= 1 tokens, or (B, L)) by ``n`` drawn tokens:
         int32 (n,) or (B, n). The prompt but its last token goes through the
         parallel forward; then mb_model_sample draws from the last onwards."""
@@ -254,7 +254,7 @@ class Model:
         with self.state(t.shape[0]) as s:
             if t.shape[1] > 1:
                 s.feed(t[:, :-1])
-            out = s.sample(t[:, -1], n, temperature=temperature, top_p=top_p, seed=seed)
+            out = s.sample(t[:, -1], n, temperature=temperature, top_p=top_p, seed=seed, top_k=top_k)
         return out[0] if single else out
 
     # ---- training -----------------------------------------------------------------------

@@ -73,16 +73,17 @@ class State:
         check(lib.mb_model_forward_chunk(self.model.handle, self.handle, _ptr(t), t.shape[1], _ptr(out)))
         return out
 
-    def sample(self, tokens, n, temperature=1.0, top_p=1.0, seed=0):
+    def sample(self, tokens, n, temperature=1.0, top_p=1.0, seed=0, top_k=0):
         """mb_model_sample: ``n`` steps, each fed the token drawn at the step
         before, from ``tokens`` (one per sequence): int32 (batch, n).
 
         The draw is softmax(logits / temperature) over the vocabulary, cut to
-        the nucleus of ``top_p``, with a random number that depends only on
+        the ``top_k`` most likely classes (0: no cut), then to the nucleus of
+        ``top_p``, with a random number that depends only on
         (seed, row, draws since the state was created or reset): a run split
         over calls draws what one call would."""
         t = self._row_tokens(tokens)
         out = np.empty((self.batch, int(n)), np.int32)
-        sp = S.Sampler(temperature=temperature, top_p=top_p, seed=seed)
+        sp = S.Sampler(temperature=temperature, top_p=top_p, seed=seed, top_k=top_k)
         check(lib.mb_model_sample(self.model.handle, self.handle, _ptr(t), int(n), ctypes.byref(sp), _ptr(out)))
         return out

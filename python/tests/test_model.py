@@ -68,6 +68,8 @@ def test_sampling(tiny):
     for _ in range(10):
         seq.append(int(np.argmax(tiny.logits(seq)[-1, :12])))
     np.testing.assert_array_equal(greedy, seq[8:])
+    # top-k of one class, whatever the temperature and seed: greedy too
+    np.testing.assert_array_equal(tiny.generate(prompt[0], 10, temperature=3.0, top_k=1, seed=9), greedy)
 
 
 def read_tensor(path, name):

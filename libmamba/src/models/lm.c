@@ -308,7 +308,11 @@ typedef struct {
     mb_layer_acts acts;
     mb_lm_head_acts hacts;
     mb_arena ws;
+    mb_gen gen; /* a GPU's generation (lm_sample) */
 } lm_state;
+
+/* steps a replayed graph of generation runs */
+#define LM_GEN_PERIOD 16
 
 typedef struct {
     const mb_model *m;
@@ -362,6 +366,7 @@ static void lm_state_free(mb_state *st)
 {
     lm_state *s = (lm_state *)st;
     lm_state_bufs_free(s);
+    mb_gen_free(&s->gen, st->model->ctx);
     mb_dev_free(st->model->ctx, s->buf);
     free(s->layers);
     free(s);
@@ -377,7 +382,8 @@ static mb_state *lm_state_create(mb_model *m, int B)
     for (int l = 0; l < m->cfg.n_layer; l++) total += mb_mixer_state_floats(&n->layers[l].mixer, B);
     s->buf = mb_dev_alloc_floats(m->ctx, total, "recurrent state");
     s->layers = mb_calloc((size_t)m->cfg.n_layer, sizeof(mb_mixer_state), "state");
-    if (!s->buf || !s->layers || lm_state_bufs(s, 1)) {
+    if (!s->buf || !s->layers || lm_state_bufs(s, 1) ||
+        (!mb_dev_host_memory(m->ctx) && mb_gen_init(&s->gen, m->ctx, B, LM_GEN_PERIOD))) {
         mb_state_free(&s->pub);
         return NULL;
     }
@@ -395,17 +401,16 @@ static void lm_state_reset(mb_state *st)
     mb_dev_zero(m->ctx, s->buf, total * sizeof(float));
 }
 
-/* L tokens (B, L) through the layers from the state: returns the last
- * hidden state (device, (B*L, d)). One token goes through the fused step
- * where the device runs it (training never comes here: it keeps the
- * activations only the unfused path writes). */
-static const float *lm_state_fwd(mb_model *m, lm_state *s, const int32_t *tokens, int L)
+/* The L tokens (B, L) in s->tok through the layers from the state: returns
+ * the last hidden state (device, (B*L, d)). One token goes through the
+ * block step where the device runs it (training never comes here: it keeps
+ * the activations only the unfused path writes). */
+static const float *lm_state_layers(mb_model *m, lm_state *s, int L)
 {
     const lm_net *n = net(m);
     mb_ctx *ctx = m->ctx;
     const mb_params *ps = &m->params;
     const int B = s->pub.B, M = B * L;
-    if (lm_state_bufs(s, L) || mb_dev_upload(ctx, s->tok, tokens, (size_t)M * sizeof(int32_t))) return NULL;
     float *h = s->h0, *hn = s->h1;
     mb_embedding_fwd(ctx, &n->embed, ps, M, s->tok, h);
     for (int l = 0; l < m->cfg.n_layer; l++) {
@@ -418,6 +423,13 @@ static const float *lm_state_fwd(mb_model *m, lm_state *s, const int32_t *tokens
         hn = t;
     }
     return h;
+}
+
+static const float *lm_state_fwd(mb_model *m, lm_state *s, const int32_t *tokens, int L)
+{
+    const size_t M = (size_t)s->pub.B * L;
+    if (lm_state_bufs(s, L) || mb_dev_upload(m->ctx, s->tok, tokens, M * sizeof(int32_t))) return NULL;
+    return lm_state_layers(m, s, L);
 }
 
 static int lm_step(mb_model *m, mb_state *st, const int32_t *tokens, float *logits)
@@ -445,11 +457,54 @@ static int lm_chunk(mb_model *m, mb_state *st, const int32_t *tokens, int L, con
     return mb_chunk_emit(m, st, r, 0, L, s->hacts.hf, want_lg ? s->logits : NULL);
 }
 
-/* The LM's generation: its steps, and the draws on the host by the same
- * rule the device kernels follow (mb_sample_pick). */
+/* A step and its draw on the device: the class lands in s->tok, where the
+ * next step's embedding reads it. */
+typedef struct {
+    mb_model *m;
+    lm_state *s;
+    mb_head_sample_params hp;
+} lm_gen_work;
+
+static int lm_gen_step(void *arg)
+{
+    lm_gen_work *w = arg;
+    const float *h = lm_state_layers(w->m, w->s, 1);
+    if (!h) return -1;
+    mb_head_sample(w->m->ctx, &w->hp, h, &w->s->ws);
+    return 0;
+}
+
+/* On a GPU: the steps and draws on the device (models/gen.c), graphs of
+ * LM_GEN_PERIOD steps replayed, the head and draw of mb_head_sample
+ * (through the logits buffer where the vocabulary is large) */
+static int lm_sample_device(mb_model *m, lm_state *s, const int32_t *tokens, int n, const mb_sampler *sp,
+                            int32_t *out)
+{
+    mb_ctx *ctx = m->ctx;
+    const lm_net *nt = net(m);
+    const int B = s->pub.B;
+    if (mb_gen_begin(&s->gen, ctx, sp, s->pub.drawn) || lm_state_bufs(s, 1) ||
+        mb_dev_upload(ctx, s->tok, tokens, (size_t)B * sizeof(int32_t)))
+        return -1;
+    const mb_norm *nf = &nt->head.norm;
+    lm_gen_work w = {m, s, {
+        .batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size, .eps = nf->eps,
+        .norm_w = mb_param_data(&m->params, nf->p_w), .norm_b = nf->p_b >= 0 ? mb_param_data(&m->params, nf->p_b) : NULL,
+        .head = mb_param_data(&m->params, nt->head.p_w),
+        .logits = mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size) ? NULL : s->logits,
+        .ld_logits = m->vocab_padded, .cfg = s->gen.cfg, .count = s->gen.count, .next = s->tok,
+        .hist = s->gen.ring, .hist_len = s->gen.period}};
+    const mb_gen_fns f = {lm_gen_step, NULL, NULL, &w};
+    if (mb_gen_run(&s->gen, ctx, &f, n, &s->pub.drawn, s->tok, out)) return -1;
+    return mb_ctx_check(ctx);
+}
+
+/* The LM's generation: on a GPU on the device; on the CPU its steps, and
+ * the draws by the rule the device kernels follow (mb_sample_pick). */
 static int lm_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, const mb_sampler *sp, int32_t *out)
 {
     lm_state *s = (lm_state *)st;
+    if (!mb_dev_host_memory(m->ctx)) return lm_sample_device(m, s, tokens, n, sp, out);
     const lm_net *nt = net(m);
     const int B = st->B, Vp = m->vocab_padded, V = m->cfg.vocab_size, nl = m->cfg.n_layer;
     float *lg = mb_calloc((size_t)B * Vp, sizeof(float), "sampling");
@@ -471,7 +526,7 @@ static int lm_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, co
         if (lm_step(m, st, cur, lg)) goto done;
         for (int b = 0; b < B; b++) {
             const double u = (mb_sample_bits(sp->seed, st->drawn, b) + 0.5) * 0x1.0p-23;
-            cur[b] = mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_p, u, scratch);
+            cur[b] = mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_k, sp->top_p, u, scratch);
             out[(size_t)b * n + i] = cur[b];
         }
         st->drawn++;

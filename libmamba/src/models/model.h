@@ -16,6 +16,7 @@
 
 #include "nn/head.h"
 #include "nn/layer.h"
+#include "ops/ops.h"
 
 /* What a training forward leaves in the architecture's buffers (device). */
 typedef struct {
@@ -120,6 +121,47 @@ struct mb_state {
     double *emit_loss, *emit_loss_dev;
     float *hsum_dev; /* (B, d_model): the running pooled sums of a chunk call */
 };
+
+/* ---- generation on a device (models/gen.c) -------------------------------
+ * The steps and draws of mb_model_sample run on the device: the draw's
+ * settings and per-row counts live there (mb_head_sample reads them, so a
+ * captured graph replays with the values of the moment), each draw lands
+ * where the next step reads its input, and the drawn classes come back
+ * through a ring. With graphs (period > 0), a period of steps is captured
+ * once (after a period's worth has run eagerly, so that lazy
+ * initializations stay outside any capture) and replayed with one launch;
+ * after each launch the ring is copied to a pinned slot without waiting,
+ * and the host waits only when the slots are full or the run is done.
+ * Without graphs, a step at a time and its classes downloaded. */
+typedef struct {
+    int B, period;
+    float *buf;          /* device: settings, counts, the ring (B, period) */
+    mb_sample_cfg *cfg;
+    int64_t *count, *hcount;
+    int32_t *ring, *pin_ring, *col;
+    void *graph;         /* a period of steps and draws */
+    int64_t eager;       /* steps run eagerly so far */
+} mb_gen;
+
+/* What an architecture gives the loop: one step and its draw (into the
+ * device tokens the next step reads), whether a period may start at the
+ * state's position, and the bookkeeping a replayed step does on the host
+ * (both may be NULL: always, nothing). */
+typedef struct {
+    int (*step)(void *arg);
+    int (*at_period)(void *arg);
+    void (*advance)(void *arg);
+    void *arg;
+} mb_gen_fns;
+
+int mb_gen_init(mb_gen *g, mb_ctx *ctx, int B, int period);
+void mb_gen_free(mb_gen *g, mb_ctx *ctx);
+/* the settings and every row's count (drawn) to the device */
+int mb_gen_begin(mb_gen *g, mb_ctx *ctx, const mb_sampler *sp, int64_t drawn);
+/* n steps and draws; out (B, n) gets the classes, *drawn advances by n;
+ * next: the device tokens each draw writes */
+int mb_gen_run(mb_gen *g, mb_ctx *ctx, const mb_gen_fns *f, int n, int64_t *drawn, const int32_t *next,
+               int32_t *out);
 
 /* A model of cfg: the architecture's tensors and the classification head
  * registered in the table, nothing allocated (so a checkpoint's shapes can

@@ -29,7 +29,6 @@
 #include "nn/pool.h"
 
 #define SA_GRAPH_MAX 256 /* step graphs per state: periods above this run eagerly */
-#define SA_SLOTS 64      /* launches whose drawn classes wait in pinned memory for one sync */
 
 /* A block of the U-Net: the residual Mamba block, then with cfg.mlp the
  * residual MLP block. */
@@ -527,21 +526,11 @@ typedef struct {
      * lazy initializations (never inside a capture), and a chunk's parallel
      * pieces advance pos[] without visiting any phase */
     unsigned char seen[SA_GRAPH_MAX];
-    int64_t eager_draws;
     int32_t *pin_tok;
     float *pin_lg;
-    /* Sampling (sa_sample): the draw's settings and per-row counts in
-     * device memory, where captured graphs read them; the ring of drawn
-     * classes (hist_len: the period, with graphs); a graph of a whole
-     * period of steps and draws; on the host, the counts' upload buffer
-     * and, with graphs, SA_SLOTS pinned copies of the ring, one per launch
-     * until collected. */
-    float *sbuf;
-    mb_sample_cfg *scfg;
-    int64_t *scount, *hcount;
-    int32_t *shist, *pin_hist;
-    int hist_len;
-    void *pgraph;
+    /* Sampling (sa_sample): on the device, a pooling period per graph
+     * (models/gen.c) */
+    mb_gen gen;
 } sa_state;
 
 static void sa_state_free(mb_state *st)
@@ -549,12 +538,9 @@ static void sa_state_free(mb_state *st)
     sa_state *s = (sa_state *)st;
     mb_ctx *ctx = st->model->ctx;
     for (int i = 0; i < SA_GRAPH_MAX; i++) mb_dev_graph_free(ctx, s->graph[i]);
-    mb_dev_graph_free(ctx, s->pgraph);
+    mb_gen_free(&s->gen, ctx);
     mb_host_free(ctx, s->pin_tok);
     mb_host_free(ctx, s->pin_lg);
-    mb_host_free(ctx, s->pin_hist);
-    mb_dev_free(ctx, s->sbuf);
-    free(s->hcount);
     sa_acts_free(ctx, &s->act);
     sa_acts_free(ctx, &s->pre);
     mb_dev_free(ctx, s->buf);
@@ -587,8 +573,7 @@ static mb_state *sa_state_create(mb_model *m, int B)
     s->buf = mb_dev_alloc_floats(ctx, total, "recurrent state");
     s->layers = mb_calloc((size_t)nl, sizeof(mb_mixer_state), "state");
     s->col = mb_calloc((size_t)B, sizeof(int32_t), "state");
-    s->hcount = mb_calloc((size_t)B, sizeof(int64_t), "state");
-    if (!s->buf || !s->layers || !s->col || !s->hcount || sa_acts_init(m, &s->act, B, 1, 0)) {
+    if (!s->buf || !s->layers || !s->col || sa_acts_init(m, &s->act, B, 1, 0)) {
         mb_state_free(&s->pub);
         return NULL;
     }
@@ -604,26 +589,17 @@ static mb_state *sa_state_create(mb_model *m, int B)
     const int P = sa_pool_prod(&m->cfg);
     if (mb_dev_graphs(ctx) && P <= SA_GRAPH_MAX) {
         s->period = P;
-        s->hist_len = P;
         s->pin_tok = mb_host_alloc(ctx, (size_t)B * sizeof(int32_t), "step tokens");
         s->pin_lg = mb_host_alloc(ctx, (size_t)B * m->vocab_padded * sizeof(float), "step logits");
-        s->pin_hist = mb_host_alloc(ctx, (size_t)SA_SLOTS * B * P * sizeof(int32_t), "drawn classes");
-        if (!s->pin_tok || !s->pin_lg || !s->pin_hist) {
+        if (!s->pin_tok || !s->pin_lg) {
             mb_state_free(&s->pub);
             return NULL;
         }
     }
-    /* the ring only with graphs: otherwise the drawn classes are read from
-     * the next step's input after every step */
-    const size_t nhist = s->hist_len ? mb_carve_round((size_t)B * s->hist_len) : 0;
-    s->sbuf = mb_dev_alloc_floats(ctx, 16 + mb_carve_round(2 * (size_t)B) + nhist, "sampling state");
-    if (!s->sbuf) {
+    if (mb_gen_init(&s->gen, ctx, B, s->period)) {
         mb_state_free(&s->pub);
         return NULL;
     }
-    s->scfg = (mb_sample_cfg *)s->sbuf;
-    s->scount = (int64_t *)(s->sbuf + 16);
-    s->shist = nhist ? (int32_t *)(s->sbuf + 16 + mb_carve_round(2 * (size_t)B)) : NULL;
     return &s->pub;
 }
 
@@ -788,62 +764,18 @@ static int sa_sample_step(void *arg)
     return 0;
 }
 
-/* a whole pooling period of steps and draws */
-static int sa_sample_period(void *arg)
+/* a period starts on the finest level's pooling edge */
+static int sa_at_period(void *arg)
 {
     const sa_work *w = arg;
-    for (int j = 0; j < w->s->period; j++)
-        if (sa_sample_step(arg)) return -1;
-    return 0;
+    return w->s->pos[0] % w->s->period == 0;
 }
 
-/* With graphs: where the phase is 0 and a whole period is left, one launch
- * of the period's graph (captured on the first such launch after a period's
- * worth of draws has run eagerly, so lazy initializations happen outside
- * any capture); otherwise one step run eagerly. After each launch the ring
- * of drawn classes is copied to a pinned slot without waiting; the host
- * waits only when the slots are full or the run is done. */
-static int sa_sample_graph(mb_model *m, sa_state *s, const mb_head_sample_params *hp, int n, int32_t *out)
+/* what a replayed step does to pos[] */
+static void sa_gen_advance(void *arg)
 {
-    mb_ctx *ctx = m->ctx;
-    const int B = s->pub.B, H = s->hist_len, P = s->period;
-    const size_t ring = (size_t)B * H;
-    sa_work w = {m, s, hp};
-    struct {
-        int64_t t0;
-        int i0, k;
-    } rec[SA_SLOTS];
-    int nrec = 0;
-    for (int i = 0; i < n;) {
-        int k = 1;
-        if (s->pos[0] % P == 0 && n - i >= P && (s->pgraph || s->eager_draws >= P)) {
-            k = P;
-            if (s->pgraph) {
-                if (mb_dev_graph_launch(ctx, s->pgraph)) return -1;
-                for (int j = 0; j < P; j++) sa_advance(m, s);
-            } else if (mb_dev_run(ctx, &s->pgraph, sa_sample_period, &w)) {
-                return -1;
-            }
-        } else if (mb_dev_run(ctx, NULL, sa_sample_step, &w)) {
-            return -1;
-        } else {
-            s->eager_draws++;
-        }
-        if (mb_dev_copy_async(ctx, s->pin_hist + (size_t)nrec * ring, s->shist, ring * sizeof(int32_t))) return -1;
-        rec[nrec].t0 = s->pub.drawn, rec[nrec].i0 = i, rec[nrec].k = k;
-        nrec++;
-        s->pub.drawn += k;
-        i += k;
-        if (nrec < SA_SLOTS && i < n) continue;
-        if (mb_dev_sync(ctx) || mb_ctx_check(ctx)) return -1;
-        for (int r = 0; r < nrec; r++)
-            for (int b = 0; b < B; b++)
-                for (int j = 0; j < rec[r].k; j++)
-                    out[(size_t)b * n + rec[r].i0 + j] =
-                        s->pin_hist[(size_t)r * ring + (size_t)b * H + (rec[r].t0 + j) % H];
-        nrec = 0;
-    }
-    return 0;
+    const sa_work *w = arg;
+    sa_advance(w->m, w->s);
 }
 
 /* Where device memory is host memory, each block's A = -exp(A_log) once
@@ -876,32 +808,20 @@ static int sa_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, co
     const sa_net *sa = net(m);
     mb_ctx *ctx = m->ctx;
     const int B = st->B;
-    if (!mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size))
-        return mb_error_set("sample: a vocabulary of %d is too large for this device's fused draw",
-                            m->cfg.vocab_size);
-    const mb_sample_cfg cfg = {.seed = sp->seed, .temperature = sp->temperature, .top_p = sp->top_p};
-    for (int b = 0; b < B; b++) s->hcount[b] = st->drawn;
-    if (mb_dev_upload(ctx, s->scfg, &cfg, sizeof cfg) ||
-        mb_dev_upload(ctx, s->scount, s->hcount, (size_t)B * sizeof(int64_t)) ||
-        mb_dev_upload(ctx, a->tok, tokens, (size_t)B * sizeof(int32_t)))
+    if (mb_gen_begin(&s->gen, ctx, sp, st->drawn) || mb_dev_upload(ctx, a->tok, tokens, (size_t)B * sizeof(int32_t)))
         return -1;
     const mb_head_sample_params hp = {
         .batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size, .eps = m->cfg.norm_eps,
         .norm_w = mb_param_data(&m->params, sa->head.norm.p_w), .head = mb_param_data(&m->params, sa->head.p_w),
-        .cfg = s->scfg, .count = s->scount, .next = a->tok, .hist = s->shist, .hist_len = s->hist_len};
-    if (s->period) return sa_sample_graph(m, s, &hp, n, out);
+        /* through the logits where the vocabulary is over what the fused draw holds */
+        .logits = mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size) ? NULL : a->logits,
+        .ld_logits = m->vocab_padded, .cfg = s->gen.cfg, .count = s->gen.count, .next = a->tok,
+        .hist = s->gen.ring, .hist_len = s->gen.period};
     float *A = NULL;
     if (mb_dev_host_memory(ctx) && !(A = sa_pin_A(m, s))) return -1;
     sa_work w = {m, s, &hp};
-    int rc = 0;
-    for (int i = 0; i < n && !rc; i++) {
-        /* without a period graph (none on this device, or a period above
-         * SA_GRAPH_MAX) the classes come back one step at a time */
-        rc = sa_sample_step(&w) || mb_ctx_check(ctx) ||
-             mb_dev_download(ctx, s->col, a->tok, (size_t)B * sizeof(int32_t));
-        for (int b = 0; b < B && !rc; b++) out[(size_t)b * n + i] = s->col[b];
-        st->drawn += !rc;
-    }
+    const mb_gen_fns f = {sa_sample_step, sa_at_period, sa_gen_advance, &w};
+    const int rc = mb_gen_run(&s->gen, ctx, &f, n, &st->drawn, a->tok, out);
     sa_unpin_A(m, s, A);
     return rc ? -1 : mb_ctx_check(ctx);
 }

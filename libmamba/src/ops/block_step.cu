@@ -297,10 +297,8 @@ static int bs_optin(mb_ctx *ctx, const mb_cuda_state *st, bs_kernel_fn fn, int s
     return optin[dev][slot];
 }
 
-extern "C" int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *p)
+static int bs_fused_fits(mb_ctx *ctx, const mb_cuda_state *st, const mb_block_step_params *p)
 {
-    mb_cuda_state *st = mb_cuda_enter(ctx);
-    if (!st) return 0;
     int slot;
     const bs_kernel_fn fn = bs_pick(p, &slot);
     const int nbc = p->is_complex ? 2 * p->d_state : p->d_state;
@@ -308,12 +306,41 @@ extern "C" int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *
     return work * sizeof(float) <= (size_t)bs_optin(ctx, st, fn, slot);
 }
 
+static int bs_split_fits(mb_ctx *ctx, const mb_block_step_params *p)
+{
+    return mb_block_step_split_fits_cuda(ctx, p->d_model > p->d_inner ? p->d_model : p->d_inner);
+}
+
+extern "C" int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *p)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return 0;
+    return bs_fused_fits(ctx, st, p) || bs_split_fits(ctx, p);
+}
+
+/* A layer's weights above which AUTO takes the split kernels: one SM
+ * streams the fused kernel's weights, so its time grows with them, while
+ * the split kernels pay four launches and read them with every SM. */
+#define BS_SPLIT_BYTES ((size_t)4 << 20)
+
+static int bs_use_split(mb_ctx *ctx, const mb_cuda_state *st, const mb_block_step_params *p)
+{
+    if (p->gpu_path == MB_STEP_SPLIT) return 1;
+    if (p->gpu_path == MB_STEP_FUSED) return 0;
+    const size_t Di = (size_t)p->d_inner, xd = (size_t)p->dt_rank + 2 * (p->is_complex ? 2 : 1) * p->d_state;
+    const size_t bytes = (3 * Di * p->d_model + Di * xd) * sizeof(float);
+    return bytes >= BS_SPLIT_BYTES || !bs_fused_fits(ctx, st, p);
+}
+
 extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
 {
-    (void)ws;
     if (p->batch <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
+    if (bs_use_split(ctx, st, p)) {
+        mb_block_step_split_cuda(ctx, p, h, out, ws);
+        return;
+    }
     int slot;
     const bs_kernel_fn fn = bs_pick(p, &slot);
     /* the block's shared memory may go past the default 48 KB up to what

@@ -79,6 +79,39 @@ static __device__ void mb_gemv_block_auto(int n, int k, const float *W, const fl
     else mb_gemv_block_q<float, NT, ROWS>(n, k, W, x, y, add);
 }
 
+/* A warp's output column n of y = x W^T for M <= MR rows of x (rows ldx
+ * apart, global or shared memory): the lanes run along W's row n (read
+ * once, coalesced), MR sums a lane, reduced over the warp; every lane gets
+ * acc[m], row m's dot product. V: float4 loads (k, ldx and the pointers
+ * allow them). The GEMV of the steps of wide models, where a warp a column
+ * spreads the weights over every SM (ops/linear.cu, ops/block_step_split.cu). */
+template <int MR, bool V>
+static __device__ __forceinline__ void mb_gemv_warp(int M, int k, const float *x, int ldx,
+                                                    const float *__restrict__ w, float *acc)
+{
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int m = 0; m < MR; m++) acc[m] = 0.f;
+    if (V) {
+        const float4 *w4 = reinterpret_cast<const float4 *>(w);
+        for (int j = lane; j < k / 4; j += 32) {
+            const float4 wv = w4[j];
+#pragma unroll
+            for (int m = 0; m < MR; m++)
+                if (m < M) acc[m] += mb_gemv_dot(wv, reinterpret_cast<const float4 *>(x + (size_t)m * ldx)[j]);
+        }
+    } else {
+        for (int j = lane; j < k; j += 32) {
+            const float wv = w[j];
+#pragma unroll
+            for (int m = 0; m < MR; m++)
+                if (m < M) acc[m] += wv * x[(size_t)m * ldx + j];
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < MR; m++) acc[m] = mb_warp_sum(acc[m]);
+}
+
 /* The row x (d floats) normed into xn (shared memory): RMSNorm, or
  * LayerNorm with b; red holds 32 floats for the block sums. Every thread
  * of the block calls it; xn is complete after the next barrier. */

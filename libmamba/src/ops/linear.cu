@@ -2,6 +2,7 @@
  * and the layer itself for a few rows; otherwise the layer (ops/linear.c)
  * is GEMMs through the dispatcher. */
 #include "core/cuda_util.h"
+#include "ops/fused.cuh"
 #include "ops/ops.h"
 
 static __global__ void bias_add_kernel(int M, int N, const float *bias, float *y, int ldy)
@@ -60,34 +61,12 @@ linear_few_kernel(int M, int in, int out, const float *__restrict__ x, int ldx, 
     mb_pdl_wait();
     const int n = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
     if (n >= out) return; /* whole warps */
-    const float *w = W + (size_t)n * in;
     float acc[MR];
-#pragma unroll
-    for (int m = 0; m < MR; m++) acc[m] = 0.f;
-    if (V) {
-        const float4 *w4 = reinterpret_cast<const float4 *>(w);
-        for (int k = lane; k < in / 4; k += 32) {
-            const float4 wv = w4[k];
-#pragma unroll
-            for (int m = 0; m < MR; m++)
-                if (m < M) {
-                    const float4 xv = reinterpret_cast<const float4 *>(x + (size_t)m * ldx)[k];
-                    acc[m] += wv.x * xv.x + wv.y * xv.y + wv.z * xv.z + wv.w * xv.w;
-                }
-        }
-    } else {
-        for (int k = lane; k < in; k += 32) {
-            const float wv = w[k];
-#pragma unroll
-            for (int m = 0; m < MR; m++)
-                if (m < M) acc[m] += wv * x[(size_t)m * ldx + k];
-        }
-    }
+    mb_gemv_warp<MR, V>(M, in, x, ldx, W + (size_t)n * in, acc);
     const float bn = bias ? bias[n] : 0.f;
 #pragma unroll
     for (int m = 0; m < MR; m++) {
-        const float v = mb_warp_sum(acc[m]);
-        if (lane == m % 32 && m < M) y[(size_t)m * ldy + n] = v + bn;
+        if (lane == m % 32 && m < M) y[(size_t)m * ldy + n] = acc[m] + bn;
     }
 }
 

@@ -258,12 +258,34 @@ typedef struct {
     float *out2;
     const float *add2;
     int ld_out2, ld_add2;
+    /* GPU: which kernels (MB_STEP_*): one thread block a row (narrow
+     * models), or four kernels that spread each matrix over every SM (wide
+     * ones: ops/block_step_split.cu); AUTO picks by the layer's size */
+    int gpu_path;
 } mb_block_step_params;
+enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2 };
 #define MB_OPS_BLOCK_STEP_ARGS mb_ctx *ctx, const mb_block_step_params *p, const float *h, \
     float *out, mb_arena *ws
 void mb_block_step(MB_OPS_BLOCK_STEP_ARGS);
 void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS);
 size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p);
+
+/* y[b, :n_out] (rows ldy apart) = W (n_out, d) @ norm(row b), row b being
+ * h's or, with tokens, embed[tokens[b]]; RMSNorm, or LayerNorm with norm_b.
+ * GPU only: the first kernel of the split block step and the head of a
+ * generation step over a large vocabulary. */
+typedef struct {
+    int batch, d;
+    const float *h;
+    const int32_t *tokens;
+    const float *embed;
+    const float *norm_w, *norm_b;
+    float eps;
+    const float *W;
+    int n_out;
+    float *y;
+    int ldy;
+} mb_norm_gemv_params;
 
 /* ---- sampling -------------------------------------------------------------
  * The draw of a class from a step's logits, on the device so that a run of
@@ -271,9 +293,12 @@ size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p);
  * CPU computes it in double, the GPU in float, so only a random number within
  * ~1e-6 of a class boundary can fall differently):
  *   q_k = exp((z_k - max z) / temperature) over the first `vocab` classes;
- *   with top_p < 1, class k is kept iff the mass of the classes ranked above
- *   it (by q descending, then index ascending) is < top_p * sum q; the
- *   nucleus: the fewest most likely classes holding top_p;
+ *   the rank order: q descending, then index ascending;
+ *   with 0 < top_k < vocab, only the first top_k classes of the rank order
+ *   are candidates (q of the others taken as 0);
+ *   with top_p < 1, candidate k is kept iff the mass of the candidates
+ *   ranked above it is < top_p * their total; the nucleus: the fewest most
+ *   likely candidates holding top_p of the candidates' mass;
  *   u = (mb_sample_bits(seed, count, row) + 0.5) * 2^-23, in (0, 1);
  *   the class is the first k (index order) whose running sum of kept q
  *   passes u * (sum of kept q).
@@ -282,6 +307,7 @@ size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p);
 typedef struct {
     uint64_t seed;
     float temperature, top_p;
+    int top_k; /* 0: no cut */
 } mb_sample_cfg;
 #ifdef __CUDACC__
 #define MB_HOSTDEV __host__ __device__
@@ -309,7 +335,7 @@ static inline MB_HOSTDEV uint32_t mb_sample_bits(uint64_t seed, int64_t count, i
  * double; scratch holds mb_sample_scratch_bytes(vocab) (the nucleus needs
  * the classes ranked). */
 size_t mb_sample_scratch_bytes(int vocab);
-int mb_sample_pick(const float *z, int vocab, double temperature, double top_p, double u, void *scratch);
+int mb_sample_pick(const float *z, int vocab, double temperature, int top_k, double top_p, double u, void *scratch);
 
 /* The head of a generation step with its draw: y's rows normed (RMSNorm, or
  * LayerNorm with norm_b), logits = head @ that (only the first vocab rows of
@@ -317,8 +343,10 @@ int mb_sample_pick(const float *z, int vocab, double temperature, double top_p, 
  * input) and, with hist, into hist[b * hist_len + count[b] % hist_len];
  * count[b] is then advanced. cfg and count are device memory (they live
  * there so that a captured graph replays with the values of the moment).
- * logits (rows ld_logits apart) may be NULL. The CPU version takes
- * mb_head_sample_workspace bytes from ws; the GPU one needs none. */
+ * logits (rows ld_logits apart) may be NULL where mb_head_sample_fits says
+ * so (on a GPU, a vocabulary over what one thread block holds goes through
+ * the logits). The CPU version takes mb_head_sample_workspace bytes from
+ * ws; the GPU one needs none. */
 typedef struct {
     int batch, d_model, vocab, ld_logits;
     float eps;
@@ -343,10 +371,12 @@ size_t mb_head_sample_workspace(mb_ctx *ctx, const mb_head_sample_params *p);
 #define MB_HEAD_SAMPLE_CUDA_SMEM (48 * 1024)
 /* 0, or -1 with "...: d_state N is above the GPU scan's 64" and the like. */
 int mb_scan_supported(mb_ctx *ctx, int d_state, int batch);
-/* Whether the fused block step (mb_block_step) can run these sizes (its
- * work area must fit the device's shared memory; always on the CPU). */
+/* Whether the block step (mb_block_step) can run these sizes (on a GPU,
+ * the one-block kernel's work area, or the split kernels' rows, must fit
+ * the device's shared memory; always on the CPU). */
 int mb_block_step_fits(mb_ctx *ctx, const mb_block_step_params *p);
-/* Whether the fused head + draw (mb_head_sample) can run these sizes. */
+/* Whether the head + draw (mb_head_sample) can run these sizes with no
+ * logits buffer (any size runs with one). */
 int mb_head_sample_fits(mb_ctx *ctx, int d_model, int vocab);
 
 /* ---- the CUDA versions (ops/NAME.cu), same signatures --------------------- */
@@ -355,6 +385,9 @@ void mb_gemm_cuda(MB_OPS_GEMM_ARGS);
 void mb_colsum_acc_cuda(mb_ctx *ctx, int M, int N, const float *x, int ldx, float *out);
 void mb_bias_add_cuda(mb_ctx *ctx, int M, int N, const float *bias, float *y, int ldy);
 void mb_linear_few_fwd_cuda(MB_OPS_LINEAR_FWD_ARGS); /* M <= MB_LINEAR_FEW_ROWS */
+void mb_norm_gemv_cuda(mb_ctx *ctx, const mb_norm_gemv_params *p);
+void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS);
+int mb_block_step_split_fits_cuda(mb_ctx *ctx, int width);
 void mb_conv1d_fwd_cuda(MB_OPS_CONV_FWD_ARGS);
 void mb_conv1d_bwd_cuda(MB_OPS_CONV_BWD_ARGS);
 void mb_conv1d_state_update_cuda(MB_OPS_CONV_STATE_ARGS);
@@ -378,6 +411,7 @@ void mb_scan_bwd_cuda(MB_OPS_SCAN_BWD_ARGS);
 void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS);
 int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *p);
 void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS);
+int mb_head_sample_fused_fits_cuda(int d_model, int vocab);
 #endif
 
 #ifdef __cplusplus

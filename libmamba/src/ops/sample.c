@@ -28,35 +28,53 @@ static int item_cmp(const void *a, const void *b)
     return (x->k > y->k) - (x->k < y->k);
 }
 
-int mb_sample_pick(const float *z, int vocab, double temperature, double top_p, double u, void *scratch)
+/* Ranks the classes of w that can be among the first `count` of the rank
+ * order or inside a prefix holding `mass`: those with w at least a
+ * threshold t, lowered 64-fold until they number count and hold mass (or
+ * every class of w > 0 is ranked), since every class below t ranks after
+ * them all. A peaked distribution ranks a handful of classes instead of
+ * sorting the vocabulary. Returns how many are ranked, in `it`. */
+static int sample_rank(const double *w, int vocab, int count, double mass, sample_item *it)
 {
-    double *w = scratch; /* q, then 0 where the class is outside the nucleus */
+    int npos = 0;
+    for (int k = 0; k < vocab; k++) npos += w[k] > 0;
+    for (double t = 1.0 / 64;; t /= 64) {
+        int c = 0;
+        double sum = 0;
+        for (int k = 0; k < vocab; k++)
+            if (w[k] > 0 && (w[k] >= t || t < 1e-300)) it[c].q = w[k], it[c].k = k, sum += w[k], c++;
+        if ((c >= count && !(sum < mass)) || c == npos) {
+            qsort(it, (size_t)c, sizeof *it, item_cmp);
+            return c;
+        }
+    }
+}
+
+int mb_sample_pick(const float *z, int vocab, double temperature, int top_k, double top_p, double u, void *scratch)
+{
+    double *w = scratch; /* q, then 0 where the class is cut */
     sample_item *it = (sample_item *)(w + vocab);
     double mx = -INFINITY;
     for (int k = 0; k < vocab; k++) mx = z[k] > mx ? z[k] : mx;
     double total = 0;
     for (int k = 0; k < vocab; k++) total += (w[k] = exp(((double)z[k] - mx) / temperature));
+    if (top_k > 0 && top_k < vocab) {
+        const int c = sample_rank(w, vocab, top_k, 0, it), nk = c < top_k ? c : top_k;
+        for (int k = 0; k < vocab; k++) w[k] = 0;
+        total = 0;
+        for (int i = 0; i < nk; i++) w[it[i].k] = it[i].q;
+        for (int k = 0; k < vocab; k++) total += w[k];
+    }
     if (top_p < 1.0) {
-        /* Only the classes that can be in the nucleus are ranked: those
-         * with q at least a threshold t, lowered 64-fold until their mass,
-         * summed in rank order, reaches top_p of the total (then every
-         * class below t is ranked after it and falls outside). A peaked
-         * distribution ranks a handful of classes instead of sorting the
-         * vocabulary; the sums, in the same order, give the same nucleus. */
+        /* kept: the mass ranked above the class is under the cut; the sums
+         * in rank order, as the rule says */
         const double cut = top_p * total;
-        int c = 0, nkeep = 0;
-        for (double t = 1.0 / 64;; t /= 64) {
-            c = 0;
-            for (int k = 0; k < vocab; k++)
-                if (w[k] >= t || t < 1e-300) it[c].q = w[k], it[c].k = k, c++;
-            qsort(it, (size_t)c, sizeof *it, item_cmp);
-            double above = 0;
-            nkeep = 0;
-            for (int i = 0; i < c; i++) {
-                if (above < cut) nkeep = i + 1; /* the mass ranked above it is under the cut */
-                above += it[i].q;
-            }
-            if (!(above < cut) || c == vocab) break;
+        const int c = sample_rank(w, vocab, 0, cut, it);
+        int nkeep = 0;
+        double above = 0;
+        for (int i = 0; i < c; i++) {
+            if (above < cut) nkeep = i + 1;
+            above += it[i].q;
         }
         for (int k = 0; k < vocab; k++) w[k] = 0;
         for (int i = 0; i < nkeep; i++) w[it[i].k] = it[i].q;
@@ -97,7 +115,7 @@ void mb_head_sample_cpu(MB_OPS_HEAD_SAMPLE_ARGS)
     mb_gemm_cpu(ctx, 0, 1, B, V, d, 1.f, xn, d, p->head, d, 0.f, lg, ld);
     for (int b = 0; b < B; b++) {
         const double u = (mb_sample_bits(p->cfg->seed, p->count[b], b) + 0.5) * 0x1.0p-23;
-        const int k = mb_sample_pick(lg + (size_t)b * ld, V, p->cfg->temperature, p->cfg->top_p, u, scratch);
+        const int k = mb_sample_pick(lg + (size_t)b * ld, V, p->cfg->temperature, p->cfg->top_k, p->cfg->top_p, u, scratch);
         p->next[b] = k;
         if (p->hist) p->hist[(size_t)b * p->hist_len + p->count[b] % p->hist_len] = k;
         p->count[b]++;

@@ -1,112 +1,280 @@
-/* The head of a generation step and its draw on the GPU: ONE kernel, one
- * thread block per row: the final norm, the head's GEMV, the tempered
- * softmax, the nucleus and the draw (the rule of ops.h, in float), the
- * drawn class written where the next step reads its input.
+/* The head of a generation step and its draw on the GPU, by the rule of
+ * ops.h: top-k, the nucleus and the draw without a sort.
  *
  * Why on the GPU: with the draw on the host every sample is a round trip
- * (logits down, wait, draw, token up, launch); with it here a whole period
- * of the U-Net's steps replays as one graph and the host only collects the
- * classes. Why fused: at batch 1 the norm, head and draw are each far
- * shorter than a launch.
+ * (logits down, wait, draw, token up, launch); with it here a run of steps
+ * replays as one graph and the host only collects the classes.
  *
- * The nucleus without a sort: each class's "mass ranked above it" is a
- * sum over all classes (O(vocab) per thread, all in parallel), and the class
- * is kept when that mass is below top_p of the total; the same set as
- * sorting and cutting (mb_sample_pick), without a sort's barriers. */
+ * Two forms. A vocabulary whose logits fit in shared memory (the audio
+ * U-Net's 256 classes, the DNA model's 16) runs ONE kernel, a thread block
+ * a row: the final norm, the head's GEMV, the draw. A large one (50k
+ * classes) runs the head as the split step's norm + GEMV over every SM
+ * (mb_norm_gemv_cuda) into the logits, then a kernel of 1024 threads a row
+ * for the draw, reading the logits from global memory.
+ *
+ * The draw (sample_row): each thread owns a run of classes in index order.
+ * q = exp((z - max) / T) is recomputed where needed rather than stored.
+ * Masses are fixed point (q * 2^40 as a 64-bit integer), so that every sum
+ * is exact and in any order the same: the same logits give the same class
+ * on every run, whatever the scheduling. A cut (top-k: the first k of the
+ * rank order; the nucleus: the candidates whose mass ranked above them is
+ * under top_p of theirs) is a threshold on q found by a radix select over
+ * q's bits (positive floats order as their bits): four passes of a
+ * 256-bin histogram of weights (1 for top-k, the mass for the nucleus)
+ * over the classes above the bits fixed so far; then the classes equal to
+ * the threshold are kept in index order as far as the rule allows.
+ * Ranking by q descending, then index ascending, the kept set is exactly
+ * the rule's (in these fixed-point masses). */
 #include "core/cuda_util.h"
 #include "ops/fused.cuh"
 #include "ops/ops.h"
 
-#define HS_THREADS 256
+#define HS_THREADS 256   /* the fused kernel */
+#define SR_THREADS 1024  /* the draw over a large vocabulary */
+#define SR_FX 0x1.0p40f  /* the fixed point of the masses */
 
-/* exclusive prefix sum over the block (every thread passes one value and
- * gets the sum of the values of the threads before it); sh holds 32 */
-static __device__ float hs_block_exclusive(float v, float *sh, float *total)
+typedef unsigned long long u64;
+
+/* exclusive prefix over the block of one value a thread; *total gets the
+ * block's sum. sh holds 32 T. */
+template <typename T, int NT>
+static __device__ T sr_exclusive(T v, T *sh, T *total)
 {
-    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = HS_THREADS / 32;
-    float incl = v;
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = NT / 32;
+    T incl = v;
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
-        const float t = __shfl_up_sync(0xffffffffu, incl, o);
+        const T t = __shfl_up_sync(0xffffffffu, incl, o);
         if (lane >= o) incl += t;
     }
     __syncthreads();
     if (lane == 31) sh[wid] = incl;
     __syncthreads();
-    float before = 0.f, all = 0.f;
+    T before = 0, all = 0;
     for (int w = 0; w < nw; w++) {
-        before += w < wid ? sh[w] : 0.f;
+        before += w < wid ? sh[w] : T(0);
         all += sh[w];
     }
     *total = all;
     return before + incl - v;
 }
 
+/* A cut: classes with key > key are in; of those with key == key, the first
+ * m in index order; tie0 counts the ties in the runs of the threads before
+ * this one. on == 0: no cut. */
+typedef struct {
+    unsigned key;
+    u64 m;
+    unsigned tie0;
+    int on;
+} sr_cut;
+
+/* What a block's threads share while drawing a row. */
+typedef struct {
+    u64 hist[256];
+    u64 red[32];
+    unsigned digit;
+    u64 above;
+    int pick;
+} sr_shared;
+
+static __device__ __forceinline__ u64 sr_fx(float q) { return __float2ull_rz(q * SR_FX); }
+
+/* The row: its logits z (shared or global memory), this thread's run. */
+template <int NT>
+struct sr_row {
+    const float *z;
+    int k0, k1;
+    float mx, T;
+    __device__ float q(int k) const { return expf((z[k] - mx) / T); }
+
+    /* visits this thread's classes in index order with whether the cuts a
+     * and b keep them (ties counted among the classes each cut sees) */
+    template <typename F>
+    __device__ void walk(const sr_cut &a, const sr_cut &b, F f) const
+    {
+        unsigned ta = a.tie0, tb = b.tie0;
+        for (int k = k0; k < k1; k++) {
+            const float qk = q(k);
+            const unsigned key = __float_as_uint(qk);
+            bool in = true;
+            if (a.on) in = key > a.key || (key == a.key && ta++ < a.m);
+            if (in && b.on) in = key > b.key || (key == b.key && tb++ < b.m);
+            f(k, qk, key, in);
+        }
+    }
+};
+
+/* The cut on the classes `prev` keeps with weight 1 (count) or their mass:
+ * the largest key v whose classes at or above it weigh at least cut (the
+ * class ranked last among those kept), the weight above it, and how many
+ * of its ties are kept. Every thread gets it. */
+template <int NT>
+static __device__ sr_cut sr_select(const sr_row<NT> &r, const sr_cut &prev, bool by_mass, u64 cut, sr_shared *sh)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const sr_cut none = {0, 0, 0, 0};
+    unsigned prefix = 0;
+    u64 above = 0;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int i = threadIdx.x; i < 256; i += NT) sh->hist[i] = 0;
+        __syncthreads();
+        const unsigned hi_mask = shift == 24 ? 0u : ~0u << (shift + 8);
+        r.walk(prev, none, [&](int, float qk, unsigned key, bool in) {
+            if (in && (key & hi_mask) == prefix) atomicAdd(&sh->hist[(key >> shift) & 255], by_mass ? sr_fx(qk) : 1ull);
+        });
+        __syncthreads();
+        if (warp == 0) {
+            /* lane l holds digits 8l .. 8l+7; the digit is where the weight
+             * from the top first reaches cut */
+            u64 mine = 0;
+            for (int j = 0; j < 8; j++) mine += sh->hist[8 * lane + j];
+            u64 incl = mine; /* lanes >= this one */
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const u64 t = __shfl_down_sync(0xffffffffu, incl, o);
+                if (lane + o < 32) incl += t;
+            }
+            const u64 upper = above + incl - mine; /* the digits above this lane's */
+            const unsigned hit = __ballot_sync(0xffffffffu, upper < cut && upper + mine >= cut);
+            if (hit == 0 && lane == 0) { /* cannot happen while cut <= the total weight: the lowest digit */
+                sh->digit = 0;
+                sh->above = above + incl - sh->hist[0];
+            }
+            if (hit != 0 && lane == 31 - __clz(hit)) {
+                u64 acc = upper;
+                int dg = 8 * lane;
+                for (int j = 7; j >= 0; j--) {
+                    if (acc + sh->hist[8 * lane + j] >= cut) {
+                        dg = 8 * lane + j;
+                        break;
+                    }
+                    acc += sh->hist[8 * lane + j];
+                }
+                sh->digit = (unsigned)dg;
+                sh->above = acc;
+            }
+        }
+        __syncthreads();
+        prefix |= sh->digit << shift;
+        above = sh->above;
+        __syncthreads();
+    }
+    sr_cut c;
+    c.key = prefix;
+    c.on = 1;
+    const u64 wv = by_mass ? sr_fx(__uint_as_float(prefix)) : 1ull;
+    c.m = wv ? (cut - above + wv - 1) / wv : 0;
+    /* ties in this thread's run among the classes prev keeps */
+    unsigned mine = 0;
+    r.walk(prev, none, [&](int, float, unsigned key, bool in) { mine += in && key == prefix; });
+    unsigned tot;
+    c.tie0 = sr_exclusive<unsigned, NT>(mine, reinterpret_cast<unsigned *>(sh->red), &tot);
+    return c;
+}
+
+/* The rule of ops.h for row `row` (z: vocab logits, shared or global
+ * memory); returns the class to every thread. */
+template <int NT>
+static __device__ int sr_draw(const float *z, int V, const mb_sample_cfg &cfg, int64_t count, int row, sr_shared *sh)
+{
+    const int per = (V + NT - 1) / NT;
+    sr_row<NT> r;
+    r.z = z;
+    r.k0 = min(V, (int)threadIdx.x * per);
+    r.k1 = min(V, r.k0 + per);
+    r.T = cfg.temperature;
+    float mx = -INFINITY;
+    for (int k = threadIdx.x; k < V; k += NT) mx = fmaxf(mx, z[k]);
+    r.mx = mb_block_max(mx, reinterpret_cast<float *>(sh->red), -INFINITY);
+    __syncthreads();
+
+    sr_cut top = {0, 0, 0, 0}, nuc = {0, 0, 0, 0};
+    if (cfg.top_k > 0 && cfg.top_k < V) top = sr_select<NT>(r, top, false, (u64)cfg.top_k, sh);
+    if (cfg.top_p < 1.f) {
+        u64 mine = 0, tot;
+        r.walk(top, nuc, [&](int, float qk, unsigned, bool in) { mine += in ? sr_fx(qk) : 0ull; });
+        sr_exclusive<u64, NT>(mine, sh->red, &tot);
+        /* kept iff the mass above < top_p * tot; with integer masses, < ceil */
+        const u64 cut = (u64)ceil((double)cfg.top_p * (double)tot);
+        nuc = sr_select<NT>(r, top, true, cut > 0 ? cut : 1, sh);
+    }
+
+    /* the draw: the first class whose running mass passes u * kept mass */
+    u64 mine = 0, tot;
+    int last = -1;
+    r.walk(top, nuc, [&](int k, float qk, unsigned, bool in) {
+        if (in && sr_fx(qk)) mine += sr_fx(qk), last = k;
+    });
+    const u64 before = sr_exclusive<u64, NT>(mine, sh->red, &tot);
+    /* target = floor(u * tot), u = (2 bits + 1) / 2^24, in 128 bits */
+    const u64 a = 2ull * mb_sample_bits(cfg.seed, count, row) + 1ull;
+    const u64 lo = a * tot, hi = __umul64hi(a, tot), target = (hi << 40) | (lo >> 24);
+    if (threadIdx.x == 0) sh->pick = INT_MAX;
+    __syncthreads();
+    if (mine && before <= target && target < before + mine) {
+        u64 c = before;
+        int got = INT_MAX;
+        r.walk(top, nuc, [&](int k, float qk, unsigned, bool in) {
+            if (in && got == INT_MAX && (c += sr_fx(qk)) > target) got = k;
+        });
+        atomicMin(&sh->pick, got);
+    }
+    last = mb_block_max(last, reinterpret_cast<int *>(sh->red), -1);
+    __syncthreads();
+    return sh->pick != INT_MAX ? sh->pick : last; /* last: only if target fell past every class */
+}
+
+/* the drawn class k of row b where the next step reads it */
+static __device__ void sr_store(const mb_head_sample_params &p, int b, int64_t n, int k)
+{
+    p.next[b] = k;
+    if (p.hist) p.hist[(size_t)b * p.hist_len + n % p.hist_len] = k;
+    p.count[b] = n + 1;
+}
+
 static __global__ void __launch_bounds__(HS_THREADS)
 head_sample_kernel(const mb_head_sample_params p, const float *__restrict__ y)
 {
     extern __shared__ float4 hs_sh4[];
-    __shared__ float red[32];
-    __shared__ int pick;
+    __shared__ sr_shared sh;
     float *xn = reinterpret_cast<float *>(hs_sh4); /* (d) */
-    const int d = p.d_model, V = p.vocab, b = blockIdx.x, tid = threadIdx.x;
-    float *q = xn + mb_round4(d);                  /* (V): logits, then exp */
-    float *w = q + mb_round4(V);                   /* (V): kept exp (nucleus) */
-    const float *yr = y + (size_t)b * d;
+    const int d = p.d_model, V = p.vocab, b = blockIdx.x;
+    float *z = xn + mb_round4(d); /* (V) */
 
     mb_pdl_wait(); /* y, count and the previous draw come from kernels before */
-    mb_norm_row_block<HS_THREADS>(d, yr, p.norm_w, p.norm_b, p.eps, red, xn);
+    mb_norm_row_block<HS_THREADS>(d, y + (size_t)b * d, p.norm_w, p.norm_b, p.eps, reinterpret_cast<float *>(sh.red),
+                                  xn);
     __syncthreads();
-    mb_gemv_block_auto<HS_THREADS, 4>(V, d, p.head, xn, q, NULL);
+    mb_gemv_block_auto<HS_THREADS, 4>(V, d, p.head, xn, z, NULL);
     __syncthreads();
-
     if (p.logits)
-        for (int k = tid; k < V; k += HS_THREADS) p.logits[(size_t)b * p.ld_logits + k] = q[k];
-    const float T = p.cfg->temperature, top_p = p.cfg->top_p;
-    float mx = -INFINITY;
-    for (int k = tid; k < V; k += HS_THREADS) mx = fmaxf(mx, q[k]);
-    mx = mb_block_max(mx, red, -INFINITY);
-    float tot = 0.f;
-    for (int k = tid; k < V; k += HS_THREADS) tot += (q[k] = expf((q[k] - mx) / T));
-    tot = mb_block_sum(tot, red); /* its barriers publish q */
-    const float *kept = q;
-    if (top_p < 1.f) {
-        const float cut = top_p * tot;
-        for (int k = tid; k < V; k += HS_THREADS) {
-            const float qk = q[k];
-            float above = 0.f;
-            for (int j = 0; j < V; j++) {
-                const float qj = q[j];
-                above += (qj > qk || (qj == qk && j < k)) ? qj : 0.f;
-            }
-            w[k] = above < cut ? qk : 0.f;
-        }
-        __syncthreads();
-        kept = w;
-    }
-    /* the draw: each thread owns a run of classes in index order */
-    const int per = (V + HS_THREADS - 1) / HS_THREADS, k0 = tid * per, k1 = min(V, k0 + per);
-    float mine = 0.f;
-    int last = -1;
-    for (int k = k0; k < k1; k++)
-        if (kept[k] > 0.f) mine += kept[k], last = k;
-    float all;
-    float c = hs_block_exclusive(mine, red, &all);
+        for (int k = threadIdx.x; k < V; k += HS_THREADS) p.logits[(size_t)b * p.ld_logits + k] = z[k];
     const int64_t n = p.count[b];
-    const float target = ((float)mb_sample_bits(p.cfg->seed, n, b) + 0.5f) * 0x1.0p-23f * all;
-    if (tid == 0) pick = INT_MAX;
-    last = mb_block_max(last, reinterpret_cast<int *>(red), -1);
-    int mypick = INT_MAX;
-    for (int k = k0; k < k1 && mypick == INT_MAX; k++)
-        if (kept[k] > 0.f && (c += kept[k]) > target) mypick = k;
-    if (mypick != INT_MAX) atomicMin(&pick, mypick);
-    __syncthreads();
-    if (tid == 0) {
-        const int k = pick != INT_MAX ? pick : last; /* rounding put target at the very end */
-        p.next[b] = k;
-        if (p.hist) p.hist[(size_t)b * p.hist_len + n % p.hist_len] = k;
-        p.count[b] = n + 1;
-    }
+    const int k = sr_draw<HS_THREADS>(z, V, *p.cfg, n, b, &sh);
+    if (threadIdx.x == 0) sr_store(p, b, n, k);
+}
+
+static __global__ void __launch_bounds__(SR_THREADS)
+sample_rows_kernel(const mb_head_sample_params p)
+{
+    __shared__ sr_shared sh;
+    const int b = blockIdx.x;
+    mb_pdl_wait(); /* the logits come from the kernel before */
+    const int64_t n = p.count[b];
+    const int k = sr_draw<SR_THREADS>(p.logits + (size_t)b * p.ld_logits, p.vocab, *p.cfg, n, b, &sh);
+    if (threadIdx.x == 0) sr_store(p, b, n, k);
+}
+
+/* the fused kernel's dynamic shared memory */
+static size_t hs_smem(int d_model, int vocab)
+{
+    return (size_t)(mb_round4(d_model) + mb_round4(vocab)) * sizeof(float);
+}
+
+extern "C" int mb_head_sample_fused_fits_cuda(int d_model, int vocab)
+{
+    return hs_smem(d_model, vocab) + sizeof(sr_shared) <= MB_HEAD_SAMPLE_CUDA_SMEM;
 }
 
 extern "C" void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS)
@@ -115,11 +283,20 @@ extern "C" void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS)
     if (p->batch <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
-    const size_t sh = (size_t)(mb_round4(p->d_model) + 2 * mb_round4(p->vocab)) * sizeof(float);
-    if (sh > 48 * 1024) {
-        mb_cuda_fail(ctx, "head_sample_kernel", "vocabulary too large for the fused draw", __FILE__, __LINE__);
+    if (mb_head_sample_fused_fits_cuda(p->d_model, p->vocab)) {
+        MB_CUDA_CHECK(ctx, mb_cuda_launch(st, head_sample_kernel, dim3(p->batch), dim3(HS_THREADS),
+                                          hs_smem(p->d_model, p->vocab), *p, y));
+        MB_LAUNCH_CHECK(ctx, "head_sample_kernel");
         return;
     }
-    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, head_sample_kernel, dim3(p->batch), dim3(HS_THREADS), sh, *p, y));
-    MB_LAUNCH_CHECK(ctx, "head_sample_kernel");
+    if (!p->logits) {
+        mb_cuda_fail(ctx, "head_sample", "a vocabulary this large needs the logits buffer", __FILE__, __LINE__);
+        return;
+    }
+    const mb_norm_gemv_params hp = {.batch = p->batch, .d = p->d_model, .h = y, .norm_w = p->norm_w,
+                                    .norm_b = p->norm_b, .eps = p->eps, .W = p->head, .n_out = p->vocab,
+                                    .y = p->logits, .ldy = p->ld_logits};
+    mb_norm_gemv_cuda(ctx, &hp);
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, sample_rows_kernel, dim3(p->batch), dim3(SR_THREADS), 0, *p));
+    MB_LAUNCH_CHECK(ctx, "sample_rows_kernel");
 }

@@ -1,0 +1,309 @@
+/* One recurrent step of a residual Mamba block on the GPU for WIDE models:
+ * the maths of ops/block_step.c (the reference) in four kernels that
+ * spread each matrix over every SM, where ops/block_step.cu gives a row
+ * one thread block.
+ *
+ * Why: a step reads the layer's weights once. At d_model 768 that is 15 MB
+ * a layer; one thread block (one SM) streams it at a small fraction of the
+ * device's bandwidth, so at batch 1 a 24-layer model ran at a few hundred
+ * tokens a second. Here every GEMV gives a warp to an output column
+ * (mb_gemv_warp), so the weights stream from all SMs at once, and the
+ * per-channel work (conv, dt, the scan, the gate) runs as a thread per
+ * (channel, state). Four launches a layer, each overlapped with the one
+ * before (programmatic dependent launch) and replayed from a graph:
+ *
+ *   in    xn = norm(h) (each block norms the few rows itself), xz = in_proj xn
+ *   x     xc = silu(conv([state; x])), dbc = x_proj xc
+ *   scan  delta = softplus(dt_proj dt + dt_b); the state steps; y = gated
+ *         output; the conv state shifts by one (after `x` has read it)
+ *   out   out = h + out_proj y (and out2 = out + add2)
+ *
+ * The batch's rows go through shared memory SP_MR at a time; the weights of
+ * a pass are re-read from L2 for the next SP_MR rows. The intermediates live
+ * in the caller's workspace (mb_block_step_workspace bytes, which the CPU
+ * version needs anyway). */
+#include "core/cuda_util.h"
+#include "ops/fused.cuh"
+#include "ops/ops.h"
+
+#define SP_THREADS 256
+#define SP_WARPS (SP_THREADS / 32)
+#define SP_MR 4 /* batch rows a pass holds in shared memory */
+
+static __device__ __forceinline__ float sp_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
+static __device__ __forceinline__ float sp_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
+
+/* row b of the block's input: h's, or the embedding of the row's token */
+static __device__ __forceinline__ const float *sp_row(const float *h, const int32_t *tokens, const float *embed,
+                                                     int d, int b)
+{
+    return tokens ? embed + (size_t)tokens[b] * d : h + (size_t)b * d;
+}
+
+/* x (d floats) normed into xn by one warp: RMSNorm, or LayerNorm with nb */
+static __device__ void sp_norm_warp(int d, const float *x, const float *w, const float *nb, float eps, float *xn)
+{
+    const int lane = threadIdx.x & 31;
+    float mean = 0.f;
+    if (nb) {
+        float s = 0.f;
+        for (int i = lane; i < d; i += 32) s += x[i];
+        mean = mb_warp_sum(s) / (float)d;
+    }
+    float ss = 0.f;
+    for (int i = lane; i < d; i += 32) ss += (x[i] - mean) * (x[i] - mean);
+    const float rstd = rsqrtf(mb_warp_sum(ss) / (float)d + eps);
+    for (int i = lane; i < d; i += 32) xn[i] = (x[i] - mean) * rstd * w[i] + (nb ? nb[i] : 0.f);
+}
+
+/* y[b, n] = W[n, :] . norm(h[b, :]) for n < n_out: the block step's first
+ * kernel, and the head of a generation step (ops/sample.cu) */
+template <bool V>
+static __global__ void __launch_bounds__(SP_THREADS)
+norm_gemv_kernel(const mb_norm_gemv_params p)
+{
+    extern __shared__ float4 sp_sh4[];
+    float *xs = reinterpret_cast<float *>(sp_sh4);
+    const int d = p.d, ld = mb_round4(d), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    mb_pdl_wait();
+    for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
+        const int M = min(SP_MR, p.batch - m0);
+        for (int r = warp; r < M; r += SP_WARPS)
+            sp_norm_warp(d, sp_row(p.h, p.tokens, p.embed, d, m0 + r), p.norm_w, p.norm_b, p.eps, xs + r * ld);
+        __syncthreads();
+        for (int n = blockIdx.x * SP_WARPS + warp; n < p.n_out; n += gridDim.x * SP_WARPS) {
+            float acc[SP_MR];
+            mb_gemv_warp<SP_MR, V>(M, d, xs, ld, p.W + (size_t)n * d, acc);
+#pragma unroll
+            for (int m = 0; m < SP_MR; m++)
+                if (lane == m && m < M) p.y[(size_t)(m0 + m) * p.ldy + n] = acc[m];
+        }
+        __syncthreads();
+    }
+}
+
+/* xc = silu(conv over [conv state; x] + conv_b) into shared memory (and, by
+ * block 0, into xc_out for the scan), then dbc = x_proj xc */
+template <bool V>
+static __global__ void __launch_bounds__(SP_THREADS)
+split_x_kernel(const mb_block_step_params p, const float *__restrict__ xz, float *__restrict__ xc_out,
+               float *__restrict__ dbc)
+{
+    extern __shared__ float4 sp_sh4[];
+    float *xs = reinterpret_cast<float *>(sp_sh4);
+    const int Di = p.d_inner, K = p.d_conv, ld = mb_round4(Di);
+    const int nbc = p.is_complex ? 2 * p.d_state : p.d_state, xd = p.dt_rank + 2 * nbc;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    mb_pdl_wait();
+    for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
+        const int M = min(SP_MR, p.batch - m0);
+        for (int i = threadIdx.x; i < M * Di; i += SP_THREADS) {
+            const int m = i / Di, c = i - m * Di, b = m0 + m;
+            const float *cs = p.conv_state + (size_t)b * (K - 1) * Di, *w = p.conv_w + (size_t)c * K;
+            float acc = p.conv_b ? p.conv_b[c] : 0.f;
+            for (int k = 0; k < K - 1; k++) acc += w[k] * cs[(size_t)k * Di + c];
+            acc += w[K - 1] * xz[(size_t)b * 2 * Di + c];
+            const float v = acc * sp_sigmoid(acc);
+            xs[m * ld + c] = v;
+            if (blockIdx.x == 0) xc_out[(size_t)b * Di + c] = v;
+        }
+        __syncthreads();
+        for (int n = blockIdx.x * SP_WARPS + warp; n < xd; n += gridDim.x * SP_WARPS) {
+            float acc[SP_MR];
+            mb_gemv_warp<SP_MR, V>(M, Di, xs, ld, p.x_proj + (size_t)n * Di, acc);
+#pragma unroll
+            for (int m = 0; m < SP_MR; m++)
+                if (lane == m && m < M) dbc[(size_t)(m0 + m) * xd + n] = acc[m];
+        }
+        __syncthreads();
+    }
+}
+
+/* A thread per (row, channel, state group): SEG neighbouring lanes share a
+ * channel (SEG divides 32 and d_state), each stepping d_state / SEG states;
+ * their partial C . h meet by shuffles. The lane of state group 0 gates the
+ * output and shifts the channel's conv state (split_x_kernel, before, has
+ * read it). */
+template <int SEG>
+static __global__ void __launch_bounds__(SP_THREADS)
+split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, const float *__restrict__ xc,
+                  const float *__restrict__ dbc, float *__restrict__ y)
+{
+    const int Di = p.d_inner, N = p.d_state, K = p.d_conv, R = p.dt_rank;
+    const int nbc = p.is_complex ? 2 * N : N, xd = R + 2 * nbc, b = blockIdx.y;
+    const int t = blockIdx.x * SP_THREADS + threadIdx.x, c = t / SEG, j = t % SEG;
+    const bool ok = c < Di;
+    mb_pdl_wait();
+    float part = 0.f, x = 0.f;
+    if (ok) {
+        const float *dr = dbc + (size_t)b * xd, *w = p.dt_w + (size_t)c * R;
+        float v = p.dt_b[c];
+        for (int r = 0; r < R; r++) v += w[r] * dr[r];
+        const float dt = sp_softplus(v);
+        x = xc[(size_t)b * Di + c];
+        const float dtx = dt * x;
+        const float *Bt = dr + R, *Ct = Bt + nbc;
+        float *hs = p.ssm_state + (size_t)b * Di * nbc;
+        for (int n = j; n < N; n += SEG) {
+            const int idx = c * N + n;
+            const float A = -expf(p.A_log[idx]);
+            if (!p.is_complex) {
+                const float hv = expf(dt * A) * hs[idx] + dtx * Bt[n];
+                hs[idx] = hv;
+                part += Ct[n] * hv;
+            } else {
+                const float hre = hs[2 * idx], him = hs[2 * idx + 1];
+                float sn, cn;
+                sincosf(dt * p.A_imag[idx], &sn, &cn);
+                const float mag = expf(dt * A), ar = mag * cn, ai = mag * sn;
+                const float nr = ar * hre - ai * him + dtx * Bt[2 * n];
+                const float ni = ar * him + ai * hre + dtx * Bt[2 * n + 1];
+                hs[2 * idx] = nr;
+                hs[2 * idx + 1] = ni;
+                part += 2.f * (Ct[2 * n] * nr - Ct[2 * n + 1] * ni);
+            }
+        }
+    }
+#pragma unroll
+    for (int o = SEG >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o, SEG);
+    if (!ok || j != 0) return;
+    const float *xzr = xz + (size_t)b * 2 * Di;
+    const float zc = xzr[Di + c];
+    y[(size_t)b * Di + c] = (part + p.D[c] * x) * zc * sp_sigmoid(zc);
+    float *cs = p.conv_state + (size_t)b * (K - 1) * Di;
+    for (int k = 0; k < K - 1; k++) cs[(size_t)k * Di + c] = k + 1 < K - 1 ? cs[(size_t)(k + 1) * Di + c] : xzr[c];
+}
+
+/* out = h + out_proj y (rows ld_out apart), out2 = out + add2 */
+template <bool V>
+static __global__ void __launch_bounds__(SP_THREADS)
+split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, const float *__restrict__ y,
+                 float *__restrict__ out)
+{
+    extern __shared__ float4 sp_sh4[];
+    float *xs = reinterpret_cast<float *>(sp_sh4);
+    const int d = p.d_model, Di = p.d_inner, ld = mb_round4(Di), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int ldo = p.ld_out ? p.ld_out : d, ldo2 = p.ld_out2 ? p.ld_out2 : d, lda2 = p.ld_add2 ? p.ld_add2 : d;
+    mb_pdl_wait();
+    for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
+        const int M = min(SP_MR, p.batch - m0);
+        for (int i = threadIdx.x; i < M * Di; i += SP_THREADS) {
+            const int m = i / Di, c = i - m * Di;
+            xs[m * ld + c] = y[(size_t)(m0 + m) * Di + c];
+        }
+        __syncthreads();
+        for (int n = blockIdx.x * SP_WARPS + warp; n < d; n += gridDim.x * SP_WARPS) {
+            float acc[SP_MR];
+            mb_gemv_warp<SP_MR, V>(M, Di, xs, ld, p.out_proj + (size_t)n * Di, acc);
+#pragma unroll
+            for (int m = 0; m < SP_MR; m++)
+                if (lane == m && m < M) {
+                    const int b = m0 + m;
+                    const float o = acc[m] + sp_row(h, p.tokens, p.embed, d, b)[n];
+                    out[(size_t)b * ldo + n] = o;
+                    if (p.out2) p.out2[(size_t)b * ldo2 + n] = o + p.add2[(size_t)b * lda2 + n];
+                }
+        }
+        __syncthreads();
+    }
+}
+
+/* blocks for n_out columns at a warp each, at most a few waves of the SMs
+ * (the warps loop over the rest) */
+static int sp_grid(const mb_cuda_state *st, int n_out)
+{
+    const int want = (n_out + SP_WARPS - 1) / SP_WARPS, cap = 4 * (st->sm_count > 0 ? st->sm_count : 132);
+    return want < cap ? (want > 0 ? want : 1) : cap;
+}
+
+static bool sp_vec(int k, const float *W) { return k % 4 == 0 && (reinterpret_cast<uintptr_t>(W) & 15) == 0; }
+
+/* shared memory for SP_MR rows of k floats; kernels above 48 KB opt in */
+template <typename K>
+static int sp_smem(mb_ctx *ctx, K kernel, int k, size_t *bytes)
+{
+    *bytes = (size_t)SP_MR * mb_round4(k) * sizeof(float);
+    if (*bytes <= 48 * 1024) return 0;
+    return MB_CUDA_OK(ctx, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)*bytes));
+}
+
+/* the largest width the split kernels stage (SP_MR rows in shared memory) */
+extern "C" int mb_block_step_split_fits_cuda(mb_ctx *ctx, int width)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return 0;
+    int v = 0;
+    if (MB_CUDA_OK(ctx, cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, st->device))) return 0;
+    return (size_t)SP_MR * mb_round4(width) * sizeof(float) <= (size_t)v - 1024;
+}
+
+extern "C" void mb_norm_gemv_cuda(mb_ctx *ctx, const mb_norm_gemv_params *p)
+{
+    if (p->batch <= 0 || p->n_out <= 0) return;
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return;
+    const bool vec = sp_vec(p->d, p->W);
+    auto fn = vec ? norm_gemv_kernel<true> : norm_gemv_kernel<false>;
+    size_t sh;
+    if (sp_smem(ctx, fn, p->d, &sh)) return;
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fn, dim3(sp_grid(st, p->n_out)), dim3(SP_THREADS), sh, *p));
+    MB_LAUNCH_CHECK(ctx, "norm_gemv_kernel");
+}
+
+/* SEG: the largest power of two <= 32 that divides d_state */
+template <int SEG>
+static cudaError_t sp_scan_launch(const mb_cuda_state *st, const mb_block_step_params *p, const float *xz,
+                                  const float *xc, const float *dbc, float *y)
+{
+    const dim3 grid((unsigned)(((size_t)p->d_inner * SEG + SP_THREADS - 1) / SP_THREADS), (unsigned)p->batch);
+    return mb_cuda_launch(st, split_scan_kernel<SEG>, grid, dim3(SP_THREADS), 0, *p, xz, xc, dbc, y);
+}
+
+extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
+{
+    const int B = p->batch, d = p->d_model, Di = p->d_inner, N = p->d_state;
+    const int xd = p->dt_rank + 2 * (p->is_complex ? 2 * N : N);
+    if (B <= 0) return;
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return;
+    if (!ws) {
+        mb_cuda_fail(ctx, "block_step_split", "the split step needs a workspace", __FILE__, __LINE__);
+        return;
+    }
+    const size_t mark = ws->used;
+    float *xz = mb_arena_floats(ws, (size_t)B * 2 * Di), *xc = mb_arena_floats(ws, (size_t)B * Di);
+    float *dbc = mb_arena_floats(ws, (size_t)B * xd), *y = mb_arena_floats(ws, (size_t)B * Di);
+    if (!xz || !xc || !dbc || !y) {
+        mb_ctx_fail(ctx, "%s", mb_error_last()); /* a sizing bug: the arena said why */
+        return;
+    }
+    const mb_norm_gemv_params in = {.batch = B, .d = d, .h = h, .tokens = p->tokens, .embed = p->embed,
+                                    .norm_w = p->norm_w, .norm_b = p->norm_b, .eps = p->eps,
+                                    .W = p->in_proj, .n_out = 2 * Di, .y = xz, .ldy = 2 * Di};
+    mb_norm_gemv_cuda(ctx, &in);
+
+    const bool vx = sp_vec(Di, p->x_proj), vo = sp_vec(Di, p->out_proj);
+    auto fx = vx ? split_x_kernel<true> : split_x_kernel<false>;
+    auto fo = vo ? split_out_kernel<true> : split_out_kernel<false>;
+    size_t shx, sho;
+    if (sp_smem(ctx, fx, Di, &shx) || sp_smem(ctx, fo, Di, &sho)) return;
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fx, dim3(sp_grid(st, xd)), dim3(SP_THREADS), shx, *p, xz, xc, dbc));
+    MB_LAUNCH_CHECK(ctx, "split_x_kernel");
+
+    const int seg = N % 32 == 0 ? 32 : N % 16 == 0 ? 16 : N % 8 == 0 ? 8 : N % 4 == 0 ? 4 : N % 2 == 0 ? 2 : 1;
+    cudaError_t err;
+    switch (seg) {
+    case 32: err = sp_scan_launch<32>(st, p, xz, xc, dbc, y); break;
+    case 16: err = sp_scan_launch<16>(st, p, xz, xc, dbc, y); break;
+    case 8: err = sp_scan_launch<8>(st, p, xz, xc, dbc, y); break;
+    case 4: err = sp_scan_launch<4>(st, p, xz, xc, dbc, y); break;
+    case 2: err = sp_scan_launch<2>(st, p, xz, xc, dbc, y); break;
+    default: err = sp_scan_launch<1>(st, p, xz, xc, dbc, y); break;
+    }
+    MB_CUDA_CHECK(ctx, err);
+    MB_LAUNCH_CHECK(ctx, "split_scan_kernel");
+
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fo, dim3(sp_grid(st, d)), dim3(SP_THREADS), sho, *p, h, y, out));
+    MB_LAUNCH_CHECK(ctx, "split_out_kernel");
+    ws->used = mark;
+}
