@@ -59,12 +59,24 @@ int mb_layer_step(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, c
                                out, st, ws, io);
 }
 
-int mb_layer_step_fits(mb_ctx *ctx, const mb_layer *ly)
+static mb_block_step_params layer_step_dims(const mb_layer *ly, int B)
 {
     const mb_mixer *mx = &ly->mixer;
-    if (mx->p_in_bias >= 0) return 0; /* the fused op has no projection biases */
-    const mb_block_step_params bp = {.batch = 1, .d_model = mx->d_model, .d_inner = mx->d_inner,
+    const mb_block_step_params bp = {.batch = B, .d_model = mx->d_model, .d_inner = mx->d_inner,
                                      .d_state = mx->d_state, .d_conv = mx->d_conv, .dt_rank = mx->dt_rank,
                                      .is_complex = mx->is_complex};
+    return bp;
+}
+
+int mb_layer_step_fits(mb_ctx *ctx, const mb_layer *ly)
+{
+    if (ly->mixer.p_in_bias >= 0) return 0; /* the fused op has no projection biases */
+    const mb_block_step_params bp = layer_step_dims(ly, 1);
     return mb_block_step_fits(ctx, &bp);
+}
+
+int mb_layer_step_prefers(mb_ctx *ctx, const mb_layer *ly, int B)
+{
+    const mb_block_step_params bp = layer_step_dims(ly, B);
+    return mb_block_step_prefers(ctx, &bp);
 }

@@ -45,5 +45,9 @@ int mb_layer_step(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, c
                   mb_mixer_state *st, mb_arena *ws, const mb_block_io *io);
 /* Whether this context's fused step runs the layer (mb_block_step_fits). */
 int mb_layer_step_fits(mb_ctx *ctx, const mb_layer *ly);
+/* Whether mb_layer_step is the faster way for a step of B rows (else the
+ * layer's forward at L = 1, its GEMMs over the rows: wide layers on a GPU
+ * above a few rows) */
+int mb_layer_step_prefers(mb_ctx *ctx, const mb_layer *ly, int B);
 
 #endif

@@ -332,6 +332,17 @@ static int bs_use_split(mb_ctx *ctx, const mb_cuda_state *st, const mb_block_ste
     return bytes >= BS_SPLIT_BYTES || !bs_fused_fits(ctx, st, p);
 }
 
+/* rows above which a wide layer's step is better run as the layer's
+ * GEMMs: the split kernels re-read the weights for every SP_MR rows */
+#define BS_SPLIT_MAX_BATCH 8
+
+extern "C" int mb_block_step_prefers_cuda(mb_ctx *ctx, const mb_block_step_params *p)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return 0;
+    return !(bs_use_split(ctx, st, p) && p->batch > BS_SPLIT_MAX_BATCH && p->gpu_path != MB_STEP_SPLIT);
+}
+
 extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
 {
     if (p->batch <= 0) return;

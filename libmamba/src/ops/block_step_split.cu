@@ -40,22 +40,6 @@ static __device__ __forceinline__ const float *sp_row(const float *h, const int3
     return tokens ? embed + (size_t)tokens[b] * d : h + (size_t)b * d;
 }
 
-/* x (d floats) normed into xn by one warp: RMSNorm, or LayerNorm with nb */
-static __device__ void sp_norm_warp(int d, const float *x, const float *w, const float *nb, float eps, float *xn)
-{
-    const int lane = threadIdx.x & 31;
-    float mean = 0.f;
-    if (nb) {
-        float s = 0.f;
-        for (int i = lane; i < d; i += 32) s += x[i];
-        mean = mb_warp_sum(s) / (float)d;
-    }
-    float ss = 0.f;
-    for (int i = lane; i < d; i += 32) ss += (x[i] - mean) * (x[i] - mean);
-    const float rstd = rsqrtf(mb_warp_sum(ss) / (float)d + eps);
-    for (int i = lane; i < d; i += 32) xn[i] = (x[i] - mean) * rstd * w[i] + (nb ? nb[i] : 0.f);
-}
-
 /* y[b, n] = W[n, :] . norm(h[b, :]) for n < n_out: the block step's first
  * kernel, and the head of a generation step (ops/sample.cu) */
 template <bool V>
@@ -63,13 +47,18 @@ static __global__ void __launch_bounds__(SP_THREADS)
 norm_gemv_kernel(const mb_norm_gemv_params p)
 {
     extern __shared__ float4 sp_sh4[];
+    __shared__ float red[32];
     float *xs = reinterpret_cast<float *>(sp_sh4);
     const int d = p.d, ld = mb_round4(d), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     mb_pdl_wait();
     for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
         const int M = min(SP_MR, p.batch - m0);
-        for (int r = warp; r < M; r += SP_WARPS)
-            sp_norm_warp(d, sp_row(p.h, p.tokens, p.embed, d, m0 + r), p.norm_w, p.norm_b, p.eps, xs + r * ld);
+        /* the whole block norms each row: a warp a row left the other
+         * warps waiting on its chain of loads (profiled: the kernel's time
+         * at batch 1) */
+        for (int r = 0; r < M; r++)
+            mb_norm_row_block<SP_THREADS>(d, sp_row(p.h, p.tokens, p.embed, d, m0 + r), p.norm_w, p.norm_b, p.eps,
+                                          red, xs + r * ld);
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < p.n_out; n += gridDim.x * SP_WARPS) {
             float acc[SP_MR];

@@ -150,6 +150,16 @@ int mb_block_step_fits(mb_ctx *ctx, const mb_block_step_params *p)
     return 1;
 }
 
+int mb_block_step_prefers(mb_ctx *ctx, const mb_block_step_params *p)
+{
+#ifdef MB_HAVE_CUDA
+    if (MB_ON_CUDA(ctx)) return mb_block_step_prefers_cuda(ctx, p);
+#endif
+    (void)ctx;
+    (void)p;
+    return 1;
+}
+
 int mb_head_sample_fits(mb_ctx *ctx, int d_model, int vocab)
 {
 #ifdef MB_HAVE_CUDA

@@ -375,6 +375,9 @@ int mb_scan_supported(mb_ctx *ctx, int d_state, int batch);
  * the one-block kernel's work area, or the split kernels' rows, must fit
  * the device's shared memory; always on the CPU). */
 int mb_block_step_fits(mb_ctx *ctx, const mb_block_step_params *p);
+/* Whether the block step is the faster way to run a step of p->batch rows
+ * (a GPU takes a wide layer's GEMMs instead above a few rows). */
+int mb_block_step_prefers(mb_ctx *ctx, const mb_block_step_params *p);
 /* Whether the head + draw (mb_head_sample) can run these sizes with no
  * logits buffer (any size runs with one). */
 int mb_head_sample_fits(mb_ctx *ctx, int d_model, int vocab);
@@ -410,6 +413,7 @@ void mb_scan_fwd_cuda(MB_OPS_SCAN_FWD_ARGS);
 void mb_scan_bwd_cuda(MB_OPS_SCAN_BWD_ARGS);
 void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS);
 int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *p);
+int mb_block_step_prefers_cuda(mb_ctx *ctx, const mb_block_step_params *p);
 void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS);
 int mb_head_sample_fused_fits_cuda(int d_model, int vocab);
 #endif

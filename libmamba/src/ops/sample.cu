@@ -84,7 +84,7 @@ static __device__ __forceinline__ u64 sr_fx(float q) { return __float2ull_rz(q *
 template <int NT>
 struct sr_row {
     const float *z;
-    int k0, k1;
+    int k0, k1, per;
     float mx, T;
     __device__ float q(int k) const { return expf((z[k] - mx) / T); }
 
@@ -105,6 +105,23 @@ struct sr_row {
     }
 };
 
+/* hist[bin] += w from every lane of the warp (bin 256: nothing). The lanes
+ * of a bin add their weights first and one of them adds the sum: in the
+ * first passes most classes share a few bins (q's exponent bits), and one
+ * shared atomic a class on one address serialized the whole block. The
+ * weights (< 2^41) go through the 32-bit warp sums in two 20-bit halves. */
+static __device__ __forceinline__ void sr_hist_add(u64 *hist, unsigned bin, u64 w)
+{
+#if __CUDA_ARCH__ >= 800
+    const unsigned grp = __match_any_sync(0xffffffffu, bin);
+    const unsigned lo = __reduce_add_sync(grp, (unsigned)(w & 0xfffffu));
+    const unsigned hi = __reduce_add_sync(grp, (unsigned)(w >> 20));
+    if (bin < 256 && (int)(threadIdx.x & 31) == __ffs(grp) - 1) atomicAdd(&hist[bin], ((u64)hi << 20) + lo);
+#else
+    if (bin < 256) atomicAdd(&hist[bin], w);
+#endif
+}
+
 /* The cut on the classes `prev` keeps with weight 1 (count) or their mass:
  * the largest key v whose classes at or above it weigh at least cut (the
  * class ranked last among those kept), the weight above it, and how many
@@ -120,9 +137,20 @@ static __device__ sr_cut sr_select(const sr_row<NT> &r, const sr_cut &prev, bool
         for (int i = threadIdx.x; i < 256; i += NT) sh->hist[i] = 0;
         __syncthreads();
         const unsigned hi_mask = shift == 24 ? 0u : ~0u << (shift + 8);
-        r.walk(prev, none, [&](int, float qk, unsigned key, bool in) {
-            if (in && (key & hi_mask) == prefix) atomicAdd(&sh->hist[(key >> shift) & 255], by_mass ? sr_fx(qk) : 1ull);
-        });
+        /* the walk with every lane in step (the warp sums need them all) */
+        unsigned ties = prev.tie0;
+        for (int j = 0; j < r.per; j++) {
+            const int k = r.k0 + j;
+            unsigned bin = 256;
+            u64 w = 0;
+            if (k < r.k1) {
+                const float qk = r.q(k);
+                const unsigned key = __float_as_uint(qk);
+                const bool in = !prev.on || key > prev.key || (key == prev.key && ties++ < prev.m);
+                if (in && (key & hi_mask) == prefix) bin = (key >> shift) & 255, w = by_mass ? sr_fx(qk) : 1ull;
+            }
+            sr_hist_add(sh->hist, bin, w);
+        }
         __syncthreads();
         if (warp == 0) {
             /* lane l holds digits 8l .. 8l+7; the digit is where the weight
@@ -181,6 +209,7 @@ static __device__ int sr_draw(const float *z, int V, const mb_sample_cfg &cfg, i
     const int per = (V + NT - 1) / NT;
     sr_row<NT> r;
     r.z = z;
+    r.per = per;
     r.k0 = min(V, (int)threadIdx.x * per);
     r.k1 = min(V, r.k0 + per);
     r.T = cfg.temperature;
