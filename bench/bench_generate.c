@@ -136,6 +136,7 @@ int main(int argc, char **argv)
                 s28 = {"2.8b d2560 x64 v50280", 2560, 64, 50280};
     const int nt = n_tokens ? n_tokens : (quick ? 16 : gpu ? 256 : 64);
     row(ctx, &dna, 1, nt * 8, 0, bw, &plain);
+    row(ctx, &dna, 4, nt * 4, 0, bw, &plain);
     row(ctx, &dna, quick ? 8 : 64, nt * 2, 0, bw, &plain);
     row(ctx, &s130, 1, nt, 0, bw, &plain);
     row(ctx, &s130, 1, nt, 0, bw, &cut);

@@ -12,8 +12,10 @@
  * (channel, state). Four launches a layer, each overlapped with the one
  * before (programmatic dependent launch) and replayed from a graph:
  *
- *   in    xn = norm(h) (each block norms the few rows itself), xz = in_proj xn
- *   x     xc = silu(conv([state; x])), dbc = x_proj xc
+ *   in    xn = norm(h) (each block norms the few rows itself), xz = in_proj xn,
+ *         and for the x columns xc = silu(conv([state; x])) by the warp that
+ *         made x
+ *   x     dbc = x_proj xc
  *   scan  delta = softplus(dt_proj dt + dt_b); the state steps; y = gated
  *         output; the conv state shifts by one (after `x` has read it)
  *   out   out = h + out_proj y (and out2 = out + add2)
@@ -65,36 +67,38 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
             mb_gemv_warp<SP_MR, V>(M, d, xs, ld, p.W + (size_t)n * d, acc);
 #pragma unroll
             for (int m = 0; m < SP_MR; m++)
-                if (lane == m && m < M) p.y[(size_t)(m0 + m) * p.ldy + n] = acc[m];
+                if (lane == m && m < M) {
+                    const int b = m0 + m;
+                    p.y[(size_t)b * p.ldy + n] = acc[m];
+                    if (n >= p.conv_dim) continue;
+                    const int K = p.conv_k, Di = p.conv_dim;
+                    const float *cs = p.conv_state + (size_t)b * (K - 1) * Di, *w = p.conv_w + (size_t)n * K;
+                    float a = p.conv_b ? p.conv_b[n] : 0.f;
+                    for (int k = 0; k < K - 1; k++) a += w[k] * cs[(size_t)k * Di + n];
+                    a += w[K - 1] * acc[m];
+                    p.xc[(size_t)b * Di + n] = a * sp_sigmoid(a);
+                }
         }
         __syncthreads();
     }
 }
 
-/* xc = silu(conv over [conv state; x] + conv_b) into shared memory (and, by
- * block 0, into xc_out for the scan), then dbc = x_proj xc */
+/* dbc = x_proj xc, the rows of xc staged in shared memory */
 template <bool V>
 static __global__ void __launch_bounds__(SP_THREADS)
-split_x_kernel(const mb_block_step_params p, const float *__restrict__ xz, float *__restrict__ xc_out,
-               float *__restrict__ dbc)
+split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float *__restrict__ dbc)
 {
     extern __shared__ float4 sp_sh4[];
     float *xs = reinterpret_cast<float *>(sp_sh4);
-    const int Di = p.d_inner, K = p.d_conv, ld = mb_round4(Di);
+    const int Di = p.d_inner, ld = mb_round4(Di);
     const int nbc = p.is_complex ? 2 * p.d_state : p.d_state, xd = p.dt_rank + 2 * nbc;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     mb_pdl_wait();
     for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
         const int M = min(SP_MR, p.batch - m0);
         for (int i = threadIdx.x; i < M * Di; i += SP_THREADS) {
-            const int m = i / Di, c = i - m * Di, b = m0 + m;
-            const float *cs = p.conv_state + (size_t)b * (K - 1) * Di, *w = p.conv_w + (size_t)c * K;
-            float acc = p.conv_b ? p.conv_b[c] : 0.f;
-            for (int k = 0; k < K - 1; k++) acc += w[k] * cs[(size_t)k * Di + c];
-            acc += w[K - 1] * xz[(size_t)b * 2 * Di + c];
-            const float v = acc * sp_sigmoid(acc);
-            xs[m * ld + c] = v;
-            if (blockIdx.x == 0) xc_out[(size_t)b * Di + c] = v;
+            const int m = i / Di, c = i - m * Di;
+            xs[m * ld + c] = xc[(size_t)(m0 + m) * Di + c];
         }
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < xd; n += gridDim.x * SP_WARPS) {
@@ -127,6 +131,7 @@ split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, co
     if (ok) {
         const float *dr = dbc + (size_t)b * xd, *w = p.dt_w + (size_t)c * R;
         float v = p.dt_b[c];
+#pragma unroll 8
         for (int r = 0; r < R; r++) v += w[r] * dr[r];
         const float dt = sp_softplus(v);
         x = xc[(size_t)b * Di + c];
@@ -268,7 +273,9 @@ extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
     }
     const mb_norm_gemv_params in = {.batch = B, .d = d, .h = h, .tokens = p->tokens, .embed = p->embed,
                                     .norm_w = p->norm_w, .norm_b = p->norm_b, .eps = p->eps,
-                                    .W = p->in_proj, .n_out = 2 * Di, .y = xz, .ldy = 2 * Di};
+                                    .W = p->in_proj, .n_out = 2 * Di, .y = xz, .ldy = 2 * Di,
+                                    .conv_dim = Di, .conv_k = p->d_conv, .conv_w = p->conv_w,
+                                    .conv_b = p->conv_b, .conv_state = p->conv_state, .xc = xc};
     mb_norm_gemv_cuda(ctx, &in);
 
     const bool vx = sp_vec(Di, p->x_proj), vo = sp_vec(Di, p->out_proj);
@@ -276,7 +283,7 @@ extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
     auto fo = vo ? split_out_kernel<true> : split_out_kernel<false>;
     size_t shx, sho;
     if (sp_smem(ctx, fx, Di, &shx) || sp_smem(ctx, fo, Di, &sho)) return;
-    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fx, dim3(sp_grid(st, xd)), dim3(SP_THREADS), shx, *p, xz, xc, dbc));
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fx, dim3(sp_grid(st, xd)), dim3(SP_THREADS), shx, *p, xc, dbc));
     MB_LAUNCH_CHECK(ctx, "split_x_kernel");
 
     const int seg = N % 32 == 0 ? 32 : N % 16 == 0 ? 16 : N % 8 == 0 ? 8 : N % 4 == 0 ? 4 : N % 2 == 0 ? 2 : 1;

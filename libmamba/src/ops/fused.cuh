@@ -92,8 +92,12 @@ static __device__ __forceinline__ void mb_gemv_warp(int M, int k, const float *x
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int m = 0; m < MR; m++) acc[m] = 0.f;
+    /* unrolled so that several loads of W are in flight at once: at batch
+     * 1 a lane's few loads are the whole column, and one at a time they
+     * were a chain of memory latencies */
     if (V) {
         const float4 *w4 = reinterpret_cast<const float4 *>(w);
+#pragma unroll 4
         for (int j = lane; j < k / 4; j += 32) {
             const float4 wv = w4[j];
 #pragma unroll
@@ -101,6 +105,7 @@ static __device__ __forceinline__ void mb_gemv_warp(int M, int k, const float *x
                 if (m < M) acc[m] += mb_gemv_dot(wv, reinterpret_cast<const float4 *>(x + (size_t)m * ldx)[j]);
         }
     } else {
+#pragma unroll 4
         for (int j = lane; j < k; j += 32) {
             const float wv = w[j];
 #pragma unroll

@@ -285,6 +285,13 @@ typedef struct {
     int n_out;
     float *y;
     int ldy;
+    /* Optional (the split block step; conv_dim 0: off): the columns n <
+     * conv_dim are also the conv's newest input, xc[b, n] (rows conv_dim
+     * apart) = silu(conv_b[n] + conv over [conv_state[b, :, n]; y[b, n]])
+     * with conv_k taps; the state is read, not shifted. */
+    int conv_dim, conv_k;
+    const float *conv_w, *conv_b, *conv_state;
+    float *xc;
 } mb_norm_gemv_params;
 
 /* ---- sampling -------------------------------------------------------------
