@@ -280,6 +280,9 @@ static int gen_prompt_feed(gen_run *g, int64_t rec, int rows)
 static int gen_draw(gen_run *g, const mb_sampler *sp, int rows, const char *label)
 {
     const int64_t N = g->o->length;
+    /* a round's first call is one draw, timed: the fitted size of another
+     * round (of other rows) does not carry over */
+    g->steps = 1;
     for (int64_t s = 0; s < N && !mb_cli_interrupted();) {
         const int k = (int)(N - s < g->steps ? N - s : g->steps);
         const double t0 = mb_cli_now();
@@ -383,7 +386,6 @@ static int gen_run_alloc(gen_run *g)
     const gen_opts *o = g->o;
     const size_t B = (size_t)o->batch;
     g->cols = o->in.chunk;
-    g->steps = 1;
     /* a prompt chunk in every row takes at least a token a row */
     g->tok = malloc(sizeof(int32_t) * ((size_t)g->cols > B ? (size_t)g->cols : B));
     g->next = malloc(sizeof(int32_t) * B);
@@ -465,9 +467,6 @@ int dna_cmd_generate(int argc, char **argv)
         rc = MB_CLI_EXIT_INTERRUPTED;
         goto done;
     }
-    if (g.nonbase)
-        mb_cli_warn(DNA_PROG, "%lld of %lld drawn tokens were not A, C, G or T (N or a special token): written as N",
-                    (long long)g.nonbase, (long long)g.done);
     if (o.out) {
         mb_outfile *c = of;
         of = NULL;
@@ -476,6 +475,10 @@ int dna_cmd_generate(int argc, char **argv)
         mb_cli_write_error(DNA_PROG, NULL);
         goto done;
     }
+    /* after the output is complete: a failed run says one line, its error */
+    if (g.nonbase)
+        mb_cli_warn(DNA_PROG, "%lld of %lld drawn tokens were not A, C, G or T (N or a special token): written as N",
+                    (long long)g.nonbase, (long long)g.done);
     rc = 0;
 done:
     mb_outfile_discard(of);
