@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -465,6 +466,30 @@ static void test_progress(void **state)
     assert_non_null(strstr(g_err, "ETA"));
 }
 
+/* Ctrl-C or SIGTERM mid-run: exit 130, one line, an existing --out as it was */
+static void test_interrupt(void **state)
+{
+    (void)state;
+    NEED_TOOL();
+    char out[256], cmd[1024];
+    mb_test_tmp_path(out, sizeof out, "gen_interrupt.fa");
+    write_file(out, ">old\nACGT\n");
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --length 1M --n 4 --threads 1 --out %s", k_tool, g_model, out);
+    setenv("MAMBA_PROGRESS_S", "0", 1);
+    const int rc = mb_test_signal_run(cmd, "bases drawn", SIGINT, g_out, CAP, g_err, CAP);
+    unsetenv("MAMBA_PROGRESS_S");
+    assert_int_equal(rc, 130);
+    assert_non_null(strstr(g_err, "mamba-dna: error: interrupted after "));
+    assert_non_null(strstr(g_err, "nothing written (--out as it was)"));
+    size_t len;
+    char *kept = mb_test_read_file(out, &len);
+    assert_non_null(kept);
+    assert_int_equal(len, 10);
+    assert_memory_equal(kept, ">old\nACGT\n", 10);
+    free(kept);
+    remove(out);
+}
+
 /* ---- setup ------------------------------------------------------------------------------ */
 
 static int setup(void **state)
@@ -535,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_lengths),        cmocka_unit_test(test_seeds),
         cmocka_unit_test(test_prompt_library), cmocka_unit_test(test_greedy),
         cmocka_unit_test(test_bad_inputs),     cmocka_unit_test(test_progress),
+        cmocka_unit_test(test_interrupt),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
