@@ -56,31 +56,6 @@ static char *clip_path(const char *out, int i)
     return p;
 }
 
-/* Whether the model's numbers stayed finite over the whole generation:
- * the draws never see a nan (the sampler takes the first class of a row of
- * nan), so one more step's logits are checked. The recurrent state carries
- * any nan or inf from every earlier step into them. -1 after the line. */
-static int gen_check_finite(mb_model *m, mb_state *st, const int32_t *tok, int n, const char *model)
-{
-    const int Vp = mb_config_vocab_padded(mb_model_config(m));
-    float *lg = malloc(sizeof(float) * (size_t)n * (size_t)Vp);
-    if (!lg) {
-        mb_cli_error(AUDIO_PROG, "out of memory");
-        return -1;
-    }
-    int rc = 0;
-    if (mb_model_step(m, st, tok, lg)) rc = mb_cli_lib_error(AUDIO_PROG, model);
-    for (size_t i = 0; rc == 0 && i < (size_t)n * (size_t)Vp; i++)
-        if (!isfinite(lg[i])) {
-            mb_cli_error(AUDIO_PROG, "%s: the logits are not finite (%s): the model's numbers overflow; nothing "
-                                     "written",
-                         model, mb_cli_nonfinite(lg[i]));
-            rc = -1;
-        }
-    free(lg);
-    return rc;
-}
-
 int audio_cmd_generate(int argc, char **argv)
 {
     mb_cli_train t;
@@ -231,7 +206,7 @@ int audio_cmd_generate(int argc, char **argv)
         goto done;
     }
     const double secs = mb_cli_now() - t0;
-    if (total > 0 && gen_check_finite(m, st, tok, (int)n, model)) goto done;
+    if (total > 0 && mb_cli_check_finite_step(AUDIO_PROG, m, st, tok, (int)n, model)) goto done;
     for (int64_t b = 0; b < n; b++) {
         audio_decode_buf(meta.quant, cls + b * total, total, wav);
         if (audio_write_wav(paths[b], wav, total, meta.rate, err, sizeof err)) {

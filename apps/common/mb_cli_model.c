@@ -1,7 +1,9 @@
 /* Context, model and optimizer from the shared flags: see mb_cli_model.h. */
 #include "mb_cli_model.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mb_cli_dist.h"
@@ -62,4 +64,25 @@ mb_optim *mb_cli_optim(const char *prog, mb_model *m, const mb_cli_train *t, con
         return NULL;
     }
     return o;
+}
+
+int mb_cli_check_finite_step(const char *prog, mb_model *m, mb_state *st, const int32_t *tok, int B,
+                             const char *model)
+{
+    const int Vp = mb_config_vocab_padded(mb_model_config(m));
+    float *lg = malloc(sizeof(float) * (size_t)B * (size_t)Vp);
+    if (!lg) {
+        mb_cli_error(prog, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    if (mb_model_step(m, st, tok, lg)) rc = mb_cli_lib_error(prog, model);
+    for (size_t i = 0; rc == 0 && i < (size_t)B * (size_t)Vp; i++)
+        if (!isfinite(lg[i])) {
+            mb_cli_error(prog, "%s: the logits are not finite (%s): the model's numbers overflow; nothing written",
+                         model, mb_cli_nonfinite(lg[i]));
+            rc = -1;
+        }
+    free(lg);
+    return rc;
 }

@@ -19,4 +19,13 @@ mb_model *mb_cli_model_new(const char *prog, mb_ctx *ctx, const mb_cli_train *t)
  * state read from optim_path when t->resume. */
 mb_optim *mb_cli_optim(const char *prog, mb_model *m, const mb_cli_train *t, const char *optim_path);
 
+/* Whether a generation's numbers stayed finite: the draws never see a nan
+ * (the sampler takes the first class of a row of nan), so one more step
+ * from tok (the B rows' next inputs) advances st and its logits are
+ * checked; the recurrent state carries any nan or inf of an earlier step
+ * into them. 0, or -1 after "PROG: error: MODEL: the logits are not finite
+ * ...; nothing written". */
+int mb_cli_check_finite_step(const char *prog, mb_model *m, mb_state *st, const int32_t *tok, int B,
+                             const char *model);
+
 #endif

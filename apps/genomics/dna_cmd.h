@@ -21,6 +21,7 @@ int dna_cmd_score(int argc, char **argv);
 int dna_cmd_classify(int argc, char **argv);
 int dna_cmd_embed(int argc, char **argv);
 int dna_cmd_export(int argc, char **argv);
+int dna_cmd_generate(int argc, char **argv);
 
 /* ---- the flags of the commands that run a model over inputs -------------
  * score, embed and classify predict: --model, --fasta (repeatable),

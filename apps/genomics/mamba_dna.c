@@ -19,6 +19,7 @@ static void usage(FILE *f)
             "  score      log-likelihood of every record of a FASTA, or of VCF variants\n"
             "  classify   fine-tune a classifier on labelled sequences, or predict labels\n"
             "  embed      mean-pooled hidden states per record or window\n"
+            "  generate   draw new sequences, or continuations of a FASTA's records\n"
             "  export     write a model as a transformers folder (or back as one file)\n"
             "\n"
             "'" DNA_PROG " COMMAND --help' explains each one; --version on any of them.\n"
@@ -36,6 +37,7 @@ int main(int argc, char **argv)
         {"classify", dna_cmd_classify, 0},
         {"embed", dna_cmd_embed, 0},
         {"export", dna_cmd_export, 0},
+        {"generate", dna_cmd_generate, 0},
     };
     /* htslib's own "[E::...]" lines would come on top of ours */
     hts_set_log_level(HTS_LOG_OFF);
