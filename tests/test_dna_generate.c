@@ -370,6 +370,16 @@ static void test_greedy(void **state)
     for (int i = 0; i < 2; i++) check_argmax_path(r[i].seq, N, 1e-6);
     assert_string_equal(r[0].seq, r[1].seq);
     free_fasta(r, 2);
+    /* top-k of one class, at a high temperature: the same path */
+    assert_int_equal(tool("generate --model %s --length %d --n 2 --top-k 1 --temperature 5 --seed 7 --threads 1", g_model, N), 0);
+    assert_int_equal(parse_fasta(g_out, r), 2);
+    for (int i = 0; i < 2; i++) check_argmax_path(r[i].seq, N, 1e-6);
+    free_fasta(r, 2);
+    /* top-k 2 lets a second class in somewhere over 40 draws of 2 rows */
+    assert_int_equal(tool("generate --model %s --length %d --n 2 --top-k 2 --temperature 5 --seed 7 --threads 1", g_model, N), 0);
+    assert_int_equal(parse_fasta(g_out, r), 2);
+    assert_true(strcmp(r[0].seq, r[1].seq) != 0);
+    free_fasta(r, 2);
 }
 
 /* ---- errors ------------------------------------------------------------------------ */

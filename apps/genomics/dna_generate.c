@@ -28,6 +28,7 @@ typedef struct {
     const char *out;   /* NULL: stdout */
     int64_t length, n, batch, width;
     double temperature, top_p;
+    int64_t top_k;
     int include_prompt;
 } gen_opts;
 
@@ -73,6 +74,8 @@ static void usage(FILE *f)
             "                     1e-3 is practically the most likely base each step [1]\n"
             "  --top-p P          nucleus sampling, in (0, 1]: only the most likely classes\n"
             "                     holding P of the probability [1 = off]\n"
+            "  --top-k K          only the K most likely classes, then --top-p among them\n"
+            "                     [0 = off]\n"
             "  --seed S           seed of the draws [1]\n"
             "  --prompt F         continue every record of F: FASTA (plain, gzip, bgzip +\n"
             "                     .fai), BAM or CRAM; repeatable (the records of every file)\n"
@@ -101,7 +104,7 @@ static void usage(FILE *f)
 
 /* ---- options --------------------------------------------------------------------- */
 
-enum { O_LENGTH = 256, O_N, O_TEMP, O_TOPP, O_SEED, O_OUT, O_WIDTH, O_BATCH, O_INCL };
+enum { O_LENGTH = 256, O_N, O_TEMP, O_TOPP, O_TOPK, O_SEED, O_OUT, O_WIDTH, O_BATCH, O_INCL };
 
 /* One option of ours; 0 or -1 after the error line. */
 static int gen_option(gen_opts *o, int c, const char *arg)
@@ -113,6 +116,7 @@ static int gen_option(gen_opts *o, int c, const char *arg)
      * towards 0, and 1e-3 is already the argmax in practice */
     case O_TEMP: return mb_cli_parse_real(DNA_PROG, "--temperature", arg, 1e-6, 1e6, &o->temperature);
     case O_TOPP: return mb_cli_parse_real(DNA_PROG, "--top-p", arg, 1e-6, 1.0, &o->top_p);
+    case O_TOPK: return mb_cli_parse_int(DNA_PROG, "--top-k", arg, 0, INT32_MAX, &o->top_k);
     case O_SEED: return mb_cli_parse_int(DNA_PROG, "--seed", arg, 0, INT64_MAX, &o->in.t.seed);
     case O_OUT: o->out = strcmp(arg, "-") == 0 ? NULL : arg; return 0;
     case O_WIDTH: return mb_cli_parse_int(DNA_PROG, "--width", arg, 0, INT64_C(1) << 30, &o->width);
@@ -130,7 +134,7 @@ static int gen_parse(gen_opts *o, int argc, char **argv)
         {"model", 1, 0, DNA_O_MODEL}, {"prompt", 1, 0, DNA_O_FASTA}, {"reference", 1, 0, DNA_O_REF},
         {"chunk", 1, 0, DNA_O_CHUNK}, {"device", 1, 0, DNA_O_DEV}, {"threads", 1, 0, DNA_O_THR},
         {"tf32", 0, 0, DNA_O_TF32}, {"length", 1, 0, O_LENGTH}, {"n", 1, 0, O_N},
-        {"temperature", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP}, {"seed", 1, 0, O_SEED},
+        {"temperature", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP}, {"top-k", 1, 0, O_TOPK}, {"seed", 1, 0, O_SEED},
         {"out", 1, 0, O_OUT}, {"width", 1, 0, O_WIDTH}, {"batch", 1, 0, O_BATCH},
         {"include-prompt", 0, 0, O_INCL}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
@@ -364,7 +368,7 @@ static int gen_round(gen_run *g, int64_t rec, int64_t first, int rows)
         for (int j = 0; j < rows; j++) g->next[j] = DNA_TOK_N;
     }
     const mb_sampler sp = {.temperature = (float)o->temperature,
-                           .top_p = (float)o->top_p,
+                           .top_p = (float)o->top_p, .top_k = (int)o->top_k,
                            .seed = gen_round_seed(o->in.t.seed, rec, first)};
     char label[300];
     snprintf(label, sizeof label, "%s %lld-%lld of %lld", g->set ? dna_set_name(g->set, rec) : "sequences",
