@@ -56,6 +56,8 @@ static const mb_sampler cut = {.temperature = 1.f, .top_p = 0.9f, .seed = 3, .to
 
 static const char *g_only; /* --shape: only the rows of shapes whose name starts so */
 
+static int g_int8; /* the next rows with int8 weights (CPU) */
+
 static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, double bw, const mb_sampler *sp)
 {
     if (g_only && strncmp(sh->name, g_only, strlen(g_only)) != 0) return;
@@ -64,6 +66,11 @@ static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, 
     mb_model *m = mb_model_create(ctx, &cfg, 1);
     if (!m) {
         printf("| %-22s | %5d | %s |\n", sh->name, B, mb_error_last());
+        return;
+    }
+    if (g_int8 && mb_model_set_int8(m, 1)) {
+        printf("| %-22s | %5d | %s |\n", sh->name, B, mb_error_last());
+        mb_model_free(m);
         return;
     }
     mb_state *s = mb_state_create(m, B);
@@ -94,9 +101,11 @@ static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, 
         const int rc = mb_model_sample(m, s, first, n_tokens, sp, out);
         const double t = bench_now_s() - t0, per = t / n_tokens;
         const double floor = bw > 0 ? wbytes / bw : 0;
+        /* int8: the floor of the bytes streamed, a quarter (and the scales) */
+        const double fl = g_int8 ? floor * (1 + 4.0 / 32) / 4 : floor;
         printf("| %-22s | %5d | sample %7d%s | %9.3f ms | %12.1f tokens/s | %5.1fx floor |%s\n", sh->name, B,
-               n_tokens, sp->top_k ? " k50 p.9" : "        ", 1e3 * per, (double)B / per, floor > 0 ? per / floor : 0.0,
-               rc ? mb_error_last() : "");
+               n_tokens, sp->top_k ? " k50 p.9" : g_int8 ? " int8   " : "        ", 1e3 * per, (double)B / per,
+               fl > 0 ? per / fl : 0.0, rc ? mb_error_last() : "");
     }
     free(first), free(out);
     mb_state_free(s);
@@ -143,6 +152,13 @@ int main(int argc, char **argv)
     row(ctx, &s130, 8, nt / 2 > 0 ? nt / 2 : 1, 0, bw, &plain);
     if (gpu) row(ctx, &s130, 64, nt, 0, bw, &plain);
     row(ctx, &s130, 1, 0, quick ? 512 : 2048, bw, &plain);
+    if (!gpu) {
+        g_int8 = 1;
+        row(ctx, &dna, 1, nt * 8, 0, bw, &plain);
+        row(ctx, &s130, 1, nt, 0, bw, &plain);
+        row(ctx, &s130, 8, nt / 2 > 0 ? nt / 2 : 1, 0, bw, &plain);
+        g_int8 = 0;
+    }
     if (gpu && !quick) {
         row(ctx, &s28, 1, nt / 4, 0, bw, &plain);
         row(ctx, &s28, 64, nt / 4, 0, bw, &plain);

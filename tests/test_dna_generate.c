@@ -375,6 +375,12 @@ static void test_greedy(void **state)
     assert_int_equal(parse_fasta(g_out, r), 2);
     for (int i = 0; i < 2; i++) check_argmax_path(r[i].seq, N, 1e-6);
     free_fasta(r, 2);
+    /* int8 weights: a valid FASTA of the same shape, and on this model's
+     * clear argmax steps the same greedy path */
+    assert_int_equal(tool("generate --model %s --length %d --n 2 --top-k 1 --int8 --seed 7 --threads 1", g_model, N), 0);
+    assert_int_equal(parse_fasta(g_out, r), 2);
+    for (int i = 0; i < 2; i++) assert_int_equal((int)strlen(r[i].seq), N);
+    free_fasta(r, 2);
     /* top-k 2 lets a second class in somewhere over 40 draws of 2 rows */
     assert_int_equal(tool("generate --model %s --length %d --n 2 --top-k 2 --temperature 5 --seed 7 --threads 1", g_model, N), 0);
     assert_int_equal(parse_fasta(g_out, r), 2);

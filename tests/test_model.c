@@ -414,6 +414,77 @@ static void chunk_scores(mb_model *m, int B, int L, mb_rng *r)
     free(c.tok), free(c.tgt);
 }
 
+/* Int8 weights on the CPU: step logits near the fp32 model's (the
+ * quantization's error, not nothing), sampling through them replayed by
+ * the same model's steps, the copies dropped by set_int8(0) and by an
+ * optimizer step (then the logits are fp32's exactly). */
+static void int8_logits(mb_model *m, const int32_t *tok, int B, int L, float *out)
+{
+    const int Vp = mb_config_vocab_padded(mb_model_config(m));
+    mb_state *st = mb_state_create(m, B);
+    assert_non_null(st);
+    int32_t col[4];
+    for (int t = 0; t < L; t++) {
+        for (int b = 0; b < B; b++) col[b] = tok[b * L + t];
+        assert_int_equal(mb_model_step(m, st, col, out + (size_t)t * B * Vp), 0);
+    }
+    mb_state_free(st);
+}
+
+static void int8_case(int tied)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 89);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_config(0, 1, tied);
+    cfg.d_model = 48, cfg.vocab_size = 40, cfg.d_state = 8;
+    mb_model *m = mb_model_create(ctx, &cfg, 4);
+    assert_non_null(m);
+    jitter(m, &r, 0.2f);
+    enum { B = 3, L = 12 };
+    const int Vp = mb_config_vocab_padded(&cfg);
+    int32_t tok[B * L], tgt[B * L];
+    for (int i = 0; i < B * L; i++) tok[i] = (int32_t)mb_rng_below(&r, 40), tgt[i] = (int32_t)mb_rng_below(&r, 40);
+    float *f32 = malloc(sizeof(float) * B * L * Vp), *q8 = malloc(sizeof(float) * B * L * Vp);
+    assert_true(f32 && q8);
+    int8_logits(m, tok, B, L, f32);
+    assert_int_equal(mb_model_set_int8(m, 1), 0);
+    int8_logits(m, tok, B, L, q8);
+    const double e = mb_test_rel_err(q8, f32, (size_t)B * L * Vp);
+    printf("# int8 weights (%s head): step logits vs fp32 rel err %.2e\n", tied ? "tied" : "own", e);
+    assert_true(e > 1e-5 && e < 3e-2);
+    const mb_sampler sp = {.temperature = 1.f, .top_p = 0.9f, .seed = 8, .top_k = 20};
+    assert_int_equal(mb_test_sample_replay(m, m, 2, 30, &sp, 0), 0);
+    assert_int_equal(mb_model_set_int8(m, 0), 0);
+    int8_logits(m, tok, B, L, q8);
+    assert_memory_equal(q8, f32, sizeof(float) * B * L * Vp);
+    /* an optimizer step drops the copies: after it, the logits with and
+     * without set_int8(0) are the same bits */
+    assert_int_equal(mb_model_set_int8(m, 1), 0);
+    mb_optim_config oc;
+    mb_optim_config_default(&oc);
+    mb_optim *o = mb_optim_create(m, &oc);
+    assert_non_null(o);
+    mb_loss_stats st = {0};
+    assert_int_equal(mb_model_forward_backward(m, tok, tgt, B, L, &st), 0);
+    assert_int_equal(mb_optim_step(o, NULL, NULL), 0);
+    int8_logits(m, tok, B, L, q8);
+    assert_int_equal(mb_model_set_int8(m, 0), 0);
+    int8_logits(m, tok, B, L, f32);
+    assert_memory_equal(q8, f32, sizeof(float) * B * L * Vp);
+    mb_optim_free(o);
+    free(f32), free(q8);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+}
+
+static void test_int8(void **s)
+{
+    (void)s;
+    int8_case(0);
+    int8_case(1);
+}
+
 static void test_chunk_scores(void **s)
 {
     (void)s;
@@ -529,7 +600,7 @@ int main(void)
         cmocka_unit_test(test_step_layernorm),      cmocka_unit_test(test_init),
         cmocka_unit_test(test_chunked_recompute_real), cmocka_unit_test(test_chunked_recompute_complex),
         cmocka_unit_test(test_bad_tokens),          cmocka_unit_test(test_sample),
-        cmocka_unit_test(test_chunk_scores),
+        cmocka_unit_test(test_chunk_scores),        cmocka_unit_test(test_int8),
         cmocka_unit_test(test_model_grad_biases), cmocka_unit_test(test_step_biases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -224,6 +224,89 @@ static void test_gemm_few_rows(void **state)
     free(A), free(W), free(C1), free(C2);
 }
 
+/* int8 weights: the quantization (every value within half a step of its
+ * block's scale, the block's largest exactly +-127), the product against
+ * float64 over the dequantized weights (only float rounding between them),
+ * the same bits on 1 and 2 threads, and against the fp32 product (the
+ * quantization's own error, printed) */
+static void q8_case(mb_rng *r, int M, int N, int K)
+{
+    float *A = new_uniform(r, (size_t)M * K, -1, 1), *W = new_uniform(r, (size_t)N * K, -1, 1);
+    for (int k = 0; k < K; k += 7) W[k] *= 20.f; /* an outlier in some blocks of row 0 */
+    mb_q8 q;
+    assert_int_equal(mb_q8_make(&q, W, N, K, K), 0);
+    assert_int_equal(q.nb, (K + 31) / 32);
+    for (int n = 0; n < N; n++)
+        for (int b = 0; b < q.nb; b++) {
+            const float sc = q.scale[(size_t)n * q.nb + b];
+            int top = 0;
+            for (int k = b * 32; k < K && k < (b + 1) * 32; k++) {
+                const int8_t v = q.q[(size_t)n * K + k];
+                assert_true(fabs(W[(size_t)n * K + k] - sc * v) <= (0.5 + 1e-4) * sc + 1e-30); /* w * (127 / amax) rounded in float */
+                top = abs(v) > top ? abs(v) : top;
+            }
+            assert_int_equal(top, 127);
+        }
+    /* A's rows quantized by the same rule: the reference is exact arithmetic on both */
+    int8_t *qa = malloc((size_t)M * K);
+    float *sa = malloc(sizeof(float) * (size_t)M * q.nb);
+    assert_true(qa && sa);
+    for (int m = 0; m < M; m++) mb_q8_quant_row(A + (size_t)m * K, K, qa + (size_t)m * K, sa + (size_t)m * q.nb);
+    double *ref = new_doubles((size_t)M * N), *ref32 = new_doubles((size_t)M * N);
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double t = 0, t32 = 0;
+            for (int k = 0; k < K; k++) {
+                const int b = k / 32;
+                t += (double)sa[(size_t)m * q.nb + b] * qa[(size_t)m * K + k] * q.scale[(size_t)n * q.nb + b] *
+                     q.q[(size_t)n * K + k];
+                t32 += (double)A[(size_t)m * K + k] * W[(size_t)n * K + k];
+            }
+            ref[(size_t)m * N + n] = t, ref32[(size_t)m * N + n] = t32;
+        }
+    float *C1 = new_const((size_t)M * N, NAN), *C2 = new_const((size_t)M * N, NAN);
+    float *C3 = new_const((size_t)M * N, NAN);
+    mb_ctx *one = mb_ctx_create("cpu");
+    mb_ctx_set_threads(one, 1);
+    mb_gemm_q8_few_rows_cpu(one, M, A, K, &q, C1, N);
+    mb_gemm_q8_few_rows_cpu(g_ctx, M, A, K, &q, C2, N);
+    mb_q8_set_portable(1); /* the C lanes: the same bits as the AVX2 ones */
+    mb_gemm_q8_few_rows_cpu(g_ctx, M, A, K, &q, C3, N);
+    mb_q8_set_portable(0);
+    assert_memory_equal(C1, C2, (size_t)M * N * sizeof(float));
+    assert_memory_equal(C1, C3, (size_t)M * N * sizeof(float));
+    char what[96];
+    snprintf(what, sizeof what, "gemm q8 %dx%dx%d vs float64 (both quantized)", M, N, K);
+    check_fwd(what, view_err(C1, N, ref, M, N));
+    const double qe = view_err(C1, N, ref32, M, N);
+    printf("# gemm q8 %dx%dx%d vs the fp32 product: rel err %.2e (the quantization)\n", M, N, K, qe);
+    assert_true(qe < 2e-2 && qe > 1e-5); /* quantized, and not far */
+    free(qa), free(sa), free(C3);
+    mb_ctx_free(one);
+    mb_q8_free(&q);
+    free(A), free(W), free(C1), free(C2), free(ref), free(ref32);
+}
+
+static void test_gemm_q8(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 5);
+    q8_case(&r, 1, 3001, 768);
+    q8_case(&r, 8, 777, 1000); /* a partial last block */
+    q8_case(&r, 3, 100, 7);    /* one partial block */
+    q8_case(&r, 5, 64, 96);
+    /* a block of zeros: scale 0, the product 0 (no 0/0) */
+    float W[64] = {0}, A[64];
+    for (int k = 0; k < 64; k++) A[k] = 1.f, W[k] = k < 32 ? 0.f : 1.f;
+    mb_q8 q;
+    assert_int_equal(mb_q8_make(&q, W, 1, 64, 64), 0);
+    float c = NAN;
+    mb_gemm_q8_few_rows_cpu(g_ctx, 1, A, 64, &q, &c, 1);
+    assert_true(fabsf(c - 32.f) < 1e-5f);
+    mb_q8_free(&q);
+}
+
 static void test_colsum_bias(void **state)
 {
     (void)state;
@@ -1265,7 +1348,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_gemm_blocked), cmocka_unit_test(test_gemm_few_rows),
+        cmocka_unit_test(test_gemm_blocked), cmocka_unit_test(test_gemm_few_rows), cmocka_unit_test(test_gemm_q8),
         cmocka_unit_test(test_colsum_bias),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_conv1d),

@@ -244,6 +244,14 @@ class Model:
 
         return State(self, batch)
 
+    def set_int8(self, on=True):
+        """CPU inference with int8 weights (mb_model_set_int8): steps,
+        sampling and chunks of at most 8 rows read int8 copies of the
+        projections and the head, a quarter of the bytes; the fp32 weights
+        stay for training and saving. An optimizer step drops the copies."""
+        check(lib.mb_model_set_int8(self.handle, 1 if on else 0))
+        return self
+
     def generate(self, prompt, n, temperature=1.0, top_p=1.0, seed=0, top_k=0):
         """Continue ``prompt`` (L >= 1 tokens, or (B, L)) by ``n`` drawn tokens:
         int32 (n,) or (B, n). The prompt but its last token goes through the

@@ -95,3 +95,20 @@ def test_embeddings_are_the_mean_final_hidden_state(tiny, tmp_path):
     w = read_tensor(tmp_path / "m.safetensors", "backbone.embedding.weight")
     assert w.shape == (16, 16)
     np.testing.assert_allclose(tiny.logits(t).mean(1), e @ w.T, atol=1e-5)
+
+
+def test_int8_weights_step_near_fp32(tiny):
+    """set_int8: the state's steps read int8 copies (logits near fp32's, not
+    equal); set_int8(False) gives fp32's logits back exactly."""
+    t = random_tokens((1, 20), seed=4)
+    with tiny.state(1) as s:
+        ref = np.stack([s.step(t[:, i])[0] for i in range(20)])
+    tiny.set_int8()
+    with tiny.state(1) as s:
+        q = np.stack([s.step(t[:, i])[0] for i in range(20)])
+    err = np.abs(q - ref).max() / np.abs(ref).max()
+    assert 1e-6 < err < 5e-2
+    tiny.set_int8(False)
+    with tiny.state(1) as s:
+        back = np.stack([s.step(t[:, i])[0] for i in range(20)])
+    np.testing.assert_array_equal(back, ref)

@@ -386,6 +386,33 @@ int mb_model_forward_chunk_pooled(mb_model *m, mb_state *s, const int32_t *token
     return mb_model_forward_chunk_ex(m, s, tokens, L, &o);
 }
 
+static int ends_with(const char *s, const char *tail)
+{
+    const size_t n = strlen(s), t = strlen(tail);
+    return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+int mb_model_set_int8(mb_model *m, int on)
+{
+    mb_params *ps = &m->params;
+    mb_params_q8_drop(ps);
+    if (!on) return 0;
+    if (!mb_dev_host_memory(m->ctx))
+        return mb_error_set("int8 weights are for CPU inference (this model is on %s)", mb_ctx_name(m->ctx));
+    for (int i = 0; i < ps->n; i++) {
+        const char *nm = ps->items[i].name;
+        /* the projections, the LM head, and the embedding where it is the head */
+        const int want = ends_with(nm, "in_proj.weight") || ends_with(nm, "x_proj.weight") ||
+                         ends_with(nm, "out_proj.weight") || ends_with(nm, "lm_head.weight") ||
+                         (m->cfg.tie_embeddings && ends_with(nm, "embedding.weight"));
+        if (want && ps->items[i].ndim == 2 && mb_params_q8_make(ps, i)) {
+            mb_params_q8_drop(ps);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int mb_model_sample(mb_model *m, mb_state *s, const int32_t *tokens, int n, const mb_sampler *sp, int32_t *out)
 {
     if (s->model != m) return mb_error_set("state belongs to another model");

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "nn/params.h"
+#include "ops/ops.h"
 
 
 int mb_params_add(mb_params *ps, const char *name, int decay, int ndim, const int64_t *shape)
@@ -46,8 +47,36 @@ int mb_params_grad_ensure(mb_params *ps, mb_ctx *ctx)
     return mb_dev_zero(ctx, ps->grad, ps->total * sizeof(float));
 }
 
+int mb_params_q8_make(mb_params *ps, int i)
+{
+    const mb_param *p = &ps->items[i];
+    if (p->ndim != 2) return mb_error_set("internal: int8 copy of %s, not a matrix", p->name);
+    if (p->shape[1] > MB_Q8_MAX_K) return 0; /* rows too long for the int8 product: fp32 it stays */
+    if (!ps->q8 && !(ps->q8 = mb_calloc((size_t)ps->n, sizeof *ps->q8, "int8 weights"))) return -1;
+    if (ps->q8[i]) return 0;
+    mb_q8 *w = mb_calloc(1, sizeof *w, "int8 weights");
+    if (!w || mb_q8_make(w, mb_param_data(ps, i), (int)p->shape[0], (int)p->shape[1], (int)p->shape[1])) {
+        free(w);
+        return -1;
+    }
+    ps->q8[i] = w;
+    return 0;
+}
+
+void mb_params_q8_drop(mb_params *ps)
+{
+    for (int i = 0; ps->q8 && i < ps->n; i++)
+        if (ps->q8[i]) {
+            mb_q8_free(ps->q8[i]);
+            free(ps->q8[i]);
+        }
+    free(ps->q8);
+    ps->q8 = NULL;
+}
+
 void mb_params_free(mb_params *ps, mb_ctx *ctx)
 {
+    mb_params_q8_drop(ps);
     mb_dev_free(ctx, ps->data);
     mb_dev_free(ctx, ps->grad);
     free(ps->items);

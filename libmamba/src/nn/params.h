@@ -25,6 +25,9 @@ typedef struct {
     size_t total;  /* floats in the buffer (each tensor 16-float aligned) */
     float *data;   /* device memory of the owning context */
     float *grad;   /* NULL until training needs it */
+    /* per parameter, NULL or its int8 copy for CPU inference
+     * (mb_params_q8_make); the array itself NULL until one is made */
+    struct mb_q8_s **q8;
 } mb_params;
 
 /* Register a tensor; returns its index or -1. Shapes are fixed before
@@ -38,5 +41,13 @@ void mb_params_free(mb_params *ps, mb_ctx *ctx);
 int mb_params_find(const mb_params *ps, const char *name);
 static inline float *mb_param_data(const mb_params *ps, int i) { return ps->data + ps->items[i].offset; }
 static inline float *mb_param_grad(const mb_params *ps, int i) { return ps->grad + ps->items[i].offset; }
+/* An int8 copy (ops.h's mb_q8) of the 2-D parameter i, made from its data
+ * (host memory: CPU contexts); the copies are dropped together. */
+int mb_params_q8_make(mb_params *ps, int i);
+void mb_params_q8_drop(mb_params *ps);
+static inline const struct mb_q8_s *mb_param_q8(const mb_params *ps, int i)
+{
+    return ps->q8 && i >= 0 ? ps->q8[i] : NULL;
+}
 
 #endif

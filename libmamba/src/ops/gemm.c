@@ -1,6 +1,8 @@
 /* GEMM and column sums on the CPU. With OpenBLAS (MB_HAVE_CBLAS) mb_gemm_cpu
  * is cblas_sgemm; mb_gemm_blocked_cpu, our own cache-blocked loops, is
  * always compiled so the suite can check it on a build that has OpenBLAS. */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef MB_HAVE_CBLAS
 #include <cblas.h>
@@ -260,6 +262,157 @@ MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_GEMM_PAR_MIN) 
     for (int blk = 0; blk < nb; blk++) {
         const int n0 = blk * 64, n1 = n0 + 64 < N ? n0 + 64 : N;
         few_rows_block(M, n0, n1, K, alpha, A, lda, W, ldw, beta, C, ldc);
+    }
+}
+
+/* ---- int8 weights: C (M, N) = A (M, K) dequant(W)^T for M <= 8 -------------
+ * The few-rows product with W as int8 and a scale per 32 values: a quarter
+ * of the bytes, which at batch 1 are the whole cost of a token. A's rows
+ * are quantized the same way (as llama.cpp's Q8_0 x Q8_0), so a block's 32
+ * products are an exact integer sum: AVX2 forms them 32 at a time
+ * (maddubs, then madd into eight int32 lanes, lane j the four products
+ * 4j..4j+3), and each lane adds its sum times the two blocks' scales by a
+ * fused multiply-add; without AVX2 the same lanes in C, so the bits are the
+ * same on every machine and thread count. (Converting the int8 weights to
+ * float lanes instead ran at half fp32's speed: the conversions, not the
+ * bytes, were the time.) */
+void mb_q8_quant_row(const float *x, int K, int8_t *q, float *scale)
+{
+    for (int b = 0; b * MB_Q8_BLOCK < K; b++) {
+        const int k0 = b * MB_Q8_BLOCK, k1 = k0 + MB_Q8_BLOCK < K ? k0 + MB_Q8_BLOCK : K;
+        float amax = 0.f;
+        for (int k = k0; k < k1; k++) amax = fabsf(x[k]) > amax ? fabsf(x[k]) : amax;
+        const float inv = amax > 0.f ? 127.f / amax : 0.f;
+        scale[b] = amax / 127.f;
+        for (int k = k0; k < k1; k++) q[k] = (int8_t)lrintf(x[k] * inv);
+    }
+}
+
+int mb_q8_make(mb_q8 *w, const float *W, int N, int K, int ldw)
+{
+    memset(w, 0, sizeof *w);
+    w->N = N, w->K = K, w->nb = (K + MB_Q8_BLOCK - 1) / MB_Q8_BLOCK;
+    w->q = mb_calloc((size_t)N * K + 1, 1, "int8 weights");
+    w->scale = mb_calloc((size_t)N * w->nb + 1, sizeof(float), "int8 weights");
+    if (!w->q || !w->scale) {
+        mb_q8_free(w);
+        return -1;
+    }
+    for (int n = 0; n < N; n++) mb_q8_quant_row(W + (size_t)n * ldw, K, w->q + (size_t)n * K, w->scale + (size_t)n * w->nb);
+    return 0;
+}
+
+void mb_q8_free(mb_q8 *w)
+{
+    free(w->q);
+    free(w->scale);
+    memset(w, 0, sizeof *w);
+}
+
+static int q8_portable; /* mb_q8_set_portable */
+void mb_q8_set_portable(int on) { q8_portable = on; }
+
+/* eight lanes folded in lanes_fold's order, plus the partial block */
+static inline float q8_fold(const float *l, float t)
+{
+    return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])) + t;
+}
+
+/* the partial last block, in plain order (both paths) */
+static inline float q8_tail(const int8_t *qa, float sa, const int8_t *qw, float sw, int n)
+{
+    int32_t t = 0;
+    for (int k = 0; k < n; k++) t += (int32_t)qa[k] * qw[k];
+    return (float)t * (sa * sw);
+}
+
+/* row a (quantized) against row w, full blocks: the lanes */
+static void q8_lanes_c(const int8_t *qa, const float *sa, const int8_t *qw, const float *sw, int full, float *l)
+{
+    for (int j = 0; j < 8; j++) l[j] = 0.f;
+    for (int b = 0; b < full; b++) {
+        const int8_t *x = qa + b * MB_Q8_BLOCK, *y = qw + b * MB_Q8_BLOCK;
+        const float s = sa[b] * sw[b];
+        for (int j = 0; j < 8; j++) {
+            const int32_t v = (int32_t)x[4 * j] * y[4 * j] + (int32_t)x[4 * j + 1] * y[4 * j + 1] +
+                              (int32_t)x[4 * j + 2] * y[4 * j + 2] + (int32_t)x[4 * j + 3] * y[4 * j + 3];
+            l[j] = fmaf((float)v, s, l[j]);
+        }
+    }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define MB_Q8_AVX2 1
+__attribute__((target("avx2,fma"))) static void q8_lanes_avx2(const int8_t *qa, const float *sa, const int8_t *qw,
+                                                              const float *sw, int full, float *l)
+{
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < full; b++) {
+        const __m256i x = _mm256_loadu_si256((const __m256i *)(qa + b * MB_Q8_BLOCK));
+        const __m256i y = _mm256_loadu_si256((const __m256i *)(qw + b * MB_Q8_BLOCK));
+        /* |y| times x with y's sign: maddubs takes unsigned times signed
+         * (no -128 in either: the quantization stays in +-127) */
+        const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(y, y), _mm256_sign_epi8(x, y));
+        const __m256i p32 = _mm256_madd_epi16(p16, ones);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_set1_ps(sa[b] * sw[b]), acc);
+    }
+    _mm256_storeu_ps(l, acc);
+}
+#endif
+
+/* rows n0..n1 of the product (one task); qa, sa: A's rows quantized */
+static void q8_rows_block(int M, int n0, int n1, const int8_t *qa, const float *sa, const mb_q8 *W, float *C,
+                          int ldc, int avx2)
+{
+    const int K = W->K, nb = W->nb, full = K / MB_Q8_BLOCK, rest = K - full * MB_Q8_BLOCK;
+    (void)avx2;
+    for (int n = n0; n < n1; n++) {
+        const int8_t *qw = W->q + (size_t)n * K;
+        const float *sw = W->scale + (size_t)n * nb;
+        for (int m = 0; m < M; m++) {
+            const int8_t *x = qa + (size_t)m * K;
+            const float *s = sa + (size_t)m * nb;
+            float l[8];
+#ifdef MB_Q8_AVX2
+            if (avx2) q8_lanes_avx2(x, s, qw, sw, full, l);
+            else
+#endif
+                q8_lanes_c(x, s, qw, sw, full, l);
+            const float t = rest ? q8_tail(x + full * MB_Q8_BLOCK, s[full], qw + full * MB_Q8_BLOCK, sw[full], rest) : 0.f;
+            C[(size_t)m * ldc + n] = q8_fold(l, t);
+        }
+    }
+}
+
+void mb_gemm_q8_few_rows_cpu(mb_ctx *ctx, int M, const float *A, int lda, const mb_q8 *W, float *C, int ldc)
+{
+    if (M <= 0 || W->N <= 0) return;
+    /* A's rows quantized on the stack: M <= 8 rows of K <= MB_Q8_MAX_K */
+    int8_t qa[MB_GEMM_FEW_ROWS * MB_Q8_MAX_K];
+    float sa[MB_GEMM_FEW_ROWS * (MB_Q8_MAX_K / MB_Q8_BLOCK)];
+    if (M > MB_GEMM_FEW_ROWS || W->K > MB_Q8_MAX_K) {
+        mb_ctx_fail(ctx, "internal: int8 product of %d rows of %d", M, W->K);
+        return;
+    }
+    for (int m = 0; m < M; m++)
+        mb_q8_quant_row(A + (size_t)m * lda, W->K, qa + (size_t)m * W->K, sa + (size_t)m * W->nb);
+#ifdef MB_Q8_AVX2
+    static int has = -1;
+    if (has < 0) has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const int avx2 = has && !q8_portable;
+#else
+    const int avx2 = 0;
+#endif
+    const double work = (double)M * W->N * W->K;
+    (void)work;
+    (void)ctx; /* read by the OpenMP clause only */
+    const int nb = (W->N + 63) / 64;
+MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_GEMM_PAR_MIN) schedule(static))
+    for (int blk = 0; blk < nb; blk++) {
+        const int n0 = blk * 64, n1 = n0 + 64 < W->N ? n0 + 64 : W->N;
+        q8_rows_block(M, n0, n1, qa, sa, W, C, ldc, avx2);
     }
 }
 

@@ -35,6 +35,30 @@ void mb_gemm_blocked_cpu(MB_OPS_GEMM_ARGS);
 void mb_gemm_few_rows_cpu(mb_ctx *ctx, int M, int N, int K, float alpha, const float *A, int lda, const float *W,
                           int ldw, float beta, float *C, int ldc);
 
+/* int8 weights for CPU inference: W (N, K) as int8 with a scale per
+ * MB_Q8_BLOCK values of a row (llama.cpp's Q8_0 layout in spirit):
+ * w ~ scale * q, scale = the block's max |w| / 127, q rounded to nearest.
+ * Host memory. mb_gemm_q8_few_rows_cpu: C (M, N) = dequant(quant(A)) (M, K)
+ * @ dequant(W)^T for M <= MB_GEMM_FEW_ROWS and K <= MB_Q8_MAX_K, A's rows
+ * quantized by the same rule (llama.cpp's Q8_0 x Q8_0), overwriting C
+ * (rows ldc apart). */
+#define MB_Q8_BLOCK 32
+typedef struct mb_q8_s {
+    int N, K, nb; /* nb: blocks a row */
+    int8_t *q;    /* (N, K) */
+    float *scale; /* (N, nb) */
+} mb_q8;
+/* the rows' length the product takes (A's rows are quantized on the stack) */
+#define MB_Q8_MAX_K 16384
+int mb_q8_make(mb_q8 *w, const float *W, int N, int K, int ldw);
+/* x (K values) as int8 q with a scale a block (ceil(K / 32) of them): the
+ * rule of the weights, also applied to the product's other operand */
+void mb_q8_quant_row(const float *x, int K, int8_t *q, float *scale);
+void mb_q8_free(mb_q8 *w);
+void mb_gemm_q8_few_rows_cpu(mb_ctx *ctx, int M, const float *A, int lda, const mb_q8 *W, float *C, int ldc);
+/* the C lanes even where the AVX2 ones run (the suite checks they agree) */
+void mb_q8_set_portable(int on);
+
 /* Linear layer: y (M, out) = x (M, in) @ W^T (W: out x in) + bias.
  * mb_linear_fwd_ops is the composition of mb_gemm and mb_bias_add (any
  * device); mb_linear_fwd runs it, except on a GPU for at most
@@ -241,6 +265,9 @@ typedef struct {
     const float *norm_w, *norm_b;
     const float *in_proj, *conv_w, *conv_b, *x_proj, *dt_w, *dt_b, *A_log, *A_imag, *D,
         *out_proj;
+    /* Optional, CPU: int8 copies of the three projections (mb_model_set_int8)
+     * that the products read instead, at most MB_GEMM_FEW_ROWS rows */
+    const mb_q8 *in_proj_q8, *x_proj_q8, *out_proj_q8;
     /* Optional, CPU: -exp(A_log) (Di, N) already computed (for a run of
      * steps in one call), so the step skips that exp; the CUDA kernel
      * always reads A_log. */
