@@ -9,6 +9,7 @@
 #endif
 
 #include "ops/ops.h"
+#include "ops/vmath.h"
 
 /* An MR x NR block of C lives in registers across a KC-long slice of K.
  * Both operands are packed on the stack so the inner loop reads contiguous
@@ -149,15 +150,9 @@ MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_GEMM_PAR_MIN) 
  * same bits whatever the thread count. */
 enum { MB_GEMM_LANES = 8 };
 
-/* The build targets the baseline x86-64 (SSE2): on a machine with AVX2 or
- * AVX-512 the loader picks a clone of the few-rows kernel compiled for it
- * (GCC's target_clones; the arithmetic, eight lanes folded in a fixed
- * order, is the same in every clone, so the bits are too). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define MB_CPU_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define MB_CPU_CLONES
-#endif
+/* The few-rows kernel is cloned for AVX2 (ops/vmath.h's MB_CPU_CLONES; the
+ * arithmetic, eight lanes folded in a fixed order, is the same in every
+ * clone, so the bits are too). */
 
 #if defined(__GNUC__)
 /* eight lanes as one vector (GCC and clang's vector extension): written so,
