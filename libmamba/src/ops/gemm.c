@@ -355,6 +355,26 @@ __attribute__((target("avx2,fma"))) static void q8_lanes_avx2(const int8_t *qa, 
     }
     _mm256_storeu_ps(l, acc);
 }
+
+/* four rows of A (K apart) against one row of W: each load of W and its
+ * sign serve four rows; each row's lanes as q8_lanes_avx2's (the same bits) */
+__attribute__((target("avx2,fma"))) static void q8_lanes4_avx2(const int8_t *qa, int K, const float *sa, int nb,
+                                                               const int8_t *qw, const float *sw, int full,
+                                                               float *l)
+{
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < full; b++) {
+        const __m256i y = _mm256_loadu_si256((const __m256i *)(qw + b * MB_Q8_BLOCK));
+        const __m256i ay = _mm256_sign_epi8(y, y);
+        for (int r = 0; r < 4; r++) {
+            const __m256i x = _mm256_loadu_si256((const __m256i *)(qa + (size_t)r * K + b * MB_Q8_BLOCK));
+            const __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(ay, _mm256_sign_epi8(x, y)), ones);
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_set1_ps(sa[(size_t)r * nb + b] * sw[b]), acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) _mm256_storeu_ps(l + 8 * r, acc[r]);
+}
 #endif
 
 /* rows n0..n1 of the product (one task); qa, sa: A's rows quantized */
@@ -371,6 +391,19 @@ static void q8_rows_block(int M, int n0, int n1, const int8_t *qa, const float *
             const float *s = sa + (size_t)m * nb;
             float l[8];
 #ifdef MB_Q8_AVX2
+            if (avx2 && m % 4 == 0 && m + 4 <= M) {
+                /* four rows at once, then their folds */
+                float l4[32];
+                q8_lanes4_avx2(x, K, s, nb, qw, sw, full, l4);
+                for (int r = 0; r < 4; r++) {
+                    const float t = rest ? q8_tail(x + (size_t)r * K + full * MB_Q8_BLOCK, s[(size_t)r * nb + full],
+                                                   qw + full * MB_Q8_BLOCK, sw[full], rest)
+                                         : 0.f;
+                    C[(size_t)(m + r) * ldc + n] = q8_fold(l4 + 8 * r, t);
+                }
+                m += 3;
+                continue;
+            }
             if (avx2) q8_lanes_avx2(x, s, qw, sw, full, l);
             else
 #endif
