@@ -31,6 +31,28 @@
 #define SP_THREADS 256
 #define SP_WARPS (SP_THREADS / 32)
 #define SP_MR 4 /* batch rows a pass holds in shared memory */
+#define SP_PRE 12 /* float4s of a weight row a lane holds (rows up to 1536 floats) */
+#define SP_DT_HELD 64 /* dt_proj rows a scan thread holds in registers (dt_rank up to 64) */
+
+/* The warp's first column's weights, loaded before mb_pdl_wait where a lane
+ * can hold them (V: float4 rows; see mb_gemv_warp_preload) */
+template <bool V>
+static __device__ __forceinline__ bool sp_preload(int n, int n_out, int k, const float *W, float4 *wr)
+{
+    if (!V || n >= n_out || k / 4 > 32 * SP_PRE) return false;
+    mb_gemv_warp_preload<SP_PRE>(k, W + (size_t)n * k, wr);
+    return true;
+}
+
+/* column n's products for the pass's M rows: from the held weights when
+ * this is the column they hold */
+template <bool V>
+static __device__ __forceinline__ void sp_gemv(int M, int k, const float *xs, int ld, const float *W, int n,
+                                               bool held, const float4 *wr, float *acc)
+{
+    if (V && held) mb_gemv_warp_held<SP_MR, SP_PRE>(M, k, xs, ld, wr, acc);
+    else mb_gemv_warp<SP_MR, V>(M, k, xs, ld, W + (size_t)n * k, acc);
+}
 
 static __device__ __forceinline__ float sp_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
 static __device__ __forceinline__ float sp_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
@@ -52,6 +74,9 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
     __shared__ float red[32];
     float *xs = reinterpret_cast<float *>(sp_sh4);
     const int d = p.d, ld = mb_round4(d), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int n_first = blockIdx.x * SP_WARPS + warp;
+    float4 wr[SP_PRE];
+    const bool pre = sp_preload<V>(n_first, p.n_out, d, p.W, wr);
     mb_pdl_wait();
     for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
         const int M = min(SP_MR, p.batch - m0);
@@ -64,7 +89,7 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < p.n_out; n += gridDim.x * SP_WARPS) {
             float acc[SP_MR];
-            mb_gemv_warp<SP_MR, V>(M, d, xs, ld, p.W + (size_t)n * d, acc);
+            sp_gemv<V>(M, d, xs, ld, p.W, n, pre && n == n_first, wr, acc);
 #pragma unroll
             for (int m = 0; m < SP_MR; m++)
                 if (lane == m && m < M) {
@@ -93,6 +118,9 @@ split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float
     const int Di = p.d_inner, ld = mb_round4(Di);
     const int nbc = p.is_complex ? 2 * p.d_state : p.d_state, xd = p.dt_rank + 2 * nbc;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int n_first = blockIdx.x * SP_WARPS + warp;
+    float4 wr[SP_PRE];
+    const bool pre = sp_preload<V>(n_first, xd, Di, p.x_proj, wr);
     mb_pdl_wait();
     for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
         const int M = min(SP_MR, p.batch - m0);
@@ -103,7 +131,7 @@ split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < xd; n += gridDim.x * SP_WARPS) {
             float acc[SP_MR];
-            mb_gemv_warp<SP_MR, V>(M, Di, xs, ld, p.x_proj + (size_t)n * Di, acc);
+            sp_gemv<V>(M, Di, xs, ld, p.x_proj, n, pre && n == n_first, wr, acc);
 #pragma unroll
             for (int m = 0; m < SP_MR; m++)
                 if (lane == m && m < M) dbc[(size_t)(m0 + m) * xd + n] = acc[m];
@@ -126,13 +154,26 @@ split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, co
     const int nbc = p.is_complex ? 2 * N : N, xd = R + 2 * nbc, b = blockIdx.y;
     const int t = blockIdx.x * SP_THREADS + threadIdx.x, c = t / SEG, j = t % SEG;
     const bool ok = c < Di;
+    /* the channel's dt_proj row (up to SP_DT_HELD values), before the wait:
+     * weights, so their latency overlaps the kernel before */
+    float wdt[SP_DT_HELD];
+    const bool held = ok && R <= SP_DT_HELD;
+#pragma unroll
+    for (int r = 0; r < SP_DT_HELD; r++) wdt[r] = held && r < R ? p.dt_w[(size_t)c * R + r] : 0.f;
+    const float bias = ok ? p.dt_b[c] : 0.f;
     mb_pdl_wait();
     float part = 0.f, x = 0.f;
     if (ok) {
         const float *dr = dbc + (size_t)b * xd, *w = p.dt_w + (size_t)c * R;
-        float v = p.dt_b[c];
+        float v = bias;
+        if (held) {
+#pragma unroll
+            for (int r = 0; r < SP_DT_HELD; r++)
+                if (r < R) v += wdt[r] * dr[r];
+        } else {
 #pragma unroll 8
-        for (int r = 0; r < R; r++) v += w[r] * dr[r];
+            for (int r = 0; r < R; r++) v += w[r] * dr[r];
+        }
         const float dt = sp_softplus(v);
         x = xc[(size_t)b * Di + c];
         const float dtx = dt * x;
@@ -178,6 +219,9 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
     float *xs = reinterpret_cast<float *>(sp_sh4);
     const int d = p.d_model, Di = p.d_inner, ld = mb_round4(Di), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int ldo = p.ld_out ? p.ld_out : d, ldo2 = p.ld_out2 ? p.ld_out2 : d, lda2 = p.ld_add2 ? p.ld_add2 : d;
+    const int n_first = blockIdx.x * SP_WARPS + warp;
+    float4 wr[SP_PRE];
+    const bool pre = sp_preload<V>(n_first, d, Di, p.out_proj, wr);
     mb_pdl_wait();
     for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
         const int M = min(SP_MR, p.batch - m0);
@@ -188,7 +232,7 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < d; n += gridDim.x * SP_WARPS) {
             float acc[SP_MR];
-            mb_gemv_warp<SP_MR, V>(M, Di, xs, ld, p.out_proj + (size_t)n * Di, acc);
+            sp_gemv<V>(M, Di, xs, ld, p.out_proj, n, pre && n == n_first, wr, acc);
 #pragma unroll
             for (int m = 0; m < SP_MR; m++)
                 if (lane == m && m < M) {

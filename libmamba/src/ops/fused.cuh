@@ -117,6 +117,43 @@ static __device__ __forceinline__ void mb_gemv_warp(int M, int k, const float *x
     for (int m = 0; m < MR; m++) acc[m] = mb_warp_sum(acc[m]);
 }
 
+/* mb_gemv_warp in two halves, for a column whose weights a lane can hold
+ * (k / 4 <= 32 PRE floats4): the loads first, into registers, so that a
+ * kernel issues them before mb_pdl_wait (the weights never depend on the
+ * kernel before: their latency overlaps its tail), then the dot products
+ * from the registers. k % 4 == 0 and w 16-byte aligned. */
+template <int PRE>
+static __device__ __forceinline__ void mb_gemv_warp_preload(int k, const float *__restrict__ w, float4 *wr)
+{
+    const int lane = threadIdx.x & 31;
+    const float4 *w4 = reinterpret_cast<const float4 *>(w);
+#pragma unroll
+    for (int i = 0; i < PRE; i++) {
+        const int j = lane + 32 * i;
+        wr[i] = j < k / 4 ? w4[j] : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+}
+
+template <int MR, int PRE>
+static __device__ __forceinline__ void mb_gemv_warp_held(int M, int k, const float *x, int ldx, const float4 *wr,
+                                                         float *acc)
+{
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int m = 0; m < MR; m++) acc[m] = 0.f;
+#pragma unroll
+    for (int i = 0; i < PRE; i++) {
+        const int j = lane + 32 * i;
+        if (j < k / 4) {
+#pragma unroll
+            for (int m = 0; m < MR; m++)
+                if (m < M) acc[m] += mb_gemv_dot(wr[i], reinterpret_cast<const float4 *>(x + (size_t)m * ldx)[j]);
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < MR; m++) acc[m] = mb_warp_sum(acc[m]);
+}
+
 /* The row x (d floats) normed into xn (shared memory): RMSNorm, or
  * LayerNorm with b; red holds 32 floats for the block sums. Every thread
  * of the block calls it; xn is complete after the next barrier. */
