@@ -57,6 +57,7 @@ static const mb_sampler cut = {.temperature = 1.f, .top_p = 0.9f, .seed = 3, .to
 static const char *g_only; /* --shape: only the rows of shapes whose name starts so */
 
 static int g_int8; /* the next rows with int8 weights (CPU) */
+static int g_bf16; /* the next rows with bf16 weights (GPU) */
 
 static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, double bw, const mb_sampler *sp)
 {
@@ -68,7 +69,7 @@ static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, 
         printf("| %-22s | %5d | %s |\n", sh->name, B, mb_error_last());
         return;
     }
-    if (g_int8 && mb_model_set_int8(m, 1)) {
+    if ((g_int8 && mb_model_set_int8(m, 1)) || (g_bf16 && mb_model_set_bf16(m, 1))) {
         printf("| %-22s | %5d | %s |\n", sh->name, B, mb_error_last());
         mb_model_free(m);
         return;
@@ -102,9 +103,9 @@ static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, 
         const double t = bench_now_s() - t0, per = t / n_tokens;
         const double floor = bw > 0 ? wbytes / bw : 0;
         /* int8: the floor of the bytes streamed, a quarter (and the scales) */
-        const double fl = g_int8 ? floor * (1 + 4.0 / 32) / 4 : floor;
+        const double fl = g_int8 ? floor * (1 + 4.0 / 32) / 4 : g_bf16 ? floor / 2 : floor;
         printf("| %-22s | %5d | sample %7d%s | %9.3f ms | %12.1f tokens/s | %5.1fx floor |%s\n", sh->name, B,
-               n_tokens, sp->top_k ? " k50 p.9" : g_int8 ? " int8   " : "        ", 1e3 * per, (double)B / per,
+               n_tokens, sp->top_k ? " k50 p.9" : g_int8 ? " int8   " : g_bf16 ? " bf16   " : "        ", 1e3 * per, (double)B / per,
                fl > 0 ? per / fl : 0.0, rc ? mb_error_last() : "");
     }
     free(first), free(out);
@@ -158,6 +159,14 @@ int main(int argc, char **argv)
         row(ctx, &s130, 1, nt, 0, bw, &plain);
         row(ctx, &s130, 8, nt / 2 > 0 ? nt / 2 : 1, 0, bw, &plain);
         g_int8 = 0;
+    }
+    if (gpu) {
+        g_bf16 = 1; /* floor: half the bytes (the matrices as bf16) */
+        row(ctx, &dna, 1, nt * 8, 0, bw, &plain);
+        row(ctx, &s130, 1, nt, 0, bw, &plain);
+        row(ctx, &s130, 8, nt / 2 > 0 ? nt / 2 : 1, 0, bw, &plain);
+        if (!quick) row(ctx, &s28, 1, nt / 4, 0, bw, &plain);
+        g_bf16 = 0;
     }
     if (gpu && !quick) {
         row(ctx, &s28, 1, nt / 4, 0, bw, &plain);

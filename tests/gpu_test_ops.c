@@ -739,8 +739,21 @@ static void test_norms(void **state)
  * Shapes cover the float4 and scalar GEMV paths (d % 4), d_state as a power
  * of two <= 32 (lane-group reduction), above 32 and odd (shared atomics),
  * real and complex, RMSNorm and LayerNorm, one row and many. */
-/* which GPU kernels block_step_case runs (MB_STEP_*) */
-static int g_step_path = MB_STEP_AUTO;
+/* which GPU kernels block_step_case runs (MB_STEP_*), and whether with bf16
+ * copies of the projections */
+static int g_step_path = MB_STEP_AUTO, g_step_bf16;
+
+/* a bf16 copy (device) of the n floats of d, and the host's w rounded to
+ * the same values: the GPU reads the copy, its fp32 weights stay unrounded
+ * (so a kernel that read them would be caught), the CPU gets the rounded */
+static uint16_t *bf16_copy(const float *d, float *w, size_t n)
+{
+    uint16_t *b = d_alloc((n + 8) * sizeof(uint16_t));
+    mb_to_bf16(g_gpu, n, d, b);
+    assert_int_equal(mb_ctx_check(g_gpu), 0);
+    for (size_t i = 0; i < n; i++) w[i] = mb_bf16_float(mb_bf16_round(w[i]));
+    return b;
+}
 
 static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R, int cplx, int ln,
                             int steps, int io)
@@ -768,6 +781,13 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
     float *d_op = d_from(out_proj, (size_t)d * Di);
     float *d_cs = d_from(cs, ncs + 1), *d_ss = d_from(ss, nss);
     mb_block_step_params pc = p, pg = p;
+    uint16_t *b_in = NULL, *b_xp = NULL, *b_op = NULL;
+    if (g_step_bf16) {
+        b_in = bf16_copy(d_in, in_proj, (size_t)2 * Di * d);
+        b_xp = bf16_copy(d_xp, x_proj, (size_t)xd * Di);
+        b_op = bf16_copy(d_op, out_proj, (size_t)d * Di);
+        pg.in_proj_bf16 = b_in, pg.x_proj_bf16 = b_xp, pg.out_proj_bf16 = b_op;
+    }
     pc.norm_w = nw, pc.norm_b = ln ? nb : NULL, pc.in_proj = in_proj, pc.conv_w = conv_w;
     pc.conv_b = conv_b, pc.x_proj = x_proj, pc.dt_w = dt_w, pc.dt_b = dt_b, pc.A_log = A_log;
     pc.A_imag = cplx ? A_imag : NULL, pc.D = D, pc.out_proj = out_proj, pc.conv_state = cs;
@@ -780,9 +800,9 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
     assert_int_equal(mb_arena_init(&ws, g_cpu, mb_block_step_workspace(g_cpu, &p)), 0);
     assert_int_equal(mb_arena_init(&gws, g_gpu, mb_block_step_workspace(g_gpu, &p)), 0);
     char what[160];
-    snprintf(what, sizeof what, "block_step%s B=%d d=%d Di=%d N=%d K=%d R=%d %s %s",
-             g_step_path == MB_STEP_SPLIT ? " split" : g_step_path == MB_STEP_FUSED ? " fused" : "", B, d, Di, N, K,
-             R, cplx ? "complex" : "real", ln ? "layernorm" : "rmsnorm");
+    snprintf(what, sizeof what, "block_step%s%s B=%d d=%d Di=%d N=%d K=%d R=%d %s %s",
+             g_step_path == MB_STEP_SPLIT ? " split" : g_step_path == MB_STEP_FUSED ? " fused" : "",
+             g_step_bf16 ? " bf16" : "", B, d, Di, N, K, R, cplx ? "complex" : "real", ln ? "layernorm" : "rmsnorm");
     /* io: rows from an embedding table, out with a row stride, and out2 =
      * out + add2 with strides of their own (the U-Net's fused step); the
      * padding between rows must come back untouched (NaN as poisoned) */
@@ -840,6 +860,7 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
     d_free(d_nw), d_free(d_nb), d_free(d_in), d_free(d_cw), d_free(d_cb), d_free(d_xp);
     d_free(d_dtw), d_free(d_dtb), d_free(d_Al), d_free(d_Ai), d_free(d_D), d_free(d_op);
     d_free(d_cs), d_free(d_ss);
+    d_free(b_in), d_free(b_xp), d_free(b_op);
 }
 
 static void test_block_step(void **state)
@@ -867,6 +888,13 @@ static void test_block_step(void **state)
     block_step_case(&r, 2, 32, 64, 64, 2, 3, 0, 0, 3, 0);
     block_step_case(&r, 1, 16, 32, 8, 1, 1, 0, 0, 3, 0);
     block_step_case(&r, 64, 128, 256, 16, 4, 8, 0, 0, 2, 0);
+    /* bf16 copies of the projections (mb_model_set_bf16): the 130m shape,
+     * odd sizes (a weight at a time), batch over a pass */
+    g_step_bf16 = 1;
+    block_step_case(&r, 1, 768, 1536, 16, 4, 48, 0, 0, 3, 0);
+    block_step_case(&r, 2, 18, 37, 5, 3, 2, 1, 1, 3, 1);
+    block_step_case(&r, 6, 256, 512, 16, 4, 16, 0, 1, 2, 0);
+    g_step_bf16 = 0;
     g_step_path = MB_STEP_FUSED; /* the one-block kernel still runs a wide model */
     block_step_case(&r, 1, 768, 1536, 16, 4, 48, 0, 0, 2, 0);
     g_step_path = MB_STEP_AUTO;
@@ -878,6 +906,8 @@ static void test_block_step(void **state)
  * float against double), the ring and the counts. */
 /* dup > 0: the head's row k is row k % dup, so the logits tie in runs of
  * classes and the cuts must rank ties by index */
+static int g_head_bf16; /* head_sample_case: the head as a bf16 copy */
+
 static void head_sample_case(mb_rng *r, int B, int d, int V, int ln, float T, int top_k, float top_p, int draws,
                              int dup)
 {
@@ -900,6 +930,8 @@ static void head_sample_case(mb_rng *r, int B, int d, int V, int ln, float T, in
     mb_head_sample_params pg = pc;
     pg.norm_w = d_nw, pg.norm_b = ln ? d_nb : NULL, pg.head = d_head, pg.cfg = d_cfg;
     pg.count = d_count, pg.next = d_next, pg.hist = d_hist;
+    uint16_t *b_head = g_head_bf16 ? bf16_copy(d_head, head, (size_t)V * d) : NULL;
+    pg.head_bf16 = b_head;
     mb_arena ws;
     assert_int_equal(mb_arena_init(&ws, g_cpu, mb_head_sample_workspace(g_cpu, &pc)), 0);
     void *scratch = xmalloc(mb_sample_scratch_bytes(V));
@@ -937,13 +969,15 @@ static void head_sample_case(mb_rng *r, int B, int d, int V, int ln, float T, in
         d_free(d_y), d_free(d_l);
     }
     char what[160];
-    snprintf(what, sizeof what, "head_sample B=%d d=%d V=%d%s %s T %.2f top_k %d top_p %.2f (%d draws, %d on a boundary)",
-             B, d, V, dup ? " ties" : "", ln ? "layernorm" : "rmsnorm", T, top_k, top_p, draws * B, off);
+    snprintf(what, sizeof what, "head_sample B=%d d=%d V=%d%s%s %s T %.2f top_k %d top_p %.2f (%d draws, %d on a boundary)",
+             B, d, V, dup ? " ties" : "", g_head_bf16 ? " bf16" : "", ln ? "layernorm" : "rmsnorm", T, top_k, top_p,
+             draws * B, off);
     check(what, worst, tol_sum(d));
     assert_true(off <= 1);
     mb_arena_free(&ws);
     free(nw), free(nb), free(head), free(count), free(next), free(hist), free(scratch);
     d_free(d_nw), d_free(d_nb), d_free(d_head), d_free(d_cfg), d_free(d_count), d_free(d_next), d_free(d_hist);
+    d_free(b_head);
 }
 
 static void test_head_sample(void **state)
@@ -968,6 +1002,10 @@ static void test_head_sample(void **state)
     head_sample_case(&r, 3, 768, big, 1, 0.8f, 50, 0.9f, 3, 0);
     head_sample_case(&r, 2, 96, big, 0, 1.f, 0, 0.5f, 3, 0);
     head_sample_case(&r, 2, 64, big, 0, 1.f, 100, 0.95f, 3, 13);
+    g_head_bf16 = 1; /* the head read as bf16 (mb_model_set_bf16) */
+    head_sample_case(&r, 2, 768, big, 0, 1.f, 40, 0.9f, 3, 0);
+    head_sample_case(&r, 1, 36, big, 1, 1.f, 0, 1.f, 3, 0); /* a row of 36: a weight at a time */
+    g_head_bf16 = 0;
 }
 
 /* ---- embedding ------------------------------------------------------------------ */

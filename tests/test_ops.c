@@ -308,6 +308,45 @@ static void test_gemm_q8(void **state)
     mb_q8_free(&q);
 }
 
+/* bf16: rounding to nearest even, NaN kept, the values exact back; the
+ * bf16 linear's CPU reference against float64 on the rounded weights */
+static void test_bf16(void **state)
+{
+    (void)state;
+    assert_int_equal(mb_bf16_round(1.f), 0x3f80);
+    assert_int_equal(mb_bf16_round(-2.f), 0xc000);
+    /* 1 + 2^-8 is halfway between 1 and 1 + 2^-7: to even (1); just above rounds up */
+    assert_int_equal(mb_bf16_round(1.f + 0x1.0p-8f), 0x3f80);
+    assert_int_equal(mb_bf16_round(1.f + 0x1.0p-8f + 0x1.0p-20f), 0x3f81);
+    assert_int_equal(mb_bf16_round(1.f + 3 * 0x1.0p-8f), 0x3f82); /* halfway, odd below: up */
+    assert_true(isnan(mb_bf16_float(mb_bf16_round(NAN))));
+    assert_true(isinf(mb_bf16_float(mb_bf16_round(INFINITY))));
+    mb_rng r;
+    seed_rng(&r, 6);
+    const int M = 3, in = 40, out = 17;
+    float *x = new_uniform(&r, (size_t)M * in, -1, 1), *W = new_uniform(&r, (size_t)out * in, -1, 1);
+    uint16_t *Wb = malloc(sizeof(uint16_t) * out * in);
+    assert_non_null(Wb);
+    mb_to_bf16(g_ctx, (size_t)out * in, W, Wb);
+    double *ref = new_doubles((size_t)M * out), worst = 0;
+    for (int i = 0; i < out * in; i++) {
+        const double rel = fabs(mb_bf16_float(Wb[i]) - W[i]) / fabs(W[i]);
+        worst = fmax(worst, rel);
+        assert_int_equal(mb_bf16_round(mb_bf16_float(Wb[i])), Wb[i]);
+    }
+    assert_true(worst <= 0x1.0p-8 && worst > 0);
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < out; n++) {
+            double s = 0;
+            for (int k = 0; k < in; k++) s += (double)x[m * in + k] * mb_bf16_float(Wb[n * in + k]);
+            ref[m * out + n] = s;
+        }
+    float *y = new_const((size_t)M * out, NAN);
+    mb_linear_bf16_fwd(g_ctx, M, in, out, x, in, Wb, y, out);
+    check_fwd("linear bf16 3x40x17 vs float64 on the rounded weights", view_err(y, out, ref, M, out));
+    free(x), free(W), free(Wb), free(ref), free(y);
+}
+
 /* The scan's exp over lanes (ops/vmath.h) against exp in double: within
  * 3 ulp relative over the range it computes, 0 below it, NaN through */
 static void test_exp8(void **state)
@@ -1372,7 +1411,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_gemm_blocked), cmocka_unit_test(test_gemm_few_rows), cmocka_unit_test(test_gemm_q8), cmocka_unit_test(test_exp8),
+        cmocka_unit_test(test_gemm_blocked), cmocka_unit_test(test_gemm_few_rows), cmocka_unit_test(test_gemm_q8), cmocka_unit_test(test_exp8), cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_colsum_bias),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_conv1d),

@@ -29,7 +29,7 @@ typedef struct {
     int64_t length, n, batch, width;
     double temperature, top_p;
     int64_t top_k;
-    int int8; /* --int8 */
+    int int8, bf16; /* --int8, --bf16 */
     int include_prompt;
 } gen_opts;
 
@@ -93,6 +93,7 @@ static void usage(FILE *f)
             "  --tf32             GPU: TF32 tensor cores for the GEMMs (faster, ~1e-3 error)\n"
             "  --int8             CPU: int8 copies of the weights for the steps (a quarter of\n"
             "                     the bytes a base reads, about 2x faster; logits within ~2e-2)\n"
+            "  --bf16             GPU: bf16 copies of the weights for the steps (half the bytes)\n"
             "\n"
             "Progress goes to stderr when the work takes long (a line every 5 s: bases drawn\n"
             "of the total, bases/s, ETA). A model whose numbers overflow (logits not\n"
@@ -107,7 +108,7 @@ static void usage(FILE *f)
 
 /* ---- options --------------------------------------------------------------------- */
 
-enum { O_LENGTH = 256, O_N, O_TEMP, O_TOPP, O_TOPK, O_INT8, O_SEED, O_OUT, O_WIDTH, O_BATCH, O_INCL };
+enum { O_LENGTH = 256, O_N, O_TEMP, O_TOPP, O_TOPK, O_INT8, O_BF16, O_SEED, O_OUT, O_WIDTH, O_BATCH, O_INCL };
 
 /* One option of ours; 0 or -1 after the error line. */
 static int gen_option(gen_opts *o, int c, const char *arg)
@@ -120,6 +121,7 @@ static int gen_option(gen_opts *o, int c, const char *arg)
     case O_TEMP: return mb_cli_parse_real(DNA_PROG, "--temperature", arg, 1e-6, 1e6, &o->temperature);
     case O_TOPP: return mb_cli_parse_real(DNA_PROG, "--top-p", arg, 1e-6, 1.0, &o->top_p);
     case O_INT8: o->int8 = 1; return 0;
+    case O_BF16: o->bf16 = 1; return 0;
     case O_TOPK: return mb_cli_parse_int(DNA_PROG, "--top-k", arg, 0, INT32_MAX, &o->top_k);
     case O_SEED: return mb_cli_parse_int(DNA_PROG, "--seed", arg, 0, INT64_MAX, &o->in.t.seed);
     case O_OUT: o->out = strcmp(arg, "-") == 0 ? NULL : arg; return 0;
@@ -138,7 +140,7 @@ static int gen_parse(gen_opts *o, int argc, char **argv)
         {"model", 1, 0, DNA_O_MODEL}, {"prompt", 1, 0, DNA_O_FASTA}, {"reference", 1, 0, DNA_O_REF},
         {"chunk", 1, 0, DNA_O_CHUNK}, {"device", 1, 0, DNA_O_DEV}, {"threads", 1, 0, DNA_O_THR},
         {"tf32", 0, 0, DNA_O_TF32}, {"length", 1, 0, O_LENGTH}, {"n", 1, 0, O_N},
-        {"temperature", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP}, {"top-k", 1, 0, O_TOPK}, {"int8", 0, 0, O_INT8}, {"seed", 1, 0, O_SEED},
+        {"temperature", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP}, {"top-k", 1, 0, O_TOPK}, {"int8", 0, 0, O_INT8}, {"bf16", 0, 0, O_BF16}, {"seed", 1, 0, O_SEED},
         {"out", 1, 0, O_OUT}, {"width", 1, 0, O_WIDTH}, {"batch", 1, 0, O_BATCH},
         {"include-prompt", 0, 0, O_INCL}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
@@ -458,8 +460,8 @@ int dna_cmd_generate(int argc, char **argv)
                      o.in.model, mb_model_config(m)->n_classes);
         goto done;
     }
-    if (o.int8 && mb_model_set_int8(m, 1)) {
-        mb_cli_error(DNA_PROG, "--int8: %s", mb_error_last());
+    if ((o.int8 && mb_model_set_int8(m, 1)) || (o.bf16 && mb_model_set_bf16(m, 1))) {
+        mb_cli_error(DNA_PROG, "%s: %s", o.int8 ? "--int8" : "--bf16", mb_error_last());
         goto done;
     }
     if (o.in.n_fasta && (!(set = dna_cmd_open_set(o.in.fasta, o.in.n_fasta, o.in.reference)) || gen_check_prompts(set)))

@@ -171,6 +171,14 @@ void mb_model_set_recompute_chunk(mb_model *m, int tokens);
  * optimizer step or a data-parallel broadcast drops the copies (they would
  * be stale), as does on = 0. CPU contexts only (-1 elsewhere). */
 int mb_model_set_int8(mb_model *m, int on);
+/* GPU inference with bf16 weights (on: 1): bf16 copies of the same
+ * matrices (fp32 arithmetic, state and everything else) that the steps'
+ * split kernels (wide layers at up to 8 rows, any layer at up to 4) and the
+ * LM head at up to 16 rows read: half the bytes a token streams. Other
+ * paths (the one-block step kernel of narrow layers at many rows, larger
+ * chunks, training) keep fp32. Dropped as the int8 copies are. GPU
+ * contexts only (-1 elsewhere). */
+int mb_model_set_bf16(mb_model *m, int on);
 
 /* Checkpoints: safetensors with mamba_ssm's tensor names and the config as
  * JSON under __metadata__["config"], the run id, and each tensor's CRC-32

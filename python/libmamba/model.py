@@ -252,6 +252,12 @@ class Model:
         check(lib.mb_model_set_int8(self.handle, 1 if on else 0))
         return self
 
+    def set_bf16(self, on=True):
+        """GPU inference with bf16 weights (mb_model_set_bf16): the steps'
+        matrices read as bf16, half the bytes; fp32 arithmetic and state."""
+        check(lib.mb_model_set_bf16(self.handle, 1 if on else 0))
+        return self
+
     def generate(self, prompt, n, temperature=1.0, top_p=1.0, seed=0, top_k=0):
         """Continue ``prompt`` (L >= 1 tokens, or (B, L)) by ``n`` drawn tokens:
         int32 (n,) or (B, n). The prompt but its last token goes through the

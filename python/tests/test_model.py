@@ -4,6 +4,9 @@ logits, scoring chunks, recurrent steps, draws and pooled embeddings."""
 import json
 
 import numpy as np
+import pytest
+
+import libmamba
 from conftest import random_tokens
 
 
@@ -108,6 +111,8 @@ def test_int8_weights_step_near_fp32(tiny):
         q = np.stack([s.step(t[:, i])[0] for i in range(20)])
     err = np.abs(q - ref).max() / np.abs(ref).max()
     assert 1e-6 < err < 5e-2
+    with pytest.raises(libmamba.LibmambaError, match="GPU"):
+        tiny.set_bf16()
     tiny.set_int8(False)
     with tiny.state(1) as s:
         back = np.stack([s.step(t[:, i])[0] for i in range(20)])

@@ -490,7 +490,7 @@ static int lm_sample_device(mb_model *m, lm_state *s, const int32_t *tokens, int
     lm_gen_work w = {m, s, {
         .batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size, .eps = nf->eps,
         .norm_w = mb_param_data(&m->params, nf->p_w), .norm_b = nf->p_b >= 0 ? mb_param_data(&m->params, nf->p_b) : NULL,
-        .head = mb_param_data(&m->params, nt->head.p_w),
+        .head = mb_param_data(&m->params, nt->head.p_w), .head_bf16 = mb_param_bf16(&m->params, nt->head.p_w),
         .logits = mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size) ? NULL : s->logits,
         .ld_logits = m->vocab_padded, .cfg = s->gen.cfg, .count = s->gen.count, .next = s->tok,
         .hist = s->gen.ring, .hist_len = s->gen.period}};

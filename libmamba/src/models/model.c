@@ -392,24 +392,45 @@ static int ends_with(const char *s, const char *tail)
     return n >= t && strcmp(s + n - t, tail) == 0;
 }
 
+/* the matrices inference copies take: the projections, the LM head, and
+ * the embedding where it is the head */
+static int infer_copy_wanted(const mb_model *m, int i)
+{
+    const char *nm = m->params.items[i].name;
+    return m->params.items[i].ndim == 2 &&
+           (ends_with(nm, "in_proj.weight") || ends_with(nm, "x_proj.weight") || ends_with(nm, "out_proj.weight") ||
+            ends_with(nm, "lm_head.weight") || (m->cfg.tie_embeddings && ends_with(nm, "embedding.weight")));
+}
+
 int mb_model_set_int8(mb_model *m, int on)
 {
     mb_params *ps = &m->params;
     mb_params_q8_drop(ps);
     if (!on) return 0;
     if (!mb_dev_host_memory(m->ctx))
-        return mb_error_set("int8 weights are for CPU inference (this model is on %s)", mb_ctx_name(m->ctx));
-    for (int i = 0; i < ps->n; i++) {
-        const char *nm = ps->items[i].name;
-        /* the projections, the LM head, and the embedding where it is the head */
-        const int want = ends_with(nm, "in_proj.weight") || ends_with(nm, "x_proj.weight") ||
-                         ends_with(nm, "out_proj.weight") || ends_with(nm, "lm_head.weight") ||
-                         (m->cfg.tie_embeddings && ends_with(nm, "embedding.weight"));
-        if (want && ps->items[i].ndim == 2 && mb_params_q8_make(ps, i)) {
+        return mb_error_set("int8 weights are for CPU inference (this model is on %s; bf16 is the GPU's)",
+                            mb_ctx_name(m->ctx));
+    for (int i = 0; i < ps->n; i++)
+        if (infer_copy_wanted(m, i) && mb_params_q8_make(ps, i)) {
             mb_params_q8_drop(ps);
             return -1;
         }
-    }
+    return 0;
+}
+
+int mb_model_set_bf16(mb_model *m, int on)
+{
+    mb_params *ps = &m->params;
+    mb_params_bf16_drop(ps, m->ctx);
+    if (!on) return 0;
+    if (mb_dev_host_memory(m->ctx))
+        return mb_error_set("bf16 weights are for GPU inference (this model is on %s; int8 is the CPU's)",
+                            mb_ctx_name(m->ctx));
+    for (int i = 0; i < ps->n; i++)
+        if (infer_copy_wanted(m, i) && mb_params_bf16_make(ps, m->ctx, i)) {
+            mb_params_bf16_drop(ps, m->ctx);
+            return -1;
+        }
     return 0;
 }
 

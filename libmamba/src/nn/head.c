@@ -38,9 +38,12 @@ void mb_lm_head_fwd(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M
 {
     mb_norm_fwd(ctx, &h->norm, ps, M, y, a->hf, &a->norm);
     if (!logits) return;
-    const mb_q8 *wq = mb_param_q8(ps, h->p_w); /* CPU inference with int8 weights */
+    const mb_q8 *wq = mb_param_q8(ps, h->p_w);       /* CPU inference with int8 weights */
+    const uint16_t *wb = mb_param_bf16(ps, h->p_w); /* GPU inference with bf16 weights */
     if (wq && M <= MB_GEMM_FEW_ROWS)
         mb_gemm_q8_few_rows_cpu(ctx, M, a->hf, h->dim, wq, logits, h->vocab_padded);
+    else if (wb && M <= MB_LINEAR_FEW_ROWS)
+        mb_linear_bf16_fwd(ctx, M, h->dim, h->vocab_padded, a->hf, h->dim, wb, logits, h->vocab_padded);
     else
         mb_linear_fwd(ctx, M, h->dim, h->vocab_padded, a->hf, h->dim, mb_param_data(ps, h->p_w), NULL, logits,
                       h->vocab_padded);

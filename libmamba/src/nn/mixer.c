@@ -221,6 +221,8 @@ int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, in
         .conv_state = st->conv, .ssm_state = st->ssm, .A = st->A,
         .in_proj_q8 = mb_param_q8(ps, mx->p_in_proj), .x_proj_q8 = mb_param_q8(ps, mx->p_x_proj),
         .out_proj_q8 = mb_param_q8(ps, mx->p_out_proj),
+        .in_proj_bf16 = mb_param_bf16(ps, mx->p_in_proj), .x_proj_bf16 = mb_param_bf16(ps, mx->p_x_proj),
+        .out_proj_bf16 = mb_param_bf16(ps, mx->p_out_proj),
     };
     if (io) {
         bp.tokens = io->tokens, bp.embed = io->embed, bp.ld_out = io->ld_out;

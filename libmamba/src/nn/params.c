@@ -74,9 +74,29 @@ void mb_params_q8_drop(mb_params *ps)
     ps->q8 = NULL;
 }
 
+int mb_params_bf16_make(mb_params *ps, mb_ctx *ctx, int i)
+{
+    if (!ps->bf16 && !(ps->bf16 = mb_calloc((size_t)ps->n, sizeof *ps->bf16, "bf16 weights"))) return -1;
+    if (ps->bf16[i]) return 0;
+    const size_t n = ps->items[i].numel;
+    uint16_t *w = mb_dev_alloc(ctx, (n + 8) * sizeof(uint16_t), "bf16 weights");
+    if (!w) return -1;
+    mb_to_bf16(ctx, n, mb_param_data(ps, i), w);
+    ps->bf16[i] = w;
+    return mb_ctx_check(ctx);
+}
+
+void mb_params_bf16_drop(mb_params *ps, mb_ctx *ctx)
+{
+    for (int i = 0; ps->bf16 && i < ps->n; i++) mb_dev_free(ctx, ps->bf16[i]);
+    free(ps->bf16);
+    ps->bf16 = NULL;
+}
+
 void mb_params_free(mb_params *ps, mb_ctx *ctx)
 {
     mb_params_q8_drop(ps);
+    mb_params_bf16_drop(ps, ctx);
     mb_dev_free(ctx, ps->data);
     mb_dev_free(ctx, ps->grad);
     free(ps->items);

@@ -28,6 +28,9 @@ typedef struct {
     /* per parameter, NULL or its int8 copy for CPU inference
      * (mb_params_q8_make); the array itself NULL until one is made */
     struct mb_q8_s **q8;
+    /* per parameter, NULL or its bf16 copy (device memory) for GPU
+     * inference (mb_params_bf16_make) */
+    uint16_t **bf16;
 } mb_params;
 
 /* Register a tensor; returns its index or -1. Shapes are fixed before
@@ -48,6 +51,13 @@ void mb_params_q8_drop(mb_params *ps);
 static inline const struct mb_q8_s *mb_param_q8(const mb_params *ps, int i)
 {
     return ps->q8 && i >= 0 ? ps->q8[i] : NULL;
+}
+/* A bf16 copy of parameter i in the device memory of ctx; dropped together */
+int mb_params_bf16_make(mb_params *ps, mb_ctx *ctx, int i);
+void mb_params_bf16_drop(mb_params *ps, mb_ctx *ctx);
+static inline const uint16_t *mb_param_bf16(const mb_params *ps, int i)
+{
+    return ps->bf16 && i >= 0 ? ps->bf16[i] : NULL;
 }
 
 #endif

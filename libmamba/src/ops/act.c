@@ -82,6 +82,12 @@ MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_ACT_PAR_MIN) s
         act_bwd_row(act, N, x + (size_t)i * ldx, dy + (size_t)i * lddy, dx + (size_t)i * lddx);
 }
 
+void mb_to_bf16_cpu(mb_ctx *ctx, size_t n, const float *x, uint16_t *y)
+{
+    (void)ctx;
+    for (size_t i = 0; i < n; i++) y[i] = mb_bf16_round(x[i]);
+}
+
 void mb_axpby_cpu(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y)
 {
     ptrdiff_t nn = (ptrdiff_t)n;

@@ -144,6 +144,23 @@ extern "C" void mb_axpby_cuda(mb_ctx *ctx, size_t n, float a, const float *x, fl
     MB_LAUNCH_CHECK(ctx, "axpby_kernel");
 }
 
+/* ---- y = bf16(x) --------------------------------------------------------------- */
+
+static __global__ void to_bf16_kernel(size_t n, const float *x, uint16_t *y)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        y[i] = mb_bf16_round(x[i]);
+}
+
+extern "C" void mb_to_bf16_cuda(mb_ctx *ctx, size_t n, const float *x, uint16_t *y)
+{
+    if (!n) return;
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return;
+    to_bf16_kernel<<<mb_cuda_blocks((int64_t)n, 256, MB_CUDA_MAX_BLOCKS), 256, 0, st->stream>>>(n, x, y);
+    MB_LAUNCH_CHECK(ctx, "to_bf16_kernel");
+}
+
 /* ---- reductions to the host ---------------------------------------------------- */
 
 enum { MB_RED_THREADS = 256, MB_RED_BLOCKS = 1024 };

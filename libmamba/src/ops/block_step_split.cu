@@ -35,23 +35,36 @@
 #define SP_DT_HELD 64 /* dt_proj rows a scan thread holds in registers (dt_rank up to 64) */
 
 /* The warp's first column's weights, loaded before mb_pdl_wait where a lane
- * can hold them (V: float4 rows; see mb_gemv_warp_preload) */
-template <bool V>
-static __device__ __forceinline__ bool sp_preload(int n, int n_out, int k, const float *W, float4 *wr)
+ * can hold them (V: 16-byte rows; see mb_gemv_warp_preload). BF: the
+ * weights are Wb, bf16 (mb_model_set_bf16), else W. */
+template <bool V, bool BF>
+static __device__ __forceinline__ bool sp_preload(int n, int n_out, int k, const float *W, const uint16_t *Wb,
+                                                  float4 *wr, uint4 *wb)
 {
-    if (!V || n >= n_out || k / 4 > 32 * SP_PRE) return false;
-    mb_gemv_warp_preload<SP_PRE>(k, W + (size_t)n * k, wr);
+    if constexpr (BF) {
+        if (!V || n >= n_out || k / 8 > 32 * SP_PRE) return false;
+        mb_gemv_warp_preload_bf16<SP_PRE>(k, Wb + (size_t)n * k, wb);
+    } else {
+        if (!V || n >= n_out || k / 4 > 32 * SP_PRE) return false;
+        mb_gemv_warp_preload<SP_PRE>(k, W + (size_t)n * k, wr);
+    }
     return true;
 }
 
 /* column n's products for the pass's M rows: from the held weights when
  * this is the column they hold */
-template <bool V>
-static __device__ __forceinline__ void sp_gemv(int M, int k, const float *xs, int ld, const float *W, int n,
-                                               bool held, const float4 *wr, float *acc)
+template <bool V, bool BF>
+static __device__ __forceinline__ void sp_gemv(int M, int k, const float *xs, int ld, const float *W,
+                                               const uint16_t *Wb, int n, bool held, const float4 *wr,
+                                               const uint4 *wb, float *acc)
 {
-    if (V && held) mb_gemv_warp_held<SP_MR, SP_PRE>(M, k, xs, ld, wr, acc);
-    else mb_gemv_warp<SP_MR, V>(M, k, xs, ld, W + (size_t)n * k, acc);
+    if constexpr (BF) {
+        if (V && held) mb_gemv_warp_held_bf16<SP_MR, SP_PRE>(M, k, xs, ld, wb, acc);
+        else mb_gemv_warp_bf16<SP_MR, V>(M, k, xs, ld, Wb + (size_t)n * k, acc);
+    } else {
+        if (V && held) mb_gemv_warp_held<SP_MR, SP_PRE>(M, k, xs, ld, wr, acc);
+        else mb_gemv_warp<SP_MR, V>(M, k, xs, ld, W + (size_t)n * k, acc);
+    }
 }
 
 static __device__ __forceinline__ float sp_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
@@ -66,7 +79,7 @@ static __device__ __forceinline__ const float *sp_row(const float *h, const int3
 
 /* y[b, n] = W[n, :] . norm(h[b, :]) for n < n_out: the block step's first
  * kernel, and the head of a generation step (ops/sample.cu) */
-template <bool V>
+template <bool V, bool BF>
 static __global__ void __launch_bounds__(SP_THREADS)
 norm_gemv_kernel(const mb_norm_gemv_params p)
 {
@@ -76,7 +89,8 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
     const int d = p.d, ld = mb_round4(d), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int n_first = blockIdx.x * SP_WARPS + warp;
     float4 wr[SP_PRE];
-    const bool pre = sp_preload<V>(n_first, p.n_out, d, p.W, wr);
+    uint4 wb[SP_PRE];
+    const bool pre = sp_preload<V, BF>(n_first, p.n_out, d, p.W, p.Wb, wr, wb);
     mb_pdl_wait();
     for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
         const int M = min(SP_MR, p.batch - m0);
@@ -89,7 +103,7 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < p.n_out; n += gridDim.x * SP_WARPS) {
             float acc[SP_MR];
-            sp_gemv<V>(M, d, xs, ld, p.W, n, pre && n == n_first, wr, acc);
+            sp_gemv<V, BF>(M, d, xs, ld, p.W, p.Wb, n, pre && n == n_first, wr, wb, acc);
 #pragma unroll
             for (int m = 0; m < SP_MR; m++)
                 if (lane == m && m < M) {
@@ -109,7 +123,7 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
 }
 
 /* dbc = x_proj xc, the rows of xc staged in shared memory */
-template <bool V>
+template <bool V, bool BF>
 static __global__ void __launch_bounds__(SP_THREADS)
 split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float *__restrict__ dbc)
 {
@@ -120,7 +134,8 @@ split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int n_first = blockIdx.x * SP_WARPS + warp;
     float4 wr[SP_PRE];
-    const bool pre = sp_preload<V>(n_first, xd, Di, p.x_proj, wr);
+    uint4 wb[SP_PRE];
+    const bool pre = sp_preload<V, BF>(n_first, xd, Di, p.x_proj, p.x_proj_bf16, wr, wb);
     mb_pdl_wait();
     for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
         const int M = min(SP_MR, p.batch - m0);
@@ -131,7 +146,7 @@ split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < xd; n += gridDim.x * SP_WARPS) {
             float acc[SP_MR];
-            sp_gemv<V>(M, Di, xs, ld, p.x_proj, n, pre && n == n_first, wr, acc);
+            sp_gemv<V, BF>(M, Di, xs, ld, p.x_proj, p.x_proj_bf16, n, pre && n == n_first, wr, wb, acc);
 #pragma unroll
             for (int m = 0; m < SP_MR; m++)
                 if (lane == m && m < M) dbc[(size_t)(m0 + m) * xd + n] = acc[m];
@@ -210,7 +225,7 @@ split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, co
 }
 
 /* out = h + out_proj y (rows ld_out apart), out2 = out + add2 */
-template <bool V>
+template <bool V, bool BF>
 static __global__ void __launch_bounds__(SP_THREADS)
 split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, const float *__restrict__ y,
                  float *__restrict__ out)
@@ -221,7 +236,8 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
     const int ldo = p.ld_out ? p.ld_out : d, ldo2 = p.ld_out2 ? p.ld_out2 : d, lda2 = p.ld_add2 ? p.ld_add2 : d;
     const int n_first = blockIdx.x * SP_WARPS + warp;
     float4 wr[SP_PRE];
-    const bool pre = sp_preload<V>(n_first, d, Di, p.out_proj, wr);
+    uint4 wb[SP_PRE];
+    const bool pre = sp_preload<V, BF>(n_first, d, Di, p.out_proj, p.out_proj_bf16, wr, wb);
     mb_pdl_wait();
     for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
         const int M = min(SP_MR, p.batch - m0);
@@ -232,7 +248,7 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < d; n += gridDim.x * SP_WARPS) {
             float acc[SP_MR];
-            sp_gemv<V>(M, Di, xs, ld, p.out_proj, n, pre && n == n_first, wr, acc);
+            sp_gemv<V, BF>(M, Di, xs, ld, p.out_proj, p.out_proj_bf16, n, pre && n == n_first, wr, wb, acc);
 #pragma unroll
             for (int m = 0; m < SP_MR; m++)
                 if (lane == m && m < M) {
@@ -254,7 +270,19 @@ static int sp_grid(const mb_cuda_state *st, int n_out)
     return want < cap ? (want > 0 ? want : 1) : cap;
 }
 
-static bool sp_vec(int k, const float *W) { return k % 4 == 0 && (reinterpret_cast<uintptr_t>(W) & 15) == 0; }
+/* 16-byte rows: 4 floats or 8 bf16 a load (Wb, bf16, where not NULL) */
+static bool sp_vec(int k, const float *W, const uint16_t *Wb)
+{
+    if (Wb) return k % 8 == 0 && (reinterpret_cast<uintptr_t>(Wb) & 15) == 0;
+    return k % 4 == 0 && (reinterpret_cast<uintptr_t>(W) & 15) == 0;
+}
+
+/* the kernel instance for (vector rows, bf16 weights) */
+template <typename K>
+static K sp_pick(bool vec, bool bf, K ff, K tf, K fb, K tb)
+{
+    return bf ? (vec ? tb : fb) : (vec ? tf : ff);
+}
 
 /* shared memory for SP_MR rows of k floats; kernels above 48 KB opt in */
 template <typename K>
@@ -280,8 +308,8 @@ extern "C" void mb_norm_gemv_cuda(mb_ctx *ctx, const mb_norm_gemv_params *p)
     if (p->batch <= 0 || p->n_out <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
-    const bool vec = sp_vec(p->d, p->W);
-    auto fn = vec ? norm_gemv_kernel<true> : norm_gemv_kernel<false>;
+    auto fn = sp_pick(sp_vec(p->d, p->W, p->Wb), p->Wb != NULL, norm_gemv_kernel<false, false>,
+                      norm_gemv_kernel<true, false>, norm_gemv_kernel<false, true>, norm_gemv_kernel<true, true>);
     size_t sh;
     if (sp_smem(ctx, fn, p->d, &sh)) return;
     MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fn, dim3(sp_grid(st, p->n_out)), dim3(SP_THREADS), sh, *p));
@@ -317,14 +345,16 @@ extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
     }
     const mb_norm_gemv_params in = {.batch = B, .d = d, .h = h, .tokens = p->tokens, .embed = p->embed,
                                     .norm_w = p->norm_w, .norm_b = p->norm_b, .eps = p->eps,
-                                    .W = p->in_proj, .n_out = 2 * Di, .y = xz, .ldy = 2 * Di,
+                                    .W = p->in_proj, .Wb = p->in_proj_bf16, .n_out = 2 * Di, .y = xz, .ldy = 2 * Di,
                                     .conv_dim = Di, .conv_k = p->d_conv, .conv_w = p->conv_w,
                                     .conv_b = p->conv_b, .conv_state = p->conv_state, .xc = xc};
     mb_norm_gemv_cuda(ctx, &in);
 
-    const bool vx = sp_vec(Di, p->x_proj), vo = sp_vec(Di, p->out_proj);
-    auto fx = vx ? split_x_kernel<true> : split_x_kernel<false>;
-    auto fo = vo ? split_out_kernel<true> : split_out_kernel<false>;
+    auto fx = sp_pick(sp_vec(Di, p->x_proj, p->x_proj_bf16), p->x_proj_bf16 != NULL, split_x_kernel<false, false>,
+                      split_x_kernel<true, false>, split_x_kernel<false, true>, split_x_kernel<true, true>);
+    auto fo = sp_pick(sp_vec(Di, p->out_proj, p->out_proj_bf16), p->out_proj_bf16 != NULL,
+                      split_out_kernel<false, false>, split_out_kernel<true, false>, split_out_kernel<false, true>,
+                      split_out_kernel<true, true>);
     size_t shx, sho;
     if (sp_smem(ctx, fx, Di, &shx) || sp_smem(ctx, fo, Di, &sho)) return;
     MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fx, dim3(sp_grid(st, xd)), dim3(SP_THREADS), shx, *p, xc, dbc));

@@ -27,6 +27,14 @@ void mb_gemm(MB_OPS_GEMM_ARGS)
     DISPATCH_VOID(mb_gemm, ctx, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+void mb_to_bf16(mb_ctx *ctx, size_t n, const float *x, uint16_t *y) { DISPATCH_VOID(mb_to_bf16, ctx, n, x, y); }
+
+void mb_linear_bf16_fwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const uint16_t *Wb, float *y,
+                        int ldy)
+{
+    DISPATCH_VOID(mb_linear_bf16_fwd, ctx, M, in, out, x, ldx, Wb, y, ldy);
+}
+
 void mb_colsum_acc(mb_ctx *ctx, int M, int N, const float *x, int ldx, float *out)
 {
     DISPATCH_VOID(mb_colsum_acc, ctx, M, N, x, ldx, out);

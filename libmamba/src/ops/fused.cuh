@@ -154,6 +154,85 @@ static __device__ __forceinline__ void mb_gemv_warp_held(int M, int k, const flo
     for (int m = 0; m < MR; m++) acc[m] = mb_warp_sum(acc[m]);
 }
 
+/* The same with W as bf16 (uint16 halves of floats): 8 weights a 16-byte
+ * load; B16: k % 8 == 0 and W 16-byte aligned, else a weight at a time.
+ * The halves of a 32-bit word are weights 2i (low) and 2i + 1 (high). */
+static __device__ __forceinline__ float mb_bf16_dot8(uint4 w, float4 a, float4 b)
+{
+    return __uint_as_float(w.x << 16) * a.x + __uint_as_float(w.x & 0xffff0000u) * a.y +
+           __uint_as_float(w.y << 16) * a.z + __uint_as_float(w.y & 0xffff0000u) * a.w +
+           __uint_as_float(w.z << 16) * b.x + __uint_as_float(w.z & 0xffff0000u) * b.y +
+           __uint_as_float(w.w << 16) * b.z + __uint_as_float(w.w & 0xffff0000u) * b.w;
+}
+
+template <int MR, bool B16>
+static __device__ __forceinline__ void mb_gemv_warp_bf16(int M, int k, const float *x, int ldx,
+                                                         const uint16_t *__restrict__ w, float *acc)
+{
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int m = 0; m < MR; m++) acc[m] = 0.f;
+    if (B16) {
+        const uint4 *w8 = reinterpret_cast<const uint4 *>(w);
+#pragma unroll 4
+        for (int j = lane; j < k / 8; j += 32) {
+            const uint4 wv = w8[j];
+#pragma unroll
+            for (int m = 0; m < MR; m++)
+                if (m < M) {
+                    const float4 *x4 = reinterpret_cast<const float4 *>(x + (size_t)m * ldx);
+                    acc[m] += mb_bf16_dot8(wv, x4[2 * j], x4[2 * j + 1]);
+                }
+        }
+    } else {
+#pragma unroll 4
+        for (int j = lane; j < k; j += 32) {
+            const float wv = __uint_as_float((unsigned)w[j] << 16);
+#pragma unroll
+            for (int m = 0; m < MR; m++)
+                if (m < M) acc[m] += wv * x[(size_t)m * ldx + j];
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < MR; m++) acc[m] = mb_warp_sum(acc[m]);
+}
+
+/* held bf16 weights: PRE 16-byte loads a lane (k / 8 <= 32 PRE) */
+template <int PRE>
+static __device__ __forceinline__ void mb_gemv_warp_preload_bf16(int k, const uint16_t *__restrict__ w, uint4 *wr)
+{
+    const int lane = threadIdx.x & 31;
+    const uint4 *w8 = reinterpret_cast<const uint4 *>(w);
+#pragma unroll
+    for (int i = 0; i < PRE; i++) {
+        const int j = lane + 32 * i;
+        wr[i] = j < k / 8 ? w8[j] : make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
+template <int MR, int PRE>
+static __device__ __forceinline__ void mb_gemv_warp_held_bf16(int M, int k, const float *x, int ldx, const uint4 *wr,
+                                                              float *acc)
+{
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int m = 0; m < MR; m++) acc[m] = 0.f;
+#pragma unroll
+    for (int i = 0; i < PRE; i++) {
+        const int j = lane + 32 * i;
+        if (j < k / 8) {
+#pragma unroll
+            for (int m = 0; m < MR; m++)
+                if (m < M) {
+                    const float4 *x4 = reinterpret_cast<const float4 *>(x + (size_t)m * ldx);
+                    acc[m] += mb_bf16_dot8(wr[i], x4[2 * j], x4[2 * j + 1]);
+                }
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < MR; m++) acc[m] = mb_warp_sum(acc[m]);
+}
+
 /* The row x (d floats) normed into xn (shared memory): RMSNorm, or
  * LayerNorm with b; red holds 32 floats for the block sums. Every thread
  * of the block calls it; xn is complete after the next barrier. */

@@ -2,6 +2,18 @@
  * device; only the bias broadcast is a kernel of its own (mb_bias_add). */
 #include "ops/ops.h"
 
+void mb_linear_bf16_fwd_cpu(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const uint16_t *Wb,
+                            float *y, int ldy)
+{
+    (void)ctx;
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < out; n++) {
+            float s = 0.f;
+            for (int k = 0; k < in; k++) s += x[(size_t)m * ldx + k] * mb_bf16_float(Wb[(size_t)n * in + k]);
+            y[(size_t)m * ldy + n] = s;
+        }
+}
+
 #define MB_BIAS_PAR_MIN (1 << 15)
 
 void mb_linear_fwd_ops(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx,

@@ -82,6 +82,55 @@ static cudaError_t linear_few_launch(const mb_cuda_state *st, bool vec, int M, i
                           bias, y, ldy);
 }
 
+/* the same with W as bf16 (no bias: the LM head) */
+template <int MR, bool V>
+static __global__ void __launch_bounds__(256)
+linear_bf16_kernel(int M, int in, int out, const float *__restrict__ x, int ldx, const uint16_t *__restrict__ W,
+                   float *__restrict__ y, int ldy)
+{
+    mb_pdl_wait();
+    const int n = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+    if (n >= out) return; /* whole warps */
+    float acc[MR];
+    mb_gemv_warp_bf16<MR, V>(M, in, x, ldx, W + (size_t)n * in, acc);
+#pragma unroll
+    for (int m = 0; m < MR; m++)
+        if (lane == m % 32 && m < M) y[(size_t)m * ldy + n] = acc[m];
+}
+
+template <int MR>
+static cudaError_t linear_bf16_launch(const mb_cuda_state *st, bool vec, int M, int in, int out, const float *x,
+                                      int ldx, const uint16_t *W, float *y, int ldy)
+{
+    const int threads = 256, blocks = (int)(((int64_t)out * 32 + threads - 1) / threads);
+    if (vec)
+        return mb_cuda_launch(st, linear_bf16_kernel<MR, true>, dim3(blocks), dim3(threads), 0, M, in, out, x, ldx,
+                              W, y, ldy);
+    return mb_cuda_launch(st, linear_bf16_kernel<MR, false>, dim3(blocks), dim3(threads), 0, M, in, out, x, ldx, W,
+                          y, ldy);
+}
+
+extern "C" void mb_linear_bf16_fwd_cuda(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx,
+                                        const uint16_t *Wb, float *y, int ldy)
+{
+    if (M <= 0 || out <= 0) return;
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return;
+    if (M > MB_LINEAR_FEW_ROWS) {
+        mb_cuda_fail(ctx, "linear_bf16", "more rows than the bf16 head takes", __FILE__, __LINE__);
+        return;
+    }
+    /* 8 bf16 a load: in, ldx and the pointers allow them */
+    const bool vec = in % 8 == 0 && ldx % 4 == 0 && (reinterpret_cast<uintptr_t>(x) & 15) == 0 &&
+                     (reinterpret_cast<uintptr_t>(Wb) & 15) == 0;
+    cudaError_t err;
+    if (M == 1) err = linear_bf16_launch<1>(st, vec, M, in, out, x, ldx, Wb, y, ldy);
+    else if (M <= 4) err = linear_bf16_launch<4>(st, vec, M, in, out, x, ldx, Wb, y, ldy);
+    else err = linear_bf16_launch<16>(st, vec, M, in, out, x, ldx, Wb, y, ldy);
+    MB_CUDA_CHECK(ctx, err);
+    MB_LAUNCH_CHECK(ctx, "linear_bf16_kernel");
+}
+
 extern "C" void mb_linear_few_fwd_cuda(MB_OPS_LINEAR_FWD_ARGS)
 {
     if (M <= 0 || out <= 0) return;

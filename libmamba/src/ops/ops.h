@@ -13,6 +13,8 @@
 #ifndef MB_OPS_H
 #define MB_OPS_H
 
+#include <string.h>
+
 #include "core/core.h"
 
 #ifdef __cplusplus
@@ -34,6 +36,14 @@ void mb_gemm_blocked_cpu(MB_OPS_GEMM_ARGS);
 #define MB_GEMM_FEW_ROWS 8
 void mb_gemm_few_rows_cpu(mb_ctx *ctx, int M, int N, int K, float alpha, const float *A, int lda, const float *W,
                           int ldw, float beta, float *C, int ldc);
+
+/* y (M, out) = x (M, in) @ W^T with W (out, in) as bf16 (mb_model_set_bf16:
+ * the LM head of a step). The CPU version is the reference (the GPU's runs
+ * at most MB_LINEAR_FEW_ROWS rows). */
+void mb_linear_bf16_fwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const uint16_t *Wb, float *y,
+                        int ldy);
+void mb_linear_bf16_fwd_cpu(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const uint16_t *Wb,
+                            float *y, int ldy);
 
 /* int8 weights for CPU inference: W (N, K) as int8 with a scale per
  * MB_Q8_BLOCK values of a row (llama.cpp's Q8_0 layout in spirit):
@@ -118,6 +128,33 @@ void mb_act_fwd_cpu(MB_OPS_ACT_FWD_ARGS);
     const float *dy, int lddy, float *dx, int lddx
 void mb_act_bwd(MB_OPS_ACT_BWD_ARGS);
 void mb_act_bwd_cpu(MB_OPS_ACT_BWD_ARGS);
+#ifdef __CUDACC__
+#define MB_HOSTDEV __host__ __device__
+#else
+#define MB_HOSTDEV
+#endif
+
+/* bfloat16 as the upper 16 bits of a float: x rounded to nearest even (a
+ * NaN stays a NaN), and back exactly */
+static inline MB_HOSTDEV uint16_t mb_bf16_round(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+static inline MB_HOSTDEV float mb_bf16_float(uint16_t h)
+{
+    const uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+/* y = bf16(x) over n values: the weights' copies for GPU inference */
+void mb_to_bf16(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
+void mb_to_bf16_cpu(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
+
 /* y = a * x + b * y over n contiguous floats. */
 void mb_axpby(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y);
 void mb_axpby_cpu(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y);
@@ -268,6 +305,9 @@ typedef struct {
     /* Optional, CPU: int8 copies of the three projections (mb_model_set_int8)
      * that the products read instead, at most MB_GEMM_FEW_ROWS rows */
     const mb_q8 *in_proj_q8, *x_proj_q8, *out_proj_q8;
+    /* Optional, GPU: bf16 copies of them (mb_model_set_bf16) that the split
+     * kernels read instead (the one-block kernel reads fp32) */
+    const uint16_t *in_proj_bf16, *x_proj_bf16, *out_proj_bf16;
     /* Optional, CPU: -exp(A_log) (Di, N) already computed (for a run of
      * steps in one call), so the step skips that exp; the CUDA kernel
      * always reads A_log. */
@@ -309,6 +349,7 @@ typedef struct {
     const float *norm_w, *norm_b;
     float eps;
     const float *W;
+    const uint16_t *Wb; /* or W as bf16, read instead where not NULL */
     int n_out;
     float *y;
     int ldy;
@@ -343,11 +384,6 @@ typedef struct {
     float temperature, top_p;
     int top_k; /* 0: no cut */
 } mb_sample_cfg;
-#ifdef __CUDACC__
-#define MB_HOSTDEV __host__ __device__
-#else
-#define MB_HOSTDEV
-#endif
 /* splitmix64's finalizer: the counter-based generator of the draws (no state
  * to carry, the same integers on the host and the device) */
 static inline MB_HOSTDEV uint64_t mb_sample_mix(uint64_t z)
@@ -385,6 +421,7 @@ typedef struct {
     int batch, d_model, vocab, ld_logits;
     float eps;
     const float *norm_w, *norm_b, *head;
+    const uint16_t *head_bf16; /* GPU, large vocabularies: the head as bf16, read instead */
     float *logits;
     const mb_sample_cfg *cfg;
     int64_t *count;
@@ -422,6 +459,8 @@ void mb_gemm_cuda(MB_OPS_GEMM_ARGS);
 void mb_colsum_acc_cuda(mb_ctx *ctx, int M, int N, const float *x, int ldx, float *out);
 void mb_bias_add_cuda(mb_ctx *ctx, int M, int N, const float *bias, float *y, int ldy);
 void mb_linear_few_fwd_cuda(MB_OPS_LINEAR_FWD_ARGS); /* M <= MB_LINEAR_FEW_ROWS */
+void mb_linear_bf16_fwd_cuda(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const uint16_t *Wb,
+                             float *y, int ldy);
 void mb_norm_gemv_cuda(mb_ctx *ctx, const mb_norm_gemv_params *p);
 void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS);
 int mb_block_step_split_fits_cuda(mb_ctx *ctx, int width);
@@ -431,6 +470,7 @@ void mb_conv1d_state_update_cuda(MB_OPS_CONV_STATE_ARGS);
 void mb_act_fwd_cuda(MB_OPS_ACT_FWD_ARGS);
 void mb_act_bwd_cuda(MB_OPS_ACT_BWD_ARGS);
 void mb_axpby_cuda(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y);
+void mb_to_bf16_cuda(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
 void mb_shift_rows_cuda(MB_OPS_SHIFT_ARGS);
 double mb_sumsq_cuda(mb_ctx *ctx, size_t n, const float *x);
 size_t mb_count_nonfinite_cuda(mb_ctx *ctx, size_t n, const float *x);

@@ -323,7 +323,8 @@ extern "C" void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS)
         return;
     }
     const mb_norm_gemv_params hp = {.batch = p->batch, .d = p->d_model, .h = y, .norm_w = p->norm_w,
-                                    .norm_b = p->norm_b, .eps = p->eps, .W = p->head, .n_out = p->vocab,
+                                    .norm_b = p->norm_b, .eps = p->eps, .W = p->head, .Wb = p->head_bf16,
+                                    .n_out = p->vocab,
                                     .y = p->logits, .ldy = p->ld_logits};
     mb_norm_gemv_cuda(ctx, &hp);
     MB_CUDA_CHECK(ctx, mb_cuda_launch(st, sample_rows_kernel, dim3(p->batch), dim3(SR_THREADS), 0, *p));
