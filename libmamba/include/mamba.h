@@ -177,7 +177,9 @@ int mb_model_set_int8(mb_model *m, int on);
  * LM head at up to 16 rows read: half the bytes a token streams. Other
  * paths (the one-block step kernel of narrow layers at many rows, larger
  * chunks, training) keep fp32. Dropped as the int8 copies are. GPU
- * contexts only (-1 elsewhere). */
+ * contexts only (-1 elsewhere). Measured on an H200: faster for large
+ * models (2.8b shape at batch 1: 163 -> 190 tokens/s), slower for small
+ * ones (130m: 1,868 -> 1,480): off by default. */
 int mb_model_set_bf16(mb_model *m, int on);
 
 /* Checkpoints: safetensors with mamba_ssm's tensor names and the config as
