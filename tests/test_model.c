@@ -452,7 +452,7 @@ static void int8_case(int tied)
     int8_logits(m, tok, B, L, q8);
     const double e = mb_test_rel_err(q8, f32, (size_t)B * L * Vp);
     printf("# int8 weights (%s head): step logits vs fp32 rel err %.2e\n", tied ? "tied" : "own", e);
-    assert_true(e > 1e-5 && e < 3e-2);
+    assert_true(e > 1e-5 && e < 6e-2); /* 2.3e-2 the worst of 50 seeds */
     const mb_sampler sp = {.temperature = 1.f, .top_p = 0.9f, .seed = 8, .top_k = 20};
     assert_int_equal(mb_test_sample_replay(m, m, 2, 30, &sp, 0), 0);
     assert_int_equal(mb_model_set_int8(m, 0), 0);

@@ -281,7 +281,7 @@ static void q8_case(mb_rng *r, int M, int N, int K)
     check_fwd(what, view_err(C1, N, ref, M, N));
     const double qe = view_err(C1, N, ref32, M, N);
     printf("# gemm q8 %dx%dx%d vs the fp32 product: rel err %.2e (the quantization)\n", M, N, K, qe);
-    assert_true(qe < 2e-2 && qe > 1e-5); /* quantized, and not far */
+    assert_true(qe < 4e-2 && qe > 1e-5); /* quantized, and not far (1.2e-2 the worst of 12 seeds) */
     free(qa), free(sa), free(C3);
     mb_ctx_free(one);
     mb_q8_free(&q);
