@@ -154,39 +154,20 @@ enum { MB_GEMM_LANES = 8 };
  * arithmetic, eight lanes folded in a fixed order, is the same in every
  * clone, so the bits are too). */
 
-#if defined(__GNUC__)
-/* eight lanes as one vector (GCC and clang's vector extension): written so,
- * the compiler keeps the sums in registers, one per row, instead of
- * spilling an array of them; SSE2 splits each into two, AVX2 takes it whole */
-typedef float mb_lanes __attribute__((vector_size(MB_GEMM_LANES * sizeof(float))));
-/* static helpers, always inlined: no vector crosses a call, so GCC's note
- * that such a return's ABI depends on AVX does not apply */
-#pragma GCC diagnostic ignored "-Wpsabi"
-static inline mb_lanes lanes_load(const float *p)
-{
-    mb_lanes v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline float lanes_fold(mb_lanes s, float t)
-{
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + t;
-}
-#else
-typedef struct {
-    float v[MB_GEMM_LANES];
-} mb_lanes_s;
-#endif
+/* The lanes are ops/vmath.h's mb_f8 (GCC and clang's vector extension):
+ * written so, the compiler keeps the sums in registers, one per row, instead
+ * of spilling an array of them; SSE2 splits each into two, AVX2 takes it
+ * whole. */
 
 static inline float dot_lanes(const float *a, const float *w, int K)
 {
-#if defined(__GNUC__)
-    mb_lanes s = {0};
+#ifdef MB_HAVE_LANES
+    mb_f8 s = {0};
     int k = 0;
-    for (; k + MB_GEMM_LANES <= K; k += MB_GEMM_LANES) s += lanes_load(a + k) * lanes_load(w + k);
+    for (; k + MB_GEMM_LANES <= K; k += MB_GEMM_LANES) s += mb_f8_load(a + k) * mb_f8_load(w + k);
     float t = 0.f;
     for (; k < K; k++) t += a[k] * w[k];
-    return lanes_fold(s, t);
+    return mb_f8_fold(s, t);
 #else
     float s[MB_GEMM_LANES] = {0};
     int k = 0;
@@ -194,7 +175,7 @@ static inline float dot_lanes(const float *a, const float *w, int K)
         for (int j = 0; j < MB_GEMM_LANES; j++) s[j] += a[k + j] * w[k + j];
     float t = 0.f;
     for (; k < K; k++) t += a[k] * w[k];
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + t;
+    return mb_fold8(s, t);
 #endif
 }
 
@@ -203,21 +184,21 @@ static inline float dot_lanes(const float *a, const float *w, int K)
  * cache). Each row's lanes sum in dot_lanes' order: the same bits. */
 static inline void dot4_lanes(const float *a, size_t lda, const float *w, int K, float *out)
 {
-#if defined(__GNUC__)
-    mb_lanes s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+#ifdef MB_HAVE_LANES
+    mb_f8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
     int k = 0;
     for (; k + MB_GEMM_LANES <= K; k += MB_GEMM_LANES) {
-        const mb_lanes x = lanes_load(w + k);
-        s0 += lanes_load(a + k) * x;
-        s1 += lanes_load(a + lda + k) * x;
-        s2 += lanes_load(a + 2 * lda + k) * x;
-        s3 += lanes_load(a + 3 * lda + k) * x;
+        const mb_f8 x = mb_f8_load(w + k);
+        s0 += mb_f8_load(a + k) * x;
+        s1 += mb_f8_load(a + lda + k) * x;
+        s2 += mb_f8_load(a + 2 * lda + k) * x;
+        s3 += mb_f8_load(a + 3 * lda + k) * x;
     }
-    const mb_lanes s[4] = {s0, s1, s2, s3};
+    const mb_f8 s[4] = {s0, s1, s2, s3};
     for (int r = 0; r < 4; r++) {
         float t = 0.f;
         for (int kk = k; kk < K; kk++) t += a[r * lda + kk] * w[kk];
-        out[r] = lanes_fold(s[r], t);
+        out[r] = mb_f8_fold(s[r], t);
     }
 #else
     for (int r = 0; r < 4; r++) out[r] = dot_lanes(a + r * lda, w, K);
@@ -307,12 +288,6 @@ void mb_q8_free(mb_q8 *w)
 static int q8_portable; /* mb_q8_set_portable */
 void mb_q8_set_portable(int on) { q8_portable = on; }
 
-/* eight lanes folded in lanes_fold's order, plus the partial block */
-static inline float q8_fold(const float *l, float t)
-{
-    return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])) + t;
-}
-
 /* the partial last block, in plain order (both paths) */
 static inline float q8_tail(const int8_t *qa, float sa, const int8_t *qw, float sw, int n)
 {
@@ -399,7 +374,7 @@ static void q8_rows_block(int M, int n0, int n1, const int8_t *qa, const float *
                     const float t = rest ? q8_tail(x + (size_t)r * K + full * MB_Q8_BLOCK, s[(size_t)r * nb + full],
                                                    qw + full * MB_Q8_BLOCK, sw[full], rest)
                                          : 0.f;
-                    C[(size_t)(m + r) * ldc + n] = q8_fold(l4 + 8 * r, t);
+                    C[(size_t)(m + r) * ldc + n] = mb_fold8(l4 + 8 * r, t);
                 }
                 m += 3;
                 continue;
@@ -409,7 +384,7 @@ static void q8_rows_block(int M, int n0, int n1, const int8_t *qa, const float *
 #endif
                 q8_lanes_c(x, s, qw, sw, full, l);
             const float t = rest ? q8_tail(x + full * MB_Q8_BLOCK, s[full], qw + full * MB_Q8_BLOCK, sw[full], rest) : 0.f;
-            C[(size_t)m * ldc + n] = q8_fold(l, t);
+            C[(size_t)m * ldc + n] = mb_fold8(l, t);
         }
     }
 }

@@ -74,7 +74,7 @@ static inline float scan_step_channel(const mb_scan_params *p, int d, float dt, 
             mb_f8_store(h + n, hn);
             s += mb_f8_load(Ct + n) * hn;
         }
-        acc = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+        acc = mb_f8_fold(s, 0.f);
 #endif
         for (; n < N; n++) {
             h[n] = expf(dt * Ad[n]) * h[n] + dtx * Bt[n];

@@ -24,6 +24,14 @@
 #define MB_CPU_CLONES
 #endif
 
+/* Eight lane sums folded in the one order every lane-wise sum of the CPU
+ * ops uses (and their scalar fallbacks), plus a last term t: the same bits
+ * whichever path summed the lanes. */
+static inline float mb_fold8(const float *l, float t)
+{
+    return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7])) + t;
+}
+
 #if defined(__GNUC__)
 #define MB_HAVE_LANES 1
 /* static inline helpers, always inlined: no vector crosses a call, so GCC's
@@ -41,6 +49,13 @@ MB_VINLINE mb_f8 mb_f8_load(const float *p)
 }
 
 MB_VINLINE void mb_f8_store(float *p, mb_f8 v) { memcpy(p, &v, sizeof v); }
+
+MB_VINLINE float mb_f8_fold(mb_f8 s, float t)
+{
+    float l[8];
+    memcpy(l, &s, sizeof l);
+    return mb_fold8(l, t);
+}
 
 MB_VINLINE mb_f8 mb_f8_splat(float x) { return (mb_f8){x, x, x, x, x, x, x, x}; }
 
