@@ -375,12 +375,29 @@ static void test_greedy(void **state)
     assert_int_equal(parse_fasta(g_out, r), 2);
     for (int i = 0; i < 2; i++) check_argmax_path(r[i].seq, N, 1e-6);
     free_fasta(r, 2);
-    /* int8 weights: a valid FASTA of the same shape, and on this model's
-     * clear argmax steps the same greedy path */
-    assert_int_equal(tool("generate --model %s --length %d --n 2 --top-k 1 --int8 --seed 7 --threads 1", g_model, N), 0);
-    assert_int_equal(parse_fasta(g_out, r), 2);
-    for (int i = 0; i < 2; i++) assert_int_equal((int)strlen(r[i].seq), N);
-    free_fasta(r, 2);
+    /* --int8: the library's draws with its int8 weights (mb_model_set_int8),
+     * which are not the fp32 ones over this many draws: the flag reached
+     * the model */
+    enum { NQ = 400 };
+    assert_int_equal(tool("generate --model %s --prompt %s --length %d --n 2 --int8 --seed 11 --threads 1 --width 0",
+                          g_model, g_prompt, NQ),
+                     0);
+    assert_int_equal(parse_fasta(g_out, r), 6);
+    char *q8 = malloc(2 * NQ), *f32 = malloc(2 * NQ);
+    assert_true(q8 && f32);
+    int differ = 0;
+    for (int rec = 0; rec < 3; rec++) {
+        assert_int_equal(mb_model_set_int8(g_m, 1), 0);
+        library_round(rec, 0, 2, NQ, 11, 1.0, 1.0, q8);
+        assert_int_equal(mb_model_set_int8(g_m, 0), 0);
+        library_round(rec, 0, 2, NQ, 11, 1.0, 1.0, f32);
+        for (int j = 0; j < 2; j++) assert_memory_equal(r[rec * 2 + j].seq, q8 + j * NQ, NQ);
+        for (int i = 0; i < 2 * NQ; i++) differ += q8[i] != f32[i];
+    }
+    fprintf(stderr, "# --int8: %d of %d draws differ from the fp32 model's\n", differ, 6 * NQ);
+    assert_true(differ > 0);
+    free(q8), free(f32);
+    free_fasta(r, 6);
     /* top-k 2 lets a second class in somewhere over 40 draws of 2 rows */
     assert_int_equal(tool("generate --model %s --length %d --n 2 --top-k 2 --temperature 5 --seed 7 --threads 1", g_model, N), 0);
     assert_int_equal(parse_fasta(g_out, r), 2);
@@ -424,6 +441,7 @@ static void test_bad_inputs(void **state)
         {g_model, "--prompt " MB_DATA_DIR "/genomics/missing.fa", "missing.fa"},
         {g_model, "--prompt " MB_DATA_DIR "/genomics/noheader.fa", "noheader.fa"},
         {g_model, NULL, "record 'e2' is empty"}, /* NULL: --prompt g_empty */
+        {g_model, "--bf16", "--bf16: bf16 weights are for GPU inference"}, /* on the CPU */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char extra[512];
