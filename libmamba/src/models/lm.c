@@ -510,14 +510,13 @@ static int lm_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, co
     float *lg = mb_calloc((size_t)B * Vp, sizeof(float), "sampling");
     int32_t *cur = mb_calloc((size_t)B, sizeof(int32_t), "sampling");
     void *scratch = mb_calloc(1, mb_sample_scratch_bytes(V), "sampling");
-    /* on the CPU each layer's A = -exp(A_log) once for the run */
-    const int cpu = mb_dev_host_memory(m->ctx);
+    /* each layer's A = -exp(A_log) once for the run */
     size_t nA = 0;
     for (int l = 0; l < nl; l++) nA += (size_t)nt->layers[l].mixer.d_inner * nt->layers[l].mixer.d_state;
-    float *A = cpu ? mb_calloc(nA, sizeof(float), "sampling") : NULL;
+    float *A = mb_calloc(nA, sizeof(float), "sampling");
     int rc = -1;
-    if (!lg || !cur || !scratch || (cpu && !A)) goto done;
-    for (size_t l = 0, off = 0; cpu && l < (size_t)nl; l++) {
+    if (!lg || !cur || !scratch || !A) goto done;
+    for (size_t l = 0, off = 0; l < (size_t)nl; l++) {
         mb_mixer_state_pin_A(m->ctx, &nt->layers[l].mixer, &m->params, &s->layers[l], A + off);
         off += (size_t)nt->layers[l].mixer.d_inner * nt->layers[l].mixer.d_state;
     }
