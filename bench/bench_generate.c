@@ -4,7 +4,7 @@
  * batch-1 token is the weights read once (bytes / the device's read
  * bandwidth, measured here). Prints a table; no pass/fail.
  *
- *   bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|130m|2.8b]
+ *   bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|130m|2.8b] [--batch B]
  *
  * Shapes: the DNA model (d256 x 8, vocab 16), the 130m shape (d768 x 24,
  * vocab 50280), and on a GPU the 2.8b shape (d2560 x 64). */
@@ -55,6 +55,7 @@ static const mb_sampler plain = {.temperature = 1.f, .top_p = 1.f, .seed = 3};
 static const mb_sampler cut = {.temperature = 1.f, .top_p = 0.9f, .seed = 3, .top_k = 50};
 
 static const char *g_only; /* --shape: only the rows of shapes whose name starts so */
+static int g_batch;        /* --batch: only the rows of this batch (0: all) */
 
 static int g_int8; /* the next rows with int8 weights (CPU) */
 static int g_bf16; /* the next rows with bf16 weights (GPU) */
@@ -62,6 +63,7 @@ static int g_bf16; /* the next rows with bf16 weights (GPU) */
 static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, double bw, const mb_sampler *sp)
 {
     if (g_only && strncmp(sh->name, g_only, strlen(g_only)) != 0) return;
+    if (g_batch && B != g_batch) return;
     mb_config cfg;
     bench_model_config(&cfg, sh->d_model, sh->n_layer, sh->vocab, 0);
     mb_model *m = mb_model_create(ctx, &cfg, 1);
@@ -98,9 +100,11 @@ static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, 
         int32_t *warm = malloc(sizeof(int32_t) * (size_t)B * 40);
         mb_model_sample(m, s, first, mb_dev_host_memory(ctx) ? 4 : 40, sp, warm);
         free(warm);
+        mb_dev_profile(ctx, 1); /* what ncu --profile-from-start off sees */
         const double t0 = bench_now_s();
         const int rc = mb_model_sample(m, s, first, n_tokens, sp, out);
         const double t = bench_now_s() - t0, per = t / n_tokens;
+        mb_dev_profile(ctx, 0);
         const double floor = bw > 0 ? wbytes / bw : 0;
         /* int8: the floor of the bytes streamed, a quarter (and the scales) */
         const double fl = g_int8 ? floor * (1 + 4.0 / 32) / 4 : g_bf16 ? floor / 2 : floor;
@@ -122,8 +126,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) n_tokens = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) g_only = argv[++i];
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) g_batch = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|130m|2.8b]\n");
+            fprintf(stderr, "usage: bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|130m|2.8b] [--batch B]\n");
             return 2;
         }
     }

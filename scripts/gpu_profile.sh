@@ -9,6 +9,11 @@
 #       Compute with warm caches and free clocks (as in the real loop), summed
 #       per kernel and grid: what a step spends in kernels, launch gaps aside;
 #       into $OUT/ncu_step.csv; reuses build-gpu when it is there
+#   bash scripts/gpu_profile.sh gen SHAPE B [COUNT]  the LM's generation
+#       (bench_generate --shape SHAPE --batch B): the first COUNT kernels of
+#       the timed loop (after the warm-up, mb_dev_profile) timed the same way, summed per kernel, into $OUT/ncu_gen_SHAPE_B.csv;
+#       and where Nsight Systems is installed, the same run's kernel summary
+#       as they overlap in the real loop (graphs, PDL) into $OUT/nsys_gen_SHAPE_B.txt
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 WHAT=${1:-scan}
@@ -16,6 +21,29 @@ OUT=${OUT:-$PWD/gpu-check-out}
 mkdir -p "$OUT"
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
 export LD_LIBRARY_PATH="/opt/deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+# the per-kernel sums of an ncu --csv --page raw run of gpu__time_duration
+ncu_sum() {
+    python3 - "$1" <<'PY'
+import csv, sys, collections
+rows = list(csv.reader(open(sys.argv[1])))
+i0 = next(i for i, r in enumerate(rows) if r and r[0] == "ID")  # the program's output comes first
+head = rows[i0]
+ki, ti, gi, bi = (head.index(k) for k in ("Kernel Name", "gpu__time_duration.sum", "Grid Size", "Block Size"))
+unit = rows[i0 + 1][ti]
+tot, cnt = collections.Counter(), collections.Counter()
+for r in rows[i0 + 2:]:
+    try: t = float(r[ti].replace(",", ""))
+    except (ValueError, IndexError): continue
+    k = r[ki].split("(")[0][:48] + " " + r[gi] + "x" + r[bi]
+    tot[k] += t; cnt[k] += 1
+scale = {"ns": 1e-3, "us": 1.0, "usecond": 1.0, "nsecond": 1e-3}.get(unit, 1e-3)
+print(f"{sum(cnt.values())} kernels, {sum(tot.values()) * scale:.1f} us in kernels (unit {unit})")
+print("| kernel grid x block | launches | total us | mean us |")
+for k, t in tot.most_common():
+    print(f"| {k} | {cnt[k]} | {t * scale:.1f} | {t * scale / cnt[k]:.2f} |")
+PY
+}
+
 case "$WHAT" in
 scan)
     bash scripts/gpu_check.sh quick
@@ -35,28 +63,33 @@ step)
         --cache-control none --clock-control none --csv --page raw build-gpu/bench/bench_audio --device cuda --step-only --batch "$SB" --quick \
         >"$OUT/ncu_step.csv" 2>"$OUT/ncu_step.err"
     echo "ncu rc=$?"
-    python3 - "$OUT/ncu_step.csv" <<'PY'
-import csv, sys, collections
-rows = list(csv.reader(open(sys.argv[1])))
-i0 = next(i for i, r in enumerate(rows) if r and r[0] == "ID")  # the program's output comes first
-head = rows[i0]
-ki, ti, gi, bi = (head.index(k) for k in ("Kernel Name", "gpu__time_duration.sum", "Grid Size", "Block Size"))
-unit = rows[i0 + 1][ti]
-tot, cnt = collections.Counter(), collections.Counter()
-for r in rows[i0 + 2:]:
-    try: t = float(r[ti].replace(",", ""))
-    except (ValueError, IndexError): continue
-    k = r[ki].split("(")[0][:48] + " " + r[gi] + "x" + r[bi]
-    tot[k] += t; cnt[k] += 1
-scale = {"ns": 1e-3, "us": 1.0, "usecond": 1.0, "nsecond": 1e-3}.get(unit, 1e-3)
-print(f"{sum(cnt.values())} kernels, {sum(tot.values()) * scale:.1f} us in kernels (unit {unit})")
-print("| kernel grid x block | launches | total us | mean us |")
-for k, t in tot.most_common():
-    print(f"| {k} | {cnt[k]} | {t * scale:.1f} | {t * scale / cnt[k]:.2f} |")
-PY
+    ncu_sum "$OUT/ncu_step.csv"
+    ;;
+gen)
+    SH=${2:-130m} GB=${3:-1} CNT=${4:-600}
+    mkdir -p build-gpu
+    [ -f build-gpu/build.ninja ] || bash scripts/gpu_check.sh build >/dev/null 2>&1
+    cmake --build build-gpu --target bench_generate >/dev/null || exit 1
+    build-gpu/bench/bench_generate --device cuda --shape "$SH" --batch "$GB" --tokens 128
+    timeout 240 "$NCU" --profile-from-start off --launch-count "$CNT" --metrics gpu__time_duration.sum \
+        --cache-control none --clock-control none --csv --page raw \
+        build-gpu/bench/bench_generate --device cuda --shape "$SH" --batch "$GB" --tokens 64 \
+        >"$OUT/ncu_gen_${SH}_$GB.csv" 2>"$OUT/ncu_gen_${SH}_$GB.err"
+    echo "ncu rc=$?"
+    ncu_sum "$OUT/ncu_gen_${SH}_$GB.csv"
+    NSYS=$(command -v nsys || ls /opt/nvidia/nsight-systems/*/bin/nsys /usr/local/cuda/bin/nsys 2>/dev/null | head -1)
+    if [ -n "$NSYS" ]; then
+        timeout 120 "$NSYS" profile -o "/tmp/nsys_gen" --force-overwrite true --cuda-graph-trace node -t cuda --capture-range cudaProfilerApi \
+            build-gpu/bench/bench_generate --device cuda --shape "$SH" --batch "$GB" --tokens 256 >/dev/null 2>&1
+        timeout 60 "$NSYS" stats -r cuda_gpu_kern_sum -f csv /tmp/nsys_gen.nsys-rep >"$OUT/nsys_gen_${SH}_$GB.txt" 2>&1
+        echo "nsys rc=$?"
+        head -25 "$OUT/nsys_gen_${SH}_$GB.txt"
+    else
+        echo "no nsys here"
+    fi
     ;;
 *)
-    echo "usage: $0 [scan|step]" >&2
+    echo "usage: $0 [scan|step|gen SHAPE B [COUNT]]" >&2
     exit 2
     ;;
 esac

@@ -202,6 +202,8 @@ static void test_lm_wide(void **s)
     assert_true(mb_test_sample_replay(mg, mc, 2, 60, &sp, 1e-5) <= 1);
     const mb_sampler s1 = {.temperature = 1.f, .top_p = 1.f, .seed = 24};
     assert_true(mb_test_sample_replay(mg, mc, 1, 20, &s1, 1e-5) <= 1);
+    /* 9 rows: the split kernels by groups of rows, the head as a GEMM */
+    assert_true(mb_test_sample_replay(mg, mc, 9, 24, &sp, 1e-5) <= 1);
 
     /* bf16 weights on the GPU (mb_model_set_bf16) against the CPU with the
      * same matrices rounded to bf16: steps and sampling; int8 is refused
@@ -236,6 +238,7 @@ static void test_lm_wide(void **s)
     assert_true(eb < 1e-5);
     free(gb), free(cb);
     assert_true(mb_test_sample_replay(mg, mc, 2, 40, &sp, 1e-5) <= 1);
+    assert_true(mb_test_sample_replay(mg, mc, 6, 16, &sp, 1e-5) <= 1); /* the bf16 head's rows in two groups */
     mb_model_free(mc), mb_model_free(mg);
 }
 

@@ -932,8 +932,9 @@ static void head_sample_case(mb_rng *r, int B, int d, int V, int ln, float T, in
     pg.count = d_count, pg.next = d_next, pg.hist = d_hist;
     uint16_t *b_head = g_head_bf16 ? bf16_copy(d_head, head, (size_t)V * d) : NULL;
     pg.head_bf16 = b_head;
-    mb_arena ws;
+    mb_arena ws, gws;
     assert_int_equal(mb_arena_init(&ws, g_cpu, mb_head_sample_workspace(g_cpu, &pc)), 0);
+    assert_int_equal(mb_arena_init(&gws, g_gpu, mb_head_sample_workspace(g_gpu, &pg)), 0);
     void *scratch = xmalloc(mb_sample_scratch_bytes(V));
     double worst = 0;
     int off = 0;
@@ -946,7 +947,8 @@ static void head_sample_case(mb_rng *r, int B, int d, int V, int ln, float T, in
         for (int b = 0; b < B; b++) c0[b] = count[b];
         mb_head_sample(g_cpu, &pc, y, &ws);
         assert_int_equal(mb_ctx_check(g_cpu), 0);
-        mb_head_sample(g_gpu, &pg, d_y, NULL);
+        mb_head_sample(g_gpu, &pg, d_y, &gws);
+        assert_int_equal(mb_ctx_check(g_gpu), 0);
         float *lg = h_from(d_l, nl);
         worst = fmax(worst, view_err(lg, lc, B, V, ld));
         check_pad(lg, lc, B, V, ld);
@@ -975,6 +977,7 @@ static void head_sample_case(mb_rng *r, int B, int d, int V, int ln, float T, in
     check(what, worst, tol_sum(d));
     assert_true(off <= 1);
     mb_arena_free(&ws);
+    mb_arena_free(&gws);
     free(nw), free(nb), free(head), free(count), free(next), free(hist), free(scratch);
     d_free(d_nw), d_free(d_nb), d_free(d_head), d_free(d_cfg), d_free(d_count), d_free(d_next), d_free(d_hist);
     d_free(b_head);
@@ -1002,8 +1005,12 @@ static void test_head_sample(void **state)
     head_sample_case(&r, 3, 768, big, 1, 0.8f, 50, 0.9f, 3, 0);
     head_sample_case(&r, 2, 96, big, 0, 1.f, 0, 0.5f, 3, 0);
     head_sample_case(&r, 2, 64, big, 0, 1.f, 100, 0.95f, 3, 13);
+    /* more rows than the GEMV kernel takes at once: the norm and a GEMM */
+    head_sample_case(&r, 6, 768, big, 0, 1.f, 0, 1.f, 2, 0);
+    head_sample_case(&r, 9, 96, big, 1, 0.7f, 30, 0.8f, 2, 0);
     g_head_bf16 = 1; /* the head read as bf16 (mb_model_set_bf16) */
     head_sample_case(&r, 2, 768, big, 0, 1.f, 40, 0.9f, 3, 0);
+    head_sample_case(&r, 6, 96, big, 0, 1.f, 0, 1.f, 2, 0); /* rows in two groups of the grid */
     head_sample_case(&r, 1, 36, big, 1, 1.f, 0, 1.f, 3, 0); /* a row of 36: a weight at a time */
     g_head_bf16 = 0;
 }

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cuda_profiler_api.h>
+
 #include "core/cuda_util.h"
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -111,8 +113,8 @@ extern "C" int mb_cuda_ctx_init(mb_ctx *ctx, int index)
         const char *pdl = getenv("MB_CUDA_PDL");
         st->pdl = major >= 9 && !(pdl && strcmp(pdl, "0") == 0);
         const char *step = getenv("MB_CUDA_STEP");
-        /* ops/ops.h's MB_STEP_AUTO, _FUSED, _SPLIT */
-        st->step_path = !step ? 0 : !strcmp(step, "fused") ? 1 : !strcmp(step, "split") ? 2 : 0;
+        /* ops/ops.h's MB_STEP_AUTO, _FUSED, _SPLIT, _LAYER */
+        st->step_path = !step ? 0 : !strcmp(step, "fused") ? 1 : !strcmp(step, "split") ? 2 : !strcmp(step, "layer") ? 3 : 0;
         if (MB_CUDA_OK(ctx, cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking))) break;
         if (MB_CUDA_OK(ctx, cudaMalloc(&st->scratch, MB_CUDA_SCRATCH_BYTES))) break;
         if (MB_CUDA_OK(ctx, cudaMalloc(&st->cublas_ws, MB_CUBLAS_WORKSPACE_BYTES))) break;
@@ -246,6 +248,13 @@ extern "C" int mb_cuda_sync(mb_ctx *ctx)
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return -1;
     return MB_CUDA_OK(ctx, cudaStreamSynchronize(st->stream));
+}
+
+extern "C" int mb_cuda_profile(mb_ctx *ctx, int on)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return -1;
+    return MB_CUDA_OK(ctx, on ? cudaProfilerStart() : cudaProfilerStop());
 }
 
 extern "C" int mb_cuda_copy(mb_ctx *ctx, void *dst, const void *src, size_t bytes)

@@ -124,6 +124,15 @@ int mb_dev_sync(mb_ctx *ctx)
     return mb_ctx_check(ctx);
 }
 
+int mb_dev_profile(mb_ctx *ctx, int on)
+{
+#ifdef MB_HAVE_CUDA
+    if (ON_CUDA(ctx)) return mb_cuda_profile(ctx, on);
+#endif
+    (void)on;
+    return 0;
+}
+
 int mb_dev_graphs(const mb_ctx *ctx) { return ON_CUDA(ctx); }
 
 int mb_dev_run(mb_ctx *ctx, void **graph, mb_dev_work_fn work, void *arg)

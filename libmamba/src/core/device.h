@@ -42,6 +42,10 @@ void mb_host_free(mb_ctx *ctx, void *p);
  * stream. */
 int mb_dev_copy_async(mb_ctx *ctx, void *dst, const void *src, size_t bytes);
 int mb_dev_sync(mb_ctx *ctx);
+/* The profilers' capture range (cudaProfilerStart/Stop; nothing on the
+ * CPU): benchmarks mark the loop they time, so that Nsight Compute run
+ * with --profile-from-start off sees only it. */
+int mb_dev_profile(mb_ctx *ctx, int on);
 
 /* ---- graphs ----------------------------------------------------------------
  * Work replayed many times with the same pointers (a generation step) is
@@ -74,6 +78,7 @@ void *mb_cuda_host_alloc(mb_ctx *ctx, size_t bytes);
 void mb_cuda_host_free(void *p);
 int mb_cuda_copy_async(mb_ctx *ctx, void *dst, const void *src, size_t bytes);
 int mb_cuda_sync(mb_ctx *ctx);
+int mb_cuda_profile(mb_ctx *ctx, int on);
 #endif
 
 #ifdef __cplusplus

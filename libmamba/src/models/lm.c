@@ -354,7 +354,15 @@ static int lm_state_bufs(lm_state *s, int L)
     lm_state_arg arg = {m, s, L};
     s->act = mb_dev_carve(m->ctx, lm_state_layout, &arg, "inference activations");
     s->tok = s->act ? mb_dev_alloc(m->ctx, M * sizeof(int32_t), "tokens") : NULL;
-    if (!s->tok || mb_arena_init(&s->ws, m->ctx, mb_layer_workspace(m->ctx, &net(m)->layers[0], s->pub.B, L))) {
+    size_t wsz = mb_layer_workspace(m->ctx, &net(m)->layers[0], s->pub.B, L);
+    if (L == 1) {
+        /* a generation step's head with its draw (lm_gen_step); without
+         * head_bf16 the larger of its two needs */
+        const mb_head_sample_params hp = {.batch = s->pub.B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size};
+        const size_t w = mb_head_sample_workspace(m->ctx, &hp);
+        wsz = w > wsz ? w : wsz;
+    }
+    if (!s->tok || mb_arena_init(&s->ws, m->ctx, wsz)) {
         lm_state_bufs_free(s);
         return -1;
     }

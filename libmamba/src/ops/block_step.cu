@@ -341,14 +341,15 @@ static int bs_use_split(mb_ctx *ctx, const mb_cuda_state *st, const mb_block_ste
 }
 
 /* rows above which a wide layer's step is better run as the layer's
- * GEMMs: the split kernels re-read the weights for every SP_MR rows */
-#define BS_SPLIT_MAX_BATCH 8
+ * GEMMs: the split kernels read the weights from L2 for every SP_MR rows */
+#define BS_SPLIT_MAX_BATCH 64
 
 extern "C" int mb_block_step_prefers_cuda(mb_ctx *ctx, const mb_block_step_params *p)
 {
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return 0;
     const int path = p->gpu_path != MB_STEP_AUTO ? p->gpu_path : st->step_path;
+    if (path == MB_STEP_LAYER) return 0;
     return !(bs_use_split(ctx, st, p) && p->batch > BS_SPLIT_MAX_BATCH && path != MB_STEP_SPLIT);
 }
 

@@ -20,8 +20,12 @@
  *         output; the conv state shifts by one (after `x` has read it)
  *   out   out = h + out_proj y (and out2 = out + add2)
  *
- * The batch's rows go through shared memory SP_MR at a time; the weights of
- * a pass are re-read from L2 for the next SP_MR rows. The intermediates live
+ * The batch's rows go through shared memory SP_MR at a time, a group of
+ * SP_MR rows to each row of the grid (blockIdx.y): the weights are read
+ * from DRAM once and from L2 by every group, so that at 64 rows the step
+ * still runs on every SM rather than passing over the rows one group after
+ * another (measured on an H200, the DNA model at batch 64: 1.9 ms a token
+ * in sequence). The intermediates live
  * in the caller's workspace (mb_block_step_workspace bytes, which the CPU
  * version needs anyway). */
 #include "core/cuda_util.h"
@@ -33,6 +37,7 @@
 #define SP_MR 4 /* batch rows a pass holds in shared memory */
 #define SP_PRE 12 /* float4s of a weight row a lane holds (rows up to 1536 floats) */
 #define SP_DT_HELD 64 /* dt_proj rows a scan thread holds in registers (dt_rank up to 64) */
+#define SP_SCAN_HELD 2 /* states a scan thread loads before the wait (the rest after) */
 
 /* The warp's first column's weights, loaded before mb_pdl_wait where a lane
  * can hold them (V: 16-byte rows; see mb_gemv_warp_preload). BF: the
@@ -77,6 +82,18 @@ static __device__ __forceinline__ const float *sp_row(const float *h, const int3
     return tokens ? embed + (size_t)tokens[b] * d : h + (size_t)b * d;
 }
 
+/* The conv of column n, row b, but for its newest input: the bias and the
+ * taps on the conv state; *w_last gets the newest input's tap */
+static __device__ __forceinline__ float sp_conv_part(const mb_norm_gemv_params &p, int b, int n, float *w_last)
+{
+    const int K = p.conv_k, Di = p.conv_dim;
+    const float *cs = p.conv_state + (size_t)b * (K - 1) * Di, *w = p.conv_w + (size_t)n * K;
+    float a = p.conv_b ? p.conv_b[n] : 0.f;
+    for (int k = 0; k < K - 1; k++) a += w[k] * cs[(size_t)k * Di + n];
+    *w_last = w[K - 1];
+    return a;
+}
+
 /* y[b, n] = W[n, :] . norm(h[b, :]) for n < n_out: the block step's first
  * kernel, and the head of a generation step (ops/sample.cu) */
 template <bool V, bool BF>
@@ -91,8 +108,16 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
     float4 wr[SP_PRE];
     uint4 wb[SP_PRE];
     const bool pre = sp_preload<V, BF>(n_first, p.n_out, d, p.W, p.Wb, wr, wb);
+    /* the conv of the warp's first column for the lane's row of the first
+     * group, all but its newest input, before the wait (the conv state is
+     * the previous step's) */
+    const int m_first = blockIdx.y * SP_MR;
+    float conv_wl = 0.f;
+    const float conv_a = lane < SP_MR && n_first < p.conv_dim && m_first + lane < p.batch
+                             ? sp_conv_part(p, m_first + lane, n_first, &conv_wl)
+                             : 0.f;
     mb_pdl_wait();
-    for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
+    for (int m0 = m_first; m0 < p.batch; m0 += gridDim.y * SP_MR) {
         const int M = min(SP_MR, p.batch - m0);
         /* the whole block norms each row: a warp a row left the other
          * warps waiting on its chain of loads (profiled: the kernel's time
@@ -110,12 +135,10 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
                     const int b = m0 + m;
                     p.y[(size_t)b * p.ldy + n] = acc[m];
                     if (n >= p.conv_dim) continue;
-                    const int K = p.conv_k, Di = p.conv_dim;
-                    const float *cs = p.conv_state + (size_t)b * (K - 1) * Di, *w = p.conv_w + (size_t)n * K;
-                    float a = p.conv_b ? p.conv_b[n] : 0.f;
-                    for (int k = 0; k < K - 1; k++) a += w[k] * cs[(size_t)k * Di + n];
-                    a += w[K - 1] * acc[m];
-                    p.xc[(size_t)b * Di + n] = a * sp_sigmoid(a);
+                    float wl;
+                    const float a = (n == n_first && m0 == m_first ? (wl = conv_wl, conv_a) : sp_conv_part(p, b, n, &wl)) +
+                                    wl * acc[m];
+                    p.xc[(size_t)b * p.conv_dim + n] = a * sp_sigmoid(a);
                 }
         }
         __syncthreads();
@@ -137,7 +160,7 @@ split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float
     uint4 wb[SP_PRE];
     const bool pre = sp_preload<V, BF>(n_first, xd, Di, p.x_proj, p.x_proj_bf16, wr, wb);
     mb_pdl_wait();
-    for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
+    for (int m0 = blockIdx.y * SP_MR; m0 < p.batch; m0 += gridDim.y * SP_MR) {
         const int M = min(SP_MR, p.batch - m0);
         for (int i = threadIdx.x; i < M * Di; i += SP_THREADS) {
             const int m = i / Di, c = i - m * Di;
@@ -155,11 +178,38 @@ split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float
     }
 }
 
+/* state n of a channel one step on (its value hr, hi and rate Ar, Ai as
+ * held), stored back; returns its term of C . h */
+static __device__ __forceinline__ float sp_state_step(bool cplx, float dt, float dtx, float Ar, float Ai, float hr,
+                                                      float hi, const float *Bt, const float *Ct, int n, float *hs,
+                                                      int idx)
+{
+    if (!cplx) {
+        const float hv = expf(dt * Ar) * hr + dtx * Bt[n];
+        hs[idx] = hv;
+        return Ct[n] * hv;
+    }
+    float sn, cn;
+    sincosf(dt * Ai, &sn, &cn);
+    const float mag = expf(dt * Ar), ar = mag * cn, ai = mag * sn;
+    const float nr = ar * hr - ai * hi + dtx * Bt[2 * n];
+    const float ni = ar * hi + ai * hr + dtx * Bt[2 * n + 1];
+    hs[2 * idx] = nr;
+    hs[2 * idx + 1] = ni;
+    return 2.f * (Ct[2 * n] * nr - Ct[2 * n + 1] * ni);
+}
+
 /* A thread per (row, channel, state group): SEG neighbouring lanes share a
  * channel (SEG divides 32 and d_state), each stepping d_state / SEG states;
  * their partial C . h meet by shuffles. The lane of state group 0 gates the
  * output and shifts the channel's conv state (split_x_kernel, before, has
- * read it). */
+ * read it).
+ *
+ * Before mb_pdl_wait it loads all but dbc: the weights, and what the
+ * kernels two or more launches back wrote (xc and z from the `in` kernel,
+ * the states from the previous step), since the kernel that may still run
+ * then is split_x_kernel alone (mb_pdl_wait lets one kernel run ahead), and
+ * it writes dbc only. So after the wait the chain is one read of dbc. */
 template <int SEG>
 static __global__ void __launch_bounds__(SP_THREADS)
 split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, const float *__restrict__ xc,
@@ -169,15 +219,27 @@ split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, co
     const int nbc = p.is_complex ? 2 * N : N, xd = R + 2 * nbc, b = blockIdx.y;
     const int t = blockIdx.x * SP_THREADS + threadIdx.x, c = t / SEG, j = t % SEG;
     const bool ok = c < Di;
-    /* the channel's dt_proj row (up to SP_DT_HELD values), before the wait:
-     * weights, so their latency overlaps the kernel before */
+    /* the channel's dt_proj row (up to SP_DT_HELD values) */
     float wdt[SP_DT_HELD];
     const bool held = ok && R <= SP_DT_HELD;
 #pragma unroll
     for (int r = 0; r < SP_DT_HELD; r++) wdt[r] = held && r < R ? p.dt_w[(size_t)c * R + r] : 0.f;
-    const float bias = ok ? p.dt_b[c] : 0.f;
+    const float bias = ok ? p.dt_b[c] : 0.f, Dc = ok ? p.D[c] : 0.f;
+    const float x = ok ? xc[(size_t)b * Di + c] : 0.f, zc = ok && j == 0 ? xz[(size_t)b * 2 * Di + Di + c] : 0.f;
+    /* the thread's first SP_SCAN_HELD states (re, im) and decay rates */
+    float *hs = p.ssm_state + (size_t)b * Di * nbc;
+    float hre[SP_SCAN_HELD], him[SP_SCAN_HELD], Ar[SP_SCAN_HELD], Ai[SP_SCAN_HELD];
+#pragma unroll
+    for (int i = 0; i < SP_SCAN_HELD; i++) {
+        const int n = j + i * SEG, idx = c * N + n;
+        const bool in = ok && n < N;
+        Ar[i] = in ? -expf(p.A_log[idx]) : 0.f;
+        Ai[i] = in && p.is_complex ? p.A_imag[idx] : 0.f;
+        hre[i] = in ? hs[p.is_complex ? 2 * idx : idx] : 0.f;
+        him[i] = in && p.is_complex ? hs[2 * idx + 1] : 0.f;
+    }
     mb_pdl_wait();
-    float part = 0.f, x = 0.f;
+    float part = 0.f;
     if (ok) {
         const float *dr = dbc + (size_t)b * xd, *w = p.dt_w + (size_t)c * R;
         float v = bias;
@@ -190,37 +252,26 @@ split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, co
             for (int r = 0; r < R; r++) v += w[r] * dr[r];
         }
         const float dt = sp_softplus(v);
-        x = xc[(size_t)b * Di + c];
         const float dtx = dt * x;
         const float *Bt = dr + R, *Ct = Bt + nbc;
-        float *hs = p.ssm_state + (size_t)b * Di * nbc;
-        for (int n = j; n < N; n += SEG) {
+#pragma unroll
+        for (int i = 0; i < SP_SCAN_HELD; i++) {
+            const int n = j + i * SEG, idx = c * N + n;
+            if (n < N) part += sp_state_step(p.is_complex, dt, dtx, Ar[i], Ai[i], hre[i], him[i], Bt, Ct, n, hs, idx);
+        }
+        for (int n = j + SP_SCAN_HELD * SEG; n < N; n += SEG) {
             const int idx = c * N + n;
-            const float A = -expf(p.A_log[idx]);
-            if (!p.is_complex) {
-                const float hv = expf(dt * A) * hs[idx] + dtx * Bt[n];
-                hs[idx] = hv;
-                part += Ct[n] * hv;
-            } else {
-                const float hre = hs[2 * idx], him = hs[2 * idx + 1];
-                float sn, cn;
-                sincosf(dt * p.A_imag[idx], &sn, &cn);
-                const float mag = expf(dt * A), ar = mag * cn, ai = mag * sn;
-                const float nr = ar * hre - ai * him + dtx * Bt[2 * n];
-                const float ni = ar * him + ai * hre + dtx * Bt[2 * n + 1];
-                hs[2 * idx] = nr;
-                hs[2 * idx + 1] = ni;
-                part += 2.f * (Ct[2 * n] * nr - Ct[2 * n + 1] * ni);
-            }
+            const float hr = hs[p.is_complex ? 2 * idx : idx], hi = p.is_complex ? hs[2 * idx + 1] : 0.f;
+            part += sp_state_step(p.is_complex, dt, dtx, -expf(p.A_log[idx]), p.is_complex ? p.A_imag[idx] : 0.f,
+                                  hr, hi, Bt, Ct, n, hs, idx);
         }
     }
 #pragma unroll
     for (int o = SEG >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o, SEG);
     if (!ok || j != 0) return;
-    const float *xzr = xz + (size_t)b * 2 * Di;
-    const float zc = xzr[Di + c];
-    y[(size_t)b * Di + c] = (part + p.D[c] * x) * zc * sp_sigmoid(zc);
+    y[(size_t)b * Di + c] = (part + Dc * x) * zc * sp_sigmoid(zc);
     float *cs = p.conv_state + (size_t)b * (K - 1) * Di;
+    const float *xzr = xz + (size_t)b * 2 * Di;
     for (int k = 0; k < K - 1; k++) cs[(size_t)k * Di + c] = k + 1 < K - 1 ? cs[(size_t)(k + 1) * Di + c] : xzr[c];
 }
 
@@ -238,8 +289,15 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
     float4 wr[SP_PRE];
     uint4 wb[SP_PRE];
     const bool pre = sp_preload<V, BF>(n_first, d, Di, p.out_proj, p.out_proj_bf16, wr, wb);
+    /* the residual of the warp's first column and the lane's row of the
+     * first group, before the wait: h is the `in` kernel's input, three
+     * launches back (see split_scan_kernel) */
+    const int m_first = blockIdx.y * SP_MR;
+    const float h_first = lane < SP_MR && n_first < d && m_first + lane < p.batch
+                              ? sp_row(h, p.tokens, p.embed, d, m_first + lane)[n_first]
+                              : 0.f;
     mb_pdl_wait();
-    for (int m0 = 0; m0 < p.batch; m0 += SP_MR) {
+    for (int m0 = m_first; m0 < p.batch; m0 += gridDim.y * SP_MR) {
         const int M = min(SP_MR, p.batch - m0);
         for (int i = threadIdx.x; i < M * Di; i += SP_THREADS) {
             const int m = i / Di, c = i - m * Di;
@@ -253,7 +311,7 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
             for (int m = 0; m < SP_MR; m++)
                 if (lane == m && m < M) {
                     const int b = m0 + m;
-                    const float o = acc[m] + sp_row(h, p.tokens, p.embed, d, b)[n];
+                    const float o = acc[m] + (n == n_first && m0 == m_first ? h_first : sp_row(h, p.tokens, p.embed, d, b)[n]);
                     out[(size_t)b * ldo + n] = o;
                     if (p.out2) p.out2[(size_t)b * ldo2 + n] = o + p.add2[(size_t)b * lda2 + n];
                 }
@@ -262,12 +320,13 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
     }
 }
 
-/* blocks for n_out columns at a warp each, at most a few waves of the SMs
- * (the warps loop over the rest) */
-static int sp_grid(const mb_cuda_state *st, int n_out)
+/* blocks for n_out columns at a warp each (x), at most a few waves of the
+ * SMs (the warps loop over the rest), by groups of SP_MR rows (y) */
+static dim3 sp_grid(const mb_cuda_state *st, int n_out, int batch)
 {
     const int want = (n_out + SP_WARPS - 1) / SP_WARPS, cap = 4 * (st->sm_count > 0 ? st->sm_count : 132);
-    return want < cap ? (want > 0 ? want : 1) : cap;
+    const int groups = (batch + SP_MR - 1) / SP_MR;
+    return dim3((unsigned)(want < cap ? (want > 0 ? want : 1) : cap), (unsigned)(groups < 65535 ? groups : 65535));
 }
 
 /* 16-byte rows: 4 floats or 8 bf16 a load (Wb, bf16, where not NULL) */
@@ -312,7 +371,7 @@ extern "C" void mb_norm_gemv_cuda(mb_ctx *ctx, const mb_norm_gemv_params *p)
                       norm_gemv_kernel<true, false>, norm_gemv_kernel<false, true>, norm_gemv_kernel<true, true>);
     size_t sh;
     if (sp_smem(ctx, fn, p->d, &sh)) return;
-    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fn, dim3(sp_grid(st, p->n_out)), dim3(SP_THREADS), sh, *p));
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fn, sp_grid(st, p->n_out, p->batch), dim3(SP_THREADS), sh, *p));
     MB_LAUNCH_CHECK(ctx, "norm_gemv_kernel");
 }
 
@@ -357,7 +416,7 @@ extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
                       split_out_kernel<true, true>);
     size_t shx, sho;
     if (sp_smem(ctx, fx, Di, &shx) || sp_smem(ctx, fo, Di, &sho)) return;
-    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fx, dim3(sp_grid(st, xd)), dim3(SP_THREADS), shx, *p, xc, dbc));
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fx, sp_grid(st, xd, B), dim3(SP_THREADS), shx, *p, xc, dbc));
     MB_LAUNCH_CHECK(ctx, "split_x_kernel");
 
     const int seg = N % 32 == 0 ? 32 : N % 16 == 0 ? 16 : N % 8 == 0 ? 8 : N % 4 == 0 ? 4 : N % 2 == 0 ? 2 : 1;
@@ -373,7 +432,7 @@ extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
     MB_CUDA_CHECK(ctx, err);
     MB_LAUNCH_CHECK(ctx, "split_scan_kernel");
 
-    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fo, dim3(sp_grid(st, d)), dim3(SP_THREADS), sho, *p, h, y, out));
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fo, sp_grid(st, d, B), dim3(SP_THREADS), sho, *p, h, y, out));
     MB_LAUNCH_CHECK(ctx, "split_out_kernel");
     ws->used = mark;
 }

@@ -117,6 +117,10 @@ void mb_adamw(MB_OPS_ADAMW_ARGS)
 }
 
 size_t mb_scan_workspace(mb_ctx *ctx, const mb_scan_params *p) { DISPATCH_RET(mb_scan_workspace, ctx, p); }
+size_t mb_head_sample_workspace(mb_ctx *ctx, const mb_head_sample_params *p)
+{
+    DISPATCH_RET(mb_head_sample_workspace, ctx, p);
+}
 
 void mb_scan_fwd(MB_OPS_SCAN_FWD_ARGS) { DISPATCH_VOID(mb_scan_fwd, ctx, p, y, hT, ws); }
 

@@ -327,10 +327,12 @@ typedef struct {
     int ld_out2, ld_add2;
     /* GPU: which kernels (MB_STEP_*): one thread block a row (narrow
      * models), or four kernels that spread each matrix over every SM (wide
-     * ones: ops/block_step_split.cu); AUTO picks by the layer's size */
+     * ones: ops/block_step_split.cu); AUTO picks by the layer's size and
+     * the rows. MB_STEP_LAYER: not this op at all (mb_block_step_prefers
+     * says no, and the caller runs the layer's own kernels and GEMMs) */
     int gpu_path;
 } mb_block_step_params;
-enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2 };
+enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2, MB_STEP_LAYER = 3 };
 #define MB_OPS_BLOCK_STEP_ARGS mb_ctx *ctx, const mb_block_step_params *p, const float *h, \
     float *out, mb_arena *ws
 void mb_block_step(MB_OPS_BLOCK_STEP_ARGS);
@@ -356,7 +358,9 @@ typedef struct {
     /* Optional (the split block step; conv_dim 0: off): the columns n <
      * conv_dim are also the conv's newest input, xc[b, n] (rows conv_dim
      * apart) = silu(conv_b[n] + conv over [conv_state[b, :, n]; y[b, n]])
-     * with conv_k taps; the state is read, not shifted. */
+     * with conv_k taps; the state is read, not shifted, and on a GPU read
+     * before the kernel waits on the one launched before it (programmatic
+     * dependent launch): that one must not write it. */
     int conv_dim, conv_k;
     const float *conv_w, *conv_b, *conv_state;
     float *xc;
@@ -415,8 +419,8 @@ int mb_sample_pick(const float *z, int vocab, double temperature, int top_k, dou
  * there so that a captured graph replays with the values of the moment).
  * logits (rows ld_logits apart) may be NULL where mb_head_sample_fits says
  * so (on a GPU, a vocabulary over what one thread block holds goes through
- * the logits). The CPU version takes mb_head_sample_workspace bytes from
- * ws; the GPU one needs none. */
+ * the logits). It takes mb_head_sample_workspace bytes from ws (on a GPU,
+ * only a large vocabulary at many rows needs any: the normed rows). */
 typedef struct {
     int batch, d_model, vocab, ld_logits;
     float eps;
@@ -432,6 +436,7 @@ typedef struct {
 void mb_head_sample(MB_OPS_HEAD_SAMPLE_ARGS);
 void mb_head_sample_cpu(MB_OPS_HEAD_SAMPLE_ARGS);
 size_t mb_head_sample_workspace(mb_ctx *ctx, const mb_head_sample_params *p);
+size_t mb_head_sample_workspace_cpu(mb_ctx *ctx, const mb_head_sample_params *p);
 
 /* ---- what the backend's kernels support ------------------------------------
  * So that a model the kernels cannot run is refused with a clear reason
@@ -490,6 +495,7 @@ int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *p);
 int mb_block_step_prefers_cuda(mb_ctx *ctx, const mb_block_step_params *p);
 void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS);
 int mb_head_sample_fused_fits_cuda(int d_model, int vocab);
+size_t mb_head_sample_workspace_cuda(mb_ctx *ctx, const mb_head_sample_params *p);
 #endif
 
 #ifdef __cplusplus

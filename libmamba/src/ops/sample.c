@@ -90,7 +90,7 @@ int mb_sample_pick(const float *z, int vocab, double temperature, int top_k, dou
     return last; /* only when rounding puts target at the very end */
 }
 
-size_t mb_head_sample_workspace(mb_ctx *ctx, const mb_head_sample_params *p)
+size_t mb_head_sample_workspace_cpu(mb_ctx *ctx, const mb_head_sample_params *p)
 {
     (void)ctx;
     const size_t B = (size_t)p->batch;

@@ -284,15 +284,44 @@ head_sample_kernel(const mb_head_sample_params p, const float *__restrict__ y)
     if (threadIdx.x == 0) sr_store(p, b, n, k);
 }
 
+/* SH: the row's logits staged in shared memory first (one coalesced read;
+ * the passes then walk each thread's run there, not through L1) */
+template <bool SH>
 static __global__ void __launch_bounds__(SR_THREADS)
 sample_rows_kernel(const mb_head_sample_params p)
 {
+    extern __shared__ float4 sr_sh4[];
     __shared__ sr_shared sh;
     const int b = blockIdx.x;
     mb_pdl_wait(); /* the logits come from the kernel before */
     const int64_t n = p.count[b];
-    const int k = sr_draw<SR_THREADS>(p.logits + (size_t)b * p.ld_logits, p.vocab, *p.cfg, n, b, &sh);
+    const float *z = p.logits + (size_t)b * p.ld_logits;
+    if (SH) {
+        float *zs = reinterpret_cast<float *>(sr_sh4);
+        for (int k = threadIdx.x; k < p.vocab; k += SR_THREADS) zs[k] = z[k];
+        __syncthreads();
+        z = zs;
+    }
+    const int k = sr_draw<SR_THREADS>(z, p.vocab, *p.cfg, n, b, &sh);
     if (threadIdx.x == 0) sr_store(p, b, n, k);
+}
+
+/* the dynamic shared memory of sample_rows_kernel<true> for vocab classes,
+ * or 0 where they do not fit (opted in once per device) */
+static size_t sr_smem(mb_ctx *ctx, const mb_cuda_state *st, int vocab)
+{
+    static int optin[64];
+    const int dev = st->device < 64 ? st->device : 63;
+    if (!optin[dev]) {
+        int v = 0;
+        if (MB_CUDA_OK(ctx, cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, st->device))) return 0;
+        v -= (int)sizeof(sr_shared) + 1024; /* the static part and what the runtime reserves */
+        if (MB_CUDA_OK(ctx, cudaFuncSetAttribute(sample_rows_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, v)))
+            return 0;
+        optin[dev] = v;
+    }
+    const size_t bytes = (size_t)mb_round4(vocab) * sizeof(float);
+    return bytes <= (size_t)optin[dev] ? bytes : 0;
 }
 
 /* the fused kernel's dynamic shared memory */
@@ -306,9 +335,21 @@ extern "C" int mb_head_sample_fused_fits_cuda(int d_model, int vocab)
     return hs_smem(d_model, vocab) + sizeof(sr_shared) <= MB_HEAD_SAMPLE_CUDA_SMEM;
 }
 
+/* Rows above which the head is a norm and a GEMM (fp32 heads; a bf16 head
+ * stays in the GEMV kernel, which reads it as bf16) */
+#define HS_GEMM_ROWS 4
+
+static bool hs_gemm(const mb_head_sample_params *p) { return p->batch > HS_GEMM_ROWS && !p->head_bf16; }
+
+extern "C" size_t mb_head_sample_workspace_cuda(mb_ctx *ctx, const mb_head_sample_params *p)
+{
+    (void)ctx;
+    if (mb_head_sample_fused_fits_cuda(p->d_model, p->vocab) || !hs_gemm(p)) return 0;
+    return (size_t)3 * 64 + ((size_t)p->batch * p->d_model + 2 * (size_t)p->batch) * sizeof(float);
+}
+
 extern "C" void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS)
 {
-    (void)ws;
     if (p->batch <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
@@ -322,11 +363,29 @@ extern "C" void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS)
         mb_cuda_fail(ctx, "head_sample", "a vocabulary this large needs the logits buffer", __FILE__, __LINE__);
         return;
     }
-    const mb_norm_gemv_params hp = {.batch = p->batch, .d = p->d_model, .h = y, .norm_w = p->norm_w,
+    if (hs_gemm(p)) {
+        /* many rows: the norm, then one GEMM reads the head once for all of
+         * them (the GEMV kernel reads it for every few rows) */
+        const size_t mark = ws->used;
+        const int B = p->batch, d = p->d_model;
+        float *xn = mb_arena_floats(ws, (size_t)B * d), *mean = mb_arena_floats(ws, B), *rstd = mb_arena_floats(ws, B);
+        if (!xn || !mean || !rstd) {
+            mb_ctx_fail(ctx, "%s", mb_error_last()); /* a sizing bug: the arena said why */
+            return;
+        }
+        if (p->norm_b) mb_layernorm_fwd_cuda(ctx, B, d, y, p->norm_w, p->norm_b, p->eps, xn, mean, rstd);
+        else mb_rmsnorm_fwd_cuda(ctx, B, d, y, p->norm_w, p->eps, xn, rstd);
+        mb_gemm_cuda(ctx, 0, 1, B, p->vocab, d, 1.f, xn, d, p->head, d, 0.f, p->logits, p->ld_logits);
+        ws->used = mark;
+    } else {
+        const mb_norm_gemv_params hp = {.batch = p->batch, .d = p->d_model, .h = y, .norm_w = p->norm_w,
                                     .norm_b = p->norm_b, .eps = p->eps, .W = p->head, .Wb = p->head_bf16,
                                     .n_out = p->vocab,
                                     .y = p->logits, .ldy = p->ld_logits};
-    mb_norm_gemv_cuda(ctx, &hp);
-    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, sample_rows_kernel, dim3(p->batch), dim3(SR_THREADS), 0, *p));
+        mb_norm_gemv_cuda(ctx, &hp);
+    }
+    const size_t sh = sr_smem(ctx, st, p->vocab);
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, sh ? sample_rows_kernel<true> : sample_rows_kernel<false>, dim3(p->batch),
+                                      dim3(SR_THREADS), sh, *p));
     MB_LAUNCH_CHECK(ctx, "sample_rows_kernel");
 }
