@@ -801,16 +801,19 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
     assert_int_equal(mb_arena_init(&gws, g_gpu, mb_block_step_workspace(g_gpu, &p)), 0);
     char what[160];
     snprintf(what, sizeof what, "block_step%s%s B=%d d=%d Di=%d N=%d K=%d R=%d %s %s",
-             g_step_path == MB_STEP_SPLIT ? " split" : g_step_path == MB_STEP_FUSED ? " fused" : "",
+             g_step_path == MB_STEP_SPLIT   ? " split"
+             : g_step_path == MB_STEP_FUSED ? " fused"
+             : g_step_path == MB_STEP_ROWS  ? " rows"
+                                            : "",
              g_step_bf16 ? " bf16" : "", B, d, Di, N, K, R, cplx ? "complex" : "real", ln ? "layernorm" : "rmsnorm");
-    /* io: rows from an embedding table, out with a row stride, and out2 =
-     * out + add2 with strides of their own (the U-Net's fused step); the
-     * padding between rows must come back untouched (NaN as poisoned) */
+    /* io: rows from an embedding table, out with a row stride, and (io 1)
+     * out2 = out + add2 with strides of their own (the U-Net's fused step);
+     * the padding between rows must come back untouched (NaN as poisoned) */
     const int V = 11, ldo = io ? 3 * d : d, ld2 = io ? d + 5 : d, lda = io ? 2 * d : d;
     float *emb = io ? h_uniform(r, (size_t)V * d, -2, 2) : NULL;
     float *d_emb = io ? d_from(emb, (size_t)V * d) : NULL;
     if (io) {
-        snprintf(what + strlen(what), sizeof what - strlen(what), " io");
+        snprintf(what + strlen(what), sizeof what - strlen(what), io == 1 ? " io" : " tokens, ld_out");
         pc.ld_out = pg.ld_out = ldo, pc.ld_out2 = pg.ld_out2 = ld2, pc.ld_add2 = pg.ld_add2 = lda;
     }
     double worst = 0, worst2 = 0;
@@ -823,8 +826,12 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
         float *add2 = h_uniform(r, na, -1, 1), *d_add2 = d_from(add2, na);
         float *oc = h_nan(no), *d_o = d_new_nan(no), *o2c = h_nan(n2), *d_o2 = d_new_nan(n2);
         if (io) {
-            pc.tokens = tok, pc.embed = emb, pc.out2 = o2c, pc.add2 = add2;
-            pg.tokens = d_tok, pg.embed = d_emb, pg.out2 = d_o2, pg.add2 = d_add2;
+            pc.tokens = tok, pc.embed = emb;
+            pg.tokens = d_tok, pg.embed = d_emb;
+        }
+        if (io == 1) {
+            pc.out2 = o2c, pc.add2 = add2;
+            pg.out2 = d_o2, pg.add2 = d_add2;
         }
         mb_block_step(g_cpu, &pc, h, oc, &ws);
         assert_int_equal(mb_ctx_check(g_cpu), 0);
@@ -834,7 +841,7 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
         double e = view_err(og, oc, B, d, ldo);
         check_pad(og, oc, B, d, ldo);
         if (e > worst) worst = e;
-        if (io) {
+        if (io == 1) {
             e = view_err(o2g, o2c, B, d, ld2);
             check_pad(o2g, o2c, B, d, ld2);
             if (e > worst2) worst2 = e;
@@ -843,7 +850,7 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
         d_free(d_h), d_free(d_tok), d_free(d_add2), d_free(d_o), d_free(d_o2);
     }
     check(what, worst, tol_sum(d > Di ? d : Di));
-    if (io) check("  out2 = out + add2", worst2, tol_sum(d > Di ? d : Di));
+    if (io == 1) check("  out2 = out + add2", worst2, tol_sum(d > Di ? d : Di));
     free(emb);
     d_free(d_emb);
     /* the states after the steps; the float past the conv state is a
@@ -895,6 +902,16 @@ static void test_block_step(void **state)
     block_step_case(&r, 2, 18, 37, 5, 3, 2, 1, 1, 3, 1);
     block_step_case(&r, 6, 256, 512, 16, 4, 16, 0, 1, 2, 0);
     g_step_bf16 = 0;
+    /* many rows of a wide model: GEMMs around the scan kernel (AUTO picks
+     * it for the 130m shape at 16 rows), then forced: odd sizes, complex,
+     * LayerNorm, tokens and a row stride, d_state 24 and 64, no conv state */
+    block_step_case(&r, 16, 768, 1536, 16, 4, 48, 0, 0, 2, 0);
+    g_step_path = MB_STEP_ROWS;
+    block_step_case(&r, 64, 128, 256, 16, 4, 8, 0, 0, 2, 0);
+    block_step_case(&r, 9, 18, 37, 5, 3, 2, 1, 1, 3, 2);
+    block_step_case(&r, 12, 40, 80, 24, 4, 3, 0, 1, 3, 0);
+    block_step_case(&r, 10, 32, 64, 64, 2, 3, 1, 0, 3, 2);
+    block_step_case(&r, 9, 16, 32, 8, 1, 1, 0, 0, 3, 0);
     g_step_path = MB_STEP_FUSED; /* the one-block kernel still runs a wide model */
     block_step_case(&r, 1, 768, 1536, 16, 4, 48, 0, 0, 2, 0);
     g_step_path = MB_STEP_AUTO;

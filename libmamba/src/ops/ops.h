@@ -326,13 +326,15 @@ typedef struct {
     const float *add2;
     int ld_out2, ld_add2;
     /* GPU: which kernels (MB_STEP_*): one thread block a row (narrow
-     * models), or four kernels that spread each matrix over every SM (wide
-     * ones: ops/block_step_split.cu); AUTO picks by the layer's size and
-     * the rows. MB_STEP_LAYER: not this op at all (mb_block_step_prefers
-     * says no, and the caller runs the layer's own kernels and GEMMs) */
+     * models), four kernels that spread each matrix over every SM (wide
+     * ones: ops/block_step_split.cu), or for many rows of a wide model
+     * GEMMs around the split form's scan (ROWS); AUTO picks by the layer's
+     * size and the rows. MB_STEP_LAYER: not this op at all
+     * (mb_block_step_prefers says no, and the caller runs the layer's own
+     * kernels and GEMMs) */
     int gpu_path;
 } mb_block_step_params;
-enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2, MB_STEP_LAYER = 3 };
+enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2, MB_STEP_LAYER = 3, MB_STEP_ROWS = 4 };
 #define MB_OPS_BLOCK_STEP_ARGS mb_ctx *ctx, const mb_block_step_params *p, const float *h, \
     float *out, mb_arena *ws
 void mb_block_step(MB_OPS_BLOCK_STEP_ARGS);
@@ -451,8 +453,9 @@ int mb_scan_supported(mb_ctx *ctx, int d_state, int batch);
  * the one-block kernel's work area, or the split kernels' rows, must fit
  * the device's shared memory; always on the CPU). */
 int mb_block_step_fits(mb_ctx *ctx, const mb_block_step_params *p);
-/* Whether the block step is the faster way to run a step of p->batch rows
- * (a GPU takes a wide layer's GEMMs instead above a few rows). */
+/* Whether the block step is the way to run a step of p->batch rows (yes,
+ * but where MB_CUDA_STEP=layer asks for the layer's own kernels, to
+ * compare). */
 int mb_block_step_prefers(mb_ctx *ctx, const mb_block_step_params *p);
 /* Whether the head + draw (mb_head_sample) can run these sizes with no
  * logits buffer (any size runs with one). */
@@ -468,6 +471,8 @@ void mb_linear_bf16_fwd_cuda(mb_ctx *ctx, int M, int in, int out, const float *x
                              float *y, int ldy);
 void mb_norm_gemv_cuda(mb_ctx *ctx, const mb_norm_gemv_params *p);
 void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS);
+void mb_block_step_rows_cuda(MB_OPS_BLOCK_STEP_ARGS);
+int mb_block_step_rows_takes_cuda(const mb_block_step_params *p);
 int mb_block_step_split_fits_cuda(mb_ctx *ctx, int width);
 void mb_conv1d_fwd_cuda(MB_OPS_CONV_FWD_ARGS);
 void mb_conv1d_bwd_cuda(MB_OPS_CONV_BWD_ARGS);
