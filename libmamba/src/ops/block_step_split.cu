@@ -36,7 +36,7 @@
 #define SP_WARPS (SP_THREADS / 32)
 #define SP_MR 4 /* batch rows a pass holds in shared memory */
 #define SP_PRE 12 /* float4s of a weight row a lane holds (rows up to 1536 floats) */
-#define SP_DT_HELD 64 /* dt_proj rows a scan thread holds in registers (dt_rank up to 64) */
+#define SP_DT_HELD 12 /* dt_proj values a scan lane holds in registers (dt_rank up to 12 x its channel's lanes) */
 #define SP_SCAN_HELD 2 /* states a scan thread loads before the wait (the rest after) */
 
 /* The warp's first column's weights, loaded before mb_pdl_wait where a lane
@@ -219,11 +219,15 @@ split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, co
     const int nbc = p.is_complex ? 2 * N : N, xd = R + 2 * nbc, b = blockIdx.y;
     const int t = blockIdx.x * SP_THREADS + threadIdx.x, c = t / SEG, j = t % SEG;
     const bool ok = c < Di;
-    /* the channel's dt_proj row (up to SP_DT_HELD values) */
+    /* the lane's share of the channel's dt_proj row: r = j, j + SEG, ...
+     * (held when that is at most SP_DT_HELD values) */
     float wdt[SP_DT_HELD];
-    const bool held = ok && R <= SP_DT_HELD;
+    const bool held = ok && R <= SP_DT_HELD * SEG;
 #pragma unroll
-    for (int r = 0; r < SP_DT_HELD; r++) wdt[r] = held && r < R ? p.dt_w[(size_t)c * R + r] : 0.f;
+    for (int i = 0; i < SP_DT_HELD; i++) {
+        const int r = j + i * SEG;
+        wdt[i] = held && r < R ? p.dt_w[(size_t)c * R + r] : 0.f;
+    }
     const float bias = ok ? p.dt_b[c] : 0.f, Dc = ok ? p.D[c] : 0.f;
     const float x = ok ? xc[(size_t)b * Di + c] : 0.f, zc = ok && j == 0 ? xz[(size_t)b * 2 * Di + Di + c] : 0.f;
     /* the thread's first SP_SCAN_HELD states (re, im) and decay rates */
@@ -240,18 +244,22 @@ split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, co
     }
     mb_pdl_wait();
     float part = 0.f;
-    if (ok) {
-        const float *dr = dbc + (size_t)b * xd, *w = p.dt_w + (size_t)c * R;
-        float v = bias;
-        if (held) {
+    const float *dr = dbc + (size_t)b * xd;
+    /* dt_proj . dt: each lane of the channel's SEG its share, summed by
+     * shuffles (the whole dot in every lane was the kernel's time at 64
+     * rows: 48 loads a thread) */
+    float v = 0.f;
+    if (ok && held) {
 #pragma unroll
-            for (int r = 0; r < SP_DT_HELD; r++)
-                if (r < R) v += wdt[r] * dr[r];
-        } else {
-#pragma unroll 8
-            for (int r = 0; r < R; r++) v += w[r] * dr[r];
-        }
-        const float dt = sp_softplus(v);
+        for (int i = 0; i < SP_DT_HELD; i++)
+            if (j + i * SEG < R) v += wdt[i] * dr[j + i * SEG];
+    } else if (ok) {
+        for (int r = j; r < R; r += SEG) v += p.dt_w[(size_t)c * R + r] * dr[r];
+    }
+#pragma unroll
+    for (int o = SEG >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o, SEG);
+    if (ok) {
+        const float dt = sp_softplus(bias + v);
         const float dtx = dt * x;
         const float *Bt = dr + R, *Ct = Bt + nbc;
 #pragma unroll
