@@ -308,7 +308,7 @@ static void test_step_real(void **s) { (void)s; step_vs_forward(0, 1); }
 static void test_step_complex(void **s) { (void)s; step_vs_forward(1, 1); }
 static void test_step_layernorm(void **s) { (void)s; step_vs_forward(0, 0); }
 
-/* generation with draws (mb_model_sample): the LM's host-side draws against
+/* generation with draws (mb_model_sample): the LM's draws (on the CPU, the head + draw op) against
  * a replay of its own steps, and cut into two calls */
 static void test_sample(void **s)
 {

@@ -1273,6 +1273,40 @@ static void sample_grid_check(const float *z, int V, double T, int top_k, double
     free(p), free(cnt), free(scratch);
 }
 
+/* The head + draw op with an int8 head (mb_model_set_int8): its logits are
+ * the LM head's, the int8 product on the normed rows to the bit, over the
+ * vocabulary of a head with padding rows beyond it (left untouched), so the
+ * CPU's draws are those of the step's logits. The fp32 head would be off by
+ * the quantization's error. */
+static void head_sample_q8_check(mb_rng *r)
+{
+    enum { B = 3, d = 40, V = 7, Vp = 8 }; /* d: a block and a partial one */
+    float *y = new_uniform(r, (size_t)B * d, -2, 2), *w = new_uniform(r, d, 0.5, 1.5);
+    float *head = new_uniform(r, (size_t)Vp * d, -1, 1);
+    float *lg = new_const((size_t)B * Vp, NAN), *want = new_const((size_t)B * Vp, NAN);
+    float xn[B * d], rstd[B];
+    mb_q8 hq;
+    assert_int_equal(mb_q8_make(&hq, head, Vp, d, d), 0);
+    int32_t next[B];
+    int64_t count[B] = {0, 1, 2};
+    const mb_sample_cfg cfg = {.seed = 4, .temperature = 1.f, .top_p = 1.f};
+    const mb_head_sample_params hp = {.batch = B, .d_model = d, .vocab = V, .ld_logits = Vp, .eps = 1e-5f,
+                                      .norm_w = w, .head = head, .head_q8 = &hq, .logits = lg,
+                                      .cfg = &cfg, .count = count, .next = next};
+    mb_arena ws;
+    assert_int_equal(mb_arena_init(&ws, g_ctx, mb_head_sample_workspace(g_ctx, &hp)), 0);
+    mb_head_sample(g_ctx, &hp, y, &ws);
+    mb_rmsnorm_fwd_cpu(g_ctx, B, d, y, w, 1e-5f, xn, rstd);
+    mb_gemm_q8_few_rows_cpu(g_ctx, B, xn, d, &hq, want, Vp);
+    for (int b = 0; b < B; b++) {
+        assert_memory_equal(lg + (size_t)b * Vp, want + (size_t)b * Vp, V * sizeof(float));
+        assert_true(isnan(lg[(size_t)b * Vp + V])); /* past vocab: untouched */
+    }
+    mb_arena_free(&ws);
+    mb_q8_free(&hq);
+    free(y), free(w), free(head), free(lg), free(want);
+}
+
 static void test_sample(void **state)
 {
     (void)state;
@@ -1389,6 +1423,7 @@ static void test_sample(void **state)
         mb_arena_free(&ws);
         free(y), free(w), free(bias), free(head), free(lg);
     }
+    head_sample_q8_check(&r);
     free(z);
 }
 

@@ -6,7 +6,6 @@
  * through a state with its own small buffers. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "models/model.h"
 #include "nn/embedding.h"
@@ -308,7 +307,7 @@ typedef struct {
     mb_layer_acts acts;
     mb_lm_head_acts hacts;
     mb_arena ws;
-    mb_gen gen; /* a GPU's generation (lm_sample) */
+    mb_gen gen; /* generation (lm_sample): graphs of steps on a GPU, a step at a time on the CPU */
 } lm_state;
 
 /* steps a replayed graph of generation runs */
@@ -345,6 +344,18 @@ static void lm_state_bufs_free(lm_state *s)
     s->cap_L = 0;
 }
 
+/* The state's scratch: a layer's pass over (B, L) and, for a step, its
+ * head and draw (on the CPU their logits and ranking; on a GPU the normed
+ * rows where the head is a GEMM; without head_bf16 the larger need) */
+static size_t lm_state_ws_bytes(const mb_model *m, int B, int L)
+{
+    const size_t lw = mb_layer_workspace(m->ctx, &net(m)->layers[0], B, L);
+    if (L != 1) return lw;
+    const mb_head_sample_params hp = {.batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size};
+    const size_t hw = mb_head_sample_workspace(m->ctx, &hp);
+    return hw > lw ? hw : lw;
+}
+
 static int lm_state_bufs(lm_state *s, int L)
 {
     if (L <= s->cap_L) return 0;
@@ -354,15 +365,7 @@ static int lm_state_bufs(lm_state *s, int L)
     lm_state_arg arg = {m, s, L};
     s->act = mb_dev_carve(m->ctx, lm_state_layout, &arg, "inference activations");
     s->tok = s->act ? mb_dev_alloc(m->ctx, M * sizeof(int32_t), "tokens") : NULL;
-    size_t wsz = mb_layer_workspace(m->ctx, &net(m)->layers[0], s->pub.B, L);
-    if (L == 1) {
-        /* a generation step's head with its draw (lm_gen_step); without
-         * head_bf16 the larger of its two needs */
-        const mb_head_sample_params hp = {.batch = s->pub.B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size};
-        const size_t w = mb_head_sample_workspace(m->ctx, &hp);
-        wsz = w > wsz ? w : wsz;
-    }
-    if (!s->tok || mb_arena_init(&s->ws, m->ctx, wsz)) {
+    if (!s->tok || mb_arena_init(&s->ws, m->ctx, lm_state_ws_bytes(m, s->pub.B, L))) {
         lm_state_bufs_free(s);
         return -1;
     }
@@ -390,8 +393,7 @@ static mb_state *lm_state_create(mb_model *m, int B)
     for (int l = 0; l < m->cfg.n_layer; l++) total += mb_mixer_state_floats(&n->layers[l].mixer, B);
     s->buf = mb_dev_alloc_floats(m->ctx, total, "recurrent state");
     s->layers = mb_calloc((size_t)m->cfg.n_layer, sizeof(mb_mixer_state), "state");
-    if (!s->buf || !s->layers || lm_state_bufs(s, 1) ||
-        (!mb_dev_host_memory(m->ctx) && mb_gen_init(&s->gen, m->ctx, B, LM_GEN_PERIOD))) {
+    if (!s->buf || !s->layers || lm_state_bufs(s, 1) || mb_gen_init(&s->gen, m->ctx, B, LM_GEN_PERIOD)) {
         mb_state_free(&s->pub);
         return NULL;
     }
@@ -482,11 +484,13 @@ static int lm_gen_step(void *arg)
     return 0;
 }
 
-/* On a GPU: the steps and draws on the device (models/gen.c), graphs of
- * LM_GEN_PERIOD steps replayed, the head and draw of mb_head_sample
- * (through the logits buffer where the vocabulary is large) */
-static int lm_sample_device(mb_model *m, lm_state *s, const int32_t *tokens, int n, const mb_sampler *sp,
-                            int32_t *out)
+/* The steps and draws on the model's device (models/gen.c): on a GPU,
+ * graphs of LM_GEN_PERIOD steps replayed, the head and draw of
+ * mb_head_sample through the logits buffer where the vocabulary is large;
+ * on the CPU, a step at a time, the draw's head the LM head's product
+ * (int8 where the model has it), so the draws are those of mb_model_step's
+ * logits. */
+static int lm_sample_run(mb_model *m, lm_state *s, const int32_t *tokens, int n, const mb_sampler *sp, int32_t *out)
 {
     mb_ctx *ctx = m->ctx;
     const lm_net *nt = net(m);
@@ -499,6 +503,7 @@ static int lm_sample_device(mb_model *m, lm_state *s, const int32_t *tokens, int
         .batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size, .eps = nf->eps,
         .norm_w = mb_param_data(&m->params, nf->p_w), .norm_b = nf->p_b >= 0 ? mb_param_data(&m->params, nf->p_b) : NULL,
         .head = mb_param_data(&m->params, nt->head.p_w), .head_bf16 = mb_param_bf16(&m->params, nt->head.p_w),
+        .head_q8 = mb_param_q8(&m->params, nt->head.p_w),
         .logits = mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size) ? NULL : s->logits,
         .ld_logits = m->vocab_padded, .cfg = s->gen.cfg, .count = s->gen.count, .next = s->tok,
         .hist = s->gen.ring, .hist_len = s->gen.period}};
@@ -507,41 +512,38 @@ static int lm_sample_device(mb_model *m, lm_state *s, const int32_t *tokens, int
     return mb_ctx_check(ctx);
 }
 
-/* The LM's generation: on a GPU on the device; on the CPU its steps, and
- * the draws by the rule the device kernels follow (mb_sample_pick). */
+/* Where device memory is host memory, each layer's A = -exp(A_log) once
+ * for a call's run of steps rather than once a step (NULL on failure, the
+ * reason set) */
+static float *lm_pin_A(mb_model *m, lm_state *s)
+{
+    const lm_net *nt = net(m);
+    size_t total = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++) total += (size_t)nt->layers[l].mixer.d_inner * nt->layers[l].mixer.d_state;
+    float *buf = mb_calloc(total, sizeof(float), "sampling"), *p = buf;
+    for (int l = 0; buf && l < m->cfg.n_layer; l++) {
+        const mb_mixer *mx = &nt->layers[l].mixer;
+        mb_mixer_state_pin_A(m->ctx, mx, &m->params, &s->layers[l], p);
+        p += (size_t)mx->d_inner * mx->d_state;
+    }
+    return buf;
+}
+
+static void lm_unpin_A(mb_model *m, lm_state *s, float *buf)
+{
+    for (int l = 0; l < m->cfg.n_layer; l++) s->layers[l].A = NULL;
+    free(buf);
+}
+
+/* The LM's generation: one loop on every device (lm_sample_run), with A
+ * pinned for the run on the CPU */
 static int lm_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, const mb_sampler *sp, int32_t *out)
 {
     lm_state *s = (lm_state *)st;
-    if (!mb_dev_host_memory(m->ctx)) return lm_sample_device(m, s, tokens, n, sp, out);
-    const lm_net *nt = net(m);
-    const int B = st->B, Vp = m->vocab_padded, V = m->cfg.vocab_size, nl = m->cfg.n_layer;
-    float *lg = mb_calloc((size_t)B * Vp, sizeof(float), "sampling");
-    int32_t *cur = mb_calloc((size_t)B, sizeof(int32_t), "sampling");
-    void *scratch = mb_calloc(1, mb_sample_scratch_bytes(V), "sampling");
-    /* each layer's A = -exp(A_log) once for the run */
-    size_t nA = 0;
-    for (int l = 0; l < nl; l++) nA += (size_t)nt->layers[l].mixer.d_inner * nt->layers[l].mixer.d_state;
-    float *A = mb_calloc(nA, sizeof(float), "sampling");
-    int rc = -1;
-    if (!lg || !cur || !scratch || !A) goto done;
-    for (size_t l = 0, off = 0; l < (size_t)nl; l++) {
-        mb_mixer_state_pin_A(m->ctx, &nt->layers[l].mixer, &m->params, &s->layers[l], A + off);
-        off += (size_t)nt->layers[l].mixer.d_inner * nt->layers[l].mixer.d_state;
-    }
-    memcpy(cur, tokens, (size_t)B * sizeof(int32_t));
-    for (int i = 0; i < n; i++) {
-        if (lm_step(m, st, cur, lg)) goto done;
-        for (int b = 0; b < B; b++) {
-            const double u = (mb_sample_bits(sp->seed, st->drawn, b) + 0.5) * 0x1.0p-23;
-            cur[b] = mb_sample_pick(lg + (size_t)b * Vp, V, sp->temperature, sp->top_k, sp->top_p, u, scratch);
-            out[(size_t)b * n + i] = cur[b];
-        }
-        st->drawn++;
-    }
-    rc = 0;
-done:
-    for (int l = 0; l < nl; l++) s->layers[l].A = NULL;
-    free(lg), free(cur), free(scratch), free(A);
+    float *A = NULL;
+    if (mb_dev_host_memory(m->ctx) && !(A = lm_pin_A(m, s))) return -1;
+    const int rc = lm_sample_run(m, s, tokens, n, sp, out);
+    lm_unpin_A(m, s, A);
     return rc;
 }
 

@@ -392,14 +392,19 @@ static int ends_with(const char *s, const char *tail)
     return n >= t && strcmp(s + n - t, tail) == 0;
 }
 
-/* the matrices inference copies take: the projections, the LM head, and
- * the embedding where it is the head */
+/* the LM head, or the embedding where it is the head */
+static int is_head(const mb_model *m, int i)
+{
+    const char *nm = m->params.items[i].name;
+    return ends_with(nm, "lm_head.weight") || (m->cfg.tie_embeddings && ends_with(nm, "embedding.weight"));
+}
+
+/* the matrices inference copies take: the projections and the head */
 static int infer_copy_wanted(const mb_model *m, int i)
 {
     const char *nm = m->params.items[i].name;
-    return m->params.items[i].ndim == 2 &&
-           (ends_with(nm, "in_proj.weight") || ends_with(nm, "x_proj.weight") || ends_with(nm, "out_proj.weight") ||
-            ends_with(nm, "lm_head.weight") || (m->cfg.tie_embeddings && ends_with(nm, "embedding.weight")));
+    return m->params.items[i].ndim == 2 && (ends_with(nm, "in_proj.weight") || ends_with(nm, "x_proj.weight") ||
+                                            ends_with(nm, "out_proj.weight") || is_head(m, i));
 }
 
 int mb_model_set_int8(mb_model *m, int on)
@@ -426,8 +431,11 @@ int mb_model_set_bf16(mb_model *m, int on)
     if (mb_dev_host_memory(m->ctx))
         return mb_error_set("bf16 weights are for GPU inference (this model is on %s; int8 is the CPU's)",
                             mb_ctx_name(m->ctx));
+    /* a head small enough for the one-kernel draw stays fp32: that kernel
+     * reads it so, and the steps' logits must be what the draws see */
+    const int small_head = mb_head_sample_fits(m->ctx, m->cfg.d_model, m->cfg.vocab_size);
     for (int i = 0; i < ps->n; i++)
-        if (infer_copy_wanted(m, i) && mb_params_bf16_make(ps, m->ctx, i)) {
+        if (infer_copy_wanted(m, i) && !(small_head && is_head(m, i)) && mb_params_bf16_make(ps, m->ctx, i)) {
             mb_params_bf16_drop(ps, m->ctx);
             return -1;
         }

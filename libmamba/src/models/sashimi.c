@@ -813,6 +813,8 @@ static int sa_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, co
     const mb_head_sample_params hp = {
         .batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size, .eps = m->cfg.norm_eps,
         .norm_w = mb_param_data(&m->params, sa->head.norm.p_w), .head = mb_param_data(&m->params, sa->head.p_w),
+        /* the head's int8 (CPU) or bf16 (GPU) copy, as the steps' logits read it */
+        .head_q8 = mb_param_q8(&m->params, sa->head.p_w), .head_bf16 = mb_param_bf16(&m->params, sa->head.p_w),
         /* through the logits where the vocabulary is over what the fused draw holds */
         .logits = mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size) ? NULL : a->logits,
         .ld_logits = m->vocab_padded, .cfg = s->gen.cfg, .count = s->gen.count, .next = a->tok,

@@ -40,8 +40,9 @@ void mb_lm_head_fwd(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M
     if (!logits) return;
     const mb_q8 *wq = mb_param_q8(ps, h->p_w);       /* CPU inference with int8 weights */
     const uint16_t *wb = mb_param_bf16(ps, h->p_w); /* GPU inference with bf16 weights */
-    if (wq && M <= MB_GEMM_FEW_ROWS)
-        mb_gemm_q8_few_rows_cpu(ctx, M, a->hf, h->dim, wq, logits, h->vocab_padded);
+    if (wq) /* the product the head of a draw runs too (mb_head_sample_cpu): the same logits */
+        mb_gemm_infer_cpu(ctx, M, h->vocab_padded, h->dim, a->hf, h->dim, mb_param_data(ps, h->p_w), wq, logits,
+                          h->vocab_padded);
     else if (wb && M <= MB_LINEAR_FEW_ROWS)
         mb_linear_bf16_fwd(ctx, M, h->dim, h->vocab_padded, a->hf, h->dim, wb, logits, h->vocab_padded);
     else

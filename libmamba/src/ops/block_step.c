@@ -9,14 +9,6 @@
 
 #define BS_NBUF 12 /* arena buffers taken below */
 
-/* C (B, N) = A @ W^T: through W's int8 copy where there is one */
-static void bs_product(mb_ctx *ctx, int B, int N, int K, const float *A, int lda, const float *W, const mb_q8 *Wq,
-                       float *C, int ldc)
-{
-    if (Wq && B <= MB_GEMM_FEW_ROWS) mb_gemm_q8_few_rows_cpu(ctx, B, A, lda, Wq, C, ldc);
-    else mb_gemm_cpu(ctx, 0, 1, B, N, K, 1.f, A, lda, W, K, 0.f, C, ldc);
-}
-
 size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p)
 {
     const size_t B = (size_t)p->batch, d = (size_t)p->d_model, Di = (size_t)p->d_inner;
@@ -49,11 +41,11 @@ void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS)
     }
     if (p->norm_b) mb_layernorm_fwd_cpu(ctx, B, d, h, p->norm_w, p->norm_b, p->eps, xn, mean, rstd);
     else mb_rmsnorm_fwd_cpu(ctx, B, d, h, p->norm_w, p->eps, xn, rstd);
-    bs_product(ctx, B, 2 * Di, d, xn, d, p->in_proj, p->in_proj_q8, xz, 2 * Di);
+    mb_gemm_infer_cpu(ctx, B, 2 * Di, d, xn, d, p->in_proj, p->in_proj_q8, xz, 2 * Di);
     mb_conv1d_fwd_cpu(ctx, B, 1, Di, K, xz, 2 * Di, p->conv_w, p->conv_b, p->conv_state, xconv, Di);
     mb_conv1d_state_update_cpu(ctx, B, 1, Di, K, xz, 2 * Di, p->conv_state);
     mb_act_fwd_cpu(ctx, MB_ACT_SILU, B, Di, xconv, Di, xc, Di);
-    bs_product(ctx, B, xd, Di, xc, Di, p->x_proj, p->x_proj_q8, xdbl, xd);
+    mb_gemm_infer_cpu(ctx, B, xd, Di, xc, Di, p->x_proj, p->x_proj_q8, xdbl, xd);
     /* dt_proj without its bias: the scan adds it before the softplus */
     mb_gemm_cpu(ctx, 0, 1, B, Di, R, 1.f, xdbl, xd, p->dt_w, R, 0.f, delta, Di);
     if (Aw) mb_act_fwd_cpu(ctx, MB_ACT_NEGEXP, Di, N, p->A_log, N, Aw, N);
@@ -67,7 +59,7 @@ void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS)
     };
     mb_scan_fwd_cpu(ctx, &sp, y, p->ssm_state, ws);
     const int ldo = p->ld_out ? p->ld_out : d;
-    bs_product(ctx, B, d, Di, y, Di, p->out_proj, p->out_proj_q8, out, ldo);
+    mb_gemm_infer_cpu(ctx, B, d, Di, y, Di, p->out_proj, p->out_proj_q8, out, ldo);
     for (int b = 0; b < B; b++) {
         float *o = out + (size_t)b * ldo;
         mb_axpby_cpu(ctx, (size_t)d, 1.f, h + (size_t)b * d, 1.f, o);

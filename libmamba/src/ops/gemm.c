@@ -443,6 +443,25 @@ void mb_gemm_cpu(MB_OPS_GEMM_ARGS)
 #endif
 }
 
+void mb_gemm_infer_cpu(mb_ctx *ctx, int M, int N, int K, const float *A, int lda, const float *W, const mb_q8 *Wq,
+                       float *C, int ldc)
+{
+    if (!Wq || M > MB_GEMM_FEW_ROWS) {
+        mb_gemm_cpu(ctx, 0, 1, M, N, K, 1.f, A, lda, W, K, 0.f, C, ldc);
+        return;
+    }
+    if (N > Wq->N || K != Wq->K) {
+        mb_ctx_fail(ctx, "internal: %d x %d product through int8 weights of %d x %d", N, K, Wq->N, Wq->K);
+        return;
+    }
+    /* the first N rows of Wq (the head of a draw reads the vocabulary, not
+     * its padding): a row's values and scales are contiguous, so a copy of
+     * the header with fewer rows is a view of them */
+    mb_q8 v = *Wq;
+    v.N = N;
+    mb_gemm_q8_few_rows_cpu(ctx, M, A, lda, &v, C, ldc);
+}
+
 void mb_colsum_acc_cpu(mb_ctx *ctx, int M, int N, const float *x, int ldx, float *out)
 {
     if (M <= 0 || N <= 0) return;

@@ -66,6 +66,14 @@ int mb_q8_make(mb_q8 *w, const float *W, int N, int K, int ldw);
 void mb_q8_quant_row(const float *x, int K, int8_t *q, float *scale);
 void mb_q8_free(mb_q8 *w);
 void mb_gemm_q8_few_rows_cpu(mb_ctx *ctx, int M, const float *A, int lda, const mb_q8 *W, float *C, int ldc);
+/* C (M, N) = A (M, K) @ W^T, W (N, K) row-major, overwriting C: through
+ * Wq, W's int8 copy (its first N rows), where there is one and M <=
+ * MB_GEMM_FEW_ROWS, else the fp32 product. The products of a CPU
+ * generation step (the block's projections, the LM head, the head of a
+ * draw) all go through it, so a step's logits and its draw's agree to the
+ * bit with int8 weights as with fp32 ones. */
+void mb_gemm_infer_cpu(mb_ctx *ctx, int M, int N, int K, const float *A, int lda, const float *W, const mb_q8 *Wq,
+                       float *C, int ldc);
 /* the C lanes even where the AVX2 ones run (the suite checks they agree) */
 void mb_q8_set_portable(int on);
 
@@ -428,6 +436,7 @@ typedef struct {
     float eps;
     const float *norm_w, *norm_b, *head;
     const uint16_t *head_bf16; /* GPU, large vocabularies: the head as bf16, read instead */
+    const mb_q8 *head_q8;      /* CPU: the head's int8 copy (mb_model_set_int8), read as the LM head reads it */
     float *logits;
     const mb_sample_cfg *cfg;
     int64_t *count;

@@ -1,8 +1,9 @@
 /* The draw of a generation step, CPU version: the rule of ops.h in double
- * (mb_sample_pick, also what the library's host-side sampling and the tests'
- * replays use), and the head + draw op as the composition of the CPU ops the
- * step's logits come from, so that on the CPU a sampled run sees exactly the
- * logits mb_model_step returns. */
+ * (mb_sample_pick, also what the tests' replays use), and the head + draw op
+ * as the composition of the CPU ops the step's logits come from (the norm,
+ * then mb_gemm_infer_cpu, through the int8 head where the model has one), so
+ * that on the CPU a sampled run sees exactly the logits mb_model_step
+ * returns. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -90,11 +91,13 @@ int mb_sample_pick(const float *z, int vocab, double temperature, int top_k, dou
     return last; /* only when rounding puts target at the very end */
 }
 
+#define HS_NBUF 5 /* arena buffers mb_head_sample_cpu takes, each rounded up to 64 bytes */
+
 size_t mb_head_sample_workspace_cpu(mb_ctx *ctx, const mb_head_sample_params *p)
 {
     (void)ctx;
     const size_t B = (size_t)p->batch;
-    return (B * p->d_model + 2 * B + B * p->vocab) * sizeof(float) + mb_sample_scratch_bytes(p->vocab) + 4 * 64;
+    return (B * p->d_model + 2 * B + B * p->vocab) * sizeof(float) + mb_sample_scratch_bytes(p->vocab) + HS_NBUF * 64;
 }
 
 void mb_head_sample_cpu(MB_OPS_HEAD_SAMPLE_ARGS)
@@ -112,7 +115,7 @@ void mb_head_sample_cpu(MB_OPS_HEAD_SAMPLE_ARGS)
     const int ld = p->logits ? p->ld_logits : V;
     if (p->norm_b) mb_layernorm_fwd_cpu(ctx, B, d, y, p->norm_w, p->norm_b, p->eps, xn, mean, rstd);
     else mb_rmsnorm_fwd_cpu(ctx, B, d, y, p->norm_w, p->eps, xn, rstd);
-    mb_gemm_cpu(ctx, 0, 1, B, V, d, 1.f, xn, d, p->head, d, 0.f, lg, ld);
+    mb_gemm_infer_cpu(ctx, B, V, d, xn, d, p->head, p->head_q8, lg, ld);
     for (int b = 0; b < B; b++) {
         const double u = (mb_sample_bits(p->cfg->seed, p->count[b], b) + 0.5) * 0x1.0p-23;
         const int k = mb_sample_pick(lg + (size_t)b * ld, V, p->cfg->temperature, p->cfg->top_k, p->cfg->top_p, u, scratch);
