@@ -366,6 +366,10 @@ extern "C" void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS)
     if (hs_gemm(p)) {
         /* many rows: the norm, then one GEMM reads the head once for all of
          * them (the GEMV kernel reads it for every few rows) */
+        if (!ws) {
+            mb_cuda_fail(ctx, "head_sample", "many rows need a workspace (mb_head_sample_workspace)", __FILE__, __LINE__);
+            return;
+        }
         const size_t mark = ws->used;
         const int B = p->batch, d = p->d_model;
         float *xn = mb_arena_floats(ws, (size_t)B * d), *mean = mb_arena_floats(ws, B), *rstd = mb_arena_floats(ws, B);
