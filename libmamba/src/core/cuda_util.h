@@ -43,7 +43,7 @@ typedef struct {
     void *host;            /* pinned host, MB_CUDA_HOST_SCRATCH_BYTES */
     int sync_debug;        /* MB_CUDA_SYNC=1 */
     int pdl;               /* programmatic dependent launch: cc 9.0+, unless MB_CUDA_PDL=0 */
-    int step_path;         /* MB_CUDA_STEP=fused|split|rows|layer: the block step's kernels for every width
+    int step_path;         /* MB_CUDA_STEP=fused|split|layer: the block step's kernels for every width
                             * (MB_STEP_*; to measure one against the other), else MB_STEP_AUTO */
 } mb_cuda_state;
 
@@ -110,13 +110,9 @@ static __device__ __forceinline__ void mb_pdl_wait(void)
 #endif
 }
 
-/* pdl 0: the kernel starts only once the one before has ended (a kernel
- * that reads before mb_pdl_wait what the launch before it may not have
- * finished: after a library's kernel, which may let its successor start
- * before it waits itself) */
 template <typename... K, typename... A>
-static inline cudaError_t mb_cuda_launch_pdl(const mb_cuda_state *st, int pdl, void (*fn)(K...), dim3 grid,
-                                             dim3 block, size_t smem, A... args)
+static inline cudaError_t mb_cuda_launch(const mb_cuda_state *st, void (*fn)(K...), dim3 grid, dim3 block,
+                                         size_t smem, A... args)
 {
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute at[1];
@@ -127,15 +123,8 @@ static inline cudaError_t mb_cuda_launch_pdl(const mb_cuda_state *st, int pdl, v
     cfg.dynamicSmemBytes = smem;
     cfg.stream = st->stream;
     cfg.attrs = at;
-    cfg.numAttrs = st->pdl && pdl ? 1 : 0;
+    cfg.numAttrs = st->pdl ? 1 : 0;
     return cudaLaunchKernelEx(&cfg, fn, args...);
-}
-
-template <typename... K, typename... A>
-static inline cudaError_t mb_cuda_launch(const mb_cuda_state *st, void (*fn)(K...), dim3 grid, dim3 block,
-                                         size_t smem, A... args)
-{
-    return mb_cuda_launch_pdl(st, 1, fn, grid, block, smem, args...);
 }
 
 /* ---- launch geometry ------------------------------------------------------

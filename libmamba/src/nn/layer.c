@@ -75,8 +75,11 @@ int mb_layer_step_fits(mb_ctx *ctx, const mb_layer *ly)
     return mb_block_step_fits(ctx, &bp);
 }
 
-int mb_layer_step_prefers(mb_ctx *ctx, const mb_layer *ly, int B)
+int mb_layer_step_prefers(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B)
 {
-    const mb_block_step_params bp = layer_step_dims(ly, B);
+    mb_block_step_params bp = layer_step_dims(ly, B);
+    const mb_mixer *mx = &ly->mixer;
+    bp.in_proj_bf16 = mb_param_bf16(ps, mx->p_in_proj), bp.x_proj_bf16 = mb_param_bf16(ps, mx->p_x_proj);
+    bp.out_proj_bf16 = mb_param_bf16(ps, mx->p_out_proj);
     return mb_block_step_prefers(ctx, &bp);
 }

@@ -46,8 +46,9 @@ int mb_layer_step(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, c
 /* Whether this context's fused step runs the layer (mb_block_step_fits). */
 int mb_layer_step_fits(mb_ctx *ctx, const mb_layer *ly);
 /* Whether mb_layer_step is the faster way for a step of B rows (else the
- * layer's forward at L = 1, its GEMMs over the rows: wide layers on a GPU
- * above a few rows) */
-int mb_layer_step_prefers(mb_ctx *ctx, const mb_layer *ly, int B);
+ * layer's forward at L = 1, its GEMMs over the rows: wide fp32 layers on a
+ * GPU above a few rows; ps says whether there are bf16 copies, which only
+ * the step reads) */
+int mb_layer_step_prefers(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B);
 
 #endif

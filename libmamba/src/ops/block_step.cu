@@ -341,27 +341,23 @@ static int bs_use_split(mb_ctx *ctx, const mb_cuda_state *st, const mb_block_ste
            !bs_fused_fits(ctx, st, p);
 }
 
-/* Rows above which a wide layer's step runs as GEMMs (the rows form):
- * the split kernels read the weights from L2 for every SP_MR rows and run
- * a wave of latency-bound blocks per group (measured on an H200, the 130m
- * shape at batch 64: 6.9 ms a token split, 2.3 ms as the layer's own
- * kernels and GEMMs). bf16 copies and out2 stay in the split kernels. */
+/* Rows above which a wide fp32 layer's step is better run as the layer's
+ * own kernels and GEMMs: the split kernels read the weights from L2 for
+ * every SP_MR rows and run a wave of latency-bound blocks per group
+ * (measured on an H200 at 64 rows: the 130m shape 6.9 ms a token split,
+ * 2.34 ms as the layer's GEMMs; GEMMs around the split form's scan
+ * kernel, tried too, 2.49 ms, and at the 2.8b shape 21.9 against 18.8).
+ * A layer with bf16 copies stays in the split kernels, which read them. */
 #define BS_SPLIT_MAX_BATCH 8
-
-static int bs_use_rows(mb_ctx *ctx, const mb_cuda_state *st, const mb_block_step_params *p)
-{
-    const int path = p->gpu_path != MB_STEP_AUTO ? p->gpu_path : st->step_path;
-    if (!mb_block_step_rows_takes_cuda(p)) return 0;
-    return path == MB_STEP_ROWS ||
-           (path == MB_STEP_AUTO && p->batch > BS_SPLIT_MAX_BATCH && bs_use_split(ctx, st, p));
-}
 
 extern "C" int mb_block_step_prefers_cuda(mb_ctx *ctx, const mb_block_step_params *p)
 {
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return 0;
     const int path = p->gpu_path != MB_STEP_AUTO ? p->gpu_path : st->step_path;
-    return path != MB_STEP_LAYER;
+    if (path == MB_STEP_LAYER) return 0;
+    if (p->in_proj_bf16 || p->x_proj_bf16 || p->out_proj_bf16) return 1;
+    return !(bs_use_split(ctx, st, p) && p->batch > BS_SPLIT_MAX_BATCH && path != MB_STEP_SPLIT);
 }
 
 extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
@@ -369,10 +365,6 @@ extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
     if (p->batch <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
-    if (bs_use_rows(ctx, st, p)) {
-        mb_block_step_rows_cuda(ctx, p, h, out, ws);
-        return;
-    }
     if (bs_use_split(ctx, st, p)) {
         mb_block_step_split_cuda(ctx, p, h, out, ws);
         return;

@@ -22,10 +22,11 @@
  *
  * The batch's rows go through shared memory SP_MR at a time, a group of
  * SP_MR rows to each row of the grid (blockIdx.y): the weights are read
- * from DRAM once and from L2 by every group, so that at 64 rows the step
- * still runs on every SM rather than passing over the rows one group after
- * another (measured on an H200, the DNA model at batch 64: 1.9 ms a token
- * in sequence). The intermediates live
+ * from DRAM once and from L2 by every group, so that the groups run at
+ * once rather than one after another (the DNA model at batch 64 on an
+ * H200: 1.9 ms a token in sequence, 0.63 in groups; AUTO still prefers the
+ * fused kernel or, for wide fp32 layers above 8 rows, GEMMs: ops/block_step.cu).
+ * The intermediates live
  * in the caller's workspace (mb_block_step_workspace bytes, which the CPU
  * version needs anyway). */
 #include "core/cuda_util.h"
@@ -385,28 +386,28 @@ extern "C" void mb_norm_gemv_cuda(mb_ctx *ctx, const mb_norm_gemv_params *p)
 
 /* SEG: the largest power of two <= 32 that divides d_state */
 template <int SEG>
-static cudaError_t sp_scan_launch(const mb_cuda_state *st, int pdl, const mb_block_step_params *p, const float *xz,
+static cudaError_t sp_scan_launch(const mb_cuda_state *st, const mb_block_step_params *p, const float *xz,
                                   const float *xc, const float *dbc, float *y)
 {
     const dim3 grid((unsigned)(((size_t)p->d_inner * SEG + SP_THREADS - 1) / SP_THREADS), (unsigned)p->batch);
-    return mb_cuda_launch_pdl(st, pdl, split_scan_kernel<SEG>, grid, dim3(SP_THREADS), 0, *p, xz, xc, dbc, y);
+    return mb_cuda_launch(st, split_scan_kernel<SEG>, grid, dim3(SP_THREADS), 0, *p, xz, xc, dbc, y);
 }
 
 /* the scan kernel: y from xz, xc and dbc; the states stepped, the conv's
- * shifted. pdl: the launch before is split_x_kernel (see split_scan_kernel) */
-static void sp_scan(mb_ctx *ctx, const mb_cuda_state *st, int pdl, const mb_block_step_params *p, const float *xz,
+ * shifted (the launch before must be split_x_kernel: see split_scan_kernel) */
+static void sp_scan(mb_ctx *ctx, const mb_cuda_state *st, const mb_block_step_params *p, const float *xz,
                     const float *xc, const float *dbc, float *y)
 {
     const int N = p->d_state;
     const int seg = N % 32 == 0 ? 32 : N % 16 == 0 ? 16 : N % 8 == 0 ? 8 : N % 4 == 0 ? 4 : N % 2 == 0 ? 2 : 1;
     cudaError_t err;
     switch (seg) {
-    case 32: err = sp_scan_launch<32>(st, pdl, p, xz, xc, dbc, y); break;
-    case 16: err = sp_scan_launch<16>(st, pdl, p, xz, xc, dbc, y); break;
-    case 8: err = sp_scan_launch<8>(st, pdl, p, xz, xc, dbc, y); break;
-    case 4: err = sp_scan_launch<4>(st, pdl, p, xz, xc, dbc, y); break;
-    case 2: err = sp_scan_launch<2>(st, pdl, p, xz, xc, dbc, y); break;
-    default: err = sp_scan_launch<1>(st, pdl, p, xz, xc, dbc, y); break;
+    case 32: err = sp_scan_launch<32>(st, p, xz, xc, dbc, y); break;
+    case 16: err = sp_scan_launch<16>(st, p, xz, xc, dbc, y); break;
+    case 8: err = sp_scan_launch<8>(st, p, xz, xc, dbc, y); break;
+    case 4: err = sp_scan_launch<4>(st, p, xz, xc, dbc, y); break;
+    case 2: err = sp_scan_launch<2>(st, p, xz, xc, dbc, y); break;
+    default: err = sp_scan_launch<1>(st, p, xz, xc, dbc, y); break;
     }
     MB_CUDA_CHECK(ctx, err);
     MB_LAUNCH_CHECK(ctx, "split_scan_kernel");
@@ -447,57 +448,9 @@ extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
     MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fx, sp_grid(st, xd, B), dim3(SP_THREADS), shx, *p, xc, dbc));
     MB_LAUNCH_CHECK(ctx, "split_x_kernel");
 
-    sp_scan(ctx, st, 1, p, xz, xc, dbc, y);
+    sp_scan(ctx, st, p, xz, xc, dbc, y);
 
     MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fo, sp_grid(st, d, B), dim3(SP_THREADS), sho, *p, h, y, out));
     MB_LAUNCH_CHECK(ctx, "split_out_kernel");
-    ws->used = mark;
-}
-
-/* Many rows (above what the GEMV kernels take at once): the projections as
- * GEMMs, which read each matrix once for all the rows, and the same scan
- * kernel between; the other steps are the ops the CPU version composes.
- * fp32 projections only (bf16 copies and the U-Net's out2 go through the
- * split kernels). */
-extern "C" int mb_block_step_rows_takes_cuda(const mb_block_step_params *p)
-{
-    return !p->in_proj_bf16 && !p->x_proj_bf16 && !p->out_proj_bf16 && !p->out2;
-}
-
-extern "C" void mb_block_step_rows_cuda(MB_OPS_BLOCK_STEP_ARGS)
-{
-    const int B = p->batch, d = p->d_model, Di = p->d_inner, N = p->d_state;
-    const int xd = p->dt_rank + 2 * (p->is_complex ? 2 * N : N), ldo = p->ld_out ? p->ld_out : d;
-    if (B <= 0) return;
-    mb_cuda_state *st = mb_cuda_enter(ctx);
-    if (!st) return;
-    if (!ws || !mb_block_step_rows_takes_cuda(p)) {
-        mb_cuda_fail(ctx, "block_step_rows", "needs a workspace and fp32 projections", __FILE__, __LINE__);
-        return;
-    }
-    const size_t mark = ws->used;
-    float *xn = mb_arena_floats(ws, (size_t)B * d), *mean = mb_arena_floats(ws, B), *rstd = mb_arena_floats(ws, B);
-    float *xz = mb_arena_floats(ws, (size_t)B * 2 * Di), *xconv = mb_arena_floats(ws, (size_t)B * Di);
-    float *xc = mb_arena_floats(ws, (size_t)B * Di), *dbc = mb_arena_floats(ws, (size_t)B * xd);
-    float *y = mb_arena_floats(ws, (size_t)B * Di), *he = p->tokens ? mb_arena_floats(ws, (size_t)B * d) : NULL;
-    if (!xn || !mean || !rstd || !xz || !xconv || !xc || !dbc || !y || (p->tokens && !he)) {
-        mb_ctx_fail(ctx, "%s", mb_error_last()); /* a sizing bug: the arena said why */
-        return;
-    }
-    if (p->tokens) {
-        mb_embed_fwd_cuda(ctx, B, d, p->tokens, p->embed, he);
-        h = he;
-    }
-    if (p->norm_b) mb_layernorm_fwd_cuda(ctx, B, d, h, p->norm_w, p->norm_b, p->eps, xn, mean, rstd);
-    else mb_rmsnorm_fwd_cuda(ctx, B, d, h, p->norm_w, p->eps, xn, rstd);
-    mb_gemm_cuda(ctx, 0, 1, B, 2 * Di, d, 1.f, xn, d, p->in_proj, d, 0.f, xz, 2 * Di);
-    mb_conv1d_fwd_cuda(ctx, B, 1, Di, p->d_conv, xz, 2 * Di, p->conv_w, p->conv_b, p->conv_state, xconv, Di);
-    mb_act_fwd_cuda(ctx, MB_ACT_SILU, B, Di, xconv, Di, xc, Di);
-    mb_gemm_cuda(ctx, 0, 1, B, xd, Di, 1.f, xc, Di, p->x_proj, Di, 0.f, dbc, xd);
-    sp_scan(ctx, st, 0, p, xz, xc, dbc, y); /* after cuBLAS: no early start */
-    /* out = h, then out += y out_proj^T: the residual as the GEMM's C */
-    MB_CUDA_CHECK(ctx, cudaMemcpy2DAsync(out, (size_t)ldo * sizeof(float), h, (size_t)d * sizeof(float),
-                                         (size_t)d * sizeof(float), (size_t)B, cudaMemcpyDeviceToDevice, st->stream));
-    mb_gemm_cuda(ctx, 0, 1, B, d, Di, 1.f, y, Di, p->out_proj, Di, 1.f, out, ldo);
     ws->used = mark;
 }

@@ -462,9 +462,9 @@ int mb_scan_supported(mb_ctx *ctx, int d_state, int batch);
  * the one-block kernel's work area, or the split kernels' rows, must fit
  * the device's shared memory; always on the CPU). */
 int mb_block_step_fits(mb_ctx *ctx, const mb_block_step_params *p);
-/* Whether the block step is the way to run a step of p->batch rows (yes,
- * but where MB_CUDA_STEP=layer asks for the layer's own kernels, to
- * compare). */
+/* Whether the block step is the faster way to run a step of p->batch rows
+ * (a GPU takes a wide fp32 layer's own kernels and GEMMs instead above a
+ * few rows; MB_CUDA_STEP=layer always, to compare). */
 int mb_block_step_prefers(mb_ctx *ctx, const mb_block_step_params *p);
 /* Whether the head + draw (mb_head_sample) can run these sizes with no
  * logits buffer (any size runs with one). */
@@ -480,8 +480,6 @@ void mb_linear_bf16_fwd_cuda(mb_ctx *ctx, int M, int in, int out, const float *x
                              float *y, int ldy);
 void mb_norm_gemv_cuda(mb_ctx *ctx, const mb_norm_gemv_params *p);
 void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS);
-void mb_block_step_rows_cuda(MB_OPS_BLOCK_STEP_ARGS);
-int mb_block_step_rows_takes_cuda(const mb_block_step_params *p);
 int mb_block_step_split_fits_cuda(mb_ctx *ctx, int width);
 void mb_conv1d_fwd_cuda(MB_OPS_CONV_FWD_ARGS);
 void mb_conv1d_bwd_cuda(MB_OPS_CONV_BWD_ARGS);
