@@ -466,31 +466,50 @@ LAYER_NAMES = {"norm": "norm.weight", "in_proj": "mixer.in_proj.weight",
                "D": "mixer.D", "out_proj": "mixer.out_proj.weight"}
 
 
-def lm_mixer(L, u, dims):
+def same(x):
+    return x
+
+
+def lm_mixer(L, u, dims, r=same):
+    """The mixer; r is the precision's stored value (same: float64 throughout; bf16:
+    mamba_ssm under bf16 autocast with fp32 weights, each product's weights and output,
+    the conv + SiLU output and the gated scan output rounded; the conv's weights, A, D,
+    the dt bias and all arithmetic unrounded)."""
     Di, R, nBC, is_complex = dims
-    xz = u @ L["in_proj"].T                               # (Bt, L, 2Di)
+    xz = r(u @ r(L["in_proj"]).T)                         # (Bt, L, 2Di)
     x, z = xz[..., :Di], xz[..., Di:]
-    x = silu(causal_conv1d(x, L["conv_w"], L["conv_b"]))
-    xdbl = x @ L["x_proj"].T                              # (Bt, L, R + 2 nBC)
+    x = r(silu(causal_conv1d(x, L["conv_w"], L["conv_b"])))
+    xdbl = r(x @ r(L["x_proj"]).T)                        # (Bt, L, R + 2 nBC)
     dtr = xdbl[..., :R]
     Bm = xdbl[..., R:R + nBC]
     Cm = xdbl[..., R + nBC:R + 2 * nBC]
-    delta = dtr @ L["dt_w"].T                             # bias goes in the scan
+    delta = r(dtr @ r(L["dt_w"]).T)                       # bias goes in the scan
     A = -np.exp(L["A_log"])
     if is_complex:
         A = A + 1j * L["A_imag"]
         Bm, Cm = cplx_from_interleaved(Bm), cplx_from_interleaved(Cm)
     y, _ = selective_scan(x, delta, A, Bm, Cm, D=L["D"], z=z,
                           delta_bias=L["dt_b"], delta_softplus=True)
-    return y @ L["out_proj"].T
+    return r(r(y) @ r(L["out_proj"]).T)
 
 
-def lm_logits(emb, layers, norm_f, head, tokens, dims):
+def lm_logits(emb, layers, norm_f, head, tokens, dims, r=same):
+    """r as lm_mixer's: the residual stream is never rounded (the embedding's rows and
+    the sums), the norms' outputs and the logits are."""
     h = emb[tokens]                                       # (Bt, L, d)
     for L in layers:
-        h = h + lm_mixer(L, rmsnorm(h, L["norm"]), dims)
-    h = rmsnorm(h, norm_f)
-    return h @ head.T                                     # (Bt, L, Vp)
+        h = h + lm_mixer(L, r(rmsnorm(h, L["norm"])), dims, r)
+    h = r(rmsnorm(h, norm_f))
+    return r(h @ r(head).T)                               # (Bt, L, Vp)
+
+
+def bf16(x):
+    """bf16 precision's stored value: x rounded to float32, then to bf16 (round to
+    nearest, ties to even on the float32 bits), as a float64 again."""
+    a = np.ascontiguousarray(np.asarray(x, dtype=np.float64).astype(np.float32))
+    u = a.view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
+    return r.astype(np.uint32).view(np.float32).astype(np.float64)
 
 
 def lm_mixer_bwd(L, u, gout, dims):
@@ -640,11 +659,16 @@ def make_lm(rng, is_complex, tied, rng_g, rng_fd):
     expected = [("tokens", tokens), ("logits", logits), ("targets", targets),
                 ("loss", np.array([loss]))]
     expected += [("grad." + name, G[name]) for name, _ in P]
+    # bf16 precision's forward (no draws: the files' other tensors are unchanged)
+    logits16 = lm_logits(emb, layers, norm_f, head, tokens, dims, bf16)
+    expected += [("bf16.logits", logits16),
+                 ("bf16.loss", np.array([xent_mean(logits16, targets)[0]]))]
     emeta = {"what": "tokens (B, L) and float64 logits (B, L, vocab_padded) of the "
                      "checkpoint next to this file; targets (B, L) (-100: ignored); loss: "
                      "mean over counted targets of -log softmax(logits)[target] (softmax over "
                      "all vocab_padded entries); grad.NAME: float64 gradient of loss w.r.t. "
-                     "parameter NAME (tied: the embedding's includes the head's)"}
+                     "parameter NAME (tied: the embedding's includes the head's); bf16.logits, "
+                     "bf16.loss: the same in bf16 precision (lm_logits with r = bf16)"}
     return P, meta, expected, emeta
 
 

@@ -543,6 +543,81 @@ static void run_lm(const char *tag, int is_complex, int tied, lm_mode mode)
     mb_model_free(m);
 }
 
+/* bf16 precision's forward (the CPU reference of core.h's MB_PREC_BF16)
+ * against the script's lm_logits_bf16, which rounds at the same points in
+ * float64. Where a value's float32 and float64 sums fall on either side of
+ * a bf16 rounding boundary the two differ by a bf16 step (2^-8) there, so
+ * the bound is above fp32's. The fixtures' logits agree exactly (no value
+ * fell on such a boundary); 5e-5 is under what dropping any one rounding
+ * point costs (measured by hand: the least, delta's, 1.4e-4 complex and
+ * 4.0e-4 real), and every logit must be a bf16 value. The rest of the precision is refused in
+ * words. */
+static void run_lm_bf16(const char *tag)
+{
+    char path[4096], name[128];
+    snprintf(path, sizeof path, "%s/lm_%s.safetensors", MB_FIXTURE_DIR, tag);
+    /* a context of its own: a failed check leaves g_ctx in fp32 */
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    assert_non_null(ctx);
+    mb_model *m = mb_model_load(ctx, path);
+    if (!m) fail_msg("mb_model_load(%s): %s", path, mb_error_last());
+    snprintf(name, sizeof name, "lm_%s_expected.safetensors", tag);
+    mb_st_file *f = open_fixture(name);
+    const mb_st_tensor *tt = mb_st_find(f, "tokens");
+    if (!tt) fail_msg("%s: no tensor tokens", mb_st_path(f));
+    const int Bt = (int)tt->shape[0], L = (int)tt->shape[1];
+    int64_t *tok64 = malloc(tt->numel * sizeof(int64_t));
+    int32_t *tok = malloc(tt->numel * sizeof(int32_t)), *tgt = malloc(tt->numel * sizeof(int32_t));
+    assert_true(tok64 && tok && tgt);
+    assert_int_equal(mb_st_read_i64(f, tt, tok64, tt->numel), 0);
+    for (size_t i = 0; i < tt->numel; i++) tok[i] = (int32_t)tok64[i];
+    const mb_st_tensor *tg = mb_st_find(f, "targets");
+    assert_non_null(tg);
+    assert_int_equal(mb_st_read_i64(f, tg, tok64, tg->numel), 0);
+    for (size_t i = 0; i < tg->numel; i++) tgt[i] = (int32_t)tok64[i];
+    size_t n = 0;
+    int64_t sl[3];
+    float *ref = read_tensor(f, "bf16.logits", &n, sl, 3), *ref32 = read_expect(f, "logits", n);
+    float *loss = read_expect(f, "bf16.loss", 1);
+    float *out = calloc(n, sizeof(float));
+    assert_non_null(out);
+
+    assert_int_equal(mb_ctx_set_precision(ctx, MB_PREC_BF16), 0);
+    mb_loss_stats st = {0};
+    if (mb_model_forward(m, tok, Bt, L, tgt, out, &st) != 0) fail_msg("bf16 forward: %s", mb_error_last());
+    for (size_t i = 0; i < n; i++)
+        if (mb_bf16_float(mb_bf16_round(out[i])) != out[i]) fail_msg("logit %zu = %.9g is not a bf16 value", i, out[i]);
+    char what[96];
+    snprintf(what, sizeof what, "lm_%s bf16 logits", tag);
+    const double e = check(what, out, ref, n), e32 = mb_test_rel_err(ref32, ref, n);
+    const double mean = st.loss_sum / (double)st.count;
+    printf("#   fp32 logits against bf16's: rel err %.3e; bf16 loss %.6f, the script's %.6f\n", e32, mean, loss[0]);
+    assert_true(e < 5e-5);
+    assert_true(e32 > 10 * 5e-5);
+    assert_true(fabs(mean - loss[0]) < 1e-3 * fabs(loss[0]));
+    /* the rest of bf16 precision is not built: refused, not run in fp32 */
+    assert_null(mb_state_create(m, 1));
+    assert_non_null(strstr(mb_error_last(), "bf16 precision"));
+    assert_int_equal(mb_model_forward_backward(m, tok, tgt, Bt, L, NULL), -1);
+    assert_non_null(strstr(mb_error_last(), "bf16 precision"));
+    assert_int_equal(mb_ctx_set_precision(ctx, MB_PREC_FP32), 0);
+    /* and back in fp32, the forward is fp32's again (the bf16 copies unused) */
+    assert_int_equal(mb_model_forward(m, tok, Bt, L, NULL, out, NULL), 0);
+    assert_true(mb_test_rel_err(out, ref32, n) < GOLDEN_TOL);
+
+    free(out), free(ref), free(ref32), free(loss), free(tok), free(tgt), free(tok64);
+    mb_st_close(f);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+}
+
+static void test_lm_bf16_forward(void **state)
+{
+    (void)state;
+    run_lm_bf16("real");
+    run_lm_bf16("complex");
+}
+
 static void test_lm_real_forward(void **state) { (void)state; run_lm("real", 0, 1, LM_FORWARD); }
 static void test_lm_real_step(void **state) { (void)state; run_lm("real", 0, 1, LM_STEP); }
 static void test_lm_real_chunk(void **state) { (void)state; run_lm("real", 0, 1, LM_CHUNK); }
@@ -849,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_scan_complex_grad),
         cmocka_unit_test(test_conv1d),
         cmocka_unit_test(test_lm_real_forward),
+        cmocka_unit_test(test_lm_bf16_forward),
         cmocka_unit_test(test_lm_real_step),
         cmocka_unit_test(test_lm_real_chunk),
         cmocka_unit_test(test_lm_complex_forward),

@@ -129,7 +129,7 @@ int mb_dev_profile(mb_ctx *ctx, int on)
 #ifdef MB_HAVE_CUDA
     if (ON_CUDA(ctx)) return mb_cuda_profile(ctx, on);
 #endif
-    (void)on;
+    (void)ctx, (void)on;
     return 0;
 }
 

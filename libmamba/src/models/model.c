@@ -207,6 +207,39 @@ int mb_model_io_ensure(mb_model *m, size_t M)
 }
 
 /* The checks before a training forward; the tokens then on the device. */
+static int ends_with(const char *s, const char *tail)
+{
+    const size_t n = strlen(s), t = strlen(tail);
+    return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+/* the LM head, or the embedding where it is the head */
+static int is_head(const mb_model *m, int i)
+{
+    const char *nm = m->params.items[i].name;
+    return ends_with(nm, "lm_head.weight") || (m->cfg.tie_embeddings && ends_with(nm, "embedding.weight"));
+}
+
+/* bf16 precision: what exists so far is the CPU reference of the LM's
+ * forward (core.h); the rest says so rather than running in fp32 */
+static int model_precision_check(const mb_model *m, const char *what)
+{
+    if (m->ctx->precision != MB_PREC_BF16) return 0;
+    if (m->arch != &mb_arch_lm) return mb_error_set("bf16 precision: the %s architecture has no bf16 path yet", m->arch->name);
+    if (what) return mb_error_set("bf16 precision: %s is not built yet (only the forward)", what);
+    return 0;
+}
+
+/* the GEMMs' weights of bf16 precision: the projections and the head */
+static int bf16_gemm_weight(const mb_params *ps, int i, void *arg)
+{
+    const mb_model *m = arg;
+    const char *nm = ps->items[i].name;
+    return ps->items[i].ndim >= 2 &&
+           (ends_with(nm, "in_proj.weight") || ends_with(nm, "x_proj.weight") || ends_with(nm, "dt_proj.weight") ||
+            ends_with(nm, "out_proj.weight") || is_head(m, i));
+}
+
 static int model_fwd_begin(mb_model *m, const int32_t *tokens, const int32_t *targets, int B, int L)
 {
     if (B < 1 || L < 1) return mb_error_set("empty batch (B=%d, L=%d)", B, L);
@@ -221,6 +254,10 @@ int mb_model_forward(mb_model *m, const int32_t *tokens, int B, int L, const int
                      mb_loss_stats *stats)
 {
     mb_fwd_out o;
+    /* bf16 precision: the GEMMs read bf16 copies of this moment's weights */
+    if (model_precision_check(m, NULL) ||
+        (m->ctx->precision == MB_PREC_BF16 && mb_params_bf16_refresh(&m->params, m->ctx, bf16_gemm_weight, m)))
+        return -1;
     if (model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o)) return -1;
     const size_t M = (size_t)B * L;
     if (logits && mb_dev_download(m->ctx, logits, o.logits, M * m->vocab_padded * sizeof(float))) return -1;
@@ -233,6 +270,7 @@ int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t 
                               mb_loss_stats *stats)
 {
     if (!targets) return mb_error_set("forward_backward needs targets");
+    if (model_precision_check(m, "the backward")) return -1;
     mb_fwd_out o;
     if (mb_params_grad_ensure(&m->params, m->ctx) || model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o) ||
         mb_model_xent_mean(m->ctx, targets, m->tgt_dev, B * L, m->vocab_padded, o.logits, 1, stats) ||
@@ -275,7 +313,7 @@ mb_state *mb_state_create(mb_model *m, int B)
         mb_error_set("state batch must be >= 1 (got %d)", B);
         return NULL;
     }
-    if (mb_scan_supported(m->ctx, m->cfg.d_state, B)) return NULL;
+    if (mb_scan_supported(m->ctx, m->cfg.d_state, B) || model_precision_check(m, "recurrent inference")) return NULL;
     mb_state *s = m->arch->state_create(m, B);
     if (s) mb_state_reset(s);
     return s;
@@ -384,19 +422,6 @@ int mb_model_forward_chunk_pooled(mb_model *m, mb_state *s, const int32_t *token
     if (!hsum) return mb_error_set("forward_chunk_pooled needs hsum");
     mb_chunk_out o = {.logits = logits, .hsum = hsum};
     return mb_model_forward_chunk_ex(m, s, tokens, L, &o);
-}
-
-static int ends_with(const char *s, const char *tail)
-{
-    const size_t n = strlen(s), t = strlen(tail);
-    return n >= t && strcmp(s + n - t, tail) == 0;
-}
-
-/* the LM head, or the embedding where it is the head */
-static int is_head(const mb_model *m, int i)
-{
-    const char *nm = m->params.items[i].name;
-    return ends_with(nm, "lm_head.weight") || (m->cfg.tie_embeddings && ends_with(nm, "embedding.weight"));
 }
 
 /* the matrices inference copies take: the projections and the head */

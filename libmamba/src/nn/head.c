@@ -37,17 +37,19 @@ void mb_lm_head_fwd(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M
                     const mb_lm_head_acts *a, float *logits)
 {
     mb_norm_fwd(ctx, &h->norm, ps, M, y, a->hf, &a->norm);
+    mb_precision_store(ctx, M, h->dim, a->hf, h->dim);
     if (!logits) return;
     const mb_q8 *wq = mb_param_q8(ps, h->p_w);       /* CPU inference with int8 weights */
     const uint16_t *wb = mb_param_bf16(ps, h->p_w); /* GPU inference with bf16 weights */
     if (wq) /* the product the head of a draw runs too (mb_head_sample_cpu): the same logits */
         mb_gemm_infer_cpu(ctx, M, h->vocab_padded, h->dim, a->hf, h->dim, mb_param_data(ps, h->p_w), wq, logits,
                           h->vocab_padded);
-    else if (wb && M <= MB_LINEAR_FEW_ROWS)
+    else if (wb && M <= MB_LINEAR_FEW_ROWS && !mb_dev_host_memory(ctx)) /* on the CPU the copy is bf16 precision's */
         mb_linear_bf16_fwd(ctx, M, h->dim, h->vocab_padded, a->hf, h->dim, wb, logits, h->vocab_padded);
     else
-        mb_linear_fwd(ctx, M, h->dim, h->vocab_padded, a->hf, h->dim, mb_param_data(ps, h->p_w), NULL, logits,
-                      h->vocab_padded);
+        mb_params_linear_fwd(ctx, ps, h->p_w, M, h->dim, h->vocab_padded, a->hf, h->dim, NULL, logits,
+                             h->vocab_padded);
+    mb_precision_store(ctx, M, h->vocab_padded, logits, h->vocab_padded);
 }
 
 void mb_lm_head_bwd_logits(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M,

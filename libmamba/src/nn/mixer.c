@@ -173,22 +173,29 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     const int M = B * L, d = mx->d_model, Di = mx->d_inner, R = mx->dt_rank;
     mb_act_fwd(ctx, MB_ACT_NEGEXP, Di, mx->d_state, mb_param_data(ps, mx->p_A_log), mx->d_state,
                a->A, mx->d_state);
-    mb_linear_fwd(ctx, M, d, 2 * Di, u, d, mb_param_data(ps, mx->p_in_proj), mixer_opt(ps, mx->p_in_bias), a->xz,
-                  2 * Di);
+    /* each product and the conv + SiLU, the scan's gated output and out as
+     * the precision stores them (mb_precision_store: bf16's points are
+     * mamba_ssm's under autocast; the conv's weights and the scan's A, D
+     * and dt bias stay fp32) */
+    mb_params_linear_fwd(ctx, ps, mx->p_in_proj, M, d, 2 * Di, u, d, mixer_opt(ps, mx->p_in_bias), a->xz, 2 * Di);
+    mb_precision_store(ctx, M, 2 * Di, a->xz, 2 * Di);
     mb_conv1d_fwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
                   mixer_opt(ps, mx->p_conv_b), st ? st->conv : NULL, a->xconv, Di);
     if (st) mb_conv1d_state_update(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, st->conv);
     mb_act_fwd(ctx, MB_ACT_SILU, M, Di, a->xconv, Di, a->xc, Di);
-    mb_linear_fwd(ctx, M, Di, mx->xdbl_dim, a->xc, Di, mb_param_data(ps, mx->p_x_proj), NULL,
-                  a->xdbl, mx->xdbl_dim);
+    mb_precision_store(ctx, M, Di, a->xc, Di);
+    mb_params_linear_fwd(ctx, ps, mx->p_x_proj, M, Di, mx->xdbl_dim, a->xc, Di, NULL, a->xdbl, mx->xdbl_dim);
+    mb_precision_store(ctx, M, mx->xdbl_dim, a->xdbl, mx->xdbl_dim);
     /* dt_proj without its bias: the scan adds it before the softplus */
-    mb_linear_fwd(ctx, M, R, Di, a->xdbl, mx->xdbl_dim, mb_param_data(ps, mx->p_dt_w), NULL,
-                  a->delta, Di);
+    mb_params_linear_fwd(ctx, ps, mx->p_dt_w, M, R, Di, a->xdbl, mx->xdbl_dim, NULL, a->delta, Di);
+    mb_precision_store(ctx, M, Di, a->delta, Di);
     mb_scan_params sp = mixer_scan_params(mx, ps, B, L, a, st ? st->ssm : NULL);
     size_t mark = ws->used;
     mb_scan_fwd(ctx, &sp, a->ys, st ? st->ssm : NULL, ws);
     ws->used = mark;
-    mb_linear_fwd(ctx, M, Di, d, a->ys, Di, mb_param_data(ps, mx->p_out_proj), mixer_opt(ps, mx->p_out_bias), out, d);
+    mb_precision_store(ctx, M, Di, a->ys, Di);
+    mb_params_linear_fwd(ctx, ps, mx->p_out_proj, M, Di, d, a->ys, Di, mixer_opt(ps, mx->p_out_bias), out, d);
+    mb_precision_store(ctx, M, d, out, d);
     return 0;
 }
 

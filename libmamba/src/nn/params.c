@@ -86,6 +86,34 @@ int mb_params_bf16_make(mb_params *ps, mb_ctx *ctx, int i)
     return mb_ctx_check(ctx);
 }
 
+int mb_params_bf16_refresh(mb_params *ps, mb_ctx *ctx, int (*want)(const mb_params *ps, int i, void *arg), void *arg)
+{
+    for (int i = 0; i < ps->n; i++) {
+        if (!want(ps, i, arg)) continue;
+        if (ps->bf16 && ps->bf16[i]) mb_to_bf16(ctx, ps->items[i].numel, mb_param_data(ps, i), ps->bf16[i]);
+        else if (mb_params_bf16_make(ps, ctx, i)) return -1;
+    }
+    return mb_ctx_check(ctx);
+}
+
+void mb_params_linear_fwd(mb_ctx *ctx, const mb_params *ps, int i, int M, int in, int out, const float *x, int ldx,
+                          const float *bias, float *y, int ldy)
+{
+    const uint16_t *wb = ctx->precision == MB_PREC_BF16 ? mb_param_bf16(ps, i) : NULL;
+    if (!wb) {
+        mb_linear_fwd(ctx, M, in, out, x, ldx, mb_param_data(ps, i), bias, y, ldy);
+        return;
+    }
+    mb_linear_bf16_fwd(ctx, M, in, out, x, ldx, wb, y, ldy);
+    if (bias) mb_bias_add(ctx, M, out, bias, y, ldy);
+}
+
+void mb_precision_store(mb_ctx *ctx, int rows, int cols, float *x, int ld)
+{
+    /* the precision is refused on a GPU until its kernels exist (mb_ctx_set_precision) */
+    if (ctx->precision == MB_PREC_BF16) mb_bf16_round_rows_cpu(ctx, rows, cols, x, ld);
+}
+
 void mb_params_bf16_drop(mb_params *ps, mb_ctx *ctx)
 {
     for (int i = 0; ps->bf16 && i < ps->n; i++) mb_dev_free(ctx, ps->bf16[i]);

@@ -60,4 +60,16 @@ static inline const uint16_t *mb_param_bf16(const mb_params *ps, int i)
     return ps->bf16 && i >= 0 ? ps->bf16[i] : NULL;
 }
 
+/* y (M, out) = x (M, in) W_i^T (+ bias): W_i as the context's precision
+ * has the GEMM read it (bf16: parameter i's bf16 copy, which
+ * mb_params_bf16_refresh keeps equal to the data; else the data) */
+void mb_params_linear_fwd(mb_ctx *ctx, const mb_params *ps, int i, int M, int in, int out, const float *x, int ldx,
+                          const float *bias, float *y, int ldy);
+/* What an op writes, as the context's precision stores it: rounded to bf16
+ * in bf16 precision (rows ld apart of cols values), else untouched */
+void mb_precision_store(mb_ctx *ctx, int rows, int cols, float *x, int ld);
+/* bf16 precision: bf16 copies of the parameters `want` picks made (or
+ * remade) from the data, for a forward after the weights changed */
+int mb_params_bf16_refresh(mb_params *ps, mb_ctx *ctx, int (*want)(const mb_params *ps, int i, void *arg), void *arg);
+
 #endif

@@ -161,6 +161,9 @@ static inline MB_HOSTDEV float mb_bf16_float(uint16_t h)
 }
 /* y = bf16(x) over n values: the weights' copies for GPU inference */
 void mb_to_bf16(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
+/* x = bf16(x) in place, n values, rows ld apart of `cols` values (the CPU
+ * reference of bf16 precision's stored activations) */
+void mb_bf16_round_rows_cpu(mb_ctx *ctx, int rows, int cols, float *x, int ld);
 void mb_to_bf16_cpu(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
 
 /* y = a * x + b * y over n contiguous floats. */
