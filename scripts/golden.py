@@ -512,28 +512,34 @@ def bf16(x):
     return r.astype(np.uint32).view(np.float32).astype(np.float64)
 
 
-def lm_mixer_bwd(L, u, gout, dims):
-    """Reverse mode of lm_mixer: (gradient w.r.t. u, {layer key: gradient})."""
+def lm_mixer_bwd(L, u, gout, dims, r=same):
+    """Reverse mode of lm_mixer: (gradient w.r.t. u, {layer key: gradient}). r as
+    lm_mixer's: each activation's gradient is stored as the activation was (the
+    output's too; gradients meeting on one activation are summed, then rounded), the
+    input gradients of products come from the rounded weights; the weights'
+    gradients are unrounded."""
     Di, R, nBC, is_complex = dims
     d = u.shape[-1]
-    xz = u @ L["in_proj"].T
+    xz = r(u @ r(L["in_proj"]).T)
     x, z = xz[..., :Di], xz[..., Di:]
     xc = causal_conv1d(x, L["conv_w"], L["conv_b"])
-    xs = silu(xc)
-    xdbl = xs @ L["x_proj"].T
+    xs = r(silu(xc))
+    xdbl = r(xs @ r(L["x_proj"]).T)
     dtr = xdbl[..., :R]
     Bm = xdbl[..., R:R + nBC]
     Cm = xdbl[..., R + nBC:R + 2 * nBC]
-    delta = dtr @ L["dt_w"].T
+    delta = r(dtr @ r(L["dt_w"]).T)
     A = -np.exp(L["A_log"])
     if is_complex:
         A = A + 1j * L["A_imag"]
         Bm, Cm = cplx_from_interleaved(Bm), cplx_from_interleaved(Cm)
     y, hT = selective_scan(xs, delta, A, Bm, Cm, D=L["D"], z=z,
                            delta_bias=L["dt_b"], delta_softplus=True)
+    y = r(y)
+    gout = r(gout)
     G = {}
     G["out_proj"] = gout.reshape(-1, d).T @ y.reshape(-1, Di)
-    gy = gout @ L["out_proj"]
+    gy = r(gout @ r(L["out_proj"]))
     g = selective_scan_bwd(xs, delta, A, Bm, Cm, L["D"], z, L["dt_b"], None, gy,
                            np.zeros(hT.shape, hT.dtype))
     G["D"], G["dt_b"] = g["D"], g["delta_bias"]
@@ -543,32 +549,35 @@ def lm_mixer_bwd(L, u, gout, dims):
         gB, gC = interleave(g["B"]), interleave(g["C"])
     else:
         gB, gC = g["B"], g["C"]
-    gdelta = g["delta"]
+    gdelta = r(g["delta"])
     G["dt_w"] = gdelta.reshape(-1, Di).T @ dtr.reshape(-1, R)
-    gxdbl = np.concatenate([gdelta @ L["dt_w"], gB, gC], axis=-1)
+    gxdbl = np.concatenate([r(gdelta @ r(L["dt_w"])), r(gB), r(gC)], axis=-1)
     G["x_proj"] = gxdbl.reshape(-1, gxdbl.shape[-1]).T @ xs.reshape(-1, Di)
-    gxs = g["u"] + gxdbl @ L["x_proj"]
+    gxs = r(r(g["u"]) + gxdbl @ r(L["x_proj"]))
     gx, G["conv_w"], G["conv_b"] = causal_conv1d_bwd(x, L["conv_w"], gxs * dsilu(xc))
-    gxz = np.concatenate([gx, g["z"]], axis=-1)
+    gxz = r(np.concatenate([gx, g["z"]], axis=-1))
     G["in_proj"] = gxz.reshape(-1, 2 * Di).T @ u.reshape(-1, d)
-    return gxz @ L["in_proj"], G
+    return r(gxz @ r(L["in_proj"])), G
 
 
-def lm_loss_grads(emb, layers, norm_f, head, tied, tokens, targets, dims):
-    """Mean cross-entropy and its gradients: (loss, {state_dict name: grad})."""
+def lm_loss_grads(emb, layers, norm_f, head, tied, tokens, targets, dims, r=same):
+    """Mean cross-entropy and its gradients: (loss, {state_dict name: grad}); r as
+    lm_mixer's (the logits' gradient and the final norm's output gradient stored as
+    the logits and that output were)."""
     hs, xns = [emb[tokens]], []
     for L in layers:
-        xns.append(rmsnorm(hs[-1], L["norm"]))
-        hs.append(hs[-1] + lm_mixer(L, xns[-1], dims))
-    hf = rmsnorm(hs[-1], norm_f)
-    logits = hf @ head.T
+        xns.append(r(rmsnorm(hs[-1], L["norm"])))
+        hs.append(hs[-1] + lm_mixer(L, xns[-1], dims, r))
+    hf = r(rmsnorm(hs[-1], norm_f))
+    logits = r(hf @ r(head).T)
     loss, glog = xent_mean(logits, targets)
+    glog = r(glog)
     d = hf.shape[-1]
     G = {}
     ghead = glog.reshape(-1, glog.shape[-1]).T @ hf.reshape(-1, d)
-    gh, G["backbone.norm_f.weight"] = rmsnorm_bwd(hs[-1], norm_f, glog @ head)
+    gh, G["backbone.norm_f.weight"] = rmsnorm_bwd(hs[-1], norm_f, r(glog @ r(head)))
     for i in range(len(layers) - 1, -1, -1):
-        gxn, GL = lm_mixer_bwd(layers[i], xns[i], gh, dims)
+        gxn, GL = lm_mixer_bwd(layers[i], xns[i], gh, dims, r)
         gx, GL["norm"] = rmsnorm_bwd(hs[i], layers[i]["norm"], gxn)
         gh = gh + gx
         for k, v in GL.items():
@@ -659,16 +668,19 @@ def make_lm(rng, is_complex, tied, rng_g, rng_fd):
     expected = [("tokens", tokens), ("logits", logits), ("targets", targets),
                 ("loss", np.array([loss]))]
     expected += [("grad." + name, G[name]) for name, _ in P]
-    # bf16 precision's forward (no draws: the files' other tensors are unchanged)
+    # bf16 precision (no draws: the files' other tensors are unchanged)
     logits16 = lm_logits(emb, layers, norm_f, head, tokens, dims, bf16)
-    expected += [("bf16.logits", logits16),
-                 ("bf16.loss", np.array([xent_mean(logits16, targets)[0]]))]
+    loss16, G16 = lm_loss_grads(emb, layers, norm_f, head, tied, tokens, targets, dims, bf16)
+    assert loss16 == xent_mean(logits16, targets)[0]
+    expected += [("bf16.logits", logits16), ("bf16.loss", np.array([loss16]))]
+    expected += [("bf16.grad." + name, G16[name]) for name, _ in P]
     emeta = {"what": "tokens (B, L) and float64 logits (B, L, vocab_padded) of the "
                      "checkpoint next to this file; targets (B, L) (-100: ignored); loss: "
                      "mean over counted targets of -log softmax(logits)[target] (softmax over "
                      "all vocab_padded entries); grad.NAME: float64 gradient of loss w.r.t. "
                      "parameter NAME (tied: the embedding's includes the head's); bf16.logits, "
-                     "bf16.loss: the same in bf16 precision (lm_logits with r = bf16)"}
+                     "bf16.loss, bf16.grad.NAME: the same in bf16 precision (lm_logits, lm_loss_grads "
+                     "with r = bf16)"}
     return P, meta, expected, emeta
 
 
@@ -1068,7 +1080,8 @@ def main():
     for k, v in sizes.items():
         print("%-38s %7d bytes" % (k, v))
         # the U-Nets' center stage alone is ~7k floats at width 32 (d_inner 64)
-        assert v < (256_000 if k.startswith("sashimi") else 100_000), k
+        # the LMs' expected files hold fp32 and bf16 gradients
+        assert v < (256_000 if k.startswith("sashimi") else 200_000 if k.startswith("lm_") else 100_000), k
     return 0
 
 

@@ -48,8 +48,10 @@ typedef enum { MB_DEV_CPU = 0, MB_DEV_CUDA = 1 } mb_device_kind;
  * autocast: the activations each op writes (but the residual stream) and
  * the weights a GEMM reads are rounded to bf16; arithmetic, accumulation,
  * the residual stream, the scan's state and A, D and dt bias, the weights'
- * master copy and the loss stay fp32. So far the CPU reference of the
- * forward (the precision issue builds the GPU's and the backward). TF32 is
+ * master copy and the loss stay fp32; in the backward each activation's
+ * gradient is stored as the activation was, the weights' gradients fp32.
+ * So far the CPU reference of the LM's training (forward and backward: the
+ * precision issue builds the GPU's kernels against it). TF32 is
  * mb_ctx_set_tf32. */
 typedef enum { MB_PREC_FP32 = 0, MB_PREC_BF16 = 1 } mb_precision;
 

@@ -55,6 +55,7 @@ static int cls_check_labels(const mb_model *m, const int32_t *labels, int B)
 static int cls_forward(mb_model *m, const int32_t *tokens, int B, int L, mb_fwd_out *o)
 {
     if (L < 1) return mb_error_set("empty batch (B=%d, L=%d)", B, L);
+    if (m->ctx->precision != MB_PREC_FP32) return mb_error_set("bf16 precision: classification is not built yet");
     const size_t M = (size_t)B * L, n = (size_t)B * m->cfg.d_model;
     if (mb_scan_supported(m->ctx, m->cfg.d_state, B) || mb_model_check_tokens(m, tokens, M, "token", 0) ||
         mb_model_io_ensure(m, M) || mb_dev_upload(m->ctx, m->tok_dev, tokens, M * sizeof(int32_t)) ||

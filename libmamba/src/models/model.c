@@ -221,12 +221,13 @@ static int is_head(const mb_model *m, int i)
 }
 
 /* bf16 precision: what exists so far is the CPU reference of the LM's
- * forward (core.h); the rest says so rather than running in fp32 */
+ * forward and backward (core.h); the rest says so rather than running in
+ * fp32 */
 static int model_precision_check(const mb_model *m, const char *what)
 {
     if (m->ctx->precision != MB_PREC_BF16) return 0;
     if (m->arch != &mb_arch_lm) return mb_error_set("bf16 precision: the %s architecture has no bf16 path yet", m->arch->name);
-    if (what) return mb_error_set("bf16 precision: %s is not built yet (only the forward)", what);
+    if (what) return mb_error_set("bf16 precision: %s is not built yet (only training's forward and backward)", what);
     return 0;
 }
 
@@ -256,7 +257,7 @@ int mb_model_forward(mb_model *m, const int32_t *tokens, int B, int L, const int
     mb_fwd_out o;
     /* bf16 precision: the GEMMs read bf16 copies of this moment's weights */
     if (model_precision_check(m, NULL) ||
-        (m->ctx->precision == MB_PREC_BF16 && mb_params_bf16_refresh(&m->params, m->ctx, bf16_gemm_weight, m)))
+        (m->ctx->precision == MB_PREC_BF16 && mb_params_w16_refresh(&m->params, m->ctx, bf16_gemm_weight, m)))
         return -1;
     if (model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o)) return -1;
     const size_t M = (size_t)B * L;
@@ -270,7 +271,9 @@ int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t 
                               mb_loss_stats *stats)
 {
     if (!targets) return mb_error_set("forward_backward needs targets");
-    if (model_precision_check(m, "the backward")) return -1;
+    if (model_precision_check(m, NULL) ||
+        (m->ctx->precision == MB_PREC_BF16 && mb_params_w16_refresh(&m->params, m->ctx, bf16_gemm_weight, m)))
+        return -1;
     mb_fwd_out o;
     if (mb_params_grad_ensure(&m->params, m->ctx) || model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o) ||
         mb_model_xent_mean(m->ctx, targets, m->tgt_dev, B * L, m->vocab_padded, o.logits, 1, stats) ||

@@ -44,19 +44,20 @@ void mb_lm_head_fwd(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M
     if (wq) /* the product the head of a draw runs too (mb_head_sample_cpu): the same logits */
         mb_gemm_infer_cpu(ctx, M, h->vocab_padded, h->dim, a->hf, h->dim, mb_param_data(ps, h->p_w), wq, logits,
                           h->vocab_padded);
-    else if (wb && M <= MB_LINEAR_FEW_ROWS && !mb_dev_host_memory(ctx)) /* on the CPU the copy is bf16 precision's */
+    else if (wb && M <= MB_LINEAR_FEW_ROWS)
         mb_linear_bf16_fwd(ctx, M, h->dim, h->vocab_padded, a->hf, h->dim, wb, logits, h->vocab_padded);
     else
-        mb_params_linear_fwd(ctx, ps, h->p_w, M, h->dim, h->vocab_padded, a->hf, h->dim, NULL, logits,
-                             h->vocab_padded);
+        mb_linear_fwd(ctx, M, h->dim, h->vocab_padded, a->hf, h->dim, mb_param_gemm(ctx, ps, h->p_w), NULL, logits,
+                      h->vocab_padded);
     mb_precision_store(ctx, M, h->vocab_padded, logits, h->vocab_padded);
 }
 
 void mb_lm_head_bwd_logits(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M,
                            const mb_lm_head_acts *a, const float *dlogits)
 {
-    mb_linear_bwd(ctx, M, h->dim, h->vocab_padded, a->hf, h->dim, mb_param_data(ps, h->p_w), dlogits,
+    mb_linear_bwd(ctx, M, h->dim, h->vocab_padded, a->hf, h->dim, mb_param_gemm(ctx, ps, h->p_w), dlogits,
                   h->vocab_padded, a->hf, h->dim, 0.f, mb_param_grad(ps, h->p_w), NULL);
+    mb_precision_store(ctx, M, h->dim, a->hf, h->dim); /* hf's gradient, as hf was stored */
 }
 
 void mb_lm_head_bwd_norm(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M, const float *y,

@@ -155,7 +155,7 @@ size_t mb_mixer_workspace(mb_ctx *ctx, const mb_mixer *mx, int B, int L)
                            .is_complex = mx->is_complex};
     /* mb_mixer_bwd's six buffers, each rounded to 64 bytes */
     size_t bwd = (mb_align64(M * Di * 4) * 3 + mb_align64(M * 2 * Di * 4) + mb_align64(M * mx->xdbl_dim * 4) +
-                  mb_align64(Di * mx->d_state * 4)) + 64 * 8;
+                  mb_align64(Di * mx->d_state * 4) + mb_align64(M * mx->d_model * 4)) + 64 * 8;
     size_t need = bwd + mb_scan_workspace(ctx, &dims);
     if (L == 1) {
         mb_block_step_params bp = {.batch = B, .d_model = mx->d_model, .d_inner = mx->d_inner,
@@ -177,24 +177,27 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
      * the precision stores them (mb_precision_store: bf16's points are
      * mamba_ssm's under autocast; the conv's weights and the scan's A, D
      * and dt bias stay fp32) */
-    mb_params_linear_fwd(ctx, ps, mx->p_in_proj, M, d, 2 * Di, u, d, mixer_opt(ps, mx->p_in_bias), a->xz, 2 * Di);
+    mb_linear_fwd(ctx, M, d, 2 * Di, u, d, mb_param_gemm(ctx, ps, mx->p_in_proj), mixer_opt(ps, mx->p_in_bias), a->xz,
+                  2 * Di);
     mb_precision_store(ctx, M, 2 * Di, a->xz, 2 * Di);
     mb_conv1d_fwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
                   mixer_opt(ps, mx->p_conv_b), st ? st->conv : NULL, a->xconv, Di);
     if (st) mb_conv1d_state_update(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, st->conv);
     mb_act_fwd(ctx, MB_ACT_SILU, M, Di, a->xconv, Di, a->xc, Di);
     mb_precision_store(ctx, M, Di, a->xc, Di);
-    mb_params_linear_fwd(ctx, ps, mx->p_x_proj, M, Di, mx->xdbl_dim, a->xc, Di, NULL, a->xdbl, mx->xdbl_dim);
+    mb_linear_fwd(ctx, M, Di, mx->xdbl_dim, a->xc, Di, mb_param_gemm(ctx, ps, mx->p_x_proj), NULL, a->xdbl,
+                  mx->xdbl_dim);
     mb_precision_store(ctx, M, mx->xdbl_dim, a->xdbl, mx->xdbl_dim);
     /* dt_proj without its bias: the scan adds it before the softplus */
-    mb_params_linear_fwd(ctx, ps, mx->p_dt_w, M, R, Di, a->xdbl, mx->xdbl_dim, NULL, a->delta, Di);
+    mb_linear_fwd(ctx, M, R, Di, a->xdbl, mx->xdbl_dim, mb_param_gemm(ctx, ps, mx->p_dt_w), NULL, a->delta, Di);
     mb_precision_store(ctx, M, Di, a->delta, Di);
     mb_scan_params sp = mixer_scan_params(mx, ps, B, L, a, st ? st->ssm : NULL);
     size_t mark = ws->used;
     mb_scan_fwd(ctx, &sp, a->ys, st ? st->ssm : NULL, ws);
     ws->used = mark;
     mb_precision_store(ctx, M, Di, a->ys, Di);
-    mb_params_linear_fwd(ctx, ps, mx->p_out_proj, M, Di, d, a->ys, Di, mixer_opt(ps, mx->p_out_bias), out, d);
+    mb_linear_fwd(ctx, M, Di, d, a->ys, Di, mb_param_gemm(ctx, ps, mx->p_out_proj), mixer_opt(ps, mx->p_out_bias),
+                  out, d);
     mb_precision_store(ctx, M, d, out, d);
     return 0;
 }
@@ -255,8 +258,22 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     float *dA = mb_arena_floats(ws, (size_t)Di * N);
     if (!dys || !dxz || !dxc || !dxdbl || !ddelta || !dA) return -1;
 
-    mb_linear_bwd(ctx, M, Di, d, a->ys, Di, mb_param_data(ps, mx->p_out_proj), dout, d, dys, Di,
+    /* bf16 precision: every activation gradient stored as bf16 where the
+     * forward stored its activation (mb_precision_store), the products'
+     * input gradients from the rounded weights (mb_param_gemm); the
+     * weights' gradients and the residual stream's stay fp32. The mixer's
+     * output was stored as bf16, so its gradient is too: a rounded copy of
+     * dout (the residual stream's gradient, which stays fp32). */
+    if (ctx->precision == MB_PREC_BF16) {
+        float *d16 = mb_arena_floats(ws, (size_t)M * d);
+        if (!d16) return -1;
+        mb_dev_copy_async(ctx, d16, dout, (size_t)M * d * sizeof(float));
+        mb_precision_store(ctx, M, d, d16, d);
+        dout = d16;
+    }
+    mb_linear_bwd(ctx, M, Di, d, a->ys, Di, mb_param_gemm(ctx, ps, mx->p_out_proj), dout, d, dys, Di,
                   0.f, mb_param_grad(ps, mx->p_out_proj), mixer_opt_grad(ps, mx->p_out_bias));
+    mb_precision_store(ctx, M, Di, dys, Di);
 
     mb_dev_zero(ctx, dA, (size_t)Di * N * sizeof(float));
     mb_scan_params sp = mixer_scan_params(mx, ps, B, L, a, st0 ? st0->ssm : NULL);
@@ -273,15 +290,22 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
         .dh0 = carry ? carry->dssm_out : NULL,
     };
     mb_scan_bwd(ctx, &sp, dys, carry ? carry->dssm_in : NULL, &sg, ws);
+    mb_precision_store(ctx, M, Di, dxc, Di);
+    mb_precision_store(ctx, M, Di, ddelta, Di);
+    mb_precision_store(ctx, M, 2 * mx->n_bc, dxdbl + R, mx->xdbl_dim);
     /* A = -exp(A_log): dA_log = dA * A */
     mb_act_bwd(ctx, MB_ACT_NEGEXP, Di, N, mb_param_data(ps, mx->p_A_log), N, dA, N, dA, N);
     mb_axpby(ctx, (size_t)Di * N, 1.f, dA, 1.f, mb_param_grad(ps, mx->p_A_log));
 
     /* dt_proj: its input gradient fills the first R columns of dxdbl */
-    mb_linear_bwd(ctx, M, R, Di, a->xdbl, mx->xdbl_dim, mb_param_data(ps, mx->p_dt_w), ddelta, Di,
+    mb_linear_bwd(ctx, M, R, Di, a->xdbl, mx->xdbl_dim, mb_param_gemm(ctx, ps, mx->p_dt_w), ddelta, Di,
                   dxdbl, mx->xdbl_dim, 0.f, mb_param_grad(ps, mx->p_dt_w), NULL);
-    mb_linear_bwd(ctx, M, Di, mx->xdbl_dim, a->xc, Di, mb_param_data(ps, mx->p_x_proj), dxdbl,
+    mb_precision_store(ctx, M, R, dxdbl, mx->xdbl_dim);
+    mb_linear_bwd(ctx, M, Di, mx->xdbl_dim, a->xc, Di, mb_param_gemm(ctx, ps, mx->p_x_proj), dxdbl,
                   mx->xdbl_dim, dxc, Di, 1.f, mb_param_grad(ps, mx->p_x_proj), NULL);
+    mb_precision_store(ctx, M, Di, dxc, Di);
+    /* SiLU and the conv are one op of the forward (its output stored): no
+     * rounding between their gradients */
     mb_act_bwd(ctx, MB_ACT_SILU, M, Di, a->xconv, Di, dxc, Di, dxc, Di);
     mb_conv1d_bwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
                   st0 ? st0->conv : NULL, dxc, Di, dxz, 2 * Di, mb_param_grad(ps, mx->p_conv_w),
@@ -296,8 +320,10 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
                 mb_axpby(ctx, (size_t)Di, 1.f, carry->dconv_in + (size_t)k * Di, 1.f,
                          dxz + (size_t)row * 2 * Di);
         }
-    mb_linear_bwd(ctx, M, d, 2 * Di, u, d, mb_param_data(ps, mx->p_in_proj), dxz, 2 * Di, du, d,
+    mb_precision_store(ctx, M, 2 * Di, dxz, 2 * Di);
+    mb_linear_bwd(ctx, M, d, 2 * Di, u, d, mb_param_gemm(ctx, ps, mx->p_in_proj), dxz, 2 * Di, du, d,
                   du_beta, mb_param_grad(ps, mx->p_in_proj), mixer_opt_grad(ps, mx->p_in_bias));
+    mb_precision_store(ctx, M, d, du, d);
     ws->used = mark;
     return 0;
 }

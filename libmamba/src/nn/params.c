@@ -86,26 +86,18 @@ int mb_params_bf16_make(mb_params *ps, mb_ctx *ctx, int i)
     return mb_ctx_check(ctx);
 }
 
-int mb_params_bf16_refresh(mb_params *ps, mb_ctx *ctx, int (*want)(const mb_params *ps, int i, void *arg), void *arg)
+int mb_params_w16_refresh(mb_params *ps, mb_ctx *ctx, int (*want)(const mb_params *ps, int i, void *arg), void *arg)
 {
+    if (!ps->w16 && !(ps->w16 = mb_calloc((size_t)ps->n, sizeof *ps->w16, "bf16 weights"))) return -1;
     for (int i = 0; i < ps->n; i++) {
         if (!want(ps, i, arg)) continue;
-        if (ps->bf16 && ps->bf16[i]) mb_to_bf16(ctx, ps->items[i].numel, mb_param_data(ps, i), ps->bf16[i]);
-        else if (mb_params_bf16_make(ps, ctx, i)) return -1;
+        const size_t n = ps->items[i].numel;
+        if (!ps->w16[i] && !(ps->w16[i] = mb_dev_alloc_floats(ctx, n, "bf16 weights"))) return -1;
+        /* the precision runs on host memory so far (mb_ctx_set_precision) */
+        if (mb_dev_upload(ctx, ps->w16[i], mb_param_data(ps, i), n * sizeof(float))) return -1;
+        mb_bf16_round_rows_cpu(ctx, 1, (int)n, ps->w16[i], (int)n);
     }
     return mb_ctx_check(ctx);
-}
-
-void mb_params_linear_fwd(mb_ctx *ctx, const mb_params *ps, int i, int M, int in, int out, const float *x, int ldx,
-                          const float *bias, float *y, int ldy)
-{
-    const uint16_t *wb = ctx->precision == MB_PREC_BF16 ? mb_param_bf16(ps, i) : NULL;
-    if (!wb) {
-        mb_linear_fwd(ctx, M, in, out, x, ldx, mb_param_data(ps, i), bias, y, ldy);
-        return;
-    }
-    mb_linear_bf16_fwd(ctx, M, in, out, x, ldx, wb, y, ldy);
-    if (bias) mb_bias_add(ctx, M, out, bias, y, ldy);
 }
 
 void mb_precision_store(mb_ctx *ctx, int rows, int cols, float *x, int ld)
@@ -125,6 +117,8 @@ void mb_params_free(mb_params *ps, mb_ctx *ctx)
 {
     mb_params_q8_drop(ps);
     mb_params_bf16_drop(ps, ctx);
+    for (int i = 0; ps->w16 && i < ps->n; i++) mb_dev_free(ctx, ps->w16[i]);
+    free(ps->w16);
     mb_dev_free(ctx, ps->data);
     mb_dev_free(ctx, ps->grad);
     free(ps->items);

@@ -31,6 +31,10 @@ typedef struct {
     /* per parameter, NULL or its bf16 copy (device memory) for GPU
      * inference (mb_params_bf16_make) */
     uint16_t **bf16;
+    /* per parameter, NULL or its weights as bf16 precision's GEMMs read
+     * them: bf16-rounded values as floats, device memory
+     * (mb_params_w16_refresh) */
+    float **w16;
 } mb_params;
 
 /* Register a tensor; returns its index or -1. Shapes are fixed before
@@ -60,16 +64,17 @@ static inline const uint16_t *mb_param_bf16(const mb_params *ps, int i)
     return ps->bf16 && i >= 0 ? ps->bf16[i] : NULL;
 }
 
-/* y (M, out) = x (M, in) W_i^T (+ bias): W_i as the context's precision
- * has the GEMM read it (bf16: parameter i's bf16 copy, which
- * mb_params_bf16_refresh keeps equal to the data; else the data) */
-void mb_params_linear_fwd(mb_ctx *ctx, const mb_params *ps, int i, int M, int in, int out, const float *x, int ldx,
-                          const float *bias, float *y, int ldy);
+/* Parameter i as a GEMM reads it in the context's precision: bf16, its
+ * rounded copy where mb_params_w16_refresh made one; else the data */
+static inline const float *mb_param_gemm(const mb_ctx *ctx, const mb_params *ps, int i)
+{
+    return ctx->precision == MB_PREC_BF16 && ps->w16 && ps->w16[i] ? ps->w16[i] : mb_param_data(ps, i);
+}
 /* What an op writes, as the context's precision stores it: rounded to bf16
  * in bf16 precision (rows ld apart of cols values), else untouched */
 void mb_precision_store(mb_ctx *ctx, int rows, int cols, float *x, int ld);
-/* bf16 precision: bf16 copies of the parameters `want` picks made (or
- * remade) from the data, for a forward after the weights changed */
-int mb_params_bf16_refresh(mb_params *ps, mb_ctx *ctx, int (*want)(const mb_params *ps, int i, void *arg), void *arg);
+/* bf16 precision: the rounded copies of the parameters `want` picks made
+ * (or remade) from the data, for a forward after the weights changed */
+int mb_params_w16_refresh(mb_params *ps, mb_ctx *ctx, int (*want)(const mb_params *ps, int i, void *arg), void *arg);
 
 #endif
