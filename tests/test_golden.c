@@ -552,7 +552,8 @@ static void run_lm(const char *tag, int is_complex, int tied, lm_mode mode)
  * exactly (no value fell on such a boundary); 5e-5 is under what dropping
  * any one rounding point costs (measured by hand: the least, delta's,
  * 1.4e-4 complex and 4.0e-4 real), and every logit must be a bf16 value.
- * Recurrent inference is refused in words (its bf16 path is not built). */
+ * Steps from a state give the same logits; sampling is refused in words
+ * (its bf16 path is not built). */
 static void run_lm_bf16(const char *tag)
 {
     char path[4096], name[128];
@@ -596,9 +597,26 @@ static void run_lm_bf16(const char *tag)
     assert_true(e < 5e-5);
     assert_true(e32 > 10 * 5e-5);
     assert_true(fabs(mean - loss[0]) < 1e-3 * fabs(loss[0]));
-    /* recurrent inference in bf16 is not built: refused, not run in fp32 */
-    assert_null(mb_state_create(m, 1));
-    assert_non_null(strstr(mb_error_last(), "bf16 precision"));
+    /* step by step from a state, as validation runs: the same rounding
+     * points, so the same logits; sampling is not built: refused in words */
+    mb_state *s = mb_state_create(m, Bt);
+    if (!s) fail_msg("mb_state_create: %s", mb_error_last());
+    const int Vp = (int)sl[2];
+    int32_t *tk = malloc((size_t)Bt * sizeof(int32_t));
+    float *lg = malloc((size_t)Bt * Vp * sizeof(float));
+    assert_true(tk && lg);
+    for (int t = 0; t < L; t++) {
+        for (int b = 0; b < Bt; b++) tk[b] = tok[(size_t)b * L + t];
+        if (mb_model_step(m, s, tk, lg) != 0) fail_msg("bf16 step t=%d: %s", t, mb_error_last());
+        for (int b = 0; b < Bt; b++) memcpy(out + ((size_t)b * L + t) * Vp, lg + (size_t)b * Vp, (size_t)Vp * sizeof(float));
+    }
+    snprintf(what, sizeof what, "lm_%s bf16 logits, mb_model_step", tag);
+    assert_true(check(what, out, ref, n) < 5e-5);
+    const mb_sampler sp = {.temperature = 1.f, .top_p = 1.f, .seed = 1};
+    assert_int_equal(mb_model_sample(m, s, tk, 2, &sp, tk), -1);
+    assert_non_null(strstr(mb_error_last(), "bf16 precision: sampling"));
+    mb_state_free(s);
+    free(tk), free(lg);
     assert_int_equal(mb_ctx_set_precision(ctx, MB_PREC_FP32), 0);
     /* and back in fp32, the forward is fp32's again (the bf16 copies unused) */
     assert_int_equal(mb_model_forward(m, tok, Bt, L, NULL, out, NULL), 0);

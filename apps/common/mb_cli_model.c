@@ -26,6 +26,11 @@ mb_ctx *mb_cli_ctx(const char *prog, const mb_cli_train *t)
     }
     mb_ctx_set_threads(ctx, (int)t->threads);
     if (t->tf32) mb_ctx_set_tf32(ctx, 1);
+    if (t->bf16 && mb_ctx_set_precision(ctx, MB_PREC_BF16)) {
+        mb_cli_error(prog, "--precision bf16: %s", mb_error_last());
+        mb_ctx_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 

@@ -50,7 +50,7 @@ int mb_cli_parse_real(const char *prog, const char *opt, const char *s, double l
 
 enum {
     O_DM = MB_CLI_OPT_BASE, O_NL, O_DS, O_EX, O_INIT, O_STEPS, O_BATCH, O_SEQ, O_LR, O_WARM, O_WD,
-    O_CLIP, O_DEV, O_THR, O_TF32, O_SEED, O_LOG, O_RESUME, O_OUT, O_SAVE, O_KEEP, O_SELECT, O_PATIENCE
+    O_CLIP, O_DEV, O_THR, O_TF32, O_SEED, O_LOG, O_RESUME, O_OUT, O_SAVE, O_KEEP, O_SELECT, O_PATIENCE, O_PREC
 };
 
 const struct option mb_cli_train_options[] = {
@@ -61,7 +61,7 @@ const struct option mb_cli_train_options[] = {
     {"device", 1, 0, O_DEV}, {"threads", 1, 0, O_THR}, {"tf32", 0, 0, O_TF32},
     {"seed", 1, 0, O_SEED}, {"log", 1, 0, O_LOG}, {"resume", 0, 0, O_RESUME},
     {"out", 1, 0, O_OUT}, {"save-every", 1, 0, O_SAVE}, {"keep", 1, 0, O_KEEP},
-    {"select", 1, 0, O_SELECT}, {"patience", 1, 0, O_PATIENCE}, {0, 0, 0, 0}};
+    {"select", 1, 0, O_SELECT}, {"patience", 1, 0, O_PATIENCE}, {"precision", 1, 0, O_PREC}, {0, 0, 0, 0}};
 
 void mb_cli_train_default(mb_cli_train *t)
 {
@@ -117,7 +117,11 @@ void mb_cli_train_help(FILE *f, const mb_cli_train *d)
             "device:\n"
             "  --device D         cpu, cuda or cuda:N [%s]\n"
             "  --threads N        CPU threads, 0 = all cores [%lld]\n"
-            "  --tf32             GPU: TF32 tensor cores for the GEMMs (faster, ~1e-3 error)\n",
+            "  --tf32             GPU: TF32 tensor cores for the GEMMs (faster, ~1e-3 error)\n"
+            "  --precision P      fp32, tf32 (as --tf32) or bf16: weights a GEMM reads and\n"
+            "                     stored activations rounded to bf16, all else fp32, as\n"
+            "                     mamba_ssm under autocast; bf16 runs on the CPU only so far\n"
+            "                     (the GPU's kernels are not built) [fp32]\n",
             d->cfg.d_model, d->cfg.n_layer, d->cfg.d_state, d->cfg.expand,
             d->cfg.init == MB_INIT_S4D_LIN ? "complex" : "real", (long long)d->steps,
             (long long)d->batch, (long long)d->seq_len, d->lr, d->warmup_frac, d->weight_decay,
@@ -162,6 +166,15 @@ int mb_cli_train_option(mb_cli_train *t, const char *prog, int c, const char *ar
     case O_DEV: t->device = arg; return 1;
     case O_THR: return mb_cli_parse_int(prog, "--threads", arg, 0, 4096, &t->threads) ? -1 : 1;
     case O_TF32: t->tf32 = 1; return 1;
+    case O_PREC:
+        if (strcmp(arg, "fp32") == 0) t->tf32 = 0, t->bf16 = 0;
+        else if (strcmp(arg, "tf32") == 0) t->tf32 = 1, t->bf16 = 0;
+        else if (strcmp(arg, "bf16") == 0) t->tf32 = 0, t->bf16 = 1;
+        else {
+            mb_cli_error(prog, "--precision expects fp32, tf32 or bf16, got '%s'", arg);
+            return -1;
+        }
+        return 1;
     case O_SEED: return mb_cli_parse_int(prog, "--seed", arg, 0, INT64_MAX, &t->seed) ? -1 : 1;
     case O_LOG: t->log = arg; return 1;
     case O_RESUME: t->resume = 1; return 1;

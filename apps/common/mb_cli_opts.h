@@ -28,7 +28,8 @@ typedef struct {
     double grad_clip;    /* --grad-clip (0 = off) */
     const char *device;  /* --device cpu | cuda | cuda:N */
     int64_t threads;     /* --threads (CPU; 0 = all) */
-    int tf32;            /* --tf32 (GPU GEMMs in TF32) */
+    int tf32;            /* --tf32 (GPU GEMMs in TF32), or --precision tf32 */
+    int bf16;            /* --precision bf16 */
     int64_t seed;        /* --seed */
     const char *log;     /* --log FILE (JSON lines, appended) */
     int resume;          /* --resume: continue from the newest complete checkpoint beside --out */

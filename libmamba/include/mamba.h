@@ -45,6 +45,17 @@ void mb_ctx_set_threads(mb_ctx *ctx, int n_threads); /* CPU; 0 = all cores */
 /* CUDA: let cuBLAS run fp32 GEMMs on TF32 tensor cores (about 1e-3 relative
  * error instead of 1e-6). Off by default; no effect on the CPU. */
 void mb_ctx_set_tf32(mb_ctx *ctx, int on);
+/* The precision training and mb_model_forward run in. MB_PREC_BF16 is
+ * mamba_ssm's under bf16 autocast with fp32 parameters: the weights a GEMM
+ * reads and the activations and their gradients that ops store are rounded
+ * to bf16; arithmetic, accumulation, the residual stream, the scan's state,
+ * A, D and dt bias, the weights, their gradients, the optimizer and the
+ * loss stay fp32. So far it runs on the CPU (the reference the GPU's
+ * kernels are to match) and for the LM; elsewhere -1 with the reason (a
+ * GPU refuses it here, another architecture or recurrent inference at
+ * their first call). Default MB_PREC_FP32. */
+typedef enum { MB_PREC_FP32 = 0, MB_PREC_BF16 = 1 } mb_precision;
+int mb_ctx_set_precision(mb_ctx *ctx, mb_precision p);
 
 /* ---- files written whole or not at all -----------------------------------
  * An output is written to a temporary file beside its final path, then

@@ -102,6 +102,7 @@ _SIGNATURES = {
     "mb_ctx_name": (c_char_p, [c_void_p]),
     "mb_ctx_set_threads": (None, [c_void_p, c_int]),
     "mb_ctx_set_tf32": (None, [c_void_p, c_int]),
+    "mb_ctx_set_precision": (c_int, [c_void_p, c_int]),
     "mb_config_default": (None, [_cfg]),
     "mb_config_sashimi_default": (None, [_cfg]),
     "mb_config_check": (c_int, [_cfg]),

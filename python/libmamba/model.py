@@ -49,16 +49,22 @@ class Context:
 
     Models keep their context alive; one context can serve several models.
     ``threads`` sets the CPU threads (0 = all cores); ``tf32`` lets a GPU run
-    fp32 GEMMs on TF32 tensor cores.
+    fp32 GEMMs on TF32 tensor cores; ``precision`` "fp32", "tf32" (as
+    ``tf32``) or "bf16" (mb_ctx_set_precision: bf16 as mamba_ssm's autocast
+    rounds, so far on the CPU and for the LM).
     """
 
-    def __init__(self, device="cpu", threads=0, tf32=False):
+    def __init__(self, device="cpu", threads=0, tf32=False, precision="fp32"):
+        if precision not in ("fp32", "tf32", "bf16"):
+            raise ValueError(f"precision must be 'fp32', 'tf32' or 'bf16', not {precision!r}")
         self._h = check_handle(lib.mb_ctx_create(device.encode()))
         self._free = weakref.finalize(self, release, lib.mb_ctx_free, self._h)
         if threads:
             lib.mb_ctx_set_threads(self._h, int(threads))
-        if tf32:
+        if tf32 or precision == "tf32":
             lib.mb_ctx_set_tf32(self._h, 1)
+        if precision == "bf16":
+            check(lib.mb_ctx_set_precision(self._h, 1))
 
     @property
     def name(self):

@@ -117,3 +117,26 @@ def test_int8_weights_step_near_fp32(tiny):
     with tiny.state(1) as s:
         back = np.stack([s.step(t[:, i])[0] for i in range(20)])
     np.testing.assert_array_equal(back, ref)
+
+
+def test_bf16_precision_rounds_logits():
+    """Context(precision="bf16"): the forward's logits are bf16 values near
+    fp32's (mamba_ssm's autocast rounding), steps give the same logits, and
+    sampling is refused in words; an unknown precision is a ValueError."""
+    t = random_tokens((2, 24), seed=5)
+    fields = dict(d_model=16, n_layer=2, d_state=4, vocab_size=12, pad_vocab_size_multiple=16, seed=3)
+    with libmamba.create(**fields) as m:
+        ref = m.logits(t)
+    with libmamba.create(device=libmamba.Context(precision="bf16"), **fields) as m:
+        got = m.logits(t)
+        bits = got.view(np.uint32)
+        assert np.all(bits & 0xFFFF == 0)
+        err = np.abs(got - ref).max() / np.abs(ref).max()
+        assert 1e-5 < err < 3e-2
+        with m.state(2) as s:
+            steps = np.stack([s.step(t[:, i]) for i in range(24)], 1)
+        np.testing.assert_array_equal(steps, got)
+        with m.state(2) as s, pytest.raises(libmamba.LibmambaError, match="bf16 precision: sampling"):
+            s.sample(t[:, 0], 4)
+    with pytest.raises(ValueError):
+        libmamba.Context(precision="fp16")

@@ -43,31 +43,19 @@ void *mb_calloc(size_t n, size_t size, const char *what);
 /* ---- context ------------------------------------------------------------- */
 typedef enum { MB_DEV_CPU = 0, MB_DEV_CUDA = 1 } mb_device_kind;
 
-/* The precision a model's forward runs in (DESIGN.md: a property of the
- * context that every op honours). MB_PREC_BF16 is mamba_ssm's under bf16
- * autocast: the activations each op writes (but the residual stream) and
- * the weights a GEMM reads are rounded to bf16; arithmetic, accumulation,
- * the residual stream, the scan's state and A, D and dt bias, the weights'
- * master copy and the loss stay fp32; in the backward each activation's
- * gradient is stored as the activation was, the weights' gradients fp32.
- * So far the CPU reference of the LM's training (forward and backward: the
- * precision issue builds the GPU's kernels against it). TF32 is
- * mb_ctx_set_tf32. */
-typedef enum { MB_PREC_FP32 = 0, MB_PREC_BF16 = 1 } mb_precision;
 
 struct mb_ctx {
     mb_device_kind kind;
     int device_index;   /* cuda:N */
     int n_threads;      /* CPU threads for OpenMP regions */
     int allow_tf32;     /* CUDA only: GEMMs in TF32 when set */
-    mb_precision precision; /* mb_ctx_set_precision */
+    mb_precision precision; /* mb_ctx_set_precision (mamba.h): where it rounds, the ops' mb_precision_store */
     int failed;         /* sticky: a device call failed (the reason is in mb_error_last) */
     void *cuda;         /* backend state (stream, cuBLAS handle), NULL on CPU */
 };
 
-/* -1 (reason set) for a precision this context cannot run yet: bf16 on a
- * GPU (the CPU reference comes first) */
-int mb_ctx_set_precision(mb_ctx *ctx, mb_precision p);
+/* "fp32", "tf32" or "bf16": what a run's checkpoints record */
+const char *mb_ctx_precision_name(const mb_ctx *ctx);
 
 /* 0 while no device call has failed on this context; ops return void and a
  * CUDA failure inside one marks the context, so callers check once per

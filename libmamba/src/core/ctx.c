@@ -73,6 +73,11 @@ int mb_ctx_set_precision(mb_ctx *ctx, mb_precision p)
     return 0;
 }
 
+const char *mb_ctx_precision_name(const mb_ctx *ctx)
+{
+    return ctx->precision == MB_PREC_BF16 ? "bf16" : ctx->allow_tf32 && ctx->kind == MB_DEV_CUDA ? "tf32" : "fp32";
+}
+
 const char *mb_ctx_name(const mb_ctx *ctx) { return ctx->kind == MB_DEV_CPU ? "cpu" : "cuda"; }
 
 void mb_ctx_set_threads(mb_ctx *ctx, int n_threads)

@@ -428,7 +428,9 @@ static const float *lm_state_layers(mb_model *m, lm_state *s, int L)
     float *h = s->h0, *hn = s->h1;
     mb_embedding_fwd(ctx, &n->embed, ps, M, s->tok, h);
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        if (L == 1 && n->step_fused && mb_layer_step_prefers(ctx, &n->layers[l], ps, B) ? mb_layer_step(ctx, &n->layers[l], ps, B, h, hn, &s->layers[l], &s->ws, NULL)
+        /* bf16 precision: the layer's forward, which stores as the precision does */
+        if (L == 1 && n->step_fused && ctx->precision == MB_PREC_FP32 && mb_layer_step_prefers(ctx, &n->layers[l], ps, B)
+                ? mb_layer_step(ctx, &n->layers[l], ps, B, h, hn, &s->layers[l], &s->ws, NULL)
                                     : mb_layer_fwd(ctx, &n->layers[l], ps, B, L, h, hn, &s->acts, &s->layers[l],
                                                    &s->ws))
             return NULL;

@@ -379,8 +379,10 @@ int mb_optim_save(const mb_optim *o, const char *path)
         snprintf(total, sizeof total, "%zu", ps->total);
         snprintf(run, sizeof run, "%016llx", (unsigned long long)o->model->run_id);
         snprintf(wcrc, sizeof wcrc, "%08x", (unsigned)mb_weights_crc(ps, w));
+        /* the precision: a fact of the training, not of the weights (fp32 on disk) */
         const char *meta[] = {"step", step, "param_total", total, "optim_config", oc, "run_id", run,
-                              "weights_crc32", wcrc, "libmamba_version", MB_VERSION, NULL};
+                              "weights_crc32", wcrc, "precision", mb_ctx_precision_name(ctx),
+                              "libmamba_version", MB_VERSION, NULL};
         rc = mb_st_write(path, entries, mb_optim_entries(ps, m, v, entries, names), meta);
     } else {
         mb_error_prefix(path);
