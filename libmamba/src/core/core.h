@@ -43,7 +43,6 @@ void *mb_calloc(size_t n, size_t size, const char *what);
 /* ---- context ------------------------------------------------------------- */
 typedef enum { MB_DEV_CPU = 0, MB_DEV_CUDA = 1 } mb_device_kind;
 
-
 struct mb_ctx {
     mb_device_kind kind;
     int device_index;   /* cuda:N */

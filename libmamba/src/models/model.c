@@ -206,7 +206,6 @@ int mb_model_io_ensure(mb_model *m, size_t M)
     return 0;
 }
 
-/* The checks before a training forward; the tokens then on the device. */
 static int ends_with(const char *s, const char *tail)
 {
     const size_t n = strlen(s), t = strlen(tail);
@@ -251,6 +250,7 @@ static int model_precision_begin(mb_model *m, const char *what)
     return m->ctx->precision == MB_PREC_BF16 ? mb_params_w16_refresh(&m->params, m->ctx, bf16_gemm_weight, m) : 0;
 }
 
+/* The checks before a training forward; the tokens then on the device. */
 static int model_fwd_begin(mb_model *m, const int32_t *tokens, const int32_t *targets, int B, int L)
 {
     if (B < 1 || L < 1) return mb_error_set("empty batch (B=%d, L=%d)", B, L);

@@ -153,7 +153,8 @@ size_t mb_mixer_workspace(mb_ctx *ctx, const mb_mixer *mx, int B, int L)
     /* the scan only reads the dims and flags when sizing */
     mb_scan_params dims = {.batch = B, .seqlen = L, .dim = mx->d_inner, .dstate = mx->d_state,
                            .is_complex = mx->is_complex};
-    /* mb_mixer_bwd's six buffers, each rounded to 64 bytes */
+    /* mb_mixer_bwd's buffers (six, and bf16 precision's copy of dout), each
+     * rounded to 64 bytes */
     size_t bwd = (mb_align64(M * Di * 4) * 3 + mb_align64(M * 2 * Di * 4) + mb_align64(M * mx->xdbl_dim * 4) +
                   mb_align64(Di * mx->d_state * 4) + mb_align64(M * mx->d_model * 4)) + 64 * 8;
     size_t need = bwd + mb_scan_workspace(ctx, &dims);
