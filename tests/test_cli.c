@@ -27,7 +27,10 @@
 #define COLS 8
 
 static mb_ctx *g_ctx;
-static char g_err[1 << 16], g_out[1 << 16];
+static char g_err[1 << 16];
+#ifdef MB_SELCOPY_BIN
+static char g_out[1 << 16]; /* the selective-copy tool's stdout */
+#endif
 
 /* ---- stderr into g_err --------------------------------------------------- */
 
