@@ -551,6 +551,31 @@ static void test_vector_ops(void **state)
     seed_rng(&r, 105);
     char what[96];
     {
+        /* bf16 precision's rounding in place (mb_bf16_round_rows): bit for
+         * bit the CPU's, ties to even, infinities and NaN kept, the padding
+         * between rows untouched */
+        const int R = 37, C = 1000, ld = 1003;
+        const size_t n = (size_t)R * ld;
+        float *x = h_uniform(&r, n, -3, 3);
+        const uint32_t special[] = {0x3f808000u, 0x3f818000u, 0x7f800000u, 0xff800000u, 0x7fc00001u, 0x00000001u,
+                                    0x7f7fffffu, 0x80000000u};
+        for (size_t k = 0; k < sizeof special / sizeof *special; k++) memcpy(&x[k * 7], &special[k], 4);
+        for (int i = 0; i < R; i++)
+            for (int j = C; j < ld; j++) x[(size_t)i * ld + j] = NAN;
+        float *d_x = d_from(x, n), *xc = h_copy(x, n);
+        mb_bf16_round_rows(g_cpu, R, C, xc, ld);
+        mb_bf16_round_rows(g_gpu, R, C, d_x, ld);
+        assert_int_equal(mb_ctx_check(g_gpu), 0);
+        float *xg = h_from(d_x, n);
+        assert_memory_equal(xg, xc, n * sizeof(float));
+        size_t changed = 0;
+        for (size_t k = 0; k < n; k++) changed += memcmp(&xc[k], &x[k], 4) != 0;
+        assert_true(changed > (size_t)R * C / 2); /* the rounding did round */
+        printf("# bf16_round_rows %dx%d ld %d: GPU bit for bit the CPU's (%zu values changed)\n", R, C, ld, changed);
+        free(x), free(xc), free(xg);
+        d_free(d_x);
+    }
+    {
         const size_t n = 100003;
         float *x = h_uniform(&r, n, -2, 2), *y = h_uniform(&r, n, -2, 2);
         float *d_x = d_from(x, n), *d_y = d_from(y, n);

@@ -93,17 +93,16 @@ int mb_params_w16_refresh(mb_params *ps, mb_ctx *ctx, int (*want)(const mb_param
         if (!want(ps, i, arg)) continue;
         const size_t n = ps->items[i].numel;
         if (!ps->w16[i] && !(ps->w16[i] = mb_dev_alloc_floats(ctx, n, "bf16 weights"))) return -1;
-        /* the precision runs on host memory so far (mb_ctx_set_precision) */
+        /* a copy within the device (the pointers say where: UVA on a GPU) */
         if (mb_dev_upload(ctx, ps->w16[i], mb_param_data(ps, i), n * sizeof(float))) return -1;
-        mb_bf16_round_rows_cpu(ctx, 1, (int)n, ps->w16[i], (int)n);
+        mb_bf16_round_rows(ctx, 1, (int)n, ps->w16[i], (int)n);
     }
     return mb_ctx_check(ctx);
 }
 
 void mb_precision_store(mb_ctx *ctx, int rows, int cols, float *x, int ld)
 {
-    /* the precision is refused on a GPU until its kernels exist (mb_ctx_set_precision) */
-    if (ctx->precision == MB_PREC_BF16) mb_bf16_round_rows_cpu(ctx, rows, cols, x, ld);
+    if (ctx->precision == MB_PREC_BF16) mb_bf16_round_rows(ctx, rows, cols, x, ld);
 }
 
 void mb_params_bf16_drop(mb_params *ps, mb_ctx *ctx)

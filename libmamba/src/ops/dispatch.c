@@ -28,6 +28,10 @@ void mb_gemm(MB_OPS_GEMM_ARGS)
 }
 
 void mb_to_bf16(mb_ctx *ctx, size_t n, const float *x, uint16_t *y) { DISPATCH_VOID(mb_to_bf16, ctx, n, x, y); }
+void mb_bf16_round_rows(mb_ctx *ctx, int rows, int cols, float *x, int ld)
+{
+    DISPATCH_VOID(mb_bf16_round_rows, ctx, rows, cols, x, ld);
+}
 
 void mb_linear_bf16_fwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const uint16_t *Wb, float *y,
                         int ldy)

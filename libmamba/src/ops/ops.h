@@ -161,8 +161,9 @@ static inline MB_HOSTDEV float mb_bf16_float(uint16_t h)
 }
 /* y = bf16(x) over n values: the weights' copies for GPU inference */
 void mb_to_bf16(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
-/* x = bf16(x) in place, n values, rows ld apart of `cols` values (the CPU
- * reference of bf16 precision's stored activations) */
+/* x = bf16(x) in place, rows ld apart of `cols` values (bf16 precision's
+ * stored activations; the columns past cols untouched) */
+void mb_bf16_round_rows(mb_ctx *ctx, int rows, int cols, float *x, int ld);
 void mb_bf16_round_rows_cpu(mb_ctx *ctx, int rows, int cols, float *x, int ld);
 void mb_to_bf16_cpu(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
 
@@ -491,6 +492,7 @@ void mb_act_fwd_cuda(MB_OPS_ACT_FWD_ARGS);
 void mb_act_bwd_cuda(MB_OPS_ACT_BWD_ARGS);
 void mb_axpby_cuda(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y);
 void mb_to_bf16_cuda(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
+void mb_bf16_round_rows_cuda(mb_ctx *ctx, int rows, int cols, float *x, int ld);
 void mb_shift_rows_cuda(MB_OPS_SHIFT_ARGS);
 double mb_sumsq_cuda(mb_ctx *ctx, size_t n, const float *x);
 size_t mb_count_nonfinite_cuda(mb_ctx *ctx, size_t n, const float *x);
