@@ -15,7 +15,6 @@
 
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,24 +50,9 @@ static const char *const k_prompt_seq[] = {
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static int tool(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int tool(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    const int rc = mb_test_toolv(k_tool ? k_tool : "false", g_out, CAP, g_err, CAP, fmt, ap);
-    va_end(ap);
-    if (rc != 0) fprintf(stderr, "# exit %d: %s", rc, g_err);
-    return rc;
-}
-
-#define NEED_TOOL()                                                                          \
-    do {                                                                                     \
-        if (!k_tool) {                                                                       \
-            fprintf(stderr, "# mamba-dna is not built (MAMBA_APPS=OFF): CLI cases skipped\n"); \
-            skip();                                                                          \
-        }                                                                                    \
-    } while (0)
+/* "mamba-dna <args>" (stdout in g_out, stderr in g_err): the exit code */
+#define tool(...) mb_test_tool(k_tool, g_out, CAP, g_err, CAP, __VA_ARGS__)
+#define NEED_TOOL() MB_TEST_NEED_TOOL(k_tool, "mamba-dna")
 
 static void assert_one_error(const char *what) { mb_test_error_line(g_err, "mamba-dna", what); }
 

@@ -12,7 +12,6 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,25 +44,9 @@ static char *g_out, *g_err;
 
 /* ---- helpers --------------------------------------------------------------- */
 
-/* Runs "mamba-dna <args>" (stdout in g_out, stderr in g_err); the exit code. */
-static int tool(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int tool(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    const int rc = mb_test_toolv(k_tool ? k_tool : "false", g_out, CAP, g_err, CAP, fmt, ap);
-    va_end(ap);
-    if (rc != 0) fprintf(stderr, "# exit %d: %s", rc, g_err);
-    return rc;
-}
-
-#define NEED_TOOL()                                                                          \
-    do {                                                                                     \
-        if (!k_tool) {                                                                         \
-            fprintf(stderr, "# mamba-dna is not built (MAMBA_APPS=OFF): CLI cases skipped\n"); \
-            skip();                                                                          \
-        }                                                                                    \
-    } while (0)
+/* "mamba-dna <args>" (stdout in g_out, stderr in g_err): the exit code */
+#define tool(...) mb_test_tool(k_tool, g_out, CAP, g_err, CAP, __VA_ARGS__)
+#define NEED_TOOL() MB_TEST_NEED_TOOL(k_tool, "mamba-dna")
 
 /* stderr is exactly one line "mamba-dna: error: ..." that contains `what`. */
 static void assert_one_error(const char *what) { mb_test_error_line(g_err, "mamba-dna", what); }

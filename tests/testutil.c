@@ -157,6 +157,16 @@ int mb_test_toolv(const char *bin, char *out, size_t outcap, char *err, size_t e
     return rc;
 }
 
+int mb_test_tool(const char *bin, char *out, size_t outcap, char *err, size_t errcap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    const int rc = mb_test_toolv(bin ? bin : "false", out, outcap, err, errcap, fmt, ap);
+    va_end(ap);
+    if (rc != 0 && err) fprintf(stderr, "# exit %d: %s", rc, err);
+    return rc;
+}
+
 /* sleep for ms milliseconds (nanosleep: usleep is not POSIX 2008) */
 static void sleep_ms(long ms)
 {

@@ -117,6 +117,19 @@ int mb_test_sh(const char *cmd, char *out, size_t outcap, char *err, size_t errc
  * Returns the exit status. */
 int mb_test_toolv(const char *bin, char *out, size_t outcap, char *err, size_t errcap, const char *fmt,
                   va_list ap);
+/* mb_test_toolv for a tool that may not be built (bin NULL: "false" runs,
+ * so the case fails unless MB_TEST_NEED_TOOL skipped it first); a non-zero
+ * exit shows its stderr in the test's output. */
+int mb_test_tool(const char *bin, char *out, size_t outcap, char *err, size_t errcap, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* Skips the case, saying why, when the tool bin was not built. */
+#define MB_TEST_NEED_TOOL(bin, name)                                                               \
+    do {                                                                                           \
+        if (!(bin)) {                                                                              \
+            fprintf(stderr, "# %s is not built (MAMBA_APPS=OFF): CLI cases skipped\n", name);      \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
 
 /* Starts the shell command line cmd (stdout and stderr into files), waits
  * until its stderr holds `ready` (a line the tool prints once its work has
