@@ -40,36 +40,49 @@
 #define SP_DT_HELD 12 /* dt_proj values a scan lane holds in registers (dt_rank up to 12 x its channel's lanes) */
 #define SP_SCAN_HELD 2 /* states a scan thread loads before the wait (the rest after) */
 
-/* The warp's first column's weights, loaded before mb_pdl_wait where a lane
- * can hold them (V: 16-byte rows; see mb_gemv_warp_preload). BF: the
- * weights are Wb, bf16 (mb_model_set_bf16), else W. */
-template <bool V, bool BF>
-static __device__ __forceinline__ bool sp_preload(int n, int n_out, int k, const float *W, const uint16_t *Wb,
-                                                  float4 *wr, uint4 *wb)
+/* The kernels' weights: bf16 copies (mb_model_set_bf16) with BF, else fp32 */
+template <bool BF>
+struct sp_elem {
+    typedef float type;
+};
+template <>
+struct sp_elem<true> {
+    typedef uint16_t type;
+};
+
+template <bool BF>
+static __device__ __forceinline__ const typename sp_elem<BF>::type *sp_w(const float *W, const uint16_t *Wb)
 {
-    if constexpr (BF) {
-        if (!V || n >= n_out || k / 8 > 32 * SP_PRE) return false;
-        mb_gemv_warp_preload_bf16<SP_PRE>(k, Wb + (size_t)n * k, wb);
-    } else {
-        if (!V || n >= n_out || k / 4 > 32 * SP_PRE) return false;
-        mb_gemv_warp_preload<SP_PRE>(k, W + (size_t)n * k, wr);
-    }
+    if constexpr (BF) return Wb;
+    else return W;
+}
+
+/* The warp's first column's weights, loaded before mb_pdl_wait where a lane
+ * can hold them (V: 16-byte rows; see mb_gemv_warp_preload). */
+template <bool V, typename E>
+static __device__ __forceinline__ bool sp_preload(int n, int n_out, int k, const E *W, typename mb_wtraits<E>::vec *wr)
+{
+    if (!V || n >= n_out || k / mb_wtraits<E>::per > 32 * SP_PRE) return false;
+    mb_gemv_warp_preload<SP_PRE>(k, W + (size_t)n * k, wr);
     return true;
 }
 
 /* column n's products for the pass's M rows: from the held weights when
  * this is the column they hold */
-template <bool V, bool BF>
-static __device__ __forceinline__ void sp_gemv(int M, int k, const float *xs, int ld, const float *W,
-                                               const uint16_t *Wb, int n, bool held, const float4 *wr,
-                                               const uint4 *wb, float *acc)
+template <bool V, typename E>
+static __device__ __forceinline__ void sp_gemv(int M, int k, const float *xs, int ld, const E *W, int n, bool held,
+                                               const typename mb_wtraits<E>::vec *wr, float *acc)
 {
-    if constexpr (BF) {
-        if (V && held) mb_gemv_warp_held_bf16<SP_MR, SP_PRE>(M, k, xs, ld, wb, acc);
-        else mb_gemv_warp_bf16<SP_MR, V>(M, k, xs, ld, Wb + (size_t)n * k, acc);
-    } else {
-        if (V && held) mb_gemv_warp_held<SP_MR, SP_PRE>(M, k, xs, ld, wr, acc);
-        else mb_gemv_warp<SP_MR, V>(M, k, xs, ld, W + (size_t)n * k, acc);
+    if (V && held) mb_gemv_warp_held<SP_MR, SP_PRE, E>(M, k, xs, ld, wr, acc);
+    else mb_gemv_warp<SP_MR, V>(M, k, xs, ld, W + (size_t)n * k, acc);
+}
+
+/* rows m0 .. m0 + M - 1 of src (cols floats a row) into shared memory, rows ld apart */
+static __device__ __forceinline__ void sp_stage(float *xs, int ld, const float *src, int cols, int m0, int M)
+{
+    for (int i = threadIdx.x; i < M * cols; i += SP_THREADS) {
+        const int m = i / cols, c = i - m * cols;
+        xs[m * ld + c] = src[(size_t)(m0 + m) * cols + c];
     }
 }
 
@@ -106,9 +119,10 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
     float *xs = reinterpret_cast<float *>(sp_sh4);
     const int d = p.d, ld = mb_round4(d), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int n_first = blockIdx.x * SP_WARPS + warp;
-    float4 wr[SP_PRE];
-    uint4 wb[SP_PRE];
-    const bool pre = sp_preload<V, BF>(n_first, p.n_out, d, p.W, p.Wb, wr, wb);
+    typedef typename sp_elem<BF>::type E;
+    typename mb_wtraits<E>::vec wr[SP_PRE];
+    const E *W = sp_w<BF>(p.W, p.Wb);
+    const bool pre = sp_preload<V>(n_first, p.n_out, d, W, wr);
     /* the conv of the warp's first column for the lane's row of the first
      * group, all but its newest input, before the wait (the conv state is
      * the previous step's) */
@@ -129,7 +143,7 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < p.n_out; n += gridDim.x * SP_WARPS) {
             float acc[SP_MR];
-            sp_gemv<V, BF>(M, d, xs, ld, p.W, p.Wb, n, pre && n == n_first, wr, wb, acc);
+            sp_gemv<V>(M, d, xs, ld, W, n, pre && n == n_first, wr, acc);
 #pragma unroll
             for (int m = 0; m < SP_MR; m++)
                 if (lane == m && m < M) {
@@ -157,20 +171,18 @@ split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float
     const int nbc = p.is_complex ? 2 * p.d_state : p.d_state, xd = p.dt_rank + 2 * nbc;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int n_first = blockIdx.x * SP_WARPS + warp;
-    float4 wr[SP_PRE];
-    uint4 wb[SP_PRE];
-    const bool pre = sp_preload<V, BF>(n_first, xd, Di, p.x_proj, p.x_proj_bf16, wr, wb);
+    typedef typename sp_elem<BF>::type E;
+    typename mb_wtraits<E>::vec wr[SP_PRE];
+    const E *W = sp_w<BF>(p.x_proj, p.x_proj_bf16);
+    const bool pre = sp_preload<V>(n_first, xd, Di, W, wr);
     mb_pdl_wait();
     for (int m0 = blockIdx.y * SP_MR; m0 < p.batch; m0 += gridDim.y * SP_MR) {
         const int M = min(SP_MR, p.batch - m0);
-        for (int i = threadIdx.x; i < M * Di; i += SP_THREADS) {
-            const int m = i / Di, c = i - m * Di;
-            xs[m * ld + c] = xc[(size_t)(m0 + m) * Di + c];
-        }
+        sp_stage(xs, ld, xc, Di, m0, M);
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < xd; n += gridDim.x * SP_WARPS) {
             float acc[SP_MR];
-            sp_gemv<V, BF>(M, Di, xs, ld, p.x_proj, p.x_proj_bf16, n, pre && n == n_first, wr, wb, acc);
+            sp_gemv<V>(M, Di, xs, ld, W, n, pre && n == n_first, wr, acc);
 #pragma unroll
             for (int m = 0; m < SP_MR; m++)
                 if (lane == m && m < M) dbc[(size_t)(m0 + m) * xd + n] = acc[m];
@@ -295,9 +307,10 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
     const int d = p.d_model, Di = p.d_inner, ld = mb_round4(Di), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int ldo = p.ld_out ? p.ld_out : d, ldo2 = p.ld_out2 ? p.ld_out2 : d, lda2 = p.ld_add2 ? p.ld_add2 : d;
     const int n_first = blockIdx.x * SP_WARPS + warp;
-    float4 wr[SP_PRE];
-    uint4 wb[SP_PRE];
-    const bool pre = sp_preload<V, BF>(n_first, d, Di, p.out_proj, p.out_proj_bf16, wr, wb);
+    typedef typename sp_elem<BF>::type E;
+    typename mb_wtraits<E>::vec wr[SP_PRE];
+    const E *W = sp_w<BF>(p.out_proj, p.out_proj_bf16);
+    const bool pre = sp_preload<V>(n_first, d, Di, W, wr);
     /* the residual of the warp's first column and the lane's row of the
      * first group, before the wait: h is the `in` kernel's input, three
      * launches back (see split_scan_kernel) */
@@ -308,14 +321,11 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
     mb_pdl_wait();
     for (int m0 = m_first; m0 < p.batch; m0 += gridDim.y * SP_MR) {
         const int M = min(SP_MR, p.batch - m0);
-        for (int i = threadIdx.x; i < M * Di; i += SP_THREADS) {
-            const int m = i / Di, c = i - m * Di;
-            xs[m * ld + c] = y[(size_t)(m0 + m) * Di + c];
-        }
+        sp_stage(xs, ld, y, Di, m0, M);
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < d; n += gridDim.x * SP_WARPS) {
             float acc[SP_MR];
-            sp_gemv<V, BF>(M, Di, xs, ld, p.out_proj, p.out_proj_bf16, n, pre && n == n_first, wr, wb, acc);
+            sp_gemv<V>(M, Di, xs, ld, W, n, pre && n == n_first, wr, acc);
 #pragma unroll
             for (int m = 0; m < SP_MR; m++)
                 if (lane == m && m < M) {

@@ -79,16 +79,54 @@ static __device__ void mb_gemv_block_auto(int n, int k, const float *W, const fl
     else mb_gemv_block_q<float, NT, ROWS>(n, k, W, x, y, add);
 }
 
+/* The weights of a warp's GEMV, fp32 or bf16 (mb_model_set_bf16's uint16
+ * halves of floats): a 16-byte load holds `per` of them (vec); dot: one
+ * load against the activations of row x at the load's place j; one: weight
+ * j alone. The halves of a 32-bit bf16 word are weights 2i (low) and 2i + 1
+ * (high). */
+template <typename E>
+struct mb_wtraits;
+
+template <>
+struct mb_wtraits<float> {
+    typedef float4 vec;
+    static constexpr int per = 4;
+    static __device__ __forceinline__ vec zero() { return make_float4(0.f, 0.f, 0.f, 0.f); }
+    static __device__ __forceinline__ float one(const float *w, int j) { return w[j]; }
+    static __device__ __forceinline__ float dot(vec w, const float *x, int j)
+    {
+        return mb_gemv_dot(w, reinterpret_cast<const float4 *>(x)[j]);
+    }
+};
+
+template <>
+struct mb_wtraits<uint16_t> {
+    typedef uint4 vec;
+    static constexpr int per = 8;
+    static __device__ __forceinline__ vec zero() { return make_uint4(0u, 0u, 0u, 0u); }
+    static __device__ __forceinline__ float one(const uint16_t *w, int j) { return __uint_as_float((unsigned)w[j] << 16); }
+    static __device__ __forceinline__ float dot(vec w, const float *x, int j)
+    {
+        const float4 a = reinterpret_cast<const float4 *>(x)[2 * j], b = reinterpret_cast<const float4 *>(x)[2 * j + 1];
+        return __uint_as_float(w.x << 16) * a.x + __uint_as_float(w.x & 0xffff0000u) * a.y +
+               __uint_as_float(w.y << 16) * a.z + __uint_as_float(w.y & 0xffff0000u) * a.w +
+               __uint_as_float(w.z << 16) * b.x + __uint_as_float(w.z & 0xffff0000u) * b.y +
+               __uint_as_float(w.w << 16) * b.z + __uint_as_float(w.w & 0xffff0000u) * b.w;
+    }
+};
+
 /* A warp's output column n of y = x W^T for M <= MR rows of x (rows ldx
  * apart, global or shared memory): the lanes run along W's row n (read
  * once, coalesced), MR sums a lane, reduced over the warp; every lane gets
- * acc[m], row m's dot product. V: float4 loads (k, ldx and the pointers
- * allow them). The GEMV of the steps of wide models, where a warp a column
+ * acc[m], row m's dot product. V: 16-byte loads (k, ldx and the pointers
+ * allow them), else a weight at a time. E: float, or uint16_t for bf16
+ * weights. The GEMV of the steps of wide models, where a warp a column
  * spreads the weights over every SM (ops/linear.cu, ops/block_step_split.cu). */
-template <int MR, bool V>
-static __device__ __forceinline__ void mb_gemv_warp(int M, int k, const float *x, int ldx,
-                                                    const float *__restrict__ w, float *acc)
+template <int MR, bool V, typename E>
+static __device__ __forceinline__ void mb_gemv_warp(int M, int k, const float *x, int ldx, const E *__restrict__ w,
+                                                    float *acc)
 {
+    typedef mb_wtraits<E> T;
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int m = 0; m < MR; m++) acc[m] = 0.f;
@@ -96,137 +134,61 @@ static __device__ __forceinline__ void mb_gemv_warp(int M, int k, const float *x
      * 1 a lane's few loads are the whole column, and one at a time they
      * were a chain of memory latencies */
     if (V) {
-        const float4 *w4 = reinterpret_cast<const float4 *>(w);
+        const typename T::vec *wv = reinterpret_cast<const typename T::vec *>(w);
 #pragma unroll 4
-        for (int j = lane; j < k / 4; j += 32) {
-            const float4 wv = w4[j];
+        for (int j = lane; j < k / T::per; j += 32) {
+            const typename T::vec v = wv[j];
 #pragma unroll
             for (int m = 0; m < MR; m++)
-                if (m < M) acc[m] += mb_gemv_dot(wv, reinterpret_cast<const float4 *>(x + (size_t)m * ldx)[j]);
+                if (m < M) acc[m] += T::dot(v, x + (size_t)m * ldx, j);
         }
     } else {
 #pragma unroll 4
         for (int j = lane; j < k; j += 32) {
-            const float wv = w[j];
+            const float v = T::one(w, j);
 #pragma unroll
             for (int m = 0; m < MR; m++)
-                if (m < M) acc[m] += wv * x[(size_t)m * ldx + j];
+                if (m < M) acc[m] += v * x[(size_t)m * ldx + j];
         }
     }
 #pragma unroll
     for (int m = 0; m < MR; m++) acc[m] = mb_warp_sum(acc[m]);
 }
 
-/* mb_gemv_warp in two halves, for a column whose weights a lane can hold
- * (k / 4 <= 32 PRE floats4): the loads first, into registers, so that a
- * kernel issues them before mb_pdl_wait (the weights never depend on the
+/* mb_gemv_warp (V) in two halves, for a column whose weights a lane can
+ * hold (k / per <= 32 PRE loads): the loads first, into registers, so that
+ * a kernel issues them before mb_pdl_wait (the weights never depend on the
  * kernel before: their latency overlaps its tail), then the dot products
- * from the registers. k % 4 == 0 and w 16-byte aligned. */
-template <int PRE>
-static __device__ __forceinline__ void mb_gemv_warp_preload(int k, const float *__restrict__ w, float4 *wr)
+ * from the registers. */
+template <int PRE, typename E>
+static __device__ __forceinline__ void mb_gemv_warp_preload(int k, const E *__restrict__ w,
+                                                            typename mb_wtraits<E>::vec *wr)
 {
+    typedef mb_wtraits<E> T;
     const int lane = threadIdx.x & 31;
-    const float4 *w4 = reinterpret_cast<const float4 *>(w);
+    const typename T::vec *wv = reinterpret_cast<const typename T::vec *>(w);
 #pragma unroll
     for (int i = 0; i < PRE; i++) {
         const int j = lane + 32 * i;
-        wr[i] = j < k / 4 ? w4[j] : make_float4(0.f, 0.f, 0.f, 0.f);
+        wr[i] = j < k / T::per ? wv[j] : T::zero();
     }
 }
 
-template <int MR, int PRE>
-static __device__ __forceinline__ void mb_gemv_warp_held(int M, int k, const float *x, int ldx, const float4 *wr,
-                                                         float *acc)
+template <int MR, int PRE, typename E>
+static __device__ __forceinline__ void mb_gemv_warp_held(int M, int k, const float *x, int ldx,
+                                                         const typename mb_wtraits<E>::vec *wr, float *acc)
 {
+    typedef mb_wtraits<E> T;
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int m = 0; m < MR; m++) acc[m] = 0.f;
 #pragma unroll
     for (int i = 0; i < PRE; i++) {
         const int j = lane + 32 * i;
-        if (j < k / 4) {
+        if (j < k / T::per) {
 #pragma unroll
             for (int m = 0; m < MR; m++)
-                if (m < M) acc[m] += mb_gemv_dot(wr[i], reinterpret_cast<const float4 *>(x + (size_t)m * ldx)[j]);
-        }
-    }
-#pragma unroll
-    for (int m = 0; m < MR; m++) acc[m] = mb_warp_sum(acc[m]);
-}
-
-/* The same with W as bf16 (uint16 halves of floats): 8 weights a 16-byte
- * load; B16: k % 8 == 0 and W 16-byte aligned, else a weight at a time.
- * The halves of a 32-bit word are weights 2i (low) and 2i + 1 (high). */
-static __device__ __forceinline__ float mb_bf16_dot8(uint4 w, float4 a, float4 b)
-{
-    return __uint_as_float(w.x << 16) * a.x + __uint_as_float(w.x & 0xffff0000u) * a.y +
-           __uint_as_float(w.y << 16) * a.z + __uint_as_float(w.y & 0xffff0000u) * a.w +
-           __uint_as_float(w.z << 16) * b.x + __uint_as_float(w.z & 0xffff0000u) * b.y +
-           __uint_as_float(w.w << 16) * b.z + __uint_as_float(w.w & 0xffff0000u) * b.w;
-}
-
-template <int MR, bool B16>
-static __device__ __forceinline__ void mb_gemv_warp_bf16(int M, int k, const float *x, int ldx,
-                                                         const uint16_t *__restrict__ w, float *acc)
-{
-    const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int m = 0; m < MR; m++) acc[m] = 0.f;
-    if (B16) {
-        const uint4 *w8 = reinterpret_cast<const uint4 *>(w);
-#pragma unroll 4
-        for (int j = lane; j < k / 8; j += 32) {
-            const uint4 wv = w8[j];
-#pragma unroll
-            for (int m = 0; m < MR; m++)
-                if (m < M) {
-                    const float4 *x4 = reinterpret_cast<const float4 *>(x + (size_t)m * ldx);
-                    acc[m] += mb_bf16_dot8(wv, x4[2 * j], x4[2 * j + 1]);
-                }
-        }
-    } else {
-#pragma unroll 4
-        for (int j = lane; j < k; j += 32) {
-            const float wv = __uint_as_float((unsigned)w[j] << 16);
-#pragma unroll
-            for (int m = 0; m < MR; m++)
-                if (m < M) acc[m] += wv * x[(size_t)m * ldx + j];
-        }
-    }
-#pragma unroll
-    for (int m = 0; m < MR; m++) acc[m] = mb_warp_sum(acc[m]);
-}
-
-/* held bf16 weights: PRE 16-byte loads a lane (k / 8 <= 32 PRE) */
-template <int PRE>
-static __device__ __forceinline__ void mb_gemv_warp_preload_bf16(int k, const uint16_t *__restrict__ w, uint4 *wr)
-{
-    const int lane = threadIdx.x & 31;
-    const uint4 *w8 = reinterpret_cast<const uint4 *>(w);
-#pragma unroll
-    for (int i = 0; i < PRE; i++) {
-        const int j = lane + 32 * i;
-        wr[i] = j < k / 8 ? w8[j] : make_uint4(0u, 0u, 0u, 0u);
-    }
-}
-
-template <int MR, int PRE>
-static __device__ __forceinline__ void mb_gemv_warp_held_bf16(int M, int k, const float *x, int ldx, const uint4 *wr,
-                                                              float *acc)
-{
-    const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int m = 0; m < MR; m++) acc[m] = 0.f;
-#pragma unroll
-    for (int i = 0; i < PRE; i++) {
-        const int j = lane + 32 * i;
-        if (j < k / 8) {
-#pragma unroll
-            for (int m = 0; m < MR; m++)
-                if (m < M) {
-                    const float4 *x4 = reinterpret_cast<const float4 *>(x + (size_t)m * ldx);
-                    acc[m] += mb_bf16_dot8(wr[i], x4[2 * j], x4[2 * j + 1]);
-                }
+                if (m < M) acc[m] += T::dot(wr[i], x + (size_t)m * ldx, j);
         }
     }
 #pragma unroll

@@ -92,7 +92,7 @@ linear_bf16_kernel(int M, int in, int out, const float *__restrict__ x, int ldx,
     const int n = (int)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
     if (n >= out) return; /* whole warps */
     float acc[MR];
-    mb_gemv_warp_bf16<MR, V>(M, in, x, ldx, W + (size_t)n * in, acc);
+    mb_gemv_warp<MR, V>(M, in, x, ldx, W + (size_t)n * in, acc);
 #pragma unroll
     for (int m = 0; m < MR; m++)
         if (lane == m % 32 && m < M) y[(size_t)m * ldy + n] = acc[m];
