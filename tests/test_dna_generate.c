@@ -121,6 +121,20 @@ static void write_file(const char *path, const char *text)
     assert_int_equal(fclose(f), 0);
 }
 
+/* an --out that a failed run must leave as it was */
+static const char k_old[] = ">old\nACGT\n";
+
+/* the file holds exactly text */
+static void assert_file_is(const char *path, const char *text)
+{
+    size_t len;
+    char *got = mb_test_read_file(path, &len);
+    assert_non_null(got);
+    assert_int_equal(len, strlen(text));
+    assert_memory_equal(got, text, len);
+    free(got);
+}
+
 /* ---- shape ---------------------------------------------------------------- */
 
 static void test_lengths(void **state)
@@ -415,7 +429,7 @@ static void test_bad_inputs(void **state)
     /* an existing --out is left as it was by every failing run */
     char out[256];
     mb_test_tmp_path(out, sizeof out, "gen_keep.fa");
-    write_file(out, ">old\nACGT\n");
+    write_file(out, k_old);
     const struct {
         const char *model, *extra, *what;
     } bad[] = {
@@ -433,12 +447,7 @@ static void test_bad_inputs(void **state)
         else snprintf(extra, sizeof extra, "--prompt %s", g_empty);
         assert_int_equal(tool("generate --model %s --length 10 %s --out %s", bad[i].model, extra, out), 1);
         assert_one_error(bad[i].what);
-        size_t len;
-        char *kept = mb_test_read_file(out, &len);
-        assert_non_null(kept);
-        assert_int_equal(len, 10);
-        assert_memory_equal(kept, ">old\nACGT\n", 10);
-        free(kept);
+        assert_file_is(out, k_old);
     }
     /* the empty record named with its file */
     assert_int_equal(tool("generate --model %s --length 10 --prompt %s", g_model, g_empty), 1);
@@ -491,7 +500,7 @@ static void test_interrupt(void **state)
     NEED_TOOL();
     char out[256], cmd[1024];
     mb_test_tmp_path(out, sizeof out, "gen_interrupt.fa");
-    write_file(out, ">old\nACGT\n");
+    write_file(out, k_old);
     /* k_tool is set here (NEED_TOOL), "false" only keeps the compiler from seeing NULL */
     snprintf(cmd, sizeof cmd, "%s generate --model %s --length 1M --n 4 --threads 1 --out %s", k_tool ? k_tool : "false",
              g_model, out);
@@ -501,12 +510,7 @@ static void test_interrupt(void **state)
     assert_int_equal(rc, 130);
     assert_non_null(strstr(g_err, "mamba-dna: error: interrupted after "));
     assert_non_null(strstr(g_err, "nothing written (--out as it was)"));
-    size_t len;
-    char *kept = mb_test_read_file(out, &len);
-    assert_non_null(kept);
-    assert_int_equal(len, 10);
-    assert_memory_equal(kept, ">old\nACGT\n", 10);
-    free(kept);
+    assert_file_is(out, k_old);
     remove(out);
 }
 
