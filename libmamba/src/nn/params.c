@@ -86,8 +86,16 @@ int mb_params_bf16_make(mb_params *ps, mb_ctx *ctx, int i)
     return mb_ctx_check(ctx);
 }
 
+void mb_params_changed(mb_params *ps, mb_ctx *ctx)
+{
+    mb_params_q8_drop(ps);
+    mb_params_bf16_drop(ps, ctx);
+    ps->w16_valid = 0;
+}
+
 int mb_params_w16_refresh(mb_params *ps, mb_ctx *ctx, int (*want)(const mb_params *ps, int i, void *arg), void *arg)
 {
+    if (ps->w16_valid) return 0;
     if (!ps->w16 && !(ps->w16 = mb_calloc((size_t)ps->n, sizeof *ps->w16, "bf16 weights"))) return -1;
     for (int i = 0; i < ps->n; i++) {
         if (!want(ps, i, arg)) continue;
@@ -97,7 +105,9 @@ int mb_params_w16_refresh(mb_params *ps, mb_ctx *ctx, int (*want)(const mb_param
         if (mb_dev_upload(ctx, ps->w16[i], mb_param_data(ps, i), n * sizeof(float))) return -1;
         mb_bf16_round_rows(ctx, 1, (int)n, ps->w16[i], (int)n);
     }
-    return mb_ctx_check(ctx);
+    if (mb_ctx_check(ctx)) return -1;
+    ps->w16_valid = 1;
+    return 0;
 }
 
 void mb_precision_store(mb_ctx *ctx, int rows, int cols, float *x, int ld)

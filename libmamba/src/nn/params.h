@@ -35,6 +35,7 @@ typedef struct {
      * them: bf16-rounded values as floats, device memory
      * (mb_params_w16_refresh) */
     float **w16;
+    int w16_valid; /* the w16 copies are the data's (mb_params_changed clears it) */
 } mb_params;
 
 /* Register a tensor; returns its index or -1. Shapes are fixed before
@@ -73,8 +74,13 @@ static inline const float *mb_param_gemm(const mb_ctx *ctx, const mb_params *ps,
 /* What an op writes, as the context's precision stores it: rounded to bf16
  * in bf16 precision (rows ld apart of cols values), else untouched */
 void mb_precision_store(mb_ctx *ctx, int rows, int cols, float *x, int ld);
+/* The weights were written (an optimizer step, a broadcast): the inference
+ * copies (int8, bf16) dropped, bf16 precision's rounded copies marked
+ * stale. Whoever writes the weights calls it. */
+void mb_params_changed(mb_params *ps, mb_ctx *ctx);
 /* bf16 precision: the rounded copies of the parameters `want` picks made
- * (or remade) from the data, for a forward after the weights changed */
+ * (or remade) from the data where mb_params_changed said they are stale;
+ * nothing otherwise (a step calls it for every token) */
 int mb_params_w16_refresh(mb_params *ps, mb_ctx *ctx, int (*want)(const mb_params *ps, int i, void *arg), void *arg);
 
 #endif

@@ -271,9 +271,8 @@ int mb_model_set_dist(mb_model *m, mb_dist *d)
     if (ctx->kind == MB_DEV_CUDA && mb_nccl_built() && mb_nccl_init(d, ctx)) return -1;
     /* same-seed initialization already agrees; a checkpoint read by every
      * rank should too, but rank 0's copy is the one that gets saved */
-    /* the weights may change: int8 or bf16 copies would be stale */
-    mb_params_q8_drop(&m->params);
-    mb_params_bf16_drop(&m->params, ctx);
+    /* the weights may change: their copies would be stale */
+    mb_params_changed(&m->params, ctx);
     if (bcast_floats(d, ctx, m->params.data, m->params.total)) return -1;
     m->dist = d;
     return mb_ctx_check(ctx);

@@ -69,9 +69,8 @@ int mb_optim_step(mb_optim *o, float *grad_norm, float *lr_out)
     mb_model *m = o->model;
     mb_ctx *ctx = m->ctx;
     mb_params *ps = &m->params;
-    /* the weights change: int8 or bf16 copies would be stale */
-    mb_params_q8_drop(ps);
-    mb_params_bf16_drop(ps, ctx);
+    /* the weights change: their copies would be stale */
+    mb_params_changed(ps, ctx);
     /* data parallel: every rank's gradient becomes the global batch's, so
      * the clipping below sees the global norm and every rank takes the
      * same step (nothing happens with one rank) */
