@@ -301,7 +301,7 @@ static int bench_scan(int B, int D, int L, int N, double bw, int reps)
  * in use before the model existed. A fresh context per row, so a failed
  * size (out of memory) does not poison the next one. */
 static int bench_train(const char *name, int d_model, int n_layer, int vocab, int B, int L,
-                       int cplx, int tf32, int reps)
+                       int cplx, int prec, int reps)
 {
     char why[256] = "";
     int ok = -1, n_rep = reps < 16 ? reps : 16;
@@ -315,7 +315,12 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
         snprintf(why, sizeof why, "context: %s", mb_error_last());
         goto done;
     }
-    mb_ctx_set_tf32(ctx, tf32);
+    /* prec: 0 fp32, 1 TF32 GEMMs, 2 bf16 (mb_ctx_set_precision) */
+    mb_ctx_set_tf32(ctx, prec == 1);
+    if (prec == 2 && mb_ctx_set_precision(ctx, MB_PREC_BF16)) {
+        snprintf(why, sizeof why, "precision: %s", mb_error_last());
+        goto done;
+    }
     size_t base = dev_used();
 
     mb_config cfg;
@@ -446,7 +451,7 @@ int main(int argc, char **argv)
     }
 
     const int treps = 3;
-    printf("\nTraining step (forward, backward, AdamW), fp32, per-layer recompute; median of n = %d "
+    printf("\nTraining step (forward, backward, AdamW), fp32 / TF32 GEMMs / bf16, per-layer recompute; median of n = %d "
            "steps after 1 warm-up (1 when the warm-up took over 20 s)\n", treps);
     printf("peak = most device memory in use after a step, less what was in use before the model "
            "(DESIGN.md budget at L = 2^20: 16 GiB)\n\n");
@@ -458,6 +463,8 @@ int main(int argc, char **argv)
         failed |= bench_train("dna d256 x8 vocab 16", 256, 8, 16, 1, lens[i], 0, 0, treps) != 0;
         /* the same with TF32 GEMMs (mb_ctx_set_tf32), the explicit option */
         failed |= bench_train("dna d256 x8 tf32", 256, 8, 16, 1, lens[i], 0, 1, treps) != 0;
+        /* bf16 precision: mamba_ssm's autocast contract */
+        failed |= bench_train("dna d256 x8 bf16", 256, 8, 16, 1, lens[i], 0, 2, treps) != 0;
     }
     printf("\nbench_gpu: %s\n", failed ? "some rows failed (reasons in the rows)" : "all rows ran");
     return 0;

@@ -116,6 +116,65 @@ static void test_step_recompute(void **s) { (void)s; step_matches(0, 1, 0); }
 static void test_step_recompute_chunks(void **s) { (void)s; step_matches(0, 1, 24); }
 static void test_step_recompute_chunks_complex(void **s) { (void)s; step_matches(1, 1, 29); }
 
+/* bf16 precision (mb_ctx_set_precision): the GPU's training step against
+ * the CPU's, its reference. Both round the same activations, gradients and
+ * GEMM weights to bf16; the fp32 sums under them differ in order (cuBLAS's
+ * tensor cores, the scan's atomics) by ~1e-6, so now and then a value lands
+ * on the other side of a bf16 rounding boundary and moves by one bf16 ulp
+ * (2^-8 relative). Those flips are rare (a fraction ~1e-6 / 2^-9 of the
+ * values) and scattered, so the whole-tensor error stays far under the
+ * 2^-9 of a rounding point the GPU skipped or added. The same GPU in fp32
+ * is measured against the CPU's bf16 too: had the GPU left out bf16's
+ * rounding, this is the error the test would see; it must be far above
+ * the bound. */
+static void bf16_matches(int recompute, int chunk)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 700 + (uint64_t)chunk);
+    mb_config cfg = small(0);
+    mb_model *mc, *mg;
+    model_pair(&cfg, 9, &r, &mc, &mg);
+    mb_model_set_recompute(mg, recompute);
+    if (recompute) mb_model_set_recompute_chunk(mg, chunk);
+    const int B = 2, L = getenv("MB_GPU_TEST_SMALL") ? 60 : 300;
+    int32_t *tok = malloc(sizeof(int32_t) * B * L), *tgt = malloc(sizeof(int32_t) * B * L);
+    for (int i = 0; i < B * L; i++) {
+        tok[i] = (int32_t)mb_rng_below(&r, 11);
+        tgt[i] = i % 5 == 2 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(&r, 11);
+    }
+    assert_int_equal(mb_ctx_set_precision(cpu, MB_PREC_BF16), 0);
+    assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_BF16), 0);
+    mb_loss_stats sc = {0}, sg = {0}, s32 = {0};
+    mb_model_zero_grad(mc);
+    mb_model_zero_grad(mg);
+    assert_int_equal(mb_model_forward_backward(mc, tok, tgt, B, L, &sc), 0);
+    if (mb_model_forward_backward(mg, tok, tgt, B, L, &sg)) fail_msg("%s", mb_error_last());
+    const char *worst_name, *w32_name;
+    const double worst = grad_worst(mc, mg, &worst_name);
+    const double el = fabs(sg.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
+
+    /* the GPU in fp32, against the same CPU bf16 reference */
+    assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_FP32), 0);
+    mb_model_zero_grad(mg);
+    if (mb_model_forward_backward(mg, tok, tgt, B, L, &s32)) fail_msg("%s", mb_error_last());
+    const double w32 = grad_worst(mc, mg, &w32_name);
+    const double el32 = fabs(s32.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
+    assert_int_equal(mb_ctx_set_precision(cpu, MB_PREC_FP32), 0);
+    printf("# bf16 %s: GPU vs CPU loss rel err %.2e, worst gradient %s %.2e; GPU fp32 vs CPU bf16: "
+           "loss %.2e, worst gradient %s %.2e\n",
+           recompute ? "recompute in chunks" : "plain", el, worst_name, worst, el32, w32_name, w32);
+    assert_true(sg.count == sc.count);
+    assert_true(el < 1e-4);
+    assert_true(worst < 1e-3);
+    /* the test tells bf16 from fp32: a GPU that skipped the rounding fails */
+    assert_true(el32 > 10 * el && w32 > 4 * worst && w32 > 2e-3);
+    free(tok), free(tgt);
+    mb_model_free(mc), mb_model_free(mg);
+}
+
+static void test_step_bf16(void **s) { (void)s; bf16_matches(0, 0); }
+static void test_step_bf16_recompute_chunks(void **s) { (void)s; bf16_matches(1, 37); }
+
 /* recurrent step on the GPU == parallel forward on the GPU */
 static void test_recurrent(void **s)
 {
@@ -608,6 +667,8 @@ int main(void)
         cmocka_unit_test(test_step_recompute),
         cmocka_unit_test(test_step_recompute_chunks),
         cmocka_unit_test(test_step_recompute_chunks_complex),
+        cmocka_unit_test(test_step_bf16),
+        cmocka_unit_test(test_step_bf16_recompute_chunks),
         cmocka_unit_test(test_recurrent),
         cmocka_unit_test(test_lm_sample),
         cmocka_unit_test(test_lm_wide),

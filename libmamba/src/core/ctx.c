@@ -67,8 +67,6 @@ void mb_ctx_set_tf32(mb_ctx *ctx, int on) { ctx->allow_tf32 = !!on; }
 int mb_ctx_set_precision(mb_ctx *ctx, mb_precision p)
 {
     if (p != MB_PREC_FP32 && p != MB_PREC_BF16) return mb_error_set("unknown precision %d", (int)p);
-    if (p == MB_PREC_BF16 && ctx->kind != MB_DEV_CPU)
-        return mb_error_set("bf16 precision runs on the CPU only so far (its reference); the GPU's is not built yet");
     ctx->precision = p;
     return 0;
 }

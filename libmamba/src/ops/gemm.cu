@@ -32,7 +32,19 @@ extern "C" void mb_gemm_cuda(MB_OPS_GEMM_ARGS)
         MB_LAUNCH_CHECK(ctx, "gemm_scale_kernel");
         return;
     }
-    /* the flag may change after the context is made: follow it per call */
+    /* bf16 precision: the operands are bf16 values held in fp32 (the
+     * weights' rounded copies, the activations and gradients as stored), so
+     * cuBLAS's down-conversion to bf16 is exact and the tensor cores'
+     * products with fp32 accumulation are the CPU reference's arithmetic in
+     * another order. The math mode follows the flags per call: they may
+     * change after the context is made. */
+    if (ctx->precision == MB_PREC_BF16) {
+        MB_CUBLAS_CHECK(ctx, cublasGemmEx(st->cublas, transB ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                          transA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, CUDA_R_32F,
+                                          ldb, A, CUDA_R_32F, lda, &beta, C, CUDA_R_32F, ldc,
+                                          CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT));
+        return;
+    }
     const int tf32 = ctx->allow_tf32 ? 1 : 0;
     if (tf32 != st->tf32) {
         MB_CUBLAS_CHECK(ctx, cublasSetMathMode(st->cublas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
