@@ -121,12 +121,16 @@ static void test_step_recompute_chunks_complex(void **s) { (void)s; step_matches
  * GEMM weights to bf16; the fp32 sums under them differ in order (cuBLAS's
  * tensor cores, the scan's atomics) by ~1e-6, so now and then a value lands
  * on the other side of a bf16 rounding boundary and moves by one bf16 ulp
- * (2^-8 relative). Those flips are rare (a fraction ~1e-6 / 2^-9 of the
- * values) and scattered, so the whole-tensor error stays far under the
- * 2^-9 of a rounding point the GPU skipped or added. The same GPU in fp32
- * is measured against the CPU's bf16 too: had the GPU left out bf16's
- * rounding, this is the error the test would see; it must be far above
- * the bound. */
+ * (2^-8 relative). The loss, a mean over every position, averages those
+ * flips out: measured 5e-7 to 6e-7 between the devices, against 1.5e-5 to
+ * 5.6e-5 for the GPU in fp32 against the same CPU bf16 (what the test would
+ * see had the GPU skipped bf16's rounding), so the loss's bound 3e-6 sits
+ * between the two and the fp32 run is checked to fail it. A gradient
+ * tensor, a sum over the positions of products of flipped values, moves
+ * more: measured 2e-3 to 4e-3 (relative, whole tensor) at worst, in small
+ * tensors (norm weights, dt_proj), so gradients are held to 4 bf16 unit
+ * roundoffs (8e-3): that catches a wrong or missing term (errors of order
+ * 1), not a rounding point, which the loss does. */
 static void bf16_matches(int recompute, int chunk)
 {
     mb_rng r;
@@ -164,10 +168,10 @@ static void bf16_matches(int recompute, int chunk)
            "loss %.2e, worst gradient %s %.2e\n",
            recompute ? "recompute in chunks" : "plain", el, worst_name, worst, el32, w32_name, w32);
     assert_true(sg.count == sc.count);
-    assert_true(el < 1e-4);
-    assert_true(worst < 1e-3);
+    assert_true(el < 3e-6);
+    assert_true(worst < 8e-3);
     /* the test tells bf16 from fp32: a GPU that skipped the rounding fails */
-    assert_true(el32 > 10 * el && w32 > 4 * worst && w32 > 2e-3);
+    assert_true(el32 > 3e-6);
     free(tok), free(tgt);
     mb_model_free(mc), mb_model_free(mg);
 }
