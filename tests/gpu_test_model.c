@@ -122,12 +122,13 @@ static void test_step_recompute_chunks_complex(void **s) { (void)s; step_matches
  * tensor cores, the scan's atomics) by ~1e-6, so now and then a value lands
  * on the other side of a bf16 rounding boundary and moves by one bf16 ulp
  * (2^-8 relative). The loss, a mean over every position, averages those
- * flips out: measured 5e-7 to 6e-7 between the devices, against 1.5e-5 to
- * 5.6e-5 for the GPU in fp32 against the same CPU bf16 (what the test would
- * see had the GPU skipped bf16's rounding), so the loss's bound 3e-6 sits
- * between the two and the fp32 run is checked to fail it. A gradient
- * tensor, a sum over the positions of products of flipped values, moves
- * more: measured 2e-3 to 4e-3 (relative, whole tensor) at worst, in small
+ * flips out: measured 5e-7 to 3.8e-6 between the devices over runs,
+ * against 1.5e-5 to 5.6e-5 for the GPU in fp32 against the same CPU bf16
+ * (what the test would see had the GPU skipped bf16's rounding). So the
+ * GPU's bf16 loss must be at least twice as close to the CPU's as its fp32
+ * loss is (worst ratio measured 0.24), and within 1e-5. A gradient tensor,
+ * a sum over the positions of products of flipped values, moves more:
+ * measured 2e-3 to 4e-3 (relative, whole tensor) at worst, in small
  * tensors (norm weights, dt_proj), so gradients are held to 4 bf16 unit
  * roundoffs (8e-3): that catches a wrong or missing term (errors of order
  * 1), not a rounding point, which the loss does. */
@@ -140,7 +141,7 @@ static void bf16_matches(int recompute, int chunk)
     model_pair(&cfg, 9, &r, &mc, &mg);
     mb_model_set_recompute(mg, recompute);
     if (recompute) mb_model_set_recompute_chunk(mg, chunk);
-    const int B = 2, L = getenv("MB_GPU_TEST_SMALL") ? 60 : 300;
+    const int B = 2, L = getenv("MB_GPU_TEST_SMALL") ? 60 : 600;
     int32_t *tok = malloc(sizeof(int32_t) * B * L), *tgt = malloc(sizeof(int32_t) * B * L);
     for (int i = 0; i < B * L; i++) {
         tok[i] = (int32_t)mb_rng_below(&r, 11);
@@ -168,10 +169,8 @@ static void bf16_matches(int recompute, int chunk)
            "loss %.2e, worst gradient %s %.2e\n",
            recompute ? "recompute in chunks" : "plain", el, worst_name, worst, el32, w32_name, w32);
     assert_true(sg.count == sc.count);
-    assert_true(el < 3e-6);
+    assert_true(el < 1e-5 && el < 0.5 * el32);
     assert_true(worst < 8e-3);
-    /* the test tells bf16 from fp32: a GPU that skipped the rounding fails */
-    assert_true(el32 > 3e-6);
     free(tok), free(tgt);
     mb_model_free(mc), mb_model_free(mg);
 }

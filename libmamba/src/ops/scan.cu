@@ -467,15 +467,13 @@ __device__ __forceinline__ float scan_lanes_sum(float v)
 /* Sum V values over the lanes of the warp that hold the same states (lane
  * bits SPL and up: the warp's channels), reduce-scatter fashion: each level
  * trades half of the values with the lane LB away, so a level costs VH
- * shuffles. Returns which of the V values w[0] now holds the total of (the
- * lane keeps V >> levels of them, in order). Each level is its own
- * instance, so every index is a constant and w stays in registers. */
+ * shuffles; the lane keeps V >> levels totals, from value scan_rs_first
+ * on. Each level is its own instance, so every index is a constant and w
+ * stays in registers. */
 template <int V, int LB, int SPL>
-__device__ __forceinline__ int scan_rs(float *w, int lane)
+__device__ __forceinline__ void scan_rs(float *w, int lane)
 {
-    if constexpr (LB < SPL || V < 2) {
-        return 0;
-    } else {
+    if constexpr (LB >= SPL && V >= 2) {
         constexpr int VH = V / 2;
         const bool up = (lane & LB) != 0;
 #pragma unroll
@@ -484,7 +482,26 @@ __device__ __forceinline__ int scan_rs(float *w, int lane)
             const float keep = up ? w[k + VH] : w[k];
             w[k] = keep + __shfl_xor_sync(0xffffffffu, send, LB);
         }
-        return (up ? VH : 0) + scan_rs<VH, LB / 2, SPL>(w, lane);
+        scan_rs<VH, LB / 2, SPL>(w, lane);
+    }
+}
+/* which of the V values lane's w[0] holds after scan_rs */
+template <int V, int LB, int SPL>
+__device__ __forceinline__ int scan_rs_first(int lane)
+{
+    if constexpr (LB >= SPL && V >= 2) return ((lane & LB) ? V / 2 : 0) + scan_rs_first<V / 2, LB / 2, SPL>(lane);
+    else return 0;
+}
+
+/* value v of a lane's dB-then-dC values (HL each, from float k of the
+ * state vector) into row's dB or dC */
+__device__ __forceinline__ void scan_add_dbc(const scan_args &a, size_t row, int k, int v, int HL, int sf,
+                                             float val)
+{
+    if (v < HL) {
+        if (k + v < sf) atomicAdd(a.dB + row * a.ld_dB + k + v, val);
+    } else if (k + v - HL < sf) {
+        atomicAdd(a.dC + row * a.ld_dC + k + v - HL, val);
     }
 }
 
@@ -502,7 +519,15 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
     constexpr int SPL = SP::SPL, S = SP::S, HL = SP::HL, TW = SP::TW;
     constexpr int HS = CPLX ? 2 * NS : NS;
     constexpr int V = 2 * HL; /* dB then dC values of the lane's states */
+    constexpr int VK = V / (32 / SPL) > 0 ? V / (32 / SPL) : 1; /* of them kept a lane */
+    /* a warp of one channel (N above 32, complex) adds its own: the block's
+     * sums would not fit beside its tile */
+    constexpr bool BLOCKSUM = SPL < 32;
     __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
+    __shared__ float sred[BLOCKSUM ? SCAN_THREADS / 32 : 1][BLOCKSUM ? TW : 1][32 * VK]; /* the warps' dB, dC sums of a segment */
+    /* each channel's dt and softplus slope per step, computed once for its
+     * lanes and the three walks (a log1p each) */
+    __shared__ float sdt[SCAN_TILE][SP::CPB], ssl[SCAN_TILE][SP::CPB];
     const int lane = threadIdx.x & 31, g = threadIdx.x % SPL;
     const int db = blockIdx.x % a.dblk, c = blockIdx.x / a.dblk, b = blockIdx.y;
     const int d0 = db * SP::CPB + threadIdx.x / SPL;
@@ -533,6 +558,14 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
 #pragma unroll
     for (int j = 0; j < S; j++) dA_acc[j] = dAi_acc[j] = 0.f;
     scan_load_tile<NS, CPLX>(a, b, ta, nt, sbc);
+    const int cl = threadIdx.x / SPL; /* the channel within the block */
+    for (int it = threadIdx.x; it < nt * SP::CPB; it += SCAN_THREADS) {
+        const int st = it / SP::CPB, ch = it % SP::CPB, dd = min(db * SP::CPB + ch, a.D - 1);
+        const float pre = a.delta[(row0 + st) * a.ld_delta + dd] + (a.bias ? a.bias[dd] : 0.f);
+        sdt[st][ch] = scan_dt(a, pre);
+        ssl[st][ch] = !a.softplus || pre > 20.f ? 1.f : scan_sigmoid(pre);
+    }
+    __syncthreads();
 
     /* the state entering each segment: one walk from the chunk's */
     constexpr int NSEG = SCAN_TILE / TW;
@@ -547,9 +580,8 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
             for (int k = 0; k < HL; k++) hc[q][k] = h[k];
             if (q + 1 < NSEG)
                 for (int s = q * TW; s < min(nt, (q + 1) * TW); s++) {
-                    const scan_in in = scan_fetch(a, row0 + s, d, bias, false);
                     const float *st = sbc + s * 2 * HS + k0;
-                    scan_step<S, CPLX>(nl, scan_dt(a, in.v), in.x, st, st + HS, A2, Aim, h, 0);
+                    scan_step<S, CPLX>(nl, sdt[s][cl], a.u[(row0 + s) * a.ld_u + d], st, st + HS, A2, Aim, h, 0);
                 }
         }
     }
@@ -569,10 +601,9 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
             if (i < ns) {
 #pragma unroll
                 for (int k = 0; k < HL; k++) hs[i][k] = h[k];
-                const scan_in in = scan_fetch(a, row0 + s0 + i, d, bias, false);
                 const float *st = sbc + (s0 + i) * 2 * HS + k0;
-                scan_step<S, CPLX>(nl, scan_dt(a, in.v), in.x, st, st + HS, A2, Aim, h, 0,
-                                   CPLX ? as[CPLX ? i : 0] : nullptr);
+                scan_step<S, CPLX>(nl, sdt[s0 + i][cl], a.u[(row0 + s0 + i) * a.ld_u + d], st, st + HS, A2, Aim, h,
+                                   0, CPLX ? as[CPLX ? i : 0] : nullptr);
             }
         }
         /* h is the state after the segment's last step; walk back */
@@ -585,7 +616,7 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
                 float Bt[HL], Ct[HL];
                 scan_row<HL>(sbc + (s0 + i) * 2 * HS + k0, Bt);
                 scan_row<HL>(sbc + (s0 + i) * 2 * HS + HS + k0, Ct);
-                const float x = cur.x, pre = cur.v, dt = scan_dt(a, pre), dtx = dt * x;
+                const float x = cur.x, dt = sdt[s0 + i][cl], dtx = dt * x;
                 const float *hp = hs[i];
                 /* ungated output for dz: C . h_t (complex: 2 Re), + D x */
                 float yp = 0.f;
@@ -639,8 +670,7 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
                 if (CPLX) ddtI = scan_lanes_sum<SPL>(ddtI);
                 gb = scan_lanes_sum<SPL>(gb);
                 const float dx = dyf * Dd + gb * dt;
-                float ddt = SCAN_LN2 * ddtA + ddtI + gb * x;
-                if (a.softplus) ddt *= pre > 20.f ? 1.f : scan_sigmoid(pre);
+                const float ddt = (SCAN_LN2 * ddtA + ddtI + gb * x) * ssl[s0 + i][cl];
                 dbias_acc += ddt;
                 dD_acc += dyf * x;
                 if (live && g == 0) {
@@ -650,24 +680,32 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
                 if (!live)
 #pragma unroll
                     for (int k = 0; k < V; k++) vals[k] = 0.f;
-                /* dB and dC sum over the warp's channels, then one atomic
-                 * per kept value */
-                const int v0 = scan_rs<V, 16, SPL>(vals, lane);
-                constexpr int VK = V / (32 / SPL) > 0 ? V / (32 / SPL) : 1;
+                /* dB and dC: summed over the warp's channels here, over the
+                 * block's warps after the segment */
+                scan_rs<V, 16, SPL>(vals, lane);
 #pragma unroll
                 for (int r = 0; r < VK; r++) {
-                    const int v = v0 + r;
-                    if (v < HL) {
-                        if (k0 + v < sf) atomicAdd(a.dB + row * a.ld_dB + k0 + v, vals[r]);
-                    } else if (k0 + v - HL < sf) {
-                        atomicAdd(a.dC + row * a.ld_dC + k0 + v - HL, vals[r]);
-                    }
+                    if (BLOCKSUM) sred[threadIdx.x / 32][BLOCKSUM ? i : 0][r * 32 + lane] = vals[r];
+                    else scan_add_dbc(a, row, k0, scan_rs_first<V, 16, SPL>(lane) + r, HL, sf, vals[r]);
                 }
                 /* step back: h_{t-1} */
 #pragma unroll
                 for (int k = 0; k < HL; k++) h[k] = hp[k];
                 cur = nx;
             }
+        }
+        /* the block's dB and dC of the segment: a sum over its warps and
+         * one atomic per value (the block's channels share the rows) */
+        if (BLOCKSUM) {
+            __syncthreads();
+            for (int it = threadIdx.x; it < ns * 32 * VK; it += SCAN_THREADS) {
+                const int i = it / (32 * VK), r = (it / 32) % VK, ln = it % 32;
+                float sum = 0.f;
+#pragma unroll
+                for (int w = 0; w < (BLOCKSUM ? SCAN_THREADS / 32 : 1); w++) sum += sred[w][BLOCKSUM ? i : 0][r * 32 + ln];
+                scan_add_dbc(a, row0 + s0 + i, (ln % SPL) * HL, scan_rs_first<V, 16, SPL>(ln) + r, HL, sf, sum);
+            }
+            __syncthreads();
         }
     }
     if (!live) return;
