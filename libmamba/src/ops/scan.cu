@@ -39,7 +39,8 @@
 #include "ops/ops.h"
 
 #define SCAN_THREADS 128
-#define SCAN_TILE 32       /* steps of B/C staged at once; the backward chunk */
+#define SCAN_TILE 32       /* steps of B/C staged at once */
+#define SCAN_BWD_T 32      /* the backward's chunk: its states kept per thread */
 #define SCAN_TMIN 64       /* shortest forward chunk worth a carry */
 #define SCAN_TMAX 1024
 #define SCAN_NC_MAX 256    /* longest forward carry, where SCAN_TMAX allows */
@@ -121,12 +122,10 @@ __device__ __forceinline__ void scan_row(const float *src, float *dst)
     }
 }
 
-/* h <- a h + dt x B_t for all states; returns C_t . h (complex: 2 Re).
- * dec, where given, keeps the decays (re, im of each state). */
+/* h <- a h + dt x B_t for all states; returns C_t . h (complex: 2 Re). */
 template <int NS, bool CPLX>
 __device__ __forceinline__ float scan_step(int N, float dt, float x, const float *Bs, const float *Cs,
-                                           const float *A2, const float *Aim, float *h, int want_y,
-                                           float *dec = nullptr)
+                                           const float *A2, const float *Aim, float *h, int want_y)
 {
     constexpr int HS = CPLX ? 2 * NS : NS;
     float Bt[HS], Ct[HS];
@@ -138,7 +137,6 @@ __device__ __forceinline__ float scan_step(int N, float dt, float x, const float
         if (n < N) {
             float ar, ai;
             scan_decay<CPLX>(dt, A2[n], CPLX ? Aim[n] : 0.f, &ar, &ai);
-            if (dec) dec[2 * n] = ar, dec[2 * n + 1] = ai;
             if (CPLX) {
                 float hr = h[2 * n], hi = h[2 * n + 1];
                 float nr = ar * hr - ai * hi + dtx * Bt[2 * n];
@@ -441,286 +439,184 @@ scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
         }
 }
 
-/* The backward chunk kernel splits a channel's states over SPL neighbouring
- * lanes, S = NS / SPL each, so that the states of the steps it walks back
- * over stay in registers. With one thread holding all 16 states, those 32
- * steps of states (2 KB a thread) sat in local memory, more than L1 holds
- * at 3 blocks an SM: 40% of the kernel's stalls waited on them. */
-template <int NS, bool CPLX>
-struct scan_split {
-    static constexpr int SPL = NS / (CPLX ? 2 : 4); /* lanes a channel */
-    static constexpr int S = NS / SPL;              /* states a lane */
-    static constexpr int HL = CPLX ? 2 * S : S;     /* floats a lane */
-    static constexpr int CPB = SCAN_THREADS / SPL;  /* channels a block */
-    static constexpr int TW = 8;                   /* steps of states held */
-};
-
-/* v summed over the SPL lanes of a channel (neighbours, SPL-aligned) */
-template <int SPL>
-__device__ __forceinline__ float scan_lanes_sum(float v)
+/* Sum v[0..V) over the 32 lanes of the warp, leaving the total of value j
+ * on lane j % 32 in out[j / 32]: a butterfly reduce-scatter, 31 shuffles per
+ * 32 values. Each level is its own template instance so that every index is
+ * a compile-time constant and v stays in registers (with a loop over the
+ * levels nvcc kept v in local memory). */
+template <int HALF>
+__device__ __forceinline__ void warp_rs_level(float *w, int lane)
 {
+    const bool upper = (lane & HALF) != 0;
 #pragma unroll
-    for (int off = 1; off < SPL; off <<= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-    return v;
-}
-
-/* Sum V values over the lanes of the warp that hold the same states (lane
- * bits SPL and up: the warp's channels), reduce-scatter fashion: each level
- * trades half of the values with the lane LB away, so a level costs VH
- * shuffles; the lane keeps V >> levels totals, from value scan_rs_first
- * on. Each level is its own instance, so every index is a constant and w
- * stays in registers. */
-template <int V, int LB, int SPL>
-__device__ __forceinline__ void scan_rs(float *w, int lane)
-{
-    if constexpr (LB >= SPL && V >= 2) {
-        constexpr int VH = V / 2;
-        const bool up = (lane & LB) != 0;
-#pragma unroll
-        for (int k = 0; k < VH; k++) {
-            const float send = up ? w[k] : w[k + VH];
-            const float keep = up ? w[k + VH] : w[k];
-            w[k] = keep + __shfl_xor_sync(0xffffffffu, send, LB);
-        }
-        scan_rs<VH, LB / 2, SPL>(w, lane);
-    }
-}
-/* which of the V values lane's w[0] holds after scan_rs */
-template <int V, int LB, int SPL>
-__device__ __forceinline__ int scan_rs_first(int lane)
-{
-    if constexpr (LB >= SPL && V >= 2) return ((lane & LB) ? V / 2 : 0) + scan_rs_first<V / 2, LB / 2, SPL>(lane);
-    else return 0;
-}
-
-/* value v of a lane's dB-then-dC values (HL each, from float k of the
- * state vector) into row's dB or dC */
-__device__ __forceinline__ void scan_add_dbc(const scan_args &a, size_t row, int k, int v, int HL, int sf,
-                                             float val)
-{
-    if (v < HL) {
-        if (k + v < sf) atomicAdd(a.dB + row * a.ld_dB + k + v, val);
-    } else if (k + v - HL < sf) {
-        atomicAdd(a.dC + row * a.ld_dC + k + v - HL, val);
+    for (int k = 0; k < HALF; k++) {
+        const float send = upper ? w[k] : w[k + HALF];
+        const float keep = upper ? w[k + HALF] : w[k];
+        w[k] = keep + __shfl_xor_sync(0xffffffffu, send, HALF);
     }
 }
 
-/* One chunk of at most SCAN_TILE steps, its states split over lanes
- * (scan_split). One walk from the chunk's true entering state (hstart)
- * keeps the state entering each segment of TW steps; then, last segment
- * first, a segment's states are recomputed from there and kept in
- * registers, and walked backward from the true adjoint entering from the
- * right (ein). */
+template <int V>
+__device__ __forceinline__ void warp_reduce_scatter(float *v, float *out, int lane)
+{
+#pragma unroll
+    for (int g = 0; g < V / 32; g++) {
+        float *w = v + 32 * g;
+        warp_rs_level<16>(w, lane);
+        warp_rs_level<8>(w, lane);
+        warp_rs_level<4>(w, lane);
+        warp_rs_level<2>(w, lane);
+        warp_rs_level<1>(w, lane);
+        out[g] = w[0];
+    }
+}
+
+/* One chunk of at most SCAN_BWD_T steps: recompute its states from the true
+ * entering state (kept per step in hs), then walk them backward from the
+ * true adjoint entering from the right. */
 template <int NS, bool CPLX>
 __global__ void __launch_bounds__(SCAN_THREADS)
 scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
 {
-    using SP = scan_split<NS, CPLX>;
-    constexpr int SPL = SP::SPL, S = SP::S, HL = SP::HL, TW = SP::TW;
+    const scan_pos q = scan_where(a);
+    const int lane = threadIdx.x & 31;
+    /* threads past D still walk the chunk with zeros: the warp's
+     * reduce-scatter needs all 32 lanes */
+    const bool live = q.live;
+    const int N = scan_n<NS>(a), sf = CPLX ? 2 * N : N, d = q.d, b = q.b;
     constexpr int HS = CPLX ? 2 * NS : NS;
-    constexpr int V = 2 * HL; /* dB then dC values of the lane's states */
-    constexpr int VK = V / (32 / SPL) > 0 ? V / (32 / SPL) : 1; /* of them kept a lane */
-    /* a warp of one channel (N above 32, complex) adds its own: the block's
-     * sums would not fit beside its tile */
-    constexpr bool BLOCKSUM = SPL < 32;
+    constexpr int V = (2 * HS + 31) / 32 * 32; /* dB then dC values, padded */
     __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
-    __shared__ float sred[BLOCKSUM ? SCAN_THREADS / 32 : 1][BLOCKSUM ? TW : 1][32 * VK]; /* the warps' dB, dC sums of a segment */
-    /* each channel's dt and softplus slope per step, computed once for its
-     * lanes and the three walks (a log1p each) */
-    __shared__ float sdt[SCAN_TILE][SP::CPB], ssl[SCAN_TILE][SP::CPB];
-    const int lane = threadIdx.x & 31, g = threadIdx.x % SPL;
-    const int db = blockIdx.x % a.dblk, c = blockIdx.x / a.dblk, b = blockIdx.y;
-    const int d0 = db * SP::CPB + threadIdx.x / SPL;
-    /* lanes past D still walk, with zeros: the shuffles need every lane */
-    const bool live = d0 < a.D;
-    const int d = live ? d0 : a.D - 1;
-    const int N = scan_n<NS>(a), sf = CPLX ? 2 * N : N;
-    const int n0 = g * S, k0 = CPLX ? 2 * n0 : n0, nl = N - n0; /* states of this lane: n0 .. n0 + nl */
-    float A2[S], Aim[S];
-#pragma unroll
-    for (int j = 0; j < S; j++) {
-        A2[j] = j < nl ? a.A[(size_t)d * N + n0 + j] * SCAN_LOG2E : 0.f;
-        Aim[j] = (CPLX && j < nl) ? a.Ai[(size_t)d * N + n0 + j] : 0.f;
-    }
+    float A2[NS], Aim[NS];
+    scan_load_A<NS, CPLX>(a, d, A2, Aim);
     const float bias = a.bias ? a.bias[d] : 0.f, Dd = a.Dsk ? a.Dsk[d] : 0.f;
-    const int ta = c * a.T, nt = min(a.L, ta + a.T) - ta;
-    const size_t o = ((size_t)b * a.nc + c) * a.D + d, row0 = (size_t)b * a.L + ta;
+    const int ta = q.c * a.T, tb = min(a.L, ta + a.T);
+    const size_t o = ((size_t)b * a.nc + q.c) * a.D + d;
 
-    float h0[HL], G[HL];
+    float hs[SCAN_BWD_T][HS]; /* state before each step */
+    float h[HS], G[HS];
     const float *src = hstart ? hstart + o * sf : (a.h0 ? a.h0 + ((size_t)b * a.D + d) * sf : NULL);
+#pragma unroll
+    for (int k = 0; k < HS; k++) h[k] = (src && k < sf) ? src[k] : 0.f;
+    scan_load_tile<NS, CPLX>(a, b, ta, tb - ta, sbc);
+    const size_t row0 = (size_t)b * a.L;
+    scan_in cur = scan_fetch(a, row0 + ta, d, bias, false);
+    for (int t = ta; t < tb; t++) {
+#pragma unroll
+        for (int k = 0; k < HS; k++) hs[t - ta][k] = h[k];
+        const scan_in nx = scan_fetch(a, row0 + min(t + 1, tb - 1), d, bias, false);
+        const float *st = sbc + (t - ta) * 2 * HS;
+        scan_step<NS, CPLX>(N, scan_dt(a, cur.v), cur.x, st, st + HS, A2, Aim, h, 0);
+        cur = nx;
+    }
     const float *e = ein ? ein + o * sf : a.dhT ? a.dhT + ((size_t)b * a.D + d) * sf : NULL;
 #pragma unroll
-    for (int k = 0; k < HL; k++) {
-        h0[k] = (src && k0 + k < sf) ? src[k0 + k] : 0.f;
-        G[k] = (e && k0 + k < sf) ? e[k0 + k] : 0.f;
-    }
-    float dA_acc[S], dAi_acc[S], dD_acc = 0.f, dbias_acc = 0.f;
+    for (int k = 0; k < HS; k++) G[k] = (e && k < sf) ? e[k] : 0.f;
+    float dA_acc[NS], dAi_acc[NS], dD_acc = 0.f, dbias_acc = 0.f;
 #pragma unroll
-    for (int j = 0; j < S; j++) dA_acc[j] = dAi_acc[j] = 0.f;
-    scan_load_tile<NS, CPLX>(a, b, ta, nt, sbc);
-    const int cl = threadIdx.x / SPL; /* the channel within the block */
-    for (int it = threadIdx.x; it < nt * SP::CPB; it += SCAN_THREADS) {
-        const int st = it / SP::CPB, ch = it % SP::CPB, dd = min(db * SP::CPB + ch, a.D - 1);
-        const float pre = a.delta[(row0 + st) * a.ld_delta + dd] + (a.bias ? a.bias[dd] : 0.f);
-        sdt[st][ch] = scan_dt(a, pre);
-        ssl[st][ch] = !a.softplus || pre > 20.f ? 1.f : scan_sigmoid(pre);
-    }
-    __syncthreads();
+    for (int n = 0; n < NS; n++) dA_acc[n] = dAi_acc[n] = 0.f;
 
-    /* the state entering each segment: one walk from the chunk's */
-    constexpr int NSEG = SCAN_TILE / TW;
-    float hc[NSEG][HL];
-    {
-        float h[HL];
+    /* h is now the state after step tb-1 */
+    cur = scan_fetch(a, row0 + tb - 1, d, bias, true);
+    for (int t = tb - 1; t >= ta; t--) {
+        const size_t row = row0 + t;
+        const scan_in nx = scan_fetch(a, row0 + max(t - 1, ta), d, bias, true);
+        float Bt[HS], Ct[HS];
+        scan_row<HS>(sbc + (t - ta) * 2 * HS, Bt);
+        scan_row<HS>(sbc + (t - ta) * 2 * HS + HS, Ct);
+        const float x = cur.x, pre = cur.v, dt = scan_dt(a, pre);
+        const float dtx = dt * x;
+        const float *hp = hs[t - ta];
+        /* ungated output for dz: C . h_t (+ 2 Re), + D x */
+        float yfull = 0.f;
 #pragma unroll
-        for (int k = 0; k < HL; k++) h[k] = h0[k];
+        for (int n = 0; n < NS; n++)
+            if (n < N) {
+                if (CPLX) yfull += Ct[2 * n] * h[2 * n] - Ct[2 * n + 1] * h[2 * n + 1];
+                else yfull += Ct[n] * h[n];
+            }
+        if (CPLX) yfull *= 2.f;
+        yfull += Dd * x;
+        const float dyv = live ? cur.dy : 0.f;
+        const float dyf = scan_gate_bwd(a, row, d, dyv, cur.z, yfull, live);
+        /* ddt = sum_n (dL/da_n) (da_n/ddt) + (sum_n G_n B_n) x; the A part is
+         * gathered against A log2(e) and scaled by ln 2 once */
+        float dx = dyf * Dd, ddtA = 0.f, ddtI = 0.f, gb = 0.f;
+        dD_acc += dyf * x;
+        float vals[V];
 #pragma unroll
-        for (int q = 0; q < NSEG; q++) {
+        for (int k = 0; k < V; k++) vals[k] = 0.f;
 #pragma unroll
-            for (int k = 0; k < HL; k++) hc[q][k] = h[k];
-            if (q + 1 < NSEG)
-                for (int s = q * TW; s < min(nt, (q + 1) * TW); s++) {
-                    const float *st = sbc + s * 2 * HS + k0;
-                    scan_step<S, CPLX>(nl, sdt[s][cl], a.u[(row0 + s) * a.ld_u + d], st, st + HS, A2, Aim, h, 0);
+        for (int n = 0; n < NS; n++) {
+            if (n < N) {
+                float ar, ai;
+                scan_decay<CPLX>(dt, A2[n], Aim[n], &ar, &ai);
+                if (CPLX) {
+                    const float hr = h[2 * n], hi = h[2 * n + 1], pr = hp[2 * n], pi = hp[2 * n + 1];
+                    const float Cr = Ct[2 * n], Ci = Ct[2 * n + 1];
+                    const float Br = Bt[2 * n], Bi = Bt[2 * n + 1];
+                    vals[HS + 2 * n] = 2.f * dyf * hr;
+                    vals[HS + 2 * n + 1] = -2.f * dyf * hi;
+                    const float Gr = G[2 * n] + 2.f * dyf * Cr, Gi = G[2 * n + 1] - 2.f * dyf * Ci;
+                    const float gar = Gr * pr + Gi * pi, gai = Gi * pr - Gr * pi;
+                    const float q1 = gar * ar + gai * ai, q2 = gai * ar - gar * ai;
+                    ddtA += A2[n] * q1;
+                    ddtI += Aim[n] * q2;
+                    dA_acc[n] += dt * q1;
+                    dAi_acc[n] += dt * q2;
+                    gb += Gr * Br + Gi * Bi;
+                    vals[2 * n] = Gr * dtx;
+                    vals[2 * n + 1] = Gi * dtx;
+                    G[2 * n] = ar * Gr + ai * Gi;
+                    G[2 * n + 1] = ar * Gi - ai * Gr;
+                } else {
+                    vals[HS + n] = dyf * h[n];
+                    const float Gn = G[n] + dyf * Ct[n];
+                    const float qa = Gn * hp[n] * ar;
+                    ddtA += A2[n] * qa;
+                    dA_acc[n] += dt * qa;
+                    vals[n] = Gn * dtx;
+                    gb += Gn * Bt[n];
+                    G[n] = ar * Gn;
                 }
-        }
-    }
-#pragma unroll
-    for (int q = NSEG - 1; q >= 0; q--) {
-        const int s0 = q * TW;
-        if (s0 >= nt) continue;
-        float h[HL], hs[TW][HL];
-#pragma unroll
-        for (int k = 0; k < HL; k++) h[k] = hc[q][k];
-        /* the segment's states, kept: hs[i] enters step s0 + i; complex
-         * decays too (a sincos each), as[i] those of step s0 + i */
-        float as[CPLX ? TW : 1][2 * S];
-        const int ns = min(TW, nt - s0);
-#pragma unroll
-        for (int i = 0; i < TW; i++) {
-            if (i < ns) {
-#pragma unroll
-                for (int k = 0; k < HL; k++) hs[i][k] = h[k];
-                const float *st = sbc + (s0 + i) * 2 * HS + k0;
-                scan_step<S, CPLX>(nl, sdt[s0 + i][cl], a.u[(row0 + s0 + i) * a.ld_u + d], st, st + HS, A2, Aim, h,
-                                   0, CPLX ? as[CPLX ? i : 0] : nullptr);
             }
         }
-        /* h is the state after the segment's last step; walk back */
-        scan_in cur = scan_fetch(a, row0 + s0 + ns - 1, d, bias, true);
-#pragma unroll
-        for (int i = TW - 1; i >= 0; i--) {
-            if (i < ns) {
-                const size_t row = row0 + s0 + i;
-                const scan_in nx = scan_fetch(a, row0 + s0 + max(i - 1, 0), d, bias, true);
-                float Bt[HL], Ct[HL];
-                scan_row<HL>(sbc + (s0 + i) * 2 * HS + k0, Bt);
-                scan_row<HL>(sbc + (s0 + i) * 2 * HS + HS + k0, Ct);
-                const float x = cur.x, dt = sdt[s0 + i][cl], dtx = dt * x;
-                const float *hp = hs[i];
-                /* ungated output for dz: C . h_t (complex: 2 Re), + D x */
-                float yp = 0.f;
-#pragma unroll
-                for (int j = 0; j < S; j++)
-                    if (j < nl) yp += CPLX ? Ct[2 * j] * h[2 * j] - Ct[2 * j + 1] * h[2 * j + 1] : Ct[j] * h[j];
-                yp = scan_lanes_sum<SPL>(yp);
-                const float yfull = (CPLX ? 2.f * yp : yp) + Dd * x;
-                const float dyf = scan_gate_bwd(a, row, d, live ? cur.dy : 0.f, cur.z, yfull, live && g == 0);
-                /* ddt = sum_n (dL/da_n) (da_n/ddt) + (sum_n G_n B_n) x; the A
-                 * part is gathered against A log2(e) and scaled by ln 2 once */
-                float ddtA = 0.f, ddtI = 0.f, gb = 0.f, vals[V];
-#pragma unroll
-                for (int k = 0; k < V; k++) vals[k] = 0.f;
-#pragma unroll
-                for (int j = 0; j < S; j++) {
-                    if (j < nl) {
-                        float ar, ai;
-                        if (CPLX) ar = as[CPLX ? i : 0][2 * j], ai = as[CPLX ? i : 0][2 * j + 1];
-                        else scan_decay<CPLX>(dt, A2[j], Aim[j], &ar, &ai);
-                        if (CPLX) {
-                            const float hr = h[2 * j], hi = h[2 * j + 1], pr = hp[2 * j], pi = hp[2 * j + 1];
-                            const float Gr = G[2 * j] + 2.f * dyf * Ct[2 * j];
-                            const float Gi = G[2 * j + 1] - 2.f * dyf * Ct[2 * j + 1];
-                            vals[HL + 2 * j] = 2.f * dyf * hr;
-                            vals[HL + 2 * j + 1] = -2.f * dyf * hi;
-                            const float gar = Gr * pr + Gi * pi, gai = Gi * pr - Gr * pi;
-                            const float q1 = gar * ar + gai * ai, q2 = gai * ar - gar * ai;
-                            ddtA += A2[j] * q1;
-                            ddtI += Aim[j] * q2;
-                            dA_acc[j] += dt * q1;
-                            dAi_acc[j] += dt * q2;
-                            gb += Gr * Bt[2 * j] + Gi * Bt[2 * j + 1];
-                            vals[2 * j] = Gr * dtx;
-                            vals[2 * j + 1] = Gi * dtx;
-                            G[2 * j] = ar * Gr + ai * Gi;
-                            G[2 * j + 1] = ar * Gi - ai * Gr;
-                        } else {
-                            vals[HL + j] = dyf * h[j];
-                            const float Gn = G[j] + dyf * Ct[j];
-                            const float qa = Gn * hp[j] * ar;
-                            ddtA += A2[j] * qa;
-                            dA_acc[j] += dt * qa;
-                            vals[j] = Gn * dtx;
-                            gb += Gn * Bt[j];
-                            G[j] = ar * Gn;
-                        }
-                    }
-                }
-                ddtA = scan_lanes_sum<SPL>(ddtA);
-                if (CPLX) ddtI = scan_lanes_sum<SPL>(ddtI);
-                gb = scan_lanes_sum<SPL>(gb);
-                const float dx = dyf * Dd + gb * dt;
-                const float ddt = (SCAN_LN2 * ddtA + ddtI + gb * x) * ssl[s0 + i][cl];
-                dbias_acc += ddt;
-                dD_acc += dyf * x;
-                if (live && g == 0) {
-                    a.du[row * a.ld_du + d] = dx;
-                    a.ddelta[row * a.ld_ddelta + d] = ddt;
-                }
-                if (!live)
-#pragma unroll
-                    for (int k = 0; k < V; k++) vals[k] = 0.f;
-                /* dB and dC: summed over the warp's channels here, over the
-                 * block's warps after the segment */
-                scan_rs<V, 16, SPL>(vals, lane);
-#pragma unroll
-                for (int r = 0; r < VK; r++) {
-                    if (BLOCKSUM) sred[threadIdx.x / 32][BLOCKSUM ? i : 0][r * 32 + lane] = vals[r];
-                    else scan_add_dbc(a, row, k0, scan_rs_first<V, 16, SPL>(lane) + r, HL, sf, vals[r]);
-                }
-                /* step back: h_{t-1} */
-#pragma unroll
-                for (int k = 0; k < HL; k++) h[k] = hp[k];
-                cur = nx;
-            }
+        dx += gb * dt;
+        float ddt = SCAN_LN2 * ddtA + ddtI + gb * x;
+        if (a.softplus) ddt *= pre > 20.f ? 1.f : scan_sigmoid(pre);
+        dbias_acc += ddt;
+        if (live) {
+            a.du[row * a.ld_du + d] = dx;
+            a.ddelta[row * a.ld_ddelta + d] = ddt;
         }
-        /* the block's dB and dC of the segment: a sum over its warps and
-         * one atomic per value (the block's channels share the rows) */
-        if (BLOCKSUM) {
-            __syncthreads();
-            for (int it = threadIdx.x; it < ns * 32 * VK; it += SCAN_THREADS) {
-                const int i = it / (32 * VK), r = (it / 32) % VK, ln = it % 32;
-                float sum = 0.f;
+        if (!live)
 #pragma unroll
-                for (int w = 0; w < (BLOCKSUM ? SCAN_THREADS / 32 : 1); w++) sum += sred[w][BLOCKSUM ? i : 0][r * 32 + ln];
-                scan_add_dbc(a, row0 + s0 + i, (ln % SPL) * HL, scan_rs_first<V, 16, SPL>(ln) + r, HL, sf, sum);
-            }
-            __syncthreads();
+            for (int k = 0; k < V; k++) vals[k] = 0.f;
+        float red[V / 32];
+        warp_reduce_scatter<V>(vals, red, lane);
+#pragma unroll
+        for (int g = 0; g < V / 32; g++) {
+            const int j = 32 * g + lane; /* value index: dB for j < HS, dC after */
+            if (j < HS && j < sf) atomicAdd(a.dB + row * a.ld_dB + j, red[g]);
+            else if (j >= HS && j - HS < sf) atomicAdd(a.dC + row * a.ld_dC + (j - HS), red[g]);
         }
+        /* step back: h_{t-1} */
+#pragma unroll
+        for (int k = 0; k < HS; k++) h[k] = hp[k];
+        cur = nx;
     }
     if (!live) return;
     /* the adjoint leaving the first chunk is dL/dh0 */
-    if (a.dh0 && c == 0)
+    if (a.dh0 && q.c == 0)
 #pragma unroll
-        for (int k = 0; k < HL; k++)
-            if (k0 + k < sf) a.dh0[((size_t)b * a.D + d) * sf + k0 + k] = G[k];
+        for (int k = 0; k < HS; k++)
+            if (k < sf) a.dh0[((size_t)b * a.D + d) * sf + k] = G[k];
 #pragma unroll
-    for (int j = 0; j < S; j++)
-        if (j < nl) {
-            atomicAdd(a.dA + (size_t)d * N + n0 + j, dA_acc[j]);
-            if (CPLX) atomicAdd(a.dAi + (size_t)d * N + n0 + j, dAi_acc[j]);
+    for (int n = 0; n < NS; n++)
+        if (n < N) {
+            atomicAdd(a.dA + (size_t)d * N + n, dA_acc[n]);
+            if (CPLX) atomicAdd(a.dAi + (size_t)d * N + n, dAi_acc[n]);
         }
-    if (g != 0) return;
     if (a.Dsk) atomicAdd(a.dD + d, dD_acc);
     if (a.bias) atomicAdd(a.dbias + d, dbias_acc);
 }
@@ -794,7 +690,7 @@ extern "C" size_t mb_scan_workspace_cuda(mb_ctx *ctx, const mb_scan_params *p)
 {
     const mb_cuda_state *cs = (const mb_cuda_state *)ctx->cuda;
     const int sm = cs ? cs->sm_count : 0;
-    const scan_args f = scan_make_args(p, sm, 0), b = scan_make_args(p, sm, SCAN_TILE);
+    const scan_args f = scan_make_args(p, sm, 0), b = scan_make_args(p, sm, SCAN_BWD_T);
     const size_t wf = scan_ws_bytes(&f, 0) + scan_carry_ws(f), wb = scan_ws_bytes(&b, 1) + scan_carry_ws(b);
     return (wf > wb ? wf : wb) + 256;
 }
@@ -903,7 +799,7 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const flo
     mb_cuda_state *cs = mb_cuda_enter(ctx);
     if (!cs || ctx->failed || scan_check(ctx, p)) return;
     cudaStream_t st = cs->stream;
-    scan_args a = scan_make_args(p, cs->sm_count, SCAN_TILE);
+    scan_args a = scan_make_args(p, cs->sm_count, SCAN_BWD_T);
     a.dy = dy, a.dhT = dhT;
     a.du = g->du, a.ld_du = g->ld_du, a.ddelta = g->ddelta, a.ld_ddelta = g->ld_ddelta;
     a.dA = g->dA, a.dAi = g->dA_imag, a.dB = g->dB, a.ld_dB = g->ld_dB, a.dC = g->dC, a.ld_dC = g->ld_dC;
@@ -935,13 +831,7 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const flo
             return;
         MB_LAUNCH_CHECK(ctx, "scan_bwd carries");
     }
-    /* the chunk kernel's blocks cover fewer channels (scan_split) */
-#define CHUNK(NS, C)                                                                           \
-    do {                                                                                       \
-        scan_args ac = a;                                                                      \
-        ac.dblk = (a.D + scan_split<NS, C>::CPB - 1) / scan_split<NS, C>::CPB;                 \
-        scan_bwd_chunk<NS, C><<<dim3((unsigned)ac.dblk * a.nc, a.B), blk, 0, st>>>(ac, hstart, gin); \
-    } while (0)
+#define CHUNK(NS, C) scan_bwd_chunk<NS, C><<<grid, blk, 0, st>>>(a, hstart, gin)
     SCAN_DISPATCH(a.N, a.cplx, CHUNK);
 #undef CHUNK
     MB_LAUNCH_CHECK(ctx, "scan_bwd_chunk");
