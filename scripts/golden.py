@@ -560,22 +560,22 @@ def lm_mixer_bwd(L, u, gout, dims, r=same):
     return r(gxz @ r(L["in_proj"])), G
 
 
-def lm_loss_grads(emb, layers, norm_f, head, tied, tokens, targets, dims, r=same):
-    """Mean cross-entropy and its gradients: (loss, {state_dict name: grad}); r as
-    lm_mixer's (the logits' gradient and the final norm's output gradient stored as
-    the logits and that output were)."""
+def lm_backbone(emb, layers, norm_f, tokens, dims, r=same):
+    """The backbone's residual stream before each layer (and after the last), the
+    layers' norm outputs and the final norm's output hf; r as lm_mixer's."""
     hs, xns = [emb[tokens]], []
     for L in layers:
         xns.append(r(rmsnorm(hs[-1], L["norm"])))
         hs.append(hs[-1] + lm_mixer(L, xns[-1], dims, r))
-    hf = r(rmsnorm(hs[-1], norm_f))
-    logits = r(hf @ r(head).T)
-    loss, glog = xent_mean(logits, targets)
-    glog = r(glog)
-    d = hf.shape[-1]
+    return hs, xns, r(rmsnorm(hs[-1], norm_f))
+
+
+def lm_backbone_bwd(emb, layers, norm_f, tokens, hs, xns, ghf, dims, r=same):
+    """Reverse mode of lm_backbone from hf's gradient ghf (stored as hf was):
+    {state_dict name: grad} of the norms, layers and embedding."""
+    d = hs[0].shape[-1]
     G = {}
-    ghead = glog.reshape(-1, glog.shape[-1]).T @ hf.reshape(-1, d)
-    gh, G["backbone.norm_f.weight"] = rmsnorm_bwd(hs[-1], norm_f, r(glog @ r(head)))
+    gh, G["backbone.norm_f.weight"] = rmsnorm_bwd(hs[-1], norm_f, ghf)
     for i in range(len(layers) - 1, -1, -1):
         gxn, GL = lm_mixer_bwd(layers[i], xns[i], gh, dims, r)
         gx, GL["norm"] = rmsnorm_bwd(hs[i], layers[i]["norm"], gxn)
@@ -584,37 +584,55 @@ def lm_loss_grads(emb, layers, norm_f, head, tied, tokens, targets, dims, r=same
             G["backbone.layers.%d.%s" % (i, LAYER_NAMES[k])] = v
     gemb = np.zeros(emb.shape)
     np.add.at(gemb, tokens.reshape(-1), gh.reshape(-1, d))
+    G["backbone.embedding.weight"] = gemb
+    return G
+
+
+def lm_loss_grads(emb, layers, norm_f, head, tied, tokens, targets, dims, r=same):
+    """Mean cross-entropy and its gradients: (loss, {state_dict name: grad}); r as
+    lm_mixer's (the logits' gradient and the final norm's output gradient stored as
+    the logits and that output were)."""
+    hs, xns, hf = lm_backbone(emb, layers, norm_f, tokens, dims, r)
+    logits = r(hf @ r(head).T)
+    loss, glog = xent_mean(logits, targets)
+    glog = r(glog)
+    d = hf.shape[-1]
+    ghead = glog.reshape(-1, glog.shape[-1]).T @ hf.reshape(-1, d)
+    G = lm_backbone_bwd(emb, layers, norm_f, tokens, hs, xns, r(glog @ r(head)), dims, r)
     if tied:
-        gemb += ghead
+        G["backbone.embedding.weight"] += ghead
     else:
         G["lm_head.weight"] = ghead
-    G["backbone.embedding.weight"] = gemb
     return loss, G
 
 
-def make_lm(rng, is_complex, tied, rng_g, rng_fd):
-    d, n_layer, vocab, N, K, E = 16, 2, 11, 4, 4, 2
+def cls_loss_grads(emb, layers, norm_f, Wc, bc, tokens, labels, dims, r=same):
+    """The classifier of models/classify.c: the mean over positions of the final
+    norm's output, a linear head (bias added unrounded, as every bias), the mean
+    cross-entropy over counted labels. (logits, loss, {state_dict name: grad}); r as
+    lm_mixer's: the pooled mean, the logits and their gradients stored as bf16; the
+    mean's gradient is the pooled one times float32(1 / L), as the library scales."""
+    hs, xns, hf = lm_backbone(emb, layers, norm_f, tokens, dims, r)
+    L = tokens.shape[1]
+    inv = float(np.float32(1.0 / L))
+    pooled = r(np.sum(hf, axis=1) * inv)                   # (B, d)
+    logits = r(pooled @ r(Wc).T + bc)                      # (B, C)
+    loss, glog = xent_mean(logits[:, None, :], labels[:, None])
+    glog = r(glog[:, 0, :])
+    G = {"classifier.weight": glog.T @ pooled, "classifier.bias": np.sum(glog, axis=0)}
+    gpooled = r(r(glog @ r(Wc)) * inv)
+    ghf = np.repeat(gpooled[:, None, :], L, axis=1)
+    G.update(lm_backbone_bwd(emb, layers, norm_f, tokens, hs, xns, ghf, dims, r))
+    return logits, loss, G
+
+
+def lm_weights(rng, add, d, n_layer, Vp, N, K, E, is_complex):
+    """An LM backbone's weights drawn away from its initialization, each through
+    add(name, array) (which keeps the float32 copy and returns the float64 one):
+    (embedding, layers, final norm)."""
     R = math.ceil(d / 16)
     Di = E * d
-    mult = 8
-    Vp = (vocab + mult - 1) // mult * mult
-    cfg = {"d_model": d, "n_layer": n_layer, "vocab_size": vocab,
-           "ssm_cfg": {"d_state": N, "d_conv": K, "expand": E, "dt_rank": "auto",
-                       "init": "s4d-lin" if is_complex else "s4d-real"},
-           "rms_norm": True, "tie_embeddings": tied,
-           "pad_vocab_size_multiple": mult, "arch": "mamba-lm"}
-    nBC = 2 * N if is_complex else N  # floats per B (and per C) row
-    dims = (Di, R, nBC, is_complex)
-
-    P = []    # (name, float32 array), file order
-    W = {}    # name -> the float64 array the maths uses (shared, perturbed in place)
-
-    def add(name, arr):
-        a = f32(arr)
-        P.append((name, a))
-        W[name] = up(a)
-        return W[name]
-
+    nBC = 2 * N if is_complex else N
     emb = add("backbone.embedding.weight", rng.standard_normal((Vp, d)))
     layers = []
     for i in range(n_layer):
@@ -640,6 +658,33 @@ def make_lm(rng, is_complex, tied, rng_g, rng_fd):
                             rng.standard_normal((d, Di)) / math.sqrt(Di))
         layers.append(L)
     norm_f = add("backbone.norm_f.weight", rng.uniform(0.7, 1.3, d))
+    return emb, layers, norm_f
+
+
+def make_lm(rng, is_complex, tied, rng_g, rng_fd):
+    d, n_layer, vocab, N, K, E = 16, 2, 11, 4, 4, 2
+    R = math.ceil(d / 16)
+    Di = E * d
+    mult = 8
+    Vp = (vocab + mult - 1) // mult * mult
+    cfg = {"d_model": d, "n_layer": n_layer, "vocab_size": vocab,
+           "ssm_cfg": {"d_state": N, "d_conv": K, "expand": E, "dt_rank": "auto",
+                       "init": "s4d-lin" if is_complex else "s4d-real"},
+           "rms_norm": True, "tie_embeddings": tied,
+           "pad_vocab_size_multiple": mult, "arch": "mamba-lm"}
+    nBC = 2 * N if is_complex else N  # floats per B (and per C) row
+    dims = (Di, R, nBC, is_complex)
+
+    P = []    # (name, float32 array), file order
+    W = {}    # name -> the float64 array the maths uses (shared, perturbed in place)
+
+    def add(name, arr):
+        a = f32(arr)
+        P.append((name, a))
+        W[name] = up(a)
+        return W[name]
+
+    emb, layers, norm_f = lm_weights(rng, add, d, n_layer, Vp, N, K, E, is_complex)
     if tied:
         head = emb
     else:
@@ -681,6 +726,55 @@ def make_lm(rng, is_complex, tied, rng_g, rng_fd):
                      "parameter NAME (tied: the embedding's includes the head's); bf16.logits, "
                      "bf16.loss, bf16.grad.NAME: the same in bf16 precision (lm_logits, lm_loss_grads "
                      "with r = bf16)"}
+    return P, meta, expected, emeta
+
+
+def make_cls(rng, rng_fd):
+    """A small LM backbone with a classification head of 3 classes (real A, an
+    untied, unused LM head absent: n_classes models have none), labels with one
+    ignored: logits, loss, gradients in fp32 (float64) and bf16 precision."""
+    d, n_layer, vocab, N, K, E, C = 16, 2, 11, 4, 4, 2, 3
+    mult = 8
+    Vp = (vocab + mult - 1) // mult * mult
+    cfg = {"d_model": d, "n_layer": n_layer, "vocab_size": vocab,
+           "ssm_cfg": {"d_state": N, "d_conv": K, "expand": E, "dt_rank": "auto", "init": "s4d-real"},
+           "rms_norm": True, "tie_embeddings": True, "pad_vocab_size_multiple": mult,
+           "n_classes": C, "arch": "mamba-lm"}
+    dims = (E * d, math.ceil(d / 16), N, False)
+    P, W = [], {}
+
+    def add(name, arr):
+        a = f32(arr)
+        P.append((name, a))
+        W[name] = up(a)
+        return W[name]
+
+    emb, layers, norm_f = lm_weights(rng, add, d, n_layer, Vp, N, K, E, False)
+    Wc = add("classifier.weight", rng.standard_normal((C, d)))
+    bc = add("classifier.bias", rng.uniform(-0.5, 0.5, C))
+    Bt, Lseq = 4, 19
+    tokens = rng.integers(0, vocab, (Bt, Lseq)).astype(np.int32)
+    labels = rng.integers(0, C, Bt).astype(np.int32)
+    labels[2] = -100
+    logits, loss, G = cls_loss_grads(emb, layers, norm_f, Wc, bc, tokens, labels, dims)
+    assert sorted(G) == sorted(W), (sorted(set(G) ^ set(W)))
+
+    def fd_loss():
+        return cls_loss_grads(emb, layers, norm_f, Wc, bc, tokens, labels, dims)[1]
+
+    fd_check("cls_real", fd_loss, [(name, W[name]) for name, _ in P], G, rng_fd, max_entries=10)
+    logits16, loss16, G16 = cls_loss_grads(emb, layers, norm_f, Wc, bc, tokens, labels, dims, bf16)
+    meta = {"config": json.dumps(cfg), "format": "pt"}
+    expected = [("tokens", tokens), ("labels", labels), ("logits", logits), ("loss", np.array([loss]))]
+    expected += [("grad." + name, G[name]) for name, _ in P]
+    expected += [("bf16.logits", logits16), ("bf16.loss", np.array([loss16]))]
+    expected += [("bf16.grad." + name, G16[name]) for name, _ in P]
+    emeta = {"what": "tokens (B, L), labels (B) (-100: ignored) and float64 class logits (B, C) of "
+                     "the classifier checkpoint next to this file (cls_loss_grads: the mean over "
+                     "positions of the final norm's output, then the head); loss: mean over "
+                     "counted labels of -log softmax(logits)[label]; grad.NAME: float64 "
+                     "gradient of loss w.r.t. parameter NAME; bf16.*: the same in bf16 "
+                     "precision (r = bf16)"}
     return P, meta, expected, emeta
 
 
@@ -1077,11 +1171,15 @@ def main():
         P, meta, exp, emeta = make_sashimi(rng_sa, cplx, mlp, n_layer, N, rng_sa_fd)
         w("sashimi_%s.safetensors" % tag, P, meta)
         w("sashimi_%s_expected.safetensors" % tag, exp, emeta)
+    # the classifier: generators of its own (the files above stay byte-identical)
+    P, meta, exp, emeta = make_cls(np.random.default_rng(SEED + 6), np.random.default_rng(SEED + 7))
+    w("cls_real.safetensors", P, meta)
+    w("cls_real_expected.safetensors", exp, emeta)
     for k, v in sizes.items():
         print("%-38s %7d bytes" % (k, v))
         # the U-Nets' center stage alone is ~7k floats at width 32 (d_inner 64)
         # the LMs' expected files hold fp32 and bf16 gradients
-        assert v < (256_000 if k.startswith("sashimi") else 200_000 if k.startswith("lm_") else 100_000), k
+        assert v < (256_000 if k.startswith("sashimi") else 200_000 if k.startswith(("lm_", "cls_")) else 100_000), k
     return 0
 
 

@@ -735,6 +735,94 @@ static void test_lm_bf16_grad(void **state)
     run_lm_grad("complex", 0, 0, 1);
 }
 
+/* ---- the classifier --------------------------------------------------------
+ * cls_real: an LM backbone with a 3-class head (models/classify.c: the
+ * mean over positions of the final norm's output, then the head), against
+ * golden.py's cls_loss_grads: class probabilities (mb_model_classify) and
+ * loss, then every gradient of mb_model_classify_backward; bf16 precision
+ * against its bf16.* tensors (the pooled mean, the class logits and their
+ * gradients rounded as the script does). */
+static void run_cls(int bf16)
+{
+    char path[4096], name[160], what[192];
+    snprintf(path, sizeof path, "%s/cls_real.safetensors", MB_FIXTURE_DIR);
+    mb_ctx *ctx = bf16 ? mb_ctx_create("cpu") : g_ctx;
+    assert_non_null(ctx);
+    if (bf16) assert_int_equal(mb_ctx_set_precision(ctx, MB_PREC_BF16), 0);
+    const char *pre = bf16 ? "bf16." : "", *tag = bf16 ? "cls_real bf16" : "cls_real";
+    mb_model *m = mb_model_load(ctx, path);
+    if (!m) fail_msg("mb_model_load(%s): %s", path, mb_error_last());
+    const int C = mb_model_config(m)->n_classes;
+    mb_st_file *f = open_fixture("cls_real_expected.safetensors");
+    const mb_st_tensor *tt = mb_st_find(f, "tokens");
+    if (!tt) fail_msg("%s: no tensor tokens", mb_st_path(f));
+    const int Bt = (int)tt->shape[0], L = (int)tt->shape[1];
+    int32_t *tok = read_i32(f, "tokens", (size_t)Bt * L), *lab = read_i32(f, "labels", (size_t)Bt);
+    snprintf(name, sizeof name, "%slogits", pre);
+    const int64_t lshape[2] = {Bt, C};
+    double *lref = read_f64(f, name, (size_t)Bt * C, lshape, 2);
+    snprintf(name, sizeof name, "%sloss", pre);
+    double *loss_ref = read_f64(f, name, 1, NULL, 0);
+
+    /* the probabilities: softmax of the script's logits, in double */
+    float *probs = malloc((size_t)Bt * C * sizeof(float)), *pref = malloc((size_t)Bt * C * sizeof(float));
+    assert_true(probs && pref);
+    for (int b = 0; b < Bt; b++) {
+        double mx = lref[b * C], se = 0;
+        for (int j = 1; j < C; j++) mx = lref[b * C + j] > mx ? lref[b * C + j] : mx;
+        for (int j = 0; j < C; j++) se += exp(lref[b * C + j] - mx);
+        for (int j = 0; j < C; j++) pref[b * C + j] = (float)(exp(lref[b * C + j] - mx) / se);
+    }
+    mb_loss_stats st = {0};
+    if (mb_model_classify(m, tok, Bt, L, lab, probs, &st)) fail_msg("mb_model_classify: %s", mb_error_last());
+    snprintf(what, sizeof what, "%s probabilities", tag);
+    const double ep = check(what, probs, pref, (size_t)Bt * C);
+    const double e_fwd = fabs(st.loss_sum / (double)st.count - loss_ref[0]) / fabs(loss_ref[0]);
+
+    mb_model_zero_grad(m);
+    mb_loss_stats sb = {0};
+    if (mb_model_classify_backward(m, tok, lab, Bt, L, &sb)) fail_msg("mb_model_classify_backward: %s", mb_error_last());
+    assert_int_equal(sb.count, Bt - 1); /* one label ignored */
+    const double e_loss = fabs(sb.loss_sum / (double)sb.count - loss_ref[0]) / fabs(loss_ref[0]);
+    mb_params *ps = &m->params;
+    float *grad = malloc(ps->total * sizeof(float));
+    assert_non_null(grad);
+    assert_int_equal(mb_dev_download(ctx, grad, ps->grad, ps->total * sizeof(float)), 0);
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < ps->n; i++) {
+        const mb_param *it = &ps->items[i];
+        snprintf(name, sizeof name, "%sgrad.%s", pre, it->name);
+        double *ref = read_f64(f, name, it->numel, it->shape, it->ndim);
+        snprintf(what, sizeof what, "%s %s", tag, it->name);
+        const double e = check_grad(what, grad + it->offset, ref, it->numel);
+        if (e > worst || e != e) worst = e, worst_name = it->name;
+        free(ref);
+    }
+    const double bound = bf16 ? GOLDEN_BF16_GRAD_TOL : GOLDEN_GRAD_TOL;
+    printf("# golden %s: loss rel err %.3e (forward %.3e), gradients worst %.3e (%s), bound %.0e\n", tag, e_loss,
+           e_fwd, worst, worst_name, bound);
+    assert_true(ep < GOLDEN_TOL);
+    assert_true(e_fwd < bound && e_loss < bound);
+    assert_true(worst < bound);
+    free(grad), free(probs), free(pref), free(lref), free(loss_ref), free(tok), free(lab);
+    mb_st_close(f);
+    mb_model_free(m);
+    if (bf16) mb_ctx_free(ctx);
+}
+
+static void test_cls(void **state)
+{
+    (void)state;
+    run_cls(0);
+}
+
+static void test_cls_bf16(void **state)
+{
+    (void)state;
+    run_cls(1);
+}
+
 /* ---- the SaShiMi U-Net ----------------------------------------------------
  * Four tiny U-Nets (d_model 8, pools {2, 2}, pool_expand 2: widths 8, 16,
  * 32, the center's mixers with dt_rank 2; real and complex A, with and
@@ -964,6 +1052,8 @@ int main(void)
         cmocka_unit_test(test_lm_complex_chunk),
         cmocka_unit_test(test_lm_real_grad),
         cmocka_unit_test(test_lm_bf16_grad),
+        cmocka_unit_test(test_cls),
+        cmocka_unit_test(test_cls_bf16),
         cmocka_unit_test(test_lm_real_grad_recompute),
         cmocka_unit_test(test_lm_complex_grad),
         cmocka_unit_test(test_lm_complex_grad_recompute),

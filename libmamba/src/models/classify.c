@@ -55,7 +55,7 @@ static int cls_check_labels(const mb_model *m, const int32_t *labels, int B)
 static int cls_forward(mb_model *m, const int32_t *tokens, int B, int L, mb_fwd_out *o)
 {
     if (L < 1) return mb_error_set("empty batch (B=%d, L=%d)", B, L);
-    if (m->ctx->precision != MB_PREC_FP32) return mb_error_set("bf16 precision: classification is not built yet");
+    if (mb_model_precision_begin(m, NULL)) return -1;
     const size_t M = (size_t)B * L, n = (size_t)B * m->cfg.d_model;
     if (mb_scan_supported(m->ctx, m->cfg.d_state, B) || mb_model_check_tokens(m, tokens, M, "token", 0) ||
         mb_model_io_ensure(m, M) || mb_dev_upload(m->ctx, m->tok_dev, tokens, M * sizeof(int32_t)) ||
@@ -63,6 +63,7 @@ static int cls_forward(mb_model *m, const int32_t *tokens, int B, int L, mb_fwd_
         return -1;
     mb_cls_pool_sum(m->ctx, m->cfg.d_model, B, L, o->hf, m->pooled);
     mb_axpby(m->ctx, n, 0.f, m->pooled, 1.f / (float)L, m->pooled);
+    mb_precision_store(m->ctx, B, m->cfg.d_model, m->pooled, m->cfg.d_model);
     mb_cls_head_fwd(m->ctx, &m->cls, &m->params, B, m->pooled, m->cls_logits);
     return 0;
 }
@@ -107,11 +108,15 @@ int mb_model_classify_backward(mb_model *m, const int32_t *tokens, const int32_t
         mb_model_xent_mean(m->ctx, labels, m->cls_lab, B, m->cfg.n_classes, m->cls_logits, 1, stats))
         return -1;
     const int d = m->cfg.d_model;
-    /* head: cls_logits hold dlogits */
+    /* head: cls_logits hold dlogits; in bf16 precision each gradient is
+     * stored as its activation was (the logits, pooled, hf) */
+    mb_precision_store(m->ctx, B, m->cfg.n_classes, m->cls_logits, m->cfg.n_classes);
     mb_cls_head_bwd(m->ctx, &m->cls, &m->params, B, m->pooled, m->cls_logits, m->dpooled);
+    mb_precision_store(m->ctx, B, d, m->dpooled, d);
     /* the mean: every position of sequence b gets dpooled[b] / L, written
      * over hf (the head has read pooled) as the gradient of hf */
     mb_axpby(m->ctx, (size_t)B * d, 0.f, m->dpooled, 1.f / (float)L, m->dpooled);
+    mb_precision_store(m->ctx, B, d, m->dpooled, d);
     if (mb_dev_zero(m->ctx, o.hf, (size_t)B * L * d * sizeof(float))) return -1;
     for (int b = 0; b < B; b++)
         mb_bias_add(m->ctx, L, d, m->dpooled + (size_t)b * d, o.hf + (size_t)b * L * d, d);
@@ -123,8 +128,10 @@ int mb_model_classify_pooled(mb_model *m, const float *pooled, int B, float *pro
 {
     if (cls_check(m, B)) return -1;
     if (!pooled || !probs) return mb_error_set("classify_pooled needs pooled and probs");
-    if (cls_ensure(m, B) || mb_dev_upload(m->ctx, m->pooled, pooled, (size_t)B * m->cfg.d_model * sizeof(float)))
+    if (mb_model_precision_begin(m, NULL) || cls_ensure(m, B) ||
+        mb_dev_upload(m->ctx, m->pooled, pooled, (size_t)B * m->cfg.d_model * sizeof(float)))
         return -1;
+    mb_precision_store(m->ctx, B, m->cfg.d_model, m->pooled, m->cfg.d_model);
     mb_cls_head_fwd(m->ctx, &m->cls, &m->params, B, m->pooled, m->cls_logits);
     if (cls_probs(m, B, probs)) return -1;
     return mb_ctx_check(m->ctx);

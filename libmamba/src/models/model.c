@@ -230,21 +230,18 @@ static int model_precision_check(const mb_model *m, const char *what)
     return 0;
 }
 
-/* the GEMMs' weights of bf16 precision: the projections and the head */
+/* the GEMMs' weights of bf16 precision: the projections, the LM head and
+ * the classifier's */
 static int bf16_gemm_weight(const mb_params *ps, int i, void *arg)
 {
     const mb_model *m = arg;
     const char *nm = ps->items[i].name;
     return ps->items[i].ndim >= 2 &&
            (ends_with(nm, "in_proj.weight") || ends_with(nm, "x_proj.weight") || ends_with(nm, "dt_proj.weight") ||
-            ends_with(nm, "out_proj.weight") || is_head(m, i));
+            ends_with(nm, "out_proj.weight") || is_head(m, i) || strcmp(nm, "classifier.weight") == 0);
 }
 
-/* Before a call's work in the context's precision: refused where it is not
- * built (what: the call, or NULL where only the architecture decides);
- * bf16: the GEMMs' rounded copies of this moment's weights (the optimizer
- * may have moved them since the last call) */
-static int model_precision_begin(mb_model *m, const char *what)
+int mb_model_precision_begin(mb_model *m, const char *what)
 {
     if (model_precision_check(m, what)) return -1;
     return m->ctx->precision == MB_PREC_BF16 ? mb_params_w16_refresh(&m->params, m->ctx, bf16_gemm_weight, m) : 0;
@@ -265,7 +262,7 @@ int mb_model_forward(mb_model *m, const int32_t *tokens, int B, int L, const int
                      mb_loss_stats *stats)
 {
     mb_fwd_out o;
-    if (model_precision_begin(m, NULL)) return -1;
+    if (mb_model_precision_begin(m, NULL)) return -1;
     if (model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o)) return -1;
     const size_t M = (size_t)B * L;
     if (logits && mb_dev_download(m->ctx, logits, o.logits, M * m->vocab_padded * sizeof(float))) return -1;
@@ -278,7 +275,7 @@ int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t 
                               mb_loss_stats *stats)
 {
     if (!targets) return mb_error_set("forward_backward needs targets");
-    if (model_precision_begin(m, NULL)) return -1;
+    if (mb_model_precision_begin(m, NULL)) return -1;
     mb_fwd_out o;
     if (mb_params_grad_ensure(&m->params, m->ctx) || model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o) ||
         mb_model_xent_mean(m->ctx, targets, m->tgt_dev, B * L, m->vocab_padded, o.logits, 1, stats) ||
@@ -345,7 +342,7 @@ void mb_state_free(mb_state *s)
 int mb_model_step(mb_model *m, mb_state *s, const int32_t *tokens, float *logits)
 {
     if (s->model != m) return mb_error_set("state belongs to another model");
-    if (mb_model_check_tokens(m, tokens, (size_t)s->B, "token", 0) || model_precision_begin(m, NULL)) return -1;
+    if (mb_model_check_tokens(m, tokens, (size_t)s->B, "token", 0) || mb_model_precision_begin(m, NULL)) return -1;
     return m->arch->step(m, s, tokens, logits);
 }
 
@@ -403,7 +400,7 @@ int mb_model_forward_chunk_ex(mb_model *m, mb_state *s, const int32_t *tokens, i
     if (L < 1) return mb_error_set("empty chunk");
     const size_t n = (size_t)s->B * L;
     if (mb_model_check_tokens(m, tokens, n, "token", 0) ||
-        (out->targets && mb_model_check_tokens(m, out->targets, n, "target", 1)) || model_precision_begin(m, NULL))
+        (out->targets && mb_model_check_tokens(m, out->targets, n, "target", 1)) || mb_model_precision_begin(m, NULL))
         return -1;
     const mb_chunk_req r = {*out, L};
     const size_t hbytes = (size_t)s->B * m->cfg.d_model * sizeof(float);

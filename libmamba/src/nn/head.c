@@ -98,13 +98,14 @@ void mb_cls_pool_sum(mb_ctx *ctx, int dim, int B, int L, const float *x, float *
 void mb_cls_head_fwd(mb_ctx *ctx, const mb_cls_head *h, const mb_params *ps, int B, const float *pooled,
                      float *logits)
 {
-    mb_linear_fwd(ctx, B, h->dim, h->n_classes, pooled, h->dim, mb_param_data(ps, h->p_w),
+    mb_linear_fwd(ctx, B, h->dim, h->n_classes, pooled, h->dim, mb_param_gemm(ctx, ps, h->p_w),
                   mb_param_data(ps, h->p_b), logits, h->n_classes);
+    mb_precision_store(ctx, B, h->n_classes, logits, h->n_classes);
 }
 
 void mb_cls_head_bwd(mb_ctx *ctx, const mb_cls_head *h, const mb_params *ps, int B, const float *pooled,
                      const float *dlogits, float *dpooled)
 {
-    mb_linear_bwd(ctx, B, h->dim, h->n_classes, pooled, h->dim, mb_param_data(ps, h->p_w), dlogits,
+    mb_linear_bwd(ctx, B, h->dim, h->n_classes, pooled, h->dim, mb_param_gemm(ctx, ps, h->p_w), dlogits,
                   h->n_classes, dpooled, h->dim, 0.f, mb_param_grad(ps, h->p_w), mb_param_grad(ps, h->p_b));
 }
