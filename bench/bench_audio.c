@@ -16,7 +16,8 @@
 #include "bench_util.h"
 #include "mamba.h"
 
-static int train_row(mb_ctx *ctx, const mb_config *cfg, int B, int L, int reps)
+/* prec: the row's name for the context's precision (the caller sets it) */
+static int train_row(mb_ctx *ctx, const mb_config *cfg, int B, int L, int reps, const char *prec)
 {
     mb_model *m = mb_model_create(ctx, cfg, 1);
     mb_optim_config oc;
@@ -40,11 +41,11 @@ static int train_row(mb_ctx *ctx, const mb_config *cfg, int B, int L, int reps)
         if (i >= 0) t[i] = bench_now_s() - t0;
     }
     const double step = bench_median(t, reps);
-    printf("| train  | %6d | %7d | %9.2f ms | %12.0f samples/s |                |\n", B, L, step * 1e3,
+    printf("| train %-4s | %6d | %7d | %9.2f ms | %12.0f samples/s |                |\n", prec, B, L, step * 1e3,
            (double)B * L / step);
     rc = 0;
 done:
-    if (rc) printf("| train  | %6d | %7d | failed: %s |\n", B, L, mb_error_last());
+    if (rc) printf("| train %-4s | %6d | %7d | failed: %s |\n", prec, B, L, mb_error_last());
     free(tok), free(tgt);
     mb_optim_free(o);
     mb_model_free(m);
@@ -91,11 +92,11 @@ static int gen_row(mb_ctx *ctx, const mb_config *cfg, int B, int steps, int samp
         i++;
     }
     const double sec = bench_now_s() - t0, sps = steps / sec;
-    printf("| %s | %6d |       1 | %9.3f ms | %12.0f samples/s | %8.3fx (%s) |\n", what, B, sec / steps * 1e3,
+    printf("| %-10s | %6d |       1 | %9.3f ms | %12.0f samples/s | %8.3fx (%s) |\n", what, B, sec / steps * 1e3,
            sps * B, sps / 16000.0, sps >= 16000.0 ? "real time" : "slower");
     rc = 0;
 done:
-    if (rc) printf("| %s | %6d |       1 | failed: %s |\n", what, B, mb_error_last());
+    if (rc) printf("| %-10s | %6d |       1 | failed: %s |\n", what, B, mb_error_last());
     free(lg), free(tok), free(out);
     mb_state_free(st);
     mb_model_free(m);
@@ -119,11 +120,11 @@ static int prompt_row(mb_ctx *ctx, const mb_config *cfg, int B, int L)
     const double t0 = bench_now_s();
     if (mb_model_forward_chunk(m, st, tok, L, NULL)) goto done;
     const double sec = bench_now_s() - t0, sps = L / sec;
-    printf("| prompt | %6d | %7d | %9.2f ms | %12.0f samples/s | %8.3fx (%s) |\n", B, L, sec * 1e3, sps * B,
+    printf("| prompt     | %6d | %7d | %9.2f ms | %12.0f samples/s | %8.3fx (%s) |\n", B, L, sec * 1e3, sps * B,
            sps / 16000.0, sps >= 16000.0 ? "real time" : "slower");
     rc = 0;
 done:
-    if (rc) printf("| prompt | %6d | %7d | failed: %s |\n", B, L, mb_error_last());
+    if (rc) printf("| prompt     | %6d | %7d | failed: %s |\n", B, L, mb_error_last());
     free(tok);
     mb_state_free(st);
     mb_model_free(m);
@@ -159,10 +160,10 @@ int main(int argc, char **argv)
            probe ? mb_model_num_params(probe) : (size_t)0, mb_ctx_name(ctx));
     mb_model_free(probe);
     printf("train: forward + backward + AdamW, median of %d; step: one sample per stream (recurrent), "
-           "real-time factor per stream at 16 kHz; prompt: L samples a stream fed to a state in one "
+           "real-time factor per stream at 16 kHz (fp32; on a GPU, training also in TF32 and bf16); prompt: L samples a stream fed to a state in one "
            "mb_model_forward_chunk\n\n", quick ? 3 : 5);
-    printf("| what   |  batch |       L |      time    |             throughput |    per stream  |\n");
-    printf("|--------|--------|---------|--------------|------------------------|----------------|\n");
+    printf("| what       |  batch |       L |      time    |             throughput |    per stream  |\n");
+    printf("|------------|--------|---------|--------------|------------------------|----------------|\n");
     const int on_gpu = strncmp(dev, "cuda", 4) == 0;
     int bad = 0;
     if (step_only) {
@@ -172,7 +173,15 @@ int main(int argc, char **argv)
         }
         bad |= gen_row(ctx, &cfg, batch, quick ? 100 : 16000, 1) != 0;
     } else {
-        bad |= train_row(ctx, &cfg, on_gpu ? 16 : 2, on_gpu ? 16384 : 4096, quick ? 3 : 5) != 0;
+        const int tb = on_gpu ? 16 : 2, tl = on_gpu ? 16384 : 4096, treps = quick ? 3 : 5;
+        bad |= train_row(ctx, &cfg, tb, tl, treps, "fp32") != 0;
+        if (on_gpu) { /* the other precisions, then fp32 again for the rest */
+            mb_ctx_set_tf32(ctx, 1);
+            bad |= train_row(ctx, &cfg, tb, tl, treps, "tf32") != 0;
+            mb_ctx_set_tf32(ctx, 0);
+            bad |= mb_ctx_set_precision(ctx, MB_PREC_BF16) != 0 || train_row(ctx, &cfg, tb, tl, treps, "bf16") != 0;
+            bad |= mb_ctx_set_precision(ctx, MB_PREC_FP32) != 0;
+        }
         for (int sample = 0; sample < 2; sample++) {
             bad |= gen_row(ctx, &cfg, 1, quick ? 500 : (on_gpu ? 16000 : 4000), sample) != 0;
             bad |= gen_row(ctx, &cfg, 64, quick ? 100 : (on_gpu ? 4000 : 400), sample) != 0;

@@ -890,116 +890,127 @@ def dgelu(x):
     return 0.5 * (1.0 + _erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
 
 
-def sa_block(P, h, dims, mlp):
-    mid = h + lm_mixer(P, rmsnorm(h, P["norm"]), dims)
+def sa_block(P, h, dims, mlp, r=same):
+    """A U-Net block; r as lm_mixer's (bf16: the MLP's norm output, both products'
+    outputs and the GELU's output rounded, the products' weights too, the biases
+    not; the residual sums never)."""
+    mid = h + lm_mixer(P, r(rmsnorm(h, P["norm"])), dims, r)
     if not mlp:
         return mid
-    a1 = rmsnorm(mid, P["mlp_norm"]) @ P["fc1_w"].T + P["fc1_b"]
-    return mid + gelu(a1) @ P["fc2_w"].T + P["fc2_b"]
+    a1 = r(r(rmsnorm(mid, P["mlp_norm"])) @ r(P["fc1_w"]).T + P["fc1_b"])
+    return mid + r(r(gelu(a1)) @ r(P["fc2_w"]).T + P["fc2_b"])
 
 
-def sa_block_bwd(P, h, gout, dims, mlp):
-    """Reverse mode of sa_block: (gradient w.r.t. h, {block key: gradient})."""
+def sa_block_bwd(P, h, gout, dims, mlp, r=same):
+    """Reverse mode of sa_block: (gradient w.r.t. h, {block key: gradient}); each
+    stored activation's gradient stored as it was (r)."""
     D = h.shape[-1]
-    xn = rmsnorm(h, P["norm"])
-    mid = h + lm_mixer(P, xn, dims)
+    xn = r(rmsnorm(h, P["norm"]))
+    mid = h + lm_mixer(P, xn, dims, r)
     G = {}
     gmid = gout
     if mlp:
-        xn2 = rmsnorm(mid, P["mlp_norm"])
-        a1 = xn2 @ P["fc1_w"].T + P["fc1_b"]
-        G["fc2_w"] = gout.reshape(-1, D).T @ gelu(a1).reshape(-1, 2 * D)
-        G["fc2_b"] = np.sum(gout, axis=(0, 1))
-        ga1 = (gout @ P["fc2_w"]) * dgelu(a1)
+        xn2 = r(rmsnorm(mid, P["mlp_norm"]))
+        a1 = r(xn2 @ r(P["fc1_w"]).T + P["fc1_b"])
+        g1 = r(gelu(a1))
+        go = r(gout)                                     # fc2's output was stored
+        G["fc2_w"] = go.reshape(-1, D).T @ g1.reshape(-1, 2 * D)
+        G["fc2_b"] = np.sum(go, axis=(0, 1))
+        ga1 = r(r(go @ r(P["fc2_w"])) * dgelu(a1))
         G["fc1_w"] = ga1.reshape(-1, 2 * D).T @ xn2.reshape(-1, D)
         G["fc1_b"] = np.sum(ga1, axis=(0, 1))
-        gm, G["mlp_norm"] = rmsnorm_bwd(mid, P["mlp_norm"], ga1 @ P["fc1_w"])
+        gm, G["mlp_norm"] = rmsnorm_bwd(mid, P["mlp_norm"], r(ga1 @ r(P["fc1_w"])))
         gmid = gout + gm
-    gxn, GM = lm_mixer_bwd(P, xn, gmid, dims)
+    gxn, GM = lm_mixer_bwd(P, xn, gmid, dims, r)
     G.update(GM)
     gh, G["norm"] = rmsnorm_bwd(h, P["norm"], gxn)
     return gmid + gh, G
 
 
-def sa_stack(blocks, h, dims, mlp):
+def sa_stack(blocks, h, dims, mlp, r=same):
     """The stack's output and each block's input."""
     ins = []
     for P in blocks:
         ins.append(h)
-        h = sa_block(P, h, dims, mlp)
+        h = sa_block(P, h, dims, mlp, r)
     return h, ins
 
 
-def sa_stack_bwd(blocks, ins, g, dims, mlp):
+def sa_stack_bwd(blocks, ins, g, dims, mlp, r=same):
     Gs = [None] * len(blocks)
     for i in range(len(blocks) - 1, -1, -1):
-        g, Gs[i] = sa_block_bwd(blocks[i], ins[i], g, dims, mlp)
+        g, Gs[i] = sa_block_bwd(blocks[i], ins[i], g, dims, mlp, r)
     return g, Gs
 
 
-def downpool(W, b, x, p):
+def downpool(W, b, x, p, r=same):
+    """bf16 (r): the product reads a rounded copy of its input (the stage's
+    residual stream stays fp32) and its output is stored rounded."""
     Bt, L, D = x.shape
-    return x.reshape(Bt, L // p, p * D) @ W.T + b
+    return r(r(x).reshape(Bt, L // p, p * D) @ r(W).T + b)
 
 
-def downpool_bwd(W, x, gy, p):
+def downpool_bwd(W, x, gy, p, r=same):
     Bt, L, D = x.shape
-    xr = x.reshape(Bt * (L // p), p * D)
-    gyr = gy.reshape(-1, gy.shape[-1])
-    return (gyr @ W).reshape(x.shape), gyr.T @ xr, np.sum(gyr, axis=0)
+    xr = r(x).reshape(Bt * (L // p), p * D)
+    gyr = r(gy).reshape(-1, gy.shape[-1])
+    return r(gyr @ r(W)).reshape(x.shape), gyr.T @ xr, np.sum(gyr, axis=0)
 
 
-def uppool(W, b, z, p):
+def uppool(W, b, z, p, r=same):
     Bt, Lc, _ = z.shape
-    proj = z @ W.T + b                                   # (Bt, Lc, p D)
+    proj = r(r(z) @ r(W).T + b)                          # (Bt, Lc, p D)
     shifted = np.zeros(proj.shape)
     shifted[:, 1:, :] = proj[:, :-1, :]                  # coarse step k reads step k-1's
     return shifted.reshape(Bt, Lc * p, proj.shape[-1] // p)
 
 
-def uppool_bwd(W, z, gy, p):
+def uppool_bwd(W, z, gy, p, r=same):
     Bt, Lc, Dc = z.shape
     gs = gy.reshape(Bt, Lc, -1)
     gproj = np.zeros(gs.shape)
     gproj[:, :-1, :] = gs[:, 1:, :]                      # the last step's projection feeds nothing
+    gproj = r(gproj)
     gp = gproj.reshape(-1, gproj.shape[-1])
-    return (gproj @ W), gp.T @ z.reshape(-1, Dc), np.sum(gp, axis=0)
+    return r(gproj @ r(W)), gp.T @ r(z).reshape(-1, Dc), np.sum(gp, axis=0)
 
 
-def sa_forward(net, tokens):
-    """logits and what the reverse mode needs."""
+def sa_forward(net, tokens, r=same):
+    """logits and what the reverse mode needs; r as sa_block's (the head's norm
+    output and the logits rounded, as the LM's)."""
     S, pools, mlp = net["S"], net["pools"], net["mlp"]
     x, dn, ins_dn = [net["emb"][tokens]], [], []
     for s in range(S):
-        d, ins = sa_stack(net["down"][s], x[s], net["dims"][s], mlp)
+        d, ins = sa_stack(net["down"][s], x[s], net["dims"][s], mlp, r)
         dn.append(d)
         ins_dn.append(ins)
-        x.append(downpool(net["dpool"][s]["w"], net["dpool"][s]["b"], d, pools[s]))
-    c, ins_c = sa_stack(net["center"], x[S], net["dims"][S], mlp)
+        x.append(downpool(net["dpool"][s]["w"], net["dpool"][s]["b"], d, pools[s], r))
+    c, ins_c = sa_stack(net["center"], x[S], net["dims"][S], mlp, r)
     y = [None] * (S + 1)
     u = [None] * S
     ins_up = [None] * S
     y[S] = c + x[S]
     for s in range(S - 1, -1, -1):
-        u[s] = uppool(net["upool"][s]["w"], net["upool"][s]["b"], y[s + 1], pools[s]) + dn[s]
-        o, ins_up[s] = sa_stack(net["up"][s], u[s], net["dims"][s], mlp)
+        u[s] = uppool(net["upool"][s]["w"], net["upool"][s]["b"], y[s + 1], pools[s], r) + dn[s]
+        o, ins_up[s] = sa_stack(net["up"][s], u[s], net["dims"][s], mlp, r)
         y[s] = o + u[s]
-    logits = rmsnorm(y[0], net["norm_f"]) @ net["head"].T
+    logits = r(r(rmsnorm(y[0], net["norm_f"])) @ r(net["head"]).T)
     cache = {"x": x, "dn": dn, "ins_dn": ins_dn, "ins_c": ins_c, "y": y, "u": u, "ins_up": ins_up}
     return logits, cache
 
 
-def sa_loss_grads(net, tokens, targets):
+def sa_loss_grads(net, tokens, targets, r=same):
     """Mean cross-entropy and its gradients: (loss, {parameter name: grad})."""
     S, pools, mlp, n = net["S"], net["pools"], net["mlp"], net["n_layer"]
-    logits, k = sa_forward(net, tokens)
+    logits, k = sa_forward(net, tokens, r)
     loss, glog = xent_mean(logits, targets)
+    glog = r(glog)
     G = {}
     y0 = k["y"][0]
     d = y0.shape[-1]
-    hf = rmsnorm(y0, net["norm_f"])
+    hf = r(rmsnorm(y0, net["norm_f"]))
     G["lm_head.weight"] = glog.reshape(-1, glog.shape[-1]).T @ hf.reshape(-1, d)
-    gy, G["norm_f.weight"] = rmsnorm_bwd(y0, net["norm_f"], glog @ net["head"])
+    gy, G["norm_f.weight"] = rmsnorm_bwd(y0, net["norm_f"], r(glog @ r(net["head"])))
 
     def put(prefix, Gs):
         for i, GL in enumerate(Gs):
@@ -1008,19 +1019,19 @@ def sa_loss_grads(net, tokens, targets):
 
     gdn = [None] * S
     for s in range(S):                                   # up the levels: y_s = up(u_s) + u_s
-        gu, Gs = sa_stack_bwd(net["up"][s], k["ins_up"][s], gy, net["dims"][s], mlp)
+        gu, Gs = sa_stack_bwd(net["up"][s], k["ins_up"][s], gy, net["dims"][s], mlp, r)
         gu = gu + gy
         put("up.%d" % s, Gs)
         gdn[s] = gu                                      # the skip
         gy, G["up.%d.pool.linear.weight" % s], G["up.%d.pool.linear.bias" % s] = \
-            uppool_bwd(net["upool"][s]["w"], k["y"][s + 1], gu, pools[s])
-    gx, Gs = sa_stack_bwd(net["center"], k["ins_c"], gy, net["dims"][S], mlp)
+            uppool_bwd(net["upool"][s]["w"], k["y"][s + 1], gu, pools[s], r)
+    gx, Gs = sa_stack_bwd(net["center"], k["ins_c"], gy, net["dims"][S], mlp, r)
     gx = gx + gy                                         # y_S = center(x_S) + x_S
     put("center", Gs)
     for s in range(S - 1, -1, -1):                       # and down: x_{s+1} = DownPool(dn_s)
         gd, G["down.%d.pool.linear.weight" % s], G["down.%d.pool.linear.bias" % s] = \
-            downpool_bwd(net["dpool"][s]["w"], k["dn"][s], gx, pools[s])
-        gx, Gs = sa_stack_bwd(net["down"][s], k["ins_dn"][s], gd + gdn[s], net["dims"][s], mlp)
+            downpool_bwd(net["dpool"][s]["w"], k["dn"][s], gx, pools[s], r)
+        gx, Gs = sa_stack_bwd(net["down"][s], k["ins_dn"][s], gd + gdn[s], net["dims"][s], mlp, r)
         put("down.%d" % s, Gs)
     gemb = np.zeros(net["emb"].shape)
     np.add.at(gemb, tokens.reshape(-1), gx.reshape(-1, d))
@@ -1029,10 +1040,11 @@ def sa_loss_grads(net, tokens, targets):
     return loss, G
 
 
-def make_sashimi(rng, is_complex, mlp, n_layer, N, rng_fd):
+def make_sashimi(rng, is_complex, mlp, n_layer, N, rng_fd, bf16_only=False):
     """A tiny U-Net drawn away from its initialization (norms, D, biases not
     at 1 and 0; delta = softplus(dt bias) in [0.3, 1] so that A_log's and
-    dt_proj's gradients are not tiny), its logits, loss and gradients."""
+    dt_proj's gradients are not tiny), its logits, loss and gradients;
+    bf16_only: those of bf16 precision instead (bf16.*)."""
     d, vocab, K, E, pools, pool_expand = 8, 11, 4, 2, [2, 2], 2
     S = len(pools)
     mult = 8
@@ -1134,15 +1146,24 @@ def make_sashimi(rng, is_complex, mlp, n_layer, N, rng_fd):
              steps=[1e-3, 3e-3, 1e-2])
 
     meta = {"config": config, "format": "pt"}
+    what = ("tokens (B, L) and float64 logits (B, L, vocab_padded) of the SaShiMi "
+            "U-Net checkpoint next to this file; targets (B, L) (-100: ignored); loss: "
+            "mean over counted targets of -log softmax(logits)[target] (softmax over "
+            "all vocab_padded entries); grad.NAME: float64 gradient of loss w.r.t. "
+            "parameter NAME")
+    if bf16_only:
+        logits16 = sa_forward(net, tokens, bf16)[0]
+        loss16, G16 = sa_loss_grads(net, tokens, targets, bf16)
+        assert loss16 == xent_mean(logits16, targets)[0]
+        expected = [("tokens", tokens), ("targets", targets), ("bf16.logits", logits16),
+                    ("bf16.loss", np.array([loss16]))]
+        expected += [("bf16.grad." + name, G16[name]) for name, _ in P]
+        return P, meta, expected, {"what": what.replace("float64 logits", "bf16.logits: float64 logits")
+                                   + "; bf16.*: those of bf16 precision (sa_loss_grads with r = bf16)"}
     expected = [("tokens", tokens), ("logits", logits), ("targets", targets),
                 ("loss", np.array([loss]))]
     expected += [("grad." + name, G[name]) for name, _ in P]
-    emeta = {"what": "tokens (B, L) and float64 logits (B, L, vocab_padded) of the SaShiMi "
-                     "U-Net checkpoint next to this file; targets (B, L) (-100: ignored); loss: "
-                     "mean over counted targets of -log softmax(logits)[target] (softmax over "
-                     "all vocab_padded entries); grad.NAME: float64 gradient of loss w.r.t. "
-                     "parameter NAME"}
-    return P, meta, expected, emeta
+    return P, meta, expected, {"what": what}
 
 
 def main():
@@ -1171,6 +1192,11 @@ def main():
         P, meta, exp, emeta = make_sashimi(rng_sa, cplx, mlp, n_layer, N, rng_sa_fd)
         w("sashimi_%s.safetensors" % tag, P, meta)
         w("sashimi_%s_expected.safetensors" % tag, exp, emeta)
+    # the U-Net in bf16 precision: real A, an MLP, one block a stage
+    P, meta, exp, emeta = make_sashimi(np.random.default_rng(SEED + 8), False, True, 1, 3,
+                                       np.random.default_rng(SEED + 9), bf16_only=True)
+    w("sashimi_bf16.safetensors", P, meta)
+    w("sashimi_bf16_expected.safetensors", exp, emeta)
     # the classifier: generators of its own (the files above stay byte-identical)
     P, meta, exp, emeta = make_cls(np.random.default_rng(SEED + 6), np.random.default_rng(SEED + 7))
     w("cls_real.safetensors", P, meta)

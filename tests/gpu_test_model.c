@@ -132,16 +132,17 @@ static void test_step_recompute_chunks_complex(void **s) { (void)s; step_matches
  * tensors (norm weights, dt_proj), so gradients are held to 4 bf16 unit
  * roundoffs (8e-3): that catches a wrong or missing term (errors of order
  * 1), not a rounding point, which the loss does. */
-static void bf16_matches(int recompute, int chunk)
+static void bf16_matches(const char *what, mb_config cfg, int recompute, int chunk, int L)
 {
     mb_rng r;
     mb_rng_seed(&r, mb_test_seed() + 700 + (uint64_t)chunk);
-    mb_config cfg = small(0);
     mb_model *mc, *mg;
     model_pair(&cfg, 9, &r, &mc, &mg);
-    mb_model_set_recompute(mg, recompute);
-    if (recompute) mb_model_set_recompute_chunk(mg, chunk);
-    const int B = 2, L = getenv("MB_GPU_TEST_SMALL") ? 60 : 600;
+    if (recompute) {
+        mb_model_set_recompute(mg, recompute);
+        mb_model_set_recompute_chunk(mg, chunk);
+    }
+    const int B = 2;
     int32_t *tok = malloc(sizeof(int32_t) * B * L), *tgt = malloc(sizeof(int32_t) * B * L);
     for (int i = 0; i < B * L; i++) {
         tok[i] = (int32_t)mb_rng_below(&r, 11);
@@ -167,7 +168,7 @@ static void bf16_matches(int recompute, int chunk)
     assert_int_equal(mb_ctx_set_precision(cpu, MB_PREC_FP32), 0);
     printf("# bf16 %s: GPU vs CPU loss rel err %.2e, worst gradient %s %.2e; GPU fp32 vs CPU bf16: "
            "loss %.2e, worst gradient %s %.2e\n",
-           recompute ? "recompute in chunks" : "plain", el, worst_name, worst, el32, w32_name, w32);
+           what, el, worst_name, worst, el32, w32_name, w32);
     assert_true(sg.count == sc.count);
     assert_true(el < 1e-5 && el < 0.5 * el32);
     assert_true(worst < 8e-3);
@@ -175,8 +176,13 @@ static void bf16_matches(int recompute, int chunk)
     mb_model_free(mc), mb_model_free(mg);
 }
 
-static void test_step_bf16(void **s) { (void)s; bf16_matches(0, 0); }
-static void test_step_bf16_recompute_chunks(void **s) { (void)s; bf16_matches(1, 37); }
+static int gpu_test_small(void) { return getenv("MB_GPU_TEST_SMALL") != NULL; }
+static void test_step_bf16(void **s) { (void)s; bf16_matches("LM", small(0), 0, 0, gpu_test_small() ? 60 : 600); }
+static void test_step_bf16_recompute_chunks(void **s)
+{
+    (void)s;
+    bf16_matches("LM, recompute in chunks", small(0), 1, 37, gpu_test_small() ? 60 : 600);
+}
 
 /* recurrent step on the GPU == parallel forward on the GPU */
 static void test_recurrent(void **s)
@@ -453,6 +459,13 @@ static void sashimi_matches(int cplx, int mlp)
     mb_model_free(mc), mb_model_free(mg);
 }
 
+/* the U-Net in bf16, as the LM's (bf16_matches: its bounds and reasons) */
+static void test_sashimi_bf16(void **s)
+{
+    (void)s;
+    bf16_matches("U-Net + MLP", small_sashimi(0, 1), 0, 0, gpu_test_small() ? 64 : 640);
+}
+
 static void test_sashimi_real(void **s) { (void)s; sashimi_matches(0, 0); }
 static void test_sashimi_complex_mlp(void **s) { (void)s; sashimi_matches(1, 1); }
 
@@ -681,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_classify_recompute_chunks),
         cmocka_unit_test(test_chunk_pooled),
         cmocka_unit_test(test_sashimi_real),
+        cmocka_unit_test(test_sashimi_bf16),
         cmocka_unit_test(test_sashimi_complex_mlp),
         cmocka_unit_test(test_sashimi_recurrent), cmocka_unit_test(test_sashimi_recurrent_fused),
         cmocka_unit_test(test_sashimi_sample),

@@ -838,12 +838,14 @@ static const sa_fixture SA_REAL = {"real", 0, 0, 2, 3};
 static const sa_fixture SA_COMPLEX = {"complex", 1, 0, 1, 4};
 static const sa_fixture SA_REAL_MLP = {"real_mlp", 0, 1, 1, 4};
 static const sa_fixture SA_COMPLEX_MLP = {"complex_mlp", 1, 1, 1, 3};
+/* expectations in bf16 precision only (bf16.*) */
+static const sa_fixture SA_BF16 = {"bf16", 0, 1, 1, 3};
 
-static mb_model *load_sashimi(const sa_fixture *fx)
+static mb_model *load_sashimi(mb_ctx *ctx, const sa_fixture *fx)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/sashimi_%s.safetensors", MB_FIXTURE_DIR, fx->tag);
-    mb_model *m = mb_model_load(g_ctx, path);
+    mb_model *m = mb_model_load(ctx, path);
     if (!m) fail_msg("mb_model_load(%s): %s", path, mb_error_last());
     const mb_config *cfg = mb_model_config(m);
     assert_int_equal(cfg->arch, MB_ARCH_SASHIMI);
@@ -872,7 +874,7 @@ static mb_model *load_sashimi(const sa_fixture *fx)
 static void run_sashimi(const sa_fixture *fx, lm_mode mode)
 {
     char name[128];
-    mb_model *m = load_sashimi(fx);
+    mb_model *m = load_sashimi(g_ctx, fx);
     snprintf(name, sizeof name, "sashimi_%s_expected.safetensors", fx->tag);
     mb_st_file *f = open_fixture(name);
     const mb_st_tensor *tt = mb_st_find(f, "tokens");
@@ -927,10 +929,16 @@ static void run_sashimi(const sa_fixture *fx, lm_mode mode)
 }
 
 /* mb_model_forward_backward: the loss and every parameter's gradient */
-static void run_sashimi_grad(const sa_fixture *fx)
+/* bf16: in bf16 precision (a context of its own) against the bf16.*
+ * tensors (golden.py's sa_loss_grads with r = bf16) */
+static void run_sashimi_grad(const sa_fixture *fx, int bf16)
 {
     char name[160], what[192];
-    mb_model *m = load_sashimi(fx);
+    mb_ctx *ctx = bf16 ? mb_ctx_create("cpu") : g_ctx;
+    assert_non_null(ctx);
+    if (bf16) assert_int_equal(mb_ctx_set_precision(ctx, MB_PREC_BF16), 0);
+    const char *pre = bf16 ? "bf16." : "";
+    mb_model *m = load_sashimi(ctx, fx);
     snprintf(name, sizeof name, "sashimi_%s_expected.safetensors", fx->tag);
     mb_st_file *f = open_fixture(name);
     const mb_st_tensor *tt = mb_st_find(f, "tokens");
@@ -947,7 +955,8 @@ static void run_sashimi_grad(const sa_fixture *fx)
     if (mb_model_forward_backward(m, tok, tgt, Bt, L, &st) != 0)
         fail_msg("mb_model_forward_backward: %s", mb_error_last());
     assert_int_equal(st.count, counted);
-    double *loss_ref = read_f64(f, "loss", 1, NULL, 0);
+    snprintf(name, sizeof name, "%sloss", pre);
+    double *loss_ref = read_f64(f, name, 1, NULL, 0);
     const double loss = st.loss_sum / (double)st.count;
     const double e_loss = fabs(loss - loss_ref[0]) / fabs(loss_ref[0]);
     printf("# golden sashimi_%s loss: %.9f, ref %.9f, rel err %.3e\n", fx->tag, loss, loss_ref[0], e_loss);
@@ -955,15 +964,16 @@ static void run_sashimi_grad(const sa_fixture *fx)
     const mb_params *ps = &m->params;
     float *grad = malloc(ps->total * sizeof(float));
     assert_non_null(grad);
-    assert_int_equal(mb_dev_download(g_ctx, grad, ps->grad, ps->total * sizeof(float)), 0);
+    assert_int_equal(mb_dev_download(ctx, grad, ps->grad, ps->total * sizeof(float)), 0);
     int n_ref = 0;
-    for (int i = 0; i < mb_st_count(f); i++) n_ref += strncmp(mb_st_get(f, i)->name, "grad.", 5) == 0;
+    snprintf(name, sizeof name, "%sgrad.", pre);
+    for (int i = 0; i < mb_st_count(f); i++) n_ref += strncmp(mb_st_get(f, i)->name, name, strlen(name)) == 0;
     assert_int_equal(n_ref, ps->n);
     double worst = 0;
     const char *worst_name = "";
     for (int i = 0; i < ps->n; i++) {
         const mb_param *it = &ps->items[i];
-        snprintf(name, sizeof name, "grad.%s", it->name);
+        snprintf(name, sizeof name, "%sgrad.%s", pre, it->name);
         double *ref = read_f64(f, name, it->numel, it->shape, it->ndim);
         snprintf(what, sizeof what, "sashimi_%s %s", fx->tag, it->name);
         const double e = check_grad(what, grad + it->offset, ref, it->numel);
@@ -973,24 +983,79 @@ static void run_sashimi_grad(const sa_fixture *fx)
         }
         free(ref);
     }
+    const double bound = bf16 ? GOLDEN_BF16_GRAD_TOL : GOLDEN_GRAD_TOL;
     printf("# golden sashimi_%s gradients (%d tensors): worst rel err %.3e (%s), bound %.0e\n", fx->tag, ps->n,
-           worst, worst_name, GOLDEN_GRAD_TOL);
-    assert_true(e_loss < GOLDEN_GRAD_TOL);
-    assert_true(worst < GOLDEN_GRAD_TOL);
+           worst, worst_name, bound);
+    assert_true(e_loss < bound);
+    assert_true(worst < bound);
     free(grad), free(loss_ref), free(tok), free(tgt);
     mb_st_close(f);
     mb_model_free(m);
+    if (bf16) mb_ctx_free(ctx);
 }
 
 #define SA_TESTS(NAME, FX)                                                                       \
     static void test_sashimi_##NAME##_forward(void **s) { (void)s; run_sashimi(&FX, LM_FORWARD); } \
     static void test_sashimi_##NAME##_step(void **s) { (void)s; run_sashimi(&FX, LM_STEP); }       \
     static void test_sashimi_##NAME##_chunk(void **s) { (void)s; run_sashimi(&FX, LM_CHUNK); }     \
-    static void test_sashimi_##NAME##_grad(void **s) { (void)s; run_sashimi_grad(&FX); }
+    static void test_sashimi_##NAME##_grad(void **s) { (void)s; run_sashimi_grad(&FX, 0); }
 SA_TESTS(real, SA_REAL)
 SA_TESTS(complex, SA_COMPLEX)
 SA_TESTS(real_mlp, SA_REAL_MLP)
 SA_TESTS(complex_mlp, SA_COMPLEX_MLP)
+/* The U-Net in bf16 precision: the forward and the chunks (8 + 8 positions
+ * from a state, whole periods) against the script's bf16 logits, every
+ * logit a bf16 value, with the LM's bound and reason (run_lm_bf16); the
+ * fused steps, which do not round, refused in words, and so chunks off a
+ * period's edge; then the gradients. */
+static void test_sashimi_bf16(void **state)
+{
+    (void)state;
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    assert_non_null(ctx);
+    assert_int_equal(mb_ctx_set_precision(ctx, MB_PREC_BF16), 0);
+    mb_model *m = load_sashimi(ctx, &SA_BF16);
+    mb_st_file *f = open_fixture("sashimi_bf16_expected.safetensors");
+    const mb_st_tensor *tt = mb_st_find(f, "tokens");
+    if (!tt) fail_msg("%s: no tensor tokens", mb_st_path(f));
+    const int Bt = (int)tt->shape[0], L = (int)tt->shape[1];
+    int32_t *tok = read_i32(f, "tokens", tt->numel);
+    int64_t sl[3];
+    size_t n;
+    float *ref = read_tensor(f, "bf16.logits", &n, sl, 3);
+    const int Vp = (int)sl[2];
+    float *out = calloc(n, sizeof(float)), *lg = malloc(n * sizeof(float));
+    int32_t *tk = malloc((size_t)Bt * L * sizeof(int32_t));
+    assert_true(out && lg && tk);
+    if (mb_model_forward(m, tok, Bt, L, NULL, out, NULL)) fail_msg("bf16 forward: %s", mb_error_last());
+    for (size_t i = 0; i < n; i++)
+        if (mb_bf16_float(mb_bf16_round(out[i])) != out[i]) fail_msg("logit %zu = %.9g is not a bf16 value", i, out[i]);
+    assert_true(check("sashimi_bf16 logits, mb_model_forward", out, ref, n) < 5e-5);
+    mb_state *st = mb_state_create(m, Bt);
+    if (!st) fail_msg("mb_state_create: %s", mb_error_last());
+    assert_true(L == 16);
+    /* a chunk off a period's edge would need steps: refused in words */
+    assert_int_equal(mb_model_forward_chunk(m, st, tok, 7, lg), -1);
+    assert_non_null(strstr(mb_error_last(), "period's edge"));
+    for (int start = 0, cl = 8; start < L; start += cl, cl = L - start) {
+        for (int b = 0; b < Bt; b++)
+            memcpy(tk + (size_t)b * cl, tok + (size_t)b * L + start, (size_t)cl * sizeof(int32_t));
+        if (mb_model_forward_chunk(m, st, tk, cl, lg)) fail_msg("bf16 chunk at %d: %s", start, mb_error_last());
+        for (int b = 0; b < Bt; b++)
+            memcpy(out + ((size_t)b * L + start) * Vp, lg + (size_t)b * cl * Vp, (size_t)cl * Vp * sizeof(float));
+    }
+    assert_true(check("sashimi_bf16 logits, chunks 8+8", out, ref, n) < 5e-5);
+    mb_state_reset(st);
+    assert_int_equal(mb_model_step(m, st, tk, lg), -1);
+    assert_non_null(strstr(mb_error_last(), "bf16 precision: the U-Net's recurrent steps"));
+    mb_state_free(st);
+    free(out), free(lg), free(tk), free(ref), free(tok);
+    mb_st_close(f);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+    run_sashimi_grad(&SA_BF16, 1);
+}
+
 #define SA_UNIT(NAME)                                                                            \
     cmocka_unit_test(test_sashimi_##NAME##_forward), cmocka_unit_test(test_sashimi_##NAME##_step), \
         cmocka_unit_test(test_sashimi_##NAME##_chunk), cmocka_unit_test(test_sashimi_##NAME##_grad)
@@ -1054,6 +1119,7 @@ int main(void)
         cmocka_unit_test(test_lm_bf16_grad),
         cmocka_unit_test(test_cls),
         cmocka_unit_test(test_cls_bf16),
+        cmocka_unit_test(test_sashimi_bf16),
         cmocka_unit_test(test_lm_real_grad_recompute),
         cmocka_unit_test(test_lm_complex_grad),
         cmocka_unit_test(test_lm_complex_grad_recompute),

@@ -97,10 +97,10 @@ static double pool_loss(void *ud)
     pool_case *c = ud;
     size_t ny;
     if (c->up) {
-        mb_uppool_fwd(c->ctx, &c->p, &c->ps, c->B, c->L / c->p.pool, c->x, c->tmp, c->y, NULL);
+        mb_uppool_fwd(c->ctx, &c->p, &c->ps, c->B, c->L / c->p.pool, c->x, c->tmp, c->y, NULL, NULL);
         ny = (size_t)c->B * c->L * c->p.d_fine;
     } else {
-        mb_downpool_fwd(c->ctx, &c->p, &c->ps, c->B, c->L, c->x, c->y);
+        mb_downpool_fwd(c->ctx, &c->p, &c->ps, c->B, c->L, c->x, c->y, NULL);
         ny = (size_t)c->B * (c->L / c->p.pool) * c->p.d_coarse;
     }
     return mb_test_dot(c->y, c->w, ny);
@@ -130,9 +130,9 @@ static void pool_grad(int up)
          * projection of step k-1 */
         for (int b = 0; b < c.B; b++)
             for (int j = 0; j < p * d; j++) assert_true(c.y[(size_t)b * c.L * d + j] == 0.f);
-        mb_uppool_bwd(c.ctx, &c.p, &c.ps, c.B, Lc, c.x, c.w, tmp2, dx, 0.f);
+        mb_uppool_bwd(c.ctx, &c.p, &c.ps, c.B, Lc, c.x, c.w, tmp2, dx, NULL);
     } else {
-        mb_downpool_bwd(c.ctx, &c.p, &c.ps, c.B, c.L, c.x, c.w, dx, 0.f);
+        mb_downpool_bwd(c.ctx, &c.p, &c.ps, c.B, c.L, c.x, c.w, dx, 0.f, NULL, NULL);
     }
     const char *nm = up ? "UpPool" : "DownPool";
     char what[64];

@@ -121,7 +121,7 @@ void mb_cli_train_help(FILE *f, const mb_cli_train *d)
             "  --precision P      fp32, tf32 (as --tf32) or bf16: weights a GEMM reads and\n"
             "                     stored activations rounded to bf16, all else fp32, as\n"
             "                     mamba_ssm under autocast (GPU: bf16 tensor-core GEMMs);\n"
-            "                     mamba-dna only so far [fp32]\n",
+            "                     not for generation yet [fp32]\n",
             d->cfg.d_model, d->cfg.n_layer, d->cfg.d_state, d->cfg.expand,
             d->cfg.init == MB_INIT_S4D_LIN ? "complex" : "real", (long long)d->steps,
             (long long)d->batch, (long long)d->seq_len, d->lr, d->warmup_frac, d->weight_decay,

@@ -51,10 +51,10 @@ void mb_ctx_set_tf32(mb_ctx *ctx, int on);
  * to bf16; arithmetic, accumulation, the residual stream, the scan's state,
  * A, D and dt bias, the weights, their gradients, the optimizer and the
  * loss stay fp32. On a GPU the GEMMs run on bf16 tensor cores with fp32
- * accumulation; the CPU is the reference the GPU is tested against. So far
- * for the LM and its classifier; another architecture (the audio U-Net) or
- * sampling gets -1 with the reason at their first call. Default
- * MB_PREC_FP32. */
+ * accumulation; the CPU is the reference the GPU is tested against. Built
+ * for training, forward, chunks and classification of the LM and the audio
+ * U-Net, and the LM's steps; sampling, and the U-Net's steps, get -1 with
+ * the reason. Default MB_PREC_FP32. */
 typedef enum { MB_PREC_FP32 = 0, MB_PREC_BF16 = 1 } mb_precision;
 int mb_ctx_set_precision(mb_ctx *ctx, mb_precision p);
 

@@ -276,11 +276,7 @@ static int lm_backward(mb_model *m, int B, int L, int from_logits)
     if (n->act_B != B || n->act_L != L)
         return mb_error_set("internal: backward of %d x %d after a forward of %d x %d", B, L, n->act_B, n->act_L);
     /* the gradient of hf replaces hf (read for the weight gradient first) */
-    if (from_logits) {
-        /* the logits' gradient, as the logits were stored (bf16 precision) */
-        mb_precision_store(ctx, M, m->vocab_padded, n->logits, m->vocab_padded);
-        mb_lm_head_bwd_logits(ctx, &n->head, ps, M, &n->hacts, n->logits);
-    }
+    if (from_logits) mb_lm_head_bwd_logits(ctx, &n->head, ps, M, &n->hacts, n->logits);
     mb_lm_head_bwd_norm(ctx, &n->head, ps, M, n->h[nl], &n->hacts, n->dh);
     const int chunked = lm_chunked(n, L);
     for (int l = nl - 1; l >= 0; l--) {

@@ -219,26 +219,28 @@ static int is_head(const mb_model *m, int i)
     return ends_with(nm, "lm_head.weight") || (m->cfg.tie_embeddings && ends_with(nm, "embedding.weight"));
 }
 
-/* bf16 precision: what exists so far is the CPU reference of the LM's
- * training and of its steps and chunks (validation); the rest says so
- * rather than running in fp32 */
+/* bf16 precision: what exists so far is the LM's and the U-Net's training,
+ * forward, chunks and classification, and the LM's steps; the rest says
+ * so rather than running in fp32 */
 static int model_precision_check(const mb_model *m, const char *what)
 {
     if (m->ctx->precision != MB_PREC_BF16) return 0;
-    if (m->arch != &mb_arch_lm) return mb_error_set("bf16 precision: the %s architecture has no bf16 path yet", m->arch->name);
-    if (what) return mb_error_set("bf16 precision: %s is not built yet (training, steps and chunks are)", what);
+    if (m->arch != &mb_arch_lm && m->arch != &mb_arch_sashimi)
+        return mb_error_set("bf16 precision: the %s architecture has no bf16 path yet", m->arch->name);
+    if (what) return mb_error_set("bf16 precision: %s is not built yet (training, forward and chunks are)", what);
     return 0;
 }
 
-/* the GEMMs' weights of bf16 precision: the projections, the LM head and
- * the classifier's */
+/* the GEMMs' weights of bf16 precision: the projections, the LM head, the
+ * classifier's, the U-Net's MLPs and pools */
 static int bf16_gemm_weight(const mb_params *ps, int i, void *arg)
 {
     const mb_model *m = arg;
     const char *nm = ps->items[i].name;
     return ps->items[i].ndim >= 2 &&
            (ends_with(nm, "in_proj.weight") || ends_with(nm, "x_proj.weight") || ends_with(nm, "dt_proj.weight") ||
-            ends_with(nm, "out_proj.weight") || is_head(m, i) || strcmp(nm, "classifier.weight") == 0);
+            ends_with(nm, "out_proj.weight") || is_head(m, i) || strcmp(nm, "classifier.weight") == 0 ||
+            ends_with(nm, "fc1.weight") || ends_with(nm, "fc2.weight") || ends_with(nm, "pool.linear.weight"));
 }
 
 int mb_model_precision_begin(mb_model *m, const char *what)
@@ -342,7 +344,10 @@ void mb_state_free(mb_state *s)
 int mb_model_step(mb_model *m, mb_state *s, const int32_t *tokens, float *logits)
 {
     if (s->model != m) return mb_error_set("state belongs to another model");
-    if (mb_model_check_tokens(m, tokens, (size_t)s->B, "token", 0) || mb_model_precision_begin(m, NULL)) return -1;
+    /* the U-Net's fused steps do not round as its forward does */
+    if (mb_model_check_tokens(m, tokens, (size_t)s->B, "token", 0) ||
+        mb_model_precision_begin(m, m->arch == &mb_arch_lm ? NULL : "the U-Net's recurrent steps"))
+        return -1;
     return m->arch->step(m, s, tokens, logits);
 }
 

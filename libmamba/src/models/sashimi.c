@@ -60,6 +60,7 @@ typedef struct {
     float *y[MB_MAX_POOL + 1];    /* level output */
     float *dY[MB_MAX_POOL + 1], *dU[MB_MAX_POOL + 1]; /* backward */
     float *tmp;                   /* UpPool's unshifted projection */
+    float *s16, *g16;             /* bf16: a pool's rounded input, its gradient (nn/pool.h) */
     mb_lm_head_acts hacts;        /* norm_f's output hf */
     float *logits;
     float *dxn, *dg;              /* backward scratch of one block */
@@ -240,6 +241,8 @@ static void sa_layout(mb_carve *c, void *arg)
         }
     }
     a->tmp = mb_carve_take(c, tmp);
+    a->s16 = mb_carve_take(c, maxrd);
+    a->g16 = train ? mb_carve_take(c, maxrd) : NULL;
     mb_lm_head_acts_carve(&a->hacts, &sa->head, a->rows[0], c);
     a->logits = mb_carve_take(c, (size_t)a->rows[0] * m->vocab_padded);
     a->dxn = train ? mb_carve_take(c, maxrd) : NULL;
@@ -420,14 +423,15 @@ static int sa_forward_levels(mb_model *m, sa_acts *a, int B, int L, mb_mixer_sta
     for (int s = 0; s < S; s++) {
         const float *dn = sa_stack_fwd(m, a, s, B, Ls[s], a->x[s], SA_ST(s), NULL, NULL, NULL);
         if (!dn) return -1;
-        mb_downpool_fwd(ctx, &sa->down[s], ps, B, Ls[s], dn, a->x[s + 1]);
+        mb_downpool_fwd(ctx, &sa->down[s], ps, B, Ls[s], dn, a->x[s + 1], a->s16);
     }
     const float *c = sa_stack_fwd(m, a, S, B, Ls[S], a->x[S], SA_ST(S), NULL, NULL, NULL);
     if (!c) return -1;
     sa_residual(ctx, (size_t)B * Ls[S] * sa->width[S], c, a->x[S], a->y[S]);
     for (int s = S - 1; s >= 0; s--) {
         const size_t n = (size_t)B * Ls[s] * sa->width[s];
-        mb_uppool_fwd(ctx, &sa->up[s], ps, B, Ls[s + 1], a->y[s + 1], a->tmp, a->u[s], upbuf ? upbuf[s] : NULL);
+        mb_uppool_fwd(ctx, &sa->up[s], ps, B, Ls[s + 1], a->y[s + 1], a->tmp, a->u[s], upbuf ? upbuf[s] : NULL,
+                      a->s16);
         /* the skip: the DownPool's input, the down stack's output */
         mb_axpby(ctx, n, 1.f, a->lb[((size_t)s + 1) * sa->n - 1].out, 1.f, a->u[s]);
         const float *o = sa_stack_fwd(m, a, 2 * S - s, B, Ls[s], a->u[s], SA_ST(2 * S - s), NULL, NULL, NULL);
@@ -480,7 +484,7 @@ static int sa_backward(mb_model *m, int B, int L, int from_logits)
         if (sa_stack_bwd(m, a, 2 * S - s, B, Ls[s], a->u[s], a->dU[s])) return -1;
         mb_axpby(ctx, n, 1.f, a->dY[s], 1.f, a->dU[s]);
         /* dU[s] is now d(u_s): the skip's gradient, and the UpPool's */
-        mb_uppool_bwd(ctx, &sa->up[s], ps, B, Ls[s + 1], a->y[s + 1], a->dU[s], a->tmp, a->dY[s + 1], 0.f);
+        mb_uppool_bwd(ctx, &sa->up[s], ps, B, Ls[s + 1], a->y[s + 1], a->dU[s], a->tmp, a->dY[s + 1], a->s16);
     }
     const size_t nS = (size_t)a->rows[S] * sa->width[S];
     mb_axpby(ctx, nS, 1.f, a->dY[S], 0.f, a->dU[S]);
@@ -489,7 +493,7 @@ static int sa_backward(mb_model *m, int B, int L, int from_logits)
     /* and down again: x_{s+1} = DownPool(dn_s), dn_s = down(x_s) */
     for (int s = S - 1; s >= 0; s--) {
         mb_downpool_bwd(ctx, &sa->down[s], ps, B, Ls[s], a->lb[((size_t)s + 1) * sa->n - 1].out, a->dU[s + 1],
-                        a->dU[s], 1.f);
+                        a->dU[s], 1.f, a->s16, a->g16);
         if (sa_stack_bwd(m, a, s, B, Ls[s], a->x[s], a->dU[s])) return -1;
     }
     mb_embedding_bwd(ctx, &sa->embed, ps, M0, a->tok, a->dU[0]);
@@ -876,6 +880,12 @@ static int sa_chunk(mb_model *m, mb_state *st, const int32_t *tokens, int L, con
     sa_state *s = (sa_state *)st;
     const int B = st->B, P = sa_pool_prod(&m->cfg);
     int t = 0;
+    /* bf16 precision: the steps (fused, unrounded) are not built, so only
+     * whole periods from a period's edge */
+    if (m->ctx->precision == MB_PREC_BF16 && (s->pos[0] % P || L % P))
+        return mb_error_set("bf16 precision: a U-Net chunk must start and end on a period's edge (multiples of %d "
+                            "positions); its recurrent steps are not built",
+                            P);
     /* single steps up to the next period's edge (or to the end) */
     for (; t < L && (s->pos[0] % P || L - t < P); t++)
         if (sa_chunk_step(m, s, tokens, r, t)) return -1;

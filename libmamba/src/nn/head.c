@@ -53,8 +53,10 @@ void mb_lm_head_fwd(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M
 }
 
 void mb_lm_head_bwd_logits(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M,
-                           const mb_lm_head_acts *a, const float *dlogits)
+                           const mb_lm_head_acts *a, float *dlogits)
 {
+    /* the logits' gradient, as the logits were stored (bf16 precision) */
+    mb_precision_store(ctx, M, h->vocab_padded, dlogits, h->vocab_padded);
     mb_linear_bwd(ctx, M, h->dim, h->vocab_padded, a->hf, h->dim, mb_param_gemm(ctx, ps, h->p_w), dlogits,
                   h->vocab_padded, a->hf, h->dim, 0.f, mb_param_grad(ps, h->p_w), NULL);
     mb_precision_store(ctx, M, h->dim, a->hf, h->dim); /* hf's gradient, as hf was stored */

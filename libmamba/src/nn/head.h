@@ -36,7 +36,7 @@ void mb_lm_head_fwd(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M
 /* From dlogits (which may be the logits buffer) into a->hf, overwriting
  * norm_f's output with its gradient (read first for the weight's). */
 void mb_lm_head_bwd_logits(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M,
-                           const mb_lm_head_acts *a, const float *dlogits);
+                           const mb_lm_head_acts *a, float *dlogits);
 /* dy = d(y) from the gradient of norm_f's output in a->hf. */
 void mb_lm_head_bwd_norm(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M, const float *y,
                          const mb_lm_head_acts *a, float *dy);

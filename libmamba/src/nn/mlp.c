@@ -50,16 +50,23 @@ void mb_mlp_acts_carve(mb_mlp_acts *a, const mb_mlp *p, int M, mb_carve *c)
     a->g1 = mb_carve_take(c, 2 * MD);
 }
 
+/* bf16 precision stores the norm's output, both products' outputs and the
+ * GELU's, and their gradients, as bf16 (mb_precision_store); the products
+ * read their weights rounded (mb_param_gemm); the residual stays fp32 */
 void mb_mlp_fwd(mb_ctx *ctx, const mb_mlp *p, const mb_params *ps, int M, const float *in, float *out,
                 const mb_mlp_acts *a)
 {
     const int D = p->width;
     mb_norm_fwd(ctx, &p->norm, ps, M, in, a->xn, &a->norm);
-    mb_linear_fwd(ctx, M, D, 2 * D, a->xn, D, mb_param_data(ps, p->p_fc1_w), mb_param_data(ps, p->p_fc1_b),
+    mb_precision_store(ctx, M, D, a->xn, D);
+    mb_linear_fwd(ctx, M, D, 2 * D, a->xn, D, mb_param_gemm(ctx, ps, p->p_fc1_w), mb_param_data(ps, p->p_fc1_b),
                   a->a1, 2 * D);
+    mb_precision_store(ctx, M, 2 * D, a->a1, 2 * D);
     mb_act_fwd(ctx, MB_ACT_GELU, M, 2 * D, a->a1, 2 * D, a->g1, 2 * D);
-    mb_linear_fwd(ctx, M, 2 * D, D, a->g1, 2 * D, mb_param_data(ps, p->p_fc2_w), mb_param_data(ps, p->p_fc2_b),
+    mb_precision_store(ctx, M, 2 * D, a->g1, 2 * D);
+    mb_linear_fwd(ctx, M, 2 * D, D, a->g1, 2 * D, mb_param_gemm(ctx, ps, p->p_fc2_w), mb_param_data(ps, p->p_fc2_b),
                   out, D);
+    mb_precision_store(ctx, M, D, out, D);
     mb_axpby(ctx, (size_t)M * D, 1.f, in, 1.f, out);
 }
 
@@ -67,11 +74,22 @@ void mb_mlp_bwd(mb_ctx *ctx, const mb_mlp *p, const mb_params *ps, int M, const 
                 const mb_mlp_acts *a, float *dh, float *dg, float *dxn)
 {
     const int D = p->width;
-    mb_linear_bwd(ctx, M, 2 * D, D, a->g1, 2 * D, mb_param_data(ps, p->p_fc2_w), dh, D, dg, 2 * D, 0.f,
+    /* fc2's output was stored as bf16, so its gradient is: a rounded copy
+     * of dh (the residual's, which stays fp32), in dxn until fc1 writes it */
+    const float *dout = dh;
+    if (ctx->precision == MB_PREC_BF16) {
+        mb_dev_copy_async(ctx, dxn, dh, (size_t)M * D * sizeof(float));
+        mb_precision_store(ctx, M, D, dxn, D);
+        dout = dxn;
+    }
+    mb_linear_bwd(ctx, M, 2 * D, D, a->g1, 2 * D, mb_param_gemm(ctx, ps, p->p_fc2_w), dout, D, dg, 2 * D, 0.f,
                   mb_param_grad(ps, p->p_fc2_w), mb_param_grad(ps, p->p_fc2_b));
+    mb_precision_store(ctx, M, 2 * D, dg, 2 * D);
     mb_act_bwd(ctx, MB_ACT_GELU, M, 2 * D, a->a1, 2 * D, dg, 2 * D, dg, 2 * D);
-    mb_linear_bwd(ctx, M, D, 2 * D, a->xn, D, mb_param_data(ps, p->p_fc1_w), dg, 2 * D, dxn, D, 0.f,
+    mb_precision_store(ctx, M, 2 * D, dg, 2 * D);
+    mb_linear_bwd(ctx, M, D, 2 * D, a->xn, D, mb_param_gemm(ctx, ps, p->p_fc1_w), dg, 2 * D, dxn, D, 0.f,
                   mb_param_grad(ps, p->p_fc1_w), mb_param_grad(ps, p->p_fc1_b));
+    mb_precision_store(ctx, M, D, dxn, D);
     /* the residual passes dh through; the norm path adds to it */
     mb_norm_bwd(ctx, &p->norm, ps, M, in, &a->norm, dxn, dh, 1.f);
 }

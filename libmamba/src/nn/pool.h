@@ -35,22 +35,30 @@ int mb_uppool_register(mb_pool *p, mb_params *ps, const char *prefix, int d_fine
  * memory laid out as ps. */
 void mb_pool_init_weights(const mb_pool *p, const mb_params *ps, float *host, mb_rng *rng);
 
+/* bf16 precision (mb_precision_store): a pool's product reads a rounded copy
+ * of its input, whose residual stream stays fp32, and its output and the
+ * gradients are stored as bf16. s16 (the input's size, or NULL: no copy,
+ * as in fp32 and in steps, which bf16 does not run) holds that copy; the
+ * DownPool's backward also needs g16 (the input's size) for its input
+ * gradient before adding it. */
+
 /* x (B*L, d_fine) contiguous -> y (B*L/pool, d_coarse); L % pool == 0. */
 void mb_downpool_fwd(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B, int L,
-                     const float *x, float *y);
-/* dx = dx_beta * dx + d/dx; weight and bias gradients accumulated. */
+                     const float *x, float *y, float *s16);
+/* dx = dx_beta * dx + d/dx; weight and bias gradients accumulated; dy is
+ * rounded in place in bf16. */
 void mb_downpool_bwd(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B, int L,
-                     const float *x, const float *dy, float *dx, float dx_beta);
+                     const float *x, float *dy, float *dx, float dx_beta, float *s16, float *g16);
 /* z (B*Lc, d_coarse) -> y (B*Lc*pool, d_fine); tmp (B*Lc*pool*d_fine floats)
  * holds the unshifted projection. carry (B, pool*d_fine), or NULL for
  * zeros: what the first coarse step of each sequence reads (the projection
  * of the coarse step before, when the rows continue a recurrent state); it
  * is then overwritten with each sequence's last projection. */
 void mb_uppool_fwd(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B, int Lc,
-                   const float *z, float *tmp, float *y, float *carry);
-/* dz = dz_beta * dz + d/dz from dy (B*Lc*pool, d_fine); tmp as in forward. */
+                   const float *z, float *tmp, float *y, float *carry, float *s16);
+/* dz = d/dz from dy (B*Lc*pool, d_fine); tmp as in forward. */
 void mb_uppool_bwd(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B, int Lc,
-                   const float *z, const float *dy, float *tmp, float *dz, float dz_beta);
+                   const float *z, const float *dy, float *tmp, float *dz, float *s16);
 
 /* ---- step mode: j is the fine step within the coarse step, 0..pool-1 ---- */
 /* buf (B, pool*d_fine) slice j <- x (B, d_fine) */
