@@ -129,10 +129,10 @@ static void test_step_recompute_chunks_complex(void **s) { (void)s; step_matches
  * loss is (worst ratio measured 0.24), and within 1e-5. A gradient tensor,
  * a sum over the positions of products of flipped values, moves more:
  * measured 2e-3 to 4e-3 (relative, whole tensor) at worst, in small
- * tensors (norm weights, dt_proj), so gradients are held to 4 bf16 unit
- * roundoffs (8e-3): that catches a wrong or missing term (errors of order
- * 1), not a rounding point, which the loss does. */
-static void bf16_matches(const char *what, mb_config cfg, int recompute, int chunk, int L)
+ * tensors (norm weights, dt_proj), so the LM's gradients are held to 4 bf16
+ * unit roundoffs (grad_bound 8e-3): that catches a wrong or missing term
+ * (errors of order 1), not a rounding point, which the loss does. */
+static void bf16_matches(const char *what, mb_config cfg, int recompute, int chunk, int L, double grad_bound)
 {
     mb_rng r;
     mb_rng_seed(&r, mb_test_seed() + 700 + (uint64_t)chunk);
@@ -171,17 +171,17 @@ static void bf16_matches(const char *what, mb_config cfg, int recompute, int chu
            what, el, worst_name, worst, el32, w32_name, w32);
     assert_true(sg.count == sc.count);
     assert_true(el < 1e-5 && el < 0.5 * el32);
-    assert_true(worst < 8e-3);
+    assert_true(worst < grad_bound);
     free(tok), free(tgt);
     mb_model_free(mc), mb_model_free(mg);
 }
 
 static int gpu_test_small(void) { return getenv("MB_GPU_TEST_SMALL") != NULL; }
-static void test_step_bf16(void **s) { (void)s; bf16_matches("LM", small(0), 0, 0, gpu_test_small() ? 60 : 600); }
+static void test_step_bf16(void **s) { (void)s; bf16_matches("LM", small(0), 0, 0, gpu_test_small() ? 60 : 600, 8e-3); }
 static void test_step_bf16_recompute_chunks(void **s)
 {
     (void)s;
-    bf16_matches("LM, recompute in chunks", small(0), 1, 37, gpu_test_small() ? 60 : 600);
+    bf16_matches("LM, recompute in chunks", small(0), 1, 37, gpu_test_small() ? 60 : 600, 8e-3);
 }
 
 /* recurrent step on the GPU == parallel forward on the GPU */
@@ -459,11 +459,14 @@ static void sashimi_matches(int cplx, int mlp)
     mb_model_free(mc), mb_model_free(mg);
 }
 
-/* the U-Net in bf16, as the LM's (bf16_matches: its bounds and reasons) */
+/* the U-Net in bf16, as the LM's (bf16_matches: its bounds and reasons);
+ * its gradients pass through more stored activations (pools, MLPs, three
+ * levels), so a flip moves them more: measured 1.8e-2 at worst (the fp32
+ * run 2.7e-2), held to 5e-2, still far under a wrong term's order 1 */
 static void test_sashimi_bf16(void **s)
 {
     (void)s;
-    bf16_matches("U-Net + MLP", small_sashimi(0, 1), 0, 0, gpu_test_small() ? 64 : 640);
+    bf16_matches("U-Net + MLP", small_sashimi(0, 1), 0, 0, gpu_test_small() ? 64 : 640, 5e-2);
 }
 
 static void test_sashimi_real(void **s) { (void)s; sashimi_matches(0, 0); }
