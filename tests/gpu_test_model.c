@@ -122,14 +122,15 @@ static void test_step_recompute_chunks_complex(void **s) { (void)s; step_matches
  * tensor cores, the scan's atomics) by ~1e-6, so now and then a value lands
  * on the other side of a bf16 rounding boundary and moves by one bf16 ulp
  * (2^-8 relative). The loss, a mean over every position, averages those
- * flips out: measured 5e-7 to 3.8e-6 between the devices over runs,
- * against 1.5e-5 to 5.6e-5 for the GPU in fp32 against the same CPU bf16
- * (what the test would see had the GPU skipped bf16's rounding). So the
- * GPU's bf16 loss must be at least twice as close to the CPU's as its fp32
- * loss is (worst ratio measured 0.24), and within 1e-5. A gradient tensor,
- * a sum over the positions of products of flipped values, moves more:
- * measured 2e-3 to 4e-3 (relative, whole tensor) at worst, in small
- * tensors (norm weights, dt_proj), so the LM's gradients are held to 4 bf16
+ * flips out: measured 2.4e-8 to 5.6e-6 between the devices over runs,
+ * against 1.2e-5 to 5.6e-5 for the GPU in fp32 against the same CPU bf16
+ * (what the test would see had the GPU left bf16's rounding out). So the
+ * GPU's bf16 loss must be closer to the CPU's than 0.7 of its fp32 loss's
+ * distance (ratios measured 0.002 to 0.45, at 600 positions a sequence;
+ * the tests run 1200, averaging more flips), and within 1e-5. A
+ * gradient tensor, a sum over the positions of products of flipped values,
+ * moves more: measured 2e-3 to 4e-3 (relative, whole tensor) at worst, in
+ * small tensors (norm weights, dt_proj), so the LM's gradients are held to 4 bf16
  * unit roundoffs (grad_bound 8e-3): that catches a wrong or missing term
  * (errors of order 1), not a rounding point, which the loss does. */
 static void bf16_matches(const char *what, mb_config cfg, int recompute, int chunk, int L, double grad_bound)
@@ -170,18 +171,18 @@ static void bf16_matches(const char *what, mb_config cfg, int recompute, int chu
            "loss %.2e, worst gradient %s %.2e\n",
            what, el, worst_name, worst, el32, w32_name, w32);
     assert_true(sg.count == sc.count);
-    assert_true(el < 1e-5 && el < 0.5 * el32);
+    assert_true(el < 1e-5 && el < 0.7 * el32);
     assert_true(worst < grad_bound);
     free(tok), free(tgt);
     mb_model_free(mc), mb_model_free(mg);
 }
 
 static int gpu_test_small(void) { return getenv("MB_GPU_TEST_SMALL") != NULL; }
-static void test_step_bf16(void **s) { (void)s; bf16_matches("LM", small(0), 0, 0, gpu_test_small() ? 60 : 600, 8e-3); }
+static void test_step_bf16(void **s) { (void)s; bf16_matches("LM", small(0), 0, 0, gpu_test_small() ? 60 : 1200, 8e-3); }
 static void test_step_bf16_recompute_chunks(void **s)
 {
     (void)s;
-    bf16_matches("LM, recompute in chunks", small(0), 1, 37, gpu_test_small() ? 60 : 600, 8e-3);
+    bf16_matches("LM, recompute in chunks", small(0), 1, 37, gpu_test_small() ? 60 : 1200, 8e-3);
 }
 
 /* recurrent step on the GPU == parallel forward on the GPU */
