@@ -46,6 +46,8 @@
 #define SCAN_NC_MAX 256    /* longest forward carry, where SCAN_TMAX allows */
 #define SCAN_LOG2E 1.4426950408889634f
 #define SCAN_LN2 0.6931471805599453f
+#define SCAN_PI 3.14159265358979323846f
+#define SCAN_INV_PI 0.31830988618379067154f
 
 struct scan_args {
     int B, L, D, N, cplx, softplus;
@@ -89,14 +91,17 @@ __device__ __forceinline__ scan_in scan_fetch(const scan_args &a, size_t row, in
 __device__ __forceinline__ float scan_dt(const scan_args &a, float v) { return a.softplus ? scan_softplus(v) : v; }
 
 /* decay factor of one state: a = exp(dt A) (complex: times e^{i dt Ai});
- * A2 is A log2(e) */
+ * A2 is A log2(e), Aim is Ai / pi: the angle in half turns, so that
+ * sincospif reduces it exactly (an integer's removal) with no large-angle
+ * path, where sincosf's reduction and its Payne-Hanek fallback (a stack
+ * frame in every complex kernel) cost more for the same ulp accuracy */
 template <bool CPLX>
 __device__ __forceinline__ void scan_decay(float dt, float A2, float Aim, float *ar, float *ai)
 {
     float mag = scan_exp2(dt * A2);
     if (CPLX) {
         float s, c;
-        sincosf(dt * Aim, &s, &c);
+        sincospif(dt * Aim, &s, &c);
         *ar = mag * c;
         *ai = mag * s;
     } else {
@@ -153,7 +158,8 @@ __device__ __forceinline__ float scan_step(int N, float dt, float x, const float
     return CPLX ? 2.f * acc : acc;
 }
 
-/* A2 = A log2(e) (the exp2 argument), Aim = imaginary part */
+/* A2 = A log2(e) (the exp2 argument), Aim = the imaginary part / pi (the
+ * sincospif argument; scan_decay) */
 template <int NS, bool CPLX>
 __device__ __forceinline__ void scan_load_A(const scan_args &a, int d, float *A2, float *Aim)
 {
@@ -161,7 +167,7 @@ __device__ __forceinline__ void scan_load_A(const scan_args &a, int d, float *A2
 #pragma unroll
     for (int n = 0; n < NS; n++) {
         A2[n] = n < N ? a.A[(size_t)d * N + n] * SCAN_LOG2E : 0.f;
-        Aim[n] = (CPLX && n < N) ? a.Ai[(size_t)d * N + n] : 0.f;
+        Aim[n] = (CPLX && n < N) ? a.Ai[(size_t)d * N + n] * SCAN_INV_PI : 0.f;
     }
 }
 
@@ -264,7 +270,7 @@ __global__ void scan_carry(scan_args a, float *loc, const float *ssum, float *gl
     const int64_t bg = i / ((int64_t)a.N * a.D);
     const int g = (int)(bg % ng), b = (int)(bg / ng);
     const int sf = CPLX ? 2 * a.N : a.N, k = CPLX ? 2 * n : n;
-    const float A2 = a.A[(size_t)d * a.N + n] * SCAN_LOG2E, Aim = CPLX ? a.Ai[(size_t)d * a.N + n] : 0.f;
+    const float A2 = a.A[(size_t)d * a.N + n] * SCAN_LOG2E, Aim = CPLX ? a.Ai[(size_t)d * a.N + n] * SCAN_INV_PI : 0.f;
     const int c0 = MODE == SCAN_CARRY_FULL ? 0 : g * gs;
     const int cnt = MODE == SCAN_CARRY_FULL ? a.nc : min(gs, a.nc - c0);
     float Hr = 0.f, Hi = 0.f, S = 0.f;
@@ -582,7 +588,8 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
             }
         }
         dx += gb * dt;
-        float ddt = SCAN_LN2 * ddtA + ddtI + gb * x;
+        /* the angle's part was gathered against Ai / pi */
+        float ddt = SCAN_LN2 * ddtA + SCAN_PI * ddtI + gb * x;
         if (a.softplus) ddt *= pre > 20.f ? 1.f : scan_sigmoid(pre);
         dbias_acc += ddt;
         if (live) {
