@@ -51,7 +51,7 @@ class Context:
     ``threads`` sets the CPU threads (0 = all cores); ``tf32`` lets a GPU run
     fp32 GEMMs on TF32 tensor cores; ``precision`` "fp32", "tf32" (as
     ``tf32``) or "bf16" (mb_ctx_set_precision: bf16 as mamba_ssm's autocast
-    rounds, so far for the LM).
+    rounds: training, forward and chunks of every model; not sampling).
     """
 
     def __init__(self, device="cpu", threads=0, tf32=False, precision="fp32"):
