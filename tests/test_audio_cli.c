@@ -73,7 +73,16 @@ static void test_learns(void **st)
     assert_true(val < uni);       /* and below the held-out clips' unigram entropy */
     /* eval on the same folder runs and reports a sane number */
     assert_int_equal(run("eval --seq-len 512 --model %s --data %sdigits", g_model, DATA), 0);
-    assert_non_null(strstr(g_out, "bits/sample"));
+    double nll, nll16;
+    p = strstr(g_out, "bits/sample");
+    assert_non_null(p);
+    assert_int_equal(sscanf(g_out, "%*[^0-9]%lf", &nll), 1);
+    /* and in bf16: within bf16's rounding of fp32's figure (printed to 4
+     * decimals, so it may print the same) */
+    assert_int_equal(run("eval --precision bf16 --seq-len 512 --model %s --data %sdigits", g_model, DATA), 0);
+    assert_int_equal(sscanf(g_out, "%*[^0-9]%lf", &nll16), 1);
+    printf("eval: %.6f bits/sample fp32, %.6f bf16\n", nll, nll16);
+    assert_true(fabs(nll - nll16) < 0.01);
 }
 
 /* The files of a run: the model (the best validation), its .audio, the

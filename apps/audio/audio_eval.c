@@ -24,7 +24,8 @@ static void usage(FILE *f)
             "  --seq-len N        window length (a multiple of the pooling product) [8192]\n"
             "  --batch N          windows a forward pass [4]\n"
             "  --device D         cpu, cuda or cuda:N [cpu]\n"
-            "  --threads N        CPU threads, 0 = all cores [0]\n");
+            "  --threads N        CPU threads, 0 = all cores [0]\n"
+            MB_CLI_PRECISION_HELP);
 }
 
 int audio_cmd_eval(int argc, char **argv)
@@ -34,10 +35,11 @@ int audio_cmd_eval(int argc, char **argv)
     t.seq_len = 8192;
     t.batch = 4;
     const char *model = NULL, *data = NULL;
-    enum { O_MODEL = 256, O_DATA, O_SEQ, O_BATCH, O_DEV, O_THR };
+    enum { O_MODEL = 256, O_DATA, O_SEQ, O_BATCH, O_DEV, O_THR, O_PREC };
     static const struct option opts[] = {
-        {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA}, {"seq-len", 1, 0, O_SEQ}, {"batch", 1, 0, O_BATCH},
-        {"device", 1, 0, O_DEV}, {"threads", 1, 0, O_THR}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA},     {"seq-len", 1, 0, O_SEQ},
+        {"batch", 1, 0, O_BATCH}, {"device", 1, 0, O_DEV},    {"threads", 1, 0, O_THR},
+        {"precision", 1, 0, O_PREC}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
     while (!bad && (c = mb_cli_getopt(AUDIO_PROG, "eval", argc, argv, opts)) != -1) {
@@ -48,6 +50,7 @@ int audio_cmd_eval(int argc, char **argv)
         case O_BATCH: bad = mb_cli_parse_int(AUDIO_PROG, "--batch", optarg, 1, 1 << 16, &t.batch); break;
         case O_DEV: t.device = optarg; break;
         case O_THR: bad = mb_cli_parse_int(AUDIO_PROG, "--threads", optarg, 0, 4096, &t.threads); break;
+        case O_PREC: bad = mb_cli_parse_precision(AUDIO_PROG, optarg, &t); break;
         case 'h': usage(stdout); return 0;
         case MB_CLI_OPT_VERSION: return 0;
         default: bad = 1;

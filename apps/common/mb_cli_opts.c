@@ -63,6 +63,18 @@ const struct option mb_cli_train_options[] = {
     {"out", 1, 0, O_OUT}, {"save-every", 1, 0, O_SAVE}, {"keep", 1, 0, O_KEEP},
     {"select", 1, 0, O_SELECT}, {"patience", 1, 0, O_PATIENCE}, {"precision", 1, 0, O_PREC}, {0, 0, 0, 0}};
 
+int mb_cli_parse_precision(const char *prog, const char *arg, mb_cli_train *t)
+{
+    if (strcmp(arg, "fp32") == 0) t->tf32 = 0, t->bf16 = 0;
+    else if (strcmp(arg, "tf32") == 0) t->tf32 = 1, t->bf16 = 0;
+    else if (strcmp(arg, "bf16") == 0) t->tf32 = 0, t->bf16 = 1;
+    else {
+        mb_cli_error(prog, "--precision expects fp32, tf32 or bf16, got '%s'", arg);
+        return -1;
+    }
+    return 0;
+}
+
 void mb_cli_train_default(mb_cli_train *t)
 {
     memset(t, 0, sizeof *t);
@@ -118,10 +130,7 @@ void mb_cli_train_help(FILE *f, const mb_cli_train *d)
             "  --device D         cpu, cuda or cuda:N [%s]\n"
             "  --threads N        CPU threads, 0 = all cores [%lld]\n"
             "  --tf32             GPU: TF32 tensor cores for the GEMMs (faster, ~1e-3 error)\n"
-            "  --precision P      fp32, tf32 (as --tf32) or bf16: weights a GEMM reads and\n"
-            "                     stored activations rounded to bf16, all else fp32, as\n"
-            "                     mamba_ssm under autocast (GPU: bf16 tensor-core GEMMs);\n"
-            "                     not for generation yet [fp32]\n",
+            MB_CLI_PRECISION_HELP,
             d->cfg.d_model, d->cfg.n_layer, d->cfg.d_state, d->cfg.expand,
             d->cfg.init == MB_INIT_S4D_LIN ? "complex" : "real", (long long)d->steps,
             (long long)d->batch, (long long)d->seq_len, d->lr, d->warmup_frac, d->weight_decay,
@@ -166,15 +175,7 @@ int mb_cli_train_option(mb_cli_train *t, const char *prog, int c, const char *ar
     case O_DEV: t->device = arg; return 1;
     case O_THR: return mb_cli_parse_int(prog, "--threads", arg, 0, 4096, &t->threads) ? -1 : 1;
     case O_TF32: t->tf32 = 1; return 1;
-    case O_PREC:
-        if (strcmp(arg, "fp32") == 0) t->tf32 = 0, t->bf16 = 0;
-        else if (strcmp(arg, "tf32") == 0) t->tf32 = 1, t->bf16 = 0;
-        else if (strcmp(arg, "bf16") == 0) t->tf32 = 0, t->bf16 = 1;
-        else {
-            mb_cli_error(prog, "--precision expects fp32, tf32 or bf16, got '%s'", arg);
-            return -1;
-        }
-        return 1;
+    case O_PREC: return mb_cli_parse_precision(prog, arg, t) ? -1 : 1;
     case O_SEED: return mb_cli_parse_int(prog, "--seed", arg, 0, INT64_MAX, &t->seed) ? -1 : 1;
     case O_LOG: t->log = arg; return 1;
     case O_RESUME: t->resume = 1; return 1;

@@ -17,6 +17,7 @@ int mb_cli_parse_int(const char *prog, const char *opt, const char *s, int64_t l
 int mb_cli_parse_real(const char *prog, const char *opt, const char *s, double lo, double hi,
                       double *out);
 
+
 typedef struct {
     mb_config cfg;       /* --d-model --n-layer --d-state --expand --init */
     int64_t steps;       /* --steps */
@@ -40,6 +41,15 @@ typedef struct {
     int64_t patience;    /* --patience N: stop after N validations without a better held-out loss (0 = never) */
     int set_model;       /* a model flag was given (warned about on --resume) */
 } mb_cli_train;
+
+/* --precision fp32 | tf32 | bf16 into t's tf32 and bf16 flags; -1 after
+ * the error line ("PROG: error: --precision expects ...") on another value */
+int mb_cli_parse_precision(const char *prog, const char *arg, mb_cli_train *t);
+/* its --help lines */
+#define MB_CLI_PRECISION_HELP                                                               \
+    "  --precision P      fp32, tf32 (as --tf32) or bf16: weights a GEMM reads and\n"     \
+    "                     stored activations rounded to bf16, all else fp32, as\n"         \
+    "                     mamba_ssm under autocast (GPU: bf16 tensor-core GEMMs) [fp32]\n"
 
 void mb_cli_train_default(mb_cli_train *t);
 

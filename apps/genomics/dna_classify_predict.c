@@ -44,6 +44,7 @@ void cl_predict_usage(FILE *f)
             "  --device D         cpu, cuda or cuda:N [cpu]\n"
             "  --threads N        CPU threads, 0 = all cores [0]\n"
             "  --tf32             GPU: TF32 tensor cores for the GEMMs (faster, ~1e-3 error)\n"
+            MB_CLI_PRECISION_HELP
             "\n"
             "Example: " DNA_PROG " classify predict --model cls.safetensors --fasta reads.fa.gz\n",
             CL_CHUNK_DEFAULT);

@@ -81,6 +81,7 @@ int dna_infer_option(dna_infer_opts *o, int c, const char *arg)
     case DNA_O_DEV: o->t.device = arg; return 1;
     case DNA_O_THR: return mb_cli_parse_int(DNA_PROG, "--threads", arg, 0, 4096, &o->t.threads) ? -1 : 1;
     case DNA_O_TF32: o->t.tf32 = 1; return 1;
+    case DNA_O_PREC: return mb_cli_parse_precision(DNA_PROG, arg, &o->t) ? -1 : 1;
     default: return 0;
     }
 }

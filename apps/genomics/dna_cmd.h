@@ -25,20 +25,20 @@ int dna_cmd_generate(int argc, char **argv);
 
 /* ---- the flags of the commands that run a model over inputs -------------
  * score, embed and classify predict: --model, --fasta (repeatable),
- * --reference, --chunk, --device, --threads, --tf32. */
+ * --reference, --chunk, --device, --threads, --tf32, --precision. */
 typedef struct {
-    mb_cli_train t; /* only device, threads and tf32 are used */
+    mb_cli_train t; /* only device, threads, tf32 and bf16 are used */
     const char *model, *reference;
     const char **fasta;
     int n_fasta;
     int64_t chunk; /* tokens a forward pass */
 } dna_infer_opts;
 
-enum { DNA_O_MODEL = 0x2000, DNA_O_FASTA, DNA_O_REF, DNA_O_CHUNK, DNA_O_DEV, DNA_O_THR, DNA_O_TF32 };
+enum { DNA_O_MODEL = 0x2000, DNA_O_FASTA, DNA_O_REF, DNA_O_CHUNK, DNA_O_DEV, DNA_O_THR, DNA_O_TF32, DNA_O_PREC };
 #define DNA_INFER_OPTIONS                                                                          \
     {"model", 1, 0, DNA_O_MODEL}, {"fasta", 1, 0, DNA_O_FASTA}, {"reference", 1, 0, DNA_O_REF},    \
         {"chunk", 1, 0, DNA_O_CHUNK}, {"device", 1, 0, DNA_O_DEV}, {"threads", 1, 0, DNA_O_THR},   \
-        {"tf32", 0, 0, DNA_O_TF32}
+        {"tf32", 0, 0, DNA_O_TF32}, {"precision", 1, 0, DNA_O_PREC}
 
 /* Defaults (chunk given), room for every --fasta of argv; -1 after an
  * error line. */

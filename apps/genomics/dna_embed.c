@@ -56,6 +56,7 @@ static void usage(FILE *f)
             "  --device D         cpu, cuda or cuda:N [cpu]\n"
             "  --threads N        CPU threads, 0 = all cores [0]\n"
             "  --tf32             GPU: TF32 tensor cores for the GEMMs (faster, ~1e-3 error)\n"
+            MB_CLI_PRECISION_HELP
             "\n"
             "Progress goes to stderr when the work takes long (a line every 5 s: bases\n"
             "done of the total, ETA). Ctrl-C or SIGTERM stops it: exit 130, --out as it\n"
