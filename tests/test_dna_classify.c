@@ -271,6 +271,69 @@ static void test_predict(void **st)
     assert_int_equal(check_rows(g_out, &right), 4);
 }
 
+/* --min-prob P: the rows whose highest probability is under P say
+ * unknown, the others keep their class. P lies near the median of those
+ * highest probabilities in a run without it, so both kinds of row occur; a
+ * value outside [0, 1] is a usage error. */
+static int minp_rows(char *tsv, char pred[][16], double *top, int max)
+{
+    char *save = NULL, *line = strtok_r(tsv, "\n", &save);
+    assert_non_null(line);
+    int n = 0;
+    while ((line = strtok_r(NULL, "\n", &save)) && n < max) {
+        char *f[16];
+        assert_int_equal(split_tabs(line, f, 16), 7);
+        snprintf(pred[n], 16, "%s", f[3]);
+        top[n] = 0;
+        for (int k = 0; k < 3; k++) top[n] = atof(f[4 + k]) > top[n] ? atof(f[4 + k]) : top[n];
+        n++;
+    }
+    return n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_predict_min_prob(void **st)
+{
+    (void)st;
+    if (!g_trained) skip();
+    char pred[64][16], pred2[64][16];
+    double top[64], top2[64], sorted[64];
+    assert_int_equal(run("predict --model %s --window 128 --stride 100 --fasta %sbeta_heldout.fa --fasta "
+                         "%sgamma_heldout.fa", g_cls, CDIR, CDIR), 0);
+    const int n = minp_rows(g_out, pred, top, 64);
+    assert_int_equal(n, 48);
+    memcpy(sorted, top, sizeof top);
+    qsort(sorted, (size_t)n, sizeof(double), cmp_double);
+    /* between two neighbours near the median, away from both: the printed
+     * values are rounded to 6 digits, the threshold meets the exact ones */
+    int k = n / 2;
+    while (k < n - 1 && sorted[k + 1] - sorted[k] < 1e-5 * sorted[k + 1]) k++;
+    assert_true(k < n - 1);
+    const double P = 0.5 * (sorted[k] + sorted[k + 1]);
+    assert_int_equal(run("predict --model %s --window 128 --stride 100 --min-prob %.9g --fasta %sbeta_heldout.fa "
+                         "--fasta %sgamma_heldout.fa", g_cls, P, CDIR, CDIR), 0);
+    assert_int_equal(minp_rows(g_out, pred2, top2, 64), n);
+    int unknown = 0;
+    for (int i = 0; i < n; i++) {
+        assert_true(top2[i] == top[i]);
+        if (top[i] < P) {
+            assert_string_equal(pred2[i], "unknown");
+            unknown++;
+        } else {
+            assert_string_equal(pred2[i], pred[i]);
+        }
+    }
+    printf("# --min-prob %.6g: %d of %d windows unknown\n", P, unknown, n);
+    assert_true(unknown > 0 && unknown < n);
+    assert_int_equal(run("predict --model %s --min-prob 1.5" HELDOUT, g_cls), 2);
+    assert_non_null(strstr(g_err, "--min-prob expects a number in [0, 1]"));
+}
+
 /* predict's probabilities for a record (whole, and in chunks of 100 with
  * the state carried) against mb_model_classify on its tokens */
 static void test_predict_equals_library(void **st)
@@ -534,7 +597,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage),   cmocka_unit_test(test_train),
         cmocka_unit_test(test_bf16),
-        cmocka_unit_test(test_predict), cmocka_unit_test(test_predict_equals_library),
+        cmocka_unit_test(test_predict), cmocka_unit_test(test_predict_min_prob),
+        cmocka_unit_test(test_predict_equals_library),
         cmocka_unit_test(test_tsv),     cmocka_unit_test(test_resume),
         cmocka_unit_test(test_bad_inputs),
     };

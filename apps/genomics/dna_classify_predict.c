@@ -3,6 +3,7 @@
  * in constant memory (dna_classify.h). */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dna_classify.h"
 #include "dna_pool.h"
@@ -10,6 +11,7 @@
 typedef struct {
     dna_infer_opts in;
     dna_pool_opts pool; /* --window, --stride */
+    double min_prob;    /* --min-prob: below it a row is "unknown" (0: off) */
 } pr_opts;
 
 void cl_predict_usage(FILE *f)
@@ -22,8 +24,12 @@ void cl_predict_usage(FILE *f)
             "then a row per record or window in file order):\n"
             "  name  start  end  predicted  p_<class1> .. p_<classN>\n"
             "start and end are 0-based, half open; predicted is the class of the highest\n"
-            "probability (%%.6g values). The class names are read from CLS.classes (class0 ..\n"
-            "when it is missing). A row is the head applied to the mean final hidden state\n"
+            "probability (%%.6g values), or unknown when that probability is below\n"
+            "--min-prob: the classifier knows only its classes, so input from none of\n"
+            "them still gets one of them, often with a high probability; a threshold\n"
+            "that the held-out data of every class clears is the guard against that.\n"
+            "The class names are read from CLS.classes (class0 .. when it is missing).\n"
+            "A row is the head applied to the mean final hidden state\n"
             "over its bases, computed in constant memory: chunks of --chunk bases with the\n"
             "recurrent state carried, so records of any length are classified whole. An\n"
             "empty record gives NA and nan; a model whose numbers overflow (a probability\n"
@@ -40,6 +46,9 @@ void cl_predict_usage(FILE *f)
             "                     gives one row for all of it [off]\n"
             "  --stride S         a window starts every S bases; a last window that would run\n"
             "                     past the record's end is dropped [W]\n"
+            "  --min-prob P       predicted is unknown where the highest probability is\n"
+            "                     below P, in [0, 1] (refused when a class is named\n"
+            "                     unknown) [0: off]\n"
             "  --chunk N          tokens per forward pass; 64k, 1M accepted [%d]\n"
             "  --device D         cpu, cuda or cuda:N [cpu]\n"
             "  --threads N        CPU threads, 0 = all cores [0]\n"
@@ -56,6 +65,7 @@ typedef struct {
     dna_set *set;
     const cl_names *names;
     int d, C;
+    double min_prob;
     float *pooled, *probs;
 } pr_run;
 
@@ -64,8 +74,8 @@ static int pr_print(pr_run *r, int64_t rec, int64_t start, int64_t end, const fl
 {
     int best = 0;
     for (int j = 1; p && j < r->C; j++) best = p[j] > p[best] ? j : best;
-    int bad = printf("%s\t%lld\t%lld\t%s", dna_set_name(r->set, rec), (long long)start, (long long)end,
-                     p ? r->names->v[best] : "NA") < 0;
+    const char *pred = !p ? "NA" : p[best] < r->min_prob ? "unknown" : r->names->v[best];
+    int bad = printf("%s\t%lld\t%lld\t%s", dna_set_name(r->set, rec), (long long)start, (long long)end, pred) < 0;
     for (int j = 0; j < r->C && !bad; j++) bad = p ? printf("\t%.6g", p[j]) < 0 : fputs("\tnan", stdout) < 0;
     if (bad || putchar('\n') == EOF || ferror(stdout)) return mb_cli_write_error(DNA_PROG, NULL);
     return 0;
@@ -97,8 +107,9 @@ int cl_predict(int argc, char **argv)
     pr_opts o = {0};
     if (dna_infer_init(&o.in, argc, CL_CHUNK_DEFAULT)) return 1;
     dna_pool_opts_init(&o.pool);
+    enum { O_MINP = 0x2200 };
     static const struct option opts[] = {
-        DNA_INFER_OPTIONS, DNA_POOL_OPTIONS, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        DNA_INFER_OPTIONS, DNA_POOL_OPTIONS, {"min-prob", 1, 0, O_MINP}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
     while (!bad && (c = mb_cli_getopt(DNA_PROG, "classify predict", argc, argv, opts)) != -1) {
@@ -109,6 +120,7 @@ int cl_predict(int argc, char **argv)
         }
         if (dna_pool_option(&o.pool, c, optarg, &bad)) continue;
         switch (c) {
+        case O_MINP: bad = mb_cli_parse_real(DNA_PROG, "--min-prob", optarg, 0.0, 1.0, &o.min_prob) != 0; break;
         case 'h':
             cl_predict_usage(stdout);
             dna_infer_free(&o.in);
@@ -147,8 +159,14 @@ int cl_predict(int argc, char **argv)
             goto done;
         }
     }
+    for (int k = 0; o.min_prob > 0 && k < C; k++)
+        if (strcmp(names.v[k], "unknown") == 0) {
+            mb_cli_error(DNA_PROG, "%s: a class is named unknown, so --min-prob's label would be ambiguous", o.in.model);
+            goto done;
+        }
     if (!(set = dna_cmd_open_set(o.in.fasta, o.in.n_fasta, o.in.reference))) goto done;
     r.m = m;
+    r.min_prob = o.min_prob;
     r.model = o.in.model;
     r.set = set;
     r.names = &names;
