@@ -5,7 +5,7 @@
 # the genome, in order, with nothing shared; that the held-out part is the
 # genome's last HELDOUT bases; strains.tsv's coordinates; the class
 # arguments; and that a genome too short for the block is refused in one
-# line, leaving no output.
+# line, leaving the set made before as it was.
 #   tests/strains_script.sh REPO_ROOT
 set -euo pipefail
 ROOT=$1
@@ -54,9 +54,11 @@ for sp in saureus hpylori; do
     [ "$(echo "$a" | grep -o -- '--val-class ' | wc -l)" = 5 ] || fail "$sp.args: $a"
     echo "$a" | grep -q -- "--val-class s3=$S/${sp}_s3.heldout.fa.gz" || fail "$sp.args: $a"
 done
-# a block longer than a genome allows: one line, exit 1, nothing written
-rm -rf "$S"
+# a block longer than a genome allows: one line, exit 1, the set made
+# above as it was, no temporary folder left
+before=$(cd "$S" && cat strains.tsv ./*.args | cksum)
 if HELDOUT=120000 bash "$ROOT/data/genomes/make_strains.sh" "$T/set" 2>"$T/err"; then fail "a too-short genome was accepted"; fi
 [ "$(wc -l <"$T/err")" = 1 ] && grep -q "too short for a held-out part of 120000" "$T/err" || fail "error: $(cat "$T/err")"
-[ ! -e "$S/strains.tsv" ] || fail "strains.tsv written after the error"
+[ "$(cd "$S" && cat strains.tsv ./*.args | cksum)" = "$before" ] || fail "the earlier set changed after the error"
+[ -z "$(find "$T/set" -maxdepth 1 -name '.strains.*')" ] || fail "a temporary folder was left"
 echo "strains_script: the split of 10 genomes checked"

@@ -29,11 +29,13 @@ die() {
 }
 [ -f "$OUT/manifest.tsv" ] || bash "$(dirname "$0")/make_genomes.sh" "$OUT"
 [ -f "$OUT/manifest.tsv" ] || die "$OUT/manifest.tsv missing"
+# everything is written into a new folder that replaces OUT_DIR/strains
+# only when it is complete: a failed run leaves the old set as it was
 S="$OUT/strains"
-mkdir -p "$S"
-tmp=$(mktemp "$S/.strains.XXXXXX")
-trap 'rm -f "$tmp" "$S"/.part.*' EXIT
-printf 'species\tstrain\tpart\tfile\tstart\tend\n' >"$tmp"
+FINAL="$(cd "$OUT" && pwd)/strains"
+W=$(mktemp -d "$OUT/.strains.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+printf 'species\tstrain\tpart\tfile\tstart\tend\n' >"$W/strains.tsv"
 for sp in saureus hpylori; do
     args=""
     # one row per strain (the manifest lists each twice: pretrain and classify roles)
@@ -42,27 +44,29 @@ for sp in saureus hpylori; do
         [ "$bases" -gt $((HELDOUT + 100000)) ] || die "$file: $bases bases, too short for a held-out part of $HELDOUT"
         cut=$((bases - HELDOUT))
         # the record's sequence, one line, then each part wrapped at 80
-        gzip -dc "$OUT/$file" | grep -v '^>' | tr -d '\n\r' >"$S/.part.seq"
+        gzip -dc "$OUT/$file" | grep -v '^>' | tr -d '\n\r' >"$W/.seq"
         for part in train heldout; do
-            f="$S/${species}_${strain}.$part.fa.gz"
+            f="$W/${species}_${strain}.$part.fa.gz"
             {
                 echo ">${species}_${strain}_$part"
-                if [ "$part" = train ]; then head -c "$cut" "$S/.part.seq"; else tail -c +$((cut + 1)) "$S/.part.seq"; fi |
+                if [ "$part" = train ]; then head -c "$cut" "$W/.seq"; else tail -c +$((cut + 1)) "$W/.seq"; fi |
                     fold -w 80
                 echo
-            } | grep -v '^$' | gzip -n >"$S/.part.$part"
-            mv "$S/.part.$part" "$f"
+            } | grep -v '^$' | gzip -n >"$f"
             if [ "$part" = train ]; then
-                printf '%s\t%s\ttrain\t%s\t0\t%d\n' "$species" "$strain" "$(basename "$f")" "$cut" >>"$tmp"
-                args="$args --class $strain=$(cd "$S" && pwd)/$(basename "$f")"
+                printf '%s\t%s\ttrain\t%s\t0\t%d\n' "$species" "$strain" "$(basename "$f")" "$cut" >>"$W/strains.tsv"
+                args="$args --class $strain=$FINAL/$(basename "$f")"
             else
-                printf '%s\t%s\theldout\t%s\t%d\t%d\n' "$species" "$strain" "$(basename "$f")" "$cut" "$bases" >>"$tmp"
-                args="$args --val-class $strain=$(cd "$S" && pwd)/$(basename "$f")"
+                printf '%s\t%s\theldout\t%s\t%d\t%d\n' "$species" "$strain" "$(basename "$f")" "$cut" "$bases" >>"$W/strains.tsv"
+                args="$args --val-class $strain=$FINAL/$(basename "$f")"
             fi
         done
     done < <(awk -F'\t' -v sp="$sp" 'NR > 1 && $1 == sp && $4 ~ /^classify/ { print $1 "\t" $2 "\t" $3 "\t" $5 "\t" $6 }' "$OUT/manifest.tsv")
-    echo "${args# }" >"$S/$sp.args"
-    echo "make_strains.sh: $sp: $(wc -w <"$S/$sp.args") arguments in $S/$sp.args" >&2
+    echo "${args# }" >"$W/$sp.args"
 done
-mv "$tmp" "$S/strains.tsv"
-echo "make_strains.sh: wrote $(($(wc -l <"$S/strains.tsv") - 1)) parts to $S (held-out block: the last $HELDOUT bases of each genome)" >&2
+rm -f "$W/.seq"
+rm -rf "$S.old"
+if [ -d "$S" ]; then mv "$S" "$S.old"; fi
+mv "$W" "$S"
+rm -rf "$S.old"
+echo "make_strains.sh: wrote $(($(wc -l <"$S/strains.tsv") - 1)) parts, strains.tsv and saureus.args, hpylori.args to $S (held-out block: the last $HELDOUT bases of each genome)" >&2
