@@ -39,8 +39,7 @@
 #include "ops/ops.h"
 
 #define SCAN_THREADS 128
-#define SCAN_TILE 32       /* steps of B/C staged at once */
-#define SCAN_BWD_T 32      /* the backward's chunk: its states kept per thread */
+#define SCAN_TILE 32       /* steps of B/C staged at once; the backward chunk */
 #define SCAN_TMIN 64       /* shortest forward chunk worth a carry */
 #define SCAN_TMAX 1024
 #define SCAN_NC_MAX 256    /* longest forward carry, where SCAN_TMAX allows */
@@ -477,7 +476,7 @@ __device__ __forceinline__ void warp_reduce_scatter(float *v, float *out, int la
     }
 }
 
-/* One chunk of at most SCAN_BWD_T steps: recompute its states from the true
+/* One chunk of at most SCAN_TILE steps: recompute its states from the true
  * entering state (kept per step in hs), then walk them backward from the
  * true adjoint entering from the right. */
 template <int NS, bool CPLX>
@@ -499,7 +498,7 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
     const int ta = q.c * a.T, tb = min(a.L, ta + a.T);
     const size_t o = ((size_t)b * a.nc + q.c) * a.D + d;
 
-    float hs[SCAN_BWD_T][HS]; /* state before each step */
+    float hs[SCAN_TILE][HS]; /* state before each step */
     float h[HS], G[HS];
     const float *src = hstart ? hstart + o * sf : (a.h0 ? a.h0 + ((size_t)b * a.D + d) * sf : NULL);
 #pragma unroll
@@ -697,7 +696,7 @@ extern "C" size_t mb_scan_workspace_cuda(mb_ctx *ctx, const mb_scan_params *p)
 {
     const mb_cuda_state *cs = (const mb_cuda_state *)ctx->cuda;
     const int sm = cs ? cs->sm_count : 0;
-    const scan_args f = scan_make_args(p, sm, 0), b = scan_make_args(p, sm, SCAN_BWD_T);
+    const scan_args f = scan_make_args(p, sm, 0), b = scan_make_args(p, sm, SCAN_TILE);
     const size_t wf = scan_ws_bytes(&f, 0) + scan_carry_ws(f), wb = scan_ws_bytes(&b, 1) + scan_carry_ws(b);
     return (wf > wb ? wf : wb) + 256;
 }
@@ -806,7 +805,7 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const flo
     mb_cuda_state *cs = mb_cuda_enter(ctx);
     if (!cs || ctx->failed || scan_check(ctx, p)) return;
     cudaStream_t st = cs->stream;
-    scan_args a = scan_make_args(p, cs->sm_count, SCAN_BWD_T);
+    scan_args a = scan_make_args(p, cs->sm_count, SCAN_TILE);
     a.dy = dy, a.dhT = dhT;
     a.du = g->du, a.ld_du = g->ld_du, a.ddelta = g->ddelta, a.ld_ddelta = g->ld_ddelta;
     a.dA = g->dA, a.dAi = g->dA_imag, a.dB = g->dB, a.ld_dB = g->ld_dB, a.dC = g->dC, a.ld_dC = g->ld_dC;
