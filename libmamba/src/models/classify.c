@@ -55,7 +55,7 @@ static int cls_check_labels(const mb_model *m, const int32_t *labels, int B)
 static int cls_forward(mb_model *m, const int32_t *tokens, int B, int L, mb_fwd_out *o)
 {
     if (L < 1) return mb_error_set("empty batch (B=%d, L=%d)", B, L);
-    if (mb_model_precision_begin(m, NULL)) return -1;
+    if (mb_model_precision_begin(m)) return -1;
     const size_t M = (size_t)B * L, n = (size_t)B * m->cfg.d_model;
     if (mb_scan_supported(m->ctx, m->cfg.d_state, B) || mb_model_check_tokens(m, tokens, M, "token", 0) ||
         mb_model_io_ensure(m, M) || mb_dev_upload(m->ctx, m->tok_dev, tokens, M * sizeof(int32_t)) ||
@@ -128,7 +128,7 @@ int mb_model_classify_pooled(mb_model *m, const float *pooled, int B, float *pro
 {
     if (cls_check(m, B)) return -1;
     if (!pooled || !probs) return mb_error_set("classify_pooled needs pooled and probs");
-    if (mb_model_precision_begin(m, NULL) || cls_ensure(m, B) ||
+    if (mb_model_precision_begin(m) || cls_ensure(m, B) ||
         mb_dev_upload(m->ctx, m->pooled, pooled, (size_t)B * m->cfg.d_model * sizeof(float)))
         return -1;
     mb_precision_store(m->ctx, B, m->cfg.d_model, m->pooled, m->cfg.d_model);

@@ -219,18 +219,6 @@ static int is_head(const mb_model *m, int i)
     return ends_with(nm, "lm_head.weight") || (m->cfg.tie_embeddings && ends_with(nm, "embedding.weight"));
 }
 
-/* bf16 precision: what exists so far is the LM's and the U-Net's training,
- * forward, chunks and classification, and the LM's steps; the rest says
- * so rather than running in fp32 */
-static int model_precision_check(const mb_model *m, const char *what)
-{
-    if (m->ctx->precision != MB_PREC_BF16) return 0;
-    if (m->arch != &mb_arch_lm && m->arch != &mb_arch_sashimi)
-        return mb_error_set("bf16 precision: the %s architecture has no bf16 path yet", m->arch->name);
-    if (what) return mb_error_set("bf16 precision: %s is not built yet (training, forward and chunks are)", what);
-    return 0;
-}
-
 /* the GEMMs' weights of bf16 precision: the projections, the LM head, the
  * classifier's, the U-Net's MLPs and pools */
 static int bf16_gemm_weight(const mb_params *ps, int i, void *arg)
@@ -243,9 +231,8 @@ static int bf16_gemm_weight(const mb_params *ps, int i, void *arg)
             ends_with(nm, "fc1.weight") || ends_with(nm, "fc2.weight") || ends_with(nm, "pool.linear.weight"));
 }
 
-int mb_model_precision_begin(mb_model *m, const char *what)
+int mb_model_precision_begin(mb_model *m)
 {
-    if (model_precision_check(m, what)) return -1;
     return m->ctx->precision == MB_PREC_BF16 ? mb_params_w16_refresh(&m->params, m->ctx, bf16_gemm_weight, m) : 0;
 }
 
@@ -264,7 +251,7 @@ int mb_model_forward(mb_model *m, const int32_t *tokens, int B, int L, const int
                      mb_loss_stats *stats)
 {
     mb_fwd_out o;
-    if (mb_model_precision_begin(m, NULL)) return -1;
+    if (mb_model_precision_begin(m)) return -1;
     if (model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o)) return -1;
     const size_t M = (size_t)B * L;
     if (logits && mb_dev_download(m->ctx, logits, o.logits, M * m->vocab_padded * sizeof(float))) return -1;
@@ -277,7 +264,7 @@ int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t 
                               mb_loss_stats *stats)
 {
     if (!targets) return mb_error_set("forward_backward needs targets");
-    if (mb_model_precision_begin(m, NULL)) return -1;
+    if (mb_model_precision_begin(m)) return -1;
     mb_fwd_out o;
     if (mb_params_grad_ensure(&m->params, m->ctx) || model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o) ||
         mb_model_xent_mean(m->ctx, targets, m->tgt_dev, B * L, m->vocab_padded, o.logits, 1, stats) ||
@@ -320,7 +307,7 @@ mb_state *mb_state_create(mb_model *m, int B)
         mb_error_set("state batch must be >= 1 (got %d)", B);
         return NULL;
     }
-    if (mb_scan_supported(m->ctx, m->cfg.d_state, B) || model_precision_check(m, NULL)) return NULL;
+    if (mb_scan_supported(m->ctx, m->cfg.d_state, B)) return NULL;
     mb_state *s = m->arch->state_create(m, B);
     if (s) mb_state_reset(s);
     return s;
@@ -344,10 +331,7 @@ void mb_state_free(mb_state *s)
 int mb_model_step(mb_model *m, mb_state *s, const int32_t *tokens, float *logits)
 {
     if (s->model != m) return mb_error_set("state belongs to another model");
-    /* the U-Net's fused steps do not round as its forward does */
-    if (mb_model_check_tokens(m, tokens, (size_t)s->B, "token", 0) ||
-        mb_model_precision_begin(m, m->arch == &mb_arch_lm ? NULL : "the U-Net's recurrent steps"))
-        return -1;
+    if (mb_model_check_tokens(m, tokens, (size_t)s->B, "token", 0) || mb_model_precision_begin(m)) return -1;
     return m->arch->step(m, s, tokens, logits);
 }
 
@@ -405,7 +389,7 @@ int mb_model_forward_chunk_ex(mb_model *m, mb_state *s, const int32_t *tokens, i
     if (L < 1) return mb_error_set("empty chunk");
     const size_t n = (size_t)s->B * L;
     if (mb_model_check_tokens(m, tokens, n, "token", 0) ||
-        (out->targets && mb_model_check_tokens(m, out->targets, n, "target", 1)) || mb_model_precision_begin(m, NULL))
+        (out->targets && mb_model_check_tokens(m, out->targets, n, "target", 1)) || mb_model_precision_begin(m))
         return -1;
     const mb_chunk_req r = {*out, L};
     const size_t hbytes = (size_t)s->B * m->cfg.d_model * sizeof(float);
@@ -485,8 +469,10 @@ int mb_model_sample(mb_model *m, mb_state *s, const int32_t *tokens, int n, cons
         return mb_error_set("sample: temperature must be > 0");
     if (!(sp->top_p > 0.f && sp->top_p <= 1.f)) return mb_error_set("sample: top_p must be in (0, 1]");
     if (sp->top_k < 0) return mb_error_set("sample: top_k must be >= 0 (got %d)", sp->top_k);
-    if (mb_model_check_tokens(m, tokens, (size_t)s->B, "token", 0) || model_precision_check(m, "sampling"))
-        return -1;
+    if (mb_model_check_tokens(m, tokens, (size_t)s->B, "token", 0)) return -1;
+    /* said rather than drawn in fp32 */
+    if (m->ctx->precision == MB_PREC_BF16)
+        return mb_error_set("bf16 precision: sampling is not built yet (training, forward and chunks are)");
     if (n == 0) return 0;
     return m->arch->sample(m, s, tokens, n, sp, out);
 }

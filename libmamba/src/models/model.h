@@ -180,11 +180,10 @@ int mb_model_xent_mean(mb_ctx *ctx, const int32_t *targets, int32_t *tgt_dev, in
                        int want_grad, mb_loss_stats *stats);
 /* The facade's token buffers for M rows. */
 int mb_model_io_ensure(mb_model *m, size_t M);
-/* Before a call's work in the context's precision: refused where it is not
- * built (what: the call, or NULL where only the architecture decides);
- * bf16: the GEMMs' rounded copies of this moment's weights (the optimizer
- * may have moved them since the last call) */
-int mb_model_precision_begin(mb_model *m, const char *what);
+/* Before a call's work in the context's precision: in bf16, the GEMMs'
+ * rounded copies of this moment's weights (the optimizer may have moved
+ * them since the last call) */
+int mb_model_precision_begin(mb_model *m);
 /* For architectures: the state's base fields (after the architecture
  * allocated its struct with mb_state first) and their release. */
 void mb_state_base_init(mb_state *s, mb_model *m, int B);

@@ -753,6 +753,8 @@ static int sa_step_head(mb_model *m, sa_state *s, const int32_t *tokens, float *
 
 static int sa_step(mb_model *m, mb_state *st, const int32_t *tokens, float *logits)
 {
+    /* the fused steps do not round as the forward does (bf16 precision) */
+    if (m->ctx->precision == MB_PREC_BF16) return mb_error_set("bf16 precision: the U-Net's recurrent steps are not built");
     return sa_step_head(m, (sa_state *)st, tokens, logits, logits ? SA_HEAD_LOGITS : SA_HEAD_NONE);
 }
 
