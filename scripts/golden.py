@@ -626,6 +626,22 @@ def cls_loss_grads(emb, layers, norm_f, Wc, bc, tokens, labels, dims, r=same):
     return logits, loss, G
 
 
+def param_table():
+    """A fixture's parameters: P, (name, float32 array) in file order (the
+    parameter table's); W, name -> the float64 array the maths uses (shared,
+    perturbed in place); add(name, array), which records one and returns
+    its float64 array."""
+    P, W = [], {}
+
+    def add(name, arr):
+        a = f32(arr)
+        P.append((name, a))
+        W[name] = up(a)
+        return W[name]
+
+    return P, W, add
+
+
 def lm_weights(rng, add, d, n_layer, Vp, N, K, E, is_complex):
     """An LM backbone's weights drawn away from its initialization, each through
     add(name, array) (which keeps the float32 copy and returns the float64 one):
@@ -675,14 +691,7 @@ def make_lm(rng, is_complex, tied, rng_g, rng_fd):
     nBC = 2 * N if is_complex else N  # floats per B (and per C) row
     dims = (Di, R, nBC, is_complex)
 
-    P = []    # (name, float32 array), file order
-    W = {}    # name -> the float64 array the maths uses (shared, perturbed in place)
-
-    def add(name, arr):
-        a = f32(arr)
-        P.append((name, a))
-        W[name] = up(a)
-        return W[name]
+    P, W, add = param_table()
 
     emb, layers, norm_f = lm_weights(rng, add, d, n_layer, Vp, N, K, E, is_complex)
     if tied:
@@ -741,13 +750,7 @@ def make_cls(rng, rng_fd):
            "rms_norm": True, "tie_embeddings": True, "pad_vocab_size_multiple": mult,
            "n_classes": C, "arch": "mamba-lm"}
     dims = (E * d, math.ceil(d / 16), N, False)
-    P, W = [], {}
-
-    def add(name, arr):
-        a = f32(arr)
-        P.append((name, a))
-        W[name] = up(a)
-        return W[name]
+    P, W, add = param_table()
 
     emb, layers, norm_f = lm_weights(rng, add, d, n_layer, Vp, N, K, E, False)
     Wc = add("classifier.weight", rng.standard_normal((C, d)))
@@ -1069,14 +1072,7 @@ def make_sashimi(rng, is_complex, mlp, n_layer, N, rng_fd, bf16_only=False):
     nBC = 2 * N if is_complex else N
     dims = [(E * w, math.ceil(w / 16), nBC, is_complex) for w in widths]
 
-    P = []    # (name, float32 array), file order = the parameter table's
-    W = {}    # name -> float64 array the maths uses (shared, perturbed in place)
-
-    def add(name, arr):
-        a = f32(arr)
-        P.append((name, a))
-        W[name] = up(a)
-        return W[name]
+    P, W, add = param_table()
 
     def block(prefix, w):
         Di, R = E * w, math.ceil(w / 16)
