@@ -642,6 +642,36 @@ static void test_lm_complex_forward(void **state) { (void)state; run_lm("complex
 static void test_lm_complex_step(void **state) { (void)state; run_lm("complex", 1, 0, LM_STEP); }
 static void test_lm_complex_chunk(void **state) { (void)state; run_lm("complex", 1, 0, LM_CHUNK); }
 
+/* The model's gradient buffer against the fixture's PRE "grad.<name>"
+ * tensors, which must be exactly its parameters; each tensor's error
+ * printed (labelled tag), the worst returned with its name. */
+static double grads_vs_fixture(mb_ctx *ctx, const mb_model *m, mb_st_file *f, const char *pre, const char *tag,
+                               const char **worst_name)
+{
+    char name[192], what[256];
+    const mb_params *ps = &m->params;
+    float *grad = malloc(ps->total * sizeof(float));
+    assert_non_null(grad);
+    assert_int_equal(mb_dev_download(ctx, grad, ps->grad, ps->total * sizeof(float)), 0);
+    int n_ref = 0;
+    snprintf(name, sizeof name, "%sgrad.", pre);
+    for (int i = 0; i < mb_st_count(f); i++) n_ref += strncmp(mb_st_get(f, i)->name, name, strlen(name)) == 0;
+    assert_int_equal(n_ref, ps->n);
+    double worst = 0;
+    *worst_name = "";
+    for (int i = 0; i < ps->n; i++) {
+        const mb_param *it = &ps->items[i];
+        snprintf(name, sizeof name, "%sgrad.%s", pre, it->name);
+        double *ref = read_f64(f, name, it->numel, it->shape, it->ndim);
+        snprintf(what, sizeof what, "%s %s", tag, it->name);
+        const double e = check_grad(what, grad + it->offset, ref, it->numel);
+        if (e > worst || e != e) worst = e, *worst_name = it->name;
+        free(ref);
+    }
+    free(grad);
+    return worst;
+}
+
 /* LM backward: mb_model_forward_backward on the fixture's tokens and
  * targets; the mean loss against `loss` and every parameter's gradient
  * (the model's gradient buffer) against grad.<name>. */
@@ -687,37 +717,15 @@ static void run_lm_grad(const char *tag, int tied, int recompute, int bf16)
     printf("# golden lm_%s loss%s: %.9f, ref %.9f, rel err %.3e\n", tag, rc, loss, loss_ref[0],
            e_loss);
 
-    mb_params *ps = &m->params;
-    float *grad = malloc(ps->total * sizeof(float));
-    assert_non_null(grad);
-    assert_int_equal(mb_dev_download(ctx, grad, ps->grad, ps->total * sizeof(float)), 0);
-
-    /* the fixture's grad.* (bf16.grad.*) tensors are exactly the model's parameters */
-    int n_ref = 0;
-    snprintf(name, sizeof name, "%sgrad.", pre);
-    for (int i = 0; i < mb_st_count(f); i++) n_ref += strncmp(mb_st_get(f, i)->name, name, strlen(name)) == 0;
-    assert_int_equal(n_ref, ps->n);
-
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < ps->n; i++) {
-        const mb_param *it = &ps->items[i];
-        snprintf(name, sizeof name, "%sgrad.%s", pre, it->name);
-        double *ref = read_f64(f, name, it->numel, it->shape, it->ndim);
-        snprintf(what, sizeof what, "lm_%s%s %s", tag, rc, it->name);
-        double e = check_grad(what, grad + it->offset, ref, it->numel);
-        if (e > worst || e != e) {
-            worst = e;
-            worst_name = it->name;
-        }
-        free(ref);
-    }
+    const char *worst_name;
+    snprintf(what, sizeof what, "lm_%s%s", tag, rc);
+    const double worst = grads_vs_fixture(ctx, m, f, pre, what, &worst_name);
     const double bound = bf16 ? GOLDEN_BF16_GRAD_TOL : GOLDEN_GRAD_TOL;
     printf("# golden lm_%s%s gradients: worst rel err %.3e (%s), bound %.0e\n", tag, rc, worst, worst_name, bound);
     assert_true(e_loss < bound);
     assert_true(worst < bound);
 
-    free(grad); free(loss_ref); free(tok); free(tgt);
+    free(loss_ref); free(tok); free(tgt);
     mb_st_close(f);
     mb_model_free(m);
     if (bf16) mb_ctx_free(ctx);
@@ -784,28 +792,15 @@ static void run_cls(int bf16)
     if (mb_model_classify_backward(m, tok, lab, Bt, L, &sb)) fail_msg("mb_model_classify_backward: %s", mb_error_last());
     assert_int_equal(sb.count, Bt - 1); /* one label ignored */
     const double e_loss = fabs(sb.loss_sum / (double)sb.count - loss_ref[0]) / fabs(loss_ref[0]);
-    mb_params *ps = &m->params;
-    float *grad = malloc(ps->total * sizeof(float));
-    assert_non_null(grad);
-    assert_int_equal(mb_dev_download(ctx, grad, ps->grad, ps->total * sizeof(float)), 0);
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < ps->n; i++) {
-        const mb_param *it = &ps->items[i];
-        snprintf(name, sizeof name, "%sgrad.%s", pre, it->name);
-        double *ref = read_f64(f, name, it->numel, it->shape, it->ndim);
-        snprintf(what, sizeof what, "%s %s", tag, it->name);
-        const double e = check_grad(what, grad + it->offset, ref, it->numel);
-        if (e > worst || e != e) worst = e, worst_name = it->name;
-        free(ref);
-    }
+    const char *worst_name;
+    const double worst = grads_vs_fixture(ctx, m, f, pre, tag, &worst_name);
     const double bound = bf16 ? GOLDEN_BF16_GRAD_TOL : GOLDEN_GRAD_TOL;
     printf("# golden %s: loss rel err %.3e (forward %.3e), gradients worst %.3e (%s), bound %.0e\n", tag, e_loss,
            e_fwd, worst, worst_name, bound);
     assert_true(ep < GOLDEN_TOL);
     assert_true(e_fwd < bound && e_loss < bound);
     assert_true(worst < bound);
-    free(grad), free(probs), free(pref), free(lref), free(loss_ref), free(tok), free(lab);
+    free(probs), free(pref), free(lref), free(loss_ref), free(tok), free(lab);
     mb_st_close(f);
     mb_model_free(m);
     if (bf16) mb_ctx_free(ctx);
@@ -961,34 +956,15 @@ static void run_sashimi_grad(const sa_fixture *fx, int bf16)
     const double e_loss = fabs(loss - loss_ref[0]) / fabs(loss_ref[0]);
     printf("# golden sashimi_%s loss: %.9f, ref %.9f, rel err %.3e\n", fx->tag, loss, loss_ref[0], e_loss);
 
-    const mb_params *ps = &m->params;
-    float *grad = malloc(ps->total * sizeof(float));
-    assert_non_null(grad);
-    assert_int_equal(mb_dev_download(ctx, grad, ps->grad, ps->total * sizeof(float)), 0);
-    int n_ref = 0;
-    snprintf(name, sizeof name, "%sgrad.", pre);
-    for (int i = 0; i < mb_st_count(f); i++) n_ref += strncmp(mb_st_get(f, i)->name, name, strlen(name)) == 0;
-    assert_int_equal(n_ref, ps->n);
-    double worst = 0;
-    const char *worst_name = "";
-    for (int i = 0; i < ps->n; i++) {
-        const mb_param *it = &ps->items[i];
-        snprintf(name, sizeof name, "%sgrad.%s", pre, it->name);
-        double *ref = read_f64(f, name, it->numel, it->shape, it->ndim);
-        snprintf(what, sizeof what, "sashimi_%s %s", fx->tag, it->name);
-        const double e = check_grad(what, grad + it->offset, ref, it->numel);
-        if (e > worst || e != e) {
-            worst = e;
-            worst_name = it->name;
-        }
-        free(ref);
-    }
+    const char *worst_name;
+    snprintf(what, sizeof what, "sashimi_%s", fx->tag);
+    const double worst = grads_vs_fixture(ctx, m, f, pre, what, &worst_name);
     const double bound = bf16 ? GOLDEN_BF16_GRAD_TOL : GOLDEN_GRAD_TOL;
-    printf("# golden sashimi_%s gradients (%d tensors): worst rel err %.3e (%s), bound %.0e\n", fx->tag, ps->n,
-           worst, worst_name, bound);
+    printf("# golden sashimi_%s gradients (%d tensors): worst rel err %.3e (%s), bound %.0e\n", fx->tag,
+           m->params.n, worst, worst_name, bound);
     assert_true(e_loss < bound);
     assert_true(worst < bound);
-    free(grad), free(loss_ref), free(tok), free(tgt);
+    free(loss_ref), free(tok), free(tgt);
     mb_st_close(f);
     mb_model_free(m);
     if (bf16) mb_ctx_free(ctx);
