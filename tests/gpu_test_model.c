@@ -60,6 +60,26 @@ static double grad_worst(const mb_model *mc, const mb_model *mg, const char **na
     return worst;
 }
 
+/* One training step's gradients on both devices from zero (the
+ * classifier's where lab is given, else the LM loss's on tgt): the CPU's
+ * must run, the GPU's failure says why. Returns the loss's relative
+ * difference; the worst gradient tensor's (grad_worst) in *worst. */
+static double pair_grads(mb_model *mc, mb_model *mg, const int32_t *tok, const int32_t *tgt, const int32_t *lab,
+                         int B, int L, mb_loss_stats *sc, mb_loss_stats *sg, double *worst, const char **worst_name)
+{
+    mb_model_zero_grad(mc);
+    mb_model_zero_grad(mg);
+    if (lab) {
+        assert_int_equal(mb_model_classify_backward(mc, tok, lab, B, L, sc), 0);
+        if (mb_model_classify_backward(mg, tok, lab, B, L, sg)) fail_msg("%s", mb_error_last());
+    } else {
+        assert_int_equal(mb_model_forward_backward(mc, tok, tgt, B, L, sc), 0);
+        if (mb_model_forward_backward(mg, tok, tgt, B, L, sg)) fail_msg("%s", mb_error_last());
+    }
+    *worst = grad_worst(mc, mg, worst_name);
+    return fabs(sg->loss_sum - sc->loss_sum) / fabs(sc->loss_sum);
+}
+
 static void step_matches(int cplx, int recompute, int chunk)
 {
     mb_rng r;
@@ -77,13 +97,9 @@ static void step_matches(int cplx, int recompute, int chunk)
         tgt[i] = i % 7 == 3 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(&r, 11);
     }
     mb_loss_stats sc = {0}, sg = {0};
-    mb_model_zero_grad(mc);
-    mb_model_zero_grad(mg);
-    assert_int_equal(mb_model_forward_backward(mc, tok, tgt, B, L, &sc), 0);
-    if (mb_model_forward_backward(mg, tok, tgt, B, L, &sg)) fail_msg("%s", mb_error_last());
     const char *worst_name;
-    const double worst = grad_worst(mc, mg, &worst_name);
-    double el = fabs(sg.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
+    double worst;
+    const double el = pair_grads(mc, mg, tok, tgt, NULL, B, L, &sc, &sg, &worst, &worst_name);
     printf("# %s %s: loss rel err %.2e, count %lld/%lld, worst gradient %s %.2e\n",
            cplx ? "complex" : "real", recompute ? (chunk ? "recompute in chunks" : "recompute") : "plain",
            el, (long long)sg.count, (long long)sc.count, worst_name, worst);
@@ -152,13 +168,9 @@ static void bf16_matches(const char *what, mb_config cfg, int recompute, int chu
     assert_int_equal(mb_ctx_set_precision(cpu, MB_PREC_BF16), 0);
     assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_BF16), 0);
     mb_loss_stats sc = {0}, sg = {0};
-    mb_model_zero_grad(mc);
-    mb_model_zero_grad(mg);
-    assert_int_equal(mb_model_forward_backward(mc, tok, tgt, B, L, &sc), 0);
-    if (mb_model_forward_backward(mg, tok, tgt, B, L, &sg)) fail_msg("%s", mb_error_last());
     const char *worst_name;
-    const double worst = grad_worst(mc, mg, &worst_name);
-    const double el = fabs(sg.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
+    double worst;
+    const double el = pair_grads(mc, mg, tok, tgt, NULL, B, L, &sc, &sg, &worst, &worst_name);
     if (mb_model_forward(mg, tok, B, L, NULL, lg, NULL)) fail_msg("%s", mb_error_last());
     size_t off = 0;
     for (size_t i = 0; i < (size_t)B * L * V; i++) off += mb_bf16_float(mb_bf16_round(lg[i])) != lg[i];
@@ -339,13 +351,9 @@ static void classify_matches(int cplx, int recompute, int chunk)
     for (int i = 0; i < B * L; i++) tok[i] = (int32_t)mb_rng_below(&r, 11);
     const int32_t lab[3] = {1, MB_IGNORE_INDEX, 4};
     mb_loss_stats sc = {0}, sg = {0};
-    mb_model_zero_grad(mc);
-    mb_model_zero_grad(mg);
-    assert_int_equal(mb_model_classify_backward(mc, tok, lab, B, L, &sc), 0);
-    if (mb_model_classify_backward(mg, tok, lab, B, L, &sg)) fail_msg("%s", mb_error_last());
     const char *worst_name;
-    const double worst = grad_worst(mc, mg, &worst_name);
-    double el = fabs(sg.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
+    double worst;
+    const double el = pair_grads(mc, mg, tok, NULL, lab, B, L, &sc, &sg, &worst, &worst_name);
     float pc[3 * 5], pg[3 * 5];
     assert_int_equal(mb_model_classify(mc, tok, B, L, NULL, pc, NULL), 0);
     if (mb_model_classify(mg, tok, B, L, NULL, pg, NULL)) fail_msg("%s", mb_error_last());
@@ -439,13 +447,9 @@ static void sashimi_matches(int cplx, int mlp)
         tgt[i] = i % 7 == 3 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(&r, 11);
     }
     mb_loss_stats sc = {0}, sg = {0};
-    mb_model_zero_grad(mc);
-    mb_model_zero_grad(mg);
-    assert_int_equal(mb_model_forward_backward(mc, tok, tgt, B, L, &sc), 0);
-    if (mb_model_forward_backward(mg, tok, tgt, B, L, &sg)) fail_msg("%s", mb_error_last());
     const char *worst_name;
-    const double worst = grad_worst(mc, mg, &worst_name);
-    double el = fabs(sg.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
+    double worst;
+    const double el = pair_grads(mc, mg, tok, tgt, NULL, B, L, &sc, &sg, &worst, &worst_name);
     printf("# sashimi %s%s: loss rel err %.2e, count %lld/%lld, worst gradient %s %.2e\n",
            cplx ? "complex" : "real", mlp ? " + mlp" : "", el, (long long)sg.count,
            (long long)sc.count, worst_name, worst);
@@ -648,13 +652,9 @@ static void test_sashimi_classify(void **s)
     for (int i = 0; i < B * L; i++) tok[i] = (int32_t)mb_rng_below(&r, 11);
     const int32_t lab[3] = {3, 0, MB_IGNORE_INDEX};
     mb_loss_stats sc = {0}, sg = {0};
-    mb_model_zero_grad(mc);
-    mb_model_zero_grad(mg);
-    assert_int_equal(mb_model_classify_backward(mc, tok, lab, B, L, &sc), 0);
-    if (mb_model_classify_backward(mg, tok, lab, B, L, &sg)) fail_msg("%s", mb_error_last());
     const char *name;
-    const double worst = grad_worst(mc, mg, &name);
-    const double el = fabs(sg.loss_sum - sc.loss_sum) / fabs(sc.loss_sum);
+    double worst;
+    const double el = pair_grads(mc, mg, tok, NULL, lab, B, L, &sc, &sg, &worst, &name);
     printf("# U-Net classifier GPU vs CPU: loss %.2e, worst gradient %s %.2e\n", el, name, worst);
     assert_true(sg.count == 2 && sc.count == 2);
     assert_true(el < 1e-5 && worst < 1e-4);
