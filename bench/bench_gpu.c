@@ -28,6 +28,7 @@ int main(void)
 
 #include <cuda_runtime.h>
 
+#include "core/device.h"
 #include "models/model.h"
 #include "nn/params.h"
 #include "ops/ops.h"
@@ -410,6 +411,8 @@ done:
  * `reps` steps after one warm-up, and the peak device memory above what was
  * in use before the model existed. A fresh context per row, so a failed
  * size (out of memory) does not poison the next one. */
+static int g_profile_step; /* --train: the first timed step between profiler start and stop */
+
 static int bench_train(const char *name, int d_model, int n_layer, int vocab, int B, int L,
                        int cplx, int prec, int reps)
 {
@@ -462,6 +465,7 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
         if (sync_ok(ctx, why, sizeof why, "sync")) goto done;
         double t0 = bench_now_s();
         mb_loss_stats st = {0};
+        if (g_profile_step && i == 0) mb_dev_profile(ctx, 1); /* what ncu --profile-from-start off sees */
         if (mb_model_forward_backward(m, tok, tgt, B, L, &st)) {
             row_fail(why, sizeof why, "forward_backward", cudaGetLastError());
             goto done;
@@ -471,6 +475,7 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
             goto done;
         }
         if (sync_ok(ctx, why, sizeof why, "step")) goto done;
+        if (g_profile_step && i == 0) mb_dev_profile(ctx, 0);
         if (i >= 0) t[i] = bench_now_s() - t0;
         /* a warm-up step over 20 s: time one step only, to stay inside the run */
         else if (bench_now_s() - t0 > 20.0) n_rep = 1;
@@ -499,15 +504,30 @@ done:
 
 int main(int argc, char **argv)
 {
-    int quick = 0, scan_only = 0, model_only = 0;
+    int quick = 0, scan_only = 0, model_only = 0, train_len = 0, train_prec = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = 1;
         else if (strcmp(argv[i], "--scan") == 0) scan_only = 1;
         else if (strcmp(argv[i], "--model") == 0) model_only = 1;
-        else {
-            fprintf(stderr, "usage: bench_gpu [--quick] [--scan | --model]\n");
+        else if (strcmp(argv[i], "--train") == 0 && i + 2 < argc) {
+            train_len = atoi(argv[++i]);
+            const char *pr = argv[++i];
+            train_prec = !strcmp(pr, "fp32") ? 0 : !strcmp(pr, "tf32") ? 1 : !strcmp(pr, "bf16") ? 2 : -1;
+            if (train_len < 1 || train_prec < 0) {
+                fprintf(stderr, "bench_gpu: --train takes a length and fp32, tf32 or bf16\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "usage: bench_gpu [--quick] [--scan | --model | --train L fp32|tf32|bf16]\n"
+                            "  --train: one DNA training row, its first timed step bracketed for a profiler\n");
             return 2;
         }
+    }
+    if (train_len) {
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        g_profile_step = 1;
+        return bench_train(train_prec == 0 ? "dna d256 x8 vocab 16" : train_prec == 1 ? "dna d256 x8 tf32" : "dna d256 x8 bf16",
+                           256, 8, 16, 1, train_len, 0, train_prec, 3) ? 1 : 0;
     }
     setvbuf(stdout, NULL, _IOLBF, 0); /* rows appear as they finish, even through a pipe */
     const int reps = quick ? 3 : 10;

@@ -14,6 +14,9 @@
 #       the timed loop (after the warm-up, mb_dev_profile) timed the same way, summed per kernel, into $OUT/ncu_gen_SHAPE_B.csv;
 #       and where Nsight Systems is installed, the same run's kernel summary
 #       as they overlap in the real loop (graphs, PDL) into $OUT/nsys_gen_SHAPE_B.txt
+#   bash scripts/gpu_profile.sh train L PREC  one training step of the DNA model
+#       (bench_gpu --train L PREC, PREC fp32|tf32|bf16): every kernel of the
+#       first timed step timed alone, summed per kernel, into $OUT/ncu_train_L_PREC.csv
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 WHAT=${1:-scan}
@@ -88,8 +91,19 @@ gen)
         echo "no nsys here"
     fi
     ;;
+train)
+    TL=${2:-131072} TP=${3:-fp32}
+    mkdir -p build-gpu
+    [ -f build-gpu/build.ninja ] || bash scripts/gpu_check.sh build >/dev/null 2>&1
+    cmake --build build-gpu --target bench_gpu >/dev/null || exit 1
+    timeout 300 "$NCU" --profile-from-start off --metrics gpu__time_duration.sum \
+        --cache-control none --clock-control none --csv --page raw \
+        build-gpu/bench/bench_gpu --train "$TL" "$TP" >"$OUT/ncu_train_${TL}_$TP.csv" 2>"$OUT/ncu_train_${TL}_$TP.err"
+    echo "ncu rc=$?"
+    ncu_sum "$OUT/ncu_train_${TL}_$TP.csv" | head -40
+    ;;
 *)
-    echo "usage: $0 [scan|step|gen SHAPE B [COUNT]]" >&2
+    echo "usage: $0 [scan|step|gen SHAPE B [COUNT]|train L PREC]" >&2
     exit 2
     ;;
 esac
