@@ -366,7 +366,10 @@ static void test_linear(void **state)
 
 /* ---- conv1d ------------------------------------------------------------------ */
 
-static void conv_case(mb_rng *r, int B, int L, int D, int K, int with_prev, int with_bias)
+/* silu: the conv with its SiLU fused (the mixer's op); its backward
+ * recomputes the conv's output, and the CPU uses dy as scratch, so each side
+ * gets its own copy of dy */
+static void conv_case(mb_rng *r, int B, int L, int D, int K, int with_prev, int with_bias, int silu)
 {
     const int ldx = D + 3, ldy = D + 5, lddx = D + 1, lddy = D + 6;
     const int64_t rows = (int64_t)B * L;
@@ -381,14 +384,14 @@ static void conv_case(mb_rng *r, int B, int L, int D, int K, int with_prev, int 
     float *d_prev = d_from(prev, np), *d_dy = d_from(dy, ndy);
     const float *cp = use_prev ? prev : NULL, *gp = use_prev ? d_prev : NULL;
     char tag[64], what[128];
-    snprintf(tag, sizeof tag, "B%d L%d D%d K%d%s%s", B, L, D, K, use_prev ? " prev" : "",
-             with_bias ? " bias" : "");
+    snprintf(tag, sizeof tag, "B%d L%d D%d K%d%s%s%s", B, L, D, K, use_prev ? " prev" : "",
+             with_bias ? " bias" : "", silu ? " silu" : "");
 
     /* forward */
     float *y0 = h_nan(ny), *yc = h_copy(y0, ny);
-    mb_conv1d_fwd(g_cpu, B, L, D, K, x, ldx, w, with_bias ? bias : NULL, cp, yc, ldy);
+    mb_conv1d_fwd(g_cpu, B, L, D, K, x, ldx, w, with_bias ? bias : NULL, cp, silu, yc, ldy);
     float *d_y = d_new_nan(ny);
-    mb_conv1d_fwd(g_gpu, B, L, D, K, d_x, ldx, d_w, with_bias ? d_bias : NULL, gp, d_y, ldy);
+    mb_conv1d_fwd(g_gpu, B, L, D, K, d_x, ldx, d_w, with_bias ? d_bias : NULL, gp, silu, d_y, ldy);
     float *yg = h_from(d_y, ny);
     snprintf(what, sizeof what, "conv1d_fwd %s", tag);
     check_view(what, yg, yc, y0, rows, D, ldy, TOL);
@@ -397,12 +400,14 @@ static void conv_case(mb_rng *r, int B, int L, int D, int K, int with_prev, int 
      * in double on both sides) */
     float *dx0 = h_nan(ndx), *dxc = h_copy(dx0, ndx), *dpc = h_nan(np);
     float *dwc = h_copy(dw0, nw), *dbc = h_copy(db0, (size_t)D);
-    mb_conv1d_bwd(g_cpu, B, L, D, K, x, ldx, w, cp, dy, lddy, dxc, lddx, dwc,
-                  with_bias ? dbc : NULL, use_prev ? dpc : NULL);
+    float *dyc = h_copy(dy, ndy);
+    mb_conv1d_bwd(g_cpu, B, L, D, K, x, ldx, w, with_bias ? bias : NULL, cp, silu, dyc, lddy, dxc, lddx,
+                  dwc, with_bias ? dbc : NULL, use_prev ? dpc : NULL);
+    free(dyc);
     float *d_dx = d_new_nan(ndx), *d_dp = d_new_nan(np);
     float *d_dw = d_from(dw0, nw), *d_db = d_from(db0, (size_t)D);
-    mb_conv1d_bwd(g_gpu, B, L, D, K, d_x, ldx, d_w, gp, d_dy, lddy, d_dx, lddx, d_dw,
-                  with_bias ? d_db : NULL, use_prev ? d_dp : NULL);
+    mb_conv1d_bwd(g_gpu, B, L, D, K, d_x, ldx, d_w, with_bias ? d_bias : NULL, gp, silu, d_dy, lddy,
+                  d_dx, lddx, d_dw, with_bias ? d_db : NULL, use_prev ? d_dp : NULL);
     float *dxg = h_from(d_dx, ndx), *dwg = h_from(d_dw, nw), *dbg = h_from(d_db, (size_t)D);
     float *dpg = h_from(d_dp, np);
     snprintf(what, sizeof what, "conv1d_bwd dx %s", tag);
@@ -417,7 +422,7 @@ static void conv_case(mb_rng *r, int B, int L, int D, int K, int with_prev, int 
     }
 
     /* state update: plain copies, so exactly equal */
-    if (K > 1) {
+    if (K > 1 && !silu) {
         float *sc = h_copy(prev, np);
         mb_conv1d_state_update(g_cpu, B, L, D, K, x, ldx, sc);
         float *d_s = d_from(prev, np);
@@ -444,13 +449,21 @@ static void test_conv1d(void **state)
     seed_rng(&r, 103);
     /* K 9 and 12 take two tap groups in the dw reduction */
     static const int Ks[] = {1, 2, 4, 5, 9, 12};
-    for (size_t i = 0; i < sizeof Ks / sizeof Ks[0]; i++) {
-        conv_case(&r, 3, 13, 37, Ks[i], 1, 1);
-        conv_case(&r, 3, 13, 37, Ks[i], 0, 0);
+    /* K 4 takes the run kernels (16 rows a thread), any other K the
+     * per-element ones; each with and without the fused SiLU */
+    for (int silu = 0; silu < 2; silu++) {
+        for (size_t i = 0; i < sizeof Ks / sizeof Ks[0]; i++) {
+            conv_case(&r, 3, 13, 37, Ks[i], 1, 1, silu);
+            conv_case(&r, 3, 13, 37, Ks[i], 0, 0, silu);
+        }
+        conv_case(&r, 2, 2, 37, 5, 1, 1, silu);     /* L < K-1: the state keeps old rows */
+        conv_case(&r, 2, 2, 37, 4, 1, 1, silu);     /* the same in a run */
+        conv_case(&r, 4, 1, 64, 4, 1, 1, silu);     /* one generation step */
+        conv_case(&r, 2, 4099, 301, 4, 1, 1, silu); /* many runs and row chunks in dw */
+        /* more runs than the reduction's row blocks: each thread takes
+         * several (too slow under the sanitizers) */
+        if (!getenv("MB_GPU_TEST_SMALL")) conv_case(&r, 3, 6001, 1000, 4, 1, 1, silu);
     }
-    conv_case(&r, 2, 2, 37, 5, 1, 1);     /* L < K-1: the state keeps old rows */
-    conv_case(&r, 4, 1, 64, 4, 1, 1);     /* one generation step */
-    conv_case(&r, 2, 4099, 301, 4, 1, 1); /* many row chunks in dw */
 }
 
 /* ---- activations and vector ops ------------------------------------------------ */

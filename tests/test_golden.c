@@ -430,10 +430,10 @@ static void test_conv1d(void **state)
     float *y = calloc(n, sizeof(float));
     assert_non_null(y);
 
-    mb_conv1d_fwd(g_ctx, Bt, L, D, K, x, D, w, bias, NULL, y, D);
+    mb_conv1d_fwd(g_ctx, Bt, L, D, K, x, D, w, bias, NULL, 0, y, D);
     double e = check("conv1d y (zero history)", y, y_ref, n);
     memset(y, 0, n * sizeof(float));
-    mb_conv1d_fwd(g_ctx, Bt, L, D, K, x, D, w, bias, prev, y, D);
+    mb_conv1d_fwd(g_ctx, Bt, L, D, K, x, D, w, bias, prev, 0, y, D);
     double ep = check("conv1d y (history prev)", y, yp_ref, n);
     assert_true(e < GOLDEN_TOL);
     assert_true(ep < GOLDEN_TOL);

@@ -499,6 +499,7 @@ static void test_linear(void **state)
 
 typedef struct {
     int B, L, D, K, ldx, ldy;
+    int silu; /* the conv with its SiLU fused */
     float *x, *w, *bias, *prev, *y, *wt;
 } conv_case;
 
@@ -513,7 +514,7 @@ static double conv_in(const conv_case *c, int b, int s, int d)
 static double conv_loss(void *ud)
 {
     conv_case *c = ud;
-    mb_conv1d_fwd(g_ctx, c->B, c->L, c->D, c->K, c->x, c->ldx, c->w, c->bias, c->prev, c->y,
+    mb_conv1d_fwd(g_ctx, c->B, c->L, c->D, c->K, c->x, c->ldx, c->w, c->bias, c->prev, c->silu, c->y,
                   c->ldy);
     return dot_view(c->y, c->ldy, c->wt, c->B * c->L, c->D);
 }
@@ -528,12 +529,12 @@ static void conv_fwd_check(conv_case *c, const char *what)
                 double s = c->bias ? c->bias[d] : 0.0;
                 for (int k = 0; k < c->K; k++)
                     s += (double)c->w[(size_t)d * c->K + k] * conv_in(c, b, t - (c->K - 1) + k, d);
-                ref[((size_t)b * c->L + t) * c->D + d] = s;
+                ref[((size_t)b * c->L + t) * c->D + d] = c->silu ? s / (1.0 + exp(-s)) : s;
             }
     for (size_t i = 0; i < (size_t)rows * c->ldy; i++) c->y[i] = NAN;
     set_pad(c->y, rows, c->D, c->ldy, -7.0f);
     float *y0 = new_copy(c->y, (size_t)rows * c->ldy);
-    mb_conv1d_fwd(g_ctx, c->B, c->L, c->D, c->K, c->x, c->ldx, c->w, c->bias, c->prev, c->y,
+    mb_conv1d_fwd(g_ctx, c->B, c->L, c->D, c->K, c->x, c->ldx, c->w, c->bias, c->prev, c->silu, c->y,
                   c->ldy);
     check_fwd(what, view_err(c->y, c->ldy, ref, rows, c->D));
     check_pad(c->y, y0, rows, c->D, c->ldy);
@@ -567,39 +568,43 @@ static void conv_bwd_check(mb_rng *r, conv_case *c, int K)
     float *dw0 = new_uniform(r, (size_t)D * K, -1, 1), *db0 = new_uniform(r, D, -1, 1);
     float *dw = new_copy(dw0, (size_t)D * K), *db = new_copy(db0, D);
     float *dprev = np ? new_const(np, NAN) : NULL;
-    mb_conv1d_bwd(g_ctx, c->B, c->L, D, K, c->x, c->ldx, c->w, c->prev, dy, lddy, dx, lddx, dw,
-                  db, dprev);
+    /* with silu, dy is the op's scratch: each call gets a copy */
+    float *dys = new_copy(dy, (size_t)rows * lddy);
+    mb_conv1d_bwd(g_ctx, c->B, c->L, D, K, c->x, c->ldx, c->w, c->bias, c->prev, c->silu, dys, lddy, dx,
+                  lddx, dw, db, dprev);
     float *gx = restride(dx, lddx, rows, D, c->ldx);
     float *gw = new_diff(dw, dw0, (size_t)D * K), *gb = new_diff(db, db0, D);
     char what[64];
-    snprintf(what, sizeof what, "conv1d dx K=%d", K);
+    const char *sl = c->silu ? " silu" : "";
+    snprintf(what, sizeof what, "conv1d%s dx K=%d", sl, K);
     check_fd(mb_test_grad_check(what, conv_loss, c, c->x, gx, (size_t)rows * c->ldx, FD_CHECKS,
                                 FD_EPS));
-    snprintf(what, sizeof what, "conv1d dw K=%d (accumulated)", K);
+    snprintf(what, sizeof what, "conv1d%s dw K=%d (accumulated)", sl, K);
     check_fd(mb_test_grad_check(what, conv_loss, c, c->w, gw, (size_t)D * K, FD_CHECKS, FD_EPS));
-    snprintf(what, sizeof what, "conv1d dbias K=%d (accumulated)", K);
+    snprintf(what, sizeof what, "conv1d%s dbias K=%d (accumulated)", sl, K);
     check_fd(mb_test_grad_check(what, conv_loss, c, c->bias, gb, D, FD_CHECKS, FD_EPS));
     if (np) {
-        snprintf(what, sizeof what, "conv1d dprev K=%d", K);
+        snprintf(what, sizeof what, "conv1d%s dprev K=%d", sl, K);
         check_fd(mb_test_grad_check(what, conv_loss, c, c->prev, dprev, np, FD_CHECKS, FD_EPS));
     }
     /* without prev or dbias: the zeros before t = 0 contribute nothing */
     float *saved = c->prev;
     c->prev = NULL;
     memcpy(dw, dw0, (size_t)D * K * sizeof *dw);
-    mb_conv1d_bwd(g_ctx, c->B, c->L, D, K, c->x, c->ldx, c->w, NULL, dy, lddy, dx, lddx, dw, NULL,
-                  NULL);
+    memcpy(dys, dy, (size_t)rows * lddy * sizeof *dys);
+    mb_conv1d_bwd(g_ctx, c->B, c->L, D, K, c->x, c->ldx, c->w, c->bias, NULL, c->silu, dys, lddy, dx, lddx,
+                  dw, NULL, NULL);
     free(gx), free(gw);
     gx = restride(dx, lddx, rows, D, c->ldx);
     gw = new_diff(dw, dw0, (size_t)D * K);
-    snprintf(what, sizeof what, "conv1d dx K=%d no prev", K);
+    snprintf(what, sizeof what, "conv1d%s dx K=%d no prev", sl, K);
     check_fd(mb_test_grad_check(what, conv_loss, c, c->x, gx, (size_t)rows * c->ldx, FD_CHECKS,
                                 FD_EPS));
-    snprintf(what, sizeof what, "conv1d dw K=%d no prev", K);
+    snprintf(what, sizeof what, "conv1d%s dw K=%d no prev", sl, K);
     check_fd(mb_test_grad_check(what, conv_loss, c, c->w, gw, (size_t)D * K, FD_CHECKS, FD_EPS));
     c->prev = saved;
-    free(dy), free(dx), free(dw0), free(db0), free(dw), free(db), free(dprev), free(gx), free(gw);
-    free(gb);
+    free(dy), free(dys), free(dx), free(dw0), free(db0), free(dw), free(db), free(dprev), free(gx);
+    free(gw), free(gb);
 }
 
 /* A chunk split at `split` with the state carried equals the whole, and the
@@ -609,7 +614,7 @@ static void conv_chunk_check(conv_case *c, int split)
     int B = c->B, L = c->L, D = c->D, K = c->K;
     size_t np = (size_t)B * (K - 1) * D;
     float *whole = new_const((size_t)B * L * c->ldy, 0.0f);
-    mb_conv1d_fwd(g_ctx, B, L, D, K, c->x, c->ldx, c->w, c->bias, c->prev, whole, c->ldy);
+    mb_conv1d_fwd(g_ctx, B, L, D, K, c->x, c->ldx, c->w, c->bias, c->prev, c->silu, whole, c->ldy);
     /* chunks are (B, len, D) tensors of their own: copy the rows out */
     int lens[2] = {split, L - split}, offs[2] = {0, split};
     float *state = np ? new_copy(c->prev, np) : NULL;
@@ -622,7 +627,7 @@ static void conv_chunk_check(conv_case *c, int split)
             memcpy(xc + (size_t)b * len * c->ldx,
                    c->x + ((size_t)b * L + offs[part]) * c->ldx,
                    (size_t)len * c->ldx * sizeof *xc);
-        mb_conv1d_fwd(g_ctx, B, len, D, K, xc, c->ldx, c->w, c->bias, state, yc, c->ldy);
+        mb_conv1d_fwd(g_ctx, B, len, D, K, xc, c->ldx, c->w, c->bias, state, c->silu, yc, c->ldy);
         for (int b = 0; b < B; b++)
             for (int t = 0; t < len; t++)
                 for (int d = 0; d < D; d++) {
@@ -670,6 +675,13 @@ static void test_conv1d(void **state)
         conv_bwd_check(&r, &c, K);
         static const int splits[] = {1, 2, 6, 12};
         for (size_t s = 0; s < sizeof splits / sizeof splits[0]; s++) conv_chunk_check(&c, splits[s]);
+        /* the mixer's op: the SiLU fused, its backward recomputing the
+         * conv's output */
+        c.silu = 1;
+        snprintf(what, sizeof what, "conv1d silu K=%d prev+bias", K);
+        conv_fwd_check(&c, what);
+        conv_bwd_check(&r, &c, K);
+        conv_chunk_check(&c, 6);
         conv_free(&c);
     }
     /* big enough to run in parallel, more channels than one block */
@@ -678,6 +690,9 @@ static void test_conv1d(void **state)
     conv_fwd_check(&c, "conv1d K=4 2x64x301 (parallel)");
     conv_bwd_check(&r, &c, 4);
     conv_chunk_check(&c, 17);
+    c.silu = 1;
+    conv_fwd_check(&c, "conv1d silu K=4 2x64x301 (parallel)");
+    conv_bwd_check(&r, &c, 4);
     conv_free(&c);
 }
 

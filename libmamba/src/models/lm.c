@@ -30,7 +30,6 @@ typedef struct {
     float *logits;    /* (M, Vp) */
     float *dh;        /* backward: the residual stream's gradient (M, d) */
     float *dxn;       /* a layer's norm-output gradient (rows of one pass) */
-    float *rec_out;   /* a recomputed layer's output (rows of one pass) */
     float *saved;     /* chunked: the state entering each (layer, sequence, chunk) */
     mb_mixer_state work; /* chunked: the state being advanced */
     float *dssm[2], *dconv[2]; /* chunked: boundary gradients, in and out */
@@ -142,7 +141,6 @@ static void lm_layout(mb_carve *c, void *arg)
     n->logits = mb_carve_take(c, M * m->vocab_padded);
     n->dh = mb_carve_take(c, M * d);
     n->dxn = mb_carve_take(c, (size_t)Mx * d);
-    n->rec_out = mb_carve_take(c, (size_t)Mx * d);
     if (!chunked) return;
     const size_t sf = (size_t)(mx->is_complex ? 2 : 1) * mx->d_state;
     n->saved = mb_carve_take(c, (size_t)nl * a->B * n->nch * mb_mixer_state_floats(mx, 1));
@@ -254,7 +252,7 @@ static int lm_layer_bwd_chunked(mb_model *m, int l, int B, int L)
             const int len = lm_chunk_len(n, L, k);
             mb_mixer_state saved = lm_saved_state(m, l, b, k);
             lm_state_copy(m, &saved, &n->work);
-            if (mb_layer_fwd(ctx, ly, ps, 1, len, n->h[l] + r0 * d, n->rec_out, &n->acts[0], &n->work, &n->ws))
+            if (mb_layer_fwd(ctx, ly, ps, 1, len, n->h[l] + r0 * d, NULL, &n->acts[0], &n->work, &n->ws))
                 return -1;
             mb_mixer_carry carry = {.dssm_in = n->dssm[cur], .dssm_out = n->dssm[1 - cur],
                                     .dconv_in = n->dconv[cur], .dconv_out = n->dconv[1 - cur]};
@@ -285,7 +283,7 @@ static int lm_backward(mb_model *m, int B, int L, int from_logits)
             continue;
         }
         mb_layer_acts *a = &n->acts[n->recompute ? 0 : l];
-        if (n->recompute && mb_layer_fwd(ctx, &n->layers[l], ps, B, L, n->h[l], n->rec_out, a, NULL, &n->ws))
+        if (n->recompute && mb_layer_fwd(ctx, &n->layers[l], ps, B, L, n->h[l], NULL, a, NULL, &n->ws))
             return -1;
         if (mb_layer_bwd(ctx, &n->layers[l], ps, B, L, n->h[l], a, n->dh, n->dxn, &n->ws, NULL, NULL)) return -1;
     }

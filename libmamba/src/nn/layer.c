@@ -40,7 +40,7 @@ int mb_layer_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, in
     mb_precision_store(ctx, M, ly->width, a->xn, ly->width);
     /* the residual stream stays fp32 in every precision */
     if (mb_mixer_fwd(ctx, &ly->mixer, ps, B, L, a->xn, out, &a->mix, st, ws)) return -1;
-    mb_axpby(ctx, (size_t)M * ly->width, 1.f, in, 1.f, out);
+    if (out) mb_axpby(ctx, (size_t)M * ly->width, 1.f, in, 1.f, out);
     return 0;
 }
 

@@ -30,7 +30,8 @@ void mb_layer_acts_carve(mb_layer_acts *a, const mb_layer *ly, int M, mb_carve *
 size_t mb_layer_workspace(mb_ctx *ctx, const mb_layer *ly, int B, int L);
 
 /* out (B*L, width) = in + mixer(norm(in)); out must not alias in. With st,
- * the mixer starts from the state and leaves it at the end of the rows. */
+ * the mixer starts from the state and leaves it at the end of the rows.
+ * out NULL: only the activations (a recompute before the backward). */
 int mb_layer_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, int L, const float *in,
                  float *out, mb_layer_acts *a, mb_mixer_state *st, mb_arena *ws);
 /* dh holds d(out) and is left holding d(in): the residual passes it

@@ -98,7 +98,6 @@ void mb_mixer_acts_carve(mb_mixer_acts *a, const mb_mixer *mx, int M, mb_carve *
 {
     const size_t Di = mx->d_inner, m = (size_t)M;
     a->xz = mb_carve_take(c, m * 2 * Di);
-    a->xconv = mb_carve_take(c, m * Di);
     a->xc = mb_carve_take(c, m * Di);
     a->xdbl = mb_carve_take(c, m * mx->xdbl_dim);
     a->delta = mb_carve_take(c, m * Di);
@@ -182,9 +181,8 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
                   2 * Di);
     mb_precision_store(ctx, M, 2 * Di, a->xz, 2 * Di);
     mb_conv1d_fwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
-                  mixer_opt(ps, mx->p_conv_b), st ? st->conv : NULL, a->xconv, Di);
+                  mixer_opt(ps, mx->p_conv_b), st ? st->conv : NULL, 1, a->xc, Di);
     if (st) mb_conv1d_state_update(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, st->conv);
-    mb_act_fwd(ctx, MB_ACT_SILU, M, Di, a->xconv, Di, a->xc, Di);
     mb_precision_store(ctx, M, Di, a->xc, Di);
     mb_linear_fwd(ctx, M, Di, mx->xdbl_dim, a->xc, Di, mb_param_gemm(ctx, ps, mx->p_x_proj), NULL, a->xdbl,
                   mx->xdbl_dim);
@@ -197,6 +195,7 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     mb_scan_fwd(ctx, &sp, a->ys, st ? st->ssm : NULL, ws);
     ws->used = mark;
     mb_precision_store(ctx, M, Di, a->ys, Di);
+    if (!out) return 0; /* a recompute for the backward: out_proj's input is all it needs */
     mb_linear_fwd(ctx, M, Di, d, a->ys, Di, mb_param_gemm(ctx, ps, mx->p_out_proj), mixer_opt(ps, mx->p_out_bias),
                   out, d);
     mb_precision_store(ctx, M, d, out, d);
@@ -305,11 +304,11 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     mb_linear_bwd(ctx, M, Di, mx->xdbl_dim, a->xc, Di, mb_param_gemm(ctx, ps, mx->p_x_proj), dxdbl,
                   mx->xdbl_dim, dxc, Di, 1.f, mb_param_grad(ps, mx->p_x_proj), NULL);
     mb_precision_store(ctx, M, Di, dxc, Di);
-    /* SiLU and the conv are one op of the forward (its output stored): no
-     * rounding between their gradients */
-    mb_act_bwd(ctx, MB_ACT_SILU, M, Di, a->xconv, Di, dxc, Di, dxc, Di);
+    /* the conv and its SiLU are one op (the conv's output recomputed, never
+     * stored): no rounding between their gradients; dxc is scratch after */
     mb_conv1d_bwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
-                  st0 ? st0->conv : NULL, dxc, Di, dxz, 2 * Di, mb_param_grad(ps, mx->p_conv_w),
+                  mixer_opt(ps, mx->p_conv_b), st0 ? st0->conv : NULL, 1, dxc, Di, dxz, 2 * Di,
+                  mb_param_grad(ps, mx->p_conv_w),
                   mixer_opt_grad(ps, mx->p_conv_b), carry ? carry->dconv_out : NULL);
     /* the next chunk's conv read this chunk's last K-1 inputs */
     if (carry)

@@ -18,7 +18,6 @@ typedef struct {
 /* What forward keeps for backward, over M = B*L rows. */
 typedef struct {
     float *xz;    /* (M, 2*Di): x | z from in_proj */
-    float *xconv; /* (M, Di): conv output before SiLU */
     float *xc;    /* (M, Di): after SiLU, the scan's u */
     float *xdbl;  /* (M, xdbl_dim): dt | B | C */
     float *delta; /* (M, Di): dt_proj(dt) without its bias (the scan adds it) */
@@ -50,7 +49,8 @@ size_t mb_mixer_state_floats(const mb_mixer *mx, int B);
 size_t mb_mixer_workspace(mb_ctx *ctx, const mb_mixer *mx, int B, int L);
 
 /* out (M, d_model) = mixer(u). With st, the conv and the scan start from the
- * state and leave it at the end of the L steps (L = 1 is the recurrent step). */
+ * state and leave it at the end of the L steps (L = 1 is the recurrent step).
+ * out NULL: the activations only, out_proj skipped (a recompute). */
 int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
                  const float *u, float *out, mb_mixer_acts *a, mb_mixer_state *st, mb_arena *ws);
 /* The recurrent step of the residual block around the mixer, out = h +

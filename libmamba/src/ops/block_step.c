@@ -7,7 +7,7 @@
  * once, in the ops it is made of. */
 #include "ops/ops.h"
 
-#define BS_NBUF 12 /* arena buffers taken below */
+#define BS_NBUF 11 /* arena buffers taken below */
 
 size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p)
 {
@@ -15,7 +15,7 @@ size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p)
     const size_t nbc = (size_t)(p->is_complex ? 2 : 1) * p->d_state, xd = (size_t)p->dt_rank + 2 * nbc;
     mb_scan_params dims = {.batch = p->batch, .seqlen = 1, .dim = p->d_inner, .dstate = p->d_state,
                            .is_complex = p->is_complex};
-    const size_t floats = B * (2 * d + 2 + 2 * Di + 4 * Di + xd) + Di * (size_t)p->d_state;
+    const size_t floats = B * (2 * d + 2 + 2 * Di + 3 * Di + xd) + Di * (size_t)p->d_state;
     return floats * sizeof(float) + BS_NBUF * 64 + mb_scan_workspace_cpu(ctx, &dims);
 }
 
@@ -26,11 +26,11 @@ void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS)
     const size_t mark = ws->used;
     float *xn = mb_arena_floats(ws, (size_t)B * d), *mean = mb_arena_floats(ws, B);
     float *rstd = mb_arena_floats(ws, B), *xz = mb_arena_floats(ws, (size_t)B * 2 * Di);
-    float *xconv = mb_arena_floats(ws, (size_t)B * Di), *xc = mb_arena_floats(ws, (size_t)B * Di);
+    float *xc = mb_arena_floats(ws, (size_t)B * Di);
     float *xdbl = mb_arena_floats(ws, (size_t)B * xd), *delta = mb_arena_floats(ws, (size_t)B * Di);
     float *y = mb_arena_floats(ws, (size_t)B * Di), *Aw = p->A ? NULL : mb_arena_floats(ws, (size_t)Di * N);
     float *he = p->tokens ? mb_arena_floats(ws, (size_t)B * d) : NULL;
-    if (!xn || !mean || !rstd || !xz || !xconv || !xc || !xdbl || !delta || !y || (!p->A && !Aw) ||
+    if (!xn || !mean || !rstd || !xz || !xc || !xdbl || !delta || !y || (!p->A && !Aw) ||
         (p->tokens && !he)) {
         mb_ctx_fail(ctx, "%s", mb_error_last()); /* a sizing bug: the arena said why */
         return;
@@ -42,9 +42,8 @@ void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS)
     if (p->norm_b) mb_layernorm_fwd_cpu(ctx, B, d, h, p->norm_w, p->norm_b, p->eps, xn, mean, rstd);
     else mb_rmsnorm_fwd_cpu(ctx, B, d, h, p->norm_w, p->eps, xn, rstd);
     mb_gemm_infer_cpu(ctx, B, 2 * Di, d, xn, d, p->in_proj, p->in_proj_q8, xz, 2 * Di);
-    mb_conv1d_fwd_cpu(ctx, B, 1, Di, K, xz, 2 * Di, p->conv_w, p->conv_b, p->conv_state, xconv, Di);
+    mb_conv1d_fwd_cpu(ctx, B, 1, Di, K, xz, 2 * Di, p->conv_w, p->conv_b, p->conv_state, 1, xc, Di);
     mb_conv1d_state_update_cpu(ctx, B, 1, Di, K, xz, 2 * Di, p->conv_state);
-    mb_act_fwd_cpu(ctx, MB_ACT_SILU, B, Di, xconv, Di, xc, Di);
     mb_gemm_infer_cpu(ctx, B, xd, Di, xc, Di, p->x_proj, p->x_proj_q8, xdbl, xd);
     /* dt_proj without its bias: the scan adds it before the softplus */
     mb_gemm_cpu(ctx, 0, 1, B, Di, R, 1.f, xdbl, xd, p->dt_w, R, 0.f, delta, Di);

@@ -22,19 +22,17 @@ static const float *conv_in_row(const float *x, int ldx, const float *prev, int 
     return prev + ((size_t)b * (K - 1) + (size_t)(K - 1 + s)) * D;
 }
 
-static void conv_fwd_block(int b, int d0, int n, int L, int D, int K, const float *x, int ldx,
-                           const float *w, const float *bias, const float *prev, float *y, int ldy)
+/* The conv's n outputs at (b, t) for channels d0.., into out. */
+static void conv_fwd_row(int b, int t, int d0, int n, int L, int D, int K, const float *x, int ldx,
+                         const float *w, const float *bias, const float *prev, float *out)
 {
-    for (int t = 0; t < L; t++) {
-        float *yr = y + ((size_t)b * L + t) * ldy + d0;
-        for (int j = 0; j < n; j++) yr[j] = bias ? bias[d0 + j] : 0.0f;
-        for (int k = 0; k < K; k++) {
-            const float *src = conv_in_row(x, ldx, prev, b, L, D, K, t - (K - 1) + k);
-            if (!src) continue;
-            src += d0;
-            const float *wk = w + (size_t)d0 * K + k;
-            for (int j = 0; j < n; j++) yr[j] += wk[(size_t)j * K] * src[j];
-        }
+    for (int j = 0; j < n; j++) out[j] = bias ? bias[d0 + j] : 0.0f;
+    for (int k = 0; k < K; k++) {
+        const float *src = conv_in_row(x, ldx, prev, b, L, D, K, t - (K - 1) + k);
+        if (!src) continue;
+        src += d0;
+        const float *wk = w + (size_t)d0 * K + k;
+        for (int j = 0; j < n; j++) out[j] += wk[(size_t)j * K] * src[j];
     }
 }
 
@@ -49,8 +47,11 @@ void mb_conv1d_fwd_cpu(MB_OPS_CONV_FWD_ARGS)
 MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) schedule(static))
     for (int task = 0; task < tasks; task++) {
         int b = task / nb, d0 = (task % nb) * MB_CONV_DB;
-        conv_fwd_block(b, d0, min_int(MB_CONV_DB, D - d0), L, D, K, x, ldx, w, bias, prev, y, ldy);
+        for (int t = 0; t < L; t++)
+            conv_fwd_row(b, t, d0, min_int(MB_CONV_DB, D - d0), L, D, K, x, ldx, w, bias, prev,
+                         y + ((size_t)b * L + t) * ldy + d0);
     }
+    if (silu) mb_act_fwd_cpu(ctx, MB_ACT_SILU, B * L, D, y, ldy, y, ldy);
 }
 
 /* dx[s] = sum_k w[k] dy[s + K-1 - k] over the outputs t < L that read s. */
@@ -118,6 +119,22 @@ static void conv_dw_block(int d0, int n, int B, int L, int D, int K, const float
     for (int j = 0; j < n; j++) dbias[d0 + j] = (float)(dbias[d0 + j] + acc[j]);
 }
 
+/* dy <- the gradient before the SiLU, for channels d0.. of every row: the
+ * conv's output recomputed a row at a time (the same operations as the
+ * forward's, so the same bits as the value the forward fed its SiLU) */
+static void conv_silu_grad_block(int d0, int n, int B, int L, int D, int K, const float *x, int ldx,
+                                 const float *w, const float *bias, const float *prev, float *dy,
+                                 int lddy, mb_ctx *ctx)
+{
+    float pre[MB_CONV_DB];
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < L; t++) {
+            float *g = dy + ((size_t)b * L + t) * lddy + d0;
+            conv_fwd_row(b, t, d0, n, L, D, K, x, ldx, w, bias, prev, pre);
+            mb_act_bwd_cpu(ctx, MB_ACT_SILU, 1, n, pre, n, g, n, g, n);
+        }
+}
+
 void mb_conv1d_bwd_cpu(MB_OPS_CONV_BWD_ARGS)
 {
     if (B <= 0 || D <= 0) return;
@@ -130,6 +147,7 @@ void mb_conv1d_bwd_cpu(MB_OPS_CONV_BWD_ARGS)
 MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) schedule(static))
     for (int blk = 0; blk < nb; blk++) {
         int d0 = blk * MB_CONV_DB, n = min_int(MB_CONV_DB, D - d0);
+        if (silu) conv_silu_grad_block(d0, n, B, L, D, K, x, ldx, w, bias, prev, dy, lddy, ctx);
         for (int b = 0; b < B; b++) {
             conv_dx_block(b, d0, n, L, K, w, dy, lddy, dx, lddx);
             if (dprev) conv_dprev_block(b, d0, n, L, D, K, w, dy, lddy, dprev);

@@ -1,64 +1,206 @@
-/* Causal depthwise conv1d over (B, L, D) rows on the GPU; the same maths as
- * ops/conv1d.c. The input is the virtual sequence [prev; x]: position s < 0
- * of batch b is row s + K-1 of prev (B, K-1, D), or zero without prev.
+/* Causal depthwise conv1d over (B, L, D) rows on the GPU, with the mixer's
+ * SiLU fused in (silu); the same maths as ops/conv1d.c. The input is the
+ * virtual sequence [prev; x]: position s < 0 of batch b is row s + K-1 of
+ * prev (B, K-1, D), or zero without prev.
  *
- * Elementwise kernels run 32 x 8 threads: a warp along the channels of one
- * row (coalesced), rows by grid stride; neighbouring rows re-read the same
- * inputs, which the caches serve. Sums over taps run in the CPU's order. */
+ * The common K = 4 takes the "run" kernels: a thread owns one channel and a
+ * run of CONV_RUN rows of one sequence, loads the run's inputs (and the
+ * K-1 before it) into registers at once, many independent loads in flight,
+ * and slides the K taps over them. A warp is 32 neighbouring channels, so
+ * every load is a coalesced row segment. The first kernels, a thread per
+ * element with the 64-bit row division in each, ran at 4-7x the bytes they
+ * move (profiled in the DNA step: conv, SiLU and their gradients were 31%
+ * of it at L = 2^17). The backward recomputes the conv's output (SiLU's
+ * input) from x, so that output is never stored, and reduces dw and dbias
+ * per block in double before a fixed-order pass over the blocks: the same
+ * sums run to run. Any other K takes the per-element kernels, which do the
+ * same maths with K-fold recomputation. Sums over taps run in the CPU's
+ * order. */
 #include "core/cuda_util.h"
 #include "ops/ops.h"
 
-/* y[b,t,d] = bias[d] + sum_k w[d,k] in[b, t-(K-1)+k, d] */
-static __global__ void conv_fwd_kernel(int64_t rows, int L, int D, int K, const float *x,
-                                       int ldx, const float *w, const float *bias,
-                                       const float *prev, float *y, int ldy)
+#define CONV_RUN 16 /* rows a thread owns in the run kernels */
+
+namespace { /* internal linkage: kernels instantiated on it stay in this file */
+
+/* one conv's operands, passed by value to every kernel */
+struct conv_io {
+    int L, D, K;
+    const float *x;
+    int ldx;
+    const float *w, *bias, *prev;
+    const float *dy;
+    int lddy;
+};
+
+/* [prev; x] at position s of batch b (zero past either end) */
+__device__ __forceinline__ float conv_in_at(const conv_io &io, int64_t b, int s, int d)
 {
-    MB_FOR_ROWS(row, rows) {
-        const int64_t b = row / L;
-        const int t = (int)(row - b * L);
-        MB_FOR_COLS(d, D) {
-            const float *wd = w + (int64_t)d * K;
-            float acc = bias ? bias[d] : 0.0f;
-            for (int k = 0; k < K; k++) {
-                const int s = t - (K - 1) + k;
-                float v;
-                if (s >= 0)
-                    v = x[(row - (K - 1) + k) * ldx + d];
-                else if (prev)
-                    v = prev[(b * (K - 1) + (K - 1) + s) * D + d];
-                else
-                    continue;
-                acc += wd[k] * v;
-            }
-            y[row * ldy + d] = acc;
+    if (s >= io.L) return 0.0f;
+    if (s >= 0) return io.x[(b * io.L + s) * io.ldx + d];
+    if (!io.prev || s < -(io.K - 1)) return 0.0f;
+    return io.prev[(b * (io.K - 1) + (io.K - 1) + s) * io.D + d];
+}
+
+/* as act.cu's: expf, not __expf, to stay with the CPU's SiLU */
+__device__ __forceinline__ float conv_silu(float v) { return v * (1.0f / (1.0f + expf(-v))); }
+__device__ __forceinline__ float conv_silu_bwd(float pre, float g)
+{
+    const float s = 1.0f / (1.0f + expf(-pre));
+    return g * (s * (1.0f + pre * (1.0f - s)));
+}
+
+/* the conv's output at (b, t), channel d */
+__device__ __forceinline__ float conv_out_at(const conv_io &io, int64_t b, int t, int d)
+{
+    const float *wd = io.w + (int64_t)d * io.K;
+    float acc = io.bias ? io.bias[d] : 0.0f;
+    for (int k = 0; k < io.K; k++) acc += wd[k] * conv_in_at(io, b, t - (io.K - 1) + k, d);
+    return acc;
+}
+
+/* the gradient reaching the conv's output at (b, t < L): dy, through the
+ * SiLU when fused */
+template <bool SILU> __device__ __forceinline__ float conv_g_at(const conv_io &io, int64_t b, int t, int d)
+{
+    const float g = io.dy[(b * io.L + t) * io.lddy + d];
+    return SILU ? conv_silu_bwd(conv_out_at(io, b, t, d), g) : g;
+}
+
+/* ---- K = 4: runs of rows per thread ---------------------------------------- */
+
+template <bool SILU>
+__global__ void __launch_bounds__(MB_TILE_X *MB_TILE_Y)
+conv_fwd_run4(conv_io io, float *y, int ldy, int64_t nruns, int rps)
+{
+    constexpr int KT = 4, R = CONV_RUN;
+    const int d = blockIdx.x * MB_TILE_X + threadIdx.x;
+    if (d >= io.D) return;
+    float wk[KT];
+#pragma unroll
+    for (int k = 0; k < KT; k++) wk[k] = io.w[(int64_t)d * KT + k];
+    const float bb = io.bias ? io.bias[d] : 0.0f;
+    for (int64_t run = (int64_t)blockIdx.y * MB_TILE_Y + threadIdx.y; run < nruns;
+         run += (int64_t)gridDim.y * MB_TILE_Y) {
+        const int64_t b = run / rps;
+        const int t0 = (int)(run - b * rps) * R;
+        float v[R + KT - 1]; /* positions t0-(K-1) .. t0+R-1 */
+#pragma unroll
+        for (int i = 0; i < R + KT - 1; i++) v[i] = conv_in_at(io, b, t0 - (KT - 1) + i, d);
+#pragma unroll
+        for (int i = 0; i < R; i++) {
+            if (t0 + i >= io.L) break;
+            float acc = bb;
+#pragma unroll
+            for (int k = 0; k < KT; k++) acc += wk[k] * v[i + k];
+            y[(b * io.L + t0 + i) * ldy + d] = SILU ? conv_silu(acc) : acc;
         }
     }
 }
 
-extern "C" void mb_conv1d_fwd_cuda(MB_OPS_CONV_FWD_ARGS)
+/* dx and dprev per run; dw and dbias partials per block, in double, into
+ * part[blockIdx.y][q][d] (q = 0 dbias, 1 + k tap k), the layout
+ * mb_colred_pass2 adds up */
+template <bool SILU>
+__global__ void __launch_bounds__(MB_TILE_X *MB_TILE_Y)
+conv_bwd_run4(conv_io io, float *dx, int lddx, float *dprev, double *part, int64_t nruns, int rps)
 {
-    if (B <= 0 || L <= 0 || D <= 0) return;
-    mb_cuda_state *st = mb_cuda_enter(ctx);
-    if (!st) return;
-    const int64_t rows = (int64_t)B * L;
-    conv_fwd_kernel<<<mb_cuda_grid2d(rows, D), dim3(MB_TILE_X, MB_TILE_Y), 0, st->stream>>>(
-        rows, L, D, K, x, ldx, w, bias, prev, y, ldy);
-    MB_LAUNCH_CHECK(ctx, "conv_fwd_kernel");
+    constexpr int KT = 4, R = CONV_RUN, NQ = KT + 1;
+    __shared__ double sh[NQ][MB_TILE_Y][MB_TILE_X + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int dc = blockIdx.x * MB_TILE_X + tx;
+    const bool live = dc < io.D;
+    const int d = live ? dc : io.D - 1;
+    float wk[KT];
+#pragma unroll
+    for (int k = 0; k < KT; k++) wk[k] = io.w[(int64_t)d * KT + k];
+    const float bb = io.bias ? io.bias[d] : 0.0f;
+    double acc[NQ];
+#pragma unroll
+    for (int q = 0; q < NQ; q++) acc[q] = 0.0;
+    for (int64_t run = (int64_t)blockIdx.y * MB_TILE_Y + ty; live && run < nruns;
+         run += (int64_t)gridDim.y * MB_TILE_Y) {
+        const int64_t b = run / rps;
+        const int t0 = (int)(run - b * rps) * R;
+        float xv[R + 2 * (KT - 1)]; /* inputs at t0-(K-1) .. t0+R+K-3 */
+#pragma unroll
+        for (int i = 0; i < R + 2 * (KT - 1); i++) xv[i] = conv_in_at(io, b, t0 - (KT - 1) + i, d);
+        float g[R + KT - 1]; /* gradients at the conv's outputs t0 .. t0+R+K-3, zero past L */
+#pragma unroll
+        for (int j = 0; j < R + KT - 1; j++) {
+            float gv = 0.0f;
+            if (t0 + j < io.L) {
+                gv = io.dy[(b * io.L + t0 + j) * io.lddy + d];
+                if (SILU) {
+                    float pre = bb;
+#pragma unroll
+                    for (int k = 0; k < KT; k++) pre += wk[k] * xv[j + k];
+                    gv = conv_silu_bwd(pre, gv);
+                }
+            }
+            g[j] = gv;
+        }
+#pragma unroll
+        for (int i = 0; i < R; i++) {
+            if (t0 + i >= io.L) break;
+            float a = 0.0f;
+#pragma unroll
+            for (int k = 0; k < KT; k++) a += wk[k] * g[i + KT - 1 - k];
+            dx[(b * io.L + t0 + i) * lddx + d] = a;
+            acc[0] += g[i];
+#pragma unroll
+            for (int k = 0; k < KT; k++) acc[1 + k] += (double)g[i] * xv[i + k];
+        }
+        /* the state rows r = 0..K-2 (position r-(K-1)) are read by outputs
+         * t = r - k, all inside the sequence's first run */
+        if (dprev && t0 == 0)
+#pragma unroll
+            for (int r = 0; r < KT - 1; r++) {
+                float a = 0.0f;
+#pragma unroll
+                for (int k = 0; k <= r; k++) a += wk[k] * g[r - k];
+                dprev[(b * (KT - 1) + r) * io.D + d] = a;
+            }
+    }
+#pragma unroll
+    for (int q = 0; q < NQ; q++) sh[q][ty][tx] = acc[q];
+    __syncthreads();
+    if (ty == 0 && live)
+#pragma unroll
+        for (int q = 0; q < NQ; q++) {
+            double s = 0.0;
+#pragma unroll
+            for (int k = 0; k < MB_TILE_Y; k++) s += sh[q][k][tx];
+            part[((size_t)blockIdx.y * NQ + q) * io.D + dc] = s;
+        }
 }
 
-/* dx[b,s,d] = sum_k w[d,k] dy[b, s+K-1-k, d] over the outputs t < L. */
-static __global__ void conv_dx_kernel(int64_t rows, int L, int D, int K, const float *w,
-                                      const float *dy, int lddy, float *dx, int lddx)
+/* ---- any K: a thread per element -------------------------------------------- */
+
+template <bool SILU> __global__ void conv_fwd_kernel(conv_io io, int64_t rows, float *y, int ldy)
 {
     MB_FOR_ROWS(row, rows) {
-        const int64_t b = row / L;
-        const int s = (int)(row - b * L);
-        MB_FOR_COLS(d, D) {
-            const float *wd = w + (int64_t)d * K;
+        const int64_t b = row / io.L;
+        const int t = (int)(row - b * io.L);
+        MB_FOR_COLS(d, io.D) {
+            const float acc = conv_out_at(io, b, t, (int)d);
+            y[row * ldy + d] = SILU ? conv_silu(acc) : acc;
+        }
+    }
+}
+
+/* dx[b,s,d] = sum_k w[d,k] g[b, s+K-1-k, d] over the outputs t < L. */
+template <bool SILU> __global__ void conv_dx_kernel(conv_io io, int64_t rows, float *dx, int lddx)
+{
+    MB_FOR_ROWS(row, rows) {
+        const int64_t b = row / io.L;
+        const int s = (int)(row - b * io.L);
+        MB_FOR_COLS(d, io.D) {
+            const float *wd = io.w + d * io.K;
             float acc = 0.0f;
-            for (int k = 0; k < K; k++) {
-                if (s + (K - 1) - k >= L) continue;
-                acc += wd[k] * dy[(row + (K - 1) - k) * lddy + d];
+            for (int k = 0; k < io.K; k++) {
+                if (s + (io.K - 1) - k >= io.L) continue;
+                acc += wd[k] * conv_g_at<SILU>(io, b, s + (io.K - 1) - k, (int)d);
             }
             dx[row * lddx + d] = acc;
         }
@@ -67,88 +209,140 @@ static __global__ void conv_dx_kernel(int64_t rows, int L, int D, int K, const f
 
 /* dprev[b,r,d]: the same for the K-1 state rows (row r is position
  * r - (K-1), read by outputs t = r - k for taps k <= r). */
-static __global__ void conv_dprev_kernel(int64_t prows, int L, int D, int K, const float *w,
-                                         const float *dy, int lddy, float *dprev)
+template <bool SILU> __global__ void conv_dprev_kernel(conv_io io, int64_t prows, float *dprev)
 {
     MB_FOR_ROWS(pr, prows) {
-        const int64_t b = pr / (K - 1);
-        const int r = (int)(pr - b * (K - 1));
-        MB_FOR_COLS(d, D) {
-            const float *wd = w + (int64_t)d * K;
+        const int64_t b = pr / (io.K - 1);
+        const int r = (int)(pr - b * (io.K - 1));
+        MB_FOR_COLS(d, io.D) {
+            const float *wd = io.w + d * io.K;
             float acc = 0.0f;
             for (int k = 0; k <= r; k++) {
                 const int t = r - k;
-                if (t >= L) continue;
-                acc += wd[k] * dy[(b * L + t) * lddy + d];
+                if (t >= io.L) continue;
+                acc += wd[k] * conv_g_at<SILU>(io, b, t, (int)d);
             }
-            dprev[pr * D + d] = acc;
+            dprev[pr * io.D + d] = acc;
         }
     }
 }
 
-/* dw[d, k0+i] += sum_{b,t} dy[b,t,d] in[b, t-(K-1)+k0+i, d] for i < nt, and
- * (q = 0) dbias[d] += sum dy[b,t,d]: one column reduction per group of up
- * to MB_CONV_TAPS taps, partials in double as the CPU's accumulators. */
+/* dw[d, k0+i] += sum_{b,t} g[b,t,d] in[b, t-(K-1)+k0+i, d] for i < nt, and
+ * (q = 0) dbias[d] += sum g[b,t,d]: one column reduction per group of up
+ * to MB_CONV_TAPS taps, partials in double as the CPU's accumulators. The
+ * run kernels' partials are added up with its store too. */
 #define MB_CONV_TAPS 8
-namespace { /* internal linkage: kernels instantiated on it stay in this file */
 struct conv_dw_f {
     int nq;     /* 1 + nt */
     int nt, k0; /* taps k0 .. k0+nt-1 */
-    int L, D, K;
-    const float *x;
-    int ldx;
-    const float *prev;
-    const float *dy;
-    int lddy;
+    int silu;
+    conv_io io;
     float *dw;
     float *dbias; /* NULL: not wanted, or not this group's job */
     __device__ void load(int64_t r, int c, double *acc) const
     {
-        const int64_t b = r / L;
-        const int t = (int)(r - b * L);
-        const float g = dy[r * lddy + c];
+        const int64_t b = r / io.L;
+        const int t = (int)(r - b * io.L);
+        const float g = silu ? conv_g_at<true>(io, b, t, c) : conv_g_at<false>(io, b, t, c);
         acc[0] += g;
 #pragma unroll
-        for (int i = 0; i < MB_CONV_TAPS; i++) {
-            if (i < nt) {
-                const int s = t - (K - 1) + k0 + i;
-                float v = 0.0f;
-                if (s >= 0)
-                    v = x[(r - (K - 1) + k0 + i) * ldx + c];
-                else if (prev)
-                    v = prev[(b * (K - 1) + (K - 1) + s) * D + c];
-                acc[1 + i] += (double)g * v;
-            }
-        }
+        for (int i = 0; i < MB_CONV_TAPS; i++)
+            if (i < nt) acc[1 + i] += (double)g * conv_in_at(io, b, t - (io.K - 1) + k0 + i, c);
     }
     __device__ void store(int q, int c, double s) const
     {
         if (q == 0) {
             if (dbias) dbias[c] = (float)(dbias[c] + s);
         } else {
-            float *p = dw + (int64_t)c * K + k0 + (q - 1);
+            float *p = dw + (int64_t)c * io.K + k0 + (q - 1);
             *p = (float)(*p + s);
         }
     }
 };
+
+conv_io conv_make_io(int L, int D, int K, const float *x, int ldx, const float *w, const float *bias,
+                     const float *prev, const float *dy, int lddy)
+{
+    conv_io io;
+    io.L = L, io.D = D, io.K = K, io.x = x, io.ldx = ldx, io.w = w, io.bias = bias, io.prev = prev;
+    io.dy = dy, io.lddy = lddy;
+    return io;
+}
+
 } // namespace
+
+extern "C" void mb_conv1d_fwd_cuda(MB_OPS_CONV_FWD_ARGS)
+{
+    if (B <= 0 || L <= 0 || D <= 0) return;
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return;
+    const conv_io io = conv_make_io(L, D, K, x, ldx, w, bias, prev, NULL, 0);
+    const dim3 blk(MB_TILE_X, MB_TILE_Y);
+    if (K == 4) {
+        const int rps = (L + CONV_RUN - 1) / CONV_RUN;
+        const int64_t nruns = (int64_t)B * rps;
+        const dim3 grid(mb_cuda_blocks(D, MB_TILE_X, 65535u), mb_cuda_blocks(nruns, MB_TILE_Y, MB_CUDA_MAX_GRID_Y));
+        if (silu) conv_fwd_run4<true><<<grid, blk, 0, st->stream>>>(io, y, ldy, nruns, rps);
+        else conv_fwd_run4<false><<<grid, blk, 0, st->stream>>>(io, y, ldy, nruns, rps);
+        MB_LAUNCH_CHECK(ctx, "conv_fwd_run4");
+        return;
+    }
+    const int64_t rows = (int64_t)B * L;
+    if (silu) conv_fwd_kernel<true><<<mb_cuda_grid2d(rows, D), blk, 0, st->stream>>>(io, rows, y, ldy);
+    else conv_fwd_kernel<false><<<mb_cuda_grid2d(rows, D), blk, 0, st->stream>>>(io, rows, y, ldy);
+    MB_LAUNCH_CHECK(ctx, "conv_fwd_kernel");
+}
+
+/* K = 4: dx, dprev and the partials in one kernel, then the fixed-order sum */
+static void conv_bwd_run4_launch(mb_ctx *ctx, mb_cuda_state *st, const conv_io &io, int B, int silu,
+                                 float *dx, int lddx, float *dw, float *dbias, float *dprev)
+{
+    const int NQ = 5;
+    const int rps = (io.L + CONV_RUN - 1) / CONV_RUN;
+    const int64_t nruns = (int64_t)B * rps;
+    /* as many row blocks as the scratch holds partials for, each thread
+     * taking every gy-th group of runs */
+    int64_t gy = (nruns + MB_TILE_Y - 1) / MB_TILE_Y;
+    const int64_t by_scratch = (int64_t)(MB_CUDA_SCRATCH_BYTES / sizeof(double)) / ((int64_t)NQ * io.D);
+    if (gy > by_scratch) gy = by_scratch;
+    if (gy > (int64_t)MB_CUDA_MAX_GRID_Y) gy = MB_CUDA_MAX_GRID_Y;
+    if (gy < 1) { /* D past what the scratch can hold a row of partials for */
+        mb_ctx_fail(ctx, "cuda conv1d: %d channels are more than the reduction scratch holds", io.D);
+        return;
+    }
+    double *part = (double *)st->scratch;
+    const dim3 grid(mb_cuda_blocks(io.D, MB_TILE_X, 65535u), (unsigned)gy), blk(MB_TILE_X, MB_TILE_Y);
+    if (silu) conv_bwd_run4<true><<<grid, blk, 0, st->stream>>>(io, dx, lddx, dprev, part, nruns, rps);
+    else conv_bwd_run4<false><<<grid, blk, 0, st->stream>>>(io, dx, lddx, dprev, part, nruns, rps);
+    if (MB_CUDA_LAUNCHED(ctx, "conv_bwd_run4")) return;
+    conv_dw_f f;
+    f.nt = 4, f.nq = NQ, f.k0 = 0, f.silu = silu, f.io = io, f.dw = dw, f.dbias = dbias;
+    mb_colred_pass2<conv_dw_f><<<mb_cuda_blocks((int64_t)NQ * io.D, 256, MB_CUDA_MAX_BLOCKS), 256, 0, st->stream>>>(
+        f, 0, io.D, (int)gy, part);
+    MB_LAUNCH_CHECK(ctx, "conv_bwd_run4 sums");
+}
 
 extern "C" void mb_conv1d_bwd_cuda(MB_OPS_CONV_BWD_ARGS)
 {
     if (B <= 0 || D <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
+    const conv_io io = conv_make_io(L, D, K, x, ldx, w, bias, prev, dy, lddy);
     const int64_t rows = (int64_t)B * (L > 0 ? L : 0);
+    if (K == 4 && rows > 0) {
+        conv_bwd_run4_launch(ctx, st, io, B, silu, dx, lddx, dw, dbias, dprev);
+        return;
+    }
     const dim3 blk(MB_TILE_X, MB_TILE_Y);
     if (rows > 0) {
-        conv_dx_kernel<<<mb_cuda_grid2d(rows, D), blk, 0, st->stream>>>(rows, L, D, K, w, dy,
-                                                                         lddy, dx, lddx);
+        if (silu) conv_dx_kernel<true><<<mb_cuda_grid2d(rows, D), blk, 0, st->stream>>>(io, rows, dx, lddx);
+        else conv_dx_kernel<false><<<mb_cuda_grid2d(rows, D), blk, 0, st->stream>>>(io, rows, dx, lddx);
         MB_LAUNCH_CHECK(ctx, "conv_dx_kernel");
     }
     if (dprev && K > 1) {
         const int64_t prows = (int64_t)B * (K - 1);
-        conv_dprev_kernel<<<mb_cuda_grid2d(prows, D), blk, 0, st->stream>>>(prows, L, D, K, w,
-                                                                            dy, lddy, dprev);
+        if (silu) conv_dprev_kernel<true><<<mb_cuda_grid2d(prows, D), blk, 0, st->stream>>>(io, prows, dprev);
+        else conv_dprev_kernel<false><<<mb_cuda_grid2d(prows, D), blk, 0, st->stream>>>(io, prows, dprev);
         MB_LAUNCH_CHECK(ctx, "conv_dprev_kernel");
     }
     if (rows <= 0) return; /* dw and dbias gain nothing */
@@ -157,14 +351,8 @@ extern "C" void mb_conv1d_bwd_cuda(MB_OPS_CONV_BWD_ARGS)
         f.nt = K - k0 < MB_CONV_TAPS ? K - k0 : MB_CONV_TAPS;
         f.nq = 1 + f.nt;
         f.k0 = k0;
-        f.L = L;
-        f.D = D;
-        f.K = K;
-        f.x = x;
-        f.ldx = ldx;
-        f.prev = prev;
-        f.dy = dy;
-        f.lddy = lddy;
+        f.silu = silu;
+        f.io = io;
         f.dw = dw;
         f.dbias = k0 == 0 ? dbias : NULL;
         if (mb_colred_run<1 + MB_CONV_TAPS>(ctx, st, f, rows, D)) return;

@@ -51,13 +51,13 @@ void mb_bias_add(mb_ctx *ctx, int M, int N, const float *bias, float *y, int ldy
 
 void mb_conv1d_fwd(MB_OPS_CONV_FWD_ARGS)
 {
-    DISPATCH_VOID(mb_conv1d_fwd, ctx, B, L, D, K, x, ldx, w, bias, prev, y, ldy);
+    DISPATCH_VOID(mb_conv1d_fwd, ctx, B, L, D, K, x, ldx, w, bias, prev, silu, y, ldy);
 }
 
 void mb_conv1d_bwd(MB_OPS_CONV_BWD_ARGS)
 {
-    DISPATCH_VOID(mb_conv1d_bwd, ctx, B, L, D, K, x, ldx, w, prev, dy, lddy, dx, lddx, dw, dbias,
-                  dprev);
+    DISPATCH_VOID(mb_conv1d_bwd, ctx, B, L, D, K, x, ldx, w, bias, prev, silu, dy, lddy, dx, lddx, dw,
+                  dbias, dprev);
 }
 
 void mb_conv1d_state_update(MB_OPS_CONV_STATE_ARGS)

@@ -103,16 +103,22 @@ void mb_bias_add_cpu(mb_ctx *ctx, int M, int N, const float *bias, float *y, int
 /* ---- causal depthwise conv1d over (B, L, D) -------------------------------
  * y[b,t,d] = bias[d] + sum_k w[d,k] * x[b, t-(K-1)+k, d], where positions
  * before t = 0 read `prev` (B, K-1, D: the K-1 inputs that preceded this
- * chunk) or zeros when prev is NULL. w is mamba_ssm's (D, 1, K) weight. */
+ * chunk) or zeros when prev is NULL. w is mamba_ssm's (D, 1, K) weight.
+ * With silu, y = silu(that): the mixer's conv and SiLU as one op, so the
+ * conv's output before the SiLU is never stored (the backward recomputes
+ * it from x, w, bias and prev, K products a value). */
 #define MB_OPS_CONV_FWD_ARGS mb_ctx *ctx, int B, int L, int D, int K, const float *x, int ldx, \
-    const float *w, const float *bias, const float *prev, float *y, int ldy
+    const float *w, const float *bias, const float *prev, int silu, float *y, int ldy
 void mb_conv1d_fwd(MB_OPS_CONV_FWD_ARGS);
 void mb_conv1d_fwd_cpu(MB_OPS_CONV_FWD_ARGS);
 /* dx overwritten; dw (D, K) and dbias (D, may be NULL) accumulated; dprev
- * (B, K-1, D) overwritten when not NULL. */
+ * (B, K-1, D) overwritten when not NULL. dy is the gradient of the forward's
+ * y (after the SiLU when silu); with silu, dy is also scratch: its contents
+ * afterwards are unspecified (the CPU turns it into the gradient before the
+ * SiLU in place). */
 #define MB_OPS_CONV_BWD_ARGS mb_ctx *ctx, int B, int L, int D, int K, const float *x, int ldx, \
-    const float *w, const float *prev, const float *dy, int lddy, float *dx, int lddx, \
-    float *dw, float *dbias, float *dprev
+    const float *w, const float *bias, const float *prev, int silu, float *dy, int lddy, float *dx, \
+    int lddx, float *dw, float *dbias, float *dprev
 void mb_conv1d_bwd(MB_OPS_CONV_BWD_ARGS);
 void mb_conv1d_bwd_cpu(MB_OPS_CONV_BWD_ARGS);
 /* prev (B, K-1, D) <- the last K-1 inputs of [prev; x]: the state after the chunk. */
