@@ -115,7 +115,7 @@ static void run_shape(const shape *s)
                         .dA = up(calloc(D * N, 4), D * N), .dA_imag = s->cplx ? up(calloc(D * N, 4), D * N) : NULL,
                         .dB = poisoned(M * ldbc), .ld_dB = ldbc, .dD = up(calloc(D, 4), D),
                         .dz = poisoned(M * D), .ld_dz = D, .ddelta_bias = up(calloc(D, 4), D),
-                        .dh0 = s->opts ? poisoned(nh) : NULL};
+                        .dh0 = s->opts ? poisoned(nh) : NULL, .y = poisoned(M * D)};
     gg.dC = gg.dB + sf, gg.ld_dC = ldbc;
     mb_arena wsg;
     assert_int_equal(mb_arena_init(&wsg, gpu, mb_scan_workspace(gpu, &q)), 0);
@@ -126,6 +126,9 @@ static void run_shape(const shape *s)
 
     float *t;
     compare("y", s, t = down(y_d, M * D), y, M * D, TOL_ELEM), free(t);
+    /* the backward's y (a recompute's ys): its states come from the
+     * backward's own chunks and carries */
+    compare("y from the backward", s, t = down(gg.y, M * D), y, M * D, TOL_ELEM), free(t);
     compare("final state", s, t = down(hT_d, nh), hT, nh, TOL_ELEM), free(t);
     compare("du", s, t = down(gg.du, M * D), du, M * D, TOL_ELEM), free(t);
     compare("ddelta", s, t = down(gg.ddelta, M * D), ddl, M * D, TOL_ELEM), free(t);

@@ -124,6 +124,16 @@ static void grad_check(int cplx, int use_opts)
         CHECK("dh0", s.h0, dh0, nh);
     }
 #undef CHECK
+    /* the backward's y (what a recompute leaves to it) is the forward's,
+     * bit for bit: the same states, the same expression */
+    float *yb = calloc(M * D, 4);
+    g.y = yb;
+    mb_scan_bwd(s.ctx, &p, s.wy, s.wh, &g, &s.ws);
+    mb_scan_fwd(s.ctx, &p, s.y, s.hT, &s.ws);
+    printf("# %s%s backward's y %s the forward's\n", cplx ? "complex" : "real", use_opts ? "" : " (plain)",
+           memcmp(yb, s.y, M * D * 4) ? "DIFFERS from" : "equals");
+    assert_memory_equal(yb, s.y, M * D * 4);
+    free(yb);
     free(du), free(ddelta), free(dz), free(dA), free(dAi), free(dD), free(dbias), free(dxdbl), free(dh0);
     sc_free(&s);
 }

@@ -190,12 +190,13 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     /* dt_proj without its bias: the scan adds it before the softplus */
     mb_linear_fwd(ctx, M, R, Di, a->xdbl, mx->xdbl_dim, mb_param_gemm(ctx, ps, mx->p_dt_w), NULL, a->delta, Di);
     mb_precision_store(ctx, M, Di, a->delta, Di);
+    a->ys_pending = out == NULL;
+    if (!out) return 0;
     mb_scan_params sp = mixer_scan_params(mx, ps, B, L, a, st ? st->ssm : NULL);
     size_t mark = ws->used;
     mb_scan_fwd(ctx, &sp, a->ys, st ? st->ssm : NULL, ws);
     ws->used = mark;
     mb_precision_store(ctx, M, Di, a->ys, Di);
-    if (!out) return 0; /* a recompute for the backward: out_proj's input is all it needs */
     mb_linear_fwd(ctx, M, Di, d, a->ys, Di, mb_param_gemm(ctx, ps, mx->p_out_proj), mixer_opt(ps, mx->p_out_bias),
                   out, d);
     mb_precision_store(ctx, M, d, out, d);
@@ -271,8 +272,11 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
         mb_precision_store(ctx, M, d, d16, d);
         dout = d16;
     }
+    /* out_proj's input gradient needs only dout; its weight gradient needs
+     * ys, which the scan's backward writes when a recompute left it */
+    const int late = a->ys_pending;
     mb_linear_bwd(ctx, M, Di, d, a->ys, Di, mb_param_gemm(ctx, ps, mx->p_out_proj), dout, d, dys, Di,
-                  0.f, mb_param_grad(ps, mx->p_out_proj), mixer_opt_grad(ps, mx->p_out_bias));
+                  0.f, late ? NULL : mb_param_grad(ps, mx->p_out_proj), mixer_opt_grad(ps, mx->p_out_bias));
     mb_precision_store(ctx, M, Di, dys, Di);
 
     mb_dev_zero(ctx, dA, (size_t)Di * N * sizeof(float));
@@ -288,8 +292,14 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
         .dz = dxz + Di, .ld_dz = 2 * Di,
         .ddelta_bias = mb_param_grad(ps, mx->p_dt_b),
         .dh0 = carry ? carry->dssm_out : NULL,
+        .y = late ? a->ys : NULL,
     };
     mb_scan_bwd(ctx, &sp, dys, carry ? carry->dssm_in : NULL, &sg, ws);
+    if (late) {
+        mb_precision_store(ctx, M, Di, a->ys, Di);
+        mb_linear_bwd(ctx, M, Di, d, a->ys, Di, NULL, dout, d, NULL, Di, 0.f, mb_param_grad(ps, mx->p_out_proj),
+                      NULL);
+    }
     mb_precision_store(ctx, M, Di, dxc, Di);
     mb_precision_store(ctx, M, Di, ddelta, Di);
     mb_precision_store(ctx, M, 2 * mx->n_bc, dxdbl + R, mx->xdbl_dim);

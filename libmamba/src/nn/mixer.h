@@ -23,6 +23,9 @@ typedef struct {
     float *delta; /* (M, Di): dt_proj(dt) without its bias (the scan adds it) */
     float *ys;    /* (M, Di): scan output, gated by silu(z) */
     float *A;     /* (Di, N): -exp(A_log) */
+    /* ys not computed yet: a recompute (mb_mixer_fwd with out NULL) leaves
+     * the scan to the backward's, which writes ys as it goes */
+    int ys_pending;
 } mb_mixer_acts;
 
 /* Recurrent state of one mixer for B sequences. */
@@ -50,7 +53,9 @@ size_t mb_mixer_workspace(mb_ctx *ctx, const mb_mixer *mx, int B, int L);
 
 /* out (M, d_model) = mixer(u). With st, the conv and the scan start from the
  * state and leave it at the end of the L steps (L = 1 is the recurrent step).
- * out NULL: the activations only, out_proj skipped (a recompute). */
+ * out NULL: the activations for mb_mixer_bwd only (a recompute): neither
+ * the scan (the backward's writes ys) nor out_proj runs, st is left as it
+ * was after the conv. */
 int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
                  const float *u, float *out, mb_mixer_acts *a, mb_mixer_state *st, mb_arena *ws);
 /* The recurrent step of the residual block around the mixer, out = h +

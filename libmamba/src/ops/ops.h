@@ -281,6 +281,10 @@ typedef struct {
     float *dz;     int64_t ld_dz;     /* overwritten, when z */
     float *ddelta_bias;               /* (D) accumulated, when delta_bias */
     float *dh0;                       /* overwritten when not NULL */
+    /* (B, L, D) when not NULL: the forward's output y, overwritten. The
+     * backward recomputes every state anyway, so a recompute before it can
+     * skip the forward scan (the CPU's y is the forward's, bit for bit). */
+    float *y;
 } mb_scan_grads;
 
 /* Scratch the scan needs (bytes), to size arenas once per shape. */

@@ -278,9 +278,16 @@ MB_OMP(omp parallel for schedule(static) num_threads(nthr) if (nblk > 1))
                     const size_t row = (size_t)b * L + t;
                     const float *ut = p->u + row * p->ld_u, *dlt = p->delta + row * p->ld_delta;
                     const float *Bt = p->Bm + row * p->ld_B, *Ct = p->Cm + row * p->ld_C;
+                    const float *zt = p->z ? p->z + row * p->ld_z : NULL;
                     for (int j = 0; j < nd; j++) {
-                        float dt = scan_delta(p, dlt, d0 + j, NULL);
-                        scan_step_channel(p, d0 + j, dt, ut[d0 + j], Bt, Ct, h + (size_t)j * sf);
+                        const int d = d0 + j;
+                        float dt = scan_delta(p, dlt, d, NULL);
+                        float out = scan_step_channel(p, d, dt, ut[d], Bt, Ct, h + (size_t)j * sf);
+                        if (!g->y) continue;
+                        /* the forward's expression, on the same states */
+                        if (p->Dskip) out += p->Dskip[d] * ut[d];
+                        if (zt) out *= scan_silu(zt[d]);
+                        g->y[row * D + d] = out;
                     }
                     memcpy(hs + (size_t)(t - t0) * SCAN_DBLK * sf, h, (size_t)nd * sf * sizeof(float));
                 }

@@ -57,6 +57,7 @@ struct scan_args {
     const float *dy, *dhT;
     int64_t ld_du, ld_ddelta, ld_dB, ld_dC, ld_dz;
     float *du, *ddelta, *dA, *dAi, *dB, *dC, *dD, *dz, *dbias, *dh0;
+    float *y; /* the forward's output too, when not NULL */
 };
 
 /* N as the kernels see it: a constant for the common d_state 16 */
@@ -544,6 +545,7 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
         yfull += Dd * x;
         const float dyv = live ? cur.dy : 0.f;
         const float dyf = scan_gate_bwd(a, row, d, dyv, cur.z, yfull, live);
+        if (a.y && live) a.y[row * a.D + d] = a.z ? yfull * (cur.z * scan_sigmoid(cur.z)) : yfull;
         /* ddt = sum_n (dL/da_n) (da_n/ddt) + (sum_n G_n B_n) x; the A part is
          * gathered against A log2(e) and scaled by ln 2 once */
         float dx = dyf * Dd, ddtA = 0.f, ddtI = 0.f, gb = 0.f;
@@ -810,6 +812,7 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const flo
     a.du = g->du, a.ld_du = g->ld_du, a.ddelta = g->ddelta, a.ld_ddelta = g->ld_ddelta;
     a.dA = g->dA, a.dAi = g->dA_imag, a.dB = g->dB, a.ld_dB = g->ld_dB, a.dC = g->dC, a.ld_dC = g->ld_dC;
     a.dD = g->dD, a.dz = g->dz, a.ld_dz = g->ld_dz, a.dbias = g->ddelta_bias, a.dh0 = g->dh0;
+    a.y = g->y;
     const int sf = (a.cplx ? 2 : 1) * a.N;
     const int64_t rows = (int64_t)a.B * a.L;
     const unsigned zgrid = (unsigned)((rows * sf + 255) / 256);
