@@ -366,6 +366,28 @@ static void test_linear(void **state)
 
 /* ---- conv1d ------------------------------------------------------------------ */
 
+/* bf16 precision (both contexts, test_conv1d_bf16): y and dx stored
+ * rounded. Both sides round fp32 values that agree to their last bits, so
+ * only elements at a rounding boundary can differ (by 2^-8 of themselves):
+ * the bound is loose for those and every value must be a bf16 value. */
+static int g_conv_bf16;
+
+static void check16(const char *what, const float *gpu, const float *cpu, const float *before, int64_t M,
+                    int64_t N, int64_t ld)
+{
+    if (!g_conv_bf16) {
+        check_view(what, gpu, cpu, before, M, N, ld, TOL);
+        return;
+    }
+    int64_t off = 0;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++)
+            off += mb_bf16_keep(gpu[i * ld + j]) != gpu[i * ld + j] || mb_bf16_keep(cpu[i * ld + j]) != cpu[i * ld + j];
+    printf("# %-58s %lld values not bf16\n", what, (long long)off);
+    assert_true(off == 0);
+    check_view(what, gpu, cpu, before, M, N, ld, 1e-3);
+}
+
 /* silu: the conv with its SiLU fused (the mixer's op); its backward
  * recomputes the conv's output, and the CPU uses dy as scratch, so each side
  * gets its own copy of dy */
@@ -393,25 +415,30 @@ static void conv_case(mb_rng *r, int B, int L, int D, int K, int with_prev, int 
     float *d_y = d_new_nan(ny);
     mb_conv1d_fwd(g_gpu, B, L, D, K, d_x, ldx, d_w, with_bias ? d_bias : NULL, gp, silu, d_y, ldy);
     float *yg = h_from(d_y, ny);
-    snprintf(what, sizeof what, "conv1d_fwd %s", tag);
-    check_view(what, yg, yc, y0, rows, D, ldy, TOL);
+    snprintf(what, sizeof what, "conv1d_fwd %s%s", tag, g_conv_bf16 ? " bf16" : "");
+    check16(what, yg, yc, y0, rows, D, ldy);
 
     /* backward: dx, dprev overwritten; dw, dbias accumulated (sums over B L
      * in double on both sides) */
     float *dx0 = h_nan(ndx), *dxc = h_copy(dx0, ndx), *dpc = h_nan(np);
     float *dwc = h_copy(dw0, nw), *dbc = h_copy(db0, (size_t)D);
     float *dyc = h_copy(dy, ndy);
+    /* with prev, a chunk of a longer sequence: the next chunk's share of
+     * the last K-1 rows' dx comes in too */
+    float *dnext = h_uniform(r, np, -1, 1), *d_dnext = d_from(dnext, np);
     mb_conv1d_bwd(g_cpu, B, L, D, K, x, ldx, w, with_bias ? bias : NULL, cp, silu, dyc, lddy, dxc, lddx,
-                  dwc, with_bias ? dbc : NULL, use_prev ? dpc : NULL);
+                  dwc, with_bias ? dbc : NULL, use_prev ? dpc : NULL, use_prev ? dnext : NULL);
     free(dyc);
     float *d_dx = d_new_nan(ndx), *d_dp = d_new_nan(np);
     float *d_dw = d_from(dw0, nw), *d_db = d_from(db0, (size_t)D);
     mb_conv1d_bwd(g_gpu, B, L, D, K, d_x, ldx, d_w, with_bias ? d_bias : NULL, gp, silu, d_dy, lddy,
-                  d_dx, lddx, d_dw, with_bias ? d_db : NULL, use_prev ? d_dp : NULL);
+                  d_dx, lddx, d_dw, with_bias ? d_db : NULL, use_prev ? d_dp : NULL, use_prev ? d_dnext : NULL);
+    free(dnext);
+    d_free(d_dnext);
     float *dxg = h_from(d_dx, ndx), *dwg = h_from(d_dw, nw), *dbg = h_from(d_db, (size_t)D);
     float *dpg = h_from(d_dp, np);
-    snprintf(what, sizeof what, "conv1d_bwd dx %s", tag);
-    check_view(what, dxg, dxc, dx0, rows, D, lddx, TOL);
+    snprintf(what, sizeof what, "conv1d_bwd dx %s%s", tag, g_conv_bf16 ? " bf16" : "");
+    check16(what, dxg, dxc, dx0, rows, D, lddx);
     snprintf(what, sizeof what, "conv1d_bwd dw (accumulated) %s", tag);
     check(what, view_err(dwg, dwc, 1, (int64_t)nw, (int64_t)nw), TOL);
     snprintf(what, sizeof what, "conv1d_bwd dbias (accumulated) %s", tag);
@@ -464,6 +491,27 @@ static void test_conv1d(void **state)
          * several (too slow under the sanitizers) */
         if (!getenv("MB_GPU_TEST_SMALL")) conv_case(&r, 3, 6001, 1000, 4, 1, 1, silu);
     }
+}
+
+/* bf16 precision: y and dx rounded in the kernels' stores (the run
+ * kernels at K = 4, the per-element ones otherwise), dw, dbias and dprev
+ * fp32 */
+static void test_conv1d_bf16(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 107);
+    assert_int_equal(mb_ctx_set_precision(g_cpu, MB_PREC_BF16), 0);
+    assert_int_equal(mb_ctx_set_precision(g_gpu, MB_PREC_BF16), 0);
+    g_conv_bf16 = 1;
+    for (int silu = 0; silu < 2; silu++) {
+        conv_case(&r, 3, 13, 37, 4, 1, 1, silu);
+        conv_case(&r, 3, 13, 37, 5, 1, 1, silu);
+        conv_case(&r, 2, 4099, 301, 4, 1, 1, silu);
+    }
+    g_conv_bf16 = 0;
+    assert_int_equal(mb_ctx_set_precision(g_cpu, MB_PREC_FP32), 0);
+    assert_int_equal(mb_ctx_set_precision(g_gpu, MB_PREC_FP32), 0);
 }
 
 /* ---- activations and vector ops ------------------------------------------------ */
@@ -1308,7 +1356,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_context), cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_linear),  cmocka_unit_test(test_conv1d),
+        cmocka_unit_test(test_linear),  cmocka_unit_test(test_conv1d), cmocka_unit_test(test_conv1d_bf16),
         cmocka_unit_test(test_act),     cmocka_unit_test(test_vector_ops),
         cmocka_unit_test(test_shift_rows),
         cmocka_unit_test(test_norms),   cmocka_unit_test(test_embed),

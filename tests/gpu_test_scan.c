@@ -49,12 +49,37 @@ static float *down(const float *d, size_t n)
     return h;
 }
 
+/* bf16 precision (both contexts): y, du, ddelta, dz and the backward's y
+ * are stored rounded. The two sides round fp32 values that differ in their
+ * last bits (TOL_ELEM), so an element lands on the neighbouring bf16 value
+ * only near a rounding boundary: rare, and off by 2^-8 of itself. A
+ * missing rounding is caught by the bf16-value check (compare16); TOL_BF16
+ * bounds the flips. */
+static int g_bf16;
+#define TOL_BF16 1e-3
+
 static void compare(const char *what, const shape *s, const float *got, const float *ref, size_t n,
                     double tol)
 {
     double e = mb_test_rel_err(got, ref, n);
-    printf("# %-26s %-9s %-14s rel err %.2e\n", s->name, s->cplx ? "complex" : "real", what, e);
+    printf("# %-26s %-9s %-4s %-20s rel err %.2e\n", s->name, s->cplx ? "complex" : "real",
+           g_bf16 ? "bf16" : "fp32", what, e);
     assert_true(e < tol);
+}
+
+/* a stored output in bf16 precision: every value a bf16 value, and close
+ * to the CPU's; in fp32, as compare */
+static void compare16(const char *what, const shape *s, const float *got, const float *ref, size_t n)
+{
+    if (!g_bf16) {
+        compare(what, s, got, ref, n, TOL_ELEM);
+        return;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) off += mb_bf16_keep(got[i]) != got[i] || mb_bf16_keep(ref[i]) != ref[i];
+    if (off) printf("# %s: %zu values are not bf16 values\n", what, off);
+    assert_true(off == 0);
+    compare(what, s, got, ref, n, TOL_BF16);
 }
 
 static void run_shape(const shape *s)
@@ -125,13 +150,13 @@ static void run_shape(const shape *s)
     if (mb_ctx_check(gpu)) fail_msg("%s", mb_error_last());
 
     float *t;
-    compare("y", s, t = down(y_d, M * D), y, M * D, TOL_ELEM), free(t);
+    compare16("y", s, t = down(y_d, M * D), y, M * D), free(t);
     /* the backward's y (a recompute's ys): its states come from the
      * backward's own chunks and carries */
-    compare("y from the backward", s, t = down(gg.y, M * D), y, M * D, TOL_ELEM), free(t);
+    compare16("y from the backward", s, t = down(gg.y, M * D), y, M * D), free(t);
     compare("final state", s, t = down(hT_d, nh), hT, nh, TOL_ELEM), free(t);
-    compare("du", s, t = down(gg.du, M * D), du, M * D, TOL_ELEM), free(t);
-    compare("ddelta", s, t = down(gg.ddelta, M * D), ddl, M * D, TOL_ELEM), free(t);
+    compare16("du", s, t = down(gg.du, M * D), du, M * D), free(t);
+    compare16("ddelta", s, t = down(gg.ddelta, M * D), ddl, M * D), free(t);
     /* dB, dC live in the first 2 sf columns of each row; the pad columns
      * were poisoned and must stay untouched (NaN) */
     float *gbc = down(gg.dB, M * ldbc);
@@ -144,7 +169,7 @@ static void run_shape(const shape *s)
     compare("dA", s, t = down(gg.dA, D * N), dA, D * N, TOL_SUM), free(t);
     if (s->cplx) compare("dA_imag", s, t = down(gg.dA_imag, D * N), dAi, D * N, TOL_SUM), free(t);
     if (s->opts) {
-        compare("dz", s, t = down(gg.dz, M * D), dz, M * D, TOL_ELEM), free(t);
+        compare16("dz", s, t = down(gg.dz, M * D), dz, M * D), free(t);
         compare("dD", s, t = down(gg.dD, D), dD, D, TOL_SUM), free(t);
         compare("ddelta_bias", s, t = down(gg.ddelta_bias, D), db, D, TOL_SUM), free(t);
         compare("dh0", s, t = down(gg.dh0, nh), dh0, nh, TOL_ELEM), free(t);
@@ -177,6 +202,31 @@ static void test_shapes(void **st)
         }
 }
 
+/* bf16 precision: the scan stores its activation outputs rounded, the
+ * states and the sums (dA, dD, dB, dC, the bias) stay fp32 */
+static void test_shapes_bf16(void **st)
+{
+    (void)st;
+    const int small = getenv("MB_GPU_TEST_SMALL") != NULL;
+    const shape shapes[] = {
+        {"one chunk", 2, 300, 260, 16, 0, 1, 0},
+        {"chunked", 1, small ? 3000 : 20000, 70, 16, 0, 1, 0},
+        {"chunked plain", 2, small ? 2000 : 9000, 33, 16, 0, 0, 1},
+    };
+    assert_int_equal(mb_ctx_set_precision(cpu, MB_PREC_BF16), 0);
+    assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_BF16), 0);
+    g_bf16 = 1;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int c = 0; c < 2; c++) {
+            shape s = shapes[i];
+            s.cplx = c;
+            run_shape(&s);
+        }
+    g_bf16 = 0;
+    assert_int_equal(mb_ctx_set_precision(cpu, MB_PREC_FP32), 0);
+    assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_FP32), 0);
+}
+
 int main(void)
 {
     int count = 0;
@@ -190,7 +240,7 @@ int main(void)
         printf("# cuda context: %s\n", mb_error_last());
         return 1;
     }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_shapes)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_shapes), cmocka_unit_test(test_shapes_bf16)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mb_ctx_free(gpu);
     mb_ctx_free(cpu);

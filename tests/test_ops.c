@@ -571,7 +571,7 @@ static void conv_bwd_check(mb_rng *r, conv_case *c, int K)
     /* with silu, dy is the op's scratch: each call gets a copy */
     float *dys = new_copy(dy, (size_t)rows * lddy);
     mb_conv1d_bwd(g_ctx, c->B, c->L, D, K, c->x, c->ldx, c->w, c->bias, c->prev, c->silu, dys, lddy, dx,
-                  lddx, dw, db, dprev);
+                  lddx, dw, db, dprev, NULL);
     float *gx = restride(dx, lddx, rows, D, c->ldx);
     float *gw = new_diff(dw, dw0, (size_t)D * K), *gb = new_diff(db, db0, D);
     char what[64];
@@ -593,7 +593,7 @@ static void conv_bwd_check(mb_rng *r, conv_case *c, int K)
     memcpy(dw, dw0, (size_t)D * K * sizeof *dw);
     memcpy(dys, dy, (size_t)rows * lddy * sizeof *dys);
     mb_conv1d_bwd(g_ctx, c->B, c->L, D, K, c->x, c->ldx, c->w, c->bias, NULL, c->silu, dys, lddy, dx, lddx,
-                  dw, NULL, NULL);
+                  dw, NULL, NULL, NULL);
     free(gx), free(gw);
     gx = restride(dx, lddx, rows, D, c->ldx);
     gw = new_diff(dw, dw0, (size_t)D * K);

@@ -176,14 +176,14 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     /* each product and the conv + SiLU, the scan's gated output and out as
      * the precision stores them (mb_precision_store: bf16's points are
      * mamba_ssm's under autocast; the conv's weights and the scan's A, D
-     * and dt bias stay fp32) */
+     * and dt bias stay fp32). The conv and the scan round their own
+     * outputs (MB_OPS_ROUNDS_BF16). */
     mb_linear_fwd(ctx, M, d, 2 * Di, u, d, mb_param_gemm(ctx, ps, mx->p_in_proj), mixer_opt(ps, mx->p_in_bias), a->xz,
                   2 * Di);
     mb_precision_store(ctx, M, 2 * Di, a->xz, 2 * Di);
     mb_conv1d_fwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
                   mixer_opt(ps, mx->p_conv_b), st ? st->conv : NULL, 1, a->xc, Di);
     if (st) mb_conv1d_state_update(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, st->conv);
-    mb_precision_store(ctx, M, Di, a->xc, Di);
     mb_linear_fwd(ctx, M, Di, mx->xdbl_dim, a->xc, Di, mb_param_gemm(ctx, ps, mx->p_x_proj), NULL, a->xdbl,
                   mx->xdbl_dim);
     mb_precision_store(ctx, M, mx->xdbl_dim, a->xdbl, mx->xdbl_dim);
@@ -196,7 +196,6 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     size_t mark = ws->used;
     mb_scan_fwd(ctx, &sp, a->ys, st ? st->ssm : NULL, ws);
     ws->used = mark;
-    mb_precision_store(ctx, M, Di, a->ys, Di);
     mb_linear_fwd(ctx, M, Di, d, a->ys, Di, mb_param_gemm(ctx, ps, mx->p_out_proj), mixer_opt(ps, mx->p_out_bias),
                   out, d);
     mb_precision_store(ctx, M, d, out, d);
@@ -295,13 +294,11 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
         .y = late ? a->ys : NULL,
     };
     mb_scan_bwd(ctx, &sp, dys, carry ? carry->dssm_in : NULL, &sg, ws);
-    if (late) {
-        mb_precision_store(ctx, M, Di, a->ys, Di);
+    if (late)
         mb_linear_bwd(ctx, M, Di, d, a->ys, Di, NULL, dout, d, NULL, Di, 0.f, mb_param_grad(ps, mx->p_out_proj),
                       NULL);
-    }
-    mb_precision_store(ctx, M, Di, dxc, Di);
-    mb_precision_store(ctx, M, Di, ddelta, Di);
+    /* the scan rounded du, ddelta, dz and y; dB and dC it gathers with
+     * atomics, so they are rounded here */
     mb_precision_store(ctx, M, 2 * mx->n_bc, dxdbl + R, mx->xdbl_dim);
     /* A = -exp(A_log): dA_log = dA * A */
     mb_act_bwd(ctx, MB_ACT_NEGEXP, Di, N, mb_param_data(ps, mx->p_A_log), N, dA, N, dA, N);
@@ -316,21 +313,14 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     mb_precision_store(ctx, M, Di, dxc, Di);
     /* the conv and its SiLU are one op (the conv's output recomputed, never
      * stored): no rounding between their gradients; dxc is scratch after */
+    /* the next chunk's conv read this chunk's last K-1 inputs: its share
+     * of their gradient (carry->dconv_in) is added before dx is stored */
     mb_conv1d_bwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
                   mixer_opt(ps, mx->p_conv_b), st0 ? st0->conv : NULL, 1, dxc, Di, dxz, 2 * Di,
-                  mb_param_grad(ps, mx->p_conv_w),
-                  mixer_opt_grad(ps, mx->p_conv_b), carry ? carry->dconv_out : NULL);
-    /* the next chunk's conv read this chunk's last K-1 inputs */
-    if (carry)
-        for (int k = 0; k < mx->d_conv - 1; k++) {
-            /* only the last chunk can be shorter than K-1, and nothing
-             * follows it (its incoming gradient is zero) */
-            int row = L - (mx->d_conv - 1) + k;
-            if (row >= 0)
-                mb_axpby(ctx, (size_t)Di, 1.f, carry->dconv_in + (size_t)k * Di, 1.f,
-                         dxz + (size_t)row * 2 * Di);
-        }
-    mb_precision_store(ctx, M, 2 * Di, dxz, 2 * Di);
+                  mb_param_grad(ps, mx->p_conv_w), mixer_opt_grad(ps, mx->p_conv_b), carry ? carry->dconv_out : NULL,
+                  carry ? carry->dconv_in : NULL);
+    /* dxz is whole: the conv rounded dx (with the carry's share) and the
+     * scan dz (MB_OPS_ROUNDS_BF16) */
     mb_linear_bwd(ctx, M, d, 2 * Di, u, d, mb_param_gemm(ctx, ps, mx->p_in_proj), dxz, 2 * Di, du, d,
                   du_beta, mb_param_grad(ps, mx->p_in_proj), mixer_opt_grad(ps, mx->p_in_bias));
     mb_precision_store(ctx, M, d, du, d);

@@ -165,7 +165,7 @@ static __global__ void bf16_round_rows_kernel(int64_t n, int cols, float *x, int
 {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         float *v = x + (i / cols) * ld + i % cols;
-        *v = mb_bf16_float(mb_bf16_round(*v));
+        *v = mb_bf16_keep(*v);
     }
 }
 

@@ -52,11 +52,13 @@ MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) 
                          y + ((size_t)b * L + t) * ldy + d0);
     }
     if (silu) mb_act_fwd_cpu(ctx, MB_ACT_SILU, B * L, D, y, ldy, y, ldy);
+    if (MB_OPS_ROUNDS_BF16(ctx)) mb_bf16_round_rows_cpu(ctx, B * L, D, y, ldy);
 }
 
-/* dx[s] = sum_k w[k] dy[s + K-1 - k] over the outputs t < L that read s. */
-static void conv_dx_block(int b, int d0, int n, int L, int K, const float *w, const float *dy,
-                          int lddy, float *dx, int lddx)
+/* dx[s] = sum_k w[k] dy[s + K-1 - k] over the outputs t < L that read s,
+ * then (the last K-1 rows) + dnext, the next chunk's share. */
+static void conv_dx_block(int b, int d0, int n, int L, int D, int K, const float *w, const float *dy,
+                          int lddy, float *dx, int lddx, const float *dnext)
 {
     for (int s = 0; s < L; s++) {
         float *dxr = dx + ((size_t)b * L + s) * lddx + d0;
@@ -67,6 +69,11 @@ static void conv_dx_block(int b, int d0, int n, int L, int K, const float *w, co
             const float *dyr = dy + ((size_t)b * L + t) * lddy + d0;
             const float *wk = w + (size_t)d0 * K + k;
             for (int j = 0; j < n; j++) dxr[j] += wk[(size_t)j * K] * dyr[j];
+        }
+        const int r = s - (L - (K - 1)); /* row of dnext */
+        if (dnext && r >= 0) {
+            const float *nr = dnext + ((size_t)b * (K - 1) + r) * D + d0;
+            for (int j = 0; j < n; j++) dxr[j] += nr[j];
         }
     }
 }
@@ -149,11 +156,12 @@ MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) 
         int d0 = blk * MB_CONV_DB, n = min_int(MB_CONV_DB, D - d0);
         if (silu) conv_silu_grad_block(d0, n, B, L, D, K, x, ldx, w, bias, prev, dy, lddy, ctx);
         for (int b = 0; b < B; b++) {
-            conv_dx_block(b, d0, n, L, K, w, dy, lddy, dx, lddx);
+            conv_dx_block(b, d0, n, L, D, K, w, dy, lddy, dx, lddx, dnext);
             if (dprev) conv_dprev_block(b, d0, n, L, D, K, w, dy, lddy, dprev);
         }
         conv_dw_block(d0, n, B, L, D, K, x, ldx, prev, dy, lddy, dw, dbias);
     }
+    if (L > 0 && MB_OPS_ROUNDS_BF16(ctx)) mb_bf16_round_rows_cpu(ctx, B * L, D, dx, lddx);
 }
 
 void mb_conv1d_state_update_cpu(MB_OPS_CONV_STATE_ARGS)

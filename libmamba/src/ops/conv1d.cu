@@ -19,7 +19,10 @@
 #include "core/cuda_util.h"
 #include "ops/ops.h"
 
-#define CONV_RUN 16 /* rows a thread owns in the run kernels */
+#define CONV_RUN 16    /* rows a thread owns in the forward's run kernel */
+#define CONV_RUN_BWD 8 /* and in the backward's: at 16 its register windows
+                        * took 115 registers, 25% occupancy, 20% of DRAM
+                        * bandwidth (Nsight Compute, DNA step at 2^17) */
 
 namespace { /* internal linkage: kernels instantiated on it stay in this file */
 
@@ -31,7 +34,18 @@ struct conv_io {
     const float *w, *bias, *prev;
     const float *dy;
     int lddy;
+    const float *dnext; /* (B, K-1, D): the next chunk's share of the last K-1 rows' dx */
+    int r16;            /* bf16 precision: y and dx stored rounded */
 };
+
+/* dx at (b, s) as stored: plus the next chunk's share in the last K-1
+ * rows, then rounded in bf16 precision */
+__device__ __forceinline__ float conv_dx_final(const conv_io &io, int64_t b, int s, int d, float a)
+{
+    const int r = s - (io.L - (io.K - 1));
+    if (io.dnext && r >= 0) a += io.dnext[(b * (io.K - 1) + r) * io.D + d];
+    return io.r16 ? mb_bf16_keep(a) : a;
+}
 
 /* [prev; x] at position s of batch b (zero past either end) */
 __device__ __forceinline__ float conv_in_at(const conv_io &io, int64_t b, int s, int d)
@@ -93,7 +107,8 @@ conv_fwd_run4(conv_io io, float *y, int ldy, int64_t nruns, int rps)
             float acc = bb;
 #pragma unroll
             for (int k = 0; k < KT; k++) acc += wk[k] * v[i + k];
-            y[(b * io.L + t0 + i) * ldy + d] = SILU ? conv_silu(acc) : acc;
+            const float v = SILU ? conv_silu(acc) : acc;
+            y[(b * io.L + t0 + i) * ldy + d] = io.r16 ? mb_bf16_keep(v) : v;
         }
     }
 }
@@ -102,10 +117,10 @@ conv_fwd_run4(conv_io io, float *y, int ldy, int64_t nruns, int rps)
  * part[blockIdx.y][q][d] (q = 0 dbias, 1 + k tap k), the layout
  * mb_colred_pass2 adds up */
 template <bool SILU>
-__global__ void __launch_bounds__(MB_TILE_X *MB_TILE_Y)
+__global__ void __launch_bounds__(MB_TILE_X *MB_TILE_Y, 4)
 conv_bwd_run4(conv_io io, float *dx, int lddx, float *dprev, double *part, int64_t nruns, int rps)
 {
-    constexpr int KT = 4, R = CONV_RUN, NQ = KT + 1;
+    constexpr int KT = 4, R = CONV_RUN_BWD, NQ = KT + 1;
     __shared__ double sh[NQ][MB_TILE_Y][MB_TILE_X + 1];
     const int tx = threadIdx.x, ty = threadIdx.y;
     const int dc = blockIdx.x * MB_TILE_X + tx;
@@ -146,7 +161,7 @@ conv_bwd_run4(conv_io io, float *dx, int lddx, float *dprev, double *part, int64
             float a = 0.0f;
 #pragma unroll
             for (int k = 0; k < KT; k++) a += wk[k] * g[i + KT - 1 - k];
-            dx[(b * io.L + t0 + i) * lddx + d] = a;
+            dx[(b * io.L + t0 + i) * lddx + d] = conv_dx_final(io, b, t0 + i, d, a);
             acc[0] += g[i];
 #pragma unroll
             for (int k = 0; k < KT; k++) acc[1 + k] += (double)g[i] * xv[i + k];
@@ -183,8 +198,8 @@ template <bool SILU> __global__ void conv_fwd_kernel(conv_io io, int64_t rows, f
         const int64_t b = row / io.L;
         const int t = (int)(row - b * io.L);
         MB_FOR_COLS(d, io.D) {
-            const float acc = conv_out_at(io, b, t, (int)d);
-            y[row * ldy + d] = SILU ? conv_silu(acc) : acc;
+            const float acc = conv_out_at(io, b, t, (int)d), v = SILU ? conv_silu(acc) : acc;
+            y[row * ldy + d] = io.r16 ? mb_bf16_keep(v) : v;
         }
     }
 }
@@ -202,7 +217,7 @@ template <bool SILU> __global__ void conv_dx_kernel(conv_io io, int64_t rows, fl
                 if (s + (io.K - 1) - k >= io.L) continue;
                 acc += wd[k] * conv_g_at<SILU>(io, b, s + (io.K - 1) - k, (int)d);
             }
-            dx[row * lddx + d] = acc;
+            dx[row * lddx + d] = conv_dx_final(io, b, s, (int)d, acc);
         }
     }
 }
@@ -260,10 +275,12 @@ struct conv_dw_f {
     }
 };
 
-conv_io conv_make_io(int L, int D, int K, const float *x, int ldx, const float *w, const float *bias,
-                     const float *prev, const float *dy, int lddy)
+conv_io conv_make_io(const mb_ctx *ctx, int L, int D, int K, const float *x, int ldx, const float *w,
+                     const float *bias, const float *prev, const float *dy, int lddy, const float *dnext)
 {
     conv_io io;
+    io.dnext = dnext;
+    io.r16 = MB_OPS_ROUNDS_BF16(ctx);
     io.L = L, io.D = D, io.K = K, io.x = x, io.ldx = ldx, io.w = w, io.bias = bias, io.prev = prev;
     io.dy = dy, io.lddy = lddy;
     return io;
@@ -276,7 +293,7 @@ extern "C" void mb_conv1d_fwd_cuda(MB_OPS_CONV_FWD_ARGS)
     if (B <= 0 || L <= 0 || D <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
-    const conv_io io = conv_make_io(L, D, K, x, ldx, w, bias, prev, NULL, 0);
+    const conv_io io = conv_make_io(ctx, L, D, K, x, ldx, w, bias, prev, NULL, 0, NULL);
     const dim3 blk(MB_TILE_X, MB_TILE_Y);
     if (K == 4) {
         const int rps = (L + CONV_RUN - 1) / CONV_RUN;
@@ -298,7 +315,7 @@ static void conv_bwd_run4_launch(mb_ctx *ctx, mb_cuda_state *st, const conv_io &
                                  float *dx, int lddx, float *dw, float *dbias, float *dprev)
 {
     const int NQ = 5;
-    const int rps = (io.L + CONV_RUN - 1) / CONV_RUN;
+    const int rps = (io.L + CONV_RUN_BWD - 1) / CONV_RUN_BWD;
     const int64_t nruns = (int64_t)B * rps;
     /* as many row blocks as the scratch holds partials for, each thread
      * taking every gy-th group of runs */
@@ -327,7 +344,7 @@ extern "C" void mb_conv1d_bwd_cuda(MB_OPS_CONV_BWD_ARGS)
     if (B <= 0 || D <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
-    const conv_io io = conv_make_io(L, D, K, x, ldx, w, bias, prev, dy, lddy);
+    const conv_io io = conv_make_io(ctx, L, D, K, x, ldx, w, bias, prev, dy, lddy, dnext);
     const int64_t rows = (int64_t)B * (L > 0 ? L : 0);
     if (K == 4 && rows > 0) {
         conv_bwd_run4_launch(ctx, st, io, B, silu, dx, lddx, dw, dbias, dprev);

@@ -57,7 +57,7 @@ void mb_conv1d_fwd(MB_OPS_CONV_FWD_ARGS)
 void mb_conv1d_bwd(MB_OPS_CONV_BWD_ARGS)
 {
     DISPATCH_VOID(mb_conv1d_bwd, ctx, B, L, D, K, x, ldx, w, bias, prev, silu, dy, lddy, dx, lddx, dw,
-                  dbias, dprev);
+                  dbias, dprev, dnext);
 }
 
 void mb_conv1d_state_update(MB_OPS_CONV_STATE_ARGS)

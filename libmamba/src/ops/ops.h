@@ -106,7 +106,8 @@ void mb_bias_add_cpu(mb_ctx *ctx, int M, int N, const float *bias, float *y, int
  * chunk) or zeros when prev is NULL. w is mamba_ssm's (D, 1, K) weight.
  * With silu, y = silu(that): the mixer's conv and SiLU as one op, so the
  * conv's output before the SiLU is never stored (the backward recomputes
- * it from x, w, bias and prev, K products a value). */
+ * it from x, w, bias and prev, K products a value). In bf16 precision y
+ * and the backward's dx are stored rounded (MB_OPS_ROUNDS_BF16). */
 #define MB_OPS_CONV_FWD_ARGS mb_ctx *ctx, int B, int L, int D, int K, const float *x, int ldx, \
     const float *w, const float *bias, const float *prev, int silu, float *y, int ldy
 void mb_conv1d_fwd(MB_OPS_CONV_FWD_ARGS);
@@ -115,10 +116,12 @@ void mb_conv1d_fwd_cpu(MB_OPS_CONV_FWD_ARGS);
  * (B, K-1, D) overwritten when not NULL. dy is the gradient of the forward's
  * y (after the SiLU when silu); with silu, dy is also scratch: its contents
  * afterwards are unspecified (the CPU turns it into the gradient before the
- * SiLU in place). */
+ * SiLU in place). dnext (B, K-1, D) or NULL: what the next chunk's conv
+ * sent back to this chunk's last K-1 inputs (its dprev), added to their dx
+ * before dx is stored (rounded once in bf16 precision). */
 #define MB_OPS_CONV_BWD_ARGS mb_ctx *ctx, int B, int L, int D, int K, const float *x, int ldx, \
     const float *w, const float *bias, const float *prev, int silu, float *dy, int lddy, float *dx, \
-    int lddx, float *dw, float *dbias, float *dprev
+    int lddx, float *dw, float *dbias, float *dprev, const float *dnext
 void mb_conv1d_bwd(MB_OPS_CONV_BWD_ARGS);
 void mb_conv1d_bwd_cpu(MB_OPS_CONV_BWD_ARGS);
 /* prev (B, K-1, D) <- the last K-1 inputs of [prev; x]: the state after the chunk. */
@@ -165,6 +168,13 @@ static inline MB_HOSTDEV float mb_bf16_float(uint16_t h)
     memcpy(&x, &u, sizeof x);
     return x;
 }
+/* x as bf16 precision stores an activation: the nearest bf16 value */
+static inline MB_HOSTDEV float mb_bf16_keep(float x) { return mb_bf16_float(mb_bf16_round(x)); }
+/* Ops whose outputs are activations the mixer stores (the conv's y and dx,
+ * the scan's y, du, ddelta and dz) round them themselves in bf16
+ * precision, as mb_precision_store would after them: on the GPU in the
+ * kernels' stores, a pass over memory fewer each. */
+#define MB_OPS_ROUNDS_BF16(ctx) ((ctx)->precision == MB_PREC_BF16)
 /* y = bf16(x) over n values: the weights' copies for GPU inference */
 void mb_to_bf16(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
 /* x = bf16(x) in place, rows ld apart of `cols` values (bf16 precision's
@@ -253,7 +263,9 @@ void mb_adamw_cpu(MB_OPS_ADAMW_ARGS);
  *   y_t = C_t . h_t (complex: 2 Re(C_t . h_t)) + D u_t,   out = y * silu(z)
  * A is real -exp(A_log) (D, N); complex A = A + i A_imag. B and C are (B, L,
  * N) rows, or (B, L, 2N) with (re, im) interleaved when complex. States are
- * (B, D, N), complex (B, D, N, 2). */
+ * (B, D, N), complex (B, D, N, 2). In bf16 precision y, du, ddelta and dz
+ * are stored rounded (MB_OPS_ROUNDS_BF16); states and the parameters'
+ * gradients stay fp32, and so do dB and dC (gathered over channels). */
 typedef struct {
     int batch, seqlen, dim, dstate; /* B, L, D, N */
     int is_complex;

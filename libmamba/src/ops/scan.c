@@ -150,6 +150,7 @@ void mb_scan_fwd_cpu(mb_ctx *ctx, const mb_scan_params *p, float *y, float *hT, 
     const long ntask = (long)Bn * nblk;
 MB_OMP(omp parallel for schedule(dynamic, 1) num_threads(scan_threads(ctx)) if (ntask > 1))
     for (long task = 0; task < ntask; task++) scan_fwd_task(p, y, hT, (int)(task / nblk), (int)(task % nblk) * SCAN_DBLK);
+    if (MB_OPS_ROUNDS_BF16(ctx)) mb_bf16_round_rows_cpu(ctx, Bn * p->seqlen, D, y, D);
 }
 
 /* Backward of one step for one channel. h is h_t, hp is h_{t-1}, G the
@@ -356,6 +357,13 @@ MB_OMP(omp parallel for num_threads(nthr) if ((long)L * sf > 4096))
                 dCr[k] = sc;
             }
         }
+    }
+    if (MB_OPS_ROUNDS_BF16(ctx)) {
+        const int M = Bn * L;
+        mb_bf16_round_rows_cpu(ctx, M, D, g->du, (int)g->ld_du);
+        mb_bf16_round_rows_cpu(ctx, M, D, g->ddelta, (int)g->ld_ddelta);
+        if (p->z) mb_bf16_round_rows_cpu(ctx, M, D, g->dz, (int)g->ld_dz);
+        if (g->y) mb_bf16_round_rows_cpu(ctx, M, D, g->y, D);
     }
     ws->used = mark;
 }

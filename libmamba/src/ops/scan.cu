@@ -50,6 +50,7 @@
 
 struct scan_args {
     int B, L, D, N, cplx, softplus;
+    int r16; /* bf16 precision: y, du, ddelta and dz stored rounded */
     int T, nc, dblk; /* chunk length and count, blocks across D */
     int64_t ld_u, ld_delta, ld_B, ld_C, ld_z;
     const float *u, *delta, *A, *Ai, *Bm, *Cm, *Dsk, *z, *bias, *h0;
@@ -349,7 +350,7 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_fwd_out(scan_args a, const 
         float out = scan_step<NS, CPLX>(N, dt, cur.x, sbc + s * 2 * HS, sbc + s * 2 * HS + HS, A2, Aim, h, 1);
         out += Dd * cur.x;
         if (a.z) out *= cur.z * scan_sigmoid(cur.z);
-        if (q.live) y[(row0 + t) * a.D + d] = out;
+        if (q.live) y[(row0 + t) * a.D + d] = a.r16 ? mb_bf16_keep(out) : out;
         cur = nx;
     }
     if (q.live && hT && q.c == a.nc - 1)
@@ -366,7 +367,10 @@ __device__ __forceinline__ float scan_gate_bwd(const scan_args &a, size_t row, i
 {
     if (!a.z) return dyv;
     const float sg = scan_sigmoid(zv);
-    if (write_dz) a.dz[row * a.ld_dz + d] = dyv * yfull * sg * (1.f + zv * (1.f - sg));
+    if (write_dz) {
+        const float g = dyv * yfull * sg * (1.f + zv * (1.f - sg));
+        a.dz[row * a.ld_dz + d] = a.r16 ? mb_bf16_keep(g) : g;
+    }
     return dyv * zv * sg;
 }
 
@@ -545,7 +549,10 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
         yfull += Dd * x;
         const float dyv = live ? cur.dy : 0.f;
         const float dyf = scan_gate_bwd(a, row, d, dyv, cur.z, yfull, live);
-        if (a.y && live) a.y[row * a.D + d] = a.z ? yfull * (cur.z * scan_sigmoid(cur.z)) : yfull;
+        if (a.y && live) {
+            const float yv = a.z ? yfull * (cur.z * scan_sigmoid(cur.z)) : yfull;
+            a.y[row * a.D + d] = a.r16 ? mb_bf16_keep(yv) : yv;
+        }
         /* ddt = sum_n (dL/da_n) (da_n/ddt) + (sum_n G_n B_n) x; the A part is
          * gathered against A log2(e) and scaled by ln 2 once */
         float dx = dyf * Dd, ddtA = 0.f, ddtI = 0.f, gb = 0.f;
@@ -594,8 +601,8 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
         if (a.softplus) ddt *= pre > 20.f ? 1.f : scan_sigmoid(pre);
         dbias_acc += ddt;
         if (live) {
-            a.du[row * a.ld_du + d] = dx;
-            a.ddelta[row * a.ld_ddelta + d] = ddt;
+            a.du[row * a.ld_du + d] = a.r16 ? mb_bf16_keep(dx) : dx;
+            a.ddelta[row * a.ld_ddelta + d] = a.r16 ? mb_bf16_keep(ddt) : ddt;
         }
         if (!live)
 #pragma unroll
@@ -776,6 +783,7 @@ extern "C" void mb_scan_fwd_cuda(mb_ctx *ctx, const mb_scan_params *p, float *y,
     if (!cs || ctx->failed || scan_check(ctx, p)) return;
     cudaStream_t st = cs->stream;
     scan_args a = scan_make_args(p, cs->sm_count, 0);
+    a.r16 = MB_OPS_ROUNDS_BF16(ctx);
     const dim3 blk(SCAN_THREADS), grid((unsigned)a.dblk * a.nc, a.B);
     float *hstart = NULL;
     size_t mark = ws->used;
@@ -808,6 +816,7 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const flo
     if (!cs || ctx->failed || scan_check(ctx, p)) return;
     cudaStream_t st = cs->stream;
     scan_args a = scan_make_args(p, cs->sm_count, SCAN_TILE);
+    a.r16 = MB_OPS_ROUNDS_BF16(ctx);
     a.dy = dy, a.dhT = dhT;
     a.du = g->du, a.ld_du = g->ld_du, a.ddelta = g->ddelta, a.ld_ddelta = g->ld_ddelta;
     a.dA = g->dA, a.dAi = g->dA_imag, a.dB = g->dB, a.ld_dB = g->ld_dB, a.dC = g->dC, a.ld_dC = g->ld_dC;
