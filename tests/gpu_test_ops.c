@@ -404,15 +404,6 @@ static void conv_case(mb_rng *r, int B, int L, int D, int K, int with_prev, int 
     float *dw0 = h_uniform(r, nw, -1, 1), *db0 = h_uniform(r, (size_t)D, -1, 1);
     float *d_x = d_from(x, nx), *d_w = d_from(w, nw), *d_bias = d_from(bias, (size_t)D);
     float *d_prev = d_from(prev, np), *d_dy = d_from(dy, ndy);
-    /* bf16 precision: the CPU's mixer rounds x and dy in memory, the GPU's
-     * leaves them and the conv rounds them as it reads (MB_OPS_READS_BF16):
-     * the CPU gets rounded values (in place, after the upload), the GPU
-     * the raw ones */
-    if (g_conv_bf16) {
-        for (size_t i = 0; i < nx; i++) x[i] = mb_bf16_keep(x[i]);
-        for (size_t i = 0; i < np; i++) prev[i] = mb_bf16_keep(prev[i]);
-        for (size_t i = 0; i < ndy; i++) dy[i] = mb_bf16_keep(dy[i]);
-    }
     const float *cp = use_prev ? prev : NULL, *gp = use_prev ? d_prev : NULL;
     char tag[64], what[128];
     snprintf(tag, sizeof tag, "B%d L%d D%d K%d%s%s%s", B, L, D, K, use_prev ? " prev" : "",
@@ -458,7 +449,7 @@ static void conv_case(mb_rng *r, int B, int L, int D, int K, int with_prev, int 
     }
 
     /* state update: plain copies, so exactly equal */
-    if (K > 1 && !silu && !g_conv_bf16) {
+    if (K > 1 && !silu) {
         float *sc = h_copy(prev, np);
         mb_conv1d_state_update(g_cpu, B, L, D, K, x, ldx, sc);
         float *d_s = d_from(prev, np);

@@ -177,12 +177,10 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
      * the precision stores them (mb_precision_store: bf16's points are
      * mamba_ssm's under autocast; the conv's weights and the scan's A, D
      * and dt bias stay fp32). The conv and the scan round their own
-     * outputs (MB_OPS_ROUNDS_BF16), and on the GPU round xz and delta as
-     * they read them (MB_OPS_READS_BF16). */
-    const int in_mem = !MB_OPS_READS_BF16(ctx);
+     * outputs (MB_OPS_ROUNDS_BF16). */
     mb_linear_fwd(ctx, M, d, 2 * Di, u, d, mb_param_gemm(ctx, ps, mx->p_in_proj), mixer_opt(ps, mx->p_in_bias), a->xz,
                   2 * Di);
-    if (in_mem) mb_precision_store(ctx, M, 2 * Di, a->xz, 2 * Di);
+    mb_precision_store(ctx, M, 2 * Di, a->xz, 2 * Di);
     mb_conv1d_fwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
                   mixer_opt(ps, mx->p_conv_b), st ? st->conv : NULL, 1, a->xc, Di);
     if (st) mb_conv1d_state_update(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, st->conv);
@@ -191,7 +189,7 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     mb_precision_store(ctx, M, mx->xdbl_dim, a->xdbl, mx->xdbl_dim);
     /* dt_proj without its bias: the scan adds it before the softplus */
     mb_linear_fwd(ctx, M, R, Di, a->xdbl, mx->xdbl_dim, mb_param_gemm(ctx, ps, mx->p_dt_w), NULL, a->delta, Di);
-    if (in_mem) mb_precision_store(ctx, M, Di, a->delta, Di);
+    mb_precision_store(ctx, M, Di, a->delta, Di);
     a->ys_pending = out == NULL;
     if (!out) return 0;
     mb_scan_params sp = mixer_scan_params(mx, ps, B, L, a, st ? st->ssm : NULL);
@@ -278,9 +276,7 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     const int late = a->ys_pending;
     mb_linear_bwd(ctx, M, Di, d, a->ys, Di, mb_param_gemm(ctx, ps, mx->p_out_proj), dout, d, dys, Di,
                   0.f, late ? NULL : mb_param_grad(ps, mx->p_out_proj), mixer_opt_grad(ps, mx->p_out_bias));
-    /* the scan reads dys, and the conv dxc, rounded on the GPU */
-    const int in_mem = !MB_OPS_READS_BF16(ctx);
-    if (in_mem) mb_precision_store(ctx, M, Di, dys, Di);
+    mb_precision_store(ctx, M, Di, dys, Di);
 
     mb_dev_zero(ctx, dA, (size_t)Di * N * sizeof(float));
     mb_scan_params sp = mixer_scan_params(mx, ps, B, L, a, st0 ? st0->ssm : NULL);
@@ -314,7 +310,7 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     mb_precision_store(ctx, M, R, dxdbl, mx->xdbl_dim);
     mb_linear_bwd(ctx, M, Di, mx->xdbl_dim, a->xc, Di, mb_param_gemm(ctx, ps, mx->p_x_proj), dxdbl,
                   mx->xdbl_dim, dxc, Di, 1.f, mb_param_grad(ps, mx->p_x_proj), NULL);
-    if (in_mem) mb_precision_store(ctx, M, Di, dxc, Di);
+    mb_precision_store(ctx, M, Di, dxc, Di);
     /* the conv and its SiLU are one op (the conv's output recomputed, never
      * stored): no rounding between their gradients; dxc is scratch after */
     /* the next chunk's conv read this chunk's last K-1 inputs: its share

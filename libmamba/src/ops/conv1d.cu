@@ -35,8 +35,7 @@ struct conv_io {
     const float *dy;
     int lddy;
     const float *dnext; /* (B, K-1, D): the next chunk's share of the last K-1 rows' dx */
-    int r16;            /* bf16 precision: y and dx stored rounded, x, prev and dy
-                         * read rounded (MB_OPS_READS_BF16) */
+    int r16;            /* bf16 precision: y and dx stored rounded */
 };
 
 /* dx at (b, s) as stored: plus the next chunk's share in the last K-1
@@ -51,17 +50,10 @@ __device__ __forceinline__ float conv_dx_final(const conv_io &io, int64_t b, int
 /* [prev; x] at position s of batch b (zero past either end) */
 __device__ __forceinline__ float conv_in_at(const conv_io &io, int64_t b, int s, int d)
 {
-    float v = 0.0f;
     if (s >= io.L) return 0.0f;
-    if (s >= 0) v = io.x[(b * io.L + s) * io.ldx + d];
-    else if (io.prev && s >= -(io.K - 1)) v = io.prev[(b * (io.K - 1) + (io.K - 1) + s) * io.D + d];
-    return io.r16 ? mb_bf16_keep(v) : v;
-}
-/* dy at (b, t < L) as the conv computes with it */
-__device__ __forceinline__ float conv_dy_at(const conv_io &io, int64_t b, int t, int d)
-{
-    const float g = io.dy[(b * io.L + t) * io.lddy + d];
-    return io.r16 ? mb_bf16_keep(g) : g;
+    if (s >= 0) return io.x[(b * io.L + s) * io.ldx + d];
+    if (!io.prev || s < -(io.K - 1)) return 0.0f;
+    return io.prev[(b * (io.K - 1) + (io.K - 1) + s) * io.D + d];
 }
 
 /* as act.cu's: expf, not __expf, to stay with the CPU's SiLU */
@@ -85,7 +77,7 @@ __device__ __forceinline__ float conv_out_at(const conv_io &io, int64_t b, int t
  * SiLU when fused */
 template <bool SILU> __device__ __forceinline__ float conv_g_at(const conv_io &io, int64_t b, int t, int d)
 {
-    const float g = conv_dy_at(io, b, t, d);
+    const float g = io.dy[(b * io.L + t) * io.lddy + d];
     return SILU ? conv_silu_bwd(conv_out_at(io, b, t, d), g) : g;
 }
 
@@ -153,7 +145,7 @@ conv_bwd_run4(conv_io io, float *dx, int lddx, float *dprev, double *part, int64
         for (int j = 0; j < R + KT - 1; j++) {
             float gv = 0.0f;
             if (t0 + j < io.L) {
-                gv = conv_dy_at(io, b, t0 + j, d);
+                gv = io.dy[(b * io.L + t0 + j) * io.lddy + d];
                 if (SILU) {
                     float pre = bb;
 #pragma unroll
@@ -288,7 +280,7 @@ conv_io conv_make_io(const mb_ctx *ctx, int L, int D, int K, const float *x, int
 {
     conv_io io;
     io.dnext = dnext;
-    io.r16 = MB_OPS_READS_BF16(ctx);
+    io.r16 = MB_OPS_ROUNDS_BF16(ctx);
     io.L = L, io.D = D, io.K = K, io.x = x, io.ldx = ldx, io.w = w, io.bias = bias, io.prev = prev;
     io.dy = dy, io.lddy = lddy;
     return io;

@@ -175,12 +175,6 @@ static inline MB_HOSTDEV float mb_bf16_keep(float x) { return mb_bf16_float(mb_b
  * precision, as mb_precision_store would after them: on the GPU in the
  * kernels' stores, a pass over memory fewer each. */
 #define MB_OPS_ROUNDS_BF16(ctx) ((ctx)->precision == MB_PREC_BF16)
-/* Where this holds (the GPU in bf16 precision) the conv reads x, prev and
- * dy, and the scan delta, z and dy, as bf16 values, rounding as they load,
- * so the mixer leaves those buffers unrounded in memory: a pass over each
- * fewer. The CPU rounds them in memory instead (mb_precision_store); the
- * values either computes with are the same. */
-#define MB_OPS_READS_BF16(ctx) ((ctx)->precision == MB_PREC_BF16 && (ctx)->kind == MB_DEV_CUDA)
 /* y = bf16(x) over n values: the weights' copies for GPU inference */
 void mb_to_bf16(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
 /* x = bf16(x) in place, rows ld apart of `cols` values (bf16 precision's

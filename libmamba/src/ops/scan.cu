@@ -50,8 +50,7 @@
 
 struct scan_args {
     int B, L, D, N, cplx, softplus;
-    int r16; /* bf16 precision: y, du, ddelta and dz stored rounded, delta, z
-              * and dy read rounded (MB_OPS_READS_BF16) */
+    int r16; /* bf16 precision: y, du, ddelta and dz stored rounded */
     int T, nc, dblk; /* chunk length and count, blocks across D */
     int64_t ld_u, ld_delta, ld_B, ld_C, ld_z;
     const float *u, *delta, *A, *Ai, *Bm, *Cm, *Dsk, *z, *bias, *h0;
@@ -85,11 +84,9 @@ __device__ __forceinline__ scan_in scan_fetch(const scan_args &a, size_t row, in
 {
     scan_in r;
     r.x = a.u[row * a.ld_u + d];
-    const float dl = a.delta[row * a.ld_delta + d];
-    r.v = (a.r16 ? mb_bf16_keep(dl) : dl) + bias;
+    r.v = a.delta[row * a.ld_delta + d] + bias;
     r.z = a.z ? a.z[row * a.ld_z + d] : 0.f;
     r.dy = want_dy ? a.dy[row * a.D + d] : 0.f;
-    if (a.r16) r.z = mb_bf16_keep(r.z), r.dy = mb_bf16_keep(r.dy);
     return r;
 }
 __device__ __forceinline__ float scan_dt(const scan_args &a, float v) { return a.softplus ? scan_softplus(v) : v; }
@@ -786,7 +783,7 @@ extern "C" void mb_scan_fwd_cuda(mb_ctx *ctx, const mb_scan_params *p, float *y,
     if (!cs || ctx->failed || scan_check(ctx, p)) return;
     cudaStream_t st = cs->stream;
     scan_args a = scan_make_args(p, cs->sm_count, 0);
-    a.r16 = MB_OPS_READS_BF16(ctx);
+    a.r16 = MB_OPS_ROUNDS_BF16(ctx);
     const dim3 blk(SCAN_THREADS), grid((unsigned)a.dblk * a.nc, a.B);
     float *hstart = NULL;
     size_t mark = ws->used;
@@ -819,7 +816,7 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const flo
     if (!cs || ctx->failed || scan_check(ctx, p)) return;
     cudaStream_t st = cs->stream;
     scan_args a = scan_make_args(p, cs->sm_count, SCAN_TILE);
-    a.r16 = MB_OPS_READS_BF16(ctx);
+    a.r16 = MB_OPS_ROUNDS_BF16(ctx);
     a.dy = dy, a.dhT = dhT;
     a.du = g->du, a.ld_du = g->ld_du, a.ddelta = g->ddelta, a.ld_ddelta = g->ld_ddelta;
     a.dA = g->dA, a.dAi = g->dA_imag, a.dB = g->dB, a.ld_dB = g->ld_dB, a.dC = g->dC, a.ld_dC = g->ld_dC;
