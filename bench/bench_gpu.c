@@ -151,6 +151,9 @@ static int dev_fill(mb_ctx *ctx, float *dst, size_t n, float lo, float hi)
 typedef struct {
     float *u, *dl, *z, *Bm, *Cm, *y, *dy, *A, *Ai, *Dk, *bias;
     float *du, *dd, *dz, *dB, *dC, *dA, *dAi, *dD, *db;
+    /* bf16 activations (io_bf16 rows): the inputs converted from the
+     * float ones, the outputs; bf16 arrays in float-sized allocations */
+    float *u16, *dl16, *z16, *Bm16, *Cm16, *dy16, *y16, *du16, *dd16, *dz16;
 } scan_bufs;
 
 static void scan_bufs_free(mb_ctx *ctx, scan_bufs *s)
@@ -164,16 +167,18 @@ static void scan_bufs_free(mb_ctx *ctx, scan_bufs *s)
 /* Fewest bytes: forward reads u, delta, z (B L D each), B, C (B L N, or 2N
  * complex) and writes y. Backward, a separate call, reads u, delta, z, B, C
  * and dy and writes du, ddelta, dz, dB, dC. Same accounting as bench_cpu.c. */
-static double scan_fwd_bytes(double MD, double MN) { return 4.0 * (4.0 * MD + 2.0 * MN); }
-static double scan_fb_bytes(double MD, double MN)
+static double scan_fwd_bytes(double MD, double MN, double e) { return e * (4.0 * MD + 2.0 * MN); }
+static double scan_fb_bytes(double MD, double MN, double e)
 {
-    return scan_fwd_bytes(MD, MN) + 4.0 * (8.0 * MD + 4.0 * MN);
+    /* e bytes an activation (4, or 2 for bf16); dB and dC are fp32 whatever
+     * the activations are (sums over channels) */
+    return scan_fwd_bytes(MD, MN, e) + e * (8.0 * MD + 2.0 * MN) + 4.0 * 2.0 * MN;
 }
 
 /* One (B, D, L, N) shape: buffers are made once (B and C wide enough for
  * complex; real uses the first B L N floats of them, contiguous) and timed
  * with real, then complex A. One row each. */
-static int time_scan(mb_ctx *ctx, scan_bufs *s, int B, int D, int L, int N, int cplx, double bw,
+static int time_scan(mb_ctx *ctx, scan_bufs *s, int B, int D, int L, int N, int cplx, int io16, double bw,
                      int reps)
 {
     char why[256] = "";
@@ -192,6 +197,13 @@ static int time_scan(mb_ctx *ctx, scan_bufs *s, int B, int D, int L, int N, int 
                        .dA_imag = cplx ? s->dAi : NULL, .dB = s->dB, .ld_dB = (int64_t)nbc,
                        .dC = s->dC, .ld_dC = (int64_t)nbc, .dD = s->dD, .dz = s->dz, .ld_dz = D,
                        .ddelta_bias = s->db, .dh0 = NULL};
+    void *y = s->y;
+    const void *dy = s->dy;
+    if (io16) {
+        p.io_bf16 = 1, p.u = s->u16, p.delta = s->dl16, p.z = s->z16, p.Bm = s->Bm16, p.Cm = s->Cm16;
+        g.du = s->du16, g.ddelta = s->dd16, g.dz = s->dz16;
+        y = s->y16, dy = s->dy16;
+    }
     size_t wsb = mb_scan_workspace(ctx, &p);
     if (mb_arena_init(&ws, ctx, wsb ? wsb : 64)) {
         row_fail(why, sizeof why, "workspace", cudaGetLastError());
@@ -202,9 +214,9 @@ static int time_scan(mb_ctx *ctx, scan_bufs *s, int B, int D, int L, int N, int 
     if (sync_ok(ctx, why, sizeof why, "setup")) goto done;
     double w0 = bench_now_s();
     mb_arena_reset(&ws);
-    mb_scan_fwd(ctx, &p, s->y, NULL, &ws);
+    mb_scan_fwd(ctx, &p, y, NULL, &ws);
     mb_arena_reset(&ws);
-    mb_scan_bwd(ctx, &p, s->dy, NULL, &g, &ws);
+    mb_scan_bwd(ctx, &p, dy, NULL, &g, &ws);
     if (sync_ok(ctx, why, sizeof why, "warm-up")) goto done;
     double tw = bench_now_s() - w0;
     /* keep one row under ~10 s: fewer repetitions (3 at least) when a pass is slow */
@@ -216,11 +228,11 @@ static int time_scan(mb_ctx *ctx, scan_bufs *s, int B, int D, int L, int N, int 
         if (sync_ok(ctx, why, sizeof why, "sync")) goto done;
         double t0 = bench_now_s();
         mb_arena_reset(&ws);
-        mb_scan_fwd(ctx, &p, s->y, NULL, &ws);
+        mb_scan_fwd(ctx, &p, y, NULL, &ws);
         if (sync_ok(ctx, why, sizeof why, "forward")) goto done;
         double t1 = bench_now_s();
         mb_arena_reset(&ws);
-        mb_scan_bwd(ctx, &p, s->dy, NULL, &g, &ws);
+        mb_scan_bwd(ctx, &p, dy, NULL, &g, &ws);
         if (sync_ok(ctx, why, sizeof why, "backward")) goto done;
         double t2 = bench_now_s();
         tf[i] = t1 - t0;
@@ -233,8 +245,8 @@ static int time_scan(mb_ctx *ctx, scan_bufs *s, int B, int D, int L, int N, int 
 done:;
     const char *kind = cplx ? "complex" : "real";
     if (ok == 0) {
-        const double MD = (double)M * D, MN = (double)M * nbc;
-        double ff = scan_fwd_bytes(MD, MN) / bw, fbf = scan_fb_bytes(MD, MN) / bw;
+        const double MD = (double)M * D, MN = (double)M * nbc, e = io16 ? 2.0 : 4.0;
+        double ff = scan_fwd_bytes(MD, MN, e) / bw, fbf = scan_fb_bytes(MD, MN, e) / bw;
         printf("| %2d | %5d | %7d | %2d | %-7s | %9.3f | %8.3f | %6.1fx | %9.3f | %8.3f | %6.1fx | %10.3g | %2d |\n",
                B, D, L, N, kind, 1e3 * f, 1e3 * ff, f / ff, 1e3 * fb, 1e3 * fbf, fb / fbf,
                (double)M / f, n_rep);
@@ -248,7 +260,7 @@ done:;
 
 /* A fresh context per shape, so a failure (out of memory) that marks the
  * context does not fail the shapes after it. */
-static int bench_scan(int B, int D, int L, int N, double bw, int reps)
+static int bench_scan(int B, int D, int L, int N, int io16, double bw, int reps)
 {
     char why[256] = "";
     mb_ctx *ctx = mb_ctx_create("cuda");
@@ -282,8 +294,24 @@ static int bench_scan(int B, int D, int L, int N, double bw, int reps)
                                        : dev_fill(ctx, *al[i].p, al[i].n, al[i].lo, al[i].hi);
         if (err) ok = row_fail(why, sizeof why, "upload", cudaGetLastError());
     }
+    if (ok == 0 && io16) {
+        /* bf16 copies of the inputs, bf16 outputs */
+        struct { float **dst; const float *src; size_t n; } h[] = {
+            {&s.u16, s.u, MD},   {&s.dl16, s.dl, MD}, {&s.z16, s.z, MD},   {&s.Bm16, s.Bm, MN},
+            {&s.Cm16, s.Cm, MN}, {&s.dy16, s.dy, MD}, {&s.y16, NULL, MD},  {&s.du16, NULL, MD},
+            {&s.dd16, NULL, MD}, {&s.dz16, NULL, MD},
+        };
+        for (size_t i = 0; i < sizeof h / sizeof h[0] && ok == 0; i++) {
+            if (!(*h[i].dst = mb_dev_alloc_floats(ctx, (h[i].n + 1) / 2, "bench buffer"))) {
+                ok = row_fail(why, sizeof why, "alloc", cudaGetLastError());
+                break;
+            }
+            if (h[i].src) mb_to_bf16(ctx, h[i].n, h[i].src, (uint16_t *)*h[i].dst);
+        }
+        if (ok == 0 && mb_ctx_check(ctx)) ok = row_fail(why, sizeof why, "bf16 copies", cudaGetLastError());
+    }
     if (ok == 0) {
-        for (int c = 0; c < 2; c++) ok |= time_scan(ctx, &s, B, D, L, N, c, bw, reps);
+        for (int c = 0; c < 2; c++) ok |= time_scan(ctx, &s, B, D, L, N, c, io16, bw, reps);
     } else {
         for (int c = 0; c < 2; c++)
             printf("| %2d | %5d | %7d | %2d | %-7s | failed: %s |\n", B, D, L, N,
@@ -570,7 +598,17 @@ int main(int argc, char **argv)
     const int shapes[][4] = {{8, 1536, 2048, 16}, {1, 512, 1048576, 16}, {16, 128, 16384, 16}};
     for (int sh = 0; sh < 3 && !model_only; sh++) {
         if (quick && shapes[sh][2] >= (1 << 20)) continue;
-        failed |= bench_scan(shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3], bw, reps) != 0;
+        failed |= bench_scan(shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3], 0, bw, reps) != 0;
+    }
+    if (!model_only) {
+        printf("\nThe same with bf16 activations (io_bf16: u, delta, z, B, C, y, dy, du, ddelta, dz as bf16; states, "
+               "dB, dC fp32); floor at 2 bytes an activation\n\n");
+        printf("| B  |     D |       L |  N | A       |  fwd (ms) |    floor | /floor |  f+b (ms) |    floor | /floor |  fwd tok/s |  n |\n");
+        printf("|----|-------|---------|----|---------|-----------|----------|--------|-----------|----------|--------|------------|----|\n");
+    }
+    for (int sh = 0; sh < 3 && !model_only; sh++) {
+        if (quick && shapes[sh][2] >= (1 << 20)) continue;
+        failed |= bench_scan(shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3], 1, bw, reps) != 0;
     }
     if (!model_only && !quick) {
         printf("\nComplex scan accuracy over 2^20 steps (1 x 4 channels x 16 states, S4D-Lin A, dt in [1e-3, 1e-1]): "

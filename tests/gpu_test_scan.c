@@ -56,6 +56,9 @@ static float *down(const float *d, size_t n)
  * missing rounding is caught by the bf16-value check (compare16); TOL_BF16
  * bounds the flips. */
 static int g_bf16;
+/* io_bf16: the GPU's activations are bf16 arrays; the CPU (fp32) gets the
+ * same values as floats, and its outputs are rounded for the comparison */
+static int g_io16;
 #define TOL_BF16 1e-3
 
 static void compare(const char *what, const shape *s, const float *got, const float *ref, size_t n,
@@ -63,7 +66,7 @@ static void compare(const char *what, const shape *s, const float *got, const fl
 {
     double e = mb_test_rel_err(got, ref, n);
     printf("# %-26s %-9s %-4s %-20s rel err %.2e\n", s->name, s->cplx ? "complex" : "real",
-           g_bf16 ? "bf16" : "fp32", what, e);
+           g_io16 ? "io16" : g_bf16 ? "bf16" : "fp32", what, e);
     assert_true(e < tol);
 }
 
@@ -71,15 +74,50 @@ static void compare(const char *what, const shape *s, const float *got, const fl
  * to the CPU's; in fp32, as compare */
 static void compare16(const char *what, const shape *s, const float *got, const float *ref, size_t n)
 {
-    if (!g_bf16) {
+    if (!g_bf16 && !g_io16) {
         compare(what, s, got, ref, n, TOL_ELEM);
         return;
     }
+    float *r = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) r[i] = g_io16 ? mb_bf16_keep(ref[i]) : ref[i];
     size_t off = 0;
-    for (size_t i = 0; i < n; i++) off += mb_bf16_keep(got[i]) != got[i] || mb_bf16_keep(ref[i]) != ref[i];
+    for (size_t i = 0; i < n; i++) off += mb_bf16_keep(got[i]) != got[i] || mb_bf16_keep(r[i]) != r[i];
     if (off) printf("# %s: %zu values are not bf16 values\n", what, off);
     assert_true(off == 0);
-    compare(what, s, got, ref, n, TOL_BF16);
+    compare(what, s, got, r, n, TOL_BF16);
+    free(r);
+}
+
+/* an activation's device array, float or (io_bf16) bf16: from floats,
+ * poisoned (NaN), back as floats */
+static void *up32(const float *h, size_t n) { return up(h, n); }
+static void *poisoned32(size_t n) { return poisoned(n); }
+static float *down32(const void *d, size_t n) { return down(d, n); }
+static void *up16(const float *h, size_t n)
+{
+    uint16_t *t = malloc(n * 2);
+    for (size_t i = 0; i < n; i++) t[i] = mb_bf16_round(h[i]);
+    void *d = mb_dev_alloc_floats(gpu, (n + 1) / 2, "test");
+    assert_non_null(d);
+    assert_int_equal(mb_dev_upload(gpu, d, t, n * 2), 0);
+    free(t);
+    return d;
+}
+static void *poisoned16(size_t n)
+{
+    void *d = mb_dev_alloc_floats(gpu, (n + 1) / 2, "test");
+    assert_non_null(d);
+    assert_int_equal(cudaMemset(d, 0xFF, n * 2), cudaSuccess);
+    return d;
+}
+static float *down16(const void *d, size_t n)
+{
+    uint16_t *t = malloc(n * 2);
+    float *h = malloc(n * 4);
+    assert_int_equal(mb_dev_download(gpu, t, d, n * 2), 0);
+    for (size_t i = 0; i < n; i++) h[i] = mb_bf16_float(t[i]);
+    free(t);
+    return h;
 }
 
 static void run_shape(const shape *s)
@@ -105,6 +143,12 @@ static void run_shape(const shape *s)
     mb_test_fill(&r, bias, D, -3, 0.5f);
     mb_test_fill(&r, h0, nh, -1, 1);
     mb_test_fill(&r, dhT, nh, -1, 1);
+    if (g_io16) { /* what bf16 arrays can hold: both sides compute with these values */
+        float *act[] = {u, dl, z, dy};
+        for (int k = 0; k < 4; k++)
+            for (size_t i = 0; i < M * D; i++) act[k][i] = mb_bf16_keep(act[k][i]);
+        for (size_t i = 0; i < M * ldbc; i++) bc[i] = mb_bf16_keep(bc[i]);
+    }
     mb_scan_params p = {.batch = s->B, .seqlen = s->L, .dim = s->D, .dstate = s->N, .is_complex = s->cplx,
                         .u = u, .ld_u = D, .delta = dl, .ld_delta = D, .A = A, .A_imag = s->cplx ? Ai : NULL,
                         .Bm = bc, .ld_B = ldbc, .Cm = bc + sf, .ld_C = ldbc,
@@ -128,19 +172,22 @@ static void run_shape(const shape *s)
 
     /* GPU */
     mb_scan_params q = p;
-    q.u = up(u, M * D), q.delta = up(dl, M * D), q.A = up(A, D * N), q.A_imag = s->cplx ? up(Ai, D * N) : NULL;
-    float *bc_d = up(bc, M * ldbc);
-    q.Bm = bc_d, q.Cm = bc_d + sf;
-    q.Dskip = s->opts ? up(Dk, D) : NULL, q.z = s->opts ? up(z, M * D) : NULL;
+    /* the activations: float arrays, or bf16 ones (io_bf16) */
+    void *(*act_up)(const float *, size_t) = g_io16 ? up16 : up32;
+    void *(*act_new)(size_t) = g_io16 ? poisoned16 : poisoned32;
+    q.io_bf16 = g_io16;
+    q.u = act_up(u, M * D), q.delta = act_up(dl, M * D), q.A = up(A, D * N), q.A_imag = s->cplx ? up(Ai, D * N) : NULL;
+    void *bc_d = act_up(bc, M * ldbc);
+    q.Bm = bc_d, q.Cm = (const char *)bc_d + (size_t)sf * (g_io16 ? 2 : 4);
+    q.Dskip = s->opts ? up(Dk, D) : NULL, q.z = s->opts ? act_up(z, M * D) : NULL;
     q.delta_bias = s->opts ? up(bias, D) : NULL, q.h0 = s->opts ? up(h0, nh) : NULL;
-    float *y_d = poisoned(M * D), *hT_d = poisoned(nh), *dy_d = up(dy, M * D), *dhT_d = up(dhT, nh);
-    float zeros_host = 0.f;
-    (void)zeros_host;
-    mb_scan_grads gg = {.du = poisoned(M * D), .ld_du = D, .ddelta = poisoned(M * D), .ld_ddelta = D,
+    void *y_d = act_new(M * D), *dy_d = act_up(dy, M * D);
+    float *hT_d = poisoned(nh), *dhT_d = up(dhT, nh);
+    mb_scan_grads gg = {.du = act_new(M * D), .ld_du = D, .ddelta = act_new(M * D), .ld_ddelta = D,
                         .dA = up(calloc(D * N, 4), D * N), .dA_imag = s->cplx ? up(calloc(D * N, 4), D * N) : NULL,
                         .dB = poisoned(M * ldbc), .ld_dB = ldbc, .dD = up(calloc(D, 4), D),
-                        .dz = poisoned(M * D), .ld_dz = D, .ddelta_bias = up(calloc(D, 4), D),
-                        .dh0 = s->opts ? poisoned(nh) : NULL, .y = poisoned(M * D)};
+                        .dz = act_new(M * D), .ld_dz = D, .ddelta_bias = up(calloc(D, 4), D),
+                        .dh0 = s->opts ? poisoned(nh) : NULL, .y = act_new(M * D)};
     gg.dC = gg.dB + sf, gg.ld_dC = ldbc;
     mb_arena wsg;
     assert_int_equal(mb_arena_init(&wsg, gpu, mb_scan_workspace(gpu, &q)), 0);
@@ -150,13 +197,14 @@ static void run_shape(const shape *s)
     if (mb_ctx_check(gpu)) fail_msg("%s", mb_error_last());
 
     float *t;
-    compare16("y", s, t = down(y_d, M * D), y, M * D), free(t);
+    float *(*act_down)(const void *, size_t) = g_io16 ? down16 : down32;
+    compare16("y", s, t = act_down(y_d, M * D), y, M * D), free(t);
     /* the backward's y (a recompute's ys): its states come from the
      * backward's own chunks and carries */
-    compare16("y from the backward", s, t = down(gg.y, M * D), y, M * D), free(t);
+    compare16("y from the backward", s, t = act_down(gg.y, M * D), y, M * D), free(t);
     compare("final state", s, t = down(hT_d, nh), hT, nh, TOL_ELEM), free(t);
-    compare16("du", s, t = down(gg.du, M * D), du, M * D), free(t);
-    compare16("ddelta", s, t = down(gg.ddelta, M * D), ddl, M * D), free(t);
+    compare16("du", s, t = act_down(gg.du, M * D), du, M * D), free(t);
+    compare16("ddelta", s, t = act_down(gg.ddelta, M * D), ddl, M * D), free(t);
     /* dB, dC live in the first 2 sf columns of each row; the pad columns
      * were poisoned and must stay untouched (NaN) */
     float *gbc = down(gg.dB, M * ldbc);
@@ -169,7 +217,7 @@ static void run_shape(const shape *s)
     compare("dA", s, t = down(gg.dA, D * N), dA, D * N, TOL_SUM), free(t);
     if (s->cplx) compare("dA_imag", s, t = down(gg.dA_imag, D * N), dAi, D * N, TOL_SUM), free(t);
     if (s->opts) {
-        compare16("dz", s, t = down(gg.dz, M * D), dz, M * D), free(t);
+        compare16("dz", s, t = act_down(gg.dz, M * D), dz, M * D), free(t);
         compare("dD", s, t = down(gg.dD, D), dD, D, TOL_SUM), free(t);
         compare("ddelta_bias", s, t = down(gg.ddelta_bias, D), db, D, TOL_SUM), free(t);
         compare("dh0", s, t = down(gg.dh0, nh), dh0, nh, TOL_ELEM), free(t);
@@ -227,6 +275,37 @@ static void test_shapes_bf16(void **st)
     assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_FP32), 0);
 }
 
+/* bf16 activations (io_bf16): bf16 arrays in and out, fp32 states and
+ * sums. The CPU runs in fp32 on the same values; its per-element outputs
+ * are rounded to bf16 for the comparison. */
+static void test_shapes_io16(void **st)
+{
+    (void)st;
+    const int small = getenv("MB_GPU_TEST_SMALL") != NULL;
+    const shape shapes[] = {
+        {"one chunk", 2, 300, 260, 16, 0, 1, 0},
+        {"chunked", 1, small ? 3000 : 20000, 70, 16, 0, 1, 0},
+        {"chunked plain", 2, small ? 2000 : 9000, 33, 16, 0, 0, 1},
+        {"N 5, partial warp", 3, 700, 45, 5, 0, 1, 2},
+    };
+    g_io16 = 1;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int c = 0; c < 2; c++) {
+            shape s = shapes[i];
+            s.cplx = c;
+            run_shape(&s);
+        }
+    g_io16 = 0;
+    /* the CPU has no bf16 arrays: a clear refusal, not garbage */
+    mb_scan_params p = {.batch = 1, .seqlen = 1, .dim = 1, .dstate = 1, .io_bf16 = 1};
+    mb_arena ws = {0};
+    float y = 0;
+    mb_scan_fwd(cpu, &p, &y, NULL, &ws);
+    printf("# cpu, io_bf16 -> %s\n", mb_error_last());
+    assert_int_not_equal(mb_ctx_check(cpu), 0);
+    assert_non_null(strstr(mb_error_last(), "bf16 activations (io_bf16) are the GPU's"));
+}
+
 int main(void)
 {
     int count = 0;
@@ -240,7 +319,8 @@ int main(void)
         printf("# cuda context: %s\n", mb_error_last());
         return 1;
     }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_shapes), cmocka_unit_test(test_shapes_bf16)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_shapes), cmocka_unit_test(test_shapes_bf16),
+                                       cmocka_unit_test(test_shapes_io16)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mb_ctx_free(gpu);
     mb_ctx_free(cpu);

@@ -265,52 +265,60 @@ void mb_adamw_cpu(MB_OPS_ADAMW_ARGS);
  * N) rows, or (B, L, 2N) with (re, im) interleaved when complex. States are
  * (B, D, N), complex (B, D, N, 2). In bf16 precision y, du, ddelta and dz
  * are stored rounded (MB_OPS_ROUNDS_BF16); states and the parameters'
- * gradients stay fp32, and so do dB and dC (gathered over channels). */
+ * gradients stay fp32, and so do dB and dC (gathered over channels).
+ *
+ * The activations and their gradients (u, delta, z, B, C; y, dy, du,
+ * ddelta, dz) are float arrays, or with io_bf16 bf16 arrays (uint16_t, the
+ * upper half of a float): half the bytes, arithmetic and states still
+ * fp32 (mamba_ssm's bf16 scan). io_bf16 is the GPU's; the CPU refuses it. */
 typedef struct {
     int batch, seqlen, dim, dstate; /* B, L, D, N */
     int is_complex;
-    const float *u;     int64_t ld_u;     /* (B, L, D) */
-    const float *delta; int64_t ld_delta; /* (B, L, D) */
+    int io_bf16;                          /* the activations below are bf16 */
+    const void *u;      int64_t ld_u;     /* (B, L, D) */
+    const void *delta;  int64_t ld_delta; /* (B, L, D) */
     const float *A;                       /* (D, N) real part */
     const float *A_imag;                  /* (D, N), complex only */
-    const float *Bm;    int64_t ld_B;     /* (B, L, N or 2N) */
-    const float *Cm;    int64_t ld_C;
+    const void *Bm;     int64_t ld_B;     /* (B, L, N or 2N) */
+    const void *Cm;     int64_t ld_C;
     const float *Dskip;                   /* (D) or NULL */
-    const float *z;     int64_t ld_z;     /* (B, L, D) or NULL */
+    const void *z;      int64_t ld_z;     /* (B, L, D) or NULL */
     const float *delta_bias;              /* (D) or NULL */
     int delta_softplus;
     const float *h0;                      /* initial state or NULL (zeros) */
 } mb_scan_params;
 
 typedef struct {
-    float *du;     int64_t ld_du;     /* overwritten */
-    float *ddelta; int64_t ld_ddelta; /* overwritten; w.r.t. the delta input */
+    void *du;      int64_t ld_du;     /* overwritten (bf16 with io_bf16) */
+    void *ddelta;  int64_t ld_ddelta; /* overwritten; w.r.t. the delta input (bf16 with io_bf16) */
     float *dA;                        /* (D, N) accumulated */
     float *dA_imag;                   /* (D, N) accumulated, complex only */
     float *dB;     int64_t ld_dB;     /* overwritten */
     float *dC;     int64_t ld_dC;     /* overwritten */
     float *dD;                        /* (D) accumulated, when Dskip */
-    float *dz;     int64_t ld_dz;     /* overwritten, when z */
+    void *dz;      int64_t ld_dz;     /* overwritten, when z (bf16 with io_bf16) */
     float *ddelta_bias;               /* (D) accumulated, when delta_bias */
     float *dh0;                       /* overwritten when not NULL */
     /* (B, L, D) when not NULL: the forward's output y, overwritten. The
      * backward recomputes every state anyway, so a recompute before it can
-     * skip the forward scan (the CPU's y is the forward's, bit for bit). */
-    float *y;
+     * skip the forward scan (the CPU's y is the forward's, bit for bit).
+     * bf16 with io_bf16. */
+    void *y;
 } mb_scan_grads;
 
 /* Scratch the scan needs (bytes), to size arenas once per shape. */
 size_t mb_scan_workspace(mb_ctx *ctx, const mb_scan_params *p);
 size_t mb_scan_workspace_cpu(mb_ctx *ctx, const mb_scan_params *p);
-/* y (B, L, D) contiguous; hT (final state) when not NULL. hT may alias h0:
- * that is the recurrent step (seqlen 1). */
-#define MB_OPS_SCAN_FWD_ARGS mb_ctx *ctx, const mb_scan_params *p, float *y, float *hT, \
+/* y (B, L, D) contiguous (bf16 with io_bf16); hT (final state, fp32) when
+ * not NULL. hT may alias h0: that is the recurrent step (seqlen 1). */
+#define MB_OPS_SCAN_FWD_ARGS mb_ctx *ctx, const mb_scan_params *p, void *y, float *hT, \
     mb_arena *ws
 void mb_scan_fwd(MB_OPS_SCAN_FWD_ARGS);
 void mb_scan_fwd_cpu(MB_OPS_SCAN_FWD_ARGS);
-/* dy (B, L, D) contiguous; dhT, the gradient reaching the final state, or
- * NULL. Recomputes the states; never stores all of them. */
-#define MB_OPS_SCAN_BWD_ARGS mb_ctx *ctx, const mb_scan_params *p, const float *dy, \
+/* dy (B, L, D) contiguous (bf16 with io_bf16); dhT, the gradient reaching
+ * the final state, or NULL. Recomputes the states; never stores all of
+ * them. */
+#define MB_OPS_SCAN_BWD_ARGS mb_ctx *ctx, const mb_scan_params *p, const void *dy, \
     const float *dhT, const mb_scan_grads *g, mb_arena *ws
 void mb_scan_bwd(MB_OPS_SCAN_BWD_ARGS);
 void mb_scan_bwd_cpu(MB_OPS_SCAN_BWD_ARGS);

@@ -44,6 +44,12 @@ static inline int scan_thread_id(void)
 #endif
 }
 
+/* row `row` of a float activation (the CPU's scan takes no bf16 arrays) */
+static inline const float *scan_rowf(const void *base, size_t row, int64_t ld)
+{
+    return (const float *)base + row * ld;
+}
+
 /* floats of state per channel */
 static inline int scan_sf(const mb_scan_params *p) { return p->is_complex ? 2 * p->dstate : p->dstate; }
 
@@ -123,9 +129,9 @@ static void scan_fwd_task(const mb_scan_params *p, float *y, float *hT, int b, i
     }
     for (int t = 0; t < L; t++) {
         const size_t row = (size_t)b * L + t;
-        const float *ut = p->u + row * p->ld_u, *dlt = p->delta + row * p->ld_delta;
-        const float *Bt = p->Bm + row * p->ld_B, *Ct = p->Cm + row * p->ld_C;
-        const float *zt = p->z ? p->z + row * p->ld_z : NULL;
+        const float *ut = scan_rowf(p->u, row, p->ld_u), *dlt = scan_rowf(p->delta, row, p->ld_delta);
+        const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
+        const float *zt = p->z ? scan_rowf(p->z, row, p->ld_z) : NULL;
         float *yt = y + row * D;
         for (int j = 0; j < nd; j++) {
             const int d = d0 + j;
@@ -141,8 +147,13 @@ static void scan_fwd_task(const mb_scan_params *p, float *y, float *hT, int b, i
             memcpy(hT + ((size_t)b * D + d0 + j) * sf, h + (size_t)j * sf, sf * sizeof(float));
 }
 
-void mb_scan_fwd_cpu(mb_ctx *ctx, const mb_scan_params *p, float *y, float *hT, mb_arena *ws)
+void mb_scan_fwd_cpu(mb_ctx *ctx, const mb_scan_params *p, void *yv, float *hT, mb_arena *ws)
 {
+    if (p->io_bf16) {
+        mb_ctx_fail(ctx, "cpu scan: bf16 activations (io_bf16) are the GPU's");
+        return;
+    }
+    float *y = yv;
     (void)ws;
     (void)ctx; /* only read by the OpenMP clauses */
     const int Bn = p->batch, D = p->dim;
@@ -213,9 +224,15 @@ static inline float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grad
     return ddt;
 }
 
-void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const float *dy, const float *dhT,
+void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const void *dyv, const float *dhT,
                      const mb_scan_grads *g, mb_arena *ws)
 {
+    if (p->io_bf16) {
+        mb_ctx_fail(ctx, "cpu scan: bf16 activations (io_bf16) are the GPU's");
+        return;
+    }
+    const float *dy = dyv;
+    float *du = g->du, *ddelta = g->ddelta, *dz = g->dz, *gy = g->y;
     const int Bn = p->batch, L = p->seqlen, D = p->dim, sf = scan_sf(p);
     const int nblk = (D + SCAN_DBLK - 1) / SCAN_DBLK;
     const int nck = (L + SCAN_CHUNK - 1) / SCAN_CHUNK;
@@ -264,8 +281,8 @@ MB_OMP(omp parallel for schedule(static) num_threads(nthr) if (nblk > 1))
                 if (t % SCAN_CHUNK == 0)
                     memcpy(ck + (size_t)(t / SCAN_CHUNK) * SCAN_DBLK * sf, h, (size_t)nd * sf * sizeof(float));
                 const size_t row = (size_t)b * L + t;
-                const float *ut = p->u + row * p->ld_u, *dlt = p->delta + row * p->ld_delta;
-                const float *Bt = p->Bm + row * p->ld_B, *Ct = p->Cm + row * p->ld_C;
+                const float *ut = scan_rowf(p->u, row, p->ld_u), *dlt = scan_rowf(p->delta, row, p->ld_delta);
+                const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
                 for (int j = 0; j < nd; j++) {
                     float dt = scan_delta(p, dlt, d0 + j, NULL);
                     scan_step_channel(p, d0 + j, dt, ut[d0 + j], Bt, Ct, h + (size_t)j * sf);
@@ -277,26 +294,26 @@ MB_OMP(omp parallel for schedule(static) num_threads(nthr) if (nblk > 1))
                 memcpy(h, ck + (size_t)c * SCAN_DBLK * sf, (size_t)nd * sf * sizeof(float));
                 for (int t = t0; t < t1; t++) {
                     const size_t row = (size_t)b * L + t;
-                    const float *ut = p->u + row * p->ld_u, *dlt = p->delta + row * p->ld_delta;
-                    const float *Bt = p->Bm + row * p->ld_B, *Ct = p->Cm + row * p->ld_C;
-                    const float *zt = p->z ? p->z + row * p->ld_z : NULL;
+                    const float *ut = scan_rowf(p->u, row, p->ld_u), *dlt = scan_rowf(p->delta, row, p->ld_delta);
+                    const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
+                    const float *zt = p->z ? scan_rowf(p->z, row, p->ld_z) : NULL;
                     for (int j = 0; j < nd; j++) {
                         const int d = d0 + j;
                         float dt = scan_delta(p, dlt, d, NULL);
                         float out = scan_step_channel(p, d, dt, ut[d], Bt, Ct, h + (size_t)j * sf);
-                        if (!g->y) continue;
+                        if (!gy) continue;
                         /* the forward's expression, on the same states */
                         if (p->Dskip) out += p->Dskip[d] * ut[d];
                         if (zt) out *= scan_silu(zt[d]);
-                        g->y[row * D + d] = out;
+                        gy[row * D + d] = out;
                     }
                     memcpy(hs + (size_t)(t - t0) * SCAN_DBLK * sf, h, (size_t)nd * sf * sizeof(float));
                 }
                 for (int t = t1 - 1; t >= t0; t--) {
                     const size_t row = (size_t)b * L + t;
-                    const float *ut = p->u + row * p->ld_u, *dlt = p->delta + row * p->ld_delta;
-                    const float *Bt = p->Bm + row * p->ld_B, *Ct = p->Cm + row * p->ld_C;
-                    const float *zt = p->z ? p->z + row * p->ld_z : NULL;
+                    const float *ut = scan_rowf(p->u, row, p->ld_u), *dlt = scan_rowf(p->delta, row, p->ld_delta);
+                    const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
+                    const float *zt = p->z ? scan_rowf(p->z, row, p->ld_z) : NULL;
                     const float *hcur = hs + (size_t)(t - t0) * SCAN_DBLK * sf;
                     const float *hprev = t > t0 ? hcur - (size_t)SCAN_DBLK * sf
                                                 : ck + (size_t)c * SCAN_DBLK * sf;
@@ -319,7 +336,7 @@ MB_OMP(omp parallel for schedule(static) num_threads(nthr) if (nblk > 1))
                             }
                             float yfull = acc + (p->Dskip ? p->Dskip[d] * x : 0.f);
                             float sg = scan_sigmoid(zt[d]);
-                            g->dz[row * g->ld_dz + d] = dyf * yfull * sg * (1.f + zt[d] * (1.f - sg));
+                            dz[row * g->ld_dz + d] = dyf * yfull * sg * (1.f + zt[d] * (1.f - sg));
                             dyf *= zt[d] * sg;
                         }
                         float dx = 0.f;
@@ -331,9 +348,9 @@ MB_OMP(omp parallel for schedule(static) num_threads(nthr) if (nblk > 1))
                         float ddt = scan_bwd_channel(p, g, d, dt, x, dyf, Bt, Ct,
                                                      hcur + (size_t)j * sf, hprev + (size_t)j * sf,
                                                      G + (size_t)j * sf, dBt, dCt, &dxs);
-                        g->du[row * g->ld_du + d] = dx + dxs;
+                        du[row * g->ld_du + d] = dx + dxs;
                         if (p->delta_softplus) ddt *= pre > 20.f ? 1.f : scan_sigmoid(pre);
-                        g->ddelta[row * g->ld_ddelta + d] = ddt;
+                        ddelta[row * g->ld_ddelta + d] = ddt;
                         if (p->delta_bias) g->ddelta_bias[d] += ddt;
                     }
                 }
@@ -360,10 +377,10 @@ MB_OMP(omp parallel for num_threads(nthr) if ((long)L * sf > 4096))
     }
     if (MB_OPS_ROUNDS_BF16(ctx)) {
         const int M = Bn * L;
-        mb_bf16_round_rows_cpu(ctx, M, D, g->du, (int)g->ld_du);
-        mb_bf16_round_rows_cpu(ctx, M, D, g->ddelta, (int)g->ld_ddelta);
-        if (p->z) mb_bf16_round_rows_cpu(ctx, M, D, g->dz, (int)g->ld_dz);
-        if (g->y) mb_bf16_round_rows_cpu(ctx, M, D, g->y, D);
+        mb_bf16_round_rows_cpu(ctx, M, D, du, (int)g->ld_du);
+        mb_bf16_round_rows_cpu(ctx, M, D, ddelta, (int)g->ld_ddelta);
+        if (p->z) mb_bf16_round_rows_cpu(ctx, M, D, dz, (int)g->ld_dz);
+        if (gy) mb_bf16_round_rows_cpu(ctx, M, D, gy, D);
     }
     ws->used = mark;
 }

@@ -31,6 +31,7 @@
  * dA, dD and the delta bias sum over time in registers and are added once
  * per chunk. Complex states are (re, im) pairs, with the conventions of the
  * CPU reference (ops/scan.c). */
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
@@ -50,16 +51,54 @@
 
 struct scan_args {
     int B, L, D, N, cplx, softplus;
+    int io16; /* the activations are bf16 arrays (mb_scan_params.io_bf16) */
     int r16; /* bf16 precision: y, du, ddelta and dz stored rounded */
     int T, nc, dblk; /* chunk length and count, blocks across D */
     int64_t ld_u, ld_delta, ld_B, ld_C, ld_z;
-    const float *u, *delta, *A, *Ai, *Bm, *Cm, *Dsk, *z, *bias, *h0;
+    /* activations: float or bf16 arrays, the kernels' T (io_bf16) */
+    const void *u, *delta, *Bm, *Cm, *z;
+    const float *A, *Ai, *Dsk, *bias, *h0;
     /* backward */
-    const float *dy, *dhT;
+    const void *dy;
+    const float *dhT;
     int64_t ld_du, ld_ddelta, ld_dB, ld_dC, ld_dz;
-    float *du, *ddelta, *dA, *dAi, *dB, *dC, *dD, *dz, *dbias, *dh0;
-    float *y; /* the forward's output too, when not NULL */
+    void *du, *ddelta, *dz;
+    float *dA, *dAi, *dB, *dC, *dD, *dbias, *dh0;
+    void *y; /* the forward's output too, when not NULL */
 };
+
+/* element i of an activation array of T (float or bf16), as a float */
+template <typename T> __device__ __forceinline__ float scan_ld(const void *p, size_t i);
+template <> __device__ __forceinline__ float scan_ld<float>(const void *p, size_t i)
+{
+    return static_cast<const float *>(p)[i];
+}
+template <> __device__ __forceinline__ float scan_ld<__nv_bfloat16>(const void *p, size_t i)
+{
+    return __bfloat162float(static_cast<const __nv_bfloat16 *>(p)[i]);
+}
+/* the read-only path for rows every thread of a block shares (B, C) */
+template <typename T> __device__ __forceinline__ float scan_ldg(const void *p, size_t i);
+template <> __device__ __forceinline__ float scan_ldg<float>(const void *p, size_t i)
+{
+    return __ldg(static_cast<const float *>(p) + i);
+}
+template <> __device__ __forceinline__ float scan_ldg<__nv_bfloat16>(const void *p, size_t i)
+{
+    return __bfloat162float(__ldg(static_cast<const __nv_bfloat16 *>(p) + i));
+}
+/* v into element i of an activation array of T; in bf16 precision with
+ * float arrays (r16) rounded as mb_precision_store would */
+template <typename T> __device__ __forceinline__ void scan_st(void *p, size_t i, float v, int r16);
+template <> __device__ __forceinline__ void scan_st<float>(void *p, size_t i, float v, int r16)
+{
+    static_cast<float *>(p)[i] = r16 ? mb_bf16_keep(v) : v;
+}
+template <> __device__ __forceinline__ void scan_st<__nv_bfloat16>(void *p, size_t i, float v, int r16)
+{
+    (void)r16;
+    static_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(v);
+}
 
 /* N as the kernels see it: a constant for the common d_state 16 */
 template <int NS>
@@ -80,13 +119,14 @@ __device__ __forceinline__ float scan_sigmoid(float x) { return 1.f / (1.f + __e
 struct scan_in {
     float x, v, z, dy;
 };
+template <typename T>
 __device__ __forceinline__ scan_in scan_fetch(const scan_args &a, size_t row, int d, float bias, bool want_dy)
 {
     scan_in r;
-    r.x = a.u[row * a.ld_u + d];
-    r.v = a.delta[row * a.ld_delta + d] + bias;
-    r.z = a.z ? a.z[row * a.ld_z + d] : 0.f;
-    r.dy = want_dy ? a.dy[row * a.D + d] : 0.f;
+    r.x = scan_ld<T>(a.u, row * a.ld_u + d);
+    r.v = scan_ld<T>(a.delta, row * a.ld_delta + d) + bias;
+    r.z = a.z ? scan_ld<T>(a.z, row * a.ld_z + d) : 0.f;
+    r.dy = want_dy ? scan_ld<T>(a.dy, row * a.D + d) : 0.f;
     return r;
 }
 __device__ __forceinline__ float scan_dt(const scan_args &a, float v) { return a.softplus ? scan_softplus(v) : v; }
@@ -176,7 +216,7 @@ __device__ __forceinline__ void scan_load_A(const scan_args &a, int d, float *A2
  * block: one coalesced load instead of 2N uniform loads per thread and step
  * (those loads kept the load/store pipe the busiest unit). Row s holds B at
  * [0, sf) and C at [HS, HS + sf). All threads of the block must call it. */
-template <int NS, bool CPLX>
+template <int NS, bool CPLX, typename T>
 __device__ __forceinline__ void scan_load_tile(const scan_args &a, int b, int tt, int nt, float *sbc)
 {
     constexpr int HS = CPLX ? 2 * NS : NS;
@@ -185,8 +225,8 @@ __device__ __forceinline__ void scan_load_tile(const scan_args &a, int b, int tt
     for (int i = threadIdx.x; i < nt * sf; i += blockDim.x) {
         const int s = i / sf, k = i - s * sf;
         const size_t row = (size_t)b * a.L + tt + s;
-        sbc[s * 2 * HS + k] = __ldg(a.Bm + row * a.ld_B + k);
-        sbc[s * 2 * HS + HS + k] = __ldg(a.Cm + row * a.ld_C + k);
+        sbc[s * 2 * HS + k] = scan_ldg<T>(a.Bm, row * a.ld_B + k);
+        sbc[s * 2 * HS + HS + k] = scan_ldg<T>(a.Cm, row * a.ld_C + k);
     }
     __syncthreads();
 }
@@ -212,7 +252,7 @@ __device__ __forceinline__ scan_pos scan_where(const scan_args &a)
 /* ---- forward ------------------------------------------------------------ */
 
 /* chunk end state from zero, and sum(dt) */
-template <int NS, bool CPLX>
+template <int NS, bool CPLX, typename T>
 __global__ void __launch_bounds__(SCAN_THREADS) scan_fwd_local(scan_args a, float *hloc, float *ssum)
 {
     constexpr int HS = CPLX ? 2 * NS : NS;
@@ -227,11 +267,11 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_fwd_local(scan_args a, floa
     const int t0 = q.c * a.T, t1 = min(a.L, t0 + a.T);
     float S = 0.f;
     const size_t row0 = (size_t)q.b * a.L;
-    scan_in cur = scan_fetch(a, row0 + t0, d, bias, false);
+    scan_in cur = scan_fetch<T>(a, row0 + t0, d, bias, false);
     for (int t = t0; t < t1; t++) {
         const int s = (t - t0) & (SCAN_TILE - 1); /* chunks start on tile boundaries */
-        if (s == 0) scan_load_tile<NS, CPLX>(a, q.b, t, min(SCAN_TILE, t1 - t), sbc);
-        const scan_in nx = scan_fetch(a, row0 + min(t + 1, t1 - 1), d, bias, false);
+        if (s == 0) scan_load_tile<NS, CPLX, T>(a, q.b, t, min(SCAN_TILE, t1 - t), sbc);
+        const scan_in nx = scan_fetch<T>(a, row0 + min(t + 1, t1 - 1), d, bias, false);
         const float dt = scan_dt(a, cur.v);
         S += dt;
         scan_step<NS, CPLX>(N, dt, cur.x, sbc + s * 2 * HS, sbc + s * 2 * HS + HS, A2, Aim, h, 0);
@@ -325,8 +365,8 @@ __global__ void scan_carry(scan_args a, float *loc, const float *ssum, float *gl
 
 /* y over one chunk from its entering state (hstart, or h0 / zeros when
  * there is a single chunk); the last chunk writes hT. */
-template <int NS, bool CPLX>
-__global__ void __launch_bounds__(SCAN_THREADS) scan_fwd_out(scan_args a, const float *hstart, float *y, float *hT)
+template <int NS, bool CPLX, typename T>
+__global__ void __launch_bounds__(SCAN_THREADS) scan_fwd_out(scan_args a, const float *hstart, void *y, float *hT)
 {
     constexpr int HS = CPLX ? 2 * NS : NS;
     __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
@@ -341,16 +381,16 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_fwd_out(scan_args a, const 
     const float bias = a.bias ? a.bias[d] : 0.f, Dd = a.Dsk ? a.Dsk[d] : 0.f;
     const int t0 = q.c * a.T, t1 = min(a.L, t0 + a.T);
     const size_t row0 = (size_t)q.b * a.L;
-    scan_in cur = scan_fetch(a, row0 + t0, d, bias, false);
+    scan_in cur = scan_fetch<T>(a, row0 + t0, d, bias, false);
     for (int t = t0; t < t1; t++) {
         const int s = (t - t0) & (SCAN_TILE - 1);
-        if (s == 0) scan_load_tile<NS, CPLX>(a, q.b, t, min(SCAN_TILE, t1 - t), sbc);
-        const scan_in nx = scan_fetch(a, row0 + min(t + 1, t1 - 1), d, bias, false);
+        if (s == 0) scan_load_tile<NS, CPLX, T>(a, q.b, t, min(SCAN_TILE, t1 - t), sbc);
+        const scan_in nx = scan_fetch<T>(a, row0 + min(t + 1, t1 - 1), d, bias, false);
         const float dt = scan_dt(a, cur.v);
         float out = scan_step<NS, CPLX>(N, dt, cur.x, sbc + s * 2 * HS, sbc + s * 2 * HS + HS, A2, Aim, h, 1);
         out += Dd * cur.x;
         if (a.z) out *= cur.z * scan_sigmoid(cur.z);
-        if (q.live) y[(row0 + t) * a.D + d] = a.r16 ? mb_bf16_keep(out) : out;
+        if (q.live) scan_st<T>(y, (row0 + t) * a.D + d, out, a.r16);
         cur = nx;
     }
     if (q.live && hT && q.c == a.nc - 1)
@@ -362,6 +402,7 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_fwd_out(scan_args a, const 
 /* ---- backward ----------------------------------------------------------- */
 
 /* gradient of y w.r.t. the scan output before the gate, and dz */
+template <typename T>
 __device__ __forceinline__ float scan_gate_bwd(const scan_args &a, size_t row, int d, float dyv, float zv,
                                                float yfull, int write_dz)
 {
@@ -369,7 +410,7 @@ __device__ __forceinline__ float scan_gate_bwd(const scan_args &a, size_t row, i
     const float sg = scan_sigmoid(zv);
     if (write_dz) {
         const float g = dyv * yfull * sg * (1.f + zv * (1.f - sg));
-        a.dz[row * a.ld_dz + d] = a.r16 ? mb_bf16_keep(g) : g;
+        scan_st<T>(a.dz, row * a.ld_dz + d, g, a.r16);
     }
     return dyv * zv * sg;
 }
@@ -380,7 +421,7 @@ __device__ __forceinline__ float scan_gate_bwd(const scan_args &a, size_t row, i
  * (C_t dyf_t; complex 2 conj(C_t) dyf_t), so from zero it is
  * sum_t conj(P_t) c_t with P_t = a_t0 ... a_t: computable forward, with the
  * same decays as the states. The gate needs only dy and z, not y. */
-template <int NS, bool CPLX>
+template <int NS, bool CPLX, typename T>
 __global__ void __launch_bounds__(SCAN_THREADS)
 scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
 {
@@ -399,14 +440,14 @@ scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
     const int t0 = q.c * a.T, t1 = min(a.L, t0 + a.T);
     float S = 0.f;
     const size_t row0 = (size_t)q.b * a.L;
-    scan_in cur = scan_fetch(a, row0 + t0, d, bias, true);
+    scan_in cur = scan_fetch<T>(a, row0 + t0, d, bias, true);
     for (int t = t0; t < t1; t++) {
         const int s = (t - t0) & (SCAN_TILE - 1);
-        if (s == 0) scan_load_tile<NS, CPLX>(a, q.b, t, min(SCAN_TILE, t1 - t), sbc);
-        const scan_in nx = scan_fetch(a, row0 + min(t + 1, t1 - 1), d, bias, true);
+        if (s == 0) scan_load_tile<NS, CPLX, T>(a, q.b, t, min(SCAN_TILE, t1 - t), sbc);
+        const scan_in nx = scan_fetch<T>(a, row0 + min(t + 1, t1 - 1), d, bias, true);
         {
             const float dt = scan_dt(a, cur.v), dtx = dt * cur.x;
-            const float dyf = scan_gate_bwd(a, row0 + t, d, cur.dy, cur.z, 0.f, 0);
+            const float dyf = scan_gate_bwd<T>(a, row0 + t, d, cur.dy, cur.z, 0.f, 0);
             S += dt;
             float Bt[HS], Ct[HS];
             scan_row<HS>(sbc + s * 2 * HS, Bt);
@@ -484,7 +525,7 @@ __device__ __forceinline__ void warp_reduce_scatter(float *v, float *out, int la
 /* One chunk of at most SCAN_TILE steps: recompute its states from the true
  * entering state (kept per step in hs), then walk them backward from the
  * true adjoint entering from the right. */
-template <int NS, bool CPLX>
+template <int NS, bool CPLX, typename T>
 __global__ void __launch_bounds__(SCAN_THREADS)
 scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
 {
@@ -508,13 +549,13 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
     const float *src = hstart ? hstart + o * sf : (a.h0 ? a.h0 + ((size_t)b * a.D + d) * sf : NULL);
 #pragma unroll
     for (int k = 0; k < HS; k++) h[k] = (src && k < sf) ? src[k] : 0.f;
-    scan_load_tile<NS, CPLX>(a, b, ta, tb - ta, sbc);
+    scan_load_tile<NS, CPLX, T>(a, b, ta, tb - ta, sbc);
     const size_t row0 = (size_t)b * a.L;
-    scan_in cur = scan_fetch(a, row0 + ta, d, bias, false);
+    scan_in cur = scan_fetch<T>(a, row0 + ta, d, bias, false);
     for (int t = ta; t < tb; t++) {
 #pragma unroll
         for (int k = 0; k < HS; k++) hs[t - ta][k] = h[k];
-        const scan_in nx = scan_fetch(a, row0 + min(t + 1, tb - 1), d, bias, false);
+        const scan_in nx = scan_fetch<T>(a, row0 + min(t + 1, tb - 1), d, bias, false);
         const float *st = sbc + (t - ta) * 2 * HS;
         scan_step<NS, CPLX>(N, scan_dt(a, cur.v), cur.x, st, st + HS, A2, Aim, h, 0);
         cur = nx;
@@ -527,10 +568,10 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
     for (int n = 0; n < NS; n++) dA_acc[n] = dAi_acc[n] = 0.f;
 
     /* h is now the state after step tb-1 */
-    cur = scan_fetch(a, row0 + tb - 1, d, bias, true);
+    cur = scan_fetch<T>(a, row0 + tb - 1, d, bias, true);
     for (int t = tb - 1; t >= ta; t--) {
         const size_t row = row0 + t;
-        const scan_in nx = scan_fetch(a, row0 + max(t - 1, ta), d, bias, true);
+        const scan_in nx = scan_fetch<T>(a, row0 + max(t - 1, ta), d, bias, true);
         float Bt[HS], Ct[HS];
         scan_row<HS>(sbc + (t - ta) * 2 * HS, Bt);
         scan_row<HS>(sbc + (t - ta) * 2 * HS + HS, Ct);
@@ -548,10 +589,10 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
         if (CPLX) yfull *= 2.f;
         yfull += Dd * x;
         const float dyv = live ? cur.dy : 0.f;
-        const float dyf = scan_gate_bwd(a, row, d, dyv, cur.z, yfull, live);
+        const float dyf = scan_gate_bwd<T>(a, row, d, dyv, cur.z, yfull, live);
         if (a.y && live) {
             const float yv = a.z ? yfull * (cur.z * scan_sigmoid(cur.z)) : yfull;
-            a.y[row * a.D + d] = a.r16 ? mb_bf16_keep(yv) : yv;
+            scan_st<T>(a.y, row * a.D + d, yv, a.r16);
         }
         /* ddt = sum_n (dL/da_n) (da_n/ddt) + (sum_n G_n B_n) x; the A part is
          * gathered against A log2(e) and scaled by ln 2 once */
@@ -601,8 +642,8 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
         if (a.softplus) ddt *= pre > 20.f ? 1.f : scan_sigmoid(pre);
         dbias_acc += ddt;
         if (live) {
-            a.du[row * a.ld_du + d] = a.r16 ? mb_bf16_keep(dx) : dx;
-            a.ddelta[row * a.ld_ddelta + d] = a.r16 ? mb_bf16_keep(ddt) : ddt;
+            scan_st<T>(a.du, row * a.ld_du + d, dx, a.r16);
+            scan_st<T>(a.ddelta, row * a.ld_ddelta + d, ddt, a.r16);
         }
         if (!live)
 #pragma unroll
@@ -667,6 +708,7 @@ static scan_args scan_make_args(const mb_scan_params *p, int sm_count, int T)
 {
     scan_args a = {};
     a.B = p->batch, a.L = p->seqlen, a.D = p->dim, a.N = p->dstate, a.cplx = p->is_complex;
+    a.io16 = p->io_bf16;
     a.softplus = p->delta_softplus;
     a.T = T > 0 ? (T < a.L ? T : a.L) : scan_chunk_len(p, sm_count);
     if (a.T < 1) a.T = 1;
@@ -720,14 +762,20 @@ static int scan_check(mb_ctx *ctx, const mb_scan_params *p)
     return 0;
 }
 
-/* d_state 16 with N fixed at compile time; any other N up to 64 generic */
-#define SCAN_DISPATCH(NSV, CPLXV, ...)                                          \
+/* d_state 16 with N fixed at compile time; any other N up to 64 generic;
+ * float or bf16 activations */
+#define SCAN_DISPATCH_T(NSV, CPLXV, T, K)                                       \
     do {                                                                        \
         if ((NSV) == 16) {                                                      \
-            if (CPLXV) { __VA_ARGS__(16, true); } else { __VA_ARGS__(16, false); } \
+            if (CPLXV) { K(16, true, T); } else { K(16, false, T); }            \
         } else {                                                                \
-            if (CPLXV) { __VA_ARGS__(64, true); } else { __VA_ARGS__(64, false); } \
+            if (CPLXV) { K(64, true, T); } else { K(64, false, T); }            \
         }                                                                       \
+    } while (0)
+#define SCAN_DISPATCH(A, K)                                                     \
+    do {                                                                        \
+        if ((A).io16) SCAN_DISPATCH_T((A).N, (A).cplx, __nv_bfloat16, K);       \
+        else SCAN_DISPATCH_T((A).N, (A).cplx, float, K);                        \
     } while (0)
 
 template <bool CPLX, bool REV>
@@ -777,7 +825,7 @@ static int scan_carry_launch(mb_ctx *ctx, const scan_args &a, float *loc, const 
     return 0;
 }
 
-extern "C" void mb_scan_fwd_cuda(mb_ctx *ctx, const mb_scan_params *p, float *y, float *hT, mb_arena *ws)
+extern "C" void mb_scan_fwd_cuda(mb_ctx *ctx, const mb_scan_params *p, void *y, float *hT, mb_arena *ws)
 {
     mb_cuda_state *cs = mb_cuda_enter(ctx);
     if (!cs || ctx->failed || scan_check(ctx, p)) return;
@@ -795,21 +843,21 @@ extern "C" void mb_scan_fwd_cuda(mb_ctx *ctx, const mb_scan_params *p, float *y,
             ctx->failed = 1;
             return;
         }
-#define LOCAL(NS, C) scan_fwd_local<NS, C><<<grid, blk, 0, st>>>(a, hstart, ssum)
-        SCAN_DISPATCH(a.N, a.cplx, LOCAL);
+#define LOCAL(NS, C, T) scan_fwd_local<NS, C, T><<<grid, blk, 0, st>>>(a, hstart, ssum)
+        SCAN_DISPATCH(a, LOCAL);
 #undef LOCAL
         MB_LAUNCH_CHECK(ctx, "scan_fwd_local");
         if (scan_carry_launch(ctx, a, hstart, ssum, 0, ws, st)) return;
         MB_LAUNCH_CHECK(ctx, "scan_carry");
     }
-#define OUT(NS, C) scan_fwd_out<NS, C><<<grid, blk, 0, st>>>(a, hstart, y, hT)
-    SCAN_DISPATCH(a.N, a.cplx, OUT);
+#define OUT(NS, C, T) scan_fwd_out<NS, C, T><<<grid, blk, 0, st>>>(a, hstart, y, hT)
+    SCAN_DISPATCH(a, OUT);
 #undef OUT
     MB_LAUNCH_CHECK(ctx, "scan_fwd_out");
     ws->used = mark;
 }
 
-extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const float *dy,
+extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const void *dy,
                                  const float *dhT, const mb_scan_grads *g, mb_arena *ws)
 {
     mb_cuda_state *cs = mb_cuda_enter(ctx);
@@ -840,8 +888,8 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const flo
             ctx->failed = 1;
             return;
         }
-#define LOCALS(NS, C) scan_bwd_locals<NS, C><<<grid, blk, 0, st>>>(a, hstart, ssum, gin)
-        SCAN_DISPATCH(a.N, a.cplx, LOCALS);
+#define LOCALS(NS, C, T) scan_bwd_locals<NS, C, T><<<grid, blk, 0, st>>>(a, hstart, ssum, gin)
+        SCAN_DISPATCH(a, LOCALS);
 #undef LOCALS
         MB_LAUNCH_CHECK(ctx, "scan_bwd_locals");
         if (scan_carry_launch(ctx, a, hstart, ssum, 0, ws, st) ||
@@ -849,8 +897,8 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const flo
             return;
         MB_LAUNCH_CHECK(ctx, "scan_bwd carries");
     }
-#define CHUNK(NS, C) scan_bwd_chunk<NS, C><<<grid, blk, 0, st>>>(a, hstart, gin)
-    SCAN_DISPATCH(a.N, a.cplx, CHUNK);
+#define CHUNK(NS, C, T) scan_bwd_chunk<NS, C, T><<<grid, blk, 0, st>>>(a, hstart, gin)
+    SCAN_DISPATCH(a, CHUNK);
 #undef CHUNK
     MB_LAUNCH_CHECK(ctx, "scan_bwd_chunk");
     ws->used = mark;
