@@ -135,7 +135,9 @@ static void lm_layout(mb_carve *c, void *arg)
     /* rows one layer pass works on: everything, or one chunk */
     const int Mx = chunked ? n->rc_chunk : (int)M;
     const mb_mixer *mx = &n->layers[0].mixer;
-    for (int l = 0; l <= nl; l++) n->h[l] = mb_carve_take(c, M * d);
+    /* chunked, layer 0's input is the chunk's embedding, recomputed when
+     * needed (lm_chunk_in): h[0] holds one chunk */
+    for (int l = 0; l <= nl; l++) n->h[l] = mb_carve_take(c, (l == 0 && chunked ? (size_t)Mx : M) * d);
     for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->layers[0], Mx, c);
     mb_lm_head_acts_carve(&n->hacts, &n->head, (int)M, c);
     n->logits = mb_carve_take(c, M * m->vocab_padded);
@@ -195,6 +197,19 @@ static int lm_chunk_len(const lm_net *n, int L, int k)
     return L - k * n->rc_chunk < n->rc_chunk ? L - k * n->rc_chunk : n->rc_chunk;
 }
 
+/* Layer l's input rows for sequence b, chunk k of a chunked recompute: the
+ * residual stream, or for layer 0 the chunk's embedding, looked up again
+ * into the chunk-sized h[0]: a lookup costs less than keeping (M, d)
+ * floats (1 GiB at the DNA model's 2^20). */
+static const float *lm_chunk_in(mb_model *m, int l, int b, int L, int k)
+{
+    lm_net *n = net(m);
+    const size_t r0 = (size_t)b * L + (size_t)k * n->rc_chunk;
+    if (l > 0) return n->h[l] + r0 * m->cfg.d_model;
+    mb_embedding_fwd(m->ctx, &n->embed, &m->params, lm_chunk_len(n, L, k), n->tok + r0, n->h[0]);
+    return n->h[0];
+}
+
 /* ---- training forward and backward -------------------------------------------------- */
 
 static int lm_forward(mb_model *m, const int32_t *tok, int B, int L, int want_logits, mb_fwd_out *out)
@@ -205,7 +220,7 @@ static int lm_forward(mb_model *m, const int32_t *tok, int B, int L, int want_lo
     const mb_params *ps = &m->params;
     const int M = B * L, d = m->cfg.d_model, chunked = lm_chunked(n, L);
     n->tok = tok;
-    mb_embedding_fwd(ctx, &n->embed, ps, M, tok, n->h[0]);
+    if (!chunked) mb_embedding_fwd(ctx, &n->embed, ps, M, tok, n->h[0]);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         mb_layer_acts *a = &n->acts[n->recompute ? 0 : l];
         if (!chunked) {
@@ -218,7 +233,7 @@ static int lm_forward(mb_model *m, const int32_t *tok, int B, int L, int want_lo
                 const size_t r0 = (size_t)b * L + (size_t)k * n->rc_chunk;
                 mb_mixer_state saved = lm_saved_state(m, l, b, k);
                 lm_state_copy(m, &n->work, &saved);
-                if (mb_layer_fwd(ctx, &n->layers[l], ps, 1, lm_chunk_len(n, L, k), n->h[l] + r0 * d,
+                if (mb_layer_fwd(ctx, &n->layers[l], ps, 1, lm_chunk_len(n, L, k), lm_chunk_in(m, l, b, L, k),
                                  n->h[l + 1] + r0 * d, a, &n->work, &n->ws))
                     return -1;
             }
@@ -252,11 +267,12 @@ static int lm_layer_bwd_chunked(mb_model *m, int l, int B, int L)
             const int len = lm_chunk_len(n, L, k);
             mb_mixer_state saved = lm_saved_state(m, l, b, k);
             lm_state_copy(m, &saved, &n->work);
-            if (mb_layer_fwd(ctx, ly, ps, 1, len, n->h[l] + r0 * d, NULL, &n->acts[0], &n->work, &n->ws))
+            const float *in = lm_chunk_in(m, l, b, L, k);
+            if (mb_layer_fwd(ctx, ly, ps, 1, len, in, NULL, &n->acts[0], &n->work, &n->ws))
                 return -1;
             mb_mixer_carry carry = {.dssm_in = n->dssm[cur], .dssm_out = n->dssm[1 - cur],
                                     .dconv_in = n->dconv[cur], .dconv_out = n->dconv[1 - cur]};
-            if (mb_layer_bwd(ctx, ly, ps, 1, len, n->h[l] + r0 * d, &n->acts[0], n->dh + r0 * d, n->dxn, &n->ws,
+            if (mb_layer_bwd(ctx, ly, ps, 1, len, in, &n->acts[0], n->dh + r0 * d, n->dxn, &n->ws,
                              &saved, &carry))
                 return -1;
             cur = 1 - cur;
