@@ -228,6 +228,17 @@ static void run_shape(const shape *s)
     free(y), free(hT), free(du), free(ddl), free(dz), free(dbc), free(dA), free(dAi), free(dD), free(db), free(dh0);
 }
 
+/* every shape with real A, then complex */
+static void run_shapes(const shape *shapes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 2; c++) {
+            shape s = shapes[i];
+            s.cplx = c;
+            run_shape(&s);
+        }
+}
+
 static void test_shapes(void **st)
 {
     (void)st;
@@ -241,13 +252,7 @@ static void test_shapes(void **st)
         {"N 5, partial warp", 3, 700, 45, 5, 0, 1, 2},
         {"N 40", 1, small ? 600 : 2500, 40, 40, 0, 1, 0},
     };
-    const int n = sizeof shapes / sizeof shapes[0];
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < 2; c++) {
-            shape s = shapes[i];
-            s.cplx = c;
-            run_shape(&s);
-        }
+    run_shapes(shapes, sizeof shapes / sizeof shapes[0]);
 }
 
 /* bf16 precision: the scan stores its activation outputs rounded, the
@@ -264,12 +269,7 @@ static void test_shapes_bf16(void **st)
     assert_int_equal(mb_ctx_set_precision(cpu, MB_PREC_BF16), 0);
     assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_BF16), 0);
     g_bf16 = 1;
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        for (int c = 0; c < 2; c++) {
-            shape s = shapes[i];
-            s.cplx = c;
-            run_shape(&s);
-        }
+    run_shapes(shapes, sizeof shapes / sizeof shapes[0]);
     g_bf16 = 0;
     assert_int_equal(mb_ctx_set_precision(cpu, MB_PREC_FP32), 0);
     assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_FP32), 0);
@@ -289,12 +289,7 @@ static void test_shapes_io16(void **st)
         {"N 5, partial warp", 3, 700, 45, 5, 0, 1, 2},
     };
     g_io16 = 1;
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        for (int c = 0; c < 2; c++) {
-            shape s = shapes[i];
-            s.cplx = c;
-            run_shape(&s);
-        }
+    run_shapes(shapes, sizeof shapes / sizeof shapes[0]);
     g_io16 = 0;
     /* the CPU has no bf16 arrays: a clear refusal, not garbage */
     mb_scan_params p = {.batch = 1, .seqlen = 1, .dim = 1, .dstate = 1, .io_bf16 = 1};

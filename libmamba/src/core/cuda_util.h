@@ -158,6 +158,18 @@ static inline dim3 mb_cuda_grid2d(int64_t rows, int64_t cols)
     for (int64_t j = (int64_t)blockIdx.x * MB_TILE_X + threadIdx.x; j < (N); \
          j += (int64_t)gridDim.x * MB_TILE_X)
 
+/* ---- SiLU ----------------------------------------------------------------
+ * The elementwise op (ops/act.cu) and the conv's fused SiLU (ops/conv1d.cu)
+ * share these: the CPU's expressions (ops/act.c), expf and not __expf. */
+static __device__ __forceinline__ float mb_sigmoid_dev(float x) { return 1.0f / (1.0f + expf(-x)); }
+static __device__ __forceinline__ float mb_silu_dev(float x) { return x * mb_sigmoid_dev(x); }
+/* the gradient through the SiLU at x of dy */
+static __device__ __forceinline__ float mb_silu_bwd_dev(float x, float dy)
+{
+    const float s = mb_sigmoid_dev(x);
+    return dy * (s * (1.0f + x * (1.0f - s)));
+}
+
 /* ---- warp and block reductions -------------------------------------------
  * XOR butterflies: every lane ends with the same value (a + b == b + a
  * exactly, so the lanes' trees agree bit for bit). Blocks must be whole

@@ -312,9 +312,9 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
                   mx->xdbl_dim, dxc, Di, 1.f, mb_param_grad(ps, mx->p_x_proj), NULL);
     mb_precision_store(ctx, M, Di, dxc, Di);
     /* the conv and its SiLU are one op (the conv's output recomputed, never
-     * stored): no rounding between their gradients; dxc is scratch after */
-    /* the next chunk's conv read this chunk's last K-1 inputs: its share
-     * of their gradient (carry->dconv_in) is added before dx is stored */
+     * stored): no rounding between their gradients; dxc is scratch after.
+     * The next chunk's conv read this chunk's last K-1 inputs: its share of
+     * their gradient (carry->dconv_in) is added before dx is stored. */
     mb_conv1d_bwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
                   mixer_opt(ps, mx->p_conv_b), st0 ? st0->conv : NULL, 1, dxc, Di, dxz, 2 * Di,
                   mb_param_grad(ps, mx->p_conv_w), mixer_opt_grad(ps, mx->p_conv_b), carry ? carry->dconv_out : NULL,

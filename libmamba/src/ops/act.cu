@@ -19,11 +19,9 @@
 #define MB_INV_SQRT2 0.70710678118654752f
 #define MB_INV_SQRT_2PI 0.39894228040143268f
 
-static __device__ __forceinline__ float sigmoid_f(float x) { return 1.0f / (1.0f + expf(-x)); }
-
 template <int ACT> static __device__ __forceinline__ float act_fwd(float x)
 {
-    if (ACT == MB_ACT_SILU) return x * sigmoid_f(x);
+    if (ACT == MB_ACT_SILU) return mb_silu_dev(x);
     if (ACT == MB_ACT_SOFTPLUS) return x > MB_SOFTPLUS_THRESHOLD ? x : log1pf(expf(x));
     if (ACT == MB_ACT_GELU) return 0.5f * x * (1.0f + erff(x * MB_INV_SQRT2));
     return -expf(x); /* MB_ACT_NEGEXP */
@@ -31,11 +29,8 @@ template <int ACT> static __device__ __forceinline__ float act_fwd(float x)
 
 template <int ACT> static __device__ __forceinline__ float act_bwd(float x, float dy)
 {
-    if (ACT == MB_ACT_SILU) {
-        const float s = sigmoid_f(x);
-        return dy * (s * (1.0f + x * (1.0f - s)));
-    }
-    if (ACT == MB_ACT_SOFTPLUS) return x > MB_SOFTPLUS_THRESHOLD ? dy : dy * sigmoid_f(x);
+    if (ACT == MB_ACT_SILU) return mb_silu_bwd_dev(x, dy);
+    if (ACT == MB_ACT_SOFTPLUS) return x > MB_SOFTPLUS_THRESHOLD ? dy : dy * mb_sigmoid_dev(x);
     if (ACT == MB_ACT_GELU) {
         const float cdf = 0.5f * (1.0f + erff(x * MB_INV_SQRT2));
         const float pdf = expf(-0.5f * x * x) * MB_INV_SQRT_2PI;

@@ -56,14 +56,6 @@ __device__ __forceinline__ float conv_in_at(const conv_io &io, int64_t b, int s,
     return io.prev[(b * (io.K - 1) + (io.K - 1) + s) * io.D + d];
 }
 
-/* as act.cu's: expf, not __expf, to stay with the CPU's SiLU */
-__device__ __forceinline__ float conv_silu(float v) { return v * (1.0f / (1.0f + expf(-v))); }
-__device__ __forceinline__ float conv_silu_bwd(float pre, float g)
-{
-    const float s = 1.0f / (1.0f + expf(-pre));
-    return g * (s * (1.0f + pre * (1.0f - s)));
-}
-
 /* the conv's output at (b, t), channel d */
 __device__ __forceinline__ float conv_out_at(const conv_io &io, int64_t b, int t, int d)
 {
@@ -78,7 +70,7 @@ __device__ __forceinline__ float conv_out_at(const conv_io &io, int64_t b, int t
 template <bool SILU> __device__ __forceinline__ float conv_g_at(const conv_io &io, int64_t b, int t, int d)
 {
     const float g = io.dy[(b * io.L + t) * io.lddy + d];
-    return SILU ? conv_silu_bwd(conv_out_at(io, b, t, d), g) : g;
+    return SILU ? mb_silu_bwd_dev(conv_out_at(io, b, t, d), g) : g;
 }
 
 /* ---- K = 4: runs of rows per thread ---------------------------------------- */
@@ -107,7 +99,7 @@ conv_fwd_run4(conv_io io, float *y, int ldy, int64_t nruns, int rps)
             float acc = bb;
 #pragma unroll
             for (int k = 0; k < KT; k++) acc += wk[k] * v[i + k];
-            const float v = SILU ? conv_silu(acc) : acc;
+            const float v = SILU ? mb_silu_dev(acc) : acc;
             y[(b * io.L + t0 + i) * ldy + d] = io.r16 ? mb_bf16_keep(v) : v;
         }
     }
@@ -150,7 +142,7 @@ conv_bwd_run4(conv_io io, float *dx, int lddx, float *dprev, double *part, int64
                     float pre = bb;
 #pragma unroll
                     for (int k = 0; k < KT; k++) pre += wk[k] * xv[j + k];
-                    gv = conv_silu_bwd(pre, gv);
+                    gv = mb_silu_bwd_dev(pre, gv);
                 }
             }
             g[j] = gv;
@@ -198,7 +190,7 @@ template <bool SILU> __global__ void conv_fwd_kernel(conv_io io, int64_t rows, f
         const int64_t b = row / io.L;
         const int t = (int)(row - b * io.L);
         MB_FOR_COLS(d, io.D) {
-            const float acc = conv_out_at(io, b, t, (int)d), v = SILU ? conv_silu(acc) : acc;
+            const float acc = conv_out_at(io, b, t, (int)d), v = SILU ? mb_silu_dev(acc) : acc;
             y[row * ldy + d] = io.r16 ? mb_bf16_keep(v) : v;
         }
     }
