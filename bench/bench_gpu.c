@@ -1,8 +1,9 @@
 /* GPU benchmarks: device copy bandwidth, the selective scan against its
  * memory floor, and training steps of the DNA model at long contexts with
  * their peak device memory. Prints markdown tables; no pass/fail.
- *   bench_gpu [--quick] [--scan | --model]
- *     quick: fewer repetitions, no L = 2^20 cases; scan / model: that table only
+ *   bench_gpu [--quick] [--scan | --model | --bidir]
+ *     quick: fewer repetitions, no L = 2^20 cases; scan / model: that table only;
+ *     bidir: the bidirectional models' training rows beside the LM's TF32 row
  * Exit status: 0 when every table was printed (rows that failed say why in
  * the row), 1 on a failure outside a row, 77 when there is no CUDA device,
  * 0 with "built without CUDA" in a build without the CUDA backend.
@@ -441,8 +442,10 @@ done:
  * size (out of memory) does not poison the next one. */
 static int g_profile_step; /* --train: the first timed step between profiler start and stop */
 
+/* arch: 0 the causal LM, 1 the bidirectional model (mamba-bidir), 2 the
+ * same with reverse-complement sharing (DNA's complement on tokens 7-10) */
 static int bench_train(const char *name, int d_model, int n_layer, int vocab, int B, int L,
-                       int cplx, int prec, int reps)
+                       int cplx, int prec, int reps, int arch)
 {
     char why[256] = "";
     int ok = -1, n_rep = reps < 16 ? reps : 16;
@@ -466,6 +469,11 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
 
     mb_config cfg;
     bench_model_config(&cfg, d_model, n_layer, vocab, cplx);
+    if (arch) {
+        cfg.arch = MB_ARCH_BIDIR;
+        cfg.rc_equivariant = arch == 2;
+        for (int v = 7; v <= 10 && v < vocab; v++) cfg.rc_complement[v] = 17 - v;
+    }
     m = mb_model_create(ctx, &cfg, 1);
     if (!m) {
         row_fail(why, sizeof why, "model", cudaGetLastError());
@@ -532,11 +540,12 @@ done:
 
 int main(int argc, char **argv)
 {
-    int quick = 0, scan_only = 0, model_only = 0, train_len = 0, train_prec = 0;
+    int quick = 0, scan_only = 0, model_only = 0, bidir_only = 0, train_len = 0, train_prec = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = 1;
         else if (strcmp(argv[i], "--scan") == 0) scan_only = 1;
         else if (strcmp(argv[i], "--model") == 0) model_only = 1;
+        else if (strcmp(argv[i], "--bidir") == 0) model_only = bidir_only = 1;
         else if (strcmp(argv[i], "--train") == 0 && i + 2 < argc) {
             train_len = atoi(argv[++i]);
             const char *pr = argv[++i];
@@ -546,7 +555,8 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: bench_gpu [--quick] [--scan | --model | --train L fp32|tf32|bf16]\n"
+            fprintf(stderr, "usage: bench_gpu [--quick] [--scan | --model | --bidir | --train L fp32|tf32|bf16]\n"
+                            "  --bidir: the training rows of the bidirectional models (and the LM's TF32 row)\n"
                             "  --train: one DNA training row, its first timed step bracketed for a profiler\n");
             return 2;
         }
@@ -555,7 +565,7 @@ int main(int argc, char **argv)
         setvbuf(stdout, NULL, _IOLBF, 0);
         g_profile_step = 1;
         return bench_train(train_prec == 0 ? "dna d256 x8 vocab 16" : train_prec == 1 ? "dna d256 x8 tf32" : "dna d256 x8 bf16",
-                           256, 8, 16, 1, train_len, 0, train_prec, 3) ? 1 : 0;
+                           256, 8, 16, 1, train_len, 0, train_prec, 3, 0) ? 1 : 0;
     }
     setvbuf(stdout, NULL, _IOLBF, 0); /* rows appear as they finish, even through a pipe */
     const int reps = quick ? 3 : 10;
@@ -635,11 +645,19 @@ int main(int argc, char **argv)
     const int lens[] = {1 << 17, 1 << 20};
     for (int i = 0; i < 2; i++) {
         if (quick && lens[i] >= (1 << 20)) continue;
-        failed |= bench_train("dna d256 x8 vocab 16", 256, 8, 16, 1, lens[i], 0, 0, treps) != 0;
-        /* the same with TF32 GEMMs (mb_ctx_set_tf32), the explicit option */
-        failed |= bench_train("dna d256 x8 tf32", 256, 8, 16, 1, lens[i], 0, 1, treps) != 0;
-        /* bf16 precision: mamba_ssm's autocast contract */
-        failed |= bench_train("dna d256 x8 bf16", 256, 8, 16, 1, lens[i], 0, 2, treps) != 0;
+        if (!bidir_only) {
+            failed |= bench_train("dna d256 x8 vocab 16", 256, 8, 16, 1, lens[i], 0, 0, treps, 0) != 0;
+            /* the same with TF32 GEMMs (mb_ctx_set_tf32), the explicit option */
+            failed |= bench_train("dna d256 x8 tf32", 256, 8, 16, 1, lens[i], 0, 1, treps, 0) != 0;
+            /* bf16 precision: mamba_ssm's autocast contract */
+            failed |= bench_train("dna d256 x8 bf16", 256, 8, 16, 1, lens[i], 0, 2, treps, 0) != 0;
+        } else {
+            failed |= bench_train("dna d256 x8 tf32", 256, 8, 16, 1, lens[i], 0, 1, treps, 0) != 0;
+        }
+        /* the bidirectional models (Caduceus' BiMamba; + RC sharing, two strands) */
+        failed |= bench_train("bidir d256 x8 tf32", 256, 8, 16, 1, lens[i], 0, 1, treps, 1) != 0;
+        failed |= bench_train("bidir+rc d256 x8 tf32", 256, 8, 16, 1, lens[i], 0, 1, treps, 2) != 0;
+        failed |= bench_train("bidir+rc d256 x8 bf16", 256, 8, 16, 1, lens[i], 0, 2, treps, 2) != 0;
     }
     printf("\nbench_gpu: %s\n", failed ? "some rows failed (reasons in the rows)" : "all rows ran");
     return 0;

@@ -782,6 +782,191 @@ def make_cls(rng, rng_fd):
 
 
 # --------------------------------------------------------------------------
+# c2. the bidirectional model (Caduceus' BiMamba blocks) and its reverse-
+# complement parameter sharing (Caduceus-PS), from Schiff et al. 2024 and the
+# module definitions of kuleshov-group/caduceus: BiMambaWrapper (out =
+# mamba_fwd(x) + mamba_rev(x.flip(1)).flip(1), in_proj and out_proj tied),
+# RCPSEmbedding, RCPSWrapper, RCPSAddNormWrapper, RCPSLMHead on 2 d channels.
+
+
+def bi_mixer(L, u, dims):
+    """BiMambaWrapper: the forward mixer plus the reverse one over the reversed sequence."""
+    return lm_mixer(L["f"], u, dims) + lm_mixer(L["r"], u[:, ::-1], dims)[:, ::-1]
+
+
+def bi_mixer_bwd(L, u, gout, dims):
+    """Reverse mode of bi_mixer: (gradient w.r.t. u, forward mixer's {key: grad},
+    reverse mixer's {key: grad}); the tied projections' gradients are in both."""
+    gf, Gf = lm_mixer_bwd(L["f"], u, gout, dims)
+    gr, Gr = lm_mixer_bwd(L["r"], u[:, ::-1], gout[:, ::-1], dims)
+    return gf + gr[:, ::-1], Gf, Gr
+
+
+def bidir_weights(rng, add, d, n_layer, Vp, N, K, E):
+    """The bidirectional backbone's weights (real A), each through add: per layer
+    {"norm", "f": forward mixer, "r": reverse mixer sharing f's in_proj and out_proj}."""
+    R = math.ceil(d / 16)
+    Di = E * d
+    emb = add("backbone.embedding.weight", rng.standard_normal((Vp, d)))
+    layers = []
+    for i in range(n_layer):
+        pre = "backbone.layers.%d." % i
+        L = {"norm": add(pre + "norm.weight", rng.uniform(0.7, 1.3, d))}
+        for key in ("f", "r"):
+            mp = pre + ("mixer.mamba_fwd." if key == "f" else "mixer.mamba_rev.")
+            M = {}
+            if key == "f":
+                M["in_proj"] = add(mp + "in_proj.weight", rng.standard_normal((2 * Di, d)) / math.sqrt(d))
+            else:
+                M["in_proj"] = L["f"]["in_proj"]
+            M["conv_w"] = add(mp + "conv1d.weight", rng.uniform(-0.5, 0.5, (Di, 1, K)))
+            M["conv_b"] = add(mp + "conv1d.bias", rng.uniform(-0.5, 0.5, Di))
+            M["x_proj"] = add(mp + "x_proj.weight", rng.standard_normal((R + 2 * N, Di)) / math.sqrt(Di))
+            M["dt_w"] = add(mp + "dt_proj.weight", rng.uniform(-1, 1, (Di, R)) / math.sqrt(R))
+            dt = np.exp(rng.uniform(math.log(1e-3), math.log(0.3), Di))
+            M["dt_b"] = add(mp + "dt_proj.bias", dt + np.log(-np.expm1(-dt)))
+            M["A_log"] = add(mp + "A_log", np.log(rng.uniform(0.5, 4.0, (Di, N))))
+            M["D"] = add(mp + "D", rng.uniform(0.5, 1.5, Di))
+            if key == "f":
+                M["out_proj"] = add(mp + "out_proj.weight", rng.standard_normal((d, Di)) / math.sqrt(Di))
+            else:
+                M["out_proj"] = L["f"]["out_proj"]
+            L[key] = M
+        layers.append(L)
+    norm_f = add("backbone.norm_f.weight", rng.uniform(0.7, 1.3, d))
+    return emb, layers, norm_f
+
+
+def bidir_backbone(emb, layers, norm_f, tokens, dims):
+    hs, xns = [emb[tokens]], []
+    for L in layers:
+        xns.append(rmsnorm(hs[-1], L["norm"]))
+        hs.append(hs[-1] + bi_mixer(L, xns[-1], dims))
+    return hs, xns, rmsnorm(hs[-1], norm_f)
+
+
+def bidir_strands(tokens, comp, rc):
+    """The sequences the network runs on: the tokens, and with rc their reverse
+    complements after them."""
+    if not rc:
+        return tokens
+    return np.concatenate([tokens, comp[tokens[:, ::-1]]], axis=0)
+
+
+def bidir_combine(P, comp_p, rc):
+    """The strands' logits (or hidden states, comp_p None) as one: the first
+    strand's plus the second's reversed, its classes complemented."""
+    if not rc:
+        return P
+    B = P.shape[0] // 2
+    second = P[B:, ::-1, :]
+    return P[:B] + (second[:, :, comp_p] if comp_p is not None else second)
+
+
+def caduceus_logits(emb, layers, norm_f, head, tokens, comp, comp_p, dims, rc):
+    """Caduceus' own formulation, for the check below: without rc the BiMamba
+    LM; with rc the RCPS modules literally, on 2 d channels (the second half a
+    reverse-complemented copy, every module applied to it flipped back and
+    forth in sequence and channels, the head adding both halves' logits with
+    the second's classes complemented)."""
+    if not rc:
+        hs, xns, hf = bidir_backbone(emb, layers, norm_f, tokens, dims)
+        return hf @ head.T
+    d = emb.shape[1]
+
+    def flip(x):  # RCPSWrapper.rc: reverse the sequence and the channels
+        return x[:, ::-1, ::-1]
+
+    h = np.concatenate([emb[tokens], flip(emb[comp[tokens[:, ::-1]]])], axis=-1)
+    for L in layers:
+        x = np.concatenate([rmsnorm(h[..., :d], L["norm"]), flip(rmsnorm(flip(h[..., d:]), L["norm"]))], axis=-1)
+        out = np.concatenate([bi_mixer(L, x[..., :d], dims), flip(bi_mixer(L, flip(x[..., d:]), dims))], axis=-1)
+        h = h + out
+    hf = np.concatenate([rmsnorm(h[..., :d], norm_f), flip(rmsnorm(flip(h[..., d:]), norm_f))], axis=-1)
+    return hf[..., :d] @ head.T + hf[..., d:][..., ::-1] @ head[comp_p].T
+
+
+def bidir_loss_grads(emb, layers, norm_f, head, tied, tokens, targets, comp, comp_p, dims, rc):
+    """Mean cross-entropy of the combined logits and its gradients: (logits,
+    loss, {state_dict name: grad}), by reverse mode through the strands."""
+    toks = bidir_strands(tokens, comp, rc)
+    hs, xns, hf = bidir_backbone(emb, layers, norm_f, toks, dims)
+    P = hf @ head.T
+    C = bidir_combine(P, comp_p, rc)
+    loss, gC = xent_mean(C, targets)
+    gP = np.concatenate([gC, gC[:, ::-1, :][:, :, comp_p]], axis=0) if rc else gC
+    d = hf.shape[-1]
+    G = {}
+    ghead = gP.reshape(-1, gP.shape[-1]).T @ hf.reshape(-1, d)
+    gh, G["backbone.norm_f.weight"] = rmsnorm_bwd(hs[-1], norm_f, gP @ head)
+    for i in range(len(layers) - 1, -1, -1):
+        gxn, Gf, Gr = bi_mixer_bwd(layers[i], xns[i], gh, dims)
+        gx, G["backbone.layers.%d.norm.weight" % i] = rmsnorm_bwd(hs[i], layers[i]["norm"], gxn)
+        gh = gh + gx
+        for k, v in Gf.items():
+            G["backbone.layers.%d.mixer.mamba_fwd.%s" % (i, LAYER_NAMES[k][len("mixer."):])] = v
+        for k, v in Gr.items():
+            if k in ("in_proj", "out_proj"):
+                G["backbone.layers.%d.mixer.mamba_fwd.%s" % (i, LAYER_NAMES[k][len("mixer."):])] += v
+            else:
+                G["backbone.layers.%d.mixer.mamba_rev.%s" % (i, LAYER_NAMES[k][len("mixer."):])] = v
+    gemb = np.zeros(emb.shape)
+    np.add.at(gemb, toks.reshape(-1), gh.reshape(-1, d))
+    G["backbone.embedding.weight"] = gemb
+    if tied:
+        G["backbone.embedding.weight"] += ghead
+    else:
+        G["lm_head.weight"] = ghead
+    return C, loss, G
+
+
+def make_bidir(rng, rc, tied, rng_fd):
+    """A small bidirectional model over a DNA-like vocabulary of 12 (the last
+    five are A C G T N; the complement swaps A-T and C-G), masked-LM-like
+    targets (about half ignored), with and without reverse-complement sharing."""
+    d, n_layer, vocab, N, K, E = 16, 2, 12, 4, 4, 2
+    mult = 8
+    Vp = (vocab + mult - 1) // mult * mult
+    comp = np.array([0, 1, 2, 3, 4, 5, 6, 10, 9, 8, 7, 11], dtype=np.int64)
+    comp_p = np.concatenate([comp, np.arange(vocab, Vp)])
+    cfg = {"d_model": d, "n_layer": n_layer, "vocab_size": vocab,
+           "ssm_cfg": {"d_state": N, "d_conv": K, "expand": E, "dt_rank": "auto", "init": "s4d-real"},
+           "rms_norm": True, "tie_embeddings": tied, "pad_vocab_size_multiple": mult, "arch": "mamba-bidir"}
+    if rc:
+        cfg["rc_equivariant"] = True
+        cfg["rc_complement"] = [int(c) for c in comp]
+    dims = (E * d, math.ceil(d / 16), N, False)
+    P, W, add = param_table()
+    emb, layers, norm_f = bidir_weights(rng, add, d, n_layer, Vp, N, K, E)
+    head = emb if tied else add("lm_head.weight", rng.standard_normal((Vp, d)) / 2.0)
+    Bt, Lseq = 2, 13
+    tokens = rng.integers(0, vocab, (Bt, Lseq)).astype(np.int32)
+    targets = rng.integers(7, 11, (Bt, Lseq)).astype(np.int32)
+    targets[rng.random((Bt, Lseq)) < 0.5] = -100
+    assert np.any(targets != -100)
+    logits, loss, G = bidir_loss_grads(emb, layers, norm_f, head, tied, tokens, targets, comp, comp_p, dims, rc)
+    assert sorted(G) == sorted(W), sorted(set(G) ^ set(W))
+    # the strands' formulation is Caduceus' own: same logits
+    ref = caduceus_logits(emb, layers, norm_f, head, tokens, comp, comp_p, dims, rc)
+    assert np.max(np.abs(ref - logits)) <= 1e-12 * np.max(np.abs(ref)), np.max(np.abs(ref - logits))
+
+    def fd_loss():  # finite differences of Caduceus' formulation
+        return xent_mean(caduceus_logits(emb, layers, norm_f, head, tokens, comp, comp_p, dims, rc), targets)[0]
+
+    tag = "bidir_rc" if rc else "bidir"
+    fd_check(tag, fd_loss, [(name, W[name]) for name, _ in P], G, rng_fd, max_entries=8)
+    meta = {"config": json.dumps(cfg), "format": "pt"}
+    expected = [("tokens", tokens), ("logits", logits), ("targets", targets), ("loss", np.array([loss]))]
+    expected += [("grad." + name, G[name]) for name, _ in P]
+    emeta = {"what": "tokens (B, L), float64 logits (B, L, vocab_padded) of the mamba-bidir checkpoint "
+                     "next to this file (with rc_equivariant: Caduceus-PS's, f(x)[t, v] + f(rc x)[L-1-t, "
+                     "comp v]); targets (B, L) (-100: ignored) at the positions themselves; loss: mean "
+                     "over counted targets of -log softmax(logits)[target]; grad.NAME: float64 gradient "
+                     "of loss w.r.t. parameter NAME (the tied in_proj and out_proj gather both mixers')"}
+    return P, meta, expected, emeta
+
+
+# --------------------------------------------------------------------------
 # d. the draw of a generation step (mb_sample_bits, mb_sample_pick): the
 # counter-based generator in Python integers and the rule in float64 by
 # sorting (stable, so equal probabilities rank by index), as ops.h states it
@@ -1197,6 +1382,12 @@ def main():
     P, meta, exp, emeta = make_cls(np.random.default_rng(SEED + 6), np.random.default_rng(SEED + 7))
     w("cls_real.safetensors", P, meta)
     w("cls_real_expected.safetensors", exp, emeta)
+    # the bidirectional models: generators of their own (the files above stay byte-identical)
+    for tag, rc, tied, seed in (("bidir", False, False, 10), ("bidir_rc", True, True, 12)):
+        P, meta, exp, emeta = make_bidir(np.random.default_rng(SEED + seed), rc, tied,
+                                         np.random.default_rng(SEED + seed + 1))
+        w("%s.safetensors" % tag, P, meta)
+        w("%s_expected.safetensors" % tag, exp, emeta)
     for k, v in sizes.items():
         print("%-38s %7d bytes" % (k, v))
         # the U-Nets' center stage alone is ~7k floats at width 32 (d_inner 64)

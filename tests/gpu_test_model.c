@@ -194,6 +194,69 @@ static void test_step_bf16_recompute_chunks(void **s)
     bf16_matches("LM, recompute in chunks", small(0), 1, 37, gpu_test_small() ? 60 : 600, 2e-2);
 }
 
+/* ---- the bidirectional model: GPU against CPU ---------------------------- */
+
+static mb_config small_bidir(int rc)
+{
+    mb_config c = small(0);
+    c.arch = MB_ARCH_BIDIR;
+    c.rc_equivariant = rc;
+    /* 11 tokens: 0 <-> 3, 1 <-> 2, the rest their own */
+    for (int v = 0; v < MB_RC_MAX_VOCAB; v++) c.rc_complement[v] = v < 4 ? 3 - v : v;
+    return c;
+}
+
+/* a training step's loss, gradients and logits (and with classes the
+ * classifier's) on both devices */
+static void bidir_matches(int rc, int recompute, int classes)
+{
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 900 + (uint64_t)(rc * 4 + recompute * 2 + classes));
+    mb_config cfg = small_bidir(rc);
+    cfg.n_classes = classes ? 3 : 0;
+    mb_model *mc, *mg;
+    model_pair(&cfg, 13, &r, &mc, &mg);
+    mb_model_set_recompute(mg, recompute);
+    const int B = 2, L = gpu_test_small() ? 60 : 300, Vp = mb_config_vocab_padded(&cfg);
+    int32_t *tok = malloc(sizeof(int32_t) * B * L), *tgt = malloc(sizeof(int32_t) * B * L);
+    float *lc = malloc(sizeof(float) * B * L * Vp), *lg = malloc(sizeof(float) * B * L * Vp);
+    assert_true(tok && tgt && lc && lg);
+    for (int i = 0; i < B * L; i++) {
+        tok[i] = (int32_t)mb_rng_below(&r, 11);
+        tgt[i] = i % 3 ? MB_IGNORE_INDEX : (int32_t)mb_rng_below(&r, 11);
+    }
+    const int32_t lab[2] = {2, 0};
+    mb_loss_stats sc = {0}, sg = {0};
+    const char *worst_name;
+    double worst;
+    const double el = pair_grads(mc, mg, tok, tgt, classes ? lab : NULL, B, L, &sc, &sg, &worst, &worst_name);
+    double elg = 0;
+    if (!classes) {
+        assert_int_equal(mb_model_forward(mc, tok, B, L, NULL, lc, NULL), 0);
+        if (mb_model_forward(mg, tok, B, L, NULL, lg, NULL)) fail_msg("%s", mb_error_last());
+        elg = mb_test_rel_err(lg, lc, (size_t)B * L * Vp);
+    }
+    printf("# bidir%s%s%s: loss rel err %.2e, logits %.2e, worst gradient %s %.2e\n", rc ? " + rc" : "",
+           recompute ? ", recompute" : "", classes ? ", classifier" : "", el, elg, worst_name, worst);
+    assert_true(sg.count == sc.count && sg.correct == sc.correct);
+    assert_true(el < 1e-5);
+    assert_true(elg < 1e-5);
+    /* as the LM's: long sums in another order */
+    assert_true(worst < 1e-4);
+    free(tok), free(tgt), free(lc), free(lg);
+    mb_model_free(mc), mb_model_free(mg);
+}
+
+static void test_bidir(void **s) { (void)s; bidir_matches(0, 0, 0); }
+static void test_bidir_rc(void **s) { (void)s; bidir_matches(1, 0, 0); }
+static void test_bidir_rc_recompute(void **s) { (void)s; bidir_matches(1, 1, 0); }
+static void test_bidir_rc_classify(void **s) { (void)s; bidir_matches(1, 1, 1); }
+static void test_bidir_bf16(void **s)
+{
+    (void)s;
+    bf16_matches("bidir + rc", small_bidir(1), 1, 0, gpu_test_small() ? 60 : 600, 2e-2);
+}
+
 /* recurrent step on the GPU == parallel forward on the GPU */
 static void test_recurrent(void **s)
 {
@@ -683,6 +746,11 @@ int main(void)
         cmocka_unit_test(test_step_recompute_chunks_complex),
         cmocka_unit_test(test_step_bf16),
         cmocka_unit_test(test_step_bf16_recompute_chunks),
+        cmocka_unit_test(test_bidir),
+        cmocka_unit_test(test_bidir_rc),
+        cmocka_unit_test(test_bidir_rc_recompute),
+        cmocka_unit_test(test_bidir_rc_classify),
+        cmocka_unit_test(test_bidir_bf16),
         cmocka_unit_test(test_recurrent),
         cmocka_unit_test(test_lm_sample),
         cmocka_unit_test(test_lm_wide),

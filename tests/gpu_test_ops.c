@@ -605,6 +605,48 @@ static void test_shift_rows(void **state)
     d_free(d_src);
 }
 
+/* the bidirectional model's sequence reversal (with and without a column
+ * permutation, storing or adding) and the tokens' reverse complement: bit
+ * for bit the CPU's */
+static void test_flip_rows(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 106);
+    const int B = 3, L = 37, C = 45, lds = 50, ldd = 47;
+    const size_t ns = (size_t)B * L * lds, nd = (size_t)B * L * ldd;
+    float *src = h_uniform(&r, ns, -1, 1), *d_src = d_from(src, ns);
+    int32_t perm[45];
+    for (int j = 0; j < C; j++) perm[j] = (j * 7 + 3) % C;
+    int32_t *d_perm = d_from(perm, (size_t)C);
+    for (int k = 0; k < 4; k++) {
+        const int permuted = k & 1;
+        const float beta = k & 2 ? 1.f : 0.f;
+        float *before = beta != 0.f ? h_uniform(&r, nd, -1, 1) : h_nan(nd), *cpu = h_copy(before, nd);
+        mb_flip_rows(g_cpu, B, L, C, permuted ? perm : NULL, src, lds, beta, cpu, ldd);
+        float *d_dst = d_from(before, nd);
+        mb_flip_rows(g_gpu, B, L, C, permuted ? d_perm : NULL, d_src, lds, beta, d_dst, ldd);
+        float *gpu = h_from(d_dst, nd);
+        char what[64];
+        snprintf(what, sizeof what, "flip_rows%s, beta %g", permuted ? " permuted" : "", beta);
+        check_view(what, gpu, cpu, before, (int64_t)B * L, C, ldd, 1e-12);
+        free(before), free(cpu), free(gpu);
+        d_free(d_dst);
+    }
+    int32_t tok[3 * 37], comp[6] = {3, 2, 1, 0, 5, 4}, out[3 * 37], back[3 * 37];
+    for (int i = 0; i < B * L; i++) tok[i] = (int32_t)mb_rng_below(&r, 6);
+    mb_tokens_rc(g_cpu, B, L, tok, comp, out);
+    int32_t *d_tok = d_from(tok, (size_t)B * L), *d_comp = d_from(comp, 6), *d_out = d_from(tok, (size_t)B * L);
+    mb_tokens_rc(g_gpu, B, L, d_tok, d_comp, d_out);
+    gpu_ok();
+    assert_int_equal(mb_dev_download(g_gpu, back, d_out, sizeof back), 0);
+    assert_memory_equal(back, out, sizeof out);
+    assert_int_equal(out[L - 1], comp[tok[0]]);
+    printf("# tokens_rc: %d tokens equal\n", B * L);
+    free(src);
+    d_free(d_src), d_free(d_perm), d_free(d_tok), d_free(d_comp), d_free(d_out);
+}
+
 static void test_vector_ops(void **state)
 {
     (void)state;
@@ -1359,6 +1401,7 @@ int main(void)
         cmocka_unit_test(test_linear),  cmocka_unit_test(test_conv1d), cmocka_unit_test(test_conv1d_bf16),
         cmocka_unit_test(test_act),     cmocka_unit_test(test_vector_ops),
         cmocka_unit_test(test_shift_rows),
+        cmocka_unit_test(test_flip_rows),
         cmocka_unit_test(test_norms),   cmocka_unit_test(test_embed),
         cmocka_unit_test(test_block_step), cmocka_unit_test(test_head_sample),
         cmocka_unit_test(test_xent),    cmocka_unit_test(test_adamw),

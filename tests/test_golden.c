@@ -829,6 +829,65 @@ typedef struct {
     int is_complex, mlp, n_layer, d_state;
 } sa_fixture;
 
+/* ---- the bidirectional model -------------------------------------------------
+ * mamba-bidir (Caduceus' BiMamba blocks), and with rc_equivariant its
+ * reverse-complement sharing: mb_model_forward's logits against the
+ * script's (which it checks equal to Caduceus' own 2 d-channel RCPS
+ * formulation), and mb_model_forward_backward's loss and every gradient
+ * (the tied projections gather both mixers'), with and without recompute. */
+static void run_bidir(const char *tag, int rc, int recompute)
+{
+    char path[4096], name[160], what[192];
+    snprintf(path, sizeof path, "%s/%s.safetensors", MB_FIXTURE_DIR, tag);
+    mb_model *m = mb_model_load(g_ctx, path);
+    if (!m) fail_msg("mb_model_load(%s): %s", path, mb_error_last());
+    const mb_config *cfg = mb_model_config(m);
+    assert_int_equal(cfg->arch, MB_ARCH_BIDIR);
+    assert_int_equal(cfg->rc_equivariant, rc);
+    mb_model_set_recompute(m, recompute);
+    snprintf(name, sizeof name, "%s_expected.safetensors", tag);
+    mb_st_file *f = open_fixture(name);
+    const mb_st_tensor *tt = mb_st_find(f, "tokens");
+    if (!tt) fail_msg("%s: no tensor tokens", mb_st_path(f));
+    const int Bt = (int)tt->shape[0], L = (int)tt->shape[1];
+    const size_t M = (size_t)Bt * L;
+    int32_t *tok = read_i32(f, "tokens", M);
+    int32_t *tgt = read_i32(f, "targets", M);
+    int64_t sl[3];
+    size_t n;
+    float *ref = read_tensor(f, "logits", &n, sl, 3);
+    assert_int_equal(sl[2], mb_config_vocab_padded(cfg));
+    float *out = calloc(n, sizeof(float));
+    assert_non_null(out);
+    if (mb_model_forward(m, tok, Bt, L, NULL, out, NULL) != 0) fail_msg("mb_model_forward: %s", mb_error_last());
+    snprintf(what, sizeof what, "%s logits", tag);
+    assert_true(check(what, out, ref, n) < GOLDEN_TOL);
+
+    mb_model_zero_grad(m);
+    mb_loss_stats st = {0};
+    if (mb_model_forward_backward(m, tok, tgt, Bt, L, &st) != 0)
+        fail_msg("mb_model_forward_backward: %s", mb_error_last());
+    double *loss_ref = read_f64(f, "loss", 1, NULL, 0);
+    const double loss = st.loss_sum / (double)st.count;
+    const double e_loss = fabs(loss - loss_ref[0]) / fabs(loss_ref[0]);
+    printf("# golden %s loss%s: %.9f, ref %.9f, rel err %.3e\n", tag, recompute ? ", recompute" : "", loss,
+           loss_ref[0], e_loss);
+    const char *worst_name;
+    snprintf(what, sizeof what, "%s%s", tag, recompute ? ", recompute" : "");
+    const double worst = grads_vs_fixture(g_ctx, m, f, "", what, &worst_name);
+    printf("# golden %s gradients: worst rel err %.3e (%s), bound %.0e\n", what, worst, worst_name, GOLDEN_GRAD_TOL);
+    assert_true(e_loss < GOLDEN_GRAD_TOL);
+    assert_true(worst < GOLDEN_GRAD_TOL);
+    free(loss_ref); free(tok); free(tgt); free(ref); free(out);
+    mb_st_close(f);
+    mb_model_free(m);
+}
+
+static void test_bidir(void **state) { (void)state; run_bidir("bidir", 0, 0); }
+static void test_bidir_recompute(void **state) { (void)state; run_bidir("bidir", 0, 1); }
+static void test_bidir_rc(void **state) { (void)state; run_bidir("bidir_rc", 1, 0); }
+static void test_bidir_rc_recompute(void **state) { (void)state; run_bidir("bidir_rc", 1, 1); }
+
 static const sa_fixture SA_REAL = {"real", 0, 0, 2, 3};
 static const sa_fixture SA_COMPLEX = {"complex", 1, 0, 1, 4};
 static const sa_fixture SA_REAL_MLP = {"real_mlp", 0, 1, 1, 4};
@@ -1100,6 +1159,10 @@ int main(void)
         cmocka_unit_test(test_lm_complex_grad),
         cmocka_unit_test(test_lm_complex_grad_recompute),
         cmocka_unit_test(test_sample),
+        cmocka_unit_test(test_bidir),
+        cmocka_unit_test(test_bidir_recompute),
+        cmocka_unit_test(test_bidir_rc),
+        cmocka_unit_test(test_bidir_rc_recompute),
         SA_UNIT(real),
         SA_UNIT(complex),
         SA_UNIT(real_mlp),

@@ -80,7 +80,7 @@ static void mixer_grad(int cplx)
     assert_int_equal(mb_config_check(&cfg), 0);
     mixer_case c = {.ctx = ctx, .B = 2, .L = 19};
     mb_mixer *mx = &c.mx;
-    assert_int_equal(mb_mixer_register(mx, &c.ps, "backbone.layers.0.mixer", &cfg), 0);
+    assert_int_equal(mb_mixer_register(mx, &c.ps, "backbone.layers.0.mixer", &cfg, NULL), 0);
     assert_int_equal(mb_params_alloc(&c.ps, ctx, 1), 0);
     mb_mixer_init_weights(mx, &c.ps, c.ps.data, &cfg, &r);
     /* as jitter() does for a model: off the init's special values, delta

@@ -85,10 +85,12 @@ int mb_outfile_sweep(const char *path);
 
 /* ---- model configuration: mamba_ssm's MambaConfig ----------------------- */
 typedef enum { MB_INIT_S4D_REAL = 0, MB_INIT_S4D_LIN = 1 } mb_ssm_init;
-/* Which network: the residual LM (mamba_ssm's MambaLMHeadModel), or the
- * SaShiMi U-Net of Mamba blocks (Goel et al. 2022, "It's Raw!"). */
-typedef enum { MB_ARCH_LM = 0, MB_ARCH_SASHIMI = 1 } mb_arch;
+/* Which network: the residual LM (mamba_ssm's MambaLMHeadModel), the
+ * SaShiMi U-Net of Mamba blocks (Goel et al. 2022, "It's Raw!"), or the
+ * bidirectional model of Caduceus (Schiff et al. 2024; below). */
+typedef enum { MB_ARCH_LM = 0, MB_ARCH_SASHIMI = 1, MB_ARCH_BIDIR = 2 } mb_arch;
 #define MB_MAX_POOL 4
+#define MB_RC_MAX_VOCAB 64
 
 typedef struct {
     int d_model;
@@ -132,6 +134,27 @@ typedef struct {
     int pool[MB_MAX_POOL];   /* pooling factor of each stage, >= 2 */
     int pool_expand;         /* width factor per stage (default 2) */
     int mlp;                 /* 1: an MLP block after each Mamba block */
+
+    /* ---- the bidirectional model (arch MB_ARCH_BIDIR, "mamba-bidir") ----
+     * The LM's embedding -> n_layer blocks -> norm_f -> head, each block
+     * h + BiMamba(norm(h)) with BiMamba(x) = M_f(x) + flip(M_r(flip(x))):
+     * two mixers, the second over the reversed sequence, sharing in_proj
+     * and out_proj (Caduceus' weight tie; tensors PREFIX.mixer.mamba_fwd.*
+     * and the reverse's own PREFIX.mixer.mamba_rev.*). Not causal: no
+     * recurrent state, no steps, no sampling; trained with masked targets
+     * at the masked positions themselves (the caller's choice of targets).
+     * rc_equivariant (Caduceus-PS, reverse-complement parameter sharing):
+     * the network runs on x and on rc(x) = complement(reversed x) with the
+     * same weights, and logits(x)[t, v] = f(x)[t, v] + f(rc x)[L-1-t,
+     * complement v], which is what Caduceus' RCPS modules compute on their
+     * doubled channels; so logits(rc x)[t, v] = logits(x)[L-1-t, complement
+     * v] exactly, and the hidden state the classification head pools,
+     * f(x)[t] + f(rc x)[L-1-t], gives equal pooled vectors for x and rc x.
+     * rc_complement[v] for v < vocab_size: the complement of token v, an
+     * involution (vocab_padded <= MB_RC_MAX_VOCAB; padding classes are
+     * their own). Twice the compute of the plain bidirectional model. */
+    int rc_equivariant;
+    int rc_complement[MB_RC_MAX_VOCAB];
 } mb_config;
 
 /* mamba_ssm's defaults (d_model 2560, n_layer 64, vocab 50277, N 16, K 4,

@@ -16,7 +16,7 @@ See :class:`Model`, :class:`State`, :class:`AdamW` and :class:`Config`.
 
 from ._ffi import VERSION as __version__
 from ._ffi import LibmambaError
-from ._structs import ARCH_LM, ARCH_SASHIMI, INIT_S4D_LIN, INIT_S4D_REAL
+from ._structs import ARCH_BIDIR, ARCH_LM, ARCH_SASHIMI, INIT_S4D_LIN, INIT_S4D_REAL
 from .config import Config
 from .model import IGNORE_INDEX, Context, Model, create, load
 from .state import State
@@ -34,6 +34,7 @@ __all__ = [
     "load",
     "create",
     "IGNORE_INDEX",
+    "ARCH_BIDIR",
     "ARCH_LM",
     "ARCH_SASHIMI",
     "INIT_S4D_REAL",

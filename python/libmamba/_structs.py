@@ -10,10 +10,11 @@ import ctypes
 from ctypes import c_double, c_float, c_int, c_int64, c_uint64, c_void_p
 
 MAX_POOL = 4  # MB_MAX_POOL
+RC_MAX_VOCAB = 64  # MB_RC_MAX_VOCAB
 
 # enum values: a C enum is an int on every ABI we build for
 INIT_S4D_REAL, INIT_S4D_LIN = 0, 1  # mb_ssm_init
-ARCH_LM, ARCH_SASHIMI = 0, 1  # mb_arch
+ARCH_LM, ARCH_SASHIMI, ARCH_BIDIR = 0, 1, 2  # mb_arch
 
 
 class ConfigStruct(ctypes.Structure):
@@ -43,6 +44,8 @@ class ConfigStruct(ctypes.Structure):
         ("pool", c_int * MAX_POOL),
         ("pool_expand", c_int),
         ("mlp", c_int),
+        ("rc_equivariant", c_int),
+        ("rc_complement", c_int * RC_MAX_VOCAB),
     ]
 
 

@@ -14,6 +14,8 @@ class Config(S.ConfigStruct):
     50277, d_state 16, d_conv 4, expand 2, RMSNorm, tied, padded to 8) and sets
     the fields given; ``Config.sashimi(...)`` starts from the SaShiMi U-Net's.
     ``pool`` takes a list of pooling factors and sets ``n_pool`` with it;
+    ``rc_complement`` a list of each token's complement (arch ARCH_BIDIR with
+    ``rc_equivariant=1``);
     ``init`` takes "real" or "complex" as well as INIT_S4D_REAL/INIT_S4D_LIN.
     """
 
@@ -43,6 +45,14 @@ class Config(S.ConfigStruct):
                 v = v + [0] * (S.MAX_POOL - len(v))
                 self.pool = (ctypes.c_int * S.MAX_POOL)(*v)
                 continue
+            if k == "rc_complement":
+                # one id per token; the rest of the array (padding) maps to itself
+                v = list(v)
+                if len(v) > S.RC_MAX_VOCAB:
+                    raise ValueError(f"rc_complement: at most {S.RC_MAX_VOCAB} tokens")
+                v = v + list(range(len(v), S.RC_MAX_VOCAB))
+                self.rc_complement = (ctypes.c_int * S.RC_MAX_VOCAB)(*v)
+                continue
             if k == "init" and isinstance(v, str):
                 v = {"real": S.INIT_S4D_REAL, "complex": S.INIT_S4D_LIN}[v]
             setattr(self, k, v)
@@ -52,6 +62,7 @@ class Config(S.ConfigStruct):
         """Every field by name (``pool`` as the n_pool factors in use)."""
         d = {f[0]: getattr(self, f[0]) for f in self._fields_}
         d["pool"] = list(self.pool)[: self.n_pool]
+        d["rc_complement"] = list(self.rc_complement)[: self.vocab_size] if self.rc_equivariant else []
         return d
 
     def __eq__(self, other):

@@ -61,8 +61,13 @@ SASHIMI_FIELDS = dict(d_model=16, n_layer=1, vocab_size=10, d_state=4, pool=[2, 
                       dt_min=2e-3, dt_max=0.2, n_classes=2)
 
 
-@pytest.mark.parametrize("make", [lambda: libmamba.Config(**LM_FIELDS), lambda: libmamba.Config.sashimi(**SASHIMI_FIELDS)],
-                         ids=["lm", "sashimi"])
+BIDIR_FIELDS = dict(arch=libmamba.ARCH_BIDIR, d_model=16, n_layer=2, vocab_size=6, d_state=4, pad_vocab_size_multiple=4,
+                    rc_equivariant=1, rc_complement=[0, 3, 2, 1, 5, 4], tie_embeddings=0)
+
+
+@pytest.mark.parametrize("make", [lambda: libmamba.Config(**LM_FIELDS), lambda: libmamba.Config.sashimi(**SASHIMI_FIELDS),
+                                  lambda: libmamba.Config(**BIDIR_FIELDS)],
+                         ids=["lm", "sashimi", "bidir"])
 def test_config_round_trips_through_a_checkpoint(make, tmp_path):
     cfg = make()
     with libmamba.create(cfg, seed=2) as m:

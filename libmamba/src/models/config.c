@@ -28,6 +28,8 @@ void mb_config_default(mb_config *c)
     for (int i = 0; i < MB_MAX_POOL; i++) c->pool[i] = 0;
     c->pool_expand = 2;
     c->mlp = 0;
+    c->rc_equivariant = 0;
+    for (int v = 0; v < MB_RC_MAX_VOCAB; v++) c->rc_complement[v] = v;
 }
 
 void mb_config_sashimi_default(mb_config *c)
@@ -77,7 +79,31 @@ int mb_config_check(mb_config *c)
         return mb_error_set("config: bias and conv_bias must be 0 or 1");
     const mb_arch_ops *arch = mb_arch_get(c->arch);
     if (!arch) return mb_error_set("config: unknown arch %d", (int)c->arch);
+    if (c->rc_equivariant != 0 && c->rc_equivariant != 1)
+        return mb_error_set("config: rc_equivariant must be 0 or 1");
+    if (c->rc_equivariant && c->arch != MB_ARCH_BIDIR)
+        return mb_error_set("config: rc_equivariant needs arch mamba-bidir (a causal model over the reverse "
+                            "complement would read the future)");
+    if (c->rc_equivariant && mb_rc_complement_check(c)) return -1;
     return arch->check ? arch->check(c) : 0;
+}
+
+int mb_rc_complement_check(const mb_config *c)
+{
+    const int Vp = mb_config_vocab_padded(c);
+    if (Vp > MB_RC_MAX_VOCAB)
+        return mb_error_set("config: rc_equivariant needs a padded vocabulary of at most %d (got %d)",
+                            MB_RC_MAX_VOCAB, Vp);
+    for (int v = 0; v < c->vocab_size; v++) {
+        const int w = c->rc_complement[v];
+        if (w < 0 || w >= c->vocab_size)
+            return mb_error_set("config: rc_complement[%d] = %d is outside the vocabulary [0, %d)", v, w,
+                                c->vocab_size);
+        if (c->rc_complement[w] != v)
+            return mb_error_set("config: rc_complement is not an involution (%d -> %d -> %d)", v, w,
+                                c->rc_complement[w]);
+    }
+    return 0;
 }
 
 int mb_ctx_check_config(mb_ctx *ctx, const mb_config *cfg)

@@ -8,12 +8,10 @@
 #include <stdlib.h>
 
 #include "models/model.h"
-#include "nn/embedding.h"
+#include "nn/backbone.h"
 
 typedef struct {
-    mb_embedding embed;
-    mb_layer *layers; /* n_layer */
-    mb_lm_head head;
+    mb_backbone bb;
     int recompute;
     int rc_chunk; /* recompute: tokens per chunk of a layer pass (0 = whole sequences) */
     int step_fused; /* the device's fused block step runs these widths */
@@ -43,36 +41,20 @@ static lm_net *net(const mb_model *m) { return (lm_net *)m->net; }
 
 static int lm_build(mb_model *m)
 {
-    const mb_config *c = &m->cfg;
     lm_net *n = mb_calloc(1, sizeof *n, "model");
     if (!n) return -1;
     m->net = n;
     /* recompute: layer passes over 128 Ki tokens at a time (L = 2^20 on the
      * DNA model: 12.8 GiB peak at 64 Ki, fewer launches at 128 Ki) */
     n->rc_chunk = 131072;
-    if (!(n->layers = mb_calloc((size_t)c->n_layer, sizeof(mb_layer), "model"))) return -1;
-    char name[MB_PARAM_NAME_MAX];
-    if (mb_embedding_register(&n->embed, &m->params, "backbone.embedding.weight", m->vocab_padded, c->d_model))
-        return -1;
-    for (int l = 0; l < c->n_layer; l++) {
-        snprintf(name, sizeof name, "backbone.layers.%d", l);
-        if (mb_layer_register(&n->layers[l], &m->params, name, c)) return -1;
-    }
-    if (mb_lm_head_register(&n->head, &m->params, "backbone.norm_f", c->tie_embeddings ? NULL : "lm_head.weight",
-                            n->embed.p_w, c->d_model, m->vocab_padded, c->rms_norm, c->norm_eps))
-        return -1;
-    n->step_fused = mb_layer_step_fits(m->ctx, &n->layers[0]);
+    if (mb_backbone_register(&n->bb, &m->params, &m->cfg, m->vocab_padded)) return -1;
+    n->step_fused = mb_layer_step_fits(m->ctx, &n->bb.layers[0]);
     return 0;
 }
 
 static void lm_init_weights(mb_model *m, float *host, uint64_t seed)
 {
-    lm_net *n = net(m);
-    mb_rng rng;
-    mb_rng_seed(&rng, seed);
-    mb_embedding_init_weights(&n->embed, &m->params, host, &rng);
-    for (int l = 0; l < m->cfg.n_layer; l++) mb_layer_init_weights(&n->layers[l], &m->params, host, &m->cfg, &rng);
-    mb_lm_head_init_weights(&n->head, &m->params, host, &rng);
+    mb_backbone_init_weights(&net(m)->bb, &m->params, host, &m->cfg, seed);
 }
 
 static void lm_acts_free(mb_model *m)
@@ -92,7 +74,7 @@ static void lm_destroy(mb_model *m)
 {
     lm_net *n = net(m);
     lm_acts_free(m);
-    free(n->layers);
+    mb_backbone_free(&n->bb);
     free(n);
     m->net = NULL;
 }
@@ -134,12 +116,12 @@ static void lm_layout(mb_carve *c, void *arg)
     const size_t M = (size_t)a->B * a->L, d = m->cfg.d_model;
     /* rows one layer pass works on: everything, or one chunk */
     const int Mx = chunked ? n->rc_chunk : (int)M;
-    const mb_mixer *mx = &n->layers[0].mixer;
+    const mb_mixer *mx = &n->bb.layers[0].mixer;
     /* chunked, layer 0's input is the chunk's embedding, recomputed when
      * needed (lm_chunk_in): h[0] holds one chunk */
     for (int l = 0; l <= nl; l++) n->h[l] = mb_carve_take(c, (l == 0 && chunked ? (size_t)Mx : M) * d);
-    for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->layers[0], Mx, c);
-    mb_lm_head_acts_carve(&n->hacts, &n->head, (int)M, c);
+    for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], Mx, c);
+    mb_lm_head_acts_carve(&n->hacts, &n->bb.head, (int)M, c);
     n->logits = mb_carve_take(c, M * m->vocab_padded);
     n->dh = mb_carve_take(c, M * d);
     n->dxn = mb_carve_take(c, (size_t)Mx * d);
@@ -162,8 +144,8 @@ static int lm_acts_ensure(mb_model *m, int B, int L)
     n->h = calloc((size_t)nl + 1, sizeof(float *));
     n->acts = calloc((size_t)n->nx, sizeof(mb_layer_acts));
     lm_layout_arg arg = {m, n, B, L};
-    const size_t wsz = chunked ? mb_layer_workspace(m->ctx, &n->layers[0], 1, n->rc_chunk)
-                               : mb_layer_workspace(m->ctx, &n->layers[0], B, L);
+    const size_t wsz = chunked ? mb_layer_workspace(m->ctx, &n->bb.layers[0], 1, n->rc_chunk)
+                               : mb_layer_workspace(m->ctx, &n->bb.layers[0], B, L);
     if (!n->h || !n->acts || !(n->act_buf = mb_dev_carve(m->ctx, lm_layout, &arg, "activations")) ||
         mb_arena_init(&n->ws, m->ctx, wsz)) {
         lm_acts_free(m);
@@ -178,7 +160,7 @@ static int lm_acts_ensure(mb_model *m, int B, int L)
 static mb_mixer_state lm_saved_state(const mb_model *m, int l, int b, int k)
 {
     const lm_net *n = net(m);
-    const mb_mixer *mx = &n->layers[l].mixer;
+    const mb_mixer *mx = &n->bb.layers[l].mixer;
     mb_carve c = {n->saved + (((size_t)l * n->act_B + b) * n->nch + k) * mb_mixer_state_floats(mx, 1), 0};
     mb_mixer_state s;
     mb_mixer_state_carve(&s, mx, 1, &c);
@@ -188,7 +170,7 @@ static mb_mixer_state lm_saved_state(const mb_model *m, int l, int b, int k)
 static void lm_state_copy(mb_model *m, const mb_mixer_state *src, mb_mixer_state *dst)
 {
     /* a state is one run of floats, conv then ssm (mb_mixer_state_carve) */
-    mb_axpby(m->ctx, mb_mixer_state_floats(&net(m)->layers[0].mixer, 1), 1.f, src->conv, 0.f, dst->conv);
+    mb_axpby(m->ctx, mb_mixer_state_floats(&net(m)->bb.layers[0].mixer, 1), 1.f, src->conv, 0.f, dst->conv);
 }
 
 /* the length of chunk k of a sequence of L */
@@ -206,7 +188,7 @@ static const float *lm_chunk_in(mb_model *m, int l, int b, int L, int k)
     lm_net *n = net(m);
     const size_t r0 = (size_t)b * L + (size_t)k * n->rc_chunk;
     if (l > 0) return n->h[l] + r0 * m->cfg.d_model;
-    mb_embedding_fwd(m->ctx, &n->embed, &m->params, lm_chunk_len(n, L, k), n->tok + r0, n->h[0]);
+    mb_embedding_fwd(m->ctx, &n->bb.embed, &m->params, lm_chunk_len(n, L, k), n->tok + r0, n->h[0]);
     return n->h[0];
 }
 
@@ -220,26 +202,26 @@ static int lm_forward(mb_model *m, const int32_t *tok, int B, int L, int want_lo
     const mb_params *ps = &m->params;
     const int M = B * L, d = m->cfg.d_model, chunked = lm_chunked(n, L);
     n->tok = tok;
-    if (!chunked) mb_embedding_fwd(ctx, &n->embed, ps, M, tok, n->h[0]);
+    if (!chunked) mb_embedding_fwd(ctx, &n->bb.embed, ps, M, tok, n->h[0]);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         mb_layer_acts *a = &n->acts[n->recompute ? 0 : l];
         if (!chunked) {
-            if (mb_layer_fwd(ctx, &n->layers[l], ps, B, L, n->h[l], n->h[l + 1], a, NULL, &n->ws)) return -1;
+            if (mb_layer_fwd(ctx, &n->bb.layers[l], ps, B, L, n->h[l], n->h[l + 1], a, NULL, &n->ws)) return -1;
             continue;
         }
         for (int b = 0; b < B; b++) {
-            mb_dev_zero(ctx, n->work.conv, mb_mixer_state_floats(&n->layers[l].mixer, 1) * sizeof(float));
+            mb_dev_zero(ctx, n->work.conv, mb_mixer_state_floats(&n->bb.layers[l].mixer, 1) * sizeof(float));
             for (int k = 0; k < n->nch; k++) {
                 const size_t r0 = (size_t)b * L + (size_t)k * n->rc_chunk;
                 mb_mixer_state saved = lm_saved_state(m, l, b, k);
                 lm_state_copy(m, &n->work, &saved);
-                if (mb_layer_fwd(ctx, &n->layers[l], ps, 1, lm_chunk_len(n, L, k), lm_chunk_in(m, l, b, L, k),
+                if (mb_layer_fwd(ctx, &n->bb.layers[l], ps, 1, lm_chunk_len(n, L, k), lm_chunk_in(m, l, b, L, k),
                                  n->h[l + 1] + r0 * d, a, &n->work, &n->ws))
                     return -1;
             }
         }
     }
-    mb_lm_head_fwd(ctx, &n->head, ps, M, n->h[m->cfg.n_layer], &n->hacts, want_logits ? n->logits : NULL);
+    mb_lm_head_fwd(ctx, &n->bb.head, ps, M, n->h[m->cfg.n_layer], &n->hacts, want_logits ? n->logits : NULL);
     out->hf = n->hacts.hf;
     out->logits = want_logits ? n->logits : NULL;
     return 0;
@@ -255,7 +237,7 @@ static int lm_layer_bwd_chunked(mb_model *m, int l, int B, int L)
     mb_ctx *ctx = m->ctx;
     const mb_params *ps = &m->params;
     const int d = m->cfg.d_model;
-    const mb_layer *ly = &n->layers[l];
+    const mb_layer *ly = &n->bb.layers[l];
     const mb_mixer *mx = &ly->mixer;
     const size_t sf = (size_t)(mx->is_complex ? 2 : 1) * mx->d_state;
     for (int b = 0; b < B; b++) {
@@ -290,8 +272,8 @@ static int lm_backward(mb_model *m, int B, int L, int from_logits)
     if (n->act_B != B || n->act_L != L)
         return mb_error_set("internal: backward of %d x %d after a forward of %d x %d", B, L, n->act_B, n->act_L);
     /* the gradient of hf replaces hf (read for the weight gradient first) */
-    if (from_logits) mb_lm_head_bwd_logits(ctx, &n->head, ps, M, &n->hacts, n->logits);
-    mb_lm_head_bwd_norm(ctx, &n->head, ps, M, n->h[nl], &n->hacts, n->dh);
+    if (from_logits) mb_lm_head_bwd_logits(ctx, &n->bb.head, ps, M, &n->hacts, n->logits);
+    mb_lm_head_bwd_norm(ctx, &n->bb.head, ps, M, n->h[nl], &n->hacts, n->dh);
     const int chunked = lm_chunked(n, L);
     for (int l = nl - 1; l >= 0; l--) {
         if (chunked) {
@@ -299,11 +281,11 @@ static int lm_backward(mb_model *m, int B, int L, int from_logits)
             continue;
         }
         mb_layer_acts *a = &n->acts[n->recompute ? 0 : l];
-        if (n->recompute && mb_layer_fwd(ctx, &n->layers[l], ps, B, L, n->h[l], NULL, a, NULL, &n->ws))
+        if (n->recompute && mb_layer_fwd(ctx, &n->bb.layers[l], ps, B, L, n->h[l], NULL, a, NULL, &n->ws))
             return -1;
-        if (mb_layer_bwd(ctx, &n->layers[l], ps, B, L, n->h[l], a, n->dh, n->dxn, &n->ws, NULL, NULL)) return -1;
+        if (mb_layer_bwd(ctx, &n->bb.layers[l], ps, B, L, n->h[l], a, n->dh, n->dxn, &n->ws, NULL, NULL)) return -1;
     }
-    mb_embedding_bwd(ctx, &n->embed, ps, M, n->tok, n->dh);
+    mb_embedding_bwd(ctx, &n->bb.embed, ps, M, n->tok, n->dh);
     return mb_ctx_check(ctx);
 }
 
@@ -342,8 +324,8 @@ static void lm_state_layout(mb_carve *c, void *arg)
     const size_t d = a->m->cfg.d_model;
     s->h0 = mb_carve_take(c, M * d);
     s->h1 = mb_carve_take(c, M * d);
-    mb_layer_acts_carve(&s->acts, &n->layers[0], M, c);
-    mb_lm_head_acts_carve(&s->hacts, &n->head, M, c);
+    mb_layer_acts_carve(&s->acts, &n->bb.layers[0], M, c);
+    mb_lm_head_acts_carve(&s->hacts, &n->bb.head, M, c);
     s->logits = mb_carve_take(c, (size_t)M * a->m->vocab_padded);
 }
 
@@ -363,7 +345,7 @@ static void lm_state_bufs_free(lm_state *s)
  * rows where the head is a GEMM; without head_bf16 the larger need) */
 static size_t lm_state_ws_bytes(const mb_model *m, int B, int L)
 {
-    const size_t lw = mb_layer_workspace(m->ctx, &net(m)->layers[0], B, L);
+    const size_t lw = mb_layer_workspace(m->ctx, &net(m)->bb.layers[0], B, L);
     if (L != 1) return lw;
     const mb_head_sample_params hp = {.batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size};
     const size_t hw = mb_head_sample_workspace(m->ctx, &hp);
@@ -404,7 +386,7 @@ static mb_state *lm_state_create(mb_model *m, int B)
     if (!s) return NULL;
     mb_state_base_init(&s->pub, m, B);
     size_t total = 0;
-    for (int l = 0; l < m->cfg.n_layer; l++) total += mb_mixer_state_floats(&n->layers[l].mixer, B);
+    for (int l = 0; l < m->cfg.n_layer; l++) total += mb_mixer_state_floats(&n->bb.layers[l].mixer, B);
     s->buf = mb_dev_alloc_floats(m->ctx, total, "recurrent state");
     s->layers = mb_calloc((size_t)m->cfg.n_layer, sizeof(mb_mixer_state), "state");
     if (!s->buf || !s->layers || lm_state_bufs(s, 1) || mb_gen_init(&s->gen, m->ctx, B, LM_GEN_PERIOD)) {
@@ -412,7 +394,7 @@ static mb_state *lm_state_create(mb_model *m, int B)
         return NULL;
     }
     mb_carve c = {s->buf, 0};
-    for (int l = 0; l < m->cfg.n_layer; l++) mb_mixer_state_carve(&s->layers[l], &n->layers[l].mixer, B, &c);
+    for (int l = 0; l < m->cfg.n_layer; l++) mb_mixer_state_carve(&s->layers[l], &n->bb.layers[l].mixer, B, &c);
     return &s->pub;
 }
 
@@ -421,7 +403,7 @@ static void lm_state_reset(mb_state *st)
     lm_state *s = (lm_state *)st;
     const mb_model *m = st->model;
     size_t total = 0;
-    for (int l = 0; l < m->cfg.n_layer; l++) total += mb_mixer_state_floats(&net(m)->layers[l].mixer, st->B);
+    for (int l = 0; l < m->cfg.n_layer; l++) total += mb_mixer_state_floats(&net(m)->bb.layers[l].mixer, st->B);
     mb_dev_zero(m->ctx, s->buf, total * sizeof(float));
 }
 
@@ -436,12 +418,12 @@ static const float *lm_state_layers(mb_model *m, lm_state *s, int L)
     const mb_params *ps = &m->params;
     const int B = s->pub.B, M = B * L;
     float *h = s->h0, *hn = s->h1;
-    mb_embedding_fwd(ctx, &n->embed, ps, M, s->tok, h);
+    mb_embedding_fwd(ctx, &n->bb.embed, ps, M, s->tok, h);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         /* bf16 precision: the layer's forward, which stores as the precision does */
-        if (L == 1 && n->step_fused && ctx->precision == MB_PREC_FP32 && mb_layer_step_prefers(ctx, &n->layers[l], ps, B)
-                ? mb_layer_step(ctx, &n->layers[l], ps, B, h, hn, &s->layers[l], &s->ws, NULL)
-                                    : mb_layer_fwd(ctx, &n->layers[l], ps, B, L, h, hn, &s->acts, &s->layers[l],
+        if (L == 1 && n->step_fused && ctx->precision == MB_PREC_FP32 && mb_layer_step_prefers(ctx, &n->bb.layers[l], ps, B)
+                ? mb_layer_step(ctx, &n->bb.layers[l], ps, B, h, hn, &s->layers[l], &s->ws, NULL)
+                                    : mb_layer_fwd(ctx, &n->bb.layers[l], ps, B, L, h, hn, &s->acts, &s->layers[l],
                                                    &s->ws))
             return NULL;
         float *t = h;
@@ -465,7 +447,7 @@ static int lm_step(mb_model *m, mb_state *st, const int32_t *tokens, float *logi
     if (!h) return -1;
     /* the state is advanced already: the head only for the logits */
     if (logits) {
-        mb_lm_head_fwd(m->ctx, &net(m)->head, &m->params, st->B, h, &s->hacts, s->logits);
+        mb_lm_head_fwd(m->ctx, &net(m)->bb.head, &m->params, st->B, h, &s->hacts, s->logits);
         if (mb_dev_download(m->ctx, logits, s->logits, (size_t)st->B * m->vocab_padded * sizeof(float)))
             return -1;
     }
@@ -479,7 +461,7 @@ static int lm_chunk(mb_model *m, mb_state *st, const int32_t *tokens, int L, con
     if (!h) return -1;
     const int want_lg = mb_chunk_req_logits(r);
     if (!want_lg && !mb_chunk_req_hf(r)) return mb_ctx_check(m->ctx);
-    mb_lm_head_fwd(m->ctx, &net(m)->head, &m->params, st->B * L, h, &s->hacts, want_lg ? s->logits : NULL);
+    mb_lm_head_fwd(m->ctx, &net(m)->bb.head, &m->params, st->B * L, h, &s->hacts, want_lg ? s->logits : NULL);
     return mb_chunk_emit(m, st, r, 0, L, s->hacts.hf, want_lg ? s->logits : NULL);
 }
 
@@ -514,12 +496,12 @@ static int lm_sample_run(mb_model *m, lm_state *s, const int32_t *tokens, int n,
     if (mb_gen_begin(&s->gen, ctx, sp, s->pub.drawn) || lm_state_bufs(s, 1) ||
         mb_dev_upload(ctx, s->tok, tokens, (size_t)B * sizeof(int32_t)))
         return -1;
-    const mb_norm *nf = &nt->head.norm;
+    const mb_norm *nf = &nt->bb.head.norm;
     lm_gen_work w = {m, s, {
         .batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size, .eps = nf->eps,
         .norm_w = mb_param_data(&m->params, nf->p_w), .norm_b = nf->p_b >= 0 ? mb_param_data(&m->params, nf->p_b) : NULL,
-        .head = mb_param_data(&m->params, nt->head.p_w), .head_bf16 = mb_param_bf16(&m->params, nt->head.p_w),
-        .head_q8 = mb_param_q8(&m->params, nt->head.p_w),
+        .head = mb_param_data(&m->params, nt->bb.head.p_w), .head_bf16 = mb_param_bf16(&m->params, nt->bb.head.p_w),
+        .head_q8 = mb_param_q8(&m->params, nt->bb.head.p_w),
         .logits = mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size) ? NULL : s->logits,
         .ld_logits = m->vocab_padded, .cfg = s->gen.cfg, .count = s->gen.count, .next = s->tok,
         .hist = s->gen.ring, .hist_len = s->gen.period}};
@@ -535,10 +517,13 @@ static float *lm_pin_A(mb_model *m, lm_state *s)
 {
     const lm_net *nt = net(m);
     size_t total = 0;
-    for (int l = 0; l < m->cfg.n_layer; l++) total += (size_t)nt->layers[l].mixer.d_inner * nt->layers[l].mixer.d_state;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        const mb_mixer *mx = &nt->bb.layers[l].mixer;
+        total += (size_t)mx->d_inner * mx->d_state;
+    }
     float *buf = mb_calloc(total, sizeof(float), "sampling"), *p = buf;
     for (int l = 0; buf && l < m->cfg.n_layer; l++) {
-        const mb_mixer *mx = &nt->layers[l].mixer;
+        const mb_mixer *mx = &nt->bb.layers[l].mixer;
         mb_mixer_state_pin_A(m->ctx, mx, &m->params, &s->layers[l], p);
         p += (size_t)mx->d_inner * mx->d_state;
     }

@@ -17,6 +17,7 @@ static const struct {
 } archs[] = {
     {MB_ARCH_LM, &mb_arch_lm},
     {MB_ARCH_SASHIMI, &mb_arch_sashimi},
+    {MB_ARCH_BIDIR, &mb_arch_bidir},
 };
 
 const mb_arch_ops *mb_arch_get(mb_arch arch)

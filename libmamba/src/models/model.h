@@ -79,11 +79,16 @@ typedef struct {
 
 extern const mb_arch_ops mb_arch_lm;      /* models/lm.c */
 extern const mb_arch_ops mb_arch_sashimi; /* models/sashimi.c */
+extern const mb_arch_ops mb_arch_bidir;   /* models/bidir.c */
 
 /* The table: NULL for an unknown value. */
 const mb_arch_ops *mb_arch_get(mb_arch arch);
 /* "mamba-lm" -> MB_ARCH_LM ...; -1 for an unknown name */
 int mb_arch_from_name(const char *name, mb_arch *arch);
+/* cfg's rc_complement is an involution of its vocabulary that fits
+ * MB_RC_MAX_VOCAB (mb_config_check, with rc_equivariant): 0, or -1 with a
+ * reason */
+int mb_rc_complement_check(const mb_config *cfg);
 
 struct mb_model {
     mb_ctx *ctx;

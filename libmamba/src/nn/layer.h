@@ -1,7 +1,12 @@
 /* The residual Mamba block (mamba_ssm's Block around its Mamba mixer):
  * out = h + mixer(norm(h)). Tensors PREFIX.norm.* and PREFIX.mixer.*; the
  * width is cfg->d_model, the mixer's sizes the rest of cfg. Every
- * architecture builds its stacks from these. */
+ * architecture builds its stacks from these.
+ *
+ * For arch MB_ARCH_BIDIR the block is Caduceus' BiMamba one: out = h +
+ * M_f(x) + flip(M_r(flip(x))), x = norm(h), flip reversing each sequence;
+ * M_f's tensors are PREFIX.mixer.mamba_fwd.*, M_r's PREFIX.mixer.mamba_rev.*
+ * without the in_proj and out_proj it shares with M_f. No recurrent state. */
 #ifndef MB_LAYER_H
 #define MB_LAYER_H
 
@@ -12,6 +17,8 @@ typedef struct {
     int width;
     mb_norm norm;
     mb_mixer mixer;
+    int bidir;          /* the BiMamba block: */
+    mb_mixer mixer_rev; /* M_r, tied to mixer's projections */
 } mb_layer;
 
 /* What forward keeps for backward over M rows. */
@@ -19,6 +26,8 @@ typedef struct {
     float *xn; /* (M, width): the norm's output, the mixer's input */
     mb_norm_acts norm;
     mb_mixer_acts mix;
+    float *xn_r;         /* bidir: flip(xn), M_r's input */
+    mb_mixer_acts mix_r; /* bidir: M_r's */
 } mb_layer_acts;
 
 int mb_layer_register(mb_layer *ly, mb_params *ps, const char *prefix, const mb_config *cfg);

@@ -17,7 +17,7 @@ static int mixer_add(mb_params *ps, const char *prefix, const char *name, int de
     return mb_params_add(ps, full, decay, ndim, shape);
 }
 
-int mb_mixer_register(mb_mixer *mx, mb_params *ps, const char *prefix, const mb_config *cfg)
+int mb_mixer_register(mb_mixer *mx, mb_params *ps, const char *prefix, const mb_config *cfg, const mb_mixer *tie)
 {
     memset(mx, 0, sizeof *mx);
     mx->d_model = cfg->d_model;
@@ -30,8 +30,13 @@ int mb_mixer_register(mb_mixer *mx, mb_params *ps, const char *prefix, const mb_
     mx->xdbl_dim = mx->dt_rank + 2 * mx->n_bc;
     const int64_t d = mx->d_model, Di = mx->d_inner, N = mx->d_state;
     /* Weight decay on matrices only: never on biases, A_log, A_imag or D. */
-    mx->p_in_proj = mixer_add(ps, prefix, "in_proj.weight", 1, 2, 2 * Di, d, 0);
-    mx->p_in_bias = cfg->bias ? mixer_add(ps, prefix, "in_proj.bias", 0, 1, 2 * Di, 0, 0) : -1;
+    mx->tied = tie != NULL;
+    if (tie) {
+        mx->p_in_proj = tie->p_in_proj, mx->p_in_bias = tie->p_in_bias;
+    } else {
+        mx->p_in_proj = mixer_add(ps, prefix, "in_proj.weight", 1, 2, 2 * Di, d, 0);
+        mx->p_in_bias = cfg->bias ? mixer_add(ps, prefix, "in_proj.bias", 0, 1, 2 * Di, 0, 0) : -1;
+    }
     mx->p_conv_w = mixer_add(ps, prefix, "conv1d.weight", 1, 3, Di, 1, mx->d_conv);
     mx->p_conv_b = cfg->conv_bias ? mixer_add(ps, prefix, "conv1d.bias", 0, 1, Di, 0, 0) : -1;
     mx->p_x_proj = mixer_add(ps, prefix, "x_proj.weight", 1, 2, mx->xdbl_dim, Di, 0);
@@ -40,8 +45,12 @@ int mb_mixer_register(mb_mixer *mx, mb_params *ps, const char *prefix, const mb_
     mx->p_A_log = mixer_add(ps, prefix, "A_log", 0, 2, Di, N, 0);
     mx->p_A_imag = mx->is_complex ? mixer_add(ps, prefix, "A_imag", 0, 2, Di, N, 0) : -1;
     mx->p_D = mixer_add(ps, prefix, "D", 0, 1, Di, 0, 0);
-    mx->p_out_proj = mixer_add(ps, prefix, "out_proj.weight", 1, 2, d, Di, 0);
-    mx->p_out_bias = cfg->bias ? mixer_add(ps, prefix, "out_proj.bias", 0, 1, d, 0, 0) : -1;
+    if (tie) {
+        mx->p_out_proj = tie->p_out_proj, mx->p_out_bias = tie->p_out_bias;
+    } else {
+        mx->p_out_proj = mixer_add(ps, prefix, "out_proj.weight", 1, 2, d, Di, 0);
+        mx->p_out_bias = cfg->bias ? mixer_add(ps, prefix, "out_proj.bias", 0, 1, d, 0, 0) : -1;
+    }
     if (mx->p_in_proj < 0 || mx->p_conv_w < 0 || (cfg->conv_bias && mx->p_conv_b < 0) || mx->p_x_proj < 0 ||
         mx->p_dt_w < 0 || mx->p_dt_b < 0 || mx->p_A_log < 0 || mx->p_D < 0 || mx->p_out_proj < 0 ||
         (mx->is_complex && mx->p_A_imag < 0) || (cfg->bias && (mx->p_in_bias < 0 || mx->p_out_bias < 0)))
@@ -61,13 +70,13 @@ void mb_mixer_init_weights(const mb_mixer *mx, const mb_params *ps, float *data,
 #define NUMEL(idx) (ps->items[idx].numel)
     const int Di = mx->d_inner, N = mx->d_state;
     /* nn.Linear / nn.Conv1d defaults: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)) */
-    fill_uniform(P(mx->p_in_proj), NUMEL(mx->p_in_proj), 1.0 / sqrt((double)mx->d_model), rng);
+    if (!mx->tied) fill_uniform(P(mx->p_in_proj), NUMEL(mx->p_in_proj), 1.0 / sqrt((double)mx->d_model), rng);
     fill_uniform(P(mx->p_conv_w), NUMEL(mx->p_conv_w), 1.0 / sqrt((double)mx->d_conv), rng);
     if (mx->p_conv_b >= 0) fill_uniform(P(mx->p_conv_b), NUMEL(mx->p_conv_b), 1.0 / sqrt((double)mx->d_conv), rng);
     /* the projections' biases start at zero (mamba_ssm's _init_weights),
      * without a draw: a model without them draws the same weights */
-    if (mx->p_in_bias >= 0) memset(P(mx->p_in_bias), 0, NUMEL(mx->p_in_bias) * sizeof(float));
-    if (mx->p_out_bias >= 0) memset(P(mx->p_out_bias), 0, NUMEL(mx->p_out_bias) * sizeof(float));
+    if (mx->p_in_bias >= 0 && !mx->tied) memset(P(mx->p_in_bias), 0, NUMEL(mx->p_in_bias) * sizeof(float));
+    if (mx->p_out_bias >= 0 && !mx->tied) memset(P(mx->p_out_bias), 0, NUMEL(mx->p_out_bias) * sizeof(float));
     fill_uniform(P(mx->p_x_proj), NUMEL(mx->p_x_proj), 1.0 / sqrt((double)Di), rng);
     /* dt_proj: weight U(+-dt_rank^-0.5); bias = softplus^-1(dt), dt log-uniform
      * in [dt_min, dt_max], floored */
@@ -88,8 +97,9 @@ void mb_mixer_init_weights(const mb_mixer *mx, const mb_params *ps, float *data,
         }
     for (int i = 0; i < Di; i++) P(mx->p_D)[i] = 1.f;
     /* out_proj feeds the residual stream: rescaled by 1/sqrt(n_layer) */
-    fill_uniform(P(mx->p_out_proj), NUMEL(mx->p_out_proj),
-                 1.0 / sqrt((double)Di) / sqrt((double)cfg->n_layer), rng);
+    if (!mx->tied)
+        fill_uniform(P(mx->p_out_proj), NUMEL(mx->p_out_proj), 1.0 / sqrt((double)Di) / sqrt((double)cfg->n_layer),
+                     rng);
 #undef P
 #undef NUMEL
 }

@@ -13,6 +13,7 @@ typedef struct {
     /* indices into the owning model's parameter table (-1 when absent) */
     int p_in_proj, p_conv_w, p_conv_b, p_x_proj, p_dt_w, p_dt_b, p_A_log, p_A_imag, p_D, p_out_proj;
     int p_in_bias, p_out_bias; /* cfg->bias only; p_conv_b -1 without cfg->conv_bias */
+    int tied; /* in_proj and out_proj (and their biases) are another mixer's */
 } mb_mixer;
 
 /* What forward keeps for backward, over M = B*L rows. */
@@ -37,9 +38,13 @@ typedef struct {
     const float *A;
 } mb_mixer_state;
 
-/* Register the mixer's tensors under `prefix` (e.g. "backbone.layers.3.mixer"). */
-int mb_mixer_register(mb_mixer *mx, mb_params *ps, const char *prefix, const mb_config *cfg);
-/* mamba_ssm's initialization, written into host memory `data` laid out as ps. */
+/* Register the mixer's tensors under `prefix` (e.g. "backbone.layers.3.mixer").
+ * tie (or NULL): a mixer whose in_proj and out_proj this one shares (the
+ * bidirectional block's reverse mixer): those are not registered again,
+ * and their gradients from both mixers add up in one place. */
+int mb_mixer_register(mb_mixer *mx, mb_params *ps, const char *prefix, const mb_config *cfg, const mb_mixer *tie);
+/* mamba_ssm's initialization, written into host memory `data` laid out as
+ * ps (a tied mixer's shared tensors are left to their owner's). */
 void mb_mixer_init_weights(const mb_mixer *mx, const mb_params *ps, float *data,
                            const mb_config *cfg, mb_rng *rng);
 

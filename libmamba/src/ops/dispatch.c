@@ -82,6 +82,11 @@ void mb_shift_rows(MB_OPS_SHIFT_ARGS)
     DISPATCH_VOID(mb_shift_rows, ctx, B, L, C, shift, src, lds, dst, ldd);
 }
 
+void mb_flip_rows(MB_OPS_FLIP_ARGS)
+{
+    DISPATCH_VOID(mb_flip_rows, ctx, B, L, C, perm, src, lds, beta, dst, ldd);
+}
+
 double mb_sumsq(mb_ctx *ctx, size_t n, const float *x) { DISPATCH_RET(mb_sumsq, ctx, n, x); }
 
 size_t mb_count_nonfinite(mb_ctx *ctx, size_t n, const float *x)
@@ -109,6 +114,7 @@ void mb_layernorm_bwd(MB_OPS_LN_BWD_ARGS)
 void mb_embed_fwd(MB_OPS_EMB_FWD_ARGS) { DISPATCH_VOID(mb_embed_fwd, ctx, M, C, tokens, W, y); }
 
 void mb_embed_bwd(MB_OPS_EMB_BWD_ARGS) { DISPATCH_VOID(mb_embed_bwd, ctx, M, C, tokens, dy, dW); }
+void mb_tokens_rc(MB_OPS_TOK_RC_ARGS) { DISPATCH_VOID(mb_tokens_rc, ctx, B, L, tokens, comp, out); }
 
 void mb_xent(MB_OPS_XENT_ARGS)
 {

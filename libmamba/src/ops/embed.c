@@ -1,4 +1,5 @@
-/* Token embedding: a row gather forward, a scatter-add backward. */
+/* Token embedding: a row gather forward, a scatter-add backward; and the
+ * reverse complement of token sequences the RC-equivariant model embeds. */
 #include <string.h>
 
 #include "ops/ops.h"
@@ -34,4 +35,11 @@ MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_EMB_PAR_MIN) s
             for (int j = 0; j < n; j++) dst[j] += src[j];
         }
     }
+}
+
+void mb_tokens_rc_cpu(MB_OPS_TOK_RC_ARGS)
+{
+    (void)ctx;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < L; t++) out[(size_t)b * L + t] = comp[tokens[(size_t)b * L + (L - 1 - t)]];
 }

@@ -195,6 +195,16 @@ void mb_axpby_cpu(mb_ctx *ctx, size_t n, float a, const float *x, float b, float
     int lds, float *dst, int ldd
 void mb_shift_rows(MB_OPS_SHIFT_ARGS);
 void mb_shift_rows_cpu(MB_OPS_SHIFT_ARGS);
+/* Rows reversed within each of B sequences of L rows of C floats, columns
+ * optionally permuted: dst[b, t, j] = beta dst[b, t, j] + src[b, L-1-t,
+ * perm[j]] (perm NULL: j; beta 0: dst is not read). perm (C ids in [0, C))
+ * lives where the data does. The bidirectional model's passes over the
+ * reversed sequence, and its reverse-complement strand (perm the
+ * complement of each class). src and dst must not overlap. */
+#define MB_OPS_FLIP_ARGS mb_ctx *ctx, int B, int L, int C, const int32_t *perm, const float *src, int lds, \
+    float beta, float *dst, int ldd
+void mb_flip_rows(MB_OPS_FLIP_ARGS);
+void mb_flip_rows_cpu(MB_OPS_FLIP_ARGS);
 /* Sum of squares (accumulated in double), returned on the host. */
 double mb_sumsq(mb_ctx *ctx, size_t n, const float *x);
 double mb_sumsq_cpu(mb_ctx *ctx, size_t n, const float *x);
@@ -235,6 +245,12 @@ void mb_embed_fwd_cpu(MB_OPS_EMB_FWD_ARGS);
     float *dW
 void mb_embed_bwd(MB_OPS_EMB_BWD_ARGS);
 void mb_embed_bwd_cpu(MB_OPS_EMB_BWD_ARGS);
+/* The reverse complement of B token sequences of L: out[b, t] =
+ * comp[tokens[b, L-1-t]] (comp where the tokens live); out must not
+ * overlap tokens. */
+#define MB_OPS_TOK_RC_ARGS mb_ctx *ctx, int B, int L, const int32_t *tokens, const int32_t *comp, int32_t *out
+void mb_tokens_rc(MB_OPS_TOK_RC_ARGS);
+void mb_tokens_rc_cpu(MB_OPS_TOK_RC_ARGS);
 
 /* ---- softmax cross-entropy -----------------------------------------------
  * Over rows of logits (M, V). Rows whose target is ignore_index count for
@@ -524,6 +540,7 @@ void mb_axpby_cuda(mb_ctx *ctx, size_t n, float a, const float *x, float b, floa
 void mb_to_bf16_cuda(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
 void mb_bf16_round_rows_cuda(mb_ctx *ctx, int rows, int cols, float *x, int ld);
 void mb_shift_rows_cuda(MB_OPS_SHIFT_ARGS);
+void mb_flip_rows_cuda(MB_OPS_FLIP_ARGS);
 double mb_sumsq_cuda(mb_ctx *ctx, size_t n, const float *x);
 size_t mb_count_nonfinite_cuda(mb_ctx *ctx, size_t n, const float *x);
 void mb_rmsnorm_fwd_cuda(MB_OPS_RMS_FWD_ARGS);
@@ -532,6 +549,7 @@ void mb_layernorm_fwd_cuda(MB_OPS_LN_FWD_ARGS);
 void mb_layernorm_bwd_cuda(MB_OPS_LN_BWD_ARGS);
 void mb_embed_fwd_cuda(MB_OPS_EMB_FWD_ARGS);
 void mb_embed_bwd_cuda(MB_OPS_EMB_BWD_ARGS);
+void mb_tokens_rc_cuda(MB_OPS_TOK_RC_ARGS);
 void mb_xent_cuda(MB_OPS_XENT_ARGS);
 void mb_adamw_cuda(MB_OPS_ADAMW_ARGS);
 size_t mb_scan_workspace_cuda(mb_ctx *ctx, const mb_scan_params *p);

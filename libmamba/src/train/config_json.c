@@ -90,6 +90,17 @@ char *mb_config_to_json(const mb_config *c)
             ok &= mb_json_add_int(root, "pool_expand", c->pool_expand);
             ok &= mb_json_add_bool(root, "mlp", c->mlp);
         }
+        if (c->rc_equivariant) {
+            /* ours: the bidirectional model's reverse-complement sharing
+             * and the complement of each token (mamba.h) */
+            ok &= mb_json_add_bool(root, "rc_equivariant", 1);
+            cJSON *comp = cJSON_AddArrayToObject(root, "rc_complement");
+            ok &= comp != NULL;
+            for (int v = 0; ok && v < c->vocab_size; v++) {
+                cJSON *x = cJSON_CreateNumber(c->rc_complement[v]);
+                ok &= x != NULL && cJSON_AddItemToArray(comp, x);
+            }
+        }
         ok &= cJSON_AddStringToObject(root, "arch", mb_arch_get(c->arch)->name) != NULL;
     }
     char *s = ok ? cJSON_PrintUnformatted(root) : NULL;
@@ -244,13 +255,39 @@ static int mb_cfg_read_sashimi(const cJSON *root, mb_config *c)
                : 0;
 }
 
+/* "rc_equivariant" and "rc_complement": [c0, c1, ...] (one per token, read
+ * after vocab_size) of a mamba-bidir config; mb_config_check checks the map */
+static int mb_cfg_read_rc(const cJSON *root, mb_config *c)
+{
+    if (mb_cfg_bool(root, "", "rc_equivariant", &c->rc_equivariant)) return -1;
+    const cJSON *comp = cJSON_GetObjectItemCaseSensitive(root, "rc_complement");
+    if (!comp) {
+        if (c->rc_equivariant) return mb_error_set("config: rc_equivariant needs \"rc_complement\"");
+        return 0;
+    }
+    const int n = cJSON_GetArraySize(comp);
+    if (!cJSON_IsArray(comp) || n != c->vocab_size || n > MB_RC_MAX_VOCAB)
+        return mb_error_set("config: rc_complement must be an array of vocab_size (%d, at most %d) token ids",
+                            c->vocab_size, MB_RC_MAX_VOCAB);
+    for (int v = 0; v < n; v++) {
+        const cJSON *x = cJSON_GetArrayItem(comp, v);
+        double d = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+        if (!(d >= 0 && d < MB_RC_MAX_VOCAB) || d != floor(d))
+            return mb_error_set("config: rc_complement[%d] must be a token id", v);
+        c->rc_complement[v] = (int)d;
+    }
+    return 0;
+}
+
 static int mb_cfg_read(const cJSON *root, mb_config *c)
 {
     const char *name = NULL;
     if (mb_cfg_string(root, "", "arch", &name)) return -1;
     mb_arch arch = MB_ARCH_LM; /* mamba_ssm's own config.json has no "arch" */
     if (name && mb_arch_from_name(name, &arch))
-        return mb_error_set("checkpoint is a '%s' model, not a mamba-lm (nor a sashimi-mamba)", name);
+        return mb_error_set("checkpoint is a '%s' model, not a mamba-lm (nor a sashimi-mamba or mamba-bidir)",
+                            name);
+    c->arch = arch;
     if (arch == MB_ARCH_SASHIMI && mb_cfg_read_sashimi(root, c)) return -1;
     /* kernel choices in mamba_ssm: type-checked, but they do not change the maths in fp32 */
     int residual_in_fp32 = 1, fused_add_norm = 0;
@@ -264,7 +301,7 @@ static int mb_cfg_read(const cJSON *root, mb_config *c)
         mb_cfg_int(root, "", "pad_vocab_size_multiple", &c->pad_vocab_size_multiple) ||
         mb_cfg_bool(root, "", "tie_embeddings", &c->tie_embeddings) ||
         mb_cfg_float(root, "", "norm_epsilon", &c->norm_eps) ||
-        mb_cfg_int(root, "", "n_classes", &c->n_classes))
+        mb_cfg_int(root, "", "n_classes", &c->n_classes) || mb_cfg_read_rc(root, c))
         return -1;
     return 0;
 }

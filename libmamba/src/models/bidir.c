@@ -1,0 +1,286 @@
+/* The bidirectional model of Caduceus (Schiff et al. 2024): the LM's
+ * embedding -> n_layer BiMamba blocks (nn/layer.c) -> norm_f -> head, read
+ * at every position with the whole sequence on both sides; and with
+ * rc_equivariant its reverse-complement parameter sharing (mamba.h).
+ *
+ * RC sharing, as computed here: Caduceus' RCPS modules keep 2 d channels,
+ * the second half a reverse-complemented copy that every module handles
+ * with the same weights after flipping it back (sequence and channels);
+ * the halves meet only in the head, which adds the first half's logits to
+ * the second's with the classes complemented. Flipped back, the second
+ * half is the plain network run on rc(x) = complement(reversed x). So the
+ * network runs here on 2B sequences, x then rc(x), and the head's two
+ * halves become logits(x)[t, v] = f(x)[t, v] + f(rc x)[L-1-t, comp v]
+ * (mb_flip_rows with the complement as column permutation), equal to
+ * Caduceus' up to the order of float additions in the head. The hidden
+ * state the classification head pools is f(x)[t] + f(rc x)[L-1-t]
+ * (Caduceus' two halves with the second's channels reversed, added): x
+ * and rc(x) pool to the same vector.
+ *
+ * Training keeps every layer's activations or, with recompute, each layer's
+ * input (whole sequences: no chunks, since the reverse mixer's state runs
+ * the other way). No recurrent state: steps, chunks and sampling are
+ * refused with the reason. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "models/model.h"
+#include "nn/backbone.h"
+
+typedef struct {
+    mb_backbone bb;
+    int recompute;
+    int S;         /* strands: 2 with rc_equivariant, else 1 */
+    int32_t *comp; /* rc: device, the complement of each of the vocab_padded classes */
+
+    /* Activations for (act_B, act_L), laid out when a shape is first seen
+     * and reused after: a step allocates nothing. Rows: S * B * L. */
+    int act_B, act_L;
+    int nx;          /* sets of layer activations: n_layer, or one with recompute */
+    float *act_buf;  /* device */
+    float **h;       /* n_layer + 1 residual streams */
+    mb_layer_acts *acts;
+    mb_lm_head_acts hacts;
+    float *logits;   /* (S*M, Vp): each strand's */
+    float *dh, *dxn; /* backward: the residual stream's and a layer's norm output's gradients */
+    float *lg_rc;    /* rc: (M, Vp) the strands' logits combined */
+    float *hf_rc;    /* rc: (M, d) the pooled hidden state, both strands */
+    int32_t *tok_rc; /* rc: (2M) the tokens, then their reverse complement */
+    const int32_t *tok; /* the last forward's S*M tokens (device) */
+    mb_arena ws;
+} bidir_net;
+
+static bidir_net *net(const mb_model *m) { return (bidir_net *)m->net; }
+
+/* ---- parameters ------------------------------------------------------------------ */
+
+static int bidir_build(mb_model *m)
+{
+    const mb_config *c = &m->cfg;
+    bidir_net *n = mb_calloc(1, sizeof *n, "model");
+    if (!n) return -1;
+    m->net = n;
+    n->S = c->rc_equivariant ? 2 : 1;
+    if (mb_backbone_register(&n->bb, &m->params, c, m->vocab_padded)) return -1;
+    if (n->S == 2) {
+        /* the padding classes are their own complement */
+        int32_t comp[MB_RC_MAX_VOCAB];
+        for (int v = 0; v < m->vocab_padded; v++) comp[v] = v < c->vocab_size ? c->rc_complement[v] : v;
+        n->comp = mb_dev_alloc(m->ctx, (size_t)m->vocab_padded * sizeof(int32_t), "complement map");
+        if (!n->comp || mb_dev_upload(m->ctx, n->comp, comp, (size_t)m->vocab_padded * sizeof(int32_t))) return -1;
+    }
+    return 0;
+}
+
+static void bidir_init_weights(mb_model *m, float *host, uint64_t seed)
+{
+    mb_backbone_init_weights(&net(m)->bb, &m->params, host, &m->cfg, seed);
+}
+
+static void bidir_acts_free(mb_model *m)
+{
+    bidir_net *n = net(m);
+    mb_dev_free(m->ctx, n->act_buf);
+    free(n->h);
+    free(n->acts);
+    mb_arena_free(&n->ws);
+    n->act_buf = NULL;
+    n->h = NULL;
+    n->acts = NULL;
+    n->act_B = n->act_L = 0;
+}
+
+static void bidir_destroy(mb_model *m)
+{
+    bidir_net *n = net(m);
+    bidir_acts_free(m);
+    mb_dev_free(m->ctx, n->comp);
+    mb_backbone_free(&n->bb);
+    free(n);
+    m->net = NULL;
+}
+
+/* chunk_tokens is the LM's: a layer pass here always sees whole sequences */
+static void bidir_set_recompute(mb_model *m, int on, int chunk_tokens)
+{
+    bidir_net *n = net(m);
+    (void)chunk_tokens;
+    if (on >= 0 && on != n->recompute) {
+        bidir_acts_free(m); /* the layout changes */
+        n->recompute = on;
+    }
+}
+
+/* ---- training activations ---------------------------------------------------------- */
+
+typedef struct {
+    const mb_model *m;
+    bidir_net *n;
+    int B, L;
+} bidir_layout_arg;
+
+static void bidir_layout(mb_carve *c, void *arg)
+{
+    const bidir_layout_arg *a = arg;
+    const mb_model *m = a->m;
+    bidir_net *n = a->n;
+    const size_t M = (size_t)a->B * a->L, SM = n->S * M, d = m->cfg.d_model, Vp = m->vocab_padded;
+    for (int l = 0; l <= m->cfg.n_layer; l++) n->h[l] = mb_carve_take(c, SM * d);
+    for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], (int)SM, c);
+    mb_lm_head_acts_carve(&n->hacts, &n->bb.head, (int)SM, c);
+    n->logits = mb_carve_take(c, SM * Vp);
+    n->dh = mb_carve_take(c, SM * d);
+    n->dxn = mb_carve_take(c, SM * d);
+    n->lg_rc = n->hf_rc = NULL;
+    n->tok_rc = NULL;
+    if (n->S == 1) return;
+    n->lg_rc = mb_carve_take(c, M * Vp);
+    n->hf_rc = mb_carve_take(c, M * d);
+    /* tokens as floats' room: int32 and float are both 4 bytes */
+    n->tok_rc = (int32_t *)mb_carve_take(c, 2 * M);
+}
+
+static int bidir_acts_ensure(mb_model *m, int B, int L)
+{
+    bidir_net *n = net(m);
+    if (n->act_B == B && n->act_L == L) return 0;
+    bidir_acts_free(m);
+    const int nl = m->cfg.n_layer;
+    if ((int64_t)n->S * B * L > INT32_MAX / 2) return mb_error_set("batch of %d x %d tokens is too large", B, L);
+    n->nx = n->recompute ? 1 : nl;
+    n->h = calloc((size_t)nl + 1, sizeof(float *));
+    n->acts = calloc((size_t)n->nx, sizeof(mb_layer_acts));
+    bidir_layout_arg arg = {m, n, B, L};
+    if (!n->h || !n->acts || !(n->act_buf = mb_dev_carve(m->ctx, bidir_layout, &arg, "activations")) ||
+        mb_arena_init(&n->ws, m->ctx, mb_layer_workspace(m->ctx, &n->bb.layers[0], n->S * B, L))) {
+        bidir_acts_free(m);
+        return mb_error_set("out of memory for activations of batch %d x length %d", B, L);
+    }
+    n->act_B = B;
+    n->act_L = L;
+    return 0;
+}
+
+/* ---- training forward and backward ---------------------------------------------------- */
+
+static int bidir_forward(mb_model *m, const int32_t *tok, int B, int L, int want_logits, mb_fwd_out *out)
+{
+    if (bidir_acts_ensure(m, B, L)) return -1;
+    bidir_net *n = net(m);
+    mb_ctx *ctx = m->ctx;
+    const mb_params *ps = &m->params;
+    const int M = B * L, SB = n->S * B, SM = n->S * M, d = m->cfg.d_model, Vp = m->vocab_padded;
+    n->tok = tok;
+    if (n->S == 2) {
+        /* the second strand's sequences follow the first's */
+        if (mb_dev_copy_async(ctx, n->tok_rc, tok, (size_t)M * sizeof(int32_t))) return -1;
+        mb_tokens_rc(ctx, B, L, tok, n->comp, n->tok_rc + M);
+        n->tok = n->tok_rc;
+    }
+    mb_embedding_fwd(ctx, &n->bb.embed, ps, SM, n->tok, n->h[0]);
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        if (mb_layer_fwd(ctx, &n->bb.layers[l], ps, SB, L, n->h[l], n->h[l + 1], &n->acts[n->recompute ? 0 : l], NULL,
+                         &n->ws))
+            return -1;
+    mb_lm_head_fwd(ctx, &n->bb.head, ps, SM, n->h[m->cfg.n_layer], &n->hacts, want_logits ? n->logits : NULL);
+    if (n->S == 1) {
+        out->hf = n->hacts.hf;
+        out->logits = want_logits ? n->logits : NULL;
+        return 0;
+    }
+    /* the strands combined: the second's rows reversed (and its classes
+     * complemented), plus the first's; stored as the precision stores a
+     * sum of two activations */
+    mb_flip_rows(ctx, B, L, d, NULL, n->hacts.hf + (size_t)M * d, d, 0.f, n->hf_rc, d);
+    mb_axpby(ctx, (size_t)M * d, 1.f, n->hacts.hf, 1.f, n->hf_rc);
+    mb_precision_store(ctx, M, d, n->hf_rc, d);
+    out->hf = n->hf_rc;
+    out->logits = NULL;
+    if (want_logits) {
+        mb_flip_rows(ctx, B, L, Vp, n->comp, n->logits + (size_t)M * Vp, Vp, 0.f, n->lg_rc, Vp);
+        mb_axpby(ctx, (size_t)M * Vp, 1.f, n->logits, 1.f, n->lg_rc);
+        mb_precision_store(ctx, M, Vp, n->lg_rc, Vp);
+        out->logits = n->lg_rc;
+    }
+    return 0;
+}
+
+static int bidir_backward(mb_model *m, int B, int L, int from_logits)
+{
+    bidir_net *n = net(m);
+    mb_ctx *ctx = m->ctx;
+    const mb_params *ps = &m->params;
+    const int M = B * L, SB = n->S * B, SM = n->S * M, nl = m->cfg.n_layer, d = m->cfg.d_model;
+    const int Vp = m->vocab_padded;
+    if (n->act_B != B || n->act_L != L)
+        return mb_error_set("internal: backward of %d x %d after a forward of %d x %d", B, L, n->act_B, n->act_L);
+    if (n->S == 2) {
+        /* the combined gradient to each strand: the first's rows as they
+         * are, the second's reversed (the complement is its own inverse) */
+        if (from_logits) {
+            if (mb_dev_copy_async(ctx, n->logits, n->lg_rc, (size_t)M * Vp * sizeof(float))) return -1;
+            mb_flip_rows(ctx, B, L, Vp, n->comp, n->lg_rc, Vp, 0.f, n->logits + (size_t)M * Vp, Vp);
+        } else {
+            if (mb_dev_copy_async(ctx, n->hacts.hf, n->hf_rc, (size_t)M * d * sizeof(float))) return -1;
+            mb_flip_rows(ctx, B, L, d, NULL, n->hf_rc, d, 0.f, n->hacts.hf + (size_t)M * d, d);
+        }
+    }
+    /* the gradient of hf replaces hf (read for the head's weight gradient first) */
+    if (from_logits) mb_lm_head_bwd_logits(ctx, &n->bb.head, ps, SM, &n->hacts, n->logits);
+    mb_lm_head_bwd_norm(ctx, &n->bb.head, ps, SM, n->h[nl], &n->hacts, n->dh);
+    for (int l = nl - 1; l >= 0; l--) {
+        mb_layer_acts *a = &n->acts[n->recompute ? 0 : l];
+        if (n->recompute && mb_layer_fwd(ctx, &n->bb.layers[l], ps, SB, L, n->h[l], NULL, a, NULL, &n->ws)) return -1;
+        if (mb_layer_bwd(ctx, &n->bb.layers[l], ps, SB, L, n->h[l], a, n->dh, n->dxn, &n->ws, NULL, NULL)) return -1;
+    }
+    mb_embedding_bwd(ctx, &n->bb.embed, ps, SM, n->tok, n->dh);
+    return mb_ctx_check(ctx);
+}
+
+/* ---- no recurrent inference ------------------------------------------------------------ */
+
+static mb_state *bidir_state_create(mb_model *m, int B)
+{
+    (void)m, (void)B;
+    mb_error_set("mamba-bidir: a bidirectional model reads each window whole: it has no recurrent state "
+                 "(no steps, chunks or sampling)");
+    return NULL;
+}
+
+/* never reached: no state is ever made */
+static void bidir_state_reset(mb_state *s) { (void)s; }
+static void bidir_state_free(mb_state *s) { free(s); }
+static int bidir_no_state(void) { return mb_error_set("internal: mamba-bidir has no recurrent state"); }
+static int bidir_step(mb_model *m, mb_state *s, const int32_t *tokens, float *logits)
+{
+    (void)m, (void)s, (void)tokens, (void)logits;
+    return bidir_no_state();
+}
+static int bidir_chunk(mb_model *m, mb_state *s, const int32_t *tokens, int L, const mb_chunk_req *r)
+{
+    (void)m, (void)s, (void)tokens, (void)L, (void)r;
+    return bidir_no_state();
+}
+static int bidir_sample(mb_model *m, mb_state *s, const int32_t *tokens, int n, const mb_sampler *sp, int32_t *out)
+{
+    (void)m, (void)s, (void)tokens, (void)n, (void)sp, (void)out;
+    return bidir_no_state();
+}
+
+const mb_arch_ops mb_arch_bidir = {
+    .name = "mamba-bidir",
+    .check = NULL, /* mb_config_check checks rc_complement */
+    .build = bidir_build,
+    .destroy = bidir_destroy,
+    .init_weights = bidir_init_weights,
+    .set_recompute = bidir_set_recompute,
+    .forward = bidir_forward,
+    .backward = bidir_backward,
+    .state_create = bidir_state_create,
+    .state_reset = bidir_state_reset,
+    .state_free = bidir_state_free,
+    .step = bidir_step,
+    .chunk = bidir_chunk,
+    .sample = bidir_sample,
+};
