@@ -21,6 +21,11 @@ void dna_cmd_config(mb_config *cfg)
     cfg->pad_vocab_size_multiple = DNA_TOK_VOCAB_PADDED;
 }
 
+void dna_cmd_complement(int *comp)
+{
+    for (int v = 0; v < MB_RC_MAX_VOCAB; v++) comp[v] = dna_tok_complement(v);
+}
+
 mb_model *dna_cmd_load_model(mb_ctx *ctx, const char *path, int n_classes, uint64_t seed)
 {
     mb_model *m = n_classes ? mb_model_load_classifier(ctx, path, n_classes, seed) : mb_model_load(ctx, path);

@@ -57,6 +57,9 @@ dna_set *dna_cmd_open_set(const char *const *paths, int n, const char *reference
 
 /* The model config of a DNA language model: vocab 12 padded to 16. */
 void dna_cmd_config(mb_config *cfg);
+/* The complement of each token (A-T, C-G; the others their own), as the
+ * RC-equivariant model's rc_complement (MB_RC_MAX_VOCAB entries). */
+void dna_cmd_complement(int *comp);
 
 /* Loads a mamba-dna checkpoint on ctx (n_classes as mb_model_load_classifier:
  * 0 keeps what the file has). Refuses, with one error line, a file that is

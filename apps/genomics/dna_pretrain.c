@@ -1,9 +1,11 @@
-/* mamba-dna pretrain: next-base pretraining from FASTA / BAM / CRAM files,
- * on random windows (reverse-complement augmented), validated in bits per
- * base on a held-out part against order-0 and order-k baselines fitted on
- * the same training part. Under mpirun, data-parallel (mb_cli.h): each rank
- * trains its rows of the global batch and scores its share of the
- * validation windows; rank 0 prints and writes. */
+/* mamba-dna pretrain: next-base pretraining (the causal LM) or masked
+ * pretraining (the bidirectional model, optionally RC-equivariant: --objective
+ * mlm) from FASTA / BAM / CRAM files, on random windows (reverse-complement
+ * augmented), validated in bits per base on a held-out part against
+ * order-0 and order-k baselines fitted on the same training part. Under
+ * mpirun, data-parallel (mb_cli.h): each rank trains its rows of the global
+ * batch and scores its share of the validation windows; rank 0 prints and
+ * writes. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 
 #include "dna_cmd.h"
 #include "dna_kmer.h"
+#include "dna_mlm.h"
 
 typedef struct {
     mb_cli_train t;
@@ -20,6 +23,8 @@ typedef struct {
     const char *val_bed, *reference;
     double val_frac, seq_warmup;
     int rc_aug, kmer, force;
+    int mlm;       /* --objective mlm: masked targets (the bidirectional model) */
+    int arch_set;  /* --arch or --rc-equivariant given */
     int64_t val_every, val_tokens, stop_after;
     const char *const *files; /* the training inputs (FILE...) */
     int n_files;
@@ -30,7 +35,8 @@ static void usage(FILE *f, const mb_cli_train *d)
     fprintf(f,
             "usage: " DNA_PROG " pretrain [options] FILE...\n"
             "\n"
-            "Next-base pretraining of a Mamba language model on the sequences of FILE...\n"
+            "Pretraining of a Mamba model on the sequences of FILE...: next-base (a causal\n"
+            "language model, the default) or masked (a bidirectional model, --objective mlm)\n"
             "(FASTA plain / gzip / bgzip + .fai, BAM, CRAM): random windows of --seq-len\n"
             "bases, reverse-complemented half of the time, windows mostly N skipped. A\n"
             "held-out part is scored in bits per base every --val-every steps, next to an\n"
@@ -57,7 +63,19 @@ static void usage(FILE *f, const mb_cli_train *d)
             "  --reference FA     reference for CRAM inputs\n"
             "  --force            overwrite an existing --out without --resume\n"
             "  --stop-after N     stop after step N with a checkpoint, as Ctrl-C would (to\n"
-            "                     train in slices, e.g. under a batch system's time limit)\n",
+            "                     train in slices, e.g. under a batch system's time limit)\n"
+            "\n"
+            "objective:\n"
+            "  --objective clm|mlm  clm: predict each next base (arch lm) [clm]; mlm: BERT's\n"
+            "                     masking as Caduceus trains, 15%% of the bases chosen (80%%\n"
+            "                     [MASK], 10%% a random base, 10%% kept), the loss and the\n"
+            "                     validation's bits/base on the chosen bases only (arch bidir)\n"
+            "  --arch lm|bidir    lm: the causal LM; bidir: Caduceus' BiMamba blocks (a\n"
+            "                     second mixer over the reversed sequence, projections\n"
+            "                     shared), for masked pretraining [lm for clm, bidir for mlm]\n"
+            "  --rc-equivariant   bidir: reverse-complement parameter sharing (Caduceus-PS):\n"
+            "                     a sequence and its reverse complement get mirrored\n"
+            "                     predictions and equal pooled embeddings; twice the compute\n",
             DNA_KMER_MAX);
     mb_cli_train_help(f, d);
     fprintf(f, "\nDefaults: --out " DNA_DEFAULT_MODEL ".\n"
@@ -95,12 +113,15 @@ static int pt_parse(pt_opts *o, int argc, char **argv)
     o->val_every = -1;
     o->val_tokens = -1;
     const mb_cli_train defaults = o->t;
-    enum { O_VAL = 256, O_VBED, O_VFRAC, O_VEVERY, O_VTOK, O_KMER, O_NORC, O_SWARM, O_REF, O_FORCE, O_STOP };
+    enum { O_VAL = 256, O_VBED, O_VFRAC, O_VEVERY, O_VTOK, O_KMER, O_NORC, O_SWARM, O_REF, O_FORCE, O_STOP,
+           O_OBJ, O_ARCH, O_RCEQ };
+    int arch = -1, rceq = 0;
     static const struct option own[] = {
         {"val", 1, 0, O_VAL}, {"val-bed", 1, 0, O_VBED}, {"val-frac", 1, 0, O_VFRAC},
         {"val-every", 1, 0, O_VEVERY}, {"val-tokens", 1, 0, O_VTOK}, {"kmer", 1, 0, O_KMER},
         {"no-rc", 0, 0, O_NORC}, {"seq-warmup", 1, 0, O_SWARM}, {"reference", 1, 0, O_REF},
-        {"force", 0, 0, O_FORCE}, {"stop-after", 1, 0, O_STOP}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"force", 0, 0, O_FORCE}, {"stop-after", 1, 0, O_STOP}, {"objective", 1, 0, O_OBJ},
+        {"arch", 1, 0, O_ARCH}, {"rc-equivariant", 0, 0, O_RCEQ}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     struct option *opts = mb_cli_options_join(own);
     o->val_files = calloc((size_t)argc + 1, sizeof(char *));
     if (!opts || !o->val_files) {
@@ -132,6 +153,23 @@ static int pt_parse(pt_opts *o, int argc, char **argv)
         case O_REF: o->reference = optarg; break;
         case O_FORCE: o->force = 1; break;
         case O_STOP: bad = mb_cli_parse_int(DNA_PROG, "--stop-after", optarg, 1, INT64_C(1) << 40, &o->stop_after); break;
+        case O_OBJ:
+            if (!strcmp(optarg, "clm") || !strcmp(optarg, "mlm")) {
+                o->mlm = optarg[0] == 'm';
+            } else {
+                mb_cli_error(DNA_PROG, "--objective must be clm or mlm (got '%s')", optarg);
+                bad = 1;
+            }
+            break;
+        case O_ARCH:
+            if (!strcmp(optarg, "lm") || !strcmp(optarg, "bidir")) {
+                arch = optarg[0] == 'b';
+            } else {
+                mb_cli_error(DNA_PROG, "--arch must be lm or bidir (got '%s')", optarg);
+                bad = 1;
+            }
+            break;
+        case O_RCEQ: rceq = 1; break;
         case 'h':
             usage(stdout, &defaults);
             free(opts);
@@ -150,6 +188,25 @@ static int pt_parse(pt_opts *o, int argc, char **argv)
         bad = 1;
     }
     if (!bad && mb_cli_dist_check_batch(DNA_PROG, o->t.batch)) bad = 1;
+    if (arch < 0) arch = o->mlm || rceq; /* the objective's architecture */
+    if (!bad && arch && !o->mlm) {
+        mb_cli_error(DNA_PROG, "--arch bidir sees the next base: it needs --objective mlm");
+        bad = 1;
+    }
+    if (!bad && !arch && o->mlm) {
+        mb_cli_error(DNA_PROG, "--objective mlm needs --arch bidir (a causal model reads one side only)");
+        bad = 1;
+    }
+    if (!bad && rceq && !arch) {
+        mb_cli_error(DNA_PROG, "--rc-equivariant needs --arch bidir");
+        bad = 1;
+    }
+    o->arch_set = arch || rceq;
+    if (arch) {
+        o->t.cfg.arch = MB_ARCH_BIDIR;
+        o->t.cfg.rc_equivariant = rceq;
+        dna_cmd_complement(o->t.cfg.rc_complement);
+    }
     if (bad) {
         fprintf(stderr, "Try '" DNA_PROG " pretrain --help'.\n");
         return 2;
@@ -240,7 +297,13 @@ static int pt_open_model(pt_run *t)
     if (!(t->ctx = mb_cli_ctx(DNA_PROG, &o->t))) return -1;
     if (o->t.resume) {
         if (mb_cli_ckpt_resume(&t->ck, t->ctx, &o->t, pt_load, t, &t->m, &t->opt)) return -1;
-        if (o->t.set_model) mb_cli_warn(DNA_PROG, "--resume: the model flags are ignored (the checkpoint's are kept)");
+        if (o->t.set_model || o->arch_set)
+            mb_cli_warn(DNA_PROG, "--resume: the model flags are ignored (the checkpoint's are kept)");
+        if ((mb_model_config(t->m)->arch == MB_ARCH_BIDIR) != o->mlm) {
+            mb_cli_error(DNA_PROG, "%s: a %s model: resume it with --objective %s", o->t.out,
+                         o->mlm ? "causal" : "bidirectional", o->mlm ? "clm" : "mlm");
+            return -1;
+        }
         return 0;
     }
     if (!(t->m = mb_cli_model_new(DNA_PROG, t->ctx, &o->t))) return -1;
@@ -372,9 +435,12 @@ static int pt_start(pt_run *t, int64_t step)
     pt_shape(o, o->t.steps, &L, &B);
     if (B / P * L > 65536) mb_model_set_recompute(t->m, 1);
     const mb_config *mc = mb_model_config(t->m);
-    fprintf(stderr, DNA_PROG ": %zu parameters (d_model %d, %d layers, d_state %d, %s A) on %s%s%s\n",
-            mb_model_num_params(t->m), mc->d_model, mc->n_layer, mc->d_state,
-            mc->init == MB_INIT_S4D_LIN ? "complex" : "real", mb_ctx_name(t->ctx),
+    fprintf(stderr, DNA_PROG ": %zu parameters (%s, d_model %d, %d layers, d_state %d, %s A) on %s%s%s\n",
+            mb_model_num_params(t->m),
+            mc->arch != MB_ARCH_BIDIR ? "causal LM, next-base targets"
+            : mc->rc_equivariant     ? "bidirectional, RC-equivariant, masked targets"
+                                     : "bidirectional, masked targets",
+            mc->d_model, mc->n_layer, mc->d_state, mc->init == MB_INIT_S4D_LIN ? "complex" : "real", mb_ctx_name(t->ctx),
             P > 1 ? " and the other ranks (data parallel)" : "", step ? ", resuming" : "");
     if (t->logf)
         fprintf(t->logf, "{\"event\": \"start\", \"step\": %lld, \"steps\": %lld, \"seq_len\": %lld, "
@@ -420,7 +486,13 @@ static int pt_step(void *ud, int64_t step, mb_cli_step *out)
             mb_cli_error(DNA_PROG, "%s", err);
             return 1;
         }
-        /* windows of the full length, cut to this stage's L */
+        /* windows of the full length, cut to this stage's L; masked
+         * pretraining draws the mask from the row's stream after the window */
+        if (t->o->mlm) {
+            const dna_mlm_rules r = DNA_MLM_RULES_DEFAULT;
+            dna_mlm_mask(&r, &rng, t->win, L, t->tok + i * L, t->tgt + i * L);
+            continue;
+        }
         memcpy(t->tok + i * L, t->win, sizeof(int32_t) * (size_t)L);
         dna_cmd_targets(t->win, L, t->tgt + i * L);
     }
@@ -465,6 +537,41 @@ static int pt_score_windows(mb_model *m, const pt_val *v, int64_t first, int64_t
     return rc;
 }
 
+/* The masked model's loss over validation windows [first, first + n)
+ * (-1: the library's error; -2: said here):
+ * each window masked by a stream of its own (the same mask at every
+ * validation), scored on the chosen positions that hold a base, in
+ * forwards of bmax rows (a short last group padded with copies of its
+ * first window, their targets ignored: the training shapes stay). */
+static int pt_score_windows_mlm(mb_model *m, const pt_val *v, int64_t seed, int64_t first, int64_t n, int64_t bmax,
+                                mb_loss_stats *st)
+{
+    if (n <= 0) return 0;
+    const int64_t B = n < bmax ? n : bmax, L = v->len;
+    const dna_mlm_rules r = DNA_MLM_RULES_DEFAULT;
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)(B * L));
+    int32_t *tgt = malloc(sizeof(int32_t) * (size_t)(B * L));
+    int rc = 0;
+    if (!tok || !tgt) {
+        mb_cli_error(DNA_PROG, "out of memory for %lld validation windows of %lld", (long long)B, (long long)L);
+        rc = -2; /* said */
+    }
+    for (int64_t w0 = first; rc == 0 && w0 < first + n; w0 += B) {
+        const int64_t nb = first + n - w0 < B ? first + n - w0 : B;
+        for (int64_t b = 0; b < B; b++) {
+            const int64_t w = w0 + (b < nb ? b : 0);
+            uint64_t rng = mb_cli_rng_row(seed, -1, w);
+            dna_mlm_mask(&r, &rng, v->w + w * (v->len + 1), L, tok + b * L, tgt + b * L);
+            for (int64_t k = 0; k < L; k++)
+                if (b >= nb || !dna_is_base(tgt[b * L + k])) tgt[b * L + k] = MB_IGNORE_INDEX;
+        }
+        rc = mb_model_forward(m, tok, (int)B, (int)L, tgt, NULL, st);
+    }
+    free(tok);
+    free(tgt);
+    return rc;
+}
+
 /* Bits per base over every rank's share of the windows (a collective: every
  * rank calls it at the same steps); the run's exit code, 0 when it went. */
 static int pt_validate(void *ud, double *bpb)
@@ -474,8 +581,11 @@ static int pt_validate(void *ud, double *bpb)
     mb_cli_dist_share(t->val.n, &first, &n);
     mb_loss_stats st = {0};
     int rc = 0;
-    if (pt_score_windows(t->m, &t->val, first, n, t->o->t.batch / mb_cli_ranks(), &st)) {
-        mb_cli_error(DNA_PROG, "validation: %s", mb_error_last());
+    const int64_t bmax = t->o->t.batch / mb_cli_ranks();
+    const int r = t->o->mlm ? pt_score_windows_mlm(t->m, &t->val, t->o->t.seed, first, n, bmax, &st)
+                            : pt_score_windows(t->m, &t->val, first, n, bmax, &st);
+    if (r) {
+        if (r == -1) mb_cli_error(DNA_PROG, "validation: %s", mb_error_last());
         rc = 1;
     }
     mb_cli_sync s = {{st.loss_sum, (double)st.count}, 0, 0};

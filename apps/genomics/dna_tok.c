@@ -51,7 +51,7 @@ void dna_tok_encode_u8(const char *s, size_t n, uint8_t *out)
 
 /* A (7) <-> T (10) and C (8) <-> G (9) is t -> 17 - t on 7..10; every other
  * id maps to itself. */
-static inline int32_t complement(int32_t t)
+int32_t dna_tok_complement(int32_t t)
 {
     return (t >= DNA_TOK_A && t <= DNA_TOK_T) ? (DNA_TOK_A + DNA_TOK_T) - t : t;
 }
@@ -61,12 +61,12 @@ void dna_tok_revcomp(int32_t *t, size_t n)
     if (n == 0) return;
     size_t i = 0, j = n - 1;
     while (i < j) {
-        int32_t a = complement(t[i]);
-        t[i] = complement(t[j]);
+        int32_t a = dna_tok_complement(t[i]);
+        t[i] = dna_tok_complement(t[j]);
         t[j] = a;
         i++, j--;
     }
-    if (i == j) t[i] = complement(t[i]); /* the middle of an odd length */
+    if (i == j) t[i] = dna_tok_complement(t[i]); /* the middle of an odd length */
 }
 
 void dna_tok_revcomp_u8(uint8_t *t, size_t n)
@@ -74,12 +74,12 @@ void dna_tok_revcomp_u8(uint8_t *t, size_t n)
     if (n == 0) return;
     size_t i = 0, j = n - 1;
     while (i < j) {
-        uint8_t a = (uint8_t)complement(t[i]);
-        t[i] = (uint8_t)complement(t[j]);
+        uint8_t a = (uint8_t)dna_tok_complement(t[i]);
+        t[i] = (uint8_t)dna_tok_complement(t[j]);
         t[j] = a;
         i++, j--;
     }
-    if (i == j) t[i] = (uint8_t)complement(t[i]);
+    if (i == j) t[i] = (uint8_t)dna_tok_complement(t[i]);
 }
 
 char dna_tok_char(int32_t t)

@@ -41,6 +41,8 @@ static inline int32_t dna_tok_byte(unsigned char c) { return dna_tok_table[c]; }
 void dna_tok_encode(const char *s, size_t n, int32_t *out);
 void dna_tok_encode_u8(const char *s, size_t n, uint8_t *out);
 
+/* The complement of a token: A <-> T, C <-> G; every other id its own. */
+int32_t dna_tok_complement(int32_t t);
 /* Reverse complement in place: the order is reversed and A<->T, C<->G;
  * N, [UNK] and the specials keep their id. Applying it twice is the
  * identity. */
