@@ -185,8 +185,16 @@ static void test_refusals(void **state)
     mb_config c = bidir_cfg(1, 0);
     mb_model *m = mb_model_create(g_ctx, &c, 1);
     assert_non_null(m);
-    assert_null(mb_state_create(m, 1));
-    assert_non_null(strstr(mb_error_last(), "no recurrent state"));
+    mb_state *s = mb_state_create(m, 1);
+    assert_non_null(s);
+    const int32_t tok[1] = {7};
+    int32_t drawn[4];
+    const mb_sampler sp = {1.f, 1.f, 1, 0};
+    assert_int_equal(mb_model_step(m, s, tok, NULL), -1);
+    assert_non_null(strstr(mb_error_last(), "no recurrent steps"));
+    assert_int_equal(mb_model_sample(m, s, tok, 4, &sp, drawn), -1);
+    assert_non_null(strstr(mb_error_last(), "no recurrent steps"));
+    mb_state_free(s);
     mb_model_free(m);
 
     /* the causal LM cannot take the sharing */
@@ -208,6 +216,40 @@ static void test_refusals(void **state)
     c.vocab_size = 200;
     assert_null(mb_model_create(g_ctx, &c, 1));
     assert_non_null(strstr(mb_error_last(), "at most 64"));
+}
+
+/* A chunk is a window read whole: its logits and pooled sums are those of
+ * mb_model_forward on the window, whatever came before it */
+static void test_chunk_is_a_window(void **state)
+{
+    (void)state;
+    enum { B = 2, L = 23, VP = 16 };
+    mb_config c = bidir_cfg(1, 0);
+    mb_model *m = mb_model_create(g_ctx, &c, 6);
+    assert_non_null(m);
+    assert_int_equal(mb_config_vocab_padded(&c), VP);
+    int32_t x[B * L], y[B * 5];
+    random_tokens(x, B * L, 4);
+    random_tokens(y, B * 5, 5);
+    float want[B * L * VP], got[B * L * VP], hsum[B * 16] = {0}, hsum2[B * 16] = {0};
+    assert_int_equal(mb_model_forward(m, x, B, L, NULL, want, NULL), 0);
+    mb_state *s = mb_state_create(m, B);
+    assert_non_null(s);
+    assert_int_equal(mb_model_forward_chunk_pooled(m, s, y, 5, NULL, hsum2), 0); /* before: no effect */
+    assert_int_equal(mb_model_forward_chunk_pooled(m, s, x, L, got, hsum), 0);
+    assert_memory_equal(got, want, sizeof want);
+    /* the pooled sums of x and of rc(x) are equal (the invariance, through chunks) */
+    int32_t rx[B * L];
+    rc_tokens(x, B, L, rx);
+    float hrc[B * 16] = {0};
+    assert_int_equal(mb_model_forward_chunk_pooled(m, s, rx, L, NULL, hrc), 0);
+    double gap = 0, big = 0;
+    for (int i = 0; i < B * 16; i++) gap = fmax(gap, fabs(hsum[i] - hrc[i])), big = fmax(big, fabs(hsum[i]));
+    printf("# chunk pooled sums: x against rc(x) %.3g (sums up to %.3g)\n", gap, big);
+    assert_true(big > 0.1);
+    assert_true(gap <= 1e-6 * big);
+    mb_state_free(s);
+    mb_model_free(m);
 }
 
 /* saved and loaded: the config (the complement map included) and the
@@ -298,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_rc_pooled_invariance),
         cmocka_unit_test(test_reads_both_sides),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_chunk_is_a_window),
         cmocka_unit_test(test_checkpoint),
         cmocka_unit_test(test_learns_from_the_right),
     };

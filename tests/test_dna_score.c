@@ -586,6 +586,80 @@ static void test_embed(void **state)
 /* Any LM whose vocabulary covers the tokenizer's 12 ids scores DNA
  * (issue 18): a folder transformers saved, vocab_size 16, loads and
  * scores every record of the fixture; a vocabulary of 10 does not. */
+/* A bidirectional (masked) model: score --vcf gives each substitution's
+ * masked marginal, checked against mb_model_forward's logits on the
+ * reference window with the variant's base masked; indels are passed
+ * through and counted; per-record scores and generate are refused */
+static void test_score_vcf_masked(void **state)
+{
+    (void)state;
+    NEED_TOOL();
+    mb_config cfg;
+    mb_config_default(&cfg);
+    dna_cmd_config(&cfg);
+    cfg.d_model = D_MODEL;
+    cfg.n_layer = 2;
+    cfg.arch = MB_ARCH_BIDIR;
+    cfg.rc_equivariant = 1;
+    dna_cmd_complement(cfg.rc_complement);
+    mb_model *m = mb_model_create(g_ctx, &cfg, 5);
+    assert_non_null(m);
+    mb_rng r;
+    mb_rng_seed(&r, 12);
+    const mb_param *e = mb_test_param(m, "backbone.embedding.weight");
+    for (size_t i = 0; i < e->numel; i++) m->params.data[e->offset + i] = (float)mb_rng_normal(&r);
+    char path[256];
+    mb_test_tmp_path(path, sizeof path, "score_bidir.safetensors");
+    assert_int_equal(mb_model_save(m, path), 0);
+    assert_int_equal(tool("score --model %s --fasta " DIR "tiny.fa --vcf " DIR "variants.vcf --tsv --window 64", path),
+                     0);
+    assert_non_null(strstr(g_err, "2 skipped (ALT and REF of different lengths"));
+    char *lines[16];
+    int n;
+    char *t = lines_of(g_out, lines, 16, &n);
+    assert_string_equal(lines[0], "contig\tpos\tid\tref\talt\tll_ref\tll_alt\tllr");
+    assert_int_equal(n - 1, 4); /* the substitutions: snv1, multi, chr2:401, snv3 */
+    const int Vp = mb_config_vocab_padded(&cfg);
+    for (int i = 1; i < n; i++) {
+        char *f[9] = {0};
+        assert_int_equal(split(lines[i], '\t', f, 9), 8);
+        const int64_t pos = strtoll(f[1], NULL, 10) - 1, rec = dna_set_find(g_set, f[0]);
+        assert_true(rec >= 0);
+        const int64_t len = dna_set_len(g_set, rec);
+        int64_t s0 = pos - 32, e0 = s0 + 64;
+        if (s0 < 0) s0 = 0;
+        if (e0 > len) e0 = len;
+        int32_t *w = record_tokens(rec, s0, e0 - s0);
+        int32_t ref_tok, alt_tok;
+        dna_tok_encode(f[3], 1, &ref_tok);
+        dna_tok_encode(f[4], 1, &alt_tok);
+        assert_int_equal(w[pos - s0], ref_tok);
+        w[pos - s0] = DNA_TOK_MASK;
+        float *lg = malloc(sizeof(float) * (size_t)((e0 - s0) * Vp));
+        assert_non_null(lg);
+        assert_int_equal(mb_model_forward(m, w, 1, (int)(e0 - s0), NULL, lg, NULL), 0);
+        const float *z = lg + (pos - s0) * Vp;
+        double mx = z[0], sum = 0;
+        for (int k = 1; k < Vp; k++) mx = z[k] > mx ? z[k] : mx;
+        for (int k = 0; k < Vp; k++) sum += exp((double)z[k] - mx);
+        const double lr = z[ref_tok] - mx - log(sum), la = z[alt_tok] - mx - log(sum);
+        printf("# masked marginal %s:%s %s>%s: tool %s / %s, direct %.6f / %.6f\n", f[0], f[1], f[3], f[4], f[5],
+               f[6], lr, la);
+        assert_rel(strtod(f[5], NULL), lr, 1e-5, "ll_ref");
+        assert_rel(strtod(f[6], NULL), la, 1e-5, "ll_alt");
+        assert_rel(strtod(f[7], NULL), la - lr, 1e-4, "llr");
+        free(lg);
+        free(w);
+    }
+    free(t);
+    assert_int_equal(tool("score --model %s --fasta " DIR "tiny.fa", path), 1);
+    assert_one_error("no likelihood of a whole record");
+    assert_int_equal(tool("generate --model %s --length 5", path), 1);
+    assert_one_error("generate needs a causal one");
+    mb_model_free(m);
+    remove(path);
+}
+
 static void test_score_other_vocab(void **state)
 {
     (void)state;
@@ -735,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_score_bf16),
         cmocka_unit_test(test_score_inputs), cmocka_unit_test(test_score_short),
         cmocka_unit_test(test_score_vcf),    cmocka_unit_test(test_embed),
+        cmocka_unit_test(test_score_vcf_masked),
         cmocka_unit_test(test_bad_inputs), cmocka_unit_test(test_score_other_vocab),
         cmocka_unit_test(test_export),
     };

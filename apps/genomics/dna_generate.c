@@ -460,6 +460,11 @@ int dna_cmd_generate(int argc, char **argv)
                      o.in.model, mb_model_config(m)->n_classes);
         goto done;
     }
+    if (mb_model_config(m)->arch == MB_ARCH_BIDIR) {
+        mb_cli_error(DNA_PROG, "%s: a bidirectional (masked) model: generate needs a causal one (pretrain "
+                               "--objective clm)", o.in.model);
+        goto done;
+    }
     if ((o.int8 && mb_model_set_int8(m, 1)) || (o.bf16 && mb_model_set_bf16(m, 1))) {
         mb_cli_error(DNA_PROG, "%s: %s", o.int8 ? "--int8" : "--bf16", mb_error_last());
         goto done;

@@ -2,9 +2,11 @@
  * CRAM under a mamba-dna language model, exactly and in constant memory
  * (chunks with the recurrent state carried); or, with --vcf, the
  * log-likelihood ratio of a window around each variant with the alternate
- * allele against the reference one, written as a VCF (or a TSV). The
- * per-token log-likelihoods come from the device (mb_model_forward_chunk_ex);
- * no logits are downloaded. */
+ * allele against the reference one, written as a VCF (or a TSV). For a
+ * bidirectional (masked) model the ratio is the masked marginal: the
+ * variant's bases masked in the reference window, log p(alt) - log p(ref)
+ * there. The per-token log-likelihoods come from the device
+ * (mb_model_forward_chunk_ex); no logits are downloaded. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -54,6 +56,12 @@ static void usage(FILE *f)
             "breakends, *) or none are passed through without MAMBA_LLR and counted on\n"
             "stderr. An indel changes the window's length: its LLR compares log-likelihoods\n"
             "of windows of different lengths (a sum over one more or fewer bases).\n"
+            "A bidirectional model (pretrain --objective mlm) scores variants only, by the\n"
+            "masked marginal: REF's bases are masked ([MASK]) in the reference window and\n"
+            "LLR = sum over them of log p(ALT base) - log p(REF base) (Meier et al. 2021);\n"
+            "ll_ref and ll_alt are those sums. Variants whose ALT and REF differ in length\n"
+            "are passed through without MAMBA_LLR and counted on stderr. Windows clipped\n"
+            "by a contig end are scored in batches of their own length (no padding).\n"
             "\n"
             "input:\n"
             "  --model M          mamba-dna checkpoint (required)\n"
@@ -283,15 +291,22 @@ done:
 
 /* The reference window of a variant and the same with ALT in place of REF
  * (dna_vcf_locate has checked that REF lies inside the record). */
-static int sc_windows(dna_set *set, int64_t rec, const dna_variant *v, int64_t W, int32_t *ref_w,
-                      int64_t *ref_n, int32_t *alt_w, int64_t *alt_n, char *err, size_t errlen)
+static void sc_window_span(dna_set *set, int64_t rec, const dna_variant *v, int64_t W, int64_t *s0, int64_t *e0)
 {
-    const int64_t len = dna_set_len(set, rec);
-    const int64_t nref = (int64_t)strlen(v->ref), nalt = (int64_t)strlen(v->alt);
+    const int64_t len = dna_set_len(set, rec), nref = (int64_t)strlen(v->ref);
     int64_t s = v->pos - W / 2, e = s + W;
     if (e < v->pos + nref) e = v->pos + nref;
     if (s < 0) s = 0;
     if (e > len) e = len;
+    *s0 = s, *e0 = e;
+}
+
+static int sc_windows(dna_set *set, int64_t rec, const dna_variant *v, int64_t W, int32_t *ref_w,
+                      int64_t *ref_n, int32_t *alt_w, int64_t *alt_n, char *err, size_t errlen)
+{
+    const int64_t nref = (int64_t)strlen(v->ref), nalt = (int64_t)strlen(v->alt);
+    int64_t s, e;
+    sc_window_span(set, rec, v, W, &s, &e);
     if (dna_set_fetch(set, rec, s, e - s, ref_w, err, errlen)) return -1;
     const int64_t left = v->pos - s, right = e - v->pos - nref;
     memcpy(alt_w, ref_w, sizeof(int32_t) * (size_t)left);
@@ -384,6 +399,7 @@ static int sc_vcfout_upto(sc_vcfout *w, int64_t index, int has_llr, float llr)
 /* A batch of variants: two windows each (reference, alternate). */
 typedef struct {
     int64_t index, pos;
+    int64_t left, nref; /* bidir: REF's first base in the windows, its length */
     char *contig, *id, *ref, *alt; /* --tsv only */
 } sc_var;
 
@@ -401,6 +417,8 @@ typedef struct {
     int64_t bases;   /* in the windows of every variant added */
     sc_vcfout out;   /* VCF output (not --tsv) */
     int64_t scored;
+    int bidir;       /* masked marginals (a bidirectional model) */
+    int64_t skipped_len; /* bidir: ALT and REF of different lengths */
 } sc_vbatch;
 
 static void sc_var_clear(sc_var *v)
@@ -413,8 +431,9 @@ static void sc_var_clear(sc_var *v)
 }
 
 /* Scores the batch's windows (right-padded to the longest: the model is
- * causal, so padding after a window changes nothing in it) and writes the
- * variants out. */
+ * causal, so padding after a window changes nothing in it; a bidirectional
+ * model's batches hold windows of one length) and writes the variants
+ * out. */
 static int sc_vbatch_flush(sc_vbatch *vb)
 {
     if (!vb->n) return 0;
@@ -430,6 +449,17 @@ static int sc_vbatch_flush(sc_vbatch *vb)
         const int64_t n = L - c0 < r->cols ? L - c0 : r->cols;
         for (int b = 0; b < r->B; b++) {
             const int64_t len = b < nw ? vb->wlen[b] : 0;
+            if (vb->bidir && b < nw) {
+                /* the reference window with REF masked, both rows; the
+                 * targets there are REF's bases (row 2i), ALT's (2i + 1) */
+                const sc_var *v = &vb->v[b / 2];
+                for (int64_t t = 0, pos = c0; t < n; t++, pos++) {
+                    const int in = pos >= v->left && pos < v->left + v->nref;
+                    r->tok[(size_t)b * n + t] = in ? DNA_TOK_MASK : vb->rows[b & ~1][pos];
+                    r->tgt[(size_t)b * n + t] = in ? vb->rows[b][pos] : MB_IGNORE_INDEX;
+                }
+                continue;
+            }
             for (int64_t t = 0, pos = c0; t < n; t++, pos++) {
                 r->tok[(size_t)b * n + t] = pos < len ? vb->rows[b][pos] : DNA_TOK_N;
                 r->tgt[(size_t)b * n + t] = pos + 1 < len ? vb->rows[b][pos + 1] : MB_IGNORE_INDEX;
@@ -525,8 +555,10 @@ static int sc_vbatch_init(sc_vbatch *vb, const sc_opts *o, mb_model *m, int64_t 
     vb->o = o;
     vb->nb = (int)(o->batch < n ? o->batch : (n > 0 ? n : 1));
     vb->wcap = o->window + maxref + maxalt;
+    vb->bidir = mb_model_config(m)->arch == MB_ARCH_BIDIR;
     const int nw = 2 * vb->nb;
-    const int64_t cols = o->in.chunk / nw > 0 ? o->in.chunk / nw : 1;
+    /* a bidirectional model reads a window whole: one chunk */
+    const int64_t cols = vb->bidir ? vb->wcap : o->in.chunk / nw > 0 ? o->in.chunk / nw : 1;
     vb->win = malloc(sizeof(int32_t) * (size_t)nw * (size_t)vb->wcap);
     vb->rows = calloc((size_t)nw, sizeof *vb->rows);
     vb->wlen = calloc((size_t)nw, sizeof *vb->wlen);
@@ -548,6 +580,17 @@ static int sc_vbatch_init(sc_vbatch *vb, const sc_opts *o, mb_model *m, int64_t 
 static int sc_vbatch_add(sc_vbatch *vb, dna_set *set, int64_t rec, const dna_variant *var)
 {
     char err[512];
+    const int64_t nref = (int64_t)strlen(var->ref);
+    int64_t s = 0, e = 0;
+    if (vb->bidir) {
+        /* a masked marginal compares bases at the same positions */
+        if ((int64_t)strlen(var->alt) != nref) {
+            vb->skipped_len++;
+            return 0;
+        }
+        sc_window_span(set, rec, var, vb->o->window, &s, &e);
+        if (vb->n > 0 && e - s != vb->wlen[0] && sc_vbatch_flush(vb)) return -1;
+    }
     const int i = vb->n;
     int32_t *ref = vb->win + (size_t)(2 * i) * vb->wcap, *alt = ref + vb->wcap;
     if (sc_windows(set, rec, var, vb->o->window, ref, &vb->wlen[2 * i], alt, &vb->wlen[2 * i + 1], err, sizeof err)) {
@@ -558,6 +601,7 @@ static int sc_vbatch_add(sc_vbatch *vb, dna_set *set, int64_t rec, const dna_var
     sc_var *sv = &vb->v[i];
     sv->index = var->index;
     sv->pos = var->pos;
+    if (vb->bidir) sv->left = var->pos - s, sv->nref = nref;
     if (vb->o->tsv && (!(sv->contig = sc_strdup(var->contig)) || !(sv->id = sc_strdup(var->id)) ||
                        !(sv->ref = sc_strdup(var->ref)) || !(sv->alt = sc_strdup(var->alt)))) {
         sc_var_clear(sv);
@@ -621,6 +665,9 @@ static int sc_variants(const sc_opts *o, mb_model *m, dna_set *set)
             (long long)counts.records);
     if (counts.symbolic) fprintf(stderr, "; %lld skipped (symbolic ALT)", (long long)counts.symbolic);
     if (counts.no_alt) fprintf(stderr, "; %lld skipped (no ALT)", (long long)counts.no_alt);
+    if (vb.skipped_len)
+        fprintf(stderr, "; %lld skipped (ALT and REF of different lengths: no masked marginal)",
+                (long long)vb.skipped_len);
     fprintf(stderr, "\n");
     rc = 0;
 done:
@@ -688,6 +735,11 @@ int dna_cmd_score(int argc, char **argv)
     mb_model *m = NULL;
     mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.in.t);
     if (!ctx || !(m = dna_cmd_load_model(ctx, o.in.model, 0, 0))) goto done;
+    if (!o.vcf && mb_model_config(m)->arch == MB_ARCH_BIDIR) {
+        mb_cli_error(DNA_PROG, "%s: a bidirectional (masked) model has no likelihood of a whole record: it scores "
+                               "variants (--vcf, by masked marginals)", o.in.model);
+        goto done;
+    }
     if (!(set = dna_cmd_open_set(o.in.fasta, o.in.n_fasta, o.in.reference))) goto done;
     rc = o.vcf ? sc_variants(&o, m, set) : sc_records(&o, m, set);
 done:

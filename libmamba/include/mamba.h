@@ -140,9 +140,13 @@ typedef struct {
      * h + BiMamba(norm(h)) with BiMamba(x) = M_f(x) + flip(M_r(flip(x))):
      * two mixers, the second over the reversed sequence, sharing in_proj
      * and out_proj (Caduceus' weight tie; tensors PREFIX.mixer.mamba_fwd.*
-     * and the reverse's own PREFIX.mixer.mamba_rev.*). Not causal: no
-     * recurrent state, no steps, no sampling; trained with masked targets
-     * at the masked positions themselves (the caller's choice of targets).
+     * and the reverse's own PREFIX.mixer.mamba_rev.*). Not causal: trained
+     * with masked targets at the masked positions themselves (the caller's
+     * choice of targets).
+     * A state of this model carries nothing: each mb_model_forward_chunk
+     * (and _pooled, _ex) reads its L tokens as a window of their own, so a
+     * record fed in pieces is read as separate windows, and pooled sums
+     * add up the windows'. mb_model_step and mb_model_sample fail.
      * rc_equivariant (Caduceus-PS, reverse-complement parameter sharing):
      * the network runs on x and on rc(x) = complement(reversed x) with the
      * same weights, and logits(x)[t, v] = f(x)[t, v] + f(rc x)[L-1-t,

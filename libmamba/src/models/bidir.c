@@ -19,8 +19,8 @@
  *
  * Training keeps every layer's activations or, with recompute, each layer's
  * input (whole sequences: no chunks, since the reverse mixer's state runs
- * the other way). No recurrent state: steps, chunks and sampling are
- * refused with the reason. */
+ * the other way). No recurrent state: a chunk is a window read whole;
+ * steps and sampling are refused with the reason. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,34 +238,48 @@ static int bidir_backward(mb_model *m, int B, int L, int from_logits)
     return mb_ctx_check(ctx);
 }
 
-/* ---- no recurrent inference ------------------------------------------------------------ */
+/* ---- inference: windows, no recurrent state ---------------------------------------------
+ * A state here holds nothing between calls: each chunk is a window read
+ * whole, through the training forward and its buffers (a chunk of a shape
+ * other than the last call's lays them out again), its outputs handed to
+ * mb_chunk_emit. Steps and sampling would need a state that runs forward
+ * in time: refused. */
 
 static mb_state *bidir_state_create(mb_model *m, int B)
 {
-    (void)m, (void)B;
-    mb_error_set("mamba-bidir: a bidirectional model reads each window whole: it has no recurrent state "
-                 "(no steps, chunks or sampling)");
-    return NULL;
+    mb_state *s = mb_calloc(1, sizeof *s, "state");
+    if (s) mb_state_base_init(s, m, B);
+    return s;
 }
 
-/* never reached: no state is ever made */
 static void bidir_state_reset(mb_state *s) { (void)s; }
 static void bidir_state_free(mb_state *s) { free(s); }
-static int bidir_no_state(void) { return mb_error_set("internal: mamba-bidir has no recurrent state"); }
+
+static int bidir_chunk(mb_model *m, mb_state *s, const int32_t *tokens, int L, const mb_chunk_req *r)
+{
+    const size_t M = (size_t)s->B * L;
+    mb_fwd_out o;
+    const int want_lg = mb_chunk_req_logits(r);
+    if (mb_model_io_ensure(m, M) || mb_dev_upload(m->ctx, m->tok_dev, tokens, M * sizeof(int32_t)) ||
+        bidir_forward(m, m->tok_dev, s->B, L, want_lg, &o))
+        return -1;
+    return mb_chunk_emit(m, s, r, 0, L, o.hf, want_lg ? o.logits : NULL);
+}
+
+static int bidir_no_steps(void)
+{
+    return mb_error_set("mamba-bidir: a bidirectional model reads each window whole: no recurrent steps or "
+                        "sampling (chunks are windows)");
+}
 static int bidir_step(mb_model *m, mb_state *s, const int32_t *tokens, float *logits)
 {
     (void)m, (void)s, (void)tokens, (void)logits;
-    return bidir_no_state();
-}
-static int bidir_chunk(mb_model *m, mb_state *s, const int32_t *tokens, int L, const mb_chunk_req *r)
-{
-    (void)m, (void)s, (void)tokens, (void)L, (void)r;
-    return bidir_no_state();
+    return bidir_no_steps();
 }
 static int bidir_sample(mb_model *m, mb_state *s, const int32_t *tokens, int n, const mb_sampler *sp, int32_t *out)
 {
     (void)m, (void)s, (void)tokens, (void)n, (void)sp, (void)out;
-    return bidir_no_state();
+    return bidir_no_steps();
 }
 
 const mb_arch_ops mb_arch_bidir = {
