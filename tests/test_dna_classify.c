@@ -334,6 +334,113 @@ static void test_predict_min_prob(void **st)
     assert_non_null(strstr(g_err, "--min-prob expects a number in [0, 1]"));
 }
 
+/* CLS.novelty with every radius scaled by f (its other numbers as written) */
+static void scale_radii(const char *path, double f)
+{
+    size_t n;
+    char *text = mb_test_read_file(path, &n);
+    assert_non_null(text);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char *tab = strchr(l, '\t');
+        if (!tab) {
+            fprintf(fp, "%s\n", l);
+            continue;
+        }
+        char *rest;
+        const double r = strtod(tab + 1, &rest);
+        *tab = '\0';
+        fprintf(fp, "%s\t%.9g%s\n", l, r * f, rest);
+    }
+    assert_int_equal(fclose(fp), 0);
+    free(text);
+}
+
+/* predict --novel on a held-out file: its windows, and how many are unknown
+ * (checking that novelty > 1 exactly where predicted says unknown) */
+static int novel_unknown(const char *cls, const char *file, int *rows)
+{
+    assert_int_equal(run("predict --model %s --window 128 --novel --fasta %s", cls, file), 0);
+    char *t = strdup(g_out), *save = NULL;
+    assert_non_null(t);
+    int nl = 0, unknown = 0;
+    for (char *l = strtok_r(t, "\n", &save); l; l = strtok_r(NULL, "\n", &save), nl++) {
+        if (nl == 0) {
+            assert_string_equal(l, "name\tstart\tend\tpredicted\tp_alpha\tp_beta\tnovelty");
+            continue;
+        }
+        char name[64], pred[32];
+        long long s0, e0;
+        double pa, pb, nov;
+        assert_int_equal(sscanf(l, "%63s %lld %lld %31s %lf %lf %lf", name, &s0, &e0, pred, &pa, &pb, &nov), 7);
+        assert_int_equal(strcmp(pred, "unknown") == 0, nov > 1);
+        unknown += nov > 1;
+    }
+    free(t);
+    *rows = nl - 1;
+    return unknown;
+}
+
+/* The distance rule: a classifier of alpha and beta writes CLS.novelty and
+ * reports how many held-out windows it flags, few (a radius at the 95th
+ * percentile of each class's training windows); predict --novel keeps
+ * most held-out windows of the known classes, flags every window when the
+ * radii shrink 1000 times and none when they grow 1000 times (the rule as
+ * predict applies it, on a file of known numbers); a missing or damaged
+ * CLS.novelty is one error line. Whether it flags a species of no class
+ * depends on the backbone's embeddings (half of the Klebsiella windows,
+ * measured with a pretrained GPU model; on the tests' synthetic species, 0
+ * to all of gamma's windows with random backbones), so no such case here. */
+static void test_predict_novel(void **st)
+{
+    (void)st;
+    char cls[256], path[4096], files[2][4096];
+    mb_test_tmp_path(cls, sizeof cls, "cls_novel.safetensors");
+    snprintf(path, sizeof path, "%s.novelty", cls);
+    assert_int_equal(run("train --force --model %s --out %s --class alpha=%salpha_train.fa --class beta=%sbeta_train.fa "
+                         "--val-class alpha=%salpha_heldout.fa --val-class beta=%sbeta_heldout.fa" SMALL
+                         " --steps 60 --val-every 30", g_pre, cls, CDIR, CDIR, CDIR, CDIR), 0);
+    const char *p = strstr(g_out, "held-out windows it calls unknown: ");
+    assert_non_null(p);
+    long long flagged, n;
+    assert_int_equal(sscanf(p, "held-out windows it calls unknown: %lld of %lld", &flagged, &n), 2);
+    printf("# distance rule: %lld of %lld held-out windows of the known classes flagged\n", flagged, n);
+    assert_int_equal(n, 64);
+    assert_true(flagged <= n / 4);
+    assert_true(access(path, F_OK) == 0);
+    snprintf(files[0], sizeof files[0], "%salpha_heldout.fa", CDIR);
+    snprintf(files[1], sizeof files[1], "%sbeta_heldout.fa", CDIR);
+    for (int f = 0; f < 2; f++) {
+        int rows;
+        const int u = novel_unknown(cls, files[f], &rows);
+        printf("# predict --novel on %s: %d of %d windows unknown\n", files[f], u, rows);
+        assert_int_equal(rows, 20);
+        assert_true(u <= 6);
+    }
+    int rows, u;
+    scale_radii(path, 1e-3);
+    u = novel_unknown(cls, files[0], &rows);
+    assert_int_equal(u, rows);
+    scale_radii(path, 1e6);
+    u = novel_unknown(cls, files[0], &rows);
+    assert_int_equal(u, 0);
+    /* damaged, missing */
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("mamba-dna-novelty 2 32 2 95\nsd 1 2\n", fp);
+    fclose(fp);
+    assert_int_equal(run("predict --model %s --novel --fasta %s", cls, files[0]), 1);
+    assert_non_null(strstr(g_err, "novelty: malformed"));
+    remove(path);
+    assert_int_equal(run("predict --model %s --novel --fasta %s", cls, files[0]), 1);
+    assert_non_null(strstr(g_err, "--novel needs the distance rule"));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -f -- '%s' '%s'.*", cls, cls);
+    assert_int_equal(mb_test_sh(cmd, NULL, 0, NULL, 0), 0);
+}
+
 /* predict's probabilities for a record (whole, and in chunks of 100 with
  * the state carried) against mb_model_classify on its tokens */
 static void test_predict_equals_library(void **st)
@@ -598,6 +705,7 @@ int main(void)
         cmocka_unit_test(test_usage),   cmocka_unit_test(test_train),
         cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_predict), cmocka_unit_test(test_predict_min_prob),
+        cmocka_unit_test(test_predict_novel),
         cmocka_unit_test(test_predict_equals_library),
         cmocka_unit_test(test_tsv),     cmocka_unit_test(test_resume),
         cmocka_unit_test(test_bad_inputs),

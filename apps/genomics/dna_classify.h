@@ -4,7 +4,9 @@
  *   dna_classify_labels.c   the classes as given: --class NAME=FILE..., region TSVs
  *   dna_classify_data.c     the classes' training intervals, samplers and
  *                           fixed validation windows
+ *   dna_classify_pool.c     the mean hidden state of a batch of windows
  *   dna_classify_eval.c     validation accuracy and the confusion matrix
+ *   dna_classify_novel.c    the distance rule: "none of these" (CLS.novelty)
  *   dna_classify_train.c    classify train (through the shared training loop)
  *   dna_classify_predict.c  classify predict
  * Errors are printed as one line (mb_cli_error) by the function that finds
@@ -111,7 +113,7 @@ typedef struct {
 
 /* ---- the classes' data (dna_classify_data.c) ------------------------------ */
 
-typedef struct {
+typedef struct cl_class_s {
     dna_set *tset, *vset;     /* borrowed from cl_data.sets */
     dna_split a, b;           /* hold the intervals below */
     const dna_ivals *tiv;     /* training intervals (in tset) */
@@ -138,6 +140,65 @@ int cl_setup_data(const cl_opts *o, cl_data *d);
 /* Samplers of the training windows; the fixed validation windows (*nval in
  * all). */
 int cl_setup_windows(const cl_opts *o, cl_data *d, int64_t *nval);
+
+/* ---- pooled windows (dna_classify_pool.c) --------------------------------- */
+
+/* Window b's tokens [t0, t0 + n) into out; -1 after an error line. */
+typedef int (*cl_fetch_fn)(void *ud, int64_t b, int64_t t0, int64_t n, int32_t *out);
+
+typedef struct {
+    mb_model *m;
+    mb_state *st;   /* B rows */
+    int64_t B, chunk;
+    int d;
+    int32_t *tok;   /* (B, chunk) */
+    float *hs;      /* (B, d) a chunk's sums */
+    double *acc;    /* (B, d) */
+    float *pooled;  /* (B, d): cl_pooler_run's result */
+} cl_pooler;
+
+int cl_pooler_init(cl_pooler *p, mb_model *m, int64_t B, int64_t chunk);
+void cl_pooler_free(cl_pooler *p);
+/* p->pooled[b] = the mean over L positions of the final normed hidden
+ * state of window b < nb (what the classification head reads), through
+ * chunks of p->chunk tokens; -1 after an error line. */
+int cl_pooler_run(cl_pooler *p, int64_t nb, int64_t L, cl_fetch_fn fetch, void *ud);
+/* cl_pooler_run's fetch of validation windows w0 + b of one class */
+typedef struct {
+    const struct cl_class_s *k;
+    int64_t w0;
+} cl_val_windows;
+int cl_val_fetch(void *ud, int64_t b, int64_t t0, int64_t n, int32_t *out);
+
+/* ---- the distance rule (dna_classify_novel.c) ----------------------------- */
+
+#define CL_NOVEL_PERCENTILE 95.0 /* a class's radius: this percentile of its windows' distances */
+#define CL_NOVEL_WINDOWS 128     /* training windows a class the rule is fitted on */
+
+typedef struct {
+    int C, d;
+    double *sd;     /* (d): each dimension's spread over every fitted window */
+    double *cent;   /* (C, d): each class's centroid */
+    double *radius; /* (C) */
+} cl_novel;
+
+void cl_novel_free(cl_novel *nv);
+/* Fits the rule on per_class training windows of L tokens a class (from
+ * the classes' samplers, a stream of seed's own) under the model m (the
+ * classifier saved in CLS); -1 after an error line. */
+int cl_novel_fit(mb_model *m, cl_data *d, int64_t per_class, int64_t L, int64_t seed, cl_novel *nv);
+/* The distance of the pooled vector x to class c's centroid (in units of
+ * the spreads), and to the nearest centroid (*nearest: its class).
+ * Unknown: > radius[nearest]. */
+double cl_novel_dist_to(const cl_novel *nv, const float *x, int c);
+double cl_novel_dist(const cl_novel *nv, const float *x, int *nearest);
+/* How many of the validation windows of d the rule calls unknown. */
+int cl_novel_held_out(mb_model *m, cl_data *d, const cl_novel *nv, int64_t *flagged, int64_t *n);
+/* MODEL.novelty written to its temporary file (committed by the caller);
+ * read back for a model of width d and these classes (-1 after an error
+ * line: missing, malformed, or another model's). */
+mb_outfile *cl_novel_write(const char *model, const cl_names *names, const cl_novel *nv);
+int cl_novel_read(const char *model, const cl_names *names, int d, cl_novel *nv);
 
 /* ---- validation (dna_classify_eval.c) ------------------------------------- */
 

@@ -14,7 +14,7 @@
  * CL_VAL_TOKENS / B tokens. Prints its error line. */
 int cl_validate(mb_model *m, cl_data *d, int64_t bmax, cl_eval *ev)
 {
-    const int C = d->C, dm = mb_model_config(m)->d_model;
+    const int C = d->C;
     int64_t maxn = 0, maxlen = 1;
     for (int c = 0; c < C; c++) {
         maxn = d->cls[c].nv > maxn ? d->cls[c].nv : maxn;
@@ -25,52 +25,26 @@ int cl_validate(mb_model *m, cl_data *d, int64_t bmax, cl_eval *ev)
     B = B > 0 ? B : 1;
     int64_t chunk = CL_VAL_TOKENS / B > 0 ? CL_VAL_TOKENS / B : 1;
     chunk = chunk < maxlen ? chunk : maxlen;
-    int32_t *tok = malloc(sizeof(int32_t) * (size_t)(B * chunk));
-    float *hs = malloc(sizeof(float) * (size_t)(B * dm));
-    float *pooled = malloc(sizeof(float) * (size_t)(B * dm));
-    float *probs = malloc(sizeof(float) * (size_t)(B * C));
-    double *acc = malloc(sizeof(double) * (size_t)(B * dm));
-    mb_state *st = (tok && hs && pooled && probs && acc) ? mb_state_create(m, (int)B) : NULL;
     memset(ev->conf, 0, sizeof(int64_t) * (size_t)C * C);
     ev->n = ev->correct = 0;
     ev->loss = 0;
-    int rc = 0;
-    char err[512];
-    if (!st) {
-        const int had_memory = tok && hs && pooled && probs && acc;
-        mb_cli_error(DNA_PROG, "validation: %s", had_memory ? mb_error_last() : "out of memory");
-        rc = -1;
+    cl_pooler pl;
+    float *probs = malloc(sizeof(float) * (size_t)(B * C));
+    if (!probs) {
+        mb_cli_error(DNA_PROG, "validation: out of memory");
+        return -1;
     }
+    int rc = cl_pooler_init(&pl, m, B, chunk);
     for (int c = 0; rc == 0 && c < C; c++) {
         const cl_class *k = &d->cls[c];
-        const int64_t L = k->vlen;
         for (int64_t w0 = 0; rc == 0 && w0 < k->nv; w0 += B) {
             const int64_t nb = k->nv - w0 < B ? k->nv - w0 : B;
-            mb_state_reset(st);
-            memset(acc, 0, sizeof(double) * (size_t)(B * dm));
-            for (int64_t t0 = 0; rc == 0 && t0 < L; t0 += chunk) {
-                const int64_t n = L - t0 < chunk ? L - t0 : chunk;
-                for (int64_t b = 0; rc == 0 && b < nb; b++) {
-                    const dna_window *w = &k->vw[w0 + b];
-                    if (dna_set_fetch(k->vset, w->rec, w->start + t0, n, tok + b * n, err, sizeof err)) {
-                        mb_cli_error(DNA_PROG, "%s", err);
-                        rc = -1;
-                    }
-                }
-                /* the state holds B rows: rows past the last window run on copies of the first */
-                for (int64_t b = nb; rc == 0 && b < B; b++) memcpy(tok + b * n, tok, sizeof(int32_t) * (size_t)n);
-                if (rc) break;
-                memset(hs, 0, sizeof(float) * (size_t)(B * dm));
-                if (mb_model_forward_chunk_pooled(m, st, tok, (int)n, NULL, hs)) {
-                    mb_cli_error(DNA_PROG, "validation: %s", mb_error_last());
-                    rc = -1;
-                    break;
-                }
-                for (int64_t i = 0; i < B * dm; i++) acc[i] += hs[i];
+            cl_val_windows f = {k, w0};
+            if (cl_pooler_run(&pl, nb, k->vlen, cl_val_fetch, &f)) {
+                rc = -1;
+                break;
             }
-            if (rc) break;
-            for (int64_t i = 0; i < B * dm; i++) pooled[i] = (float)(acc[i] / (double)L);
-            if (mb_model_classify_pooled(m, pooled, (int)B, probs)) {
+            if (mb_model_classify_pooled(m, pl.pooled, (int)B, probs)) {
                 mb_cli_error(DNA_PROG, "validation: %s", mb_error_last());
                 rc = -1;
                 break;
@@ -86,12 +60,8 @@ int cl_validate(mb_model *m, cl_data *d, int64_t bmax, cl_eval *ev)
             }
         }
     }
-    mb_state_free(st);
-    free(tok);
-    free(hs);
-    free(pooled);
+    cl_pooler_free(&pl);
     free(probs);
-    free(acc);
     return rc;
 }
 

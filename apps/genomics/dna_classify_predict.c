@@ -12,6 +12,7 @@ typedef struct {
     dna_infer_opts in;
     dna_pool_opts pool; /* --window, --stride */
     double min_prob;    /* --min-prob: below it a row is "unknown" (0: off) */
+    int novel;          /* --novel: CLS.novelty's distance rule too */
 } pr_opts;
 
 void cl_predict_usage(FILE *f)
@@ -49,6 +50,14 @@ void cl_predict_usage(FILE *f)
             "  --min-prob P       predicted is unknown where the highest probability is\n"
             "                     below P, in [0, 1] (refused when a class is named\n"
             "                     unknown) [0: off]\n"
+            "  --novel            the distance rule too (CLS.novelty, written by classify\n"
+            "                     train): predicted is unknown where the row's mean hidden\n"
+            "                     state lies farther from its nearest class's centroid than\n"
+            "                     that class's radius (the 95th percentile of its training\n"
+            "                     windows'); a column novelty = distance / radius is added\n"
+            "                     (> 1: unknown). It flags input of no class that the\n"
+            "                     softmax calls one with confidence (measured: a species of\n"
+            "                     no class at p >= 0.9 in 90%% of its windows)\n"
             "  --chunk N          tokens per forward pass; 64k, 1M accepted [%d]\n"
             "  --device D         cpu, cuda or cuda:N [cpu]\n"
             "  --threads N        CPU threads, 0 = all cores [0]\n"
@@ -66,6 +75,7 @@ typedef struct {
     const cl_names *names;
     int d, C;
     double min_prob;
+    const cl_novel *nv; /* --novel, else NULL */
     float *pooled, *probs;
 } pr_run;
 
@@ -74,9 +84,17 @@ static int pr_print(pr_run *r, int64_t rec, int64_t start, int64_t end, const fl
 {
     int best = 0;
     for (int j = 1; p && j < r->C; j++) best = p[j] > p[best] ? j : best;
-    const char *pred = !p ? "NA" : p[best] < r->min_prob ? "unknown" : r->names->v[best];
+    /* the distance rule on the pooled vector the probabilities came from */
+    double novelty = NAN;
+    if (p && r->nv) {
+        int near;
+        const double e = cl_novel_dist(r->nv, r->pooled, &near);
+        novelty = r->nv->radius[near] > 0 ? e / r->nv->radius[near] : (e > 0 ? INFINITY : 0.0);
+    }
+    const char *pred = !p ? "NA" : (p[best] < r->min_prob || novelty > 1) ? "unknown" : r->names->v[best];
     int bad = printf("%s\t%lld\t%lld\t%s", dna_set_name(r->set, rec), (long long)start, (long long)end, pred) < 0;
     for (int j = 0; j < r->C && !bad; j++) bad = p ? printf("\t%.6g", p[j]) < 0 : fputs("\tnan", stdout) < 0;
+    if (r->nv && !bad) bad = p ? printf("\t%.4f", novelty) < 0 : fputs("\tnan", stdout) < 0;
     if (bad || putchar('\n') == EOF || ferror(stdout)) return mb_cli_write_error(DNA_PROG, NULL);
     return 0;
 }
@@ -107,9 +125,9 @@ int cl_predict(int argc, char **argv)
     pr_opts o = {0};
     if (dna_infer_init(&o.in, argc, CL_CHUNK_DEFAULT)) return 1;
     dna_pool_opts_init(&o.pool);
-    enum { O_MINP = 0x2200 };
-    static const struct option opts[] = {
-        DNA_INFER_OPTIONS, DNA_POOL_OPTIONS, {"min-prob", 1, 0, O_MINP}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    enum { O_MINP = 0x2200, O_NOVEL };
+    static const struct option opts[] = {DNA_INFER_OPTIONS,       DNA_POOL_OPTIONS,      {"min-prob", 1, 0, O_MINP},
+                                         {"novel", 0, 0, O_NOVEL}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
     while (!bad && (c = mb_cli_getopt(DNA_PROG, "classify predict", argc, argv, opts)) != -1) {
@@ -121,6 +139,7 @@ int cl_predict(int argc, char **argv)
         if (dna_pool_option(&o.pool, c, optarg, &bad)) continue;
         switch (c) {
         case O_MINP: bad = mb_cli_parse_real(DNA_PROG, "--min-prob", optarg, 0.0, 1.0, &o.min_prob) != 0; break;
+        case O_NOVEL: o.novel = 1; break;
         case 'h':
             cl_predict_usage(stdout);
             dna_infer_free(&o.in);
@@ -141,6 +160,7 @@ int cl_predict(int argc, char **argv)
     dna_set *set = NULL;
     mb_model *m = NULL;
     cl_names names = {0};
+    cl_novel nv = {0};
     pr_run r = {0};
     mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.in.t);
     if (!ctx || !(m = dna_cmd_load_model(ctx, o.in.model, 0, 0))) goto done;
@@ -159,14 +179,16 @@ int cl_predict(int argc, char **argv)
             goto done;
         }
     }
-    for (int k = 0; o.min_prob > 0 && k < C; k++)
+    if (o.novel && cl_novel_read(o.in.model, &names, mb_model_config(m)->d_model, &nv)) goto done;
+    for (int k = 0; (o.min_prob > 0 || o.novel) && k < C; k++)
         if (strcmp(names.v[k], "unknown") == 0) {
-            mb_cli_error(DNA_PROG, "%s: a class is named unknown, so --min-prob's label would be ambiguous", o.in.model);
+            mb_cli_error(DNA_PROG, "%s: a class is named unknown, so the unknown label would be ambiguous", o.in.model);
             goto done;
         }
     if (!(set = dna_cmd_open_set(o.in.fasta, o.in.n_fasta, o.in.reference))) goto done;
     r.m = m;
     r.min_prob = o.min_prob;
+    r.nv = o.novel ? &nv : NULL;
     r.model = o.in.model;
     r.set = set;
     r.names = &names;
@@ -180,6 +202,7 @@ int cl_predict(int argc, char **argv)
     }
     int bad_out = printf("name\tstart\tend\tpredicted") < 0;
     for (int k = 0; k < C && !bad_out; k++) bad_out = printf("\tp_%s", names.v[k]) < 0;
+    if (o.novel && !bad_out) bad_out = printf("\tnovelty") < 0;
     if (bad_out || putchar('\n') == EOF) {
         mb_cli_write_error(DNA_PROG, NULL);
         goto done;
@@ -198,6 +221,7 @@ int cl_predict(int argc, char **argv)
     }
     rc = 0;
 done:
+    cl_novel_free(&nv);
     free(r.pooled);
     free(r.probs);
     cl_names_free(&names);

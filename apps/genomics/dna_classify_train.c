@@ -453,6 +453,42 @@ static int cl_report(const cl_run *t, int64_t step, double secs)
     return 0;
 }
 
+/* The distance rule on the model in CLS (the best's, read back, or this
+ * process's last), fitted on the classes' training windows and checked on
+ * the held-out ones, into CLS.novelty; its lines on stdout. Rank 0. */
+static int cl_fit_novelty(cl_run *t, int64_t step)
+{
+    const cl_opts *o = t->o;
+    const mb_cli_val_hist *h = &t->ck.hist;
+    mb_model *m = t->m, *best = NULL;
+    if (!o->t.select_last && h->best_step > 0 && h->best_step != step) {
+        if (!(best = dna_cmd_load_model(t->ctx, o->t.out, 0, 0))) return 1;
+        m = best;
+    }
+    cl_novel nv;
+    int64_t flagged = 0, n = 0;
+    int rc = cl_novel_fit(m, t->d, CL_NOVEL_WINDOWS, o->t.seq_len, o->t.seed, &nv) ? 1 : 0;
+    if (rc == 0) {
+        rc = cl_novel_held_out(m, t->d, &nv, &flagged, &n) ? 1 : 0;
+        mb_outfile *f = rc ? NULL : cl_novel_write(o->t.out, &t->d->names, &nv);
+        if (!rc && (!f || mb_cli_outfile_commit(DNA_PROG, f))) rc = 1;
+        if (rc == 0) {
+            printf("classify: distance rule in %s.novelty (classify predict --novel): a window is unknown beyond "
+                   "its nearest class's radius, the %g%% of %d of that class's training windows; held-out windows "
+                   "it calls unknown: %lld of %lld (%.1f%%)\n",
+                   o->t.out, CL_NOVEL_PERCENTILE, CL_NOVEL_WINDOWS, (long long)flagged, (long long)n,
+                   n ? 100.0 * (double)flagged / (double)n : 0.0);
+            if (fflush(stdout) != 0 || ferror(stdout)) {
+                mb_cli_write_error(DNA_PROG, NULL);
+                rc = 1;
+            }
+        }
+        cl_novel_free(&nv);
+    }
+    mb_model_free(best);
+    return rc;
+}
+
 /* The training steps through the shared loop (none when the checkpoint
  * is already at --steps: then a validation only), the final checkpoint and
  * the closing lines. The exit code. */
@@ -476,6 +512,7 @@ static int cl_run_steps(cl_run *t, int64_t step)
     int rc = mb_cli_train_loop(&run);
     rc = mb_cli_train_finish(&run, rc, o->t.out);
     if (rc == 0) rc = cl_report(t, run.step, mb_cli_now() - t0);
+    if (rc == 0 && mb_cli_rank() == 0) rc = cl_fit_novelty(t, run.step);
     if (t->logf && (rc == 0 || rc == MB_CLI_EXIT_INTERRUPTED))
         fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_acc\": %.6f, \"interrupted\": %s}\n",
                 (long long)run.step, t->have_val ? cl_eval_acc(&t->ev) : NAN,
