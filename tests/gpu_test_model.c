@@ -208,7 +208,7 @@ static mb_config small_bidir(int rc)
 
 /* a training step's loss, gradients and logits (and with classes the
  * classifier's) on both devices */
-static void bidir_matches(int rc, int recompute, int classes)
+static void bidir_matches(int rc, int recompute, int classes, int chunk)
 {
     mb_rng r;
     mb_rng_seed(&r, mb_test_seed() + 900 + (uint64_t)(rc * 4 + recompute * 2 + classes));
@@ -217,6 +217,7 @@ static void bidir_matches(int rc, int recompute, int classes)
     mb_model *mc, *mg;
     model_pair(&cfg, 13, &r, &mc, &mg);
     mb_model_set_recompute(mg, recompute);
+    mb_model_set_recompute_chunk(mg, chunk);
     const int B = 2, L = gpu_test_small() ? 60 : 300, Vp = mb_config_vocab_padded(&cfg);
     int32_t *tok = malloc(sizeof(int32_t) * B * L), *tgt = malloc(sizeof(int32_t) * B * L);
     float *lc = malloc(sizeof(float) * B * L * Vp), *lg = malloc(sizeof(float) * B * L * Vp);
@@ -237,7 +238,8 @@ static void bidir_matches(int rc, int recompute, int classes)
         elg = mb_test_rel_err(lg, lc, (size_t)B * L * Vp);
     }
     printf("# bidir%s%s%s: loss rel err %.2e, logits %.2e, worst gradient %s %.2e\n", rc ? " + rc" : "",
-           recompute ? ", recompute" : "", classes ? ", classifier" : "", el, elg, worst_name, worst);
+           recompute ? (chunk ? ", recompute in chunks" : ", recompute") : "", classes ? ", classifier" : "", el, elg,
+           worst_name, worst);
     assert_true(sg.count == sc.count && sg.correct == sc.correct);
     assert_true(el < 1e-5);
     assert_true(elg < 1e-5);
@@ -247,10 +249,11 @@ static void bidir_matches(int rc, int recompute, int classes)
     mb_model_free(mc), mb_model_free(mg);
 }
 
-static void test_bidir(void **s) { (void)s; bidir_matches(0, 0, 0); }
-static void test_bidir_rc(void **s) { (void)s; bidir_matches(1, 0, 0); }
-static void test_bidir_rc_recompute(void **s) { (void)s; bidir_matches(1, 1, 0); }
-static void test_bidir_rc_classify(void **s) { (void)s; bidir_matches(1, 1, 1); }
+static void test_bidir(void **s) { (void)s; bidir_matches(0, 0, 0, 0); }
+static void test_bidir_rc(void **s) { (void)s; bidir_matches(1, 0, 0, 0); }
+static void test_bidir_rc_recompute(void **s) { (void)s; bidir_matches(1, 1, 0, 0); }
+static void test_bidir_rc_recompute_chunks(void **s) { (void)s; bidir_matches(1, 1, 0, 37); }
+static void test_bidir_rc_classify(void **s) { (void)s; bidir_matches(1, 1, 1, 41); }
 static void test_bidir_bf16(void **s)
 {
     (void)s;
@@ -749,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_bidir),
         cmocka_unit_test(test_bidir_rc),
         cmocka_unit_test(test_bidir_rc_recompute),
+        cmocka_unit_test(test_bidir_rc_recompute_chunks),
         cmocka_unit_test(test_bidir_rc_classify),
         cmocka_unit_test(test_bidir_bf16),
         cmocka_unit_test(test_recurrent),

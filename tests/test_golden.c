@@ -834,7 +834,9 @@ typedef struct {
  * reverse-complement sharing: mb_model_forward's logits against the
  * script's (which it checks equal to Caduceus' own 2 d-channel RCPS
  * formulation), and mb_model_forward_backward's loss and every gradient
- * (the tied projections gather both mixers'), with and without recompute. */
+ * (the tied projections gather both mixers'), with and without recompute;
+ * recompute 2: in chunks of 5 tokens (13 = 5 + 5 + 3: each direction's
+ * chunks from its own end, the last one short). */
 static void run_bidir(const char *tag, int rc, int recompute)
 {
     char path[4096], name[160], what[192];
@@ -844,7 +846,8 @@ static void run_bidir(const char *tag, int rc, int recompute)
     const mb_config *cfg = mb_model_config(m);
     assert_int_equal(cfg->arch, MB_ARCH_BIDIR);
     assert_int_equal(cfg->rc_equivariant, rc);
-    mb_model_set_recompute(m, recompute);
+    mb_model_set_recompute(m, recompute != 0);
+    if (recompute == 2) mb_model_set_recompute_chunk(m, 5);
     snprintf(name, sizeof name, "%s_expected.safetensors", tag);
     mb_st_file *f = open_fixture(name);
     const mb_st_tensor *tt = mb_st_find(f, "tokens");
@@ -870,10 +873,10 @@ static void run_bidir(const char *tag, int rc, int recompute)
     double *loss_ref = read_f64(f, "loss", 1, NULL, 0);
     const double loss = st.loss_sum / (double)st.count;
     const double e_loss = fabs(loss - loss_ref[0]) / fabs(loss_ref[0]);
-    printf("# golden %s loss%s: %.9f, ref %.9f, rel err %.3e\n", tag, recompute ? ", recompute" : "", loss,
-           loss_ref[0], e_loss);
+    const char *how = recompute == 2 ? ", recompute in chunks" : recompute ? ", recompute" : "";
+    printf("# golden %s loss%s: %.9f, ref %.9f, rel err %.3e\n", tag, how, loss, loss_ref[0], e_loss);
     const char *worst_name;
-    snprintf(what, sizeof what, "%s%s", tag, recompute ? ", recompute" : "");
+    snprintf(what, sizeof what, "%s%s", tag, how);
     const double worst = grads_vs_fixture(g_ctx, m, f, "", what, &worst_name);
     printf("# golden %s gradients: worst rel err %.3e (%s), bound %.0e\n", what, worst, worst_name, GOLDEN_GRAD_TOL);
     assert_true(e_loss < GOLDEN_GRAD_TOL);
@@ -887,6 +890,8 @@ static void test_bidir(void **state) { (void)state; run_bidir("bidir", 0, 0); }
 static void test_bidir_recompute(void **state) { (void)state; run_bidir("bidir", 0, 1); }
 static void test_bidir_rc(void **state) { (void)state; run_bidir("bidir_rc", 1, 0); }
 static void test_bidir_rc_recompute(void **state) { (void)state; run_bidir("bidir_rc", 1, 1); }
+static void test_bidir_chunks(void **state) { (void)state; run_bidir("bidir", 0, 2); }
+static void test_bidir_rc_chunks(void **state) { (void)state; run_bidir("bidir_rc", 1, 2); }
 
 static const sa_fixture SA_REAL = {"real", 0, 0, 2, 3};
 static const sa_fixture SA_COMPLEX = {"complex", 1, 0, 1, 4};
@@ -1163,6 +1168,8 @@ int main(void)
         cmocka_unit_test(test_bidir_recompute),
         cmocka_unit_test(test_bidir_rc),
         cmocka_unit_test(test_bidir_rc_recompute),
+        cmocka_unit_test(test_bidir_chunks),
+        cmocka_unit_test(test_bidir_rc_chunks),
         SA_UNIT(real),
         SA_UNIT(complex),
         SA_UNIT(real_mlp),

@@ -147,6 +147,8 @@ typedef struct {
      * (and _pooled, _ex) reads its L tokens as a window of their own, so a
      * record fed in pieces is read as separate windows, and pooled sums
      * add up the windows'. mb_model_step and mb_model_sample fail.
+     * Training's recompute and its chunks apply (the reverse mixer's
+     * chunks taken from the sequence's end).
      * rc_equivariant (Caduceus-PS, reverse-complement parameter sharing):
      * the network runs on x and on rc(x) = complement(reversed x) with the
      * same weights, and logits(x)[t, v] = f(x)[t, v] + f(rc x)[L-1-t,

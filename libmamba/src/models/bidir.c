@@ -17,10 +17,15 @@
  * (Caduceus' two halves with the second's channels reversed, added): x
  * and rc(x) pool to the same vector.
  *
- * Training keeps every layer's activations or, with recompute, each layer's
- * input (whole sequences: no chunks, since the reverse mixer's state runs
- * the other way). No recurrent state: a chunk is a window read whole;
- * steps and sampling are refused with the reason. */
+ * Training keeps every layer's activations or, with recompute, each
+ * layer's input and, for long sequences, a layer pass over chunks of
+ * rc_chunk tokens with the states carried as the LM's: M_f's chunks from
+ * the sequence's start, M_r's from its end (it reads the sequence
+ * reversed), each direction's entering states saved in the forward and
+ * their gradients carried back in the backward; the norm output's
+ * gradient is gathered over the whole sequence before the norm's
+ * backward. No recurrent state: a chunk of inference is a window read
+ * whole; steps and sampling are refused with the reason. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +36,7 @@
 typedef struct {
     mb_backbone bb;
     int recompute;
+    int rc_chunk;  /* recompute: tokens per chunk of a layer pass (0 = whole sequences) */
     int S;         /* strands: 2 with rc_equivariant, else 1 */
     int32_t *comp; /* rc: device, the complement of each of the vocab_padded classes */
 
@@ -48,6 +54,11 @@ typedef struct {
     float *hf_rc;    /* rc: (M, d) the pooled hidden state, both strands */
     int32_t *tok_rc; /* rc: (2M) the tokens, then their reverse complement */
     const int32_t *tok; /* the last forward's S*M tokens (device) */
+    /* chunked recompute: */
+    int nch;             /* chunks per sequence */
+    float *saved;        /* the states entering each (layer, sequence, direction, chunk) */
+    mb_mixer_state work[2]; /* each direction's state being advanced */
+    float *dssm[2], *dconv[2]; /* boundary gradients, in and out */
     mb_arena ws;
 } bidir_net;
 
@@ -62,6 +73,7 @@ static int bidir_build(mb_model *m)
     if (!n) return -1;
     m->net = n;
     n->S = c->rc_equivariant ? 2 : 1;
+    n->rc_chunk = 131072; /* the LM's default */
     if (mb_backbone_register(&n->bb, &m->params, c, m->vocab_padded)) return -1;
     if (n->S == 2) {
         /* the padding classes are their own complement */
@@ -101,16 +113,22 @@ static void bidir_destroy(mb_model *m)
     m->net = NULL;
 }
 
-/* chunk_tokens is the LM's: a layer pass here always sees whole sequences */
-static void bidir_set_recompute(mb_model *m, int on, int chunk_tokens)
+static void bidir_set_recompute(mb_model *m, int on, int chunk)
 {
     bidir_net *n = net(m);
-    (void)chunk_tokens;
     if (on >= 0 && on != n->recompute) {
         bidir_acts_free(m); /* the layout changes */
         n->recompute = on;
     }
+    if (chunk >= 0) {
+        /* a chunk must hold the conv's K-1 inputs that the next one reads */
+        if (chunk > 0 && chunk < m->cfg.d_conv) chunk = m->cfg.d_conv;
+        if (chunk != n->rc_chunk) bidir_acts_free(m);
+        n->rc_chunk = chunk;
+    }
 }
+
+static int bidir_chunked(const bidir_net *n, int L) { return n->recompute && n->rc_chunk > 0 && L > n->rc_chunk; }
 
 /* ---- training activations ---------------------------------------------------------- */
 
@@ -126,14 +144,26 @@ static void bidir_layout(mb_carve *c, void *arg)
     const mb_model *m = a->m;
     bidir_net *n = a->n;
     const size_t M = (size_t)a->B * a->L, SM = n->S * M, d = m->cfg.d_model, Vp = m->vocab_padded;
+    const int chunked = bidir_chunked(n, a->L);
+    /* rows one layer pass works on: everything, or one chunk of one sequence */
+    const int Mx = chunked ? n->rc_chunk : (int)SM;
     for (int l = 0; l <= m->cfg.n_layer; l++) n->h[l] = mb_carve_take(c, SM * d);
-    for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], (int)SM, c);
+    for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], Mx, c);
     mb_lm_head_acts_carve(&n->hacts, &n->bb.head, (int)SM, c);
     n->logits = mb_carve_take(c, SM * Vp);
     n->dh = mb_carve_take(c, SM * d);
     n->dxn = mb_carve_take(c, SM * d);
     n->lg_rc = n->hf_rc = NULL;
     n->tok_rc = NULL;
+    n->saved = NULL;
+    if (chunked) {
+        const mb_mixer *mx = &n->bb.layers[0].mixer;
+        const size_t sf = (size_t)(mx->is_complex ? 2 : 1) * mx->d_state;
+        n->saved = mb_carve_take(c, (size_t)m->cfg.n_layer * n->S * a->B * 2 * n->nch * mb_mixer_state_floats(mx, 1));
+        for (int i = 0; i < 2; i++) mb_mixer_state_carve(&n->work[i], mx, 1, c);
+        for (int i = 0; i < 2; i++) n->dssm[i] = mb_carve_take(c, (size_t)mx->d_inner * sf);
+        for (int i = 0; i < 2; i++) n->dconv[i] = mb_carve_take(c, (size_t)(mx->d_conv - 1) * mx->d_inner);
+    }
     if (n->S == 1) return;
     n->lg_rc = mb_carve_take(c, M * Vp);
     n->hf_rc = mb_carve_take(c, M * d);
@@ -149,16 +179,134 @@ static int bidir_acts_ensure(mb_model *m, int B, int L)
     const int nl = m->cfg.n_layer;
     if ((int64_t)n->S * B * L > INT32_MAX / 2) return mb_error_set("batch of %d x %d tokens is too large", B, L);
     n->nx = n->recompute ? 1 : nl;
+    const int chunked = bidir_chunked(n, L);
+    n->nch = chunked ? (L + n->rc_chunk - 1) / n->rc_chunk : 1;
     n->h = calloc((size_t)nl + 1, sizeof(float *));
     n->acts = calloc((size_t)n->nx, sizeof(mb_layer_acts));
     bidir_layout_arg arg = {m, n, B, L};
     if (!n->h || !n->acts || !(n->act_buf = mb_dev_carve(m->ctx, bidir_layout, &arg, "activations")) ||
-        mb_arena_init(&n->ws, m->ctx, mb_layer_workspace(m->ctx, &n->bb.layers[0], n->S * B, L))) {
+        mb_arena_init(&n->ws, m->ctx,
+                      chunked ? mb_layer_workspace(m->ctx, &n->bb.layers[0], 1, n->rc_chunk)
+                              : mb_layer_workspace(m->ctx, &n->bb.layers[0], n->S * B, L))) {
         bidir_acts_free(m);
         return mb_error_set("out of memory for activations of batch %d x length %d", B, L);
     }
     n->act_B = B;
     n->act_L = L;
+    return 0;
+}
+
+/* ---- chunked layer passes ---------------------------------------------------------------- */
+
+/* the state of layer l, sequence b (of S * B), direction dir, entering chunk k of that direction */
+static mb_mixer_state bidir_saved_state(const mb_model *m, int l, int b, int dir, int k)
+{
+    const bidir_net *n = net(m);
+    const mb_mixer *mx = &n->bb.layers[0].mixer;
+    const size_t per = mb_mixer_state_floats(mx, 1);
+    mb_carve c = {n->saved + ((((size_t)l * n->S * n->act_B + b) * 2 + dir) * n->nch + k) * per, 0};
+    mb_mixer_state s;
+    mb_mixer_state_carve(&s, mx, 1, &c);
+    return s;
+}
+
+/* a state is one run of floats, conv then ssm (mb_mixer_state_carve) */
+static void bidir_state_copy(mb_model *m, const mb_mixer_state *src, mb_mixer_state *dst)
+{
+    mb_axpby(m->ctx, mb_mixer_state_floats(&net(m)->bb.layers[0].mixer, 1), 1.f, src->conv, 0.f, dst->conv);
+}
+
+/* chunk k of direction dir of a sequence of L: its first row and length.
+ * M_f's chunks start at the sequence's start; M_r's at its end. */
+static void bidir_piece(const bidir_net *n, int L, int dir, int k, int *r0, int *len)
+{
+    const int T = n->rc_chunk;
+    if (dir == 0) {
+        *r0 = k * T;
+        *len = L - *r0 < T ? L - *r0 : T;
+    } else {
+        const int end = L - k * T;
+        *r0 = end - T > 0 ? end - T : 0;
+        *len = end - *r0;
+    }
+}
+
+/* Layer l's forward over the chunks of each sequence, each direction from
+ * its own end with its state carried and saved per chunk; the sum stored
+ * as the precision does, then the residual. */
+static int bidir_layer_fwd_chunked(mb_model *m, int l, int SB, int L)
+{
+    bidir_net *n = net(m);
+    mb_ctx *ctx = m->ctx;
+    const mb_params *ps = &m->params;
+    const int d = m->cfg.d_model;
+    const mb_layer *ly = &n->bb.layers[l];
+    for (int b = 0; b < SB; b++) {
+        const float *in = n->h[l] + (size_t)b * L * d;
+        float *out = n->h[l + 1] + (size_t)b * L * d;
+        for (int dir = 0; dir < 2; dir++) {
+            mb_dev_zero(ctx, n->work[dir].conv, mb_mixer_state_floats(&ly->mixer, 1) * sizeof(float));
+            for (int k = 0; k < n->nch; k++) {
+                int r0, len;
+                bidir_piece(n, L, dir, k, &r0, &len);
+                mb_mixer_state saved = bidir_saved_state(m, l, b, dir, k);
+                bidir_state_copy(m, &n->work[dir], &saved);
+                if (mb_layer_dir_fwd(ctx, ly, ps, len, in + (size_t)r0 * d, out + (size_t)r0 * d, &n->acts[0],
+                                     &n->work[dir], &n->ws, dir))
+                    return -1;
+            }
+        }
+        mb_precision_store(ctx, L, d, out, d);
+        mb_axpby(ctx, (size_t)L * d, 1.f, in, 1.f, out);
+    }
+    return 0;
+}
+
+/* Its backward: each direction's chunks last to first, recomputed from
+ * their saved states, their state and conv gradients carried to the
+ * chunk before; the norm output's gradient of the whole sequence gathered
+ * in n->dxn (stored as the precision does), then the norm's backward
+ * chunk by chunk into dh. */
+static int bidir_layer_bwd_chunked(mb_model *m, int l, int SB, int L)
+{
+    bidir_net *n = net(m);
+    mb_ctx *ctx = m->ctx;
+    const mb_params *ps = &m->params;
+    const int d = m->cfg.d_model;
+    const mb_layer *ly = &n->bb.layers[l];
+    const mb_mixer *mx = &ly->mixer;
+    const size_t sf = (size_t)(mx->is_complex ? 2 : 1) * mx->d_state;
+    for (int b = 0; b < SB; b++) {
+        const float *in = n->h[l] + (size_t)b * L * d;
+        float *dh = n->dh + (size_t)b * L * d, *dxn = n->dxn + (size_t)b * L * d;
+        for (int dir = 0; dir < 2; dir++) {
+            int cur = 0;
+            mb_dev_zero(ctx, n->dssm[0], (size_t)mx->d_inner * sf * sizeof(float));
+            mb_dev_zero(ctx, n->dconv[0], (size_t)(mx->d_conv - 1) * mx->d_inner * sizeof(float));
+            for (int k = n->nch - 1; k >= 0; k--) {
+                int r0, len;
+                bidir_piece(n, L, dir, k, &r0, &len);
+                mb_mixer_state saved = bidir_saved_state(m, l, b, dir, k);
+                bidir_state_copy(m, &saved, &n->work[dir]);
+                if (mb_layer_dir_fwd(ctx, ly, ps, len, in + (size_t)r0 * d, NULL, &n->acts[0], &n->work[dir], &n->ws,
+                                     dir))
+                    return -1;
+                mb_mixer_carry carry = {.dssm_in = n->dssm[cur], .dssm_out = n->dssm[1 - cur],
+                                        .dconv_in = n->dconv[cur], .dconv_out = n->dconv[1 - cur]};
+                if (mb_layer_dir_bwd(ctx, ly, ps, len, &n->acts[0], dh + (size_t)r0 * d, dxn + (size_t)r0 * d, &n->ws,
+                                     &saved, &carry, dir))
+                    return -1;
+                cur = 1 - cur;
+            }
+        }
+        mb_precision_store(ctx, L, d, dxn, d);
+        for (int k = 0; k < n->nch; k++) {
+            int r0, len;
+            bidir_piece(n, L, 0, k, &r0, &len);
+            mb_layer_norm_bwd(ctx, ly, ps, len, in + (size_t)r0 * d, &n->acts[0], dxn + (size_t)r0 * d,
+                              dh + (size_t)r0 * d);
+        }
+    }
     return 0;
 }
 
@@ -179,9 +327,11 @@ static int bidir_forward(mb_model *m, const int32_t *tok, int B, int L, int want
         n->tok = n->tok_rc;
     }
     mb_embedding_fwd(ctx, &n->bb.embed, ps, SM, n->tok, n->h[0]);
+    const int chunked = bidir_chunked(n, L);
     for (int l = 0; l < m->cfg.n_layer; l++)
-        if (mb_layer_fwd(ctx, &n->bb.layers[l], ps, SB, L, n->h[l], n->h[l + 1], &n->acts[n->recompute ? 0 : l], NULL,
-                         &n->ws))
+        if (chunked ? bidir_layer_fwd_chunked(m, l, SB, L)
+                    : mb_layer_fwd(ctx, &n->bb.layers[l], ps, SB, L, n->h[l], n->h[l + 1],
+                                   &n->acts[n->recompute ? 0 : l], NULL, &n->ws))
             return -1;
     mb_lm_head_fwd(ctx, &n->bb.head, ps, SM, n->h[m->cfg.n_layer], &n->hacts, want_logits ? n->logits : NULL);
     if (n->S == 1) {
@@ -229,7 +379,12 @@ static int bidir_backward(mb_model *m, int B, int L, int from_logits)
     /* the gradient of hf replaces hf (read for the head's weight gradient first) */
     if (from_logits) mb_lm_head_bwd_logits(ctx, &n->bb.head, ps, SM, &n->hacts, n->logits);
     mb_lm_head_bwd_norm(ctx, &n->bb.head, ps, SM, n->h[nl], &n->hacts, n->dh);
+    const int chunked = bidir_chunked(n, L);
     for (int l = nl - 1; l >= 0; l--) {
+        if (chunked) {
+            if (bidir_layer_bwd_chunked(m, l, SB, L)) return -1;
+            continue;
+        }
         mb_layer_acts *a = &n->acts[n->recompute ? 0 : l];
         if (n->recompute && mb_layer_fwd(ctx, &n->bb.layers[l], ps, SB, L, n->h[l], NULL, a, NULL, &n->ws)) return -1;
         if (mb_layer_bwd(ctx, &n->bb.layers[l], ps, SB, L, n->h[l], a, n->dh, n->dxn, &n->ws, NULL, NULL)) return -1;

@@ -87,6 +87,47 @@ static int layer_bidir_bwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps,
     return 0;
 }
 
+int mb_layer_dir_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int L, const float *in, float *out,
+                     mb_layer_acts *a, mb_mixer_state *st, mb_arena *ws, int dir)
+{
+    const int d = ly->width;
+    if (!ly->bidir) return mb_error_set("internal: mb_layer_dir_fwd on a causal block");
+    mb_norm_fwd(ctx, &ly->norm, ps, L, in, a->xn, &a->norm);
+    mb_precision_store(ctx, L, d, a->xn, d);
+    if (dir == 0) return mb_mixer_fwd(ctx, &ly->mixer, ps, 1, L, a->xn, out, &a->mix, st, ws);
+    mb_flip_rows(ctx, 1, L, d, NULL, a->xn, d, 0.f, a->xn_r, d);
+    const size_t mark = ws->used;
+    float *o_r = out ? mb_arena_floats(ws, (size_t)L * d) : NULL;
+    if (out && !o_r) return -1;
+    if (mb_mixer_fwd(ctx, &ly->mixer_rev, ps, 1, L, a->xn_r, o_r, &a->mix_r, st, ws)) return -1;
+    if (out) mb_flip_rows(ctx, 1, L, d, NULL, o_r, d, 1.f, out, d);
+    ws->used = mark;
+    return 0;
+}
+
+int mb_layer_dir_bwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int L, const mb_layer_acts *a,
+                     const float *dout, float *dxn, mb_arena *ws, const mb_mixer_state *st0,
+                     const mb_mixer_carry *carry, int dir)
+{
+    const int d = ly->width;
+    if (dir == 0) return mb_mixer_bwd(ctx, &ly->mixer, ps, 1, L, a->xn, &a->mix, dout, dxn, 0.f, ws, st0, carry);
+    const size_t mark = ws->used;
+    float *dr = mb_arena_floats(ws, (size_t)L * d), *dxr = mb_arena_floats(ws, (size_t)L * d);
+    if (!dr || !dxr) return -1;
+    mb_flip_rows(ctx, 1, L, d, NULL, dout, d, 0.f, dr, d);
+    if (mb_mixer_bwd(ctx, &ly->mixer_rev, ps, 1, L, a->xn_r, &a->mix_r, dr, dxr, 0.f, ws, st0, carry)) return -1;
+    mb_flip_rows(ctx, 1, L, d, NULL, dxr, d, 1.f, dxn, d);
+    ws->used = mark;
+    return 0;
+}
+
+void mb_layer_norm_bwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int M, const float *in, mb_layer_acts *a,
+                       const float *dxn, float *dh)
+{
+    mb_norm_fwd(ctx, &ly->norm, ps, M, in, a->xn, &a->norm);
+    mb_norm_bwd(ctx, &ly->norm, ps, M, in, &a->norm, dxn, dh, 1.f);
+}
+
 int mb_layer_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, int L, const float *in,
                  float *out, mb_layer_acts *a, mb_mixer_state *st, mb_arena *ws)
 {

@@ -49,6 +49,26 @@ int mb_layer_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, in
 int mb_layer_bwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, int L, const float *in,
                  const mb_layer_acts *a, float *dh, float *dxn, mb_arena *ws, const mb_mixer_state *st0,
                  const mb_mixer_carry *carry);
+/* The BiMamba block a direction at a time, over one piece of one sequence
+ * (chunked recompute of the bidirectional model), the pieces of M_r taken
+ * from the sequence's end: in (L rows); dir 0: out = M_f(norm(in)) from
+ * and advancing st (M_f's state); dir 1: out += flip(M_r(flip(norm(in))))
+ * with st M_r's (the piece reversed: M_r reads the sequence from its end).
+ * out NULL: the activations only, in a. Neither adds the residual nor
+ * stores the sum as bf16 precision does: the caller, once both
+ * directions have written out. */
+int mb_layer_dir_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int L, const float *in, float *out,
+                     mb_layer_acts *a, mb_mixer_state *st, mb_arena *ws, int dir);
+/* Its backward from dout (the piece's output gradient): dir 0: dxn = the
+ * norm output's gradient through M_f; dir 1: dxn += the same through M_r.
+ * st0 and carry as mb_mixer_bwd's, for the direction's mixer. */
+int mb_layer_dir_bwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int L, const mb_layer_acts *a,
+                     const float *dout, float *dxn, mb_arena *ws, const mb_mixer_state *st0,
+                     const mb_mixer_carry *carry, int dir);
+/* dh += the norm's backward of dxn over M rows of in (its forward redone
+ * into a) */
+void mb_layer_norm_bwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int M, const float *in, mb_layer_acts *a,
+                       const float *dxn, float *dh);
 /* One recurrent step for B rows, the state advanced: the fused op. io (or
  * NULL): mb_block_io's extra inputs and outputs. */
 int mb_layer_step(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, const float *h, float *out,
