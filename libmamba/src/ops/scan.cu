@@ -544,7 +544,12 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
     const int ta = q.c * a.T, tb = min(a.L, ta + a.T);
     const size_t o = ((size_t)b * a.nc + q.c) * a.D + d;
 
-    float hs[SCAN_TILE][HS]; /* state before each step */
+    /* the state before each step, or with real A before each even step
+     * only: the walk back reloads half the local memory (its stalls were
+     * the kernel's largest), and an odd step's state is its predecessor's
+     * advanced one step, from the inputs the walk has fetched already */
+    constexpr int HSTEP = CPLX ? 1 : 2;
+    float hs[SCAN_TILE / HSTEP][HS];
     float h[HS], G[HS];
     const float *src = hstart ? hstart + o * sf : (a.h0 ? a.h0 + ((size_t)b * a.D + d) * sf : NULL);
 #pragma unroll
@@ -553,8 +558,9 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
     const size_t row0 = (size_t)b * a.L;
     scan_in cur = scan_fetch<T>(a, row0 + ta, d, bias, false);
     for (int t = ta; t < tb; t++) {
+        if ((t - ta) % HSTEP == 0)
 #pragma unroll
-        for (int k = 0; k < HS; k++) hs[t - ta][k] = h[k];
+            for (int k = 0; k < HS; k++) hs[(t - ta) / HSTEP][k] = h[k];
         const scan_in nx = scan_fetch<T>(a, row0 + min(t + 1, tb - 1), d, bias, false);
         const float *st = sbc + (t - ta) * 2 * HS;
         scan_step<NS, CPLX>(N, scan_dt(a, cur.v), cur.x, st, st + HS, A2, Aim, h, 0);
@@ -577,7 +583,18 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
         scan_row<HS>(sbc + (t - ta) * 2 * HS + HS, Ct);
         const float x = cur.x, pre = cur.v, dt = scan_dt(a, pre);
         const float dtx = dt * x;
-        const float *hp = hs[t - ta];
+        float hbuf[HS];
+        const float *hp = hs[(t - ta) / HSTEP];
+        if constexpr (HSTEP == 2) {
+#pragma unroll
+            for (int k = 0; k < HS; k++) hbuf[k] = hp[k];
+            if ((t - ta) % 2) {
+                /* odd: the stored state is before step t-1, whose inputs nx holds */
+                const float *sp = sbc + (t - 1 - ta) * 2 * HS;
+                scan_step<NS, CPLX>(N, scan_dt(a, nx.v), nx.x, sp, sp + HS, A2, Aim, hbuf, 0);
+            }
+            hp = hbuf;
+        }
         /* ungated output for dz: C . h_t (+ 2 Re), + D x */
         float yfull = 0.f;
 #pragma unroll
