@@ -380,6 +380,10 @@ static int novel_unknown(const char *cls, const char *file, int *rows)
     }
     free(t);
     *rows = nl - 1;
+    /* the file's share on stderr */
+    char line[4200];
+    snprintf(line, sizeof line, "%s: %d of %d windows unknown", file, unknown, nl - 1);
+    assert_non_null(strstr(g_err, line));
     return unknown;
 }
 
