@@ -104,7 +104,7 @@ done
 
 # the table so far: a row per (species, context), a column per backbone
 {
-    echo "| species | window | $(echo "$BACKBONES" | sed 's/ / | /g') |"
+    echo "| species | window | ${BACKBONES// / | } |"
     echo "|---|---|$(for _ in $BACKBONES; do printf -- '---|'; done)"
     for sp in $SPECIES; do
         for k in $CONTEXTS; do
