@@ -254,6 +254,35 @@ static void test_bidir_rc(void **s) { (void)s; bidir_matches(1, 0, 0, 0); }
 static void test_bidir_rc_recompute(void **s) { (void)s; bidir_matches(1, 1, 0, 0); }
 static void test_bidir_rc_recompute_chunks(void **s) { (void)s; bidir_matches(1, 1, 0, 37); }
 static void test_bidir_rc_classify(void **s) { (void)s; bidir_matches(1, 1, 1, 41); }
+/* a bidirectional model's chunk (a window read whole, through the state's
+ * own buffers) on the GPU against the CPU: logits and pooled sums */
+static void test_bidir_chunk(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 950);
+    mb_config cfg = small_bidir(1);
+    mb_model *mc, *mg;
+    model_pair(&cfg, 17, &r, &mc, &mg);
+    const int B = 3, L = gpu_test_small() ? 40 : 257, Vp = mb_config_vocab_padded(&cfg), d = cfg.d_model;
+    int32_t *tok = malloc(sizeof(int32_t) * B * L);
+    float *lc = malloc(sizeof(float) * B * L * Vp), *lg = malloc(sizeof(float) * B * L * Vp);
+    float *hc = calloc((size_t)B * d, sizeof(float)), *hg = calloc((size_t)B * d, sizeof(float));
+    assert_true(tok && lc && lg && hc && hg);
+    for (int i = 0; i < B * L; i++) tok[i] = (int32_t)mb_rng_below(&r, 11);
+    mb_state *sc = mb_state_create(mc, B), *sg = mb_state_create(mg, B);
+    assert_non_null(sc);
+    if (!sg) fail_msg("%s", mb_error_last());
+    assert_int_equal(mb_model_forward_chunk_pooled(mc, sc, tok, L, lc, hc), 0);
+    if (mb_model_forward_chunk_pooled(mg, sg, tok, L, lg, hg)) fail_msg("%s", mb_error_last());
+    const double el = mb_test_rel_err(lg, lc, (size_t)B * L * Vp), eh = mb_test_rel_err(hg, hc, (size_t)B * d);
+    printf("# bidir + rc chunk: logits rel err %.2e, pooled sums %.2e\n", el, eh);
+    assert_true(el < 1e-5 && eh < 1e-5);
+    mb_state_free(sc), mb_state_free(sg);
+    free(tok), free(lc), free(lg), free(hc), free(hg);
+    mb_model_free(mc), mb_model_free(mg);
+}
+
 static void test_bidir_bf16(void **s)
 {
     (void)s;
@@ -754,6 +783,7 @@ int main(void)
         cmocka_unit_test(test_bidir_rc_recompute),
         cmocka_unit_test(test_bidir_rc_recompute_chunks),
         cmocka_unit_test(test_bidir_rc_classify),
+        cmocka_unit_test(test_bidir_chunk),
         cmocka_unit_test(test_bidir_bf16),
         cmocka_unit_test(test_recurrent),
         cmocka_unit_test(test_lm_sample),

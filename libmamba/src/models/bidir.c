@@ -312,20 +312,46 @@ static int bidir_layer_bwd_chunked(mb_model *m, int l, int SB, int L)
 
 /* ---- training forward and backward ---------------------------------------------------- */
 
+/* The tokens the network runs on: tok (device, B x L), and with RC
+ * sharing their reverse complements after them in both (2 B x L); NULL
+ * when a copy fails */
+static const int32_t *bidir_strand_tokens(mb_model *m, const int32_t *tok, int B, int L, int32_t *both)
+{
+    bidir_net *n = net(m);
+    if (n->S == 1) return tok;
+    const size_t M = (size_t)B * L;
+    if (mb_dev_copy_async(m->ctx, both, tok, M * sizeof(int32_t))) return NULL;
+    mb_tokens_rc(m->ctx, B, L, tok, n->comp, both + M);
+    return both;
+}
+
+/* With RC sharing, the strands' final states hf (2M, d) and logits (2M,
+ * Vp; NULL: not wanted) as one: the second's rows reversed (its classes
+ * complemented), plus the first's, stored as the precision stores a sum
+ * of two activations, into hf_rc and lg_rc */
+static void bidir_strands_join(mb_model *m, int B, int L, const float *hf, const float *logits, float *hf_rc,
+                               float *lg_rc)
+{
+    bidir_net *n = net(m);
+    mb_ctx *ctx = m->ctx;
+    const int M = B * L, d = m->cfg.d_model, Vp = m->vocab_padded;
+    mb_flip_rows(ctx, B, L, d, NULL, hf + (size_t)M * d, d, 0.f, hf_rc, d);
+    mb_axpby(ctx, (size_t)M * d, 1.f, hf, 1.f, hf_rc);
+    mb_precision_store(ctx, M, d, hf_rc, d);
+    if (!logits) return;
+    mb_flip_rows(ctx, B, L, Vp, n->comp, logits + (size_t)M * Vp, Vp, 0.f, lg_rc, Vp);
+    mb_axpby(ctx, (size_t)M * Vp, 1.f, logits, 1.f, lg_rc);
+    mb_precision_store(ctx, M, Vp, lg_rc, Vp);
+}
+
 static int bidir_forward(mb_model *m, const int32_t *tok, int B, int L, int want_logits, mb_fwd_out *out)
 {
     if (bidir_acts_ensure(m, B, L)) return -1;
     bidir_net *n = net(m);
     mb_ctx *ctx = m->ctx;
     const mb_params *ps = &m->params;
-    const int M = B * L, SB = n->S * B, SM = n->S * M, d = m->cfg.d_model, Vp = m->vocab_padded;
-    n->tok = tok;
-    if (n->S == 2) {
-        /* the second strand's sequences follow the first's */
-        if (mb_dev_copy_async(ctx, n->tok_rc, tok, (size_t)M * sizeof(int32_t))) return -1;
-        mb_tokens_rc(ctx, B, L, tok, n->comp, n->tok_rc + M);
-        n->tok = n->tok_rc;
-    }
+    const int SB = n->S * B, SM = n->S * B * L;
+    if (!(n->tok = bidir_strand_tokens(m, tok, B, L, n->tok_rc))) return -1;
     mb_embedding_fwd(ctx, &n->bb.embed, ps, SM, n->tok, n->h[0]);
     const int chunked = bidir_chunked(n, L);
     for (int l = 0; l < m->cfg.n_layer; l++)
@@ -339,20 +365,9 @@ static int bidir_forward(mb_model *m, const int32_t *tok, int B, int L, int want
         out->logits = want_logits ? n->logits : NULL;
         return 0;
     }
-    /* the strands combined: the second's rows reversed (and its classes
-     * complemented), plus the first's; stored as the precision stores a
-     * sum of two activations */
-    mb_flip_rows(ctx, B, L, d, NULL, n->hacts.hf + (size_t)M * d, d, 0.f, n->hf_rc, d);
-    mb_axpby(ctx, (size_t)M * d, 1.f, n->hacts.hf, 1.f, n->hf_rc);
-    mb_precision_store(ctx, M, d, n->hf_rc, d);
+    bidir_strands_join(m, B, L, n->hacts.hf, want_logits ? n->logits : NULL, n->hf_rc, n->lg_rc);
     out->hf = n->hf_rc;
-    out->logits = NULL;
-    if (want_logits) {
-        mb_flip_rows(ctx, B, L, Vp, n->comp, n->logits + (size_t)M * Vp, Vp, 0.f, n->lg_rc, Vp);
-        mb_axpby(ctx, (size_t)M * Vp, 1.f, n->logits, 1.f, n->lg_rc);
-        mb_precision_store(ctx, M, Vp, n->lg_rc, Vp);
-        out->logits = n->lg_rc;
-    }
+    out->logits = want_logits ? n->lg_rc : NULL;
     return 0;
 }
 
@@ -394,31 +409,115 @@ static int bidir_backward(mb_model *m, int B, int L, int from_logits)
 }
 
 /* ---- inference: windows, no recurrent state ---------------------------------------------
- * A state here holds nothing between calls: each chunk is a window read
- * whole, through the training forward and its buffers (a chunk of a shape
- * other than the last call's lays them out again), its outputs handed to
+ * A state carries nothing between calls: each chunk is a window read
+ * whole, through buffers of the state's own (one layer's activations, the
+ * residual stream in two halves taken in turn: a window of inference
+ * keeps no more), laid out for the longest chunk so far; its outputs go to
  * mb_chunk_emit. Steps and sampling would need a state that runs forward
  * in time: refused. */
 
+typedef struct {
+    struct mb_state pub;
+    int cap_L;
+    float *act;               /* device: the buffers below */
+    int32_t *tok, *tok_both;  /* (B, cap_L); with RC (2 B, cap_L) */
+    float *h0, *h1;           /* (S B cap_L, d) */
+    mb_layer_acts acts;
+    mb_lm_head_acts hacts;
+    float *logits, *hf_rc, *lg_rc;
+    mb_arena ws;
+} bidir_state;
+
+typedef struct {
+    const mb_model *m;
+    bidir_state *s;
+    int L;
+} bidir_state_arg;
+
+static void bidir_state_layout(mb_carve *c, void *arg)
+{
+    const bidir_state_arg *a = arg;
+    const bidir_net *n = net(a->m);
+    bidir_state *s = a->s;
+    const size_t M = (size_t)s->pub.B * a->L, SM = n->S * M, d = a->m->cfg.d_model, Vp = a->m->vocab_padded;
+    /* tokens as floats' room: int32 and float are both 4 bytes */
+    s->tok = (int32_t *)mb_carve_take(c, M);
+    s->tok_both = (int32_t *)mb_carve_take(c, n->S == 2 ? SM : 1);
+    s->h0 = mb_carve_take(c, SM * d);
+    s->h1 = mb_carve_take(c, SM * d);
+    mb_layer_acts_carve(&s->acts, &n->bb.layers[0], (int)SM, c);
+    mb_lm_head_acts_carve(&s->hacts, &n->bb.head, (int)SM, c);
+    s->logits = mb_carve_take(c, SM * Vp);
+    s->hf_rc = mb_carve_take(c, n->S == 2 ? M * d : 1);
+    s->lg_rc = mb_carve_take(c, n->S == 2 ? M * Vp : 1);
+}
+
+static void bidir_state_bufs_free(bidir_state *s)
+{
+    mb_ctx *ctx = s->pub.model->ctx;
+    mb_dev_free(ctx, s->act);
+    mb_arena_free(&s->ws);
+    s->act = NULL;
+    s->cap_L = 0;
+}
+
+static int bidir_state_bufs(bidir_state *s, int L)
+{
+    if (L <= s->cap_L) return 0;
+    bidir_state_bufs_free(s);
+    mb_model *m = s->pub.model;
+    const bidir_net *n = net(m);
+    bidir_state_arg arg = {m, s, L};
+    if (!(s->act = mb_dev_carve(m->ctx, bidir_state_layout, &arg, "inference activations")) ||
+        mb_arena_init(&s->ws, m->ctx, mb_layer_workspace(m->ctx, &n->bb.layers[0], n->S * s->pub.B, L))) {
+        bidir_state_bufs_free(s);
+        return -1;
+    }
+    s->cap_L = L;
+    return 0;
+}
+
 static mb_state *bidir_state_create(mb_model *m, int B)
 {
-    mb_state *s = mb_calloc(1, sizeof *s, "state");
-    if (s) mb_state_base_init(s, m, B);
-    return s;
+    bidir_state *s = mb_calloc(1, sizeof *s, "state");
+    if (!s) return NULL;
+    mb_state_base_init(&s->pub, m, B);
+    return &s->pub;
 }
 
 static void bidir_state_reset(mb_state *s) { (void)s; }
-static void bidir_state_free(mb_state *s) { free(s); }
 
-static int bidir_chunk(mb_model *m, mb_state *s, const int32_t *tokens, int L, const mb_chunk_req *r)
+static void bidir_state_free(mb_state *st)
 {
-    const size_t M = (size_t)s->B * L;
-    mb_fwd_out o;
+    bidir_state *s = (bidir_state *)st;
+    bidir_state_bufs_free(s);
+    free(s);
+}
+
+static int bidir_chunk(mb_model *m, mb_state *st, const int32_t *tokens, int L, const mb_chunk_req *r)
+{
+    bidir_state *s = (bidir_state *)st;
+    const bidir_net *n = net(m);
+    mb_ctx *ctx = m->ctx;
+    const mb_params *ps = &m->params;
+    const int B = st->B, SB = n->S * B, SM = SB * L;
     const int want_lg = mb_chunk_req_logits(r);
-    if (mb_model_io_ensure(m, M) || mb_dev_upload(m->ctx, m->tok_dev, tokens, M * sizeof(int32_t)) ||
-        bidir_forward(m, m->tok_dev, s->B, L, want_lg, &o))
+    const int32_t *tok;
+    if (bidir_state_bufs(s, L) || mb_dev_upload(ctx, s->tok, tokens, (size_t)B * L * sizeof(int32_t)) ||
+        !(tok = bidir_strand_tokens(m, s->tok, B, L, s->tok_both)))
         return -1;
-    return mb_chunk_emit(m, s, r, 0, L, o.hf, want_lg ? o.logits : NULL);
+    float *h = s->h0, *hn = s->h1;
+    mb_embedding_fwd(ctx, &n->bb.embed, ps, SM, tok, h);
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        if (mb_layer_fwd(ctx, &n->bb.layers[l], ps, SB, L, h, hn, &s->acts, NULL, &s->ws)) return -1;
+        float *t = h;
+        h = hn;
+        hn = t;
+    }
+    mb_lm_head_fwd(ctx, &n->bb.head, ps, SM, h, &s->hacts, want_lg ? s->logits : NULL);
+    if (n->S == 1) return mb_chunk_emit(m, st, r, 0, L, s->hacts.hf, want_lg ? s->logits : NULL);
+    bidir_strands_join(m, B, L, s->hacts.hf, want_lg ? s->logits : NULL, s->hf_rc, s->lg_rc);
+    return mb_chunk_emit(m, st, r, 0, L, s->hf_rc, want_lg ? s->lg_rc : NULL);
 }
 
 static int bidir_no_steps(void)
