@@ -207,7 +207,9 @@ class Model:
     def log_probs(self, tokens, chunk=CHUNK):
         """log p(x[t+1] | x[..t]) at every position t, float64 (..., L); the
         last position has no next token and gives 0. Natural log, softmax over
-        the padded vocabulary (as training and ``mamba-dna score`` take it)."""
+        the padded vocabulary (as training and ``mamba-dna score`` take it).
+        Causal models only: a bidirectional one sees the next token."""
+        self._need_causal("log_probs")
         t, single = as_tokens(tokens)
         out = np.zeros(t.shape, np.float64)
         if t.shape[1]:
@@ -222,13 +224,20 @@ class Model:
         Computed as ``mamba-dna score`` computes its log_likelihood column:
         chunks of ``chunk`` tokens with the state carried, each chunk's
         per-token values summed left to right in double, the chunks' sums
-        added; for the same tokens and chunk it gives the same number."""
+        added; for the same tokens and chunk it gives the same number.
+        Causal models only: a bidirectional one sees the next token."""
+        self._need_causal("log_likelihood")
         t, single = as_tokens(tokens)
         ll = np.zeros(t.shape[0], np.float64)
         if t.shape[1]:
             for _, _, b in self._chunks(t, chunk, targets=next_token_targets(t), logprob=True):
                 ll += np.cumsum(b["logprob"], axis=1)[:, -1]  # cumsum: left to right, as the C loop
         return float(ll[0]) if single else ll
+
+    def _need_causal(self, what):
+        if self.config.arch == S.ARCH_BIDIR:
+            raise LibmambaError(f"{what}: a bidirectional model (mamba-bidir) has no next-token likelihood: it "
+                                "sees the next token (its chunks are windows read whole)")
 
     def embed(self, tokens, chunk=CHUNK):
         """Mean over positions of the final normed hidden state (the LM head's

@@ -180,3 +180,17 @@ def test_library_from_the_package_folder(tmp_path):
     r = subprocess.run([sys.executable, "-c", "import libmamba; print(libmamba._ffi.lib._name)"],
                        env=env, capture_output=True, text=True, check=True)
     assert r.stdout.strip() == str(pkg / "libmamba.so.0")
+
+
+def test_bidirectional_model_embeds_and_refuses_next_token_scores(tmp_path):
+    cfg = libmamba.Config(**BIDIR_FIELDS)
+    with libmamba.create(cfg, seed=3) as m:
+        x = random_tokens((2, 17), cfg.vocab_size)
+        comp = np.array(BIDIR_FIELDS["rc_complement"])
+        rc = comp[x[:, ::-1]]
+        # RC-equivariant: x and its reverse complement pool to the same vector
+        np.testing.assert_array_equal(m.embed(x), m.embed(rc))
+        lg, lrc = m.logits(x), m.logits(rc)
+        np.testing.assert_array_equal(lrc[:, :, : cfg.vocab_size], lg[:, ::-1, :][:, :, comp])
+        with pytest.raises(libmamba.LibmambaError, match="bidirectional"):
+            m.log_likelihood(x)
