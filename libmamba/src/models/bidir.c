@@ -58,7 +58,7 @@ typedef struct {
     int nch;             /* chunks per sequence */
     float *saved;        /* the states entering each (layer, sequence, direction, chunk) */
     mb_mixer_state work[2]; /* each direction's state being advanced */
-    float *dssm[2], *dconv[2]; /* boundary gradients, in and out */
+    mb_mixer_carries carries; /* boundary gradients, in and out */
     mb_arena ws;
 } bidir_net;
 
@@ -158,11 +158,9 @@ static void bidir_layout(mb_carve *c, void *arg)
     n->saved = NULL;
     if (chunked) {
         const mb_mixer *mx = &n->bb.layers[0].mixer;
-        const size_t sf = (size_t)(mx->is_complex ? 2 : 1) * mx->d_state;
         n->saved = mb_carve_take(c, (size_t)m->cfg.n_layer * n->S * a->B * 2 * n->nch * mb_mixer_state_floats(mx, 1));
         for (int i = 0; i < 2; i++) mb_mixer_state_carve(&n->work[i], mx, 1, c);
-        for (int i = 0; i < 2; i++) n->dssm[i] = mb_carve_take(c, (size_t)mx->d_inner * sf);
-        for (int i = 0; i < 2; i++) n->dconv[i] = mb_carve_take(c, (size_t)(mx->d_conv - 1) * mx->d_inner);
+        mb_mixer_carries_carve(&n->carries, mx, c);
     }
     if (n->S == 1) return;
     n->lg_rc = mb_carve_take(c, M * Vp);
@@ -202,18 +200,8 @@ static int bidir_acts_ensure(mb_model *m, int B, int L)
 static mb_mixer_state bidir_saved_state(const mb_model *m, int l, int b, int dir, int k)
 {
     const bidir_net *n = net(m);
-    const mb_mixer *mx = &n->bb.layers[0].mixer;
-    const size_t per = mb_mixer_state_floats(mx, 1);
-    mb_carve c = {n->saved + ((((size_t)l * n->S * n->act_B + b) * 2 + dir) * n->nch + k) * per, 0};
-    mb_mixer_state s;
-    mb_mixer_state_carve(&s, mx, 1, &c);
-    return s;
-}
-
-/* a state is one run of floats, conv then ssm (mb_mixer_state_carve) */
-static void bidir_state_copy(mb_model *m, const mb_mixer_state *src, mb_mixer_state *dst)
-{
-    mb_axpby(m->ctx, mb_mixer_state_floats(&net(m)->bb.layers[0].mixer, 1), 1.f, src->conv, 0.f, dst->conv);
+    return mb_mixer_state_at(&n->bb.layers[l].mixer, n->saved,
+                             (((size_t)l * n->S * n->act_B + b) * 2 + dir) * n->nch + k);
 }
 
 /* chunk k of direction dir of a sequence of L: its first row and length.
@@ -250,7 +238,7 @@ static int bidir_layer_fwd_chunked(mb_model *m, int l, int SB, int L)
                 int r0, len;
                 bidir_piece(n, L, dir, k, &r0, &len);
                 mb_mixer_state saved = bidir_saved_state(m, l, b, dir, k);
-                bidir_state_copy(m, &n->work[dir], &saved);
+                mb_mixer_state_copy(ctx, &ly->mixer, &n->work[dir], &saved);
                 if (mb_layer_dir_fwd(ctx, ly, ps, len, in + (size_t)r0 * d, out + (size_t)r0 * d, &n->acts[0],
                                      &n->work[dir], &n->ws, dir))
                     return -1;
@@ -275,28 +263,23 @@ static int bidir_layer_bwd_chunked(mb_model *m, int l, int SB, int L)
     const int d = m->cfg.d_model;
     const mb_layer *ly = &n->bb.layers[l];
     const mb_mixer *mx = &ly->mixer;
-    const size_t sf = (size_t)(mx->is_complex ? 2 : 1) * mx->d_state;
     for (int b = 0; b < SB; b++) {
         const float *in = n->h[l] + (size_t)b * L * d;
         float *dh = n->dh + (size_t)b * L * d, *dxn = n->dxn + (size_t)b * L * d;
         for (int dir = 0; dir < 2; dir++) {
-            int cur = 0;
-            mb_dev_zero(ctx, n->dssm[0], (size_t)mx->d_inner * sf * sizeof(float));
-            mb_dev_zero(ctx, n->dconv[0], (size_t)(mx->d_conv - 1) * mx->d_inner * sizeof(float));
+            mb_mixer_carries_start(ctx, &n->carries, mx);
             for (int k = n->nch - 1; k >= 0; k--) {
                 int r0, len;
                 bidir_piece(n, L, dir, k, &r0, &len);
                 mb_mixer_state saved = bidir_saved_state(m, l, b, dir, k);
-                bidir_state_copy(m, &saved, &n->work[dir]);
+                mb_mixer_state_copy(ctx, mx, &saved, &n->work[dir]);
                 if (mb_layer_dir_fwd(ctx, ly, ps, len, in + (size_t)r0 * d, NULL, &n->acts[0], &n->work[dir], &n->ws,
                                      dir))
                     return -1;
-                mb_mixer_carry carry = {.dssm_in = n->dssm[cur], .dssm_out = n->dssm[1 - cur],
-                                        .dconv_in = n->dconv[cur], .dconv_out = n->dconv[1 - cur]};
+                const mb_mixer_carry carry = mb_mixer_carries_next(&n->carries);
                 if (mb_layer_dir_bwd(ctx, ly, ps, len, &n->acts[0], dh + (size_t)r0 * d, dxn + (size_t)r0 * d, &n->ws,
                                      &saved, &carry, dir))
                     return -1;
-                cur = 1 - cur;
             }
         }
         mb_precision_store(ctx, L, d, dxn, d);

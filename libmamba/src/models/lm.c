@@ -30,7 +30,7 @@ typedef struct {
     float *dxn;       /* a layer's norm-output gradient (rows of one pass) */
     float *saved;     /* chunked: the state entering each (layer, sequence, chunk) */
     mb_mixer_state work; /* chunked: the state being advanced */
-    float *dssm[2], *dconv[2]; /* chunked: boundary gradients, in and out */
+    mb_mixer_carries carries; /* chunked: boundary gradients, in and out */
     const int32_t *tok; /* the last forward's tokens (device, the facade's) */
     mb_arena ws;
 } lm_net;
@@ -126,11 +126,9 @@ static void lm_layout(mb_carve *c, void *arg)
     n->dh = mb_carve_take(c, M * d);
     n->dxn = mb_carve_take(c, (size_t)Mx * d);
     if (!chunked) return;
-    const size_t sf = (size_t)(mx->is_complex ? 2 : 1) * mx->d_state;
     n->saved = mb_carve_take(c, (size_t)nl * a->B * n->nch * mb_mixer_state_floats(mx, 1));
     mb_mixer_state_carve(&n->work, mx, 1, c);
-    for (int i = 0; i < 2; i++) n->dssm[i] = mb_carve_take(c, (size_t)mx->d_inner * sf);
-    for (int i = 0; i < 2; i++) n->dconv[i] = mb_carve_take(c, (size_t)(mx->d_conv - 1) * mx->d_inner);
+    mb_mixer_carries_carve(&n->carries, mx, c);
 }
 
 static int lm_acts_ensure(mb_model *m, int B, int L)
@@ -160,17 +158,7 @@ static int lm_acts_ensure(mb_model *m, int B, int L)
 static mb_mixer_state lm_saved_state(const mb_model *m, int l, int b, int k)
 {
     const lm_net *n = net(m);
-    const mb_mixer *mx = &n->bb.layers[l].mixer;
-    mb_carve c = {n->saved + (((size_t)l * n->act_B + b) * n->nch + k) * mb_mixer_state_floats(mx, 1), 0};
-    mb_mixer_state s;
-    mb_mixer_state_carve(&s, mx, 1, &c);
-    return s;
-}
-
-static void lm_state_copy(mb_model *m, const mb_mixer_state *src, mb_mixer_state *dst)
-{
-    /* a state is one run of floats, conv then ssm (mb_mixer_state_carve) */
-    mb_axpby(m->ctx, mb_mixer_state_floats(&net(m)->bb.layers[0].mixer, 1), 1.f, src->conv, 0.f, dst->conv);
+    return mb_mixer_state_at(&n->bb.layers[l].mixer, n->saved, ((size_t)l * n->act_B + b) * n->nch + k);
 }
 
 /* the length of chunk k of a sequence of L */
@@ -214,7 +202,7 @@ static int lm_forward(mb_model *m, const int32_t *tok, int B, int L, int want_lo
             for (int k = 0; k < n->nch; k++) {
                 const size_t r0 = (size_t)b * L + (size_t)k * n->rc_chunk;
                 mb_mixer_state saved = lm_saved_state(m, l, b, k);
-                lm_state_copy(m, &n->work, &saved);
+                mb_mixer_state_copy(ctx, &n->bb.layers[l].mixer, &n->work, &saved);
                 if (mb_layer_fwd(ctx, &n->bb.layers[l], ps, 1, lm_chunk_len(n, L, k), lm_chunk_in(m, l, b, L, k),
                                  n->h[l + 1] + r0 * d, a, &n->work, &n->ws))
                     return -1;
@@ -239,25 +227,20 @@ static int lm_layer_bwd_chunked(mb_model *m, int l, int B, int L)
     const int d = m->cfg.d_model;
     const mb_layer *ly = &n->bb.layers[l];
     const mb_mixer *mx = &ly->mixer;
-    const size_t sf = (size_t)(mx->is_complex ? 2 : 1) * mx->d_state;
     for (int b = 0; b < B; b++) {
-        int cur = 0;
-        mb_dev_zero(ctx, n->dssm[0], (size_t)mx->d_inner * sf * sizeof(float));
-        mb_dev_zero(ctx, n->dconv[0], (size_t)(mx->d_conv - 1) * mx->d_inner * sizeof(float));
+        mb_mixer_carries_start(ctx, &n->carries, mx);
         for (int k = n->nch - 1; k >= 0; k--) {
             const size_t r0 = (size_t)b * L + (size_t)k * n->rc_chunk;
             const int len = lm_chunk_len(n, L, k);
             mb_mixer_state saved = lm_saved_state(m, l, b, k);
-            lm_state_copy(m, &saved, &n->work);
+            mb_mixer_state_copy(ctx, mx, &saved, &n->work);
             const float *in = lm_chunk_in(m, l, b, L, k);
             if (mb_layer_fwd(ctx, ly, ps, 1, len, in, NULL, &n->acts[0], &n->work, &n->ws))
                 return -1;
-            mb_mixer_carry carry = {.dssm_in = n->dssm[cur], .dssm_out = n->dssm[1 - cur],
-                                    .dconv_in = n->dconv[cur], .dconv_out = n->dconv[1 - cur]};
+            const mb_mixer_carry carry = mb_mixer_carries_next(&n->carries);
             if (mb_layer_bwd(ctx, ly, ps, 1, len, in, &n->acts[0], n->dh + r0 * d, n->dxn, &n->ws,
                              &saved, &carry))
                 return -1;
-            cur = 1 - cur;
         }
     }
     return 0;

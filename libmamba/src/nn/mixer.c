@@ -131,6 +131,46 @@ size_t mb_mixer_state_floats(const mb_mixer *mx, int B)
     return c.n;
 }
 
+mb_mixer_state mb_mixer_state_at(const mb_mixer *mx, float *base, size_t i)
+{
+    mb_carve c = {base + i * mb_mixer_state_floats(mx, 1), 0};
+    mb_mixer_state s;
+    mb_mixer_state_carve(&s, mx, 1, &c);
+    return s;
+}
+
+void mb_mixer_state_copy(mb_ctx *ctx, const mb_mixer *mx, const mb_mixer_state *src, mb_mixer_state *dst)
+{
+    /* a state is one run of floats, conv then ssm (mb_mixer_state_carve) */
+    mb_axpby(ctx, mb_mixer_state_floats(mx, 1), 1.f, src->conv, 0.f, dst->conv);
+}
+
+static size_t mixer_dssm_floats(const mb_mixer *mx) { return (size_t)mx->d_inner * (mx->is_complex ? 2 : 1) * mx->d_state; }
+static size_t mixer_dconv_floats(const mb_mixer *mx) { return (size_t)(mx->d_conv - 1) * mx->d_inner; }
+
+void mb_mixer_carries_carve(mb_mixer_carries *cs, const mb_mixer *mx, mb_carve *c)
+{
+    for (int i = 0; i < 2; i++) cs->dssm[i] = mb_carve_take(c, mixer_dssm_floats(mx));
+    for (int i = 0; i < 2; i++) cs->dconv[i] = mb_carve_take(c, mixer_dconv_floats(mx));
+    cs->cur = 0;
+}
+
+void mb_mixer_carries_start(mb_ctx *ctx, mb_mixer_carries *cs, const mb_mixer *mx)
+{
+    cs->cur = 0;
+    mb_dev_zero(ctx, cs->dssm[0], mixer_dssm_floats(mx) * sizeof(float));
+    mb_dev_zero(ctx, cs->dconv[0], mixer_dconv_floats(mx) * sizeof(float));
+}
+
+mb_mixer_carry mb_mixer_carries_next(mb_mixer_carries *cs)
+{
+    const int i = cs->cur, o = 1 - i;
+    mb_mixer_carry c = {.dssm_in = cs->dssm[i], .dssm_out = cs->dssm[o], .dconv_in = cs->dconv[i],
+                        .dconv_out = cs->dconv[o]};
+    cs->cur = o;
+    return c;
+}
+
 /* an optional tensor (a bias the config may leave out): NULL when absent */
 static float *mixer_opt(const mb_params *ps, int i) { return i >= 0 ? mb_param_data(ps, i) : NULL; }
 static float *mixer_opt_grad(const mb_params *ps, int i) { return i >= 0 ? mb_param_grad(ps, i) : NULL; }

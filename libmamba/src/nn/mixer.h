@@ -96,6 +96,25 @@ typedef struct {
     float *dconv_out;      /* (K-1, Di): dL/d(the K-1 conv inputs before this chunk) */
 } mb_mixer_carry;
 
+/* The buffers of those carries over a backward of one sequence's chunks,
+ * last chunk first: each chunk reads what its successor wrote and writes
+ * for its predecessor, so the two halves swap at every chunk. */
+typedef struct {
+    float *dssm[2], *dconv[2];
+    int cur;
+} mb_mixer_carries;
+void mb_mixer_carries_carve(mb_mixer_carries *cs, const mb_mixer *mx, mb_carve *c);
+/* zeros entering the last chunk */
+void mb_mixer_carries_start(mb_ctx *ctx, mb_mixer_carries *cs, const mb_mixer *mx);
+/* the next chunk's carry; the halves swapped for the chunk before it */
+mb_mixer_carry mb_mixer_carries_next(mb_mixer_carries *cs);
+
+/* State i of a run of one-sequence states starting at base (the chunk
+ * boundaries a chunked recompute saves). */
+mb_mixer_state mb_mixer_state_at(const mb_mixer *mx, float *base, size_t i);
+/* dst = src, states of one sequence */
+void mb_mixer_state_copy(mb_ctx *ctx, const mb_mixer *mx, const mb_mixer_state *src, mb_mixer_state *dst);
+
 /* du = du_beta * du + d mixer / du; parameter gradients accumulated. When
  * the forward started from a state, st0 is that state (unchanged) and
  * carry (B = 1) passes the boundary gradients; both NULL otherwise. */
