@@ -116,16 +116,7 @@ static void bidir_destroy(mb_model *m)
 static void bidir_set_recompute(mb_model *m, int on, int chunk)
 {
     bidir_net *n = net(m);
-    if (on >= 0 && on != n->recompute) {
-        bidir_acts_free(m); /* the layout changes */
-        n->recompute = on;
-    }
-    if (chunk >= 0) {
-        /* a chunk must hold the conv's K-1 inputs that the next one reads */
-        if (chunk > 0 && chunk < m->cfg.d_conv) chunk = m->cfg.d_conv;
-        if (chunk != n->rc_chunk) bidir_acts_free(m);
-        n->rc_chunk = chunk;
-    }
+    if (mb_recompute_update(&m->cfg, &n->recompute, &n->rc_chunk, on, chunk)) bidir_acts_free(m);
 }
 
 static int bidir_chunked(const bidir_net *n, int L) { return n->recompute && n->rc_chunk > 0 && L > n->rc_chunk; }

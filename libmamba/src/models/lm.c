@@ -82,16 +82,7 @@ static void lm_destroy(mb_model *m)
 static void lm_set_recompute(mb_model *m, int on, int chunk)
 {
     lm_net *n = net(m);
-    if (on >= 0 && on != n->recompute) {
-        lm_acts_free(m); /* the layout changes */
-        n->recompute = on;
-    }
-    if (chunk >= 0) {
-        /* a chunk must hold the conv's K-1 inputs that the next one reads */
-        if (chunk > 0 && chunk < m->cfg.d_conv) chunk = m->cfg.d_conv;
-        if (chunk != n->rc_chunk) lm_acts_free(m);
-        n->rc_chunk = chunk;
-    }
+    if (mb_recompute_update(&m->cfg, &n->recompute, &n->rc_chunk, on, chunk)) lm_acts_free(m);
 }
 
 /* ---- training activations --------------------------------------------------------

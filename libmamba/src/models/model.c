@@ -140,6 +140,21 @@ size_t mb_model_num_params(const mb_model *m)
     return n;
 }
 
+int mb_recompute_update(const mb_config *cfg, int *recompute, int *rc_chunk, int on, int chunk)
+{
+    int changed = 0;
+    if (on >= 0 && on != *recompute) {
+        *recompute = on;
+        changed = 1;
+    }
+    if (chunk >= 0) {
+        if (chunk > 0 && chunk < cfg->d_conv) chunk = cfg->d_conv;
+        changed |= chunk != *rc_chunk;
+        *rc_chunk = chunk;
+    }
+    return changed;
+}
+
 void mb_model_set_recompute(mb_model *m, int on)
 {
     if (m->arch->set_recompute) m->arch->set_recompute(m, !!on, -1);

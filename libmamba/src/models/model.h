@@ -85,6 +85,11 @@ extern const mb_arch_ops mb_arch_bidir;   /* models/bidir.c */
 const mb_arch_ops *mb_arch_get(mb_arch arch);
 /* "mamba-lm" -> MB_ARCH_LM ...; -1 for an unknown name */
 int mb_arch_from_name(const char *name, mb_arch *arch);
+/* mb_model_set_recompute(_chunk) on an architecture's (recompute,
+ * rc_chunk) settings (on, chunk: -1 leaves one as it is; a chunk is at
+ * least d_conv, the conv inputs the next chunk reads): 1 when the
+ * activation layout must be laid out again */
+int mb_recompute_update(const mb_config *cfg, int *recompute, int *rc_chunk, int on, int chunk);
 /* cfg's rc_complement is an involution of its vocabulary that fits
  * MB_RC_MAX_VOCAB (mb_config_check, with rc_equivariant): 0, or -1 with a
  * reason */
