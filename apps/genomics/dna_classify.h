@@ -157,7 +157,11 @@ typedef struct {
     float *pooled;  /* (B, d): cl_pooler_run's result */
 } cl_pooler;
 
-int cl_pooler_init(cl_pooler *p, mb_model *m, int64_t B, int64_t chunk);
+/* Rows for up to `windows` windows a pass (at most CL_MAX_BATCH), chunks
+ * of CL_VAL_TOKENS tokens over them (at most L, the longest window). */
+int cl_pooler_init(cl_pooler *p, mb_model *m, int64_t windows, int64_t L);
+/* the most validation windows of a class, and the longest */
+void cl_val_extent(const cl_data *d, int64_t *maxn, int64_t *maxlen);
 void cl_pooler_free(cl_pooler *p);
 /* p->pooled[b] = the mean over L positions of the final normed hidden
  * state of window b < nb (what the classification head reads), through

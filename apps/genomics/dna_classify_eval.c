@@ -15,26 +15,20 @@
 int cl_validate(mb_model *m, cl_data *d, int64_t bmax, cl_eval *ev)
 {
     const int C = d->C;
-    int64_t maxn = 0, maxlen = 1;
-    for (int c = 0; c < C; c++) {
-        maxn = d->cls[c].nv > maxn ? d->cls[c].nv : maxn;
-        maxlen = d->cls[c].vlen > maxlen ? d->cls[c].vlen : maxlen;
-    }
-    int64_t B = bmax < maxn ? bmax : maxn;
-    B = B < CL_MAX_BATCH ? B : CL_MAX_BATCH;
-    B = B > 0 ? B : 1;
-    int64_t chunk = CL_VAL_TOKENS / B > 0 ? CL_VAL_TOKENS / B : 1;
-    chunk = chunk < maxlen ? chunk : maxlen;
+    int64_t maxn, maxlen;
+    cl_val_extent(d, &maxn, &maxlen);
     memset(ev->conf, 0, sizeof(int64_t) * (size_t)C * C);
     ev->n = ev->correct = 0;
     ev->loss = 0;
     cl_pooler pl;
+    if (cl_pooler_init(&pl, m, bmax < maxn ? bmax : maxn, maxlen)) return -1;
+    const int64_t B = pl.B;
     float *probs = malloc(sizeof(float) * (size_t)(B * C));
+    int rc = 0;
     if (!probs) {
         mb_cli_error(DNA_PROG, "validation: out of memory");
-        return -1;
+        rc = -1;
     }
-    int rc = cl_pooler_init(&pl, m, B, chunk);
     for (int c = 0; rc == 0 && c < C; c++) {
         const cl_class *k = &d->cls[c];
         for (int64_t w0 = 0; rc == 0 && w0 < k->nv; w0 += B) {

@@ -94,18 +94,18 @@ static int cl_drawn_fetch(void *ud, int64_t b, int64_t t0, int64_t n, int32_t *o
 int cl_novel_fit(mb_model *m, cl_data *d, int64_t per_class, int64_t L, int64_t seed, cl_novel *nv)
 {
     const int C = d->C, dm = mb_model_config(m)->d_model;
-    /* windows a pass: up to CL_MAX_BATCH, at most CL_VAL_TOKENS tokens a chunk */
-    int64_t B = per_class < CL_MAX_BATCH ? per_class : CL_MAX_BATCH;
-    int64_t chunk = CL_VAL_TOKENS / B > 0 ? CL_VAL_TOKENS / B : 1;
-    chunk = chunk < L ? chunk : L;
     if (cl_novel_alloc(nv, C, dm)) return -1;
+    cl_pooler pl = {0};
+    if (cl_pooler_init(&pl, m, per_class, L)) {
+        cl_novel_free(nv);
+        return -1;
+    }
+    const int64_t B = pl.B;
     float *emb = malloc(sizeof(float) * (size_t)(C * per_class * dm));
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)(B * L));
     double *dist = malloc(sizeof(double) * (size_t)per_class);
-    cl_pooler pl = {0};
     int rc = emb && tok && dist ? 0 : -1;
     if (rc) mb_cli_error(DNA_PROG, "out of memory for the distance rule's %lld windows", (long long)(C * per_class));
-    if (rc == 0) rc = cl_pooler_init(&pl, m, B, chunk);
     char err[512];
     /* the windows: a stream of their own, not reverse-complemented */
     uint64_t rng = mb_cli_rng_row(seed, -2, 0);
@@ -156,16 +156,11 @@ int cl_novel_fit(mb_model *m, cl_data *d, int64_t per_class, int64_t L, int64_t 
 int cl_novel_held_out(mb_model *m, cl_data *d, const cl_novel *nv, int64_t *flagged, int64_t *n)
 {
     *flagged = *n = 0;
-    int64_t maxlen = 1, maxn = 1;
-    for (int c = 0; c < d->C; c++) {
-        maxlen = d->cls[c].vlen > maxlen ? d->cls[c].vlen : maxlen;
-        maxn = d->cls[c].nv > maxn ? d->cls[c].nv : maxn;
-    }
-    const int64_t B = maxn < CL_MAX_BATCH ? maxn : CL_MAX_BATCH;
-    int64_t chunk = CL_VAL_TOKENS / B > 0 ? CL_VAL_TOKENS / B : 1;
-    chunk = chunk < maxlen ? chunk : maxlen;
+    int64_t maxn, maxlen;
+    cl_val_extent(d, &maxn, &maxlen);
     cl_pooler pl;
-    if (cl_pooler_init(&pl, m, B, chunk)) return -1;
+    if (cl_pooler_init(&pl, m, maxn, maxlen)) return -1;
+    const int64_t B = pl.B;
     int rc = 0;
     for (int c = 0; rc == 0 && c < d->C; c++) {
         const cl_class *k = &d->cls[c];

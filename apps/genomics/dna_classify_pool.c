@@ -16,9 +16,21 @@ void cl_pooler_free(cl_pooler *p)
     memset(p, 0, sizeof *p);
 }
 
-int cl_pooler_init(cl_pooler *p, mb_model *m, int64_t B, int64_t chunk)
+void cl_val_extent(const cl_data *d, int64_t *maxn, int64_t *maxlen)
+{
+    *maxn = *maxlen = 1;
+    for (int c = 0; c < d->C; c++) {
+        *maxn = d->cls[c].nv > *maxn ? d->cls[c].nv : *maxn;
+        *maxlen = d->cls[c].vlen > *maxlen ? d->cls[c].vlen : *maxlen;
+    }
+}
+
+int cl_pooler_init(cl_pooler *p, mb_model *m, int64_t windows, int64_t L)
 {
     memset(p, 0, sizeof *p);
+    const int64_t B = windows < 1 ? 1 : windows < CL_MAX_BATCH ? windows : CL_MAX_BATCH;
+    int64_t chunk = CL_VAL_TOKENS / B > 0 ? CL_VAL_TOKENS / B : 1;
+    chunk = chunk < L ? chunk : L;
     p->m = m;
     p->B = B;
     p->chunk = chunk;
