@@ -1,11 +1,10 @@
 /* mamba-dna classify, the files of one subcommand and what they share:
  *   dna_classify.c          the subcommand: train or predict
- *   dna_classify_names.c    class names, MODEL.classes beside the checkpoint
  *   dna_classify_labels.c   the classes as given: --class NAME=FILE..., region TSVs
  *   dna_classify_data.c     the classes' training intervals, samplers and
  *                           fixed validation windows
- *   dna_classify_pool.c     the mean hidden state of a batch of windows
- *   dna_classify_eval.c     validation accuracy and the confusion matrix
+ *   dna_classify_pool.c     validation windows as records of the shared pooler
+ *   dna_classify_eval.c     validation accuracy
  *   dna_classify_novel.c    the distance rule: "none of these" (CLS.novelty)
  *   dna_classify_train.c    classify train (through the shared training loop)
  *   dna_classify_predict.c  classify predict
@@ -18,46 +17,19 @@
 #include <stdio.h>
 
 #include "dna_cmd.h"
+#include "mb_cli_classify.h"
 
 #define CL_VAL_FRAC_DEFAULT 0.1
 #define CL_VAL_WINDOWS_DEFAULT 32
 #define CL_LR_DEFAULT 1e-3
 #define CL_CHUNK_DEFAULT 65536
 #define CL_RECOMPUTE_TOKENS 65536 /* recompute above this many tokens a step */
-#define CL_VAL_TOKENS 65536       /* tokens per validation forward pass */
-#define CL_MAX_BATCH 32           /* windows per forward pass in predict / validation */
 #define CL_TRY "Try '" DNA_PROG " classify --help'.\n"
 
 int cl_train(int argc, char **argv);
 int cl_predict(int argc, char **argv);
 void cl_train_usage(FILE *f, const mb_cli_train *defaults);
 void cl_predict_usage(FILE *f);
-
-/* ---- class names (dna_classify_names.c) ----------------------------------- */
-
-typedef struct {
-    char **v;
-    int n, cap;
-} cl_names;
-
-void cl_names_free(cl_names *c);
-int cl_names_find(const cl_names *c, const char *s); /* -1: not there */
-/* The index of s, added at the end when new; -1 when out of memory. */
-int cl_names_add(cl_names *c, const char *s);
-/* "a, b, c" for messages (cut to fit). */
-const char *cl_names_list(const cl_names *c, char *buf, size_t n);
-/* A class name goes into a TSV header and a file of one name a line: not
- * empty, no tab or line break. */
-int cl_name_ok(const char *s);
-/* MODEL.classes into out: 1 when read, 0 when there is none, -1 (error
- * line) when unreadable or not C names. */
-int cl_classes_read(const char *model, int C, cl_names *out);
-/* The names written to MODEL.classes's temporary file, to be committed
- * (mb_cli_outfile_commit) once the model is saved; NULL after an error
- * line. */
-mb_outfile *cl_classes_write(const char *model, const cl_names *names);
-/* s as a JSON string. */
-void cl_json_str(FILE *f, const char *s);
 
 /* ---- the classes as given (dna_classify_labels.c) ------------------------- */
 
@@ -75,7 +47,7 @@ const char **cl_files_of(const cl_files *f, int c, int *n);
 /* NAME=FILE[,FILE...] of option opt: the name into names (added when new: a
  * class given twice gets the files of both), each file into files. -1
  * after a usage error line. */
-int cl_parse_class(const char *opt, const char *arg, cl_names *names, cl_files *files);
+int cl_parse_class(const char *opt, const char *arg, mb_cli_names *names, cl_files *files);
 
 typedef struct {
     int64_t rec, start, end; /* 0-based, half open */
@@ -92,7 +64,7 @@ typedef struct {
  * first appearance), else it must be one of names. Regions shorter than
  * min_len are refused. '#' lines, blank lines and a first line
  * "region<TAB>label" are skipped; columns after the label are ignored. */
-int cl_read_tsv(const char *path, dna_set *set, cl_names *names, int add_new, int64_t min_len, cl_regions *out);
+int cl_read_tsv(const char *path, dna_set *set, mb_cli_names *names, int add_new, int64_t min_len, cl_regions *out);
 /* The regions of class c as intervals, sorted and merged where they
  * overlap or touch. part 0: whole regions; 1: all but the last frac of
  * each; 2: the last floor(frac * length) bases of each (dna_split_fraction's
@@ -125,7 +97,7 @@ typedef struct cl_class_s {
 } cl_class;
 
 typedef struct {
-    cl_names names, vnames; /* training classes; the --val-class names */
+    mb_cli_names names, vnames; /* training classes; the --val-class names */
     cl_files files, vfiles; /* --class / --val-class files */
     int C;
     cl_class *cls;
@@ -141,33 +113,11 @@ int cl_setup_data(const cl_opts *o, cl_data *d);
  * all). */
 int cl_setup_windows(const cl_opts *o, cl_data *d, int64_t *nval);
 
-/* ---- pooled windows (dna_classify_pool.c) --------------------------------- */
+/* ---- validation windows as pooled records (dna_classify_pool.c) ------------ */
 
-/* Window b's tokens [t0, t0 + n) into out; -1 after an error line. */
-typedef int (*cl_fetch_fn)(void *ud, int64_t b, int64_t t0, int64_t n, int32_t *out);
-
-typedef struct {
-    mb_model *m;
-    mb_state *st;   /* B rows */
-    int64_t B, chunk;
-    int d;
-    int32_t *tok;   /* (B, chunk) */
-    float *hs;      /* (B, d) a chunk's sums */
-    double *acc;    /* (B, d) */
-    float *pooled;  /* (B, d): cl_pooler_run's result */
-} cl_pooler;
-
-/* Rows for up to `windows` windows a pass (at most CL_MAX_BATCH), chunks
- * of CL_VAL_TOKENS tokens over them (at most L, the longest window). */
-int cl_pooler_init(cl_pooler *p, mb_model *m, int64_t windows, int64_t L);
 /* the most validation windows of a class, and the longest */
 void cl_val_extent(const cl_data *d, int64_t *maxn, int64_t *maxlen);
-void cl_pooler_free(cl_pooler *p);
-/* p->pooled[b] = the mean over L positions of the final normed hidden
- * state of window b < nb (what the classification head reads), through
- * chunks of p->chunk tokens; -1 after an error line. */
-int cl_pooler_run(cl_pooler *p, int64_t nb, int64_t L, cl_fetch_fn fetch, void *ud);
-/* cl_pooler_run's fetch of validation windows w0 + b of one class */
+/* mb_cli_pooler_run's fetch of validation windows w0 + b of one class */
 typedef struct {
     const struct cl_class_s *k;
     int64_t w0;
@@ -201,25 +151,12 @@ int cl_novel_held_out(mb_model *m, cl_data *d, const cl_novel *nv, int64_t *flag
 /* MODEL.novelty written to its temporary file (committed by the caller);
  * read back for a model of width d and these classes (-1 after an error
  * line: missing, malformed, or another model's). */
-mb_outfile *cl_novel_write(const char *model, const cl_names *names, const cl_novel *nv);
-int cl_novel_read(const char *model, const cl_names *names, int d, cl_novel *nv);
+mb_outfile *cl_novel_write(const char *model, const mb_cli_names *names, const cl_novel *nv);
+int cl_novel_read(const char *model, const mb_cli_names *names, int d, cl_novel *nv);
 
 /* ---- validation (dna_classify_eval.c) ------------------------------------- */
 
-typedef struct {
-    int C;
-    int64_t *conf; /* (C, C): rows true class, columns predicted */
-    int64_t n, correct;
-    double loss; /* summed cross-entropy, nats */
-} cl_eval;
-
 /* Classifies every validation window of d, at most bmax windows a pass. */
-int cl_validate(mb_model *m, cl_data *d, int64_t bmax, cl_eval *ev);
-double cl_eval_acc(const cl_eval *ev);
-/* The share of the most frequent true class: what always guessing it gets. */
-double cl_eval_chance(const cl_eval *ev);
-void cl_print_confusion(FILE *f, const cl_names *names, const cl_eval *ev);
-/* ', "confusion": [[...], ...]' for a JSON line. */
-void cl_log_confusion(FILE *f, const cl_eval *ev);
+int cl_validate(mb_model *m, cl_data *d, int64_t bmax, mb_cli_eval *ev);
 
 #endif

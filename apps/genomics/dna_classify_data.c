@@ -20,8 +20,8 @@ void cl_data_free(cl_data *d)
     free(d->cls);
     for (int i = 0; i < d->nsets; i++) dna_set_close(d->sets[i]);
     free(d->sets);
-    cl_names_free(&d->names);
-    cl_names_free(&d->vnames);
+    mb_cli_names_free(&d->names);
+    mb_cli_names_free(&d->vnames);
     cl_files_free(&d->files);
     cl_files_free(&d->vfiles);
     memset(d, 0, sizeof *d);
@@ -96,7 +96,7 @@ int cl_setup_data(const cl_opts *o, cl_data *d)
     }
     /* held-out files per class */
     for (int v = 0; v < d->vnames.n; v++) {
-        const int c = cl_names_find(&d->names, d->vnames.v[v]);
+        const int c = mb_cli_names_find(&d->names, d->vnames.v[v]);
         int n;
         const char **paths = cl_files_of(&d->vfiles, v, &n);
         if (!paths) {
@@ -105,7 +105,7 @@ int cl_setup_data(const cl_opts *o, cl_data *d)
         }
         if (c < 0) {
             mb_cli_error(DNA_PROG, "%s: --val-class '%s' is not one of the training classes (%s)", paths[0],
-                         d->vnames.v[v], cl_names_list(&d->names, list, sizeof list));
+                         d->vnames.v[v], mb_cli_names_list(&d->names, list, sizeof list));
             free(paths);
             goto done;
         }

@@ -44,7 +44,7 @@ const char **cl_files_of(const cl_files *f, int c, int *n)
     return v;
 }
 
-int cl_parse_class(const char *opt, const char *arg, cl_names *names, cl_files *files)
+int cl_parse_class(const char *opt, const char *arg, mb_cli_names *names, cl_files *files)
 {
     const char *eq = strchr(arg, '=');
     if (!eq || eq == arg || !eq[1]) {
@@ -56,12 +56,12 @@ int cl_parse_class(const char *opt, const char *arg, cl_names *names, cl_files *
         mb_cli_error(DNA_PROG, "out of memory");
         return -1;
     }
-    if (!cl_name_ok(name)) {
+    if (!mb_cli_name_ok(name)) {
         mb_cli_error(DNA_PROG, "%s: the class name '%s' holds a tab or a line break", opt, name);
         free(name);
         return -1;
     }
-    const int c = cl_names_add(names, name);
+    const int c = mb_cli_names_add(names, name);
     free(name);
     for (const char *p = eq + 1; c >= 0;) {
         const char *comma = strchr(p, ',');
@@ -140,7 +140,7 @@ static int cl_parse_region(dna_set *set, char *s, cl_region *r, char *why, size_
     return 0;
 }
 
-int cl_read_tsv(const char *path, dna_set *set, cl_names *names, int add_new, int64_t min_len,
+int cl_read_tsv(const char *path, dna_set *set, mb_cli_names *names, int add_new, int64_t min_len,
                        cl_regions *out)
 {
     FILE *f = fopen(path, "r");
@@ -186,7 +186,7 @@ int cl_read_tsv(const char *path, dna_set *set, cl_names *names, int add_new, in
             rc = -1;
             break;
         }
-        r.cls = add_new ? cl_names_add(names, label) : cl_names_find(names, label);
+        r.cls = add_new ? mb_cli_names_add(names, label) : mb_cli_names_find(names, label);
         if (r.cls < 0 && add_new) {
             mb_cli_error(DNA_PROG, "out of memory");
             rc = -1;
@@ -194,7 +194,7 @@ int cl_read_tsv(const char *path, dna_set *set, cl_names *names, int add_new, in
         }
         if (r.cls < 0) {
             mb_cli_error(DNA_PROG, "%s:%lld: label '%s' is not one of the training classes (%s)", path,
-                         (long long)ln, label, cl_names_list(names, list, sizeof list));
+                         (long long)ln, label, mb_cli_names_list(names, list, sizeof list));
             rc = -1;
             break;
         }

@@ -78,7 +78,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* the windows a fit draws (cl_pooler_run's fetch): B of them, whole */
+/* the windows a fit draws (mb_cli_pooler_run's fetch): B of them, whole */
 typedef struct {
     const int32_t *tok;
     int64_t L;
@@ -95,8 +95,8 @@ int cl_novel_fit(mb_model *m, cl_data *d, int64_t per_class, int64_t L, int64_t 
 {
     const int C = d->C, dm = mb_model_config(m)->d_model;
     if (cl_novel_alloc(nv, C, dm)) return -1;
-    cl_pooler pl = {0};
-    if (cl_pooler_init(&pl, m, per_class, L)) {
+    mb_cli_pooler pl = {0};
+    if (mb_cli_pooler_init(&pl, DNA_PROG, m, per_class, L, 0)) {
         cl_novel_free(nv);
         return -1;
     }
@@ -118,7 +118,7 @@ int cl_novel_fit(mb_model *m, cl_data *d, int64_t per_class, int64_t L, int64_t 
                     rc = -1;
                 }
             cl_drawn w = {tok, L};
-            if (rc == 0 && (rc = cl_pooler_run(&pl, nb, L, cl_drawn_fetch, &w)) == 0)
+            if (rc == 0 && (rc = mb_cli_pooler_run(&pl, nb, L, cl_drawn_fetch, &w)) == 0)
                 memcpy(emb + ((size_t)c * per_class + w0) * dm, pl.pooled, sizeof(float) * (size_t)(nb * dm));
         }
     if (rc == 0) {
@@ -145,7 +145,7 @@ int cl_novel_fit(mb_model *m, cl_data *d, int64_t per_class, int64_t L, int64_t 
             nv->radius[c] = dist[q < per_class ? q : per_class - 1];
         }
     }
-    cl_pooler_free(&pl);
+    mb_cli_pooler_free(&pl);
     free(emb);
     free(tok);
     free(dist);
@@ -158,8 +158,8 @@ int cl_novel_held_out(mb_model *m, cl_data *d, const cl_novel *nv, int64_t *flag
     *flagged = *n = 0;
     int64_t maxn, maxlen;
     cl_val_extent(d, &maxn, &maxlen);
-    cl_pooler pl;
-    if (cl_pooler_init(&pl, m, maxn, maxlen)) return -1;
+    mb_cli_pooler pl;
+    if (mb_cli_pooler_init(&pl, DNA_PROG, m, maxn, maxlen, 0)) return -1;
     const int64_t B = pl.B;
     int rc = 0;
     for (int c = 0; rc == 0 && c < d->C; c++) {
@@ -167,7 +167,7 @@ int cl_novel_held_out(mb_model *m, cl_data *d, const cl_novel *nv, int64_t *flag
         for (int64_t w0 = 0; rc == 0 && w0 < k->nv; w0 += B) {
             const int64_t nb = k->nv - w0 < B ? k->nv - w0 : B;
             cl_val_windows h = {k, w0};
-            if ((rc = cl_pooler_run(&pl, nb, k->vlen, cl_val_fetch, &h))) break;
+            if ((rc = mb_cli_pooler_run(&pl, nb, k->vlen, cl_val_fetch, &h))) break;
             for (int64_t b = 0; b < nb; b++) {
                 int near;
                 const double e = cl_novel_dist(nv, pl.pooled + b * pl.d, &near);
@@ -176,11 +176,11 @@ int cl_novel_held_out(mb_model *m, cl_data *d, const cl_novel *nv, int64_t *flag
             }
         }
     }
-    cl_pooler_free(&pl);
+    mb_cli_pooler_free(&pl);
     return rc;
 }
 
-mb_outfile *cl_novel_write(const char *model, const cl_names *names, const cl_novel *nv)
+mb_outfile *cl_novel_write(const char *model, const mb_cli_names *names, const cl_novel *nv)
 {
     char path[4096];
     if (snprintf(path, sizeof path, "%s.novelty", model) >= (int)sizeof path) {
@@ -237,7 +237,7 @@ static int cl_num(char **s, double *x)
     return *end || !isfinite(*x) ? -1 : 0;
 }
 
-int cl_novel_read(const char *model, const cl_names *names, int d, cl_novel *nv)
+int cl_novel_read(const char *model, const mb_cli_names *names, int d, cl_novel *nv)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s.novelty", model);

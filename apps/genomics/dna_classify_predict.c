@@ -76,7 +76,7 @@ typedef struct {
     mb_model *m;
     const char *model; /* its path, for messages */
     dna_set *set;
-    const cl_names *names;
+    const mb_cli_names *names;
     int d, C;
     double min_prob;
     const cl_novel *nv; /* --novel, else NULL */
@@ -186,7 +186,7 @@ int cl_predict(int argc, char **argv)
     int rc = 1;
     dna_set *set = NULL;
     mb_model *m = NULL;
-    cl_names names = {0};
+    mb_cli_names names = {0};
     cl_novel nv = {0};
     pr_run r = {0};
     mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.in.t);
@@ -196,12 +196,12 @@ int cl_predict(int argc, char **argv)
         mb_cli_error(DNA_PROG, "%s: no classification head: train one with '" DNA_PROG " classify train'", o.in.model);
         goto done;
     }
-    const int got = cl_classes_read(o.in.model, C, &names);
+    const int got = mb_cli_classes_read(DNA_PROG, o.in.model, C, &names);
     if (got < 0) goto done;
     for (int k = 0; got == 0 && k < C; k++) {
         char nm[32];
         snprintf(nm, sizeof nm, "class%d", k);
-        if (cl_names_add(&names, nm) < 0) {
+        if (mb_cli_names_add(&names, nm) < 0) {
             mb_cli_error(DNA_PROG, "out of memory");
             goto done;
         }
@@ -253,7 +253,7 @@ done:
     cl_novel_free(&nv);
     free(r.pooled);
     free(r.probs);
-    cl_names_free(&names);
+    mb_cli_names_free(&names);
     dna_set_close(set);
     mb_model_free(m);
     mb_ctx_free(ctx);

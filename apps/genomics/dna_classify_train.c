@@ -178,9 +178,9 @@ typedef struct {
     FILE *logf;
     int64_t nval;     /* validation windows over the classes */
     int32_t *tok, *lab; /* a step's windows and labels */
-    cl_eval ev;       /* the last validation */
+    mb_cli_eval ev;       /* the last validation */
     int have_val;
-    cl_eval best_ev;  /* the validation of the model in --out, when it was in this process */
+    mb_cli_eval best_ev;  /* the validation of the model in --out, when it was in this process */
     int have_best;
     int load_classes; /* the head the checkpoint to resume must have */
 } cl_run;
@@ -222,10 +222,10 @@ static int cl_load(cl_run *t, int C)
  * are, 0: there is no CLS.classes, -1: an error line. */
 static int cl_check_resumed_classes(const cl_opts *o, const cl_data *d)
 {
-    cl_names saved = {0};
-    const int r = cl_classes_read(o->t.out, d->C, &saved);
+    mb_cli_names saved = {0};
+    const int r = mb_cli_classes_read(DNA_PROG, o->t.out, d->C, &saved);
     if (r < 0) {
-        cl_names_free(&saved);
+        mb_cli_names_free(&saved);
         return -1;
     }
     if (r == 0) {
@@ -237,11 +237,11 @@ static int cl_check_resumed_classes(const cl_opts *o, const cl_data *d)
         if (strcmp(saved.v[c], d->names.v[c]) != 0) {
             char a[256], b[256];
             mb_cli_error(DNA_PROG, "%s.classes: the run being resumed has the classes %s, not %s (in this order)",
-                         o->t.out, cl_names_list(&saved, a, sizeof a), cl_names_list(&d->names, b, sizeof b));
-            cl_names_free(&saved);
+                         o->t.out, mb_cli_names_list(&saved, a, sizeof a), mb_cli_names_list(&d->names, b, sizeof b));
+            mb_cli_names_free(&saved);
             return -1;
         }
-    cl_names_free(&saved);
+    mb_cli_names_free(&saved);
     return 1;
 }
 
@@ -285,7 +285,7 @@ static int cl_open_model_and_data(cl_run *t)
     if (cl_setup_data(o, d)) return -1;
     if (!t->m && cl_load(t, d->C)) return -1;
     const int in_place = o->t.resume ? cl_check_resumed_classes(o, d) : 0;
-    if (in_place < 0 || (!in_place && !(t->classes = cl_classes_write(o->t.out, &d->names)))) return -1;
+    if (in_place < 0 || (!in_place && !(t->classes = mb_cli_classes_write(DNA_PROG, o->t.out, &d->names)))) return -1;
     if (o->t.set_model) mb_cli_warn(DNA_PROG, "the model flags are ignored: the model is the checkpoint's");
     return t->opt || (t->opt = mb_cli_optim(DNA_PROG, t->m, &o->t, NULL)) ? 0 : -1;
 }
@@ -321,11 +321,11 @@ static int cl_start(cl_run *t, int64_t step)
         fprintf(t->logf, "{\"event\": \"start\", \"step\": %lld, \"steps\": %lld, \"seq_len\": %lld, \"batch\": %lld, "
                          "\"params\": %zu, \"device\": ",
                 (long long)step, (long long)o->t.steps, (long long)L, (long long)B, mb_model_num_params(t->m));
-        cl_json_str(t->logf, mb_ctx_name(t->ctx));
+        mb_cli_json_str(t->logf, mb_ctx_name(t->ctx));
         fputs(", \"classes\": [", t->logf);
         for (int k = 0; k < C; k++) {
             if (k) fputs(", ", t->logf);
-            cl_json_str(t->logf, d->names.v[k]);
+            mb_cli_json_str(t->logf, d->names.v[k]);
         }
         fprintf(t->logf, "], \"val_windows\": %lld}\n", (long long)t->nval);
     }
@@ -360,7 +360,7 @@ static int cl_step_validate(void *ud, double *acc)
     cl_run *t = ud;
     const int rc = cl_validate(t->m, t->d, t->o->t.batch, &t->ev) ? 1 : 0;
     if (rc == 0) {
-        *acc = cl_eval_acc(&t->ev);
+        *acc = mb_cli_eval_acc(&t->ev);
         t->have_val = 1;
     }
     return mb_cli_dist_agree(rc);
@@ -429,7 +429,7 @@ static void cl_fields_val(void *ud, double val, FILE *f, int json)
     }
     fprintf(f, ", \"val_acc\": %.6f, \"val_loss\": %.6f, \"val_windows\": %lld", val,
             t->ev.n ? t->ev.loss / (double)t->ev.n : NAN, (long long)t->ev.n);
-    cl_log_confusion(f, &t->ev);
+    mb_cli_log_confusion(f, &t->ev);
 }
 
 /* The summary on stdout: steps, model, and the validation of the model in
@@ -444,11 +444,11 @@ static int cl_report(const cl_run *t, int64_t step, double secs)
         printf("; the lowest validation loss, step %lld; the last step's model is %s.step-%lld",
                (long long)h->best_step, out, (long long)step);
     printf("), %.1fs\n", secs);
-    const cl_eval *ev = best && t->have_best ? &t->best_ev : t->have_val ? &t->ev : NULL;
+    const mb_cli_eval *ev = best && t->have_best ? &t->best_ev : t->have_val ? &t->ev : NULL;
     if (ev) {
-        printf("classify: validation accuracy %.4f on %lld windows (chance %.4f)%s\n", cl_eval_acc(ev),
-               (long long)ev->n, cl_eval_chance(ev), best && !t->have_best ? ", the last step's model" : "");
-        cl_print_confusion(stdout, &t->d->names, ev);
+        printf("classify: validation accuracy %.4f on %lld windows (chance %.4f)%s\n", mb_cli_eval_acc(ev),
+               (long long)ev->n, mb_cli_eval_chance(ev), best && !t->have_best ? ", the last step's model" : "");
+        mb_cli_print_confusion(stdout, &t->d->names, ev);
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mb_cli_error(DNA_PROG, "stdout: write error");
@@ -519,7 +519,7 @@ static int cl_run_steps(cl_run *t, int64_t step)
     if (rc == 0 && mb_cli_rank() == 0) rc = cl_fit_novelty(t, run.step);
     if (t->logf && (rc == 0 || rc == MB_CLI_EXIT_INTERRUPTED))
         fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_acc\": %.6f, \"interrupted\": %s}\n",
-                (long long)run.step, t->have_val ? cl_eval_acc(&t->ev) : NAN,
+                (long long)run.step, t->have_val ? mb_cli_eval_acc(&t->ev) : NAN,
                 rc == MB_CLI_EXIT_INTERRUPTED ? "true" : "false");
     /* the log's last line and its close: a lost line fails the run (the
      * classifier is saved) */

@@ -1,0 +1,262 @@
+/* What the classifier commands share: see mb_cli_classify.h. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include "mb_cli_classify.h"
+#include "mb_cli_error.h"
+
+/* ---- class names ------------------------------------------------------------ */
+
+void mb_cli_names_free(mb_cli_names *c)
+{
+    for (int i = 0; i < c->n; i++) free(c->v[i]);
+    free(c->v);
+    memset(c, 0, sizeof *c);
+}
+
+int mb_cli_names_find(const mb_cli_names *c, const char *s)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->v[i], s) == 0) return i;
+    return -1;
+}
+
+int mb_cli_names_add(mb_cli_names *c, const char *s)
+{
+    const int i = mb_cli_names_find(c, s);
+    if (i >= 0) return i;
+    if (c->n == c->cap) {
+        const int cap = c->cap ? 2 * c->cap : 8;
+        char **v = realloc(c->v, sizeof *v * (size_t)cap);
+        if (!v) return -1;
+        c->v = v;
+        c->cap = cap;
+    }
+    if (!(c->v[c->n] = strdup(s))) return -1;
+    return c->n++;
+}
+
+const char *mb_cli_names_list(const mb_cli_names *c, char *buf, size_t n)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < c->n && at < n; i++) {
+        const int k = snprintf(buf + at, n - at, "%s%s", i ? ", " : "", c->v[i]);
+        if (k < 0) break;
+        at += (size_t)k;
+    }
+    if (at >= n && n > 4) memcpy(buf + n - 4, "...", 4);
+    return buf;
+}
+
+int mb_cli_name_ok(const char *s) { return *s && !strpbrk(s, "\t\n\r"); }
+
+/* ---- MODEL.classes -------------------------------------------------------------- */
+
+int mb_cli_classes_read(const char *prog, const char *model, int C, mb_cli_names *out)
+{
+    char *path = mb_cli_path_suffix(model, ".classes");
+    if (!path) {
+        mb_cli_error(prog, "out of memory");
+        return -1;
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        const int e = errno;
+        if (e == ENOENT) {
+            free(path);
+            return 0;
+        }
+        mb_cli_error(prog, "%s: %s", path, strerror(e));
+        free(path);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 1, nlines = 0;
+    while (rc == 1 && (len = getline(&line, &cap, f)) >= 0) {
+        nlines++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if (!mb_cli_name_ok(line) || (size_t)len != strlen(line)) {
+            mb_cli_error(prog, "%s:%d: not a class name (empty, or with a tab or a NUL)", path, nlines);
+            rc = -1;
+        } else if (mb_cli_names_find(out, line) >= 0) {
+            mb_cli_error(prog, "%s:%d: class '%s' is named twice", path, nlines, line);
+            rc = -1;
+        } else if (mb_cli_names_add(out, line) < 0) {
+            mb_cli_error(prog, "out of memory");
+            rc = -1;
+        }
+    }
+    if (rc == 1 && ferror(f)) {
+        mb_cli_error(prog, "%s: read error", path);
+        rc = -1;
+    }
+    if (rc == 1 && out->n != C) {
+        mb_cli_error(prog, "%s: %d class names for a head of %d classes", path, out->n, C);
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    free(path);
+    return rc;
+}
+
+mb_outfile *mb_cli_classes_write(const char *prog, const char *model, const mb_cli_names *names)
+{
+    char *path = mb_cli_path_suffix(model, ".classes");
+    if (!path) {
+        mb_cli_error(prog, "out of memory");
+        return NULL;
+    }
+    mb_outfile *of = mb_cli_outfile_open(prog, path);
+    free(path);
+    if (!of) return NULL;
+    int bad = 0;
+    for (int i = 0; !bad && i < names->n; i++) bad = fprintf(mb_outfile_fp(of), "%s\n", names->v[i]) < 0;
+    if (bad) {
+        mb_cli_write_error(prog, mb_outfile_path(of));
+        mb_outfile_discard(of);
+        return NULL;
+    }
+    return of;
+}
+
+void mb_cli_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        const unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* ---- pooled records ---------------------------------------------------------------- */
+
+void mb_cli_pooler_free(mb_cli_pooler *p)
+{
+    mb_state_free(p->st);
+    free(p->tok);
+    free(p->hs);
+    free(p->acc);
+    free(p->pooled);
+    memset(p, 0, sizeof *p);
+}
+
+int mb_cli_pooler_init(mb_cli_pooler *p, const char *prog, mb_model *m, int64_t records, int64_t L, int64_t period)
+{
+    memset(p, 0, sizeof *p);
+    p->prog = prog;
+    const int64_t B = records < 1 ? 1 : records < MB_CLI_POOL_ROWS ? records : MB_CLI_POOL_ROWS;
+    int64_t chunk = MB_CLI_POOL_TOKENS / B > 0 ? MB_CLI_POOL_TOKENS / B : 1;
+    chunk = chunk < L ? chunk : L;
+    if (period > 1) chunk = chunk < period ? period : chunk / period * period;
+    p->m = m;
+    p->B = B;
+    p->chunk = chunk;
+    p->d = mb_model_config(m)->d_model;
+    p->tok = malloc(sizeof(int32_t) * (size_t)(B * chunk));
+    p->hs = malloc(sizeof(float) * (size_t)(B * p->d));
+    p->acc = malloc(sizeof(double) * (size_t)(B * p->d));
+    p->pooled = malloc(sizeof(float) * (size_t)(B * p->d));
+    if (!p->tok || !p->hs || !p->acc || !p->pooled) {
+        mb_cli_error(prog, "out of memory for %lld records of %lld tokens a pass", (long long)B, (long long)chunk);
+        mb_cli_pooler_free(p);
+        return -1;
+    }
+    if (!(p->st = mb_state_create(m, (int)B))) {
+        mb_cli_error(prog, "state: %s", mb_error_last());
+        mb_cli_pooler_free(p);
+        return -1;
+    }
+    return 0;
+}
+
+int mb_cli_pooler_run(mb_cli_pooler *p, int64_t nb, int64_t L, mb_cli_fetch_fn fetch, void *ud)
+{
+    const int64_t B = p->B, dm = p->d;
+    mb_state_reset(p->st);
+    memset(p->acc, 0, sizeof(double) * (size_t)(B * dm));
+    for (int64_t t0 = 0; t0 < L; t0 += p->chunk) {
+        const int64_t n = L - t0 < p->chunk ? L - t0 : p->chunk;
+        for (int64_t b = 0; b < nb; b++)
+            if (fetch(ud, b, t0, n, p->tok + b * n)) return -1;
+        /* the state holds B rows: rows past the last record run on copies of the first */
+        for (int64_t b = nb; b < B; b++) memcpy(p->tok + b * n, p->tok, sizeof(int32_t) * (size_t)n);
+        memset(p->hs, 0, sizeof(float) * (size_t)(B * dm));
+        if (mb_model_forward_chunk_pooled(p->m, p->st, p->tok, (int)n, NULL, p->hs)) {
+            mb_cli_error(p->prog, "%s", mb_error_last());
+            return -1;
+        }
+        for (int64_t i = 0; i < B * dm; i++) p->acc[i] += p->hs[i];
+    }
+    for (int64_t i = 0; i < B * dm; i++) p->pooled[i] = (float)(p->acc[i] / (double)L);
+    return 0;
+}
+
+/* ---- an evaluation's counts ------------------------------------------------------------ */
+
+void mb_cli_eval_add(mb_cli_eval *ev, int c, const float *probs)
+{
+    int best = 0;
+    for (int j = 1; j < ev->C; j++) best = probs[j] > probs[best] ? j : best;
+    ev->conf[(size_t)c * ev->C + best]++;
+    ev->correct += best == c;
+    ev->n++;
+    ev->loss -= log(probs[c] > 1e-30f ? (double)probs[c] : 1e-30);
+}
+
+double mb_cli_eval_acc(const mb_cli_eval *ev) { return ev->n ? (double)ev->correct / (double)ev->n : NAN; }
+
+double mb_cli_eval_chance(const mb_cli_eval *ev)
+{
+    int64_t best = 0;
+    for (int c = 0; c < ev->C; c++) {
+        int64_t row = 0;
+        for (int j = 0; j < ev->C; j++) row += ev->conf[(size_t)c * ev->C + j];
+        best = row > best ? row : best;
+    }
+    return ev->n ? (double)best / (double)ev->n : NAN;
+}
+
+void mb_cli_print_confusion(FILE *f, const mb_cli_names *names, const mb_cli_eval *ev)
+{
+    const int C = ev->C;
+    const char *corner = "true\\pred";
+    int w0 = (int)strlen(corner);
+    for (int c = 0; c < C; c++) w0 = (int)strlen(names->v[c]) > w0 ? (int)strlen(names->v[c]) : w0;
+    fprintf(f, "%-*s", w0, corner);
+    for (int j = 0; j < C; j++) {
+        int w = (int)strlen(names->v[j]);
+        w = w < 6 ? 6 : w;
+        fprintf(f, "  %*s", w, names->v[j]);
+    }
+    fputc('\n', f);
+    for (int c = 0; c < C; c++) {
+        fprintf(f, "%-*s", w0, names->v[c]);
+        for (int j = 0; j < C; j++) {
+            int w = (int)strlen(names->v[j]);
+            w = w < 6 ? 6 : w;
+            fprintf(f, "  %*lld", w, (long long)ev->conf[(size_t)c * C + j]);
+        }
+        fputc('\n', f);
+    }
+}
+
+void mb_cli_log_confusion(FILE *f, const mb_cli_eval *ev)
+{
+    fputs(", \"confusion\": [", f);
+    for (int c = 0; c < ev->C; c++) {
+        fputs(c ? ", [" : "[", f);
+        for (int j = 0; j < ev->C; j++) fprintf(f, "%s%lld", j ? ", " : "", (long long)ev->conf[(size_t)c * ev->C + j]);
+        fputc(']', f);
+    }
+    fputc(']', f);
+}
