@@ -11,6 +11,7 @@ int audio_meta_read(const char *model, audio_meta *m)
 {
     m->rate = AUDIO_RATE_DEFAULT;
     m->quant = AUDIO_Q_MULAW;
+    m->window = 0;
     char *path = meta_path(model);
     if (!path) {
         mb_cli_error(AUDIO_PROG, "out of memory");
@@ -32,10 +33,14 @@ int audio_meta_read(const char *model, audio_meta *m)
             else m->rate = (int)r;
         } else if (strcmp(key, "quant") == 0) {
             if (audio_quant_parse(val, &m->quant)) rc = -1;
+        } else if (strcmp(key, "window") == 0) {
+            long long w = strtoll(val, &end, 10);
+            if (*end || w < 1 || w > (1LL << 30)) rc = -1;
+            else m->window = w;
         } else rc = -1;
     }
     if (rc == 0 && !feof(f)) rc = -1;
-    if (rc) mb_cli_error(AUDIO_PROG, "%s: bad line %d (expected 'rate N' or 'quant mulaw|linear')", path, line + 1);
+    if (rc) mb_cli_error(AUDIO_PROG, "%s: bad line %d (expected 'rate N', 'quant mulaw|linear' or 'window N')", path, line + 1);
     fclose(f);
     free(path);
     return rc;
@@ -50,7 +55,9 @@ mb_outfile *audio_meta_write(const char *model, const audio_meta *m)
     }
     mb_outfile *of = mb_cli_outfile_open(AUDIO_PROG, path);
     free(path);
-    if (of && fprintf(mb_outfile_fp(of), "rate %d\nquant %s\n", m->rate, audio_quant_name(m->quant)) < 0) {
+    int bad = of && fprintf(mb_outfile_fp(of), "rate %d\nquant %s\n", m->rate, audio_quant_name(m->quant)) < 0;
+    if (of && !bad && m->window > 0) bad = fprintf(mb_outfile_fp(of), "window %lld\n", (long long)m->window) < 0;
+    if (bad) {
         mb_cli_write_error(AUDIO_PROG, mb_outfile_path(of));
         mb_outfile_discard(of);
         return NULL;
@@ -58,9 +65,9 @@ mb_outfile *audio_meta_write(const char *model, const audio_meta *m)
     return of;
 }
 
-mb_model *audio_cmd_load_model(mb_ctx *ctx, const char *path)
+mb_model *audio_cmd_load_model(mb_ctx *ctx, const char *path, int n_classes, uint64_t seed)
 {
-    mb_model *m = mb_model_load(ctx, path);
+    mb_model *m = n_classes ? mb_model_load_classifier(ctx, path, n_classes, seed) : mb_model_load(ctx, path);
     if (!m) {
         mb_cli_lib_error(AUDIO_PROG, path);
         return NULL;
@@ -75,6 +82,31 @@ mb_model *audio_cmd_load_model(mb_ctx *ctx, const char *path)
         return NULL;
     }
     return m;
+}
+
+int64_t audio_cmd_period(const mb_config *cfg)
+{
+    int64_t P = 1;
+    for (int i = 0; i < cfg->n_pool; i++) P *= cfg->pool[i];
+    return P;
+}
+
+int audio_cmd_parse_pools(const char *s, mb_config *cfg)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p && n < MB_MAX_POOL) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 2 || v > 64) return -1;
+        cfg->pool[n++] = (int)v;
+        if (*end == ',') end++;
+        else if (*end) return -1;
+        p = end;
+    }
+    if (*p || n == 0) return -1;
+    cfg->n_pool = n;
+    return 0;
 }
 
 static void print_warning(const char *line, void *ud)

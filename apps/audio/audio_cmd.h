@@ -21,12 +21,15 @@
 int audio_cmd_train(int argc, char **argv);
 int audio_cmd_generate(int argc, char **argv);
 int audio_cmd_eval(int argc, char **argv);
+int audio_cmd_classify(int argc, char **argv);
 
 /* What a waveform model needs besides its weights: written as MODEL.audio
- * ("rate 16000", "quant mulaw" lines) when the model is saved. */
+ * ("rate 16000", "quant mulaw" lines, and for a classifier "window 16000")
+ * when the model is saved. */
 typedef struct {
     int rate;
     audio_quant quant;
+    int64_t window; /* a classifier's window (its training --seq-len): how it reads clips; 0: none */
 } audio_meta;
 
 /* MODEL.audio into m (defaults 16 kHz mu-law when the file is missing);
@@ -37,9 +40,18 @@ int audio_meta_read(const char *model, audio_meta *m);
  * line. */
 mb_outfile *audio_meta_write(const char *model, const audio_meta *m);
 
+/* The product of a U-Net's pooling factors, its pooling period: the
+ * lengths it reads whole are multiples of it. */
+int64_t audio_cmd_period(const mb_config *cfg);
+/* --pool's "P,P,..." (factors 2..64, at most MB_MAX_POOL) into cfg; -1 when
+ * it does not parse. */
+int audio_cmd_parse_pools(const char *s, mb_config *cfg);
+
 /* A mamba-audio checkpoint on ctx: refuses (one error line) what is not a
- * checkpoint or is another tool's model (not a SaShiMi U-Net of 256 classes). */
-mb_model *audio_cmd_load_model(mb_ctx *ctx, const char *path);
+ * checkpoint or is another tool's model (not a SaShiMi U-Net of 256 classes).
+ * n_classes > 0: as a classifier of that many classes (a head drawn from
+ * seed added to a model without one; mb_model_load_classifier). */
+mb_model *audio_cmd_load_model(mb_ctx *ctx, const char *path, int n_classes, uint64_t seed);
 
 /* A folder (or one file) as a dataset; each skipped file is printed as
  * "mamba-audio: warning: FILE: what"; progress lines when the reading

@@ -76,7 +76,7 @@ int audio_cmd_eval(int argc, char **argv)
     int64_t nw = 0;
     mb_model *m = NULL;
     mb_ctx *ctx = mb_cli_ctx(AUDIO_PROG, &t);
-    if (!ctx || !(m = audio_cmd_load_model(ctx, model)) || audio_meta_read(model, &meta)) goto done;
+    if (!ctx || !(m = audio_cmd_load_model(ctx, model, 0, 0)) || audio_meta_read(model, &meta)) goto done;
     const mb_config *mc = mb_model_config(m);
     int64_t P = 1;
     for (int i = 0; i < mc->n_pool; i++) P *= mc->pool[i];

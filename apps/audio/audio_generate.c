@@ -119,7 +119,7 @@ int audio_cmd_generate(int argc, char **argv)
         if (!paths[i]) goto oom;
         if (mb_cli_check_writable(AUDIO_PROG, paths[i])) goto done;
     }
-    if (!(ctx = mb_cli_ctx(AUDIO_PROG, &t)) || !(m = audio_cmd_load_model(ctx, model)) || audio_meta_read(model, &meta))
+    if (!(ctx = mb_cli_ctx(AUDIO_PROG, &t)) || !(m = audio_cmd_load_model(ctx, model, 0, 0)) || audio_meta_read(model, &meta))
         goto done;
     if (prompt) {
         if (audio_read(prompt, meta.rate, &pf, &np, NULL, err, sizeof err)) {

@@ -60,31 +60,6 @@ static void usage(FILE *f, const mb_cli_train *d)
                "      --lr 4e-3 --steps 300 --out digits.safetensors\n");
 }
 
-static int64_t pool_product(const mb_config *cfg)
-{
-    int64_t P = 1;
-    for (int i = 0; i < cfg->n_pool; i++) P *= cfg->pool[i];
-    return P;
-}
-
-static int parse_pools(const char *s, mb_config *cfg)
-{
-    int n = 0;
-    const char *p = s;
-    while (*p && n < MB_MAX_POOL) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 2 || v > 64) return -1;
-        cfg->pool[n++] = (int)v;
-        if (*end == ',') end++;
-        else if (*end) return -1;
-        p = end;
-    }
-    if (*p || n == 0) return -1;
-    cfg->n_pool = n;
-    return 0;
-}
-
 /* The flags; -1 to go on, else the exit code (0 after --help, 2 after a
  * usage error line, 1 out of memory). */
 static int tr_parse(tr_opts *o, int argc, char **argv)
@@ -137,7 +112,7 @@ static int tr_parse(tr_opts *o, int argc, char **argv)
         case O_VEVERY: bad = mb_cli_parse_int(AUDIO_PROG, "--val-every", optarg, 1, INT64_C(1) << 40, &o->val_every); break;
         case O_VWIN: bad = mb_cli_parse_int(AUDIO_PROG, "--val-windows", optarg, 1, 1 << 20, &o->val_windows); break;
         case O_POOL:
-            if (parse_pools(optarg, &o->t.cfg)) {
+            if (audio_cmd_parse_pools(optarg, &o->t.cfg)) {
                 mb_cli_error(AUDIO_PROG, "--pool expects factors >= 2 separated by commas (at most %d), got '%s'",
                              MB_MAX_POOL, optarg);
                 bad = 1;
@@ -168,7 +143,7 @@ static int tr_parse(tr_opts *o, int argc, char **argv)
         mb_cli_error(AUDIO_PROG, "train needs --data DIR");
         bad = 1;
     }
-    const int64_t P = pool_product(&o->t.cfg);
+    const int64_t P = audio_cmd_period(&o->t.cfg);
     if (!bad && !o->t.resume && o->t.seq_len % P) {
         mb_cli_error(AUDIO_PROG, "--seq-len %lld is not a multiple of the pooling factors' product %lld",
                      (long long)o->t.seq_len, (long long)P);
@@ -252,7 +227,7 @@ static int tr_open_outputs(tr_run *t)
 static mb_model *tr_load(void *ud, mb_ctx *ctx, const char *path)
 {
     (void)ud;
-    return audio_cmd_load_model(ctx, path);
+    return audio_cmd_load_model(ctx, path, 0, 0);
 }
 
 /* The model: a new one of the flags, or the checkpoint to resume with its
@@ -262,14 +237,14 @@ static int tr_open_model(tr_run *t)
     const tr_opts *o = t->o;
     t->so = o->so;
     if (!(t->ctx = mb_cli_ctx(AUDIO_PROG, &o->t))) return -1;
-    audio_meta meta = {o->so.rate, o->so.quant};
+    audio_meta meta = {o->so.rate, o->so.quant, 0};
     if (o->t.resume) {
         if (mb_cli_ckpt_resume(&t->ck, t->ctx, &o->t, tr_load, t, &t->m, &t->opt) || audio_meta_read(o->t.out, &meta))
             return -1;
         if (o->t.set_model)
             mb_cli_warn(AUDIO_PROG, "--resume: the model flags are ignored (the checkpoint's are kept)");
         t->so.rate = meta.rate, t->so.quant = meta.quant;
-        const int64_t P = pool_product(mb_model_config(t->m));
+        const int64_t P = audio_cmd_period(mb_model_config(t->m));
         if (o->t.seq_len % P) {
             mb_cli_error(AUDIO_PROG, "--seq-len %lld is not a multiple of %s's pooling product %lld",
                          (long long)o->t.seq_len, o->t.out, (long long)P);

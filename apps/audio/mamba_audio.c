@@ -15,7 +15,9 @@ static void usage(FILE *f)
             "commands:\n"
             "  train      train on a folder of audio (bits per sample against the unigram)\n"
             "  generate   sample new audio, or continue a recording, to WAV files\n"
-            "  eval       bits per sample of a model on a folder\n"
+            "  eval       bits per sample of a model on a folder; --metrics: generated clips\n"
+            "             scored by a classifier (FID, IS, mIS, AM, NDB, as SaShiMi)\n"
+            "  classify   train a classifier of clips on folders of labelled audio, or predict\n"
             "\n"
             "'" AUDIO_PROG " COMMAND --help' explains each one; --version on any of them.\n"
             "\n"
@@ -30,6 +32,7 @@ int main(int argc, char **argv)
         {"train", audio_cmd_train, 1},
         {"generate", audio_cmd_generate, 0},
         {"eval", audio_cmd_eval, 0},
+        {"classify", audio_cmd_classify, 0},
     };
     return mb_cli_main(AUDIO_PROG, argc, argv, usage, cmds, (int)(sizeof cmds / sizeof cmds[0]));
 }

@@ -126,6 +126,31 @@ mb_outfile *mb_cli_classes_write(const char *prog, const char *model, const mb_c
     return of;
 }
 
+int mb_cli_classes_check(const char *prog, const char *out, const mb_cli_names *names)
+{
+    mb_cli_names saved = {0};
+    const int r = mb_cli_classes_read(prog, out, names->n, &saved);
+    if (r < 0) {
+        mb_cli_names_free(&saved);
+        return -1;
+    }
+    if (r == 0) {
+        mb_cli_warn(prog, "%s.classes not found: the class names are not checked (it is written at the next save)",
+                    out);
+        return 0;
+    }
+    for (int c = 0; c < names->n; c++)
+        if (strcmp(saved.v[c], names->v[c]) != 0) {
+            char a[256], b[256];
+            mb_cli_error(prog, "%s.classes: the run being resumed has the classes %s, not %s (in this order)", out,
+                         mb_cli_names_list(&saved, a, sizeof a), mb_cli_names_list(names, b, sizeof b));
+            mb_cli_names_free(&saved);
+            return -1;
+        }
+    mb_cli_names_free(&saved);
+    return 1;
+}
+
 void mb_cli_json_str(FILE *f, const char *s)
 {
     fputc('"', f);

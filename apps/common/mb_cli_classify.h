@@ -37,6 +37,10 @@ int mb_cli_classes_read(const char *prog, const char *model, int C, mb_cli_names
  * (mb_cli_outfile_commit) once the model is saved; NULL after an error
  * line. */
 mb_outfile *mb_cli_classes_write(const char *prog, const char *model, const mb_cli_names *names);
+/* Resuming a run: the classes saved beside its checkpoint OUT must be
+ * names, in this order. 1: they are, 0: there is no OUT.classes (a
+ * warning), -1: an error line. */
+int mb_cli_classes_check(const char *prog, const char *out, const mb_cli_names *names);
 /* s as a JSON string. */
 void mb_cli_json_str(FILE *f, const char *s);
 

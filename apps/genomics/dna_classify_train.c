@@ -218,33 +218,6 @@ static int cl_load(cl_run *t, int C)
     return (t->m = dna_cmd_load_model(t->ctx, o->model, C, (uint64_t)o->t.seed)) ? 0 : -1;
 }
 
-/* Resuming: the classes saved beside --out must be the ones given. 1: they
- * are, 0: there is no CLS.classes, -1: an error line. */
-static int cl_check_resumed_classes(const cl_opts *o, const cl_data *d)
-{
-    mb_cli_names saved = {0};
-    const int r = mb_cli_classes_read(DNA_PROG, o->t.out, d->C, &saved);
-    if (r < 0) {
-        mb_cli_names_free(&saved);
-        return -1;
-    }
-    if (r == 0) {
-        mb_cli_warn(DNA_PROG, "%s.classes not found: the class names are not checked (it is written at the "
-                              "next save)", o->t.out);
-        return 0;
-    }
-    for (int c = 0; c < d->C; c++)
-        if (strcmp(saved.v[c], d->names.v[c]) != 0) {
-            char a[256], b[256];
-            mb_cli_error(DNA_PROG, "%s.classes: the run being resumed has the classes %s, not %s (in this order)",
-                         o->t.out, mb_cli_names_list(&saved, a, sizeof a), mb_cli_names_list(&d->names, b, sizeof b));
-            mb_cli_names_free(&saved);
-            return -1;
-        }
-    mb_cli_names_free(&saved);
-    return 1;
-}
-
 /* Outputs first: CLS and CLS.classes that cannot be written (a folder, a
  * missing directory), an existing CLS (or checkpoint set of one) without
  * --resume or --force, a --log that cannot be opened fail before any work. */
@@ -284,7 +257,7 @@ static int cl_open_model_and_data(cl_run *t)
     if (!o->tsv && cl_load(t, d->names.n)) return -1;
     if (cl_setup_data(o, d)) return -1;
     if (!t->m && cl_load(t, d->C)) return -1;
-    const int in_place = o->t.resume ? cl_check_resumed_classes(o, d) : 0;
+    const int in_place = o->t.resume ? mb_cli_classes_check(DNA_PROG, o->t.out, &d->names) : 0;
     if (in_place < 0 || (!in_place && !(t->classes = mb_cli_classes_write(DNA_PROG, o->t.out, &d->names)))) return -1;
     if (o->t.set_model) mb_cli_warn(DNA_PROG, "the model flags are ignored: the model is the checkpoint's");
     return t->opt || (t->opt = mb_cli_optim(DNA_PROG, t->m, &o->t, NULL)) ? 0 : -1;
