@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "audio_io.h"
+#include "audio_quant.h"
 #include "testutil.h"
 
 #ifdef MB_AUDIO_BIN
@@ -168,7 +169,79 @@ static void test_generate(void **st)
     assert_int_equal(audio_read(out, 16000, &x, &n, NULL, err, sizeof err), 0);
     assert_true(n >= 4000 + 160 - 40 && n <= 4000 + 160 + 40); /* 0.25 s of prompt + 0.01 s */
     free(x);
-    remove(out), remove(c1), remove(c2);
+    snprintf(c1, sizeof c1, "%.*s.tsv", (int)strlen(out) - 4, out);
+    remove(out), remove(c1), remove(c2), remove(c1);
+}
+
+/* The log-likelihoods in the scores TSV are the model's: each kept clip
+ * read back from its WAV (decoded and quantized again: the same classes)
+ * and scored by the parallel forward over the whole clip, its first input
+ * silence. --keep-band writes the clips of the middle ranks, numbered in
+ * draw order; the TSV lists every draw with its rank. */
+static void test_generate_scores(void **st)
+{
+    (void)st;
+    char out[256], tsv[256], path[300];
+    mb_test_tmp_path(out, sizeof out, "scored.wav");
+    mb_test_tmp_path(tsv, sizeof tsv, "scores.tsv");
+    assert_int_equal(run("generate --model %s --n 5 --seconds 0.05 --temperature 1.5 --keep-band 0.2,0.8 --seed 7 "
+                         "--scores %s --out %s",
+                         g_model, tsv, out),
+                     0);
+    assert_non_null(strstr(g_out, "kept the 3 clips of likelihood ranks 2..4 of 5"));
+    size_t len;
+    char *text = mb_test_read_file(tsv, &len);
+    assert_non_null(text);
+    assert_int_equal(mb_test_count(text, "\n"), 6);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_model *m = mb_model_load(ctx, g_model);
+    assert_non_null(m);
+    const char *line = strchr(text, '\n') + 1;
+    int kept = 0, ranks = 0;
+    for (int r = 0; r < 5; r++, line = strchr(line, '\n') + 1) {
+        char file[300];
+        int clip, rank, keep;
+        double ll, bits;
+        assert_int_equal(sscanf(line, "%299s %d %lf %lf %d %d", file, &clip, &ll, &bits, &rank, &keep), 6);
+        assert_int_equal(clip, r + 1);
+        ranks |= 1 << rank;
+        assert_int_equal(keep, rank >= 2 && rank <= 4);
+        assert_true(fabs(bits - (-ll / (800 * log(2.0)))) < 1e-5);
+        if (!keep) {
+            assert_string_equal(file, "-");
+            continue;
+        }
+        snprintf(path, sizeof path, "%.*s_%d.wav", (int)strlen(out) - 4, out, ++kept);
+        assert_string_equal(file, path);
+        float *x = NULL;
+        int64_t n = 0;
+        char err[256];
+        assert_int_equal(audio_read(path, 16000, &x, &n, NULL, err, sizeof err), 0);
+        assert_int_equal(n, 800);
+        uint8_t c[800];
+        audio_encode_buf(AUDIO_Q_MULAW, x, n, c);
+        int32_t tok[800], tgt[800];
+        for (int t = 0; t < 800; t++) {
+            tok[t] = t ? c[t - 1] : AUDIO_SILENCE;
+            tgt[t] = c[t];
+        }
+        mb_loss_stats ls = {0};
+        assert_int_equal(mb_model_forward(m, tok, 1, 800, tgt, NULL, &ls), 0);
+        printf("clip %d: loglik %.6f in the TSV, %.6f by the parallel forward\n", clip, ll, -ls.loss_sum);
+        assert_int_equal(ls.count, 800);
+        assert_true(fabs(ll + ls.loss_sum) < 1e-6 * fabs(ll) + 1e-3);
+        free(x);
+        remove(path);
+    }
+    assert_int_equal(kept, 3);
+    assert_int_equal(ranks, 0x3e); /* ranks 1..5, each once */
+    free(text);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+    remove(tsv);
+    /* a bad band */
+    assert_int_equal(run("generate --model %s --keep-band 0.5,0.5 --out %s", g_model, out), 2);
+    assert_int_equal(run("generate --model %s --keep-band 0.1 --out %s", g_model, out), 2);
 }
 
 static void expect_fail(const char *needle)
@@ -260,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_learns),
         cmocka_unit_test(test_generate),
+        cmocka_unit_test(test_generate_scores),
         cmocka_unit_test(test_checkpoints),
         cmocka_unit_test(test_bad_inputs),
     };

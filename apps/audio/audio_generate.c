@@ -23,6 +23,14 @@ static void usage(FILE *f)
             "starts with that recording (at the model's rate, quantized as in training) and\n"
             "continues it; the written file holds the prompt and the continuation. With\n"
             "--device cuda the draws are made on the GPU too: no round trip per sample.\n"
+            "Every clip's log-likelihood under the model (temperature 1, no top-p: the\n"
+            "model's own probability of the drawn samples, from a forward pass over the\n"
+            "clip, the prompt not counted) goes to a TSV, OUT.tsv by default:\n"
+            "  file  clip  loglik_nats  bits_per_sample  rank  kept\n"
+            "(rank 1 = the least likely clip). SaShiMi's SC09 samples are judged after a\n"
+            "likelihood rejection: --keep-band LO,HI draws the --n clips and writes only those\n"
+            "whose likelihood rank lies in the band (0.1,0.9: the 10%% least likely and the\n"
+            "10%% most likely are dropped), numbered 1..K in draw order; the TSV lists all.\n"
             "A model whose numbers overflow (logits not finite) is an error, with nothing\n"
             "written. Progress on stderr when it takes long; Ctrl-C or SIGTERM stops it\n"
             "(exit 130, nothing written: the files that were there stay as they were).\n"
@@ -36,39 +44,110 @@ static void usage(FILE *f)
             "  --top-p P          nucleus sampling: only the most likely classes holding P\n"
             "                     of the probability [1 = off]\n"
             "  --prompt WAV       continue this recording (any format libsndfile reads)\n"
+            "  --keep-band LO,HI  likelihood rejection: keep the clips ranked in [LO, HI) of\n"
+            "                     all by log-likelihood, 0 <= LO < HI <= 1 [0,1: all]\n"
+            "  --scores TSV       where the log-likelihoods go [OUT.tsv]\n"
             "  --seed N           seed of the sampling [1]: the same seed, model and options give\n"
             "                     the same clips on the same device\n"
             "  --device D         cpu, cuda or cuda:N [cpu]\n"
             "  --threads N        CPU threads, 0 = all cores [0]\n"
             "\n"
-            "Example (writes digit_1.wav .. digit_4.wav):\n"
-            "  " AUDIO_PROG " generate --model digits.safetensors --n 4 --seconds 1 --out digit.wav\n");
+            "Example (writes digit_1.wav .. digit_4.wav and digit.tsv):\n"
+            "  " AUDIO_PROG " generate --model digits.safetensors --n 4 --seconds 1 --out digit.wav\n"
+            "SC09-style (512 clips of the middle likelihood band out of 640):\n"
+            "  " AUDIO_PROG " generate --model sc09.safetensors --device cuda --n 640 --seconds 1 \\\n"
+            "      --keep-band 0.1,0.9 --out gen/digit.wav --scores digit-scores.tsv\n");
+}
+
+/* the length of OUT's stem (OUT without its extension) */
+static size_t path_stem(const char *out)
+{
+    const char *dot = strrchr(out, '.'), *slash = strrchr(out, '/');
+    return (dot && (!slash || dot > slash)) ? (size_t)(dot - out) : strlen(out);
 }
 
 /* OUT.wav -> OUT_3.wav (before the extension, or at the end) */
 static char *clip_path(const char *out, int i)
 {
-    const size_t n = strlen(out);
-    const char *dot = strrchr(out, '.'), *slash = strrchr(out, '/');
-    const size_t stem = (dot && (!slash || dot > slash)) ? (size_t)(dot - out) : n;
+    const size_t n = strlen(out), stem = path_stem(out);
     char *p = malloc(n + 24);
     if (p) snprintf(p, n + 24, "%.*s_%d%s", (int)stem, out, i, out + stem);
     return p;
+}
+
+/* "LO,HI" with 0 <= LO < HI <= 1 */
+static int parse_band(const char *s, double band[2])
+{
+    char *end;
+    band[0] = strtod(s, &end);
+    if (end == s || *end != ',') return -1;
+    const char *t = end + 1;
+    band[1] = strtod(t, &end);
+    if (end == t || *end) return -1;
+    return band[0] >= 0 && band[0] < band[1] && band[1] <= 1 ? 0 : -1;
+}
+
+/* Each clip's log-likelihood under the model, in nats, of its samples from
+ * `from` on (the prompt's are inputs only): the clips fed again through
+ * the parallel forward from a fresh state, in chunks of whole pooling
+ * periods, the log-probabilities of the drawn samples summed per row. */
+static int score_clips(mb_model *m, mb_state *st, const uint8_t *cls, int64_t n, int64_t total, int64_t from,
+                       int64_t period, double *ll)
+{
+    int64_t k = 65536 / n / period * period;
+    k = k < period ? period : k;
+    k = k < total ? k : total;
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)(n * k)), *tgt = malloc(sizeof(int32_t) * (size_t)(n * k));
+    double *lp = malloc(sizeof(double) * (size_t)(n * k));
+    int rc = -1;
+    if (!tok || !tgt || !lp) {
+        mb_cli_error(AUDIO_PROG, "out of memory scoring %lld clips", (long long)n);
+        goto done;
+    }
+    mb_state_reset(st);
+    for (int64_t b = 0; b < n; b++) ll[b] = 0;
+    for (int64_t s = 0; s < total; s += k) {
+        const int64_t c = total - s < k ? total - s : k;
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t i = 0; i < c; i++) {
+                const int64_t t = s + i;
+                tok[b * c + i] = t ? cls[b * total + t - 1] : AUDIO_SILENCE;
+                tgt[b * c + i] = t >= from ? cls[b * total + t] : MB_IGNORE_INDEX;
+            }
+        mb_chunk_out co = {.targets = tgt, .logprob = lp};
+        if (mb_model_forward_chunk_ex(m, st, tok, (int)c, &co)) {
+            mb_cli_error(AUDIO_PROG, "scoring the clips: %s", mb_error_last());
+            goto done;
+        }
+        for (int64_t b = 0; b < n; b++)
+            for (int64_t i = 0; i < c; i++) ll[b] += lp[b * c + i];
+    }
+    rc = 0;
+done:
+    free(tok), free(tgt), free(lp);
+    return rc;
+}
+
+static const double *g_ll; /* qsort's key */
+static int by_ll(const void *a, const void *b)
+{
+    const double x = g_ll[*(const int64_t *)a], y = g_ll[*(const int64_t *)b];
+    return x < y ? -1 : x > y ? 1 : (*(const int64_t *)a > *(const int64_t *)b) - (*(const int64_t *)a < *(const int64_t *)b);
 }
 
 int audio_cmd_generate(int argc, char **argv)
 {
     mb_cli_train t;
     mb_cli_train_default(&t);
-    const char *model = NULL, *out = NULL, *prompt = NULL;
+    const char *model = NULL, *out = NULL, *prompt = NULL, *scores = NULL;
     int64_t n = 1;
-    double seconds = 2, temp = 1, top_p = 1;
-    enum { O_MODEL = 256, O_OUT, O_N, O_SEC, O_TEMP, O_TOPP, O_PROMPT, O_SEED, O_DEV, O_THR };
+    double seconds = 2, temp = 1, top_p = 1, band[2] = {0, 1};
+    enum { O_MODEL = 256, O_OUT, O_N, O_SEC, O_TEMP, O_TOPP, O_PROMPT, O_SEED, O_DEV, O_THR, O_BAND, O_SCORES };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"out", 1, 0, O_OUT}, {"n", 1, 0, O_N}, {"seconds", 1, 0, O_SEC},
         {"temperature", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP}, {"prompt", 1, 0, O_PROMPT},
         {"seed", 1, 0, O_SEED}, {"device", 1, 0, O_DEV}, {"threads", 1, 0, O_THR},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"keep-band", 1, 0, O_BAND}, {"scores", 1, 0, O_SCORES}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
     while (!bad && (c = mb_cli_getopt(AUDIO_PROG, "generate", argc, argv, opts)) != -1) {
@@ -83,6 +162,13 @@ int audio_cmd_generate(int argc, char **argv)
         case O_SEED: bad = mb_cli_parse_int(AUDIO_PROG, "--seed", optarg, 0, INT64_MAX, &t.seed); break;
         case O_DEV: t.device = optarg; break;
         case O_THR: bad = mb_cli_parse_int(AUDIO_PROG, "--threads", optarg, 0, 4096, &t.threads); break;
+        case O_BAND:
+            if (parse_band(optarg, band)) {
+                mb_cli_error(AUDIO_PROG, "--keep-band expects LO,HI with 0 <= LO < HI <= 1, got '%s'", optarg);
+                bad = 1;
+            }
+            break;
+        case O_SCORES: scores = optarg; break;
         case 'h': usage(stdout); return 0;
         case MB_CLI_OPT_VERSION: return 0;
         default: bad = 1;
@@ -110,15 +196,27 @@ int audio_cmd_generate(int argc, char **argv)
     float *pf = NULL, *wav = NULL;
     uint8_t *pc = NULL, *cls = NULL;
     int32_t *tok = NULL, *drawn = NULL;
-    char **paths = calloc((size_t)n, sizeof(char *));
+    double *ll = NULL;
+    int64_t *order = NULL;
+    char *scores_path = NULL;
+    mb_outfile *sf = NULL;
+    /* the clips kept: likelihood ranks [lo, hi) of n */
+    const int64_t lo = (int64_t)floor(band[0] * (double)n + 1e-9), hi = (int64_t)ceil(band[1] * (double)n - 1e-9);
+    const int64_t K = hi - lo;
+    char **paths = calloc((size_t)K, sizeof(char *));
     int64_t np = 0;
     if (!paths) goto oom;
     /* every output path must be writable before any work */
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = 0; i < K; i++) {
         paths[i] = n == 1 ? strdup(out) : clip_path(out, (int)i + 1);
         if (!paths[i]) goto oom;
         if (mb_cli_check_writable(AUDIO_PROG, paths[i])) goto done;
     }
+    if (scores) scores_path = strdup(scores);
+    else if ((scores_path = malloc(strlen(out) + 8)))
+        snprintf(scores_path, strlen(out) + 8, "%.*s.tsv", (int)path_stem(out), out);
+    if (!scores_path) goto oom;
+    if (mb_cli_check_writable(AUDIO_PROG, scores_path)) goto done;
     if (!(ctx = mb_cli_ctx(AUDIO_PROG, &t)) || !(m = audio_cmd_load_model(ctx, model, 0, 0)) || audio_meta_read(model, &meta))
         goto done;
     if (prompt) {
@@ -137,9 +235,7 @@ int audio_cmd_generate(int argc, char **argv)
     /* calls that end on a pooling period's edge (one that ends inside a
      * period makes the next start with single steps), sized to take about GEN_CHUNK_S:
      * thousands of samples on a GPU, far fewer for many clips on a CPU */
-    const mb_config *mc = mb_model_config(m);
-    int64_t period = 1;
-    for (int i = 0; i < mc->n_pool; i++) period *= mc->pool[i];
+    const int64_t period = audio_cmd_period(mb_model_config(m));
     const int64_t most = period > GEN_CHUNK ? period : GEN_CHUNK / period * period;
     int64_t chunk = period;
     if (!(tok = malloc(sizeof(int32_t) * (size_t)n)) || !(drawn = malloc(sizeof(int32_t) * (size_t)(n * most))) ||
@@ -207,25 +303,71 @@ int audio_cmd_generate(int argc, char **argv)
     }
     const double secs = mb_cli_now() - t0;
     if (total > 0 && mb_cli_check_finite_step(AUDIO_PROG, m, st, tok, (int)n, model)) goto done;
-    for (int64_t b = 0; b < n; b++) {
-        audio_decode_buf(meta.quant, cls + b * total, total, wav);
-        if (audio_write_wav(paths[b], wav, total, meta.rate, err, sizeof err)) {
-            mb_cli_error(AUDIO_PROG, "%s", err);
-            goto done;
-        }
+    /* the log-likelihoods, their ranks, the clips of the band */
+    if (!(ll = malloc(sizeof(double) * (size_t)n)) || !(order = malloc(sizeof(int64_t) * (size_t)n))) goto oom;
+    if (total > 0 && score_clips(m, st, cls, n, total, np, period, ll)) goto done;
+    if (total == 0)
+        for (int64_t b = 0; b < n; b++) ll[b] = 0;
+    for (int64_t b = 0; b < n; b++) order[b] = b;
+    g_ll = ll;
+    qsort(order, (size_t)n, sizeof *order, by_ll);
+    int64_t *rank = malloc(sizeof(int64_t) * (size_t)n);
+    if (!rank) goto oom;
+    for (int64_t r = 0; r < n; r++) rank[order[r]] = r;
+    if (!(sf = mb_cli_outfile_open(AUDIO_PROG, scores_path))) {
+        free(rank);
+        goto done;
     }
+    FILE *sfp = mb_outfile_fp(sf);
+    int wbad = fprintf(sfp, "file\tclip\tloglik_nats\tbits_per_sample\trank\tkept\n") < 0;
+    const int64_t counted = total - np;
+    for (int64_t b = 0, k = 0; b < n; b++) {
+        const int keep = rank[b] >= lo && rank[b] < hi;
+        if (keep) {
+            audio_decode_buf(meta.quant, cls + b * total, total, wav);
+            if (audio_write_wav(paths[k], wav, total, meta.rate, err, sizeof err)) {
+                mb_cli_error(AUDIO_PROG, "%s", err);
+                free(rank);
+                goto done;
+            }
+        }
+        if (!wbad)
+            wbad = fprintf(sfp, "%s\t%lld\t%.6f\t%.6f\t%lld\t%d\n", keep ? paths[k] : "-", (long long)b + 1, ll[b],
+                           counted > 0 ? -ll[b] / ((double)counted * MB_CLI_LN2) : 0.0, (long long)rank[b] + 1,
+                           keep) < 0;
+        k += keep;
+    }
+    free(rank);
+    if (wbad) {
+        mb_cli_write_error(AUDIO_PROG, mb_outfile_path(sf));
+        goto done;
+    }
+    const int src = mb_cli_outfile_commit(AUDIO_PROG, sf);
+    sf = NULL;
+    if (src) goto done;
     const double sps = secs > 0 ? (double)total / secs : 0;
     printf("generate: %lld clip%s of %.2f s at %d Hz (%s), %.0f samples/s a clip, %.0f in all, %.3fx real time "
            "a clip: %s%s\n",
            (long long)n, n > 1 ? "s" : "", (double)total / meta.rate, meta.rate, audio_quant_name(meta.quant), sps,
-           sps * (double)n, sps / meta.rate, paths[0], n > 1 ? " ..." : "");
+           sps * (double)n, sps / meta.rate, paths[0], K > 1 ? " ..." : "");
+    if (counted > 0) {
+        const double med = -ll[order[n / 2]] / ((double)counted * MB_CLI_LN2);
+        printf("generate: log-likelihood %.4f bits/sample (median; from %.4f to %.4f) in %s",
+               med, -ll[order[n - 1]] / ((double)counted * MB_CLI_LN2), -ll[order[0]] / ((double)counted * MB_CLI_LN2),
+               scores_path);
+        if (K < n) printf("; kept the %lld clips of likelihood ranks %lld..%lld of %lld", (long long)K,
+                          (long long)lo + 1, (long long)hi, (long long)n);
+        printf("\n");
+    }
     rc = 0;
     goto done;
 oom:
     mb_cli_error(AUDIO_PROG, "out of memory");
 done:
-    for (int64_t i = 0; paths && i < n; i++) free(paths[i]);
+    for (int64_t i = 0; paths && i < K; i++) free(paths[i]);
     free(paths);
+    mb_outfile_discard(sf);
+    free(scores_path), free(ll), free(order);
     free(pf), free(pc), free(cls), free(tok), free(drawn), free(wav);
     mb_state_free(st);
     mb_model_free(m);
