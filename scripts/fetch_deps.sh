@@ -5,8 +5,26 @@
 # what their shared libraries load that such a machine may not have, and
 # pkg-config. Run here, on a Debian machine with apt, before the first
 # `bash scripts/gpu_check.sh` of a session; the packages total ~12 MB.
+#
+#   bash scripts/fetch_deps.sh tts   the TTS engines and sox that
+#                                    data/audio/make_sc09.sh runs, into
+#                                    .deps-tts/ (~33 MB; scripts/gpu_sc09.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = tts ]; then
+    mkdir -p .deps-tts
+    cd .deps-tts
+    # the engines and what they load that a CUDA machine's image may lack
+    # (deps.sh keeps only the libraries the machine has not)
+    apt-get download espeak-ng espeak-ng-data libespeak-ng1 libpcaudio0 libsonic0 libpulse0 libasyncns0 \
+        libx11-xcb1 libasound2 libasound2-data flite libflite1 sox libsox3 libsox-fmt-base libgsm1 libltdl7 \
+        libmagic1 libmagic-mgc libpng16-16 libgomp1 libncursesw6 libvorbisfile3 libwavpack1 libopencore-amrnb0 \
+        libopencore-amrwb0 festival festlex-cmu festlex-poslex festvox-kallpc16k festvox-kdlpc16k \
+        festvox-us-slt-hts libestools2.5 >/dev/null
+    ls *.deb | wc -l | xargs echo ".deps-tts: packages"
+    du -sh . | cut -f1 | xargs echo ".deps-tts: size"
+    exit 0
+fi
 mkdir -p .deps
 cd .deps
 PKGS=(

@@ -2,9 +2,11 @@
  * (low tones, high tones, noise bursts; 8 kHz, a quarter second) in class
  * folders. A tiny classifier trained from scratch tells held-out clips of
  * other pitches apart (chance 1/3); predict reads clips as validation does
- * (the same held-out loss); a classifier starts from a 'mamba-audio train'
- * model with that model's rate; resuming goes on and refuses another
- * window; every bad input is one error line with nothing written over. */
+ * (the same held-out loss); eval --metrics under it gives FID 0 for a set
+ * against itself and a far larger FID for sounds of no class than for
+ * held-out clips; a classifier starts from a 'mamba-audio train' model with
+ * that model's rate; resuming goes on and refuses another window; every bad
+ * input is one error line with nothing written over. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -101,6 +103,8 @@ static int teardown(void **st)
     sh("rm -rf '%s'", g_root);
     return 0;
 }
+
+static void expect_fail(const char *needle);
 
 static double field(const char *s, const char *key)
 {
@@ -208,6 +212,62 @@ static void test_resume(void **st)
     assert_non_null(strstr(g_err, "windows of 1024"));
 }
 
+/* eval --metrics under the classifier of test_learns: a set against itself
+ * has FID 0 and no different bin; held-out clips of the classes are near
+ * the training clips, hum and clicks (no class's sound) far; the JSON has
+ * the printed figures. */
+static void test_metrics(void **st)
+{
+    (void)st;
+    char json[400], bad[400];
+    snprintf(json, sizeof json, "%s/m.json", g_root);
+    assert_int_equal(run("eval --metrics --threads 2 --classifier %s --generated %s/valid --reference %s/valid "
+                         "--ndb-bins 5 --json %s",
+                         g_cls, g_root, g_root, json),
+                     0);
+    printf("%s", g_out);
+    assert_true(fabs(field(g_out, "FID ")) < 1e-6);
+    assert_true(field(g_out, "NDB ") == 0);
+    assert_true(field(g_out, "IS ") > 1.2); /* three balanced classes told apart (one class, or none, is 1) */
+    size_t n;
+    char *j = mb_test_read_file(json, &n);
+    assert_non_null(j);
+    assert_true(fabs(field(j, "\"is\": ") - field(g_out, "IS ")) < 1e-4);
+    assert_non_null(strstr(j, "\"predicted\": {\"high\": 6, \"low\": 6, \"noise\": 6}"));
+    free(j);
+    assert_int_equal(run("eval --metrics --threads 2 --classifier %s --generated %s/valid --reference %s/train "
+                         "--ndb-bins 5",
+                         g_cls, g_root, g_root),
+                     0);
+    const double fid_real = field(g_out, "FID ");
+    /* 50 Hz hum and clicks: sounds of no class */
+    snprintf(bad, sizeof bad, "%s/hum", g_root);
+    sh("mkdir -p '%s'", bad);
+    for (int i = 0; i < 8; i++) {
+        char path[500], err[256];
+        float x[3000];
+        for (int t = 0; t < 3000; t++)
+            x[t] = i % 2 ? (float)(0.4 * sin(2 * MB_PI * 50 * t / RATE)) : (t % (200 + 50 * i) == 0 ? 0.9f : 0.0f);
+        snprintf(path, sizeof path, "%s/%d.wav", bad, i);
+        assert_int_equal(audio_write_wav(path, x, 3000, RATE, err, sizeof err), 0);
+    }
+    assert_int_equal(run("eval --metrics --threads 2 --classifier %s --generated %s --reference %s/train "
+                         "--ndb-bins 5",
+                         g_cls, bad, g_root),
+                     0);
+    printf("held-out clips FID %.4f; hum and clicks: %s", fid_real, g_out);
+    assert_true(field(g_out, "FID ") > 3 * fid_real);
+    /* usage and input errors */
+    assert_int_equal(run("eval --metrics --classifier %s --generated %s", g_cls, bad), 2);
+    assert_int_equal(run("eval --metrics --model %s --classifier %s --generated %s --reference %s", g_cls, g_cls, bad,
+                         bad),
+                     2);
+    assert_int_equal(run("eval --classifier %s --model m --data d", g_cls), 2);
+    assert_int_equal(run("eval --metrics --classifier %s --generated %s --reference %s/valid/low", g_cls, bad, g_root),
+                     1);
+    expect_fail("fewer than NDB's 50 bins");
+}
+
 static void expect_fail(const char *needle)
 {
     printf("rc 1: %s", g_err);
@@ -286,6 +346,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_learns),
+        cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_from_pretrained),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_bad_inputs),

@@ -3,6 +3,7 @@
  *                             folders, a clip's pooled vector and class
  *   audio_classify_train.c    classify train (through the shared training loop)
  *   audio_classify_predict.c  classify predict
+ *   audio_eval_metrics.c      eval --metrics: generated clips under a classifier
  * A classifier is a SaShiMi U-Net with the classification head (the mean
  * over positions of the final norm, then a linear layer), written as CLS
  * with CLS.classes (the class names, mb_cli_classify.h) and CLS.audio (its
@@ -52,5 +53,13 @@ void acl_lab_free(acl_lab *l);
  * stop on Ctrl-C or SIGTERM (-1 after its line). */
 int acl_read_clips(mb_model *m, const audio_set *set, const int64_t *files, int64_t n, int64_t L, const char *what,
                    float *feat, float *probs);
+
+/* ---- eval --metrics (audio_eval_metrics.c) ---------------------------------------- */
+
+/* The metrics of the clips in folder gen against those in folder ref under
+ * the classifier cls (stdout, and JSON to json when not NULL); seed: the
+ * IS shuffle's and NDB's k-means; bins: NDB's. The exit code. */
+int audio_eval_metrics(const mb_cli_train *t, const char *cls, const char *gen, const char *ref, const char *json,
+                       int64_t seed, int64_t bins);
 
 #endif

@@ -1,13 +1,17 @@
-/* mamba-audio eval: a model's NLL in bits per sample on a folder of audio. */
+/* mamba-audio eval: a model's NLL in bits per sample on a folder of audio;
+ * with --metrics, generated clips judged by a classifier
+ * (audio_eval_metrics.c). */
 #include <math.h>
 #include <stdlib.h>
 
-#include "audio_cmd.h"
+#include "audio_classify.h"
+#include "audio_metrics.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: " AUDIO_PROG " eval --model MODEL --data DIR [options]\n"
+            "       " AUDIO_PROG " eval --metrics --classifier CLS --generated DIR --reference DIR [options]\n"
             "\n"
             "Negative log-likelihood, in bits per sample, of every file in DIR under MODEL:\n"
             "the files are read as in training (mono, the model's rate and quantizer) and\n"
@@ -25,7 +29,32 @@ static void usage(FILE *f)
             "  --batch N          windows a forward pass [4]\n"
             "  --device D         cpu, cuda or cuda:N [cpu]\n"
             "  --threads N        CPU threads, 0 = all cores [0]\n"
-            MB_CLI_PRECISION_HELP);
+            MB_CLI_PRECISION_HELP
+            "\n"
+            "--metrics: the audio files of the --generated folder judged by a classifier from\n"
+            "'" AUDIO_PROG " classify train', as SaShiMi judges its SC09 samples, against the\n"
+            "real clips of the --reference folder (SaShiMi's is the training set), each clip\n"
+            "read as 'classify predict' reads it: its softmax probabilities p and pooled\n"
+            "features f (the head's input). Lower is better for FID, AM and NDB:\n"
+            "  FID  Frechet distance of Gaussians fitted to f of the two sets\n"
+            "  IS   exp E KL(p || mean p) over the generated clips, the mean taken over\n"
+            "       the other half of them (a seeded shuffle): ~ the number of classes when\n"
+            "       each clip is clearly one class and the classes are balanced\n"
+            "  mIS  exp E KL(p_i || p_j) over all pairs of generated clips (exact mean)\n"
+            "  AM   KL(mean p of reference || mean p of generated) + E H(p) of generated\n"
+            "  NDB  share of the --ndb-bins k-means bins of the reference features whose\n"
+            "       shares of the two sets differ (two-proportion z-test, p < 0.05)\n"
+            "The generated clips' predicted classes are listed too. Real test clips\n"
+            "against the training clips give the figures to aim at. Differences from\n"
+            "SaShiMi's script (its own classifier, numpy's shuffle, sklearn's k-means,\n"
+            "a random sample of mIS pairs, IS's axis) are listed in apps/audio/audio_metrics.h.\n"
+            "  --classifier CLS   the classifier (with CLS.classes, CLS.audio)\n"
+            "  --generated DIR    generated clips (a folder or a file)\n"
+            "  --reference DIR    real clips\n"
+            "  --json FILE        the figures as one JSON object too\n"
+            "  --seed N           the IS shuffle's and NDB's k-means seed [0]\n"
+            "  --ndb-bins K       NDB's bins [%d]\n",
+            AUDIO_METRIC_NDB_BINS);
 }
 
 int audio_cmd_eval(int argc, char **argv)
@@ -34,12 +63,17 @@ int audio_cmd_eval(int argc, char **argv)
     mb_cli_train_default(&t);
     t.seq_len = 8192;
     t.batch = 4;
-    const char *model = NULL, *data = NULL;
-    enum { O_MODEL = 256, O_DATA, O_SEQ, O_BATCH, O_DEV, O_THR, O_PREC };
+    const char *model = NULL, *data = NULL, *cls = NULL, *gen = NULL, *ref = NULL, *json = NULL;
+    int metrics = 0;
+    int64_t mseed = 0, bins = AUDIO_METRIC_NDB_BINS;
+    enum { O_MODEL = 256, O_DATA, O_SEQ, O_BATCH, O_DEV, O_THR, O_PREC, O_MET, O_CLS, O_GEN, O_REF, O_JSON, O_MSEED,
+           O_BINS };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"data", 1, 0, O_DATA},     {"seq-len", 1, 0, O_SEQ},
         {"batch", 1, 0, O_BATCH}, {"device", 1, 0, O_DEV},    {"threads", 1, 0, O_THR},
-        {"precision", 1, 0, O_PREC}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"precision", 1, 0, O_PREC}, {"metrics", 0, 0, O_MET}, {"classifier", 1, 0, O_CLS},
+        {"generated", 1, 0, O_GEN}, {"reference", 1, 0, O_REF}, {"json", 1, 0, O_JSON},
+        {"seed", 1, 0, O_MSEED}, {"ndb-bins", 1, 0, O_BINS}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
     while (!bad && (c = mb_cli_getopt(AUDIO_PROG, "eval", argc, argv, opts)) != -1) {
@@ -51,6 +85,13 @@ int audio_cmd_eval(int argc, char **argv)
         case O_DEV: t.device = optarg; break;
         case O_THR: bad = mb_cli_parse_int(AUDIO_PROG, "--threads", optarg, 0, 4096, &t.threads); break;
         case O_PREC: bad = mb_cli_parse_precision(AUDIO_PROG, optarg, &t); break;
+        case O_MET: metrics = 1; break;
+        case O_CLS: cls = optarg; break;
+        case O_GEN: gen = optarg; break;
+        case O_REF: ref = optarg; break;
+        case O_JSON: json = optarg; break;
+        case O_MSEED: bad = mb_cli_parse_int(AUDIO_PROG, "--seed", optarg, 0, INT64_MAX, &mseed); break;
+        case O_BINS: bad = mb_cli_parse_int(AUDIO_PROG, "--ndb-bins", optarg, 1, 1 << 20, &bins); break;
         case 'h': usage(stdout); return 0;
         case MB_CLI_OPT_VERSION: return 0;
         default: bad = 1;
@@ -60,14 +101,27 @@ int audio_cmd_eval(int argc, char **argv)
         mb_cli_error(AUDIO_PROG, "eval: unexpected argument '%s'", argv[optind]);
         bad = 1;
     }
-    if (!bad && (!model || !data)) {
-        mb_cli_error(AUDIO_PROG, "eval needs --model and --data");
+    if (!bad && metrics && (model || data)) {
+        mb_cli_error(AUDIO_PROG, "eval --metrics reads --classifier, --generated and --reference, not --model or --data");
+        bad = 1;
+    }
+    if (!bad && metrics && (!cls || !gen || !ref)) {
+        mb_cli_error(AUDIO_PROG, "eval --metrics needs --classifier, --generated and --reference");
+        bad = 1;
+    }
+    if (!bad && !metrics && (cls || gen || ref || json)) {
+        mb_cli_error(AUDIO_PROG, "--classifier, --generated, --reference and --json go with --metrics");
+        bad = 1;
+    }
+    if (!bad && !metrics && (!model || !data)) {
+        mb_cli_error(AUDIO_PROG, "eval needs --model and --data (or --metrics)");
         bad = 1;
     }
     if (bad) {
         fprintf(stderr, "Try '" AUDIO_PROG " eval --help'.\n");
         return 2;
     }
+    if (metrics) return audio_eval_metrics(&t, cls, gen, ref, json, mseed, bins);
     int rc = 1;
     char err[512];
     audio_meta meta;
@@ -77,9 +131,7 @@ int audio_cmd_eval(int argc, char **argv)
     mb_model *m = NULL;
     mb_ctx *ctx = mb_cli_ctx(AUDIO_PROG, &t);
     if (!ctx || !(m = audio_cmd_load_model(ctx, model, 0, 0)) || audio_meta_read(model, &meta)) goto done;
-    const mb_config *mc = mb_model_config(m);
-    int64_t P = 1;
-    for (int i = 0; i < mc->n_pool; i++) P *= mc->pool[i];
+    const int64_t P = audio_cmd_period(mb_model_config(m));
     if (t.seq_len % P) {
         mb_cli_error(AUDIO_PROG, "--seq-len %lld is not a multiple of %s's pooling product %lld",
                      (long long)t.seq_len, model, (long long)P);

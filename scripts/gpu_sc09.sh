@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The SC09 benchmark of issue 17 on a GPU: the spoken-digit corpus
+# (data/audio/make_sc09.sh), a digit classifier trained on its training
+# voices and scored on its test voices, SaShiMi-Mamba U-Nets (D 64, 8 blocks
+# a stage, pools 4,4, expand 2) with S4D-Real and S4D-Lin trained for a
+# fixed number of steps (--init real: S4D-Real; complex: S4D-Lin), their held-out NLL on the test voices, N clips of
+# 1 s drawn from each with SaShiMi's likelihood rejection, and the metrics
+# (FID, IS, mIS, AM, NDB) of those clips and of the real test set under the
+# classifier.
+#
+#   bash scripts/gpu_sc09.sh [RESULTS_DIR]     (default: $OUT/sc09, or ./sc09-out)
+#
+# The TTS engines come as Debian packages in .deps-tts/ (bash
+# scripts/fetch_deps.sh tts, here; carry ".deps-tts" beside ".deps"),
+# unpacked into a prefix as scripts/deps.sh does for the build's libraries:
+# the corpus is built on the machine itself, byte for byte the one built
+# here. Needs a built mamba-audio (build-gpu, else build). Stages already
+# done (their result file in RESULTS_DIR) are skipped, so a run can go on
+# in another session when the results dir comes back; RESULTS_DIR/table.md
+# is the table so far. Settings (environment):
+#   DEVICE=cuda  PREC=tf32  CORPUS_OPTS="--takes 2" (make_sc09.sh's: 16320 clips)
+#   CL_STEPS=3000 CL_BATCH=32 CL_MODEL="--d-model 64 --n-layer 2"   (the classifier)
+#   LM_STEPS=3000 LM_BATCH=16 LM_INITS="real complex"  (SaShiMi-Mamba:
+#   LM_MODEL="--d-model 64 --n-layer 8 --pool 4,4 --expand 2", the paper's SC09 size)
+#   GEN_N=640 GEN_BAND=0.1,0.9 (draws, the kept band: 512 of 640)
+#   BUDGET_S=0   stop starting new stages after this many seconds (0: none)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+R=${1:-${OUT:+$OUT/sc09}}
+R=${R:-sc09-out}
+mkdir -p "$R"
+R=$(cd "$R" && pwd)
+AUD=build-gpu/apps/audio/mamba-audio
+[ -x "$AUD" ] || AUD=build/apps/audio/mamba-audio
+[ -x "$AUD" ] || { echo "gpu_sc09.sh: no mamba-audio built" >&2; exit 1; }
+AUD=$(cd "$(dirname "$AUD")" && pwd)/mamba-audio
+DEVICE=${DEVICE:-cuda}
+PREC=${PREC:-tf32}
+CORPUS_OPTS=${CORPUS_OPTS:---takes 2}
+CL_STEPS=${CL_STEPS:-3000}
+CL_BATCH=${CL_BATCH:-32}
+CL_MODEL=${CL_MODEL:---d-model 64 --n-layer 2}
+LM_MODEL=${LM_MODEL:---d-model 64 --n-layer 8 --pool 4,4 --expand 2}
+LM_STEPS=${LM_STEPS:-3000}
+LM_BATCH=${LM_BATCH:-16}
+LM_INITS=${LM_INITS:-real complex}
+GEN_N=${GEN_N:-640}
+GEN_BAND=${GEN_BAND:-0.1,0.9}
+BUDGET_S=${BUDGET_S:-0}
+W=${SC09_WORK:-/tmp/sc09-work}
+C=$W/corpus
+mkdir -p "$W"
+t0=$(date +%s)
+rc=0
+
+over_budget() { [ "$BUDGET_S" -gt 0 ] && [ $(($(date +%s) - t0)) -ge "$BUDGET_S" ]; }
+stage() { # NAME: run it unless its result exists or the budget is spent
+    if [ -s "$R/$1.done" ]; then echo "=== $1: done before ($(cat "$R/$1.done"))"; return 1; fi
+    if over_budget; then echo "=== $1: skipped, BUDGET_S=$BUDGET_S spent"; return 1; fi
+    echo "=== $1 ($(date -u +%H:%M:%S))"
+    return 0
+}
+finish() { # NAME RC WHAT
+    if [ "$2" -eq 0 ]; then echo "$3" >"$R/$1.done"; else echo "=== $1 failed (exit $2)"; rc=1; fi
+}
+
+# ---- the TTS engines from .deps-tts, where the machine has none ----
+if { [ -n "${SC09_TTS_PREFIX:-}" ] || ! command -v espeak-ng >/dev/null; } && [ -d .deps-tts ]; then
+    # shellcheck source=deps.sh
+    source scripts/deps.sh
+    P=$W/tts
+    deps_unpack "$P" .deps-tts/*.deb >/dev/null || echo "gpu_sc09.sh: a TTS package did not unpack"
+    export LD_LIBRARY_PATH="$P/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export ESPEAK_DATA_PATH="$P/usr/lib/x86_64-linux-gnu"
+    # festival reads its voices and lexicons under --libdir. text2wave (a
+    # festival script whose #! names /usr/bin/festival) writes nothing when
+    # festival runs with --libdir: its one use in make_sc09.sh (text on
+    # stdin, -eval, -o) goes through festival -b instead, the same bytes
+    # (checked against text2wave for the three voices)
+    mkdir -p "$P/bin"
+    printf '#!/bin/sh\nexec "%s/usr/bin/festival" --libdir "%s/usr/share/festival" "$@"\n' "$P" "$P" >"$P/bin/festival"
+    cat >"$P/bin/text2wave" <<EOF2
+#!/bin/sh
+ev=""; out=""
+while [ \$# -gt 0 ]; do case "\$1" in -eval) ev="\$ev\$2"; shift 2;; -o) out="\$2"; shift 2;; *) shift;; esac; done
+text=\$(cat)
+exec "$P/bin/festival" -b "\$ev" "(utt.save.wave (utt.synth (Utterance Text \\"\$text\\")) \\"\$out\\" 'riff)"
+EOF2
+    chmod +x "$P/bin/festival" "$P/bin/text2wave"
+    export PATH="$P/bin:$P/usr/bin:$PATH"
+fi
+
+# ---- the corpus (not kept between sessions: rebuilt, the same bytes) ----
+if [ ! -f "$C/manifest.tsv" ]; then
+    echo "=== corpus ($(date -u +%H:%M:%S))"
+    s=$(date +%s)
+    bash data/audio/make_sc09.sh --out "$C" $CORPUS_OPTS --jobs "$(nproc)" --force || {
+        echo "gpu_sc09.sh: the corpus could not be built"
+        exit 1
+    }
+    echo "corpus: $(($(tail -n +2 "$C/manifest.tsv" | wc -l))) clips in $(($(date +%s) - s)) s; manifest sha256 $(sha256sum "$C/manifest.tsv" | cut -c1-16)"
+fi
+CLS=$W/cls.safetensors
+
+# ---- the classifier: trained on train voices, validated on valid, scored on test ----
+if stage classifier; then
+    s=$(date +%s)
+    "$AUD" classify train --device "$DEVICE" --precision "$PREC" --data "$C/train" --val-data "$C/valid" \
+        --out "$CLS" --force --steps "$CL_STEPS" --batch "$CL_BATCH" $CL_MODEL \
+        --val-every $(((CL_STEPS + 5) / 6)) --log "$R/classifier.jsonl" | tee "$R/classifier.txt"
+    r=${PIPESTATUS[0]}
+    if [ "$r" -eq 0 ]; then
+        "$AUD" classify predict --device "$DEVICE" --model "$CLS" --labelled "$C/test" >"$R/classifier_test.tsv" \
+            2>"$R/classifier_test.txt"
+        r=$?
+        cat "$R/classifier_test.txt"
+    fi
+    finish classifier "$r" "$(grep -o 'accuracy [0-9.]*' "$R/classifier_test.txt" | head -1), $(($(date +%s) - s)) s"
+fi
+
+# ---- SaShiMi-Mamba, S4D-Real and S4D-Lin ----
+for init in $LM_INITS; do
+    M=$W/lm-$init.safetensors
+    if stage "lm-$init"; then
+        s=$(date +%s)
+        "$AUD" train --device "$DEVICE" --precision "$PREC" --data "$C/train" --out "$M" --force \
+            $LM_MODEL --init "$init" --seq-len 16000 --batch "$LM_BATCH" \
+            --steps "$LM_STEPS" --val-every $(((LM_STEPS + 5) / 6)) --log "$R/lm-$init.jsonl" | tee "$R/lm-$init.txt"
+        r=${PIPESTATUS[0]}
+        if [ "$r" -eq 0 ]; then
+            "$AUD" eval --device "$DEVICE" --model "$M" --data "$C/test" --seq-len 16000 --batch 64 | tee -a "$R/lm-$init.txt"
+            r=${PIPESTATUS[0]}
+        fi
+        finish "lm-$init" "$r" "$(grep -o 'eval: [0-9.]* bits/sample' "$R/lm-$init.txt"), $(($(date +%s) - s)) s"
+    fi
+    if [ -f "$M" ] && [ -f "$CLS" ] && stage "gen-$init"; then
+        s=$(date +%s)
+        G=$W/gen-$init
+        rm -rf "$G" && mkdir -p "$G"
+        "$AUD" generate --device "$DEVICE" --model "$M" --n "$GEN_N" --seconds 1 --keep-band "$GEN_BAND" \
+            --out "$G/digit.wav" --scores "$R/gen-$init-scores.tsv" &&
+            "$AUD" eval --metrics --device "$DEVICE" --classifier "$CLS" --generated "$G" --reference "$C/train" \
+                --json "$R/gen-$init-metrics.json" | tee "$R/gen-$init.txt"
+        finish "gen-$init" "${PIPESTATUS[0]}" "$(head -1 "$R/gen-$init.txt" 2>/dev/null), $(($(date +%s) - s)) s"
+    fi
+done
+
+# ---- the real test set under the same classifier: what the samples aim at ----
+if [ -f "$CLS" ] && stage real-test; then
+    "$AUD" eval --metrics --device "$DEVICE" --classifier "$CLS" --generated "$C/test" --reference "$C/train" \
+        --json "$R/real-test-metrics.json" | tee "$R/real-test.txt"
+    finish real-test "${PIPESTATUS[0]}" "$(head -1 "$R/real-test.txt")"
+fi
+
+{
+    echo "| stage | result |"
+    echo "|---|---|"
+    for f in "$R"/*.done; do [ -f "$f" ] && echo "| $(basename "$f" .done) | $(cat "$f") |"; done
+} >"$R/table.md"
+cat "$R/table.md"
+exit $rc
