@@ -84,23 +84,21 @@ static int acl_parse(acl_opts *o, int argc, char **argv)
     o->val_every = -1;
     o->val_clips = ACL_VAL_CLIPS;
     const mb_cli_train defaults = o->t;
-    enum { O_DATA = 256, O_VDATA, O_VFRAC, O_VCLIPS, O_VEVERY, O_RATE, O_QUANT, O_MODEL, O_POOL, O_PEXP, O_MLP,
-           O_FORCE };
+    enum { O_DATA = 256, O_VDATA, O_VFRAC, O_VCLIPS, O_VEVERY, O_MODEL, O_FORCE };
     static const struct option own[] = {
         {"data", 1, 0, O_DATA}, {"val-data", 1, 0, O_VDATA}, {"val-frac", 1, 0, O_VFRAC},
-        {"val-clips", 1, 0, O_VCLIPS}, {"val-every", 1, 0, O_VEVERY}, {"rate", 1, 0, O_RATE},
-        {"quant", 1, 0, O_QUANT}, {"model", 1, 0, O_MODEL}, {"pool", 1, 0, O_POOL}, {"pool-expand", 1, 0, O_PEXP},
-        {"mlp", 0, 0, O_MLP}, {"force", 0, 0, O_FORCE}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"val-clips", 1, 0, O_VCLIPS}, {"val-every", 1, 0, O_VEVERY}, {"model", 1, 0, O_MODEL},
+        AUDIO_UNET_OPTIONS, {"force", 0, 0, O_FORCE}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     struct option *opts = mb_cli_options_join(own);
     if (!opts) {
         mb_cli_error(AUDIO_PROG, "out of memory");
         return 1;
     }
     int c, bad = 0, set_vfrac = 0;
-    int64_t v;
     optind = 1;
     while (!bad && (c = mb_cli_getopt(AUDIO_PROG, "classify train", argc, argv, opts)) != -1) {
-        const int r = mb_cli_train_option(&o->t, AUDIO_PROG, c, optarg);
+        int r = mb_cli_train_option(&o->t, AUDIO_PROG, c, optarg);
+        if (!r && (r = audio_cmd_unet_option(c, optarg, &o->t, &o->so)) == 2) o->set_rate = 1;
         if (r) {
             bad = r < 0;
             continue;
@@ -114,33 +112,7 @@ static int acl_parse(acl_opts *o, int argc, char **argv)
             break;
         case O_VCLIPS: bad = mb_cli_parse_int(AUDIO_PROG, "--val-clips", optarg, 1, 1 << 24, &o->val_clips); break;
         case O_VEVERY: bad = mb_cli_parse_int(AUDIO_PROG, "--val-every", optarg, 1, INT64_C(1) << 40, &o->val_every); break;
-        case O_RATE:
-            bad = mb_cli_parse_int(AUDIO_PROG, "--rate", optarg, 1000, 384000, &v);
-            o->so.rate = (int)v;
-            o->set_rate = 1;
-            break;
-        case O_QUANT:
-            if (audio_quant_parse(optarg, &o->so.quant)) {
-                mb_cli_error(AUDIO_PROG, "--quant expects mulaw or linear, got '%s'", optarg);
-                bad = 1;
-            }
-            o->set_rate = 1;
-            break;
         case O_MODEL: o->model = optarg; break;
-        case O_POOL:
-            if (audio_cmd_parse_pools(optarg, &o->t.cfg)) {
-                mb_cli_error(AUDIO_PROG, "--pool expects factors >= 2 separated by commas (at most %d), got '%s'",
-                             MB_MAX_POOL, optarg);
-                bad = 1;
-            }
-            o->t.set_model = 1;
-            break;
-        case O_PEXP:
-            bad = mb_cli_parse_int(AUDIO_PROG, "--pool-expand", optarg, 1, 8, &v);
-            o->t.cfg.pool_expand = (int)v;
-            o->t.set_model = 1;
-            break;
-        case O_MLP: o->t.cfg.mlp = 1, o->t.set_model = 1; break;
         case O_FORCE: o->force = 1; break;
         case 'h':
             acl_train_usage(stdout, &defaults);
@@ -193,8 +165,7 @@ typedef struct {
     int64_t *vfiles, nv; /* validation clips (files of the validation set) */
     int32_t *vcls;
     float *vprobs;      /* (nv, C) */
-    mb_cli_eval ev, best_ev;
-    int have_val, have_best;
+    mb_cli_cls_val val;
     mb_cli_ckpt ck;
     mb_outfile *classes, *metaf; /* written at the first save */
     mb_ctx *ctx;
@@ -211,7 +182,8 @@ static void acl_run_free(acl_run *t)
     if (t->logf) fclose(t->logf);
     for (int c = 0; t->tfiles && c < t->names.n; c++) free(t->tfiles[c]);
     free(t->tfiles), free(t->ntf), free(t->vfiles), free(t->vcls), free(t->vprobs);
-    free(t->ev.conf), free(t->best_ev.conf), free(t->tok), free(t->lab);
+    mb_cli_cls_val_free(&t->val);
+    free(t->tok), free(t->lab);
     acl_lab_free(&t->tr);
     acl_lab_free(&t->va);
     mb_cli_names_free(&t->names);
@@ -373,12 +345,10 @@ static int acl_start(acl_run *t, int64_t step)
     const acl_opts *o = t->o;
     const int C = t->names.n;
     const int64_t B = o->t.batch, L = o->t.seq_len;
-    t->ev.C = t->best_ev.C = C;
-    t->ev.conf = calloc((size_t)C * C, sizeof *t->ev.conf);
-    t->best_ev.conf = calloc((size_t)C * C, sizeof *t->best_ev.conf);
+    if (mb_cli_cls_val_init(&t->val, AUDIO_PROG, C, "clips")) return -1;
     t->tok = malloc(sizeof(int32_t) * (size_t)(B * L));
     t->lab = malloc(sizeof(int32_t) * (size_t)B);
-    if (!t->ev.conf || !t->best_ev.conf || !t->tok || !t->lab) {
+    if (!t->tok || !t->lab) {
         mb_cli_error(AUDIO_PROG, "out of memory for %lld samples a step", (long long)(B * L));
         return -1;
     }
@@ -435,12 +405,13 @@ static int acl_validate_clips(acl_run *t)
 {
     const audio_set *vs = t->va.set ? t->va.set : t->tr.set;
     const int C = t->names.n;
-    memset(t->ev.conf, 0, sizeof *t->ev.conf * (size_t)C * C);
-    t->ev.n = t->ev.correct = 0;
-    t->ev.loss = 0;
+    mb_cli_eval *ev = &t->val.ev;
+    memset(ev->conf, 0, sizeof *ev->conf * (size_t)C * C);
+    ev->n = ev->correct = 0;
+    ev->loss = 0;
     if (acl_read_clips(t->m, vs, t->vfiles, t->nv, t->o->t.seq_len, "validation", NULL, t->vprobs)) return -1;
-    for (int64_t i = 0; i < t->nv; i++) mb_cli_eval_add(&t->ev, t->vcls[i], t->vprobs + i * C);
-    t->have_val = 1;
+    for (int64_t i = 0; i < t->nv; i++) mb_cli_eval_add(ev, t->vcls[i], t->vprobs + i * C);
+    t->val.have_val = 1;
     return 0;
 }
 
@@ -448,7 +419,7 @@ static int acl_validate(void *ud, double *acc)
 {
     acl_run *t = ud;
     const int rc = acl_validate_clips(t) ? 1 : 0;
-    if (rc == 0) *acc = mb_cli_eval_acc(&t->ev);
+    if (rc == 0) *acc = mb_cli_eval_acc(&t->val.ev);
     return mb_cli_dist_agree(rc);
 }
 
@@ -473,12 +444,7 @@ static int acl_save(void *ud)
 static int acl_save_best(void *ud)
 {
     acl_run *t = ud;
-    const int C = t->names.n;
-    int64_t *conf = t->best_ev.conf;
-    t->best_ev = t->ev;
-    t->best_ev.conf = conf;
-    memcpy(conf, t->ev.conf, sizeof *conf * (size_t)C * C);
-    t->have_best = 1;
+    mb_cli_cls_val_keep_best(&t->val);
     return acl_commit_side(t) || mb_cli_ckpt_save_best(&t->ck, t->m) ? 1 : 0;
 }
 
@@ -488,54 +454,19 @@ static double acl_val_loss(void *ud, double acc)
 {
     (void)acc;
     const acl_run *t = ud;
-    return t->ev.n ? t->ev.loss / (double)t->ev.n : NAN;
+    return mb_cli_eval_loss(&t->val.ev);
 }
 
 static void acl_fields_train(void *ud, const mb_loss_stats *acc, FILE *f, int json)
 {
     (void)ud;
-    const double loss = acc->count ? acc->loss_sum / (double)acc->count : NAN;
-    const double tacc = acc->count ? (double)acc->correct / (double)acc->count : NAN;
-    if (json) fprintf(f, ", \"train_loss\": %.6f, \"train_acc\": %.6f", loss, tacc);
-    else fprintf(f, "  loss %.4f  acc %.3f", loss, tacc);
+    mb_cli_cls_fields_train(acc, f, json);
 }
 
 static void acl_fields_val(void *ud, double val, FILE *f, int json)
 {
-    const acl_run *t = ud;
-    if (!json) {
-        fprintf(f, "  val acc %.4f loss %.4f", val, t->ev.n ? t->ev.loss / (double)t->ev.n : NAN);
-        return;
-    }
-    fprintf(f, ", \"val_acc\": %.6f, \"val_loss\": %.6f, \"val_clips\": %lld", val,
-            t->ev.n ? t->ev.loss / (double)t->ev.n : NAN, (long long)t->ev.n);
-    mb_cli_log_confusion(f, &t->ev);
-}
-
-/* The summary on stdout: the validation of the model in CLS (the best's
- * when it was in this process, else the last's, said). */
-static int acl_report(const acl_run *t, int64_t step, double secs)
-{
-    const char *out = t->o->t.out;
-    const mb_cli_val_hist *h = &t->ck.hist;
-    const int best = !t->o->t.select_last && h->best_step > 0 && h->best_step != step;
-    printf("classify: %lld steps, model %s (class names in %s.classes", (long long)step, out, out);
-    if (best)
-        printf("; the lowest validation loss, step %lld; the last step's model is %s.step-%lld",
-               (long long)h->best_step, out, (long long)step);
-    printf("), %.1fs\n", secs);
-    const mb_cli_eval *ev = best && t->have_best ? &t->best_ev : t->have_val ? &t->ev : NULL;
-    if (ev) {
-        printf("classify: validation accuracy %.4f on %lld clips (chance %.4f), loss %.4f%s\n", mb_cli_eval_acc(ev),
-               (long long)ev->n, mb_cli_eval_chance(ev), ev->n ? ev->loss / (double)ev->n : NAN,
-               best && !t->have_best ? ", the last step's model" : "");
-        mb_cli_print_confusion(stdout, &t->names, ev);
-    }
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        mb_cli_error(AUDIO_PROG, "stdout: write error");
-        return 1;
-    }
-    return 0;
+    (void)val;
+    mb_cli_cls_fields_val(&((const acl_run *)ud)->val, f, json);
 }
 
 static int acl_run_steps(acl_run *t, int64_t step)
@@ -556,10 +487,12 @@ static int acl_run_steps(acl_run *t, int64_t step)
         .patience = o->t.patience};
     int rc = mb_cli_train_loop(&run);
     rc = mb_cli_train_finish(&run, rc, o->t.out);
-    if (rc == 0) rc = acl_report(t, run.step, mb_cli_now() - t0);
+    if (rc == 0)
+        rc = mb_cli_cls_report(AUDIO_PROG, &t->val, &t->names, o->t.out, &t->ck.hist, o->t.select_last, run.step,
+                               mb_cli_now() - t0);
     if (t->logf && (rc == 0 || rc == MB_CLI_EXIT_INTERRUPTED))
         fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_acc\": %.6f, \"interrupted\": %s}\n",
-                (long long)run.step, t->have_val ? mb_cli_eval_acc(&t->ev) : NAN,
+                (long long)run.step, t->val.have_val ? mb_cli_eval_acc(&t->val.ev) : NAN,
                 rc == MB_CLI_EXIT_INTERRUPTED ? "true" : "false");
     FILE *log = t->logf;
     t->logf = NULL;

@@ -109,6 +109,38 @@ int audio_cmd_parse_pools(const char *s, mb_config *cfg)
     return 0;
 }
 
+int audio_cmd_unet_option(int c, const char *arg, mb_cli_train *t, audio_set_opts *so)
+{
+    int64_t v;
+    switch (c) {
+    case AUDIO_O_RATE:
+        if (mb_cli_parse_int(AUDIO_PROG, "--rate", arg, 1000, 384000, &v)) return -1;
+        so->rate = (int)v;
+        return 2;
+    case AUDIO_O_QUANT:
+        if (audio_quant_parse(arg, &so->quant)) {
+            mb_cli_error(AUDIO_PROG, "--quant expects mulaw or linear, got '%s'", arg);
+            return -1;
+        }
+        return 2;
+    case AUDIO_O_POOL:
+        if (audio_cmd_parse_pools(arg, &t->cfg)) {
+            mb_cli_error(AUDIO_PROG, "--pool expects factors >= 2 separated by commas (at most %d), got '%s'",
+                         MB_MAX_POOL, arg);
+            return -1;
+        }
+        break;
+    case AUDIO_O_PEXP:
+        if (mb_cli_parse_int(AUDIO_PROG, "--pool-expand", arg, 1, 8, &v)) return -1;
+        t->cfg.pool_expand = (int)v;
+        break;
+    case AUDIO_O_MLP: t->cfg.mlp = 1; break;
+    default: return 0;
+    }
+    t->set_model = 1;
+    return 1;
+}
+
 static void print_warning(const char *line, void *ud)
 {
     (void)ud;

@@ -47,6 +47,18 @@ int64_t audio_cmd_period(const mb_config *cfg);
  * it does not parse. */
 int audio_cmd_parse_pools(const char *s, mb_config *cfg);
 
+/* The flags of a new U-Net and of its audio, shared by train and classify
+ * train: --rate --quant (the audio) and --pool --pool-expand --mlp (the
+ * U-Net; they set t->set_model). AUDIO_UNET_OPTIONS goes into a command's
+ * option table; audio_cmd_unet_option handles option c: 0 not one of them,
+ * 1 a U-Net flag taken, 2 an audio flag taken, -1 a bad value (its error
+ * line printed). */
+enum { AUDIO_O_RATE = 0x800, AUDIO_O_QUANT, AUDIO_O_POOL, AUDIO_O_PEXP, AUDIO_O_MLP };
+#define AUDIO_UNET_OPTIONS                                                                                      \
+    {"rate", 1, 0, AUDIO_O_RATE}, {"quant", 1, 0, AUDIO_O_QUANT}, {"pool", 1, 0, AUDIO_O_POOL},                \
+        {"pool-expand", 1, 0, AUDIO_O_PEXP}, {"mlp", 0, 0, AUDIO_O_MLP}
+int audio_cmd_unet_option(int c, const char *arg, mb_cli_train *t, audio_set_opts *so);
+
 /* A mamba-audio checkpoint on ctx: refuses (one error line) what is not a
  * checkpoint or is another tool's model (not a SaShiMi U-Net of 256 classes).
  * n_classes > 0: as a classifier of that many classes (a head drawn from

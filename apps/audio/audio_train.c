@@ -76,55 +76,30 @@ static int tr_parse(tr_opts *o, int argc, char **argv)
     o->val_every = -1;
     o->val_windows = 64;
     const mb_cli_train defaults = o->t;
-    enum { O_DATA = 256, O_RATE, O_QUANT, O_VFRAC, O_VEVERY, O_VWIN, O_POOL, O_PEXP, O_MLP, O_FORCE };
+    enum { O_DATA = 256, O_VFRAC, O_VEVERY, O_VWIN, O_FORCE };
     static const struct option own[] = {
-        {"data", 1, 0, O_DATA}, {"rate", 1, 0, O_RATE}, {"quant", 1, 0, O_QUANT},
-        {"val-frac", 1, 0, O_VFRAC}, {"val-every", 1, 0, O_VEVERY}, {"val-windows", 1, 0, O_VWIN},
-        {"pool", 1, 0, O_POOL}, {"pool-expand", 1, 0, O_PEXP}, {"mlp", 0, 0, O_MLP},
-        {"force", 0, 0, O_FORCE}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"data", 1, 0, O_DATA}, {"val-frac", 1, 0, O_VFRAC}, {"val-every", 1, 0, O_VEVERY},
+        {"val-windows", 1, 0, O_VWIN}, AUDIO_UNET_OPTIONS, {"force", 0, 0, O_FORCE}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     struct option *opts = mb_cli_options_join(own);
     if (!opts) {
         mb_cli_error(AUDIO_PROG, "out of memory");
         return 1;
     }
     int c, bad = 0;
-    int64_t v;
     optind = 1;
     while (!bad && (c = mb_cli_getopt(AUDIO_PROG, "train", argc, argv, opts)) != -1) {
-        const int r = mb_cli_train_option(&o->t, AUDIO_PROG, c, optarg);
+        int r = mb_cli_train_option(&o->t, AUDIO_PROG, c, optarg);
+        if (!r) r = audio_cmd_unet_option(c, optarg, &o->t, &o->so);
         if (r) {
             bad = r < 0;
             continue;
         }
         switch (c) {
         case O_DATA: o->data = optarg; break;
-        case O_RATE:
-            bad = mb_cli_parse_int(AUDIO_PROG, "--rate", optarg, 1000, 384000, &v);
-            o->so.rate = (int)v;
-            break;
-        case O_QUANT:
-            if (audio_quant_parse(optarg, &o->so.quant)) {
-                mb_cli_error(AUDIO_PROG, "--quant expects mulaw or linear, got '%s'", optarg);
-                bad = 1;
-            }
-            break;
         case O_VFRAC: bad = mb_cli_parse_real(AUDIO_PROG, "--val-frac", optarg, 0.0, 0.9, &o->so.val_frac); break;
         case O_VEVERY: bad = mb_cli_parse_int(AUDIO_PROG, "--val-every", optarg, 1, INT64_C(1) << 40, &o->val_every); break;
         case O_VWIN: bad = mb_cli_parse_int(AUDIO_PROG, "--val-windows", optarg, 1, 1 << 20, &o->val_windows); break;
-        case O_POOL:
-            if (audio_cmd_parse_pools(optarg, &o->t.cfg)) {
-                mb_cli_error(AUDIO_PROG, "--pool expects factors >= 2 separated by commas (at most %d), got '%s'",
-                             MB_MAX_POOL, optarg);
-                bad = 1;
-            }
-            o->t.set_model = 1;
-            break;
-        case O_PEXP:
-            bad = mb_cli_parse_int(AUDIO_PROG, "--pool-expand", optarg, 1, 8, &v);
-            o->t.cfg.pool_expand = (int)v;
-            o->t.set_model = 1;
-            break;
-        case O_MLP: o->t.cfg.mlp = 1, o->t.set_model = 1; break;
         case O_FORCE: o->force = 1; break;
         case 'h':
             usage(stdout, &defaults);

@@ -285,3 +285,81 @@ void mb_cli_log_confusion(FILE *f, const mb_cli_eval *ev)
     }
     fputc(']', f);
 }
+
+double mb_cli_eval_loss(const mb_cli_eval *ev) { return ev->n ? ev->loss / (double)ev->n : NAN; }
+
+/* ---- a classifier's training run: its validations ------------------------------ */
+
+int mb_cli_cls_val_init(mb_cli_cls_val *v, const char *prog, int C, const char *unit)
+{
+    memset(v, 0, sizeof *v);
+    v->unit = unit;
+    v->ev.C = v->best.C = C;
+    v->ev.conf = calloc((size_t)C * C, sizeof *v->ev.conf);
+    v->best.conf = calloc((size_t)C * C, sizeof *v->best.conf);
+    if (!v->ev.conf || !v->best.conf) {
+        mb_cli_error(prog, "out of memory");
+        mb_cli_cls_val_free(v);
+        return -1;
+    }
+    return 0;
+}
+
+void mb_cli_cls_val_free(mb_cli_cls_val *v)
+{
+    free(v->ev.conf);
+    free(v->best.conf);
+    v->ev.conf = v->best.conf = NULL;
+}
+
+void mb_cli_cls_val_keep_best(mb_cli_cls_val *v)
+{
+    int64_t *conf = v->best.conf;
+    v->best = v->ev;
+    v->best.conf = conf;
+    memcpy(conf, v->ev.conf, sizeof *conf * (size_t)v->ev.C * (size_t)v->ev.C);
+    v->have_best = 1;
+}
+
+void mb_cli_cls_fields_train(const mb_loss_stats *acc, FILE *f, int json)
+{
+    const double loss = acc->count ? acc->loss_sum / (double)acc->count : NAN;
+    const double tacc = acc->count ? (double)acc->correct / (double)acc->count : NAN;
+    if (json) fprintf(f, ", \"train_loss\": %.6f, \"train_acc\": %.6f", loss, tacc);
+    else fprintf(f, "  loss %.4f  acc %.3f", loss, tacc);
+}
+
+void mb_cli_cls_fields_val(const mb_cli_cls_val *v, FILE *f, int json)
+{
+    const mb_cli_eval *ev = &v->ev;
+    if (!json) {
+        fprintf(f, "  val acc %.4f loss %.4f", mb_cli_eval_acc(ev), mb_cli_eval_loss(ev));
+        return;
+    }
+    fprintf(f, ", \"val_acc\": %.6f, \"val_loss\": %.6f, \"val_%s\": %lld", mb_cli_eval_acc(ev),
+            mb_cli_eval_loss(ev), v->unit, (long long)ev->n);
+    mb_cli_log_confusion(f, ev);
+}
+
+int mb_cli_cls_report(const char *prog, const mb_cli_cls_val *v, const mb_cli_names *names, const char *out,
+                      const mb_cli_val_hist *h, int select_last, int64_t step, double secs)
+{
+    const int best = !select_last && h->best_step > 0 && h->best_step != step;
+    printf("classify: %lld steps, model %s (class names in %s.classes", (long long)step, out, out);
+    if (best)
+        printf("; the lowest validation loss, step %lld; the last step's model is %s.step-%lld",
+               (long long)h->best_step, out, (long long)step);
+    printf("), %.1fs\n", secs);
+    const mb_cli_eval *ev = best && v->have_best ? &v->best : v->have_val ? &v->ev : NULL;
+    if (ev) {
+        printf("classify: validation accuracy %.4f on %lld %s (chance %.4f), loss %.4f%s\n", mb_cli_eval_acc(ev),
+               (long long)ev->n, v->unit, mb_cli_eval_chance(ev), mb_cli_eval_loss(ev),
+               best && !v->have_best ? ", the last step's model" : "");
+        mb_cli_print_confusion(stdout, names, ev);
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        mb_cli_error(prog, "stdout: write error");
+        return 1;
+    }
+    return 0;
+}

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "mamba.h"
+#include "mb_cli_ckpt.h"
 #include "mb_cli_out.h"
 
 /* ---- class names ------------------------------------------------------------ */
@@ -92,5 +93,34 @@ double mb_cli_eval_chance(const mb_cli_eval *ev);
 void mb_cli_print_confusion(FILE *f, const mb_cli_names *names, const mb_cli_eval *ev);
 /* ', "confusion": [[...], ...]' for a JSON line. */
 void mb_cli_log_confusion(FILE *f, const mb_cli_eval *ev);
+/* The mean cross-entropy in nats (NaN when nothing was counted). */
+double mb_cli_eval_loss(const mb_cli_eval *ev);
+
+/* ---- a classifier's training run: its validations ------------------------------ */
+
+/* The last validation, and the one of the model kept as the best (the
+ * lowest held-out loss) when it was made in this process. */
+typedef struct {
+    mb_cli_eval ev, best;
+    int have_val, have_best;
+    const char *unit; /* what is classified: "windows", "clips" */
+} mb_cli_cls_val;
+
+/* For C classes; -1 after an error line. */
+int mb_cli_cls_val_init(mb_cli_cls_val *v, const char *prog, int C, const char *unit);
+void mb_cli_cls_val_free(mb_cli_cls_val *v);
+/* ev becomes the best's validation. */
+void mb_cli_cls_val_keep_best(mb_cli_cls_val *v);
+/* The training loop's fields (mb_cli_loop.h) of a classifier: the training
+ * loss in nats and batch accuracy; the validation's accuracy and loss,
+ * with the count and the confusion matrix in the JSON line. */
+void mb_cli_cls_fields_train(const mb_loss_stats *acc, FILE *f, int json);
+void mb_cli_cls_fields_val(const mb_cli_cls_val *v, FILE *f, int json);
+/* The run's summary on stdout: "classify: STEPS steps, model OUT (class
+ * names in OUT.classes[; the best step]), SECSs", then the validation of
+ * the model in OUT (the best's when it was made in this process, else the
+ * last's, said) with the confusion matrix. 0, or 1 after the error line. */
+int mb_cli_cls_report(const char *prog, const mb_cli_cls_val *v, const mb_cli_names *names, const char *out,
+                      const mb_cli_val_hist *h, int select_last, int64_t step, double secs);
 
 #endif

@@ -178,10 +178,7 @@ typedef struct {
     FILE *logf;
     int64_t nval;     /* validation windows over the classes */
     int32_t *tok, *lab; /* a step's windows and labels */
-    mb_cli_eval ev;       /* the last validation */
-    int have_val;
-    mb_cli_eval best_ev;  /* the validation of the model in --out, when it was in this process */
-    int have_best;
+    mb_cli_cls_val val;   /* the last validation, and the best's */
     int load_classes; /* the head the checkpoint to resume must have */
 } cl_run;
 
@@ -190,8 +187,7 @@ static void cl_run_free(cl_run *t)
     if (t->logf) fclose(t->logf); /* after an error: mb_cli_log_close checks it on the way out */
     free(t->tok);
     free(t->lab);
-    free(t->ev.conf);
-    free(t->best_ev.conf);
+    mb_cli_cls_val_free(&t->val);
     mb_outfile_discard(t->classes);
     mb_cli_ckpt_free(&t->ck);
     mb_optim_free(t->opt);
@@ -271,11 +267,7 @@ static int cl_start(cl_run *t, int64_t step)
     const cl_data *d = t->d;
     const int C = d->C;
     const int64_t B = o->t.batch, L = o->t.seq_len;
-    t->ev.C = C;
-    if (!(t->ev.conf = calloc((size_t)C * C, sizeof *t->ev.conf))) {
-        mb_cli_error(DNA_PROG, "out of memory");
-        return -1;
-    }
+    if (mb_cli_cls_val_init(&t->val, DNA_PROG, C, "windows")) return -1;
     t->tok = malloc(sizeof(int32_t) * (size_t)(B * L));
     t->lab = malloc(sizeof(int32_t) * (size_t)B);
     if (!t->tok || !t->lab) {
@@ -331,10 +323,10 @@ static int cl_step(void *ud, int64_t step, mb_cli_step *out)
 static int cl_step_validate(void *ud, double *acc)
 {
     cl_run *t = ud;
-    const int rc = cl_validate(t->m, t->d, t->o->t.batch, &t->ev) ? 1 : 0;
+    const int rc = cl_validate(t->m, t->d, t->o->t.batch, &t->val.ev) ? 1 : 0;
     if (rc == 0) {
-        *acc = mb_cli_eval_acc(&t->ev);
-        t->have_val = 1;
+        *acc = mb_cli_eval_acc(&t->val.ev);
+        t->val.have_val = 1;
     }
     return mb_cli_dist_agree(rc);
 }
@@ -360,16 +352,7 @@ static int cl_save(void *ud)
 static int cl_save_best(void *ud)
 {
     cl_run *t = ud;
-    const int C = t->ev.C;
-    int64_t *conf = t->best_ev.conf;
-    if (!conf && !(conf = calloc((size_t)C * C, sizeof *conf))) {
-        mb_cli_error(DNA_PROG, "out of memory");
-        return 1;
-    }
-    t->best_ev = t->ev;
-    t->best_ev.conf = conf;
-    memcpy(conf, t->ev.conf, sizeof *conf * (size_t)C * C);
-    t->have_best = 1;
+    mb_cli_cls_val_keep_best(&t->val);
     return cl_commit_classes(t) || mb_cli_ckpt_save_best(&t->ck, t->m) ? 1 : 0;
 }
 
@@ -378,56 +361,19 @@ static int cl_save_best(void *ud)
 static double cl_val_loss(void *ud, double acc)
 {
     (void)acc;
-    const cl_run *t = ud;
-    return t->ev.n ? t->ev.loss / (double)t->ev.n : NAN;
+    return mb_cli_eval_loss(&((const cl_run *)ud)->val.ev);
 }
 
-/* The progress fields: the training loss in nats and the batch accuracy;
- * the validation accuracy, with its loss and confusion matrix in the log. */
 static void cl_fields_train(void *ud, const mb_loss_stats *acc, FILE *f, int json)
 {
     (void)ud;
-    const double loss = acc->count ? acc->loss_sum / (double)acc->count : NAN;
-    const double tacc = acc->count ? (double)acc->correct / (double)acc->count : NAN;
-    if (json) fprintf(f, ", \"train_loss\": %.6f, \"train_acc\": %.6f", loss, tacc);
-    else fprintf(f, "  loss %.4f  acc %.3f", loss, tacc);
+    mb_cli_cls_fields_train(acc, f, json);
 }
 
 static void cl_fields_val(void *ud, double val, FILE *f, int json)
 {
-    const cl_run *t = ud;
-    if (!json) {
-        fprintf(f, "  val acc %.4f", val);
-        return;
-    }
-    fprintf(f, ", \"val_acc\": %.6f, \"val_loss\": %.6f, \"val_windows\": %lld", val,
-            t->ev.n ? t->ev.loss / (double)t->ev.n : NAN, (long long)t->ev.n);
-    mb_cli_log_confusion(f, &t->ev);
-}
-
-/* The summary on stdout: steps, model, and the validation of the model in
- * CLS (the best's when it was in this process, else the last's, said). */
-static int cl_report(const cl_run *t, int64_t step, double secs)
-{
-    const char *out = t->o->t.out;
-    const mb_cli_val_hist *h = &t->ck.hist;
-    const int best = !t->o->t.select_last && h->best_step > 0 && h->best_step != step;
-    printf("classify: %lld steps, model %s (class names in %s.classes", (long long)step, out, out);
-    if (best)
-        printf("; the lowest validation loss, step %lld; the last step's model is %s.step-%lld",
-               (long long)h->best_step, out, (long long)step);
-    printf("), %.1fs\n", secs);
-    const mb_cli_eval *ev = best && t->have_best ? &t->best_ev : t->have_val ? &t->ev : NULL;
-    if (ev) {
-        printf("classify: validation accuracy %.4f on %lld windows (chance %.4f)%s\n", mb_cli_eval_acc(ev),
-               (long long)ev->n, mb_cli_eval_chance(ev), best && !t->have_best ? ", the last step's model" : "");
-        mb_cli_print_confusion(stdout, &t->d->names, ev);
-    }
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        mb_cli_error(DNA_PROG, "stdout: write error");
-        return 1;
-    }
-    return 0;
+    (void)val;
+    mb_cli_cls_fields_val(&((const cl_run *)ud)->val, f, json);
 }
 
 /* The distance rule on the model in CLS (the best's, read back, or this
@@ -476,8 +422,8 @@ static int cl_run_steps(cl_run *t, int64_t step)
     if (step >= o->t.steps) {
         fprintf(stderr, DNA_PROG ": %s is already at step %lld of %lld: validating only\n", o->t.out,
                 (long long)step, (long long)o->t.steps);
-        if (cl_validate(t->m, t->d, o->t.batch, &t->ev)) return 1;
-        t->have_val = 1;
+        if (cl_validate(t->m, t->d, o->t.batch, &t->val.ev)) return 1;
+        t->val.have_val = 1;
     }
     mb_cli_train_run run = {
         .prog = DNA_PROG, .opt = t->opt, .log = t->logf, .steps = o->t.steps, .last = o->t.steps,
@@ -488,11 +434,13 @@ static int cl_run_steps(cl_run *t, int64_t step)
         .best_out = o->t.select_last ? NULL : o->t.out, .patience = o->t.patience};
     int rc = mb_cli_train_loop(&run);
     rc = mb_cli_train_finish(&run, rc, o->t.out);
-    if (rc == 0) rc = cl_report(t, run.step, mb_cli_now() - t0);
+    if (rc == 0)
+        rc = mb_cli_cls_report(DNA_PROG, &t->val, &t->d->names, o->t.out, &t->ck.hist, o->t.select_last, run.step,
+                               mb_cli_now() - t0);
     if (rc == 0 && mb_cli_rank() == 0) rc = cl_fit_novelty(t, run.step);
     if (t->logf && (rc == 0 || rc == MB_CLI_EXIT_INTERRUPTED))
         fprintf(t->logf, "{\"event\": \"end\", \"step\": %lld, \"val_acc\": %.6f, \"interrupted\": %s}\n",
-                (long long)run.step, t->have_val ? mb_cli_eval_acc(&t->ev) : NAN,
+                (long long)run.step, t->val.have_val ? mb_cli_eval_acc(&t->val.ev) : NAN,
                 rc == MB_CLI_EXIT_INTERRUPTED ? "true" : "false");
     /* the log's last line and its close: a lost line fails the run (the
      * classifier is saved) */
