@@ -22,7 +22,7 @@
 #   CL_STEPS=3000 CL_BATCH=32 CL_MODEL="--d-model 64 --n-layer 2"   (the classifier)
 #   LM_STEPS=3000 LM_BATCH=16 LM_INITS="real complex"  (SaShiMi-Mamba:
 #   LM_MODEL="--d-model 64 --n-layer 8 --pool 4,4 --expand 2", the paper's SC09 size)
-#   GEN_N=640 GEN_BAND=0.1,0.9 (draws, the kept band: 512 of 640)
+#   GEN_N=640 GEN_BAND=0.1,0.9 (draws, the kept band: 512 of 640)  NDB_BINS=50
 #   BUDGET_S=0   stop starting new stages after this many seconds (0: none)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -46,6 +46,7 @@ LM_BATCH=${LM_BATCH:-16}
 LM_INITS=${LM_INITS:-real complex}
 GEN_N=${GEN_N:-640}
 GEN_BAND=${GEN_BAND:-0.1,0.9}
+NDB_BINS=${NDB_BINS:-50}
 BUDGET_S=${BUDGET_S:-0}
 W=${SC09_WORK:-/tmp/sc09-work}
 C=$W/corpus
@@ -140,7 +141,7 @@ for init in $LM_INITS; do
         "$AUD" generate --device "$DEVICE" --model "$M" --n "$GEN_N" --seconds 1 --keep-band "$GEN_BAND" \
             --out "$G/digit.wav" --scores "$R/gen-$init-scores.tsv" &&
             "$AUD" eval --metrics --device "$DEVICE" --classifier "$CLS" --generated "$G" --reference "$C/train" \
-                --json "$R/gen-$init-metrics.json" | tee "$R/gen-$init.txt"
+                --ndb-bins "$NDB_BINS" --json "$R/gen-$init-metrics.json" | tee "$R/gen-$init.txt"
         finish "gen-$init" "${PIPESTATUS[0]}" "$(head -1 "$R/gen-$init.txt" 2>/dev/null), $(($(date +%s) - s)) s"
     fi
 done
@@ -148,7 +149,7 @@ done
 # ---- the real test set under the same classifier: what the samples aim at ----
 if [ -f "$CLS" ] && stage real-test; then
     "$AUD" eval --metrics --device "$DEVICE" --classifier "$CLS" --generated "$C/test" --reference "$C/train" \
-        --json "$R/real-test-metrics.json" | tee "$R/real-test.txt"
+        --ndb-bins "$NDB_BINS" --json "$R/real-test-metrics.json" | tee "$R/real-test.txt"
     finish real-test "${PIPESTATUS[0]}" "$(head -1 "$R/real-test.txt")"
 fi
 
