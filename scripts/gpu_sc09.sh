@@ -19,11 +19,17 @@
 # in another session when the results dir comes back; RESULTS_DIR/table.md
 # is the table so far. Settings (environment):
 #   DEVICE=cuda  PREC=tf32  CORPUS_OPTS="--takes 2" (make_sc09.sh's: 16320 clips)
-#   CL_STEPS=3000 CL_BATCH=32 CL_MODEL="--d-model 64 --n-layer 2"   (the classifier)
-#   LM_STEPS=3000 LM_BATCH=16 LM_INITS="real complex"  (SaShiMi-Mamba:
+#   CL_STEPS=2000 CL_BATCH=32 CL_MODEL="--d-model 64 --n-layer 2"   (the classifier)
+#   LM_STEPS=1500 LM_BATCH=16 LM_INITS="real complex"  (SaShiMi-Mamba:
 #   LM_MODEL="--d-model 64 --n-layer 8 --pool 4,4 --expand 2", the paper's SC09 size)
 #   GEN_N=640 GEN_BAND=0.1,0.9 (draws, the kept band: 512 of 640)  NDB_BINS=50
 #   BUDGET_S=0   stop starting new stages after this many seconds (0: none)
+#   SC09_WORK=./sc09-work  the corpus and the models (git-ignored, so a lent
+#                machine keeps them between calls while it stays warm)
+# A device call runs at most 10 minutes: call it again (BUDGET_S=420 each
+# time) until the table is complete; every stage fits in one call at the
+# default sizes on an H200 (estimated from bench_audio's training rates,
+# not yet run).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 R=${1:-${OUT:+$OUT/sc09}}
@@ -37,18 +43,18 @@ AUD=$(cd "$(dirname "$AUD")" && pwd)/mamba-audio
 DEVICE=${DEVICE:-cuda}
 PREC=${PREC:-tf32}
 CORPUS_OPTS=${CORPUS_OPTS:---takes 2}
-CL_STEPS=${CL_STEPS:-3000}
+CL_STEPS=${CL_STEPS:-2000}
 CL_BATCH=${CL_BATCH:-32}
 CL_MODEL=${CL_MODEL:---d-model 64 --n-layer 2}
 LM_MODEL=${LM_MODEL:---d-model 64 --n-layer 8 --pool 4,4 --expand 2}
-LM_STEPS=${LM_STEPS:-3000}
+LM_STEPS=${LM_STEPS:-1500}
 LM_BATCH=${LM_BATCH:-16}
 LM_INITS=${LM_INITS:-real complex}
 GEN_N=${GEN_N:-640}
 GEN_BAND=${GEN_BAND:-0.1,0.9}
 NDB_BINS=${NDB_BINS:-50}
 BUDGET_S=${BUDGET_S:-0}
-W=${SC09_WORK:-/tmp/sc09-work}
+W=${SC09_WORK:-$PWD/sc09-work}
 C=$W/corpus
 mkdir -p "$W"
 t0=$(date +%s)
