@@ -6,7 +6,8 @@
 # bits per sample on the held-out pieces at its own context and at 2^19.
 #
 #   bash data/audio/make_piano.sh --pieces 28 --seconds 64 --seed 1 --format flac   (here: 40 MB)
-#   bash scripts/gpu_piano.sh [RESULTS_DIR]     (default: $OUT/piano, or ./piano-out)
+#   bash scripts/gpu_piano.sh [RESULTS_DIR]     (default ./piano-out, git-ignored)
+#   on a lent machine: bash scripts/gpu_piano.sh; cp piano-out/rows.tsv $OUT/
 #
 # On a GPU machine the pieces come along as a carried path
 # (carry "data/audio/out/piano" beside ".deps"). Needs a built mamba-audio
@@ -18,8 +19,7 @@
 #   MODEL="" (the default U-Net: d_model 64, 2 blocks a stage, pools 4,4)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-R=${1:-${OUT:+$OUT/piano}}
-R=${R:-piano-out}
+R=${1:-piano-out}
 mkdir -p "$R"
 D=data/audio/out/piano
 [ -d "$D" ] || { echo "gpu_piano.sh: $D missing (data/audio/make_piano.sh, see above)" >&2; exit 1; }

@@ -8,7 +8,11 @@
 # (FID, IS, mIS, AM, NDB) of those clips and of the real test set under the
 # classifier.
 #
-#   bash scripts/gpu_sc09.sh [RESULTS_DIR]     (default: $OUT/sc09, or ./sc09-out)
+#   bash scripts/gpu_sc09.sh [RESULTS_DIR]     (default ./sc09-out, git-ignored)
+#
+# On a lent machine (carry ".deps" and ".deps-tts"; $OUT is empty at every
+# call and at most 8 files come back):
+#   BUDGET_S=420 bash scripts/gpu_sc09.sh; tar czf $OUT/sc09.tgz sc09-out
 #
 # The TTS engines come as Debian packages in .deps-tts/ (bash
 # scripts/fetch_deps.sh tts, here; carry ".deps-tts" beside ".deps"),
@@ -32,8 +36,7 @@
 # not yet run).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-R=${1:-${OUT:+$OUT/sc09}}
-R=${R:-sc09-out}
+R=${1:-sc09-out}
 mkdir -p "$R"
 R=$(cd "$R" && pwd)
 AUD=build-gpu/apps/audio/mamba-audio
