@@ -239,6 +239,10 @@ static void test_generate_scores(void **st)
     mb_model_free(m);
     mb_ctx_free(ctx);
     remove(tsv);
+    /* the scores would overwrite the clip */
+    assert_int_equal(run("generate --model %s --seconds 0.01 --out %s --scores %s", g_model, tsv, tsv), 1);
+    assert_non_null(strstr(g_err, "the same file"));
+    assert_true(access(tsv, F_OK) != 0);
     /* a bad band */
     assert_int_equal(run("generate --model %s --keep-band 0.5,0.5 --out %s", g_model, out), 2);
     assert_int_equal(run("generate --model %s --keep-band 0.1 --out %s", g_model, out), 2);

@@ -216,6 +216,12 @@ int audio_cmd_generate(int argc, char **argv)
     else if ((scores_path = malloc(strlen(out) + 8)))
         snprintf(scores_path, strlen(out) + 8, "%.*s.tsv", (int)path_stem(out), out);
     if (!scores_path) goto oom;
+    for (int64_t i = 0; i < K; i++)
+        if (strcmp(paths[i], scores_path) == 0) {
+            mb_cli_error(AUDIO_PROG, "%s: the scores TSV and a clip would be the same file (give --scores)",
+                         scores_path);
+            goto done;
+        }
     if (mb_cli_check_writable(AUDIO_PROG, scores_path)) goto done;
     if (!(ctx = mb_cli_ctx(AUDIO_PROG, &t)) || !(m = audio_cmd_load_model(ctx, model, 0, 0)) || audio_meta_read(model, &meta))
         goto done;
