@@ -197,7 +197,8 @@ static void test_generate_scores(void **st)
     mb_model *m = mb_model_load(ctx, g_model);
     assert_non_null(m);
     const char *line = strchr(text, '\n') + 1;
-    int kept = 0, ranks = 0;
+    int kept = 0, ranks = 0, rk[5];
+    double lls[5];
     for (int r = 0; r < 5; r++, line = strchr(line, '\n') + 1) {
         char file[300];
         int clip, rank, keep;
@@ -205,6 +206,7 @@ static void test_generate_scores(void **st)
         assert_int_equal(sscanf(line, "%299s %d %lf %lf %d %d", file, &clip, &ll, &bits, &rank, &keep), 6);
         assert_int_equal(clip, r + 1);
         ranks |= 1 << rank;
+        rk[r] = rank, lls[r] = ll;
         assert_int_equal(keep, rank >= 2 && rank <= 4);
         assert_true(fabs(bits - (-ll / (800 * log(2.0)))) < 1e-5);
         if (!keep) {
@@ -235,6 +237,9 @@ static void test_generate_scores(void **st)
     }
     assert_int_equal(kept, 3);
     assert_int_equal(ranks, 0x3e); /* ranks 1..5, each once */
+    for (int i = 0; i < 5; i++) /* rank 1 the least likely */
+        for (int j = 0; j < 5; j++)
+            if (lls[i] < lls[j]) assert_true(rk[i] < rk[j]);
     free(text);
     mb_model_free(m);
     mb_ctx_free(ctx);

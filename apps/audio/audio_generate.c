@@ -128,11 +128,17 @@ done:
     return rc;
 }
 
-static const double *g_ll; /* qsort's key */
-static int by_ll(const void *a, const void *b)
+/* a clip's log-likelihood, for ranking: ties go to the earlier draw */
+typedef struct {
+    double ll;
+    int64_t clip;
+} gen_score;
+
+static int gen_score_cmp(const void *pa, const void *pb)
 {
-    const double x = g_ll[*(const int64_t *)a], y = g_ll[*(const int64_t *)b];
-    return x < y ? -1 : x > y ? 1 : (*(const int64_t *)a > *(const int64_t *)b) - (*(const int64_t *)a < *(const int64_t *)b);
+    const gen_score *a = pa, *b = pb;
+    if (a->ll != b->ll) return a->ll < b->ll ? -1 : 1;
+    return (a->clip > b->clip) - (a->clip < b->clip);
 }
 
 int audio_cmd_generate(int argc, char **argv)
@@ -197,7 +203,8 @@ int audio_cmd_generate(int argc, char **argv)
     uint8_t *pc = NULL, *cls = NULL;
     int32_t *tok = NULL, *drawn = NULL;
     double *ll = NULL;
-    int64_t *order = NULL;
+    gen_score *by = NULL; /* the clips, least likely first */
+    int64_t *rank = NULL; /* each clip's place in `by` */
     char *scores_path = NULL;
     mb_outfile *sf = NULL;
     /* the clips kept: likelihood ranks [lo, hi) of n */
@@ -310,20 +317,14 @@ int audio_cmd_generate(int argc, char **argv)
     const double secs = mb_cli_now() - t0;
     if (total > 0 && mb_cli_check_finite_step(AUDIO_PROG, m, st, tok, (int)n, model)) goto done;
     /* the log-likelihoods, their ranks, the clips of the band */
-    if (!(ll = malloc(sizeof(double) * (size_t)n)) || !(order = malloc(sizeof(int64_t) * (size_t)n))) goto oom;
+    if (!(ll = calloc((size_t)n, sizeof *ll)) || !(by = malloc(sizeof *by * (size_t)n)) ||
+        !(rank = malloc(sizeof *rank * (size_t)n)))
+        goto oom;
     if (total > 0 && score_clips(m, st, cls, n, total, np, period, ll)) goto done;
-    if (total == 0)
-        for (int64_t b = 0; b < n; b++) ll[b] = 0;
-    for (int64_t b = 0; b < n; b++) order[b] = b;
-    g_ll = ll;
-    qsort(order, (size_t)n, sizeof *order, by_ll);
-    int64_t *rank = malloc(sizeof(int64_t) * (size_t)n);
-    if (!rank) goto oom;
-    for (int64_t r = 0; r < n; r++) rank[order[r]] = r;
-    if (!(sf = mb_cli_outfile_open(AUDIO_PROG, scores_path))) {
-        free(rank);
-        goto done;
-    }
+    for (int64_t b = 0; b < n; b++) by[b] = (gen_score){ll[b], b};
+    qsort(by, (size_t)n, sizeof *by, gen_score_cmp);
+    for (int64_t r = 0; r < n; r++) rank[by[r].clip] = r;
+    if (!(sf = mb_cli_outfile_open(AUDIO_PROG, scores_path))) goto done;
     FILE *sfp = mb_outfile_fp(sf);
     int wbad = fprintf(sfp, "file\tclip\tloglik_nats\tbits_per_sample\trank\tkept\n") < 0;
     const int64_t counted = total - np;
@@ -333,7 +334,6 @@ int audio_cmd_generate(int argc, char **argv)
             audio_decode_buf(meta.quant, cls + b * total, total, wav);
             if (audio_write_wav(paths[k], wav, total, meta.rate, err, sizeof err)) {
                 mb_cli_error(AUDIO_PROG, "%s", err);
-                free(rank);
                 goto done;
             }
         }
@@ -343,7 +343,6 @@ int audio_cmd_generate(int argc, char **argv)
                            keep) < 0;
         k += keep;
     }
-    free(rank);
     if (wbad) {
         mb_cli_write_error(AUDIO_PROG, mb_outfile_path(sf));
         goto done;
@@ -357,10 +356,9 @@ int audio_cmd_generate(int argc, char **argv)
            (long long)n, n > 1 ? "s" : "", (double)total / meta.rate, meta.rate, audio_quant_name(meta.quant), sps,
            sps * (double)n, sps / meta.rate, paths[0], K > 1 ? " ..." : "");
     if (counted > 0) {
-        const double med = -ll[order[n / 2]] / ((double)counted * MB_CLI_LN2);
-        printf("generate: log-likelihood %.4f bits/sample (median; from %.4f to %.4f) in %s",
-               med, -ll[order[n - 1]] / ((double)counted * MB_CLI_LN2), -ll[order[0]] / ((double)counted * MB_CLI_LN2),
-               scores_path);
+        const double per = -1.0 / ((double)counted * MB_CLI_LN2); /* nats a clip -> bits a sample */
+        printf("generate: log-likelihood %.4f bits/sample (median; from %.4f to %.4f) in %s", per * by[n / 2].ll,
+               per * by[n - 1].ll, per * by[0].ll, scores_path);
         if (K < n) printf("; kept the %lld clips of likelihood ranks %lld..%lld of %lld", (long long)K,
                           (long long)lo + 1, (long long)hi, (long long)n);
         printf("\n");
@@ -373,7 +371,7 @@ done:
     for (int64_t i = 0; paths && i < K; i++) free(paths[i]);
     free(paths);
     mb_outfile_discard(sf);
-    free(scores_path), free(ll), free(order);
+    free(scores_path), free(ll), free(by), free(rank);
     free(pf), free(pc), free(cls), free(tok), free(drawn), free(wav);
     mb_state_free(st);
     mb_model_free(m);
