@@ -152,6 +152,12 @@ static void test_learns(void **st)
     double p[3];
     assert_int_equal(sscanf(row, "%299s %15s %15s %lf %lf %lf", file, cls, pred, &p[0], &p[1], &p[2]), 6);
     assert_true(fabs(p[0] + p[1] + p[2] - 1) < 1e-5);
+    /* a classifier without its CLS.classes: the classes are numbered */
+    sh("cp '%s' '%s/bare.safetensors' && cp '%s.audio' '%s/bare.safetensors.audio'", g_cls, g_root, g_cls, g_root);
+    assert_int_equal(run("classify predict --threads 2 --model %s/bare.safetensors %s/valid/noise/3.wav", g_root,
+                         g_root),
+                     0);
+    assert_non_null(strstr(g_out, "file\tpredicted\tp_class0\tp_class1\tp_class2\n"));
     /* without --labelled: a single file, no class column */
     assert_int_equal(run("classify predict --threads 2 --model %s %s/valid/noise/3.wav", g_cls, g_root), 0);
     assert_int_equal(mb_test_count(g_out, "\n"), 2);

@@ -1,5 +1,6 @@
 /* mamba-audio classify: the subcommand, labelled folders, and how a clip is
  * read by a classifier (audio_classify.h). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,6 +109,43 @@ int acl_lab_load(const char *path, const audio_set_opts *so, mb_cli_names *names
     return 0;
 }
 
+/* ---- a classifier and how it reads clips ---------------------------------------- */
+
+void acl_model_free(acl_model *c)
+{
+    mb_model_free(c->m);
+    mb_cli_names_free(&c->names);
+    memset(c, 0, sizeof *c);
+}
+
+int acl_model_load(mb_ctx *ctx, const char *path, int64_t L, acl_model *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!(out->m = audio_cmd_load_model(ctx, path, 0, 0)) || audio_meta_read(path, &out->meta)) goto fail;
+    const mb_config *mc = mb_model_config(out->m);
+    if (mc->n_classes < 2) {
+        mb_cli_error(AUDIO_PROG, "%s: not a classifier (%s): train one with '" AUDIO_PROG " classify train'%s", path,
+                     mc->n_classes ? "a head of one class" : "no classification head",
+                     mc->n_classes ? "" : " (--model starts from a '" AUDIO_PROG " train' model)");
+        goto fail;
+    }
+    if (mb_cli_classes_names(AUDIO_PROG, path, mc->n_classes, &out->names)) goto fail;
+    const int64_t P = audio_cmd_period(mc);
+    if (L == 0) L = out->meta.window > 0 ? out->meta.window : (out->meta.rate + P - 1) / P * P;
+    if (L % P) {
+        mb_cli_error(AUDIO_PROG, "--seq-len %lld is not a multiple of %s's pooling period %lld", (long long)L, path,
+                     (long long)P);
+        goto fail;
+    }
+    out->L = L;
+    audio_set_opts_default(&out->so);
+    out->so.rate = out->meta.rate, out->so.quant = out->meta.quant, out->so.val_frac = 0;
+    return 0;
+fail:
+    acl_model_free(out);
+    return -1;
+}
+
 /* ---- a clip's pooled vector and class -------------------------------------------- */
 
 /* the pooler's fetch: window w0 + b of the list */
@@ -192,6 +230,12 @@ int acl_read_clips(mb_model *m, const audio_set *set, const int64_t *files, int6
             mb_cli_error(AUDIO_PROG, "%s: %s", what, mb_error_last());
             goto done;
         }
+        for (int64_t i = 0; probs && i < nb * C; i++)
+            if (!isfinite(probs[i0 * C + i])) {
+                mb_cli_error(AUDIO_PROG, "%s: the classifier's probabilities are not finite (its numbers overflow)",
+                             what);
+                goto done;
+            }
     }
     rc = 0;
 done:

@@ -42,15 +42,33 @@ typedef struct {
 int acl_lab_load(const char *path, const audio_set_opts *so, mb_cli_names *names, int add_new, acl_lab *out);
 void acl_lab_free(acl_lab *l);
 
+/* ---- a classifier and how it reads clips ---------------------------------------- */
+
+typedef struct {
+    mb_model *m;
+    mb_cli_names names; /* CLS.classes, or class0 .. */
+    audio_meta meta;    /* CLS.audio */
+    audio_set_opts so;  /* audio read at its rate and quantizer, every file used */
+    int64_t L;          /* its window */
+} acl_model;
+
+/* The classifier CLS on ctx (a mamba-audio model with a head of two
+ * classes or more), its names and audio settings; L > 0 another window (a
+ * multiple of its pooling period), 0 its own (CLS.audio's window, else a
+ * second rounded up to the period). -1 after an error line. */
+int acl_model_load(mb_ctx *ctx, const char *path, int64_t L, acl_model *out);
+void acl_model_free(acl_model *c);
+
 /* ---- a clip's pooled vector and class -------------------------------------------- */
 
 /* Clips files[0..n) of set read by the classifier m: each clip tiled by
  * windows of L samples (the last padded on the left with silence, as
  * training pads short clips), each window's mean final hidden state
  * through chunks, and the clip's vector the mean of its windows'. feat
- * (n, d_model) and probs (n, n_classes; the head on feat) may be NULL. A
- * progress line on stderr when due ("PROG: what i/n clips, ETA") and a
- * stop on Ctrl-C or SIGTERM (-1 after its line). */
+ * (n, d_model) and probs (n, n_classes; the head on feat) may be NULL.
+ * Probabilities that are not finite (a model whose numbers overflow) are
+ * an error. A progress line on stderr when due ("PROG: what i/n clips,
+ * ETA") and a stop on Ctrl-C or SIGTERM (-1 after its line). */
 int acl_read_clips(mb_model *m, const audio_set *set, const int64_t *files, int64_t n, int64_t L, const char *what,
                    float *feat, float *probs);
 

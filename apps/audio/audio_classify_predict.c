@@ -2,7 +2,6 @@
  * under a classifier from classify train, read as its validation reads
  * clips (audio_classify.h); with --labelled, the accuracy and confusion
  * matrix of folders of class folders. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,46 +99,20 @@ int acl_predict(int argc, char **argv)
     const int nin = argc - optind;
     int rc = 1;
     mb_ctx *ctx = NULL;
-    mb_model *m = NULL;
-    mb_cli_names names = {0};
+    acl_model cm = {0};
     mb_cli_eval ev = {0};
     acl_input *in = calloc((size_t)nin, sizeof *in);
     float *probs = NULL;
-    audio_meta meta;
     if (!in) goto oom;
-    if (!(ctx = mb_cli_ctx(AUDIO_PROG, &t)) || !(m = audio_cmd_load_model(ctx, model, 0, 0)) ||
-        audio_meta_read(model, &meta))
-        goto done;
-    const mb_config *mc = mb_model_config(m);
-    const int C = mc->n_classes;
-    if (C < 1) {
-        mb_cli_error(AUDIO_PROG, "%s: no classification head (a '" AUDIO_PROG " train' model: train a classifier "
-                                 "from it with 'classify train --model')", model);
-        goto done;
-    }
-    const int got = mb_cli_classes_read(AUDIO_PROG, model, C, &names);
-    if (got < 0) goto done;
-    for (int k = 0; got == 0 && k < C; k++) {
-        char nm[32];
-        snprintf(nm, sizeof nm, "class%d", k);
-        if (mb_cli_names_add(&names, nm) < 0) goto oom;
-    }
-    const int64_t P = audio_cmd_period(mc);
-    if (L == 0) L = meta.window > 0 ? meta.window : (meta.rate + P - 1) / P * P;
-    if (L % P) {
-        mb_cli_error(AUDIO_PROG, "--seq-len %lld is not a multiple of %s's pooling period %lld", (long long)L, model,
-                     (long long)P);
-        goto done;
-    }
-    audio_set_opts so;
-    audio_set_opts_default(&so);
-    so.rate = meta.rate, so.quant = meta.quant, so.val_frac = 0;
+    if (!(ctx = mb_cli_ctx(AUDIO_PROG, &t)) || acl_model_load(ctx, model, L, &cm)) goto done;
+    const mb_cli_names *names = &cm.names;
+    const int C = names->n;
     int64_t most = 0;
     for (int k = 0; k < nin; k++) {
         const char *path = argv[optind + k];
         if (labelled) {
-            if (acl_lab_load(path, &so, &names, 0, &in[k].lab)) goto done;
-        } else if (!(in[k].lab.set = audio_cmd_load_set(path, &so))) {
+            if (acl_lab_load(path, &cm.so, &cm.names, 0, &in[k].lab)) goto done;
+        } else if (!(in[k].lab.set = audio_cmd_load_set(path, &cm.so))) {
             goto done;
         } else {
             in[k].lab.nfiles = audio_set_nfiles(in[k].lab.set);
@@ -154,25 +127,20 @@ int acl_predict(int argc, char **argv)
     if (labelled && !(ev.conf = calloc((size_t)C * C, sizeof *ev.conf))) goto oom;
     if (printf("file%s\tpredicted", labelled ? "\tclass" : "") < 0) goto write_fail;
     for (int j = 0; j < C; j++)
-        if (printf("\tp_%s", names.v[j]) < 0) goto write_fail;
+        if (printf("\tp_%s", names->v[j]) < 0) goto write_fail;
     if (putchar('\n') == EOF) goto write_fail;
     for (int k = 0; k < nin; k++) {
-        if (acl_read_clips(m, in[k].lab.set, in[k].files, in[k].n, L, argv[optind + k], NULL, probs)) goto done;
-        for (int64_t i = 0; i < in[k].n * C; i++)
-            if (!isfinite(probs[i])) {
-                mb_cli_error(AUDIO_PROG, "%s: the classifier's probabilities are not finite (its numbers overflow)",
-                             model);
-                goto done;
-            }
-        if (acl_write_rows(&in[k], probs, &names, labelled)) goto done;
+        if (acl_read_clips(cm.m, in[k].lab.set, in[k].files, in[k].n, cm.L, argv[optind + k], NULL, probs))
+            goto done;
+        if (acl_write_rows(&in[k], probs, names, labelled)) goto done;
         for (int64_t i = 0; labelled && i < in[k].n; i++)
             mb_cli_eval_add(&ev, in[k].lab.cls[in[k].files[i]], probs + i * C);
     }
     if (fflush(stdout) != 0 || ferror(stdout)) goto write_fail;
     if (labelled) {
         fprintf(stderr, "classify: accuracy %.4f on %lld clips (chance %.4f), loss %.4f\n", mb_cli_eval_acc(&ev),
-                (long long)ev.n, mb_cli_eval_chance(&ev), ev.n ? ev.loss / (double)ev.n : NAN);
-        mb_cli_print_confusion(stderr, &names, &ev);
+                (long long)ev.n, mb_cli_eval_chance(&ev), mb_cli_eval_loss(&ev));
+        mb_cli_print_confusion(stderr, names, &ev);
     }
     rc = 0;
     goto done;
@@ -188,8 +156,7 @@ done:
         free(in[k].files);
     }
     free(in), free(probs), free(ev.conf);
-    mb_cli_names_free(&names);
-    mb_model_free(m);
+    acl_model_free(&cm);
     mb_ctx_free(ctx);
     return rc;
 }

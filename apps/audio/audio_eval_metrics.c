@@ -65,36 +65,16 @@ int audio_eval_metrics(const mb_cli_train *t, const char *cls, const char *gen, 
     int rc = 1;
     char err[512];
     mb_ctx *ctx = NULL;
-    mb_model *m = NULL;
-    mb_cli_names names = {0};
+    acl_model cm = {0};
     em_view g = {0}, r = {0};
     mb_outfile *jf = NULL;
-    audio_meta meta;
     if (json && mb_cli_check_writable(AUDIO_PROG, json)) return 1;
-    if (!(ctx = mb_cli_ctx(AUDIO_PROG, t)) || !(m = audio_cmd_load_model(ctx, cls, 0, 0)) ||
-        audio_meta_read(cls, &meta))
-        goto done;
-    const mb_config *mc = mb_model_config(m);
-    const int C = mc->n_classes, d = mc->d_model;
-    if (C < 2) {
-        mb_cli_error(AUDIO_PROG, "%s: not a classifier (%s): train one with 'classify train'", cls,
-                     C ? "one class" : "no classification head");
-        goto done;
-    }
-    const int got = mb_cli_classes_read(AUDIO_PROG, cls, C, &names);
-    if (got < 0) goto done;
-    for (int k = 0; got == 0 && k < C; k++) {
-        char nm[32];
-        snprintf(nm, sizeof nm, "class%d", k);
-        if (mb_cli_names_add(&names, nm) < 0) goto done;
-    }
-    const int64_t P = audio_cmd_period(mc);
-    const int64_t L = meta.window > 0 ? meta.window : (meta.rate + P - 1) / P * P;
-    audio_set_opts so;
-    audio_set_opts_default(&so);
-    so.rate = meta.rate, so.quant = meta.quant, so.val_frac = 0;
+    if (!(ctx = mb_cli_ctx(AUDIO_PROG, t)) || acl_model_load(ctx, cls, 0, &cm)) goto done;
+    mb_model *m = cm.m;
+    const mb_cli_names *names = &cm.names;
+    const int C = names->n, d = mb_model_config(m)->d_model;
     const double t0 = mb_cli_now();
-    if (em_view_read(m, gen, &so, L, &g) || em_view_read(m, ref, &so, L, &r)) goto done;
+    if (em_view_read(m, gen, &cm.so, cm.L, &g) || em_view_read(m, ref, &cm.so, cm.L, &r)) goto done;
     if (r.n < bins) {
         mb_cli_error(AUDIO_PROG, "%s: %lld clips, fewer than NDB's %lld bins (--ndb-bins)", ref, (long long)r.n,
                      (long long)bins);
@@ -123,7 +103,7 @@ int audio_eval_metrics(const mb_cli_train *t, const char *cls, const char *gen, 
            ref, cls,
            mb_cli_now() - t0);
     printf("metrics: the generated clips' predicted classes:");
-    for (int c = 0; c < C; c++) printf(" %s %lld", names.v[c], (long long)g.hist[c]);
+    for (int c = 0; c < C; c++) printf(" %s %lld", names->v[c], (long long)g.hist[c]);
     printf("\n");
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mb_cli_write_error(AUDIO_PROG, NULL);
@@ -143,7 +123,7 @@ int audio_eval_metrics(const mb_cli_train *t, const char *cls, const char *gen, 
         fputs(", \"predicted\": {", f);
         for (int c = 0; c < C; c++) {
             fputs(c ? ", " : "", f);
-            mb_cli_json_str(f, names.v[c]);
+            mb_cli_json_str(f, names->v[c]);
             fprintf(f, ": %lld", (long long)g.hist[c]);
         }
         if (fputs("}}\n", f) == EOF || ferror(f)) {
@@ -160,8 +140,7 @@ done:
     mb_outfile_discard(jf);
     em_view_free(&g);
     em_view_free(&r);
-    mb_cli_names_free(&names);
-    mb_model_free(m);
+    acl_model_free(&cm);
     mb_ctx_free(ctx);
     return rc;
 }

@@ -106,6 +106,21 @@ int mb_cli_classes_read(const char *prog, const char *model, int C, mb_cli_names
     return rc;
 }
 
+int mb_cli_classes_names(const char *prog, const char *model, int C, mb_cli_names *out)
+{
+    const int got = mb_cli_classes_read(prog, model, C, out);
+    if (got < 0) return -1;
+    for (int k = 0; got == 0 && k < C; k++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "class%d", k);
+        if (mb_cli_names_add(out, nm) < 0) {
+            mb_cli_error(prog, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 mb_outfile *mb_cli_classes_write(const char *prog, const char *model, const mb_cli_names *names)
 {
     char *path = mb_cli_path_suffix(model, ".classes");

@@ -34,6 +34,9 @@ int mb_cli_name_ok(const char *s);
 /* MODEL.classes into out: 1 when read, 0 when there is none, -1 (error
  * line) when unreadable or not C names. */
 int mb_cli_classes_read(const char *prog, const char *model, int C, mb_cli_names *out);
+/* The names of a head of C classes: MODEL.classes, or class0 ..
+ * class<C-1> when there is none; 0, or -1 after an error line. */
+int mb_cli_classes_names(const char *prog, const char *model, int C, mb_cli_names *out);
 /* The names written to MODEL.classes's temporary file, to be committed
  * (mb_cli_outfile_commit) once the model is saved; NULL after an error
  * line. */

@@ -196,16 +196,7 @@ int cl_predict(int argc, char **argv)
         mb_cli_error(DNA_PROG, "%s: no classification head: train one with '" DNA_PROG " classify train'", o.in.model);
         goto done;
     }
-    const int got = mb_cli_classes_read(DNA_PROG, o.in.model, C, &names);
-    if (got < 0) goto done;
-    for (int k = 0; got == 0 && k < C; k++) {
-        char nm[32];
-        snprintf(nm, sizeof nm, "class%d", k);
-        if (mb_cli_names_add(&names, nm) < 0) {
-            mb_cli_error(DNA_PROG, "out of memory");
-            goto done;
-        }
-    }
+    if (mb_cli_classes_names(DNA_PROG, o.in.model, C, &names)) goto done;
     if (o.novel && cl_novel_read(o.in.model, &names, mb_model_config(m)->d_model, &nv)) goto done;
     for (int k = 0; (o.min_prob > 0 || o.novel) && k < C; k++)
         if (strcmp(names.v[k], "unknown") == 0) {
