@@ -172,10 +172,31 @@ static void test_from_pretrained(void **st)
     char pre[400], cls[400], path[450];
     snprintf(pre, sizeof pre, "%s/pre.safetensors", g_root);
     snprintf(cls, sizeof cls, "%s/from-pre.safetensors", g_root);
-    assert_int_equal(run("train --rate 8000 --seq-len 512 --d-model 16 --n-layer 1 --batch 4 --steps 5 "
+    assert_int_equal(run("train --rate 8000 --seq-len 512 --d-model 16 --n-layer 1 --batch 4 --steps 5 --seed 7 "
                          "--threads 2 --data %s/train --out %s",
                          g_root, pre),
                      0);
+    /* one step at a learning rate of 1e-9: the classifier's backbone is
+     * PRETRAINED's (a new model would be drawn from the classifier's seed, 1) */
+    char cls0[450];
+    snprintf(cls0, sizeof cls0, "%s/from-pre0.safetensors", g_root);
+    assert_int_equal(run("classify train --model %s --seq-len 1024 --batch 2 --lr 1e-9 --threads 2 --steps 1 "
+                         "--data %s/train --val-data %s/valid --out %s",
+                         pre, g_root, g_root, cls0),
+                     0);
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_model *mp = mb_model_load(ctx, pre), *mc0 = mb_model_load(ctx, cls0);
+    assert_non_null(mp);
+    assert_non_null(mc0);
+    assert_int_equal(mb_model_config(mc0)->n_classes, 3);
+    const float *ep = mb_test_param_data(mp, "backbone.embedding.weight"),
+                *ec = mb_test_param_data(mc0, "backbone.embedding.weight");
+    double worst = 0;
+    for (int i = 0; i < 256 * 16; i++) worst = fmax(worst, fabs((double)ep[i] - ec[i]));
+    printf("classifier from PRETRAINED after one step at lr 1e-9: embedding within %.2e of PRETRAINED's\n", worst);
+    assert_true(worst < 1e-6);
+    mb_model_free(mp), mb_model_free(mc0);
+    mb_ctx_free(ctx);
     /* the new-model flags are refused beside --model */
     assert_int_equal(run("classify train --model %s --d-model 8 --data %s/train --out %s", pre, g_root, cls), 2);
     assert_int_equal(run("classify train --model %s --seq-len 1024 --batch 12 --lr 4e-3 --threads 2 --steps 40 "
