@@ -91,7 +91,9 @@ int64_t audio_cmd_period(const mb_config *cfg)
     return P;
 }
 
-int audio_cmd_parse_pools(const char *s, mb_config *cfg)
+/* --pool's "P,P,..." (factors 2..64, at most MB_MAX_POOL) into cfg; -1 when
+ * it does not parse */
+static int parse_pools(const char *s, mb_config *cfg)
 {
     int n = 0;
     const char *p = s;
@@ -124,7 +126,7 @@ int audio_cmd_unet_option(int c, const char *arg, mb_cli_train *t, audio_set_opt
         }
         return 2;
     case AUDIO_O_POOL:
-        if (audio_cmd_parse_pools(arg, &t->cfg)) {
+        if (parse_pools(arg, &t->cfg)) {
             mb_cli_error(AUDIO_PROG, "--pool expects factors >= 2 separated by commas (at most %d), got '%s'",
                          MB_MAX_POOL, arg);
             return -1;

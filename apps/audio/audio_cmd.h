@@ -43,9 +43,6 @@ mb_outfile *audio_meta_write(const char *model, const audio_meta *m);
 /* The product of a U-Net's pooling factors, its pooling period: the
  * lengths it reads whole are multiples of it. */
 int64_t audio_cmd_period(const mb_config *cfg);
-/* --pool's "P,P,..." (factors 2..64, at most MB_MAX_POOL) into cfg; -1 when
- * it does not parse. */
-int audio_cmd_parse_pools(const char *s, mb_config *cfg);
 
 /* The flags of a new U-Net and of its audio, shared by train and classify
  * train: --rate --quant (the audio) and --pool --pool-expand --mlp (the
