@@ -117,34 +117,48 @@ static inline float scan_step_channel(const mb_scan_params *p, int d, float dt, 
     return 2.f * acc;
 }
 
-static inline float scan_silu(float z) { return z * scan_sigmoid(z); }
+/* The per-channel gates of channels d0 .. d0+nd-1 at one step: dt (after
+ * bias and softplus), silu(z); for the backward also sigmoid(z) and
+ * softplus' derivative sigmoid(pre) (1 above torch's threshold, 20). Eight
+ * at a time over the lanes, each lane the arithmetic scan_delta and
+ * scan_sigmoid do for one channel, so every pass gets the same bits. */
+typedef struct {
+    float dt[SCAN_DBLK], gz[SCAN_DBLK]; /* dt, silu(z) */
+    float sz[SCAN_DBLK], sp[SCAN_DBLK]; /* grads only: sigmoid(z), d softplus / d pre */
+} scan_gates;
 
-/* dt and the gate silu(z) of channels d0 .. d0+nd-1 at one step: eight at a
- * time over the lanes, each lane the arithmetic scan_delta and scan_silu do
- * for one channel. Always inlined: called, it ran in the baseline (SSE2)
- * build, half the lanes' speed, not in its caller's AVX2 clone. */
+/* Always inlined: called, it ran in the baseline (SSE2) build, half the
+ * lanes' speed, not in its caller's AVX2 clone. */
 #ifdef MB_HAVE_LANES
 MB_VINLINE
 #else
 static inline
 #endif
-void scan_block_gates(const mb_scan_params *p, const float *dlt, const float *zt, int d0, int nd, float *dt,
-                      float *gz)
+void scan_block_gates(const mb_scan_params *p, const float *dlt, const float *zt, int d0, int nd, int grads,
+                      scan_gates *g)
 {
 #ifdef MB_HAVE_LANES
     if (nd == 8) {
-        mb_f8 v = mb_f8_load(dlt + d0) + (p->delta_bias ? mb_f8_load(p->delta_bias + d0) : mb_f8_splat(0.f));
-        mb_f8_store(dt, p->delta_softplus ? mb_softplus8(v) : v);
+        const mb_f8 v = mb_f8_load(dlt + d0) + (p->delta_bias ? mb_f8_load(p->delta_bias + d0) : mb_f8_splat(0.f));
+        mb_f8_store(g->dt, p->delta_softplus ? mb_softplus8(v) : v);
+        if (grads && p->delta_softplus) mb_f8_store(g->sp, mb_f8_select(v > 20.f, mb_f8_splat(1.f), mb_sigmoid8(v)));
         if (zt) {
-            const mb_f8 z = mb_f8_load(zt + d0);
-            mb_f8_store(gz, z * mb_sigmoid8(z));
+            const mb_f8 z = mb_f8_load(zt + d0), sz = mb_sigmoid8(z);
+            mb_f8_store(g->gz, z * sz);
+            if (grads) mb_f8_store(g->sz, sz);
         }
         return;
     }
 #endif
     for (int j = 0; j < nd; j++) {
-        dt[j] = scan_delta(p, dlt, d0 + j, NULL);
-        if (zt) gz[j] = scan_silu(zt[d0 + j]);
+        float pre;
+        g->dt[j] = scan_delta(p, dlt, d0 + j, &pre);
+        if (grads && p->delta_softplus) g->sp[j] = pre > 20.f ? 1.f : scan_sigmoid(pre);
+        if (zt) {
+            const float sz = scan_sigmoid(zt[d0 + j]);
+            g->gz[j] = zt[d0 + j] * sz;
+            if (grads) g->sz[j] = sz;
+        }
     }
 }
 
@@ -176,13 +190,13 @@ static void scan_fwd_task(const mb_scan_params *p, float *y, float *hT, int b, i
         const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
         const float *zt = p->z ? scan_rowf(p->z, row, p->ld_z) : NULL;
         float *yt = y + row * D;
-        float dt[SCAN_DBLK], gz[SCAN_DBLK];
-        scan_block_gates(p, dlt, zt, d0, nd, dt, gz);
+        scan_gates g;
+        scan_block_gates(p, dlt, zt, d0, nd, 0, &g);
         for (int j = 0; j < nd; j++) {
             const int d = d0 + j;
-            float out = scan_step_channel(p, d, dt[j], ut[d], Bt, Ct, h + (size_t)j * sf);
+            float out = scan_step_channel(p, d, g.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf);
             if (p->Dskip) out += p->Dskip[d] * ut[d];
-            if (zt) out *= gz[j];
+            if (zt) out *= g.gz[j];
             yt[d] = out;
         }
     }
@@ -335,10 +349,9 @@ MB_OMP(omp parallel for schedule(static) num_threads(nthr) if (nblk > 1))
                 const size_t row = (size_t)b * L + t;
                 const float *ut = scan_rowf(p->u, row, p->ld_u), *dlt = scan_rowf(p->delta, row, p->ld_delta);
                 const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
-                for (int j = 0; j < nd; j++) {
-                    float dt = scan_delta(p, dlt, d0 + j, NULL);
-                    scan_step_channel(p, d0 + j, dt, ut[d0 + j], Bt, Ct, h + (size_t)j * sf);
-                }
+                scan_gates gt;
+                scan_block_gates(p, dlt, NULL, d0, nd, 0, &gt);
+                for (int j = 0; j < nd; j++) scan_step_channel(p, d0 + j, gt.dt[j], ut[d0 + j], Bt, Ct, h + (size_t)j * sf);
             }
             /* pass 2: chunks from last to first, states recomputed per chunk */
             for (int c = nck - 1; c >= 0; c--) {
@@ -349,14 +362,15 @@ MB_OMP(omp parallel for schedule(static) num_threads(nthr) if (nblk > 1))
                     const float *ut = scan_rowf(p->u, row, p->ld_u), *dlt = scan_rowf(p->delta, row, p->ld_delta);
                     const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
                     const float *zt = p->z ? scan_rowf(p->z, row, p->ld_z) : NULL;
+                    scan_gates gt;
+                    scan_block_gates(p, dlt, gy ? zt : NULL, d0, nd, 0, &gt);
                     for (int j = 0; j < nd; j++) {
                         const int d = d0 + j;
-                        float dt = scan_delta(p, dlt, d, NULL);
-                        float out = scan_step_channel(p, d, dt, ut[d], Bt, Ct, h + (size_t)j * sf);
+                        float out = scan_step_channel(p, d, gt.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf);
                         if (!gy) continue;
                         /* the forward's expression, on the same states */
                         if (p->Dskip) out += p->Dskip[d] * ut[d];
-                        if (zt) out *= scan_silu(zt[d]);
+                        if (zt) out *= gt.gz[j];
                         gy[row * D + d] = out;
                     }
                     memcpy(hs + (size_t)(t - t0) * SCAN_DBLK * sf, h, (size_t)nd * sf * sizeof(float));
@@ -370,10 +384,11 @@ MB_OMP(omp parallel for schedule(static) num_threads(nthr) if (nblk > 1))
                     const float *hprev = t > t0 ? hcur - (size_t)SCAN_DBLK * sf
                                                 : ck + (size_t)c * SCAN_DBLK * sf;
                     float *dBt = dBC + (size_t)t * 2 * sf, *dCt = dBt + sf;
+                    scan_gates gt;
+                    scan_block_gates(p, dlt, zt, d0, nd, 1, &gt);
                     for (int j = 0; j < nd; j++) {
                         const int d = d0 + j;
-                        const float x = ut[d];
-                        float pre, dt = scan_delta(p, dlt, d, &pre);
+                        const float x = ut[d], dt = gt.dt[j];
                         float dyf = dy[row * D + d];
                         if (zt) {
                             /* recompute the ungated output for the z gradient */
@@ -387,7 +402,7 @@ MB_OMP(omp parallel for schedule(static) num_threads(nthr) if (nblk > 1))
                                 acc *= 2.f;
                             }
                             float yfull = acc + (p->Dskip ? p->Dskip[d] * x : 0.f);
-                            float sg = scan_sigmoid(zt[d]);
+                            const float sg = gt.sz[j];
                             dz[row * g->ld_dz + d] = dyf * yfull * sg * (1.f + zt[d] * (1.f - sg));
                             dyf *= zt[d] * sg;
                         }
@@ -401,7 +416,7 @@ MB_OMP(omp parallel for schedule(static) num_threads(nthr) if (nblk > 1))
                                                      hcur + (size_t)j * sf, hprev + (size_t)j * sf,
                                                      G + (size_t)j * sf, dBt, dCt, &dxs);
                         du[row * g->ld_du + d] = dx + dxs;
-                        if (p->delta_softplus) ddt *= pre > 20.f ? 1.f : scan_sigmoid(pre);
+                        if (p->delta_softplus) ddt *= gt.sp[j];
                         ddelta[row * g->ld_ddelta + d] = ddt;
                         if (p->delta_bias) g->ddelta_bias[d] += ddt;
                     }
