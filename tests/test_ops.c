@@ -1409,6 +1409,15 @@ static void test_sample(void **state)
     for (int k = 0; k < 3000; k++) big[k] = k % 3 ? -900.f : 0.f; /* q of 0 for two thirds */
     sample_grid_check(big, 3000, 1.0, 0, 0.999);
     sample_grid_check(big, 3000, 1.0, 1500, 0.999); /* top-k above the classes of q > 0 */
+    /* top-k chosen by selection among many ties: 3000 equal logits, k 40
+     * = classes 0..39 (index breaks the ties), and a flat spread */
+    for (int k = 0; k < 3000; k++) big[k] = 0.f;
+    sample_grid_check(big, 3000, 1.0, 40, 1.0);
+    void *sb = malloc(mb_sample_scratch_bytes(3000));
+    for (int i = 0; i < 200; i++) assert_true(mb_sample_pick(big, 3000, 1.0, 40, 1.0, (i + 0.5) / 200.0, sb) < 40);
+    free(sb);
+    for (int k = 0; k < 3000; k++) big[k] = (float)((k * 7919) % 3000) * 1e-3f;
+    sample_grid_check(big, 3000, 1.0, 700, 0.8);
     free(big);
 
     /* the generator: uniform over 16 bins (each within 6 sigma of n/16),
