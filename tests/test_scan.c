@@ -87,10 +87,12 @@ static void sc_free(scan_case *s)
     mb_ctx_free(s->ctx);
 }
 
-static void grad_check(int cplx, int use_opts)
+/* N 3 takes every state one at a time; N 10 the lanes (eight states at a
+ * time) and then two alone */
+static void grad_check(int cplx, int use_opts, int N_state)
 {
     scan_case s;
-    sc_setup(&s, cplx, use_opts, 2, 70, 11, 3); /* L crosses a backward chunk, D a block */
+    sc_setup(&s, cplx, use_opts, 2, 70, 11, N_state); /* L crosses a backward chunk, D a block */
     size_t M = (size_t)s.B * s.L, D = s.D, N = s.N, nh = (size_t)s.B * D * s.sf;
     float *du = calloc(M * D, 4), *ddelta = calloc(M * D, 4), *dz = calloc(M * D, 4);
     float *dA = calloc(D * N, 4), *dAi = calloc(D * N, 4), *dD = calloc(D, 4), *dbias = calloc(D, 4);
@@ -106,8 +108,8 @@ static void grad_check(int cplx, int use_opts)
     char what[64];
 #define CHECK(name, x, gx, n)                                                           \
     do {                                                                                \
-        snprintf(what, sizeof what, "%s %s%s", cplx ? "complex" : "real", name,         \
-                 use_opts ? "" : " (plain)");                                           \
+        snprintf(what, sizeof what, "%s %s%s%s", cplx ? "complex" : "real", name,       \
+                 use_opts ? "" : " (plain)", N_state > 8 ? " (lanes)" : "");            \
         assert_true(mb_test_grad_check(what, sc_loss, &s, x, gx, n, 80, eps) < tol);   \
     } while (0)
     CHECK("du", s.u, du, M * D);
@@ -199,10 +201,12 @@ static void test_backward_reproducible(void **st)
     sc_free(&s);
 }
 
-static void test_grad_real(void **st) { (void)st; grad_check(0, 1); }
-static void test_grad_complex(void **st) { (void)st; grad_check(1, 1); }
-static void test_grad_real_plain(void **st) { (void)st; grad_check(0, 0); }
-static void test_grad_complex_plain(void **st) { (void)st; grad_check(1, 0); }
+static void test_grad_real(void **st) { (void)st; grad_check(0, 1, 3); }
+static void test_grad_complex(void **st) { (void)st; grad_check(1, 1, 3); }
+static void test_grad_real_plain(void **st) { (void)st; grad_check(0, 0, 3); }
+static void test_grad_complex_plain(void **st) { (void)st; grad_check(1, 0, 3); }
+static void test_grad_real_lanes(void **st) { (void)st; grad_check(0, 1, 10); }
+static void test_grad_complex_lanes(void **st) { (void)st; grad_check(1, 1, 10); }
 
 /* view of rows [t0, t0+len) of every (B, L, *) input as a (B, len) problem:
  * copies, since rows of different batches are L apart */
@@ -360,6 +364,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grad_real),        cmocka_unit_test(test_grad_complex),
+        cmocka_unit_test(test_grad_real_lanes),  cmocka_unit_test(test_grad_complex_lanes),
         cmocka_unit_test(test_backward_small_arena), cmocka_unit_test(test_backward_reproducible),
         cmocka_unit_test(test_grad_real_plain),  cmocka_unit_test(test_grad_complex_plain),
         cmocka_unit_test(test_pieces_real),      cmocka_unit_test(test_pieces_complex),

@@ -243,7 +243,29 @@ static inline float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grad
     float *dAd = g->dA + (size_t)d * N;
     float ddt = 0.f, dx = 0.f;
     if (!p->is_complex) {
-        for (int n = 0; n < N; n++) {
+        int n = 0;
+#ifdef MB_HAVE_LANES
+        /* eight states at a time, exp over the lanes as the forward's; ddt
+         * and dx sum their lanes in mb_f8_fold's order, then the rest */
+        const mb_f8 vdyf = mb_f8_splat(dyf), vdt = mb_f8_splat(dt), vx = mb_f8_splat(x);
+        mb_f8 sddt = mb_f8_splat(0.f), sdx = mb_f8_splat(0.f);
+        for (; n + 8 <= N; n += 8) {
+            const mb_f8 hn = mb_f8_load(h + n), Cn = mb_f8_load(Ct + n), Bn = mb_f8_load(Bt + n);
+            const mb_f8 An = mb_f8_load(Ad + n);
+            mb_f8_store(dCt + n, mb_f8_load(dCt + n) + vdyf * hn);
+            const mb_f8 Gn = mb_f8_load(G + n) + vdyf * Cn;
+            const mb_f8 a = mb_exp8(vdt * An);
+            const mb_f8 da = Gn * mb_f8_load(hp + n);
+            sddt += da * An * a + Gn * Bn * vx;
+            mb_f8_store(dAd + n, mb_f8_load(dAd + n) + da * vdt * a);
+            mb_f8_store(dBt + n, mb_f8_load(dBt + n) + Gn * vdt * vx);
+            sdx += Gn * Bn;
+            mb_f8_store(G + n, a * Gn);
+        }
+        ddt = mb_f8_fold(sddt, 0.f);
+        dx = mb_f8_fold(sdx, 0.f);
+#endif
+        for (; n < N; n++) {
             dCt[n] += dyf * h[n];
             float Gn = G[n] + dyf * Ct[n];
             float a = expf(dt * Ad[n]);
@@ -290,6 +312,123 @@ static inline float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grad
     return ddt;
 }
 
+/* What one block of channels of the backward reads: the arguments of
+ * mb_scan_bwd_cpu, the batch row b and the threads' scratch. */
+typedef struct {
+    const mb_scan_params *p;
+    const mb_scan_grads *g;
+    const float *dy, *dhT;
+    float **part; /* per thread: dB, dC partials; chunk states; a chunk's states */
+    int b, nck;
+} scan_bwd_job;
+
+/* The backward of channels blk*SCAN_DBLK.. of row b on thread tid: a
+ * function of its own so that it too has an AVX2 clone (an OpenMP loop's
+ * body is compiled for the baseline only: the lanes ran at half width). */
+MB_CPU_CLONES
+static void scan_bwd_block(const scan_bwd_job *job, int blk, int tid)
+{
+    const mb_scan_params *p = job->p;
+    const mb_scan_grads *g = job->g;
+    const float *dy = job->dy, *dhT = job->dhT;
+    float *du = g->du, *ddelta = g->ddelta, *dz = g->dz, *gy = g->y;
+    const int b = job->b, nck = job->nck, L = p->seqlen, D = p->dim, sf = scan_sf(p);
+    float **part = job->part;
+    float *dBC = part[3 * tid], *ck = part[3 * tid + 1], *hs = part[3 * tid + 2];
+    const int d0 = blk * SCAN_DBLK, nd = D - d0 < SCAN_DBLK ? D - d0 : SCAN_DBLK;
+    float h[SCAN_DBLK * SCAN_MAX_STATE], G[SCAN_DBLK * SCAN_MAX_STATE];
+    /* pass 1: states at chunk starts */
+    for (int j = 0; j < nd; j++) {
+        float *hj = h + (size_t)j * sf;
+        if (p->h0) memcpy(hj, p->h0 + ((size_t)b * D + d0 + j) * sf, sf * sizeof(float));
+        else memset(hj, 0, sf * sizeof(float));
+        if (dhT) memcpy(G + (size_t)j * sf, dhT + ((size_t)b * D + d0 + j) * sf, sf * sizeof(float));
+        else memset(G + (size_t)j * sf, 0, sf * sizeof(float));
+    }
+    for (int t = 0; t < L; t++) {
+        if (t % SCAN_CHUNK == 0)
+            memcpy(ck + (size_t)(t / SCAN_CHUNK) * SCAN_DBLK * sf, h, (size_t)nd * sf * sizeof(float));
+        const size_t row = (size_t)b * L + t;
+        const float *ut = scan_rowf(p->u, row, p->ld_u), *dlt = scan_rowf(p->delta, row, p->ld_delta);
+        const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
+        scan_gates gt;
+        scan_block_gates(p, dlt, NULL, d0, nd, 0, &gt);
+        for (int j = 0; j < nd; j++) scan_step_channel(p, d0 + j, gt.dt[j], ut[d0 + j], Bt, Ct, h + (size_t)j * sf);
+    }
+    /* pass 2: chunks from last to first, states recomputed per chunk */
+    for (int c = nck - 1; c >= 0; c--) {
+        const int t0 = c * SCAN_CHUNK, t1 = t0 + SCAN_CHUNK < L ? t0 + SCAN_CHUNK : L;
+        memcpy(h, ck + (size_t)c * SCAN_DBLK * sf, (size_t)nd * sf * sizeof(float));
+        for (int t = t0; t < t1; t++) {
+            const size_t row = (size_t)b * L + t;
+            const float *ut = scan_rowf(p->u, row, p->ld_u), *dlt = scan_rowf(p->delta, row, p->ld_delta);
+            const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
+            const float *zt = p->z ? scan_rowf(p->z, row, p->ld_z) : NULL;
+            scan_gates gt;
+            scan_block_gates(p, dlt, gy ? zt : NULL, d0, nd, 0, &gt);
+            for (int j = 0; j < nd; j++) {
+                const int d = d0 + j;
+                float out = scan_step_channel(p, d, gt.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf);
+                if (!gy) continue;
+                /* the forward's expression, on the same states */
+                if (p->Dskip) out += p->Dskip[d] * ut[d];
+                if (zt) out *= gt.gz[j];
+                gy[row * D + d] = out;
+            }
+            memcpy(hs + (size_t)(t - t0) * SCAN_DBLK * sf, h, (size_t)nd * sf * sizeof(float));
+        }
+        for (int t = t1 - 1; t >= t0; t--) {
+            const size_t row = (size_t)b * L + t;
+            const float *ut = scan_rowf(p->u, row, p->ld_u), *dlt = scan_rowf(p->delta, row, p->ld_delta);
+            const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
+            const float *zt = p->z ? scan_rowf(p->z, row, p->ld_z) : NULL;
+            const float *hcur = hs + (size_t)(t - t0) * SCAN_DBLK * sf;
+            const float *hprev = t > t0 ? hcur - (size_t)SCAN_DBLK * sf
+                                        : ck + (size_t)c * SCAN_DBLK * sf;
+            float *dBt = dBC + (size_t)t * 2 * sf, *dCt = dBt + sf;
+            scan_gates gt;
+            scan_block_gates(p, dlt, zt, d0, nd, 1, &gt);
+            for (int j = 0; j < nd; j++) {
+                const int d = d0 + j;
+                const float x = ut[d], dt = gt.dt[j];
+                float dyf = dy[row * D + d];
+                if (zt) {
+                    /* recompute the ungated output for the z gradient */
+                    const float *hj = hcur + (size_t)j * sf;
+                    float acc = 0.f;
+                    if (!p->is_complex)
+                        for (int n = 0; n < p->dstate; n++) acc += Ct[n] * hj[n];
+                    else {
+                        for (int n = 0; n < p->dstate; n++)
+                            acc += Ct[2 * n] * hj[2 * n] - Ct[2 * n + 1] * hj[2 * n + 1];
+                        acc *= 2.f;
+                    }
+                    float yfull = acc + (p->Dskip ? p->Dskip[d] * x : 0.f);
+                    const float sg = gt.sz[j];
+                    dz[row * g->ld_dz + d] = dyf * yfull * sg * (1.f + zt[d] * (1.f - sg));
+                    dyf *= zt[d] * sg;
+                }
+                float dx = 0.f;
+                if (p->Dskip) {
+                    g->dD[d] += dyf * x;
+                    dx += dyf * p->Dskip[d];
+                }
+                float dxs;
+                float ddt = scan_bwd_channel(p, g, d, dt, x, dyf, Bt, Ct,
+                                             hcur + (size_t)j * sf, hprev + (size_t)j * sf,
+                                             G + (size_t)j * sf, dBt, dCt, &dxs);
+                du[row * g->ld_du + d] = dx + dxs;
+                if (p->delta_softplus) ddt *= gt.sp[j];
+                ddelta[row * g->ld_ddelta + d] = ddt;
+                if (p->delta_bias) g->ddelta_bias[d] += ddt;
+            }
+        }
+    }
+    if (g->dh0)
+        for (int j = 0; j < nd; j++)
+            memcpy(g->dh0 + ((size_t)b * D + d0 + j) * sf, G + (size_t)j * sf, sf * sizeof(float));
+}
+
 void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const void *dyv, const float *dhT,
                      const mb_scan_grads *g, mb_arena *ws)
 {
@@ -322,7 +461,9 @@ void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const void *dyv, cons
         }
     }
 
+    scan_bwd_job job = {.p = p, .g = g, .dy = dy, .dhT = dhT, .part = part, .nck = nck};
     for (int b = 0; b < Bn; b++) {
+        job.b = b;
         for (int i = 0; i < nthr; i++) memset(part[3 * i], 0, (size_t)L * 2 * sf * sizeof(float));
         /* static: a thread's dB, dC partial sums its blocks in the same
          * order every run (a dynamic schedule hands blocks out by timing,
@@ -330,102 +471,7 @@ void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const void *dyv, cons
          * a resumed run was not the uninterrupted one). Blocks are equal
          * work, so nothing is lost. */
 MB_OMP(omp parallel for schedule(static) num_threads(nthr) if (nblk > 1))
-        for (int blk = 0; blk < nblk; blk++) {
-            const int tid = scan_thread_id();
-            float *dBC = part[3 * tid], *ck = part[3 * tid + 1], *hs = part[3 * tid + 2];
-            const int d0 = blk * SCAN_DBLK, nd = D - d0 < SCAN_DBLK ? D - d0 : SCAN_DBLK;
-            float h[SCAN_DBLK * SCAN_MAX_STATE], G[SCAN_DBLK * SCAN_MAX_STATE];
-            /* pass 1: states at chunk starts */
-            for (int j = 0; j < nd; j++) {
-                float *hj = h + (size_t)j * sf;
-                if (p->h0) memcpy(hj, p->h0 + ((size_t)b * D + d0 + j) * sf, sf * sizeof(float));
-                else memset(hj, 0, sf * sizeof(float));
-                if (dhT) memcpy(G + (size_t)j * sf, dhT + ((size_t)b * D + d0 + j) * sf, sf * sizeof(float));
-                else memset(G + (size_t)j * sf, 0, sf * sizeof(float));
-            }
-            for (int t = 0; t < L; t++) {
-                if (t % SCAN_CHUNK == 0)
-                    memcpy(ck + (size_t)(t / SCAN_CHUNK) * SCAN_DBLK * sf, h, (size_t)nd * sf * sizeof(float));
-                const size_t row = (size_t)b * L + t;
-                const float *ut = scan_rowf(p->u, row, p->ld_u), *dlt = scan_rowf(p->delta, row, p->ld_delta);
-                const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
-                scan_gates gt;
-                scan_block_gates(p, dlt, NULL, d0, nd, 0, &gt);
-                for (int j = 0; j < nd; j++) scan_step_channel(p, d0 + j, gt.dt[j], ut[d0 + j], Bt, Ct, h + (size_t)j * sf);
-            }
-            /* pass 2: chunks from last to first, states recomputed per chunk */
-            for (int c = nck - 1; c >= 0; c--) {
-                const int t0 = c * SCAN_CHUNK, t1 = t0 + SCAN_CHUNK < L ? t0 + SCAN_CHUNK : L;
-                memcpy(h, ck + (size_t)c * SCAN_DBLK * sf, (size_t)nd * sf * sizeof(float));
-                for (int t = t0; t < t1; t++) {
-                    const size_t row = (size_t)b * L + t;
-                    const float *ut = scan_rowf(p->u, row, p->ld_u), *dlt = scan_rowf(p->delta, row, p->ld_delta);
-                    const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
-                    const float *zt = p->z ? scan_rowf(p->z, row, p->ld_z) : NULL;
-                    scan_gates gt;
-                    scan_block_gates(p, dlt, gy ? zt : NULL, d0, nd, 0, &gt);
-                    for (int j = 0; j < nd; j++) {
-                        const int d = d0 + j;
-                        float out = scan_step_channel(p, d, gt.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf);
-                        if (!gy) continue;
-                        /* the forward's expression, on the same states */
-                        if (p->Dskip) out += p->Dskip[d] * ut[d];
-                        if (zt) out *= gt.gz[j];
-                        gy[row * D + d] = out;
-                    }
-                    memcpy(hs + (size_t)(t - t0) * SCAN_DBLK * sf, h, (size_t)nd * sf * sizeof(float));
-                }
-                for (int t = t1 - 1; t >= t0; t--) {
-                    const size_t row = (size_t)b * L + t;
-                    const float *ut = scan_rowf(p->u, row, p->ld_u), *dlt = scan_rowf(p->delta, row, p->ld_delta);
-                    const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
-                    const float *zt = p->z ? scan_rowf(p->z, row, p->ld_z) : NULL;
-                    const float *hcur = hs + (size_t)(t - t0) * SCAN_DBLK * sf;
-                    const float *hprev = t > t0 ? hcur - (size_t)SCAN_DBLK * sf
-                                                : ck + (size_t)c * SCAN_DBLK * sf;
-                    float *dBt = dBC + (size_t)t * 2 * sf, *dCt = dBt + sf;
-                    scan_gates gt;
-                    scan_block_gates(p, dlt, zt, d0, nd, 1, &gt);
-                    for (int j = 0; j < nd; j++) {
-                        const int d = d0 + j;
-                        const float x = ut[d], dt = gt.dt[j];
-                        float dyf = dy[row * D + d];
-                        if (zt) {
-                            /* recompute the ungated output for the z gradient */
-                            const float *hj = hcur + (size_t)j * sf;
-                            float acc = 0.f;
-                            if (!p->is_complex)
-                                for (int n = 0; n < p->dstate; n++) acc += Ct[n] * hj[n];
-                            else {
-                                for (int n = 0; n < p->dstate; n++)
-                                    acc += Ct[2 * n] * hj[2 * n] - Ct[2 * n + 1] * hj[2 * n + 1];
-                                acc *= 2.f;
-                            }
-                            float yfull = acc + (p->Dskip ? p->Dskip[d] * x : 0.f);
-                            const float sg = gt.sz[j];
-                            dz[row * g->ld_dz + d] = dyf * yfull * sg * (1.f + zt[d] * (1.f - sg));
-                            dyf *= zt[d] * sg;
-                        }
-                        float dx = 0.f;
-                        if (p->Dskip) {
-                            g->dD[d] += dyf * x;
-                            dx += dyf * p->Dskip[d];
-                        }
-                        float dxs;
-                        float ddt = scan_bwd_channel(p, g, d, dt, x, dyf, Bt, Ct,
-                                                     hcur + (size_t)j * sf, hprev + (size_t)j * sf,
-                                                     G + (size_t)j * sf, dBt, dCt, &dxs);
-                        du[row * g->ld_du + d] = dx + dxs;
-                        if (p->delta_softplus) ddt *= gt.sp[j];
-                        ddelta[row * g->ld_ddelta + d] = ddt;
-                        if (p->delta_bias) g->ddelta_bias[d] += ddt;
-                    }
-                }
-            }
-            if (g->dh0)
-                for (int j = 0; j < nd; j++)
-                    memcpy(g->dh0 + ((size_t)b * D + d0 + j) * sf, G + (size_t)j * sf, sf * sizeof(float));
-        }
+        for (int blk = 0; blk < nblk; blk++) scan_bwd_block(&job, blk, scan_thread_id());
         /* reduce the per-thread dB, dC partials of this batch row */
 MB_OMP(omp parallel for num_threads(nthr) if ((long)L * sf > 4096))
         for (int t = 0; t < L; t++) {
