@@ -31,6 +31,9 @@ targets, loss and grad.NAME as for the LM) come from generators of their own
 (SEED + 4, + 5), drawn after everything above, so the older files stay
 byte-identical; their fd check takes the best of three steps per tensor
 (the center's gradients are ~5e-6: agreement to ~2e-8 at worst).
+scan_{real,complex}_lanes: the scan at D 16, N 10 (the CPU's eight-wide
+paths and their rest), A_imag up to 40, from generators of their own
+(SEED + 20 .. 25).
 
     python3 scripts/golden.py            # writes tests/fixtures/*.safetensors
 """
@@ -365,8 +368,11 @@ def scan_inputs(t, is_complex):
     return u, delta, A, Bm, Cm, Dsk, z, db, h0
 
 
-def make_scan(rng, is_complex, rng_g, rng_fd):
-    Bt, L, Dm, N = 2, 37, 6, 4
+def make_scan(rng, is_complex, rng_g, rng_fd, dims=(2, 37, 6, 4), imag=6.0, tag_extra=""):
+    # dims (B, L, D, N); the "lanes" files take D 16 and N 10 so that the CPU's
+    # eight-wide paths (a block of eight channels' gates, eight states' decay)
+    # and their one-at-a-time rest are both checked against float64
+    Bt, L, Dm, N = dims
     nB = 2 * N if is_complex else N
     t = {}
     t["u"] = f32(rng.standard_normal((Bt, L, Dm)))
@@ -375,7 +381,7 @@ def make_scan(rng, is_complex, rng_g, rng_fd):
     t["delta"] = f32(rng.uniform(0.01, 0.6, (Bt, L, Dm)))
     t["A"] = f32(-rng.uniform(0.5, 4.0, (Dm, N)))
     if is_complex:
-        t["A_imag"] = f32(rng.uniform(-6.0, 6.0, (Dm, N)))
+        t["A_imag"] = f32(rng.uniform(-imag, imag, (Dm, N)))
     t["B"] = f32(rng.standard_normal((Bt, L, nB)))
     t["C"] = f32(rng.standard_normal((Bt, L, nB)))
     t["Dskip"] = f32(rng.standard_normal(Dm))
@@ -422,8 +428,10 @@ def make_scan(rng, is_complex, rng_g, rng_fd):
             hh = np.stack([hh.real, hh.imag], axis=-1)
         return float(np.sum(wy64 * yy) + np.sum(wh64 * hh))
 
-    tag = "scan_" + ("complex" if is_complex else "real")
-    fd_check(tag, loss, [(k, t64[k]) for k in order], grads, rng_fd)
+    tag = "scan_" + ("complex" if is_complex else "real") + tag_extra
+    # an A_imag of 40 makes the loss oscillate: smaller steps against truncation
+    fd_check(tag, loss, [(k, t64[k]) for k in order], grads, rng_fd,
+             steps=[1e-3, 2e-4, 5e-5] if tag_extra else None)
     tensors += [("wy", wy), ("wh", wh)]
     tensors += [("grad." + k, grads[k]) for k in order]
 
@@ -1359,6 +1367,13 @@ def main():
 
     w("scan_real.safetensors", *make_scan(rng, False, rng_g, rng_fd))
     w("scan_complex.safetensors", *make_scan(rng, True, rng_g, rng_fd))
+    # the lanes' scans: generators of their own (the files above stay byte-identical);
+    # A_imag up to 40 turns the decay through every quadrant (dt A_imag to ~56 rad)
+    for cplx in (False, True):
+        r_l = np.random.default_rng(SEED + 20 + cplx)
+        w("scan_%s_lanes.safetensors" % ("complex" if cplx else "real"),
+          *make_scan(r_l, cplx, np.random.default_rng(SEED + 22 + cplx), np.random.default_rng(SEED + 24 + cplx),
+                     dims=(2, 24, 16, 10), imag=40.0, tag_extra="_lanes"))
     w("conv.safetensors", *make_conv(rng))
     for tag, cplx, tied in (("real", False, True), ("complex", True, False)):
         P, meta, exp, emeta = make_lm(rng, cplx, tied, rng_g, rng_fd)

@@ -285,6 +285,14 @@ static void test_scan_complex(void **state)
     run_scan("scan_complex.safetensors", 1);
 }
 
+/* D 16 and N 10: the CPU's eight-wide gates and decays and their rest */
+static void test_scan_lanes(void **state)
+{
+    (void)state;
+    run_scan("scan_real_lanes.safetensors", 0);
+    run_scan("scan_complex_lanes.safetensors", 1);
+}
+
 /* Scan backward: loss = sum(wy * y) + sum(wh * hT) (all options), so
  * dy = wy and dhT = wh; every input's gradient against grad.<input>. The
  * overwritten outputs start as garbage, the accumulated ones at zero. */
@@ -408,6 +416,13 @@ static void test_scan_complex_grad(void **state)
 {
     (void)state;
     run_scan_grad("scan_complex.safetensors", 1);
+}
+
+static void test_scan_lanes_grad(void **state)
+{
+    (void)state;
+    run_scan_grad("scan_real_lanes.safetensors", 0);
+    run_scan_grad("scan_complex_lanes.safetensors", 1);
 }
 
 /* ---- causal depthwise conv1d --------------------------------------------- */
@@ -1145,8 +1160,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scan_real),
         cmocka_unit_test(test_scan_complex),
+        cmocka_unit_test(test_scan_lanes),
         cmocka_unit_test(test_scan_real_grad),
         cmocka_unit_test(test_scan_complex_grad),
+        cmocka_unit_test(test_scan_lanes_grad),
         cmocka_unit_test(test_conv1d),
         cmocka_unit_test(test_lm_real_forward),
         cmocka_unit_test(test_lm_bf16_forward),

@@ -22,6 +22,15 @@
 #define SCAN_CHUNK 64
 #define SCAN_MAX_STATE 512 /* floats per channel: N (real) or 2N (complex), N <= 256 */
 
+/* The per-channel helpers are always inlined where there are lanes: one GCC
+ * leaves out of line is compiled for the baseline (SSE2) only, not in its
+ * caller's AVX2 clone (seen: scan_bwd_channel, then scan_step_channel). */
+#ifdef MB_HAVE_LANES
+#define SCAN_INLINE MB_VINLINE
+#else
+#define SCAN_INLINE static inline
+#endif
+
 #ifdef MB_HAVE_LANES
 /* One lane of ops/vmath.h's functions: the channels computed one at a time
  * (the backward, a block's last few) get the bits the forward's eight at a
@@ -75,8 +84,47 @@ static inline float scan_delta(const mb_scan_params *p, const float *drow, int d
     return p->delta_softplus ? scan_softplus(v) : v;
 }
 
+/* The complex decay a = e^(dt A) of state n, ar + i ai. The states of whole
+ * lanes of eight (n < N8) come from a table the first of them fills, exp
+ * and sincos over the lanes (ops/vmath.h); the rest from libm, as the real
+ * states' lanes and tail. Step, forward and backward all take a from here. */
+SCAN_INLINE void scan_decay(float dt, const float *Ar, const float *Ai, int n, int N8, float *ar8, float *ai8, float *ar,
+                float *ai)
+{
+#ifdef MB_HAVE_LANES
+    if (n < N8) {
+        if (n % 8 == 0) {
+            const mb_f8 vdt = mb_f8_splat(dt), mag = mb_exp8(vdt * mb_f8_load(Ar + n));
+            mb_f8 sn, cs;
+            mb_sincos8(vdt * mb_f8_load(Ai + n), &sn, &cs);
+            mb_f8_store(ar8, mag * cs);
+            mb_f8_store(ai8, mag * sn);
+        }
+        *ar = ar8[n % 8];
+        *ai = ai8[n % 8];
+        return;
+    }
+#else
+    (void)N8, (void)ar8, (void)ai8;
+#endif
+    const float mag = expf(dt * Ar[n]);
+    *ar = mag * cosf(dt * Ai[n]);
+    *ai = mag * sinf(dt * Ai[n]);
+}
+
+/* states in whole lanes of eight (scan_decay's table) */
+static inline int scan_lanes_n(int N)
+{
+#ifdef MB_HAVE_LANES
+    return N & ~7;
+#else
+    (void)N;
+    return 0;
+#endif
+}
+
 /* One step for one channel: h <- a h + dt B x, returns C . h (2 Re for complex). */
-static inline float scan_step_channel(const mb_scan_params *p, int d, float dt, float x,
+SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, float x,
                                       const float *Bt, const float *Ct, float *h)
 {
     const int N = p->dstate;
@@ -104,9 +152,11 @@ static inline float scan_step_channel(const mb_scan_params *p, int d, float dt, 
     }
     const float *Ai = p->A_imag + (size_t)d * N;
     float dtx = dt * x;
+    const int N8 = scan_lanes_n(N);
+    float ar8[8], ai8[8];
     for (int n = 0; n < N; n++) {
-        float mag = expf(dt * Ad[n]);
-        float ar = mag * cosf(dt * Ai[n]), ai = mag * sinf(dt * Ai[n]);
+        float ar, ai;
+        scan_decay(dt, Ad, Ai, n, N8, ar8, ai8, &ar, &ai);
         float hr = h[2 * n], hi = h[2 * n + 1];
         float nr = ar * hr - ai * hi + dtx * Bt[2 * n];
         float ni = ar * hi + ai * hr + dtx * Bt[2 * n + 1];
@@ -127,14 +177,7 @@ typedef struct {
     float sz[SCAN_DBLK], sp[SCAN_DBLK]; /* grads only: sigmoid(z), d softplus / d pre */
 } scan_gates;
 
-/* Always inlined: called, it ran in the baseline (SSE2) build, half the
- * lanes' speed, not in its caller's AVX2 clone. */
-#ifdef MB_HAVE_LANES
-MB_VINLINE
-#else
-static inline
-#endif
-void scan_block_gates(const mb_scan_params *p, const float *dlt, const float *zt, int d0, int nd, int grads,
+SCAN_INLINE void scan_block_gates(const mb_scan_params *p, const float *dlt, const float *zt, int d0, int nd, int grads,
                       scan_gates *g)
 {
 #ifdef MB_HAVE_LANES
@@ -233,10 +276,9 @@ MB_OMP(omp parallel for schedule(dynamic, run) num_threads(scan_threads(ctx)) if
 /* Backward of one step for one channel. h is h_t, hp is h_{t-1}, G the
  * adjoint of h_t on entry and of h_{t-1} on exit. Adds to dBt, dCt (this
  * thread's partials) and dA rows; returns d(dt) and writes dx. */
-static inline float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grads *g, int d,
-                                     float dt, float x, float dyf, const float *Bt,
-                                     const float *Ct, const float *h, const float *hp, float *G,
-                                     float *dBt, float *dCt, float *dx_out)
+SCAN_INLINE float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grads *g, int d, float dt, float x, float dyf,
+                       const float *Bt, const float *Ct, const float *h, const float *hp, float *G, float *dBt,
+                       float *dCt, float *dx_out)
 {
     const int N = p->dstate;
     const float *Ad = p->A + (size_t)d * N;
@@ -281,6 +323,8 @@ static inline float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grad
     }
     const float *Ai = p->A_imag + (size_t)d * N;
     float *dAi = g->dA_imag + (size_t)d * N;
+    const int N8 = scan_lanes_n(N);
+    float ar8[8], ai8[8];
     for (int n = 0; n < N; n++) {
         const float hr = h[2 * n], hi = h[2 * n + 1], pr = hp[2 * n], pi = hp[2 * n + 1];
         const float Cr = Ct[2 * n], Ci = Ct[2 * n + 1], Br = Bt[2 * n], Bi = Bt[2 * n + 1];
@@ -288,8 +332,8 @@ static inline float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grad
         dCt[2 * n] += 2.f * dyf * hr;
         dCt[2 * n + 1] -= 2.f * dyf * hi;
         const float Gr = G[2 * n] + 2.f * dyf * Cr, Gi = G[2 * n + 1] - 2.f * dyf * Ci;
-        const float mag = expf(dt * Ad[n]);
-        const float ar = mag * cosf(dt * Ai[n]), ai = mag * sinf(dt * Ai[n]);
+        float ar, ai;
+        scan_decay(dt, Ad, Ai, n, N8, ar8, ai8, &ar, &ai);
         /* G_a = G conj(h_{t-1}) */
         const float gar = Gr * pr + Gi * pi, gai = Gi * pr - Gr * pi;
         /* da/d(dt) = A a; Re(G_a conj(A a)) with A a = (Ar ar - Ai ai) + i (Ar ai + Ai ar) */

@@ -12,6 +12,7 @@
 #ifndef MB_VMATH_H
 #define MB_VMATH_H
 
+#include <math.h>
 #include <string.h>
 
 /* The build targets the baseline x86-64 (SSE2): on a machine with AVX2 the
@@ -121,6 +122,45 @@ MB_VINLINE mb_f8 mb_softplus8(mb_f8 x)
     p = p * q + mb_f8_splat(1.f / 3.f);
     p = p * q + mb_f8_splat(1.f);
     return mb_f8_select(x > zero, x, zero) + (s + s) * p;
+}
+
+/* sin(x) and cos(x) lane by lane: x = k pi/2 + r, |r| <= pi/4 (k rounded
+ * to nearest; pi/2 in three parts, the first two short enough that k times
+ * them is exact for |k| < 2^13, so r keeps its bits), sin r and cos r by
+ * short polynomials (Cephes' sinf / cosf coefficients), swapped and negated
+ * by k mod 4. Within 2^-23 of sin and cos for |x| <= 8192; a lane past that
+ * (the reduction would lose r) takes libm's sinf / cosf. The complex scan's
+ * decay angle dt A_imag, eight states at once (libm's sinf and cosf a state
+ * at a time were most of the complex scan's time). */
+MB_VINLINE void mb_sincos8(mb_f8 x, mb_f8 *s_out, mb_f8 *c_out)
+{
+    const mb_f8 magic = mb_f8_splat(12582912.f); /* 1.5 * 2^23 */
+    const mb_i8 big = (x > 8192.f) | (x < -8192.f);
+    const mb_f8 xs = mb_f8_select(big, mb_f8_splat(0.f), x);
+    const mb_f8 kf = (xs * mb_f8_splat(0.636619772f) + magic) - magic;
+    const mb_f8 r = ((xs - kf * mb_f8_splat(1.5703125f)) - kf * mb_f8_splat(4.837512969970703125e-4f)) -
+                    kf * mb_f8_splat(7.54978995489188216e-8f);
+    const mb_f8 z = r * r;
+    mb_f8 sp = mb_f8_splat(-1.9515295891e-4f);
+    sp = sp * z + mb_f8_splat(8.3321608736e-3f);
+    sp = sp * z + mb_f8_splat(-1.6666654611e-1f);
+    const mb_f8 sr = r + (r * z) * sp;
+    mb_f8 cp = mb_f8_splat(2.443315711809948e-5f);
+    cp = cp * z + mb_f8_splat(-1.388731625493765e-3f);
+    cp = cp * z + mb_f8_splat(4.166664568298827e-2f);
+    const mb_f8 cr = (mb_f8_splat(1.f) - mb_f8_splat(0.5f) * z) + (z * z) * cp;
+    const mb_i8 k = __builtin_convertvector(kf, mb_i8);
+    const mb_i8 swap = (k & 1) != 0, neg_s = (k & 2) != 0, neg_c = ((k + 1) & 2) != 0;
+    mb_f8 s = mb_f8_select(swap, cr, sr), c = mb_f8_select(swap, sr, cr);
+    s = mb_f8_select(neg_s, -s, s);
+    c = mb_f8_select(neg_c, -c, c);
+    int any = 0;
+    for (int j = 0; j < 8; j++) any |= big[j];
+    if (any)
+        for (int j = 0; j < 8; j++)
+            if (big[j]) s[j] = sinf(x[j]), c[j] = cosf(x[j]);
+    *s_out = s;
+    *c_out = c;
 }
 
 /* 1 / (1 + e^-x) lane by lane (exp8 clamps, so no lane overflows) */
