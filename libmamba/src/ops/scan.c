@@ -84,44 +84,27 @@ static inline float scan_delta(const mb_scan_params *p, const float *drow, int d
     return p->delta_softplus ? scan_softplus(v) : v;
 }
 
-/* The complex decay a = e^(dt A) of state n, ar + i ai. The states of whole
- * lanes of eight (n < N8) come from a table the first of them fills, exp
- * and sincos over the lanes (ops/vmath.h); the rest from libm, as the real
- * states' lanes and tail. Step, forward and backward all take a from here. */
-SCAN_INLINE void scan_decay(float dt, const float *Ar, const float *Ai, int n, int N8, float *ar8, float *ai8, float *ar,
-                float *ai)
+/* The complex decay a = e^(dt A), ar + i ai: of one state by libm, and of
+ * eight states over the lanes (ops/vmath.h's exp and sincos). Step, forward
+ * and backward take a from these, the lanes for whole groups of eight
+ * states and libm for the rest, as the real states' lanes and tail. */
+static inline void scan_decay1(float dt, float Ar, float Ai, float *ar, float *ai)
 {
-#ifdef MB_HAVE_LANES
-    if (n < N8) {
-        if (n % 8 == 0) {
-            const mb_f8 vdt = mb_f8_splat(dt), mag = mb_exp8(vdt * mb_f8_load(Ar + n));
-            mb_f8 sn, cs;
-            mb_sincos8(vdt * mb_f8_load(Ai + n), &sn, &cs);
-            mb_f8_store(ar8, mag * cs);
-            mb_f8_store(ai8, mag * sn);
-        }
-        *ar = ar8[n % 8];
-        *ai = ai8[n % 8];
-        return;
-    }
-#else
-    (void)N8, (void)ar8, (void)ai8;
-#endif
-    const float mag = expf(dt * Ar[n]);
-    *ar = mag * cosf(dt * Ai[n]);
-    *ai = mag * sinf(dt * Ai[n]);
+    const float mag = expf(dt * Ar);
+    *ar = mag * cosf(dt * Ai);
+    *ai = mag * sinf(dt * Ai);
 }
 
-/* states in whole lanes of eight (scan_decay's table) */
-static inline int scan_lanes_n(int N)
-{
 #ifdef MB_HAVE_LANES
-    return N & ~7;
-#else
-    (void)N;
-    return 0;
-#endif
+MB_VINLINE void scan_decay8(mb_f8 vdt, const float *Ar, const float *Ai, mb_f8 *ar, mb_f8 *ai)
+{
+    const mb_f8 mag = mb_exp8(vdt * mb_f8_load(Ar));
+    mb_f8 sn, cs;
+    mb_sincos8(vdt * mb_f8_load(Ai), &sn, &cs);
+    *ar = mag * cs;
+    *ai = mag * sn;
 }
+#endif
 
 /* One step for one channel: h <- a h + dt B x, returns C . h (2 Re for complex). */
 SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, float x,
@@ -152,11 +135,27 @@ SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, fl
     }
     const float *Ai = p->A_imag + (size_t)d * N;
     float dtx = dt * x;
-    const int N8 = scan_lanes_n(N);
-    float ar8[8], ai8[8];
-    for (int n = 0; n < N; n++) {
+    int n = 0;
+#ifdef MB_HAVE_LANES
+    /* eight states at a time: the (re, im) pairs of h, B and C split into
+     * lanes, each lane the expression below; the sum folded, then the rest */
+    mb_f8 s = mb_f8_splat(0.f);
+    const mb_f8 vdt = mb_f8_splat(dt), vdtx = mb_f8_splat(dtx);
+    for (; n + 8 <= N; n += 8) {
+        mb_f8 ar, ai, hr, hi, br, bi, cr, ci;
+        scan_decay8(vdt, Ad + n, Ai + n, &ar, &ai);
+        mb_f8_deint(h + 2 * n, &hr, &hi);
+        mb_f8_deint(Bt + 2 * n, &br, &bi);
+        mb_f8_deint(Ct + 2 * n, &cr, &ci);
+        const mb_f8 nr = ar * hr - ai * hi + vdtx * br, ni = ar * hi + ai * hr + vdtx * bi;
+        mb_f8_int(h + 2 * n, nr, ni);
+        s += cr * nr - ci * ni;
+    }
+    acc = mb_f8_fold(s, 0.f);
+#endif
+    for (; n < N; n++) {
         float ar, ai;
-        scan_decay(dt, Ad, Ai, n, N8, ar8, ai8, &ar, &ai);
+        scan_decay1(dt, Ad[n], Ai[n], &ar, &ai);
         float hr = h[2 * n], hi = h[2 * n + 1];
         float nr = ar * hr - ai * hi + dtx * Bt[2 * n];
         float ni = ar * hi + ai * hr + dtx * Bt[2 * n + 1];
@@ -323,9 +322,43 @@ SCAN_INLINE float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grads 
     }
     const float *Ai = p->A_imag + (size_t)d * N;
     float *dAi = g->dA_imag + (size_t)d * N;
-    const int N8 = scan_lanes_n(N);
-    float ar8[8], ai8[8];
-    for (int n = 0; n < N; n++) {
+    int n = 0;
+#ifdef MB_HAVE_LANES
+    /* eight states at a time, the pairs split into lanes, each lane the
+     * expressions below; ddt and dx fold their lanes, then the rest */
+    {
+        const mb_f8 v2dyf = mb_f8_splat(2.f * dyf), vdt = mb_f8_splat(dt), vx = mb_f8_splat(x);
+        mb_f8 sddt = mb_f8_splat(0.f), sdx = mb_f8_splat(0.f);
+        for (; n + 8 <= N; n += 8) {
+            mb_f8 hr, hi, pr, pi, Cr, Ci, Br, Bi, Gr, Gi, dCr, dCi, dBr, dBi, ar, ai;
+            mb_f8_deint(h + 2 * n, &hr, &hi);
+            mb_f8_deint(hp + 2 * n, &pr, &pi);
+            mb_f8_deint(Ct + 2 * n, &Cr, &Ci);
+            mb_f8_deint(Bt + 2 * n, &Br, &Bi);
+            mb_f8_deint(dCt + 2 * n, &dCr, &dCi);
+            mb_f8_int(dCt + 2 * n, dCr + v2dyf * hr, dCi - v2dyf * hi);
+            mb_f8_deint(G + 2 * n, &Gr, &Gi);
+            Gr = Gr + v2dyf * Cr;
+            Gi = Gi - v2dyf * Ci;
+            scan_decay8(vdt, Ad + n, Ai + n, &ar, &ai);
+            const mb_f8 Arn = mb_f8_load(Ad + n), Ain = mb_f8_load(Ai + n);
+            const mb_f8 gar = Gr * pr + Gi * pi, gai = Gi * pr - Gr * pi;
+            const mb_f8 Aar = Arn * ar - Ain * ai, Aai = Arn * ai + Ain * ar;
+            sddt += gar * Aar + gai * Aai;
+            mb_f8_store(dAd + n, mb_f8_load(dAd + n) + vdt * (gar * ar + gai * ai));
+            mb_f8_store(dAi + n, mb_f8_load(dAi + n) + vdt * (gai * ar - gar * ai));
+            const mb_f8 gb = Gr * Br + Gi * Bi;
+            sddt += gb * vx;
+            sdx += gb;
+            mb_f8_deint(dBt + 2 * n, &dBr, &dBi);
+            mb_f8_int(dBt + 2 * n, dBr + Gr * vdt * vx, dBi + Gi * vdt * vx);
+            mb_f8_int(G + 2 * n, ar * Gr + ai * Gi, ar * Gi - ai * Gr);
+        }
+        ddt = mb_f8_fold(sddt, 0.f);
+        dx = mb_f8_fold(sdx, 0.f);
+    }
+#endif
+    for (; n < N; n++) {
         const float hr = h[2 * n], hi = h[2 * n + 1], pr = hp[2 * n], pi = hp[2 * n + 1];
         const float Cr = Ct[2 * n], Ci = Ct[2 * n + 1], Br = Bt[2 * n], Bi = Bt[2 * n + 1];
         /* y = 2 (Cr hr - Ci hi): */
@@ -333,7 +366,7 @@ SCAN_INLINE float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grads 
         dCt[2 * n + 1] -= 2.f * dyf * hi;
         const float Gr = G[2 * n] + 2.f * dyf * Cr, Gi = G[2 * n + 1] - 2.f * dyf * Ci;
         float ar, ai;
-        scan_decay(dt, Ad, Ai, n, N8, ar8, ai8, &ar, &ai);
+        scan_decay1(dt, Ad[n], Ai[n], &ar, &ai);
         /* G_a = G conj(h_{t-1}) */
         const float gar = Gr * pr + Gi * pi, gai = Gi * pr - Gr * pi;
         /* da/d(dt) = A a; Re(G_a conj(A a)) with A a = (Ar ar - Ai ai) + i (Ar ai + Ai ar) */

@@ -101,6 +101,21 @@ MB_VINLINE mb_f8 mb_exp8(mb_f8 x)
     return mb_f8_select(under, mb_f8_splat(0.f), p * two_k);
 }
 
+/* Eight complex values stored as (re, im) pairs, p[0..16), split into their
+ * real and imaginary lanes, and back */
+MB_VINLINE void mb_f8_deint(const float *p, mb_f8 *re, mb_f8 *im)
+{
+    const mb_f8 a = mb_f8_load(p), b = mb_f8_load(p + 8);
+    *re = __builtin_shuffle(a, b, (mb_i8){0, 2, 4, 6, 8, 10, 12, 14});
+    *im = __builtin_shuffle(a, b, (mb_i8){1, 3, 5, 7, 9, 11, 13, 15});
+}
+
+MB_VINLINE void mb_f8_int(float *p, mb_f8 re, mb_f8 im)
+{
+    mb_f8_store(p, __builtin_shuffle(re, im, (mb_i8){0, 8, 1, 9, 2, 10, 3, 11}));
+    mb_f8_store(p + 8, __builtin_shuffle(re, im, (mb_i8){4, 12, 5, 13, 6, 14, 7, 15}));
+}
+
 /* softplus(x) = log(1 + e^x) lane by lane, as max(x, 0) + log1p(e^-|x|):
  * with t = e^-|x| in (0, 1], log1p(t) = 2 atanh(s), s = t / (2 + t) <= 1/3,
  * whose odd series to s^15 leaves under 2e-8 of it. No cancellation for
