@@ -160,23 +160,28 @@ enum { MB_GEMM_LANES = 8 };
  * of spilling an array of them; SSE2 splits each into two, AVX2 takes it
  * whole. */
 
+/* the products past the last whole lane, k..K, summed in order: a row's
+ * last term for mb_f8_fold */
+static inline float dot_rest(const float *a, const float *w, int k, int K)
+{
+    float t = 0.f;
+    for (; k < K; k++) t += a[k] * w[k];
+    return t;
+}
+
 static inline float dot_lanes(const float *a, const float *w, int K)
 {
 #ifdef MB_HAVE_LANES
     mb_f8 s = {0};
     int k = 0;
     for (; k + MB_GEMM_LANES <= K; k += MB_GEMM_LANES) s += mb_f8_load(a + k) * mb_f8_load(w + k);
-    float t = 0.f;
-    for (; k < K; k++) t += a[k] * w[k];
-    return mb_f8_fold(s, t);
+    return mb_f8_fold(s, dot_rest(a, w, k, K));
 #else
     float s[MB_GEMM_LANES] = {0};
     int k = 0;
     for (; k + MB_GEMM_LANES <= K; k += MB_GEMM_LANES)
         for (int j = 0; j < MB_GEMM_LANES; j++) s[j] += a[k + j] * w[k + j];
-    float t = 0.f;
-    for (; k < K; k++) t += a[k] * w[k];
-    return mb_fold8(s, t);
+    return mb_fold8(s, dot_rest(a, w, k, K));
 #endif
 }
 
@@ -195,24 +200,13 @@ static inline void dot4_lanes(const float *a, size_t lda, const float *w, int K,
         s2 += mb_f8_load(a + 2 * lda + k) * x;
         s3 += mb_f8_load(a + 3 * lda + k) * x;
     }
-    const mb_f8 s[4] = {s0, s1, s2, s3};
-    for (int r = 0; r < 4; r++) {
-        float t = 0.f;
-        for (int kk = k; kk < K; kk++) t += a[r * lda + kk] * w[kk];
-        out[r] = mb_f8_fold(s[r], t);
-    }
+    out[0] = mb_f8_fold(s0, dot_rest(a, w, k, K));
+    out[1] = mb_f8_fold(s1, dot_rest(a + lda, w, k, K));
+    out[2] = mb_f8_fold(s2, dot_rest(a + 2 * lda, w, k, K));
+    out[3] = mb_f8_fold(s3, dot_rest(a + 3 * lda, w, k, K));
 #else
     for (int r = 0; r < 4; r++) out[r] = dot_lanes(a + r * lda, w, K);
 #endif
-}
-
-/* the products past the last whole lane, k..K, summed in order: a row's
- * last term for mb_f8_fold */
-static inline float dot_rest(const float *a, const float *w, int k, int K)
-{
-    float t = 0.f;
-    for (; k < K; k++) t += a[k] * w[k];
-    return t;
 }
 
 /* How far ahead of the rows being read W is prefetched, in floats (8 KB):

@@ -1,7 +1,7 @@
 /* Eight float lanes for the CPU ops' inner loops (GCC and clang's vector
  * extension; SSE2 splits a vector in two, AVX2 takes it whole), the clone
- * attribute that compiles a hot function for AVX2 too, and exp over the
- * lanes.
+ * attribute that compiles a hot function for AVX2 too, and over the lanes:
+ * exp, softplus, sigmoid, sin and cos, and (re, im) pairs split and joined.
  *
  * Why an exp of our own: the CPU scan called libm's expf once per state and
  * step, a call the loop around it could not vectorize (profiled: the scan
