@@ -14,13 +14,17 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = tts ]; then
     mkdir -p .deps-tts
     cd .deps-tts
-    # the engines and what they load that a CUDA machine's image may lack
-    # (deps.sh keeps only the libraries the machine has not)
+    # the engines and everything they load (libpulse0's closure too: a
+    # lent machine's image had none of it); deps.sh keeps only the
+    # libraries the machine has not
     apt-get download espeak-ng espeak-ng-data libespeak-ng1 libpcaudio0 libsonic0 libpulse0 libasyncns0 \
         libx11-xcb1 libasound2 libasound2-data flite libflite1 sox libsox3 libsox-fmt-base libgsm1 libltdl7 \
         libmagic1 libmagic-mgc libpng16-16 libgomp1 libncursesw6 libvorbisfile3 libwavpack1 libopencore-amrnb0 \
         libopencore-amrwb0 festival festlex-cmu festlex-poslex festvox-kallpc16k festvox-kdlpc16k \
-        festvox-us-slt-hts libestools2.5 >/dev/null
+        festvox-us-slt-hts libestools2.5 \
+        libsystemd0 libcap2 libgcrypt20 libgpg-error0 liblz4-1 libzstd1 liblzma5 libdbus-1-3 libx11-6 \
+        libx11-data libxcb1 libxau6 libxdmcp6 libbsd0 libmd0 libbz2-1.0 libtinfo6 zlib1g libsndfile1 \
+        libflac12 libmp3lame0 libmpg123-0 libogg0 libopus0 libvorbis0a libvorbisenc2 >/dev/null
     ls *.deb | wc -l | xargs echo ".deps-tts: packages"
     du -sh . | cut -f1 | xargs echo ".deps-tts: size"
     exit 0

@@ -80,7 +80,9 @@ if { [ -n "${SC09_TTS_PREFIX:-}" ] || ! command -v espeak-ng >/dev/null; } && [ 
     source scripts/deps.sh
     P=$W/tts
     deps_unpack "$P" .deps-tts/*.deb >/dev/null || echo "gpu_sc09.sh: a TTS package did not unpack"
-    export LD_LIBRARY_PATH="$P/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # libpulse0 keeps libpulsecommon in a subfolder, found through a RUNPATH
+    # that names /usr: here it is named for the prefix
+    export LD_LIBRARY_PATH="$P/usr/lib/x86_64-linux-gnu:$P/usr/lib/x86_64-linux-gnu/pulseaudio${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export ESPEAK_DATA_PATH="$P/usr/lib/x86_64-linux-gnu"
     # festival reads its voices and lexicons under --libdir. text2wave (a
     # festival script whose #! names /usr/bin/festival) writes nothing when
@@ -102,6 +104,12 @@ fi
 
 # ---- the corpus (not kept between sessions: rebuilt, the same bytes) ----
 if [ ! -f "$C/manifest.tsv" ]; then
+    # a library an engine cannot load, named before the corpus script fails on it
+    for b in espeak-ng flite festival sox; do
+        p=$(command -v "$b") || { echo "gpu_sc09.sh: $b not found"; continue; }
+        [ -x "$(dirname "$p")/../usr/bin/$b" ] && p=$(dirname "$p")/../usr/bin/$b
+        ldd "$p" 2>&1 | grep 'not found' | sed "s|^|gpu_sc09.sh: $b: |"
+    done
     echo "=== corpus ($(date -u +%H:%M:%S))"
     s=$(date +%s)
     bash data/audio/make_sc09.sh --out "$C" $CORPUS_OPTS --jobs "$(nproc)" --force || {
