@@ -27,6 +27,33 @@ if [ "${1:-}" = tts ]; then
         libflac12 libmp3lame0 libmpg123-0 libogg0 libopus0 libvorbis0a libvorbisenc2 >/dev/null
     ls *.deb | wc -l | xargs echo ".deps-tts: packages"
     du -sh . | cut -f1 | xargs echo ".deps-tts: size"
+    # every library the engines load, followed through DT_NEEDED, must be in
+    # these packages or be glibc / libstdc++ (all a lent machine is sure to
+    # have): a gap here is an engine that cannot start there
+    t=$(mktemp -d)
+    trap 'rm -rf "$t"' EXIT
+    for d in *.deb; do dpkg -x "$d" "$t"; done
+    queue=("$t/usr/bin/espeak-ng" "$t/usr/bin/flite" "$t/usr/bin/festival" "$t/usr/bin/sox")
+    seen=" " missing=""
+    while [ ${#queue[@]} -gt 0 ]; do
+        f=${queue[0]}
+        queue=("${queue[@]:1}")
+        for so in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+            case "$so" in libc.so.* | libm.so.* | libstdc++.so.* | libgcc_s.so.* | libpthread.so.* | libdl.so.* | librt.so.* | ld-linux*) continue ;; esac
+            case "$seen" in *" $so "*) continue ;; esac
+            seen="$seen$so "
+            hit=""
+            for dir in usr/lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu/pulseaudio lib/x86_64-linux-gnu; do
+                [ -e "$t/$dir/$so" ] && hit="$t/$dir/$so" && break
+            done
+            if [ -n "$hit" ]; then queue+=("$hit"); else missing="$missing $so"; fi
+        done
+    done
+    if [ -n "$missing" ]; then
+        echo "fetch_deps.sh: the engines load libraries no package here has:$missing" >&2
+        exit 1
+    fi
+    echo ".deps-tts: the engines' $(echo $seen | wc -w) libraries all in the packages"
     exit 0
 fi
 mkdir -p .deps
