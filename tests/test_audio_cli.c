@@ -121,6 +121,18 @@ static void test_checkpoints(void **st)
                                "m.st.step-6.json m.st.step-6.optim");
     snprintf(p, sizeof p, "%s/x.wav", dir);
     assert_int_equal(run("generate --model %s --seconds 0.01 --out %s", m, p), 0);
+    /* a checkpoint has no m.st.step-6.audio: it is read at the run's rate
+     * (m.st.audio), not at the 16 kHz of a bare model */
+    snprintf(q, sizeof q, "%s.step-6", m);
+    assert_int_equal(run("generate --model %s --seconds 0.1 --out %s", q, p), 0);
+    float *x = NULL;
+    int64_t nx = 0;
+    audio_src_info info;
+    char err[256];
+    assert_int_equal(audio_read(p, 1000, &x, &nx, &info, err, sizeof err), 0);
+    assert_int_equal(info.rate, 1000);
+    assert_int_equal(nx, 100);
+    free(x);
     mb_test_rmtree(dir);
 }
 

@@ -212,6 +212,12 @@ static void test_bf16(void **st)
     assert_non_null(prec);
     assert_string_equal(prec, "bf16");
     mb_st_close(f);
+    /* a checkpoint predicts with the run's class names (MODEL.classes: there
+     * is no MODEL.step-100.classes), not "class0".. */
+    char ckpt[300];
+    snprintf(ckpt, sizeof ckpt, "%s.step-100", model);
+    assert_int_equal(run("predict --model %s --window 128 --fasta %sgamma_heldout.fa", ckpt, CDIR), 0);
+    assert_non_null(strstr(g_out, "\tp_alpha\tp_beta\tp_gamma\n"));
     remove_outputs(model);
 }
 

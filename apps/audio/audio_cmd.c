@@ -12,7 +12,7 @@ int audio_meta_read(const char *model, audio_meta *m)
     m->rate = AUDIO_RATE_DEFAULT;
     m->quant = AUDIO_Q_MULAW;
     m->window = 0;
-    char *path = meta_path(model);
+    char *path = mb_cli_sidecar_path(model, ".audio");
     if (!path) {
         mb_cli_error(AUDIO_PROG, "out of memory");
         return -1;

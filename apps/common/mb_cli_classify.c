@@ -58,7 +58,7 @@ int mb_cli_name_ok(const char *s) { return *s && !strpbrk(s, "\t\n\r"); }
 
 int mb_cli_classes_read(const char *prog, const char *model, int C, mb_cli_names *out)
 {
-    char *path = mb_cli_path_suffix(model, ".classes");
+    char *path = mb_cli_sidecar_path(model, ".classes");
     if (!path) {
         mb_cli_error(prog, "out of memory");
         return -1;
