@@ -27,6 +27,8 @@
 #   LM_STEPS=1500 LM_BATCH=16 LM_INITS="real complex"  (SaShiMi-Mamba:
 #   LM_MODEL="--d-model 64 --n-layer 8 --pool 4,4 --expand 2", the paper's SC09 size)
 #   GEN_N=640 GEN_BAND=0.1,0.9 (draws, the kept band: 512 of 640)  NDB_BINS=50
+#   CURVE_N=160  draws at each of the run's six checkpoints, scored against the
+#                validation voices by scripts/audio_curve.sh (0: no curve)
 #   BUDGET_S=0   stop starting new stages after this many seconds (0: none)
 #   SC09_WORK=./sc09-work  the corpus and the models (git-ignored, so a lent
 #                machine keeps them between calls while it stays warm)
@@ -55,6 +57,7 @@ LM_BATCH=${LM_BATCH:-16}
 LM_INITS=${LM_INITS:-real complex}
 GEN_N=${GEN_N:-640}
 GEN_BAND=${GEN_BAND:-0.1,0.9}
+CURVE_N=${CURVE_N:-160}
 NDB_BINS=${NDB_BINS:-50}
 BUDGET_S=${BUDGET_S:-0}
 W=${SC09_WORK:-$PWD/sc09-work}
@@ -143,7 +146,8 @@ for init in $LM_INITS; do
         s=$(date +%s)
         "$AUD" train --device "$DEVICE" --precision "$PREC" --data "$C/train" --out "$M" --force \
             $LM_MODEL --init "$init" --seq-len 16000 --batch "$LM_BATCH" \
-            --steps "$LM_STEPS" --val-every $(((LM_STEPS + 5) / 6)) --log "$R/lm-$init.jsonl" | tee "$R/lm-$init.txt"
+            --steps "$LM_STEPS" --val-every $(((LM_STEPS + 5) / 6)) --save-every $(((LM_STEPS + 5) / 6)) --keep 8 \
+            --log "$R/lm-$init.jsonl" | tee "$R/lm-$init.txt"
         r=${PIPESTATUS[0]}
         if [ "$r" -eq 0 ]; then
             "$AUD" eval --device "$DEVICE" --model "$M" --data "$C/test" --seq-len 16000 --batch 64 | tee -a "$R/lm-$init.txt"
@@ -160,6 +164,14 @@ for init in $LM_INITS; do
             "$AUD" eval --metrics --device "$DEVICE" --classifier "$CLS" --generated "$G" --reference "$C/train" \
                 --ndb-bins "$NDB_BINS" --json "$R/gen-$init-metrics.json" | tee "$R/gen-$init.txt"
         finish "gen-$init" "${PIPESTATUS[0]}" "$(head -1 "$R/gen-$init.txt" 2>/dev/null), $(($(date +%s) - s)) s"
+    fi
+    # the metrics at each kept checkpoint (every sixth of the run), against
+    # the validation voices: what more training buys
+    if [ "$CURVE_N" -gt 0 ] && [ -f "$M" ] && [ -f "$CLS" ] && stage "curve-$init"; then
+        s=$(date +%s)
+        AUD=$AUD DEVICE=$DEVICE CURVE_N=$CURVE_N BAND=$GEN_BAND NDB_BINS=$NDB_BINS LOG=$R/lm-$init.jsonl \
+            bash scripts/audio_curve.sh "$M" "$CLS" "$C/valid" "$R/curve-$init.tsv"
+        finish "curve-$init" $? "$(($(wc -l <"$R/curve-$init.tsv") - 1)) checkpoints, $(($(date +%s) - s)) s"
     fi
 done
 
