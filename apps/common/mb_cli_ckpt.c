@@ -19,6 +19,8 @@
 static const char *const k_set_suffix[] = {"", ".optim", ".json"};
 #define CKPT_NSUFFIX 3
 
+static int64_t ckpt_step(const char *p, int *suffix);
+
 void mb_cli_ckpt_init(mb_cli_ckpt *c, const char *prog, const mb_cli_train *t)
 {
     memset(c, 0, sizeof *c);
@@ -41,6 +43,28 @@ char *mb_cli_ckpt_path(const char *out, int64_t step, const char *suffix)
     char *p = malloc(n);
     if (p) snprintf(p, n, "%s" CKPT_TAG "%lld%s", out, (long long)step, suffix);
     return p;
+}
+
+char *mb_cli_sidecar_path(const char *model, const char *suffix)
+{
+    char *p = mb_cli_path_suffix(model, suffix);
+    if (!p || access(p, F_OK) == 0) return p;
+    /* a checkpoint's model OUT.step-N: the run writes its sidecars once, as
+     * OUT's, never per set */
+    const char *tag = NULL;
+    for (const char *t = strstr(model, CKPT_TAG); t; t = strstr(t + 1, CKPT_TAG)) tag = t;
+    int sfx = -1;
+    if (!tag || ckpt_step(tag + strlen(CKPT_TAG), &sfx) == 0 || sfx != 0) return p;
+    const size_t n = (size_t)(tag - model) + strlen(suffix) + 1;
+    char *q = malloc(n);
+    if (!q) return p;
+    snprintf(q, n, "%.*s%s", (int)(tag - model), model, suffix);
+    if (access(q, F_OK) != 0) {
+        free(q);
+        return p;
+    }
+    free(p);
+    return q;
 }
 
 int64_t mb_cli_ckpt_newest(const mb_cli_ckpt *c) { return c->n_sets ? c->sets[c->n_sets - 1] : 0; }
@@ -71,7 +95,12 @@ static int64_t ckpt_parse(const char *name, const char *base, int *suffix)
 {
     const size_t nb = strlen(base), nt = strlen(CKPT_TAG);
     if (strncmp(name, base, nb) != 0 || strncmp(name + nb, CKPT_TAG, nt) != 0) return 0;
-    const char *p = name + nb + nt;
+    return ckpt_step(name + nb + nt, suffix);
+}
+
+/* what follows CKPT_TAG in a set's file name: N and the suffix */
+static int64_t ckpt_step(const char *p, int *suffix)
+{
     int64_t step = 0;
     int digits = 0;
     for (; *p >= '0' && *p <= '9' && digits < 18; p++, digits++) step = step * 10 + (*p - '0');

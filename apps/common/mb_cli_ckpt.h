@@ -61,6 +61,10 @@ void mb_cli_ckpt_free(mb_cli_ckpt *c);
 
 /* "OUT.step-N" followed by suffix ("", ".optim", ".json"); malloc'd. */
 char *mb_cli_ckpt_path(const char *out, int64_t step, const char *suffix);
+/* Where a model's sidecar (suffix ".audio", ".classes") is read from:
+ * MODEL+suffix, or for a checkpoint's model OUT.step-N that has none, the
+ * run's OUT+suffix when that exists (malloc'd; NULL when out of memory). */
+char *mb_cli_sidecar_path(const char *model, const char *suffix);
 /* The step of the newest set of this run (resumed from or written), 0: none. */
 int64_t mb_cli_ckpt_newest(const mb_cli_ckpt *c);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "mb_cli_ckpt.h"
 #include "mb_cli_classify.h"
 #include "mb_cli_error.h"
 

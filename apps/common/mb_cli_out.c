@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <sys/stat.h>
 
 #include "mb_cli_error.h"
@@ -123,30 +122,6 @@ char *mb_cli_path_suffix(const char *path, const char *suffix)
         memcpy(p, path, n);
         memcpy(p + n, suffix, k + 1);
     }
-    return p;
-}
-
-char *mb_cli_sidecar_path(const char *model, const char *suffix)
-{
-    char *p = mb_cli_path_suffix(model, suffix);
-    if (!p || access(p, F_OK) == 0) return p;
-    /* MODEL.step-N: the run's own sidecar, MODEL.classes / MODEL.audio, which
-     * a run writes once beside MODEL and never per checkpoint */
-    const char *tag = strstr(model, ".step-");
-    for (const char *t = tag; t; t = strstr(t + 1, ".step-")) tag = t;
-    if (!tag || !tag[6]) return p;
-    for (const char *c = tag + 6; *c; c++)
-        if (*c < '0' || *c > '9') return p;
-    const size_t n = (size_t)(tag - model), k = strlen(suffix);
-    char *q = malloc(n + k + 1);
-    if (!q) return p;
-    memcpy(q, model, n);
-    memcpy(q + n, suffix, k + 1);
-    if (access(q, F_OK) == 0) {
-        free(p);
-        return q;
-    }
-    free(q);
     return p;
 }
 

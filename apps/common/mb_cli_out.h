@@ -45,10 +45,6 @@ int mb_cli_log_close(const char *prog, FILE *log);
 /* PATH followed by suffix, e.g. the optimizer state "MODEL.optim" beside a
  * checkpoint (malloc'd; NULL when out of memory). */
 char *mb_cli_path_suffix(const char *path, const char *suffix);
-/* Where a model's sidecar (suffix ".audio", ".classes") is read from:
- * MODEL+suffix, or for a checkpoint MODEL.step-N that has none, the run's
- * BASE+suffix when it exists (malloc'd; NULL when out of memory). */
-char *mb_cli_sidecar_path(const char *model, const char *suffix);
 /* "<model>.optim" (malloc'd). */
 char *mb_cli_optim_path(const char *model_path);
 
