@@ -144,10 +144,14 @@ for init in $LM_INITS; do
     M=$W/lm-$init.safetensors
     if stage "lm-$init"; then
         s=$(date +%s)
-        "$AUD" train --device "$DEVICE" --precision "$PREC" --data "$C/train" --out "$M" --force \
+        # a run cut by a device call's time limit goes on from its newest
+        # checkpoint at the next call (the machine keeps SC09_WORK while warm)
+        start=--force
+        compgen -G "$M.step-*" >/dev/null && start=--resume
+        "$AUD" train --device "$DEVICE" --precision "$PREC" --data "$C/train" --out "$M" $start \
             $LM_MODEL --init "$init" --seq-len 16000 --batch "$LM_BATCH" \
             --steps "$LM_STEPS" --val-every $(((LM_STEPS + 5) / 6)) --save-every $(((LM_STEPS + 5) / 6)) --keep 8 \
-            --log "$R/lm-$init.jsonl" | tee "$R/lm-$init.txt"
+            --log "$R/lm-$init.jsonl" | tee -a "$R/lm-$init.txt"
         r=${PIPESTATUS[0]}
         if [ "$r" -eq 0 ]; then
             "$AUD" eval --device "$DEVICE" --model "$M" --data "$C/test" --seq-len 16000 --batch 64 | tee -a "$R/lm-$init.txt"
