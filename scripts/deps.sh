@@ -9,6 +9,8 @@
 #                               (DEPS_KEEP: a regex of library names always kept)
 #   deps_env PREFIX             compilers, CMake, pkg-config and the loader look there
 #   deps_mpi PREFIX             Open MPI from PREFIX (after deps_unpack of .deps/mpi)
+#   deps_runtime                the loader looks in $DEPS_PREFIX (/opt/deps) where
+#                               gpu_check.sh unpacked there; nothing elsewhere
 
 deps_unpack() {
     local prefix=$1 rc=0 n=0 deb
@@ -52,6 +54,14 @@ deps_env() {
     export LD_LIBRARY_PATH="$p/usr/lib/x86_64-linux-gnu:$p/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export PKG_CONFIG_PATH="$p/usr/lib/x86_64-linux-gnu/pkgconfig:$p/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
     command -v pkg-config >/dev/null || export PATH="$PATH:$p/usr/bin"
+}
+
+# For the scripts that run the tools gpu_check.sh built on a lent machine:
+# their libraries (htslib, libsndfile, ...) are in its prefix, not the system
+deps_runtime() {
+    local p=${DEPS_PREFIX:-/opt/deps}
+    [ -d "$p/usr/lib/x86_64-linux-gnu" ] && deps_env "$p"
+    return 0
 }
 
 # Debian's packages reach mpirun and mpicc through update-alternatives links

@@ -19,6 +19,9 @@
 #   MODEL="" (the default U-Net: d_model 64, 2 blocks a stage, pools 4,4)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=deps.sh
+source scripts/deps.sh
+deps_runtime
 R=${1:-piano-out}
 mkdir -p "$R"
 D=data/audio/out/piano

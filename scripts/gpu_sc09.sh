@@ -38,6 +38,9 @@
 # not yet run).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=deps.sh
+source scripts/deps.sh
+deps_runtime
 R=${1:-sc09-out}
 mkdir -p "$R"
 R=$(cd "$R" && pwd)
@@ -79,13 +82,12 @@ finish() { # NAME RC WHAT
 
 # ---- the TTS engines from .deps-tts, where the machine has none ----
 if { [ -n "${SC09_TTS_PREFIX:-}" ] || ! command -v espeak-ng >/dev/null; } && [ -d .deps-tts ]; then
-    # shellcheck source=deps.sh
-    source scripts/deps.sh
     P=$W/tts
     deps_unpack "$P" .deps-tts/*.deb >/dev/null || echo "gpu_sc09.sh: a TTS package did not unpack"
     # libpulse0 keeps libpulsecommon in a subfolder, found through a RUNPATH
     # that names /usr: here it is named for the prefix
-    export LD_LIBRARY_PATH="$P/usr/lib/x86_64-linux-gnu:$P/usr/lib/x86_64-linux-gnu/pulseaudio${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # (and bookworm's libdbus, libsystemd, zlib, ... unpack under /lib)
+    export LD_LIBRARY_PATH="$P/usr/lib/x86_64-linux-gnu:$P/usr/lib/x86_64-linux-gnu/pulseaudio:$P/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     export ESPEAK_DATA_PATH="$P/usr/lib/x86_64-linux-gnu"
     # festival reads its voices and lexicons under --libdir. text2wave (a
     # festival script whose #! names /usr/bin/festival) writes nothing when

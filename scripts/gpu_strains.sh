@@ -24,6 +24,9 @@
 #   BUDGET_S=0  stop starting new rows after this many seconds (0: no limit)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=deps.sh
+source scripts/deps.sh
+deps_runtime
 R=${1:-${OUT:+$OUT/strains}}
 R=${R:-strains-out}
 mkdir -p "$R"
