@@ -67,5 +67,5 @@ for c in $CONTEXTS; do
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$B" "$S" "${own:-NA}" "${long:-NA}" $(($(date +%s) - s)) | tee -a "$rows"
     [ -n "$own" ] && [ -n "$long" ] || rc=1
 done
-column -t "$rows"
+column -t "$rows" 2>/dev/null || cat "$rows"
 exit $rc
