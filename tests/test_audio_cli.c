@@ -86,6 +86,25 @@ static void test_learns(void **st)
     assert_true(fabs(nll - nll16) < 0.01);
 }
 
+/* --val-frac 0 (every file trains, as scripts/gpu_piano.sh runs): the run
+ * says there is no validation rather than printing nan, and saves */
+static void test_no_validation(void **st)
+{
+    (void)st;
+    char m[256];
+    mb_test_tmp_path(m, sizeof m, "noval.safetensors");
+    rm_model(m);
+    assert_int_equal(run("train" SMALL " --steps 2 --val-frac 0 --data %sdigits --out %s", DATA, m), 0);
+    assert_null(strstr(g_out, "nan"));
+    assert_null(strstr(g_err, "nan"));
+    assert_non_null(strstr(g_out, "no validation"));
+    assert_non_null(strstr(g_err, "no held-out files"));
+    FILE *f = fopen(m, "rb");
+    assert_non_null(f);
+    fclose(f);
+    rm_model(m);
+}
+
 /* The files of a run: the model (the best validation), its .audio, the
  * newest two sets; a set whose optimizer state is an older save's is
  * skipped, with a warning, for the one before it. */
@@ -353,6 +372,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_learns),
+        cmocka_unit_test(test_no_validation),
         cmocka_unit_test(test_generate),
         cmocka_unit_test(test_generate_scores),
         cmocka_unit_test(test_checkpoints),

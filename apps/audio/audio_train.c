@@ -251,13 +251,15 @@ static int tr_open_data(tr_run *t)
     t->h_train = audio_entropy_bits(htr);
     t->uni_val = t->nvw ? audio_cmd_unigram_bits(htr, hva) : NAN;
     const int rate = t->so.rate;
+    char held[64] = "no held-out files: no validation";
+    if (t->nvw) snprintf(held, sizeof held, "on the held-out files %.3f", t->uni_val);
     fprintf(stderr, AUDIO_PROG ": %lld training files (%.1f s), %lld held out (%.1f s) at %d Hz, %s; unigram "
-                    "entropy %.3f bits/sample (on the held-out files %.3f)\n",
+                    "entropy %.3f bits/sample (%s)\n",
             (long long)audio_set_split_files(t->set, AUDIO_SPLIT_TRAIN),
             (double)audio_set_samples(t->set, AUDIO_SPLIT_TRAIN) / rate,
             (long long)audio_set_split_files(t->set, AUDIO_SPLIT_VAL),
             (double)audio_set_samples(t->set, AUDIO_SPLIT_VAL) / rate, rate, audio_quant_name(t->so.quant),
-            t->h_train, t->uni_val);
+            t->h_train, held);
     return 0;
 }
 
@@ -381,8 +383,11 @@ static int tr_train(tr_run *t, int64_t step, int *synced)
     const mb_cli_val_hist *h = &t->ck.hist;
     const int best = !o->t.select_last && h->best_step > 0;
     if (rc == 0) {
-        printf("train: %lld steps, validation %.4f bits/sample (unigram baseline %.4f, uniform 8), model %s",
-               (long long)run.step, best ? h->best : run.last_val, t->uni_val, o->t.out);
+        if (t->nvw)
+            printf("train: %lld steps, validation %.4f bits/sample (unigram baseline %.4f, uniform 8), model %s",
+                   (long long)run.step, best ? h->best : run.last_val, t->uni_val, o->t.out);
+        else /* --val-frac 0 and no held-out files: nothing to report but the model */
+            printf("train: %lld steps, no validation (no held-out files), model %s", (long long)run.step, o->t.out);
         if (best && h->best_step != run.step) {
             printf(" (the best validation, step %lld; the last step's model", (long long)h->best_step);
             if (!isnan(run.last_val)) printf(", %.4f,", run.last_val);
