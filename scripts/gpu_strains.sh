@@ -79,6 +79,7 @@ for sp in $SPECIES; do
                 --seq-len "$PT_LEN" --batch "$PT_BATCH" --steps "$PT_STEPS" --val-frac 0.02 --val-every "$PT_STEPS" \
                 --select last --force --out "$pre" $train >"$R/pre_${sp}_$bk.log" 2>&1 ||
                 { echo "pretrain $sp $bk failed:"; tail -3 "$R/pre_${sp}_$bk.log"; continue; }
+            rm -f "$pre".step-* # the resumable sets: only the backbone is used (and $OUT keeps few bytes)
             tail -1 "$R/pre_${sp}_$bk.log"
         fi
         for k in $CONTEXTS; do
@@ -96,6 +97,7 @@ for sp in $SPECIES; do
                 --seq-len "$W" --batch "$B" --steps "$CL_STEPS" --val-every "$CL_STEPS" --val-windows "$VAL_WINDOWS" \
                 --select last --force >"$R/cls_${sp}_${bk}_$k.log" 2>&1 ||
                 { echo "classify $sp $bk 2^$k failed:"; tail -3 "$R/cls_${sp}_${bk}_$k.log"; continue; }
+            rm -f "$c".step-*
             line=$(grep -m1 "validation accuracy" "$R/cls_${sp}_${bk}_$k.log")
             acc=$(echo "$line" | sed -n 's/.*validation accuracy \([0-9.]*\) on \([0-9]*\) windows.*/\1/p')
             nw=$(echo "$line" | sed -n 's/.*validation accuracy \([0-9.]*\) on \([0-9]*\) windows.*/\2/p')
