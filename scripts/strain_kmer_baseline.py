@@ -10,9 +10,16 @@ min(64, max(4, (H - W) // W + 1)) windows, evenly spaced over its held-out
 block of H bases (so at W = 2^20 four windows overlapping, shifted 17 kb).
 Prints a markdown table: species, W, windows, accuracy (chance 0.2).
 
-    python3 scripts/strain_kmer_baseline.py [STRAINS_DIR] [--k K]
+With --shared, the rule is exact matching instead: a window goes to the
+strain whose training part holds the most of the window's canonical k-mers
+(default k 31 there; ties go to none, counted wrong). First a table of the
+share of each held-out block's k-mers found in each strain's training part:
+what any model could at best recall of a region it was never trained on.
 
-STRAINS_DIR defaults to data/genomes/out/strains; K to 6. Needs NumPy.
+    python3 scripts/strain_kmer_baseline.py [STRAINS_DIR] [--k K] [--shared]
+
+STRAINS_DIR defaults to data/genomes/out/strains; K to 6 (31 with --shared).
+Needs NumPy.
 """
 import argparse
 import gzip
@@ -55,12 +62,62 @@ def profile(fwd, rev, k):
     return c / max(np.linalg.norm(c), 1e-300)
 
 
+def canonical(s, k):
+    fwd, rev = kmer_codes(s, k)
+    c = np.minimum(fwd, rev)
+    return c[fwd >= 0]
+
+
+def shared(a, rows):
+    """The exact-matching rule (--shared): see the module's text."""
+    k = a.k
+    for sp in dict.fromkeys(r[0] for r in rows):
+        strains = [r[1] for r in rows if r[0] == sp and r[2] == "train"]
+        files = [{r[2]: r[3] for r in rows if r[0] == sp and r[1] == st} for st in strains]
+        train = [np.unique(canonical(read_fasta(os.path.join(a.dir, f["train"])), k)) for f in files]
+        held = [canonical(read_fasta(os.path.join(a.dir, f["heldout"])), k) for f in files]
+        # member[i][j]: which of held-out block i's k-mers strain j's training part holds
+        member = [np.stack([np.isin(h, t) for t in train]) for h in held]
+        print("%s: share of a held-out block's %d-mers in each strain's training part" % (sp, k))
+        print("| held-out \\ training | " + " | ".join(strains) + " |")
+        print("|---|" + "---|" * len(strains))
+        for i, st in enumerate(strains):
+            print("| %s | " % st + " | ".join("%.4f" % m.mean() for m in member[i]) + " |")
+        print()
+        print("| species | W | windows | accuracy (most shared %d-mers) |" % k)
+        print("|---|---|---|---|")
+        for e in (10, 12, 14, 16, 18, 20):
+            W = 1 << e
+            right = total = 0
+            for truth, m in enumerate(member):
+                H = m.shape[1] + k - 1
+                if H < W:
+                    continue
+                count = min(64, max(4, (H - W) // W + 1))
+                for s0 in np.linspace(0, H - W, count).astype(np.int64):
+                    hits = m[:, s0:s0 + W - k + 1].sum(axis=1)
+                    best = np.flatnonzero(hits == hits.max())
+                    right += int(len(best) == 1 and best[0] == truth)
+                    total += 1
+            print("| %s | 2^%d | %d | %.3f |" % (sp, e, total, right / total if total else float("nan")))
+            sys.stdout.flush()
+        print()
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dir", nargs="?", default="data/genomes/out/strains")
-    ap.add_argument("--k", type=int, default=6)
+    ap.add_argument("--k", type=int, default=None)
+    ap.add_argument("--shared", action="store_true", help="exact matching of canonical k-mers")
     a = ap.parse_args()
+    if a.k is None:
+        a.k = 31 if a.shared else 6
+    if not 1 <= a.k <= 31:
+        ap.error("--k must be 1..31")
     rows = [line.rstrip("\n").split("\t") for line in open(os.path.join(a.dir, "strains.tsv"))][1:]
+    if a.shared:
+        return shared(a, rows)
     print("| species | W | windows | accuracy |")
     print("|---|---|---|---|")
     for sp in dict.fromkeys(r[0] for r in rows):
