@@ -56,6 +56,13 @@ deps_env() {
     command -v pkg-config >/dev/null || export PATH="$PATH:$p/usr/bin"
 }
 
+# Where the TTS packages of .deps-tts (fetch_deps.sh tts) keep the engines'
+# libraries once unpacked into a prefix: libpulse0's libpulsecommon in a
+# subfolder (found through a RUNPATH naming /usr), bookworm's libdbus,
+# libsystemd, zlib, ... under /lib. fetch_deps.sh checks the engines'
+# libraries are found there; gpu_sc09.sh puts them on the loader path.
+DEPS_TTS_LIBDIRS="usr/lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu/pulseaudio lib/x86_64-linux-gnu"
+
 # For the scripts that run the tools gpu_check.sh built on a lent machine:
 # their libraries (htslib, libsndfile, ...) are in its prefix, not the system
 deps_runtime() {

@@ -30,6 +30,8 @@ if [ "${1:-}" = tts ]; then
     # every library the engines load, followed through DT_NEEDED, must be in
     # these packages or be glibc / libstdc++ (all a lent machine is sure to
     # have): a gap here is an engine that cannot start there
+    # shellcheck source=deps.sh
+    source ../scripts/deps.sh
     t=$(mktemp -d)
     trap 'rm -rf "$t"' EXIT
     for d in *.deb; do dpkg -x "$d" "$t"; done
@@ -43,7 +45,7 @@ if [ "${1:-}" = tts ]; then
             case "$seen" in *" $so "*) continue ;; esac
             seen="$seen$so "
             hit=""
-            for dir in usr/lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu/pulseaudio lib/x86_64-linux-gnu; do
+            for dir in $DEPS_TTS_LIBDIRS; do
                 [ -e "$t/$dir/$so" ] && hit="$t/$dir/$so" && break
             done
             if [ -n "$hit" ]; then queue+=("$hit"); else missing="$missing $so"; fi

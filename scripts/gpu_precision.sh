@@ -18,6 +18,9 @@
 # (tf32 also accepted). Logs: $OUT/precision_<model>_<P>.jsonl.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=deps.sh
+source scripts/deps.sh
+deps_runtime
 WHAT=${1:-dna}
 STEPS=${2:-400}
 PRECS=${3:-fp32 bf16}

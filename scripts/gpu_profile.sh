@@ -23,7 +23,9 @@ WHAT=${1:-scan}
 OUT=${OUT:-$PWD/gpu-check-out}
 mkdir -p "$OUT"
 NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
-export LD_LIBRARY_PATH="/opt/deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+# shellcheck source=deps.sh
+source scripts/deps.sh
+deps_runtime
 # the per-kernel sums of an ncu --csv --page raw run of gpu__time_duration
 ncu_sum() {
     python3 - "$1" <<'PY'

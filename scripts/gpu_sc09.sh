@@ -84,10 +84,9 @@ finish() { # NAME RC WHAT
 if { [ -n "${SC09_TTS_PREFIX:-}" ] || ! command -v espeak-ng >/dev/null; } && [ -d .deps-tts ]; then
     P=$W/tts
     deps_unpack "$P" .deps-tts/*.deb >/dev/null || echo "gpu_sc09.sh: a TTS package did not unpack"
-    # libpulse0 keeps libpulsecommon in a subfolder, found through a RUNPATH
-    # that names /usr: here it is named for the prefix
-    # (and bookworm's libdbus, libsystemd, zlib, ... unpack under /lib)
-    export LD_LIBRARY_PATH="$P/usr/lib/x86_64-linux-gnu:$P/usr/lib/x86_64-linux-gnu/pulseaudio:$P/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # the engines' libraries, where fetch_deps.sh checked they are
+    for d in $DEPS_TTS_LIBDIRS; do LD_LIBRARY_PATH="$P/$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; done
+    export LD_LIBRARY_PATH
     export ESPEAK_DATA_PATH="$P/usr/lib/x86_64-linux-gnu"
     # festival reads its voices and lexicons under --libdir. text2wave (a
     # festival script whose #! names /usr/bin/festival) writes nothing when
