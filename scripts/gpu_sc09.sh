@@ -24,6 +24,9 @@
 # is the table so far. Settings (environment):
 #   DEVICE=cuda  PREC=tf32  CORPUS_OPTS="--takes 2" (make_sc09.sh's: 16320 clips)
 #   CL_STEPS=2000 CL_BATCH=32 CL_MODEL="--d-model 64 --n-layer 2"   (the classifier)
+#   CL_LR=1e-3   its peak learning rate (classify train's default, 2e-3, left
+#                the 16 kHz classifier at chance until the cosine had brought it
+#                below ~1.2e-3, and collapsed a longer run to one class: RESULTS.md)
 #   LM_STEPS=1500 LM_BATCH=16 LM_INITS="real complex"  (SaShiMi-Mamba:
 #   LM_MODEL="--d-model 64 --n-layer 8 --pool 4,4 --expand 2", the paper's SC09 size)
 #   GEN_N=640 GEN_BAND=0.1,0.9 (draws, the kept band: 512 of 640)  NDB_BINS=50
@@ -54,6 +57,7 @@ CORPUS_OPTS=${CORPUS_OPTS:---takes 2}
 CL_STEPS=${CL_STEPS:-2000}
 CL_BATCH=${CL_BATCH:-32}
 CL_MODEL=${CL_MODEL:---d-model 64 --n-layer 2}
+CL_LR=${CL_LR:-1e-3}
 LM_MODEL=${LM_MODEL:---d-model 64 --n-layer 8 --pool 4,4 --expand 2}
 LM_STEPS=${LM_STEPS:-1500}
 LM_BATCH=${LM_BATCH:-16}
@@ -88,13 +92,15 @@ if { [ -n "${SC09_TTS_PREFIX:-}" ] || ! command -v espeak-ng >/dev/null; } && [ 
     for d in $DEPS_TTS_LIBDIRS; do LD_LIBRARY_PATH="$P/$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; done
     export LD_LIBRARY_PATH
     export ESPEAK_DATA_PATH="$P/usr/lib/x86_64-linux-gnu"
-    # festival reads its voices and lexicons under --libdir. text2wave (a
+    # festival reads its init.scm under --datadir (Debian's build looks in
+    # /usr/share/festival otherwise, whatever --libdir says: the H200 run
+    # failed so) and its voices and lexicons under --libdir. text2wave (a
     # festival script whose #! names /usr/bin/festival) writes nothing when
     # festival runs with --libdir: its one use in make_sc09.sh (text on
     # stdin, -eval, -o) goes through festival -b instead, the same bytes
     # (checked against text2wave for the three voices)
     mkdir -p "$P/bin"
-    printf '#!/bin/sh\nexec "%s/usr/bin/festival" --libdir "%s/usr/share/festival" "$@"\n' "$P" "$P" >"$P/bin/festival"
+    printf '#!/bin/sh\nexec "%s/usr/bin/festival" --libdir "%s/usr/share/festival" --datadir "%s/usr/share/festival" "$@"\n' "$P" "$P" "$P" >"$P/bin/festival"
     cat >"$P/bin/text2wave" <<EOF2
 #!/bin/sh
 ev=""; out=""
@@ -128,7 +134,7 @@ CLS=$W/cls.safetensors
 if stage classifier; then
     s=$(date +%s)
     "$AUD" classify train --device "$DEVICE" --precision "$PREC" --data "$C/train" --val-data "$C/valid" \
-        --out "$CLS" --force --steps "$CL_STEPS" --batch "$CL_BATCH" $CL_MODEL \
+        --out "$CLS" --force --steps "$CL_STEPS" --batch "$CL_BATCH" --lr "$CL_LR" $CL_MODEL \
         --val-every $(((CL_STEPS + 5) / 6)) --log "$R/classifier.jsonl" | tee "$R/classifier.txt"
     r=${PIPESTATUS[0]}
     if [ "$r" -eq 0 ]; then

@@ -200,8 +200,9 @@ static void test_generate(void **st)
     assert_int_equal(audio_read(out, 16000, &x, &n, NULL, err, sizeof err), 0);
     assert_true(n >= 4000 + 160 - 40 && n <= 4000 + 160 + 40); /* 0.25 s of prompt + 0.01 s */
     free(x);
+    remove(out), remove(c1), remove(c2);
     snprintf(c1, sizeof c1, "%.*s.tsv", (int)strlen(out) - 4, out);
-    remove(out), remove(c1), remove(c2), remove(c1);
+    remove(c1);
 }
 
 /* The log-likelihoods in the scores TSV are the model's: each kept clip

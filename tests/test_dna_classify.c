@@ -68,6 +68,8 @@ static void remove_outputs(const char *model)
     remove(p);
     snprintf(p, sizeof p, "%s.classes", model);
     remove(p);
+    snprintf(p, sizeof p, "%s.novelty", model);
+    remove(p);
     snprintf(p, sizeof p, "rm -f -- '%s'.step-*", model); /* the checkpoint sets */
     assert_int_equal(mb_test_sh(p, NULL, 0, NULL, 0), 0);
 }
