@@ -36,9 +36,11 @@
 #   SC09_WORK=./sc09-work  the corpus and the models (git-ignored, so a lent
 #                machine keeps them between calls while it stays warm)
 # A device call runs at most 10 minutes: call it again (BUDGET_S=420 each
-# time) until the table is complete; every stage fits in one call at the
-# default sizes on an H200 (estimated from bench_audio's training rates,
-# not yet run).
+# time) until the table is complete. Measured on an H200 (RESULTS.md,
+# session 22): corpus 41 s; classifier 436 clips/s (the default 2000 x 32:
+# ~150 s); SaShiMi-Mamba 1.96 M samples/s real, 0.91 M complex (the default
+# 1500 steps: ~200 s and ~420 s, each one call); 640 clips drawn in ~20 s;
+# metrics ~20 s a set; a curve row ~7 s at CURVE_N=48.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 # shellcheck source=deps.sh
