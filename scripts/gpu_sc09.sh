@@ -94,9 +94,9 @@ if { [ -n "${SC09_TTS_PREFIX:-}" ] || ! command -v espeak-ng >/dev/null; } && [ 
     for d in $DEPS_TTS_LIBDIRS; do LD_LIBRARY_PATH="$P/$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; done
     export LD_LIBRARY_PATH
     export ESPEAK_DATA_PATH="$P/usr/lib/x86_64-linux-gnu"
-    # festival reads its init.scm under --datadir (Debian's build looks in
-    # /usr/share/festival otherwise, whatever --libdir says: the H200 run
-    # failed so) and its voices and lexicons under --libdir. text2wave (a
+    # festival reads its init.scm under --datadir (else in /usr/share/festival,
+    # whatever --libdir says: session 22's corpus build failed on that) and
+    # its voices and lexicons under --libdir. text2wave (a
     # festival script whose #! names /usr/bin/festival) writes nothing when
     # festival runs with --libdir: its one use in make_sc09.sh (text on
     # stdin, -eval, -o) goes through festival -b instead, the same bytes
