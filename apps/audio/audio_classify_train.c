@@ -15,12 +15,14 @@
 #define ACL_SEQ 16000 /* a second at 16 kHz, SC09's clips */
 #define ACL_LR 2e-3
 #define ACL_VAL_CLIPS 512
+#define ACL_AUGMENT_MAX 0.3 /* speeds of 0.7 to 1.3 already go past most voices (Kaldi uses 0.9 to 1.1) */
 
 typedef struct {
     mb_cli_train t;
     const char *data, *val_data, *model;
     audio_set_opts so;
     int64_t val_every, val_clips;
+    double augment; /* S of --augment; 0 off */
     int force, set_rate;
 } acl_opts;
 
@@ -36,14 +38,16 @@ static void acl_train_usage(FILE *f, const mb_cli_train *d)
             "files under DIR/NAME/ (any depth, any format libsndfile reads; files directly in\n"
             "DIR are not used). Each step takes --batch crops of --seq-len samples, the class\n"
             "of each drawn uniformly (classes balanced), then a clip of it; a clip shorter than\n"
-            "--seq-len is padded before its start with silence. Held-out clips (--val-data, or\n"
-            "else --val-frac of DIR's files) are classified every --val-every steps the way\n"
-            "'predict' does: each clip whole, in windows of --seq-len whose pooled states are\n"
-            "averaged. The classifier of the lowest held-out loss is saved to CLS, with its\n"
-            "class names in CLS.classes and its rate and quantizer in CLS.audio; checkpoints to\n"
-            "resume beside it. At the end the held-out accuracy and the confusion matrix (rows:\n"
-            "true class, columns: predicted) go to stdout. Progress on stderr; Ctrl-C or\n"
-            "SIGTERM saves and stops, exit 130 (--resume goes on).\n"
+            "--seq-len is padded before its start with silence. --augment perturbs each crop in\n"
+            "speed, gain and time, anew each step (a short clip is then centred, not padded\n"
+            "before), to stand in for voices the training clips lack. Held-out clips\n"
+            "(--val-data, or else --val-frac of DIR's files) are classified every --val-every\n"
+            "steps the way 'predict' does: each clip whole, in windows of --seq-len whose pooled\n"
+            "states are averaged. The classifier of the lowest held-out loss is saved to CLS,\n"
+            "with its class names in CLS.classes and its rate and quantizer in CLS.audio;\n"
+            "checkpoints to resume beside it. At the end the held-out accuracy and the confusion\n"
+            "matrix (rows: true class, columns: predicted) go to stdout. Progress on stderr;\n"
+            "Ctrl-C or SIGTERM saves and stops, exit 130 (--resume goes on).\n"
             "\n"
             "data:\n"
             "  --data DIR         folder of class folders (required)\n"
@@ -53,6 +57,11 @@ static void acl_train_usage(FILE *f, const mb_cli_train *d)
             "                     hash of their path (by file, not by speaker) [%g]\n"
             "  --val-clips N      at most N held-out clips a validation, evenly spread [%d]\n"
             "  --val-every N      validate every N steps [steps / 10]\n"
+            "  --augment S        perturb each training crop: a speed in [1-S, 1+S] (linear\n"
+            "                     resampling, pitch and tempo together), a gain in\n"
+            "                     [1-2S, 1+2S], a shift by up to S * --seq-len samples\n"
+            "                     (silence filling in); S <= %g, 0 off; like --lr, not kept\n"
+            "                     by --resume: give it again [0]\n"
             "  --rate HZ          sample rate of a new model [%d] (PRETRAINED's otherwise)\n"
             "  --quant Q          mulaw or linear (8-bit), of a new model [mulaw]\n"
             "model:\n"
@@ -62,7 +71,7 @@ static void acl_train_usage(FILE *f, const mb_cli_train *d)
             "  --pool-expand E    a new U-Net's width factor per stage [2]\n"
             "  --mlp              an MLP block after each Mamba block (new U-Net)\n"
             "  --force            overwrite an existing CLS without --resume\n",
-            AUDIO_VAL_FRAC_DEFAULT, ACL_VAL_CLIPS, AUDIO_RATE_DEFAULT);
+            AUDIO_VAL_FRAC_DEFAULT, ACL_VAL_CLIPS, ACL_AUGMENT_MAX, AUDIO_RATE_DEFAULT);
     mb_cli_train_help(f, d);
     fprintf(f, "\n--seq-len must be a multiple of the pooling factors' product.\n"
                "Example (the spoken digits of data/audio/make_sc09.sh):\n"
@@ -84,11 +93,12 @@ static int acl_parse(acl_opts *o, int argc, char **argv)
     o->val_every = -1;
     o->val_clips = ACL_VAL_CLIPS;
     const mb_cli_train defaults = o->t;
-    enum { O_DATA = 256, O_VDATA, O_VFRAC, O_VCLIPS, O_VEVERY, O_MODEL, O_FORCE };
+    enum { O_DATA = 256, O_VDATA, O_VFRAC, O_VCLIPS, O_VEVERY, O_MODEL, O_FORCE, O_AUGMENT };
     static const struct option own[] = {
         {"data", 1, 0, O_DATA}, {"val-data", 1, 0, O_VDATA}, {"val-frac", 1, 0, O_VFRAC},
         {"val-clips", 1, 0, O_VCLIPS}, {"val-every", 1, 0, O_VEVERY}, {"model", 1, 0, O_MODEL},
-        AUDIO_UNET_OPTIONS, {"force", 0, 0, O_FORCE}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"augment", 1, 0, O_AUGMENT}, AUDIO_UNET_OPTIONS, {"force", 0, 0, O_FORCE}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     struct option *opts = mb_cli_options_join(own);
     if (!opts) {
         mb_cli_error(AUDIO_PROG, "out of memory");
@@ -113,6 +123,9 @@ static int acl_parse(acl_opts *o, int argc, char **argv)
         case O_VCLIPS: bad = mb_cli_parse_int(AUDIO_PROG, "--val-clips", optarg, 1, 1 << 24, &o->val_clips); break;
         case O_VEVERY: bad = mb_cli_parse_int(AUDIO_PROG, "--val-every", optarg, 1, INT64_C(1) << 40, &o->val_every); break;
         case O_MODEL: o->model = optarg; break;
+        case O_AUGMENT:
+            bad = mb_cli_parse_real(AUDIO_PROG, "--augment", optarg, 0.0, ACL_AUGMENT_MAX, &o->augment);
+            break;
         case O_FORCE: o->force = 1; break;
         case 'h':
             acl_train_usage(stdout, &defaults);
@@ -173,6 +186,9 @@ typedef struct {
     mb_optim *opt;
     FILE *logf;
     int32_t *tok, *lab;
+    /* --augment: the model's quantizer's class values, so that a crop is
+     * decoded by lookup rather than per sample through expm1 */
+    float dec[AUDIO_NCLASS];
 } acl_run;
 
 static void acl_run_free(acl_run *t)
@@ -352,6 +368,7 @@ static int acl_start(acl_run *t, int64_t step)
         mb_cli_error(AUDIO_PROG, "out of memory for %lld samples a step", (long long)(B * L));
         return -1;
     }
+    for (int k = 0; k < AUDIO_NCLASS; k++) t->dec[k] = audio_decode(t->so.quant, (uint8_t)k);
     const mb_config *mc = mb_model_config(t->m);
     fprintf(stderr, AUDIO_PROG ": %zu parameters (d_model %d, %d block%s a stage, pools", mb_model_num_params(t->m),
             mc->d_model, mc->n_layer, mc->n_layer == 1 ? "" : "s");
@@ -368,18 +385,53 @@ static int acl_start(acl_run *t, int64_t step)
             if (k) fputs(", ", t->logf);
             mb_cli_json_str(t->logf, t->names.v[k]);
         }
-        fprintf(t->logf, "], \"val_clips\": %lld, \"rate\": %d}\n", (long long)t->nv, t->so.rate);
+        fprintf(t->logf, "], \"val_clips\": %lld, \"rate\": %d, \"augment\": %.6g}\n", (long long)t->nv,
+                t->so.rate, o->augment);
     }
     return mb_cli_log_check(AUDIO_PROG, t->logf);
 }
 
+/* [0, 1) with 53 random bits, from the step's stream */
+static double acl_uniform(uint64_t *rng) { return (double)(mb_cli_rng_next(rng) >> 11) * 0x1.0p-53; }
+
+/* --augment S: one crop of clip x (len samples) as another voice might
+ * have said it: read at a speed in [1-S, 1+S] by linear interpolation
+ * (pitch and tempo change together, Kaldi's speed perturbation), scaled by
+ * a gain in [1-2S, 1+2S] and shifted by up to S L samples either way, about
+ * `centre` in x (the crop's middle, or a short clip's, which is then
+ * centred, not left-padded); what falls outside x is silence. Its draws
+ * follow the row's class, clip and start, so S = 0 (no call) leaves the
+ * stream, and so the batch, as it was. */
+static void acl_augment_row(const acl_run *t, uint64_t *rng, const uint8_t *x, int64_t len, int64_t centre,
+                            int32_t *row)
+{
+    const double S = t->o->augment;
+    const int64_t L = t->o->t.seq_len, K = (int64_t)(S * (double)L);
+    const double speed = 1 - S + 2 * S * acl_uniform(rng);
+    const double gain = 1 - 2 * S + 4 * S * acl_uniform(rng);
+    const int64_t shift = (int64_t)mb_cli_rng_below(rng, (uint64_t)(2 * K + 1)) - K;
+    for (int64_t i = 0; i < L; i++) {
+        const double p = (double)(i - L / 2 - shift) * speed + (double)centre;
+        double v = 0;
+        if (p >= 0 && p <= (double)(len - 1)) {
+            const int64_t k = (int64_t)p; /* floor: p >= 0 */
+            const double a = t->dec[x[k]];
+            v = k + 1 < len ? a + (p - (double)k) * ((double)t->dec[x[k + 1]] - a) : a;
+        }
+        v *= gain;
+        row[i] = audio_encode(t->so.quant, (float)(v > 1 ? 1 : v < -1 ? -1 : v));
+    }
+}
+
 /* A step: B crops, the class of each drawn uniformly, then a clip of that
- * class and a start in it; a function of (seed, step), so a resumed run
- * sees what an uninterrupted one would have. */
+ * class and a start in it (then, with --augment, its perturbation); a
+ * function of (seed, step), so a resumed run sees what an uninterrupted one
+ * would have. */
 static int acl_step(void *ud, int64_t step, mb_cli_step *out)
 {
     acl_run *t = ud;
     const int64_t B = t->o->t.batch, L = t->o->t.seq_len;
+    const int augment = t->o->augment > 0;
     uint64_t rng = mb_cli_rng_step(t->o->t.seed, step);
     for (int64_t b = 0; b < B; b++) {
         const int c = (int)mb_cli_rng_below(&rng, (uint64_t)t->names.n);
@@ -389,7 +441,11 @@ static int acl_step(void *ud, int64_t step, mb_cli_step *out)
         int32_t *row = t->tok + b * L;
         if (len >= L) {
             const int64_t s = (int64_t)mb_cli_rng_below(&rng, (uint64_t)(len - L + 1));
-            for (int64_t i = 0; i < L; i++) row[i] = x[s + i];
+            if (augment) acl_augment_row(t, &rng, x, len, s + L / 2, row);
+            else
+                for (int64_t i = 0; i < L; i++) row[i] = x[s + i];
+        } else if (augment) {
+            acl_augment_row(t, &rng, x, len, len / 2, row);
         } else {
             for (int64_t i = 0; i < L - len; i++) row[i] = AUDIO_SILENCE;
             for (int64_t i = 0; i < len; i++) row[L - len + i] = x[i];
