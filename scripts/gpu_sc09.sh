@@ -24,11 +24,13 @@
 # is the table so far. Settings (environment):
 #   DEVICE=cuda  PREC=tf32  CORPUS_OPTS="--takes 2" (make_sc09.sh's: 16320 clips)
 #   CL_STEPS=2000 CL_BATCH=32 CL_MODEL="--d-model 64 --n-layer 2"   (the classifier)
-#   CL_LR=1e-3   its peak learning rate (classify train's default, 2e-3, left
-#                the 16 kHz classifier at chance until the cosine had brought it
-#                below ~1.2e-3, and collapsed a longer run to one class: RESULTS.md)
+#   CL_LR=1e-3   its peak learning rate (classify train's default since session 23:
+#                2e-3 left the 16 kHz classifier at chance until the cosine had
+#                brought it below ~1.2e-3, and collapsed a longer run: RESULTS.md)
 #   LM_STEPS=1500 LM_BATCH=16 LM_INITS="real complex"  (SaShiMi-Mamba:
 #   LM_MODEL="--d-model 64 --n-layer 8 --pool 4,4 --expand 2", the paper's SC09 size)
+#   EVAL_BATCH=16  clips a forward pass of the held-out NLL (64 ran out of an
+#                H100's 80 GB: the U-Net's forward keeps every block's activations)
 #   GEN_N=640 GEN_BAND=0.1,0.9 (draws, the kept band: 512 of 640)  NDB_BINS=50
 #   CURVE_N=160  draws at each of the run's six checkpoints, scored against the
 #                validation voices by scripts/audio_curve.sh (0: no curve)
@@ -64,6 +66,7 @@ LM_MODEL=${LM_MODEL:---d-model 64 --n-layer 8 --pool 4,4 --expand 2}
 LM_STEPS=${LM_STEPS:-1500}
 LM_BATCH=${LM_BATCH:-16}
 LM_INITS=${LM_INITS:-real complex}
+EVAL_BATCH=${EVAL_BATCH:-16}
 GEN_N=${GEN_N:-640}
 GEN_BAND=${GEN_BAND:-0.1,0.9}
 CURVE_N=${CURVE_N:-160}
@@ -163,7 +166,7 @@ for init in $LM_INITS; do
             --log "$R/lm-$init.jsonl" | tee -a "$R/lm-$init.txt"
         r=${PIPESTATUS[0]}
         if [ "$r" -eq 0 ]; then
-            "$AUD" eval --device "$DEVICE" --model "$M" --data "$C/test" --seq-len 16000 --batch 64 | tee -a "$R/lm-$init.txt"
+            "$AUD" eval --device "$DEVICE" --model "$M" --data "$C/test" --seq-len 16000 --batch "$EVAL_BATCH" | tee -a "$R/lm-$init.txt"
             r=${PIPESTATUS[0]}
         fi
         finish "lm-$init" "$r" "$(grep -o 'eval: [0-9.]* bits/sample' "$R/lm-$init.txt"), $(($(date +%s) - s)) s"
