@@ -202,7 +202,7 @@ static void pooled_paths(int cplx)
     float *ref_logits = malloc((size_t)B * L * V * 4);
     assert_int_equal(mb_model_forward(m, tok, B, L, NULL, ref_logits, NULL), 0);
     mb_fwd_out o; /* the forward's hf: the architecture's own, on the CPU */
-    assert_int_equal(m->arch->forward(m, m->tok_dev, B, L, 0, &o), 0);
+    assert_int_equal(m->arch->forward(m, m->tok_dev, B, L, 0, 0, &o), 0);
     double *mean = calloc((size_t)B * d, sizeof(double));
     for (int b = 0; b < B; b++)
         for (int t = 0; t < L; t++)

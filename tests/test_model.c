@@ -399,7 +399,7 @@ static void chunk_scores(mb_model *m, int B, int L, mb_rng *r)
     assert_true(e_lg < 1e-5);
     /* the pooled sums are the training forward's hf summed over positions */
     mb_fwd_out fo;
-    assert_int_equal(m->arch->forward(m, m->tok_dev, B, L, 0, &fo), 0);
+    assert_int_equal(m->arch->forward(m, m->tok_dev, B, L, 0, 1, &fo), 0);
     double e_h = 0, n_h = 0;
     for (int b = 0; b < B; b++)
         for (int j = 0; j < d; j++) {

@@ -318,8 +318,9 @@ static void bidir_strands_join(mb_model *m, int B, int L, const float *hf, const
     mb_precision_store(ctx, M, Vp, lg_rc, Vp);
 }
 
-static int bidir_forward(mb_model *m, const int32_t *tok, int B, int L, int want_logits, mb_fwd_out *out)
+static int bidir_forward(mb_model *m, const int32_t *tok, int B, int L, int want_logits, int train, mb_fwd_out *out)
 {
+    (void)train; /* the same buffers either way, as the LM's */
     if (bidir_acts_ensure(m, B, L)) return -1;
     bidir_net *n = net(m);
     mb_ctx *ctx = m->ctx;

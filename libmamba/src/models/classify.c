@@ -51,15 +51,15 @@ static int cls_check_labels(const mb_model *m, const int32_t *labels, int B)
 }
 
 /* Backbone forward without the LM head, mean over positions, head: hf is
- * left in *o for the backward. */
-static int cls_forward(mb_model *m, const int32_t *tokens, int B, int L, mb_fwd_out *o)
+ * left in *o for the backward (train). */
+static int cls_forward(mb_model *m, const int32_t *tokens, int B, int L, int train, mb_fwd_out *o)
 {
     if (L < 1) return mb_error_set("empty batch (B=%d, L=%d)", B, L);
     if (mb_model_precision_begin(m)) return -1;
     const size_t M = (size_t)B * L, n = (size_t)B * m->cfg.d_model;
     if (mb_scan_supported(m->ctx, m->cfg.d_state, B) || mb_model_check_tokens(m, tokens, M, "token", 0) ||
         mb_model_io_ensure(m, M) || mb_dev_upload(m->ctx, m->tok_dev, tokens, M * sizeof(int32_t)) ||
-        m->arch->forward(m, m->tok_dev, B, L, 0, o) || mb_dev_zero(m->ctx, m->pooled, n * sizeof(float)))
+        m->arch->forward(m, m->tok_dev, B, L, 0, train, o) || mb_dev_zero(m->ctx, m->pooled, n * sizeof(float)))
         return -1;
     mb_cls_pool_sum(m->ctx, m->cfg.d_model, B, L, o->hf, m->pooled);
     mb_axpby(m->ctx, n, 0.f, m->pooled, 1.f / (float)L, m->pooled);
@@ -90,7 +90,7 @@ int mb_model_classify(mb_model *m, const int32_t *tokens, int B, int L, const in
     mb_fwd_out o;
     /* labels first: a bad one fails before any work */
     if (cls_check(m, B) || (labels && cls_check_labels(m, labels, B)) || cls_ensure(m, B) ||
-        cls_forward(m, tokens, B, L, &o))
+        cls_forward(m, tokens, B, L, 0, &o))
         return -1;
     if (probs && cls_probs(m, B, probs)) return -1;
     if (labels && mb_model_xent_mean(m->ctx, labels, m->cls_lab, B, m->cfg.n_classes, m->cls_logits, 0, stats))
@@ -104,7 +104,7 @@ int mb_model_classify_backward(mb_model *m, const int32_t *tokens, const int32_t
     if (!labels) return mb_error_set("classify_backward needs labels");
     mb_fwd_out o;
     if (cls_check(m, B) || cls_check_labels(m, labels, B) || mb_params_grad_ensure(&m->params, m->ctx) ||
-        cls_ensure(m, B) || cls_forward(m, tokens, B, L, &o) ||
+        cls_ensure(m, B) || cls_forward(m, tokens, B, L, 1, &o) ||
         mb_model_xent_mean(m->ctx, labels, m->cls_lab, B, m->cfg.n_classes, m->cls_logits, 1, stats))
         return -1;
     const int d = m->cfg.d_model;

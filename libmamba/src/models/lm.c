@@ -173,8 +173,9 @@ static const float *lm_chunk_in(mb_model *m, int l, int b, int L, int k)
 
 /* ---- training forward and backward -------------------------------------------------- */
 
-static int lm_forward(mb_model *m, const int32_t *tok, int B, int L, int want_logits, mb_fwd_out *out)
+static int lm_forward(mb_model *m, const int32_t *tok, int B, int L, int want_logits, int train, mb_fwd_out *out)
 {
+    (void)train; /* the same buffers either way: mb_model_set_recompute is the LM's memory knob */
     if (lm_acts_ensure(m, B, L)) return -1;
     lm_net *n = net(m);
     mb_ctx *ctx = m->ctx;

@@ -268,7 +268,7 @@ int mb_model_forward(mb_model *m, const int32_t *tokens, int B, int L, const int
 {
     mb_fwd_out o;
     if (mb_model_precision_begin(m)) return -1;
-    if (model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o)) return -1;
+    if (model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, 0, &o)) return -1;
     const size_t M = (size_t)B * L;
     if (logits && mb_dev_download(m->ctx, logits, o.logits, M * m->vocab_padded * sizeof(float))) return -1;
     if (targets && mb_model_xent_mean(m->ctx, targets, m->tgt_dev, (int)M, m->vocab_padded, o.logits, 0, stats))
@@ -282,7 +282,8 @@ int mb_model_forward_backward(mb_model *m, const int32_t *tokens, const int32_t 
     if (!targets) return mb_error_set("forward_backward needs targets");
     if (mb_model_precision_begin(m)) return -1;
     mb_fwd_out o;
-    if (mb_params_grad_ensure(&m->params, m->ctx) || model_fwd_begin(m, tokens, targets, B, L) || m->arch->forward(m, m->tok_dev, B, L, 1, &o) ||
+    if (mb_params_grad_ensure(&m->params, m->ctx) || model_fwd_begin(m, tokens, targets, B, L) ||
+        m->arch->forward(m, m->tok_dev, B, L, 1, 1, &o) ||
         mb_model_xent_mean(m->ctx, targets, m->tgt_dev, B * L, m->vocab_padded, o.logits, 1, stats) ||
         m->arch->backward(m, B, L, 1))
         return -1;

@@ -54,10 +54,11 @@ typedef struct {
     /* mb_model_set_recompute(_chunk); NULL: the architecture keeps every
      * activation and ignores them */
     void (*set_recompute)(mb_model *m, int on, int chunk_tokens);
-    /* Training forward over device tokens (B, L), checked; logits only when
-     * asked (classification reads hf alone). The buffers stay valid until
-     * the next forward. */
-    int (*forward)(mb_model *m, const int32_t *tokens, int B, int L, int logits, mb_fwd_out *out);
+    /* Forward over device tokens (B, L), checked; logits only when asked
+     * (classification reads hf alone). train: a backward follows, so every
+     * activation it needs is kept; 0 lets an architecture keep less. The
+     * buffers stay valid until the next forward. */
+    int (*forward)(mb_model *m, const int32_t *tokens, int B, int L, int logits, int train, mb_fwd_out *out);
     /* Backward of the last forward: from the gradient of the logits left
      * in out.logits (from_logits), or of hf left in out.hf. Parameter
      * gradients are accumulated. */

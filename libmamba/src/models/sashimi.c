@@ -247,17 +247,32 @@ static void sa_layout(mb_carve *c, void *arg)
     a->logits = mb_carve_take(c, (size_t)a->rows[0] * m->vocab_padded);
     a->dxn = train ? mb_carve_take(c, maxrd) : NULL;
     a->dg = train && m->cfg.mlp ? mb_carve_take(c, 2 * maxrd) : NULL;
+    /* Inference over positions (no backward, not a step) keeps no block's
+     * buffers past the next block's forward: the blocks of a level (its
+     * down, center or up stack) take turns on two sets. The down stack's
+     * last output, the skip, is read before the up stack of its level runs,
+     * and the coarser levels have sets of their own. A step keeps one set a
+     * block: its B rows are small, and its fused kernels stay as tested. */
+    const int share = !train && a->L > 1;
+    sa_layer_bufs turn[MB_MAX_POOL + 1][2];
+    int have[MB_MAX_POOL + 1][2] = {{0}};
     for (int k = 0; k <= 2 * S; k++) {
-        const int R = a->rows[sa_level(sa, k)];
+        const int lvl = sa_level(sa, k), R = a->rows[lvl];
         const sa_layer *ly = sa_stack(sa, k);
         for (int i = 0; i < sa->n; i++) {
             sa_layer_bufs *b = &a->lb[k * sa->n + i];
+            if (share && have[lvl][i & 1]) {
+                *b = turn[lvl][i & 1];
+                continue;
+            }
             mb_layer_acts_carve(&b->la, &ly[i].blk, R, c);
             b->mid = mb_carve_take(c, (size_t)R * ly[i].blk.width);
             b->out = b->mid;
-            if (!ly[i].has_mlp) continue;
-            mb_mlp_acts_carve(&b->ma, &ly[i].mlp, R, c);
-            b->out = mb_carve_take(c, (size_t)R * ly[i].blk.width);
+            if (ly[i].has_mlp) {
+                mb_mlp_acts_carve(&b->ma, &ly[i].mlp, R, c);
+                b->out = mb_carve_take(c, (size_t)R * ly[i].blk.width);
+            }
+            if (share) turn[lvl][i & 1] = *b, have[lvl][i & 1] = 1;
         }
     }
 }
@@ -444,16 +459,19 @@ static int sa_forward_levels(mb_model *m, sa_acts *a, int B, int L, mb_mixer_sta
     return 0;
 }
 
-static int sa_forward(mb_model *m, const int32_t *tok, int B, int L, int want_logits, mb_fwd_out *out)
+static int sa_forward(mb_model *m, const int32_t *tok, int B, int L, int want_logits, int train, mb_fwd_out *out)
 {
     sa_acts *a = &net(m)->act;
     const int prod = sa_pool_prod(&m->cfg);
     if (L % prod)
         return mb_error_set("sequence length %d is not a multiple of %d, the product of the sashimi pooling factors",
                             L, prod);
-    if (a->B != B || a->L != L || !a->buf) {
+    /* a forward alone runs in training's buffers when they are there (a
+     * validation between steps allocates nothing), else in its own, a
+     * quarter or less of them with 8 blocks a stage */
+    if (a->B != B || a->L != L || !a->buf || (train && !a->train)) {
         sa_acts_free(m->ctx, a);
-        if (sa_acts_init(m, a, B, L, 1)) return -1;
+        if (sa_acts_init(m, a, B, L, train)) return -1;
     }
     a->tok = (int32_t *)tok;
     if (sa_forward_levels(m, a, B, L, NULL, NULL, want_logits ? SA_HEAD_LOGITS : SA_HEAD_HF)) return -1;
