@@ -30,7 +30,8 @@
 #   LM_STEPS=1500 LM_BATCH=16 LM_INITS="real complex"  (SaShiMi-Mamba:
 #   LM_MODEL="--d-model 64 --n-layer 8 --pool 4,4 --expand 2", the paper's SC09 size)
 #   EVAL_BATCH=16  clips a forward pass of the held-out NLL (64 ran out of an
-#                H100's 80 GB: the U-Net's forward keeps every block's activations)
+#                H100's 80 GB in session 23, before the forward without backward
+#                kept two block buffers a level instead of one a block)
 #   GEN_N=640 GEN_BAND=0.1,0.9 (draws, the kept band: 512 of 640)  NDB_BINS=50
 #   CURVE_N=160  draws at each of the run's six checkpoints, scored against the
 #                validation voices by scripts/audio_curve.sh (0: no curve)
