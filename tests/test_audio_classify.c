@@ -169,7 +169,8 @@ static void test_learns(void **st)
  * than --seq-len, so a crop read faster than 1 takes samples beyond its
  * start and end) tells the held-out clips apart as well, given twice the
  * steps (80 are on the edge even unperturbed: seeds 2 and 3 stop at 2/3);
- * the log's start event has S. */
+ * the log's start event has S; one step's weights show that S > 0 changes
+ * the batch and S = 0 does not. */
 static void test_augment(void **st)
 {
     (void)st;
@@ -189,6 +190,29 @@ static void test_augment(void **st)
     assert_non_null(strstr(j, "\"event\": \"start\""));
     assert_non_null(strstr(j, "\"augment\": 0.1}"));
     free(j);
+
+    /* the perturbation reaches the batch: one step with S = 0.1 ends on
+     * other weights than one step without it; S = 0 on the same ones */
+    static const char *const aug[3] = {"", " --augment 0", " --augment 0.1"};
+    unsigned char *w[3];
+    size_t wn[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(run("classify train" TINY " --steps 1 --val-every 1 --data %s/train --val-data %s/valid "
+                             "--out %s --force%s",
+                             g_root, g_root, out, aug[i]),
+                         0);
+        w[i] = mb_test_read_file(out, &wn[i]);
+        assert_non_null(w[i]);
+    }
+    /* the tensors only: the header differs by its run_id */
+    uint64_t hdr = 0;
+    assert_true(wn[0] > 8);
+    memcpy(&hdr, w[0], 8); /* little-endian, as this machine */
+    const size_t at = 8 + (size_t)hdr;
+    assert_true(at < wn[0] && wn[1] == wn[0] && wn[2] == wn[0]);
+    assert_true(memcmp(w[0] + at, w[1] + at, wn[0] - at) == 0);
+    assert_true(memcmp(w[0] + at, w[2] + at, wn[0] - at) != 0);
+    for (int i = 0; i < 3; i++) free(w[i]);
 }
 
 /* From a 'mamba-audio train' model: its rate (8 kHz, not the default 16)
