@@ -287,9 +287,10 @@ static void sa_acts_free(mb_ctx *ctx, sa_acts *a)
 }
 
 /* L > 1 (a multiple of the pooling factors' product): rows B * L_l per
- * level (L_l = L / prod(pool[0..l))); train: also the backward's buffers,
- * and the tokens are the facade's. L = 1: one step, B rows at every level. */
-static int sa_acts_init(const mb_model *m, sa_acts *a, int B, int L, int train)
+ * level (L_l = L / prod(pool[0..l))); train: also the backward's buffers.
+ * own_tokens: a device buffer for the tokens (a state's steps and chunks),
+ * else they are the facade's. L = 1: one step, B rows at every level. */
+static int sa_acts_init(const mb_model *m, sa_acts *a, int B, int L, int train, int own_tokens)
 {
     const sa_net *sa = net(m);
     memset(a, 0, sizeof *a);
@@ -314,9 +315,9 @@ static int sa_acts_init(const mb_model *m, sa_acts *a, int B, int L, int train)
     sa_layout_arg arg = {m, a};
     a->lb = mb_calloc((size_t)(2 * sa->S + 1) * sa->n, sizeof *a->lb, "sashimi activations");
     a->buf = a->lb ? mb_dev_carve(m->ctx, sa_layout, &arg, "activations") : NULL;
-    if (a->buf && !train)
+    if (a->buf && own_tokens)
         a->tok = a->own_tok = mb_dev_alloc(m->ctx, mb_carve_round((size_t)a->rows[0]) * sizeof(int32_t), "tokens");
-    if (!a->buf || (!train && !a->own_tok) || mb_arena_init(&a->ws, m->ctx, wsz)) {
+    if (!a->buf || (own_tokens && !a->own_tok) || mb_arena_init(&a->ws, m->ctx, wsz)) {
         sa_acts_free(m->ctx, a);
         return mb_error_set("out of memory for activations of batch %d x length %d", B, L);
     }
@@ -471,7 +472,7 @@ static int sa_forward(mb_model *m, const int32_t *tok, int B, int L, int want_lo
      * quarter or less of them with 8 blocks a stage */
     if (a->B != B || a->L != L || !a->buf || (train && !a->train)) {
         sa_acts_free(m->ctx, a);
-        if (sa_acts_init(m, a, B, L, train)) return -1;
+        if (sa_acts_init(m, a, B, L, train, 0)) return -1;
     }
     a->tok = (int32_t *)tok;
     if (sa_forward_levels(m, a, B, L, NULL, NULL, want_logits ? SA_HEAD_LOGITS : SA_HEAD_HF)) return -1;
@@ -595,7 +596,7 @@ static mb_state *sa_state_create(mb_model *m, int B)
     s->buf = mb_dev_alloc_floats(ctx, total, "recurrent state");
     s->layers = mb_calloc((size_t)nl, sizeof(mb_mixer_state), "state");
     s->col = mb_calloc((size_t)B, sizeof(int32_t), "state");
-    if (!s->buf || !s->layers || !s->col || sa_acts_init(m, &s->act, B, 1, 0)) {
+    if (!s->buf || !s->layers || !s->col || sa_acts_init(m, &s->act, B, 1, 0, 1)) {
         mb_state_free(&s->pub);
         return NULL;
     }
@@ -918,7 +919,7 @@ static int sa_chunk(mb_model *m, mb_state *st, const int32_t *tokens, int L, con
         const int len = want > 2 * s->pre_len ? want : (2 * s->pre_len < most ? 2 * s->pre_len : most);
         sa_acts_free(m->ctx, &s->pre);
         s->pre_len = 0;
-        if (sa_acts_init(m, &s->pre, B, len, 0)) return -1;
+        if (sa_acts_init(m, &s->pre, B, len, 0, 1)) return -1;
         s->pre_len = len;
     }
     while (L - t >= P) {
