@@ -33,9 +33,17 @@
 #                H100's 80 GB in session 23, before the forward without backward
 #                kept two block buffers a level instead of one a block)
 #   GEN_N=640 GEN_BAND=0.1,0.9 (draws, the kept band: 512 of 640)  NDB_BINS=50
+#   GEN_OPTS=""  more generate options for those draws (e.g. "--temperature 0.9")
 #   CURVE_N=160  draws at each of the run's six checkpoints, scored against the
 #                validation voices by scripts/audio_curve.sh (0: no curve)
 #   BUDGET_S=0   stop starting new stages after this many seconds (0: none)
+#   SC09_EXPORT=DIR  at the end, the finished models (classifier, LMs, no
+#                checkpoint sets) as DIR/sc09-models.tar.aa, .ab, ... (15 MB
+#                pieces: a file back from a lent machine is at most 16 MiB)
+#   SC09_IMPORT=./sc09-models  such pieces, carried to a fresh machine: the
+#                models in them are unpacked into SC09_WORK where missing; with
+#                RESULTS_DIR carried too, their stages are done (session 24
+#                lost its models with the machine between two calls)
 #   SC09_WORK=./sc09-work  the corpus and the models (git-ignored, so a lent
 #                machine keeps them between calls while it stays warm)
 # A device call runs at most 10 minutes: call it again (BUDGET_S=420 each
@@ -70,12 +78,18 @@ LM_INITS=${LM_INITS:-real complex}
 EVAL_BATCH=${EVAL_BATCH:-16}
 GEN_N=${GEN_N:-640}
 GEN_BAND=${GEN_BAND:-0.1,0.9}
+GEN_OPTS=${GEN_OPTS:-}
 CURVE_N=${CURVE_N:-160}
 NDB_BINS=${NDB_BINS:-50}
 BUDGET_S=${BUDGET_S:-0}
 W=${SC09_WORK:-$PWD/sc09-work}
 C=$W/corpus
 mkdir -p "$W"
+IMP=${SC09_IMPORT:-$PWD/sc09-models}
+if compgen -G "$IMP/sc09-models.tar.*" >/dev/null; then
+    cat "$IMP"/sc09-models.tar.* | tar xf - -C "$W" --skip-old-files ||
+        echo "gpu_sc09.sh: $IMP: the model pieces did not unpack"
+fi
 t0=$(date +%s)
 rc=0
 
@@ -152,6 +166,15 @@ if stage classifier; then
     finish classifier "$r" "$(grep -o 'accuracy [0-9.]*' "$R/classifier_test.txt" | head -1), $(($(date +%s) - s)) s"
 fi
 
+# ---- the real test set under the same classifier: what the samples aim at.
+# Right after the classifier (about 25 s): session 24's run spent its
+# device time on the LMs and never reached it when it came last ----
+if [ -f "$CLS" ] && stage real-test; then
+    "$AUD" eval --metrics --device "$DEVICE" --classifier "$CLS" --generated "$C/test" --reference "$C/train" \
+        --ndb-bins "$NDB_BINS" --json "$R/real-test-metrics.json" | tee "$R/real-test.txt"
+    finish real-test "${PIPESTATUS[0]}" "$(head -1 "$R/real-test.txt")"
+fi
+
 # ---- SaShiMi-Mamba, S4D-Real and S4D-Lin ----
 for init in $LM_INITS; do
     M=$W/lm-$init.safetensors
@@ -176,7 +199,7 @@ for init in $LM_INITS; do
         s=$(date +%s)
         G=$W/gen-$init
         rm -rf "$G" && mkdir -p "$G"
-        "$AUD" generate --device "$DEVICE" --model "$M" --n "$GEN_N" --seconds 1 --keep-band "$GEN_BAND" \
+        "$AUD" generate --device "$DEVICE" --model "$M" --n "$GEN_N" --seconds 1 --keep-band "$GEN_BAND" $GEN_OPTS \
             --out "$G/digit.wav" --scores "$R/gen-$init-scores.tsv" &&
             "$AUD" eval --metrics --device "$DEVICE" --classifier "$CLS" --generated "$G" --reference "$C/train" \
                 --ndb-bins "$NDB_BINS" --json "$R/gen-$init-metrics.json" | tee "$R/gen-$init.txt"
@@ -192,11 +215,10 @@ for init in $LM_INITS; do
     fi
 done
 
-# ---- the real test set under the same classifier: what the samples aim at ----
-if [ -f "$CLS" ] && stage real-test; then
-    "$AUD" eval --metrics --device "$DEVICE" --classifier "$CLS" --generated "$C/test" --reference "$C/train" \
-        --ndb-bins "$NDB_BINS" --json "$R/real-test-metrics.json" | tee "$R/real-test.txt"
-    finish real-test "${PIPESTATUS[0]}" "$(head -1 "$R/real-test.txt")"
+if [ -n "${SC09_EXPORT:-}" ]; then
+    mkdir -p "$SC09_EXPORT"
+    (cd "$W" && ls cls.safetensors cls.safetensors.audio cls.safetensors.classes lm-*.safetensors \
+        lm-*.safetensors.audio 2>/dev/null | tar cf - -T - | split -b 15000000 - "$SC09_EXPORT/sc09-models.tar.")
 fi
 
 {
