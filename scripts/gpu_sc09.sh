@@ -149,6 +149,13 @@ if [ ! -f "$C/manifest.tsv" ]; then
     echo "corpus: $(($(tail -n +2 "$C/manifest.tsv" | wc -l))) clips in $(($(date +%s) - s)) s; manifest sha256 $(sha256sum "$C/manifest.tsv" | cut -c1-16)"
 fi
 CLS=$W/cls.safetensors
+# a results dir from another machine without its models: the stages that
+# need them are skipped, and this says why
+for f in classifier:cls lm-real:lm-real lm-complex:lm-complex; do
+    if [ -s "$R/${f%%:*}.done" ] && [ ! -f "$W/${f#*:}.safetensors" ]; then
+        echo "gpu_sc09.sh: ${f%%:*} is done in $R but $W/${f#*:}.safetensors is missing: carry its pieces (SC09_IMPORT) or delete $R/${f%%:*}.done to train it again"
+    fi
+done
 
 # ---- the classifier: trained on train voices, validated on valid, scored on test ----
 if stage classifier; then
