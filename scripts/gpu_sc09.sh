@@ -37,9 +37,15 @@
 #   CURVE_N=160  draws at each of the run's six checkpoints, scored against the
 #                validation voices by scripts/audio_curve.sh (0: no curve)
 #   BUDGET_S=0   stop starting new stages after this many seconds (0: none)
-#   SC09_EXPORT=DIR  at the end, the finished models (classifier, LMs, no
-#                checkpoint sets) as DIR/sc09-models.tar.aa, .ab, ... (15 MB
-#                pieces: a file back from a lent machine is at most 16 MiB)
+#   SC09_EXPORT=DIR  after every stage: RESULTS_DIR as DIR/sc09-results.tgz and
+#                the finished models (classifier, LMs, no checkpoint sets) as
+#                DIR/sc09-models.tar.aa, .ab, ... (15 MB pieces: a file back
+#                from a lent machine is at most 16 MiB). Give it $OUT: a call
+#                cut by its time limit still brings back every finished stage
+#                (session 24's second call brought back nothing). At most 8
+#                files and 64 MiB in all come back: two LMs and the classifier
+#                are 5 files, 57 MB, so send other logs elsewhere (OUT=/tmp/x
+#                bash scripts/gpu_check.sh build)
 #   SC09_IMPORT=./sc09-models  such pieces, carried to a fresh machine: the
 #                models in them are unpacked into SC09_WORK where missing; with
 #                RESULTS_DIR carried too, their stages are done (session 24
@@ -100,8 +106,16 @@ stage() { # NAME: run it unless its result exists or the budget is spent
     echo "=== $1 ($(date -u +%H:%M:%S))"
     return 0
 }
+export_all() { # the results and the finished models into SC09_EXPORT
+    [ -n "${SC09_EXPORT:-}" ] || return 0
+    mkdir -p "$SC09_EXPORT" && rm -f "$SC09_EXPORT"/sc09-models.tar.*
+    tar czf "$SC09_EXPORT/sc09-results.tgz" -C "$(dirname "$R")" "$(basename "$R")"
+    (cd "$W" && ls cls.safetensors cls.safetensors.audio cls.safetensors.classes lm-*.safetensors \
+        lm-*.safetensors.audio 2>/dev/null | tar cf - -T - | split -b 15000000 - "$SC09_EXPORT/sc09-models.tar.")
+}
 finish() { # NAME RC WHAT
     if [ "$2" -eq 0 ]; then echo "$3" >"$R/$1.done"; else echo "=== $1 failed (exit $2)"; rc=1; fi
+    export_all
 }
 
 # ---- the TTS engines from .deps-tts, where the machine has none ----
@@ -221,12 +235,6 @@ for init in $LM_INITS; do
         finish "curve-$init" $? "$(($(wc -l <"$R/curve-$init.tsv") - 1)) checkpoints, $(($(date +%s) - s)) s"
     fi
 done
-
-if [ -n "${SC09_EXPORT:-}" ]; then
-    mkdir -p "$SC09_EXPORT"
-    (cd "$W" && ls cls.safetensors cls.safetensors.audio cls.safetensors.classes lm-*.safetensors \
-        lm-*.safetensors.audio 2>/dev/null | tar cf - -T - | split -b 15000000 - "$SC09_EXPORT/sc09-models.tar.")
-fi
 
 {
     echo "| stage | result |"
