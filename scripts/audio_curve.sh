@@ -12,9 +12,10 @@
 #   AUD=mamba-audio binary (build-gpu's, else build's)  DEVICE=cpu
 #   CURVE_N=160 draws a checkpoint  BAND=0.1,0.9 (the kept likelihood band)
 #   SECONDS_=1 (clip length)  NDB_BINS=50  SEED=1
+#   GEN_OPTS=""  more generate options (e.g. "--temperature 0.9")
 #   LOG=MODEL's --log JSON lines, for the held-out bits/sample at each step
 set -uo pipefail
-[ $# -eq 4 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
+[ $# -eq 4 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
 M=$1 CLS=$2 REF=$3 TSV=$4
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 AUD=${AUD:-$ROOT/build-gpu/apps/audio/mamba-audio}
@@ -26,6 +27,7 @@ BAND=${BAND:-0.1,0.9}
 SECONDS_=${SECONDS_:-1}
 NDB_BINS=${NDB_BINS:-50}
 SEED=${SEED:-1}
+GEN_OPTS=${GEN_OPTS:-}
 LOG=${LOG:-}
 for f in "$CLS" "$REF"; do [ -e "$f" ] || { echo "audio_curve.sh: $f: not found" >&2; exit 1; }; done
 steps=$(for c in "$M".step-*; do
@@ -42,7 +44,7 @@ for s in $steps; do
     t0=$(date +%s)
     rm -rf "$G/gen" && mkdir -p "$G/gen"
     if ! "$AUD" generate --device "$DEVICE" --model "$M.step-$s" --n "$CURVE_N" --seconds "$SECONDS_" \
-        --keep-band "$BAND" --seed "$SEED" --out "$G/gen/clip.wav" --scores "$G/scores.tsv" >"$G/gen.txt" 2>&1; then
+        --keep-band "$BAND" --seed "$SEED" $GEN_OPTS --out "$G/gen/clip.wav" --scores "$G/scores.tsv" >"$G/gen.txt" 2>&1; then
         echo "audio_curve.sh: step $s: generate failed: $(tail -1 "$G/gen.txt")" >&2
         rc=1
         continue

@@ -33,7 +33,8 @@
 #                H100's 80 GB in session 23, before the forward without backward
 #                kept two block buffers a level instead of one a block)
 #   GEN_N=640 GEN_BAND=0.1,0.9 (draws, the kept band: 512 of 640)  NDB_BINS=50
-#   GEN_OPTS=""  more generate options for those draws (e.g. "--temperature 0.9")
+#   GEN_OPTS=""  more generate options for those draws and the curve's
+#                (e.g. "--temperature 0.9")
 #   CURVE_N=160  draws at each of the run's six checkpoints, scored against the
 #                validation voices by scripts/audio_curve.sh (0: no curve)
 #   BUDGET_S=0   stop starting new stages after this many seconds (0: none)
@@ -230,7 +231,7 @@ for init in $LM_INITS; do
     # the validation voices: what more training buys
     if [ "$CURVE_N" -gt 0 ] && [ -f "$M" ] && [ -f "$CLS" ] && stage "curve-$init"; then
         s=$(date +%s)
-        AUD=$AUD DEVICE=$DEVICE CURVE_N=$CURVE_N BAND=$GEN_BAND NDB_BINS=$NDB_BINS LOG=$R/lm-$init.jsonl \
+        AUD=$AUD DEVICE=$DEVICE CURVE_N=$CURVE_N BAND=$GEN_BAND NDB_BINS=$NDB_BINS LOG=$R/lm-$init.jsonl GEN_OPTS=$GEN_OPTS \
             bash scripts/audio_curve.sh "$M" "$CLS" "$C/valid" "$R/curve-$init.tsv"
         finish "curve-$init" $? "$(($(wc -l <"$R/curve-$init.tsv") - 1)) checkpoints, $(($(date +%s) - s)) s"
     fi
