@@ -1022,11 +1022,13 @@ static void test_block_step(void **state)
     block_step_case(&r, 2, 32, 64, 64, 2, 3, 0, 0, 3, 0);
     block_step_case(&r, 1, 16, 32, 8, 1, 1, 0, 0, 3, 0);
     block_step_case(&r, 64, 128, 256, 16, 4, 8, 0, 0, 2, 0);
+    block_step_case(&r, 1, 18, 37, 5, 3, 2, 1, 1, 3, 1); /* batch 1 (the one-row kernels), odd sizes */
     /* bf16 copies of the projections (mb_model_set_bf16): the 130m shape,
      * odd sizes (a weight at a time), batch over a pass */
     g_step_bf16 = 1;
     block_step_case(&r, 1, 768, 1536, 16, 4, 48, 0, 0, 3, 0);
     block_step_case(&r, 2, 18, 37, 5, 3, 2, 1, 1, 3, 1);
+    block_step_case(&r, 1, 18, 37, 5, 3, 2, 1, 1, 3, 1);
     block_step_case(&r, 6, 256, 512, 16, 4, 16, 0, 1, 2, 0);
     g_step_bf16 = 0;
     /* the split kernels over several groups of rows (the 130m shape at 16

@@ -36,6 +36,12 @@
 #define SP_THREADS 256
 #define SP_WARPS (SP_THREADS / 32)
 #define SP_MR 4 /* batch rows a pass holds in shared memory */
+/* Blocks an SM must hold of a GEMV kernel with bf16 weights: ptxas gave
+ * those 151-199 registers a thread (the 16-byte loads' eight weights
+ * against eight activations a row, hoisted), one block of 8 warps an SM.
+ * Two cap them at 128 (a few dozen bytes spilled) and double the loads in
+ * flight. The fp32 kernels fit two or three blocks as they are. */
+#define SP_BF_BLOCKS 2
 #define SP_PRE 12 /* float4s of a weight row a lane holds (rows up to 1536 floats) */
 #define SP_DT_HELD 12 /* dt_proj values a scan lane holds in registers (dt_rank up to 12 x its channel's lanes) */
 #define SP_SCAN_HELD 2 /* states a scan thread loads before the wait (the rest after) */
@@ -69,12 +75,12 @@ static __device__ __forceinline__ bool sp_preload(int n, int n_out, int k, const
 
 /* column n's products for the pass's M rows: from the held weights when
  * this is the column they hold */
-template <bool V, typename E>
+template <int MR, bool V, typename E>
 static __device__ __forceinline__ void sp_gemv(int M, int k, const float *xs, int ld, const E *W, int n, bool held,
                                                const typename mb_wtraits<E>::vec *wr, float *acc)
 {
-    if (V && held) mb_gemv_warp_held<SP_MR, SP_PRE, E>(M, k, xs, ld, wr, acc);
-    else mb_gemv_warp<SP_MR, V>(M, k, xs, ld, W + (size_t)n * k, acc);
+    if (V && held) mb_gemv_warp_held<MR, SP_PRE, E>(M, k, xs, ld, wr, acc);
+    else mb_gemv_warp<MR, V>(M, k, xs, ld, W + (size_t)n * k, acc);
 }
 
 /* rows m0 .. m0 + M - 1 of src (cols floats a row) into shared memory, rows ld apart */
@@ -110,8 +116,8 @@ static __device__ __forceinline__ float sp_conv_part(const mb_norm_gemv_params &
 
 /* y[b, n] = W[n, :] . norm(h[b, :]) for n < n_out: the block step's first
  * kernel, and the head of a generation step (ops/sample.cu) */
-template <bool V, bool BF>
-static __global__ void __launch_bounds__(SP_THREADS)
+template <int MR, bool V, bool BF>
+static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
 norm_gemv_kernel(const mb_norm_gemv_params p)
 {
     extern __shared__ float4 sp_sh4[];
@@ -126,14 +132,14 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
     /* the conv of the warp's first column for the lane's row of the first
      * group, all but its newest input, before the wait (the conv state is
      * the previous step's) */
-    const int m_first = blockIdx.y * SP_MR;
+    const int m_first = blockIdx.y * MR;
     float conv_wl = 0.f;
-    const float conv_a = lane < SP_MR && n_first < p.conv_dim && m_first + lane < p.batch
+    const float conv_a = lane < MR && n_first < p.conv_dim && m_first + lane < p.batch
                              ? sp_conv_part(p, m_first + lane, n_first, &conv_wl)
                              : 0.f;
     mb_pdl_wait();
-    for (int m0 = m_first; m0 < p.batch; m0 += gridDim.y * SP_MR) {
-        const int M = min(SP_MR, p.batch - m0);
+    for (int m0 = m_first; m0 < p.batch; m0 += gridDim.y * MR) {
+        const int M = min(MR, p.batch - m0);
         /* the whole block norms each row: a warp a row left the other
          * warps waiting on its chain of loads (profiled: the kernel's time
          * at batch 1) */
@@ -142,10 +148,10 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
                                           red, xs + r * ld);
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < p.n_out; n += gridDim.x * SP_WARPS) {
-            float acc[SP_MR];
-            sp_gemv<V>(M, d, xs, ld, W, n, pre && n == n_first, wr, acc);
+            float acc[MR];
+            sp_gemv<MR, V>(M, d, xs, ld, W, n, pre && n == n_first, wr, acc);
 #pragma unroll
-            for (int m = 0; m < SP_MR; m++)
+            for (int m = 0; m < MR; m++)
                 if (lane == m && m < M) {
                     const int b = m0 + m;
                     p.y[(size_t)b * p.ldy + n] = acc[m];
@@ -161,8 +167,8 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
 }
 
 /* dbc = x_proj xc, the rows of xc staged in shared memory */
-template <bool V, bool BF>
-static __global__ void __launch_bounds__(SP_THREADS)
+template <int MR, bool V, bool BF>
+static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
 split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float *__restrict__ dbc)
 {
     extern __shared__ float4 sp_sh4[];
@@ -176,15 +182,15 @@ split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float
     const E *W = sp_w<BF>(p.x_proj, p.x_proj_bf16);
     const bool pre = sp_preload<V>(n_first, xd, Di, W, wr);
     mb_pdl_wait();
-    for (int m0 = blockIdx.y * SP_MR; m0 < p.batch; m0 += gridDim.y * SP_MR) {
-        const int M = min(SP_MR, p.batch - m0);
+    for (int m0 = blockIdx.y * MR; m0 < p.batch; m0 += gridDim.y * MR) {
+        const int M = min(MR, p.batch - m0);
         sp_stage(xs, ld, xc, Di, m0, M);
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < xd; n += gridDim.x * SP_WARPS) {
-            float acc[SP_MR];
-            sp_gemv<V>(M, Di, xs, ld, W, n, pre && n == n_first, wr, acc);
+            float acc[MR];
+            sp_gemv<MR, V>(M, Di, xs, ld, W, n, pre && n == n_first, wr, acc);
 #pragma unroll
-            for (int m = 0; m < SP_MR; m++)
+            for (int m = 0; m < MR; m++)
                 if (lane == m && m < M) dbc[(size_t)(m0 + m) * xd + n] = acc[m];
         }
         __syncthreads();
@@ -297,8 +303,8 @@ split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, co
 }
 
 /* out = h + out_proj y (rows ld_out apart), out2 = out + add2 */
-template <bool V, bool BF>
-static __global__ void __launch_bounds__(SP_THREADS)
+template <int MR, bool V, bool BF>
+static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
 split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, const float *__restrict__ y,
                  float *__restrict__ out)
 {
@@ -314,20 +320,20 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
     /* the residual of the warp's first column and the lane's row of the
      * first group, before the wait: h is the `in` kernel's input, three
      * launches back (see split_scan_kernel) */
-    const int m_first = blockIdx.y * SP_MR;
-    const float h_first = lane < SP_MR && n_first < d && m_first + lane < p.batch
+    const int m_first = blockIdx.y * MR;
+    const float h_first = lane < MR && n_first < d && m_first + lane < p.batch
                               ? sp_row(h, p.tokens, p.embed, d, m_first + lane)[n_first]
                               : 0.f;
     mb_pdl_wait();
-    for (int m0 = m_first; m0 < p.batch; m0 += gridDim.y * SP_MR) {
-        const int M = min(SP_MR, p.batch - m0);
+    for (int m0 = m_first; m0 < p.batch; m0 += gridDim.y * MR) {
+        const int M = min(MR, p.batch - m0);
         sp_stage(xs, ld, y, Di, m0, M);
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < d; n += gridDim.x * SP_WARPS) {
-            float acc[SP_MR];
-            sp_gemv<V>(M, Di, xs, ld, W, n, pre && n == n_first, wr, acc);
+            float acc[MR];
+            sp_gemv<MR, V>(M, Di, xs, ld, W, n, pre && n == n_first, wr, acc);
 #pragma unroll
-            for (int m = 0; m < SP_MR; m++)
+            for (int m = 0; m < MR; m++)
                 if (lane == m && m < M) {
                     const int b = m0 + m;
                     const float o = acc[m] + (n == n_first && m0 == m_first ? h_first : sp_row(h, p.tokens, p.embed, d, b)[n]);
@@ -339,12 +345,22 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
     }
 }
 
-/* blocks for n_out columns at a warp each (x), at most a few waves of the
- * SMs (the warps loop over the rest), by groups of SP_MR rows (y) */
-static dim3 sp_grid(const mb_cuda_state *st, int n_out, int batch)
+/* blocks for n_out columns at a warp each (x), by groups of mr rows (y):
+ * at most as many as the SMs hold at once, and the warps loop over the
+ * rest. A grid past that ran its last blocks as a second wave after the
+ * first had finished: the head's 50,280 columns at 4 blocks an SM where 3
+ * fit took two rounds of 12 columns a warp instead of one of 16. */
+template <typename K>
+static dim3 sp_grid(const mb_cuda_state *st, K kernel, size_t smem, int n_out, int batch, int mr)
 {
-    const int want = (n_out + SP_WARPS - 1) / SP_WARPS, cap = 4 * (st->sm_count > 0 ? st->sm_count : 132);
-    const int groups = (batch + SP_MR - 1) / SP_MR;
+    const int sms = st->sm_count > 0 ? st->sm_count : 132;
+    int fit = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fit, kernel, SP_THREADS, smem) != cudaSuccess || fit < 1) {
+        (void)cudaGetLastError(); /* not sticky; the launch reports a real fault */
+        fit = 2;
+    }
+    const int want = (n_out + SP_WARPS - 1) / SP_WARPS, cap = fit * sms;
+    const int groups = (batch + mr - 1) / mr;
     return dim3((unsigned)(want < cap ? (want > 0 ? want : 1) : cap), (unsigned)(groups < 65535 ? groups : 65535));
 }
 
@@ -355,18 +371,25 @@ static bool sp_vec(int k, const float *W, const uint16_t *Wb)
     return k % 4 == 0 && (reinterpret_cast<uintptr_t>(W) & 15) == 0;
 }
 
-/* the kernel instance for (vector rows, bf16 weights) */
-template <typename K>
-static K sp_pick(bool vec, bool bf, K ff, K tf, K fb, K tb)
-{
-    return bf ? (vec ? tb : fb) : (vec ? tf : ff);
-}
+/* Rows a block holds: 1 at batch 1, else SP_MR. The kernels for one row
+ * keep one sum a lane where SP_MR rows keep four, and stage a quarter of
+ * the shared memory: with bf16 weights the SP_MR kernels need 151-170
+ * registers a thread (ptxas), one block of 8 warps an SM, too few loads in
+ * flight to stream a wide model's weights at batch 1. */
+static int sp_rows(int batch) { return batch == 1 ? 1 : SP_MR; }
 
-/* shared memory for SP_MR rows of k floats; kernels above 48 KB opt in */
+/* the kernel instance for (rows a block holds, vector rows, bf16 weights) */
+#define SP_PICK(kern, mr, vec, bf)                                                                                     \
+    ((mr) == 1 ? ((bf) ? ((vec) ? kern<1, true, true> : kern<1, false, true>)                                        \
+                       : ((vec) ? kern<1, true, false> : kern<1, false, false>))                                     \
+               : ((bf) ? ((vec) ? kern<SP_MR, true, true> : kern<SP_MR, false, true>)                                \
+                       : ((vec) ? kern<SP_MR, true, false> : kern<SP_MR, false, false>)))
+
+/* shared memory for mr rows of k floats; kernels above 48 KB opt in */
 template <typename K>
-static int sp_smem(mb_ctx *ctx, K kernel, int k, size_t *bytes)
+static int sp_smem(mb_ctx *ctx, K kernel, int k, int mr, size_t *bytes)
 {
-    *bytes = (size_t)SP_MR * mb_round4(k) * sizeof(float);
+    *bytes = (size_t)mr * mb_round4(k) * sizeof(float);
     if (*bytes <= 48 * 1024) return 0;
     return MB_CUDA_OK(ctx, cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)*bytes));
 }
@@ -386,11 +409,11 @@ extern "C" void mb_norm_gemv_cuda(mb_ctx *ctx, const mb_norm_gemv_params *p)
     if (p->batch <= 0 || p->n_out <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
-    auto fn = sp_pick(sp_vec(p->d, p->W, p->Wb), p->Wb != NULL, norm_gemv_kernel<false, false>,
-                      norm_gemv_kernel<true, false>, norm_gemv_kernel<false, true>, norm_gemv_kernel<true, true>);
+    const int mr = sp_rows(p->batch);
+    auto fn = SP_PICK(norm_gemv_kernel, mr, sp_vec(p->d, p->W, p->Wb), p->Wb != NULL);
     size_t sh;
-    if (sp_smem(ctx, fn, p->d, &sh)) return;
-    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fn, sp_grid(st, p->n_out, p->batch), dim3(SP_THREADS), sh, *p));
+    if (sp_smem(ctx, fn, p->d, mr, &sh)) return;
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fn, sp_grid(st, fn, sh, p->n_out, p->batch, mr), dim3(SP_THREADS), sh, *p));
     MB_LAUNCH_CHECK(ctx, "norm_gemv_kernel");
 }
 
@@ -448,19 +471,17 @@ extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
                                     .conv_b = p->conv_b, .conv_state = p->conv_state, .xc = xc};
     mb_norm_gemv_cuda(ctx, &in);
 
-    auto fx = sp_pick(sp_vec(Di, p->x_proj, p->x_proj_bf16), p->x_proj_bf16 != NULL, split_x_kernel<false, false>,
-                      split_x_kernel<true, false>, split_x_kernel<false, true>, split_x_kernel<true, true>);
-    auto fo = sp_pick(sp_vec(Di, p->out_proj, p->out_proj_bf16), p->out_proj_bf16 != NULL,
-                      split_out_kernel<false, false>, split_out_kernel<true, false>, split_out_kernel<false, true>,
-                      split_out_kernel<true, true>);
+    const int mr = sp_rows(B);
+    auto fx = SP_PICK(split_x_kernel, mr, sp_vec(Di, p->x_proj, p->x_proj_bf16), p->x_proj_bf16 != NULL);
+    auto fo = SP_PICK(split_out_kernel, mr, sp_vec(Di, p->out_proj, p->out_proj_bf16), p->out_proj_bf16 != NULL);
     size_t shx, sho;
-    if (sp_smem(ctx, fx, Di, &shx) || sp_smem(ctx, fo, Di, &sho)) return;
-    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fx, sp_grid(st, xd, B), dim3(SP_THREADS), shx, *p, xc, dbc));
+    if (sp_smem(ctx, fx, Di, mr, &shx) || sp_smem(ctx, fo, Di, mr, &sho)) return;
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fx, sp_grid(st, fx, shx, xd, B, mr), dim3(SP_THREADS), shx, *p, xc, dbc));
     MB_LAUNCH_CHECK(ctx, "split_x_kernel");
 
     sp_scan(ctx, st, p, xz, xc, dbc, y);
 
-    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fo, sp_grid(st, d, B), dim3(SP_THREADS), sho, *p, h, y, out));
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fo, sp_grid(st, fo, sho, d, B, mr), dim3(SP_THREADS), sho, *p, h, y, out));
     MB_LAUNCH_CHECK(ctx, "split_out_kernel");
     ws->used = mark;
 }
