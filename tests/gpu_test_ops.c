@@ -930,6 +930,7 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
     char what[160];
     snprintf(what, sizeof what, "block_step%s%s B=%d d=%d Di=%d N=%d K=%d R=%d %s %s",
              g_step_path == MB_STEP_SPLIT   ? " split"
+             : g_step_path == MB_STEP_TAIL  ? " tail"
              : g_step_path == MB_STEP_FUSED ? " fused"
                                             : "",
              g_step_bf16 ? " bf16" : "", B, d, Di, N, K, R, cplx ? "complex" : "real", ln ? "layernorm" : "rmsnorm");
@@ -997,6 +998,21 @@ static void block_step_case(mb_rng *r, int B, int d, int Di, int N, int K, int R
     d_free(b_in), d_free(b_xp), d_free(b_op);
 }
 
+/* the shapes a forced kernel form (g_step_path) runs: batch over a pass's
+ * rows, complex, LayerNorm, odd sizes, d_state 24 and 64, no conv state,
+ * io, 64 rows, and batch 1 (the one-row kernels) */
+static void block_step_forced(mb_rng *r)
+{
+    block_step_case(r, 6, 256, 512, 16, 4, 16, 1, 1, 3, 0);
+    block_step_case(r, 2, 64, 128, 16, 4, 4, 0, 0, 3, 1);
+    block_step_case(r, 2, 18, 37, 5, 3, 2, 1, 1, 4, 1);
+    block_step_case(r, 3, 40, 80, 24, 4, 3, 0, 0, 3, 0);
+    block_step_case(r, 2, 32, 64, 64, 2, 3, 0, 0, 3, 0);
+    block_step_case(r, 1, 16, 32, 8, 1, 1, 0, 0, 3, 0);
+    block_step_case(r, 64, 128, 256, 16, 4, 8, 0, 0, 2, 0);
+    block_step_case(r, 1, 18, 37, 5, 3, 2, 1, 1, 3, 1);
+}
+
 static void test_block_step(void **state)
 {
     (void)state;
@@ -1011,18 +1027,10 @@ static void test_block_step(void **state)
     block_step_case(&r, 2, 32, 64, 64, 2, 3, 0, 0, 3, 0);     /* N > 32 */
     block_step_case(&r, 1, 16, 32, 8, 1, 1, 0, 0, 3, 0);      /* K = 1: no conv state */
     /* the split kernels of wide models: the 130m shape (AUTO picks them),
-     * then forced on the shapes above (batch over a pass's rows, complex,
-     * LayerNorm, odd sizes, d_state 24 and 64, no conv state, io) */
+     * then forced (block_step_forced) */
     block_step_case(&r, 1, 768, 1536, 16, 4, 48, 0, 0, 3, 0);
     g_step_path = MB_STEP_SPLIT;
-    block_step_case(&r, 6, 256, 512, 16, 4, 16, 1, 1, 3, 0);
-    block_step_case(&r, 2, 64, 128, 16, 4, 4, 0, 0, 3, 1);
-    block_step_case(&r, 2, 18, 37, 5, 3, 2, 1, 1, 4, 1);
-    block_step_case(&r, 3, 40, 80, 24, 4, 3, 0, 0, 3, 0);
-    block_step_case(&r, 2, 32, 64, 64, 2, 3, 0, 0, 3, 0);
-    block_step_case(&r, 1, 16, 32, 8, 1, 1, 0, 0, 3, 0);
-    block_step_case(&r, 64, 128, 256, 16, 4, 8, 0, 0, 2, 0);
-    block_step_case(&r, 1, 18, 37, 5, 3, 2, 1, 1, 3, 1); /* batch 1 (the one-row kernels), odd sizes */
+    block_step_forced(&r);
     /* bf16 copies of the projections (mb_model_set_bf16): the 130m shape,
      * odd sizes (a weight at a time), batch over a pass */
     g_step_bf16 = 1;
@@ -1038,6 +1046,13 @@ static void test_block_step(void **state)
     g_step_path = MB_STEP_SPLIT;
     block_step_case(&r, 9, 18, 37, 5, 3, 2, 1, 1, 3, 2);
     block_step_case(&r, 10, 32, 64, 64, 2, 3, 1, 0, 3, 2);
+    /* the split form's one-kernel tail (AUTO's for the DNA model at a few
+     * rows, above): forced */
+    g_step_path = MB_STEP_TAIL;
+    block_step_forced(&r);
+    block_step_case(&r, 1, 256, 512, 16, 4, 16, 0, 1, 3, 0);  /* the DNA model at batch 1 */
+    block_step_case(&r, 9, 18, 37, 5, 3, 2, 1, 1, 3, 2);      /* tokens, a row stride */
+    block_step_case(&r, 1, 768, 1536, 16, 4, 48, 0, 0, 2, 0); /* wider than AUTO gives it */
     g_step_path = MB_STEP_FUSED; /* the one-block kernel still runs a wide model */
     block_step_case(&r, 1, 768, 1536, 16, 4, 48, 0, 0, 2, 0);
     g_step_path = MB_STEP_AUTO;
