@@ -358,8 +358,7 @@ extern "C" int mb_block_step_prefers_cuda(mb_ctx *ctx, const mb_block_step_param
     const int path = p->gpu_path != MB_STEP_AUTO ? p->gpu_path : st->step_path;
     if (path == MB_STEP_LAYER) return 0;
     if (p->in_proj_bf16 || p->x_proj_bf16 || p->out_proj_bf16) return 1;
-    return !(bs_use_split(ctx, st, p) && p->batch > BS_SPLIT_MAX_BATCH && path != MB_STEP_SPLIT &&
-             path != MB_STEP_TAIL);
+    return !(bs_use_split(ctx, st, p) && p->batch > BS_SPLIT_MAX_BATCH && path != MB_STEP_SPLIT);
 }
 
 extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
