@@ -15,9 +15,7 @@ size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p)
     const size_t nbc = (size_t)(p->is_complex ? 2 : 1) * p->d_state, xd = (size_t)p->dt_rank + 2 * nbc;
     mb_scan_params dims = {.batch = p->batch, .seqlen = 1, .dim = p->d_inner, .dstate = p->d_state,
                            .is_complex = p->is_complex};
-    /* + B Di nbc: the GPU's split step with its one-kernel tail copies the
-     * states there (ops/block_step_split.cu) */
-    const size_t floats = B * (2 * d + 2 + 2 * Di + 3 * Di + xd + Di * nbc) + Di * (size_t)p->d_state;
+    const size_t floats = B * (2 * d + 2 + 2 * Di + 3 * Di + xd) + Di * (size_t)p->d_state;
     return floats * sizeof(float) + BS_NBUF * 64 + mb_scan_workspace_cpu(ctx, &dims);
 }
 

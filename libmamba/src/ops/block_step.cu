@@ -333,8 +333,7 @@ static int bs_use_split(mb_ctx *ctx, const mb_cuda_state *st, const mb_block_ste
 {
     const int path = p->gpu_path != MB_STEP_AUTO ? p->gpu_path : st->step_path;
     /* bf16 copies (mb_model_set_bf16): only the split kernels read them */
-    if (path == MB_STEP_SPLIT || path == MB_STEP_TAIL || p->in_proj_bf16 || p->x_proj_bf16 || p->out_proj_bf16)
-        return 1;
+    if (path == MB_STEP_SPLIT || p->in_proj_bf16 || p->x_proj_bf16 || p->out_proj_bf16) return 1;
     if (path == MB_STEP_FUSED && bs_fused_fits(ctx, st, p)) return 0;
     const size_t Di = (size_t)p->d_inner, xd = (size_t)p->dt_rank + 2 * (p->is_complex ? 2 : 1) * p->d_state;
     const size_t bytes = (3 * Di * p->d_model + Di * xd) * sizeof(float);

@@ -14,14 +14,11 @@
  *
  *   in    xn = norm(h) (each block norms the few rows itself), xz = in_proj xn,
  *         and for the x columns xc = silu(conv([state; x])) by the warp that
- *         made x, which then shifts the conv state by one
+ *         made x
  *   x     dbc = x_proj xc
  *   scan  delta = softplus(dt_proj dt + dt_b); the state steps; y = gated
- *         output
+ *         output; the conv state shifts by one (after `x` has read it)
  *   out   out = h + out_proj y (and out2 = out + add2)
- *
- * For narrow layers at a few rows the last three are one kernel, `tail`
- * (split_tail_kernel, below): two launches a layer.
  *
  * The batch's rows go through shared memory SP_MR at a time, a group of
  * SP_MR rows to each row of the grid (blockIdx.y): the weights are read
@@ -141,10 +138,6 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
                              ? sp_conv_part(p, m_first + lane, n_first, &conv_wl)
                              : 0.f;
     mb_pdl_wait();
-    /* the states as the step finds them, for split_tail_kernel (the launch
-     * before may have written them) */
-    const size_t nblk = (size_t)gridDim.x * gridDim.y, blk = (size_t)blockIdx.y * gridDim.x + blockIdx.x;
-    for (size_t i = blk * SP_THREADS + threadIdx.x; i < p.snap_n; i += nblk * SP_THREADS) p.snap_dst[i] = p.snap_src[i];
     for (int m0 = m_first; m0 < p.batch; m0 += gridDim.y * MR) {
         const int M = min(MR, p.batch - m0);
         /* a few rows: the whole block norms each (a warp a row left the
@@ -171,11 +164,6 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
                     const float a = (n == n_first && m0 == m_first ? (wl = conv_wl, conv_a) : sp_conv_part(p, b, n, &wl)) +
                                     wl * acc[m];
                     p.xc[(size_t)b * p.conv_dim + n] = a * sp_sigmoid(a);
-                    /* the state shifts by one, x its newest entry: this lane
-                     * alone reads (b, n)'s taps in this launch */
-                    float *cs = p.conv_state + (size_t)b * (p.conv_k - 1) * p.conv_dim + n;
-                    for (int k = 0; k + 1 < p.conv_k; k++)
-                        cs[(size_t)k * p.conv_dim] = k + 2 < p.conv_k ? cs[(size_t)(k + 1) * p.conv_dim] : acc[m];
                 }
         }
         __syncthreads();
@@ -214,14 +202,14 @@ split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float
 }
 
 /* state n of a channel one step on (its value hr, hi and rate Ar, Ai as
- * held), stored back unless hs is NULL; returns its term of C . h */
+ * held), stored back; returns its term of C . h */
 static __device__ __forceinline__ float sp_state_step(bool cplx, float dt, float dtx, float Ar, float Ai, float hr,
                                                       float hi, const float *Bt, const float *Ct, int n, float *hs,
                                                       int idx)
 {
     if (!cplx) {
         const float hv = expf(dt * Ar) * hr + dtx * Bt[n];
-        if (hs) hs[idx] = hv;
+        hs[idx] = hv;
         return Ct[n] * hv;
     }
     float sn, cn;
@@ -229,17 +217,16 @@ static __device__ __forceinline__ float sp_state_step(bool cplx, float dt, float
     const float mag = expf(dt * Ar), ar = mag * cn, ai = mag * sn;
     const float nr = ar * hr - ai * hi + dtx * Bt[2 * n];
     const float ni = ar * hi + ai * hr + dtx * Bt[2 * n + 1];
-    if (hs) {
-        hs[2 * idx] = nr;
-        hs[2 * idx + 1] = ni;
-    }
+    hs[2 * idx] = nr;
+    hs[2 * idx + 1] = ni;
     return 2.f * (Ct[2 * n] * nr - Ct[2 * n + 1] * ni);
 }
 
 /* A thread per (row, channel, state group): SEG neighbouring lanes share a
  * channel (SEG divides 32 and d_state), each stepping d_state / SEG states;
  * their partial C . h meet by shuffles. The lane of state group 0 gates the
- * output.
+ * output and shifts the channel's conv state (split_x_kernel, before, has
+ * read it).
  *
  * Before mb_pdl_wait it loads all but dbc: the weights, and what the
  * kernels two or more launches back wrote (xc and z from the `in` kernel,
@@ -251,7 +238,7 @@ static __global__ void __launch_bounds__(SP_THREADS)
 split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, const float *__restrict__ xc,
                   const float *__restrict__ dbc, float *__restrict__ y)
 {
-    const int Di = p.d_inner, N = p.d_state, R = p.dt_rank;
+    const int Di = p.d_inner, N = p.d_state, K = p.d_conv, R = p.dt_rank;
     const int nbc = p.is_complex ? 2 * N : N, xd = R + 2 * nbc, b = blockIdx.y;
     const int t = blockIdx.x * SP_THREADS + threadIdx.x, c = t / SEG, j = t % SEG;
     const bool ok = c < Di;
@@ -312,7 +299,11 @@ split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, co
     }
 #pragma unroll
     for (int o = SEG >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o, SEG);
-    if (ok && j == 0) y[(size_t)b * Di + c] = (part + Dc * x) * zc * sp_sigmoid(zc);
+    if (!ok || j != 0) return;
+    y[(size_t)b * Di + c] = (part + Dc * x) * zc * sp_sigmoid(zc);
+    float *cs = p.conv_state + (size_t)b * (K - 1) * Di;
+    const float *xzr = xz + (size_t)b * 2 * Di;
+    for (int k = 0; k < K - 1; k++) cs[(size_t)k * Di + c] = k + 1 < K - 1 ? cs[(size_t)(k + 1) * Di + c] : xzr[c];
 }
 
 /* out = h + out_proj y (rows ld_out apart), out2 = out + add2 */
@@ -355,75 +346,6 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
                 }
         }
         __syncthreads();
-    }
-}
-
-/* x, scan and out of a NARROW layer in one kernel, for a few rows: the
- * split form's last three launches as one (mb_block_step_split_cuda picks
- * it; sp_tail says when). At batch 1 a launch of tiny work costs ~2.4
- * us of latency (the DNA model: 34 launches, 81 us a token on an H200), so
- * every block recomputes what two launches would have shared: the whole
- * x_proj of its row and the scan of all its channels (for the DNA model
- * ~200 KB of L2 reads and 50 k flops a block), then out_proj for its own
- * columns. Every block reads the states as the step found them, so none may
- * write them while another could still read: the `in` kernel copied them to
- * `snap` (the launch before, complete at mb_pdl_wait) and the blocks read
- * that, while block 0 alone writes the new states. A thread a channel
- * (its states in sequence, their loads in flight together); xc becomes y
- * in place. */
-template <bool V>
-static __global__ void __launch_bounds__(SP_THREADS)
-split_tail_kernel(const mb_block_step_params p, const float *__restrict__ h, const float *__restrict__ xz,
-                  const float *__restrict__ xc, const float *__restrict__ snap, float *__restrict__ out)
-{
-    extern __shared__ float4 sp_sh4[];
-    const int d = p.d_model, Di = p.d_inner, N = p.d_state, R = p.dt_rank;
-    const int nbc = p.is_complex ? 2 * N : N, xd = R + 2 * nbc, ld = mb_round4(Di);
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, b = blockIdx.y;
-    const int ldo = p.ld_out ? p.ld_out : d, ldo2 = p.ld_out2 ? p.ld_out2 : d, lda2 = p.ld_add2 ? p.ld_add2 : d;
-    float *xs = reinterpret_cast<float *>(sp_sh4); /* (Di): xc, then y */
-    float *ds = xs + ld;                          /* (xd): dt | B | C */
-    const int n_first = blockIdx.x * SP_WARPS + warp;
-    float4 wr[SP_PRE];
-    const bool pre = sp_preload<V>(n_first, d, Di, p.out_proj, wr);
-    /* the residual is the `in` kernel's input, two launches back */
-    const float h_first = lane == 0 && n_first < d ? sp_row(h, p.tokens, p.embed, d, b)[n_first] : 0.f;
-    mb_pdl_wait();
-    sp_stage(xs, ld, xc, Di, b, 1);
-    __syncthreads();
-    for (int n = warp; n < xd; n += SP_WARPS) {
-        float acc[1];
-        mb_gemv_warp<1, V>(1, Di, xs, ld, p.x_proj + (size_t)n * Di, acc);
-        if (lane == 0) ds[n] = acc[0];
-    }
-    __syncthreads();
-    const bool writer = blockIdx.x == 0;
-    const float *hs = snap + (size_t)b * Di * nbc;
-    float *hw = writer ? p.ssm_state + (size_t)b * Di * nbc : NULL;
-    const float *Bt = ds + R, *Ct = Bt + nbc, *xzr = xz + (size_t)b * 2 * Di;
-    for (int c = threadIdx.x; c < Di; c += SP_THREADS) {
-        float v = p.dt_b[c];
-        for (int r = 0; r < R; r++) v += p.dt_w[(size_t)c * R + r] * ds[r];
-        const float dt = sp_softplus(v), x = xs[c], dtx = dt * x;
-        float part = 0.f;
-        for (int n = 0; n < N; n++) {
-            const int idx = c * N + n;
-            const float hr = hs[p.is_complex ? 2 * idx : idx], hi = p.is_complex ? hs[2 * idx + 1] : 0.f;
-            part += sp_state_step(p.is_complex, dt, dtx, -expf(p.A_log[idx]), p.is_complex ? p.A_imag[idx] : 0.f,
-                                  hr, hi, Bt, Ct, n, hw, idx);
-        }
-        const float zc = xzr[Di + c];
-        xs[c] = (part + p.D[c] * x) * zc * sp_sigmoid(zc); /* only this thread reads xs[c] from here */
-    }
-    __syncthreads();
-    for (int n = n_first; n < d; n += gridDim.x * SP_WARPS) {
-        float acc[1];
-        sp_gemv<1, V>(1, Di, xs, ld, p.out_proj, n, pre && n == n_first, wr, acc);
-        if (lane == 0) {
-            const float o = acc[0] + (n == n_first ? h_first : sp_row(h, p.tokens, p.embed, d, b)[n]);
-            out[(size_t)b * ldo + n] = o;
-            if (p.out2) p.out2[(size_t)b * ldo2 + n] = o + p.add2[(size_t)b * lda2 + n];
-        }
     }
 }
 
@@ -545,26 +467,10 @@ static void sp_scan(mb_ctx *ctx, const mb_cuda_state *st, const mb_block_step_pa
     MB_LAUNCH_CHECK(ctx, "split_scan_kernel");
 }
 
-/* Whether split_tail_kernel takes x, the scan and out: a few rows of a
- * narrow fp32 layer, whose x_proj, dt_proj, rates and states each block
- * can afford to read (the DNA model: ~200 KB; the 130m shape's 1 MB would
- * cost more than the two launches it saves). AUTO (MB_STEP_TAIL forces it
- * where the weights are fp32; MB_STEP_SPLIT keeps the four kernels). */
-#define SP_TAIL_ROWS 4
-#define SP_TAIL_MAX_INNER 1024
-#define SP_TAIL_MAX_XD 128
-static bool sp_tail(const mb_cuda_state *st, const mb_block_step_params *p, int xd)
-{
-    const int path = p->gpu_path != MB_STEP_AUTO ? p->gpu_path : st->step_path;
-    if (p->x_proj_bf16 || p->out_proj_bf16 || path == MB_STEP_SPLIT) return false;
-    return path == MB_STEP_TAIL ||
-           (p->batch <= SP_TAIL_ROWS && p->d_inner <= SP_TAIL_MAX_INNER && xd <= SP_TAIL_MAX_XD);
-}
-
 extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
 {
     const int B = p->batch, d = p->d_model, Di = p->d_inner, N = p->d_state;
-    const int nbc = p->is_complex ? 2 * N : N, xd = p->dt_rank + 2 * nbc;
+    const int xd = p->dt_rank + 2 * (p->is_complex ? 2 * N : N);
     if (B <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
@@ -572,12 +478,10 @@ extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
         mb_cuda_fail(ctx, "block_step_split", "the split step needs a workspace", __FILE__, __LINE__);
         return;
     }
-    const bool tail = sp_tail(st, p, xd);
     const size_t mark = ws->used;
     float *xz = mb_arena_floats(ws, (size_t)B * 2 * Di), *xc = mb_arena_floats(ws, (size_t)B * Di);
-    float *dbc = tail ? NULL : mb_arena_floats(ws, (size_t)B * xd), *y = tail ? NULL : mb_arena_floats(ws, (size_t)B * Di);
-    float *snap = tail ? mb_arena_floats(ws, (size_t)B * Di * nbc) : NULL;
-    if (!xz || !xc || (tail ? !snap : (!dbc || !y))) {
+    float *dbc = mb_arena_floats(ws, (size_t)B * xd), *y = mb_arena_floats(ws, (size_t)B * Di);
+    if (!xz || !xc || !dbc || !y) {
         mb_ctx_fail(ctx, "%s", mb_error_last()); /* a sizing bug: the arena said why */
         return;
     }
@@ -585,21 +489,9 @@ extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
                                     .norm_w = p->norm_w, .norm_b = p->norm_b, .eps = p->eps,
                                     .W = p->in_proj, .Wb = p->in_proj_bf16, .n_out = 2 * Di, .y = xz, .ldy = 2 * Di,
                                     .conv_dim = Di, .conv_k = p->d_conv, .conv_w = p->conv_w,
-                                    .conv_b = p->conv_b, .conv_state = p->conv_state, .xc = xc,
-                                    .snap_src = p->ssm_state, .snap_dst = snap,
-                                    .snap_n = tail ? (size_t)B * Di * nbc : 0};
+                                    .conv_b = p->conv_b, .conv_state = p->conv_state, .xc = xc};
     mb_norm_gemv_cuda(ctx, &in);
 
-    if (tail) {
-        auto ft = sp_vec(Di, p->x_proj, NULL) && sp_vec(Di, p->out_proj, NULL) ? split_tail_kernel<true>
-                                                                               : split_tail_kernel<false>;
-        const size_t sht = (size_t)(mb_round4(Di) + mb_round4(xd)) * sizeof(float);
-        const dim3 grid = sp_grid(st, ft, sht, d, B, 1);
-        MB_CUDA_CHECK(ctx, mb_cuda_launch(st, ft, grid, dim3(SP_THREADS), sht, *p, h, xz, xc, snap, out));
-        MB_LAUNCH_CHECK(ctx, "split_tail_kernel");
-        ws->used = mark;
-        return;
-    }
     const int mr = sp_rows(st, B, d > Di ? d : Di, p->x_proj_bf16 || p->out_proj_bf16);
     auto fx = SP_PICK(split_x_kernel, mr, sp_vec(Di, p->x_proj, p->x_proj_bf16), p->x_proj_bf16 != NULL);
     auto fo = SP_PICK(split_out_kernel, mr, sp_vec(Di, p->out_proj, p->out_proj_bf16), p->out_proj_bf16 != NULL);

@@ -392,10 +392,7 @@ typedef struct {
      * kernels and GEMMs) */
     int gpu_path;
 } mb_block_step_params;
-/* MB_STEP_SPLIT: the four split kernels; MB_STEP_TAIL: the split form with
- * x_proj, the scan and out_proj in one kernel (AUTO's choice for narrow
- * layers at a few rows: ops/block_step_split.cu) */
-enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2, MB_STEP_LAYER = 3, MB_STEP_ROWS = 4, MB_STEP_TAIL = 5 };
+enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2, MB_STEP_LAYER = 3, MB_STEP_ROWS = 4 };
 #define MB_OPS_BLOCK_STEP_ARGS mb_ctx *ctx, const mb_block_step_params *p, const float *h, \
     float *out, mb_arena *ws
 void mb_block_step(MB_OPS_BLOCK_STEP_ARGS);
@@ -421,19 +418,12 @@ typedef struct {
     /* Optional (the split block step; conv_dim 0: off): the columns n <
      * conv_dim are also the conv's newest input, xc[b, n] (rows conv_dim
      * apart) = silu(conv_b[n] + conv over [conv_state[b, :, n]; y[b, n]])
-     * with conv_k taps, and the state shifts by one with y[b, n] as its
-     * newest entry. On a GPU the state is read before the kernel waits on
-     * the one launched before it (programmatic dependent launch): that one
-     * must not write it. */
+     * with conv_k taps; the state is read, not shifted, and on a GPU read
+     * before the kernel waits on the one launched before it (programmatic
+     * dependent launch): that one must not write it. */
     int conv_dim, conv_k;
-    const float *conv_w, *conv_b;
-    float *conv_state;
+    const float *conv_w, *conv_b, *conv_state;
     float *xc;
-    /* Optional: snap_dst[i] = snap_src[i] for i < snap_n, after that wait
-     * (the block step's SSM states, for the one-kernel tail) */
-    const float *snap_src;
-    float *snap_dst;
-    size_t snap_n;
 } mb_norm_gemv_params;
 
 /* ---- sampling -------------------------------------------------------------
