@@ -132,17 +132,23 @@ __device__ __forceinline__ scan_in scan_fetch(const scan_args &a, size_t row, in
 __device__ __forceinline__ float scan_dt(const scan_args &a, float v) { return a.softplus ? scan_softplus(v) : v; }
 
 /* decay factor of one state: a = exp(dt A) (complex: times e^{i dt Ai});
- * A2 is A log2(e), Aim is Ai / pi: the angle in half turns, so that
- * sincospif reduces it exactly (an integer's removal) with no large-angle
- * path, where sincosf's reduction and its Payne-Hanek fallback (a stack
- * frame in every complex kernel) cost more for the same ulp accuracy */
+ * A2 is A log2(e), Aim is Ai / pi: the angle in half turns. The nearest
+ * whole half turn k comes off exactly (t - rint(t) is exact in fp32), the
+ * rest, within a quarter turn, goes to the SFU's sine and cosine (MUFU:
+ * absolute error about 2^-21 there, CUDA's __sinf/__cosf bounds), and an
+ * odd k turns the sign. sincospif, before, spent some 25 FMA-pipe
+ * instructions a state and step on its polynomials and special cases, in
+ * the kernels whose pipe that is the busiest; the SFU already runs one ex2
+ * a state and step, and here takes two more. */
 template <bool CPLX>
 __device__ __forceinline__ void scan_decay(float dt, float A2, float Aim, float *ar, float *ai)
 {
     float mag = scan_exp2(dt * A2);
     if (CPLX) {
+        const float t = dt * Aim, k = rintf(t);
         float s, c;
-        sincospif(dt * Aim, &s, &c);
+        __sincosf((t - k) * SCAN_PI, &s, &c);
+        if (__float2int_rn(k) & 1) mag = -mag;
         *ar = mag * c;
         *ai = mag * s;
     } else {
