@@ -423,7 +423,7 @@ static int scan_accuracy(void)
             goto done;
         }
         const float *y = dev ? ycpu : h[8];
-        printf("| %-22s | %9.2e | %9.2e |\n", dev ? "GPU (sincospif, ex2)" : "CPU fp32 (libm)", acc_err(y, ref, 0, MD),
+        printf("| %-22s | %9.2e | %9.2e |\n", dev ? "GPU (SFU sincos, ex2)" : "CPU fp32 (libm)", acc_err(y, ref, 0, MD),
                acc_err(y, ref, MD - ((size_t)1 << 16) * D, MD));
     }
 done:

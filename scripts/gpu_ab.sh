@@ -6,7 +6,7 @@
 #   [BENCH=bench_generate] bash scripts/gpu_ab.sh "BENCH ARGS" DIR...
 #
 # builds $BENCH (default bench_gpu) from this tree and from each DIR (a
-# source tree, e.g. `git archive OLD | tar -x -C DIR`, without its tests),
+# source tree: `git archive OLD CMakeLists.txt libmamba bench apps | tar -x -C DIR`),
 # then runs `$BENCH BENCH ARGS` for every tree, twice in alternation, into
 # $OUT/ab_<n>_<round>.txt, and prints the table rows of each run.
 set -uo pipefail

@@ -206,7 +206,7 @@ __device__ __forceinline__ float scan_step(int N, float dt, float x, const float
 }
 
 /* A2 = A log2(e) (the exp2 argument), Aim = the imaginary part / pi (the
- * sincospif argument; scan_decay) */
+ * rotation's argument; scan_decay) */
 template <int NS, bool CPLX>
 __device__ __forceinline__ void scan_load_A(const scan_args &a, int d, float *A2, float *Aim)
 {
