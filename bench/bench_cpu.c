@@ -88,11 +88,17 @@ static void bench_scan(mb_ctx *ctx, int B, int D, int L, int N, int cplx, double
     free(du), free(dd), free(dz), free(dB), free(dC), free(dA), free(dAi), free(dD), free(db);
 }
 
+/* arch as bench_gpu's: 0 the causal LM, 1 mamba-bidir, 2 with RC sharing */
 static void bench_train(mb_ctx *ctx, const char *name, int d_model, int n_layer, int vocab, int B,
-                        int L, int cplx, int reps)
+                        int L, int cplx, int reps, int arch)
 {
     mb_config cfg;
     bench_model_config(&cfg, d_model, n_layer, vocab, cplx);
+    if (arch) {
+        cfg.arch = MB_ARCH_BIDIR;
+        cfg.rc_equivariant = arch == 2;
+        for (int v = 7; v <= 10 && v < vocab; v++) cfg.rc_complement[v] = 17 - v;
+    }
     mb_model *m = mb_model_create(ctx, &cfg, 1);
     mb_optim_config oc;
     mb_optim_config_default(&oc);
@@ -139,9 +145,12 @@ int main(int argc, char **argv)
     printf("\nTraining step (forward, backward, AdamW), fp32; median of %d\n\n", reps);
     printf("| model                  |   params |   B |      L | A       | step (ms) |  tokens/s |\n");
     printf("|------------------------|----------|-----|--------|---------|-----------|-----------|\n");
-    bench_train(ctx, "selcopy d64 x2", 64, 2, 10, 32, 36, 0, reps);
-    bench_train(ctx, "selcopy d64 x2", 64, 2, 10, 32, 36, 1, reps);
-    bench_train(ctx, "dna d256 x8 vocab 16", 256, 8, 16, 1, quick ? 512 : 2048, 0, reps);
+    bench_train(ctx, "selcopy d64 x2", 64, 2, 10, 32, 36, 0, reps, 0);
+    bench_train(ctx, "selcopy d64 x2", 64, 2, 10, 32, 36, 1, reps, 0);
+    const int L = quick ? 512 : 2048;
+    bench_train(ctx, "dna d256 x8 vocab 16", 256, 8, 16, 1, L, 0, reps, 0);
+    bench_train(ctx, "bidir d256 x8", 256, 8, 16, 1, L, 0, reps, 1);
+    bench_train(ctx, "bidir+rc d256 x8", 256, 8, 16, 1, L, 0, reps, 2);
     mb_ctx_free(ctx);
     return 0;
 }

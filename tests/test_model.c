@@ -11,6 +11,8 @@
 /* 1: the models below have mamba_ssm's bias=True, conv_bias=False (the
  * tests named *_biases set it around their run) */
 static int g_biases;
+/* 1: the bidirectional model (mamba-bidir); 2: the same with recompute */
+static int g_bidir;
 
 static mb_config tiny_config(int cplx, int rms, int tied)
 {
@@ -26,6 +28,7 @@ static mb_config tiny_config(int cplx, int rms, int tied)
     c.init = cplx ? MB_INIT_S4D_LIN : MB_INIT_S4D_REAL;
     c.rms_norm = rms;
     c.tie_embeddings = tied;
+    if (g_bidir) c.arch = MB_ARCH_BIDIR;
     return c;
 }
 
@@ -141,6 +144,7 @@ static void model_grad(int cplx, int rms, int tied)
     mb_config cfg = tiny_config(cplx, rms, tied);
     mb_test_model_case c = {.m = mb_model_create(ctx, &cfg, 5), .B = 2, .L = 13};
     assert_non_null(c.m);
+    if (g_bidir) mb_model_set_recompute(c.m, g_bidir == 2);
     jitter(c.m, &r, 0.2f);
     mb_test_make_tokens(&r, &c, cfg.vocab_size);
     mb_loss_stats st = {0};
@@ -161,13 +165,15 @@ static void model_grad(int cplx, int rms, int tied)
     /* one left unresolved must be a small-gradient mixer tensor: the
      * mixer's backward is the one test_golden checks against float64
      * (lm_real, lm_complex; RMSNorm there, LayerNorm only here) */
-    static const char *const small[] = {"mixer.dt_proj.weight", "mixer.dt_proj.bias", "mixer.A_log",
-                                        "mixer.A_imag", "mixer.x_proj.weight", NULL};
+    static const char *const small[] = {".dt_proj.weight", ".dt_proj.bias", ".A_log", ".A_imag", ".x_proj.weight",
+                                        NULL};
     char what[64];
-    snprintf(what, sizeof what, "%s %s %s LM", cplx ? "complex" : "real", rms ? "rmsnorm" : "layernorm",
-             tied ? "tied" : "untied");
+    snprintf(what, sizeof what, "%s %s %s %s", cplx ? "complex" : "real", rms ? "rmsnorm" : "layernorm",
+             tied ? "tied" : "untied", g_bidir ? "bidir" : "LM");
     const double worst = mb_test_fd_tally_check(&t, what, c.m->params.n, small,
-                                                "test_golden's float64 lm_* gradients (the same mixer)", 1);
+                                                g_bidir ? "test_golden's float64 bidir gradients (the same mixers)"
+                                                        : "test_golden's float64 lm_* gradients (the same mixer)",
+                                                1);
     /* Measured 4e-3..1.1e-2 over seeds: fp32 rounding of the logits on one
      * side, curvature over the step on the other (the tied embedding). This
      * check is for the wiring of the whole model (a missing path or a wrong
@@ -296,6 +302,19 @@ static void test_model_grad_biases(void **s)
     g_biases = 1;
     model_grad(1, 1, 0);
     g_biases = 0;
+}
+/* the bidirectional block's shared products with biases (out_proj's
+ * counts twice: one product on the two directions' sum), whole and with
+ * recompute (ys formed by the scans' backward) */
+static void test_model_grad_bidir_biases(void **s)
+{
+    (void)s;
+    g_biases = 1;
+    g_bidir = 1;
+    model_grad(1, 1, 0);
+    g_bidir = 2;
+    model_grad(0, 0, 1);
+    g_biases = g_bidir = 0;
 }
 static void test_step_biases(void **s)
 {
@@ -602,6 +621,7 @@ int main(void)
         cmocka_unit_test(test_bad_tokens),          cmocka_unit_test(test_sample),
         cmocka_unit_test(test_chunk_scores),        cmocka_unit_test(test_int8),
         cmocka_unit_test(test_model_grad_biases), cmocka_unit_test(test_step_biases),
+        cmocka_unit_test(test_model_grad_bidir_biases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

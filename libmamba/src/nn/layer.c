@@ -41,48 +41,92 @@ void mb_layer_acts_carve(mb_layer_acts *a, const mb_layer *ly, int M, mb_carve *
 
 size_t mb_layer_workspace(mb_ctx *ctx, const mb_layer *ly, int B, int L)
 {
-    /* bidir: M_r's output (forward), or the reversed gradients in and out
-     * (backward), beside what a mixer needs */
-    const size_t rev = ly->bidir ? 2 * mb_align64((size_t)B * L * ly->width * sizeof(float)) : 0;
+    /* bidir: beside what a mixer needs, the whole-sequence block's ys sum,
+     * M_r's dys and dxz (layer_bidir_*), or a direction's reversed
+     * gradients in and out (mb_layer_dir_*), whichever is more */
+    size_t rev = 0;
+    if (ly->bidir) {
+        const size_t M = (size_t)B * L, Di = (size_t)ly->mixer.d_inner;
+        const size_t whole = 2 * mb_align64(M * Di * sizeof(float)) + mb_align64(M * 2 * Di * sizeof(float));
+        const size_t dir = 2 * mb_align64(M * ly->width * sizeof(float));
+        rev = whole > dir ? whole : dir;
+    }
     return rev + mb_mixer_workspace(ctx, &ly->mixer, B, L);
 }
 
-/* The BiMamba block's mixers: out = M_f(xn) + flip(M_r(flip(xn))), xn_r =
- * flip(xn) kept; out NULL as mb_mixer_fwd's (a recompute's activations).
- * In bf16 precision the sum of the two (stored) outputs is stored too, as
- * autocast adds two bf16 tensors. */
+/* ys = ys_f + flip(ys_r), stored as the precision stores a sum of two
+ * stored tensors */
+static void layer_ys_sum(mb_ctx *ctx, const mb_layer *ly, int B, int L, const mb_layer_acts *a, float *ys)
+{
+    const int Di = ly->mixer.d_inner;
+    mb_dev_copy_async(ctx, ys, a->mix.ys, (size_t)B * L * Di * sizeof(float));
+    mb_flip_rows(ctx, B, L, Di, NULL, a->mix_r.ys, Di, 1.f, ys, Di);
+    mb_precision_store(ctx, B * L, Di, ys, Di);
+}
+
+/* The BiMamba block's mixers: out = M_f(xn) + flip(M_r(flip(xn))); out
+ * NULL as mb_mixer_fwd's (a recompute's activations). M_r shares M_f's
+ * in_proj and out_proj, and both act on each row alone, so flip commutes
+ * with them: in_proj runs once (M_r's xz is M_f's flipped) and out_proj
+ * once, on ys_f + flip(ys_r) (out_proj's bias then counts twice, as in the
+ * sum of the two mixers). Two of the four products a block runs, and the
+ * same in the backward. */
 static int layer_bidir_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, int L, float *out,
                            mb_layer_acts *a, mb_arena *ws)
 {
-    const int M = B * L, d = ly->width;
-    if (mb_mixer_fwd(ctx, &ly->mixer, ps, B, L, a->xn, out, &a->mix, NULL, ws)) return -1;
-    mb_flip_rows(ctx, B, L, d, NULL, a->xn, d, 0.f, a->xn_r, d);
+    const mb_mixer *mf = &ly->mixer, *mr = &ly->mixer_rev;
+    const int M = B * L, Di = mf->d_inner;
+    mb_mixer_in_fwd(ctx, mf, ps, M, a->xn, &a->mix);
+    mb_flip_rows(ctx, B, L, 2 * Di, NULL, a->mix.xz, 2 * Di, 0.f, a->mix_r.xz, 2 * Di);
+    if (mb_mixer_fwd_xz(ctx, mf, ps, B, L, &a->mix, NULL, ws, out != NULL) ||
+        mb_mixer_fwd_xz(ctx, mr, ps, B, L, &a->mix_r, NULL, ws, out != NULL))
+        return -1;
+    if (!out) return 0;
     const size_t mark = ws->used;
-    float *o_r = out ? mb_arena_floats(ws, (size_t)M * d) : NULL;
-    if (out && !o_r) return -1;
-    if (mb_mixer_fwd(ctx, &ly->mixer_rev, ps, B, L, a->xn_r, o_r, &a->mix_r, NULL, ws)) return -1;
-    if (out) {
-        mb_flip_rows(ctx, B, L, d, NULL, o_r, d, 1.f, out, d);
-        mb_precision_store(ctx, M, d, out, d);
+    float *ys = mb_arena_floats(ws, (size_t)M * Di);
+    if (!ys) return -1;
+    layer_ys_sum(ctx, ly, B, L, a, ys);
+    mb_mixer_out_fwd(ctx, mf, ps, M, ys, out);
+    if (mf->p_out_bias >= 0) {
+        mb_bias_add(ctx, M, ly->width, mb_param_data(ps, mf->p_out_bias), out, ly->width);
+        mb_precision_store(ctx, M, ly->width, out, ly->width);
     }
     ws->used = mark;
     return 0;
 }
 
-/* Its backward: dxn = dM_f(dout) + flip(dM_r(flip(dout))), the sum stored
- * as the precision does (two gradients meeting on one activation). */
+/* Its backward, the products shared as in the forward: dys = dout
+ * out_proj for both directions (M_r's flipped), dxz = dxz_f + flip(dxz_r)
+ * into in_proj's one backward. */
 static int layer_bidir_bwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, int L,
                            const mb_layer_acts *a, const float *dout, float *dxn, mb_arena *ws)
 {
-    const int M = B * L, d = ly->width;
-    if (mb_mixer_bwd(ctx, &ly->mixer, ps, B, L, a->xn, &a->mix, dout, dxn, 0.f, ws, NULL, NULL)) return -1;
+    const mb_mixer *mf = &ly->mixer, *mr = &ly->mixer_rev;
+    const int M = B * L, Di = mf->d_inner;
     const size_t mark = ws->used;
-    float *dr = mb_arena_floats(ws, (size_t)M * d), *dxr = mb_arena_floats(ws, (size_t)M * d);
-    if (!dr || !dxr) return -1;
-    mb_flip_rows(ctx, B, L, d, NULL, dout, d, 0.f, dr, d);
-    if (mb_mixer_bwd(ctx, &ly->mixer_rev, ps, B, L, a->xn_r, &a->mix_r, dr, dxr, 0.f, ws, NULL, NULL)) return -1;
-    mb_flip_rows(ctx, B, L, d, NULL, dxr, d, 1.f, dxn, d);
-    mb_precision_store(ctx, M, d, dxn, d);
+    float *ys = mb_arena_floats(ws, (size_t)M * Di), *dys = mb_arena_floats(ws, (size_t)M * Di);
+    float *dxz = mb_arena_floats(ws, (size_t)M * 2 * Di);
+    if (!ys || !dys || !dxz || !(dout = mb_mixer_dout_store(ctx, mf, M, dout, ws))) return -1;
+    /* out_proj's weight gradient needs both directions' ys, which the
+     * scans' backwards write when a recompute left them */
+    const int late = a->mix.ys_pending;
+    if (!late) layer_ys_sum(ctx, ly, B, L, a, ys);
+    mb_mixer_out_bwd(ctx, mf, ps, M, late ? NULL : ys, dout, dys);
+    if (mf->p_out_bias >= 0) mb_colsum_acc(ctx, M, ly->width, dout, ly->width, mb_param_grad(ps, mf->p_out_bias));
+    if (mb_mixer_bwd_ys(ctx, mf, ps, B, L, &a->mix, dys, dxz, ws, NULL, NULL)) return -1;
+    /* M_r's dys, flipped, in ys's buffer: its sum is used already, or not
+     * formed yet */
+    float *dxz_r = mb_arena_floats(ws, (size_t)M * 2 * Di);
+    if (!dxz_r) return -1;
+    mb_flip_rows(ctx, B, L, Di, NULL, dys, Di, 0.f, ys, Di);
+    if (mb_mixer_bwd_ys(ctx, mr, ps, B, L, &a->mix_r, ys, dxz_r, ws, NULL, NULL)) return -1;
+    if (late) {
+        layer_ys_sum(ctx, ly, B, L, a, ys);
+        mb_mixer_out_bwd(ctx, mf, ps, M, ys, dout, NULL);
+    }
+    mb_flip_rows(ctx, B, L, 2 * Di, NULL, dxz_r, 2 * Di, 1.f, dxz, 2 * Di);
+    mb_precision_store(ctx, M, 2 * Di, dxz, 2 * Di);
+    mb_mixer_in_bwd(ctx, mf, ps, M, a->xn, dxz, dxn, 0.f);
     ws->used = mark;
     return 0;
 }

@@ -217,20 +217,25 @@ size_t mb_mixer_workspace(mb_ctx *ctx, const mb_mixer *mx, int B, int L)
     return need;
 }
 
-int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
-                 const float *u, float *out, mb_mixer_acts *a, mb_mixer_state *st, mb_arena *ws)
+void mb_mixer_in_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M, const float *u, mb_mixer_acts *a)
 {
-    const int M = B * L, d = mx->d_model, Di = mx->d_inner, R = mx->dt_rank;
+    const int Di = mx->d_inner;
+    mb_linear_fwd(ctx, M, mx->d_model, 2 * Di, u, mx->d_model, mb_param_gemm(ctx, ps, mx->p_in_proj),
+                  mixer_opt(ps, mx->p_in_bias), a->xz, 2 * Di);
+    mb_precision_store(ctx, M, 2 * Di, a->xz, 2 * Di);
+}
+
+int mb_mixer_fwd_xz(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L, mb_mixer_acts *a,
+                    mb_mixer_state *st, mb_arena *ws, int scan)
+{
+    const int M = B * L, Di = mx->d_inner, R = mx->dt_rank;
     mb_act_fwd(ctx, MB_ACT_NEGEXP, Di, mx->d_state, mb_param_data(ps, mx->p_A_log), mx->d_state,
                a->A, mx->d_state);
-    /* each product and the conv + SiLU, the scan's gated output and out as
-     * the precision stores them (mb_precision_store: bf16's points are
+    /* each product and the conv + SiLU, the scan's gated output as the
+     * precision stores them (mb_precision_store: bf16's points are
      * mamba_ssm's under autocast; the conv's weights and the scan's A, D
      * and dt bias stay fp32). The conv and the scan round their own
      * outputs (MB_OPS_ROUNDS_BF16). */
-    mb_linear_fwd(ctx, M, d, 2 * Di, u, d, mb_param_gemm(ctx, ps, mx->p_in_proj), mixer_opt(ps, mx->p_in_bias), a->xz,
-                  2 * Di);
-    mb_precision_store(ctx, M, 2 * Di, a->xz, 2 * Di);
     mb_conv1d_fwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
                   mixer_opt(ps, mx->p_conv_b), st ? st->conv : NULL, 1, a->xc, Di);
     if (st) mb_conv1d_state_update(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, st->conv);
@@ -240,15 +245,28 @@ int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     /* dt_proj without its bias: the scan adds it before the softplus */
     mb_linear_fwd(ctx, M, R, Di, a->xdbl, mx->xdbl_dim, mb_param_gemm(ctx, ps, mx->p_dt_w), NULL, a->delta, Di);
     mb_precision_store(ctx, M, Di, a->delta, Di);
-    a->ys_pending = out == NULL;
-    if (!out) return 0;
+    a->ys_pending = !scan;
+    if (!scan) return 0;
     mb_scan_params sp = mixer_scan_params(mx, ps, B, L, a, st ? st->ssm : NULL);
     size_t mark = ws->used;
     mb_scan_fwd(ctx, &sp, a->ys, st ? st->ssm : NULL, ws);
     ws->used = mark;
-    mb_linear_fwd(ctx, M, Di, d, a->ys, Di, mb_param_gemm(ctx, ps, mx->p_out_proj), mixer_opt(ps, mx->p_out_bias),
-                  out, d);
-    mb_precision_store(ctx, M, d, out, d);
+    return 0;
+}
+
+void mb_mixer_out_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M, const float *ys, float *out)
+{
+    mb_linear_fwd(ctx, M, mx->d_inner, mx->d_model, ys, mx->d_inner, mb_param_gemm(ctx, ps, mx->p_out_proj),
+                  mixer_opt(ps, mx->p_out_bias), out, mx->d_model);
+    mb_precision_store(ctx, M, mx->d_model, out, mx->d_model);
+}
+
+int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
+                 const float *u, float *out, mb_mixer_acts *a, mb_mixer_state *st, mb_arena *ws)
+{
+    mb_mixer_in_fwd(ctx, mx, ps, B * L, u, a);
+    if (mb_mixer_fwd_xz(ctx, mx, ps, B, L, a, st, ws, out != NULL)) return -1;
+    if (out) mb_mixer_out_fwd(ctx, mx, ps, B * L, a->ys, out);
     return 0;
 }
 
@@ -292,41 +310,35 @@ int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, in
     return mb_ctx_check(ctx);
 }
 
-int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
-                 const float *u, const mb_mixer_acts *a, const float *dout, float *du,
-                 float du_beta, mb_arena *ws, const mb_mixer_state *st0,
-                 const mb_mixer_carry *carry)
+const float *mb_mixer_dout_store(mb_ctx *ctx, const mb_mixer *mx, int M, const float *dout, mb_arena *ws)
 {
-    if (carry && B != 1) return mb_error_set("internal: chunked mixer backward needs B = 1");
-    const int M = B * L, d = mx->d_model, Di = mx->d_inner, R = mx->dt_rank, N = mx->d_state;
-    size_t mark = ws->used;
-    float *dys = mb_arena_floats(ws, (size_t)M * Di);
-    float *dxz = mb_arena_floats(ws, (size_t)M * 2 * Di);
-    float *dxc = mb_arena_floats(ws, (size_t)M * Di);
-    float *dxdbl = mb_arena_floats(ws, (size_t)M * mx->xdbl_dim);
-    float *ddelta = mb_arena_floats(ws, (size_t)M * Di);
-    float *dA = mb_arena_floats(ws, (size_t)Di * N);
-    if (!dys || !dxz || !dxc || !dxdbl || !ddelta || !dA) return -1;
-
     /* bf16 precision: every activation gradient stored as bf16 where the
      * forward stored its activation (mb_precision_store), the products'
      * input gradients from the rounded weights (mb_param_gemm); the
      * weights' gradients and the residual stream's stay fp32. The mixer's
      * output was stored as bf16, so its gradient is too: a rounded copy of
      * dout (the residual stream's gradient, which stays fp32). */
-    if (ctx->precision == MB_PREC_BF16) {
-        float *d16 = mb_arena_floats(ws, (size_t)M * d);
-        if (!d16) return -1;
-        mb_dev_copy_async(ctx, d16, dout, (size_t)M * d * sizeof(float));
-        mb_precision_store(ctx, M, d, d16, d);
-        dout = d16;
-    }
-    /* out_proj's input gradient needs only dout; its weight gradient needs
-     * ys, which the scan's backward writes when a recompute left it */
-    const int late = a->ys_pending;
-    mb_linear_bwd(ctx, M, Di, d, a->ys, Di, mb_param_gemm(ctx, ps, mx->p_out_proj), dout, d, dys, Di,
-                  0.f, late ? NULL : mb_param_grad(ps, mx->p_out_proj), mixer_opt_grad(ps, mx->p_out_bias));
-    mb_precision_store(ctx, M, Di, dys, Di);
+    if (ctx->precision != MB_PREC_BF16) return dout;
+    const int d = mx->d_model;
+    float *d16 = mb_arena_floats(ws, (size_t)M * d);
+    if (!d16) return NULL;
+    mb_dev_copy_async(ctx, d16, dout, (size_t)M * d * sizeof(float));
+    mb_precision_store(ctx, M, d, d16, d);
+    return d16;
+}
+
+int mb_mixer_bwd_ys(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L, const mb_mixer_acts *a,
+                    const float *dys, float *dxz, mb_arena *ws, const mb_mixer_state *st0,
+                    const mb_mixer_carry *carry)
+{
+    if (carry && B != 1) return mb_error_set("internal: chunked mixer backward needs B = 1");
+    const int M = B * L, Di = mx->d_inner, R = mx->dt_rank, N = mx->d_state;
+    size_t mark = ws->used;
+    float *dxc = mb_arena_floats(ws, (size_t)M * Di);
+    float *dxdbl = mb_arena_floats(ws, (size_t)M * mx->xdbl_dim);
+    float *ddelta = mb_arena_floats(ws, (size_t)M * Di);
+    float *dA = mb_arena_floats(ws, (size_t)Di * N);
+    if (!dxc || !dxdbl || !ddelta || !dA) return -1;
 
     mb_dev_zero(ctx, dA, (size_t)Di * N * sizeof(float));
     mb_scan_params sp = mixer_scan_params(mx, ps, B, L, a, st0 ? st0->ssm : NULL);
@@ -341,12 +353,9 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
         .dz = dxz + Di, .ld_dz = 2 * Di,
         .ddelta_bias = mb_param_grad(ps, mx->p_dt_b),
         .dh0 = carry ? carry->dssm_out : NULL,
-        .y = late ? a->ys : NULL,
+        .y = a->ys_pending ? a->ys : NULL,
     };
     mb_scan_bwd(ctx, &sp, dys, carry ? carry->dssm_in : NULL, &sg, ws);
-    if (late)
-        mb_linear_bwd(ctx, M, Di, d, a->ys, Di, NULL, dout, d, NULL, Di, 0.f, mb_param_grad(ps, mx->p_out_proj),
-                      NULL);
     /* the scan rounded du, ddelta, dz and y; dB and dC it gathers with
      * atomics, so they are rounded here */
     mb_precision_store(ctx, M, 2 * mx->n_bc, dxdbl + R, mx->xdbl_dim);
@@ -364,16 +373,52 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
     /* the conv and its SiLU are one op (the conv's output recomputed, never
      * stored): no rounding between their gradients; dxc is scratch after.
      * The next chunk's conv read this chunk's last K-1 inputs: its share of
-     * their gradient (carry->dconv_in) is added before dx is stored. */
+     * their gradient (carry->dconv_in) is added before dx is stored. dxz is
+     * then whole: the conv rounded dx (with the carry's share) and the scan
+     * dz (MB_OPS_ROUNDS_BF16). */
     mb_conv1d_bwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
                   mixer_opt(ps, mx->p_conv_b), st0 ? st0->conv : NULL, 1, dxc, Di, dxz, 2 * Di,
                   mb_param_grad(ps, mx->p_conv_w), mixer_opt_grad(ps, mx->p_conv_b), carry ? carry->dconv_out : NULL,
                   carry ? carry->dconv_in : NULL);
-    /* dxz is whole: the conv rounded dx (with the carry's share) and the
-     * scan dz (MB_OPS_ROUNDS_BF16) */
-    mb_linear_bwd(ctx, M, d, 2 * Di, u, d, mb_param_gemm(ctx, ps, mx->p_in_proj), dxz, 2 * Di, du, d,
-                  du_beta, mb_param_grad(ps, mx->p_in_proj), mixer_opt_grad(ps, mx->p_in_bias));
+    ws->used = mark;
+    return 0;
+}
+
+void mb_mixer_out_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M, const float *ys,
+                      const float *dout, float *dys)
+{
+    const int d = mx->d_model, Di = mx->d_inner;
+    mb_linear_bwd(ctx, M, Di, d, ys, Di, dys ? mb_param_gemm(ctx, ps, mx->p_out_proj) : NULL, dout, d, dys, Di, 0.f,
+                  ys ? mb_param_grad(ps, mx->p_out_proj) : NULL, dys ? mixer_opt_grad(ps, mx->p_out_bias) : NULL);
+    if (dys) mb_precision_store(ctx, M, Di, dys, Di);
+}
+
+void mb_mixer_in_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M, const float *u, const float *dxz,
+                     float *du, float du_beta)
+{
+    const int d = mx->d_model, Di = mx->d_inner;
+    mb_linear_bwd(ctx, M, d, 2 * Di, u, d, mb_param_gemm(ctx, ps, mx->p_in_proj), dxz, 2 * Di, du, d, du_beta,
+                  mb_param_grad(ps, mx->p_in_proj), mixer_opt_grad(ps, mx->p_in_bias));
     mb_precision_store(ctx, M, d, du, d);
+}
+
+int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
+                 const float *u, const mb_mixer_acts *a, const float *dout, float *du,
+                 float du_beta, mb_arena *ws, const mb_mixer_state *st0,
+                 const mb_mixer_carry *carry)
+{
+    const int M = B * L, Di = mx->d_inner;
+    size_t mark = ws->used;
+    float *dys = mb_arena_floats(ws, (size_t)M * Di);
+    float *dxz = mb_arena_floats(ws, (size_t)M * 2 * Di);
+    if (!dys || !dxz || !(dout = mb_mixer_dout_store(ctx, mx, M, dout, ws))) return -1;
+    /* out_proj's input gradient needs only dout; its weight gradient needs
+     * ys, which the scan's backward writes when a recompute left it */
+    const int late = a->ys_pending;
+    mb_mixer_out_bwd(ctx, mx, ps, M, late ? NULL : a->ys, dout, dys);
+    if (mb_mixer_bwd_ys(ctx, mx, ps, B, L, a, dys, dxz, ws, st0, carry)) return -1;
+    if (late) mb_mixer_out_bwd(ctx, mx, ps, M, a->ys, dout, NULL);
+    mb_mixer_in_bwd(ctx, mx, ps, M, u, dxz, du, du_beta);
     ws->used = mark;
     return 0;
 }

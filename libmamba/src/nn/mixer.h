@@ -63,6 +63,17 @@ size_t mb_mixer_workspace(mb_ctx *ctx, const mb_mixer *mx, int B, int L);
  * was after the conv. */
 int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
                  const float *u, float *out, mb_mixer_acts *a, mb_mixer_state *st, mb_arena *ws);
+/* mb_mixer_fwd in its three parts, for a caller that shares in_proj and
+ * out_proj between two mixers (the BiMamba block: one product of each for
+ * both directions, flip commuting with a product applied row by row).
+ * in: a->xz = in_proj(u) over M rows. xz: from a->xz (filled), conv ..
+ * dt_proj, and with scan the scan into a->ys (else a->ys_pending, as
+ * mb_mixer_fwd's out NULL). out: out (M, d_model) = out_proj(ys). Each
+ * stores its outputs as the precision does. */
+void mb_mixer_in_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M, const float *u, mb_mixer_acts *a);
+int mb_mixer_fwd_xz(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L, mb_mixer_acts *a,
+                    mb_mixer_state *st, mb_arena *ws, int scan);
+void mb_mixer_out_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M, const float *ys, float *out);
 /* The recurrent step of the residual block around the mixer, out = h +
  * mixer(norm(h)) for B rows (RMSNorm, or LayerNorm when norm_b is given),
  * the state advanced: one fused op (mb_block_step) instead of the dozen a
@@ -122,5 +133,22 @@ int mb_mixer_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, in
                  const float *u, const mb_mixer_acts *a, const float *dout, float *du,
                  float du_beta, mb_arena *ws, const mb_mixer_state *st0,
                  const mb_mixer_carry *carry);
+/* mb_mixer_bwd in its parts (the shared-projection caller of
+ * mb_mixer_fwd_xz). dout_store: dout as the precision stores the mixer's
+ * output gradient (bf16: a rounded copy in ws; else dout itself; NULL when
+ * ws is full). out_bwd: dys = dout out_proj (dys NULL: not wanted) and
+ * out_proj's bias gradient with it; with ys, out_proj's weight gradient.
+ * bwd_ys: from dys to dxz (M, 2 d_inner, overwritten), every gradient of
+ * the conv, x_proj, dt_proj and the scan's parameters; a->ys written when
+ * a->ys_pending. in_bwd: du = du_beta du + dxz in_proj, and in_proj's
+ * gradients. */
+const float *mb_mixer_dout_store(mb_ctx *ctx, const mb_mixer *mx, int M, const float *dout, mb_arena *ws);
+void mb_mixer_out_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M, const float *ys,
+                      const float *dout, float *dys);
+int mb_mixer_bwd_ys(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L, const mb_mixer_acts *a,
+                    const float *dys, float *dxz, mb_arena *ws, const mb_mixer_state *st0,
+                    const mb_mixer_carry *carry);
+void mb_mixer_in_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M, const float *u, const float *dxz,
+                     float *du, float du_beta);
 
 #endif
