@@ -139,7 +139,7 @@ static void bidir_layout(mb_carve *c, void *arg)
     /* rows one layer pass works on: everything, or one chunk of one sequence */
     const int Mx = chunked ? n->rc_chunk : (int)SM;
     for (int l = 0; l <= m->cfg.n_layer; l++) n->h[l] = mb_carve_take(c, SM * d);
-    for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], Mx, c);
+    for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], Mx, chunked, c);
     mb_lm_head_acts_carve(&n->hacts, &n->bb.head, (int)SM, c);
     n->logits = mb_carve_take(c, SM * Vp);
     n->dh = mb_carve_take(c, SM * d);
@@ -420,7 +420,7 @@ static void bidir_state_layout(mb_carve *c, void *arg)
     s->tok_both = (int32_t *)mb_carve_take(c, n->S == 2 ? SM : 1);
     s->h0 = mb_carve_take(c, SM * d);
     s->h1 = mb_carve_take(c, SM * d);
-    mb_layer_acts_carve(&s->acts, &n->bb.layers[0], (int)SM, c);
+    mb_layer_acts_carve(&s->acts, &n->bb.layers[0], (int)SM, 0, c);
     mb_lm_head_acts_carve(&s->hacts, &n->bb.head, (int)SM, c);
     s->logits = mb_carve_take(c, SM * Vp);
     s->hf_rc = mb_carve_take(c, n->S == 2 ? M * d : 1);

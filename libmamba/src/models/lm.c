@@ -111,7 +111,7 @@ static void lm_layout(mb_carve *c, void *arg)
     /* chunked, layer 0's input is the chunk's embedding, recomputed when
      * needed (lm_chunk_in): h[0] holds one chunk */
     for (int l = 0; l <= nl; l++) n->h[l] = mb_carve_take(c, (l == 0 && chunked ? (size_t)Mx : M) * d);
-    for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], Mx, c);
+    for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], Mx, 0, c);
     mb_lm_head_acts_carve(&n->hacts, &n->bb.head, (int)M, c);
     n->logits = mb_carve_take(c, M * m->vocab_padded);
     n->dh = mb_carve_take(c, M * d);
@@ -299,7 +299,7 @@ static void lm_state_layout(mb_carve *c, void *arg)
     const size_t d = a->m->cfg.d_model;
     s->h0 = mb_carve_take(c, M * d);
     s->h1 = mb_carve_take(c, M * d);
-    mb_layer_acts_carve(&s->acts, &n->bb.layers[0], M, c);
+    mb_layer_acts_carve(&s->acts, &n->bb.layers[0], M, 0, c);
     mb_lm_head_acts_carve(&s->hacts, &n->bb.head, M, c);
     s->logits = mb_carve_take(c, (size_t)M * a->m->vocab_padded);
 }

@@ -265,7 +265,7 @@ static void sa_layout(mb_carve *c, void *arg)
                 *b = turn[lvl][i & 1];
                 continue;
             }
-            mb_layer_acts_carve(&b->la, &ly[i].blk, R, c);
+            mb_layer_acts_carve(&b->la, &ly[i].blk, R, 0, c);
             b->mid = mb_carve_take(c, (size_t)R * ly[i].blk.width);
             b->out = b->mid;
             if (ly[i].has_mlp) {

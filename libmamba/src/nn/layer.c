@@ -28,14 +28,14 @@ void mb_layer_init_weights(const mb_layer *ly, const mb_params *ps, float *host,
     if (ly->bidir) mb_mixer_init_weights(&ly->mixer_rev, ps, host, cfg, rng);
 }
 
-void mb_layer_acts_carve(mb_layer_acts *a, const mb_layer *ly, int M, mb_carve *c)
+void mb_layer_acts_carve(mb_layer_acts *a, const mb_layer *ly, int M, int pieces, mb_carve *c)
 {
     a->xn = mb_carve_take(c, (size_t)M * ly->width);
     mb_norm_acts_carve(&a->norm, &ly->norm, M, c);
     mb_mixer_acts_carve(&a->mix, &ly->mixer, M, c);
     a->xn_r = NULL;
     if (!ly->bidir) return;
-    a->xn_r = mb_carve_take(c, (size_t)M * ly->width);
+    if (pieces) a->xn_r = mb_carve_take(c, (size_t)M * ly->width);
     mb_mixer_acts_carve(&a->mix_r, &ly->mixer_rev, M, c);
 }
 
@@ -135,7 +135,7 @@ int mb_layer_dir_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int L
                      mb_layer_acts *a, mb_mixer_state *st, mb_arena *ws, int dir)
 {
     const int d = ly->width;
-    if (!ly->bidir) return mb_error_set("internal: mb_layer_dir_fwd on a causal block");
+    if (!ly->bidir || !a->xn_r) return mb_error_set("internal: mb_layer_dir_fwd on a causal block or whole acts");
     mb_norm_fwd(ctx, &ly->norm, ps, L, in, a->xn, &a->norm);
     mb_precision_store(ctx, L, d, a->xn, d);
     if (dir == 0) return mb_mixer_fwd(ctx, &ly->mixer, ps, 1, L, a->xn, out, &a->mix, st, ws);

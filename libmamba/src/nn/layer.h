@@ -34,7 +34,10 @@ int mb_layer_register(mb_layer *ly, mb_params *ps, const char *prefix, const mb_
 /* the norm's ones, then the mixer's draws from rng (mamba_ssm's init) */
 void mb_layer_init_weights(const mb_layer *ly, const mb_params *ps, float *host, const mb_config *cfg,
                            mb_rng *rng);
-void mb_layer_acts_carve(mb_layer_acts *a, const mb_layer *ly, int M, mb_carve *c);
+/* pieces: the bidirectional block will run a direction at a time
+ * (mb_layer_dir_*), which keeps flip(xn) in xn_r; the whole-sequence
+ * block does not need it */
+void mb_layer_acts_carve(mb_layer_acts *a, const mb_layer *ly, int M, int pieces, mb_carve *c);
 /* op scratch (bytes) forward, backward and the step need for (B, L) */
 size_t mb_layer_workspace(mb_ctx *ctx, const mb_layer *ly, int B, int L);
 
