@@ -196,10 +196,12 @@ static void test_step_bf16_recompute_chunks(void **s)
 
 /* ---- the bidirectional model: GPU against CPU ---------------------------- */
 
+static int g_bidir_bias; /* projection biases (out_proj's counted twice by the shared product) */
 static mb_config small_bidir(int rc)
 {
     mb_config c = small(0);
     c.arch = MB_ARCH_BIDIR;
+    c.bias = g_bidir_bias;
     c.rc_equivariant = rc;
     /* 11 tokens: 0 <-> 3, 1 <-> 2, the rest their own */
     for (int v = 0; v < MB_RC_MAX_VOCAB; v++) c.rc_complement[v] = v < 4 ? 3 - v : v;
@@ -254,6 +256,14 @@ static void test_bidir_rc(void **s) { (void)s; bidir_matches(1, 0, 0, 0); }
 static void test_bidir_rc_recompute(void **s) { (void)s; bidir_matches(1, 1, 0, 0); }
 static void test_bidir_rc_recompute_chunks(void **s) { (void)s; bidir_matches(1, 1, 0, 37); }
 static void test_bidir_rc_classify(void **s) { (void)s; bidir_matches(1, 1, 1, 41); }
+static void test_bidir_biases(void **s)
+{
+    (void)s;
+    g_bidir_bias = 1;
+    bidir_matches(0, 1, 0, 0);
+    bidir_matches(1, 0, 0, 0);
+    g_bidir_bias = 0;
+}
 /* a bidirectional model's chunk (a window read whole, through the state's
  * own buffers) on the GPU against the CPU: logits and pooled sums */
 static void test_bidir_chunk(void **s)
@@ -781,6 +791,7 @@ int main(void)
         cmocka_unit_test(test_bidir),
         cmocka_unit_test(test_bidir_rc),
         cmocka_unit_test(test_bidir_rc_recompute),
+        cmocka_unit_test(test_bidir_biases),
         cmocka_unit_test(test_bidir_rc_recompute_chunks),
         cmocka_unit_test(test_bidir_rc_classify),
         cmocka_unit_test(test_bidir_chunk),
