@@ -106,9 +106,13 @@ MB_VINLINE void scan_decay8(mb_f8 vdt, const float *Ar, const float *Ai, mb_f8 *
 }
 #endif
 
-/* One step for one channel: h <- a h + dt B x, returns C . h (2 Re for complex). */
+/* One step for one channel: h <- a h + dt B x, returns C . h (2 Re for complex).
+ * With a_out (sf floats), the decays a too, for the backward's step to
+ * read instead of computing them again (the same bits): real, a_n; complex,
+ * for eight states at a time their eight ar then eight ai, for the rest
+ * (ar, ai) pairs, as scan_bwd_channel reads them. */
 SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, float x,
-                                      const float *Bt, const float *Ct, float *h)
+                                      const float *Bt, const float *Ct, float *h, float *a_out)
 {
     const int N = p->dstate;
     const float *Ad = p->A + (size_t)d * N;
@@ -121,6 +125,7 @@ SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, fl
         mb_f8 s = mb_f8_splat(0.f);
         for (; n + 8 <= N; n += 8) {
             const mb_f8 a = mb_exp8(mb_f8_splat(dt) * mb_f8_load(Ad + n));
+            if (a_out) mb_f8_store(a_out + n, a);
             const mb_f8 hn = a * mb_f8_load(h + n) + mb_f8_splat(dtx) * mb_f8_load(Bt + n);
             mb_f8_store(h + n, hn);
             s += mb_f8_load(Ct + n) * hn;
@@ -128,7 +133,9 @@ SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, fl
         acc = mb_f8_fold(s, 0.f);
 #endif
         for (; n < N; n++) {
-            h[n] = expf(dt * Ad[n]) * h[n] + dtx * Bt[n];
+            const float a = expf(dt * Ad[n]);
+            if (a_out) a_out[n] = a;
+            h[n] = a * h[n] + dtx * Bt[n];
             acc += Ct[n] * h[n];
         }
         return acc;
@@ -144,6 +151,10 @@ SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, fl
     for (; n + 8 <= N; n += 8) {
         mb_f8 ar, ai, hr, hi, br, bi, cr, ci;
         scan_decay8(vdt, Ad + n, Ai + n, &ar, &ai);
+        if (a_out) {
+            mb_f8_store(a_out + 2 * n, ar);
+            mb_f8_store(a_out + 2 * n + 8, ai);
+        }
         mb_f8_deint(h + 2 * n, &hr, &hi);
         mb_f8_deint(Bt + 2 * n, &br, &bi);
         mb_f8_deint(Ct + 2 * n, &cr, &ci);
@@ -156,6 +167,7 @@ SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, fl
     for (; n < N; n++) {
         float ar, ai;
         scan_decay1(dt, Ad[n], Ai[n], &ar, &ai);
+        if (a_out) a_out[2 * n] = ar, a_out[2 * n + 1] = ai;
         float hr = h[2 * n], hi = h[2 * n + 1];
         float nr = ar * hr - ai * hi + dtx * Bt[2 * n];
         float ni = ar * hi + ai * hr + dtx * Bt[2 * n + 1];
@@ -210,7 +222,7 @@ size_t mb_scan_workspace_cpu(mb_ctx *ctx, const mb_scan_params *p)
     size_t nck = (L + SCAN_CHUNK - 1) / SCAN_CHUNK;
     size_t per_thread = mb_align64(L * 2 * sf * sizeof(float)) +           /* dB, dC partials */
                         mb_align64(nck * SCAN_DBLK * sf * sizeof(float)) + /* chunk states */
-                        mb_align64(SCAN_CHUNK * SCAN_DBLK * sf * sizeof(float));
+                        mb_align64(SCAN_CHUNK * SCAN_DBLK * 2 * sf * sizeof(float)); /* a chunk's states, decays */
     return (size_t)scan_threads(ctx) * per_thread + mb_align64((size_t)scan_threads(ctx) * 3 * sizeof(float *));
 }
 
@@ -236,7 +248,7 @@ static void scan_fwd_task(const mb_scan_params *p, float *y, float *hT, int b, i
         scan_block_gates(p, dlt, zt, d0, nd, 0, &g);
         for (int j = 0; j < nd; j++) {
             const int d = d0 + j;
-            float out = scan_step_channel(p, d, g.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf);
+            float out = scan_step_channel(p, d, g.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf, NULL);
             if (p->Dskip) out += p->Dskip[d] * ut[d];
             if (zt) out *= g.gz[j];
             yt[d] = out;
@@ -272,12 +284,13 @@ MB_OMP(omp parallel for schedule(dynamic, run) num_threads(scan_threads(ctx)) if
     if (MB_OPS_ROUNDS_BF16(ctx)) mb_bf16_round_rows_cpu(ctx, Bn * p->seqlen, D, y, D);
 }
 
-/* Backward of one step for one channel. h is h_t, hp is h_{t-1}, G the
- * adjoint of h_t on entry and of h_{t-1} on exit. Adds to dBt, dCt (this
- * thread's partials) and dA rows; returns d(dt) and writes dx. */
+/* Backward of one step for one channel. h is h_t, hp is h_{t-1}, as the
+ * step's decays (scan_step_channel's a_out), G the adjoint of h_t on entry
+ * and of h_{t-1} on exit. Adds to dBt, dCt (this thread's partials) and dA
+ * rows; returns d(dt) and writes dx. */
 SCAN_INLINE float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grads *g, int d, float dt, float x, float dyf,
-                       const float *Bt, const float *Ct, const float *h, const float *hp, float *G, float *dBt,
-                       float *dCt, float *dx_out)
+                       const float *Bt, const float *Ct, const float *h, const float *hp, const float *as, float *G,
+                       float *dBt, float *dCt, float *dx_out)
 {
     const int N = p->dstate;
     const float *Ad = p->A + (size_t)d * N;
@@ -295,7 +308,7 @@ SCAN_INLINE float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grads 
             const mb_f8 An = mb_f8_load(Ad + n);
             mb_f8_store(dCt + n, mb_f8_load(dCt + n) + vdyf * hn);
             const mb_f8 Gn = mb_f8_load(G + n) + vdyf * Cn;
-            const mb_f8 a = mb_exp8(vdt * An);
+            const mb_f8 a = mb_f8_load(as + n);
             const mb_f8 da = Gn * mb_f8_load(hp + n);
             sddt += da * An * a + Gn * Bn * vx;
             mb_f8_store(dAd + n, mb_f8_load(dAd + n) + da * vdt * a);
@@ -309,7 +322,7 @@ SCAN_INLINE float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grads 
         for (; n < N; n++) {
             dCt[n] += dyf * h[n];
             float Gn = G[n] + dyf * Ct[n];
-            float a = expf(dt * Ad[n]);
+            float a = as[n];
             float da = Gn * hp[n];
             ddt += da * Ad[n] * a + Gn * Bt[n] * x;
             dAd[n] += da * dt * a;
@@ -340,7 +353,8 @@ SCAN_INLINE float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grads 
             mb_f8_deint(G + 2 * n, &Gr, &Gi);
             Gr = Gr + v2dyf * Cr;
             Gi = Gi - v2dyf * Ci;
-            scan_decay8(vdt, Ad + n, Ai + n, &ar, &ai);
+            ar = mb_f8_load(as + 2 * n);
+            ai = mb_f8_load(as + 2 * n + 8);
             const mb_f8 Arn = mb_f8_load(Ad + n), Ain = mb_f8_load(Ai + n);
             const mb_f8 gar = Gr * pr + Gi * pi, gai = Gi * pr - Gr * pi;
             const mb_f8 Aar = Arn * ar - Ain * ai, Aai = Arn * ai + Ain * ar;
@@ -365,8 +379,7 @@ SCAN_INLINE float scan_bwd_channel(const mb_scan_params *p, const mb_scan_grads 
         dCt[2 * n] += 2.f * dyf * hr;
         dCt[2 * n + 1] -= 2.f * dyf * hi;
         const float Gr = G[2 * n] + 2.f * dyf * Cr, Gi = G[2 * n + 1] - 2.f * dyf * Ci;
-        float ar, ai;
-        scan_decay1(dt, Ad[n], Ai[n], &ar, &ai);
+        const float ar = as[2 * n], ai = as[2 * n + 1];
         /* G_a = G conj(h_{t-1}) */
         const float gar = Gr * pr + Gi * pi, gai = Gi * pr - Gr * pi;
         /* da/d(dt) = A a; Re(G_a conj(A a)) with A a = (Ar ar - Ai ai) + i (Ar ai + Ai ar) */
@@ -395,7 +408,7 @@ typedef struct {
     const mb_scan_params *p;
     const mb_scan_grads *g;
     const float *dy, *dhT;
-    float **part; /* per thread: dB, dC partials; chunk states; a chunk's states */
+    float **part; /* per thread: dB, dC partials; chunk states; a chunk's states, then its decays */
     int b, nck;
 } scan_bwd_job;
 
@@ -412,6 +425,9 @@ static void scan_bwd_block(const scan_bwd_job *job, int blk, int tid)
     const int b = job->b, nck = job->nck, L = p->seqlen, D = p->dim, sf = scan_sf(p);
     float **part = job->part;
     float *dBC = part[3 * tid], *ck = part[3 * tid + 1], *hs = part[3 * tid + 2];
+    /* the decays of the chunk's steps, kept by the recompute for the walk
+     * back: one exp (complex: exp and sincos) a state and step fewer */
+    float *as = hs + (size_t)SCAN_CHUNK * SCAN_DBLK * sf;
     const int d0 = blk * SCAN_DBLK, nd = D - d0 < SCAN_DBLK ? D - d0 : SCAN_DBLK;
     float h[SCAN_DBLK * SCAN_MAX_STATE], G[SCAN_DBLK * SCAN_MAX_STATE];
     /* pass 1: states at chunk starts */
@@ -430,7 +446,8 @@ static void scan_bwd_block(const scan_bwd_job *job, int blk, int tid)
         const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
         scan_gates gt;
         scan_block_gates(p, dlt, NULL, d0, nd, 0, &gt);
-        for (int j = 0; j < nd; j++) scan_step_channel(p, d0 + j, gt.dt[j], ut[d0 + j], Bt, Ct, h + (size_t)j * sf);
+        for (int j = 0; j < nd; j++)
+            scan_step_channel(p, d0 + j, gt.dt[j], ut[d0 + j], Bt, Ct, h + (size_t)j * sf, NULL);
     }
     /* pass 2: chunks from last to first, states recomputed per chunk */
     for (int c = nck - 1; c >= 0; c--) {
@@ -445,7 +462,8 @@ static void scan_bwd_block(const scan_bwd_job *job, int blk, int tid)
             scan_block_gates(p, dlt, gy ? zt : NULL, d0, nd, 0, &gt);
             for (int j = 0; j < nd; j++) {
                 const int d = d0 + j;
-                float out = scan_step_channel(p, d, gt.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf);
+                float out = scan_step_channel(p, d, gt.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf,
+                                              as + ((size_t)(t - t0) * SCAN_DBLK + j) * sf);
                 if (!gy) continue;
                 /* the forward's expression, on the same states */
                 if (p->Dskip) out += p->Dskip[d] * ut[d];
@@ -493,6 +511,7 @@ static void scan_bwd_block(const scan_bwd_job *job, int blk, int tid)
                 float dxs;
                 float ddt = scan_bwd_channel(p, g, d, dt, x, dyf, Bt, Ct,
                                              hcur + (size_t)j * sf, hprev + (size_t)j * sf,
+                                             as + ((size_t)(t - t0) * SCAN_DBLK + j) * sf,
                                              G + (size_t)j * sf, dBt, dCt, &dxs);
                 du[row * g->ld_du + d] = dx + dxs;
                 if (p->delta_softplus) ddt *= gt.sp[j];
@@ -530,7 +549,7 @@ void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const void *dyv, cons
     for (int i = 0; i < nthr; i++) {
         part[3 * i] = mb_arena_floats(ws, (size_t)L * 2 * sf);
         part[3 * i + 1] = mb_arena_floats(ws, (size_t)nck * SCAN_DBLK * sf);
-        part[3 * i + 2] = mb_arena_floats(ws, (size_t)SCAN_CHUNK * SCAN_DBLK * sf);
+        part[3 * i + 2] = mb_arena_floats(ws, (size_t)SCAN_CHUNK * SCAN_DBLK * 2 * sf);
         if (!part[3 * i] || !part[3 * i + 1] || !part[3 * i + 2]) {
             ws->used = mark;
             mb_ctx_fail(ctx, "%s (scan backward)", mb_error_last());
