@@ -174,9 +174,10 @@ static void gemm_suite(gemm_fn fn, const char *name, uint64_t tag)
 {
     mb_rng r;
     seed_rng(&r, tag);
-    /* odd sizes; the last spans several MC/NC tiles and KC slices and is big
-     * enough to run in parallel */
-    static const int sizes[][3] = {{37, 29, 45}, {1, 67, 13}, {5, 1, 70}, {150, 141, 300}};
+    /* odd sizes; the last two span several MC/NC tiles and KC slices and
+     * are big enough to run in parallel (with a one-thread OpenBLAS, cut
+     * into slabs of C: rows, then columns, mb_gemm_cpu) */
+    static const int sizes[][3] = {{37, 29, 45}, {1, 67, 13}, {5, 1, 70}, {150, 141, 300}, {70, 173, 200}};
     for (int tA = 0; tA < 2; tA++)
         for (int tB = 0; tB < 2; tB++)
             for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {

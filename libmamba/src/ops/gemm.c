@@ -27,6 +27,9 @@ enum {
 };
 /* Below this many multiply-adds a parallel region costs more than it saves. */
 #define MB_GEMM_PAR_MIN (1 << 18)
+/* A BLAS product this large (multiply-adds) is cut across our threads when
+ * OpenBLAS has one (mb_gemm_cpu) */
+#define MB_GEMM_SPLIT_MIN (1 << 20)
 #define MB_COLSUM_PAR_MIN (1 << 15)
 enum { MB_COLSUM_CB = 32 };
 
@@ -512,10 +515,35 @@ void mb_gemm_cpu(MB_OPS_GEMM_ARGS)
         mb_gemm_blocked_cpu(ctx, transA, transB, M, N, 0, 0.0f, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    /* OpenBLAS runs its own thread pool; with beta 0 it stores zeros first,
-     * so NaN garbage in C does not survive (the suite checks it). */
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    /* With beta 0 OpenBLAS stores zeros first, so NaN garbage in C does not
+     * survive (the suite checks it). An OpenMP OpenBLAS shares our threads.
+     * A pthreads one has one thread (ctx.c: two pools fought for the
+     * cores), so a large product ran on one core while our other threads
+     * spun (perf, mamba-dna pretrain on 2 cores: 20% of the time in sgemm,
+     * 18% in libgomp's wait): it is cut into one slab of C a thread, along
+     * its longer side, at multiples of 16 (whole tiles of OpenBLAS's
+     * kernels), each slab a single-threaded call. */
+    const CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
+    const int nt = ctx->n_threads;
+    if (nt > 1 && openblas_get_parallel() != 2 && (double)M * N * K >= MB_GEMM_SPLIT_MIN) {
+        const int rows = M >= N, len = rows ? M : N;
+        (void)rows; /* read inside the OpenMP region only */
+MB_OMP(omp parallel for num_threads(nt) schedule(static))
+        for (int i = 0; i < nt; i++) {
+            const int lo = i ? (int)(((long)len * i / nt + 15) / 16 * 16) : 0;
+            const int hi = i + 1 < nt ? (int)(((long)len * (i + 1) / nt + 15) / 16 * 16) : len;
+            const int e = hi < len ? hi : len;
+            if (e <= lo) continue;
+            if (rows)
+                cblas_sgemm(CblasRowMajor, ta, tb, e - lo, N, K, alpha, transA ? A + lo : A + (size_t)lo * lda, lda,
+                            B, ldb, beta, C + (size_t)lo * ldc, ldc);
+            else
+                cblas_sgemm(CblasRowMajor, ta, tb, M, e - lo, K, alpha, A, lda,
+                            transB ? B + (size_t)lo * ldb : B + lo, ldb, beta, C + lo, ldc);
+        }
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #else
     mb_gemm_blocked_cpu(ctx, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
