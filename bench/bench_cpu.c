@@ -100,6 +100,10 @@ static void bench_train(mb_ctx *ctx, const char *name, int d_model, int n_layer,
         for (int v = 7; v <= 10 && v < vocab; v++) cfg.rc_complement[v] = 17 - v;
     }
     mb_model *m = mb_model_create(ctx, &cfg, 1);
+    if (!m) {
+        fprintf(stderr, "bench: %s: %s\n", name, mb_error_last());
+        exit(1);
+    }
     mb_optim_config oc;
     mb_optim_config_default(&oc);
     mb_optim *o = mb_optim_create(m, &oc);
