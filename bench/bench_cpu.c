@@ -88,17 +88,13 @@ static void bench_scan(mb_ctx *ctx, int B, int D, int L, int N, int cplx, double
     free(du), free(dd), free(dz), free(dB), free(dC), free(dA), free(dAi), free(dD), free(db);
 }
 
-/* arch as bench_gpu's: 0 the causal LM, 1 mamba-bidir, 2 with RC sharing */
+/* arch: bench_model_arch's */
 static void bench_train(mb_ctx *ctx, const char *name, int d_model, int n_layer, int vocab, int B,
                         int L, int cplx, int reps, int arch)
 {
     mb_config cfg;
     bench_model_config(&cfg, d_model, n_layer, vocab, cplx);
-    if (arch) {
-        cfg.arch = MB_ARCH_BIDIR;
-        cfg.rc_equivariant = arch == 2;
-        for (int v = 7; v <= 10 && v < vocab; v++) cfg.rc_complement[v] = 17 - v;
-    }
+    bench_model_arch(&cfg, arch);
     mb_model *m = mb_model_create(ctx, &cfg, 1);
     if (!m) {
         fprintf(stderr, "bench: %s: %s\n", name, mb_error_last());

@@ -442,8 +442,7 @@ done:
  * size (out of memory) does not poison the next one. */
 static int g_profile_step; /* --train: the first timed step between profiler start and stop */
 
-/* arch: 0 the causal LM, 1 the bidirectional model (mamba-bidir), 2 the
- * same with reverse-complement sharing (DNA's complement on tokens 7-10) */
+/* arch: bench_model_arch's */
 static int bench_train(const char *name, int d_model, int n_layer, int vocab, int B, int L,
                        int cplx, int prec, int reps, int arch)
 {
@@ -469,11 +468,7 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
 
     mb_config cfg;
     bench_model_config(&cfg, d_model, n_layer, vocab, cplx);
-    if (arch) {
-        cfg.arch = MB_ARCH_BIDIR;
-        cfg.rc_equivariant = arch == 2;
-        for (int v = 7; v <= 10 && v < vocab; v++) cfg.rc_complement[v] = 17 - v;
-    }
+    bench_model_arch(&cfg, arch);
     m = mb_model_create(ctx, &cfg, 1);
     if (!m) {
         row_fail(why, sizeof why, "model", cudaGetLastError());

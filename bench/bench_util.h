@@ -40,6 +40,17 @@ static inline void bench_model_config(mb_config *cfg, int d_model, int n_layer, 
     cfg->init = cplx ? MB_INIT_S4D_LIN : MB_INIT_S4D_REAL;
 }
 
+/* arch of the training rows: 0 the causal LM, 1 the bidirectional model
+ * (mamba-bidir), 2 the same with reverse-complement sharing (DNA's
+ * complement on tokens 7-10) */
+static inline void bench_model_arch(mb_config *cfg, int arch)
+{
+    if (!arch) return;
+    cfg->arch = MB_ARCH_BIDIR;
+    cfg->rc_equivariant = arch == 2;
+    for (int v = 7; v <= 10 && v < cfg->vocab_size; v++) cfg->rc_complement[v] = 17 - v;
+}
+
 /* n random tokens and targets in [0, vocab) from `seed` (malloc'd; 0, or
  * -1 when out of memory with both NULL). */
 static inline int bench_tokens(size_t n, int vocab, uint64_t seed, int32_t **tok, int32_t **tgt)
