@@ -1010,7 +1010,7 @@ static void block_step_forced(mb_rng *r)
     block_step_case(r, 1, 16, 32, 8, 1, 1, 0, 0, 3, 0);
     block_step_case(r, 64, 128, 256, 16, 4, 8, 0, 0, 2, 0);
     block_step_case(r, 1, 18, 37, 5, 3, 2, 1, 1, 3, 1);
-    /* groups of 16 rows (above 31), the last of 5 (a block norm) */
+    /* ten groups of SP_MR rows, the last of one row */
     block_step_case(r, 37, 40, 80, 16, 4, 3, 1, 1, 2, 2);
 }
 

@@ -140,16 +140,12 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
     mb_pdl_wait();
     for (int m0 = m_first; m0 < p.batch; m0 += gridDim.y * MR) {
         const int M = min(MR, p.batch - m0);
-        /* a few rows: the whole block norms each (a warp a row left the
-         * other warps waiting on its chain of loads: profiled, the kernel's
-         * time at batch 1); many rows: a warp a row, all at once */
-        if (M >= SP_WARPS)
-            for (int r = warp; r < M; r += SP_WARPS)
-                mb_norm_row_warp(d, sp_row(p.h, p.tokens, p.embed, d, m0 + r), p.norm_w, p.norm_b, p.eps, xs + r * ld);
-        else
-            for (int r = 0; r < M; r++)
-                mb_norm_row_block<SP_THREADS>(d, sp_row(p.h, p.tokens, p.embed, d, m0 + r), p.norm_w, p.norm_b,
-                                              p.eps, red, xs + r * ld);
+        /* the whole block norms each row: a warp a row left the other
+         * warps waiting on its chain of loads (profiled: the kernel's time
+         * at batch 1) */
+        for (int r = 0; r < M; r++)
+            mb_norm_row_block<SP_THREADS>(d, sp_row(p.h, p.tokens, p.embed, d, m0 + r), p.norm_w, p.norm_b, p.eps,
+                                          red, xs + r * ld);
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < p.n_out; n += gridDim.x * SP_WARPS) {
             float acc[MR];
@@ -375,36 +371,22 @@ static bool sp_vec(int k, const float *W, const uint16_t *Wb)
     return k % 4 == 0 && (reinterpret_cast<uintptr_t>(W) & 15) == 0;
 }
 
-/* Rows a block holds: 1 at batch 1; SP_MR_MANY for many rows of fp32
- * weights where that many rows of the width fit in shared memory; else
- * SP_MR. The kernels for one row keep one sum a lane where SP_MR rows keep
- * four, and stage a quarter of the shared memory: with bf16 weights the
- * SP_MR kernels need 151-170 registers a thread (ptxas), one block of 8
- * warps an SM, too few loads in flight to stream a wide model's weights at
- * batch 1. At many rows every group of rows reads the weights again (from
- * L2): groups of 16 read them a quarter as often as groups of 4 (the DNA
- * model at 64 rows: 1.7 MB a layer, 4 reads of it instead of 16). */
-#define SP_MR_MANY 16
-static int sp_rows(const mb_cuda_state *st, int batch, int width, bool bf)
-{
-    if (batch == 1) return 1;
-    if (bf || batch < 2 * SP_MR_MANY) return SP_MR;
-    int optin = 0;
-    if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, st->device) != cudaSuccess) {
-        (void)cudaGetLastError(); /* not sticky: the smaller groups need no answer */
-        return SP_MR;
-    }
-    return (size_t)SP_MR_MANY * mb_round4(width) * sizeof(float) <= (size_t)optin - 1024 ? SP_MR_MANY : SP_MR;
-}
+/* Rows a block holds: 1 at batch 1, else SP_MR. The kernels for one row
+ * keep one sum a lane where SP_MR rows keep four, and stage a quarter of
+ * the shared memory: with bf16 weights the SP_MR kernels need 151-170
+ * registers a thread (ptxas), one block of 8 warps an SM, too few loads in
+ * flight to stream a wide model's weights at batch 1. (Groups of 16 rows
+ * at 32+ rows, commit e219de9, were removed unmeasured: AUTO takes the
+ * split kernels at that many rows only for bf16 layers, which they did not
+ * cover.) */
+static int sp_rows(int batch) { return batch == 1 ? 1 : SP_MR; }
 
-/* the kernel instance for (rows a block holds, vector rows, bf16 weights);
- * SP_MR_MANY rows only with fp32 weights (sp_rows) */
+/* the kernel instance for (rows a block holds, vector rows, bf16 weights) */
 #define SP_PICK(kern, mr, vec, bf)                                                                                     \
-    ((mr) == 1                ? ((bf) ? ((vec) ? kern<1, true, true> : kern<1, false, true>)                          \
-                                      : ((vec) ? kern<1, true, false> : kern<1, false, false>))                       \
-     : (mr) == SP_MR_MANY && !(bf) ? ((vec) ? kern<SP_MR_MANY, true, false> : kern<SP_MR_MANY, false, false>)         \
-                               : ((bf) ? ((vec) ? kern<SP_MR, true, true> : kern<SP_MR, false, true>)                 \
-                                       : ((vec) ? kern<SP_MR, true, false> : kern<SP_MR, false, false>)))
+    ((mr) == 1 ? ((bf) ? ((vec) ? kern<1, true, true> : kern<1, false, true>)                                        \
+                       : ((vec) ? kern<1, true, false> : kern<1, false, false>))                                     \
+               : ((bf) ? ((vec) ? kern<SP_MR, true, true> : kern<SP_MR, false, true>)                                \
+                       : ((vec) ? kern<SP_MR, true, false> : kern<SP_MR, false, false>)))
 
 /* shared memory for mr rows of k floats; kernels above 48 KB opt in */
 template <typename K>
@@ -430,7 +412,7 @@ extern "C" void mb_norm_gemv_cuda(mb_ctx *ctx, const mb_norm_gemv_params *p)
     if (p->batch <= 0 || p->n_out <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
-    const int mr = sp_rows(st, p->batch, p->d, p->Wb != NULL);
+    const int mr = sp_rows(p->batch);
     auto fn = SP_PICK(norm_gemv_kernel, mr, sp_vec(p->d, p->W, p->Wb), p->Wb != NULL);
     size_t sh;
     if (sp_smem(ctx, fn, p->d, mr, &sh)) return;
@@ -492,7 +474,7 @@ extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
                                     .conv_b = p->conv_b, .conv_state = p->conv_state, .xc = xc};
     mb_norm_gemv_cuda(ctx, &in);
 
-    const int mr = sp_rows(st, B, d > Di ? d : Di, p->x_proj_bf16 || p->out_proj_bf16);
+    const int mr = sp_rows(B);
     auto fx = SP_PICK(split_x_kernel, mr, sp_vec(Di, p->x_proj, p->x_proj_bf16), p->x_proj_bf16 != NULL);
     auto fo = SP_PICK(split_out_kernel, mr, sp_vec(Di, p->out_proj, p->out_proj_bf16), p->out_proj_bf16 != NULL);
     size_t shx, sho;

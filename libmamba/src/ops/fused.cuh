@@ -215,23 +215,4 @@ static __device__ __forceinline__ void mb_norm_row_block(int d, const float *x, 
     for (int i = tid; i < d; i += NT) xn[i] = (x[i] - mean) * rstd * w[i] + (b ? b[i] : 0.f);
 }
 
-/* mb_norm_row_block by the calling warp alone, for a block that norms
- * many rows at once, a warp a row (at one row the whole block is faster:
- * a lone warp's chain of loads left the others waiting) */
-static __device__ __forceinline__ void mb_norm_row_warp(int d, const float *x, const float *w, const float *b,
-                                                        float eps, float *xn)
-{
-    const int lane = threadIdx.x & 31;
-    float mean = 0.f;
-    if (b) {
-        float s = 0.f;
-        for (int i = lane; i < d; i += 32) s += x[i];
-        mean = mb_warp_sum(s) / (float)d;
-    }
-    float ss = 0.f;
-    for (int i = lane; i < d; i += 32) ss += (x[i] - mean) * (x[i] - mean);
-    const float rstd = rsqrtf(mb_warp_sum(ss) / (float)d + eps);
-    for (int i = lane; i < d; i += 32) xn[i] = (x[i] - mean) * rstd * w[i] + (b ? b[i] : 0.f);
-}
-
 #endif
