@@ -45,6 +45,15 @@ typedef struct {
     int pdl;               /* programmatic dependent launch: cc 9.0+, unless MB_CUDA_PDL=0 */
     int step_path;         /* MB_CUDA_STEP=fused|split|layer: the block step's kernels for every width
                             * (MB_STEP_*; to measure one against the other), else MB_STEP_AUTO */
+    /* blocks an SM holds of a kernel at a shared-memory size, asked of the
+     * runtime once (the split step sizes its grids by it at every launch
+     * that is not a graph's replay) */
+    struct {
+        const void *fn;
+        size_t smem;
+        int fit;
+    } occ[32];
+    int n_occ;
 } mb_cuda_state;
 
 #ifdef __cplusplus
