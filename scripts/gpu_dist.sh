@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Data-parallel training on a lent machine with 2 GPUs (kind nvidia-h200-x2),
-# which has no network: carry .deps (cmocka, cJSON, htslib, ... and, in
-# .deps/mpi, Open MPI for a machine without mpirun). From anywhere inside
-# the repository:
+# Data-parallel training on a lent machine with several GPUs (kinds
+# nvidia-h100-x2 .. nvidia-h200-x8), which has no network: carry .deps
+# (cmocka, cJSON, htslib, ... and, in .deps/mpi, Open MPI for a machine
+# without mpirun). From anywhere inside the repository:
 #
-#   bash scripts/gpu_dist.sh
+#   bash scripts/gpu_dist.sh [N]
+#
+# N: the GPUs to use, 2 or more [every GPU nvidia-smi lists]. The rank
+# counts measured are 1, 2, 4, 8, ... up to N, and N itself.
 #
 # Stages (each has a time cap; a failing stage is recorded and the run goes on;
 # the whole run stays inside $GPU_DIST_BUDGET seconds, default 560):
@@ -14,22 +17,25 @@
 #   configure  cmake -G Ninja, Release, sm_90, MB_NCCL_ROOT = the wheel's prefix
 #              (fails unless the status line says NCCL between GPUs)         (60 s)
 #   build      into build-dist                                              (300 s)
-#   nccl       tests/test_dist on 2 GPUs under mpirun (NCCL all-reduce): a global
-#              batch of 4 on 2 ranks against one process with all 4        (60 s)
-#   bench      bench_dist, the DNA model (d_model 256, 8 layers) at L = 2^17 and
-#              2^20, batch 1 a GPU, on 1 and on 2 GPUs; scaling efficiency
-#              = tokens/s on 2 / (2 x tokens/s on 1)                       (200 s)
+#   nccl       tests/test_dist on 2 and on N GPUs under mpirun (NCCL all-reduce):
+#              a global batch of 8 split over the ranks against one process
+#              with all 8                                                   (90 s)
+#   bench      bench_dist on each rank count: the DNA model (d_model 256, 8
+#              layers) at L = 2^17 and 2^20, batch 1 a GPU, and mamba-audio's
+#              U-Net at its training defaults (4 windows of 8192 a GPU);
+#              scaling efficiency = tokens/s on P / (P x tokens/s on 1)      (300 s)
 #   dna        mamba-dna pretrain --device cuda on data/dna, one process and
-#              mpirun -np 2 with the same flags (the same global batch): the
+#              mpirun -np N with the same flags (the same global batch): the
 #              losses, the validation and the tokens/s of the two          (150 s)
-#   test_mpi   ctest -L mpi: the data-parallel suites with 2 CPU ranks      (90 s)
+#   test_mpi   ctest -L mpi: the data-parallel suites with CPU ranks        (90 s)
 #   test_gpu   ctest -L gpu                                                 (120 s)
 # NVLink multicast stays off (NCCL_NVLS_ENABLE=0, exported here and inherited
 # by every rank): on these shared hosts it can put the GPUs out of service.
 #
-# Output: everything to stdout and $OUT/gpu_dist.log; the bench rows to
-# $OUT/bench_dist.txt; the tools' JSON-lines logs to $OUT/dna_{one,two}.jsonl;
-# the closing table to $OUT/summary.txt. Exit 0 when no stage failed.
+# Output: everything to stdout and $OUT/gpu_dist.log; the bench rows and the
+# efficiency lines to $OUT/bench_dist.txt; the tools' JSON-lines logs to
+# $OUT/dna_{one,many}.jsonl; the closing table to $OUT/summary.txt. Exit 0
+# when no stage failed.
 set -uo pipefail
 
 cd "$(dirname "$0")/.." || exit 1
@@ -40,6 +46,18 @@ DEPS_PREFIX=${DEPS_PREFIX:-/opt/deps}
 BUILD=${BUILD_DIR:-build-dist}
 BUDGET=${GPU_DIST_BUDGET:-560}
 NPROC=$(nproc 2>/dev/null || echo 4)
+NGPU=${1:-$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')}
+case $NGPU in
+'' | *[!0-9]*) echo "gpu_dist: N must be a number of GPUs, not '$NGPU'" >&2; exit 2 ;;
+esac
+if ((NGPU < 2)); then
+    echo "gpu_dist: needs 2 GPUs or more (N = $NGPU; nvidia-smi -L lists $(nvidia-smi -L 2>/dev/null | grep -c '^GPU '))" >&2
+    exit 2
+fi
+# 1, 2, 4, ... below N, then N
+RANKS=""
+for ((p = 1; p < NGPU; p *= 2)); do RANKS+="$p "; done
+RANKS+=$NGPU
 export PATH="$PATH:/usr/local/cuda/bin"
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
@@ -69,7 +87,7 @@ NCCL_DIR=$(python3 -c 'import nvidia.nccl as n; print(list(n.__path__)[0])' 2>/d
 export MB_NCCL_ROOT=$NCCL_DIR
 
 env_stage() {
-    echo "gpu_dist: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), host $(hostname), $NPROC cores"
+    echo "gpu_dist: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), host $(hostname), $NPROC cores, $NGPU GPUs (ranks $RANKS)"
     echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo 'unknown (no .git)')"
     local rc=0
     deps_unpack "$DEPS_PREFIX" .deps/*.deb || rc=1
@@ -88,8 +106,8 @@ env_stage() {
     fi
     echo "--- MPI: $MPIRUN"
     "$MPIRUN" --version 2>&1 | head -2 || rc=1
-    echo "--- MPI smoke test: 2 ranks"
-    timeout 60 "$MPIRUN" -np 2 $NP_FLAGS hostname 2>&1 || rc=1
+    echo "--- MPI smoke test: $NGPU ranks"
+    timeout 60 "$MPIRUN" -np "$NGPU" $NP_FLAGS hostname 2>&1 || rc=1
     echo "--- NCCL: ${NCCL_DIR:-not found (python3 -c 'import nvidia.nccl')}"
     ls -l "$NCCL_DIR"/lib/libnccl* "$NCCL_DIR"/include/nccl.h 2>&1 || rc=1
     grep -E '^#define NCCL_(MAJOR|MINOR|PATCH) ' "$NCCL_DIR/include/nccl.h" 2>/dev/null | tr '\n' ' '; echo
@@ -111,43 +129,49 @@ main() {
     stage build 300 300 2_build.log "cmake --build $BUILD -j $NPROC"
     local B=$BUILD
     [[ $B == /* ]] || B=$ROOT/$BUILD
-    stage nccl 60 250 3_nccl.log "$MPIRUN -np 2 $NP_FLAGS $B/tests/test_dist --ranks 2 --device cuda"
+    local nccl="$MPIRUN -np 2 $NP_FLAGS $B/tests/test_dist --ranks 2 --device cuda"
+    ((NGPU > 2)) && nccl+=" && $MPIRUN -np $NGPU $NP_FLAGS $B/tests/test_dist --ranks $NGPU --device cuda"
+    stage nccl 90 400 3_nccl.log "$nccl"
 
-    # the bench: one row per (L, ranks), the efficiency per L
+    # the bench: one row per (model, L, ranks), then the efficiency of each
+    # rank count against one
     local bench='set -o pipefail; : >'"$OUT"'/bench_dist.txt; bad=0
-    for L in 131072 1048576; do
-        for np in 1 2; do
-            '"$MPIRUN"' -np $np '"$NP_FLAGS $B"'/bench/bench_dist --device cuda --seq-len $L --steps 5 \
-                | tee -a '"$OUT"'/bench_dist.txt || bad=1
+    for run in "dna 131072" "dna 1048576" "unet 8192"; do
+        set -- $run
+        for np in '"$RANKS"'; do
+            '"$MPIRUN"' -np $np '"$NP_FLAGS $B"'/bench/bench_dist --model $1 --seq-len $2 --device cuda \
+                --steps 5 | tee -a '"$OUT"'/bench_dist.txt || bad=1
         done
     done
     echo
-    awk '"'"'/^bench_dist: ranks=/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-             t[v["seq_len"], v["ranks"]] = v["tok_s"]; r[v["seq_len"], v["ranks"]] = v["reduce_ms"] }
-         END { for (k in t) { split(k, a, SUBSEP); if (a[2] == 2 && ((a[1], 1) in t))
-                 printf "scaling efficiency 1 -> 2 GPUs at L = %d: %.1f%% (%.0f -> %.0f tokens/s; all-reduce %.2f ms a step)\n",
-                        a[1], 100 * t[k] / (2 * t[a[1], 1]), t[a[1], 1], t[k], r[k] } }'"'"' \
-        '"$OUT"'/bench_dist.txt | sort | tee -a '"$OUT"'/bench_dist.txt
+    awk '"'"'/^bench_dist: model=/ { for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+             k = v["model"] " " v["seq_len"]; t[k, v["ranks"]] = v["tok_s"]; r[k, v["ranks"]] = v["reduce_ms"]
+             s[k, v["ranks"]] = v["step_ms"] }
+         END { for (q in t) { split(q, a, SUBSEP); if (a[2] > 1 && ((a[1], 1) in t))
+                 printf "scaling efficiency 1 -> %d GPUs, %s: %.1f%% (%.0f -> %.0f tokens/s; step %.1f ms, all-reduce %.2f ms)\n",
+                        a[2], a[1], 100 * t[q] / (a[2] * t[a[1], 1]), t[a[1], 1], t[q], s[q], r[q] } }'"'"' \
+        '"$OUT"'/bench_dist.txt | sort -k7,7 -k8,8n -k5,5n | tee -a '"$OUT"'/bench_dist.txt
     exit $bad'
-    stage bench 200 100 4_bench.log "$bench"
+    stage bench 300 100 4_bench.log "$bench"
 
-    # the tool: one process and 2 ranks, the same flags
-    local dna="$B/apps/genomics/mamba-dna" w
+    # the tool: one process and N ranks, the same flags; windows of 64 Ki
+    # bases, a global batch of at least 4 that splits over the N ranks, both
+    # runs with recompute
+    local dna="$B/apps/genomics/mamba-dna" w gb=$((NGPU * ((4 + NGPU - 1) / NGPU)))
     w=$(mktemp -d)
-    # 4 windows of 64 Ki bases a step: 2 a GPU, both runs with recompute
-    local flags="pretrain --device cuda --d-model 256 --n-layer 8 --seq-len 65536 --batch 4 --steps 16"
+    local flags="pretrain --device cuda --d-model 256 --n-layer 8 --seq-len 65536 --batch $gb --steps 16"
     flags+=" --val-every 8 --val-tokens 200000 --lr 1e-3 --seed 1 --val data/dna/val.fa.gz data/dna/train.fa.gz"
     # the last values of each log side by side; the validation must agree
     # within 1e-3 bits/base (fp32 on both, sums over other batch shapes)
     local cmp='bad=0; for k in train_bpb val_bpb tokens_per_s; do
         paste <(grep -o "\"$k\": [0-9.]*" '"$OUT"'/dna_one.jsonl | tail -1 | cut -d" " -f2) \
-              <(grep -o "\"$k\": [0-9.]*" '"$OUT"'/dna_two.jsonl | tail -1 | cut -d" " -f2) |
-            awk -v k=$k '"'"'{ d = $2 - $1; printf "%-13s 1 GPU %-12s 2 GPUs %-12s difference %.2g\n", k, $1, $2, d
+              <(grep -o "\"$k\": [0-9.]*" '"$OUT"'/dna_many.jsonl | tail -1 | cut -d" " -f2) |
+            awk -v k=$k -v n='"$NGPU"' '"'"'{ d = $2 - $1; printf "%-13s 1 GPU %-12s %d GPUs %-12s difference %.2g\n", k, $1, n, $2, d
                               exit (k == "val_bpb" && (d > 1e-3 || d < -1e-3)) }'"'"' || bad=1
     done; exit $bad'
-    stage dna 150 0 5_dna.log "rm -f $OUT/dna_one.jsonl $OUT/dna_two.jsonl;
+    stage dna 150 0 5_dna.log "rm -f $OUT/dna_one.jsonl $OUT/dna_many.jsonl;
         $dna $flags --out $w/one.st --log $OUT/dna_one.jsonl &&
-        $MPIRUN -np 2 $NP_FLAGS $dna $flags --out $w/two.st --log $OUT/dna_two.jsonl && ls -l $w && { $cmp; }"
+        $MPIRUN -np $NGPU $NP_FLAGS $dna $flags --out $w/many.st --log $OUT/dna_many.jsonl && ls -l $w && { $cmp; }"
     rm -rf "$w"
 
     stage test_mpi 90 0 6_tests.log \

@@ -64,7 +64,8 @@ static void test_sum_bcast(void **st)
 
 /* ---- training: P ranks with their rows against one process with all ---- */
 
-#define T_B 4
+/* 8 rows: 1, 2, 4 or 8 ranks (scripts/gpu_dist.sh runs it on every GPU) */
+#define T_B 8
 #define T_L 48
 #define T_STEPS 5
 #define T_VOCAB 10
@@ -77,10 +78,12 @@ static void make_batch(int step, int32_t *tok, int32_t *tgt)
         tok[i] = (int32_t)mb_rng_below(&r, T_VOCAB);
         tgt[i] = (int32_t)mb_rng_below(&r, T_VOCAB);
     }
-    /* uneven ignored targets: row 0 loses 60% of its positions, row 2
-     * 20%, rows 1 and 3 none, so the ranks count different targets */
-    for (int t = 0; t < T_L * 6 / 10; t++) tgt[0 * T_L + t] = MB_IGNORE_INDEX;
-    for (int t = 0; t < T_L * 2 / 10; t++) tgt[2 * T_L + t] = MB_IGNORE_INDEX;
+    /* uneven ignored targets, so the ranks count different targets at
+     * any rank count: rows 0, 1 and 2 lose 60%, 80% and 20% of their
+     * positions, row 5 40%, the others none */
+    static const int lost[T_B] = {6, 8, 2, 0, 0, 4, 0, 0}; /* tenths */
+    for (int r = 0; r < T_B; r++)
+        for (int t = 0; t < T_L * lost[r] / 10; t++) tgt[r * T_L + t] = MB_IGNORE_INDEX;
 }
 
 static mb_ctx *make_ctx(void)
