@@ -29,6 +29,15 @@
 #                brought it below ~1.2e-3, and collapsed a longer run: RESULTS.md)
 #   LM_STEPS=1500 LM_BATCH=16 LM_INITS="real complex"  (SaShiMi-Mamba:
 #   LM_MODEL="--d-model 64 --n-layer 8 --pool 4,4 --expand 2", the paper's SC09 size)
+#   LM_SECONDS=0 a training budget in seconds of steps, the same for every init,
+#                in place of LM_STEPS (0: LM_STEPS): a 24-step calibration run
+#                first (--out sc09-work/calib-INIT) measures the init's samples/s
+#                past its start-up (the log's last rate), and the run gets
+#                LM_SECONDS x that rate / (LM_BATCH x 16000) steps with the whole
+#                learning-rate schedule over them; validations are not counted.
+#                The steps are kept in RESULTS_DIR/lm-INIT.steps, so a resumed
+#                run keeps them. Session 25's S4D-Real: 1500 steps at 1.91 M
+#                samples/s, about 201 s (LM_SECONDS=201 gives S4D-Lin that budget)
 #   EVAL_BATCH=16  clips a forward pass of the held-out NLL (64 ran out of an
 #                H100's 80 GB in session 23, before the forward without backward
 #                kept two block buffers a level instead of one a block)
@@ -82,6 +91,7 @@ LM_MODEL=${LM_MODEL:---d-model 64 --n-layer 8 --pool 4,4 --expand 2}
 LM_STEPS=${LM_STEPS:-1500}
 LM_BATCH=${LM_BATCH:-16}
 LM_INITS=${LM_INITS:-real complex}
+LM_SECONDS=${LM_SECONDS:-0}
 EVAL_BATCH=${EVAL_BATCH:-16}
 GEN_N=${GEN_N:-640}
 GEN_BAND=${GEN_BAND:-0.1,0.9}
@@ -198,6 +208,21 @@ if [ -f "$CLS" ] && stage real-test; then
 fi
 
 # ---- SaShiMi-Mamba, S4D-Real and S4D-Lin ----
+# the steps that fit in LM_SECONDS for INIT, from a 24-step run's rate (on
+# stdout; its lines to the results' lm-INIT.txt)
+lm_budget_steps() {
+    local init=$1 log=$W/calib-$1.jsonl rate
+    rm -f "$log"
+    "$AUD" train --device "$DEVICE" --precision "$PREC" --data "$C/train" --out "$W/calib-$init.safetensors" \
+        --force $LM_MODEL --init "$init" --seq-len 16000 --batch "$LM_BATCH" --steps 24 --val-windows 1 \
+        --log "$log" >>"$R/lm-$init.txt" 2>&1 || { echo "gpu_sc09.sh: the calibration run of $init failed" >&2; return 1; }
+    rate=$(grep -o '"samples_per_s": [0-9.]*' "$log" | tail -1 | cut -d' ' -f2)
+    rm -f "$W/calib-$init".safetensors*
+    awk -v s="$LM_SECONDS" -v r="$rate" -v b="$LM_BATCH" -v init="$init" 'BEGIN {
+        n = int(s * r / (b * 16000)); if (n < 6) n = 6
+        printf "lm-%s: %d steps fit in %d s at %.0f samples/s (24-step calibration)\n", init, n, s, r > "/dev/stderr"
+        print n }' 2> >(tee -a "$R/lm-$init.txt" >&2)
+}
 for init in $LM_INITS; do
     M=$W/lm-$init.safetensors
     if stage "lm-$init"; then
@@ -206,11 +231,21 @@ for init in $LM_INITS; do
         # checkpoint at the next call (the machine keeps SC09_WORK while warm)
         start=--force
         compgen -G "$M.step-*" >/dev/null && start=--resume
-        "$AUD" train --device "$DEVICE" --precision "$PREC" --data "$C/train" --out "$M" $start \
-            $LM_MODEL --init "$init" --seq-len 16000 --batch "$LM_BATCH" \
-            --steps "$LM_STEPS" --val-every $(((LM_STEPS + 5) / 6)) --save-every $(((LM_STEPS + 5) / 6)) --keep 8 \
-            --log "$R/lm-$init.jsonl" | tee -a "$R/lm-$init.txt"
-        r=${PIPESTATUS[0]}
+        steps=$LM_STEPS r=0
+        if [ "$LM_SECONDS" -gt 0 ]; then
+            if [ -s "$R/lm-$init.steps" ]; then steps=$(cat "$R/lm-$init.steps")
+            else
+                steps=$(lm_budget_steps "$init") || r=1
+                [ "$r" -eq 0 ] && echo "$steps" >"$R/lm-$init.steps"
+            fi
+        fi
+        if [ "$r" -eq 0 ]; then
+            "$AUD" train --device "$DEVICE" --precision "$PREC" --data "$C/train" --out "$M" $start \
+                $LM_MODEL --init "$init" --seq-len 16000 --batch "$LM_BATCH" \
+                --steps "$steps" --val-every $(((steps + 5) / 6)) --save-every $(((steps + 5) / 6)) --keep 8 \
+                --log "$R/lm-$init.jsonl" | tee -a "$R/lm-$init.txt"
+            r=${PIPESTATUS[0]}
+        fi
         if [ "$r" -eq 0 ]; then
             "$AUD" eval --device "$DEVICE" --model "$M" --data "$C/test" --seq-len 16000 --batch "$EVAL_BATCH" | tee -a "$R/lm-$init.txt"
             r=${PIPESTATUS[0]}
