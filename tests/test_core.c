@@ -161,6 +161,67 @@ static void test_carve(void **s)
     mb_ctx_free(ctx);
 }
 
+/* a file under the test's scratch folder, its parents made */
+static void put(const char *root, const char *rel, const char *text)
+{
+    char path[512], dir[512];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *p = dir + strlen(root) + 1; (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        mkdir(dir, 0755);
+        *p = '/';
+    }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* mb_cpu_quota on made-up cgroup trees: v2 with the limit on a parent, v1
+ * as a container sees it (the host's path in /proc/self/cgroup, its own
+ * group at the mount's root), none, and files that make no sense */
+static void test_cpu_quota(void **s)
+{
+    (void)s;
+    char root[256], self[300];
+    mb_test_tmp_path(root, sizeof root, "cgroup");
+    snprintf(self, sizeof self, "%s/self", root);
+    mkdir(root, 0755);
+    /* v2: a/b has no limit of its own; a allows 1.5 CPUs, the root none */
+    put(root, "v2/a/cpu.max", "150000 100000\n");
+    put(root, "v2/a/b/cpu.max", "max 100000\n");
+    put(root, "self", "0::/a/b\n");
+    char top[300];
+    snprintf(top, sizeof top, "%s/v2", root);
+    assert_int_equal(mb_cpu_quota(top, self), 2);
+    /* the child's own lower limit wins */
+    put(root, "v2/a/b/cpu.max", "50000 100000\n");
+    assert_int_equal(mb_cpu_quota(top, self), 1);
+    /* inside a container's namespace: "0::/", the limit at the root */
+    put(root, "self", "0::/\n");
+    put(root, "v2/cpu.max", "400000 100000\n");
+    assert_int_equal(mb_cpu_quota(top, self), 4);
+    /* v1 in a container: the path names the host's group, absent here */
+    snprintf(top, sizeof top, "%s/v1", root);
+    put(root, "v1/cpu,cpuacct/cpu.cfs_quota_us", "300000\n");
+    put(root, "v1/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+    put(root, "self", "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n");
+    assert_int_equal(mb_cpu_quota(top, self), 3);
+    /* v1, no limit (-1) */
+    put(root, "v1/cpu,cpuacct/cpu.cfs_quota_us", "-1\n");
+    assert_int_equal(mb_cpu_quota(top, self), 0);
+    /* nonsense and absence: no limit, no crash */
+    put(root, "v2/cpu.max", "lots\n");
+    put(root, "self", "0::/\n");
+    snprintf(top, sizeof top, "%s/v2", root);
+    assert_int_equal(mb_cpu_quota(top, self), 0);
+    put(root, "self", "garbage\n::\n");
+    assert_int_equal(mb_cpu_quota(top, self), 0);
+    snprintf(self, sizeof self, "%s/missing", root);
+    assert_int_equal(mb_cpu_quota(top, self), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +229,7 @@ int main(void)
         cmocka_unit_test(test_free_order),
         cmocka_unit_test(test_outfile),
         cmocka_unit_test(test_carve),
+        cmocka_unit_test(test_cpu_quota),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

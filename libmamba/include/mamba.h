@@ -41,7 +41,9 @@ size_t mb_struct_size(const char *name);
 mb_ctx *mb_ctx_create(const char *device);
 void mb_ctx_free(mb_ctx *ctx);
 const char *mb_ctx_name(const mb_ctx *ctx);
-void mb_ctx_set_threads(mb_ctx *ctx, int n_threads); /* CPU; 0 = all cores */
+/* CPU threads; 0 = every core OpenMP sees (OMP_NUM_THREADS, else the
+ * affinity mask), at most a container's CPU quota (cgroup cpu.max) */
+void mb_ctx_set_threads(mb_ctx *ctx, int n_threads);
 /* CUDA: let cuBLAS run fp32 GEMMs on TF32 tensor cores (about 1e-3 relative
  * error instead of 1e-6). Off by default; no effect on the CPU. */
 void mb_ctx_set_tf32(mb_ctx *ctx, int on);

@@ -53,6 +53,13 @@ struct mb_ctx {
     void *cuda;         /* backend state (stream, cuBLAS handle), NULL on CPU */
 };
 
+/* The CPUs a control group's quota allows this process, rounded up (2.5
+ * CPUs: 3), the lowest over the cgroup and its parents, v2 or v1; 0 when
+ * there is none or it cannot be read. root and self NULL: /sys/fs/cgroup
+ * and /proc/self/cgroup (others for the tests). mb_ctx_set_threads caps
+ * its default thread count by it (core/cpus.c says why). */
+int mb_cpu_quota(const char *root, const char *self);
+
 /* "fp32", "tf32" or "bf16": what a run's checkpoints record */
 const char *mb_ctx_precision_name(const mb_ctx *ctx);
 

@@ -81,7 +81,13 @@ const char *mb_ctx_name(const mb_ctx *ctx) { return ctx->kind == MB_DEV_CPU ? "c
 void mb_ctx_set_threads(mb_ctx *ctx, int n_threads)
 {
 #ifdef _OPENMP
-    if (n_threads <= 0) n_threads = omp_get_max_threads();
+    if (n_threads <= 0) {
+        n_threads = omp_get_max_threads();
+        /* OMP_NUM_THREADS is the user's word; else a container's CPU quota
+         * caps what the affinity mask allows */
+        const int quota = getenv("OMP_NUM_THREADS") ? 0 : mb_cpu_quota(NULL, NULL);
+        if (quota > 0 && quota < n_threads) n_threads = quota;
+    }
 #else
     n_threads = 1;
 #endif

@@ -37,7 +37,7 @@ static void act_fwd_row(mb_act act, int N, const float *x, float *y)
     }
 }
 
-static void act_bwd_row(mb_act act, int N, const float *x, const float *dy, float *dx)
+void mb_act_bwd_row(mb_act act, int N, const float *x, const float *dy, float *dx)
 {
     switch (act) {
     case MB_ACT_SILU:
@@ -79,7 +79,7 @@ void mb_act_bwd_cpu(MB_OPS_ACT_BWD_ARGS)
     (void)ctx; /* read by the OpenMP clause only */
 MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_ACT_PAR_MIN) schedule(static))
     for (int i = 0; i < M; i++)
-        act_bwd_row(act, N, x + (size_t)i * ldx, dy + (size_t)i * lddy, dx + (size_t)i * lddx);
+        mb_act_bwd_row(act, N, x + (size_t)i * ldx, dy + (size_t)i * lddy, dx + (size_t)i * lddx);
 }
 
 void mb_to_bf16_cpu(mb_ctx *ctx, size_t n, const float *x, uint16_t *y)

@@ -131,14 +131,14 @@ static void conv_dw_block(int d0, int n, int B, int L, int D, int K, const float
  * forward's, so the same bits as the value the forward fed its SiLU) */
 static void conv_silu_grad_block(int d0, int n, int B, int L, int D, int K, const float *x, int ldx,
                                  const float *w, const float *bias, const float *prev, float *dy,
-                                 int lddy, mb_ctx *ctx)
+                                 int lddy)
 {
     float pre[MB_CONV_DB];
     for (int b = 0; b < B; b++)
         for (int t = 0; t < L; t++) {
             float *g = dy + ((size_t)b * L + t) * lddy + d0;
             conv_fwd_row(b, t, d0, n, L, D, K, x, ldx, w, bias, prev, pre);
-            mb_act_bwd_cpu(ctx, MB_ACT_SILU, 1, n, pre, n, g, n, g, n);
+            mb_act_bwd_row(MB_ACT_SILU, n, pre, g, g);
         }
 }
 
@@ -154,7 +154,7 @@ void mb_conv1d_bwd_cpu(MB_OPS_CONV_BWD_ARGS)
 MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) schedule(static))
     for (int blk = 0; blk < nb; blk++) {
         int d0 = blk * MB_CONV_DB, n = min_int(MB_CONV_DB, D - d0);
-        if (silu) conv_silu_grad_block(d0, n, B, L, D, K, x, ldx, w, bias, prev, dy, lddy, ctx);
+        if (silu) conv_silu_grad_block(d0, n, B, L, D, K, x, ldx, w, bias, prev, dy, lddy);
         for (int b = 0; b < B; b++) {
             conv_dx_block(b, d0, n, L, D, K, w, dy, lddy, dx, lddx, dnext);
             if (dprev) conv_dprev_block(b, d0, n, L, D, K, w, dy, lddy, dprev);

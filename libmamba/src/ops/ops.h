@@ -145,6 +145,10 @@ void mb_act_fwd_cpu(MB_OPS_ACT_FWD_ARGS);
     const float *dy, int lddy, float *dx, int lddx
 void mb_act_bwd(MB_OPS_ACT_BWD_ARGS);
 void mb_act_bwd_cpu(MB_OPS_ACT_BWD_ARGS);
+/* One row of mb_act_bwd_cpu on the calling thread, for callers already in
+ * a parallel region (a nested region, even one the if clause keeps to one
+ * thread, cost the conv's backward 16k region entries a layer). */
+void mb_act_bwd_row(mb_act act, int N, const float *x, const float *dy, float *dx);
 #ifdef __CUDACC__
 #define MB_HOSTDEV __host__ __device__
 #else
