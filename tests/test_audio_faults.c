@@ -126,6 +126,14 @@ static int setup(void **st)
     bad = bad || mb_model_save(m, g_inf);
     mb_model_free(m);
     mb_ctx_free(ctx);
+    /* the sidecar mamba-audio train writes beside a model */
+    char side[400];
+    for (int i = 0; i < 2 && !bad; i++) {
+        snprintf(side, sizeof side, "%s.audio", i ? g_inf : g_model);
+        FILE *f = fopen(side, "w");
+        bad = !f || fputs("rate 16000\nquant mulaw\n", f) < 0;
+        if (f) bad = fclose(f) || bad;
+    }
     /* LONG_SECONDS of a 440 Hz tone at 44.1 kHz: resampled when read */
     char path[400], err[512];
     if (bad || mkdir(g_long, 0700)) return -1;
@@ -305,6 +313,43 @@ static void test_messages(void **st)
         }
     }
 }
+
+/* The model's .audio sidecar: missing, the defaults with a warning; empty,
+ * cut or with a key twice, one error line (they once read as the defaults
+ * without a word, so an 8 kHz model was scored and drawn at 16 kHz) */
+static void test_sidecar(void **st)
+{
+    (void)st;
+    char bare[400], side[420], cmd[1000];
+    path_in(bare, sizeof bare, "bare.safetensors");
+    snprintf(side, sizeof side, "%s.audio", bare);
+    snprintf(cmd, sizeof cmd, "cp %s %s", g_model, bare);
+    assert_int_equal(mb_test_sh(cmd, NULL, 0, NULL, 0), 0);
+    const char *eval = "eval --threads 2 --seq-len 256 --model %s --data " DIGITS "/one_v000_en-us_s120_p30.flac";
+    assert_int_equal(tool(eval, bare), 0);
+    assert_int_equal(mb_test_count(g_err, "\n"), 1);
+    assert_non_null(strstr(g_err, "mamba-audio: warning: "));
+    assert_non_null(strstr(g_err, "bare.safetensors.audio: not found"));
+    static const struct {
+        const char *text, *says;
+    } bad[] = {
+        {"", "no 'rate' line"},
+        {"rate 8000\n", "no 'quant' line"},
+        {"rate 16000\nquant mulaw\nrate 8000\n", "a key given twice"},
+        {"rate 16000\nquant mulaw\nwindow\n", "bad line"},
+        {"quant linear\nrate 8000\ncolour blue\n", "bad line 3"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text(side, bad[i].text);
+        assert_int_equal(tool(eval, bare), 1);
+        assert_one_error("bare.safetensors.audio");
+        assert_non_null(strstr(g_err, bad[i].says));
+    }
+    write_text(side, "quant linear\nrate 8000\n");
+    assert_int_equal(tool(eval, bare), 0);
+    assert_non_null(strstr(g_out, "at 8000 Hz, linear"));
+    assert_string_equal(g_err, "");
+}
 #endif
 
 int main(void)
@@ -315,7 +360,7 @@ int main(void)
 #else
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_messages), cmocka_unit_test(test_nonfinite), cmocka_unit_test(test_log_full),
-        cmocka_unit_test(test_out_folder), cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_out_folder), cmocka_unit_test(test_signals), cmocka_unit_test(test_sidecar),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 #endif

@@ -315,6 +315,16 @@ static void test_signals(void **st)
     assert_int_equal(access(npy, F_OK), -1);
     assert_int_equal(access(rows, F_OK), -1);
     assert_no_temp();
+    /* the signal twice at once, as `timeout` sends it: still one stop
+     * (the second once killed generate with its temporary file left) */
+    path_in(path, sizeof path, "sig.fa");
+    write_text(path, "earlier\n");
+    assert_int_equal(tool_signalled("MAMBA_PROGRESS_S=0", "mamba-dna generate:", SIGTERM | MB_TEST_SIG_TWICE,
+                                    "generate --model %s --length 50000000 --threads 1 --out %s", g_lm, path),
+                     130);
+    assert_int_equal(lines_with("mamba-dna: error:"), 1);
+    assert_file_is(path, "earlier\n");
+    assert_no_temp();
     /* score and classify predict (stdout): stopped, exit 130, one line */
     assert_int_equal(tool_signalled("MAMBA_PROGRESS_S=0", "mamba-dna score:", SIGTERM,
                                     "score --model %s --fasta %s --chunk 256 --threads 1", g_lm, g_long),
@@ -399,6 +409,49 @@ static void test_input_messages(void **st)
     assert_no_temp();
 }
 
+/* Another tool's model, or a classifier where a language model is needed:
+ * one error line that says what the file is, exit 1, for every command
+ * that reads a model (an audio U-Net once scored DNA with exit 0) */
+static void test_wrong_models(void **st)
+{
+    (void)st;
+    char au[400], cmd[1400];
+    path_in(au, sizeof au, "au.safetensors");
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    assert_non_null(ctx);
+    mb_config cfg;
+    mb_config_sashimi_default(&cfg);
+    cfg.d_model = 8;
+    cfg.n_layer = 1;
+    mb_model *m = mb_model_create(ctx, &cfg, 1);
+    assert_non_null(m);
+    assert_int_equal(mb_model_save(m, au), 0);
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+    static const char *const uses[] = {
+        "score --model %s --fasta " GDIR "tiny.fa",
+        "score --model %s --vcf " GDIR "variants.vcf --fasta " GDIR "tiny.fa",
+        "embed --model %s --fasta " GDIR "tiny.fa",
+        "generate --model %s --length 10",
+        "classify predict --model %s --fasta " GDIR "tiny.fa",
+        "classify train --model %s --out %s/w.safetensors --force --seq-len 64 --batch 2 --steps 1" CLASSES,
+    };
+    for (size_t i = 0; i < sizeof uses / sizeof *uses; i++) {
+        snprintf(cmd, sizeof cmd, uses[i], au, g_dir);
+        assert_int_equal(tool("%s", cmd), 1);
+        printf("# %s", g_err);
+        assert_one_error("au.safetensors");
+        assert_non_null(strstr(g_err, "audio U-Net"));
+    }
+    /* score reads next-base likelihoods: a classifier's head is not one */
+    assert_int_equal(tool("score --model %s --fasta " GDIR "tiny.fa", g_cls), 1);
+    assert_one_error("cls.safetensors");
+    assert_non_null(strstr(g_err, "not a language model"));
+    assert_int_equal(tool("score --model %s --vcf " GDIR "variants.vcf --fasta " GDIR "tiny.fa", g_cls), 1);
+    assert_one_error("cls.safetensors");
+    assert_no_temp();
+}
+
 /* Progress on one long record: bases done of the total, and an ETA */
 static void test_progress(void **st)
 {
@@ -427,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_usage_messages), cmocka_unit_test(test_nonfinite),
         cmocka_unit_test(test_log_full),       cmocka_unit_test(test_out_folder),
         cmocka_unit_test(test_input_messages), cmocka_unit_test(test_progress),
+        cmocka_unit_test(test_wrong_models),
         cmocka_unit_test(test_signals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

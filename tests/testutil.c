@@ -199,7 +199,10 @@ int mb_test_signal_run(const char *cmd, const char *ready, int sig, char *out, s
             if (!ended) sleep_ms(50);
         }
     }
-    if (seen) kill(pid, sig);
+    if (seen) {
+        kill(pid, sig & ~MB_TEST_SIG_TWICE);
+        if (sig & MB_TEST_SIG_TWICE) kill(pid, sig & ~MB_TEST_SIG_TWICE);
+    }
     for (int t = 0; t < 120 * 20 && !ended; t++) {
         ended = waitpid(pid, &st, WNOHANG) == pid;
         if (!ended) sleep_ms(50);

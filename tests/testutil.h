@@ -141,6 +141,9 @@ int mb_test_tool(const char *bin, char *out, size_t outcap, char *err, size_t er
  * came (the tool ended first). For the tools' answers to SIGINT/SIGTERM. */
 int mb_test_signal_run(const char *cmd, const char *ready, int sig, char *out, size_t outcap, char *err,
                        size_t errcap);
+/* sig | MB_TEST_SIG_TWICE: the signal sent twice at once, as `timeout`
+ * delivers it (to the command, then to its process group) */
+#define MB_TEST_SIG_TWICE 0x1000
 
 /* ---- the tools' data-parallel runs (test_dna_dist, test_audio_dist) ---- */
 

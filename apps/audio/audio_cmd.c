@@ -19,28 +19,47 @@ int audio_meta_read(const char *model, audio_meta *m)
     }
     FILE *f = fopen(path, "r");
     if (!f) {
+        /* a bare checkpoint (the library's or Python's mb_model_save): the
+         * defaults, said, since a model trained at another rate or
+         * quantization would be read wrong without a word */
+        mb_cli_warn(AUDIO_PROG, "%s: not found: the model is read as %d Hz, %s samples (mamba-audio train writes "
+                                "this file beside each model)",
+                    path, m->rate, audio_quant_name(m->quant));
         free(path);
-        return 0; /* a bare checkpoint: the defaults */
+        return 0;
     }
+    /* what audio_meta_write writes: rate and quant once each, window at
+     * most once; an empty or cut file is an error, not the defaults */
     char key[32], val[32];
-    int rc = 0, line = 0;
-    while (rc == 0 && fscanf(f, "%31s %31s", key, val) == 2) {
+    int rc = 0, line = 0, seen_rate = 0, seen_quant = 0, seen_window = 0, got = 0;
+    const char *why = "expected 'rate N', 'quant mulaw|linear' or 'window N'";
+    while (rc == 0 && (got = fscanf(f, "%31s %31s", key, val)) == 2) {
         line++;
         char *end;
-        if (strcmp(key, "rate") == 0) {
+        if (strcmp(key, "rate") == 0 && !seen_rate++) {
             long r = strtol(val, &end, 10);
             if (*end || r < 1000 || r > 384000) rc = -1;
             else m->rate = (int)r;
-        } else if (strcmp(key, "quant") == 0) {
+        } else if (strcmp(key, "quant") == 0 && !seen_quant++) {
             if (audio_quant_parse(val, &m->quant)) rc = -1;
-        } else if (strcmp(key, "window") == 0) {
+        } else if (strcmp(key, "window") == 0 && !seen_window++) {
             long long w = strtoll(val, &end, 10);
             if (*end || w < 1 || w > (1LL << 30)) rc = -1;
             else m->window = w;
-        } else rc = -1;
+        } else {
+            rc = -1;
+            if (seen_rate > 1 || seen_quant > 1 || seen_window > 1) why = "a key given twice";
+        }
     }
-    if (rc == 0 && !feof(f)) rc = -1;
-    if (rc) mb_cli_error(AUDIO_PROG, "%s: bad line %d (expected 'rate N', 'quant mulaw|linear' or 'window N')", path, line + 1);
+    /* a key without its value at the end, or a read that stopped early:
+     * the line after the last one read */
+    if (rc == 0 && (got == 1 || !feof(f))) rc = -1, line++;
+    if (rc) mb_cli_error(AUDIO_PROG, "%s: bad line %d (%s)", path, line, why);
+    else if (!seen_rate || !seen_quant) {
+        mb_cli_error(AUDIO_PROG, "%s: no '%s' line (the file is cut or was not written by mamba-audio)", path,
+                     seen_rate ? "quant" : "rate");
+        rc = -1;
+    }
     fclose(f);
     free(path);
     return rc;

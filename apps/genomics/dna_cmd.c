@@ -34,6 +34,11 @@ mb_model *dna_cmd_load_model(mb_ctx *ctx, const char *path, int n_classes, uint6
         return NULL;
     }
     const mb_config *c = mb_model_config(m);
+    if (c->arch == MB_ARCH_SASHIMI) {
+        mb_cli_error(DNA_PROG, "%s: not a mamba-dna model (a SaShiMi audio U-Net: mamba-audio reads it)", path);
+        mb_model_free(m);
+        return NULL;
+    }
     /* any LM whose vocabulary covers the tokenizer's ids (a transformers
      * model of vocab_size 16 is ours padded): the extra classes are never
      * inputs or targets, only part of the softmax as in training */
@@ -44,6 +49,15 @@ mb_model *dna_cmd_load_model(mb_ctx *ctx, const char *path, int n_classes, uint6
         return NULL;
     }
     return m;
+}
+
+int dna_cmd_require_lm(const mb_model *m, const char *path, const char *cmd)
+{
+    const int n = mb_model_config(m)->n_classes;
+    if (n <= 0) return 0;
+    mb_cli_error(DNA_PROG, "%s: a classifier (%d classes), not a language model: %s needs the pretrained model", path,
+                 n, cmd);
+    return -1;
 }
 
 int64_t dna_cmd_targets(const int32_t *w, int64_t L, int32_t *tgt)

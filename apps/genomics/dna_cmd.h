@@ -66,6 +66,9 @@ void dna_cmd_complement(int *comp);
  * not a checkpoint, another tool's model, or a vocabulary that is not the
  * DNA tokenizer's. */
 mb_model *dna_cmd_load_model(mb_ctx *ctx, const char *path, int n_classes, uint64_t seed);
+/* A classifier where a language model is needed (generate, score): the
+ * error line naming cmd and -1; else 0. */
+int dna_cmd_require_lm(const mb_model *m, const char *path, const char *cmd);
 
 /* Next-base targets of a window w[0..L]: tgt[t] = w[t + 1], or
  * MB_IGNORE_INDEX where that base is not A, C, G or T (N, [UNK]): bits per

@@ -454,12 +454,7 @@ int dna_cmd_generate(int argc, char **argv)
      * directory), not at the rename after it */
     if (o.out && mb_cli_check_writable(DNA_PROG, o.out)) goto done;
     if (!(ctx = mb_cli_ctx(DNA_PROG, &o.in.t)) || !(m = dna_cmd_load_model(ctx, o.in.model, 0, 0))) goto done;
-    if (mb_model_config(m)->n_classes > 0) {
-        mb_cli_error(DNA_PROG, "%s: a classifier (%d classes), not a language model: generate needs the pretrained "
-                               "model",
-                     o.in.model, mb_model_config(m)->n_classes);
-        goto done;
-    }
+    if (dna_cmd_require_lm(m, o.in.model, "generate")) goto done;
     if (mb_model_config(m)->arch == MB_ARCH_BIDIR) {
         mb_cli_error(DNA_PROG, "%s: a bidirectional (masked) model: generate needs a causal one (pretrain "
                                "--objective clm)", o.in.model);

@@ -734,7 +734,8 @@ int dna_cmd_score(int argc, char **argv)
     dna_set *set = NULL;
     mb_model *m = NULL;
     mb_ctx *ctx = mb_cli_ctx(DNA_PROG, &o.in.t);
-    if (!ctx || !(m = dna_cmd_load_model(ctx, o.in.model, 0, 0))) goto done;
+    if (!ctx || !(m = dna_cmd_load_model(ctx, o.in.model, 0, 0)) || dna_cmd_require_lm(m, o.in.model, "score"))
+        goto done;
     if (!o.vcf && mb_model_config(m)->arch == MB_ARCH_BIDIR) {
         mb_cli_error(DNA_PROG, "%s: a bidirectional (masked) model has no likelihood of a whole record: it scores "
                                "variants (--vcf, by masked marginals)", o.in.model);
