@@ -287,6 +287,12 @@ static void test_messages(void **st)
         assert_int_equal(tool("%s --version", cmds[i]), 0);
         assert_int_equal(strncmp(g_out, "mamba-audio (libmamba ", 22), 0);
     }
+    /* a length that draws nothing: a usage error, not an empty WAV */
+    char wav[400];
+    path_in(wav, sizeof wav, "none.wav");
+    assert_int_equal(tool("generate --model %s --seconds 0 --out %s", g_model, wav), 2);
+    assert_one_error("draws no sample");
+    assert_int_equal(access(wav, F_OK), -1);
     assert_int_equal(tool("generate --seconds"), 2);
     assert_int_equal(strncmp(g_err, "mamba-audio: error: generate: option '--seconds' needs a value\n", 63), 0);
     /* progress while reading the audio and while scoring it: a total and an ETA */

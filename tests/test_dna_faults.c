@@ -366,6 +366,15 @@ static void test_usage_messages(void **st)
     assert_int_equal(strncmp(g_err, "mamba-dna: error: score: option '--tf32' takes no value\n", 55), 0);
     assert_int_equal(tool("classify --version"), 0);
     assert_int_equal(strncmp(g_out, "mamba-dna (libmamba ", 20), 0);
+    /* numbers in decimal only (strtod took 0x10 as 16) */
+    assert_int_equal(tool("generate --model %s --length 5 --temperature 0x1", g_lm), 2);
+    assert_non_null(strstr(g_err, "got '0x1'"));
+    /* an error line that quotes a huge input is cut, still one line */
+    assert_int_equal(tool("generate --model %s --length \"$(head -c 10000 /dev/zero | tr '\\0' 9)\"", g_lm), 2);
+    const char *nl = strchr(g_err, '\n');
+    assert_non_null(nl);
+    assert_true(nl - g_err < 8300);
+    assert_int_equal(strncmp(nl - 3, "...", 3), 0);
 }
 
 static void test_input_messages(void **st)
@@ -398,6 +407,18 @@ static void test_input_messages(void **st)
     assert_int_equal(lines_with("mamba-dna: error:"), 1);
     assert_non_null(strstr(g_err, "--seq-len"));
     assert_null(strstr(g_err, "held-out"));
+    /* a VCF POS of 0: a bad position, not "REF runs past the contig's end" */
+    path_in(path, sizeof path, "pos0.vcf");
+    write_text(path, "##fileformat=VCFv4.2\n##contig=<ID=chr1>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                     "chr1\t0\t.\tA\tC\t.\t.\t.\n");
+    assert_int_equal(tool("score --model %s --fasta " GDIR "tiny.fa --vcf %s", g_lm, path), 1);
+    assert_one_error("pos0.vcf");
+    assert_non_null(strstr(g_err, "POS is not a position"));
+    /* --resume where no run saved a checkpoint: said so, no file named
+     * that no run writes */
+    assert_int_equal(tool("pretrain --resume --steps 2 --out %s " GDIR "tiny.fa", g_lm), 1);
+    assert_one_error("nothing to resume");
+    assert_null(strstr(g_err, ".optim"));
     /* a run that stops on a non-finite gradient does not say "update skipped" */
     assert_int_equal(tool("classify train --model %s --out %s/y.safetensors --force --seq-len 64 --batch 2 --steps 3 "
                           "--threads 2" CLASSES,

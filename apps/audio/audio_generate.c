@@ -241,6 +241,12 @@ int audio_cmd_generate(int argc, char **argv)
         audio_encode_buf(meta.quant, pf, np, pc);
     }
     const int64_t gen = (int64_t)llround(seconds * meta.rate), total = np + gen;
+    if (gen < 1) {
+        /* checked here, where the model's rate is known */
+        mb_cli_error(AUDIO_PROG, "--seconds %g draws no sample at the model's %d Hz", seconds, meta.rate);
+        rc = 2;
+        goto done;
+    }
     if (!(st = mb_state_create(m, (int)n))) {
         mb_cli_error(AUDIO_PROG, "recurrent state: %s", mb_error_last());
         goto done;

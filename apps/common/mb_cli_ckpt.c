@@ -396,7 +396,15 @@ static int ckpt_resume_legacy(mb_cli_ckpt *c, mb_ctx *ctx, const mb_cli_train *t
         return -1;
     }
     *m = load(ud, ctx, c->out);
-    *o = *m ? mb_cli_optim(c->prog, *m, t, optim) : NULL;
+    /* a model of the right kind but neither layout's optimizer state: say
+     * so, rather than name a file no run of this version writes */
+    if (*m && access(optim, F_OK) != 0) {
+        mb_cli_error(c->prog, "%s: nothing to resume: no checkpoint set (%s.step-N) beside it; without --resume "
+                              "a run starts over",
+                     c->out, c->out);
+        *o = NULL;
+    } else
+        *o = *m ? mb_cli_optim(c->prog, *m, t, optim) : NULL;
     free(optim);
     if (*o) return 0;
     mb_model_free(*m);

@@ -32,6 +32,18 @@ int mb_cli_errf(char *err, size_t errlen, const char *path, const char *fmt, ...
     return -1;
 }
 
+/* One line on stderr, at most ERR_LINE_MAX bytes: a message that quotes
+ * its input (a FASTA header of 200,000 characters) is cut with "...", which no
+ * path (PATH_MAX 4096) reaches */
+#define ERR_LINE_MAX 8192
+static void err_line(const char *prog, const char *kind, const char *fmt, va_list ap)
+{
+    char buf[ERR_LINE_MAX];
+    const int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    if (n >= (int)sizeof buf) memcpy(buf + sizeof buf - 4, "...", 4);
+    fprintf(stderr, "%s: %s: %s\n", prog, kind, buf);
+}
+
 void mb_cli_error(const char *prog, const char *fmt, ...)
 {
     va_list ap;
@@ -44,9 +56,7 @@ void mb_cli_error(const char *prog, const char *fmt, ...)
             if (n > 0 && (size_t)n < sizeof g_held) vsnprintf(g_held + n, sizeof g_held - (size_t)n, fmt, ap);
         }
     } else {
-        fprintf(stderr, "%s: error: ", prog);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+        err_line(prog, "error", fmt, ap);
     }
     va_end(ap);
 }
@@ -55,9 +65,7 @@ void mb_cli_warn(const char *prog, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "%s: warning: ", prog);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    err_line(prog, "warning", fmt, ap);
     va_end(ap);
 }
 

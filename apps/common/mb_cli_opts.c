@@ -38,7 +38,8 @@ int mb_cli_parse_real(const char *prog, const char *opt, const char *s, double l
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+    /* decimal only: strtod would take 0x10 as 16 */
+    if (errno || end == s || *end || strpbrk(s, "xX") || !isfinite(v) || v < lo || v > hi) {
         mb_cli_error(prog, "%s expects a number in [%g, %g], got '%s'", opt, lo, hi, s);
         return -1;
     }

@@ -128,7 +128,10 @@ int64_t dna_vcf_locate(const dna_vcf *v, dna_set *set, const dna_variant *var, i
                         var->contig);
     const int64_t len = dna_set_len(set, rec);
     const int64_t nref = (int64_t)strlen(var->ref);
-    if (var->pos < 0 || var->pos + nref > len)
+    if (var->pos < 0)
+        return mb_cli_errf(err, errlen, v->path, "record %lld: POS is not a position on %s (1 or more)",
+                           (long long)var->index, var->contig);
+    if (var->pos + nref > len)
         return mb_cli_errf(err, errlen, v->path,
                         "record %lld: REF at %s:%lld runs past the contig's end (length %lld)",
                         (long long)var->index, var->contig, (long long)var->pos + 1,
