@@ -287,6 +287,12 @@ static void test_messages(void **st)
         assert_int_equal(tool("%s --version", cmds[i]), 0);
         assert_int_equal(strncmp(g_out, "mamba-audio (libmamba ", 22), 0);
     }
+    /* one file named, unreadable: its reason is the error line, no warning first */
+    char junk[400];
+    path_in(junk, sizeof junk, "junk.wav");
+    write_text(junk, "not audio at all, only text in a file named .wav\n");
+    assert_int_equal(tool("eval --model %s --data %s", g_model, junk), 1);
+    assert_one_error("junk.wav: not an audio file");
     /* a length that draws nothing: a usage error, not an empty WAV */
     char wav[400];
     path_in(wav, sizeof wav, "none.wav");

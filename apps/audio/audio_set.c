@@ -169,7 +169,10 @@ audio_set *audio_set_load(const char *path, const audio_set_opts *o, audio_warn_
             goto fail;
         }
         if (rc != 0) {
-            if (warn) warn(line, ud);
+            /* one file named or found: its reason is the error line itself,
+             * not a warning before "no readable audio files" */
+            if (wl.n == 1) snprintf(err, errlen, "%s", line);
+            else if (warn) warn(line, ud);
             skipped++;
             continue;
         }
@@ -192,7 +195,8 @@ audio_set *audio_set_load(const char *path, const audio_set_opts *o, audio_warn_
     }
     s->skipped = skipped;
     if (s->n == 0) {
-        mb_cli_errf(err, errlen, path, "no readable audio files (%lld skipped)", (long long)skipped);
+        if (!(wl.n == 1 && skipped == 1))
+            mb_cli_errf(err, errlen, path, "no readable audio files (%lld skipped)", (long long)skipped);
         goto fail;
     }
     assign_split(s, o->val_frac);
