@@ -438,6 +438,15 @@ static void test_predict_novel(void **st)
     scale_radii(path, 1e6);
     u = novel_unknown(cls, files[0], &rows);
     assert_int_equal(u, 0);
+    /* the model's class names missing: the rule's names cannot match, and
+     * the message says which file to bring back */
+    char classes[400], kept[420];
+    snprintf(classes, sizeof classes, "%s.classes", cls);
+    snprintf(kept, sizeof kept, "%s.kept", classes);
+    assert_int_equal(rename(classes, kept), 0);
+    assert_int_equal(run("predict --model %s --novel --fasta %s", cls, files[0]), 1);
+    assert_non_null(strstr(g_err, ".classes is missing"));
+    assert_int_equal(rename(kept, classes), 0);
     /* damaged, missing */
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);

@@ -131,10 +131,16 @@ int acl_model_load(mb_ctx *ctx, const char *path, int64_t L, acl_model *out)
     }
     if (mb_cli_classes_names(AUDIO_PROG, path, mc->n_classes, &out->names)) goto fail;
     const int64_t P = audio_cmd_period(mc);
+    const int given = L != 0;
     if (L == 0) L = out->meta.window > 0 ? out->meta.window : (out->meta.rate + P - 1) / P * P;
     if (L % P) {
-        mb_cli_error(AUDIO_PROG, "--seq-len %lld is not a multiple of %s's pooling period %lld", (long long)L, path,
-                     (long long)P);
+        /* name where the length came from: the flag, or the sidecar */
+        if (given)
+            mb_cli_error(AUDIO_PROG, "--seq-len %lld is not a multiple of %s's pooling period %lld", (long long)L,
+                         path, (long long)P);
+        else
+            mb_cli_error(AUDIO_PROG, "%s.audio: window %lld is not a multiple of the model's pooling period %lld",
+                         path, (long long)L, (long long)P);
         goto fail;
     }
     out->L = L;

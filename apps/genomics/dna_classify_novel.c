@@ -25,6 +25,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dna_classify.h"
 
@@ -300,7 +301,16 @@ out:
     free(text);
     if (rc) {
         cl_novel_free(nv);
-        mb_cli_error(DNA_PROG, "%s: %s", path, why);
+        /* the likely cause of a names mismatch: the model's own list is
+         * missing, so its classes were taken as class0 .. */
+        char cls[4200];
+        snprintf(cls, sizeof cls, "%s.classes", model);
+        if (strcmp(why, "its classes are not the model's") == 0 && access(cls, F_OK) != 0)
+            mb_cli_error(DNA_PROG, "%s: its classes are not the model's: %s is missing, so the model's are named "
+                                   "class0 ..; copy it beside the model",
+                         path, cls);
+        else
+            mb_cli_error(DNA_PROG, "%s: %s", path, why);
     }
     return rc;
 }
