@@ -388,6 +388,10 @@ static void test_bad_inputs(void **st)
     /* an unwritable output fails before any work */
     assert_int_equal(run("classify train" TINY " --steps 1 --data %s/train --out /nonexistent-dir/c.safetensors", g_root), 1);
     expect_fail("/nonexistent-dir/c.safetensors");
+    /* a --model that is no model: its one line, before any clip is read */
+    assert_int_equal(run("classify train --model /dev/null --steps 1 --data %s/train --out %s", g_root, out), 1);
+    assert_int_equal(mb_test_count(g_err, "\n"), 1);
+    expect_fail("/dev/null");
     /* a missing model; a path that is not there */
     assert_int_equal(run("classify predict --model %s/none.safetensors %s/valid", g_root, g_root), 1);
     assert_int_equal(mb_test_count(g_err, "\n"), 1);

@@ -256,6 +256,16 @@ static int acl_settings(acl_run *t)
     const acl_opts *o = t->o;
     t->so = o->so;
     if (!o->model && !o->t.resume) return 0;
+    if (o->model && !o->t.resume) {
+        /* a --model that is no mamba-audio model fails here, in one line,
+         * not after its sidecar's warning and the clips' progress lines */
+        mb_ctx *c = mb_ctx_create("cpu");
+        mb_model *m = c ? audio_cmd_load_model(c, o->model, 0, 0) : NULL;
+        if (!c) mb_cli_error(AUDIO_PROG, "%s", mb_error_last());
+        mb_model_free(m);
+        mb_ctx_free(c);
+        if (!m) return -1;
+    }
     audio_meta meta;
     if (audio_meta_read(o->t.resume ? o->t.out : o->model, &meta)) return -1;
     t->so.rate = meta.rate, t->so.quant = meta.quant;
