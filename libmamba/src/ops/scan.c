@@ -20,6 +20,7 @@
 
 #define SCAN_DBLK 8
 #define SCAN_CHUNK 64
+#define SCAN_PAR_MIN (1 << 14) /* state updates below which the forward stays on one thread */
 #define SCAN_MAX_STATE 512 /* floats per channel: N (real) or 2N (complex), N <= 256 */
 
 /* The per-channel helpers are always inlined where there are lanes: one GCC
@@ -279,7 +280,13 @@ void mb_scan_fwd_cpu(mb_ctx *ctx, const mb_scan_params *p, void *yv, float *hT, 
     long run = 1;
     if (p->seqlen < SCAN_CHUNK) run = ntask / (4L * scan_threads(ctx)) > 1 ? ntask / (4L * scan_threads(ctx)) : 1;
     (void)run; /* only read by the OpenMP clause */
-MB_OMP(omp parallel for schedule(dynamic, run) num_threads(scan_threads(ctx)) if (ntask > 1))
+    /* A region's fork and join cost microseconds, and on a machine whose
+     * other cores are busy, one wait for the scheduler each: the scan of a
+     * small model's generation step (512 channels of 16 states, ~10 us)
+     * runs on the calling thread */
+    const double work = (double)Bn * D * p->seqlen * p->dstate;
+    (void)work;
+MB_OMP(omp parallel for schedule(dynamic, run) num_threads(scan_threads(ctx)) if (ntask > 1 && work >= SCAN_PAR_MIN))
     for (long task = 0; task < ntask; task++) scan_fwd_task(p, y, hT, (int)(task / nblk), (int)(task % nblk) * SCAN_DBLK);
     if (MB_OPS_ROUNDS_BF16(ctx)) mb_bf16_round_rows_cpu(ctx, Bn * p->seqlen, D, y, D);
 }
