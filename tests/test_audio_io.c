@@ -428,13 +428,14 @@ static void test_write_wav(void **state)
     assert_one_line_about(g_err, bad, "cannot create");
     assert_int_equal(count_entries(dir), 1);
 
-    /* the target is a folder: the rename fails after the whole file was
-     * written; the temporary file is removed and the folder untouched */
+    /* the target is a folder: refused before anything is written (once
+     * the rename failed after the whole file was written); no temporary
+     * file, the folder untouched */
     char sub[400];
     snprintf(sub, sizeof sub, "%s/sub", dir);
     assert_int_equal(mkdir(sub, 0700), 0);
     assert_int_equal(audio_write_wav(sub, x, N, RATE, g_err, sizeof g_err), -1);
-    assert_one_line_about(g_err, sub, "rename");
+    assert_one_line_about(g_err, sub, "not a regular file");
     assert_int_equal(count_entries(dir), 2);
     assert_int_equal(count_entries(sub), 0);
 

@@ -464,6 +464,16 @@ static void test_st_malformed(void **state)
     assert_null(mb_st_open(dir));
     assert_error(dir, "not a regular file");
     rmdir(dir);
+    /* a FIFO: refused, not waited on forever (fopen blocks until a writer
+     * opens it) */
+    char fifo[256];
+    mb_test_tmp_path(fifo, sizeof fifo, "a_fifo");
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_null(mb_st_open(fifo));
+    assert_error(fifo, "not a regular file");
+    assert_null(mb_model_load(cpu(), fifo));
+    unlink(fifo);
 }
 
 /* Every truncation and many random byte flips of a valid file: an error or

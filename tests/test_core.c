@@ -7,6 +7,8 @@
  * first, with it, since glibc's need it). If either macro were defined only
  * under __GNUC__, this file would not compile and the suite would not
  * build. */
+/* symlink, lstat, mkfifo: POSIX (the project compiles as strict C11) */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -134,6 +136,35 @@ static void test_outfile(void **s)
     assert_null(mb_outfile_open(bad));
     assert_non_null(strstr(mb_error_last(), bad));
     assert_non_null(strstr(mb_error_last(), "cannot create a file in its directory"));
+    /* not a regular file there (a device, a FIFO): refused, left as it is;
+     * the rename would have put a regular file in its place */
+    char fifo[300];
+    snprintf(fifo, sizeof fifo, "%s.fifo", path);
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_null(mb_outfile_open(fifo));
+    assert_non_null(strstr(mb_error_last(), "not a regular file"));
+    struct stat fst;
+    assert_int_equal(stat(fifo, &fst), 0);
+    assert_true(S_ISFIFO(fst.st_mode));
+    unlink(fifo);
+    /* a link to a file: written through to its target, the link kept */
+    char link[300];
+    snprintf(link, sizeof link, "%s.link", path);
+    unlink(link);
+    assert_int_equal(symlink(path, link), 0);
+    o = mb_outfile_open(link);
+    assert_non_null(o);
+    fputs("through", mb_outfile_fp(o));
+    assert_int_equal(mb_outfile_commit(o), 0);
+    struct stat lst;
+    assert_int_equal(lstat(link, &lst), 0);
+    assert_true(S_ISLNK(lst.st_mode));
+    got = mb_test_read_file(path, &n);
+    assert_int_equal(n, 7);
+    assert_memory_equal(got, "through", 7);
+    free(got);
+    unlink(link);
     remove(path);
 }
 

@@ -138,6 +138,43 @@ static void train_steps(mb_model *m, mb_optim *o, const mb_selcopy *t, int from,
     }
 }
 
+/* Settings out of range are refused at creation, NaN and infinities
+ * included: lr = inf once returned normally and left NaN weights */
+static void test_optim_settings(void **s)
+{
+    (void)s;
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = small_config();
+    mb_model *m = mb_model_create(ctx, &cfg, 7);
+    assert_non_null(m);
+    mb_optim_config ok;
+    mb_optim_config_default(&ok);
+    mb_optim *o = mb_optim_create(m, &ok);
+    assert_non_null(o);
+    mb_optim_free(o);
+    for (int k = 0; k < 12; k++) {
+        mb_optim_config oc = ok;
+        switch (k) {
+        case 0: oc.lr = INFINITY; break;
+        case 1: oc.lr = NAN; break;
+        case 2: oc.lr = 0; break;
+        case 3: oc.weight_decay = INFINITY; break;
+        case 4: oc.weight_decay = NAN; break;
+        case 5: oc.min_lr = -1e-3f; break;
+        case 6: oc.min_lr = oc.lr * 2; break;
+        case 7: oc.min_lr = NAN; break;
+        case 8: oc.grad_clip = NAN; break;
+        case 9: oc.eps = INFINITY; break;
+        case 10: oc.beta1 = 1; break;
+        default: oc.total_steps = -1; break;
+        }
+        assert_null(mb_optim_create(m, &oc));
+        assert_non_null(strstr(mb_error_last(), "bad optimizer settings"));
+    }
+    mb_model_free(m);
+    mb_ctx_free(ctx);
+}
+
 static void test_resume(void **s)
 {
     (void)s;
@@ -196,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_decay_mask),
         cmocka_unit_test(test_clip_and_poison),
         cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_optim_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

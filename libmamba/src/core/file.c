@@ -1,6 +1,6 @@
 /* Files written whole or not at all (mamba.h's mb_outfile): the one
  * write-then-rename of the library and the tools. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* POSIX 2008 with realpath */
 
 #include <errno.h>
 #include <dirent.h>
@@ -28,17 +28,41 @@ static void outfile_free(mb_outfile *o)
 
 mb_outfile *mb_outfile_open(const char *path)
 {
+    /* The rename at commit replaces whatever entry the path names: refuse
+     * what is not a regular file (a device: saving to /dev/null as root
+     * once left a regular file in its place), and write through a link
+     * to its target, so the link stays */
+    struct stat st;
+    char *real = NULL;
+    if (stat(path, &st) == 0) {
+        if (!S_ISREG(st.st_mode)) {
+            mb_error_set("%s: exists and is not a regular file", path);
+            return NULL;
+        }
+        struct stat lst;
+        if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode) && !(real = realpath(path, NULL))) {
+            mb_error_set("%s: %s", path, strerror(errno));
+            return NULL;
+        }
+        if (real) path = real;
+    }
     mb_outfile *o = mb_calloc(1, sizeof *o, "output file");
-    if (!o) return NULL;
+    if (!o) {
+        free(real);
+        return NULL;
+    }
     const size_t n = strlen(path);
     o->path = mb_malloc(n + 1, "path");
     char *tmp = mb_malloc(n + 12, "path");
     if (!o->path || !tmp) {
         free(tmp);
+        free(real);
         outfile_free(o);
         return NULL;
     }
     memcpy(o->path, path, n + 1);
+    free(real);
+    path = o->path;
     memcpy(tmp, path, n);
     memcpy(tmp + n, ".tmpXXXXXX", 11);
     const int fd = mkstemp(tmp);

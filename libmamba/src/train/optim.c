@@ -32,10 +32,19 @@ float mb_optim_lr_at(const mb_optim_config *oc, int64_t step)
 
 mb_optim *mb_optim_create(mb_model *m, const mb_optim_config *oc)
 {
-    if (!(oc->lr > 0) || !(oc->beta1 >= 0 && oc->beta1 < 1) || !(oc->beta2 >= 0 && oc->beta2 < 1) ||
-        !(oc->eps > 0) || oc->weight_decay < 0 || oc->grad_clip < 0 || oc->warmup_steps < 0) {
-        mb_error_set("bad optimizer settings (lr %g, betas %g %g, eps %g, wd %g, clip %g)",
-                     oc->lr, oc->beta1, oc->beta2, oc->eps, oc->weight_decay, oc->grad_clip);
+    /* every setting finite and in range, NaN refused (each test is true
+     * only for a number in range): an infinite rate or decay was taken and
+     * turned the weights into NaN at the first step, a negative min_lr
+     * climbed the loss */
+    if (!(oc->lr > 0 && isfinite(oc->lr)) || !(oc->beta1 >= 0 && oc->beta1 < 1) ||
+        !(oc->beta2 >= 0 && oc->beta2 < 1) || !(oc->eps > 0 && isfinite(oc->eps)) ||
+        !(oc->weight_decay >= 0 && isfinite(oc->weight_decay)) || !(oc->grad_clip >= 0 && isfinite(oc->grad_clip)) ||
+        !(oc->min_lr >= 0 && oc->min_lr <= oc->lr) || oc->warmup_steps < 0 || oc->total_steps < 0) {
+        mb_error_set("bad optimizer settings (lr %g, min_lr %g, betas %g %g, eps %g, weight decay %g, clip %g, "
+                     "warmup %lld, total %lld): lr finite and > 0, min_lr in [0, lr], betas in [0, 1), eps > 0, "
+                     "decay and clip finite and >= 0",
+                     oc->lr, oc->min_lr, oc->beta1, oc->beta2, oc->eps, oc->weight_decay, oc->grad_clip,
+                     (long long)oc->warmup_steps, (long long)oc->total_steps);
         return NULL;
     }
     if (mb_params_grad_ensure(&m->params, m->ctx)) return NULL;

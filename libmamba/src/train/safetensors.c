@@ -380,6 +380,13 @@ mb_st_file *mb_st_open(const char *path)
         free(f);
         return NULL;
     }
+    /* before fopen, which waits forever on a FIFO nobody writes */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        mb_error_set("%s: not a regular file", path);
+        mb_st_close(f);
+        return NULL;
+    }
     f->fp = fopen(path, "rb");
     if (!f->fp) {
         mb_error_set("%s: cannot open: %s", path, strerror(errno));
