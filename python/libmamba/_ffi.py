@@ -23,10 +23,12 @@ and our check of its result on the same thread, so the message read is that
 call's.
 """
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
 import sysconfig
+import threading
 from ctypes import POINTER, c_char_p, c_float, c_int, c_int64, c_size_t, c_uint64, c_void_p
 from pathlib import Path
 
@@ -187,3 +189,95 @@ def release(free, handle, *keep_alive):
     """free(handle), for weakref.finalize: ``keep_alive`` holds the objects
     the handle needs until then (its context, its model)."""
     free(handle)
+
+
+def gated_release(gate, free, handle, *keep_alive):
+    """release() once no call is using the object (Gate.exclusive): a close
+    from one thread while another is inside the library freed memory under
+    it (a segfault)."""
+    with gate.exclusive():
+        free(handle)
+
+
+def path_arg(path):
+    """A file name for the library (bytes): a NUL inside it would end the C
+    string early and name another file, so it is refused as open() does."""
+    b = os.fsencode(path)
+    if b"\0" in b:
+        raise ValueError("embedded null byte")
+    return b
+
+
+def set_fields(struct, fields, what):
+    """Set ctypes structure fields by name, refusing unknown names and numbers
+    the field cannot hold (ctypes would wrap 2**32 + 8 to 8 without a word)."""
+    names = {f[0] for f in struct._fields_}
+    for k, v in fields.items():
+        if k not in names:
+            raise TypeError(f"{what} has no field {k!r}")
+        try:
+            setattr(struct, k, v)
+        except TypeError as e:
+            raise TypeError(f"{what}.{k}: {e}") from None
+        got = getattr(struct, k)
+        if isinstance(v, int) and not isinstance(v, bool) and got != v:
+            raise ValueError(f"{what}.{k} = {v} does not fit its C type (it would be {got})")
+
+
+def int_arg(name, v, lo, hi):
+    """An integer argument in [lo, hi], as ``int(v)`` (a c_int would wrap)."""
+    i = int(v)
+    if not lo <= i <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {i}")
+    return i
+
+
+INT_MAX = 2**31 - 1
+
+
+class Gate:
+    """The calls into one model from several Python threads (ctypes releases
+    the GIL, so they run at once). Shared calls (a state's steps, chunks and
+    draws, which use the state's own scratch; saving) run together;
+    exclusive ones run alone: the model's own scratch (its forward, a
+    training step), changing its weights, freeing it. Exclusive is re-entrant
+    for the thread that holds it (close() runs its optimizers' finalizers)."""
+
+    def __init__(self):
+        self._c = threading.Condition()
+        self._shared = 0
+        self._owner = None
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def shared(self):
+        me = threading.get_ident()
+        with self._c:
+            while self._owner is not None and self._owner != me:
+                self._c.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._c:
+                self._shared -= 1
+                self._c.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        me = threading.get_ident()
+        with self._c:
+            if self._owner == me:
+                self._depth += 1
+            else:
+                while self._owner is not None or self._shared:
+                    self._c.wait()
+                self._owner, self._depth = me, 1
+        try:
+            yield
+        finally:
+            with self._c:
+                self._depth -= 1
+                if not self._depth:
+                    self._owner = None
+                    self._c.notify_all()

@@ -3,7 +3,7 @@
 import ctypes
 
 from . import _structs as S
-from ._ffi import check, lib
+from ._ffi import check, lib, set_fields
 
 
 class Config(S.ConfigStruct):
@@ -54,8 +54,10 @@ class Config(S.ConfigStruct):
                 self.rc_complement = (ctypes.c_int * S.RC_MAX_VOCAB)(*v)
                 continue
             if k == "init" and isinstance(v, str):
+                if v not in ("real", "complex"):
+                    raise ValueError(f"init must be 'real' or 'complex' (or INIT_S4D_REAL, INIT_S4D_LIN), not {v!r}")
                 v = {"real": S.INIT_S4D_REAL, "complex": S.INIT_S4D_LIN}[v]
-            setattr(self, k, v)
+            set_fields(self, {k: v}, "mb_config")
         return self
 
     def as_dict(self):

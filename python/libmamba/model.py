@@ -1,13 +1,12 @@
 """Devices and models: load, save, logits, log-likelihoods, embeddings."""
 
 import ctypes
-import os
 import weakref
 
 import numpy as np
 
 from . import _structs as S
-from ._ffi import LibmambaError, check, check_handle, lib, release
+from ._ffi import Gate, LibmambaError, check, check_handle, gated_release, int_arg, lib, path_arg, release
 from .config import Config
 
 IGNORE_INDEX = -100  # MB_IGNORE_INDEX: a target that adds nothing
@@ -57,10 +56,13 @@ class Context:
     def __init__(self, device="cpu", threads=0, tf32=False, precision="fp32"):
         if precision not in ("fp32", "tf32", "bf16"):
             raise ValueError(f"precision must be 'fp32', 'tf32' or 'bf16', not {precision!r}")
-        self._h = check_handle(lib.mb_ctx_create(device.encode()))
+        if not isinstance(device, str):
+            raise TypeError(f"device must be a string ('cpu', 'cuda', 'cuda:N'), not {type(device).__name__}")
+        threads = int_arg("threads", threads, 0, 4096)
+        self._h = check_handle(lib.mb_ctx_create(path_arg(device)))
         self._free = weakref.finalize(self, release, lib.mb_ctx_free, self._h)
         if threads:
-            lib.mb_ctx_set_threads(self._h, int(threads))
+            lib.mb_ctx_set_threads(self._h, threads)
         if tf32 or precision == "tf32":
             lib.mb_ctx_set_tf32(self._h, 1)
         if precision == "bf16":
@@ -91,16 +93,18 @@ class Model:
     def __init__(self, handle, ctx):
         self._h = handle
         self.context = ctx
+        # calls from several threads (Gate says which run together)
+        self._gate = Gate()
         # the optimizer's free reads the model: optimizers are closed first
         self._dependents = []
-        self._free = weakref.finalize(self, release, lib.mb_model_free, handle, ctx)
+        self._free = weakref.finalize(self, gated_release, self._gate, lib.mb_model_free, handle, ctx)
 
     @classmethod
     def load(cls, path, device="cpu"):
         """mb_model_load: one of our checkpoints, or a folder that transformers'
         save_pretrained or mamba_ssm wrote."""
         ctx = _context(device)
-        return cls(check_handle(lib.mb_model_load(ctx._h, os.fsencode(path))), ctx)
+        return cls(check_handle(lib.mb_model_load(ctx._h, path_arg(path))), ctx)
 
     @classmethod
     def create(cls, config=None, seed=0, device="cpu", **fields):
@@ -119,10 +123,12 @@ class Model:
         return self._h
 
     def close(self):
-        """Free the model now (its optimizers first; states may outlive it)."""
-        for f in self._dependents:
-            f()
-        self._free()
+        """Free the model now (its optimizers first; states may outlive it),
+        once the calls other threads are making into it have returned."""
+        with self._gate.exclusive():
+            for f in self._dependents:
+                f()
+            self._free()
 
     def __enter__(self):
         return self
@@ -167,11 +173,15 @@ class Model:
     # ---- files ------------------------------------------------------------------
     def save(self, path):
         """mb_model_save: a safetensors checkpoint, written whole or not at all."""
-        check(lib.mb_model_save(self.handle, os.fsencode(path)))
+        path = path_arg(path)
+        with self._gate.shared():
+            check(lib.mb_model_save(self.handle, path))
 
     def save_hf(self, folder):
         """mb_model_save_hf: a folder transformers' MambaForCausalLM loads."""
-        check(lib.mb_model_save_hf(self.handle, os.fsencode(folder)))
+        folder = path_arg(folder)
+        with self._gate.shared():
+            check(lib.mb_model_save_hf(self.handle, folder))
 
     # ---- whole sequences -----------------------------------------------------------
     def logits(self, tokens):
@@ -179,7 +189,9 @@ class Model:
         t, single = as_tokens(tokens)
         B, L = t.shape
         out = np.empty((B, L, self.vocab_padded), np.float32)
-        check(lib.mb_model_forward(self.handle, _ptr(t), B, L, None, _ptr(out), None))
+        # the model's own scratch: one forward at a time
+        with self._gate.exclusive():
+            check(lib.mb_model_forward(self.handle, _ptr(t), B, L, None, _ptr(out), None))
         return out[0] if single else out
 
     def _chunks(self, t, chunk, **want):
@@ -201,7 +213,8 @@ class Model:
                 if want.get("hsum"):
                     bufs["hsum"] = np.zeros((B, self.d_model), np.float32)
                 out = S.ChunkOut(**{k: _ptr(v) for k, v in bufs.items()})
-                check(lib.mb_model_forward_chunk_ex(self.handle, s.handle, _ptr(tok), n, ctypes.byref(out)))
+                with self._gate.shared(), s._gate.exclusive():
+                    check(lib.mb_model_forward_chunk_ex(self.handle, s.handle, _ptr(tok), n, ctypes.byref(out)))
                 yield p, n, bufs
 
     def log_probs(self, tokens, chunk=CHUNK):
@@ -264,13 +277,15 @@ class Model:
         sampling and chunks of at most 8 rows read int8 copies of the
         projections and the head, a quarter of the bytes; the fp32 weights
         stay for training and saving. An optimizer step drops the copies."""
-        check(lib.mb_model_set_int8(self.handle, 1 if on else 0))
+        with self._gate.exclusive():
+            check(lib.mb_model_set_int8(self.handle, 1 if on else 0))
         return self
 
     def set_bf16(self, on=True):
         """GPU inference with bf16 weights (mb_model_set_bf16): the steps'
         matrices read as bf16, half the bytes; fp32 arithmetic and state."""
-        check(lib.mb_model_set_bf16(self.handle, 1 if on else 0))
+        with self._gate.exclusive():
+            check(lib.mb_model_set_bf16(self.handle, 1 if on else 0))
         return self
 
     def generate(self, prompt, n, temperature=1.0, top_p=1.0, seed=0, top_k=0):

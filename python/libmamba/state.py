@@ -6,7 +6,7 @@ import weakref
 import numpy as np
 
 from . import _structs as S
-from ._ffi import LibmambaError, check, check_handle, lib, release
+from ._ffi import INT_MAX, Gate, LibmambaError, check, check_handle, gated_release, int_arg, lib
 from .model import _ptr, as_tokens
 
 
@@ -22,10 +22,14 @@ class State:
 
     def __init__(self, model, batch=1):
         self.model = model
-        self.batch = int(batch)
-        self._h = check_handle(lib.mb_state_create(model.handle, self.batch))
+        self.batch = int_arg("batch", batch, 1, INT_MAX)
+        with model._gate.shared():
+            self._h = check_handle(lib.mb_state_create(model.handle, self.batch))
+        # one call at a time on a state (its own scratch), none while it is
+        # freed; calls on several states of a model run together
+        self._gate = Gate()
         # the context outlives the state: mb_state_free frees device memory
-        self._free = weakref.finalize(self, release, lib.mb_state_free, self._h, model.context)
+        self._free = weakref.finalize(self, gated_release, self._gate, lib.mb_state_free, self._h, model.context)
 
     @property
     def handle(self):
@@ -34,7 +38,7 @@ class State:
         return self._h
 
     def close(self):
-        """Free the state now."""
+        """Free the state now (once a call another thread makes on it returns)."""
         self._free()
 
     def __enter__(self):
@@ -43,9 +47,16 @@ class State:
     def __exit__(self, *exc):
         self.close()
 
+    def _call(self, fn, *args):
+        """fn(model handle, state handle, *args) with the model shared and
+        this state held; raises the library's error."""
+        with self.model._gate.shared(), self._gate.exclusive():
+            check(fn(self.model.handle, self.handle, *args))
+
     def reset(self):
         """Back to the start of a sequence (and of the sampler's draw count)."""
-        lib.mb_state_reset(self.handle)
+        with self._gate.exclusive():
+            lib.mb_state_reset(self.handle)
 
     def _row_tokens(self, tokens):
         t = np.ascontiguousarray(as_tokens(np.reshape(tokens, -1))[0][0])
@@ -58,7 +69,7 @@ class State:
         (batch, vocab_padded) of the next out."""
         t = self._row_tokens(tokens)
         logits = np.empty((self.batch, self.model.vocab_padded), np.float32)
-        check(lib.mb_model_step(self.model.handle, self.handle, _ptr(t), _ptr(logits)))
+        self._call(lib.mb_model_step, _ptr(t), _ptr(logits))
         return logits
 
     def feed(self, tokens, logits=False):
@@ -70,7 +81,7 @@ class State:
         if t.shape[0] != self.batch:
             raise ValueError(f"tokens for {self.batch} sequences expected, got {t.shape[0]}")
         out = np.empty(t.shape + (self.model.vocab_padded,), np.float32) if logits else None
-        check(lib.mb_model_forward_chunk(self.model.handle, self.handle, _ptr(t), t.shape[1], _ptr(out)))
+        self._call(lib.mb_model_forward_chunk, _ptr(t), t.shape[1], _ptr(out))
         return out
 
     def sample(self, tokens, n, temperature=1.0, top_p=1.0, seed=0, top_k=0):
@@ -83,7 +94,8 @@ class State:
         (seed, row, draws since the state was created or reset): a run split
         over calls draws what one call would."""
         t = self._row_tokens(tokens)
-        out = np.empty((self.batch, int(n)), np.int32)
-        sp = S.Sampler(temperature=temperature, top_p=top_p, seed=seed, top_k=top_k)
-        check(lib.mb_model_sample(self.model.handle, self.handle, _ptr(t), int(n), ctypes.byref(sp), _ptr(out)))
+        n = int_arg("n", n, 0, INT_MAX)
+        out = np.empty((self.batch, n), np.int32)
+        sp = S.Sampler(temperature=temperature, top_p=top_p, seed=int_arg("seed", seed, 0, 2**64 - 1), top_k=top_k)
+        self._call(lib.mb_model_sample, _ptr(t), n, ctypes.byref(sp), _ptr(out))
         return out

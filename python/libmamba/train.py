@@ -1,12 +1,11 @@
 """Training: AdamW steps over a model's parameters."""
 
 import ctypes
-import os
 import weakref
 from typing import NamedTuple
 
 from . import _structs as S
-from ._ffi import LibmambaError, check, check_handle, lib, release
+from ._ffi import LibmambaError, check, check_handle, gated_release, lib, path_arg, set_fields
 from .model import _ptr, as_tokens, next_token_targets
 
 
@@ -26,11 +25,7 @@ def optim_config(**settings):
     grad_clip, warmup_steps, total_steps."""
     oc = S.OptimConfig()
     lib.mb_optim_config_default(ctypes.byref(oc))
-    names = {f[0] for f in oc._fields_}
-    for k, v in settings.items():
-        if k not in names:
-            raise TypeError(f"mb_optim_config has no field {k!r}")
-        setattr(oc, k, v)
+    set_fields(oc, settings, "mb_optim_config")
     return oc
 
 
@@ -45,10 +40,12 @@ class AdamW:
     def __init__(self, model, **settings):
         self.model = model
         self.settings = optim_config(**settings)
-        self._h = check_handle(lib.mb_optim_create(model.handle, ctypes.byref(self.settings)))
+        with model._gate.exclusive():
+            self._h = check_handle(lib.mb_optim_create(model.handle, ctypes.byref(self.settings)))
         # mb_optim_free reads the model: the finalizer holds it, and the
-        # model runs this finalizer before its own on close()
-        self._free = weakref.finalize(self, release, lib.mb_optim_free, self._h, model)
+        # model runs this finalizer before its own on close(); both wait for
+        # a step in flight (the model's gate)
+        self._free = weakref.finalize(self, gated_release, model._gate, lib.mb_optim_free, self._h, model)
         model._dependents = [f for f in model._dependents if f.alive] + [self._free]
 
     @property
@@ -79,9 +76,11 @@ class AdamW:
             raise ValueError(f"targets of shape {tgt.shape} for tokens of shape {t.shape}")
         st = S.LossStats()
         B, L = t.shape
-        check(lib.mb_model_forward_backward(self.model.handle, _ptr(t), _ptr(tgt), B, L, ctypes.byref(st)))
         norm, lr = ctypes.c_float(), ctypes.c_float()
-        check(lib.mb_optim_step(self.handle, ctypes.byref(norm), ctypes.byref(lr)))
+        # the model's scratch and weights: alone
+        with self.model._gate.exclusive():
+            check(lib.mb_model_forward_backward(self.model.handle, _ptr(t), _ptr(tgt), B, L, ctypes.byref(st)))
+            check(lib.mb_optim_step(self.handle, ctypes.byref(norm), ctypes.byref(lr)))
         loss = st.loss_sum / st.count if st.count else float("nan")
         return StepResult(loss, st.count, st.correct, norm.value, lr.value)
 
@@ -96,8 +95,12 @@ class AdamW:
 
     def save(self, path):
         """mb_optim_save: moments and step, tied to the model's saved weights."""
-        check(lib.mb_optim_save(self.handle, os.fsencode(path)))
+        path = path_arg(path)
+        with self.model._gate.shared():
+            check(lib.mb_optim_save(self.handle, path))
 
     def load(self, path):
         """mb_optim_load: refuses another run's state or another save's."""
-        check(lib.mb_optim_load(self.handle, os.fsencode(path)))
+        path = path_arg(path)
+        with self.model._gate.exclusive():
+            check(lib.mb_optim_load(self.handle, path))

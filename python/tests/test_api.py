@@ -194,3 +194,32 @@ def test_bidirectional_model_embeds_and_refuses_next_token_scores(tmp_path):
         np.testing.assert_array_equal(lrc[:, :, : cfg.vocab_size], lg[:, ::-1, :][:, :, comp])
         with pytest.raises(libmamba.LibmambaError, match="bidirectional"):
             m.log_likelihood(x)
+
+
+def test_arguments_that_would_wrap_or_cut(tiny, tmp_path):
+    """Numbers a C field or argument cannot hold, and file names with a NUL,
+    are refused in Python (ctypes wrapped 2**32 + 8 to 8, and the C string
+    ended at the NUL, naming another file)."""
+    with pytest.raises(ValueError, match="does not fit"):
+        libmamba.Config(d_model=2**32 + 8)
+    with pytest.raises(ValueError, match="init must be"):
+        libmamba.Config(init="foo")
+    with pytest.raises(ValueError, match="embedded null byte"):
+        tiny.save(str(tmp_path / "a.st") + "\0.bak")
+    assert not (tmp_path / "a.st").exists()
+    with pytest.raises(ValueError, match="embedded null byte"):
+        libmamba.load(str(tmp_path / "a.st") + "\0x")
+    with pytest.raises(ValueError, match="n must be"):
+        tiny.state(1).sample([1], 2**32 + 3)
+    with pytest.raises(ValueError, match="batch must be"):
+        tiny.state(2**31)
+    with pytest.raises(ValueError, match="seed must be"):
+        tiny.state(1).sample([1], 2, seed=-1)
+    with pytest.raises(ValueError, match="threads must be"):
+        libmamba.Context(threads=-1)
+    with pytest.raises(TypeError, match="device must be a string"):
+        libmamba.Context(5)
+    # optimizer settings the library refuses: not taken, then NaN weights
+    for bad in ({"lr": float("inf")}, {"weight_decay": float("nan")}, {"min_lr": -1.0}):
+        with pytest.raises(libmamba.LibmambaError, match="bad optimizer settings"):
+            tiny.optimizer(**bad)

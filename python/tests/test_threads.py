@@ -7,6 +7,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 from conftest import random_tokens
 
 import libmamba
@@ -59,3 +60,81 @@ def test_long_calls_let_other_threads_run():
         n, gap, took = ticks_during(lambda: held(m.handle, t.ctypes.data, *t.shape, None, out.ctypes.data, None))
         print(f"PyDLL: a {took:.3f} s call, {n} ticks during it, longest gap {gap * 1e3:.1f} ms")
         assert gap > 0.5 * took
+
+
+def _long_logits_tokens(m, at_least=0.3):
+    """Tokens whose logits take at least ``at_least`` s on this machine."""
+    L = 4096
+    while True:
+        t = random_tokens((2, L))
+        t0 = time.perf_counter()
+        m.logits(t)
+        if time.perf_counter() - t0 > at_least or L >= 1 << 20:
+            return t
+        L *= 2
+
+
+def test_close_waits_for_a_call_in_flight():
+    """close() from one thread while another is inside the library: it waits
+    for the call (freeing under it was a segfault), and the model is closed
+    after; the same for a state closed while it samples, and an optimizer's
+    model closed during a step."""
+    m = libmamba.create(d_model=16, n_layer=2, vocab_size=12, seed=1)
+    tokens = _long_logits_tokens(m)
+    got = {}
+
+    def call(name, fn):
+        try:
+            got[name] = fn()
+        except Exception as e:  # noqa: BLE001 - what a call in flight may raise is the test
+            got[name] = e
+
+    w = threading.Thread(target=call, args=("logits", lambda: m.logits(tokens)))
+    w.start()
+    time.sleep(0.05)
+    m.close()
+    w.join()
+    assert isinstance(got["logits"], np.ndarray) and np.isfinite(got["logits"]).all()
+    with pytest.raises(libmamba.LibmambaError, match="closed"):
+        m.logits(tokens[:, :4])
+
+    m = libmamba.create(d_model=16, n_layer=2, vocab_size=12, seed=1)
+    s = m.state(4)
+    w = threading.Thread(target=call, args=("sample", lambda: s.sample([1, 2, 3, 4], 20000)))
+    w.start()
+    time.sleep(0.05)
+    s.close()
+    w.join()
+    assert isinstance(got["sample"], np.ndarray) and got["sample"].shape == (4, 20000)
+
+    opt = m.optimizer(lr=1e-3)
+    big = random_tokens((2, 8192))
+    w = threading.Thread(target=call, args=("step", lambda: opt.step(big)))
+    w.start()
+    time.sleep(0.05)
+    m.close()
+    w.join()
+    assert np.isfinite(got["step"].loss)
+    with pytest.raises(libmamba.LibmambaError, match="closed"):
+        opt.step(big[:, :8])
+
+
+def test_one_model_from_two_threads():
+    """Two threads' logits on one model: each gets its own input's logits
+    (they shared the model's scratch and mixed their results)."""
+    with libmamba.create(d_model=16, n_layer=2, vocab_size=12, seed=1) as m:
+        inputs = [random_tokens((2, 3000)) for _ in range(4)]
+        want = [m.logits(t) for t in inputs]
+        got = [None] * len(inputs)
+
+        def work(i):
+            for _ in range(3):
+                got[i] = m.logits(inputs[i])
+
+        ts = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        for g, w in zip(got, want):
+            assert np.array_equal(g, w)
