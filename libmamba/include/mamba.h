@@ -26,6 +26,14 @@ typedef struct mb_state mb_state; /* recurrent state: conv and SSM state per lay
 typedef struct mb_optim mb_optim; /* AdamW moments, schedule and step count */
 typedef struct mb_dist mb_dist;   /* the group of processes of a data-parallel run */
 
+/* Threads: a model's own calls (mb_model_forward, _forward_backward,
+ * _classify, mb_optim_step, mb_model_set_int8/_bf16, mb_model_free) use its
+ * scratch buffers or change it, so they must not overlap one another or any
+ * call on its states; calls on different states of one model
+ * (mb_model_step, _sample, _forward_chunk*) may run at once, each state
+ * used by one thread at a time. Different models are independent. The
+ * Python bindings hold these rules for their callers. */
+
 /* Reason for the last failure on this thread. */
 const char *mb_error_last(void);
 
