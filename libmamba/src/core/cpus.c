@@ -36,19 +36,18 @@ static int quota_cpus(long long quota, long long period)
  * cpu.cfs_period_us. 0 when none. */
 static int dir_limit(const char *dir)
 {
-    char path[PATH_MAX + 32], line[128];
+    char path[PATH_MAX + 32], quota[128], period[128];
     snprintf(path, sizeof path, "%s/cpu.max", dir);
-    if (read_line(path, line, sizeof line) == 0) {
+    if (read_line(path, quota, sizeof quota) == 0) {
         long long q, p;
-        if (strncmp(line, "max", 3) == 0 || sscanf(line, "%lld %lld", &q, &p) != 2) return 0;
+        if (strncmp(quota, "max", 3) == 0 || sscanf(quota, "%lld %lld", &q, &p) != 2) return 0;
         return quota_cpus(q, p);
     }
     snprintf(path, sizeof path, "%s/cpu.cfs_quota_us", dir);
-    char pline[128];
-    char ppath[PATH_MAX + 32];
-    snprintf(ppath, sizeof ppath, "%s/cpu.cfs_period_us", dir);
-    if (read_line(path, line, sizeof line) || read_line(ppath, pline, sizeof pline)) return 0;
-    return quota_cpus(strtoll(line, NULL, 10), strtoll(pline, NULL, 10));
+    if (read_line(path, quota, sizeof quota)) return 0;
+    snprintf(path, sizeof path, "%s/cpu.cfs_period_us", dir);
+    if (read_line(path, period, sizeof period)) return 0;
+    return quota_cpus(strtoll(quota, NULL, 10), strtoll(period, NULL, 10));
 }
 
 /* The lowest limit from dir up to (and including) top: a parent's quota
