@@ -246,6 +246,7 @@ class Gate:
     def __init__(self):
         self._c = threading.Condition()
         self._shared = 0
+        self._mine = threading.local()  # this thread's shared holds
         self._owner = None
         self._depth = 0
 
@@ -256,21 +257,26 @@ class Gate:
             while self._owner is not None and self._owner != me:
                 self._c.wait()
             self._shared += 1
+            self._mine.n = getattr(self._mine, "n", 0) + 1
         try:
             yield
         finally:
             with self._c:
                 self._shared -= 1
+                self._mine.n -= 1
                 self._c.notify_all()
 
     @contextlib.contextmanager
     def exclusive(self):
+        # This thread's own shared holds do not block it: between its calls
+        # it runs Python code, where the collector may finalize (and free) an
+        # optimizer of this model; waiting for itself would never end
         me = threading.get_ident()
         with self._c:
             if self._owner == me:
                 self._depth += 1
             else:
-                while self._owner is not None or self._shared:
+                while self._owner is not None or self._shared - getattr(self._mine, "n", 0):
                     self._c.wait()
                 self._owner, self._depth = me, 1
         try:

@@ -138,3 +138,29 @@ def test_one_model_from_two_threads():
             t.join()
         for g, w in zip(got, want):
             assert np.array_equal(g, w)
+
+
+def test_gate_rules():
+    """_ffi.Gate: another thread's shared call holds an exclusive one off;
+    the same thread's does not (a finalizer the collector runs between its
+    calls would wait for itself); exclusive is re-entrant."""
+    g = _ffi.Gate()
+    with g.shared():
+        with g.exclusive():
+            with g.exclusive():
+                pass
+    held = threading.Event()
+
+    def hold():
+        with g.shared():
+            held.set()
+            time.sleep(0.3)
+
+    w = threading.Thread(target=hold)
+    w.start()
+    held.wait()
+    t0 = time.perf_counter()
+    with g.exclusive():
+        waited = time.perf_counter() - t0
+    w.join()
+    assert waited > 0.2
