@@ -76,7 +76,10 @@ int mb_ctx_set_precision(mb_ctx *ctx, mb_precision p);
 typedef struct mb_outfile mb_outfile;
 /* Creates the temporary file (PATH.tmpXXXXXX, with the permissions a new
  * file gets); NULL with "PATH: cannot create a file in its directory
- * (reason)". */
+ * (reason)", or "PATH: exists and is not a regular file" (a folder, a
+ * device, a FIFO: the rename would replace it). A link to a file is written
+ * through: the temporary file sits beside its target, which the rename
+ * replaces, and the link stays. */
 mb_outfile *mb_outfile_open(const char *path);
 FILE *mb_outfile_fp(mb_outfile *o); /* write through stdio ... */
 int mb_outfile_fd(mb_outfile *o);   /* ... or the descriptor (not both) */
