@@ -304,7 +304,10 @@ static int mb_st_parse_crc(mb_st_file *f)
         const char *v = cJSON_IsString(kv) ? kv->valuestring : NULL;
         char *end = NULL;
         const unsigned long x = v ? strtoul(v, &end, 16) : 0;
-        if (!t || !v || strlen(v) != 8 || *end)
+        if (!t)
+            /* the writer lists every tensor it wrote: one is gone */
+            rc = mb_error_set("%s: tensor %s is missing (the file's crc32 list names it)", f->path, kv->string);
+        else if (!v || strlen(v) != 8 || *end)
             rc = mb_error_set("%s: bad crc32 in __metadata__ (entry %s)", f->path, kv->string);
         else
             t->crc = (uint32_t)x, t->has_crc = 1;
