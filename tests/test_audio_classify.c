@@ -392,6 +392,14 @@ static void test_bad_inputs(void **st)
     assert_int_equal(run("classify train --model /dev/null --steps 1 --data %s/train --out %s", g_root, out), 1);
     assert_int_equal(mb_test_count(g_err, "\n"), 1);
     expect_fail("/dev/null");
+    /* a window in the classifier's sidecar that its pooling cannot take:
+     * named as the sidecar's, not as a --seq-len nobody gave */
+    char cp[400];
+    snprintf(cp, sizeof cp, "%s/win7.safetensors", g_root);
+    sh("(cp '%s' '%s' && cp '%s.classes' '%s.classes' && printf 'rate 16000\\nquant mulaw\\nwindow 7\\n' > '%s.audio')",
+       g_cls, cp, g_cls, cp, cp);
+    assert_int_equal(run("classify predict --model %s %s/valid", cp, g_root), 1);
+    expect_fail("win7.safetensors.audio: window 7 is not a multiple");
     /* a missing model; a path that is not there */
     assert_int_equal(run("classify predict --model %s/none.safetensors %s/valid", g_root, g_root), 1);
     assert_int_equal(mb_test_count(g_err, "\n"), 1);
