@@ -6,7 +6,10 @@
 # of issue 17 (FID, IS, mIS, AM and NDB against training steps) for when a
 # budget does not reach the targets.
 #
-#   bash scripts/audio_curve.sh MODEL CLASSIFIER REFERENCE_DIR OUT.tsv
+#   bash scripts/audio_curve.sh MODEL CLASSIFIER REFERENCE OUT.tsv
+#
+# REFERENCE: a folder of real clips, or a .tsv that eval --save-reference
+# wrote (a folder is read once, then its saved view).
 #
 # A step already in OUT.tsv is not scored again. Settings (environment):
 #   AUD=mamba-audio binary (build-gpu's, else build's)  DEVICE=cpu
@@ -49,7 +52,12 @@ for s in $steps; do
         rc=1
         continue
     fi
-    if ! "$AUD" eval --metrics --device "$DEVICE" --classifier "$CLS" --generated "$G/gen" --reference "$REF" \
+    # the reference is read through the classifier once; later checkpoints
+    # read its saved view (the same figures: eval --save-reference)
+    refargs=(--reference "$REF")
+    case "$REF" in *.tsv) ;; *) if [ -s "$G/ref.tsv" ]; then refargs=(--reference "$G/ref.tsv")
+        else refargs+=(--save-reference "$G/ref.tsv"); fi ;; esac
+    if ! "$AUD" eval --metrics --device "$DEVICE" --classifier "$CLS" --generated "$G/gen" "${refargs[@]}" \
         --ndb-bins "$NDB_BINS" >"$G/eval.txt" 2>&1; then
         echo "audio_curve.sh: step $s: eval failed: $(tail -1 "$G/eval.txt")" >&2
         rc=1

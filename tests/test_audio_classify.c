@@ -318,6 +318,65 @@ static void test_metrics(void **st)
                          g_cls, g_root, g_root),
                      0);
     const double fid_real = field(g_out, "FID ");
+    /* the reference's view saved, then read instead of the clips: the same
+     * figures, bit for bit (the JSONs' %.9g) */
+    char saved[400], j1[400], j2[400];
+    snprintf(saved, sizeof saved, "%s/ref.tsv", g_root);
+    snprintf(j1, sizeof j1, "%s/j1.json", g_root);
+    snprintf(j2, sizeof j2, "%s/j2.json", g_root);
+    assert_int_equal(run("eval --metrics --threads 2 --classifier %s --generated %s/valid --reference %s/train "
+                         "--ndb-bins 5 --save-reference %s --json %s",
+                         g_cls, g_root, g_root, saved, j1),
+                     0);
+    assert_int_equal(run("eval --metrics --threads 2 --classifier %s --generated %s/valid --reference %s "
+                         "--ndb-bins 5 --json %s",
+                         g_cls, g_root, saved, j2),
+                     0);
+    {
+        size_t n1, n2;
+        char *a = mb_test_read_file(j1, &n1), *b = mb_test_read_file(j2, &n2);
+        assert_non_null(a);
+        assert_non_null(b);
+        /* everything up to the "reference" path */
+        const char *ea = strstr(a, "\"reference\""), *eb = strstr(b, "\"reference\"");
+        assert_non_null(ea);
+        assert_non_null(eb);
+        printf("saved reference: %.*s\n", (int)(ea - a), a);
+        assert_int_equal(ea - a, eb - b);
+        assert_memory_equal(a, b, (size_t)(ea - a));
+        assert_true(field(a, "\"n_reference\": ") == field(b, "\"n_reference\": "));
+        free(a), free(b);
+    }
+    /* another classifier's view (its hash changed), a view cut short, a TSV
+     * that is not one, a name --reference would not read back */
+    sh("(sed '2s/classifier [0-9a-f]*/classifier 0123456789abcdef/' '%s' > '%s/other.tsv')", saved, g_root);
+    assert_int_equal(run("eval --metrics --classifier %s --generated %s/valid --reference %s/other.tsv --ndb-bins 5",
+                         g_cls, g_root, g_root),
+                     1);
+    expect_fail("another classifier");
+    sh("(head -n 5 '%s' > '%s/cut.tsv')", saved, g_root);
+    assert_int_equal(run("eval --metrics --classifier %s --generated %s/valid --reference %s/cut.tsv --ndb-bins 5",
+                         g_cls, g_root, g_root),
+                     1);
+    expect_fail("cut short");
+    sh("(sed '5s/\t[^\t]*$/\tx/' '%s' > '%s/nan.tsv')", saved, g_root);
+    assert_int_equal(run("eval --metrics --classifier %s --generated %s/valid --reference %s/nan.tsv --ndb-bins 5",
+                         g_cls, g_root, g_root),
+                     1);
+    expect_fail("not a finite number");
+    sh("(printf 'file\tp\n' > '%s/pred.tsv')", g_root);
+    assert_int_equal(run("eval --metrics --classifier %s --generated %s/valid --reference %s/pred.tsv --ndb-bins 5",
+                         g_cls, g_root, g_root),
+                     1);
+    expect_fail("not a reference set");
+    assert_int_equal(run("eval --metrics --classifier %s --generated %s/valid --reference %s/train --save-reference "
+                         "%s/ref.txt",
+                         g_cls, g_root, g_root, g_root),
+                     2);
+    assert_int_equal(run("eval --metrics --classifier %s --generated %s/valid --reference %s --save-reference "
+                         "%s/again.tsv",
+                         g_cls, g_root, saved, g_root),
+                     2);
     /* 50 Hz hum and clicks: sounds of no class */
     snprintf(bad, sizeof bad, "%s/hum", g_root);
     sh("mkdir -p '%s'", bad);

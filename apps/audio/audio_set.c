@@ -60,12 +60,7 @@ static int load_progress_frames(void *ud, int64_t frames, int64_t total)
  * poorly spread in its top bits for short, similar names). */
 static double name_hash(const char *s)
 {
-    uint64_t h = 0xCBF29CE484222325ull;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        h ^= *p;
-        h *= 0x100000001B3ull;
-    }
-    uint64_t st = h;
+    uint64_t st = mb_cli_fnv(MB_CLI_FNV_START, s, strlen(s));
     return (double)(mb_cli_rng_next(&st) >> 11) * 0x1.0p-53;
 }
 

@@ -37,3 +37,12 @@ uint64_t mb_cli_rng_row(int64_t seed, int64_t step, int64_t row)
     mb_cli_rng_next(&st);
     return st;
 }
+
+uint64_t mb_cli_fnv(uint64_t h, const void *p, size_t n)
+{
+    for (const unsigned char *c = p, *e = c + n; c < e; c++) {
+        h ^= *c;
+        h *= 0x100000001B3ull;
+    }
+    return h;
+}

@@ -6,6 +6,7 @@
 #ifndef MB_CLI_RNG_H
 #define MB_CLI_RNG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 uint64_t mb_cli_rng_next(uint64_t *state);
@@ -19,5 +20,11 @@ uint64_t mb_cli_rng_row(int64_t seed, int64_t step, int64_t row);
 /* One stream for the whole of step `step`'s batch, for trainers that draw
  * their rows in order on one process (dna classify train). */
 uint64_t mb_cli_rng_step(int64_t seed, int64_t step);
+
+/* FNV-1a 64 over n bytes, continuing from h (MB_CLI_FNV_START for a new
+ * hash): the same on every platform. Not spread in its top bits for short,
+ * similar inputs: pass it through mb_cli_rng_next where that matters. */
+#define MB_CLI_FNV_START 0xCBF29CE484222325ull
+uint64_t mb_cli_fnv(uint64_t h, const void *p, size_t n);
 
 #endif
