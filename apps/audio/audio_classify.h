@@ -81,5 +81,8 @@ int acl_read_clips(mb_model *m, const audio_set *set, const int64_t *files, int6
  * for later runs). The exit code. */
 int audio_eval_metrics(const mb_cli_train *t, const char *cls, const char *gen, const char *ref, const char *save_ref,
                        const char *json, int64_t seed, int64_t bins);
+/* Whether eval reads path as a saved reference (a name ending in .tsv that
+ * is not a folder) rather than as audio. */
+int audio_eval_ref_saved(const char *path);
 
 #endif

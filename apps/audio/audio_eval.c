@@ -121,11 +121,11 @@ int audio_cmd_eval(int argc, char **argv)
         bad = 1;
     }
     if (!bad && save_ref) {
-        const size_t k = strlen(save_ref), kr = ref ? strlen(ref) : 0;
+        const size_t k = strlen(save_ref);
         if (k < 4 || strcmp(save_ref + k - 4, ".tsv") != 0) {
             mb_cli_error(AUDIO_PROG, "--save-reference %s: the name must end in .tsv (how --reference knows it)", save_ref);
             bad = 1;
-        } else if (kr >= 4 && strcmp(ref + kr - 4, ".tsv") == 0) {
+        } else if (ref && audio_eval_ref_saved(ref)) {
             mb_cli_error(AUDIO_PROG, "--save-reference saves a folder of clips, and --reference %s is a saved set", ref);
             bad = 1;
         }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "audio_classify.h"
 #include "audio_metrics.h"
@@ -108,11 +109,13 @@ static int em_ident_get(const char *cls, const acl_model *cm, em_ident *id)
     return 0;
 }
 
-/* whether path names a saved view rather than audio: by its name */
-static int em_is_saved(const char *path)
+/* whether path names a saved view rather than audio: by its name (a
+ * folder so named is a folder) */
+int audio_eval_ref_saved(const char *path)
 {
     const size_t n = strlen(path);
-    return n >= 4 && strcmp(path + n - 4, ".tsv") == 0;
+    struct stat st;
+    return n >= 4 && strcmp(path + n - 4, ".tsv") == 0 && !(stat(path, &st) == 0 && S_ISDIR(st.st_mode));
 }
 
 static int em_view_save(const em_view *v, const em_ident *id, const mb_cli_names *names, int d, const char *path)
@@ -272,6 +275,10 @@ int audio_eval_metrics(const mb_cli_train *t, const char *cls, const char *gen, 
     em_view g = {0}, r = {0};
     mb_outfile *jf = NULL;
     if (json && mb_cli_check_writable(AUDIO_PROG, json)) return 1;
+    if (save_ref && audio_eval_ref_saved(ref)) {
+        mb_cli_error(AUDIO_PROG, "--save-reference saves a folder of clips, and %s is a saved set", ref);
+        return 1;
+    }
     if (save_ref && mb_cli_check_writable(AUDIO_PROG, save_ref)) return 1;
     if (!(ctx = mb_cli_ctx(AUDIO_PROG, t)) || acl_model_load(ctx, cls, 0, &cm)) goto done;
     mb_model *m = cm.m;
@@ -279,9 +286,9 @@ int audio_eval_metrics(const mb_cli_train *t, const char *cls, const char *gen, 
     const int C = names->n, d = mb_model_config(m)->d_model;
     const double t0 = mb_cli_now();
     em_ident id;
-    if ((save_ref || em_is_saved(ref)) && em_ident_get(cls, &cm, &id)) goto done;
+    if ((save_ref || audio_eval_ref_saved(ref)) && em_ident_get(cls, &cm, &id)) goto done;
     if (em_view_read(m, gen, &cm.so, cm.L, &g)) goto done;
-    if (em_is_saved(ref) ? em_view_load(ref, &id, names, d, &r) : em_view_read(m, ref, &cm.so, cm.L, &r)) goto done;
+    if (audio_eval_ref_saved(ref) ? em_view_load(ref, &id, names, d, &r) : em_view_read(m, ref, &cm.so, cm.L, &r)) goto done;
     if (save_ref && em_view_save(&r, &id, names, d, save_ref)) goto done;
     if (r.n < bins) {
         mb_cli_error(AUDIO_PROG, "%s: %lld clips, fewer than NDB's %lld bins (--ndb-bins)", ref, (long long)r.n,
