@@ -354,6 +354,16 @@ static void test_metrics(void **st)
                          g_cls, g_root, g_root),
                      1);
     expect_fail("another classifier");
+    /* a classifier file one byte apart (its run id): the hash tells it */
+    char cls2[400];
+    snprintf(cls2, sizeof cls2, "%s/cls2.safetensors", g_root);
+    sh("(LC_ALL=C sed -E 's/(\"run_id\":\")[1-9a-f]/\\10/;t;s/(\"run_id\":\")0/\\11/' '%s' > '%s' && "
+       "cp '%s.classes' '%s.classes' && cp '%s.audio' '%s.audio' && ! cmp -s '%s' '%s')",
+       g_cls, cls2, g_cls, cls2, g_cls, cls2, g_cls, cls2);
+    assert_int_equal(run("eval --metrics --classifier %s --generated %s/valid --reference %s --ndb-bins 5", cls2,
+                         g_root, saved),
+                     1);
+    expect_fail("another classifier");
     sh("(head -n 5 '%s' > '%s/cut.tsv')", saved, g_root);
     assert_int_equal(run("eval --metrics --classifier %s --generated %s/valid --reference %s/cut.tsv --ndb-bins 5",
                          g_cls, g_root, g_root),

@@ -77,8 +77,8 @@ int acl_read_clips(mb_model *m, const audio_set *set, const int64_t *files, int6
 /* The metrics of the clips in folder gen against those in folder ref under
  * the classifier cls (stdout, and JSON to json when not NULL); seed: the
  * IS shuffle's and NDB's k-means; bins: NDB's. ref may instead be a .tsv
- * written by save_ref (when not NULL: the reference folder's view, saved
- * for later runs). The exit code. */
+ * written by save_ref (when not NULL, ref a folder: the reference
+ * folder's view, saved for later runs). The exit code. */
 int audio_eval_metrics(const mb_cli_train *t, const char *cls, const char *gen, const char *ref, const char *save_ref,
                        const char *json, int64_t seed, int64_t bins);
 /* Whether eval reads path as a saved reference (a name ending in .tsv that

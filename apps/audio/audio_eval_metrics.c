@@ -211,8 +211,7 @@ static int em_view_load(const char *path, const em_ident *id, const mb_cli_names
     v->n = clips;
     v->probs = malloc(sizeof *v->probs * (size_t)(clips * C));
     v->feats = malloc(sizeof *v->feats * (size_t)(clips * d));
-    v->hist = calloc((size_t)C, sizeof *v->hist);
-    if (!v->probs || !v->feats || !v->hist) {
+    if (!v->probs || !v->feats) {
         mb_cli_error(AUDIO_PROG, "%s: out of memory for %lld clips", path, clips);
         goto done;
     }
@@ -235,7 +234,6 @@ static int em_view_load(const char *path, const em_ident *id, const mb_cli_names
             }
             *e = 0;
             char *end;
-            errno = 0;
             const float x = strtof(tab + 1, &end);
             if (end == tab + 1 || *end || !isfinite(x)) {
                 mb_cli_error(AUDIO_PROG, "%s:%lld: field %d is not a finite number", path, (long long)lineno,
@@ -275,10 +273,6 @@ int audio_eval_metrics(const mb_cli_train *t, const char *cls, const char *gen, 
     em_view g = {0}, r = {0};
     mb_outfile *jf = NULL;
     if (json && mb_cli_check_writable(AUDIO_PROG, json)) return 1;
-    if (save_ref && audio_eval_ref_saved(ref)) {
-        mb_cli_error(AUDIO_PROG, "--save-reference saves a folder of clips, and %s is a saved set", ref);
-        return 1;
-    }
     if (save_ref && mb_cli_check_writable(AUDIO_PROG, save_ref)) return 1;
     if (!(ctx = mb_cli_ctx(AUDIO_PROG, t)) || acl_model_load(ctx, cls, 0, &cm)) goto done;
     mb_model *m = cm.m;
