@@ -6,7 +6,7 @@
 # blocks of data/genomes/make_strains.sh only. Beside the k-mer baseline of
 # scripts/strain_kmer_baseline.py.
 #
-#   bash scripts/gpu_strains.sh [RESULTS_DIR]        (default: $OUT/strains, or ./strains-out)
+#   bash scripts/gpu_strains.sh [RESULTS_DIR]        (default: ./strains-out)
 #
 # Needs data/genomes/out/strains (make_strains.sh) and a built mamba-dna
 # (build-gpu, else build). Each backbone is pretrained once per species on
@@ -15,7 +15,10 @@
 # as the window doubles) and scored on the held-out windows. A row already
 # in RESULTS_DIR/rows.tsv is not run again, so the table can be filled over
 # several runs (a lent GPU's time is short); RESULTS_DIR/table.md is the
-# table so far. Settings (environment):
+# table so far. With $OUT set (a lent machine, which returns at most 8 files
+# from $OUT) the working files stay in RESULTS_DIR and $OUT/strains gets three:
+# rows.tsv, table.md and logs.tgz (every log); carry RESULTS_DIR to the next
+# call to go on where this one stopped. Settings (environment):
 #   SPECIES="saureus hpylori"   BACKBONES="lm bidir bidir_rc"
 #   CONTEXTS="10 12 14 16 18 20" (log2 of the window)
 #   DEVICE=cuda  PREC=tf32  D_MODEL=128  N_LAYER=4
@@ -27,8 +30,7 @@ cd "$(dirname "$0")/.." || exit 1
 # shellcheck source=deps.sh
 source scripts/deps.sh
 deps_runtime
-R=${1:-${OUT:+$OUT/strains}}
-R=${R:-strains-out}
+R=${1:-strains-out}
 mkdir -p "$R"
 S=data/genomes/out/strains
 [ -f "$S/strains.tsv" ] || { echo "gpu_strains.sh: $S/strains.tsv missing (run data/genomes/make_strains.sh)" >&2; exit 1; }
@@ -61,6 +63,7 @@ objective() {
     *) return 1 ;;
     esac
 }
+have_row() { awk -F'\t' -v sp="$1" -v bk="$2" -v k="$3" '$1 == sp && $2 == bk && $3 == k { f = 1 } END { exit !f }' "$rows"; }
 out_of_time() { [ "$BUDGET_S" -gt 0 ] && [ $(($(date +%s) - t0)) -ge "$BUDGET_S" ]; }
 
 for sp in $SPECIES; do
@@ -71,6 +74,9 @@ for sp in $SPECIES; do
     for bk in $BACKBONES; do
         obj=$(objective "$bk") || { echo "gpu_strains.sh: unknown backbone $bk" >&2; exit 1; }
         pre="$R/pre_${sp}_$bk.safetensors"
+        todo=0
+        for k in $CONTEXTS; do have_row "$sp" "$bk" "$k" || todo=1; done
+        [ $todo = 1 ] || continue
         if [ ! -f "$pre" ]; then
             out_of_time && break 2
             echo "== pretrain $sp $bk ($(date +%T))"
@@ -83,8 +89,7 @@ for sp in $SPECIES; do
             tail -1 "$R/pre_${sp}_$bk.log"
         fi
         for k in $CONTEXTS; do
-            awk -F'\t' -v sp="$sp" -v bk="$bk" -v k="$k" '$1 == sp && $2 == bk && $3 == k { f = 1 } END { exit !f }' \
-                "$rows" && continue
+            have_row "$sp" "$bk" "$k" && continue
             out_of_time && break 3
             W=$((1 << k))
             B=$((TOKENS / W))
@@ -96,7 +101,14 @@ for sp in $SPECIES; do
             "$DNA" classify train --device "$DEVICE" --precision "$PREC" --model "$pre" --out "$c" $cls \
                 --seq-len "$W" --batch "$B" --steps "$CL_STEPS" --val-every "$CL_STEPS" --val-windows "$VAL_WINDOWS" \
                 --select last --force >"$R/cls_${sp}_${bk}_$k.log" 2>&1 ||
-                { echo "classify $sp $bk 2^$k failed:"; tail -3 "$R/cls_${sp}_${bk}_$k.log"; continue; }
+                {
+                    echo "classify $sp $bk 2^$k failed:"
+                    tail -3 "$R/cls_${sp}_${bk}_$k.log"
+                    # a window longer than every training part: a row that says so (not tried again)
+                    grep -q "no training sequence is" "$R/cls_${sp}_${bk}_$k.log" &&
+                        printf '%s\t%s\t%s\t0\ttoo-long\t0\n' "$sp" "$bk" "$k" >>"$rows"
+                    continue
+                }
             rm -f "$c".step-*
             line=$(grep -m1 "validation accuracy" "$R/cls_${sp}_${bk}_$k.log")
             acc=$(echo "$line" | sed -n 's/.*validation accuracy \([0-9.]*\) on \([0-9]*\) windows.*/\1/p')
@@ -123,3 +135,8 @@ done
     done
 } >"$R/table.md"
 cat "$R/table.md"
+if [ -n "${OUT:-}" ] && [ "$(cd "$R" && pwd)" != "$(cd "$OUT" 2>/dev/null && pwd)" ]; then
+    mkdir -p "$OUT/strains"
+    cp "$rows" "$R/table.md" "$OUT/strains/"
+    (cd "$R" && ls ./*.log >/dev/null 2>&1 && tar czf "$OUT/strains/logs.tgz" ./*.log)
+fi
