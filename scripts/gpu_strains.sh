@@ -25,6 +25,7 @@
 #   PT_LEN=16384 PT_BATCH=8 PT_STEPS=400   (pretraining)
 #   TOKENS=1048576 CL_STEPS=150 VAL_WINDOWS=16  (classifiers: tokens a step)
 #   BUDGET_S=0  stop starting new rows after this many seconds (0: no limit)
+#   STRAINS_DIR=data/genomes/out/strains  DNA_BIN=build-gpu/... (else build/...)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 # shellcheck source=deps.sh
@@ -32,9 +33,9 @@ source scripts/deps.sh
 deps_runtime
 R=${1:-strains-out}
 mkdir -p "$R"
-S=data/genomes/out/strains
+S=${STRAINS_DIR:-data/genomes/out/strains}
 [ -f "$S/strains.tsv" ] || { echo "gpu_strains.sh: $S/strains.tsv missing (run data/genomes/make_strains.sh)" >&2; exit 1; }
-DNA=build-gpu/apps/genomics/mamba-dna
+DNA=${DNA_BIN:-build-gpu/apps/genomics/mamba-dna}
 [ -x "$DNA" ] || DNA=build/apps/genomics/mamba-dna
 [ -x "$DNA" ] || { echo "gpu_strains.sh: no mamba-dna built" >&2; exit 1; }
 SPECIES=${SPECIES:-saureus hpylori}

@@ -6,7 +6,11 @@
 # genome's last HELDOUT bases; strains.tsv's coordinates; the class
 # arguments; and that a genome too short for the block is refused in one
 # line, leaving the set made before as it was.
-#   tests/strains_script.sh REPO_ROOT
+# With the tool given, scripts/gpu_strains.sh on that set at a toy size on
+# the CPU: its rows and table, a window longer than every training part as
+# a "too-long" row, $OUT's three files, and a second run that trains
+# nothing (every row is there).
+#   tests/strains_script.sh REPO_ROOT [MAMBA_DNA]
 set -euo pipefail
 ROOT=$1
 T=$(mktemp -d)
@@ -62,3 +66,29 @@ if HELDOUT=120000 bash "$ROOT/data/genomes/make_strains.sh" "$T/set" 2>"$T/err";
 [ "$(cd "$S" && cat strains.tsv ./*.args | cksum)" = "$before" ] || fail "the earlier set changed after the error"
 [ -z "$(find "$T/set" -maxdepth 1 -name '.strains.*')" ] || fail "a temporary folder was left"
 echo "strains_script: the split of 10 genomes checked"
+[ -n "${2:-}" ] || exit 0
+run_strains() {
+    (cd "$ROOT" && OUT="$T/out" STRAINS_DIR="$S" DNA_BIN="$2" DEVICE=cpu PREC=fp32 D_MODEL=16 N_LAYER=1 PT_LEN=1024 \
+        PT_BATCH=2 PT_STEPS=2 CL_STEPS=2 TOKENS=4096 VAL_WINDOWS=2 SPECIES=saureus BACKBONES=lm CONTEXTS="10 18" \
+        bash scripts/gpu_strains.sh "$1")
+}
+mkdir -p "$T/out"
+run_strains "$T/res" "$2" >"$T/log1" 2>&1 || fail "gpu_strains.sh: $(tail -5 "$T/log1")"
+rows=$T/res/rows.tsv
+[ "$(wc -l <"$rows")" = 3 ] || fail "rows.tsv: $(cat "$rows")"
+awk -F'\t' '$1 == "saureus" && $2 == "lm" && $3 == 10 && $4 == 10 && $5 >= 0 && $5 <= 1 { f = 1 } END { exit !f }' "$rows" ||
+    fail "no 2^10 row: $(cat "$rows")"
+# the training parts are 110-155 kb: no 2^18 window in any
+grep -q "$(printf 'saureus\tlm\t18\t0\ttoo-long')" "$rows" || fail "no too-long row: $(cat "$rows")"
+grep -q "| saureus | 2^18 | too-long (0) |" "$T/res/table.md" || fail "table: $(cat "$T/res/table.md")"
+[ "$(cd "$T/out/strains" && ls | tr '\n' ' ')" = "logs.tgz rows.tsv table.md " ] || fail "\$OUT/strains: $(ls "$T/out/strains")"
+cmp -s "$rows" "$T/out/strains/rows.tsv" || fail "\$OUT's rows.tsv differs"
+tar tzf "$T/out/strains/logs.tgz" | grep -q "cls_saureus_lm_10.log" || fail "logs.tgz: $(tar tzf "$T/out/strains/logs.tgz")"
+before=$(cksum <"$rows")
+# the backbones gone too (as when a lent machine returned the rows alone):
+# still nothing to train
+rm -f "$T/res"/pre_*.safetensors
+run_strains "$T/res" "$2" >"$T/log2" 2>&1 || fail "gpu_strains.sh again: $(tail -5 "$T/log2")"
+! grep -q "^== " "$T/log2" || fail "the second run trained: $(grep "^== " "$T/log2")"
+[ "$(cksum <"$rows")" = "$before" ] || fail "the second run changed rows.tsv"
+echo "strains_script: gpu_strains.sh at a toy size checked"

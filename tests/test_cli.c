@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "mb_cli.h"
+#include "mb_cli_classify.h"
 #include "testutil.h"
 
 #define PROG "test-cli"
@@ -488,6 +489,54 @@ static void test_loop_diverged(void **state)
 
 /* ---- output files ---------------------------------------------------------- */
 
+/* The binomial tail against exact sums (Python's fractions over
+ * math.comb), and the "no better than chance" note on both sides of its
+ * 0.05 line: 16 and 22 of 80 at chance 0.2 are chance (tails 0.54 and
+ * 0.066), 24 of 80 is not (0.022). */
+static void test_binom_tail(void **state)
+{
+    (void)state;
+    assert_true(fabs(mb_cli_binom_tail(10, 8, 0.5) - 0.0546875) < 1e-15);
+    assert_true(fabs(mb_cli_binom_tail(5, 5, 0.2) - 0.00032) < 1e-15);
+    assert_true(fabs(mb_cli_binom_tail(80, 16, 0.2) - 0.5445251412162067) < 1e-12);
+    assert_true(fabs(mb_cli_binom_tail(80, 24, 0.2) - 0.02166758220501762) < 1e-13);
+    assert_true(fabs(mb_cli_binom_tail(2000, 450, 0.2) - 0.0031465098592391343) < 1e-13);
+    assert_true(mb_cli_binom_tail(10, 0, 0.3) == 1.0);
+    assert_true(mb_cli_binom_tail(10, 11, 0.3) == 0.0);
+    assert_true(mb_cli_binom_tail(10, 3, 0.0) == 0.0);
+    assert_true(mb_cli_binom_tail(10, 3, 1.0) == 1.0);
+
+    /* 5 classes of 16 windows each, all called class 4 but for `extra`
+     * more right answers spread over the other rows */
+    int64_t conf[25];
+    mb_cli_eval ev = {.C = 5, .conf = conf};
+    for (int extra = 0; extra <= 8; extra += extra ? 2 : 6) {
+        memset(conf, 0, sizeof conf);
+        for (int c = 0; c < 5; c++) conf[c * 5 + 4] = 16;
+        for (int i = 0; i < extra; i++) conf[(i % 4) * 5 + 4]--, conf[(i % 4) * 5 + i % 4]++;
+        ev.n = 80;
+        ev.correct = 16 + extra;
+        char buf[512] = {0};
+        FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+        assert_non_null(f);
+        const int wrote = mb_cli_eval_chance_note(f, "classify", &ev);
+        fclose(f);
+        if (extra == 0) {
+            assert_int_equal(wrote, 1);
+            assert_non_null(strstr(buf, "classify: no better than chance: a labeller right 20.0% of the time gets 16 of 80"));
+            assert_non_null(strstr(buf, "probability 0.54"));
+        } else if (extra == 6) {
+            assert_int_equal(wrote, 1);
+            assert_non_null(strstr(buf, "gets 22 of 80 or more with probability 0.07"));
+        } else {
+            assert_int_equal(wrote, 0);
+            assert_int_equal(buf[0], 0);
+        }
+    }
+    mb_cli_eval none = {.C = 5, .conf = conf};
+    assert_int_equal(mb_cli_eval_chance_note(stdout, "classify", &none), 0);
+}
+
 static void test_outfile(void **state)
 {
     (void)state;
@@ -653,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_loop_fields),    cmocka_unit_test(test_loop_default_and_stop),
         cmocka_unit_test(test_loop_step_error), cmocka_unit_test(test_loop_best_patience),
         cmocka_unit_test(test_loop_diverged),   cmocka_unit_test(test_outfile),
+        cmocka_unit_test(test_binom_tail),
         cmocka_unit_test(test_selcopy_tool),    cmocka_unit_test(test_loop_log_full),
         cmocka_unit_test(test_loop_interrupt), /* last: see there */
     };

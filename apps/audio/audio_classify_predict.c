@@ -141,6 +141,7 @@ int acl_predict(int argc, char **argv)
         fprintf(stderr, "classify: accuracy %.4f on %lld clips (chance %.4f), loss %.4f\n", mb_cli_eval_acc(&ev),
                 (long long)ev.n, mb_cli_eval_chance(&ev), mb_cli_eval_loss(&ev));
         mb_cli_print_confusion(stderr, names, &ev);
+        mb_cli_eval_chance_note(stderr, "classify", &ev);
     }
     rc = 0;
     goto done;

@@ -304,6 +304,37 @@ void mb_cli_log_confusion(FILE *f, const mb_cli_eval *ev)
 
 double mb_cli_eval_loss(const mb_cli_eval *ev) { return ev->n ? ev->loss / (double)ev->n : NAN; }
 
+double mb_cli_binom_tail(int64_t n, int64_t k, double p)
+{
+    if (k <= 0) return 1.0;
+    if (k > n) return 0.0;
+    if (p <= 0.0) return 0.0;
+    if (p >= 1.0) return 1.0;
+    /* terms in log space (n reaches the hundreds of thousands of windows),
+     * summed from the largest down to where they stop counting */
+    const double lp = log(p), lq = log1p(-p), lg1 = lgamma((double)n + 1.0);
+    double sum = 0.0;
+    for (int64_t j = k; j <= n; j++) {
+        const double t = exp(lg1 - lgamma((double)j + 1.0) - lgamma((double)(n - j) + 1.0) + (double)j * lp +
+                             (double)(n - j) * lq);
+        sum += t;
+        if (j > (double)n * p && t < sum * 1e-17) break;
+    }
+    return sum < 1.0 ? sum : 1.0;
+}
+
+int mb_cli_eval_chance_note(FILE *f, const char *lead, const mb_cli_eval *ev)
+{
+    if (ev->n <= 0) return 0;
+    const double chance = mb_cli_eval_chance(ev), tail = mb_cli_binom_tail(ev->n, ev->correct, chance);
+    if (!(tail > 0.05)) return 0;
+    fprintf(f,
+            "%s: no better than chance: a labeller right %.1f%% of the time gets %lld of %lld or more with "
+            "probability %.2f (the classes are not told apart here)\n",
+            lead, 100.0 * chance, (long long)ev->correct, (long long)ev->n, tail);
+    return 1;
+}
+
 /* ---- a classifier's training run: its validations ------------------------------ */
 
 int mb_cli_cls_val_init(mb_cli_cls_val *v, const char *prog, int C, const char *unit)
@@ -372,6 +403,7 @@ int mb_cli_cls_report(const char *prog, const mb_cli_cls_val *v, const mb_cli_na
                (long long)ev->n, v->unit, mb_cli_eval_chance(ev), mb_cli_eval_loss(ev),
                best && !v->have_best ? ", the last step's model" : "");
         mb_cli_print_confusion(stdout, names, ev);
+        mb_cli_eval_chance_note(stdout, "classify", ev);
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         mb_cli_error(prog, "stdout: write error");

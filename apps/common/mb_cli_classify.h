@@ -98,6 +98,13 @@ void mb_cli_print_confusion(FILE *f, const mb_cli_names *names, const mb_cli_eva
 void mb_cli_log_confusion(FILE *f, const mb_cli_eval *ev);
 /* The mean cross-entropy in nats (NaN when nothing was counted). */
 double mb_cli_eval_loss(const mb_cli_eval *ev);
+/* P(X >= k) for X ~ Binomial(n, p): how often a labeller right with
+ * probability p gets k or more of n. */
+double mb_cli_binom_tail(int64_t n, int64_t k, double p);
+/* When the accuracy is no better than chance (the binomial tail at
+ * mb_cli_eval_chance is above 0.05), a line to f saying so, prefixed
+ * "LEAD: "; nothing otherwise. Returns 1 when it wrote the line. */
+int mb_cli_eval_chance_note(FILE *f, const char *lead, const mb_cli_eval *ev);
 
 /* ---- a classifier's training run: its validations ------------------------------ */
 
