@@ -813,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_chunk_scores),
         cmocka_unit_test(test_sashimi_classify),
     };
+    mb_test_filter_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mb_ctx_free(gpu);
     mb_ctx_free(cpu);

@@ -1418,5 +1418,6 @@ int main(void)
         cmocka_unit_test(test_block_step), cmocka_unit_test(test_head_sample),
         cmocka_unit_test(test_xent),    cmocka_unit_test(test_adamw),
     };
+    mb_test_filter_env();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -316,6 +316,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_shapes), cmocka_unit_test(test_shapes_bf16),
                                        cmocka_unit_test(test_shapes_io16)};
+    mb_test_filter_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mb_ctx_free(gpu);
     mb_ctx_free(cpu);

@@ -262,5 +262,6 @@ int main(void)
         cmocka_unit_test(test_carve),
         cmocka_unit_test(test_cpu_quota),
     };
+    mb_test_filter_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -626,3 +626,12 @@ float *mb_test_param_data(const mb_model *m, const char *name)
 {
     return m->params.data + mb_test_param(m, name)->offset;
 }
+
+void mb_test_filter_env(void)
+{
+    const char *f = getenv("MB_TEST_FILTER");
+    if (f && *f) {
+        printf("# only the tests matching MB_TEST_FILTER=%s\n", f);
+        cmocka_set_test_filter(f);
+    }
+}

@@ -12,6 +12,11 @@
 #include "models/model.h"
 #include "mamba.h"
 
+/* MB_TEST_FILTER=PATTERN (cmocka's * and ? wildcards) runs only the tests
+ * whose names match: a long suite under compute-sanitizer's racecheck, run
+ * in parts that each fit a lent machine's call. Call before running. */
+void mb_test_filter_env(void);
+
 /* Fresh random inputs: seeded from MB_TEST_SEED when set, else from the
  * clock, and printed, so a failure can be replayed. */
 uint64_t mb_test_seed(void);
