@@ -32,7 +32,8 @@
 # sanitizers slow kernels 10-100x). Exit code 77 from a suite means "no GPU".
 # A suite too long for one call (racecheck of gpu_test_model takes several
 # minutes) runs in parts by MB_TEST_FILTER, e.g. 'test_bidir*', 'test_step*',
-# 'test_sashimi*', 'test_c*', 'test_[lr]*' (tests/testutil.h).
+# 'test_sashimi*', 'test_c*', 'test_lm*', 'test_recurrent' (cmocka's * and ?;
+# tests/testutil.h).
 #
 # Output: everything goes to stdout and $OUT/gpu_check.log; each stage also
 # to its own log (1_env.log .. 8_audio.log; at the end 1-5 are packed into
