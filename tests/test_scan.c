@@ -201,6 +201,46 @@ static void test_backward_reproducible(void **st)
     sc_free(&s);
 }
 
+/* The backward keeps every step's decays from its first pass when they fit
+ * (mb_scan_cpu_keep_bytes) and otherwise computes them per chunk in the
+ * recompute: every output the same bits either way, real and complex, the
+ * lanes and the rest (N 10), several chunks. */
+static void keep_decays(int cplx)
+{
+    scan_case s;
+    sc_setup(&s, cplx, 1, 2, 150, 11, 10);
+    const size_t M = (size_t)s.B * s.L, D = s.D, N = s.N, nh = (size_t)s.B * D * s.sf;
+    mb_scan_params p = sc_params(&s);
+    const size_t ws_keep = mb_scan_workspace(s.ctx, &p);
+    const size_t nout = 3 * M * D + 2 * D * N + 2 * D + M * s.ldbc + nh + M * D;
+    float *out[2];
+    for (int r = 0; r < 2; r++) {
+        if (r == 1) {
+            mb_scan_cpu_keep_bytes(1); /* nothing fits: per chunk */
+            mb_arena_free(&s.ws);
+            assert_true(mb_scan_workspace(s.ctx, &p) < ws_keep);
+            assert_int_equal(mb_arena_init(&s.ws, s.ctx, mb_scan_workspace(s.ctx, &p)), 0);
+        }
+        float *o = out[r] = calloc(nout, 4);
+        float *du = o, *ddelta = du + M * D, *dz = ddelta + M * D, *dA = dz + M * D, *dAi = dA + D * N;
+        float *dD = dAi + D * N, *dbias = dD + D, *dxdbl = dbias + D, *dh0 = dxdbl + M * s.ldbc, *y = dh0 + nh;
+        mb_scan_grads g = {.du = du, .ld_du = D, .ddelta = ddelta, .ld_ddelta = D, .dA = dA,
+                           .dA_imag = cplx ? dAi : NULL, .dB = dxdbl + s.R, .ld_dB = s.ldbc,
+                           .dC = dxdbl + s.R + s.nbc, .ld_dC = s.ldbc, .dD = dD, .dz = dz, .ld_dz = D,
+                           .ddelta_bias = dbias, .dh0 = dh0, .y = y};
+        mb_scan_bwd(s.ctx, &p, s.wy, s.wh, &g, &s.ws);
+        assert_int_equal(mb_ctx_check(s.ctx), 0);
+    }
+    mb_scan_cpu_keep_bytes((size_t)8 << 20);
+    printf("# %s: decays kept %s decays per chunk\n", cplx ? "complex" : "real",
+           memcmp(out[0], out[1], nout * 4) ? "DIFFER from" : "equal");
+    assert_memory_equal(out[0], out[1], nout * 4);
+    free(out[0]), free(out[1]);
+    sc_free(&s);
+}
+static void test_keep_decays_real(void **st) { (void)st; keep_decays(0); }
+static void test_keep_decays_complex(void **st) { (void)st; keep_decays(1); }
+
 static void test_grad_real(void **st) { (void)st; grad_check(0, 1, 3); }
 static void test_grad_complex(void **st) { (void)st; grad_check(1, 1, 3); }
 static void test_grad_real_plain(void **st) { (void)st; grad_check(0, 0, 3); }
@@ -366,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_grad_real),        cmocka_unit_test(test_grad_complex),
         cmocka_unit_test(test_grad_real_lanes),  cmocka_unit_test(test_grad_complex_lanes),
         cmocka_unit_test(test_backward_small_arena), cmocka_unit_test(test_backward_reproducible),
+        cmocka_unit_test(test_keep_decays_real), cmocka_unit_test(test_keep_decays_complex),
         cmocka_unit_test(test_grad_real_plain),  cmocka_unit_test(test_grad_complex_plain),
         cmocka_unit_test(test_pieces_real),      cmocka_unit_test(test_pieces_complex),
         cmocka_unit_test(test_backward_pieces_real), cmocka_unit_test(test_backward_pieces_complex),

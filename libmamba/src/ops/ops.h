@@ -342,6 +342,10 @@ void mb_scan_fwd_cpu(MB_OPS_SCAN_FWD_ARGS);
     const float *dhT, const mb_scan_grads *g, mb_arena *ws
 void mb_scan_bwd(MB_OPS_SCAN_BWD_ARGS);
 void mb_scan_bwd_cpu(MB_OPS_SCAN_BWD_ARGS);
+/* For tests: the most bytes a thread's decays of a whole sequence may take
+ * before the CPU backward computes them per chunk instead (the same bits
+ * either way); 0 leaves it. Returns the previous. Size arenas after. */
+size_t mb_scan_cpu_keep_bytes(size_t bytes);
 
 /* ---- one recurrent step of a residual Mamba block (generation) -----------
  * For each of B rows h (B, d_model), with Di = d_inner:

@@ -111,9 +111,10 @@ MB_VINLINE void scan_decay8(mb_f8 vdt, const float *Ar, const float *Ai, mb_f8 *
  * With a_out (sf floats), the decays a too, for the backward's step to
  * read instead of computing them again (the same bits): real, a_n; complex,
  * for eight states at a time their eight ar then eight ai, for the rest
- * (ar, ai) pairs, as scan_bwd_channel reads them. */
+ * (ar, ai) pairs, as scan_bwd_channel reads them. With a_in, the decays
+ * are read from there (a_out's layout) instead of computed. */
 SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, float x,
-                                      const float *Bt, const float *Ct, float *h, float *a_out)
+                                      const float *Bt, const float *Ct, float *h, float *a_out, const float *a_in)
 {
     const int N = p->dstate;
     const float *Ad = p->A + (size_t)d * N;
@@ -125,7 +126,7 @@ SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, fl
         /* eight states at a time, exp over the lanes (ops/vmath.h) */
         mb_f8 s = mb_f8_splat(0.f);
         for (; n + 8 <= N; n += 8) {
-            const mb_f8 a = mb_exp8(mb_f8_splat(dt) * mb_f8_load(Ad + n));
+            const mb_f8 a = a_in ? mb_f8_load(a_in + n) : mb_exp8(mb_f8_splat(dt) * mb_f8_load(Ad + n));
             if (a_out) mb_f8_store(a_out + n, a);
             const mb_f8 hn = a * mb_f8_load(h + n) + mb_f8_splat(dtx) * mb_f8_load(Bt + n);
             mb_f8_store(h + n, hn);
@@ -134,7 +135,7 @@ SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, fl
         acc = mb_f8_fold(s, 0.f);
 #endif
         for (; n < N; n++) {
-            const float a = expf(dt * Ad[n]);
+            const float a = a_in ? a_in[n] : expf(dt * Ad[n]);
             if (a_out) a_out[n] = a;
             h[n] = a * h[n] + dtx * Bt[n];
             acc += Ct[n] * h[n];
@@ -151,7 +152,12 @@ SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, fl
     const mb_f8 vdt = mb_f8_splat(dt), vdtx = mb_f8_splat(dtx);
     for (; n + 8 <= N; n += 8) {
         mb_f8 ar, ai, hr, hi, br, bi, cr, ci;
-        scan_decay8(vdt, Ad + n, Ai + n, &ar, &ai);
+        if (a_in) {
+            ar = mb_f8_load(a_in + 2 * n);
+            ai = mb_f8_load(a_in + 2 * n + 8);
+        } else {
+            scan_decay8(vdt, Ad + n, Ai + n, &ar, &ai);
+        }
         if (a_out) {
             mb_f8_store(a_out + 2 * n, ar);
             mb_f8_store(a_out + 2 * n + 8, ai);
@@ -167,7 +173,8 @@ SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, fl
 #endif
     for (; n < N; n++) {
         float ar, ai;
-        scan_decay1(dt, Ad[n], Ai[n], &ar, &ai);
+        if (a_in) ar = a_in[2 * n], ai = a_in[2 * n + 1];
+        else scan_decay1(dt, Ad[n], Ai[n], &ar, &ai);
         if (a_out) a_out[2 * n] = ar, a_out[2 * n + 1] = ai;
         float hr = h[2 * n], hi = h[2 * n + 1];
         float nr = ar * hr - ai * hi + dtx * Bt[2 * n];
@@ -217,13 +224,34 @@ SCAN_INLINE void scan_block_gates(const mb_scan_params *p, const float *dlt, con
     }
 }
 
+/* The backward's decays: the first pass over the sequence keeps every
+ * step's (for a block of channels, L * SCAN_DBLK * sf floats a thread)
+ * when that is at most scan_keep_bytes (8 MiB) a thread and 64 MiB over
+ * all threads, and the recompute of each chunk then reads them instead of
+ * computing them again (an exp a state and step, or exp and sincos
+ * complex); longer sequences keep a chunk's at a time, computed in the
+ * recompute. Returns the steps of decays a thread keeps. */
+static size_t scan_keep_bytes = (size_t)8 << 20;
+size_t mb_scan_cpu_keep_bytes(size_t bytes)
+{
+    const size_t prev = scan_keep_bytes;
+    if (bytes) scan_keep_bytes = bytes;
+    return prev;
+}
+static size_t scan_decay_steps(const mb_scan_params *p, int nthr)
+{
+    const size_t L = (size_t)p->seqlen, bytes = L * SCAN_DBLK * scan_sf(p) * sizeof(float);
+    return bytes <= scan_keep_bytes && bytes * (size_t)nthr <= 8 * scan_keep_bytes ? L : SCAN_CHUNK;
+}
+
 size_t mb_scan_workspace_cpu(mb_ctx *ctx, const mb_scan_params *p)
 {
     size_t sf = (size_t)scan_sf(p), L = (size_t)p->seqlen;
     size_t nck = (L + SCAN_CHUNK - 1) / SCAN_CHUNK;
     size_t per_thread = mb_align64(L * 2 * sf * sizeof(float)) +           /* dB, dC partials */
                         mb_align64(nck * SCAN_DBLK * sf * sizeof(float)) + /* chunk states */
-                        mb_align64(SCAN_CHUNK * SCAN_DBLK * 2 * sf * sizeof(float)); /* a chunk's states, decays */
+                        mb_align64((SCAN_CHUNK + scan_decay_steps(p, scan_threads(ctx))) * SCAN_DBLK * sf *
+                                   sizeof(float)); /* a chunk's states; decays */
     return (size_t)scan_threads(ctx) * per_thread + mb_align64((size_t)scan_threads(ctx) * 3 * sizeof(float *));
 }
 
@@ -249,7 +277,7 @@ static void scan_fwd_task(const mb_scan_params *p, float *y, float *hT, int b, i
         scan_block_gates(p, dlt, zt, d0, nd, 0, &g);
         for (int j = 0; j < nd; j++) {
             const int d = d0 + j;
-            float out = scan_step_channel(p, d, g.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf, NULL);
+            float out = scan_step_channel(p, d, g.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf, NULL, NULL);
             if (p->Dskip) out += p->Dskip[d] * ut[d];
             if (zt) out *= g.gz[j];
             yt[d] = out;
@@ -415,8 +443,9 @@ typedef struct {
     const mb_scan_params *p;
     const mb_scan_grads *g;
     const float *dy, *dhT;
-    float **part; /* per thread: dB, dC partials; chunk states; a chunk's states, then its decays */
+    float **part; /* per thread: dB, dC partials; chunk states; a chunk's states, then decays */
     int b, nck;
+    int keep; /* the decays of every step, not a chunk's (scan_decay_steps) */
 } scan_bwd_job;
 
 /* The backward of channels blk*SCAN_DBLK.. of row b on thread tid: a
@@ -432,12 +461,17 @@ static void scan_bwd_block(const scan_bwd_job *job, int blk, int tid)
     const int b = job->b, nck = job->nck, L = p->seqlen, D = p->dim, sf = scan_sf(p);
     float **part = job->part;
     float *dBC = part[3 * tid], *ck = part[3 * tid + 1], *hs = part[3 * tid + 2];
-    /* the decays of the chunk's steps, kept by the recompute for the walk
-     * back: one exp (complex: exp and sincos) a state and step fewer */
+    /* the decays, kept for the walk back (one exp, complex exp and sincos,
+     * a state and step fewer): of every step by pass 1 when they fit
+     * (scan_decay_steps), else of the chunk by its recompute */
     float *as = hs + (size_t)SCAN_CHUNK * SCAN_DBLK * sf;
+    const int keep = job->keep;
     const int d0 = blk * SCAN_DBLK, nd = D - d0 < SCAN_DBLK ? D - d0 : SCAN_DBLK;
     float h[SCAN_DBLK * SCAN_MAX_STATE], G[SCAN_DBLK * SCAN_MAX_STATE];
-    /* pass 1: states at chunk starts */
+    /* pass 1: states at chunk starts. It stops where the last chunk starts:
+     * that chunk's recompute, which comes first, needs nothing after, and
+     * computes its own decays (so a sequence of one chunk has no pass 1). */
+    const int tlast = (nck - 1) * SCAN_CHUNK;
     for (int j = 0; j < nd; j++) {
         float *hj = h + (size_t)j * sf;
         if (p->h0) memcpy(hj, p->h0 + ((size_t)b * D + d0 + j) * sf, sf * sizeof(float));
@@ -445,20 +479,26 @@ static void scan_bwd_block(const scan_bwd_job *job, int blk, int tid)
         if (dhT) memcpy(G + (size_t)j * sf, dhT + ((size_t)b * D + d0 + j) * sf, sf * sizeof(float));
         else memset(G + (size_t)j * sf, 0, sf * sizeof(float));
     }
-    for (int t = 0; t < L; t++) {
+    for (int t = 0; t <= tlast; t++) {
         if (t % SCAN_CHUNK == 0)
             memcpy(ck + (size_t)(t / SCAN_CHUNK) * SCAN_DBLK * sf, h, (size_t)nd * sf * sizeof(float));
+        if (t == tlast) break;
         const size_t row = (size_t)b * L + t;
         const float *ut = scan_rowf(p->u, row, p->ld_u), *dlt = scan_rowf(p->delta, row, p->ld_delta);
         const float *Bt = scan_rowf(p->Bm, row, p->ld_B), *Ct = scan_rowf(p->Cm, row, p->ld_C);
         scan_gates gt;
         scan_block_gates(p, dlt, NULL, d0, nd, 0, &gt);
         for (int j = 0; j < nd; j++)
-            scan_step_channel(p, d0 + j, gt.dt[j], ut[d0 + j], Bt, Ct, h + (size_t)j * sf, NULL);
+            scan_step_channel(p, d0 + j, gt.dt[j], ut[d0 + j], Bt, Ct, h + (size_t)j * sf,
+                              keep ? as + ((size_t)t * SCAN_DBLK + j) * sf : NULL, NULL);
     }
     /* pass 2: chunks from last to first, states recomputed per chunk */
     for (int c = nck - 1; c >= 0; c--) {
         const int t0 = c * SCAN_CHUNK, t1 = t0 + SCAN_CHUNK < L ? t0 + SCAN_CHUNK : L;
+        /* the chunk's decays: step t's at ac + (t - t0) * SCAN_DBLK * sf,
+         * from pass 1 (kept: read) or made by the recompute (written) */
+        float *ac = keep ? as + (size_t)t0 * SCAN_DBLK * sf : as;
+        const int kept = keep && t0 < tlast;
         memcpy(h, ck + (size_t)c * SCAN_DBLK * sf, (size_t)nd * sf * sizeof(float));
         for (int t = t0; t < t1; t++) {
             const size_t row = (size_t)b * L + t;
@@ -469,8 +509,9 @@ static void scan_bwd_block(const scan_bwd_job *job, int blk, int tid)
             scan_block_gates(p, dlt, gy ? zt : NULL, d0, nd, 0, &gt);
             for (int j = 0; j < nd; j++) {
                 const int d = d0 + j;
-                float out = scan_step_channel(p, d, gt.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf,
-                                              as + ((size_t)(t - t0) * SCAN_DBLK + j) * sf);
+                float *aj = ac + ((size_t)(t - t0) * SCAN_DBLK + j) * sf;
+                float out = scan_step_channel(p, d, gt.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf, kept ? NULL : aj,
+                                              kept ? aj : NULL);
                 if (!gy) continue;
                 /* the forward's expression, on the same states */
                 if (p->Dskip) out += p->Dskip[d] * ut[d];
@@ -518,7 +559,7 @@ static void scan_bwd_block(const scan_bwd_job *job, int blk, int tid)
                 float dxs;
                 float ddt = scan_bwd_channel(p, g, d, dt, x, dyf, Bt, Ct,
                                              hcur + (size_t)j * sf, hprev + (size_t)j * sf,
-                                             as + ((size_t)(t - t0) * SCAN_DBLK + j) * sf,
+                                             ac + ((size_t)(t - t0) * SCAN_DBLK + j) * sf,
                                              G + (size_t)j * sf, dBt, dCt, &dxs);
                 du[row * g->ld_du + d] = dx + dxs;
                 if (p->delta_softplus) ddt *= gt.sp[j];
@@ -545,6 +586,7 @@ void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const void *dyv, cons
     const int nblk = (D + SCAN_DBLK - 1) / SCAN_DBLK;
     const int nck = (L + SCAN_CHUNK - 1) / SCAN_CHUNK;
     const int nthr = scan_threads(ctx);
+    const size_t dsteps = scan_decay_steps(p, nthr);
     size_t mark = ws->used;
     /* a scratch arena too small is a sizing bug: fail the context loudly
      * rather than return with the gradients unwritten */
@@ -556,7 +598,7 @@ void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const void *dyv, cons
     for (int i = 0; i < nthr; i++) {
         part[3 * i] = mb_arena_floats(ws, (size_t)L * 2 * sf);
         part[3 * i + 1] = mb_arena_floats(ws, (size_t)nck * SCAN_DBLK * sf);
-        part[3 * i + 2] = mb_arena_floats(ws, (size_t)SCAN_CHUNK * SCAN_DBLK * 2 * sf);
+        part[3 * i + 2] = mb_arena_floats(ws, (SCAN_CHUNK + dsteps) * SCAN_DBLK * sf);
         if (!part[3 * i] || !part[3 * i + 1] || !part[3 * i + 2]) {
             ws->used = mark;
             mb_ctx_fail(ctx, "%s (scan backward)", mb_error_last());
@@ -564,7 +606,7 @@ void mb_scan_bwd_cpu(mb_ctx *ctx, const mb_scan_params *p, const void *dyv, cons
         }
     }
 
-    scan_bwd_job job = {.p = p, .g = g, .dy = dy, .dhT = dhT, .part = part, .nck = nck};
+    scan_bwd_job job = {.p = p, .g = g, .dy = dy, .dhT = dhT, .part = part, .nck = nck, .keep = dsteps == (size_t)L};
     for (int b = 0; b < Bn; b++) {
         job.b = b;
         for (int i = 0; i < nthr; i++) memset(part[3 * i], 0, (size_t)L * 2 * sf * sizeof(float));
