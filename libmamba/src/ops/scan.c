@@ -468,6 +468,9 @@ static void scan_bwd_block(const scan_bwd_job *job, int blk, int tid)
     const int keep = job->keep;
     const int d0 = blk * SCAN_DBLK, nd = D - d0 < SCAN_DBLK ? D - d0 : SCAN_DBLK;
     float h[SCAN_DBLK * SCAN_MAX_STATE], G[SCAN_DBLK * SCAN_MAX_STATE];
+    /* C . h of each step of the chunk (2 Re complex), from its recompute:
+     * the walk back's ungated output for dz, the forward's very sum */
+    float ch[SCAN_CHUNK * SCAN_DBLK];
     /* pass 1: states at chunk starts. It stops where the last chunk starts:
      * that chunk's recompute, which comes first, needs nothing after, and
      * computes its own decays (so a sequence of one chunk has no pass 1). */
@@ -512,6 +515,7 @@ static void scan_bwd_block(const scan_bwd_job *job, int blk, int tid)
                 float *aj = ac + ((size_t)(t - t0) * SCAN_DBLK + j) * sf;
                 float out = scan_step_channel(p, d, gt.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf, kept ? NULL : aj,
                                               kept ? aj : NULL);
+                ch[(t - t0) * SCAN_DBLK + j] = out;
                 if (!gy) continue;
                 /* the forward's expression, on the same states */
                 if (p->Dskip) out += p->Dskip[d] * ut[d];
@@ -536,17 +540,8 @@ static void scan_bwd_block(const scan_bwd_job *job, int blk, int tid)
                 const float x = ut[d], dt = gt.dt[j];
                 float dyf = dy[row * D + d];
                 if (zt) {
-                    /* recompute the ungated output for the z gradient */
-                    const float *hj = hcur + (size_t)j * sf;
-                    float acc = 0.f;
-                    if (!p->is_complex)
-                        for (int n = 0; n < p->dstate; n++) acc += Ct[n] * hj[n];
-                    else {
-                        for (int n = 0; n < p->dstate; n++)
-                            acc += Ct[2 * n] * hj[2 * n] - Ct[2 * n + 1] * hj[2 * n + 1];
-                        acc *= 2.f;
-                    }
-                    float yfull = acc + (p->Dskip ? p->Dskip[d] * x : 0.f);
+                    /* the ungated output, for the z gradient */
+                    float yfull = ch[(t - t0) * SCAN_DBLK + j] + (p->Dskip ? p->Dskip[d] * x : 0.f);
                     const float sg = gt.sz[j];
                     dz[row * g->ld_dz + d] = dyf * yfull * sg * (1.f + zt[d] * (1.f - sg));
                     dyf *= zt[d] * sg;
