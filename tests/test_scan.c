@@ -241,6 +241,43 @@ static void keep_decays(int cplx)
 static void test_keep_decays_real(void **st) { (void)st; keep_decays(0); }
 static void test_keep_decays_complex(void **st) { (void)st; keep_decays(1); }
 
+/* The forward folds whole blocks of eight channels at once when d_state is
+ * a multiple of 8 (mb_f8_fold8x), the backward's recompute one channel at
+ * a time: y is the same bits, for 16 states (two groups) and 8, real and
+ * complex, with every option and without, over two whole blocks and one
+ * channel alone. */
+static void forward_blocks(int cplx, int use_opts, int N)
+{
+    scan_case s;
+    sc_setup(&s, cplx, use_opts, 2, 70, 17, N);
+    const size_t M = (size_t)s.B * s.L, D = s.D;
+    float *du = calloc(M * D, 4), *ddelta = calloc(M * D, 4), *dz = calloc(M * D, 4), *dA = calloc(D * N, 4);
+    float *dAi = calloc(D * N, 4), *dD = calloc(D, 4), *dbias = calloc(D, 4), *dxdbl = calloc(M * s.ldbc, 4);
+    float *yb = calloc(M * D, 4);
+    mb_scan_params p = sc_params(&s);
+    mb_scan_grads g = {.du = du, .ld_du = D, .ddelta = ddelta, .ld_ddelta = D, .dA = dA,
+                       .dA_imag = cplx ? dAi : NULL, .dB = dxdbl + s.R, .ld_dB = s.ldbc,
+                       .dC = dxdbl + s.R + s.nbc, .ld_dC = s.ldbc, .dD = dD, .dz = dz, .ld_dz = D,
+                       .ddelta_bias = dbias, .y = yb};
+    mb_scan_fwd(s.ctx, &p, s.y, s.hT, &s.ws);
+    mb_scan_bwd(s.ctx, &p, s.wy, NULL, &g, &s.ws);
+    assert_int_equal(mb_ctx_check(s.ctx), 0);
+    printf("# %s N %d%s: the forward's y (blocks folded at once) %s the backward's\n", cplx ? "complex" : "real",
+           N, use_opts ? "" : " (plain)", memcmp(yb, s.y, M * D * 4) ? "DIFFERS from" : "equals");
+    assert_memory_equal(yb, s.y, M * D * 4);
+    free(du), free(ddelta), free(dz), free(dA), free(dAi), free(dD), free(dbias), free(dxdbl), free(yb);
+    sc_free(&s);
+}
+static void test_forward_blocks(void **st)
+{
+    (void)st;
+    for (int cplx = 0; cplx < 2; cplx++)
+        for (int opts = 0; opts < 2; opts++) {
+            forward_blocks(cplx, opts, 16);
+            forward_blocks(cplx, opts, 8);
+        }
+}
+
 static void test_grad_real(void **st) { (void)st; grad_check(0, 1, 3); }
 static void test_grad_complex(void **st) { (void)st; grad_check(1, 1, 3); }
 static void test_grad_real_plain(void **st) { (void)st; grad_check(0, 0, 3); }
@@ -407,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_grad_real_lanes),  cmocka_unit_test(test_grad_complex_lanes),
         cmocka_unit_test(test_backward_small_arena), cmocka_unit_test(test_backward_reproducible),
         cmocka_unit_test(test_keep_decays_real), cmocka_unit_test(test_keep_decays_complex),
+        cmocka_unit_test(test_forward_blocks),
         cmocka_unit_test(test_grad_real_plain),  cmocka_unit_test(test_grad_complex_plain),
         cmocka_unit_test(test_pieces_real),      cmocka_unit_test(test_pieces_complex),
         cmocka_unit_test(test_backward_pieces_real), cmocka_unit_test(test_backward_pieces_complex),

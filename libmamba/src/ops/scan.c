@@ -107,50 +107,31 @@ MB_VINLINE void scan_decay8(mb_f8 vdt, const float *Ar, const float *Ai, mb_f8 *
 }
 #endif
 
-/* One step for one channel: h <- a h + dt B x, returns C . h (2 Re for complex).
- * With a_out (sf floats), the decays a too, for the backward's step to
- * read instead of computing them again (the same bits): real, a_n; complex,
- * for eight states at a time their eight ar then eight ai, for the rest
- * (ar, ai) pairs, as scan_bwd_channel reads them. With a_in, the decays
- * are read from there (a_out's layout) instead of computed. */
-SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, float x,
-                                      const float *Bt, const float *Ct, float *h, float *a_out, const float *a_in)
+#ifdef MB_HAVE_LANES
+/* The whole groups of eight states of one channel one step on (see
+ * scan_step_channel): returns the lanes of C . h before the fold (complex:
+ * the real parts, before the factor 2). Real: exp over the lanes
+ * (ops/vmath.h); complex: the (re, im) pairs of h, B and C split into
+ * lanes, each lane the expression of the one-state loop. */
+MB_VINLINE mb_f8 scan_step_groups(const mb_scan_params *p, int d, float dt, float x, const float *Bt,
+                                  const float *Ct, float *h, float *a_out, const float *a_in)
 {
     const int N = p->dstate;
     const float *Ad = p->A + (size_t)d * N;
-    float acc = 0.f;
+    const mb_f8 vdt = mb_f8_splat(dt), vdtx = mb_f8_splat(dt * x);
+    mb_f8 s = mb_f8_splat(0.f);
     if (!p->is_complex) {
-        float dtx = dt * x;
-        int n = 0;
-#ifdef MB_HAVE_LANES
-        /* eight states at a time, exp over the lanes (ops/vmath.h) */
-        mb_f8 s = mb_f8_splat(0.f);
-        for (; n + 8 <= N; n += 8) {
-            const mb_f8 a = a_in ? mb_f8_load(a_in + n) : mb_exp8(mb_f8_splat(dt) * mb_f8_load(Ad + n));
+        for (int n = 0; n + 8 <= N; n += 8) {
+            const mb_f8 a = a_in ? mb_f8_load(a_in + n) : mb_exp8(vdt * mb_f8_load(Ad + n));
             if (a_out) mb_f8_store(a_out + n, a);
-            const mb_f8 hn = a * mb_f8_load(h + n) + mb_f8_splat(dtx) * mb_f8_load(Bt + n);
+            const mb_f8 hn = a * mb_f8_load(h + n) + vdtx * mb_f8_load(Bt + n);
             mb_f8_store(h + n, hn);
             s += mb_f8_load(Ct + n) * hn;
         }
-        acc = mb_f8_fold(s, 0.f);
-#endif
-        for (; n < N; n++) {
-            const float a = a_in ? a_in[n] : expf(dt * Ad[n]);
-            if (a_out) a_out[n] = a;
-            h[n] = a * h[n] + dtx * Bt[n];
-            acc += Ct[n] * h[n];
-        }
-        return acc;
+        return s;
     }
     const float *Ai = p->A_imag + (size_t)d * N;
-    float dtx = dt * x;
-    int n = 0;
-#ifdef MB_HAVE_LANES
-    /* eight states at a time: the (re, im) pairs of h, B and C split into
-     * lanes, each lane the expression below; the sum folded, then the rest */
-    mb_f8 s = mb_f8_splat(0.f);
-    const mb_f8 vdt = mb_f8_splat(dt), vdtx = mb_f8_splat(dtx);
-    for (; n + 8 <= N; n += 8) {
+    for (int n = 0; n + 8 <= N; n += 8) {
         mb_f8 ar, ai, hr, hi, br, bi, cr, ci;
         if (a_in) {
             ar = mb_f8_load(a_in + 2 * n);
@@ -169,8 +150,39 @@ SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, fl
         mb_f8_int(h + 2 * n, nr, ni);
         s += cr * nr - ci * ni;
     }
-    acc = mb_f8_fold(s, 0.f);
+    return s;
+}
 #endif
+
+/* One step for one channel: h <- a h + dt B x, returns C . h (2 Re for complex).
+ * With a_out (sf floats), the decays a too, for the backward's step to
+ * read instead of computing them again (the same bits): real, a_n; complex,
+ * for eight states at a time their eight ar then eight ai, for the rest
+ * (ar, ai) pairs, as scan_bwd_channel reads them. With a_in, the decays
+ * are read from there (a_out's layout) instead of computed. The groups of
+ * eight states go over the lanes and their sum is folded, then the rest. */
+SCAN_INLINE float scan_step_channel(const mb_scan_params *p, int d, float dt, float x,
+                                      const float *Bt, const float *Ct, float *h, float *a_out, const float *a_in)
+{
+    const int N = p->dstate;
+    const float *Ad = p->A + (size_t)d * N;
+    const float dtx = dt * x;
+    float acc = 0.f;
+    int n = 0;
+#ifdef MB_HAVE_LANES
+    acc = mb_f8_fold(scan_step_groups(p, d, dt, x, Bt, Ct, h, a_out, a_in), 0.f);
+    n = N / 8 * 8;
+#endif
+    if (!p->is_complex) {
+        for (; n < N; n++) {
+            const float a = a_in ? a_in[n] : expf(dt * Ad[n]);
+            if (a_out) a_out[n] = a;
+            h[n] = a * h[n] + dtx * Bt[n];
+            acc += Ct[n] * h[n];
+        }
+        return acc;
+    }
+    const float *Ai = p->A_imag + (size_t)d * N;
     for (; n < N; n++) {
         float ar, ai;
         if (a_in) ar = a_in[2 * n], ai = a_in[2 * n + 1];
@@ -275,6 +287,22 @@ static void scan_fwd_task(const mb_scan_params *p, float *y, float *hT, int b, i
         float *yt = y + row * D;
         scan_gates g;
         scan_block_gates(p, dlt, zt, d0, nd, 0, &g);
+#ifdef MB_HAVE_LANES
+        if (nd == SCAN_DBLK && p->dstate % 8 == 0) {
+            /* a whole block of whole groups: the eight channels' sums folded
+             * together, and the output's arithmetic over the channels in
+             * lanes, each lane the expressions below (the same bits) */
+            mb_f8 sj[SCAN_DBLK];
+            for (int j = 0; j < SCAN_DBLK; j++)
+                sj[j] = scan_step_groups(p, d0 + j, g.dt[j], ut[d0 + j], Bt, Ct, h + (size_t)j * sf, NULL, NULL);
+            mb_f8 out = mb_f8_fold8x(sj);
+            if (p->is_complex) out = mb_f8_splat(2.f) * out;
+            if (p->Dskip) out += mb_f8_load(p->Dskip + d0) * mb_f8_load(ut + d0);
+            if (zt) out *= mb_f8_load(g.gz);
+            mb_f8_store(yt + d0, out);
+            continue;
+        }
+#endif
         for (int j = 0; j < nd; j++) {
             const int d = d0 + j;
             float out = scan_step_channel(p, d, g.dt[j], ut[d], Bt, Ct, h + (size_t)j * sf, NULL, NULL);
