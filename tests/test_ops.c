@@ -377,6 +377,46 @@ static void test_exp8(void **state)
 #endif
 }
 
+/* Eight folds at once (mb_f8_fold8x) against mb_f8_fold one vector at a
+ * time: the same bits, on sums whose order shows (lanes of mixed
+ * magnitude and sign, where a plain left-to-right sum gives other bits
+ * for most vectors, counted so the check is seen to have teeth) and on
+ * signed zeros */
+static void test_fold8x(void **state)
+{
+    (void)state;
+#ifdef MB_HAVE_LANES
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed());
+    int orders_differ = 0;
+    for (int it = 0; it < 20000; it++) {
+        mb_f8 s[8];
+        float l[8][8];
+        for (int j = 0; j < 8; j++)
+            for (int k = 0; k < 8; k++) {
+                const float m = ldexpf(1.f, (int)(mb_rng_uniform(&r) * 40.f) - 20);
+                l[j][k] = (mb_rng_uniform(&r) - 0.5f) * m;
+            }
+        if (it == 0)
+            for (int k = 0; k < 8; k++) l[3][k] = -0.f; /* all -0: the fold's + 0 makes +0 */
+        for (int j = 0; j < 8; j++) s[j] = mb_f8_load(l[j]);
+        float got[8];
+        mb_f8_store(got, mb_f8_fold8x(s));
+        for (int j = 0; j < 8; j++) {
+            const float want = mb_f8_fold(s[j], 0.f);
+            assert_memory_equal(&got[j], &want, sizeof want);
+            float seq = 0.f;
+            for (int k = 0; k < 8; k++) seq += l[j][k];
+            orders_differ += memcmp(&seq, &want, sizeof seq) != 0;
+        }
+    }
+    printf("# fold8x equals fold on 160000 sums; a left-to-right sum differs on %d of them\n", orders_differ);
+    assert_true(orders_differ > 1000);
+#else
+    printf("# fold8x: no vector lanes in this compiler: nothing to test\n");
+#endif
+}
+
 /* The scan's softplus and sigmoid over lanes (ops/vmath.h) against double:
  * softplus within 5 x 2^-24 relative over [-87, 80] (exp8's error passes
  * through; its worst, 4.3, is near -6.6) and for its tiny values too:
@@ -1545,7 +1585,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_gemm_blocked), cmocka_unit_test(test_gemm_few_rows), cmocka_unit_test(test_gemm_q8), cmocka_unit_test(test_exp8), cmocka_unit_test(test_softplus8), cmocka_unit_test(test_sincos8), cmocka_unit_test(test_bf16),
+        cmocka_unit_test(test_gemm_blocked), cmocka_unit_test(test_gemm_few_rows), cmocka_unit_test(test_gemm_q8), cmocka_unit_test(test_exp8), cmocka_unit_test(test_fold8x), cmocka_unit_test(test_softplus8), cmocka_unit_test(test_sincos8), cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_colsum_bias),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_conv1d),

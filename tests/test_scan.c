@@ -241,11 +241,12 @@ static void keep_decays(int cplx)
 static void test_keep_decays_real(void **st) { (void)st; keep_decays(0); }
 static void test_keep_decays_complex(void **st) { (void)st; keep_decays(1); }
 
-/* The forward folds whole blocks of eight channels at once when d_state is
- * a multiple of 8 (mb_f8_fold8x), the backward's recompute one channel at
- * a time: y is the same bits, for 16 states (two groups) and 8, real and
- * complex, with every option and without, over two whole blocks and one
- * channel alone. */
+/* The forward takes whole blocks of eight channels in lanes when d_state
+ * is a multiple of 8 (test_ops checks its mb_f8_fold8x against
+ * mb_f8_fold), the backward's recompute one channel at a time: y is the
+ * same bits from both, for 16 states (two groups) and 8, real and complex,
+ * with every option and without, over two whole blocks and one channel
+ * alone. */
 static void forward_blocks(int cplx, int use_opts, int N)
 {
     scan_case s;
