@@ -66,9 +66,8 @@ MB_VINLINE mb_f8 mb_f8_splat(float x) { return (mb_f8){x, x, x, x, x, x, x, x}; 
  * one vector at a time through memory */
 MB_VINLINE mb_f8 mb_f8_fold8x(const mb_f8 *s)
 {
-    typedef int mb_i8s __attribute__((vector_size(8 * sizeof(int))));
-    const mb_i8s lo = {0, 1, 2, 3, 8, 9, 10, 11}, hi = {4, 5, 6, 7, 12, 13, 14, 15};
-    const mb_i8s ev = {0, 2, 8, 10, 4, 6, 12, 14}, od = {1, 3, 9, 11, 5, 7, 13, 15};
+    const mb_i8 lo = {0, 1, 2, 3, 8, 9, 10, 11}, hi = {4, 5, 6, 7, 12, 13, 14, 15};
+    const mb_i8 ev = {0, 2, 8, 10, 4, 6, 12, 14}, od = {1, 3, 9, 11, 5, 7, 13, 15};
     /* (l0+l4, l1+l5, l2+l6, l3+l7) of vectors 2k and 2k+1 */
     mb_f8 v[4];
     for (int k = 0; k < 4; k++)
@@ -78,7 +77,7 @@ MB_VINLINE mb_f8 mb_f8_fold8x(const mb_f8 *s)
     const mb_f8 w1 = __builtin_shuffle(v[2], v[3], ev) + __builtin_shuffle(v[2], v[3], od);
     /* the halves: lanes s0, s2, s4, s6, s1, s3, s5, s7 */
     const mb_f8 x = __builtin_shuffle(w0, w1, ev) + __builtin_shuffle(w0, w1, od);
-    const mb_i8s order = {0, 4, 1, 5, 2, 6, 3, 7};
+    const mb_i8 order = {0, 4, 1, 5, 2, 6, 3, 7};
     return __builtin_shuffle(x, order) + mb_f8_splat(0.f);
 }
 
