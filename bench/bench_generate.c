@@ -5,6 +5,7 @@
  * bandwidth, measured here). Prints a table; no pass/fail.
  *
  *   bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|130m|2.8b] [--batch B]
+ *                  [--weights fp32|bf16|int8]
  *
  * Shapes: the DNA model (d256 x 8, vocab 16), the 130m shape (d768 x 24,
  * vocab 50280), and on a GPU the 2.8b shape (d2560 x 64). */
@@ -56,6 +57,7 @@ static const mb_sampler cut = {.temperature = 1.f, .top_p = 0.9f, .seed = 3, .to
 
 static const char *g_only; /* --shape: only the rows of shapes whose name starts so */
 static int g_batch;        /* --batch: only the rows of this batch (0: all) */
+static const char *g_weights; /* --weights: only the rows of these weights (a profile of one row) */
 
 static int g_int8; /* the next rows with int8 weights (CPU) */
 static int g_bf16; /* the next rows with bf16 weights (GPU) */
@@ -64,6 +66,7 @@ static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, 
 {
     if (g_only && strncmp(sh->name, g_only, strlen(g_only)) != 0) return;
     if (g_batch && B != g_batch) return;
+    if (g_weights && strcmp(g_weights, g_int8 ? "int8" : g_bf16 ? "bf16" : "fp32") != 0) return;
     mb_config cfg;
     bench_model_config(&cfg, sh->d_model, sh->n_layer, sh->vocab, 0);
     mb_model *m = mb_model_create(ctx, &cfg, 1);
@@ -127,8 +130,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) n_tokens = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) g_only = argv[++i];
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) g_batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--weights") && i + 1 < argc &&
+                 (!strcmp(argv[i + 1], "fp32") || !strcmp(argv[i + 1], "bf16") || !strcmp(argv[i + 1], "int8")))
+            g_weights = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|130m|2.8b] [--batch B]\n");
+            fprintf(stderr, "usage: bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|130m|2.8b] "
+                            "[--batch B] [--weights fp32|bf16|int8]\n");
             return 2;
         }
     }

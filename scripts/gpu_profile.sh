@@ -9,8 +9,9 @@
 #       Compute with warm caches and free clocks (as in the real loop), summed
 #       per kernel and grid: what a step spends in kernels, launch gaps aside;
 #       into $OUT/ncu_step.csv; reuses build-gpu when it is there
-#   bash scripts/gpu_profile.sh gen SHAPE B [COUNT]  the LM's generation
-#       (bench_generate --shape SHAPE --batch B): the first COUNT kernels of
+#   bash scripts/gpu_profile.sh gen SHAPE B [COUNT [WEIGHTS]]  the LM's generation
+#       (bench_generate --shape SHAPE --batch B, only WEIGHTS' rows when given:
+#       fp32|bf16, e.g. gen 2.8b 1 600 bf16): the first COUNT kernels of
 #       the timed loop (after the warm-up, mb_dev_profile) timed the same way, summed per kernel, into $OUT/ncu_gen_SHAPE_B.csv;
 #       and where Nsight Systems is installed, the same run's kernel summary
 #       as they overlap in the real loop (graphs, PDL) into $OUT/nsys_gen_SHAPE_B.txt
@@ -71,24 +72,26 @@ step)
     ncu_sum "$OUT/ncu_step.csv"
     ;;
 gen)
-    SH=${2:-130m} GB=${3:-1} CNT=${4:-600}
+    SH=${2:-130m} GB=${3:-1} CNT=${4:-600} GW=${5:-}
+    WA=()
+    [ -n "$GW" ] && WA=(--weights "$GW")
     mkdir -p build-gpu
     [ -f build-gpu/build.ninja ] || bash scripts/gpu_check.sh build >/dev/null 2>&1
     cmake --build build-gpu --target bench_generate >/dev/null || exit 1
-    build-gpu/bench/bench_generate --device cuda --shape "$SH" --batch "$GB" --tokens 128
+    build-gpu/bench/bench_generate --device cuda --shape "$SH" --batch "$GB" "${WA[@]}" --tokens 128
     timeout 240 "$NCU" --profile-from-start off --launch-count "$CNT" --metrics gpu__time_duration.sum \
         --cache-control none --clock-control none --csv --page raw \
-        build-gpu/bench/bench_generate --device cuda --shape "$SH" --batch "$GB" --tokens 64 \
-        >"$OUT/ncu_gen_${SH}_$GB.csv" 2>"$OUT/ncu_gen_${SH}_$GB.err"
+        build-gpu/bench/bench_generate --device cuda --shape "$SH" --batch "$GB" "${WA[@]}" --tokens 64 \
+        >"$OUT/ncu_gen_${SH}_$GB$GW.csv" 2>"$OUT/ncu_gen_${SH}_$GB$GW.err"
     echo "ncu rc=$?"
-    ncu_sum "$OUT/ncu_gen_${SH}_$GB.csv"
+    ncu_sum "$OUT/ncu_gen_${SH}_$GB$GW.csv"
     NSYS=$(command -v nsys || ls /opt/nvidia/nsight-systems/*/bin/nsys /usr/local/cuda/bin/nsys 2>/dev/null | head -1)
     if [ -n "$NSYS" ]; then
         timeout 120 "$NSYS" profile -o "/tmp/nsys_gen" --force-overwrite true --cuda-graph-trace node -t cuda --capture-range cudaProfilerApi \
-            build-gpu/bench/bench_generate --device cuda --shape "$SH" --batch "$GB" --tokens 256 >/dev/null 2>&1
-        timeout 60 "$NSYS" stats -r cuda_gpu_kern_sum -f csv /tmp/nsys_gen.nsys-rep >"$OUT/nsys_gen_${SH}_$GB.txt" 2>&1
+            build-gpu/bench/bench_generate --device cuda --shape "$SH" --batch "$GB" "${WA[@]}" --tokens 256 >/dev/null 2>&1
+        timeout 60 "$NSYS" stats -r cuda_gpu_kern_sum -f csv /tmp/nsys_gen.nsys-rep >"$OUT/nsys_gen_${SH}_$GB$GW.txt" 2>&1
         echo "nsys rc=$?"
-        head -25 "$OUT/nsys_gen_${SH}_$GB.txt"
+        head -25 "$OUT/nsys_gen_${SH}_$GB$GW.txt"
     else
         echo "no nsys here"
     fi
