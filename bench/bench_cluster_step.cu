@@ -115,18 +115,30 @@ __global__ void __launch_bounds__(CT) cs_step(const float *__restrict__ M, float
             float *st = S + (size_t)l * STATE_FLOATS;
             /* 1: norm, the block's in_proj rows (x rows c0.., z rows DI + c0..), conv + SiLU */
             cs_norm(h, W + OFF_NORM, xn, red);
-            for (int r = warp; r < 2 * CH; r += CT / 32) {
-                const int row = r < CH ? c0 + r : CDI + c0 + (r - CH);
-                const float4 *wr = reinterpret_cast<const float4 *>(W + OFF_IN + (size_t)row * CD);
-                const float4 *xv = reinterpret_cast<const float4 *>(xn);
-                float a = 0.f;
+            /* a warp's rows RG at a time, every load issued before any
+             * sum: one L2 latency a group, not one a row */
+            constexpr int RG = 8, NW = CT / 32;
+            for (int r0 = warp; r0 < 2 * CH; r0 += NW * RG) {
+                float4 wv[RG][CD / 128];
 #pragma unroll
-                for (int j = lane; j < CD / 4; j += 32) {
-                    const float4 w4 = wr[j], x4 = xv[j];
-                    a += w4.x * x4.x + w4.y * x4.y + w4.z * x4.z + w4.w * x4.w;
+                for (int g = 0; g < RG; g++) {
+                    const int r = r0 + g * NW, row = r < CH ? c0 + r : CDI + c0 + (r - CH);
+                    const float4 *wr = reinterpret_cast<const float4 *>(W + OFF_IN + (size_t)row * CD);
+#pragma unroll
+                    for (int q = 0; q < CD / 128; q++) wv[g][q] = wr[lane + 32 * q];
                 }
-                for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
-                if (lane == 0) xz[r] = a;
+                const float4 *xv = reinterpret_cast<const float4 *>(xn);
+#pragma unroll
+                for (int g = 0; g < RG; g++) {
+                    float a = 0.f;
+#pragma unroll
+                    for (int q = 0; q < CD / 128; q++) {
+                        const float4 w4 = wv[g][q], x4 = xv[lane + 32 * q];
+                        a += w4.x * x4.x + w4.y * x4.y + w4.z * x4.z + w4.w * x4.w;
+                    }
+                    for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+                    if (lane == 0) xz[r0 + g * NW] = a;
+                }
             }
             __syncthreads();
             for (int j = threadIdx.x; j < CH; j += CT) {
@@ -140,11 +152,22 @@ __global__ void __launch_bounds__(CT) cs_step(const float *__restrict__ M, float
             }
             __syncthreads();
             /* 2: x_proj over the block's channels, summed over the cluster */
-            for (int o = warp; o < CXD; o += CT / 32) {
-                float a = 0.f;
-                for (int j = lane; j < CH; j += 32) a += W[OFF_XP + (size_t)o * CDI + c0 + j] * xc[j];
-                for (int s = 16; s > 0; s >>= 1) a += __shfl_xor_sync(0xffffffffu, a, s);
-                if (lane == 0) part_x[o] = a;
+            {
+                constexpr int OW = CXD / NW, JL = CH / 32; /* outputs a warp, loads a lane an output */
+                static_assert(CXD % NW == 0 && CH % 32 == 0, "x_proj split");
+                float wx[OW][JL];
+#pragma unroll
+                for (int u = 0; u < OW; u++)
+#pragma unroll
+                    for (int q = 0; q < JL; q++) wx[u][q] = W[OFF_XP + (size_t)(warp + u * NW) * CDI + c0 + lane + 32 * q];
+#pragma unroll
+                for (int u = 0; u < OW; u++) {
+                    float a = 0.f;
+#pragma unroll
+                    for (int q = 0; q < JL; q++) a += wx[u][q] * xc[lane + 32 * q];
+                    for (int o = 16; o > 0; o >>= 1) a += __shfl_xor_sync(0xffffffffu, a, o);
+                    if (lane == 0) part_x[warp + u * NW] = a;
+                }
             }
             cl.sync();
             if (threadIdx.x < CXD) {
