@@ -4,6 +4,7 @@
  * forward; the classification head's training step and the pooled chunk
  * forward likewise; the U-Net's; scoring chunks; what the GPU refuses.
  * Exit 77 without a GPU. */
+#define _POSIX_C_SOURCE 200809L /* setenv, unsetenv */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdlib.h>
@@ -366,6 +367,62 @@ static void test_lm_sample(void **s)
     assert_int_equal(round_like_bf16(mc, mg), 3 * 3);
     assert_true(mb_test_sample_replay(mg, mc, 3, 40, &sp, 1e-5) <= 1);
     mb_model_free(mc), mb_model_free(mg);
+}
+
+/* The LM's batch-1 step as one kernel on a thread-block cluster
+ * (mb_stack_step; MB_CUDA_STEP=cluster asks for it, on a context of its
+ * own): the DNA model's width at 3 layers, steps against the CPU's and
+ * draws replayed on the CPU. Thread-block clusters need compute 9.0+; on
+ * an older GPU the test says so and is skipped. */
+static void test_lm_cluster(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 96);
+    setenv("MB_CUDA_STEP", "cluster", 1);
+    mb_ctx *g2 = mb_ctx_create("cuda");
+    unsetenv("MB_CUDA_STEP");
+    assert_non_null(g2);
+    mb_config cfg = small(0);
+    cfg.d_model = 256;
+    cfg.vocab_size = 16;
+    mb_model *mc = mb_model_create(cpu, &cfg, 6), *mg = mb_model_create(g2, &cfg, 6);
+    assert_non_null(mc);
+    assert_non_null(mg);
+    mb_params *ps = &mc->params;
+    for (size_t i = 0; i < ps->total; i++) ps->data[i] += 0.05f * (float)mb_rng_normal(&r);
+    assert_int_equal(mb_dev_upload(g2, mg->params.data, ps->data, ps->total * 4), 0);
+    const int used = mb_lm_stack_step_used(mg);
+    /* the CPU never takes it; nor does the same model without the switch */
+    assert_int_equal(mb_lm_stack_step_used(mc), 0);
+    if (!used) {
+        printf("# no thread-block clusters on this GPU (compute < 9.0): the cluster step not tested\n");
+        mb_model_free(mc), mb_model_free(mg);
+        mb_ctx_free(g2);
+        skip();
+    }
+    const int L = 24, V = mb_config_vocab_padded(&cfg);
+    float *lc = malloc((size_t)V * 4), *lg = malloc((size_t)V * 4);
+    assert_true(lc && lg);
+    mb_state *sc = mb_state_create(mc, 1), *sg = mb_state_create(mg, 1);
+    assert_true(sc && sg);
+    double worst = 0;
+    for (int t = 0; t < L; t++) {
+        const int32_t tok = (int32_t)mb_rng_below(&r, (uint32_t)cfg.vocab_size);
+        assert_int_equal(mb_model_step(mc, sc, &tok, lc), 0);
+        assert_int_equal(mb_model_step(mg, sg, &tok, lg), 0);
+        const double e = mb_test_rel_err(lg, lc, (size_t)V);
+        if (e > worst) worst = e;
+    }
+    printf("# LM step on a cluster (d_model 256 x 3) vs the CPU over %d steps: rel err %.2e\n", L, worst);
+    assert_true(worst < 1e-5);
+    mb_state_free(sc), mb_state_free(sg);
+    free(lc), free(lg);
+    /* draws: eager steps, then the graph's */
+    const mb_sampler sp = {.temperature = 1.f, .top_p = 0.95f, .seed = 31};
+    assert_true(mb_test_sample_replay(mg, mc, 1, gpu_test_small() ? 20 : 60, &sp, 1e-5) <= 1);
+    mb_model_free(mc), mb_model_free(mg);
+    mb_ctx_free(g2);
 }
 
 /* A wide LM (d_model 512: the block step's split kernels) with a large
@@ -801,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_bidir_bf16),
         cmocka_unit_test(test_recurrent),
         cmocka_unit_test(test_lm_sample),
+        cmocka_unit_test(test_lm_cluster),
         cmocka_unit_test(test_lm_wide),
         cmocka_unit_test(test_classify_plain),
         cmocka_unit_test(test_classify_complex),

@@ -1581,6 +1581,61 @@ static int teardown(void **state)
     return 0;
 }
 
+/* ---- a stack of block steps ----------------------------------------------------------
+ * mb_stack_step (the reference of the GPU's cluster kernel) is the block
+ * steps layer after layer: the same bits as calling mb_block_step on each,
+ * for odd and even numbers of layers (its two buffers taken in turn), from
+ * h and from an embedding row, states included. */
+static void test_stack_step(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 71);
+    const int d = 16, Di = 32, N = 4, K = 4, R = 2, xd = R + 2 * N, V = 5;
+    for (int nl = 1; nl <= 4; nl++)
+        for (int tok = 0; tok < 2; tok++) {
+            mb_block_step_params p[4], q[4];
+            float *w[4][11], *st[4], *st2[4];
+            const size_t ns = (size_t)(K - 1) * Di + (size_t)Di * N;
+            for (int l = 0; l < nl; l++) {
+                const size_t n[11] = {d, 2 * Di * d, Di * K, Di, xd * Di, Di * R, Di, Di * N, Di, d * Di, 0};
+                for (int k = 0; k < 10; k++) w[l][k] = new_uniform(&r, n[k], k == 7 ? -1.f : -0.5f, 0.5f);
+                st[l] = new_uniform(&r, ns, -1, 1);
+                st2[l] = new_copy(st[l], ns);
+                mb_block_step_params b = {.batch = 1, .d_model = d, .d_inner = Di, .d_state = N, .d_conv = K,
+                                          .dt_rank = R, .eps = 1e-5f, .norm_w = w[l][0], .in_proj = w[l][1],
+                                          .conv_w = w[l][2], .conv_b = w[l][3], .x_proj = w[l][4], .dt_w = w[l][5],
+                                          .dt_b = w[l][6], .A_log = w[l][7], .D = w[l][8], .out_proj = w[l][9]};
+                p[l] = q[l] = b;
+                p[l].conv_state = st[l], p[l].ssm_state = st[l] + (size_t)(K - 1) * Di;
+                q[l].conv_state = st2[l], q[l].ssm_state = st2[l] + (size_t)(K - 1) * Di;
+            }
+            float *emb = new_uniform(&r, (size_t)V * d, -1, 1), *h = new_uniform(&r, d, -1, 1);
+            const int32_t t = 3;
+            if (tok) p[0].tokens = q[0].tokens = &t, p[0].embed = q[0].embed = emb;
+            mb_arena ws;
+            assert_int_equal(mb_arena_init(&ws, g_ctx, mb_stack_step_workspace(g_ctx, nl, p)), 0);
+            float got[16], want[16], a[16], b[16];
+            mb_stack_step(g_ctx, nl, p, tok ? NULL : h, got, &ws);
+            assert_int_equal(mb_ctx_check(g_ctx), 0);
+            const float *src = tok ? NULL : h;
+            for (int l = 0; l < nl; l++) {
+                float *dst = l == nl - 1 ? want : l % 2 ? b : a;
+                mb_block_step(g_ctx, &q[l], src, dst, &ws);
+                src = dst;
+            }
+            assert_int_equal(mb_ctx_check(g_ctx), 0);
+            assert_memory_equal(got, want, sizeof got);
+            for (int l = 0; l < nl; l++) {
+                assert_memory_equal(st[l], st2[l], ns * sizeof(float));
+                for (int k = 0; k < 10; k++) free(w[l][k]);
+                free(st[l]), free(st2[l]);
+            }
+            mb_arena_free(&ws);
+            free(emb), free(h);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1598,6 +1653,7 @@ int main(void)
         cmocka_unit_test(test_adamw),
         cmocka_unit_test(test_sample),
         cmocka_unit_test(test_threads_deterministic),
+        cmocka_unit_test(test_stack_step),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -382,6 +382,28 @@ static void lm_state_reset(mb_state *st)
     mb_dev_zero(m->ctx, s->buf, total * sizeof(float));
 }
 
+/* Whether a batch-1 step runs every layer as one mb_stack_step (where the
+ * device prefers it: a GPU's cluster kernel, ops/stack_step.cu), filling bp
+ * for it: layer 0 reads the embedding of s->tok itself. Without s, the
+ * answer alone (the states' pointers are not needed for it). */
+static int lm_stack_params(const mb_model *m, lm_state *s, mb_block_step_params *bp)
+{
+    const lm_net *n = net(m);
+    const int nl = m->cfg.n_layer;
+    if (!n->step_fused || m->ctx->precision != MB_PREC_FP32 || nl > MB_STACK_STEP_MAX_LAYERS) return 0;
+    mb_mixer_state none = {0};
+    const mb_block_io io0 = {.tokens = s ? s->tok : NULL, .embed = mb_param_data(&m->params, n->bb.embed.p_w)};
+    for (int l = 0; l < nl; l++)
+        bp[l] = mb_layer_step_params(&n->bb.layers[l], &m->params, 1, s ? &s->layers[l] : &none, l ? NULL : &io0);
+    return mb_stack_step_prefers(m->ctx, nl, bp);
+}
+
+int mb_lm_stack_step_used(const mb_model *m)
+{
+    mb_block_step_params bp[MB_STACK_STEP_MAX_LAYERS];
+    return m->arch == &mb_arch_lm && lm_stack_params(m, NULL, bp);
+}
+
 /* The L tokens (B, L) in s->tok through the layers from the state: returns
  * the last hidden state (device, (B*L, d)). One token goes through the
  * block step where the device runs it (training never comes here: it keeps
@@ -393,6 +415,11 @@ static const float *lm_state_layers(mb_model *m, lm_state *s, int L)
     const mb_params *ps = &m->params;
     const int B = s->pub.B, M = B * L;
     float *h = s->h0, *hn = s->h1;
+    mb_block_step_params bp[MB_STACK_STEP_MAX_LAYERS];
+    if (L == 1 && B == 1 && lm_stack_params(m, s, bp)) {
+        mb_stack_step(ctx, m->cfg.n_layer, bp, NULL, hn, &s->ws);
+        return mb_ctx_check(ctx) ? NULL : hn;
+    }
     mb_embedding_fwd(ctx, &n->bb.embed, ps, M, s->tok, h);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         /* bf16 precision: the layer's forward, which stores as the precision does */

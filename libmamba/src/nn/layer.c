@@ -211,6 +211,13 @@ int mb_layer_step(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, c
                                out, st, ws, io);
 }
 
+mb_block_step_params mb_layer_step_params(const mb_layer *ly, const mb_params *ps, int B, mb_mixer_state *st,
+                                          const mb_block_io *io)
+{
+    return mb_mixer_step_params(&ly->mixer, ps, B, mb_param_data(ps, ly->norm.p_w),
+                                ly->norm.p_b >= 0 ? mb_param_data(ps, ly->norm.p_b) : NULL, ly->norm.eps, st, io);
+}
+
 static mb_block_step_params layer_step_dims(const mb_layer *ly, int B)
 {
     const mb_mixer *mx = &ly->mixer;

@@ -76,6 +76,10 @@ void mb_layer_norm_bwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int
  * NULL): mb_block_io's extra inputs and outputs. */
 int mb_layer_step(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, const float *h, float *out,
                   mb_mixer_state *st, mb_arena *ws, const mb_block_io *io);
+/* mb_layer_step's parameters, for ops that run several layers' steps at
+ * once (mb_stack_step) */
+mb_block_step_params mb_layer_step_params(const mb_layer *ly, const mb_params *ps, int B, mb_mixer_state *st,
+                                          const mb_block_io *io);
 /* Whether this context's fused step runs the layer (mb_block_step_fits). */
 int mb_layer_step_fits(mb_ctx *ctx, const mb_layer *ly);
 /* Whether mb_layer_step is the faster way for a step of B rows (else the

@@ -278,12 +278,9 @@ void mb_mixer_state_pin_A(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, 
     st->A = buf;
 }
 
-int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
-                        const float *norm_w, const float *norm_b, float eps, const float *h,
-                        float *out, mb_mixer_state *st, mb_arena *ws, const mb_block_io *io)
+mb_block_step_params mb_mixer_step_params(const mb_mixer *mx, const mb_params *ps, int B, const float *norm_w,
+                                          const float *norm_b, float eps, mb_mixer_state *st, const mb_block_io *io)
 {
-    if (mx->p_in_bias >= 0)
-        return mb_error_set("internal: the fused block step has no projection biases (mb_layer_step_fits)");
     mb_block_step_params bp = {
         .batch = B, .d_model = mx->d_model, .d_inner = mx->d_inner, .d_state = mx->d_state,
         .d_conv = mx->d_conv, .dt_rank = mx->dt_rank, .is_complex = mx->is_complex, .eps = eps,
@@ -306,6 +303,16 @@ int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, in
         bp.tokens = io->tokens, bp.embed = io->embed, bp.ld_out = io->ld_out;
         bp.out2 = io->out2, bp.add2 = io->add2, bp.ld_out2 = io->ld_out2, bp.ld_add2 = io->ld_add2;
     }
+    return bp;
+}
+
+int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
+                        const float *norm_w, const float *norm_b, float eps, const float *h,
+                        float *out, mb_mixer_state *st, mb_arena *ws, const mb_block_io *io)
+{
+    if (mx->p_in_bias >= 0)
+        return mb_error_set("internal: the fused block step has no projection biases (mb_layer_step_fits)");
+    const mb_block_step_params bp = mb_mixer_step_params(mx, ps, B, norm_w, norm_b, eps, st, io);
     mb_block_step(ctx, &bp, h, out, ws);
     return mb_ctx_check(ctx);
 }

@@ -92,6 +92,10 @@ typedef struct {
  * between calls. */
 void mb_mixer_state_pin_A(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, mb_mixer_state *st,
                           float *buf);
+/* The block step's parameters for this mixer and state (the caller checks
+ * that it has no projection biases: mb_layer_step_fits); io as below. */
+mb_block_step_params mb_mixer_step_params(const mb_mixer *mx, const mb_params *ps, int B, const float *norm_w,
+                                          const float *norm_b, float eps, mb_mixer_state *st, const mb_block_io *io);
 /* io: the optional inputs and outputs of mb_block_step_params, or NULL. */
 int mb_mixer_block_step(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
                         const float *norm_w, const float *norm_b, float eps, const float *h,

@@ -137,6 +137,34 @@ void mb_scan_fwd(MB_OPS_SCAN_FWD_ARGS) { DISPATCH_VOID(mb_scan_fwd, ctx, p, y, h
 void mb_scan_bwd(MB_OPS_SCAN_BWD_ARGS) { DISPATCH_VOID(mb_scan_bwd, ctx, p, dy, dhT, g, ws); }
 
 void mb_block_step(MB_OPS_BLOCK_STEP_ARGS) { DISPATCH_VOID(mb_block_step, ctx, p, h, out, ws); }
+void mb_stack_step(MB_OPS_STACK_STEP_ARGS)
+{
+#ifdef MB_HAVE_CUDA
+    if (MB_ON_CUDA(ctx) && mb_stack_step_fits_cuda(ctx, n_layer, layer)) {
+        mb_stack_step_cuda(ctx, n_layer, layer, h, out, ws);
+        return;
+    }
+#endif
+    mb_stack_step_layers(ctx, n_layer, layer, h, out, ws);
+}
+
+int mb_stack_step_fits(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
+{
+#ifdef MB_HAVE_CUDA
+    if (MB_ON_CUDA(ctx)) return mb_stack_step_fits_cuda(ctx, n_layer, layer);
+#endif
+    (void)ctx, (void)n_layer, (void)layer;
+    return 0;
+}
+
+int mb_stack_step_prefers(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
+{
+#ifdef MB_HAVE_CUDA
+    if (MB_ON_CUDA(ctx)) return mb_stack_step_prefers_cuda(ctx, n_layer, layer);
+#endif
+    (void)ctx, (void)n_layer, (void)layer;
+    return 0;
+}
 
 void mb_head_sample(MB_OPS_HEAD_SAMPLE_ARGS) { DISPATCH_VOID(mb_head_sample, ctx, p, y, ws); }
 

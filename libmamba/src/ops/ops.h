@@ -400,12 +400,34 @@ typedef struct {
      * kernels and GEMMs) */
     int gpu_path;
 } mb_block_step_params;
-enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2, MB_STEP_LAYER = 3, MB_STEP_ROWS = 4 };
+enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2, MB_STEP_LAYER = 3, MB_STEP_ROWS = 4, MB_STEP_CLUSTER = 5 };
 #define MB_OPS_BLOCK_STEP_ARGS mb_ctx *ctx, const mb_block_step_params *p, const float *h, \
     float *out, mb_arena *ws
 void mb_block_step(MB_OPS_BLOCK_STEP_ARGS);
 void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS);
 size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p);
+
+/* A stack of block steps in one call, at batch 1: out = the last of n_layer
+ * block steps, each layer's output the next one's input (h and out are
+ * distinct; layer[0] may read its row from an embedding table, as
+ * mb_block_step does, and later layers must not). The CPU runs them one
+ * by one (the reference). A GPU runs them all in one kernel on one cluster
+ * of thread blocks where mb_stack_step_fits says it can (ops/stack_step.cu:
+ * a narrow model's batch-1 step is latency, dozens of dependent kernels a
+ * token), else one by one too. */
+#define MB_STACK_STEP_MAX_LAYERS 32
+#define MB_OPS_STACK_STEP_ARGS mb_ctx *ctx, int n_layer, const mb_block_step_params *layer, const float *h, \
+    float *out, mb_arena *ws
+void mb_stack_step(MB_OPS_STACK_STEP_ARGS);
+void mb_stack_step_layers(MB_OPS_STACK_STEP_ARGS); /* mb_block_step layer by layer, on any device */
+size_t mb_stack_step_workspace(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
+/* Whether this context runs the stack in one kernel (a GPU of compute 9.0+
+ * and the shapes ops/stack_step.cu handles); 0 on the CPU. */
+int mb_stack_step_fits(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
+/* Whether a caller should take mb_stack_step over its layers' own steps:
+ * only where it fits and MB_CUDA_STEP=cluster asks for it, until it is
+ * measured against the split kernels (bench_generate with and without). */
+int mb_stack_step_prefers(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 
 /* y[b, :n_out] (rows ldy apart) = W (n_out, d) @ norm(row b), row b being
  * h's or, with tokens, embed[tokens[b]]; RMSNorm, or LayerNorm with norm_b.
@@ -564,6 +586,9 @@ size_t mb_scan_workspace_cuda(mb_ctx *ctx, const mb_scan_params *p);
 void mb_scan_fwd_cuda(MB_OPS_SCAN_FWD_ARGS);
 void mb_scan_bwd_cuda(MB_OPS_SCAN_BWD_ARGS);
 void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS);
+void mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS); /* the cluster kernel: where mb_stack_step_fits_cuda */
+int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
+int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *p);
 int mb_block_step_prefers_cuda(mb_ctx *ctx, const mb_block_step_params *p);
 void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS);

@@ -1,0 +1,303 @@
+/* A stack of block steps at batch 1 on the GPU, every layer in ONE kernel
+ * on one cluster of C thread blocks (compute 9.0+): the maths of
+ * ops/stack_step.c (mb_block_step layer after layer).
+ *
+ * Why: a narrow model's step at batch 1 is latency. The DNA model (d_model
+ * 256, 8 layers) ran ~35 dependent kernels a token (four split kernels a
+ * layer, the head and the draw), 70 us on an H100, while its 13 MB of
+ * weights stay in L2. Here block c of the cluster owns d_inner channels
+ * [c CH, (c+1) CH), CH = 32: their rows of in_proj (x and z), their conv
+ * and scan states, their columns of x_proj and out_proj; every block keeps
+ * its own copy of the residual row. A layer:
+ *   1  RMSNorm of the residual (each block, redundantly), the block's
+ *      in_proj rows, conv + SiLU: local
+ *   2  x_proj's partial sums over the block's channels -> cluster barrier
+ *      -> each block adds the C partials through distributed shared memory
+ *   3  dt_proj, softplus, the scan, the gate: local (a channel's 16 states
+ *      on 16 neighbouring lanes)
+ *   4  out_proj's partial sums -> cluster barrier -> each block adds the C
+ *      partials to its residual
+ * Two cluster barriers a layer. A partial buffer is rewritten only after
+ * the next barrier, which every reader of its old contents has passed.
+ * Block 0 writes the last residual.
+ *
+ * Shapes: d_model 128 or 256, d_inner = 32 C for C in 4, 8, 16, d_state
+ * 16, real A, RMSNorm, d_conv 2..4, dt_rank <= 64, no bf16 copies, up to
+ * MB_STACK_STEP_MAX_LAYERS layers (mb_stack_step_fits); mb_stack_step runs
+ * others layer by layer (ops/stack_step.c). To time it against the split
+ * kernels: MB_CUDA_STEP=cluster bench/bench_generate --device cuda --shape dna
+ * --batch 1, and without the variable. */
+#include <cooperative_groups.h>
+
+#include "core/cuda_util.h"
+#include "ops/ops.h"
+
+namespace cg = cooperative_groups;
+
+#define STK_THREADS 256
+#define STK_WARPS (STK_THREADS / 32)
+#define STK_N 16       /* d_state */
+#define STK_CH 32      /* channels a block */
+#define STK_XD_MAX 96  /* dt_rank + 2 d_state, dt_rank <= 64 */
+#define STK_OW ((STK_XD_MAX + STK_WARPS - 1) / STK_WARPS)
+#define STK_RG 8       /* in_proj rows a warp loads at once */
+
+/* one layer: its weights and its state (conv (K-1, Di), ssm (Di, N)) */
+struct stk_layer {
+    const float *norm_w, *in_proj, *conv_w, *conv_b, *x_proj, *dt_w, *dt_b, *A_log, *D, *out_proj;
+    float *conv_state, *ssm_state;
+};
+struct stk_args {
+    int n_layer, d, di, K, R;
+    float eps;
+    const int32_t *tokens; /* layer 0's row: embed[tokens[0]], or h */
+    const float *embed, *h;
+    float *out;
+    stk_layer L[MB_STACK_STEP_MAX_LAYERS];
+};
+
+static __device__ __forceinline__ float stk_silu(float x) { return x / (1.f + expf(-x)); }
+static __device__ __forceinline__ float stk_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
+
+template <int C, int DQ>
+static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const stk_args a)
+{
+    constexpr int D = 128 * DQ, CH = STK_CH, DI = C * CH;
+    __shared__ __align__(16) float h[D], xn[D], part_out[D];
+    __shared__ __align__(16) float y[CH];
+    __shared__ float xz[2 * CH], xc[CH], part_x[STK_XD_MAX], dbc[STK_XD_MAX], red[32];
+    cg::cluster_group cl = cg::this_cluster();
+    const int me = (int)cl.block_rank(), c0 = me * CH;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int K = a.K, R = a.R, XD = R + 2 * STK_N;
+
+    /* the row and the states are the kernels' before this one */
+    mb_pdl_wait();
+    const float *src = a.tokens ? a.embed + (size_t)a.tokens[0] * D : a.h;
+    for (int i = threadIdx.x; i < D; i += STK_THREADS) h[i] = src[i];
+    __syncthreads();
+    for (int l = 0; l < a.n_layer; l++) {
+        const stk_layer &P = a.L[l];
+        /* 1: norm, the block's in_proj rows (x rows c0 + r, z rows DI + c0 + r), conv + SiLU */
+        {
+            float ss = 0.f;
+            for (int i = threadIdx.x; i < D; i += STK_THREADS) ss += h[i] * h[i];
+            const float r = rsqrtf(mb_block_sum(ss, red) / D + a.eps);
+            for (int i = threadIdx.x; i < D; i += STK_THREADS) xn[i] = h[i] * r * P.norm_w[i];
+            __syncthreads();
+        }
+        /* a warp's rows STK_RG at a time, every load issued before any
+         * sum: one L2 latency a group, not one a row */
+        for (int r0 = warp; r0 < 2 * CH; r0 += STK_WARPS * STK_RG) {
+            float4 wv[STK_RG][DQ];
+#pragma unroll
+            for (int g = 0; g < STK_RG; g++) {
+                const int r = r0 + g * STK_WARPS, row = r < CH ? c0 + r : DI + c0 + (r - CH);
+                const float4 *wr = reinterpret_cast<const float4 *>(P.in_proj + (size_t)row * D);
+#pragma unroll
+                for (int q = 0; q < DQ; q++) wv[g][q] = wr[lane + 32 * q];
+            }
+            const float4 *xv = reinterpret_cast<const float4 *>(xn);
+#pragma unroll
+            for (int g = 0; g < STK_RG; g++) {
+                float s = 0.f;
+#pragma unroll
+                for (int q = 0; q < DQ; q++) {
+                    const float4 w4 = wv[g][q], x4 = xv[lane + 32 * q];
+                    s += w4.x * x4.x + w4.y * x4.y + w4.z * x4.z + w4.w * x4.w;
+                }
+                s = mb_warp_sum(s);
+                if (lane == 0) xz[r0 + g * STK_WARPS] = s;
+            }
+        }
+        __syncthreads();
+        if (threadIdx.x < CH) {
+            const int j = threadIdx.x, ch = c0 + j;
+            const float *cw = P.conv_w + (size_t)ch * K;
+            float *cs = P.conv_state;
+            float s = (P.conv_b ? P.conv_b[ch] : 0.f) + cw[K - 1] * xz[j];
+            for (int k = 0; k < K - 1; k++) s += cw[k] * cs[(size_t)k * DI + ch];
+            for (int k = 0; k < K - 2; k++) cs[(size_t)k * DI + ch] = cs[(size_t)(k + 1) * DI + ch];
+            if (K > 1) cs[(size_t)(K - 2) * DI + ch] = xz[j];
+            xc[j] = stk_silu(s);
+        }
+        __syncthreads();
+        /* 2: x_proj over the block's channels (lane j: channel c0 + j),
+         * summed over the cluster */
+        {
+            float wx[STK_OW];
+#pragma unroll
+            for (int u = 0; u < STK_OW; u++) {
+                const int o = warp + u * STK_WARPS;
+                wx[u] = o < XD ? P.x_proj[(size_t)o * DI + c0 + lane] : 0.f;
+            }
+#pragma unroll
+            for (int u = 0; u < STK_OW; u++) {
+                const int o = warp + u * STK_WARPS;
+                const float s = mb_warp_sum(wx[u] * xc[lane]);
+                if (lane == 0 && o < XD) part_x[o] = s;
+            }
+        }
+        cl.sync();
+        if (threadIdx.x < XD) {
+            float s = 0.f;
+            for (int r = 0; r < C; r++) s += cl.map_shared_rank(part_x, r)[threadIdx.x];
+            dbc[threadIdx.x] = s;
+        }
+        __syncthreads();
+        /* 3: dt, the scan and the gate; (channel j, state n) on thread 16 j + n */
+        for (int p = threadIdx.x; p < CH * STK_N; p += STK_THREADS) {
+            const int j = p / STK_N, n = p % STK_N, ch = c0 + j;
+            float dv = P.dt_b[ch];
+            for (int k = 0; k < R; k++) dv += P.dt_w[(size_t)ch * R + k] * dbc[k];
+            const float dt = stk_softplus(dv);
+            float *hs = P.ssm_state + (size_t)ch * STK_N + n;
+            const float A = -expf(P.A_log[(size_t)ch * STK_N + n]);
+            const float hn = expf(dt * A) * *hs + dt * dbc[R + n] * xc[j];
+            *hs = hn;
+            float v = dbc[R + STK_N + n] * hn;
+#pragma unroll
+            for (int s = STK_N / 2; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
+            if (n == 0) y[j] = (v + P.D[ch] * xc[j]) * stk_silu(xz[CH + j]);
+        }
+        __syncthreads();
+        /* 4: out_proj over the block's channels, summed over the cluster
+         * into the residual */
+        for (int i = threadIdx.x; i < D; i += STK_THREADS) {
+            const float4 *wr = reinterpret_cast<const float4 *>(P.out_proj + (size_t)i * DI + c0);
+            const float4 *yv = reinterpret_cast<const float4 *>(y);
+            float s = 0.f;
+#pragma unroll
+            for (int j = 0; j < CH / 4; j++) {
+                const float4 w4 = wr[j], y4 = yv[j];
+                s += w4.x * y4.x + w4.y * y4.y + w4.z * y4.z + w4.w * y4.w;
+            }
+            part_out[i] = s;
+        }
+        cl.sync();
+        for (int i = threadIdx.x; i < D; i += STK_THREADS) {
+            float s = 0.f;
+            for (int r = 0; r < C; r++) s += cl.map_shared_rank(part_out, r)[i];
+            h[i] += s;
+        }
+        __syncthreads();
+    }
+    if (me == 0)
+        for (int i = threadIdx.x; i < D; i += STK_THREADS) a.out[i] = h[i];
+    /* no block leaves while another may still read its shared memory */
+    cl.sync();
+}
+
+/* Whether the device can hold one cluster of C blocks of this kernel (16 is
+ * past the portable size of 8: Hopper allows it where a GPC has 16 free
+ * SMs), asked once per device and instance, as bs_optin does */
+template <int C, int DQ>
+static int stk_schedulable(const mb_cuda_state *st)
+{
+    static int known[64]; /* 0 not asked, 1 yes, -1 no */
+    const int dev = st->device < 64 ? st->device : 63;
+    if (!known[dev]) {
+        cudaLaunchAttribute at[1];
+        at[0].id = cudaLaunchAttributeClusterDimension;
+        at[0].val.clusterDim.x = C;
+        at[0].val.clusterDim.y = 1;
+        at[0].val.clusterDim.z = 1;
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = dim3(C);
+        cfg.blockDim = dim3(STK_THREADS);
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+        int n = 0;
+        cudaError_t e = cudaSuccess;
+        if (C > 8) e = cudaFuncSetAttribute(stack_step_kernel<C, DQ>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+        if (e == cudaSuccess) e = cudaOccupancyMaxActiveClusters(&n, stack_step_kernel<C, DQ>, &cfg);
+        if (e != cudaSuccess) (void)cudaGetLastError(); /* an answer, not a failure of the context */
+        known[dev] = e == cudaSuccess && n >= 1 ? 1 : -1;
+    }
+    return known[dev] > 0;
+}
+
+/* the cluster size for these shapes, 0: the kernel does not run them */
+static int stk_cluster(const mb_cuda_state *st, int n_layer, const mb_block_step_params *layer)
+{
+    if (st->cc_major < 9 || n_layer < 1 || n_layer > MB_STACK_STEP_MAX_LAYERS) return 0;
+    const mb_block_step_params *p0 = &layer[0];
+    const int d = p0->d_model, di = p0->d_inner;
+    if ((d != 128 && d != 256) || di % STK_CH) return 0;
+    const int C = di / STK_CH;
+    if (C != 4 && C != 8 && C != 16) return 0;
+    for (int l = 0; l < n_layer; l++) {
+        const mb_block_step_params *p = &layer[l];
+        if (p->batch != 1 || p->d_model != d || p->d_inner != di || p->d_state != STK_N || p->is_complex ||
+            p->norm_b || p->d_conv < 2 || p->d_conv > 4 || p->dt_rank < 1 || p->dt_rank + 2 * STK_N > STK_XD_MAX ||
+            p->d_conv != p0->d_conv || p->dt_rank != p0->dt_rank || p->eps != p0->eps)
+            return 0;
+        if (p->in_proj_bf16 || p->x_proj_bf16 || p->out_proj_bf16 || p->ld_out || p->out2 || (l > 0 && p->tokens))
+            return 0;
+    }
+    const int DQ = d / 128;
+    const int ok = C == 16 ? (DQ == 2 ? stk_schedulable<16, 2>(st) : stk_schedulable<16, 1>(st))
+                   : C == 8 ? (DQ == 2 ? stk_schedulable<8, 2>(st) : stk_schedulable<8, 1>(st))
+                            : (DQ == 2 ? stk_schedulable<4, 2>(st) : stk_schedulable<4, 1>(st));
+    return ok ? C : 0;
+}
+
+extern "C" int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    return st && stk_cluster(st, n_layer, layer) > 0;
+}
+
+extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    return st && st->step_path == MB_STEP_CLUSTER && stk_cluster(st, n_layer, layer) > 0;
+}
+
+template <int C, int DQ>
+static cudaError_t stk_launch(const mb_cuda_state *st, const stk_args &a)
+{
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute at[2];
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = C;
+    at[0].val.clusterDim.y = 1;
+    at[0].val.clusterDim.z = 1;
+    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[1].val.programmaticStreamSerializationAllowed = 1;
+    cfg.gridDim = dim3(C);
+    cfg.blockDim = dim3(STK_THREADS);
+    cfg.stream = st->stream;
+    cfg.attrs = at;
+    cfg.numAttrs = st->pdl ? 2 : 1;
+    return cudaLaunchKernelEx(&cfg, stack_step_kernel<C, DQ>, a);
+}
+
+extern "C" void mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return;
+    (void)ws;
+    const int C = stk_cluster(st, n_layer, layer);
+    if (!C) {
+        mb_cuda_fail(ctx, "stack_step", "internal: shapes the cluster kernel does not run (mb_stack_step_fits)",
+                     __FILE__, __LINE__);
+        return;
+    }
+    const mb_block_step_params *p0 = &layer[0];
+    stk_args a = {};
+    a.n_layer = n_layer, a.d = p0->d_model, a.di = p0->d_inner, a.K = p0->d_conv, a.R = p0->dt_rank;
+    a.eps = p0->eps, a.tokens = p0->tokens, a.embed = p0->embed, a.h = h, a.out = out;
+    for (int l = 0; l < n_layer; l++) {
+        const mb_block_step_params *p = &layer[l];
+        a.L[l] = {p->norm_w, p->in_proj, p->conv_w, p->conv_b, p->x_proj, p->dt_w, p->dt_b, p->A_log,
+                  p->D,      p->out_proj, p->conv_state, p->ssm_state};
+    }
+    const int DQ = a.d / 128;
+    cudaError_t e;
+    if (C == 16) e = DQ == 2 ? stk_launch<16, 2>(st, a) : stk_launch<16, 1>(st, a);
+    else if (C == 8) e = DQ == 2 ? stk_launch<8, 2>(st, a) : stk_launch<8, 1>(st, a);
+    else e = DQ == 2 ? stk_launch<4, 2>(st, a) : stk_launch<4, 1>(st, a);
+    MB_CUDA_CHECK(ctx, e);
+    MB_LAUNCH_CHECK(ctx, "stack_step_kernel");
+}
