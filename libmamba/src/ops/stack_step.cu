@@ -19,6 +19,9 @@
  *      partials to its residual
  * Two cluster barriers a layer. A partial buffer is rewritten only after
  * the next barrier, which every reader of its old contents has passed.
+ * Each thread loads every weight and state it will read in a layer at the
+ * layer's start (up to 255 registers, one block an SM), so their L2
+ * latencies overlap rather than follow the barriers stage by stage.
  * Block 0 writes the last residual.
  *
  * Shapes: d_model 128 or 256, d_inner = 32 C for C in 4, 8, 16, d_state
@@ -78,6 +81,58 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
     __syncthreads();
     for (int l = 0; l < a.n_layer; l++) {
         const stk_layer &P = a.L[l];
+        /* Every weight of the layer this thread will read, and its conv and
+         * scan states, loaded first: none depends on the layer's input, so
+         * their L2 latencies overlap one another and the norm instead of
+         * following the barriers one stage at a time. */
+        float4 wv[STK_RG][DQ]; /* in_proj: rows r0 + g STK_WARPS (r0 = warp) */
+        static_assert(2 * CH == STK_WARPS * STK_RG, "a warp's in_proj rows are one group");
+#pragma unroll
+        for (int g = 0; g < STK_RG; g++) {
+            const int r = warp + g * STK_WARPS, row = r < CH ? c0 + r : DI + c0 + (r - CH);
+            const float4 *wr = reinterpret_cast<const float4 *>(P.in_proj + (size_t)row * D);
+#pragma unroll
+            for (int q = 0; q < DQ; q++) wv[g][q] = wr[lane + 32 * q];
+        }
+        float wx[STK_OW]; /* x_proj: outputs warp + u STK_WARPS, channel c0 + lane */
+#pragma unroll
+        for (int u = 0; u < STK_OW; u++) {
+            const int o = warp + u * STK_WARPS;
+            wx[u] = o < XD ? P.x_proj[(size_t)o * DI + c0 + lane] : 0.f;
+        }
+        /* conv (threads < CH: channel c0 + threadIdx.x): taps, bias, state */
+        float cw[4] = {0.f, 0.f, 0.f, 0.f}, cst[3] = {0.f, 0.f, 0.f}, cb = 0.f;
+        if (threadIdx.x < CH) {
+            const int ch = c0 + threadIdx.x;
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+                if (k < K) cw[k] = P.conv_w[(size_t)ch * K + k];
+#pragma unroll
+            for (int k = 0; k < 3; k++)
+                if (k < K - 1) cst[k] = P.conv_state[(size_t)k * DI + ch];
+            cb = P.conv_b ? P.conv_b[ch] : 0.f;
+        }
+        /* the scan: (channel j, state n) pairs p = threadIdx.x + i STK_THREADS */
+        constexpr int SP = CH * STK_N / STK_THREADS;
+        static_assert(CH * STK_N % STK_THREADS == 0, "whole scan pairs a thread");
+        float sA[SP], sh[SP], sdb[SP], sD[SP];
+#pragma unroll
+        for (int i = 0; i < SP; i++) {
+            const int p = threadIdx.x + i * STK_THREADS, ch = c0 + p / STK_N, n = p % STK_N;
+            sA[i] = -expf(P.A_log[(size_t)ch * STK_N + n]);
+            sh[i] = P.ssm_state[(size_t)ch * STK_N + n];
+            sdb[i] = P.dt_b[ch];
+            sD[i] = P.D[ch];
+        }
+        /* out_proj: output threadIdx.x (D <= STK_THREADS), its CH weights */
+        static_assert(D <= STK_THREADS, "an out_proj output a thread");
+        float4 wo[CH / 4];
+        if (threadIdx.x < D) {
+            const float4 *wr = reinterpret_cast<const float4 *>(P.out_proj + (size_t)threadIdx.x * DI + c0);
+#pragma unroll
+            for (int j = 0; j < CH / 4; j++) wo[j] = wr[j];
+        }
+
         /* 1: norm, the block's in_proj rows (x rows c0 + r, z rows DI + c0 + r), conv + SiLU */
         {
             float ss = 0.f;
@@ -86,17 +141,7 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
             for (int i = threadIdx.x; i < D; i += STK_THREADS) xn[i] = h[i] * r * P.norm_w[i];
             __syncthreads();
         }
-        /* a warp's rows STK_RG at a time, every load issued before any
-         * sum: one L2 latency a group, not one a row */
-        for (int r0 = warp; r0 < 2 * CH; r0 += STK_WARPS * STK_RG) {
-            float4 wv[STK_RG][DQ];
-#pragma unroll
-            for (int g = 0; g < STK_RG; g++) {
-                const int r = r0 + g * STK_WARPS, row = r < CH ? c0 + r : DI + c0 + (r - CH);
-                const float4 *wr = reinterpret_cast<const float4 *>(P.in_proj + (size_t)row * D);
-#pragma unroll
-                for (int q = 0; q < DQ; q++) wv[g][q] = wr[lane + 32 * q];
-            }
+        {
             const float4 *xv = reinterpret_cast<const float4 *>(xn);
 #pragma unroll
             for (int g = 0; g < STK_RG; g++) {
@@ -107,36 +152,33 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
                     s += w4.x * x4.x + w4.y * x4.y + w4.z * x4.z + w4.w * x4.w;
                 }
                 s = mb_warp_sum(s);
-                if (lane == 0) xz[r0 + g * STK_WARPS] = s;
+                if (lane == 0) xz[warp + g * STK_WARPS] = s;
             }
         }
         __syncthreads();
         if (threadIdx.x < CH) {
             const int j = threadIdx.x, ch = c0 + j;
-            const float *cw = P.conv_w + (size_t)ch * K;
-            float *cs = P.conv_state;
-            float s = (P.conv_b ? P.conv_b[ch] : 0.f) + cw[K - 1] * xz[j];
-            for (int k = 0; k < K - 1; k++) s += cw[k] * cs[(size_t)k * DI + ch];
-            for (int k = 0; k < K - 2; k++) cs[(size_t)k * DI + ch] = cs[(size_t)(k + 1) * DI + ch];
-            if (K > 1) cs[(size_t)(K - 2) * DI + ch] = xz[j];
+            /* taps 0 .. K-2 on the state, K-1 on the newest input */
+            float s = cb;
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+                if (k < K - 1) s += cw[k] * cst[k];
+                else if (k == K - 1) s += cw[k] * xz[j];
+            /* the state shifted by one, the newest input last */
+#pragma unroll
+            for (int k = 0; k < 3; k++)
+                if (k < K - 2) P.conv_state[(size_t)k * DI + ch] = cst[k + 1];
+                else if (k == K - 2) P.conv_state[(size_t)k * DI + ch] = xz[j];
             xc[j] = stk_silu(s);
         }
         __syncthreads();
-        /* 2: x_proj over the block's channels (lane j: channel c0 + j),
+        /* 2: x_proj over the block's channels (lane: channel c0 + lane),
          * summed over the cluster */
-        {
-            float wx[STK_OW];
 #pragma unroll
-            for (int u = 0; u < STK_OW; u++) {
-                const int o = warp + u * STK_WARPS;
-                wx[u] = o < XD ? P.x_proj[(size_t)o * DI + c0 + lane] : 0.f;
-            }
-#pragma unroll
-            for (int u = 0; u < STK_OW; u++) {
-                const int o = warp + u * STK_WARPS;
-                const float s = mb_warp_sum(wx[u] * xc[lane]);
-                if (lane == 0 && o < XD) part_x[o] = s;
-            }
+        for (int u = 0; u < STK_OW; u++) {
+            const int o = warp + u * STK_WARPS;
+            const float s = mb_warp_sum(wx[u] * xc[lane]);
+            if (lane == 0 && o < XD) part_x[o] = s;
         }
         cl.sync();
         if (threadIdx.x < XD) {
@@ -146,33 +188,31 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
         }
         __syncthreads();
         /* 3: dt, the scan and the gate; (channel j, state n) on thread 16 j + n */
-        for (int p = threadIdx.x; p < CH * STK_N; p += STK_THREADS) {
-            const int j = p / STK_N, n = p % STK_N, ch = c0 + j;
-            float dv = P.dt_b[ch];
+#pragma unroll
+        for (int i = 0; i < SP; i++) {
+            const int p = threadIdx.x + i * STK_THREADS, j = p / STK_N, n = p % STK_N, ch = c0 + j;
+            float dv = sdb[i];
             for (int k = 0; k < R; k++) dv += P.dt_w[(size_t)ch * R + k] * dbc[k];
             const float dt = stk_softplus(dv);
-            float *hs = P.ssm_state + (size_t)ch * STK_N + n;
-            const float A = -expf(P.A_log[(size_t)ch * STK_N + n]);
-            const float hn = expf(dt * A) * *hs + dt * dbc[R + n] * xc[j];
-            *hs = hn;
+            const float hn = expf(dt * sA[i]) * sh[i] + dt * dbc[R + n] * xc[j];
+            P.ssm_state[(size_t)ch * STK_N + n] = hn;
             float v = dbc[R + STK_N + n] * hn;
 #pragma unroll
             for (int s = STK_N / 2; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
-            if (n == 0) y[j] = (v + P.D[ch] * xc[j]) * stk_silu(xz[CH + j]);
+            if (n == 0) y[j] = (v + sD[i] * xc[j]) * stk_silu(xz[CH + j]);
         }
         __syncthreads();
         /* 4: out_proj over the block's channels, summed over the cluster
          * into the residual */
-        for (int i = threadIdx.x; i < D; i += STK_THREADS) {
-            const float4 *wr = reinterpret_cast<const float4 *>(P.out_proj + (size_t)i * DI + c0);
+        if (threadIdx.x < D) {
             const float4 *yv = reinterpret_cast<const float4 *>(y);
             float s = 0.f;
 #pragma unroll
             for (int j = 0; j < CH / 4; j++) {
-                const float4 w4 = wr[j], y4 = yv[j];
+                const float4 w4 = wo[j], y4 = yv[j];
                 s += w4.x * y4.x + w4.y * y4.y + w4.z * y4.z + w4.w * y4.w;
             }
-            part_out[i] = s;
+            part_out[threadIdx.x] = s;
         }
         cl.sync();
         for (int i = threadIdx.x; i < D; i += STK_THREADS) {
