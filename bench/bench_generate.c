@@ -4,11 +4,13 @@
  * batch-1 token is the weights read once (bytes / the device's read
  * bandwidth, measured here). Prints a table; no pass/fail.
  *
- *   bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|130m|2.8b] [--batch B]
+ *   bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|small|130m|2.8b] [--batch B]
  *                  [--weights fp32|bf16|int8]
  *
- * Shapes: the DNA model (d256 x 8, vocab 16), the 130m shape (d768 x 24,
- * vocab 50280), and on a GPU the 2.8b shape (d2560 x 64). */
+ * Shapes: the DNA model (d256 x 8, vocab 16), mamba-dna's default (small:
+ * d128 x 4), the 130m shape (d768 x 24, vocab 50280), and on a GPU the
+ * 2.8b shape (d2560 x 64). MB_CUDA_STEP=cluster times the batch-1 rows of
+ * the first two through one kernel a token (ops/stack_step.cu). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,7 +136,7 @@ int main(int argc, char **argv)
                  (!strcmp(argv[i + 1], "fp32") || !strcmp(argv[i + 1], "bf16") || !strcmp(argv[i + 1], "int8")))
             g_weights = argv[++i];
         else {
-            fprintf(stderr, "usage: bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|130m|2.8b] "
+            fprintf(stderr, "usage: bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|small|130m|2.8b] "
                             "[--batch B] [--weights fp32|bf16|int8]\n");
             return 2;
         }
@@ -154,10 +156,13 @@ int main(int argc, char **argv)
     printf("; fp32 weights; random weights, temperature 1 (k50 p.9: top-k 50, top-p 0.9)\n\n");
     printf("| model                  | batch | what                    | per token    | throughput             | floor        |\n");
     printf("|------------------------|-------|-------------------------|--------------|------------------------|--------------|\n");
-    const shape dna = {"dna d256 x8 vocab 16", 256, 8, 16}, s130 = {"130m d768 x24 v50280", 768, 24, 50280},
+    /* small: mamba-dna pretrain's default model */
+    const shape dna = {"dna d256 x8 vocab 16", 256, 8, 16}, small = {"small d128 x4 vocab 16", 128, 4, 16},
+                s130 = {"130m d768 x24 v50280", 768, 24, 50280},
                 s28 = {"2.8b d2560 x64 v50280", 2560, 64, 50280};
     const int nt = n_tokens ? n_tokens : (quick ? 16 : gpu ? 256 : 64);
     row(ctx, &dna, 1, nt * 8, 0, bw, &plain);
+    row(ctx, &small, 1, nt * 8, 0, bw, &plain);
     row(ctx, &dna, 4, nt * 4, 0, bw, &plain);
     row(ctx, &dna, quick ? 8 : 64, nt * 2, 0, bw, &plain);
     row(ctx, &s130, 1, nt, 0, bw, &plain);
