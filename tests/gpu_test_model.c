@@ -369,10 +369,10 @@ static void test_lm_sample(void **s)
     mb_model_free(mc), mb_model_free(mg);
 }
 
-/* The LM's batch-1 step as one kernel on a thread-block cluster
- * (mb_stack_step; MB_CUDA_STEP=cluster asks for it, on a context of its
- * own): the DNA model's width at 3 layers, steps against the CPU's and
- * draws replayed on the CPU. Thread-block clusters need compute 9.0+; on
+/* The LM's step as one kernel on thread-block clusters (mb_stack_step;
+ * MB_CUDA_STEP=cluster asks for it, on a context of its own): the DNA
+ * model's width at 3 layers, steps against the CPU's and draws replayed on
+ * the CPU, at 1, 3, 5 and 9 rows. Thread-block clusters need compute 9.0+; on
  * an older GPU the test says so and is skipped. */
 static void test_lm_cluster(void **s)
 {
@@ -392,35 +392,43 @@ static void test_lm_cluster(void **s)
     mb_params *ps = &mc->params;
     for (size_t i = 0; i < ps->total; i++) ps->data[i] += 0.05f * (float)mb_rng_normal(&r);
     assert_int_equal(mb_dev_upload(g2, mg->params.data, ps->data, ps->total * 4), 0);
-    const int used = mb_lm_stack_step_used(mg);
-    /* the CPU never takes it; nor does the same model without the switch */
-    assert_int_equal(mb_lm_stack_step_used(mc), 0);
+    const int used = mb_lm_stack_step_used(mg, 1) && mb_lm_stack_step_used(mg, 5);
+    /* the CPU never takes it */
+    assert_int_equal(mb_lm_stack_step_used(mc, 1), 0);
     if (!used) {
         printf("# no thread-block clusters on this GPU (compute < 9.0): the cluster step not tested\n");
         mb_model_free(mc), mb_model_free(mg);
         mb_ctx_free(g2);
         skip();
     }
+    /* one row (a cluster), and 5 (a cluster of 8 rows, 3 of them idle) */
     const int L = 24, V = mb_config_vocab_padded(&cfg);
-    float *lc = malloc((size_t)V * 4), *lg = malloc((size_t)V * 4);
-    assert_true(lc && lg);
-    mb_state *sc = mb_state_create(mc, 1), *sg = mb_state_create(mg, 1);
-    assert_true(sc && sg);
-    double worst = 0;
-    for (int t = 0; t < L; t++) {
-        const int32_t tok = (int32_t)mb_rng_below(&r, (uint32_t)cfg.vocab_size);
-        assert_int_equal(mb_model_step(mc, sc, &tok, lc), 0);
-        assert_int_equal(mb_model_step(mg, sg, &tok, lg), 0);
-        const double e = mb_test_rel_err(lg, lc, (size_t)V);
-        if (e > worst) worst = e;
+    for (int B = 1; B <= 5; B += 4) {
+        float *lc = malloc((size_t)B * V * 4), *lg = malloc((size_t)B * V * 4);
+        int32_t tok[5];
+        assert_true(lc && lg);
+        mb_state *sc = mb_state_create(mc, B), *sg = mb_state_create(mg, B);
+        assert_true(sc && sg);
+        double worst = 0;
+        for (int t = 0; t < L; t++) {
+            for (int b = 0; b < B; b++) tok[b] = (int32_t)mb_rng_below(&r, (uint32_t)cfg.vocab_size);
+            assert_int_equal(mb_model_step(mc, sc, tok, lc), 0);
+            assert_int_equal(mb_model_step(mg, sg, tok, lg), 0);
+            const double e = mb_test_rel_err(lg, lc, (size_t)B * V);
+            if (e > worst) worst = e;
+        }
+        printf("# LM step on clusters (d_model 256 x 3, %d rows) vs the CPU over %d steps: rel err %.2e\n", B, L, worst);
+        assert_true(worst < 1e-5);
+        mb_state_free(sc), mb_state_free(sg);
+        free(lc), free(lg);
     }
-    printf("# LM step on a cluster (d_model 256 x 3) vs the CPU over %d steps: rel err %.2e\n", L, worst);
-    assert_true(worst < 1e-5);
-    mb_state_free(sc), mb_state_free(sg);
-    free(lc), free(lg);
-    /* draws: eager steps, then the graph's */
+    /* draws: eager steps, then the graph's; 1 row, 3 (a cluster of 4), 9
+     * (two clusters of 8) */
     const mb_sampler sp = {.temperature = 1.f, .top_p = 0.95f, .seed = 31};
-    assert_true(mb_test_sample_replay(mg, mc, 1, gpu_test_small() ? 20 : 60, &sp, 1e-5) <= 1);
+    const int nd = gpu_test_small() ? 20 : 60;
+    assert_true(mb_test_sample_replay(mg, mc, 1, nd, &sp, 1e-5) <= 1);
+    assert_true(mb_test_sample_replay(mg, mc, 3, nd / 2, &sp, 1e-5) <= 1);
+    assert_true(mb_test_sample_replay(mg, mc, 9, nd / 2, &sp, 1e-5) <= 1);
     mb_model_free(mc), mb_model_free(mg);
     mb_ctx_free(g2);
 }

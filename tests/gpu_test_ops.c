@@ -1059,14 +1059,14 @@ static void test_block_step(void **state)
  * output at each step, every layer's states at the end. Layer 0 reads its
  * row from an embedding table (tok) or from h. Returns whether the GPU ran
  * the shapes in its one cluster kernel (mb_stack_step_fits). */
-static int stack_step_case(mb_rng *r, int nl, int d, int Di, int K, int R, int cplx, int tok, int steps)
+static int stack_step_case(mb_rng *r, int B, int nl, int d, int Di, int K, int R, int cplx, int tok, int steps)
 {
     const int N = 16, nbc = cplx ? 2 * N : N, xd = R + 2 * nbc, V = 7;
     mb_block_step_params pc[4], pg[4];
     float *hw[4][12];
     void *dw[4][12];
     assert_true(nl <= 4);
-    const size_t ncs = (size_t)(K - 1) * Di, nss = (size_t)Di * nbc;
+    const size_t ncs = (size_t)B * (K - 1) * Di, nss = (size_t)B * Di * nbc;
     for (int l = 0; l < nl; l++) {
         const size_t n[12] = {(size_t)d, (size_t)2 * Di * d, (size_t)Di * K, (size_t)Di, (size_t)xd * Di,
                               (size_t)Di * R, (size_t)Di, (size_t)Di * N, (size_t)Di * N, (size_t)Di,
@@ -1080,7 +1080,7 @@ static int stack_step_case(mb_rng *r, int nl, int d, int Di, int K, int R, int c
         /* the states: conv (K-1, Di) with a guard float after it, then ssm */
         hw[l][11] = h_uniform(r, ncs + 1 + nss, -1, 1);
         dw[l][11] = d_from(hw[l][11], ncs + 1 + nss);
-        mb_block_step_params p = {.batch = 1, .d_model = d, .d_inner = Di, .d_state = N, .d_conv = K,
+        mb_block_step_params p = {.batch = B, .d_model = d, .d_inner = Di, .d_state = N, .d_conv = K,
                                   .dt_rank = R, .is_complex = cplx, .eps = 1e-5f};
         pc[l] = pg[l] = p;
         float *const *w = hw[l];
@@ -1100,25 +1100,28 @@ static int stack_step_case(mb_rng *r, int nl, int d, int Di, int K, int R, int c
     assert_int_equal(mb_arena_init(&gws, g_gpu, mb_stack_step_workspace(g_gpu, nl, pg)), 0);
     double worst = 0;
     for (int t = 0; t < steps; t++) {
-        int32_t tk = (int32_t)mb_rng_below(r, (uint32_t)V);
-        int32_t *d_tk = d_from(&tk, 1);
-        float *h = tok ? NULL : h_uniform(r, (size_t)d, -2, 2), *d_h = tok ? NULL : d_from(h, (size_t)d);
-        pc[0].tokens = tok ? &tk : NULL, pc[0].embed = tok ? emb : NULL;
+        int32_t tk[16];
+        assert_true(B <= 16);
+        for (int b = 0; b < B; b++) tk[b] = (int32_t)mb_rng_below(r, (uint32_t)V);
+        int32_t *d_tk = d_from(tk, (size_t)B);
+        const size_t nh = (size_t)B * d;
+        float *h = tok ? NULL : h_uniform(r, nh, -2, 2), *d_h = tok ? NULL : d_from(h, nh);
+        pc[0].tokens = tok ? tk : NULL, pc[0].embed = tok ? emb : NULL;
         pg[0].tokens = tok ? d_tk : NULL, pg[0].embed = tok ? d_emb : NULL;
-        float *oc = h_nan((size_t)d), *d_o = d_new_nan((size_t)d);
+        float *oc = h_nan(nh), *d_o = d_new_nan(nh);
         mb_stack_step(g_cpu, nl, pc, h, oc, &ws);
         assert_int_equal(mb_ctx_check(g_cpu), 0);
         mb_stack_step(g_gpu, nl, pg, d_h, d_o, &gws);
         assert_int_equal(mb_ctx_check(g_gpu), 0);
-        float *og = h_from(d_o, (size_t)d);
-        const double e = view_err(og, oc, 1, d, d);
+        float *og = h_from(d_o, nh);
+        const double e = view_err(og, oc, B, d, d);
         if (e > worst) worst = e;
         free(h), free(oc), free(og);
         d_free(d_h), d_free(d_o), d_free(d_tk);
     }
     char what[160];
-    snprintf(what, sizeof what, "stack_step%s %d layers d=%d Di=%d K=%d R=%d %s %s", fits ? " (cluster)" : "", nl, d, Di,
-             K, R, cplx ? "complex" : "real", tok ? "tokens" : "h");
+    snprintf(what, sizeof what, "stack_step%s B=%d, %d layers d=%d Di=%d K=%d R=%d %s %s", fits ? " (cluster)" : "", B, nl,
+             d, Di, K, R, cplx ? "complex" : "real", tok ? "tokens" : "h");
     check(what, worst, tol_sum(Di) * nl);
     for (int l = 0; l < nl; l++) {
         float *sg = h_from(dw[l][11], ncs + 1 + nss);
@@ -1142,15 +1145,20 @@ static void test_stack_step(void **state)
     mb_rng r;
     seed_rng(&r, 130);
     /* layer by layer on every GPU: complex A, d_model 64 */
-    assert_int_equal(stack_step_case(&r, 2, 64, 128, 4, 4, 1, 1, 3), 0);
-    assert_int_equal(stack_step_case(&r, 3, 64, 128, 4, 4, 0, 0, 3), 0);
+    assert_int_equal(stack_step_case(&r, 1, 2, 64, 128, 4, 4, 1, 1, 3), 0);
+    assert_int_equal(stack_step_case(&r, 3, 3, 64, 128, 4, 4, 0, 0, 3), 0);
     /* the cluster kernel: the DNA model's width (16 blocks), mamba-dna's
-     * default (d_model 128: 8 blocks), expand 1 (4 blocks), K 2, dt_rank 64 */
+     * default (d_model 128: 8 blocks), expand 1 (4 blocks), K 2 and dt_rank
+     * 64, K 3 and dt_rank 1; one row, a cluster of 4 rows (3 used), of 8
+     * (5 used), two of 8 (the second with 3) */
     int ran = 0, cases = 0;
-    ran += stack_step_case(&r, 3, 256, 512, 4, 16, 0, 1, 4), cases++;
-    ran += stack_step_case(&r, 4, 128, 256, 4, 8, 0, 1, 4), cases++;
-    ran += stack_step_case(&r, 2, 128, 128, 2, 64, 0, 0, 3), cases++;
-    ran += stack_step_case(&r, 1, 256, 512, 3, 1, 0, 0, 5), cases++;
+    ran += stack_step_case(&r, 1, 3, 256, 512, 4, 16, 0, 1, 4), cases++;
+    ran += stack_step_case(&r, 1, 4, 128, 256, 4, 8, 0, 1, 4), cases++;
+    ran += stack_step_case(&r, 1, 2, 128, 128, 2, 64, 0, 0, 3), cases++;
+    ran += stack_step_case(&r, 1, 1, 256, 512, 3, 1, 0, 0, 5), cases++;
+    ran += stack_step_case(&r, 3, 2, 256, 512, 4, 16, 0, 1, 3), cases++;
+    ran += stack_step_case(&r, 5, 3, 128, 256, 4, 8, 0, 0, 3), cases++;
+    ran += stack_step_case(&r, 11, 2, 256, 512, 4, 16, 0, 1, 3), cases++;
     if (ran < cases) {
         /* thread-block clusters need compute 9.0+: these ran layer by layer */
         printf("# stack step: %d of %d cluster shapes not run in the cluster kernel on this GPU\n", cases - ran, cases);

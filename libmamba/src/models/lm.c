@@ -382,11 +382,11 @@ static void lm_state_reset(mb_state *st)
     mb_dev_zero(m->ctx, s->buf, total * sizeof(float));
 }
 
-/* Whether a batch-1 step runs every layer as one mb_stack_step (where the
+/* Whether a step of B rows runs every layer as one mb_stack_step (where the
  * device prefers it: a GPU's cluster kernel, ops/stack_step.cu), filling bp
  * for it: layer 0 reads the embedding of s->tok itself. Without s, the
  * answer alone (the states' pointers are not needed for it). */
-static int lm_stack_params(const mb_model *m, lm_state *s, mb_block_step_params *bp)
+static int lm_stack_params(const mb_model *m, lm_state *s, int B, mb_block_step_params *bp)
 {
     const lm_net *n = net(m);
     const int nl = m->cfg.n_layer;
@@ -394,14 +394,14 @@ static int lm_stack_params(const mb_model *m, lm_state *s, mb_block_step_params 
     mb_mixer_state none = {0};
     const mb_block_io io0 = {.tokens = s ? s->tok : NULL, .embed = mb_param_data(&m->params, n->bb.embed.p_w)};
     for (int l = 0; l < nl; l++)
-        bp[l] = mb_layer_step_params(&n->bb.layers[l], &m->params, 1, s ? &s->layers[l] : &none, l ? NULL : &io0);
+        bp[l] = mb_layer_step_params(&n->bb.layers[l], &m->params, B, s ? &s->layers[l] : &none, l ? NULL : &io0);
     return mb_stack_step_prefers(m->ctx, nl, bp);
 }
 
-int mb_lm_stack_step_used(const mb_model *m)
+int mb_lm_stack_step_used(const mb_model *m, int B)
 {
     mb_block_step_params bp[MB_STACK_STEP_MAX_LAYERS];
-    return m->arch == &mb_arch_lm && lm_stack_params(m, NULL, bp);
+    return m->arch == &mb_arch_lm && lm_stack_params(m, NULL, B, bp);
 }
 
 /* The L tokens (B, L) in s->tok through the layers from the state: returns
@@ -416,7 +416,7 @@ static const float *lm_state_layers(mb_model *m, lm_state *s, int L)
     const int B = s->pub.B, M = B * L;
     float *h = s->h0, *hn = s->h1;
     mb_block_step_params bp[MB_STACK_STEP_MAX_LAYERS];
-    if (L == 1 && B == 1 && lm_stack_params(m, s, bp)) {
+    if (L == 1 && lm_stack_params(m, s, B, bp)) {
         mb_stack_step(ctx, m->cfg.n_layer, bp, NULL, hn, &s->ws);
         return mb_ctx_check(ctx) ? NULL : hn;
     }

@@ -180,9 +180,9 @@ int mb_gen_run(mb_gen *g, mb_ctx *ctx, const mb_gen_fns *f, int n, int64_t *draw
  * training asks, mb_params_grad_ensure). mb_model_alloc: both. */
 mb_model *mb_model_build(mb_ctx *ctx, const mb_config *cfg);
 int mb_model_alloc_params(mb_model *m);
-/* Whether an LM's batch-1 step runs all its layers as one mb_stack_step (a
- * GPU's cluster kernel); 0 for other architectures. For tests and benches. */
-int mb_lm_stack_step_used(const mb_model *m);
+/* Whether an LM's step of B rows runs all its layers as one mb_stack_step
+ * (a GPU's cluster kernel); 0 for other architectures. For tests. */
+int mb_lm_stack_step_used(const mb_model *m, int B);
 mb_model *mb_model_alloc(mb_ctx *ctx, const mb_config *cfg);
 /* Tokens (or, with allow_ignore, targets that may be MB_IGNORE_INDEX) in
  * [0, vocab_size); -1 with "WHAT n at position i is outside ..." if not. */

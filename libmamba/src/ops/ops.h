@@ -407,14 +407,14 @@ void mb_block_step(MB_OPS_BLOCK_STEP_ARGS);
 void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS);
 size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p);
 
-/* A stack of block steps in one call, at batch 1: out = the last of n_layer
- * block steps, each layer's output the next one's input (h and out are
- * distinct; layer[0] may read its row from an embedding table, as
- * mb_block_step does, and later layers must not). The CPU runs them one
- * by one (the reference). A GPU runs them all in one kernel on one cluster
- * of thread blocks where mb_stack_step_fits says it can (ops/stack_step.cu:
- * a narrow model's batch-1 step is latency, dozens of dependent kernels a
- * token), else one by one too. */
+/* A stack of block steps in one call: out = the last of n_layer block
+ * steps, each layer's output the next one's input (h and out are distinct;
+ * every layer has the same batch; layer[0] may read its rows from an
+ * embedding table, as mb_block_step does, and later layers must not). The
+ * CPU runs them one by one (the reference). A GPU runs them all in one
+ * kernel, a cluster of thread blocks per few rows, where
+ * mb_stack_step_fits says it can (ops/stack_step.cu: a narrow model's step
+ * is latency, dozens of dependent kernels a token), else one by one too. */
 #define MB_STACK_STEP_MAX_LAYERS 32
 #define MB_OPS_STACK_STEP_ARGS mb_ctx *ctx, int n_layer, const mb_block_step_params *layer, const float *h, \
     float *out, mb_arena *ws

@@ -1,5 +1,5 @@
-/* A stack of block steps at batch 1 on the GPU, every layer in ONE kernel
- * on one cluster of C thread blocks (compute 9.0+): the maths of
+/* A stack of block steps on the GPU, every layer in ONE kernel, a cluster of
+ * C thread blocks per few rows (compute 9.0+): the maths of
  * ops/stack_step.c (mb_block_step layer after layer).
  *
  * Why: a narrow model's step at batch 1 is latency. The DNA model (d_model
@@ -8,7 +8,7 @@
  * weights stay in L2. Here block c of the cluster owns d_inner channels
  * [c CH, (c+1) CH), CH = 32: their rows of in_proj (x and z), their conv
  * and scan states, their columns of x_proj and out_proj; every block keeps
- * its own copy of the residual row. A layer:
+ * its own copy of the residual rows. A layer:
  *   1  RMSNorm of the residual (each block, redundantly), the block's
  *      in_proj rows, conv + SiLU: local
  *   2  x_proj's partial sums over the block's channels -> cluster barrier
@@ -17,7 +17,9 @@
  *      on 16 neighbouring lanes)
  *   4  out_proj's partial sums -> cluster barrier -> each block adds the C
  *      partials to its residual
- * Two cluster barriers a layer. A partial buffer is rewritten only after
+ * A cluster takes MR rows of the batch (1 at batch 1, else 4 or 8: each
+ * block reads its weights once for all of them), so B rows are
+ * ceil(B / MR) independent clusters. Two cluster barriers a layer. A partial buffer is rewritten only after
  * the next barrier, which every reader of its old contents has passed.
  * Each thread loads every weight and state it will read in a layer at the
  * layer's start (up to 255 registers, one block an SM), so their L2
@@ -51,9 +53,9 @@ struct stk_layer {
     float *conv_state, *ssm_state;
 };
 struct stk_args {
-    int n_layer, d, di, K, R;
+    int n_layer, B, K, R;
     float eps;
-    const int32_t *tokens; /* layer 0's row: embed[tokens[0]], or h */
+    const int32_t *tokens; /* layer 0's rows: embed[tokens[b]], or h's */
     const float *embed, *h;
     float *out;
     stk_layer L[MB_STACK_STEP_MAX_LAYERS];
@@ -62,30 +64,39 @@ struct stk_args {
 static __device__ __forceinline__ float stk_silu(float x) { return x / (1.f + expf(-x)); }
 static __device__ __forceinline__ float stk_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
 
-template <int C, int DQ>
+template <int C, int DQ, int MR>
 static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const stk_args a)
 {
     constexpr int D = 128 * DQ, CH = STK_CH, DI = C * CH;
-    __shared__ __align__(16) float h[D], xn[D], part_out[D];
-    __shared__ __align__(16) float y[CH];
-    __shared__ float xz[2 * CH], xc[CH], part_x[STK_XD_MAX], dbc[STK_XD_MAX], red[32];
+    static_assert(MR <= STK_WARPS && MR * CH <= STK_THREADS, "a warp a row's norm, a thread a row's channel");
+    __shared__ __align__(16) float h[MR][D], xn[MR][D], y[MR][CH];
+    __shared__ float part_out[MR][D], xz[MR][2 * CH], xc[MR][CH], part_x[MR][STK_XD_MAX], dbc[MR][STK_XD_MAX];
     cg::cluster_group cl = cg::this_cluster();
     const int me = (int)cl.block_rank(), c0 = me * CH;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int K = a.K, R = a.R, XD = R + 2 * STK_N;
+    /* the cluster's rows: b0 .. b0 + nm - 1 (rows past the batch compute
+     * on zeros and store nothing) */
+    const int b0 = (int)(blockIdx.x / C) * MR, nm = min(MR, a.B - b0);
 
-    /* the row and the states are the kernels' before this one */
+    /* the rows and the states are the kernels' before this one */
     mb_pdl_wait();
-    const float *src = a.tokens ? a.embed + (size_t)a.tokens[0] * D : a.h;
-    for (int i = threadIdx.x; i < D; i += STK_THREADS) h[i] = src[i];
+    for (int i = threadIdx.x; i < MR * D; i += STK_THREADS) {
+        const int m = i / D, k = i - m * D;
+        float v = 0.f;
+        if (m < nm) v = a.tokens ? a.embed[(size_t)a.tokens[b0 + m] * D + k] : a.h[(size_t)(b0 + m) * D + k];
+        h[m][k] = v;
+    }
     __syncthreads();
     for (int l = 0; l < a.n_layer; l++) {
         const stk_layer &P = a.L[l];
+        float *conv_state = P.conv_state + (size_t)b0 * (K - 1) * DI; /* (B, K-1, Di) */
+        float *ssm_state = P.ssm_state + (size_t)b0 * DI * STK_N;     /* (B, Di, N) */
         /* Every weight of the layer this thread will read, and its conv and
          * scan states, loaded first: none depends on the layer's input, so
          * their L2 latencies overlap one another and the norm instead of
          * following the barriers one stage at a time. */
-        float4 wv[STK_RG][DQ]; /* in_proj: rows r0 + g STK_WARPS (r0 = warp) */
+        float4 wv[STK_RG][DQ]; /* in_proj: rows warp + g STK_WARPS */
         static_assert(2 * CH == STK_WARPS * STK_RG, "a warp's in_proj rows are one group");
 #pragma unroll
         for (int g = 0; g < STK_RG; g++) {
@@ -100,29 +111,33 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
             const int o = warp + u * STK_WARPS;
             wx[u] = o < XD ? P.x_proj[(size_t)o * DI + c0 + lane] : 0.f;
         }
-        /* conv (threads < CH: channel c0 + threadIdx.x): taps, bias, state */
+        /* conv (threads < MR CH: row cm, channel c0 + cj): taps, bias, state */
+        const int cm = threadIdx.x / CH, cj = threadIdx.x % CH;
+        const bool conv_live = threadIdx.x < MR * CH && cm < nm;
         float cw[4] = {0.f, 0.f, 0.f, 0.f}, cst[3] = {0.f, 0.f, 0.f}, cb = 0.f;
-        if (threadIdx.x < CH) {
-            const int ch = c0 + threadIdx.x;
+        if (conv_live) {
+            const int ch = c0 + cj;
 #pragma unroll
             for (int k = 0; k < 4; k++)
                 if (k < K) cw[k] = P.conv_w[(size_t)ch * K + k];
 #pragma unroll
             for (int k = 0; k < 3; k++)
-                if (k < K - 1) cst[k] = P.conv_state[(size_t)k * DI + ch];
+                if (k < K - 1) cst[k] = conv_state[((size_t)cm * (K - 1) + k) * DI + ch];
             cb = P.conv_b ? P.conv_b[ch] : 0.f;
         }
-        /* the scan: (channel j, state n) pairs p = threadIdx.x + i STK_THREADS */
+        /* the scan: (channel j, state n) pairs p = threadIdx.x + i STK_THREADS, every row */
         constexpr int SP = CH * STK_N / STK_THREADS;
         static_assert(CH * STK_N % STK_THREADS == 0, "whole scan pairs a thread");
-        float sA[SP], sh[SP], sdb[SP], sD[SP];
+        float sA[SP], sdb[SP], sD[SP], sh[SP][MR];
 #pragma unroll
         for (int i = 0; i < SP; i++) {
             const int p = threadIdx.x + i * STK_THREADS, ch = c0 + p / STK_N, n = p % STK_N;
             sA[i] = -expf(P.A_log[(size_t)ch * STK_N + n]);
-            sh[i] = P.ssm_state[(size_t)ch * STK_N + n];
             sdb[i] = P.dt_b[ch];
             sD[i] = P.D[ch];
+#pragma unroll
+            for (int m = 0; m < MR; m++)
+                sh[i][m] = m < nm ? ssm_state[((size_t)m * DI + ch) * STK_N + n] : 0.f;
         }
         /* out_proj: output threadIdx.x (D <= STK_THREADS), its CH weights */
         static_assert(D <= STK_THREADS, "an out_proj output a thread");
@@ -133,18 +148,21 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
             for (int j = 0; j < CH / 4; j++) wo[j] = wr[j];
         }
 
-        /* 1: norm, the block's in_proj rows (x rows c0 + r, z rows DI + c0 + r), conv + SiLU */
-        {
+        /* 1: RMSNorm (warp m: row m), the block's in_proj rows (x rows
+         * c0 + r, z rows DI + c0 + r), conv + SiLU */
+        if (warp < MR) {
+            const int m = warp;
             float ss = 0.f;
-            for (int i = threadIdx.x; i < D; i += STK_THREADS) ss += h[i] * h[i];
-            const float r = rsqrtf(mb_block_sum(ss, red) / D + a.eps);
-            for (int i = threadIdx.x; i < D; i += STK_THREADS) xn[i] = h[i] * r * P.norm_w[i];
-            __syncthreads();
+            for (int k = lane; k < D; k += 32) ss += h[m][k] * h[m][k];
+            const float r = rsqrtf(mb_warp_sum(ss) / D + a.eps);
+            for (int k = lane; k < D; k += 32) xn[m][k] = h[m][k] * r * P.norm_w[k];
         }
-        {
-            const float4 *xv = reinterpret_cast<const float4 *>(xn);
+        __syncthreads();
 #pragma unroll
-            for (int g = 0; g < STK_RG; g++) {
+        for (int g = 0; g < STK_RG; g++) {
+#pragma unroll
+            for (int m = 0; m < MR; m++) {
+                const float4 *xv = reinterpret_cast<const float4 *>(xn[m]);
                 float s = 0.f;
 #pragma unroll
                 for (int q = 0; q < DQ; q++) {
@@ -152,24 +170,29 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
                     s += w4.x * x4.x + w4.y * x4.y + w4.z * x4.z + w4.w * x4.w;
                 }
                 s = mb_warp_sum(s);
-                if (lane == 0) xz[warp + g * STK_WARPS] = s;
+                if (lane == 0) xz[m][warp + g * STK_WARPS] = s;
             }
         }
         __syncthreads();
-        if (threadIdx.x < CH) {
-            const int j = threadIdx.x, ch = c0 + j;
-            /* taps 0 .. K-2 on the state, K-1 on the newest input */
-            float s = cb;
+        if (threadIdx.x < MR * CH) {
+            float v = 0.f;
+            if (conv_live) {
+                const int ch = c0 + cj;
+                /* taps 0 .. K-2 on the state, K-1 on the newest input */
+                float s = cb;
 #pragma unroll
-            for (int k = 0; k < 4; k++)
-                if (k < K - 1) s += cw[k] * cst[k];
-                else if (k == K - 1) s += cw[k] * xz[j];
-            /* the state shifted by one, the newest input last */
+                for (int k = 0; k < 4; k++)
+                    if (k < K - 1) s += cw[k] * cst[k];
+                    else if (k == K - 1) s += cw[k] * xz[cm][cj];
+                /* the state shifted by one, the newest input last */
+                float *cs = conv_state + (size_t)cm * (K - 1) * DI;
 #pragma unroll
-            for (int k = 0; k < 3; k++)
-                if (k < K - 2) P.conv_state[(size_t)k * DI + ch] = cst[k + 1];
-                else if (k == K - 2) P.conv_state[(size_t)k * DI + ch] = xz[j];
-            xc[j] = stk_silu(s);
+                for (int k = 0; k < 3; k++)
+                    if (k < K - 2) cs[(size_t)k * DI + ch] = cst[k + 1];
+                    else if (k == K - 2) cs[(size_t)k * DI + ch] = xz[cm][cj];
+                v = stk_silu(s);
+            }
+            xc[cm][cj] = v;
         }
         __syncthreads();
         /* 2: x_proj over the block's channels (lane: channel c0 + lane),
@@ -177,127 +200,84 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
 #pragma unroll
         for (int u = 0; u < STK_OW; u++) {
             const int o = warp + u * STK_WARPS;
-            const float s = mb_warp_sum(wx[u] * xc[lane]);
-            if (lane == 0 && o < XD) part_x[o] = s;
+#pragma unroll
+            for (int m = 0; m < MR; m++) {
+                const float s = mb_warp_sum(wx[u] * xc[m][lane]);
+                if (lane == 0 && o < XD) part_x[m][o] = s;
+            }
         }
         cl.sync();
-        if (threadIdx.x < XD) {
+        for (int i = threadIdx.x; i < MR * XD; i += STK_THREADS) {
+            const int m = i / XD, o = i - m * XD;
             float s = 0.f;
-            for (int r = 0; r < C; r++) s += cl.map_shared_rank(part_x, r)[threadIdx.x];
-            dbc[threadIdx.x] = s;
+            for (int r = 0; r < C; r++) s += cl.map_shared_rank(&part_x[0][0], r)[m * STK_XD_MAX + o];
+            dbc[m][o] = s;
         }
         __syncthreads();
         /* 3: dt, the scan and the gate; (channel j, state n) on thread 16 j + n */
 #pragma unroll
         for (int i = 0; i < SP; i++) {
             const int p = threadIdx.x + i * STK_THREADS, j = p / STK_N, n = p % STK_N, ch = c0 + j;
-            float dv = sdb[i];
-            for (int k = 0; k < R; k++) dv += P.dt_w[(size_t)ch * R + k] * dbc[k];
-            const float dt = stk_softplus(dv);
-            const float hn = expf(dt * sA[i]) * sh[i] + dt * dbc[R + n] * xc[j];
-            P.ssm_state[(size_t)ch * STK_N + n] = hn;
-            float v = dbc[R + STK_N + n] * hn;
+            float dv[MR];
 #pragma unroll
-            for (int s = STK_N / 2; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
-            if (n == 0) y[j] = (v + sD[i] * xc[j]) * stk_silu(xz[CH + j]);
+            for (int m = 0; m < MR; m++) dv[m] = sdb[i];
+            for (int k = 0; k < R; k++) {
+                const float w = P.dt_w[(size_t)ch * R + k];
+#pragma unroll
+                for (int m = 0; m < MR; m++) dv[m] += w * dbc[m][k];
+            }
+#pragma unroll
+            for (int m = 0; m < MR; m++) {
+                const float dt = stk_softplus(dv[m]);
+                const float hn = expf(dt * sA[i]) * sh[i][m] + dt * dbc[m][R + n] * xc[m][j];
+                if (m < nm) ssm_state[((size_t)m * DI + ch) * STK_N + n] = hn;
+                float v = dbc[m][R + STK_N + n] * hn;
+#pragma unroll
+                for (int s = STK_N / 2; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
+                if (n == 0) y[m][j] = (v + sD[i] * xc[m][j]) * stk_silu(xz[m][CH + j]);
+            }
         }
         __syncthreads();
         /* 4: out_proj over the block's channels, summed over the cluster
          * into the residual */
         if (threadIdx.x < D) {
-            const float4 *yv = reinterpret_cast<const float4 *>(y);
-            float s = 0.f;
 #pragma unroll
-            for (int j = 0; j < CH / 4; j++) {
-                const float4 w4 = wo[j], y4 = yv[j];
-                s += w4.x * y4.x + w4.y * y4.y + w4.z * y4.z + w4.w * y4.w;
+            for (int m = 0; m < MR; m++) {
+                const float4 *yv = reinterpret_cast<const float4 *>(y[m]);
+                float s = 0.f;
+#pragma unroll
+                for (int j = 0; j < CH / 4; j++) {
+                    const float4 w4 = wo[j], y4 = yv[j];
+                    s += w4.x * y4.x + w4.y * y4.y + w4.z * y4.z + w4.w * y4.w;
+                }
+                part_out[m][threadIdx.x] = s;
             }
-            part_out[threadIdx.x] = s;
         }
         cl.sync();
-        for (int i = threadIdx.x; i < D; i += STK_THREADS) {
+        for (int i = threadIdx.x; i < MR * D; i += STK_THREADS) {
             float s = 0.f;
-            for (int r = 0; r < C; r++) s += cl.map_shared_rank(part_out, r)[i];
-            h[i] += s;
+            for (int r = 0; r < C; r++) s += cl.map_shared_rank(&part_out[0][0], r)[i];
+            h[i / D][i % D] += s;
         }
         __syncthreads();
     }
     if (me == 0)
-        for (int i = threadIdx.x; i < D; i += STK_THREADS) a.out[i] = h[i];
+        for (int i = threadIdx.x; i < nm * D; i += STK_THREADS) a.out[(size_t)b0 * D + i] = h[i / D][i % D];
     /* no block leaves while another may still read its shared memory */
     cl.sync();
 }
 
-/* Whether the device can hold one cluster of C blocks of this kernel (16 is
- * past the portable size of 8: Hopper allows it where a GPC has 16 free
- * SMs), asked once per device and instance, as bs_optin does */
-template <int C, int DQ>
-static int stk_schedulable(const mb_cuda_state *st)
-{
-    static int known[64]; /* 0 not asked, 1 yes, -1 no */
-    const int dev = st->device < 64 ? st->device : 63;
-    if (!known[dev]) {
-        cudaLaunchAttribute at[1];
-        at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = C;
-        at[0].val.clusterDim.y = 1;
-        at[0].val.clusterDim.z = 1;
-        cudaLaunchConfig_t cfg = {};
-        cfg.gridDim = dim3(C);
-        cfg.blockDim = dim3(STK_THREADS);
-        cfg.attrs = at;
-        cfg.numAttrs = 1;
-        int n = 0;
-        cudaError_t e = cudaSuccess;
-        if (C > 8) e = cudaFuncSetAttribute(stack_step_kernel<C, DQ>, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
-        if (e == cudaSuccess) e = cudaOccupancyMaxActiveClusters(&n, stack_step_kernel<C, DQ>, &cfg);
-        if (e != cudaSuccess) (void)cudaGetLastError(); /* an answer, not a failure of the context */
-        known[dev] = e == cudaSuccess && n >= 1 ? 1 : -1;
-    }
-    return known[dev] > 0;
-}
+/* rows a cluster takes: one at batch 1, else 4 or 8 (a warp a row's norm) */
+static int stk_rows(int B) { return B == 1 ? 1 : B <= 4 ? 4 : 8; }
 
-/* the cluster size for these shapes, 0: the kernel does not run them */
-static int stk_cluster(const mb_cuda_state *st, int n_layer, const mb_block_step_params *layer)
+/* One instance of the kernel. With a: launch it over a.B rows (a cluster
+ * of C blocks per MR rows), returning the launch's error. Without: whether
+ * the device can hold one cluster of it (16 blocks is past the portable
+ * size of 8: Hopper allows it where a GPC has 16 free SMs), asked once per
+ * device, as bs_optin does; 1 yes, 0 no. */
+template <int C, int DQ, int MR>
+static int stk_go(const mb_cuda_state *st, const stk_args *a)
 {
-    if (st->cc_major < 9 || n_layer < 1 || n_layer > MB_STACK_STEP_MAX_LAYERS) return 0;
-    const mb_block_step_params *p0 = &layer[0];
-    const int d = p0->d_model, di = p0->d_inner;
-    if ((d != 128 && d != 256) || di % STK_CH) return 0;
-    const int C = di / STK_CH;
-    if (C != 4 && C != 8 && C != 16) return 0;
-    for (int l = 0; l < n_layer; l++) {
-        const mb_block_step_params *p = &layer[l];
-        if (p->batch != 1 || p->d_model != d || p->d_inner != di || p->d_state != STK_N || p->is_complex ||
-            p->norm_b || p->d_conv < 2 || p->d_conv > 4 || p->dt_rank < 1 || p->dt_rank + 2 * STK_N > STK_XD_MAX ||
-            p->d_conv != p0->d_conv || p->dt_rank != p0->dt_rank || p->eps != p0->eps)
-            return 0;
-        if (p->in_proj_bf16 || p->x_proj_bf16 || p->out_proj_bf16 || p->ld_out || p->out2 || (l > 0 && p->tokens))
-            return 0;
-    }
-    const int DQ = d / 128;
-    const int ok = C == 16 ? (DQ == 2 ? stk_schedulable<16, 2>(st) : stk_schedulable<16, 1>(st))
-                   : C == 8 ? (DQ == 2 ? stk_schedulable<8, 2>(st) : stk_schedulable<8, 1>(st))
-                            : (DQ == 2 ? stk_schedulable<4, 2>(st) : stk_schedulable<4, 1>(st));
-    return ok ? C : 0;
-}
-
-extern "C" int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
-{
-    mb_cuda_state *st = mb_cuda_enter(ctx);
-    return st && stk_cluster(st, n_layer, layer) > 0;
-}
-
-extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
-{
-    mb_cuda_state *st = mb_cuda_enter(ctx);
-    return st && st->step_path == MB_STEP_CLUSTER && stk_cluster(st, n_layer, layer) > 0;
-}
-
-template <int C, int DQ>
-static cudaError_t stk_launch(const mb_cuda_state *st, const stk_args &a)
-{
-    cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute at[2];
     at[0].id = cudaLaunchAttributeClusterDimension;
     at[0].val.clusterDim.x = C;
@@ -305,12 +285,74 @@ static cudaError_t stk_launch(const mb_cuda_state *st, const stk_args &a)
     at[0].val.clusterDim.z = 1;
     at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[1].val.programmaticStreamSerializationAllowed = 1;
-    cfg.gridDim = dim3(C);
+    cudaLaunchConfig_t cfg = {};
     cfg.blockDim = dim3(STK_THREADS);
-    cfg.stream = st->stream;
     cfg.attrs = at;
+    if (!a) {
+        static int known[64]; /* 0 not asked, 1 yes, -1 no */
+        const int dev = st->device < 64 ? st->device : 63;
+        if (!known[dev]) {
+            cfg.gridDim = dim3(C);
+            cfg.numAttrs = 1;
+            int n = 0;
+            cudaError_t e = cudaSuccess;
+            if (C > 8)
+                e = cudaFuncSetAttribute(stack_step_kernel<C, DQ, MR>, cudaFuncAttributeNonPortableClusterSizeAllowed,
+                                         1);
+            if (e == cudaSuccess) e = cudaOccupancyMaxActiveClusters(&n, stack_step_kernel<C, DQ, MR>, &cfg);
+            if (e != cudaSuccess) (void)cudaGetLastError(); /* an answer, not a failure of the context */
+            known[dev] = e == cudaSuccess && n >= 1 ? 1 : -1;
+        }
+        return known[dev] > 0;
+    }
+    cfg.gridDim = dim3(C * ((a->B + MR - 1) / MR));
+    cfg.stream = st->stream;
     cfg.numAttrs = st->pdl ? 2 : 1;
-    return cudaLaunchKernelEx(&cfg, stack_step_kernel<C, DQ>, a);
+    return (int)cudaLaunchKernelEx(&cfg, stack_step_kernel<C, DQ, MR>, *a);
+}
+
+typedef int (*stk_fn)(const mb_cuda_state *, const stk_args *);
+template <int C, int DQ>
+static stk_fn stk_pick_rows(int MR)
+{
+    return MR == 1 ? stk_go<C, DQ, 1> : MR == 4 ? stk_go<C, DQ, 4> : stk_go<C, DQ, 8>;
+}
+
+/* the kernel instance for these shapes, NULL: it does not run them */
+static stk_fn stk_pick(const mb_cuda_state *st, int n_layer, const mb_block_step_params *layer)
+{
+    if (st->cc_major < 9 || n_layer < 1 || n_layer > MB_STACK_STEP_MAX_LAYERS) return NULL;
+    const mb_block_step_params *p0 = &layer[0];
+    const int d = p0->d_model, di = p0->d_inner, B = p0->batch;
+    if ((d != 128 && d != 256) || di % STK_CH || B < 1) return NULL;
+    const int C = di / STK_CH;
+    if (C != 4 && C != 8 && C != 16) return NULL;
+    for (int l = 0; l < n_layer; l++) {
+        const mb_block_step_params *p = &layer[l];
+        if (p->batch != B || p->d_model != d || p->d_inner != di || p->d_state != STK_N || p->is_complex ||
+            p->norm_b || p->d_conv < 2 || p->d_conv > 4 || p->dt_rank < 1 || p->dt_rank + 2 * STK_N > STK_XD_MAX ||
+            p->d_conv != p0->d_conv || p->dt_rank != p0->dt_rank || p->eps != p0->eps)
+            return NULL;
+        if (p->in_proj_bf16 || p->x_proj_bf16 || p->out_proj_bf16 || p->ld_out || p->out2 || (l > 0 && p->tokens))
+            return NULL;
+    }
+    const int DQ = d / 128, MR = stk_rows(B);
+    const stk_fn fn = C == 16 ? (DQ == 2 ? stk_pick_rows<16, 2>(MR) : stk_pick_rows<16, 1>(MR))
+                      : C == 8 ? (DQ == 2 ? stk_pick_rows<8, 2>(MR) : stk_pick_rows<8, 1>(MR))
+                               : (DQ == 2 ? stk_pick_rows<4, 2>(MR) : stk_pick_rows<4, 1>(MR));
+    return fn(st, NULL) ? fn : NULL;
+}
+
+extern "C" int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    return st && stk_pick(st, n_layer, layer) != NULL;
+}
+
+extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    return st && st->step_path == MB_STEP_CLUSTER && stk_pick(st, n_layer, layer) != NULL;
 }
 
 extern "C" void mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
@@ -318,26 +360,21 @@ extern "C" void mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
     (void)ws;
-    const int C = stk_cluster(st, n_layer, layer);
-    if (!C) {
+    const stk_fn fn = stk_pick(st, n_layer, layer);
+    if (!fn) {
         mb_cuda_fail(ctx, "stack_step", "internal: shapes the cluster kernel does not run (mb_stack_step_fits)",
                      __FILE__, __LINE__);
         return;
     }
     const mb_block_step_params *p0 = &layer[0];
     stk_args a = {};
-    a.n_layer = n_layer, a.d = p0->d_model, a.di = p0->d_inner, a.K = p0->d_conv, a.R = p0->dt_rank;
+    a.n_layer = n_layer, a.B = p0->batch, a.K = p0->d_conv, a.R = p0->dt_rank;
     a.eps = p0->eps, a.tokens = p0->tokens, a.embed = p0->embed, a.h = h, a.out = out;
     for (int l = 0; l < n_layer; l++) {
         const mb_block_step_params *p = &layer[l];
         a.L[l] = {p->norm_w, p->in_proj, p->conv_w, p->conv_b, p->x_proj, p->dt_w, p->dt_b, p->A_log,
                   p->D,      p->out_proj, p->conv_state, p->ssm_state};
     }
-    const int DQ = a.d / 128;
-    cudaError_t e;
-    if (C == 16) e = DQ == 2 ? stk_launch<16, 2>(st, a) : stk_launch<16, 1>(st, a);
-    else if (C == 8) e = DQ == 2 ? stk_launch<8, 2>(st, a) : stk_launch<8, 1>(st, a);
-    else e = DQ == 2 ? stk_launch<4, 2>(st, a) : stk_launch<4, 1>(st, a);
-    MB_CUDA_CHECK(ctx, e);
+    MB_CUDA_CHECK(ctx, (cudaError_t)fn(st, &a));
     MB_LAUNCH_CHECK(ctx, "stack_step_kernel");
 }
