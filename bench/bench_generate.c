@@ -153,7 +153,11 @@ int main(int argc, char **argv)
     printf("generation on %s", device);
     if (!gpu) printf(", %d threads, read bandwidth %.1f GB/s", ctx->n_threads, bw / 1e9);
     else printf(", floor: the weights read once at 4.2 TB/s");
-    printf("; fp32 weights; random weights, temperature 1 (k50 p.9: top-k 50, top-p 0.9)\n\n");
+    printf("; fp32 weights; random weights, temperature 1 (k50 p.9: top-k 50, top-p 0.9)");
+    /* the step's kernels, when forced (MB_CUDA_STEP: fused, split, layer, cluster) */
+    const char *step = getenv("MB_CUDA_STEP");
+    if (gpu && step && *step) printf("; MB_CUDA_STEP=%s", step);
+    printf("\n\n");
     printf("| model                  | batch | what                    | per token    | throughput             | floor        |\n");
     printf("|------------------------|-------|-------------------------|--------------|------------------------|--------------|\n");
     /* small: mamba-dna pretrain's default model */
