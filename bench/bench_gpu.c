@@ -34,19 +34,10 @@ int main(void)
 #include "nn/params.h"
 #include "ops/ops.h"
 #include "train/optim.h"
+#include "bench_cuda.h"
 #include "bench_util.h"
 
-/* Any failing CUDA call outside a table row ends the program: the numbers
- * after it would mean nothing. */
-#define CK(call)                                                                                  \
-    do {                                                                                          \
-        cudaError_t e_ = (call);                                                                  \
-        if (e_ != cudaSuccess) {                                                                  \
-            fprintf(stderr, "bench_gpu: %s:%d: %s: %s\n", __FILE__, __LINE__, #call,              \
-                    cudaGetErrorString(e_));                                                      \
-            exit(1);                                                                              \
-        }                                                                                         \
-    } while (0)
+#define CK(call) BENCH_CUDA_CHECK("bench_gpu", call)
 
 /* Inside a row: a CUDA failure (or a library failure that marked the
  * context) becomes the row's reason. */

@@ -29,15 +29,35 @@
 
 namespace cg = cooperative_groups;
 
-#define BL_CHECK(call)                                                                                  \
-    do {                                                                                                \
-        cudaError_t e_ = (call);                                                                        \
-        if (e_ != cudaSuccess) {                                                                        \
-            fprintf(stderr, "bench_latency: %s:%d: %s: %s\n", __FILE__, __LINE__, #call,               \
-                    cudaGetErrorString(e_));                                                            \
-            exit(1);                                                                                    \
-        }                                                                                               \
-    } while (0)
+#include "bench_cuda.h"
+
+#define BL_CHECK(call) BENCH_CUDA_CHECK("bench_latency", call)
+
+/* Milliseconds between two events on stream s: bl_tic records the first,
+ * bl_toc the second, waits for it and frees both. */
+typedef struct {
+    cudaEvent_t a, b;
+} bl_timer;
+
+static bl_timer bl_tic(cudaStream_t s)
+{
+    bl_timer t;
+    BL_CHECK(cudaEventCreate(&t.a));
+    BL_CHECK(cudaEventCreate(&t.b));
+    BL_CHECK(cudaEventRecord(t.a, s));
+    return t;
+}
+
+static float bl_toc(bl_timer t, cudaStream_t s)
+{
+    float ms;
+    BL_CHECK(cudaEventRecord(t.b, s));
+    BL_CHECK(cudaEventSynchronize(t.b));
+    BL_CHECK(cudaEventElapsedTime(&ms, t.a, t.b));
+    BL_CHECK(cudaEventDestroy(t.a));
+    BL_CHECK(cudaEventDestroy(t.b));
+    return ms;
+}
 
 /* ---- chain -------------------------------------------------------------- */
 
@@ -80,20 +100,12 @@ static double bl_chain(int K, int blocks, bool pdl, int reps)
     BL_CHECK(cudaStreamEndCapture(s, &g));
     BL_CHECK(cudaGraphInstantiate(&ge, g, 0));
     for (int i = 0; i < 3; i++) BL_CHECK(cudaGraphLaunch(ge, s)); /* warm-up */
-    cudaEvent_t e0, e1;
-    BL_CHECK(cudaEventCreate(&e0));
-    BL_CHECK(cudaEventCreate(&e1));
-    BL_CHECK(cudaEventRecord(e0, s));
+    const bl_timer t = bl_tic(s);
     for (int i = 0; i < reps; i++) BL_CHECK(cudaGraphLaunch(ge, s));
-    BL_CHECK(cudaEventRecord(e1, s));
-    BL_CHECK(cudaEventSynchronize(e1));
-    float ms;
-    BL_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+    const float ms = bl_toc(t, s);
     int got;
     BL_CHECK(cudaMemcpy(&got, c, sizeof(int), cudaMemcpyDeviceToHost));
     if (got != K * (reps + 3)) fprintf(stderr, "bench_latency: chain counted %d, expected %d\n", got, K * (reps + 3));
-    BL_CHECK(cudaEventDestroy(e0));
-    BL_CHECK(cudaEventDestroy(e1));
     BL_CHECK(cudaGraphExecDestroy(ge));
     BL_CHECK(cudaGraphDestroy(g));
     BL_CHECK(cudaStreamDestroy(s));
@@ -143,18 +155,10 @@ static double bl_cluster_ns(int C, bool xch, int K)
     cfg.blockDim = dim3(256);
     cfg.attrs = at;
     cfg.numAttrs = 1;
-    cudaEvent_t e0, e1;
-    BL_CHECK(cudaEventCreate(&e0));
-    BL_CHECK(cudaEventCreate(&e1));
     BL_CHECK(cudaLaunchKernelEx(&cfg, fn, 16, out)); /* warm-up */
-    BL_CHECK(cudaEventRecord(e0));
+    const bl_timer t = bl_tic(0);
     BL_CHECK(cudaLaunchKernelEx(&cfg, fn, K, out));
-    BL_CHECK(cudaEventRecord(e1));
-    BL_CHECK(cudaEventSynchronize(e1));
-    float ms;
-    BL_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-    BL_CHECK(cudaEventDestroy(e0));
-    BL_CHECK(cudaEventDestroy(e1));
+    const float ms = bl_toc(t, 0);
     BL_CHECK(cudaFree(out));
     return 1e6 * ms / K;
 }
@@ -172,21 +176,13 @@ static double bl_grid_ns(int blocks, int K)
 {
     int *out;
     BL_CHECK(cudaMalloc(&out, sizeof(int)));
-    cudaEvent_t e0, e1;
-    BL_CHECK(cudaEventCreate(&e0));
-    BL_CHECK(cudaEventCreate(&e1));
     int k0 = 16;
     void *a0[] = {&k0, &out};
     BL_CHECK(cudaLaunchCooperativeKernel((void *)bl_grid, dim3(blocks), dim3(256), a0, 0, 0));
     void *a[] = {&K, &out};
-    BL_CHECK(cudaEventRecord(e0));
+    const bl_timer t = bl_tic(0);
     BL_CHECK(cudaLaunchCooperativeKernel((void *)bl_grid, dim3(blocks), dim3(256), a, 0, 0));
-    BL_CHECK(cudaEventRecord(e1));
-    BL_CHECK(cudaEventSynchronize(e1));
-    float ms;
-    BL_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-    BL_CHECK(cudaEventDestroy(e0));
-    BL_CHECK(cudaEventDestroy(e1));
+    const float ms = bl_toc(t, 0);
     BL_CHECK(cudaFree(out));
     return 1e6 * ms / K;
 }
@@ -218,20 +214,12 @@ static double bl_stream_us(size_t bytes, int blocks, int R)
     BL_CHECK(cudaMemset(w, 0, bytes));
     BL_CHECK(cudaMalloc(&out, sizeof(float)));
     const size_t n = bytes / sizeof(float4);
-    cudaEvent_t e0, e1;
-    BL_CHECK(cudaEventCreate(&e0));
-    BL_CHECK(cudaEventCreate(&e1));
     bl_stream<<<blocks, 1024>>>(w, n, 2, out); /* into L2 */
     BL_CHECK(cudaGetLastError());
-    BL_CHECK(cudaEventRecord(e0));
+    const bl_timer t = bl_tic(0);
     bl_stream<<<blocks, 1024>>>(w, n, R, out);
     BL_CHECK(cudaGetLastError());
-    BL_CHECK(cudaEventRecord(e1));
-    BL_CHECK(cudaEventSynchronize(e1));
-    float ms;
-    BL_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-    BL_CHECK(cudaEventDestroy(e0));
-    BL_CHECK(cudaEventDestroy(e1));
+    const float ms = bl_toc(t, 0);
     BL_CHECK(cudaFree(w));
     BL_CHECK(cudaFree(out));
     return 1e3 * ms / R;
