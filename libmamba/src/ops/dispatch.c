@@ -140,10 +140,7 @@ void mb_block_step(MB_OPS_BLOCK_STEP_ARGS) { DISPATCH_VOID(mb_block_step, ctx, p
 void mb_stack_step(MB_OPS_STACK_STEP_ARGS)
 {
 #ifdef MB_HAVE_CUDA
-    if (MB_ON_CUDA(ctx) && mb_stack_step_fits_cuda(ctx, n_layer, layer)) {
-        mb_stack_step_cuda(ctx, n_layer, layer, h, out, ws);
-        return;
-    }
+    if (MB_ON_CUDA(ctx) && mb_stack_step_cuda(ctx, n_layer, layer, h, out, ws) == 0) return;
 #endif
     mb_stack_step_layers(ctx, n_layer, layer, h, out, ws);
 }

@@ -586,7 +586,8 @@ size_t mb_scan_workspace_cuda(mb_ctx *ctx, const mb_scan_params *p);
 void mb_scan_fwd_cuda(MB_OPS_SCAN_FWD_ARGS);
 void mb_scan_bwd_cuda(MB_OPS_SCAN_BWD_ARGS);
 void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS);
-void mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS); /* the cluster kernel: where mb_stack_step_fits_cuda */
+/* the cluster kernel; 1 (nothing done) for shapes it does not run */
+int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS);
 int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *p);

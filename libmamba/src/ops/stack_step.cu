@@ -355,17 +355,13 @@ extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_blo
     return st && st->step_path == MB_STEP_CLUSTER && stk_pick(st, n_layer, layer) != NULL;
 }
 
-extern "C" void mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
+extern "C" int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
 {
-    mb_cuda_state *st = mb_cuda_enter(ctx);
-    if (!st) return;
     (void)ws;
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return 0; /* the context has failed: nothing to fall back to */
     const stk_fn fn = stk_pick(st, n_layer, layer);
-    if (!fn) {
-        mb_cuda_fail(ctx, "stack_step", "internal: shapes the cluster kernel does not run (mb_stack_step_fits)",
-                     __FILE__, __LINE__);
-        return;
-    }
+    if (!fn) return 1;
     const mb_block_step_params *p0 = &layer[0];
     stk_args a = {};
     a.n_layer = n_layer, a.B = p0->batch, a.K = p0->d_conv, a.R = p0->dt_rank;
@@ -375,6 +371,7 @@ extern "C" void mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
         a.L[l] = {p->norm_w, p->in_proj, p->conv_w, p->conv_b, p->x_proj, p->dt_w, p->dt_b, p->A_log,
                   p->D,      p->out_proj, p->conv_state, p->ssm_state};
     }
-    MB_CUDA_CHECK(ctx, (cudaError_t)fn(st, &a));
-    MB_LAUNCH_CHECK(ctx, "stack_step_kernel");
+    MB_CUDA_CHECK_RET(ctx, (cudaError_t)fn(st, &a), 0);
+    MB_LAUNCH_CHECK_RET(ctx, "stack_step_kernel", 0);
+    return 0;
 }
