@@ -35,6 +35,9 @@
 # 'test_sashimi*', 'test_c*', 'test_lm*', 'test_recurrent' (cmocka's * and ?;
 # tests/testutil.h).
 #
+# GPU_CMAKE_ARGS adds to the configure line (e.g. -DCMAKE_CUDA_FLAGS=-lineinfo
+# for Nsight Compute's source view).
+#
 # Output: everything goes to stdout and $OUT/gpu_check.log; each stage also
 # to its own log (1_env.log .. 8_audio.log; at the end 1-5 are packed into
 # stage_logs.tar.gz), gpu_dna.sh's metrics to dna_metrics.jsonl, and the
@@ -182,7 +185,7 @@ main() {
     fi
 
     local cfg="cmake -S . -B $BUILD -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90"
-    cfg+=" -DMAMBA_CUDA=ON -DMAMBA_APPS=ON $blas"
+    cfg+=" -DMAMBA_CUDA=ON -DMAMBA_APPS=ON $blas ${GPU_CMAKE_ARGS:-}"
     # MB_HAVE_CUDA is a compile definition of the library's object files;
     # when it does not reach bench/ and tests/ (nothing links mamba_obj),
     # bench_gpu and the GPU suites would build as their no-CUDA stubs:

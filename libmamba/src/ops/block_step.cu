@@ -18,7 +18,6 @@
  * L1 instead of staging; 1024 threads; splitting a row over a cluster of 8
  * blocks with partial sums through distributed shared memory (no faster at
  * batch 1, half the speed at batch 64). */
-#include <cuda_pipeline.h>
 
 #include "core/cuda_util.h"
 #include "ops/fused.cuh"
@@ -72,20 +71,6 @@ static __host__ __device__ const float *bs_src(const mb_block_step_params &p, in
     }
 }
 
-/* n floats global -> shared without waiting (cp.async), 16 bytes at a
- * time where both ends allow it */
-static __device__ __forceinline__ void bs_stage(float *dst, const float *src, int n)
-{
-    if ((reinterpret_cast<uintptr_t>(src) & 15) == 0 && (n & 3) == 0) {
-#pragma unroll 1
-        for (int i = threadIdx.x * 4; i < n; i += BS_THREADS * 4)
-            __pipeline_memcpy_async(dst + i, src + i, 16);
-    } else {
-#pragma unroll 1
-        for (int i = threadIdx.x; i < n; i += BS_THREADS) __pipeline_memcpy_async(dst + i, src + i, 4);
-    }
-}
-
 /* DM, DI, NS, KC, RK: d_model, d_inner, d_state, d_conv, dt_rank fixed at
  * compile time, or 0 for "from p". Profiled, the general kernel spent 70% of
  * its instructions on index, address and loop arithmetic over run-time
@@ -119,7 +104,7 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     auto stage_op = [&](int i) {
         int n;
         const float *g = bs_src(p, i, b, &n);
-        if (g && plan.off[i] >= 0) bs_stage(stage + plan.off[i], g, n);
+        if (g && plan.off[i] >= 0) mb_stage_async<BS_THREADS>(stage + plan.off[i], g, n);
     };
 #pragma unroll
     for (int i = BS_CONV_W; i < BS_NOPS; i++) stage_op(i);

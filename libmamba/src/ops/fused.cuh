@@ -13,6 +13,8 @@
 #ifndef MB_FUSED_CUH
 #define MB_FUSED_CUH
 
+#include <cuda_pipeline.h>
+
 #include "core/cuda_util.h"
 
 /* n rounded up to whole float4s: the parts of a kernel's shared memory stay
@@ -24,6 +26,21 @@ static __device__ __forceinline__ float mb_gemv_dot(float4 a, float4 b)
     return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
 }
 static __device__ __forceinline__ float mb_gemv_dot(float a, float b) { return a * b; }
+
+/* n floats global -> shared by a block of NT threads without waiting
+ * (cp.async, no registers held), 16 bytes at a time where both ends allow
+ * it; __pipeline_commit and __pipeline_wait_prior are the caller's */
+template <int NT>
+static __device__ __forceinline__ void mb_stage_async(float *dst, const float *src, int n)
+{
+    if ((reinterpret_cast<uintptr_t>(src) & 15) == 0 && (reinterpret_cast<uintptr_t>(dst) & 15) == 0 && (n & 3) == 0) {
+#pragma unroll 1
+        for (int i = threadIdx.x * 4; i < n; i += NT * 4) __pipeline_memcpy_async(dst + i, src + i, 16);
+    } else {
+#pragma unroll 1
+        for (int i = threadIdx.x; i < n; i += NT) __pipeline_memcpy_async(dst + i, src + i, 4);
+    }
+}
 
 template <typename T, int G, int NT, int ROWS>
 static __device__ __forceinline__ void mb_gemv_block(int n, int q, const float *W, const float *x, float *y,
@@ -155,11 +172,10 @@ static __device__ __forceinline__ void mb_gemv_warp(int M, int k, const float *x
     for (int m = 0; m < MR; m++) acc[m] = mb_warp_sum(acc[m]);
 }
 
-/* mb_gemv_warp (V) in two halves, for a column whose weights a lane can
- * hold (k / per <= 32 PRE loads): the loads first, into registers, so that
- * a kernel issues them before mb_pdl_wait (the weights never depend on the
- * kernel before: their latency overlaps its tail), then the dot products
- * from the registers. */
+/* A column's weights into a lane's registers (k / per <= 32 PRE loads),
+ * so that a kernel issues them before mb_pdl_wait (the weights never
+ * depend on the kernel before: their latency overlaps its tail); the
+ * products from them: sp_gemv (ops/block_step_split.cu). */
 template <int PRE, typename E>
 static __device__ __forceinline__ void mb_gemv_warp_preload(int k, const E *__restrict__ w,
                                                             typename mb_wtraits<E>::vec *wr)
@@ -172,27 +188,6 @@ static __device__ __forceinline__ void mb_gemv_warp_preload(int k, const E *__re
         const int j = lane + 32 * i;
         wr[i] = j < k / T::per ? wv[j] : T::zero();
     }
-}
-
-template <int MR, int PRE, typename E>
-static __device__ __forceinline__ void mb_gemv_warp_held(int M, int k, const float *x, int ldx,
-                                                         const typename mb_wtraits<E>::vec *wr, float *acc)
-{
-    typedef mb_wtraits<E> T;
-    const int lane = threadIdx.x & 31;
-#pragma unroll
-    for (int m = 0; m < MR; m++) acc[m] = 0.f;
-#pragma unroll
-    for (int i = 0; i < PRE; i++) {
-        const int j = lane + 32 * i;
-        if (j < k / T::per) {
-#pragma unroll
-            for (int m = 0; m < MR; m++)
-                if (m < M) acc[m] += T::dot(wr[i], x + (size_t)m * ldx, j);
-        }
-    }
-#pragma unroll
-    for (int m = 0; m < MR; m++) acc[m] = mb_warp_sum(acc[m]);
 }
 
 /* The row x (d floats) normed into xn (shared memory): RMSNorm, or

@@ -21,9 +21,11 @@
  * block reads its weights once for all of them), so B rows are
  * ceil(B / MR) independent clusters. Two cluster barriers a layer. A partial buffer is rewritten only after
  * the next barrier, which every reader of its old contents has passed.
- * Each thread loads every weight and state it will read in a layer at the
- * layer's start (up to 255 registers, one block an SM), so their L2
- * latencies overlap rather than follow the barriers stage by stage.
+ * A thread holds in registers the weights and states it reads in a layer
+ * (up to 255 registers, one block an SM), each part loaded for the next
+ * layer right after its last use in this one (stk_regs); the norm's and
+ * dt_proj's weights, read by many threads, go to shared memory by cp.async
+ * the same way. So a layer waits on barriers, not on L2.
  * Block 0 writes the last residual.
  *
  * Shapes: d_model 128 or 256, d_inner = 32 C for C in 4, 8, 16, d_state
@@ -35,6 +37,7 @@
 #include <cooperative_groups.h>
 
 #include "core/cuda_util.h"
+#include "ops/fused.cuh"
 #include "ops/ops.h"
 
 namespace cg = cooperative_groups;
@@ -64,12 +67,101 @@ struct stk_args {
 static __device__ __forceinline__ float stk_silu(float x) { return x / (1.f + expf(-x)); }
 static __device__ __forceinline__ float stk_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
 
+/* What a thread holds of one layer in registers, loaded by the stk_load_*
+ * below. Each part is loaded for layer l + 1 right after its last use in
+ * layer l (the registers are free then, and the weights and states never
+ * depend on the layer before), so its latency overlaps the rest of layer
+ * l rather than heading layer l + 1. Profiled on an H100 with every load
+ * at the layer's start, the DNA model spent 9 us a layer, most of it
+ * waiting on those loads behind the barriers. */
+template <int DQ, int MR>
+struct stk_regs {
+    static constexpr int SP = STK_CH * STK_N / STK_THREADS; /* scan pairs a thread */
+    float4 wv[STK_RG][DQ];        /* in_proj: rows warp + g STK_WARPS of the block's 2 CH */
+    float wx[STK_OW];             /* x_proj: outputs warp + u STK_WARPS, channel c0 + lane */
+    float cw[4], cst[3], cb;      /* conv taps, state and bias of (row cm, channel cj) */
+    float sA[SP], sdb[SP], sD[SP], sh[SP][MR]; /* the scan's pairs */
+    float4 wo[STK_CH / 4];        /* out_proj: output threadIdx.x, the block's channels */
+};
+
+/* in_proj rows r < CH: x rows c0 + r; r >= CH: z rows DI + c0 + r - CH */
+template <int DQ, int MR>
+static __device__ __forceinline__ void stk_load_in(stk_regs<DQ, MR> &q, const stk_layer &P, int DI, int c0, int warp,
+                                                   int lane)
+{
+    static_assert(2 * STK_CH == STK_WARPS * STK_RG, "a warp's in_proj rows are one group");
+#pragma unroll
+    for (int g = 0; g < STK_RG; g++) {
+        const int r = warp + g * STK_WARPS, row = r < STK_CH ? c0 + r : DI + c0 + (r - STK_CH);
+        const float4 *wr = reinterpret_cast<const float4 *>(P.in_proj + (size_t)row * 128 * DQ);
+#pragma unroll
+        for (int k = 0; k < DQ; k++) q.wv[g][k] = wr[lane + 32 * k];
+    }
+}
+
+template <int DQ, int MR>
+static __device__ __forceinline__ void stk_load_x(stk_regs<DQ, MR> &q, const stk_layer &P, int DI, int XD, int c0,
+                                                  int warp, int lane)
+{
+#pragma unroll
+    for (int u = 0; u < STK_OW; u++) {
+        const int o = warp + u * STK_WARPS;
+        q.wx[u] = o < XD ? P.x_proj[(size_t)o * DI + c0 + lane] : 0.f;
+    }
+}
+
+/* conv: taps, bias and the state of rows b0 + cm, channel ch (live) */
+template <int DQ, int MR>
+static __device__ __forceinline__ void stk_load_conv(stk_regs<DQ, MR> &q, const stk_layer &P, int DI, int K, int b0,
+                                                     int cm, int ch, bool live)
+{
+    if (!live) return;
+    const float *cs = P.conv_state + ((size_t)b0 + cm) * (K - 1) * DI; /* (B, K-1, Di) */
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+        if (k < K) q.cw[k] = P.conv_w[(size_t)ch * K + k];
+#pragma unroll
+    for (int k = 0; k < 3; k++)
+        if (k < K - 1) q.cst[k] = cs[(size_t)k * DI + ch];
+    q.cb = P.conv_b ? P.conv_b[ch] : 0.f;
+}
+
+/* the scan's (channel, state) pairs p = threadIdx.x + i STK_THREADS: A,
+ * dt bias, D and the states of the cluster's nm rows */
+template <int DQ, int MR>
+static __device__ __forceinline__ void stk_load_scan(stk_regs<DQ, MR> &q, const stk_layer &P, int DI, int b0, int nm,
+                                                     int c0)
+{
+    const float *ss = P.ssm_state + (size_t)b0 * DI * STK_N; /* (B, Di, N) */
+#pragma unroll
+    for (int i = 0; i < stk_regs<DQ, MR>::SP; i++) {
+        const int p = threadIdx.x + i * STK_THREADS, ch = c0 + p / STK_N, n = p % STK_N;
+        q.sA[i] = -expf(P.A_log[(size_t)ch * STK_N + n]);
+        q.sdb[i] = P.dt_b[ch];
+        q.sD[i] = P.D[ch];
+#pragma unroll
+        for (int m = 0; m < MR; m++) q.sh[i][m] = m < nm ? ss[((size_t)m * DI + ch) * STK_N + n] : 0.f;
+    }
+}
+
+template <int DQ, int MR>
+static __device__ __forceinline__ void stk_load_out(stk_regs<DQ, MR> &q, const stk_layer &P, int DI, int c0)
+{
+    static_assert(128 * DQ <= STK_THREADS, "an out_proj output a thread");
+    if (threadIdx.x >= 128 * DQ) return;
+    const float4 *wr = reinterpret_cast<const float4 *>(P.out_proj + (size_t)threadIdx.x * DI + c0);
+#pragma unroll
+    for (int j = 0; j < STK_CH / 4; j++) q.wo[j] = wr[j];
+}
+
 template <int C, int DQ, int MR>
 static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const stk_args a)
 {
     constexpr int D = 128 * DQ, CH = STK_CH, DI = C * CH;
+    constexpr int SP = stk_regs<DQ, MR>::SP;
     static_assert(MR <= STK_WARPS && MR * CH <= STK_THREADS, "a warp a row's norm, a thread a row's channel");
-    __shared__ __align__(16) float h[MR][D], xn[MR][D], y[MR][CH];
+    static_assert(CH * STK_N % STK_THREADS == 0, "whole scan pairs a thread");
+    __shared__ __align__(16) float h[MR][D], xn[MR][D], y[MR][CH], nw[D], dtw[CH * (STK_XD_MAX - 2 * STK_N)];
     __shared__ float part_out[MR][D], xz[MR][2 * CH], xc[MR][CH], part_x[MR][STK_XD_MAX], dbc[MR][STK_XD_MAX];
     cg::cluster_group cl = cg::this_cluster();
     const int me = (int)cl.block_rank(), c0 = me * CH;
@@ -78,86 +170,55 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
     /* the cluster's rows: b0 .. b0 + nm - 1 (rows past the batch compute
      * on zeros and store nothing) */
     const int b0 = (int)(blockIdx.x / C) * MR, nm = min(MR, a.B - b0);
+    /* conv (threads < MR CH): row cm, channel c0 + cj */
+    const int cm = threadIdx.x / CH, cj = threadIdx.x % CH;
+    const bool conv_live = threadIdx.x < MR * CH && cm < nm;
+    stk_regs<DQ, MR> q;
+#pragma unroll
+    for (int k = 0; k < 4; k++) q.cw[k] = 0.f;
+#pragma unroll
+    for (int k = 0; k < 3; k++) q.cst[k] = 0.f;
+    q.cb = 0.f;
 
+    /* Layer 0's weights before the wait (nothing writes them); the norm's
+     * and dt_proj's weights into shared memory as two cp.async groups. The
+     * groups stay in this order, one of each a layer (empty past the last):
+     * a wait for all but the newest finds the older one complete. */
+    mb_stage_async<STK_THREADS>(nw, a.L[0].norm_w, D);
+    __pipeline_commit();
+    mb_stage_async<STK_THREADS>(dtw, a.L[0].dt_w + (size_t)c0 * R, CH * R);
+    __pipeline_commit();
+    stk_load_in(q, a.L[0], DI, c0, warp, lane);
+    stk_load_x(q, a.L[0], DI, XD, c0, warp, lane);
+    stk_load_out(q, a.L[0], DI, c0);
     /* the rows and the states are the kernels' before this one */
     mb_pdl_wait();
+    stk_load_conv(q, a.L[0], DI, K, b0, cm, c0 + cj, conv_live);
+    stk_load_scan(q, a.L[0], DI, b0, nm, c0);
     for (int i = threadIdx.x; i < MR * D; i += STK_THREADS) {
         const int m = i / D, k = i - m * D;
         float v = 0.f;
         if (m < nm) v = a.tokens ? a.embed[(size_t)a.tokens[b0 + m] * D + k] : a.h[(size_t)(b0 + m) * D + k];
         h[m][k] = v;
     }
+    __pipeline_wait_prior(1); /* the norm's weights */
     __syncthreads();
     for (int l = 0; l < a.n_layer; l++) {
         const stk_layer &P = a.L[l];
-        float *conv_state = P.conv_state + (size_t)b0 * (K - 1) * DI; /* (B, K-1, Di) */
-        float *ssm_state = P.ssm_state + (size_t)b0 * DI * STK_N;     /* (B, Di, N) */
-        /* Every weight of the layer this thread will read, and its conv and
-         * scan states, loaded first: none depends on the layer's input, so
-         * their L2 latencies overlap one another and the norm instead of
-         * following the barriers one stage at a time. */
-        float4 wv[STK_RG][DQ]; /* in_proj: rows warp + g STK_WARPS */
-        static_assert(2 * CH == STK_WARPS * STK_RG, "a warp's in_proj rows are one group");
-#pragma unroll
-        for (int g = 0; g < STK_RG; g++) {
-            const int r = warp + g * STK_WARPS, row = r < CH ? c0 + r : DI + c0 + (r - CH);
-            const float4 *wr = reinterpret_cast<const float4 *>(P.in_proj + (size_t)row * D);
-#pragma unroll
-            for (int q = 0; q < DQ; q++) wv[g][q] = wr[lane + 32 * q];
-        }
-        float wx[STK_OW]; /* x_proj: outputs warp + u STK_WARPS, channel c0 + lane */
-#pragma unroll
-        for (int u = 0; u < STK_OW; u++) {
-            const int o = warp + u * STK_WARPS;
-            wx[u] = o < XD ? P.x_proj[(size_t)o * DI + c0 + lane] : 0.f;
-        }
-        /* conv (threads < MR CH: row cm, channel c0 + cj): taps, bias, state */
-        const int cm = threadIdx.x / CH, cj = threadIdx.x % CH;
-        const bool conv_live = threadIdx.x < MR * CH && cm < nm;
-        float cw[4] = {0.f, 0.f, 0.f, 0.f}, cst[3] = {0.f, 0.f, 0.f}, cb = 0.f;
-        if (conv_live) {
-            const int ch = c0 + cj;
-#pragma unroll
-            for (int k = 0; k < 4; k++)
-                if (k < K) cw[k] = P.conv_w[(size_t)ch * K + k];
-#pragma unroll
-            for (int k = 0; k < 3; k++)
-                if (k < K - 1) cst[k] = conv_state[((size_t)cm * (K - 1) + k) * DI + ch];
-            cb = P.conv_b ? P.conv_b[ch] : 0.f;
-        }
-        /* the scan: (channel j, state n) pairs p = threadIdx.x + i STK_THREADS, every row */
-        constexpr int SP = CH * STK_N / STK_THREADS;
-        static_assert(CH * STK_N % STK_THREADS == 0, "whole scan pairs a thread");
-        float sA[SP], sdb[SP], sD[SP], sh[SP][MR];
-#pragma unroll
-        for (int i = 0; i < SP; i++) {
-            const int p = threadIdx.x + i * STK_THREADS, ch = c0 + p / STK_N, n = p % STK_N;
-            sA[i] = -expf(P.A_log[(size_t)ch * STK_N + n]);
-            sdb[i] = P.dt_b[ch];
-            sD[i] = P.D[ch];
-#pragma unroll
-            for (int m = 0; m < MR; m++)
-                sh[i][m] = m < nm ? ssm_state[((size_t)m * DI + ch) * STK_N + n] : 0.f;
-        }
-        /* out_proj: output threadIdx.x (D <= STK_THREADS), its CH weights */
-        static_assert(D <= STK_THREADS, "an out_proj output a thread");
-        float4 wo[CH / 4];
-        if (threadIdx.x < D) {
-            const float4 *wr = reinterpret_cast<const float4 *>(P.out_proj + (size_t)threadIdx.x * DI + c0);
-#pragma unroll
-            for (int j = 0; j < CH / 4; j++) wo[j] = wr[j];
-        }
+        const bool more = l + 1 < a.n_layer;
+        const stk_layer &Pn = a.L[more ? l + 1 : l];
 
-        /* 1: RMSNorm (warp m: row m), the block's in_proj rows (x rows
-         * c0 + r, z rows DI + c0 + r), conv + SiLU */
+        /* 1: RMSNorm (warp m: row m), the block's in_proj rows, conv + SiLU */
         if (warp < MR) {
             const int m = warp;
             float ss = 0.f;
             for (int k = lane; k < D; k += 32) ss += h[m][k] * h[m][k];
             const float r = rsqrtf(mb_warp_sum(ss) / D + a.eps);
-            for (int k = lane; k < D; k += 32) xn[m][k] = h[m][k] * r * P.norm_w[k];
+            for (int k = lane; k < D; k += 32) xn[m][k] = h[m][k] * r * nw[k];
         }
         __syncthreads();
+        if (more) mb_stage_async<STK_THREADS>(nw, Pn.norm_w, D);
+        __pipeline_commit();
 #pragma unroll
         for (int g = 0; g < STK_RG; g++) {
 #pragma unroll
@@ -165,35 +226,37 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
                 const float4 *xv = reinterpret_cast<const float4 *>(xn[m]);
                 float s = 0.f;
 #pragma unroll
-                for (int q = 0; q < DQ; q++) {
-                    const float4 w4 = wv[g][q], x4 = xv[lane + 32 * q];
+                for (int k = 0; k < DQ; k++) {
+                    const float4 w4 = q.wv[g][k], x4 = xv[lane + 32 * k];
                     s += w4.x * x4.x + w4.y * x4.y + w4.z * x4.z + w4.w * x4.w;
                 }
                 s = mb_warp_sum(s);
                 if (lane == 0) xz[m][warp + g * STK_WARPS] = s;
             }
         }
+        if (more) stk_load_in(q, Pn, DI, c0, warp, lane);
         __syncthreads();
         if (threadIdx.x < MR * CH) {
             float v = 0.f;
             if (conv_live) {
                 const int ch = c0 + cj;
                 /* taps 0 .. K-2 on the state, K-1 on the newest input */
-                float s = cb;
+                float s = q.cb;
 #pragma unroll
                 for (int k = 0; k < 4; k++)
-                    if (k < K - 1) s += cw[k] * cst[k];
-                    else if (k == K - 1) s += cw[k] * xz[cm][cj];
+                    if (k < K - 1) s += q.cw[k] * q.cst[k];
+                    else if (k == K - 1) s += q.cw[k] * xz[cm][cj];
                 /* the state shifted by one, the newest input last */
-                float *cs = conv_state + (size_t)cm * (K - 1) * DI;
+                float *cs = P.conv_state + ((size_t)b0 + cm) * (K - 1) * DI;
 #pragma unroll
                 for (int k = 0; k < 3; k++)
-                    if (k < K - 2) cs[(size_t)k * DI + ch] = cst[k + 1];
+                    if (k < K - 2) cs[(size_t)k * DI + ch] = q.cst[k + 1];
                     else if (k == K - 2) cs[(size_t)k * DI + ch] = xz[cm][cj];
                 v = stk_silu(s);
             }
             xc[cm][cj] = v;
         }
+        if (more) stk_load_conv(q, Pn, DI, K, b0, cm, c0 + cj, conv_live);
         __syncthreads();
         /* 2: x_proj over the block's channels (lane: channel c0 + lane),
          * summed over the cluster */
@@ -202,42 +265,49 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
             const int o = warp + u * STK_WARPS;
 #pragma unroll
             for (int m = 0; m < MR; m++) {
-                const float s = mb_warp_sum(wx[u] * xc[m][lane]);
+                const float s = mb_warp_sum(q.wx[u] * xc[m][lane]);
                 if (lane == 0 && o < XD) part_x[m][o] = s;
             }
         }
+        if (more) stk_load_x(q, Pn, DI, XD, c0, warp, lane);
         cl.sync();
         for (int i = threadIdx.x; i < MR * XD; i += STK_THREADS) {
             const int m = i / XD, o = i - m * XD;
             float s = 0.f;
+#pragma unroll 4
             for (int r = 0; r < C; r++) s += cl.map_shared_rank(&part_x[0][0], r)[m * STK_XD_MAX + o];
             dbc[m][o] = s;
         }
+        __pipeline_wait_prior(1); /* dt_proj's weights */
         __syncthreads();
         /* 3: dt, the scan and the gate; (channel j, state n) on thread 16 j + n */
+        float *ssm_state = P.ssm_state + (size_t)b0 * DI * STK_N;
 #pragma unroll
         for (int i = 0; i < SP; i++) {
             const int p = threadIdx.x + i * STK_THREADS, j = p / STK_N, n = p % STK_N, ch = c0 + j;
             float dv[MR];
 #pragma unroll
-            for (int m = 0; m < MR; m++) dv[m] = sdb[i];
+            for (int m = 0; m < MR; m++) dv[m] = q.sdb[i];
             for (int k = 0; k < R; k++) {
-                const float w = P.dt_w[(size_t)ch * R + k];
+                const float w = dtw[j * R + k];
 #pragma unroll
                 for (int m = 0; m < MR; m++) dv[m] += w * dbc[m][k];
             }
 #pragma unroll
             for (int m = 0; m < MR; m++) {
                 const float dt = stk_softplus(dv[m]);
-                const float hn = expf(dt * sA[i]) * sh[i][m] + dt * dbc[m][R + n] * xc[m][j];
+                const float hn = expf(dt * q.sA[i]) * q.sh[i][m] + dt * dbc[m][R + n] * xc[m][j];
                 if (m < nm) ssm_state[((size_t)m * DI + ch) * STK_N + n] = hn;
                 float v = dbc[m][R + STK_N + n] * hn;
 #pragma unroll
                 for (int s = STK_N / 2; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
-                if (n == 0) y[m][j] = (v + sD[i] * xc[m][j]) * stk_silu(xz[m][CH + j]);
+                if (n == 0) y[m][j] = (v + q.sD[i] * xc[m][j]) * stk_silu(xz[m][CH + j]);
             }
         }
+        if (more) stk_load_scan(q, Pn, DI, b0, nm, c0);
         __syncthreads();
+        if (more) mb_stage_async<STK_THREADS>(dtw, Pn.dt_w + (size_t)c0 * R, CH * R);
+        __pipeline_commit();
         /* 4: out_proj over the block's channels, summed over the cluster
          * into the residual */
         if (threadIdx.x < D) {
@@ -247,18 +317,21 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
                 float s = 0.f;
 #pragma unroll
                 for (int j = 0; j < CH / 4; j++) {
-                    const float4 w4 = wo[j], y4 = yv[j];
+                    const float4 w4 = q.wo[j], y4 = yv[j];
                     s += w4.x * y4.x + w4.y * y4.y + w4.z * y4.z + w4.w * y4.w;
                 }
                 part_out[m][threadIdx.x] = s;
             }
         }
+        if (more) stk_load_out(q, Pn, DI, c0);
         cl.sync();
         for (int i = threadIdx.x; i < MR * D; i += STK_THREADS) {
             float s = 0.f;
+#pragma unroll 4
             for (int r = 0; r < C; r++) s += cl.map_shared_rank(&part_out[0][0], r)[i];
             h[i / D][i % D] += s;
         }
+        __pipeline_wait_prior(1); /* the next layer's norm weights */
         __syncthreads();
     }
     if (me == 0)
