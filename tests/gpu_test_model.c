@@ -372,7 +372,7 @@ static void test_lm_sample(void **s)
 /* The LM's step as one kernel on thread-block clusters (mb_stack_step;
  * MB_CUDA_STEP=cluster asks for it, on a context of its own): the DNA
  * model's width at 3 layers, steps against the CPU's and draws replayed on
- * the CPU, at 1, 3, 5 and 9 rows. Thread-block clusters need compute 9.0+; on
+ * the CPU, at 1, 3, 5 and 9 rows; then AUTO's choice of it. Thread-block clusters need compute 9.0+; on
  * an older GPU the test says so and is skipped. */
 static void test_lm_cluster(void **s)
 {
@@ -431,6 +431,24 @@ static void test_lm_cluster(void **s)
     assert_true(mb_test_sample_replay(mg, mc, 9, nd / 2, &sp, 1e-5) <= 1);
     mb_model_free(mc), mb_model_free(mg);
     mb_ctx_free(g2);
+
+    /* AUTO (the suite's context) takes it for one row of a d_model-128
+     * model, mamba-dna's default width, and nowhere else: there it was
+     * measured faster than the layer-by-layer steps (ops/stack_step.cu) */
+    cfg.d_model = 128;
+    mc = mb_model_create(cpu, &cfg, 7), mg = mb_model_create(gpu, &cfg, 7);
+    assert_true(mc && mg);
+    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
+    assert_int_equal(mb_dev_upload(gpu, mg->params.data, mc->params.data, mc->params.total * 4), 0);
+    assert_int_equal(mb_lm_stack_step_used(mg, 1), 1);
+    assert_int_equal(mb_lm_stack_step_used(mg, 4), 0);
+    assert_true(mb_test_sample_replay(mg, mc, 1, nd, &sp, 1e-5) <= 1);
+    mb_model_free(mc), mb_model_free(mg);
+    cfg.d_model = 256;
+    mg = mb_model_create(gpu, &cfg, 7);
+    assert_non_null(mg);
+    assert_int_equal(mb_lm_stack_step_used(mg, 1), 0);
+    mb_model_free(mg);
 }
 
 /* A wide LM (d_model 512: the block step's split kernels) with a large

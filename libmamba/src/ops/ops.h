@@ -425,8 +425,8 @@ size_t mb_stack_step_workspace(mb_ctx *ctx, int n_layer, const mb_block_step_par
  * and the shapes ops/stack_step.cu handles); 0 on the CPU. */
 int mb_stack_step_fits(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 /* Whether a caller should take mb_stack_step over its layers' own steps:
- * only where it fits and MB_CUDA_STEP=cluster asks for it, until it is
- * measured against the split kernels (bench_generate with and without). */
+ * where it fits and MB_CUDA_STEP=cluster asks for it, or under AUTO for the
+ * shapes where it was measured faster (ops/stack_step.cu). */
 int mb_stack_step_prefers(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 
 /* y[b, :n_out] (rows ldy apart) = W (n_out, d) @ norm(row b), row b being

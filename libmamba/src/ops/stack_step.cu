@@ -31,9 +31,10 @@
  * Shapes: d_model 128 or 256, d_inner = 32 C for C in 4, 8, 16, d_state
  * 16, real A, RMSNorm, d_conv 2..4, dt_rank <= 64, no bf16 copies, up to
  * MB_STACK_STEP_MAX_LAYERS layers (mb_stack_step_fits); mb_stack_step runs
- * others layer by layer (ops/stack_step.c). To time it against the split
- * kernels: MB_CUDA_STEP=cluster bench/bench_generate --device cuda --shape dna
- * --batch 1, and without the variable. */
+ * others layer by layer (ops/stack_step.c). AUTO takes it where it was
+ * measured faster (mb_stack_step_prefers_cuda). To time it against the
+ * layer-by-layer steps: MB_CUDA_STEP=cluster bench/bench_generate --device
+ * cuda --shape dna, and MB_CUDA_STEP=fused or split. */
 #include <cooperative_groups.h>
 
 #include "core/cuda_util.h"
@@ -422,10 +423,22 @@ extern "C" int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_
     return st && stk_pick(st, n_layer, layer) != NULL;
 }
 
+/* MB_CUDA_STEP=cluster: wherever it runs. AUTO: one row of a d_model-128
+ * model of up to 256 inner channels (mamba-dna's default, d128 x 4), where
+ * it was measured faster than AUTO's steps layer by layer: 35 us a token
+ * against 58 on an H100 (bench_generate --shape small, session 30). The
+ * DNA model (d256, 16 blocks a cluster) took 76 us against 72, and
+ * clusters of 4 and 8 rows were 1.4x and 2x slower than layer by layer:
+ * the kernel is a chain of ~1,400 dependent instructions a warp a layer
+ * (8 warps an SM), not a wait on memory. */
 extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
 {
     mb_cuda_state *st = mb_cuda_enter(ctx);
-    return st && st->step_path == MB_STEP_CLUSTER && stk_pick(st, n_layer, layer) != NULL;
+    if (!st || n_layer < 1) return 0;
+    const int step = st->step_path;
+    const bool auto_fits = step == MB_STEP_AUTO && layer[0].batch == 1 && layer[0].d_model == 128 &&
+                           layer[0].d_inner <= 8 * STK_CH;
+    return (step == MB_STEP_CLUSTER || auto_fits) && stk_pick(st, n_layer, layer) != NULL;
 }
 
 extern "C" int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
