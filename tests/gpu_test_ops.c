@@ -1033,6 +1033,10 @@ static void test_block_step(void **state)
     block_step_case(&r, 1, 768, 1536, 16, 4, 48, 0, 0, 3, 0);
     g_step_path = MB_STEP_SPLIT;
     block_step_forced(&r);
+    /* x_proj's columns split over 4 warps (sp_x_split) with a weight at a
+     * time (d_inner 1030: rows of no whole 16-byte vectors, a short last
+     * slice) */
+    block_step_case(&r, 1, 40, 1030, 16, 4, 3, 0, 0, 2, 0);
     /* bf16 copies of the projections (mb_model_set_bf16): the 130m shape,
      * odd sizes (a weight at a time), batch over a pass */
     g_step_bf16 = 1;

@@ -63,33 +63,35 @@ static __device__ __forceinline__ const typename sp_elem<BF>::type *sp_w(const f
     else return W;
 }
 
-/* The warp's first column's weights, loaded before mb_pdl_wait where a lane
- * can hold them (V: 16-byte rows; see mb_gemv_warp_preload). */
+/* The warp's first column's weights (k of them from w), loaded before
+ * mb_pdl_wait where a lane can hold them (V: 16-byte rows; see
+ * mb_gemv_warp_preload); live: the warp has a first column. */
 template <bool V, typename E>
-static __device__ __forceinline__ bool sp_preload(int n, int n_out, int k, const E *W, typename mb_wtraits<E>::vec *wr)
+static __device__ __forceinline__ bool sp_preload(bool live, int k, const E *w, typename mb_wtraits<E>::vec *wr)
 {
-    if (!V || n >= n_out || k / mb_wtraits<E>::per > 32 * SP_PRE) return false;
-    mb_gemv_warp_preload<SP_PRE>(k, W + (size_t)n * k, wr);
+    if (!V || !live || k / mb_wtraits<E>::per > 32 * SP_PRE) return false;
+    mb_gemv_warp_preload<SP_PRE>(k, w, wr);
     return true;
 }
 
-/* column n's products for the pass's M rows. With 16-byte rows a lane
+/* a column's products (its k weights from w) with the pass's M rows of x
+ * (ld apart). With 16-byte rows a lane
  * loads its part of the column SP_PRE vectors at a time into wr, all in
  * flight at once, then takes the products (the first chunk already there
  * when wr holds this column: held). mb_gemv_warp's loop, unrolled by 4,
  * had 4 loads a lane in flight: the 2.8b shape's bf16 in_proj (10 a lane)
  * then streamed at a third of the device's bandwidth (H100, profiled). */
 template <int MR, bool V, typename E>
-static __device__ __forceinline__ void sp_gemv(int M, int k, const float *xs, int ld, const E *W, int n, bool held,
+static __device__ __forceinline__ void sp_gemv(int M, int k, const float *xs, int ld, const E *w, bool held,
                                                typename mb_wtraits<E>::vec *wr, float *acc)
 {
     if (!V) {
-        mb_gemv_warp<MR, V>(M, k, xs, ld, W + (size_t)n * k, acc);
+        mb_gemv_warp<MR, V>(M, k, xs, ld, w, acc);
         return;
     }
     typedef mb_wtraits<E> T;
     const int lane = threadIdx.x & 31, nv = k / T::per;
-    const typename T::vec *wv = reinterpret_cast<const typename T::vec *>(W + (size_t)n * k);
+    const typename T::vec *wv = reinterpret_cast<const typename T::vec *>(w);
 #pragma unroll
     for (int m = 0; m < MR; m++) acc[m] = 0.f;
     for (int base = 0; base < nv; base += 32 * SP_PRE) {
@@ -159,7 +161,7 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
     typedef typename sp_elem<BF>::type E;
     typename mb_wtraits<E>::vec wr[SP_PRE];
     const E *W = sp_w<BF>(p.W, p.Wb);
-    const bool pre = sp_preload<V>(n_first, p.n_out, d, W, wr);
+    const bool pre = sp_preload<V>(n_first < p.n_out, d, W + (size_t)n_first * d, wr);
     /* the conv of the warp's first column for the lane's row of the first
      * group, all but its newest input, before the wait (the conv state is
      * the previous step's) */
@@ -180,7 +182,7 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < p.n_out; n += gridDim.x * SP_WARPS) {
             float acc[MR];
-            sp_gemv<MR, V>(M, d, xs, ld, W, n, pre && n == n_first, wr, acc);
+            sp_gemv<MR, V>(M, d, xs, ld, W + (size_t)n * d, pre && n == n_first, wr, acc);
 #pragma unroll
             for (int m = 0; m < MR; m++)
                 if (lane == m && m < M) {
@@ -197,34 +199,57 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
     }
 }
 
-/* dbc = x_proj xc, the rows of xc staged in shared memory */
+/* dbc = x_proj xc, the rows of xc staged in shared memory. x_proj has
+ * few columns (dt_rank + 2 d_state: 48 for the DNA model, 192 for the 2.8b
+ * shape) over a long d_inner, so a column's sum is split over ks warps of
+ * a block (ks of SP_WARPS, a power of two: sp_x_split), each taking a
+ * slice of d_inner, their parts added in shared memory in a fixed order.
+ * With a warp a column the 2.8b shape ran 24 blocks on 132 SMs, 8 us a
+ * layer (H100). */
 template <int MR, bool V, bool BF>
 static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
-split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float *__restrict__ dbc)
+split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float *__restrict__ dbc, int ks)
 {
     extern __shared__ float4 sp_sh4[];
+    __shared__ float part[SP_WARPS][MR];
     float *xs = reinterpret_cast<float *>(sp_sh4);
     const int Di = p.d_inner, ld = mb_round4(Di);
     const int nbc = p.is_complex ? 2 * p.d_state : p.d_state, xd = p.dt_rank + 2 * nbc;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int n_first = blockIdx.x * SP_WARPS + warp;
+    /* column slot and slice of this warp: slices of whole 16-byte vectors
+     * (8 floats, a bf16 vector's 8 weights) */
+    const int cols = SP_WARPS / ks, slot = warp / ks, kp = warp % ks;
+    const int kc = ((Di + ks - 1) / ks + 7) & ~7, k0 = min(kp * kc, Di), kn = min(kc, Di - k0);
+    const int n_first = blockIdx.x * cols + slot;
     typedef typename sp_elem<BF>::type E;
     typename mb_wtraits<E>::vec wr[SP_PRE];
     const E *W = sp_w<BF>(p.x_proj, p.x_proj_bf16);
-    const bool pre = sp_preload<V>(n_first, xd, Di, W, wr);
+    const bool pre = sp_preload<V>(n_first < xd && kn > 0, kn, W + (size_t)n_first * Di + k0, wr);
     mb_pdl_wait();
     for (int m0 = blockIdx.y * MR; m0 < p.batch; m0 += gridDim.y * MR) {
         const int M = min(MR, p.batch - m0);
         sp_stage(xs, ld, xc, Di, m0, M);
         __syncthreads();
-        for (int n = blockIdx.x * SP_WARPS + warp; n < xd; n += gridDim.x * SP_WARPS) {
+        /* every warp of the block takes every pass (the barriers) */
+        for (int nb = blockIdx.x * cols; nb < xd; nb += gridDim.x * cols) {
+            const int n = nb + slot;
             float acc[MR];
-            sp_gemv<MR, V>(M, Di, xs, ld, W, n, pre && n == n_first, wr, acc);
 #pragma unroll
-            for (int m = 0; m < MR; m++)
-                if (lane == m && m < M) dbc[(size_t)(m0 + m) * xd + n] = acc[m];
+            for (int m = 0; m < MR; m++) acc[m] = 0.f;
+            if (n < xd && kn > 0)
+                sp_gemv<MR, V>(M, kn, xs + k0, ld, W + (size_t)n * Di + k0, pre && n == n_first, wr, acc);
+            if (lane == 0) {
+#pragma unroll
+                for (int m = 0; m < MR; m++) part[warp][m] = acc[m];
+            }
+            __syncthreads();
+            if (kp == 0 && n < xd && lane < M) {
+                float s = 0.f;
+                for (int i = 0; i < ks; i++) s += part[warp + i][lane];
+                dbc[(size_t)(m0 + lane) * xd + n] = s;
+            }
+            __syncthreads();
         }
-        __syncthreads();
     }
 }
 
@@ -347,7 +372,7 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
     typedef typename sp_elem<BF>::type E;
     typename mb_wtraits<E>::vec wr[SP_PRE];
     const E *W = sp_w<BF>(p.out_proj, p.out_proj_bf16);
-    const bool pre = sp_preload<V>(n_first, d, Di, W, wr);
+    const bool pre = sp_preload<V>(n_first < d, Di, W + (size_t)n_first * Di, wr);
     /* the residual of the warp's first column and the lane's row of the
      * first group, before the wait: h is the `in` kernel's input, three
      * launches back (see split_scan_kernel) */
@@ -362,7 +387,7 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < d; n += gridDim.x * SP_WARPS) {
             float acc[MR];
-            sp_gemv<MR, V>(M, Di, xs, ld, W, n, pre && n == n_first, wr, acc);
+            sp_gemv<MR, V>(M, Di, xs, ld, W + (size_t)n * Di, pre && n == n_first, wr, acc);
 #pragma unroll
             for (int m = 0; m < MR; m++)
                 if (lane == m && m < M) {
@@ -402,6 +427,18 @@ static dim3 sp_grid(mb_cuda_state *st, K kernel, size_t smem, int n_out, int bat
     const int want = (n_out + SP_WARPS - 1) / SP_WARPS, cap = fit * sms;
     const int groups = (batch + mr - 1) / mr;
     return dim3((unsigned)(want < cap ? (want > 0 ? want : 1) : cap), (unsigned)(groups < 65535 ? groups : 65535));
+}
+
+/* Warps a column of x_proj is split over (split_x_kernel): doubled while
+ * the blocks (SP_WARPS / ks columns each, for each group of rows) leave
+ * SMs idle and each warp keeps at least 256 of the k weights (at 128 the
+ * DNA model's slices were 4 loads a lane, less than the added barrier). */
+static int sp_x_split(const mb_cuda_state *st, int xd, int k, int groups)
+{
+    const int sms = st->sm_count > 0 ? st->sm_count : 132;
+    int ks = 1;
+    while (ks < SP_WARPS && k / (2 * ks) >= 256 && (long)((xd * ks + SP_WARPS - 1) / SP_WARPS) * groups < sms) ks *= 2;
+    return ks;
 }
 
 /* 16-byte rows: 4 floats or 8 bf16 a load (Wb, bf16, where not NULL) */
@@ -519,7 +556,8 @@ extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
     auto fo = SP_PICK(split_out_kernel, mr, sp_vec(Di, p->out_proj, p->out_proj_bf16), p->out_proj_bf16 != NULL);
     size_t shx, sho;
     if (sp_smem(ctx, fx, Di, mr, &shx) || sp_smem(ctx, fo, Di, mr, &sho)) return;
-    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fx, sp_grid(st, fx, shx, xd, B, mr), dim3(SP_THREADS), shx, *p, xc, dbc));
+    const int ks = sp_x_split(st, xd, Di, (B + mr - 1) / mr);
+    MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fx, sp_grid(st, fx, shx, xd * ks, B, mr), dim3(SP_THREADS), shx, *p, xc, dbc, ks));
     MB_LAUNCH_CHECK(ctx, "split_x_kernel");
 
     sp_scan(ctx, st, p, xz, xc, dbc, y);
