@@ -369,6 +369,31 @@ static void test_lm_sample(void **s)
     mb_model_free(mc), mb_model_free(mg);
 }
 
+/* L steps of B rows (random tokens) on mg against mc on the CPU: the
+ * logits' worst relative error, which must be below 1e-5 */
+static void lm_steps_vs_cpu(mb_model *mc, mb_model *mg, int B, int L, mb_rng *r, const char *how)
+{
+    const int V = mb_config_vocab_padded(&mc->cfg);
+    float *lc = malloc((size_t)B * V * 4), *lg = malloc((size_t)B * V * 4);
+    int32_t *tok = malloc((size_t)B * sizeof(int32_t));
+    assert_true(lc && lg && tok);
+    mb_state *sc = mb_state_create(mc, B), *sg = mb_state_create(mg, B);
+    assert_true(sc && sg);
+    double worst = 0;
+    for (int t = 0; t < L; t++) {
+        for (int b = 0; b < B; b++) tok[b] = (int32_t)mb_rng_below(r, (uint32_t)mc->cfg.vocab_size);
+        assert_int_equal(mb_model_step(mc, sc, tok, lc), 0);
+        assert_int_equal(mb_model_step(mg, sg, tok, lg), 0);
+        const double e = mb_test_rel_err(lg, lc, (size_t)B * V);
+        if (e > worst) worst = e;
+    }
+    printf("# LM step %s (d_model %d x %d, %d rows) vs the CPU over %d steps: rel err %.2e\n", how, mc->cfg.d_model,
+           mc->cfg.n_layer, B, L, worst);
+    assert_true(worst < 1e-5);
+    mb_state_free(sc), mb_state_free(sg);
+    free(lc), free(lg), free(tok);
+}
+
 /* The LM's step as one kernel on thread-block clusters (mb_stack_step;
  * MB_CUDA_STEP=cluster asks for it, on a context of its own): the DNA
  * model's width at 3 layers, steps against the CPU's and draws replayed on
@@ -402,26 +427,8 @@ static void test_lm_cluster(void **s)
         skip();
     }
     /* one row (a cluster), and 5 (a cluster of 8 rows, 3 of them idle) */
-    const int L = 24, V = mb_config_vocab_padded(&cfg);
-    for (int B = 1; B <= 5; B += 4) {
-        float *lc = malloc((size_t)B * V * 4), *lg = malloc((size_t)B * V * 4);
-        int32_t tok[5];
-        assert_true(lc && lg);
-        mb_state *sc = mb_state_create(mc, B), *sg = mb_state_create(mg, B);
-        assert_true(sc && sg);
-        double worst = 0;
-        for (int t = 0; t < L; t++) {
-            for (int b = 0; b < B; b++) tok[b] = (int32_t)mb_rng_below(&r, (uint32_t)cfg.vocab_size);
-            assert_int_equal(mb_model_step(mc, sc, tok, lc), 0);
-            assert_int_equal(mb_model_step(mg, sg, tok, lg), 0);
-            const double e = mb_test_rel_err(lg, lc, (size_t)B * V);
-            if (e > worst) worst = e;
-        }
-        printf("# LM step on clusters (d_model 256 x 3, %d rows) vs the CPU over %d steps: rel err %.2e\n", B, L, worst);
-        assert_true(worst < 1e-5);
-        mb_state_free(sc), mb_state_free(sg);
-        free(lc), free(lg);
-    }
+    lm_steps_vs_cpu(mc, mg, 1, 24, &r, "on clusters");
+    lm_steps_vs_cpu(mc, mg, 5, 24, &r, "on clusters");
     /* draws: eager steps, then the graph's; 1 row, 3 (a cluster of 4), 9
      * (two clusters of 8) */
     const mb_sampler sp = {.temperature = 1.f, .top_p = 0.95f, .seed = 31};
@@ -449,6 +456,50 @@ static void test_lm_cluster(void **s)
     assert_non_null(mg);
     assert_int_equal(mb_lm_stack_step_used(mg, 1), 0);
     mb_model_free(mg);
+}
+
+/* The LM's step as the split kernels' bodies in one cooperative kernel,
+ * every layer under grid barriers (MB_CUDA_STEP=grid, a context of its
+ * own): steps against the CPU at 1 and 5 rows, draws replayed on the CPU at
+ * 1 and 3 rows, with fp32 and with bf16 weights. Where the GPU cannot
+ * launch cooperative kernels the test says so and is skipped. */
+static void test_lm_grid(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 97);
+    setenv("MB_CUDA_STEP", "grid", 1);
+    mb_ctx *g2 = mb_ctx_create("cuda");
+    unsetenv("MB_CUDA_STEP");
+    assert_non_null(g2);
+    mb_config cfg = small(0);
+    cfg.d_model = 64;
+    cfg.vocab_size = 16;
+    mb_model *mc = mb_model_create(cpu, &cfg, 8), *mg = mb_model_create(g2, &cfg, 8);
+    assert_true(mc && mg);
+    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
+    assert_int_equal(mb_dev_upload(g2, mg->params.data, mc->params.data, mc->params.total * 4), 0);
+    if (!(mb_lm_stack_step_used(mg, 1) && mb_lm_stack_step_used(mg, 5))) {
+        printf("# no cooperative launch on this GPU: the grid step not tested\n");
+        mb_model_free(mc), mb_model_free(mg);
+        mb_ctx_free(g2);
+        skip();
+    }
+    lm_steps_vs_cpu(mc, mg, 1, 16, &r, "in one grid kernel");
+    lm_steps_vs_cpu(mc, mg, 5, 16, &r, "in one grid kernel");
+    const mb_sampler sp = {.temperature = 1.f, .top_p = 0.95f, .seed = 33};
+    const int nd = gpu_test_small() ? 16 : 40;
+    assert_true(mb_test_sample_replay(mg, mc, 1, nd, &sp, 1e-5) <= 1);
+    assert_true(mb_test_sample_replay(mg, mc, 3, nd / 2, &sp, 1e-5) <= 1);
+    /* bf16 copies of the projections: still the one kernel, against the
+     * CPU with the same weights rounded */
+    assert_int_equal(mb_model_set_bf16(mg, 1), 0);
+    assert_int_equal(round_like_bf16(mc, mg), 3 * 3);
+    assert_int_equal(mb_lm_stack_step_used(mg, 1), 1);
+    lm_steps_vs_cpu(mc, mg, 1, 8, &r, "in one grid kernel, bf16 weights");
+    assert_true(mb_test_sample_replay(mg, mc, 3, nd / 2, &sp, 1e-5) <= 1);
+    mb_model_free(mc), mb_model_free(mg);
+    mb_ctx_free(g2);
 }
 
 /* A wide LM (d_model 512: the block step's split kernels) with a large
@@ -885,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_recurrent),
         cmocka_unit_test(test_lm_sample),
         cmocka_unit_test(test_lm_cluster),
+        cmocka_unit_test(test_lm_grid),
         cmocka_unit_test(test_lm_wide),
         cmocka_unit_test(test_classify_plain),
         cmocka_unit_test(test_classify_complex),

@@ -29,6 +29,9 @@
  * The intermediates live
  * in the caller's workspace (mb_block_step_workspace bytes, which the CPU
  * version needs anyway). */
+#include <cooperative_groups.h>
+#include <string.h>
+
 #include "core/cuda_util.h"
 #include "ops/fused.cuh"
 #include "ops/ops.h"
@@ -150,8 +153,7 @@ static __device__ __forceinline__ float sp_conv_part(const mb_norm_gemv_params &
 /* y[b, n] = W[n, :] . norm(h[b, :]) for n < n_out: the block step's first
  * kernel, and the head of a generation step (ops/sample.cu) */
 template <int MR, bool V, bool BF>
-static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
-norm_gemv_kernel(const mb_norm_gemv_params p)
+static __device__ __forceinline__ void sp_in_body(const mb_norm_gemv_params &p)
 {
     extern __shared__ float4 sp_sh4[];
     __shared__ float red[32];
@@ -199,6 +201,12 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
     }
 }
 
+template <int MR, bool V, bool BF>
+static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0) norm_gemv_kernel(const mb_norm_gemv_params p)
+{
+    sp_in_body<MR, V, BF>(p);
+}
+
 /* dbc = x_proj xc, the rows of xc staged in shared memory. x_proj has
  * few columns (dt_rank + 2 d_state: 48 for the DNA model, 192 for the 2.8b
  * shape) over a long d_inner, so a column's sum is split over ks warps of
@@ -207,8 +215,8 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
  * With a warp a column the 2.8b shape ran 24 blocks on 132 SMs, 8 us a
  * layer (H100). */
 template <int MR, bool V, bool BF>
-static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
-split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float *__restrict__ dbc, int ks)
+static __device__ __forceinline__ void sp_x_body(const mb_block_step_params &p, const float *__restrict__ xc,
+                                                 float *__restrict__ dbc, int ks)
 {
     extern __shared__ float4 sp_sh4[];
     __shared__ float part[SP_WARPS][MR];
@@ -253,6 +261,13 @@ split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float
     }
 }
 
+template <int MR, bool V, bool BF>
+static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
+split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float *__restrict__ dbc, int ks)
+{
+    sp_x_body<MR, V, BF>(p, xc, dbc, ks);
+}
+
 /* state n of a channel one step on (its value hr, hi and rate Ar, Ai as
  * held), stored back; returns its term of C . h */
 static __device__ __forceinline__ float sp_state_step(bool cplx, float dt, float dtx, float Ar, float Ai, float hr,
@@ -286,13 +301,13 @@ static __device__ __forceinline__ float sp_state_step(bool cplx, float dt, float
  * then is split_x_kernel alone (mb_pdl_wait lets one kernel run ahead), and
  * it writes dbc only. So after the wait the chain is one read of dbc. */
 template <int SEG>
-static __global__ void __launch_bounds__(SP_THREADS)
-split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, const float *__restrict__ xc,
-                  const float *__restrict__ dbc, float *__restrict__ y)
+static __device__ __forceinline__ void sp_scan_body(const mb_block_step_params &p, const float *__restrict__ xz,
+                                                    const float *__restrict__ xc, const float *__restrict__ dbc,
+                                                    float *__restrict__ y, int b, int t)
 {
     const int Di = p.d_inner, N = p.d_state, K = p.d_conv, R = p.dt_rank;
-    const int nbc = p.is_complex ? 2 * N : N, xd = R + 2 * nbc, b = blockIdx.y;
-    const int t = blockIdx.x * SP_THREADS + threadIdx.x, c = t / SEG, j = t % SEG;
+    const int nbc = p.is_complex ? 2 * N : N, xd = R + 2 * nbc;
+    const int c = t / SEG, j = t % SEG;
     const bool ok = c < Di;
     /* the lane's share of the channel's dt_proj row: r = j, j + SEG, ...
      * (held when that is at most SP_DT_HELD values) */
@@ -358,11 +373,18 @@ split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, co
     for (int k = 0; k < K - 1; k++) cs[(size_t)k * Di + c] = k + 1 < K - 1 ? cs[(size_t)(k + 1) * Di + c] : xzr[c];
 }
 
+template <int SEG>
+static __global__ void __launch_bounds__(SP_THREADS)
+split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, const float *__restrict__ xc,
+                  const float *__restrict__ dbc, float *__restrict__ y)
+{
+    sp_scan_body<SEG>(p, xz, xc, dbc, y, blockIdx.y, blockIdx.x * SP_THREADS + threadIdx.x);
+}
+
 /* out = h + out_proj y (rows ld_out apart), out2 = out + add2 */
 template <int MR, bool V, bool BF>
-static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
-split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, const float *__restrict__ y,
-                 float *__restrict__ out)
+static __device__ __forceinline__ void sp_out_body(const mb_block_step_params &p, const float *__restrict__ h,
+                                                   const float *__restrict__ y, float *__restrict__ out)
 {
     extern __shared__ float4 sp_sh4[];
     float *xs = reinterpret_cast<float *>(sp_sh4);
@@ -401,15 +423,22 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
     }
 }
 
+template <int MR, bool V, bool BF>
+static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
+split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, const float *__restrict__ y,
+                 float *__restrict__ out)
+{
+    sp_out_body<MR, V, BF>(p, h, y, out);
+}
+
 /* blocks for n_out columns at a warp each (x), by groups of mr rows (y):
  * at most as many as the SMs hold at once, and the warps loop over the
  * rest. A grid past that ran its last blocks as a second wave after the
  * first had finished: the head's 50,280 columns at 4 blocks an SM where 3
  * fit took two rounds of 12 columns a warp instead of one of 16. */
 template <typename K>
-static dim3 sp_grid(mb_cuda_state *st, K kernel, size_t smem, int n_out, int batch, int mr)
+static int sp_fit(mb_cuda_state *st, K kernel, size_t smem)
 {
-    const int sms = st->sm_count > 0 ? st->sm_count : 132;
     int fit = 0, i = 0;
     const void *fn = reinterpret_cast<const void *>(kernel);
     while (i < st->n_occ && !(st->occ[i].fn == fn && st->occ[i].smem == smem)) i++;
@@ -424,6 +453,13 @@ static dim3 sp_grid(mb_cuda_state *st, K kernel, size_t smem, int n_out, int bat
             st->n_occ++;
         }
     }
+    return fit;
+}
+
+template <typename K>
+static dim3 sp_grid(mb_cuda_state *st, K kernel, size_t smem, int n_out, int batch, int mr)
+{
+    const int sms = st->sm_count > 0 ? st->sm_count : 132, fit = sp_fit(st, kernel, smem);
     const int want = (n_out + SP_WARPS - 1) / SP_WARPS, cap = fit * sms;
     const int groups = (batch + mr - 1) / mr;
     return dim3((unsigned)(want < cap ? (want > 0 ? want : 1) : cap), (unsigned)(groups < 65535 ? groups : 65535));
@@ -565,4 +601,172 @@ extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
     MB_CUDA_CHECK(ctx, mb_cuda_launch(st, fo, sp_grid(st, fo, sho, d, B, mr), dim3(SP_THREADS), sho, *p, h, y, out));
     MB_LAUNCH_CHECK(ctx, "split_out_kernel");
     ws->used = mark;
+}
+
+/* ---- every layer in one cooperative kernel (MB_CUDA_STEP=grid) -------------------
+ * The four split kernels' bodies, layer after layer, in one launch of as
+ * many blocks as the GPU holds at once, a grid-wide barrier where a kernel
+ * boundary was (4 a layer). Why: at batch 1 the 130m shape's step is 96
+ * small kernels a token, each 4-8 us alone (launch, ramp, tail), for
+ * 0.5-4.7 MB of weights each; a grid barrier is about 1.1 us on an H100
+ * (bench_latency). Experimental: MB_CUDA_STEP=grid only, until measured
+ * against the four kernels. */
+namespace cg = cooperative_groups;
+
+struct sg_layer {
+    const float *norm_w, *norm_b, *in_proj, *conv_w, *conv_b, *x_proj, *dt_w, *dt_b, *A_log, *A_imag, *D, *out_proj;
+    const uint16_t *in_bf, *x_bf, *out_bf;
+    float *conv_state, *ssm_state;
+};
+/* kernel parameters past 4 KB: CUDA 12.1+ on compute 7.0+ */
+struct sg_args {
+    mb_block_step_params p0; /* the shapes; layer 0's tokens and embedding */
+    int n_layer, ks;
+    const float *h;
+    float *out, *tmp, *xz, *xc, *dbc, *y;
+    sg_layer L[MB_STACK_STEP_MAX_LAYERS];
+};
+
+template <int MR, bool BF, int SEG>
+static __global__ void __launch_bounds__(SP_THREADS, 2) split_stack_kernel(const __grid_constant__ sg_args a)
+{
+    cg::grid_group grid = cg::this_grid();
+    const int nl = a.n_layer, Di = a.p0.d_inner;
+    const int nt = (Di * SEG + SP_THREADS - 1) / SP_THREADS * SP_THREADS;
+    const float *src = a.h;
+    for (int l = 0; l < nl; l++) {
+        const sg_layer &L = a.L[l];
+        mb_block_step_params p = a.p0;
+        p.norm_w = L.norm_w, p.norm_b = L.norm_b, p.in_proj = L.in_proj, p.conv_w = L.conv_w, p.conv_b = L.conv_b;
+        p.x_proj = L.x_proj, p.dt_w = L.dt_w, p.dt_b = L.dt_b, p.A_log = L.A_log, p.A_imag = L.A_imag, p.D = L.D;
+        p.out_proj = L.out_proj, p.in_proj_bf16 = L.in_bf, p.x_proj_bf16 = L.x_bf, p.out_proj_bf16 = L.out_bf;
+        p.conv_state = L.conv_state, p.ssm_state = L.ssm_state;
+        if (l > 0) p.tokens = NULL;
+        /* the layers after this one alternate, the last writing out (as
+         * mb_stack_step_layers) */
+        float *dst = (nl - 1 - l) % 2 == 0 ? a.out : a.tmp;
+        mb_norm_gemv_params in = {};
+        in.batch = p.batch, in.d = p.d_model, in.h = src, in.tokens = p.tokens, in.embed = p.embed;
+        in.norm_w = p.norm_w, in.norm_b = p.norm_b, in.eps = p.eps, in.W = p.in_proj, in.Wb = p.in_proj_bf16;
+        in.n_out = 2 * Di, in.y = a.xz, in.ldy = 2 * Di, in.conv_dim = Di, in.conv_k = p.d_conv;
+        in.conv_w = p.conv_w, in.conv_b = p.conv_b, in.conv_state = p.conv_state, in.xc = a.xc;
+        sp_in_body<MR, true, BF>(in);
+        grid.sync();
+        sp_x_body<MR, true, BF>(p, a.xc, a.dbc, a.ks);
+        grid.sync();
+        for (int b = 0; b < p.batch; b++)
+            for (int t = blockIdx.x * SP_THREADS; t < nt; t += gridDim.x * SP_THREADS)
+                sp_scan_body<SEG>(p, a.xz, a.xc, a.dbc, a.y, b, t + threadIdx.x);
+        grid.sync();
+        sp_out_body<MR, true, BF>(p, src, a.y, dst);
+        if (l + 1 < nl) grid.sync();
+        src = dst;
+    }
+}
+
+typedef void (*sg_kernel)(const sg_args);
+/* the instance for (rows a block holds, bf16 weights, d_state's lanes) */
+static sg_kernel sg_pick(int mr, bool bf, int seg)
+{
+    if (mr == 1) {
+        if (bf) return seg == 32 ? split_stack_kernel<1, true, 32> : split_stack_kernel<1, true, 16>;
+        return seg == 32 ? split_stack_kernel<1, false, 32> : split_stack_kernel<1, false, 16>;
+    }
+    if (bf) return seg == 32 ? split_stack_kernel<SP_MR, true, 32> : split_stack_kernel<SP_MR, true, 16>;
+    return seg == 32 ? split_stack_kernel<SP_MR, false, 32> : split_stack_kernel<SP_MR, false, 16>;
+}
+
+/* Whether the grid kernel runs these layers: one shape throughout, 16-byte
+ * weight rows (all bf16 or none), d_state a multiple of 16, the plain
+ * residual out (the LM's layers), a device that launches cooperative
+ * kernels. */
+static bool sg_fits(mb_ctx *ctx, const mb_cuda_state *st, int n_layer, const mb_block_step_params *layer)
+{
+    if (n_layer < 1 || n_layer > MB_STACK_STEP_MAX_LAYERS) return false;
+    static int coop[64]; /* 0 not asked, 1 yes, -1 no */
+    const int dev = st->device < 64 ? st->device : 63;
+    if (!coop[dev]) {
+        int v = 0;
+        if (cudaDeviceGetAttribute(&v, cudaDevAttrCooperativeLaunch, st->device) != cudaSuccess) {
+            (void)cudaGetLastError();
+            v = 0;
+        }
+        coop[dev] = v ? 1 : -1;
+    }
+    if (coop[dev] < 0) return false;
+    const mb_block_step_params *p0 = &layer[0];
+    const int d = p0->d_model, Di = p0->d_inner;
+    if (p0->batch < 1 || p0->d_state % 16 || d % 8 || Di % 8 ||
+        !mb_block_step_split_fits_cuda(ctx, d > Di ? d : Di))
+        return false;
+    const bool bf = p0->in_proj_bf16 != NULL;
+    for (int l = 0; l < n_layer; l++) {
+        const mb_block_step_params *p = &layer[l];
+        if (p->batch != p0->batch || p->d_model != d || p->d_inner != Di || p->d_state != p0->d_state ||
+            p->d_conv != p0->d_conv || p->dt_rank != p0->dt_rank || p->is_complex != p0->is_complex ||
+            p->eps != p0->eps || (p->norm_b != NULL) != (p0->norm_b != NULL) || p->ld_out || p->out2 ||
+            (l > 0 && p->tokens))
+            return false;
+        if ((p->in_proj_bf16 != NULL) != bf || (p->x_proj_bf16 != NULL) != bf || (p->out_proj_bf16 != NULL) != bf)
+            return false;
+        if (!sp_vec(d, p->in_proj, p->in_proj_bf16) || !sp_vec(Di, p->x_proj, p->x_proj_bf16) ||
+            !sp_vec(Di, p->out_proj, p->out_proj_bf16))
+            return false;
+    }
+    return true;
+}
+
+extern "C" int mb_stack_step_grid_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    return st && sg_fits(ctx, st, n_layer, layer);
+}
+
+/* 1: not these shapes (the caller runs the layers one by one); 0: done, or
+ * the context has failed */
+extern "C" int mb_stack_step_grid_cuda(MB_OPS_STACK_STEP_ARGS)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return 0;
+    if (!sg_fits(ctx, st, n_layer, layer)) return 1;
+    const mb_block_step_params *p0 = &layer[0];
+    const int B = p0->batch, d = p0->d_model, Di = p0->d_inner, N = p0->d_state;
+    const int xd = p0->dt_rank + 2 * (p0->is_complex ? 2 * N : N), mr = sp_rows(B);
+    const sg_kernel fn = sg_pick(mr, p0->in_proj_bf16 != NULL, N % 32 == 0 ? 32 : 16);
+    size_t sh;
+    if (sp_smem(ctx, fn, d > Di ? d : Di, mr, &sh)) return 0;
+    const int sms = st->sm_count > 0 ? st->sm_count : 132, fit = sp_fit(st, fn, sh);
+    if (fit < 1) return 1;
+    const size_t mark = ws->used;
+    sg_args a;
+    memset(&a, 0, sizeof a);
+    a.xz = mb_arena_floats(ws, (size_t)B * 2 * Di), a.xc = mb_arena_floats(ws, (size_t)B * Di);
+    a.dbc = mb_arena_floats(ws, (size_t)B * xd), a.y = mb_arena_floats(ws, (size_t)B * Di);
+    a.tmp = mb_arena_floats(ws, (size_t)B * d);
+    if (!a.xz || !a.xc || !a.dbc || !a.y || !a.tmp) {
+        mb_ctx_fail(ctx, "%s", mb_error_last()); /* a sizing bug: the arena said why */
+        return 0;
+    }
+    a.p0 = *p0, a.n_layer = n_layer, a.h = h, a.out = out;
+    a.ks = sp_x_split(st, xd, Di, (B + mr - 1) / mr);
+    for (int l = 0; l < n_layer; l++) {
+        const mb_block_step_params *p = &layer[l];
+        a.L[l] = {p->norm_w,   p->norm_b, p->in_proj,      p->conv_w,      p->conv_b,        p->x_proj,
+                  p->dt_w,     p->dt_b,   p->A_log,        p->A_imag,      p->D,             p->out_proj,
+                  p->in_proj_bf16, p->x_proj_bf16, p->out_proj_bf16, p->conv_state, p->ssm_state};
+    }
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeCooperative;
+    at[0].val.cooperative = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3((unsigned)(fit * sms));
+    cfg.blockDim = dim3(SP_THREADS);
+    cfg.dynamicSmemBytes = sh;
+    cfg.stream = st->stream;
+    cfg.attrs = at;
+    cfg.numAttrs = 1;
+    MB_CUDA_CHECK_RET(ctx, cudaLaunchKernelEx(&cfg, fn, a), 0);
+    MB_LAUNCH_CHECK_RET(ctx, "split_stack_kernel", 0);
+    ws->used = mark;
+    return 0;
 }

@@ -400,7 +400,7 @@ typedef struct {
      * kernels and GEMMs) */
     int gpu_path;
 } mb_block_step_params;
-enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2, MB_STEP_LAYER = 3, MB_STEP_ROWS = 4, MB_STEP_CLUSTER = 5 };
+enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2, MB_STEP_LAYER = 3, MB_STEP_ROWS = 4, MB_STEP_CLUSTER = 5, MB_STEP_GRID = 6 };
 #define MB_OPS_BLOCK_STEP_ARGS mb_ctx *ctx, const mb_block_step_params *p, const float *h, \
     float *out, mb_arena *ws
 void mb_block_step(MB_OPS_BLOCK_STEP_ARGS);
@@ -415,18 +415,21 @@ size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p);
  * kernel, a cluster of thread blocks per few rows, where
  * mb_stack_step_fits says it can (ops/stack_step.cu: a narrow model's step
  * is latency, dozens of dependent kernels a token), else one by one too. */
-#define MB_STACK_STEP_MAX_LAYERS 32
+#define MB_STACK_STEP_MAX_LAYERS 64
 #define MB_OPS_STACK_STEP_ARGS mb_ctx *ctx, int n_layer, const mb_block_step_params *layer, const float *h, \
     float *out, mb_arena *ws
 void mb_stack_step(MB_OPS_STACK_STEP_ARGS);
 void mb_stack_step_layers(MB_OPS_STACK_STEP_ARGS); /* mb_block_step layer by layer, on any device */
 size_t mb_stack_step_workspace(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 /* Whether this context runs the stack in one kernel (a GPU of compute 9.0+
- * and the shapes ops/stack_step.cu handles); 0 on the CPU. */
+ * and the shapes ops/stack_step.cu handles, or under MB_CUDA_STEP=grid
+ * those of the cooperative kernel of ops/block_step_split.cu); 0 on the
+ * CPU. */
 int mb_stack_step_fits(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 /* Whether a caller should take mb_stack_step over its layers' own steps:
- * where it fits and MB_CUDA_STEP=cluster asks for it, or under AUTO for the
- * shapes where it was measured faster (ops/stack_step.cu). */
+ * where it fits and MB_CUDA_STEP=cluster or grid asks for it, or under AUTO
+ * for the shapes where the cluster kernel was measured faster
+ * (ops/stack_step.cu). */
 int mb_stack_step_prefers(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 
 /* y[b, :n_out] (rows ldy apart) = W (n_out, d) @ norm(row b), row b being
@@ -589,6 +592,10 @@ void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS);
 /* the cluster kernel; 1 (nothing done) for shapes it does not run */
 int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS);
 int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
+/* every layer in one cooperative kernel of the split kernels' bodies
+ * (ops/block_step_split.cu; MB_CUDA_STEP=grid); 1: not these shapes */
+int mb_stack_step_grid_cuda(MB_OPS_STACK_STEP_ARGS);
+int mb_stack_step_grid_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *p);
 int mb_block_step_prefers_cuda(mb_ctx *ctx, const mb_block_step_params *p);

@@ -417,9 +417,12 @@ static stk_fn stk_pick(const mb_cuda_state *st, int n_layer, const mb_block_step
     return fn(st, NULL) ? fn : NULL;
 }
 
+/* MB_CUDA_STEP=grid asks for the other one-kernel stack: the split
+ * kernels' bodies under grid barriers (ops/block_step_split.cu) */
 extern "C" int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
 {
     mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (st && st->step_path == MB_STEP_GRID) return mb_stack_step_grid_fits_cuda(ctx, n_layer, layer);
     return st && stk_pick(st, n_layer, layer) != NULL;
 }
 
@@ -436,6 +439,7 @@ extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_blo
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st || n_layer < 1) return 0;
     const int step = st->step_path;
+    if (step == MB_STEP_GRID) return mb_stack_step_grid_fits_cuda(ctx, n_layer, layer);
     const bool auto_fits = step == MB_STEP_AUTO && layer[0].batch == 1 && layer[0].d_model == 128 &&
                            layer[0].d_inner <= 8 * STK_CH;
     return (step == MB_STEP_CLUSTER || auto_fits) && stk_pick(st, n_layer, layer) != NULL;
@@ -446,6 +450,7 @@ extern "C" int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
     (void)ws;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return 0; /* the context has failed: nothing to fall back to */
+    if (st->step_path == MB_STEP_GRID) return mb_stack_step_grid_cuda(ctx, n_layer, layer, h, out, ws);
     const stk_fn fn = stk_pick(st, n_layer, layer);
     if (!fn) return 1;
     const mb_block_step_params *p0 = &layer[0];
