@@ -31,15 +31,21 @@ static mb_config small(int cplx)
 /* A model on each device with the same weights: cfg's initialization from
  * seed, every weight then moved by 0.05 N(0, 1) (away from the
  * initialization's special values) on the CPU and copied to the GPU. */
-static void model_pair(const mb_config *cfg, uint64_t seed, mb_rng *r, mb_model **mc, mb_model **mg)
+static void model_pair_on(mb_ctx *g, const mb_config *cfg, uint64_t seed, mb_rng *r, mb_model **mc, mb_model **mg)
 {
     *mc = mb_model_create(cpu, cfg, seed);
-    *mg = mb_model_create(gpu, cfg, seed);
+    *mg = mb_model_create(g, cfg, seed);
     assert_non_null(*mc);
     assert_non_null(*mg);
     mb_params *ps = &(*mc)->params;
     for (size_t i = 0; i < ps->total; i++) ps->data[i] += 0.05f * (float)mb_rng_normal(r);
-    assert_int_equal(mb_dev_upload(gpu, (*mg)->params.data, ps->data, ps->total * 4), 0);
+    assert_int_equal(mb_dev_upload(g, (*mg)->params.data, ps->data, ps->total * 4), 0);
+}
+
+/* the same on the suite's GPU context */
+static void model_pair(const mb_config *cfg, uint64_t seed, mb_rng *r, mb_model **mc, mb_model **mg)
+{
+    model_pair_on(gpu, cfg, seed, r, mc, mg);
 }
 
 /* The GPU model's gradients against the CPU model's: the worst relative
@@ -411,12 +417,8 @@ static void test_lm_cluster(void **s)
     mb_config cfg = small(0);
     cfg.d_model = 256;
     cfg.vocab_size = 16;
-    mb_model *mc = mb_model_create(cpu, &cfg, 6), *mg = mb_model_create(g2, &cfg, 6);
-    assert_non_null(mc);
-    assert_non_null(mg);
-    mb_params *ps = &mc->params;
-    for (size_t i = 0; i < ps->total; i++) ps->data[i] += 0.05f * (float)mb_rng_normal(&r);
-    assert_int_equal(mb_dev_upload(g2, mg->params.data, ps->data, ps->total * 4), 0);
+    mb_model *mc, *mg;
+    model_pair_on(g2, &cfg, 6, &r, &mc, &mg);
     const int used = mb_lm_stack_step_used(mg, 1) && mb_lm_stack_step_used(mg, 5);
     /* the CPU never takes it */
     assert_int_equal(mb_lm_stack_step_used(mc, 1), 0);
@@ -443,10 +445,7 @@ static void test_lm_cluster(void **s)
      * model, mamba-dna's default width, and nowhere else: there it was
      * measured faster than the layer-by-layer steps (ops/stack_step.cu) */
     cfg.d_model = 128;
-    mc = mb_model_create(cpu, &cfg, 7), mg = mb_model_create(gpu, &cfg, 7);
-    assert_true(mc && mg);
-    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
-    assert_int_equal(mb_dev_upload(gpu, mg->params.data, mc->params.data, mc->params.total * 4), 0);
+    model_pair(&cfg, 7, &r, &mc, &mg);
     assert_int_equal(mb_lm_stack_step_used(mg, 1), 1);
     assert_int_equal(mb_lm_stack_step_used(mg, 4), 0);
     assert_true(mb_test_sample_replay(mg, mc, 1, nd, &sp, 1e-5) <= 1);
@@ -475,10 +474,8 @@ static void test_lm_grid(void **s)
     mb_config cfg = small(0);
     cfg.d_model = 64;
     cfg.vocab_size = 16;
-    mb_model *mc = mb_model_create(cpu, &cfg, 8), *mg = mb_model_create(g2, &cfg, 8);
-    assert_true(mc && mg);
-    for (size_t i = 0; i < mc->params.total; i++) mc->params.data[i] += 0.05f * (float)mb_rng_normal(&r);
-    assert_int_equal(mb_dev_upload(g2, mg->params.data, mc->params.data, mc->params.total * 4), 0);
+    mb_model *mc, *mg;
+    model_pair_on(g2, &cfg, 8, &r, &mc, &mg);
     if (!(mb_lm_stack_step_used(mg, 1) && mb_lm_stack_step_used(mg, 5))) {
         printf("# no cooperative launch on this GPU: the grid step not tested\n");
         mb_model_free(mc), mb_model_free(mg);
