@@ -81,7 +81,7 @@ struct stk_regs {
     float4 wv[STK_RG][DQ];        /* in_proj: rows warp + g STK_WARPS of the block's 2 CH */
     float wx[STK_OW];             /* x_proj: outputs warp + u STK_WARPS, channel c0 + lane */
     float cw[4], cst[3], cb;      /* conv taps, state and bias of (row cm, channel cj) */
-    float sA[SP], sdb[SP], sD[SP], sh[SP][MR]; /* the scan's pairs */
+    float sA[SP], sD[SP], sh[SP][MR]; /* the scan's pairs */
     float4 wo[STK_CH / 4];        /* out_proj: output threadIdx.x, the block's channels */
 };
 
@@ -128,7 +128,7 @@ static __device__ __forceinline__ void stk_load_conv(stk_regs<DQ, MR> &q, const 
 }
 
 /* the scan's (channel, state) pairs p = threadIdx.x + i STK_THREADS: A,
- * dt bias, D and the states of the cluster's nm rows */
+ * D and the states of the cluster's nm rows */
 template <int DQ, int MR>
 static __device__ __forceinline__ void stk_load_scan(stk_regs<DQ, MR> &q, const stk_layer &P, int DI, int b0, int nm,
                                                      int c0)
@@ -138,7 +138,6 @@ static __device__ __forceinline__ void stk_load_scan(stk_regs<DQ, MR> &q, const 
     for (int i = 0; i < stk_regs<DQ, MR>::SP; i++) {
         const int p = threadIdx.x + i * STK_THREADS, ch = c0 + p / STK_N, n = p % STK_N;
         q.sA[i] = -expf(P.A_log[(size_t)ch * STK_N + n]);
-        q.sdb[i] = P.dt_b[ch];
         q.sD[i] = P.D[ch];
 #pragma unroll
         for (int m = 0; m < MR; m++) q.sh[i][m] = m < nm ? ss[((size_t)m * DI + ch) * STK_N + n] : 0.f;
@@ -162,7 +161,8 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
     constexpr int SP = stk_regs<DQ, MR>::SP;
     static_assert(MR <= STK_WARPS && MR * CH <= STK_THREADS, "a warp a row's norm, a thread a row's channel");
     static_assert(CH * STK_N % STK_THREADS == 0, "whole scan pairs a thread");
-    __shared__ __align__(16) float h[MR][D], xn[MR][D], y[MR][CH], nw[D], dtw[CH * (STK_XD_MAX - 2 * STK_N)];
+    __shared__ __align__(16) float h[MR][D], xn[MR][D], y[MR][CH], nw[D], dtw[CH * (STK_XD_MAX - 2 * STK_N)], dtb[CH];
+    __shared__ float dts[MR][CH];
     __shared__ float part_out[MR][D], xz[MR][2 * CH], xc[MR][CH], part_x[MR][STK_XD_MAX], dbc[MR][STK_XD_MAX];
     cg::cluster_group cl = cg::this_cluster();
     const int me = (int)cl.block_rank(), c0 = me * CH;
@@ -188,6 +188,7 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
     mb_stage_async<STK_THREADS>(nw, a.L[0].norm_w, D);
     __pipeline_commit();
     mb_stage_async<STK_THREADS>(dtw, a.L[0].dt_w + (size_t)c0 * R, CH * R);
+    mb_stage_async<STK_THREADS>(dtb, a.L[0].dt_b + c0, CH);
     __pipeline_commit();
     stk_load_in(q, a.L[0], DI, c0, warp, lane);
     stk_load_x(q, a.L[0], DI, XD, c0, warp, lane);
@@ -281,22 +282,30 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
         }
         __pipeline_wait_prior(1); /* dt_proj's weights */
         __syncthreads();
-        /* 3: dt, the scan and the gate; (channel j, state n) on thread 16 j + n */
+        /* 3a: delta of each (row, channel) once, TP threads a pair, each a
+         * share of dt_rank, summed by shuffles. (Each of a channel's 16
+         * state lanes had made the whole dot and the softplus: the scan
+         * was the largest part of the kernel's ~1,400 instructions a warp
+         * a layer, profiled at the DNA width.) */
+        {
+            constexpr int TP = STK_THREADS / (MR * CH);
+            static_assert(TP * MR * CH == STK_THREADS && (TP & (TP - 1)) == 0, "a power-of-two team a pair");
+            const int pr = threadIdx.x / TP, sub = threadIdx.x % TP, m = pr / CH, j = pr % CH;
+            float v = 0.f;
+            for (int k = sub; k < R; k += TP) v += dtw[j * R + k] * dbc[m][k];
+#pragma unroll
+            for (int o = TP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+            if (sub == 0) dts[m][j] = stk_softplus(v + dtb[j]);
+        }
+        __syncthreads();
+        /* 3b: the scan and the gate; (channel j, state n) on thread 16 j + n */
         float *ssm_state = P.ssm_state + (size_t)b0 * DI * STK_N;
 #pragma unroll
         for (int i = 0; i < SP; i++) {
             const int p = threadIdx.x + i * STK_THREADS, j = p / STK_N, n = p % STK_N, ch = c0 + j;
-            float dv[MR];
-#pragma unroll
-            for (int m = 0; m < MR; m++) dv[m] = q.sdb[i];
-            for (int k = 0; k < R; k++) {
-                const float w = dtw[j * R + k];
-#pragma unroll
-                for (int m = 0; m < MR; m++) dv[m] += w * dbc[m][k];
-            }
 #pragma unroll
             for (int m = 0; m < MR; m++) {
-                const float dt = stk_softplus(dv[m]);
+                const float dt = dts[m][j];
                 const float hn = expf(dt * q.sA[i]) * q.sh[i][m] + dt * dbc[m][R + n] * xc[m][j];
                 if (m < nm) ssm_state[((size_t)m * DI + ch) * STK_N + n] = hn;
                 float v = dbc[m][R + STK_N + n] * hn;
@@ -307,7 +316,10 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
         }
         if (more) stk_load_scan(q, Pn, DI, b0, nm, c0);
         __syncthreads();
-        if (more) mb_stage_async<STK_THREADS>(dtw, Pn.dt_w + (size_t)c0 * R, CH * R);
+        if (more) {
+            mb_stage_async<STK_THREADS>(dtw, Pn.dt_w + (size_t)c0 * R, CH * R);
+            mb_stage_async<STK_THREADS>(dtb, Pn.dt_b + c0, CH);
+        }
         __pipeline_commit();
         /* 4: out_proj over the block's channels, summed over the cluster
          * into the residual */
