@@ -241,24 +241,16 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
         if (threadIdx.x < MR * CH) {
             float v = 0.f;
             if (conv_live) {
-                const int ch = c0 + cj;
                 /* taps 0 .. K-2 on the state, K-1 on the newest input */
                 float s = q.cb;
 #pragma unroll
                 for (int k = 0; k < 4; k++)
                     if (k < K - 1) s += q.cw[k] * q.cst[k];
                     else if (k == K - 1) s += q.cw[k] * xz[cm][cj];
-                /* the state shifted by one, the newest input last */
-                float *cs = P.conv_state + ((size_t)b0 + cm) * (K - 1) * DI;
-#pragma unroll
-                for (int k = 0; k < 3; k++)
-                    if (k < K - 2) cs[(size_t)k * DI + ch] = q.cst[k + 1];
-                    else if (k == K - 2) cs[(size_t)k * DI + ch] = xz[cm][cj];
                 v = stk_silu(s);
             }
             xc[cm][cj] = v;
         }
-        if (more) stk_load_conv(q, Pn, DI, K, b0, cm, c0 + cj, conv_live);
         __syncthreads();
         /* 2: x_proj over the block's channels (lane: channel c0 + lane),
          * summed over the cluster */
@@ -271,8 +263,25 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
                 if (lane == 0 && o < XD) part_x[m][o] = s;
             }
         }
-        if (more) stk_load_x(q, Pn, DI, XD, c0, warp, lane);
         cl.sync();
+        /* The stores of the layer's states and the next layer's loads come
+         * right after a cluster barrier, not before: the barrier's release
+         * fence (MEMBAR.ALL.GPU in the SASS, 10% of the stall samples at
+         * the DNA width) waits for the memory operations in flight, and
+         * here they have half a layer to finish before the next one. The
+         * conv state shifted by one, the newest input last: */
+        if (conv_live) {
+            const int ch = c0 + cj;
+            float *cs = P.conv_state + ((size_t)b0 + cm) * (K - 1) * DI;
+#pragma unroll
+            for (int k = 0; k < 3; k++)
+                if (k < K - 2) cs[(size_t)k * DI + ch] = q.cst[k + 1];
+                else if (k == K - 2) cs[(size_t)k * DI + ch] = xz[cm][cj];
+        }
+        if (more) {
+            stk_load_conv(q, Pn, DI, K, b0, cm, c0 + cj, conv_live);
+            stk_load_x(q, Pn, DI, XD, c0, warp, lane);
+        }
         for (int i = threadIdx.x; i < MR * XD; i += STK_THREADS) {
             const int m = i / XD, o = i - m * XD;
             float s = 0.f;
@@ -298,23 +307,22 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
             if (sub == 0) dts[m][j] = stk_softplus(v + dtb[j]);
         }
         __syncthreads();
-        /* 3b: the scan and the gate; (channel j, state n) on thread 16 j + n */
-        float *ssm_state = P.ssm_state + (size_t)b0 * DI * STK_N;
+        /* 3b: the scan and the gate; (channel j, state n) on thread 16 j + n;
+         * the new states stay in q.sh until after stage 4's barrier */
 #pragma unroll
         for (int i = 0; i < SP; i++) {
-            const int p = threadIdx.x + i * STK_THREADS, j = p / STK_N, n = p % STK_N, ch = c0 + j;
+            const int p = threadIdx.x + i * STK_THREADS, j = p / STK_N, n = p % STK_N;
 #pragma unroll
             for (int m = 0; m < MR; m++) {
                 const float dt = dts[m][j];
                 const float hn = expf(dt * q.sA[i]) * q.sh[i][m] + dt * dbc[m][R + n] * xc[m][j];
-                if (m < nm) ssm_state[((size_t)m * DI + ch) * STK_N + n] = hn;
+                q.sh[i][m] = hn;
                 float v = dbc[m][R + STK_N + n] * hn;
 #pragma unroll
                 for (int s = STK_N / 2; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
                 if (n == 0) y[m][j] = (v + q.sD[i] * xc[m][j]) * stk_silu(xz[m][CH + j]);
             }
         }
-        if (more) stk_load_scan(q, Pn, DI, b0, nm, c0);
         __syncthreads();
         if (more) {
             mb_stage_async<STK_THREADS>(dtw, Pn.dt_w + (size_t)c0 * R, CH * R);
@@ -336,8 +344,20 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
                 part_out[m][threadIdx.x] = s;
             }
         }
-        if (more) stk_load_out(q, Pn, DI, c0);
         cl.sync();
+        /* as after stage 2's barrier: the scan states, then the next layer's loads */
+        float *ssm_state = P.ssm_state + (size_t)b0 * DI * STK_N;
+#pragma unroll
+        for (int i = 0; i < SP; i++) {
+            const int p = threadIdx.x + i * STK_THREADS, ch = c0 + p / STK_N, n = p % STK_N;
+#pragma unroll
+            for (int m = 0; m < MR; m++)
+                if (m < nm) ssm_state[((size_t)m * DI + ch) * STK_N + n] = q.sh[i][m];
+        }
+        if (more) {
+            stk_load_scan(q, Pn, DI, b0, nm, c0);
+            stk_load_out(q, Pn, DI, c0);
+        }
         for (int i = threadIdx.x; i < MR * D; i += STK_THREADS) {
             float s = 0.f;
 #pragma unroll 4
