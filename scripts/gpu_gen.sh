@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The LM's generation on a lent GPU (carry .deps): build and the GPU suites
+# (gpu_check.sh build), the one-kernel step tests verbose, then
+# bench_generate under each step path, one table a path:
+#
+#   bash scripts/gpu_gen.sh [SHAPE ...]     default: small dna 130m 2.8b
+#
+# Paths (MB_CUDA_STEP): AUTO (unset), split (four kernels a layer over every
+# SM), fused (a block a row), cluster (every layer in one kernel on
+# thread-block clusters, ops/stack_step.cu), grid (every layer in one
+# cooperative kernel, ops/block_step_split.cu). A path that does not take a
+# shape runs it layer by layer, so its row then repeats AUTO's.
+# Output: stdout, $OUT/gen_tests.log and $OUT/gen_<path>.txt.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+OUT=${OUT:-$PWD/gpu-check-out}
+mkdir -p "$OUT"
+SHAPES=${*:-small dna 130m 2.8b}
+[ -x build-gpu/bench/bench_generate ] || GPU_CHECK_BUDGET=${GPU_CHECK_BUDGET:-200} OUT=/tmp/gpu_gen_check \
+    bash scripts/gpu_check.sh build >/tmp/gpu_gen_check.log 2>&1
+grep -E "tests passed|tests failed|\| (build|test_gpu) " /tmp/gpu_gen_check.log 2>/dev/null
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+deps_runtime
+{
+    MB_TEST_FILTER='test_stack_step*' timeout 120 build-gpu/tests/gpu_test_ops
+    MB_TEST_FILTER='test_lm_cluster' timeout 120 build-gpu/tests/gpu_test_model
+    MB_TEST_FILTER='test_lm_grid' timeout 120 build-gpu/tests/gpu_test_model
+} >"$OUT/gen_tests.log" 2>&1
+grep -E "^# (stack_step|LM step|no )|OK \]|FAILED|PASSED" "$OUT/gen_tests.log"
+for path in auto split fused cluster grid; do
+    f="$OUT/gen_$path.txt"
+    : >"$f"
+    for s in $SHAPES; do
+        if [ "$path" = auto ]; then
+            timeout 200 build-gpu/bench/bench_generate --device cuda --shape "$s" >>"$f" 2>&1
+        else
+            MB_CUDA_STEP=$path timeout 200 build-gpu/bench/bench_generate --device cuda --shape "$s" >>"$f" 2>&1
+        fi
+    done
+    echo "== MB_CUDA_STEP=$path"
+    grep -E "^\| [a-z0-9]" "$f" | grep -v "^| model"
+done
