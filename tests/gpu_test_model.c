@@ -477,7 +477,7 @@ static void test_lm_grid(void **s)
     mb_model *mc, *mg;
     model_pair_on(g2, &cfg, 8, &r, &mc, &mg);
     if (!(mb_lm_stack_step_used(mg, 1) && mb_lm_stack_step_used(mg, 5))) {
-        printf("# no cooperative launch on this GPU: the grid step not tested\n");
+        printf("# the grid step does not take this model here (no cooperative launch?): not tested\n");
         mb_model_free(mc), mb_model_free(mg);
         mb_ctx_free(g2);
         skip();
