@@ -215,8 +215,7 @@ static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0) norm
  * With a warp a column the 2.8b shape ran 24 blocks on 132 SMs, 8 us a
  * layer (H100). */
 template <int MR, bool V, bool BF>
-static __device__ __forceinline__ void sp_x_body(const mb_block_step_params &p, const float *__restrict__ xc,
-                                                 float *__restrict__ dbc, int ks)
+static __device__ __forceinline__ void sp_x_body(const mb_block_step_params &p, const float *xc, float *dbc, int ks)
 {
     extern __shared__ float4 sp_sh4[];
     __shared__ float part[SP_WARPS][MR];
@@ -301,9 +300,8 @@ static __device__ __forceinline__ float sp_state_step(bool cplx, float dt, float
  * then is split_x_kernel alone (mb_pdl_wait lets one kernel run ahead), and
  * it writes dbc only. So after the wait the chain is one read of dbc. */
 template <int SEG>
-static __device__ __forceinline__ void sp_scan_body(const mb_block_step_params &p, const float *__restrict__ xz,
-                                                    const float *__restrict__ xc, const float *__restrict__ dbc,
-                                                    float *__restrict__ y, int b, int t)
+static __device__ __forceinline__ void sp_scan_body(const mb_block_step_params &p, const float *xz, const float *xc,
+                                                    const float *dbc, float *y, int b, int t)
 {
     const int Di = p.d_inner, N = p.d_state, K = p.d_conv, R = p.dt_rank;
     const int nbc = p.is_complex ? 2 * N : N, xd = R + 2 * nbc;
@@ -383,8 +381,8 @@ split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, co
 
 /* out = h + out_proj y (rows ld_out apart), out2 = out + add2 */
 template <int MR, bool V, bool BF>
-static __device__ __forceinline__ void sp_out_body(const mb_block_step_params &p, const float *__restrict__ h,
-                                                   const float *__restrict__ y, float *__restrict__ out)
+static __device__ __forceinline__ void sp_out_body(const mb_block_step_params &p, const float *h, const float *y,
+                                                   float *out)
 {
     extern __shared__ float4 sp_sh4[];
     float *xs = reinterpret_cast<float *>(sp_sh4);
@@ -613,6 +611,10 @@ extern "C" void mb_block_step_split_cuda(MB_OPS_BLOCK_STEP_ARGS)
  * against the four kernels. */
 namespace cg = cooperative_groups;
 
+/* The bodies' activation pointers carry no __restrict__ (their kernels'
+ * parameters do): here the same buffers are written and read again across
+ * grid barriers, layer after layer, and a read-only (non-coherent) load of
+ * them could return a line an SM cached a layer before. */
 struct sg_layer {
     const float *norm_w, *norm_b, *in_proj, *conv_w, *conv_b, *x_proj, *dt_w, *dt_b, *A_log, *A_imag, *D, *out_proj;
     const uint16_t *in_bf, *x_bf, *out_bf;
