@@ -401,45 +401,51 @@ static void lm_steps_vs_cpu(mb_model *mc, mb_model *mg, int B, int L, mb_rng *r,
 }
 
 /* The LM's step as one kernel on thread-block clusters (mb_stack_step;
- * MB_CUDA_STEP=cluster asks for it, on a context of its own): the DNA
- * model's width at 3 layers, steps against the CPU's and draws replayed on
- * the CPU, at 1, 3, 5 and 9 rows; then AUTO's choice of it. Thread-block clusters need compute 9.0+; on
+ * MB_CUDA_STEP=cluster and cluster1 ask for its two kernels, each on a
+ * context of its own): the DNA model's width at 3 layers, steps against
+ * the CPU's and draws replayed on the CPU, at 1, 3, 5 and 9 rows; then
+ * AUTO's choice of it. Thread-block clusters need compute 9.0+; on
  * an older GPU the test says so and is skipped. */
 static void test_lm_cluster(void **s)
 {
     (void)s;
     mb_rng r;
     mb_rng_seed(&r, mb_test_seed() + 96);
-    setenv("MB_CUDA_STEP", "cluster", 1);
-    mb_ctx *g2 = mb_ctx_create("cuda");
-    unsetenv("MB_CUDA_STEP");
-    assert_non_null(g2);
     mb_config cfg = small(0);
     cfg.d_model = 256;
     cfg.vocab_size = 16;
     mb_model *mc, *mg;
-    model_pair_on(g2, &cfg, 6, &r, &mc, &mg);
-    const int used = mb_lm_stack_step_used(mg, 1) && mb_lm_stack_step_used(mg, 5);
-    /* the CPU never takes it */
-    assert_int_equal(mb_lm_stack_step_used(mc, 1), 0);
-    if (!used) {
-        printf("# no thread-block clusters on this GPU (compute < 9.0): the cluster step not tested\n");
-        mb_model_free(mc), mb_model_free(mg);
-        mb_ctx_free(g2);
-        skip();
-    }
-    /* one row (a cluster), and 5 (a cluster of 8 rows, 3 of them idle) */
-    lm_steps_vs_cpu(mc, mg, 1, 24, &r, "on clusters");
-    lm_steps_vs_cpu(mc, mg, 5, 24, &r, "on clusters");
-    /* draws: eager steps, then the graph's; 1 row, 3 (a cluster of 4), 9
-     * (two clusters of 8) */
+    /* the kernel of several rows a cluster, then the one-row kernel
+     * (MB_CUDA_STEP=cluster1: 1,024 threads a block, rows as clusters) */
+    const char *const kinds[2] = {"cluster", "cluster1"};
     const mb_sampler sp = {.temperature = 1.f, .top_p = 0.95f, .seed = 31};
     const int nd = gpu_test_small() ? 20 : 60;
-    assert_true(mb_test_sample_replay(mg, mc, 1, nd, &sp, 1e-5) <= 1);
-    assert_true(mb_test_sample_replay(mg, mc, 3, nd / 2, &sp, 1e-5) <= 1);
-    assert_true(mb_test_sample_replay(mg, mc, 9, nd / 2, &sp, 1e-5) <= 1);
-    mb_model_free(mc), mb_model_free(mg);
-    mb_ctx_free(g2);
+    for (int kd = 0; kd < 2; kd++) {
+        setenv("MB_CUDA_STEP", kinds[kd], 1);
+        mb_ctx *g2 = mb_ctx_create("cuda");
+        unsetenv("MB_CUDA_STEP");
+        assert_non_null(g2);
+        model_pair_on(g2, &cfg, 6, &r, &mc, &mg);
+        const int used = mb_lm_stack_step_used(mg, 1) && mb_lm_stack_step_used(mg, 5);
+        /* the CPU never takes it */
+        assert_int_equal(mb_lm_stack_step_used(mc, 1), 0);
+        if (!used) {
+            printf("# no thread-block clusters on this GPU (compute < 9.0): the %s step not tested\n", kinds[kd]);
+            mb_model_free(mc), mb_model_free(mg);
+            mb_ctx_free(g2);
+            skip();
+        }
+        /* one row (a cluster), and 5 (a cluster of 8 rows, 3 of them idle;
+         * or 5 clusters of one) */
+        lm_steps_vs_cpu(mc, mg, 1, 24, &r, kinds[kd]);
+        lm_steps_vs_cpu(mc, mg, 5, 24, &r, kinds[kd]);
+        /* draws: eager steps, then the graph's; 1 row, 3, 9 */
+        assert_true(mb_test_sample_replay(mg, mc, 1, nd, &sp, 1e-5) <= 1);
+        assert_true(mb_test_sample_replay(mg, mc, 3, nd / 2, &sp, 1e-5) <= 1);
+        assert_true(mb_test_sample_replay(mg, mc, 9, nd / 2, &sp, 1e-5) <= 1);
+        mb_model_free(mc), mb_model_free(mg);
+        mb_ctx_free(g2);
+    }
 
     /* AUTO (the suite's context) takes it for one row of a d_model-128
      * model, mamba-dna's default width, and nowhere else: there it was

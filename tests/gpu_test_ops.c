@@ -1125,7 +1125,7 @@ static int stack_step_case(mb_ctx *gc, mb_rng *r, int B, int nl, int d, int Di, 
         d_free(d_h), d_free(d_o), d_free(d_tk);
     }
     char what[160];
-    snprintf(what, sizeof what, "stack_step%s B=%d, %d layers d=%d Di=%d K=%d R=%d %s %s", fits ? (gc == g_gpu ? " (cluster)" : " (grid)") : "", B, nl,
+    snprintf(what, sizeof what, "stack_step%s B=%d, %d layers d=%d Di=%d K=%d R=%d %s %s", fits ? (gc == g_gpu ? " (cluster)" : " (one kernel)") : "", B, nl,
              d, Di, K, R, cplx ? "complex" : "real", tok ? "tokens" : "h");
     check(what, worst, tol_sum(Di) * nl);
     for (int l = 0; l < nl; l++) {
@@ -1157,16 +1157,29 @@ static void test_stack_step(void **state)
      * 64, K 3 and dt_rank 1; one row, a cluster of 4 rows (3 used), of 8
      * (5 used), two of 8 (the second with 3) */
     int ran = 0, cases = 0;
-    ran += stack_step_case(g_gpu, &r, 1, 3, 256, 512, 4, 16, 0, 1, 4), cases++;
-    ran += stack_step_case(g_gpu, &r, 1, 4, 128, 256, 4, 8, 0, 1, 4), cases++;
-    ran += stack_step_case(g_gpu, &r, 1, 2, 128, 128, 2, 64, 0, 0, 3), cases++;
-    ran += stack_step_case(g_gpu, &r, 1, 1, 256, 512, 3, 1, 0, 0, 5), cases++;
-    ran += stack_step_case(g_gpu, &r, 3, 2, 256, 512, 4, 16, 0, 1, 3), cases++;
-    ran += stack_step_case(g_gpu, &r, 5, 3, 128, 256, 4, 8, 0, 0, 3), cases++;
-    ran += stack_step_case(g_gpu, &r, 11, 2, 256, 512, 4, 16, 0, 1, 3), cases++;
+    /* then the one-row kernel (MB_CUDA_STEP=cluster1, a context of its
+     * own: 1,024 threads a block, the weights in shared memory) on the
+     * same shapes, rows as clusters of one, and d_model 128 with 16 blocks */
+    setenv("MB_CUDA_STEP", "cluster1", 1);
+    mb_ctx *g1 = mb_ctx_create("cuda");
+    unsetenv("MB_CUDA_STEP");
+    assert_non_null(g1);
+    mb_ctx *const ctxs[2] = {g_gpu, g1};
+    for (int c = 0; c < 2; c++) {
+        mb_ctx *gc = ctxs[c];
+        ran += stack_step_case(gc, &r, 1, 3, 256, 512, 4, 16, 0, 1, 4), cases++;
+        ran += stack_step_case(gc, &r, 1, 4, 128, 256, 4, 8, 0, 1, 4), cases++;
+        ran += stack_step_case(gc, &r, 1, 2, 128, 128, 2, 64, 0, 0, 3), cases++;
+        ran += stack_step_case(gc, &r, 1, 1, 256, 512, 3, 1, 0, 0, 5), cases++;
+        ran += stack_step_case(gc, &r, 3, 2, 256, 512, 4, 16, 0, 1, 3), cases++;
+        ran += stack_step_case(gc, &r, 5, 3, 128, 256, 4, 8, 0, 0, 3), cases++;
+        ran += stack_step_case(gc, &r, 11, 2, 256, 512, 4, 16, 0, 1, 3), cases++;
+    }
+    ran += stack_step_case(g1, &r, 2, 2, 128, 512, 4, 8, 0, 1, 3), cases++;
+    mb_ctx_free(g1);
     if (ran < cases) {
         /* thread-block clusters need compute 9.0+: these ran layer by layer */
-        printf("# stack step: %d of %d cluster shapes not run in the cluster kernel on this GPU\n", cases - ran, cases);
+        printf("# stack step: %d of %d cluster shapes not run in a cluster kernel on this GPU\n", cases - ran, cases);
         skip();
     }
 }

@@ -400,7 +400,8 @@ typedef struct {
      * kernels and GEMMs) */
     int gpu_path;
 } mb_block_step_params;
-enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2, MB_STEP_LAYER = 3, MB_STEP_ROWS = 4, MB_STEP_CLUSTER = 5, MB_STEP_GRID = 6 };
+enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2, MB_STEP_LAYER = 3, MB_STEP_ROWS = 4, MB_STEP_CLUSTER = 5, MB_STEP_GRID = 6,
+       MB_STEP_CLUSTER1 = 7 };
 #define MB_OPS_BLOCK_STEP_ARGS mb_ctx *ctx, const mb_block_step_params *p, const float *h, \
     float *out, mb_arena *ws
 void mb_block_step(MB_OPS_BLOCK_STEP_ARGS);

@@ -378,13 +378,40 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
 /* rows a cluster takes: one at batch 1, else 4 or 8 (a warp a row's norm) */
 static int stk_rows(int B) { return B == 1 ? 1 : B <= 4 ? 4 : 8; }
 
-/* One instance of the kernel. With a: launch it over a.B rows (a cluster
- * of C blocks per MR rows), returning the launch's error. Without: whether
- * the device can hold one cluster of it (16 blocks is past the portable
- * size of 8: Hopper allows it where a GPC has 16 free SMs), asked once per
- * device, as bs_optin does; 1 yes, 0 no. */
-template <int C, int DQ, int MR>
-static int stk_go(const mb_cuda_state *st, const stk_args *a)
+/* Whether the device holds one cluster of C blocks of a kernel (16 is past
+ * the portable size of 8: Hopper allows it where a GPC has 16 free SMs),
+ * asked once per device and cached in known[] (0 not asked, 1 yes, -1 no);
+ * the kernel's dynamic shared memory is opted into first. */
+static bool stk_fits_dev(const mb_cuda_state *st, const void *kernel, int C, int threads, size_t smem, int *known)
+{
+    const int dev = st->device < 64 ? st->device : 63;
+    if (!known[dev]) {
+        cudaLaunchAttribute at[1];
+        at[0].id = cudaLaunchAttributeClusterDimension;
+        at[0].val.clusterDim.x = C;
+        at[0].val.clusterDim.y = 1;
+        at[0].val.clusterDim.z = 1;
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = dim3(C);
+        cfg.blockDim = dim3(threads);
+        cfg.dynamicSmemBytes = smem;
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+        int n = 0;
+        cudaError_t e = cudaSuccess;
+        if (C > 8) e = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1);
+        if (e == cudaSuccess && smem > 48 * 1024)
+            e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e == cudaSuccess) e = cudaOccupancyMaxActiveClusters(&n, kernel, &cfg);
+        if (e != cudaSuccess) (void)cudaGetLastError(); /* an answer, not a failure of the context */
+        known[dev] = e == cudaSuccess && n >= 1 ? 1 : -1;
+    }
+    return known[dev] > 0;
+}
+
+/* a's rows on clusters of C blocks, `clusters` of them */
+static cudaError_t stk_launch(const mb_cuda_state *st, const void *kernel, int C, int clusters, int threads,
+                              size_t smem, const stk_args *a)
 {
     cudaLaunchAttribute at[2];
     at[0].id = cudaLaunchAttributeClusterDimension;
@@ -394,29 +421,26 @@ static int stk_go(const mb_cuda_state *st, const stk_args *a)
     at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[1].val.programmaticStreamSerializationAllowed = 1;
     cudaLaunchConfig_t cfg = {};
-    cfg.blockDim = dim3(STK_THREADS);
-    cfg.attrs = at;
-    if (!a) {
-        static int known[64]; /* 0 not asked, 1 yes, -1 no */
-        const int dev = st->device < 64 ? st->device : 63;
-        if (!known[dev]) {
-            cfg.gridDim = dim3(C);
-            cfg.numAttrs = 1;
-            int n = 0;
-            cudaError_t e = cudaSuccess;
-            if (C > 8)
-                e = cudaFuncSetAttribute(stack_step_kernel<C, DQ, MR>, cudaFuncAttributeNonPortableClusterSizeAllowed,
-                                         1);
-            if (e == cudaSuccess) e = cudaOccupancyMaxActiveClusters(&n, stack_step_kernel<C, DQ, MR>, &cfg);
-            if (e != cudaSuccess) (void)cudaGetLastError(); /* an answer, not a failure of the context */
-            known[dev] = e == cudaSuccess && n >= 1 ? 1 : -1;
-        }
-        return known[dev] > 0;
-    }
-    cfg.gridDim = dim3(C * ((a->B + MR - 1) / MR));
+    cfg.gridDim = dim3(C * clusters);
+    cfg.blockDim = dim3(threads);
+    cfg.dynamicSmemBytes = smem;
     cfg.stream = st->stream;
+    cfg.attrs = at;
     cfg.numAttrs = st->pdl ? 2 : 1;
-    return (int)cudaLaunchKernelEx(&cfg, stack_step_kernel<C, DQ, MR>, *a);
+    void *args[1] = {const_cast<stk_args *>(a)};
+    return cudaLaunchKernelExC(&cfg, kernel, args);
+}
+
+/* One instance of the kernel. With a: launch it over a.B rows (a cluster
+ * of C blocks per MR rows), returning the launch's error. Without: whether
+ * the device can hold one cluster of it; 1 yes, 0 no. */
+template <int C, int DQ, int MR>
+static int stk_go(const mb_cuda_state *st, const stk_args *a)
+{
+    const void *k = reinterpret_cast<const void *>(stack_step_kernel<C, DQ, MR>);
+    static int known[64];
+    if (!a) return stk_fits_dev(st, k, C, STK_THREADS, 0, known);
+    return (int)stk_launch(st, k, C, (a->B + MR - 1) / MR, STK_THREADS, 0, a);
 }
 
 typedef int (*stk_fn)(const mb_cuda_state *, const stk_args *);
@@ -424,6 +448,240 @@ template <int C, int DQ>
 static stk_fn stk_pick_rows(int MR)
 {
     return MR == 1 ? stk_go<C, DQ, 1> : MR == 4 ? stk_go<C, DQ, 4> : stk_go<C, DQ, 8>;
+}
+
+/* ---- one row a cluster, 1,024 threads a block (MB_CUDA_STEP=cluster1) ---------
+ * The same maths and the same split of the channels over the cluster's
+ * blocks as stack_step_kernel, for one row, with four times the warps:
+ * profiled at the DNA width, that kernel was a chain of ~1,400 dependent
+ * instructions a warp a layer at 8 warps an SM. Here a warp takes 2 of the
+ * 64 in_proj rows (8 there), 1-3 of x_proj's outputs (12), one channel's
+ * delta, and the sums over the cluster are split over all threads. The
+ * weights cannot sit in 64 registers a thread: they are staged in shared
+ * memory by cp.async, the next layer's while this one runs (x_proj,
+ * out_proj, dt_proj, the norm, conv, A and D double-buffered from the
+ * layer's start; in_proj single, refilled once this layer's rows are
+ * read). The conv and scan states stay in registers. Experimental: only
+ * MB_CUDA_STEP=cluster1 takes it, until measured. */
+#define STK1_THREADS 1024
+
+/* floats of the dynamic shared memory: in_proj's rows, two of the rest,
+ * then the activations */
+template <int DQ>
+struct stk1_layout {
+    static constexpr int D = 128 * DQ, CH = STK_CH;
+    static constexpr int IN = 2 * CH * D;
+    static constexpr int RX = 0, ROUT = RX + STK_XD_MAX * CH, RDT = ROUT + D * CH,
+                         RNW = RDT + CH * (STK_XD_MAX - 2 * STK_N), RCW = RNW + D, RCB = RCW + CH * 4,
+                         RDTB = RCB + CH, RAL = RDTB + CH, RDD = RAL + CH * STK_N, RS = RDD + CH;
+    static constexpr int ACT = 3 * D + 2 * CH + 2 * CH + 2 * STK_XD_MAX + CH;
+    static constexpr size_t BYTES = (size_t)(IN + 2 * RS + ACT) * sizeof(float);
+    static_assert(RS % 4 == 0 && IN % 4 == 0, "16-byte parts");
+};
+
+/* rows x CH floats at src (rows ld apart) -> dst (CH a row), 16 bytes a copy */
+static __device__ __forceinline__ void stk1_stage_rows(float *dst, const float *src, int ld, int rows)
+{
+    constexpr int Q = STK_CH / 4;
+#pragma unroll 1
+    for (int i = threadIdx.x; i < rows * Q; i += STK1_THREADS) {
+        const int r = i / Q, c = (i - r * Q) * 4;
+        __pipeline_memcpy_async(dst + r * STK_CH + c, src + (size_t)r * ld + c, 16);
+    }
+}
+
+template <int C, int DQ>
+static __global__ void __launch_bounds__(STK1_THREADS, 1) stack_step1_kernel(const stk_args a)
+{
+    typedef stk1_layout<DQ> Y;
+    constexpr int D = Y::D, CH = STK_CH, N = STK_N, DI = C * CH, NT = STK1_THREADS;
+    static_assert(NT / 32 == CH && NT % D == 0 && CH * N <= NT, "a warp a channel's delta; whole teams an output");
+    extern __shared__ float4 stk1_sh4[];
+    float *const win = reinterpret_cast<float *>(stk1_sh4), *const rest0 = win + Y::IN;
+    float *const h = rest0 + 2 * Y::RS, *const xn = h + D, *const part_out = xn + D, *const xz = part_out + D;
+    float *const xc = xz + 2 * CH, *const y = xc + CH, *const part_x = y + CH, *const dbc = part_x + STK_XD_MAX;
+    float *const dts = dbc + STK_XD_MAX;
+    cg::cluster_group cl = cg::this_cluster();
+    const int me = (int)cl.block_rank(), c0 = me * CH;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int K = a.K, R = a.R, XD = R + 2 * N;
+    const int b = (int)(blockIdx.x / C); /* the cluster's row */
+
+    auto stage_rest = [&](const stk_layer &P, float *r) {
+        stk1_stage_rows(r + Y::RX, P.x_proj + c0, DI, XD);
+        stk1_stage_rows(r + Y::ROUT, P.out_proj + c0, DI, D);
+        mb_stage_async<NT>(r + Y::RDT, P.dt_w + (size_t)c0 * R, CH * R);
+        mb_stage_async<NT>(r + Y::RNW, P.norm_w, D);
+        mb_stage_async<NT>(r + Y::RCW, P.conv_w + (size_t)c0 * K, CH * K);
+        if (P.conv_b) mb_stage_async<NT>(r + Y::RCB, P.conv_b + c0, CH);
+        mb_stage_async<NT>(r + Y::RDTB, P.dt_b + c0, CH);
+        mb_stage_async<NT>(r + Y::RAL, P.A_log + (size_t)c0 * N, CH * N);
+        mb_stage_async<NT>(r + Y::RDD, P.D + c0, CH);
+    };
+    auto stage_in = [&](const stk_layer &P) {
+        mb_stage_async<NT>(win, P.in_proj + (size_t)c0 * D, CH * D);
+        mb_stage_async<NT>(win + CH * D, P.in_proj + (size_t)(DI + c0) * D, CH * D);
+    };
+    /* the layer's states: (channel tid / N, state tid % N) for tid < CH N;
+     * the conv's K-1 taps of channel tid for tid < CH */
+    float hst = 0.f, cst[3] = {0.f, 0.f, 0.f};
+    auto load_states = [&](const stk_layer &P) {
+        if (tid < CH * N) hst = P.ssm_state[((size_t)b * DI + c0 + tid / N) * N + tid % N];
+        if (tid < CH) {
+#pragma unroll
+            for (int k = 0; k < 3; k++)
+                if (k < K - 1) cst[k] = P.conv_state[((size_t)b * (K - 1) + k) * DI + c0 + tid];
+        }
+    };
+
+    /* layer 0's weights before the wait (nothing writes them) */
+    stage_rest(a.L[0], rest0);
+    stage_in(a.L[0]);
+    __pipeline_commit();
+    mb_pdl_wait(); /* the row and the states are the kernels' before this one */
+    load_states(a.L[0]);
+    for (int i = tid; i < D; i += NT) h[i] = a.tokens ? a.embed[(size_t)a.tokens[b] * D + i] : a.h[(size_t)b * D + i];
+    for (int l = 0; l < a.n_layer; l++) {
+        const stk_layer &P = a.L[l];
+        const bool more = l + 1 < a.n_layer;
+        const stk_layer &Pn = a.L[more ? l + 1 : l];
+        const float *rs = rest0 + (l & 1) * Y::RS;
+        __pipeline_wait_prior(0); /* this layer's weights */
+        __syncthreads();
+        if (more) stage_rest(Pn, rest0 + ((l + 1) & 1) * Y::RS);
+        __pipeline_commit();
+
+        /* 1: RMSNorm: warps 0 .. D/32-1 each sum the squares, thread t < D
+         * norms element t */
+        if (tid < D) {
+            float ss = 0.f;
+            for (int k = lane; k < D; k += 32) ss += h[k] * h[k];
+            const float r = rsqrtf(mb_warp_sum(ss) / D + a.eps);
+            xn[tid] = h[tid] * r * rs[Y::RNW + tid];
+        }
+        __syncthreads();
+        /* 2: in_proj, rows warp and warp + 32 (x rows, then z rows) */
+        for (int rr = warp; rr < 2 * CH; rr += NT / 32) {
+            const float4 *wr = reinterpret_cast<const float4 *>(win + rr * D), *xv = reinterpret_cast<const float4 *>(xn);
+            float s = 0.f;
+#pragma unroll
+            for (int q = 0; q < DQ; q++) {
+                const float4 w4 = wr[lane + 32 * q], x4 = xv[lane + 32 * q];
+                s += w4.x * x4.x + w4.y * x4.y + w4.z * x4.z + w4.w * x4.w;
+            }
+            s = mb_warp_sum(s);
+            if (lane == 0) xz[rr] = s;
+        }
+        __syncthreads();
+        if (more) stage_in(Pn);
+        __pipeline_commit();
+        /* 3: conv + SiLU of channel tid */
+        if (tid < CH) {
+            const float *cw = rs + Y::RCW + tid * K;
+            float s = P.conv_b ? rs[Y::RCB + tid] : 0.f;
+#pragma unroll
+            for (int k = 0; k < 3; k++)
+                if (k < K - 1) s += cw[k] * cst[k];
+            s += cw[K - 1] * xz[tid];
+            xc[tid] = stk_silu(s);
+        }
+        __syncthreads();
+        /* 4: x_proj's partial sums over the block's channels: outputs warp,
+         * warp + 32, ... (lane: channel) */
+        for (int o = warp; o < XD; o += NT / 32) {
+            const float v = mb_warp_sum(rs[Y::RX + o * CH + lane] * xc[lane]);
+            if (lane == 0) part_x[o] = v;
+        }
+        cl.sync();
+        /* after the barrier (its release fence waits on memory in flight):
+         * the conv state shifted by one, then the next layer's taps */
+        if (tid < CH) {
+            float *cs = P.conv_state + (size_t)b * (K - 1) * DI + c0 + tid;
+#pragma unroll
+            for (int k = 0; k < 3; k++)
+                if (k < K - 2) cs[(size_t)k * DI] = cst[k + 1];
+                else if (k == K - 2) cs[(size_t)k * DI] = xz[tid];
+            if (more) {
+#pragma unroll
+                for (int k = 0; k < 3; k++)
+                    if (k < K - 1) cst[k] = Pn.conv_state[((size_t)b * (K - 1) + k) * DI + c0 + tid];
+            }
+        }
+        /* dbc: output i / C from rank i % C, the C parts summed over C
+         * neighbouring lanes (whole warps each pass) */
+        for (int i0 = 0; i0 < XD * C; i0 += NT) {
+            const int i = i0 + tid, o = i / C, r = i % C;
+            float v = o < XD ? cl.map_shared_rank(part_x, r)[o] : 0.f;
+#pragma unroll
+            for (int sh = C / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
+            if (r == 0 && o < XD) dbc[o] = v;
+        }
+        __syncthreads();
+        /* 5: delta of channel `warp`, its dt_rank over the lanes */
+        {
+            float v = 0.f;
+            for (int k = lane; k < R; k += 32) v += rs[Y::RDT + warp * R + k] * dbc[k];
+            v = mb_warp_sum(v);
+            if (lane == 0) dts[warp] = stk_softplus(v + rs[Y::RDTB + warp]);
+        }
+        __syncthreads();
+        /* 6: the scan and the gate, (channel j, state n) on thread N j + n */
+        if (tid < CH * N) {
+            const int j = tid / N, n = tid % N;
+            const float dt = dts[j], A = -expf(rs[Y::RAL + j * N + n]);
+            hst = expf(dt * A) * hst + dt * dbc[R + n] * xc[j];
+            float v = dbc[R + N + n] * hst;
+#pragma unroll
+            for (int sh = N / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
+            if (n == 0) y[j] = (v + rs[Y::RDD + j] * xc[j]) * stk_silu(xz[CH + j]);
+        }
+        __syncthreads();
+        /* 7: out_proj's partial sums: TPO threads an output, CH / TPO
+         * channels each */
+        {
+            constexpr int TPO = NT / D, CPT = CH / TPO;
+            const int o = tid / TPO, q = tid % TPO;
+            const float *w = rs + Y::ROUT + o * CH + q * CPT;
+            float v = 0.f;
+#pragma unroll
+            for (int c = 0; c < CPT; c++) v += w[c] * y[q * CPT + c];
+#pragma unroll
+            for (int sh = TPO / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
+            if (q == 0) part_out[o] = v;
+        }
+        cl.sync();
+        /* the scan state, then the next layer's */
+        if (tid < CH * N) {
+            const size_t at = ((size_t)b * DI + c0 + tid / N) * N + tid % N;
+            P.ssm_state[at] = hst;
+            if (more) hst = Pn.ssm_state[at];
+        }
+        /* the residual += the cluster's parts: TPO threads an output, each
+         * a share of the ranks */
+        {
+            constexpr int TPO = NT / D;
+            const int o = tid / TPO, q = tid % TPO;
+            float v = 0.f;
+            for (int r = q; r < C; r += TPO) v += cl.map_shared_rank(part_out, r)[o];
+#pragma unroll
+            for (int sh = TPO / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
+            if (q == 0) h[o] += v;
+        }
+    }
+    __syncthreads();
+    if (me == 0)
+        for (int i = tid; i < D; i += NT) a.out[(size_t)b * D + i] = h[i];
+    /* no block leaves while another may still read its shared memory */
+    cl.sync();
+}
+
+template <int C, int DQ>
+static int stk1_go(const mb_cuda_state *st, const stk_args *a)
+{
+    const void *k = reinterpret_cast<const void *>(stack_step1_kernel<C, DQ>);
+    static int known[64];
+    if (!a) return stk_fits_dev(st, k, C, STK1_THREADS, stk1_layout<DQ>::BYTES, known);
+    return (int)stk_launch(st, k, C, a->B, STK1_THREADS, stk1_layout<DQ>::BYTES, a);
 }
 
 /* the kernel instance for these shapes, NULL: it does not run them */
@@ -445,9 +703,24 @@ static stk_fn stk_pick(const mb_cuda_state *st, int n_layer, const mb_block_step
             return NULL;
     }
     const int DQ = d / 128, MR = stk_rows(B);
-    const stk_fn fn = C == 16 ? (DQ == 2 ? stk_pick_rows<16, 2>(MR) : stk_pick_rows<16, 1>(MR))
-                      : C == 8 ? (DQ == 2 ? stk_pick_rows<8, 2>(MR) : stk_pick_rows<8, 1>(MR))
-                               : (DQ == 2 ? stk_pick_rows<4, 2>(MR) : stk_pick_rows<4, 1>(MR));
+    stk_fn fn;
+    if (st->step_path == MB_STEP_CLUSTER1) {
+        /* 16-byte copies of the weights into shared memory */
+        for (int l = 0; l < n_layer; l++) {
+            const mb_block_step_params *p = &layer[l];
+            const void *w[] = {p->in_proj, p->x_proj, p->out_proj, p->dt_w, p->norm_w, p->conv_w, p->dt_b, p->A_log,
+                               p->D, p->conv_b};
+            for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+                if (reinterpret_cast<uintptr_t>(w[i]) & 15) return NULL;
+        }
+        fn = C == 16 ? (DQ == 2 ? stk1_go<16, 2> : stk1_go<16, 1>)
+             : C == 8 ? (DQ == 2 ? stk1_go<8, 2> : stk1_go<8, 1>)
+                      : (DQ == 2 ? stk1_go<4, 2> : stk1_go<4, 1>);
+    } else {
+        fn = C == 16 ? (DQ == 2 ? stk_pick_rows<16, 2>(MR) : stk_pick_rows<16, 1>(MR))
+             : C == 8 ? (DQ == 2 ? stk_pick_rows<8, 2>(MR) : stk_pick_rows<8, 1>(MR))
+                      : (DQ == 2 ? stk_pick_rows<4, 2>(MR) : stk_pick_rows<4, 1>(MR));
+    }
     return fn(st, NULL) ? fn : NULL;
 }
 
@@ -476,7 +749,7 @@ extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_blo
     if (step == MB_STEP_GRID) return mb_stack_step_grid_fits_cuda(ctx, n_layer, layer);
     const bool auto_fits = step == MB_STEP_AUTO && layer[0].batch == 1 && layer[0].d_model == 128 &&
                            layer[0].d_inner <= 8 * STK_CH;
-    return (step == MB_STEP_CLUSTER || auto_fits) && stk_pick(st, n_layer, layer) != NULL;
+    return (step == MB_STEP_CLUSTER || step == MB_STEP_CLUSTER1 || auto_fits) && stk_pick(st, n_layer, layer) != NULL;
 }
 
 extern "C" int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
