@@ -378,6 +378,17 @@ static __global__ void __launch_bounds__(STK_THREADS) stack_step_kernel(const st
 /* rows a cluster takes: one at batch 1, else 4 or 8 (a warp a row's norm) */
 static int stk_rows(int B) { return B == 1 ? 1 : B <= 4 ? 4 : 8; }
 
+/* the launch attribute of clusters of C blocks along x */
+static cudaLaunchAttribute stk_cluster_attr(int C)
+{
+    cudaLaunchAttribute at;
+    at.id = cudaLaunchAttributeClusterDimension;
+    at.val.clusterDim.x = C;
+    at.val.clusterDim.y = 1;
+    at.val.clusterDim.z = 1;
+    return at;
+}
+
 /* Whether the device holds one cluster of C blocks of a kernel (16 is past
  * the portable size of 8: Hopper allows it where a GPC has 16 free SMs),
  * asked once per device and cached in known[] (0 not asked, 1 yes, -1 no);
@@ -386,11 +397,7 @@ static bool stk_fits_dev(const mb_cuda_state *st, const void *kernel, int C, int
 {
     const int dev = st->device < 64 ? st->device : 63;
     if (!known[dev]) {
-        cudaLaunchAttribute at[1];
-        at[0].id = cudaLaunchAttributeClusterDimension;
-        at[0].val.clusterDim.x = C;
-        at[0].val.clusterDim.y = 1;
-        at[0].val.clusterDim.z = 1;
+        cudaLaunchAttribute at[1] = {stk_cluster_attr(C)};
         cudaLaunchConfig_t cfg = {};
         cfg.gridDim = dim3(C);
         cfg.blockDim = dim3(threads);
@@ -413,11 +420,7 @@ static bool stk_fits_dev(const mb_cuda_state *st, const void *kernel, int C, int
 static cudaError_t stk_launch(const mb_cuda_state *st, const void *kernel, int C, int clusters, int threads,
                               size_t smem, const stk_args *a)
 {
-    cudaLaunchAttribute at[2];
-    at[0].id = cudaLaunchAttributeClusterDimension;
-    at[0].val.clusterDim.x = C;
-    at[0].val.clusterDim.y = 1;
-    at[0].val.clusterDim.z = 1;
+    cudaLaunchAttribute at[2] = {stk_cluster_attr(C), {}};
     at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[1].val.programmaticStreamSerializationAllowed = 1;
     cudaLaunchConfig_t cfg = {};
