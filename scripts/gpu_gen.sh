@@ -7,7 +7,8 @@
 #
 # Paths (MB_CUDA_STEP): AUTO (unset), split (four kernels a layer over every
 # SM), fused (a block a row), cluster (every layer in one kernel on
-# thread-block clusters, ops/stack_step.cu), grid (every layer in one
+# thread-block clusters, ops/stack_step.cu; cluster1: its one-row kernel of
+# 1,024-thread blocks), grid (every layer in one
 # cooperative kernel, ops/block_step_split.cu). A path that does not take a
 # shape runs it layer by layer, so its row then repeats AUTO's.
 # Output: stdout, $OUT/gen_tests.log and $OUT/gen_<path>.txt.
@@ -28,7 +29,7 @@ deps_runtime
     MB_TEST_FILTER='test_lm_grid' timeout 120 build-gpu/tests/gpu_test_model
 } >"$OUT/gen_tests.log" 2>&1
 grep -E "^# (stack_step|LM step|no )|OK \]|FAILED|PASSED" "$OUT/gen_tests.log"
-for path in auto split fused cluster grid; do
+for path in auto split fused cluster cluster1 grid; do
     f="$OUT/gen_$path.txt"
     : >"$f"
     for s in $SHAPES; do
