@@ -1,5 +1,5 @@
 /* What the benchmarks that call the CUDA runtime themselves share (plain C
- * and CUDA C++ alike: bench_gpu.c, bench_latency.cu). */
+ * and CUDA C++ alike: bench_gpu.c, bench_latency.cu, bench_gemv.cu). */
 #ifndef MB_BENCH_CUDA_H
 #define MB_BENCH_CUDA_H
 
@@ -18,5 +18,31 @@
             exit(1);                                                                              \
         }                                                                                         \
     } while (0)
+
+/* Milliseconds between two events on stream s: bench_tic records the
+ * first, bench_toc the second, waits for it and frees both. */
+typedef struct {
+    cudaEvent_t a, b;
+} bench_timer;
+
+static inline bench_timer bench_tic(cudaStream_t s)
+{
+    bench_timer t;
+    BENCH_CUDA_CHECK("bench", cudaEventCreate(&t.a));
+    BENCH_CUDA_CHECK("bench", cudaEventCreate(&t.b));
+    BENCH_CUDA_CHECK("bench", cudaEventRecord(t.a, s));
+    return t;
+}
+
+static inline float bench_toc(bench_timer t, cudaStream_t s)
+{
+    float ms;
+    BENCH_CUDA_CHECK("bench", cudaEventRecord(t.b, s));
+    BENCH_CUDA_CHECK("bench", cudaEventSynchronize(t.b));
+    BENCH_CUDA_CHECK("bench", cudaEventElapsedTime(&ms, t.a, t.b));
+    BENCH_CUDA_CHECK("bench", cudaEventDestroy(t.a));
+    BENCH_CUDA_CHECK("bench", cudaEventDestroy(t.b));
+    return ms;
+}
 
 #endif

@@ -33,31 +33,6 @@ namespace cg = cooperative_groups;
 
 #define BL_CHECK(call) BENCH_CUDA_CHECK("bench_latency", call)
 
-/* Milliseconds between two events on stream s: bl_tic records the first,
- * bl_toc the second, waits for it and frees both. */
-typedef struct {
-    cudaEvent_t a, b;
-} bl_timer;
-
-static bl_timer bl_tic(cudaStream_t s)
-{
-    bl_timer t;
-    BL_CHECK(cudaEventCreate(&t.a));
-    BL_CHECK(cudaEventCreate(&t.b));
-    BL_CHECK(cudaEventRecord(t.a, s));
-    return t;
-}
-
-static float bl_toc(bl_timer t, cudaStream_t s)
-{
-    float ms;
-    BL_CHECK(cudaEventRecord(t.b, s));
-    BL_CHECK(cudaEventSynchronize(t.b));
-    BL_CHECK(cudaEventElapsedTime(&ms, t.a, t.b));
-    BL_CHECK(cudaEventDestroy(t.a));
-    BL_CHECK(cudaEventDestroy(t.b));
-    return ms;
-}
 
 /* ---- chain -------------------------------------------------------------- */
 
@@ -100,9 +75,9 @@ static double bl_chain(int K, int blocks, bool pdl, int reps)
     BL_CHECK(cudaStreamEndCapture(s, &g));
     BL_CHECK(cudaGraphInstantiate(&ge, g, 0));
     for (int i = 0; i < 3; i++) BL_CHECK(cudaGraphLaunch(ge, s)); /* warm-up */
-    const bl_timer t = bl_tic(s);
+    const bench_timer t = bench_tic(s);
     for (int i = 0; i < reps; i++) BL_CHECK(cudaGraphLaunch(ge, s));
-    const float ms = bl_toc(t, s);
+    const float ms = bench_toc(t, s);
     int got;
     BL_CHECK(cudaMemcpy(&got, c, sizeof(int), cudaMemcpyDeviceToHost));
     if (got != K * (reps + 3)) fprintf(stderr, "bench_latency: chain counted %d, expected %d\n", got, K * (reps + 3));
@@ -156,9 +131,9 @@ static double bl_cluster_ns(int C, bool xch, int K)
     cfg.attrs = at;
     cfg.numAttrs = 1;
     BL_CHECK(cudaLaunchKernelEx(&cfg, fn, 16, out)); /* warm-up */
-    const bl_timer t = bl_tic(0);
+    const bench_timer t = bench_tic(0);
     BL_CHECK(cudaLaunchKernelEx(&cfg, fn, K, out));
-    const float ms = bl_toc(t, 0);
+    const float ms = bench_toc(t, 0);
     BL_CHECK(cudaFree(out));
     return 1e6 * ms / K;
 }
@@ -180,9 +155,9 @@ static double bl_grid_ns(int blocks, int K)
     void *a0[] = {&k0, &out};
     BL_CHECK(cudaLaunchCooperativeKernel((void *)bl_grid, dim3(blocks), dim3(256), a0, 0, 0));
     void *a[] = {&K, &out};
-    const bl_timer t = bl_tic(0);
+    const bench_timer t = bench_tic(0);
     BL_CHECK(cudaLaunchCooperativeKernel((void *)bl_grid, dim3(blocks), dim3(256), a, 0, 0));
-    const float ms = bl_toc(t, 0);
+    const float ms = bench_toc(t, 0);
     BL_CHECK(cudaFree(out));
     return 1e6 * ms / K;
 }
@@ -216,10 +191,10 @@ static double bl_stream_us(size_t bytes, int blocks, int R)
     const size_t n = bytes / sizeof(float4);
     bl_stream<<<blocks, 1024>>>(w, n, 2, out); /* into L2 */
     BL_CHECK(cudaGetLastError());
-    const bl_timer t = bl_tic(0);
+    const bench_timer t = bench_tic(0);
     bl_stream<<<blocks, 1024>>>(w, n, R, out);
     BL_CHECK(cudaGetLastError());
-    const float ms = bl_toc(t, 0);
+    const float ms = bench_toc(t, 0);
     BL_CHECK(cudaFree(w));
     BL_CHECK(cudaFree(out));
     return 1e3 * ms / R;
