@@ -11,7 +11,8 @@
 # 1,024-thread blocks), grid (every layer in one
 # cooperative kernel, ops/block_step_split.cu). A path that does not take a
 # shape runs it layer by layer, so its row then repeats AUTO's.
-# Output: stdout, $OUT/gen_tests.log and $OUT/gen_<path>.txt.
+# Then bench_gemv. Output: stdout, $OUT/gen_tests.log, $OUT/gen_<path>.txt and
+# $OUT/gemv.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT=${OUT:-$PWD/gpu-check-out}
@@ -42,3 +43,6 @@ for path in auto split fused cluster cluster1 grid; do
     echo "== MB_CUDA_STEP=$path"
     grep -E "^\| [a-z0-9]" "$f" | grep -v "^| model"
 done
+# the GEMV's loads in flight against DRAM bandwidth (bench/bench_gemv.cu)
+timeout 120 build-gpu/bench/bench_gemv >"$OUT/gemv.txt" 2>&1
+grep -E "^\||bench_gemv" "$OUT/gemv.txt"
