@@ -4,7 +4,6 @@
  * forward; the classification head's training step and the pooled chunk
  * forward likewise; the U-Net's; scoring chunks; what the GPU refuses.
  * Exit 77 without a GPU. */
-#define _POSIX_C_SOURCE 200809L /* setenv, unsetenv */
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdlib.h>
@@ -421,9 +420,7 @@ static void test_lm_cluster(void **s)
     const mb_sampler sp = {.temperature = 1.f, .top_p = 0.95f, .seed = 31};
     const int nd = gpu_test_small() ? 20 : 60;
     for (int kd = 0; kd < 2; kd++) {
-        setenv("MB_CUDA_STEP", kinds[kd], 1);
-        mb_ctx *g2 = mb_ctx_create("cuda");
-        unsetenv("MB_CUDA_STEP");
+        mb_ctx *g2 = mb_test_cuda_step_ctx(kinds[kd]);
         assert_non_null(g2);
         model_pair_on(g2, &cfg, 6, &r, &mc, &mg);
         const int used = mb_lm_stack_step_used(mg, 1) && mb_lm_stack_step_used(mg, 5);
@@ -473,9 +470,7 @@ static void test_lm_grid(void **s)
     (void)s;
     mb_rng r;
     mb_rng_seed(&r, mb_test_seed() + 97);
-    setenv("MB_CUDA_STEP", "grid", 1);
-    mb_ctx *g2 = mb_ctx_create("cuda");
-    unsetenv("MB_CUDA_STEP");
+    mb_ctx *g2 = mb_test_cuda_step_ctx("grid");
     assert_non_null(g2);
     mb_config cfg = small(0);
     cfg.d_model = 64;

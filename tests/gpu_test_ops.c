@@ -10,7 +10,6 @@
  * outputs (dw += ...) start from the same random values on both sides.
  *
  * Exit code 77 (ctest: skipped) where there is no GPU. */
-#define _POSIX_C_SOURCE 200809L /* setenv, unsetenv */
 #include <cuda_runtime.h>
 #include <float.h>
 #include <math.h>
@@ -1160,9 +1159,7 @@ static void test_stack_step(void **state)
     /* then the one-row kernel (MB_CUDA_STEP=cluster1, a context of its
      * own: 1,024 threads a block, the weights in shared memory) on the
      * same shapes, rows as clusters of one, and d_model 128 with 16 blocks */
-    setenv("MB_CUDA_STEP", "cluster1", 1);
-    mb_ctx *g1 = mb_ctx_create("cuda");
-    unsetenv("MB_CUDA_STEP");
+    mb_ctx *g1 = mb_test_cuda_step_ctx("cluster1");
     assert_non_null(g1);
     mb_ctx *const ctxs[2] = {g_gpu, g1};
     for (int c = 0; c < 2; c++) {
@@ -1196,9 +1193,7 @@ static void test_stack_step_grid(void **state)
     (void)state;
     mb_rng r;
     seed_rng(&r, 131);
-    setenv("MB_CUDA_STEP", "grid", 1);
-    mb_ctx *gc = mb_ctx_create("cuda");
-    unsetenv("MB_CUDA_STEP");
+    mb_ctx *gc = mb_test_cuda_step_ctx("grid");
     assert_non_null(gc);
     int ran = 0, cases = 0;
     ran += stack_step_case(gc, &r, 1, 2, 768, 1536, 4, 48, 0, 1, 3), cases++;

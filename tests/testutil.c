@@ -635,3 +635,11 @@ void mb_test_filter_env(void)
         cmocka_set_test_filter(f);
     }
 }
+
+mb_ctx *mb_test_cuda_step_ctx(const char *path)
+{
+    setenv("MB_CUDA_STEP", path, 1);
+    mb_ctx *c = mb_ctx_create("cuda");
+    unsetenv("MB_CUDA_STEP");
+    return c;
+}

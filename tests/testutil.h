@@ -106,6 +106,9 @@ double mb_test_model_loss(void *ud);
  * rel_tol of a class boundary (moving u by that factor gives the drawn
  * class); how many there are is returned (0 means every draw agreed). */
 int mb_test_sample_replay(mb_model *m, mb_model *ref, int B, int n, const mb_sampler *sp, double rel_tol);
+/* A CUDA context whose block steps take one path (MB_CUDA_STEP=path, read
+ * when a context is made; the variable is unset again), NULL on failure. */
+mb_ctx *mb_test_cuda_step_ctx(const char *path);
 
 /* Read a whole file into a malloc'd buffer (NULL if missing). */
 void *mb_test_read_file(const char *path, size_t *len);
