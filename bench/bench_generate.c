@@ -9,8 +9,10 @@
  *
  * Shapes: the DNA model (d256 x 8, vocab 16), mamba-dna's default (small:
  * d128 x 4), the 130m shape (d768 x 24, vocab 50280), and on a GPU the
- * 2.8b shape (d2560 x 64). MB_CUDA_STEP=cluster times the batch-1 rows of
- * the first two through one kernel a token (ops/stack_step.cu). */
+ * 2.8b shape (d2560 x 64). MB_CUDA_STEP forces one kind of step to time
+ * it against AUTO's (scripts/gpu_gen.sh runs them all): fused, split,
+ * layer, cluster and cluster1 (the narrow shapes, every layer one kernel:
+ * ops/stack_step.cu), grid (the wide ones likewise: ops/block_step_split.cu). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,7 +156,7 @@ int main(int argc, char **argv)
     if (!gpu) printf(", %d threads, read bandwidth %.1f GB/s", ctx->n_threads, bw / 1e9);
     else printf(", floor: the weights read once at 4.2 TB/s");
     printf("; fp32 weights; random weights, temperature 1 (k50 p.9: top-k 50, top-p 0.9)");
-    /* the step's kernels, when forced (MB_CUDA_STEP: fused, split, layer, cluster) */
+    /* the step's kernels, when forced (MB_CUDA_STEP) */
     const char *step = getenv("MB_CUDA_STEP");
     if (gpu && step && *step) printf("; MB_CUDA_STEP=%s", step);
     printf("\n\n");
