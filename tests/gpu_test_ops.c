@@ -1115,8 +1115,12 @@ static int stack_step_case(mb_ctx *gc, mb_rng *r, int B, int nl, int d, int Di, 
         float *oc = h_nan(nh), *d_o = d_new_nan(nh);
         mb_stack_step(g_cpu, nl, pc, h, oc, &ws);
         assert_int_equal(mb_ctx_check(g_cpu), 0);
+        /* a context of its own has a stream of its own: the uploads above
+         * and the download below are g_gpu's, so wait for each side */
+        if (gc != g_gpu) assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
         mb_stack_step(gc, nl, pg, d_h, d_o, &gws);
         assert_int_equal(mb_ctx_check(gc), 0);
+        if (gc != g_gpu) assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
         float *og = h_from(d_o, nh);
         const double e = view_err(og, oc, B, d, d);
         if (e > worst) worst = e;
