@@ -11,8 +11,10 @@
  * d128 x 4), the 130m shape (d768 x 24, vocab 50280), and on a GPU the
  * 2.8b shape (d2560 x 64). MB_CUDA_STEP forces one kind of step to time
  * it against AUTO's (scripts/gpu_gen.sh runs them all): fused, split,
- * layer, cluster and cluster1 (the narrow shapes, every layer one kernel:
- * ops/stack_step.cu), grid (the wide ones likewise: ops/block_step_split.cu). */
+ * layer, and cluster (the narrow shapes, every layer one kernel, a
+ * cluster of blocks a row: ops/stack_step.cu). On a GPU the narrow shapes
+ * also run at 4, 8 and 16 rows: where the cluster kernel's rows pass one
+ * wave of clusters. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +173,12 @@ int main(int argc, char **argv)
     row(ctx, &small, 1, nt * 8, 0, bw, &plain);
     row(ctx, &dna, 4, nt * 4, 0, bw, &plain);
     row(ctx, &dna, quick ? 8 : 64, nt * 2, 0, bw, &plain);
+    if (gpu && !quick) {
+        row(ctx, &dna, 8, nt * 4, 0, bw, &plain);
+        row(ctx, &dna, 16, nt * 4, 0, bw, &plain);
+        row(ctx, &small, 4, nt * 4, 0, bw, &plain);
+        row(ctx, &small, 16, nt * 4, 0, bw, &plain);
+    }
     row(ctx, &s130, 1, nt, 0, bw, &plain);
     row(ctx, &s130, 1, nt, 0, bw, &cut);
     row(ctx, &s130, 8, nt / 2 > 0 ? nt / 2 : 1, 0, bw, &plain);

@@ -35,6 +35,6 @@ for round in 1 2; do
         # shellcheck disable=SC2086
         "/tmp/ab_build_$i/bench/$BENCH" $ARGS >"$OUT/ab_${i}_$round.txt" 2>&1
         echo "== tree $i (${trees[$i]}), round $round"
-        grep -E "^\| +[0-9]|^\| (dna|130m|2\.8b|bidir)|bandwidth" "$OUT/ab_${i}_$round.txt"
+        grep -E "^\| +[0-9]|^\| (dna|small|130m|2\.8b|bidir)|bandwidth" "$OUT/ab_${i}_$round.txt"
     done
 done

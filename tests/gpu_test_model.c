@@ -400,11 +400,11 @@ static void lm_steps_vs_cpu(mb_model *mc, mb_model *mg, int B, int L, mb_rng *r,
 }
 
 /* The LM's step as one kernel on thread-block clusters (mb_stack_step;
- * MB_CUDA_STEP=cluster and cluster1 ask for its two kernels, each on a
- * context of its own): the DNA model's width at 3 layers, steps against
- * the CPU's and draws replayed on the CPU, at 1, 3, 5 and 9 rows; then
- * AUTO's choice of it. Thread-block clusters need compute 9.0+; on
- * an older GPU the test says so and is skipped. */
+ * MB_CUDA_STEP=cluster, a context of its own, takes it at any rows): the
+ * DNA model's width at 3 layers, steps against the CPU's and draws
+ * replayed on the CPU, at 1, 3, 5 and 9 rows; then AUTO's choice of it.
+ * Thread-block clusters need compute 9.0+; on an older GPU the test says
+ * so and is skipped. */
 static void test_lm_cluster(void **s)
 {
     (void)s;
@@ -414,91 +414,49 @@ static void test_lm_cluster(void **s)
     cfg.d_model = 256;
     cfg.vocab_size = 16;
     mb_model *mc, *mg;
-    /* the kernel of several rows a cluster, then the one-row kernel
-     * (MB_CUDA_STEP=cluster1: 1,024 threads a block, rows as clusters) */
-    const char *const kinds[2] = {"cluster", "cluster1"};
     const mb_sampler sp = {.temperature = 1.f, .top_p = 0.95f, .seed = 31};
     const int nd = gpu_test_small() ? 20 : 60;
-    for (int kd = 0; kd < 2; kd++) {
-        mb_ctx *g2 = mb_test_cuda_step_ctx(kinds[kd]);
-        assert_non_null(g2);
-        model_pair_on(g2, &cfg, 6, &r, &mc, &mg);
-        const int used = mb_lm_stack_step_used(mg, 1) && mb_lm_stack_step_used(mg, 5);
-        /* the CPU never takes it */
-        assert_int_equal(mb_lm_stack_step_used(mc, 1), 0);
-        if (!used) {
-            printf("# no thread-block clusters on this GPU (compute < 9.0): the %s step not tested\n", kinds[kd]);
-            mb_model_free(mc), mb_model_free(mg);
-            mb_ctx_free(g2);
-            skip();
-        }
-        /* one row (a cluster), and 5 (a cluster of 8 rows, 3 of them idle;
-         * or 5 clusters of one) */
-        lm_steps_vs_cpu(mc, mg, 1, 24, &r, kinds[kd]);
-        lm_steps_vs_cpu(mc, mg, 5, 24, &r, kinds[kd]);
-        /* draws: eager steps, then the graph's; 1 row, 3, 9 */
-        assert_true(mb_test_sample_replay(mg, mc, 1, nd, &sp, 1e-5) <= 1);
-        assert_true(mb_test_sample_replay(mg, mc, 3, nd / 2, &sp, 1e-5) <= 1);
-        assert_true(mb_test_sample_replay(mg, mc, 9, nd / 2, &sp, 1e-5) <= 1);
+    mb_ctx *g2 = mb_test_cuda_step_ctx("cluster");
+    assert_non_null(g2);
+    model_pair_on(g2, &cfg, 6, &r, &mc, &mg);
+    const int used = mb_lm_stack_step_used(mg, 1) && mb_lm_stack_step_used(mg, 5);
+    /* the CPU never takes it */
+    assert_int_equal(mb_lm_stack_step_used(mc, 1), 0);
+    if (!used) {
+        printf("# no thread-block clusters on this GPU (compute < 9.0): the cluster step not tested\n");
         mb_model_free(mc), mb_model_free(mg);
         mb_ctx_free(g2);
+        skip();
     }
+    lm_steps_vs_cpu(mc, mg, 1, 24, &r, "cluster");
+    lm_steps_vs_cpu(mc, mg, 5, 24, &r, "cluster");
+    /* draws: eager steps, then the graph's; 1 row, 3, 9 */
+    assert_true(mb_test_sample_replay(mg, mc, 1, nd, &sp, 1e-5) <= 1);
+    assert_true(mb_test_sample_replay(mg, mc, 3, nd / 2, &sp, 1e-5) <= 1);
+    assert_true(mb_test_sample_replay(mg, mc, 9, nd / 2, &sp, 1e-5) <= 1);
+    mb_model_free(mc), mb_model_free(mg);
+    mb_ctx_free(g2);
 
-    /* AUTO (the suite's context) takes it for one row of a d_model-128
-     * model, mamba-dna's default width, and nowhere else: there it was
-     * measured faster than the layer-by-layer steps (ops/stack_step.cu) */
+    /* AUTO (the suite's context) takes it where the rows are one wave of
+     * clusters, except one row at d_model 256, where the layer-by-layer
+     * steps were measured as fast (ops/stack_step.cu): mamba-dna's default
+     * width at 1 and 4 rows, the DNA width at 4 rows; not at 64 rows */
     cfg.d_model = 128;
     model_pair(&cfg, 7, &r, &mc, &mg);
     assert_int_equal(mb_lm_stack_step_used(mg, 1), 1);
-    assert_int_equal(mb_lm_stack_step_used(mg, 4), 0);
+    assert_int_equal(mb_lm_stack_step_used(mg, 4), 1);
+    assert_int_equal(mb_lm_stack_step_used(mg, 64), 0);
     assert_true(mb_test_sample_replay(mg, mc, 1, nd, &sp, 1e-5) <= 1);
+    assert_true(mb_test_sample_replay(mg, mc, 4, nd / 2, &sp, 1e-5) <= 1);
     mb_model_free(mc), mb_model_free(mg);
     cfg.d_model = 256;
     mg = mb_model_create(gpu, &cfg, 7);
     assert_non_null(mg);
     assert_int_equal(mb_lm_stack_step_used(mg, 1), 0);
+    assert_int_equal(mb_lm_stack_step_used(mg, 4), 1);
     mb_model_free(mg);
 }
 
-/* The LM's step as the split kernels' bodies in one cooperative kernel,
- * every layer under grid barriers (MB_CUDA_STEP=grid, a context of its
- * own): steps against the CPU at 1 and 5 rows, draws replayed on the CPU at
- * 1 and 3 rows, with fp32 and with bf16 weights. Where the GPU cannot
- * launch cooperative kernels the test says so and is skipped. */
-static void test_lm_grid(void **s)
-{
-    (void)s;
-    mb_rng r;
-    mb_rng_seed(&r, mb_test_seed() + 97);
-    mb_ctx *g2 = mb_test_cuda_step_ctx("grid");
-    assert_non_null(g2);
-    mb_config cfg = small(0);
-    cfg.d_model = 64;
-    cfg.vocab_size = 16;
-    mb_model *mc, *mg;
-    model_pair_on(g2, &cfg, 8, &r, &mc, &mg);
-    if (!(mb_lm_stack_step_used(mg, 1) && mb_lm_stack_step_used(mg, 5))) {
-        printf("# the grid step does not take this model here (no cooperative launch?): not tested\n");
-        mb_model_free(mc), mb_model_free(mg);
-        mb_ctx_free(g2);
-        skip();
-    }
-    lm_steps_vs_cpu(mc, mg, 1, 16, &r, "in one grid kernel");
-    lm_steps_vs_cpu(mc, mg, 5, 16, &r, "in one grid kernel");
-    const mb_sampler sp = {.temperature = 1.f, .top_p = 0.95f, .seed = 33};
-    const int nd = gpu_test_small() ? 16 : 40;
-    assert_true(mb_test_sample_replay(mg, mc, 1, nd, &sp, 1e-5) <= 1);
-    assert_true(mb_test_sample_replay(mg, mc, 3, nd / 2, &sp, 1e-5) <= 1);
-    /* bf16 copies of the projections: still the one kernel, against the
-     * CPU with the same weights rounded */
-    assert_int_equal(mb_model_set_bf16(mg, 1), 0);
-    assert_int_equal(round_like_bf16(mc, mg), 3 * 3);
-    assert_int_equal(mb_lm_stack_step_used(mg, 1), 1);
-    lm_steps_vs_cpu(mc, mg, 1, 8, &r, "in one grid kernel, bf16 weights");
-    assert_true(mb_test_sample_replay(mg, mc, 3, nd / 2, &sp, 1e-5) <= 1);
-    mb_model_free(mc), mb_model_free(mg);
-    mb_ctx_free(g2);
-}
 
 /* A wide LM (d_model 512: the block step's split kernels) with a large
  * vocabulary (20,000: the head over every SM and the draw from global
@@ -934,7 +892,6 @@ int main(void)
         cmocka_unit_test(test_recurrent),
         cmocka_unit_test(test_lm_sample),
         cmocka_unit_test(test_lm_cluster),
-        cmocka_unit_test(test_lm_grid),
         cmocka_unit_test(test_lm_wide),
         cmocka_unit_test(test_classify_plain),
         cmocka_unit_test(test_classify_complex),

@@ -1063,7 +1063,7 @@ static void test_block_step(void **state)
  * output at each step, every layer's states at the end. Layer 0 reads its
  * row from an embedding table (tok) or from h. Returns whether the GPU ran
  * the shapes in its one cluster kernel (mb_stack_step_fits). */
-static int stack_step_case(mb_ctx *gc, mb_rng *r, int B, int nl, int d, int Di, int K, int R, int cplx, int tok, int steps)
+static int stack_step_case(mb_rng *r, int B, int nl, int d, int Di, int K, int R, int cplx, int tok, int steps)
 {
     const int N = 16, nbc = cplx ? 2 * N : N, xd = R + 2 * nbc, V = 7;
     mb_block_step_params pc[4], pg[4];
@@ -1098,10 +1098,10 @@ static int stack_step_case(mb_ctx *gc, mb_rng *r, int B, int nl, int d, int Di, 
         pg[l].ssm_state = (float *)g[11] + ncs + 1;
     }
     float *emb = h_uniform(r, (size_t)V * d, -2, 2), *d_emb = d_from(emb, (size_t)V * d);
-    const int fits = mb_stack_step_fits(gc, nl, pg);
+    const int fits = mb_stack_step_fits(g_gpu, nl, pg);
     mb_arena ws, gws;
     assert_int_equal(mb_arena_init(&ws, g_cpu, mb_stack_step_workspace(g_cpu, nl, pc)), 0);
-    assert_int_equal(mb_arena_init(&gws, gc, mb_stack_step_workspace(gc, nl, pg)), 0);
+    assert_int_equal(mb_arena_init(&gws, g_gpu, mb_stack_step_workspace(g_gpu, nl, pg)), 0);
     double worst = 0;
     for (int t = 0; t < steps; t++) {
         int32_t tk[16];
@@ -1115,12 +1115,8 @@ static int stack_step_case(mb_ctx *gc, mb_rng *r, int B, int nl, int d, int Di, 
         float *oc = h_nan(nh), *d_o = d_new_nan(nh);
         mb_stack_step(g_cpu, nl, pc, h, oc, &ws);
         assert_int_equal(mb_ctx_check(g_cpu), 0);
-        /* a context of its own has a stream of its own: the uploads above
-         * and the download below are g_gpu's, so wait for each side */
-        if (gc != g_gpu) assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
-        mb_stack_step(gc, nl, pg, d_h, d_o, &gws);
-        assert_int_equal(mb_ctx_check(gc), 0);
-        if (gc != g_gpu) assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+        mb_stack_step(g_gpu, nl, pg, d_h, d_o, &gws);
+        assert_int_equal(mb_ctx_check(g_gpu), 0);
         float *og = h_from(d_o, nh);
         const double e = view_err(og, oc, B, d, d);
         if (e > worst) worst = e;
@@ -1128,7 +1124,7 @@ static int stack_step_case(mb_ctx *gc, mb_rng *r, int B, int nl, int d, int Di, 
         d_free(d_h), d_free(d_o), d_free(d_tk);
     }
     char what[160];
-    snprintf(what, sizeof what, "stack_step%s B=%d, %d layers d=%d Di=%d K=%d R=%d %s %s", fits ? (gc == g_gpu ? " (cluster)" : " (one kernel)") : "", B, nl,
+    snprintf(what, sizeof what, "stack_step%s B=%d, %d layers d=%d Di=%d K=%d R=%d %s %s", fits ? " (cluster)" : "", B, nl,
              d, Di, K, R, cplx ? "complex" : "real", tok ? "tokens" : "h");
     check(what, worst, tol_sum(Di) * nl);
     for (int l = 0; l < nl; l++) {
@@ -1153,61 +1149,24 @@ static void test_stack_step(void **state)
     mb_rng r;
     seed_rng(&r, 130);
     /* layer by layer on every GPU: complex A, d_model 64 */
-    assert_int_equal(stack_step_case(g_gpu, &r, 1, 2, 64, 128, 4, 4, 1, 1, 3), 0);
-    assert_int_equal(stack_step_case(g_gpu, &r, 3, 3, 64, 128, 4, 4, 0, 0, 3), 0);
+    assert_int_equal(stack_step_case(&r, 1, 2, 64, 128, 4, 4, 1, 1, 3), 0);
+    assert_int_equal(stack_step_case(&r, 3, 3, 64, 128, 4, 4, 0, 0, 3), 0);
     /* the cluster kernel: the DNA model's width (16 blocks), mamba-dna's
      * default (d_model 128: 8 blocks), expand 1 (4 blocks), K 2 and dt_rank
-     * 64, K 3 and dt_rank 1; one row, a cluster of 4 rows (3 used), of 8
-     * (5 used), two of 8 (the second with 3) */
+     * 64, K 3 and dt_rank 1, d_model 128 with 16 blocks; one row, then 3,
+     * 5, 2 and 11 rows (a cluster each) */
     int ran = 0, cases = 0;
-    /* then the one-row kernel (MB_CUDA_STEP=cluster1, a context of its
-     * own: 1,024 threads a block, the weights in shared memory) on the
-     * same shapes, rows as clusters of one, and d_model 128 with 16 blocks */
-    mb_ctx *g1 = mb_test_cuda_step_ctx("cluster1");
-    assert_non_null(g1);
-    mb_ctx *const ctxs[2] = {g_gpu, g1};
-    for (int c = 0; c < 2; c++) {
-        mb_ctx *gc = ctxs[c];
-        ran += stack_step_case(gc, &r, 1, 3, 256, 512, 4, 16, 0, 1, 4), cases++;
-        ran += stack_step_case(gc, &r, 1, 4, 128, 256, 4, 8, 0, 1, 4), cases++;
-        ran += stack_step_case(gc, &r, 1, 2, 128, 128, 2, 64, 0, 0, 3), cases++;
-        ran += stack_step_case(gc, &r, 1, 1, 256, 512, 3, 1, 0, 0, 5), cases++;
-        ran += stack_step_case(gc, &r, 3, 2, 256, 512, 4, 16, 0, 1, 3), cases++;
-        ran += stack_step_case(gc, &r, 5, 3, 128, 256, 4, 8, 0, 0, 3), cases++;
-        ran += stack_step_case(gc, &r, 11, 2, 256, 512, 4, 16, 0, 1, 3), cases++;
-    }
-    ran += stack_step_case(g1, &r, 2, 2, 128, 512, 4, 8, 0, 1, 3), cases++;
-    mb_ctx_free(g1);
+    ran += stack_step_case(&r, 1, 3, 256, 512, 4, 16, 0, 1, 4), cases++;
+    ran += stack_step_case(&r, 1, 4, 128, 256, 4, 8, 0, 1, 4), cases++;
+    ran += stack_step_case(&r, 1, 2, 128, 128, 2, 64, 0, 0, 3), cases++;
+    ran += stack_step_case(&r, 1, 1, 256, 512, 3, 1, 0, 0, 5), cases++;
+    ran += stack_step_case(&r, 3, 2, 256, 512, 4, 16, 0, 1, 3), cases++;
+    ran += stack_step_case(&r, 5, 3, 128, 256, 4, 8, 0, 0, 3), cases++;
+    ran += stack_step_case(&r, 2, 2, 128, 512, 4, 8, 0, 1, 3), cases++;
+    ran += stack_step_case(&r, 11, 2, 256, 512, 4, 16, 0, 1, 3), cases++;
     if (ran < cases) {
         /* thread-block clusters need compute 9.0+: these ran layer by layer */
         printf("# stack step: %d of %d cluster shapes not run in a cluster kernel on this GPU\n", cases - ran, cases);
-        skip();
-    }
-}
-
-/* The other one-kernel stack, MB_CUDA_STEP=grid (a context of its own): the
- * split kernels' bodies under grid barriers (ops/block_step_split.cu). The
- * 130m width at one row from tokens (x_proj split over 4 warps), several
- * groups of rows with complex A, 3 and 4 layers (the buffers' two
- * parities); d_inner 84 (rows of no whole 16-byte vectors) runs layer by
- * layer. Where the GPU cannot launch cooperative kernels the test says so
- * and is skipped. */
-static void test_stack_step_grid(void **state)
-{
-    (void)state;
-    mb_rng r;
-    seed_rng(&r, 131);
-    mb_ctx *gc = mb_test_cuda_step_ctx("grid");
-    assert_non_null(gc);
-    int ran = 0, cases = 0;
-    ran += stack_step_case(gc, &r, 1, 2, 768, 1536, 4, 48, 0, 1, 3), cases++;
-    ran += stack_step_case(gc, &r, 6, 3, 64, 128, 4, 4, 1, 0, 3), cases++;
-    ran += stack_step_case(gc, &r, 2, 4, 256, 512, 3, 16, 0, 1, 3), cases++;
-    ran += stack_step_case(gc, &r, 9, 3, 128, 256, 2, 8, 0, 1, 2), cases++;
-    assert_int_equal(stack_step_case(gc, &r, 1, 2, 40, 84, 4, 3, 0, 0, 2), 0);
-    mb_ctx_free(gc);
-    if (ran < cases) {
-        printf("# stack step: %d of %d shapes not run in the grid kernel on this GPU\n", cases - ran, cases);
         skip();
     }
 }
@@ -1575,7 +1534,7 @@ int main(void)
         cmocka_unit_test(test_flip_rows),
         cmocka_unit_test(test_norms),   cmocka_unit_test(test_embed),
         cmocka_unit_test(test_block_step), cmocka_unit_test(test_stack_step),
-        cmocka_unit_test(test_stack_step_grid), cmocka_unit_test(test_head_sample),
+        cmocka_unit_test(test_head_sample),
         cmocka_unit_test(test_xent),    cmocka_unit_test(test_adamw),
     };
     mb_test_filter_env();

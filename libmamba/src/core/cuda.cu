@@ -114,14 +114,12 @@ extern "C" int mb_cuda_ctx_init(mb_ctx *ctx, int index)
         st->cc_major = major;
         st->pdl = major >= 9 && !(pdl && strcmp(pdl, "0") == 0);
         const char *step = getenv("MB_CUDA_STEP");
-        /* ops/ops.h's MB_STEP_AUTO, _FUSED, _SPLIT, _LAYER, _CLUSTER, _GRID, _CLUSTER1 */
+        /* ops/ops.h's MB_STEP_AUTO, _FUSED, _SPLIT, _LAYER, _CLUSTER */
         st->step_path = !step                      ? 0
                         : !strcmp(step, "fused")   ? 1
                         : !strcmp(step, "split")   ? 2
                         : !strcmp(step, "layer")   ? 3
                         : !strcmp(step, "cluster") ? 5
-                        : !strcmp(step, "grid")    ? 6
-                        : !strcmp(step, "cluster1") ? 7
                                                    : 0;
         if (MB_CUDA_OK(ctx, cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking))) break;
         if (MB_CUDA_OK(ctx, cudaMalloc(&st->scratch, MB_CUDA_SCRATCH_BYTES))) break;

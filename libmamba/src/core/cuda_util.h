@@ -44,7 +44,7 @@ typedef struct {
     int sync_debug;        /* MB_CUDA_SYNC=1 */
     int pdl;               /* programmatic dependent launch: cc 9.0+, unless MB_CUDA_PDL=0 */
     int cc_major;          /* compute capability (9: thread-block clusters, PDL) */
-    int step_path;         /* MB_CUDA_STEP=fused|split|layer|cluster|grid|cluster1: the block step's kernels for every width
+    int step_path;         /* MB_CUDA_STEP=fused|split|layer|cluster: the block step's kernels for every width
                             * (MB_STEP_*; to measure one against the other), else MB_STEP_AUTO */
     /* blocks an SM holds of a kernel at a shared-memory size, asked of the
      * runtime once (the split step sizes its grids by it at every launch

@@ -400,8 +400,7 @@ typedef struct {
      * kernels and GEMMs) */
     int gpu_path;
 } mb_block_step_params;
-enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2, MB_STEP_LAYER = 3, MB_STEP_ROWS = 4, MB_STEP_CLUSTER = 5, MB_STEP_GRID = 6,
-       MB_STEP_CLUSTER1 = 7 };
+enum { MB_STEP_AUTO = 0, MB_STEP_FUSED = 1, MB_STEP_SPLIT = 2, MB_STEP_LAYER = 3, MB_STEP_ROWS = 4, MB_STEP_CLUSTER = 5 };
 #define MB_OPS_BLOCK_STEP_ARGS mb_ctx *ctx, const mb_block_step_params *p, const float *h, \
     float *out, mb_arena *ws
 void mb_block_step(MB_OPS_BLOCK_STEP_ARGS);
@@ -593,10 +592,6 @@ void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS);
 /* the cluster kernel; 1 (nothing done) for shapes it does not run */
 int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS);
 int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
-/* every layer in one cooperative kernel of the split kernels' bodies
- * (ops/block_step_split.cu; MB_CUDA_STEP=grid); 1: not these shapes */
-int mb_stack_step_grid_cuda(MB_OPS_STACK_STEP_ARGS);
-int mb_stack_step_grid_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *p);
 int mb_block_step_prefers_cuda(mb_ctx *ctx, const mb_block_step_params *p);
