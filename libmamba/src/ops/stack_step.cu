@@ -9,15 +9,18 @@
  * channels [c CH, (c+1) CH), CH = 32: their rows of in_proj (x and z),
  * their conv and scan states, their columns of x_proj and out_proj; every
  * block keeps its own copy of the residual row. A layer:
- *   1  RMSNorm of the residual (each block, redundantly), the block's
- *      in_proj rows (a warp 2 of the 64), conv + SiLU: local
+ *   1  RMSNorm of the residual (each warp, redundantly), the block's
+ *      in_proj rows (warp w: channel w's x and z rows), conv + SiLU
+ *      (lane 0 of warp w): local, no barrier between
  *   2  x_proj's partial sums over the block's channels -> cluster barrier
  *      -> each block adds the C partials through distributed shared memory
- *   3  dt_proj and softplus, a warp a channel; the scan and the gate, a
- *      channel's 16 states on 16 neighbouring lanes: local
+ *   3  dt_proj and softplus, the scan and the gate, a channel's 16 states
+ *      on 16 neighbouring lanes: local
  *   4  out_proj's partial sums -> cluster barrier -> each block adds the C
  *      partials to its residual
- * Two cluster barriers a layer. A partial buffer is rewritten only after
+ * Two cluster barriers and four block barriers a layer (there were seven:
+ * the norm, the conv and delta each had a phase of their own, session
+ * 31). A partial buffer is rewritten only after
  * the next barrier, which every reader of its old contents has passed.
  * The weights are staged in shared memory by cp.async, the next layer's
  * while this one runs (x_proj, out_proj, dt_proj, the norm, conv, A and D
@@ -140,7 +143,7 @@ struct stk_layout {
     static constexpr int RX = 0, ROUT = RX + STK_XD_MAX * CH, RDT = ROUT + D * CH,
                          RNW = RDT + CH * (STK_XD_MAX - 2 * STK_N), RCW = RNW + D, RCB = RCW + CH * 4,
                          RDTB = RCB + CH, RAL = RDTB + CH, RDD = RAL + CH * STK_N, RS = RDD + CH;
-    static constexpr int ACT = 3 * D + 2 * CH + 2 * CH + 2 * STK_XD_MAX + CH;
+    static constexpr int ACT = 2 * D + 3 * CH + 2 * STK_XD_MAX;
     static constexpr size_t BYTES = (size_t)(IN + 2 * RS + ACT) * sizeof(float);
     static_assert(RS % 4 == 0 && IN % 4 == 0, "16-byte parts");
 };
@@ -161,12 +164,11 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
 {
     typedef stk_layout<DQ> Y;
     constexpr int D = Y::D, CH = STK_CH, N = STK_N, DI = C * CH, NT = STK_THREADS;
-    static_assert(NT / 32 == CH && NT % D == 0 && CH * N <= NT, "a warp a channel's delta; whole teams an output");
+    static_assert(NT / 32 == CH && NT % D == 0 && CH * N <= NT, "a warp a channel's rows; whole teams an output");
     extern __shared__ float4 stk_sh4[];
     float *const win = reinterpret_cast<float *>(stk_sh4), *const rest0 = win + Y::IN;
-    float *const h = rest0 + 2 * Y::RS, *const xn = h + D, *const part_out = xn + D, *const xz = part_out + D;
-    float *const xc = xz + 2 * CH, *const y = xc + CH, *const part_x = y + CH, *const dbc = part_x + STK_XD_MAX;
-    float *const dts = dbc + STK_XD_MAX;
+    float *const h = rest0 + 2 * Y::RS, *const part_out = h + D, *const zg = part_out + D;
+    float *const xc = zg + CH, *const y = xc + CH, *const part_x = y + CH, *const dbc = part_x + STK_XD_MAX;
     cg::cluster_group cl = cg::this_cluster();
     const int me = (int)cl.block_rank(), c0 = me * CH;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -189,14 +191,14 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         mb_stage_async<NT>(win + CH * D, P.in_proj + (size_t)(DI + c0) * D, CH * D);
     };
     /* the layer's states: (channel tid / N, state tid % N) for tid < CH N;
-     * the conv's K-1 taps of channel tid for tid < CH */
+     * the conv's K-1 taps of channel `warp` in its lane 0 */
     float hst = 0.f, cst[3] = {0.f, 0.f, 0.f};
     auto load_states = [&](const stk_layer &P) {
         if (tid < CH * N) hst = P.ssm_state[((size_t)b * DI + c0 + tid / N) * N + tid % N];
-        if (tid < CH) {
+        if (lane == 0) {
 #pragma unroll
             for (int k = 0; k < 3; k++)
-                if (k < K - 1) cst[k] = P.conv_state[((size_t)b * (K - 1) + k) * DI + c0 + tid];
+                if (k < K - 1) cst[k] = P.conv_state[((size_t)b * (K - 1) + k) * DI + c0 + warp];
         }
     };
 
@@ -217,42 +219,50 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         if (more) stage_rest(Pn, rest0 + ((l + 1) & 1) * Y::RS);
         __pipeline_commit();
 
-        /* 1: RMSNorm: warps 0 .. D/32-1 each sum the squares, thread t < D
-         * norms element t */
-        if (tid < D) {
+        /* 1: RMSNorm, in_proj and the conv, with no barrier between: warp w
+         * makes channel w's x and z rows, each warp summing the residual's
+         * squares itself from the loads its dot products take (the norm's
+         * scale applied to the sums), and lane 0 the channel's conv + SiLU */
+        float xw = 0.f; /* channel warp's x, in lane 0 for the conv state */
+        {
+            const float4 *hv = reinterpret_cast<const float4 *>(h), *nv = reinterpret_cast<const float4 *>(rs + Y::RNW);
+            float4 hn[DQ];
             float ss = 0.f;
-            for (int k = lane; k < D; k += 32) ss += h[k] * h[k];
-            const float r = rsqrtf(mb_warp_sum(ss) / D + a.eps);
-            xn[tid] = h[tid] * r * rs[Y::RNW + tid];
-        }
-        __syncthreads();
-        /* 2: in_proj, rows warp and warp + 32 (x rows, then z rows) */
-        for (int rr = warp; rr < 2 * CH; rr += NT / 32) {
-            const float4 *wr = reinterpret_cast<const float4 *>(win + rr * D), *xv = reinterpret_cast<const float4 *>(xn);
-            float s = 0.f;
 #pragma unroll
             for (int q = 0; q < DQ; q++) {
-                const float4 w4 = wr[lane + 32 * q], x4 = xv[lane + 32 * q];
-                s += w4.x * x4.x + w4.y * x4.y + w4.z * x4.z + w4.w * x4.w;
+                const float4 h4 = hv[lane + 32 * q], n4 = nv[lane + 32 * q];
+                ss += h4.x * h4.x + h4.y * h4.y + h4.z * h4.z + h4.w * h4.w;
+                hn[q] = make_float4(h4.x * n4.x, h4.y * n4.y, h4.z * n4.z, h4.w * n4.w);
             }
-            s = mb_warp_sum(s);
-            if (lane == 0) xz[rr] = s;
+            const float r = rsqrtf(mb_warp_sum(ss) / D + a.eps);
+            float xzw[2];
+#pragma unroll
+            for (int g = 0; g < 2; g++) {
+                const float4 *wr = reinterpret_cast<const float4 *>(win + (warp + g * CH) * D);
+                float v = 0.f;
+#pragma unroll
+                for (int q = 0; q < DQ; q++) {
+                    const float4 w4 = wr[lane + 32 * q];
+                    v += w4.x * hn[q].x + w4.y * hn[q].y + w4.z * hn[q].z + w4.w * hn[q].w;
+                }
+                xzw[g] = mb_warp_sum(v) * r;
+            }
+            if (lane == 0) {
+                const float *cw = rs + Y::RCW + warp * K;
+                float c = P.conv_b ? rs[Y::RCB + warp] : 0.f;
+#pragma unroll
+                for (int k = 0; k < 3; k++)
+                    if (k < K - 1) c += cw[k] * cst[k];
+                c += cw[K - 1] * xzw[0];
+                xc[warp] = stk_silu(c);
+                zg[warp] = xzw[1];
+                xw = xzw[0];
+            }
         }
         __syncthreads();
         if (more) stage_in(Pn);
         __pipeline_commit();
-        /* 3: conv + SiLU of channel tid */
-        if (tid < CH) {
-            const float *cw = rs + Y::RCW + tid * K;
-            float s = P.conv_b ? rs[Y::RCB + tid] : 0.f;
-#pragma unroll
-            for (int k = 0; k < 3; k++)
-                if (k < K - 1) s += cw[k] * cst[k];
-            s += cw[K - 1] * xz[tid];
-            xc[tid] = stk_silu(s);
-        }
-        __syncthreads();
-        /* 4: x_proj's partial sums over the block's channels: outputs warp,
+        /* 2: x_proj's partial sums over the block's channels: outputs warp,
          * warp + 32, ... (lane: channel) */
         for (int o = warp; o < XD; o += NT / 32) {
             const float v = mb_warp_sum(rs[Y::RX + o * CH + lane] * xc[lane]);
@@ -261,16 +271,16 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         cl.sync();
         /* after the barrier (its release fence waits on memory in flight):
          * the conv state shifted by one, then the next layer's taps */
-        if (tid < CH) {
-            float *cs = P.conv_state + (size_t)b * (K - 1) * DI + c0 + tid;
+        if (lane == 0) {
+            float *cs = P.conv_state + (size_t)b * (K - 1) * DI + c0 + warp;
 #pragma unroll
             for (int k = 0; k < 3; k++)
                 if (k < K - 2) cs[(size_t)k * DI] = cst[k + 1];
-                else if (k == K - 2) cs[(size_t)k * DI] = xz[tid];
+                else if (k == K - 2) cs[(size_t)k * DI] = xw;
             if (more) {
 #pragma unroll
                 for (int k = 0; k < 3; k++)
-                    if (k < K - 1) cst[k] = Pn.conv_state[((size_t)b * (K - 1) + k) * DI + c0 + tid];
+                    if (k < K - 1) cst[k] = Pn.conv_state[((size_t)b * (K - 1) + k) * DI + c0 + warp];
             }
         }
         /* dbc: output i / C from rank i % C, the C parts summed over C
@@ -283,23 +293,21 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
             if (r == 0 && o < XD) dbc[o] = v;
         }
         __syncthreads();
-        /* 5: delta of channel `warp`, its dt_rank over the lanes */
-        {
-            float v = 0.f;
-            for (int k = lane; k < R; k += 32) v += rs[Y::RDT + warp * R + k] * dbc[k];
-            v = mb_warp_sum(v);
-            if (lane == 0) dts[warp] = stk_softplus(v + rs[Y::RDTB + warp]);
-        }
-        __syncthreads();
-        /* 6: the scan and the gate, (channel j, state n) on thread N j + n */
+        /* 3: delta, the scan and the gate, (channel j, state n) on thread
+         * N j + n: the channel's N lanes split dt_proj's sum, each then
+         * holding all of it (an xor tree: the same bits on every lane) */
         if (tid < CH * N) {
             const int j = tid / N, n = tid % N;
-            const float dt = dts[j], A = -expf(rs[Y::RAL + j * N + n]);
-            hst = expf(dt * A) * hst + dt * dbc[R + n] * xc[j];
-            float v = dbc[R + N + n] * hst;
+            float v = 0.f;
+            for (int k = n; k < R; k += N) v += rs[Y::RDT + j * R + k] * dbc[k];
 #pragma unroll
             for (int sh = N / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
-            if (n == 0) y[j] = (v + rs[Y::RDD + j] * xc[j]) * stk_silu(xz[CH + j]);
+            const float dt = stk_softplus(v + rs[Y::RDTB + j]), A = -expf(rs[Y::RAL + j * N + n]);
+            hst = expf(dt * A) * hst + dt * dbc[R + n] * xc[j];
+            v = dbc[R + N + n] * hst;
+#pragma unroll
+            for (int sh = N / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
+            if (n == 0) y[j] = (v + rs[Y::RDD + j] * xc[j]) * stk_silu(zg[j]);
         }
         __syncthreads();
         /* 7: out_proj's partial sums: TPO threads an output, CH / TPO
