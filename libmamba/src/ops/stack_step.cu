@@ -394,12 +394,13 @@ extern "C" int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_
     return st && stk_pick(st, n_layer, layer) != NULL;
 }
 
-/* MB_CUDA_STEP=cluster: wherever it runs. AUTO: where the rows are one
- * wave of clusters (a row a cluster), but not one row at d_model 256.
- * Measured on an H100 (bench_generate, session 31) against AUTO's steps
- * layer by layer: mamba-dna's default (d128 x 4) at one row 30 us a token
- * against 58; the DNA model (d256 x 8) at 4 rows 77 against 115, at one
- * row 75 against 73; at 64 rows (several waves) 752 against 289. */
+/* MB_CUDA_STEP=cluster: wherever it runs. AUTO: where the rows take at
+ * most two waves of clusters (a row a cluster). Measured on an H100
+ * (bench_generate, session 31), against the steps layer by layer: the DNA
+ * model (d256 x 8) 73 us a token against 73 at one row, 74 against 115 at
+ * 4, 141 against 239 at 8 (two waves), 214 against 241 at 16, 711 against
+ * 289 at 64; mamba-dna's default (d128 x 4) 29 against 58 at one row, 54
+ * against 60 at 16. */
 extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
 {
     mb_cuda_state *st = mb_cuda_enter(ctx);
@@ -408,8 +409,8 @@ extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_blo
     const stk_fn fn = stk_pick(st, n_layer, layer);
     if (!fn) return 0;
     if (st->step_path == MB_STEP_CLUSTER) return 1;
-    const int B = layer[0].batch;
-    return B <= fn(st, NULL) && !(B == 1 && layer[0].d_model == 256);
+    const int B = layer[0].batch, wave = fn(st, NULL);
+    return B <= 2 * wave;
 }
 
 extern "C" int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
