@@ -29,8 +29,6 @@
  * The intermediates live
  * in the caller's workspace (mb_block_step_workspace bytes, which the CPU
  * version needs anyway). */
-#include <string.h>
-
 #include "core/cuda_util.h"
 #include "ops/fused.cuh"
 #include "ops/ops.h"
@@ -152,7 +150,8 @@ static __device__ __forceinline__ float sp_conv_part(const mb_norm_gemv_params &
 /* y[b, n] = W[n, :] . norm(h[b, :]) for n < n_out: the block step's first
  * kernel, and the head of a generation step (ops/sample.cu) */
 template <int MR, bool V, bool BF>
-static __device__ __forceinline__ void sp_in_body(const mb_norm_gemv_params &p)
+static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
+norm_gemv_kernel(const mb_norm_gemv_params p)
 {
     extern __shared__ float4 sp_sh4[];
     __shared__ float red[32];
@@ -200,12 +199,6 @@ static __device__ __forceinline__ void sp_in_body(const mb_norm_gemv_params &p)
     }
 }
 
-template <int MR, bool V, bool BF>
-static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0) norm_gemv_kernel(const mb_norm_gemv_params p)
-{
-    sp_in_body<MR, V, BF>(p);
-}
-
 /* dbc = x_proj xc, the rows of xc staged in shared memory. x_proj has
  * few columns (dt_rank + 2 d_state: 48 for the DNA model, 192 for the 2.8b
  * shape) over a long d_inner, so a column's sum is split over ks warps of
@@ -214,7 +207,8 @@ static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0) norm
  * With a warp a column the 2.8b shape ran 24 blocks on 132 SMs, 8 us a
  * layer (H100). */
 template <int MR, bool V, bool BF>
-static __device__ __forceinline__ void sp_x_body(const mb_block_step_params &p, const float *xc, float *dbc, int ks)
+static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
+split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float *__restrict__ dbc, int ks)
 {
     extern __shared__ float4 sp_sh4[];
     __shared__ float part[SP_WARPS][MR];
@@ -259,13 +253,6 @@ static __device__ __forceinline__ void sp_x_body(const mb_block_step_params &p, 
     }
 }
 
-template <int MR, bool V, bool BF>
-static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
-split_x_kernel(const mb_block_step_params p, const float *__restrict__ xc, float *__restrict__ dbc, int ks)
-{
-    sp_x_body<MR, V, BF>(p, xc, dbc, ks);
-}
-
 /* state n of a channel one step on (its value hr, hi and rate Ar, Ai as
  * held), stored back; returns its term of C . h */
 static __device__ __forceinline__ float sp_state_step(bool cplx, float dt, float dtx, float Ar, float Ai, float hr,
@@ -299,12 +286,13 @@ static __device__ __forceinline__ float sp_state_step(bool cplx, float dt, float
  * then is split_x_kernel alone (mb_pdl_wait lets one kernel run ahead), and
  * it writes dbc only. So after the wait the chain is one read of dbc. */
 template <int SEG>
-static __device__ __forceinline__ void sp_scan_body(const mb_block_step_params &p, const float *xz, const float *xc,
-                                                    const float *dbc, float *y, int b, int t)
+static __global__ void __launch_bounds__(SP_THREADS)
+split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, const float *__restrict__ xc,
+                  const float *__restrict__ dbc, float *__restrict__ y)
 {
     const int Di = p.d_inner, N = p.d_state, K = p.d_conv, R = p.dt_rank;
-    const int nbc = p.is_complex ? 2 * N : N, xd = R + 2 * nbc;
-    const int c = t / SEG, j = t % SEG;
+    const int nbc = p.is_complex ? 2 * N : N, xd = R + 2 * nbc, b = blockIdx.y;
+    const int t = blockIdx.x * SP_THREADS + threadIdx.x, c = t / SEG, j = t % SEG;
     const bool ok = c < Di;
     /* the lane's share of the channel's dt_proj row: r = j, j + SEG, ...
      * (held when that is at most SP_DT_HELD values) */
@@ -370,18 +358,11 @@ static __device__ __forceinline__ void sp_scan_body(const mb_block_step_params &
     for (int k = 0; k < K - 1; k++) cs[(size_t)k * Di + c] = k + 1 < K - 1 ? cs[(size_t)(k + 1) * Di + c] : xzr[c];
 }
 
-template <int SEG>
-static __global__ void __launch_bounds__(SP_THREADS)
-split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, const float *__restrict__ xc,
-                  const float *__restrict__ dbc, float *__restrict__ y)
-{
-    sp_scan_body<SEG>(p, xz, xc, dbc, y, blockIdx.y, blockIdx.x * SP_THREADS + threadIdx.x);
-}
-
 /* out = h + out_proj y (rows ld_out apart), out2 = out + add2 */
 template <int MR, bool V, bool BF>
-static __device__ __forceinline__ void sp_out_body(const mb_block_step_params &p, const float *h, const float *y,
-                                                   float *out)
+static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
+split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, const float *__restrict__ y,
+                 float *__restrict__ out)
 {
     extern __shared__ float4 sp_sh4[];
     float *xs = reinterpret_cast<float *>(sp_sh4);
@@ -420,22 +401,15 @@ static __device__ __forceinline__ void sp_out_body(const mb_block_step_params &p
     }
 }
 
-template <int MR, bool V, bool BF>
-static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
-split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, const float *__restrict__ y,
-                 float *__restrict__ out)
-{
-    sp_out_body<MR, V, BF>(p, h, y, out);
-}
-
 /* blocks for n_out columns at a warp each (x), by groups of mr rows (y):
  * at most as many as the SMs hold at once, and the warps loop over the
  * rest. A grid past that ran its last blocks as a second wave after the
  * first had finished: the head's 50,280 columns at 4 blocks an SM where 3
  * fit took two rounds of 12 columns a warp instead of one of 16. */
 template <typename K>
-static int sp_fit(mb_cuda_state *st, K kernel, size_t smem)
+static dim3 sp_grid(mb_cuda_state *st, K kernel, size_t smem, int n_out, int batch, int mr)
 {
+    const int sms = st->sm_count > 0 ? st->sm_count : 132;
     int fit = 0, i = 0;
     const void *fn = reinterpret_cast<const void *>(kernel);
     while (i < st->n_occ && !(st->occ[i].fn == fn && st->occ[i].smem == smem)) i++;
@@ -450,13 +424,6 @@ static int sp_fit(mb_cuda_state *st, K kernel, size_t smem)
             st->n_occ++;
         }
     }
-    return fit;
-}
-
-template <typename K>
-static dim3 sp_grid(mb_cuda_state *st, K kernel, size_t smem, int n_out, int batch, int mr)
-{
-    const int sms = st->sm_count > 0 ? st->sm_count : 132, fit = sp_fit(st, kernel, smem);
     const int want = (n_out + SP_WARPS - 1) / SP_WARPS, cap = fit * sms;
     const int groups = (batch + mr - 1) / mr;
     return dim3((unsigned)(want < cap ? (want > 0 ? want : 1) : cap), (unsigned)(groups < 65535 ? groups : 65535));
