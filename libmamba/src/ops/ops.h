@@ -412,7 +412,7 @@ size_t mb_block_step_workspace(mb_ctx *ctx, const mb_block_step_params *p);
  * every layer has the same batch; layer[0] may read its rows from an
  * embedding table, as mb_block_step does, and later layers must not). The
  * CPU runs them one by one (the reference). A GPU runs them all in one
- * kernel, a cluster of thread blocks per few rows, where
+ * kernel, a cluster of thread blocks a row, where
  * mb_stack_step_fits says it can (ops/stack_step.cu: a narrow model's step
  * is latency, dozens of dependent kernels a token), else one by one too. */
 #define MB_STACK_STEP_MAX_LAYERS 64
@@ -422,14 +422,12 @@ void mb_stack_step(MB_OPS_STACK_STEP_ARGS);
 void mb_stack_step_layers(MB_OPS_STACK_STEP_ARGS); /* mb_block_step layer by layer, on any device */
 size_t mb_stack_step_workspace(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 /* Whether this context runs the stack in one kernel (a GPU of compute 9.0+
- * and the shapes ops/stack_step.cu handles, or under MB_CUDA_STEP=grid
- * those of the cooperative kernel of ops/block_step_split.cu); 0 on the
- * CPU. */
+ * and the shapes ops/stack_step.cu handles); 0 on the CPU. */
 int mb_stack_step_fits(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 /* Whether a caller should take mb_stack_step over its layers' own steps:
- * where it fits and MB_CUDA_STEP=cluster or grid asks for it, or under AUTO
- * for the shapes where the cluster kernel was measured faster
- * (ops/stack_step.cu). */
+ * where it fits and MB_CUDA_STEP=cluster asks for it, or under AUTO for
+ * the rows where the cluster kernel was measured faster (at most two waves
+ * of clusters: ops/stack_step.cu). */
 int mb_stack_step_prefers(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 
 /* y[b, :n_out] (rows ldy apart) = W (n_out, d) @ norm(row b), row b being
