@@ -312,7 +312,7 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
             if (n == 0) y[j] = (v + rs[Y::RDD + j] * xc[j]) * stk_silu(zg[j]);
         }
         __syncthreads();
-        /* 7: out_proj's partial sums: TPO threads an output, CH / TPO
+        /* 4: out_proj's partial sums: TPO threads an output, CH / TPO
          * channels each */
         {
             constexpr int TPO = NT / D, CPT = CH / TPO;
