@@ -168,11 +168,18 @@ static inline dim3 mb_cuda_grid2d(int64_t rows, int64_t cols)
     for (int64_t j = (int64_t)blockIdx.x * MB_TILE_X + threadIdx.x; j < (N); \
          j += (int64_t)gridDim.x * MB_TILE_X)
 
-/* ---- SiLU ----------------------------------------------------------------
- * The elementwise op (ops/act.cu) and the conv's fused SiLU (ops/conv1d.cu)
+/* ---- SiLU and softplus ---------------------------------------------------
+ * The elementwise ops (ops/act.cu), the conv's fused SiLU (ops/conv1d.cu)
+ * and the generation steps' kernels (ops/block_step*.cu, ops/stack_step.cu)
  * share these: the CPU's expressions (ops/act.c), expf and not __expf. */
 static __device__ __forceinline__ float mb_sigmoid_dev(float x) { return 1.0f / (1.0f + expf(-x)); }
 static __device__ __forceinline__ float mb_silu_dev(float x) { return x * mb_sigmoid_dev(x); }
+/* torch.nn.functional.softplus's default threshold */
+#define MB_SOFTPLUS_THRESHOLD 20.0f
+static __device__ __forceinline__ float mb_softplus_dev(float x)
+{
+    return x > MB_SOFTPLUS_THRESHOLD ? x : log1pf(expf(x));
+}
 /* the gradient through the SiLU at x of dy */
 static __device__ __forceinline__ float mb_silu_bwd_dev(float x, float dy)
 {

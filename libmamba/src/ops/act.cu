@@ -13,8 +13,6 @@
 #include "core/cuda_util.h"
 #include "ops/ops.h"
 
-/* torch.nn.functional.softplus's default threshold */
-#define MB_SOFTPLUS_THRESHOLD 20.0f
 /* GELU, exact (erf) form as torch.nn.GELU() */
 #define MB_INV_SQRT2 0.70710678118654752f
 #define MB_INV_SQRT_2PI 0.39894228040143268f
@@ -22,7 +20,7 @@
 template <int ACT> static __device__ __forceinline__ float act_fwd(float x)
 {
     if (ACT == MB_ACT_SILU) return mb_silu_dev(x);
-    if (ACT == MB_ACT_SOFTPLUS) return x > MB_SOFTPLUS_THRESHOLD ? x : log1pf(expf(x));
+    if (ACT == MB_ACT_SOFTPLUS) return mb_softplus_dev(x);
     if (ACT == MB_ACT_GELU) return 0.5f * x * (1.0f + erff(x * MB_INV_SQRT2));
     return -expf(x); /* MB_ACT_NEGEXP */
 }

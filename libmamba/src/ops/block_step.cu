@@ -26,9 +26,6 @@
 #define BS_THREADS 512
 #define BS_ROWS 4 /* rows in flight per lane group in the GEMVs (swept: 4 of 4, 8, 16) */
 
-static __device__ __forceinline__ float bs_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
-static __device__ __forceinline__ float bs_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
-
 static __device__ __forceinline__ void bs_gemv_auto(int n, int k, const float *W, const float *x, float *y,
                                                     const float *add)
 {
@@ -142,7 +139,7 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
         acc += w[K - 1] * xv;
         /* in order: when csr is cs itself, row k+1 is read before it is written */
         for (int k = 0; k < K - 1; k++) cs[(size_t)k * Di + c] = k + 1 < K - 1 ? csr[(size_t)(k + 1) * Di + c] : xv;
-        xz[c] = acc * bs_sigmoid(acc);
+        xz[c] = acc * mb_sigmoid_dev(acc);
     }
     __syncthreads();
 
@@ -153,7 +150,7 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
         const float *w = src(BS_DT_W) + (size_t)c * R;
         float v = src(BS_DT_B)[c];
         for (int r = 0; r < R; r++) v += w[r] * xdbl[r];
-        dl[c] = bs_softplus(v);
+        dl[c] = mb_softplus_dev(v);
     }
     /* the scan: thread per (channel, state); the N partial products of a
      * channel sit in N neighbouring lanes when N is a power of two <= 32,
@@ -195,7 +192,7 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
             for (int o = N >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o, N);
             if (ok && n == 0) {
                 const float zc = xz[Di + c];
-                y[c] = (part + Dv[c] * xz[c]) * zc * bs_sigmoid(zc);
+                y[c] = (part + Dv[c] * xz[c]) * zc * mb_sigmoid_dev(zc);
             }
         } else if (ok) {
             atomicAdd(&y[c], part);
@@ -205,7 +202,7 @@ block_step_kernel(const mb_block_step_params p, const bs_plan plan, const float 
     if (!seg) {
         for (int c = tid; c < Di; c += nt) {
             const float zc = xz[Di + c];
-            y[c] = (y[c] + Dv[c] * xz[c]) * zc * bs_sigmoid(zc);
+            y[c] = (y[c] + Dv[c] * xz[c]) * zc * mb_sigmoid_dev(zc);
         }
         __syncthreads();
     }

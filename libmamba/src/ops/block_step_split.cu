@@ -125,9 +125,6 @@ static __device__ __forceinline__ void sp_stage(float *xs, int ld, const float *
     }
 }
 
-static __device__ __forceinline__ float sp_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }
-static __device__ __forceinline__ float sp_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
-
 /* row b of the block's input: h's, or the embedding of the row's token */
 static __device__ __forceinline__ const float *sp_row(const float *h, const int32_t *tokens, const float *embed,
                                                      int d, int b)
@@ -192,7 +189,7 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
                     float wl;
                     const float a = (n == n_first && m0 == m_first ? (wl = conv_wl, conv_a) : sp_conv_part(p, b, n, &wl)) +
                                     wl * acc[m];
-                    p.xc[(size_t)b * p.conv_dim + n] = a * sp_sigmoid(a);
+                    p.xc[(size_t)b * p.conv_dim + n] = a * mb_sigmoid_dev(a);
                 }
         }
         __syncthreads();
@@ -334,7 +331,7 @@ split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, co
 #pragma unroll
     for (int o = SEG >> 1; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o, SEG);
     if (ok) {
-        const float dt = sp_softplus(bias + v);
+        const float dt = mb_softplus_dev(bias + v);
         const float dtx = dt * x;
         const float *Bt = dr + R, *Ct = Bt + nbc;
 #pragma unroll
@@ -352,7 +349,7 @@ split_scan_kernel(const mb_block_step_params p, const float *__restrict__ xz, co
 #pragma unroll
     for (int o = SEG >> 1; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o, SEG);
     if (!ok || j != 0) return;
-    y[(size_t)b * Di + c] = (part + Dc * x) * zc * sp_sigmoid(zc);
+    y[(size_t)b * Di + c] = (part + Dc * x) * zc * mb_sigmoid_dev(zc);
     float *cs = p.conv_state + (size_t)b * (K - 1) * Di;
     const float *xzr = xz + (size_t)b * 2 * Di;
     for (int k = 0; k < K - 1; k++) cs[(size_t)k * Di + c] = k + 1 < K - 1 ? cs[(size_t)(k + 1) * Di + c] : xzr[c];

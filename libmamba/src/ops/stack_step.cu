@@ -56,7 +56,7 @@ namespace cg = cooperative_groups;
 
 #define STK_THREADS 1024
 #define STK_N 16       /* d_state */
-#define STK_CH 32      /* channels a block: a warp each for delta */
+#define STK_CH 32      /* channels a block: a warp each for its x and z rows */
 #define STK_XD_MAX 96  /* dt_rank + 2 d_state, dt_rank <= 64 */
 
 /* one layer: its weights and its state (conv (K-1, Di), ssm (Di, N)) */
@@ -72,9 +72,6 @@ struct stk_args {
     float *out;
     stk_layer L[MB_STACK_STEP_MAX_LAYERS];
 };
-
-static __device__ __forceinline__ float stk_silu(float x) { return x / (1.f + expf(-x)); }
-static __device__ __forceinline__ float stk_softplus(float x) { return x > 20.f ? x : log1pf(expf(x)); }
 
 /* the launch attribute of clusters of C blocks along x */
 static cudaLaunchAttribute stk_cluster_attr(int C)
@@ -256,7 +253,7 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                 for (int k = 0; k < 3; k++)
                     if (k < K - 1) c += cw[k] * cst[k];
                 c += cw[K - 1] * xzw[0];
-                xc[warp] = stk_silu(c);
+                xc[warp] = mb_silu_dev(c);
                 zg[warp] = xzw[1];
                 xw = xzw[0];
             }
@@ -304,12 +301,12 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
             for (int k = n; k < R; k += N) v += rs[Y::RDT + j * R + k] * dbc[k];
 #pragma unroll
             for (int sh = N / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
-            const float dt = stk_softplus(v + rs[Y::RDTB + j]), A = -expf(rs[Y::RAL + j * N + n]);
+            const float dt = mb_softplus_dev(v + rs[Y::RDTB + j]), A = -expf(rs[Y::RAL + j * N + n]);
             hst = expf(dt * A) * hst + dt * dbc[R + n] * xc[j];
             v = dbc[R + N + n] * hst;
 #pragma unroll
             for (int sh = N / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
-            if (n == 0) y[j] = (v + rs[Y::RDD + j] * xc[j]) * stk_silu(zg[j]);
+            if (n == 0) y[j] = (v + rs[Y::RDD + j] * xc[j]) * mb_silu_dev(zg[j]);
         }
         __syncthreads();
         /* 4: out_proj's partial sums: TPO threads an output, CH / TPO
