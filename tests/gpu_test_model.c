@@ -457,7 +457,6 @@ static void test_lm_cluster(void **s)
     mb_model_free(mg);
 }
 
-
 /* A wide LM (d_model 512: the block step's split kernels) with a large
  * vocabulary (20,000: the head over every SM and the draw from global
  * memory): steps against the parallel forward, and sampling replayed on
@@ -509,23 +508,7 @@ static void test_lm_wide(void **s)
     assert_int_equal(mb_model_set_bf16(mc, 1), -1);
     assert_int_equal(mb_model_set_bf16(mg, 1), 0);
     assert_int_equal(round_like_bf16(mc, mg), 2 * 3 + 1); /* in, x, out_proj of 2 layers; lm_head */
-    float *gb = malloc((size_t)B * L * V * 4), *cb = malloc((size_t)B * L * V * 4);
-    assert_true(gb && cb);
-    for (int pass = 0; pass < 2; pass++) {
-        mb_model *mm = pass ? mc : mg;
-        mb_state *ss = mb_state_create(mm, B);
-        assert_non_null(ss);
-        for (int t = 0; t < L; t++) {
-            for (int b = 0; b < B; b++) col[b] = tok[b * L + t];
-            float *o = (pass ? cb : gb) + (size_t)t * B * V;
-            assert_int_equal(mb_model_step(mm, ss, col, o), 0);
-        }
-        mb_state_free(ss);
-    }
-    const double eb = mb_test_rel_err(gb, cb, (size_t)B * L * V);
-    printf("# GPU wide LM with bf16 weights, steps vs the CPU on the rounded weights: rel err %.2e\n", eb);
-    assert_true(eb < 1e-5);
-    free(gb), free(cb);
+    lm_steps_vs_cpu(mc, mg, B, L, &r, "with bf16 weights (the CPU on the same, rounded)");
     assert_true(mb_test_sample_replay(mg, mc, 2, sm ? 6 : 40, &sp, 1e-5) <= 1);
     assert_true(mb_test_sample_replay(mg, mc, 6, sm ? 4 : 16, &sp, 1e-5) <= 1); /* the bf16 head's rows in two groups */
     mb_model_free(mc), mb_model_free(mg);

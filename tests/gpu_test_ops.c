@@ -1154,28 +1154,22 @@ static void test_stack_step(void **state)
     /* the cluster kernel: the DNA model's width (16 blocks), mamba-dna's
      * default (d_model 128: 8 blocks), expand 1 (4 blocks), K 2 and dt_rank
      * 64, K 3 and dt_rank 1, d_model 128 with 16 blocks; one row, then 3,
-     * 5, 2 and 11 rows (a cluster each) */
-    int ran = 0, cases = 0;
-    if (getenv("MB_GPU_TEST_SMALL")) {
-        /* under racecheck (hours at the shapes below): the kernel's every
-         * phase and both parities of its staged weights, one and two rows,
-         * at the narrowest cluster (4 blocks) */
-        ran += stack_step_case(&r, 1, 2, 128, 128, 4, 8, 0, 1, 1), cases++;
-        ran += stack_step_case(&r, 2, 3, 128, 128, 3, 8, 0, 0, 1), cases++;
-        if (ran < cases) {
-            printf("# stack step: %d of %d cluster shapes not run in a cluster kernel on this GPU\n", cases - ran, cases);
-            skip();
-        }
-        return;
+     * 5, 2 and 11 rows (a cluster each). Under racecheck (hours at these
+     * shapes) two small ones instead: the kernel's every phase and both
+     * parities of its staged weights, one and two rows, at the narrowest
+     * cluster (4 blocks). Columns: B, layers, d, Di, K, R, complex, tokens,
+     * steps. */
+    static const int full[][9] = {{1, 3, 256, 512, 4, 16, 0, 1, 4}, {1, 4, 128, 256, 4, 8, 0, 1, 4},
+                                  {1, 2, 128, 128, 2, 64, 0, 0, 3}, {1, 1, 256, 512, 3, 1, 0, 0, 5},
+                                  {3, 2, 256, 512, 4, 16, 0, 1, 3}, {5, 3, 128, 256, 4, 8, 0, 0, 3},
+                                  {2, 2, 128, 512, 4, 8, 0, 1, 3},  {11, 2, 256, 512, 4, 16, 0, 1, 3}};
+    static const int small[][9] = {{1, 2, 128, 128, 4, 8, 0, 1, 1}, {2, 3, 128, 128, 3, 8, 0, 0, 1}};
+    const int sm = getenv("MB_GPU_TEST_SMALL") != NULL, cases = sm ? 2 : 8;
+    int ran = 0;
+    for (int i = 0; i < cases; i++) {
+        const int *c = sm ? small[i] : full[i];
+        ran += stack_step_case(&r, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8]);
     }
-    ran += stack_step_case(&r, 1, 3, 256, 512, 4, 16, 0, 1, 4), cases++;
-    ran += stack_step_case(&r, 1, 4, 128, 256, 4, 8, 0, 1, 4), cases++;
-    ran += stack_step_case(&r, 1, 2, 128, 128, 2, 64, 0, 0, 3), cases++;
-    ran += stack_step_case(&r, 1, 1, 256, 512, 3, 1, 0, 0, 5), cases++;
-    ran += stack_step_case(&r, 3, 2, 256, 512, 4, 16, 0, 1, 3), cases++;
-    ran += stack_step_case(&r, 5, 3, 128, 256, 4, 8, 0, 0, 3), cases++;
-    ran += stack_step_case(&r, 2, 2, 128, 512, 4, 8, 0, 1, 3), cases++;
-    ran += stack_step_case(&r, 11, 2, 256, 512, 4, 16, 0, 1, 3), cases++;
     if (ran < cases) {
         /* thread-block clusters need compute 9.0+: these ran layer by layer */
         printf("# stack step: %d of %d cluster shapes not run in a cluster kernel on this GPU\n", cases - ran, cases);

@@ -88,14 +88,14 @@ static cudaLaunchAttribute stk_cluster_attr(int C)
  * past the portable size of 8: Hopper allows it where a GPC has 16 free
  * SMs), 0 when none, asked once per device and cached in known[] (0 not
  * asked, -1 none); the kernel's dynamic shared memory is opted into first. */
-static int stk_fits_dev(const mb_cuda_state *st, const void *kernel, int C, int threads, size_t smem, int *known)
+static int stk_fits_dev(const mb_cuda_state *st, const void *kernel, int C, size_t smem, int *known)
 {
     const int dev = st->device < 64 ? st->device : 63;
     if (!known[dev]) {
         cudaLaunchAttribute at[1] = {stk_cluster_attr(C)};
         cudaLaunchConfig_t cfg = {};
         cfg.gridDim = dim3(C);
-        cfg.blockDim = dim3(threads);
+        cfg.blockDim = dim3(STK_THREADS);
         cfg.dynamicSmemBytes = smem;
         cfg.attrs = at;
         cfg.numAttrs = 1;
@@ -353,7 +353,7 @@ static int stk_go(const mb_cuda_state *st, const stk_args *a)
 {
     const void *k = reinterpret_cast<const void *>(stack_step_kernel<C, DQ>);
     static int known[64];
-    if (!a) return stk_fits_dev(st, k, C, STK_THREADS, stk_layout<DQ>::BYTES, known);
+    if (!a) return stk_fits_dev(st, k, C, stk_layout<DQ>::BYTES, known);
     return (int)stk_launch(st, k, C, stk_layout<DQ>::BYTES, a);
 }
 
