@@ -6,6 +6,22 @@
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* The one option of a benchmark that takes only --quick: 1 with it, 0
+ * without; anything else ends the program with its usage (exit 2). */
+static inline int bench_args_quick(int argc, char **argv, const char *prog)
+{
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else {
+            fprintf(stderr, "usage: %s [--quick]\n", prog);
+            exit(2);
+        }
+    }
+    return quick;
+}
 
 /* A failing CUDA call outside a table row ends the program (prog: its
  * name in the message): the numbers after it would mean nothing. */

@@ -148,14 +148,7 @@ static void bg_row(const bg_shape *sh, const bg_variant *va, int copies, int rep
 
 int main(int argc, char **argv)
 {
-    int quick = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) quick = 1;
-        else {
-            fprintf(stderr, "usage: bench_gemv [--quick]\n");
-            return 2;
-        }
-    }
+    const int quick = bench_args_quick(argc, argv, "bench_gemv");
     int dev = 0, sms = 0;
     cudaDeviceProp pr;
     BG_CHECK(cudaGetDevice(&dev));

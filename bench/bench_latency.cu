@@ -202,14 +202,7 @@ static double bl_stream_us(size_t bytes, int blocks, int R)
 
 int main(int argc, char **argv)
 {
-    int quick = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) quick = 1;
-        else {
-            fprintf(stderr, "usage: bench_latency [--quick]\n");
-            return 2;
-        }
-    }
+    const int quick = bench_args_quick(argc, argv, "bench_latency");
     int dev = 0, sms = 0, l2 = 0;
     cudaDeviceProp pr;
     if (cudaGetDevice(&dev) != cudaSuccess || cudaGetDeviceProperties(&pr, dev) != cudaSuccess) {
