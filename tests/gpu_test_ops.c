@@ -1282,6 +1282,11 @@ static void test_head_sample(void **state)
     head_sample_case(&r, 3, 768, big, 1, 0.8f, 50, 0.9f, 3, 0);
     head_sample_case(&r, 2, 96, big, 0, 1.f, 0, 0.5f, 3, 0);
     head_sample_case(&r, 2, 64, big, 0, 1.f, 100, 0.95f, 3, 13);
+    /* top-k at the compaction's limit (a class a thread) with 11 distinct
+     * logits, so the cut falls inside a tie; past it, the draw on the whole
+     * row */
+    head_sample_case(&r, 2, 64, big, 0, 1.f, 1024, 0.5f, 3, 11);
+    head_sample_case(&r, 1, 64, big, 0, 1.f, 2000, 0.9f, 3, 0);
     /* more rows than the GEMV kernel takes at once: the norm and a GEMM */
     head_sample_case(&r, 6, 768, big, 0, 1.f, 0, 1.f, 2, 0);
     head_sample_case(&r, 9, 96, big, 1, 0.7f, 30, 0.8f, 2, 0);

@@ -80,13 +80,15 @@ typedef struct {
 
 static __device__ __forceinline__ u64 sr_fx(float q) { return __float2ull_rz(q * SR_FX); }
 
-/* The row: its logits z (shared or global memory), this thread's run. */
+/* The row: its logits z (shared or global memory), or with stored their
+ * q already (the same expression, so the same bits); this thread's run. */
 template <int NT>
 struct sr_row {
     const float *z;
     int k0, k1, per;
     float mx, T;
-    __device__ float q(int k) const { return expf((z[k] - mx) / T); }
+    bool stored;
+    __device__ float q(int k) const { return stored ? z[k] : expf((z[k] - mx) / T); }
 
     /* visits this thread's classes in index order with whether the cuts a
      * and b keep them (ties counted among the classes each cut sees) */
@@ -201,25 +203,13 @@ static __device__ sr_cut sr_select(const sr_row<NT> &r, const sr_cut &prev, bool
     return c;
 }
 
-/* The rule of ops.h for row `row` (z: vocab logits, shared or global
- * memory); returns the class to every thread. */
+/* The nucleus and the draw on the classes of r that the cut top keeps:
+ * the class in r's index space, to every thread. */
 template <int NT>
-static __device__ int sr_draw(const float *z, int V, const mb_sample_cfg &cfg, int64_t count, int row, sr_shared *sh)
+static __device__ int sr_finish(const sr_row<NT> &r, const sr_cut &top, const mb_sample_cfg &cfg, int64_t count,
+                                int row, sr_shared *sh)
 {
-    const int per = (V + NT - 1) / NT;
-    sr_row<NT> r;
-    r.z = z;
-    r.per = per;
-    r.k0 = min(V, (int)threadIdx.x * per);
-    r.k1 = min(V, r.k0 + per);
-    r.T = cfg.temperature;
-    float mx = -INFINITY;
-    for (int k = threadIdx.x; k < V; k += NT) mx = fmaxf(mx, z[k]);
-    r.mx = mb_block_max(mx, reinterpret_cast<float *>(sh->red), -INFINITY);
-    __syncthreads();
-
-    sr_cut top = {0, 0, 0, 0}, nuc = {0, 0, 0, 0};
-    if (cfg.top_k > 0 && cfg.top_k < V) top = sr_select<NT>(r, top, false, (u64)cfg.top_k, sh);
+    sr_cut nuc = {0, 0, 0, 0};
     if (cfg.top_p < 1.f) {
         u64 mine = 0, tot;
         r.walk(top, nuc, [&](int, float qk, unsigned, bool in) { mine += in ? sr_fx(qk) : 0ull; });
@@ -254,6 +244,62 @@ static __device__ int sr_draw(const float *z, int V, const mb_sample_cfg &cfg, i
     return sh->pick != INT_MAX ? sh->pick : last; /* last: only if target fell past every class */
 }
 
+/* The rule of ops.h for row `row` (z: vocab logits, shared or global
+ * memory); returns the class to every thread.
+ *
+ * zw: z itself when it is writable shared memory: q replaces each logit
+ * once, so the passes after the max read it rather than take an exp each.
+ * cq, ck (NT each, shared): where a top-k cut of at most NT classes
+ * compacts what it keeps, (q, class) in class order, so that the nucleus
+ * and the draw walk top_k entries, not the vocabulary (at 50k classes,
+ * top-k 50 and top-p 0.9 they were six walks of twelve). Both keep every
+ * q, every mass and the classes' order, so the class drawn is the same. */
+template <int NT>
+static __device__ int sr_draw(const float *z, int V, const mb_sample_cfg &cfg, int64_t count, int row, sr_shared *sh,
+                              float *zw, float *cq, int *ck)
+{
+    const int per = (V + NT - 1) / NT;
+    sr_row<NT> r;
+    r.z = z;
+    r.per = per;
+    r.k0 = min(V, (int)threadIdx.x * per);
+    r.k1 = min(V, r.k0 + per);
+    r.T = cfg.temperature;
+    r.stored = false;
+    float mx = -INFINITY;
+    for (int k = threadIdx.x; k < V; k += NT) mx = fmaxf(mx, z[k]);
+    r.mx = mb_block_max(mx, reinterpret_cast<float *>(sh->red), -INFINITY);
+    __syncthreads();
+    if (zw) {
+        for (int k = r.k0; k < r.k1; k++) zw[k] = r.q(k);
+        r.stored = true;
+        __syncthreads();
+    }
+
+    const sr_cut none = {0, 0, 0, 0};
+    sr_cut top = none;
+    if (cfg.top_k > 0 && cfg.top_k < V) top = sr_select<NT>(r, top, false, (u64)cfg.top_k, sh);
+    if (!cq || !top.on || cfg.top_k > NT) return sr_finish<NT>(r, top, cfg, count, row, sh);
+
+    /* compact the kept classes (exactly top_k of them), in class order */
+    unsigned mine = 0, kept;
+    r.walk(top, none, [&](int, float, unsigned, bool in) { mine += in; });
+    unsigned at = sr_exclusive<unsigned, NT>(mine, reinterpret_cast<unsigned *>(sh->red), &kept);
+    r.walk(top, none, [&](int k, float qk, unsigned, bool in) {
+        if (in) cq[at] = qk, ck[at] = k, at++;
+    });
+    __syncthreads();
+    sr_row<NT> c;
+    c.z = cq;
+    c.per = 1;
+    c.k0 = min((int)kept, (int)threadIdx.x);
+    c.k1 = min((int)kept, (int)threadIdx.x + 1);
+    c.mx = 0.f, c.T = 1.f;
+    c.stored = true;
+    const int j = sr_finish<NT>(c, none, cfg, count, row, sh);
+    return j >= 0 ? ck[j] : -1;
+}
+
 /* the drawn class k of row b where the next step reads it */
 static __device__ void sr_store(const mb_head_sample_params &p, int b, int64_t n, int k)
 {
@@ -280,7 +326,7 @@ head_sample_kernel(const mb_head_sample_params p, const float *__restrict__ y)
     if (p.logits)
         for (int k = threadIdx.x; k < V; k += HS_THREADS) p.logits[(size_t)b * p.ld_logits + k] = z[k];
     const int64_t n = p.count[b];
-    const int k = sr_draw<HS_THREADS>(z, V, *p.cfg, n, b, &sh);
+    const int k = sr_draw<HS_THREADS>(z, V, *p.cfg, n, b, &sh, NULL, NULL, NULL);
     if (threadIdx.x == 0) sr_store(p, b, n, k);
 }
 
@@ -292,6 +338,8 @@ sample_rows_kernel(const mb_head_sample_params p)
 {
     extern __shared__ float4 sr_sh4[];
     __shared__ sr_shared sh;
+    __shared__ float cq[SR_THREADS];
+    __shared__ int ck[SR_THREADS];
     const int b = blockIdx.x;
     mb_pdl_wait(); /* the logits come from the kernel before */
     const int64_t n = p.count[b];
@@ -302,7 +350,8 @@ sample_rows_kernel(const mb_head_sample_params p)
         __syncthreads();
         z = zs;
     }
-    const int k = sr_draw<SR_THREADS>(z, p.vocab, *p.cfg, n, b, &sh);
+    const int k = sr_draw<SR_THREADS>(z, p.vocab, *p.cfg, n, b, &sh, SH ? reinterpret_cast<float *>(sr_sh4) : NULL,
+                                      cq, ck);
     if (threadIdx.x == 0) sr_store(p, b, n, k);
 }
 
@@ -315,7 +364,8 @@ static size_t sr_smem(mb_ctx *ctx, const mb_cuda_state *st, int vocab)
     if (!optin[dev]) {
         int v = 0;
         if (MB_CUDA_OK(ctx, cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, st->device))) return 0;
-        v -= (int)sizeof(sr_shared) + 1024; /* the static part and what the runtime reserves */
+        /* the static part (sr_shared, the compacted cut) and what the runtime reserves */
+        v -= (int)(sizeof(sr_shared) + SR_THREADS * (sizeof(float) + sizeof(int))) + 1024;
         if (MB_CUDA_OK(ctx, cudaFuncSetAttribute(sample_rows_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, v)))
             return 0;
         optin[dev] = v;
