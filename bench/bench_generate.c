@@ -196,6 +196,7 @@ int main(int argc, char **argv)
         row(ctx, &dna, 1, nt * 8, 0, bw, &plain);
         row(ctx, &s130, 1, nt, 0, bw, &plain);
         row(ctx, &s130, 8, nt / 2 > 0 ? nt / 2 : 1, 0, bw, &plain);
+        if (!quick) row(ctx, &s130, 64, nt, 0, bw, &plain);
         if (!quick) row(ctx, &s28, 1, nt / 4, 0, bw, &plain);
         g_bf16 = 0;
     }

@@ -457,6 +457,28 @@ static void test_lm_cluster(void **s)
     mb_model_free(mg);
 }
 
+/* The LM's step layer by layer (MB_CUDA_STEP=layer, a context of its own:
+ * AUTO's path for fp32 wide models at many rows): each layer's ops, the
+ * scan's one-step kernel (scan_fwd_one) among them, with the state read and
+ * written in place; real and complex A, against the CPU */
+static void test_lm_layer(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 95);
+    mb_ctx *g2 = mb_test_cuda_step_ctx("layer");
+    assert_non_null(g2);
+    for (int cplx = 0; cplx < 2; cplx++) {
+        mb_config cfg = small(cplx);
+        mb_model *mc, *mg;
+        model_pair_on(g2, &cfg, 8 + cplx, &r, &mc, &mg);
+        lm_steps_vs_cpu(mc, mg, 3, 12, &r, cplx ? "layer by layer, complex" : "layer by layer");
+        lm_steps_vs_cpu(mc, mg, 40, 6, &r, cplx ? "layer by layer, complex" : "layer by layer");
+        mb_model_free(mc), mb_model_free(mg);
+    }
+    mb_ctx_free(g2);
+}
+
 /* A wide LM (d_model 512: the block step's split kernels) with a large
  * vocabulary (20,000: the head over every SM and the draw from global
  * memory): steps against the parallel forward, and sampling replayed on
@@ -511,6 +533,15 @@ static void test_lm_wide(void **s)
     lm_steps_vs_cpu(mc, mg, B, L, &r, "with bf16 weights (the CPU on the same, rounded)");
     assert_true(mb_test_sample_replay(mg, mc, 2, sm ? 6 : 40, &sp, 1e-5) <= 1);
     assert_true(mb_test_sample_replay(mg, mc, 6, sm ? 4 : 16, &sp, 1e-5) <= 1); /* the bf16 head's rows in two groups */
+    /* past 8 rows (16 for the head) the copies are not read: the layers run
+     * as fp32 ones (their kernels and GEMMs, faster there), so the steps are
+     * the CPU's on the unrounded weights (mg's fp32 ones, downloaded) */
+    mb_model *mf = mb_model_create(cpu, &cfg, 5);
+    assert_non_null(mf);
+    assert_int_equal(mb_dev_download(gpu, mf->params.data, mg->params.data, mf->params.total * 4), 0);
+    lm_steps_vs_cpu(mf, mg, 20, L, &r, "with bf16 copies at 20 rows (not read: the CPU on fp32 weights)");
+    assert_true(mb_test_sample_replay(mg, mf, 20, sm ? 3 : 8, &sp, 1e-5) <= 1);
+    mb_model_free(mf);
     mb_model_free(mc), mb_model_free(mg);
 }
 
@@ -875,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_recurrent),
         cmocka_unit_test(test_lm_sample),
         cmocka_unit_test(test_lm_cluster),
+        cmocka_unit_test(test_lm_layer),
         cmocka_unit_test(test_lm_wide),
         cmocka_unit_test(test_classify_plain),
         cmocka_unit_test(test_classify_complex),

@@ -251,6 +251,12 @@ static void test_shapes(void **st)
         {"chunked plain", 2, small ? 2000 : 9000, 33, 16, 0, 0, 1},
         {"N 5, partial warp", 3, 700, 45, 5, 0, 1, 2},
         {"N 40", 1, small ? 600 : 2500, 40, 40, 0, 1, 0},
+        /* one step (L = 1: scan_fwd_one, generation's step at many rows):
+         * from h0, without it, N past one lane's state, a partial block */
+        {"one step", 64, 1, 300, 16, 0, 1, 3},
+        {"one step plain", 7, 1, 33, 16, 0, 0, 1},
+        {"one step N 5", 3, 1, 45, 5, 0, 1, 2},
+        {"one step N 40", 5, 1, 70, 40, 0, 1, 0},
     };
     run_shapes(shapes, sizeof shapes / sizeof shapes[0]);
 }
@@ -265,6 +271,7 @@ static void test_shapes_bf16(void **st)
         {"one chunk", 2, 300, 260, 16, 0, 1, 0},
         {"chunked", 1, small ? 3000 : 20000, 70, 16, 0, 1, 0},
         {"chunked plain", 2, small ? 2000 : 9000, 33, 16, 0, 0, 1},
+        {"one step", 9, 1, 260, 16, 0, 1, 0},
     };
     assert_int_equal(mb_ctx_set_precision(cpu, MB_PREC_BF16), 0);
     assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_BF16), 0);
@@ -287,6 +294,8 @@ static void test_shapes_io16(void **st)
         {"chunked", 1, small ? 3000 : 20000, 70, 16, 0, 1, 0},
         {"chunked plain", 2, small ? 2000 : 9000, 33, 16, 0, 0, 1},
         {"N 5, partial warp", 3, 700, 45, 5, 0, 1, 2},
+        {"one step", 9, 1, 260, 16, 0, 1, 0},
+        {"one step N 5", 3, 1, 45, 5, 0, 1, 2},
     };
     g_io16 = 1;
     run_shapes(shapes, sizeof shapes / sizeof shapes[0]);

@@ -227,10 +227,10 @@ void mb_model_set_recompute_chunk(mb_model *m, int tokens);
 int mb_model_set_int8(mb_model *m, int on);
 /* GPU inference with bf16 weights (on: 1): bf16 copies of the same
  * matrices (fp32 arithmetic, state and everything else) that the steps'
- * split kernels (wide layers at up to 8 rows, any layer at up to 4) and the
- * LM head at up to 16 rows read: half the bytes a token streams. Other
- * paths (the one-block step kernel of narrow layers at many rows, larger
- * chunks, training) keep fp32. Dropped as the int8 copies are. GPU
+ * split kernels (any layer at up to 8 rows) and the LM head at up to 16 rows
+ * read: half the bytes a token streams. Other paths (steps of more rows, as
+ * fp32 layers run them, which is faster there; larger chunks, training)
+ * read the fp32 weights. Dropped as the int8 copies are. GPU
  * contexts only (-1 elsewhere). Measured on an H200: faster for large
  * models (2.8b shape at batch 1: 163 -> 190 tokens/s), slower for small
  * ones (130m: 1,868 -> 1,480): off by default. */

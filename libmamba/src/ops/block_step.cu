@@ -311,11 +311,27 @@ extern "C" int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *
 #define BS_SPLIT_BYTES_FEW ((size_t)1 << 20)
 #define BS_FEW_ROWS 4
 
+/* Rows above which a wide layer's step is better run as the layer's own
+ * kernels and GEMMs: the split kernels read the weights from L2 for every
+ * SP_MR rows and run a wave of latency-bound blocks per group (measured on
+ * an H200 at 64 rows: the 130m shape 6.9 ms a token split, 2.34 ms as the
+ * layer's GEMMs; GEMMs around the split form's scan kernel, tried too, 2.49
+ * ms, and at the 2.8b shape 21.9 against 18.8). bf16 copies are read by the
+ * split kernels up to these rows only: above, the layer runs as an fp32
+ * one does (130m at 64 rows, H100: 6.63 ms in the split kernels with bf16
+ * copies, 1.93 ms as the layer's GEMMs). */
+#define BS_SPLIT_MAX_BATCH 8
+
+static int bs_reads_bf16(const mb_block_step_params *p)
+{
+    return (p->in_proj_bf16 || p->x_proj_bf16 || p->out_proj_bf16) && p->batch <= BS_SPLIT_MAX_BATCH;
+}
+
 static int bs_use_split(mb_ctx *ctx, const mb_cuda_state *st, const mb_block_step_params *p)
 {
     const int path = p->gpu_path != MB_STEP_AUTO ? p->gpu_path : st->step_path;
     /* bf16 copies (mb_model_set_bf16): only the split kernels read them */
-    if (path == MB_STEP_SPLIT || p->in_proj_bf16 || p->x_proj_bf16 || p->out_proj_bf16) return 1;
+    if (path == MB_STEP_SPLIT || bs_reads_bf16(p)) return 1;
     if (path == MB_STEP_FUSED && bs_fused_fits(ctx, st, p)) return 0;
     const size_t Di = (size_t)p->d_inner, xd = (size_t)p->dt_rank + 2 * (p->is_complex ? 2 : 1) * p->d_state;
     const size_t bytes = (3 * Di * p->d_model + Di * xd) * sizeof(float);
@@ -323,22 +339,13 @@ static int bs_use_split(mb_ctx *ctx, const mb_cuda_state *st, const mb_block_ste
            !bs_fused_fits(ctx, st, p);
 }
 
-/* Rows above which a wide fp32 layer's step is better run as the layer's
- * own kernels and GEMMs: the split kernels read the weights from L2 for
- * every SP_MR rows and run a wave of latency-bound blocks per group
- * (measured on an H200 at 64 rows: the 130m shape 6.9 ms a token split,
- * 2.34 ms as the layer's GEMMs; GEMMs around the split form's scan
- * kernel, tried too, 2.49 ms, and at the 2.8b shape 21.9 against 18.8).
- * A layer with bf16 copies stays in the split kernels, which read them. */
-#define BS_SPLIT_MAX_BATCH 8
-
 extern "C" int mb_block_step_prefers_cuda(mb_ctx *ctx, const mb_block_step_params *p)
 {
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return 0;
     const int path = p->gpu_path != MB_STEP_AUTO ? p->gpu_path : st->step_path;
     if (path == MB_STEP_LAYER) return 0;
-    if (p->in_proj_bf16 || p->x_proj_bf16 || p->out_proj_bf16) return 1;
+    if (bs_reads_bf16(p)) return 1;
     return !(bs_use_split(ctx, st, p) && p->batch > BS_SPLIT_MAX_BATCH && path != MB_STEP_SPLIT);
 }
 

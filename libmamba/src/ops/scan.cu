@@ -405,6 +405,121 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_fwd_out(scan_args a, const 
             if (k < sf) hT[((size_t)q.b * a.D + d) * sf + k] = h[k];
 }
 
+/* One step (L = 1) from h0: generation's recurrent step at many rows. A
+ * half warp a channel and a lane a state (n, n + 16, ...), so that the
+ * states are read and written as whole rows: scan_fwd_out gives a thread a
+ * channel and all its states, whose loads at L = 1 touch a cache line per
+ * lane and state (28 us for 64 rows of 1536 channels, session 32). The
+ * lanes' products with C are summed by shuffles. hT may alias h0: each
+ * lane reads its states before it writes them. */
+#define SCAN_ONE_THREADS 256
+template <bool CPLX, typename T>
+__global__ void __launch_bounds__(SCAN_ONE_THREADS) scan_fwd_one(scan_args a, void *y, float *hT)
+{
+    const int64_t ch = ((int64_t)blockIdx.x * SCAN_ONE_THREADS + threadIdx.x) >> 4;
+    const int s = threadIdx.x & 15;
+    /* lanes past the last channel compute channel 0 and store nothing: the
+     * shuffles need every lane */
+    const bool live = ch < (int64_t)a.B * a.D;
+    const int64_t c = live ? ch : 0;
+    const int b = (int)(c / a.D), d = (int)(c % a.D), N = a.N, sf = CPLX ? 2 * N : N;
+    const float bias = a.bias ? a.bias[d] : 0.f;
+    const scan_in in = scan_fetch<T>(a, (size_t)b, d, bias, false);
+    const float dt = scan_dt(a, in.v), dtx = dt * in.x;
+    const float *h0 = a.h0 ? a.h0 + c * sf : NULL;
+    float *h1 = hT && live ? hT + c * sf : NULL;
+    float acc = 0.f;
+    for (int n = s; n < N; n += 16) {
+        const float A2 = a.A[(size_t)d * N + n] * SCAN_LOG2E;
+        const float Aim = CPLX ? a.Ai[(size_t)d * N + n] * SCAN_INV_PI : 0.f;
+        float ar, ai;
+        scan_decay<CPLX>(dt, A2, Aim, &ar, &ai);
+        if (CPLX) {
+            const float hr = h0 ? h0[2 * n] : 0.f, hi = h0 ? h0[2 * n + 1] : 0.f;
+            const float Br = scan_ldg<T>(a.Bm, (size_t)b * a.ld_B + 2 * n);
+            const float Bi = scan_ldg<T>(a.Bm, (size_t)b * a.ld_B + 2 * n + 1);
+            const float Cr = scan_ldg<T>(a.Cm, (size_t)b * a.ld_C + 2 * n);
+            const float Ci = scan_ldg<T>(a.Cm, (size_t)b * a.ld_C + 2 * n + 1);
+            const float nr = ar * hr - ai * hi + dtx * Br;
+            const float ni = ar * hi + ai * hr + dtx * Bi;
+            acc += Cr * nr - Ci * ni;
+            if (h1) h1[2 * n] = nr, h1[2 * n + 1] = ni;
+        } else {
+            const float h = h0 ? h0[n] : 0.f;
+            const float nh = ar * h + dtx * scan_ldg<T>(a.Bm, (size_t)b * a.ld_B + n);
+            acc += scan_ldg<T>(a.Cm, (size_t)b * a.ld_C + n) * nh;
+            if (h1) h1[n] = nh;
+        }
+    }
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (s || !live) return;
+    float out = CPLX ? 2.f * acc : acc;
+    if (a.Dsk) out += a.Dsk[d] * in.x;
+    if (a.z) out *= in.z * scan_sigmoid(in.z);
+    scan_st<T>(y, (size_t)b * a.D + d, out, a.r16);
+}
+
+/* The same for d_state 16, a quarter warp a channel and four states a lane
+ * (n = q, q + 4, q + 8, q + 12): a quarter of the threads, and every load a
+ * lane makes (its channel's inputs, A, the states, B and C) issued before
+ * any is used, so that a wave of blocks waits for memory once. The kernel
+ * above, with a lane a state and its loads behind the softplus, took 20 us
+ * for 64 rows of 1536 channels, in six waves of latency. */
+template <bool CPLX, typename T>
+__global__ void __launch_bounds__(SCAN_ONE_THREADS) scan_fwd_one16(scan_args a, void *y, float *hT)
+{
+    constexpr int NS = 16, PL = 4, HS = CPLX ? 2 * NS : NS;
+    const int64_t ch = ((int64_t)blockIdx.x * SCAN_ONE_THREADS + threadIdx.x) >> 2;
+    const int q = threadIdx.x & 3;
+    const bool live = ch < (int64_t)a.B * a.D;
+    const int64_t c = live ? ch : 0;
+    const int b = (int)(c / a.D), d = (int)(c % a.D);
+    const float bias = a.bias ? a.bias[d] : 0.f, Dd = a.Dsk ? a.Dsk[d] : 0.f;
+    const scan_in in = scan_fetch<T>(a, (size_t)b, d, bias, false);
+    const float *h0 = a.h0 ? a.h0 + c * HS : NULL;
+    float A2[PL], Aim[PL], hr[PL], hi[PL], Br[PL], Bi[PL], Cr[PL], Ci[PL];
+#pragma unroll
+    for (int i = 0; i < PL; i++) {
+        const int n = q + PL * i;
+        A2[i] = a.A[(size_t)d * NS + n] * SCAN_LOG2E;
+        Aim[i] = CPLX ? a.Ai[(size_t)d * NS + n] * SCAN_INV_PI : 0.f;
+        const int k = CPLX ? 2 * n : n;
+        hr[i] = h0 ? h0[k] : 0.f;
+        hi[i] = CPLX && h0 ? h0[k + 1] : 0.f;
+        Br[i] = scan_ldg<T>(a.Bm, (size_t)b * a.ld_B + k);
+        Cr[i] = scan_ldg<T>(a.Cm, (size_t)b * a.ld_C + k);
+        Bi[i] = CPLX ? scan_ldg<T>(a.Bm, (size_t)b * a.ld_B + k + 1) : 0.f;
+        Ci[i] = CPLX ? scan_ldg<T>(a.Cm, (size_t)b * a.ld_C + k + 1) : 0.f;
+    }
+    const float dt = scan_dt(a, in.v), dtx = dt * in.x;
+    float *h1 = hT && live ? hT + c * HS : NULL;
+    float acc = 0.f;
+#pragma unroll
+    for (int i = 0; i < PL; i++) {
+        const int n = q + PL * i;
+        float ar, ai;
+        scan_decay<CPLX>(dt, A2[i], Aim[i], &ar, &ai);
+        if (CPLX) {
+            const float nr = ar * hr[i] - ai * hi[i] + dtx * Br[i];
+            const float ni = ar * hi[i] + ai * hr[i] + dtx * Bi[i];
+            acc += Cr[i] * nr - Ci[i] * ni;
+            if (h1) h1[2 * n] = nr, h1[2 * n + 1] = ni;
+        } else {
+            const float nh = ar * hr[i] + dtx * Br[i];
+            acc += Cr[i] * nh;
+            if (h1) h1[n] = nh;
+        }
+    }
+    acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+    acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+    if (q || !live) return;
+    float out = CPLX ? 2.f * acc : acc;
+    out += Dd * in.x;
+    if (a.z) out *= in.z * scan_sigmoid(in.z);
+    scan_st<T>(y, (size_t)b * a.D + d, out, a.r16);
+}
+
 /* ---- backward ----------------------------------------------------------- */
 
 /* gradient of y w.r.t. the scan output before the gate, and dz */
@@ -873,6 +988,20 @@ extern "C" void mb_scan_fwd_cuda(mb_ctx *ctx, const mb_scan_params *p, void *y, 
     scan_args a = scan_make_args(p, cs->sm_count, 0);
     a.r16 = MB_OPS_ROUNDS_BF16(ctx);
     const dim3 blk(SCAN_THREADS), grid((unsigned)a.dblk * a.nc, a.B);
+    if (a.L == 1) {
+        const int lanes = a.N == 16 ? 4 : 16; /* a channel's threads */
+        const unsigned g = (unsigned)(((int64_t)a.B * a.D * lanes + SCAN_ONE_THREADS - 1) / SCAN_ONE_THREADS);
+#define ONE(C, T)                                                                       \
+    do {                                                                                \
+        if (a.N == 16) scan_fwd_one16<C, T><<<g, SCAN_ONE_THREADS, 0, st>>>(a, y, hT);  \
+        else scan_fwd_one<C, T><<<g, SCAN_ONE_THREADS, 0, st>>>(a, y, hT);              \
+    } while (0)
+        if (a.io16) { if (a.cplx) ONE(true, __nv_bfloat16); else ONE(false, __nv_bfloat16); }
+        else { if (a.cplx) ONE(true, float); else ONE(false, float); }
+#undef ONE
+        MB_LAUNCH_CHECK(ctx, "scan_fwd_one");
+        return;
+    }
     float *hstart = NULL;
     size_t mark = ws->used;
     if (a.nc > 1) {
