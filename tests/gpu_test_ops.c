@@ -462,6 +462,23 @@ static void conv_case(mb_rng *r, int B, int L, int D, int K, int with_prev, int 
         d_free(d_s);
     }
 
+    /* one step with the state (mb_conv1d_step: generation at many rows):
+     * the forward's y and the updated state (plain copies: exact) */
+    if (L == 1 && use_prev) {
+        float *sc = h_copy(prev, np), *ys = h_copy(y0, ny);
+        mb_conv1d_step(g_cpu, B, D, K, x, ldx, w, with_bias ? bias : NULL, sc, silu, ys, ldy);
+        float *d_s = d_from(prev, np), *d_ys = d_new_nan(ny);
+        mb_conv1d_step(g_gpu, B, D, K, d_x, ldx, d_w, with_bias ? d_bias : NULL, d_s, silu, d_ys, ldy);
+        float *sg = h_from(d_s, np), *ysg = h_from(d_ys, ny);
+        snprintf(what, sizeof what, "conv1d_step y %s%s", tag, g_conv_bf16 ? " bf16" : "");
+        check16(what, ysg, ys, y0, rows, D, ldy);
+        snprintf(what, sizeof what, "conv1d_step state %s (exact)", tag);
+        printf("# %-58s %s\n", what, memcmp(sg, sc, np * 4) ? "DIFFERS" : "equal");
+        assert_memory_equal(sg, sc, np * 4);
+        free(sc), free(ys), free(sg), free(ysg);
+        d_free(d_s), d_free(d_ys);
+    }
+
     free(x), free(w), free(bias), free(prev), free(dy), free(dw0), free(db0), free(y0), free(yc);
     free(yg), free(dx0), free(dxc), free(dpc), free(dwc), free(dbc), free(dxg), free(dwg);
     free(dbg), free(dpg);
@@ -485,7 +502,9 @@ static void test_conv1d(void **state)
         }
         conv_case(&r, 2, 2, 37, 5, 1, 1, silu);     /* L < K-1: the state keeps old rows */
         conv_case(&r, 2, 2, 37, 4, 1, 1, silu);     /* the same in a run */
-        conv_case(&r, 4, 1, 64, 4, 1, 1, silu);     /* one generation step */
+        conv_case(&r, 4, 1, 64, 4, 1, 1, silu);     /* one generation step (and mb_conv1d_step) */
+        conv_case(&r, 5, 1, 300, 2, 1, 0, silu);    /* the same, K 2, no bias */
+        conv_case(&r, 3, 1, 37, 5, 1, 1, silu);
         conv_case(&r, 2, 4099, 301, 4, 1, 1, silu); /* many runs and row chunks in dw */
         /* more runs than the reduction's row blocks: each thread takes
          * several (too slow under the sanitizers) */
@@ -508,6 +527,7 @@ static void test_conv1d_bf16(void **state)
         conv_case(&r, 3, 13, 37, 4, 1, 1, silu);
         conv_case(&r, 3, 13, 37, 5, 1, 1, silu);
         conv_case(&r, 2, 4099, 301, 4, 1, 1, silu);
+        conv_case(&r, 4, 1, 64, 4, 1, 1, silu);
     }
     g_conv_bf16 = 0;
     assert_int_equal(mb_ctx_set_precision(g_cpu, MB_PREC_FP32), 0);

@@ -236,9 +236,14 @@ int mb_mixer_fwd_xz(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
      * mamba_ssm's under autocast; the conv's weights and the scan's A, D
      * and dt bias stay fp32). The conv and the scan round their own
      * outputs (MB_OPS_ROUNDS_BF16). */
-    mb_conv1d_fwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
-                  mixer_opt(ps, mx->p_conv_b), st ? st->conv : NULL, 1, a->xc, Di);
-    if (st) mb_conv1d_state_update(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, st->conv);
+    if (st && L == 1) {
+        mb_conv1d_step(ctx, B, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
+                       mixer_opt(ps, mx->p_conv_b), st->conv, 1, a->xc, Di);
+    } else {
+        mb_conv1d_fwd(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, mb_param_data(ps, mx->p_conv_w),
+                      mixer_opt(ps, mx->p_conv_b), st ? st->conv : NULL, 1, a->xc, Di);
+        if (st) mb_conv1d_state_update(ctx, B, L, Di, mx->d_conv, a->xz, 2 * Di, st->conv);
+    }
     mb_linear_fwd(ctx, M, Di, mx->xdbl_dim, a->xc, Di, mb_param_gemm(ctx, ps, mx->p_x_proj), NULL, a->xdbl,
                   mx->xdbl_dim);
     mb_precision_store(ctx, M, mx->xdbl_dim, a->xdbl, mx->xdbl_dim);

@@ -182,3 +182,9 @@ MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) 
         }
     }
 }
+
+void mb_conv1d_step_cpu(MB_OPS_CONV_STEP_ARGS)
+{
+    mb_conv1d_fwd_cpu(ctx, B, 1, D, K, x, ldx, w, bias, state, silu, y, ldy);
+    mb_conv1d_state_update_cpu(ctx, B, 1, D, K, x, ldx, state);
+}

@@ -397,3 +397,40 @@ extern "C" void mb_conv1d_state_update_cuda(MB_OPS_CONV_STATE_ARGS)
         n, L, D, K, x, ldx, prev);
     MB_LAUNCH_CHECK(ctx, "conv_state_kernel");
 }
+
+/* One step with the state: a thread per (b, d) reads its K-1 state values
+ * and x once, sums the taps in the CPU's order (bias, then k = 0..K-1),
+ * and shifts the state as it goes. */
+static __global__ void conv_step_kernel(int64_t n, int D, int K, const float *x, int ldx, const float *w,
+                                        const float *bias, float *state, int silu, int r16, float *y, int ldy)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t b = i / D;
+        const int d = (int)(i - b * D);
+        float *sp = state + b * (K - 1) * D + d;
+        const float *wd = w + (size_t)d * K;
+        const float xv = x[b * ldx + d];
+        float acc = bias ? bias[d] : 0.0f;
+        for (int k = 0; k < K - 1; k++) {
+            const float v = sp[(int64_t)k * D];
+            acc += wd[k] * v;
+            if (k > 0) sp[(int64_t)(k - 1) * D] = v;
+        }
+        acc += wd[K - 1] * xv;
+        if (K > 1) sp[(int64_t)(K - 2) * D] = xv;
+        if (silu) acc = mb_silu_dev(acc);
+        y[b * ldy + d] = r16 ? mb_bf16_keep(acc) : acc;
+    }
+}
+
+extern "C" void mb_conv1d_step_cuda(MB_OPS_CONV_STEP_ARGS)
+{
+    if (B <= 0 || D <= 0) return;
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return;
+    const int64_t n = (int64_t)B * D;
+    conv_step_kernel<<<mb_cuda_blocks(n, 256, MB_CUDA_MAX_BLOCKS), 256, 0, st->stream>>>(
+        n, D, K, x, ldx, w, bias, state, silu, MB_OPS_ROUNDS_BF16(ctx), y, ldy);
+    MB_LAUNCH_CHECK(ctx, "conv_step_kernel");
+}

@@ -64,6 +64,10 @@ void mb_conv1d_state_update(MB_OPS_CONV_STATE_ARGS)
 {
     DISPATCH_VOID(mb_conv1d_state_update, ctx, B, L, D, K, x, ldx, prev);
 }
+void mb_conv1d_step(MB_OPS_CONV_STEP_ARGS)
+{
+    DISPATCH_VOID(mb_conv1d_step, ctx, B, D, K, x, ldx, w, bias, state, silu, y, ldy);
+}
 
 void mb_act_fwd(MB_OPS_ACT_FWD_ARGS) { DISPATCH_VOID(mb_act_fwd, ctx, act, M, N, x, ldx, y, ldy); }
 

@@ -129,6 +129,14 @@ void mb_conv1d_bwd_cpu(MB_OPS_CONV_BWD_ARGS);
     float *prev
 void mb_conv1d_state_update(MB_OPS_CONV_STATE_ARGS);
 void mb_conv1d_state_update_cpu(MB_OPS_CONV_STATE_ARGS);
+/* One step (L = 1) with the state (B, K-1, D): mb_conv1d_fwd with prev =
+ * state, then mb_conv1d_state_update, the same values; on the GPU one
+ * kernel (generation at many rows: a launch and a pass over the state
+ * fewer). */
+#define MB_OPS_CONV_STEP_ARGS mb_ctx *ctx, int B, int D, int K, const float *x, int ldx, const float *w, \
+    const float *bias, float *state, int silu, float *y, int ldy
+void mb_conv1d_step(MB_OPS_CONV_STEP_ARGS);
+void mb_conv1d_step_cpu(MB_OPS_CONV_STEP_ARGS);
 
 /* ---- elementwise ---------------------------------------------------------
  * All act on (M, N) views with row strides; y may alias x. */
@@ -565,6 +573,7 @@ int mb_block_step_split_fits_cuda(mb_ctx *ctx, int width);
 void mb_conv1d_fwd_cuda(MB_OPS_CONV_FWD_ARGS);
 void mb_conv1d_bwd_cuda(MB_OPS_CONV_BWD_ARGS);
 void mb_conv1d_state_update_cuda(MB_OPS_CONV_STATE_ARGS);
+void mb_conv1d_step_cuda(MB_OPS_CONV_STEP_ARGS);
 void mb_act_fwd_cuda(MB_OPS_ACT_FWD_ARGS);
 void mb_act_bwd_cuda(MB_OPS_ACT_BWD_ARGS);
 void mb_axpby_cuda(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y);
