@@ -318,8 +318,8 @@ extern "C" int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *
  * layer's GEMMs; GEMMs around the split form's scan kernel, tried too, 2.49
  * ms, and at the 2.8b shape 21.9 against 18.8). bf16 copies are read by the
  * split kernels up to these rows only: above, the layer runs as an fp32
- * one does (130m at 64 rows, H100: 6.63 ms in the split kernels with bf16
- * copies, 1.93 ms as the layer's GEMMs). */
+ * one does (130m at 64 rows, H100, session 32: 6.63 ms a token in the split
+ * kernels with bf16 copies, 1.66 ms as an fp32 layer's kernels and GEMMs). */
 #define BS_SPLIT_MAX_BATCH 8
 
 static int bs_reads_bf16(const mb_block_step_params *p)
