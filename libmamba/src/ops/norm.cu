@@ -34,6 +34,35 @@ static __device__ __forceinline__ float centered(float x, float mu_hi, float mu_
  * values in column order, so the sums are the same bits. */
 enum { NORM_U = 4 };
 
+/* A row's statistics, by a group of threads (a warp, or a block) that
+ * each take the columns first, first + step, ...: the mean (LayerNorm: mu,
+ * and as hi + lo) and r = 1 / sqrt(mean square + eps). Each thread adds its
+ * values in column order, then sum() adds over the group. */
+template <bool LN, typename SUM>
+static __device__ __forceinline__ float norm_row_stats(int C, const float *xr, float eps, int first, int step,
+                                                       SUM sum, double *mu, float *mu_hi, float *mu_lo)
+{
+    *mu = 0.0;
+    *mu_hi = *mu_lo = 0.0f;
+    if (LN) {
+        double s = 0.0;
+#pragma unroll NORM_U
+        for (int j = first; j < C; j += step) s += xr[j];
+        *mu = sum(s) / C;
+        *mu_hi = (float)*mu;
+        *mu_lo = (float)(*mu - (double)*mu_hi);
+    }
+    /* two passes for LayerNorm: E[x^2] - mu^2 would cancel */
+    double ss = 0.0;
+#pragma unroll NORM_U
+    for (int j = first; j < C; j += step) {
+        const double d = LN ? (double)centered(xr[j], *mu_hi, *mu_lo) : (double)xr[j];
+        ss += d * d;
+    }
+    ss = sum(ss);
+    return (float)(1.0 / sqrt(ss / C + (double)eps));
+}
+
 template <bool LN>
 static __global__ void norm_fwd_kernel(int M, int C, const float *x, const float *w,
                                        const float *b, float eps, float *y, float *mean,
@@ -44,25 +73,10 @@ static __global__ void norm_fwd_kernel(int M, int C, const float *x, const float
          row += (int64_t)gridDim.x * wpb) {
         const float *xr = x + row * C;
         float *yr = y + row * C;
-        double mu = 0.0;
-        float mu_hi = 0.0f, mu_lo = 0.0f;
-        if (LN) {
-            double s = 0.0;
-#pragma unroll NORM_U
-            for (int j = lane; j < C; j += 32) s += xr[j];
-            mu = mb_warp_sum(s) / C;
-            mu_hi = (float)mu;
-            mu_lo = (float)(mu - (double)mu_hi);
-        }
-        /* two passes for LayerNorm: E[x^2] - mu^2 would cancel */
-        double ss = 0.0;
-#pragma unroll NORM_U
-        for (int j = lane; j < C; j += 32) {
-            const double d = LN ? (double)centered(xr[j], mu_hi, mu_lo) : (double)xr[j];
-            ss += d * d;
-        }
-        ss = mb_warp_sum(ss);
-        const float r = (float)(1.0 / sqrt(ss / C + (double)eps));
+        double mu;
+        float mu_hi, mu_lo;
+        const float r = norm_row_stats<LN>(C, xr, eps, lane, 32, [](double v) { return mb_warp_sum(v); }, &mu,
+                                           &mu_hi, &mu_lo);
         /* y may be x: each element is read before it is written, by its lane */
         for (int j0 = lane; j0 < C; j0 += 32 * NORM_U) {
             float v[NORM_U];
@@ -99,24 +113,10 @@ norm_fwd_row_kernel(int M, int C, const float *x, const float *w, const float *b
     for (int64_t row = blockIdx.x; row < M; row += gridDim.x) {
         const float *xr = x + row * C;
         float *yr = y + row * C;
-        double mu = 0.0;
-        float mu_hi = 0.0f, mu_lo = 0.0f;
-        if (LN) {
-            double s = 0.0;
-#pragma unroll NORM_U
-            for (int j = threadIdx.x; j < C; j += NORM_THREADS) s += xr[j];
-            mu = mb_block_sum(s, sh) / C;
-            mu_hi = (float)mu;
-            mu_lo = (float)(mu - (double)mu_hi);
-        }
-        double ss = 0.0;
-#pragma unroll NORM_U
-        for (int j = threadIdx.x; j < C; j += NORM_THREADS) {
-            const double d = LN ? (double)centered(xr[j], mu_hi, mu_lo) : (double)xr[j];
-            ss += d * d;
-        }
-        ss = mb_block_sum(ss, sh);
-        const float r = (float)(1.0 / sqrt(ss / C + (double)eps));
+        double mu;
+        float mu_hi, mu_lo;
+        const float r = norm_row_stats<LN>(C, xr, eps, threadIdx.x, NORM_THREADS,
+                                           [&](double v) { return mb_block_sum(v, sh); }, &mu, &mu_hi, &mu_lo);
         /* y may be x: each element is read before it is written, by its thread */
         for (int j = threadIdx.x; j < C; j += NORM_THREADS) {
             float v = (LN ? centered(xr[j], mu_hi, mu_lo) : xr[j]) * r;
