@@ -3,6 +3,10 @@
 #   bash scripts/gpu_profile.sh [scan]  the quick validation run, then Nsight
 #       Compute on the first launches of each scan kernel (the (8, 1536, 2048)
 #       real shape of bench_gpu), into $OUT/ncu.txt
+#   bash scripts/gpu_profile.sh scanpipes  Nsight Compute's counters (instructions,
+#       issue and pipe use, stalls) for the four scan kernels of d_state 16 in
+#       fp32 and bf16, real and complex, at bench_gpu's (8, 1536, 2048) shape,
+#       into $OUT/ncu_scanpipes.txt
 #   bash scripts/gpu_profile.sh step [B]  the U-Net's generation step (sampled,
 #       at batch B, default 1):
 #       every kernel of ~40 steps after the warm-up, timed one by one by Nsight
@@ -58,6 +62,27 @@ scan)
         --section MemoryWorkloadAnalysis build-gpu/bench/bench_gpu --quick >"$OUT/ncu.txt" 2>&1
     echo "ncu rc=$?"
     grep -E "scan_|Duration|Achieved Occupancy|Theoretical Occupancy|Registers Per|Memory Throughput|Compute \(SM\) Throughput|Stall|Warp Cycles Per Issued|Block Limit" "$OUT/ncu.txt" | head -80
+    ;;
+scanpipes)
+    # what bounds each scan kernel, per variant: fp32 and bf16 activations,
+    # real and complex A, d_state 16, the (8, 1536, 2048) shape (the first of
+    # bench_gpu's table; its warm-up launches): instructions, issue and pipe
+    # use, stalls, DRAM
+    [ -f build-gpu/build.ninja ] || bash scripts/gpu_check.sh build >/dev/null 2>&1
+    cmake --build build-gpu --target bench_gpu >/dev/null || exit 1
+    : >"$OUT/ncu_scanpipes.txt"
+    for v in "false, float" "false, __nv_bfloat16" "true, float" "true, __nv_bfloat16"; do
+        echo "=== <16, $v>" >>"$OUT/ncu_scanpipes.txt"
+        timeout 120 "$NCU" --kernel-name-base demangled --kernel-name "regex:scan_(fwd_local|fwd_out|bwd_locals|bwd_chunk)<16, $v>" \
+            --launch-count 4 --section WarpStateStats --metrics gpu__time_duration.sum,smsp__inst_executed.sum,\
+smsp__issue_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,\
+sm__pipe_fma_cycles_active.avg.pct_of_peak_sustained_active,sm__pipe_alu_cycles_active.avg.pct_of_peak_sustained_active,\
+sm__inst_executed_pipe_lsu.avg.pct_of_peak_sustained_active,sm__warps_active.avg.pct_of_peak_sustained_active,\
+dram__throughput.avg.pct_of_peak_sustained_elapsed,smsp__inst_executed_op_global_ld.sum,smsp__inst_executed_op_shared_ld.sum \
+            build-gpu/bench/bench_gpu --scan --quick >>"$OUT/ncu_scanpipes.txt" 2>&1
+        echo "ncu <16, $v> rc=$?"
+    done
+    grep -E "^===|scan_|duration|inst_executed|issue_active|pipe_|warps_active|dram__|Stall|Warp Cycles Per Issued" "$OUT/ncu_scanpipes.txt" | head -150
     ;;
 step)
     [ -x build-gpu/bench/bench_audio ] || bash scripts/gpu_check.sh build >/dev/null 2>&1
