@@ -71,9 +71,11 @@ scanpipes)
     [ -f build-gpu/build.ninja ] || bash scripts/gpu_check.sh build >/dev/null 2>&1
     cmake --build build-gpu --target bench_gpu >/dev/null || exit 1
     : >"$OUT/ncu_scanpipes.txt"
-    for v in "false, float" "false, __nv_bfloat16" "true, float" "true, __nv_bfloat16"; do
+    # ncu's demangled names read "scan_fwd_out<(int)16, (bool)0, float>"
+    for v in "0, float" "0, __nv_bfloat16" "1, float" "1, __nv_bfloat16"; do
         echo "=== <16, $v>" >>"$OUT/ncu_scanpipes.txt"
-        timeout 120 "$NCU" --kernel-name-base demangled --kernel-name "regex:scan_(fwd_local|fwd_out|bwd_locals|bwd_chunk)<16, $v>" \
+        timeout 120 "$NCU" --kernel-name-base demangled \
+            --kernel-name "regex:scan_(fwd_local|fwd_out|bwd_locals|bwd_chunk)<\\(int\\)16, \\(bool\\)$v>" \
             --launch-count 4 --section WarpStateStats --metrics gpu__time_duration.sum,smsp__inst_executed.sum,\
 smsp__issue_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,\
 sm__pipe_fma_cycles_active.avg.pct_of_peak_sustained_active,sm__pipe_alu_cycles_active.avg.pct_of_peak_sustained_active,\
@@ -82,7 +84,11 @@ dram__throughput.avg.pct_of_peak_sustained_elapsed,smsp__inst_executed_op_global
             build-gpu/bench/bench_gpu --scan --quick >>"$OUT/ncu_scanpipes.txt" 2>&1
         echo "ncu <16, $v> rc=$?"
     done
-    grep -E "^===|scan_|duration|inst_executed|issue_active|pipe_|warps_active|dram__|Stall|Warp Cycles Per Issued" "$OUT/ncu_scanpipes.txt" | head -150
+    grep -E "^===|  void scan_|duration|inst_executed|issue_active|pipe_|warps_active|dram__|Warp Cycles Per Issued|No kernels" "$OUT/ncu_scanpipes.txt" | head -150
+    # the kernels' SASS beside it, to count a step's instructions
+    CUOBJ=$(command -v cuobjdump || ls /usr/local/cuda/bin/cuobjdump 2>/dev/null | head -1)
+    obj=$(find build-gpu -name 'scan.cu.o' | head -1)
+    [ -n "$CUOBJ" ] && [ -n "$obj" ] && "$CUOBJ" -sass "$obj" | gzip >"$OUT/scan_sass.txt.gz"
     ;;
 step)
     [ -x build-gpu/bench/bench_audio ] || bash scripts/gpu_check.sh build >/dev/null 2>&1

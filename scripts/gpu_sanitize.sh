@@ -13,7 +13,8 @@
 # Output: a table (part, tests run, verdict, seconds) on stdout and in
 # $OUT/sanitize_TOOL.txt; the parts' logs in $OUT/sanitize_TOOL_logs.tar.gz.
 # Exit 0 only when every part ran clean. BUILD_DIR (default build-gpu) and
-# SAN (the sanitizer's path) may be set.
+# SAN (the sanitizer's path) may be set; PARTS (e.g. "gpu_test_ops
+# test_lm_wide") runs only the parts named (a suite, or a filter below).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 TOOL=${1:-racecheck}
@@ -44,6 +45,7 @@ for t in "${ALL[@]}"; do
     [ $hit = 1 ] || MISSING+=("$t")
 done
 
+wanted() { [ -z "${PARTS:-}" ] || [[ " $PARTS " == *" $1 "* ]]; }
 run_part() { # name binary [filter]
     local name=$1 bin=$2 filter=${3:-} t0=$SECONDS rc
     (cd "$BUILD/tests" && MB_GPU_TEST_SMALL=1 MB_TEST_FILTER=$filter timeout -k 5 "$CAP" \
@@ -53,10 +55,12 @@ run_part() { # name binary [filter]
 }
 names=()
 for b in gpu_test_scan gpu_test_ops; do
+    wanted "$b" || continue
     run_part "$b" "$b" &
     names+=("$b")
 done
 for p in "${MODEL_PARTS[@]}"; do
+    wanted "$p" || continue
     n="gpu_test_model:${p//\*/_}"
     run_part "$n" gpu_test_model "$p" &
     names+=("$n")
@@ -79,7 +83,7 @@ wait
         esac
         echo "| $n | $ran | $verdict | $secs |"
     done
-    [ ${#MISSING[@]} -eq 0 ] || echo "not run (in no part): ${MISSING[*]}"
+    [ ${#MISSING[@]} -eq 0 ] || [ -n "${PARTS:-}" ] || echo "not run (in no part): ${MISSING[*]}"
 } | tee "$OUT/sanitize_$TOOL.txt"
 tar -czf "$OUT/sanitize_${TOOL}_logs.tar.gz" -C "$LOGS" .
 grep -q "FAILED\|TIMEOUT\|skipped\|not run" "$OUT/sanitize_$TOOL.txt" && exit 1
