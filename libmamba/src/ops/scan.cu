@@ -67,14 +67,13 @@ struct scan_args {
     void *y; /* the forward's output too, when not NULL */
 };
 
-/* bf16 bits to float in plain C, not __bfloat162float: that is inline asm
- * (cvt.f32.bf16), which the compiler keeps right after the load, so a step
- * fetched a step ahead (scan_fetch) waited for its loads in the same
- * iteration; a shift it moves to the use, as it moves the fp32 path's
- * "+ bias" (Nsight Compute, (8, 1536, 2048): bf16 kernels ran the fp32
- * ones' instructions 12-20% slower, stalled on long scoreboards) */
-__device__ __forceinline__ float scan_bf16_bits(unsigned short b) { return __uint_as_float((unsigned)b << 16); }
-
+/* bf16 is read as bits and widened by mb_bf16_float (a shift), not by
+ * __bfloat162float: that is inline asm (cvt.f32.bf16), which the compiler
+ * keeps right after the load, so a step fetched a step ahead (scan_fetch)
+ * waited for its loads in the same iteration; the shift it moves to the use,
+ * as it moves the fp32 path's "+ bias" (Nsight Compute, (8, 1536, 2048): the
+ * bf16 kernels had run the fp32 ones' instructions 12-20% slower, stalled on
+ * long scoreboards) */
 /* element i of an activation array of T (float or bf16), as a float */
 template <typename T> __device__ __forceinline__ float scan_ld(const void *p, size_t i);
 template <> __device__ __forceinline__ float scan_ld<float>(const void *p, size_t i)
@@ -83,7 +82,7 @@ template <> __device__ __forceinline__ float scan_ld<float>(const void *p, size_
 }
 template <> __device__ __forceinline__ float scan_ld<__nv_bfloat16>(const void *p, size_t i)
 {
-    return scan_bf16_bits(static_cast<const unsigned short *>(p)[i]);
+    return mb_bf16_float(static_cast<const unsigned short *>(p)[i]);
 }
 /* the read-only path for rows every thread of a block shares (B, C) */
 template <typename T> __device__ __forceinline__ float scan_ldg(const void *p, size_t i);
@@ -93,7 +92,7 @@ template <> __device__ __forceinline__ float scan_ldg<float>(const void *p, size
 }
 template <> __device__ __forceinline__ float scan_ldg<__nv_bfloat16>(const void *p, size_t i)
 {
-    return scan_bf16_bits(__ldg(static_cast<const unsigned short *>(p) + i));
+    return mb_bf16_float(__ldg(static_cast<const unsigned short *>(p) + i));
 }
 /* v into element i of an activation array of T; in bf16 precision with
  * float arrays (r16) rounded as mb_precision_store would */
