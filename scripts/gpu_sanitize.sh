@@ -34,7 +34,7 @@ LOGS=/tmp/gpu_sanitize_$TOOL
 rm -rf "$LOGS" && mkdir -p "$LOGS"
 
 # every test of gpu_test_model is in some part (cmocka's * at the end only here)
-mapfile -t ALL < <(sed -n 's/.*cmocka_unit_test(\(test_[a-z0-9_]*\)).*/\1/p' tests/gpu_test_model.c)
+mapfile -t ALL < <(grep -oE 'cmocka_unit_test\(test_[a-z0-9_]+\)' tests/gpu_test_model.c | sed 's/.*(\(.*\))/\1/')
 MISSING=()
 for t in "${ALL[@]}"; do
     hit=0
