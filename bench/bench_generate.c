@@ -5,7 +5,7 @@
  * bandwidth, measured here). Prints a table; no pass/fail.
  *
  *   bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|small|130m|2.8b] [--batch B]
- *                  [--weights fp32|bf16|int8]
+ *                  [--weights fp32|bf16|int8|tf32]
  *
  * Shapes: the DNA model (d256 x 8, vocab 16), mamba-dna's default (small:
  * d128 x 4), the 130m shape (d768 x 24, vocab 50280), and on a GPU the
@@ -14,7 +14,8 @@
  * layer, and cluster (the narrow shapes, every layer one kernel, a
  * cluster of blocks a row: ops/stack_step.cu). On a GPU the narrow shapes
  * also run at 4, 8 and 16 rows: where the cluster kernel's rows pass one
- * wave of clusters. */
+ * wave of clusters. On a GPU the 130m and 2.8b shapes at 64 rows and the
+ * 130m prefill run again with TF32 (mb_ctx_set_tf32; rows "tf32"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,12 +68,18 @@ static const char *g_weights; /* --weights: only the rows of these weights (a pr
 
 static int g_int8; /* the next rows with int8 weights (CPU) */
 static int g_bf16; /* the next rows with bf16 weights (GPU) */
+static int g_tf32; /* the next rows with fp32 weights, cuBLAS on TF32 tensor cores (GPU, mb_ctx_set_tf32) */
+
+/* the rows' label: which weights, or TF32 */
+static const char *weights_label(void) { return g_int8 ? "int8" : g_bf16 ? "bf16" : g_tf32 ? "tf32" : "fp32"; }
 
 static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, double bw, const mb_sampler *sp)
 {
     if (g_only && strncmp(sh->name, g_only, strlen(g_only)) != 0) return;
     if (g_batch && B != g_batch) return;
-    if (g_weights && strcmp(g_weights, g_int8 ? "int8" : g_bf16 ? "bf16" : "fp32") != 0) return;
+    if (g_weights && strcmp(g_weights, weights_label()) != 0) return;
+    char wl[16] = "        "; /* fp32 rows unlabelled, as before */
+    if (strcmp(weights_label(), "fp32") != 0) snprintf(wl, sizeof wl, " %-7s", weights_label());
     mb_config cfg;
     bench_model_config(&cfg, sh->d_model, sh->n_layer, sh->vocab, 0);
     mb_model *m = mb_model_create(ctx, &cfg, 1);
@@ -100,8 +107,8 @@ static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, 
         int rc = mb_model_forward_chunk(m, s, tok, prefill, NULL);
         rc = rc || mb_dev_sync(ctx) || mb_ctx_check(ctx);
         const double t = bench_now_s() - t0;
-        printf("| %-22s | %5d | prefill %6d         | %9.1f ms | %12.0f tokens/s |              |%s\n", sh->name, B, prefill,
-               1e3 * t, (double)B * prefill / t, rc ? mb_error_last() : "");
+        printf("| %-22s | %5d | prefill %6d%s | %9.1f ms | %12.0f tokens/s |              |%s\n", sh->name, B, prefill,
+               wl, 1e3 * t, (double)B * prefill / t, rc ? mb_error_last() : "");
         free(tok), free(tgt);
     } else {
         /* warm-up: buffers, threads and, on a GPU, the graph (captured
@@ -118,7 +125,7 @@ static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, 
         /* int8: the floor of the bytes streamed, a quarter (and the scales) */
         const double fl = g_int8 ? floor * (1 + 4.0 / 32) / 4 : g_bf16 ? floor / 2 : floor;
         printf("| %-22s | %5d | sample %7d%s | %9.3f ms | %12.1f tokens/s | %5.1fx floor |%s\n", sh->name, B,
-               n_tokens, sp->top_k ? " k50 p.9" : g_int8 ? " int8   " : g_bf16 ? " bf16   " : "        ", 1e3 * per, (double)B / per,
+               n_tokens, sp->top_k ? " k50 p.9" : wl, 1e3 * per, (double)B / per,
                fl > 0 ? per / fl : 0.0, rc ? mb_error_last() : "");
     }
     free(first), free(out);
@@ -137,11 +144,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) g_only = argv[++i];
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) g_batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--weights") && i + 1 < argc &&
-                 (!strcmp(argv[i + 1], "fp32") || !strcmp(argv[i + 1], "bf16") || !strcmp(argv[i + 1], "int8")))
+                 (!strcmp(argv[i + 1], "fp32") || !strcmp(argv[i + 1], "bf16") || !strcmp(argv[i + 1], "int8") ||
+                  !strcmp(argv[i + 1], "tf32")))
             g_weights = argv[++i];
         else {
             fprintf(stderr, "usage: bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|small|130m|2.8b] "
-                            "[--batch B] [--weights fp32|bf16|int8]\n");
+                            "[--batch B] [--weights fp32|bf16|int8|tf32]\n");
             return 2;
         }
     }
@@ -204,6 +212,17 @@ int main(int argc, char **argv)
         row(ctx, &s28, 1, nt / 4, 0, bw, &plain);
         row(ctx, &s28, 64, nt / 4, 0, bw, &plain);
         row(ctx, &s130, 1, 0, 32768, bw, &plain);
+        /* TF32 (about 1e-3 relative error in the products, off by default):
+         * the rows where cuBLAS runs the layers' products, many rows and
+         * prefill; a step of few rows runs its own kernels, in fp32 */
+        mb_ctx_set_tf32(ctx, 1);
+        g_tf32 = 1;
+        row(ctx, &s130, 64, nt, 0, bw, &plain);
+        row(ctx, &s28, 64, nt / 4, 0, bw, &plain);
+        row(ctx, &s130, 1, 0, 2048, bw, &plain);
+        row(ctx, &s130, 1, 0, 32768, bw, &plain);
+        g_tf32 = 0;
+        mb_ctx_set_tf32(ctx, 0);
     }
     mb_ctx_free(ctx);
     return 0;
