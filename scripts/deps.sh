@@ -11,6 +11,7 @@
 #   deps_mpi PREFIX             Open MPI from PREFIX (after deps_unpack of .deps/mpi)
 #   deps_runtime                the loader looks in $DEPS_PREFIX (/opt/deps) where
 #                               gpu_check.sh unpacked there; nothing elsewhere
+#   src_fingerprint             12 hex digits naming the sources of the tree here
 
 deps_unpack() {
     local prefix=$1 rc=0 n=0 deb
@@ -84,4 +85,13 @@ deps_mpi() {
     export PMIX_MCA_mca_base_component_path="$l/pmix2/lib/pmix"
     MPIRUN="$p/usr/bin/mpirun.openmpi"
     MPI_CMAKE="-DMPI_C_COMPILER=$p/usr/bin/mpicc.openmpi -DMPIEXEC_EXECUTABLE=$MPIRUN"
+}
+
+# A fingerprint of the sources a build compiles (C, CUDA, headers, CMake
+# lists): the device machine's copy of the tree keeps an older .git, so its
+# `git rev-parse HEAD` names the checkout's first commit, not what was built.
+# Compare with the same function run here.
+src_fingerprint() {
+    find CMakeLists.txt libmamba apps tests bench -type f \( -name '*.c' -o -name '*.h' -o -name '*.cu' \
+        -o -name '*.cuh' -o -name CMakeLists.txt \) -print0 2>/dev/null | sort -z | xargs -0 sha1sum | sha1sum | cut -c1-12
 }

@@ -121,7 +121,7 @@ export BUILD
 
 env_stage() {
     echo "gpu_check: mode $MODE, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), host $(hostname), $NPROC cores"
-    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo 'unknown (no .git)')"
+    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo 'unknown (no .git)') (on a lent machine the copy's .git may be older than its files); sources $(src_fingerprint)"
     local rc=0
     # cmocka and cJSON for the build: unpacked, never installed into /
     deps_unpack "$DEPS_PREFIX" .deps/*.deb || rc=1

@@ -68,7 +68,7 @@ done
 wait
 
 {
-    echo "compute-sanitizer --tool $TOOL, MB_GPU_TEST_SMALL=1, parts at once, cap ${CAP} s; commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "compute-sanitizer --tool $TOOL, MB_GPU_TEST_SMALL=1, parts at once, cap ${CAP} s; sources $(src_fingerprint)"
     echo "| part | tests run | $TOOL | s |"
     echo "|---|---|---|---|"
     for n in "${names[@]}"; do

@@ -29,16 +29,16 @@ git archive HEAD | tar -x -C "$T" || exit 1
 ln -s "$PWD/.deps" "$T/.deps"
 patch -s -d "$T" -p1 <"$PATCH" || { echo "gpu_trial: error: $PATCH does not apply to HEAD"; exit 1; }
 
-echo "== this tree"
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+echo "== this tree (sources $(src_fingerprint))"
 GPU_CHECK_BUDGET=${GPU_CHECK_BUDGET:-200} OUT=/tmp/trial_check_base bash scripts/gpu_check.sh build \
     >"$OUT/trial_base_check.txt" 2>&1
 grep -E "\| (build|test_gpu) " "$OUT/trial_base_check.txt"
-echo "== trial $NAME"
+echo "== trial $NAME (sources $(cd "$T" && src_fingerprint))"
 (cd "$T" && GPU_CHECK_BUDGET=${GPU_CHECK_BUDGET:-200} OUT=/tmp/trial_check bash scripts/gpu_check.sh build) \
     >"$OUT/trial_check.txt" 2>&1
 grep -E "\| (build|test_gpu) " "$OUT/trial_check.txt"
-# shellcheck source=scripts/deps.sh
-source scripts/deps.sh
 deps_runtime
 if [ -n "$SETV" ]; then
     echo "== trial $NAME, GPU suites with $SETV"
