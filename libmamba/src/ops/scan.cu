@@ -72,7 +72,7 @@ struct scan_args {
  * keeps right after the load, so a step fetched a step ahead (scan_fetch)
  * waited for its loads in the same iteration; the shift it moves to the use,
  * as it moves the fp32 path's "+ bias" (Nsight Compute, (8, 1536, 2048): the
- * bf16 kernels had run the fp32 ones' instructions 12-20% slower, stalled on
+ * bf16 kernels had run the fp32 ones' instructions 5-20% slower, stalled on
  * long scoreboards) */
 /* element i of an activation array of T (float or bf16), as a float */
 template <typename T> __device__ __forceinline__ float scan_ld(const void *p, size_t i);
