@@ -652,6 +652,9 @@ float *mb_test_param_data(const mb_model *m, const char *name)
 
 void mb_test_filter_env(void)
 {
+    /* line by line, so a part killed at its time cap (a sanitizer's) still
+     * shows in its log how far it got */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     const char *f = getenv("MB_TEST_FILTER");
     if (f && *f) {
         printf("# only the tests matching MB_TEST_FILTER=%s\n", f);

@@ -14,7 +14,8 @@
 
 /* MB_TEST_FILTER=PATTERN (cmocka's * and ? wildcards) runs only the tests
  * whose names match: a long suite under compute-sanitizer's racecheck, run
- * in parts that each fit a lent machine's call. Call before running. */
+ * in parts that each fit a lent machine's call. Call before running (and
+ * before any output: it makes stdout line-buffered). */
 void mb_test_filter_env(void);
 
 /* Fresh random inputs: seeded from MB_TEST_SEED when set, else from the

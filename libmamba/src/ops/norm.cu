@@ -34,6 +34,23 @@ static __device__ __forceinline__ float centered(float x, float mu_hi, float mu_
  * values in column order, so the sums are the same bits. */
 enum { NORM_U = 4 };
 
+/* yr[j] = f(j) over a lane's columns of a row (lane, lane + 32, ...), in
+ * batches of NORM_U: every value of a batch is computed, its loads issued,
+ * before any is stored, so yr may alias what f reads (each element is read
+ * before it is written, by its own lane) */
+template <typename F> static __device__ __forceinline__ void norm_row_put(int C, int lane, float *yr, F f)
+{
+    for (int j0 = lane; j0 < C; j0 += 32 * NORM_U) {
+        float v[NORM_U];
+#pragma unroll
+        for (int u = 0; u < NORM_U; u++)
+            if (j0 + 32 * u < C) v[u] = f(j0 + 32 * u);
+#pragma unroll
+        for (int u = 0; u < NORM_U; u++)
+            if (j0 + 32 * u < C) yr[j0 + 32 * u] = v[u];
+    }
+}
+
 /* A row's statistics, by a group of threads (a warp, or a block) that
  * each take the columns first, first + step, ...: the mean (LayerNorm: mu,
  * and as hi + lo) and r = 1 / sqrt(mean square + eps). Each thread adds its
@@ -77,22 +94,13 @@ static __global__ void norm_fwd_kernel(int M, int C, const float *x, const float
         float mu_hi, mu_lo;
         const float r = norm_row_stats<LN>(C, xr, eps, lane, 32, [](double v) { return mb_warp_sum(v); }, &mu,
                                            &mu_hi, &mu_lo);
-        /* y may be x: each element is read before it is written, by its lane */
-        for (int j0 = lane; j0 < C; j0 += 32 * NORM_U) {
-            float v[NORM_U];
-#pragma unroll
-            for (int u = 0; u < NORM_U; u++) {
-                const int j = j0 + 32 * u;
-                if (j < C) {
-                    v[u] = (LN ? centered(xr[j], mu_hi, mu_lo) : xr[j]) * r;
-                    if (w) v[u] *= w[j];
-                    if (LN && b) v[u] += b[j];
-                }
-            }
-#pragma unroll
-            for (int u = 0; u < NORM_U; u++)
-                if (j0 + 32 * u < C) yr[j0 + 32 * u] = v[u];
-        }
+        /* y may be x */
+        norm_row_put(C, lane, yr, [&](int j) {
+            float v = (LN ? centered(xr[j], mu_hi, mu_lo) : xr[j]) * r;
+            if (w) v *= w[j];
+            if (LN && b) v += b[j];
+            return v;
+        });
         if (lane == 0) {
             rstd[row] = r;
             if (LN) mean[row] = (float)mu;
@@ -159,23 +167,14 @@ static __global__ void norm_dx_kernel(int M, int C, const float *x, const float 
         if (LN) sg = mb_warp_sum(sg);
         sgx = mb_warp_sum(sgx);
         const float mg = (float)(sg / C), mgx = (float)(sgx / C);
-        /* dx may be dy or x: batches read before they write, as above */
-        for (int j0 = lane; j0 < C; j0 += 32 * NORM_U) {
-            float v[NORM_U];
-#pragma unroll
-            for (int u = 0; u < NORM_U; u++) {
-                const int j = j0 + 32 * u;
-                if (j < C) {
-                    const float g = w ? dyr[j] * w[j] : dyr[j];
-                    const float xh = (LN ? xr[j] - mu_hi : xr[j]) * r;
-                    v[u] = r * (g - mg - xh * mgx);
-                    if (beta != 0.0f) v[u] += beta * dxr[j]; /* beta 0: dx may be garbage */
-                }
-            }
-#pragma unroll
-            for (int u = 0; u < NORM_U; u++)
-                if (j0 + 32 * u < C) dxr[j0 + 32 * u] = v[u];
-        }
+        /* dx may be dy or x */
+        norm_row_put(C, lane, dxr, [&](int j) {
+            const float g = w ? dyr[j] * w[j] : dyr[j];
+            const float xh = (LN ? xr[j] - mu_hi : xr[j]) * r;
+            float v = r * (g - mg - xh * mgx);
+            if (beta != 0.0f) v += beta * dxr[j]; /* beta 0: dx may be garbage */
+            return v;
+        });
     }
 }
 
