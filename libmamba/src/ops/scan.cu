@@ -39,6 +39,11 @@
 #include "core/cuda_util.h"
 #include "ops/ops.h"
 
+/* A block. scan_fwd_out, scan_bwd_locals and scan_bwd_chunk pin their
+ * blocks an SM where their registers had put them (d_state 16: 8, 5 and 3
+ * real, 5, 3 and 2 complex; other N: 1, all registers): ptxas lowered them
+ * by a block when the step's softplus changed, and gave scan_bwd_chunk at
+ * N 64 32 registers and 8 KB of spills (session 33). */
 #define SCAN_THREADS 128
 #define SCAN_TILE 32       /* steps of B/C staged at once; the backward chunk */
 #define SCAN_TMIN 64       /* shortest forward chunk worth a carry */
@@ -117,8 +122,32 @@ __device__ __forceinline__ float scan_exp2(float x)
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
 }
-__device__ __forceinline__ float scan_softplus(float x) { return x > 20.f ? x : log1pf(__expf(x)); }
-__device__ __forceinline__ float scan_sigmoid(float x) { return 1.f / (1.f + __expf(-x)); }
+/* softplus(x) = log(1 + e^x) without a branch, on one ex2 and one rcp:
+ * max(x, 0) + log1p(y) with y = e^-|x| in (0, 1], and log1p(y) = 2 atanh(s),
+ * s = y / (2 + y) in (0, 1/3]: 2 s (1 + s^2/3 + s^4/5 + ... + s^14/15), the
+ * series' tail below 2^-26 there. log1pf(__expf(x)) was 34 instructions of
+ * the real forward's ~150 a step, with a branch; this is about 16. Worst
+ * relative error against log1p(exp(x)) in double, swept in fp32 on the CPU
+ * (bench/softplus_check.c, a model of this code: keep the two alike):
+ * 4.2e-7 on [-5, 40], 1.0e-6 on [-20, 40] (log1pf(__expf(x)): 3.3e-7 and
+ * 9.8e-7); both are dominated by x * log2(e) rounded to float. */
+__device__ __forceinline__ float scan_softplus(float x)
+{
+    const float y = scan_exp2(-fabsf(x) * SCAN_LOG2E);
+    const float s = __fdividef(y, 2.f + y), s2 = s * s;
+    float p = 1.f / 15;
+    p = fmaf(p, s2, 1.f / 13);
+    p = fmaf(p, s2, 1.f / 11);
+    p = fmaf(p, s2, 1.f / 9);
+    p = fmaf(p, s2, 1.f / 7);
+    p = fmaf(p, s2, 1.f / 5);
+    p = fmaf(p, s2, 1.f / 3);
+    const float t = s + s;
+    return fmaxf(x, 0.f) + fmaf(t * s2, p, t);
+}
+/* 1 / (1 + e^-x) by the SFU's reciprocal (2 ulp), not an IEEE division:
+ * relative error 3.1e-7 on [-5, 40] (the same sweep) */
+__device__ __forceinline__ float scan_sigmoid(float x) { return __fdividef(1.f, 1.f + scan_exp2(-x * SCAN_LOG2E)); }
 
 /* One channel's inputs at one step, fetched a step ahead so that their
  * latency overlaps the previous step's work. v is delta + bias (before the
@@ -379,7 +408,8 @@ __global__ void scan_carry(scan_args a, float *loc, const float *ssum, float *gl
 /* y over one chunk from its entering state (hstart, or h0 / zeros when
  * there is a single chunk); the last chunk writes hT. */
 template <int NS, bool CPLX, typename T>
-__global__ void __launch_bounds__(SCAN_THREADS) scan_fwd_out(scan_args a, const float *hstart, void *y, float *hT)
+__global__ void __launch_bounds__(SCAN_THREADS, NS == 16 ? (CPLX ? 5 : 8) : 1)
+scan_fwd_out(scan_args a, const float *hstart, void *y, float *hT)
 {
     constexpr int HS = CPLX ? 2 * NS : NS;
     __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
@@ -550,7 +580,7 @@ __device__ __forceinline__ float scan_gate_bwd(const scan_args &a, size_t row, i
  * sum_t conj(P_t) c_t with P_t = a_t0 ... a_t: computable forward, with the
  * same decays as the states. The gate needs only dy and z, not y. */
 template <int NS, bool CPLX, typename T>
-__global__ void __launch_bounds__(SCAN_THREADS)
+__global__ void __launch_bounds__(SCAN_THREADS, NS == 16 ? (CPLX ? 3 : 5) : 1)
 scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
 {
     constexpr int HS = CPLX ? 2 * NS : NS;
@@ -752,7 +782,7 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
  * entering state (kept per step in hs), then walk them backward from the
  * true adjoint entering from the right. */
 template <int NS, bool CPLX, typename T>
-__global__ void __launch_bounds__(SCAN_THREADS)
+__global__ void __launch_bounds__(SCAN_THREADS, NS == 16 ? (CPLX ? 2 : 3) : 1)
 scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
 {
     const scan_pos q = scan_where(a);

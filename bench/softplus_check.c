@@ -1,12 +1,13 @@
-/* The accuracy behind bench/trials/scan-softplus.patch, on the CPU: the
- * patch's softplus and sigmoid in fp32 (the SFU's ex2 and rcp modelled as
- * correctly rounded), and main's log1pf(__expf(x)), against log1p(exp(x))
+/* The accuracy of the GPU scan's softplus and sigmoid (scan.cu's
+ * scan_softplus and scan_sigmoid; trial scan-softplus, merged in session
+ * 34), on the CPU: the two in fp32 (the SFU's ex2 and rcp modelled as
+ * correctly rounded), and the log1pf(__expf(x)) it replaced, against log1p(exp(x))
  * and 1 / (1 + exp(-x)) in double, swept over x in steps of 1e-5.
  *
- *   cc -O2 -o /tmp/spc bench/trials/scan-softplus-check.c -lm && /tmp/spc
+ *   cc -O2 -o /tmp/spc bench/softplus_check.c -lm && /tmp/spc
  *
  * Session 33: worst relative error of the new softplus 4.2e-7 on [-5, 40],
- * 1.0e-6 on [-20, 40], 3.9e-6 on [-87, 40]; main's 3.3e-7, 9.8e-7, 3.9e-6;
+ * 1.0e-6 on [-20, 40], 3.9e-6 on [-87, 40]; the old one's 3.3e-7, 9.8e-7, 3.9e-6;
  * the sigmoid 3.1e-7, 1.0e-6, 3.9e-6. All are dominated by x * log2(e)
  * rounded to float before the ex2. */
 #include <math.h>
