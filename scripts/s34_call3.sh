@@ -9,4 +9,7 @@ for r in 1 2; do for who in base cursor; do
   bin=build-gpu/bench/bench_gpu; [ $who = base ] || bin=/tmp/trial_src_scan-cursor/build-gpu/bench/bench_gpu
   echo "== model $who round $r"; timeout 30 $bin --train 1048576 fp32 | grep -E "^\| +dna"
 done; done
+
+# the floor against this GPU's measured copy bandwidth (bench_generate now probes it)
+timeout 60 build-gpu/bench/bench_generate --device cuda --shape 2.8b --batch 1 --weights bf16 --tokens 64 | grep -E "^gen|^\| 2"
 cd "$OUT" && tar czf logs.tgz ./*.txt 2>/dev/null; ls "$OUT"
