@@ -9,7 +9,7 @@
 # 2. for each trial, a copy of this tree with its patch applied (/tmp/trial_src_NAME):
 #    gpu_check.sh build there, so the trial's GPU suites run (again with VAR=VALUE set, when given)
 # 3. $BENCH (default bench_generate) with BENCH ARGS: this tree, each trial, and each trial with
-#    VAR=VALUE, in turn, two rounds, table rows printed
+#    VAR=VALUE, in turn, two rounds (ROUNDS=), table rows printed
 # Output: stdout and $OUT/trial_*.txt. A trial is merged only when its suites pass (RESULTS.md
 # gets the figures either way; bench/trials/README.md says how).
 set -uo pipefail
@@ -62,7 +62,7 @@ for NAME in "${NAMEV[@]}"; do
     RUNS+=("$NAME")
     [ -n "$SETV" ] && RUNS+=("$NAME+var")
 done
-for round in 1 2; do
+for round in $(seq 1 "${ROUNDS:-2}"); do
     for run in "${RUNS[@]}"; do
         env=()
         case $run in
