@@ -10,4 +10,4 @@ for who in base cursor; do
   echo "== model $who"; timeout 15 $bin --train 1048576 fp32 | grep -E "^\| +dna"
 done
 # the floor against this GPU's measured copy bandwidth (bench_generate now probes it)
-timeout 15 build-gpu/bench/bench_generate --device cuda --shape 2.8b --batch 1 --weights bf16 --tokens 32 | grep -E "^gen|^\| 2"
+timeout 40 build-gpu/bench/bench_generate --device cuda --shape 2.8b --batch 1 --weights bf16 --tokens 32 | grep -E "^gen|^\| 2"
