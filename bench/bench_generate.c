@@ -2,7 +2,8 @@
  * weights, temperature 1, top-p 1) at batch 1 and more, and prefill (a
  * prompt through mb_model_forward_chunk from the state). The floor of a
  * batch-1 token is the weights read once (bytes / the device's read
- * bandwidth on the CPU, copy bandwidth on a GPU, measured here). Prints a table; no pass/fail.
+ * bandwidth on the CPU, copy bandwidth on a GPU, measured here). Prints a
+ * table; no pass/fail.
  *
  *   bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|small|130m|2.8b] [--batch B]
  *                  [--weights fp32|bf16|int8|tf32]
