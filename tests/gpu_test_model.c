@@ -374,6 +374,32 @@ static void test_lm_sample(void **s)
     mb_model_free(mc), mb_model_free(mg);
 }
 
+/* Sampling in bf16 precision: the steps run layer by layer and the draw
+ * reads the LM head's own logits (rounded as the precision stores them),
+ * replayed on the CPU in bf16 precision. The two differ by bf16 flips
+ * (bf16_matches: a value on the other side of a rounding boundary moves
+ * 2^-8), so a draw may land on the other side of a class boundary within
+ * 1e-2 of u; a few such draws are allowed, any other is a failure. */
+static void test_lm_sample_bf16(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 97);
+    mb_config cfg = small(0);
+    mb_model *mc, *mg;
+    model_pair(&cfg, 5, &r, &mc, &mg);
+    assert_int_equal(mb_ctx_set_precision(cpu, MB_PREC_BF16), 0);
+    assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_BF16), 0);
+    const mb_sampler sp = {.temperature = 0.9f, .top_p = 0.95f, .seed = 23};
+    const int off1 = mb_test_sample_replay(mg, mc, 3, 40, &sp, 1e-2);
+    const mb_sampler sk = {.temperature = 1.2f, .top_p = 1.f, .seed = 24, .top_k = 4};
+    const int off2 = mb_test_sample_replay(mg, mc, 20, 12, &sk, 1e-2);
+    assert_int_equal(mb_ctx_set_precision(cpu, MB_PREC_FP32), 0);
+    assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_FP32), 0);
+    assert_true(off1 <= 3 && off2 <= 3);
+    mb_model_free(mc), mb_model_free(mg);
+}
+
 /* L steps of B rows (random tokens) on mg against mc on the CPU: the
  * logits' worst relative error, which must be below 1e-5 */
 static void lm_steps_vs_cpu(mb_model *mc, mb_model *mg, int B, int L, mb_rng *r, const char *how)
@@ -928,7 +954,7 @@ int main(void)
         cmocka_unit_test(test_bidir_chunk),
         cmocka_unit_test(test_bidir_bf16),
         cmocka_unit_test(test_recurrent),
-        cmocka_unit_test(test_lm_sample),
+        cmocka_unit_test(test_lm_sample), cmocka_unit_test(test_lm_sample_bf16),
         cmocka_unit_test(test_lm_cluster),
         cmocka_unit_test(test_lm_layer),
         cmocka_unit_test(test_lm_wide), cmocka_unit_test(test_lm_wide_bf16),

@@ -394,6 +394,26 @@ static void test_greedy(void **state)
     }
     fprintf(stderr, "# --int8: %d of %d draws differ from the fp32 model's\n", differ, 6 * NQ);
     assert_true(differ > 0);
+    free_fasta(r, 6);
+    /* --precision bf16: the library's draws in bf16 precision (the prompt's
+     * chunks and the steps rounded as mamba_ssm's autocast), not the fp32
+     * ones: the flag reached the context */
+    assert_int_equal(tool("generate --model %s --prompt %s --length %d --n 2 --precision bf16 --seed 11 --threads 1 "
+                          "--width 0",
+                          g_model, g_prompt, NQ),
+                     0);
+    assert_int_equal(parse_fasta(g_out, r), 6);
+    differ = 0;
+    for (int rec = 0; rec < 3; rec++) {
+        assert_int_equal(mb_ctx_set_precision(g_ctx, MB_PREC_BF16), 0);
+        library_round(rec, 0, 2, NQ, 11, 1.0, 1.0, q8);
+        assert_int_equal(mb_ctx_set_precision(g_ctx, MB_PREC_FP32), 0);
+        library_round(rec, 0, 2, NQ, 11, 1.0, 1.0, f32);
+        for (int j = 0; j < 2; j++) assert_memory_equal(r[rec * 2 + j].seq, q8 + j * NQ, NQ);
+        for (int i = 0; i < 2 * NQ; i++) differ += q8[i] != f32[i];
+    }
+    fprintf(stderr, "# --precision bf16: %d of %d draws differ from fp32's\n", differ, 6 * NQ);
+    assert_true(differ > 0);
     free(q8), free(f32);
     free_fasta(r, 6);
     /* top-k 2 lets a second class in somewhere over 40 draws of 2 rows */
@@ -418,6 +438,7 @@ static void test_bad_inputs(void **state)
         {"--length 10 --temperature 0", "--temperature"},
         {"--length 10 --temperature -1", "--temperature"},
         {"--length 10 --top-p 0", "--top-p"}, {"--length 10 --top-p 1.5", "--top-p"},
+        {"--length 10 --precision fp16", "--precision"},
         {"--length 10 --batch 0", "--batch"}, {"--length 10 --include-prompt", "--include-prompt needs --prompt"},
         {"", "needs --model and --length"},  {"--length 10 extra", "unexpected argument 'extra'"},
         {"--length 10 --bogus", "unrecognized option '--bogus'"},

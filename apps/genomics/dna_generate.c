@@ -24,7 +24,8 @@
 #define GEN_N_MAX (INT64_C(1) << 20)
 
 typedef struct {
-    dna_infer_opts in; /* --model, --prompt (as --fasta), --reference, --chunk, --device, --threads, --tf32 */
+    dna_infer_opts in; /* --model, --prompt (as --fasta), --reference, --chunk, --device, --threads, --tf32,
+                        * --precision */
     const char *out;   /* NULL: stdout */
     int64_t length, n, batch, width;
     double temperature, top_p;
@@ -91,6 +92,10 @@ static void usage(FILE *f)
             "  --device D         cpu, cuda or cuda:N [cpu]\n"
             "  --threads N        CPU threads, 0 = all cores [0]\n"
             "  --tf32             GPU: TF32 tensor cores for the GEMMs (faster, ~1e-3 error)\n"
+            "  --precision P      fp32, tf32 (as --tf32) or bf16: mamba_ssm's autocast, the\n"
+            "                     GEMMs' inputs and the stored activations rounded to bf16,\n"
+            "                     the state and the arithmetic fp32; steps run layer by\n"
+            "                     layer (on a GPU, bf16 tensor cores) [fp32]\n"
             "  --int8             CPU: int8 copies of the weights for the steps (a quarter of\n"
             "                     the bytes a base reads, about 2x faster; logits within ~2e-2)\n"
             "  --bf16             GPU: bf16 copies of the weights for the steps (half the bytes)\n"
@@ -139,7 +144,7 @@ static int gen_parse(gen_opts *o, int argc, char **argv)
     static const struct option opts[] = {
         {"model", 1, 0, DNA_O_MODEL}, {"prompt", 1, 0, DNA_O_FASTA}, {"reference", 1, 0, DNA_O_REF},
         {"chunk", 1, 0, DNA_O_CHUNK}, {"device", 1, 0, DNA_O_DEV}, {"threads", 1, 0, DNA_O_THR},
-        {"tf32", 0, 0, DNA_O_TF32}, {"length", 1, 0, O_LENGTH}, {"n", 1, 0, O_N},
+        {"tf32", 0, 0, DNA_O_TF32}, {"precision", 1, 0, DNA_O_PREC}, {"length", 1, 0, O_LENGTH}, {"n", 1, 0, O_N},
         {"temperature", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP}, {"top-k", 1, 0, O_TOPK}, {"int8", 0, 0, O_INT8}, {"bf16", 0, 0, O_BF16}, {"seed", 1, 0, O_SEED},
         {"out", 1, 0, O_OUT}, {"width", 1, 0, O_WIDTH}, {"batch", 1, 0, O_BATCH},
         {"include-prompt", 0, 0, O_INCL}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};

@@ -63,8 +63,9 @@ void mb_ctx_set_tf32(mb_ctx *ctx, int on);
  * loss stay fp32. On a GPU the GEMMs run on bf16 tensor cores with fp32
  * accumulation; the CPU is the reference the GPU is tested against. Built
  * for training, forward, chunks and classification of the LM and the audio
- * U-Net, and the LM's steps; sampling, and the U-Net's steps, get -1 with
- * the reason. Default MB_PREC_FP32. */
+ * U-Net, and the LM's steps and sampling (its steps layer by layer, the
+ * draw from the LM head's own logits); the U-Net's steps and sampling get
+ * -1 with the reason. Default MB_PREC_FP32. */
 typedef enum { MB_PREC_FP32 = 0, MB_PREC_BF16 = 1 } mb_precision;
 int mb_ctx_set_precision(mb_ctx *ctx, mb_precision p);
 

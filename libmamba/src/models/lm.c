@@ -480,6 +480,10 @@ static int lm_gen_step(void *arg)
     lm_gen_work *w = arg;
     const float *h = lm_state_layers(w->m, w->s, 1);
     if (!h) return -1;
+    /* bf16 precision: the logits of lm_step's head (rounded as the
+     * precision stores them), then only the draw */
+    if (w->hp.have_logits)
+        mb_lm_head_fwd(w->m->ctx, &net(w->m)->bb.head, &w->m->params, w->hp.batch, h, &w->s->hacts, w->s->logits);
     mb_head_sample(w->m->ctx, &w->hp, h, &w->s->ws);
     return 0;
 }
@@ -489,7 +493,8 @@ static int lm_gen_step(void *arg)
  * mb_head_sample through the logits buffer where the vocabulary is large;
  * on the CPU, a step at a time, the draw's head the LM head's product
  * (int8 where the model has it), so the draws are those of mb_model_step's
- * logits. */
+ * logits. In bf16 precision the head is the LM head's op itself (as
+ * mb_model_step's), the draw after it. */
 static int lm_sample_run(mb_model *m, lm_state *s, const int32_t *tokens, int n, const mb_sampler *sp, int32_t *out)
 {
     mb_ctx *ctx = m->ctx;
@@ -504,7 +509,10 @@ static int lm_sample_run(mb_model *m, lm_state *s, const int32_t *tokens, int n,
         .norm_w = mb_param_data(&m->params, nf->p_w), .norm_b = nf->p_b >= 0 ? mb_param_data(&m->params, nf->p_b) : NULL,
         .head = mb_param_data(&m->params, nt->bb.head.p_w), .head_bf16 = mb_param_bf16(&m->params, nt->bb.head.p_w),
         .head_q8 = mb_param_q8(&m->params, nt->bb.head.p_w),
-        .logits = mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size) ? NULL : s->logits,
+        .have_logits = ctx->precision == MB_PREC_BF16,
+        .logits = mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size) && ctx->precision != MB_PREC_BF16
+                      ? NULL
+                      : s->logits,
         .ld_logits = m->vocab_padded, .cfg = s->gen.cfg, .count = s->gen.count, .next = s->tok,
         .hist = s->gen.ring, .hist_len = s->gen.period}};
     const mb_gen_fns f = {lm_gen_step, NULL, NULL, &w};

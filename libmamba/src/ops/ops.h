@@ -519,9 +519,13 @@ int mb_sample_pick(const float *z, int vocab, double temperature, int top_k, dou
  * logits (rows ld_logits apart) may be NULL where mb_head_sample_fits says
  * so (on a GPU, a vocabulary over what one thread block holds goes through
  * the logits). It takes mb_head_sample_workspace bytes from ws (on a GPU,
- * only a large vocabulary at many rows needs any: the normed rows). */
+ * only a large vocabulary at many rows needs any: the normed rows). With
+ * have_logits the logits are in logits already (bf16 precision: the LM
+ * head's own op made them, rounded as that precision stores them) and only
+ * the draw runs. */
 typedef struct {
     int batch, d_model, vocab, ld_logits;
+    int have_logits;
     float eps;
     const float *norm_w, *norm_b, *head;
     const uint16_t *head_bf16; /* GPU, large vocabularies: the head as bf16, read instead */

@@ -147,6 +147,10 @@ size_t mb_head_sample_workspace_cpu(mb_ctx *ctx, const mb_head_sample_params *p)
 void mb_head_sample_cpu(MB_OPS_HEAD_SAMPLE_ARGS)
 {
     const int B = p->batch, d = p->d_model, V = p->vocab;
+    if (p->have_logits && !p->logits) {
+        mb_ctx_fail(ctx, "head_sample: have_logits without the logits");
+        return;
+    }
     const size_t mark = ws->used;
     float *xn = mb_arena_floats(ws, (size_t)B * d), *mean = mb_arena_floats(ws, B);
     float *rstd = mb_arena_floats(ws, B);
@@ -157,9 +161,11 @@ void mb_head_sample_cpu(MB_OPS_HEAD_SAMPLE_ARGS)
         return;
     }
     const int ld = p->logits ? p->ld_logits : V;
-    if (p->norm_b) mb_layernorm_fwd_cpu(ctx, B, d, y, p->norm_w, p->norm_b, p->eps, xn, mean, rstd);
-    else mb_rmsnorm_fwd_cpu(ctx, B, d, y, p->norm_w, p->eps, xn, rstd);
-    mb_gemm_infer_cpu(ctx, B, V, d, xn, d, p->head, p->head_q8, lg, ld);
+    if (!p->have_logits) {
+        if (p->norm_b) mb_layernorm_fwd_cpu(ctx, B, d, y, p->norm_w, p->norm_b, p->eps, xn, mean, rstd);
+        else mb_rmsnorm_fwd_cpu(ctx, B, d, y, p->norm_w, p->eps, xn, rstd);
+        mb_gemm_infer_cpu(ctx, B, V, d, xn, d, p->head, p->head_q8, lg, ld);
+    }
     for (int b = 0; b < B; b++) {
         const double u = (mb_sample_bits(p->cfg->seed, p->count[b], b) + 0.5) * 0x1.0p-23;
         const int k = mb_sample_pick(lg + (size_t)b * ld, V, p->cfg->temperature, p->cfg->top_k, p->cfg->top_p, u, scratch);

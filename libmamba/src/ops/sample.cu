@@ -410,7 +410,7 @@ extern "C" void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS)
     if (p->batch <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
-    if (mb_head_sample_fused_fits_cuda(p->d_model, p->vocab)) {
+    if (!p->have_logits && mb_head_sample_fused_fits_cuda(p->d_model, p->vocab)) {
         MB_CUDA_CHECK(ctx, mb_cuda_launch(st, head_sample_kernel, dim3(p->batch), dim3(HS_THREADS),
                                           hs_smem(p->d_model, p->vocab), *p, y));
         MB_LAUNCH_CHECK(ctx, "head_sample_kernel");
@@ -420,7 +420,9 @@ extern "C" void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS)
         mb_cuda_fail(ctx, "head_sample", "a vocabulary this large needs the logits buffer", __FILE__, __LINE__);
         return;
     }
-    if (hs_gemm(p)) {
+    if (p->have_logits) {
+        /* only the draw, below */
+    } else if (hs_gemm(p)) {
         /* many rows: the norm, then one GEMM reads the head once for all of
          * them (the GEMV kernel reads it for every few rows) */
         if (!ws) {
