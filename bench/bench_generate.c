@@ -6,7 +6,7 @@
  * table; no pass/fail.
  *
  *   bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|small|130m|2.8b] [--batch B]
- *                  [--weights fp32|bf16|int8|tf32]
+ *                  [--weights fp32|bf16|int8|tf32|bf16p]
  *
  * Shapes: the DNA model (d256 x 8, vocab 16), mamba-dna's default (small:
  * d128 x 4), the 130m shape (d768 x 24, vocab 50280), and on a GPU the
@@ -16,7 +16,8 @@
  * cluster of blocks a row: ops/stack_step.cu). On a GPU the narrow shapes
  * also run at 4, 8 and 16 rows: where the cluster kernel's rows pass one
  * wave of clusters. On a GPU the 130m and 2.8b shapes at 64 rows and the
- * 130m prefill run again with TF32 (mb_ctx_set_tf32; rows "tf32"). */
+ * 130m prefill run again with TF32 (mb_ctx_set_tf32; rows "tf32"), and in
+ * bf16 precision (mb_ctx_set_precision; rows "bf16p"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,9 +71,13 @@ static const char *g_weights; /* --weights: only the rows of these weights (a pr
 static int g_int8; /* the next rows with int8 weights (CPU) */
 static int g_bf16; /* the next rows with bf16 weights (GPU) */
 static int g_tf32; /* the next rows with fp32 weights, cuBLAS on TF32 tensor cores (GPU, mb_ctx_set_tf32) */
+static int g_bf16p; /* the next rows in bf16 precision (GPU, mb_ctx_set_precision): label "bf16p" */
 
 /* the rows' label: which weights, or TF32 */
-static const char *weights_label(void) { return g_int8 ? "int8" : g_bf16 ? "bf16" : g_tf32 ? "tf32" : "fp32"; }
+static const char *weights_label(void)
+{
+    return g_int8 ? "int8" : g_bf16 ? "bf16" : g_tf32 ? "tf32" : g_bf16p ? "bf16p" : "fp32";
+}
 
 static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, double bw, const mb_sampler *sp)
 {
@@ -167,11 +172,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) g_batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--weights") && i + 1 < argc &&
                  (!strcmp(argv[i + 1], "fp32") || !strcmp(argv[i + 1], "bf16") || !strcmp(argv[i + 1], "int8") ||
-                  !strcmp(argv[i + 1], "tf32")))
+                  !strcmp(argv[i + 1], "tf32") || !strcmp(argv[i + 1], "bf16p")))
             g_weights = argv[++i];
         else {
             fprintf(stderr, "usage: bench_generate [--device cpu|cuda] [--quick] [--tokens N] [--shape dna|small|130m|2.8b] "
-                            "[--batch B] [--weights fp32|bf16|int8|tf32]\n");
+                            "[--batch B] [--weights fp32|bf16|int8|tf32|bf16p]\n");
             return 2;
         }
     }
@@ -250,6 +255,16 @@ int main(int argc, char **argv)
         row(ctx, &s130, 1, 0, 32768, bw, &plain);
         g_tf32 = 0;
         mb_ctx_set_tf32(ctx, 0);
+        /* bf16 precision (mamba_ssm's autocast: the GEMMs on bf16 tensor
+         * cores, the stored activations rounded): every step layer by layer */
+        mb_ctx_set_precision(ctx, MB_PREC_BF16);
+        g_bf16p = 1;
+        row(ctx, &s130, 1, nt, 0, bw, &plain);
+        row(ctx, &s130, 64, nt, 0, bw, &plain);
+        row(ctx, &s28, 64, nt / 4, 0, bw, &plain);
+        row(ctx, &s130, 1, 0, 2048, bw, &plain);
+        g_bf16p = 0;
+        mb_ctx_set_precision(ctx, MB_PREC_FP32);
     }
     mb_ctx_free(ctx);
     return 0;
