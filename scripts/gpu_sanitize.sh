@@ -29,7 +29,7 @@ source scripts/deps.sh
 deps_runtime
 SAN=${SAN:-$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null | head -1)}
 [ -n "$SAN" ] || { echo "gpu_sanitize: error: compute-sanitizer not found" >&2; exit 1; }
-MODEL_PARTS=("test_step*" "test_bidir*" "test_sashimi*" "test_c*" "test_recurrent" "test_lm_sample" "test_lm_sample_bf16" "test_lm_cluster" "test_lm_layer" "test_lm_wide" "test_lm_wide_bf16")
+MODEL_PARTS=("test_step*" "test_bidir*" "test_sashimi*" "test_c*" "test_recurrent" "test_lm_sample" "test_lm_sample_bf16" "test_lm_cluster" "test_lm_cluster_draws" "test_lm_layer" "test_lm_wide" "test_lm_wide_bf16")
 LOGS=/tmp/gpu_sanitize_$TOOL
 rm -rf "$LOGS" && mkdir -p "$LOGS"
 

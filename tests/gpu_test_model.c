@@ -427,49 +427,83 @@ static void lm_steps_vs_cpu(mb_model *mc, mb_model *mg, int B, int L, mb_rng *r,
 
 /* The LM's step as one kernel on thread-block clusters (mb_stack_step;
  * MB_CUDA_STEP=cluster, a context of its own, takes it at any rows): the
- * DNA model's width at 3 layers, steps against the CPU's and draws
- * replayed on the CPU, at 1, 3, 5 and 9 rows; then AUTO's choice of it.
- * Thread-block clusters need compute 9.0+; on an older GPU the test says
- * so and is skipped. */
-static void test_lm_cluster(void **s)
-{
-    (void)s;
+ * DNA model's width at 3 layers; test_lm_cluster its steps against the
+ * CPU's at 1 and 5 rows, test_lm_cluster_draws its draws replayed on the
+ * CPU at 1, 3 and 9 rows, then AUTO's choice of it (two tests, so that
+ * each fits a racecheck part). Thread-block clusters need compute 9.0+;
+ * on an older GPU the tests say so and are skipped. */
+typedef struct {
+    mb_ctx *g2;
+    mb_model *mc, *mg;
     mb_rng r;
-    mb_rng_seed(&r, mb_test_seed() + 96);
+} lm_cluster_pair;
+
+/* the pair on the cluster context; 0 when this GPU has no clusters (the
+ * caller skips) */
+static int lm_cluster_open(lm_cluster_pair *p, uint64_t seed)
+{
+    mb_rng_seed(&p->r, mb_test_seed() + seed);
     mb_config cfg = small(0);
     cfg.d_model = 256;
     cfg.vocab_size = 16;
-    mb_model *mc, *mg;
-    const mb_sampler sp = {.temperature = 1.f, .top_p = 0.95f, .seed = 31};
-    /* under the sanitizers (racecheck did not finish this test in 290 s)
-     * fewer steps and draws: the same kernels and row counts */
-    const int sm = gpu_test_small(), nd = sm ? 8 : 60, ns = sm ? 6 : 24;
-    mb_ctx *g2 = mb_test_cuda_step_ctx("cluster");
-    assert_non_null(g2);
-    model_pair_on(g2, &cfg, 6, &r, &mc, &mg);
-    const int used = mb_lm_stack_step_used(mg, 1) && mb_lm_stack_step_used(mg, 5);
+    p->g2 = mb_test_cuda_step_ctx("cluster");
+    assert_non_null(p->g2);
+    model_pair_on(p->g2, &cfg, 6, &p->r, &p->mc, &p->mg);
+    const int used = mb_lm_stack_step_used(p->mg, 1) && mb_lm_stack_step_used(p->mg, 5);
     /* the CPU never takes it */
-    assert_int_equal(mb_lm_stack_step_used(mc, 1), 0);
+    assert_int_equal(mb_lm_stack_step_used(p->mc, 1), 0);
+    if (!used) printf("# no thread-block clusters on this GPU (compute < 9.0): the cluster step not tested\n");
+    return used;
+}
+
+static void lm_cluster_close(lm_cluster_pair *p)
+{
+    mb_model_free(p->mc), mb_model_free(p->mg);
+    mb_ctx_free(p->g2);
+}
+
+static void test_lm_cluster(void **s)
+{
+    (void)s;
+    lm_cluster_pair p;
+    const int used = lm_cluster_open(&p, 96);
     if (!used) {
-        printf("# no thread-block clusters on this GPU (compute < 9.0): the cluster step not tested\n");
-        mb_model_free(mc), mb_model_free(mg);
-        mb_ctx_free(g2);
+        lm_cluster_close(&p);
         skip();
     }
-    lm_steps_vs_cpu(mc, mg, 1, ns, &r, "cluster");
-    lm_steps_vs_cpu(mc, mg, 5, ns, &r, "cluster");
+    /* under the sanitizers (racecheck did not finish the tests as one in
+     * 290 s) fewer steps: the same kernels and row counts */
+    const int ns = gpu_test_small() ? 6 : 24;
+    lm_steps_vs_cpu(p.mc, p.mg, 1, ns, &p.r, "cluster");
+    lm_steps_vs_cpu(p.mc, p.mg, 5, ns, &p.r, "cluster");
+    lm_cluster_close(&p);
+}
+
+static void test_lm_cluster_draws(void **s)
+{
+    (void)s;
+    lm_cluster_pair p;
+    const int used = lm_cluster_open(&p, 99);
+    if (!used) {
+        lm_cluster_close(&p);
+        skip();
+    }
+    const mb_sampler sp = {.temperature = 1.f, .top_p = 0.95f, .seed = 31};
+    const int nd = gpu_test_small() ? 8 : 60;
     /* draws: eager steps, then the graph's; 1 row, 3, 9 */
-    assert_true(mb_test_sample_replay(mg, mc, 1, nd, &sp, 1e-5) <= 1);
-    assert_true(mb_test_sample_replay(mg, mc, 3, nd / 2, &sp, 1e-5) <= 1);
-    assert_true(mb_test_sample_replay(mg, mc, 9, nd / 2, &sp, 1e-5) <= 1);
-    mb_model_free(mc), mb_model_free(mg);
-    mb_ctx_free(g2);
+    assert_true(mb_test_sample_replay(p.mg, p.mc, 1, nd, &sp, 1e-5) <= 1);
+    assert_true(mb_test_sample_replay(p.mg, p.mc, 3, nd / 2, &sp, 1e-5) <= 1);
+    assert_true(mb_test_sample_replay(p.mg, p.mc, 9, nd / 2, &sp, 1e-5) <= 1);
+    lm_cluster_close(&p);
 
     /* AUTO (the suite's context) takes it where the rows take at most two
      * waves of clusters (ops/stack_step.cu): mamba-dna's default width at 1
      * and 4 rows, the DNA width at 1 and 4 rows; not at 256 rows */
+    mb_config cfg = small(0);
+    cfg.vocab_size = 16;
     cfg.d_model = 128;
-    model_pair(&cfg, 7, &r, &mc, &mg);
+    mb_model *mc, *mg;
+    model_pair(&cfg, 7, &p.r, &mc, &mg);
     assert_int_equal(mb_lm_stack_step_used(mg, 1), 1);
     assert_int_equal(mb_lm_stack_step_used(mg, 4), 1);
     assert_int_equal(mb_lm_stack_step_used(mg, 256), 0);
@@ -955,7 +989,7 @@ int main(void)
         cmocka_unit_test(test_bidir_bf16),
         cmocka_unit_test(test_recurrent),
         cmocka_unit_test(test_lm_sample), cmocka_unit_test(test_lm_sample_bf16),
-        cmocka_unit_test(test_lm_cluster),
+        cmocka_unit_test(test_lm_cluster), cmocka_unit_test(test_lm_cluster_draws),
         cmocka_unit_test(test_lm_layer),
         cmocka_unit_test(test_lm_wide), cmocka_unit_test(test_lm_wide_bf16),
         cmocka_unit_test(test_classify_plain),
