@@ -1,0 +1,136 @@
+# The indexing of bench/trials/cluster-rows.patch checked without a GPU: the kernel's phases transcribed
+# per block and thread (its index formulas as written) in float64, against a plain numpy block step
+# (session 34: RW 1, 2, 4, 8 with rows past B, K 2-4, two layers, two steps: worst 2.2e-15; it fails
+# when the conv taps' shift or the scan's row of a thread is changed). python3 cluster-rows-check.py
+import numpy as np, sys
+rng = np.random.default_rng(1)
+def run(C, DQ, RW, K, R, B, L=2, steps=2):
+    N, CH, NT = 16, 32, 1024
+    D, DI, XD = 128 * DQ, C * 32, R + 32
+    eps = 1e-5
+    W = []
+    for l in range(L):
+        W.append(dict(nw=rng.uniform(.5, 1.5, D), inp=rng.normal(0, D ** -.5, (2 * DI, D)),
+                      cw=rng.normal(0, .5, (DI, K)), cb=rng.normal(0, .1, DI), xp=rng.normal(0, DI ** -.5, (XD, DI)),
+                      dtw=rng.normal(0, R ** -.5, (DI, R)), dtb=rng.normal(-2, .5, DI), Al=np.log(rng.uniform(1, 16, (DI, N))),
+                      Dd=rng.normal(0, 1, DI), op=rng.normal(0, DI ** -.5, (D, DI))))
+    silu = lambda v: v / (1 + np.exp(-v)); sp = lambda v: np.log1p(np.exp(v))
+    # reference
+    cs_ref = [rng.normal(0, 1, (B, K - 1, DI)) for _ in range(L)]; ss_ref = [rng.normal(0, 1, (B, DI, N)) for _ in range(L)]
+    cs_k = [c.copy() for c in cs_ref]; ss_k = [s.copy() for s in ss_ref]
+    for step in range(steps):
+        h0 = rng.normal(0, 1, (B, D))
+        ref = h0.copy()
+        for l, P in enumerate(W):
+            for b in range(B):
+                h = ref[b]; xn = h / np.sqrt((h * h).mean() + eps) * P['nw']
+                xz = P['inp'] @ xn; x, z = xz[:DI], xz[DI:]
+                c = P['cb'] + (P['cw'][:, :K - 1] * cs_ref[l][b].T).sum(1) + P['cw'][:, K - 1] * x
+                cs_ref[l][b] = np.vstack([cs_ref[l][b][1:], x[None]])
+                xc = silu(c); dbc = P['xp'] @ xc
+                dt = sp(P['dtw'] @ dbc[:R] + P['dtb']); A = -np.exp(P['Al'])
+                ss_ref[l][b] = np.exp(dt[:, None] * A) * ss_ref[l][b] + dt[:, None] * dbc[R:R + N][None] * xc[:, None]
+                y = (ss_ref[l][b] @ dbc[R + N:] + P['Dd'] * xc) * silu(z)
+                ref[b] = h + P['op'] @ y
+        # the kernel, cluster by cluster, block by block
+        out = np.full((B, D), np.nan)
+        for cl in range((B + RW - 1) // RW):
+            b0 = cl * RW; nr = min(RW, B - b0)
+            TAPS = RW * 3 * CH
+            act = [dict(h=np.zeros((RW, D)), po=np.zeros((RW, D)), zg=np.zeros((RW, CH)), xc=np.zeros((RW, CH)),
+                        y=np.zeros((RW, CH)), xr=np.zeros((RW, CH)), px=np.zeros((RW, 96)), dbc=np.zeros((RW, 96))) for _ in range(C)]
+            ctap = [np.full(TAPS, np.nan) for _ in range(C)]
+            hst = [np.zeros((NT, RW // 2 if RW > 1 else 1)) for _ in range(C)]
+            def sj(t): return (t % (CH * N)) // N
+            def sn(t): return t % N
+            def sr0(t): return t // (CH * N) if RW > 1 else 0
+            def sact(t): return RW > 1 or t < CH * N
+            HPT = RW // 2 if RW > 1 else 1
+            def ssm_idx(me, t, k): return (b0 + sr0(t) + 2 * k, me * CH + sj(t), sn(t))
+            def load_states(me, l):
+                for t in range(NT):
+                    for k in range(HPT):
+                        hst[me][t, k] = ss_k[l][ssm_idx(me, t, k)] if sact(t) and sr0(t) + 2 * k < nr else 0.
+            def load_taps(me, l):
+                for i in range(TAPS):
+                    r, k, ch = i // (3 * CH), (i // CH) % 3, i % CH
+                    if k < K - 1: ctap[me][i] = cs_k[l][b0 + r, k, me * CH + ch] if r < nr else 0.
+            for me in range(C):
+                load_states(me, 0); load_taps(me, 0)
+                for i in range(RW * D):
+                    r, o = i // D, i % D
+                    act[me]['h'][r, o] = 0. if r >= nr else h0[b0 + r, o]
+            for l, P in enumerate(W):
+                more = l + 1 < L
+                for me in range(C):   # phase 1
+                    c0 = me * CH; A_ = act[me]
+                    for warp in range(CH):
+                        for r in range(RW):
+                            h = A_['h'][r]; rn = 1 / np.sqrt((h * h).sum() / D + eps); hn = h * P['nw']
+                            xzw = [P['inp'][c0 + warp] @ hn * rn, P['inp'][DI + c0 + warp] @ hn * rn]
+                            c = P['cb'][c0 + warp]
+                            for k in range(3):
+                                if k < K - 1: c += P['cw'][c0 + warp, k] * ctap[me][(r * 3 + k) * CH + warp]
+                            c += P['cw'][c0 + warp, K - 1] * xzw[0]
+                            A_['xc'][r, warp] = silu(c); A_['zg'][r, warp] = xzw[1]; A_['xr'][r, warp] = xzw[0]
+                for me in range(C):   # phase 2
+                    c0 = me * CH; A_ = act[me]
+                    for warp in range(32):
+                        for o in range(warp, XD, 32):
+                            for r in range(RW):
+                                A_['px'][r, o] = sum(P['xp'][o, c0 + lane] * A_['xc'][r, lane] for lane in range(32))
+                # cl.sync
+                for me in range(C):   # conv state store
+                    c0 = me * CH
+                    for i in range(TAPS):
+                        r, k, ch = i // (3 * CH), (i // CH) % 3, i % CH
+                        if r < nr and k < K - 1:
+                            cs_k[l][b0 + r, k, c0 + ch] = ctap[me][i + CH] if k < K - 2 else act[me]['xr'][r, ch]
+                newdbc = [np.zeros((RW, 96)) for _ in range(C)]
+                for me in range(C):   # dbc
+                    for r in range(RW):
+                        for i0 in range(0, XD * C, NT):
+                            for tid in range(0, NT, C):
+                                i = i0 + tid; o = i // C
+                                if o < XD: newdbc[me][r, o] = sum(act[q]['px'][r, o] for q in range(C))
+                for me in range(C): act[me]['dbc'][:] = newdbc[me]
+                for me in range(C):   # next taps
+                    if more: load_taps(me, l + 1)
+                for me in range(C):   # phase 3
+                    c0 = me * CH; A_ = act[me]
+                    for t in range(NT):
+                        if not sact(t): continue
+                        for k in range(HPT):
+                            r = sr0(t) + 2 * k; j, n = sj(t), sn(t); dbc = A_['dbc'][r]
+                            v = sum(P['dtw'][c0 + j, kk] * dbc[kk] for kk in range(R))
+                            xcj = A_['xc'][r, j]
+                            dt = sp(v + P['dtb'][c0 + j]); Aa = -np.exp(P['Al'][c0 + j, n])
+                            hst[me][t, k] = np.exp(dt * Aa) * hst[me][t, k] + dt * dbc[R + n] * xcj
+                    for t in range(0, min(NT, CH * N) if RW == 1 else NT, N):  # n == 0 lanes: the sum over n
+                        for k in range(HPT):
+                            r = sr0(t) + 2 * k; j = sj(t); dbc = A_['dbc'][r]
+                            v = sum(dbc[R + N + n] * hst[me][t + n, k] for n in range(N))
+                            A_['y'][r, j] = (v + P['Dd'][c0 + j] * A_['xc'][r, j]) * silu(A_['zg'][r, j])
+                TPO = NT // D; CPT = CH // TPO
+                for me in range(C):   # phase 4
+                    c0 = me * CH; A_ = act[me]
+                    for t in range(0, NT, TPO):
+                        o = t // TPO
+                        for r in range(RW):
+                            A_['po'][r, o] = sum(P['op'][o, c0 + q * CPT + c] * A_['y'][r, q * CPT + c] for q in range(TPO) for c in range(CPT))
+                # cl.sync: states, then residuals
+                for me in range(C):
+                    for t in range(NT):
+                        for k in range(HPT):
+                            if sact(t) and sr0(t) + 2 * k < nr:
+                                ss_k[l][ssm_idx(me, t, k)] = hst[me][t, k]
+                                if more: hst[me][t, k] = ss_k[l + 1][ssm_idx(me, t, k)]
+                tot = [sum(act[rk]['po'][r] for rk in range(C)) for r in range(RW)]
+                for me in range(C):
+                    for r in range(RW): act[me]['h'][r] += tot[r]
+            for i in range(nr * D): out[b0 + i // D, i % D] = act[0]['h'][i // D, i % D]
+        e = max(np.abs(out - ref).max() / np.abs(ref).max(),
+                max(np.abs(cs_k[l] - cs_ref[l]).max() for l in range(L)), max(np.abs(ss_k[l] - ss_ref[l]).max() for l in range(L)))
+        print(f"C {C} DQ {DQ} RW {RW} K {K} R {R} B {B} step {step}: worst {e:.2e}"); assert e < 1e-12, e
+for args in [(4, 1, 1, 4, 8, 3), (4, 1, 2, 3, 8, 3), (4, 1, 4, 2, 5, 6), (4, 2, 8, 4, 16, 11)]:
+    run(*args)
