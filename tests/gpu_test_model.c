@@ -545,24 +545,25 @@ static void test_lm_layer(void **s)
  * vocabulary (20,000: the head over every SM and the draw from global
  * memory): steps against the parallel forward, and sampling replayed on
  * the CPU. */
-static mb_config lm_wide_cfg(void)
+/* the wide model's pair (r seeded with seed), its config in *cfg */
+static void lm_wide_pair(uint64_t seed, mb_rng *r, mb_config *cfg, mb_model **mc, mb_model **mg)
 {
-    mb_config cfg = small(0);
-    cfg.d_model = 512;
-    cfg.n_layer = 2;
-    cfg.vocab_size = 20000;
-    cfg.tie_embeddings = 0; /* the head's bf16 copy then rounds the head alone, as the CPU reference can */
-    return cfg;
+    mb_rng_seed(r, mb_test_seed() + seed);
+    *cfg = small(0);
+    cfg->d_model = 512;
+    cfg->n_layer = 2;
+    cfg->vocab_size = 20000;
+    cfg->tie_embeddings = 0; /* the head's bf16 copy then rounds the head alone, as the CPU reference can */
+    model_pair(cfg, 5, r, mc, mg);
 }
 
 static void test_lm_wide(void **s)
 {
     (void)s;
     mb_rng r;
-    mb_rng_seed(&r, mb_test_seed() + 97);
-    mb_config cfg = lm_wide_cfg();
+    mb_config cfg;
     mb_model *mc, *mg;
-    model_pair(&cfg, 5, &r, &mc, &mg);
+    lm_wide_pair(97, &r, &cfg, &mc, &mg);
     /* under the sanitizers (racecheck did not finish this test in 290 s)
      * fewer tokens: the same kernels, row groups and paths, fewer launches */
     const int sm = gpu_test_small();
@@ -599,10 +600,9 @@ static void test_lm_wide_bf16(void **s)
 {
     (void)s;
     mb_rng r;
-    mb_rng_seed(&r, mb_test_seed() + 197);
-    mb_config cfg = lm_wide_cfg();
+    mb_config cfg;
     mb_model *mc, *mg;
-    model_pair(&cfg, 5, &r, &mc, &mg);
+    lm_wide_pair(197, &r, &cfg, &mc, &mg);
     const int sm = gpu_test_small();
     const int B = 2, L = sm ? 3 : 6;
     const mb_sampler sp = {.temperature = 1.f, .top_p = 0.9f, .seed = 23, .top_k = 200};

@@ -504,15 +504,14 @@ static int lm_sample_run(mb_model *m, lm_state *s, const int32_t *tokens, int n,
         mb_dev_upload(ctx, s->tok, tokens, (size_t)B * sizeof(int32_t)))
         return -1;
     const mb_norm *nf = &nt->bb.head.norm;
+    const int bf16 = ctx->precision == MB_PREC_BF16; /* the LM head's own logits, then the draw */
     lm_gen_work w = {m, s, {
         .batch = B, .d_model = m->cfg.d_model, .vocab = m->cfg.vocab_size, .eps = nf->eps,
         .norm_w = mb_param_data(&m->params, nf->p_w), .norm_b = nf->p_b >= 0 ? mb_param_data(&m->params, nf->p_b) : NULL,
         .head = mb_param_data(&m->params, nt->bb.head.p_w), .head_bf16 = mb_param_bf16(&m->params, nt->bb.head.p_w),
         .head_q8 = mb_param_q8(&m->params, nt->bb.head.p_w),
-        .have_logits = ctx->precision == MB_PREC_BF16,
-        .logits = mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size) && ctx->precision != MB_PREC_BF16
-                      ? NULL
-                      : s->logits,
+        .have_logits = bf16,
+        .logits = bf16 || !mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size) ? s->logits : NULL,
         .ld_logits = m->vocab_padded, .cfg = s->gen.cfg, .count = s->gen.count, .next = s->tok,
         .hist = s->gen.ring, .hist_len = s->gen.period}};
     const mb_gen_fns f = {lm_gen_step, NULL, NULL, &w};
