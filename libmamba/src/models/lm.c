@@ -279,6 +279,7 @@ typedef struct {
     mb_lm_head_acts hacts;
     mb_arena ws;
     mb_gen gen; /* generation (lm_sample): graphs of steps on a GPU, a step at a time on the CPU */
+    float *A;   /* every layer's A = -exp(A_log), pinned for a sample call (lm_pin_A) */
 } lm_state;
 
 /* steps a replayed graph of generation runs */
@@ -350,6 +351,7 @@ static void lm_state_free(mb_state *st)
     lm_state_bufs_free(s);
     mb_gen_free(&s->gen, st->model->ctx);
     mb_dev_free(st->model->ctx, s->buf);
+    mb_dev_free(st->model->ctx, s->A);
     free(s->layers);
     free(s);
 }
@@ -360,11 +362,15 @@ static mb_state *lm_state_create(mb_model *m, int B)
     lm_state *s = mb_calloc(1, sizeof *s, "state");
     if (!s) return NULL;
     mb_state_base_init(&s->pub, m, B);
-    size_t total = 0;
-    for (int l = 0; l < m->cfg.n_layer; l++) total += mb_mixer_state_floats(&n->bb.layers[l].mixer, B);
+    size_t total = 0, nA = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        total += mb_mixer_state_floats(&n->bb.layers[l].mixer, B);
+        nA += (size_t)n->bb.layers[l].mixer.d_inner * n->bb.layers[l].mixer.d_state;
+    }
     s->buf = mb_dev_alloc_floats(m->ctx, total, "recurrent state");
+    s->A = mb_dev_alloc_floats(m->ctx, nA, "recurrent state");
     s->layers = mb_calloc((size_t)m->cfg.n_layer, sizeof(mb_mixer_state), "state");
-    if (!s->buf || !s->layers || lm_state_bufs(s, 1) || mb_gen_init(&s->gen, m->ctx, B, LM_GEN_PERIOD)) {
+    if (!s->buf || !s->A || !s->layers || lm_state_bufs(s, 1) || mb_gen_init(&s->gen, m->ctx, B, LM_GEN_PERIOD)) {
         mb_state_free(&s->pub);
         return NULL;
     }
@@ -519,41 +525,50 @@ static int lm_sample_run(mb_model *m, lm_state *s, const int32_t *tokens, int n,
     return mb_ctx_check(ctx);
 }
 
-/* Where device memory is host memory, each layer's A = -exp(A_log) once
- * for a call's run of steps rather than once a step (NULL on failure, the
- * reason set) */
-static float *lm_pin_A(mb_model *m, lm_state *s)
+/* Each layer's A = -exp(A_log) once for a call's run of steps rather than
+ * once a step (the same op on the same weights: the same values), into the
+ * state's buffer; bound until lm_unpin_A, since the weights may change
+ * between calls */
+static void lm_pin_A(mb_model *m, lm_state *s)
 {
     const lm_net *nt = net(m);
-    size_t total = 0;
+    float *p = s->A;
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        const mb_mixer *mx = &nt->bb.layers[l].mixer;
-        total += (size_t)mx->d_inner * mx->d_state;
-    }
-    float *buf = mb_calloc(total, sizeof(float), "sampling"), *p = buf;
-    for (int l = 0; buf && l < m->cfg.n_layer; l++) {
         const mb_mixer *mx = &nt->bb.layers[l].mixer;
         mb_mixer_state_pin_A(m->ctx, mx, &m->params, &s->layers[l], p);
         p += (size_t)mx->d_inner * mx->d_state;
     }
-    return buf;
 }
 
-static void lm_unpin_A(mb_model *m, lm_state *s, float *buf)
+static void lm_unpin_A(mb_model *m, lm_state *s)
 {
     for (int l = 0; l < m->cfg.n_layer; l++) s->layers[l].A = NULL;
-    free(buf);
+}
+
+/* Whether a step's layers read a pinned A: on the CPU (its block step),
+ * and on a GPU where the step runs the layers' own ops (lm_state_layers;
+ * the GPU's step kernels take exp(A_log) themselves, and a call of a token
+ * or two would pay for the pinning's kernels) */
+static int lm_reads_pinned_A(mb_model *m, lm_state *s)
+{
+    if (mb_dev_host_memory(m->ctx)) return 1;
+    const lm_net *n = net(m);
+    mb_block_step_params bp[MB_STACK_STEP_MAX_LAYERS];
+    const int B = s->pub.B;
+    if (lm_stack_params(m, s, B, bp)) return 0;
+    return !(n->step_fused && m->ctx->precision == MB_PREC_FP32 &&
+             mb_layer_step_prefers(m->ctx, &n->bb.layers[0], &m->params, B));
 }
 
 /* The LM's generation: one loop on every device (lm_sample_run), with A
- * pinned for the run on the CPU */
+ * pinned for the run where the steps read it */
 static int lm_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, const mb_sampler *sp, int32_t *out)
 {
     lm_state *s = (lm_state *)st;
-    float *A = NULL;
-    if (mb_dev_host_memory(m->ctx) && !(A = lm_pin_A(m, s))) return -1;
+    const int pin = lm_reads_pinned_A(m, s);
+    if (pin) lm_pin_A(m, s);
     const int rc = lm_sample_run(m, s, tokens, n, sp, out);
-    lm_unpin_A(m, s, A);
+    if (pin) lm_unpin_A(m, s);
     return rc;
 }
 

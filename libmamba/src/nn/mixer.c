@@ -229,8 +229,12 @@ int mb_mixer_fwd_xz(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
                     mb_mixer_state *st, mb_arena *ws, int scan)
 {
     const int M = B * L, Di = mx->d_inner, R = mx->dt_rank;
-    mb_act_fwd(ctx, MB_ACT_NEGEXP, Di, mx->d_state, mb_param_data(ps, mx->p_A_log), mx->d_state,
-               a->A, mx->d_state);
+    /* A pinned for a run of steps (mb_mixer_state_pin_A), or computed here
+     * into the activations, where the backward finds it */
+    const float *A = st && st->A ? st->A : a->A;
+    if (A == a->A)
+        mb_act_fwd(ctx, MB_ACT_NEGEXP, Di, mx->d_state, mb_param_data(ps, mx->p_A_log), mx->d_state, a->A,
+                   mx->d_state);
     /* each product and the conv + SiLU, the scan's gated output as the
      * precision stores them (mb_precision_store: bf16's points are
      * mamba_ssm's under autocast; the conv's weights and the scan's A, D
@@ -253,6 +257,7 @@ int mb_mixer_fwd_xz(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
     a->ys_pending = !scan;
     if (!scan) return 0;
     mb_scan_params sp = mixer_scan_params(mx, ps, B, L, a, st ? st->ssm : NULL);
+    sp.A = A;
     size_t mark = ws->used;
     mb_scan_fwd(ctx, &sp, a->ys, st ? st->ssm : NULL, ws);
     ws->used = mark;

@@ -33,8 +33,9 @@ typedef struct {
 typedef struct {
     float *conv; /* (B, K-1, Di): the last conv inputs */
     float *ssm;  /* (B, Di, N) or (B, Di, N, 2) */
-    /* NULL, or during one call's run of steps on the CPU, -exp(A_log)
-     * computed once for the run (mb_mixer_state_pin_A) */
+    /* NULL, or during one call's run of steps (the LM's sampling),
+     * -exp(A_log) computed once for the run (mb_mixer_state_pin_A): the
+     * CPU's block step and the GPU's layer-by-layer step read it */
     const float *A;
 } mb_mixer_state;
 
@@ -86,8 +87,10 @@ typedef struct {
     const float *add2;
     int ld_out2, ld_add2;
 } mb_block_io;
-/* For a run of steps within one call on the CPU: A = -exp(A_log) into buf
- * (d_inner * d_state floats) and bound to st, so each step skips that exp.
+/* For a run of steps within one call: A = -exp(A_log) into buf (d_inner *
+ * d_state floats, the context's memory) and bound to st, so each step skips
+ * that exp (on a GPU a kernel a layer a step: 3.7 us of a 130m layer's ~67
+ * at 64 rows, H100, session 32's profile).
  * The caller sets st->A back to NULL at the call's end: weights may change
  * between calls. */
 void mb_mixer_state_pin_A(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, mb_mixer_state *st,
