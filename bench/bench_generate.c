@@ -216,6 +216,7 @@ int main(int argc, char **argv)
     if (gpu && !quick) {
         row(ctx, &dna, 8, nt * 4, 0, bw, &plain);
         row(ctx, &dna, 16, nt * 4, 0, bw, &plain);
+        row(ctx, &dna, 32, nt * 2, 0, bw, &plain); /* where the cluster step's rows a cluster reach 4 */
         row(ctx, &small, 4, nt * 4, 0, bw, &plain);
         row(ctx, &small, 16, nt * 4, 0, bw, &plain);
     }
