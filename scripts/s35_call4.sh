@@ -25,3 +25,5 @@ for step in cluster layer; do
     MB_CUDA_STEP=$step timeout 45 "$(bin_of $who bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
   done
 done
+# racecheck of the cluster step's model tests, now at the narrowest cluster under the sanitizers
+PARTS="test_lm_cluster test_lm_cluster_draws" timeout 170 bash scripts/gpu_sanitize.sh racecheck 150 2>&1 | tail -4
