@@ -5,7 +5,8 @@
 #   bench_gpu --scan, two rounds: this tree, scan-cursor, scan-cursor-in
 #   bench_generate --shape dna (1 to 64 rows): this tree and cluster-rows under AUTO (two
 #   rounds), and each with the step forced, MB_CUDA_STEP=cluster and =layer (one round), to
-#   set AUTO's rule from where each path wins
+#   set AUTO's rule from where each path wins; last, racecheck on test_lm_cluster and
+#   test_lm_cluster_draws (this tree; the narrowest cluster under the sanitizers)
 set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
 ROUNDS=1 BENCH=none timeout 330 bash scripts/gpu_trial.sh cluster-rows,scan-cursor,scan-cursor-in "-" | grep -v "^== .*no .*bench/none"
