@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
 # Session 35, device call 4 (carry .deps): the trials cluster-rows (its test's token buffer
-# mended), scan-cursor, scan-cursor-in and scan-step-dt, each built with its GPU suites
-# (gpu_trial.sh, no benchmark); then
-#   bench_gpu --scan, two rounds: this tree, scan-cursor, scan-cursor-in
+# mended), scan-cursor-in and scan-step-dt, each built with its GPU suites (gpu_trial.sh, no
+# benchmark); then
+#   bench_gpu --scan, two rounds: this tree and scan-cursor-in (scan-cursor's rows: call 1)
 #   bench_generate --shape dna (1 to 64 rows), two rounds: this tree (AUTO: the layer path from
 #     16 rows), cluster-rows, scan-step-dt; and cluster-rows with MB_CUDA_STEP=cluster (its
 #     clusters at every row count), to set AUTO's rule from where each path wins
 #   bench_generate --shape 130m --batch 64, two rounds: this tree and scan-step-dt
-# last, racecheck on test_lm_cluster and test_lm_cluster_draws (this tree; the narrowest
-# cluster under the sanitizers)
+# (Cut to fit the device time left after three failed starts: no scan-cursor build, no racecheck.)
 set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
-ROUNDS=1 BENCH=none timeout 300 bash scripts/gpu_trial.sh cluster-rows,scan-cursor,scan-cursor-in,scan-step-dt "-" |
+ROUNDS=1 BENCH=none timeout 200 bash scripts/gpu_trial.sh cluster-rows,scan-cursor-in,scan-step-dt "-" |
     grep -v "^== .*no .*bench/none"
 source scripts/deps.sh; deps_runtime
 bin_of() { [ "$1" = base ] && echo build-gpu/bench/$2 || echo /tmp/trial_src_$1/build-gpu/bench/$2; }
 for r in 1 2; do
-  for who in base scan-cursor scan-cursor-in; do
+  for who in base scan-cursor-in; do
     echo "== scan $who round $r"; timeout 40 "$(bin_of $who bench_gpu)" --scan | grep -E "^\| +[0-9]"
   done
   for who in base cluster-rows scan-step-dt; do
@@ -29,4 +28,3 @@ for r in 1 2; do
 done
 echo "== generate dna MB_CUDA_STEP=cluster cluster-rows"
 MB_CUDA_STEP=cluster timeout 30 "$(bin_of cluster-rows bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
-PARTS="test_lm_cluster test_lm_cluster_draws" timeout 130 bash scripts/gpu_sanitize.sh racecheck 120 2>&1 | tail -4
