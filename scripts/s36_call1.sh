@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Session 35, device call 4 (carry .deps): the trials cluster-rows (its test's token buffer
-# mended), scan-cursor-in and scan-step-dt, each built with its GPU suites (gpu_trial.sh, no
+# The next session's first device call (written in session 35, whose later calls found no
+# machine; carry .deps): the trials cluster-rows (its test's token buffer mended),
+# scan-cursor-in and scan-step-dt, each built with its GPU suites (gpu_trial.sh, no
 # benchmark); then
 #   bench_gpu --scan, two rounds: this tree and scan-cursor-in (scan-cursor's rows: call 1)
 #   bench_generate --shape dna (1 to 64 rows), two rounds: this tree (AUTO: the layer path from
 #     16 rows), cluster-rows, scan-step-dt; and cluster-rows with MB_CUDA_STEP=cluster (its
 #     clusters at every row count), to set AUTO's rule from where each path wins
 #   bench_generate --shape 130m --batch 64, two rounds: this tree and scan-step-dt
-# (Cut to fit the device time left after three failed starts: no scan-cursor build, no racecheck.)
+#   bench_gemm (first run): the step's GEMMs through cublasSgemm against cublasLt's algorithms
 set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
 ROUNDS=1 BENCH=none timeout 200 bash scripts/gpu_trial.sh cluster-rows,scan-cursor-in,scan-step-dt "-" |
@@ -28,3 +29,4 @@ for r in 1 2; do
 done
 echo "== generate dna MB_CUDA_STEP=cluster cluster-rows"
 MB_CUDA_STEP=cluster timeout 30 "$(bin_of cluster-rows bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
+echo "== bench_gemm"; timeout 120 build-gpu/bench/bench_gemm | grep -E "^\| [a-z0-9]|^GEMMs"

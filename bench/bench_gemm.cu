@@ -1,0 +1,309 @@
+/* The generation step's GEMMs at a few rows, through the call libmamba
+ * makes and through cublasLt's algorithms, each timed: whether choosing the
+ * algorithm per shape (as an autotuner would at a shape's first use) is
+ * worth building into mb_gemm (issue 15). At 64 rows the 130m layer's four
+ * GEMMs, with cuBLAS's split-K reductions after two of them, are 55% of its
+ * time with TF32 (session 35's profile): x_proj (1536 -> 80, 0.5 MB of
+ * weights) took 7.4 + 3.5 us there, in_proj ran 48 blocks on 132 SMs.
+ *
+ * For each shape (y = x W^T, row-major as mb_gemm: M rows, N outputs, K
+ * inputs) and mode (fp32; TF32 as mb_ctx_set_tf32):
+ *   sgemm    cublasSgemm as mb_gemm_cuda calls it (the math mode per mode)
+ *   lt h0    cublasLtMatmul with the heuristic's first algorithm
+ *   lt best  the fastest of the heuristic's algorithms (up to 32), and its
+ *            configuration (algorithm id, tile id, split-K, stages)
+ *   floor    W, x and y moved once at the measured copy bandwidth
+ * Each time is the median of 5 runs of 50 launches, the weights taken from
+ * several copies in turn so that they come from DRAM, as a model's layers'
+ * do. Each lt result is checked against sgemm's of the same mode (the
+ * largest difference over the largest |y|; TF32 against TF32).
+ *
+ * A microbenchmark of the device and cuBLAS, not of libmamba. Prints a
+ * table; no pass/fail.
+ *
+ *   bench_gemm [--quick] */
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_cuda.h"
+
+#define BM_CHECK(call) BENCH_CUDA_CHECK("bench_gemm", call)
+#define BM_BLAS(call)                                                                               \
+    do {                                                                                            \
+        cublasStatus_t s_ = (call);                                                                 \
+        if (s_ != CUBLAS_STATUS_SUCCESS) {                                                          \
+            fprintf(stderr, "bench_gemm: %s:%d: %s: cuBLAS status %d\n", __FILE__, __LINE__, #call, \
+                    (int)s_);                                                                       \
+            exit(1);                                                                                \
+        }                                                                                           \
+    } while (0)
+
+#define BM_WS_BYTES ((size_t)64 << 20) /* cublasLt's workspace (split-K partials) */
+#define BM_MAX_ALGOS 32
+#define BM_LAUNCHES 50
+#define BM_RUNS 5
+#define BM_ROTATE_BYTES ((size_t)160 << 20) /* weight copies past any L2 */
+
+typedef struct {
+    const char *name;
+    int N, K;
+} bm_shape;
+
+/* the mixers' products and the LM head of the three shapes bench_generate
+ * times (dt_rank = ceil(d_model / 16), vocab padded to 8) */
+static const bm_shape g_shapes[] = {
+    {"dna in_proj", 1024, 256},      {"dna x_proj", 48, 512},         {"dna dt_proj", 512, 16},
+    {"dna out_proj", 256, 512},      {"130m in_proj", 3072, 768},     {"130m x_proj", 80, 1536},
+    {"130m dt_proj", 1536, 48},      {"130m out_proj", 768, 1536},    {"130m head", 50280, 768},
+    {"2.8b in_proj", 10240, 2560},   {"2.8b x_proj", 192, 5120},      {"2.8b dt_proj", 5120, 160},
+    {"2.8b out_proj", 2560, 5120},
+};
+
+typedef struct {
+    cublasHandle_t blas;
+    cublasLtHandle_t lt;
+    cudaStream_t s;
+    void *ws;
+} bm_ctx;
+
+/* operands: nw copies of W (N x K), x (M x K), y (M x N) */
+typedef struct {
+    int M, N, K, nw;
+    float **W, *x, *y;
+} bm_ops;
+
+static void bm_fill(float *d, size_t n, uint64_t seed, float scale)
+{
+    float *h = (float *)malloc(n * sizeof(float));
+    uint64_t r = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        h[i] = scale * ((float)(r >> 40) / (float)(1 << 24) * 2.f - 1.f);
+    }
+    BM_CHECK(cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice));
+    free(h);
+}
+
+static float bm_median(float *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            const float t = v[j];
+            v[j] = v[j - 1], v[j - 1] = t;
+        }
+    return v[n / 2];
+}
+
+/* copy bandwidth (read + write) of this GPU, bytes/s */
+static double bm_copy_bw(cudaStream_t s)
+{
+    const size_t n = (size_t)256 << 20;
+    void *a, *b;
+    BM_CHECK(cudaMalloc(&a, n));
+    BM_CHECK(cudaMalloc(&b, n));
+    BM_CHECK(cudaMemsetAsync(a, 1, n, s));
+    float best = 1e30f;
+    for (int i = 0; i < 5; i++) {
+        bench_timer t = bench_tic(s);
+        BM_CHECK(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, s));
+        const float ms = bench_toc(t, s);
+        if (ms < best) best = ms;
+    }
+    BM_CHECK(cudaFree(a));
+    BM_CHECK(cudaFree(b));
+    return 2.0 * (double)n / (best * 1e-3);
+}
+
+/* y = x W^T as mb_gemm_cuda computes it: column-major y^T = W x^T */
+static void bm_sgemm(bm_ctx *c, const bm_ops *o, int i)
+{
+    const float one = 1.f, zero = 0.f;
+    BM_BLAS(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, o->N, o->M, o->K, &one, o->W[i], o->K, o->x, o->K,
+                        &zero, o->y, o->N));
+}
+
+typedef struct {
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t a, b, d;
+    cublasLtMatmulHeuristicResult_t res[BM_MAX_ALGOS];
+    int n;
+} bm_lt;
+
+static void bm_lt_make(bm_ctx *c, const bm_ops *o, int tf32, bm_lt *l)
+{
+    const cublasOperation_t t = CUBLAS_OP_T, nn = CUBLAS_OP_N;
+    BM_BLAS(cublasLtMatmulDescCreate(&l->op, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
+                                     CUDA_R_32F));
+    BM_BLAS(cublasLtMatmulDescSetAttribute(l->op, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t));
+    BM_BLAS(cublasLtMatmulDescSetAttribute(l->op, CUBLASLT_MATMUL_DESC_TRANSB, &nn, sizeof nn));
+    /* column-major: W is K x N (ld K) taken transposed, x^T K x M, y^T N x M */
+    BM_BLAS(cublasLtMatrixLayoutCreate(&l->a, CUDA_R_32F, o->K, o->N, o->K));
+    BM_BLAS(cublasLtMatrixLayoutCreate(&l->b, CUDA_R_32F, o->K, o->M, o->K));
+    BM_BLAS(cublasLtMatrixLayoutCreate(&l->d, CUDA_R_32F, o->N, o->M, o->N));
+    cublasLtMatmulPreference_t pref;
+    BM_BLAS(cublasLtMatmulPreferenceCreate(&pref));
+    const size_t ws = BM_WS_BYTES;
+    BM_BLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    l->n = 0;
+    BM_BLAS(cublasLtMatmulAlgoGetHeuristic(c->lt, l->op, l->a, l->b, l->d, l->d, pref, BM_MAX_ALGOS, l->res,
+                                           &l->n));
+    BM_BLAS(cublasLtMatmulPreferenceDestroy(pref));
+}
+
+static void bm_lt_free(bm_lt *l)
+{
+    cublasLtMatrixLayoutDestroy(l->a);
+    cublasLtMatrixLayoutDestroy(l->b);
+    cublasLtMatrixLayoutDestroy(l->d);
+    cublasLtMatmulDescDestroy(l->op);
+}
+
+/* 0, or the cuBLAS status of an algorithm that will not run this shape */
+static cublasStatus_t bm_lt_run(bm_ctx *c, const bm_ops *o, const bm_lt *l, int k, int i)
+{
+    const float one = 1.f, zero = 0.f;
+    return cublasLtMatmul(c->lt, l->op, &one, o->W[i], l->a, o->x, l->b, &zero, o->y, l->d, o->y, l->d,
+                          &l->res[k].algo, c->ws, BM_WS_BYTES, c->s);
+}
+
+/* us a GEMM: median of BM_RUNS runs of BM_LAUNCHES launches (weights in
+ * turn); -1 when the algorithm k fails (lt only) */
+static float bm_time(bm_ctx *c, const bm_ops *o, const bm_lt *l, int k)
+{
+    float v[BM_RUNS];
+    for (int w = 0; w < 3; w++) {
+        if (!l) bm_sgemm(c, o, w % o->nw);
+        else if (bm_lt_run(c, o, l, k, w % o->nw) != CUBLAS_STATUS_SUCCESS) return -1.f;
+    }
+    for (int r = 0; r < BM_RUNS; r++) {
+        bench_timer t = bench_tic(c->s);
+        for (int j = 0; j < BM_LAUNCHES; j++) {
+            if (!l) bm_sgemm(c, o, j % o->nw);
+            else if (bm_lt_run(c, o, l, k, j % o->nw) != CUBLAS_STATUS_SUCCESS) return -1.f;
+        }
+        v[r] = bench_toc(t, c->s) * 1e3f / BM_LAUNCHES;
+    }
+    BM_CHECK(cudaGetLastError());
+    return bm_median(v, BM_RUNS);
+}
+
+/* y as it stands, to the host */
+static float *bm_download(const bm_ops *o)
+{
+    const size_t n = (size_t)o->M * o->N;
+    float *h = (float *)malloc(n * sizeof(float));
+    BM_CHECK(cudaMemcpy(h, o->y, n * sizeof(float), cudaMemcpyDeviceToHost));
+    return h;
+}
+
+static double bm_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
+static void bm_row(bm_ctx *c, const bm_shape *sh, int M, int tf32, double bw)
+{
+    bm_ops o = {M, sh->N, sh->K, 0, NULL, NULL, NULL};
+    const size_t wb = (size_t)sh->N * sh->K * sizeof(float);
+    o.nw = (int)((BM_ROTATE_BYTES + wb - 1) / wb);
+    if (o.nw < 2) o.nw = 2;
+    o.W = (float **)malloc((size_t)o.nw * sizeof(float *));
+    for (int i = 0; i < o.nw; i++) {
+        BM_CHECK(cudaMalloc(&o.W[i], wb));
+        if (i == 0) bm_fill(o.W[0], (size_t)sh->N * sh->K, 7, 1.f / sqrtf((float)sh->K));
+        else BM_CHECK(cudaMemcpy(o.W[i], o.W[0], wb, cudaMemcpyDeviceToDevice));
+    }
+    BM_CHECK(cudaMalloc(&o.x, (size_t)M * sh->K * sizeof(float)));
+    BM_CHECK(cudaMalloc(&o.y, (size_t)M * sh->N * sizeof(float)));
+    bm_fill(o.x, (size_t)M * sh->K, 3, 1.f);
+
+    BM_BLAS(cublasSetMathMode(c->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    const float t_sg = bm_time(c, &o, NULL, 0);
+    bm_sgemm(c, &o, 0);
+    float *ref = bm_download(&o);
+
+    bm_lt l;
+    bm_lt_make(c, &o, tf32, &l);
+    float t_h0 = -1.f, t_best = 1e30f;
+    int best = -1;
+    double diff = 0;
+    for (int k = 0; k < l.n; k++) {
+        const float t = bm_time(c, &o, &l, k);
+        if (t < 0) continue;
+        if (k == 0) t_h0 = t;
+        BM_CHECK(cudaMemset(o.y, 0xFF, (size_t)M * sh->N * sizeof(float)));
+        if (bm_lt_run(c, &o, &l, k, 0) != CUBLAS_STATUS_SUCCESS) continue;
+        float *got = bm_download(&o);
+        const double d = bm_diff(got, ref, (size_t)M * sh->N);
+        free(got);
+        if (d > diff) diff = d;
+        if (t < t_best) t_best = t, best = k;
+    }
+    char cfg[64] = "-";
+    if (best >= 0) {
+        int id = 0, tile = 0, split = 0, stages = 0;
+        size_t w;
+        const cublasLtMatmulAlgo_t *a = &l.res[best].algo;
+        cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_ID, &id, sizeof id, &w);
+        cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &w);
+        cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split, sizeof split, &w);
+        cublasLtMatmulAlgoConfigGetAttribute(a, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof stages, &w);
+        snprintf(cfg, sizeof cfg, "#%d: id %d tile %d split %d st %d", best, id, tile, split, stages);
+    }
+    const double bytes = (double)wb + 4.0 * M * ((double)sh->K + sh->N);
+    const double floor_us = bytes / bw * 1e6;
+    printf("| %-14s | %4d | %-4s | %8.2f | %8.2f | %8.2f | %-30s | %3d | %7.2f | %5.2fx | %8.1e |\n", sh->name, M,
+           tf32 ? "tf32" : "fp32", t_sg, t_h0, best >= 0 ? t_best : -1.f, cfg, l.n, floor_us,
+           best >= 0 ? t_sg / t_best : 0.0, diff);
+    fflush(stdout);
+    bm_lt_free(&l);
+    free(ref);
+    for (int i = 0; i < o.nw; i++) BM_CHECK(cudaFree(o.W[i]));
+    free(o.W);
+    BM_CHECK(cudaFree(o.x));
+    BM_CHECK(cudaFree(o.y));
+}
+
+int main(int argc, char **argv)
+{
+    const int quick = bench_args_quick(argc, argv, "bench_gemm");
+    bm_ctx c;
+    BM_CHECK(cudaStreamCreate(&c.s));
+    BM_BLAS(cublasCreate(&c.blas));
+    BM_BLAS(cublasSetStream(c.blas, c.s));
+    BM_BLAS(cublasLtCreate(&c.lt));
+    BM_CHECK(cudaMalloc(&c.ws, BM_WS_BYTES));
+    cudaDeviceProp prop;
+    BM_CHECK(cudaGetDeviceProperties(&prop, 0));
+    const double bw = bm_copy_bw(c.s);
+    printf("GEMMs of the generation step on %s (%d SMs), copy bandwidth %.0f GB/s (read + write); us a GEMM, "
+           "median of %d runs of %d launches; lt best: the fastest of the heuristic's algorithms (n); "
+           "gain: sgemm / lt best; diff: lt's largest |y - sgemm's y| / max |y|, same mode\n\n",
+           prop.name, prop.multiProcessorCount, bw / 1e9, BM_RUNS, BM_LAUNCHES);
+    printf("| shape          | rows | mode | sgemm    | lt h0    | lt best  | best algorithm                 |   n | floor   | gain   | diff     |\n");
+    printf("|----------------|------|------|----------|----------|----------|--------------------------------|-----|---------|--------|----------|\n");
+    static const int rows_all[] = {64, 16, 256}, rows_quick[] = {64};
+    const int *rows = quick ? rows_quick : rows_all, nr = quick ? 1 : 3;
+    for (int ri = 0; ri < nr; ri++)
+        for (size_t i = 0; i < sizeof g_shapes / sizeof g_shapes[0]; i++)
+            for (int tf = 0; tf < 2; tf++) {
+                if (quick && strncmp(g_shapes[i].name, "130m", 4)) continue;
+                bm_row(&c, &g_shapes[i], rows[ri], tf, bw);
+            }
+    BM_CHECK(cudaFree(c.ws));
+    cublasLtDestroy(c.lt);
+    cublasDestroy(c.blas);
+    BM_CHECK(cudaStreamDestroy(c.s));
+    return 0;
+}
