@@ -7,11 +7,11 @@
 #   bench_generate --shape dna (1 to 64 rows), two rounds: this tree (AUTO: the layer path from
 #     16 rows), cluster-rows, scan-step-dt; and cluster-rows with MB_CUDA_STEP=cluster (its
 #     clusters at every row count), to set AUTO's rule from where each path wins
-#   bench_generate --shape 130m --batch 64, two rounds: this tree and scan-step-dt
+#   bench_generate --shape 130m --batch 64, two rounds: this tree, scan-step-dt, step-residual
 #   bench_gemm (first run): the step's GEMMs through cublasSgemm against cublasLt's algorithms
 set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
-ROUNDS=1 BENCH=none timeout 200 bash scripts/gpu_trial.sh cluster-rows,scan-cursor-in,scan-step-dt "-" |
+ROUNDS=1 BENCH=none timeout 260 bash scripts/gpu_trial.sh cluster-rows,scan-cursor-in,scan-step-dt,step-residual "-" |
     grep -v "^== .*no .*bench/none"
 source scripts/deps.sh; deps_runtime
 bin_of() { [ "$1" = base ] && echo build-gpu/bench/$2 || echo /tmp/trial_src_$1/build-gpu/bench/$2; }
@@ -22,7 +22,7 @@ for r in 1 2; do
   for who in base cluster-rows scan-step-dt; do
     echo "== generate dna $who round $r"; timeout 30 "$(bin_of $who bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
   done
-  for who in base scan-step-dt; do
+  for who in base scan-step-dt step-residual; do
     echo "== generate 130m 64 $who round $r"
     timeout 30 "$(bin_of $who bench_generate)" --device cuda --shape 130m --batch 64 | grep -E "^\| 130m"
   done
