@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The next session's first device call (written in session 35, whose later calls found no
 # machine; carry .deps): the trials cluster-rows (its test's token buffer mended),
-# scan-cursor-in and scan-step-dt, each built with its GPU suites (gpu_trial.sh, no
+# scan-cursor-in, scan-step-dt and step-residual, each built with its GPU suites (gpu_trial.sh, no
 # benchmark); then
 #   bench_gpu --scan, two rounds: this tree and scan-cursor-in (scan-cursor's rows: call 1)
 #   bench_generate --shape dna (1 to 64 rows), two rounds: this tree (AUTO: the layer path from
