@@ -11,7 +11,7 @@
 #   bench_gemm (first run): the step's GEMMs through cublasSgemm against cublasLt's algorithms
 set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
-ROUNDS=1 BENCH=none timeout 260 bash scripts/gpu_trial.sh cluster-rows,scan-cursor-in,scan-step-dt,step-residual "-" |
+ROUNDS=1 BENCH=none timeout 300 bash scripts/gpu_trial.sh cluster-rows,scan-cursor-in,scan-step-dt,step-residual "-" |
     grep -v "^== .*no .*bench/none"
 source scripts/deps.sh; deps_runtime
 bin_of() { [ "$1" = base ] && echo build-gpu/bench/$2 || echo /tmp/trial_src_$1/build-gpu/bench/$2; }
