@@ -61,4 +61,37 @@ static inline float bench_toc(bench_timer t, cudaStream_t s)
     return ms;
 }
 
+/* median of v[0..n) (n <= 64), which it sorts */
+static inline float bench_median_f(float *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            const float t = v[j];
+            v[j] = v[j - 1], v[j - 1] = t;
+        }
+    return v[n / 2];
+}
+
+/* The GPU's copy bandwidth, bytes read + written a second: `bytes` device
+ * to device on stream s, the median of reps (<= 64) after a warm-up. The
+ * yardstick of the benchmarks' memory floors. */
+static inline double bench_copy_bandwidth(cudaStream_t s, size_t bytes, int reps)
+{
+    void *a, *b;
+    float ms[64];
+    if (reps > 64) reps = 64;
+    BENCH_CUDA_CHECK("bench", cudaMalloc(&a, bytes));
+    BENCH_CUDA_CHECK("bench", cudaMalloc(&b, bytes));
+    BENCH_CUDA_CHECK("bench", cudaMemsetAsync(a, 0x5a, bytes, s));
+    BENCH_CUDA_CHECK("bench", cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s)); /* warm-up */
+    for (int i = 0; i < reps; i++) {
+        bench_timer t = bench_tic(s);
+        BENCH_CUDA_CHECK("bench", cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, s));
+        ms[i] = bench_toc(t, s);
+    }
+    BENCH_CUDA_CHECK("bench", cudaFree(a));
+    BENCH_CUDA_CHECK("bench", cudaFree(b));
+    return 2.0 * (double)bytes / (1e-3 * bench_median_f(ms, reps));
+}
+
 #endif

@@ -90,36 +90,6 @@ static void bm_fill(float *d, size_t n, uint64_t seed, float scale)
     free(h);
 }
 
-static float bm_median(float *v, int n)
-{
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-            const float t = v[j];
-            v[j] = v[j - 1], v[j - 1] = t;
-        }
-    return v[n / 2];
-}
-
-/* copy bandwidth (read + write) of this GPU, bytes/s */
-static double bm_copy_bw(cudaStream_t s)
-{
-    const size_t n = (size_t)256 << 20;
-    void *a, *b;
-    BM_CHECK(cudaMalloc(&a, n));
-    BM_CHECK(cudaMalloc(&b, n));
-    BM_CHECK(cudaMemsetAsync(a, 1, n, s));
-    float best = 1e30f;
-    for (int i = 0; i < 5; i++) {
-        bench_timer t = bench_tic(s);
-        BM_CHECK(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, s));
-        const float ms = bench_toc(t, s);
-        if (ms < best) best = ms;
-    }
-    BM_CHECK(cudaFree(a));
-    BM_CHECK(cudaFree(b));
-    return 2.0 * (double)n / (best * 1e-3);
-}
-
 /* y = x W^T as mb_gemm_cuda computes it: column-major y^T = W x^T */
 static void bm_sgemm(bm_ctx *c, const bm_ops *o, int i)
 {
@@ -190,7 +160,7 @@ static float bm_time(bm_ctx *c, const bm_ops *o, const bm_lt *l, int k)
         v[r] = bench_toc(t, c->s) * 1e3f / BM_LAUNCHES;
     }
     BM_CHECK(cudaGetLastError());
-    return bm_median(v, BM_RUNS);
+    return bench_median_f(v, BM_RUNS);
 }
 
 /* y as it stands, to the host */
@@ -286,7 +256,7 @@ int main(int argc, char **argv)
     BM_CHECK(cudaMalloc(&c.ws, BM_WS_BYTES));
     cudaDeviceProp prop;
     BM_CHECK(cudaGetDeviceProperties(&prop, 0));
-    const double bw = bm_copy_bw(c.s);
+    const double bw = bench_copy_bandwidth(c.s, (size_t)256 << 20, 5);
     printf("GEMMs of the generation step on %s (%d SMs), copy bandwidth %.0f GB/s (read + write); us a GEMM, "
            "median of %d runs of %d launches; lt best: the fastest of the heuristic's algorithms (n); "
            "gain: sgemm / lt best; diff: lt's largest |y - sgemm's y| / max |y|, same mode\n\n",

@@ -75,43 +75,7 @@ static size_t dev_used(void)
     return total_b - free_b;
 }
 
-/* ---- (a) copy bandwidth ------------------------------------------------- */
-
-/* Device-to-device copy of 1 GiB, bytes read + written per second: the
- * yardstick of the memory floor. */
-static double copy_bandwidth(int reps)
-{
-    const size_t n = (size_t)1 << 30;
-    void *a, *b;
-    CK(cudaMalloc(&a, n));
-    CK(cudaMalloc(&b, n));
-    CK(cudaMemset(a, 0x5a, n));
-    CK(cudaMemset(b, 0xa5, n));
-    cudaStream_t s;
-    cudaEvent_t e0, e1;
-    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
-    CK(cudaDeviceSynchronize());
-    CK(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, s)); /* warm-up */
-    double t[32];
-    for (int i = 0; i < reps; i++) {
-        CK(cudaEventRecord(e0, s));
-        CK(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, s));
-        CK(cudaEventRecord(e1, s));
-        CK(cudaEventSynchronize(e1));
-        float ms;
-        CK(cudaEventElapsedTime(&ms, e0, e1));
-        t[i] = 1e-3 * ms;
-    }
-    CK(cudaGetLastError());
-    CK(cudaEventDestroy(e0));
-    CK(cudaEventDestroy(e1));
-    CK(cudaStreamDestroy(s));
-    CK(cudaFree(a));
-    CK(cudaFree(b));
-    return 2.0 * (double)n / bench_median(t, reps);
-}
+/* ---- (a) copy bandwidth: bench_copy_bandwidth (bench_cuda.h), 1 GiB ------ */
 
 /* ---- (b) selective scan ------------------------------------------------- */
 
@@ -567,7 +531,10 @@ int main(int argc, char **argv)
     CK(cudaGetDeviceProperties(&prop, 0));
     CK(cudaDriverGetVersion(&drv));
     CK(cudaRuntimeGetVersion(&rt));
-    double bw = copy_bandwidth(reps);
+    cudaStream_t bw_s;
+    CK(cudaStreamCreateWithFlags(&bw_s, cudaStreamNonBlocking));
+    double bw = bench_copy_bandwidth(bw_s, (size_t)1 << 30, reps);
+    CK(cudaStreamDestroy(bw_s));
     printf("GPU: %s, sm_%d%d, %d SMs, L2 %d MB, %.1f GiB; driver %d, runtime %d\n", prop.name,
            prop.major, prop.minor, prop.multiProcessorCount, prop.l2CacheSize >> 20,
            (double)prop.totalGlobalMem / (1 << 30), drv, rt);
