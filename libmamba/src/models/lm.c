@@ -410,6 +410,16 @@ int mb_lm_stack_step_used(const mb_model *m, int B)
     return m->arch == &mb_arch_lm && lm_stack_params(m, NULL, B, bp);
 }
 
+/* Whether layer l's one-token step of B rows is mb_layer_step (the fused
+ * block step) rather than the layer's own ops; bf16 precision always takes
+ * the layer's forward, which stores as the precision does */
+static int lm_layer_steps_fused(const mb_model *m, int l, int B)
+{
+    const lm_net *n = net(m);
+    return n->step_fused && m->ctx->precision == MB_PREC_FP32 &&
+           mb_layer_step_prefers(m->ctx, &n->bb.layers[l], &m->params, B);
+}
+
 /* The L tokens (B, L) in s->tok through the layers from the state: returns
  * the last hidden state (device, (B*L, d)). One token goes through the
  * block step where the device runs it (training never comes here: it keeps
@@ -428,11 +438,9 @@ static const float *lm_state_layers(mb_model *m, lm_state *s, int L)
     }
     mb_embedding_fwd(ctx, &n->bb.embed, ps, M, s->tok, h);
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        /* bf16 precision: the layer's forward, which stores as the precision does */
-        if (L == 1 && n->step_fused && ctx->precision == MB_PREC_FP32 && mb_layer_step_prefers(ctx, &n->bb.layers[l], ps, B)
+        if (L == 1 && lm_layer_steps_fused(m, l, B)
                 ? mb_layer_step(ctx, &n->bb.layers[l], ps, B, h, hn, &s->layers[l], &s->ws, NULL)
-                                    : mb_layer_fwd(ctx, &n->bb.layers[l], ps, B, L, h, hn, &s->acts, &s->layers[l],
-                                                   &s->ws))
+                : mb_layer_fwd(ctx, &n->bb.layers[l], ps, B, L, h, hn, &s->acts, &s->layers[l], &s->ws))
             return NULL;
         float *t = h;
         h = hn;
@@ -552,12 +560,12 @@ static void lm_unpin_A(mb_model *m, lm_state *s)
 static int lm_reads_pinned_A(mb_model *m, lm_state *s)
 {
     if (mb_dev_host_memory(m->ctx)) return 1;
-    const lm_net *n = net(m);
     mb_block_step_params bp[MB_STACK_STEP_MAX_LAYERS];
     const int B = s->pub.B;
     if (lm_stack_params(m, s, B, bp)) return 0;
-    return !(n->step_fused && m->ctx->precision == MB_PREC_FP32 &&
-             mb_layer_step_prefers(m->ctx, &n->bb.layers[0], &m->params, B));
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        if (!lm_layer_steps_fused(m, l, B)) return 1;
+    return 0;
 }
 
 /* The LM's generation: one loop on every device (lm_sample_run), with A
