@@ -72,9 +72,12 @@ typedef struct {
     void *ws;
 } bm_ctx;
 
-/* operands: nw copies of W (N x K), x (M x K), y (M x N) */
+/* operands: nw copies of W (N x K), x (M x K), y (M x N); the timed
+ * launches take the copies in turn from `next` on, across runs and
+ * algorithms, so that a copy comes back only after the others (over L2's
+ * size) have passed */
 typedef struct {
-    int M, N, K, nw;
+    int M, N, K, nw, next;
     float **W, *x, *y;
 } bm_ops;
 
@@ -144,18 +147,20 @@ static cublasStatus_t bm_lt_run(bm_ctx *c, const bm_ops *o, const bm_lt *l, int 
 
 /* us a GEMM: median of BM_RUNS runs of BM_LAUNCHES launches (weights in
  * turn); -1 when the algorithm k fails (lt only) */
-static float bm_time(bm_ctx *c, const bm_ops *o, const bm_lt *l, int k)
+static float bm_time(bm_ctx *c, bm_ops *o, const bm_lt *l, int k)
 {
     float v[BM_RUNS];
     for (int w = 0; w < 3; w++) {
-        if (!l) bm_sgemm(c, o, w % o->nw);
-        else if (bm_lt_run(c, o, l, k, w % o->nw) != CUBLAS_STATUS_SUCCESS) return -1.f;
+        const int i = o->next++ % o->nw;
+        if (!l) bm_sgemm(c, o, i);
+        else if (bm_lt_run(c, o, l, k, i) != CUBLAS_STATUS_SUCCESS) return -1.f;
     }
     for (int r = 0; r < BM_RUNS; r++) {
         bench_timer t = bench_tic(c->s);
         for (int j = 0; j < BM_LAUNCHES; j++) {
-            if (!l) bm_sgemm(c, o, j % o->nw);
-            else if (bm_lt_run(c, o, l, k, j % o->nw) != CUBLAS_STATUS_SUCCESS) return -1.f;
+            const int i = o->next++ % o->nw;
+            if (!l) bm_sgemm(c, o, i);
+            else if (bm_lt_run(c, o, l, k, i) != CUBLAS_STATUS_SUCCESS) return -1.f;
         }
         v[r] = bench_toc(t, c->s) * 1e3f / BM_LAUNCHES;
     }
@@ -184,7 +189,7 @@ static double bm_diff(const float *a, const float *b, size_t n)
 
 static void bm_row(bm_ctx *c, const bm_shape *sh, int M, int tf32, double bw)
 {
-    bm_ops o = {M, sh->N, sh->K, 0, NULL, NULL, NULL};
+    bm_ops o = {M, sh->N, sh->K, 0, 0, NULL, NULL, NULL};
     const size_t wb = (size_t)sh->N * sh->K * sizeof(float);
     o.nw = (int)((BM_ROTATE_BYTES + wb - 1) / wb);
     if (o.nw < 2) o.nw = 2;
