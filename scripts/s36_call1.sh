@@ -9,24 +9,9 @@
 #     clusters at every row count), to set AUTO's rule from where each path wins
 #   bench_generate --shape 130m --batch 64, two rounds: this tree, scan-step-dt, step-residual
 #   bench_gemm (first run): the step's GEMMs through cublasSgemm against cublasLt's algorithms
+# The builds take most of one call (about 90 s a tree), so the timed runs are scripts/s36_call2.sh,
+# the next call on the same warm machine (it reuses /tmp/trial_src_*/build-gpu).
 set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
-ROUNDS=1 BENCH=none timeout 300 bash scripts/gpu_trial.sh cluster-rows,scan-cursor-in,scan-step-dt,step-residual "-" |
+ROUNDS=1 BENCH=none timeout 570 bash scripts/gpu_trial.sh cluster-rows,scan-cursor-in,scan-step-dt,step-residual "-" |
     grep -v "^== .*no .*bench/none"
-source scripts/deps.sh; deps_runtime
-bin_of() { [ "$1" = base ] && echo build-gpu/bench/$2 || echo /tmp/trial_src_$1/build-gpu/bench/$2; }
-for r in 1 2; do
-  for who in base scan-cursor-in; do
-    echo "== scan $who round $r"; timeout 40 "$(bin_of $who bench_gpu)" --scan | grep -E "^\| +[0-9]"
-  done
-  for who in base cluster-rows scan-step-dt; do
-    echo "== generate dna $who round $r"; timeout 30 "$(bin_of $who bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
-  done
-  for who in base scan-step-dt step-residual; do
-    echo "== generate 130m 64 $who round $r"
-    timeout 30 "$(bin_of $who bench_generate)" --device cuda --shape 130m --batch 64 | grep -E "^\| 130m"
-  done
-done
-echo "== generate dna MB_CUDA_STEP=cluster cluster-rows"
-MB_CUDA_STEP=cluster timeout 30 "$(bin_of cluster-rows bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
-echo "== bench_gemm"; timeout 120 build-gpu/bench/bench_gemm | grep -E "^\| [a-z0-9]|^GEMMs"
