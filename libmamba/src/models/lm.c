@@ -438,10 +438,15 @@ static const float *lm_state_layers(mb_model *m, lm_state *s, int L)
     }
     mb_embedding_fwd(ctx, &n->bb.embed, ps, M, s->tok, h);
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        if (L == 1 && lm_layer_steps_fused(m, l, B)
-                ? mb_layer_step(ctx, &n->bb.layers[l], ps, B, h, hn, &s->layers[l], &s->ws, NULL)
-                : mb_layer_fwd(ctx, &n->bb.layers[l], ps, B, L, h, hn, &s->acts, &s->layers[l], &s->ws))
-            return NULL;
+        const mb_layer *ly = &n->bb.layers[l];
+        if (L == 1 && lm_layer_steps_fused(m, l, B)) {
+            if (mb_layer_step(ctx, ly, ps, B, h, hn, &s->layers[l], &s->ws, NULL)) return NULL;
+        } else {
+            /* in place where the out projection can add the residual itself */
+            const int acc = mb_layer_fwd_accumulates(ctx, ly, M);
+            if (mb_layer_fwd(ctx, ly, ps, B, L, h, acc ? h : hn, &s->acts, &s->layers[l], &s->ws)) return NULL;
+            if (acc) continue;
+        }
         float *t = h;
         h = hn;
         hn = t;

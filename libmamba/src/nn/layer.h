@@ -41,9 +41,11 @@ void mb_layer_acts_carve(mb_layer_acts *a, const mb_layer *ly, int M, int pieces
 /* op scratch (bytes) forward, backward and the step need for (B, L) */
 size_t mb_layer_workspace(mb_ctx *ctx, const mb_layer *ly, int B, int L);
 
-/* out (B*L, width) = in + mixer(norm(in)); out must not alias in. With st,
- * the mixer starts from the state and leaves it at the end of the rows.
- * out NULL: only the activations (a recompute before the backward). */
+/* out (B*L, width) = in + mixer(norm(in)). With st, the mixer starts from
+ * the state and leaves it at the end of the rows. out NULL: only the
+ * activations (a recompute before the backward). out may be in where
+ * mb_layer_fwd_accumulates says so: the out projection then adds itself to
+ * the residual in place (no separate add, no second buffer). */
 int mb_layer_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, int L, const float *in,
                  float *out, mb_layer_acts *a, mb_mixer_state *st, mb_arena *ws);
 /* dh holds d(out) and is left holding d(in): the residual passes it
@@ -87,5 +89,9 @@ int mb_layer_step_fits(mb_ctx *ctx, const mb_layer *ly);
  * GPU above a few rows; ps says whether there are bf16 copies, which only
  * the step reads) */
 int mb_layer_step_prefers(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B);
+/* Whether mb_layer_fwd of M rows may take out == in: a GPU's cuBLAS GEMM in
+ * fp32 precision (above MB_LINEAR_FEW_ROWS rows, where the GEMM is
+ * cuBLAS's), a one-way block */
+int mb_layer_fwd_accumulates(mb_ctx *ctx, const mb_layer *ly, int M);
 
 #endif

@@ -271,6 +271,14 @@ void mb_mixer_out_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int 
     mb_precision_store(ctx, M, mx->d_model, out, mx->d_model);
 }
 
+void mb_mixer_out_acc(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M, const float *ys, float *out)
+{
+    mb_gemm(ctx, 0, 1, M, mx->d_model, mx->d_inner, 1.f, ys, mx->d_inner, mb_param_data(ps, mx->p_out_proj),
+            mx->d_inner, 1.f, out, mx->d_model);
+    const float *b = mixer_opt(ps, mx->p_out_bias);
+    if (b) mb_bias_add(ctx, M, mx->d_model, b, out, mx->d_model);
+}
+
 int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,
                  const float *u, float *out, mb_mixer_acts *a, mb_mixer_state *st, mb_arena *ws)
 {

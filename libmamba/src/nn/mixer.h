@@ -75,6 +75,10 @@ void mb_mixer_in_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M
 int mb_mixer_fwd_xz(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L, mb_mixer_acts *a,
                     mb_mixer_state *st, mb_arena *ws, int scan);
 void mb_mixer_out_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M, const float *ys, float *out);
+/* out += the out projection of ys: a residual added by the GEMM itself
+ * (beta 1), in fp32 precision only (bf16 precision rounds the projection
+ * before the add) */
+void mb_mixer_out_acc(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M, const float *ys, float *out);
 /* The recurrent step of the residual block around the mixer, out = h +
  * mixer(norm(h)) for B rows (RMSNorm, or LayerNorm when norm_b is given),
  * the state advanced: one fused op (mb_block_step) instead of the dozen a
