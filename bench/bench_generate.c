@@ -219,6 +219,8 @@ int main(int argc, char **argv)
         row(ctx, &dna, 32, nt * 2, 0, bw, &plain); /* where the cluster step's rows a cluster reach 4 */
         row(ctx, &small, 4, nt * 4, 0, bw, &plain);
         row(ctx, &small, 16, nt * 4, 0, bw, &plain);
+        row(ctx, &small, 32, nt * 2, 0, bw, &plain); /* 2 and 4 rows a cluster of 8 blocks */
+        row(ctx, &small, 64, nt * 2, 0, bw, &plain);
     }
     row(ctx, &s130, 1, nt, 0, bw, &plain);
     row(ctx, &s130, 1, nt, 0, bw, &cut);
