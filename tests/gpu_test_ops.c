@@ -1124,8 +1124,8 @@ static int stack_step_case(mb_rng *r, int B, int nl, int d, int Di, int K, int R
     assert_int_equal(mb_arena_init(&gws, g_gpu, mb_stack_step_workspace(g_gpu, nl, pg)), 0);
     double worst = 0;
     for (int t = 0; t < steps; t++) {
-        int32_t tk[16];
-        assert_true(B <= 16);
+        int32_t tk[64];
+        assert_true(B <= 64);
         for (int b = 0; b < B; b++) tk[b] = (int32_t)mb_rng_below(r, (uint32_t)V);
         int32_t *d_tk = d_from(tk, (size_t)B);
         const size_t nh = (size_t)B * d;
@@ -1174,7 +1174,8 @@ static void test_stack_step(void **state)
     /* the cluster kernel: the DNA model's width (16 blocks), mamba-dna's
      * default (d_model 128: 8 blocks), expand 1 (4 blocks), K 2 and dt_rank
      * 64, K 3 and dt_rank 1, d_model 128 with 16 blocks; one row, then 3,
-     * 5, 2 and 11 rows (a cluster each). Under racecheck (hours at these
+     * 5, 2 and 11 rows, and 27 and 61 (past a wave of one-row clusters:
+     * several rows a cluster, the last cluster's partly past B). Under racecheck (hours at these
      * shapes) two small ones instead: the kernel's every phase and both
      * parities of its staged weights, one and two rows, at the narrowest
      * cluster (4 blocks). Columns: B, layers, d, Di, K, R, complex, tokens,
@@ -1182,9 +1183,10 @@ static void test_stack_step(void **state)
     static const int full[][9] = {{1, 3, 256, 512, 4, 16, 0, 1, 4}, {1, 4, 128, 256, 4, 8, 0, 1, 4},
                                   {1, 2, 128, 128, 2, 64, 0, 0, 3}, {1, 1, 256, 512, 3, 1, 0, 0, 5},
                                   {3, 2, 256, 512, 4, 16, 0, 1, 3}, {5, 3, 128, 256, 4, 8, 0, 0, 3},
-                                  {2, 2, 128, 512, 4, 8, 0, 1, 3},  {11, 2, 256, 512, 4, 16, 0, 1, 3}};
+                                  {2, 2, 128, 512, 4, 8, 0, 1, 3},  {11, 2, 256, 512, 4, 16, 0, 1, 3},
+                                  {27, 2, 256, 512, 4, 16, 0, 1, 2}, {61, 2, 256, 512, 3, 16, 0, 0, 2}};
     static const int small[][9] = {{1, 2, 128, 128, 4, 8, 0, 1, 1}, {2, 3, 128, 128, 3, 8, 0, 0, 1}};
-    const int sm = getenv("MB_GPU_TEST_SMALL") != NULL, cases = sm ? 2 : 8;
+    const int sm = getenv("MB_GPU_TEST_SMALL") != NULL, cases = sm ? 2 : 10;
     int ran = 0;
     for (int i = 0; i < cases; i++) {
         const int *c = sm ? small[i] : full[i];

@@ -111,14 +111,15 @@ static int stk_fits_dev(const mb_cuda_state *st, const void *kernel, int C, size
     return known[dev] > 0 ? known[dev] : 0;
 }
 
-/* a's rows on clusters of C blocks, one a row */
-static cudaError_t stk_launch(const mb_cuda_state *st, const void *kernel, int C, size_t smem, const stk_args *a)
+/* a's rows on clusters of C blocks, rw rows a cluster */
+static cudaError_t stk_launch(const mb_cuda_state *st, const void *kernel, int C, size_t smem, int rw,
+                              const stk_args *a)
 {
     cudaLaunchAttribute at[2] = {stk_cluster_attr(C), {}};
     at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[1].val.programmaticStreamSerializationAllowed = 1;
     cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(C * a->B);
+    cfg.gridDim = dim3(C * ((a->B + rw - 1) / rw));
     cfg.blockDim = dim3(STK_THREADS);
     cfg.dynamicSmemBytes = smem;
     cfg.stream = st->stream;
@@ -128,23 +129,24 @@ static cudaError_t stk_launch(const mb_cuda_state *st, const void *kernel, int C
     return cudaLaunchKernelExC(&cfg, kernel, args);
 }
 
-/* One instance of the kernel. With a: launch it over a.B rows, returning
- * the launch's error. Without: how many clusters (rows) the device holds
- * at once, 0 when it holds none. */
-typedef int (*stk_fn)(const mb_cuda_state *, const stk_args *);
-
 /* floats of the dynamic shared memory: in_proj's rows, two of the rest,
- * then the activations */
-template <int DQ>
+ * then the activations of each of the cluster's RW rows, then the rows'
+ * conv taps */
+template <int DQ, int RW>
 struct stk_layout {
     static constexpr int D = 128 * DQ, CH = STK_CH;
     static constexpr int IN = 2 * CH * D;
     static constexpr int RX = 0, ROUT = RX + STK_XD_MAX * CH, RDT = ROUT + D * CH,
                          RNW = RDT + CH * (STK_XD_MAX - 2 * STK_N), RCW = RNW + D, RCB = RCW + CH * 4,
                          RDTB = RCB + CH, RAL = RDTB + CH, RDD = RAL + CH * STK_N, RS = RDD + CH;
-    static constexpr int ACT = 2 * D + 3 * CH + 2 * STK_XD_MAX;
-    static constexpr size_t BYTES = (size_t)(IN + 2 * RS + ACT) * sizeof(float);
-    static_assert(RS % 4 == 0 && IN % 4 == 0, "16-byte parts");
+    /* a row's activations: h, part_out (D each), zg, xc, y, xr (CH each),
+     * part_x, dbc (STK_XD_MAX each) */
+    static constexpr int AH = 0, APO = D, AZG = 2 * D, AXC = AZG + CH, AY = AXC + CH, AXR = AY + CH,
+                         APX = AXR + CH, ADBC = APX + STK_XD_MAX, ACT = ADBC + STK_XD_MAX;
+    static constexpr int TAPS = RW * 3 * CH; /* the conv state's K-1 <= 3 taps, a row and channel */
+    static constexpr size_t BYTES = (size_t)(IN + 2 * RS + RW * ACT + TAPS) * sizeof(float);
+    static_assert(RS % 4 == 0 && IN % 4 == 0 && ACT % 4 == 0, "16-byte parts");
+    static_assert(BYTES <= 227 * 1024, "an H100's shared memory a block");
 };
 
 /* rows x CH floats at src (rows ld apart) -> dst (CH a row), 16 bytes a copy */
@@ -158,21 +160,32 @@ static __device__ __forceinline__ void stk_stage_rows(float *dst, const float *s
     }
 }
 
-template <int C, int DQ>
+/* RW rows a cluster (rows b0 .. b0 + RW - 1; those past B computed on zeros,
+ * neither loaded nor stored): the weights a block stages serve all of them,
+ * and each phase takes its rows in turn between the same barriers */
+template <int C, int DQ, int RW>
 static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const stk_args a)
 {
-    typedef stk_layout<DQ> Y;
+    typedef stk_layout<DQ, RW> Y;
     constexpr int D = Y::D, CH = STK_CH, N = STK_N, DI = C * CH, NT = STK_THREADS;
-    static_assert(NT / 32 == CH && NT % D == 0 && CH * N <= NT, "a warp a channel's rows; whole teams an output");
+    /* the scan's (row, channel, state) items a thread: rows r0, r0 + 2, ... */
+    constexpr int HPT = RW > 1 ? RW / 2 : 1;
+    static_assert(NT / 32 == CH && NT % D == 0 && 2 * CH * N == NT, "a warp a channel's rows; whole teams an output");
+    static_assert(RW == 1 || RW % 2 == 0, "rows a cluster: 1 or even");
     extern __shared__ float4 stk_sh4[];
     float *const win = reinterpret_cast<float *>(stk_sh4), *const rest0 = win + Y::IN;
-    float *const h = rest0 + 2 * Y::RS, *const part_out = h + D, *const zg = part_out + D;
-    float *const xc = zg + CH, *const y = xc + CH, *const part_x = y + CH, *const dbc = part_x + STK_XD_MAX;
+    float *const act = rest0 + 2 * Y::RS, *const ctap = act + RW * Y::ACT;
     cg::cluster_group cl = cg::this_cluster();
     const int me = (int)cl.block_rank(), c0 = me * CH;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int K = a.K, R = a.R, XD = R + 2 * N;
-    const int b = (int)(blockIdx.x / C); /* the cluster's row */
+    const int b0 = (int)(blockIdx.x / C) * RW, nr = min(RW, a.B - b0); /* the cluster's rows, live ones */
+    /* this thread's scan items: channel sj, state sn, rows sr0 + 2 k (from
+     * tid where used: held, they cost the one-row kernel spills) */
+    auto sj = [] { return (int)(threadIdx.x % (CH * N)) / N; };
+    auto sn = [] { return (int)(threadIdx.x % N); };
+    auto sr0 = [] { return RW > 1 ? (int)(threadIdx.x / (CH * N)) : 0; };
+    auto sact = [] { return RW > 1 || threadIdx.x < CH * N; };
 
     auto stage_rest = [&](const stk_layer &P, float *r) {
         stk_stage_rows(r + Y::RX, P.x_proj + c0, DI, XD);
@@ -189,15 +202,18 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         mb_stage_async<NT>(win, P.in_proj + (size_t)c0 * D, CH * D);
         mb_stage_async<NT>(win + CH * D, P.in_proj + (size_t)(DI + c0) * D, CH * D);
     };
-    /* the layer's states: (channel tid / N, state tid % N) for tid < CH N;
-     * the conv's K-1 taps of channel `warp` in its lane 0 */
-    float hst = 0.f, cst[3] = {0.f, 0.f, 0.f};
+    /* the layer's scan states in registers; the conv taps of every row into
+     * ctap (row, tap, channel) */
+    float hst[HPT];
+    auto ssm_at = [&](int k) { return ((size_t)(b0 + sr0() + 2 * k) * DI + c0 + sj()) * N + sn(); };
     auto load_states = [&](const stk_layer &P) {
-        if (tid < CH * N) hst = P.ssm_state[((size_t)b * DI + c0 + tid / N) * N + tid % N];
-        if (lane == 0) {
 #pragma unroll
-            for (int k = 0; k < 3; k++)
-                if (k < K - 1) cst[k] = P.conv_state[((size_t)b * (K - 1) + k) * DI + c0 + warp];
+        for (int k = 0; k < HPT; k++) hst[k] = sact() && sr0() + 2 * k < nr ? P.ssm_state[ssm_at(k)] : 0.f;
+    };
+    auto load_taps = [&](const stk_layer &P) {
+        for (int i = tid; i < Y::TAPS; i += NT) {
+            const int r = i / (3 * CH), k = (i / CH) % 3, ch = i % CH;
+            if (k < K - 1) ctap[i] = r < nr ? P.conv_state[((size_t)(b0 + r) * (K - 1) + k) * DI + c0 + ch] : 0.f;
         }
     };
 
@@ -205,9 +221,15 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
     stage_rest(a.L[0], rest0);
     stage_in(a.L[0]);
     __pipeline_commit();
-    mb_pdl_wait(); /* the row and the states are the kernels' before this one */
+    mb_pdl_wait(); /* the rows and the states are the kernels' before this one */
     load_states(a.L[0]);
-    for (int i = tid; i < D; i += NT) h[i] = a.tokens ? a.embed[(size_t)a.tokens[b] * D + i] : a.h[(size_t)b * D + i];
+    load_taps(a.L[0]);
+    for (int i = tid; i < RW * D; i += NT) {
+        const int r = i / D, o = i % D;
+        act[r * Y::ACT + Y::AH + o] = r >= nr  ? 0.f
+                                      : a.tokens ? a.embed[(size_t)a.tokens[b0 + r] * D + o]
+                                                 : a.h[(size_t)(b0 + r) * D + o];
+    }
     for (int l = 0; l < a.n_layer; l++) {
         const stk_layer &P = a.L[l];
         const bool more = l + 1 < a.n_layer;
@@ -218,147 +240,200 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         if (more) stage_rest(Pn, rest0 + ((l + 1) & 1) * Y::RS);
         __pipeline_commit();
 
-        /* 1: RMSNorm, in_proj and the conv, with no barrier between: warp w
-         * makes channel w's x and z rows, each warp summing the residual's
+        /* 1: RMSNorm, in_proj and the conv, row by row, with no barrier
+         * between: warp w makes channel w's x and z rows (its weights held
+         * in registers across the rows), each warp summing the residual's
          * squares itself from the loads its dot products take (the norm's
          * scale applied to the sums), and lane 0 the channel's conv + SiLU */
-        float xw = 0.f; /* channel warp's x, in lane 0 for the conv state */
         {
-            const float4 *hv = reinterpret_cast<const float4 *>(h), *nv = reinterpret_cast<const float4 *>(rs + Y::RNW);
-            float4 hn[DQ];
-            float ss = 0.f;
+            const float4 *nv = reinterpret_cast<const float4 *>(rs + Y::RNW);
+            /* several rows: the weights held in registers across them (one
+             * row: read where used, which keeps the kernel at 64 registers
+             * without spills) */
+            float4 w4[2][DQ];
+            if constexpr (RW > 1) {
 #pragma unroll
-            for (int q = 0; q < DQ; q++) {
-                const float4 h4 = hv[lane + 32 * q], n4 = nv[lane + 32 * q];
-                ss += h4.x * h4.x + h4.y * h4.y + h4.z * h4.z + h4.w * h4.w;
-                hn[q] = make_float4(h4.x * n4.x, h4.y * n4.y, h4.z * n4.z, h4.w * n4.w);
+                for (int g = 0; g < 2; g++)
+#pragma unroll
+                    for (int q = 0; q < DQ; q++)
+                        w4[g][q] = reinterpret_cast<const float4 *>(win + (warp + g * CH) * D)[lane + 32 * q];
             }
-            const float r = rsqrtf(mb_warp_sum(ss) / D + a.eps);
-            float xzw[2];
-#pragma unroll
-            for (int g = 0; g < 2; g++) {
-                const float4 *wr = reinterpret_cast<const float4 *>(win + (warp + g * CH) * D);
-                float v = 0.f;
+#pragma unroll 1
+            for (int r = 0; r < RW; r++) {
+                float *ar = act + r * Y::ACT;
+                const float4 *hv = reinterpret_cast<const float4 *>(ar + Y::AH);
+                float4 hn[DQ];
+                float ss = 0.f;
 #pragma unroll
                 for (int q = 0; q < DQ; q++) {
-                    const float4 w4 = wr[lane + 32 * q];
-                    v += w4.x * hn[q].x + w4.y * hn[q].y + w4.z * hn[q].z + w4.w * hn[q].w;
+                    const float4 h4 = hv[lane + 32 * q], n4 = nv[lane + 32 * q];
+                    ss += h4.x * h4.x + h4.y * h4.y + h4.z * h4.z + h4.w * h4.w;
+                    hn[q] = make_float4(h4.x * n4.x, h4.y * n4.y, h4.z * n4.z, h4.w * n4.w);
                 }
-                xzw[g] = mb_warp_sum(v) * r;
-            }
-            if (lane == 0) {
-                const float *cw = rs + Y::RCW + warp * K;
-                float c = P.conv_b ? rs[Y::RCB + warp] : 0.f;
+                const float rn = rsqrtf(mb_warp_sum(ss) / D + a.eps);
+                float xzw[2];
 #pragma unroll
-                for (int k = 0; k < 3; k++)
-                    if (k < K - 1) c += cw[k] * cst[k];
-                c += cw[K - 1] * xzw[0];
-                xc[warp] = mb_silu_dev(c);
-                zg[warp] = xzw[1];
-                xw = xzw[0];
+                for (int g = 0; g < 2; g++) {
+                    float v = 0.f;
+#pragma unroll
+                    for (int q = 0; q < DQ; q++) {
+                        const float4 w = RW > 1 ? w4[g][q]
+                                                : reinterpret_cast<const float4 *>(win + (warp + g * CH) * D)[lane + 32 * q];
+                        v += w.x * hn[q].x + w.y * hn[q].y + w.z * hn[q].z + w.w * hn[q].w;
+                    }
+                    xzw[g] = mb_warp_sum(v) * rn;
+                }
+                if (lane == 0) {
+                    const float *cw = rs + Y::RCW + warp * K;
+                    float c = P.conv_b ? rs[Y::RCB + warp] : 0.f;
+#pragma unroll
+                    for (int k = 0; k < 3; k++)
+                        if (k < K - 1) c += cw[k] * ctap[(r * 3 + k) * CH + warp];
+                    c += cw[K - 1] * xzw[0];
+                    ar[Y::AXC + warp] = mb_silu_dev(c);
+                    ar[Y::AZG + warp] = xzw[1];
+                    ar[Y::AXR + warp] = xzw[0];
+                }
             }
         }
         __syncthreads();
         if (more) stage_in(Pn);
         __pipeline_commit();
         /* 2: x_proj's partial sums over the block's channels: outputs warp,
-         * warp + 32, ... (lane: channel) */
+         * warp + 32, ... (lane: channel), every row against one load of the
+         * weight */
         for (int o = warp; o < XD; o += NT / 32) {
-            const float v = mb_warp_sum(rs[Y::RX + o * CH + lane] * xc[lane]);
-            if (lane == 0) part_x[o] = v;
+            const float wx = rs[Y::RX + o * CH + lane];
+#pragma unroll 1
+            for (int r = 0; r < RW; r++) {
+                float *ar = act + r * Y::ACT;
+                const float v = mb_warp_sum(wx * ar[Y::AXC + lane]);
+                if (lane == 0) ar[Y::APX + o] = v;
+            }
         }
         cl.sync();
         /* after the barrier (its release fence waits on memory in flight):
-         * the conv state shifted by one, then the next layer's taps */
-        if (lane == 0) {
-            float *cs = P.conv_state + (size_t)b * (K - 1) * DI + c0 + warp;
-#pragma unroll
-            for (int k = 0; k < 3; k++)
-                if (k < K - 2) cs[(size_t)k * DI] = cst[k + 1];
-                else if (k == K - 2) cs[(size_t)k * DI] = xw;
-            if (more) {
-#pragma unroll
-                for (int k = 0; k < 3; k++)
-                    if (k < K - 1) cst[k] = Pn.conv_state[((size_t)b * (K - 1) + k) * DI + c0 + warp];
-            }
+         * the conv state shifted by one; the next layer's taps only after
+         * the barrier below, when every read of these is done */
+        for (int i = tid; i < Y::TAPS; i += NT) {
+            const int r = i / (3 * CH), k = (i / CH) % 3, ch = i % CH;
+            if (r < nr && k < K - 1)
+                P.conv_state[((size_t)(b0 + r) * (K - 1) + k) * DI + c0 + ch] =
+                    k < K - 2 ? ctap[i + CH] : act[r * Y::ACT + Y::AXR + ch];
         }
-        /* dbc: output i / C from rank i % C, the C parts summed over C
+        /* dbc: output o of row r from rank q, the C parts summed over C
          * neighbouring lanes (whole warps each pass) */
-        for (int i0 = 0; i0 < XD * C; i0 += NT) {
-            const int i = i0 + tid, o = i / C, r = i % C;
-            float v = o < XD ? cl.map_shared_rank(part_x, r)[o] : 0.f;
+#pragma unroll 1
+        for (int r = 0; r < RW; r++)
+            for (int i0 = 0; i0 < XD * C; i0 += NT) {
+                const int i = i0 + tid, o = i / C, q = i % C;
+                float v = o < XD ? cl.map_shared_rank(act + r * Y::ACT + Y::APX, q)[o] : 0.f;
 #pragma unroll
-            for (int sh = C / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
-            if (r == 0 && o < XD) dbc[o] = v;
-        }
+                for (int sh = C / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
+                if (q == 0 && o < XD) act[r * Y::ACT + Y::ADBC + o] = v;
+            }
         __syncthreads();
-        /* 3: delta, the scan and the gate, (channel j, state n) on thread
-         * N j + n: the channel's N lanes split dt_proj's sum, each then
-         * holding all of it (an xor tree: the same bits on every lane) */
-        if (tid < CH * N) {
-            const int j = tid / N, n = tid % N;
-            float v = 0.f;
-            for (int k = n; k < R; k += N) v += rs[Y::RDT + j * R + k] * dbc[k];
+        if (more) load_taps(Pn);
+        /* 3: delta, the scan and the gate, (row, channel j, state n): the
+         * channel's N lanes split dt_proj's sum, each then holding all of it
+         * (an xor tree: the same bits on every lane) */
+        if (sact()) {
 #pragma unroll
-            for (int sh = N / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
-            const float dt = mb_softplus_dev(v + rs[Y::RDTB + j]), A = -expf(rs[Y::RAL + j * N + n]);
-            hst = expf(dt * A) * hst + dt * dbc[R + n] * xc[j];
-            v = dbc[R + N + n] * hst;
+            for (int k = 0; k < HPT; k++) {
+                const float *ar = act + (sr0() + 2 * k) * Y::ACT;
+                const float *dbc = ar + Y::ADBC;
+                const int j = sj(), n = sn();
+                float v = 0.f;
+                for (int kk = n; kk < R; kk += N) v += rs[Y::RDT + j * R + kk] * dbc[kk];
 #pragma unroll
-            for (int sh = N / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
-            if (n == 0) y[j] = (v + rs[Y::RDD + j] * xc[j]) * mb_silu_dev(zg[j]);
+                for (int sh = N / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
+                const float xcj = ar[Y::AXC + j];
+                const float dt = mb_softplus_dev(v + rs[Y::RDTB + j]), A = -expf(rs[Y::RAL + j * N + n]);
+                hst[k] = expf(dt * A) * hst[k] + dt * dbc[R + n] * xcj;
+                v = dbc[R + N + n] * hst[k];
+#pragma unroll
+                for (int sh = N / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
+                if (n == 0)
+                    act[(sr0() + 2 * k) * Y::ACT + Y::AY + j] = (v + rs[Y::RDD + j] * xcj) * mb_silu_dev(ar[Y::AZG + j]);
+            }
         }
         __syncthreads();
         /* 4: out_proj's partial sums: TPO threads an output, CH / TPO
-         * channels each */
+         * channels each, the weights held across the rows */
         {
             constexpr int TPO = NT / D, CPT = CH / TPO;
             const int o = tid / TPO, q = tid % TPO;
             const float *w = rs + Y::ROUT + o * CH + q * CPT;
-            float v = 0.f;
+            float wr[CPT];
+            if constexpr (RW > 1) {
 #pragma unroll
-            for (int c = 0; c < CPT; c++) v += w[c] * y[q * CPT + c];
+                for (int c = 0; c < CPT; c++) wr[c] = w[c];
+            }
+#pragma unroll 1
+            for (int r = 0; r < RW; r++) {
+                float *ar = act + r * Y::ACT;
+                float v = 0.f;
 #pragma unroll
-            for (int sh = TPO / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
-            if (q == 0) part_out[o] = v;
+                for (int c = 0; c < CPT; c++) v += (RW > 1 ? wr[c] : w[c]) * ar[Y::AY + q * CPT + c];
+#pragma unroll
+                for (int sh = TPO / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
+                if (q == 0) ar[Y::APO + o] = v;
+            }
         }
         cl.sync();
-        /* the scan state, then the next layer's */
-        if (tid < CH * N) {
-            const size_t at = ((size_t)b * DI + c0 + tid / N) * N + tid % N;
-            P.ssm_state[at] = hst;
-            if (more) hst = Pn.ssm_state[at];
-        }
-        /* the residual += the cluster's parts: TPO threads an output, each
+        /* the scan states, then the next layer's */
+#pragma unroll
+        for (int k = 0; k < HPT; k++)
+            if (sact() && sr0() + 2 * k < nr) {
+                P.ssm_state[ssm_at(k)] = hst[k];
+                if (more) hst[k] = Pn.ssm_state[ssm_at(k)];
+            }
+        /* the residuals += the cluster's parts: TPO threads an output, each
          * a share of the ranks */
         {
             constexpr int TPO = NT / D;
             const int o = tid / TPO, q = tid % TPO;
-            float v = 0.f;
-            for (int r = q; r < C; r += TPO) v += cl.map_shared_rank(part_out, r)[o];
+#pragma unroll 1
+            for (int r = 0; r < RW; r++) {
+                float v = 0.f;
+                for (int rk = q; rk < C; rk += TPO) v += cl.map_shared_rank(act + r * Y::ACT + Y::APO, rk)[o];
 #pragma unroll
-            for (int sh = TPO / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
-            if (q == 0) h[o] += v;
+                for (int sh = TPO / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
+                if (q == 0) act[r * Y::ACT + Y::AH + o] += v;
+            }
         }
     }
     __syncthreads();
     if (me == 0)
-        for (int i = tid; i < D; i += NT) a.out[(size_t)b * D + i] = h[i];
+        for (int i = tid; i < nr * D; i += NT) a.out[(size_t)(b0 + i / D) * D + i % D] = act[(i / D) * Y::ACT + Y::AH + i % D];
     /* no block leaves while another may still read its shared memory */
     cl.sync();
 }
 
-template <int C, int DQ>
+/* One instance of the kernel. With a: launch it over a.B rows, RW a
+ * cluster, returning the launch's error. Without: how many clusters the
+ * device holds at once, 0 when it holds none. */
+typedef int (*stk_fn)(const mb_cuda_state *, const stk_args *);
+
+template <int C, int DQ, int RW>
 static int stk_go(const mb_cuda_state *st, const stk_args *a)
 {
-    const void *k = reinterpret_cast<const void *>(stack_step_kernel<C, DQ>);
+    const void *k = reinterpret_cast<const void *>(stack_step_kernel<C, DQ, RW>);
     static int known[64];
-    if (!a) return stk_fits_dev(st, k, C, stk_layout<DQ>::BYTES, known);
-    return (int)stk_launch(st, k, C, stk_layout<DQ>::BYTES, a);
+    if (!a) return stk_fits_dev(st, k, C, stk_layout<DQ, RW>::BYTES, known);
+    return (int)stk_launch(st, k, C, stk_layout<DQ, RW>::BYTES, RW, a);
+}
+
+/* the instances of C and DQ, by rows a cluster: 1, 2, 4, 8 */
+template <int C, int DQ>
+static const stk_fn *stk_by_rows(void)
+{
+    static const stk_fn f[4] = {stk_go<C, DQ, 1>, stk_go<C, DQ, 2>, stk_go<C, DQ, 4>, stk_go<C, DQ, 8>};
+    return f;
 }
 
 /* the kernel instance for these shapes, NULL: it does not run them */
-static stk_fn stk_pick(const mb_cuda_state *st, int n_layer, const mb_block_step_params *layer)
+static stk_fn stk_pick(const mb_cuda_state *st, int n_layer, const mb_block_step_params *layer, int *rw)
 {
     if (st->cc_major < 9 || n_layer < 1 || n_layer > MB_STACK_STEP_MAX_LAYERS) return NULL;
     const mb_block_step_params *p0 = &layer[0];
@@ -381,35 +456,50 @@ static stk_fn stk_pick(const mb_cuda_state *st, int n_layer, const mb_block_step
             if (reinterpret_cast<uintptr_t>(w[i]) & 15) return NULL;
     }
     const int DQ = d / 128;
-    const stk_fn fn = C == 16 ? (DQ == 2 ? stk_go<16, 2> : stk_go<16, 1>)
-                      : C == 8 ? (DQ == 2 ? stk_go<8, 2> : stk_go<8, 1>)
-                               : (DQ == 2 ? stk_go<4, 2> : stk_go<4, 1>);
-    return fn(st, NULL) ? fn : NULL;
+    const stk_fn *f = C == 16 ? (DQ == 2 ? stk_by_rows<16, 2>() : stk_by_rows<16, 1>())
+                      : C == 8 ? (DQ == 2 ? stk_by_rows<8, 2>() : stk_by_rows<8, 1>())
+                               : (DQ == 2 ? stk_by_rows<4, 2>() : stk_by_rows<4, 1>());
+    /* rows a cluster: the fewest whose clusters fit one wave of them (a row
+     * a cluster is the shortest chain; more rows share the staged weights
+     * where one a cluster would take waves), else the most */
+    int i = 0, last = -1;
+    for (; i < 4; i++) {
+        const int r = 1 << i, w = f[i](st, NULL);
+        if (!w) continue;
+        last = i;
+        if ((B + r - 1) / r <= w) break;
+    }
+    if (i == 4) i = last;
+    if (i < 0) return NULL;
+    if (rw) *rw = 1 << i;
+    return f[i];
 }
 
 extern "C" int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
 {
     mb_cuda_state *st = mb_cuda_enter(ctx);
-    return st && stk_pick(st, n_layer, layer) != NULL;
+    return st && stk_pick(st, n_layer, layer, NULL) != NULL;
 }
 
-/* MB_CUDA_STEP=cluster: wherever it runs. AUTO: where the rows take at
- * most two waves of clusters (a row a cluster). Measured on an H100
- * (bench_generate, session 31), against the steps layer by layer: the DNA
- * model (d256 x 8) 73 us a token against 73 at one row, 74 against 115 at
- * 4, 141 against 239 at 8 (two waves), 214 against 241 at 16, 711 against
- * 289 at 64; mamba-dna's default (d128 x 4) 29 against 58 at one row, 54
- * against 60 at 16. */
+/* MB_CUDA_STEP=cluster: wherever it runs. AUTO: where the rows fit one
+ * wave of clusters at up to 4 rows a cluster (stk_pick's choice). Measured
+ * on an H100 (bench_generate, per token), against the steps layer by
+ * layer: the DNA model (d256 x 8: fewer than 8 clusters a wave) 73 against
+ * 73 us at one row, 74 against 115 at 4 (session 31); 110 against 142 at 8
+ * (2 rows a cluster), 173 against 241 at 16 (4 rows), but 287 against 244
+ * at 32 and 573 against 289 at 64 (8 rows a cluster); mamba-dna's default
+ * (d128 x 4) 38 against 54 at 16 rows, 57 against 60 at 32 (session 36). */
 extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
 {
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st || n_layer < 1) return 0;
     if (st->step_path != MB_STEP_CLUSTER && st->step_path != MB_STEP_AUTO) return 0;
-    const stk_fn fn = stk_pick(st, n_layer, layer);
+    int rw = 1;
+    const stk_fn fn = stk_pick(st, n_layer, layer, &rw);
     if (!fn) return 0;
     if (st->step_path == MB_STEP_CLUSTER) return 1;
     const int B = layer[0].batch, wave = fn(st, NULL);
-    return B <= 2 * wave;
+    return rw <= 4 && (B + rw - 1) / rw <= wave;
 }
 
 extern "C" int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
@@ -417,7 +507,7 @@ extern "C" int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
     (void)ws;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return 0; /* the context has failed: nothing to fall back to */
-    const stk_fn fn = stk_pick(st, n_layer, layer);
+    const stk_fn fn = stk_pick(st, n_layer, layer, NULL);
     if (!fn) return 1;
     const mb_block_step_params *p0 = &layer[0];
     stk_args a = {};
