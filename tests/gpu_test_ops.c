@@ -1175,7 +1175,11 @@ static void test_stack_step(void **state)
      * default (d_model 128: 8 blocks), expand 1 (4 blocks), K 2 and dt_rank
      * 64, K 3 and dt_rank 1, d_model 128 with 16 blocks; one row, then 3,
      * 5, 2 and 11 rows, and 27 and 61 (past a wave of one-row clusters:
-     * several rows a cluster, the last cluster's partly past B). Under racecheck (hours at these
+     * several rows a cluster, the last cluster's partly past B), then the
+     * narrower clusters' several-row kernels, which AUTO takes too: on a
+     * 132-SM H100 or H200, 20 and 40 rows of 8-block clusters (2 and 4 rows
+     * a cluster), 64 rows of 4-block ones (2), 30 rows of 16 blocks at
+     * d_model 128 (8, the last cluster 6). Under racecheck (hours at these
      * shapes) two small ones instead: the kernel's every phase and both
      * parities of its staged weights, one and two rows, at the narrowest
      * cluster (4 blocks). Columns: B, layers, d, Di, K, R, complex, tokens,
@@ -1184,9 +1188,11 @@ static void test_stack_step(void **state)
                                   {1, 2, 128, 128, 2, 64, 0, 0, 3}, {1, 1, 256, 512, 3, 1, 0, 0, 5},
                                   {3, 2, 256, 512, 4, 16, 0, 1, 3}, {5, 3, 128, 256, 4, 8, 0, 0, 3},
                                   {2, 2, 128, 512, 4, 8, 0, 1, 3},  {11, 2, 256, 512, 4, 16, 0, 1, 3},
-                                  {27, 2, 256, 512, 4, 16, 0, 1, 2}, {61, 2, 256, 512, 3, 16, 0, 0, 2}};
+                                  {27, 2, 256, 512, 4, 16, 0, 1, 2}, {61, 2, 256, 512, 3, 16, 0, 0, 2},
+                                  {20, 2, 128, 256, 4, 8, 0, 1, 2},  {40, 2, 128, 256, 3, 8, 0, 0, 2},
+                                  {64, 2, 128, 128, 4, 8, 0, 1, 2},  {30, 2, 128, 512, 4, 8, 0, 1, 2}};
     static const int small[][9] = {{1, 2, 128, 128, 4, 8, 0, 1, 1}, {2, 3, 128, 128, 3, 8, 0, 0, 1}};
-    const int sm = getenv("MB_GPU_TEST_SMALL") != NULL, cases = sm ? 2 : 10;
+    const int sm = getenv("MB_GPU_TEST_SMALL") != NULL, cases = sm ? 2 : (int)(sizeof full / sizeof full[0]);
     int ran = 0;
     for (int i = 0; i < cases; i++) {
         const int *c = sm ? small[i] : full[i];
