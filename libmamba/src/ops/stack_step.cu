@@ -28,6 +28,9 @@
  * this layer's rows are read); the conv and scan states stay in
  * registers. Block 0 writes the last residual.
  *
+ * The several-rows indexing has a float64 model, every block and thread
+ * transcribed: scripts/stack_step_rows_check.py.
+ *
  * History (H100, bench_generate): a first kernel of 256 threads a block,
  * the weights in registers and up to 8 rows a cluster, profiled at the
  * DNA width as a chain of ~1,400 dependent instructions a warp a layer at

@@ -1,7 +1,7 @@
-# The indexing of bench/trials/cluster-rows.patch checked without a GPU: the kernel's phases transcribed
+# The indexing of ops/stack_step.cu's several-rows cluster kernel (merged from the trial cluster-rows) checked without a GPU: the kernel's phases transcribed
 # per block and thread (its index formulas as written) in float64, against a plain numpy block step
 # (session 34: RW 1, 2, 4, 8 with rows past B, K 2-4, two layers, two steps: worst 2.2e-15; it fails
-# when the conv taps' shift or the scan's row of a thread is changed). python3 cluster-rows-check.py
+# when the conv taps' shift or the scan's row of a thread is changed). python3 scripts/stack_step_rows_check.py
 import numpy as np, sys
 rng = np.random.default_rng(1)
 def run(C, DQ, RW, K, R, B, L=2, steps=2):
