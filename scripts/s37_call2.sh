@@ -5,7 +5,6 @@
 #   bench_generate --shape 130m --batch 64 (fp32, bf16 copies, TF32, bf16 precision): this
 #     tree, gemm-lt, and gemm-lt under MB_CUDA_GEMM=sgemm (its old path: the build's own A/B)
 #   bench_generate --shape dna and small: this tree, fused-read-cap, gemm-lt
-#   bench_gpu --train 131072 fp32 and tf32 (the DNA model's training step): this tree, gemm-lt
 # Output: stdout (spaces squeezed) and $OUT/c2.txt.
 set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
@@ -26,11 +25,6 @@ for r in 1 2; do
     echo "== generate dna+small $who round $r"
     timeout 30 "$(bin_of $who bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
     timeout 30 "$(bin_of $who bench_generate)" --device cuda --shape small | grep -E "^\| small"
-  done
-  for who in base gemm-lt; do
-    for p in fp32 tf32; do
-      echo "== train 2^17 $p $who round $r"; timeout 40 "$(bin_of $who bench_gpu)" --train 131072 $p | grep -E "^\| +dna"
-    done
   done
 done
 } > "$OUT/c2.txt" 2>&1
