@@ -7,8 +7,10 @@
  * weights) took 7.4 + 3.5 us there, in_proj ran 48 blocks on 132 SMs.
  *
  * For each shape (y = x W^T, row-major as mb_gemm: M rows, N outputs, K
- * inputs) and mode (fp32; TF32 as mb_ctx_set_tf32):
- *   sgemm    cublasSgemm as mb_gemm_cuda calls it (the math mode per mode)
+ * inputs) and mode (fp32; TF32 as mb_ctx_set_tf32; bf16, the products of
+ * bf16 precision: fp32 arrays, bf16 tensor-core inputs, fp32 sums):
+ *   sgemm    the call mb_gemm_cuda makes: cublasSgemm (the math mode per
+ *            mode), in bf16 cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF
  *   lt h0    cublasLtMatmul with the heuristic's first algorithm
  *   lt best  the fastest of the heuristic's algorithms (up to 32), and its
  *            configuration (algorithm id, tile id, split-K, stages)
@@ -76,8 +78,11 @@ typedef struct {
  * launches take the copies in turn from `next` on, across runs and
  * algorithms, so that a copy comes back only after the others (over L2's
  * size) have passed */
+enum { BM_FP32, BM_TF32, BM_BF16 };
+static const char *const g_mode_name[] = {"fp32", "tf32", "bf16"};
+
 typedef struct {
-    int M, N, K, nw, next;
+    int M, N, K, nw, next, mode;
     float **W, *x, *y;
 } bm_ops;
 
@@ -97,6 +102,12 @@ static void bm_fill(float *d, size_t n, uint64_t seed, float scale)
 static void bm_sgemm(bm_ctx *c, const bm_ops *o, int i)
 {
     const float one = 1.f, zero = 0.f;
+    if (o->mode == BM_BF16) {
+        BM_BLAS(cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, o->N, o->M, o->K, &one, o->W[i], CUDA_R_32F, o->K,
+                             o->x, CUDA_R_32F, o->K, &zero, o->y, CUDA_R_32F, o->N, CUBLAS_COMPUTE_32F_FAST_16BF,
+                             CUBLAS_GEMM_DEFAULT));
+        return;
+    }
     BM_BLAS(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, o->N, o->M, o->K, &one, o->W[i], o->K, o->x, o->K,
                         &zero, o->y, o->N));
 }
@@ -108,11 +119,13 @@ typedef struct {
     int n;
 } bm_lt;
 
-static void bm_lt_make(bm_ctx *c, const bm_ops *o, int tf32, bm_lt *l)
+static void bm_lt_make(bm_ctx *c, const bm_ops *o, bm_lt *l)
 {
     const cublasOperation_t t = CUBLAS_OP_T, nn = CUBLAS_OP_N;
-    BM_BLAS(cublasLtMatmulDescCreate(&l->op, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
-                                     CUDA_R_32F));
+    const cublasComputeType_t ct = o->mode == BM_BF16   ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                   : o->mode == BM_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                        : CUBLAS_COMPUTE_32F;
+    BM_BLAS(cublasLtMatmulDescCreate(&l->op, ct, CUDA_R_32F));
     BM_BLAS(cublasLtMatmulDescSetAttribute(l->op, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t));
     BM_BLAS(cublasLtMatmulDescSetAttribute(l->op, CUBLASLT_MATMUL_DESC_TRANSB, &nn, sizeof nn));
     /* column-major: W is K x N (ld K) taken transposed, x^T K x M, y^T N x M */
@@ -187,9 +200,9 @@ static double bm_diff(const float *a, const float *b, size_t n)
     return m > 0 ? d / m : d;
 }
 
-static void bm_row(bm_ctx *c, const bm_shape *sh, int M, int tf32, double bw)
+static void bm_row(bm_ctx *c, const bm_shape *sh, int M, int mode, double bw)
 {
-    bm_ops o = {M, sh->N, sh->K, 0, 0, NULL, NULL, NULL};
+    bm_ops o = {M, sh->N, sh->K, 0, 0, mode, NULL, NULL, NULL};
     const size_t wb = (size_t)sh->N * sh->K * sizeof(float);
     o.nw = (int)((BM_ROTATE_BYTES + wb - 1) / wb);
     if (o.nw < 2) o.nw = 2;
@@ -203,13 +216,13 @@ static void bm_row(bm_ctx *c, const bm_shape *sh, int M, int tf32, double bw)
     BM_CHECK(cudaMalloc(&o.y, (size_t)M * sh->N * sizeof(float)));
     bm_fill(o.x, (size_t)M * sh->K, 3, 1.f);
 
-    BM_BLAS(cublasSetMathMode(c->blas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    BM_BLAS(cublasSetMathMode(c->blas, mode == BM_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     const float t_sg = bm_time(c, &o, NULL, 0);
     bm_sgemm(c, &o, 0);
     float *ref = bm_download(&o);
 
     bm_lt l;
-    bm_lt_make(c, &o, tf32, &l);
+    bm_lt_make(c, &o, &l);
     float t_h0 = -1.f, t_best = 1e30f;
     int best = -1;
     double diff = 0;
@@ -239,7 +252,7 @@ static void bm_row(bm_ctx *c, const bm_shape *sh, int M, int tf32, double bw)
     const double bytes = (double)wb + 4.0 * M * ((double)sh->K + sh->N);
     const double floor_us = bytes / bw * 1e6;
     printf("| %-14s | %4d | %-4s | %8.2f | %8.2f | %8.2f | %-30s | %3d | %7.2f | %5.2fx | %8.1e |\n", sh->name, M,
-           tf32 ? "tf32" : "fp32", t_sg, t_h0, best >= 0 ? t_best : -1.f, cfg, l.n, floor_us,
+           g_mode_name[mode], t_sg, t_h0, best >= 0 ? t_best : -1.f, cfg, l.n, floor_us,
            best >= 0 ? t_sg / t_best : 0.0, diff);
     fflush(stdout);
     bm_lt_free(&l);
@@ -272,9 +285,9 @@ int main(int argc, char **argv)
     const int *rows = quick ? rows_quick : rows_all, nr = quick ? 1 : 3;
     for (int ri = 0; ri < nr; ri++)
         for (size_t i = 0; i < sizeof g_shapes / sizeof g_shapes[0]; i++)
-            for (int tf = 0; tf < 2; tf++) {
+            for (int mode = BM_FP32; mode <= BM_BF16; mode++) {
                 if (quick && strncmp(g_shapes[i].name, "130m", 4)) continue;
-                bm_row(&c, &g_shapes[i], rows[ri], tf, bw);
+                bm_row(&c, &g_shapes[i], rows[ri], mode, bw);
             }
     BM_CHECK(cudaFree(c.ws));
     cublasLtDestroy(c.lt);

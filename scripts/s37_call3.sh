@@ -3,6 +3,8 @@
 #   bench_generate --shape 130m (every row: 1, 8 and 64 rows, prefill) and --shape 2.8b: this
 #     tree, split-l2
 #   bench_gpu --train 131072 fp32 and tf32 (the DNA model's training step): this tree, gemm-lt
+# then bench_gemm --quick once (the 130m shape at 64 rows, fp32, TF32 and bf16: whether gemm-lt's
+# plans should take bf16 precision's GEMMs too)
 # Output: stdout (spaces squeezed) and $OUT/c3.txt.
 set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
@@ -22,5 +24,6 @@ for r in 1 2; do
     done
   done
 done
+echo "== bench_gemm --quick"; timeout 60 build-gpu/bench/bench_gemm --quick | grep -E "^\| [a-z0-9]"
 } > "$OUT/c3.txt" 2>&1
 sed -E 's/ +/ /g; s/ \| sample / s /' "$OUT/c3.txt"
