@@ -55,6 +55,30 @@ static void jitter(mb_model *m, mb_rng *r, float amount)
  * float64 gradients); wiring errors give O(1) */
 #define MIXER_TOL 1e-2
 
+/* mb_layer_fwd in place (out == in) is for a GPU's fp32 GEMM, which adds
+ * the residual itself (mb_layer_fwd_accumulates); elsewhere it refuses in
+ * one line before touching anything (here: no activations or workspace to
+ * touch) and leaves the rows as they were */
+static void test_layer_in_place_refused(void **state)
+{
+    (void)state;
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    mb_config cfg = tiny_config(0, 1, 1);
+    assert_int_equal(mb_config_check(&cfg), 0);
+    mb_params ps = {0};
+    mb_layer ly;
+    assert_int_equal(mb_layer_register(&ly, &ps, "backbone.layers.0", &cfg), 0);
+    assert_int_equal(mb_params_alloc(&ps, ctx, 0), 0);
+    float h[3 * 8], keep[3 * 8];
+    for (int i = 0; i < 3 * 8; i++) h[i] = keep[i] = 0.25f * (float)i;
+    assert_int_equal(mb_layer_fwd_accumulates(ctx, &ly, 3), 0);
+    assert_int_equal(mb_layer_fwd(ctx, &ly, &ps, 1, 3, h, h, NULL, NULL, NULL), -1);
+    assert_non_null(strstr(mb_error_last(), "in place"));
+    assert_memory_equal(h, keep, sizeof h);
+    mb_params_free(&ps, ctx);
+    mb_ctx_free(ctx);
+}
+
 /* The mixer alone: its own parameter table, not a model's. */
 typedef struct {
     mb_ctx *ctx;
@@ -614,6 +638,7 @@ static void test_bad_tokens(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layer_in_place_refused),
         cmocka_unit_test(test_mixer_grad_real),   cmocka_unit_test(test_mixer_grad_complex),
         cmocka_unit_test(test_model_grad_real),   cmocka_unit_test(test_model_grad_complex_untied),
         cmocka_unit_test(test_model_grad_layernorm), cmocka_unit_test(test_step_real),
