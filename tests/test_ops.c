@@ -605,6 +605,20 @@ static void test_linear(void **state)
               mb_test_rel_err(gW2, gW, (size_t)c.out * c.in));
     free(dW1), free(gW2);
 
+    /* mb_linear_fwd_acc adds x W^T + bias onto y as it is (the in-place
+     * residual of the layers' GPU path), the pads untouched */
+    float *ya = new_uniform(&r, (size_t)c.M * c.ldy, -1, 1), *ya0 = new_copy(ya, (size_t)c.M * c.ldy);
+    for (int i = 0; i < c.M; i++)
+        for (int o = 0; o < c.out; o++) {
+            double v = (double)ya0[(size_t)i * c.ldy + o] + c.bias[o];
+            for (int k = 0; k < c.in; k++) v += (double)c.x[(size_t)i * c.ldx + k] * c.W[(size_t)o * c.in + k];
+            ref[(size_t)i * c.out + o] = v; /* ref holds M x in >= M x out doubles */
+        }
+    mb_linear_fwd_acc(g_ctx, c.M, c.in, c.out, c.x, c.ldx, c.W, c.bias, ya, c.ldy);
+    check_fwd("linear_fwd_acc", view_err(ya, c.ldy, ref, c.M, c.out));
+    check_pad(ya, ya0, c.M, c.out, c.ldy);
+    free(ya), free(ya0);
+
     free(c.x), free(c.W), free(c.bias), free(c.y), free(c.wt), free(dy), free(dx), free(dW0);
     free(db0), free(dW), free(db), free(gx), free(gW), free(gb), free(dx1), free(dx1_0);
     free(ref);

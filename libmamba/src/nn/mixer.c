@@ -273,10 +273,8 @@ void mb_mixer_out_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int 
 
 void mb_mixer_out_acc(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M, const float *ys, float *out)
 {
-    mb_gemm(ctx, 0, 1, M, mx->d_model, mx->d_inner, 1.f, ys, mx->d_inner, mb_param_data(ps, mx->p_out_proj),
-            mx->d_inner, 1.f, out, mx->d_model);
-    const float *b = mixer_opt(ps, mx->p_out_bias);
-    if (b) mb_bias_add(ctx, M, mx->d_model, b, out, mx->d_model);
+    mb_linear_fwd_acc(ctx, M, mx->d_inner, mx->d_model, ys, mx->d_inner, mb_param_gemm(ctx, ps, mx->p_out_proj),
+                      mixer_opt(ps, mx->p_out_bias), out, mx->d_model);
 }
 
 int mb_mixer_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L,

@@ -16,13 +16,17 @@ void mb_linear_bf16_fwd_cpu(mb_ctx *ctx, int M, int in, int out, const float *x,
 
 #define MB_BIAS_PAR_MIN (1 << 15)
 
-void mb_linear_fwd_ops(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx,
-                       const float *W, const float *bias, float *y, int ldy)
+/* y = beta y + x @ W^T + bias; beta 0: y may start as garbage */
+static void linear_fwd_beta(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const float *W,
+                            const float *bias, float *y, int ldy, float beta)
 {
-    /* y = x @ W^T; beta 0, so y may start as garbage */
-    mb_gemm(ctx, 0, 1, M, out, in, 1.0f, x, ldx, W, in, 0.0f, y, ldy);
+    mb_gemm(ctx, 0, 1, M, out, in, 1.0f, x, ldx, W, in, beta, y, ldy);
     if (bias) mb_bias_add(ctx, M, out, bias, y, ldy);
 }
+
+void mb_linear_fwd_ops(MB_OPS_LINEAR_FWD_ARGS) { linear_fwd_beta(ctx, M, in, out, x, ldx, W, bias, y, ldy, 0.f); }
+
+void mb_linear_fwd_acc(MB_OPS_LINEAR_FWD_ARGS) { linear_fwd_beta(ctx, M, in, out, x, ldx, W, bias, y, ldy, 1.f); }
 
 void mb_linear_bwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const float *W,
                    const float *dy, int lddy, float *dx, int lddx, float dx_beta, float *dW,

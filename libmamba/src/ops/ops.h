@@ -88,6 +88,9 @@ void mb_q8_set_portable(int on);
     const float *W, const float *bias, float *y, int ldy
 void mb_linear_fwd(MB_OPS_LINEAR_FWD_ARGS);
 void mb_linear_fwd_ops(MB_OPS_LINEAR_FWD_ARGS);
+/* y += x @ W^T + bias: the product added by the GEMM itself (beta 1), as
+ * mb_linear_fwd_ops composes it */
+void mb_linear_fwd_acc(MB_OPS_LINEAR_FWD_ARGS);
 /* dx = dx_beta * dx + dy @ W (dx may be NULL, and may be x itself when in == ldx ==
  * lddx and dx_beta is 0); dW += dy^T @ x; dbias += colsum(dy). */
 void mb_linear_bwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const float *W,
