@@ -25,8 +25,9 @@
  * The weights are staged in shared memory by cp.async, the next layer's
  * while this one runs (x_proj, out_proj, dt_proj, the norm, conv, A and D
  * double-buffered from the layer's start; in_proj single, refilled once
- * this layer's rows are read); the conv and scan states stay in
- * registers. Block 0 writes the last residual.
+ * this layer's rows are read); the scan states stay in registers, the
+ * conv taps of the cluster's rows in shared memory. Block 0 writes the
+ * last residuals.
  *
  * The several-rows indexing has a float64 model, every block and thread
  * transcribed: scripts/stack_step_rows_check.py.
