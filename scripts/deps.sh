@@ -12,6 +12,8 @@
 #   deps_runtime                the loader looks in $DEPS_PREFIX (/opt/deps) where
 #                               gpu_check.sh unpacked there; nothing elsewhere
 #   src_fingerprint             12 hex digits naming the sources of the tree here
+#   trial_bin WHO NAME          bench/NAME as gpu_trial.sh built it: WHO base (this tree)
+#                               or a trial's name (/tmp/trial_src_WHO)
 
 deps_unpack() {
     local prefix=$1 rc=0 n=0 deb
@@ -94,4 +96,8 @@ deps_mpi() {
 src_fingerprint() {
     find CMakeLists.txt libmamba apps tests bench -type f \( -name '*.c' -o -name '*.h' -o -name '*.cu' \
         -o -name '*.cuh' -o -name CMakeLists.txt \) -print0 2>/dev/null | sort -z | xargs -0 sha1sum | sha1sum | cut -c1-12
+}
+
+trial_bin() {
+    if [ "$1" = base ]; then echo "build-gpu/bench/$2"; else echo "/tmp/trial_src_$1/build-gpu/bench/$2"; fi
 }

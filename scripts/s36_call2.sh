@@ -4,19 +4,18 @@
 set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
 source scripts/deps.sh; deps_runtime
-bin_of() { [ "$1" = base ] && echo build-gpu/bench/$2 || echo /tmp/trial_src_$1/build-gpu/bench/$2; }
 for r in 1 2; do
   for who in base scan-cursor-in; do
-    echo "== scan $who round $r"; timeout 40 "$(bin_of $who bench_gpu)" --scan | grep -E "^\| +[0-9]"
+    echo "== scan $who round $r"; timeout 40 "$(trial_bin $who bench_gpu)" --scan | grep -E "^\| +[0-9]"
   done
   for who in base cluster-rows scan-step-dt; do
-    echo "== generate dna $who round $r"; timeout 30 "$(bin_of $who bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
+    echo "== generate dna $who round $r"; timeout 30 "$(trial_bin $who bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
   done
   for who in base scan-step-dt step-residual; do
     echo "== generate 130m 64 $who round $r"
-    timeout 30 "$(bin_of $who bench_generate)" --device cuda --shape 130m --batch 64 | grep -E "^\| 130m"
+    timeout 30 "$(trial_bin $who bench_generate)" --device cuda --shape 130m --batch 64 | grep -E "^\| 130m"
   done
 done
 echo "== generate dna MB_CUDA_STEP=cluster cluster-rows"
-MB_CUDA_STEP=cluster timeout 30 "$(bin_of cluster-rows bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
+MB_CUDA_STEP=cluster timeout 30 "$(trial_bin cluster-rows bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
 echo "== bench_gemm"; timeout 120 build-gpu/bench/bench_gemm | grep -E "^\| [a-z0-9]|^GEMMs"

@@ -13,21 +13,20 @@ mkdir -p "$OUT"
 ROUNDS=1 BENCH=none timeout 300 bash scripts/gpu_trial.sh cluster-rows,scan-cursor-fwd "-" |
     grep -v "^== .*no .*bench/none"
 source scripts/deps.sh; deps_runtime
-bin_of() { [ "$1" = base ] && echo build-gpu/bench/$2 || echo /tmp/trial_src_$1/build-gpu/bench/$2; }
 for r in 1 2; do
   for who in base scan-cursor-fwd; do
-    echo "== scan $who round $r"; timeout 40 "$(bin_of $who bench_gpu)" --scan | grep -E "^\| +[0-9]"
+    echo "== scan $who round $r"; timeout 40 "$(trial_bin $who bench_gpu)" --scan | grep -E "^\| +[0-9]"
   done
   for who in base cluster-rows; do
     for sh in dna small; do
       echo "== generate $sh $who round $r"
-      timeout 30 "$(bin_of $who bench_generate)" --device cuda --shape $sh | grep -E "^\| (dna|small)"
+      timeout 30 "$(trial_bin $who bench_generate)" --device cuda --shape $sh | grep -E "^\| (dna|small)"
     done
   done
 done
 for sh in dna small; do
   echo "== generate $sh MB_CUDA_STEP=layer cluster-rows"
-  MB_CUDA_STEP=layer timeout 30 "$(bin_of cluster-rows bench_generate)" --device cuda --shape $sh | grep -E "^\| (dna|small)"
+  MB_CUDA_STEP=layer timeout 30 "$(trial_bin cluster-rows bench_generate)" --device cuda --shape $sh | grep -E "^\| (dna|small)"
 done
 } > "$OUT/c3.txt" 2>&1
 sed -E 's/ +/ /g; s/ \| sample / s /' "$OUT/c3.txt"

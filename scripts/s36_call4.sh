@@ -12,15 +12,14 @@ mkdir -p "$OUT"
 ROUNDS=1 BENCH=none timeout 240 bash scripts/gpu_trial.sh cluster-rows,scan-cursor-real "-" |
     grep -v "^== .*no .*bench/none"
 source scripts/deps.sh; deps_runtime
-bin_of() { [ "$1" = base ] && echo build-gpu/bench/$2 || echo /tmp/trial_src_$1/build-gpu/bench/$2; }
 for r in 1 2; do
   for who in base scan-cursor-real; do
-    echo "== scan $who round $r"; timeout 40 "$(bin_of $who bench_gpu)" --scan | grep -E "^\| +[0-9]"
+    echo "== scan $who round $r"; timeout 40 "$(trial_bin $who bench_gpu)" --scan | grep -E "^\| +[0-9]"
   done
   for who in base cluster-rows; do
     echo "== generate dna+small $who round $r"
-    timeout 30 "$(bin_of $who bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
-    timeout 30 "$(bin_of $who bench_generate)" --device cuda --shape small | grep -E "^\| small"
+    timeout 30 "$(trial_bin $who bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
+    timeout 30 "$(trial_bin $who bench_generate)" --device cuda --shape small | grep -E "^\| small"
   done
 done
 echo "== racecheck cluster-rows"

@@ -10,21 +10,20 @@ set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
 mkdir -p "$OUT"
 source scripts/deps.sh; deps_runtime
-bin_of() { [ "$1" = base ] && echo build-gpu/bench/$2 || echo /tmp/trial_src_$1/build-gpu/bench/$2; }
 {
 for r in 1 2; do
   for who in base scan-cursor-real; do
-    echo "== scan $who round $r"; timeout 40 "$(bin_of $who bench_gpu)" --scan | grep -E "^\| +[0-9]"
+    echo "== scan $who round $r"; timeout 40 "$(trial_bin $who bench_gpu)" --scan | grep -E "^\| +[0-9]"
   done
   for who in base gemm-lt gemm-lt+sgemm; do
     echo "== generate 130m 64 $who round $r"
     e=(); [ "$who" = gemm-lt+sgemm ] && e=(MB_CUDA_GEMM=sgemm)
-    env "${e[@]}" timeout 30 "$(bin_of ${who%+sgemm} bench_generate)" --device cuda --shape 130m --batch 64 | grep -E "^\| 130m"
+    env "${e[@]}" timeout 30 "$(trial_bin ${who%+sgemm} bench_generate)" --device cuda --shape 130m --batch 64 | grep -E "^\| 130m"
   done
   for who in base fused-read-cap gemm-lt; do
     echo "== generate dna+small $who round $r"
-    timeout 30 "$(bin_of $who bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
-    timeout 30 "$(bin_of $who bench_generate)" --device cuda --shape small | grep -E "^\| small"
+    timeout 30 "$(trial_bin $who bench_generate)" --device cuda --shape dna | grep -E "^\| dna"
+    timeout 30 "$(trial_bin $who bench_generate)" --device cuda --shape small | grep -E "^\| small"
   done
 done
 } > "$OUT/c2.txt" 2>&1

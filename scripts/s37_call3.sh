@@ -10,17 +10,16 @@ set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
 mkdir -p "$OUT"
 source scripts/deps.sh; deps_runtime
-bin_of() { [ "$1" = base ] && echo build-gpu/bench/$2 || echo /tmp/trial_src_$1/build-gpu/bench/$2; }
 {
 for r in 1 2; do
   for who in base split-l2; do
     echo "== generate 130m + 2.8b $who round $r"
-    timeout 60 "$(bin_of $who bench_generate)" --device cuda --shape 130m | grep -E "^\| 130m"
-    timeout 60 "$(bin_of $who bench_generate)" --device cuda --shape 2.8b | grep -E "^\| 2\.8b"
+    timeout 60 "$(trial_bin $who bench_generate)" --device cuda --shape 130m | grep -E "^\| 130m"
+    timeout 60 "$(trial_bin $who bench_generate)" --device cuda --shape 2.8b | grep -E "^\| 2\.8b"
   done
   for who in base gemm-lt; do
     for p in fp32 tf32; do
-      echo "== train 2^17 $p $who round $r"; timeout 40 "$(bin_of $who bench_gpu)" --train 131072 $p | grep -E "^\| +dna"
+      echo "== train 2^17 $p $who round $r"; timeout 40 "$(trial_bin $who bench_gpu)" --train 131072 $p | grep -E "^\| +dna"
     done
   done
 done
