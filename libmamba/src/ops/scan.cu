@@ -165,6 +165,51 @@ __device__ __forceinline__ scan_in scan_fetch(const scan_args &a, size_t row, in
     r.dy = want_dy ? scan_ld<T>(a.dy, row * a.D + d) : 0.f;
     return r;
 }
+/* A forward walk's inputs, real A: where the row starts, as pointers moved
+ * a row at a time; a thread reads its channel d of them. The row is the
+ * same for every thread of a block, so these live in uniform registers.
+ * Recomputing (row * ld + d) in 64 bits for each array at each step, the
+ * fetch ahead clamped to the chunk by a min that no strength reduction sees
+ * through, was 22 of the real forward's ~150 instructions a step (SASS,
+ * session 33). The backward and complex A keep scan_fetch by row: through
+ * the cursor their forward + backward measured 2-4% slower (H100, session
+ * 36). z is NULL where absent. */
+template <typename T> struct scan_cur {
+    const T *u, *v, *z;
+};
+template <typename T> __device__ __forceinline__ scan_cur<T> scan_cur_at(const scan_args &a, size_t row)
+{
+    scan_cur<T> c;
+    c.u = static_cast<const T *>(a.u) + row * a.ld_u;
+    c.v = static_cast<const T *>(a.delta) + row * a.ld_delta;
+    c.z = a.z ? static_cast<const T *>(a.z) + row * a.ld_z : NULL;
+    return c;
+}
+/* the inputs at the cursor */
+template <typename T> __device__ __forceinline__ scan_in scan_fetch_cur(const scan_args &a, const scan_cur<T> &c, int d, float bias)
+{
+    scan_in r;
+    r.x = scan_ld<T>(c.u, d);
+    r.v = scan_ld<T>(c.v, d) + bias;
+    r.z = a.z ? scan_ld<T>(c.z, d) : 0.f;
+    r.dy = 0.f;
+    return r;
+}
+/* the next row's inputs in a walk from row0 + t0 to row0 + t1 - 1, the
+ * fetch ahead clamped to the last: real A moves the cursor pc on (the test
+ * is on a kernel argument, uniform), complex A fetches the row */
+template <bool CPLX, typename T>
+__device__ __forceinline__ scan_in scan_fetch_next(const scan_args &a, scan_cur<T> &pc, size_t row0, int t, int t1,
+                                                   int d, float bias)
+{
+    if constexpr (CPLX) return scan_fetch<T>(a, row0 + min(t + 1, t1 - 1), d, bias, false);
+    if (t + 1 < t1) {
+        pc.u += a.ld_u;
+        pc.v += a.ld_delta;
+        if (a.z) pc.z += a.ld_z;
+    }
+    return scan_fetch_cur<T>(a, pc, d, bias);
+}
 __device__ __forceinline__ float scan_dt(const scan_args &a, float v) { return a.softplus ? scan_softplus(v) : v; }
 
 /* decay factor of one state: a = exp(dt A) (complex: times e^{i dt Ai});
@@ -293,9 +338,13 @@ __device__ __forceinline__ scan_pos scan_where(const scan_args &a)
 
 /* ---- forward ------------------------------------------------------------ */
 
-/* chunk end state from zero, and sum(dt) */
+/* chunk end state from zero, and sum(dt). Real A, d_state 16: 8 blocks an
+ * SM pinned (the cursor's walk let ptxas take more registers); otherwise no
+ * bound (0), where complex A takes 94 registers: a bound of 1 let it take
+ * 152, one of 5 spilled */
 template <int NS, bool CPLX, typename T>
-__global__ void __launch_bounds__(SCAN_THREADS) scan_fwd_local(scan_args a, float *hloc, float *ssum)
+__global__ void __launch_bounds__(SCAN_THREADS, NS == 16 && !CPLX ? 8 : 0)
+scan_fwd_local(scan_args a, float *hloc, float *ssum)
 {
     constexpr int HS = CPLX ? 2 * NS : NS;
     __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
@@ -309,11 +358,12 @@ __global__ void __launch_bounds__(SCAN_THREADS) scan_fwd_local(scan_args a, floa
     const int t0 = q.c * a.T, t1 = min(a.L, t0 + a.T);
     float S = 0.f;
     const size_t row0 = (size_t)q.b * a.L;
-    scan_in cur = scan_fetch<T>(a, row0 + t0, d, bias, false);
+    scan_cur<T> pc = scan_cur_at<T>(a, row0 + t0);
+    scan_in cur = scan_fetch_cur<T>(a, pc, d, bias);
     for (int t = t0; t < t1; t++) {
         const int s = (t - t0) & (SCAN_TILE - 1); /* chunks start on tile boundaries */
         if (s == 0) scan_load_tile<NS, CPLX, T>(a, q.b, t, min(SCAN_TILE, t1 - t), sbc);
-        const scan_in nx = scan_fetch<T>(a, row0 + min(t + 1, t1 - 1), d, bias, false);
+        const scan_in nx = scan_fetch_next<CPLX, T>(a, pc, row0, t, t1, d, bias);
         const float dt = scan_dt(a, cur.v);
         S += dt;
         scan_step<NS, CPLX>(N, dt, cur.x, sbc + s * 2 * HS, sbc + s * 2 * HS + HS, A2, Aim, h, 0);
@@ -424,16 +474,19 @@ scan_fwd_out(scan_args a, const float *hstart, void *y, float *hT)
     const float bias = a.bias ? a.bias[d] : 0.f, Dd = a.Dsk ? a.Dsk[d] : 0.f;
     const int t0 = q.c * a.T, t1 = min(a.L, t0 + a.T);
     const size_t row0 = (size_t)q.b * a.L;
-    scan_in cur = scan_fetch<T>(a, row0 + t0, d, bias, false);
+    scan_cur<T> pc = scan_cur_at<T>(a, row0 + t0);
+    scan_in cur = scan_fetch_cur<T>(a, pc, d, bias);
+    T *py = static_cast<T *>(y) + (row0 + t0) * a.D; /* the row, moved a step at a time as pc */
     for (int t = t0; t < t1; t++) {
         const int s = (t - t0) & (SCAN_TILE - 1);
         if (s == 0) scan_load_tile<NS, CPLX, T>(a, q.b, t, min(SCAN_TILE, t1 - t), sbc);
-        const scan_in nx = scan_fetch<T>(a, row0 + min(t + 1, t1 - 1), d, bias, false);
+        const scan_in nx = scan_fetch_next<CPLX, T>(a, pc, row0, t, t1, d, bias);
         const float dt = scan_dt(a, cur.v);
         float out = scan_step<NS, CPLX>(N, dt, cur.x, sbc + s * 2 * HS, sbc + s * 2 * HS + HS, A2, Aim, h, 1);
         out += Dd * cur.x;
         if (a.z) out *= cur.z * scan_sigmoid(cur.z);
-        if (q.live) scan_st<T>(y, (row0 + t) * a.D + d, out, a.r16);
+        if (q.live) scan_st<T>(py, d, out, a.r16);
+        py += a.D;
         cur = nx;
     }
     if (q.live && hT && q.c == a.nc - 1)
