@@ -322,9 +322,25 @@ extern "C" int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *
  * kernels with bf16 copies, 1.66 ms as an fp32 layer's kernels and GEMMs). */
 #define BS_SPLIT_MAX_BATCH 8
 
+/* Weight bytes read a layer (rows x the layer's matrices) from which AUTO
+ * runs a narrow layer's step as its own kernels and GEMMs rather than the
+ * fused kernel, whose every block reads all of them from L2 for its row.
+ * Measured on an H100 (bench_generate, session 36, per token): the DNA
+ * model (1.7 MB a layer) at 32 rows 0.243-0.247 ms fused against 0.239 as
+ * GEMMs, at 64 rows 0.289 against 0.278; mamba-dna's default (0.44 MB) at
+ * 64 rows 0.064 fused against 0.113 as GEMMs (28 MB: below). */
+#define BS_FUSED_MAX_READ ((size_t)48 << 20)
+
 static int bs_reads_bf16(const mb_block_step_params *p)
 {
     return (p->in_proj_bf16 || p->x_proj_bf16 || p->out_proj_bf16) && p->batch <= BS_SPLIT_MAX_BATCH;
+}
+
+/* the layer's matrices, fp32: in_proj, out_proj, x_proj */
+static size_t bs_weight_bytes(const mb_block_step_params *p)
+{
+    const size_t Di = (size_t)p->d_inner, xd = (size_t)p->dt_rank + 2 * (p->is_complex ? 2 : 1) * p->d_state;
+    return (3 * Di * p->d_model + Di * xd) * sizeof(float);
 }
 
 static int bs_use_split(mb_ctx *ctx, const mb_cuda_state *st, const mb_block_step_params *p)
@@ -333,8 +349,7 @@ static int bs_use_split(mb_ctx *ctx, const mb_cuda_state *st, const mb_block_ste
     /* bf16 copies (mb_model_set_bf16): only the split kernels read them */
     if (path == MB_STEP_SPLIT || bs_reads_bf16(p)) return 1;
     if (path == MB_STEP_FUSED && bs_fused_fits(ctx, st, p)) return 0;
-    const size_t Di = (size_t)p->d_inner, xd = (size_t)p->dt_rank + 2 * (p->is_complex ? 2 : 1) * p->d_state;
-    const size_t bytes = (3 * Di * p->d_model + Di * xd) * sizeof(float);
+    const size_t bytes = bs_weight_bytes(p);
     return bytes >= BS_SPLIT_BYTES || (p->batch <= BS_FEW_ROWS && bytes >= BS_SPLIT_BYTES_FEW) ||
            !bs_fused_fits(ctx, st, p);
 }
@@ -346,7 +361,9 @@ extern "C" int mb_block_step_prefers_cuda(mb_ctx *ctx, const mb_block_step_param
     const int path = p->gpu_path != MB_STEP_AUTO ? p->gpu_path : st->step_path;
     if (path == MB_STEP_LAYER) return 0;
     if (bs_reads_bf16(p)) return 1;
-    return !(bs_use_split(ctx, st, p) && p->batch > BS_SPLIT_MAX_BATCH && path != MB_STEP_SPLIT);
+    const int split = bs_use_split(ctx, st, p);
+    if (!split && path == MB_STEP_AUTO && (size_t)p->batch * bs_weight_bytes(p) >= BS_FUSED_MAX_READ) return 0;
+    return !(split && p->batch > BS_SPLIT_MAX_BATCH && path != MB_STEP_SPLIT);
 }
 
 extern "C" void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS)
