@@ -51,8 +51,8 @@
 #define SCAN_NC_MAX 256    /* longest forward carry, where SCAN_TMAX allows */
 #define SCAN_LOG2E 1.4426950408889634f
 #define SCAN_LN2 0.6931471805599453f
-#define SCAN_PI 3.14159265358979323846f
-#define SCAN_INV_PI 0.31830988618379067154f
+#define SCAN_2PI 6.28318530717958647693f
+#define SCAN_INV_2PI 0.15915494309189533577f
 
 struct scan_args {
     int B, L, D, N, cplx, softplus;
@@ -213,23 +213,25 @@ __device__ __forceinline__ scan_in scan_fetch_next(const scan_args &a, scan_cur<
 __device__ __forceinline__ float scan_dt(const scan_args &a, float v) { return a.softplus ? scan_softplus(v) : v; }
 
 /* decay factor of one state: a = exp(dt A) (complex: times e^{i dt Ai});
- * A2 is A log2(e), Aim is Ai / pi: the angle in half turns. The nearest
- * whole half turn k comes off exactly (t - rint(t) is exact in fp32), the
- * rest, within a quarter turn, goes to the SFU's sine and cosine (MUFU:
- * absolute error about 2^-21 there, CUDA's __sinf/__cosf bounds), and an
- * odd k turns the sign. sincospif, before, spent some 25 FMA-pipe
- * instructions a state and step on its polynomials and special cases, in
- * the kernels whose pipe that is the busiest; the SFU already runs one ex2
- * a state and step, and here takes two more. */
+ * A2 is A log2(e), Aim is Ai / (2 pi): the angle in whole turns. The
+ * nearest whole turn k comes off exactly (t - k is exact in fp32), and the
+ * rest, within half a turn, goes to the SFU's sine and cosine (MUFU:
+ * absolute error about 2^-21.4 on [-pi, pi], CUDA's __sinf/__cosf bounds).
+ * k is rounded by adding and taking off 1.5 * 2^23 (exact for |t| < 2^22,
+ * and past that t - k is still a whole number of turns or a half): two
+ * adds on the FMA pipe, where rintf and the parity of half turns, before,
+ * cost an FRND and an F2I a state and step on the XU, the pipe the complex
+ * kernels are bound by (76-80% busy, session 34's profile). sincospif,
+ * before that, spent some 25 FMA-pipe instructions on its polynomials. */
+#define SCAN_ROUND_MAGIC 12582912.f /* 1.5 * 2^23 */
 template <bool CPLX>
 __device__ __forceinline__ void scan_decay(float dt, float A2, float Aim, float *ar, float *ai)
 {
-    float mag = scan_exp2(dt * A2);
+    const float mag = scan_exp2(dt * A2);
     if (CPLX) {
-        const float t = dt * Aim, k = rintf(t);
+        const float t = dt * Aim, k = __fsub_rn(__fadd_rn(t, SCAN_ROUND_MAGIC), SCAN_ROUND_MAGIC);
         float s, c;
-        __sincosf((t - k) * SCAN_PI, &s, &c);
-        if (__float2int_rn(k) & 1) mag = -mag;
+        __sincosf((t - k) * SCAN_2PI, &s, &c);
         *ar = mag * c;
         *ai = mag * s;
     } else {
@@ -286,8 +288,8 @@ __device__ __forceinline__ float scan_step(int N, float dt, float x, const float
     return CPLX ? 2.f * acc : acc;
 }
 
-/* A2 = A log2(e) (the exp2 argument), Aim = the imaginary part / pi (the
- * rotation's argument; scan_decay) */
+/* A2 = A log2(e) (the exp2 argument), Aim = the imaginary part / (2 pi)
+ * (the rotation's argument in turns; scan_decay) */
 template <int NS, bool CPLX>
 __device__ __forceinline__ void scan_load_A(const scan_args &a, int d, float *A2, float *Aim)
 {
@@ -295,7 +297,7 @@ __device__ __forceinline__ void scan_load_A(const scan_args &a, int d, float *A2
 #pragma unroll
     for (int n = 0; n < NS; n++) {
         A2[n] = n < N ? a.A[(size_t)d * N + n] * SCAN_LOG2E : 0.f;
-        Aim[n] = (CPLX && n < N) ? a.Ai[(size_t)d * N + n] * SCAN_INV_PI : 0.f;
+        Aim[n] = (CPLX && n < N) ? a.Ai[(size_t)d * N + n] * SCAN_INV_2PI : 0.f;
     }
 }
 
@@ -403,7 +405,7 @@ __global__ void scan_carry(scan_args a, float *loc, const float *ssum, float *gl
     const int64_t bg = i / ((int64_t)a.N * a.D);
     const int g = (int)(bg % ng), b = (int)(bg / ng);
     const int sf = CPLX ? 2 * a.N : a.N, k = CPLX ? 2 * n : n;
-    const float A2 = a.A[(size_t)d * a.N + n] * SCAN_LOG2E, Aim = CPLX ? a.Ai[(size_t)d * a.N + n] * SCAN_INV_PI : 0.f;
+    const float A2 = a.A[(size_t)d * a.N + n] * SCAN_LOG2E, Aim = CPLX ? a.Ai[(size_t)d * a.N + n] * SCAN_INV_2PI : 0.f;
     const int c0 = MODE == SCAN_CARRY_FULL ? 0 : g * gs;
     const int cnt = MODE == SCAN_CARRY_FULL ? a.nc : min(gs, a.nc - c0);
     float Hr = 0.f, Hi = 0.f, S = 0.f;
@@ -521,7 +523,7 @@ __global__ void __launch_bounds__(SCAN_ONE_THREADS) scan_fwd_one(scan_args a, vo
     float acc = 0.f;
     for (int n = s; n < N; n += 16) {
         const float A2 = a.A[(size_t)d * N + n] * SCAN_LOG2E;
-        const float Aim = CPLX ? a.Ai[(size_t)d * N + n] * SCAN_INV_PI : 0.f;
+        const float Aim = CPLX ? a.Ai[(size_t)d * N + n] * SCAN_INV_2PI : 0.f;
         float ar, ai;
         scan_decay<CPLX>(dt, A2, Aim, &ar, &ai);
         if (CPLX) {
@@ -573,7 +575,7 @@ __global__ void __launch_bounds__(SCAN_ONE_THREADS) scan_fwd_one16(scan_args a, 
     for (int i = 0; i < PL; i++) {
         const int n = q + PL * i;
         A2[i] = a.A[(size_t)d * NS + n] * SCAN_LOG2E;
-        Aim[i] = CPLX ? a.Ai[(size_t)d * NS + n] * SCAN_INV_PI : 0.f;
+        Aim[i] = CPLX ? a.Ai[(size_t)d * NS + n] * SCAN_INV_2PI : 0.f;
         const int k = CPLX ? 2 * n : n;
         hr[i] = h0 ? h0[k] : 0.f;
         hi[i] = CPLX && h0 ? h0[k + 1] : 0.f;
@@ -810,8 +812,8 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
         }
     }
     dx += gb * dt;
-    /* the angle's part was gathered against Ai / pi */
-    float ddt = SCAN_LN2 * ddtA + SCAN_PI * ddtI + gb * x;
+    /* the angle's part was gathered against Ai / (2 pi) */
+    float ddt = SCAN_LN2 * ddtA + SCAN_2PI * ddtI + gb * x;
     if (a.softplus) ddt *= pre > 20.f ? 1.f : scan_sigmoid(pre);
     dbias_acc += ddt;
     if (live) {
