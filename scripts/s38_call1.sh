@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The next session's first device call (written in session 37; carry .deps): the trials
-# scan-bwd-split and scan-bwd-split-cplx (the backward's chunk kernel with two threads a channel
+# scan-bwd-split, scan-bwd-split2 and scan-bwd-split-cplx (the backward's chunk kernel, and in split2 its locals kernel too, with two threads a channel
 # for d_state 16; both A kinds, or complex only), scan-poly4 and scan-poly2 (the complex
 # forward's last 4 or 2 of 16 states a step rotated on the FMA pipe) and scan-chunks-env (the
 # forward's chunk count from an environment variable, to sweep it), each built with its GPU
@@ -9,5 +9,5 @@
 # Output: stdout and $OUT/trial_*.txt.
 set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
-ROUNDS=1 BENCH=none timeout 560 bash scripts/gpu_trial.sh scan-bwd-split,scan-bwd-split-cplx,scan-poly4,scan-poly2,scan-chunks-env "-" |
+ROUNDS=1 BENCH=none timeout 560 bash scripts/gpu_trial.sh scan-bwd-split,scan-bwd-split2,scan-bwd-split-cplx,scan-poly4,scan-poly2,scan-chunks-env "-" |
     grep -v "^== .*no .*bench/none"

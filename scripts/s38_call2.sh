@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 source scripts/deps.sh; deps_runtime
 {
 for r in 1 2; do
-  for who in base scan-bwd-split scan-bwd-split-cplx scan-poly4 scan-poly2; do
+  for who in base scan-bwd-split scan-bwd-split2 scan-bwd-split-cplx scan-poly4 scan-poly2; do
     echo "== scan $who round $r"
     timeout 60 "$(trial_bin $who bench_gpu)" --scan | grep -E "^\| +[0-9]|^\| (GPU|CPU)"
   done
