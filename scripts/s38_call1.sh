@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The next session's first device call (written in session 37; carry .deps): the trials
-# scan-bwd-split, scan-bwd-split2 and scan-bwd-split-cplx (the backward's chunk kernel, and in split2 its locals kernel too, with two threads a channel
-# for d_state 16; both A kinds, or complex only), scan-poly4 and scan-poly2 (the complex
-# forward's last 4 or 2 of 16 states a step rotated on the FMA pipe) and scan-chunks-env (the
-# forward's chunk count from an environment variable, to sweep it), each built with its GPU
-# suites; no benchmark (scripts/s38_call2.sh, the next call on the same warm machine: an idle
-# machine goes back after 30 s).
+# scan-bwd-split, scan-bwd-split2 and scan-bwd-split-cplx (the backward's chunk kernel, in split2
+# its locals kernel too, with two threads a channel for d_state 16; cplx: complex A only),
+# scan-poly4 and scan-poly2 (the complex forward's last 4 or 2 of 16 states a step rotated on the
+# FMA pipe) and scan-chunks-env (the forward's chunk count from an environment variable, to sweep
+# it), each built with its GPU suites; no benchmark (scripts/s38_call2.sh, the next call on the
+# same warm machine: an idle machine goes back after 30 s).
 # Output: stdout and $OUT/trial_*.txt.
 set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
