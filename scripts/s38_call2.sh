@@ -2,10 +2,8 @@
 # The next session's second device call, on the machine of scripts/s38_call1.sh (its builds in
 # build-gpu and /tmp/trial_src_*/build-gpu): two rounds of bench_gpu --scan (every row, and the
 # complex scan's accuracy over 2^20 steps, which session 37's scan-turns has not had measured) on
-# this tree and the four trials; then bench_gemm --quick once (its times now from graph replays:
-# whether any cublasLt algorithm beats cuBLAS's choice where the step runs); between them, the
-# forward's chunk count swept through scan-chunks-env (--quick: the 2^20 rows, at 1024 chunks
-# whatever the setting, left out).
+# this tree and the five scan trials; then the forward's chunk count swept through scan-chunks-env
+# (--quick: the 2^20 rows, at 1024 chunks whatever the setting, left out).
 # Output: stdout (spaces squeezed; the accuracy rows and the timing rows) and $OUT/c2.txt.
 set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
@@ -26,6 +24,5 @@ for r in 1 2; do
         grep -E "^\| +[0-9]"
   done
 done
-echo "== bench_gemm --quick"; timeout 90 build-gpu/bench/bench_gemm --quick | grep -E "^\| [a-z0-9]"
 } > "$OUT/c2.txt" 2>&1
 sed -E 's/ +/ /g' "$OUT/c2.txt"
