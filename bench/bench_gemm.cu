@@ -17,8 +17,9 @@
  *   floor    W, x and y moved once at the measured copy bandwidth
  * Each time is the median of 5 replays of a CUDA graph of 50 launches (the
  * step is replayed from a graph), the weights taken from several copies in
- * turn so that they come from DRAM, as a model's layers' do. Each lt result is checked against sgemm's of the same mode (the
- * largest difference over the largest |y|; TF32 against TF32).
+ * turn so that they come from DRAM, as a model's layers' do. Each lt result
+ * is checked against sgemm's of the same mode (the largest difference over
+ * the largest |y|; TF32 against TF32).
  *
  * A microbenchmark of the device and cuBLAS, not of libmamba. Prints a
  * table; no pass/fail.
@@ -164,7 +165,7 @@ static cublasStatus_t bm_lt_run(bm_ctx *c, const bm_ops *o, const bm_lt *l, int 
  * launch, cublasSgemm's host side (its heuristic's lookup at every call)
  * counted and made lt's prepared plans look 1.1-1.4x faster at these
  * shapes (session 36), a gain that the graph-replayed step did not show
- * (the gemm-lt trial, session 37: level to 0.1%). */
+ * (the gemm-lt trial, session 37: level to 0.3%). */
 static float bm_time(bm_ctx *c, bm_ops *o, const bm_lt *l, int k)
 {
     float v[BM_RUNS];

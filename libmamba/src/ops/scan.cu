@@ -221,7 +221,7 @@ __device__ __forceinline__ float scan_dt(const scan_args &a, float v) { return a
  * and past that t - k is still a whole number of turns or a half): two
  * adds on the FMA pipe, where rintf and the parity of half turns, before,
  * cost an FRND and an F2I a state and step on the XU, the pipe the complex
- * kernels are bound by (76-80% busy, session 34's profile). sincospif,
+ * kernels are bound by (76-80% busy, session 33's profile). sincospif,
  * before that, spent some 25 FMA-pipe instructions on its polynomials. */
 #define SCAN_ROUND_MAGIC 12582912.f /* 1.5 * 2^23 */
 template <bool CPLX>
