@@ -289,16 +289,24 @@ __device__ __forceinline__ float scan_step(int N, float dt, float x, const float
 }
 
 /* A2 = A log2(e) (the exp2 argument), Aim = the imaginary part / (2 pi)
- * (the rotation's argument in turns; scan_decay) */
+ * (the rotation's argument in turns; scan_decay), of states n0 .. n0 + N - 1
+ * of channel d's NF */
+template <int NS, bool CPLX>
+__device__ __forceinline__ void scan_load_A_part(const scan_args &a, int d, int n0, int N, int NF, float *A2,
+                                                 float *Aim)
+{
+    const float *Ar = a.A + (size_t)d * NF + n0, *Ai = CPLX ? a.Ai + (size_t)d * NF + n0 : NULL;
+#pragma unroll
+    for (int n = 0; n < NS; n++) {
+        A2[n] = n < N ? Ar[n] * SCAN_LOG2E : 0.f;
+        Aim[n] = (CPLX && n < N) ? Ai[n] * SCAN_INV_2PI : 0.f;
+    }
+}
+/* all of channel d's states */
 template <int NS, bool CPLX>
 __device__ __forceinline__ void scan_load_A(const scan_args &a, int d, float *A2, float *Aim)
 {
-    const int N = scan_n<NS>(a);
-#pragma unroll
-    for (int n = 0; n < NS; n++) {
-        A2[n] = n < N ? a.A[(size_t)d * N + n] * SCAN_LOG2E : 0.f;
-        Aim[n] = (CPLX && n < N) ? a.Ai[(size_t)d * N + n] * SCAN_INV_2PI : 0.f;
-    }
+    scan_load_A_part<NS, CPLX>(a, d, 0, scan_n<NS>(a), scan_n<NS>(a), A2, Aim);
 }
 
 /* B and C rows of SCAN_TILE steps, staged in shared memory by the whole
@@ -326,13 +334,18 @@ struct scan_pos {
     int b, c, d;
     bool live; /* d < D; the others still help stage tiles and shuffle */
 };
+/* SP threads a channel (scan_bwd_chunk's split): a block of SP *
+ * SCAN_THREADS threads still covers SCAN_THREADS channels; with SP 2 a warp
+ * takes 16 channels, lane and lane ^ 16 sharing one */
+template <int SP = 1>
 __device__ __forceinline__ scan_pos scan_where(const scan_args &a)
 {
     scan_pos q;
     const int db = blockIdx.x % a.dblk;
     q.c = blockIdx.x / a.dblk;
     q.b = blockIdx.y;
-    const int d0 = db * SCAN_THREADS + threadIdx.x;
+    const int t = threadIdx.x;
+    const int d0 = db * SCAN_THREADS + (SP == 2 ? (t >> 5) * 16 + (t & 15) : t);
     q.live = d0 < a.D;
     q.d = q.live ? d0 : a.D - 1;
     return q;
@@ -703,8 +716,8 @@ scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
         }
 }
 
-/* Sum v[0..V) over the 32 lanes of the warp, leaving the total of value j
- * on lane j % 32 in out[j / 32]: a butterfly reduce-scatter, 31 shuffles per
+/* Sum v[0..V) over the lanes of the warp, leaving the total of value j on
+ * lane j % 32 in out[j / 32]: a butterfly reduce-scatter, 31 shuffles per
  * 32 values. Each level is its own template instance so that every index is
  * a compile-time constant and v stays in registers (with a loop over the
  * levels nvcc kept v in local memory). */
@@ -720,13 +733,15 @@ __device__ __forceinline__ void warp_rs_level(float *w, int lane)
     }
 }
 
-template <int V>
+/* over the W lanes (32 or 16) that differ in their low bits: in groups of W
+ * values, value j of group g summed on lane j + W g's (lane % W == j) */
+template <int V, int W = 32>
 __device__ __forceinline__ void warp_reduce_scatter(float *v, float *out, int lane)
 {
 #pragma unroll
-    for (int g = 0; g < V / 32; g++) {
-        float *w = v + 32 * g;
-        warp_rs_level<16>(w, lane);
+    for (int g = 0; g < V / W; g++) {
+        float *w = v + W * g;
+        if (W == 32) warp_rs_level<16>(w, lane);
         warp_rs_level<8>(w, lane);
         warp_rs_level<4>(w, lane);
         warp_rs_level<2>(w, lane);
@@ -737,8 +752,12 @@ __device__ __forceinline__ void warp_reduce_scatter(float *v, float *out, int la
 
 /* One step of the walk back, t: h is the state after it, hp before it, G
  * the adjoint after it (updated to the one before it). srow: the step's B
- * row in shared memory, its C row HS after. */
-template <int NS, bool CPLX, typename T>
+ * row in shared memory, its C row a channel's state (HS * SP floats) after.
+ * SP threads share the channel (scan_where<SP>), each NS of its states
+ * (its part of the state, the first half's or the second's): their sums
+ * over states meet by a shuffle, and the first writes the channel's
+ * outputs. */
+template <int NS, bool CPLX, typename T, int SP>
 __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *srow, size_t row, int d, int lane,
                                               bool live, const scan_in &cur, float Dd, const float *A2,
                                               const float *Aim, const float *h, const float *hp,
@@ -746,11 +765,14 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
                                               float &dbias_acc)
 {
     constexpr int HS = CPLX ? 2 * NS : NS;
-    constexpr int V = (2 * HS + 31) / 32 * 32; /* dB then dC values, padded */
-    const int N = scan_n<NS>(a), sf = CPLX ? 2 * N : N;
+    constexpr int W = 32 / SP;                    /* lanes of the warp's distinct channels */
+    constexpr int V = (2 * HS + W - 1) / W * W; /* dB then dC values, padded */
+    const int part = SP == 2 ? lane >> 4 : 0;
+    const bool lead = live && part == 0;
+    const int N = SP == 2 ? NS : scan_n<NS>(a), sf = CPLX ? 2 * N : N;
     float Bt[HS], Ct[HS];
-    scan_row<HS>(srow, Bt);
-    scan_row<HS>(srow + HS, Ct);
+    scan_row<HS>(srow + part * HS, Bt);
+    scan_row<HS>(srow + SP * HS + part * HS, Ct);
     const float x = cur.x, pre = cur.v, dt = scan_dt(a, pre);
     const float dtx = dt * x;
     /* ungated output for dz: C . h_t (+ 2 Re), + D x */
@@ -761,17 +783,18 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
             if (CPLX) yfull += Ct[2 * n] * h[2 * n] - Ct[2 * n + 1] * h[2 * n + 1];
             else yfull += Ct[n] * h[n];
         }
+    if (SP == 2) yfull += __shfl_xor_sync(0xffffffffu, yfull, 16);
     if (CPLX) yfull *= 2.f;
     yfull += Dd * x;
     const float dyv = live ? cur.dy : 0.f;
-    const float dyf = scan_gate_bwd<T>(a, row, d, dyv, cur.z, yfull, live);
-    if (a.y && live) {
+    const float dyf = scan_gate_bwd<T>(a, row, d, dyv, cur.z, yfull, lead);
+    if (a.y && lead) {
         const float yv = a.z ? yfull * (cur.z * scan_sigmoid(cur.z)) : yfull;
         scan_st<T>(a.y, row * a.D + d, yv, a.r16);
     }
     /* ddt = sum_n (dL/da_n) (da_n/ddt) + (sum_n G_n B_n) x; the A part is
      * gathered against A log2(e) and scaled by ln 2 once */
-    float dx = dyf * Dd, ddtA = 0.f, ddtI = 0.f, gb = 0.f;
+    float ddtA = 0.f, ddtI = 0.f, gb = 0.f;
     dD_acc += dyf * x;
     float vals[V];
 #pragma unroll
@@ -811,45 +834,64 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
             }
         }
     }
-    dx += gb * dt;
+    if (SP == 2) {
+        ddtA += __shfl_xor_sync(0xffffffffu, ddtA, 16);
+        if (CPLX) ddtI += __shfl_xor_sync(0xffffffffu, ddtI, 16);
+        gb += __shfl_xor_sync(0xffffffffu, gb, 16);
+    }
+    const float dx = dyf * Dd + gb * dt;
     /* the angle's part was gathered against Ai / (2 pi) */
     float ddt = SCAN_LN2 * ddtA + SCAN_2PI * ddtI + gb * x;
     if (a.softplus) ddt *= pre > 20.f ? 1.f : scan_sigmoid(pre);
     dbias_acc += ddt;
-    if (live) {
+    if (lead) {
         scan_st<T>(a.du, row * a.ld_du + d, dx, a.r16);
         scan_st<T>(a.ddelta, row * a.ld_ddelta + d, ddt, a.r16);
     }
     if (!live)
 #pragma unroll
         for (int k = 0; k < V; k++) vals[k] = 0.f;
-    float red[V / 32];
-    warp_reduce_scatter<V>(vals, red, lane);
+    float red[V / W];
+    warp_reduce_scatter<V, W>(vals, red, lane);
 #pragma unroll
-    for (int g = 0; g < V / 32; g++) {
-        const int j = 32 * g + lane; /* value index: dB for j < HS, dC after */
-        if (j < HS && j < sf) atomicAdd(a.dB + row * a.ld_dB + j, red[g]);
-        else if (j >= HS && j - HS < sf) atomicAdd(a.dC + row * a.ld_dC + (j - HS), red[g]);
+    for (int g = 0; g < V / W; g++) {
+        /* value index: dB for j < HS, dC after; of this part's states */
+        const int j = W * g + (lane & (W - 1));
+        if (j < HS && j < sf) atomicAdd(a.dB + row * a.ld_dB + part * HS + j, red[g]);
+        else if (j >= HS && j - HS < sf) atomicAdd(a.dC + row * a.ld_dC + part * HS + (j - HS), red[g]);
     }
 }
 
 /* One chunk of at most SCAN_TILE steps: recompute its states from the true
  * entering state (kept per step in hs), then walk them backward from the
- * true adjoint entering from the right. */
-template <int NS, bool CPLX, typename T>
-__global__ void __launch_bounds__(SCAN_THREADS, NS == 16 ? (CPLX ? 2 : 3) : 1)
+ * true adjoint entering from the right.
+ *
+ * SP threads a channel, each with NS / SP of its states (d_state 16: SP 2,
+ * 8 states a thread, 256 threads a block). One thread a channel held 16
+ * states, their adjoints, the step's B and C rows and 64 dB/dC values:
+ * complex A took 255 registers and spilled, 2 blocks of 4 warps an SM, and
+ * the kernel waited with the issue slots half idle (session 33's profile:
+ * issue 46%, XU 35%, the largest kernel of the complex backward). Split, a
+ * thread holds half, at the price of four shuffles a step (the sums over
+ * states) and, per channel, twice the warps' dB/dC atomics (a warp reduces
+ * over its 16 channels, not 32). */
+#define SCAN_BWD_SP(NS, C) ((NS) == 16 && (C) ? 2 : 1)
+template <int NS, bool CPLX, typename T, int SP>
+__global__ void __launch_bounds__(SCAN_THREADS * SP, SP == 2 ? 2 : (NS == 16 ? (CPLX ? 2 : 3) : 1))
 scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
 {
-    const scan_pos q = scan_where(a);
-    const int lane = threadIdx.x & 31;
+    constexpr int NT = NS / SP; /* states a thread */
+    const scan_pos q = scan_where<SP>(a);
+    const int lane = threadIdx.x & 31, part = SP == 2 ? lane >> 4 : 0;
     /* threads past D still walk the chunk with zeros: the warp's
      * reduce-scatter needs all 32 lanes */
     const bool live = q.live;
-    const int N = scan_n<NS>(a), sf = CPLX ? 2 * N : N, d = q.d, b = q.b;
-    constexpr int HS = CPLX ? 2 * NS : NS;
-    __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
-    float A2[NS], Aim[NS];
-    scan_load_A<NS, CPLX>(a, d, A2, Aim);
+    const int NF = scan_n<NS>(a), N = SP == 2 ? NT : NF, sf = CPLX ? 2 * N : N, d = q.d, b = q.b;
+    constexpr int HS = CPLX ? 2 * NT : NT, HSF = SP * HS; /* a thread's floats of the state, a channel's */
+    const int sff = CPLX ? 2 * NF : NF, k0 = part * HS; /* the channel's floats, this thread's first */
+    __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HSF];
+    float A2[NT], Aim[NT];
+    scan_load_A_part<NT, CPLX>(a, d, part * NT, N, NF, A2, Aim);
     const float bias = a.bias ? a.bias[d] : 0.f, Dd = a.Dsk ? a.Dsk[d] : 0.f;
     const int ta = q.c * a.T, tb = min(a.L, ta + a.T);
     const size_t o = ((size_t)b * a.nc + q.c) * a.D + d;
@@ -863,9 +905,9 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
     constexpr int HSTEP = CPLX ? 1 : 2;
     float hs[SCAN_TILE / HSTEP][HS];
     float h[HS], G[HS];
-    const float *src = hstart ? hstart + o * sf : (a.h0 ? a.h0 + ((size_t)b * a.D + d) * sf : NULL);
+    const float *src = hstart ? hstart + o * sff : (a.h0 ? a.h0 + ((size_t)b * a.D + d) * sff : NULL);
 #pragma unroll
-    for (int k = 0; k < HS; k++) h[k] = (src && k < sf) ? src[k] : 0.f;
+    for (int k = 0; k < HS; k++) h[k] = (src && k < sf) ? src[k0 + k] : 0.f;
     scan_load_tile<NS, CPLX, T>(a, b, ta, tb - ta, sbc);
     const size_t row0 = (size_t)b * a.L;
     scan_in cur = scan_fetch<T>(a, row0 + ta, d, bias, false);
@@ -874,16 +916,16 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
 #pragma unroll
             for (int k = 0; k < HS; k++) hs[(t - ta) / HSTEP][k] = h[k];
         const scan_in nx = scan_fetch<T>(a, row0 + min(t + 1, tb - 1), d, bias, false);
-        const float *st = sbc + (t - ta) * 2 * HS;
-        scan_step<NS, CPLX>(N, scan_dt(a, cur.v), cur.x, st, st + HS, A2, Aim, h, 0);
+        const float *st = sbc + (t - ta) * 2 * HSF;
+        scan_step<NT, CPLX>(N, scan_dt(a, cur.v), cur.x, st + k0, st + HSF + k0, A2, Aim, h, 0);
         cur = nx;
     }
-    const float *e = ein ? ein + o * sf : a.dhT ? a.dhT + ((size_t)b * a.D + d) * sf : NULL;
+    const float *e = ein ? ein + o * sff : a.dhT ? a.dhT + ((size_t)b * a.D + d) * sff : NULL;
 #pragma unroll
-    for (int k = 0; k < HS; k++) G[k] = (e && k < sf) ? e[k] : 0.f;
-    float dA_acc[NS], dAi_acc[NS], dD_acc = 0.f, dbias_acc = 0.f;
+    for (int k = 0; k < HS; k++) G[k] = (e && k < sf) ? e[k0 + k] : 0.f;
+    float dA_acc[NT], dAi_acc[NT], dD_acc = 0.f, dbias_acc = 0.f;
 #pragma unroll
-    for (int n = 0; n < NS; n++) dA_acc[n] = dAi_acc[n] = 0.f;
+    for (int n = 0; n < NT; n++) dA_acc[n] = dAi_acc[n] = 0.f;
 
     /* h is now the state after step tb-1 */
     int t = tb - 1;
@@ -899,11 +941,11 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
         for (int k = 0; k < HS; k++) hbuf[k] = hp[k];
         if (HSTEP == 2 && (t - ta) % 2) {
             /* odd: the stored state is before step t-1, whose inputs nx holds */
-            const float *sp = sbc + (t - 1 - ta) * 2 * HS;
-            scan_step<NS, CPLX>(N, scan_dt(a, nx.v), nx.x, sp, sp + HS, A2, Aim, hbuf, 0);
+            const float *sp = sbc + (t - 1 - ta) * 2 * HSF;
+            scan_step<NT, CPLX>(N, scan_dt(a, nx.v), nx.x, sp + k0, sp + HSF + k0, A2, Aim, hbuf, 0);
         }
-        scan_bwd_step<NS, CPLX, T>(a, sbc + (t - ta) * 2 * HS, row0 + t, d, lane, live, cur, Dd, A2, Aim, h,
-                                   hbuf, G, dA_acc, dAi_acc, dD_acc, dbias_acc);
+        scan_bwd_step<NT, CPLX, T, SP>(a, sbc + (t - ta) * 2 * HSF, row0 + t, d, lane, live, cur, Dd, A2, Aim, h,
+                                       hbuf, G, dA_acc, dAi_acc, dD_acc, dbias_acc);
 #pragma unroll
         for (int k = 0; k < HS; k++) h[k] = hbuf[k];
         cur = nx;
@@ -913,13 +955,14 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
     if (a.dh0 && q.c == 0)
 #pragma unroll
         for (int k = 0; k < HS; k++)
-            if (k < sf) a.dh0[((size_t)b * a.D + d) * sf + k] = G[k];
+            if (k < sf) a.dh0[((size_t)b * a.D + d) * sff + k0 + k] = G[k];
 #pragma unroll
-    for (int n = 0; n < NS; n++)
+    for (int n = 0; n < NT; n++)
         if (n < N) {
-            atomicAdd(a.dA + (size_t)d * N + n, dA_acc[n]);
-            if (CPLX) atomicAdd(a.dAi + (size_t)d * N + n, dAi_acc[n]);
+            atomicAdd(a.dA + (size_t)d * NF + part * NT + n, dA_acc[n]);
+            if (CPLX) atomicAdd(a.dAi + (size_t)d * NF + part * NT + n, dAi_acc[n]);
         }
+    if (part) return; /* the channel's sums: both parts hold them */
     if (a.Dsk) atomicAdd(a.dD + d, dD_acc);
     if (a.bias) atomicAdd(a.dbias + d, dbias_acc);
 }
@@ -934,10 +977,15 @@ __global__ void scan_zero_rows(float *x, int64_t ld, int64_t rows, int width)
 /* ---- host side ---------------------------------------------------------- */
 
 /* forward chunk length: enough chunks to fill the GPU with one thread per
- * (b, d, chunk), each chunk as long as possible to keep the carry short */
+ * (b, d, chunk), each chunk as long as possible to keep the carry short.
+ * Threads wanted a SM: 1024 for real A, 2048 for complex (16 independent
+ * states a thread keep the XU busy with fewer). The local pass walks
+ * (nc - 1) / nc of L a second time, so more chunks than that only cost:
+ * session 38's sweep (H100, bench_gpu --scan) of 256-4096 a SM found real A
+ * 6-8% faster at 1024 than at 4096 and complex 2.5-3% faster at 2048 */
 static int scan_chunk_len(const mb_scan_params *p, int sm_count)
 {
-    const int64_t want_threads = (int64_t)(sm_count > 0 ? sm_count : 132) * 2048 * 2;
+    const int64_t want_threads = (int64_t)(sm_count > 0 ? sm_count : 132) * (p->is_complex ? 2048 : 1024);
     const int64_t bd = (int64_t)p->batch * p->dim;
     int64_t nc = (want_threads + bd - 1) / bd;
     int64_t T = ((int64_t)p->seqlen + nc - 1) / nc;
@@ -1158,7 +1206,8 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const voi
             return;
         MB_LAUNCH_CHECK(ctx, "scan_bwd carries");
     }
-#define CHUNK(NS, C, T) scan_bwd_chunk<NS, C, T><<<grid, blk, 0, st>>>(a, hstart, gin)
+#define CHUNK(NS, C, T) \
+    scan_bwd_chunk<NS, C, T, SCAN_BWD_SP(NS, C)><<<grid, dim3(SCAN_THREADS * SCAN_BWD_SP(NS, C)), 0, st>>>(a, hstart, gin)
     SCAN_DISPATCH(a, CHUNK);
 #undef CHUNK
     MB_LAUNCH_CHECK(ctx, "scan_bwd_chunk");
