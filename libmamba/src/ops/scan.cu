@@ -45,6 +45,9 @@
  * by a block when the step's softplus changed, and gave scan_bwd_chunk at
  * N 64 32 registers and 8 KB of spills (session 33). */
 #define SCAN_THREADS 128
+/* threads a channel in the backward's locals and chunk kernels (scan_bwd_chunk
+ * says why): complex A only, real A's backward was 7-11% slower split (session 38) */
+#define SCAN_BWD_SP(NS, C) ((NS) == 16 && (C) ? 2 : 1)
 #define SCAN_TILE 32       /* steps of B/C staged at once; the backward chunk */
 #define SCAN_TMIN 64       /* shortest forward chunk worth a carry */
 #define SCAN_TMAX 1024
@@ -646,17 +649,23 @@ __device__ __forceinline__ float scan_gate_bwd(const scan_args &a, size_t row, i
  * end. That adjoint obeys G_{t-1} = conj(a_t) (G_t + c_t), c_t the y path
  * (C_t dyf_t; complex 2 conj(C_t) dyf_t), so from zero it is
  * sum_t conj(P_t) c_t with P_t = a_t0 ... a_t: computable forward, with the
- * same decays as the states. The gate needs only dy and z, not y. */
-template <int NS, bool CPLX, typename T>
-__global__ void __launch_bounds__(SCAN_THREADS, NS == 16 ? (CPLX ? 3 : 5) : 1)
+ * same decays as the states. The gate needs only dy and z, not y.
+ *
+ * SP threads a channel (SCAN_BWD_SP, as scan_bwd_chunk), each NS / SP of its
+ * states: nothing here sums over states, so the parts never meet; each
+ * computes the channel's dt and gate itself. */
+template <int NS, bool CPLX, typename T, int SP>
+__global__ void __launch_bounds__(SCAN_THREADS * SP, SP == 2 ? (CPLX ? 2 : 3) : (NS == 16 ? (CPLX ? 3 : 5) : 1))
 scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
 {
-    constexpr int HS = CPLX ? 2 * NS : NS;
-    __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HS];
-    const scan_pos q = scan_where(a);
-    const int N = scan_n<NS>(a), sf = CPLX ? 2 * N : N, d = q.d;
-    float A2[NS], Aim[NS], h[HS], P[HS], G[HS];
-    scan_load_A<NS, CPLX>(a, d, A2, Aim);
+    constexpr int NT = NS / SP, HS = CPLX ? 2 * NT : NT, HSF = SP * HS;
+    __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HSF];
+    const scan_pos q = scan_where<SP>(a);
+    const int part = SP == 2 ? (threadIdx.x & 31) >> 4 : 0;
+    const int NF = scan_n<NS>(a), N = SP == 2 ? NT : NF, sf = CPLX ? 2 * N : N, d = q.d;
+    const int sff = CPLX ? 2 * NF : NF, k0 = part * HS;
+    float A2[NT], Aim[NT], h[HS], P[HS], G[HS];
+    scan_load_A_part<NT, CPLX>(a, d, part * NT, N, NF, A2, Aim);
 #pragma unroll
     for (int k = 0; k < HS; k++) {
         h[k] = G[k] = 0.f;
@@ -676,10 +685,10 @@ scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
             const float dyf = scan_gate_bwd<T>(a, row0 + t, d, cur.dy, cur.z, 0.f, 0);
             S += dt;
             float Bt[HS], Ct[HS];
-            scan_row<HS>(sbc + s * 2 * HS, Bt);
-            scan_row<HS>(sbc + s * 2 * HS + HS, Ct);
+            scan_row<HS>(sbc + s * 2 * HSF + k0, Bt);
+            scan_row<HS>(sbc + s * 2 * HSF + HSF + k0, Ct);
 #pragma unroll
-            for (int n = 0; n < NS; n++) {
+            for (int n = 0; n < NT; n++) {
                 if (n < N) {
                     float ar, ai;
                     scan_decay<CPLX>(dt, A2[n], Aim[n], &ar, &ai);
@@ -707,12 +716,12 @@ scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
     }
     if (!q.live) return;
     const size_t o = ((size_t)q.b * a.nc + q.c) * a.D + d;
-    ssum[o] = S;
+    if (part == 0) ssum[o] = S;
 #pragma unroll
     for (int k = 0; k < HS; k++)
         if (k < sf) {
-            hloc[o * sf + k] = h[k];
-            gloc[o * sf + k] = G[k];
+            hloc[o * sff + k0 + k] = h[k];
+            gloc[o * sff + k0 + k] = G[k];
         }
 }
 
@@ -875,7 +884,6 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
  * thread holds half, at the price of four shuffles a step (the sums over
  * states) and, per channel, twice the warps' dB/dC atomics (a warp reduces
  * over its 16 channels, not 32). */
-#define SCAN_BWD_SP(NS, C) ((NS) == 16 && (C) ? 2 : 1)
 template <int NS, bool CPLX, typename T, int SP>
 __global__ void __launch_bounds__(SCAN_THREADS * SP, SP == 2 ? 2 : (NS == 16 ? (CPLX ? 2 : 3) : 1))
 scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
@@ -1185,7 +1193,7 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const voi
     scan_zero_rows<<<zgrid, 256, 0, st>>>(a.dB, a.ld_dB, rows, sf);
     scan_zero_rows<<<zgrid, 256, 0, st>>>(a.dC, a.ld_dC, rows, sf);
     MB_LAUNCH_CHECK(ctx, "scan_zero_rows");
-    const dim3 blk(SCAN_THREADS), grid((unsigned)a.dblk * a.nc, a.B);
+    const dim3 grid((unsigned)a.dblk * a.nc, a.B);
     float *hstart = NULL, *gin = NULL;
     size_t mark = ws->used;
     if (a.nc > 1) {
@@ -1197,7 +1205,8 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const voi
             ctx->failed = 1;
             return;
         }
-#define LOCALS(NS, C, T) scan_bwd_locals<NS, C, T><<<grid, blk, 0, st>>>(a, hstart, ssum, gin)
+#define LOCALS(NS, C, T) \
+    scan_bwd_locals<NS, C, T, SCAN_BWD_SP(NS, C)><<<grid, dim3(SCAN_THREADS * SCAN_BWD_SP(NS, C)), 0, st>>>(a, hstart, ssum, gin)
         SCAN_DISPATCH(a, LOCALS);
 #undef LOCALS
         MB_LAUNCH_CHECK(ctx, "scan_bwd_locals");
