@@ -8,4 +8,4 @@ set -uo pipefail
 export OUT=${OUT:-$PWD/gpu-check-out}
 ROUNDS=2 BENCH=bench_gpu timeout 500 bash scripts/gpu_trial.sh scan-rs-smem,scan-rs-smem-real,break-split-ddt "--scan" |
     grep -v "^== break-split-ddt, round"
-grep -E "rel err|FAIL|Failed" /tmp/trial_check_break-split-ddt/3_test_gpu.log | grep -vE "e-0[6-9]|e-1[0-9]|0\.00e\+00" | head -12
+tar -xzOf /tmp/trial_check_break-split-ddt/stage_logs.tar.gz 3_test_gpu.log | grep -E "rel err|FAIL|Failed" | grep -vE "e-0[6-9]|e-1[0-9]|0\.00e\+00" | head -12
