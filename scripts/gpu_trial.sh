@@ -9,7 +9,8 @@
 # 2. for each trial, a copy of this tree with its patch applied (/tmp/trial_src_NAME):
 #    gpu_check.sh build there, so the trial's GPU suites run (again with VAR=VALUE set, when given)
 # 3. $BENCH (default bench_generate) with BENCH ARGS: this tree, each trial, and each trial with
-#    VAR=VALUE, in turn, two rounds (ROUNDS=), table rows printed
+#    VAR=VALUE, in turn, two rounds (ROUNDS=), table rows printed; a trial named break-* (a tree
+#    broken by hand, whose suites must fail) is not timed
 # Output: stdout and $OUT/trial_*.txt. A trial is merged only when its suites pass (RESULTS.md
 # gets the figures either way; bench/trials/README.md says how).
 set -uo pipefail
@@ -59,6 +60,7 @@ fi
 # the runs of a round: base, then each trial, and each trial with VAR=VALUE when given
 RUNS=(base)
 for NAME in "${NAMEV[@]}"; do
+    case $NAME in break-*) continue ;; esac # broken by hand on purpose: built and checked, never timed
     RUNS+=("$NAME")
     [ -n "$SETV" ] && RUNS+=("$NAME+var")
 done
