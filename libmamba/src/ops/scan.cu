@@ -19,7 +19,9 @@
  *             running product of the decays, so both walk forward in time
  *             and share each exp. Two carries (states forward, adjoints in
  *             reverse), then per chunk: recompute and keep its 32 states,
- *             walk them backward.
+ *             walk them backward. With complex A at d_state 16 both
+ *             passes give a channel two threads, 8 states each
+ *             (SCAN_BWD_SP).
  *
  * Decays are exp2(dt * A log2(e)) on the MUFU unit (ex2.approx.ftz, a few
  * ulp, far inside the 1e-5 the tests hold the scan to); A is scaled once per
@@ -875,8 +877,8 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
  * entering state (kept per step in hs), then walk them backward from the
  * true adjoint entering from the right.
  *
- * SP threads a channel, each with NS / SP of its states (d_state 16: SP 2,
- * 8 states a thread, 256 threads a block). One thread a channel held 16
+ * SP threads a channel, each with NS / SP of its states (complex A at
+ * d_state 16: SP 2, 8 states a thread, 256 threads a block). One thread a channel held 16
  * states, their adjoints, the step's B and C rows and 64 dB/dC values:
  * complex A took 255 registers and spilled, 2 blocks of 4 warps an SM, and
  * the kernel waited with the issue slots half idle (session 33's profile:
@@ -986,11 +988,12 @@ __global__ void scan_zero_rows(float *x, int64_t ld, int64_t rows, int width)
 
 /* forward chunk length: enough chunks to fill the GPU with one thread per
  * (b, d, chunk), each chunk as long as possible to keep the carry short.
- * Threads wanted a SM: 1024 for real A, 2048 for complex (16 independent
- * states a thread keep the XU busy with fewer). The local pass walks
- * (nc - 1) / nc of L a second time, so more chunks than that only cost:
- * session 38's sweep (H100, bench_gpu --scan) of 256-4096 a SM found real A
- * 6-8% faster at 1024 than at 4096 and complex 2.5-3% faster at 2048 */
+ * Threads wanted an SM: 1024 for real A, 2048 for complex (16 independent
+ * states a thread keep the XU busy with fewer). Every chunk past the first
+ * is walked twice (the local pass, then the output) and adds to the carry,
+ * so chunks beyond those that fill the GPU only cost: session 38's sweep
+ * (H100, bench_gpu --scan, 256 to 4096 threads an SM) found real A 6-8%
+ * faster at 1024 than at 4096, complex 2.5-3% faster at 2048 */
 static int scan_chunk_len(const mb_scan_params *p, int sm_count)
 {
     const int64_t want_threads = (int64_t)(sm_count > 0 ? sm_count : 132) * (p->is_complex ? 2048 : 1024);
