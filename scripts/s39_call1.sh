@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Session 38's fifth device call (carry .deps), lean for the budget left (~340 s with the start):
-# this tree, the trial scan-tmax (the forward's chunks up to 4096 steps, its carry up to 512
-# chunks: the 2^20 rows' chunk counts) and break-split-ddt (the split threads' ddt sum dropped by
-# hand), only gpu_test_scan and bench_gpu built (no apps), the three at once. gpu_test_scan must
-# PASS on this tree and scan-tmax and FAIL on break-split-ddt; then bench_gpu --scan twice on
-# this tree and scan-tmax (the 2^20 rows and the accuracy table printed).
+# The next session's first device call (written in session 38, whose device time ran out before
+# it could run; carry .deps): this tree, the trial scan-tmax (the forward's chunks up to 4096
+# steps, its carry up to 512 chunks: the 2^20 rows' chunk counts) and break-split-ddt (the split
+# threads' ddt sum dropped by hand), only gpu_test_scan and bench_gpu built (no apps), the three
+# at once: lean, for a budget of a few minutes. gpu_test_scan must PASS on this tree and scan-tmax
+# and FAIL on break-split-ddt; then bench_gpu --scan twice on this tree and scan-tmax (the 2^20
+# rows and the accuracy table printed). With more time, break-locals-part the same way.
 set -uo pipefail
 export PATH="$PATH:/usr/local/cuda/bin"
 source scripts/deps.sh
