@@ -992,8 +992,9 @@ __global__ void scan_zero_rows(float *x, int64_t ld, int64_t rows, int width)
  * states a thread keep the XU busy with fewer). Every chunk past the first
  * is walked twice (the local pass, then the output) and adds to the carry,
  * so chunks beyond those that fill the GPU only cost: session 38's sweep
- * (H100, bench_gpu --scan, 256 to 4096 threads an SM) found real A 6-8%
- * faster at 1024 than at 4096, complex 2.5-3% faster at 2048 */
+ * (H100, bench_gpu --scan, 256 to 4096 threads an SM) found real A 4-8%
+ * faster at 1024 than at 4096 (bf16 at (16, 128, 16384) level), complex
+ * 2.5-3% faster at 2048 */
 static int scan_chunk_len(const mb_scan_params *p, int sm_count)
 {
     const int64_t want_threads = (int64_t)(sm_count > 0 ? sm_count : 132) * (p->is_complex ? 2048 : 1024);
