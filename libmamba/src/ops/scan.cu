@@ -43,7 +43,8 @@
 
 /* A block. scan_fwd_out, scan_bwd_locals and scan_bwd_chunk pin their
  * blocks an SM where their registers had put them (d_state 16: 8, 5 and 3
- * real, 5, 3 and 2 complex; other N: 1, all registers): ptxas lowered them
+ * real; complex 5 for scan_fwd_out, 2 of twice the threads for the split
+ * backward kernels (SCAN_BWD_SP); other N: 1, all registers): ptxas lowered them
  * by a block when the step's softplus changed, and gave scan_bwd_chunk at
  * N 64 32 registers and 8 KB of spills (session 33). */
 #define SCAN_THREADS 128
@@ -657,7 +658,7 @@ __device__ __forceinline__ float scan_gate_bwd(const scan_args &a, size_t row, i
  * states: nothing here sums over states, so the parts never meet; each
  * computes the channel's dt and gate itself. */
 template <int NS, bool CPLX, typename T, int SP>
-__global__ void __launch_bounds__(SCAN_THREADS * SP, SP == 2 ? (CPLX ? 2 : 3) : (NS == 16 ? (CPLX ? 3 : 5) : 1))
+__global__ void __launch_bounds__(SCAN_THREADS * SP, SP == 2 ? 2 : (NS == 16 ? 5 : 1))
 scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
 {
     constexpr int NT = NS / SP, HS = CPLX ? 2 * NT : NT, HSF = SP * HS;
@@ -887,7 +888,7 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
  * states) and, per channel, twice the warps' dB/dC atomics (a warp reduces
  * over its 16 channels, not 32). */
 template <int NS, bool CPLX, typename T, int SP>
-__global__ void __launch_bounds__(SCAN_THREADS * SP, SP == 2 ? 2 : (NS == 16 ? (CPLX ? 2 : 3) : 1))
+__global__ void __launch_bounds__(SCAN_THREADS * SP, SP == 2 ? 2 : (NS == 16 ? 3 : 1))
 scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
 {
     constexpr int NT = NS / SP; /* states a thread */
