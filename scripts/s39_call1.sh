@@ -4,7 +4,7 @@
 # steps, its carry up to 512 chunks: the 2^20 rows' chunk counts) and break-split-ddt (the split
 # threads' ddt sum dropped by hand), only gpu_test_scan and bench_gpu built (no apps), the three
 # at once: lean, for a budget of a few minutes. gpu_test_scan must PASS on this tree and scan-tmax
-# and FAIL on break-split-ddt; then bench_gpu --scan twice on this tree and scan-tmax (the 2^20
+# and FAIL on break-split-ddt and break-locals-part (added at the run); then bench_gpu --scan twice on this tree and scan-tmax (the 2^20
 # rows and the accuracy table printed). With more time, break-locals-part the same way.
 set -uo pipefail
 export PATH="$PATH:/usr/local/cuda/bin"
@@ -18,7 +18,7 @@ lean_build() { # DIR: configure and build the two targets there
         { echo "$1: build FAILED"; tail -5 "/tmp/lean_$(basename "$1").log"; }
 }
 dirs=("$PWD")
-for t in break-split-ddt scan-tmax; do
+for t in break-split-ddt break-locals-part scan-tmax; do
     d=/tmp/lean_$t
     rm -rf "$d" && mkdir -p "$d"
     tar -c --exclude='./build*' --exclude=./.deps --exclude=./.git --exclude=./gpu-check-out . | tar -x -C "$d"
