@@ -32,6 +32,7 @@ for r in 1 2; do
     for v in "MB_CUDA_SSM_STEP=0" "MB_X=1" "MB_CUDA_SSM_STAGE=0"; do
         echo "== round $r, $v"
         env $v timeout 40 $T --device cuda --shape 130m --batch 1 --weights fp32 | rows
+        env $v timeout 40 $T --device cuda --shape 130m --batch 1 --weights bf16 | rows
         env $v timeout 40 $T --device cuda --shape 130m --batch 8 --weights fp32 | rows
         env $v timeout 40 $T --device cuda --shape 130m --batch 64 --weights tf32 | rows
         [ $r = 1 ] && env $v timeout 40 $T --device cuda --shape 130m --batch 64 --weights fp32 | rows
