@@ -396,6 +396,7 @@ done:
  * in use before the model existed. A fresh context per row, so a failed
  * size (out of memory) does not poison the next one. */
 static int g_profile_step; /* --train: the first timed step between profiler start and stop */
+static int g_stack_chunk;  /* --stack TOKENS: MB_RECOMPUTE_STACK in chunks of TOKENS (the LM rows) */
 
 /* arch: bench_model_arch's */
 static int bench_train(const char *name, int d_model, int n_layer, int vocab, int B, int L,
@@ -430,6 +431,14 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
         goto done;
     }
     mb_model_set_recompute(m, 1);
+    char label[64];
+    snprintf(label, sizeof label, "%s", name);
+    if (g_stack_chunk && arch == 0) {
+        mb_model_set_recompute(m, MB_RECOMPUTE_STACK);
+        mb_model_set_recompute_chunk(m, g_stack_chunk);
+        snprintf(label, sizeof label, "%s st%dk", name, g_stack_chunk / 1024);
+    }
+    name = label;
     nparams = mb_model_num_params(m);
     mb_optim_config oc;
     mb_optim_config_default(&oc);
@@ -496,7 +505,13 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--scan") == 0) scan_only = 1;
         else if (strcmp(argv[i], "--model") == 0) model_only = 1;
         else if (strcmp(argv[i], "--bidir") == 0) model_only = bidir_only = 1;
-        else if (strcmp(argv[i], "--train") == 0 && i + 2 < argc) {
+        else if (strcmp(argv[i], "--stack") == 0 && i + 1 < argc) {
+            g_stack_chunk = atoi(argv[++i]);
+            if (g_stack_chunk < 1024) {
+                fprintf(stderr, "bench_gpu: --stack takes a chunk of at least 1024 tokens\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--train") == 0 && i + 2 < argc) {
             train_len = atoi(argv[++i]);
             const char *pr = argv[++i];
             train_prec = !strcmp(pr, "fp32") ? 0 : !strcmp(pr, "tf32") ? 1 : !strcmp(pr, "bf16") ? 2 : -1;
@@ -505,7 +520,8 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: bench_gpu [--quick] [--scan | --model | --bidir | --train L fp32|tf32|bf16]\n"
+            fprintf(stderr, "usage: bench_gpu [--quick] [--stack TOKENS] [--scan | --model | --bidir | --train L fp32|tf32|bf16]\n"
+                            "  --stack: the LM rows recompute the stack a chunk of TOKENS at a time (MB_RECOMPUTE_STACK)\n"
                             "  --bidir: the training rows of the bidirectional models (and the LM's TF32 row)\n"
                             "  --train: one DNA training row, its first timed step bracketed for a profiler\n");
             return 2;

@@ -107,7 +107,8 @@ static void step_matches(int cplx, int recompute, int chunk)
     double worst;
     const double el = pair_grads(mc, mg, tok, tgt, NULL, B, L, &sc, &sg, &worst, &worst_name);
     printf("# %s %s: loss rel err %.2e, count %lld/%lld, worst gradient %s %.2e\n",
-           cplx ? "complex" : "real", recompute ? (chunk ? "recompute in chunks" : "recompute") : "plain",
+           cplx ? "complex" : "real",
+           recompute == MB_RECOMPUTE_STACK ? "stacked chunks" : recompute ? (chunk ? "recompute in chunks" : "recompute") : "plain",
            el, (long long)sg.count, (long long)sc.count, worst_name, worst);
     assert_true(sg.count == sc.count && sg.correct == sc.correct);
     assert_true(el < 1e-5);
@@ -137,6 +138,8 @@ static void test_step_complex(void **s) { (void)s; step_matches(1, 0, 0); }
 static void test_step_recompute(void **s) { (void)s; step_matches(0, 1, 0); }
 static void test_step_recompute_chunks(void **s) { (void)s; step_matches(0, 1, 24); }
 static void test_step_recompute_chunks_complex(void **s) { (void)s; step_matches(1, 1, 29); }
+static void test_step_stack_chunks(void **s) { (void)s; step_matches(0, MB_RECOMPUTE_STACK, 24); }
+static void test_step_stack_chunks_complex(void **s) { (void)s; step_matches(1, MB_RECOMPUTE_STACK, 29); }
 
 /* bf16 precision (mb_ctx_set_precision): the GPU's training step against
  * the CPU's, its reference. Both round the same activations, gradients and
@@ -198,6 +201,11 @@ static void test_step_bf16_recompute_chunks(void **s)
 {
     (void)s;
     bf16_matches("LM, recompute in chunks", small(0), 1, 37, gpu_test_small() ? 60 : 600, 2e-2);
+}
+static void test_step_bf16_stack_chunks(void **s)
+{
+    (void)s;
+    bf16_matches("LM, stacked chunks", small(0), MB_RECOMPUTE_STACK, 37, gpu_test_small() ? 60 : 600, 2e-2);
 }
 
 /* ---- the bidirectional model: GPU against CPU ---------------------------- */
@@ -664,7 +672,8 @@ static void classify_matches(int cplx, int recompute, int chunk)
     if (mb_model_classify(mg, tok, B, L, NULL, pg, NULL)) fail_msg("%s", mb_error_last());
     double ep = mb_test_rel_err(pg, pc, (size_t)B * C);
     printf("# classify %s %s: loss rel err %.2e, count %lld/%lld, worst gradient %s %.2e, probs %.2e\n",
-           cplx ? "complex" : "real", recompute ? (chunk ? "recompute in chunks" : "recompute") : "plain",
+           cplx ? "complex" : "real",
+           recompute == MB_RECOMPUTE_STACK ? "stacked chunks" : recompute ? (chunk ? "recompute in chunks" : "recompute") : "plain",
            el, (long long)sg.count, (long long)sc.count, worst_name, worst, ep);
     assert_true(sg.count == 2 && sc.count == 2 && sg.correct == sc.correct);
     assert_true(el < 1e-5);
@@ -679,6 +688,7 @@ static void test_classify_plain(void **s) { (void)s; classify_matches(0, 0, 0); 
 static void test_classify_complex(void **s) { (void)s; classify_matches(1, 0, 0); }
 static void test_classify_recompute(void **s) { (void)s; classify_matches(0, 1, 0); }
 static void test_classify_recompute_chunks(void **s) { (void)s; classify_matches(1, 1, 37); }
+static void test_classify_stack_chunks(void **s) { (void)s; classify_matches(0, MB_RECOMPUTE_STACK, 37); }
 
 /* forward_chunk_pooled on the GPU against the CPU: the pooled sums and the
  * logits of uneven chunks, then the head on the pooled means */
@@ -986,8 +996,11 @@ int main(void)
         cmocka_unit_test(test_step_recompute),
         cmocka_unit_test(test_step_recompute_chunks),
         cmocka_unit_test(test_step_recompute_chunks_complex),
+        cmocka_unit_test(test_step_stack_chunks),
+        cmocka_unit_test(test_step_stack_chunks_complex),
         cmocka_unit_test(test_step_bf16),
         cmocka_unit_test(test_step_bf16_recompute_chunks),
+        cmocka_unit_test(test_step_bf16_stack_chunks),
         cmocka_unit_test(test_bidir),
         cmocka_unit_test(test_bidir_rc),
         cmocka_unit_test(test_bidir_rc_recompute),
@@ -1005,6 +1018,7 @@ int main(void)
         cmocka_unit_test(test_classify_complex),
         cmocka_unit_test(test_classify_recompute),
         cmocka_unit_test(test_classify_recompute_chunks),
+        cmocka_unit_test(test_classify_stack_chunks),
         cmocka_unit_test(test_chunk_pooled),
         cmocka_unit_test(test_sashimi_real),
         cmocka_unit_test(test_sashimi_bf16),

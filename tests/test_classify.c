@@ -149,6 +149,16 @@ static void classify_grad(int cplx, int rms, int tied)
     assert_true(fabs(s3.loss_sum - s0.loss_sum) < 1e-5 * fabs(s0.loss_sum));
     assert_true(e1 < 1e-6);
     assert_true(e2 < 1e-5 && e3 < 1e-5);
+    /* the stack a chunk at a time (chunks of 4), the pooled gradient read
+     * back a chunk of hf at a time */
+    mb_loss_stats s4 = {0};
+    mb_model_set_recompute(m, MB_RECOMPUTE_STACK);
+    mb_model_zero_grad(m);
+    assert_int_equal(mb_model_classify_backward(m, tok, lab, B, L, &s4), 0);
+    const double e4 = mb_test_rel_err(m->params.grad, g, n);
+    printf("# stacked chunks of 4 vs plain: loss %.9f, gradients rel err %.2e\n", s4.loss_sum, e4);
+    assert_true(fabs(s4.loss_sum - s0.loss_sum) < 1e-5 * fabs(s0.loss_sum));
+    assert_true(e4 < 1e-5);
 
     /* gradients add up, as forward_backward's: a second call doubles them */
     mb_model_set_recompute(m, 0);

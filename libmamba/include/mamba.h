@@ -208,9 +208,23 @@ const mb_config *mb_model_config(const mb_model *m);
  * with the model and its optimizer state, which mb_optim_load matches. */
 uint64_t mb_model_run_id(const mb_model *m);
 size_t mb_model_num_params(const mb_model *m);
-/* Keep only each layer's input during forward and recompute the layer inside
- * backward: activation memory of one layer instead of all. */
-void mb_model_set_recompute(mb_model *m, int on); /* ignored by sashimi models */
+/* What training keeps for backward (mb_model_set_recompute):
+ *   MB_RECOMPUTE_OFF     every layer's activations (the fastest);
+ *   MB_RECOMPUTE_LAYERS  only each layer's input (the residual stream,
+ *                        n_layer + 1 rows of d_model floats a token), the
+ *                        layer recomputed inside backward: one layer's
+ *                        activations instead of all;
+ *   MB_RECOMPUTE_STACK   as LAYERS, but a sequence longer than the chunk
+ *                        (mb_model_set_recompute_chunk) keeps only the
+ *                        states entering each chunk: the backward
+ *                        recomputes the whole stack a chunk at a time, so
+ *                        memory follows the chunk (every layer's
+ *                        activations for it), not the length. The LM and
+ *                        the classifier on it; others take it as LAYERS.
+ * Gradients are the same in all three (sums grouped by chunk). Any true
+ * value that is not STACK means LAYERS. */
+enum { MB_RECOMPUTE_OFF = 0, MB_RECOMPUTE_LAYERS = 1, MB_RECOMPUTE_STACK = 2 };
+void mb_model_set_recompute(mb_model *m, int mode); /* ignored by sashimi models */
 /* With recompute, layer passes run over chunks of this many tokens of one
  * sequence, states carried, so activation memory follows the chunk, not
  * B * L (default 131072; 0 = whole sequences). Gradients are the same. */

@@ -2,7 +2,9 @@
  * residual Mamba blocks -> norm_f -> head (tied to the embedding or not).
  * Training keeps each layer's activations or, with recompute, only each
  * layer's input, recomputing the layer inside backward (over chunks of the
- * sequence with the states carried, for long contexts); inference runs
+ * sequence with the states carried, for long contexts). MB_RECOMPUTE_STACK
+ * keeps not even the inputs of a long sequence: only the states entering
+ * each chunk, the whole stack recomputed a chunk at a time. Inference runs
  * through a state with its own small buffers. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,25 +14,26 @@
 
 typedef struct {
     mb_backbone bb;
-    int recompute;
+    int recompute;  /* MB_RECOMPUTE_* */
     int rc_chunk; /* recompute: tokens per chunk of a layer pass (0 = whole sequences) */
     int step_fused; /* the device's fused block step runs these widths */
 
     /* Activations, laid out for (act_B, act_L) the first time a shape is
      * seen and reused after: a step allocates nothing. */
     int act_B, act_L;
-    int nx;           /* sets of layer activations: n_layer, or one with recompute */
+    int nx;           /* sets of layer activations: n_layer, or one with recompute by layers */
     int nch;          /* chunked recompute: chunks per sequence (else 1) */
     float *act_buf;   /* device */
-    float **h;        /* n_layer + 1 residual streams (M, d), kept with recompute too */
+    float **h;        /* n_layer + 1 residual streams (M, d), kept with recompute too;
+                         stacked: each one chunk's */
     mb_layer_acts *acts;
     mb_lm_head_acts hacts;
     float *logits;    /* (M, Vp) */
-    float *dh;        /* backward: the residual stream's gradient (M, d) */
+    float *dh;        /* backward: the residual stream's gradient (M, d; stacked: a chunk's) */
     float *dxn;       /* a layer's norm-output gradient (rows of one pass) */
     float *saved;     /* chunked: the state entering each (layer, sequence, chunk) */
     mb_mixer_state work; /* chunked: the state being advanced */
-    mb_mixer_carries carries; /* chunked: boundary gradients, in and out */
+    mb_mixer_carries *carries; /* chunked: boundary gradients, in and out (stacked: a set a layer) */
     const int32_t *tok; /* the last forward's tokens (device, the facade's) */
     mb_arena ws;
 } lm_net;
@@ -63,10 +66,12 @@ static void lm_acts_free(mb_model *m)
     mb_dev_free(m->ctx, n->act_buf);
     free(n->h);
     free(n->acts);
+    free(n->carries);
     mb_arena_free(&n->ws);
     n->act_buf = NULL;
     n->h = NULL;
     n->acts = NULL;
+    n->carries = NULL;
     n->act_B = n->act_L = 0;
 }
 
@@ -92,6 +97,17 @@ static void lm_set_recompute(mb_model *m, int on, int chunk)
  * and scratch are sized for rc_chunk tokens, not B * L. */
 static int lm_chunked(const lm_net *n, int L) { return n->recompute && n->rc_chunk > 0 && L > n->rc_chunk; }
 
+/* Chunked by the stack (MB_RECOMPUTE_STACK): each chunk goes through every
+ * layer before the next chunk. Only the states entering each (layer,
+ * chunk) are kept past a pass; the backward recomputes a chunk through
+ * the whole stack, keeping every layer's activations for that chunk, then
+ * runs its backward top to bottom with each layer's carries. The
+ * residual streams are a chunk's, not (n_layer + 1) x B x L rows (9 GiB
+ * at the DNA model's 2^20); the cost is the forward's scan and out_proj
+ * in the recompute, which the layer recompute skips (the scan's backward
+ * forms y there). */
+static int lm_stacked(const lm_net *n, int L) { return n->recompute == MB_RECOMPUTE_STACK && lm_chunked(n, L); }
+
 typedef struct {
     const mb_model *m;
     lm_net *n;
@@ -103,23 +119,25 @@ static void lm_layout(mb_carve *c, void *arg)
     const lm_layout_arg *a = arg;
     const mb_model *m = a->m;
     lm_net *n = a->n;
-    const int nl = m->cfg.n_layer, chunked = lm_chunked(n, a->L);
+    const int nl = m->cfg.n_layer, chunked = lm_chunked(n, a->L), stacked = lm_stacked(n, a->L);
     const size_t M = (size_t)a->B * a->L, d = m->cfg.d_model;
     /* rows one layer pass works on: everything, or one chunk */
     const int Mx = chunked ? n->rc_chunk : (int)M;
     const mb_mixer *mx = &n->bb.layers[0].mixer;
     /* chunked, layer 0's input is the chunk's embedding, recomputed when
-     * needed (lm_chunk_in): h[0] holds one chunk */
-    for (int l = 0; l <= nl; l++) n->h[l] = mb_carve_take(c, (l == 0 && chunked ? (size_t)Mx : M) * d);
+     * needed (lm_chunk_in): h[0] holds one chunk; stacked, every stream */
+    for (int l = 0; l <= nl; l++) n->h[l] = mb_carve_take(c, ((l == 0 && chunked) || stacked ? (size_t)Mx : M) * d);
     for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], Mx, 0, c);
+    /* the head's rows stay whole: a classifier pools hf over the sequence
+     * and hands its gradient back there */
     mb_lm_head_acts_carve(&n->hacts, &n->bb.head, (int)M, c);
     n->logits = mb_carve_take(c, M * m->vocab_padded);
-    n->dh = mb_carve_take(c, M * d);
+    n->dh = mb_carve_take(c, (stacked ? (size_t)Mx : M) * d);
     n->dxn = mb_carve_take(c, (size_t)Mx * d);
     if (!chunked) return;
     n->saved = mb_carve_take(c, (size_t)nl * a->B * n->nch * mb_mixer_state_floats(mx, 1));
     mb_mixer_state_carve(&n->work, mx, 1, c);
-    mb_mixer_carries_carve(&n->carries, mx, c);
+    for (int l = 0; l < (stacked ? nl : 1); l++) mb_mixer_carries_carve(&n->carries[l], mx, c);
 }
 
 static int lm_acts_ensure(mb_model *m, int B, int L)
@@ -128,14 +146,15 @@ static int lm_acts_ensure(mb_model *m, int B, int L)
     if (n->act_B == B && n->act_L == L) return 0;
     lm_acts_free(m);
     const int nl = m->cfg.n_layer, chunked = lm_chunked(n, L);
-    n->nx = n->recompute ? 1 : nl;
+    n->nx = n->recompute && !lm_stacked(n, L) ? 1 : nl;
     n->nch = chunked ? (L + n->rc_chunk - 1) / n->rc_chunk : 1;
     n->h = calloc((size_t)nl + 1, sizeof(float *));
     n->acts = calloc((size_t)n->nx, sizeof(mb_layer_acts));
+    n->carries = calloc((size_t)nl, sizeof(mb_mixer_carries));
     lm_layout_arg arg = {m, n, B, L};
     const size_t wsz = chunked ? mb_layer_workspace(m->ctx, &n->bb.layers[0], 1, n->rc_chunk)
                                : mb_layer_workspace(m->ctx, &n->bb.layers[0], B, L);
-    if (!n->h || !n->acts || !(n->act_buf = mb_dev_carve(m->ctx, lm_layout, &arg, "activations")) ||
+    if (!n->h || !n->acts || !n->carries || !(n->act_buf = mb_dev_carve(m->ctx, lm_layout, &arg, "activations")) ||
         mb_arena_init(&n->ws, m->ctx, wsz)) {
         lm_acts_free(m);
         return mb_error_set("out of memory for activations of batch %d x length %d", B, L);
@@ -173,6 +192,80 @@ static const float *lm_chunk_in(mb_model *m, int l, int b, int L, int k)
 
 /* ---- training forward and backward -------------------------------------------------- */
 
+/* Stacked (lm_stacked): sequence b's chunk k through every layer from the
+ * saved states entering it, into h[1..n_layer] and every layer's acts;
+ * save: the states leaving it become the next chunk's (the forward),
+ * else they are dropped (the backward's recompute) */
+static int lm_stack_chunk_fwd(mb_model *m, int b, int L, int k, int save)
+{
+    lm_net *n = net(m);
+    mb_ctx *ctx = m->ctx;
+    const int len = lm_chunk_len(n, L, k);
+    mb_embedding_fwd(ctx, &n->bb.embed, &m->params, len, n->tok + (size_t)b * L + (size_t)k * n->rc_chunk, n->h[0]);
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        const mb_mixer *mx = &n->bb.layers[l].mixer;
+        mb_mixer_state in = lm_saved_state(m, l, b, k);
+        if (save && k == 0) mb_dev_zero(ctx, in.conv, mb_mixer_state_floats(mx, 1) * sizeof(float));
+        mb_mixer_state_copy(ctx, mx, &in, &n->work);
+        if (mb_layer_fwd(ctx, &n->bb.layers[l], &m->params, 1, len, n->h[l], n->h[l + 1], &n->acts[l], &n->work,
+                         &n->ws))
+            return -1;
+        if (save && k + 1 < n->nch) {
+            mb_mixer_state out = lm_saved_state(m, l, b, k + 1);
+            mb_mixer_state_copy(ctx, mx, &n->work, &out);
+        }
+    }
+    return 0;
+}
+
+static int lm_forward_stacked(mb_model *m, int B, int L, int want_logits)
+{
+    lm_net *n = net(m);
+    const int nl = m->cfg.n_layer;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < n->nch; k++) {
+            const size_t r0 = (size_t)b * L + (size_t)k * n->rc_chunk;
+            if (lm_stack_chunk_fwd(m, b, L, k, 1)) return -1;
+            const mb_lm_head_acts ha = mb_lm_head_acts_rows(&n->hacts, &n->bb.head, r0);
+            mb_lm_head_fwd(m->ctx, &n->bb.head, &m->params, lm_chunk_len(n, L, k), n->h[nl], &ha,
+                           want_logits ? n->logits + r0 * m->vocab_padded : NULL);
+        }
+    return 0;
+}
+
+/* Its backward, from the gradient of norm_f's output in hacts.hf (the
+ * logits' backward has run): chunks last to first, each recomputed
+ * through the stack (but the last one, whose activations the forward
+ * left), then its head's norm, layers top to bottom with their own
+ * carries, and the embedding's rows. Each layer meets its chunks in the
+ * order the layer recompute gives them. */
+static int lm_backward_stacked(mb_model *m, int B, int L)
+{
+    lm_net *n = net(m);
+    mb_ctx *ctx = m->ctx;
+    const mb_params *ps = &m->params;
+    const int nl = m->cfg.n_layer;
+    for (int b = B - 1; b >= 0; b--) {
+        for (int l = 0; l < nl; l++) mb_mixer_carries_start(ctx, &n->carries[l], &n->bb.layers[l].mixer);
+        for (int k = n->nch - 1; k >= 0; k--) {
+            const size_t r0 = (size_t)b * L + (size_t)k * n->rc_chunk;
+            const int len = lm_chunk_len(n, L, k);
+            if (!(b == B - 1 && k == n->nch - 1) && lm_stack_chunk_fwd(m, b, L, k, 0)) return -1;
+            const mb_lm_head_acts ha = mb_lm_head_acts_rows(&n->hacts, &n->bb.head, r0);
+            mb_lm_head_bwd_norm(ctx, &n->bb.head, ps, len, n->h[nl], &ha, n->dh);
+            for (int l = nl - 1; l >= 0; l--) {
+                const mb_mixer_state st0 = lm_saved_state(m, l, b, k);
+                const mb_mixer_carry carry = mb_mixer_carries_next(&n->carries[l]);
+                if (mb_layer_bwd(ctx, &n->bb.layers[l], ps, 1, len, n->h[l], &n->acts[l], n->dh, n->dxn, &n->ws,
+                                 &st0, &carry))
+                    return -1;
+            }
+            mb_embedding_bwd(ctx, &n->bb.embed, ps, len, n->tok + r0, n->dh);
+        }
+    }
+    return mb_ctx_check(ctx);
+}
+
 static int lm_forward(mb_model *m, const int32_t *tok, int B, int L, int want_logits, int train, mb_fwd_out *out)
 {
     (void)train; /* the same buffers either way: mb_model_set_recompute is the LM's memory knob */
@@ -182,6 +275,12 @@ static int lm_forward(mb_model *m, const int32_t *tok, int B, int L, int want_lo
     const mb_params *ps = &m->params;
     const int M = B * L, d = m->cfg.d_model, chunked = lm_chunked(n, L);
     n->tok = tok;
+    if (lm_stacked(n, L)) {
+        if (lm_forward_stacked(m, B, L, want_logits)) return -1;
+        out->hf = n->hacts.hf;
+        out->logits = want_logits ? n->logits : NULL;
+        return 0;
+    }
     if (!chunked) mb_embedding_fwd(ctx, &n->bb.embed, ps, M, tok, n->h[0]);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         mb_layer_acts *a = &n->acts[n->recompute ? 0 : l];
@@ -220,7 +319,7 @@ static int lm_layer_bwd_chunked(mb_model *m, int l, int B, int L)
     const mb_layer *ly = &n->bb.layers[l];
     const mb_mixer *mx = &ly->mixer;
     for (int b = 0; b < B; b++) {
-        mb_mixer_carries_start(ctx, &n->carries, mx);
+        mb_mixer_carries_start(ctx, &n->carries[0], mx);
         for (int k = n->nch - 1; k >= 0; k--) {
             const size_t r0 = (size_t)b * L + (size_t)k * n->rc_chunk;
             const int len = lm_chunk_len(n, L, k);
@@ -229,7 +328,7 @@ static int lm_layer_bwd_chunked(mb_model *m, int l, int B, int L)
             const float *in = lm_chunk_in(m, l, b, L, k);
             if (mb_layer_fwd(ctx, ly, ps, 1, len, in, NULL, &n->acts[0], &n->work, &n->ws))
                 return -1;
-            const mb_mixer_carry carry = mb_mixer_carries_next(&n->carries);
+            const mb_mixer_carry carry = mb_mixer_carries_next(&n->carries[0]);
             if (mb_layer_bwd(ctx, ly, ps, 1, len, in, &n->acts[0], n->dh + r0 * d, n->dxn, &n->ws,
                              &saved, &carry))
                 return -1;
@@ -248,6 +347,7 @@ static int lm_backward(mb_model *m, int B, int L, int from_logits)
         return mb_error_set("internal: backward of %d x %d after a forward of %d x %d", B, L, n->act_B, n->act_L);
     /* the gradient of hf replaces hf (read for the weight gradient first) */
     if (from_logits) mb_lm_head_bwd_logits(ctx, &n->bb.head, ps, M, &n->hacts, n->logits);
+    if (lm_stacked(n, L)) return lm_backward_stacked(m, B, L);
     mb_lm_head_bwd_norm(ctx, &n->bb.head, ps, M, n->h[nl], &n->hacts, n->dh);
     const int chunked = lm_chunked(n, L);
     for (int l = nl - 1; l >= 0; l--) {

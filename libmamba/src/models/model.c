@@ -155,9 +155,10 @@ int mb_recompute_update(const mb_config *cfg, int *recompute, int *rc_chunk, int
     return changed;
 }
 
-void mb_model_set_recompute(mb_model *m, int on)
+void mb_model_set_recompute(mb_model *m, int mode)
 {
-    if (m->arch->set_recompute) m->arch->set_recompute(m, !!on, -1);
+    mode = mode == MB_RECOMPUTE_STACK ? mode : !!mode;
+    if (m->arch->set_recompute) m->arch->set_recompute(m, mode, -1);
 }
 
 void mb_model_set_recompute_chunk(mb_model *m, int tokens)

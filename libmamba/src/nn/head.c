@@ -33,6 +33,13 @@ void mb_lm_head_acts_carve(mb_lm_head_acts *a, const mb_lm_head *h, int M, mb_ca
     mb_norm_acts_carve(&a->norm, &h->norm, M, c);
 }
 
+mb_lm_head_acts mb_lm_head_acts_rows(const mb_lm_head_acts *a, const mb_lm_head *h, size_t r0)
+{
+    mb_lm_head_acts v = {.hf = a->hf + r0 * h->dim,
+                         .norm = {.mean = a->norm.mean ? a->norm.mean + r0 : NULL, .rstd = a->norm.rstd + r0}};
+    return v;
+}
+
 void mb_lm_head_fwd(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M, const float *y,
                     const mb_lm_head_acts *a, float *logits)
 {

@@ -30,6 +30,8 @@ int mb_lm_head_register(mb_lm_head *h, mb_params *ps, const char *norm_prefix, c
 /* norm ones; an own weight U(+-1/sqrt(dim)) from rng */
 void mb_lm_head_init_weights(const mb_lm_head *h, const mb_params *ps, float *host, mb_rng *rng);
 void mb_lm_head_acts_carve(mb_lm_head_acts *a, const mb_lm_head *h, int M, mb_carve *c);
+/* the same buffers from row r0 on (a chunk of the rows) */
+mb_lm_head_acts mb_lm_head_acts_rows(const mb_lm_head_acts *a, const mb_lm_head *h, size_t r0);
 /* a->hf = norm_f(y); logits (M, vocab_padded) when not NULL */
 void mb_lm_head_fwd(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M, const float *y,
                     const mb_lm_head_acts *a, float *logits);
