@@ -255,6 +255,62 @@ static void test_bf16(void **st)
     remove_run(model);
 }
 
+/* --low-memory's wiring: windows over 64k bases keep only the states
+ * between 64k chunks (MB_RECOMPUTE_STACK, said on stderr) and train as
+ * without it, to the printed digits. Whether the stack's gradients are
+ * right is test_model's and test_classify's to say (against the plain
+ * backward, to 1e-5; they fail when a layer's carries are mixed up, which
+ * two steps of AdamW here, updates of about lr times the gradient's sign,
+ * would not show). A random genome of 140 kb (written here), windows of
+ * 66,000 bases: a chunk of 65,536 and one of 464. */
+static void test_low_memory(void **st)
+{
+    (void)st;
+    char fa[256], model[256];
+    mb_test_tmp_path(fa, sizeof fa, "long.fa");
+    mb_test_tmp_path(model, sizeof model, "lowmem.safetensors");
+    FILE *f = fopen(fa, "w");
+    assert_non_null(f);
+    fputs(">long\n", f);
+    mb_rng r;
+    mb_rng_seed(&r, 17);
+    for (int i = 0; i < 140000; i++) {
+        fputc("ACGT"[mb_rng_below(&r, 4)], f);
+        if (i % 80 == 79) fputc('\n', f);
+    }
+    fputs("\n", f);
+    assert_int_equal(fclose(f), 0);
+    char lines[2][2][128];
+    const char *flag[2] = {"", " --low-memory"};
+    for (int i = 0; i < 2; i++) {
+        remove_run(model);
+        assert_int_equal(run("pretrain --d-model 16 --n-layer 2 --seq-len 66000 --batch 1 --steps 2 --threads 2 "
+                             "--val-every 2 --val-tokens 4096 --out %s%s %s", model, flag[i], fa), 0);
+        assert_non_null(strstr(g_err, i ? "66000 bases a step: only the states between 64k-base chunks kept"
+                                        : "66000 bases a step: each layer recomputed in backward"));
+        /* "step k/2  L 66000  train X bits/base ..." up to the speed */
+        for (int k = 0; k < 2; k++) {
+            char key[32];
+            snprintf(key, sizeof key, "step %d/2 ", k + 1);
+            const char *p = strstr(g_err, key);
+            assert_non_null(p);
+            const char *e = strstr(p, "  lr ");
+            assert_non_null(e);
+            snprintf(lines[i][k], sizeof lines[i][k], "%.*s", (int)(e - p), p);
+        }
+    }
+    double t[2][2], v[2];
+    for (int i = 0; i < 2; i++) {
+        printf("%s: %s | %s\n", i ? "--low-memory" : "default", lines[i][0], lines[i][1]);
+        t[i][0] = field_after(lines[i][0], "train ");
+        t[i][1] = field_after(lines[i][1], "train ");
+        v[i] = field_after(lines[i][1], "val ");
+    }
+    for (int k = 0; k < 2; k++) assert_true(fabs(t[0][k] - t[1][k]) < 1e-4);
+    assert_true(fabs(v[0] - v[1]) < 1e-4);
+    remove_run(model), remove(fa);
+}
+
 static void test_seq_warmup(void **st)
 {
     (void)st;
@@ -280,7 +336,7 @@ int main(void)
         cmocka_unit_test(test_usage),         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_seq_warmup),    cmocka_unit_test(test_resume_equals_whole),
         cmocka_unit_test(test_learns),        cmocka_unit_test(test_bf16),
-        cmocka_unit_test(test_mlm),
+        cmocka_unit_test(test_mlm),           cmocka_unit_test(test_low_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 #endif

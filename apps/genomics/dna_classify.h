@@ -23,7 +23,6 @@
 #define CL_VAL_WINDOWS_DEFAULT 32
 #define CL_LR_DEFAULT 1e-3
 #define CL_CHUNK_DEFAULT 65536
-#define CL_RECOMPUTE_TOKENS 65536 /* recompute above this many tokens a step */
 #define CL_TRY "Try '" DNA_PROG " classify --help'.\n"
 
 int cl_train(int argc, char **argv);
@@ -80,6 +79,7 @@ typedef struct {
     int n_fasta;
     double val_frac;
     int set_val_frac, rc_aug, force;
+    int low_memory; /* --low-memory */
     int64_t val_every, val_windows;
 } cl_opts;
 

@@ -21,6 +21,23 @@ void dna_cmd_config(mb_config *cfg)
     cfg->pad_vocab_size_multiple = DNA_TOK_VOCAB_PADDED;
 }
 
+void dna_cmd_recompute(mb_model *m, int64_t rows, int64_t L, int low_memory)
+{
+    if (rows * L <= DNA_RECOMPUTE_TOKENS) return;
+    const int bidir = mb_model_config(m)->arch == MB_ARCH_BIDIR;
+    const int stack = low_memory && !bidir && L > DNA_RECOMPUTE_TOKENS;
+    mb_model_set_recompute(m, stack ? MB_RECOMPUTE_STACK : MB_RECOMPUTE_LAYERS);
+    if (stack) mb_model_set_recompute_chunk(m, DNA_RECOMPUTE_TOKENS);
+    fprintf(stderr, DNA_PROG ": %lld bases a step: %s%s\n", (long long)(rows * L),
+            stack ? "only the states between 64k-base chunks kept, the model recomputed a chunk at a time in "
+                    "backward (--low-memory)"
+                  : "each layer recomputed in backward",
+            stack || !low_memory ? ""
+            : bidir              ? " (--low-memory: a bidirectional model's reverse mixer reads the chunks "
+                                   "after each, so not a chunk at a time)"
+                                 : " (--low-memory: windows of 64k bases or less are not cut)");
+}
+
 void dna_cmd_complement(int *comp)
 {
     for (int v = 0; v < MB_RC_MAX_VOCAB; v++) comp[v] = dna_tok_complement(v);

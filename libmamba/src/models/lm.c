@@ -16,6 +16,7 @@ typedef struct {
     mb_backbone bb;
     int recompute;  /* MB_RECOMPUTE_* */
     int rc_chunk; /* recompute: tokens per chunk of a layer pass (0 = whole sequences) */
+    int rc_chunk_set; /* the caller chose rc_chunk, else it follows the mode (lm_set_recompute) */
     int step_fused; /* the device's fused block step runs these widths */
 
     /* Activations, laid out for (act_B, act_L) the first time a shape is
@@ -40,6 +41,15 @@ typedef struct {
 
 static lm_net *net(const mb_model *m) { return (lm_net *)m->net; }
 
+/* The chunks of a recompute unless the caller sets them. Layer passes
+ * over 128 Ki tokens (the DNA model at L = 2^20, H100: 12.8 GiB at 64 Ki,
+ * fewer launches at 128 Ki). Stacked, every layer's activations are kept
+ * for a chunk: 64 Ki tokens, the DNA model's 2^20 step in 8.3 GiB, where
+ * 32 Ki took 4.7 GiB and 16 Ki 2.9 GiB for 5% and 18% more time (bf16,
+ * H200, session 40). */
+#define LM_CHUNK_LAYERS 131072
+#define LM_CHUNK_STACK 65536
+
 /* ---- parameters ---------------------------------------------------------------- */
 
 static int lm_build(mb_model *m)
@@ -47,9 +57,7 @@ static int lm_build(mb_model *m)
     lm_net *n = mb_calloc(1, sizeof *n, "model");
     if (!n) return -1;
     m->net = n;
-    /* recompute: layer passes over 128 Ki tokens at a time (L = 2^20 on the
-     * DNA model: 12.8 GiB peak at 64 Ki, fewer launches at 128 Ki) */
-    n->rc_chunk = 131072;
+    n->rc_chunk = LM_CHUNK_LAYERS;
     if (mb_backbone_register(&n->bb, &m->params, &m->cfg, m->vocab_padded)) return -1;
     n->step_fused = mb_layer_step_fits(m->ctx, &n->bb.layers[0]);
     return 0;
@@ -87,7 +95,11 @@ static void lm_destroy(mb_model *m)
 static void lm_set_recompute(mb_model *m, int on, int chunk)
 {
     lm_net *n = net(m);
-    if (mb_recompute_update(&m->cfg, &n->recompute, &n->rc_chunk, on, chunk)) lm_acts_free(m);
+    const int was = n->rc_chunk;
+    int changed = mb_recompute_update(&m->cfg, &n->recompute, &n->rc_chunk, on, chunk);
+    n->rc_chunk_set |= chunk >= 0;
+    if (!n->rc_chunk_set) n->rc_chunk = n->recompute == MB_RECOMPUTE_STACK ? LM_CHUNK_STACK : LM_CHUNK_LAYERS;
+    if (changed || n->rc_chunk != was) lm_acts_free(m);
 }
 
 /* ---- training activations --------------------------------------------------------
