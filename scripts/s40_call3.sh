@@ -14,7 +14,7 @@ lean_build "$PWD" tests/gpu_test_model tests/gpu_test_ops tests/gpu_test_scan be
 echo "== built in $(($(date +%s) - s)) s"
 deps_runtime
 s=$(date +%s)
-(cd build-lean && timeout 240 ctest -L gpu >$O/ctest_gpu.log 2>&1; echo "ctest -L gpu rc $?")
+(cd build-lean && timeout 200 ctest -L gpu >$O/ctest_gpu.log 2>&1; echo "ctest -L gpu rc $?")
 grep -E "tests passed|tests failed|Failed|Passed" $O/ctest_gpu.log
 echo "== gpu suites in $(($(date +%s) - s)) s"
 G=build-lean/bench/bench_generate
@@ -26,5 +26,5 @@ G=build-lean/bench/bench_generate
     timeout 90 $G --device cuda --shape 2.8b --batch 64 --weights bf16 | grep -E "^\| 2.8b" | cut -c1-120
 } | tee $O/generate.txt
 s=$(date +%s)
-timeout 200 build-lean/bench/bench_gpu --scan | tee $O/scan.txt | grep -E "^\||copy|floor|GB/s" | cut -c1-180
+timeout 150 build-lean/bench/bench_gpu --scan | tee $O/scan.txt | grep -E "^\||copy|floor|GB/s" | cut -c1-180
 echo "== scan rows in $(($(date +%s) - s)) s"
