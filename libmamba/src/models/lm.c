@@ -28,7 +28,8 @@ typedef struct {
     float **h;        /* n_layer + 1 residual streams (M, d), kept with recompute too;
                          stacked: each one chunk's */
     mb_layer_acts *acts;
-    mb_lm_head_acts hacts;
+    mb_lm_head_acts hacts; /* (M rows; stacked without a classifier: a chunk's) */
+    int hf_chunk;     /* hacts holds a chunk's rows (lm_stacked_hf) */
     float *logits;    /* (M, Vp) */
     float *dh;        /* backward: the residual stream's gradient (M, d; stacked: a chunk's) */
     float *dxn;       /* a layer's norm-output gradient (rows of one pass) */
@@ -120,6 +121,19 @@ static int lm_chunked(const lm_net *n, int L) { return n->recompute && n->rc_chu
  * forms y there). */
 static int lm_stacked(const lm_net *n, int L) { return n->recompute == MB_RECOMPUTE_STACK && lm_chunked(n, L); }
 
+/* Stacked, the head's rows too are a chunk's unless a classifier pools hf
+ * over the sequence and hands its gradient back there (m->has_cls): the
+ * backward then recomputes norm_f with the stack and takes the logits'
+ * backward a chunk at a time. What is left of the length is the logits,
+ * the tokens and the saved states (the DNA model: 4 GiB less at 2^22). */
+static int lm_stacked_hf(const mb_model *m, const lm_net *n, int L) { return lm_stacked(n, L) && !m->has_cls; }
+
+/* the head's activations for the rows from r0 on (stacked chunks) */
+static mb_lm_head_acts lm_head_rows(const lm_net *n, size_t r0)
+{
+    return mb_lm_head_acts_rows(&n->hacts, &n->bb.head, n->hf_chunk ? 0 : r0);
+}
+
 typedef struct {
     const mb_model *m;
     lm_net *n;
@@ -140,9 +154,8 @@ static void lm_layout(mb_carve *c, void *arg)
      * needed (lm_chunk_in): h[0] holds one chunk; stacked, every stream */
     for (int l = 0; l <= nl; l++) n->h[l] = mb_carve_take(c, ((l == 0 && chunked) || stacked ? (size_t)Mx : M) * d);
     for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], Mx, 0, c);
-    /* the head's rows stay whole: a classifier pools hf over the sequence
-     * and hands its gradient back there */
-    mb_lm_head_acts_carve(&n->hacts, &n->bb.head, (int)M, c);
+    n->hf_chunk = lm_stacked_hf(m, n, a->L);
+    mb_lm_head_acts_carve(&n->hacts, &n->bb.head, n->hf_chunk ? Mx : (int)M, c);
     n->logits = mb_carve_take(c, M * m->vocab_padded);
     n->dh = mb_carve_take(c, (stacked ? (size_t)Mx : M) * d);
     n->dxn = mb_carve_take(c, (size_t)Mx * d);
@@ -238,32 +251,42 @@ static int lm_forward_stacked(mb_model *m, int B, int L, int want_logits)
         for (int k = 0; k < n->nch; k++) {
             const size_t r0 = (size_t)b * L + (size_t)k * n->rc_chunk;
             if (lm_stack_chunk_fwd(m, b, L, k, 1)) return -1;
-            const mb_lm_head_acts ha = mb_lm_head_acts_rows(&n->hacts, &n->bb.head, r0);
+            const mb_lm_head_acts ha = lm_head_rows(n, r0);
             mb_lm_head_fwd(m->ctx, &n->bb.head, &m->params, lm_chunk_len(n, L, k), n->h[nl], &ha,
                            want_logits ? n->logits + r0 * m->vocab_padded : NULL);
         }
     return 0;
 }
 
-/* Its backward, from the gradient of norm_f's output in hacts.hf (the
- * logits' backward has run): chunks last to first, each recomputed
+/* Its backward, from the logits' gradient or (a classifier) from that of
+ * norm_f's output in hacts.hf: chunks last to first, each recomputed
  * through the stack (but the last one, whose activations the forward
- * left), then its head's norm, layers top to bottom with their own
+ * left), with norm_f where hf is a chunk's and then the chunk's logits'
+ * backward; then its head's norm, layers top to bottom with their own
  * carries, and the embedding's rows. Each layer meets its chunks in the
  * order the layer recompute gives them. */
-static int lm_backward_stacked(mb_model *m, int B, int L)
+static int lm_backward_stacked(mb_model *m, int B, int L, int from_logits)
 {
     lm_net *n = net(m);
     mb_ctx *ctx = m->ctx;
     const mb_params *ps = &m->params;
     const int nl = m->cfg.n_layer;
+    if (n->hf_chunk && !from_logits) return mb_error_set("internal: the stacked head keeps a chunk of hf");
+    /* the gradient of hf replaces hf (read for the weight gradient first) */
+    if (from_logits && !n->hf_chunk)
+        mb_lm_head_bwd_logits(ctx, &n->bb.head, ps, B * L, &n->hacts, n->logits);
     for (int b = B - 1; b >= 0; b--) {
         for (int l = 0; l < nl; l++) mb_mixer_carries_start(ctx, &n->carries[l], &n->bb.layers[l].mixer);
         for (int k = n->nch - 1; k >= 0; k--) {
             const size_t r0 = (size_t)b * L + (size_t)k * n->rc_chunk;
             const int len = lm_chunk_len(n, L, k);
-            if (!(b == B - 1 && k == n->nch - 1) && lm_stack_chunk_fwd(m, b, L, k, 0)) return -1;
-            const mb_lm_head_acts ha = mb_lm_head_acts_rows(&n->hacts, &n->bb.head, r0);
+            const mb_lm_head_acts ha = lm_head_rows(n, r0);
+            if (!(b == B - 1 && k == n->nch - 1)) {
+                if (lm_stack_chunk_fwd(m, b, L, k, 0)) return -1;
+                if (n->hf_chunk) mb_lm_head_fwd(ctx, &n->bb.head, ps, len, n->h[nl], &ha, NULL);
+            }
+            if (n->hf_chunk)
+                mb_lm_head_bwd_logits(ctx, &n->bb.head, ps, len, &ha, n->logits + r0 * m->vocab_padded);
             mb_lm_head_bwd_norm(ctx, &n->bb.head, ps, len, n->h[nl], &ha, n->dh);
             for (int l = nl - 1; l >= 0; l--) {
                 const mb_mixer_state st0 = lm_saved_state(m, l, b, k);
@@ -357,9 +380,9 @@ static int lm_backward(mb_model *m, int B, int L, int from_logits)
     const int M = B * L, nl = m->cfg.n_layer;
     if (n->act_B != B || n->act_L != L)
         return mb_error_set("internal: backward of %d x %d after a forward of %d x %d", B, L, n->act_B, n->act_L);
+    if (lm_stacked(n, L)) return lm_backward_stacked(m, B, L, from_logits);
     /* the gradient of hf replaces hf (read for the weight gradient first) */
     if (from_logits) mb_lm_head_bwd_logits(ctx, &n->bb.head, ps, M, &n->hacts, n->logits);
-    if (lm_stacked(n, L)) return lm_backward_stacked(m, B, L);
     mb_lm_head_bwd_norm(ctx, &n->bb.head, ps, M, n->h[nl], &n->hacts, n->dh);
     const int chunked = lm_chunked(n, L);
     for (int l = nl - 1; l >= 0; l--) {
