@@ -47,7 +47,7 @@ static lm_net *net(const mb_model *m) { return (lm_net *)m->net; }
  * fewer launches at 128 Ki). Stacked, every layer's activations are kept
  * for a chunk: 64 Ki tokens, the DNA model's 2^20 step in 8.3 GiB, where
  * 32 Ki took 4.7 GiB and 16 Ki 2.9 GiB for 5% and 18% more time (bf16,
- * H200, session 40). */
+ * H200, session 40; norm_f's output still whole then, see lm_stacked_hf). */
 #define LM_CHUNK_LAYERS 131072
 #define LM_CHUNK_STACK 65536
 
@@ -125,7 +125,8 @@ static int lm_stacked(const lm_net *n, int L) { return n->recompute == MB_RECOMP
  * over the sequence and hands its gradient back there (m->has_cls): the
  * backward then recomputes norm_f with the stack and takes the logits'
  * backward a chunk at a time. What is left of the length is the logits,
- * the tokens and the saved states (the DNA model: 4 GiB less at 2^22). */
+ * the tokens and the saved states (the DNA model: 1 GiB less at 2^20 and
+ * 4 GiB at 2^22 by the buffer's size; not yet measured on a GPU). */
 static int lm_stacked_hf(const mb_model *m, const lm_net *n, int L) { return lm_stacked(n, L) && !m->has_cls; }
 
 /* the head's activations for the rows from r0 on (stacked chunks) */
