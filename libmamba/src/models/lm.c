@@ -313,7 +313,7 @@ static int lm_forward(mb_model *m, const int32_t *tok, int B, int L, int want_lo
     n->tok = tok;
     if (lm_stacked(n, L)) {
         if (lm_forward_stacked(m, B, L, want_logits)) return -1;
-        out->hf = n->hacts.hf;
+        out->hf = n->hf_chunk ? NULL : n->hacts.hf; /* a chunk's rows are no one's to read */
         out->logits = want_logits ? n->logits : NULL;
         return 0;
     }
