@@ -262,8 +262,8 @@ static int lm_forward_stacked(mb_model *m, int B, int L, int want_logits)
 /* Its backward, from the logits' gradient or (a classifier) from that of
  * norm_f's output in hacts.hf: chunks last to first, each recomputed
  * through the stack (but the last one, whose activations the forward
- * left), with norm_f where hf is a chunk's and then the chunk's logits'
- * backward; then its head's norm, layers top to bottom with their own
+ * left), with norm_f where hf is a chunk's; the chunk's logits' backward
+ * (whole hf or not), then its head's norm, layers top to bottom with their own
  * carries, and the embedding's rows. Each layer meets its chunks in the
  * order the layer recompute gives them. */
 static int lm_backward_stacked(mb_model *m, int B, int L, int from_logits)
@@ -273,9 +273,6 @@ static int lm_backward_stacked(mb_model *m, int B, int L, int from_logits)
     const mb_params *ps = &m->params;
     const int nl = m->cfg.n_layer;
     if (n->hf_chunk && !from_logits) return mb_error_set("internal: the stacked head keeps a chunk of hf");
-    /* the gradient of hf replaces hf (read for the weight gradient first) */
-    if (from_logits && !n->hf_chunk)
-        mb_lm_head_bwd_logits(ctx, &n->bb.head, ps, B * L, &n->hacts, n->logits);
     for (int b = B - 1; b >= 0; b--) {
         for (int l = 0; l < nl; l++) mb_mixer_carries_start(ctx, &n->carries[l], &n->bb.layers[l].mixer);
         for (int k = n->nch - 1; k >= 0; k--) {
@@ -286,7 +283,8 @@ static int lm_backward_stacked(mb_model *m, int B, int L, int from_logits)
                 if (lm_stack_chunk_fwd(m, b, L, k, 0)) return -1;
                 if (n->hf_chunk) mb_lm_head_fwd(ctx, &n->bb.head, ps, len, n->h[nl], &ha, NULL);
             }
-            if (n->hf_chunk)
+            /* the gradient of hf replaces hf (read for the weight gradient first) */
+            if (from_logits)
                 mb_lm_head_bwd_logits(ctx, &n->bb.head, ps, len, &ha, n->logits + r0 * m->vocab_padded);
             mb_lm_head_bwd_norm(ctx, &n->bb.head, ps, len, n->h[nl], &ha, n->dh);
             for (int l = nl - 1; l >= 0; l--) {
