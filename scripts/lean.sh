@@ -5,6 +5,8 @@
 #   lean_build DIR TARGET...   configure DIR/build-lean (CUDA, sm_90, no apps) and build only
 #                              TARGET...: a trial's suites or benchmark in well under a minute on
 #                              16 cores, where scripts/gpu_check.sh builds everything
+#   lean_start TARGET...       lean_env, lean_build of this tree with its time, then the
+#                              runtime's library path: a one-tree session script's start
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
 
@@ -27,4 +29,13 @@ lean_build() {
         -DMAMBA_CUDA=ON -DMAMBA_APPS=OFF -DCMAKE_C_FLAGS=-DMB_HAVE_CUDA=1 >"$log" 2>&1 &&
         ninja -C build-lean "$@" >>"$log" 2>&1) ||
         { echo "$d: build FAILED"; grep -E "error" "$log" | head; tail -5 "$log"; }
+}
+
+lean_start() {
+    local s
+    lean_env
+    s=$(date +%s)
+    lean_build "$PWD" "$@"
+    echo "== built in $(($(date +%s) - s)) s"
+    deps_runtime
 }

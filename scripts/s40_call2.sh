@@ -7,11 +7,7 @@
 # then memcheck of the stacked tests.
 set -uo pipefail
 source scripts/lean.sh
-lean_env
-s=$(date +%s)
-lean_build "$PWD" tests/gpu_test_model bench/bench_gpu
-echo "== built in $(($(date +%s) - s)) s"
-deps_runtime
+lean_start tests/gpu_test_model bench/bench_gpu
 B=build-lean/bench/bench_gpu
 MB_TEST_FILTER='*chunks*' timeout 200 build-lean/tests/gpu_test_model 2>&1 | grep -E "^# |PASSED|FAILED"
 row() { grep -E "^\| dna"; }

@@ -7,12 +7,8 @@
 # section's output also lands in $OUT.
 set -uo pipefail
 source scripts/lean.sh
-lean_env
 O=${OUT:-/tmp}
-s=$(date +%s)
-lean_build "$PWD" tests/gpu_test_model tests/gpu_test_ops tests/gpu_test_scan bench/bench_gpu bench/bench_generate
-echo "== built in $(($(date +%s) - s)) s"
-deps_runtime
+lean_start tests/gpu_test_model tests/gpu_test_ops tests/gpu_test_scan bench/bench_gpu bench/bench_generate
 s=$(date +%s)
 (cd build-lean && timeout 200 ctest -L gpu >$O/ctest_gpu.log 2>&1; echo "ctest -L gpu rc $?")
 grep -E "tests passed|tests failed|Failed|Passed" $O/ctest_gpu.log

@@ -5,11 +5,7 @@
 # LAYERS and STACK at 2^20 in bf16, STACK at 2^22 (one binary).
 set -uo pipefail
 source scripts/lean.sh
-lean_env
-s=$(date +%s)
-lean_build "$PWD" tests/gpu_test_model bench/bench_gpu
-echo "== built in $(($(date +%s) - s)) s"
-deps_runtime
+lean_start tests/gpu_test_model bench/bench_gpu
 B=build-lean/bench/bench_gpu
 MB_TEST_FILTER='*chunks*' timeout 100 build-lean/tests/gpu_test_model 2>&1 | grep -E "stacked|PASSED|FAILED"
 row() { grep -E "^\| dna"; }
