@@ -21,10 +21,19 @@
  * is checked against sgemm's of the same mode (the largest difference over
  * the largest |y|; TF32 against TF32).
  *
+ * --train [M]: the DNA model's training products instead (d_model 256:
+ * each linear's forward, input gradient and weight gradient as mb_linear
+ * calls mb_gemm, M rows, default 131,072: the layer recompute's chunk),
+ * in fp32 (cublasSgemm), TF32, bf16 and 3xTF32 (each operand split into
+ * a TF32 part and the rest, hi hi + hi lo + lo hi by three TF32 GEMMs, the
+ * splits' passes timed with them): whether fp32's accuracy can be had at
+ * tensor-core speed. err: the largest |y - y64| / sum |a_k b_k| over 512
+ * entries against a float64 sum on the host.
+ *
  * A microbenchmark of the device and cuBLAS, not of libmamba. Prints a
  * table; no pass/fail.
  *
- *   bench_gemm [--quick] */
+ *   bench_gemm [--quick | --train [M]] */
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -284,9 +293,154 @@ static void bm_row(bm_ctx *c, const bm_shape *sh, int M, int mode, double bw)
     BM_CHECK(cudaFree(o.y));
 }
 
+/* ---- --train: the DNA model's training products ---------------------------- */
+
+enum { BT_FP32, BT_TF32, BT_BF16, BT_3X };
+static const char *const g_bt_name[] = {"fp32", "tf32", "bf16", "3xtf32"};
+
+/* a row-major product C (M x N) = op(A) op(B) as mb_gemm takes it (tA: A
+ * is stored K x M) */
+typedef struct {
+    const char *name;
+    int tA, tB, M, N, K;
+} bt_shape;
+
+/* x rounded to TF32 (nearest, ties away: cvt.rna) and the rest, both exact */
+static __global__ void bt_split_kernel(const float *x, float *hi, float *lo, size_t n)
+{
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        const float v = x[i];
+        const float h = __uint_as_float((__float_as_uint(v) + 0x1000u) & 0xFFFFE000u);
+        hi[i] = h;
+        lo[i] = v - h;
+    }
+}
+
+typedef struct {
+    bt_shape s;
+    float *A, *B, *C, *Ah, *Al, *Bh, *Bl;
+    size_t na, nb;
+} bt_ops;
+
+static void bt_gemm1(bm_ctx *c, const bt_ops *o, int mode, const float *A, const float *B, float beta)
+{
+    const bt_shape *s = &o->s;
+    const float one = 1.f;
+    const int lda = s->tA ? s->M : s->K, ldb = s->tB ? s->K : s->N;
+    const cublasOperation_t oa = s->tA ? CUBLAS_OP_T : CUBLAS_OP_N, ob = s->tB ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (mode == BT_BF16) {
+        BM_BLAS(cublasGemmEx(c->blas, ob, oa, s->N, s->M, s->K, &one, B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta,
+                             o->C, CUDA_R_32F, s->N, CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT));
+        return;
+    }
+    BM_BLAS(cublasSetMathMode(c->blas, mode == BT_FP32 ? CUBLAS_DEFAULT_MATH : CUBLAS_TF32_TENSOR_OP_MATH));
+    BM_BLAS(cublasSgemm(c->blas, ob, oa, s->N, s->M, s->K, &one, B, ldb, A, lda, &beta, o->C, s->N));
+}
+
+static void bt_run(bm_ctx *c, const bt_ops *o, int mode)
+{
+    if (mode != BT_3X) {
+        bt_gemm1(c, o, mode, o->A, o->B, 0.f);
+        return;
+    }
+    bt_split_kernel<<<1024, 256, 0, c->s>>>(o->A, o->Ah, o->Al, o->na);
+    bt_split_kernel<<<1024, 256, 0, c->s>>>(o->B, o->Bh, o->Bl, o->nb);
+    BM_CHECK(cudaGetLastError());
+    bt_gemm1(c, o, BT_TF32, o->Al, o->Bh, 0.f);
+    bt_gemm1(c, o, BT_TF32, o->Ah, o->Bl, 1.f);
+    bt_gemm1(c, o, BT_TF32, o->Ah, o->Bh, 1.f);
+}
+
+static float bt_time(bm_ctx *c, const bt_ops *o, int mode)
+{
+    float v[BM_RUNS];
+    bt_run(c, o, mode);
+    for (int r = 0; r < BM_RUNS; r++) {
+        bench_timer t = bench_tic(c->s);
+        for (int j = 0; j < 5; j++) bt_run(c, o, mode);
+        v[r] = bench_toc(t, c->s) * 1e3f / 5;
+    }
+    return bench_median_f(v, BM_RUNS);
+}
+
+static void bt_row(bm_ctx *c, const bt_shape *s)
+{
+    bt_ops o;
+    o.s = *s;
+    o.na = (size_t)s->M * s->K, o.nb = (size_t)s->K * s->N;
+    float **bufs[] = {&o.A, &o.Ah, &o.Al, &o.B, &o.Bh, &o.Bl};
+    for (int i = 0; i < 6; i++) BM_CHECK(cudaMalloc(bufs[i], (i < 3 ? o.na : o.nb) * sizeof(float)));
+    BM_CHECK(cudaMalloc(&o.C, (size_t)s->M * s->N * sizeof(float)));
+    bm_fill(o.A, o.na, 3, 1.f);
+    bm_fill(o.B, o.nb, 7, 1.f / sqrtf((float)s->K));
+    float *hA = (float *)malloc(o.na * sizeof(float)), *hB = (float *)malloc(o.nb * sizeof(float));
+    float *hC = (float *)malloc((size_t)s->M * s->N * sizeof(float));
+    BM_CHECK(cudaMemcpy(hA, o.A, o.na * sizeof(float), cudaMemcpyDeviceToHost));
+    BM_CHECK(cudaMemcpy(hB, o.B, o.nb * sizeof(float), cudaMemcpyDeviceToHost));
+    const double flop = 2.0 * s->M * s->N * (double)s->K;
+    printf("| %-16s | %6d | %6d | %6d |", s->name, s->M, s->N, s->K);
+    for (int mode = BT_FP32; mode <= BT_3X; mode++) {
+        const float us = bt_time(c, &o, mode);
+        bt_run(c, &o, mode);
+        BM_CHECK(cudaMemcpy(hC, o.C, (size_t)s->M * s->N * sizeof(float), cudaMemcpyDeviceToHost));
+        double err = 0;
+        uint64_t r = 12345;
+        for (int e = 0; e < 512; e++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            const int i = (int)(r % (uint64_t)s->M), j = (int)((r >> 32) % (uint64_t)s->N);
+            double y = 0, mag = 0;
+            for (int k = 0; k < s->K; k++) {
+                const double a = s->tA ? hA[(size_t)k * s->M + i] : hA[(size_t)i * s->K + k];
+                const double b = s->tB ? hB[(size_t)j * s->K + k] : hB[(size_t)k * s->N + j];
+                y += a * b, mag += fabs(a * b);
+            }
+            const double d = mag > 0 ? fabs(hC[(size_t)i * s->N + j] - y) / mag : 0;
+            if (d > err) err = d;
+        }
+        printf(" %9.1f %6.1f %8.1e |", us, flop / (us * 1e-6) / 1e12, err);
+    }
+    printf("\n");
+    fflush(stdout);
+    free(hA), free(hB), free(hC);
+    for (int i = 0; i < 6; i++) BM_CHECK(cudaFree(*bufs[i]));
+    BM_CHECK(cudaFree(o.C));
+}
+
+/* the DNA model's linears (d_model 256, d_inner 512, dt_rank 16, d_state
+ * 16): in_proj 256 -> 1024, x_proj 512 -> 48, dt_proj 16 -> 512, out_proj
+ * 512 -> 256; each as mb_linear_fwd (y = x W^T), mb_linear_bwd's dW (dy^T
+ * x, over M) and dx (dy W) */
+static void bt_table(bm_ctx *c, int M)
+{
+    static const struct {
+        const char *name;
+        int in, out;
+    } lin[] = {{"in_proj", 256, 1024}, {"x_proj", 512, 48}, {"dt_proj", 16, 512}, {"out_proj", 512, 256}};
+    printf("| product          |      M |      N |      K |");
+    for (int mode = BT_FP32; mode <= BT_3X; mode++) printf(" %-6s us  TFLOP/s  err      |", g_bt_name[mode]);
+    printf("\n|---|---|---|---|---|---|---|---|\n");
+    for (int i = 0; i < 4; i++) {
+        char n[3][32];
+        snprintf(n[0], 32, "%s y", lin[i].name);
+        snprintf(n[1], 32, "%s dW", lin[i].name);
+        snprintf(n[2], 32, "%s dx", lin[i].name);
+        const bt_shape sh[3] = {{n[0], 0, 1, M, lin[i].out, lin[i].in},
+                                {n[1], 1, 0, lin[i].out, lin[i].in, M},
+                                {n[2], 0, 0, M, lin[i].in, lin[i].out}};
+        for (int j = 0; j < 3; j++) bt_row(c, &sh[j]);
+    }
+}
+
 int main(int argc, char **argv)
 {
-    const int quick = bench_args_quick(argc, argv, "bench_gemm");
+    int quick = 0, train = 0;
+    if (argc >= 2 && !strcmp(argv[1], "--train")) {
+        train = argc >= 3 ? atoi(argv[2]) : 131072;
+        if (argc > 3 || train < 1) {
+            fprintf(stderr, "usage: bench_gemm [--quick | --train [M]]\n");
+            return 2;
+        }
+    } else quick = bench_args_quick(argc, argv, "bench_gemm");
     bm_ctx c;
     BM_CHECK(cudaStreamCreate(&c.s));
     BM_BLAS(cublasCreate(&c.blas));
@@ -295,6 +449,13 @@ int main(int argc, char **argv)
     BM_CHECK(cudaMalloc(&c.ws, BM_WS_BYTES));
     cudaDeviceProp prop;
     BM_CHECK(cudaGetDeviceProperties(&prop, 0));
+    if (train) {
+        printf("The DNA model's training products on %s (%d SMs), M = %d; us a product (median of %d runs of 5), "
+               "TFLOP/s, err (|y - y64| / sum |a b|, 512 entries)\n\n",
+               prop.name, prop.multiProcessorCount, train, BM_RUNS);
+        bt_table(&c, train);
+        return 0;
+    }
     const double bw = bench_copy_bandwidth(c.s, (size_t)256 << 20, 5);
     printf("GEMMs of the generation step on %s (%d SMs), copy bandwidth %.0f GB/s (read + write); us a GEMM, "
            "median of %d replays of a graph of %d launches; lt best: the fastest of the heuristic's algorithms (n); "
