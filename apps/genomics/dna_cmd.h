@@ -69,9 +69,8 @@ void dna_cmd_recompute(mb_model *m, int64_t rows, int64_t L, int low_memory);
     "  --low-memory       windows over 64k bases: keep only the states between 64k\n"     \
     "                     chunks and recompute the whole model a chunk at a time\n"        \
     "                     (the causal LM; a bidir model recomputes layer by layer):\n"    \
-    "                     d_model 256 x 8 layers at 1M bases, bf16, H200: 8.3 GiB\n"    \
-    "                     or less and 0.92 s a step, against 13.5 GiB and 0.80 s\n"    \
-    "                     without\n"
+    "                     d_model 256 x 8 layers at 1M bases, bf16, H100: 7.3 GiB\n"    \
+    "                     and 1.02 s a step, against 13.5 GiB and 0.89 s without\n"
 
 /* The complement of each token (A-T, C-G; the others their own), as the
  * RC-equivariant model's rc_complement (MB_RC_MAX_VOCAB entries). */

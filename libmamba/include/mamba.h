@@ -222,13 +222,11 @@ size_t mb_model_num_params(const mb_model *m);
  *                        activations for it), not the length; the
  *                        recompute then runs the forward's scan too. The
  *                        DNA model (d_model 256, 8 layers) at L = 2^20 in
- *                        bf16 on an H200: 8.3 GiB and 0.92 s a step with
- *                        the default 64 Ki-token chunks, against LAYERS'
- *                        13.5 GiB and 0.80 s; 2^22 in 8.0 GiB at 32 Ki.
- *                        (Measured while norm_f's output was still kept
- *                        whole; without a classification head it is now a
- *                        chunk's too: d_model floats a token less, 1 GiB
- *                        at 2^20, 4 GiB at 2^22, not yet measured.)
+ *                        bf16: 7.3 GiB a step with the default 64 Ki-token
+ *                        chunks, against LAYERS' 13.5 GiB, for 14%
+ *                        more time (H100: 1.02 s against 0.89 s); 2^22
+ *                        in 4.0 GiB at 32 Ki. A classification head keeps
+ *                        norm_f's output whole (d_model floats a token).
  *                        The LM and the classifier on it; others take it
  *                        as LAYERS.
  * Gradients are the same in all three (sums grouped by chunk). Any true

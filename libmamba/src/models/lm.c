@@ -45,9 +45,9 @@ static lm_net *net(const mb_model *m) { return (lm_net *)m->net; }
 /* The chunks of a recompute unless the caller sets them. Layer passes
  * over 128 Ki tokens (the DNA model at L = 2^20, H100: 12.8 GiB at 64 Ki,
  * fewer launches at 128 Ki). Stacked, every layer's activations are kept
- * for a chunk: 64 Ki tokens, the DNA model's 2^20 step in 8.3 GiB, where
- * 32 Ki took 4.7 GiB and 16 Ki 2.9 GiB for 5% and 18% more time (bf16,
- * H200, session 40; norm_f's output still whole then, see lm_stacked_hf). */
+ * for a chunk: 64 Ki tokens, the DNA model's 2^20 step in 7.3 GiB, where
+ * 32 Ki took 3.7 GiB and 16 Ki 2.0 GiB for 6% and 14% more time than 64 Ki
+ * (bf16, H100, session 41; LAYERS 13.5 GiB, 13% faster than 64 Ki). */
 #define LM_CHUNK_LAYERS 131072
 #define LM_CHUNK_STACK 65536
 
