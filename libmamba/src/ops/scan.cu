@@ -17,8 +17,8 @@
  *             state from zero AND its adjoint from a zero adjoint: the
  *             adjoint leaving a chunk is sum_t conj(P_t) c_t with P_t the
  *             running product of the decays, so both walk forward in time
- *             and share each exp. Two carries (states forward, adjoints in
- *             reverse), then per chunk: recompute and keep its 32 states,
+ *             and share each exp. The carries (states forward, adjoints in
+ *             reverse, one launch), then per chunk: recompute and keep its 32 states,
  *             walk them backward. With complex A at d_state 16 both
  *             passes give a channel two threads, 8 states each
  *             (SCAN_BWD_SP).
@@ -263,6 +263,26 @@ __device__ __forceinline__ void scan_row(const float *src, float *dst)
     }
 }
 
+/* the same the other way, registers to a 16-byte aligned row. A thread's
+ * state in device memory (the backward's per-chunk states and adjoints)
+ * is a row of its own, rows 64 bytes apart along a warp: element by
+ * element every store touched 32 sectors, four times the requests of
+ * 16-byte stores. The locals kernel's outputs were more L2 requests than
+ * its inputs: 16-byte rows made it 31% faster (H100, session 41) */
+template <int HS>
+__device__ __forceinline__ void scan_row_put(float *dst, const float *src)
+{
+    if (HS % 4 == 0 && HS <= 16) {
+#pragma unroll
+        for (int j = 0; j < HS / 4; j++)
+            reinterpret_cast<float4 *>(dst)[j] =
+                make_float4(src[4 * j], src[4 * j + 1], src[4 * j + 2], src[4 * j + 3]);
+    } else {
+#pragma unroll
+        for (int k = 0; k < HS; k++) dst[k] = src[k];
+    }
+}
+
 /* h <- a h + dt x B_t for all states; returns C_t . h (complex: 2 Re). */
 template <int NS, bool CPLX>
 __device__ __forceinline__ float scan_step(int N, float dt, float x, const float *Bs, const float *Cs,
@@ -398,81 +418,129 @@ scan_fwd_local(scan_args a, float *hloc, float *ssum)
         if (k < sf) hloc[o * sf + k] = h[k];
 }
 
-/* Sequential over chunks, one thread per (b, d, state, group of chunks).
- * Forward: replaces each chunk's local end state with the true state
- * entering the chunk, H <- Q H + local (Q = exp(A sum dt), the chunk's decay,
- * exactly the product of its steps), from h0. Reverse: replaces each chunk's
- * local adjoint with the true adjoint reaching its last state from the
- * right, E <- local + conj(Q) E, from dhT.
+/* Sequential over chunks. Forward: replaces each chunk's local end state
+ * with the true state entering the chunk, H <- Q H + local (Q = exp(A sum
+ * dt), the chunk's decay, exactly the product of its steps), from h0.
+ * Reverse: replaces each chunk's local adjoint with the true adjoint
+ * reaching its last state from the right, E <- local + conj(Q) E, from dhT.
+ * The backward needs both; one launch walks both (lf forward, lr reverse:
+ * two independent chains a thread, the sums of dt read once).
+ *
+ * A thread owns V consecutive floats of a channel's state (V 4: four real
+ * states or two complex; a warp then reads 512 contiguous bytes a chunk)
+ * and walks its chunks through pointers moved a chunk's stride at a time,
+ * SCAN_CARRY_BATCH chunks' loads issued before the dependent chain uses
+ * them. (The first version, a state a thread and 64-bit offsets computed
+ * per load, a launch a direction, read and wrote at a third of the
+ * device's bandwidth: 7 ms of the DNA model's 142 ms step at 2^17, H100,
+ * session 41.)
  *
  * Long carries (2^15 chunks at L = 2^20) are split in groups of gs chunks:
  * SUMMARY walks a group from zero and leaves its composite (and its sum of
- * dt, so Q of a group is exp(A S) too) in gloc/gsum; a plain carry over the
- * groups turns those into the true values entering each group; APPLY walks
- * each group again from there, writing back. MODE 0 is the one-level carry.
- * Loads are batched ahead of the dependent chain: the stores into loc would
- * otherwise keep the compiler from hoisting them. */
+ * dt, so Q of a group is exp(A S) too) in gf/gr and gsum; a plain carry
+ * over the groups turns those into the true values entering each group;
+ * APPLY walks each group again from there, writing back. MODE 0 is the
+ * one-level carry. */
 #define SCAN_CARRY_BATCH 8
 enum { SCAN_CARRY_FULL = 0, SCAN_CARRY_SUMMARY = 1, SCAN_CARRY_APPLY = 2 };
-template <bool CPLX, bool REV, int MODE>
-__global__ void scan_carry(scan_args a, float *loc, const float *ssum, float *gloc, float *gsum, int gs)
+
+/* H <- Q H + l over the V floats (REV: conj(Q)); A2 / Aim per state */
+template <bool CPLX, bool REV, int V>
+__device__ __forceinline__ void scan_carry_step(float *H, float s, const float *l, const float *A2, const float *Aim)
 {
+    constexpr int NS = CPLX ? V / 2 : V;
+#pragma unroll
+    for (int k = 0; k < NS; k++) {
+        float qr, qi;
+        scan_decay<CPLX>(s, A2[k], Aim[k], &qr, &qi);
+        if (CPLX) {
+            if (REV) qi = -qi;
+            const float hr = H[2 * k], hi = H[2 * k + 1];
+            H[2 * k] = qr * hr - qi * hi + l[2 * k];
+            H[2 * k + 1] = qr * hi + qi * hr + l[2 * k + 1];
+        } else {
+            H[k] = qr * H[k] + l[k];
+        }
+    }
+}
+
+/* One thread per (b, d, V floats of the state, group). lf: the forward
+ * carry's values (states), lr the reverse's (adjoints) or NULL (BOTH
+ * false); gf, gr: the groups' composites (SUMMARY out, APPLY in); ssum
+ * per chunk, gsum per group (SUMMARY out). */
+template <bool CPLX, bool BOTH, int MODE, int V>
+__global__ void __launch_bounds__(256) scan_carry(scan_args a, float *lf, float *lr, const float *ssum, float *gf,
+                                                  float *gr, float *gsum, int gs)
+{
+    constexpr int NS = CPLX ? V / 2 : V; /* states a thread */
     const int ng = MODE == SCAN_CARRY_FULL ? 1 : (a.nc + gs - 1) / gs;
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (int64_t)a.B * a.D * a.N * ng) return;
-    const int n = (int)(i % a.N), d = (int)((i / a.N) % a.D);
-    const int64_t bg = i / ((int64_t)a.N * a.D);
+    const int sf = CPLX ? 2 * a.N : a.N, sv = sf / V;
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, lanes = (int64_t)a.D * sv;
+    if (i >= (int64_t)a.B * lanes * ng) return;
+    const int q = (int)(i % sv), d = (int)((i / sv) % a.D);
+    const int64_t bg = i / lanes;
     const int g = (int)(bg % ng), b = (int)(bg / ng);
-    const int sf = CPLX ? 2 * a.N : a.N, k = CPLX ? 2 * n : n;
-    const float A2 = a.A[(size_t)d * a.N + n] * SCAN_LOG2E, Aim = CPLX ? a.Ai[(size_t)d * a.N + n] * SCAN_INV_2PI : 0.f;
+    float A2[NS], Aim[NS];
+#pragma unroll
+    for (int k = 0; k < NS; k++) {
+        const size_t an = (size_t)d * a.N + q * NS + k;
+        A2[k] = a.A[an] * SCAN_LOG2E;
+        Aim[k] = CPLX ? a.Ai[an] * SCAN_INV_2PI : 0.f;
+    }
     const int c0 = MODE == SCAN_CARRY_FULL ? 0 : g * gs;
     const int cnt = MODE == SCAN_CARRY_FULL ? a.nc : min(gs, a.nc - c0);
-    float Hr = 0.f, Hi = 0.f, S = 0.f;
-    const float *init = NULL;
+    /* chunk c of this group at pf + c * stride (floats), its sum of dt at ps + c * a.D */
+    const size_t row = ((size_t)b * a.nc + c0) * a.D + d;
+    const int64_t stride = (int64_t)a.D * sf;
+    float *pf = lf + row * sf + q * V, *pr = BOTH ? lr + row * sf + q * V : NULL;
+    const float *ps = ssum + row;
+    float Hf[V], Hr[V];
+#pragma unroll
+    for (int k = 0; k < V; k++) Hf[k] = Hr[k] = 0.f;
+    const size_t go = ((size_t)b * ng + g) * a.D + d; /* this group's composite */
     if (MODE == SCAN_CARRY_FULL) {
-        const float *p = REV ? a.dhT : a.h0;
-        if (p) init = p + ((size_t)b * a.D + d) * sf + k;
+        /* the caller's h0 and dhT: element loads (no alignment assumed) */
+        const size_t o = ((size_t)b * a.D + d) * sf + q * V;
+#pragma unroll
+        for (int k = 0; k < V; k++) {
+            if (a.h0) Hf[k] = a.h0[o + k];
+            if (BOTH && a.dhT) Hr[k] = a.dhT[o + k];
+        }
     } else if (MODE == SCAN_CARRY_APPLY) {
-        init = gloc + (((size_t)b * ng + g) * a.D + d) * sf + k;
+        scan_row<V>(gf + go * sf + q * V, Hf);
+        if (BOTH) scan_row<V>(gr + go * sf + q * V, Hr);
     }
-    if (init) {
-        Hr = init[0];
-        if (CPLX) Hi = init[1];
-    }
+    float S = 0.f;
     for (int j0 = 0; j0 < cnt; j0 += SCAN_CARRY_BATCH) {
-        float lr[SCAN_CARRY_BATCH], li[SCAN_CARRY_BATCH], sm[SCAN_CARRY_BATCH];
-        size_t off[SCAN_CARRY_BATCH];
+        float vf[SCAN_CARRY_BATCH][V], vr[SCAN_CARRY_BATCH][V];
+        float sf_[SCAN_CARRY_BATCH], sr_[SCAN_CARRY_BATCH];
 #pragma unroll
         for (int u = 0; u < SCAN_CARRY_BATCH; u++) {
             const int j = min(j0 + u, cnt - 1); /* past the end: re-read, unused */
-            const int c = c0 + (REV ? cnt - 1 - j : j);
-            const size_t o = ((size_t)b * a.nc + c) * a.D + d;
-            off[u] = o * sf + k;
-            lr[u] = loc[off[u]];
-            li[u] = CPLX ? loc[off[u] + 1] : 0.f;
-            sm[u] = ssum[o];
+            scan_row<V>(pf + j * stride, vf[u]);
+            sf_[u] = ps[(int64_t)j * a.D];
+            if (BOTH) {
+                scan_row<V>(pr + (cnt - 1 - j) * stride, vr[u]);
+                sr_[u] = ps[(int64_t)(cnt - 1 - j) * a.D];
+            }
         }
 #pragma unroll
         for (int u = 0; u < SCAN_CARRY_BATCH; u++) {
             if (j0 + u >= cnt) break;
+            const int j = j0 + u;
             if (MODE != SCAN_CARRY_SUMMARY) {
-                loc[off[u]] = Hr;
-                if (CPLX) loc[off[u] + 1] = Hi;
+                scan_row_put<V>(pf + j * stride, Hf);
+                if (BOTH) scan_row_put<V>(pr + (cnt - 1 - j) * stride, Hr);
             }
-            S += sm[u];
-            float qr, qi;
-            scan_decay<CPLX>(sm[u], A2, Aim, &qr, &qi);
-            if (REV) qi = -qi;
-            const float nr = qr * Hr - qi * Hi + lr[u], ni = qr * Hi + qi * Hr + li[u];
-            Hr = nr;
-            Hi = ni;
+            S += sf_[u];
+            scan_carry_step<CPLX, false, V>(Hf, sf_[u], vf[u], A2, Aim);
+            if (BOTH) scan_carry_step<CPLX, true, V>(Hr, sr_[u], vr[u], A2, Aim);
         }
     }
     if (MODE == SCAN_CARRY_SUMMARY) {
-        const size_t o = ((size_t)b * ng + g) * a.D + d;
-        gloc[o * sf + k] = Hr;
-        if (CPLX) gloc[o * sf + k + 1] = Hi;
-        if (n == 0) gsum[o] = S;
+        scan_row_put<V>(gf + go * sf + q * V, Hf);
+        if (BOTH) scan_row_put<V>(gr + go * sf + q * V, Hr);
+        if (q == 0) gsum[go] = S;
     }
 }
 
@@ -720,12 +788,17 @@ scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
     if (!q.live) return;
     const size_t o = ((size_t)q.b * a.nc + q.c) * a.D + d;
     if (part == 0) ssum[o] = S;
+    if constexpr (NS == 16) { /* HS == sf, rows 16-byte aligned (workspace) */
+        scan_row_put<HS>(hloc + o * sff + k0, h);
+        scan_row_put<HS>(gloc + o * sff + k0, G);
+    } else {
 #pragma unroll
-    for (int k = 0; k < HS; k++)
-        if (k < sf) {
-            hloc[o * sff + k0 + k] = h[k];
-            gloc[o * sff + k0 + k] = G[k];
-        }
+        for (int k = 0; k < HS; k++)
+            if (k < sf) {
+                hloc[o * sff + k0 + k] = h[k];
+                gloc[o * sff + k0 + k] = G[k];
+            }
+    }
 }
 
 /* Sum v[0..V) over the lanes of the warp, leaving the total of value j on
@@ -917,8 +990,12 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
     float hs[SCAN_TILE / HSTEP][HS];
     float h[HS], G[HS];
     const float *src = hstart ? hstart + o * sff : (a.h0 ? a.h0 + ((size_t)b * a.D + d) * sff : NULL);
+    /* 16-byte loads from the workspace's rows (scan_row_put), element
+     * loads from the caller's h0 */
+    if (NS == 16 && hstart) scan_row<HS>(src + k0, h);
+    else
 #pragma unroll
-    for (int k = 0; k < HS; k++) h[k] = (src && k < sf) ? src[k0 + k] : 0.f;
+        for (int k = 0; k < HS; k++) h[k] = (src && k < sf) ? src[k0 + k] : 0.f;
     scan_load_tile<NS, CPLX, T>(a, b, ta, tb - ta, sbc);
     const size_t row0 = (size_t)b * a.L;
     scan_in cur = scan_fetch<T>(a, row0 + ta, d, bias, false);
@@ -932,8 +1009,10 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
         cur = nx;
     }
     const float *e = ein ? ein + o * sff : a.dhT ? a.dhT + ((size_t)b * a.D + d) * sff : NULL;
+    if (NS == 16 && ein) scan_row<HS>(e + k0, G);
+    else
 #pragma unroll
-    for (int k = 0; k < HS; k++) G[k] = (e && k < sf) ? e[k0 + k] : 0.f;
+        for (int k = 0; k < HS; k++) G[k] = (e && k < sf) ? e[k0 + k] : 0.f;
     float dA_acc[NT], dAi_acc[NT], dD_acc = 0.f, dbias_acc = 0.f;
 #pragma unroll
     for (int n = 0; n < NT; n++) dA_acc[n] = dAi_acc[n] = 0.f;
@@ -1039,7 +1118,7 @@ static int scan_carry_groups(const scan_args &a)
 static size_t scan_carry_ws(const scan_args &a)
 {
     const size_t ng = (size_t)scan_carry_groups(a), sf = (size_t)(a.cplx ? 2 : 1) * a.N;
-    return ng ? mb_align64((size_t)a.B * ng * a.D * sf * 4) + mb_align64((size_t)a.B * ng * a.D * 4) : 0;
+    return ng ? 2 * mb_align64((size_t)a.B * ng * a.D * sf * 4) + mb_align64((size_t)a.B * ng * a.D * 4) : 0;
 }
 
 /* per-chunk scratch of a two-level scan: states (and adjoints) at chunk
@@ -1086,49 +1165,68 @@ static int scan_check(mb_ctx *ctx, const mb_scan_params *p)
         else SCAN_DISPATCH_T((A).N, (A).cplx, float, K);                        \
     } while (0)
 
-template <bool CPLX, bool REV>
-static void scan_carry_run(const scan_args &a, float *loc, const float *ssum, float *gloc, float *gsum,
-                           cudaStream_t st)
+/* floats of the state a carry thread owns: 4 where a channel's state is a
+ * whole number of float4 (d_state 16), else 2 (complex) or 1 */
+static int scan_carry_v(const scan_args &a)
+{
+    const int sf = (a.cplx ? 2 : 1) * a.N;
+    return sf % 4 == 0 ? 4 : a.cplx ? 2 : 1;
+}
+
+template <bool CPLX, bool BOTH, int V>
+static void scan_carry_run(const scan_args &a, float *lf, float *lr, const float *ssum, float *gf, float *gr,
+                           float *gsum, cudaStream_t st)
 {
     const int ng = scan_carry_groups(a);
-    const int64_t per = (int64_t)a.B * a.D * a.N;
+    const int64_t per = (int64_t)a.B * a.D * ((CPLX ? 2 : 1) * a.N / V);
     if (!ng) {
-        scan_carry<CPLX, REV, SCAN_CARRY_FULL><<<(unsigned)((per + 255) / 256), 256, 0, st>>>(a, loc, ssum, NULL,
-                                                                                            NULL, 0);
+        scan_carry<CPLX, BOTH, SCAN_CARRY_FULL, V><<<(unsigned)((per + 255) / 256), 256, 0, st>>>(
+            a, lf, lr, ssum, NULL, NULL, NULL, 0);
         return;
     }
     const unsigned gg = (unsigned)((per * ng + 255) / 256);
-    scan_carry<CPLX, REV, SCAN_CARRY_SUMMARY><<<gg, 256, 0, st>>>(a, loc, ssum, gloc, gsum, SCAN_CARRY_GROUP);
+    scan_carry<CPLX, BOTH, SCAN_CARRY_SUMMARY, V><<<gg, 256, 0, st>>>(a, lf, lr, ssum, gf, gr, gsum,
+                                                                       SCAN_CARRY_GROUP);
     scan_args top = a; /* the groups as chunks */
     top.nc = ng;
-    scan_carry<CPLX, REV, SCAN_CARRY_FULL><<<(unsigned)((per + 255) / 256), 256, 0, st>>>(top, gloc, gsum, NULL,
-                                                                                        NULL, 0);
-    scan_carry<CPLX, REV, SCAN_CARRY_APPLY><<<gg, 256, 0, st>>>(a, loc, ssum, gloc, gsum, SCAN_CARRY_GROUP);
+    scan_carry<CPLX, BOTH, SCAN_CARRY_FULL, V><<<(unsigned)((per + 255) / 256), 256, 0, st>>>(top, gf, gr, gsum,
+                                                                                             NULL, NULL, NULL, 0);
+    scan_carry<CPLX, BOTH, SCAN_CARRY_APPLY, V><<<gg, 256, 0, st>>>(a, lf, lr, ssum, gf, gr, gsum,
+                                                                     SCAN_CARRY_GROUP);
 }
 
-/* loc: per-chunk values in, true values out; needs scan_carry_ws bytes of ws */
-static int scan_carry_launch(mb_ctx *ctx, const scan_args &a, float *loc, const float *ssum, int rev,
-                             mb_arena *ws, cudaStream_t st)
+/* lf (and lr, the backward's adjoints, or NULL): per-chunk values in, true
+ * values out; needs scan_carry_ws bytes of ws */
+static int scan_carry_launch(mb_ctx *ctx, const scan_args &a, float *lf, float *lr, const float *ssum, mb_arena *ws,
+                             cudaStream_t st)
 {
-    float *gloc = NULL, *gsum = NULL;
+    float *gf = NULL, *gr = NULL, *gsum = NULL;
     const int ng = scan_carry_groups(a);
     const size_t mark = ws->used;
     if (ng) {
         const size_t sf = (size_t)(a.cplx ? 2 : 1) * a.N, n = (size_t)a.B * ng * a.D;
-        gloc = (float *)mb_arena_alloc(ws, n * sf * 4);
+        gf = (float *)mb_arena_alloc(ws, n * sf * 4);
+        gr = lr ? (float *)mb_arena_alloc(ws, n * sf * 4) : NULL;
         gsum = (float *)mb_arena_alloc(ws, n * 4);
-        if (!gloc || !gsum) {
+        if (!gf || (lr && !gr) || !gsum) {
             ctx->failed = 1;
             return -1;
         }
     }
+#define CARRY(C, V)                                                                   \
+    do {                                                                              \
+        if (lr) scan_carry_run<C, true, V>(a, lf, lr, ssum, gf, gr, gsum, st);        \
+        else scan_carry_run<C, false, V>(a, lf, lr, ssum, gf, gr, gsum, st);          \
+    } while (0)
+    const int v = scan_carry_v(a);
     if (a.cplx) {
-        if (rev) scan_carry_run<true, true>(a, loc, ssum, gloc, gsum, st);
-        else scan_carry_run<true, false>(a, loc, ssum, gloc, gsum, st);
+        if (v == 4) CARRY(true, 4);
+        else CARRY(true, 2);
     } else {
-        if (rev) scan_carry_run<false, true>(a, loc, ssum, gloc, gsum, st);
-        else scan_carry_run<false, false>(a, loc, ssum, gloc, gsum, st);
+        if (v == 4) CARRY(false, 4);
+        else CARRY(false, 1);
     }
+#undef CARRY
     ws->used = mark;
     return 0;
 }
@@ -1169,7 +1267,7 @@ extern "C" void mb_scan_fwd_cuda(mb_ctx *ctx, const mb_scan_params *p, void *y, 
         SCAN_DISPATCH(a, LOCAL);
 #undef LOCAL
         MB_LAUNCH_CHECK(ctx, "scan_fwd_local");
-        if (scan_carry_launch(ctx, a, hstart, ssum, 0, ws, st)) return;
+        if (scan_carry_launch(ctx, a, hstart, NULL, ssum, ws, st)) return;
         MB_LAUNCH_CHECK(ctx, "scan_carry");
     }
 #define OUT(NS, C, T) scan_fwd_out<NS, C, T><<<grid, blk, 0, st>>>(a, hstart, y, hT)
@@ -1215,9 +1313,7 @@ extern "C" void mb_scan_bwd_cuda(mb_ctx *ctx, const mb_scan_params *p, const voi
         SCAN_DISPATCH(a, LOCALS);
 #undef LOCALS
         MB_LAUNCH_CHECK(ctx, "scan_bwd_locals");
-        if (scan_carry_launch(ctx, a, hstart, ssum, 0, ws, st) ||
-            scan_carry_launch(ctx, a, gin, ssum, 1, ws, st))
-            return;
+        if (scan_carry_launch(ctx, a, hstart, gin, ssum, ws, st)) return;
         MB_LAUNCH_CHECK(ctx, "scan_bwd carries");
     }
 #define CHUNK(NS, C, T) \
