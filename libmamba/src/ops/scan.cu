@@ -246,8 +246,9 @@ __device__ __forceinline__ void scan_decay(float dt, float A2, float Aim, float 
     }
 }
 
-/* a row of HS floats from shared memory into registers: 16-byte loads when
- * the row is a whole number of float4 (rows are 16-byte aligned) */
+/* a row of HS floats (shared memory, or a 16-byte aligned row of device
+ * memory) into registers: 16-byte loads when the row is a whole number of
+ * float4 */
 template <int HS>
 __device__ __forceinline__ void scan_row(const float *src, float *dst)
 {
@@ -1114,11 +1115,14 @@ static int scan_carry_groups(const scan_args &a)
     return a.nc > 4 * SCAN_CARRY_GROUP ? (a.nc + SCAN_CARRY_GROUP - 1) / SCAN_CARRY_GROUP : 0;
 }
 
-/* scratch of a grouped carry: composites and sums of dt per group */
-static size_t scan_carry_ws(const scan_args &a)
+/* scratch of a grouped carry: composites (the adjoints' too with
+ * with_adjoints, the backward) and sums of dt per group */
+static size_t scan_carry_ws(const scan_args &a, int with_adjoints)
 {
     const size_t ng = (size_t)scan_carry_groups(a), sf = (size_t)(a.cplx ? 2 : 1) * a.N;
-    return ng ? 2 * mb_align64((size_t)a.B * ng * a.D * sf * 4) + mb_align64((size_t)a.B * ng * a.D * 4) : 0;
+    return ng ? (with_adjoints ? 2 : 1) * mb_align64((size_t)a.B * ng * a.D * sf * 4) +
+                    mb_align64((size_t)a.B * ng * a.D * 4)
+              : 0;
 }
 
 /* per-chunk scratch of a two-level scan: states (and adjoints) at chunk
@@ -1135,7 +1139,7 @@ extern "C" size_t mb_scan_workspace_cuda(mb_ctx *ctx, const mb_scan_params *p)
     const mb_cuda_state *cs = (const mb_cuda_state *)ctx->cuda;
     const int sm = cs ? cs->sm_count : 0;
     const scan_args f = scan_make_args(p, sm, 0), b = scan_make_args(p, sm, SCAN_TILE);
-    const size_t wf = scan_ws_bytes(&f, 0) + scan_carry_ws(f), wb = scan_ws_bytes(&b, 1) + scan_carry_ws(b);
+    const size_t wf = scan_ws_bytes(&f, 0) + scan_carry_ws(f, 0), wb = scan_ws_bytes(&b, 1) + scan_carry_ws(b, 1);
     return (wf > wb ? wf : wb) + 256;
 }
 
