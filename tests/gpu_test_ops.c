@@ -402,6 +402,11 @@ static void conv_case(mb_rng *r, int B, int L, int D, int K, int with_prev, int 
     float *bias = h_uniform(r, (size_t)D, -1, 1), *prev = h_uniform(r, np, -1, 1);
     float *dy = h_uniform(r, ndy, -1, 1);
     float *dw0 = h_uniform(r, nw, -1, 1), *db0 = h_uniform(r, (size_t)D, -1, 1);
+    if (g_conv_bf16) { /* the values the mixer gives the CPU's conv (the GPU's rounds them itself: test_conv1d_bf16_reads) */
+        for (size_t i = 0; i < nx; i++) x[i] = mb_bf16_keep(x[i]);
+        for (size_t i = 0; i < np; i++) prev[i] = mb_bf16_keep(prev[i]);
+        for (size_t i = 0; i < ndy; i++) dy[i] = mb_bf16_keep(dy[i]);
+    }
     float *d_x = d_from(x, nx), *d_w = d_from(w, nw), *d_bias = d_from(bias, (size_t)D);
     float *d_prev = d_from(prev, np), *d_dy = d_from(dy, ndy);
     const float *cp = use_prev ? prev : NULL, *gp = use_prev ? d_prev : NULL;
@@ -531,6 +536,67 @@ static void test_conv1d_bf16(void **state)
     }
     g_conv_bf16 = 0;
     assert_int_equal(mb_ctx_set_precision(g_cpu, MB_PREC_FP32), 0);
+    assert_int_equal(mb_ctx_set_precision(g_gpu, MB_PREC_FP32), 0);
+}
+
+/* bf16 precision on the GPU reads the conv's inputs (x, the state, dy) as
+ * the nearest bf16 values, so the mixer leaves them unrounded there: given
+ * unrounded ones, the forward, the backward (dx, dprev, and dw, dbias in
+ * their fixed-order sums) and the step must give, bit for bit, what they
+ * give when the inputs arrive rounded (the step's state too: it keeps what
+ * it read). The run kernels (K 4) and the per-element ones (K 3). */
+static void conv_reads_case(mb_rng *r, int B, int L, int D, int K)
+{
+    const int64_t rows = (int64_t)B * L;
+    const size_t nx = (size_t)rows * D, np = (size_t)B * (K - 1) * D, nw = (size_t)D * K;
+    float *xin[2], *pin[2], *dyin[2];
+    xin[0] = h_uniform(r, nx, -1, 1), pin[0] = h_uniform(r, np, -1, 1), dyin[0] = h_uniform(r, nx, -1, 1);
+    xin[1] = h_copy(xin[0], nx), pin[1] = h_copy(pin[0], np), dyin[1] = h_copy(dyin[0], nx);
+    size_t changed = 0;
+    for (size_t i = 0; i < nx; i++) changed += (xin[1][i] = mb_bf16_keep(xin[0][i])) != xin[0][i];
+    for (size_t i = 0; i < np; i++) changed += (pin[1][i] = mb_bf16_keep(pin[0][i])) != pin[0][i];
+    for (size_t i = 0; i < nx; i++) changed += (dyin[1][i] = mb_bf16_keep(dyin[0][i])) != dyin[0][i];
+    assert_true(changed > 0); /* else this proves nothing */
+    float *w = h_uniform(r, nw, -1, 1), *bias = h_uniform(r, (size_t)D, -1, 1);
+    float *d_w = d_from(w, nw), *d_b = d_from(bias, (size_t)D);
+    enum { Y, DX, DP, DW, DB, SY, SS, NO };
+    static const char *name[NO] = {"y", "dx", "dprev", "dw", "dbias", "step y", "step state"};
+    const size_t len[NO] = {nx, nx, np, nw, (size_t)D, (size_t)B * D, np};
+    float *out[2][NO];
+    for (int v = 0; v < 2; v++) {
+        float *d_x = d_from(xin[v], nx), *d_p = d_from(pin[v], np), *d_dy = d_from(dyin[v], nx);
+        float *d_y = d_new_nan(nx), *d_dx = d_new_nan(nx), *d_dp = d_new_nan(np);
+        float *d_dw = d_from(w, nw), *d_db = d_from(bias, (size_t)D), *d_sy = d_new_nan((size_t)B * D);
+        mb_conv1d_fwd(g_gpu, B, L, D, K, d_x, D, d_w, d_b, d_p, 1, d_y, D);
+        mb_conv1d_bwd(g_gpu, B, L, D, K, d_x, D, d_w, d_b, d_p, 1, d_dy, D, d_dx, D, d_dw, d_db, d_dp, NULL);
+        /* the step on the first row of each sequence, from the same state */
+        mb_conv1d_step(g_gpu, B, D, K, d_x, L * D, d_w, d_b, d_p, 1, d_sy, D);
+        float *res[NO] = {d_y, d_dx, d_dp, d_dw, d_db, d_sy, d_p};
+        for (int k = 0; k < NO; k++) out[v][k] = h_from(res[k], len[k]);
+        d_free(d_x), d_free(d_p), d_free(d_dy), d_free(d_y), d_free(d_dx), d_free(d_dp), d_free(d_dw);
+        d_free(d_db), d_free(d_sy);
+    }
+    for (int k = 0; k < NO; k++) {
+        size_t diff = 0;
+        for (size_t i = 0; i < len[k]; i++) diff += memcmp(&out[0][k][i], &out[1][k][i], 4) != 0;
+        printf("# conv1d bf16 reads B%d L%d D%d K%d %-12s %zu of %zu differ\n", B, L, D, K, name[k], diff, len[k]);
+        assert_true(diff == 0);
+        free(out[0][k]), free(out[1][k]);
+    }
+    for (int v = 0; v < 2; v++) free(xin[v]), free(pin[v]), free(dyin[v]);
+    free(w), free(bias);
+    d_free(d_w), d_free(d_b);
+}
+
+static void test_conv1d_bf16_reads(void **state)
+{
+    (void)state;
+    mb_rng r;
+    seed_rng(&r, 109);
+    assert_int_equal(mb_ctx_set_precision(g_gpu, MB_PREC_BF16), 0);
+    conv_reads_case(&r, 3, 13, 37, 4);
+    conv_reads_case(&r, 2, 700, 301, 4);
+    conv_reads_case(&r, 3, 13, 37, 3);
     assert_int_equal(mb_ctx_set_precision(g_gpu, MB_PREC_FP32), 0);
 }
 
@@ -695,8 +761,23 @@ static void test_vector_ops(void **state)
         for (size_t k = 0; k < n; k++) changed += memcmp(&xc[k], &x[k], 4) != 0;
         assert_true(changed > (size_t)R * C / 2); /* the rounding did round */
         printf("# bf16_round_rows %dx%d ld %d: GPU bit for bit the CPU's (%zu values changed)\n", R, C, ld, changed);
-        free(x), free(xc), free(xg);
-        d_free(d_x);
+        /* the copying form (mb_bf16_round_copy: bf16 precision's copy of
+         * dout): into rows of another stride, the source untouched, the
+         * destination's padding untouched */
+        const int ldy = 1001;
+        const size_t ny = (size_t)R * ldy;
+        float *d_src = d_from(x, n), *d_y = d_new_nan(ny);
+        mb_bf16_round_copy(g_gpu, R, C, d_src, ld, d_y, ldy);
+        assert_int_equal(mb_ctx_check(g_gpu), 0);
+        float *yg = h_from(d_y, ny), *srcg = h_from(d_src, n);
+        assert_memory_equal(srcg, x, n * sizeof(float));
+        for (int i = 0; i < R; i++) {
+            assert_memory_equal(yg + (size_t)i * ldy, xc + (size_t)i * ld, (size_t)C * sizeof(float));
+            for (int j = C; j < ldy; j++) assert_true(isnan(yg[(size_t)i * ldy + j]));
+        }
+        printf("# bf16_round_copy %dx%d ld %d -> %d: the in-place rounding's values, bit for bit\n", R, C, ld, ldy);
+        free(x), free(xc), free(xg), free(yg), free(srcg);
+        d_free(d_x), d_free(d_src), d_free(d_y);
     }
     {
         const size_t n = 100003;
@@ -1568,6 +1649,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_context), cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_linear),  cmocka_unit_test(test_conv1d), cmocka_unit_test(test_conv1d_bf16),
+        cmocka_unit_test(test_conv1d_bf16_reads),
         cmocka_unit_test(test_act),     cmocka_unit_test(test_vector_ops),
         cmocka_unit_test(test_shift_rows),
         cmocka_unit_test(test_flip_rows),

@@ -143,7 +143,10 @@ static void run_shape(const shape *s)
     mb_test_fill(&r, bias, D, -3, 0.5f);
     mb_test_fill(&r, h0, nh, -1, 1);
     mb_test_fill(&r, dhT, nh, -1, 1);
-    if (g_io16) { /* what bf16 arrays can hold: both sides compute with these values */
+    /* io_bf16: what bf16 arrays can hold; bf16 precision: what the mixer
+     * gives the CPU's scan (test_bf16_reads: the GPU's rounds them itself).
+     * Both sides compute with these values. */
+    if (g_io16 || g_bf16) {
         float *act[] = {u, dl, z, dy};
         for (int k = 0; k < 4; k++)
             for (size_t i = 0; i < M * D; i++) act[k][i] = mb_bf16_keep(act[k][i]);
@@ -282,6 +285,118 @@ static void test_shapes_bf16(void **st)
     assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_FP32), 0);
 }
 
+/* bf16 precision on the GPU reads its activations as the nearest bf16
+ * values (scan_f32r), so the mixer leaves delta, z and dy unrounded there:
+ * given unrounded u, delta, B, C, z and dy, the scan must give bit for bit
+ * what it gives when they arrive rounded. Every per-element output is
+ * compared exactly; the sums over channels and time (atomics, in no fixed
+ * order) to TOL_SUM. */
+enum { RD_Y, RD_YB, RD_HT, RD_DU, RD_DDL, RD_DZ, RD_DH0, RD_EXACT, RD_DBC = RD_EXACT, RD_DA, RD_DAI, RD_DD, RD_DB, RD_N };
+static const char *rd_name[RD_N] = {"y", "y from the backward", "final state", "du", "ddelta", "dz", "dh0",
+                                    "dB, dC", "dA", "dA_imag", "dD", "ddelta_bias"};
+
+/* one forward and backward on the GPU (bf16 precision) from host arrays:
+ * act = u, delta, z, dy (M x D each) and bc (M x ldbc); outputs downloaded */
+static void reads_run(const shape *s, float *const act[5], const float *A, const float *Ai, const float *Dk,
+                      const float *bias, const float *h0, const float *dhT, float *out[RD_N], size_t len[RD_N])
+{
+    const size_t M = (size_t)s->B * s->L, D = s->D, N = s->N;
+    const int sf = s->cplx ? 2 * s->N : s->N, ldbc = 2 * sf + s->ldpad;
+    const size_t nh = (size_t)s->B * D * sf;
+    float *bc_d = up(act[4], M * ldbc);
+    mb_scan_params q = {.batch = s->B, .seqlen = s->L, .dim = s->D, .dstate = s->N, .is_complex = s->cplx,
+                        .u = up(act[0], M * D), .ld_u = D, .delta = up(act[1], M * D), .ld_delta = D,
+                        .A = up(A, D * N), .A_imag = s->cplx ? up(Ai, D * N) : NULL,
+                        .Bm = bc_d, .ld_B = ldbc, .Cm = bc_d + sf, .ld_C = ldbc, .Dskip = up(Dk, D),
+                        .z = up(act[2], M * D), .ld_z = D, .delta_bias = up(bias, D), .delta_softplus = 1,
+                        .h0 = up(h0, nh)};
+    float *y_d = poisoned(M * D), *hT_d = poisoned(nh), *dy_d = up(act[3], M * D), *dhT_d = up(dhT, nh);
+    float *zero = calloc(D * N > M * ldbc ? D * N : M * ldbc, 4);
+    mb_scan_grads g = {.du = poisoned(M * D), .ld_du = D, .ddelta = poisoned(M * D), .ld_ddelta = D,
+                       .dA = up(zero, D * N), .dA_imag = s->cplx ? up(zero, D * N) : NULL,
+                       .dB = poisoned(M * ldbc), .ld_dB = ldbc, .dD = up(zero, D), .dz = poisoned(M * D), .ld_dz = D,
+                       .ddelta_bias = up(zero, D), .dh0 = poisoned(nh), .y = poisoned(M * D)};
+    g.dC = g.dB + sf, g.ld_dC = ldbc;
+    mb_arena ws;
+    assert_int_equal(mb_arena_init(&ws, gpu, mb_scan_workspace(gpu, &q)), 0);
+    mb_scan_fwd(gpu, &q, y_d, hT_d, &ws);
+    mb_scan_bwd(gpu, &q, dy_d, dhT_d, &g, &ws);
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+    if (mb_ctx_check(gpu)) fail_msg("%s", mb_error_last());
+    const float *src[RD_N] = {y_d, g.y, hT_d, g.du, g.ddelta, g.dz, g.dh0, g.dB, g.dA, g.dA_imag, g.dD,
+                              g.ddelta_bias};
+    const size_t n[RD_N] = {M * D, M * D, nh, M * D, M * D, M * D, nh, M * ldbc, D * N, s->cplx ? D * N : 0, D, D};
+    for (int k = 0; k < RD_N; k++) {
+        len[k] = n[k];
+        out[k] = n[k] ? down(src[k], n[k]) : NULL;
+    }
+    mb_arena_free(&ws);
+    free(zero);
+}
+
+static void test_bf16_reads(void **st)
+{
+    (void)st;
+    const shape shapes[] = {
+        {"one chunk", 2, 300, 260, 16, 0, 1, 0},
+        {"chunked", 1, 3000, 70, 16, 0, 1, 0},
+        {"N 5", 3, 200, 45, 5, 0, 1, 2},
+        {"one step", 9, 1, 260, 16, 0, 1, 0},
+        {"one step N 40", 5, 1, 70, 40, 0, 1, 0},
+    };
+    assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_BF16), 0);
+    for (size_t i = 0; i < 2 * sizeof shapes / sizeof shapes[0]; i++) {
+        shape s = shapes[i / 2];
+        s.cplx = (int)(i % 2);
+        mb_rng r;
+        mb_rng_seed(&r, mb_test_seed() ^ (uint64_t)(i * 131 + 7));
+        const size_t M = (size_t)s.B * s.L, D = s.D, N = s.N;
+        const int sf = s.cplx ? 2 * s.N : s.N, ldbc = 2 * sf + s.ldpad;
+        const size_t nh = (size_t)s.B * D * sf, na[5] = {M * D, M * D, M * D, M * D, M * ldbc};
+        const float lo[5] = {-1, -4.f, -2, -1, -1}, hi[5] = {1, 0.5f, 2, 1, 1};
+        float *raw[5], *rnd[5];
+        size_t changed = 0;
+        for (int k = 0; k < 5; k++) {
+            raw[k] = malloc(na[k] * 4), rnd[k] = malloc(na[k] * 4);
+            mb_test_fill(&r, raw[k], na[k], lo[k], hi[k]);
+            for (size_t j = 0; j < na[k]; j++) changed += (rnd[k][j] = mb_bf16_keep(raw[k][j])) != raw[k][j];
+        }
+        float *A = malloc(D * N * 4), *Ai = malloc(D * N * 4), *Dk = malloc(D * 4), *bias = malloc(D * 4);
+        float *h0 = malloc(nh * 4), *dhT = malloc(nh * 4);
+        mb_test_fill(&r, A, D * N, -3.f, -0.2f);
+        mb_test_fill(&r, Ai, D * N, -6.f, 6.f);
+        mb_test_fill(&r, Dk, D, -1, 1);
+        mb_test_fill(&r, bias, D, -3, 0.5f);
+        mb_test_fill(&r, h0, nh, -1, 1);
+        mb_test_fill(&r, dhT, nh, -1, 1);
+        float *o_raw[RD_N], *o_rnd[RD_N];
+        size_t len[RD_N];
+        reads_run(&s, raw, A, Ai, Dk, bias, h0, dhT, o_raw, len);
+        reads_run(&s, rnd, A, Ai, Dk, bias, h0, dhT, o_rnd, len);
+        /* the inputs must differ, or this proves nothing */
+        assert_true(changed > 0);
+        for (int k = 0; k < RD_N; k++) {
+            if (!len[k]) continue;
+            if (k == RD_DBC) /* the pad columns: untouched by both */
+                for (size_t j = 0; j < M; j++)
+                    for (int c = 2 * sf; c < ldbc; c++) o_raw[k][j * ldbc + c] = o_rnd[k][j * ldbc + c] = 0.f;
+            if (k < RD_EXACT) {
+                size_t diff = 0;
+                for (size_t j = 0; j < len[k]; j++) diff += memcmp(&o_raw[k][j], &o_rnd[k][j], 4) != 0;
+                printf("# %-26s %-9s bf16 reads %-20s %zu of %zu differ\n", s.name, s.cplx ? "complex" : "real",
+                       rd_name[k], diff, len[k]);
+                assert_true(diff == 0);
+            } else {
+                compare(rd_name[k], &s, o_raw[k], o_rnd[k], len[k], TOL_SUM);
+            }
+            free(o_raw[k]), free(o_rnd[k]);
+        }
+        for (int k = 0; k < 5; k++) free(raw[k]), free(rnd[k]);
+        free(A), free(Ai), free(Dk), free(bias), free(h0), free(dhT);
+    }
+    assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_FP32), 0);
+}
+
 /* bf16 activations (io_bf16): bf16 arrays in and out, fp32 states and
  * sums. The CPU runs in fp32 on the same values; its per-element outputs
  * are rounded to bf16 for the comparison. */
@@ -324,7 +439,7 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_shapes), cmocka_unit_test(test_shapes_bf16),
-                                       cmocka_unit_test(test_shapes_io16)};
+                                       cmocka_unit_test(test_bf16_reads), cmocka_unit_test(test_shapes_io16)};
     mb_test_filter_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mb_ctx_free(gpu);

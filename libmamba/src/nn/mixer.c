@@ -222,7 +222,8 @@ void mb_mixer_in_fwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M
     const int Di = mx->d_inner;
     mb_linear_fwd(ctx, M, mx->d_model, 2 * Di, u, mx->d_model, mb_param_gemm(ctx, ps, mx->p_in_proj),
                   mixer_opt(ps, mx->p_in_bias), a->xz, 2 * Di);
-    mb_precision_store(ctx, M, 2 * Di, a->xz, 2 * Di);
+    /* read by the conv (x, and the conv state it leaves) and the scan (z) only */
+    mb_precision_store_conv_scan(ctx, M, 2 * Di, a->xz, 2 * Di);
 }
 
 int mb_mixer_fwd_xz(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B, int L, mb_mixer_acts *a,
@@ -253,7 +254,7 @@ int mb_mixer_fwd_xz(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
     mb_precision_store(ctx, M, mx->xdbl_dim, a->xdbl, mx->xdbl_dim);
     /* dt_proj without its bias: the scan adds it before the softplus */
     mb_linear_fwd(ctx, M, R, Di, a->xdbl, mx->xdbl_dim, mb_param_gemm(ctx, ps, mx->p_dt_w), NULL, a->delta, Di);
-    mb_precision_store(ctx, M, Di, a->delta, Di);
+    mb_precision_store_conv_scan(ctx, M, Di, a->delta, Di);
     a->ys_pending = !scan;
     if (!scan) return 0;
     mb_scan_params sp = mixer_scan_params(mx, ps, B, L, a, st ? st->ssm : NULL);
@@ -345,8 +346,7 @@ const float *mb_mixer_dout_store(mb_ctx *ctx, const mb_mixer *mx, int M, const f
     const int d = mx->d_model;
     float *d16 = mb_arena_floats(ws, (size_t)M * d);
     if (!d16) return NULL;
-    mb_dev_copy_async(ctx, d16, dout, (size_t)M * d * sizeof(float));
-    mb_precision_store(ctx, M, d, d16, d);
+    mb_bf16_round_copy(ctx, M, d, dout, d, d16, d);
     return d16;
 }
 
@@ -392,7 +392,7 @@ int mb_mixer_bwd_ys(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
     mb_precision_store(ctx, M, R, dxdbl, mx->xdbl_dim);
     mb_linear_bwd(ctx, M, Di, mx->xdbl_dim, a->xc, Di, mb_param_gemm(ctx, ps, mx->p_x_proj), dxdbl,
                   mx->xdbl_dim, dxc, Di, 1.f, mb_param_grad(ps, mx->p_x_proj), NULL);
-    mb_precision_store(ctx, M, Di, dxc, Di);
+    mb_precision_store_conv_scan(ctx, M, Di, dxc, Di); /* the conv's dy */
     /* the conv and its SiLU are one op (the conv's output recomputed, never
      * stored): no rounding between their gradients; dxc is scratch after.
      * The next chunk's conv read this chunk's last K-1 inputs: its share of
@@ -413,7 +413,7 @@ void mb_mixer_out_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int 
     const int d = mx->d_model, Di = mx->d_inner;
     mb_linear_bwd(ctx, M, Di, d, ys, Di, dys ? mb_param_gemm(ctx, ps, mx->p_out_proj) : NULL, dout, d, dys, Di, 0.f,
                   ys ? mb_param_grad(ps, mx->p_out_proj) : NULL, dys ? mixer_opt_grad(ps, mx->p_out_bias) : NULL);
-    if (dys) mb_precision_store(ctx, M, Di, dys, Di);
+    if (dys) mb_precision_store_conv_scan(ctx, M, Di, dys, Di); /* the scan's dy */
 }
 
 void mb_mixer_in_bwd(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int M, const float *u, const float *dxz,

@@ -115,6 +115,11 @@ void mb_precision_store(mb_ctx *ctx, int rows, int cols, float *x, int ld)
     if (ctx->precision == MB_PREC_BF16) mb_bf16_round_rows(ctx, rows, cols, x, ld);
 }
 
+void mb_precision_store_conv_scan(mb_ctx *ctx, int rows, int cols, float *x, int ld)
+{
+    if (ctx->precision == MB_PREC_BF16) mb_bf16_round_rows_conv_scan(ctx, rows, cols, x, ld);
+}
+
 void mb_params_bf16_drop(mb_params *ps, mb_ctx *ctx)
 {
     for (int i = 0; ps->bf16 && i < ps->n; i++) mb_dev_free(ctx, ps->bf16[i]);

@@ -74,6 +74,9 @@ static inline const float *mb_param_gemm(const mb_ctx *ctx, const mb_params *ps,
 /* What an op writes, as the context's precision stores it: rounded to bf16
  * in bf16 precision (rows ld apart of cols values), else untouched */
 void mb_precision_store(mb_ctx *ctx, int rows, int cols, float *x, int ld);
+/* The same for an activation only the conv and the scan read: rounded by
+ * them as they read it on the GPU (mb_bf16_round_rows_conv_scan) */
+void mb_precision_store_conv_scan(mb_ctx *ctx, int rows, int cols, float *x, int ld);
 /* The weights were written (an optimizer step, a broadcast): the inference
  * copies (int8, bf16) dropped, bf16 precision's rounded copies marked
  * stale. Whoever writes the weights calls it. */

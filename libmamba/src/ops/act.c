@@ -88,14 +88,11 @@ void mb_to_bf16_cpu(mb_ctx *ctx, size_t n, const float *x, uint16_t *y)
     for (size_t i = 0; i < n; i++) y[i] = mb_bf16_round(x[i]);
 }
 
-void mb_bf16_round_rows_cpu(mb_ctx *ctx, int rows, int cols, float *x, int ld)
+void mb_bf16_round_copy_cpu(mb_ctx *ctx, int rows, int cols, const float *x, int ldx, float *y, int ldy)
 {
     (void)ctx;
     for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) {
-            float *v = x + (size_t)r * ld + c;
-            *v = mb_bf16_keep(*v);
-        }
+        for (int c = 0; c < cols; c++) y[(size_t)r * ldy + c] = mb_bf16_keep(x[(size_t)r * ldx + c]);
 }
 
 void mb_axpby_cpu(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y)

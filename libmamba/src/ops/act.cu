@@ -154,22 +154,23 @@ extern "C" void mb_to_bf16_cuda(mb_ctx *ctx, size_t n, const float *x, uint16_t 
     MB_LAUNCH_CHECK(ctx, "to_bf16_kernel");
 }
 
-static __global__ void bf16_round_rows_kernel(int64_t n, int cols, float *x, int ld)
+static __global__ void bf16_round_copy_kernel(int64_t n, int cols, const float *x, int ldx, float *y, int ldy)
 {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float *v = x + (i / cols) * ld + i % cols;
-        *v = mb_bf16_keep(*v);
+        const int64_t r = i / cols, c = i % cols;
+        y[r * ldy + c] = mb_bf16_keep(x[r * ldx + c]);
     }
 }
 
-extern "C" void mb_bf16_round_rows_cuda(mb_ctx *ctx, int rows, int cols, float *x, int ld)
+extern "C" void mb_bf16_round_copy_cuda(mb_ctx *ctx, int rows, int cols, const float *x, int ldx, float *y, int ldy)
 {
     const int64_t n = (int64_t)rows * cols;
     if (n <= 0) return;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
-    bf16_round_rows_kernel<<<mb_cuda_blocks(n, 256, MB_CUDA_MAX_BLOCKS), 256, 0, st->stream>>>(n, cols, x, ld);
-    MB_LAUNCH_CHECK(ctx, "bf16_round_rows_kernel");
+    bf16_round_copy_kernel<<<mb_cuda_blocks(n, 256, MB_CUDA_MAX_BLOCKS), 256, 0, st->stream>>>(n, cols, x, ldx, y,
+                                                                                               ldy);
+    MB_LAUNCH_CHECK(ctx, "bf16_round_copy_kernel");
 }
 
 /* ---- reductions to the host ---------------------------------------------------- */

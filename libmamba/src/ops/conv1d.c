@@ -52,7 +52,7 @@ MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) 
                          y + ((size_t)b * L + t) * ldy + d0);
     }
     if (silu) mb_act_fwd_cpu(ctx, MB_ACT_SILU, B * L, D, y, ldy, y, ldy);
-    if (MB_OPS_ROUNDS_BF16(ctx)) mb_bf16_round_rows_cpu(ctx, B * L, D, y, ldy);
+    if (MB_OPS_ROUNDS_BF16(ctx)) mb_bf16_round_copy_cpu(ctx, B * L, D, y, ldy, y, ldy);
 }
 
 /* dx[s] = sum_k w[k] dy[s + K-1 - k] over the outputs t < L that read s,
@@ -161,7 +161,7 @@ MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_CONV_PAR_MIN) 
         }
         conv_dw_block(d0, n, B, L, D, K, x, ldx, prev, dy, lddy, dw, dbias);
     }
-    if (L > 0 && MB_OPS_ROUNDS_BF16(ctx)) mb_bf16_round_rows_cpu(ctx, B * L, D, dx, lddx);
+    if (L > 0 && MB_OPS_ROUNDS_BF16(ctx)) mb_bf16_round_copy_cpu(ctx, B * L, D, dx, lddx, dx, lddx);
 }
 
 void mb_conv1d_state_update_cpu(MB_OPS_CONV_STATE_ARGS)

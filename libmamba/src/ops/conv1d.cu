@@ -35,8 +35,14 @@ struct conv_io {
     const float *dy;
     int lddy;
     const float *dnext; /* (B, K-1, D): the next chunk's share of the last K-1 rows' dx */
-    int r16;            /* bf16 precision: y and dx stored rounded */
+    int r16;            /* bf16 precision: x, prev and dy read, y and dx stored, as bf16 values */
 };
+
+/* an input as bf16 precision reads it: the nearest bf16 value. The mixer
+ * leaves x (in_proj's output) and dy (x_proj's input gradient) as their
+ * products wrote them (mb_bf16_round_rows_conv_scan): rounded here, where
+ * they are loaded anyway, a pass over memory fewer each */
+__device__ __forceinline__ float conv_rd(const conv_io &io, float v) { return io.r16 ? mb_bf16_keep(v) : v; }
 
 /* dx at (b, s) as stored: plus the next chunk's share in the last K-1
  * rows, then rounded in bf16 precision */
@@ -51,9 +57,9 @@ __device__ __forceinline__ float conv_dx_final(const conv_io &io, int64_t b, int
 __device__ __forceinline__ float conv_in_at(const conv_io &io, int64_t b, int s, int d)
 {
     if (s >= io.L) return 0.0f;
-    if (s >= 0) return io.x[(b * io.L + s) * io.ldx + d];
+    if (s >= 0) return conv_rd(io, io.x[(b * io.L + s) * io.ldx + d]);
     if (!io.prev || s < -(io.K - 1)) return 0.0f;
-    return io.prev[(b * (io.K - 1) + (io.K - 1) + s) * io.D + d];
+    return conv_rd(io, io.prev[(b * (io.K - 1) + (io.K - 1) + s) * io.D + d]);
 }
 
 /* the conv's output at (b, t), channel d */
@@ -69,7 +75,7 @@ __device__ __forceinline__ float conv_out_at(const conv_io &io, int64_t b, int t
  * SiLU when fused */
 template <bool SILU> __device__ __forceinline__ float conv_g_at(const conv_io &io, int64_t b, int t, int d)
 {
-    const float g = io.dy[(b * io.L + t) * io.lddy + d];
+    const float g = conv_rd(io, io.dy[(b * io.L + t) * io.lddy + d]);
     return SILU ? mb_silu_bwd_dev(conv_out_at(io, b, t, d), g) : g;
 }
 
@@ -137,7 +143,7 @@ conv_bwd_run4(conv_io io, float *dx, int lddx, float *dprev, double *part, int64
         for (int j = 0; j < R + KT - 1; j++) {
             float gv = 0.0f;
             if (t0 + j < io.L) {
-                gv = io.dy[(b * io.L + t0 + j) * io.lddy + d];
+                gv = conv_rd(io, io.dy[(b * io.L + t0 + j) * io.lddy + d]);
                 if (SILU) {
                     float pre = bb;
 #pragma unroll
@@ -410,10 +416,11 @@ static __global__ void conv_step_kernel(int64_t n, int D, int K, const float *x,
         const int d = (int)(i - b * D);
         float *sp = state + b * (K - 1) * D + d;
         const float *wd = w + (size_t)d * K;
-        const float xv = x[b * ldx + d];
+        /* read as bf16 values in bf16 precision (conv_rd) */
+        const float xv = r16 ? mb_bf16_keep(x[b * ldx + d]) : x[b * ldx + d];
         float acc = bias ? bias[d] : 0.0f;
         for (int k = 0; k < K - 1; k++) {
-            const float v = sp[(int64_t)k * D];
+            const float v = r16 ? mb_bf16_keep(sp[(int64_t)k * D]) : sp[(int64_t)k * D];
             acc += wd[k] * v;
             if (k > 0) sp[(int64_t)(k - 1) * D] = v;
         }

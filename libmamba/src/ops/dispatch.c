@@ -28,9 +28,17 @@ void mb_gemm(MB_OPS_GEMM_ARGS)
 }
 
 void mb_to_bf16(mb_ctx *ctx, size_t n, const float *x, uint16_t *y) { DISPATCH_VOID(mb_to_bf16, ctx, n, x, y); }
+void mb_bf16_round_copy(mb_ctx *ctx, int rows, int cols, const float *x, int ldx, float *y, int ldy)
+{
+    DISPATCH_VOID(mb_bf16_round_copy, ctx, rows, cols, x, ldx, y, ldy);
+}
 void mb_bf16_round_rows(mb_ctx *ctx, int rows, int cols, float *x, int ld)
 {
-    DISPATCH_VOID(mb_bf16_round_rows, ctx, rows, cols, x, ld);
+    mb_bf16_round_copy(ctx, rows, cols, x, ld, x, ld);
+}
+void mb_bf16_round_rows_conv_scan(mb_ctx *ctx, int rows, int cols, float *x, int ld)
+{
+    if (!MB_ON_CUDA(ctx)) mb_bf16_round_copy_cpu(ctx, rows, cols, x, ld, x, ld);
 }
 
 void mb_linear_bf16_fwd(mb_ctx *ctx, int M, int in, int out, const float *x, int ldx, const uint16_t *Wb, float *y,

@@ -110,7 +110,8 @@ void mb_bias_add_cpu(mb_ctx *ctx, int M, int N, const float *bias, float *y, int
  * With silu, y = silu(that): the mixer's conv and SiLU as one op, so the
  * conv's output before the SiLU is never stored (the backward recomputes
  * it from x, w, bias and prev, K products a value). In bf16 precision y
- * and the backward's dx are stored rounded (MB_OPS_ROUNDS_BF16). */
+ * and the backward's dx are stored rounded (MB_OPS_ROUNDS_BF16), and the
+ * GPU reads x, prev (the state) and dy as the nearest bf16 values. */
 #define MB_OPS_CONV_FWD_ARGS mb_ctx *ctx, int B, int L, int D, int K, const float *x, int ldx, \
     const float *w, const float *bias, const float *prev, int silu, float *y, int ldy
 void mb_conv1d_fwd(MB_OPS_CONV_FWD_ARGS);
@@ -188,14 +189,25 @@ static inline MB_HOSTDEV float mb_bf16_keep(float x) { return mb_bf16_float(mb_b
 /* Ops whose outputs are activations the mixer stores (the conv's y and dx,
  * the scan's y, du, ddelta and dz) round them themselves in bf16
  * precision, as mb_precision_store would after them: on the GPU in the
- * kernels' stores, a pass over memory fewer each. */
+ * kernels' stores, a pass over memory fewer each. On the GPU the conv and
+ * the scan also read their activation inputs as the nearest bf16 values
+ * (x, the state and dy; u, delta, B, C, z and dy), so what only they read
+ * needs no rounding pass there (mb_bf16_round_rows_conv_scan). */
 #define MB_OPS_ROUNDS_BF16(ctx) ((ctx)->precision == MB_PREC_BF16)
 /* y = bf16(x) over n values: the weights' copies for GPU inference */
 void mb_to_bf16(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
 /* x = bf16(x) in place, rows ld apart of `cols` values (bf16 precision's
  * stored activations; the columns past cols untouched) */
 void mb_bf16_round_rows(mb_ctx *ctx, int rows, int cols, float *x, int ld);
-void mb_bf16_round_rows_cpu(mb_ctx *ctx, int rows, int cols, float *x, int ld);
+/* y = bf16(x), rows of cols values (y may be x): a rounded copy in one pass */
+void mb_bf16_round_copy(mb_ctx *ctx, int rows, int cols, const float *x, int ldx, float *y, int ldy);
+void mb_bf16_round_copy_cpu(mb_ctx *ctx, int rows, int cols, const float *x, int ldx, float *y, int ldy);
+/* mb_bf16_round_rows of an activation that only the conv and the scan read
+ * (in_proj's xz, delta, and the gradients dys and dxc): the CPU's ops read
+ * what they are given, so it is rounded here; the GPU's round what they
+ * read (MB_OPS_ROUNDS_BF16), so there it is left as its product wrote it.
+ * The ops see the same values either way. */
+void mb_bf16_round_rows_conv_scan(mb_ctx *ctx, int rows, int cols, float *x, int ld);
 void mb_to_bf16_cpu(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
 
 /* y = a * x + b * y over n contiguous floats. */
@@ -295,7 +307,8 @@ void mb_adamw_cpu(MB_OPS_ADAMW_ARGS);
  * A is real -exp(A_log) (D, N); complex A = A + i A_imag. B and C are (B, L,
  * N) rows, or (B, L, 2N) with (re, im) interleaved when complex. States are
  * (B, D, N), complex (B, D, N, 2). In bf16 precision y, du, ddelta and dz
- * are stored rounded (MB_OPS_ROUNDS_BF16); states and the parameters'
+ * are stored rounded (MB_OPS_ROUNDS_BF16), and the GPU reads u, delta, B,
+ * C, z and dy as the nearest bf16 values; states and the parameters'
  * gradients stay fp32, and so do dB and dC (gathered over channels).
  *
  * The activations and their gradients (u, delta, z, B, C; y, dy, du,
@@ -585,7 +598,7 @@ void mb_act_fwd_cuda(MB_OPS_ACT_FWD_ARGS);
 void mb_act_bwd_cuda(MB_OPS_ACT_BWD_ARGS);
 void mb_axpby_cuda(mb_ctx *ctx, size_t n, float a, const float *x, float b, float *y);
 void mb_to_bf16_cuda(mb_ctx *ctx, size_t n, const float *x, uint16_t *y);
-void mb_bf16_round_rows_cuda(mb_ctx *ctx, int rows, int cols, float *x, int ld);
+void mb_bf16_round_copy_cuda(mb_ctx *ctx, int rows, int cols, const float *x, int ldx, float *y, int ldy);
 void mb_shift_rows_cuda(MB_OPS_SHIFT_ARGS);
 void mb_flip_rows_cuda(MB_OPS_FLIP_ARGS);
 double mb_sumsq_cuda(mb_ctx *ctx, size_t n, const float *x);

@@ -344,7 +344,7 @@ void mb_scan_fwd_cpu(mb_ctx *ctx, const mb_scan_params *p, void *yv, float *hT, 
     (void)work;
 MB_OMP(omp parallel for schedule(dynamic, run) num_threads(scan_threads(ctx)) if (ntask > 1 && work >= SCAN_PAR_MIN))
     for (long task = 0; task < ntask; task++) scan_fwd_task(p, y, hT, (int)(task / nblk), (int)(task % nblk) * SCAN_DBLK);
-    if (MB_OPS_ROUNDS_BF16(ctx)) mb_bf16_round_rows_cpu(ctx, Bn * p->seqlen, D, y, D);
+    if (MB_OPS_ROUNDS_BF16(ctx)) mb_bf16_round_copy_cpu(ctx, Bn * p->seqlen, D, y, D, y, D);
 }
 
 /* Backward of one step for one channel. h is h_t, hp is h_{t-1}, as the
@@ -658,10 +658,10 @@ MB_OMP(omp parallel for num_threads(nthr) if ((long)L * sf > 4096))
     }
     if (MB_OPS_ROUNDS_BF16(ctx)) {
         const int M = Bn * L;
-        mb_bf16_round_rows_cpu(ctx, M, D, du, (int)g->ld_du);
-        mb_bf16_round_rows_cpu(ctx, M, D, ddelta, (int)g->ld_ddelta);
-        if (p->z) mb_bf16_round_rows_cpu(ctx, M, D, dz, (int)g->ld_dz);
-        if (gy) mb_bf16_round_rows_cpu(ctx, M, D, gy, D);
+        mb_bf16_round_copy_cpu(ctx, M, D, du, (int)g->ld_du, du, (int)g->ld_du);
+        mb_bf16_round_copy_cpu(ctx, M, D, ddelta, (int)g->ld_ddelta, ddelta, (int)g->ld_ddelta);
+        if (p->z) mb_bf16_round_copy_cpu(ctx, M, D, dz, (int)g->ld_dz, dz, (int)g->ld_dz);
+        if (gy) mb_bf16_round_copy_cpu(ctx, M, D, gy, D, gy, D);
     }
     ws->used = mark;
 }

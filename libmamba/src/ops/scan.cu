@@ -63,7 +63,7 @@
 struct scan_args {
     int B, L, D, N, cplx, softplus;
     int io16; /* the activations are bf16 arrays (mb_scan_params.io_bf16) */
-    int r16; /* bf16 precision: y, du, ddelta and dz stored rounded */
+    int r16; /* bf16 precision: float arrays read and stored as bf16 values (scan_f32r) */
     int T, nc, dblk; /* chunk length and count, blocks across D */
     int64_t ld_u, ld_delta, ld_B, ld_C, ld_z;
     /* activations: float or bf16 arrays, the kernels' T (io_bf16) */
@@ -85,7 +85,17 @@ struct scan_args {
  * as it moves the fp32 path's "+ bias" (Nsight Compute, (8, 1536, 2048): the
  * bf16 kernels had run the fp32 ones' instructions 5-20% slower, stalled on
  * long scoreboards) */
-/* element i of an activation array of T (float or bf16), as a float */
+/* bf16 precision's activations on the GPU: float arrays whose values the
+ * kernels read as the nearest bf16 and store rounded to it (scan_args.r16).
+ * Reading them rounded lets the mixer leave delta, z and dy as their
+ * products wrote them (mb_bf16_round_rows_conv_scan), a pass over memory
+ * fewer each; the values the maths sees are the ones a rounding pass would
+ * have left. A type of its own, not a flag, so that fp32's kernels carry
+ * none of it. */
+struct scan_f32r {
+    float v;
+};
+/* element i of an activation array of T (float, scan_f32r or bf16), as a float */
 template <typename T> __device__ __forceinline__ float scan_ld(const void *p, size_t i);
 template <> __device__ __forceinline__ float scan_ld<float>(const void *p, size_t i)
 {
@@ -94,6 +104,10 @@ template <> __device__ __forceinline__ float scan_ld<float>(const void *p, size_
 template <> __device__ __forceinline__ float scan_ld<__nv_bfloat16>(const void *p, size_t i)
 {
     return mb_bf16_float(static_cast<const unsigned short *>(p)[i]);
+}
+template <> __device__ __forceinline__ float scan_ld<scan_f32r>(const void *p, size_t i)
+{
+    return mb_bf16_keep(static_cast<const float *>(p)[i]);
 }
 /* the read-only path for rows every thread of a block shares (B, C) */
 template <typename T> __device__ __forceinline__ float scan_ldg(const void *p, size_t i);
@@ -105,12 +119,25 @@ template <> __device__ __forceinline__ float scan_ldg<__nv_bfloat16>(const void 
 {
     return mb_bf16_float(__ldg(static_cast<const unsigned short *>(p) + i));
 }
-/* v into element i of an activation array of T; in bf16 precision with
- * float arrays (r16) rounded as mb_precision_store would */
+template <> __device__ __forceinline__ float scan_ldg<scan_f32r>(const void *p, size_t i)
+{
+    return mb_bf16_keep(__ldg(static_cast<const float *>(p) + i));
+}
+/* v into element i of an activation array of T (scan_f32r: rounded as
+ * mb_precision_store would). Float arrays in bf16 precision are dispatched
+ * as scan_f32r, so r16 is 0 on the float path; its select stays there
+ * because without it ptxas gave scan_bwd_chunk 162 registers instead of
+ * 158 and the real forward + backward ran 1% slower (H100, session 42);
+ * with it the fp32 kernels' PTX is what it was before scan_f32r. */
 template <typename T> __device__ __forceinline__ void scan_st(void *p, size_t i, float v, int r16);
 template <> __device__ __forceinline__ void scan_st<float>(void *p, size_t i, float v, int r16)
 {
     static_cast<float *>(p)[i] = r16 ? mb_bf16_keep(v) : v;
+}
+template <> __device__ __forceinline__ void scan_st<scan_f32r>(void *p, size_t i, float v, int r16)
+{
+    (void)r16;
+    static_cast<float *>(p)[i] = mb_bf16_keep(v);
 }
 template <> __device__ __forceinline__ void scan_st<__nv_bfloat16>(void *p, size_t i, float v, int r16)
 {
@@ -1166,6 +1193,7 @@ static int scan_check(mb_ctx *ctx, const mb_scan_params *p)
 #define SCAN_DISPATCH(A, K)                                                     \
     do {                                                                        \
         if ((A).io16) SCAN_DISPATCH_T((A).N, (A).cplx, __nv_bfloat16, K);       \
+        else if ((A).r16) SCAN_DISPATCH_T((A).N, (A).cplx, scan_f32r, K);       \
         else SCAN_DISPATCH_T((A).N, (A).cplx, float, K);                        \
     } while (0)
 
@@ -1252,6 +1280,7 @@ extern "C" void mb_scan_fwd_cuda(mb_ctx *ctx, const mb_scan_params *p, void *y, 
         else scan_fwd_one<C, T><<<g, SCAN_ONE_THREADS, 0, st>>>(a, y, hT);              \
     } while (0)
         if (a.io16) { if (a.cplx) ONE(true, __nv_bfloat16); else ONE(false, __nv_bfloat16); }
+        else if (a.r16) { if (a.cplx) ONE(true, scan_f32r); else ONE(false, scan_f32r); }
         else { if (a.cplx) ONE(true, float); else ONE(false, float); }
 #undef ONE
         MB_LAUNCH_CHECK(ctx, "scan_fwd_one");
