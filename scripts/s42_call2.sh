@@ -40,6 +40,6 @@ for p in bf16 tf32; do
         --cache-control none --clock-control none --csv --page raw \
         $B --train 131072 $p >"$OUT/ncu_train_$p.csv" 2>"$OUT/ncu_train_$p.err"
     echo "== ncu $p rc=$? ($(el) s)"
-    ncu_sum "$OUT/ncu_train_$p.csv" | head -32
+    ncu_sum "$OUT/ncu_train_$p.csv" >"$OUT/sum_$p.txt"; head -30 "$OUT/sum_$p.txt"; gzip -f "$OUT/ncu_train_$p.csv"
 done
 echo "== done at $(el) s"
