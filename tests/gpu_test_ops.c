@@ -865,13 +865,30 @@ static void norm_case(mb_rng *r, int layer, int M, int C, float offset, int with
     float *yc = h_nan(n), *rc = h_nan((size_t)M), *mc = h_nan((size_t)M);
     float *d_y = d_new_nan(n), *d_r = d_new_nan((size_t)M), *d_m = d_new_nan((size_t)M);
     if (layer) {
-        mb_layernorm_fwd(g_cpu, M, C, x, cw, cb, eps, yc, mc, rc);
-        mb_layernorm_fwd(g_gpu, M, C, d_x, gw, gb, eps, d_y, d_m, d_r);
+        mb_layernorm_fwd(g_cpu, M, C, x, cw, cb, eps, yc, mc, rc, 0);
+        mb_layernorm_fwd(g_gpu, M, C, d_x, gw, gb, eps, d_y, d_m, d_r, 0);
     } else {
-        mb_rmsnorm_fwd(g_cpu, M, C, x, cw, eps, yc, rc);
-        mb_rmsnorm_fwd(g_gpu, M, C, d_x, gw, eps, d_y, d_r);
+        mb_rmsnorm_fwd(g_cpu, M, C, x, cw, eps, yc, rc, 0);
+        mb_rmsnorm_fwd(g_gpu, M, C, d_x, gw, eps, d_y, d_r, 0);
     }
     float *yg = h_from(d_y, n), *rg = h_from(d_r, (size_t)M), *mg = h_from(d_m, (size_t)M);
+    {
+        /* r16 (bf16 precision's stored xn): the same kernel's y, each value
+         * rounded to bf16 in its store, bit for bit */
+        float *d_y16 = d_new_nan(n);
+        if (layer) mb_layernorm_fwd(g_gpu, M, C, d_x, gw, gb, eps, d_y16, d_m, d_r, 1);
+        else mb_rmsnorm_fwd(g_gpu, M, C, d_x, gw, eps, d_y16, d_r, 1);
+        float *y16 = h_from(d_y16, n);
+        size_t off = 0;
+        for (size_t i = 0; i < n; i++) {
+            const float k = mb_bf16_keep(yg[i]);
+            off += memcmp(&k, &y16[i], 4) != 0;
+        }
+        printf("# %-58s %zu of %zu not bf16(y)\n", tag, off, n);
+        assert_true(off == 0);
+        free(y16);
+        d_free(d_y16);
+    }
     snprintf(what, sizeof what, "%s fwd y", tag);
     check(what, view_err(yg, yc, 1, (int64_t)n, (int64_t)n), TOL);
     snprintf(what, sizeof what, "%s fwd saved rstd", tag);

@@ -1000,9 +1000,9 @@ typedef struct {
 static void norm_run(norm_case *c)
 {
     if (c->layer)
-        mb_layernorm_fwd(g_ctx, c->M, c->C, c->x, c->w, c->b, c->eps, c->y, c->mean, c->rstd);
+        mb_layernorm_fwd(g_ctx, c->M, c->C, c->x, c->w, c->b, c->eps, c->y, c->mean, c->rstd, 0);
     else
-        mb_rmsnorm_fwd(g_ctx, c->M, c->C, c->x, c->w, c->eps, c->y, c->rstd);
+        mb_rmsnorm_fwd(g_ctx, c->M, c->C, c->x, c->w, c->eps, c->y, c->rstd, 0);
 }
 
 static double norm_loss(void *ud)
@@ -1100,6 +1100,23 @@ static void norm_check(mb_rng *r, int layer, int M, int C)
     double e = mb_test_rel_err(dy, dx, n) + mb_test_rel_err(gw2, gw, C);
     printf("# alias      %-40s rel err %.3e\n", layer ? "layernorm dx=dy" : "rmsnorm dx=dy", e);
     assert_true(e < 1e-6);
+    /* r16 (bf16 precision's stored xn): y rounded to bf16 in the op, each
+     * value bf16(y) bit for bit */
+    {
+        float *y32 = new_copy(c.y, n), *r32 = new_copy(c.rstd, M);
+        if (layer) mb_layernorm_fwd(g_ctx, M, C, c.x, c.w, c.b, c.eps, c.y, c.mean, c.rstd, 1);
+        else mb_rmsnorm_fwd(g_ctx, M, C, c.x, c.w, c.eps, c.y, c.rstd, 1);
+        size_t off = 0, moved = 0;
+        for (size_t i = 0; i < n; i++) {
+            const float k = mb_bf16_keep(y32[i]);
+            off += memcmp(&k, &c.y[i], 4) != 0;
+            moved += k != y32[i];
+        }
+        printf("# r16        %-40s %zu of %zu not bf16(y), %zu rounded\n", name, off, n, moved);
+        assert_true(off == 0 && moved > 0);
+        assert_memory_equal(r32, c.rstd, (size_t)M * sizeof(float));
+        free(y32), free(r32);
+    }
     free(c.x), free(c.w), free(c.b), free(c.y), free(c.mean), free(c.rstd), free(c.wt), free(dy);
     free(dx), free(dw0), free(db0), free(dw), free(db), free(gw), free(gb), free(dx1);
     free(dx1_0), free(ref), free(gw2);
@@ -1345,7 +1362,7 @@ static void test_threads_deterministic(void **state)
         mb_ctx_set_threads(g_ctx, pass == 0 ? 1 : (nt > 1 ? nt : 4));
         ss[pass] = mb_sumsq(g_ctx, n, x);
         mb_xent(g_ctx, M, C, x, tgt, MB_IGNORE_INDEX, 1.0f, NULL, NULL, &st[pass]);
-        mb_rmsnorm_fwd(g_ctx, M, C, x, w, 1e-5f, y, rs);
+        mb_rmsnorm_fwd(g_ctx, M, C, x, w, 1e-5f, y, rs, 0);
         dw[pass] = new_const(C, 0);
         dx[pass] = new_const(n, 0);
         mb_rmsnorm_bwd(g_ctx, M, C, x, w, rs, dy, dx[pass], 0.0f, dw[pass]);
@@ -1440,7 +1457,7 @@ static void head_sample_q8_check(mb_rng *r)
     mb_arena ws;
     assert_int_equal(mb_arena_init(&ws, g_ctx, mb_head_sample_workspace(g_ctx, &hp)), 0);
     mb_head_sample(g_ctx, &hp, y, &ws);
-    mb_rmsnorm_fwd_cpu(g_ctx, B, d, y, w, 1e-5f, xn, rstd);
+    mb_rmsnorm_fwd_cpu(g_ctx, B, d, y, w, 1e-5f, xn, rstd, 0);
     mb_gemm_q8_few_rows_cpu(g_ctx, B, xn, d, &hq, want, Vp);
     for (int b = 0; b < B; b++) {
         assert_memory_equal(lg + (size_t)b * Vp, want + (size_t)b * Vp, V * sizeof(float));

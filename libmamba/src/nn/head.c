@@ -44,7 +44,6 @@ void mb_lm_head_fwd(mb_ctx *ctx, const mb_lm_head *h, const mb_params *ps, int M
                     const mb_lm_head_acts *a, float *logits)
 {
     mb_norm_fwd(ctx, &h->norm, ps, M, y, a->hf, &a->norm);
-    mb_precision_store(ctx, M, h->dim, a->hf, h->dim);
     if (!logits) return;
     const mb_q8 *wq = mb_param_q8(ps, h->p_w);       /* CPU inference with int8 weights */
     const uint16_t *wb = mb_param_bf16(ps, h->p_w); /* GPU inference with bf16 weights */

@@ -137,7 +137,6 @@ int mb_layer_dir_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int L
     const int d = ly->width;
     if (!ly->bidir || !a->xn_r) return mb_error_set("internal: mb_layer_dir_fwd on a causal block or whole acts");
     mb_norm_fwd(ctx, &ly->norm, ps, L, in, a->xn, &a->norm);
-    mb_precision_store(ctx, L, d, a->xn, d);
     if (dir == 0) return mb_mixer_fwd(ctx, &ly->mixer, ps, 1, L, a->xn, out, &a->mix, st, ws);
     mb_flip_rows(ctx, 1, L, d, NULL, a->xn, d, 0.f, a->xn_r, d);
     const size_t mark = ws->used;
@@ -179,7 +178,6 @@ int mb_layer_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, in
     if (acc && !mb_layer_fwd_accumulates(ctx, ly, M))
         return mb_error_set("internal: a layer's forward in place where its GEMM does not add the residual");
     mb_norm_fwd(ctx, &ly->norm, ps, M, in, a->xn, &a->norm);
-    mb_precision_store(ctx, M, ly->width, a->xn, ly->width);
     /* the residual stream stays fp32 in every precision */
     if (ly->bidir) {
         if (st) return mb_error_set("internal: a bidirectional block has no recurrent state");

@@ -58,7 +58,6 @@ void mb_mlp_fwd(mb_ctx *ctx, const mb_mlp *p, const mb_params *ps, int M, const 
 {
     const int D = p->width;
     mb_norm_fwd(ctx, &p->norm, ps, M, in, a->xn, &a->norm);
-    mb_precision_store(ctx, M, D, a->xn, D);
     mb_linear_fwd(ctx, M, D, 2 * D, a->xn, D, mb_param_gemm(ctx, ps, p->p_fc1_w), mb_param_data(ps, p->p_fc1_b),
                   a->a1, 2 * D);
     mb_precision_store(ctx, M, 2 * D, a->a1, 2 * D);

@@ -35,11 +35,13 @@ void mb_norm_acts_carve(mb_norm_acts *a, const mb_norm *n, int M, mb_carve *c)
 void mb_norm_fwd(mb_ctx *ctx, const mb_norm *n, const mb_params *ps, int M, const float *x, float *y,
                  const mb_norm_acts *a)
 {
+    /* y as the precision stores it: the op rounds it as it writes it */
+    const int r16 = ctx->precision == MB_PREC_BF16;
     if (n->rms)
-        mb_rmsnorm_fwd(ctx, M, n->dim, x, mb_param_data(ps, n->p_w), n->eps, y, a->rstd);
+        mb_rmsnorm_fwd(ctx, M, n->dim, x, mb_param_data(ps, n->p_w), n->eps, y, a->rstd, r16);
     else
         mb_layernorm_fwd(ctx, M, n->dim, x, mb_param_data(ps, n->p_w), mb_param_data(ps, n->p_b), n->eps, y,
-                         a->mean, a->rstd);
+                         a->mean, a->rstd, r16);
 }
 
 void mb_norm_bwd(mb_ctx *ctx, const mb_norm *n, const mb_params *ps, int M, const float *x,

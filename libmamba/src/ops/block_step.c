@@ -39,8 +39,8 @@ void mb_block_step_cpu(MB_OPS_BLOCK_STEP_ARGS)
         mb_embed_fwd_cpu(ctx, B, d, p->tokens, p->embed, he);
         h = he;
     }
-    if (p->norm_b) mb_layernorm_fwd_cpu(ctx, B, d, h, p->norm_w, p->norm_b, p->eps, xn, mean, rstd);
-    else mb_rmsnorm_fwd_cpu(ctx, B, d, h, p->norm_w, p->eps, xn, rstd);
+    if (p->norm_b) mb_layernorm_fwd_cpu(ctx, B, d, h, p->norm_w, p->norm_b, p->eps, xn, mean, rstd, 0);
+    else mb_rmsnorm_fwd_cpu(ctx, B, d, h, p->norm_w, p->eps, xn, rstd, 0);
     mb_gemm_infer_cpu(ctx, B, 2 * Di, d, xn, d, p->in_proj, p->in_proj_q8, xz, 2 * Di);
     mb_conv1d_fwd_cpu(ctx, B, 1, Di, K, xz, 2 * Di, p->conv_w, p->conv_b, p->conv_state, 1, xc, Di);
     mb_conv1d_state_update_cpu(ctx, B, 1, Di, K, xz, 2 * Di, p->conv_state);

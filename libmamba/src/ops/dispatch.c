@@ -106,7 +106,7 @@ size_t mb_count_nonfinite(mb_ctx *ctx, size_t n, const float *x)
     DISPATCH_RET(mb_count_nonfinite, ctx, n, x);
 }
 
-void mb_rmsnorm_fwd(MB_OPS_RMS_FWD_ARGS) { DISPATCH_VOID(mb_rmsnorm_fwd, ctx, M, C, x, w, eps, y, rstd); }
+void mb_rmsnorm_fwd(MB_OPS_RMS_FWD_ARGS) { DISPATCH_VOID(mb_rmsnorm_fwd, ctx, M, C, x, w, eps, y, rstd, r16); }
 
 void mb_rmsnorm_bwd(MB_OPS_RMS_BWD_ARGS)
 {
@@ -115,7 +115,7 @@ void mb_rmsnorm_bwd(MB_OPS_RMS_BWD_ARGS)
 
 void mb_layernorm_fwd(MB_OPS_LN_FWD_ARGS)
 {
-    DISPATCH_VOID(mb_layernorm_fwd, ctx, M, C, x, w, b, eps, y, mean, rstd);
+    DISPATCH_VOID(mb_layernorm_fwd, ctx, M, C, x, w, b, eps, y, mean, rstd, r16);
 }
 
 void mb_layernorm_bwd(MB_OPS_LN_BWD_ARGS)

@@ -23,13 +23,15 @@ static inline void put_grad(float *dx, float beta, double g)
 
 /* ---- RMSNorm ------------------------------------------------------------- */
 
-static void rms_fwd_row(int C, const float *x, const float *w, float eps, float *y, float *rstd)
+static void rms_fwd_row(int C, const float *x, const float *w, float eps, float *y, float *rstd, int r16)
 {
     double ss = 0.0;
     for (int j = 0; j < C; j++) ss += (double)x[j] * x[j];
     double r = 1.0 / sqrt(ss / C + eps);
     *rstd = (float)r;
     for (int j = 0; j < C; j++) y[j] = (float)(x[j] * r * (w ? w[j] : 1.0f));
+    if (r16)
+        for (int j = 0; j < C; j++) y[j] = mb_bf16_keep(y[j]);
 }
 
 void mb_rmsnorm_fwd_cpu(MB_OPS_RMS_FWD_ARGS)
@@ -39,7 +41,7 @@ void mb_rmsnorm_fwd_cpu(MB_OPS_RMS_FWD_ARGS)
     (void)ctx; /* read by the OpenMP clause only */
 MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static))
     for (int i = 0; i < M; i++)
-        rms_fwd_row(C, x + (size_t)i * C, w, eps, y + (size_t)i * C, rstd + i);
+        rms_fwd_row(C, x + (size_t)i * C, w, eps, y + (size_t)i * C, rstd + i, r16);
 }
 
 /* With xh = x r and g = dy w: dx = r (g - xh mean(g xh)). */
@@ -91,7 +93,7 @@ MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) 
 /* ---- LayerNorm ----------------------------------------------------------- */
 
 static void ln_fwd_row(int C, const float *x, const float *w, const float *b, float eps, float *y,
-                       float *mean, float *rstd)
+                       float *mean, float *rstd, int r16)
 {
     double s = 0.0;
     for (int j = 0; j < C; j++) s += x[j];
@@ -103,6 +105,8 @@ static void ln_fwd_row(int C, const float *x, const float *w, const float *b, fl
     *rstd = (float)r;
     for (int j = 0; j < C; j++)
         y[j] = (float)(((double)x[j] - mu) * r * (w ? w[j] : 1.0f) + (b ? b[j] : 0.0f));
+    if (r16)
+        for (int j = 0; j < C; j++) y[j] = mb_bf16_keep(y[j]);
 }
 
 void mb_layernorm_fwd_cpu(MB_OPS_LN_FWD_ARGS)
@@ -112,7 +116,7 @@ void mb_layernorm_fwd_cpu(MB_OPS_LN_FWD_ARGS)
     (void)ctx; /* read by the OpenMP clause only */
 MB_OMP(omp parallel for num_threads(ctx->n_threads) if (work > MB_NORM_PAR_MIN) schedule(static))
     for (int i = 0; i < M; i++)
-        ln_fwd_row(C, x + (size_t)i * C, w, b, eps, y + (size_t)i * C, mean + i, rstd + i);
+        ln_fwd_row(C, x + (size_t)i * C, w, b, eps, y + (size_t)i * C, mean + i, rstd + i, r16);
 }
 
 /* With xh = (x - mean) r and g = dy w: dx = r (g - mean(g) - xh mean(g xh)). */

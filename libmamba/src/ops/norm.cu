@@ -83,7 +83,7 @@ static __device__ __forceinline__ float norm_row_stats(int C, const float *xr, f
 template <bool LN>
 static __global__ void norm_fwd_kernel(int M, int C, const float *x, const float *w,
                                        const float *b, float eps, float *y, float *mean,
-                                       float *rstd)
+                                       float *rstd, int r16)
 {
     const int lane = threadIdx.x & 31, wpb = blockDim.x >> 5;
     for (int64_t row = (int64_t)blockIdx.x * wpb + (threadIdx.x >> 5); row < M;
@@ -99,7 +99,7 @@ static __global__ void norm_fwd_kernel(int M, int C, const float *x, const float
             float v = (LN ? centered(xr[j], mu_hi, mu_lo) : xr[j]) * r;
             if (w) v *= w[j];
             if (LN && b) v += b[j];
-            return v;
+            return r16 ? mb_bf16_keep(v) : v;
         });
         if (lane == 0) {
             rstd[row] = r;
@@ -115,7 +115,7 @@ static __global__ void norm_fwd_kernel(int M, int C, const float *x, const float
 template <bool LN>
 static __global__ void __launch_bounds__(NORM_THREADS)
 norm_fwd_row_kernel(int M, int C, const float *x, const float *w, const float *b, float eps, float *y,
-                    float *mean, float *rstd)
+                    float *mean, float *rstd, int r16)
 {
     __shared__ double sh[32];
     for (int64_t row = blockIdx.x; row < M; row += gridDim.x) {
@@ -130,7 +130,7 @@ norm_fwd_row_kernel(int M, int C, const float *x, const float *w, const float *b
             float v = (LN ? centered(xr[j], mu_hi, mu_lo) : xr[j]) * r;
             if (w) v *= w[j];
             if (LN && b) v += b[j];
-            yr[j] = v;
+            yr[j] = r16 ? mb_bf16_keep(v) : v;
         }
         if (threadIdx.x == 0) {
             rstd[row] = r;
@@ -206,10 +206,10 @@ extern "C" void mb_rmsnorm_fwd_cuda(MB_OPS_RMS_FWD_ARGS)
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
     if (norm_few_rows(st, M))
-        norm_fwd_row_kernel<false><<<M, NORM_THREADS, 0, st->stream>>>(M, C, x, w, NULL, eps, y, NULL, rstd);
+        norm_fwd_row_kernel<false><<<M, NORM_THREADS, 0, st->stream>>>(M, C, x, w, NULL, eps, y, NULL, rstd, r16);
     else
         norm_fwd_kernel<false><<<norm_blocks(M), NORM_THREADS, 0, st->stream>>>(M, C, x, w, NULL, eps, y, NULL,
-                                                                               rstd);
+                                                                               rstd, r16);
     MB_LAUNCH_CHECK(ctx, "rmsnorm_fwd_kernel");
 }
 
@@ -219,10 +219,10 @@ extern "C" void mb_layernorm_fwd_cuda(MB_OPS_LN_FWD_ARGS)
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return;
     if (norm_few_rows(st, M))
-        norm_fwd_row_kernel<true><<<M, NORM_THREADS, 0, st->stream>>>(M, C, x, w, b, eps, y, mean, rstd);
+        norm_fwd_row_kernel<true><<<M, NORM_THREADS, 0, st->stream>>>(M, C, x, w, b, eps, y, mean, rstd, r16);
     else
         norm_fwd_kernel<true><<<norm_blocks(M), NORM_THREADS, 0, st->stream>>>(M, C, x, w, b, eps, y, mean,
-                                                                               rstd);
+                                                                               rstd, r16);
     MB_LAUNCH_CHECK(ctx, "layernorm_fwd_kernel");
 }
 

@@ -190,8 +190,8 @@ static inline MB_HOSTDEV float mb_bf16_keep(float x) { return mb_bf16_float(mb_b
  * the scan's y, du, ddelta and dz) round them themselves in bf16
  * precision, as mb_precision_store would after them: on the GPU in the
  * kernels' stores, a pass over memory fewer each. On the GPU the conv and
- * the scan also read their activation inputs as the nearest bf16 values
- * (x, the state and dy; u, delta, B, C, z and dy), so what only they read
+ * the scan also read some of their activation inputs as the nearest bf16
+ * values (x, the state and dy; delta, z and dy), so what only they read
  * needs no rounding pass there (mb_bf16_round_rows_conv_scan). */
 #define MB_OPS_ROUNDS_BF16(ctx) ((ctx)->precision == MB_PREC_BF16)
 /* y = bf16(x) over n values: the weights' copies for GPU inference */
@@ -241,9 +241,12 @@ size_t mb_count_nonfinite_cpu(mb_ctx *ctx, size_t n, const float *x);
 
 /* ---- norms over the last axis of (M, C) -----------------------------------
  * RMSNorm: y = x / sqrt(mean(x^2) + eps) * w. LayerNorm: y = (x - mean) *
- * rstd * w + b. rstd (and mean) (M) are saved for backward. */
+ * rstd * w + b. rstd (and mean) (M) are saved for backward. With r16, y is
+ * stored rounded to bf16 (bf16 precision's stored activation, as
+ * mb_precision_store would leave it: on the GPU in the kernel's store, a
+ * pass over memory fewer). */
 #define MB_OPS_RMS_FWD_ARGS mb_ctx *ctx, int M, int C, const float *x, const float *w, float eps, \
-    float *y, float *rstd
+    float *y, float *rstd, int r16
 void mb_rmsnorm_fwd(MB_OPS_RMS_FWD_ARGS);
 void mb_rmsnorm_fwd_cpu(MB_OPS_RMS_FWD_ARGS);
 /* dx = dx_beta * dx + grad; dw accumulated. */
@@ -252,7 +255,7 @@ void mb_rmsnorm_fwd_cpu(MB_OPS_RMS_FWD_ARGS);
 void mb_rmsnorm_bwd(MB_OPS_RMS_BWD_ARGS);
 void mb_rmsnorm_bwd_cpu(MB_OPS_RMS_BWD_ARGS);
 #define MB_OPS_LN_FWD_ARGS mb_ctx *ctx, int M, int C, const float *x, const float *w, \
-    const float *b, float eps, float *y, float *mean, float *rstd
+    const float *b, float eps, float *y, float *mean, float *rstd, int r16
 void mb_layernorm_fwd(MB_OPS_LN_FWD_ARGS);
 void mb_layernorm_fwd_cpu(MB_OPS_LN_FWD_ARGS);
 #define MB_OPS_LN_BWD_ARGS mb_ctx *ctx, int M, int C, const float *x, const float *w, \
@@ -307,9 +310,10 @@ void mb_adamw_cpu(MB_OPS_ADAMW_ARGS);
  * A is real -exp(A_log) (D, N); complex A = A + i A_imag. B and C are (B, L,
  * N) rows, or (B, L, 2N) with (re, im) interleaved when complex. States are
  * (B, D, N), complex (B, D, N, 2). In bf16 precision y, du, ddelta and dz
- * are stored rounded (MB_OPS_ROUNDS_BF16), and the GPU reads u, delta, B,
- * C, z and dy as the nearest bf16 values; states and the parameters'
- * gradients stay fp32, and so do dB and dC (gathered over channels).
+ * are stored rounded (MB_OPS_ROUNDS_BF16), and the GPU reads delta, z and
+ * dy as the nearest bf16 values (u, B and C must arrive as bf16 values);
+ * states and the parameters' gradients stay fp32, and so do dB and dC
+ * (gathered over channels).
  *
  * The activations and their gradients (u, delta, z, B, C; y, dy, du,
  * ddelta, dz) are float arrays, or with io_bf16 bf16 arrays (uint16_t, the

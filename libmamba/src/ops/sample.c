@@ -162,8 +162,8 @@ void mb_head_sample_cpu(MB_OPS_HEAD_SAMPLE_ARGS)
     }
     const int ld = p->logits ? p->ld_logits : V;
     if (!p->have_logits) {
-        if (p->norm_b) mb_layernorm_fwd_cpu(ctx, B, d, y, p->norm_w, p->norm_b, p->eps, xn, mean, rstd);
-        else mb_rmsnorm_fwd_cpu(ctx, B, d, y, p->norm_w, p->eps, xn, rstd);
+        if (p->norm_b) mb_layernorm_fwd_cpu(ctx, B, d, y, p->norm_w, p->norm_b, p->eps, xn, mean, rstd, 0);
+        else mb_rmsnorm_fwd_cpu(ctx, B, d, y, p->norm_w, p->eps, xn, rstd, 0);
         mb_gemm_infer_cpu(ctx, B, V, d, xn, d, p->head, p->head_q8, lg, ld);
     }
     for (int b = 0; b < B; b++) {

@@ -436,8 +436,8 @@ extern "C" void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS)
             mb_ctx_fail(ctx, "%s", mb_error_last()); /* a sizing bug: the arena said why */
             return;
         }
-        if (p->norm_b) mb_layernorm_fwd_cuda(ctx, B, d, y, p->norm_w, p->norm_b, p->eps, xn, mean, rstd);
-        else mb_rmsnorm_fwd_cuda(ctx, B, d, y, p->norm_w, p->eps, xn, rstd);
+        if (p->norm_b) mb_layernorm_fwd_cuda(ctx, B, d, y, p->norm_w, p->norm_b, p->eps, xn, mean, rstd, 0);
+        else mb_rmsnorm_fwd_cuda(ctx, B, d, y, p->norm_w, p->eps, xn, rstd, 0);
         mb_gemm_cuda(ctx, 0, 1, B, p->vocab, d, 1.f, xn, d, p->head, d, 0.f, p->logits, p->ld_logits);
         ws->used = mark;
     } else {
