@@ -53,13 +53,18 @@ __device__ __forceinline__ float conv_dx_final(const conv_io &io, int64_t b, int
     return io.r16 ? mb_bf16_keep(a) : a;
 }
 
-/* [prev; x] at position s of batch b (zero past either end) */
-__device__ __forceinline__ float conv_in_at(const conv_io &io, int64_t b, int s, int d)
+/* [prev; x] at position s of batch b (zero past either end), as stored */
+__device__ __forceinline__ float conv_in_raw(const conv_io &io, int64_t b, int s, int d)
 {
     if (s >= io.L) return 0.0f;
-    if (s >= 0) return conv_rd(io, io.x[(b * io.L + s) * io.ldx + d]);
+    if (s >= 0) return io.x[(b * io.L + s) * io.ldx + d];
     if (!io.prev || s < -(io.K - 1)) return 0.0f;
-    return conv_rd(io, io.prev[(b * (io.K - 1) + (io.K - 1) + s) * io.D + d]);
+    return io.prev[(b * (io.K - 1) + (io.K - 1) + s) * io.D + d];
+}
+/* and as the conv reads it (conv_rd) */
+__device__ __forceinline__ float conv_in_at(const conv_io &io, int64_t b, int s, int d)
+{
+    return conv_rd(io, conv_in_raw(io, b, s, d));
 }
 
 /* the conv's output at (b, t), channel d */
@@ -81,7 +86,11 @@ template <bool SILU> __device__ __forceinline__ float conv_g_at(const conv_io &i
 
 /* ---- K = 4: runs of rows per thread ---------------------------------------- */
 
-template <bool SILU>
+/* R16: io.r16 at compile time. A run's inputs are loaded as stored, all
+ * of them, and rounded after: rounded as each was loaded (conv_in_at),
+ * the bf16 forward took 1.8x the fp32 one's time and the backward 1.5x
+ * (H100, the DNA step at 2^17, session 42) */
+template <bool SILU, bool R16>
 __global__ void __launch_bounds__(MB_TILE_X *MB_TILE_Y)
 conv_fwd_run4(conv_io io, float *y, int ldy, int64_t nruns, int rps)
 {
@@ -98,7 +107,10 @@ conv_fwd_run4(conv_io io, float *y, int ldy, int64_t nruns, int rps)
         const int t0 = (int)(run - b * rps) * R;
         float v[R + KT - 1]; /* positions t0-(K-1) .. t0+R-1 */
 #pragma unroll
-        for (int i = 0; i < R + KT - 1; i++) v[i] = conv_in_at(io, b, t0 - (KT - 1) + i, d);
+        for (int i = 0; i < R + KT - 1; i++) v[i] = conv_in_raw(io, b, t0 - (KT - 1) + i, d);
+        if (R16)
+#pragma unroll
+            for (int i = 0; i < R + KT - 1; i++) v[i] = mb_bf16_keep(v[i]);
 #pragma unroll
         for (int i = 0; i < R; i++) {
             if (t0 + i >= io.L) break;
@@ -106,7 +118,7 @@ conv_fwd_run4(conv_io io, float *y, int ldy, int64_t nruns, int rps)
 #pragma unroll
             for (int k = 0; k < KT; k++) acc += wk[k] * v[i + k];
             const float v = SILU ? mb_silu_dev(acc) : acc;
-            y[(b * io.L + t0 + i) * ldy + d] = io.r16 ? mb_bf16_keep(v) : v;
+            y[(b * io.L + t0 + i) * ldy + d] = R16 ? mb_bf16_keep(v) : v;
         }
     }
 }
@@ -114,7 +126,7 @@ conv_fwd_run4(conv_io io, float *y, int ldy, int64_t nruns, int rps)
 /* dx and dprev per run; dw and dbias partials per block, in double, into
  * part[blockIdx.y][q][d] (q = 0 dbias, 1 + k tap k), the layout
  * mb_colred_pass2 adds up */
-template <bool SILU>
+template <bool SILU, bool R16>
 __global__ void __launch_bounds__(MB_TILE_X *MB_TILE_Y, 4)
 conv_bwd_run4(conv_io io, float *dx, int lddx, float *dprev, double *part, int64_t nruns, int rps)
 {
@@ -137,13 +149,22 @@ conv_bwd_run4(conv_io io, float *dx, int lddx, float *dprev, double *part, int64
         const int t0 = (int)(run - b * rps) * R;
         float xv[R + 2 * (KT - 1)]; /* inputs at t0-(K-1) .. t0+R+K-3 */
 #pragma unroll
-        for (int i = 0; i < R + 2 * (KT - 1); i++) xv[i] = conv_in_at(io, b, t0 - (KT - 1) + i, d);
+        for (int i = 0; i < R + 2 * (KT - 1); i++) xv[i] = conv_in_raw(io, b, t0 - (KT - 1) + i, d);
         float g[R + KT - 1]; /* gradients at the conv's outputs t0 .. t0+R+K-3, zero past L */
+        if (R16) { /* dy loaded whole too, then both rounded */
+#pragma unroll
+            for (int j = 0; j < R + KT - 1; j++)
+                g[j] = t0 + j < io.L ? io.dy[(b * io.L + t0 + j) * io.lddy + d] : 0.0f;
+#pragma unroll
+            for (int i = 0; i < R + 2 * (KT - 1); i++) xv[i] = mb_bf16_keep(xv[i]);
+#pragma unroll
+            for (int j = 0; j < R + KT - 1; j++) g[j] = mb_bf16_keep(g[j]);
+        }
 #pragma unroll
         for (int j = 0; j < R + KT - 1; j++) {
             float gv = 0.0f;
             if (t0 + j < io.L) {
-                gv = conv_rd(io, io.dy[(b * io.L + t0 + j) * io.lddy + d]);
+                gv = R16 ? g[j] : io.dy[(b * io.L + t0 + j) * io.lddy + d];
                 if (SILU) {
                     float pre = bb;
 #pragma unroll
@@ -297,8 +318,13 @@ extern "C" void mb_conv1d_fwd_cuda(MB_OPS_CONV_FWD_ARGS)
         const int rps = (L + CONV_RUN - 1) / CONV_RUN;
         const int64_t nruns = (int64_t)B * rps;
         const dim3 grid(mb_cuda_blocks(D, MB_TILE_X, 65535u), mb_cuda_blocks(nruns, MB_TILE_Y, MB_CUDA_MAX_GRID_Y));
-        if (silu) conv_fwd_run4<true><<<grid, blk, 0, st->stream>>>(io, y, ldy, nruns, rps);
-        else conv_fwd_run4<false><<<grid, blk, 0, st->stream>>>(io, y, ldy, nruns, rps);
+        if (io.r16) {
+            if (silu) conv_fwd_run4<true, true><<<grid, blk, 0, st->stream>>>(io, y, ldy, nruns, rps);
+            else conv_fwd_run4<false, true><<<grid, blk, 0, st->stream>>>(io, y, ldy, nruns, rps);
+        } else {
+            if (silu) conv_fwd_run4<true, false><<<grid, blk, 0, st->stream>>>(io, y, ldy, nruns, rps);
+            else conv_fwd_run4<false, false><<<grid, blk, 0, st->stream>>>(io, y, ldy, nruns, rps);
+        }
         MB_LAUNCH_CHECK(ctx, "conv_fwd_run4");
         return;
     }
@@ -327,8 +353,15 @@ static void conv_bwd_run4_launch(mb_ctx *ctx, mb_cuda_state *st, const conv_io &
     }
     double *part = (double *)st->scratch;
     const dim3 grid(mb_cuda_blocks(io.D, MB_TILE_X, 65535u), (unsigned)gy), blk(MB_TILE_X, MB_TILE_Y);
-    if (silu) conv_bwd_run4<true><<<grid, blk, 0, st->stream>>>(io, dx, lddx, dprev, part, nruns, rps);
-    else conv_bwd_run4<false><<<grid, blk, 0, st->stream>>>(io, dx, lddx, dprev, part, nruns, rps);
+#define RUN4(S, R) conv_bwd_run4<S, R><<<grid, blk, 0, st->stream>>>(io, dx, lddx, dprev, part, nruns, rps)
+    if (io.r16) {
+        if (silu) RUN4(true, true);
+        else RUN4(false, true);
+    } else {
+        if (silu) RUN4(true, false);
+        else RUN4(false, false);
+    }
+#undef RUN4
     if (MB_CUDA_LAUNCHED(ctx, "conv_bwd_run4")) return;
     conv_dw_f f;
     f.nt = 4, f.nq = NQ, f.k0 = 0, f.silu = silu, f.io = io, f.dw = dw, f.dbias = dbias;
