@@ -70,7 +70,7 @@ void dna_cmd_recompute(mb_model *m, int64_t rows, int64_t L, int low_memory);
     "                     chunks and recompute the whole model a chunk at a time\n"        \
     "                     (the causal LM; a bidir model recomputes layer by layer):\n"    \
     "                     d_model 256 x 8 layers at 1M bases, bf16, H100: 7.3 GiB\n"    \
-    "                     and 0.95 s a step, against 13.5 GiB and 0.83 s without\n"
+    "                     a step, against 13.5 GiB without, for about 15%% more time\n"
 
 /* The complement of each token (A-T, C-G; the others their own), as the
  * RC-equivariant model's rc_complement (MB_RC_MAX_VOCAB entries). */

@@ -224,7 +224,8 @@ size_t mb_model_num_params(const mb_model *m);
  *                        DNA model (d_model 256, 8 layers) at L = 2^20 in
  *                        bf16: 7.3 GiB a step with the default 64 Ki-token
  *                        chunks, against LAYERS' 13.5 GiB, for 15%
- *                        more time (H100: 0.95 s against 0.83 s); 2^22
+ *                        more time (H100, session 41: 0.95 s against
+ *                        0.83 s); 2^22
  *                        in 4.0 GiB at 32 Ki. A classification head keeps
  *                        norm_f's output whole (d_model floats a token).
  *                        The LM and the classifier on it; others take it
