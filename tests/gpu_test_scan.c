@@ -346,6 +346,7 @@ static void test_bf16_reads(void **st)
         {"one step N 40", 5, 1, 70, 40, 0, 1, 0},
     };
     assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_BF16), 0);
+    g_bf16 = 1; /* compare()'s label */
     for (size_t i = 0; i < 2 * sizeof shapes / sizeof shapes[0]; i++) {
         shape s = shapes[i / 2];
         s.cplx = (int)(i % 2);
@@ -398,6 +399,7 @@ static void test_bf16_reads(void **st)
         for (int k = 0; k < 5; k++) free(raw[k]), free(rnd[k]);
         free(A), free(Ai), free(Dk), free(bias), free(h0), free(dhT);
     }
+    g_bf16 = 0;
     assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_FP32), 0);
 }
 

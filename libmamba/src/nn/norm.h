@@ -23,7 +23,8 @@ int mb_norm_register(mb_norm *n, mb_params *ps, const char *prefix, int dim, int
 /* weight 1, bias 0 (torch's init), into host memory laid out as ps */
 void mb_norm_init_weights(const mb_norm *n, const mb_params *ps, float *host);
 void mb_norm_acts_carve(mb_norm_acts *a, const mb_norm *n, int M, mb_carve *c);
-/* y (M, dim) = norm(x) */
+/* y (M, dim) = norm(x), stored as the context's precision stores an
+ * activation (bf16: rounded by the op as it writes y) */
 void mb_norm_fwd(mb_ctx *ctx, const mb_norm *n, const mb_params *ps, int M, const float *x, float *y,
                  const mb_norm_acts *a);
 /* dx = dx_beta * dx + d/dx from dy; weight (and bias) gradients accumulated */
