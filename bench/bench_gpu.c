@@ -1,5 +1,6 @@
 /* GPU benchmarks: device copy bandwidth, the selective scan against its
- * memory floor, and training steps of the DNA model at long contexts with
+ * memory floor (fp32, bf16 activations, bf16 precision), and training steps
+ * of the DNA model at long contexts with
  * their peak device memory. Prints markdown tables; no pass/fail.
  *   bench_gpu [--quick] [--scan | --model | --bidir]
  *     quick: fewer repetitions, no L = 2^20 cases; scan / model: that table only;
@@ -215,11 +216,18 @@ done:;
 }
 
 /* A fresh context per shape, so a failure (out of memory) that marks the
- * context does not fail the shapes after it. */
-static int bench_scan(int B, int D, int L, int N, int io16, double bw, int reps)
+ * context does not fail the shapes after it. mode: 0 fp32, 1 bf16
+ * activations (io_bf16), 2 bf16 precision (float arrays of bf16 values:
+ * the model's scan in bf16, scan_f32r) */
+static int bench_scan(int B, int D, int L, int N, int mode, double bw, int reps)
 {
     char why[256] = "";
+    const int io16 = mode == 1;
     mb_ctx *ctx = mb_ctx_create("cuda");
+    if (ctx && mode == 2 && mb_ctx_set_precision(ctx, MB_PREC_BF16)) {
+        mb_ctx_free(ctx);
+        ctx = NULL;
+    }
     if (!ctx) {
         for (int c = 0; c < 2; c++)
             printf("| %2d | %5d | %7d | %2d | %-7s | failed: context: %s |\n", B, D, L, N,
@@ -588,6 +596,16 @@ int main(int argc, char **argv)
     for (int sh = 0; sh < 3 && !model_only; sh++) {
         if (quick && shapes[sh][2] >= (1 << 20)) continue;
         failed |= bench_scan(shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3], 1, bw, reps) != 0;
+    }
+    if (!model_only) {
+        printf("\nThe same in bf16 precision (the model's scan in bf16: fp32 arrays holding bf16 values, delta, z "
+               "and dy rounded as read, y, du, ddelta, dz as stored); floor at 4 bytes an activation\n\n");
+        printf("| B  |     D |       L |  N | A       |  fwd (ms) |    floor | /floor |  f+b (ms) |    floor | /floor |  fwd tok/s |  n |\n");
+        printf("|----|-------|---------|----|---------|-----------|----------|--------|-----------|----------|--------|------------|----|\n");
+    }
+    for (int sh = 0; sh < 3 && !model_only; sh++) {
+        if (quick && shapes[sh][2] >= (1 << 20)) continue;
+        failed |= bench_scan(shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3], 2, bw, reps) != 0;
     }
     if (!model_only && !quick) {
         printf("\nComplex scan accuracy over 2^20 steps (1 x 4 channels x 16 states, S4D-Lin A, dt in [1e-3, 1e-1]): "
