@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The next session's first device call (written in session 42; carry .deps).
+#   main: gpu_test_scan and gpu_test_ops (session 42's last edits were labels and a benchmark
+#         table), then bench_gpu --scan with its new third table (the scan in bf16 precision,
+#         scan_f32r: never run yet).
+#   T = main + bench/trials/round-2d.patch (bf16_round_copy_kernel over 2D tiles): gpu_test_ops
+#       (bit for bit against the CPU), then the DNA step at 2^20 in bf16 (and TF32, fp32: the
+#       issue's three rows) for main and T, alternated, two rounds.
+# On an H200 every main row is also an H200 figure for issue 14's table (session 42 ran on H100s).
+set -uo pipefail
+start=$(date +%s)
+el() { echo $(($(date +%s) - start)); }
+source scripts/lean.sh
+lean_env
+T=/tmp/lean_r2d
+lean_copy $T && patch -s -d $T -p1 <bench/trials/round-2d.patch || echo "round-2d: patch FAILED"
+lean_build "$PWD" tests/gpu_test_scan tests/gpu_test_ops bench/bench_gpu &
+lean_build $T tests/gpu_test_ops bench/bench_gpu &
+wait
+echo "== built at $(el) s"
+nvidia-smi --query-gpu=name --format=csv,noheader
+deps_runtime
+for t in gpu_test_scan gpu_test_ops; do
+    echo "== main: $t ($(el) s)"
+    timeout 150 build-lean/tests/$t 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]" | tail -3
+done
+echo "== T: gpu_test_ops ($(el) s)"
+timeout 150 $T/build-lean/tests/gpu_test_ops 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|round_copy|round_rows" | tail -5
+echo "== main: bench_gpu --scan ($(el) s)"
+timeout 90 build-lean/bench/bench_gpu --scan | grep -E "^\| +[0-9]+ \||^The same|bandwidth" | cut -c1-120
+for r in 1 2; do
+    for t in main T; do
+        [ "$(el)" -lt 420 ] || break 2
+        b=build-lean/bench/bench_gpu
+        [ $t = T ] && b=$T/build-lean/bench/bench_gpu
+        echo "== round $r, $t ($(el) s)"
+        for p in bf16 tf32 fp32; do timeout 40 $b --train 1048576 $p | grep -E "^\| dna"; done
+    done
+done
+echo "== done at $(el) s"
