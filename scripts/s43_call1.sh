@@ -5,22 +5,25 @@
 #         scan_f32r: never run yet).
 #   T = main + bench/trials/round-2d.patch (bf16_round_copy_kernel over 2D tiles): gpu_test_ops
 #       (bit for bit against the CPU);
-#   S = main + bench/trials/scan-rd-use.patch (the f32r scan rounds delta, z, dy where used):
-#       gpu_test_scan (test_bf16_reads among them);
+#   S = main + bench/trials/scan-rd-use.patch (the f32r scan rounds delta, z, dy where used),
+#   U = main + bench/trials/scan-rd-use-cvt.patch (the same, rounding by cvt): gpu_test_scan
+#       (test_bf16_reads among them) on each;
 #   then the DNA step at 2^20 in bf16 (and TF32, fp32: the issue's three rows) for main, T and
-#   S, alternated, two rounds.
+#   S and U, alternated, two rounds.
 # On an H200 every main row is also an H200 figure for issue 14's table (session 42 ran on H100s).
 set -uo pipefail
 start=$(date +%s)
 el() { echo $(($(date +%s) - start)); }
 source scripts/lean.sh
 lean_env
-T=/tmp/lean_r2d S=/tmp/lean_rduse
+T=/tmp/lean_r2d S=/tmp/lean_rduse U=/tmp/lean_rducvt
 lean_copy $T && patch -s -d $T -p1 <bench/trials/round-2d.patch || echo "round-2d: patch FAILED"
 lean_copy $S && patch -s -d $S -p1 <bench/trials/scan-rd-use.patch || echo "scan-rd-use: patch FAILED"
+lean_copy $U && patch -s -d $U -p1 <bench/trials/scan-rd-use-cvt.patch || echo "scan-rd-use-cvt: patch FAILED"
 lean_build "$PWD" tests/gpu_test_scan tests/gpu_test_ops bench/bench_gpu &
 lean_build $T tests/gpu_test_ops bench/bench_gpu &
 lean_build $S tests/gpu_test_scan bench/bench_gpu &
+lean_build $U tests/gpu_test_scan bench/bench_gpu &
 wait
 echo "== built at $(el) s"
 nvidia-smi --query-gpu=name --format=csv,noheader
@@ -31,19 +34,22 @@ for t in gpu_test_scan gpu_test_ops; do
 done
 echo "== T: gpu_test_ops ($(el) s)"
 timeout 150 $T/build-lean/tests/gpu_test_ops 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|round_copy|round_rows" | tail -5
-echo "== S: gpu_test_scan ($(el) s)"
-timeout 150 $S/build-lean/tests/gpu_test_scan 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|[1-9][0-9]* of [0-9]+ differ" | tail -4
+for x in $S $U; do
+    echo "== $x: gpu_test_scan ($(el) s)"
+    timeout 150 $x/build-lean/tests/gpu_test_scan 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|[1-9][0-9]* of [0-9]+ differ" | tail -4
+done
 echo "== main: bench_gpu --scan ($(el) s)"
 timeout 90 build-lean/bench/bench_gpu --scan | grep -E "^\| +[0-9]+ \||^The same|bandwidth" | cut -c1-120
 for r in 1 2; do
-    for t in main T S; do
+    for t in main T S U; do
         [ "$(el)" -lt 420 ] || break 2
         b=build-lean/bench/bench_gpu
         [ $t = T ] && b=$T/build-lean/bench/bench_gpu
         [ $t = S ] && b=$S/build-lean/bench/bench_gpu
+        [ $t = U ] && b=$U/build-lean/bench/bench_gpu
         echo "== round $r, $t ($(el) s)"
         ps="bf16 tf32 fp32"
-        [ $t = T ] && ps=bf16
+        [ $t = T ] || [ $t = U ] && ps=bf16
         for p in $ps; do timeout 40 $b --train 1048576 $p | grep -E "^\| dna"; done
     done
 done
