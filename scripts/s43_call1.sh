@@ -20,7 +20,7 @@ T=/tmp/lean_r2d S=/tmp/lean_rduse U=/tmp/lean_rducvt
 lean_copy $T && patch -s -d $T -p1 <bench/trials/round-2d.patch || echo "round-2d: patch FAILED"
 lean_copy $S && patch -s -d $S -p1 <bench/trials/scan-rd-use.patch || echo "scan-rd-use: patch FAILED"
 lean_copy $U && patch -s -d $U -p1 <bench/trials/scan-rd-use-cvt.patch || echo "scan-rd-use-cvt: patch FAILED"
-lean_build "$PWD" tests/gpu_test_scan tests/gpu_test_ops bench/bench_gpu &
+lean_build "$PWD" tests/gpu_test_scan tests/gpu_test_ops bench/bench_gpu bench/bench_generate &
 lean_build $T tests/gpu_test_ops bench/bench_gpu &
 lean_build $S tests/gpu_test_scan bench/bench_gpu &
 lean_build $U tests/gpu_test_scan bench/bench_gpu &
@@ -53,4 +53,13 @@ for r in 1 2; do
         for p in $ps; do timeout 40 $b --train 1048576 $p | grep -E "^\| dna"; done
     done
 done
+# on an H200, issue 15's rows too (none measured on an H200 since session 40), as time allows
+if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
+    for a in "--shape dna --batch 1" "--shape dna --batch 64" "--shape 130m --batch 1" "--shape 130m --batch 64" \
+        "--shape 2.8b --batch 1 --tokens 128 --weights bf16"; do
+        [ "$(el)" -lt 520 ] || break
+        echo "== bench_generate --device cuda $a ($(el) s)"
+        timeout 40 build-lean/bench/bench_generate --device cuda $a | grep -E "^\| " | tail -3
+    done
+fi
 echo "== done at $(el) s"
