@@ -580,32 +580,23 @@ int main(int argc, char **argv)
            "to %d\n", reps);
     printf("floor = fewest bytes (as bench_cpu) / copy bandwidth; host clock around "
            "cudaDeviceSynchronize\n\n");
-    printf("| B  |     D |       L |  N | A       |  fwd (ms) |    floor | /floor |  f+b (ms) |    floor | /floor |  fwd tok/s |  n |\n");
-    printf("|----|-------|---------|----|---------|-----------|----------|--------|-----------|----------|--------|------------|----|\n");
+    /* one table a mode of bench_scan: fp32, bf16 activations, bf16 precision */
+    static const char *const title[3] = {
+        NULL,
+        "The same with bf16 activations (io_bf16: u, delta, z, B, C, y, dy, du, ddelta, dz as bf16; states, dB, dC "
+        "fp32); floor at 2 bytes an activation",
+        "The same in bf16 precision (the model's scan in bf16: fp32 arrays holding bf16 values, delta, z and dy "
+        "rounded as read, y, du, ddelta, dz as stored); floor at 4 bytes an activation",
+    };
     const int shapes[][4] = {{8, 1536, 2048, 16}, {1, 512, 1048576, 16}, {16, 128, 16384, 16}};
-    for (int sh = 0; sh < 3 && !model_only; sh++) {
-        if (quick && shapes[sh][2] >= (1 << 20)) continue;
-        failed |= bench_scan(shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3], 0, bw, reps) != 0;
-    }
-    if (!model_only) {
-        printf("\nThe same with bf16 activations (io_bf16: u, delta, z, B, C, y, dy, du, ddelta, dz as bf16; states, "
-               "dB, dC fp32); floor at 2 bytes an activation\n\n");
+    for (int mode = 0; mode < 3 && (mode == 0 || !model_only); mode++) {
+        if (mode) printf("\n%s\n\n", title[mode]);
         printf("| B  |     D |       L |  N | A       |  fwd (ms) |    floor | /floor |  f+b (ms) |    floor | /floor |  fwd tok/s |  n |\n");
         printf("|----|-------|---------|----|---------|-----------|----------|--------|-----------|----------|--------|------------|----|\n");
-    }
-    for (int sh = 0; sh < 3 && !model_only; sh++) {
-        if (quick && shapes[sh][2] >= (1 << 20)) continue;
-        failed |= bench_scan(shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3], 1, bw, reps) != 0;
-    }
-    if (!model_only) {
-        printf("\nThe same in bf16 precision (the model's scan in bf16: fp32 arrays holding bf16 values, delta, z "
-               "and dy rounded as read, y, du, ddelta, dz as stored); floor at 4 bytes an activation\n\n");
-        printf("| B  |     D |       L |  N | A       |  fwd (ms) |    floor | /floor |  f+b (ms) |    floor | /floor |  fwd tok/s |  n |\n");
-        printf("|----|-------|---------|----|---------|-----------|----------|--------|-----------|----------|--------|------------|----|\n");
-    }
-    for (int sh = 0; sh < 3 && !model_only; sh++) {
-        if (quick && shapes[sh][2] >= (1 << 20)) continue;
-        failed |= bench_scan(shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3], 2, bw, reps) != 0;
+        for (int sh = 0; sh < 3 && !model_only; sh++) {
+            if (quick && shapes[sh][2] >= (1 << 20)) continue;
+            failed |= bench_scan(shapes[sh][0], shapes[sh][1], shapes[sh][2], shapes[sh][3], mode, bw, reps) != 0;
+        }
     }
     if (!model_only && !quick) {
         printf("\nComplex scan accuracy over 2^20 steps (1 x 4 channels x 16 states, S4D-Lin A, dt in [1e-3, 1e-1]): "

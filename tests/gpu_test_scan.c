@@ -120,6 +120,19 @@ static float *down16(const void *d, size_t n)
     return h;
 }
 
+/* A and A_imag (D, N), D and the delta bias (D), h0 and dhT (nh): the
+ * parameters and states every shape draws after its activations */
+static void fill_params(mb_rng *r, size_t D, size_t N, size_t nh, float *A, float *Ai, float *Dk, float *bias,
+                        float *h0, float *dhT)
+{
+    mb_test_fill(r, A, D * N, -3.f, -0.2f);
+    mb_test_fill(r, Ai, D * N, -6.f, 6.f);
+    mb_test_fill(r, Dk, D, -1, 1);
+    mb_test_fill(r, bias, D, -3, 0.5f);
+    mb_test_fill(r, h0, nh, -1, 1);
+    mb_test_fill(r, dhT, nh, -1, 1);
+}
+
 static void run_shape(const shape *s)
 {
     mb_rng r;
@@ -137,12 +150,7 @@ static void run_shape(const shape *s)
     mb_test_fill(&r, z, M * D, -2, 2);
     mb_test_fill(&r, dy, M * D, -1, 1);
     mb_test_fill(&r, bc, M * ldbc, -1, 1);
-    mb_test_fill(&r, A, D * N, -3.f, -0.2f);
-    mb_test_fill(&r, Ai, D * N, -6.f, 6.f);
-    mb_test_fill(&r, Dk, D, -1, 1);
-    mb_test_fill(&r, bias, D, -3, 0.5f);
-    mb_test_fill(&r, h0, nh, -1, 1);
-    mb_test_fill(&r, dhT, nh, -1, 1);
+    fill_params(&r, D, N, nh, A, Ai, Dk, bias, h0, dhT);
     /* io_bf16: what bf16 arrays can hold; bf16 precision: what the mixer
      * gives the CPU's scan (test_bf16_reads: the GPU's rounds them itself).
      * Both sides compute with these values. */
@@ -368,12 +376,7 @@ static void test_bf16_reads(void **st)
         }
         float *A = malloc(D * N * 4), *Ai = malloc(D * N * 4), *Dk = malloc(D * 4), *bias = malloc(D * 4);
         float *h0 = malloc(nh * 4), *dhT = malloc(nh * 4);
-        mb_test_fill(&r, A, D * N, -3.f, -0.2f);
-        mb_test_fill(&r, Ai, D * N, -6.f, 6.f);
-        mb_test_fill(&r, Dk, D, -1, 1);
-        mb_test_fill(&r, bias, D, -3, 0.5f);
-        mb_test_fill(&r, h0, nh, -1, 1);
-        mb_test_fill(&r, dhT, nh, -1, 1);
+        fill_params(&r, D, N, nh, A, Ai, Dk, bias, h0, dhT);
         float *o_raw[RD_N], *o_rnd[RD_N];
         size_t len[RD_N];
         reads_run(&s, raw, A, Ai, Dk, bias, h0, dhT, o_raw, len);

@@ -223,10 +223,9 @@ size_t mb_model_num_params(const mb_model *m);
  *                        recompute then runs the forward's scan too. The
  *                        DNA model (d_model 256, 8 layers) at L = 2^20 in
  *                        bf16: 7.3 GiB a step with the default 64 Ki-token
- *                        chunks, against LAYERS' 13.5 GiB, for 15%
- *                        more time (H100, session 41: 0.95 s against
- *                        0.83 s); 2^22
- *                        in 4.0 GiB at 32 Ki. A classification head keeps
+ *                        chunks, against LAYERS' 13.5 GiB, for 15% more
+ *                        time (H100, session 41: 0.95 s against 0.83 s);
+ *                        2^22 in 4.0 GiB at 32 Ki. A classification head keeps
  *                        norm_f's output whole (d_model floats a token).
  *                        The LM and the classifier on it; others take it
  *                        as LAYERS.

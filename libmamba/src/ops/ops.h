@@ -244,7 +244,9 @@ size_t mb_count_nonfinite_cpu(mb_ctx *ctx, size_t n, const float *x);
  * rstd * w + b. rstd (and mean) (M) are saved for backward. With r16, y is
  * stored rounded to bf16 (bf16 precision's stored activation, as
  * mb_precision_store would leave it: on the GPU in the kernel's store, a
- * pass over memory fewer). */
+ * pass over memory fewer). A flag of the call, not MB_OPS_ROUNDS_BF16 as
+ * the conv and the scan: the generation steps' heads and fused block
+ * steps run these norms too, and their xn is not a stored activation. */
 #define MB_OPS_RMS_FWD_ARGS mb_ctx *ctx, int M, int C, const float *x, const float *w, float eps, \
     float *y, float *rstd, int r16
 void mb_rmsnorm_fwd(MB_OPS_RMS_FWD_ARGS);

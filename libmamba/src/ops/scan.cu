@@ -123,7 +123,7 @@ template <> __device__ __forceinline__ float scan_ldg<__nv_bfloat16>(const void 
 /* B and C (xdbl) and u (the conv's output) arrive rounded: read as they are */
 template <> __device__ __forceinline__ float scan_ldg<scan_f32r>(const void *p, size_t i)
 {
-    return __ldg(static_cast<const float *>(p) + i);
+    return scan_ldg<float>(p, i);
 }
 template <typename T> struct scan_stored {
     using type = T;
