@@ -24,6 +24,11 @@ lean_build "$PWD" tests/gpu_test_scan tests/gpu_test_ops bench/bench_gpu bench/b
 lean_build $T tests/gpu_test_ops bench/bench_gpu &
 lean_build $S tests/gpu_test_scan bench/bench_gpu &
 lean_build $U tests/gpu_test_scan bench/bench_gpu &
+# K: the GPU norms' r16 store dropped by hand (session 42 broke only the CPU's): gpu_test_ops must fail
+K=/tmp/lean_normk
+lean_copy $K && sed -i -e 's/return r16 ? mb_bf16_keep(v) : v;/return v;/' -e 's/yr\[j\] = r16 ? mb_bf16_keep(v) : v;/yr[j] = v;/' $K/libmamba/src/ops/norm.cu &&
+    grep -c "r16 ? mb_bf16_keep" $K/libmamba/src/ops/norm.cu
+lean_build $K tests/gpu_test_ops &
 wait
 echo "== built at $(el) s"
 nvidia-smi --query-gpu=name --format=csv,noheader
@@ -34,6 +39,8 @@ for t in gpu_test_scan gpu_test_ops; do
 done
 echo "== T: gpu_test_ops ($(el) s)"
 timeout 150 $T/build-lean/tests/gpu_test_ops 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|round_copy|round_rows" | tail -5
+echo "== K (break, must FAIL): gpu_test_ops *norm* ($(el) s)"
+MB_TEST_FILTER='*norm*' timeout 100 $K/build-lean/tests/gpu_test_ops 2>&1 | grep -E "^\[  (PASSED|FAILED)|[1-9][0-9]* of [0-9]+ not bf16" | head -3
 for x in $S $U; do
     echo "== $x: gpu_test_scan ($(el) s)"
     timeout 150 $x/build-lean/tests/gpu_test_scan 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|[1-9][0-9]* of [0-9]+ differ" | tail -4
