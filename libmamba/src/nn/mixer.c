@@ -379,9 +379,6 @@ int mb_mixer_bwd_ys(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
         .y = a->ys_pending ? a->ys : NULL,
     };
     mb_scan_bwd(ctx, &sp, dys, carry ? carry->dssm_in : NULL, &sg, ws);
-    /* the scan rounded du, ddelta, dz and y; dB and dC it gathers with
-     * atomics, so they are rounded here */
-    mb_precision_store(ctx, M, 2 * mx->n_bc, dxdbl + R, mx->xdbl_dim);
     /* A = -exp(A_log): dA_log = dA * A */
     mb_act_bwd(ctx, MB_ACT_NEGEXP, Di, N, mb_param_data(ps, mx->p_A_log), N, dA, N, dA, N);
     mb_axpby(ctx, (size_t)Di * N, 1.f, dA, 1.f, mb_param_grad(ps, mx->p_A_log));
@@ -389,7 +386,11 @@ int mb_mixer_bwd_ys(mb_ctx *ctx, const mb_mixer *mx, const mb_params *ps, int B,
     /* dt_proj: its input gradient fills the first R columns of dxdbl */
     mb_linear_bwd(ctx, M, R, Di, a->xdbl, mx->xdbl_dim, mb_param_gemm(ctx, ps, mx->p_dt_w), ddelta, Di,
                   dxdbl, mx->xdbl_dim, 0.f, mb_param_grad(ps, mx->p_dt_w), NULL);
-    mb_precision_store(ctx, M, R, dxdbl, mx->xdbl_dim);
+    /* x_proj's output gradient whole, stored as the precision stores it:
+     * the scan rounded du, ddelta, dz and y but gathers dB and dC with
+     * atomics, and dt_proj's backward neither reads them nor writes past
+     * column R, so one pass over the rows rounds both parts */
+    mb_precision_store(ctx, M, mx->xdbl_dim, dxdbl, mx->xdbl_dim);
     mb_linear_bwd(ctx, M, Di, mx->xdbl_dim, a->xc, Di, mb_param_gemm(ctx, ps, mx->p_x_proj), dxdbl,
                   mx->xdbl_dim, dxc, Di, 1.f, mb_param_grad(ps, mx->p_x_proj), NULL);
     mb_precision_store_conv_scan(ctx, M, Di, dxc, Di); /* the conv's dy */
