@@ -405,6 +405,7 @@ done:
  * size (out of memory) does not poison the next one. */
 static int g_profile_step; /* --train: the first timed step between profiler start and stop */
 static int g_stack_chunk;  /* --stack TOKENS: MB_RECOMPUTE_STACK in chunks of TOKENS (the LM rows) */
+static int g_inner;        /* --inner: MB_RECOMPUTE_INNER (in_proj's output kept; the LM rows) */
 
 /* arch: bench_model_arch's */
 static int bench_train(const char *name, int d_model, int n_layer, int vocab, int B, int L,
@@ -445,6 +446,9 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
         mb_model_set_recompute(m, MB_RECOMPUTE_STACK);
         mb_model_set_recompute_chunk(m, g_stack_chunk);
         snprintf(label, sizeof label, "%s st%dk", name, g_stack_chunk / 1024);
+    } else if (g_inner && arch == 0) {
+        mb_model_set_recompute(m, MB_RECOMPUTE_INNER);
+        snprintf(label, sizeof label, "%s inner", name);
     }
     name = label;
     nparams = mb_model_num_params(m);
@@ -513,6 +517,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--scan") == 0) scan_only = 1;
         else if (strcmp(argv[i], "--model") == 0) model_only = 1;
         else if (strcmp(argv[i], "--bidir") == 0) model_only = bidir_only = 1;
+        else if (strcmp(argv[i], "--inner") == 0) g_inner = 1;
         else if (strcmp(argv[i], "--stack") == 0 && i + 1 < argc) {
             g_stack_chunk = atoi(argv[++i]);
             if (g_stack_chunk < 1024) {
@@ -528,8 +533,9 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: bench_gpu [--quick] [--stack TOKENS] [--scan | --model | --bidir | --train L fp32|tf32|bf16]\n"
+            fprintf(stderr, "usage: bench_gpu [--quick] [--stack TOKENS | --inner] [--scan | --model | --bidir | --train L fp32|tf32|bf16]\n"
                             "  --stack: the LM rows recompute the stack a chunk of TOKENS at a time (MB_RECOMPUTE_STACK)\n"
+                            "  --inner: the LM rows keep in_proj's output for the recompute (MB_RECOMPUTE_INNER)\n"
                             "  --bidir: the training rows of the bidirectional models (and the LM's TF32 row)\n"
                             "  --train: one DNA training row, its first timed step bracketed for a profiler\n");
             return 2;

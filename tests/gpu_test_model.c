@@ -108,7 +108,10 @@ static void step_matches(int cplx, int recompute, int chunk)
     const double el = pair_grads(mc, mg, tok, tgt, NULL, B, L, &sc, &sg, &worst, &worst_name);
     printf("# %s %s: loss rel err %.2e, count %lld/%lld, worst gradient %s %.2e\n",
            cplx ? "complex" : "real",
-           recompute == MB_RECOMPUTE_STACK ? "stacked chunks" : recompute ? (chunk ? "recompute in chunks" : "recompute") : "plain",
+           recompute == MB_RECOMPUTE_STACK   ? "stacked chunks"
+           : recompute == MB_RECOMPUTE_INNER ? (chunk ? "in_proj kept, chunks" : "in_proj kept")
+           : recompute                       ? (chunk ? "recompute in chunks" : "recompute")
+                                             : "plain",
            el, (long long)sg.count, (long long)sc.count, worst_name, worst);
     assert_true(sg.count == sc.count && sg.correct == sc.correct);
     assert_true(el < 1e-5);
@@ -140,6 +143,9 @@ static void test_step_recompute_chunks(void **s) { (void)s; step_matches(0, 1, 2
 static void test_step_recompute_chunks_complex(void **s) { (void)s; step_matches(1, 1, 29); }
 static void test_step_stack_chunks(void **s) { (void)s; step_matches(0, MB_RECOMPUTE_STACK, 24); }
 static void test_step_stack_chunks_complex(void **s) { (void)s; step_matches(1, MB_RECOMPUTE_STACK, 29); }
+static void test_step_inner(void **s) { (void)s; step_matches(0, MB_RECOMPUTE_INNER, 0); }
+static void test_step_inner_chunks(void **s) { (void)s; step_matches(0, MB_RECOMPUTE_INNER, 24); }
+static void test_step_inner_chunks_complex(void **s) { (void)s; step_matches(1, MB_RECOMPUTE_INNER, 29); }
 
 /* bf16 precision (mb_ctx_set_precision): the GPU's training step against
  * the CPU's, its reference. Both round the same activations, gradients and
@@ -998,6 +1004,9 @@ int main(void)
         cmocka_unit_test(test_step_recompute_chunks_complex),
         cmocka_unit_test(test_step_stack_chunks),
         cmocka_unit_test(test_step_stack_chunks_complex),
+        cmocka_unit_test(test_step_inner),
+        cmocka_unit_test(test_step_inner_chunks),
+        cmocka_unit_test(test_step_inner_chunks_complex),
         cmocka_unit_test(test_step_bf16),
         cmocka_unit_test(test_step_bf16_recompute_chunks),
         cmocka_unit_test(test_step_bf16_stack_chunks),

@@ -290,6 +290,23 @@ static void chunked_recompute(int cplx)
         assert_true(fabs(s3.loss_sum - s0.loss_sum) < 1e-5 * fabs(s0.loss_sum));
         assert_true(e3 < 1e-5 && e4 < 1e-6);
     }
+    /* in_proj's output kept (MB_RECOMPUTE_INNER): the recompute reads the
+     * forward's xz instead of making it again, the same values, so the
+     * layer recompute's gradients over chunks of 7 (g2) and the plain
+     * backward's over whole sequences (chunk 0) */
+    mb_model_set_recompute(c.m, MB_RECOMPUTE_INNER);
+    for (int whole = 0; whole < 2; whole++) {
+        mb_loss_stats si = {0};
+        mb_model_set_recompute_chunk(c.m, whole ? 0 : 7);
+        mb_model_zero_grad(c.m);
+        assert_int_equal(mb_model_forward_backward(c.m, c.tok, c.tgt, c.B, c.L, &si), 0);
+        const double e0 = mb_test_rel_err(c.m->params.grad, g0, n), e7 = mb_test_rel_err(c.m->params.grad, g2, n);
+        printf("# %s in_proj's output kept, chunks of %d: loss %.9f, gradients rel err %.2e vs plain, %.2e vs layer "
+               "chunks of 7\n",
+               cplx ? "complex" : "real", whole ? 0 : 7, si.loss_sum, e0, e7);
+        assert_true(fabs(si.loss_sum - s0.loss_sum) < 1e-5 * fabs(s0.loss_sum));
+        assert_true((whole ? e0 : e7) < 1e-6);
+    }
     free(g2);
     free(g0), free(c.tok), free(c.tgt);
     mb_model_free(c.m);

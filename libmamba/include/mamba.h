@@ -229,9 +229,18 @@ size_t mb_model_num_params(const mb_model *m);
  *                        norm_f's output whole (d_model floats a token).
  *                        The LM and the classifier on it; others take it
  *                        as LAYERS.
- * Gradients are the same in all three (sums grouped by chunk). Any true
- * value that is not STACK means LAYERS. */
-enum { MB_RECOMPUTE_OFF = 0, MB_RECOMPUTE_LAYERS = 1, MB_RECOMPUTE_STACK = 2 };
+ *   MB_RECOMPUTE_INNER   as LAYERS, keeping each layer's in_proj output
+ *                        as well (2 d_inner floats a token a layer): the
+ *                        recompute runs the norm, the conv, x_proj and
+ *                        dt_proj but not in_proj, its largest product
+ *                        (fp32, H100: 1.49 ms a 128 Ki-token chunk by
+ *                        bench_gemm, some 95 ms of the DNA model's 1.09 s
+ *                        step at L = 2^20). That model at 2^20 keeps 32 GiB
+ *                        more than with LAYERS. The LM and the classifier
+ *                        on it; others take it as LAYERS.
+ * Gradients are the same in all four (sums grouped by chunk). Any true
+ * value that is not STACK or INNER means LAYERS. */
+enum { MB_RECOMPUTE_OFF = 0, MB_RECOMPUTE_LAYERS = 1, MB_RECOMPUTE_STACK = 2, MB_RECOMPUTE_INNER = 3 };
 void mb_model_set_recompute(mb_model *m, int mode); /* ignored by sashimi models */
 /* With recompute, layer passes run over chunks of this many tokens of one
  * sequence, states carried, so activation memory follows the chunk, not

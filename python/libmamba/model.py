@@ -288,7 +288,7 @@ class Model:
             check(lib.mb_model_set_bf16(self.handle, 1 if on else 0))
         return self
 
-    _RECOMPUTE = {None: 0, "off": 0, "layers": 1, "stack": 2}
+    _RECOMPUTE = {None: 0, "off": 0, "layers": 1, "stack": 2, "inner": 3}
 
     def set_recompute(self, mode="layers", chunk=None):
         """What training keeps for the backward (mb_model_set_recompute):
@@ -297,10 +297,12 @@ class Model:
         ``chunk`` tokens of a sequence (default 131072); "stack", for
         sequences longer than ``chunk`` (default 65536) only the states
         between chunks, the whole stack recomputed a chunk at a time (memory
-        follows the chunk, not the length; about 15% slower). The gradients
-        are the same. ``chunk`` 0: whole sequences."""
+        follows the chunk, not the length; about 15% slower); "inner", as
+        "layers" keeping each layer's in_proj output too (2 d_inner floats a
+        token a layer), so the recompute skips in_proj, its largest product.
+        The gradients are the same. ``chunk`` 0: whole sequences."""
         if mode not in self._RECOMPUTE:
-            raise ValueError(f"recompute mode {mode!r}: expected None, 'off', 'layers' or 'stack'")
+            raise ValueError(f"recompute mode {mode!r}: expected None, 'off', 'layers', 'stack' or 'inner'")
         if chunk is not None and (not isinstance(chunk, int) or chunk < 0):
             raise ValueError(f"recompute chunk {chunk!r}: expected a token count >= 0")
         with self._gate.exclusive():

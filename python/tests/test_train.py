@@ -75,18 +75,19 @@ def test_resume_takes_the_same_steps(tmp_path):
 
 def test_recompute_modes_take_the_same_steps():
     # the same steps whatever training keeps for the backward: every layer's
-    # activations, each layer's input (over chunks of 7 tokens) or only the
-    # states between chunks of 7, the stack recomputed a chunk at a time
+    # activations, each layer's input (over chunks of 7 tokens), that and
+    # in_proj's output, or only the states between chunks of 7, the stack
+    # recomputed a chunk at a time
     t = pattern(B=2, L=40)
     one = libmamba.Context("cpu", threads=1)
     runs = {}
-    for mode in (None, "layers", "stack"):
+    for mode in (None, "layers", "inner", "stack"):
         with libmamba.create(d_model=16, n_layer=3, vocab_size=8, seed=5, device=one) as m:
             m.set_recompute(mode, chunk=7)
             opt = m.optimizer(lr=5e-3, warmup_steps=0)
             steps = [opt.step(t) for _ in range(3)]
             runs[mode] = ([s.loss for s in steps], [s.grad_norm for s in steps], m.log_likelihood(t))
-    for mode in ("layers", "stack"):
+    for mode in ("layers", "inner", "stack"):
         np.testing.assert_allclose(runs[mode][0], runs[None][0], rtol=1e-6)
         np.testing.assert_allclose(runs[mode][1], runs[None][1], rtol=1e-5)
         np.testing.assert_allclose(runs[mode][2], runs[None][2], rtol=1e-5, atol=1e-6)

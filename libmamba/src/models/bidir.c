@@ -116,8 +116,9 @@ static void bidir_destroy(mb_model *m)
 static void bidir_set_recompute(mb_model *m, int on, int chunk)
 {
     bidir_net *n = net(m);
-    /* its reverse mixer reads each chunk's successors: no stacked chunks */
-    if (on == MB_RECOMPUTE_STACK) on = MB_RECOMPUTE_LAYERS;
+    /* its reverse mixer reads each chunk's successors: no stacked chunks;
+     * its two mixers share one in_proj output: none kept (INNER) */
+    if (on == MB_RECOMPUTE_STACK || on == MB_RECOMPUTE_INNER) on = MB_RECOMPUTE_LAYERS;
     if (mb_recompute_update(&m->cfg, &n->recompute, &n->rc_chunk, on, chunk)) bidir_acts_free(m);
 }
 

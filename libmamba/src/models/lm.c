@@ -4,7 +4,8 @@
  * layer's input, recomputing the layer inside backward (over chunks of the
  * sequence with the states carried, for long contexts). MB_RECOMPUTE_STACK
  * keeps not even the inputs of a long sequence: only the states entering
- * each chunk, the whole stack recomputed a chunk at a time. Inference runs
+ * each chunk, the whole stack recomputed a chunk at a time; MB_RECOMPUTE_INNER
+ * keeps in_proj's output too, so the recompute skips in_proj. Inference runs
  * through a state with its own small buffers. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ typedef struct {
     float *dh;        /* backward: the residual stream's gradient (M, d; stacked: a chunk's) */
     float *dxn;       /* a layer's norm-output gradient (rows of one pass) */
     float *saved;     /* chunked: the state entering each (layer, sequence, chunk) */
+    float *xzk;       /* MB_RECOMPUTE_INNER: every layer's in_proj output (n_layer, M, 2 d_inner) */
     mb_mixer_state work; /* chunked: the state being advanced */
     mb_mixer_carries *carries; /* chunked: boundary gradients, in and out (stacked: a set a layer) */
     const int32_t *tok; /* the last forward's tokens (device, the facade's) */
@@ -160,6 +162,7 @@ static void lm_layout(mb_carve *c, void *arg)
     n->logits = mb_carve_take(c, M * m->vocab_padded);
     n->dh = mb_carve_take(c, (stacked ? (size_t)Mx : M) * d);
     n->dxn = mb_carve_take(c, (size_t)Mx * d);
+    n->xzk = n->recompute == MB_RECOMPUTE_INNER ? mb_carve_take(c, (size_t)nl * M * 2 * mx->d_inner) : NULL;
     if (!chunked) return;
     n->saved = mb_carve_take(c, (size_t)nl * a->B * n->nch * mb_mixer_state_floats(mx, 1));
     mb_mixer_state_carve(&n->work, mx, 1, c);
@@ -214,6 +217,25 @@ static const float *lm_chunk_in(mb_model *m, int l, int b, int L, int k)
     if (l > 0) return n->h[l] + r0 * m->cfg.d_model;
     mb_embedding_fwd(m->ctx, &n->bb.embed, &m->params, lm_chunk_len(n, L, k), n->tok + r0, n->h[0]);
     return n->h[0];
+}
+
+/* MB_RECOMPUTE_INNER: point the recompute's one set of activations at
+ * layer l's kept in_proj output from row r0 on, where the forward writes
+ * it and the backward's recompute reads it (mb_layer_refwd_from_xz) */
+static void lm_kept_xz(const mb_model *m, mb_layer_acts *a, int l, size_t r0)
+{
+    const lm_net *n = net(m);
+    const size_t w = 2 * (size_t)n->bb.layers[0].mixer.d_inner;
+    a->mix.xz = n->xzk + ((size_t)l * n->act_B * n->act_L + r0) * w;
+}
+
+/* the backward's recompute of layer l's activations over rows from r0 on */
+static int lm_layer_refwd(mb_model *m, int l, int B, int L, size_t r0, const float *in, mb_mixer_state *st)
+{
+    lm_net *n = net(m);
+    if (!n->xzk) return mb_layer_fwd(m->ctx, &n->bb.layers[l], &m->params, B, L, in, NULL, &n->acts[0], st, &n->ws);
+    lm_kept_xz(m, &n->acts[0], l, r0);
+    return mb_layer_refwd_from_xz(m->ctx, &n->bb.layers[l], &m->params, B, L, in, &n->acts[0], st, &n->ws);
 }
 
 /* ---- training forward and backward -------------------------------------------------- */
@@ -318,6 +340,7 @@ static int lm_forward(mb_model *m, const int32_t *tok, int B, int L, int want_lo
     if (!chunked) mb_embedding_fwd(ctx, &n->bb.embed, ps, M, tok, n->h[0]);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         mb_layer_acts *a = &n->acts[n->recompute ? 0 : l];
+        if (n->xzk) lm_kept_xz(m, a, l, 0);
         if (!chunked) {
             if (mb_layer_fwd(ctx, &n->bb.layers[l], ps, B, L, n->h[l], n->h[l + 1], a, NULL, &n->ws)) return -1;
             continue;
@@ -328,6 +351,7 @@ static int lm_forward(mb_model *m, const int32_t *tok, int B, int L, int want_lo
                 const size_t r0 = (size_t)b * L + (size_t)k * n->rc_chunk;
                 mb_mixer_state saved = lm_saved_state(m, l, b, k);
                 mb_mixer_state_copy(ctx, &n->bb.layers[l].mixer, &n->work, &saved);
+                if (n->xzk) lm_kept_xz(m, a, l, r0);
                 if (mb_layer_fwd(ctx, &n->bb.layers[l], ps, 1, lm_chunk_len(n, L, k), lm_chunk_in(m, l, b, L, k),
                                  n->h[l + 1] + r0 * d, a, &n->work, &n->ws))
                     return -1;
@@ -360,8 +384,7 @@ static int lm_layer_bwd_chunked(mb_model *m, int l, int B, int L)
             mb_mixer_state saved = lm_saved_state(m, l, b, k);
             mb_mixer_state_copy(ctx, mx, &saved, &n->work);
             const float *in = lm_chunk_in(m, l, b, L, k);
-            if (mb_layer_fwd(ctx, ly, ps, 1, len, in, NULL, &n->acts[0], &n->work, &n->ws))
-                return -1;
+            if (lm_layer_refwd(m, l, 1, len, r0, in, &n->work)) return -1;
             const mb_mixer_carry carry = mb_mixer_carries_next(&n->carries[0]);
             if (mb_layer_bwd(ctx, ly, ps, 1, len, in, &n->acts[0], n->dh + r0 * d, n->dxn, &n->ws,
                              &saved, &carry))
@@ -390,8 +413,7 @@ static int lm_backward(mb_model *m, int B, int L, int from_logits)
             continue;
         }
         mb_layer_acts *a = &n->acts[n->recompute ? 0 : l];
-        if (n->recompute && mb_layer_fwd(ctx, &n->bb.layers[l], ps, B, L, n->h[l], NULL, a, NULL, &n->ws))
-            return -1;
+        if (n->recompute && lm_layer_refwd(m, l, B, L, 0, n->h[l], NULL)) return -1;
         if (mb_layer_bwd(ctx, &n->bb.layers[l], ps, B, L, n->h[l], a, n->dh, n->dxn, &n->ws, NULL, NULL)) return -1;
     }
     mb_embedding_bwd(ctx, &n->bb.embed, ps, M, n->tok, n->dh);

@@ -157,7 +157,7 @@ int mb_recompute_update(const mb_config *cfg, int *recompute, int *rc_chunk, int
 
 void mb_model_set_recompute(mb_model *m, int mode)
 {
-    mode = mode == MB_RECOMPUTE_STACK ? mode : !!mode;
+    mode = mode == MB_RECOMPUTE_STACK || mode == MB_RECOMPUTE_INNER ? mode : !!mode;
     if (m->arch->set_recompute) m->arch->set_recompute(m, mode, -1);
 }
 

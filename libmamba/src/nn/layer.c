@@ -197,6 +197,14 @@ int mb_layer_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, in
     return 0;
 }
 
+int mb_layer_refwd_from_xz(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, int L, const float *in,
+                           mb_layer_acts *a, mb_mixer_state *st, mb_arena *ws)
+{
+    if (ly->bidir) return mb_error_set("internal: a kept in_proj output on a bidirectional block");
+    mb_norm_fwd(ctx, &ly->norm, ps, B * L, in, a->xn, &a->norm);
+    return mb_mixer_fwd_xz(ctx, &ly->mixer, ps, B, L, &a->mix, st, ws, 0);
+}
+
 int mb_layer_fwd_accumulates(mb_ctx *ctx, const mb_layer *ly, int M)
 {
     return !mb_dev_host_memory(ctx) && ctx->precision == MB_PREC_FP32 && !ly->bidir && M > MB_LINEAR_FEW_ROWS;

@@ -48,6 +48,13 @@ size_t mb_layer_workspace(mb_ctx *ctx, const mb_layer *ly, int B, int L);
  * the residual in place (no separate add, no second buffer). */
 int mb_layer_fwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, int L, const float *in,
                  float *out, mb_layer_acts *a, mb_mixer_state *st, mb_arena *ws);
+/* The backward's recompute of a causal layer whose in_proj output
+ * a->mix.xz the forward kept (MB_RECOMPUTE_INNER): the norm (its output
+ * is in_proj's weight gradient's input) and the mixer from xz on, as
+ * mb_layer_fwd with out NULL leaves them, without in_proj itself, the
+ * recompute's largest product. st as mb_layer_fwd's. */
+int mb_layer_refwd_from_xz(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, int L, const float *in,
+                           mb_layer_acts *a, mb_mixer_state *st, mb_arena *ws);
 /* dh holds d(out) and is left holding d(in): the residual passes it
  * through and the norm path adds to it. dxn: scratch (B*L, width). st0 and
  * carry as mb_mixer_bwd (chunks of one sequence), else NULL. */
