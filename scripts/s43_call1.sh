@@ -32,43 +32,40 @@ wait
 echo "== built at $(el) s"
 nvidia-smi --query-gpu=name --format=csv,noheader
 deps_runtime
+# most wanted first, so that a call cut short still answers: the DNA step at 2^20 for main,
+# main --inner (in_proj's output kept), T and S; then the suites; then a second round
+dna_round() {
+    for t in main inner T S; do
+        b=build-lean/bench/bench_gpu x=
+        [ $t = inner ] && x=--inner
+        [ $t = T ] && b=$T/build-lean/bench/bench_gpu
+        [ $t = S ] && b=$S/build-lean/bench/bench_gpu
+        ps="fp32 tf32 bf16"
+        [ $t = T ] || [ $t = S ] && ps=bf16
+        echo "== round $1, $t ($(el) s)"
+        for p in $ps; do timeout 40 $b $x --train 1048576 $p | grep -E "^\| dna"; done
+    done
+}
+echo "== main: gpu_test_model *inner* ($(el) s)"
+MB_TEST_FILTER='*inner*' timeout 100 build-lean/tests/gpu_test_model 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|in_proj kept" | tail -6
+dna_round 1
 for t in gpu_test_scan gpu_test_ops; do
     echo "== main: $t ($(el) s)"
     timeout 150 build-lean/tests/$t 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]" | tail -3
 done
-echo "== main: gpu_test_model *bf16* and *inner* ($(el) s)"
+echo "== main: gpu_test_model *bf16* ($(el) s)"
 MB_TEST_FILTER='*bf16*' timeout 150 build-lean/tests/gpu_test_model 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]" | tail -3
-MB_TEST_FILTER='*inner*' timeout 100 build-lean/tests/gpu_test_model 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|in_proj kept" | tail -6
 echo "== T: gpu_test_ops ($(el) s)"
 timeout 150 $T/build-lean/tests/gpu_test_ops 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|round_copy|round_rows" | tail -5
 echo "== K (break, must FAIL): gpu_test_ops *norm* ($(el) s)"
 MB_TEST_FILTER='*norm*' timeout 100 $K/build-lean/tests/gpu_test_ops 2>&1 | grep -E "^\[  (PASSED|FAILED)|[1-9][0-9]* of [0-9]+ not bf16" | head -3
-for x in $S; do
-    echo "== $x: gpu_test_scan ($(el) s)"
-    timeout 150 $x/build-lean/tests/gpu_test_scan 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|[1-9][0-9]* of [0-9]+ differ" | tail -4
-done
-echo "== main: bench_gpu --scan ($(el) s)"
-timeout 90 build-lean/bench/bench_gpu --scan | grep -E "^\| +[0-9]+ \||^The same|bandwidth" | cut -c1-120
-for r in 1 2; do
-    for t in main T S; do
-        [ "$(el)" -lt 380 ] || break 2
-        b=build-lean/bench/bench_gpu
-        [ $t = T ] && b=$T/build-lean/bench/bench_gpu
-        [ $t = S ] && b=$S/build-lean/bench/bench_gpu
-        echo "== round $r, $t ($(el) s)"
-        ps="bf16 tf32 fp32"
-        [ $t = T ] && ps=bf16
-        for p in $ps; do timeout 40 $b --train 1048576 $p | grep -E "^\| dna"; done
-    done
-done
-# main with in_proj's output kept (MB_RECOMPUTE_INNER, session 43): the three precisions, then
-# main's fp32 again beside it
-for p in fp32 tf32 bf16; do
-    [ "$(el)" -lt 500 ] || break
-    echo "== main --inner $p ($(el) s)"
-    timeout 40 build-lean/bench/bench_gpu --inner --train 1048576 $p | grep -E "^\| dna"
-done
-[ "$(el)" -lt 520 ] && timeout 40 build-lean/bench/bench_gpu --train 1048576 fp32 | grep -E "^\| dna"
+echo "== S: gpu_test_scan ($(el) s)"
+timeout 150 $S/build-lean/tests/gpu_test_scan 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|[1-9][0-9]* of [0-9]+ differ" | tail -4
+[ "$(el)" -lt 420 ] && dna_round 2
+if [ "$(el)" -lt 500 ]; then
+    echo "== main: bench_gpu --scan ($(el) s)"
+    timeout 70 build-lean/bench/bench_gpu --scan | grep -E "^\| +[0-9]+ \||^The same|bandwidth" | cut -c1-120
+fi
 # on an H200, issue 15's rows too (none measured on an H200 since session 40), as time allows
 if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
     for a in "--shape dna --batch 1" "--shape dna --batch 64" "--shape 130m --batch 1" "--shape 130m --batch 64" \
