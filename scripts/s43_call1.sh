@@ -61,8 +61,8 @@ echo "== K (break, must FAIL): gpu_test_ops *norm* ($(el) s)"
 MB_TEST_FILTER='*norm*' timeout 100 $K/build-lean/tests/gpu_test_ops 2>&1 | grep -E "^\[  (PASSED|FAILED)|[1-9][0-9]* of [0-9]+ not bf16" | head -3
 echo "== S: gpu_test_scan ($(el) s)"
 timeout 150 $S/build-lean/tests/gpu_test_scan 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|[1-9][0-9]* of [0-9]+ differ" | tail -4
-[ "$(el)" -lt 420 ] && dna_round 2
-if [ "$(el)" -lt 500 ]; then
+[ "$(el)" -lt 330 ] && dna_round 2
+if [ "$(el)" -lt 400 ]; then
     echo "== main: bench_gpu --scan ($(el) s)"
     timeout 70 build-lean/bench/bench_gpu --scan | grep -E "^\| +[0-9]+ \||^The same|bandwidth" | cut -c1-120
 fi
@@ -70,7 +70,7 @@ fi
 if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
     for a in "--shape dna --batch 1" "--shape dna --batch 64" "--shape 130m --batch 1" "--shape 130m --batch 64" \
         "--shape 2.8b --batch 1 --tokens 128 --weights bf16"; do
-        [ "$(el)" -lt 540 ] || break
+        [ "$(el)" -lt 440 ] || break
         echo "== bench_generate --device cuda $a ($(el) s)"
         timeout 40 build-lean/bench/bench_generate --device cuda $a | grep -E "^\| " | tail -3
     done
