@@ -70,7 +70,7 @@ fi
 if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
     for a in "--shape dna --batch 1" "--shape dna --batch 64" "--shape 130m --batch 1" "--shape 130m --batch 64" \
         "--shape 2.8b --batch 1 --tokens 128 --weights bf16"; do
-        [ "$(el)" -lt 440 ] || break
+        [ "$(el)" -lt 400 ] || break
         echo "== bench_generate --device cuda $a ($(el) s)"
         timeout 40 build-lean/bench/bench_generate --device cuda $a | grep -E "^\| " | tail -3
     done
