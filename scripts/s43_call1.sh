@@ -18,6 +18,25 @@ el() { echo $(($(date +%s) - start)); }
 source scripts/lean.sh
 lean_env
 T=/tmp/lean_r2d S=/tmp/lean_rduse U=/tmp/lean_rducvt
+# S43_SHORT=1 (a short budget): main alone, in_proj's output kept against it, nothing else
+if [ "${S43_SHORT:-0}" = 1 ]; then
+    lean_build "$PWD" tests/gpu_test_model bench/bench_gpu
+    echo "== built at $(el) s"
+    nvidia-smi --query-gpu=name --format=csv,noheader
+    deps_runtime
+    MB_TEST_FILTER='*inner*' timeout 100 build-lean/tests/gpu_test_model 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|in_proj kept" | tail -6
+    for r in 1 2; do
+        for p in fp32 tf32 bf16; do
+            for x in "" --inner; do
+                [ "$(el)" -lt "${S43_END:-300}" ] || break 3
+                echo "== round $r, $p ${x:-main} ($(el) s)"
+                timeout 40 build-lean/bench/bench_gpu $x --train 1048576 $p | grep -E "^\| dna"
+            done
+        done
+    done
+    echo "== done at $(el) s"
+    exit 0
+fi
 lean_copy $T && patch -s -d $T -p1 <bench/trials/round-2d.patch || echo "round-2d: patch FAILED"
 lean_copy $S && patch -s -d $S -p1 <bench/trials/scan-rd-use.patch || echo "scan-rd-use: patch FAILED"
 lean_build "$PWD" tests/gpu_test_scan tests/gpu_test_ops tests/gpu_test_model bench/bench_gpu bench/bench_generate &
