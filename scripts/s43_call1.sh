@@ -68,18 +68,18 @@ dna_round() {
 echo "== main: gpu_test_model *inner* ($(el) s)"
 MB_TEST_FILTER='*inner*' timeout 100 build-lean/tests/gpu_test_model 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|in_proj kept" | tail -6
 dna_round 1
+echo "== T: gpu_test_ops ($(el) s)"
+timeout 150 $T/build-lean/tests/gpu_test_ops 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|round_copy|round_rows" | tail -5
+echo "== S: gpu_test_scan ($(el) s)"
+timeout 150 $S/build-lean/tests/gpu_test_scan 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|[1-9][0-9]* of [0-9]+ differ" | tail -4
 for t in gpu_test_scan gpu_test_ops; do
     echo "== main: $t ($(el) s)"
     timeout 150 build-lean/tests/$t 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]" | tail -3
 done
-echo "== main: gpu_test_model *bf16* ($(el) s)"
-MB_TEST_FILTER='*bf16*' timeout 150 build-lean/tests/gpu_test_model 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]" | tail -3
-echo "== T: gpu_test_ops ($(el) s)"
-timeout 150 $T/build-lean/tests/gpu_test_ops 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|round_copy|round_rows" | tail -5
 echo "== K (break, must FAIL): gpu_test_ops *norm* ($(el) s)"
 MB_TEST_FILTER='*norm*' timeout 100 $K/build-lean/tests/gpu_test_ops 2>&1 | grep -E "^\[  (PASSED|FAILED)|[1-9][0-9]* of [0-9]+ not bf16" | head -3
-echo "== S: gpu_test_scan ($(el) s)"
-timeout 150 $S/build-lean/tests/gpu_test_scan 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|[1-9][0-9]* of [0-9]+ differ" | tail -4
+echo "== main: gpu_test_model *bf16* ($(el) s)"
+MB_TEST_FILTER='*bf16*' timeout 150 build-lean/tests/gpu_test_model 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]" | tail -3
 [ "$(el)" -lt 330 ] && dna_round 2
 if [ "$(el)" -lt 400 ]; then
     echo "== main: bench_gpu --scan ($(el) s)"
