@@ -172,6 +172,8 @@ static void test_usage(void **st)
     assert_int_equal(run("pretrain"), 2);
     assert_int_equal(run("pretrain --steps zero " DATA "tiny.fa"), 2);
     assert_non_null(strstr(g_err, "--steps"));
+    assert_int_equal(run("pretrain --low-memory --high-memory " DATA "tiny.fa"), 2);
+    assert_non_null(strstr(g_err, "--low-memory and --high-memory"));
     assert_int_equal(run("pretrain --init banana " DATA "tiny.fa"), 2);
     assert_int_equal(run("pretrain --precision fp16 " DATA "tiny.fa"), 2);
     assert_non_null(strstr(g_err, "--precision expects fp32, tf32 or bf16"));
@@ -255,9 +257,10 @@ static void test_bf16(void **st)
     remove_run(model);
 }
 
-/* --low-memory's wiring: windows over 64k bases keep only the states
- * between 64k chunks (MB_RECOMPUTE_STACK, said on stderr) and train as
- * without it, to the printed digits. Whether the stack's gradients are
+/* --low-memory's and --high-memory's wiring: windows over 64k bases keep
+ * only the states between 64k chunks (MB_RECOMPUTE_STACK), or each layer's
+ * in_proj output as well as its input (MB_RECOMPUTE_INNER), said on
+ * stderr, and train as without either, to the printed digits. Whether the stack's gradients are
  * right is test_model's and test_classify's to say (against the plain
  * backward, to 1e-5; they fail when a layer's carries are mixed up, which
  * two steps of AdamW here, updates of about lr times the gradient's sign,
@@ -280,14 +283,16 @@ static void test_low_memory(void **st)
     }
     fputs("\n", f);
     assert_int_equal(fclose(f), 0);
-    char lines[2][2][128];
-    const char *flag[2] = {"", " --low-memory"};
-    for (int i = 0; i < 2; i++) {
+    char lines[3][2][128];
+    const char *flag[3] = {"", " --low-memory", " --high-memory"};
+    const char *said[3] = {"66000 bases a step: each layer recomputed in backward\n",
+                           "66000 bases a step: only the states between 64k-base chunks kept",
+                           "66000 bases a step: each layer recomputed in backward but for in_proj"};
+    for (int i = 0; i < 3; i++) {
         remove_run(model);
         assert_int_equal(run("pretrain --d-model 16 --n-layer 2 --seq-len 66000 --batch 1 --steps 2 --threads 2 "
                              "--val-every 2 --val-tokens 4096 --out %s%s %s", model, flag[i], fa), 0);
-        assert_non_null(strstr(g_err, i ? "66000 bases a step: only the states between 64k-base chunks kept"
-                                        : "66000 bases a step: each layer recomputed in backward"));
+        assert_non_null(strstr(g_err, said[i]));
         /* "step k/2  L 66000  train X bits/base ..." up to the speed */
         for (int k = 0; k < 2; k++) {
             char key[32];
@@ -299,15 +304,17 @@ static void test_low_memory(void **st)
             snprintf(lines[i][k], sizeof lines[i][k], "%.*s", (int)(e - p), p);
         }
     }
-    double t[2][2], v[2];
-    for (int i = 0; i < 2; i++) {
-        printf("%s: %s | %s\n", i ? "--low-memory" : "default", lines[i][0], lines[i][1]);
+    double t[3][2], v[3];
+    for (int i = 0; i < 3; i++) {
+        printf("%s: %s | %s\n", i ? flag[i] + 1 : "default", lines[i][0], lines[i][1]);
         t[i][0] = field_after(lines[i][0], "train ");
         t[i][1] = field_after(lines[i][1], "train ");
         v[i] = field_after(lines[i][1], "val ");
     }
-    for (int k = 0; k < 2; k++) assert_true(fabs(t[0][k] - t[1][k]) < 1e-4);
-    assert_true(fabs(v[0] - v[1]) < 1e-4);
+    for (int i = 1; i < 3; i++) {
+        for (int k = 0; k < 2; k++) assert_true(fabs(t[0][k] - t[i][k]) < 1e-4);
+        assert_true(fabs(v[0] - v[i]) < 1e-4);
+    }
     remove_run(model), remove(fa);
 }
 

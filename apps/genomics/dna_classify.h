@@ -79,7 +79,7 @@ typedef struct {
     int n_fasta;
     double val_frac;
     int set_val_frac, rc_aug, force;
-    int low_memory; /* --low-memory */
+    int memory;     /* DNA_MEMORY_*: --low-memory, --high-memory */
     int64_t val_every, val_windows;
 } cl_opts;
 

@@ -61,7 +61,7 @@ void cl_train_usage(FILE *f, const mb_cli_train *d)
             "  --no-rc            no reverse-complement augmentation\n"
             "  --reference FA     reference for CRAM inputs\n"
             "  --force            overwrite an existing --out without --resume\n"
-            DNA_LOW_MEMORY_HELP,
+            DNA_MEMORY_HELP,
             CL_VAL_FRAC_DEFAULT, CL_VAL_WINDOWS_DEFAULT);
     mb_cli_train_help(f, d);
     fprintf(f, "The model flags (--d-model ... --init) do not apply: the model is PRETRAINED's.\n"
@@ -90,14 +90,14 @@ static int cl_parse(cl_opts *o, cl_data *d, int argc, char **argv)
     const mb_cli_train defaults = o->t;
     enum {
         O_MODEL = 256, O_CLASS, O_TSV, O_FASTA, O_VCLASS, O_VTSV, O_VFRAC, O_VWIN, O_VEVERY, O_NORC, O_REF, O_FORCE,
-        O_LOWMEM
+        O_LOWMEM, O_HIGHMEM
     };
     static const struct option own[] = {
         {"model", 1, 0, O_MODEL}, {"class", 1, 0, O_CLASS}, {"tsv", 1, 0, O_TSV}, {"fasta", 1, 0, O_FASTA},
         {"val-class", 1, 0, O_VCLASS}, {"val-tsv", 1, 0, O_VTSV}, {"val-frac", 1, 0, O_VFRAC},
         {"val-windows", 1, 0, O_VWIN}, {"val-every", 1, 0, O_VEVERY}, {"no-rc", 0, 0, O_NORC},
         {"reference", 1, 0, O_REF}, {"force", 0, 0, O_FORCE}, {"low-memory", 0, 0, O_LOWMEM},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"high-memory", 0, 0, O_HIGHMEM}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     struct option *opts = mb_cli_options_join(own);
     o->fasta = calloc((size_t)argc + 1, sizeof(char *));
     if (!opts || !o->fasta) {
@@ -131,7 +131,8 @@ static int cl_parse(cl_opts *o, cl_data *d, int argc, char **argv)
         case O_NORC: o->rc_aug = 0; break;
         case O_REF: o->reference = optarg; break;
         case O_FORCE: o->force = 1; break;
-        case O_LOWMEM: o->low_memory = 1; break;
+        case O_LOWMEM: bad = dna_cmd_memory_option(&o->memory, DNA_MEMORY_LOW); break;
+        case O_HIGHMEM: bad = dna_cmd_memory_option(&o->memory, DNA_MEMORY_HIGH); break;
         case 'h':
             cl_train_usage(stdout, &defaults);
             free(opts);
@@ -281,7 +282,7 @@ static int cl_start(cl_run *t, int64_t step)
     for (int k = 0; k < C; k++)
         fprintf(stderr, DNA_PROG ": class %d '%s': %lld training bases, %lld validation windows of %lld\n", k,
                 d->names.v[k], (long long)d->cls[k].tiv->bases, (long long)d->cls[k].nv, (long long)d->cls[k].vlen);
-    dna_cmd_recompute(t->m, B, L, o->low_memory);
+    dna_cmd_recompute(t->m, B, L, o->memory);
     const mb_config *mc = mb_model_config(t->m);
     fprintf(stderr, DNA_PROG ": %zu parameters (d_model %d, %d layers, head of %d classes) on %s%s\n",
             mb_model_num_params(t->m), mc->d_model, mc->n_layer, mc->n_classes, mb_ctx_name(t->ctx),

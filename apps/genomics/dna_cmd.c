@@ -21,21 +21,37 @@ void dna_cmd_config(mb_config *cfg)
     cfg->pad_vocab_size_multiple = DNA_TOK_VOCAB_PADDED;
 }
 
-void dna_cmd_recompute(mb_model *m, int64_t rows, int64_t L, int low_memory)
+void dna_cmd_recompute(mb_model *m, int64_t rows, int64_t L, int memory)
 {
     if (rows * L <= DNA_RECOMPUTE_TOKENS) return;
     const int bidir = mb_model_config(m)->arch == MB_ARCH_BIDIR;
-    const int stack = low_memory && !bidir && L > DNA_RECOMPUTE_TOKENS;
-    mb_model_set_recompute(m, stack ? MB_RECOMPUTE_STACK : MB_RECOMPUTE_LAYERS);
+    const int stack = memory == DNA_MEMORY_LOW && !bidir && L > DNA_RECOMPUTE_TOKENS;
+    const int inner = memory == DNA_MEMORY_HIGH && !bidir;
+    mb_model_set_recompute(m, stack ? MB_RECOMPUTE_STACK : inner ? MB_RECOMPUTE_INNER : MB_RECOMPUTE_LAYERS);
     if (stack) mb_model_set_recompute_chunk(m, DNA_RECOMPUTE_TOKENS);
+    const char *why = "";
+    if (memory == DNA_MEMORY_LOW && !stack)
+        why = bidir ? " (--low-memory: a bidirectional model's reverse mixer reads the chunks after each, so not a "
+                      "chunk at a time)"
+                    : " (--low-memory: windows of 64k bases or less are not cut)";
+    if (memory == DNA_MEMORY_HIGH && !inner)
+        why = " (--high-memory: a bidirectional model's two mixers share one in_proj output, which is not kept)";
     fprintf(stderr, DNA_PROG ": %lld bases a step: %s%s\n", (long long)(rows * L),
-            stack ? "only the states between 64k-base chunks kept, the model recomputed a chunk at a time in "
-                    "backward (--low-memory)"
-                  : "each layer recomputed in backward",
-            stack || !low_memory ? ""
-            : bidir              ? " (--low-memory: a bidirectional model's reverse mixer reads the chunks "
-                                   "after each, so not a chunk at a time)"
-                                 : " (--low-memory: windows of 64k bases or less are not cut)");
+            stack   ? "only the states between 64k-base chunks kept, the model recomputed a chunk at a time in "
+                      "backward (--low-memory)"
+            : inner ? "each layer recomputed in backward but for in_proj, whose output is kept (--high-memory)"
+                    : "each layer recomputed in backward",
+            why);
+}
+
+int dna_cmd_memory_option(int *memory, int want)
+{
+    if (*memory && *memory != want) {
+        mb_cli_error(DNA_PROG, "--low-memory and --high-memory: give one or the other");
+        return 1;
+    }
+    *memory = want;
+    return 0;
 }
 
 void dna_cmd_complement(int *comp)

@@ -23,7 +23,7 @@ typedef struct {
     const char *val_bed, *reference;
     double val_frac, seq_warmup;
     int rc_aug, kmer, force;
-    int low_memory; /* --low-memory */
+    int memory;     /* DNA_MEMORY_*: --low-memory, --high-memory */
     int mlm;       /* --objective mlm: masked targets (the bidirectional model) */
     int arch_set;  /* --arch or --rc-equivariant given */
     int64_t val_every, val_tokens, stop_after;
@@ -77,7 +77,7 @@ static void usage(FILE *f, const mb_cli_train *d)
             "  --rc-equivariant   bidir: reverse-complement parameter sharing (Caduceus-PS):\n"
             "                     a sequence and its reverse complement get mirrored\n"
             "                     predictions and equal pooled embeddings; twice the compute\n"
-            "memory:\n" DNA_LOW_MEMORY_HELP,
+            "memory:\n" DNA_MEMORY_HELP,
             DNA_KMER_MAX);
     mb_cli_train_help(f, d);
     fprintf(f, "\nDefaults: --out " DNA_DEFAULT_MODEL ".\n"
@@ -116,7 +116,7 @@ static int pt_parse(pt_opts *o, int argc, char **argv)
     o->val_tokens = -1;
     const mb_cli_train defaults = o->t;
     enum { O_VAL = 256, O_VBED, O_VFRAC, O_VEVERY, O_VTOK, O_KMER, O_NORC, O_SWARM, O_REF, O_FORCE, O_STOP,
-           O_OBJ, O_ARCH, O_RCEQ, O_LOWMEM };
+           O_OBJ, O_ARCH, O_RCEQ, O_LOWMEM, O_HIGHMEM };
     int arch = -1, rceq = 0;
     static const struct option own[] = {
         {"val", 1, 0, O_VAL}, {"val-bed", 1, 0, O_VBED}, {"val-frac", 1, 0, O_VFRAC},
@@ -124,7 +124,7 @@ static int pt_parse(pt_opts *o, int argc, char **argv)
         {"no-rc", 0, 0, O_NORC}, {"seq-warmup", 1, 0, O_SWARM}, {"reference", 1, 0, O_REF},
         {"force", 0, 0, O_FORCE}, {"stop-after", 1, 0, O_STOP}, {"objective", 1, 0, O_OBJ},
         {"arch", 1, 0, O_ARCH}, {"rc-equivariant", 0, 0, O_RCEQ}, {"low-memory", 0, 0, O_LOWMEM},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"high-memory", 0, 0, O_HIGHMEM}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     struct option *opts = mb_cli_options_join(own);
     o->val_files = calloc((size_t)argc + 1, sizeof(char *));
     if (!opts || !o->val_files) {
@@ -155,7 +155,8 @@ static int pt_parse(pt_opts *o, int argc, char **argv)
         case O_SWARM: bad = mb_cli_parse_real(DNA_PROG, "--seq-warmup", optarg, 0.0, 1.0, &o->seq_warmup); break;
         case O_REF: o->reference = optarg; break;
         case O_FORCE: o->force = 1; break;
-        case O_LOWMEM: o->low_memory = 1; break;
+        case O_LOWMEM: bad = dna_cmd_memory_option(&o->memory, DNA_MEMORY_LOW); break;
+        case O_HIGHMEM: bad = dna_cmd_memory_option(&o->memory, DNA_MEMORY_HIGH); break;
         case O_STOP: bad = mb_cli_parse_int(DNA_PROG, "--stop-after", optarg, 1, INT64_C(1) << 40, &o->stop_after); break;
         case O_OBJ:
             if (!strcmp(optarg, "clm") || !strcmp(optarg, "mlm")) {
@@ -437,7 +438,7 @@ static int pt_start(pt_run *t, int64_t step)
      * or less with --low-memory); a rank holds its rows of the batch */
     int64_t L, B;
     pt_shape(o, o->t.steps, &L, &B);
-    dna_cmd_recompute(t->m, B / P, L, o->low_memory);
+    dna_cmd_recompute(t->m, B / P, L, o->memory);
     const mb_config *mc = mb_model_config(t->m);
     fprintf(stderr, DNA_PROG ": %zu parameters (%s, d_model %d, %d layers, d_state %d, %s A) on %s%s%s\n",
             mb_model_num_params(t->m),

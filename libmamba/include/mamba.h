@@ -232,12 +232,12 @@ size_t mb_model_num_params(const mb_model *m);
  *   MB_RECOMPUTE_INNER   as LAYERS, keeping each layer's in_proj output
  *                        as well (2 d_inner floats a token a layer): the
  *                        recompute runs the norm, the conv, x_proj and
- *                        dt_proj but not in_proj, its largest product
- *                        (fp32, H100: 1.49 ms a 128 Ki-token chunk by
- *                        bench_gemm, some 95 ms of the DNA model's 1.09 s
- *                        step at L = 2^20). That model at 2^20 keeps 32 GiB
- *                        more than with LAYERS. The LM and the classifier
- *                        on it; others take it as LAYERS.
+ *                        dt_proj but not in_proj, its largest product.
+ *                        The DNA model at L = 2^20 (H100, session 43):
+ *                        45.5 GiB a step against LAYERS' 13.5, fp32 0.99 s
+ *                        against 1.09, TF32 0.64 against 0.66, bf16 0.70
+ *                        against 0.71. The LM and the classifier on it;
+ *                        others take it as LAYERS.
  * Gradients are the same in all four (sums grouped by chunk). Any true
  * value that is not STACK or INNER means LAYERS. */
 enum { MB_RECOMPUTE_OFF = 0, MB_RECOMPUTE_LAYERS = 1, MB_RECOMPUTE_STACK = 2, MB_RECOMPUTE_INNER = 3 };
