@@ -1,17 +1,10 @@
 #!/usr/bin/env bash
-# The next session's first device call (written in session 42; carry .deps).
-#   main: gpu_test_scan and gpu_test_ops (session 42's last edits were labels and a benchmark
-#         table), then bench_gpu --scan with its new third table (the scan in bf16 precision,
-#         scan_f32r: never run yet).
-#   T = main + bench/trials/round-2d.patch (bf16_round_copy_kernel over 2D tiles): gpu_test_ops
-#       (bit for bit against the CPU);
-#   S = main + bench/trials/scan-rd-use.patch (the f32r scan rounds delta, z, dy where used),
-#       (U, the same rounding by cvt, dropped from this call in session 43: bf16-cvt measured
-#       level in session 42, and the budget was short);
-#   then the DNA step at 2^20 in bf16 (and TF32, fp32: the issue's three rows) for main, T and
-#   S, alternated, two rounds. main also runs gpu_test_model's bf16 tests (session 43's one
-#   bf16 rounding pass over x_proj's whole output gradient).
-# On an H200 every main row is also an H200 figure for issue 14's table (session 42 ran on H100s).
+# Session 43's device call (carry .deps), as it ran on an H100 (bench/RESULTS.md, "Session 43"):
+#   lean builds of main, T = main + round-2d, S = main + scan-rd-use (both patches since deleted:
+#   this script no longer runs as written), K = main with the GPU norms' r16 store dropped;
+#   gpu_test_model's *inner* tests; the DNA step at 2^20 for main, main --inner, T and S; the
+#   trials' suites, main's suites, K (must fail); a second round, the scan table, and on an H200
+#   the generation rows, as time allowed. S43_SHORT=1: main against --inner alone.
 set -uo pipefail
 start=$(date +%s)
 el() { echo $(($(date +%s) - start)); }
