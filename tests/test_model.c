@@ -121,10 +121,10 @@ static void mixer_grad(int cplx)
     mb_test_fill(&r, c.u, M * d, -1, 1);
     mb_test_fill(&r, c.w, M * d, -1, 1);
     mb_carve cv = {NULL, 0};
-    mb_mixer_acts_carve(&c.a, mx, (int)M, &cv);
+    mb_mixer_acts_carve(&c.a, mx, (int)M, 1, &cv);
     c.abuf = malloc(cv.n * 4);
     cv = (mb_carve){c.abuf, 0};
-    mb_mixer_acts_carve(&c.a, mx, (int)M, &cv);
+    mb_mixer_acts_carve(&c.a, mx, (int)M, 1, &cv);
     assert_int_equal(mb_arena_init(&c.ws, ctx, mb_mixer_workspace(ctx, mx, c.B, c.L)), 0);
 
     mixer_loss(&c);

@@ -142,7 +142,8 @@ static void bidir_layout(mb_carve *c, void *arg)
     /* rows one layer pass works on: everything, or one chunk of one sequence */
     const int Mx = chunked ? n->rc_chunk : (int)SM;
     for (int l = 0; l <= m->cfg.n_layer; l++) n->h[l] = mb_carve_take(c, SM * d);
-    for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], Mx, chunked, c);
+    for (int x = 0; x < n->nx; x++)
+        mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], Mx, chunked ? MB_LAYER_ACTS_PIECES : 0, c);
     mb_lm_head_acts_carve(&n->hacts, &n->bb.head, (int)SM, c);
     n->logits = mb_carve_take(c, SM * Vp);
     n->dh = mb_carve_take(c, SM * d);

@@ -156,13 +156,16 @@ static void lm_layout(mb_carve *c, void *arg)
     /* chunked, layer 0's input is the chunk's embedding, recomputed when
      * needed (lm_chunk_in): h[0] holds one chunk; stacked, every stream */
     for (int l = 0; l <= nl; l++) n->h[l] = mb_carve_take(c, ((l == 0 && chunked) || stacked ? (size_t)Mx : M) * d);
-    for (int x = 0; x < n->nx; x++) mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], Mx, 0, c);
+    /* MB_RECOMPUTE_INNER: the acts' xz points into xzk (lm_kept_xz) */
+    const int inner = n->recompute == MB_RECOMPUTE_INNER;
+    for (int x = 0; x < n->nx; x++)
+        mb_layer_acts_carve(&n->acts[x], &n->bb.layers[0], Mx, inner ? MB_LAYER_ACTS_NO_XZ : 0, c);
     n->hf_chunk = lm_stacked_hf(m, n, a->L);
     mb_lm_head_acts_carve(&n->hacts, &n->bb.head, n->hf_chunk ? Mx : (int)M, c);
     n->logits = mb_carve_take(c, M * m->vocab_padded);
     n->dh = mb_carve_take(c, (stacked ? (size_t)Mx : M) * d);
     n->dxn = mb_carve_take(c, (size_t)Mx * d);
-    n->xzk = n->recompute == MB_RECOMPUTE_INNER ? mb_carve_take(c, (size_t)nl * M * 2 * mx->d_inner) : NULL;
+    n->xzk = inner ? mb_carve_take(c, (size_t)nl * M * 2 * mx->d_inner) : NULL;
     if (!chunked) return;
     n->saved = mb_carve_take(c, (size_t)nl * a->B * n->nch * mb_mixer_state_floats(mx, 1));
     mb_mixer_state_carve(&n->work, mx, 1, c);

@@ -28,15 +28,16 @@ void mb_layer_init_weights(const mb_layer *ly, const mb_params *ps, float *host,
     if (ly->bidir) mb_mixer_init_weights(&ly->mixer_rev, ps, host, cfg, rng);
 }
 
-void mb_layer_acts_carve(mb_layer_acts *a, const mb_layer *ly, int M, int pieces, mb_carve *c)
+void mb_layer_acts_carve(mb_layer_acts *a, const mb_layer *ly, int M, int flags, mb_carve *c)
 {
+    const int with_xz = !(flags & MB_LAYER_ACTS_NO_XZ);
     a->xn = mb_carve_take(c, (size_t)M * ly->width);
     mb_norm_acts_carve(&a->norm, &ly->norm, M, c);
-    mb_mixer_acts_carve(&a->mix, &ly->mixer, M, c);
+    mb_mixer_acts_carve(&a->mix, &ly->mixer, M, with_xz, c);
     a->xn_r = NULL;
     if (!ly->bidir) return;
-    if (pieces) a->xn_r = mb_carve_take(c, (size_t)M * ly->width);
-    mb_mixer_acts_carve(&a->mix_r, &ly->mixer_rev, M, c);
+    if (flags & MB_LAYER_ACTS_PIECES) a->xn_r = mb_carve_take(c, (size_t)M * ly->width);
+    mb_mixer_acts_carve(&a->mix_r, &ly->mixer_rev, M, with_xz, c);
 }
 
 size_t mb_layer_workspace(mb_ctx *ctx, const mb_layer *ly, int B, int L)

@@ -34,10 +34,13 @@ int mb_layer_register(mb_layer *ly, mb_params *ps, const char *prefix, const mb_
 /* the norm's ones, then the mixer's draws from rng (mamba_ssm's init) */
 void mb_layer_init_weights(const mb_layer *ly, const mb_params *ps, float *host, const mb_config *cfg,
                            mb_rng *rng);
-/* pieces: the bidirectional block will run a direction at a time
- * (mb_layer_dir_*), which keeps flip(xn) in xn_r; the whole-sequence
- * block does not need it */
-void mb_layer_acts_carve(mb_layer_acts *a, const mb_layer *ly, int M, int pieces, mb_carve *c);
+/* flags: MB_LAYER_ACTS_PIECES, the bidirectional block will run a
+ * direction at a time (mb_layer_dir_*), which keeps flip(xn) in xn_r (the
+ * whole-sequence block does not need it); MB_LAYER_ACTS_NO_XZ, in_proj's
+ * output is not carved: the caller points mix.xz at rows of its own (the
+ * LM's kept outputs, MB_RECOMPUTE_INNER) */
+enum { MB_LAYER_ACTS_PIECES = 1, MB_LAYER_ACTS_NO_XZ = 2 };
+void mb_layer_acts_carve(mb_layer_acts *a, const mb_layer *ly, int M, int flags, mb_carve *c);
 /* op scratch (bytes) forward, backward and the step need for (B, L) */
 size_t mb_layer_workspace(mb_ctx *ctx, const mb_layer *ly, int B, int L);
 

@@ -104,10 +104,10 @@ void mb_mixer_init_weights(const mb_mixer *mx, const mb_params *ps, float *data,
 #undef NUMEL
 }
 
-void mb_mixer_acts_carve(mb_mixer_acts *a, const mb_mixer *mx, int M, mb_carve *c)
+void mb_mixer_acts_carve(mb_mixer_acts *a, const mb_mixer *mx, int M, int with_xz, mb_carve *c)
 {
     const size_t Di = mx->d_inner, m = (size_t)M;
-    a->xz = mb_carve_take(c, m * 2 * Di);
+    a->xz = with_xz ? mb_carve_take(c, m * 2 * Di) : NULL;
     a->xc = mb_carve_take(c, m * Di);
     a->xdbl = mb_carve_take(c, m * mx->xdbl_dim);
     a->delta = mb_carve_take(c, m * Di);

@@ -51,7 +51,7 @@ void mb_mixer_init_weights(const mb_mixer *mx, const mb_params *ps, float *data,
 
 /* Lay out the acts for M rows, the state for B sequences (core.h's carve;
  * a state is its conv part then its SSM part, in one run of floats). */
-void mb_mixer_acts_carve(mb_mixer_acts *a, const mb_mixer *mx, int M, mb_carve *c);
+void mb_mixer_acts_carve(mb_mixer_acts *a, const mb_mixer *mx, int M, int with_xz, mb_carve *c);
 void mb_mixer_state_carve(mb_mixer_state *s, const mb_mixer *mx, int B, mb_carve *c);
 size_t mb_mixer_state_floats(const mb_mixer *mx, int B);
 /* Scratch (bytes) forward and backward need beyond the acts. */
