@@ -49,7 +49,8 @@ int mb_mixer_register(mb_mixer *mx, mb_params *ps, const char *prefix, const mb_
 void mb_mixer_init_weights(const mb_mixer *mx, const mb_params *ps, float *data,
                            const mb_config *cfg, mb_rng *rng);
 
-/* Lay out the acts for M rows, the state for B sequences (core.h's carve;
+/* Lay out the acts for M rows (with_xz 0: xz is left NULL, for the caller
+ * to point at rows of its own), the state for B sequences (core.h's carve;
  * a state is its conv part then its SSM part, in one run of floats). */
 void mb_mixer_acts_carve(mb_mixer_acts *a, const mb_mixer *mx, int M, int with_xz, mb_carve *c);
 void mb_mixer_state_carve(mb_mixer_state *s, const mb_mixer *mx, int B, mb_carve *c);
