@@ -77,10 +77,11 @@ int dna_cmd_memory_option(int *memory, int want);
     "                     (the causal LM; a bidir model recomputes layer by layer):\n"    \
     "                     d_model 256 x 8 layers at 1M bases, bf16, H100: 7.3 GiB\n"    \
     "                     a step, against 13.5 GiB without, for about 15%% more time\n"  \
-    "  --high-memory      windows over 64k bases: keep each layer's in_proj output\n"    \
-    "                     for the backward instead of recomputing it (the causal\n"     \
-    "                     LM): the same model at 1M bases, H100: 45 GiB a step, for\n" \
-    "                     9%% less time in fp32 and 2%% in TF32 and bf16\n"
+    "  --high-memory      steps over 64k bases, whose layers are recomputed in\n"      \
+    "                     backward: keep each layer's in_proj output instead of\n"     \
+    "                     recomputing it (the causal LM): the same model at 1M\n"      \
+    "                     bases, H100: 45 GiB a step, for 9%% less time in fp32 and\n" \
+    "                     2%% in TF32 and bf16\n"
 
 /* The complement of each token (A-T, C-G; the others their own), as the
  * RC-equivariant model's rc_complement (MB_RC_MAX_VOCAB entries). */
