@@ -95,7 +95,7 @@ static void usage(FILE *f)
             "  --precision P      fp32, tf32 (as --tf32) or bf16: mamba_ssm's autocast, the\n"
             "                     GEMMs' inputs and the stored activations rounded to bf16,\n"
             "                     the state and the arithmetic fp32; steps run layer by\n"
-            "                     layer (on a GPU, bf16 tensor cores) [fp32]\n"
+            "                     layer (on a GPU, tensor cores) [fp32]\n"
             "  --int8             CPU: int8 copies of the weights for the steps (a quarter of\n"
             "                     the bytes a base reads, about 2x faster; logits within ~2e-2)\n"
             "  --bf16             GPU: bf16 copies of the weights for the steps (half the bytes)\n"

@@ -60,8 +60,10 @@ void mb_ctx_set_tf32(mb_ctx *ctx, int on);
  * reads and the activations and their gradients that ops store are rounded
  * to bf16; arithmetic, accumulation, the residual stream, the scan's state,
  * A, D and dt bias, the weights, their gradients, the optimizer and the
- * loss stay fp32. On a GPU the GEMMs run on bf16 tensor cores with fp32
- * accumulation; the CPU is the reference the GPU is tested against. Built
+ * loss stay fp32. On a GPU the GEMMs run on tensor cores with fp32
+ * accumulation (cuBLAS picks its TF32 kernels for these fp32 arrays of
+ * bf16 values, exact for them: session 41's profile); the CPU is the
+ * reference the GPU is tested against. Built
  * for training, forward, chunks and classification of the LM and the audio
  * U-Net, and the LM's steps and sampling (its steps layer by layer, the
  * draw from the LM head's own logits); the U-Net's steps and sampling get
