@@ -213,6 +213,11 @@ static void test_step_bf16_stack_chunks(void **s)
     (void)s;
     bf16_matches("LM, stacked chunks", small(0), MB_RECOMPUTE_STACK, 37, gpu_test_small() ? 60 : 600, 2e-2);
 }
+static void test_step_bf16_inner_chunks(void **s)
+{
+    (void)s;
+    bf16_matches("LM, in_proj kept, chunks", small(0), MB_RECOMPUTE_INNER, 37, gpu_test_small() ? 60 : 600, 2e-2);
+}
 
 /* ---- the bidirectional model: GPU against CPU ---------------------------- */
 
@@ -1007,6 +1012,7 @@ int main(void)
         cmocka_unit_test(test_step_inner),
         cmocka_unit_test(test_step_inner_chunks),
         cmocka_unit_test(test_step_inner_chunks_complex),
+        cmocka_unit_test(test_step_bf16_inner_chunks),
         cmocka_unit_test(test_step_bf16),
         cmocka_unit_test(test_step_bf16_recompute_chunks),
         cmocka_unit_test(test_step_bf16_stack_chunks),
