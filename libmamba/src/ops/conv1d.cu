@@ -42,6 +42,8 @@ struct conv_io {
  * leaves x (in_proj's output) and dy (x_proj's input gradient) as their
  * products wrote them (mb_bf16_round_rows_conv_scan): rounded here, where
  * they are loaded anyway, a pass over memory fewer each */
+/* (written out, not mb_bf16_keep_if: through it nvcc 13 emits other PTX
+ * for the dw kernel, conv_dw_f, which no GPU has timed) */
 __device__ __forceinline__ float conv_rd(const conv_io &io, float v) { return io.r16 ? mb_bf16_keep(v) : v; }
 
 /* dx at (b, s) as stored: plus the next chunk's share in the last K-1
@@ -50,7 +52,7 @@ __device__ __forceinline__ float conv_dx_final(const conv_io &io, int64_t b, int
 {
     const int r = s - (io.L - (io.K - 1));
     if (io.dnext && r >= 0) a += io.dnext[(b * (io.K - 1) + r) * io.D + d];
-    return io.r16 ? mb_bf16_keep(a) : a;
+    return mb_bf16_keep_if(io.r16, a);
 }
 
 /* [prev; x] at position s of batch b (zero past either end), as stored */
@@ -118,7 +120,7 @@ conv_fwd_run4(conv_io io, float *y, int ldy, int64_t nruns, int rps)
 #pragma unroll
             for (int k = 0; k < KT; k++) acc += wk[k] * v[i + k];
             const float v = SILU ? mb_silu_dev(acc) : acc;
-            y[(b * io.L + t0 + i) * ldy + d] = R16 ? mb_bf16_keep(v) : v;
+            y[(b * io.L + t0 + i) * ldy + d] = mb_bf16_keep_if(R16, v);
         }
     }
 }
@@ -218,7 +220,7 @@ template <bool SILU> __global__ void conv_fwd_kernel(conv_io io, int64_t rows, f
         const int t = (int)(row - b * io.L);
         MB_FOR_COLS(d, io.D) {
             const float acc = conv_out_at(io, b, t, (int)d), v = SILU ? mb_silu_dev(acc) : acc;
-            y[row * ldy + d] = io.r16 ? mb_bf16_keep(v) : v;
+            y[row * ldy + d] = mb_bf16_keep_if(io.r16, v);
         }
     }
 }
@@ -450,17 +452,17 @@ static __global__ void conv_step_kernel(int64_t n, int D, int K, const float *x,
         float *sp = state + b * (K - 1) * D + d;
         const float *wd = w + (size_t)d * K;
         /* read as bf16 values in bf16 precision (conv_rd) */
-        const float xv = r16 ? mb_bf16_keep(x[b * ldx + d]) : x[b * ldx + d];
+        const float xv = mb_bf16_keep_if(r16, x[b * ldx + d]);
         float acc = bias ? bias[d] : 0.0f;
         for (int k = 0; k < K - 1; k++) {
-            const float v = r16 ? mb_bf16_keep(sp[(int64_t)k * D]) : sp[(int64_t)k * D];
+            const float v = mb_bf16_keep_if(r16, sp[(int64_t)k * D]);
             acc += wd[k] * v;
             if (k > 0) sp[(int64_t)(k - 1) * D] = v;
         }
         acc += wd[K - 1] * xv;
         if (K > 1) sp[(int64_t)(K - 2) * D] = xv;
         if (silu) acc = mb_silu_dev(acc);
-        y[b * ldy + d] = r16 ? mb_bf16_keep(acc) : acc;
+        y[b * ldy + d] = mb_bf16_keep_if(r16, acc);
     }
 }
 

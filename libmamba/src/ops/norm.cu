@@ -99,7 +99,7 @@ static __global__ void norm_fwd_kernel(int M, int C, const float *x, const float
             float v = (LN ? centered(xr[j], mu_hi, mu_lo) : xr[j]) * r;
             if (w) v *= w[j];
             if (LN && b) v += b[j];
-            return r16 ? mb_bf16_keep(v) : v;
+            return mb_bf16_keep_if(r16, v);
         });
         if (lane == 0) {
             rstd[row] = r;
@@ -130,7 +130,7 @@ norm_fwd_row_kernel(int M, int C, const float *x, const float *w, const float *b
             float v = (LN ? centered(xr[j], mu_hi, mu_lo) : xr[j]) * r;
             if (w) v *= w[j];
             if (LN && b) v += b[j];
-            yr[j] = r16 ? mb_bf16_keep(v) : v;
+            yr[j] = mb_bf16_keep_if(r16, v);
         }
         if (threadIdx.x == 0) {
             rstd[row] = r;

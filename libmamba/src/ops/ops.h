@@ -186,6 +186,8 @@ static inline MB_HOSTDEV float mb_bf16_float(uint16_t h)
 }
 /* x as bf16 precision stores an activation: the nearest bf16 value */
 static inline MB_HOSTDEV float mb_bf16_keep(float x) { return mb_bf16_float(mb_bf16_round(x)); }
+/* the same where r16 (an op's bf16 flag), else x as it is */
+static inline MB_HOSTDEV float mb_bf16_keep_if(int r16, float x) { return r16 ? mb_bf16_keep(x) : x; }
 /* Ops whose outputs are activations the mixer stores (the conv's y and dx,
  * the scan's y, du, ddelta and dz) round them themselves in bf16
  * precision, as mb_precision_store would after them: on the GPU in the

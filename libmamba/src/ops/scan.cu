@@ -140,7 +140,7 @@ template <> struct scan_stored<scan_f32r> {
 template <typename T> __device__ __forceinline__ void scan_st(void *p, size_t i, float v, int r16);
 template <> __device__ __forceinline__ void scan_st<float>(void *p, size_t i, float v, int r16)
 {
-    static_cast<float *>(p)[i] = r16 ? mb_bf16_keep(v) : v;
+    static_cast<float *>(p)[i] = mb_bf16_keep_if(r16, v);
 }
 template <> __device__ __forceinline__ void scan_st<scan_f32r>(void *p, size_t i, float v, int r16)
 {
