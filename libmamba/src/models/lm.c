@@ -343,8 +343,8 @@ static int lm_forward(mb_model *m, const int32_t *tok, int B, int L, int want_lo
     if (!chunked) mb_embedding_fwd(ctx, &n->bb.embed, ps, M, tok, n->h[0]);
     for (int l = 0; l < m->cfg.n_layer; l++) {
         mb_layer_acts *a = &n->acts[n->recompute ? 0 : l];
-        if (n->xzk) lm_kept_xz(m, a, l, 0);
         if (!chunked) {
+            if (n->xzk) lm_kept_xz(m, a, l, 0);
             if (mb_layer_fwd(ctx, &n->bb.layers[l], ps, B, L, n->h[l], n->h[l + 1], a, NULL, &n->ws)) return -1;
             continue;
         }
