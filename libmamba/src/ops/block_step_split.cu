@@ -144,6 +144,34 @@ static __device__ __forceinline__ float sp_conv_part(const mb_norm_gemv_params &
     return a;
 }
 
+/* Row r of the pass for the GEMVs: RMSNorm's scale by its weights, xs[r]
+ * = h * norm_w, with the lane's part of sum h^2 left in red[r][warp] for
+ * sp_rstd after the next barrier: the row's 1 / rms multiplies the column
+ * sums instead (W (h w) r == W (h w r)), so the sum of squares needs no
+ * barrier of its own before the products, where mb_norm_row_block takes
+ * two (a block sum) and reads the row twice. LayerNorm's mean must come
+ * before the products: it keeps mb_norm_row_block. */
+static __device__ __forceinline__ void sp_rms_stage(int d, const float *x, const float *w, float *red, float *xs)
+{
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < d; i += SP_THREADS) {
+        const float v = x[i];
+        ss += v * v;
+        xs[i] = v * w[i];
+    }
+    ss = mb_warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
+}
+
+/* 1 / rms of a row staged by sp_rms_stage (its SP_WARPS partial sums) */
+static __device__ __forceinline__ float sp_rstd(int d, float eps, const float *red)
+{
+    float ss = 0.f;
+#pragma unroll
+    for (int w = 0; w < SP_WARPS; w++) ss += red[w];
+    return rsqrtf(ss / (float)d + eps);
+}
+
 /* y[b, n] = W[n, :] . norm(h[b, :]) for n < n_out: the block step's first
  * kernel, and the head of a generation step (ops/sample.cu) */
 template <int MR, bool V, bool BF>
@@ -151,10 +179,11 @@ static __global__ void __launch_bounds__(SP_THREADS, BF ? SP_BF_BLOCKS : 0)
 norm_gemv_kernel(const mb_norm_gemv_params p)
 {
     extern __shared__ float4 sp_sh4[];
-    __shared__ float red[32];
+    __shared__ float red[MR * SP_WARPS > 32 ? MR * SP_WARPS : 32];
     float *xs = reinterpret_cast<float *>(sp_sh4);
     const int d = p.d, ld = mb_round4(d), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int n_first = blockIdx.x * SP_WARPS + warp;
+    const bool rms = p.norm_b == NULL;
     typedef typename sp_elem<BF>::type E;
     typename mb_wtraits<E>::vec wr[SP_PRE];
     const E *W = sp_w<BF>(p.W, p.Wb);
@@ -173,22 +202,32 @@ norm_gemv_kernel(const mb_norm_gemv_params p)
         /* the whole block norms each row: a warp a row left the other
          * warps waiting on its chain of loads (profiled: the kernel's time
          * at batch 1) */
-        for (int r = 0; r < M; r++)
-            mb_norm_row_block<SP_THREADS>(d, sp_row(p.h, p.tokens, p.embed, d, m0 + r), p.norm_w, p.norm_b, p.eps,
-                                          red, xs + r * ld);
+        for (int r = 0; r < M; r++) {
+            const float *x = sp_row(p.h, p.tokens, p.embed, d, m0 + r);
+            if (rms) sp_rms_stage(d, x, p.norm_w, red + r * SP_WARPS, xs + r * ld);
+            else mb_norm_row_block<SP_THREADS>(d, x, p.norm_w, p.norm_b, p.eps, red, xs + r * ld);
+        }
         __syncthreads();
+        float rstd[MR];
+#pragma unroll
+        for (int m = 0; m < MR; m++) rstd[m] = rms && m < M ? sp_rstd(d, p.eps, red + m * SP_WARPS) : 1.f;
         for (int n = blockIdx.x * SP_WARPS + warp; n < p.n_out; n += gridDim.x * SP_WARPS) {
+            /* the conv's taps on the state, loaded before the column's
+             * weights so that both are in flight at once (after the
+             * products they were a second wait a column) */
+            const bool first = n == n_first && m0 == m_first;
+            float wl = conv_wl, ca = conv_a;
+            if (!first && lane < M && n < p.conv_dim) ca = sp_conv_part(p, m0 + lane, n, &wl);
             float acc[MR];
             sp_gemv<MR, V>(M, d, xs, ld, W + (size_t)n * d, pre && n == n_first, wr, acc);
 #pragma unroll
             for (int m = 0; m < MR; m++)
                 if (lane == m && m < M) {
                     const int b = m0 + m;
-                    p.y[(size_t)b * p.ldy + n] = acc[m];
+                    const float yv = acc[m] * rstd[m];
+                    p.y[(size_t)b * p.ldy + n] = yv;
                     if (n >= p.conv_dim) continue;
-                    float wl;
-                    const float a = (n == n_first && m0 == m_first ? (wl = conv_wl, conv_a) : sp_conv_part(p, b, n, &wl)) +
-                                    wl * acc[m];
+                    const float a = ca + wl * yv;
                     p.xc[(size_t)b * p.conv_dim + n] = a * mb_sigmoid_dev(a);
                 }
         }
@@ -383,13 +422,18 @@ split_out_kernel(const mb_block_step_params p, const float *__restrict__ h, cons
         sp_stage(xs, ld, y, Di, m0, M);
         __syncthreads();
         for (int n = blockIdx.x * SP_WARPS + warp; n < d; n += gridDim.x * SP_WARPS) {
+            /* the residual, loaded before the column's weights (as the
+             * conv's taps in norm_gemv_kernel) */
+            const float hv = n == n_first && m0 == m_first ? h_first
+                             : lane < M                     ? sp_row(h, p.tokens, p.embed, d, m0 + lane)[n]
+                                                            : 0.f;
             float acc[MR];
             sp_gemv<MR, V>(M, Di, xs, ld, W + (size_t)n * Di, pre && n == n_first, wr, acc);
 #pragma unroll
             for (int m = 0; m < MR; m++)
                 if (lane == m && m < M) {
                     const int b = m0 + m;
-                    const float o = acc[m] + (n == n_first && m0 == m_first ? h_first : sp_row(h, p.tokens, p.embed, d, b)[n]);
+                    const float o = acc[m] + hv;
                     out[(size_t)b * ldo + n] = o;
                     if (p.out2) p.out2[(size_t)b * ldo2 + n] = o + p.add2[(size_t)b * lda2 + n];
                 }
