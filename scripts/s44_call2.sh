@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Session 44's second device call (carry .deps): `gemv-hoist` (the split step's RMSNorm scale
-# As it ran on an H100 (bench/RESULTS.md, "Session 44"); gemv-hoist was merged after it and its
-# patch deleted, so this script no longer runs as written.
 # taken after the products, the conv taps and the residual loaded before a column's weights)
 # against main at batch 1 and 8, where the split kernels run; gpu_test_ops on both, and on K
 # (the trial with the 1/rms dropped: must fail).
 #   bash scripts/s44_call2.sh > $OUT/log 2>&1; tail -80 $OUT/log
+# As it ran on an H100 (bench/RESULTS.md, "Session 44"); gemv-hoist was merged after it and its
+# patch deleted, so this script no longer runs as written.
 set -uo pipefail
 start=$(date +%s)
 el() { echo $(($(date +%s) - start)); }
