@@ -917,6 +917,13 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
      * gathered against A log2(e) and scaled by ln 2 once */
     float ddtA = 0.f, ddtI = 0.f, gb = 0.f;
     dD_acc += dyf * x;
+    /* FOLD (real A, 16 states a thread): the reduce-scatter's first level
+     * pairs state n's dB value with its dC value, both made in the loop's
+     * n-th pass, so the pass takes that level itself and keeps one value,
+     * not two (16 floats fewer live at the loop's peak; the same sums in the
+     * same order) */
+    constexpr bool FOLD = !CPLX && W == 32 && V == 32 && HS == 16;
+    const bool upper = (lane & 16) != 0;
     float vals[V];
 #pragma unroll
     for (int k = 0; k < V; k++) vals[k] = 0.f;
@@ -944,14 +951,19 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
                 G[2 * n] = ar * Gr + ai * Gi;
                 G[2 * n + 1] = ar * Gi - ai * Gr;
             } else {
-                vals[HS + n] = dyf * h[n];
                 const float Gn = G[n] + dyf * Ct[n];
                 const float qa = Gn * hp[n] * ar;
                 ddtA += A2[n] * qa;
                 dA_acc[n] += dt * qa;
-                vals[n] = Gn * dtx;
                 gb += Gn * Bt[n];
                 G[n] = ar * Gn;
+                if constexpr (FOLD) {
+                    const float vb = live ? Gn * dtx : 0.f, vc = live ? dyf * h[n] : 0.f;
+                    vals[n] = (upper ? vc : vb) + __shfl_xor_sync(0xffffffffu, upper ? vb : vc, 16);
+                } else {
+                    vals[HS + n] = dyf * h[n];
+                    vals[n] = Gn * dtx;
+                }
             }
         }
     }
@@ -969,11 +981,19 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
         scan_st<T>(a.du, row * a.ld_du + d, dx, a.r16);
         scan_st<T>(a.ddelta, row * a.ld_ddelta + d, ddt, a.r16);
     }
-    if (!live)
-#pragma unroll
-        for (int k = 0; k < V; k++) vals[k] = 0.f;
     float red[V / W];
-    warp_reduce_scatter<V, W>(vals, red, lane);
+    if constexpr (FOLD) {
+        warp_rs_level<8>(vals, lane);
+        warp_rs_level<4>(vals, lane);
+        warp_rs_level<2>(vals, lane);
+        warp_rs_level<1>(vals, lane);
+        red[0] = vals[0];
+    } else {
+        if (!live)
+#pragma unroll
+            for (int k = 0; k < V; k++) vals[k] = 0.f;
+        warp_reduce_scatter<V, W>(vals, red, lane);
+    }
 #pragma unroll
     for (int g = 0; g < V / W; g++) {
         /* value index: dB for j < HS, dC after; of this part's states */
@@ -995,9 +1015,17 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
  * issue 46%, XU 35%, the largest kernel of the complex backward). Split, a
  * thread holds half, at the price of four shuffles a step (the sums over
  * states) and, per channel, twice the warps' dB/dC atomics (a warp reduces
- * over its 16 channels, not 32). */
+ * over its 16 channels, not 32).
+ *
+ * Real A at d_state 16 runs 4 blocks an SM (127 registers, no spill): A
+ * log2(e) read from shared memory (SA) and the dB/dC sum's first level
+ * taken in the state loop (FOLD). At 3 blocks (158 registers) the kernel
+ * sat at half its issue slots, waiting (session 33's profile), and a bound
+ * of 4 alone spilled and lost (session 16). With both, real forward +
+ * backward 3-10% faster, the DNA step at 2^20 1.4% (fp32) and 4.5% (bf16)
+ * (H100, session 44). */
 template <int NS, bool CPLX, typename T, int SP>
-__global__ void __launch_bounds__(SCAN_THREADS * SP, SP == 2 ? 2 : (NS == 16 ? 3 : 1))
+__global__ void __launch_bounds__(SCAN_THREADS * SP, SP == 2 ? 2 : (NS == 16 ? 4 : 1))
 scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
 {
     constexpr int NT = NS / SP; /* states a thread */
@@ -1010,8 +1038,17 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
     constexpr int HS = CPLX ? 2 * NT : NT, HSF = SP * HS; /* a thread's floats of the state, a channel's */
     const int sff = CPLX ? 2 * NF : NF, k0 = part * HS; /* the channel's floats, this thread's first */
     __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HSF];
-    float A2[NT], Aim[NT];
-    scan_load_A_part<NT, CPLX>(a, d, part * NT, N, NF, A2, Aim);
+    /* SA (real A, 16 states a thread): the thread's A log2(e) in shared
+     * memory, read where used, not 16 registers held through both walks
+     * (rows of 17 floats: a warp's reads of one state fall in 32 banks) */
+    constexpr bool SA = !CPLX && NT == 16 && SP == 1;
+    __shared__ float sA2[SA ? SCAN_THREADS * (NT + 1) : 1];
+    float A2r[NT], Aim[NT];
+    scan_load_A_part<NT, CPLX>(a, d, part * NT, N, NF, A2r, Aim);
+    if constexpr (SA)
+#pragma unroll
+        for (int n = 0; n < NT; n++) sA2[threadIdx.x * (NT + 1) + n] = A2r[n];
+    const float *A2 = SA ? sA2 + threadIdx.x * (NT + 1) : A2r;
     const float bias = a.bias ? a.bias[d] : 0.f, Dd = a.Dsk ? a.Dsk[d] : 0.f;
     const int ta = q.c * a.T, tb = min(a.L, ta + a.T);
     const size_t o = ((size_t)b * a.nc + q.c) * a.D + d;
