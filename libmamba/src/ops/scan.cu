@@ -771,8 +771,22 @@ scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
     const int part = SP == 2 ? (threadIdx.x & 31) >> 4 : 0;
     const int NF = scan_n<NS>(a), N = SP == 2 ? NT : NF, sf = CPLX ? 2 * N : N, d = q.d;
     const int sff = CPLX ? 2 * NF : NF, k0 = part * HS;
-    float A2[NT], Aim[NT], h[HS], P[HS], G[HS];
-    scan_load_A_part<NT, CPLX>(a, d, part * NT, N, NF, A2, Aim);
+    /* SA (complex A split over two threads): A and its rates as in
+     * scan_bwd_chunk, from shared memory (complex f+b 0.5-3% faster; real A
+     * that way, at 6 blocks an SM, was 1.5-2% slower: session 44) */
+    constexpr bool SA = CPLX && NT == 8 && SP == 2;
+    constexpr int SAN = SA ? SCAN_THREADS * SP * (NT + 1) : 1;
+    __shared__ float sA2[SAN], sAi[CPLX ? SAN : 1];
+    float A2r[NT], Aimr[NT], h[HS], P[HS], G[HS];
+    scan_load_A_part<NT, CPLX>(a, d, part * NT, N, NF, A2r, Aimr);
+    if constexpr (SA)
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            sA2[threadIdx.x * (NT + 1) + n] = A2r[n];
+            if (CPLX) sAi[threadIdx.x * (NT + 1) + n] = Aimr[n];
+        }
+    const float *A2 = SA ? sA2 + threadIdx.x * (NT + 1) : A2r;
+    const float *Aim = SA && CPLX ? sAi + threadIdx.x * (NT + 1) : Aimr;
 #pragma unroll
     for (int k = 0; k < HS; k++) {
         h[k] = G[k] = 0.f;
@@ -1038,17 +1052,24 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
     constexpr int HS = CPLX ? 2 * NT : NT, HSF = SP * HS; /* a thread's floats of the state, a channel's */
     const int sff = CPLX ? 2 * NF : NF, k0 = part * HS; /* the channel's floats, this thread's first */
     __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HSF];
-    /* SA (real A, 16 states a thread): the thread's A log2(e) in shared
-     * memory, read where used, not 16 registers held through both walks
-     * (rows of 17 floats: a warp's reads of one state fall in 32 banks) */
-    constexpr bool SA = !CPLX && NT == 16 && SP == 1;
-    __shared__ float sA2[SA ? SCAN_THREADS * (NT + 1) : 1];
-    float A2r[NT], Aim[NT];
-    scan_load_A_part<NT, CPLX>(a, d, part * NT, N, NF, A2r, Aim);
+    /* SA (real A, 16 states a thread; complex A, 8): the thread's A
+     * log2(e) (and complex A's rates in turns) in shared memory, read where
+     * used, not 16 registers held through both walks (rows of NT + 1
+     * floats: a warp's reads of one state fall in 32 banks). Complex A then
+     * spills nothing (120 bytes before): f+b 0.5-3% faster (session 44) */
+    constexpr bool SA = (!CPLX && NT == 16 && SP == 1) || (CPLX && NT == 8 && SP == 2);
+    constexpr int SAN = SA ? SCAN_THREADS * SP * (NT + 1) : 1;
+    __shared__ float sA2[SAN], sAi[CPLX ? SAN : 1];
+    float A2r[NT], Aimr[NT];
+    scan_load_A_part<NT, CPLX>(a, d, part * NT, N, NF, A2r, Aimr);
     if constexpr (SA)
 #pragma unroll
-        for (int n = 0; n < NT; n++) sA2[threadIdx.x * (NT + 1) + n] = A2r[n];
+        for (int n = 0; n < NT; n++) {
+            sA2[threadIdx.x * (NT + 1) + n] = A2r[n];
+            if (CPLX) sAi[threadIdx.x * (NT + 1) + n] = Aimr[n];
+        }
     const float *A2 = SA ? sA2 + threadIdx.x * (NT + 1) : A2r;
+    const float *Aim = SA && CPLX ? sAi + threadIdx.x * (NT + 1) : Aimr;
     const float bias = a.bias ? a.bias[d] : 0.f, Dd = a.Dsk ? a.Dsk[d] : 0.f;
     const int ta = q.c * a.T, tb = min(a.L, ta + a.T);
     const size_t o = ((size_t)b * a.nc + q.c) * a.D + d;
