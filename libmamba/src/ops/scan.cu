@@ -371,6 +371,28 @@ __device__ __forceinline__ void scan_load_A(const scan_args &a, int d, float *A2
     scan_load_A_part<NS, CPLX>(a, d, 0, scan_n<NS>(a), scan_n<NS>(a), A2, Aim);
 }
 
+/* The backward's states n0 .. n0 + NT - 1 of channel d as scan_load_A_part
+ * loads them, where its walks read them: in registers (A2r, Aimr), or with
+ * SA in the thread's row of NT + 1 floats of sA2 / sAi (shared memory: a
+ * warp's reads of one state fall in 32 banks), which frees the registers
+ * for more blocks an SM or no spill (scan_bwd_chunk). *A2 / *Aim point at
+ * the one in use. */
+template <int NT, bool CPLX, bool SA>
+__device__ __forceinline__ void scan_load_A_held(const scan_args &a, int d, int n0, int N, int NF, float *sA2,
+                                                 float *sAi, float *A2r, float *Aimr, const float **A2,
+                                                 const float **Aim)
+{
+    scan_load_A_part<NT, CPLX>(a, d, n0, N, NF, A2r, Aimr);
+    if constexpr (SA)
+#pragma unroll
+        for (int n = 0; n < NT; n++) {
+            sA2[threadIdx.x * (NT + 1) + n] = A2r[n];
+            if (CPLX) sAi[threadIdx.x * (NT + 1) + n] = Aimr[n];
+        }
+    *A2 = SA ? sA2 + threadIdx.x * (NT + 1) : A2r;
+    *Aim = SA && CPLX ? sAi + threadIdx.x * (NT + 1) : Aimr;
+}
+
 /* B and C rows of SCAN_TILE steps, staged in shared memory by the whole
  * block: one coalesced load instead of 2N uniform loads per thread and step
  * (those loads kept the load/store pipe the busiest unit). Row s holds B at
@@ -771,22 +793,15 @@ scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
     const int part = SP == 2 ? (threadIdx.x & 31) >> 4 : 0;
     const int NF = scan_n<NS>(a), N = SP == 2 ? NT : NF, sf = CPLX ? 2 * N : N, d = q.d;
     const int sff = CPLX ? 2 * NF : NF, k0 = part * HS;
-    /* SA (complex A split over two threads): A and its rates as in
-     * scan_bwd_chunk, from shared memory (complex f+b 0.5-3% faster; real A
+    /* SA (complex A split over two threads): A and its rates from shared
+     * memory, as in scan_bwd_chunk (complex f+b level to 3% faster; real A
      * that way, at 6 blocks an SM, was 1.5-2% slower: session 44) */
     constexpr bool SA = CPLX && NT == 8 && SP == 2;
     constexpr int SAN = SA ? SCAN_THREADS * SP * (NT + 1) : 1;
     __shared__ float sA2[SAN], sAi[CPLX ? SAN : 1];
     float A2r[NT], Aimr[NT], h[HS], P[HS], G[HS];
-    scan_load_A_part<NT, CPLX>(a, d, part * NT, N, NF, A2r, Aimr);
-    if constexpr (SA)
-#pragma unroll
-        for (int n = 0; n < NT; n++) {
-            sA2[threadIdx.x * (NT + 1) + n] = A2r[n];
-            if (CPLX) sAi[threadIdx.x * (NT + 1) + n] = Aimr[n];
-        }
-    const float *A2 = SA ? sA2 + threadIdx.x * (NT + 1) : A2r;
-    const float *Aim = SA && CPLX ? sAi + threadIdx.x * (NT + 1) : Aimr;
+    const float *A2, *Aim;
+    scan_load_A_held<NT, CPLX, SA>(a, d, part * NT, N, NF, sA2, sAi, A2r, Aimr, &A2, &Aim);
 #pragma unroll
     for (int k = 0; k < HS; k++) {
         h[k] = G[k] = 0.f;
@@ -1036,7 +1051,7 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
  * taken in the state loop (FOLD). At 3 blocks (158 registers) the kernel
  * sat at half its issue slots, waiting (session 33's profile), and a bound
  * of 4 alone spilled and lost (session 16). With both, real forward +
- * backward 3-10% faster, the DNA step at 2^20 1.4% (fp32) and 4.5% (bf16)
+ * backward 2-10% faster, the DNA step at 2^20 1.4% (fp32) and 4.5% (bf16)
  * (H100, session 44). */
 template <int NS, bool CPLX, typename T, int SP>
 __global__ void __launch_bounds__(SCAN_THREADS * SP, SP == 2 ? 2 : (NS == 16 ? 4 : 1))
@@ -1053,23 +1068,15 @@ scan_bwd_chunk(scan_args a, const float *hstart, const float *ein)
     const int sff = CPLX ? 2 * NF : NF, k0 = part * HS; /* the channel's floats, this thread's first */
     __shared__ __align__(16) float sbc[SCAN_TILE * 2 * HSF];
     /* SA (real A, 16 states a thread; complex A, 8): the thread's A
-     * log2(e) (and complex A's rates in turns) in shared memory, read where
-     * used, not 16 registers held through both walks (rows of NT + 1
-     * floats: a warp's reads of one state fall in 32 banks). Complex A then
-     * spills nothing (120 bytes before): f+b 0.5-3% faster (session 44) */
+     * log2(e) (and complex A's rates in turns) read from shared memory
+     * where used, not 16 registers held through both walks. Complex A then
+     * spills nothing (120 bytes before): f+b level to 3% faster (session 44) */
     constexpr bool SA = (!CPLX && NT == 16 && SP == 1) || (CPLX && NT == 8 && SP == 2);
     constexpr int SAN = SA ? SCAN_THREADS * SP * (NT + 1) : 1;
     __shared__ float sA2[SAN], sAi[CPLX ? SAN : 1];
     float A2r[NT], Aimr[NT];
-    scan_load_A_part<NT, CPLX>(a, d, part * NT, N, NF, A2r, Aimr);
-    if constexpr (SA)
-#pragma unroll
-        for (int n = 0; n < NT; n++) {
-            sA2[threadIdx.x * (NT + 1) + n] = A2r[n];
-            if (CPLX) sAi[threadIdx.x * (NT + 1) + n] = Aimr[n];
-        }
-    const float *A2 = SA ? sA2 + threadIdx.x * (NT + 1) : A2r;
-    const float *Aim = SA && CPLX ? sAi + threadIdx.x * (NT + 1) : Aimr;
+    const float *A2, *Aim;
+    scan_load_A_held<NT, CPLX, SA>(a, d, part * NT, N, NF, sA2, sAi, A2r, Aimr, &A2, &Aim);
     const float bias = a.bias ? a.bias[d] : 0.f, Dd = a.Dsk ? a.Dsk[d] : 0.f;
     const int ta = q.c * a.T, tb = min(a.L, ta + a.T);
     const size_t o = ((size_t)b * a.nc + q.c) * a.D + d;
