@@ -406,6 +406,7 @@ done:
 static int g_profile_step; /* --train: the first timed step between profiler start and stop */
 static int g_stack_chunk;  /* --stack TOKENS: MB_RECOMPUTE_STACK in chunks of TOKENS (the LM rows) */
 static int g_inner;        /* --inner: MB_RECOMPUTE_INNER (in_proj's output kept; the LM rows) */
+static int g_auto;         /* --auto: MB_RECOMPUTE_AUTO (the row says which it took) */
 
 /* arch: bench_model_arch's */
 static int bench_train(const char *name, int d_model, int n_layer, int vocab, int B, int L,
@@ -449,6 +450,9 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
     } else if (g_inner && arch == 0) {
         mb_model_set_recompute(m, MB_RECOMPUTE_INNER);
         snprintf(label, sizeof label, "%s inner", name);
+    } else if (g_auto && arch == 0) {
+        mb_model_set_recompute(m, MB_RECOMPUTE_AUTO);
+        snprintf(label, sizeof label, "%s auto", name);
     }
     name = label;
     nparams = mb_model_num_params(m);
@@ -491,6 +495,9 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
     }
     step = bench_median(t, n_rep);
     ok = 0;
+    if (g_auto && arch == 0) /* which AUTO took */
+        snprintf(label + strlen(label), sizeof label - strlen(label), ":%s",
+                 mb_model_get_recompute(m) == MB_RECOMPUTE_INNER ? "inner" : "layers");
 
 done:
     if (ok == 0)
@@ -518,6 +525,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--model") == 0) model_only = 1;
         else if (strcmp(argv[i], "--bidir") == 0) model_only = bidir_only = 1;
         else if (strcmp(argv[i], "--inner") == 0) g_inner = 1;
+        else if (strcmp(argv[i], "--auto") == 0) g_auto = 1;
         else if (strcmp(argv[i], "--stack") == 0 && i + 1 < argc) {
             g_stack_chunk = atoi(argv[++i]);
             if (g_stack_chunk < 1024) {
@@ -533,9 +541,10 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else {
-            fprintf(stderr, "usage: bench_gpu [--quick] [--stack TOKENS | --inner] [--scan | --model | --bidir | --train L fp32|tf32|bf16]\n"
+            fprintf(stderr, "usage: bench_gpu [--quick] [--stack TOKENS | --inner | --auto] [--scan | --model | --bidir | --train L fp32|tf32|bf16]\n"
                             "  --stack: the LM rows recompute the stack a chunk of TOKENS at a time (MB_RECOMPUTE_STACK)\n"
                             "  --inner: the LM rows keep in_proj's output for the recompute (MB_RECOMPUTE_INNER)\n"
+                            "  --auto: the LM rows keep it where the device has room (MB_RECOMPUTE_AUTO; the row says which)\n"
                             "  --bidir: the training rows of the bidirectional models (and the LM's TF32 row)\n"
                             "  --train: one DNA training row, its first timed step bracketed for a profiler\n");
             return 2;

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The next session's first device call (written in session 44; carry .deps): `out-split`
-# (bench/trials/out-split.patch: out_proj's one-row sums split over warps, compiled only) against
-# main. T = main + the patch, K = T with slice 0 taken off each out_proj column's sum (must fail
-# gpu_test_ops test_block_step). Then the generation rows the split kernels run, alternated.
+# The next session's first device call (written in session 44; carry .deps).
+#   1. main's MB_RECOMPUTE_AUTO (session 44, CPU-tested only): gpu_test_model's auto test, and the
+#      DNA step at 2^20 in fp32 with --auto against LAYERS and --inner.
+#   2. `out-split` (bench/trials/out-split.patch: out_proj's one-row sums split over warps,
+#      compiled only) against main: T = main + the patch, K = T with slice 0 taken off each
+#      out_proj column's sum (must fail gpu_test_ops test_block_step); the generation rows the
+#      split kernels run, alternated; T's suites and racecheck as time allows.
 #   bash scripts/s45_call1.sh > $OUT/log 2>&1; tail -80 $OUT/log
 set -uo pipefail
 start=$(date +%s)
@@ -16,13 +19,19 @@ lean_copy $K && patch -s -d $K -p1 <bench/trials/out-split.patch &&
     sed -i 's|acc\[0\] = s; /\* lane m.s row.s sum, in acc\[0\] \*/|acc[0] = s - part[warp][lane];|' \
         $K/libmamba/src/ops/block_step_split.cu
 grep -c "acc\[0\] = s - part\[warp\]\[lane\];" $K/libmamba/src/ops/block_step_split.cu
-lean_build "$PWD" tests/gpu_test_ops bench/bench_generate &
+lean_build "$PWD" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate bench/bench_gpu &
 lean_build $T tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build $K tests/gpu_test_ops &
 wait
 echo "== built at $(el) s"
 nvidia-smi --query-gpu=name --format=csv,noheader
 deps_runtime
+echo "== main: gpu_test_model *auto* ($(el) s)"
+MB_TEST_FILTER='*auto*' timeout 60 build-lean/tests/gpu_test_model 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|auto" | tail -4
+for x in --auto "" --inner; do
+    echo "== main: bench_gpu ${x:-layers} --train 1048576 fp32 ($(el) s)"
+    timeout 40 build-lean/bench/bench_gpu $x --train 1048576 fp32 | grep -E "^\| dna"
+done
 echo "== T gpu_test_ops test_block_step ($(el) s)"
 MB_TEST_FILTER=test_block_step timeout 100 $T/build-lean/tests/gpu_test_ops 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|split.*(768|40 )" | tail -8
 echo "== K (slice 0 dropped, must FAIL) ($(el) s)"

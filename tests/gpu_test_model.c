@@ -110,11 +110,17 @@ static void step_matches(int cplx, int recompute, int chunk)
            cplx ? "complex" : "real",
            recompute == MB_RECOMPUTE_STACK   ? "stacked chunks"
            : recompute == MB_RECOMPUTE_INNER ? (chunk ? "in_proj kept, chunks" : "in_proj kept")
+           : recompute == MB_RECOMPUTE_AUTO  ? "auto, chunks"
            : recompute                       ? (chunk ? "recompute in chunks" : "recompute")
                                              : "plain",
            el, (long long)sg.count, (long long)sc.count, worst_name, worst);
     assert_true(sg.count == sc.count && sg.correct == sc.correct);
     assert_true(el < 1e-5);
+    /* AUTO: the GPU has room for this model's kept in_proj outputs */
+    if (recompute == MB_RECOMPUTE_AUTO) {
+        printf("#   auto took mode %d (3: in_proj's output kept)\n", mb_model_get_recompute(mg));
+        assert_int_equal(mb_model_get_recompute(mg), MB_RECOMPUTE_INNER);
+    }
     /* each tensor's gradient sums over B*L rows in another order (cuBLAS,
      * atomics in the scan): fp32 rounding of long sums, ~1e-6 measured */
     assert_true(worst < 1e-4);
@@ -146,6 +152,7 @@ static void test_step_stack_chunks_complex(void **s) { (void)s; step_matches(1, 
 static void test_step_inner(void **s) { (void)s; step_matches(0, MB_RECOMPUTE_INNER, 0); }
 static void test_step_inner_chunks(void **s) { (void)s; step_matches(0, MB_RECOMPUTE_INNER, 24); }
 static void test_step_inner_chunks_complex(void **s) { (void)s; step_matches(1, MB_RECOMPUTE_INNER, 29); }
+static void test_step_auto_inner_chunks(void **s) { (void)s; step_matches(0, MB_RECOMPUTE_AUTO, 24); }
 
 /* bf16 precision (mb_ctx_set_precision): the GPU's training step against
  * the CPU's, its reference. Both round the same activations, gradients and
@@ -1012,6 +1019,7 @@ int main(void)
         cmocka_unit_test(test_step_inner),
         cmocka_unit_test(test_step_inner_chunks),
         cmocka_unit_test(test_step_inner_chunks_complex),
+        cmocka_unit_test(test_step_auto_inner_chunks),
         cmocka_unit_test(test_step_bf16_inner_chunks),
         cmocka_unit_test(test_step_bf16),
         cmocka_unit_test(test_step_bf16_recompute_chunks),

@@ -307,6 +307,25 @@ static void chunked_recompute(int cplx)
         assert_true(fabs(si.loss_sum - s0.loss_sum) < 1e-5 * fabs(s0.loss_sum));
         assert_true((whole ? e0 : e7) < 1e-6);
     }
+    /* MB_RECOMPUTE_AUTO on the CPU: never INNER (host memory is the
+     * machine's), so the layer recompute, chunks of 7: g2's gradients; the
+     * mode it reports follows, and setting INNER again is INNER */
+    assert_int_equal(mb_model_get_recompute(c.m), MB_RECOMPUTE_INNER);
+    mb_model_set_recompute(c.m, MB_RECOMPUTE_AUTO);
+    mb_model_set_recompute_chunk(c.m, 7);
+    assert_int_equal(mb_model_get_recompute(c.m), MB_RECOMPUTE_LAYERS);
+    {
+        mb_loss_stats sa = {0};
+        mb_model_zero_grad(c.m);
+        assert_int_equal(mb_model_forward_backward(c.m, c.tok, c.tgt, c.B, c.L, &sa), 0);
+        const double ea = mb_test_rel_err(c.m->params.grad, g2, n);
+        printf("# %s AUTO on the CPU (chunks of 7): mode %d, gradients rel err %.2e vs layer chunks of 7\n",
+               cplx ? "complex" : "real", mb_model_get_recompute(c.m), ea);
+        assert_int_equal(mb_model_get_recompute(c.m), MB_RECOMPUTE_LAYERS);
+        assert_true(ea == 0.0);
+    }
+    mb_model_set_recompute(c.m, MB_RECOMPUTE_INNER);
+    assert_int_equal(mb_model_get_recompute(c.m), MB_RECOMPUTE_INNER);
     /* and in bf16 precision, where xz is kept as in_proj wrote it (the conv
      * and the scan round it as they read it on a GPU; the CPU rounds it in
      * place, mb_precision_store_conv_scan): the layer recompute's gradients */

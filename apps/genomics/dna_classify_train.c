@@ -185,6 +185,7 @@ typedef struct {
     int32_t *tok, *lab; /* a step's windows and labels */
     mb_cli_cls_val val;   /* the last validation, and the best's */
     int load_classes; /* the head the checkpoint to resume must have */
+    int rc_said;      /* the recompute mode said on stderr (dna_cmd_recompute_took) */
 } cl_run;
 
 static void cl_run_free(cl_run *t)
@@ -283,6 +284,7 @@ static int cl_start(cl_run *t, int64_t step)
         fprintf(stderr, DNA_PROG ": class %d '%s': %lld training bases, %lld validation windows of %lld\n", k,
                 d->names.v[k], (long long)d->cls[k].tiv->bases, (long long)d->cls[k].nv, (long long)d->cls[k].vlen);
     dna_cmd_recompute(t->m, B, L, o->memory);
+    t->rc_said = MB_RECOMPUTE_LAYERS;
     const mb_config *mc = mb_model_config(t->m);
     fprintf(stderr, DNA_PROG ": %zu parameters (d_model %d, %d layers, head of %d classes) on %s%s\n",
             mb_model_num_params(t->m), mc->d_model, mc->n_layer, mc->n_classes, mb_ctx_name(t->ctx),
@@ -321,7 +323,9 @@ static int cl_step(void *ud, int64_t step, mb_cli_step *out)
         }
     }
     out->L = L, out->B = B, out->items = B;
-    return mb_model_classify_backward(t->m, t->tok, t->lab, (int)B, (int)L, &out->loss) ? -1 : 0;
+    if (mb_model_classify_backward(t->m, t->tok, t->lab, (int)B, (int)L, &out->loss)) return -1;
+    if (t->o->memory == DNA_MEMORY_DEFAULT) dna_cmd_recompute_took(t->m, L, &t->rc_said);
+    return 0;
 }
 
 /* The held-out windows' accuracy (one process: the collective is trivial). */

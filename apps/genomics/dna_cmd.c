@@ -27,7 +27,13 @@ void dna_cmd_recompute(mb_model *m, int64_t rows, int64_t L, int memory)
     const int bidir = mb_model_config(m)->arch == MB_ARCH_BIDIR;
     const int stack = memory == DNA_MEMORY_LOW && !bidir && L > DNA_RECOMPUTE_TOKENS;
     const int inner = memory == DNA_MEMORY_HIGH && !bidir;
-    mb_model_set_recompute(m, stack ? MB_RECOMPUTE_STACK : inner ? MB_RECOMPUTE_INNER : MB_RECOMPUTE_LAYERS);
+    /* by default the library keeps in_proj's output where the device has
+     * room for it (dna_cmd_recompute_took says so after the step) */
+    const int autom = memory == DNA_MEMORY_DEFAULT && !bidir;
+    mb_model_set_recompute(m, stack   ? MB_RECOMPUTE_STACK
+                              : inner ? MB_RECOMPUTE_INNER
+                              : autom ? MB_RECOMPUTE_AUTO
+                                      : MB_RECOMPUTE_LAYERS);
     if (stack) mb_model_set_recompute_chunk(m, DNA_RECOMPUTE_TOKENS);
     const char *why = "";
     if (memory == DNA_MEMORY_LOW && !stack)
@@ -42,6 +48,19 @@ void dna_cmd_recompute(mb_model *m, int64_t rows, int64_t L, int memory)
             : inner ? "each layer recomputed in backward but for in_proj, whose output is kept (--high-memory)"
                     : "each layer recomputed in backward",
             why);
+}
+
+void dna_cmd_recompute_took(const mb_model *m, int64_t L, int *said)
+{
+    const int mode = mb_model_get_recompute(m);
+    if (mode == *said || (mode != MB_RECOMPUTE_INNER && *said != MB_RECOMPUTE_INNER)) return;
+    if (mode == MB_RECOMPUTE_INNER)
+        fprintf(stderr, DNA_PROG ": %lld-base windows: the device has room for each layer's in_proj output, kept "
+                        "for the backward rather than recomputed (--low-memory keeps the least)\n", (long long)L);
+    else
+        fprintf(stderr, DNA_PROG ": %lld-base windows: each layer recomputed in backward (no room on the device "
+                        "to keep its in_proj output)\n", (long long)L);
+    *said = mode;
 }
 
 int dna_cmd_memory_option(int *memory, int want)

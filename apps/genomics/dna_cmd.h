@@ -63,11 +63,18 @@ void dna_cmd_config(mb_config *cfg);
  * states between chunks of it and recompute the whole stack a chunk at a
  * time (MB_RECOMPUTE_STACK; a bidirectional model recomputes by layers);
  * with --high-memory (DNA_MEMORY_HIGH) each layer's in_proj output is kept
- * too and not recomputed (MB_RECOMPUTE_INNER; the causal LM). Says which
- * on stderr. */
+ * too and not recomputed (MB_RECOMPUTE_INNER; the causal LM); with
+ * neither, kept where the device has room for it (MB_RECOMPUTE_AUTO; never
+ * on the CPU). Says which on stderr. */
 #define DNA_RECOMPUTE_TOKENS 65536
 enum { DNA_MEMORY_DEFAULT = 0, DNA_MEMORY_LOW = 1, DNA_MEMORY_HIGH = 2 };
 void dna_cmd_recompute(mb_model *m, int64_t rows, int64_t L, int memory);
+/* After a training step with neither flag: where the library kept each
+ * layer's in_proj output as well (MB_RECOMPUTE_AUTO: the device had room
+ * for it at this window length), or stopped keeping it, one line on
+ * stderr; *said is the mode said before (MB_RECOMPUTE_LAYERS at the start:
+ * dna_cmd_recompute's line). */
+void dna_cmd_recompute_took(const mb_model *m, int64_t L, int *said);
 /* --low-memory or --high-memory (want) into *memory: 0, or one error line
  * and nonzero where the other was given */
 int dna_cmd_memory_option(int *memory, int want);
@@ -76,12 +83,14 @@ int dna_cmd_memory_option(int *memory, int want);
     "                     chunks and recompute the whole model a chunk at a time\n"        \
     "                     (the causal LM; a bidir model recomputes layer by layer):\n"    \
     "                     d_model 256 x 8 layers at 1M bases, bf16, H100: 7.3 GiB\n"    \
-    "                     a step, against 13.5 GiB without, for about 15%% more time\n"  \
+    "                     a step, against 13.5 GiB by layers, for about 15%% more time\n" \
     "  --high-memory      steps over 64k bases, whose layers are recomputed in\n"      \
     "                     backward: keep each layer's in_proj output instead of\n"     \
     "                     recomputing it (the causal LM): the same model at 1M\n"      \
     "                     bases, H100: 45 GiB a step, for 9%% less time in fp32 and\n" \
-    "                     2%% in TF32 and bf16\n"
+    "                     2%% in TF32 and bf16. Without either flag it is kept where\n" \
+    "                     the GPU has room for it and a sixteenth of its memory\n"    \
+    "                     besides (never on the CPU); stderr says when\n"
 
 /* The complement of each token (A-T, C-G; the others their own), as the
  * RC-equivariant model's rc_complement (MB_RC_MAX_VOCAB entries). */

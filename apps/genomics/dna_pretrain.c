@@ -246,6 +246,7 @@ typedef struct {
     dna_sampler *smp;         /* training windows */
     pt_val val;
     int32_t *win, *tok, *tgt; /* one window (seq_len + 1); a step's rows */
+    int rc_said;              /* the recompute mode said on stderr (dna_cmd_recompute_took) */
 } pt_run;
 
 static void pt_free(pt_run *t)
@@ -439,6 +440,7 @@ static int pt_start(pt_run *t, int64_t step)
     int64_t L, B;
     pt_shape(o, o->t.steps, &L, &B);
     dna_cmd_recompute(t->m, B / P, L, o->memory);
+    t->rc_said = MB_RECOMPUTE_LAYERS;
     const mb_config *mc = mb_model_config(t->m);
     fprintf(stderr, DNA_PROG ": %zu parameters (%s, d_model %d, %d layers, d_state %d, %s A) on %s%s%s\n",
             mb_model_num_params(t->m),
@@ -502,7 +504,9 @@ static int pt_step(void *ud, int64_t step, mb_cli_step *out)
         dna_cmd_targets(t->win, L, t->tgt + i * L);
     }
     out->L = L, out->B = B, out->items = B * L;
-    return mb_model_forward_backward(t->m, t->tok, t->tgt, (int)rows, (int)L, &out->loss) ? -1 : 0;
+    if (mb_model_forward_backward(t->m, t->tok, t->tgt, (int)rows, (int)L, &out->loss)) return -1;
+    if (t->o->memory == DNA_MEMORY_DEFAULT) dna_cmd_recompute_took(t->m, L, &t->rc_said);
+    return 0;
 }
 
 /* The model's loss over validation windows [first, first + n) into *st,

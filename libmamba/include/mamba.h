@@ -238,12 +238,29 @@ size_t mb_model_num_params(const mb_model *m);
  *                        The DNA model at L = 2^20 (H100, session 43):
  *                        45.5 GiB a step against LAYERS' 13.5, fp32 0.99 s
  *                        against 1.09, TF32 0.64 against 0.66, bf16 0.70
- *                        against 0.71. The LM and the classifier on it;
- *                        others take it as LAYERS.
- * Gradients are the same in all four (sums grouped by chunk). Any true
- * value that is not STACK or INNER means LAYERS. */
-enum { MB_RECOMPUTE_OFF = 0, MB_RECOMPUTE_LAYERS = 1, MB_RECOMPUTE_STACK = 2, MB_RECOMPUTE_INNER = 3 };
+ *                        against 0.71 (session 44: 0.97 against 1.07 in
+ *                        fp32). The LM and the classifier on it; others
+ *                        take it as LAYERS.
+ *   MB_RECOMPUTE_AUTO    INNER where the device has room for it, else
+ *                        LAYERS: chosen at each new training shape (B, L)
+ *                        from the device's free memory, which must hold
+ *                        INNER's activations and a sixteenth of the
+ *                        device (at least 1 GiB) besides. On the CPU,
+ *                        LAYERS (host memory is the machine's).
+ * Gradients are the same in all five (sums grouped by chunk). Any true
+ * value that is not STACK, INNER or AUTO means LAYERS. */
+enum {
+    MB_RECOMPUTE_OFF = 0,
+    MB_RECOMPUTE_LAYERS = 1,
+    MB_RECOMPUTE_STACK = 2,
+    MB_RECOMPUTE_INNER = 3,
+    MB_RECOMPUTE_AUTO = 4
+};
 void mb_model_set_recompute(mb_model *m, int mode); /* ignored by sashimi models */
+/* The mode training uses: as set, but for MB_RECOMPUTE_AUTO the one it
+ * chose for the last training shape (LAYERS before the first); OFF for
+ * models without recompute. */
+int mb_model_get_recompute(const mb_model *m);
 /* With recompute, layer passes run over chunks of this many tokens of one
  * sequence, states carried, so activation memory follows the chunk, not
  * B * L (default 131072, with MB_RECOMPUTE_STACK 65536; 0 = whole

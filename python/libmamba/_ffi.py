@@ -135,6 +135,7 @@ _SIGNATURES = {
     "mb_model_set_bf16": (c_int, [c_void_p, c_int]),
     "mb_model_set_recompute": (None, [c_void_p, c_int]),
     "mb_model_set_recompute_chunk": (None, [c_void_p, c_int]),
+    "mb_model_get_recompute": (c_int, [c_void_p]),
     "mb_optim_config_default": (None, [POINTER(S.OptimConfig)]),
     "mb_optim_create": (c_void_p, [c_void_p, POINTER(S.OptimConfig)]),
     "mb_optim_free": (None, [c_void_p]),

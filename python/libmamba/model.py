@@ -288,7 +288,8 @@ class Model:
             check(lib.mb_model_set_bf16(self.handle, 1 if on else 0))
         return self
 
-    _RECOMPUTE = {None: 0, "off": 0, "layers": 1, "stack": 2, "inner": 3}
+    _RECOMPUTE = {None: 0, "off": 0, "layers": 1, "stack": 2, "inner": 3, "auto": 4}
+    _RECOMPUTE_NAME = {0: "off", 1: "layers", 2: "stack", 3: "inner"}
 
     def set_recompute(self, mode="layers", chunk=None):
         """What training keeps for the backward (mb_model_set_recompute):
@@ -299,10 +300,14 @@ class Model:
         between chunks, the whole stack recomputed a chunk at a time (memory
         follows the chunk, not the length; about 15% slower); "inner", as
         "layers" keeping each layer's in_proj output too (2 d_inner floats a
-        token a layer), so the recompute skips in_proj, its largest product.
-        The gradients are the same. ``chunk`` 0: whole sequences."""
+        token a layer), so the recompute skips in_proj, its largest product;
+        "auto", "inner" where the device has room for it (and a sixteenth of
+        its memory besides) at each new training shape, else "layers" (on the
+        CPU always "layers"; ``recompute`` says which it took). The
+        gradients are the same. ``chunk`` 0: whole sequences."""
         if mode not in self._RECOMPUTE:
-            raise ValueError(f"recompute mode {mode!r}: expected None, 'off', 'layers', 'stack' or 'inner'")
+            raise ValueError(
+                f"recompute mode {mode!r}: expected None, 'off', 'layers', 'stack', 'inner' or 'auto'")
         if chunk is not None and (not isinstance(chunk, int) or chunk < 0):
             raise ValueError(f"recompute chunk {chunk!r}: expected a token count >= 0")
         with self._gate.exclusive():
@@ -310,6 +315,14 @@ class Model:
             if chunk is not None:
                 lib.mb_model_set_recompute_chunk(self.handle, chunk)
         return self
+
+    @property
+    def recompute(self):
+        """The recompute mode training uses ("off", "layers", "stack" or
+        "inner"): as set, but for "auto" the one it took for the last
+        training shape ("layers" before the first)."""
+        with self._gate.shared():
+            return self._RECOMPUTE_NAME[lib.mb_model_get_recompute(self.handle)]
 
     def generate(self, prompt, n, temperature=1.0, top_p=1.0, seed=0, top_k=0):
         """Continue ``prompt`` (L >= 1 tokens, or (B, L)) by ``n`` drawn tokens:

@@ -81,13 +81,15 @@ def test_recompute_modes_take_the_same_steps():
     t = pattern(B=2, L=40)
     one = libmamba.Context("cpu", threads=1)
     runs = {}
-    for mode in (None, "layers", "inner", "stack"):
+    for mode in (None, "layers", "inner", "stack", "auto"):
         with libmamba.create(d_model=16, n_layer=3, vocab_size=8, seed=5, device=one) as m:
             m.set_recompute(mode, chunk=7)
             opt = m.optimizer(lr=5e-3, warmup_steps=0)
             steps = [opt.step(t) for _ in range(3)]
             runs[mode] = ([s.loss for s in steps], [s.grad_norm for s in steps], m.log_likelihood(t))
-    for mode in ("layers", "inner", "stack"):
+            # "auto" never keeps in_proj's output on the CPU
+            assert m.recompute == {None: "off", "auto": "layers"}.get(mode, mode)
+    for mode in ("layers", "inner", "stack", "auto"):
         np.testing.assert_allclose(runs[mode][0], runs[None][0], rtol=1e-6)
         np.testing.assert_allclose(runs[mode][1], runs[None][1], rtol=1e-5)
         np.testing.assert_allclose(runs[mode][2], runs[None][2], rtol=1e-5, atol=1e-6)

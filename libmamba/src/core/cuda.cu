@@ -184,6 +184,12 @@ extern "C" void *mb_cuda_alloc(mb_ctx *ctx, size_t bytes)
     return p;
 }
 
+extern "C" int mb_cuda_mem_info(mb_ctx *ctx, size_t *free_bytes, size_t *total_bytes)
+{
+    if (!mb_cuda_enter(ctx)) return -1;
+    return MB_CUDA_OK(ctx, cudaMemGetInfo(free_bytes, total_bytes)) ? -1 : 0;
+}
+
 extern "C" void mb_cuda_release(void *p)
 {
     if (!p) return;

@@ -73,6 +73,15 @@ int mb_dev_zero(mb_ctx *ctx, void *dst, size_t bytes)
 
 int mb_dev_host_memory(const mb_ctx *ctx) { return !ON_CUDA(ctx); }
 
+int mb_dev_mem_info(mb_ctx *ctx, size_t *free_bytes, size_t *total_bytes)
+{
+#ifdef MB_HAVE_CUDA
+    if (ON_CUDA(ctx)) return mb_cuda_mem_info(ctx, free_bytes, total_bytes);
+#endif
+    (void)ctx, (void)free_bytes, (void)total_bytes;
+    return -1;
+}
+
 float *mb_dev_carve(mb_ctx *ctx, mb_carve_fn layout, void *arg, const char *what)
 {
     mb_carve c = {NULL, 0};

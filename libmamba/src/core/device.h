@@ -28,6 +28,11 @@ int mb_dev_zero(mb_ctx *ctx, void *dst, size_t bytes);
  * (a pointer read directly, a table computed once on the host) apply. */
 int mb_dev_host_memory(const mb_ctx *ctx);
 
+/* The device's free and total memory in bytes, now; -1 where the context
+ * has no device memory of its own to ask about (the CPU: host memory,
+ * shared with everything else on the machine). */
+int mb_dev_mem_info(mb_ctx *ctx, size_t *free_bytes, size_t *total_bytes);
+
 /* A block of device memory laid out by a two-pass carve (core.h): layout
  * is called once to count and once to hand out. NULL on failure. */
 typedef void (*mb_carve_fn)(mb_carve *c, void *arg);
@@ -65,6 +70,7 @@ void mb_dev_graph_free(mb_ctx *ctx, void *graph);
 int mb_cuda_ctx_init(mb_ctx *ctx, int index);
 void mb_cuda_ctx_free(mb_ctx *ctx);
 void *mb_cuda_alloc(mb_ctx *ctx, size_t bytes);
+int mb_cuda_mem_info(mb_ctx *ctx, size_t *free_bytes, size_t *total_bytes);
 void mb_cuda_release(void *p);
 int mb_cuda_copy(mb_ctx *ctx, void *dst, const void *src, size_t bytes);
 int mb_cuda_zero(mb_ctx *ctx, void *dst, size_t bytes);

@@ -117,10 +117,12 @@ static void bidir_set_recompute(mb_model *m, int on, int chunk)
 {
     bidir_net *n = net(m);
     /* its reverse mixer reads each chunk's successors: no stacked chunks;
-     * its two mixers share one in_proj output: none kept (INNER) */
-    if (on == MB_RECOMPUTE_STACK || on == MB_RECOMPUTE_INNER) on = MB_RECOMPUTE_LAYERS;
+     * its two mixers share one in_proj output: none kept (INNER, AUTO) */
+    if (on == MB_RECOMPUTE_STACK || on == MB_RECOMPUTE_INNER || on == MB_RECOMPUTE_AUTO) on = MB_RECOMPUTE_LAYERS;
     if (mb_recompute_update(&m->cfg, &n->recompute, &n->rc_chunk, on, chunk)) bidir_acts_free(m);
 }
+
+static int bidir_get_recompute(const mb_model *m) { return net(m)->recompute; }
 
 static int bidir_chunked(const bidir_net *n, int L) { return n->recompute && n->rc_chunk > 0 && L > n->rc_chunk; }
 
@@ -522,6 +524,7 @@ const mb_arch_ops mb_arch_bidir = {
     .destroy = bidir_destroy,
     .init_weights = bidir_init_weights,
     .set_recompute = bidir_set_recompute,
+    .get_recompute = bidir_get_recompute,
     .forward = bidir_forward,
     .backward = bidir_backward,
     .state_create = bidir_state_create,

@@ -15,7 +15,8 @@
 
 typedef struct {
     mb_backbone bb;
-    int recompute;  /* MB_RECOMPUTE_* */
+    int recompute;  /* MB_RECOMPUTE_* in use (AUTO: INNER or LAYERS, lm_acts_ensure's choice) */
+    int rc_auto;    /* MB_RECOMPUTE_AUTO was asked for */
     int rc_chunk; /* recompute: tokens per chunk of a layer pass (0 = whole sequences) */
     int rc_chunk_set; /* the caller chose rc_chunk, else it follows the mode (lm_set_recompute) */
     int step_fused; /* the device's fused block step runs these widths */
@@ -98,12 +99,17 @@ static void lm_destroy(mb_model *m)
 static void lm_set_recompute(mb_model *m, int on, int chunk)
 {
     lm_net *n = net(m);
-    const int was = n->rc_chunk;
-    int changed = mb_recompute_update(&m->cfg, &n->recompute, &n->rc_chunk, on, chunk);
+    const int was = n->rc_chunk, was_auto = n->rc_auto;
+    /* AUTO: LAYERS until lm_acts_ensure sees a shape and the device's room */
+    if (on >= 0) n->rc_auto = on == MB_RECOMPUTE_AUTO;
+    if (on == MB_RECOMPUTE_AUTO) on = MB_RECOMPUTE_LAYERS;
+    int changed = mb_recompute_update(&m->cfg, &n->recompute, &n->rc_chunk, on, chunk) || n->rc_auto != was_auto;
     n->rc_chunk_set |= chunk >= 0;
     if (!n->rc_chunk_set) n->rc_chunk = n->recompute == MB_RECOMPUTE_STACK ? LM_CHUNK_STACK : LM_CHUNK_LAYERS;
     if (changed || n->rc_chunk != was) lm_acts_free(m);
 }
+
+static int lm_get_recompute(const mb_model *m) { return net(m)->recompute; }
 
 /* ---- training activations --------------------------------------------------------
  * Recompute over chunks of the sequence: each layer pass sees one chunk of
@@ -172,6 +178,26 @@ static void lm_layout(mb_carve *c, void *arg)
     for (int l = 0; l < (stacked ? nl : 1); l++) mb_mixer_carries_carve(&n->carries[l], mx, c);
 }
 
+/* MB_RECOMPUTE_AUTO: whether the device's free memory holds INNER's
+ * activations for arg's shape (the layout counted, not allocated) and the
+ * workspace, with a sixteenth of the device (at least 1 GiB) to spare for
+ * what is allocated after (an evaluation's shapes, the libraries'
+ * workspaces). On the CPU, no: host memory is the machine's, and running
+ * out of it is not an error a process gets back. */
+static int lm_auto_room(mb_model *m, lm_layout_arg *arg, size_t ws_bytes)
+{
+    size_t free_b = 0, total_b = 0;
+    if (mb_dev_mem_info(m->ctx, &free_b, &total_b)) return 0;
+    lm_net *n = net(m);
+    const int keep = n->recompute;
+    n->recompute = MB_RECOMPUTE_INNER;
+    mb_carve c = {NULL, 0};
+    lm_layout(&c, arg);
+    n->recompute = keep;
+    const size_t spare = total_b / 16 > ((size_t)1 << 30) ? total_b / 16 : (size_t)1 << 30;
+    return c.n * sizeof(float) + ws_bytes + spare <= free_b;
+}
+
 static int lm_acts_ensure(mb_model *m, int B, int L)
 {
     lm_net *n = net(m);
@@ -186,8 +212,15 @@ static int lm_acts_ensure(mb_model *m, int B, int L)
     lm_layout_arg arg = {m, n, B, L};
     const size_t wsz = chunked ? mb_layer_workspace(m->ctx, &n->bb.layers[0], 1, n->rc_chunk)
                                : mb_layer_workspace(m->ctx, &n->bb.layers[0], B, L);
-    if (!n->h || !n->acts || !n->carries || !(n->act_buf = mb_dev_carve(m->ctx, lm_layout, &arg, "activations")) ||
-        mb_arena_init(&n->ws, m->ctx, wsz)) {
+    if (n->h && n->acts && n->carries && n->rc_auto && n->recompute)
+        n->recompute = lm_auto_room(m, &arg, wsz) ? MB_RECOMPUTE_INNER : MB_RECOMPUTE_LAYERS;
+    if (n->h && n->acts && n->carries && !(n->act_buf = mb_dev_carve(m->ctx, lm_layout, &arg, "activations")) &&
+        n->rc_auto && n->recompute == MB_RECOMPUTE_INNER) {
+        /* the room went between the question and the allocation */
+        n->recompute = MB_RECOMPUTE_LAYERS;
+        n->act_buf = mb_dev_carve(m->ctx, lm_layout, &arg, "activations");
+    }
+    if (!n->h || !n->acts || !n->carries || !n->act_buf || mb_arena_init(&n->ws, m->ctx, wsz)) {
         lm_acts_free(m);
         return mb_error_set("out of memory for activations of batch %d x length %d", B, L);
     }
@@ -751,6 +784,7 @@ const mb_arch_ops mb_arch_lm = {
     .destroy = lm_destroy,
     .init_weights = lm_init_weights,
     .set_recompute = lm_set_recompute,
+    .get_recompute = lm_get_recompute,
     .forward = lm_forward,
     .backward = lm_backward,
     .state_create = lm_state_create,

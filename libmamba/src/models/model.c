@@ -157,8 +157,13 @@ int mb_recompute_update(const mb_config *cfg, int *recompute, int *rc_chunk, int
 
 void mb_model_set_recompute(mb_model *m, int mode)
 {
-    mode = mode == MB_RECOMPUTE_STACK || mode == MB_RECOMPUTE_INNER ? mode : !!mode;
+    mode = mode == MB_RECOMPUTE_STACK || mode == MB_RECOMPUTE_INNER || mode == MB_RECOMPUTE_AUTO ? mode : !!mode;
     if (m->arch->set_recompute) m->arch->set_recompute(m, mode, -1);
+}
+
+int mb_model_get_recompute(const mb_model *m)
+{
+    return m->arch->get_recompute ? m->arch->get_recompute(m) : MB_RECOMPUTE_OFF;
 }
 
 void mb_model_set_recompute_chunk(mb_model *m, int tokens)

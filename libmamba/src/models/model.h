@@ -54,6 +54,8 @@ typedef struct {
     /* mb_model_set_recompute(_chunk); NULL: the architecture keeps every
      * activation and ignores them */
     void (*set_recompute)(mb_model *m, int on, int chunk_tokens);
+    /* mb_model_get_recompute; NULL: MB_RECOMPUTE_OFF */
+    int (*get_recompute)(const mb_model *m);
     /* Forward over device tokens (B, L), checked; logits only when asked
      * (classification reads hf alone). train: a backward follows, so every
      * activation it needs is kept; 0 lets an architecture keep less. The

@@ -939,6 +939,7 @@ const mb_arch_ops mb_arch_sashimi = {
     .destroy = sa_destroy,
     .init_weights = sa_init_weights,
     .set_recompute = NULL, /* every activation kept: audio crops are short */
+    .get_recompute = NULL,
     .forward = sa_forward,
     .backward = sa_backward,
     .state_create = sa_state_create,
