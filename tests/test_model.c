@@ -722,9 +722,33 @@ static void test_bad_tokens(void **s)
     mb_ctx_free(ctx);
 }
 
+/* MB_RECOMPUTE_AUTO's choice by the numbers (the GPU's free memory, which
+ * the CPU does not have to give): the DNA model at 2^20 on an 80 GiB card
+ * (INNER 45 GiB, LAYERS 13.5), with the spare a sixteenth of the card (5
+ * GiB) or 1 GiB on a small one; on a card with too little for LAYERS,
+ * STACK where the length is cut into chunks, else LAYERS (whose allocation
+ * reports the shortfall). */
+static void test_recompute_auto_pick(void **state)
+{
+    (void)state;
+    const size_t G = (size_t)1 << 30, inner = 45 * G, layers = 27 * G / 2;
+    assert_int_equal(mb_recompute_auto_pick(78 * G, 80 * G, inner, layers, 1), MB_RECOMPUTE_INNER);
+    assert_int_equal(mb_recompute_auto_pick(50 * G, 80 * G, inner, layers, 1), MB_RECOMPUTE_INNER);
+    /* 49 GiB free: 45 + 5 spare do not fit */
+    assert_int_equal(mb_recompute_auto_pick(49 * G, 80 * G, inner, layers, 1), MB_RECOMPUTE_LAYERS);
+    assert_int_equal(mb_recompute_auto_pick(23 * G, 24 * G, inner, layers, 1), MB_RECOMPUTE_LAYERS);
+    /* a 16 GiB card: 15 free, 13.5 + 1 spare fit; 14 free do not */
+    assert_int_equal(mb_recompute_auto_pick(15 * G, 16 * G, inner, layers, 1), MB_RECOMPUTE_LAYERS);
+    assert_int_equal(mb_recompute_auto_pick(14 * G, 16 * G, inner, layers, 1), MB_RECOMPUTE_STACK);
+    assert_int_equal(mb_recompute_auto_pick(14 * G, 16 * G, inner, layers, 0), MB_RECOMPUTE_LAYERS);
+    /* less free than the spare itself */
+    assert_int_equal(mb_recompute_auto_pick(G / 2, 16 * G, 1, 1, 1), MB_RECOMPUTE_STACK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_recompute_auto_pick),
         cmocka_unit_test(test_layer_in_place_refused),
         cmocka_unit_test(test_mixer_grad_real),   cmocka_unit_test(test_mixer_grad_complex),
         cmocka_unit_test(test_model_grad_real),   cmocka_unit_test(test_model_grad_complex_untied),

@@ -28,7 +28,9 @@ void dna_cmd_recompute(mb_model *m, int64_t rows, int64_t L, int memory)
     const int stack = memory == DNA_MEMORY_LOW && !bidir && L > DNA_RECOMPUTE_TOKENS;
     const int inner = memory == DNA_MEMORY_HIGH && !bidir;
     /* by default the library keeps in_proj's output where the device has
-     * room for it (dna_cmd_recompute_took says so after the step) */
+     * room for it, and where it has none for the layer recompute either
+     * recomputes the stack a chunk at a time (dna_cmd_recompute_took says
+     * which after the step) */
     const int autom = memory == DNA_MEMORY_DEFAULT && !bidir;
     mb_model_set_recompute(m, stack   ? MB_RECOMPUTE_STACK
                               : inner ? MB_RECOMPUTE_INNER
@@ -53,13 +55,14 @@ void dna_cmd_recompute(mb_model *m, int64_t rows, int64_t L, int memory)
 void dna_cmd_recompute_took(const mb_model *m, int64_t L, int *said)
 {
     const int mode = mb_model_get_recompute(m);
-    if (mode == *said || (mode != MB_RECOMPUTE_INNER && *said != MB_RECOMPUTE_INNER)) return;
-    if (mode == MB_RECOMPUTE_INNER)
-        fprintf(stderr, DNA_PROG ": %lld-base windows: the device has room for each layer's in_proj output, kept "
-                        "for the backward rather than recomputed (--low-memory keeps the least)\n", (long long)L);
-    else
-        fprintf(stderr, DNA_PROG ": %lld-base windows: each layer recomputed in backward (no room on the device "
-                        "to keep its in_proj output)\n", (long long)L);
+    if (mode == *said) return;
+    fprintf(stderr, DNA_PROG ": %lld-base windows: %s\n", (long long)L,
+            mode == MB_RECOMPUTE_INNER ? "the device has room for each layer's in_proj output, kept for the backward "
+                                         "rather than recomputed (--low-memory keeps the least)"
+            : mode == MB_RECOMPUTE_STACK
+                ? "no room on the device for each layer's input: only the states between 64k-base chunks kept, "
+                  "the model recomputed a chunk at a time in backward (as --low-memory)"
+                : "each layer recomputed in backward (the device has no room to keep its in_proj output)");
     *said = mode;
 }
 

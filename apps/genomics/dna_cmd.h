@@ -64,16 +64,16 @@ void dna_cmd_config(mb_config *cfg);
  * time (MB_RECOMPUTE_STACK; a bidirectional model recomputes by layers);
  * with --high-memory (DNA_MEMORY_HIGH) each layer's in_proj output is kept
  * too and not recomputed (MB_RECOMPUTE_INNER; the causal LM); with
- * neither, kept where the device has room for it (MB_RECOMPUTE_AUTO; never
- * on the CPU). Says which on stderr. */
+ * neither, the library picks by the device's room (MB_RECOMPUTE_AUTO:
+ * INNER, LAYERS or STACK; LAYERS on the CPU). Says which on stderr. */
 #define DNA_RECOMPUTE_TOKENS 65536
 enum { DNA_MEMORY_DEFAULT = 0, DNA_MEMORY_LOW = 1, DNA_MEMORY_HIGH = 2 };
 void dna_cmd_recompute(mb_model *m, int64_t rows, int64_t L, int memory);
-/* After a training step with neither flag: where the library kept each
- * layer's in_proj output as well (MB_RECOMPUTE_AUTO: the device had room
- * for it at this window length), or stopped keeping it, one line on
- * stderr; *said is the mode said before (MB_RECOMPUTE_LAYERS at the start:
- * dna_cmd_recompute's line). */
+/* After a training step with neither flag: where the library's choice
+ * (MB_RECOMPUTE_AUTO, by the device's room at this window length) differs
+ * from the mode said before (*said; MB_RECOMPUTE_LAYERS at the start,
+ * dna_cmd_recompute's line), one line on stderr: in_proj's output kept as
+ * well, the layer recompute, or the stack a chunk at a time. */
 void dna_cmd_recompute_took(const mb_model *m, int64_t L, int *said);
 /* --low-memory or --high-memory (want) into *memory: 0, or one error line
  * and nonzero where the other was given */
@@ -88,9 +88,11 @@ int dna_cmd_memory_option(int *memory, int want);
     "                     backward: keep each layer's in_proj output instead of\n"     \
     "                     recomputing it (the causal LM): the same model at 1M\n"      \
     "                     bases, H100: 45 GiB a step, for 9%% less time in fp32 and\n" \
-    "                     2%% in TF32 and bf16. Without either flag it is kept where\n" \
-    "                     the GPU has room for it and a sixteenth of its memory\n"    \
-    "                     besides (never on the CPU); stderr says when\n"
+    "                     2%% in TF32 and bf16\n"                                       \
+    "  (neither)          on a GPU, --high-memory's where it has room for it and a\n" \
+    "                     sixteenth of its memory besides, else by layers where\n"  \
+    "                     that has room, else --low-memory's; stderr says which.\n" \
+    "                     On the CPU, by layers\n"
 
 /* The complement of each token (A-T, C-G; the others their own), as the
  * RC-equivariant model's rc_complement (MB_RC_MAX_VOCAB entries). */

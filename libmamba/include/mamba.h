@@ -242,11 +242,13 @@ size_t mb_model_num_params(const mb_model *m);
  *                        fp32). The LM and the classifier on it; others
  *                        take it as LAYERS.
  *   MB_RECOMPUTE_AUTO    INNER where the device has room for it, else
- *                        LAYERS: chosen at each new training shape (B, L)
- *                        from the device's free memory, which must hold
- *                        INNER's activations and a sixteenth of the
- *                        device (at least 1 GiB) besides. On the CPU,
- *                        LAYERS (host memory is the machine's).
+ *                        LAYERS where it has room for that, else STACK
+ *                        (where the length is longer than STACK's chunk):
+ *                        chosen at each new training shape (B, L) from the
+ *                        device's free memory, which must hold the mode's
+ *                        activations and a sixteenth of the device (at
+ *                        least 1 GiB) besides. On the CPU, LAYERS (host
+ *                        memory is the machine's).
  * Gradients are the same in all five (sums grouped by chunk). Any true
  * value that is not STACK, INNER or AUTO means LAYERS. */
 enum {

@@ -301,10 +301,11 @@ class Model:
         follows the chunk, not the length; about 15% slower); "inner", as
         "layers" keeping each layer's in_proj output too (2 d_inner floats a
         token a layer), so the recompute skips in_proj, its largest product;
-        "auto", "inner" where the device has room for it (and a sixteenth of
-        its memory besides) at each new training shape, else "layers" (on the
-        CPU always "layers"; ``recompute`` says which it took). The
-        gradients are the same. ``chunk`` 0: whole sequences."""
+        "auto", at each new training shape "inner" where the device has room
+        for it (and a sixteenth of its memory besides), else "layers" where
+        that has room, else "stack" (on the CPU always "layers"; ``recompute``
+        says which it took). The gradients are the same (to rounding for
+        "stack"). ``chunk`` 0: whole sequences."""
         if mode not in self._RECOMPUTE:
             raise ValueError(
                 f"recompute mode {mode!r}: expected None, 'off', 'layers', 'stack', 'inner' or 'auto'")

@@ -15,7 +15,7 @@
 
 typedef struct {
     mb_backbone bb;
-    int recompute;  /* MB_RECOMPUTE_* in use (AUTO: INNER or LAYERS, lm_acts_ensure's choice) */
+    int recompute;  /* MB_RECOMPUTE_* in use (AUTO: INNER, LAYERS or STACK, lm_acts_ensure's choice) */
     int rc_auto;    /* MB_RECOMPUTE_AUTO was asked for */
     int rc_chunk; /* recompute: tokens per chunk of a layer pass (0 = whole sequences) */
     int rc_chunk_set; /* the caller chose rc_chunk, else it follows the mode (lm_set_recompute) */
@@ -96,6 +96,12 @@ static void lm_destroy(mb_model *m)
     m->net = NULL;
 }
 
+/* the chunk a mode's layer passes take, unless the caller set one */
+static void lm_chunk_default(lm_net *n)
+{
+    if (!n->rc_chunk_set) n->rc_chunk = n->recompute == MB_RECOMPUTE_STACK ? LM_CHUNK_STACK : LM_CHUNK_LAYERS;
+}
+
 static void lm_set_recompute(mb_model *m, int on, int chunk)
 {
     lm_net *n = net(m);
@@ -105,7 +111,7 @@ static void lm_set_recompute(mb_model *m, int on, int chunk)
     if (on == MB_RECOMPUTE_AUTO) on = MB_RECOMPUTE_LAYERS;
     int changed = mb_recompute_update(&m->cfg, &n->recompute, &n->rc_chunk, on, chunk) || n->rc_auto != was_auto;
     n->rc_chunk_set |= chunk >= 0;
-    if (!n->rc_chunk_set) n->rc_chunk = n->recompute == MB_RECOMPUTE_STACK ? LM_CHUNK_STACK : LM_CHUNK_LAYERS;
+    lm_chunk_default(n);
     if (changed || n->rc_chunk != was) lm_acts_free(m);
 }
 
@@ -178,24 +184,44 @@ static void lm_layout(mb_carve *c, void *arg)
     for (int l = 0; l < (stacked ? nl : 1); l++) mb_mixer_carries_carve(&n->carries[l], mx, c);
 }
 
-/* MB_RECOMPUTE_AUTO: whether the device's free memory holds INNER's
- * activations for arg's shape (the layout counted, not allocated) and the
- * workspace, with a sixteenth of the device (at least 1 GiB) to spare for
- * what is allocated after (an evaluation's shapes, the libraries'
- * workspaces). On the CPU, no: host memory is the machine's, and running
- * out of it is not an error a process gets back. */
-static int lm_auto_room(mb_model *m, lm_layout_arg *arg, size_t ws_bytes)
+/* The counts of arg's shape under n's mode: sets of layer activations,
+ * chunks a sequence; the workspace's bytes. */
+static size_t lm_shape(lm_net *n, const lm_layout_arg *arg)
 {
-    size_t free_b = 0, total_b = 0;
-    if (mb_dev_mem_info(m->ctx, &free_b, &total_b)) return 0;
-    lm_net *n = net(m);
-    const int keep = n->recompute;
-    n->recompute = MB_RECOMPUTE_INNER;
+    const mb_model *m = arg->m;
+    const int chunked = lm_chunked(n, arg->L);
+    n->nx = n->recompute && !lm_stacked(n, arg->L) ? 1 : m->cfg.n_layer;
+    n->nch = chunked ? (arg->L + n->rc_chunk - 1) / n->rc_chunk : 1;
+    return chunked ? mb_layer_workspace(m->ctx, &n->bb.layers[0], 1, n->rc_chunk)
+                   : mb_layer_workspace(m->ctx, &n->bb.layers[0], arg->B, arg->L);
+}
+
+/* n under mode for arg's shape (its chunk as lm_set_recompute gives it):
+ * the bytes its activations (the layout counted, not allocated) and
+ * workspace take */
+static size_t lm_mode_bytes(lm_net *n, lm_layout_arg *arg, int mode)
+{
+    n->recompute = mode;
+    lm_chunk_default(n);
+    const size_t ws = lm_shape(n, arg);
     mb_carve c = {NULL, 0};
     lm_layout(&c, arg);
-    n->recompute = keep;
-    const size_t spare = total_b / 16 > ((size_t)1 << 30) ? total_b / 16 : (size_t)1 << 30;
-    return c.n * sizeof(float) + ws_bytes + spare <= free_b;
+    return c.n * sizeof(float) + ws;
+}
+
+/* MB_RECOMPUTE_AUTO's mode for arg's shape (mb_recompute_auto_pick on the
+ * device's free memory); on the CPU, LAYERS: host memory is the
+ * machine's, and running out of it is not an error a process gets back */
+static int lm_auto_mode(mb_model *m, lm_layout_arg *arg)
+{
+    size_t free_b = 0, total_b = 0;
+    if (mb_dev_mem_info(m->ctx, &free_b, &total_b)) return MB_RECOMPUTE_LAYERS;
+    lm_net *n = net(m);
+    const size_t inner = lm_mode_bytes(n, arg, MB_RECOMPUTE_INNER), layers = lm_mode_bytes(n, arg, MB_RECOMPUTE_LAYERS);
+    n->recompute = MB_RECOMPUTE_STACK;
+    lm_chunk_default(n);
+    const int stacks = lm_stacked(n, arg->L); /* the length is cut into chunks */
+    return mb_recompute_auto_pick(free_b, total_b, inner, layers, stacks);
 }
 
 static int lm_acts_ensure(mb_model *m, int B, int L)
@@ -203,24 +229,33 @@ static int lm_acts_ensure(mb_model *m, int B, int L)
     lm_net *n = net(m);
     if (n->act_B == B && n->act_L == L) return 0;
     lm_acts_free(m);
-    const int nl = m->cfg.n_layer, chunked = lm_chunked(n, L);
-    n->nx = n->recompute && !lm_stacked(n, L) ? 1 : nl;
-    n->nch = chunked ? (L + n->rc_chunk - 1) / n->rc_chunk : 1;
+    const int nl = m->cfg.n_layer;
     n->h = calloc((size_t)nl + 1, sizeof(float *));
-    n->acts = calloc((size_t)n->nx, sizeof(mb_layer_acts));
+    n->acts = calloc((size_t)nl, sizeof(mb_layer_acts)); /* nx of them, at most n_layer */
     n->carries = calloc((size_t)nl, sizeof(mb_mixer_carries));
     lm_layout_arg arg = {m, n, B, L};
-    const size_t wsz = chunked ? mb_layer_workspace(m->ctx, &n->bb.layers[0], 1, n->rc_chunk)
-                               : mb_layer_workspace(m->ctx, &n->bb.layers[0], B, L);
-    if (n->h && n->acts && n->carries && n->rc_auto && n->recompute)
-        n->recompute = lm_auto_room(m, &arg, wsz) ? MB_RECOMPUTE_INNER : MB_RECOMPUTE_LAYERS;
-    if (n->h && n->acts && n->carries && !(n->act_buf = mb_dev_carve(m->ctx, lm_layout, &arg, "activations")) &&
-        n->rc_auto && n->recompute == MB_RECOMPUTE_INNER) {
-        /* the room went between the question and the allocation */
-        n->recompute = MB_RECOMPUTE_LAYERS;
-        n->act_buf = mb_dev_carve(m->ctx, lm_layout, &arg, "activations");
+    int ok = n->h && n->acts && n->carries;
+    if (ok && n->rc_auto && n->recompute) {
+        n->recompute = lm_auto_mode(m, &arg);
+        lm_chunk_default(n);
     }
-    if (!n->h || !n->acts || !n->carries || !n->act_buf || mb_arena_init(&n->ws, m->ctx, wsz)) {
+    size_t wsz = ok ? lm_shape(n, &arg) : 0;
+    ok = ok && (n->act_buf = mb_dev_carve(m->ctx, lm_layout, &arg, "activations")) != NULL;
+    /* AUTO, where the room went between the question and the allocation:
+     * the next mode down (INNER, LAYERS, then STACK where the length is
+     * cut into chunks) */
+    while (!ok && n->h && n->acts && n->carries && n->rc_auto && n->recompute != MB_RECOMPUTE_STACK) {
+        n->recompute = n->recompute == MB_RECOMPUTE_INNER ? MB_RECOMPUTE_LAYERS : MB_RECOMPUTE_STACK;
+        lm_chunk_default(n);
+        if (n->recompute == MB_RECOMPUTE_STACK && !lm_stacked(n, L)) {
+            n->recompute = MB_RECOMPUTE_LAYERS; /* nothing smaller to try */
+            lm_chunk_default(n);
+            break;
+        }
+        wsz = lm_shape(n, &arg);
+        ok = (n->act_buf = mb_dev_carve(m->ctx, lm_layout, &arg, "activations")) != NULL;
+    }
+    if (!ok || mb_arena_init(&n->ws, m->ctx, wsz)) {
         lm_acts_free(m);
         return mb_error_set("out of memory for activations of batch %d x length %d", B, L);
     }

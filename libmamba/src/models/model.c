@@ -155,6 +155,14 @@ int mb_recompute_update(const mb_config *cfg, int *recompute, int *rc_chunk, int
     return changed;
 }
 
+int mb_recompute_auto_pick(size_t free_bytes, size_t total_bytes, size_t inner_bytes, size_t layers_bytes, int stacks)
+{
+    const size_t spare = total_bytes / 16 > ((size_t)1 << 30) ? total_bytes / 16 : (size_t)1 << 30;
+    if (free_bytes >= spare && inner_bytes <= free_bytes - spare) return MB_RECOMPUTE_INNER;
+    if (free_bytes >= spare && layers_bytes <= free_bytes - spare) return MB_RECOMPUTE_LAYERS;
+    return stacks ? MB_RECOMPUTE_STACK : MB_RECOMPUTE_LAYERS;
+}
+
 void mb_model_set_recompute(mb_model *m, int mode)
 {
     mode = mode == MB_RECOMPUTE_STACK || mode == MB_RECOMPUTE_INNER || mode == MB_RECOMPUTE_AUTO ? mode : !!mode;

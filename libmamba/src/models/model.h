@@ -88,6 +88,13 @@ extern const mb_arch_ops mb_arch_bidir;   /* models/bidir.c */
 const mb_arch_ops *mb_arch_get(mb_arch arch);
 /* "mamba-lm" -> MB_ARCH_LM ...; -1 for an unknown name */
 int mb_arch_from_name(const char *name, mb_arch *arch);
+/* MB_RECOMPUTE_AUTO's mode for a training shape, given the device's free
+ * and total bytes and what INNER's and LAYERS' activations and workspace
+ * take there: INNER where free memory holds it and a sixteenth of the
+ * device (at least 1 GiB) besides, else LAYERS where it holds that, else
+ * STACK where the length is cut into chunks (stacks), else LAYERS (whose
+ * allocation then reports the shortfall). */
+int mb_recompute_auto_pick(size_t free_bytes, size_t total_bytes, size_t inner_bytes, size_t layers_bytes, int stacks);
 /* mb_model_set_recompute(_chunk) on an architecture's (recompute,
  * rc_chunk) settings (on, chunk: -1 leaves one as it is; a chunk is at
  * least d_conv, the conv inputs the next chunk reads): 1 when the
