@@ -497,7 +497,9 @@ static int bench_train(const char *name, int d_model, int n_layer, int vocab, in
     ok = 0;
     if (g_auto && arch == 0) /* which AUTO took */
         snprintf(label + strlen(label), sizeof label - strlen(label), ":%s",
-                 mb_model_get_recompute(m) == MB_RECOMPUTE_INNER ? "inner" : "layers");
+                 mb_model_get_recompute(m) == MB_RECOMPUTE_INNER   ? "inner"
+                 : mb_model_get_recompute(m) == MB_RECOMPUTE_STACK ? "stack"
+                                                                   : "layers");
 
 done:
     if (ok == 0)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The next session's first device call (written in session 44; carry .deps).
-#   1. main's MB_RECOMPUTE_AUTO (session 44, CPU-tested only): gpu_test_model's auto test, and the
-#      DNA step at 2^20 in fp32 with --auto against LAYERS and --inner.
+#   1. main's MB_RECOMPUTE_AUTO (session 44, CPU-tested only): gpu_test_model's auto test, the
+#      DNA step at 2^20 in fp32 with --auto against LAYERS and --inner, and at 2^23 in bf16, where
+#      AUTO must step down to STACK.
 #   2. `out-split` (bench/trials/out-split.patch: out_proj's one-row sums split over warps,
 #      compiled only) against main: T = main + the patch, K = T with slice 0 taken off each
 #      out_proj column's sum (must fail gpu_test_ops test_block_step); the generation rows the
@@ -32,6 +33,9 @@ for x in --auto "" --inner; do
     echo "== main: bench_gpu ${x:-layers} --train 1048576 fp32 ($(el) s)"
     timeout 40 build-lean/bench/bench_gpu $x --train 1048576 fp32 | grep -E "^\| dna"
 done
+# 2^23 tokens: LAYERS would need about 108 GiB, so AUTO must step down to STACK (label auto:stack)
+echo "== main: bench_gpu --auto --train 8388608 bf16 ($(el) s)"
+timeout 100 build-lean/bench/bench_gpu --auto --train 8388608 bf16 | grep -E "^\| dna"
 echo "== T gpu_test_ops test_block_step ($(el) s)"
 MB_TEST_FILTER=test_block_step timeout 100 $T/build-lean/tests/gpu_test_ops 2>&1 | grep -E "^\[  (PASSED|FAILED)|FAILED  \]|split.*(768|40 )" | tail -8
 echo "== K (slice 0 dropped, must FAIL) ($(el) s)"
