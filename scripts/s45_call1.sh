@@ -33,7 +33,8 @@ for x in --auto "" --inner; do
     echo "== main: bench_gpu ${x:-layers} --train 1048576 fp32 ($(el) s)"
     timeout 40 build-lean/bench/bench_gpu $x --train 1048576 fp32 | grep -E "^\| dna"
 done
-# 2^23 tokens: LAYERS would need about 108 GiB, so AUTO must step down to STACK (label auto:stack)
+# 2^23 tokens: LAYERS needs some 80 GiB, so on an H100 AUTO must step down to STACK (auto:stack;
+# on an H200 LAYERS may fit)
 echo "== main: bench_gpu --auto --train 8388608 bf16 ($(el) s)"
 timeout 100 build-lean/bench/bench_gpu --auto --train 8388608 bf16 | grep -E "^\| dna"
 echo "== T gpu_test_ops test_block_step ($(el) s)"
