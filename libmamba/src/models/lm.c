@@ -209,6 +209,15 @@ static size_t lm_mode_bytes(lm_net *n, lm_layout_arg *arg, int mode)
     return c.n * sizeof(float) + ws;
 }
 
+/* The mode MB_RECOMPUTE_AUTO steps down to from n's: INNER to LAYERS,
+ * LAYERS to STACK where STACK's chunks cut a sequence of L; 0: none */
+static int lm_mode_below(const lm_net *n, int L)
+{
+    if (n->recompute == MB_RECOMPUTE_INNER) return MB_RECOMPUTE_LAYERS;
+    const int chunk = n->rc_chunk_set ? n->rc_chunk : LM_CHUNK_STACK;
+    return n->recompute == MB_RECOMPUTE_LAYERS && chunk > 0 && L > chunk ? MB_RECOMPUTE_STACK : 0;
+}
+
 /* MB_RECOMPUTE_AUTO's mode for arg's shape (mb_recompute_auto_pick on the
  * device's free memory); on the CPU, LAYERS: host memory is the
  * machine's, and running out of it is not an error a process gets back */
@@ -218,10 +227,7 @@ static int lm_auto_mode(mb_model *m, lm_layout_arg *arg)
     if (mb_dev_mem_info(m->ctx, &free_b, &total_b)) return MB_RECOMPUTE_LAYERS;
     lm_net *n = net(m);
     const size_t inner = lm_mode_bytes(n, arg, MB_RECOMPUTE_INNER), layers = lm_mode_bytes(n, arg, MB_RECOMPUTE_LAYERS);
-    n->recompute = MB_RECOMPUTE_STACK;
-    lm_chunk_default(n);
-    const int stacks = lm_stacked(n, arg->L); /* the length is cut into chunks */
-    return mb_recompute_auto_pick(free_b, total_b, inner, layers, stacks);
+    return mb_recompute_auto_pick(free_b, total_b, inner, layers, lm_mode_below(n, arg->L) == MB_RECOMPUTE_STACK);
 }
 
 static int lm_acts_ensure(mb_model *m, int B, int L)
@@ -234,28 +240,23 @@ static int lm_acts_ensure(mb_model *m, int B, int L)
     n->acts = calloc((size_t)nl, sizeof(mb_layer_acts)); /* nx of them, at most n_layer */
     n->carries = calloc((size_t)nl, sizeof(mb_mixer_carries));
     lm_layout_arg arg = {m, n, B, L};
-    int ok = n->h && n->acts && n->carries;
-    if (ok && n->rc_auto && n->recompute) {
-        n->recompute = lm_auto_mode(m, &arg);
-        lm_chunk_default(n);
-    }
-    size_t wsz = ok ? lm_shape(n, &arg) : 0;
-    ok = ok && (n->act_buf = mb_dev_carve(m->ctx, lm_layout, &arg, "activations")) != NULL;
-    /* AUTO, where the room went between the question and the allocation:
-     * the next mode down (INNER, LAYERS, then STACK where the length is
-     * cut into chunks) */
-    while (!ok && n->h && n->acts && n->carries && n->rc_auto && n->recompute != MB_RECOMPUTE_STACK) {
-        n->recompute = n->recompute == MB_RECOMPUTE_INNER ? MB_RECOMPUTE_LAYERS : MB_RECOMPUTE_STACK;
-        lm_chunk_default(n);
-        if (n->recompute == MB_RECOMPUTE_STACK && !lm_stacked(n, L)) {
-            n->recompute = MB_RECOMPUTE_LAYERS; /* nothing smaller to try */
+    size_t wsz = 0;
+    if (n->h && n->acts && n->carries) {
+        if (n->rc_auto && n->recompute) {
+            n->recompute = lm_auto_mode(m, &arg);
             lm_chunk_default(n);
-            break;
         }
         wsz = lm_shape(n, &arg);
-        ok = (n->act_buf = mb_dev_carve(m->ctx, lm_layout, &arg, "activations")) != NULL;
+        /* AUTO, where the room went between the question and the
+         * allocation: the next mode down */
+        while (!(n->act_buf = mb_dev_carve(m->ctx, lm_layout, &arg, "activations")) && n->rc_auto &&
+               lm_mode_below(n, L)) {
+            n->recompute = lm_mode_below(n, L);
+            lm_chunk_default(n);
+            wsz = lm_shape(n, &arg);
+        }
     }
-    if (!ok || mb_arena_init(&n->ws, m->ctx, wsz)) {
+    if (!n->act_buf || mb_arena_init(&n->ws, m->ctx, wsz)) {
         lm_acts_free(m);
         return mb_error_set("out of memory for activations of batch %d x length %d", B, L);
     }
