@@ -7,6 +7,20 @@
 #                              16 cores, where scripts/gpu_check.sh builds everything
 #   lean_start TARGET...       lean_env, lean_build of this tree with its time, then the
 #                              runtime's library path: a one-tree session script's start
+# and for a session script's steps (the clock starts when this file is sourced):
+#   el                         seconds since then; lean_before S: whether el is under S
+#   lean_patched DIR PATCH [-R]  lean_copy DIR with PATCH applied (-R: reversed, the tree before
+#                              a merged trial)
+#   lean_broken DIR FILE EXPR [PATCH]  lean_copy DIR (PATCH applied first) with sed EXPR on FILE,
+#                              a break by hand whose suite must fail; says how many lines it
+#                              changed (0: the break did not take)
+#   lean_suite DIR TEST [FILTER [MORE]]  DIR's lean TEST (MB_TEST_FILTER=FILTER): its summary
+#                              lines and those matching MORE
+#   lean_racecheck DIR TEST [FILTER]  the same under compute-sanitizer racecheck, small shapes
+#   lean_rounds END TIMEOUT TREES BIN ARG...  LEAN_ROUNDS (2) rounds of DIR/build-lean/bench/BIN
+#                              ARG for each ARG and each DIR of TREES (alternated), while el is
+#                              under END - TIMEOUT: the table rows
+#   lean_on_h200               whether the GPU is an H200
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
 
@@ -39,3 +53,47 @@ lean_start() {
     echo "== built in $(($(date +%s) - s)) s"
     deps_runtime
 }
+
+lean_t0=$(date +%s)
+el() { echo $(($(date +%s) - lean_t0)); }
+lean_before() { [ "$(el)" -lt "$1" ]; }
+
+lean_patched() {
+    lean_copy "$1" && patch -s ${3:-} -d "$1" -p1 <"$2" || echo "$1: patch ${3:-} $2 FAILED"
+}
+
+lean_broken() {
+    local d=$1 f=$2 e=$3
+    if [ -n "${4:-}" ]; then lean_patched "$d" "$4"; else lean_copy "$d"; fi
+    cp "$d/$f" /tmp/lean_broken_was && sed -i "$e" "$d/$f"
+    echo "== $d: the break changed $(diff /tmp/lean_broken_was "$d/$f" | grep -c '^>') line(s) of $f"
+}
+
+lean_suite() {
+    echo "== $(basename "$1"): $2${3:+ ($3)} ($(el) s)"
+    MB_TEST_FILTER=${3:-} timeout 150 "$1/build-lean/tests/$2" 2>&1 |
+        grep -E "^\[  (PASSED|FAILED)|FAILED  \]${4:+|$4}" | tail -8
+}
+
+lean_racecheck() {
+    echo "== $(basename "$1"): racecheck $2${3:+ ($3)}, small shapes ($(el) s)"
+    MB_GPU_TEST_SMALL=1 MB_TEST_FILTER=${3:-} timeout 90 compute-sanitizer --tool racecheck \
+        "$1/build-lean/tests/$2" 2>&1 | grep -E "RACECHECK SUMMARY|^\[  (PASSED|FAILED)" | tail -3
+}
+
+lean_rounds() {
+    local end=$1 to=$2 trees=$3 bin=$4 r a t
+    shift 4
+    for r in $(seq "${LEAN_ROUNDS:-2}"); do
+        for a in "$@"; do
+            for t in $trees; do
+                lean_before $((end - to)) || return 0
+                echo "== round $r, $(basename "$t"): $bin $a ($(el) s)"
+                # shellcheck disable=SC2086 # ARG is the benchmark's words
+                timeout "$to" "$t/build-lean/bench/$bin" $a | grep -E "^\| *[0-9(]|^\| dna|sample|prefill"
+            done
+        done
+    done
+}
+
+lean_on_h200() { nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; }
