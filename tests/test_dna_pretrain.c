@@ -60,6 +60,9 @@ static void test_learns(void **st)
     final_bpb(g_out, &v, &o0);
     printf("markov.fa: validation %.4f bits/base, order-0 baseline %.4f\n", v, o0);
     assert_true(v < 1.2);      /* well below the 2 bits of a uniform guess */
+    /* short windows keep every activation: no recompute line (it said
+     * "each layer recomputed" here once) */
+    assert_null(strstr(g_err, "recompute"));
     assert_true(v < o0 - 0.5); /* and far below the base composition */
     assert_true(access(model, F_OK) == 0);
     size_t n;
