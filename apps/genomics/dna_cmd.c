@@ -48,6 +48,8 @@ void dna_cmd_recompute(mb_model *m, int64_t rows, int64_t L, int memory)
             stack   ? "only the states between 64k-base chunks kept, the model recomputed a chunk at a time in "
                       "backward (--low-memory)"
             : inner ? "each layer recomputed in backward but for in_proj, whose output is kept (--high-memory)"
+            : autom ? "each layer recomputed in backward, unless the device has room to keep in_proj's output "
+                      "too (a GPU may: said after the first step)"
                     : "each layer recomputed in backward",
             why);
 }
