@@ -93,8 +93,14 @@ static void random_tokens(int32_t *x, size_t n, uint64_t seed)
 }
 
 /* logits(rc x)[t, v] = logits(x)[L-1-t, comp v]: the two sides are the
- * same float additions in the other order, so exactly equal; the plain
- * bidirectional model (no sharing) is far from it */
+ * same products, but of rows at other places in each GEMM. Bit for bit
+ * equal where the BLAS sums a row the same wherever it lies (OpenBLAS's
+ * SkylakeX kernels); its Haswell kernels, which it takes on an AMD Zen 4,
+ * sum the rows of a block's tail in another order: 7.5e-08 with logits up
+ * to 0.55, about one float ulp. So: within 1e-6 of the logits' size (some
+ * 16 ulps), where the plain bidirectional model (no sharing) is 1e-2 and
+ * more from it, and a sharing bug (a channel unmirrored, a complement
+ * wrong) is of the logits' own size. */
 static void test_rc_equivariance(void **state)
 {
     (void)state;
@@ -108,7 +114,7 @@ static void test_rc_equivariance(void **state)
     const double gap = rc_gap(m, x, B, L, &scale);
     printf("# rc-equivariant: max |logits(rc x) - rc(logits(x))| = %.3g (logits up to %.3g)\n", gap, scale);
     assert_true(scale > 0.1);
-    assert_true(gap == 0.0);
+    assert_true(gap <= 1e-6 * scale);
     mb_model_free(m);
 
     c = bidir_cfg(0, 0);
