@@ -3,6 +3,7 @@
  * bits/base) well below 2 bits/base and below its order-0 baseline; a run
  * stopped and resumed equals an uninterrupted one; every bad input is one
  * error line and exit 1 with nothing written; usage errors exit 2. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -263,7 +264,10 @@ static void test_bf16(void **st)
 /* --low-memory's and --high-memory's wiring: windows over 64k bases keep
  * only the states between 64k chunks (MB_RECOMPUTE_STACK), or each layer's
  * in_proj output as well as its input (MB_RECOMPUTE_INNER), said on
- * stderr, and train as without either, to the printed digits. Whether the stack's gradients are
+ * stderr, and train as without either, to the printed digits; with
+ * neither, on a device said to have room for INNER or too little for
+ * LAYERS (MB_DEV_MEM), the library's choice said after the first step and
+ * the same digits again. Whether the stack's gradients are
  * right is test_model's and test_classify's to say (against the plain
  * backward, to 1e-5; they fail when a layer's carries are mixed up, which
  * two steps of AdamW here, updates of about lr times the gradient's sign,
@@ -286,16 +290,28 @@ static void test_low_memory(void **st)
     }
     fputs("\n", f);
     assert_int_equal(fclose(f), 0);
-    char lines[3][2][128];
-    const char *flag[3] = {"", " --low-memory", " --high-memory"};
-    const char *said[3] = {"66000 bases a step: each layer recomputed in backward, unless the device has room",
-                           "66000 bases a step: only the states between 64k-base chunks kept",
-                           "66000 bases a step: each layer recomputed in backward but for in_proj"};
-    for (int i = 0; i < 3; i++) {
+    /* and with neither flag on a device said (MB_DEV_MEM, MiB free and in
+     * all) to hold in_proj's outputs, then one with no room for the layer
+     * recompute either: the library's choice, after the first step */
+    enum { RUNS = 5 };
+    char lines[RUNS][2][128];
+    const char *flag[RUNS] = {"", " --low-memory", " --high-memory", "", ""};
+    const char *mem[RUNS] = {NULL, NULL, NULL, "65536,81920", "1,16384"};
+    const char *said[RUNS] = {"66000 bases a step: each layer recomputed in backward, unless the device has room",
+                              "66000 bases a step: only the states between 64k-base chunks kept",
+                              "66000 bases a step: each layer recomputed in backward but for in_proj",
+                              "66000-base windows: the device has room for each layer's in_proj output",
+                              "66000-base windows: no room on the device for each layer's input"};
+    for (int i = 0; i < RUNS; i++) {
         remove_run(model);
-        assert_int_equal(run("pretrain --d-model 16 --n-layer 2 --seq-len 66000 --batch 1 --steps 2 --threads 2 "
-                             "--val-every 2 --val-tokens 4096 --out %s%s %s", model, flag[i], fa), 0);
+        if (mem[i]) assert_int_equal(setenv("MB_DEV_MEM", mem[i], 1), 0);
+        const int rc = run("pretrain --d-model 16 --n-layer 2 --seq-len 66000 --batch 1 --steps 2 --threads 2 "
+                           "--val-every 2 --val-tokens 4096 --out %s%s %s", model, flag[i], fa);
+        unsetenv("MB_DEV_MEM");
+        assert_int_equal(rc, 0);
         assert_non_null(strstr(g_err, said[i]));
+        /* the CPU's own choice (LAYERS) is the start's line: nothing after */
+        if (!mem[i]) assert_null(strstr(g_err, "-base windows: "));
         /* "step k/2  L 66000  train X bits/base ..." up to the speed */
         for (int k = 0; k < 2; k++) {
             char key[32];
@@ -307,14 +323,15 @@ static void test_low_memory(void **st)
             snprintf(lines[i][k], sizeof lines[i][k], "%.*s", (int)(e - p), p);
         }
     }
-    double t[3][2], v[3];
-    for (int i = 0; i < 3; i++) {
-        printf("%s: %s | %s\n", i ? flag[i] + 1 : "default", lines[i][0], lines[i][1]);
+    double t[RUNS][2], v[RUNS];
+    for (int i = 0; i < RUNS; i++) {
+        printf("%s%s%s: %s | %s\n", flag[i][0] ? flag[i] + 1 : "default", mem[i] ? ", MB_DEV_MEM=" : "",
+               mem[i] ? mem[i] : "", lines[i][0], lines[i][1]);
         t[i][0] = field_after(lines[i][0], "train ");
         t[i][1] = field_after(lines[i][1], "train ");
         v[i] = field_after(lines[i][1], "val ");
     }
-    for (int i = 1; i < 3; i++) {
+    for (int i = 1; i < RUNS; i++) {
         for (int k = 0; k < 2; k++) assert_true(fabs(t[0][k] - t[i][k]) < 1e-4);
         assert_true(fabs(v[0] - v[i]) < 1e-4);
     }

@@ -30,7 +30,10 @@ int mb_dev_host_memory(const mb_ctx *ctx);
 
 /* The device's free and total memory in bytes, now; -1 where the context
  * has no device memory of its own to ask about (the CPU: host memory,
- * shared with everything else on the machine). */
+ * shared with everything else on the machine). MB_DEV_MEM="FREE,TOTAL"
+ * (MiB) in the environment answers for any device, the CPU included, so
+ * that MB_RECOMPUTE_AUTO's choices and what the tools say of them can be
+ * tested without a GPU of that size. */
 int mb_dev_mem_info(mb_ctx *ctx, size_t *free_bytes, size_t *total_bytes);
 
 /* A block of device memory laid out by a two-pass carve (core.h): layout
