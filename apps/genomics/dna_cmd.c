@@ -57,9 +57,10 @@ void dna_cmd_recompute(mb_model *m, int64_t rows, int64_t L, int memory)
 void dna_cmd_recompute_took(const mb_model *m, int64_t L, int *said)
 {
     const int mode = mb_model_get_recompute(m);
-    /* windows short enough to keep every activation recompute nothing:
-     * nothing to say (the quick start's 512-base windows said "each layer
-     * recomputed", untrue on two counts) */
+    /* windows short enough to keep every activation recompute nothing
+     * (OFF), and AUTO before a step has decided nothing yet: nothing to say
+     * (the quick start's 512-base windows said "each layer recomputed",
+     * untrue on two counts) */
     if (mode == *said || mode == MB_RECOMPUTE_OFF || mode == MB_RECOMPUTE_AUTO) return;
     fprintf(stderr, DNA_PROG ": %lld-base windows: %s\n", (long long)L,
             mode == MB_RECOMPUTE_INNER ? "the device has room for each layer's in_proj output, kept for the backward "
