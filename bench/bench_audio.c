@@ -41,22 +41,23 @@ static int train_row(mb_ctx *ctx, const mb_config *cfg, int B, int L, int reps, 
         if (i >= 0) t[i] = bench_now_s() - t0;
     }
     const double step = bench_median(t, reps);
-    printf("| train %-4s | %6d | %7d | %9.2f ms | %12.0f samples/s |                |\n", prec, B, L, step * 1e3,
+    printf("| train %-5s | %6d | %7d | %9.2f ms | %12.0f samples/s |                |\n", prec, B, L, step * 1e3,
            (double)B * L / step);
     rc = 0;
 done:
-    if (rc) printf("| train %-4s | %6d | %7d | failed: %s |\n", prec, B, L, mb_error_last());
+    if (rc) printf("| train %-5s | %6d | %7d | failed: %s |\n", prec, B, L, mb_error_last());
     free(tok), free(tgt);
     mb_optim_free(o);
     mb_model_free(m);
     return rc;
 }
 
-/* Generation at batch B: "step" is mb_model_step with the logits to the
+/* Generation at batch B (bf16: the context is in bf16 precision, for the
+ * row's name): "step" is mb_model_step with the logits to the
  * host every sample and the argmax as the next input (what a program that
  * draws on its own does); "sample" is mb_model_sample, the draws on the
  * device (what mamba-audio generate does), in calls of 4096 draws. */
-static int gen_row(mb_ctx *ctx, const mb_config *cfg, int B, int steps, int sample)
+static int gen_row(mb_ctx *ctx, const mb_config *cfg, int B, int steps, int sample, int bf16)
 {
     mb_model *m = mb_model_create(ctx, cfg, 1);
     mb_state *st = m ? mb_state_create(m, B) : NULL;
@@ -64,7 +65,7 @@ static int gen_row(mb_ctx *ctx, const mb_config *cfg, int B, int steps, int samp
     float *lg = malloc(sizeof(float) * (size_t)B * Vp);
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)B), *out = malloc(sizeof(int32_t) * (size_t)B * chunk);
     const mb_sampler sp = {.temperature = 1.f, .top_p = 1.f, .seed = 1};
-    const char *what = sample ? "sample" : "step  ";
+    const char *what = sample ? (bf16 ? "sample bf16" : "sample") : "step  ";
     int rc = -1;
     if (!m || !st || !lg || !tok || !out) goto done;
     for (int b = 0; b < B; b++) tok[b] = 128;
@@ -92,11 +93,11 @@ static int gen_row(mb_ctx *ctx, const mb_config *cfg, int B, int steps, int samp
         i++;
     }
     const double sec = bench_now_s() - t0, sps = steps / sec;
-    printf("| %-10s | %6d |       1 | %9.3f ms | %12.0f samples/s | %8.3fx (%s) |\n", what, B, sec / steps * 1e3,
+    printf("| %-11s | %6d |       1 | %9.3f ms | %12.0f samples/s | %8.3fx (%s) |\n", what, B, sec / steps * 1e3,
            sps * B, sps / 16000.0, sps >= 16000.0 ? "real time" : "slower");
     rc = 0;
 done:
-    if (rc) printf("| %-10s | %6d |       1 | failed: %s |\n", what, B, mb_error_last());
+    if (rc) printf("| %-11s | %6d |       1 | failed: %s |\n", what, B, mb_error_last());
     free(lg), free(tok), free(out);
     mb_state_free(st);
     mb_model_free(m);
@@ -120,11 +121,11 @@ static int prompt_row(mb_ctx *ctx, const mb_config *cfg, int B, int L)
     const double t0 = bench_now_s();
     if (mb_model_forward_chunk(m, st, tok, L, NULL)) goto done;
     const double sec = bench_now_s() - t0, sps = L / sec;
-    printf("| prompt     | %6d | %7d | %9.2f ms | %12.0f samples/s | %8.3fx (%s) |\n", B, L, sec * 1e3, sps * B,
+    printf("| prompt      | %6d | %7d | %9.2f ms | %12.0f samples/s | %8.3fx (%s) |\n", B, L, sec * 1e3, sps * B,
            sps / 16000.0, sps >= 16000.0 ? "real time" : "slower");
     rc = 0;
 done:
-    if (rc) printf("| prompt     | %6d | %7d | failed: %s |\n", B, L, mb_error_last());
+    if (rc) printf("| prompt      | %6d | %7d | failed: %s |\n", B, L, mb_error_last());
     free(tok);
     mb_state_free(st);
     mb_model_free(m);
@@ -162,8 +163,8 @@ int main(int argc, char **argv)
     printf("train: forward + backward + AdamW, median of %d; step: one sample per stream (recurrent), "
            "real-time factor per stream at 16 kHz (fp32; on a GPU, training also in TF32 and bf16); prompt: L samples a stream fed to a state in one "
            "mb_model_forward_chunk\n\n", quick ? 3 : 5);
-    printf("| what       |  batch |       L |      time    |             throughput |    per stream  |\n");
-    printf("|------------|--------|---------|--------------|------------------------|----------------|\n");
+    printf("| what        |  batch |       L |      time    |             throughput |    per stream  |\n");
+    printf("|-------------|--------|---------|--------------|------------------------|----------------|\n");
     const int on_gpu = strncmp(dev, "cuda", 4) == 0;
     int bad = 0;
     if (step_only) {
@@ -171,7 +172,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_audio: --batch must be in [1, 4096]\n");
             return 2;
         }
-        bad |= gen_row(ctx, &cfg, batch, quick ? 100 : 16000, 1) != 0;
+        bad |= gen_row(ctx, &cfg, batch, quick ? 100 : 16000, 1, 0) != 0;
     } else {
         const int tb = on_gpu ? 16 : 2, tl = on_gpu ? 16384 : 4096, treps = quick ? 3 : 5;
         bad |= train_row(ctx, &cfg, tb, tl, treps, "fp32") != 0;
@@ -183,9 +184,15 @@ int main(int argc, char **argv)
             bad |= mb_ctx_set_precision(ctx, MB_PREC_FP32) != 0;
         }
         for (int sample = 0; sample < 2; sample++) {
-            bad |= gen_row(ctx, &cfg, 1, quick ? 500 : (on_gpu ? 16000 : 4000), sample) != 0;
-            bad |= gen_row(ctx, &cfg, 64, quick ? 100 : (on_gpu ? 4000 : 400), sample) != 0;
+            bad |= gen_row(ctx, &cfg, 1, quick ? 500 : (on_gpu ? 16000 : 4000), sample, 0) != 0;
+            bad |= gen_row(ctx, &cfg, 64, quick ? 100 : (on_gpu ? 4000 : 400), sample, 0) != 0;
         }
+        /* bf16 precision's sampling (mamba-audio generate --precision bf16):
+         * the blocks' own ops a step, not the fused step kernels */
+        bad |= mb_ctx_set_precision(ctx, MB_PREC_BF16) != 0;
+        bad |= gen_row(ctx, &cfg, 1, quick ? 200 : (on_gpu ? 4000 : 1000), 1, 1) != 0;
+        bad |= gen_row(ctx, &cfg, 64, quick ? 50 : (on_gpu ? 1000 : 100), 1, 1) != 0;
+        bad |= mb_ctx_set_precision(ctx, MB_PREC_FP32) != 0;
         bad |= prompt_row(ctx, &cfg, 1, quick ? 4096 : (on_gpu ? 160000 : 32768)) != 0;
         bad |= prompt_row(ctx, &cfg, 64, quick ? 256 : (on_gpu ? 16384 : 1024)) != 0;
     }

@@ -888,6 +888,33 @@ static void test_sashimi_sample(void **s)
     mb_model_free(mc), mb_model_free(mg);
 }
 
+/* the same in bf16 precision: the GPU's steps run the blocks' own ops
+ * (rounding where the forward does) in graphs, the draw reads the head's
+ * own logits, replayed on the CPU in bf16; the two differ by bf16 flips, so
+ * a few draws within 1e-2 of a class boundary may go the other way (as
+ * test_lm_sample_bf16) */
+static void test_sashimi_sample_bf16(void **s)
+{
+    (void)s;
+    mb_rng r;
+    mb_rng_seed(&r, mb_test_seed() + 812);
+    for (int mlp = 0; mlp <= 1; mlp++) {
+        mb_config cfg = small_sashimi(mlp, mlp);
+        mb_model *mc, *mg;
+        model_pair(&cfg, 7, &r, &mc, &mg);
+        assert_int_equal(mb_ctx_set_precision(cpu, MB_PREC_BF16), 0);
+        assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_BF16), 0);
+        const int n = getenv("MB_GPU_TEST_SMALL") ? 36 : 80;
+        const mb_sampler sp = {.temperature = 0.9f, .top_p = 0.95f, .seed = 13 + mlp};
+        const int off = mb_test_sample_replay(mg, mc, 2, n, &sp, 1e-2);
+        assert_int_equal(mb_ctx_set_precision(cpu, MB_PREC_FP32), 0);
+        assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_FP32), 0);
+        printf("# sashimi%s bf16: %d of 2 x %d draws off\n", mlp ? " complex + mlp" : "", off, n);
+        assert_true(off <= 3);
+        mb_model_free(mc), mb_model_free(mg);
+    }
+}
+
 /* ---- what the GPU's kernels take: refused before any work ------------------- */
 static void test_capabilities(void **s)
 {
@@ -1045,6 +1072,7 @@ int main(void)
         cmocka_unit_test(test_chunk_pooled),
         cmocka_unit_test(test_sashimi_real),
         cmocka_unit_test(test_sashimi_bf16),
+        cmocka_unit_test(test_sashimi_sample_bf16),
         cmocka_unit_test(test_sashimi_complex_mlp),
         cmocka_unit_test(test_sashimi_recurrent), cmocka_unit_test(test_sashimi_recurrent_fused),
         cmocka_unit_test(test_sashimi_sample),

@@ -8,6 +8,7 @@
  * still learns; a classifier starts from a 'mamba-audio train' model with
  * that model's rate; resuming goes on and refuses another window; every bad
  * input is one error line with nothing written over. */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -163,6 +164,19 @@ static void test_learns(void **st)
     assert_int_equal(run("classify predict --threads 2 --model %s %s/valid/noise/3.wav", g_cls, g_root), 0);
     assert_int_equal(mb_test_count(g_out, "\n"), 2);
     assert_non_null(strstr(g_out, "file\tpredicted\tp_high"));
+    /* in bf16 precision: the same columns, probabilities that still sum to
+     * 1, but bf16's rather than fp32's */
+    char *p32 = strdup(g_out);
+    assert_non_null(p32);
+    assert_int_equal(run("classify predict --threads 2 --precision bf16 --model %s %s/valid/noise/3.wav", g_cls, g_root),
+                     0);
+    assert_non_null(strstr(g_out, "file\tpredicted\tp_high"));
+    row = strchr(g_out, '\n') + 1;
+    assert_int_equal(sscanf(row, "%299s %15s %lf %lf %lf", file, pred, &p[0], &p[1], &p[2]), 5);
+    assert_true(fabs(p[0] + p[1] + p[2] - 1) < 1e-5);
+    assert_true(strcmp(g_out, p32) != 0);
+    free(p32);
+    assert_int_equal(run("classify predict --precision fp16 --model %s %s/valid/noise/3.wav", g_cls, g_root), 2);
 }
 
 /* --augment: test_learns's run on perturbed crops (the clips are longer

@@ -190,7 +190,25 @@ static void test_generate(void **st)
     assert_int_equal(run(hot, g_model, 4, out), 0);
     b1 = mb_test_read_file(c1, &l3);
     assert_true(b1 && l3 == l1 && memcmp(a1, b1, l1) != 0);
-    free(a1), free(a2), free(b1);
+    free(b1);
+    /* in bf16 precision (the steps round as the forward does): the same
+     * seed, the same clips and scores again; the scores are bf16's, not
+     * fp32's (the log-likelihoods' digits move) */
+    char tsv[300];
+    snprintf(tsv, sizeof tsv, "%.*s.tsv", (int)strlen(out) - 4, out);
+    assert_int_equal(run(hot, g_model, 3, out), 0);
+    char *s32 = mb_test_read_file(tsv, &l3);
+    assert_non_null(s32);
+    const char *hot16 = "generate --model %s --n 2 --seconds 0.05 --temperature 2 --seed %d --precision bf16 --out %s";
+    assert_int_equal(run(hot16, g_model, 3, out), 0);
+    char *h1 = mb_test_read_file(c1, &l3), *s16 = mb_test_read_file(tsv, &l2);
+    assert_true(h1 && l3 == l1 && s16);
+    assert_true(strcmp(s16, s32) != 0);
+    assert_int_equal(run(hot16, g_model, 3, out), 0);
+    char *h2 = mb_test_read_file(c1, &l3), *s16b = mb_test_read_file(tsv, &l2);
+    assert_true(h2 && l3 == l1 && memcmp(h1, h2, l1) == 0 && s16b && strcmp(s16, s16b) == 0);
+    assert_int_equal(run("generate --model %s --precision fp16 --out %s", g_model, out), 2);
+    free(a1), free(a2), free(h1), free(h2), free(s32), free(s16), free(s16b);
     /* a prompt: the file holds the prompt and the continuation */
     assert_int_equal(run("generate --model %s --seconds 0.01 --prompt %sfixtures/good/sine440_44k_stereo.wav --out %s",
                          g_model, DATA, out), 0);

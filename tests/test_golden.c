@@ -1071,11 +1071,13 @@ SA_TESTS(real, SA_REAL)
 SA_TESTS(complex, SA_COMPLEX)
 SA_TESTS(real_mlp, SA_REAL_MLP)
 SA_TESTS(complex_mlp, SA_COMPLEX_MLP)
-/* The U-Net in bf16 precision: the forward and the chunks (8 + 8 positions
- * from a state, whole periods) against the script's bf16 logits, every
- * logit a bf16 value, with the LM's bound and reason (run_lm_bf16); the
- * fused steps, which do not round, refused in words, and so chunks off a
- * period's edge; then the gradients. */
+/* The U-Net in bf16 precision: the forward, chunks (8 + 8 positions from
+ * a state, whole periods; 7 + 9, which step to a period's edge) and steps
+ * against the script's bf16 logits, every logit a bf16 value, with the
+ * LM's bound and reason (run_lm_bf16: 5e-5, under what dropping one
+ * rounding point costs; the steps round where the forward does, the
+ * pools' step ops included); sampling replayed by steps draw for draw;
+ * then the gradients. */
 static void test_sashimi_bf16(void **state)
 {
     (void)state;
@@ -1102,21 +1104,34 @@ static void test_sashimi_bf16(void **state)
     mb_state *st = mb_state_create(m, Bt);
     if (!st) fail_msg("mb_state_create: %s", mb_error_last());
     assert_true(L == 16);
-    /* a chunk off a period's edge would need steps: refused in words */
-    assert_int_equal(mb_model_forward_chunk(m, st, tok, 7, lg), -1);
-    assert_non_null(strstr(mb_error_last(), "period's edge"));
-    for (int start = 0, cl = 8; start < L; start += cl, cl = L - start) {
-        for (int b = 0; b < Bt; b++)
-            memcpy(tk + (size_t)b * cl, tok + (size_t)b * L + start, (size_t)cl * sizeof(int32_t));
-        if (mb_model_forward_chunk(m, st, tk, cl, lg)) fail_msg("bf16 chunk at %d: %s", start, mb_error_last());
-        for (int b = 0; b < Bt; b++)
-            memcpy(out + ((size_t)b * L + start) * Vp, lg + (size_t)b * cl * Vp, (size_t)cl * Vp * sizeof(float));
+    /* chunks of 8 + 8 (whole periods), then 7 + 9 (steps to a period's
+     * edge, a period, a step), then steps alone */
+    for (int first = 8; first >= 1; first = first == 8 ? 7 : first == 7 ? 1 : 0) {
+        mb_state_reset(st);
+        for (int start = 0, cl = first; start < L; start += cl, cl = first == 1 ? 1 : L - start) {
+            for (int b = 0; b < Bt; b++)
+                memcpy(tk + (size_t)b * cl, tok + (size_t)b * L + start, (size_t)cl * sizeof(int32_t));
+            if (mb_model_forward_chunk(m, st, tk, cl, lg)) fail_msg("bf16 chunk at %d: %s", start, mb_error_last());
+            for (int b = 0; b < Bt; b++)
+                memcpy(out + ((size_t)b * L + start) * Vp, lg + (size_t)b * cl * Vp, (size_t)cl * Vp * sizeof(float));
+        }
+        char what[64];
+        snprintf(what, sizeof what, "sashimi_bf16 logits, %s", first == 8 ? "chunks 8+8" : first == 7 ? "chunks 7+9" : "steps");
+        assert_true(check(what, out, ref, n) < 5e-5);
     }
-    assert_true(check("sashimi_bf16 logits, chunks 8+8", out, ref, n) < 5e-5);
+    /* and by mb_model_step itself */
     mb_state_reset(st);
-    assert_int_equal(mb_model_step(m, st, tk, lg), -1);
-    assert_non_null(strstr(mb_error_last(), "bf16 precision: the U-Net's recurrent steps"));
+    for (int t = 0; t < L; t++) {
+        for (int b = 0; b < Bt; b++) tk[b] = tok[(size_t)b * L + t];
+        if (mb_model_step(m, st, tk, lg)) fail_msg("bf16 step t=%d: %s", t, mb_error_last());
+        for (int b = 0; b < Bt; b++) memcpy(out + ((size_t)b * L + t) * Vp, lg + (size_t)b * Vp, (size_t)Vp * sizeof(float));
+    }
+    assert_true(check("sashimi_bf16 logits, mb_model_step", out, ref, n) < 5e-5);
     mb_state_free(st);
+    /* sampling draws from those logits: a replay by steps agrees draw for draw */
+    const mb_sampler sp[2] = {{.temperature = 1.f, .top_p = 1.f, .seed = 3},
+                              {.temperature = 2.f, .top_p = 0.9f, .top_k = 5, .seed = 4}};
+    for (int i = 0; i < 2; i++) assert_int_equal(mb_test_sample_replay(m, m, Bt, 40, &sp[i], 0), 0);
     free(out), free(lg), free(tk), free(ref), free(tok);
     mb_st_close(f);
     mb_model_free(m);

@@ -31,6 +31,7 @@ static void acl_predict_usage(FILE *f)
             "                     (CLS.audio); else its rate, 1 s, up to a pooling period]\n"
             "  --device D         cpu, cuda or cuda:N [cpu]\n"
             "  --threads N        CPU threads, 0 = all cores [0]\n"
+            MB_CLI_PRECISION_HELP
             "\n"
             "Example: " AUDIO_PROG " classify predict --model digits-cls.safetensors --labelled sc09/test > pred.tsv\n");
 }
@@ -65,11 +66,11 @@ int acl_predict(int argc, char **argv)
     const char *model = NULL;
     int labelled = 0;
     int64_t L = 0;
-    enum { O_MODEL = 256, O_LAB, O_SEQ, O_DEV, O_THR };
+    enum { O_MODEL = 256, O_LAB, O_SEQ, O_DEV, O_THR, O_PREC };
     static const struct option opts[] = {{"model", 1, 0, O_MODEL}, {"labelled", 0, 0, O_LAB},
                                          {"seq-len", 1, 0, O_SEQ},  {"device", 1, 0, O_DEV},
-                                         {"threads", 1, 0, O_THR},  {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
+                                         {"threads", 1, 0, O_THR},  {"precision", 1, 0, O_PREC},
+                                         {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
     while (!bad && (c = mb_cli_getopt(AUDIO_PROG, "classify predict", argc, argv, opts)) != -1) {
@@ -79,6 +80,7 @@ int acl_predict(int argc, char **argv)
         case O_SEQ: bad = mb_cli_parse_int(AUDIO_PROG, "--seq-len", optarg, 1, INT64_C(1) << 30, &L); break;
         case O_DEV: t.device = optarg; break;
         case O_THR: bad = mb_cli_parse_int(AUDIO_PROG, "--threads", optarg, 0, 4096, &t.threads); break;
+        case O_PREC: bad = mb_cli_parse_precision(AUDIO_PROG, optarg, &t); break;
         case 'h': acl_predict_usage(stdout); return 0;
         case MB_CLI_OPT_VERSION: return 0;
         default: bad = 1;

@@ -51,6 +51,7 @@ static void usage(FILE *f)
             "                     the same clips on the same device\n"
             "  --device D         cpu, cuda or cuda:N [cpu]\n"
             "  --threads N        CPU threads, 0 = all cores [0]\n"
+            MB_CLI_PRECISION_HELP
             "\n"
             "Example (writes digit_1.wav .. digit_4.wav and digit.tsv):\n"
             "  " AUDIO_PROG " generate --model digits.safetensors --n 4 --seconds 1 --out digit.wav\n"
@@ -148,11 +149,11 @@ int audio_cmd_generate(int argc, char **argv)
     const char *model = NULL, *out = NULL, *prompt = NULL, *scores = NULL;
     int64_t n = 1;
     double seconds = 2, temp = 1, top_p = 1, band[2] = {0, 1};
-    enum { O_MODEL = 256, O_OUT, O_N, O_SEC, O_TEMP, O_TOPP, O_PROMPT, O_SEED, O_DEV, O_THR, O_BAND, O_SCORES };
+    enum { O_MODEL = 256, O_OUT, O_N, O_SEC, O_TEMP, O_TOPP, O_PROMPT, O_SEED, O_DEV, O_THR, O_PREC, O_BAND, O_SCORES };
     static const struct option opts[] = {
         {"model", 1, 0, O_MODEL}, {"out", 1, 0, O_OUT}, {"n", 1, 0, O_N}, {"seconds", 1, 0, O_SEC},
         {"temperature", 1, 0, O_TEMP}, {"top-p", 1, 0, O_TOPP}, {"prompt", 1, 0, O_PROMPT},
-        {"seed", 1, 0, O_SEED}, {"device", 1, 0, O_DEV}, {"threads", 1, 0, O_THR},
+        {"seed", 1, 0, O_SEED}, {"device", 1, 0, O_DEV}, {"threads", 1, 0, O_THR}, {"precision", 1, 0, O_PREC},
         {"keep-band", 1, 0, O_BAND}, {"scores", 1, 0, O_SCORES}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int c, bad = 0;
     optind = 1;
@@ -168,6 +169,7 @@ int audio_cmd_generate(int argc, char **argv)
         case O_SEED: bad = mb_cli_parse_int(AUDIO_PROG, "--seed", optarg, 0, INT64_MAX, &t.seed); break;
         case O_DEV: t.device = optarg; break;
         case O_THR: bad = mb_cli_parse_int(AUDIO_PROG, "--threads", optarg, 0, 4096, &t.threads); break;
+        case O_PREC: bad = mb_cli_parse_precision(AUDIO_PROG, optarg, &t); break;
         case O_BAND:
             if (parse_band(optarg, band)) {
                 mb_cli_error(AUDIO_PROG, "--keep-band expects LO,HI with 0 <= LO < HI <= 1, got '%s'", optarg);

@@ -501,10 +501,6 @@ int mb_model_sample(mb_model *m, mb_state *s, const int32_t *tokens, int n, cons
     if (!(sp->top_p > 0.f && sp->top_p <= 1.f)) return mb_error_set("sample: top_p must be in (0, 1]");
     if (sp->top_k < 0) return mb_error_set("sample: top_k must be >= 0 (got %d)", sp->top_k);
     if (mb_model_check_tokens(m, tokens, (size_t)s->B, "token", 0)) return -1;
-    /* said rather than drawn in fp32 */
-    if (m->ctx->precision == MB_PREC_BF16 && m->arch != &mb_arch_lm)
-        return mb_error_set("bf16 precision: the U-Net's sampling is not built yet (training, forward, chunks and "
-                            "the LM's sampling are)");
     if (mb_model_precision_begin(m)) return -1;
     if (n == 0) return 0;
     return m->arch->sample(m, s, tokens, n, sp, out);

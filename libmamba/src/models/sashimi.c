@@ -344,7 +344,9 @@ static int sa_layer_fwd(mb_model *m, const sa_layer *ly, int B, int L, const flo
     mb_ctx *ctx = m->ctx;
     const mb_params *ps = &m->params;
     if (out && ly->has_mlp) return mb_error_set("internal: a block with an MLP writes its own output");
-    if (L == 1 && st) {
+    /* bf16 precision steps through the block's own ops, which round as its
+     * forward does (the fused step does not): no io there */
+    if (L == 1 && st && ctx->precision != MB_PREC_BF16) {
         if (mb_layer_step(ctx, &ly->blk, ps, B, in, out ? out : b->mid, st, ws, io)) return -1;
     } else if (mb_layer_fwd(ctx, &ly->blk, ps, B, L, in, b->mid, &b->la, st, ws)) {
         return -1;
@@ -649,8 +651,9 @@ static const float *sa_level_step(mb_model *m, sa_state *s, int l)
     const size_t n = (size_t)B * sa->width[l];
     mb_mixer_state *st = s->layers;
     /* without MLP blocks, a stack's last block also writes the level's
-     * residual sum, y = its output + the stack's input (one launch fewer) */
-    const int fuse = !m->cfg.mlp;
+     * residual sum, y = its output + the stack's input (one launch fewer);
+     * not in bf16 precision, whose steps run the blocks' own ops */
+    const int bf16 = ctx->precision == MB_PREC_BF16, fuse = !m->cfg.mlp && !bf16;
     if (l == S) {
         const mb_block_io res = {.out2 = a->y[S], .add2 = a->x[S]};
         float *c = (float *)sa_stack_fwd(m, a, S, B, 1, a->x[S], st + (size_t)S * sa->n, NULL, fuse ? &res : NULL,
@@ -665,9 +668,10 @@ static const float *sa_level_step(mb_model *m, sa_state *s, int l)
      * buffer's slot j and the skip sum (with the UpPool's slice j) into
      * u[l] itself: three launches fewer than push, read and add */
     const mb_block_io tok = {.tokens = a->tok, .embed = mb_param_data(&m->params, sa->embed.p_w)};
+    if (l == 0 && bf16) mb_embedding_fwd(ctx, &sa->embed, &m->params, B, a->tok, a->x[0]);
     const mb_block_io pool = {.ld_out = p * D, .out2 = a->u[l], .ld_out2 = D, .add2 = s->upbuf[l] + (size_t)j * D,
                               .ld_add2 = p * D};
-    const float *dn = sa_stack_fwd(m, a, l, B, 1, a->x[l], st + (size_t)l * sa->n, l ? NULL : &tok,
+    const float *dn = sa_stack_fwd(m, a, l, B, 1, a->x[l], st + (size_t)l * sa->n, l || bf16 ? NULL : &tok,
                                    fuse ? &pool : NULL, fuse ? s->poolbuf[l] + (size_t)j * D : NULL);
     if (!dn) return NULL;
     if (!fuse) {
@@ -678,7 +682,7 @@ static const float *sa_level_step(mb_model *m, sa_state *s, int l)
         mb_downpool_step_emit(ctx, &sa->down[l], &m->params, B, s->poolbuf[l], a->x[l + 1]);
         const float *yc = sa_level_step(m, s, l + 1);
         if (!yc) return NULL;
-        mb_uppool_step_load(ctx, &sa->up[l], &m->params, B, yc, s->upbuf[l]);
+        mb_uppool_step_load(ctx, &sa->up[l], &m->params, B, yc, s->upbuf[l], a->s16);
     }
     if (!fuse) mb_axpby(ctx, n, 1.f, dn, 1.f, a->u[l]);
     const mb_block_io res = {.out2 = a->y[l], .add2 = a->u[l]};
@@ -772,8 +776,6 @@ static int sa_step_head(mb_model *m, sa_state *s, const int32_t *tokens, float *
 
 static int sa_step(mb_model *m, mb_state *st, const int32_t *tokens, float *logits)
 {
-    /* the fused steps do not round as the forward does (bf16 precision) */
-    if (m->ctx->precision == MB_PREC_BF16) return mb_error_set("bf16 precision: the U-Net's recurrent steps are not built");
     return sa_step_head(m, (sa_state *)st, tokens, logits, logits ? SA_HEAD_LOGITS : SA_HEAD_NONE);
 }
 
@@ -785,6 +787,11 @@ static int sa_sample_step(void *arg)
     const sa_work *w = arg;
     const float *y = sa_level_step(w->m, w->s, 0);
     if (!y) return -1;
+    /* bf16 precision: the logits of sa_step's head (rounded as the
+     * precision stores them), then only the draw */
+    if (w->hp->have_logits)
+        mb_lm_head_fwd(w->m->ctx, &net(w->m)->head, &w->m->params, w->hp->batch, y, &w->s->act.hacts,
+                       w->s->act.logits);
     mb_head_sample(w->m->ctx, w->hp, y, &w->s->act.ws);
     return 0;
 }
@@ -840,8 +847,12 @@ static int sa_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, co
         .norm_w = mb_param_data(&m->params, sa->head.norm.p_w), .head = mb_param_data(&m->params, sa->head.p_w),
         /* the head's int8 (CPU) or bf16 (GPU) copy, as the steps' logits read it */
         .head_q8 = mb_param_q8(&m->params, sa->head.p_w), .head_bf16 = mb_param_bf16(&m->params, sa->head.p_w),
-        /* through the logits where the vocabulary is over what the fused draw holds */
-        .logits = mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size) ? NULL : a->logits,
+        /* through the logits where the vocabulary is over what the fused draw
+         * holds; in bf16 precision the head's own logits (sa_sample_step) */
+        .have_logits = ctx->precision == MB_PREC_BF16,
+        .logits = ctx->precision != MB_PREC_BF16 && mb_head_sample_fits(ctx, m->cfg.d_model, m->cfg.vocab_size)
+                      ? NULL
+                      : a->logits,
         .ld_logits = m->vocab_padded, .cfg = s->gen.cfg, .count = s->gen.count, .next = a->tok,
         .hist = s->gen.ring, .hist_len = s->gen.period};
     float *A = NULL;
@@ -901,12 +912,6 @@ static int sa_chunk(mb_model *m, mb_state *st, const int32_t *tokens, int L, con
     sa_state *s = (sa_state *)st;
     const int B = st->B, P = sa_pool_prod(&m->cfg);
     int t = 0;
-    /* bf16 precision: the steps (fused, unrounded) are not built, so only
-     * whole periods from a period's edge */
-    if (m->ctx->precision == MB_PREC_BF16 && (s->pos[0] % P || L % P))
-        return mb_error_set("bf16 precision: a U-Net chunk must start and end on a period's edge (multiples of %d "
-                            "positions); its recurrent steps are not built",
-                            P);
     /* single steps up to the next period's edge (or to the end) */
     for (; t < L && (s->pos[0] % P || L - t < P); t++)
         if (sa_chunk_step(m, s, tokens, r, t)) return -1;

@@ -113,9 +113,15 @@ void mb_downpool_step_push(mb_ctx *ctx, const mb_pool *p, int B, int j, const fl
 }
 
 void mb_downpool_step_emit(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B,
-                           const float *buf, float *y)
+                           float *buf, float *y)
 {
+    /* bf16 precision rounds where the forward does: the buffer's rows (read
+     * by this product only, so in place, where the forward rounds a copy),
+     * then the output */
+    const int in = p->pool * p->d_fine;
+    mb_precision_store(ctx, B, in, buf, in);
     mb_downpool_fwd(ctx, p, ps, B, p->pool, buf, y, NULL);
+    mb_precision_store(ctx, B, p->d_coarse, y, p->d_coarse);
 }
 
 void mb_uppool_step_read(mb_ctx *ctx, const mb_pool *p, int B, int j, const float *buf, float *y)
@@ -125,9 +131,10 @@ void mb_uppool_step_read(mb_ctx *ctx, const mb_pool *p, int B, int j, const floa
 }
 
 void mb_uppool_step_load(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B,
-                         const float *z, float *buf)
+                         const float *z, float *buf, float *s16)
 {
     const int out = p->pool * p->d_fine;
-    mb_linear_fwd(ctx, B, p->d_coarse, out, z, p->d_coarse, mb_param_data(ps, p->p_w),
-                  mb_param_data(ps, p->p_b), buf, out);
+    mb_linear_fwd(ctx, B, p->d_coarse, out, pool_input(ctx, z, B, p->d_coarse, s16), p->d_coarse,
+                  mb_param_gemm(ctx, ps, p->p_w), mb_param_data(ps, p->p_b), buf, out);
+    mb_precision_store(ctx, B, out, buf, out);
 }

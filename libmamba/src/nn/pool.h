@@ -38,7 +38,7 @@ void mb_pool_init_weights(const mb_pool *p, const mb_params *ps, float *host, mb
 /* bf16 precision (mb_precision_store): a pool's product reads a rounded copy
  * of its input, whose residual stream stays fp32, and its output and the
  * gradients are stored as bf16. s16 (the input's size, or NULL: no copy,
- * as in fp32 and in steps, which bf16 does not run) holds that copy; the
+ * as in fp32) holds that copy; the
  * DownPool's backward also needs g16 (the input's size) for its input
  * gradient before adding it. */
 
@@ -64,13 +64,15 @@ void mb_uppool_bwd(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B, in
 /* buf (B, pool*d_fine) slice j <- x (B, d_fine) */
 void mb_downpool_step_push(mb_ctx *ctx, const mb_pool *p, int B, int j, const float *x,
                            float *buf);
-/* y (B, d_coarse) = the DownPool of the full buffer */
+/* y (B, d_coarse) = the DownPool of the full buffer (in bf16 precision
+ * rounded in place first, as the forward's copy of its input) */
 void mb_downpool_step_emit(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B,
-                           const float *buf, float *y);
+                           float *buf, float *y);
 /* y (B, d_fine) <- buf slice j */
 void mb_uppool_step_read(mb_ctx *ctx, const mb_pool *p, int B, int j, const float *buf, float *y);
-/* buf (B, pool*d_fine) = up-projection of the completed coarse row z (B, d_coarse) */
+/* buf (B, pool*d_fine) = up-projection of the completed coarse row z (B,
+ * d_coarse); s16 (B * d_coarse floats) as the forward's */
 void mb_uppool_step_load(mb_ctx *ctx, const mb_pool *p, const mb_params *ps, int B,
-                         const float *z, float *buf);
+                         const float *z, float *buf, float *s16);
 
 #endif
