@@ -49,7 +49,7 @@ int mb_cli_parse_precision(const char *prog, const char *arg, mb_cli_train *t);
 #define MB_CLI_PRECISION_HELP                                                               \
     "  --precision P      fp32, tf32 (as --tf32) or bf16: weights a GEMM reads and\n"     \
     "                     stored activations rounded to bf16, all else fp32, as\n"         \
-    "                     mamba_ssm under autocast (GPU: bf16 tensor-core GEMMs) [fp32]\n"
+    "                     mamba_ssm under autocast (GPU: tensor-core GEMMs) [fp32]\n"
 
 void mb_cli_train_default(mb_cli_train *t);
 
