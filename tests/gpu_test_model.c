@@ -915,6 +915,41 @@ static void test_sashimi_sample_bf16(void **s)
     }
 }
 
+/* A state's step graphs follow the context's precision: steps captured in
+ * fp32, then the context in bf16, whose logits must all be bf16 values
+ * (stale fp32 graphs would give fp32 logits), then fp32 again, whose
+ * logits must not all be (stale bf16 graphs would) */
+static void test_sashimi_graphs_follow_precision(void **s)
+{
+    (void)s;
+    mb_config cfg = small_sashimi(0, 0);
+    mb_model *m = mb_model_create(gpu, &cfg, 4);
+    assert_non_null(m);
+    const int B = 2, V = mb_config_vocab_padded(&cfg), per = 16; /* small_sashimi's pools' product */
+    mb_state *st = mb_state_create(m, B);
+    assert_non_null(st);
+    float *lg = malloc((size_t)B * V * sizeof(float));
+    assert_non_null(lg);
+    int32_t tok[2] = {3, 7};
+    for (int phase = 0; phase < 3; phase++) {
+        assert_int_equal(mb_ctx_set_precision(gpu, phase == 1 ? MB_PREC_BF16 : MB_PREC_FP32), 0);
+        int not_bf16 = 0;
+        for (int t = 0; t < 3 * per; t++) {
+            if (mb_model_step(m, st, tok, lg)) fail_msg("%s", mb_error_last());
+            for (int i = 0; i < B * cfg.vocab_size; i++) not_bf16 += mb_bf16_float(mb_bf16_round(lg[i])) != lg[i];
+            tok[0] = (tok[0] + 5) % 11, tok[1] = (tok[1] + 3) % 11;
+        }
+        printf("# sashimi steps, %s: %d of %d logits not bf16 values\n", phase == 1 ? "bf16" : "fp32", not_bf16,
+               3 * per * B * cfg.vocab_size);
+        if (phase == 1) assert_int_equal(not_bf16, 0);
+        else assert_true(not_bf16 > 0);
+    }
+    assert_int_equal(mb_ctx_set_precision(gpu, MB_PREC_FP32), 0);
+    free(lg);
+    mb_state_free(st);
+    mb_model_free(m);
+}
+
 /* ---- what the GPU's kernels take: refused before any work ------------------- */
 static void test_capabilities(void **s)
 {
@@ -1073,6 +1108,7 @@ int main(void)
         cmocka_unit_test(test_sashimi_real),
         cmocka_unit_test(test_sashimi_bf16),
         cmocka_unit_test(test_sashimi_sample_bf16),
+        cmocka_unit_test(test_sashimi_graphs_follow_precision),
         cmocka_unit_test(test_sashimi_complex_mlp),
         cmocka_unit_test(test_sashimi_recurrent), cmocka_unit_test(test_sashimi_recurrent_fused),
         cmocka_unit_test(test_sashimi_sample),

@@ -745,6 +745,37 @@ static void test_recompute_auto_pick(void **state)
     assert_int_equal(mb_recompute_auto_pick(G / 2, 16 * G, 1, 1, 1), MB_RECOMPUTE_STACK);
 }
 
+/* A generation graph captured under one precision or TF32 setting is
+ * dropped by mb_gen_begin once the context's changes (it would replay the
+ * old ops), and kept while it does not. On the CPU there are no graphs, so
+ * a stand-in pointer plays one (mb_dev_graph_free does nothing there). */
+static void test_gen_graph_key(void **st)
+{
+    (void)st;
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    assert_non_null(ctx);
+    mb_gen g;
+    assert_int_equal(mb_gen_init(&g, ctx, 2, 0), 0);
+    const mb_sampler sp = {.temperature = 1.f, .top_p = 1.f, .seed = 1};
+    void *fake = &g;
+    assert_int_equal(mb_gen_begin(&g, ctx, &sp, 0), 0);
+    g.graph = fake, g.eager = 5;
+    assert_int_equal(mb_gen_begin(&g, ctx, &sp, 7), 0); /* the same setting: kept */
+    assert_ptr_equal(g.graph, fake);
+    assert_int_equal(g.eager, 5);
+    assert_int_equal(mb_ctx_set_precision(ctx, MB_PREC_BF16), 0);
+    assert_int_equal(mb_gen_begin(&g, ctx, &sp, 7), 0);
+    assert_null(g.graph);
+    assert_int_equal(g.eager, 0);
+    g.graph = fake;
+    assert_int_equal(mb_ctx_set_precision(ctx, MB_PREC_FP32), 0);
+    mb_ctx_set_tf32(ctx, 1);
+    assert_int_equal(mb_gen_begin(&g, ctx, &sp, 7), 0);
+    assert_null(g.graph);
+    mb_gen_free(&g, ctx);
+    mb_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -759,7 +790,7 @@ int main(void)
         cmocka_unit_test(test_bad_tokens),          cmocka_unit_test(test_sample),
         cmocka_unit_test(test_chunk_scores),        cmocka_unit_test(test_int8),
         cmocka_unit_test(test_model_grad_biases), cmocka_unit_test(test_step_biases),
-        cmocka_unit_test(test_model_grad_bidir_biases),
+        cmocka_unit_test(test_model_grad_bidir_biases), cmocka_unit_test(test_gen_graph_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

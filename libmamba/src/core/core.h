@@ -62,6 +62,10 @@ int mb_cpu_quota(const char *root, const char *self);
 
 /* "fp32", "tf32" or "bf16": what a run's checkpoints record */
 const char *mb_ctx_precision_name(const mb_ctx *ctx);
+/* What a captured graph's work depends on besides its buffers: the
+ * precision (which ops run, where they round) and TF32 (cuBLAS's kernels).
+ * A graph captured under another key is stale: recapture it. Never 0. */
+static inline int mb_ctx_graph_key(const mb_ctx *ctx) { return 1 + 2 * (int)ctx->precision + !!ctx->allow_tf32; }
 
 /* 0 while no device call has failed on this context; ops return void and a
  * CUDA failure inside one marks the context, so callers check once per

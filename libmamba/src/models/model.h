@@ -160,6 +160,7 @@ typedef struct {
     int64_t *count, *hcount;
     int32_t *ring, *pin_ring, *col;
     void *graph;         /* a period of steps and draws */
+    int graph_key;       /* mb_ctx_graph_key it was captured under */
     int64_t eager;       /* steps run eagerly so far */
 } mb_gen;
 

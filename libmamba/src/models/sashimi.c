@@ -551,6 +551,7 @@ typedef struct {
      * lazy initializations (never inside a capture), and a chunk's parallel
      * pieces advance pos[] without visiting any phase */
     unsigned char seen[SA_GRAPH_MAX];
+    int graph_key; /* mb_ctx_graph_key the graphs were captured under */
     int32_t *pin_tok;
     float *pin_lg;
     /* Sampling (sa_sample): on the device, a pooling period per graph
@@ -748,6 +749,17 @@ static int sa_step_graph(mb_model *m, sa_state *s, const int32_t *tokens, float 
     const int B = s->pub.B;
     const int phase = (int)(s->pos[0] % s->period);
     sa_work w = {m, s, NULL};
+    /* graphs of another precision or TF32 setting replay the old ops: gone,
+     * and each phase is seen (eagerly) again before its next capture */
+    const int key = mb_ctx_graph_key(ctx);
+    if (s->graph_key != key) {
+        for (int i = 0; i < SA_GRAPH_MAX; i++) {
+            mb_dev_graph_free(ctx, s->graph[i]);
+            s->graph[i] = NULL;
+        }
+        memset(s->seen, 0, sizeof s->seen);
+        s->graph_key = key;
+    }
     memcpy(s->pin_tok, tokens, (size_t)B * sizeof(int32_t));
     if (s->graph[phase]) {
         if (mb_dev_graph_launch(ctx, s->graph[phase])) return -1;
