@@ -64,10 +64,11 @@ void mb_ctx_set_tf32(mb_ctx *ctx, int on);
  * accumulation (cuBLAS picks its TF32 kernels for these fp32 arrays of
  * bf16 values, exact for them: session 41's profile); the CPU is the
  * reference the GPU is tested against. Built
- * for training, forward, chunks and classification of the LM and the audio
- * U-Net, and the LM's steps and sampling (its steps layer by layer, the
- * draw from the LM head's own logits); the U-Net's steps and sampling get
- * -1 with the reason. Default MB_PREC_FP32. */
+ * for training, forward, chunks, classification, steps and sampling of the
+ * LM and the audio U-Net (steps through each block's own ops rather than
+ * the fused step kernels, the draw from the head's own logits). A state's
+ * graphs follow a change of precision or TF32 (captured again). Default
+ * MB_PREC_FP32. */
 typedef enum { MB_PREC_FP32 = 0, MB_PREC_BF16 = 1 } mb_precision;
 int mb_ctx_set_precision(mb_ctx *ctx, mb_precision p);
 
