@@ -145,3 +145,24 @@ def test_bf16_precision_rounds_logits():
         np.testing.assert_array_equal(draws[0], draws[1])
     with pytest.raises(ValueError):
         libmamba.Context(precision="fp16")
+
+
+def test_bf16_precision_unet_steps_and_samples():
+    """The U-Net in bf16 precision steps and samples too: step logits are
+    bf16 values near the forward's (equal where no value falls on a bf16
+    rounding boundary: tests/test_golden.c checks that on its fixture), and
+    the same seed draws the same classes."""
+    cfg = libmamba.Config.sashimi(d_model=16, n_layer=1, vocab_size=10, d_state=4, pool=[2, 3], pool_expand=3)
+    t = random_tokens((2, 18), seed=6) % 10
+    with libmamba.create(cfg, device=libmamba.Context(precision="bf16"), seed=4) as m:
+        ref = m.logits(t)[:, :, :10]
+        with m.state(2) as s:
+            steps = np.stack([s.step(t[:, i]) for i in range(18)], 1)[:, :, :10]
+        assert np.all(steps.view(np.uint32) & 0xFFFF == 0)
+        assert np.abs(steps - ref).max() <= 1e-2 * np.abs(ref).max()
+        draws = []
+        for _ in range(2):
+            with m.state(2) as s:
+                draws.append(s.sample(t[:, 0], 12, seed=7))
+        assert draws[0].shape == (2, 12) and draws[0].min() >= 0 and draws[0].max() < 10
+        np.testing.assert_array_equal(draws[0], draws[1])
