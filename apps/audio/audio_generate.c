@@ -52,6 +52,8 @@ static void usage(FILE *f)
             "  --device D         cpu, cuda or cuda:N [cpu]\n"
             "  --threads N        CPU threads, 0 = all cores [0]\n"
             MB_CLI_PRECISION_HELP
+            "                     (bf16 steps through each block's own ops: on a GPU\n"
+            "                     about half fp32's samples/s)\n"
             "\n"
             "Example (writes digit_1.wav .. digit_4.wav and digit.tsv):\n"
             "  " AUDIO_PROG " generate --model digits.safetensors --n 4 --seconds 1 --out digit.wav\n"
