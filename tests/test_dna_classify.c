@@ -192,6 +192,46 @@ static void test_train(void **st)
 
 /* --precision bf16: fine-tuning learns the same task (held-out accuracy as
  * test_train's bound) and the optimizer checkpoint records the precision */
+/* Windows over 64k bases with neither memory flag: the library picks the
+ * recompute by the device's room (MB_RECOMPUTE_AUTO), and classify train
+ * says which after its first step where that is not the layer recompute:
+ * told (MB_DEV_MEM) that the device has room for in_proj's outputs, the
+ * line comes. (The lines themselves, and nothing said on the CPU's own
+ * choice, are test_dna_pretrain's; here the call site. One run: the
+ * distance rule fitted at the end reads 128 windows a class, some 40 s on
+ * two cores.) Two random genomes of 150 kb, windows of 66,000 bases, one
+ * step. */
+static void test_train_long_windows(void **st)
+{
+    (void)st;
+    char fa[2][256], out[256];
+    mb_rng r;
+    mb_rng_seed(&r, 23);
+    for (int k = 0; k < 2; k++) {
+        mb_test_tmp_path(fa[k], sizeof fa[k], k ? "long_b.fa" : "long_a.fa");
+        FILE *f = fopen(fa[k], "w");
+        assert_non_null(f);
+        fputs(k ? ">b\n" : ">a\n", f);
+        for (int i = 0; i < 150000; i++) {
+            fputc("ACGT"[mb_rng_below(&r, 4)], f);
+            if (i % 80 == 79) fputc('\n', f);
+        }
+        fputs("\n", f);
+        assert_int_equal(fclose(f), 0);
+    }
+    mb_test_tmp_path(out, sizeof out, "cls_long.safetensors");
+    const char *cmd = "train --model %s --out %s --class a=%s --class b=%s --seq-len 66000 --batch 1 --steps 1 "
+                      "--val-every 1 --val-windows 1 --threads 2";
+    remove_outputs(out);
+    assert_int_equal(setenv("MB_DEV_MEM", "65536,81920", 1), 0);
+    const int rc = run(cmd, g_pre, out, fa[0], fa[1]);
+    unsetenv("MB_DEV_MEM");
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(g_err, "66000-base windows: the device has room for each layer's in_proj output"));
+    remove_outputs(out);
+    remove(fa[0]), remove(fa[1]);
+}
+
 static void test_bf16(void **st)
 {
     (void)st;
@@ -723,7 +763,7 @@ int main(void)
     return 77;
 #else
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_usage),   cmocka_unit_test(test_train),
+        cmocka_unit_test(test_usage),   cmocka_unit_test(test_train), cmocka_unit_test(test_train_long_windows),
         cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_predict), cmocka_unit_test(test_predict_min_prob),
         cmocka_unit_test(test_predict_novel),
