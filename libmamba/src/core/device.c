@@ -179,6 +179,18 @@ int mb_dev_graph_launch(mb_ctx *ctx, void *graph)
     return mb_ctx_fail(ctx, "internal: a graph launched on a context without graphs");
 }
 
+int mb_dev_graphs_rekey(mb_ctx *ctx, int *key, void **graphs, int n)
+{
+    const int now = mb_ctx_graph_key(ctx);
+    if (*key == now) return 0;
+    for (int i = 0; i < n; i++) {
+        mb_dev_graph_free(ctx, graphs[i]);
+        graphs[i] = NULL;
+    }
+    *key = now;
+    return 1;
+}
+
 void mb_dev_graph_free(mb_ctx *ctx, void *graph)
 {
 #ifdef MB_HAVE_CUDA

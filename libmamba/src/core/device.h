@@ -67,6 +67,11 @@ int mb_dev_graphs(const mb_ctx *ctx);
 int mb_dev_run(mb_ctx *ctx, void **graph, mb_dev_work_fn work, void *arg);
 int mb_dev_graph_launch(mb_ctx *ctx, void *graph);
 void mb_dev_graph_free(mb_ctx *ctx, void *graph);
+/* Graphs captured under *key (mb_ctx_graph_key, core.h; 0: none yet): when
+ * the context's key is another, the n graphs are freed and set NULL and
+ * *key becomes it; returns 1 then (the caller runs eagerly again before a
+ * capture), else 0. A graph replays the ops of its capture. */
+int mb_dev_graphs_rekey(mb_ctx *ctx, int *key, void **graphs, int n);
 
 /* ---- the CUDA backend (core/cuda.cu): called from core/ only ---------------- */
 #ifdef MB_HAVE_CUDA

@@ -41,16 +41,9 @@ void mb_gen_free(mb_gen *g, mb_ctx *ctx)
 
 int mb_gen_begin(mb_gen *g, mb_ctx *ctx, const mb_sampler *sp, int64_t drawn)
 {
-    /* the context's precision or TF32 changed since the capture: the
-     * graph replays the old ops, so it goes, and a period runs eagerly
-     * before the next capture (lazy initializations of the new ops) */
-    const int key = mb_ctx_graph_key(ctx);
-    if (g->graph && g->graph_key != key) {
-        mb_dev_graph_free(ctx, g->graph);
-        g->graph = NULL;
-        g->eager = 0;
-    }
-    g->graph_key = key;
+    /* the context's precision or TF32 changed since the capture: a period
+     * runs eagerly before the next one (lazy initializations of the new ops) */
+    if (mb_dev_graphs_rekey(ctx, &g->graph_key, &g->graph, 1)) g->eager = 0;
     const mb_sample_cfg cfg = {.seed = sp->seed, .temperature = sp->temperature, .top_p = sp->top_p,
                                .top_k = sp->top_k};
     for (int b = 0; b < g->B; b++) g->hcount[b] = drawn;

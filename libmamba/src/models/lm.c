@@ -624,7 +624,7 @@ static int lm_stack_params(const mb_model *m, lm_state *s, int B, mb_block_step_
 {
     const lm_net *n = net(m);
     const int nl = m->cfg.n_layer;
-    if (!n->step_fused || m->ctx->precision != MB_PREC_FP32 || nl > MB_STACK_STEP_MAX_LAYERS) return 0;
+    if (!n->step_fused || !mb_layer_step_fused_ok(m->ctx) || nl > MB_STACK_STEP_MAX_LAYERS) return 0;
     mb_mixer_state none = {0};
     const mb_block_io io0 = {.tokens = s ? s->tok : NULL, .embed = mb_param_data(&m->params, n->bb.embed.p_w)};
     for (int l = 0; l < nl; l++)
@@ -644,7 +644,7 @@ int mb_lm_stack_step_used(const mb_model *m, int B)
 static int lm_layer_steps_fused(const mb_model *m, int l, int B)
 {
     const lm_net *n = net(m);
-    return n->step_fused && m->ctx->precision == MB_PREC_FP32 &&
+    return n->step_fused && mb_layer_step_fused_ok(m->ctx) &&
            mb_layer_step_prefers(m->ctx, &n->bb.layers[l], &m->params, B);
 }
 

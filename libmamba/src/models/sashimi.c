@@ -344,9 +344,9 @@ static int sa_layer_fwd(mb_model *m, const sa_layer *ly, int B, int L, const flo
     mb_ctx *ctx = m->ctx;
     const mb_params *ps = &m->params;
     if (out && ly->has_mlp) return mb_error_set("internal: a block with an MLP writes its own output");
-    /* bf16 precision steps through the block's own ops, which round as its
-     * forward does (the fused step does not): no io there */
-    if (L == 1 && st && ctx->precision != MB_PREC_BF16) {
+    /* a step the fused op takes only where it computes the precision's
+     * values; else the block's own ops, which take no io */
+    if (L == 1 && st && mb_layer_step_fused_ok(ctx)) {
         if (mb_layer_step(ctx, &ly->blk, ps, B, in, out ? out : b->mid, st, ws, io)) return -1;
     } else if (mb_layer_fwd(ctx, &ly->blk, ps, B, L, in, b->mid, &b->la, st, ws)) {
         return -1;
@@ -653,8 +653,8 @@ static const float *sa_level_step(mb_model *m, sa_state *s, int l)
     mb_mixer_state *st = s->layers;
     /* without MLP blocks, a stack's last block also writes the level's
      * residual sum, y = its output + the stack's input (one launch fewer);
-     * not in bf16 precision, whose steps run the blocks' own ops */
-    const int bf16 = ctx->precision == MB_PREC_BF16, fuse = !m->cfg.mlp && !bf16;
+     * not where the steps are the blocks' own ops (sa_layer_fwd) */
+    const int own = !mb_layer_step_fused_ok(ctx), fuse = !m->cfg.mlp && !own;
     if (l == S) {
         const mb_block_io res = {.out2 = a->y[S], .add2 = a->x[S]};
         float *c = (float *)sa_stack_fwd(m, a, S, B, 1, a->x[S], st + (size_t)S * sa->n, NULL, fuse ? &res : NULL,
@@ -669,10 +669,10 @@ static const float *sa_level_step(mb_model *m, sa_state *s, int l)
      * buffer's slot j and the skip sum (with the UpPool's slice j) into
      * u[l] itself: three launches fewer than push, read and add */
     const mb_block_io tok = {.tokens = a->tok, .embed = mb_param_data(&m->params, sa->embed.p_w)};
-    if (l == 0 && bf16) mb_embedding_fwd(ctx, &sa->embed, &m->params, B, a->tok, a->x[0]);
+    if (l == 0 && own) mb_embedding_fwd(ctx, &sa->embed, &m->params, B, a->tok, a->x[0]);
     const mb_block_io pool = {.ld_out = p * D, .out2 = a->u[l], .ld_out2 = D, .add2 = s->upbuf[l] + (size_t)j * D,
                               .ld_add2 = p * D};
-    const float *dn = sa_stack_fwd(m, a, l, B, 1, a->x[l], st + (size_t)l * sa->n, l || bf16 ? NULL : &tok,
+    const float *dn = sa_stack_fwd(m, a, l, B, 1, a->x[l], st + (size_t)l * sa->n, l || own ? NULL : &tok,
                                    fuse ? &pool : NULL, fuse ? s->poolbuf[l] + (size_t)j * D : NULL);
     if (!dn) return NULL;
     if (!fuse) {
@@ -749,17 +749,9 @@ static int sa_step_graph(mb_model *m, sa_state *s, const int32_t *tokens, float 
     const int B = s->pub.B;
     const int phase = (int)(s->pos[0] % s->period);
     sa_work w = {m, s, NULL};
-    /* graphs of another precision or TF32 setting replay the old ops: gone,
-     * and each phase is seen (eagerly) again before its next capture */
-    const int key = mb_ctx_graph_key(ctx);
-    if (s->graph_key != key) {
-        for (int i = 0; i < SA_GRAPH_MAX; i++) {
-            mb_dev_graph_free(ctx, s->graph[i]);
-            s->graph[i] = NULL;
-        }
-        memset(s->seen, 0, sizeof s->seen);
-        s->graph_key = key;
-    }
+    /* graphs of another precision or TF32 setting: each phase is seen
+     * (eagerly) again before its next capture */
+    if (mb_dev_graphs_rekey(ctx, &s->graph_key, s->graph, SA_GRAPH_MAX)) memset(s->seen, 0, sizeof s->seen);
     memcpy(s->pin_tok, tokens, (size_t)B * sizeof(int32_t));
     if (s->graph[phase]) {
         if (mb_dev_graph_launch(ctx, s->graph[phase])) return -1;
