@@ -119,6 +119,17 @@ def test_int8_weights_step_near_fp32(tiny):
     np.testing.assert_array_equal(back, ref)
 
 
+def assert_same_draws(m, first, n, vocab):
+    """Two states of m from the tokens first draw n classes each, seed 7:
+    the same classes, each below vocab."""
+    draws = []
+    for _ in range(2):
+        with m.state(len(first)) as s:
+            draws.append(s.sample(first, n, seed=7))
+    assert draws[0].shape == (len(first), n) and draws[0].min() >= 0 and draws[0].max() < vocab
+    np.testing.assert_array_equal(draws[0], draws[1])
+
+
 def test_bf16_precision_rounds_logits():
     """Context(precision="bf16"): the forward's logits are bf16 values near
     fp32's (mamba_ssm's autocast rounding), steps give the same logits,
@@ -137,12 +148,7 @@ def test_bf16_precision_rounds_logits():
         with m.state(2) as s:
             steps = np.stack([s.step(t[:, i]) for i in range(24)], 1)
         np.testing.assert_array_equal(steps, got)
-        draws = []
-        for _ in range(2):
-            with m.state(2) as s:
-                draws.append(s.sample(t[:, 0], 16, seed=7))
-        assert draws[0].shape == (2, 16) and draws[0].min() >= 0 and draws[0].max() < 12
-        np.testing.assert_array_equal(draws[0], draws[1])
+        assert_same_draws(m, t[:, 0], 16, 12)
     with pytest.raises(ValueError):
         libmamba.Context(precision="fp16")
 
@@ -160,9 +166,4 @@ def test_bf16_precision_unet_steps_and_samples():
             steps = np.stack([s.step(t[:, i]) for i in range(18)], 1)[:, :, :10]
         assert np.all(steps.view(np.uint32) & 0xFFFF == 0)
         assert np.abs(steps - ref).max() <= 1e-2 * np.abs(ref).max()
-        draws = []
-        for _ in range(2):
-            with m.state(2) as s:
-                draws.append(s.sample(t[:, 0], 12, seed=7))
-        assert draws[0].shape == (2, 12) and draws[0].min() >= 0 and draws[0].max() < 10
-        np.testing.assert_array_equal(draws[0], draws[1])
+        assert_same_draws(m, t[:, 0], 12, 10)
