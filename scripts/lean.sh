@@ -5,8 +5,10 @@
 #   lean_build DIR TARGET...   configure DIR/build-lean (CUDA, sm_90, no apps) and build only
 #                              TARGET...: a trial's suites or benchmark in well under a minute on
 #                              16 cores, where scripts/gpu_check.sh builds everything
-#   lean_start TARGET...       lean_env, lean_build of this tree with its time, then the
-#                              runtime's library path: a one-tree session script's start
+#   lean_ready                 after lean_build(s) in the background: waits for them, says
+#                              when, names the GPU and sets the runtime's library path
+#   lean_start TARGET...       lean_env, lean_build of this tree, lean_ready: a one-tree
+#                              session script's start
 # and for a session script's steps (the clock starts when this file is sourced):
 #   el                         seconds since then; lean_before S: whether el is under S
 #   lean_patched DIR PATCH [-R]  lean_copy DIR with PATCH applied (-R: reversed, the tree before
@@ -45,13 +47,17 @@ lean_build() {
         { echo "$d: build FAILED"; grep -E "error" "$log" | head; tail -5 "$log"; }
 }
 
-lean_start() {
-    local s
-    lean_env
-    s=$(date +%s)
-    lean_build "$PWD" "$@"
-    echo "== built in $(($(date +%s) - s)) s"
+lean_ready() {
+    wait
+    echo "== built at $(el) s"
+    nvidia-smi --query-gpu=name --format=csv,noheader
     deps_runtime
+}
+
+lean_start() {
+    lean_env
+    lean_build "$PWD" "$@"
+    lean_ready
 }
 
 lean_t0=$(date +%s)

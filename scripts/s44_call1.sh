@@ -12,7 +12,6 @@ set -uo pipefail
 END=${S44_END:-480}
 source scripts/lean.sh
 lean_start tests/gpu_test_scan tests/gpu_test_ops tests/gpu_test_model bench/bench_gpu bench/bench_generate
-nvidia-smi --query-gpu=name --format=csv,noheader
 lean_suite "$PWD" gpu_test_model '*inner*' 'in_proj kept'
 lean_rounds "$END" 40 "$PWD" bench_gpu "--train 1048576 fp32" "--inner --train 1048576 fp32" \
     "--train 1048576 tf32" "--inner --train 1048576 tf32" "--train 1048576 bf16" "--inner --train 1048576 bf16"

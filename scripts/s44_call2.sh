@@ -18,10 +18,7 @@ lean_broken $K libmamba/src/ops/block_step_split.cu 's/const float yv = acc\[m\]
 lean_build "$PWD" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate bench/bench_gpu &
 lean_build $B tests/gpu_test_ops bench/bench_generate &
 lean_build $K tests/gpu_test_ops &
-wait
-echo "== built at $(el) s"
-nvidia-smi --query-gpu=name --format=csv,noheader
-deps_runtime
+lean_ready
 for t in "$PWD" $B; do lean_suite $t gpu_test_ops test_block_step 'split.*(2560|768)|worst'; done
 lean_suite $K gpu_test_ops test_block_step # the 1/rms dropped: must FAIL
 lean_rounds "$END" 40 "$PWD $B" bench_generate "--device cuda --shape 2.8b --batch 1 --tokens 128 --weights bf16" \

@@ -19,10 +19,7 @@ lean_broken $K libmamba/src/ops/scan.cu 's/if (CPLX) sAi\[threadIdx.x \* (NT + 1
 lean_build "$PWD" tests/gpu_test_scan tests/gpu_test_ops bench/bench_gpu bench/bench_generate &
 lean_build $B bench/bench_gpu &
 lean_build $K tests/gpu_test_scan &
-wait
-echo "== built at $(el) s"
-nvidia-smi --query-gpu=name --format=csv,noheader
-deps_runtime
+lean_ready
 lean_suite "$PWD" gpu_test_scan
 lean_suite $K gpu_test_scan # must FAIL
 lean_rounds "$END" 90 "$PWD $B" bench_gpu --scan "--train 1048576 fp32" "--train 1048576 bf16"

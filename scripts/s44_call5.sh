@@ -9,7 +9,6 @@ set -uo pipefail
 END=${S44_END:-300}
 source scripts/lean.sh
 lean_start tests/gpu_test_scan tests/gpu_test_ops tests/gpu_test_model bench/bench_gpu bench/bench_generate
-nvidia-smi --query-gpu=name --format=csv,noheader
 for t in gpu_test_scan gpu_test_ops gpu_test_model; do lean_suite "$PWD" $t; done
 echo "== bench_gpu --scan ($(el) s)"
 timeout 60 build-lean/bench/bench_gpu --scan | grep -E "^\| *[0-9]|^\| (GPU|CPU)"

@@ -18,10 +18,7 @@ lean_broken $K libmamba/src/ops/scan.cu 's/float \*dA_acc = SD ? sdA + threadIdx
 lean_build "$PWD" tests/gpu_test_scan bench/bench_gpu &
 lean_build $B bench/bench_gpu &
 lean_build $K tests/gpu_test_scan &
-wait
-echo "== built at $(el) s"
-nvidia-smi --query-gpu=name --format=csv,noheader
-deps_runtime
+lean_ready
 lean_suite "$PWD" gpu_test_scan
 lean_suite $K gpu_test_scan # must FAIL
 lean_rounds "$END" 90 "$PWD $B" bench_gpu --scan "--train 1048576 fp32" "--train 1048576 bf16"

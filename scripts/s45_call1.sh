@@ -19,10 +19,7 @@ lean_broken $K libmamba/src/ops/block_step_split.cu \
 lean_build "$PWD" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate bench/bench_gpu &
 lean_build $T tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build $K tests/gpu_test_ops &
-wait
-echo "== built at $(el) s"
-nvidia-smi --query-gpu=name --format=csv,noheader
-deps_runtime
+lean_ready
 # 1. MB_RECOMPUTE_AUTO: the GPU test, then at 2^20 against LAYERS and INNER (one round), and at
 # 2^23 tokens, where LAYERS needs some 80 GiB: on an H100 AUTO must step down to STACK
 # (auto:stack; on an H200 LAYERS may fit)

@@ -13,10 +13,7 @@ B=/tmp/lean_b
 lean_patched $B bench/trials/split-l2b.patch -R
 lean_build "$PWD" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build $B bench/bench_generate &
-wait
-echo "== built at $(el) s"
-nvidia-smi --query-gpu=name --format=csv,noheader
-deps_runtime
+lean_ready
 for m in 1 2 4; do MB_SPLIT_L2=$m lean_suite "$PWD" gpu_test_ops test_block_step; done
 MB_SPLIT_L2=3 lean_suite "$PWD" gpu_test_model 'test_lm*'
 gen() { # TREE MODE ARGS...: one bench_generate run's rows

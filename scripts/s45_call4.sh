@@ -8,7 +8,6 @@ set -uo pipefail
 END=${S45_END:-420}
 source scripts/lean.sh
 lean_start bench/bench_gpu bench/bench_generate
-nvidia-smi --query-gpu=name --format=csv,noheader
 echo "== bench_gpu --scan ($(el) s)"
 timeout 70 build-lean/bench/bench_gpu --scan | grep -E "^\| *[0-9(]|^\| (GPU|CPU)|floor|bandwidth"
 LEAN_ROUNDS=1 lean_rounds "$END" 30 "$PWD" bench_gpu "--auto --train 1048576 fp32" "--train 1048576 fp32" \

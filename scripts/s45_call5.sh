@@ -7,7 +7,6 @@
 set -uo pipefail
 source scripts/lean.sh
 lean_start tests/gpu_test_model bench/bench_audio
-nvidia-smi --query-gpu=name --format=csv,noheader
 lean_suite "$PWD" gpu_test_model 'test_sashimi*' 'sashimi|bf16: '
 lean_suite "$PWD" gpu_test_model 'test_lm_sample*'
 echo "== memcheck gpu_test_model (test_sashimi_sample_bf16), small shapes ($(el) s)"

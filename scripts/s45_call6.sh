@@ -6,7 +6,6 @@
 set -uo pipefail
 source scripts/lean.sh
 lean_start tests/gpu_test_scan tests/gpu_test_ops tests/gpu_test_model
-nvidia-smi --query-gpu=name --format=csv,noheader
 for t in gpu_test_scan gpu_test_ops gpu_test_model; do lean_suite "$PWD" $t; done
 lean_suite "$PWD" gpu_test_model 'test_sashimi_graphs*' 'logits not bf16'
 echo "== memcheck gpu_test_model (test_sashimi_graphs*), small shapes ($(el) s)"
