@@ -132,5 +132,5 @@ def run(C, DQ, RW, K, R, B, L=2, steps=2):
         e = max(np.abs(out - ref).max() / np.abs(ref).max(),
                 max(np.abs(cs_k[l] - cs_ref[l]).max() for l in range(L)), max(np.abs(ss_k[l] - ss_ref[l]).max() for l in range(L)))
         print(f"C {C} DQ {DQ} RW {RW} K {K} R {R} B {B} step {step}: worst {e:.2e}"); assert e < 1e-12, e
-for args in [(4, 1, 1, 4, 8, 3), (4, 1, 2, 3, 8, 3), (4, 1, 4, 2, 5, 6), (4, 2, 8, 4, 16, 11)]:
+for args in [(4, 1, 1, 4, 8, 3), (4, 1, 2, 3, 8, 3), (4, 1, 4, 2, 5, 6), (4, 2, 8, 4, 16, 11), (4, 1, 12, 4, 16, 13)]:
     run(*args)

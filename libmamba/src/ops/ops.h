@@ -459,7 +459,7 @@ int mb_stack_step_fits(mb_ctx *ctx, int n_layer, const mb_block_step_params *lay
 /* Whether a caller should take mb_stack_step over its layers' own steps:
  * where it fits and MB_CUDA_STEP=cluster asks for it, or under AUTO for
  * the rows where the cluster kernel was measured faster (one wave of clusters,
- * up to 4 rows a cluster: ops/stack_step.cu). */
+ * up to 12 rows a cluster: ops/stack_step.cu). */
 int mb_stack_step_prefers(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 
 /* y[b, :n_out] (rows ldy apart) = W (n_out, d) @ norm(row b), row b being

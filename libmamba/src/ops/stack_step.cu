@@ -18,6 +18,10 @@
  *      on 16 neighbouring lanes: local
  *   4  out_proj's partial sums -> cluster barrier -> each block adds the C
  *      partials to its residual
+ * A cluster's rows (1 to 12) are taken a group at a time in each phase,
+ * the group's loads and sums interleaved; a gather over the cluster is a
+ * thread an output, the ranks in turn (stk_cluster_sum); each cluster
+ * barrier is split into arrive and wait around the states' global traffic.
  * Two cluster barriers and four block barriers a layer (there were seven:
  * the norm, the conv and delta each had a phase of their own, session
  * 31). A partial buffer is rewritten only after
@@ -40,7 +44,13 @@
  * against 32 us at mamba-dna's default (d128 x 4), and 77 against 158 us
  * at 4 rows of the DNA model (session 31); the first kernel was removed.
  * Four block barriers a layer instead of seven then took the DNA model
- * from 76 to 73 us at one row and from 148 to 141 at 8 rows.
+ * from 76 to 73 us at one row and from 148 to 141 at 8 rows. Session 46
+ * (trials stk-ilp, stk-gather, stk-split; stk-prof timed the phases): the
+ * rows a group at once, the gathers a thread an output (they had been 40%
+ * of a layer's cycles, a warp's load spread over up to 16 blocks) and the
+ * split barriers took the DNA model from 73 to 59 us at one row, 109 to 76
+ * at 8, 172 to 110 at 16, 287 to 180 at 32, and 64 rows (12 a cluster)
+ * to 252 us, past the layer path's 280.
  *
  * Shapes: d_model 128 or 256, d_inner = 32 C for C in 4, 8, 16, d_state
  * 16, real A, RMSNorm, d_conv 2..4, dt_rank <= 64, fp32 weights on 16-byte
@@ -62,6 +72,12 @@ namespace cg = cooperative_groups;
 #define STK_N 16       /* d_state */
 #define STK_CH 32      /* channels a block: a warp each for its x and z rows */
 #define STK_XD_MAX 96  /* dt_rank + 2 d_state, dt_rank <= 64 */
+#ifndef STK_RU
+#define STK_RU 4 /* rows at once in the norm and in_proj */
+#endif
+#ifndef STK_RV
+#define STK_RV 4 /* rows at once in the other phases */
+#endif
 
 /* one layer: its weights and its state (conv (K-1, Di), ssm (Di, N)) */
 struct stk_layer {
@@ -153,6 +169,56 @@ struct stk_layout {
     static_assert(BYTES <= 227 * 1024, "an H100's shared memory a block");
 };
 
+/* v[0..K) each summed over the lanes that differ in bits TOP, TOP/2, .., 1,
+ * level by level: the K sums' shuffles are independent, so they overlap
+ * where one sum's five would wait on each other; each value's tree is
+ * mb_warp_sum's (TOP 16), bit for bit */
+template <int K, int TOP>
+static __device__ __forceinline__ void stk_xor_sums(float *v)
+{
+#pragma unroll
+    for (int o = TOP; o > 0; o >>= 1)
+#pragma unroll
+        for (int k = 0; k < K; k++) v[k] += __shfl_xor_sync(0xffffffffu, v[k], o);
+}
+
+/* The sum over the cluster's C blocks of the float at p in each one's
+ * shared memory, rank by rank (every block adds in the same order, so
+ * their copies agree bit for bit). A thread an output: a warp's loads are
+ * then one rank's run of 32 floats, where lanes spread over the ranks
+ * made each load of a warp a request to up to 16 blocks (trial stk-prof,
+ * session 46: those two gathers were 40% of a layer's cycles) */
+template <int C>
+static __device__ __forceinline__ float stk_cluster_sum(const float *p)
+{
+    /* 32-bit shared::cluster addresses (mapa, ld.shared::cluster): the
+     * generic pointers of map_shared_rank took two registers a rank and
+     * spilled */
+    const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+    float v[C];
+#pragma unroll
+    for (int q = 0; q < C; q++) {
+        uint32_t ra;
+        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(q));
+        asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v[q]) : "r"(ra));
+    }
+    float s = 0.f;
+#pragma unroll
+    for (int q = 0; q < C; q++) s += v[q];
+    return s;
+}
+
+/* a cluster barrier in two halves (barrier.cluster arrive / wait), so
+ * that work which needs no other block's writes fills the wait */
+static __device__ __forceinline__ void stk_cluster_arrive(void)
+{
+    asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
+}
+static __device__ __forceinline__ void stk_cluster_wait(void)
+{
+    asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+
 /* rows x CH floats at src (rows ld apart) -> dst (CH a row), 16 bytes a copy */
 static __device__ __forceinline__ void stk_stage_rows(float *dst, const float *src, int ld, int rows)
 {
@@ -174,6 +240,10 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
     constexpr int D = Y::D, CH = STK_CH, N = STK_N, DI = C * CH, NT = STK_THREADS;
     /* the scan's (row, channel, state) items a thread: rows r0, r0 + 2, ... */
     constexpr int HPT = RW > 1 ? RW / 2 : 1;
+    /* rows taken at once: by the norm and in_proj (three sums a row), by
+     * the other phases (one) */
+    constexpr int RU = RW < STK_RU ? RW : STK_RU, RV = RW < STK_RV ? RW : STK_RV;
+    static_assert(RW % RU == 0 && RW % RV == 0, "whole groups of rows");
     static_assert(NT / 32 == CH && NT % D == 0 && 2 * CH * N == NT, "a warp a channel's rows; whole teams an output");
     static_assert(RW == 1 || RW % 2 == 0, "rows a cluster: 1 or even");
     extern __shared__ float4 stk_sh4[];
@@ -221,6 +291,25 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         }
     };
 
+    /* the next layer's taps: TPT a thread, loaded into registers (fetch)
+     * before ctap's reads are done, stored into it (put) after */
+    constexpr int TPT = (Y::TAPS + NT - 1) / NT;
+    auto fetch_taps = [&](const stk_layer &Pq, float *tv) {
+#pragma unroll
+        for (int j = 0; j < TPT; j++) {
+            const int i = tid + j * NT, r = i / (3 * CH), k = (i / CH) % 3, ch = i % CH;
+            tv[j] = i < Y::TAPS && k < K - 1 && r < nr ? Pq.conv_state[((size_t)(b0 + r) * (K - 1) + k) * DI + c0 + ch]
+                                                       : 0.f;
+        }
+    };
+    auto put_taps = [&](const float *tv) {
+#pragma unroll
+        for (int j = 0; j < TPT; j++) {
+            const int i = tid + j * NT, k = (i / CH) % 3;
+            if (i < Y::TAPS && k < K - 1) ctap[i] = tv[j];
+        }
+    };
+
     /* layer 0's weights before the wait (nothing writes them) */
     stage_rest(a.L[0], rest0);
     stage_in(a.L[0]);
@@ -262,42 +351,47 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                     for (int q = 0; q < DQ; q++)
                         w4[g][q] = reinterpret_cast<const float4 *>(win + (warp + g * CH) * D)[lane + 32 * q];
             }
+            /* RU rows at once, their loads and sums interleaved (one row's
+             * shuffles and loads would each wait on the one before) */
 #pragma unroll 1
-            for (int r = 0; r < RW; r++) {
-                float *ar = act + r * Y::ACT;
-                const float4 *hv = reinterpret_cast<const float4 *>(ar + Y::AH);
-                float4 hn[DQ];
-                float ss = 0.f;
+            for (int r0 = 0; r0 < RW; r0 += RU) {
+                float sx[3 * RU]; /* the squares', x's and z's sums of each row */
 #pragma unroll
-                for (int q = 0; q < DQ; q++) {
-                    const float4 h4 = hv[lane + 32 * q], n4 = nv[lane + 32 * q];
-                    ss += h4.x * h4.x + h4.y * h4.y + h4.z * h4.z + h4.w * h4.w;
-                    hn[q] = make_float4(h4.x * n4.x, h4.y * n4.y, h4.z * n4.z, h4.w * n4.w);
-                }
-                const float rn = rsqrtf(mb_warp_sum(ss) / D + a.eps);
-                float xzw[2];
-#pragma unroll
-                for (int g = 0; g < 2; g++) {
-                    float v = 0.f;
+                for (int u = 0; u < RU; u++) {
+                    const float4 *hv = reinterpret_cast<const float4 *>(act + (r0 + u) * Y::ACT + Y::AH);
+                    float ss = 0.f, xzv[2] = {0.f, 0.f};
 #pragma unroll
                     for (int q = 0; q < DQ; q++) {
-                        const float4 w = RW > 1 ? w4[g][q]
-                                                : reinterpret_cast<const float4 *>(win + (warp + g * CH) * D)[lane + 32 * q];
-                        v += w.x * hn[q].x + w.y * hn[q].y + w.z * hn[q].z + w.w * hn[q].w;
-                    }
-                    xzw[g] = mb_warp_sum(v) * rn;
-                }
-                if (lane == 0) {
-                    const float *cw = rs + Y::RCW + warp * K;
-                    float c = P.conv_b ? rs[Y::RCB + warp] : 0.f;
+                        const float4 h4 = hv[lane + 32 * q], n4 = nv[lane + 32 * q];
+                        ss += h4.x * h4.x + h4.y * h4.y + h4.z * h4.z + h4.w * h4.w;
+                        const float4 hn = make_float4(h4.x * n4.x, h4.y * n4.y, h4.z * n4.z, h4.w * n4.w);
 #pragma unroll
-                    for (int k = 0; k < 3; k++)
-                        if (k < K - 1) c += cw[k] * ctap[(r * 3 + k) * CH + warp];
-                    c += cw[K - 1] * xzw[0];
-                    ar[Y::AXC + warp] = mb_silu_dev(c);
-                    ar[Y::AZG + warp] = xzw[1];
-                    ar[Y::AXR + warp] = xzw[0];
+                        for (int g = 0; g < 2; g++) {
+                            const float4 w = RW > 1 ? w4[g][q]
+                                                    : reinterpret_cast<const float4 *>(win + (warp + g * CH) * D)[lane + 32 * q];
+                            xzv[g] += w.x * hn.x + w.y * hn.y + w.z * hn.z + w.w * hn.w;
+                        }
+                    }
+                    sx[u] = ss, sx[RU + u] = xzv[0], sx[2 * RU + u] = xzv[1];
                 }
+                stk_xor_sums<3 * RU, 16>(sx);
+                if (lane == 0)
+#pragma unroll
+                    for (int u = 0; u < RU; u++) {
+                        const int r = r0 + u;
+                        float *ar = act + r * Y::ACT;
+                        const float rn = rsqrtf(sx[u] / D + a.eps);
+                        const float xw = sx[RU + u] * rn, zw = sx[2 * RU + u] * rn;
+                        const float *cw = rs + Y::RCW + warp * K;
+                        float c = P.conv_b ? rs[Y::RCB + warp] : 0.f;
+#pragma unroll
+                        for (int k = 0; k < 3; k++)
+                            if (k < K - 1) c += cw[k] * ctap[(r * 3 + k) * CH + warp];
+                        c += cw[K - 1] * xw;
+                        ar[Y::AXC + warp] = mb_silu_dev(c);
+                        ar[Y::AZG + warp] = zw;
+                        ar[Y::AXR + warp] = xw;
+                    }
             }
         }
         __syncthreads();
@@ -309,39 +403,42 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         for (int o = warp; o < XD; o += NT / 32) {
             const float wx = rs[Y::RX + o * CH + lane];
 #pragma unroll 1
-            for (int r = 0; r < RW; r++) {
-                float *ar = act + r * Y::ACT;
-                const float v = mb_warp_sum(wx * ar[Y::AXC + lane]);
-                if (lane == 0) ar[Y::APX + o] = v;
+            for (int r0 = 0; r0 < RW; r0 += RV) {
+                float v[RV];
+#pragma unroll
+                for (int u = 0; u < RV; u++) v[u] = wx * act[(r0 + u) * Y::ACT + Y::AXC + lane];
+                stk_xor_sums<RV, 16>(v);
+                if (lane == 0)
+#pragma unroll
+                    for (int u = 0; u < RV; u++) act[(r0 + u) * Y::ACT + Y::APX + o] = v[u];
             }
         }
-        cl.sync();
-        /* after the barrier (its release fence waits on memory in flight):
-         * the conv state shifted by one; the next layer's taps only after
-         * the barrier below, when every read of these is done */
+        /* the cluster barrier split: its arrive's release fence waits on
+         * memory in flight, so the conv state's stores come after it, and
+         * they and the next layer's taps' loads (into registers: ctap is
+         * read by these stores) overlap the wait for the other blocks */
+        stk_cluster_arrive();
+        float tapn[TPT];
+        if (more) fetch_taps(Pn, tapn);
         for (int i = tid; i < Y::TAPS; i += NT) {
             const int r = i / (3 * CH), k = (i / CH) % 3, ch = i % CH;
             if (r < nr && k < K - 1)
                 P.conv_state[((size_t)(b0 + r) * (K - 1) + k) * DI + c0 + ch] =
                     k < K - 2 ? ctap[i + CH] : act[r * Y::ACT + Y::AXR + ch];
         }
-        /* dbc: output o of row r from rank q, the C parts summed over C
-         * neighbouring lanes (whole warps each pass) */
-#pragma unroll 1
-        for (int r = 0; r < RW; r++)
-            for (int i0 = 0; i0 < XD * C; i0 += NT) {
-                const int i = i0 + tid, o = i / C, q = i % C;
-                float v = o < XD ? cl.map_shared_rank(act + r * Y::ACT + Y::APX, q)[o] : 0.f;
-#pragma unroll
-                for (int sh = C / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
-                if (q == 0 && o < XD) act[r * Y::ACT + Y::ADBC + o] = v;
-            }
+        stk_cluster_wait();
+        /* dbc: output o of row r, the C ranks' parts summed in turn */
+        for (int i = tid; i < RW * XD; i += NT) {
+            const int r = i / XD, o = i - r * XD;
+            act[r * Y::ACT + Y::ADBC + o] = stk_cluster_sum<C>(act + r * Y::ACT + Y::APX + o);
+        }
         __syncthreads();
-        if (more) load_taps(Pn);
+        if (more) put_taps(tapn);
         /* 3: delta, the scan and the gate, (row, channel j, state n): the
          * channel's N lanes split dt_proj's sum, each then holding all of it
          * (an xor tree: the same bits on every lane) */
         if (sact()) {
+            float yo[HPT]; /* stored after every item's maths: a store before would hold back the next item's loads */
 #pragma unroll
             for (int k = 0; k < HPT; k++) {
                 const float *ar = act + (sr0() + 2 * k) * Y::ACT;
@@ -357,9 +454,11 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                 v = dbc[R + N + n] * hst[k];
 #pragma unroll
                 for (int sh = N / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
-                if (n == 0)
-                    act[(sr0() + 2 * k) * Y::ACT + Y::AY + j] = (v + rs[Y::RDD + j] * xcj) * mb_silu_dev(ar[Y::AZG + j]);
+                yo[k] = (v + rs[Y::RDD + j] * xcj) * mb_silu_dev(ar[Y::AZG + j]);
             }
+            if (sn() == 0)
+#pragma unroll
+                for (int k = 0; k < HPT; k++) act[(sr0() + 2 * k) * Y::ACT + Y::AY + sj()] = yo[k];
         }
         __syncthreads();
         /* 4: out_proj's partial sums: TPO threads an output, CH / TPO
@@ -374,37 +473,34 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                 for (int c = 0; c < CPT; c++) wr[c] = w[c];
             }
 #pragma unroll 1
-            for (int r = 0; r < RW; r++) {
-                float *ar = act + r * Y::ACT;
-                float v = 0.f;
+            for (int r0 = 0; r0 < RW; r0 += RV) {
+                float v[RV];
 #pragma unroll
-                for (int c = 0; c < CPT; c++) v += (RW > 1 ? wr[c] : w[c]) * ar[Y::AY + q * CPT + c];
+                for (int u = 0; u < RV; u++) {
+                    const float *ay = act + (r0 + u) * Y::ACT + Y::AY + q * CPT;
+                    v[u] = 0.f;
 #pragma unroll
-                for (int sh = TPO / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
-                if (q == 0) ar[Y::APO + o] = v;
+                    for (int c = 0; c < CPT; c++) v[u] += (RW > 1 ? wr[c] : w[c]) * ay[c];
+                }
+                stk_xor_sums<RV, TPO / 2>(v);
+                if (q == 0)
+#pragma unroll
+                    for (int u = 0; u < RV; u++) act[(r0 + u) * Y::ACT + Y::APO + o] = v[u];
             }
         }
-        cl.sync();
-        /* the scan states, then the next layer's */
+        stk_cluster_arrive();
+        /* the scan states, then the next layer's, while the other blocks arrive */
 #pragma unroll
         for (int k = 0; k < HPT; k++)
             if (sact() && sr0() + 2 * k < nr) {
                 P.ssm_state[ssm_at(k)] = hst[k];
                 if (more) hst[k] = Pn.ssm_state[ssm_at(k)];
             }
-        /* the residuals += the cluster's parts: TPO threads an output, each
-         * a share of the ranks */
-        {
-            constexpr int TPO = NT / D;
-            const int o = tid / TPO, q = tid % TPO;
-#pragma unroll 1
-            for (int r = 0; r < RW; r++) {
-                float v = 0.f;
-                for (int rk = q; rk < C; rk += TPO) v += cl.map_shared_rank(act + r * Y::ACT + Y::APO, rk)[o];
-#pragma unroll
-                for (int sh = TPO / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
-                if (q == 0) act[r * Y::ACT + Y::AH + o] += v;
-            }
+        stk_cluster_wait();
+        /* the residuals += the cluster's parts, a thread an output */
+        for (int i = tid; i < RW * D; i += NT) {
+            const int r = i / D, o = i - r * D;
+            act[r * Y::ACT + Y::AH + o] += stk_cluster_sum<C>(act + r * Y::ACT + Y::APO + o);
         }
     }
     __syncthreads();
@@ -428,11 +524,15 @@ static int stk_go(const mb_cuda_state *st, const stk_args *a)
     return (int)stk_launch(st, k, C, stk_layout<DQ, RW>::BYTES, RW, a);
 }
 
-/* the instances of C and DQ, by rows a cluster: 1, 2, 4, 8 */
+/* the instances of C and DQ, by rows a cluster: STK_ROWS (12: the most a
+ * block's shared memory holds at d_model 256) */
+#define STK_NRW 5
+static const int STK_ROWS[STK_NRW] = {1, 2, 4, 8, 12};
 template <int C, int DQ>
 static const stk_fn *stk_by_rows(void)
 {
-    static const stk_fn f[4] = {stk_go<C, DQ, 1>, stk_go<C, DQ, 2>, stk_go<C, DQ, 4>, stk_go<C, DQ, 8>};
+    static const stk_fn f[STK_NRW] = {stk_go<C, DQ, 1>, stk_go<C, DQ, 2>, stk_go<C, DQ, 4>, stk_go<C, DQ, 8>,
+                                      stk_go<C, DQ, 12>};
     return f;
 }
 
@@ -467,15 +567,15 @@ static stk_fn stk_pick(const mb_cuda_state *st, int n_layer, const mb_block_step
      * a cluster is the shortest chain; more rows share the staged weights
      * where one a cluster would take waves), else the most */
     int i = 0, last = -1;
-    for (; i < 4; i++) {
-        const int r = 1 << i, w = f[i](st, NULL);
+    for (; i < STK_NRW; i++) {
+        const int r = STK_ROWS[i], w = f[i](st, NULL);
         if (!w) continue;
         last = i;
         if ((B + r - 1) / r <= w) break;
     }
-    if (i == 4) i = last;
+    if (i == STK_NRW) i = last;
     if (i < 0) return NULL;
-    if (rw) *rw = 1 << i;
+    if (rw) *rw = STK_ROWS[i];
     return f[i];
 }
 
@@ -486,13 +586,14 @@ extern "C" int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_
 }
 
 /* MB_CUDA_STEP=cluster: wherever it runs. AUTO: where the rows fit one
- * wave of clusters at up to 4 rows a cluster (stk_pick's choice). Measured
+ * wave of clusters (stk_pick's choice, up to 12 rows a cluster). Measured
  * on an H100 (bench_generate, per token), against the steps layer by
  * layer: the DNA model (d256 x 8: fewer than 8 clusters a wave) 73 against
  * 73 us at one row, 74 against 115 at 4 (session 31); 110 against 142 at 8
  * (2 rows a cluster), 173 against 241 at 16 (4 rows), but 287 against 244
- * at 32 and 573 against 289 at 64 (8 rows a cluster); mamba-dna's default
- * (d128 x 4) 38 against 54 at 16 rows, 57 against 60 at 32 (session 36). */
+ * at 32 and 573 against 289 at 64 (8 rows a cluster), so AUTO stopped at 4
+ * rows a cluster (session 36). With session 46's kernel: 180 against 244 at
+ * 32 rows (8 a cluster) and 252 against 280 at 64 (12 a cluster). */
 extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
 {
     mb_cuda_state *st = mb_cuda_enter(ctx);
@@ -503,7 +604,7 @@ extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_blo
     if (!fn) return 0;
     if (st->step_path == MB_STEP_CLUSTER) return 1;
     const int B = layer[0].batch, wave = fn(st, NULL);
-    return rw <= 4 && (B + rw - 1) / rw <= wave;
+    return (B + rw - 1) / rw <= wave;
 }
 
 extern "C" int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Session 46, call 3: the merged cluster step (stk-ilp, stk-gather, stk-split; AUTO up to 12 rows
+# a cluster): the GPU suites, memcheck and racecheck of the cluster tests, generation rows by
+# AUTO and by the layer path, P (the tree with stk-prof, the layer's top split into the weights'
+# wait, the barrier and the staging), and the issues' rows (on an H200, the scan and the DNA step
+# too).
+#   bash scripts/s46_call3.sh > $OUT/log 2>&1; tail -150 $OUT/log
+set -uo pipefail
+END=${S46_END:-500}
+source scripts/lean.sh
+lean_env
+F=/tmp/s46/F P=/tmp/s46/P
+lean_copy "$F"
+lean_patched "$P" bench/trials/stk-prof.patch
+lean_build "$F" tests/gpu_test_scan tests/gpu_test_ops tests/gpu_test_model bench/bench_generate bench/bench_gpu &
+lean_build "$P" bench/bench_generate &
+lean_ready
+for s in gpu_test_scan gpu_test_ops gpu_test_model; do lean_suite "$F" "$s"; done
+lean_racecheck "$F" gpu_test_ops test_stack_step
+echo "== memcheck gpu_test_model *cluster*, small shapes ($(el) s)"
+MB_GPU_TEST_SMALL=1 MB_TEST_FILTER='*cluster*' timeout 120 compute-sanitizer --tool memcheck \
+    "$F/build-lean/tests/gpu_test_model" 2>&1 | grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED)" | tail -3
+LEAN_ROUNDS=1 lean_rounds 260 30 "$F" bench_generate "--device cuda --shape dna --batch 1" \
+    "--device cuda --shape dna --batch 4" "--device cuda --shape dna --batch 8" "--device cuda --shape dna --batch 16" \
+    "--device cuda --shape dna --batch 32" "--device cuda --shape dna --batch 64" "--device cuda --shape small --batch 1" \
+    "--device cuda --shape small --batch 16" "--device cuda --shape small --batch 32" "--device cuda --shape small --batch 64"
+echo "== the layer path (MB_CUDA_STEP=layer) at 32 and 64 rows"
+MB_CUDA_STEP=layer LEAN_ROUNDS=1 lean_rounds 280 30 "$F" bench_generate "--device cuda --shape dna --batch 32" \
+    "--device cuda --shape dna --batch 64" "--device cuda --shape small --batch 32" "--device cuda --shape small --batch 64"
+echo "== P (stk-prof) ($(el) s)"
+for r in 1 64; do
+    MB_CUDA_STEP=cluster timeout 40 "$P/build-lean/bench/bench_generate" --device cuda --shape dna --batch $r --tokens 1024 >/tmp/p.txt
+    grep stk_prof /tmp/p.txt | tail -1; grep -E "^\| dna" /tmp/p.txt | head -1
+done
+LEAN_ROUNDS=1 lean_rounds 380 45 "$F" bench_generate "--device cuda --shape 130m --batch 1 --weights fp32" \
+    "--device cuda --shape 130m --batch 1 --weights bf16" "--device cuda --shape 130m --batch 64 --weights tf32" \
+    "--device cuda --shape 2.8b --batch 1 --tokens 128 --weights bf16"
+if lean_on_h200; then
+    echo "== H200: the scan and the DNA step ($(el) s)"
+    timeout 70 "$F/build-lean/bench/bench_gpu" --scan | grep -E "^\| *[0-9(]|^\| (GPU|CPU)|floor|bandwidth"
+    LEAN_ROUNDS=1 lean_rounds "$END" 30 "$F" bench_gpu "--auto --train 1048576 fp32" "--auto --train 1048576 bf16" \
+        "--train 1048576 bf16"
+fi
+echo "== done at $(el) s"
