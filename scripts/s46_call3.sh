@@ -9,11 +9,16 @@ set -uo pipefail
 END=${S46_END:-500}
 source scripts/lean.sh
 lean_env
-F=/tmp/s46/F P=/tmp/s46/P
+F=/tmp/s46/F P=/tmp/s46/P T4=/tmp/s46/T4 K4=/tmp/s46/K4
 lean_copy "$F"
+lean_patched "$T4" bench/trials/stk-push.patch
+lean_broken "$K4" libmamba/src/ops/stack_step.cu 's/for (int q = 0; q < C; q++) s += p\[q \* ld\];/for (int q = 1; q < C; q++) s += p[q * ld];/' \
+    bench/trials/stk-push.patch
 lean_patched "$P" bench/trials/stk-prof.patch
 lean_build "$F" tests/gpu_test_scan tests/gpu_test_ops tests/gpu_test_model bench/bench_generate bench/bench_gpu &
 lean_build "$P" bench/bench_generate &
+lean_build "$T4" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
+lean_build "$K4" tests/gpu_test_ops &
 lean_ready
 for s in gpu_test_scan gpu_test_ops gpu_test_model; do lean_suite "$F" "$s"; done
 lean_racecheck "$F" gpu_test_ops test_stack_step
@@ -27,6 +32,13 @@ LEAN_ROUNDS=1 lean_rounds 260 30 "$F" bench_generate "--device cuda --shape dna 
 echo "== the layer path (MB_CUDA_STEP=layer) at 32 and 64 rows"
 MB_CUDA_STEP=layer LEAN_ROUNDS=1 lean_rounds 280 30 "$F" bench_generate "--device cuda --shape dna --batch 32" \
     "--device cuda --shape dna --batch 64" "--device cuda --shape small --batch 32" "--device cuda --shape small --batch 64"
+echo "== T4 (stk-push: one row a cluster, the partial sums stored into every block's slots)"
+lean_suite "$T4" gpu_test_ops test_stack_step "stack_step"
+lean_suite "$T4" gpu_test_model '*cluster*'
+lean_suite "$K4" gpu_test_ops test_stack_step "stack_step"
+lean_racecheck "$T4" gpu_test_ops test_stack_step
+LEAN_ROUNDS=2 lean_rounds 320 30 "$F $T4" bench_generate "--device cuda --shape dna --batch 1" \
+    "--device cuda --shape dna --batch 4" "--device cuda --shape small --batch 1"
 echo "== P (stk-prof) ($(el) s)"
 for r in 1 64; do
     MB_CUDA_STEP=cluster timeout 40 "$P/build-lean/bench/bench_generate" --device cuda --shape dna --batch $r --tokens 1024 >/tmp/p.txt
