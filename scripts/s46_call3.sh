@@ -6,7 +6,7 @@
 # too).
 #   bash scripts/s46_call3.sh > $OUT/log 2>&1; tail -150 $OUT/log
 set -uo pipefail
-END=${S46_END:-500}
+END=${S46_END:-380}
 source scripts/lean.sh
 lean_env
 F=/tmp/s46/F P=/tmp/s46/P T4=/tmp/s46/T4 K4=/tmp/s46/K4
@@ -21,16 +21,12 @@ lean_build "$T4" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build "$K4" tests/gpu_test_ops &
 lean_ready
 for s in gpu_test_scan gpu_test_ops gpu_test_model; do lean_suite "$F" "$s"; done
-lean_racecheck "$F" gpu_test_ops test_stack_step
-echo "== memcheck gpu_test_model *cluster*, small shapes ($(el) s)"
-MB_GPU_TEST_SMALL=1 MB_TEST_FILTER='*cluster*' timeout 120 compute-sanitizer --tool memcheck \
-    "$F/build-lean/tests/gpu_test_model" 2>&1 | grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED)" | tail -3
-LEAN_ROUNDS=1 lean_rounds 260 30 "$F" bench_generate "--device cuda --shape dna --batch 1" \
+LEAN_ROUNDS=1 lean_rounds 300 30 "$F" bench_generate "--device cuda --shape dna --batch 1" \
     "--device cuda --shape dna --batch 4" "--device cuda --shape dna --batch 8" "--device cuda --shape dna --batch 16" \
     "--device cuda --shape dna --batch 32" "--device cuda --shape dna --batch 64" "--device cuda --shape small --batch 1" \
     "--device cuda --shape small --batch 16" "--device cuda --shape small --batch 32" "--device cuda --shape small --batch 64"
 echo "== the layer path (MB_CUDA_STEP=layer) at 32 and 64 rows"
-MB_CUDA_STEP=layer LEAN_ROUNDS=1 lean_rounds 280 30 "$F" bench_generate "--device cuda --shape dna --batch 32" \
+MB_CUDA_STEP=layer LEAN_ROUNDS=1 lean_rounds 300 30 "$F" bench_generate "--device cuda --shape dna --batch 32" \
     "--device cuda --shape dna --batch 64" "--device cuda --shape small --batch 32" "--device cuda --shape small --batch 64"
 echo "== T4 (stk-push: one row a cluster, the partial sums stored into every block's slots)"
 lean_suite "$T4" gpu_test_ops test_stack_step "stack_step"
@@ -44,10 +40,14 @@ for r in 1 64; do
     MB_CUDA_STEP=cluster timeout 40 "$P/build-lean/bench/bench_generate" --device cuda --shape dna --batch $r --tokens 1024 >/tmp/p.txt
     grep stk_prof /tmp/p.txt | tail -1; grep -E "^\| dna" /tmp/p.txt | head -1
 done
-LEAN_ROUNDS=1 lean_rounds 380 45 "$F" bench_generate "--device cuda --shape 130m --batch 1 --weights fp32" \
+lean_racecheck "$F" gpu_test_ops test_stack_step
+echo "== memcheck gpu_test_model *cluster*, small shapes ($(el) s)"
+MB_GPU_TEST_SMALL=1 MB_TEST_FILTER='*cluster*' timeout 60 compute-sanitizer --tool memcheck \
+    "$F/build-lean/tests/gpu_test_model" 2>&1 | grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED)" | tail -3
+LEAN_ROUNDS=1 lean_rounds "$END" 45 "$F" bench_generate "--device cuda --shape 130m --batch 1 --weights fp32" \
     "--device cuda --shape 130m --batch 1 --weights bf16" "--device cuda --shape 130m --batch 64 --weights tf32" \
     "--device cuda --shape 2.8b --batch 1 --tokens 128 --weights bf16"
-if lean_on_h200; then
+if lean_on_h200 && lean_before 250; then
     echo "== H200: the scan and the DNA step ($(el) s)"
     timeout 70 "$F/build-lean/bench/bench_gpu" --scan | grep -E "^\| *[0-9(]|^\| (GPU|CPU)|floor|bandwidth"
     LEAN_ROUNDS=1 lean_rounds "$END" 30 "$F" bench_gpu "--auto --train 1048576 fp32" "--auto --train 1048576 bf16" \
