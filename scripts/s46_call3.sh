@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 46, call 3: the merged cluster step (stk-ilp, stk-gather, stk-split; AUTO up to 12 rows
+# Session 46, call 3 (no machine came for it; the next session's first call): the merged cluster step (stk-ilp, stk-gather, stk-split; AUTO up to 12 rows
 # a cluster): the GPU suites, memcheck and racecheck of the cluster tests, generation rows by
 # AUTO and by the layer path, P (the tree with stk-prof, the layer's top split into the weights'
 # wait, the barrier and the staging), and the issues' rows (on an H200, the scan and the DNA step

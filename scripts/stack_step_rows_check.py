@@ -1,6 +1,6 @@
 # The indexing of ops/stack_step.cu's several-rows cluster kernel (merged from the trial cluster-rows) checked without a GPU: the kernel's phases transcribed
 # per block and thread (its index formulas as written) in float64, against a plain numpy block step
-# (session 34: RW 1, 2, 4, 8 with rows past B, K 2-4, two layers, two steps: worst 2.2e-15; it fails
+# (session 34: RW 1, 2, 4, 8, and 12 since session 46, with rows past B, K 2-4, two layers, two steps: worst 2.2e-15; it fails
 # when the conv taps' shift or the scan's row of a thread is changed). python3 scripts/stack_step_rows_check.py
 import numpy as np, sys
 rng = np.random.default_rng(1)
@@ -87,12 +87,11 @@ def run(C, DQ, RW, K, R, B, L=2, steps=2):
                         if r < nr and k < K - 1:
                             cs_k[l][b0 + r, k, c0 + ch] = ctap[me][i + CH] if k < K - 2 else act[me]['xr'][r, ch]
                 newdbc = [np.zeros((RW, 96)) for _ in range(C)]
-                for me in range(C):   # dbc
-                    for r in range(RW):
-                        for i0 in range(0, XD * C, NT):
-                            for tid in range(0, NT, C):
-                                i = i0 + tid; o = i // C
-                                if o < XD: newdbc[me][r, o] = sum(act[q]['px'][r, o] for q in range(C))
+                for me in range(C):   # dbc: a thread an output of a row, the ranks in turn
+                    for tid in range(NT):
+                        for i in range(tid, RW * XD, NT):
+                            r, o = i // XD, i % XD
+                            newdbc[me][r, o] = sum(act[q]['px'][r, o] for q in range(C))
                 for me in range(C): act[me]['dbc'][:] = newdbc[me]
                 for me in range(C):   # next taps
                     if more: load_taps(me, l + 1)
@@ -125,9 +124,13 @@ def run(C, DQ, RW, K, R, B, L=2, steps=2):
                             if sact(t) and sr0(t) + 2 * k < nr:
                                 ss_k[l][ssm_idx(me, t, k)] = hst[me][t, k]
                                 if more: hst[me][t, k] = ss_k[l + 1][ssm_idx(me, t, k)]
-                tot = [sum(act[rk]['po'][r] for rk in range(C)) for r in range(RW)]
-                for me in range(C):
-                    for r in range(RW): act[me]['h'][r] += tot[r]
+                newh = [act[me]['h'].copy() for me in range(C)]
+                for me in range(C):   # residuals: a thread an output of a row, the ranks in turn
+                    for tid in range(NT):
+                        for i in range(tid, RW * D, NT):
+                            r, o = i // D, i % D
+                            newh[me][r, o] += sum(act[q]['po'][r, o] for q in range(C))
+                for me in range(C): act[me]['h'][:] = newh[me]
             for i in range(nr * D): out[b0 + i // D, i % D] = act[0]['h'][i // D, i % D]
         e = max(np.abs(out - ref).max() / np.abs(ref).max(),
                 max(np.abs(cs_k[l] - cs_ref[l]).max() for l in range(L)), max(np.abs(ss_k[l] - ss_ref[l]).max() for l in range(L)))
