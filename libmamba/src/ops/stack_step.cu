@@ -292,7 +292,9 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
     };
 
     /* the next layer's taps: TPT a thread, loaded into registers (fetch)
-     * before ctap's reads are done, stored into it (put) after */
+     * before ctap's reads are done, stored into it (put) after. (load_taps,
+     * the kernel's first, is the two at once; written as them it changed
+     * ptxas's allocation of the measured kernel, so it waits for a GPU run) */
     constexpr int TPT = (Y::TAPS + NT - 1) / NT;
     auto fetch_taps = [&](const stk_layer &Pq, float *tv) {
 #pragma unroll
