@@ -6,19 +6,23 @@
 # too).
 #   bash scripts/s46_call3.sh > $OUT/log 2>&1; tail -150 $OUT/log
 set -uo pipefail
-END=${S46_END:-380}
+END=${S46_END:-420}
 source scripts/lean.sh
 lean_env
-F=/tmp/s46/F P=/tmp/s46/P T4=/tmp/s46/T4 K4=/tmp/s46/K4
+F=/tmp/s46/F P=/tmp/s46/P T4=/tmp/s46/T4 K4=/tmp/s46/K4 T5=/tmp/s46/T5 K5=/tmp/s46/K5
 lean_copy "$F"
 lean_patched "$T4" bench/trials/stk-push.patch
 lean_broken "$K4" libmamba/src/ops/stack_step.cu 's/for (int q = 0; q < C; q++) s += p\[q \* ld\];/for (int q = 1; q < C; q++) s += p[q * ld];/' \
     bench/trials/stk-push.patch
+lean_patched "$T5" bench/trials/stk-rs.patch
+lean_broken "$K5" libmamba/src/ops/stack_step.cu 's/t, (lane + RU) \& 31);/t, (lane + RU + 1) \& 31);/' bench/trials/stk-rs.patch
 lean_patched "$P" bench/trials/stk-prof.patch
 lean_build "$F" tests/gpu_test_scan tests/gpu_test_ops tests/gpu_test_model bench/bench_generate bench/bench_gpu &
 lean_build "$P" bench/bench_generate &
 lean_build "$T4" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build "$K4" tests/gpu_test_ops &
+lean_build "$T5" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
+lean_build "$K5" tests/gpu_test_ops &
 lean_ready
 for s in gpu_test_scan gpu_test_ops gpu_test_model; do lean_suite "$F" "$s"; done
 LEAN_ROUNDS=1 lean_rounds 300 30 "$F" bench_generate "--device cuda --shape dna --batch 1" \
@@ -35,6 +39,12 @@ lean_suite "$K4" gpu_test_ops test_stack_step "stack_step"
 lean_racecheck "$T4" gpu_test_ops test_stack_step
 LEAN_ROUNDS=2 lean_rounds 320 30 "$F $T4" bench_generate "--device cuda --shape dna --batch 1" \
     "--device cuda --shape dna --batch 4" "--device cuda --shape small --batch 1"
+echo "== T5 (stk-rs: the norm and in_proj's sums of several rows by one reduce-scatter)"
+lean_suite "$T5" gpu_test_ops test_stack_step "stack_step"
+lean_suite "$T5" gpu_test_model '*cluster*'
+lean_suite "$K5" gpu_test_ops test_stack_step "stack_step"
+LEAN_ROUNDS=2 lean_rounds 340 30 "$F $T5" bench_generate "--device cuda --shape dna --batch 8" \
+    "--device cuda --shape dna --batch 32" "--device cuda --shape dna --batch 64" "--device cuda --shape small --batch 64"
 echo "== P (stk-prof) ($(el) s)"
 for r in 1 64; do
     MB_CUDA_STEP=cluster timeout 40 "$P/build-lean/bench/bench_generate" --device cuda --shape dna --batch $r --tokens 1024 >/tmp/p.txt
