@@ -6,15 +6,16 @@
 # too).
 #   bash scripts/s46_call3.sh > $OUT/log 2>&1; tail -150 $OUT/log
 set -uo pipefail
-END=${S46_END:-420}
+END=${S46_END:-450}
 source scripts/lean.sh
 lean_env
-F=/tmp/s46/F P=/tmp/s46/P T4=/tmp/s46/T4 K4=/tmp/s46/K4 T5=/tmp/s46/T5 K5=/tmp/s46/K5
+F=/tmp/s46/F P=/tmp/s46/P T4=/tmp/s46/T4 K4=/tmp/s46/K4 T5=/tmp/s46/T5 K5=/tmp/s46/K5 T6=/tmp/s46/T6
 lean_copy "$F"
 lean_patched "$T4" bench/trials/stk-push.patch
 lean_broken "$K4" libmamba/src/ops/stack_step.cu 's/for (int q = 0; q < C; q++) s += p\[q \* ld\];/for (int q = 1; q < C; q++) s += p[q * ld];/' \
     bench/trials/stk-push.patch
 lean_patched "$T5" bench/trials/stk-rs.patch
+lean_patched "$T6" bench/trials/stk-stage-mid.patch
 lean_broken "$K5" libmamba/src/ops/stack_step.cu 's/t, (lane + RU) \& 31);/t, (lane + RU + 1) \& 31);/' bench/trials/stk-rs.patch
 lean_patched "$P" bench/trials/stk-prof.patch
 lean_build "$F" tests/gpu_test_scan tests/gpu_test_ops tests/gpu_test_model bench/bench_generate bench/bench_gpu &
@@ -23,6 +24,7 @@ lean_build "$T4" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build "$K4" tests/gpu_test_ops &
 lean_build "$T5" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build "$K5" tests/gpu_test_ops &
+lean_build "$T6" tests/gpu_test_ops bench/bench_generate &
 lean_ready
 for s in gpu_test_scan gpu_test_ops gpu_test_model; do lean_suite "$F" "$s"; done
 LEAN_ROUNDS=1 lean_rounds 300 30 "$F" bench_generate "--device cuda --shape dna --batch 1" \
@@ -45,6 +47,10 @@ lean_suite "$T5" gpu_test_model '*cluster*'
 lean_suite "$K5" gpu_test_ops test_stack_step "stack_step"
 LEAN_ROUNDS=2 lean_rounds 340 30 "$F $T5" bench_generate "--device cuda --shape dna --batch 8" \
     "--device cuda --shape dna --batch 32" "--device cuda --shape dna --batch 64" "--device cuda --shape small --batch 64"
+echo "== T6 (stk-stage-mid: the next layer's rest of the weights issued after the norm and in_proj)"
+lean_suite "$T6" gpu_test_ops test_stack_step "stack_step"
+LEAN_ROUNDS=2 lean_rounds 360 30 "$F $T6" bench_generate "--device cuda --shape dna --batch 1" \
+    "--device cuda --shape dna --batch 8" "--device cuda --shape dna --batch 64"
 echo "== P (stk-prof) ($(el) s)"
 for r in 1 64; do
     MB_CUDA_STEP=cluster timeout 40 "$P/build-lean/bench/bench_generate" --device cuda --shape dna --batch $r --tokens 1024 >/tmp/p.txt
