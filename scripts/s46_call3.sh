@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Session 46, call 3 (no machine came for it; the next session's first call): the merged cluster step (stk-ilp, stk-gather, stk-split; AUTO up to 12 rows
-# a cluster): the GPU suites, memcheck and racecheck of the cluster tests, generation rows by
-# AUTO and by the layer path, P (the tree with stk-prof, the layer's top split into the weights'
-# wait, the barrier and the staging), and the issues' rows (on an H200, the scan and the DNA step
-# too).
+# Session 46, call 3 (no machine came for it: the next session's first call, about 300-400 s).
+# F, the merged cluster step (a524e97 and after: rows a group at once, gathers a thread an output,
+# split barriers; AUTO up to 12 rows a cluster): the GPU suites, generation rows by AUTO and by
+# the layer path, racecheck and memcheck of the cluster tests. The pending trials against F, each
+# with its test (and a break by hand where it changes a sum): T4 stk-push (K4), T5 stk-rs (K5),
+# T6 stk-stage-mid. P: F with stk-prof (the layer's top split into the weights' wait, the
+# barrier and the staging). Then the issues' rows (on an H200, the scan and the DNA step too).
 #   bash scripts/s46_call3.sh > $OUT/log 2>&1; tail -150 $OUT/log
 set -uo pipefail
 END=${S46_END:-450}
