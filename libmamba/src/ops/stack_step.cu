@@ -72,12 +72,8 @@ namespace cg = cooperative_groups;
 #define STK_N 16       /* d_state */
 #define STK_CH 32      /* channels a block: a warp each for its x and z rows */
 #define STK_XD_MAX 96  /* dt_rank + 2 d_state, dt_rank <= 64 */
-#ifndef STK_RU
-#define STK_RU 4 /* rows at once in the norm and in_proj */
-#endif
-#ifndef STK_RV
+#define STK_RU 4 /* rows at once in the norm and in_proj (2, session 46: level) */
 #define STK_RV 4 /* rows at once in the other phases */
-#endif
 
 /* one layer: its weights and its state (conv (K-1, Di), ssm (Di, N)) */
 struct stk_layer {
@@ -293,8 +289,10 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
 
     /* the next layer's taps: TPT a thread, loaded into registers (fetch)
      * before ctap's reads are done, stored into it (put) after. (load_taps,
-     * the kernel's first, is the two at once; written as them it changed
-     * ptxas's allocation of the measured kernel, so it waits for a GPU run) */
+     * the kernel's first, is the two at once, and the conv state's stores
+     * repeat their index: load_taps written as them gave ptxas spills at 4
+     * rows a cluster, and the index as one lambda changed the PTX, so both
+     * wait for a GPU run to time them) */
     constexpr int TPT = (Y::TAPS + NT - 1) / NT;
     auto fetch_taps = [&](const stk_layer &Pq, float *tv) {
 #pragma unroll
