@@ -23,6 +23,10 @@
 #                              ARG for each ARG and each DIR of TREES (alternated), while el is
 #                              under END - TIMEOUT: the table rows
 #   lean_on_h200               whether the GPU is an H200
+#   lean_cluster_suites DIR    the cluster step's tests in DIR: gpu_test_ops test_stack_step, and
+#                              gpu_test_model's *cluster* where DIR built that suite
+#   lean_stk_prof DIR ROWS...  DIR's bench_generate (built with bench/trials/stk-prof.patch) on the
+#                              cluster step at each ROWS of the DNA model: its last cycles line, its row
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
 
@@ -103,3 +107,21 @@ lean_rounds() {
 }
 
 lean_on_h200() { nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; }
+
+lean_cluster_suites() {
+    lean_suite "$1" gpu_test_ops test_stack_step "stack_step"
+    [ -x "$1/build-lean/tests/gpu_test_model" ] && lean_suite "$1" gpu_test_model '*cluster*'
+    return 0
+}
+
+lean_stk_prof() {
+    local d=$1 r
+    shift
+    echo "== $(basename "$d") (stk-prof): cycles a layer ($(el) s)"
+    for r in "$@"; do
+        MB_CUDA_STEP=cluster timeout 40 "$d/build-lean/bench/bench_generate" --device cuda --shape dna --batch "$r" \
+            --tokens 1024 >/tmp/lean_stk_prof.txt
+        grep stk_prof /tmp/lean_stk_prof.txt | tail -1
+        grep -E "^\| dna" /tmp/lean_stk_prof.txt | head -1
+    done
+}

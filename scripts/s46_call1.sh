@@ -23,16 +23,14 @@ lean_build "$U" tests/gpu_test_ops bench/bench_generate &
 lean_ready
 echo "== B: ctest -L gpu suites ($(el) s)"
 for s in gpu_test_scan gpu_test_ops gpu_test_model; do lean_suite "$B" "$s"; done
-lean_suite "$T" gpu_test_ops test_stack_step "stack_step"
-lean_suite "$T" gpu_test_model '*cluster*'
-lean_suite "$U" gpu_test_ops test_stack_step "stack_step"
+lean_cluster_suites "$T"
+lean_cluster_suites "$U"
 lean_racecheck "$T" gpu_test_ops test_stack_step
 export MB_CUDA_STEP=cluster
 LEAN_ROUNDS=2 lean_rounds 330 30 "$B $T $U" bench_generate "--device cuda --shape dna --batch 1" \
     "--device cuda --shape dna --batch 8" "--device cuda --shape dna --batch 16" "--device cuda --shape dna --batch 32" \
     "--device cuda --shape dna --batch 64"
-echo "== P (stk-prof): where a layer's time goes ($(el) s)"
-for r in 1 8 64; do timeout 40 "$P/build-lean/bench/bench_generate" --device cuda --shape dna --batch $r --tokens 1024 | grep -E "stk_prof|^\| dna" | tail -2; done
+lean_stk_prof "$P" 1 8 64
 unset MB_CUDA_STEP
 echo "== AUTO (main's rule) at 64 rows"
 LEAN_ROUNDS=1 lean_rounds 360 30 "$B" bench_generate "--device cuda --shape dna --batch 64"

@@ -23,9 +23,8 @@ for t in "$B" "$T1" "$T2" "$P3"; do lean_build "$t" bench/bench_generate & done
 lean_build "$T3" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build "$K" tests/gpu_test_ops &
 lean_ready
-lean_suite "$T3" gpu_test_ops test_stack_step "stack_step"
-lean_suite "$T3" gpu_test_model '*cluster*'
-lean_suite "$K" gpu_test_ops test_stack_step "stack_step"
+lean_cluster_suites "$T3"
+lean_cluster_suites "$K"
 lean_racecheck "$T3" gpu_test_ops test_stack_step
 export MB_CUDA_STEP=cluster
 LEAN_ROUNDS=2 lean_rounds 420 30 "$B $T1 $T2 $T3" bench_generate "--device cuda --shape dna --batch 1" \
@@ -33,11 +32,7 @@ LEAN_ROUNDS=2 lean_rounds 420 30 "$B $T1 $T2 $T3" bench_generate "--device cuda 
     "--device cuda --shape dna --batch 64"
 LEAN_ROUNDS=1 lean_rounds 450 30 "$B $T3" bench_generate "--device cuda --shape small --batch 1" \
     "--device cuda --shape small --batch 16" "--device cuda --shape small --batch 32" "--device cuda --shape small --batch 64"
-echo "== P3 (stk-prof): where a layer's time goes ($(el) s)"
-for r in 1 8 64; do
-    timeout 40 "$P3/build-lean/bench/bench_generate" --device cuda --shape dna --batch $r --tokens 1024 >/tmp/p3.txt
-    grep stk_prof /tmp/p3.txt | tail -1; grep -E "^\| dna" /tmp/p3.txt | head -1
-done
+lean_stk_prof "$P3" 1 8 64
 unset MB_CUDA_STEP
 echo "== AUTO at 64 rows (main's rule: the layer path)"
 LEAN_ROUNDS=1 lean_rounds 480 30 "$T3" bench_generate "--device cuda --shape dna --batch 64"

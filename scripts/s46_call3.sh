@@ -37,27 +37,21 @@ echo "== the layer path (MB_CUDA_STEP=layer) at 32 and 64 rows"
 MB_CUDA_STEP=layer LEAN_ROUNDS=1 lean_rounds 300 30 "$F" bench_generate "--device cuda --shape dna --batch 32" \
     "--device cuda --shape dna --batch 64" "--device cuda --shape small --batch 32" "--device cuda --shape small --batch 64"
 echo "== T4 (stk-push: one row a cluster, the partial sums stored into every block's slots)"
-lean_suite "$T4" gpu_test_ops test_stack_step "stack_step"
-lean_suite "$T4" gpu_test_model '*cluster*'
-lean_suite "$K4" gpu_test_ops test_stack_step "stack_step"
+lean_cluster_suites "$T4"
+lean_cluster_suites "$K4"
 lean_racecheck "$T4" gpu_test_ops test_stack_step
 LEAN_ROUNDS=2 lean_rounds 320 30 "$F $T4" bench_generate "--device cuda --shape dna --batch 1" \
     "--device cuda --shape dna --batch 4" "--device cuda --shape small --batch 1"
 echo "== T5 (stk-rs: the norm and in_proj's sums of several rows by one reduce-scatter)"
-lean_suite "$T5" gpu_test_ops test_stack_step "stack_step"
-lean_suite "$T5" gpu_test_model '*cluster*'
-lean_suite "$K5" gpu_test_ops test_stack_step "stack_step"
+lean_cluster_suites "$T5"
+lean_cluster_suites "$K5"
 LEAN_ROUNDS=2 lean_rounds 340 30 "$F $T5" bench_generate "--device cuda --shape dna --batch 8" \
     "--device cuda --shape dna --batch 32" "--device cuda --shape dna --batch 64" "--device cuda --shape small --batch 64"
 echo "== T6 (stk-stage-mid: the next layer's rest of the weights issued after the norm and in_proj)"
-lean_suite "$T6" gpu_test_ops test_stack_step "stack_step"
+lean_cluster_suites "$T6"
 LEAN_ROUNDS=2 lean_rounds 360 30 "$F $T6" bench_generate "--device cuda --shape dna --batch 1" \
     "--device cuda --shape dna --batch 8" "--device cuda --shape dna --batch 64"
-echo "== P (stk-prof) ($(el) s)"
-for r in 1 64; do
-    MB_CUDA_STEP=cluster timeout 40 "$P/build-lean/bench/bench_generate" --device cuda --shape dna --batch $r --tokens 1024 >/tmp/p.txt
-    grep stk_prof /tmp/p.txt | tail -1; grep -E "^\| dna" /tmp/p.txt | head -1
-done
+lean_stk_prof "$P" 1 64
 lean_racecheck "$F" gpu_test_ops test_stack_step
 echo "== memcheck gpu_test_model *cluster*, small shapes ($(el) s)"
 MB_GPU_TEST_SMALL=1 MB_TEST_FILTER='*cluster*' timeout 60 compute-sanitizer --tool memcheck \
