@@ -198,6 +198,59 @@ template <typename T> __device__ __forceinline__ T mb_warp_sum(T v)
     return v;
 }
 
+/* Sum v[0..V) over the lanes of the warp, leaving the total of value j on
+ * lane j % 32 in out[j / 32]: a butterfly reduce-scatter, 31 shuffles per
+ * 32 values. Each level is its own template instance so that every index is
+ * a compile-time constant and v stays in registers (with a loop over the
+ * levels nvcc kept v in local memory). */
+template <int HALF>
+__device__ __forceinline__ void mb_warp_rs_level(float *w, int lane)
+{
+    const bool upper = (lane & HALF) != 0;
+#pragma unroll
+    for (int k = 0; k < HALF; k++) {
+        const float send = upper ? w[k] : w[k + HALF];
+        const float keep = upper ? w[k + HALF] : w[k];
+        w[k] = keep + __shfl_xor_sync(0xffffffffu, send, HALF);
+    }
+}
+
+/* over the W lanes (32 or 16) that differ in their low bits: in groups of W
+ * values, value j of group g summed on lane j + W g's (lane % W == j) */
+template <int V, int W = 32>
+__device__ __forceinline__ void mb_warp_reduce_scatter(float *v, float *out, int lane)
+{
+#pragma unroll
+    for (int g = 0; g < V / W; g++) {
+        float *w = v + W * g;
+        if (W == 32) mb_warp_rs_level<16>(w, lane);
+        mb_warp_rs_level<8>(w, lane);
+        mb_warp_rs_level<4>(w, lane);
+        mb_warp_rs_level<2>(w, lane);
+        mb_warp_rs_level<1>(w, lane);
+        out[g] = w[0];
+    }
+}
+
+/* v[0..V) (V a power of 2, at most 32) each summed over the whole warp,
+ * the total of value j left on the lanes j + V k: the reduce-scatter over
+ * the V lanes that differ in their low bits (V - 1 shuffles), then
+ * butterflies over the rest (one shuffle each), where V butterflies of
+ * their own would take 5 V shuffles. v is overwritten. */
+template <int V> __device__ __forceinline__ float mb_warp_rs_pow2(float *v, int lane)
+{
+    static_assert(V >= 1 && V <= 32 && (V & (V - 1)) == 0, "a power of 2 values");
+    if constexpr (V >= 32) mb_warp_rs_level<16>(v, lane);
+    if constexpr (V >= 16) mb_warp_rs_level<8>(v, lane);
+    if constexpr (V >= 8) mb_warp_rs_level<4>(v, lane);
+    if constexpr (V >= 4) mb_warp_rs_level<2>(v, lane);
+    if constexpr (V >= 2) mb_warp_rs_level<1>(v, lane);
+    float t = v[0];
+#pragma unroll
+    for (int o = V; o < 32; o <<= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
+    return t;
+}
+
 /* Sum over a 1D block; every thread gets the result. sh holds 32 T. Safe to
  * call repeatedly (the leading barrier protects sh from the previous use). */
 template <typename T> __device__ __forceinline__ T mb_block_sum(T v, T *sh)

@@ -866,40 +866,6 @@ scan_bwd_locals(scan_args a, float *hloc, float *ssum, float *gloc)
     }
 }
 
-/* Sum v[0..V) over the lanes of the warp, leaving the total of value j on
- * lane j % 32 in out[j / 32]: a butterfly reduce-scatter, 31 shuffles per
- * 32 values. Each level is its own template instance so that every index is
- * a compile-time constant and v stays in registers (with a loop over the
- * levels nvcc kept v in local memory). */
-template <int HALF>
-__device__ __forceinline__ void warp_rs_level(float *w, int lane)
-{
-    const bool upper = (lane & HALF) != 0;
-#pragma unroll
-    for (int k = 0; k < HALF; k++) {
-        const float send = upper ? w[k] : w[k + HALF];
-        const float keep = upper ? w[k + HALF] : w[k];
-        w[k] = keep + __shfl_xor_sync(0xffffffffu, send, HALF);
-    }
-}
-
-/* over the W lanes (32 or 16) that differ in their low bits: in groups of W
- * values, value j of group g summed on lane j + W g's (lane % W == j) */
-template <int V, int W = 32>
-__device__ __forceinline__ void warp_reduce_scatter(float *v, float *out, int lane)
-{
-#pragma unroll
-    for (int g = 0; g < V / W; g++) {
-        float *w = v + W * g;
-        if (W == 32) warp_rs_level<16>(w, lane);
-        warp_rs_level<8>(w, lane);
-        warp_rs_level<4>(w, lane);
-        warp_rs_level<2>(w, lane);
-        warp_rs_level<1>(w, lane);
-        out[g] = w[0];
-    }
-}
-
 /* One step of the walk back, t: h is the state after it, hp before it, G
  * the adjoint after it (updated to the one before it). srow: the step's B
  * row in shared memory, its C row a channel's state (HS * SP floats) after.
@@ -1012,16 +978,16 @@ __device__ __forceinline__ void scan_bwd_step(const scan_args &a, const float *s
     }
     float red[V / W];
     if constexpr (FOLD) {
-        warp_rs_level<8>(vals, lane);
-        warp_rs_level<4>(vals, lane);
-        warp_rs_level<2>(vals, lane);
-        warp_rs_level<1>(vals, lane);
+        mb_warp_rs_level<8>(vals, lane);
+        mb_warp_rs_level<4>(vals, lane);
+        mb_warp_rs_level<2>(vals, lane);
+        mb_warp_rs_level<1>(vals, lane);
         red[0] = vals[0];
     } else {
         if (!live)
 #pragma unroll
             for (int k = 0; k < V; k++) vals[k] = 0.f;
-        warp_reduce_scatter<V, W>(vals, red, lane);
+        mb_warp_reduce_scatter<V, W>(vals, red, lane);
     }
 #pragma unroll
     for (int g = 0; g < V / W; g++) {

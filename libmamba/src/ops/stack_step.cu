@@ -50,7 +50,9 @@
  * of a layer's cycles, a warp's load spread over up to 16 blocks) and the
  * split barriers took the DNA model from 73 to 59 us at one row, 109 to 76
  * at 8, 172 to 110 at 16, 287 to 180 at 32, and 64 rows (12 a cluster)
- * to 252 us, past the layer path's 280.
+ * to 252 us, past the layer path's 280. Session 47 (trial stk-rs): a group's
+ * norm and in_proj sums by one reduce-scatter, its convs on RU lanes at
+ * once: 8 rows 78 -> 74 us, 32 rows 181 -> 159, 64 rows 252 -> 224.
  *
  * Shapes: d_model 128 or 256, d_inner = 32 C for C in 4, 8, 16, d_state
  * 16, real A, RMSNorm, d_conv 2..4, dt_rank <= 64, fp32 weights on 16-byte
@@ -240,6 +242,8 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
      * the other phases (one) */
     constexpr int RU = RW < STK_RU ? RW : STK_RU, RV = RW < STK_RV ? RW : STK_RV;
     static_assert(RW % RU == 0 && RW % RV == 0, "whole groups of rows");
+    constexpr int SX = RU == 1 ? 3 : 3 * RU <= 4 ? 4 : 3 * RU <= 8 ? 8 : 3 * RU <= 16 ? 16 : 32;
+    static_assert(3 * RU <= 32, "a group's sums in one warp's lanes");
     static_assert(NT / 32 == CH && NT % D == 0 && 2 * CH * N == NT, "a warp a channel's rows; whole teams an output");
     static_assert(RW == 1 || RW % 2 == 0, "rows a cluster: 1 or even");
     extern __shared__ float4 stk_sh4[];
@@ -355,7 +359,11 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
              * shuffles and loads would each wait on the one before) */
 #pragma unroll 1
             for (int r0 = 0; r0 < RW; r0 += RU) {
-                float sx[3 * RU]; /* the squares', x's and z's sums of each row */
+                /* the squares', x's and z's sums of each row (SX: 3 RU, padded
+                 * to a power of 2 for the reduce-scatter of several rows) */
+                float sx[SX];
+#pragma unroll
+                for (int k = 3 * RU; k < SX; k++) sx[k] = 0.f;
 #pragma unroll
                 for (int u = 0; u < RU; u++) {
                     const float4 *hv = reinterpret_cast<const float4 *>(act + (r0 + u) * Y::ACT + Y::AH);
@@ -374,24 +382,37 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                     }
                     sx[u] = ss, sx[RU + u] = xzv[0], sx[2 * RU + u] = xzv[1];
                 }
-                stk_xor_sums<3 * RU, 16>(sx);
-                if (lane == 0)
+                /* the conv of row r0 + u with its sums and scale */
+                auto conv_row = [&](int u, float ssu, float xu, float zu) {
+                    const int r = r0 + u;
+                    float *ar = act + r * Y::ACT;
+                    const float rn = rsqrtf(ssu / D + a.eps);
+                    const float xw = xu * rn, zw = zu * rn;
+                    const float *cw = rs + Y::RCW + warp * K;
+                    float c = P.conv_b ? rs[Y::RCB + warp] : 0.f;
 #pragma unroll
-                    for (int u = 0; u < RU; u++) {
-                        const int r = r0 + u;
-                        float *ar = act + r * Y::ACT;
-                        const float rn = rsqrtf(sx[u] / D + a.eps);
-                        const float xw = sx[RU + u] * rn, zw = sx[2 * RU + u] * rn;
-                        const float *cw = rs + Y::RCW + warp * K;
-                        float c = P.conv_b ? rs[Y::RCB + warp] : 0.f;
-#pragma unroll
-                        for (int k = 0; k < 3; k++)
-                            if (k < K - 1) c += cw[k] * ctap[(r * 3 + k) * CH + warp];
-                        c += cw[K - 1] * xw;
-                        ar[Y::AXC + warp] = mb_silu_dev(c);
-                        ar[Y::AZG + warp] = zw;
-                        ar[Y::AXR + warp] = xw;
-                    }
+                    for (int k = 0; k < 3; k++)
+                        if (k < K - 1) c += cw[k] * ctap[(r * 3 + k) * CH + warp];
+                    c += cw[K - 1] * xw;
+                    ar[Y::AXC + warp] = mb_silu_dev(c);
+                    ar[Y::AZG + warp] = zw;
+                    ar[Y::AXR + warp] = xw;
+                };
+                if constexpr (RU > 1) {
+                    /* several rows: one reduce-scatter of their 3 RU sums (SX
+                     * - 1 shuffles and a butterfly's rest, where 3 RU
+                     * butterflies took 15 RU), lane u then holding row u's
+                     * squares, lanes RU + u and 2 RU + u its x and z; lane u
+                     * makes row u's conv (RU lanes at once, not one lane in
+                     * turn) */
+                    const float t = mb_warp_rs_pow2<SX>(sx, lane);
+                    const float tx = __shfl_sync(0xffffffffu, t, (lane + RU) & 31);
+                    const float tz = __shfl_sync(0xffffffffu, t, (lane + 2 * RU) & 31);
+                    if (lane < RU) conv_row(lane, t, tx, tz);
+                } else {
+                    stk_xor_sums<3, 16>(sx);
+                    if (lane == 0) conv_row(0, sx[0], sx[1], sx[2]);
+                }
             }
         }
         __syncthreads();
@@ -593,7 +614,8 @@ extern "C" int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_
  * (2 rows a cluster), 173 against 241 at 16 (4 rows), but 287 against 244
  * at 32 and 573 against 289 at 64 (8 rows a cluster), so AUTO stopped at 4
  * rows a cluster (session 36). With session 46's kernel: 180 against 244 at
- * 32 rows (8 a cluster) and 252 against 280 at 64 (12 a cluster). */
+ * 32 rows (8 a cluster) and 252 against 280 at 64 (12 a cluster); with
+ * session 47's, 159 against 238 and 224 against 283. */
 extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
 {
     mb_cuda_state *st = mb_cuda_enter(ctx);
