@@ -17,7 +17,7 @@
 #                              a break by hand whose suite must fail; says how many lines it
 #                              changed (0: the break did not take)
 #   lean_suite DIR TEST [FILTER [MORE]]  DIR's lean TEST (MB_TEST_FILTER=FILTER): its summary
-#                              lines and those matching MORE
+#                              lines and those matching MORE (the last LEAN_TAIL of them, 8)
 #   lean_racecheck DIR TEST [FILTER]  the same under compute-sanitizer racecheck, small shapes
 #   lean_rounds END TIMEOUT TREES BIN ARG...  LEAN_ROUNDS (2) rounds of DIR/build-lean/bench/BIN
 #                              ARG for each ARG and each DIR of TREES (alternated), while el is
@@ -81,8 +81,8 @@ lean_broken() {
 
 lean_suite() {
     echo "== $(basename "$1"): $2${3:+ ($3)} ($(el) s)"
-    MB_TEST_FILTER=${3:-} timeout 150 "$1/build-lean/tests/$2" 2>&1 |
-        grep -E "^\[  (PASSED|FAILED)|FAILED  \]${4:+|$4}" | tail -8
+    MB_TEST_FILTER=${3:-} timeout "${LEAN_TIMEOUT:-150}" "$1/build-lean/tests/$2" 2>&1 |
+        grep -E "^\[  (PASSED|FAILED)|FAILED  \]${4:+|$4}" | tail -"${LEAN_TAIL:-8}"
 }
 
 lean_racecheck() {
