@@ -1,7 +1,9 @@
 # The indexing of ops/stack_step.cu's several-rows cluster kernel (merged from the trial cluster-rows) checked without a GPU: the kernel's phases transcribed
 # per block and thread (its index formulas as written) in float64, against a plain numpy block step
 # (session 34: RW 1, 2, 4, 8, and 12 since session 46, with rows past B, K 2-4, two layers, two steps: worst 2.2e-15; it fails
-# when the conv taps' shift or the scan's row of a thread is changed). python3 scripts/stack_step_rows_check.py
+# when the conv taps' shift or the scan's row of a thread is changed; since session 47 also phase 1's
+# reduce-scatter lane by lane, which fails with a shuffle's lane one off or a level's halves
+# swapped). python3 scripts/stack_step_rows_check.py
 import numpy as np, sys
 rng = np.random.default_rng(1)
 def run(C, DQ, RW, K, R, B, L=2, steps=2):
@@ -135,5 +137,37 @@ def run(C, DQ, RW, K, R, B, L=2, steps=2):
         e = max(np.abs(out - ref).max() / np.abs(ref).max(),
                 max(np.abs(cs_k[l] - cs_ref[l]).max() for l in range(L)), max(np.abs(ss_k[l] - ss_ref[l]).max() for l in range(L)))
         print(f"C {C} DQ {DQ} RW {RW} K {K} R {R} B {B} step {step}: worst {e:.2e}"); assert e < 1e-12, e
+# Phase 1's sums of a row group at RU > 1 (session 47, stk-rs), lane by lane: each lane's 3 RU
+# partial sums (squares, x, z of rows 0..RU-1, padded with zeros to SX, a power of 2) through
+# core/cuda_util.h's mb_warp_rs_pow2<SX> (the butterfly reduce-scatter's levels, then the xor
+# butterflies over the rest), then the kernel's two shuffles from lanes + RU and + 2 RU: lane u
+# < RU must hold row u's three totals, as conv_row(lane, t, tx, tz) takes them.
+def rs_pow2(w, V):
+    w = [list(x) for x in w]
+    half = V // 2
+    while half >= 1:   # mb_warp_rs_level<HALF>: value k kept, value k + HALF sent (or the reverse)
+        send = [[(w[l][k] if l & half else w[l][k + half]) for k in range(half)] for l in range(32)]
+        for l in range(32):
+            for k in range(half):
+                keep = w[l][k + half] if l & half else w[l][k]
+                w[l][k] = keep + send[l ^ half][k]
+        half //= 2
+    t = [w[l][0] for l in range(32)]
+    o = V
+    while o < 32:
+        t = [t[l] + t[l ^ o] for l in range(32)]
+        o *= 2
+    return t
+def check_rs(RU):
+    SX = 3 * RU if RU == 1 else next(v for v in (4, 8, 16, 32) if 3 * RU <= v)
+    sx = [[rng.normal() for _ in range(3 * RU)] + [0.] * (SX - 3 * RU) for _ in range(32)]
+    t = rs_pow2(sx, SX)
+    tx = [t[(l + RU) & 31] for l in range(32)]; tz = [t[(l + 2 * RU) & 31] for l in range(32)]
+    e = max(abs(want - got) for u in range(RU)
+            for want, got in ((sum(sx[l][u] for l in range(32)), t[u]), (sum(sx[l][RU + u] for l in range(32)), tx[u]),
+                              (sum(sx[l][2 * RU + u] for l in range(32)), tz[u])))
+    print(f"phase 1 reduce-scatter RU {RU} (SX {SX}): worst {e:.2e}"); assert e < 1e-12, e
+for RU in (2, 4):
+    check_rs(RU)
 for args in [(4, 1, 1, 4, 8, 3), (4, 1, 2, 3, 8, 3), (4, 1, 4, 2, 5, 6), (4, 2, 8, 4, 16, 11), (4, 1, 12, 4, 16, 13)]:
     run(*args)
