@@ -84,13 +84,13 @@ int mb_layer_dir_bwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int L
  * into a) */
 void mb_layer_norm_bwd(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int M, const float *in, mb_layer_acts *a,
                        const float *dxn, float *dh);
-/* One recurrent step for B rows, the state advanced: the fused op. io (or
- * NULL): mb_block_io's extra inputs and outputs. */
 /* Whether the fused steps (mb_layer_step, mb_stack_step) compute what the
  * context's precision asks: fp32 only, since they do not round where bf16
  * precision's ops do. Otherwise a step is the layer's own ops
  * (mb_layer_fwd at L = 1 with the state), which round as its forward. */
 static inline int mb_layer_step_fused_ok(const mb_ctx *ctx) { return ctx->precision == MB_PREC_FP32; }
+/* One recurrent step for B rows, the state advanced: the fused op. io (or
+ * NULL): mb_block_io's extra inputs and outputs. */
 int mb_layer_step(mb_ctx *ctx, const mb_layer *ly, const mb_params *ps, int B, const float *h, float *out,
                   mb_mixer_state *st, mb_arena *ws, const mb_block_io *io);
 /* mb_layer_step's parameters, for ops that run several layers' steps at
