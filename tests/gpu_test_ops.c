@@ -1179,8 +1179,10 @@ static void test_block_step(void **state)
  * mb_stack_step on the GPU against the CPU's (mb_block_step layer after
  * layer) over `steps` steps with the states carried: the last layer's
  * output at each step, every layer's states at the end. Layer 0 reads its
- * row from an embedding table (tok) or from h. Returns whether the GPU ran
- * the shapes in its one cluster kernel (mb_stack_step_fits). */
+ * row from an embedding table (tok) or from h. Where the GPU runs the
+ * shapes in its one cluster kernel (mb_stack_step_fits, returned), the odd
+ * steps read its packed weights (mb_stack_step_pack), the even ones the
+ * weights themselves. */
 static int stack_step_case(mb_rng *r, int B, int nl, int d, int Di, int K, int R, int cplx, int tok, int steps)
 {
     const int N = 16, nbc = cplx ? 2 * N : N, xd = R + 2 * nbc, V = 7;
@@ -1217,6 +1219,15 @@ static int stack_step_case(mb_rng *r, int B, int nl, int d, int Di, int K, int R
     }
     float *emb = h_uniform(r, (size_t)V * d, -2, 2), *d_emb = d_from(emb, (size_t)V * d);
     const int fits = mb_stack_step_fits(g_gpu, nl, pg);
+    const size_t npk = mb_stack_step_pack_floats(g_gpu, nl, pg);
+    assert_int_equal(npk > 0, fits); /* a pack where the cluster kernel runs, none elsewhere */
+    float *d_pk = npk ? d_new_nan(npk) : NULL;
+    const float *pk[4] = {NULL};
+    if (npk) {
+        assert_int_equal(mb_stack_step_pack(g_gpu, nl, pg, d_pk), 0);
+        for (int l = 0; l < nl; l++) pk[l] = pg[l].stk_pack, pg[l].stk_pack = NULL;
+        assert_ptr_equal(pk[nl - 1], d_pk + (nl - 1) * (npk / nl));
+    }
     mb_arena ws, gws;
     assert_int_equal(mb_arena_init(&ws, g_cpu, mb_stack_step_workspace(g_cpu, nl, pc)), 0);
     assert_int_equal(mb_arena_init(&gws, g_gpu, mb_stack_step_workspace(g_gpu, nl, pg)), 0);
@@ -1233,6 +1244,7 @@ static int stack_step_case(mb_rng *r, int B, int nl, int d, int Di, int K, int R
         float *oc = h_nan(nh), *d_o = d_new_nan(nh);
         mb_stack_step(g_cpu, nl, pc, h, oc, &ws);
         assert_int_equal(mb_ctx_check(g_cpu), 0);
+        for (int l = 0; l < nl; l++) pg[l].stk_pack = t % 2 ? pk[l] : NULL;
         mb_stack_step(g_gpu, nl, pg, d_h, d_o, &gws);
         assert_int_equal(mb_ctx_check(g_gpu), 0);
         float *og = h_from(d_o, nh);
@@ -1242,8 +1254,9 @@ static int stack_step_case(mb_rng *r, int B, int nl, int d, int Di, int K, int R
         d_free(d_h), d_free(d_o), d_free(d_tk);
     }
     char what[160];
-    snprintf(what, sizeof what, "stack_step%s B=%d, %d layers d=%d Di=%d K=%d R=%d %s %s", fits ? " (cluster)" : "", B, nl,
-             d, Di, K, R, cplx ? "complex" : "real", tok ? "tokens" : "h");
+    snprintf(what, sizeof what, "stack_step%s B=%d, %d layers d=%d Di=%d K=%d R=%d %s %s",
+             fits ? (steps > 1 ? " (cluster, packed)" : " (cluster)") : "", B, nl, d, Di, K, R, cplx ? "complex" : "real",
+             tok ? "tokens" : "h");
     check(what, worst, tol_sum(Di) * nl);
     for (int l = 0; l < nl; l++) {
         float *sg = h_from(dw[l][11], ncs + 1 + nss);
@@ -1258,6 +1271,7 @@ static int stack_step_case(mb_rng *r, int B, int nl, int d, int Di, int K, int R
     mb_arena_free(&gws);
     free(emb);
     d_free(d_emb);
+    d_free(d_pk);
     return fits;
 }
 
@@ -1280,8 +1294,8 @@ static void test_stack_step(void **state)
      * d_model 128 (8, the last cluster 6). Under racecheck (hours at these
      * shapes) two small ones instead: the kernel's every phase and both
      * parities of its staged weights, one and two rows, at the narrowest
-     * cluster (4 blocks). Columns: B, layers, d, Di, K, R, complex, tokens,
-     * steps. */
+     * cluster (4 blocks), a step gathering the weights and one reading their
+     * pack. Columns: B, layers, d, Di, K, R, complex, tokens, steps. */
     static const int full[][9] = {{1, 3, 256, 512, 4, 16, 0, 1, 4}, {1, 4, 128, 256, 4, 8, 0, 1, 4},
                                   {1, 2, 128, 128, 2, 64, 0, 0, 3}, {1, 1, 256, 512, 3, 1, 0, 0, 5},
                                   {3, 2, 256, 512, 4, 16, 0, 1, 3}, {5, 3, 128, 256, 4, 8, 0, 0, 3},
@@ -1289,7 +1303,7 @@ static void test_stack_step(void **state)
                                   {27, 2, 256, 512, 4, 16, 0, 1, 2}, {61, 2, 256, 512, 3, 16, 0, 0, 2},
                                   {20, 2, 128, 256, 4, 8, 0, 1, 2},  {40, 2, 128, 256, 3, 8, 0, 0, 2},
                                   {64, 2, 128, 128, 4, 8, 0, 1, 2},  {30, 2, 128, 512, 4, 8, 0, 1, 2}};
-    static const int small[][9] = {{1, 2, 128, 128, 4, 8, 0, 1, 1}, {2, 3, 128, 128, 3, 8, 0, 0, 1}};
+    static const int small[][9] = {{1, 2, 128, 128, 4, 8, 0, 1, 2}, {2, 3, 128, 128, 3, 8, 0, 0, 2}};
     const int sm = getenv("MB_GPU_TEST_SMALL") != NULL, cases = sm ? 2 : (int)(sizeof full / sizeof full[0]);
     int ran = 0;
     for (int i = 0; i < cases; i++) {

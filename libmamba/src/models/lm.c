@@ -508,6 +508,12 @@ typedef struct {
     mb_arena ws;
     mb_gen gen; /* generation (lm_sample): graphs of steps on a GPU, a step at a time on the CPU */
     float *A;   /* every layer's A = -exp(A_log), pinned for a sample call (lm_pin_A) */
+    /* the cluster step's packed weights (device), made for a sample call
+     * (lm_pack): pack_n floats, layer l's at l * pack_n / n_layer; packed:
+     * the steps read them now */
+    float *pack;
+    size_t pack_n;
+    int packed;
 } lm_state;
 
 /* steps a replayed graph of generation runs */
@@ -580,6 +586,7 @@ static void lm_state_free(mb_state *st)
     mb_gen_free(&s->gen, st->model->ctx);
     mb_dev_free(st->model->ctx, s->buf);
     mb_dev_free(st->model->ctx, s->A);
+    mb_dev_free(st->model->ctx, s->pack);
     free(s->layers);
     free(s);
 }
@@ -661,6 +668,7 @@ static const float *lm_state_layers(mb_model *m, lm_state *s, int L)
     float *h = s->h0, *hn = s->h1;
     mb_block_step_params bp[MB_STACK_STEP_MAX_LAYERS];
     if (L == 1 && lm_stack_params(m, s, B, bp)) {
+        for (int l = 0; s->packed && l < m->cfg.n_layer; l++) bp[l].stk_pack = s->pack + l * (s->pack_n / m->cfg.n_layer);
         mb_stack_step(ctx, m->cfg.n_layer, bp, NULL, hn, &s->ws);
         return mb_ctx_check(ctx) ? NULL : hn;
     }
@@ -801,14 +809,39 @@ static int lm_reads_pinned_A(mb_model *m, lm_state *s)
     return 0;
 }
 
+/* The cluster step's weights packed for a call's run of steps (one bulk
+ * copy a block a buffer: ops/stack_step.cu), from the weights as they are
+ * now, since they may change between calls (as lm_pin_A); the buffer is
+ * made at the first call that needs it, before any step. Returns 1 where
+ * the steps will read the pack, 0 where they do not take the cluster step,
+ * -1 on failure. */
+static int lm_pack(mb_model *m, lm_state *s)
+{
+    mb_block_step_params bp[MB_STACK_STEP_MAX_LAYERS];
+    if (!lm_stack_params(m, s, s->pub.B, bp)) return 0;
+    const size_t n = mb_stack_step_pack_floats(m->ctx, m->cfg.n_layer, bp);
+    if (!n) return 0;
+    if (n != s->pack_n) {
+        mb_dev_free(m->ctx, s->pack);
+        s->pack_n = 0;
+        if (!(s->pack = mb_dev_alloc_floats(m->ctx, n, "packed weights"))) return -1;
+        s->pack_n = n;
+    }
+    if (mb_stack_step_pack(m->ctx, m->cfg.n_layer, bp, s->pack)) return -1;
+    s->packed = 1;
+    return 1;
+}
+
 /* The LM's generation: one loop on every device (lm_sample_run), with A
- * pinned for the run where the steps read it */
+ * pinned for the run where the steps read it, or the cluster step's
+ * weights packed where they take it */
 static int lm_sample(mb_model *m, mb_state *st, const int32_t *tokens, int n, const mb_sampler *sp, int32_t *out)
 {
     lm_state *s = (lm_state *)st;
     const int pin = lm_reads_pinned_A(m, s);
     if (pin) lm_pin_A(m, s);
-    const int rc = lm_sample_run(m, s, tokens, n, sp, out);
+    const int rc = lm_pack(m, s) < 0 ? -1 : lm_sample_run(m, s, tokens, n, sp, out);
+    s->packed = 0;
     if (pin) lm_unpin_A(m, s);
     return rc;
 }

@@ -166,6 +166,25 @@ int mb_stack_step_fits(mb_ctx *ctx, int n_layer, const mb_block_step_params *lay
     return 0;
 }
 
+size_t mb_stack_step_pack_floats(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
+{
+#ifdef MB_HAVE_CUDA
+    if (MB_ON_CUDA(ctx)) return mb_stack_step_pack_floats_cuda(ctx, n_layer, layer);
+#endif
+    (void)ctx, (void)n_layer, (void)layer;
+    return 0;
+}
+
+int mb_stack_step_pack(mb_ctx *ctx, int n_layer, mb_block_step_params *layer, float *buf)
+{
+#ifdef MB_HAVE_CUDA
+    if (MB_ON_CUDA(ctx)) return mb_stack_step_pack_cuda(ctx, n_layer, layer, buf);
+#endif
+    (void)buf;
+    return mb_ctx_fail(ctx, "internal: mb_stack_step_pack on a device without the cluster kernel (%d layers, d_model %d)",
+                       n_layer, n_layer > 0 ? layer[0].d_model : 0);
+}
+
 int mb_stack_step_prefers(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
 {
 #ifdef MB_HAVE_CUDA

@@ -423,6 +423,11 @@ typedef struct {
     float *out2;
     const float *add2;
     int ld_out2, ld_add2;
+    /* Optional, GPU, the cluster step: this layer's weights as its blocks
+     * stage them (mb_stack_step_pack), which each block then copies in two
+     * bulk copies instead of gathering its columns by thousands of 16-byte
+     * ones; the weights' own pointers are still read for the shapes */
+    const float *stk_pack;
     /* GPU: which kernels (MB_STEP_*): one thread block a row (narrow
      * models), four kernels that spread each matrix over every SM (wide
      * ones: ops/block_step_split.cu), or for many rows of a wide model
@@ -461,6 +466,16 @@ int mb_stack_step_fits(mb_ctx *ctx, int n_layer, const mb_block_step_params *lay
  * the rows where the cluster kernel was measured faster (one wave of clusters,
  * up to 12 rows a cluster: ops/stack_step.cu). */
 int mb_stack_step_prefers(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
+/* The cluster kernel's packed weights (stk_pack): the floats they take for
+ * these layers (0 where the kernel does not run them: the CPU, other
+ * shapes), layer l's starting at l * (floats / n_layer); and buf (device
+ * memory, that many floats) filled from the layers' weights, with each
+ * layer's stk_pack set to its part. A pack stands for the weights as they
+ * were when it was made: the caller makes it again after they change (the
+ * LM packs at each sample call, as it pins A). Returns 0, or -1 with the
+ * context failed. */
+size_t mb_stack_step_pack_floats(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
+int mb_stack_step_pack(mb_ctx *ctx, int n_layer, mb_block_step_params *layer, float *buf);
 
 /* y[b, :n_out] (rows ldy apart) = W (n_out, d) @ norm(row b), row b being
  * h's or, with tokens, embed[tokens[b]]; RMSNorm, or LayerNorm with norm_b.
@@ -628,6 +643,8 @@ void mb_block_step_cuda(MB_OPS_BLOCK_STEP_ARGS);
 int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS);
 int mb_stack_step_fits_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
 int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
+size_t mb_stack_step_pack_floats_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer);
+int mb_stack_step_pack_cuda(mb_ctx *ctx, int n_layer, mb_block_step_params *layer, float *buf);
 int mb_block_step_fits_cuda(mb_ctx *ctx, const mb_block_step_params *p);
 int mb_block_step_prefers_cuda(mb_ctx *ctx, const mb_block_step_params *p);
 void mb_head_sample_cuda(MB_OPS_HEAD_SAMPLE_ARGS);

@@ -26,12 +26,14 @@
  * the norm, the conv and delta each had a phase of their own, session
  * 31). A partial buffer is rewritten only after
  * the next barrier, which every reader of its old contents has passed.
- * The weights are staged in shared memory by cp.async, the next layer's
- * while this one runs (x_proj, out_proj, dt_proj, the norm, conv, A and D
- * double-buffered from the layer's start; in_proj single, refilled once
- * this layer's rows are read); the scan states stay in registers, the
- * conv taps of the cluster's rows in shared memory. Block 0 writes the
- * last residuals.
+ * The weights are staged in shared memory, the next layer's while this one
+ * runs (x_proj, out_proj, dt_proj, the norm, conv, A and D double-buffered
+ * from the layer's start; in_proj single, refilled once this layer's rows
+ * are read): from their pack (mb_stack_step_pack: a block's part of a
+ * layer in two runs) by two bulk copies, or where the caller has no pack,
+ * gathered by cp.async copies from every thread. The scan states stay in
+ * registers, the conv taps of the cluster's rows in shared memory. Block 0
+ * writes the last residuals.
  *
  * The several-rows indexing has a float64 model, every block and thread
  * transcribed: scripts/stack_step_rows_check.py.
@@ -53,6 +55,9 @@
  * to 252 us, past the layer path's 280. Session 47 (trial stk-rs): a group's
  * norm and in_proj sums by one reduce-scatter, its convs on RU lanes at
  * once: 8 rows 78 -> 74 us, 32 rows 181 -> 159, 64 rows 252 -> 224.
+ * Session 48 (trial stk-pack): the weights packed and staged by bulk
+ * copies: 1 row 59 -> 54 us, 8 rows 73 -> 67, 64 rows 224 -> 218; mamba-dna's
+ * default model at one row 27 -> 25.
  *
  * Shapes: d_model 128 or 256, d_inner = 32 C for C in 4, 8, 16, d_state
  * 16, real A, RMSNorm, d_conv 2..4, dt_rank <= 64, fp32 weights on 16-byte
@@ -81,6 +86,7 @@ namespace cg = cooperative_groups;
 struct stk_layer {
     const float *norm_w, *in_proj, *conv_w, *conv_b, *x_proj, *dt_w, *dt_b, *A_log, *D, *out_proj;
     float *conv_state, *ssm_state;
+    const float *pack; /* the packed weights (stk_pack), rank 0's part; NULL: none */
 };
 struct stk_args {
     int n_layer, B, K, R;
@@ -162,7 +168,11 @@ struct stk_layout {
     static constexpr int AH = 0, APO = D, AZG = 2 * D, AXC = AZG + CH, AY = AXC + CH, AXR = AY + CH,
                          APX = AXR + CH, ADBC = APX + STK_XD_MAX, ACT = ADBC + STK_XD_MAX;
     static constexpr int TAPS = RW * 3 * CH; /* the conv state's K-1 <= 3 taps, a row and channel */
-    static constexpr size_t BYTES = (size_t)(IN + 2 * RS + RW * ACT + TAPS) * sizeof(float);
+    /* a rank's packed weights (mb_stack_step_pack): the rest, then in_proj */
+    static constexpr int PACK = RS + IN;
+    /* then the packed staging's three mbarriers (the two rest buffers', in_proj's) */
+    static constexpr size_t MBAR = (size_t)(IN + 2 * RS + RW * ACT + TAPS) * sizeof(float);
+    static constexpr size_t BYTES = MBAR + 3 * sizeof(uint64_t);
     static_assert(RS % 4 == 0 && IN % 4 == 0 && ACT % 4 == 0, "16-byte parts");
     static_assert(BYTES <= 227 * 1024, "an H100's shared memory a block");
 };
@@ -217,6 +227,46 @@ static __device__ __forceinline__ void stk_cluster_wait(void)
     asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
 
+/* The packed weights' staging by the copy engine: one thread issues a
+ * layer's two bulk copies (cp.async.bulk, completing on an mbarrier) and
+ * the block goes on, where 16-byte cp.async copies from every thread held
+ * the threads at their issue (trial stk-prof, session 47: 2,727 cycles of a
+ * layer's top at one row, the next layer's 56 KB gathered column by
+ * column). Trial stk-bulk (session 48) issued the gathers themselves as
+ * bulk copies, 300 of 128 bytes a layer, and ran at half the speed: so the
+ * weights are packed first, a block's part of a layer in two runs. */
+static __device__ __forceinline__ uint32_t stk_sa(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+static __device__ __forceinline__ void stk_mbar_init(uint32_t mb)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(mb) : "memory");
+}
+/* the phase's one arrival, which then waits for bytes more */
+static __device__ __forceinline__ void stk_mbar_expect(uint32_t mb, uint32_t bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(mb), "r"(bytes) : "memory");
+}
+static __device__ __forceinline__ void stk_mbar_wait(uint32_t mb, uint32_t parity)
+{
+    uint32_t done = 0;
+    while (!done)
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}"
+                     : "=r"(done)
+                     : "r"(mb), "r"(parity)
+                     : "memory");
+}
+/* bytes (a multiple of 16, both ends 16-byte aligned) global -> shared
+ * address dst, counted on the mbarrier at mb, by one thread */
+static __device__ __forceinline__ void stk_bulk(uint32_t dst, const void *src, uint32_t bytes, uint32_t mb)
+{
+    stk_mbar_expect(mb, bytes);
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
+                 "l"(src), "r"(bytes), "r"(mb)
+                 : "memory");
+}
+/* this thread's reads of shared memory ordered before the copy engine's
+ * later writes to it */
+static __device__ __forceinline__ void stk_fence_async(void) { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+
 /* rows x CH floats at src (rows ld apart) -> dst (CH a row), 16 bytes a copy */
 static __device__ __forceinline__ void stk_stage_rows(float *dst, const float *src, int ld, int rows)
 {
@@ -230,8 +280,9 @@ static __device__ __forceinline__ void stk_stage_rows(float *dst, const float *s
 
 /* RW rows a cluster (rows b0 .. b0 + RW - 1; those past B computed on zeros,
  * neither loaded nor stored): the weights a block stages serve all of them,
- * and each phase takes its rows in turn between the same barriers */
-template <int C, int DQ, int RW>
+ * and each phase takes its rows in turn between the same barriers. PK: the
+ * weights from their pack (stk_layer.pack), by bulk copies */
+template <int C, int DQ, int RW, bool PK>
 static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const stk_args a)
 {
     typedef stk_layout<DQ, RW> Y;
@@ -261,7 +312,15 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
     auto sr0 = [] { return RW > 1 ? (int)(threadIdx.x / (CH * N)) : 0; };
     auto sact = [] { return RW > 1 || threadIdx.x < CH * N; };
 
+    /* the packed staging's mbarriers: rest buffer k's (a phase every other
+     * layer), in_proj's (a phase a layer) */
+    const uint32_t mbar = stk_sa(stk_sh4) + (uint32_t)Y::MBAR;
     auto stage_rest = [&](const stk_layer &P, float *r) {
+        if constexpr (PK) {
+            if (tid == 0)
+                stk_bulk(stk_sa(r), P.pack + (size_t)me * Y::PACK, Y::RS * 4u, mbar + 8u * (r == rest0 ? 0u : 1u));
+            return;
+        }
         stk_stage_rows(r + Y::RX, P.x_proj + c0, DI, XD);
         stk_stage_rows(r + Y::ROUT, P.out_proj + c0, DI, D);
         mb_stage_async<NT>(r + Y::RDT, P.dt_w + (size_t)c0 * R, CH * R);
@@ -273,6 +332,10 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         mb_stage_async<NT>(r + Y::RDD, P.D + c0, CH);
     };
     auto stage_in = [&](const stk_layer &P) {
+        if constexpr (PK) {
+            if (tid == 0) stk_bulk(stk_sa(win), P.pack + (size_t)me * Y::PACK + Y::RS, Y::IN * 4u, mbar + 16u);
+            return;
+        }
         mb_stage_async<NT>(win, P.in_proj + (size_t)c0 * D, CH * D);
         mb_stage_async<NT>(win + CH * D, P.in_proj + (size_t)(DI + c0) * D, CH * D);
     };
@@ -314,7 +377,12 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         }
     };
 
-    /* layer 0's weights before the wait (nothing writes them) */
+    if (PK && tid == 0) {
+        for (int k = 0; k < 3; k++) stk_mbar_init(mbar + 8u * k);
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    if constexpr (PK) __syncthreads();
+    /* layer 0's weights before the wait (nothing in the step writes them) */
     stage_rest(a.L[0], rest0);
     stage_in(a.L[0]);
     __pipeline_commit();
@@ -332,7 +400,15 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         const bool more = l + 1 < a.n_layer;
         const stk_layer &Pn = a.L[more ? l + 1 : l];
         const float *rs = rest0 + (l & 1) * Y::RS;
-        __pipeline_wait_prior(0); /* this layer's weights */
+        /* this layer's weights (rest buffer l & 1 has a phase every other
+         * layer), and every read of the other buffer done before its refill */
+        if constexpr (PK) {
+            stk_mbar_wait(mbar + 8u * (l & 1), (uint32_t)(l >> 1) & 1u);
+            stk_mbar_wait(mbar + 16u, (uint32_t)l & 1u);
+            stk_fence_async();
+        } else {
+            __pipeline_wait_prior(0);
+        }
         __syncthreads();
         if (more) stage_rest(Pn, rest0 + ((l + 1) & 1) * Y::RS);
         __pipeline_commit();
@@ -415,6 +491,7 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                 }
             }
         }
+        if constexpr (PK) stk_fence_async(); /* in_proj's rows read before their refill */
         __syncthreads();
         if (more) stage_in(Pn);
         __pipeline_commit();
@@ -531,15 +608,60 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
     cl.sync();
 }
 
+/* The pack (mb_stack_step_pack): layer l's rank c's Y::PACK floats at buf +
+ * (l C + c) PACK, the rest buffer and then in_proj's rows, each float
+ * where the unpacked kernel's staging (stage_rest, stage_in) puts it, and
+ * zeros where that puts nothing */
+template <int DQ>
+static __global__ void stk_pack_kernel(const stk_args a, int C, float *__restrict__ buf)
+{
+    typedef stk_layout<DQ, 1> Y;
+    constexpr int D = Y::D, CH = STK_CH, N = STK_N;
+    const int DI = C * CH, K = a.K, R = a.R, XD = R + 2 * N;
+    const size_t total = (size_t)a.n_layer * C * Y::PACK;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        const int f = (int)(i % Y::PACK);
+        const size_t lc = i / Y::PACK;
+        const int c0 = (int)(lc % C) * CH;
+        const stk_layer &P = a.L[lc / C];
+        float v = 0.f;
+        if (f >= Y::RS) { /* in_proj: the block's x rows, then its z rows */
+            const int g = f - Y::RS, z = g / (CH * D);
+            v = P.in_proj[(size_t)(z * DI + c0) * D + (g - z * CH * D)];
+        } else if (f < Y::ROUT) { /* x_proj's columns, a row of CH an output */
+            const int o = (f - Y::RX) / CH, j = (f - Y::RX) % CH;
+            if (o < XD) v = P.x_proj[(size_t)o * DI + c0 + j];
+        } else if (f < Y::RDT) {
+            const int o = (f - Y::ROUT) / CH, j = (f - Y::ROUT) % CH;
+            v = P.out_proj[(size_t)o * DI + c0 + j];
+        } else if (f < Y::RNW) {
+            if (f - Y::RDT < CH * R) v = P.dt_w[(size_t)c0 * R + (f - Y::RDT)];
+        } else if (f < Y::RCW) {
+            v = P.norm_w[f - Y::RNW];
+        } else if (f < Y::RCB) {
+            if (f - Y::RCW < CH * K) v = P.conv_w[(size_t)c0 * K + (f - Y::RCW)];
+        } else if (f < Y::RDTB) {
+            if (P.conv_b) v = P.conv_b[c0 + (f - Y::RCB)];
+        } else if (f < Y::RAL) {
+            v = P.dt_b[c0 + (f - Y::RDTB)];
+        } else if (f < Y::RDD) {
+            v = P.A_log[(size_t)c0 * N + (f - Y::RAL)];
+        } else {
+            v = P.D[c0 + (f - Y::RDD)];
+        }
+        buf[i] = v;
+    }
+}
+
 /* One instance of the kernel. With a: launch it over a.B rows, RW a
  * cluster, returning the launch's error. Without: how many clusters the
  * device holds at once, 0 when it holds none. */
 typedef int (*stk_fn)(const mb_cuda_state *, const stk_args *);
 
-template <int C, int DQ, int RW>
+template <int C, int DQ, int RW, bool PK>
 static int stk_go(const mb_cuda_state *st, const stk_args *a)
 {
-    const void *k = reinterpret_cast<const void *>(stack_step_kernel<C, DQ, RW>);
+    const void *k = reinterpret_cast<const void *>(stack_step_kernel<C, DQ, RW, PK>);
     static int known[64];
     if (!a) return stk_fits_dev(st, k, C, stk_layout<DQ, RW>::BYTES, known);
     return (int)stk_launch(st, k, C, stk_layout<DQ, RW>::BYTES, RW, a);
@@ -549,15 +671,23 @@ static int stk_go(const mb_cuda_state *st, const stk_args *a)
  * block's shared memory holds at d_model 256) */
 #define STK_NRW 5
 static const int STK_ROWS[STK_NRW] = {1, 2, 4, 8, 12};
-template <int C, int DQ>
+template <int C, int DQ, bool PK>
 static const stk_fn *stk_by_rows(void)
 {
-    static const stk_fn f[STK_NRW] = {stk_go<C, DQ, 1>, stk_go<C, DQ, 2>, stk_go<C, DQ, 4>, stk_go<C, DQ, 8>,
-                                      stk_go<C, DQ, 12>};
+    static const stk_fn f[STK_NRW] = {stk_go<C, DQ, 1, PK>, stk_go<C, DQ, 2, PK>, stk_go<C, DQ, 4, PK>,
+                                      stk_go<C, DQ, 8, PK>, stk_go<C, DQ, 12, PK>};
     return f;
 }
+template <bool PK>
+static const stk_fn *stk_by_shape(int C, int DQ)
+{
+    return C == 16 ? (DQ == 2 ? stk_by_rows<16, 2, PK>() : stk_by_rows<16, 1, PK>())
+           : C == 8 ? (DQ == 2 ? stk_by_rows<8, 2, PK>() : stk_by_rows<8, 1, PK>())
+                    : (DQ == 2 ? stk_by_rows<4, 2, PK>() : stk_by_rows<4, 1, PK>());
+}
 
-/* the kernel instance for these shapes, NULL: it does not run them */
+/* the kernel instance for these shapes, NULL: it does not run them; the
+ * packed one where every layer has its pack */
 static stk_fn stk_pick(const mb_cuda_state *st, int n_layer, const mb_block_step_params *layer, int *rw)
 {
     if (st->cc_major < 9 || n_layer < 1 || n_layer > MB_STACK_STEP_MAX_LAYERS) return NULL;
@@ -580,10 +710,10 @@ static stk_fn stk_pick(const mb_cuda_state *st, int n_layer, const mb_block_step
         for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
             if (reinterpret_cast<uintptr_t>(w[i]) & 15) return NULL;
     }
+    bool pk = true;
+    for (int l = 0; l < n_layer; l++) pk = pk && layer[l].stk_pack && !(reinterpret_cast<uintptr_t>(layer[l].stk_pack) & 15);
     const int DQ = d / 128;
-    const stk_fn *f = C == 16 ? (DQ == 2 ? stk_by_rows<16, 2>() : stk_by_rows<16, 1>())
-                      : C == 8 ? (DQ == 2 ? stk_by_rows<8, 2>() : stk_by_rows<8, 1>())
-                               : (DQ == 2 ? stk_by_rows<4, 2>() : stk_by_rows<4, 1>());
+    const stk_fn *f = pk ? stk_by_shape<true>(C, DQ) : stk_by_shape<false>(C, DQ);
     /* rows a cluster: the fewest whose clusters fit one wave of them (a row
      * a cluster is the shortest chain; more rows share the staged weights
      * where one a cluster would take waves), else the most */
@@ -629,6 +759,45 @@ extern "C" int mb_stack_step_prefers_cuda(mb_ctx *ctx, int n_layer, const mb_blo
     return (B + rw - 1) / rw <= wave;
 }
 
+/* the kernels' arguments for these layers, but for the rows' pointers */
+static void stk_args_of(stk_args *a, int n_layer, const mb_block_step_params *layer)
+{
+    const mb_block_step_params *p0 = &layer[0];
+    *a = {};
+    a->n_layer = n_layer, a->B = p0->batch, a->K = p0->d_conv, a->R = p0->dt_rank, a->eps = p0->eps;
+    for (int l = 0; l < n_layer; l++) {
+        const mb_block_step_params *p = &layer[l];
+        a->L[l] = {p->norm_w, p->in_proj, p->conv_w, p->conv_b, p->x_proj, p->dt_w, p->dt_b, p->A_log,
+                   p->D,      p->out_proj, p->conv_state, p->ssm_state, p->stk_pack};
+    }
+}
+
+extern "C" size_t mb_stack_step_pack_floats_cuda(mb_ctx *ctx, int n_layer, const mb_block_step_params *layer)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st || !stk_pick(st, n_layer, layer, NULL)) return 0;
+    const size_t per = layer[0].d_model == 256 ? stk_layout<2, 1>::PACK : stk_layout<1, 1>::PACK;
+    return (size_t)n_layer * (layer[0].d_inner / STK_CH) * per;
+}
+
+extern "C" int mb_stack_step_pack_cuda(mb_ctx *ctx, int n_layer, mb_block_step_params *layer, float *buf)
+{
+    mb_cuda_state *st = mb_cuda_enter(ctx);
+    if (!st) return -1;
+    const size_t n = mb_stack_step_pack_floats_cuda(ctx, n_layer, layer);
+    if (!n || !buf || (reinterpret_cast<uintptr_t>(buf) & 15))
+        return mb_ctx_fail(ctx, "internal: mb_stack_step_pack: %s", !n ? "the cluster kernel does not run these layers"
+                                                                      : "no 16-byte aligned buffer");
+    stk_args a;
+    stk_args_of(&a, n_layer, layer);
+    const int C = layer[0].d_inner / STK_CH, blocks = (int)((n + 255) / 256 < 1024 ? (n + 255) / 256 : 1024);
+    if (layer[0].d_model == 256) stk_pack_kernel<2><<<blocks, 256, 0, st->stream>>>(a, C, buf);
+    else stk_pack_kernel<1><<<blocks, 256, 0, st->stream>>>(a, C, buf);
+    MB_LAUNCH_CHECK_RET(ctx, "stk_pack_kernel", -1);
+    for (int l = 0; l < n_layer; l++) layer[l].stk_pack = buf + (size_t)l * (n / n_layer);
+    return 0;
+}
+
 extern "C" int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
 {
     (void)ws;
@@ -636,15 +805,9 @@ extern "C" int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
     if (!st) return 0; /* the context has failed: nothing to fall back to */
     const stk_fn fn = stk_pick(st, n_layer, layer, NULL);
     if (!fn) return 1;
-    const mb_block_step_params *p0 = &layer[0];
-    stk_args a = {};
-    a.n_layer = n_layer, a.B = p0->batch, a.K = p0->d_conv, a.R = p0->dt_rank;
-    a.eps = p0->eps, a.tokens = p0->tokens, a.embed = p0->embed, a.h = h, a.out = out;
-    for (int l = 0; l < n_layer; l++) {
-        const mb_block_step_params *p = &layer[l];
-        a.L[l] = {p->norm_w, p->in_proj, p->conv_w, p->conv_b, p->x_proj, p->dt_w, p->dt_b, p->A_log,
-                  p->D,      p->out_proj, p->conv_state, p->ssm_state};
-    }
+    stk_args a;
+    stk_args_of(&a, n_layer, layer);
+    a.tokens = layer[0].tokens, a.embed = layer[0].embed, a.h = h, a.out = out;
     MB_CUDA_CHECK_RET(ctx, (cudaError_t)fn(st, &a), 0);
     MB_LAUNCH_CHECK_RET(ctx, "stack_step_kernel", 0);
     return 0;
