@@ -3,9 +3,12 @@
 # (session 34: RW 1, 2, 4, 8, and 12 since session 46, with rows past B, K 2-4, two layers, two steps: worst 2.2e-15; it fails
 # when the conv taps' shift or the scan's row of a thread is changed; since session 47 also phase 1's
 # reduce-scatter lane by lane, which fails with a shuffle's lane one off or a level's halves
-# swapped). python3 scripts/stack_step_rows_check.py
+# swapped; since session 48 the residuals' reduce-scatter from STK_RS_ROWS rows a cluster, every
+# output of every block's copy written once, which fails with each block summing slice 0).
+# python3 scripts/stack_step_rows_check.py
 import numpy as np, sys
 rng = np.random.default_rng(1)
+RS_ROWS = 4  # stack_step.cu's STK_RS_ROWS (session 48): the residuals by reduce-scatter from this many rows a cluster
 def run(C, DQ, RW, K, R, B, L=2, steps=2):
     N, CH, NT = 16, 32, 1024
     D, DI, XD = 128 * DQ, C * 32, R + 32
@@ -126,12 +129,21 @@ def run(C, DQ, RW, K, R, B, L=2, steps=2):
                             if sact(t) and sr0(t) + 2 * k < nr:
                                 ss_k[l][ssm_idx(me, t, k)] = hst[me][t, k]
                                 if more: hst[me][t, k] = ss_k[l + 1][ssm_idx(me, t, k)]
-                newh = [act[me]['h'].copy() for me in range(C)]
-                for me in range(C):   # residuals: a thread an output of a row, the ranks in turn
-                    for tid in range(NT):
-                        for i in range(tid, RW * D, NT):
-                            r, o = i // D, i % D
-                            newh[me][r, o] += sum(act[q]['po'][r, o] for q in range(C))
+                if RW >= RS_ROWS:   # residuals by reduce-scatter: block me's slice, an output a thread, into every block
+                    RSN = RW * D // C
+                    newh = [np.full((RW, D), np.nan) for _ in range(C)]
+                    for me in range(C):
+                        for tid in range(min(NT, RSN)):
+                            i = me * RSN + tid; r, o = i // D, i % D
+                            v = act[me]['h'][r, o] + sum(act[q]['po'][r, o] for q in range(C))
+                            for q in range(C): newh[q][r, o] = v
+                else:
+                    newh = [act[me]['h'].copy() for me in range(C)]
+                    for me in range(C):   # residuals: a thread an output of a row, the ranks in turn
+                        for tid in range(NT):
+                            for i in range(tid, RW * D, NT):
+                                r, o = i // D, i % D
+                                newh[me][r, o] += sum(act[q]['po'][r, o] for q in range(C))
                 for me in range(C): act[me]['h'][:] = newh[me]
             for i in range(nr * D): out[b0 + i // D, i % D] = act[0]['h'][i // D, i % D]
         e = max(np.abs(out - ref).max() / np.abs(ref).max(),
