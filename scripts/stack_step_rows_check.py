@@ -8,7 +8,7 @@
 # python3 scripts/stack_step_rows_check.py
 import numpy as np, sys
 rng = np.random.default_rng(1)
-RS_ROWS = 4  # stack_step.cu's STK_RS_ROWS (session 48): the residuals by reduce-scatter from this many rows a cluster
+RS_ROWS = 2  # stack_step.cu's STK_RS_ROWS (session 48): the residuals by reduce-scatter from this many rows a cluster
 def run(C, DQ, RW, K, R, B, L=2, steps=2):
     N, CH, NT = 16, 32, 1024
     D, DI, XD = 128 * DQ, C * 32, R + 32

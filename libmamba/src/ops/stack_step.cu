@@ -17,14 +17,16 @@
  *   3  dt_proj and softplus, the scan and the gate, a channel's 16 states
  *      on 16 neighbouring lanes: local
  *   4  out_proj's partial sums -> cluster barrier -> each block adds the C
- *      partials to its residual
+ *      partials to its residual (from STK_RS_ROWS rows a cluster: each
+ *      block sums a slice of the outputs and writes it into every block,
+ *      then a third cluster barrier)
  * A cluster's rows (1 to 12) are taken a group at a time in each phase,
  * the group's loads and sums interleaved; a gather over the cluster is a
  * thread an output, the ranks in turn (stk_cluster_sum); each cluster
  * barrier is split into arrive and wait around the states' global traffic.
- * Two cluster barriers and four block barriers a layer (there were seven:
- * the norm, the conv and delta each had a phase of their own, session
- * 31). A partial buffer is rewritten only after
+ * Two cluster barriers (three from STK_RS_ROWS rows a cluster) and four
+ * block barriers a layer (there were seven: the norm, the conv and delta
+ * each had a phase of their own, session 31). A partial buffer is rewritten only after
  * the next barrier, which every reader of its old contents has passed.
  * The weights are staged in shared memory, the next layer's while this one
  * runs (x_proj, out_proj, dt_proj, the norm, conv, A and D double-buffered
@@ -57,7 +59,9 @@
  * once: 8 rows 78 -> 74 us, 32 rows 181 -> 159, 64 rows 252 -> 224.
  * Session 48 (trial stk-pack): the weights packed and staged by bulk
  * copies: 1 row 59 -> 54 us, 8 rows 73 -> 67, 64 rows 224 -> 218; mamba-dna's
- * default model at one row 27 -> 25.
+ * default model at one row 27 -> 25. Then (trial stk-rsr) the residuals by
+ * reduce-scatter from 2 rows a cluster: 16 rows 96 -> 85 us, 32 rows 153 ->
+ * 127, 64 rows 218 -> 179.
  *
  * Shapes: d_model 128 or 256, d_inner = 32 C for C in 4, 8, 16, d_state
  * 16, real A, RMSNorm, d_conv 2..4, dt_rank <= 64, fp32 weights on 16-byte
@@ -81,6 +85,12 @@ namespace cg = cooperative_groups;
 #define STK_XD_MAX 96  /* dt_rank + 2 d_state, dt_rank <= 64 */
 #define STK_RU 4 /* rows at once in the norm and in_proj (2, session 46: level) */
 #define STK_RV 4 /* rows at once in the other phases */
+/* rows a cluster from which out_proj's sums reach the residuals by a
+ * reduce-scatter (stk_cluster_put) rather than every block summing every
+ * output (session 48, H100: from 1 row a cluster the DNA model's one row
+ * took 54 -> 57 us, the extra barrier dearer than the loads it saves; from
+ * 2, 8 rows 67 -> 66) */
+#define STK_RS_ROWS 2
 
 /* one layer: its weights and its state (conv (K-1, Di), ssm (Di, N)) */
 struct stk_layer {
@@ -216,6 +226,20 @@ static __device__ __forceinline__ float stk_cluster_sum(const float *p)
     return s;
 }
 
+/* v into the float at p in each of the cluster's C blocks' shared memory
+ * (the reduce-scatter's second half: its owner's sum to every copy) */
+template <int C>
+static __device__ __forceinline__ void stk_cluster_put(float *p, float v)
+{
+    const uint32_t a = (uint32_t)__cvta_generic_to_shared(p);
+#pragma unroll
+    for (int q = 0; q < C; q++) {
+        uint32_t ra;
+        asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(q));
+        asm volatile("st.shared::cluster.f32 [%0], %1;" ::"r"(ra), "f"(v) : "memory");
+    }
+}
+
 /* a cluster barrier in two halves (barrier.cluster arrive / wait), so
  * that work which needs no other block's writes fills the wait */
 static __device__ __forceinline__ void stk_cluster_arrive(void)
@@ -297,6 +321,11 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
     static_assert(3 * RU <= 32, "a group's sums in one warp's lanes");
     static_assert(NT / 32 == CH && NT % D == 0 && 2 * CH * N == NT, "a warp a channel's rows; whole teams an output");
     static_assert(RW == 1 || RW % 2 == 0, "rows a cluster: 1 or even");
+    /* the residuals by reduce-scatter: a block sums RSN of the RW D
+     * outputs, RSN a thread at most, and writes them into every block */
+    constexpr bool RSR = RW >= STK_RS_ROWS;
+    constexpr int RSN = RW * D / C;
+    static_assert(!RSR || (RW * D % C == 0 && RSN <= STK_THREADS), "whole slices of the residuals, an output a thread");
     extern __shared__ float4 stk_sh4[];
     float *const win = reinterpret_cast<float *>(stk_sh4), *const rest0 = win + Y::IN;
     float *const act = rest0 + 2 * Y::RS, *const ctap = act + RW * Y::ACT;
@@ -409,6 +438,7 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         } else {
             __pipeline_wait_prior(0);
         }
+        if (RSR && l > 0) stk_cluster_wait(); /* every block's residuals written (the layer before's end) */
         __syncthreads();
         if (more) stage_rest(Pn, rest0 + ((l + 1) & 1) * Y::RS);
         __pipeline_commit();
@@ -595,12 +625,31 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                 if (more) hst[k] = Pn.ssm_state[ssm_at(k)];
             }
         stk_cluster_wait();
-        /* the residuals += the cluster's parts, a thread an output */
-        for (int i = tid; i < RW * D; i += NT) {
-            const int r = i / D, o = i - r * D;
-            act[r * Y::ACT + Y::AH + o] += stk_cluster_sum<C>(act + r * Y::ACT + Y::APO + o);
+        if constexpr (RSR) {
+            /* the residuals += the cluster's parts, by reduce-scatter: block
+             * me sums outputs [me RSN, (me + 1) RSN) of its rows and writes
+             * each into every block's copy (no other block reads or writes
+             * those floats until the barrier this arrive starts, waited on
+             * at the next layer's top). With every block summing every
+             * output, a block made C times the remote loads: 10,870 of a
+             * layer's ~55,000 cycles at 12 rows a cluster (stk-prof, session
+             * 47). */
+            if (tid < RSN) {
+                const int i = me * RSN + tid, r = i / D, o = i - r * D;
+                float *ar = act + r * Y::ACT;
+                stk_cluster_put<C>(ar + Y::AH + o, ar[Y::AH + o] + stk_cluster_sum<C>(ar + Y::APO + o));
+            }
+            stk_cluster_arrive();
+        } else {
+            /* the residuals += the cluster's parts, every block every output,
+             * a thread an output */
+            for (int i = tid; i < RW * D; i += NT) {
+                const int r = i / D, o = i - r * D;
+                act[r * Y::ACT + Y::AH + o] += stk_cluster_sum<C>(act + r * Y::ACT + Y::APO + o);
+            }
         }
     }
+    if constexpr (RSR) stk_cluster_wait();
     __syncthreads();
     if (me == 0)
         for (int i = tid; i < nr * D; i += NT) a.out[(size_t)(b0 + i / D) * D + i % D] = act[(i / D) * Y::ACT + Y::AH + i % D];
