@@ -7,7 +7,7 @@
 # without the norm's weights) and the same rows.
 #   bash scripts/s48_call4.sh > $OUT/log 2>&1; tail -90 $OUT/log
 set -uo pipefail
-END=${S48_END:-110}
+END=${S48_END:-135}
 export LEAN_TIMEOUT=90
 source scripts/lean.sh
 lean_env
