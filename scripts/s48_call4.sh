@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Session 48, call 4: main after stk-pack and stk-rsr (from 2 rows a cluster) were merged (F): its
 # cluster tests, racecheck of them (small shapes), and its rows by AUTO (the whole suites were cut:
-# 331 s of budget were left after two more requests got no machine);
+# 331 s of budget were left after two more requests got no machine), and racecheck of its
+# reduce-scatter at 2 and 4 rows a cluster (MB_CUDA_STK_ROWS, the small shapes);
 # against it the trial stk-fold (T: bench/trials/stk-fold.patch, the pack holding in_proj times
 # the norm's weights and A = -exp(A_log)) with its test, a break by hand (K: the pack's in_proj
 # without the norm's weights) and the same rows.
@@ -28,4 +29,8 @@ LEAN_ROUNDS=2 lean_rounds "$((END - 15))" 20 "$F $T" bench_generate "--device cu
     "--device cuda --shape dna --batch 8" "--device cuda --shape dna --batch 16" "--device cuda --shape dna --batch 32" \
     "--device cuda --shape dna --batch 64" "--device cuda --shape small --batch 1 --tokens 1024" "--device cuda --shape small --batch 64"
 lean_before "$((END + 10))" && lean_racecheck "$F" gpu_test_ops test_stack_step
+# the reduce-scatter's instances (2 and 4 rows a cluster) at the small shapes, forced
+for r in 2 4; do
+    lean_before "$((END + 30))" && MB_CUDA_STK_ROWS=$r lean_racecheck "$F" gpu_test_ops test_stack_step
+done
 echo "== done at $(el) s"

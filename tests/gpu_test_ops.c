@@ -1295,7 +1295,9 @@ static void test_stack_step(void **state)
      * shapes) two small ones instead: the kernel's every phase and both
      * parities of its staged weights, one and two rows, at the narrowest
      * cluster (4 blocks), a step gathering the weights and one reading their
-     * pack. Columns: B, layers, d, Di, K, R, complex, tokens, steps. */
+     * pack (MB_CUDA_STK_ROWS=2 or 4 runs them at that many rows a cluster, the
+     * residuals' reduce-scatter). Columns: B, layers, d, Di, K, R, complex,
+     * tokens, steps. */
     static const int full[][9] = {{1, 3, 256, 512, 4, 16, 0, 1, 4}, {1, 4, 128, 256, 4, 8, 0, 1, 4},
                                   {1, 2, 128, 128, 2, 64, 0, 0, 3}, {1, 1, 256, 512, 3, 1, 0, 0, 5},
                                   {3, 2, 256, 512, 4, 16, 0, 1, 3}, {5, 3, 128, 256, 4, 8, 0, 0, 3},

@@ -765,13 +765,14 @@ static stk_fn stk_pick(const mb_cuda_state *st, int n_layer, const mb_block_step
     const stk_fn *f = pk ? stk_by_shape<true>(C, DQ) : stk_by_shape<false>(C, DQ);
     /* rows a cluster: the fewest whose clusters fit one wave of them (a row
      * a cluster is the shortest chain; more rows share the staged weights
-     * where one a cluster would take waves), else the most */
+     * where one a cluster would take waves), else the most; or those
+     * MB_CUDA_STK_ROWS names, where they fit */
     int i = 0, last = -1;
     for (; i < STK_NRW; i++) {
         const int r = STK_ROWS[i], w = f[i](st, NULL);
         if (!w) continue;
         last = i;
-        if ((B + r - 1) / r <= w) break;
+        if (st->stk_rows ? r == st->stk_rows : (B + r - 1) / r <= w) break;
     }
     if (i == STK_NRW) i = last;
     if (i < 0) return NULL;
