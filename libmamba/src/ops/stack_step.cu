@@ -476,9 +476,14 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                     float ss = 0.f, xzv[2] = {0.f, 0.f};
 #pragma unroll
                     for (int q = 0; q < DQ; q++) {
-                        const float4 h4 = hv[lane + 32 * q], n4 = nv[lane + 32 * q];
+                        const float4 h4 = hv[lane + 32 * q];
                         ss += h4.x * h4.x + h4.y * h4.y + h4.z * h4.z + h4.w * h4.w;
-                        const float4 hn = make_float4(h4.x * n4.x, h4.y * n4.y, h4.z * n4.z, h4.w * n4.w);
+                        /* the pack's in_proj has the norm's weights in it */
+                        float4 hn = h4;
+                        if constexpr (!PK) {
+                            const float4 n4 = nv[lane + 32 * q];
+                            hn = make_float4(h4.x * n4.x, h4.y * n4.y, h4.z * n4.z, h4.w * n4.w);
+                        }
 #pragma unroll
                         for (int g = 0; g < 2; g++) {
                             const float4 w = RW > 1 ? w4[g][q]
@@ -577,7 +582,9 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
 #pragma unroll
                 for (int sh = N / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
                 const float xcj = ar[Y::AXC + j];
-                const float dt = mb_softplus_dev(v + rs[Y::RDTB + j]), A = -expf(rs[Y::RAL + j * N + n]);
+                /* the pack holds A = -exp(A_log) itself */
+                const float dt = mb_softplus_dev(v + rs[Y::RDTB + j]);
+                const float A = PK ? rs[Y::RAL + j * N + n] : -expf(rs[Y::RAL + j * N + n]);
                 hst[k] = expf(dt * A) * hst[k] + dt * dbc[R + n] * xcj;
                 v = dbc[R + N + n] * hst[k];
 #pragma unroll
@@ -660,7 +667,9 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
 /* The pack (mb_stack_step_pack): layer l's rank c's Y::PACK floats at buf +
  * (l C + c) PACK, the rest buffer and then in_proj's rows, each float
  * where the unpacked kernel's staging (stage_rest, stage_in) puts it, and
- * zeros where that puts nothing */
+ * zeros where that puts nothing; but for two values the packed kernel
+ * then need not compute a row and layer at a time: in_proj's weights times
+ * the norm's (W (h w) = (W diag w) h), and A = -exp(A_log) for A_log */
 template <int DQ>
 static __global__ void stk_pack_kernel(const stk_args a, int C, float *__restrict__ buf)
 {
@@ -674,9 +683,9 @@ static __global__ void stk_pack_kernel(const stk_args a, int C, float *__restric
         const int c0 = (int)(lc % C) * CH;
         const stk_layer &P = a.L[lc / C];
         float v = 0.f;
-        if (f >= Y::RS) { /* in_proj: the block's x rows, then its z rows */
+        if (f >= Y::RS) { /* in_proj: the block's x rows, then its z rows, times the norm's weights */
             const int g = f - Y::RS, z = g / (CH * D);
-            v = P.in_proj[(size_t)(z * DI + c0) * D + (g - z * CH * D)];
+            v = P.in_proj[(size_t)(z * DI + c0) * D + (g - z * CH * D)] * P.norm_w[g % D];
         } else if (f < Y::ROUT) { /* x_proj's columns, a row of CH an output */
             const int o = (f - Y::RX) / CH, j = (f - Y::RX) % CH;
             if (o < XD) v = P.x_proj[(size_t)o * DI + c0 + j];
@@ -693,8 +702,8 @@ static __global__ void stk_pack_kernel(const stk_args a, int C, float *__restric
             if (P.conv_b) v = P.conv_b[c0 + (f - Y::RCB)];
         } else if (f < Y::RAL) {
             v = P.dt_b[c0 + (f - Y::RDTB)];
-        } else if (f < Y::RDD) {
-            v = P.A_log[(size_t)c0 * N + (f - Y::RAL)];
+        } else if (f < Y::RDD) { /* A = -exp(A_log), as the gathering kernel takes it */
+            v = -expf(P.A_log[(size_t)c0 * N + (f - Y::RAL)]);
         } else {
             v = P.D[c0 + (f - Y::RDD)];
         }
