@@ -14,12 +14,16 @@
  *      (lane 0 of warp w): local, no barrier between
  *   2  x_proj's partial sums over the block's channels -> cluster barrier
  *      -> each block adds the C partials through distributed shared memory
+ *      (one row a cluster: each block pushes its partials into every
+ *      other block's slots, see stk_push4, and adds them once its own
+ *      mbarrier has counted them)
  *   3  dt_proj and softplus, the scan and the gate, a channel's 16 states
  *      on 16 neighbouring lanes: local
  *   4  out_proj's partial sums -> cluster barrier -> each block adds the C
- *      partials to its residual (from STK_RS_ROWS rows a cluster: each
- *      block sums a slice of the outputs and writes it into every block,
- *      then a third cluster barrier)
+ *      partials to its residual (one row: pushed, as in 2; from
+ *      STK_RS_ROWS rows a cluster: each block sums a slice of the outputs
+ *      and writes it into every block, then a third cluster barrier; up to
+ *      STK_RP_ROWS rows in clusters of 16, both halves pushed)
  * A cluster's rows (1 to 12) are taken a group at a time in each phase,
  * the group's loads and sums interleaved; a gather over the cluster is a
  * thread an output, the ranks in turn (stk_cluster_sum); each cluster
@@ -61,7 +65,12 @@
  * copies: 1 row 59 -> 54 us, 8 rows 73 -> 67, 64 rows 224 -> 218; mamba-dna's
  * default model at one row 27 -> 25. Then (trial stk-rsr) the residuals by
  * reduce-scatter from 2 rows a cluster: 16 rows 96 -> 85 us, 32 rows 153 ->
- * 127, 64 rows 218 -> 179.
+ * 127, 64 rows 218 -> 179. Session 49: the pack holding in_proj times the
+ * norm's weights and A itself (stk-fold), 64 rows 179 -> 170 us; the one-
+ * row exchanges pushed (stk-mpush): 1 row 53 -> 46 us, mamba-dna's default
+ * model 25 -> 22; the reduce-scatter pushed (stk-rpush) at 8 and 16 rows 64
+ * -> 60 and 83 -> 79; the gate made once a row and channel (stk-gate): 64
+ * rows 170 -> 166.
  *
  * Shapes: d_model 128 or 256, d_inner = 32 C for C in 4, 8, 16, d_state
  * 16, real A, RMSNorm, d_conv 2..4, dt_rank <= 64, fp32 weights on 16-byte
@@ -91,6 +100,15 @@ namespace cg = cooperative_groups;
  * took 54 -> 57 us, the extra barrier dearer than the loads it saves; from
  * 2, 8 rows 67 -> 66) */
 #define STK_RS_ROWS 2
+#define STK_C_MAX 16 /* blocks a cluster */
+/* rows a cluster up to which the reduce-scatter's halves are pushed
+ * (st.async) rather than put and gathered around cluster barriers, in
+ * clusters of 16 blocks (session 49, H100, the DNA model: 8 rows 0.064 ->
+ * 0.060 ms, 16 rows 0.083 -> 0.079 at 2 and 4 rows a cluster; at 8 rows a
+ * cluster 0.120 -> 0.122, and mamba-dna's default model, 8 blocks, at 64
+ * rows, 4 a cluster, 0.053 -> 0.056; 12 rows' shared memory cannot hold
+ * the slots, RW d_model floats) */
+#define STK_RP_ROWS 4
 
 /* one layer: its weights and its state (conv (K-1, Di), ssm (Di, N)) */
 struct stk_layer {
@@ -173,16 +191,22 @@ struct stk_layout {
     static constexpr int RX = 0, ROUT = RX + STK_XD_MAX * CH, RDT = ROUT + D * CH,
                          RNW = RDT + CH * (STK_XD_MAX - 2 * STK_N), RCW = RNW + D, RCB = RCW + CH * 4,
                          RDTB = RCB + CH, RAL = RDTB + CH, RDD = RAL + CH * STK_N, RS = RDD + CH;
-    /* a row's activations: h, part_out (D each), zg, xc, y, xr (CH each),
+    /* a row's activations: h, part_out (D each), silu(z), xc, y, xr (CH each),
      * part_x, dbc (STK_XD_MAX each) */
     static constexpr int AH = 0, APO = D, AZG = 2 * D, AXC = AZG + CH, AY = AXC + CH, AXR = AY + CH,
                          APX = AXR + CH, ADBC = APX + STK_XD_MAX, ACT = ADBC + STK_XD_MAX;
     static constexpr int TAPS = RW * 3 * CH; /* the conv state's K-1 <= 3 taps, a row and channel */
+    /* the slots of pushed partial sums: one row a cluster, the other
+     * ranks' x_proj and out_proj sums (a rank's at rank STK_XD_MAX, rank
+     * D); several (the reduce-scatter), each rank's part of this block's
+     * slice of out_proj's (RW D / C a rank) */
+    static constexpr int PSX = RW == 1 ? STK_C_MAX * STK_XD_MAX : 0, PSO = RW == 1 ? STK_C_MAX * D : RW <= STK_RP_ROWS ? RW * D : 0;
     /* a rank's packed weights (mb_stack_step_pack): the rest, then in_proj */
     static constexpr int PACK = RS + IN;
-    /* then the packed staging's three mbarriers (the two rest buffers', in_proj's) */
-    static constexpr size_t MBAR = (size_t)(IN + 2 * RS + RW * ACT + TAPS) * sizeof(float);
-    static constexpr size_t BYTES = MBAR + 3 * sizeof(uint64_t);
+    /* then the mbarriers: the packed staging's three (the two rest
+     * buffers', in_proj's), the pushed slots' two (x_proj's, out_proj's) */
+    static constexpr size_t MBAR = (size_t)(IN + 2 * RS + RW * ACT + TAPS + PSX + PSO) * sizeof(float);
+    static constexpr size_t BYTES = MBAR + 6 * sizeof(uint64_t);
     static_assert(RS % 4 == 0 && IN % 4 == 0 && ACT % 4 == 0, "16-byte parts");
     static_assert(BYTES <= 227 * 1024, "an H100's shared memory a block");
 };
@@ -291,6 +315,46 @@ static __device__ __forceinline__ void stk_bulk(uint32_t dst, const void *src, u
  * later writes to it */
 static __device__ __forceinline__ void stk_fence_async(void) { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
+/* Exchanges by push (session 49: stk-mpush at one row a cluster, stk-rpush
+ * for the reduce-scatter up to STK_RP_ROWS): each block stores its partial
+ * sums into the other blocks' slots by st.async, each store counted on the
+ * receiver's mbarrier, and a receiver waits on its own mbarrier alone.
+ * Where a cluster barrier and then a gather of remote loads took two round
+ * trips to the slowest block (sync 1 + dbc, sync 2 + residual: 5,900 of a
+ * one-row layer's ~14,000 cycles, stk-prof session 47), this is one trip
+ * one way. (stk-push, session 47, stored by st.shared::cluster and kept the
+ * cluster barrier, whose release then waited on those stores: slower.)
+ * A slot is rewritten a layer later, by a block that has first received
+ * what its reader sends only after reading it (the exchange between, or
+ * at several rows the x_proj barrier): no barrier guards the reuse. */
+/* v into rank q's copy of the 16 bytes at dst, counted on its mbarrier at mb */
+static __device__ __forceinline__ void stk_push4(const float *dst, float4 v, uint32_t mb, int q)
+{
+    uint32_t ra, rb;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(stk_sa(dst)), "r"(q));
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(rb) : "r"(mb), "r"(q));
+    asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.v4.b32 [%0], {%1, %2, %3, %4}, [%5];" ::"r"(ra),
+                 "r"(__float_as_uint(v.x)), "r"(__float_as_uint(v.y)), "r"(__float_as_uint(v.z)),
+                 "r"(__float_as_uint(v.w)), "r"(rb)
+                 : "memory");
+}
+/* the phase's one arrival, waiting for bytes of other blocks' st.async */
+static __device__ __forceinline__ void stk_mbar_expect_cl(uint32_t mb, uint32_t bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.release.cluster.shared::cta.b64 _, [%0], %1;" ::"r"(mb), "r"(bytes)
+                 : "memory");
+}
+static __device__ __forceinline__ void stk_mbar_wait_cl(uint32_t mb, uint32_t parity)
+{
+    uint32_t done = 0;
+    while (!done)
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\nselp.u32 "
+                     "%0, 1, 0, p;\n}"
+                     : "=r"(done)
+                     : "r"(mb), "r"(parity)
+                     : "memory");
+}
+
 /* rows x CH floats at src (rows ld apart) -> dst (CH a row), 16 bytes a copy */
 static __device__ __forceinline__ void stk_stage_rows(float *dst, const float *src, int ld, int rows)
 {
@@ -325,10 +389,18 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
      * outputs, RSN a thread at most, and writes them into every block */
     constexpr bool RSR = RW >= STK_RS_ROWS;
     constexpr int RSN = RW * D / C;
-    static_assert(!RSR || (RW * D % C == 0 && RSN <= STK_THREADS), "whole slices of the residuals, an output a thread");
+    static_assert(!RSR || (RW * D % C == 0 && RSN <= STK_THREADS && RSN % 4 == 0),
+                  "whole slices of the residuals, an output a thread, pushed 16 bytes at a time");
+    constexpr int RQ = RSN / 4; /* a slice's pushes */
+    constexpr bool RP = RSR && RW <= STK_RP_ROWS && C == 16;
+    /* one row a cluster: the partial sums pushed (stk_push4), no cluster
+     * barrier in the layers */
+    constexpr bool PU = RW == 1;
+    static_assert(C <= STK_C_MAX && (C - 1) * (D / 128) <= NT / 32, "a warp a rank's part");
     extern __shared__ float4 stk_sh4[];
     float *const win = reinterpret_cast<float *>(stk_sh4), *const rest0 = win + Y::IN;
     float *const act = rest0 + 2 * Y::RS, *const ctap = act + RW * Y::ACT;
+    float *const slx = ctap + Y::TAPS, *const slo = slx + Y::PSX; /* the pushed slots (PU) */
     cg::cluster_group cl = cg::this_cluster();
     const int me = (int)cl.block_rank(), c0 = me * CH;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -344,6 +416,12 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
     /* the packed staging's mbarriers: rest buffer k's (a phase every other
      * layer), in_proj's (a phase a layer) */
     const uint32_t mbar = stk_sa(stk_sh4) + (uint32_t)Y::MBAR;
+    /* the reduce-scatter's second half: the other blocks' slices of layer
+     * l's residuals pushed into this block's copy (mbarrier 5) */
+    auto rs_wait = [&](int l) {
+        if (tid == 0) stk_mbar_expect_cl(mbar + 40u, (uint32_t)((C - 1) * RSN * 4));
+        stk_mbar_wait_cl(mbar + 40u, (uint32_t)l & 1u);
+    };
     auto stage_rest = [&](const stk_layer &P, float *r) {
         if constexpr (PK) {
             if (tid == 0)
@@ -406,11 +484,13 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         }
     };
 
-    if (PK && tid == 0) {
-        for (int k = 0; k < 3; k++) stk_mbar_init(mbar + 8u * k);
+    if (tid == 0) {
+        for (int k = 0; k < 6; k++) stk_mbar_init(mbar + 8u * k);
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
-    if constexpr (PK) __syncthreads();
+    __syncthreads();
+    /* no block pushes to another before its mbarriers are made (waited at layer 0's first push) */
+    if constexpr (PU) stk_cluster_arrive();
     /* layer 0's weights before the wait (nothing in the step writes them) */
     stage_rest(a.L[0], rest0);
     stage_in(a.L[0]);
@@ -438,7 +518,9 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         } else {
             __pipeline_wait_prior(0);
         }
-        if (RSR && l > 0) stk_cluster_wait(); /* every block's residuals written (the layer before's end) */
+        /* every block's slice of the residuals written (the layer before's end) */
+        if (RP && l > 0) rs_wait(l - 1);
+        if (RSR && !RP && l > 0) stk_cluster_wait();
         __syncthreads();
         if (more) stage_rest(Pn, rest0 + ((l + 1) & 1) * Y::RS);
         __pipeline_commit();
@@ -506,7 +588,7 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                         if (k < K - 1) c += cw[k] * ctap[(r * 3 + k) * CH + warp];
                     c += cw[K - 1] * xw;
                     ar[Y::AXC + warp] = mb_silu_dev(c);
-                    ar[Y::AZG + warp] = zw;
+                    ar[Y::AZG + warp] = mb_silu_dev(zw); /* the gate, once a row and channel (the scan's N lanes each made it) */
                     ar[Y::AXR + warp] = xw;
                 };
                 if constexpr (RU > 1) {
@@ -550,7 +632,18 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
          * memory in flight, so the conv state's stores come after it, and
          * they and the next layer's taps' loads (into registers: ctap is
          * read by these stores) overlap the wait for the other blocks */
-        stk_cluster_arrive();
+        if constexpr (PU) {
+            /* warp w sends the partials to rank me + 1 + w, 16 bytes a lane */
+            __syncthreads();
+            if (l == 0) stk_cluster_wait();
+            if (warp < C - 1 && 4 * lane < XD) {
+                const int q = (me + 1 + warp) % C;
+                stk_push4(slx + me * STK_XD_MAX + 4 * lane,
+                          *reinterpret_cast<const float4 *>(act + Y::APX + 4 * lane), mbar + 24u, q);
+            }
+        } else {
+            stk_cluster_arrive();
+        }
         float tapn[TPT];
         if (more) fetch_taps(Pn, tapn);
         for (int i = tid; i < Y::TAPS; i += NT) {
@@ -559,11 +652,23 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                 P.conv_state[((size_t)(b0 + r) * (K - 1) + k) * DI + c0 + ch] =
                     k < K - 2 ? ctap[i + CH] : act[r * Y::ACT + Y::AXR + ch];
         }
-        stk_cluster_wait();
-        /* dbc: output o of row r, the C ranks' parts summed in turn */
-        for (int i = tid; i < RW * XD; i += NT) {
-            const int r = i / XD, o = i - r * XD;
-            act[r * Y::ACT + Y::ADBC + o] = stk_cluster_sum<C>(act + r * Y::ACT + Y::APX + o);
+        if constexpr (PU) {
+            /* dbc: the C ranks' parts summed in turn (stk_cluster_sum's order), from the slots */
+            if (tid < XD) {
+                if (tid == 0) stk_mbar_expect_cl(mbar + 24u, (uint32_t)((C - 1) * ((XD + 3) / 4) * 16));
+                stk_mbar_wait_cl(mbar + 24u, (uint32_t)l & 1u);
+                float s = 0.f;
+#pragma unroll
+                for (int q = 0; q < C; q++) s += q == me ? act[Y::APX + tid] : slx[q * STK_XD_MAX + tid];
+                act[Y::ADBC + tid] = s;
+            }
+        } else {
+            stk_cluster_wait();
+            /* dbc: output o of row r, the C ranks' parts summed in turn */
+            for (int i = tid; i < RW * XD; i += NT) {
+                const int r = i / XD, o = i - r * XD;
+                act[r * Y::ACT + Y::ADBC + o] = stk_cluster_sum<C>(act + r * Y::ACT + Y::APX + o);
+            }
         }
         __syncthreads();
         if (more) put_taps(tapn);
@@ -589,7 +694,7 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                 v = dbc[R + N + n] * hst[k];
 #pragma unroll
                 for (int sh = N / 2; sh > 0; sh >>= 1) v += __shfl_xor_sync(0xffffffffu, v, sh);
-                yo[k] = (v + rs[Y::RDD + j] * xcj) * mb_silu_dev(ar[Y::AZG + j]);
+                yo[k] = (v + rs[Y::RDD + j] * xcj) * ar[Y::AZG + j];
             }
             if (sn() == 0)
 #pragma unroll
@@ -623,7 +728,27 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                     for (int u = 0; u < RV; u++) act[(r0 + u) * Y::ACT + Y::APO + o] = v[u];
             }
         }
-        stk_cluster_arrive();
+        if constexpr (PU) {
+            /* warps (D / 128) w .. send the partials to rank me + 1 + w, 16 bytes a lane */
+            __syncthreads();
+            constexpr int WPR = D / 128;
+            if (warp < (C - 1) * WPR) {
+                const int q = (me + 1 + warp / WPR) % C, f = (warp % WPR) * 128 + 4 * lane;
+                stk_push4(slo + me * D + f, *reinterpret_cast<const float4 *>(act + Y::APO + f), mbar + 32u, q);
+            }
+        } else if constexpr (RP) {
+            /* the reduce-scatter's first half: rank q's slice of this block's
+             * partials into q's slot me, 16 bytes a thread */
+            __syncthreads();
+            for (int t = tid; t < (C - 1) * RQ; t += NT) {
+                const int qi = t / RQ, k = t - qi * RQ, q = (me + 1 + qi) % C;
+                const int i = q * RSN + 4 * k, r = i / D, o = i - r * D;
+                stk_push4(slo + me * RSN + 4 * k, *reinterpret_cast<const float4 *>(act + r * Y::ACT + Y::APO + o),
+                          mbar + 32u, q);
+            }
+        } else {
+            stk_cluster_arrive();
+        }
         /* the scan states, then the next layer's, while the other blocks arrive */
 #pragma unroll
         for (int k = 0; k < HPT; k++)
@@ -631,16 +756,47 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                 P.ssm_state[ssm_at(k)] = hst[k];
                 if (more) hst[k] = Pn.ssm_state[ssm_at(k)];
             }
-        stk_cluster_wait();
-        if constexpr (RSR) {
+        if constexpr (PU) {
+            /* the residuals += the C ranks' parts in turn, from the slots */
+            if (tid < D) {
+                if (tid == 0) stk_mbar_expect_cl(mbar + 32u, (uint32_t)((C - 1) * D * 4));
+                stk_mbar_wait_cl(mbar + 32u, (uint32_t)l & 1u);
+                float s = 0.f;
+#pragma unroll
+                for (int q = 0; q < C; q++) s += q == me ? act[Y::APO + tid] : slo[q * D + tid];
+                act[Y::AH + tid] += s;
+            }
+        } else if constexpr (RP) {
             /* the residuals += the cluster's parts, by reduce-scatter: block
-             * me sums outputs [me RSN, (me + 1) RSN) of its rows and writes
-             * each into every block's copy (no other block reads or writes
-             * those floats until the barrier this arrive starts, waited on
-             * at the next layer's top). With every block summing every
-             * output, a block made C times the remote loads: 10,870 of a
-             * layer's ~55,000 cycles at 12 rows a cluster (stk-prof, session
-             * 47). */
+             * me sums outputs [me RSN, (me + 1) RSN) of its rows from its
+             * slots (the ranks in turn) and then pushes them into every
+             * other block's copy, waited on at the next layer's top (no
+             * other block reads or writes those floats before). With every
+             * block summing every output, a block made C times the remote
+             * loads: 10,870 of a layer's ~55,000 cycles at 12 rows a cluster
+             * (stk-prof, session 47). */
+            if (tid < RSN) {
+                if (tid == 0) stk_mbar_expect_cl(mbar + 32u, (uint32_t)((C - 1) * RSN * 4));
+                stk_mbar_wait_cl(mbar + 32u, (uint32_t)l & 1u);
+                const int i = me * RSN + tid, r = i / D, o = i - r * D;
+                float s = 0.f;
+#pragma unroll
+                for (int q = 0; q < C; q++) s += q == me ? act[r * Y::ACT + Y::APO + o] : slo[q * RSN + tid];
+                act[r * Y::ACT + Y::AH + o] += s;
+            }
+            __syncthreads();
+            for (int t = tid; t < (C - 1) * RQ; t += NT) {
+                const int qi = t / RQ, k = t - qi * RQ, q = (me + 1 + qi) % C;
+                const int i = me * RSN + 4 * k, r = i / D, o = i - r * D;
+                float *h = act + r * Y::ACT + Y::AH + o;
+                stk_push4(h, *reinterpret_cast<const float4 *>(h), mbar + 40u, q);
+            }
+        } else if constexpr (RSR) {
+            stk_cluster_wait();
+            /* the same by cluster barriers: block me's sums put into every
+             * block's copy, no other block reading or writing those floats
+             * until the barrier this arrive starts, waited on at the next
+             * layer's top */
             if (tid < RSN) {
                 const int i = me * RSN + tid, r = i / D, o = i - r * D;
                 float *ar = act + r * Y::ACT;
@@ -648,6 +804,7 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
             }
             stk_cluster_arrive();
         } else {
+            stk_cluster_wait();
             /* the residuals += the cluster's parts, every block every output,
              * a thread an output */
             for (int i = tid; i < RW * D; i += NT) {
@@ -656,7 +813,8 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
             }
         }
     }
-    if constexpr (RSR) stk_cluster_wait();
+    if constexpr (RP) rs_wait(a.n_layer - 1);
+    if constexpr (RSR && !RP) stk_cluster_wait();
     __syncthreads();
     if (me == 0)
         for (int i = tid; i < nr * D; i += NT) a.out[(size_t)(b0 + i / D) * D + i % D] = act[(i / D) * Y::ACT + Y::AH + i % D];
