@@ -4,13 +4,20 @@
 # when the conv taps' shift or the scan's row of a thread is changed; since session 47 also phase 1's
 # reduce-scatter lane by lane, which fails with a shuffle's lane one off or a level's halves
 # swapped; since session 48 the residuals' reduce-scatter from STK_RS_ROWS rows a cluster, every
-# output of every block's copy written once, which fails with each block summing slice 0).
+# output of every block's copy written once, which fails with each block summing slice 0;
+# since session 49 the pushed exchanges (st.async into the other blocks' slots: one row's x_proj
+# and out_proj sums, the reduce-scatter's two halves up to STK_RP_ROWS rows in clusters of 16),
+# the slots NaN until pushed, which fails with a slot's rank or row one off).
 # python3 scripts/stack_step_rows_check.py
 import numpy as np, sys
 rng = np.random.default_rng(1)
 RS_ROWS = 2  # stack_step.cu's STK_RS_ROWS (session 48): the residuals by reduce-scatter from this many rows a cluster
+RP_ROWS = 4  # STK_RP_ROWS (session 49): the reduce-scatter pushed up to this many rows, in clusters of 16
+XP_RP = False  # x_proj's sums pushed with the reduce-scatter's too (trial stk-xpush)
+XDM = 96     # STK_XD_MAX
 def run(C, DQ, RW, K, R, B, L=2, steps=2):
     N, CH, NT = 16, 32, 1024
+    PU = RW == 1; RP = RS_ROWS <= RW <= RP_ROWS and C == 16; XP = PU or (RP and XP_RP)
     D, DI, XD = 128 * DQ, C * 32, R + 32
     eps = 1e-5
     W = []
@@ -92,11 +99,24 @@ def run(C, DQ, RW, K, R, B, L=2, steps=2):
                         if r < nr and k < K - 1:
                             cs_k[l][b0 + r, k, c0 + ch] = ctap[me][i + CH] if k < K - 2 else act[me]['xr'][r, ch]
                 newdbc = [np.zeros((RW, 96)) for _ in range(C)]
-                for me in range(C):   # dbc: a thread an output of a row, the ranks in turn
-                    for tid in range(NT):
-                        for i in range(tid, RW * XD, NT):
-                            r, o = i // XD, i % XD
-                            newdbc[me][r, o] = sum(act[q]['px'][r, o] for q in range(C))
+                if XP:   # pushed: warp p sends row p % RW to rank me + 1 + p / RW, 4 floats a lane
+                    slx = [np.full(C * RW * XDM, np.nan) for _ in range(C)]
+                    for me in range(C):
+                        for p in range((C - 1) * RW):
+                            for lane in range(32):
+                                if 4 * lane < XD:
+                                    q, r = (me + 1 + p // RW) % C, p % RW
+                                    for e in range(4): slx[q][(me * RW + r) * XDM + 4 * lane + e] = act[me]['px'][r, 4 * lane + e]
+                    for me in range(C):
+                        for tid in range(RW * XD):
+                            r, o = tid // XD, tid % XD
+                            newdbc[me][r, o] = sum(act[me]['px'][r, o] if q == me else slx[me][(q * RW + r) * XDM + o] for q in range(C))
+                else:
+                    for me in range(C):   # dbc: a thread an output of a row, the ranks in turn
+                        for tid in range(NT):
+                            for i in range(tid, RW * XD, NT):
+                                r, o = i // XD, i % XD
+                                newdbc[me][r, o] = sum(act[q]['px'][r, o] for q in range(C))
                 for me in range(C): act[me]['dbc'][:] = newdbc[me]
                 for me in range(C):   # next taps
                     if more: load_taps(me, l + 1)
@@ -129,7 +149,37 @@ def run(C, DQ, RW, K, R, B, L=2, steps=2):
                             if sact(t) and sr0(t) + 2 * k < nr:
                                 ss_k[l][ssm_idx(me, t, k)] = hst[me][t, k]
                                 if more: hst[me][t, k] = ss_k[l + 1][ssm_idx(me, t, k)]
-                if RW >= RS_ROWS:   # residuals by reduce-scatter: block me's slice, an output a thread, into every block
+                if PU:   # pushed: warp w sends floats (w % WPR) 128 + 4 lane .. to rank me + 1 + w / WPR
+                    WPR = D // 128; slo = [np.full(C * D, np.nan) for _ in range(C)]
+                    for me in range(C):
+                        for warp in range((C - 1) * WPR):
+                            for lane in range(32):
+                                q, f = (me + 1 + warp // WPR) % C, (warp % WPR) * 128 + 4 * lane
+                                for e in range(4): slo[q][me * D + f + e] = act[me]['po'][0, f + e]
+                    newh = [act[me]['h'].copy() for me in range(C)]
+                    for me in range(C):
+                        for tid in range(D):
+                            newh[me][0, tid] += sum(act[me]['po'][0, tid] if q == me else slo[me][q * D + tid] for q in range(C))
+                elif RP:   # the reduce-scatter's halves pushed: slices into their owners' slots, owners' sums into every copy
+                    RSN = RW * D // C; RQ = RSN // 4
+                    slo = [np.full(RW * D, np.nan) for _ in range(C)]
+                    for me in range(C):
+                        for t in range((C - 1) * RQ):
+                            qi, k = t // RQ, t % RQ; q = (me + 1 + qi) % C
+                            i = q * RSN + 4 * k; r, o = i // D, i % D
+                            for e in range(4): slo[q][me * RSN + 4 * k + e] = act[me]['po'][r, o + e]
+                    newh = [np.full((RW, D), np.nan) for _ in range(C)]
+                    for me in range(C):
+                        for tid in range(RSN):
+                            i = me * RSN + tid; r, o = i // D, i % D
+                            newh[me][r, o] = act[me]['h'][r, o] + sum(act[me]['po'][r, o] if q == me else slo[me][q * RSN + tid]
+                                                                      for q in range(C))
+                    for me in range(C):
+                        for t in range((C - 1) * RQ):
+                            qi, k = t // RQ, t % RQ; q = (me + 1 + qi) % C
+                            i = me * RSN + 4 * k; r, o = i // D, i % D
+                            for e in range(4): newh[q][r, o + e] = newh[me][r, o + e]
+                elif RW >= RS_ROWS:   # residuals by reduce-scatter: block me's slice, an output a thread, into every block
                     RSN = RW * D // C
                     newh = [np.full((RW, D), np.nan) for _ in range(C)]
                     for me in range(C):
@@ -181,5 +231,7 @@ def check_rs(RU):
     print(f"phase 1 reduce-scatter RU {RU} (SX {SX}): worst {e:.2e}"); assert e < 1e-12, e
 for RU in (2, 4):
     check_rs(RU)
-for args in [(4, 1, 1, 4, 8, 3), (4, 1, 2, 3, 8, 3), (4, 1, 4, 2, 5, 6), (4, 2, 8, 4, 16, 11), (4, 1, 12, 4, 16, 13)]:
+XP_RP = '--xpush' in sys.argv
+for args in [(4, 1, 1, 4, 8, 3), (4, 1, 2, 3, 8, 3), (4, 1, 4, 2, 5, 6), (4, 2, 8, 4, 16, 11), (4, 1, 12, 4, 16, 13),
+             (16, 2, 1, 4, 16, 1), (16, 1, 2, 3, 8, 3), (16, 2, 4, 4, 1, 5)]:
     run(*args)
