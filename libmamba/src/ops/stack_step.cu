@@ -198,13 +198,15 @@ struct stk_layout {
     static constexpr int TAPS = RW * 3 * CH; /* the conv state's K-1 <= 3 taps, a row and channel */
     /* the slots of pushed partial sums: one row a cluster, the other
      * ranks' x_proj and out_proj sums (a rank's at rank STK_XD_MAX, rank
-     * D); several (the reduce-scatter), each rank's part of this block's
+     * D); several up to STK_RP_ROWS (the reduce-scatter, pushed in
+     * clusters of 16, unused in others), each rank's part of this block's
      * slice of out_proj's (RW D / C a rank) */
     static constexpr int PSX = RW == 1 ? STK_C_MAX * STK_XD_MAX : 0, PSO = RW == 1 ? STK_C_MAX * D : RW <= STK_RP_ROWS ? RW * D : 0;
     /* a rank's packed weights (mb_stack_step_pack): the rest, then in_proj */
     static constexpr int PACK = RS + IN;
     /* then the mbarriers: the packed staging's three (the two rest
-     * buffers', in_proj's), the pushed slots' two (x_proj's, out_proj's) */
+     * buffers', in_proj's), the pushes' three (x_proj's and out_proj's
+     * slots, the reduce-scatter's second half into the residuals) */
     static constexpr size_t MBAR = (size_t)(IN + 2 * RS + RW * ACT + TAPS + PSX + PSO) * sizeof(float);
     static constexpr size_t BYTES = MBAR + 6 * sizeof(uint64_t);
     static_assert(RS % 4 == 0 && IN % 4 == 0 && ACT % 4 == 0, "16-byte parts");
@@ -400,7 +402,7 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
     extern __shared__ float4 stk_sh4[];
     float *const win = reinterpret_cast<float *>(stk_sh4), *const rest0 = win + Y::IN;
     float *const act = rest0 + 2 * Y::RS, *const ctap = act + RW * Y::ACT;
-    float *const slx = ctap + Y::TAPS, *const slo = slx + Y::PSX; /* the pushed slots (PU) */
+    float *const slx = ctap + Y::TAPS, *const slo = slx + Y::PSX; /* the pushed slots (PU, RP) */
     cg::cluster_group cl = cg::this_cluster();
     const int me = (int)cl.block_rank(), c0 = me * CH;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
