@@ -27,7 +27,7 @@ lean_suite "$M" gpu_test_model '*cluster*'
 lean_suite "$X" gpu_test_ops test_stack_step "B=(1|2|3|5|11|61|64),"
 lean_suite "$X" gpu_test_model '*cluster*'
 lean_suite "$K4" gpu_test_ops test_stack_step "stack_step"
-LEAN_ROUNDS=2 lean_rounds "$((END - 150))" 20 "$M $X" bench_generate "--device cuda --shape dna --batch 1 --tokens 1024" \
+LEAN_ROUNDS=2 lean_rounds 170 20 "$M $X" bench_generate "--device cuda --shape dna --batch 1 --tokens 1024" \
     "--device cuda --shape small --batch 1 --tokens 1024" "--device cuda --shape dna --batch 8" \
     "--device cuda --shape dna --batch 16" "--device cuda --shape dna --batch 32" "--device cuda --shape dna --batch 64" \
     "--device cuda --shape small --batch 16" "--device cuda --shape small --batch 64"
