@@ -6,18 +6,18 @@
 # swapped; since session 48 the residuals' reduce-scatter from STK_RS_ROWS rows a cluster, every
 # output of every block's copy written once, which fails with each block summing slice 0;
 # since session 49 the pushed exchanges (st.async into the other blocks' slots: one row's x_proj
-# and out_proj sums, the reduce-scatter's two halves up to STK_RP_ROWS rows in clusters of 16),
+# and out_proj sums, the reduce-scatter's two halves up to STK_RP_ROWS rows),
 # the slots NaN until pushed, which fails with a slot's rank or row one off).
 # python3 scripts/stack_step_rows_check.py
 import numpy as np, sys
 rng = np.random.default_rng(1)
 RS_ROWS = 2  # stack_step.cu's STK_RS_ROWS (session 48): the residuals by reduce-scatter from this many rows a cluster
-RP_ROWS = 4  # STK_RP_ROWS (session 49): the reduce-scatter pushed up to this many rows, in clusters of 16
+RP_ROWS = 8  # STK_RP_ROWS (session 49): the reduce-scatter pushed up to this many rows
 XP_RP = False  # x_proj's sums pushed with the reduce-scatter's too (trial stk-xpush)
 XDM = 96     # STK_XD_MAX
 def run(C, DQ, RW, K, R, B, L=2, steps=2):
     N, CH, NT = 16, 32, 1024
-    PU = RW == 1; RP = RS_ROWS <= RW <= RP_ROWS and C == 16; XP = PU or (RP and XP_RP)
+    PU = RW == 1; RP = RS_ROWS <= RW <= RP_ROWS; XP = PU or (RP and XP_RP)
     D, DI, XD = 128 * DQ, C * 32, R + 32
     eps = 1e-5
     W = []

@@ -23,7 +23,7 @@
  *      partials to its residual (one row: pushed, as in 2; from
  *      STK_RS_ROWS rows a cluster: each block sums a slice of the outputs
  *      and writes it into every block, then a third cluster barrier; up to
- *      STK_RP_ROWS rows in clusters of 16, both halves pushed)
+ *      STK_RP_ROWS rows, both halves pushed)
  * A cluster's rows (1 to 12) are taken a group at a time in each phase,
  * the group's loads and sums interleaved; a gather over the cluster is a
  * thread an output, the ranks in turn (stk_cluster_sum); each cluster
@@ -102,13 +102,15 @@ namespace cg = cooperative_groups;
 #define STK_RS_ROWS 2
 #define STK_C_MAX 16 /* blocks a cluster */
 /* rows a cluster up to which the reduce-scatter's halves are pushed
- * (st.async) rather than put and gathered around cluster barriers, in
- * clusters of 16 blocks (session 49, H100, the DNA model: 8 rows 0.064 ->
- * 0.060 ms, 16 rows 0.083 -> 0.079 at 2 and 4 rows a cluster; at 8 rows a
- * cluster 0.120 -> 0.122, and mamba-dna's default model, 8 blocks, at 64
- * rows, 4 a cluster, 0.053 -> 0.056; 12 rows' shared memory cannot hold
- * the slots, RW d_model floats) */
-#define STK_RP_ROWS 4
+ * (st.async) rather than put and gathered around cluster barriers; 12
+ * rows' shared memory cannot hold the slots, RW d_model floats (session
+ * 49, H100, pushes against barriers, both without the gate: the DNA model
+ * at 8 rows 0.064 -> 0.060 ms, 16 rows 0.083 -> 0.079, at 2 and 4 rows a
+ * cluster of 16; but at 8 rows a cluster 0.120 -> 0.122, and mamba-dna's
+ * default model, clusters of 8, at 64 rows, 4 a cluster, 0.053 -> 0.056.
+ * A rule leaving those two to the barriers is the trial stk-rp16: it makes
+ * kernel instances that have not run, so main keeps the rule that ran) */
+#define STK_RP_ROWS 8
 
 /* one layer: its weights and its state (conv (K-1, Di), ssm (Di, N)) */
 struct stk_layer {
@@ -198,9 +200,8 @@ struct stk_layout {
     static constexpr int TAPS = RW * 3 * CH; /* the conv state's K-1 <= 3 taps, a row and channel */
     /* the slots of pushed partial sums: one row a cluster, the other
      * ranks' x_proj and out_proj sums (a rank's at rank STK_XD_MAX, rank
-     * D); several up to STK_RP_ROWS (the reduce-scatter, pushed in
-     * clusters of 16, unused in others), each rank's part of this block's
-     * slice of out_proj's (RW D / C a rank) */
+     * D); several up to STK_RP_ROWS (the reduce-scatter), each rank's
+     * part of this block's slice of out_proj's (RW D / C a rank) */
     static constexpr int PSX = RW == 1 ? STK_C_MAX * STK_XD_MAX : 0, PSO = RW == 1 ? STK_C_MAX * D : RW <= STK_RP_ROWS ? RW * D : 0;
     /* a rank's packed weights (mb_stack_step_pack): the rest, then in_proj */
     static constexpr int PACK = RS + IN;
@@ -394,7 +395,7 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
     static_assert(!RSR || (RW * D % C == 0 && RSN <= STK_THREADS && RSN % 4 == 0),
                   "whole slices of the residuals, an output a thread, pushed 16 bytes at a time");
     constexpr int RQ = RSN / 4; /* a slice's pushes */
-    constexpr bool RP = RSR && RW <= STK_RP_ROWS && C == 16;
+    constexpr bool RP = RSR && RW <= STK_RP_ROWS;
     /* one row a cluster: the partial sums pushed (stk_push4), no cluster
      * barrier in the layers */
     constexpr bool PU = RW == 1;
