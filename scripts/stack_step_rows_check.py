@@ -17,7 +17,7 @@ XP_RP = False  # x_proj's sums pushed with the reduce-scatter's too (trial stk-x
 XDM = 96     # STK_XD_MAX
 def run(C, DQ, RW, K, R, B, L=2, steps=2):
     N, CH, NT = 16, 32, 1024
-    PU = RW == 1; RP = RS_ROWS <= RW <= RP_ROWS; XP = PU or (RP and XP_RP)
+    PU = RW == 1; RP = RS_ROWS <= RW <= RP_ROWS; XP = PU or (RP and XP_RP and RW <= 4)
     D, DI, XD = 128 * DQ, C * 32, R + 32
     eps = 1e-5
     W = []
