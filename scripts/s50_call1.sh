@@ -4,18 +4,23 @@
 # and test_stack_step, racecheck (small shapes; 2, 4 and 8 rows a cluster forced), memcheck, its
 # rows and its phases by stk-prof (S); against it the trials stk-xpush (X: x_proj's sums pushed
 # too up to 4 rows a cluster) with its break by hand (K4: a block's own x_proj part dropped) and
-# stk-rp16 (N: the reduce-scatter pushed only at 2-4 rows in clusters of 16).
+# stk-rp16 (N: the reduce-scatter pushed only at 2-4 rows in clusters of 16) and stk-xrs (XR:
+# x_proj's sums by a pushed reduce-scatter at 8 and 12 rows a cluster) with its break (K5: a
+# slice owner's own x_proj part dropped).
 #   bash scripts/s50_call1.sh > $OUT/log 2>&1; tail -150 $OUT/log
 set -uo pipefail
-END=${S50_END:-260}
+END=${S50_END:-300}
 export LEAN_TIMEOUT=120
 source scripts/lean.sh
 lean_env
-M=/tmp/s50/M X=/tmp/s50/X N=/tmp/s50/N K4=/tmp/s50/K4 S=/tmp/s50/S
+M=/tmp/s50/M X=/tmp/s50/X N=/tmp/s50/N K4=/tmp/s50/K4 S=/tmp/s50/S XR=/tmp/s50/XR K5=/tmp/s50/K5
 lean_copy "$M"
 lean_patched "$X" bench/trials/stk-xpush.patch
 lean_patched "$N" bench/trials/stk-rp16.patch
 lean_patched "$S" bench/trials/stk-prof.patch
+lean_patched "$XR" bench/trials/stk-xrs.patch
+lean_broken "$K5" libmamba/src/ops/stack_step.cu 's/s += q == me ? act\[r \* Y::ACT + Y::APX + o\] : slr/s += q == me ? 0.f : slr/' \
+    bench/trials/stk-xrs.patch
 lean_broken "$K4" libmamba/src/ops/stack_step.cu 's/q == me ? act\[r \* Y::ACT + Y::APX + o\]/q == me ? 0.f/' \
     bench/trials/stk-xpush.patch
 lean_build "$M" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
@@ -23,13 +28,18 @@ lean_build "$X" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build "$N" tests/gpu_test_ops bench/bench_generate &
 lean_build "$K4" tests/gpu_test_ops &
 lean_build "$S" bench/bench_generate &
+lean_build "$XR" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
+lean_build "$K5" tests/gpu_test_ops &
 lean_ready
 LEAN_TAIL=20 lean_suite "$M" gpu_test_ops test_stack_step "stack_step"
 lean_suite "$X" gpu_test_ops test_stack_step "B=(1|2|3|5|11|61|64),"
 lean_suite "$X" gpu_test_model '*cluster*'
 lean_suite "$N" gpu_test_ops test_stack_step "B=(1|2|3|5|11|61|64),"
 lean_suite "$K4" gpu_test_ops test_stack_step "stack_step"
-LEAN_ROUNDS=2 lean_rounds 175 20 "$M $X $N" bench_generate "--device cuda --shape dna --batch 1 --tokens 1024" \
+lean_suite "$XR" gpu_test_ops test_stack_step "B=(1|2|3|5|11|61|64),"
+lean_suite "$XR" gpu_test_model '*cluster*'
+lean_suite "$K5" gpu_test_ops test_stack_step "stack_step"
+LEAN_ROUNDS=2 lean_rounds 200 20 "$M $X $N $XR" bench_generate "--device cuda --shape dna --batch 1 --tokens 1024" \
     "--device cuda --shape small --batch 1 --tokens 1024" "--device cuda --shape dna --batch 8" \
     "--device cuda --shape dna --batch 16" "--device cuda --shape dna --batch 32" "--device cuda --shape dna --batch 64" \
     "--device cuda --shape small --batch 16" "--device cuda --shape small --batch 64"
@@ -40,5 +50,6 @@ echo "== M: memcheck gpu_test_ops (test_stack_step), small shapes ($(el) s)"
 MB_GPU_TEST_SMALL=1 MB_TEST_FILTER=test_stack_step timeout 60 compute-sanitizer --tool memcheck \
     "$M/build-lean/tests/gpu_test_ops" 2>&1 | grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED)" | tail -3
 for r in 2 4; do MB_CUDA_STK_ROWS=$r lean_racecheck "$X" gpu_test_ops test_stack_step; done
+for r in 8 12; do MB_CUDA_STK_ROWS=$r lean_racecheck "$XR" gpu_test_ops test_stack_step; done
 lean_before "$((END - 30))" && lean_suite "$M" gpu_test_model
 echo "== done at $(el) s"
