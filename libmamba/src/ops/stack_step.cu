@@ -98,7 +98,8 @@ namespace cg = cooperative_groups;
  * reduce-scatter (stk_cluster_put) rather than every block summing every
  * output (session 48, H100: from 1 row a cluster the DNA model's one row
  * took 54 -> 57 us, the extra barrier dearer than the loads it saves; from
- * 2, 8 rows 67 -> 66) */
+ * 2, 8 rows 67 -> 66). One row a cluster pushes its sums instead (PU,
+ * session 49), so below this no kernel is left */
 #define STK_RS_ROWS 2
 #define STK_C_MAX 16 /* blocks a cluster */
 /* rows a cluster up to which the reduce-scatter's halves are pushed
@@ -399,6 +400,7 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
     /* one row a cluster: the partial sums pushed (stk_push4), no cluster
      * barrier in the layers */
     constexpr bool PU = RW == 1;
+    static_assert(PU || RSR, "every rows-a-cluster's residuals pushed or reduce-scattered");
     static_assert(C <= STK_C_MAX && (C - 1) * (D / 128) <= NT / 32, "a warp a rank's part");
     extern __shared__ float4 stk_sh4[];
     float *const win = reinterpret_cast<float *>(stk_sh4), *const rest0 = win + Y::IN;
@@ -806,14 +808,6 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                 stk_cluster_put<C>(ar + Y::AH + o, ar[Y::AH + o] + stk_cluster_sum<C>(ar + Y::APO + o));
             }
             stk_cluster_arrive();
-        } else {
-            stk_cluster_wait();
-            /* the residuals += the cluster's parts, every block every output,
-             * a thread an output */
-            for (int i = tid; i < RW * D; i += NT) {
-                const int r = i / D, o = i - r * D;
-                act[r * Y::ACT + Y::AH + o] += stk_cluster_sum<C>(act + r * Y::ACT + Y::APO + o);
-            }
         }
     }
     if constexpr (RP) rs_wait(a.n_layer - 1);
