@@ -6,19 +6,18 @@
 # swapped; since session 48 the residuals' reduce-scatter from STK_RS_ROWS rows a cluster, every
 # output of every block's copy written once, which fails with each block summing slice 0;
 # since session 49 the pushed exchanges (st.async into the other blocks' slots: one row's x_proj
-# and out_proj sums, the reduce-scatter's two halves up to STK_RP_ROWS rows),
-# the slots NaN until pushed, which fails with a slot's rank or row one off).
+# and out_proj sums, the reduce-scatter's two halves up to STK_RP_ROWS rows; since session 50
+# x_proj's sums at 2 rows a cluster too), the slots NaN until pushed, which fails with a slot's
+# rank or row one off).
 # python3 scripts/stack_step_rows_check.py
-import numpy as np, sys
+import numpy as np
 rng = np.random.default_rng(1)
 RS_ROWS = 2  # stack_step.cu's STK_RS_ROWS (session 48): the residuals by reduce-scatter from this many rows a cluster
-RP_ROWS = 8  # STK_RP_ROWS (session 49): the reduce-scatter pushed up to this many rows
-XP_RP = False  # x_proj's sums pushed with the reduce-scatter's too (trial stk-xpush)
+RP_ROWS = 8  # STK_RP_ROWS (session 49): the reduce-scatter pushed up to this many rows (not at 4 rows of C 8, DQ 1: session 50)
 XDM = 96     # STK_XD_MAX
-XRS_ROWS = 99  # x_proj's sums by a pushed reduce-scatter from this many rows a cluster (trial stk-xrs: 8)
 def run(C, DQ, RW, K, R, B, L=2, steps=2):
     N, CH, NT = 16, 32, 1024
-    PU = RW == 1; RP = RS_ROWS <= RW <= RP_ROWS; XP = PU or (RP and XP_RP and RW <= 4); XR = RW >= XRS_ROWS
+    PU = RW == 1; RP = RS_ROWS <= RW <= RP_ROWS and (C, DQ, RW) != (8, 1, 4); XP = PU or (RP and RW == 2)
     D, DI, XD = 128 * DQ, C * 32, R + 32
     eps = 1e-5
     W = []
@@ -112,24 +111,6 @@ def run(C, DQ, RW, K, R, B, L=2, steps=2):
                         for tid in range(RW * XD):
                             r, o = tid // XD, tid % XD
                             newdbc[me][r, o] = sum(act[me]['px'][r, o] if q == me else slx[me][(q * RW + r) * XDM + o] for q in range(C))
-                elif XR:   # a pushed reduce-scatter: slices of the rows' outputs (XDP a row) to their owners, sums to all
-                    XDP = (XD + 15) // 16 * 16; XS = RW * XDP // C; XQ = XS // 4
-                    px = [np.where(np.arange(96) < XD, act[me]['px'], np.nan) for me in range(C)]  # the pad: garbage
-                    slr = [np.full(RW * XDM, np.nan) for _ in range(C)]
-                    for me in range(C):
-                        for t in range((C - 1) * XQ):
-                            qi, k = t // XQ, t % XQ; q = (me + 1 + qi) % C
-                            i = q * XS + 4 * k; r, o = i // XDP, i % XDP
-                            for e in range(4): slr[q][me * XS + 4 * k + e] = px[me][r, o + e]
-                    for me in range(C):
-                        for tid in range(XS):
-                            i = me * XS + tid; r, o = i // XDP, i % XDP
-                            newdbc[me][r, o] = sum(px[me][r, o] if q == me else slr[me][q * XS + tid] for q in range(C))
-                    for me in range(C):
-                        for t in range((C - 1) * XQ):
-                            qi, k = t // XQ, t % XQ; q = (me + 1 + qi) % C
-                            i = me * XS + 4 * k; r, o = i // XDP, i % XDP
-                            for e in range(4): newdbc[q][r, o + e] = newdbc[me][r, o + e]
                 else:
                     for me in range(C):   # dbc: a thread an output of a row, the ranks in turn
                         for tid in range(NT):
@@ -250,8 +231,6 @@ def check_rs(RU):
     print(f"phase 1 reduce-scatter RU {RU} (SX {SX}): worst {e:.2e}"); assert e < 1e-12, e
 for RU in (2, 4):
     check_rs(RU)
-XP_RP = '--xpush' in sys.argv
-if '--xrs' in sys.argv: XRS_ROWS = 8
 for args in [(4, 1, 1, 4, 8, 3), (4, 1, 2, 3, 8, 3), (4, 1, 4, 2, 5, 6), (4, 2, 8, 4, 16, 11), (4, 1, 12, 4, 16, 13),
-             (16, 2, 1, 4, 16, 1), (16, 1, 2, 3, 8, 3), (16, 2, 4, 4, 1, 5), (16, 1, 12, 4, 17, 13), (8, 2, 8, 3, 64, 9)]:
+             (16, 2, 1, 4, 16, 1), (16, 1, 2, 3, 8, 3), (16, 2, 4, 4, 1, 5), (16, 1, 12, 4, 17, 13), (8, 2, 8, 3, 64, 9), (8, 1, 4, 4, 16, 7)]:
     run(*args)

@@ -70,7 +70,8 @@
  * row exchanges pushed (stk-mpush): 1 row 53 -> 46 us, mamba-dna's default
  * model 25 -> 22; the reduce-scatter pushed (stk-rpush) at 8 and 16 rows 64
  * -> 60 and 83 -> 79; the gate made once a row and channel (stk-gate): 64
- * rows 170 -> 166.
+ * rows 170 -> 166. Session 50: mamba-dna's default model at 64 rows back
+ * on the barriers (RP), 54 -> 51 us.
  *
  * Shapes: d_model 128 or 256, d_inner = 32 C for C in 4, 8, 16, d_state
  * 16, real A, RMSNorm, d_conv 2..4, dt_rank <= 64, fp32 weights on 16-byte
@@ -108,9 +109,10 @@ namespace cg = cooperative_groups;
  * 49, H100, pushes against barriers, both without the gate: the DNA model
  * at 8 rows 0.064 -> 0.060 ms, 16 rows 0.083 -> 0.079, at 2 and 4 rows a
  * cluster of 16; but at 8 rows a cluster 0.120 -> 0.122, and mamba-dna's
- * default model, clusters of 8, at 64 rows, 4 a cluster, 0.053 -> 0.056.
- * A rule leaving those two to the barriers is the trial stk-rp16: it makes
- * kernel instances that have not run, so main keeps the rule that ran) */
+ * default model, clusters of 8, at 64 rows, 4 a cluster, 0.053 -> 0.056:
+ * that one is left to the barriers, see RP in stack_step_kernel. The trial
+ * stk-rp16 (pushes only at 2 and 4 rows in clusters of 16) was level at 8
+ * rows a cluster, session 50) */
 #define STK_RP_ROWS 8
 
 /* one layer: its weights and its state (conv (K-1, Di), ssm (Di, N)) */
@@ -202,8 +204,9 @@ struct stk_layout {
     /* the slots of pushed partial sums: one row a cluster, the other
      * ranks' x_proj and out_proj sums (a rank's at rank STK_XD_MAX, rank
      * D); several up to STK_RP_ROWS (the reduce-scatter), each rank's
-     * part of this block's slice of out_proj's (RW D / C a rank) */
-    static constexpr int PSX = RW == 1 ? STK_C_MAX * STK_XD_MAX : 0, PSO = RW == 1 ? STK_C_MAX * D : RW <= STK_RP_ROWS ? RW * D : 0;
+     * part of this block's slice of out_proj's (RW D / C a rank), and at 2
+     * rows x_proj's too, a rank's row at (rank RW + row) STK_XD_MAX */
+    static constexpr int PSX = RW <= 2 ? STK_C_MAX * RW * STK_XD_MAX : 0, PSO = RW == 1 ? STK_C_MAX * D : RW <= STK_RP_ROWS ? RW * D : 0;
     /* a rank's packed weights (mb_stack_step_pack): the rest, then in_proj */
     static constexpr int PACK = RS + IN;
     /* then the mbarriers: the packed staging's three (the two rest
@@ -396,11 +399,21 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
     static_assert(!RSR || (RW * D % C == 0 && RSN <= STK_THREADS && RSN % 4 == 0),
                   "whole slices of the residuals, an output a thread, pushed 16 bytes at a time");
     constexpr int RQ = RSN / 4; /* a slice's pushes */
-    constexpr bool RP = RSR && RW <= STK_RP_ROWS;
+    /* but for 4 rows a cluster of 8 at d_model 128 (mamba-dna's default
+     * model at 64 rows), where the barriers won twice: 0.056 -> 0.053 ms
+     * before the gate, 0.054 -> 0.051 after it (sessions 49 and 50, H100;
+     * 2 rows a cluster of 8, its 16 rows, lost with the barriers, 0.028 ->
+     * 0.030) */
+    constexpr bool RP = RSR && RW <= STK_RP_ROWS && !(C == 8 && DQ == 1 && RW == 4);
     /* one row a cluster: the partial sums pushed (stk_push4), no cluster
      * barrier in the layers */
     constexpr bool PU = RW == 1;
     static_assert(PU || RSR, "every rows-a-cluster's residuals pushed or reduce-scattered");
+    /* x_proj's partial sums pushed: at one row, and at 2 rows a cluster
+     * with the residuals' (RP): the DNA model at 8 rows 60 -> 56 us; at 4
+     * rows a cluster (16 rows) they lost, 78 -> 80 (trial stk-xpush,
+     * session 50, H100) */
+    constexpr bool XP = PU || (RP && RW == 2);
     static_assert(C <= STK_C_MAX && (C - 1) * (D / 128) <= NT / 32, "a warp a rank's part");
     extern __shared__ float4 stk_sh4[];
     float *const win = reinterpret_cast<float *>(stk_sh4), *const rest0 = win + Y::IN;
@@ -495,7 +508,7 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
     }
     __syncthreads();
     /* no block pushes to another before its mbarriers are made (waited at layer 0's first push) */
-    if constexpr (PU) stk_cluster_arrive();
+    if constexpr (XP) stk_cluster_arrive();
     /* layer 0's weights before the wait (nothing in the step writes them) */
     stage_rest(a.L[0], rest0);
     stage_in(a.L[0]);
@@ -646,6 +659,16 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                 stk_push4(slx + me * STK_XD_MAX + 4 * lane,
                           *reinterpret_cast<const float4 *>(act + Y::APX + 4 * lane), mbar + 24u, q);
             }
+        } else if constexpr (XP) {
+            /* warp p sends row p % RW's partials to rank me + 1 + p / RW, 16 bytes a lane */
+            __syncthreads();
+            if (l == 0) stk_cluster_wait();
+            for (int p = warp; p < (C - 1) * RW; p += NT / 32)
+                if (4 * lane < XD) {
+                    const int q = (me + 1 + p / RW) % C, r = p % RW;
+                    stk_push4(slx + (me * RW + r) * STK_XD_MAX + 4 * lane,
+                              *reinterpret_cast<const float4 *>(act + r * Y::ACT + Y::APX + 4 * lane), mbar + 24u, q);
+                }
         } else {
             stk_cluster_arrive();
         }
@@ -666,6 +689,18 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
 #pragma unroll
                 for (int q = 0; q < C; q++) s += q == me ? act[Y::APX + tid] : slx[q * STK_XD_MAX + tid];
                 act[Y::ADBC + tid] = s;
+            }
+        } else if constexpr (XP) {
+            /* dbc: output o of row r, the C ranks' parts summed in turn (stk_cluster_sum's order), from the slots */
+            if (tid < RW * XD) {
+                if (tid == 0) stk_mbar_expect_cl(mbar + 24u, (uint32_t)((C - 1) * RW * ((XD + 3) / 4) * 16));
+                stk_mbar_wait_cl(mbar + 24u, (uint32_t)l & 1u);
+                const int r = tid / XD, o = tid - r * XD;
+                float s = 0.f;
+#pragma unroll
+                for (int q = 0; q < C; q++)
+                    s += q == me ? act[r * Y::ACT + Y::APX + o] : slx[(q * RW + r) * STK_XD_MAX + o];
+                act[r * Y::ACT + Y::ADBC + o] = s;
             }
         } else {
             stk_cluster_wait();
