@@ -8,7 +8,7 @@
 # rows a cluster forced, memcheck.
 #   bash scripts/s50_call2.sh > $OUT/log 2>&1; tail -150 $OUT/log
 set -uo pipefail
-END=${S50_END:-420}
+END=${S50_END:-340}
 export LEAN_TIMEOUT=120
 source scripts/lean.sh
 lean_env
@@ -26,7 +26,7 @@ lean_suite "$M" gpu_test_model '*cluster*'
 LEAN_TAIL=20 lean_suite "$T" gpu_test_ops test_stack_step "stack_step"
 lean_suite "$T" gpu_test_model '*cluster*'
 LEAN_TAIL=12 lean_suite "$K7" gpu_test_ops test_stack_step "stack_step"
-LEAN_ROUNDS=2 lean_rounds 260 20 "$M $T" bench_generate "--device cuda --shape dna --batch 64" \
+LEAN_ROUNDS=2 lean_rounds 230 20 "$M $T" bench_generate "--device cuda --shape dna --batch 64" \
     "--device cuda --shape dna --batch 32" "--device cuda --shape dna --batch 16" "--device cuda --shape dna --batch 8" \
     "--device cuda --shape small --batch 64" "--device cuda --shape small --batch 16" \
     "--device cuda --shape dna --batch 1 --tokens 1024"
