@@ -6,14 +6,14 @@
 # a row reduce-scattered, a warp a row's squares, the convs a thread a row and channel after a
 # barrier) with its break K7 (row 0's squares taken for every row), racecheck at 2, 4, 8 and 12
 # rows a cluster forced, memcheck; and K8, main with a block's own x_proj part dropped at 2 rows a
-# cluster (the merged push), which must fail.
+# cluster (the merged push), which must fail; and the phases (stk-prof) of M (S) and of T (ST).
 #   bash scripts/s51_call1.sh > $OUT/log 2>&1; tail -150 $OUT/log
 set -uo pipefail
 END=${S51_END:-420}
 export LEAN_TIMEOUT=120
 source scripts/lean.sh
 lean_env
-M=/tmp/s51/M T=/tmp/s51/T K7=/tmp/s51/K7 K8=/tmp/s51/K8
+M=/tmp/s51/M T=/tmp/s51/T K7=/tmp/s51/K7 K8=/tmp/s51/K8 S=/tmp/s51/S ST=/tmp/s51/ST
 lean_copy "$M"
 lean_broken "$K8" libmamba/src/ops/stack_step.cu 's/q == me ? act\[r \* Y::ACT + Y::APX + o\]/q == me ? 0.f/'
 lean_patched "$T" bench/trials/stk-conv.patch
@@ -23,6 +23,10 @@ lean_build "$M" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build "$T" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build "$K7" tests/gpu_test_ops &
 lean_build "$K8" tests/gpu_test_ops &
+lean_patched "$S" bench/trials/stk-prof.patch
+lean_patched "$ST" bench/trials/stk-conv.patch && patch -s -d "$ST" -p1 <bench/trials/stk-prof.patch
+lean_build "$S" bench/bench_generate &
+lean_build "$ST" bench/bench_generate &
 lean_ready
 LEAN_TAIL=20 lean_suite "$M" gpu_test_ops test_stack_step "stack_step"
 lean_suite "$M" gpu_test_model '*cluster*'
@@ -34,6 +38,8 @@ LEAN_ROUNDS=2 lean_rounds 260 20 "$M $T" bench_generate "--device cuda --shape d
     "--device cuda --shape dna --batch 32" "--device cuda --shape dna --batch 16" "--device cuda --shape dna --batch 8" \
     "--device cuda --shape small --batch 64" "--device cuda --shape small --batch 16" \
     "--device cuda --shape dna --batch 1 --tokens 1024"
+lean_stk_prof "$S" 8 16 32 64
+lean_stk_prof "$ST" 8 16 32 64
 for r in 2 4 8 12; do MB_CUDA_STK_ROWS=$r lean_racecheck "$T" gpu_test_ops test_stack_step; done
 MB_CUDA_STK_ROWS=4 lean_racecheck "$M" gpu_test_ops test_stack_step
 echo "== T: memcheck gpu_test_ops (test_stack_step), small shapes ($(el) s)"
