@@ -414,6 +414,10 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
      * rows a cluster (16 rows) they lost, 78 -> 80 (trial stk-xpush,
      * session 50, H100) */
     constexpr bool XP = PU || (RP && RW == 2);
+    /* (one row keeps its own push and sum below, not the several-rows form
+     * at RW 1: written that way, the one-row token measured 0.046 -> 0.047
+     * ms, session 50) */
+    static_assert(!XP || RW * STK_XD_MAX <= NT, "a thread an output of the pushed dbc's sums");
     static_assert(C <= STK_C_MAX && (C - 1) * (D / 128) <= NT / 32, "a warp a rank's part");
     extern __shared__ float4 stk_sh4[];
     float *const win = reinterpret_cast<float *>(stk_sh4), *const rest0 = win + Y::IN;
