@@ -67,6 +67,7 @@ static const mb_sampler cut = {.temperature = 1.f, .top_p = 0.9f, .seed = 3, .to
 static const char *g_only; /* --shape: only the rows of shapes whose name starts so */
 static int g_batch;        /* --batch: only the rows of this batch (0: all) */
 static const char *g_weights; /* --weights: only the rows of these weights (a profile of one row) */
+static int g_matched;         /* rows the filters let through: none is a usage error, not an empty table */
 
 static int g_int8; /* the next rows with int8 weights (CPU) */
 static int g_bf16; /* the next rows with bf16 weights (GPU) */
@@ -84,6 +85,7 @@ static void row(mb_ctx *ctx, const shape *sh, int B, int n_tokens, int prefill, 
     if (g_only && strncmp(sh->name, g_only, strlen(g_only)) != 0) return;
     if (g_batch && B != g_batch) return;
     if (g_weights && strcmp(g_weights, weights_label()) != 0) return;
+    g_matched++;
     char wl[16] = "        "; /* fp32 rows unlabelled, as before */
     if (strcmp(weights_label(), "fp32") != 0) snprintf(wl, sizeof wl, " %-7s", weights_label());
     mb_config cfg;
@@ -270,5 +272,11 @@ int main(int argc, char **argv)
         mb_ctx_set_precision(ctx, MB_PREC_FP32);
     }
     mb_ctx_free(ctx);
+    if (!g_matched) {
+        fprintf(stderr, "bench_generate: error: no row on %s matches --shape %s --batch %d --weights %s (the rows' "
+                        "batches are fixed: 1, 4, 8, 16, 32, 64, not all on every device; run without --batch to see them)\n",
+                device, g_only ? g_only : "(any)", g_batch, g_weights ? g_weights : "(any)");
+        return 2;
+    }
     return 0;
 }

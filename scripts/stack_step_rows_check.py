@@ -8,7 +8,9 @@
 # since session 49 the pushed exchanges (st.async into the other blocks' slots: one row's x_proj
 # and out_proj sums, the reduce-scatter's two halves up to STK_RP_ROWS rows; since session 50
 # x_proj's sums at 2 rows a cluster too), the slots NaN until pushed, which fails with a slot's
-# rank or row one off).
+# rank or row one off; since session 51 RW 6 and 10, their groups of 3 and 5 rows padded, and
+# the reduce-scatters of x_proj's sums (all the rows at once) and of the scan's dt and y sums
+# (a thread's items over a channel's 16 lanes), which fail with a lane's item one off).
 # python3 scripts/stack_step_rows_check.py
 import numpy as np
 rng = np.random.default_rng(1)
@@ -204,7 +206,7 @@ def run(C, DQ, RW, K, R, B, L=2, steps=2):
 # core/cuda_util.h's mb_warp_rs_pow2<SX> (the butterfly reduce-scatter's levels, then the xor
 # butterflies over the rest), then the kernel's two shuffles from lanes + RU and + 2 RU: lane u
 # < RU must hold row u's three totals, as conv_row(lane, t, tx, tz) takes them.
-def rs_pow2(w, V):
+def rs_pow2(w, V, W=32):  # over the W lanes that differ in their low bits (32: the warp)
     w = [list(x) for x in w]
     half = V // 2
     while half >= 1:   # mb_warp_rs_level<HALF>: value k kept, value k + HALF sent (or the reverse)
@@ -216,21 +218,54 @@ def rs_pow2(w, V):
         half //= 2
     t = [w[l][0] for l in range(32)]
     o = V
-    while o < 32:
+    while o < W:
         t = [t[l] + t[l ^ o] for l in range(32)]
         o *= 2
     return t
 def check_rs(RU):
-    SX = 3 * RU if RU == 1 else next(v for v in (4, 8, 16, 32) if 3 * RU <= v)
-    sx = [[rng.normal() for _ in range(3 * RU)] + [0.] * (SX - 3 * RU) for _ in range(32)]
+    # several rows (trial stk-conv): each lane's RU x sums then RU z sums, 2 RU values padded
+    # with zeros to SX, a power of 2 (RU 3 and 5: 6 and 10 rows a cluster, session 51); lane
+    # L < 2 RU stores its total as row r0 + L % RU's x (L < RU) or z
+    SX = next(v for v in (2, 4, 8, 16, 32) if 2 * RU <= v)
+    sx = [[rng.normal() for _ in range(2 * RU)] + [0.] * (SX - 2 * RU) for _ in range(32)]
     t = rs_pow2(sx, SX)
-    tx = [t[(l + RU) & 31] for l in range(32)]; tz = [t[(l + 2 * RU) & 31] for l in range(32)]
-    e = max(abs(want - got) for u in range(RU)
-            for want, got in ((sum(sx[l][u] for l in range(32)), t[u]), (sum(sx[l][RU + u] for l in range(32)), tx[u]),
-                              (sum(sx[l][2 * RU + u] for l in range(32)), tz[u])))
+    got = {}
+    for lane in range(2 * RU):
+        got[('x' if lane < RU else 'z', lane % RU)] = t[lane]
+    e = max(abs(sum(sx[l][u + (RU if w == 'z' else 0)] for l in range(32)) - got[(w, u)]) for w in 'xz' for u in range(RU))
+    assert len(got) == 2 * RU
     print(f"phase 1 reduce-scatter RU {RU} (SX {SX}): worst {e:.2e}"); assert e < 1e-12, e
-for RU in (2, 4):
+for RU in (2, 3, 4, 5):
     check_rs(RU)
+# x_proj's sums at several rows (session 51, trial stk-xsum): each lane's RW products (row r's
+# channel lane) padded with zeros to SR, one reduce-scatter over the warp; lane r < RW stores row
+# r's total
+def check_xsum(RW):
+    SR = next(v for v in (2, 4, 8, 16) if RW <= v)
+    v = [[rng.normal() for _ in range(RW)] + [0.] * (SR - RW) for _ in range(32)]
+    t = rs_pow2(v, SR)
+    e = max(abs(sum(v[l][r] for l in range(32)) - t[r]) for r in range(RW))
+    print(f"x_proj reduce-scatter RW {RW} (SR {SR}): worst {e:.2e}"); assert e < 1e-12, e
+for RW in (2, 4, 6, 8, 10, 12):
+    check_xsum(RW)
+# The scan phase's sums at HPT > 1 items a thread (session 51, trial stk-ysum): over each
+# channel's 16 lanes (lanes 0-15 and 16-31 of a warp: two channels), the items' values padded to
+# SY, the levels of rs_n down from SY / 2, then butterflies from SY up to 8 (rs_pow2 over 16
+# lanes); lane n < HPT holds
+# item n's total (dt's, which lane base + k hands to every lane of the channel, and y's)
+def check_ysum(HPT):
+    SY = next(v for v in (2, 4, 8, 16) if HPT <= v)
+    w = [[rng.normal() for _ in range(HPT)] + [0.] * (SY - HPT) for _ in range(32)]
+    t = rs_pow2(w, SY, 16)
+    e = 0.
+    for base in (0, 16):
+        for k in range(HPT):
+            want = sum(w[base + n][k] for n in range(16))
+            e = max(e, abs(want - t[base + k]))
+    print(f"scan sums HPT {HPT} (SY {SY}): worst {e:.2e}"); assert e < 1e-12, e
+for HPT in (2, 3, 4, 5, 6):
+    check_ysum(HPT)
 for args in [(4, 1, 1, 4, 8, 3), (4, 1, 2, 3, 8, 3), (4, 1, 4, 2, 5, 6), (4, 2, 8, 4, 16, 11), (4, 1, 12, 4, 16, 13),
-             (16, 2, 1, 4, 16, 1), (16, 1, 2, 3, 8, 3), (16, 2, 4, 4, 1, 5), (16, 1, 12, 4, 17, 13), (8, 2, 8, 3, 64, 9), (8, 1, 4, 4, 16, 7)]:
+             (16, 2, 1, 4, 16, 1), (16, 1, 2, 3, 8, 3), (16, 2, 4, 4, 1, 5), (16, 1, 12, 4, 17, 13), (8, 2, 8, 3, 64, 9), (8, 1, 4, 4, 16, 7),
+             (16, 2, 10, 4, 16, 1), (16, 2, 6, 4, 16, 5), (8, 1, 10, 3, 8, 9), (4, 1, 6, 4, 16, 13)]:
     run(*args)

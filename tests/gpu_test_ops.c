@@ -1291,7 +1291,9 @@ static void test_stack_step(void **state)
      * narrower clusters' several-row kernels, which AUTO takes too: on a
      * 132-SM H100 or H200, 20 and 40 rows of 8-block clusters (2 and 4 rows
      * a cluster), 64 rows of 4-block ones (2), 30 rows of 16 blocks at
-     * d_model 128 (8, the last cluster 6). Under racecheck (hours at these
+     * d_model 128 (8, the last cluster 6), and 33 rows of the DNA width (6
+     * rows a cluster, the last 3; 61 rows took 10 a cluster where the GPU
+     * holds 7 clusters of 16, the last 1). Under racecheck (hours at these
      * shapes) two small ones instead: the kernel's every phase and both
      * parities of its staged weights, one and two rows, at the narrowest
      * cluster (4 blocks), a step gathering the weights and one reading their
@@ -1304,7 +1306,8 @@ static void test_stack_step(void **state)
                                   {2, 2, 128, 512, 4, 8, 0, 1, 3},  {11, 2, 256, 512, 4, 16, 0, 1, 3},
                                   {27, 2, 256, 512, 4, 16, 0, 1, 2}, {61, 2, 256, 512, 3, 16, 0, 0, 2},
                                   {20, 2, 128, 256, 4, 8, 0, 1, 2},  {40, 2, 128, 256, 3, 8, 0, 0, 2},
-                                  {64, 2, 128, 128, 4, 8, 0, 1, 2},  {30, 2, 128, 512, 4, 8, 0, 1, 2}};
+                                  {64, 2, 128, 128, 4, 8, 0, 1, 2},  {30, 2, 128, 512, 4, 8, 0, 1, 2},
+                                  {33, 2, 256, 512, 4, 16, 0, 1, 2}};
     static const int small[][9] = {{1, 2, 128, 128, 4, 8, 0, 1, 2}, {2, 3, 128, 128, 3, 8, 0, 0, 2}};
     const int sm = getenv("MB_GPU_TEST_SMALL") != NULL, cases = sm ? 2 : (int)(sizeof full / sizeof full[0]);
     int ran = 0;

@@ -9,22 +9,26 @@
  * channels [c CH, (c+1) CH), CH = 32: their rows of in_proj (x and z),
  * their conv and scan states, their columns of x_proj and out_proj; every
  * block keeps its own copy of the residual row. A layer:
- *   1  RMSNorm of the residual (each warp, redundantly), the block's
- *      in_proj rows (warp w: channel w's x and z rows), conv + SiLU
- *      (lane 0 of warp w): local, no barrier between
- *   2  x_proj's partial sums over the block's channels -> cluster barrier
+ *   1  RMSNorm of the residual, the block's in_proj rows (warp w:
+ *      channel w's x and z rows), conv + SiLU: local (one row: each warp
+ *      sums the squares itself and lane 0 of warp w makes the conv, no
+ *      barrier between; several rows: warp r sums row r's squares, and
+ *      after a block barrier a thread a row and channel makes the convs)
+ *   2  x_proj's partial sums over the block's channels (several rows: one
+ *      reduce-scatter of all the rows' sums a warp) -> cluster barrier
  *      -> each block adds the C partials through distributed shared memory
  *      (one row a cluster: each block pushes its partials into every
  *      other block's slots, see stk_push4, and adds them once its own
  *      mbarrier has counted them)
  *   3  dt_proj and softplus, the scan and the gate, a channel's 16 states
- *      on 16 neighbouring lanes: local
+ *      on 16 neighbouring lanes (from 4 rows a cluster, the dt and y sums
+ *      of a thread's rows by reduce-scatters over those lanes): local
  *   4  out_proj's partial sums -> cluster barrier -> each block adds the C
  *      partials to its residual (one row: pushed, as in 2; from
  *      STK_RS_ROWS rows a cluster: each block sums a slice of the outputs
  *      and writes it into every block, then a third cluster barrier; up to
  *      STK_RP_ROWS rows, both halves pushed)
- * A cluster's rows (1 to 12) are taken a group at a time in each phase,
+ * A cluster's rows (1, 2, 4, 6, 8, 10 or 12) are taken a group at a time in each phase,
  * the group's loads and sums interleaved; a gather over the cluster is a
  * thread an output, the ranks in turn (stk_cluster_sum); each cluster
  * barrier is split into arrive and wait around the states' global traffic.
@@ -71,7 +75,12 @@
  * model 25 -> 22; the reduce-scatter pushed (stk-rpush) at 8 and 16 rows 64
  * -> 60 and 83 -> 79; the gate made once a row and channel (stk-gate): 64
  * rows 170 -> 166. Session 50: mamba-dna's default model at 64 rows back
- * on the barriers (RP), 54 -> 51 us.
+ * on the barriers (RP), 54 -> 51 us. Session 51 (a shuffle is one warp's a
+ * cycle an SM): phase 1's squares a warp a row and the convs a thread
+ * (stk-conv), 6 and 10 rows a cluster (stk-rw: 7 clusters of 16 fit an
+ * H100, 8 do not), x_proj's and the scan's sums by reduce-scatters
+ * (stk-xsum, stk-ysum): 64 rows 166 -> 127 us, 32 rows 119 -> 95, 16 rows
+ * 78 -> 73; mamba-dna's default model at 64 rows 54 -> 40.
  *
  * Shapes: d_model 128 or 256, d_inner = 32 C for C in 4, 8, 16, d_state
  * 16, real A, RMSNorm, d_conv 2..4, dt_rank <= 64, fp32 weights on 16-byte
@@ -94,7 +103,7 @@ namespace cg = cooperative_groups;
 #define STK_CH 32      /* channels a block: a warp each for its x and z rows */
 #define STK_XD_MAX 96  /* dt_rank + 2 d_state, dt_rank <= 64 */
 #define STK_RU 4 /* rows at once in the norm and in_proj (2, session 46: level) */
-#define STK_RV 4 /* rows at once in the other phases */
+#define STK_RV 4 /* rows at once in out_proj's sums */
 /* rows a cluster from which out_proj's sums reach the residuals by a
  * reduce-scatter (stk_cluster_put) rather than every block summing every
  * output (session 48, H100: from 1 row a cluster the DNA model's one row
@@ -114,6 +123,15 @@ namespace cg = cooperative_groups;
  * stk-rp16 (pushes only at 2 and 4 rows in clusters of 16) was level at 8
  * rows a cluster, session 50) */
 #define STK_RP_ROWS 8
+
+/* rows taken at once where a cluster has rw: all of them up to most, else
+ * most where it divides rw, else 5 or 3 (10 and 6 rows a cluster: a
+ * group's x and z sums, padded, one reduce-scatter over 16 or 8 lanes),
+ * else 2 */
+static constexpr __host__ __device__ int stk_group(int rw, int most)
+{
+    return rw <= most ? rw : rw % most == 0 ? most : rw % 5 == 0 ? 5 : rw % 3 == 0 ? 3 : 2;
+}
 
 /* one layer: its weights and its state (conv (K-1, Di), ssm (Di, N)) */
 struct stk_layer {
@@ -384,12 +402,14 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
     constexpr int D = Y::D, CH = STK_CH, N = STK_N, DI = C * CH, NT = STK_THREADS;
     /* the scan's (row, channel, state) items a thread: rows r0, r0 + 2, ... */
     constexpr int HPT = RW > 1 ? RW / 2 : 1;
-    /* rows taken at once: by the norm and in_proj (three sums a row), by
-     * the other phases (one) */
-    constexpr int RU = RW < STK_RU ? RW : STK_RU, RV = RW < STK_RV ? RW : STK_RV;
+    /* rows taken at once: by in_proj (two sums a row), by out_proj (one;
+     * x_proj and the scan take all of a cluster's rows, a thread's) */
+    constexpr int RU = stk_group(RW, STK_RU), RV = stk_group(RW, STK_RV);
     static_assert(RW % RU == 0 && RW % RV == 0, "whole groups of rows");
-    constexpr int SX = RU == 1 ? 3 : 3 * RU <= 4 ? 4 : 3 * RU <= 8 ? 8 : 3 * RU <= 16 ? 16 : 32;
-    static_assert(3 * RU <= 32, "a group's sums in one warp's lanes");
+    /* a group's x and z sums, padded to a power of 2 for the reduce-scatter */
+    constexpr int SX = 2 * RU <= 2 ? 2 : 2 * RU <= 4 ? 4 : 2 * RU <= 8 ? 8 : 2 * RU <= 16 ? 16 : 32;
+    static_assert(2 * RU <= 32, "a group's sums in one warp's lanes");
+    static_assert(RW <= NT / 32, "a warp a row's squares");
     static_assert(NT / 32 == CH && NT % D == 0 && 2 * CH * N == NT, "a warp a channel's rows; whole teams an output");
     static_assert(RW == 1 || RW % 2 == 0, "rows a cluster: 1 or even");
     /* the residuals by reduce-scatter: a block sums RSN of the RW D
@@ -547,87 +567,113 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         if (more) stage_rest(Pn, rest0 + ((l + 1) & 1) * Y::RS);
         __pipeline_commit();
 
-        /* 1: RMSNorm, in_proj and the conv, row by row, with no barrier
-         * between: warp w makes channel w's x and z rows (its weights held
-         * in registers across the rows), each warp summing the residual's
-         * squares itself from the loads its dot products take (the norm's
-         * scale applied to the sums), and lane 0 the channel's conv + SiLU */
-        {
-            const float4 *nv = reinterpret_cast<const float4 *>(rs + Y::RNW);
-            /* several rows: the weights held in registers across them (one
-             * row: read where used, which keeps the kernel at 64 registers
-             * without spills) */
-            float4 w4[2][DQ];
-            if constexpr (RW > 1) {
+        /* 1: RMSNorm, in_proj and the conv. Warp w makes channel w's x and
+         * z rows (lanes along d_model: its weights' loads shared by the
+         * rows); the norm's scale is applied to the sums (W (h w) r == W
+         * (h w r)), so no barrier comes before the products */
+        const float4 *nv = reinterpret_cast<const float4 *>(rs + Y::RNW);
+        /* the conv of row r, channel ch, from its sum of squares and its x
+         * and z sums */
+        auto conv_row = [&](int r, int ch, float ssu, float xu, float zu) {
+            float *ar = act + r * Y::ACT;
+            const float rn = rsqrtf(ssu / D + a.eps);
+            const float xw = xu * rn, zw = zu * rn;
+            const float *cw = rs + Y::RCW + ch * K;
+            float c = P.conv_b ? rs[Y::RCB + ch] : 0.f;
 #pragma unroll
-                for (int g = 0; g < 2; g++)
+            for (int k = 0; k < 3; k++)
+                if (k < K - 1) c += cw[k] * ctap[(r * 3 + k) * CH + ch];
+            c += cw[K - 1] * xw;
+            ar[Y::AXC + ch] = mb_silu_dev(c);
+            ar[Y::AZG + ch] = mb_silu_dev(zw); /* the gate, once a row and channel (the scan's N lanes each made it) */
+            ar[Y::AXR + ch] = xw;
+        };
+        if constexpr (RW == 1) {
+            /* one row, with no barrier in the phase: each warp sums the
+             * row's squares itself from the loads its dot products take,
+             * its weights read where used (the kernel at 64 registers
+             * without spills), lane 0 the channel's conv + SiLU */
+            const float4 *hv = reinterpret_cast<const float4 *>(act + Y::AH);
+            float ss = 0.f, xzv[2] = {0.f, 0.f};
 #pragma unroll
-                    for (int q = 0; q < DQ; q++)
-                        w4[g][q] = reinterpret_cast<const float4 *>(win + (warp + g * CH) * D)[lane + 32 * q];
+            for (int q = 0; q < DQ; q++) {
+                const float4 h4 = hv[lane + 32 * q];
+                ss += h4.x * h4.x + h4.y * h4.y + h4.z * h4.z + h4.w * h4.w;
+                /* the pack's in_proj has the norm's weights in it */
+                float4 hn = h4;
+                if constexpr (!PK) {
+                    const float4 n4 = nv[lane + 32 * q];
+                    hn = make_float4(h4.x * n4.x, h4.y * n4.y, h4.z * n4.z, h4.w * n4.w);
+                }
+#pragma unroll
+                for (int g = 0; g < 2; g++) {
+                    const float4 w = reinterpret_cast<const float4 *>(win + (warp + g * CH) * D)[lane + 32 * q];
+                    xzv[g] += w.x * hn.x + w.y * hn.y + w.z * hn.z + w.w * hn.w;
+                }
             }
-            /* RU rows at once, their loads and sums interleaved (one row's
-             * shuffles and loads would each wait on the one before) */
+            float sx[3] = {ss, xzv[0], xzv[1]};
+            stk_xor_sums<3, 16>(sx);
+            if (lane == 0) conv_row(0, warp, sx[0], sx[1], sx[2]);
+        } else {
+            /* several rows: the weights held in registers across them, RU
+             * rows' sums at once (one row's shuffles and loads would each
+             * wait on the one before), reduce-scattered so that lane u
+             * holds row u's x sum and lane RU + u its z sum, stored raw
+             * (AXR, AZG); warp r sums row r's squares alone (into ADBC,
+             * free until the x exchange), where every warp summing every
+             * row's was a third of the phase's multiplies. After a barrier,
+             * a thread a row and channel makes the convs, where the lanes
+             * of RU rows made them while the warp's others waited (trial
+             * stk-conv, session 50: phase 1 was issue-bound, ~680 cycles
+             * a row at 12 rows a cluster) */
+            float4 w4[2][DQ];
+#pragma unroll
+            for (int g = 0; g < 2; g++)
+#pragma unroll
+                for (int q = 0; q < DQ; q++)
+                    w4[g][q] = reinterpret_cast<const float4 *>(win + (warp + g * CH) * D)[lane + 32 * q];
+            if (warp < RW) {
+                const float4 *hv = reinterpret_cast<const float4 *>(act + warp * Y::ACT + Y::AH);
+                float ss = 0.f;
+#pragma unroll
+                for (int q = 0; q < DQ; q++) {
+                    const float4 h4 = hv[lane + 32 * q];
+                    ss += h4.x * h4.x + h4.y * h4.y + h4.z * h4.z + h4.w * h4.w;
+                }
+                ss = mb_warp_sum(ss);
+                if (lane == 0) act[warp * Y::ACT + Y::ADBC] = ss;
+            }
 #pragma unroll 1
             for (int r0 = 0; r0 < RW; r0 += RU) {
-                /* the squares', x's and z's sums of each row (SX: 3 RU, padded
-                 * to a power of 2 for the reduce-scatter of several rows) */
                 float sx[SX];
 #pragma unroll
-                for (int k = 3 * RU; k < SX; k++) sx[k] = 0.f;
+                for (int k = 2 * RU; k < SX; k++) sx[k] = 0.f;
 #pragma unroll
                 for (int u = 0; u < RU; u++) {
                     const float4 *hv = reinterpret_cast<const float4 *>(act + (r0 + u) * Y::ACT + Y::AH);
-                    float ss = 0.f, xzv[2] = {0.f, 0.f};
+                    float xzv[2] = {0.f, 0.f};
 #pragma unroll
                     for (int q = 0; q < DQ; q++) {
                         const float4 h4 = hv[lane + 32 * q];
-                        ss += h4.x * h4.x + h4.y * h4.y + h4.z * h4.z + h4.w * h4.w;
-                        /* the pack's in_proj has the norm's weights in it */
                         float4 hn = h4;
                         if constexpr (!PK) {
                             const float4 n4 = nv[lane + 32 * q];
                             hn = make_float4(h4.x * n4.x, h4.y * n4.y, h4.z * n4.z, h4.w * n4.w);
                         }
 #pragma unroll
-                        for (int g = 0; g < 2; g++) {
-                            const float4 w = RW > 1 ? w4[g][q]
-                                                    : reinterpret_cast<const float4 *>(win + (warp + g * CH) * D)[lane + 32 * q];
-                            xzv[g] += w.x * hn.x + w.y * hn.y + w.z * hn.z + w.w * hn.w;
-                        }
+                        for (int g = 0; g < 2; g++)
+                            xzv[g] += w4[g][q].x * hn.x + w4[g][q].y * hn.y + w4[g][q].z * hn.z + w4[g][q].w * hn.w;
                     }
-                    sx[u] = ss, sx[RU + u] = xzv[0], sx[2 * RU + u] = xzv[1];
+                    sx[u] = xzv[0], sx[RU + u] = xzv[1];
                 }
-                /* the conv of row r0 + u with its sums and scale */
-                auto conv_row = [&](int u, float ssu, float xu, float zu) {
-                    const int r = r0 + u;
-                    float *ar = act + r * Y::ACT;
-                    const float rn = rsqrtf(ssu / D + a.eps);
-                    const float xw = xu * rn, zw = zu * rn;
-                    const float *cw = rs + Y::RCW + warp * K;
-                    float c = P.conv_b ? rs[Y::RCB + warp] : 0.f;
-#pragma unroll
-                    for (int k = 0; k < 3; k++)
-                        if (k < K - 1) c += cw[k] * ctap[(r * 3 + k) * CH + warp];
-                    c += cw[K - 1] * xw;
-                    ar[Y::AXC + warp] = mb_silu_dev(c);
-                    ar[Y::AZG + warp] = mb_silu_dev(zw); /* the gate, once a row and channel (the scan's N lanes each made it) */
-                    ar[Y::AXR + warp] = xw;
-                };
-                if constexpr (RU > 1) {
-                    /* several rows: one reduce-scatter of their 3 RU sums (SX
-                     * - 1 shuffles and a butterfly's rest, where 3 RU
-                     * butterflies took 15 RU), lane u then holding row u's
-                     * squares, lanes RU + u and 2 RU + u its x and z; lane u
-                     * makes row u's conv (RU lanes at once, not one lane in
-                     * turn) */
-                    const float t = mb_warp_rs_pow2<SX>(sx, lane);
-                    const float tx = __shfl_sync(0xffffffffu, t, (lane + RU) & 31);
-                    const float tz = __shfl_sync(0xffffffffu, t, (lane + 2 * RU) & 31);
-                    if (lane < RU) conv_row(lane, t, tx, tz);
-                } else {
-                    stk_xor_sums<3, 16>(sx);
-                    if (lane == 0) conv_row(0, sx[0], sx[1], sx[2]);
-                }
+                const float t = mb_warp_rs_pow2<SX>(sx, lane);
+                if (lane < 2 * RU) act[(r0 + lane % RU) * Y::ACT + (lane < RU ? Y::AXR : Y::AZG) + warp] = t;
+            }
+            __syncthreads();
+            for (int i = tid; i < RW * CH; i += NT) {
+                const int r = i / CH, ch = i % CH;
+                const float *ar = act + r * Y::ACT;
+                conv_row(r, ch, ar[Y::ADBC], ar[Y::AXR + ch], ar[Y::AZG + ch]);
             }
         }
         if constexpr (PK) stk_fence_async(); /* in_proj's rows read before their refill */
@@ -636,18 +682,32 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         __pipeline_commit();
         /* 2: x_proj's partial sums over the block's channels: outputs warp,
          * warp + 32, ... (lane: channel), every row against one load of the
-         * weight */
+         * weight. Several rows: the RW sums by one reduce-scatter (padded to
+         * SR, a power of 2; lane r then holds row r's), SR shuffles where
+         * RV at a time by butterflies took 5 RW: the SM issues one warp's
+         * shuffle a cycle, and at 12 rows a cluster the DNA width's 48
+         * outputs took 2,880 of them a layer */
         for (int o = warp; o < XD; o += NT / 32) {
             const float wx = rs[Y::RX + o * CH + lane];
+            if constexpr (RW > 1) {
+                constexpr int SR = RW <= 2 ? 2 : RW <= 4 ? 4 : RW <= 8 ? 8 : 16;
+                static_assert(RW <= 16, "a cluster's rows in one warp's lanes");
+                float v[SR];
+#pragma unroll
+                for (int u = 0; u < SR; u++) v[u] = u < RW ? wx * act[u * Y::ACT + Y::AXC + lane] : 0.f;
+                const float t = mb_warp_rs_pow2<SR>(v, lane);
+                if (lane < RW) act[lane * Y::ACT + Y::APX + o] = t;
+            } else {
 #pragma unroll 1
-            for (int r0 = 0; r0 < RW; r0 += RV) {
-                float v[RV];
+                for (int r0 = 0; r0 < RW; r0 += RV) {
+                    float v[RV];
 #pragma unroll
-                for (int u = 0; u < RV; u++) v[u] = wx * act[(r0 + u) * Y::ACT + Y::AXC + lane];
-                stk_xor_sums<RV, 16>(v);
-                if (lane == 0)
+                    for (int u = 0; u < RV; u++) v[u] = wx * act[(r0 + u) * Y::ACT + Y::AXC + lane];
+                    stk_xor_sums<RV, 16>(v);
+                    if (lane == 0)
 #pragma unroll
-                    for (int u = 0; u < RV; u++) act[(r0 + u) * Y::ACT + Y::APX + o] = v[u];
+                        for (int u = 0; u < RV; u++) act[(r0 + u) * Y::ACT + Y::APX + o] = v[u];
+                }
             }
         }
         /* the cluster barrier split: its arrive's release fence waits on
@@ -719,7 +779,56 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         /* 3: delta, the scan and the gate, (row, channel j, state n): the
          * channel's N lanes split dt_proj's sum, each then holding all of it
          * (an xor tree: the same bits on every lane) */
-        if (sact()) {
+        if constexpr (HPT > 1) {
+            /* several items a thread (4 rows a cluster and more): dt_proj's
+             * and y's sums over the channel's N lanes by one reduce-scatter
+             * of the HPT items each (padded to SY), where a butterfly an
+             * item took 4 shuffles for each sum; lane n < HPT then holds
+             * item n's dt sum, makes its softplus once (not on every lane
+             * of every item) and hands it to the channel's lanes, and
+             * stores item n's y. The SM issues one warp's shuffle a cycle:
+             * at 12 rows a cluster these were 1,536 of them a layer */
+            constexpr int SY = HPT <= 2 ? 2 : HPT <= 4 ? 4 : HPT <= 8 ? 8 : 16;
+            static_assert(HPT <= N, "an item a lane of the channel's N");
+            const int j = sj(), n = sn(), base = lane & ~(N - 1);
+            auto rs_n = [&](float *w) { /* over the channel's N lanes: item k's total on lane k (mod SY) */
+                if constexpr (SY >= 16) mb_warp_rs_level<8>(w, lane);
+                if constexpr (SY >= 8) mb_warp_rs_level<4>(w, lane);
+                if constexpr (SY >= 4) mb_warp_rs_level<2>(w, lane);
+                mb_warp_rs_level<1>(w, lane);
+                float t = w[0];
+#pragma unroll
+                for (int o = SY; o < N; o <<= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
+                return t;
+            };
+            float w[SY];
+#pragma unroll
+            for (int k = 0; k < SY; k++) {
+                w[k] = 0.f;
+                if (k < HPT) {
+                    const float *dbc = act + (sr0() + 2 * k) * Y::ACT + Y::ADBC;
+                    for (int kk = n; kk < R; kk += N) w[k] += rs[Y::RDT + j * R + kk] * dbc[kk];
+                }
+            }
+            const float dtn = mb_softplus_dev(rs_n(w) + rs[Y::RDTB + j]);
+            /* the pack holds A = -exp(A_log) itself */
+            const float A = PK ? rs[Y::RAL + j * N + n] : -expf(rs[Y::RAL + j * N + n]);
+#pragma unroll
+            for (int k = 0; k < SY; k++) {
+                w[k] = 0.f;
+                if (k < HPT) {
+                    const float *ar = act + (sr0() + 2 * k) * Y::ACT;
+                    const float dt = __shfl_sync(0xffffffffu, dtn, base + k);
+                    hst[k] = expf(dt * A) * hst[k] + dt * ar[Y::ADBC + R + n] * ar[Y::AXC + j];
+                    w[k] = ar[Y::ADBC + R + N + n] * hst[k];
+                }
+            }
+            const float yn = rs_n(w);
+            if (n < HPT) {
+                float *ar = act + (sr0() + 2 * n) * Y::ACT;
+                ar[Y::AY + j] = (yn + rs[Y::RDD + j] * ar[Y::AXC + j]) * ar[Y::AZG + j];
+            }
+        } else if (sact()) {
             float yo[HPT]; /* stored after every item's maths: a store before would hold back the next item's loads */
 #pragma unroll
             for (int k = 0; k < HPT; k++) {
@@ -920,14 +1029,18 @@ static int stk_go(const mb_cuda_state *st, const stk_args *a)
 }
 
 /* the instances of C and DQ, by rows a cluster: STK_ROWS (12: the most a
- * block's shared memory holds at d_model 256) */
-#define STK_NRW 5
-static const int STK_ROWS[STK_NRW] = {1, 2, 4, 8, 12};
+ * block's shared memory holds at d_model 256). 6 and 10 are there for the
+ * waves: a 132-SM Hopper holds fewer than 8 clusters of 16 blocks, so 32
+ * and 64 rows of the DNA model took 4 clusters of 8 rows and 6 of 12,
+ * where 6 of 6 and 7 of 10 fit */
+#define STK_NRW 7
+static const int STK_ROWS[STK_NRW] = {1, 2, 4, 6, 8, 10, 12};
 template <int C, int DQ, bool PK>
 static const stk_fn *stk_by_rows(void)
 {
-    static const stk_fn f[STK_NRW] = {stk_go<C, DQ, 1, PK>, stk_go<C, DQ, 2, PK>, stk_go<C, DQ, 4, PK>,
-                                      stk_go<C, DQ, 8, PK>, stk_go<C, DQ, 12, PK>};
+    static const stk_fn f[STK_NRW] = {stk_go<C, DQ, 1, PK>, stk_go<C, DQ, 2, PK>,  stk_go<C, DQ, 4, PK>,
+                                      stk_go<C, DQ, 6, PK>, stk_go<C, DQ, 8, PK>,  stk_go<C, DQ, 10, PK>,
+                                      stk_go<C, DQ, 12, PK>};
     return f;
 }
 template <bool PK>
