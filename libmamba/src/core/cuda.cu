@@ -115,6 +115,8 @@ extern "C" int mb_cuda_ctx_init(mb_ctx *ctx, int index)
         st->pdl = major >= 9 && !(pdl && strcmp(pdl, "0") == 0);
         const char *stk_rows = getenv("MB_CUDA_STK_ROWS");
         st->stk_rows = stk_rows ? atoi(stk_rows) : 0;
+        const char *stk_say = getenv("MB_CUDA_STK_SAY");
+        st->stk_say = stk_say && strcmp(stk_say, "0") != 0;
         const char *step = getenv("MB_CUDA_STEP");
         /* ops/ops.h's MB_STEP_AUTO, _FUSED, _SPLIT, _LAYER, _CLUSTER */
         st->step_path = !step                      ? 0

@@ -46,6 +46,9 @@ typedef struct {
     int cc_major;          /* compute capability (9: thread-block clusters, PDL) */
     int step_path;         /* MB_CUDA_STEP=fused|split|layer|cluster: the block step's kernels for every width
                             * (MB_STEP_*; to measure one against the other), else MB_STEP_AUTO */
+    int stk_say;           /* MB_CUDA_STK_SAY=1: the cluster step says on stderr its clusters and rows a
+                            * cluster (and the clusters the device holds at once) whenever they change */
+    int stk_said;          /* the last said: (C, rows a cluster, rows), packed; 0 none */
     int stk_rows;          /* MB_CUDA_STK_ROWS=1|2|4|6|8|10|12: the cluster step's rows a cluster where such
                             * clusters fit, else the most that fit (to test an instance at small shapes,
                             * or time one); 0: AUTO's choice (ops/stack_step.cu) */

@@ -1169,8 +1169,19 @@ extern "C" int mb_stack_step_cuda(MB_OPS_STACK_STEP_ARGS)
     (void)ws;
     mb_cuda_state *st = mb_cuda_enter(ctx);
     if (!st) return 0; /* the context has failed: nothing to fall back to */
-    const stk_fn fn = stk_pick(st, n_layer, layer, NULL);
+    int rw = 1;
+    const stk_fn fn = stk_pick(st, n_layer, layer, &rw);
     if (!fn) return 1;
+    const int B = layer[0].batch, C = layer[0].d_inner / STK_CH;
+    /* which instance ran is a question of the device (how many clusters it
+     * holds differs between GPUs of one kind), so it is said, not assumed */
+    if (st->stk_say && st->stk_said != ((C * 16 + rw) << 16 | B)) {
+        st->stk_said = (C * 16 + rw) << 16 | B;
+        fprintf(stderr,
+                "libmamba: cluster step: %d rows on %d clusters of %d blocks, %d rows a cluster (the device holds %d "
+                "such clusters at once)\n",
+                B, (B + rw - 1) / rw, C, rw, fn(st, NULL));
+    }
     stk_args a;
     stk_args_of(&a, n_layer, layer);
     a.tokens = layer[0].tokens, a.embed = layer[0].embed, a.h = h, a.out = out;
