@@ -9,14 +9,15 @@
 # in_proj at d_model 256 from 4 rows a cluster on the tensor cores, 3xTF32, the pack swizzled)
 # with its break K13 (a K quarter's partials left out of the sums), its suites, racecheck,
 # memcheck and rows; if T's suites fail, the fragment layout or the swizzle is the first suspect
-# (the float64 model in the patch checks both against PTX's documented layout).
+# (the float64 model in the patch checks both against PTX's documented layout). SP: main with
+# stk-prof at 1, 8 and 64 rows; and Nsight Compute of main at one row too (the 25,000 target).
 #   bash scripts/s52_call1.sh > $OUT/log 2>&1; tail -150 $OUT/log   (timeout 600; carry .deps)
 set -uo pipefail
 END=${S52_END:-560}
 export LEAN_TIMEOUT=150
 source scripts/lean.sh
 lean_env
-M=/tmp/s52/M O=/tmp/s52/O K12=/tmp/s52/K12 T=/tmp/s52/T K13=/tmp/s52/K13
+M=/tmp/s52/M SP=/tmp/s52/SP O=/tmp/s52/O K12=/tmp/s52/K12 T=/tmp/s52/T K13=/tmp/s52/K13
 lean_copy "$M"
 lean_patched "$O" bench/trials/stk-osum.patch
 lean_broken "$K12" libmamba/src/ops/stack_step.cu \
@@ -27,6 +28,8 @@ lean_broken "$K13" libmamba/src/ops/stack_step.cu 's/ + pq\[192 + ch\],/,/' benc
 lean_build "$M" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build "$T" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build "$K13" tests/gpu_test_ops &
+lean_patched "$SP" bench/trials/stk-prof.patch
+lean_build "$SP" bench/bench_generate &
 lean_build "$O" tests/gpu_test_ops bench/bench_generate &
 lean_build "$K12" tests/gpu_test_ops &
 lean_ready
@@ -47,7 +50,9 @@ LEAN_ROUNDS=2 lean_rounds 330 20 "$M $O $T" bench_generate "--device cuda --shap
     "--device cuda --shape dna --batch 32" "--device cuda --shape dna --batch 16" "--device cuda --shape dna --batch 8" \
     "--device cuda --shape small --batch 64" "--device cuda --shape small --batch 16" \
     "--device cuda --shape dna --batch 1 --tokens 1024"
+lean_stk_prof "$SP" 1 8 64
 lean_before "$((END - 330))" && bash scripts/s51_call3.sh
+lean_before "$((END - 280))" && S51_ROWS=1 bash scripts/s51_call3.sh
 for r in 4 10 12; do MB_CUDA_STK_ROWS=$r lean_racecheck "$O" gpu_test_ops test_stack_step; done
 for r in 4 10 12; do MB_CUDA_STK_ROWS=$r lean_racecheck "$T" gpu_test_ops test_stack_step; done
 echo "== T: memcheck gpu_test_ops (test_stack_step), small shapes ($(el) s)"
