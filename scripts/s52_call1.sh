@@ -11,13 +11,15 @@
 # memcheck and rows; if T's suites fail, the fragment layout or the swizzle is the first suspect
 # (the float64 model in the patch checks both against PTX's documented layout). SP: main with
 # stk-prof at 1, 8 and 64 rows; and Nsight Compute of main at one row too (the 25,000 target).
+# P10: the trial stk-rp10 (the residuals' reduce-scatter pushed at 10 rows a cluster, the DNA
+# model's 64 rows), its suite, racecheck at 10 rows forced, its 64 rows against M.
 #   bash scripts/s52_call1.sh > $OUT/log 2>&1; tail -150 $OUT/log   (timeout 600; carry .deps)
 set -uo pipefail
 END=${S52_END:-560}
 export LEAN_TIMEOUT=150
 source scripts/lean.sh
 lean_env
-M=/tmp/s52/M SP=/tmp/s52/SP O=/tmp/s52/O K12=/tmp/s52/K12 T=/tmp/s52/T K13=/tmp/s52/K13
+M=/tmp/s52/M SP=/tmp/s52/SP P10=/tmp/s52/P10 O=/tmp/s52/O K12=/tmp/s52/K12 T=/tmp/s52/T K13=/tmp/s52/K13
 lean_copy "$M"
 lean_patched "$O" bench/trials/stk-osum.patch
 lean_broken "$K12" libmamba/src/ops/stack_step.cu \
@@ -28,6 +30,8 @@ lean_broken "$K13" libmamba/src/ops/stack_step.cu 's/ + pq\[192 + ch\],/,/' benc
 lean_build "$M" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build "$T" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build "$K13" tests/gpu_test_ops &
+lean_patched "$P10" bench/trials/stk-rp10.patch
+lean_build "$P10" tests/gpu_test_ops bench/bench_generate &
 lean_patched "$SP" bench/trials/stk-prof.patch
 lean_build "$SP" bench/bench_generate &
 lean_build "$O" tests/gpu_test_ops bench/bench_generate &
@@ -40,6 +44,7 @@ LEAN_TAIL=12 lean_suite "$K12" gpu_test_ops test_stack_step "stack_step"
 LEAN_TAIL=20 lean_suite "$T" gpu_test_ops test_stack_step "stack_step"
 lean_suite "$T" gpu_test_model '*cluster*'
 LEAN_TAIL=12 lean_suite "$K13" gpu_test_ops test_stack_step "stack_step"
+LEAN_TAIL=6 lean_suite "$P10" gpu_test_ops test_stack_step "B=(33|61)"
 echo "== M: which instance AUTO takes (MB_CUDA_STK_SAY=1)"
 for a in "dna --batch 64" "dna --batch 32" "dna --batch 16" "dna --batch 8" "small --batch 64" "small --batch 16"; do
     # shellcheck disable=SC2086
@@ -50,6 +55,8 @@ LEAN_ROUNDS=2 lean_rounds 330 20 "$M $O $T" bench_generate "--device cuda --shap
     "--device cuda --shape dna --batch 32" "--device cuda --shape dna --batch 16" "--device cuda --shape dna --batch 8" \
     "--device cuda --shape small --batch 64" "--device cuda --shape small --batch 16" \
     "--device cuda --shape dna --batch 1 --tokens 1024"
+LEAN_ROUNDS=2 lean_rounds 360 20 "$M $P10" bench_generate "--device cuda --shape dna --batch 64"
+MB_CUDA_STK_ROWS=10 lean_racecheck "$P10" gpu_test_ops test_stack_step
 lean_stk_prof "$SP" 1 8 64
 lean_before "$((END - 330))" && bash scripts/s51_call3.sh
 lean_before "$((END - 280))" && S51_ROWS=1 bash scripts/s51_call3.sh
