@@ -46,7 +46,7 @@ lean_suite "$T" gpu_test_model '*cluster*'
 LEAN_TAIL=12 lean_suite "$K13" gpu_test_ops test_stack_step "stack_step"
 LEAN_TAIL=6 lean_suite "$P10" gpu_test_ops test_stack_step "B=(33|61)"
 echo "== M: which instance AUTO takes (MB_CUDA_STK_SAY=1)"
-for a in "dna --batch 64" "dna --batch 32" "dna --batch 16" "dna --batch 8" "small --batch 64" "small --batch 16"; do
+for a in "dna --batch 64" "dna --batch 48" "dna --batch 32" "dna --batch 16" "dna --batch 8" "small --batch 64" "small --batch 16"; do
     # shellcheck disable=SC2086
     MB_CUDA_STK_SAY=1 timeout 30 "$M/build-lean/bench/bench_generate" --device cuda --shape $a 2>&1 |
         grep -E "cluster step:|^\| (dna|small)" | sort -u
