@@ -238,14 +238,15 @@ __device__ __forceinline__ void mb_warp_reduce_scatter(float *v, float *out, int
     }
 }
 
-/* v[0..V) (V a power of 2, at most 32) each summed over the whole warp,
- * the total of value j left on the lanes j + V k: the reduce-scatter over
- * the V lanes that differ in their low bits (V - 1 shuffles), then
- * butterflies over the rest (one shuffle each), where V butterflies of
- * their own would take 5 V shuffles. v is overwritten. */
-template <int V> __device__ __forceinline__ float mb_warp_rs_pow2(float *v, int lane)
+/* v[0..V) (V a power of 2, at most W) each summed over the W lanes that
+ * differ in their low bits (W a power of 2: 32, the whole warp; 16, each
+ * half), the total of value j left on the lanes j + V k: the reduce-scatter
+ * over the V lanes that differ in their lowest bits (V - 1 shuffles), then
+ * butterflies over the rest of the W (one shuffle each), where V
+ * butterflies of their own would take log2(W) V shuffles. v is overwritten. */
+template <int V, int W = 32> __device__ __forceinline__ float mb_warp_rs_pow2(float *v, int lane)
 {
-    static_assert(V >= 1 && V <= 32 && (V & (V - 1)) == 0, "a power of 2 values");
+    static_assert(V >= 1 && V <= W && W <= 32 && (V & (V - 1)) == 0 && (W & (W - 1)) == 0, "powers of 2");
     if constexpr (V >= 32) mb_warp_rs_level<16>(v, lane);
     if constexpr (V >= 16) mb_warp_rs_level<8>(v, lane);
     if constexpr (V >= 8) mb_warp_rs_level<4>(v, lane);
@@ -253,7 +254,7 @@ template <int V> __device__ __forceinline__ float mb_warp_rs_pow2(float *v, int 
     if constexpr (V >= 2) mb_warp_rs_level<1>(v, lane);
     float t = v[0];
 #pragma unroll
-    for (int o = V; o < 32; o <<= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
+    for (int o = V; o < W; o <<= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
     return t;
 }
 

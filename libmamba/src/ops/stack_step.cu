@@ -782,25 +782,16 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
         if constexpr (HPT > 1) {
             /* several items a thread (4 rows a cluster and more): dt_proj's
              * and y's sums over the channel's N lanes by one reduce-scatter
-             * of the HPT items each (padded to SY), where a butterfly an
-             * item took 4 shuffles for each sum; lane n < HPT then holds
-             * item n's dt sum, makes its softplus once (not on every lane
-             * of every item) and hands it to the channel's lanes, and
-             * stores item n's y. The SM issues one warp's shuffle a cycle:
-             * at 12 rows a cluster these were 1,536 of them a layer */
+             * of the HPT items each (padded to SY; mb_warp_rs_pow2 over N
+             * lanes), where a butterfly an item took 4 shuffles for each
+             * sum; lane n < HPT then holds item n's dt sum, makes its
+             * softplus once (not on every lane of every item) and hands it
+             * to the channel's lanes, and stores item n's y. The SM issues
+             * one warp's shuffle a cycle: at 12 rows a cluster these were
+             * 1,536 of them a layer */
             constexpr int SY = HPT <= 2 ? 2 : HPT <= 4 ? 4 : HPT <= 8 ? 8 : 16;
             static_assert(HPT <= N, "an item a lane of the channel's N");
             const int j = sj(), n = sn(), base = lane & ~(N - 1);
-            auto rs_n = [&](float *w) { /* over the channel's N lanes: item k's total on lane k (mod SY) */
-                if constexpr (SY >= 16) mb_warp_rs_level<8>(w, lane);
-                if constexpr (SY >= 8) mb_warp_rs_level<4>(w, lane);
-                if constexpr (SY >= 4) mb_warp_rs_level<2>(w, lane);
-                mb_warp_rs_level<1>(w, lane);
-                float t = w[0];
-#pragma unroll
-                for (int o = SY; o < N; o <<= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
-                return t;
-            };
             float w[SY];
 #pragma unroll
             for (int k = 0; k < SY; k++) {
@@ -810,7 +801,7 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                     for (int kk = n; kk < R; kk += N) w[k] += rs[Y::RDT + j * R + kk] * dbc[kk];
                 }
             }
-            const float dtn = mb_softplus_dev(rs_n(w) + rs[Y::RDTB + j]);
+            const float dtn = mb_softplus_dev(mb_warp_rs_pow2<SY, N>(w, lane) + rs[Y::RDTB + j]);
             /* the pack holds A = -exp(A_log) itself */
             const float A = PK ? rs[Y::RAL + j * N + n] : -expf(rs[Y::RAL + j * N + n]);
 #pragma unroll
@@ -823,7 +814,7 @@ static __global__ void __launch_bounds__(STK_THREADS, 1) stack_step_kernel(const
                     w[k] = ar[Y::ADBC + R + N + n] * hst[k];
                 }
             }
-            const float yn = rs_n(w);
+            const float yn = mb_warp_rs_pow2<SY, N>(w, lane); /* item n's y on lane n */
             if (n < HPT) {
                 float *ar = act + (sr0() + 2 * n) * Y::ACT;
                 ar[Y::AY + j] = (yn + rs[Y::RDD + j] * ar[Y::AXC + j]) * ar[Y::AZG + j];
