@@ -54,17 +54,17 @@ for a in "dna --batch 64" "dna --batch 48" "dna --batch 32" "dna --batch 16" "dn
     MB_CUDA_STK_SAY=1 timeout 30 "$M/build-lean/bench/bench_generate" --device cuda --shape $a 2>&1 |
         grep -E "cluster step:|^\| (dna|small)" | sort -u
 done
-LEAN_ROUNDS=2 lean_rounds 330 20 "$M $O $T $TO $P10" bench_generate "--device cuda --shape dna --batch 64" \
+LEAN_ROUNDS=2 lean_rounds $((END - 230)) 20 "$M $O $T $TO $P10" bench_generate "--device cuda --shape dna --batch 64" \
     "--device cuda --shape dna --batch 32" "--device cuda --shape dna --batch 16" \
     "--device cuda --shape small --batch 64"
-LEAN_ROUNDS=1 lean_rounds 360 20 "$M $O $T $TO" bench_generate "--device cuda --shape dna --batch 8" \
+LEAN_ROUNDS=1 lean_rounds $((END - 200)) 20 "$M $O $T $TO" bench_generate "--device cuda --shape dna --batch 8" \
     "--device cuda --shape small --batch 16" "--device cuda --shape dna --batch 1 --tokens 1024"
-for r in 4 12; do MB_CUDA_STK_ROWS=$r lean_racecheck "$TO" gpu_test_ops test_stack_step; done
-for r in 4 12; do MB_CUDA_STK_ROWS=$r lean_racecheck "$T" gpu_test_ops test_stack_step; done
-MB_CUDA_STK_ROWS=10 lean_racecheck "$P10" gpu_test_ops test_stack_step
-MB_CUDA_STK_ROWS=10 lean_racecheck "$O" gpu_test_ops test_stack_step
-echo "== TO: memcheck gpu_test_ops (test_stack_step), small shapes ($(el) s)"
-MB_GPU_TEST_SMALL=1 MB_TEST_FILTER=test_stack_step timeout 60 compute-sanitizer --tool memcheck \
+for r in 4 12; do lean_before $((END - 150)) && MB_CUDA_STK_ROWS=$r lean_racecheck "$TO" gpu_test_ops test_stack_step; done
+for r in 4 12; do lean_before $((END - 120)) && MB_CUDA_STK_ROWS=$r lean_racecheck "$T" gpu_test_ops test_stack_step; done
+lean_before $((END - 100)) && MB_CUDA_STK_ROWS=10 lean_racecheck "$P10" gpu_test_ops test_stack_step
+lean_before $((END - 90)) && MB_CUDA_STK_ROWS=10 lean_racecheck "$O" gpu_test_ops test_stack_step
+lean_before $((END - 70)) && echo "== TO: memcheck gpu_test_ops (test_stack_step), small shapes ($(el) s)"
+lean_before $((END - 70)) && MB_GPU_TEST_SMALL=1 MB_TEST_FILTER=test_stack_step timeout 60 compute-sanitizer --tool memcheck \
     "$TO/build-lean/tests/gpu_test_ops" 2>&1 | grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED)" | tail -3
 lean_before "$((END - 60))" && lean_suite "$M" gpu_test_model
 lean_before "$((END - 40))" && lean_suite "$M" gpu_test_ops
