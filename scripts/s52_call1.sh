@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Session 52: did not fit the budget left; s52_call1b.sh ran its tensor-core trials, and all four
+# trials it names were lost and deleted (bench/RESULTS.md "Session 52"): a record, no longer runnable.
 # Session 52's first call (written in session 51, whose device budget ran out). Trees:
 #   M    main: session 51's merge (stack_step.cu is the GPU-run XY tree's PTX) plus MB_CUDA_STK_SAY
 #        (host code never run on a GPU): its suites, and which cluster instance AUTO takes
