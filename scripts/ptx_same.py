@@ -6,8 +6,8 @@
 #        libmamba/src/ops/stack_step.cu -o /tmp/a.ptx        (and the other tree into /tmp/b.ptx)
 #   python3 scripts/ptx_same.py /tmp/a.ptx /tmp/b.ptx [--diff]
 # prints SAME or DIFF for each entry of the first file (ONLY for one the second lacks), and a count.
-# Branch labels are compared without their function number ($L__BB<f>_<n>), which shifts when
-# kernels are added before an entry.
+# Branch labels and local depots are compared without their function number ($L__BB<f>_<n>,
+# __local_depot<f>), which shifts when kernels are added before an entry.
 import hashlib
 import re
 import sys
@@ -25,7 +25,7 @@ def entries(path):
                 out[cur] = hashlib.md5(''.join(buf).encode()).hexdigest()
             cur, buf = m.group(1), []
         if cur:
-            buf.append(re.sub(r"\$L__BB\d+_", "$L__BB_", line))
+            buf.append(re.sub(r"__local_depot\d+", "__local_depot", re.sub(r"\$L__BB\d+_", "$L__BB_", line)))
     if cur:
         out[cur] = hashlib.md5(''.join(buf).encode()).hexdigest()
     return out

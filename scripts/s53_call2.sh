@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Session 53's second call (written in session 53, which got no machine: run it next session after
+# s53_call1.sh). Trees: M main; T sp-two (the split step's in kernel at batch 1 with a warp's two
+# columns held before the wait: norm_gemv2_kernel; MB_SP_TWO=0 runs main's kernel in the same
+# binary); K16 its break (the pair's second column written with the first's sum). The suites with
+# the pair kernel and without it, the break, then rounds at the 130m shape's one row (fp32, bf16
+# copies) of M, T and T with MB_SP_TWO=0, then racecheck and memcheck of the small shapes.
+#   bash scripts/s53_call2.sh > $OUT/log 2>&1; tail -80 $OUT/log   (timeout 420; carry .deps)
+set -uo pipefail
+END=${S53_END:-400}
+export LEAN_TIMEOUT=150
+source scripts/lean.sh
+lean_env
+M=/tmp/s53/M2 T=/tmp/s53/T K16=/tmp/s53/K16
+lean_copy "$M"
+lean_patched "$T" bench/trials/sp-two.patch
+lean_broken "$K16" libmamba/src/ops/block_step_split.cu \
+    's/sp_in_put(p, b, n1, y1 \* rstd, a1, w1)/sp_in_put(p, b, n1, y0 * rstd, a1, w1)/' bench/trials/sp-two.patch
+lean_build "$M" bench/bench_generate &
+lean_build "$T" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
+lean_build "$K16" tests/gpu_test_ops &
+lean_ready
+LEAN_TAIL=12 lean_suite "$T" gpu_test_ops test_block_step "B=1 d=(768|40|16) "
+LEAN_TAIL=6 lean_suite "$T" gpu_test_ops test_head_sample "B=1 d=768 "
+echo "== T with MB_SP_TWO=0 (main's in kernel)"
+MB_SP_TWO=0 LEAN_TAIL=4 lean_suite "$T" gpu_test_ops test_block_step
+LEAN_TAIL=6 lean_suite "$K16" gpu_test_ops test_block_step "e-0[0-4] \(tol"
+rows() { grep -E "^\| 130m" | grep -v prefill | cut -c1-110; }
+for r in 1 2; do
+    for w in fp32 bf16; do
+        for t in M T T0; do
+            lean_before $((END - 150)) || break 3
+            d=$T v=MB_SP_TWO=1
+            [ $t = M ] && d=$M
+            [ $t = T0 ] && v=MB_SP_TWO=0
+            echo "== round $r, $t: 130m, 1 row, $w ($(el) s)"
+            env $v timeout 40 "$d/build-lean/bench/bench_generate" --device cuda --shape 130m --batch 1 --weights $w | rows
+        done
+    done
+done
+lean_before $((END - 110)) && lean_racecheck "$T" gpu_test_ops test_block_step
+lean_before $((END - 70)) && echo "== T: memcheck gpu_test_ops (test_head_sample), small shapes ($(el) s)" &&
+    MB_GPU_TEST_SMALL=1 MB_TEST_FILTER=test_head_sample timeout 60 compute-sanitizer --tool memcheck \
+        "$T/build-lean/tests/gpu_test_ops" 2>&1 | grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED)" | tail -3
+lean_before $((END - 40)) && lean_suite "$T" gpu_test_model
+echo "== done at $(el) s"
