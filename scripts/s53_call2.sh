@@ -4,21 +4,24 @@
 # columns held before the wait: norm_gemv2_kernel; MB_SP_TWO=0 runs main's kernel in the same
 # binary); K16 its break (the pair's second column written with the first's sum). The suites with
 # the pair kernel and without it, the break, then rounds at the 130m shape's one row (fp32, bf16
-# copies) of M, T and T with MB_SP_TWO=0, then racecheck and memcheck of the small shapes.
+# copies) of M, T and T with MB_SP_TWO=0; the sp-prof tool's timeline of both in kernels (tree TP:
+# sp-two + sp-prof; its .bin files land in $OUT); then racecheck and memcheck of the small shapes.
 #   bash scripts/s53_call2.sh > $OUT/log 2>&1; tail -80 $OUT/log   (timeout 420; carry .deps)
 set -uo pipefail
 END=${S53_END:-400}
 export LEAN_TIMEOUT=150
 source scripts/lean.sh
 lean_env
-M=/tmp/s53/M2 T=/tmp/s53/T K16=/tmp/s53/K16
+M=/tmp/s53/M2 T=/tmp/s53/T K16=/tmp/s53/K16 TP=/tmp/s53/TP
 lean_copy "$M"
 lean_patched "$T" bench/trials/sp-two.patch
+lean_patched "$TP" bench/trials/sp-two.patch && patch -s -d "$TP" -p1 <bench/trials/sp-prof.patch
 lean_broken "$K16" libmamba/src/ops/block_step_split.cu \
     's/sp_in_put(p, b, n1, y1 \* rstd, a1, w1)/sp_in_put(p, b, n1, y0 * rstd, a1, w1)/' bench/trials/sp-two.patch
 lean_build "$M" bench/bench_generate &
 lean_build "$T" tests/gpu_test_ops tests/gpu_test_model bench/bench_generate &
 lean_build "$K16" tests/gpu_test_ops &
+lean_build "$TP" bench/bench_generate &
 lean_ready
 LEAN_TAIL=12 lean_suite "$T" gpu_test_ops test_block_step "B=1 d=(768|40|16) "
 LEAN_TAIL=6 lean_suite "$T" gpu_test_ops test_head_sample "B=1 d=768 "
@@ -36,6 +39,15 @@ for r in 1 2; do
             echo "== round $r, $t: 130m, 1 row, $w ($(el) s)"
             env $v timeout 40 "$d/build-lean/bench/bench_generate" --device cuda --shape 130m --batch 1 --weights $w | rows
         done
+    done
+done
+for w in fp32 bf16; do
+    for v in 0 1; do
+        lean_before $((END - 120)) || break 2
+        echo "== TP (sp-prof), MB_SP_TWO=$v: 130m, 1 row, $w ($(el) s)"
+        MB_SP_TWO=$v MB_SP_PROF="${OUT:-/tmp}/sp_prof_${w}_two$v.bin" timeout 40 "$TP/build-lean/bench/bench_generate" \
+            --device cuda --shape 130m --batch 1 --weights $w | rows
+        python3 scripts/sp_prof.py "${OUT:-/tmp}/sp_prof_${w}_two$v.bin"
     done
 done
 lean_before $((END - 110)) && lean_racecheck "$T" gpu_test_ops test_block_step
