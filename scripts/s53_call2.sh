@@ -5,7 +5,7 @@
 # binary); K16 its break (the pair's second column written with the first's sum). The suites with
 # the pair kernel and without it, the break, then rounds at the 130m shape's one row (fp32, bf16
 # copies) of M, T and T with MB_SP_TWO=0; the sp-prof tool's timeline of both in kernels (tree TP:
-# sp-two + sp-prof; its .bin files land in $OUT); then racecheck and memcheck of the small shapes.
+# sp-two + sp-prof; its .bin files land in $OUT), and of the 2.8b shape's bf16 row; then racecheck and memcheck of the small shapes.
 #   bash scripts/s53_call2.sh > $OUT/log 2>&1; tail -80 $OUT/log   (timeout 420; carry .deps)
 set -uo pipefail
 END=${S53_END:-400}
@@ -50,6 +50,12 @@ for w in fp32 bf16; do
         python3 scripts/sp_prof.py "${OUT:-/tmp}/sp_prof_${w}_two$v.bin"
     done
 done
+if lean_before $((END - 150)); then
+    echo "== TP (sp-prof): 2.8b, 1 row, bf16 copies (main's in kernel: d 2560) ($(el) s)"
+    MB_SP_PROF="${OUT:-/tmp}/sp_prof_28b_bf16.bin" timeout 60 "$TP/build-lean/bench/bench_generate" --device cuda \
+        --shape 2.8b --batch 1 --weights bf16 | grep -E "^\| 2.8b" | grep -v prefill | cut -c1-110
+    python3 scripts/sp_prof.py "${OUT:-/tmp}/sp_prof_28b_bf16.bin"
+fi
 lean_before $((END - 110)) && lean_racecheck "$T" gpu_test_ops test_block_step
 lean_before $((END - 70)) && echo "== T: memcheck gpu_test_ops (test_head_sample), small shapes ($(el) s)" &&
     MB_GPU_TEST_SMALL=1 MB_TEST_FILTER=test_head_sample timeout 60 compute-sanitizer --tool memcheck \
