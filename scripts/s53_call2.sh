@@ -5,7 +5,9 @@
 # binary); K16 its break (the pair's second column written with the first's sum). The suites with
 # the pair kernel and without it, the break, then rounds at the 130m shape's one row (fp32, bf16
 # copies) of M, T and T with MB_SP_TWO=0; the sp-prof tool's timeline of both in kernels (tree TP:
-# sp-two + sp-prof; its .bin files land in $OUT), and of the 2.8b shape's bf16 row; then racecheck and memcheck of the small shapes.
+# sp-two + sp-prof; its .bin files land in $OUT), and of the 2.8b shape's bf16 row; then racecheck
+# and memcheck of the small shapes. Steps past S53_END seconds (400) are skipped: S53_END=520 with
+# a timeout of 600 runs them all.
 #   bash scripts/s53_call2.sh > $OUT/log 2>&1; tail -80 $OUT/log   (timeout 420; carry .deps)
 set -uo pipefail
 END=${S53_END:-400}
