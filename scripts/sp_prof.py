@@ -34,6 +34,8 @@ def load(path):
         if grid == 0 or t0 == 0:
             continue
         recs.append([kind, block, grid, sm, t0, t1, t2])
+    if not recs:
+        sys.exit(f'{path}: no records (did the split step run?)')
     # the low 32 bits of the timer: times relative to the newest entry, as signed
     ref = max(r[4] for r in recs)
     for r in recs:
