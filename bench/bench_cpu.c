@@ -1,6 +1,7 @@
-/* CPU benchmarks: the selective scan against its memory floor, and whole
- * training steps in tokens/s. Prints tables; no pass/fail.
- *   bench_cpu [--quick]                                                    */
+/* CPU benchmarks: the selective scan against its memory floor, whole
+ * training steps in tokens/s, and generation's few-rows products against
+ * the weights' read floor. Prints tables; no pass/fail.
+ *   bench_cpu [--quick] [--only scan|train|rows]                           */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,13 +128,71 @@ static void bench_train(mb_ctx *ctx, const char *name, int d_model, int n_layer,
     mb_model_free(m);
 }
 
+/* Generation's linear layers on the CPU (mb_gemm_few_rows_cpu): M rows
+ * against an (N, K) weight matrix, nl copies of it one after another so
+ * that, as in a model's step, each is read from memory and not from cache.
+ * The floor is the weights read once at the machine's read bandwidth. */
+static void bench_rows(mb_ctx *ctx, const char *name, int M, int N, int K, int nl, double rbw, int reps)
+{
+    mb_rng r;
+    mb_rng_seed(&r, 2);
+    const size_t wn = (size_t)N * K;
+    float *W = malloc(wn * nl * sizeof(float)), *A = malloc((size_t)M * K * sizeof(float));
+    float *C = malloc((size_t)M * N * sizeof(float));
+    if (!W || !A || !C) {
+        fprintf(stderr, "bench_cpu: out of memory for the %s product\n", name);
+        exit(1);
+    }
+    fill(W, wn * nl, -1, 1, &r), fill(A, (size_t)M * K, -1, 1, &r);
+    double t[16];
+    for (int i = 0; i < reps; i++) {
+        const double t0 = bench_now_s();
+        for (int l = 0; l < nl; l++)
+            mb_gemm_few_rows_cpu(ctx, M, N, K, 1.f, A, K, W + wn * l, K, 0.f, C, N);
+        t[i] = (bench_now_s() - t0) / nl;
+    }
+    const double s = bench_median(t, reps), bytes = (double)wn * sizeof(float);
+    printf("| %-12s | %d | %5d x %4d | %8.3f | %6.1f | %6.1f | %5.2fx |\n", name, M, N, K, s * 1e3, bytes / s / 1e9,
+           2.0 * M * wn / s / 1e9, s / (bytes / rbw));
+    free(W), free(A), free(C);
+}
+
 int main(int argc, char **argv)
 {
-    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int quick = 0;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) quick = 1;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench_cpu [--quick] [--only scan|train|rows]\n");
+            return 2;
+        }
+    }
+    if (only && strcmp(only, "scan") && strcmp(only, "train") && strcmp(only, "rows")) {
+        fprintf(stderr, "bench_cpu: --only takes scan, train or rows, not '%s'\n", only);
+        return 2;
+    }
     int reps = quick ? 3 : 5;
     mb_ctx *ctx = mb_ctx_create("cpu");
     double bw = copy_bandwidth();
     printf("CPU: %d threads, copy bandwidth %.1f GB/s (read + write)\n\n", ctx->n_threads, bw / 1e9);
+    if (!only || !strcmp(only, "rows")) {
+        const double rbw = cpu_read_bandwidth();
+        printf("Few-rows products (generation's linear layers, the 130m shape's), fp32; floor: the weights read\n"
+               "once at %.1f GB/s (read bandwidth); each layer's copy read from memory; median of %d\n\n",
+               rbw / 1e9, reps);
+        printf("| product      | M |      N x    K |       ms |   GB/s | GFLOP/s |  floor |\n");
+        printf("|--------------|---|---------------|----------|--------|---------|--------|\n");
+        const int rows[] = {1, 4, 8};
+        for (int i = 0; i < 3; i++) {
+            bench_rows(ctx, "in_proj", rows[i], 3072, 768, quick ? 8 : 24, rbw, reps);
+            bench_rows(ctx, "out_proj", rows[i], 768, 1536, quick ? 8 : 24, rbw, reps);
+            bench_rows(ctx, "head", rows[i], 50280, 768, 1, rbw, reps);
+        }
+        printf("\n");
+    }
+    if (only && strcmp(only, "scan")) goto train;
     printf("Selective scan, fp32, all options (D, z, delta bias + softplus); median of %d\n\n", reps);
     printf("| B  |     D |       L |  N | A       |  fwd (ms) | /floor |  f+b (ms) | /floor |   fwd tok/s |\n");
     printf("|----|-------|---------|----|---------|-----------|--------|-----------|--------|-------------|\n");
@@ -142,7 +201,13 @@ int main(int argc, char **argv)
         for (int c = 0; c < 2; c++)
             bench_scan(ctx, shapes[s][0], shapes[s][1], quick ? shapes[s][2] / 4 : shapes[s][2],
                        shapes[s][3], c, bw, reps);
-    printf("\nTraining step (forward, backward, AdamW), fp32; median of %d\n\n", reps);
+    printf("\n");
+train:
+    if (only && strcmp(only, "train")) {
+        mb_ctx_free(ctx);
+        return 0;
+    }
+    printf("Training step (forward, backward, AdamW), fp32; median of %d\n\n", reps);
     printf("| model                  |   params |   B |      L | A       | step (ms) |  tokens/s |\n");
     printf("|------------------------|----------|-----|--------|---------|-----------|-----------|\n");
     bench_train(ctx, "selcopy d64 x2", 64, 2, 10, 32, 36, 0, reps, 0);

@@ -26,35 +26,6 @@
 #include "core/device.h"
 #include "models/model.h"
 
-/* bytes a second read by a sum over a buffer larger than any cache, on the
- * CPU: the floor's yardstick for weights streamed once a token. Sixteen
- * partial sums a thread: one running sum would measure the adder's
- * latency, not the memory. */
-static double cpu_read_bandwidth(void)
-{
-    const size_t n = (size_t)128 << 20;
-    float *a = malloc(n * sizeof(float));
-    if (!a) return 0;
-    for (size_t i = 0; i < n; i++) a[i] = 1.f;
-    double best = 0;
-    for (int r = 0; r < 4; r++) {
-        const double t0 = bench_now_s();
-        float tot = 0;
-        MB_OMP(omp parallel reduction(+ : tot))
-        {
-            float s[16] = {0};
-            MB_OMP(omp for schedule(static))
-            for (size_t i = 0; i < n; i += 16)
-                for (int j = 0; j < 16; j++) s[j] += a[i + j];
-            for (int j = 0; j < 16; j++) tot += s[j];
-        }
-        const double bw = (double)n * sizeof(float) / (bench_now_s() - t0);
-        if (tot > 0 && bw > best) best = bw;
-    }
-    free(a);
-    return best;
-}
-
 typedef struct {
     const char *name;
     int d_model, n_layer, vocab;

@@ -213,13 +213,8 @@ static void test_gemm_few_rows(void **state)
     gemm_case(&r, mb_gemm, "gemm few rows", 0, 1, 8, 777, 1000, 0.7f, 1.0f);
     gemm_case(&r, mb_gemm, "gemm few rows", 0, 1, 3, 1000, 7, 1.0f, 0.0f); /* K under the lanes */
     gemm_case(&r, mb_gemm, "gemm few rows", 0, 1, 7, 1001, 259, 1.0f, 0.0f); /* W's last rows alone */
-#if defined(__GNUC__) && defined(__x86_64__)
-    /* the three-row loop runs only in the AVX-512 clone (ops/gemm.c) */
-    if (__builtin_cpu_supports("avx512vl")) printf("gemm few rows: 7 and 8 rows through the three-row loop\n");
-    else printf("gemm few rows: no AVX-512 here, the three-row loop NOT checked (skipped: 1)\n");
-#endif
-    /* 5 rows take W's rows two at a time; 7 and 8, three at a time where the
-     * build has an AVX-512 clone and the machine runs it (said below) */
+    /* 5 and 7 rows: four through the two-row loop, the rest one at a time;
+     * 8: two fours */
     const int N = 3001, K = 515, rows[] = {5, 7, 8};
     mb_ctx *one = mb_ctx_create("cpu");
     mb_ctx_set_threads(one, 1);

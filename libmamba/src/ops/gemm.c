@@ -217,8 +217,13 @@ static inline void dot4_lanes(const float *a, size_t lda, const float *w, int K,
  * plain sum reads 29, the loads of the next rows not issued until these were
  * summed; asked for 8 KB ahead, the product at batch 8 of the 130m shape took
  * 24 ms a step on two cores instead of 36 (1 KB to 32 KB ahead all within 10%
- * of it). A prefetch never faults, so the one past W's end is harmless. */
-enum { MB_GEMM_PREFETCH = 2048 };
+ * of it). A prefetch never faults, so the one past W's end is harmless.
+ * The hint is "into L2" (prefetcht2), not non-temporal (prefetchnta): so
+ * asked, the 130m shape's products at 4 and 8 rows took 25-30% less time on
+ * two Zen 4 cores (bench_cpu --only rows, bench/RESULTS.md, session 54), at
+ * 4 rows (one pass over W) as at 8 (two, the second reading W's rows again).
+ * Why non-temporal lines cost this much here was not found out. */
+enum { MB_GEMM_PREFETCH = 2048, MB_GEMM_PREFETCH_LOCALITY = 1 };
 
 /* Two rows of W against four rows of A: eight running sums. Each add waits
  * on the one before it in its sum (a few cycles), so four sums left the two
@@ -233,8 +238,10 @@ static inline void dot4x2_lanes(const float *a, size_t lda, const float *w0, con
     int k = 0;
     for (; k + MB_GEMM_LANES <= K; k += MB_GEMM_LANES) {
         const mb_f8 x0 = mb_f8_load(w0 + k), x1 = mb_f8_load(w1 + k);
-        __builtin_prefetch((const void *)((uintptr_t)(w0 + k) + MB_GEMM_PREFETCH * sizeof(float)), 0, 0);
-        __builtin_prefetch((const void *)((uintptr_t)(w1 + k) + MB_GEMM_PREFETCH * sizeof(float)), 0, 0);
+        __builtin_prefetch((const void *)((uintptr_t)(w0 + k) + MB_GEMM_PREFETCH * sizeof(float)), 0,
+                           MB_GEMM_PREFETCH_LOCALITY);
+        __builtin_prefetch((const void *)((uintptr_t)(w1 + k) + MB_GEMM_PREFETCH * sizeof(float)), 0,
+                           MB_GEMM_PREFETCH_LOCALITY);
         mb_f8 y = mb_f8_load(a + k);
         s00 += y * x0;
         s10 += y * x1;
@@ -262,52 +269,6 @@ static inline void dot4x2_lanes(const float *a, size_t lda, const float *w0, con
 #endif
 }
 
-/* Three rows of W against all R rows of A (R <= 8, a constant where it is
- * inlined) in one pass: each lane of W, loaded once, serves R rows. At 8 rows
- * dot4x2_lanes' two passes read W from memory in the first and leave memory
- * idle in the second; one pass keeps W streaming while the sums run (130m
- * shape, 8 rows, two cores: 82 -> 98 GFLOP/s, bench/RESULTS.md). Its 3R sums
- * need 3R + 4 vector registers: the AVX-512 clone's 32 hold them, the AVX2
- * one's 16 do not, so few_rows_block takes it only where the build has a
- * clone for that (MB_CPU_CLONES_V4). One linear prefetch per W row, as
- * dot4x2_lanes. Each row's sum is its lanes in dot_lanes' order: the same
- * bits. */
-MB_VINLINE void dot_rx3_lanes(const int R, const float *a, size_t lda, const float *w0, size_t ldw, int K, float *o0,
-                              float *o1, float *o2)
-{
-#ifdef MB_HAVE_LANES
-    const float *w1 = w0 + ldw, *w2 = w1 + ldw;
-    mb_f8 s0[MB_GEMM_FEW_ROWS], s1[MB_GEMM_FEW_ROWS], s2[MB_GEMM_FEW_ROWS];
-    for (int m = 0; m < R; m++) s0[m] = s1[m] = s2[m] = mb_f8_splat(0.f);
-    int k = 0;
-    for (; k + MB_GEMM_LANES <= K; k += MB_GEMM_LANES) {
-        const mb_f8 x0 = mb_f8_load(w0 + k), x1 = mb_f8_load(w1 + k), x2 = mb_f8_load(w2 + k);
-        __builtin_prefetch((const void *)((uintptr_t)(w0 + k) + MB_GEMM_PREFETCH * sizeof(float)), 0, 0);
-        __builtin_prefetch((const void *)((uintptr_t)(w1 + k) + MB_GEMM_PREFETCH * sizeof(float)), 0, 0);
-        __builtin_prefetch((const void *)((uintptr_t)(w2 + k) + MB_GEMM_PREFETCH * sizeof(float)), 0, 0);
-#pragma GCC unroll 8
-        for (int m = 0; m < R; m++) {
-            const mb_f8 y = mb_f8_load(a + m * lda + k);
-            s0[m] += y * x0;
-            s1[m] += y * x1;
-            s2[m] += y * x2;
-        }
-    }
-    for (int m = 0; m < R; m++) {
-        const float *am = a + m * lda;
-        o0[m] = mb_f8_fold(s0[m], dot_rest(am, w0, k, K));
-        o1[m] = mb_f8_fold(s1[m], dot_rest(am, w1, k, K));
-        o2[m] = mb_f8_fold(s2[m], dot_rest(am, w2, k, K));
-    }
-#else
-    for (int m = 0; m < R; m++) {
-        o0[m] = dot_lanes(a + m * lda, w0, K);
-        o1[m] = dot_lanes(a + m * lda, w0 + ldw, K);
-        o2[m] = dot_lanes(a + m * lda, w0 + 2 * ldw, K);
-    }
-#endif
-}
-
 /* M rows of A against one row of W (v[m]), the rows past the last four one
  * at a time */
 static inline void dot_rows(int M, int m, const float *A, int lda, const float *w, int K, float *v)
@@ -326,26 +287,12 @@ static inline void few_rows_put(int M, const float *v, int n, int K, float alpha
     }
 }
 
-/* rows n0..n1 of the product (one task): W's rows three at a time against
- * all of A where the registers hold the sums (above), else two at a time */
-MB_CPU_CLONES_V4
+/* rows n0..n1 of the product (one task): W's rows two at a time */
+MB_CPU_CLONES
 static void few_rows_block(int M, int n0, int n1, int K, float alpha, const float *A, int lda, const float *W, int ldw,
                            float beta, float *C, int ldc)
 {
     int n = n0;
-#if defined(MB_HAVE_LANES) && defined(MB_CPU_HAVE_V4)
-    /* 7 and 8 rows only: at 4 to 6 the two-pass loop was as fast (bench) */
-    if (M >= 7 && __builtin_cpu_supports("avx512vl"))
-        for (; n + 3 <= n1; n += 3) {
-            const float *w0 = W + (size_t)n * ldw;
-            float v0[MB_GEMM_FEW_ROWS], v1[MB_GEMM_FEW_ROWS], v2[MB_GEMM_FEW_ROWS];
-            if (M == 8) dot_rx3_lanes(8, A, (size_t)lda, w0, (size_t)ldw, K, v0, v1, v2);
-            else dot_rx3_lanes(7, A, (size_t)lda, w0, (size_t)ldw, K, v0, v1, v2);
-            few_rows_put(M, v0, n, K, alpha, beta, C, ldc);
-            few_rows_put(M, v1, n + 1, K, alpha, beta, C, ldc);
-            few_rows_put(M, v2, n + 2, K, alpha, beta, C, ldc);
-        }
-#endif
     for (; n + 2 <= n1; n += 2) {
         const float *w0 = W + (size_t)n * ldw, *w1 = w0 + ldw;
         float v0[MB_GEMM_FEW_ROWS], v1[MB_GEMM_FEW_ROWS];

@@ -21,14 +21,8 @@
  * the same order, so the bits are too. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define MB_CPU_CLONES __attribute__((target_clones("avx2", "default")))
-/* and an AVX-512 clone (x86-64-v4), for a loop that needs its 32 vector
- * registers rather than its wider lanes: the lanes stay eight wide, so the
- * arithmetic and its bits are the other clones' */
-#define MB_CPU_CLONES_V4 __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#define MB_CPU_HAVE_V4 1
 #else
 #define MB_CPU_CLONES
-#define MB_CPU_CLONES_V4
 #endif
 
 /* Eight lane sums folded in the one order every lane-wise sum of the CPU
