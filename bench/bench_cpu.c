@@ -164,7 +164,12 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = 1;
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
-        else {
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: bench_cpu [--quick] [--only scan|train|rows]\n"
+                   "  scan: the selective scan against its memory floor; train: whole training steps;\n"
+                   "  rows: generation's few-rows products against the weights' read floor\n");
+            return 0;
+        } else {
             fprintf(stderr, "usage: bench_cpu [--quick] [--only scan|train|rows]\n");
             return 2;
         }
