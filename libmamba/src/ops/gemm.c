@@ -219,7 +219,7 @@ static inline void dot4_lanes(const float *a, size_t lda, const float *w, int K,
  * 24 ms a step on two cores instead of 36 (1 KB to 32 KB ahead all within 10%
  * of it). A prefetch never faults, so the one past W's end is harmless.
  * The hint is "into L2" (prefetcht2), not non-temporal (prefetchnta): so
- * asked, the 130m shape's products at 4 and 8 rows took 25-30% less time on
+ * asked, the 130m shape's products at 4 and 8 rows ran 1.25-1.49x faster on
  * two Zen 4 cores (bench_cpu --only rows, bench/RESULTS.md, session 54), at
  * 4 rows (one pass over W) as at 8 (two, the second reading W's rows again).
  * Why non-temporal lines cost this much here was not found out. */
