@@ -1,7 +1,7 @@
 /* CPU benchmarks: the selective scan against its memory floor, whole
  * training steps in tokens/s, and generation's few-rows products against
  * the weights' read floor. Prints tables; no pass/fail.
- *   bench_cpu [--quick] [--only scan|train|rows]                           */
+ *   bench_cpu [--quick] [--only rows|scan|train]                           */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,47 +157,25 @@ static void bench_rows(mb_ctx *ctx, const char *name, int M, int N, int K, int n
     free(W), free(A), free(C);
 }
 
-int main(int argc, char **argv)
+static void table_rows(mb_ctx *ctx, int quick, int reps)
 {
-    int quick = 0;
-    const char *only = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--quick") == 0) quick = 1;
-        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: bench_cpu [--quick] [--only scan|train|rows]\n"
-                   "  scan: the selective scan against its memory floor; train: whole training steps;\n"
-                   "  rows: generation's few-rows products against the weights' read floor\n");
-            return 0;
-        } else {
-            fprintf(stderr, "usage: bench_cpu [--quick] [--only scan|train|rows]\n");
-            return 2;
-        }
+    const double rbw = cpu_read_bandwidth();
+    printf("Few-rows products (generation's linear layers, the 130m shape's), fp32; floor: the weights read\n"
+           "once at %.1f GB/s (read bandwidth); each layer's copy read from memory; median of %d\n\n",
+           rbw / 1e9, reps);
+    printf("| product      | M |      N x    K |       ms |   GB/s | GFLOP/s |  floor |\n");
+    printf("|--------------|---|---------------|----------|--------|---------|--------|\n");
+    const int rows[] = {1, 4, 8};
+    for (int i = 0; i < 3; i++) {
+        bench_rows(ctx, "in_proj", rows[i], 3072, 768, quick ? 8 : 24, rbw, reps);
+        bench_rows(ctx, "out_proj", rows[i], 768, 1536, quick ? 8 : 24, rbw, reps);
+        bench_rows(ctx, "head", rows[i], 50280, 768, 1, rbw, reps);
     }
-    if (only && strcmp(only, "scan") && strcmp(only, "train") && strcmp(only, "rows")) {
-        fprintf(stderr, "bench_cpu: --only takes scan, train or rows, not '%s'\n", only);
-        return 2;
-    }
-    int reps = quick ? 3 : 5;
-    mb_ctx *ctx = mb_ctx_create("cpu");
-    double bw = copy_bandwidth();
-    printf("CPU: %d threads, copy bandwidth %.1f GB/s (read + write)\n\n", ctx->n_threads, bw / 1e9);
-    if (!only || !strcmp(only, "rows")) {
-        const double rbw = cpu_read_bandwidth();
-        printf("Few-rows products (generation's linear layers, the 130m shape's), fp32; floor: the weights read\n"
-               "once at %.1f GB/s (read bandwidth); each layer's copy read from memory; median of %d\n\n",
-               rbw / 1e9, reps);
-        printf("| product      | M |      N x    K |       ms |   GB/s | GFLOP/s |  floor |\n");
-        printf("|--------------|---|---------------|----------|--------|---------|--------|\n");
-        const int rows[] = {1, 4, 8};
-        for (int i = 0; i < 3; i++) {
-            bench_rows(ctx, "in_proj", rows[i], 3072, 768, quick ? 8 : 24, rbw, reps);
-            bench_rows(ctx, "out_proj", rows[i], 768, 1536, quick ? 8 : 24, rbw, reps);
-            bench_rows(ctx, "head", rows[i], 50280, 768, 1, rbw, reps);
-        }
-        printf("\n");
-    }
-    if (only && strcmp(only, "scan")) goto train;
+    printf("\n");
+}
+
+static void table_scan(mb_ctx *ctx, int quick, int reps, double bw)
+{
     printf("Selective scan, fp32, all options (D, z, delta bias + softplus); median of %d\n\n", reps);
     printf("| B  |     D |       L |  N | A       |  fwd (ms) | /floor |  f+b (ms) | /floor |   fwd tok/s |\n");
     printf("|----|-------|---------|----|---------|-----------|--------|-----------|--------|-------------|\n");
@@ -207,11 +185,10 @@ int main(int argc, char **argv)
             bench_scan(ctx, shapes[s][0], shapes[s][1], quick ? shapes[s][2] / 4 : shapes[s][2],
                        shapes[s][3], c, bw, reps);
     printf("\n");
-train:
-    if (only && strcmp(only, "train")) {
-        mb_ctx_free(ctx);
-        return 0;
-    }
+}
+
+static void table_train(mb_ctx *ctx, int quick, int reps)
+{
     printf("Training step (forward, backward, AdamW), fp32; median of %d\n\n", reps);
     printf("| model                  |   params |   B |      L | A       | step (ms) |  tokens/s |\n");
     printf("|------------------------|----------|-----|--------|---------|-----------|-----------|\n");
@@ -221,6 +198,39 @@ train:
     bench_train(ctx, "dna d256 x8 vocab 16", 256, 8, 16, 1, L, 0, reps, 0);
     bench_train(ctx, "bidir d256 x8", 256, 8, 16, 1, L, 0, reps, 1);
     bench_train(ctx, "bidir+rc d256 x8", 256, 8, 16, 1, L, 0, reps, 2);
+}
+
+static const char usage[] =
+    "usage: bench_cpu [--quick] [--only rows|scan|train]\n"
+    "  rows: generation's few-rows products against the weights' read floor;\n"
+    "  scan: the selective scan against its memory floor; train: whole training steps\n";
+
+int main(int argc, char **argv)
+{
+    int quick = 0;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) quick = 1;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) only = argv[++i];
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (only && strcmp(only, "scan") && strcmp(only, "train") && strcmp(only, "rows")) {
+        fprintf(stderr, "bench_cpu: --only takes rows, scan or train, not '%s'\n", only);
+        return 2;
+    }
+    const int reps = quick ? 3 : 5;
+    mb_ctx *ctx = mb_ctx_create("cpu");
+    const double bw = copy_bandwidth();
+    printf("CPU: %d threads, copy bandwidth %.1f GB/s (read + write)\n\n", ctx->n_threads, bw / 1e9);
+    if (!only || !strcmp(only, "rows")) table_rows(ctx, quick, reps);
+    if (!only || !strcmp(only, "scan")) table_scan(ctx, quick, reps, bw);
+    if (!only || !strcmp(only, "train")) table_train(ctx, quick, reps);
     mb_ctx_free(ctx);
     return 0;
 }
