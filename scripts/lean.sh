@@ -91,6 +91,12 @@ lean_racecheck() {
         "$1/build-lean/tests/$2" 2>&1 | grep -E "RACECHECK SUMMARY|^\[  (PASSED|FAILED)" | tail -3
 }
 
+lean_memcheck() {
+    echo "== $(basename "$1"): memcheck $2${3:+ ($3)}, small shapes ($(el) s)"
+    MB_GPU_TEST_SMALL=1 MB_TEST_FILTER=${3:-} timeout 60 compute-sanitizer --tool memcheck \
+        "$1/build-lean/tests/$2" 2>&1 | grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED)" | tail -3
+}
+
 lean_rounds() {
     local end=$1 to=$2 trees=$3 bin=$4 r a t
     shift 4

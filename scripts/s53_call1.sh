@@ -28,9 +28,7 @@ LEAN_ROUNDS=3 lean_rounds $((END - 200)) 20 "$M $C" bench_generate "--device cud
     "--device cuda --shape dna --batch 61" "--device cuda --shape dna --batch 32"
 lean_suite "$C" gpu_test_model '*cluster*'
 for r in 10 12; do lean_before $((END - 120)) && MB_CUDA_STK_ROWS=$r lean_racecheck "$C" gpu_test_ops test_stack_step; done
-lean_before $((END - 90)) && echo "== C: memcheck gpu_test_ops (test_stack_step), small shapes, 10 rows ($(el) s)" &&
-    MB_CUDA_STK_ROWS=10 MB_GPU_TEST_SMALL=1 MB_TEST_FILTER=test_stack_step timeout 60 compute-sanitizer --tool memcheck \
-        "$C/build-lean/tests/gpu_test_ops" 2>&1 | grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED)" | tail -3
+lean_before $((END - 90)) && MB_CUDA_STK_ROWS=10 lean_memcheck "$C" gpu_test_ops test_stack_step
 lean_before $((END - 60)) && lean_stk_prof "$SP" 1 8 64
 lean_before $((END - 30)) && lean_suite "$C" gpu_test_model
 echo "== done at $(el) s"

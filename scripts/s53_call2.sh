@@ -59,8 +59,6 @@ if lean_before $((END - 150)); then
     python3 scripts/sp_prof.py "${OUT:-/tmp}/sp_prof_28b_bf16.bin"
 fi
 lean_before $((END - 110)) && lean_racecheck "$T" gpu_test_ops test_block_step
-lean_before $((END - 70)) && echo "== T: memcheck gpu_test_ops (test_head_sample), small shapes ($(el) s)" &&
-    MB_GPU_TEST_SMALL=1 MB_TEST_FILTER=test_head_sample timeout 60 compute-sanitizer --tool memcheck \
-        "$T/build-lean/tests/gpu_test_ops" 2>&1 | grep -E "ERROR SUMMARY|^\[  (PASSED|FAILED)" | tail -3
+lean_before $((END - 70)) && lean_memcheck "$T" gpu_test_ops test_head_sample
 lean_before $((END - 40)) && lean_suite "$T" gpu_test_model
 echo "== done at $(el) s"
